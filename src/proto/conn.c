@@ -1,0 +1,108 @@
+/* Buffered framing over a non-blocking fd; see conn.h. The inbound buffer holds at
+ * most two frames, so a peer cannot make us buffer more than that however it writes. */
+#include "proto/conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define IN_CAP (2 * PROTO_MAX_FRAME)
+
+int proto_conn_init(struct proto_conn *c, int fd, size_t out_limit)
+{
+    memset(c, 0, sizeof(*c));
+    c->fd = fd;
+    c->out_limit = out_limit ? out_limit : 8u * 1024 * 1024;
+    c->in = malloc(IN_CAP);
+    return c->in ? 0 : -1;
+}
+
+void proto_conn_free(struct proto_conn *c)
+{
+    free(c->in);
+    free(c->out);
+    c->in = c->out = NULL;
+}
+
+long proto_conn_read(struct proto_conn *c)
+{
+    if (c->in_off > 0 && c->in_off == c->in_len)
+        c->in_off = c->in_len = 0;
+    if (c->in_off > 0 && IN_CAP - c->in_len < PROTO_MAX_FRAME) {
+        memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+        c->in_len -= c->in_off;
+        c->in_off = 0;
+    }
+    if (c->in_len == IN_CAP) {
+        errno = EAGAIN; /* full of unparsed frames: the caller must consume first */
+        return -1;
+    }
+    ssize_t n;
+    do
+        n = read(c->fd, c->in + c->in_len, IN_CAP - c->in_len);
+    while (n < 0 && errno == EINTR);
+    if (n == 0)
+        c->eof = 1;
+    if (n > 0)
+        c->in_len += (size_t)n;
+    return (long)n;
+}
+
+int proto_conn_next(struct proto_conn *c, struct proto_header *h, const uint8_t **payload)
+{
+    size_t frame_len = 0;
+    int rc = proto_frame_parse(c->in + c->in_off, c->in_len - c->in_off, h, payload, &frame_len);
+    if (rc == PROTO_OK)
+        c->in_off += frame_len;
+    return rc;
+}
+
+int proto_conn_flush(struct proto_conn *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            return -1;
+        }
+        c->out_off += (size_t)n;
+    }
+    c->out_off = c->out_len = 0;
+    return 0;
+}
+
+int proto_conn_send(struct proto_conn *c, const void *frame, size_t len)
+{
+    if (len == 0)
+        return -1;
+    if (proto_conn_pending(c) + len > c->out_limit) {
+        errno = ENOBUFS;
+        return -1;
+    }
+    if (c->out_off > 0 && c->out_off == c->out_len)
+        c->out_off = c->out_len = 0;
+    if (c->out_len + len > c->out_cap) {
+        if (c->out_off > 0) {
+            memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+            c->out_len -= c->out_off;
+            c->out_off = 0;
+        }
+        if (c->out_len + len > c->out_cap) {
+            size_t cap = c->out_cap ? c->out_cap : 4096;
+            while (cap < c->out_len + len)
+                cap *= 2;
+            uint8_t *grown = realloc(c->out, cap);
+            if (!grown)
+                return -1;
+            c->out = grown;
+            c->out_cap = cap;
+        }
+    }
+    memcpy(c->out + c->out_len, frame, len);
+    c->out_len += len;
+    return proto_conn_flush(c);
+}

@@ -1,0 +1,230 @@
+/* The cocoon wire protocol: framing and message fields shared by the guest agent,
+ * cocoon-vmm and libcocoon. Everything that crosses the host/guest boundary is
+ * decoded here with every length checked; see docs/protocol.md for the contract. */
+#ifndef COCOON_PROTO_H
+#define COCOON_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PROTO_VERSION 1
+#define PROTO_VERSION_MIN 1
+#define PROTO_HEADER_SIZE 12
+#define PROTO_MAX_PAYLOAD (64u * 1024u)
+#define PROTO_MAX_FRAME (PROTO_HEADER_SIZE + PROTO_MAX_PAYLOAD)
+/* Bounds for decoded message contents (a hostile peer cannot make us allocate more). */
+#define PROTO_MAX_STRING 4096u
+#define PROTO_MAX_LIST 1024u
+/* Default per-stream flow-control window (bytes of data in flight per direction). */
+#define PROTO_DEFAULT_WINDOW (256u * 1024u)
+
+/* Stream 0 carries session messages; exec streams are opened by the host side. */
+#define PROTO_STREAM_SESSION 0u
+
+enum proto_type {
+    /* session (stream 0) */
+    PROTO_HELLO = 1,    /* guest->host: VERSION_MIN, VERSION_MAX, AGENT_VERSION, KERNEL, BOOT_NS */
+    PROTO_CONFIG = 2,   /* host->guest: VERSION, HOSTNAME, REALTIME_NS */
+    PROTO_READY = 3,    /* guest->host: BOOT_NS (CLOCK_BOOTTIME at ready), INIT_NS (at agent start) */
+    PROTO_PING = 4,     /* either way, any stream: raw payload, answered by PONG with the same bytes */
+    PROTO_PONG = 5,
+    PROTO_SHUTDOWN = 6, /* host->guest: MODE (0 poweroff, 1 reboot), TIMEOUT_MS */
+    PROTO_ERROR = 7,    /* either way: CODE (errno-style), MESSAGE */
+    /* exec streams */
+    PROTO_EXEC = 16,      /* host->guest: ARGV*, ENV*, CWD, USER, TTY, ROWS, COLS, TIMEOUT_MS, WINDOW */
+    PROTO_STARTED = 17,   /* guest->host: PID, WINDOW (initial stdin credit) */
+    PROTO_STDIN = 18,     /* host->guest: raw bytes */
+    PROTO_STDIN_EOF = 19, /* host->guest: empty */
+    PROTO_STDOUT = 20,    /* guest->host: raw bytes */
+    PROTO_STDERR = 21,    /* guest->host: raw bytes */
+    PROTO_EXIT = 22,      /* guest->host: CODE, SIGNAL, TIMED_OUT; the last frame of a stream */
+    PROTO_SIGNAL = 23,    /* host->guest: SIGNAL */
+    PROTO_RESIZE = 24,    /* host->guest: ROWS, COLS */
+    PROTO_CREDIT = 25,    /* either way: BYTES more the receiver of data may now be sent */
+    /* control socket only (client <-> cocoon-vmm, never forwarded to the guest) */
+    PROTO_VMM_HELLO = 32, /* vmm->client on connect: VERSION, BACKEND, ACCEL, BOX_ID, BOOT_NS, INIT_NS, READY_MS, KERNEL */
+    PROTO_TYPE_MAX = 63
+};
+
+/* Field tags of the TLV payload of non-data messages. */
+enum proto_tag {
+    PT_VERSION = 1,
+    PT_VERSION_MIN = 2,
+    PT_VERSION_MAX = 3,
+    PT_AGENT_VERSION = 4,
+    PT_KERNEL = 5,
+    PT_BOOT_NS = 6,
+    PT_INIT_NS = 7,
+    PT_HOSTNAME = 8,
+    PT_REALTIME_NS = 9,
+    PT_MODE = 10,
+    PT_TIMEOUT_MS = 11,
+    PT_CODE = 12,
+    PT_MESSAGE = 13,
+    PT_ARGV = 14, /* repeated, in order */
+    PT_ENV = 15,  /* repeated, "KEY=VALUE" */
+    PT_CWD = 16,
+    PT_USER = 17,
+    PT_TTY = 18,
+    PT_ROWS = 19,
+    PT_COLS = 20,
+    PT_WINDOW = 21,
+    PT_PID = 22,
+    PT_SIGNAL = 23,
+    PT_TIMED_OUT = 24,
+    PT_BYTES = 25,
+    PT_BACKEND = 26,
+    PT_ACCEL = 27,
+    PT_BOX_ID = 28,
+    PT_READY_MS = 29,
+    PT_TAG_MAX = 63
+};
+
+struct proto_header {
+    uint32_t len; /* payload bytes following the header */
+    uint32_t stream;
+    uint16_t type;
+    uint8_t version;
+    uint8_t flags; /* reserved, must be 0 */
+};
+
+enum proto_status {
+    PROTO_OK = 0,
+    PROTO_NEED_MORE = 1,    /* not an error: the buffer holds less than one frame */
+    PROTO_E_VERSION = -1,   /* header version byte is not ours */
+    PROTO_E_OVERSIZE = -2,  /* payload length above PROTO_MAX_PAYLOAD */
+    PROTO_E_TYPE = -3,      /* unknown message type */
+    PROTO_E_FLAGS = -4,     /* reserved flags set */
+    PROTO_E_TRUNCATED = -5, /* a field runs past the end of its payload */
+    PROTO_E_FIELD = -6,     /* a field has the wrong size, a bad value or is missing */
+    PROTO_E_NOMEM = -7,
+    PROTO_E_STREAM = -8 /* a message on a stream where it does not belong */
+};
+
+const char *proto_strerror(int status);
+const char *proto_type_name(unsigned type);
+int proto_type_known(unsigned type);
+
+/* Encodes a header into out[PROTO_HEADER_SIZE]. */
+void proto_header_encode(uint8_t *out, uint32_t len, uint32_t stream, uint16_t type);
+/* Decodes and validates the header at buf. PROTO_NEED_MORE when len < header;
+ * otherwise PROTO_OK or a PROTO_E_* status. Does not need the payload. */
+int proto_header_decode(const uint8_t *buf, size_t len, struct proto_header *h);
+/* Validates one complete frame at the start of buf. On PROTO_OK sets *frame_len to the
+ * bytes it occupies and *payload to its body. PROTO_NEED_MORE if incomplete. */
+int proto_frame_parse(const uint8_t *buf, size_t len, struct proto_header *h, const uint8_t **payload,
+                      size_t *frame_len);
+
+/* --- TLV payload writer: fixed capacity, sticky overflow flag. --- */
+struct proto_writer {
+    uint8_t buf[PROTO_MAX_FRAME];
+    size_t len; /* bytes used including the header */
+    int overflow;
+};
+void proto_writer_begin(struct proto_writer *w, uint32_t stream, uint16_t type);
+void proto_put_u32(struct proto_writer *w, uint16_t tag, uint32_t v);
+void proto_put_u64(struct proto_writer *w, uint16_t tag, uint64_t v);
+void proto_put_i32(struct proto_writer *w, uint16_t tag, int32_t v);
+void proto_put_str(struct proto_writer *w, uint16_t tag, const char *s);
+void proto_put_raw(struct proto_writer *w, const void *data, size_t n); /* data frames */
+/* Fills in the header length. Returns the frame size, or 0 on overflow. */
+size_t proto_writer_finish(struct proto_writer *w);
+
+/* --- TLV payload reader --- */
+struct proto_field {
+    uint16_t tag;
+    uint32_t len;
+    const uint8_t *value;
+};
+struct proto_reader {
+    const uint8_t *p;
+    size_t left;
+};
+void proto_reader_init(struct proto_reader *r, const uint8_t *payload, size_t len);
+/* PROTO_OK with *f set, PROTO_NEED_MORE at the clean end, PROTO_E_TRUNCATED otherwise. */
+int proto_next_field(struct proto_reader *r, struct proto_field *f);
+int proto_field_u32(const struct proto_field *f, uint32_t *v);
+int proto_field_u64(const struct proto_field *f, uint64_t *v);
+int proto_field_i32(const struct proto_field *f, int32_t *v);
+/* Copies a string field (no NUL bytes allowed, len < cap) into out, NUL-terminated. */
+int proto_field_str(const struct proto_field *f, char *out, size_t cap);
+
+/* --- Typed messages: decoders validate the whole payload (unknown tags are skipped
+ * so newer peers can add fields; repeated scalar tags are an error). --- */
+struct proto_hello {
+    uint32_t version_min, version_max;
+    char agent_version[64];
+    char kernel[128];
+    uint64_t boot_ns;
+};
+struct proto_config {
+    uint32_t version;
+    char hostname[64];
+    uint64_t realtime_ns;
+};
+struct proto_ready {
+    uint64_t boot_ns, init_ns;
+};
+struct proto_exec {
+    char **argv; /* NULL-terminated, owned; argc >= 1 */
+    size_t argc;
+    char **env; /* NULL-terminated, owned */
+    size_t envc;
+    char cwd[PROTO_MAX_STRING];
+    char user[256];
+    uint32_t tty, rows, cols;
+    uint64_t timeout_ms; /* 0 = none */
+    uint32_t window;     /* initial stdout+stderr credit granted to the guest */
+};
+struct proto_started {
+    uint32_t pid, window;
+};
+struct proto_exit {
+    int32_t code;    /* exit status when signal == 0 */
+    uint32_t signal; /* terminating signal, 0 if it exited */
+    uint32_t timed_out;
+};
+struct proto_error_msg {
+    uint32_t code;
+    char message[1024];
+};
+struct proto_vmm_hello {
+    uint32_t version;
+    char backend[32], accel[32], box_id[64], kernel[128];
+    uint64_t boot_ns, init_ns;
+    uint32_t ready_ms;
+};
+
+int proto_decode_hello(const uint8_t *p, size_t n, struct proto_hello *m);
+int proto_decode_config(const uint8_t *p, size_t n, struct proto_config *m);
+int proto_decode_ready(const uint8_t *p, size_t n, struct proto_ready *m);
+int proto_decode_exec(const uint8_t *p, size_t n, struct proto_exec *m); /* free with proto_exec_free */
+void proto_exec_free(struct proto_exec *m);
+int proto_decode_started(const uint8_t *p, size_t n, struct proto_started *m);
+int proto_decode_exit(const uint8_t *p, size_t n, struct proto_exit *m);
+int proto_decode_error(const uint8_t *p, size_t n, struct proto_error_msg *m);
+int proto_decode_u32_field(const uint8_t *p, size_t n, uint16_t tag, uint32_t *v); /* SIGNAL, CREDIT... */
+int proto_decode_shutdown(const uint8_t *p, size_t n, uint32_t *mode, uint32_t *timeout_ms);
+int proto_decode_resize(const uint8_t *p, size_t n, uint32_t *rows, uint32_t *cols);
+int proto_decode_vmm_hello(const uint8_t *p, size_t n, struct proto_vmm_hello *m);
+
+/* Encoders build a complete frame in w; return the frame size or 0 on overflow. */
+size_t proto_encode_hello(struct proto_writer *w, const struct proto_hello *m);
+size_t proto_encode_config(struct proto_writer *w, const struct proto_config *m);
+size_t proto_encode_ready(struct proto_writer *w, const struct proto_ready *m);
+size_t proto_encode_exec(struct proto_writer *w, uint32_t stream, const struct proto_exec *m);
+size_t proto_encode_started(struct proto_writer *w, uint32_t stream, const struct proto_started *m);
+size_t proto_encode_exit(struct proto_writer *w, uint32_t stream, const struct proto_exit *m);
+size_t proto_encode_error(struct proto_writer *w, uint32_t stream, uint32_t code, const char *message);
+size_t proto_encode_data(struct proto_writer *w, uint32_t stream, uint16_t type, const void *data, size_t n);
+size_t proto_encode_signal(struct proto_writer *w, uint32_t stream, uint32_t signal);
+size_t proto_encode_credit(struct proto_writer *w, uint32_t stream, uint32_t bytes);
+size_t proto_encode_shutdown(struct proto_writer *w, uint32_t mode, uint32_t timeout_ms);
+size_t proto_encode_resize(struct proto_writer *w, uint32_t stream, uint32_t rows, uint32_t cols);
+size_t proto_encode_vmm_hello(struct proto_writer *w, const struct proto_vmm_hello *m);
+
+/* Which types may travel on which stream, and in which direction. */
+int proto_type_is_session(unsigned type);
+int proto_type_is_data(unsigned type); /* STDIN/STDOUT/STDERR/PING/PONG carry raw bytes */
+
+#endif

@@ -1,0 +1,37 @@
+/* Small host-side helpers shared by libcocoon and cocoon-vmm: files, directories,
+ * unix socket paths that dodge the 108-byte limit, fds, clocks, host probing. */
+#ifndef COCOON_UTIL_H
+#define COCOON_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Builds "/proc/self/fd/<dirfd>/<name>" so a unix socket inside a deep directory can
+ * be bound or connected without hitting sun_path's limit. -1 if it does not fit. */
+int util_unix_path(int dirfd, const char *name, char *out, size_t cap);
+int util_mkdir_p(const char *path, mode_t mode);
+/* Removes a tree without following symlinks. 0 also when it did not exist. */
+int util_rm_rf(const char *path);
+/* Writes via a temp file + rename so readers never see a half-written file. */
+int util_write_file_atomic(const char *path, const void *data, size_t len);
+/* Reads a whole file of at most max bytes (NUL-terminated). NULL with errno set. */
+char *util_read_file(const char *path, size_t max, size_t *len_out);
+/* The last `lines` lines of a text file, joined with `sep`, non-printables replaced. */
+void util_tail_lines(const char *path, int lines, const char *sep, char *out, size_t cap);
+int util_set_nonblock(int fd, int on);
+int util_set_cloexec(int fd, int on);
+uint64_t util_now_ns(int clock_id);
+int util_file_exists(const char *path);
+
+/* What /dev/kvm really offers. usable means a stock Linux guest can run on it:
+ * the device opens, reports API version 12, and the CPU exposes hardware
+ * virtualization (vmx/svm). PVM-style hosts have the device but not the flags. */
+struct host_kvm_probe {
+    int device;
+    int usable;
+    char reason[256];
+};
+void host_probe_kvm(struct host_kvm_probe *p);
+
+#endif
