@@ -19,8 +19,8 @@ ifeq ($(SANITIZE),1)
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 BASE_CFLAGS := $(subst -O2,-O1,$(BASE_CFLAGS))
 endif
-HOST_CFLAGS := $(BASE_CFLAGS) $(SAN_FLAGS) -fPIC $(shell $(PKG_CONFIG) --cflags jansson) $(CFLAGS)
-HOST_LIBS := $(shell $(PKG_CONFIG) --libs jansson) -lpthread
+HOST_CFLAGS := $(BASE_CFLAGS) $(SAN_FLAGS) -fPIC $(shell $(PKG_CONFIG) --cflags jansson 2>/dev/null) $(CFLAGS)
+HOST_LIBS := $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null || echo -ljansson) -lpthread
 # The agent is PID 1 of the guest: static, no sanitizer, no host libraries.
 AGENT_CFLAGS := $(BASE_CFLAGS) -static
 
@@ -80,7 +80,7 @@ $(BUILD)/bin/cocoon-vmm: $(VMM_OBJ) $(COMMON_OBJ) $(BUILD)/lib/libcocoon.a
 AGENT_OBJ := $(AGENT_SRC:%.c=$(OBJ)/agent/%.o) $(PROTO_SRC:%.c=$(OBJ)/agent/%.o)
 $(SHARE)/cocoon-agent: $(AGENT_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(AGENT_CFLAGS) -o $@ $^
+	$(CC) $(AGENT_CFLAGS) -s -o $@ $^
 
 $(SHARE)/initramfs.cpio: $(SHARE)/cocoon-agent scripts/mkinitramfs
 	$(PYTHON) scripts/mkinitramfs $(SHARE)/cocoon-agent $@

@@ -50,8 +50,8 @@ void cocoon_runtime_close(cocoon_runtime *rt);
 
 /* What this host offers, as `cocoon doctor` prints it. */
 typedef struct cocoon_host_info {
-    int kvm_device;   /* /dev/kvm exists and opens */
-    int kvm_usable;   /* KVM can run a stock kernel (hardware VMX/SVM) */
+    int kvm_device; /* /dev/kvm exists and opens */
+    int kvm_usable; /* KVM can run a stock kernel (hardware VMX/SVM) */
     char kvm_reason[256];
     char backend[16]; /* backend boxes use: "qemu" (the only one in this release) */
     char accel[16];   /* "kvm" or "tcg" */
@@ -65,21 +65,23 @@ typedef struct cocoon_host_info {
     char default_image_path[512];
     int default_image_present;
     char home[512];
+    char vmm_path[512]; /* the cocoon-vmm boxes are started with */
+    int vmm_present;
 } cocoon_host_info;
 int cocoon_host_probe(cocoon_runtime *rt, cocoon_host_info *info, cocoon_error *err);
 
 /* ---- boxes ---- */
 typedef struct cocoon_box_options {
-    const char *name;       /* optional */
-    const char *image;      /* image name; NULL and no rootfs: "default" */
-    const char *rootfs;     /* a host directory to use as the root instead of an image */
-    unsigned cpus;          /* 0: 1 */
-    unsigned memory_mib;    /* 0: 512 */
-    const char *accel;      /* NULL/"auto", "kvm", "tcg" */
-    int ephemeral;          /* remove the box when it stops or when its creator exits */
+    const char *name;         /* optional */
+    const char *image;        /* image name; NULL and no rootfs: "default" */
+    const char *rootfs;       /* a host directory to use as the root instead of an image */
+    unsigned cpus;            /* 0: 1 */
+    unsigned memory_mib;      /* 0: 512 */
+    const char *accel;        /* NULL/"auto", "kvm", "tcg" */
+    int ephemeral;            /* remove the box when it stops or when its creator exits */
     unsigned boot_timeout_ms; /* 0: 60000 (TCG boots take seconds) */
-    const char *kernel;     /* override the guest kernel (tests) */
-    const char *initrd;     /* override the initramfs (tests) */
+    const char *kernel;       /* override the guest kernel (tests) */
+    const char *initrd;       /* override the initramfs (tests) */
 } cocoon_box_options;
 
 int cocoon_box_create(cocoon_runtime *rt, const cocoon_box_options *opts, cocoon_box **out, cocoon_error *err);
@@ -120,6 +122,7 @@ typedef struct cocoon_exec_options {
     cocoon_output_fn on_stdout;
     cocoon_output_fn on_stderr;
     void *user_data;
+    unsigned rows, cols; /* terminal size when tty is set; 0: 24x80 */
 } cocoon_exec_options;
 
 /* Fills defaults: no stdin, output to callbacks (none set: discarded). */
@@ -139,8 +142,7 @@ int cocoon_exec_signal(cocoon_exec *ex, int signo, cocoon_error *err);
 int cocoon_exec_wait(cocoon_exec *ex, cocoon_exit_status *status, cocoon_error *err);
 void cocoon_exec_free(cocoon_exec *ex);
 /* start + wait */
-int cocoon_box_run(cocoon_box *box, const cocoon_exec_options *opts, cocoon_exit_status *status,
-                   cocoon_error *err);
+int cocoon_box_run(cocoon_box *box, const cocoon_exec_options *opts, cocoon_exit_status *status, cocoon_error *err);
 /* The shell convention: exit code, 128+signal when killed. */
 int cocoon_exit_status_code(const cocoon_exit_status *status);
 

@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define IN_CAP (2 * PROTO_MAX_FRAME)
@@ -14,6 +16,8 @@ int proto_conn_init(struct proto_conn *c, int fd, size_t out_limit)
     memset(c, 0, sizeof(*c));
     c->fd = fd;
     c->out_limit = out_limit ? out_limit : 8u * 1024 * 1024;
+    struct stat st;
+    c->is_socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
     c->in = malloc(IN_CAP);
     return c->in ? 0 : -1;
 }
@@ -61,7 +65,9 @@ int proto_conn_next(struct proto_conn *c, struct proto_header *h, const uint8_t 
 int proto_conn_flush(struct proto_conn *c)
 {
     while (c->out_off < c->out_len) {
-        ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+        /* MSG_NOSIGNAL: a library must not die of SIGPIPE when its peer goes away. */
+        ssize_t n = c->is_socket ? send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL)
+                                 : write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
         if (n < 0) {
             if (errno == EINTR)
                 continue;

@@ -17,6 +17,7 @@ struct proto_conn {
     size_t out_len, out_off, out_cap;
     size_t out_limit; /* queueing beyond this fails with PROTO_E_NOMEM */
     int eof;          /* peer closed its side */
+    int is_socket;    /* send() with MSG_NOSIGNAL instead of write() */
 };
 
 /* out_limit: most bytes that may wait to be written (0 picks 8 MiB). */

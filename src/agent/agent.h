@@ -1,0 +1,143 @@
+/* Shared declarations of cocoon-agent, the guest's PID 1: boot helpers, the session
+ * with the host over the virtio port, and the exec table. One thread, one poll loop;
+ * nothing here blocks except the short fork/exec handshake of a new command. */
+#ifndef COCOON_AGENT_H
+#define COCOON_AGENT_H
+
+#include <poll.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "proto/conn.h"
+#include "proto/proto.h"
+
+#define AGENT_VERSION "0.1.0"
+#define AGENT_PORT_NAME "cocoon.agent"
+/* Enough for many concurrent tools; each exec holds at most three fds. */
+#define AGENT_MAX_EXECS 256
+/* Stop reading command output while this much waits for the host, so the
+ * connection's queue (hard limit AGENT_OUT_LIMIT) always has room for control frames. */
+#define AGENT_OUT_HIGH (1024u * 1024u)
+#define AGENT_OUT_LIMIT (8u * 1024u * 1024u)
+#define NS_PER_MS 1000000ull
+#define NS_PER_SEC 1000000000ull
+
+/* ---- log.c ---- */
+uint64_t clock_ns(clockid_t id);
+void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Logs "fatal: ...", then reboots: with reboot=t and -no-reboot QEMU exits and the
+ * host reports the console tail. */
+_Noreturn void agent_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Flushes disks, makes the root read-only and reboots (never returns). */
+_Noreturn void agent_reboot(void);
+
+/* ---- mounts.c ---- */
+struct boot_opts {
+    char root[256];
+    char fstype[32];
+};
+void boot_parse_cmdline(struct boot_opts *o);
+void boot_early_mounts(void);
+void boot_switch_root(const struct boot_opts *o);
+void boot_late_mounts(void);
+
+/* ---- net.c ---- */
+void net_loopback_up(void);
+
+/* ---- port.c ---- */
+/* Opens the virtio port named AGENT_PORT_NAME, waiting up to timeout_ms for it. */
+int port_open(unsigned timeout_ms);
+
+/* ---- user.c ---- */
+#define USER_MAX_GROUPS 64
+struct user_cred {
+    uid_t uid;
+    gid_t gid;
+    gid_t groups[USER_MAX_GROUPS];
+    int ngroups;
+    char home[256];
+};
+/* Resolves "" (root), "name", "uid", "name:group" or "uid:gid" against the guest's
+ * /etc/passwd and /etc/group. 0, or -1 with a message in err. */
+int user_resolve(const char *spec, struct user_cred *out, char *err, size_t errlen);
+
+/* ---- spawn.c ---- */
+struct spawn_result {
+    pid_t pid;
+    int in_fd, out_fd, err_fd; /* err_fd is -1 for a tty (stderr goes to the pty) */
+    int pty_fd;                /* master, -1 without a tty; also out_fd for a tty */
+    int err_code;              /* errno of a failed start, 0 when running */
+    char message[512];         /* what failed, for the ERROR frame */
+};
+/* Forks and execs the command; the child reports any failure before exec through a
+ * close-on-exec pipe, so a result with err_code == 0 means the program is running. */
+void spawn_exec(const struct proto_exec *m, struct spawn_result *r);
+void spawn_set_base_nofile(unsigned long soft);
+
+/* ---- exec.c ---- */
+struct exec {
+    struct exec *next;
+    uint32_t stream;
+    pid_t pid; /* also the process group: the child calls setsid() */
+    int tty;
+    int in_fd, out_fd, err_fd; /* for a tty: out_fd is the pty master, in_fd a dup of it */
+    uint64_t out_credit;
+    uint8_t *in_buf; /* ring of in_cap bytes, allocated on first STDIN */
+    size_t in_cap, in_head, in_len;
+    int in_eof;     /* the host sent STDIN_EOF */
+    int in_discard; /* the child closed its stdin: swallow further input */
+    int exited, status;
+    uint64_t deadline; /* CLOCK_MONOTONIC ns, 0 = no timeout */
+    int timed_out;
+    uint64_t killed_at;
+};
+
+struct agent;
+void exec_start(struct agent *a, uint32_t stream, const uint8_t *p, size_t n);
+struct exec *exec_find(struct agent *a, uint32_t stream);
+void exec_on_stdin(struct agent *a, struct exec *e, const uint8_t *p, size_t n);
+void exec_on_stdin_eof(struct agent *a, struct exec *e);
+void exec_on_credit(struct exec *e, uint32_t bytes);
+void exec_on_signal(struct exec *e, uint32_t sig);
+void exec_on_resize(struct exec *e, uint32_t rows, uint32_t cols);
+void exec_on_reaped(struct agent *a, pid_t pid, int status);
+/* Fires timeouts and finishes execs that are done; returns the nearest deadline
+ * (CLOCK_MONOTONIC ns) still pending, or 0. */
+uint64_t exec_tick(struct agent *a, uint64_t now);
+/* Poll registration: exec_poll_add appends what each exec waits for; after poll,
+ * exec_poll_handle acts on the returned events. */
+struct poll_slot {
+    struct exec *e;
+    int which; /* 0 stdin, 1 stdout, 2 stderr */
+};
+size_t exec_poll_add(struct agent *a, struct pollfd *fds, struct poll_slot *slots, size_t cap);
+void exec_poll_handle(struct agent *a, struct pollfd *fds, struct poll_slot *slots, size_t n);
+
+/* ---- session.c ---- */
+enum agent_phase { PHASE_HANDSHAKE, PHASE_SERVING, PHASE_SHUTDOWN };
+struct agent {
+    struct proto_conn conn;
+    int port_fd;
+    uint64_t port_retry_at; /* host absent: do not poll the port before this */
+    int sig_fd;
+    enum agent_phase phase;
+    uint64_t init_ns;
+    uint64_t shutdown_deadline;
+    int no_children;
+    int send_failed_logged;
+    struct exec *execs;
+    size_t nexecs;
+};
+/* The one frame builder: the agent is single-threaded and sends each frame at once. */
+extern struct proto_writer agent_w;
+void session_send(struct agent *a, size_t frame_len);
+void session_send_error(struct agent *a, uint32_t stream, uint32_t code, const char *msg);
+void session_hello(struct agent *a);
+void session_on_readable(struct agent *a, uint64_t now);
+void session_reap(struct agent *a);
+/* Shutdown progress; returns a deadline to wake up for, or 0. */
+uint64_t session_tick(struct agent *a, uint64_t now);
+
+#endif

@@ -1,0 +1,138 @@
+/* `cocoon start`, `stop` and `rm`: box lifecycle commands over the library, each
+ * taking box ids or names. They print nothing on success except what docker prints
+ * (the ids), so scripts can chain them. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static int usage_error(const char *cmd, const char *text)
+{
+    cli_error("%s (see `cocoon %s --help`)", text, cmd);
+    return CLI_EXIT_RUNTIME;
+}
+
+/* Runs fn on every box named in argv[optind..]; the worst exit code wins. */
+static int each_box(int argc, char **argv, int (*fn)(cocoon_box *, void *), void *arg)
+{
+    cocoon_runtime *rt;
+    int rc = cli_open_runtime(&rt);
+    if (rc)
+        return rc;
+    int code = 0;
+    for (int i = optind; i < argc; i++) {
+        cocoon_error err;
+        cocoon_box *box;
+        if (cocoon_box_open(rt, argv[i], &box, &err) < 0) {
+            code = cli_fail(&err);
+            continue;
+        }
+        if (fn(box, arg) != 0)
+            code = CLI_EXIT_RUNTIME;
+        cocoon_box_close(box);
+    }
+    cocoon_runtime_close(rt);
+    return code;
+}
+
+static int do_start(cocoon_box *box, void *arg)
+{
+    cocoon_error err;
+    if (cocoon_box_start(box, &err) < 0)
+        return cli_fail(&err);
+    printf("%s\n", cocoon_box_id(box));
+    return 0;
+}
+
+int cmd_start(int argc, char **argv)
+{
+    static const struct option lo[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
+        if (c == 'h') {
+            fputs("usage: cocoon start BOX...\n\nBoots boxes and waits until they are ready; prints their ids.\n",
+                  stdout);
+            return 0;
+        }
+        return usage_error("start", "unknown option");
+    }
+    if (optind >= argc)
+        return usage_error("start", "which box?");
+    return each_box(argc, argv, do_start, NULL);
+}
+
+static int do_stop(cocoon_box *box, void *arg)
+{
+    cocoon_error err;
+    if (cocoon_box_stop(box, *(unsigned *)arg, &err) < 0)
+        return cli_fail(&err);
+    printf("%s\n", cocoon_box_id(box));
+    return 0;
+}
+
+int cmd_stop(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"help", no_argument, NULL, 'h'}, {"timeout", required_argument, NULL, 'T'}, {NULL, 0, NULL, 0}};
+    unsigned timeout_ms = 10000;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
+        if (c == 'h') {
+            fputs("usage: cocoon stop [--timeout S] BOX...\n\nShuts boxes down cleanly; after S seconds "
+                  "(default 10) they are killed.\n",
+                  stdout);
+            return 0;
+        }
+        if (c == 'T') {
+            if (cli_parse_seconds(optarg, &timeout_ms) < 0)
+                return CLI_EXIT_RUNTIME;
+            continue;
+        }
+        return usage_error("stop", "unknown option");
+    }
+    if (optind >= argc)
+        return usage_error("stop", "which box?");
+    return each_box(argc, argv, do_stop, &timeout_ms);
+}
+
+static int do_rm(cocoon_box *box, void *arg)
+{
+    cocoon_error err;
+    char id[16];
+    snprintf(id, sizeof(id), "%s", cocoon_box_id(box));
+    if (cocoon_box_remove(box, *(int *)arg, &err) < 0)
+        return cli_fail(&err);
+    printf("%s\n", id);
+    return 0;
+}
+
+int cmd_rm(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"help", no_argument, NULL, 'h'}, {"force", no_argument, NULL, 'f'}, {NULL, 0, NULL, 0}};
+    int force = 0;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "+hf", lo, NULL)) != -1) {
+        if (c == 'h') {
+            fputs("usage: cocoon rm [-f] BOX...\n\nRemoves boxes and their disks. -f, --force: stop running "
+                  "boxes first.\n",
+                  stdout);
+            return 0;
+        }
+        if (c == 'f') {
+            force = 1;
+            continue;
+        }
+        return usage_error("rm", "unknown option");
+    }
+    if (optind >= argc)
+        return usage_error("rm", "which box?");
+    return each_box(argc, argv, do_rm, &force);
+}

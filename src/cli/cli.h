@@ -1,0 +1,49 @@
+/* Shared pieces of the `cocoon` command line: the subcommands, option parsing helpers,
+ * running a command in a box with the docker-like stream and exit-code rules, and
+ * forwarding of terminal signals to that command. */
+#ifndef COCOON_CLI_H
+#define COCOON_CLI_H
+
+#include "cocoon.h"
+
+/* Exit codes in docker's convention. */
+#define CLI_EXIT_RUNTIME 125 /* cocoon itself failed */
+#define CLI_EXIT_TIMEOUT 124
+
+int cmd_run(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
+int cmd_create(int argc, char **argv);
+int cmd_start(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
+
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "cocoon: <message>" for a library error and returns CLI_EXIT_RUNTIME. */
+int cli_fail(const cocoon_error *err);
+int cli_open_runtime(cocoon_runtime **rt);
+int cli_parse_memory(const char *s, unsigned *mib);
+int cli_parse_uint(const char *s, const char *what, unsigned min, unsigned max, unsigned *out);
+int cli_parse_seconds(const char *s, unsigned *ms);
+
+/* What to run and how, shared by `run` and `exec`. */
+struct cli_cmd {
+    const char **argv;
+    const char **env; /* NULL-terminated */
+    size_t envc;
+    const char *workdir, *user, *timeout_text;
+    unsigned timeout_ms;
+    int interactive, tty;
+};
+int cli_cmd_add_env(struct cli_cmd *c, const char *kv);
+void cli_cmd_free(struct cli_cmd *c);
+/* Runs the command with our stdio, returns the exit code to use (0-255). */
+int cli_exec_in_box(cocoon_box *box, const struct cli_cmd *c);
+
+/* Signals: block SIGINT/SIGTERM/SIGHUP before any thread exists, then a helper thread
+ * sigwaits them and forwards them to the current exec. */
+void cli_signals_init(void);
+void cli_signals_set_exec(cocoon_exec *ex);
+int cli_signals_interrupted(void); /* the signal received while no exec ran, or 0 */
+
+#endif

@@ -1,0 +1,107 @@
+/* Helpers shared by the subcommands: error printing, option value parsing (sizes,
+ * counts, seconds) with messages that say what is accepted, and opening the runtime. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("cocoon: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int cli_fail(const cocoon_error *err)
+{
+    cli_error("%s", err->message[0] ? err->message : "unknown error");
+    return CLI_EXIT_RUNTIME;
+}
+
+int cli_open_runtime(cocoon_runtime **rt)
+{
+    cocoon_error err;
+    if (cocoon_runtime_open(NULL, rt, &err) < 0)
+        return cli_fail(&err);
+    return 0;
+}
+
+int cli_parse_uint(const char *s, const char *what, unsigned min, unsigned max, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (!*s || *end || errno || v < min || v > max || s[0] == '-') {
+        cli_error("invalid %s \"%s\": expected a whole number from %u to %u", what, s, min, max);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
+int cli_parse_memory(const char *s, unsigned *mib)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    double mult = 1;
+    if (!strcasecmp(end, "") || !strcasecmp(end, "m") || !strcasecmp(end, "mb") || !strcasecmp(end, "mib"))
+        mult = 1;
+    else if (!strcasecmp(end, "g") || !strcasecmp(end, "gb") || !strcasecmp(end, "gib"))
+        mult = 1024;
+    else
+        mult = -1;
+    double total = v * mult;
+    if (end == s || errno || mult < 0 || !isdigit((unsigned char)s[0]) || total < 64 || total > 1024.0 * 1024) {
+        cli_error("invalid --memory \"%s\": use a size like 512M or 1G, or a number of MiB (at least 64)", s);
+        return -1;
+    }
+    *mib = (unsigned)total;
+    return 0;
+}
+
+int cli_parse_seconds(const char *s, unsigned *ms)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno || !(v > 0) || v > 86400.0 * 365) {
+        cli_error("invalid --timeout \"%s\": expected a number of seconds greater than 0", s);
+        return -1;
+    }
+    *ms = (unsigned)(v * 1000 + 0.5);
+    if (*ms == 0)
+        *ms = 1;
+    return 0;
+}
+
+int cli_cmd_add_env(struct cli_cmd *c, const char *kv)
+{
+    const char *eq = strchr(kv, '=');
+    if (!eq || eq == kv) {
+        cli_error("invalid --env \"%s\": expected KEY=VALUE", kv);
+        return -1;
+    }
+    const char **grown = realloc(c->env, (c->envc + 2) * sizeof(*grown));
+    if (!grown) {
+        cli_error("out of memory");
+        return -1;
+    }
+    c->env = grown;
+    c->env[c->envc++] = kv;
+    c->env[c->envc] = NULL;
+    return 0;
+}
+
+void cli_cmd_free(struct cli_cmd *c)
+{
+    free(c->env);
+    c->env = NULL;
+}

@@ -1,0 +1,105 @@
+/* `cocoon doctor`: a readable report of what this host offers (KVM or TCG, QEMU, the
+ * guest kernel, initramfs and default image, cocoon-vmm) and, when a box cannot run,
+ * the command that fixes it. Exit 0 when a box can run, 1 otherwise. */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static void line(const char *what, int ok, const char *detail)
+{
+    printf("  %-14s %-4s %s\n", what, ok ? "ok" : "MISS", detail);
+}
+
+static int print_json(const cocoon_host_info *h, int ok)
+{
+    json_t *o = json_pack(
+        "{s:b, s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:s, s:b, s:s, s:b, s:s, s:b}", "kvm_device",
+        h->kvm_device, "kvm_usable", h->kvm_usable, "kvm_reason", h->kvm_reason, "backend", h->backend, "accel",
+        h->accel, "accel_reason", h->accel_reason, "qemu_path", h->qemu_path, "qemu_version", h->qemu_version,
+        "kernel_path", h->kernel_path, "kernel_present", h->kernel_present, "initrd_path", h->initrd_path,
+        "initrd_present", h->initrd_present, "default_image_path", h->default_image_path, "default_image_present",
+        h->default_image_present, "vmm_path", h->vmm_path, "vmm_present", h->vmm_present, "home", h->home, "ready", ok);
+    if (!o)
+        return 1;
+    char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (s)
+        puts(s);
+    free(s);
+    return ok ? 0 : 1;
+}
+
+int cmd_doctor(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"help", no_argument, NULL, 'h'}, {"json", no_argument, NULL, 'j'}, {NULL, 0, NULL, 0}};
+    int json = 0;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
+        if (c == 'h') {
+            fputs("usage: cocoon doctor [--json]\n\nChecks that this host can run boxes and says what to fix.\n",
+                  stdout);
+            return 0;
+        }
+        if (c == 'j') {
+            json = 1;
+            continue;
+        }
+        cli_error("unknown option (see `cocoon doctor --help`)");
+        return CLI_EXIT_RUNTIME;
+    }
+    cocoon_runtime *rt;
+    int rc = cli_open_runtime(&rt);
+    if (rc)
+        return rc;
+    cocoon_host_info h;
+    cocoon_error err;
+    if (cocoon_host_probe(rt, &h, &err) < 0) {
+        cocoon_runtime_close(rt);
+        return cli_fail(&err);
+    }
+    cocoon_runtime_close(rt);
+    int qemu_ok = h.qemu_path[0] && h.qemu_version[0];
+    int ok = qemu_ok && h.kernel_present && h.initrd_present && h.default_image_present && h.vmm_present;
+    if (json)
+        return print_json(&h, ok);
+
+    char buf[1200];
+    printf("cocoon %s\n\n", cocoon_version());
+    printf("virtualization\n");
+    line("/dev/kvm", h.kvm_device, h.kvm_device ? "present" : "absent");
+    line("kvm usable", h.kvm_usable, h.kvm_reason);
+    printf("  %-14s %-4s %s\n", "backend", "", h.backend);
+    snprintf(buf, sizeof(buf), "%s (%s)", h.accel, h.accel_reason);
+    printf("  %-14s %-4s %s\n", "accel", "", buf);
+    snprintf(buf, sizeof(buf), "%s%s%s", h.qemu_path[0] ? h.qemu_path : "qemu-system-x86_64 not found",
+             h.qemu_version[0] ? ", version " : (h.qemu_path[0] ? " (does not run)" : ""), h.qemu_version);
+    line("qemu", qemu_ok, buf);
+    printf("\nfiles\n");
+    line("kernel", h.kernel_present, h.kernel_path);
+    line("initramfs", h.initrd_present, h.initrd_path);
+    line("default image", h.default_image_present, h.default_image_path);
+    line("cocoon-vmm", h.vmm_present, h.vmm_path);
+    printf("  %-14s %-4s %s\n", "home", "", h.home);
+    printf("\n");
+    if (ok) {
+        printf("ready: boxes can run here (backend %s, accel %s)\n", h.backend, h.accel);
+        return 0;
+    }
+    printf("not ready:\n");
+    if (!qemu_ok)
+        printf("  - QEMU is missing: apt-get install -y qemu-system-x86 (or set COCOON_QEMU)\n");
+    if (!h.kernel_present || !h.default_image_present)
+        printf("  - guest kernel or default image missing: run `make guest`\n");
+    if (!h.initrd_present)
+        printf("  - initramfs missing: run `make agent` (or `make`)\n");
+    if (!h.vmm_present)
+        printf("  - cocoon-vmm missing: run `make host` (or set COCOON_VMM)\n");
+    return 1;
+}

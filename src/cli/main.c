@@ -1,0 +1,74 @@
+/* The `cocoon` command: dispatches subcommands and prints help and version. Every
+ * subcommand is a thin layer over include/cocoon.h; stdout carries only command
+ * output (or the data a subcommand was asked for), diagnostics go to stderr. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "proto/proto.h"
+
+#ifndef COCOON_GIT_REV
+#define COCOON_GIT_REV "unknown"
+#endif
+
+static const char usage[] = "usage: cocoon COMMAND [OPTIONS]\n"
+                            "\n"
+                            "Run commands in microVM sandboxes (\"boxes\").\n"
+                            "\n"
+                            "commands:\n"
+                            "  run [OPTIONS] -- CMD [ARG...]   run a command in a fresh box, then remove the box\n"
+                            "  create [OPTIONS]                create a box (prints its id)\n"
+                            "  start BOX                       boot a created box\n"
+                            "  exec [OPTIONS] BOX -- CMD...    run a command in a running box\n"
+                            "  stop [--timeout S] BOX...       shut boxes down\n"
+                            "  rm [-f] BOX...                  remove boxes (-f: stop running ones first)\n"
+                            "  doctor [--json]                 check that this host can run boxes\n"
+                            "  version                         print the version\n"
+                            "  help [COMMAND]                  show help\n"
+                            "\n"
+                            "`cocoon COMMAND --help` shows the options of a command.\n"
+                            "Environment: COCOON_HOME (state, default ~/.local/share/cocoon), COCOON_SHARE_DIR,\n"
+                            "COCOON_VMM, COCOON_QEMU, COCOON_KERNEL, COCOON_INITRD.\n";
+
+static int cmd_version(int argc, char **argv)
+{
+    printf("cocoon %s (git %s, protocol %d)\n", cocoon_version(), COCOON_GIT_REV, PROTO_VERSION);
+    return 0;
+}
+
+struct command {
+    const char *name;
+    int (*fn)(int, char **);
+};
+
+static const struct command commands[] = {
+    {"run", cmd_run}, {"exec", cmd_exec},     {"create", cmd_create},   {"start", cmd_start}, {"stop", cmd_stop},
+    {"rm", cmd_rm},   {"doctor", cmd_doctor}, {"version", cmd_version}, {NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "--version") || !strcmp(name, "-V"))
+        name = "version";
+    if (!strcmp(name, "help") || !strcmp(name, "--help") || !strcmp(name, "-h")) {
+        if (argc > 2 && strcmp(name, "help") == 0) {
+            for (const struct command *c = commands; c->name; c++)
+                if (!strcmp(c->name, argv[2])) {
+                    char *args[] = {argv[2], "--help", NULL};
+                    return c->fn(2, args);
+                }
+        }
+        fputs(usage, stdout);
+        return 0;
+    }
+    for (const struct command *c = commands; c->name; c++)
+        if (!strcmp(c->name, name))
+            return c->fn(argc - 1, argv + 1);
+    fprintf(stderr, "cocoon: unknown command \"%s\" (see `cocoon help`)\n", name);
+    return 2;
+}

@@ -1,0 +1,111 @@
+/* Private state shared by the libcocoon source files: the runtime, box and exec
+ * structures behind the opaque handles of cocoon.h, and small helpers (errors,
+ * path building, child processes) that every file needs. */
+#ifndef COCOON_LIB_INTERNAL_H
+#define COCOON_LIB_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cocoon.h"
+#include "proto/conn.h"
+
+#define LIB_PATH_MAX 4096
+
+struct cocoon_runtime {
+    char home[LIB_PATH_MAX];
+    char share_dir[LIB_PATH_MAX];
+    char vmm_path[LIB_PATH_MAX];
+};
+
+/* One buffered output frame of an exec that is not the one being pumped for. */
+struct lib_chunk {
+    struct lib_chunk *next;
+    uint16_t type;
+    size_t len;
+    char data[];
+};
+
+struct cocoon_exec {
+    struct cocoon_exec *next; /* in box->execs */
+    cocoon_box *box;          /* NULL once the box handle was closed */
+    uint32_t stream;
+    cocoon_exec_options opts;
+    char argv0[256]; /* for messages */
+    int started, finished, stdin_eof_sent, stdin_broken;
+    int out_broken, err_broken; /* the output fd failed (EPIPE...): discard further output */
+    uint64_t stdin_credit;      /* bytes we may still send (guarded by box->lock) */
+    uint32_t credit_owed;       /* output bytes delivered but not yet credited back */
+    struct lib_chunk *queue, *queue_tail;
+    size_t queued;
+    int err_code; /* set when the exec ended in error */
+    char err_msg[COCOON_ERROR_MAX];
+    cocoon_exit_status status;
+};
+
+struct cocoon_box {
+    char id[16];
+    char name[128];
+    char dir[LIB_PATH_MAX];
+    char vmm_path[LIB_PATH_MAX];
+    int ephemeral;
+    unsigned boot_timeout_ms;
+    int lifeline_fd; /* write end: closing it tells an ephemeral box's monitor we are gone */
+    int ready_ms;
+    /* control connection (lazily opened) */
+    int ctl_fd;
+    struct proto_conn conn;
+    int conn_ready;
+    int conn_eof;
+    struct proto_vmm_hello hello;
+    pthread_mutex_t lock; /* send side of conn, credits, exec list, pumping flag */
+    pthread_cond_t cond;
+    int pumping;
+    uint32_t next_stream;
+    struct cocoon_exec *execs;
+};
+
+/* errors */
+int lib_err(cocoon_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void lib_err_clear(cocoon_error *err);
+
+/* paths */
+int lib_path(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int lib_kernel_paths(cocoon_runtime *rt, const char *kernel_opt, const char *initrd_opt, char *kernel, char *initrd,
+                     size_t cap);
+
+/* child processes: runs argv (PATH lookup) with stdin on /dev/null, captures up to cap-1
+ * bytes of stdout+stderr. Returns the wait status, or -1 with errno (ENOENT: not found). */
+int lib_run(const char *const argv[], char *out, size_t cap);
+/* Searches $PATH for an executable; 0 and the path in out when found. */
+int lib_which(const char *name, char *out, size_t cap);
+
+/* images */
+int lib_image_resolve(cocoon_runtime *rt, const char *name, char *out, size_t cap, cocoon_error *err);
+
+/* config.json */
+struct lib_box_config {
+    char id[16], name[128], image[256], rootfs[LIB_PATH_MAX];
+    char kernel[LIB_PATH_MAX], initrd[LIB_PATH_MAX], disk[LIB_PATH_MAX], disk_format[16];
+    unsigned cpus, memory_mib, boot_timeout_ms;
+    char accel[16];
+    int ephemeral;
+    long long created;
+};
+int lib_config_write(const char *box_dir, const struct lib_box_config *c, cocoon_error *err);
+int lib_config_read(const char *box_dir, struct lib_box_config *c, cocoon_error *err);
+
+/* the monitor process and control connection */
+pid_t lib_vmm_pid(const cocoon_box *box); /* 0 when no live monitor */
+int lib_ctl_connect(cocoon_box *box, cocoon_error *err);
+void lib_ctl_close(cocoon_box *box);
+/* Queues a frame under box->lock; -1 with an error when the connection is gone. */
+int lib_ctl_send_locked(cocoon_box *box, const void *frame, size_t len, cocoon_error *err);
+int lib_ctl_send(cocoon_box *box, const void *frame, size_t len, cocoon_error *err);
+void lib_console_tail(const cocoon_box *box, char *out, size_t cap);
+
+/* exec internals used by box.c */
+void lib_exec_detach_all(cocoon_box *box);
+
+#endif

@@ -1,0 +1,228 @@
+/* The boot handshake (HELLO -> CONFIG -> READY) and the one line on the ready fd that
+ * tells libcocoon how the start went. A failed boot must say what to do next, so the
+ * error carries QEMU's own complaint and the tail of the guest console. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/util.h"
+#include "vmm/log.h"
+#include "vmm/vmm.h"
+
+void vmm_ready_line(struct vmm *v, const char *fmt, ...)
+{
+    char line[4000]; /* below PIPE_BUF: the reader gets the line in one piece */
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    if ((size_t)n > sizeof(line) - 2)
+        n = (int)sizeof(line) - 2;
+    for (int i = 0; i < n; i++)
+        if (line[i] == '\n' || line[i] == '\r')
+            line[i] = ' ';
+    line[n++] = '\n';
+    if (v->ready_fd < 0)
+        return;
+    const char *p = line;
+    while (n > 0) {
+        ssize_t w = write(v->ready_fd, p, (size_t)n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            vmm_log("cannot write to the ready fd: %s", w < 0 ? strerror(errno) : "short write");
+            break;
+        }
+        p += w;
+        n -= (int)w;
+    }
+    close(v->ready_fd);
+    v->ready_fd = -1;
+}
+
+/* Kills QEMU and waits (bounded) until it is gone, so the box files are free. */
+static void kill_and_reap(struct vmm *v)
+{
+    if (v->qemu_pid <= 0 || v->qemu_exited)
+        return;
+    kill(-v->qemu_pid, SIGKILL);
+    kill(v->qemu_pid, SIGKILL);
+    for (int i = 0; i < 500; i++) {
+        int status;
+        pid_t r = waitpid(v->qemu_pid, &status, WNOHANG);
+        if (r == v->qemu_pid || (r < 0 && errno == ECHILD)) {
+            v->qemu_exited = 1;
+            v->qemu_status = status;
+            return;
+        }
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    vmm_log("QEMU (pid %d) did not die after SIGKILL", (int)v->qemu_pid);
+}
+
+void boot_fail(struct vmm *v, const char *fmt, ...)
+{
+    char msg[3800];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    vmm_log("boot failed: %s", msg);
+    vmm_ready_line(v, "error %s", msg);
+    kill_and_reap(v);
+    v->failed = 1;
+    v->state = ST_DONE;
+}
+
+/* The panic reason scrolls away under the backtrace, so it is looked up on its own. */
+static void find_panic(const char *path, char *out, size_t cap)
+{
+    static const char key[] = "Kernel panic - not syncing: ";
+    char buf[65536];
+    out[0] = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    off_t size = lseek(fd, 0, SEEK_END);
+    off_t start = size > (off_t)sizeof(buf) - 1 ? size - (off_t)sizeof(buf) + 1 : 0;
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, start);
+    close(fd);
+    if (n <= 0)
+        return;
+    buf[n] = 0;
+    for (ssize_t i = 0; i < n; i++)
+        if (buf[i] == 0)
+            buf[i] = ' ';
+    char *p = strstr(buf, key);
+    if (!p)
+        return;
+    p += sizeof(key) - 1;
+    size_t len = strcspn(p, "\r\n");
+    snprintf(out, cap, "kernel panic: %.*s", (int)len, p);
+}
+
+static void console_tail(struct vmm *v, char *out, size_t cap)
+{
+    char path[PATH_MAX + 16], panic[256];
+    snprintf(path, sizeof(path), "%s/console.log", v->box_dir);
+    find_panic(path, panic, sizeof(panic));
+    size_t o = 0;
+    if (panic[0])
+        o = (size_t)snprintf(out, cap, "%s | ", panic);
+    if (o >= cap)
+        o = 0;
+    util_tail_lines(path, 8, " | ", out + o, cap - o);
+    if (!out[o])
+        snprintf(out + o, cap - o, "(empty)");
+}
+
+static void describe_exit(int status, char *out, size_t cap)
+{
+    if (WIFEXITED(status))
+        snprintf(out, cap, "QEMU exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(out, cap, "QEMU was killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else
+        snprintf(out, cap, "QEMU stopped (wait status 0x%x)", status);
+}
+
+void boot_on_qemu_exit(struct vmm *v)
+{
+    char how[128], console[1500];
+    describe_exit(v->qemu_status, how, sizeof(how));
+    console_tail(v, console, sizeof(console));
+    /* QEMU exits 0 when the guest reboots or panics (panic=-1, -no-reboot); any
+     * other status is QEMU's own failure and its output says why. */
+    int guest_stop = WIFEXITED(v->qemu_status) && WEXITSTATUS(v->qemu_status) == 0;
+    const char *when = v->boot_stage == 1 ? " after the agent said HELLO but before it was ready"
+                       : guest_stop       ? " before the agent answered (kernel panic?)"
+                                          : " before the agent answered";
+    boot_fail(v, "guest did not become ready: %s%s%s%s — console: %s", how, when, v->qemu_tail[0] ? "; QEMU said: " : "",
+              v->qemu_tail, console);
+}
+
+void boot_on_timeout(struct vmm *v)
+{
+    char console[1500], secs[32];
+    console_tail(v, console, sizeof(console));
+    if (v->cfg.boot_timeout_ms % 1000 == 0)
+        snprintf(secs, sizeof(secs), "%u s", v->cfg.boot_timeout_ms / 1000);
+    else
+        snprintf(secs, sizeof(secs), "%.1f s", v->cfg.boot_timeout_ms / 1000.0);
+    boot_fail(v, "guest did not become ready within %s%s (console: %s)%s%s", secs,
+              v->boot_stage == 0 ? "" : " (the agent said HELLO but never READY)", console,
+              v->qemu_tail[0] ? "; QEMU said: " : "", v->qemu_tail);
+}
+
+static void on_hello(struct vmm *v, const struct proto_header *h, const uint8_t *p)
+{
+    int rc = proto_decode_hello(p, h->len, &v->hello);
+    if (rc != PROTO_OK) {
+        boot_fail(v, "guest agent sent a malformed HELLO (%s)", proto_strerror(rc));
+        return;
+    }
+    if (v->hello.version_max < PROTO_VERSION_MIN || v->hello.version_min > PROTO_VERSION) {
+        boot_fail(v, "guest agent speaks protocol versions %u..%u, this cocoon speaks %u..%u",
+                  v->hello.version_min, v->hello.version_max, PROTO_VERSION_MIN, PROTO_VERSION);
+        return;
+    }
+    v->version = v->hello.version_max < PROTO_VERSION ? v->hello.version_max : PROTO_VERSION;
+    vmm_log("agent HELLO after %llu ms: agent %s, kernel %s, protocol %u..%u",
+            (unsigned long long)((util_now_ns(CLOCK_MONOTONIC) - v->t_start) / 1000000), v->hello.agent_version,
+            v->hello.kernel, v->hello.version_min, v->hello.version_max);
+    struct proto_config cfg = {.version = v->version, .realtime_ns = util_now_ns(CLOCK_REALTIME)};
+    snprintf(cfg.hostname, sizeof(cfg.hostname), "%s", v->cfg.hostname);
+    struct proto_writer *w = &v->agent_w;
+    vmm_send_agent(v, w->buf, proto_encode_config(w, &cfg));
+    v->boot_stage = 1;
+}
+
+static void on_ready(struct vmm *v, const struct proto_header *h, const uint8_t *p)
+{
+    int rc = proto_decode_ready(p, h->len, &v->ready);
+    if (rc != PROTO_OK) {
+        boot_fail(v, "guest agent sent a malformed READY (%s)", proto_strerror(rc));
+        return;
+    }
+    v->ready_ms = (uint32_t)((util_now_ns(CLOCK_MONOTONIC) - v->t_start) / 1000000);
+    v->state = ST_RUNNING;
+    vmm_arm_timer(v, 0);
+    if (vmm_watch(v, v->listen_fd, EPOLLIN, &v->w_listen) < 0) {
+        boot_fail(v, "cannot watch ctl.sock: %s", strerror(errno));
+        return;
+    }
+    vmm_log("box ready in %u ms (QEMU started after %llu ms; guest boot %llu ms, agent init %llu ms)", v->ready_ms,
+            (unsigned long long)((v->t_spawn - v->t_start) / 1000000),
+            (unsigned long long)(v->ready.boot_ns / 1000000), (unsigned long long)(v->ready.init_ns / 1000000));
+    vmm_ready_line(v, "ok %u", v->ready_ms);
+}
+
+void boot_on_agent_frame(struct vmm *v, const struct proto_header *h, const uint8_t *p)
+{
+    struct proto_error_msg em;
+    if (h->type == PROTO_HELLO && v->boot_stage == 0) {
+        on_hello(v, h, p);
+    } else if (h->type == PROTO_READY && v->boot_stage == 1) {
+        on_ready(v, h, p);
+    } else if (h->type == PROTO_ERROR && h->stream == 0) {
+        if (proto_decode_error(p, h->len, &em) != PROTO_OK)
+            boot_fail(v, "guest agent sent a malformed ERROR while booting");
+        else
+            boot_fail(v, "guest agent failed while booting: %s", em.message);
+    } else if (h->type == PROTO_PING && h->stream == 0) {
+        struct proto_writer *w = &v->agent_w;
+        vmm_send_agent(v, w->buf, proto_encode_data(w, 0, PROTO_PONG, p, h->len));
+    } else {
+        vmm_log("ignoring %s on stream %u from the agent while booting", proto_type_name(h->type), h->stream);
+    }
+}

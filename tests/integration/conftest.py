@@ -1,0 +1,271 @@
+"""Fixtures of the integration suite: real boxes through the real `cocoon` CLI.
+
+Environment (scripts/run-integration sets these):
+  COCOON_BIN_DIR    directory holding cocoon and cocoon-vmm (default build/bin)
+  COCOON_SHARE_DIR  kernel, initramfs, images (default build/share/cocoon)
+Every test gets a fresh COCOON_HOME under its tmp_path and, after it, a check that no
+cocoon-vmm or qemu-system process of that home is left running (they are killed and
+the test fails), and that no sanitizer report was written.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN_DIR = os.path.abspath(os.environ.get("COCOON_BIN_DIR") or os.path.join(REPO, "build", "bin"))
+SHARE_DIR = os.path.abspath(os.environ.get("COCOON_SHARE_DIR") or os.path.join(REPO, "build", "share", "cocoon"))
+COCOON = os.path.join(BIN_DIR, "cocoon")
+DEFAULT_TIMEOUT = float(os.environ.get("COCOON_TEST_TIMEOUT", "180"))
+LEFTOVER_GRACE_S = 10.0
+
+
+def vm_missing_reason():
+    """Why a VM cannot be booted here, or None. Only missing guest artefacts count:
+    a missing CLI or monitor is a failure of the build, not a reason to skip."""
+    need = {
+        "guest kernel": os.path.join(SHARE_DIR, "vmlinux"),
+        "initramfs": os.path.join(SHARE_DIR, "initramfs.cpio"),
+        "default image": os.path.join(SHARE_DIR, "images", "default.ext4"),
+    }
+    missing = [f"{what} ({path})" for what, path in need.items() if not os.path.exists(path)]
+    if shutil.which(os.environ.get("COCOON_QEMU", "qemu-system-x86_64")) is None:
+        missing.append("qemu-system-x86_64")
+    if missing:
+        return "missing " + ", ".join(missing) + " (make guest)"
+    return None
+
+
+def _proc_matches(pid, needle):
+    """(name, cmdline) of a cocoon-vmm/qemu process that mentions needle, else None."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return None
+    if not argv or not argv[0]:
+        return None
+    name = os.path.basename(argv[0].decode(errors="replace"))
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            comm = f.read().strip()
+    except OSError:
+        comm = ""
+    if not any(k in name or k in comm for k in ("cocoon-vmm", "qemu-system")):
+        return None
+    blob = b"\0".join(argv)
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            blob += b"\0" + f.read()
+    except OSError:
+        pass
+    if needle.encode() in blob:
+        return name, b" ".join(argv).decode(errors="replace")
+    # A jailed monitor or its QEMU may name nothing of the home on its command line;
+    # its open files (disk, console log, box directory) still do.
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(needle):
+                    return name, b" ".join(argv).decode(errors="replace")
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return None
+
+
+def find_box_processes(home):
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            m = _proc_matches(int(entry), home)
+            if m:
+                found[int(entry)] = m
+    return found
+
+
+class Cocoon:
+    """Runs the CLI with a private COCOON_HOME and records what it did."""
+
+    def __init__(self, home, tmp_path):
+        self.home = home
+        self.tmp_path = tmp_path
+        self.sanitizer_dir = os.path.join(str(tmp_path), "sanitizer")
+        os.makedirs(self.sanitizer_dir, exist_ok=True)
+        self.env = dict(os.environ)
+        self.env["COCOON_HOME"] = home
+        self.env["COCOON_SHARE_DIR"] = SHARE_DIR
+        self.env.setdefault("COCOON_VMM", os.path.join(BIN_DIR, "cocoon-vmm"))
+        # Sanitizer reports of every process (CLI and detached monitor) land in files.
+        log = os.path.join(self.sanitizer_dir, "report")
+        for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+            base = self.env.get(var, "")
+            self.env[var] = (base + ":" if base else "") + "log_path=" + log
+
+    def _env(self, extra):
+        env = dict(self.env)
+        for k, v in (extra or {}).items():
+            if v is None:
+                env.pop(k, None)
+            else:
+                env[k] = v
+        return env
+
+    def run(self, *args, input=None, timeout=DEFAULT_TIMEOUT, env=None, check=None):
+        """Runs `cocoon ARGS`; returns CompletedProcess with bytes stdout/stderr and
+        .elapsed. Fails the test (after killing it) if it outlives timeout."""
+        start = time.monotonic()
+        p = subprocess.Popen([COCOON, *args], stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self._env(env))
+        try:
+            out, err = p.communicate(input=input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+            pytest.fail(f"cocoon {' '.join(args)} still running after {timeout} s; "
+                        f"stdout={out[-500:]!r} stderr={err[-2000:]!r}")
+        r = subprocess.CompletedProcess([COCOON, *args], p.returncode, out, err)
+        r.elapsed = time.monotonic() - start
+        if check is not None and r.returncode != check:
+            pytest.fail(f"cocoon {' '.join(args)} exited {r.returncode}, expected {check}; "
+                        f"stdout={out[-1000:]!r} stderr={err.decode(errors='replace')[-3000:]}")
+        return r
+
+    def popen(self, *args, env=None, **kw):
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        kw.setdefault("stdout", subprocess.PIPE)
+        kw.setdefault("stderr", subprocess.PIPE)
+        return subprocess.Popen([COCOON, *args], env=self._env(env), **kw)
+
+    def boxes_dir(self):
+        return os.path.join(self.home, "boxes")
+
+    def box_dirs(self):
+        d = self.boxes_dir()
+        return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+    def sanitizer_reports(self):
+        out = []
+        for name in sorted(os.listdir(self.sanitizer_dir)):
+            with open(os.path.join(self.sanitizer_dir, name), errors="replace") as f:
+                out.append(f"{name}:\n{f.read()[-4000:]}")
+        return out
+
+
+def find_key(obj, *names):
+    """First value under any of names anywhere in a JSON document (dicts searched
+    breadth-first), or None."""
+    queue = [obj]
+    while queue:
+        cur = queue.pop(0)
+        if isinstance(cur, dict):
+            for n in names:
+                if n in cur:
+                    return cur[n]
+            queue.extend(cur.values())
+        elif isinstance(cur, list):
+            queue.extend(cur)
+    return None
+
+
+def host_has_hw_virt():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = line.split(":", 1)[1].split()
+                    return "vmx" in flags or "svm" in flags
+    except OSError:
+        pass
+    return False
+
+
+_HOST = {}
+
+
+def host_info(tmp_root):
+    """`cocoon doctor --json` once per session (None if it failed)."""
+    if "info" not in _HOST:
+        _HOST["info"] = None
+        home = os.path.join(tmp_root, "doctor-home")
+        os.makedirs(home, exist_ok=True)
+        env = dict(os.environ, COCOON_HOME=home, COCOON_SHARE_DIR=SHARE_DIR)
+        try:
+            p = subprocess.run([COCOON, "doctor", "--json"], capture_output=True, timeout=60, env=env)
+            _HOST["raw"] = p
+            _HOST["info"] = json.loads(p.stdout.decode())
+        except (OSError, ValueError, subprocess.TimeoutExpired) as e:
+            _HOST["error"] = repr(e)
+    return _HOST["info"]
+
+
+def backend_label(info):
+    if not info:
+        return "unknown (cocoon doctor --json failed: %s)" % _HOST.get("error", "no output")
+    return "backend=%s accel=%s" % (find_key(info, "backend"), find_key(info, "accel"))
+
+
+def pytest_report_header(config):
+    import tempfile
+    info = host_info(tempfile.mkdtemp(prefix="cocoon-doctor-"))
+    reason = vm_missing_reason()
+    return [f"cocoon: {COCOON}", f"share: {SHARE_DIR}", f"cocoon boxes run on: {backend_label(info)}",
+            "guest artefacts: " + (reason or "present")]
+
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line(f"cocoon integration tests ran on: {backend_label(_HOST.get('info'))}")
+
+
+@pytest.fixture
+def cocoon(tmp_path, record_property):
+    home = str(tmp_path / "home")
+    os.makedirs(home)
+    c = Cocoon(home, tmp_path)
+    record_property("backend", backend_label(_HOST.get("info")))
+    yield c
+    # Teardown: nothing of this home may still run; no sanitizer reports.
+    deadline = time.monotonic() + LEFTOVER_GRACE_S
+    left = find_box_processes(home)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = find_box_processes(home)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    reports = c.sanitizer_reports()
+    problems = []
+    if left:
+        problems.append("processes left running %.0f s after the test (killed): %s" % (
+            LEFTOVER_GRACE_S, "; ".join(f"{pid} {cmd[:300]}" for pid, (_, cmd) in left.items())))
+    if reports:
+        problems.append("sanitizer reports:\n" + "\n".join(reports))
+    if problems:
+        pytest.fail("\n".join(problems))
+
+
+@pytest.fixture
+def vm(cocoon):
+    """A cocoon fixture for tests that boot a box: skipped only when the guest
+    artefacts are missing, with the reason."""
+    reason = vm_missing_reason()
+    if reason:
+        pytest.skip(f"skipped: {reason}")
+    assert os.access(COCOON, os.X_OK), f"{COCOON} is not built (make all)"
+    return cocoon
+
+
+@pytest.fixture(scope="session")
+def host(tmp_path_factory):
+    return host_info(str(tmp_path_factory.mktemp("doctor")))
+
+
+def decode(b):
+    return b.decode(errors="replace")

@@ -1,0 +1,1094 @@
+/* Unit tests of the wire codec (src/proto/proto.c) and the framed connection
+ * (src/proto/conn.c): round trips of every message, every rejection rule of the
+ * header and TLV decoders, and reassembly/backpressure over a real socketpair. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "proto/conn.h"
+#include "proto/proto.h"
+
+/* One writer is ~64 KiB: keep it off the stack. */
+static struct proto_writer W;
+
+/* ---- helpers ---- */
+
+static void put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* A hand-built TLV payload, so tests can write what the encoder refuses to. */
+struct tlv {
+    uint8_t buf[80000];
+    size_t len;
+};
+
+static void tlv_raw(struct tlv *t, uint16_t tag, const void *v, uint32_t n)
+{
+    assert_true(t->len + 6 + n <= sizeof(t->buf));
+    put16(t->buf + t->len, tag);
+    put32(t->buf + t->len + 2, n);
+    if (n)
+        memcpy(t->buf + t->len + 6, v, n);
+    t->len += 6 + n;
+}
+
+static void tlv_u32(struct tlv *t, uint16_t tag, uint32_t v)
+{
+    uint8_t b[4];
+    put32(b, v);
+    tlv_raw(t, tag, b, 4);
+}
+
+static void tlv_u64(struct tlv *t, uint16_t tag, uint64_t v)
+{
+    uint8_t b[8];
+    put32(b, (uint32_t)v);
+    put32(b + 4, (uint32_t)(v >> 32));
+    tlv_raw(t, tag, b, 8);
+}
+
+static void tlv_str(struct tlv *t, uint16_t tag, const char *s) { tlv_raw(t, tag, s, (uint32_t)strlen(s)); }
+
+static struct tlv T;
+
+static void tlv_reset(void) { memset(&T, 0, sizeof(T)); }
+
+/* Parses the frame in W and checks its header; returns the payload. */
+static const uint8_t *parse_w(size_t frame_len, uint32_t stream, uint16_t type, size_t *plen)
+{
+    struct proto_header h;
+    const uint8_t *payload = NULL;
+    size_t flen = 0;
+    assert_true(frame_len > 0);
+    assert_int_equal(proto_frame_parse(W.buf, frame_len, &h, &payload, &flen), PROTO_OK);
+    assert_int_equal(flen, frame_len);
+    assert_int_equal(h.stream, stream);
+    assert_int_equal(h.type, type);
+    assert_int_equal(h.version, PROTO_VERSION);
+    assert_int_equal(h.flags, 0);
+    assert_int_equal(h.len, frame_len - PROTO_HEADER_SIZE);
+    *plen = h.len;
+    return payload;
+}
+
+/* ---- round trips ---- */
+
+static void test_roundtrip_hello(void **state)
+{
+    struct proto_hello in = {.version_min = 1, .version_max = 3, .boot_ns = 0x123456789abcdefull};
+    strcpy(in.agent_version, "0.1.0");
+    strcpy(in.kernel, "6.1.192");
+    size_t n = proto_encode_hello(&W, &in), plen;
+    const uint8_t *p = parse_w(n, 0, PROTO_HELLO, &plen);
+    struct proto_hello out;
+    assert_int_equal(proto_decode_hello(p, plen, &out), PROTO_OK);
+    assert_int_equal(out.version_min, 1);
+    assert_int_equal(out.version_max, 3);
+    assert_true(out.boot_ns == in.boot_ns);
+    assert_string_equal(out.agent_version, "0.1.0");
+    assert_string_equal(out.kernel, "6.1.192");
+}
+
+static void test_roundtrip_config(void **state)
+{
+    struct proto_config in = {.version = 1, .realtime_ns = 1764190000123456789ull};
+    strcpy(in.hostname, "cocoon-3fa2c9");
+    size_t n = proto_encode_config(&W, &in), plen;
+    const uint8_t *p = parse_w(n, 0, PROTO_CONFIG, &plen);
+    struct proto_config out;
+    assert_int_equal(proto_decode_config(p, plen, &out), PROTO_OK);
+    assert_int_equal(out.version, 1);
+    assert_string_equal(out.hostname, "cocoon-3fa2c9");
+    assert_true(out.realtime_ns == in.realtime_ns);
+}
+
+static void test_roundtrip_ready(void **state)
+{
+    struct proto_ready in = {.boot_ns = 640000000ull, .init_ns = 420000000ull};
+    size_t n = proto_encode_ready(&W, &in), plen;
+    const uint8_t *p = parse_w(n, 0, PROTO_READY, &plen);
+    struct proto_ready out;
+    assert_int_equal(proto_decode_ready(p, plen, &out), PROTO_OK);
+    assert_true(out.boot_ns == in.boot_ns);
+    assert_true(out.init_ns == in.init_ns);
+}
+
+static void test_roundtrip_exec(void **state)
+{
+    char *argv[] = {"python3", "-c", "print('hi')", "", NULL};
+    char *env[] = {"FOO=bar", "EMPTY=", NULL};
+    static struct proto_exec in;
+    memset(&in, 0, sizeof(in));
+    in.argv = argv;
+    in.argc = 4;
+    in.env = env;
+    in.envc = 2;
+    strcpy(in.cwd, "/tmp");
+    strcpy(in.user, "1000:1000");
+    in.tty = 1;
+    in.rows = 24;
+    in.cols = 80;
+    in.timeout_ms = 30000;
+    in.window = 65536;
+    size_t n = proto_encode_exec(&W, 7, &in), plen;
+    const uint8_t *p = parse_w(n, 7, PROTO_EXEC, &plen);
+    static struct proto_exec out;
+    assert_int_equal(proto_decode_exec(p, plen, &out), PROTO_OK);
+    assert_int_equal(out.argc, 4);
+    for (size_t i = 0; i < 4; i++)
+        assert_string_equal(out.argv[i], argv[i]);
+    assert_null(out.argv[4]);
+    assert_int_equal(out.envc, 2);
+    assert_string_equal(out.env[0], "FOO=bar");
+    assert_string_equal(out.env[1], "EMPTY=");
+    assert_null(out.env[2]);
+    assert_string_equal(out.cwd, "/tmp");
+    assert_string_equal(out.user, "1000:1000");
+    assert_int_equal(out.tty, 1);
+    assert_int_equal(out.rows, 24);
+    assert_int_equal(out.cols, 80);
+    assert_true(out.timeout_ms == 30000);
+    assert_int_equal(out.window, 65536);
+    proto_exec_free(&out);
+    assert_null(out.argv);
+    assert_null(out.env);
+}
+
+static void test_roundtrip_exec_defaults(void **state)
+{
+    /* No env, no cwd, window 0 on the encoder side means the default window. */
+    char *argv[] = {"true", NULL};
+    static struct proto_exec in, out;
+    memset(&in, 0, sizeof(in));
+    in.argv = argv;
+    in.argc = 1;
+    size_t n = proto_encode_exec(&W, 1, &in), plen;
+    const uint8_t *p = parse_w(n, 1, PROTO_EXEC, &plen);
+    assert_int_equal(proto_decode_exec(p, plen, &out), PROTO_OK);
+    assert_int_equal(out.argc, 1);
+    assert_string_equal(out.argv[0], "true");
+    assert_non_null(out.env); /* always a NULL-terminated list */
+    assert_null(out.env[0]);
+    assert_int_equal(out.envc, 0);
+    assert_string_equal(out.cwd, "");
+    assert_int_equal(out.window, PROTO_DEFAULT_WINDOW);
+    assert_true(out.timeout_ms == 0);
+    proto_exec_free(&out);
+}
+
+static void test_roundtrip_started(void **state)
+{
+    struct proto_started in = {.pid = 4242, .window = 131072}, out;
+    size_t n = proto_encode_started(&W, 9, &in), plen;
+    const uint8_t *p = parse_w(n, 9, PROTO_STARTED, &plen);
+    assert_int_equal(proto_decode_started(p, plen, &out), PROTO_OK);
+    assert_int_equal(out.pid, 4242);
+    assert_int_equal(out.window, 131072);
+}
+
+static void test_roundtrip_exit(void **state)
+{
+    struct proto_exit in = {.code = 42, .signal = 0, .timed_out = 0}, out;
+    size_t n = proto_encode_exit(&W, 3, &in), plen;
+    const uint8_t *p = parse_w(n, 3, PROTO_EXIT, &plen);
+    assert_int_equal(proto_decode_exit(p, plen, &out), PROTO_OK);
+    assert_int_equal(out.code, 42);
+    assert_int_equal(out.signal, 0);
+    assert_int_equal(out.timed_out, 0);
+
+    struct proto_exit killed = {.code = 0, .signal = 9, .timed_out = 1};
+    n = proto_encode_exit(&W, 3, &killed);
+    p = parse_w(n, 3, PROTO_EXIT, &plen);
+    assert_int_equal(proto_decode_exit(p, plen, &out), PROTO_OK);
+    assert_int_equal(out.signal, 9);
+    assert_int_equal(out.timed_out, 1);
+
+    struct proto_exit max = {.code = 255};
+    n = proto_encode_exit(&W, 3, &max);
+    p = parse_w(n, 3, PROTO_EXIT, &plen);
+    assert_int_equal(proto_decode_exit(p, plen, &out), PROTO_OK);
+    assert_int_equal(out.code, 255);
+}
+
+static void test_roundtrip_error(void **state)
+{
+    struct proto_error_msg out;
+    size_t n = proto_encode_error(&W, 5, 2, "no such file: nonexistent-cmd"), plen;
+    const uint8_t *p = parse_w(n, 5, PROTO_ERROR, &plen);
+    assert_int_equal(proto_decode_error(p, plen, &out), PROTO_OK);
+    assert_int_equal(out.code, 2);
+    assert_string_equal(out.message, "no such file: nonexistent-cmd");
+
+    /* ERROR is allowed on the session stream too. */
+    n = proto_encode_error(&W, 0, 22, "bad config");
+    p = parse_w(n, 0, PROTO_ERROR, &plen);
+    assert_int_equal(proto_decode_error(p, plen, &out), PROTO_OK);
+
+    /* A message longer than the decoder's buffer is clipped by the encoder, not refused. */
+    char long_msg[3000];
+    memset(long_msg, 'x', sizeof(long_msg) - 1);
+    long_msg[sizeof(long_msg) - 1] = 0;
+    n = proto_encode_error(&W, 5, 1, long_msg);
+    p = parse_w(n, 5, PROTO_ERROR, &plen);
+    assert_int_equal(proto_decode_error(p, plen, &out), PROTO_OK);
+    assert_int_equal(strlen(out.message), sizeof(out.message) - 1);
+
+    /* NULL message encodes as empty. */
+    n = proto_encode_error(&W, 5, 1, NULL);
+    p = parse_w(n, 5, PROTO_ERROR, &plen);
+    assert_int_equal(proto_decode_error(p, plen, &out), PROTO_OK);
+    assert_string_equal(out.message, "");
+}
+
+static void test_roundtrip_data(void **state)
+{
+    static uint8_t data[PROTO_MAX_PAYLOAD];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(i * 7);
+    const uint16_t types[] = {PROTO_STDIN, PROTO_STDOUT, PROTO_STDERR, PROTO_PING, PROTO_PONG};
+    for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+        size_t n = proto_encode_data(&W, 11, types[t], data, sizeof(data)), plen;
+        const uint8_t *p = parse_w(n, 11, types[t], &plen);
+        assert_int_equal(plen, sizeof(data));
+        assert_memory_equal(p, data, sizeof(data));
+        assert_true(proto_type_is_data(types[t]));
+    }
+    /* Empty data frames (STDIN_EOF, empty PING on stream 0). */
+    size_t plen;
+    size_t n = proto_encode_data(&W, 11, PROTO_STDIN_EOF, NULL, 0);
+    parse_w(n, 11, PROTO_STDIN_EOF, &plen);
+    assert_int_equal(plen, 0);
+    n = proto_encode_data(&W, 0, PROTO_PING, "A1", 2);
+    const uint8_t *p = parse_w(n, 0, PROTO_PING, &plen);
+    assert_memory_equal(p, "A1", 2);
+}
+
+static void test_roundtrip_signal_credit(void **state)
+{
+    uint32_t v = 0;
+    size_t n = proto_encode_signal(&W, 4, 15), plen;
+    const uint8_t *p = parse_w(n, 4, PROTO_SIGNAL, &plen);
+    assert_int_equal(proto_decode_u32_field(p, plen, PT_SIGNAL, &v), PROTO_OK);
+    assert_int_equal(v, 15);
+
+    n = proto_encode_credit(&W, 4, 262144);
+    p = parse_w(n, 4, PROTO_CREDIT, &plen);
+    assert_int_equal(proto_decode_u32_field(p, plen, PT_BYTES, &v), PROTO_OK);
+    assert_int_equal(v, 262144);
+    /* Asking for a tag that is not there is an error. */
+    assert_int_equal(proto_decode_u32_field(p, plen, PT_SIGNAL, &v), PROTO_E_FIELD);
+}
+
+static void test_roundtrip_shutdown(void **state)
+{
+    uint32_t mode = 9, timeout = 9;
+    size_t n = proto_encode_shutdown(&W, 1, 5000), plen;
+    const uint8_t *p = parse_w(n, 0, PROTO_SHUTDOWN, &plen);
+    assert_int_equal(proto_decode_shutdown(p, plen, &mode, &timeout), PROTO_OK);
+    assert_int_equal(mode, 1);
+    assert_int_equal(timeout, 5000);
+    /* Empty SHUTDOWN: poweroff, no timeout. */
+    assert_int_equal(proto_decode_shutdown(p, 0, &mode, &timeout), PROTO_OK);
+    assert_int_equal(mode, 0);
+    assert_int_equal(timeout, 0);
+    /* Mode 2 does not exist. */
+    n = proto_encode_shutdown(&W, 2, 0);
+    p = parse_w(n, 0, PROTO_SHUTDOWN, &plen);
+    assert_int_equal(proto_decode_shutdown(p, plen, &mode, &timeout), PROTO_E_FIELD);
+}
+
+static void test_roundtrip_resize(void **state)
+{
+    uint32_t rows = 0, cols = 0;
+    size_t n = proto_encode_resize(&W, 2, 50, 132), plen;
+    const uint8_t *p = parse_w(n, 2, PROTO_RESIZE, &plen);
+    assert_int_equal(proto_decode_resize(p, plen, &rows, &cols), PROTO_OK);
+    assert_int_equal(rows, 50);
+    assert_int_equal(cols, 132);
+    n = proto_encode_resize(&W, 2, 70000, 80);
+    p = parse_w(n, 2, PROTO_RESIZE, &plen);
+    assert_int_equal(proto_decode_resize(p, plen, &rows, &cols), PROTO_E_FIELD);
+}
+
+static void test_roundtrip_vmm_hello(void **state)
+{
+    struct proto_vmm_hello in, out;
+    memset(&in, 0, sizeof(in));
+    in.version = 1;
+    strcpy(in.backend, "qemu");
+    strcpy(in.accel, "tcg");
+    strcpy(in.box_id, "3fa2c9e01b7d");
+    strcpy(in.kernel, "6.1.192");
+    in.boot_ns = 1;
+    in.init_ns = 2;
+    in.ready_ms = 1234;
+    size_t n = proto_encode_vmm_hello(&W, &in), plen;
+    const uint8_t *p = parse_w(n, 0, PROTO_VMM_HELLO, &plen);
+    assert_int_equal(proto_decode_vmm_hello(p, plen, &out), PROTO_OK);
+    assert_int_equal(out.version, 1);
+    assert_string_equal(out.backend, "qemu");
+    assert_string_equal(out.accel, "tcg");
+    assert_string_equal(out.box_id, "3fa2c9e01b7d");
+    assert_string_equal(out.kernel, "6.1.192");
+    assert_true(out.boot_ns == 1 && out.init_ns == 2);
+    assert_int_equal(out.ready_ms, 1234);
+}
+
+static void test_type_tables(void **state)
+{
+    for (unsigned t = 0; t <= PROTO_TYPE_MAX + 2; t++) {
+        int known = proto_type_known(t);
+        assert_int_equal(known, proto_type_name(t) != NULL);
+        if (proto_type_is_session(t) || proto_type_is_data(t))
+            assert_true(known);
+    }
+    assert_string_equal(proto_type_name(PROTO_EXEC), "EXEC");
+    assert_false(proto_type_known(0));
+    assert_false(proto_type_known(8));
+    assert_false(proto_type_known(PROTO_TYPE_MAX));
+    for (int s = -9; s <= 1; s++)
+        assert_non_null(proto_strerror(s));
+}
+
+/* ---- header rejects ---- */
+
+static void hdr(uint8_t *b, uint32_t len, uint32_t stream, uint16_t type, uint8_t version, uint8_t flags)
+{
+    put32(b, len);
+    put32(b + 4, stream);
+    put16(b + 8, type);
+    b[10] = version;
+    b[11] = flags;
+}
+
+static void test_header_encode_layout(void **state)
+{
+    uint8_t b[PROTO_HEADER_SIZE];
+    proto_header_encode(b, 0x01020304, 0x0a0b0c0d, 0x0110);
+    const uint8_t want[] = {4, 3, 2, 1, 0x0d, 0x0c, 0x0b, 0x0a, 0x10, 0x01, 1, 0};
+    assert_memory_equal(b, want, sizeof(want));
+}
+
+static void test_header_truncated(void **state)
+{
+    uint8_t b[PROTO_HEADER_SIZE + 4];
+    struct proto_header h;
+    const uint8_t *p;
+    size_t fl;
+    hdr(b, 4, 1, PROTO_STDOUT, 1, 0);
+    memcpy(b + 12, "abcd", 4);
+    for (size_t n = 0; n < PROTO_HEADER_SIZE; n++) {
+        assert_int_equal(proto_header_decode(b, n, &h), PROTO_NEED_MORE);
+        assert_int_equal(proto_frame_parse(b, n, &h, &p, &fl), PROTO_NEED_MORE);
+    }
+    /* Header complete, payload not. */
+    for (size_t n = PROTO_HEADER_SIZE; n < sizeof(b); n++)
+        assert_int_equal(proto_frame_parse(b, n, &h, &p, &fl), PROTO_NEED_MORE);
+    assert_int_equal(proto_frame_parse(b, sizeof(b), &h, &p, &fl), PROTO_OK);
+    assert_int_equal(fl, sizeof(b));
+    assert_ptr_equal(p, b + 12);
+}
+
+static void test_header_oversize(void **state)
+{
+    uint8_t b[PROTO_HEADER_SIZE];
+    struct proto_header h;
+    hdr(b, PROTO_MAX_PAYLOAD, 1, PROTO_STDOUT, 1, 0);
+    assert_int_equal(proto_header_decode(b, sizeof(b), &h), PROTO_OK);
+    hdr(b, PROTO_MAX_PAYLOAD + 1, 1, PROTO_STDOUT, 1, 0);
+    assert_int_equal(proto_header_decode(b, sizeof(b), &h), PROTO_E_OVERSIZE);
+    hdr(b, 0xffffffffu, 1, PROTO_STDOUT, 1, 0);
+    assert_int_equal(proto_header_decode(b, sizeof(b), &h), PROTO_E_OVERSIZE);
+    /* frame_parse fails on the header alone: it must not wait for 4 GiB. */
+    const uint8_t *p;
+    size_t fl;
+    assert_int_equal(proto_frame_parse(b, sizeof(b), &h, &p, &fl), PROTO_E_OVERSIZE);
+}
+
+static void test_header_unknown_type(void **state)
+{
+    uint8_t b[PROTO_HEADER_SIZE];
+    struct proto_header h;
+    const uint16_t bad[] = {0, 8, 15, 26, 31, 33, 63, 64, 0xffff};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        hdr(b, 0, 1, bad[i], 1, 0);
+        assert_int_equal(proto_header_decode(b, sizeof(b), &h), PROTO_E_TYPE);
+    }
+}
+
+static void test_header_wrong_version(void **state)
+{
+    uint8_t b[PROTO_HEADER_SIZE];
+    struct proto_header h;
+    const uint8_t bad[] = {0, 2, 0x7f, 0xff};
+    for (size_t i = 0; i < sizeof(bad); i++) {
+        hdr(b, 0, 0, PROTO_PING, bad[i], 0);
+        assert_int_equal(proto_header_decode(b, sizeof(b), &h), PROTO_E_VERSION);
+    }
+}
+
+static void test_header_flags(void **state)
+{
+    uint8_t b[PROTO_HEADER_SIZE];
+    struct proto_header h;
+    for (unsigned f = 1; f < 256; f <<= 1) {
+        hdr(b, 0, 0, PROTO_PING, 1, (uint8_t)f);
+        assert_int_equal(proto_header_decode(b, sizeof(b), &h), PROTO_E_FLAGS);
+    }
+}
+
+static void test_header_stream_rules(void **state)
+{
+    uint8_t b[PROTO_HEADER_SIZE];
+    struct proto_header h;
+    /* Session types only on stream 0. */
+    const uint16_t session[] = {PROTO_HELLO, PROTO_CONFIG, PROTO_READY, PROTO_SHUTDOWN, PROTO_VMM_HELLO};
+    for (size_t i = 0; i < sizeof(session) / sizeof(session[0]); i++) {
+        hdr(b, 0, 0, session[i], 1, 0);
+        assert_int_equal(proto_header_decode(b, sizeof(b), &h), PROTO_OK);
+        hdr(b, 0, 1, session[i], 1, 0);
+        assert_int_equal(proto_header_decode(b, sizeof(b), &h), PROTO_E_STREAM);
+        hdr(b, 0, 0xffffffffu, session[i], 1, 0);
+        assert_int_equal(proto_header_decode(b, sizeof(b), &h), PROTO_E_STREAM);
+    }
+    /* Exec types never on stream 0. */
+    const uint16_t exec[] = {PROTO_EXEC,   PROTO_STARTED, PROTO_STDIN,  PROTO_STDIN_EOF, PROTO_STDOUT,
+                             PROTO_STDERR, PROTO_EXIT,    PROTO_SIGNAL, PROTO_RESIZE,    PROTO_CREDIT};
+    for (size_t i = 0; i < sizeof(exec) / sizeof(exec[0]); i++) {
+        hdr(b, 0, 0, exec[i], 1, 0);
+        assert_int_equal(proto_header_decode(b, sizeof(b), &h), PROTO_E_STREAM);
+        hdr(b, 0, 5, exec[i], 1, 0);
+        assert_int_equal(proto_header_decode(b, sizeof(b), &h), PROTO_OK);
+    }
+    /* PING, PONG and ERROR go on any stream. */
+    const uint16_t any[] = {PROTO_PING, PROTO_PONG, PROTO_ERROR};
+    for (size_t i = 0; i < 3; i++) {
+        hdr(b, 0, 0, any[i], 1, 0);
+        assert_int_equal(proto_header_decode(b, sizeof(b), &h), PROTO_OK);
+        hdr(b, 0, 77, any[i], 1, 0);
+        assert_int_equal(proto_header_decode(b, sizeof(b), &h), PROTO_OK);
+    }
+}
+
+/* ---- TLV rejects ---- */
+
+static void test_tlv_reader(void **state)
+{
+    struct proto_reader r;
+    struct proto_field f;
+    tlv_reset();
+    tlv_u32(&T, PT_PID, 7);
+    tlv_str(&T, PT_CWD, "/");
+    proto_reader_init(&r, T.buf, T.len);
+    assert_int_equal(proto_next_field(&r, &f), PROTO_OK);
+    assert_int_equal(f.tag, PT_PID);
+    assert_int_equal(f.len, 4);
+    assert_int_equal(proto_next_field(&r, &f), PROTO_OK);
+    assert_int_equal(f.tag, PT_CWD);
+    assert_int_equal(proto_next_field(&r, &f), PROTO_NEED_MORE);
+    /* A partial field header (1..5 bytes) is truncated. */
+    for (size_t n = 1; n < 6; n++) {
+        proto_reader_init(&r, T.buf, n);
+        assert_int_equal(proto_next_field(&r, &f), PROTO_E_TRUNCATED);
+    }
+    /* u64/i32 accessors check sizes. */
+    uint64_t v64;
+    int32_t i32;
+    proto_reader_init(&r, T.buf, T.len);
+    assert_int_equal(proto_next_field(&r, &f), PROTO_OK);
+    assert_int_equal(proto_field_u64(&f, &v64), PROTO_E_FIELD);
+    assert_int_equal(proto_field_i32(&f, &i32), PROTO_OK);
+    assert_int_equal(i32, 7);
+    char small[2];
+    assert_int_equal(proto_next_field(&r, &f), PROTO_OK);
+    assert_int_equal(proto_field_str(&f, small, 0), PROTO_E_FIELD);
+    assert_int_equal(proto_field_str(&f, small, 1), PROTO_E_FIELD); /* "/" needs 2 */
+    assert_int_equal(proto_field_str(&f, small, 2), PROTO_OK);
+    assert_string_equal(small, "/");
+}
+
+static void test_tlv_field_past_end(void **state)
+{
+    /* A field whose length claims more bytes than the payload holds. */
+    uint8_t b[6 + 4];
+    put16(b, PT_PID);
+    put32(b + 2, 5);
+    memset(b + 6, 0, 4);
+    struct proto_started s;
+    assert_int_equal(proto_decode_started(b, sizeof(b), &s), PROTO_E_TRUNCATED);
+    put32(b + 2, 0xffffffffu);
+    assert_int_equal(proto_decode_started(b, sizeof(b), &s), PROTO_E_TRUNCATED);
+    static struct proto_exec e;
+    put16(b, PT_ARGV);
+    put32(b + 2, 0xfffffffau); /* 6 + len overflows 32 bits */
+    assert_int_equal(proto_decode_exec(b, sizeof(b), &e), PROTO_E_TRUNCATED);
+    assert_null(e.argv);
+    /* Trailing garbage shorter than a field header. */
+    tlv_reset();
+    tlv_u32(&T, PT_CODE, 0);
+    T.buf[T.len++] = 1;
+    struct proto_exit x;
+    assert_int_equal(proto_decode_exit(T.buf, T.len, &x), PROTO_E_TRUNCATED);
+}
+
+static void test_tlv_u32_wrong_size(void **state)
+{
+    struct proto_started s;
+    const uint8_t zero[8] = {0};
+    for (uint32_t n = 0; n <= 8; n++) {
+        if (n == 4)
+            continue;
+        tlv_reset();
+        tlv_raw(&T, PT_PID, zero, n);
+        tlv_u32(&T, PT_WINDOW, 1);
+        assert_int_equal(proto_decode_started(T.buf, T.len, &s), PROTO_E_FIELD);
+    }
+    /* u64 field given 4 bytes. */
+    tlv_reset();
+    tlv_u32(&T, PT_VERSION_MIN, 1);
+    tlv_u32(&T, PT_VERSION_MAX, 1);
+    tlv_u32(&T, PT_BOOT_NS, 1);
+    struct proto_hello h;
+    assert_int_equal(proto_decode_hello(T.buf, T.len, &h), PROTO_E_FIELD);
+}
+
+static void test_tlv_duplicate_scalar(void **state)
+{
+    struct proto_started s;
+    tlv_reset();
+    tlv_u32(&T, PT_PID, 1);
+    tlv_u32(&T, PT_WINDOW, 1);
+    assert_int_equal(proto_decode_started(T.buf, T.len, &s), PROTO_OK);
+    tlv_u32(&T, PT_PID, 2);
+    assert_int_equal(proto_decode_started(T.buf, T.len, &s), PROTO_E_FIELD);
+
+    struct proto_exit x;
+    tlv_reset();
+    tlv_u32(&T, PT_CODE, 0);
+    tlv_u32(&T, PT_CODE, 1);
+    assert_int_equal(proto_decode_exit(T.buf, T.len, &x), PROTO_E_FIELD);
+
+    uint32_t v;
+    tlv_reset();
+    tlv_u32(&T, PT_BYTES, 10);
+    tlv_u32(&T, PT_BYTES, 10);
+    assert_int_equal(proto_decode_u32_field(T.buf, T.len, PT_BYTES, &v), PROTO_E_FIELD);
+
+    static struct proto_exec e;
+    tlv_reset();
+    tlv_str(&T, PT_ARGV, "ls");
+    tlv_str(&T, PT_CWD, "/");
+    tlv_str(&T, PT_CWD, "/root");
+    assert_int_equal(proto_decode_exec(T.buf, T.len, &e), PROTO_E_FIELD);
+    assert_null(e.argv);
+
+    struct proto_config c;
+    tlv_reset();
+    tlv_u32(&T, PT_VERSION, 1);
+    tlv_str(&T, PT_HOSTNAME, "a");
+    tlv_str(&T, PT_HOSTNAME, "b");
+    assert_int_equal(proto_decode_config(T.buf, T.len, &c), PROTO_E_FIELD);
+}
+
+static void test_tlv_nul_in_string(void **state)
+{
+    static struct proto_exec e;
+    tlv_reset();
+    tlv_raw(&T, PT_ARGV, "ls\0-la", 6);
+    assert_int_equal(proto_decode_exec(T.buf, T.len, &e), PROTO_E_FIELD);
+    tlv_reset();
+    tlv_str(&T, PT_ARGV, "ls");
+    tlv_raw(&T, PT_ENV, "A=b\0c", 5);
+    assert_int_equal(proto_decode_exec(T.buf, T.len, &e), PROTO_E_FIELD);
+    tlv_reset();
+    tlv_str(&T, PT_ARGV, "ls");
+    tlv_raw(&T, PT_CWD, "/tmp\0/etc", 9);
+    assert_int_equal(proto_decode_exec(T.buf, T.len, &e), PROTO_E_FIELD);
+
+    struct proto_error_msg m;
+    tlv_reset();
+    tlv_raw(&T, PT_MESSAGE, "\0", 1);
+    assert_int_equal(proto_decode_error(T.buf, T.len, &m), PROTO_E_FIELD);
+}
+
+static void test_tlv_too_many_argv(void **state)
+{
+    static struct proto_exec e;
+    tlv_reset();
+    for (int i = 0; i < (int)PROTO_MAX_LIST; i++)
+        tlv_str(&T, PT_ARGV, "x");
+    assert_int_equal(proto_decode_exec(T.buf, T.len, &e), PROTO_OK);
+    assert_int_equal(e.argc, PROTO_MAX_LIST);
+    proto_exec_free(&e);
+    tlv_str(&T, PT_ARGV, "x"); /* 1025 */
+    assert_int_equal(proto_decode_exec(T.buf, T.len, &e), PROTO_E_FIELD);
+    assert_null(e.argv);
+    /* Same bound for ENV. */
+    tlv_reset();
+    tlv_str(&T, PT_ARGV, "env");
+    for (int i = 0; i <= (int)PROTO_MAX_LIST; i++)
+        tlv_str(&T, PT_ENV, "A=1");
+    assert_int_equal(proto_decode_exec(T.buf, T.len, &e), PROTO_E_FIELD);
+    assert_null(e.env);
+}
+
+static void test_tlv_long_string(void **state)
+{
+    static char s[PROTO_MAX_STRING + 1];
+    static struct proto_exec e;
+    memset(s, 'a', sizeof(s) - 1);
+    s[PROTO_MAX_STRING - 1] = 0; /* 4095 bytes: the longest allowed */
+    tlv_reset();
+    tlv_str(&T, PT_ARGV, s);
+    assert_int_equal(proto_decode_exec(T.buf, T.len, &e), PROTO_OK);
+    assert_int_equal(strlen(e.argv[0]), PROTO_MAX_STRING - 1);
+    proto_exec_free(&e);
+
+    memset(s, 'a', sizeof(s) - 1);
+    s[PROTO_MAX_STRING] = 0; /* 4096 bytes */
+    tlv_reset();
+    tlv_str(&T, PT_ARGV, s);
+    assert_int_equal(proto_decode_exec(T.buf, T.len, &e), PROTO_E_FIELD);
+    tlv_reset();
+    tlv_str(&T, PT_ARGV, "pwd");
+    tlv_str(&T, PT_CWD, s);
+    assert_int_equal(proto_decode_exec(T.buf, T.len, &e), PROTO_E_FIELD);
+
+    /* A string longer than the decoded struct's buffer. */
+    struct proto_hello h;
+    memset(s, 'k', 200);
+    s[200] = 0;
+    tlv_reset();
+    tlv_u32(&T, PT_VERSION_MIN, 1);
+    tlv_u32(&T, PT_VERSION_MAX, 1);
+    tlv_str(&T, PT_KERNEL, s);
+    assert_int_equal(proto_decode_hello(T.buf, T.len, &h), PROTO_E_FIELD);
+
+    /* The writer refuses to encode an over-long string. */
+    memset(s, 'a', sizeof(s) - 1);
+    s[PROTO_MAX_STRING] = 0;
+    proto_writer_begin(&W, 1, PROTO_EXEC);
+    proto_put_str(&W, PT_ARGV, s);
+    assert_int_equal(proto_writer_finish(&W), 0);
+}
+
+static void test_tlv_exec_invalid(void **state)
+{
+    static struct proto_exec e;
+    /* No argv at all. */
+    tlv_reset();
+    tlv_str(&T, PT_CWD, "/");
+    tlv_u32(&T, PT_WINDOW, 100);
+    assert_int_equal(proto_decode_exec(T.buf, T.len, &e), PROTO_E_FIELD);
+    assert_int_equal(proto_decode_exec(T.buf, 0, &e), PROTO_E_FIELD);
+    /* Empty argv[0]. */
+    tlv_reset();
+    tlv_str(&T, PT_ARGV, "");
+    assert_int_equal(proto_decode_exec(T.buf, T.len, &e), PROTO_E_FIELD);
+    /* Window 0 would deadlock the stream. */
+    tlv_reset();
+    tlv_str(&T, PT_ARGV, "ls");
+    tlv_u32(&T, PT_WINDOW, 0);
+    assert_int_equal(proto_decode_exec(T.buf, T.len, &e), PROTO_E_FIELD);
+    /* TTY is a boolean. */
+    tlv_reset();
+    tlv_str(&T, PT_ARGV, "ls");
+    tlv_u32(&T, PT_TTY, 2);
+    assert_int_equal(proto_decode_exec(T.buf, T.len, &e), PROTO_E_FIELD);
+    /* ENV entries need '='. */
+    tlv_reset();
+    tlv_str(&T, PT_ARGV, "ls");
+    tlv_str(&T, PT_ENV, "NOEQUALS");
+    assert_int_equal(proto_decode_exec(T.buf, T.len, &e), PROTO_E_FIELD);
+    assert_null(e.argv);
+    assert_null(e.env);
+}
+
+static void test_tlv_exit_invalid(void **state)
+{
+    struct proto_exit x;
+    tlv_reset();
+    tlv_u32(&T, PT_CODE, 300);
+    assert_int_equal(proto_decode_exit(T.buf, T.len, &x), PROTO_E_FIELD);
+    tlv_reset();
+    tlv_u32(&T, PT_CODE, (uint32_t)-1);
+    assert_int_equal(proto_decode_exit(T.buf, T.len, &x), PROTO_E_FIELD);
+    tlv_reset();
+    tlv_u32(&T, PT_CODE, 0);
+    tlv_u32(&T, PT_SIGNAL, 65);
+    assert_int_equal(proto_decode_exit(T.buf, T.len, &x), PROTO_E_FIELD);
+    /* CODE is required. */
+    tlv_reset();
+    tlv_u32(&T, PT_SIGNAL, 9);
+    assert_int_equal(proto_decode_exit(T.buf, T.len, &x), PROTO_E_FIELD);
+    tlv_reset();
+    tlv_u32(&T, PT_CODE, 255);
+    tlv_u32(&T, PT_SIGNAL, 64);
+    assert_int_equal(proto_decode_exit(T.buf, T.len, &x), PROTO_OK);
+}
+
+static void test_tlv_missing_required(void **state)
+{
+    struct proto_hello h;
+    struct proto_config c;
+    struct proto_started s;
+    struct proto_error_msg m;
+    struct proto_vmm_hello v;
+    assert_int_equal(proto_decode_hello(NULL, 0, &h), PROTO_E_FIELD);
+    assert_int_equal(proto_decode_config(NULL, 0, &c), PROTO_E_FIELD);
+    assert_int_equal(proto_decode_started(NULL, 0, &s), PROTO_E_FIELD);
+    assert_int_equal(proto_decode_error(NULL, 0, &m), PROTO_E_FIELD);
+    assert_int_equal(proto_decode_vmm_hello(NULL, 0, &v), PROTO_E_FIELD);
+    struct proto_ready r;
+    assert_int_equal(proto_decode_ready(NULL, 0, &r), PROTO_OK); /* all optional */
+    /* HELLO with min > max. */
+    tlv_reset();
+    tlv_u32(&T, PT_VERSION_MIN, 3);
+    tlv_u32(&T, PT_VERSION_MAX, 2);
+    assert_int_equal(proto_decode_hello(T.buf, T.len, &h), PROTO_E_FIELD);
+}
+
+static void test_tlv_unknown_tags_skipped(void **state)
+{
+    /* Unknown tags, both in the tracked range (< 64) and far above it, with any size. */
+    static struct proto_exec e;
+    tlv_reset();
+    tlv_raw(&T, 60, "\x01\x02\x03", 3);
+    tlv_str(&T, PT_ARGV, "echo");
+    tlv_raw(&T, 0x1234, "whatever", 8);
+    tlv_raw(&T, 0x1234, "repeated", 8); /* high tags may repeat */
+    tlv_str(&T, PT_ARGV, "hi");
+    tlv_raw(&T, 0xffff, NULL, 0);
+    assert_int_equal(proto_decode_exec(T.buf, T.len, &e), PROTO_OK);
+    assert_int_equal(e.argc, 2);
+    assert_string_equal(e.argv[1], "hi");
+    proto_exec_free(&e);
+
+    struct proto_exit x;
+    tlv_reset();
+    tlv_u64(&T, 50, 99);
+    tlv_u32(&T, PT_CODE, 7);
+    tlv_str(&T, PT_MESSAGE, "a tag exit does not know");
+    assert_int_equal(proto_decode_exit(T.buf, T.len, &x), PROTO_OK);
+    assert_int_equal(x.code, 7);
+
+    struct proto_hello h;
+    tlv_reset();
+    tlv_u32(&T, PT_VERSION_MIN, 1);
+    tlv_u32(&T, PT_VERSION_MAX, 2);
+    tlv_raw(&T, 1000, "future", 6);
+    assert_int_equal(proto_decode_hello(T.buf, T.len, &h), PROTO_OK);
+    assert_int_equal(h.version_max, 2);
+}
+
+static void test_writer_overflow(void **state)
+{
+    static uint8_t big[PROTO_MAX_PAYLOAD + 1];
+    /* Data one byte over the payload limit. */
+    assert_int_equal(proto_encode_data(&W, 1, PROTO_STDOUT, big, sizeof(big)), 0);
+    /* Exactly the limit fits. */
+    assert_int_equal(proto_encode_data(&W, 1, PROTO_STDOUT, big, PROTO_MAX_PAYLOAD), PROTO_MAX_FRAME);
+    /* Many fields until it no longer fits: overflow is sticky. */
+    proto_writer_begin(&W, 1, PROTO_EXEC);
+    static char s[4000];
+    memset(s, 's', sizeof(s) - 1);
+    for (int i = 0; i < 20; i++)
+        proto_put_str(&W, PT_ARGV, s);
+    assert_true(W.overflow);
+    proto_put_u32(&W, PT_TTY, 0);
+    assert_int_equal(proto_writer_finish(&W), 0);
+    /* An EXEC too big for one frame. */
+    char *argv[21];
+    for (int i = 0; i < 20; i++)
+        argv[i] = s;
+    argv[20] = NULL;
+    static struct proto_exec e;
+    memset(&e, 0, sizeof(e));
+    e.argv = argv;
+    e.argc = 20;
+    assert_int_equal(proto_encode_exec(&W, 1, &e), 0);
+    /* The writer is reusable after begin. */
+    assert_true(proto_encode_credit(&W, 1, 5) > 0);
+}
+
+/* ---- proto_conn over a socketpair ---- */
+
+static void make_pair(int sv[2])
+{
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
+    assert_int_equal(fcntl(sv[1], F_SETFL, O_NONBLOCK), 0);
+}
+
+static void test_conn_one_byte_writes(void **state)
+{
+    int sv[2];
+    make_pair(sv);
+    struct proto_conn c;
+    assert_int_equal(proto_conn_init(&c, sv[0], 0), 0);
+    static uint8_t data[3000];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(i ^ 0x5a);
+    size_t n = proto_encode_data(&W, 3, PROTO_STDOUT, data, sizeof(data));
+    struct proto_header h;
+    const uint8_t *p;
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(write(sv[1], W.buf + i, 1), 1);
+        assert_int_equal(proto_conn_read(&c), 1);
+        int rc = proto_conn_next(&c, &h, &p);
+        if (i + 1 < n)
+            assert_int_equal(rc, PROTO_NEED_MORE);
+        else
+            assert_int_equal(rc, PROTO_OK);
+    }
+    assert_int_equal(h.type, PROTO_STDOUT);
+    assert_int_equal(h.stream, 3);
+    assert_int_equal(h.len, sizeof(data));
+    assert_memory_equal(p, data, sizeof(data));
+    assert_int_equal(proto_conn_next(&c, &h, &p), PROTO_NEED_MORE);
+    /* Nothing more to read: EAGAIN. */
+    errno = 0;
+    assert_int_equal(proto_conn_read(&c), -1);
+    assert_int_equal(errno, EAGAIN);
+    /* EOF is reported. */
+    close(sv[1]);
+    assert_int_equal(proto_conn_read(&c), 0);
+    assert_true(c.eof);
+    proto_conn_free(&c);
+    close(sv[0]);
+}
+
+static void test_conn_two_frames_one_write(void **state)
+{
+    int sv[2];
+    make_pair(sv);
+    struct proto_conn c;
+    assert_int_equal(proto_conn_init(&c, sv[0], 0), 0);
+    uint8_t both[256];
+    size_t a = proto_encode_credit(&W, 4, 1000);
+    memcpy(both, W.buf, a);
+    struct proto_exit x = {.code = 3};
+    size_t b = proto_encode_exit(&W, 4, &x);
+    memcpy(both + a, W.buf, b);
+    assert_int_equal(write(sv[1], both, a + b), (ssize_t)(a + b));
+    assert_int_equal(proto_conn_read(&c), (long)(a + b));
+    struct proto_header h;
+    const uint8_t *p;
+    uint32_t v;
+    assert_int_equal(proto_conn_next(&c, &h, &p), PROTO_OK);
+    assert_int_equal(h.type, PROTO_CREDIT);
+    assert_int_equal(proto_decode_u32_field(p, h.len, PT_BYTES, &v), PROTO_OK);
+    assert_int_equal(v, 1000);
+    assert_int_equal(proto_conn_next(&c, &h, &p), PROTO_OK);
+    assert_int_equal(h.type, PROTO_EXIT);
+    struct proto_exit out;
+    assert_int_equal(proto_decode_exit(p, h.len, &out), PROTO_OK);
+    assert_int_equal(out.code, 3);
+    assert_int_equal(proto_conn_next(&c, &h, &p), PROTO_NEED_MORE);
+    proto_conn_free(&c);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+static void test_conn_many_max_frames(void **state)
+{
+    /* Max-size frames streamed through: the inbound buffer compacts and never needs
+     * more than two frames; the sender's queue absorbs what the socket cannot take. */
+    int sv[2];
+    make_pair(sv);
+    struct proto_conn rx, tx;
+    assert_int_equal(proto_conn_init(&rx, sv[0], 0), 0);
+    assert_int_equal(proto_conn_init(&tx, sv[1], 0), 0);
+    static uint8_t data[PROTO_MAX_PAYLOAD];
+    const int frames = 40;
+    int sent = 0, got = 0;
+    while (got < frames) {
+        if (sent < frames && proto_conn_pending(&tx) < 2 * PROTO_MAX_FRAME) {
+            memset(data, sent, sizeof(data));
+            size_t n = proto_encode_data(&W, 1, PROTO_STDOUT, data, sizeof(data));
+            assert_int_equal(proto_conn_send(&tx, W.buf, n), 0);
+            sent++;
+        }
+        assert_int_equal(proto_conn_flush(&tx), 0);
+        long r = proto_conn_read(&rx);
+        assert_true(r > 0 || (r < 0 && errno == EAGAIN));
+        struct proto_header h;
+        const uint8_t *p;
+        int rc;
+        while ((rc = proto_conn_next(&rx, &h, &p)) == PROTO_OK) {
+            assert_int_equal(h.len, PROTO_MAX_PAYLOAD);
+            assert_int_equal(p[0], (uint8_t)got);
+            assert_int_equal(p[PROTO_MAX_PAYLOAD - 1], (uint8_t)got);
+            got++;
+        }
+        assert_int_equal(rc, PROTO_NEED_MORE);
+        assert_true(rx.in_len <= 2 * PROTO_MAX_FRAME);
+    }
+    assert_int_equal(proto_conn_pending(&tx), 0);
+    proto_conn_free(&rx);
+    proto_conn_free(&tx);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+static void test_conn_oversize_header(void **state)
+{
+    int sv[2];
+    make_pair(sv);
+    struct proto_conn c;
+    assert_int_equal(proto_conn_init(&c, sv[0], 0), 0);
+    uint8_t b[PROTO_HEADER_SIZE];
+    hdr(b, PROTO_MAX_PAYLOAD + 1, 1, PROTO_STDOUT, 1, 0);
+    assert_int_equal(write(sv[1], b, sizeof(b)), (ssize_t)sizeof(b));
+    assert_int_equal(proto_conn_read(&c), (long)sizeof(b));
+    struct proto_header h;
+    const uint8_t *p;
+    assert_int_equal(proto_conn_next(&c, &h, &p), PROTO_E_OVERSIZE);
+    /* The failure is stable: the stream stays unusable. */
+    assert_int_equal(proto_conn_next(&c, &h, &p), PROTO_E_OVERSIZE);
+    proto_conn_free(&c);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+static void test_conn_bad_frame_after_good(void **state)
+{
+    int sv[2];
+    make_pair(sv);
+    struct proto_conn c;
+    assert_int_equal(proto_conn_init(&c, sv[0], 0), 0);
+    uint8_t b[64];
+    size_t a = proto_encode_credit(&W, 2, 1);
+    memcpy(b, W.buf, a);
+    hdr(b + a, 0, 0, PROTO_EXEC, 1, 0); /* EXEC on stream 0 */
+    assert_int_equal(write(sv[1], b, a + 12), (ssize_t)(a + 12));
+    assert_true(proto_conn_read(&c) > 0);
+    struct proto_header h;
+    const uint8_t *p;
+    assert_int_equal(proto_conn_next(&c, &h, &p), PROTO_OK);
+    assert_int_equal(proto_conn_next(&c, &h, &p), PROTO_E_STREAM);
+    proto_conn_free(&c);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+static void test_conn_out_limit(void **state)
+{
+    int sv[2];
+    make_pair(sv);
+    struct proto_conn tx;
+    const size_t limit = 300000;
+    assert_int_equal(proto_conn_init(&tx, sv[1], limit), 0);
+    assert_int_equal(tx.out_limit, limit);
+    static uint8_t data[PROTO_MAX_PAYLOAD];
+    size_t n = proto_encode_data(&W, 1, PROTO_STDOUT, data, sizeof(data));
+    /* Nobody reads sv[0]: the socket buffer fills, then the queue, then send fails. */
+    int ok = 0, rc = 0;
+    for (int i = 0; i < 1000 && rc == 0; i++) {
+        rc = proto_conn_send(&tx, W.buf, n);
+        if (rc == 0)
+            ok++;
+    }
+    assert_int_equal(rc, -1);
+    assert_int_equal(errno, ENOBUFS);
+    assert_true(ok > 0);
+    assert_true(proto_conn_pending(&tx) <= limit);
+    assert_true(proto_conn_pending(&tx) + n > limit);
+    /* Draining the peer lets the queue empty and sending work again. */
+    static uint8_t sink[1 << 16];
+    size_t pending;
+    for (int i = 0; i < 10000 && (pending = proto_conn_pending(&tx)) > 0; i++) {
+        while (read(sv[0], sink, sizeof(sink)) > 0)
+            ;
+        assert_int_equal(proto_conn_flush(&tx), 0);
+    }
+    assert_int_equal(proto_conn_pending(&tx), 0);
+    assert_int_equal(proto_conn_send(&tx, W.buf, n), 0);
+    /* A zero-length send is refused. */
+    assert_int_equal(proto_conn_send(&tx, W.buf, 0), -1);
+    /* A write error (peer gone) is reported. */
+    close(sv[0]);
+    signal(SIGPIPE, SIG_IGN);
+    int err = 0;
+    for (int i = 0; i < 100 && !err; i++)
+        err = proto_conn_send(&tx, W.buf, n) < 0;
+    assert_true(err);
+    proto_conn_free(&tx);
+    close(sv[1]);
+}
+
+static void test_conn_default_limit(void **state)
+{
+    struct proto_conn c;
+    assert_int_equal(proto_conn_init(&c, -1, 0), 0);
+    assert_int_equal(c.out_limit, 8u * 1024 * 1024);
+    proto_conn_free(&c);
+    proto_conn_free(&c); /* idempotent */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_roundtrip_hello),
+        cmocka_unit_test(test_roundtrip_config),
+        cmocka_unit_test(test_roundtrip_ready),
+        cmocka_unit_test(test_roundtrip_exec),
+        cmocka_unit_test(test_roundtrip_exec_defaults),
+        cmocka_unit_test(test_roundtrip_started),
+        cmocka_unit_test(test_roundtrip_exit),
+        cmocka_unit_test(test_roundtrip_error),
+        cmocka_unit_test(test_roundtrip_data),
+        cmocka_unit_test(test_roundtrip_signal_credit),
+        cmocka_unit_test(test_roundtrip_shutdown),
+        cmocka_unit_test(test_roundtrip_resize),
+        cmocka_unit_test(test_roundtrip_vmm_hello),
+        cmocka_unit_test(test_type_tables),
+        cmocka_unit_test(test_header_encode_layout),
+        cmocka_unit_test(test_header_truncated),
+        cmocka_unit_test(test_header_oversize),
+        cmocka_unit_test(test_header_unknown_type),
+        cmocka_unit_test(test_header_wrong_version),
+        cmocka_unit_test(test_header_flags),
+        cmocka_unit_test(test_header_stream_rules),
+        cmocka_unit_test(test_tlv_reader),
+        cmocka_unit_test(test_tlv_field_past_end),
+        cmocka_unit_test(test_tlv_u32_wrong_size),
+        cmocka_unit_test(test_tlv_duplicate_scalar),
+        cmocka_unit_test(test_tlv_nul_in_string),
+        cmocka_unit_test(test_tlv_too_many_argv),
+        cmocka_unit_test(test_tlv_long_string),
+        cmocka_unit_test(test_tlv_exec_invalid),
+        cmocka_unit_test(test_tlv_exit_invalid),
+        cmocka_unit_test(test_tlv_missing_required),
+        cmocka_unit_test(test_tlv_unknown_tags_skipped),
+        cmocka_unit_test(test_writer_overflow),
+        cmocka_unit_test(test_conn_one_byte_writes),
+        cmocka_unit_test(test_conn_two_frames_one_write),
+        cmocka_unit_test(test_conn_many_max_frames),
+        cmocka_unit_test(test_conn_oversize_header),
+        cmocka_unit_test(test_conn_bad_frame_after_good),
+        cmocka_unit_test(test_conn_out_limit),
+        cmocka_unit_test(test_conn_default_limit),
+    };
+    return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
+}
