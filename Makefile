@@ -19,8 +19,9 @@ ifeq ($(SANITIZE),1)
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 BASE_CFLAGS := $(subst -O2,-O1,$(BASE_CFLAGS))
 endif
-HOST_CFLAGS := $(BASE_CFLAGS) $(SAN_FLAGS) -fPIC $(shell $(PKG_CONFIG) --cflags jansson 2>/dev/null) $(CFLAGS)
-HOST_LIBS := $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null || echo -ljansson) -lpthread
+HOST_PKGS := jansson libcurl libarchive ext2fs com_err sqlite3
+HOST_CFLAGS := $(BASE_CFLAGS) $(SAN_FLAGS) -fPIC $(shell $(PKG_CONFIG) --cflags $(HOST_PKGS) 2>/dev/null) $(CFLAGS)
+HOST_LIBS := $(shell $(PKG_CONFIG) --libs $(HOST_PKGS) 2>/dev/null) -lpthread
 # The agent is PID 1 of the guest: static, no sanitizer, no host libraries.
 AGENT_CFLAGS := $(BASE_CFLAGS) -static
 
@@ -29,7 +30,7 @@ SHARE := $(BUILD)/share/cocoon
 
 PROTO_SRC := $(wildcard src/proto/*.c)
 UTIL_SRC := $(wildcard src/util/*.c)
-LIB_SRC := $(wildcard src/lib/*.c) $(wildcard src/disk/*.c)
+LIB_SRC := $(wildcard src/lib/*.c) $(wildcard src/disk/*.c) $(wildcard src/image/*.c)
 VMM_SRC := $(wildcard src/vmm/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
 AGENT_SRC := $(wildcard src/agent/*.c)
@@ -73,7 +74,7 @@ $(BUILD)/bin/cocoon: $(CLI_OBJ) $(BUILD)/lib/libcocoon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(HOST_CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/lib/libcocoon.a $(HOST_LIBS) -ldl
 
-$(BUILD)/bin/cocoon-vmm: $(VMM_OBJ) $(COMMON_OBJ) $(BUILD)/lib/libcocoon.a
+$(BUILD)/bin/cocoon-vmm: $(VMM_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(HOST_CFLAGS) -o $@ $(VMM_OBJ) $(COMMON_OBJ) $(HOST_LIBS)
 

@@ -255,7 +255,8 @@ Medians of {a.runs} runs each, cocoon and bare QEMU interleaved.
 - **cocoon ready**: `cocoon start BOX` on a box made by `cocoon create` (CLI start until it
   returns with the agent ready: monitor spawn, QEMU boot, HELLO → CONFIG → READY).
 - **cocoon first byte**: `cocoon run -- echo hi`, from the CLI's start until the first byte
-  of `hi` on its stdout (box and disk creation, boot, exec, teardown not included).
+  of `hi` on its stdout (includes creating the box and its disk, the boot and starting the
+  exec; not the teardown).
 - **bare QEMU**: the same `qemu-system-x86_64` command line cocoon-vmm builds (microvm,
   same kernel, initramfs, command line, qcow2 overlay over the same image,
   accel {accel}, {cpus} vCPU, {memory} MiB), the host side of the protocol played by

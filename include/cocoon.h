@@ -12,6 +12,7 @@ extern "C" {
 #endif
 
 #define COCOON_ERROR_MAX 2048
+#define COCOON_PATH_MAX 4096
 
 /* Error codes: a category a program can branch on; the message is for people. */
 enum cocoon_error_code {
@@ -82,23 +83,69 @@ typedef struct cocoon_box_options {
     unsigned boot_timeout_ms; /* 0: 60000 (TCG boots take seconds) */
     const char *kernel;       /* override the guest kernel (tests) */
     const char *initrd;       /* override the initramfs (tests) */
+    uint64_t disk_size;       /* virtual disk size in bytes; 0: the image's size (the minimum).
+                                 The guest grows its root file system to fill it at boot. */
 } cocoon_box_options;
 
+/* Boxes live in the runtime's state ($COCOON_HOME/cocoon.db plus one directory per box)
+ * until removed: a box that is not ephemeral keeps its disk across stop and start.
+ * A box handle must be closed before the runtime it came from. */
 int cocoon_box_create(cocoon_runtime *rt, const cocoon_box_options *opts, cocoon_box **out, cocoon_error *err);
-/* Opens an existing box by id or name. */
+/* Opens an existing box by id, name or unique id prefix. */
 int cocoon_box_open(cocoon_runtime *rt, const char *id_or_name, cocoon_box **out, cocoon_error *err);
 const char *cocoon_box_id(const cocoon_box *box);
-/* Boots the box and waits until its agent is ready (or the boot fails or times out). */
+const char *cocoon_box_name(const cocoon_box *box); /* "" when unnamed */
+/* Boots the box and waits until its agent is ready (or the boot fails or times out).
+ * An ephemeral box is attached (see below), any other is detached. */
 int cocoon_box_start(cocoon_box *box, cocoon_error *err);
+#define COCOON_START_ATTACHED 1 /* the box stops when this handle's process exits, even when killed */
+#define COCOON_START_DETACHED 2 /* the box keeps running until stopped, even when ephemeral */
+int cocoon_box_start_flags(cocoon_box *box, unsigned flags, cocoon_error *err);
 int cocoon_box_is_running(cocoon_box *box);
 /* Boot timing of the running box, in milliseconds: monitor start to agent ready. */
 int cocoon_box_ready_ms(const cocoon_box *box);
-/* Shuts the guest down cleanly, killing it after timeout_ms (0: 10000). */
+/* Shuts the guest down cleanly, killing it after timeout_ms (0: 10000). A stopped
+ * ephemeral box is removed. Stopping a stopped box is not an error. */
 int cocoon_box_stop(cocoon_box *box, unsigned timeout_ms, cocoon_error *err);
-/* Deletes the box and its disk; a running box is stopped first when force is set. */
+/* stop (when running) + start, keeping the attachment rules of cocoon_box_start. */
+int cocoon_box_restart(cocoon_box *box, unsigned timeout_ms, cocoon_error *err);
+/* Deletes the box and its disk. A running box is refused (COCOON_E_STATE) unless force
+ * is set, then it is stopped first. */
 int cocoon_box_remove(cocoon_box *box, int force, cocoon_error *err);
-/* Releases the handle (a running box keeps running unless it is ephemeral). */
+/* Releases the handle (a running box keeps running unless it is attached). */
 void cocoon_box_close(cocoon_box *box);
+
+/* What `cocoon ls` and `cocoon inspect` show. The status comes from the monitor process
+ * really being alive: a box whose monitor died is "stopped" (its stale files are removed). */
+typedef struct cocoon_box_info {
+    char id[16];
+    char name[128];     /* "" when unnamed */
+    char image[512];    /* as given at create ("default", "python:3.12"); "" with a rootfs */
+    char image_id[512]; /* "local:default", "sha256:..."; "" with a rootfs */
+    char rootfs[COCOON_PATH_MAX];
+    char status[16]; /* "running" or "stopped" */
+    int running;
+    int pid;           /* cocoon-vmm's pid while running, else 0 */
+    long long created; /* unix time */
+    int ephemeral;
+    unsigned cpus, memory_mib;
+    char accel[16]; /* as asked: auto, kvm, tcg */
+    char dir[COCOON_PATH_MAX];
+    char kernel[COCOON_PATH_MAX], initrd[COCOON_PATH_MAX];
+    char disk_path[COCOON_PATH_MAX];
+    char disk_format[16];       /* qcow2 or raw */
+    uint64_t disk_size;         /* virtual size in bytes */
+    uint64_t disk_used;         /* bytes the disk file takes on the host */
+    int ready_ms;               /* while running (inspect only): monitor start to agent ready; else -1 */
+    long long boot_ms, init_ms; /* while running (inspect only): guest kernel boot, agent init; else -1 */
+} cocoon_box_info;
+int cocoon_box_inspect(cocoon_box *box, cocoon_box_info *info, cocoon_error *err);
+/* Every box of the runtime, oldest first. Free with cocoon_box_list_free. */
+int cocoon_box_list(cocoon_runtime *rt, cocoon_box_info **out, size_t *count, cocoon_error *err);
+void cocoon_box_list_free(cocoon_box_info *list);
+/* Copies the box's console log (kernel and agent lines of the current or last boot) to
+ * fd. With follow, keeps copying until the box stops. */
+int cocoon_box_logs(cocoon_box *box, int fd, int follow, cocoon_error *err);
 
 /* ---- exec ----
  * Threading: one thread drives a box handle's exec (cocoon_exec_wait pumps the

@@ -1,15 +1,23 @@
 /* Boot-time filesystems: the kernel's pseudo filesystems in the initramfs, the box
- * disk mounted and switched to as the root, then what programs expect to find in a
- * running system (/dev/pts, /dev/shm, /run, cgroup2, /dev/fd links). */
+ * disk mounted (and its ext4 grown online to fill a disk made larger than the image)
+ * and switched to as the root, then what programs expect to find in a running system
+ * (/dev/pts, /dev/shm, /run, cgroup2, /dev/fd links). */
 #include "agent/agent.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#ifndef EXT4_IOC_RESIZE_FS
+#define EXT4_IOC_RESIZE_FS _IOW('f', 16, uint64_t)
+#endif
 
 void boot_parse_cmdline(struct boot_opts *o)
 {
@@ -87,12 +95,51 @@ static void move_into_root(const char *from, const char *to)
         agent_fatal("move %s to %s: %s", from, to, strerror(errno));
 }
 
+static uint32_t le32(const unsigned char *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
+
+/* A box disk may be larger than the image's file system (`--disk 10G`): grow the ext4
+ * online to the size of the device. Only a log line on failure; the box still boots. */
+static void grow_root(const char *dev, const char *mnt)
+{
+    int fd = open(dev, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    uint64_t bytes = 0;
+    unsigned char sb[1024];
+    int ok = ioctl(fd, BLKGETSIZE64, &bytes) == 0 && pread(fd, sb, sizeof(sb), 1024) == (ssize_t)sizeof(sb);
+    close(fd);
+    if (!ok || sb[0x38] != 0x53 || sb[0x39] != 0xef) /* ext2/3/4 magic */
+        return;
+    uint32_t log = le32(sb + 0x18);
+    if (log > 6)
+        return;
+    uint64_t bsize = 1024ull << log;
+    uint64_t blocks = le32(sb + 0x4);
+    if (le32(sb + 0x60) & 0x80) /* INCOMPAT_64BIT */
+        blocks |= (uint64_t)le32(sb + 0x150) << 32;
+    uint64_t want = bytes / bsize;
+    if (want <= blocks)
+        return;
+    int dfd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || ioctl(dfd, EXT4_IOC_RESIZE_FS, &want) != 0)
+        agent_log("growing the root file system from %llu to %llu MiB failed: %s (continuing)",
+                  (unsigned long long)(blocks * bsize >> 20), (unsigned long long)(want * bsize >> 20),
+                  strerror(errno));
+    else
+        agent_log("grew the root file system from %llu to %llu MiB", (unsigned long long)(blocks * bsize >> 20),
+                  (unsigned long long)(want * bsize >> 20));
+    if (dfd >= 0)
+        close(dfd);
+}
+
 void boot_switch_root(const struct boot_opts *o)
 {
     wait_for_device(o->root, 10000);
     mkdir("/newroot", 0755);
     if (mount(o->root, "/newroot", o->fstype, 0, NULL) != 0)
         agent_fatal("mount root %s (%s) on /newroot: %s", o->root, o->fstype, strerror(errno));
+    if (!strcmp(o->fstype, "ext4"))
+        grow_root(o->root, "/newroot");
     static const char *const dirs[] = {"/newroot/proc", "/newroot/sys", "/newroot/dev", "/newroot/run"};
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
         mkdir(dirs[i], 0755);

@@ -1,4 +1,4 @@
-/* `cocoon start`, `stop` and `rm`: box lifecycle commands over the library, each
+/* `cocoon start`, `stop`, `restart` and `rm`: box lifecycle commands over the library, each
  * taking box ids or names. They print nothing on success except what docker prints
  * (the ids), so scripts can chain them. */
 #include <getopt.h>
@@ -73,32 +73,48 @@ static int do_stop(cocoon_box *box, void *arg)
     return 0;
 }
 
-int cmd_stop(int argc, char **argv)
+static int do_restart(cocoon_box *box, void *arg)
 {
-    static const struct option lo[] = {
-        {"help", no_argument, NULL, 'h'}, {"timeout", required_argument, NULL, 'T'}, {NULL, 0, NULL, 0}};
+    cocoon_error err;
+    if (cocoon_box_restart(box, *(unsigned *)arg, &err) < 0)
+        return cli_fail(&err);
+    printf("%s\n", cocoon_box_id(box));
+    return 0;
+}
+
+static int stop_like(int argc, char **argv, int restart)
+{
+    static const struct option lo[] = {{"help", no_argument, NULL, 'h'},
+                                       {"timeout", required_argument, NULL, 'T'},
+                                       {"time", required_argument, NULL, 'T'},
+                                       {NULL, 0, NULL, 0}};
+    const char *cmd = restart ? "restart" : "stop";
     unsigned timeout_ms = 10000;
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+ht:", lo, NULL)) != -1) {
         if (c == 'h') {
-            fputs("usage: cocoon stop [--timeout S] BOX...\n\nShuts boxes down cleanly; after S seconds "
-                  "(default 10) they are killed.\n",
-                  stdout);
+            printf("usage: cocoon %s [--timeout S] BOX...\n\n%s cleanly; after S seconds (default 10) a box "
+                   "that has not shut down is killed.\n",
+                   cmd, restart ? "Stops boxes and starts them again" : "Shuts boxes down");
             return 0;
         }
-        if (c == 'T') {
+        if (c == 'T' || c == 't') {
             if (cli_parse_seconds(optarg, &timeout_ms) < 0)
                 return CLI_EXIT_RUNTIME;
             continue;
         }
-        return usage_error("stop", "unknown option");
+        return usage_error(cmd, "unknown option");
     }
     if (optind >= argc)
-        return usage_error("stop", "which box?");
-    return each_box(argc, argv, do_stop, &timeout_ms);
+        return usage_error(cmd, "which box?");
+    return each_box(argc, argv, restart ? do_restart : do_stop, &timeout_ms);
 }
+
+int cmd_stop(int argc, char **argv) { return stop_like(argc, argv, 0); }
+
+int cmd_restart(int argc, char **argv) { return stop_like(argc, argv, 1); }
 
 static int do_rm(cocoon_box *box, void *arg)
 {

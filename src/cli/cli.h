@@ -16,6 +16,10 @@ int cmd_create(int argc, char **argv);
 int cmd_start(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
+int cmd_restart(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -25,6 +29,8 @@ int cli_open_runtime(cocoon_runtime **rt);
 int cli_parse_memory(const char *s, unsigned *mib);
 int cli_parse_uint(const char *s, const char *what, unsigned min, unsigned max, unsigned *out);
 int cli_parse_seconds(const char *s, unsigned *ms);
+/* "10G", "512M", "1.5g", "3221225472": bytes (K/M/G/T are powers of 1024). */
+int cli_parse_size(const char *s, const char *what, uint64_t *bytes);
 
 /* What to run and how, shared by `run` and `exec`. */
 struct cli_cmd {

@@ -82,6 +82,32 @@ int cli_parse_seconds(const char *s, unsigned *ms)
     return 0;
 }
 
+int cli_parse_size(const char *s, const char *what, uint64_t *bytes)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    double mult = -1;
+    if (!*end || !strcasecmp(end, "b"))
+        mult = 1;
+    else if (!strcasecmp(end, "k") || !strcasecmp(end, "kb") || !strcasecmp(end, "kib"))
+        mult = 1024.0;
+    else if (!strcasecmp(end, "m") || !strcasecmp(end, "mb") || !strcasecmp(end, "mib"))
+        mult = 1024.0 * 1024;
+    else if (!strcasecmp(end, "g") || !strcasecmp(end, "gb") || !strcasecmp(end, "gib"))
+        mult = 1024.0 * 1024 * 1024;
+    else if (!strcasecmp(end, "t") || !strcasecmp(end, "tb") || !strcasecmp(end, "tib"))
+        mult = 1024.0 * 1024 * 1024 * 1024;
+    double total = v * mult;
+    if (end == s || errno || mult < 0 || !isdigit((unsigned char)s[0]) || !(total >= 1) ||
+        total > 64.0 * 1024 * 1024 * 1024 * 1024) {
+        cli_error("invalid %s \"%s\": use a size like 10G or 512M (at most 64T)", what, s);
+        return -1;
+    }
+    *bytes = (uint64_t)total;
+    return 0;
+}
+
 int cli_cmd_add_env(struct cli_cmd *c, const char *kv)
 {
     const char *eq = strchr(kv, '=');

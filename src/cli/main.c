@@ -16,16 +16,21 @@ static const char usage[] = "usage: cocoon COMMAND [OPTIONS]\n"
                             "Run commands in microVM sandboxes (\"boxes\").\n"
                             "\n"
                             "commands:\n"
-                            "  run [OPTIONS] -- CMD [ARG...]   run a command in a fresh box, then remove the box\n"
-                            "  create [OPTIONS]                create a box (prints its id)\n"
-                            "  start BOX                       boot a created box\n"
+                            "  run [OPTIONS] -- CMD [ARG...]   run a command in a new box (--rm: remove it after)\n"
+                            "  create [OPTIONS] [IMAGE]        create a box (prints its id)\n"
+                            "  start BOX...                    boot boxes\n"
                             "  exec [OPTIONS] BOX -- CMD...    run a command in a running box\n"
                             "  stop [--timeout S] BOX...       shut boxes down\n"
+                            "  restart [--timeout S] BOX...    stop and start boxes\n"
                             "  rm [-f] BOX...                  remove boxes (-f: stop running ones first)\n"
+                            "  ls [-a] [--json]                list running boxes (-a: all)\n"
+                            "  inspect [--json] BOX...         show a box's configuration and state\n"
+                            "  logs [-f] BOX                   show a box's console (kernel and agent)\n"
                             "  doctor [--json]                 check that this host can run boxes\n"
                             "  version                         print the version\n"
                             "  help [COMMAND]                  show help\n"
                             "\n"
+                            "BOX is an id, a unique id prefix or a name.\n"
                             "`cocoon COMMAND --help` shows the options of a command.\n"
                             "Environment: COCOON_HOME (state, default ~/.local/share/cocoon), COCOON_SHARE_DIR,\n"
                             "COCOON_VMM, COCOON_QEMU, COCOON_KERNEL, COCOON_INITRD.\n";
@@ -42,8 +47,10 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"run", cmd_run}, {"exec", cmd_exec},     {"create", cmd_create},   {"start", cmd_start}, {"stop", cmd_stop},
-    {"rm", cmd_rm},   {"doctor", cmd_doctor}, {"version", cmd_version}, {NULL, NULL},
+    {"run", cmd_run},         {"exec", cmd_exec}, {"create", cmd_create}, {"start", cmd_start},
+    {"stop", cmd_stop},       {"rm", cmd_rm},     {"doctor", cmd_doctor}, {"version", cmd_version},
+    {"restart", cmd_restart}, {"ls", cmd_ls},     {"ps", cmd_ls},         {"inspect", cmd_inspect},
+    {"logs", cmd_logs},       {NULL, NULL},
 };
 
 int main(int argc, char **argv)

@@ -1,6 +1,7 @@
 /* `cocoon run`, `cocoon create` and `cocoon exec`: option parsing for a box and for a
- * command, and the run lifecycle (ephemeral box: create, start, exec, then stop and
- * remove whatever happened, including errors and Ctrl-C). */
+ * command, and the run lifecycle: create, start, exec, then stop the box and keep it
+ * (like docker), or remove it with --rm (ephemeral: removed whatever happened, even
+ * when this process is killed); -d leaves it running instead. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,31 +20,47 @@ enum {
     OPT_TIMEOUT,
     OPT_ACCEL,
     OPT_NAME,
+    OPT_DISK,
+    OPT_RM,
     OPT_HELP
 };
 
 static const struct option box_long[] = {
-    {"image", required_argument, NULL, OPT_IMAGE}, {"rootfs", required_argument, NULL, OPT_ROOTFS},
-    {"cpus", required_argument, NULL, OPT_CPUS},   {"memory", required_argument, NULL, OPT_MEMORY},
-    {"accel", required_argument, NULL, OPT_ACCEL}, {"name", required_argument, NULL, OPT_NAME},
-    {"env", required_argument, NULL, OPT_ENV},     {"workdir", required_argument, NULL, OPT_WORKDIR},
-    {"user", required_argument, NULL, OPT_USER},   {"timeout", required_argument, NULL, OPT_TIMEOUT},
-    {"interactive", no_argument, NULL, 'i'},       {"tty", no_argument, NULL, 't'},
-    {"help", no_argument, NULL, OPT_HELP},         {NULL, 0, NULL, 0},
+    {"image", required_argument, NULL, OPT_IMAGE},
+    {"rootfs", required_argument, NULL, OPT_ROOTFS},
+    {"cpus", required_argument, NULL, OPT_CPUS},
+    {"memory", required_argument, NULL, OPT_MEMORY},
+    {"accel", required_argument, NULL, OPT_ACCEL},
+    {"name", required_argument, NULL, OPT_NAME},
+    {"disk", required_argument, NULL, OPT_DISK},
+    {"rm", no_argument, NULL, OPT_RM},
+    {"detach", no_argument, NULL, 'd'},
+    {"env", required_argument, NULL, OPT_ENV},
+    {"workdir", required_argument, NULL, OPT_WORKDIR},
+    {"user", required_argument, NULL, OPT_USER},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"interactive", no_argument, NULL, 'i'},
+    {"tty", no_argument, NULL, 't'},
+    {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
 };
 
-static const char run_help[] = "usage: cocoon run [OPTIONS] [--] [CMD [ARG...]]\n"
+static const char run_help[] = "usage: cocoon run [OPTIONS] [IMAGE --] [--] [CMD [ARG...]]\n"
                                "\n"
-                               "Runs CMD in a new box and removes the box afterwards. Exits with CMD's exit code\n"
-                               "(128+N when killed by signal N, 124 on --timeout, 125 when cocoon itself fails).\n"
-                               "Without CMD the image's default command runs (/bin/sh).\n"
+                               "Runs CMD in a new box, then stops the box and keeps it (see `cocoon ls -a`), or\n"
+                               "removes it with --rm. Exits with CMD's exit code (128+N when killed by signal N,\n"
+                               "124 on --timeout, 125 when cocoon itself fails). Without CMD the image's default\n"
+                               "command runs (/bin/sh).\n"
                                "\n"
-                               "  --image NAME      image to boot (default: default)\n"
+                               "  --rm              remove the box afterwards (also when cocoon is killed)\n"
+                               "  -d, --detach      start the box, print its id and leave it running (no CMD)\n"
+                               "  --image NAME      image to boot (default: default); also `run IMAGE -- CMD`\n"
                                "  --rootfs DIR      use a host directory as the root file system instead\n"
                                "  --cpus N          virtual CPUs (default 1)\n"
                                "  --memory SIZE     memory: 512M, 1G or a number of MiB (default 512M)\n"
                                "  --accel A         auto, kvm or tcg (default auto)\n"
                                "  --name NAME       name the box\n"
+                               "  --disk SIZE       virtual disk size, e.g. 10G (default and minimum: the image's)\n"
                                "  --env K=V         set an environment variable (repeatable)\n"
                                "  --workdir DIR     working directory of CMD (default /)\n"
                                "  --user U          user: name, uid or uid:gid (default root)\n"
@@ -51,12 +68,13 @@ static const char run_help[] = "usage: cocoon run [OPTIONS] [--] [CMD [ARG...]]\
                                "  -i, --interactive forward stdin even when it is a terminal\n"
                                "  -t, --tty         give CMD a terminal\n";
 
-static const char create_help[] = "usage: cocoon create [OPTIONS]\n"
+static const char create_help[] = "usage: cocoon create [OPTIONS] [IMAGE]\n"
                                   "\n"
-                                  "Creates a box and prints its id. Start it with `cocoon start`.\n"
+                                  "Creates a persistent box and prints its id. Start it with `cocoon start`; what\n"
+                                  "is written to its disk stays until `cocoon rm`.\n"
                                   "\n"
-                                  "  --image NAME, --rootfs DIR, --cpus N, --memory SIZE, --accel A, --name NAME\n"
-                                  "  (as for `cocoon run`)\n";
+                                  "  --image NAME, --rootfs DIR, --cpus N, --memory SIZE, --accel A, --name NAME,\n"
+                                  "  --disk SIZE (as for `cocoon run`)\n";
 
 static const char exec_help[] = "usage: cocoon exec [OPTIONS] BOX [--] CMD [ARG...]\n"
                                 "\n"
@@ -69,13 +87,17 @@ enum kind { KIND_RUN, KIND_CREATE, KIND_EXEC };
 struct parsed {
     cocoon_box_options box;
     struct cli_cmd cmd;
+    int rm, detach;
     int first_arg; /* index of the first operand */
 };
 
 static int is_box_opt(int c)
 {
-    return c == OPT_IMAGE || c == OPT_ROOTFS || c == OPT_CPUS || c == OPT_MEMORY || c == OPT_ACCEL || c == OPT_NAME;
+    return c == OPT_IMAGE || c == OPT_ROOTFS || c == OPT_CPUS || c == OPT_MEMORY || c == OPT_ACCEL || c == OPT_NAME ||
+           c == OPT_DISK;
 }
+
+static int is_run_only(int c) { return c == OPT_RM || c == 'd'; }
 
 /* 0 ok, 1 help printed, -1 bad usage (message printed). */
 static int parse(enum kind k, int argc, char **argv, struct parsed *p)
@@ -86,7 +108,7 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
     opterr = 0;
     int c;
     /* "+": stop at the first operand, so `cocoon run ls -l` passes -l to ls. */
-    while ((c = getopt_long(argc, argv, "+it", box_long, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+itd", box_long, NULL)) != -1) {
         if (c == OPT_HELP) {
             fputs(help, stdout);
             return 1;
@@ -96,6 +118,10 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
                 cli_error("unknown option -%c (see `cocoon %s --help`)", optopt, argv[0]);
             else
                 cli_error("unknown or incomplete option %s (see `cocoon %s --help`)", argv[optind - 1], argv[0]);
+            return -1;
+        }
+        if (k != KIND_RUN && is_run_only(c)) {
+            cli_error("%s applies to `cocoon run` only", argv[optind - 1]);
             return -1;
         }
         if (k == KIND_EXEC && is_box_opt(c)) {
@@ -110,6 +136,12 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
         case OPT_IMAGE: p->box.image = optarg; break;
         case OPT_ROOTFS: p->box.rootfs = optarg; break;
         case OPT_NAME: p->box.name = optarg; break;
+        case OPT_RM: p->rm = 1; break;
+        case 'd': p->detach = 1; break;
+        case OPT_DISK:
+            if (cli_parse_size(optarg, "--disk", &p->box.disk_size) < 0)
+                return -1;
+            break;
         case OPT_ACCEL: p->box.accel = optarg; break;
         case OPT_CPUS:
             if (cli_parse_uint(optarg, "--cpus", 1, 64, &p->box.cpus) < 0)
@@ -156,12 +188,16 @@ static void set_command(struct parsed *p, int argc, char **argv, int at)
     p->cmd.argv = at < argc ? (const char **)argv + at : default_cmd;
 }
 
-static int cleanup(cocoon_box *box, cocoon_runtime *rt, int code)
+/* After the command: an ephemeral box (--rm) is stopped and removed, any other is
+ * stopped and kept. */
+static int finish(cocoon_box *box, cocoon_runtime *rt, int rm, int code)
 {
     cocoon_error err;
     if (box) {
-        cocoon_box_stop(box, 5000, &err);
-        if (cocoon_box_remove(box, 1, &err) < 0) {
+        int rc = cocoon_box_stop(box, 5000, &err);
+        if (rc == 0 && rm)
+            rc = cocoon_box_remove(box, 1, &err);
+        if (rc < 0) {
             cli_fail(&err);
             if (code == 0)
                 code = CLI_EXIT_RUNTIME;
@@ -172,16 +208,40 @@ static int cleanup(cocoon_box *box, cocoon_runtime *rt, int code)
     return code;
 }
 
+/* `run IMAGE -- CMD`: an operand followed by "--" names the image. */
+static int take_image(struct parsed *p, int argc, char **argv)
+{
+    int at = p->first_arg;
+    if (at > 0 && !strcmp(argv[at - 1], "--"))
+        return 0; /* getopt ate a leading "--": all the rest is the command */
+    if (at + 1 < argc && !strcmp(argv[at + 1], "--")) {
+        if (p->box.image || p->box.rootfs) {
+            cli_error("image \"%s\" given twice (operand and --image/--rootfs)", argv[at]);
+            return -1;
+        }
+        p->box.image = argv[at];
+        p->first_arg = at + 1;
+    }
+    return 0;
+}
+
 int cmd_run(int argc, char **argv)
 {
     struct parsed p;
     int rc = parse(KIND_RUN, argc, argv, &p);
+    if (rc == 0 && take_image(&p, argc, argv) < 0)
+        rc = -1;
     if (rc != 0) {
         cli_cmd_free(&p.cmd);
         return rc > 0 ? 0 : CLI_EXIT_RUNTIME;
     }
     set_command(&p, argc, argv, p.first_arg);
-    p.box.ephemeral = 1;
+    if (p.detach && p.cmd.argv != default_cmd) {
+        cli_error("-d starts a box without running a command in it; use `cocoon exec BOX -- CMD` afterwards");
+        cli_cmd_free(&p.cmd);
+        return CLI_EXIT_RUNTIME;
+    }
+    p.box.ephemeral = p.rm;
     cli_signals_init();
     cocoon_runtime *rt;
     if ((rc = cli_open_runtime(&rt)) != 0) {
@@ -191,18 +251,29 @@ int cmd_run(int argc, char **argv)
     cocoon_error err;
     cocoon_box *box = NULL;
     int code;
-    if (cocoon_box_create(rt, &p.box, &box, &err) < 0)
+    /* Attached: if this process dies the monitor stops the box (and removes it with --rm). */
+    unsigned flags = p.detach ? COCOON_START_DETACHED : COCOON_START_ATTACHED;
+    if (cocoon_box_create(rt, &p.box, &box, &err) < 0) {
         code = cli_fail(&err);
-    else if (cli_signals_interrupted())
+    } else if (cli_signals_interrupted()) {
         code = 128 + cli_signals_interrupted();
-    else if (cocoon_box_start(box, &err) < 0)
+        p.rm = 1; /* never started: nothing worth keeping */
+    } else if (cocoon_box_start_flags(box, flags, &err) < 0) {
         code = cli_fail(&err);
-    else if (cli_signals_interrupted())
+        p.rm = 1; /* a box that never booted is removed, not kept */
+    } else if (p.detach) {
+        printf("%s\n", cocoon_box_id(box));
+        cocoon_box_close(box);
+        cocoon_runtime_close(rt);
+        cli_cmd_free(&p.cmd);
+        return 0;
+    } else if (cli_signals_interrupted()) {
         code = 128 + cli_signals_interrupted();
-    else
+    } else {
         code = cli_exec_in_box(box, &p.cmd);
+    }
     cli_cmd_free(&p.cmd);
-    return cleanup(box, rt, code);
+    return finish(box, rt, p.rm, code);
 }
 
 int cmd_create(int argc, char **argv)
@@ -212,8 +283,16 @@ int cmd_create(int argc, char **argv)
     cli_cmd_free(&p.cmd);
     if (rc != 0)
         return rc > 0 ? 0 : CLI_EXIT_RUNTIME;
-    if (p.first_arg < argc) {
-        cli_error("unexpected argument \"%s\" (see `cocoon create --help`)", argv[p.first_arg]);
+    int at = p.first_arg;
+    if (at < argc) {
+        if (p.box.image || p.box.rootfs) {
+            cli_error("image \"%s\" given twice (operand and --image/--rootfs)", argv[at]);
+            return CLI_EXIT_RUNTIME;
+        }
+        p.box.image = argv[at++];
+    }
+    if (at < argc) {
+        cli_error("unexpected argument \"%s\" (see `cocoon create --help`)", argv[at]);
         return CLI_EXIT_RUNTIME;
     }
     cocoon_runtime *rt;

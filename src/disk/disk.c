@@ -43,12 +43,44 @@ static int run_tool(const char *const argv[], const char *what, cocoon_error *er
     return 0;
 }
 
-int disk_create_overlay(const char *base, const char *path, cocoon_error *err)
+int disk_create_overlay(const char *base, const char *path, uint64_t size, cocoon_error *err)
 {
     if (base[0] != '/')
         return lib_err(err, COCOON_E_INVALID, "disk base %s must be an absolute path", base);
-    const char *argv[] = {"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", base, path, NULL};
+    struct stat st;
+    if (stat(base, &st) < 0)
+        return lib_err(err, COCOON_E_NOT_FOUND, "disk base %s: %s", base, strerror(errno));
+    if (size && size < (uint64_t)st.st_size)
+        return lib_err(err, COCOON_E_INVALID, "disk size %llu bytes is smaller than the image (%llu bytes)",
+                       (unsigned long long)size, (unsigned long long)st.st_size);
+    char sz[32];
+    snprintf(sz, sizeof(sz), "%llu", (unsigned long long)size);
+    const char *argv[] = {"qemu-img", "create", "-q", "-f", "qcow2",          "-F",
+                          "raw",      "-b",     base, path, size ? sz : NULL, NULL};
     return run_tool(argv, "creating the box disk", err);
+}
+
+static uint64_t be64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+uint64_t disk_virtual_size(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    unsigned char h[32];
+    struct stat st;
+    ssize_t n = pread(fd, h, sizeof(h), 0);
+    int ok = fstat(fd, &st) == 0;
+    close(fd);
+    if (n == (ssize_t)sizeof(h) && !memcmp(h, "QFI\xfb", 4))
+        return be64(h + 24);
+    return ok ? (uint64_t)st.st_size : 0;
 }
 
 static unsigned long long tree_bytes;
@@ -62,7 +94,7 @@ static int add_size(const char *p, const struct stat *st, int flag, struct FTW *
     return 0;
 }
 
-int disk_from_rootfs(const char *dir, const char *path, cocoon_error *err)
+int disk_from_rootfs(const char *dir, const char *path, uint64_t min_size, cocoon_error *err)
 {
     struct stat st;
     if (stat(dir, &st) < 0)
@@ -79,6 +111,8 @@ int disk_from_rootfs(const char *dir, const char *path, cocoon_error *err)
     if (rc < 0)
         return lib_err(err, COCOON_E_IO, "cannot read rootfs directory %s: %s", dir, strerror(errno));
     unsigned long long size_kib = (2 * used + 256ull * 1024 * 1024) / 1024;
+    if (min_size / 1024 > size_kib)
+        size_kib = (unsigned long long)((min_size + 1023) / 1024);
     char size[32];
     snprintf(size, sizeof(size), "%lluk", size_kib);
     /* A sparse file of the final size: mke2fs then only writes metadata and data. */

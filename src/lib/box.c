@@ -1,6 +1,7 @@
-/* Box lifecycle on disk: create (id, directory, disk, config.json), open by id or
- * name, remove, and the handle itself. Running the monitor is in monitor.c. A create
- * that fails leaves nothing behind. */
+/* Box lifecycle on disk: create (id, directory, state row, disk, config.json), open by
+ * id, name or id prefix, remove, and the handle itself. The state database is the
+ * index (names are claimed there, atomically); the directory holds the files. Running
+ * the monitor is in monitor.c. A create that fails leaves nothing behind. */
 #include "lib/internal.h"
 
 #include <dirent.h>
@@ -43,6 +44,7 @@ static cocoon_box *box_alloc(cocoon_runtime *rt, const struct lib_box_config *c,
     cocoon_box *b = calloc(1, sizeof(*b));
     if (!b)
         return NULL;
+    b->rt = rt;
     snprintf(b->id, sizeof(b->id), "%s", c->id);
     snprintf(b->name, sizeof(b->name), "%s", c->name);
     snprintf(b->dir, sizeof(b->dir), "%s", dir);
@@ -57,33 +59,6 @@ static cocoon_box *box_alloc(cocoon_runtime *rt, const struct lib_box_config *c,
     return b;
 }
 
-/* Finds the box directory whose config.json has this name. 0 and id when found. */
-static int find_by_name(cocoon_runtime *rt, const char *name, char id[16])
-{
-    char boxes[LIB_PATH_MAX];
-    if (lib_path(boxes, sizeof(boxes), "%s/boxes", rt->home) < 0)
-        return -1;
-    DIR *d = opendir(boxes);
-    if (!d)
-        return -1;
-    struct dirent *e;
-    int found = -1;
-    while (found < 0 && (e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char dir[LIB_PATH_MAX];
-        struct lib_box_config c;
-        if (lib_path(dir, sizeof(dir), "%s/%s", boxes, e->d_name) < 0 || lib_config_read(dir, &c, NULL) < 0)
-            continue;
-        if (c.name[0] && !strcmp(c.name, name)) {
-            snprintf(id, 16, "%s", c.id);
-            found = 0;
-        }
-    }
-    closedir(d);
-    return found;
-}
-
 static int check_file(const char *path, const char *what, cocoon_error *err)
 {
     if (util_file_exists(path))
@@ -91,42 +66,39 @@ static int check_file(const char *path, const char *what, cocoon_error *err)
     return lib_err(err, COCOON_E_NOT_FOUND, "%s not found at %s: run `make guest`", what, path);
 }
 
-static int make_disk(cocoon_runtime *rt, const cocoon_box_options *o, const char *dir, struct lib_box_config *c,
+static int make_disk(const cocoon_box_options *o, const struct state_image *img, const struct lib_box_config *c,
                      cocoon_error *err)
 {
-    if (o->rootfs) {
-        char real[LIB_PATH_MAX];
-        if (!realpath(o->rootfs, real))
-            return lib_err(err, COCOON_E_NOT_FOUND, "rootfs directory %s: %s", o->rootfs, strerror(errno));
-        snprintf(c->rootfs, sizeof(c->rootfs), "%s", real);
-        snprintf(c->disk_format, sizeof(c->disk_format), "raw");
-        if (lib_path(c->disk, sizeof(c->disk), "%s/rootfs.ext4", dir) < 0)
-            return lib_err(err, COCOON_E_INVALID, "box path too long");
-        return disk_from_rootfs(real, c->disk, err);
-    }
-    char base[LIB_PATH_MAX], real[LIB_PATH_MAX];
-    if (lib_image_resolve(rt, c->image, base, sizeof(base), err) < 0)
-        return -1;
-    if (!realpath(base, real))
-        return lib_err(err, COCOON_E_NOT_FOUND, "image %s: %s", base, strerror(errno));
-    snprintf(c->disk_format, sizeof(c->disk_format), "qcow2");
-    if (lib_path(c->disk, sizeof(c->disk), "%s/disk.qcow2", dir) < 0)
-        return lib_err(err, COCOON_E_INVALID, "box path too long");
-    return disk_create_overlay(real, c->disk, err);
+    if (o->rootfs)
+        return disk_from_rootfs(c->rootfs, c->disk, o->disk_size, err);
+    return disk_create_overlay(img->base_path, c->disk, o->disk_size, err);
+}
+
+static void human_size(uint64_t b, char *out, size_t cap)
+{
+    if (b >= (1ull << 30))
+        snprintf(out, cap, "%.1f GiB", (double)b / (1ull << 30));
+    else
+        snprintf(out, cap, "%.0f MiB", (double)b / (1ull << 20));
 }
 
 /* Everything that can be checked without touching the disk, so a bad option never
  * leaves a half-made box. */
-static int prepare(cocoon_runtime *rt, const cocoon_box_options *o, struct lib_box_config *c, cocoon_error *err)
+static int prepare(cocoon_runtime *rt, const cocoon_box_options *o, struct lib_box_config *c, struct state_image *img,
+                   cocoon_error *err)
 {
     memset(c, 0, sizeof(*c));
+    memset(img, 0, sizeof(*img));
     if (o->name && *o->name) {
         if (!valid_box_name(o->name))
             return lib_err(err, COCOON_E_INVALID, "invalid box name \"%s\": up to 64 letters, digits, '.', '_' or '-'",
                            o->name);
-        char other[16];
-        if (find_by_name(rt, o->name, other) == 0)
-            return lib_err(err, COCOON_E_STATE, "a box named \"%s\" already exists (id %s)", o->name, other);
+        /* Checked early so a taken name costs no disk work; the insert decides races. */
+        struct state_box other;
+        if (state_box_find(rt->state, o->name, &other, NULL) == 0 && !strcmp(other.name, o->name)) {
+            state_box_clear(&other);
+            return lib_err(err, COCOON_E_STATE, "box name \"%s\" is already in use by box %s", o->name, other.id);
+        }
         snprintf(c->name, sizeof(c->name), "%s", o->name);
     }
     if (o->rootfs && o->image)
@@ -158,13 +130,35 @@ static int prepare(cocoon_runtime *rt, const cocoon_box_options *o, struct lib_b
             return lib_err(err, COCOON_E_NOT_FOUND, "rootfs directory %s: %s", o->rootfs, strerror(errno));
         if (!S_ISDIR(st.st_mode))
             return lib_err(err, COCOON_E_INVALID, "rootfs %s is not a directory", o->rootfs);
+        if (!realpath(o->rootfs, c->rootfs))
+            return lib_err(err, COCOON_E_NOT_FOUND, "rootfs directory %s: %s", o->rootfs, strerror(errno));
+        snprintf(c->disk_format, sizeof(c->disk_format), "raw");
     } else {
         snprintf(c->image, sizeof(c->image), "%s", o->image && *o->image ? o->image : "default");
-        char base[LIB_PATH_MAX];
-        if (lib_image_resolve(rt, c->image, base, sizeof(base), err) < 0)
+        if (lib_image_lookup(rt, c->image, img, err) < 0)
             return -1;
+        snprintf(c->image_id, sizeof(c->image_id), "%s", img->id);
+        snprintf(c->disk_format, sizeof(c->disk_format), "qcow2");
+        if (o->disk_size && o->disk_size < img->size) {
+            char want[32], min[32];
+            human_size(o->disk_size, want, sizeof(want));
+            human_size(img->size, min, sizeof(min));
+            return lib_err(err, COCOON_E_INVALID,
+                           "disk size %s is smaller than image %s (%s): give at least %llu bytes (%s)", want, c->image,
+                           min, (unsigned long long)img->size, min);
+        }
     }
+    c->disk_size = o->disk_size;
     return 0;
+}
+
+/* Undoes a half-made box: files first, then the row (a row without a directory is
+ * garbage any reader may also collect). */
+static void discard(cocoon_runtime *rt, const char *dir, const char *id, int have_row)
+{
+    util_rm_rf(dir);
+    if (have_row)
+        state_box_delete(rt->state, id, NULL);
 }
 
 int cocoon_box_create(cocoon_runtime *rt, const cocoon_box_options *opts, cocoon_box **out, cocoon_error *err)
@@ -176,8 +170,12 @@ int cocoon_box_create(cocoon_runtime *rt, const cocoon_box_options *opts, cocoon
     cocoon_box_options dflt = {0};
     const cocoon_box_options *o = opts ? opts : &dflt;
     struct lib_box_config c;
-    if (prepare(rt, o, &c, err) < 0)
+    struct state_image img;
+    if (prepare(rt, o, &c, &img, err) < 0) {
+        state_image_clear(&img);
         return -1;
+    }
+    state_image_clear(&img); /* only the scalar fields are used from here on */
 
     char dir[LIB_PATH_MAX];
     for (int tries = 0;; tries++) {
@@ -190,27 +188,49 @@ int cocoon_box_create(cocoon_runtime *rt, const cocoon_box_options *opts, cocoon
         if (errno != EEXIST || tries > 8)
             return lib_err(err, COCOON_E_IO, "cannot create box directory %s: %s", dir, strerror(errno));
     }
-    if (make_disk(rt, o, dir, &c, err) < 0 || lib_config_write(dir, &c, err) < 0) {
-        util_rm_rf(dir);
+    if (lib_path(c.disk, sizeof(c.disk), "%s/%s", dir, o->rootfs ? "rootfs.ext4" : "disk.qcow2") < 0) {
+        discard(rt, dir, c.id, 0);
+        return lib_err(err, COCOON_E_INVALID, "box path too long");
+    }
+    struct state_box row;
+    memset(&row, 0, sizeof(row));
+    snprintf(row.id, sizeof(row.id), "%s", c.id);
+    snprintf(row.name, sizeof(row.name), "%s", c.name);
+    snprintf(row.image_ref, sizeof(row.image_ref), "%s", c.image);
+    snprintf(row.image_id, sizeof(row.image_id), "%s", c.image_id);
+    row.created_at = c.created;
+    row.ephemeral = c.ephemeral;
+    row.config_json = lib_config_json(&c);
+    if (!row.config_json) {
+        discard(rt, dir, c.id, 0);
+        return lib_err(err, COCOON_E_NOMEM, "out of memory");
+    }
+    int rc = state_box_insert(rt->state, &row, err);
+    state_box_clear(&row);
+    if (rc < 0) {
+        discard(rt, dir, c.id, 0);
+        return -1;
+    }
+    /* Re-fetch the image: its base must be the one recorded with the row. */
+    struct state_image base;
+    memset(&base, 0, sizeof(base));
+    if (!o->rootfs && state_image_get_by_id(rt->state, c.image_id, &base, err) < 0) {
+        discard(rt, dir, c.id, 1);
+        return -1;
+    }
+    rc = make_disk(o, &base, &c, err);
+    state_image_clear(&base);
+    if (rc < 0 || lib_config_write(dir, &c, err) < 0) {
+        discard(rt, dir, c.id, 1);
         return -1;
     }
     cocoon_box *b = box_alloc(rt, &c, dir);
     if (!b) {
-        util_rm_rf(dir);
+        discard(rt, dir, c.id, 1);
         return lib_err(err, COCOON_E_NOMEM, "out of memory");
     }
     *out = b;
     return 0;
-}
-
-static int is_box_id(const char *s)
-{
-    if (strlen(s) != 12)
-        return 0;
-    for (; *s; s++)
-        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-            return 0;
-    return 1;
 }
 
 int cocoon_box_open(cocoon_runtime *rt, const char *id_or_name, cocoon_box **out, cocoon_error *err)
@@ -219,18 +239,21 @@ int cocoon_box_open(cocoon_runtime *rt, const char *id_or_name, cocoon_box **out
     if (!rt || !out || !id_or_name)
         return lib_err(err, COCOON_E_INVALID, "cocoon_box_open: NULL argument");
     *out = NULL;
-    char id[16] = "";
+    struct state_box row;
+    if (state_box_find(rt->state, id_or_name, &row, err) < 0)
+        return -1;
+    char id[16];
+    snprintf(id, sizeof(id), "%s", row.id);
+    state_box_clear(&row);
     char dir[LIB_PATH_MAX];
-    if (is_box_id(id_or_name)) {
-        snprintf(id, sizeof(id), "%s", id_or_name);
-        if (lib_path(dir, sizeof(dir), "%s/boxes/%s", rt->home, id) < 0 || !util_file_exists(dir))
-            id[0] = 0;
-    }
-    if (!id[0] && find_by_name(rt, id_or_name, id) < 0)
-        return lib_err(err, COCOON_E_NOT_FOUND, "no box with id or name \"%s\"", id_or_name);
     if (lib_path(dir, sizeof(dir), "%s/boxes/%s", rt->home, id) < 0)
         return lib_err(err, COCOON_E_INVALID, "COCOON_HOME path too long");
     struct lib_box_config c;
+    if (!util_file_exists(dir)) {
+        /* Its directory went away (an ephemeral box removed by its monitor). */
+        state_box_delete(rt->state, id, NULL);
+        return lib_err(err, COCOON_E_NOT_FOUND, "no box with id or name \"%s\" (box %s was removed)", id_or_name, id);
+    }
     if (lib_config_read(dir, &c, err) < 0)
         return -1;
     snprintf(c.id, sizeof(c.id), "%s", id); /* the directory name is the truth */
@@ -243,6 +266,8 @@ int cocoon_box_open(cocoon_runtime *rt, const char *id_or_name, cocoon_box **out
 
 const char *cocoon_box_id(const cocoon_box *box) { return box ? box->id : ""; }
 
+const char *cocoon_box_name(const cocoon_box *box) { return box ? box->name : ""; }
+
 int cocoon_box_ready_ms(const cocoon_box *box) { return box ? box->ready_ms : 0; }
 
 int cocoon_box_remove(cocoon_box *box, int force, cocoon_error *err)
@@ -252,8 +277,10 @@ int cocoon_box_remove(cocoon_box *box, int force, cocoon_error *err)
         return lib_err(err, COCOON_E_INVALID, "cocoon_box_remove: NULL box");
     if (lib_vmm_pid(box) > 0) {
         if (!force)
-            return lib_err(err, COCOON_E_STATE, "box %s is running; stop it first or use force", box->id);
-        if (cocoon_box_stop(box, 0, err) < 0 && lib_vmm_pid(box) > 0)
+            return lib_err(err, COCOON_E_STATE,
+                           "box %s%s%s%s is running: stop it first (cocoon stop) or force the removal (cocoon rm -f)",
+                           box->id, box->name[0] ? " (" : "", box->name, box->name[0] ? ")" : "");
+        if (lib_box_stop_only(box, 0, err) < 0 && lib_vmm_pid(box) > 0)
             return -1;
     }
     lib_ctl_close(box);
@@ -263,7 +290,7 @@ int cocoon_box_remove(cocoon_box *box, int force, cocoon_error *err)
     }
     if (util_rm_rf(box->dir) < 0)
         return lib_err(err, COCOON_E_IO, "cannot remove %s: %s", box->dir, strerror(errno));
-    return 0;
+    return state_box_delete(box->rt->state, box->id, err);
 }
 
 void cocoon_box_close(cocoon_box *box)

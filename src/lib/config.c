@@ -11,7 +11,7 @@
 
 #include "util/util.h"
 
-int lib_config_write(const char *box_dir, const struct lib_box_config *c, cocoon_error *err)
+char *lib_config_json(const struct lib_box_config *c)
 {
     char hostname[32];
     snprintf(hostname, sizeof(hostname), "cocoon-%.6s", c->id);
@@ -21,20 +21,37 @@ int lib_config_write(const char *box_dir, const struct lib_box_config *c, cocoon
                           "memory_mib", (int)c->memory_mib, "accel", c->accel, "backend", "qemu", "ephemeral",
                           c->ephemeral, "boot_timeout_ms", (int)c->boot_timeout_ms, "hostname", hostname);
     if (!o)
-        return lib_err(err, COCOON_E_NOMEM, "cannot build config.json");
+        return NULL;
     if (c->rootfs[0])
         json_object_set_new(o, "rootfs", json_string(c->rootfs));
+    if (c->image_id[0])
+        json_object_set_new(o, "image_id", json_string(c->image_id));
+    if (c->disk_size)
+        json_object_set_new(o, "disk_size", json_integer((json_int_t)c->disk_size));
     char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (!text)
-        return lib_err(err, COCOON_E_NOMEM, "cannot serialize config.json");
+        return NULL;
+    size_t n = strlen(text);
+    char *grown = realloc(text, n + 2);
+    if (!grown) {
+        free(text);
+        return NULL;
+    }
+    grown[n] = '\n'; /* a trailing newline is friendlier to cat */
+    grown[n + 1] = 0;
+    return grown;
+}
+
+int lib_config_write(const char *box_dir, const struct lib_box_config *c, cocoon_error *err)
+{
+    char *text = lib_config_json(c);
+    if (!text)
+        return lib_err(err, COCOON_E_NOMEM, "cannot build config.json");
     char path[LIB_PATH_MAX];
     int rc = lib_path(path, sizeof(path), "%s/config.json", box_dir);
-    if (rc == 0) {
-        size_t n = strlen(text);
-        text[n] = '\n'; /* replace the NUL: a trailing newline is friendlier to cat */
-        rc = util_write_file_atomic(path, text, n + 1);
-    }
+    if (rc == 0)
+        rc = util_write_file_atomic(path, text, strlen(text));
     int e = errno;
     free(text);
     if (rc < 0)
@@ -71,6 +88,7 @@ int lib_config_read(const char *box_dir, struct lib_box_config *c, cocoon_error 
     get_str(o, "id", c->id, sizeof(c->id));
     get_str(o, "name", c->name, sizeof(c->name));
     get_str(o, "image", c->image, sizeof(c->image));
+    get_str(o, "image_id", c->image_id, sizeof(c->image_id));
     get_str(o, "rootfs", c->rootfs, sizeof(c->rootfs));
     get_str(o, "kernel", c->kernel, sizeof(c->kernel));
     get_str(o, "initrd", c->initrd, sizeof(c->initrd));
@@ -83,6 +101,8 @@ int lib_config_read(const char *box_dir, struct lib_box_config *c, cocoon_error 
     c->ephemeral = json_is_true(json_object_get(o, "ephemeral"));
     json_t *cr = json_object_get(o, "created");
     c->created = json_is_integer(cr) ? (long long)json_integer_value(cr) : 0;
+    json_t *ds = json_object_get(o, "disk_size");
+    c->disk_size = json_is_integer(ds) && json_integer_value(ds) > 0 ? (uint64_t)json_integer_value(ds) : 0;
     json_decref(o);
     return 0;
 }

@@ -1,12 +1,14 @@
-/* Image names to base disk files. Today an image is a prepared ext4 file; this is the
- * seam where OCI references (pull, merge layers, cache by digest) plug in later
- * without the box code changing. */
+/* Image names to base disk files. An image is a row of the state database (pulled or
+ * loaded ones, recorded by the image pipeline) or a prepared ext4 file shipped in the
+ * share dir, which is recorded as "local:NAME" the first time a box uses it. */
 #include "lib/internal.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "util/util.h"
 
@@ -47,22 +49,57 @@ static void list_dir(const char *dir, char *list, size_t cap)
     closedir(d);
 }
 
-int lib_image_resolve(cocoon_runtime *rt, const char *name, char *out, size_t cap, cocoon_error *err)
+/* A built-in image: a file NAME.ext4 in $COCOON_HOME/images/bases or the share dir.
+ * 1 and its real path when found, 0 when not. */
+static int builtin_path(cocoon_runtime *rt, const char *name, char *out, size_t cap)
+{
+    char path[LIB_PATH_MAX];
+    if (strcmp(name, "default") != 0 && lib_path(path, sizeof(path), "%s/images/bases/%s.ext4", rt->home, name) == 0 &&
+        util_file_exists(path) && realpath(path, out))
+        return 1;
+    if (lib_path(path, sizeof(path), "%s/images/%s.ext4", rt->share_dir, name) == 0 && util_file_exists(path) &&
+        realpath(path, out))
+        return 1;
+    (void)cap;
+    return 0;
+}
+
+static int check_base(const struct state_image *img, cocoon_error *err)
+{
+    if (util_file_exists(img->base_path))
+        return 0;
+    return lib_err(err, COCOON_E_NOT_FOUND, "the base disk of image %s is missing (%s): pull or load it again",
+                   img->name[0] ? img->name : img->id, img->base_path);
+}
+
+int lib_image_lookup(cocoon_runtime *rt, const char *name, struct state_image *out, cocoon_error *err)
 {
     if (!name || !*name)
         name = "default";
-    if (!valid_name(name))
-        return lib_err(err, COCOON_E_INVALID,
-                       "invalid image name \"%s\": use letters, digits, '.', '_' and '-' (registry references "
-                       "are not supported yet)",
-                       name);
-    char path[LIB_PATH_MAX];
-    if (strcmp(name, "default") != 0) {
-        if (lib_path(path, sizeof(path), "%s/images/bases/%s.ext4", rt->home, name) == 0 && util_file_exists(path))
-            return lib_path(out, cap, "%s", path);
+    memset(out, 0, sizeof(*out));
+    /* Pulled or loaded images are known by their reference. */
+    if (state_image_get_by_name(rt->state, name, out, NULL) == 0 && strncmp(out->id, "local:", 6) != 0)
+        return check_base(out, err);
+    state_image_clear(out);
+    if (valid_name(name)) {
+        char real[LIB_PATH_MAX];
+        if (builtin_path(rt, name, real, sizeof(real))) {
+            struct stat st;
+            if (stat(real, &st) < 0)
+                return lib_err(err, COCOON_E_IO, "image %s: %s", real, strerror(errno));
+            memset(out, 0, sizeof(*out));
+            snprintf(out->id, sizeof(out->id), "local:%s", name);
+            snprintf(out->name, sizeof(out->name), "%s", name);
+            snprintf(out->base_path, sizeof(out->base_path), "%s", real);
+            out->size = (uint64_t)st.st_size;
+            /* Refreshed on every use: the share dir may have moved since. */
+            return state_image_put(rt->state, out, err);
+        }
     }
-    if (lib_path(path, sizeof(path), "%s/images/%s.ext4", rt->share_dir, name) == 0 && util_file_exists(path))
-        return lib_path(out, cap, "%s", path);
+    if (state_image_get_by_id(rt->state, name, out, NULL) == 0)
+        return check_base(out, err);
+    state_image_clear(out);
+    memset(out, 0, sizeof(*out));
 
     char list[1024] = "";
     char dir[LIB_PATH_MAX];
@@ -70,8 +107,21 @@ int lib_image_resolve(cocoon_runtime *rt, const char *name, char *out, size_t ca
         list_dir(dir, list, sizeof(list));
     if (lib_path(dir, sizeof(dir), "%s/images/bases", rt->home) == 0)
         list_dir(dir, list, sizeof(list));
+    struct state_image *imgs = NULL;
+    size_t n = 0;
+    if (state_image_list(rt->state, &imgs, &n, NULL) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            if (!imgs[i].name[0] || !strncmp(imgs[i].id, "local:", 6))
+                continue;
+            size_t used = strlen(list);
+            if (used + strlen(imgs[i].name) + 3 < sizeof(list))
+                snprintf(list + used, sizeof(list) - used, "%s%.1000s", used ? ", " : "", imgs[i].name);
+        }
+        state_image_list_free(imgs, n);
+    }
     if (!strcmp(name, "default"))
-        return lib_err(err, COCOON_E_NOT_FOUND, "default image not found at %s: run `make guest`", path);
+        return lib_err(err, COCOON_E_NOT_FOUND, "default image not found in %s/images: run `make guest`",
+                       rt->share_dir);
     return lib_err(err, COCOON_E_NOT_FOUND, "image \"%s\" not found (available: %s)", name,
                    list[0] ? list : "none; run `make guest` for the default image");
 }

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "cocoon.h"
+#include "lib/state.h"
 #include "proto/conn.h"
 
 #define LIB_PATH_MAX 4096
@@ -17,6 +18,7 @@ struct cocoon_runtime {
     char home[LIB_PATH_MAX];
     char share_dir[LIB_PATH_MAX];
     char vmm_path[LIB_PATH_MAX];
+    struct lib_state *state; /* cocoon.db */
 };
 
 /* One buffered output frame of an exec that is not the one being pumped for. */
@@ -45,6 +47,7 @@ struct cocoon_exec {
 };
 
 struct cocoon_box {
+    cocoon_runtime *rt; /* the runtime outlives its box handles */
     char id[16];
     char name[128];
     char dir[LIB_PATH_MAX];
@@ -81,24 +84,32 @@ int lib_run(const char *const argv[], char *out, size_t cap);
 /* Searches $PATH for an executable; 0 and the path in out when found. */
 int lib_which(const char *name, char *out, size_t cap);
 
-/* images */
-int lib_image_resolve(cocoon_runtime *rt, const char *name, char *out, size_t cap, cocoon_error *err);
+/* images: an image name (or id) to its row, registering built-in images (files NAME.ext4
+ * in the share dir or $COCOON_HOME/images/bases) as "local:NAME" on first use. */
+int lib_image_lookup(cocoon_runtime *rt, const char *name, struct state_image *out, cocoon_error *err);
 
 /* config.json */
 struct lib_box_config {
-    char id[16], name[128], image[256], rootfs[LIB_PATH_MAX];
+    char id[16], name[128], image[512], image_id[512], rootfs[LIB_PATH_MAX];
     char kernel[LIB_PATH_MAX], initrd[LIB_PATH_MAX], disk[LIB_PATH_MAX], disk_format[16];
     unsigned cpus, memory_mib, boot_timeout_ms;
     char accel[16];
     int ephemeral;
     long long created;
+    uint64_t disk_size; /* virtual size asked for at create (0: the image's) */
 };
+/* The config.json text (malloc'd, ends with a newline), NULL when out of memory. */
+char *lib_config_json(const struct lib_box_config *c);
 int lib_config_write(const char *box_dir, const struct lib_box_config *c, cocoon_error *err);
 int lib_config_read(const char *box_dir, struct lib_box_config *c, cocoon_error *err);
 
 /* the monitor process and control connection */
 pid_t lib_vmm_pid(const cocoon_box *box); /* 0 when no live monitor */
+/* The same for a box directory; when no monitor lives, stale vmm.pid/ctl.sock are removed. */
+pid_t lib_vmm_pid_dir(const char *dir, int clean_stale);
 int lib_ctl_connect(cocoon_box *box, cocoon_error *err);
+/* cocoon_box_stop without removing an ephemeral box. */
+int lib_box_stop_only(cocoon_box *box, unsigned timeout_ms, cocoon_error *err);
 void lib_ctl_close(cocoon_box *box);
 /* Queues a frame under box->lock; -1 with an error when the connection is gone. */
 int lib_ctl_send_locked(cocoon_box *box, const void *frame, size_t len, cocoon_error *err);

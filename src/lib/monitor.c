@@ -46,40 +46,48 @@ static void file_tail(const cocoon_box *box, const char *name, char *out, size_t
 
 /* The pid in vmm.pid if that process is alive and really is this box's monitor (a
  * recycled pid must never be killed): its command line names our box directory. */
-pid_t lib_vmm_pid(const cocoon_box *box)
+static void remove_stale(const char *dir)
 {
     char path[LIB_PATH_MAX];
-    if (lib_path(path, sizeof(path), "%s/vmm.pid", box->dir) < 0)
+    if (lib_path(path, sizeof(path), "%s/ctl.sock", dir) == 0)
+        unlink(path);
+    if (lib_path(path, sizeof(path), "%s/vmm.pid", dir) == 0)
+        unlink(path);
+}
+
+pid_t lib_vmm_pid(const cocoon_box *box) { return lib_vmm_pid_dir(box->dir, 0); }
+
+pid_t lib_vmm_pid_dir(const char *dir, int clean_stale)
+{
+    char path[LIB_PATH_MAX];
+    if (lib_path(path, sizeof(path), "%s/vmm.pid", dir) < 0)
         return 0;
     char *text = util_read_file(path, 64, NULL);
-    if (!text)
+    if (!text) {
+        if (clean_stale && errno == ENOENT && lib_path(path, sizeof(path), "%s/ctl.sock", dir) == 0)
+            unlink(path); /* a socket without a pid file is a dead monitor's too */
         return 0;
+    }
     long pid = strtol(text, NULL, 10);
     free(text);
-    if (pid <= 1 || kill((pid_t)pid, 0) < 0)
-        return 0;
-    char proc[64];
-    snprintf(proc, sizeof(proc), "/proc/%ld/cmdline", pid);
-    size_t len = 0;
-    char *cmd = util_read_file(proc, 65536, &len);
-    if (!cmd)
-        return 0;
     int ours = 0;
-    for (size_t i = 0; i < len; i += strlen(cmd + i) + 1)
-        if (!strcmp(cmd + i, box->dir))
-            ours = 1;
-    free(cmd);
+    if (pid > 1 && kill((pid_t)pid, 0) == 0) {
+        /* A zombie's cmdline is empty, so a dead monitor never matches. */
+        char proc[64];
+        snprintf(proc, sizeof(proc), "/proc/%ld/cmdline", pid);
+        size_t len = 0;
+        char *cmd = util_read_file(proc, 65536, &len);
+        for (size_t i = 0; cmd && i < len; i += strlen(cmd + i) + 1)
+            if (!strcmp(cmd + i, dir))
+                ours = 1;
+        free(cmd);
+    }
+    if (!ours && clean_stale)
+        remove_stale(dir);
     return ours ? (pid_t)pid : 0;
 }
 
-static void remove_leftovers(cocoon_box *box)
-{
-    char path[LIB_PATH_MAX];
-    if (lib_path(path, sizeof(path), "%s/ctl.sock", box->dir) == 0)
-        unlink(path);
-    if (lib_path(path, sizeof(path), "%s/vmm.pid", box->dir) == 0)
-        unlink(path);
-}
+static void remove_leftovers(cocoon_box *box) { remove_stale(box->dir); }
 
 /* Kills the monitor (QEMU dies with it through PDEATHSIG) and waits until it is gone. */
 static void kill_monitor(cocoon_box *box, pid_t pid)
@@ -284,11 +292,16 @@ static int read_ready_line(int fd, uint64_t deadline, char *line, size_t cap)
     }
 }
 
-int cocoon_box_start(cocoon_box *box, cocoon_error *err)
+int cocoon_box_start(cocoon_box *box, cocoon_error *err) { return cocoon_box_start_flags(box, 0, err); }
+
+int cocoon_box_start_flags(cocoon_box *box, unsigned flags, cocoon_error *err)
 {
     lib_err_clear(err);
     if (!box)
         return lib_err(err, COCOON_E_INVALID, "cocoon_box_start: NULL box");
+    if ((flags & COCOON_START_ATTACHED) && (flags & COCOON_START_DETACHED))
+        return lib_err(err, COCOON_E_INVALID, "a box cannot be started both attached and detached");
+    int attach = (flags & COCOON_START_ATTACHED) || (box->ephemeral && !(flags & COCOON_START_DETACHED));
     if (lib_vmm_pid(box) > 0)
         return lib_err(err, COCOON_E_STATE, "box %s is already running", box->id);
     if (access(box->vmm_path, X_OK) < 0)
@@ -305,14 +318,14 @@ int cocoon_box_start(cocoon_box *box, cocoon_error *err)
     int ready[2], life[2] = {-1, -1};
     if (pipe2(ready, O_CLOEXEC) < 0)
         return lib_err(err, COCOON_E_IO, "pipe: %s", strerror(errno));
-    if (box->ephemeral && pipe2(life, O_CLOEXEC) < 0) {
+    if (attach && pipe2(life, O_CLOEXEC) < 0) {
         close(ready[0]);
         close(ready[1]);
         return lib_err(err, COCOON_E_IO, "pipe: %s", strerror(errno));
     }
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     char *argv[] = {box->vmm_path, "--box-dir", box->dir, "--ready-fd", "3", "--lifeline-fd", "4", NULL};
-    if (!box->ephemeral)
+    if (!attach)
         argv[5] = NULL;
     pid_t pid = devnull >= 0 ? fork() : -1;
     if (pid == 0)
@@ -447,6 +460,27 @@ int cocoon_box_stop(cocoon_box *box, unsigned timeout_ms, cocoon_error *err)
     lib_err_clear(err);
     if (!box)
         return lib_err(err, COCOON_E_INVALID, "cocoon_box_stop: NULL box");
+    if (lib_box_stop_only(box, timeout_ms, err) < 0)
+        return -1;
+    if (!box->ephemeral)
+        return 0;
+    if (util_rm_rf(box->dir) < 0)
+        return lib_err(err, COCOON_E_IO, "cannot remove the ephemeral box %s: %s", box->dir, strerror(errno));
+    return state_box_delete(box->rt->state, box->id, err);
+}
+
+int cocoon_box_restart(cocoon_box *box, unsigned timeout_ms, cocoon_error *err)
+{
+    lib_err_clear(err);
+    if (!box)
+        return lib_err(err, COCOON_E_INVALID, "cocoon_box_restart: NULL box");
+    if (lib_box_stop_only(box, timeout_ms, err) < 0)
+        return -1;
+    return cocoon_box_start(box, err);
+}
+
+int lib_box_stop_only(cocoon_box *box, unsigned timeout_ms, cocoon_error *err)
+{
     if (!timeout_ms)
         timeout_ms = 10000;
     pid_t pid = lib_vmm_pid(box);

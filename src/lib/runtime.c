@@ -1,5 +1,6 @@
-/* Opening a runtime: where state lives ($COCOON_HOME), where the kernel, initramfs and
- * images are (next to the library, found with dladdr), and which cocoon-vmm to spawn.
+/* Opening a runtime: where state lives ($COCOON_HOME and its cocoon.db), where the kernel,
+ * initramfs and images are (next to the library, found with dladdr), and which cocoon-vmm
+ * to spawn.
  * Installed and in-tree builds share one layout, so no path is compiled in. */
 #include "lib/internal.h"
 
@@ -96,11 +97,21 @@ int cocoon_runtime_open(const cocoon_runtime_options *opts, cocoon_runtime **out
         lib_path(rt->share_dir, sizeof(rt->share_dir), "%s", real);
     if (realpath(rt->vmm_path, real))
         lib_path(rt->vmm_path, sizeof(rt->vmm_path), "%s", real);
+    if (state_open(rt->home, &rt->state, err) < 0) {
+        free(rt);
+        return -1;
+    }
     *out = rt;
     return 0;
 }
 
-void cocoon_runtime_close(cocoon_runtime *rt) { free(rt); }
+void cocoon_runtime_close(cocoon_runtime *rt)
+{
+    if (!rt)
+        return;
+    state_close(rt->state);
+    free(rt);
+}
 
 int lib_kernel_paths(cocoon_runtime *rt, const char *kernel_opt, const char *initrd_opt, char *kernel, char *initrd,
                      size_t cap)

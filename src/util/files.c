@@ -114,10 +114,14 @@ char *util_read_file(const char *path, size_t max, size_t *len_out)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return NULL;
-    size_t cap = 4096, len = 0;
+    size_t cap = max < 4096 ? max : 4096, len = 0;
     char *buf = malloc(cap + 1);
     while (buf) {
         if (len == cap) {
+            char probe;
+            ssize_t more = cap >= max ? read(fd, &probe, 1) : 1;
+            if (more == 0)
+                break; /* exactly max bytes: that is allowed */
             if (cap >= max) {
                 free(buf);
                 close(fd);

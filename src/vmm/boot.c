@@ -147,8 +147,8 @@ void boot_on_qemu_exit(struct vmm *v)
     const char *when = v->boot_stage == 1 ? " after the agent said HELLO but before it was ready"
                        : guest_stop       ? " before the agent answered (kernel panic?)"
                                           : " before the agent answered";
-    boot_fail(v, "guest did not become ready: %s%s%s%s — console: %s", how, when, v->qemu_tail[0] ? "; QEMU said: " : "",
-              v->qemu_tail, console);
+    boot_fail(v, "guest did not become ready: %s%s%s%s — console: %s", how, when,
+              v->qemu_tail[0] ? "; QEMU said: " : "", v->qemu_tail, console);
 }
 
 void boot_on_timeout(struct vmm *v)
@@ -172,8 +172,8 @@ static void on_hello(struct vmm *v, const struct proto_header *h, const uint8_t 
         return;
     }
     if (v->hello.version_max < PROTO_VERSION_MIN || v->hello.version_min > PROTO_VERSION) {
-        boot_fail(v, "guest agent speaks protocol versions %u..%u, this cocoon speaks %u..%u",
-                  v->hello.version_min, v->hello.version_max, PROTO_VERSION_MIN, PROTO_VERSION);
+        boot_fail(v, "guest agent speaks protocol versions %u..%u, this cocoon speaks %u..%u", v->hello.version_min,
+                  v->hello.version_max, PROTO_VERSION_MIN, PROTO_VERSION);
         return;
     }
     v->version = v->hello.version_max < PROTO_VERSION ? v->hello.version_max : PROTO_VERSION;
@@ -202,8 +202,8 @@ static void on_ready(struct vmm *v, const struct proto_header *h, const uint8_t 
         return;
     }
     vmm_log("box ready in %u ms (QEMU started after %llu ms; guest boot %llu ms, agent init %llu ms)", v->ready_ms,
-            (unsigned long long)((v->t_spawn - v->t_start) / 1000000),
-            (unsigned long long)(v->ready.boot_ns / 1000000), (unsigned long long)(v->ready.init_ns / 1000000));
+            (unsigned long long)((v->t_spawn - v->t_start) / 1000000), (unsigned long long)(v->ready.boot_ns / 1000000),
+            (unsigned long long)(v->ready.init_ns / 1000000));
     vmm_ready_line(v, "ok %u", v->ready_ms);
 }
 
@@ -223,6 +223,6 @@ void boot_on_agent_frame(struct vmm *v, const struct proto_header *h, const uint
         struct proto_writer *w = &v->agent_w;
         vmm_send_agent(v, w->buf, proto_encode_data(w, 0, PROTO_PONG, p, h->len));
     } else {
-        vmm_log("ignoring %s on stream %u from the agent while booting", proto_type_name(h->type), h->stream);
+        vmm_log_guest("ignoring %s on stream %u from the agent while booting", proto_type_name(h->type), h->stream);
     }
 }

@@ -40,8 +40,8 @@ static int get_str(json_t *root, const char *key, int required, char *out, size_
     return 0;
 }
 
-static int get_int(json_t *root, const char *key, long long lo, long long hi, long long dflt, long long *out,
-                   char *err, size_t errcap)
+static int get_int(json_t *root, const char *key, long long lo, long long hi, long long dflt, long long *out, char *err,
+                   size_t errcap)
 {
     json_t *v = json_object_get(root, key);
     if (!v || json_is_null(v)) {

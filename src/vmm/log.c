@@ -14,7 +14,8 @@ void vmm_log_set_fd(int fd) { log_fd = fd; }
 
 int vmm_log_fd(void) { return log_fd; }
 
-void vmm_log(const char *fmt, ...)
+static void vlog(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+static void vlog(const char *fmt, va_list ap)
 {
     char line[2048];
     struct timespec ts;
@@ -23,14 +24,34 @@ void vmm_log(const char *fmt, ...)
     gmtime_r(&ts.tv_sec, &tm);
     size_t n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
     n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ [%d] ", ts.tv_nsec / 1000000, (int)getpid());
-    va_list ap;
-    va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
-    va_end(ap);
     if (m < 0)
         m = 0;
     n += (size_t)m < sizeof(line) - n - 1 ? (size_t)m : sizeof(line) - n - 2;
     line[n++] = '\n';
     ssize_t w = write(log_fd, line, n);
     (void)w;
+}
+
+void vmm_log(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(fmt, ap);
+    va_end(ap);
+}
+
+void vmm_log_guest(const char *fmt, ...)
+{
+    static unsigned count;
+    if (count > VMM_LOG_GUEST_MAX)
+        return;
+    if (count++ == VMM_LOG_GUEST_MAX) {
+        vmm_log("the guest caused %d log lines: further ones are suppressed", VMM_LOG_GUEST_MAX);
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(fmt, ap);
+    va_end(ap);
 }

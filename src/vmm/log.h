@@ -7,5 +7,9 @@
 void vmm_log_set_fd(int fd);
 int vmm_log_fd(void);
 void vmm_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* For lines a guest can cause at will: the first VMM_LOG_GUEST_MAX are written, then
+ * one notice, then nothing, so a hostile guest cannot fill the host's disk. */
+#define VMM_LOG_GUEST_MAX 100
+void vmm_log_guest(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -60,8 +60,9 @@ void vmm_send_agent(struct vmm *v, const void *frame, size_t len)
         return; /* QEMU is going away: nothing more reaches the guest */
     if (len == 0 || proto_conn_send(&v->agent, frame, len) < 0) {
         int queue_full = len && errno == ENOBUFS;
-        vmm_fatal(v, queue_full ? "the guest does not read its channel (queue full)"
-                                : "cannot write to the agent channel: %s",
+        vmm_fatal(v,
+                  queue_full ? "the guest does not read its channel (queue full)"
+                             : "cannot write to the agent channel: %s",
                   strerror(errno));
         return;
     }

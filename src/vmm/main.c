@@ -13,6 +13,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
 #include <time.h>
@@ -44,6 +45,37 @@ static int parse_fd(const char *s, int *out)
         return -1;
     *out = (int)v;
     return 0;
+}
+
+/* Descriptors the caller leaked to us would stay open for the box's whole life (a
+ * caller's captured stdout pipe would never see EOF), so everything but stdio and the
+ * two fds we were given is closed first. */
+static void close_inherited(int keep1, int keep2)
+{
+    int lo = keep1 < keep2 ? keep1 : keep2, hi = keep1 < keep2 ? keep2 : keep1;
+    int from = 3;
+    int keep[2] = {lo, hi};
+    for (int i = 0; i < 2; i++) {
+        if (keep[i] < from)
+            continue;
+        if (keep[i] > from)
+            syscall(SYS_close_range, from, keep[i] - 1, 0);
+        from = keep[i] + 1;
+    }
+    syscall(SYS_close_range, from, ~0u, 0);
+}
+
+/* Once vmm.log is open, stdout/stderr go there too (unless a person is watching). */
+static void redirect_stdio(int log)
+{
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        close(null);
+    }
+    if (!isatty(2))
+        dup2(log, 2);
 }
 
 /* Our fd numbers 0-2 must be taken, or a socket landing there would become QEMU's stdio. */
@@ -190,6 +222,7 @@ static int open_box_dir(struct vmm *v, const char *dir, char *err, size_t cap)
         return -1;
     }
     vmm_log_set_fd(log);
+    redirect_stdio(log);
     return 0;
 }
 
@@ -248,7 +281,7 @@ static int early_error(struct vmm *v, const char *msg)
 {
     v->failed = 1;
     vmm_log("cannot start: %s", msg);
-    if (vmm_log_fd() != 2)
+    if (vmm_log_fd() != 2 && isatty(2))
         fprintf(stderr, "cocoon-vmm: %s\n", msg);
     vmm_ready_line(v, "error %s", msg);
     return 1;
@@ -256,12 +289,10 @@ static int early_error(struct vmm *v, const char *msg)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"box-dir", required_argument, NULL, 'd'},
-                                         {"ready-fd", required_argument, NULL, 'r'},
-                                         {"lifeline-fd", required_argument, NULL, 'l'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {"version", no_argument, NULL, 'V'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"box-dir", required_argument, NULL, 'd'},     {"ready-fd", required_argument, NULL, 'r'},
+        {"lifeline-fd", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},           {NULL, 0, NULL, 0}};
     ensure_stdio();
     struct vmm *v = calloc(1, sizeof(*v));
     if (!v)
@@ -283,9 +314,18 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
-        case 'h': usage(stdout); free(v); return 0;
-        case 'V': printf("cocoon-vmm %s (%s)\n", COCOON_VERSION, COCOON_GIT_REV); free(v); return 0;
-        default: usage(stderr); free(v); return 2;
+        case 'h':
+            usage(stdout);
+            free(v);
+            return 0;
+        case 'V':
+            printf("cocoon-vmm %s (%s)\n", COCOON_VERSION, COCOON_GIT_REV);
+            free(v);
+            return 0;
+        default:
+            usage(stderr);
+            free(v);
+            return 2;
         }
     }
     if (!dir || optind != argc) {
@@ -293,6 +333,7 @@ int main(int argc, char **argv)
         free(v);
         return 2;
     }
+    close_inherited(v->ready_fd, v->lifeline_fd);
     if (v->ready_fd >= 0)
         util_set_cloexec(v->ready_fd, 1);
     if (v->lifeline_fd >= 0) {

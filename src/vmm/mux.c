@@ -43,11 +43,10 @@ struct mux {
     int nclients;
     uint64_t next_serial;
     struct route *routes;
-    int nroutes;
+    int nroutes, routes_cap;
     uint32_t next_agent_id;
     uint64_t pings[PING_FIFO]; /* clients waiting for the agent's PONG, oldest first */
     int ping_head, ping_count;
-    unsigned long unknown_stream_frames, malformed_frames;
     struct client *dead; /* closed, freed by mux_reap after the epoll batch */
     struct proto_writer w;
 };
@@ -212,8 +211,8 @@ void mux_on_listen(struct mux *m)
         }
         m->clients[m->nclients++] = c;
         struct vmm *v = m->v;
-        struct proto_vmm_hello hello = {.version = v->version, .boot_ns = v->ready.boot_ns,
-                                        .init_ns = v->ready.init_ns, .ready_ms = v->ready_ms};
+        struct proto_vmm_hello hello = {
+            .version = v->version, .boot_ns = v->ready.boot_ns, .init_ns = v->ready.init_ns, .ready_ms = v->ready_ms};
         strcpy(hello.backend, "qemu");
         snprintf(hello.accel, sizeof(hello.accel), "%s", v->plan.accel);
         snprintf(hello.box_id, sizeof(hello.box_id), "%s", v->cfg.id);
@@ -250,9 +249,7 @@ static int client_session_frame(struct mux *m, struct client *c, const struct pr
         stop_begin(m->v, "SHUTDOWN from a control client", timeout_ms ? timeout_ms : 10000, 0);
         return 0;
     case PROTO_PONG: return 0;
-    case PROTO_ERROR:
-        vmm_log("client %llu sent an ERROR on stream 0", (unsigned long long)c->serial);
-        return 0;
+    case PROTO_ERROR: vmm_log("client %llu sent an ERROR on stream 0", (unsigned long long)c->serial); return 0;
     default: {
         char msg[128];
         snprintf(msg, sizeof(msg), "%s is not allowed from a control client", proto_type_name(h->type));
@@ -280,11 +277,13 @@ static int client_exec(struct mux *m, struct client *c, const struct proto_heade
     proto_exec_free(&ex);
     if (c->nroutes >= MUX_MAX_ROUTES_PER_CLIENT || m->nroutes >= MUX_MAX_ROUTES)
         return client_error(m, c, h->stream, EAGAIN, "too many running execs");
-    if (m->nroutes % 64 == 0) {
-        struct route *grown = realloc(m->routes, (size_t)(m->nroutes + 64) * sizeof(*grown));
+    if (m->nroutes == m->routes_cap) {
+        int cap = m->routes_cap ? m->routes_cap * 2 : 64;
+        struct route *grown = realloc(m->routes, (size_t)cap * sizeof(*grown));
         if (!grown)
             return client_error(m, c, h->stream, ENOMEM, "out of memory");
         m->routes = grown;
+        m->routes_cap = cap;
     }
     struct route *r = &m->routes[m->nroutes++];
     memset(r, 0, sizeof(*r));
@@ -323,6 +322,8 @@ static int client_stream_frame(struct mux *m, struct client *c, const struct pro
         return -2;
     }
     int i = route_by_client(m, c, h->stream);
+    if (i < 0 && h->type == PROTO_CREDIT)
+        return 0; /* credit for output read just before EXIT: the race is normal */
     if (i < 0) {
         snprintf(msg, sizeof(msg), "no running exec on stream %u", h->stream);
         return client_error(m, c, h->stream, ESRCH, msg);
@@ -409,9 +410,8 @@ void mux_set_backlogged(struct mux *m, int backlogged)
  * fatal for the box (see loop.c). */
 static void agent_malformed(struct mux *m, const struct proto_header *h, int rc)
 {
-    if (m->malformed_frames++ < 16)
-        vmm_log("dropping a malformed %s from the agent on stream %u (%s)", proto_type_name(h->type), h->stream,
-                proto_strerror(rc));
+    vmm_log_guest("dropping a malformed %s from the agent on stream %u (%s)", proto_type_name(h->type), h->stream,
+                  proto_strerror(rc));
 }
 
 static void agent_session_frame(struct mux *m, const struct proto_header *h, const uint8_t *p)
@@ -421,7 +421,7 @@ static void agent_session_frame(struct mux *m, const struct proto_header *h, con
     switch (h->type) {
     case PROTO_PONG:
         if (m->ping_count == 0) {
-            vmm_log("the agent sent a PONG nobody asked for");
+            vmm_log_guest("the agent sent a PONG nobody asked for");
             return;
         }
         uint64_t serial = m->pings[m->ping_head];
@@ -439,9 +439,9 @@ static void agent_session_frame(struct mux *m, const struct proto_header *h, con
             agent_malformed(m, h, rc);
             return;
         }
-        vmm_log("the agent reported an error: %s (code %u)", em.message, em.code);
+        vmm_log_guest("the agent reported an error: %s (code %u)", em.message, em.code);
         return;
-    default: vmm_log("ignoring an unexpected %s from the agent", proto_type_name(h->type)); return;
+    default: vmm_log_guest("ignoring an unexpected %s from the agent", proto_type_name(h->type)); return;
     }
 }
 
@@ -477,9 +477,8 @@ void mux_on_agent_frame(struct mux *m, const struct proto_header *h, const uint8
     int i = route_by_agent(m, h->stream);
     if (i < 0) {
         /* An EXIT after an exec ERROR lands here; anything else is a confused guest. */
-        if (m->unknown_stream_frames++ < 16 && h->type != PROTO_EXIT)
-            vmm_log("dropping %s from the agent on stream %u: no such exec", proto_type_name(h->type),
-                    h->stream);
+        if (h->type != PROTO_EXIT)
+            vmm_log_guest("dropping %s from the agent on stream %u: no such exec", proto_type_name(h->type), h->stream);
         return;
     }
     struct route *r = &m->routes[i];

@@ -17,8 +17,8 @@
 
 #include "util/util.h"
 
-#define KERNEL_CMDLINE                                                                                              \
-    "console=ttyS0 quiet reboot=t panic=-1 nolapic_timer tsc=reliable cocoon.root=/dev/vda "                        \
+#define KERNEL_CMDLINE                                                                                                 \
+    "console=ttyS0 quiet reboot=t panic=-1 nolapic_timer tsc=reliable cocoon.root=/dev/vda "                           \
     "cocoon.rootfstype=ext4"
 
 #ifndef QEMU_MACHINE
@@ -179,8 +179,7 @@ static int build_argv(struct qemu_plan *p, const struct vmm_config *cfg, const c
     return rc ? -1 : 0;
 }
 
-int qemu_plan_build(struct qemu_plan *p, const struct vmm_config *cfg, const char *box_dir, char *err,
-                    size_t errcap)
+int qemu_plan_build(struct qemu_plan *p, const struct vmm_config *cfg, const char *box_dir, char *err, size_t errcap)
 {
     memset(p, 0, sizeof(*p));
     if (find_binary(p->bin, sizeof(p->bin), err, errcap) < 0)

@@ -22,8 +22,7 @@ struct qemu_plan {
 };
 
 /* Finds QEMU, decides the accelerator and builds argv. -1 with a message in err. */
-int qemu_plan_build(struct qemu_plan *p, const struct vmm_config *cfg, const char *box_dir, char *err,
-                    size_t errcap);
+int qemu_plan_build(struct qemu_plan *p, const struct vmm_config *cfg, const char *box_dir, char *err, size_t errcap);
 void qemu_plan_free(struct qemu_plan *p);
 /* argv joined with spaces, for the log. */
 void qemu_plan_describe(const struct qemu_plan *p, char *out, size_t cap);

@@ -85,6 +85,7 @@ void vmm_fatal(struct vmm *v, const char *fmt, ...)
     if (v->state == ST_DONE || v->killed)
         return;
     vmm_log("stopping the box: %s", msg);
+    v->stop_requested = 1; /* by us: QEMU's death that follows is expected */
     if (v->state == ST_RUNNING)
         v->state = ST_STOPPING;
     close_listener(v);

@@ -36,9 +36,9 @@ struct vmm {
 
     struct qemu_plan plan;
     pid_t qemu_pid;
-    int qemu_out_fd;          /* read end of QEMU's stdout/stderr pipe */
-    char qemu_tail[1024];     /* QEMU's last output line(s), for boot errors */
-    char qemu_line[512];      /* partial line being assembled */
+    int qemu_out_fd;      /* read end of QEMU's stdout/stderr pipe */
+    char qemu_tail[1024]; /* QEMU's last output line(s), for boot errors */
+    char qemu_line[512];  /* partial line being assembled */
     size_t qemu_line_len;
     int qemu_exited, qemu_status;
 
@@ -54,10 +54,10 @@ struct vmm {
     uint64_t t_start, t_spawn;
     uint32_t ready_ms;
 
-    int stop_requested;  /* a client, a signal or the lifeline asked for the stop */
-    int lifeline_gone;   /* the caller is gone: remove an ephemeral box at exit */
-    int killed;          /* QEMU had to be killed */
-    int failed;          /* something went wrong: exit 1 */
+    int stop_requested; /* a client, a signal or the lifeline asked for the stop */
+    int lifeline_gone;  /* the caller is gone: remove an ephemeral box at exit */
+    int killed;         /* QEMU had to be killed */
+    int failed;         /* something went wrong: exit 1 */
     int signals_seen;
 
     struct mux *mux;

@@ -1,8 +1,17 @@
-"""Timeouts, parallel boxes, and the lifeline: a box never outlives `cocoon run`."""
+"""Box lifecycle through the CLI: timeouts, parallel boxes, the lifeline (a box never
+outlives `cocoon run`), persistent boxes (create/start/stop/restart/rm, files kept
+across stop/start), `ls`/`inspect`/`logs`, a monitor killed under the box (state
+shown as stopped, the qcow2 disk still consistent), concurrent creates with one
+name, `--disk` growing the guest's root file system, and the SQLite state index."""
+import json
 import os
+import re
 import signal
+import sqlite3
 import subprocess
 import time
+
+import pytest
 
 from conftest import decode, find_box_processes
 
@@ -34,7 +43,7 @@ def test_two_boxes_in_parallel(vm):
 
 
 def test_killing_the_cli_removes_the_box(vm):
-    p = vm.popen("run", "--", "sh", "-c", "echo started; sleep 60")
+    p = vm.popen("run", "--rm", "--", "sh", "-c", "echo started; sleep 60")
     try:
         line = p.stdout.readline()
         assert line == b"started\n", (line, p.poll())
@@ -53,3 +62,292 @@ def test_killing_the_cli_removes_the_box(vm):
     left = find_box_processes(vm.home)
     assert not left, f"still running 15 s after the CLI died: {left}"
     assert vm.box_dirs() == [], f"box directory left behind: {vm.box_dirs()}"
+    # The monitor removed the directory; the state row of a box without a directory is
+    # dropped by the next reader (the monitor does not write the database).
+    assert ls(vm) == []
+    assert db_box_ids(vm) == [], "state row left behind"
+
+
+# ---- helpers ----
+
+def db_box_ids(c):
+    """Box ids in the state database (read-only, as a second client would)."""
+    path = os.path.join(c.home, "cocoon.db")
+    if not os.path.exists(path):
+        return []
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        return sorted(r[0] for r in db.execute("SELECT id FROM boxes"))
+    finally:
+        db.close()
+
+
+def ls(c, all_=True):
+    r = c.run("ls", *(["-a"] if all_ else []), "--json", check=0)
+    return json.loads(decode(r.stdout))
+
+
+def status_of(c, box):
+    for b in ls(c):
+        if b["id"] == box or b["name"] == box:
+            return b["status"]
+    return None
+
+
+def create(c, *args):
+    r = c.run("create", *args, check=0)
+    box = decode(r.stdout).strip()
+    assert re.fullmatch(r"[0-9a-f]{12}", box), r.stdout
+    return box
+
+
+def sh(c, box, script, check=0, **kw):
+    return c.run("exec", box, "--", "sh", "-c", script, check=check, **kw)
+
+
+def vmm_pid(c, box_id):
+    try:
+        with open(os.path.join(c.boxes_dir(), box_id, "vmm.pid")) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return 0
+
+
+def wait_gone(pid, timeout=10):
+    """Until pid is gone or a zombie (this machine's PID 1 does not reap orphans)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().split(") ", 1)[1].startswith("Z"):
+                    return True
+        except OSError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+# ---- persistent boxes ----
+
+def test_create_start_stop_keeps_files(vm):
+    box = create(vm, "--name", "keeper")
+    assert status_of(vm, box) == "stopped"
+    assert db_box_ids(vm) == [box]
+    # BOX may be a name, an id or a unique id prefix.
+    vm.run("start", "keeper", check=0)
+    assert status_of(vm, box) == "running"
+    sh(vm, box[:5], "echo precious > /root/data.txt && "
+       "printf '#!/bin/sh\\necho installed-tool-works\\n' > /usr/local/bin/mytool && "
+       "chmod +x /usr/local/bin/mytool && sync")
+    r = vm.run("stop", box, check=0)
+    assert decode(r.stdout).strip() == box
+    assert status_of(vm, box) == "stopped"
+    assert not find_box_processes(vm.home)
+    vm.run("start", box, check=0)
+    r = sh(vm, "keeper", "cat /root/data.txt; mytool")
+    assert decode(r.stdout) == "precious\ninstalled-tool-works\n"
+    # restart keeps them too, and the box comes back running
+    vm.run("restart", "keeper", check=0)
+    assert status_of(vm, box) == "running"
+    assert decode(sh(vm, "keeper", "cat /root/data.txt").stdout) == "precious\n"
+    vm.run("stop", "--timeout", "5", "keeper", check=0)
+    vm.run("rm", "keeper", check=0)
+    assert vm.box_dirs() == [] and db_box_ids(vm) == [] and ls(vm) == []
+    r = vm.run("start", "keeper")
+    assert r.returncode == 125 and "no box" in decode(r.stderr), decode(r.stderr)
+
+
+def test_run_rm_leaves_nothing(vm):
+    r = vm.run("run", "--rm", "--", "sh", "-c", "echo hi; exit 3")
+    assert r.returncode == 3 and decode(r.stdout) == "hi\n", decode(r.stderr)
+    assert vm.box_dirs() == [], vm.box_dirs()
+    assert db_box_ids(vm) == []
+    assert ls(vm) == []
+
+
+def test_run_keeps_a_stopped_box(vm):
+    r = vm.run("run", "--name", "kept", "--", "sh", "-c", "echo from-run > /root/kept.txt", check=0)
+    boxes = ls(vm)
+    assert len(boxes) == 1 and boxes[0]["name"] == "kept" and boxes[0]["status"] == "stopped", boxes
+    assert ls(vm, all_=False) == []
+    assert not find_box_processes(vm.home)
+    vm.run("start", "kept", check=0)
+    assert decode(sh(vm, "kept", "cat /root/kept.txt").stdout) == "from-run\n"
+    vm.run("rm", "-f", "kept", check=0)
+    # A second `run --name kept` after rm works: the name is free again.
+    vm.run("run", "--rm", "--name", "kept", "--", "true", check=0)
+    assert ls(vm) == []
+
+
+def test_killing_the_cli_stops_a_kept_box(vm):
+    p = vm.popen("run", "--name", "k", "--", "sh", "-c", "echo started; sleep 60")
+    try:
+        assert p.stdout.readline() == b"started\n"
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and find_box_processes(vm.home):
+        time.sleep(0.25)
+    assert not find_box_processes(vm.home), "box still running after its `cocoon run` died"
+    assert status_of(vm, "k") == "stopped"
+    assert len(vm.box_dirs()) == 1
+    vm.run("rm", "k", check=0)
+
+
+# ---- ls, inspect, logs ----
+
+def test_ls_inspect_logs(vm):
+    a = create(vm, "--name", "alpha", "--memory", "384M")
+    b = vm.run("run", "-d", "--name", "beta", check=0)
+    b = decode(b.stdout).strip()
+    assert re.fullmatch(r"[0-9a-f]{12}", b)
+    running = ls(vm, all_=False)
+    assert [x["id"] for x in running] == [b]
+    everything = {x["id"]: x for x in ls(vm)}
+    assert everything[a]["status"] == "stopped" and everything[a]["name"] == "alpha"
+    assert everything[b]["status"] == "running" and everything[b]["pid"] > 0
+    assert everything[a]["image"] == "default"
+    table = decode(vm.run("ls", "-a", check=0).stdout).splitlines()
+    assert table[0].split() == ["ID", "NAME", "IMAGE", "STATUS", "CREATED"]
+    assert any(line.startswith(b) and "running" in line and "beta" in line for line in table[1:])
+    assert any(line.startswith(a) and "stopped" in line for line in table[1:])
+
+    info = json.loads(decode(vm.run("inspect", "--json", "beta", check=0).stdout))
+    assert info["id"] == b and info["status"] == "running" and info["pid"] > 0
+    assert info["disk"]["format"] == "qcow2" and os.path.exists(info["disk"]["path"])
+    assert info["disk"]["virtual_size"] >= 1 << 30
+    assert info["boot"]["ready_ms"] > 0
+    assert info["config"]["cpus"] == 1 and info["config"]["memory_mib"] == 512
+    info = json.loads(decode(vm.run("inspect", "--json", a, check=0).stdout))
+    assert info["status"] == "stopped" and info["pid"] is None and info["config"]["memory_mib"] == 384
+    text = decode(vm.run("inspect", "beta", check=0).stdout)
+    assert "status:      running" in text and "ready in" in text
+
+    logs = decode(vm.run("logs", "beta", check=0).stdout)
+    assert re.search(r"^\[\s*\d+\.\d+\] ", logs, re.M), logs[-2000:]  # kernel lines
+    assert "cocoon-agent: ready" in logs
+
+    r = vm.run("inspect", "nonexistent")
+    assert r.returncode == 125 and 'no box with id or name "nonexistent"' in decode(r.stderr)
+    vm.run("rm", "-f", a, b, check=0)
+    assert ls(vm) == [] and vm.box_dirs() == []
+
+
+# ---- a monitor killed under the box ----
+
+def test_killed_monitor_shows_stopped_and_restarts(vm):
+    box = create(vm)
+    vm.run("start", box, check=0)
+    pid = vmm_pid(vm, box)
+    assert pid > 0
+    os.kill(pid, signal.SIGKILL)
+    assert wait_gone(pid)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and find_box_processes(vm.home):
+        time.sleep(0.1)
+    assert status_of(vm, box) == "stopped"
+    d = os.path.join(vm.boxes_dir(), box)
+    assert not os.path.exists(os.path.join(d, "vmm.pid")), "stale vmm.pid kept"
+    assert not os.path.exists(os.path.join(d, "ctl.sock")), "stale ctl.sock kept"
+    r = vm.run("exec", box, "--", "true")
+    assert r.returncode == 125 and "not running" in decode(r.stderr), decode(r.stderr)
+    vm.run("start", box, check=0)
+    assert decode(sh(vm, box, "echo alive").stdout) == "alive\n"
+    vm.run("rm", "-f", box, check=0)
+
+
+def test_monitor_killed_mid_write_disk_stays_consistent(vm, record_property):
+    box = create(vm, "--name", "crash")
+    vm.run("start", box, check=0)
+    writer = vm.popen("exec", box, "--", "sh", "-c",
+                      "echo go; i=0; while true; do "
+                      "dd if=/dev/urandom of=/root/f$((i % 20)) bs=64k count=8 2>/dev/null; "
+                      "i=$((i+1)); [ $((i % 4)) = 0 ] && sync; done")
+    try:
+        assert writer.stdout.readline() == b"go\n"
+        time.sleep(3)
+        pid = vmm_pid(vm, box)
+        os.kill(pid, signal.SIGKILL)
+        assert wait_gone(pid)
+        writer.wait(timeout=30)
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
+    assert writer.returncode != 0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and find_box_processes(vm.home):
+        time.sleep(0.1)
+    disk = os.path.join(vm.boxes_dir(), box, "disk.qcow2")
+    chk = subprocess.run(["qemu-img", "check", "--output=json", disk], capture_output=True, timeout=60)
+    # 0: clean; 3: only leaked clusters (allowed: space, not data); anything else is corruption.
+    report = json.loads(chk.stdout.decode() or "{}")
+    record_property("qemu_img_check", f"rc={chk.returncode} {report}")
+    print(f"qemu-img check after SIGKILL: rc={chk.returncode} "
+          f"leaks={report.get('leaks', 0)} corruptions={report.get('corruptions', 0)}")
+    assert chk.returncode in (0, 3), (chk.returncode, chk.stdout, chk.stderr)
+    assert report.get("corruptions", 0) == 0 and report.get("check-errors", 0) == 0, report
+    assert status_of(vm, box) == "stopped"
+    vm.run("start", box, check=0)
+    r = sh(vm, box, "ls /root | grep -c '^f'")
+    assert int(decode(r.stdout)) >= 1
+    vm.run("rm", "-f", box, check=0)
+
+
+# ---- concurrency ----
+
+def test_parallel_create_same_name(vm):
+    procs = [vm.popen("create", "--name", "same") for _ in range(2)]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        results.append((p.returncode, decode(out), decode(err)))
+    ok = [r for r in results if r[0] == 0]
+    failed = [r for r in results if r[0] != 0]
+    assert len(ok) == 1 and len(failed) == 1, results
+    assert failed[0][0] == 125 and "already in use" in failed[0][2], failed
+    assert "locked" not in failed[0][2]
+    boxes = ls(vm)
+    assert len(boxes) == 1 and boxes[0]["id"] == ok[0][1].strip()
+    assert vm.box_dirs() == [ok[0][1].strip()]
+    assert db_box_ids(vm) == [ok[0][1].strip()]
+    vm.run("rm", "same", check=0)
+
+
+# ---- disk size ----
+
+def test_disk_size_grows_root(vm):
+    r = vm.run("create", "--disk", "100M")
+    assert r.returncode == 125 and "smaller than image" in decode(r.stderr), decode(r.stderr)
+    assert vm.box_dirs() == [] and db_box_ids(vm) == []
+    box = create(vm, "--disk", "3G")
+    vm.run("start", box, check=0)
+    r = sh(vm, box, "df -h / | tail -1; df -B1 / | tail -1")
+    human, exact = decode(r.stdout).splitlines()
+    print("df in the guest:", human)
+    size = int(exact.split()[1])
+    assert 2.7 * 2**30 < size <= 3 * 2**30, exact
+    assert re.search(r"\b(2\.9|3\.0)G\b", human), human
+    assert "grew the root file system" in decode(vm.run("logs", box, check=0).stdout)
+    info = json.loads(decode(vm.run("inspect", "--json", box, check=0).stdout))
+    assert info["disk"]["virtual_size"] == 3 * 2**30
+    vm.run("rm", "-f", box, check=0)
+
+
+# ---- removal ----
+
+def test_rm_running_box(vm):
+    box = decode(vm.run("run", "-d", check=0).stdout).strip()
+    assert status_of(vm, box) == "running"
+    r = vm.run("rm", box)
+    assert r.returncode == 125, decode(r.stderr)
+    assert "is running" in decode(r.stderr) and "rm -f" in decode(r.stderr), decode(r.stderr)
+    assert status_of(vm, box) == "running"
+    r = vm.run("rm", "-f", box, check=0)
+    assert decode(r.stdout).strip() == box
+    assert vm.box_dirs() == [] and db_box_ids(vm) == [] and ls(vm) == []
+    assert not find_box_processes(vm.home)

@@ -1,0 +1,291 @@
+/* `cocoon ls`, `cocoon inspect` and `cocoon logs`: looking at boxes. Tables and
+ * key/value text for people, --json for programs (one object per box, the same keys
+ * in ls and inspect). */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+static int usage_error(const char *cmd, const char *text)
+{
+    cli_error("%s (see `cocoon %s --help`)", text, cmd);
+    return CLI_EXIT_RUNTIME;
+}
+
+static void ago(long long t, char *out, size_t cap)
+{
+    long long d = (long long)time(NULL) - t;
+    if (d < 0)
+        d = 0;
+    if (d < 60)
+        snprintf(out, cap, "%lld second%s ago", d, d == 1 ? "" : "s");
+    else if (d < 3600)
+        snprintf(out, cap, "%lld minute%s ago", d / 60, d / 60 == 1 ? "" : "s");
+    else if (d < 86400)
+        snprintf(out, cap, "%lld hour%s ago", d / 3600, d / 3600 == 1 ? "" : "s");
+    else
+        snprintf(out, cap, "%lld day%s ago", d / 86400, d / 86400 == 1 ? "" : "s");
+}
+
+static const char *image_label(const cocoon_box_info *b) { return b->rootfs[0] ? "(rootfs)" : b->image; }
+
+static json_t *info_json(const cocoon_box_info *b, int detailed)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(b->id));
+    json_object_set_new(o, "name", b->name[0] ? json_string(b->name) : json_null());
+    json_object_set_new(o, "image", json_string(b->image));
+    json_object_set_new(o, "image_id", json_string(b->image_id));
+    json_object_set_new(o, "status", json_string(b->status));
+    json_object_set_new(o, "running", json_boolean(b->running));
+    json_object_set_new(o, "pid", b->pid ? json_integer(b->pid) : json_null());
+    json_object_set_new(o, "created", json_integer(b->created));
+    json_object_set_new(o, "ephemeral", json_boolean(b->ephemeral));
+    if (!detailed)
+        return o;
+    json_t *cfg = json_object();
+    json_object_set_new(cfg, "cpus", json_integer(b->cpus));
+    json_object_set_new(cfg, "memory_mib", json_integer(b->memory_mib));
+    json_object_set_new(cfg, "accel", json_string(b->accel));
+    json_object_set_new(cfg, "kernel", json_string(b->kernel));
+    json_object_set_new(cfg, "initrd", json_string(b->initrd));
+    json_object_set_new(cfg, "rootfs", b->rootfs[0] ? json_string(b->rootfs) : json_null());
+    json_object_set_new(o, "config", cfg);
+    json_t *disk = json_object();
+    json_object_set_new(disk, "path", json_string(b->disk_path));
+    json_object_set_new(disk, "format", json_string(b->disk_format));
+    json_object_set_new(disk, "virtual_size", json_integer((json_int_t)b->disk_size));
+    json_object_set_new(disk, "allocated", json_integer((json_int_t)b->disk_used));
+    json_object_set_new(o, "disk", disk);
+    json_t *boot = json_object();
+    json_object_set_new(boot, "ready_ms", b->ready_ms >= 0 ? json_integer(b->ready_ms) : json_null());
+    json_object_set_new(boot, "kernel_boot_ms", b->boot_ms >= 0 ? json_integer(b->boot_ms) : json_null());
+    json_object_set_new(boot, "agent_init_ms", b->init_ms >= 0 ? json_integer(b->init_ms) : json_null());
+    json_object_set_new(o, "boot", boot);
+    json_object_set_new(o, "dir", json_string(b->dir));
+    return o;
+}
+
+static int print_json(json_t *v)
+{
+    char *s = v ? json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(v);
+    if (!s) {
+        cli_error("out of memory");
+        return CLI_EXIT_RUNTIME;
+    }
+    puts(s);
+    free(s);
+    return 0;
+}
+
+int cmd_ls(int argc, char **argv)
+{
+    static const struct option lo[] = {{"help", no_argument, NULL, 'h'},
+                                       {"all", no_argument, NULL, 'a'},
+                                       {"json", no_argument, NULL, 'j'},
+                                       {"quiet", no_argument, NULL, 'q'},
+                                       {NULL, 0, NULL, 0}};
+    int all = 0, json = 0, quiet = 0;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "+haq", lo, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            fputs("usage: cocoon ls [-a] [-q] [--json]\n\nLists running boxes. -a, --all: stopped ones too; "
+                  "-q, --quiet: ids only; --json: a JSON array.\n",
+                  stdout);
+            return 0;
+        case 'a': all = 1; break;
+        case 'j': json = 1; break;
+        case 'q': quiet = 1; break;
+        default: return usage_error("ls", "unknown option");
+        }
+    }
+    if (optind < argc)
+        return usage_error("ls", "unexpected argument");
+    cocoon_runtime *rt;
+    int rc = cli_open_runtime(&rt);
+    if (rc)
+        return rc;
+    cocoon_error err;
+    cocoon_box_info *list;
+    size_t n;
+    if (cocoon_box_list(rt, &list, &n, &err) < 0) {
+        cocoon_runtime_close(rt);
+        return cli_fail(&err);
+    }
+    cocoon_runtime_close(rt);
+    if (json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < n; i++)
+            if (all || list[i].running)
+                json_array_append_new(arr, info_json(&list[i], 0));
+        cocoon_box_list_free(list);
+        return print_json(arr);
+    }
+    if (!quiet)
+        printf("%-12s  %-20s  %-20s  %-8s  %s\n", "ID", "NAME", "IMAGE", "STATUS", "CREATED");
+    for (size_t i = 0; i < n; i++) {
+        const cocoon_box_info *b = &list[i];
+        if (!all && !b->running)
+            continue;
+        if (quiet) {
+            printf("%s\n", b->id);
+            continue;
+        }
+        char when[64];
+        ago(b->created, when, sizeof(when));
+        printf("%-12s  %-20s  %-20s  %-8s  %s\n", b->id, b->name[0] ? b->name : "-", image_label(b), b->status, when);
+    }
+    cocoon_box_list_free(list);
+    return 0;
+}
+
+static void human(uint64_t v, char *out, size_t cap)
+{
+    if (v >= (1ull << 30))
+        snprintf(out, cap, "%.2f GiB", (double)v / (1ull << 30));
+    else
+        snprintf(out, cap, "%.1f MiB", (double)v / (1ull << 20));
+}
+
+static void print_text(const cocoon_box_info *b)
+{
+    char when[64], vs[32], used[32];
+    ago(b->created, when, sizeof(when));
+    human(b->disk_size, vs, sizeof(vs));
+    human(b->disk_used, used, sizeof(used));
+    printf("id:          %s\n", b->id);
+    printf("name:        %s\n", b->name[0] ? b->name : "-");
+    if (b->rootfs[0])
+        printf("rootfs:      %s\n", b->rootfs);
+    else
+        printf("image:       %s (%s)\n", b->image, b->image_id);
+    printf("status:      %s\n", b->status);
+    if (b->pid)
+        printf("pid:         %d (cocoon-vmm)\n", b->pid);
+    if (b->ready_ms >= 0)
+        printf("boot:        ready in %d ms (kernel %lld ms, agent init %lld ms)\n", b->ready_ms, b->boot_ms,
+               b->init_ms);
+    printf("created:     %s\n", when);
+    printf("ephemeral:   %s\n", b->ephemeral ? "yes" : "no");
+    printf("cpus:        %u\n", b->cpus);
+    printf("memory:      %u MiB\n", b->memory_mib);
+    printf("accel:       %s\n", b->accel);
+    printf("disk:        %s (%s, %s virtual, %s used)\n", b->disk_path, b->disk_format, vs, used);
+    printf("directory:   %s\n", b->dir);
+}
+
+int cmd_inspect(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"help", no_argument, NULL, 'h'}, {"json", no_argument, NULL, 'j'}, {NULL, 0, NULL, 0}};
+    int json = 0;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
+        if (c == 'h') {
+            fputs("usage: cocoon inspect [--json] BOX...\n\nShows a box's configuration, state, disk and boot "
+                  "timing. --json: one JSON object (an array for several boxes).\n",
+                  stdout);
+            return 0;
+        }
+        if (c == 'j') {
+            json = 1;
+            continue;
+        }
+        return usage_error("inspect", "unknown option");
+    }
+    if (optind >= argc)
+        return usage_error("inspect", "which box?");
+    cocoon_runtime *rt;
+    int rc = cli_open_runtime(&rt);
+    if (rc)
+        return rc;
+    int code = 0, many = argc - optind > 1;
+    json_t *arr = json_array();
+    for (int i = optind; i < argc; i++) {
+        cocoon_error err;
+        cocoon_box *box = NULL;
+        cocoon_box_info *info = malloc(sizeof(*info));
+        if (!info) {
+            code = CLI_EXIT_RUNTIME;
+            break;
+        }
+        if (cocoon_box_open(rt, argv[i], &box, &err) < 0 || (cocoon_box_inspect(box, info, &err) < 0)) {
+            if (box)
+                cocoon_box_close(box);
+            code = cli_fail(&err);
+            free(info);
+            continue;
+        }
+        cocoon_box_close(box);
+        if (json) {
+            json_array_append_new(arr, info_json(info, 1));
+        } else {
+            if (i > optind)
+                putchar('\n');
+            print_text(info);
+        }
+        free(info);
+    }
+    cocoon_runtime_close(rt);
+    if (json && (many || json_array_size(arr) == 1)) {
+        json_t *v = many ? json_incref(arr) : json_incref(json_array_get(arr, 0));
+        json_decref(arr);
+        int prc = print_json(v);
+        return code ? code : prc;
+    }
+    json_decref(arr);
+    return code;
+}
+
+int cmd_logs(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"help", no_argument, NULL, 'h'}, {"follow", no_argument, NULL, 'f'}, {NULL, 0, NULL, 0}};
+    int follow = 0;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "+hf", lo, NULL)) != -1) {
+        if (c == 'h') {
+            fputs("usage: cocoon logs [-f] BOX\n\nPrints the box's console: kernel messages and agent lines of "
+                  "its current or last boot. -f, --follow: keep printing until the box stops.\n",
+                  stdout);
+            return 0;
+        }
+        if (c == 'f') {
+            follow = 1;
+            continue;
+        }
+        return usage_error("logs", "unknown option");
+    }
+    if (optind + 1 != argc)
+        return usage_error("logs", optind >= argc ? "which box?" : "one box at a time");
+    cocoon_runtime *rt;
+    int rc = cli_open_runtime(&rt);
+    if (rc)
+        return rc;
+    cocoon_error err;
+    cocoon_box *box;
+    int code = 0;
+    if (cocoon_box_open(rt, argv[optind], &box, &err) < 0) {
+        code = cli_fail(&err);
+    } else {
+        fflush(stdout);
+        if (cocoon_box_logs(box, 1, follow, &err) < 0)
+            code = cli_fail(&err);
+        cocoon_box_close(box);
+    }
+    cocoon_runtime_close(rt);
+    return code;
+}

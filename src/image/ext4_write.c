@@ -1,0 +1,624 @@
+/* Pass 2 of the layer merge: writes the merged tree into a new ext4 file with
+ * libext2fs, as mke2fs would format it (4 KiB blocks, extents, flex_bg, 64bit,
+ * metadata_csum, a journal), then fills it: directories, inodes with the tar's
+ * uid/gid/mode/mtime (no root needed), hard links, symlinks, devices, xattrs, and
+ * file bytes streamed from the layers again (all-zero blocks left as holes). */
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <et/com_err.h>
+#include <ext2fs/ext2fs.h>
+
+#include "image/unpack_int.h"
+
+#define BLOCK_SIZE 4096u
+#define INODE_SIZE 256u
+#define MIN_FREE_BYTES (256ull << 20)
+
+struct wctx {
+    ext2_filsys fs;
+    struct unpack_tree *t;
+    char *err;
+    size_t errlen;
+    char path[UNPACK_MAX_PATH + 2]; /* of the node being written, for messages */
+};
+
+static int efail(struct wctx *w, errcode_t rc, const char *what)
+{
+    snprintf(w->err, w->errlen, "writing the ext4 image: %s \"/%.300s\": %s%s", what, w->path, error_message(rc),
+             rc == EXT2_ET_BLOCK_ALLOC_FAIL || rc == EXT2_ET_INODE_ALLOC_FAIL ? " (image size underestimated)" : "");
+    return -1;
+}
+
+/* ---- sizing ---- */
+
+struct sizing {
+    uint64_t blocks, inodes, bytes;
+};
+
+static uint64_t div_up(uint64_t a, uint64_t b)
+{
+    return (a + b - 1) / b;
+}
+
+static void size_walk(struct unpack_node *d, struct sizing *s)
+{
+    uint64_t dirent_bytes = 24; /* "." and ".." */
+    for (struct unpack_node *x = d->child; x; x = x->next) {
+        dirent_bytes += (8 + x->namelen + 3) & ~3u;
+        struct unpack_inode *in = x->inode;
+        if (in->counted)
+            continue;
+        in->counted = 1;
+        s->inodes++;
+        if (S_ISDIR(in->mode)) {
+            size_walk(x, s);
+        } else if (S_ISREG(in->mode)) {
+            uint64_t b = div_up(in->size, BLOCK_SIZE);
+            s->blocks += b + (b > 4 ? 1 + b / 32768 : 0); /* extent tree blocks */
+            s->bytes += in->size;
+        } else if (S_ISLNK(in->mode) && in->size >= 60) {
+            s->blocks++;
+        }
+        if (in->xattrs)
+            s->blocks++; /* an xattr block when they do not fit in the inode */
+    }
+    s->blocks += div_up(dirent_bytes, BLOCK_SIZE - 12) + 1;
+}
+
+/* Blocks and inodes of a file system that holds the tree with 30% headroom and at
+ * least 256 MiB free. Boxes write into it too, so inodes follow the space, as
+ * mke2fs's default of one per 16 KiB. */
+static void size_fs(struct unpack_tree *t, uint64_t *blocks, uint64_t *inodes)
+{
+    struct sizing s = {0, 1, 0};
+    size_walk(t->root, &s);
+    uint64_t used = s.blocks + 16 + 4; /* root, lost+found, reserved */
+    uint64_t b = used + used * 3 / 10;
+    if ((b - used) * BLOCK_SIZE < MIN_FREE_BYTES)
+        b = used + MIN_FREE_BYTES / BLOCK_SIZE;
+    uint64_t ino = s.inodes + 16;
+    ino += ino * 3 / 10;
+    if (ino < b * BLOCK_SIZE / 16384)
+        ino = b * BLOCK_SIZE / 16384;
+    ino += 1024;
+    if (ino > 0xffffff00u)
+        ino = 0xffffff00u;
+    b += div_up(ino * INODE_SIZE, BLOCK_SIZE);                  /* inode tables */
+    b += (uint64_t)ext2fs_default_journal_size(b > 0 ? b : 1); /* journal */
+    b += b / 50 + 1024;                                         /* bitmaps, descriptors, reserved GDT */
+    *blocks = b;
+    *inodes = ino;
+}
+
+/* ---- formatting ---- */
+
+static errcode_t fs_format(const char *path, uint64_t blocks, uint64_t inodes, ext2_filsys *out)
+{
+    struct ext2_super_block param;
+    memset(&param, 0, sizeof(param));
+    ext2fs_blocks_count_set(&param, blocks);
+    param.s_log_block_size = 2; /* 1024 << 2 */
+    param.s_inodes_count = (uint32_t)inodes;
+    param.s_rev_level = EXT2_DYNAMIC_REV;
+    param.s_inode_size = INODE_SIZE;
+    param.s_log_groups_per_flex = 4;
+    param.s_desc_size = EXT2_MIN_DESC_SIZE_64BIT;
+    param.s_min_extra_isize = param.s_want_extra_isize = sizeof(struct ext2_inode_large) - EXT2_GOOD_OLD_INODE_SIZE;
+    ext2fs_set_feature_xattr(&param);
+    ext2fs_set_feature_resize_inode(&param);
+    ext2fs_set_feature_dir_index(&param);
+    ext2fs_set_feature_sparse_super(&param);
+    ext2fs_set_feature_large_file(&param);
+    ext2fs_set_feature_huge_file(&param);
+    ext2fs_set_feature_dir_nlink(&param);
+    ext2fs_set_feature_extra_isize(&param);
+    ext2fs_set_feature_metadata_csum(&param);
+    ext2fs_set_feature_filetype(&param);
+    ext2fs_set_feature_extents(&param);
+    ext2fs_set_feature_64bit(&param);
+    ext2fs_set_feature_flex_bg(&param);
+
+    ext2_filsys fs;
+    errcode_t rc = ext2fs_initialize(path, EXT2_FLAG_RW | EXT2_FLAG_64BITS, &param, unix_io_manager, &fs);
+    if (rc)
+        return rc;
+    fs->super->s_checksum_type = EXT2_CRC32C_CHKSUM;
+    if (getrandom(fs->super->s_uuid, sizeof(fs->super->s_uuid), 0) != sizeof(fs->super->s_uuid) ||
+        getrandom(fs->super->s_hash_seed, sizeof(fs->super->s_hash_seed), 0) != sizeof(fs->super->s_hash_seed)) {
+        ext2fs_free(fs);
+        return EXT2_ET_UNIMPLEMENTED;
+    }
+    fs->super->s_uuid[6] = (fs->super->s_uuid[6] & 0x0f) | 0x40;
+    fs->super->s_uuid[8] = (fs->super->s_uuid[8] & 0x3f) | 0x80;
+    fs->super->s_def_hash_version = EXT2_HASH_HALF_MD4;
+    char probe = (char)0xff;
+    fs->super->s_flags |= (int)probe < 0 ? EXT2_FLAGS_SIGNED_HASH : EXT2_FLAGS_UNSIGNED_HASH;
+    memcpy(fs->super->s_volume_name, "cocoon-base", 11);
+    fs->super->s_max_mnt_count = (__u16)-1;
+    ext2fs_init_csum_seed(fs);
+
+    rc = ext2fs_allocate_tables(fs);
+    /* The file is new and sparse: its inode tables already read as zeros, so the
+     * guest kernel has nothing to initialise lazily (no writes into box overlays). */
+    for (dgrp_t g = 0; !rc && g < fs->group_desc_count; g++) {
+        ext2fs_bg_flags_set(fs, g, EXT2_BG_INODE_ZEROED);
+        ext2fs_group_desc_csum_set(fs, g);
+    }
+    if (!rc)
+        rc = ext2fs_mkdir(fs, EXT2_ROOT_INO, EXT2_ROOT_INO, 0);
+    if (rc) {
+        ext2fs_free(fs);
+        return rc;
+    }
+    for (ext2_ino_t i = EXT2_ROOT_INO + 1; i < EXT2_FIRST_INODE(fs->super); i++)
+        ext2fs_inode_alloc_stats2(fs, i, +1, 0);
+    ext2fs_inode_alloc_stats2(fs, EXT2_BAD_INO, +1, 0);
+    rc = ext2fs_update_bb_inode(fs, NULL);
+    if (!rc)
+        rc = ext2fs_create_resize_inode(fs);
+    if (!rc) {
+        struct ext2fs_journal_params jp;
+        rc = ext2fs_get_journal_params(&jp, fs);
+        if (!rc)
+            rc = ext2fs_add_journal_inode3(fs, &jp, ~0ULL, EXT2_MKJOURNAL_LAZYINIT | EXT2_MKJOURNAL_NO_MNT_CHECK);
+    }
+    if (rc) {
+        ext2fs_free(fs);
+        return rc;
+    }
+    *out = fs;
+    return 0;
+}
+
+/* ---- inodes ---- */
+
+static void set_times(struct ext2_inode_large *li, int64_t sec, uint32_t nsec)
+{
+    if (sec < INT32_MIN)
+        sec = INT32_MIN, nsec = 0;
+    if (sec > ((int64_t)1 << 34) - 1 + INT32_MIN)
+        sec = ((int64_t)1 << 34) - 1 + INT32_MIN, nsec = 0;
+    uint32_t lo = (uint32_t)sec;
+    uint32_t epoch = (uint32_t)((sec - (int64_t)(int32_t)lo) >> 32) & 3;
+    uint32_t extra = epoch | (nsec << 2);
+    li->i_atime = li->i_ctime = li->i_mtime = li->i_crtime = lo;
+    li->i_atime_extra = li->i_ctime_extra = li->i_mtime_extra = li->i_crtime_extra = extra;
+}
+
+static void set_owner(struct ext2_inode_large *li, const struct unpack_inode *in)
+{
+    li->i_uid = (uint16_t)in->uid;
+    li->osd2.linux2.l_i_uid_high = (uint16_t)(in->uid >> 16);
+    li->i_gid = (uint16_t)in->gid;
+    li->osd2.linux2.l_i_gid_high = (uint16_t)(in->gid >> 16);
+}
+
+static int file_type(uint32_t mode)
+{
+    switch (mode & S_IFMT) {
+    case S_IFREG:
+        return EXT2_FT_REG_FILE;
+    case S_IFDIR:
+        return EXT2_FT_DIR;
+    case S_IFLNK:
+        return EXT2_FT_SYMLINK;
+    case S_IFCHR:
+        return EXT2_FT_CHRDEV;
+    case S_IFBLK:
+        return EXT2_FT_BLKDEV;
+    case S_IFIFO:
+        return EXT2_FT_FIFO;
+    case S_IFSOCK:
+        return EXT2_FT_SOCK;
+    }
+    return EXT2_FT_UNKNOWN;
+}
+
+static int link_name(struct wctx *w, ext2_ino_t dir, const char *name, ext2_ino_t ino, uint32_t mode)
+{
+    errcode_t rc = ext2fs_link(w->fs, dir, name, ino, file_type(mode));
+    if (rc == EXT2_ET_DIR_NO_SPACE) {
+        rc = ext2fs_expand_dir(w->fs, dir);
+        if (!rc)
+            rc = ext2fs_link(w->fs, dir, name, ino, file_type(mode));
+    }
+    return rc ? efail(w, rc, "linking") : 0;
+}
+
+static int xattr_name_ok(const char *n)
+{
+    return strncmp(n, "user.", 5) == 0 || strncmp(n, "trusted.", 8) == 0 || strncmp(n, "security.", 9) == 0 ||
+           strcmp(n, "system.posix_acl_access") == 0 || strcmp(n, "system.posix_acl_default") == 0;
+}
+
+static int write_xattrs(struct wctx *w, ext2_ino_t ino, const struct unpack_inode *in)
+{
+    if (!in->xattrs)
+        return 0;
+    struct ext2_xattr_handle *h;
+    errcode_t rc = ext2fs_xattrs_open(w->fs, ino, &h);
+    if (rc)
+        return efail(w, rc, "extended attributes of");
+    rc = ext2fs_xattrs_read(h);
+    for (const struct unpack_xattr *x = in->xattrs; !rc && x; x = x->next)
+        if (xattr_name_ok(x->name))
+            rc = ext2fs_xattr_set(h, x->name, x->value, x->len);
+    ext2fs_xattrs_close(&h);
+    if (rc == EXT2_ET_EA_NO_SPACE) {
+        snprintf(w->err, w->errlen, "extended attributes of \"/%.300s\" do not fit in an ext4 inode", w->path);
+        return -1;
+    }
+    return rc ? efail(w, rc, "extended attributes of") : 0;
+}
+
+/* Writes a non-directory inode (first name) with the tree's metadata. */
+static int make_inode(struct wctx *w, ext2_ino_t dir, struct unpack_inode *in)
+{
+    ext2_filsys fs = w->fs;
+    ext2_ino_t ino;
+    errcode_t rc = ext2fs_new_inode(fs, dir, (int)(in->mode & 0xffff), 0, &ino);
+    if (rc)
+        return efail(w, rc, "allocating an inode for");
+    struct ext2_inode_large li;
+    if (S_ISLNK(in->mode)) {
+        rc = ext2fs_symlink(fs, dir, ino, NULL, in->target); /* counts the inode itself */
+        if (!rc)
+            rc = ext2fs_read_inode_full(fs, ino, (struct ext2_inode *)&li, sizeof(li));
+        if (rc)
+            return efail(w, rc, "creating symlink");
+    } else {
+        memset(&li, 0, sizeof(li));
+        li.i_extra_isize = sizeof(li) - EXT2_GOOD_OLD_INODE_SIZE;
+        if (S_ISCHR(in->mode) || S_ISBLK(in->mode)) {
+            uint32_t ma = in->rdev_major, mi = in->rdev_minor;
+            if (ma < 256 && mi < 256) {
+                li.i_block[0] = ma * 256 + mi;
+            } else {
+                li.i_block[1] = (mi & 0xff) | (ma << 8) | ((mi & ~0xffu) << 12);
+            }
+        } else if (S_ISREG(in->mode)) {
+            ext2_extent_handle_t eh;
+            rc = ext2fs_extent_open2(fs, ino, (struct ext2_inode *)&li, &eh); /* sets up the extent header */
+            if (rc)
+                return efail(w, rc, "creating");
+            ext2fs_extent_free(eh);
+        }
+        ext2fs_inode_alloc_stats2(fs, ino, +1, 0);
+    }
+    li.i_mode = (uint16_t)in->mode;
+    li.i_links_count = (uint16_t)(in->refs > 65000 ? 65000 : in->refs);
+    set_owner(&li, in);
+    set_times(&li, in->mtime, in->mtime_nsec);
+    rc = ext2fs_write_inode_full(fs, ino, (struct ext2_inode *)&li, sizeof(li));
+    if (rc)
+        return efail(w, rc, "writing inode of");
+    in->ino = ino;
+    return write_xattrs(w, ino, in);
+}
+
+/* Directory metadata, applied after its children (creating them changes links).
+ * The link count is recounted: past 65000 subdirectories dir_nlink says 1. */
+static int finish_dir(struct wctx *w, ext2_ino_t ino, const struct unpack_node *d, ext2_ino_t lpf)
+{
+    const struct unpack_inode *in = d->inode;
+    uint64_t links = 2;
+    for (const struct unpack_node *x = d->child; x; x = x->next)
+        links += S_ISDIR(x->inode->mode);
+    if (ino == EXT2_ROOT_INO && lpf) {
+        int named = 0; /* lost+found counts once, whether the image named it or not */
+        for (const struct unpack_node *x = d->child; x; x = x->next)
+            named |= S_ISDIR(x->inode->mode) && strcmp(x->name, "lost+found") == 0;
+        links += !named;
+    }
+    struct ext2_inode_large li;
+    errcode_t rc = ext2fs_read_inode_full(w->fs, ino, (struct ext2_inode *)&li, sizeof(li));
+    if (rc)
+        return efail(w, rc, "reading directory");
+    li.i_links_count = (uint16_t)(links > 65000 ? 1 : links);
+    li.i_mode = (uint16_t)(S_IFDIR | (in->mode & 07777));
+    set_owner(&li, in);
+    set_times(&li, in->mtime, in->mtime_nsec);
+    rc = ext2fs_write_inode_full(w->fs, ino, (struct ext2_inode *)&li, sizeof(li));
+    if (rc)
+        return efail(w, rc, "writing directory");
+    return write_xattrs(w, ino, in);
+}
+
+static void path_push(struct wctx *w, size_t *saved, const char *name)
+{
+    *saved = strlen(w->path);
+    snprintf(w->path + *saved, sizeof(w->path) - *saved, "%s%s", *saved ? "/" : "", name);
+}
+
+static int make_lost_found(struct wctx *w, struct unpack_node *root, ext2_ino_t *lpf)
+{
+    *lpf = 0;
+    for (struct unpack_node *x = root->child; x; x = x->next)
+        if (strcmp(x->name, "lost+found") == 0 && !S_ISDIR(x->inode->mode))
+            return 0; /* the image put something else there: its choice */
+    errcode_t rc = ext2fs_new_inode(w->fs, EXT2_ROOT_INO, S_IFDIR | 0700, 0, lpf);
+    if (!rc)
+        rc = ext2fs_mkdir(w->fs, EXT2_ROOT_INO, *lpf, NULL);
+    if (!rc)
+        rc = link_name(w, EXT2_ROOT_INO, "lost+found", *lpf, S_IFDIR) ? EXT2_ET_DIR_NO_SPACE : 0;
+    for (int i = 0; !rc && i < 3; i++) /* 16 KiB as mke2fs makes it: e2fsck needs room there */
+        rc = ext2fs_expand_dir(w->fs, *lpf);
+    struct ext2_inode inode;
+    if (!rc)
+        rc = ext2fs_read_inode(w->fs, *lpf, &inode);
+    if (!rc) {
+        inode.i_mode = S_IFDIR | 0700;
+        rc = ext2fs_write_inode(w->fs, *lpf, &inode);
+    }
+    if (rc)
+        return efail(w, rc, "creating lost+found in");
+    return 0;
+}
+
+/* Creates everything below directory d (already made, inode number dino). */
+static int make_tree(struct wctx *w, struct unpack_node *d, ext2_ino_t dino, ext2_ino_t lpf)
+{
+    /* children are kept newest first: walk them backwards to write the tar's order */
+    struct unpack_node *last = d->child;
+    while (last && last->next)
+        last = last->next;
+    for (struct unpack_node *x = last; x; x = x->prev) {
+        size_t saved;
+        path_push(w, &saved, x->name);
+        struct unpack_inode *in = x->inode;
+        int rc = 0;
+        if (S_ISDIR(in->mode)) {
+            ext2_ino_t ino = 0;
+            errcode_t e = 0;
+            if (d == w->t->root && lpf && strcmp(x->name, "lost+found") == 0) {
+                ino = lpf;
+            } else {
+                e = ext2fs_new_inode(w->fs, dino, S_IFDIR | 0755, 0, &ino);
+                if (!e)
+                    e = ext2fs_mkdir(w->fs, dino, ino, NULL);
+                if (e)
+                    rc = efail(w, e, "creating directory");
+                else
+                    rc = link_name(w, dino, x->name, ino, S_IFDIR);
+            }
+            in->ino = ino;
+            if (!rc)
+                rc = make_tree(w, x, ino, lpf);
+            if (!rc)
+                rc = finish_dir(w, ino, x, lpf);
+        } else {
+            if (!in->ino)
+                rc = make_inode(w, dino, in);
+            if (!rc)
+                rc = link_name(w, dino, x->name, in->ino, in->mode);
+        }
+        w->path[saved] = 0;
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- file contents ---- */
+
+struct want {
+    uint64_t member;
+    struct unpack_inode *in;
+};
+
+struct wantlist {
+    struct want *v;
+    size_t n, cap;
+};
+
+static int want_cmp(const void *a, const void *b)
+{
+    const struct want *x = a, *y = b;
+    return x->member < y->member ? -1 : x->member > y->member;
+}
+
+static int collect(struct unpack_node *d, struct wantlist *lists)
+{
+    for (struct unpack_node *x = d->child; x; x = x->next) {
+        struct unpack_inode *in = x->inode;
+        if (S_ISDIR(in->mode)) {
+            if (collect(x, lists) < 0)
+                return -1;
+        } else if (S_ISREG(in->mode) && in->layer > 0 && in->size > 0 && in->counted != 2) {
+            in->counted = 2;
+            struct wantlist *l = &lists[in->layer - 1];
+            if (l->n == l->cap) {
+                size_t cap = l->cap ? l->cap * 2 : 64;
+                struct want *v = realloc(l->v, cap * sizeof(*v));
+                if (!v)
+                    return -1;
+                l->v = v;
+                l->cap = cap;
+            }
+            l->v[l->n++] = (struct want){in->member, in};
+        }
+    }
+    return 0;
+}
+
+static int all_zero(const unsigned char *p, size_t n)
+{
+    return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/* Writes [off, off+len) of a file, leaving whole zero blocks as holes. */
+static errcode_t write_range(ext2_file_t f, const unsigned char *buf, size_t len, uint64_t off)
+{
+    while (len) {
+        size_t n = BLOCK_SIZE - off % BLOCK_SIZE;
+        if (n > len)
+            n = len;
+        if (n == BLOCK_SIZE && all_zero(buf, n)) {
+            buf += n, off += n, len -= n;
+            continue;
+        }
+        /* extend the run over following non-zero whole blocks */
+        while (n < len && len - n >= BLOCK_SIZE && !all_zero(buf + n, BLOCK_SIZE))
+            n += BLOCK_SIZE;
+        if (n < len && len - n < BLOCK_SIZE && (off + n) % BLOCK_SIZE == 0)
+            n = len; /* a partial tail block goes with the run */
+        errcode_t rc = ext2fs_file_llseek(f, off, EXT2_SEEK_SET, NULL);
+        size_t done = 0;
+        while (!rc && done < n) {
+            unsigned int wrote = 0;
+            rc = ext2fs_file_write(f, buf + done, (unsigned int)(n - done), &wrote);
+            if (!rc && wrote == 0)
+                rc = EXT2_ET_SHORT_WRITE;
+            done += wrote;
+        }
+        if (rc)
+            return rc;
+        buf += n, off += n, len -= n;
+    }
+    return 0;
+}
+
+static int write_content(struct wctx *w, struct unpack_reader *r, struct unpack_inode *in, const char *digest,
+                         const char *member)
+{
+    ext2_file_t f;
+    errcode_t rc = ext2fs_file_open(w->fs, in->ino, EXT2_FILE_WRITE, &f);
+    if (rc)
+        return efail(w, rc, "opening");
+    for (;;) {
+        const void *buf;
+        size_t len;
+        la_int64_t off;
+        int ar = archive_read_data_block(r->a, &buf, &len, &off);
+        if (ar == ARCHIVE_EOF)
+            break;
+        if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN) {
+            ext2fs_file_close(f);
+            snprintf(w->err, w->errlen, "layer %s: member \"%.300s\": corrupt or truncated layer: %s", digest, member,
+                     archive_error_string(r->a));
+            return -1;
+        }
+        if (off < 0 || (uint64_t)off > in->size || len > in->size - (uint64_t)off) {
+            ext2fs_file_close(f);
+            snprintf(w->err, w->errlen, "layer %s: member \"%.300s\": data beyond its declared size", digest, member);
+            return -1;
+        }
+        rc = write_range(f, buf, len, (uint64_t)off);
+        if (rc) {
+            ext2fs_file_close(f);
+            return efail(w, rc, "writing");
+        }
+    }
+    rc = ext2fs_file_set_size2(f, in->size);
+    errcode_t rc2 = ext2fs_file_close(f);
+    if (rc || rc2)
+        return efail(w, rc ? rc : rc2, "writing");
+    return 0;
+}
+
+static int fill_layer(struct wctx *w, struct wantlist *l, const char *digest, const char *blob_path)
+{
+    if (l->n == 0)
+        return 0;
+    qsort(l->v, l->n, sizeof(*l->v), want_cmp);
+    struct unpack_reader r;
+    char rerr[512];
+    if (unpack_reader_open(&r, blob_path, rerr, sizeof(rerr)) < 0) {
+        snprintf(w->err, w->errlen, "layer %s: %s", digest, rerr);
+        return -1;
+    }
+    size_t next = 0;
+    int rc = 0;
+    for (uint64_t idx = 0; next < l->n; idx++) {
+        struct archive_entry *e;
+        int ar = archive_read_next_header(r.a, &e);
+        if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN) {
+            snprintf(w->err, w->errlen, "layer %s: corrupt, truncated or changed while unpacking: %s", digest,
+                     ar == ARCHIVE_EOF ? "ended early" : archive_error_string(r.a));
+            rc = -1;
+            break;
+        }
+        if (idx != l->v[next].member)
+            continue; /* overridden later or not a file: libarchive skips it by reading */
+        struct unpack_inode *in = l->v[next++].in;
+        const char *member = unpack_entry_path(e);
+        if (!archive_entry_size_is_set(e) || (uint64_t)archive_entry_size(e) != in->size) {
+            snprintf(w->err, w->errlen, "layer %s: member \"%.300s\" changed while unpacking", digest,
+                     member ? member : "?");
+            rc = -1;
+            break;
+        }
+        snprintf(w->path, sizeof(w->path), "%s", member ? member : "?");
+        if (write_content(w, &r, in, digest, member ? member : "?") < 0) {
+            rc = -1;
+            break;
+        }
+    }
+    unpack_reader_close(&r);
+    return rc;
+}
+
+int ext4_write_tree(struct unpack_tree *t, size_t nlayers, const char *const *digests,
+                    const char *const *blob_paths, const char *path, char *err, size_t errlen)
+{
+    uint64_t blocks, inodes;
+    size_fs(t, &blocks, &inodes);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (ftruncate(fd, (off_t)(blocks * BLOCK_SIZE)) < 0) {
+        snprintf(err, errlen, "cannot size %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    close(fd);
+
+    struct wctx w = {.t = t, .err = err, .errlen = errlen};
+    errcode_t rc = fs_format(path, blocks, inodes, &w.fs);
+    if (rc) {
+        snprintf(err, errlen, "formatting %s as ext4: %s", path, error_message(rc));
+        return -1;
+    }
+    struct wantlist *lists = calloc(nlayers ? nlayers : 1, sizeof(*lists));
+    ext2_ino_t lpf = 0;
+    int ok = lists != NULL;
+    if (!ok)
+        snprintf(err, errlen, "out of memory");
+    ok = ok && make_lost_found(&w, t->root, &lpf) == 0;
+    ok = ok && make_tree(&w, t->root, EXT2_ROOT_INO, lpf) == 0;
+    ok = ok && finish_dir(&w, EXT2_ROOT_INO, t->root, lpf) == 0;
+    if (ok && collect(t->root, lists) < 0) {
+        snprintf(err, errlen, "out of memory");
+        ok = 0;
+    }
+    for (size_t i = 0; ok && i < nlayers; i++)
+        ok = fill_layer(&w, &lists[i], digests[i], blob_paths[i]) == 0;
+    for (size_t i = 0; lists && i < nlayers; i++)
+        free(lists[i].v);
+    free(lists);
+    if (!ok) {
+        ext2fs_free(w.fs);
+        return -1;
+    }
+    rc = ext2fs_set_gdt_csum(w.fs);
+    if (!rc)
+        rc = ext2fs_close_free(&w.fs);
+    if (rc) {
+        if (w.fs)
+            ext2fs_free(w.fs);
+        snprintf(err, errlen, "finishing the ext4 image %s: %s", path, error_message(rc));
+        return -1;
+    }
+    return 0;
+}

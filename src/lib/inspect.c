@@ -1,0 +1,174 @@
+/* Looking at boxes: the list behind `cocoon ls` (rows of the state database joined with
+ * the liveness of each box's monitor), one box's details behind `cocoon inspect`, and
+ * its console log behind `cocoon logs`. Rows whose directory vanished (an ephemeral box
+ * removed by its monitor after its creator died) are dropped here. */
+#include "lib/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "disk/disk.h"
+#include "util/util.h"
+
+/* Fills info from config.json and the files of the box directory (no connection). */
+static void fill_info(const char *dir, const struct lib_box_config *c, cocoon_box_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    snprintf(info->id, sizeof(info->id), "%s", c->id);
+    snprintf(info->name, sizeof(info->name), "%s", c->name);
+    snprintf(info->image, sizeof(info->image), "%s", c->rootfs[0] ? "" : c->image);
+    snprintf(info->image_id, sizeof(info->image_id), "%s", c->image_id);
+    snprintf(info->rootfs, sizeof(info->rootfs), "%s", c->rootfs);
+    info->created = c->created;
+    info->ephemeral = c->ephemeral;
+    info->cpus = c->cpus;
+    info->memory_mib = c->memory_mib;
+    snprintf(info->accel, sizeof(info->accel), "%s", c->accel);
+    snprintf(info->dir, sizeof(info->dir), "%s", dir);
+    snprintf(info->kernel, sizeof(info->kernel), "%s", c->kernel);
+    snprintf(info->initrd, sizeof(info->initrd), "%s", c->initrd);
+    snprintf(info->disk_path, sizeof(info->disk_path), "%s", c->disk);
+    snprintf(info->disk_format, sizeof(info->disk_format), "%s", c->disk_format);
+    info->disk_size = disk_virtual_size(c->disk);
+    struct stat st;
+    if (stat(c->disk, &st) == 0)
+        info->disk_used = (uint64_t)st.st_blocks * 512u;
+    pid_t pid = lib_vmm_pid_dir(dir, 1);
+    info->pid = (int)pid;
+    info->running = pid > 0;
+    snprintf(info->status, sizeof(info->status), "%s", pid > 0 ? "running" : "stopped");
+    info->ready_ms = -1;
+    info->boot_ms = info->init_ms = -1;
+}
+
+int cocoon_box_list(cocoon_runtime *rt, cocoon_box_info **out, size_t *count, cocoon_error *err)
+{
+    lib_err_clear(err);
+    if (!rt || !out || !count)
+        return lib_err(err, COCOON_E_INVALID, "cocoon_box_list: NULL argument");
+    *out = NULL;
+    *count = 0;
+    struct state_box *rows;
+    size_t n;
+    if (state_box_list(rt->state, &rows, &n, err) < 0)
+        return -1;
+    cocoon_box_info *list = calloc(n ? n : 1, sizeof(*list));
+    if (!list) {
+        state_box_list_free(rows, n);
+        return lib_err(err, COCOON_E_NOMEM, "out of memory");
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        char dir[LIB_PATH_MAX];
+        if (lib_path(dir, sizeof(dir), "%s/boxes/%s", rt->home, rows[i].id) < 0)
+            continue;
+        struct lib_box_config c;
+        if (!util_file_exists(dir)) {
+            state_box_delete(rt->state, rows[i].id, NULL);
+            continue;
+        }
+        if (lib_config_read(dir, &c, NULL) < 0) {
+            /* Being created right now (config.json comes last), or damaged: show the row. */
+            memset(&c, 0, sizeof(c));
+            snprintf(c.image, sizeof(c.image), "%s", rows[i].image_ref);
+            c.created = rows[i].created_at;
+        }
+        snprintf(c.id, sizeof(c.id), "%s", rows[i].id);
+        snprintf(c.name, sizeof(c.name), "%s", rows[i].name);
+        snprintf(c.image_id, sizeof(c.image_id), "%s", rows[i].image_id);
+        c.ephemeral = rows[i].ephemeral;
+        fill_info(dir, &c, &list[k++]);
+    }
+    state_box_list_free(rows, n);
+    *out = list;
+    *count = k;
+    return 0;
+}
+
+void cocoon_box_list_free(cocoon_box_info *list) { free(list); }
+
+int cocoon_box_inspect(cocoon_box *box, cocoon_box_info *info, cocoon_error *err)
+{
+    lib_err_clear(err);
+    if (!box || !info)
+        return lib_err(err, COCOON_E_INVALID, "cocoon_box_inspect: NULL argument");
+    struct lib_box_config c;
+    if (lib_config_read(box->dir, &c, err) < 0)
+        return -1;
+    snprintf(c.id, sizeof(c.id), "%s", box->id);
+    struct state_box row;
+    if (state_box_get(box->rt->state, box->id, &row, NULL) == 0) {
+        snprintf(c.name, sizeof(c.name), "%s", row.name);
+        snprintf(c.image_id, sizeof(c.image_id), "%s", row.image_id);
+        state_box_clear(&row);
+    }
+    fill_info(box->dir, &c, info);
+    if (info->running && (box->conn_ready || lib_ctl_connect(box, NULL) == 0)) {
+        info->ready_ms = (int)box->hello.ready_ms;
+        info->boot_ms = (long long)(box->hello.boot_ns / 1000000u);
+        info->init_ms = (long long)(box->hello.init_ns / 1000000u);
+    }
+    return 0;
+}
+
+/* Copies from *off to the end of the file to fd. 0 ok, 1 the reader went away, -1 error. */
+static int copy_from(const char *path, off_t *off, int fd)
+{
+    int in = open(path, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return errno == ENOENT ? 0 : -1;
+    struct stat st;
+    if (fstat(in, &st) == 0 && st.st_size < *off)
+        *off = 0; /* a new boot truncated the log */
+    char buf[65536];
+    int rc = 0;
+    for (;;) {
+        ssize_t n = pread(in, buf, sizeof(buf), *off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = n < 0 ? -1 : 0;
+            break;
+        }
+        for (ssize_t done = 0; done < n;) {
+            ssize_t w = write(fd, buf + done, (size_t)(n - done));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                close(in);
+                return 1;
+            }
+            done += w;
+        }
+        *off += n;
+    }
+    close(in);
+    return rc;
+}
+
+int cocoon_box_logs(cocoon_box *box, int fd, int follow, cocoon_error *err)
+{
+    lib_err_clear(err);
+    if (!box)
+        return lib_err(err, COCOON_E_INVALID, "cocoon_box_logs: NULL box");
+    char path[LIB_PATH_MAX];
+    if (lib_path(path, sizeof(path), "%s/console.log", box->dir) < 0)
+        return lib_err(err, COCOON_E_INVALID, "box path too long");
+    off_t off = 0;
+    for (;;) {
+        int running = follow && lib_vmm_pid(box) > 0;
+        int rc = copy_from(path, &off, fd);
+        if (rc < 0)
+            return lib_err(err, COCOON_E_IO, "cannot read %s: %s", path, strerror(errno));
+        if (rc > 0 || !running)
+            return 0;
+        struct timespec ts = {0, 200 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
