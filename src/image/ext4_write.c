@@ -44,10 +44,7 @@ struct sizing {
     uint64_t blocks, inodes, bytes;
 };
 
-static uint64_t div_up(uint64_t a, uint64_t b)
-{
-    return (a + b - 1) / b;
-}
+static uint64_t div_up(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
 
 static void size_walk(struct unpack_node *d, struct sizing *s)
 {
@@ -92,9 +89,9 @@ static void size_fs(struct unpack_tree *t, uint64_t *blocks, uint64_t *inodes)
     ino += 1024;
     if (ino > 0xffffff00u)
         ino = 0xffffff00u;
-    b += div_up(ino * INODE_SIZE, BLOCK_SIZE);                  /* inode tables */
+    b += div_up(ino * INODE_SIZE, BLOCK_SIZE);                 /* inode tables */
     b += (uint64_t)ext2fs_default_journal_size(b > 0 ? b : 1); /* journal */
-    b += b / 50 + 1024;                                         /* bitmaps, descriptors, reserved GDT */
+    b += b / 50 + 1024;                                        /* bitmaps, descriptors, reserved GDT */
     *blocks = b;
     *inodes = ino;
 }
@@ -205,20 +202,13 @@ static void set_owner(struct ext2_inode_large *li, const struct unpack_inode *in
 static int file_type(uint32_t mode)
 {
     switch (mode & S_IFMT) {
-    case S_IFREG:
-        return EXT2_FT_REG_FILE;
-    case S_IFDIR:
-        return EXT2_FT_DIR;
-    case S_IFLNK:
-        return EXT2_FT_SYMLINK;
-    case S_IFCHR:
-        return EXT2_FT_CHRDEV;
-    case S_IFBLK:
-        return EXT2_FT_BLKDEV;
-    case S_IFIFO:
-        return EXT2_FT_FIFO;
-    case S_IFSOCK:
-        return EXT2_FT_SOCK;
+    case S_IFREG: return EXT2_FT_REG_FILE;
+    case S_IFDIR: return EXT2_FT_DIR;
+    case S_IFLNK: return EXT2_FT_SYMLINK;
+    case S_IFCHR: return EXT2_FT_CHRDEV;
+    case S_IFBLK: return EXT2_FT_BLKDEV;
+    case S_IFIFO: return EXT2_FT_FIFO;
+    case S_IFSOCK: return EXT2_FT_SOCK;
     }
     return EXT2_FT_UNKNOWN;
 }
@@ -450,10 +440,7 @@ static int collect(struct unpack_node *d, struct wantlist *lists)
     return 0;
 }
 
-static int all_zero(const unsigned char *p, size_t n)
-{
-    return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
-}
+static int all_zero(const unsigned char *p, size_t n) { return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0); }
 
 /* Writes [off, off+len) of a file, leaving whole zero blocks as holes. */
 static errcode_t write_range(ext2_file_t f, const unsigned char *buf, size_t len, uint64_t off)
@@ -567,8 +554,8 @@ static int fill_layer(struct wctx *w, struct wantlist *l, const char *digest, co
     return rc;
 }
 
-int ext4_write_tree(struct unpack_tree *t, size_t nlayers, const char *const *digests,
-                    const char *const *blob_paths, const char *path, char *err, size_t errlen)
+int ext4_write_tree(struct unpack_tree *t, size_t nlayers, const char *const *digests, const char *const *blob_paths,
+                    const char *path, char *err, size_t errlen)
 {
     uint64_t blocks, inodes;
     size_fs(t, &blocks, &inodes);

@@ -173,26 +173,30 @@ static ssize_t read_fd(void *ctx, void *buf, size_t n)
 static int import_stream(struct load *L, read_fn rd, void *ctx, const char *digest, const char *member,
                          char out[IMAGE_DIGEST_MAX], uint8_t head[4], size_t *nhead, char *err, size_t errlen)
 {
-    static char buf[1 << 16];
+    enum { BUF = 1 << 16 };
     struct blob_writer w;
+    char *buf = malloc(BUF);
+    if (!buf)
+        return img_err(err, errlen, "out of memory");
     if (blob_writer_open(&w, L->src.images_dir, digest, IMAGE_BLOB_SIZE_MAX, err, errlen) < 0) {
         blob_writer_abort(&w);
+        free(buf);
         return -1;
     }
     for (;;) {
-        ssize_t k = rd(ctx, buf, sizeof(buf));
+        ssize_t k = rd(ctx, buf, BUF);
         if (k == 0)
             break;
-        if (k < 0) {
+        if (k < 0 || blob_writer_write(&w, buf, (size_t)k, err, errlen) < 0) {
             blob_writer_abort(&w);
-            return img_err(err, errlen, "%s: cannot read %s (the archive may be truncated or corrupt)", L->path,
-                           member);
-        }
-        if (blob_writer_write(&w, buf, (size_t)k, err, errlen) < 0) {
-            blob_writer_abort(&w);
+            free(buf);
+            if (k < 0)
+                return img_err(err, errlen, "%s: cannot read %s (the archive may be truncated or corrupt)", L->path,
+                               member);
             return -1;
         }
     }
+    free(buf);
     char why[600];
     if (blob_writer_commit(&w, L->src.images_dir, UINT64_MAX, "blob", why, sizeof(why)) < 0)
         return img_err(err, errlen, "%s: member %s: %s", L->path, member, why);

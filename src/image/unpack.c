@@ -6,15 +6,15 @@
 #include "image/image.h"
 #include "image/unpack_int.h"
 
-int image_unpack_ext4(const char *images_dir, const struct image_manifest_info *info, const char *out_path,
-                      char *err, size_t errlen)
+int image_unpack_ext4(const char *images_dir, const struct image_manifest_info *info, const char *out_path, char *err,
+                      size_t errlen)
 {
     if (!info || info->nlayers > IMAGE_MAX_LAYERS) {
         snprintf(err, errlen, "bad manifest: %zu layers", info ? info->nlayers : (size_t)0);
         return -1;
     }
     size_t n = info->nlayers;
-    char (*paths)[4096] = calloc(n ? n : 1, sizeof(*paths));
+    char(*paths)[4096] = calloc(n ? n : 1, sizeof(*paths));
     const char **pp = calloc(n ? n : 1, sizeof(*pp));
     const char **dd = calloc(n ? n : 1, sizeof(*dd));
     int rc = -1;

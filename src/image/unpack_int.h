@@ -10,13 +10,13 @@
 struct archive;
 struct archive_entry;
 
-#define UNPACK_MAX_ENTRIES 1000000u         /* live names in the merged tree, and members per layer */
-#define UNPACK_MAX_PATH 4096u               /* bytes of a member path or link target */
-#define UNPACK_MAX_NAME 255u                /* bytes of one path component */
-#define UNPACK_MAX_FILE (1ull << 40)        /* 1 TiB: bytes one member may claim */
-#define UNPACK_MAX_TOTAL (4ull << 40)       /* 4 TiB: bytes all live files may add up to */
-#define UNPACK_MAX_XATTRS 64u               /* per member */
-#define UNPACK_MAX_XATTR_BYTES 65536u       /* name + value bytes per member */
+#define UNPACK_MAX_ENTRIES 1000000u   /* live names in the merged tree, and members per layer */
+#define UNPACK_MAX_PATH 4096u         /* bytes of a member path or link target */
+#define UNPACK_MAX_NAME 255u          /* bytes of one path component */
+#define UNPACK_MAX_FILE (1ull << 40)  /* 1 TiB: bytes one member may claim */
+#define UNPACK_MAX_TOTAL (4ull << 40) /* 4 TiB: bytes all live files may add up to */
+#define UNPACK_MAX_XATTRS 64u         /* per member */
+#define UNPACK_MAX_XATTR_BYTES 65536u /* name + value bytes per member */
 
 /* One extended attribute, as the tar carried it (name with its namespace prefix). */
 struct unpack_xattr {
@@ -32,15 +32,15 @@ struct unpack_inode {
     uint32_t uid, gid;
     int64_t mtime;
     uint32_t mtime_nsec;
-    uint64_t size;               /* regular files: content bytes */
+    uint64_t size; /* regular files: content bytes */
     uint32_t rdev_major, rdev_minor;
-    char *target;                /* symlinks */
+    char *target; /* symlinks */
     struct unpack_xattr *xattrs;
-    int layer;                   /* content source of a regular file with size > 0: layer number from 1 */
-    uint64_t member;             /* ordinal of the member inside that layer */
-    uint32_t refs;               /* names in the tree */
-    uint32_t ino;                /* pass 2: ext4 inode number, 0 until created */
-    uint32_t counted;            /* pass 2 sizing mark */
+    int layer;        /* content source of a regular file with size > 0: layer number from 1 */
+    uint64_t member;  /* ordinal of the member inside that layer */
+    uint32_t refs;    /* names in the tree */
+    uint32_t ino;     /* pass 2: ext4 inode number, 0 until created */
+    uint32_t counted; /* pass 2 sizing mark */
 };
 
 /* A name in the merged tree. Children are a doubly linked list; lookups use the
@@ -85,12 +85,12 @@ int unpack_tree_add_layer(struct unpack_tree *t, int layer, const char *digest, 
 
 /* Pass 2: writes the tree into a new ext4 file at path (which must not exist),
  * reading file contents from the layers again. */
-int ext4_write_tree(struct unpack_tree *t, size_t nlayers, const char *const *digests,
-                    const char *const *blob_paths, const char *path, char *err, size_t errlen);
+int ext4_write_tree(struct unpack_tree *t, size_t nlayers, const char *const *digests, const char *const *blob_paths,
+                    const char *path, char *err, size_t errlen);
 
 /* The whole merge from blob paths: what image_unpack_ext4 does once it has found the
  * blobs. Writes path.tmp.<pid> and renames it; nothing is left at path on failure. */
-int unpack_layers_ext4(size_t nlayers, const char *const *digests, const char *const *blob_paths,
-                       const char *out_path, char *err, size_t errlen);
+int unpack_layers_ext4(size_t nlayers, const char *const *digests, const char *const *blob_paths, const char *out_path,
+                       char *err, size_t errlen);
 
 #endif

@@ -12,8 +12,8 @@
 #include "image/image.h"
 #include "image/unpack_int.h"
 
-int unpack_layers_ext4(size_t nlayers, const char *const *digests, const char *const *blob_paths,
-                       const char *out_path, char *err, size_t errlen)
+int unpack_layers_ext4(size_t nlayers, const char *const *digests, const char *const *blob_paths, const char *out_path,
+                       char *err, size_t errlen)
 {
     if (nlayers > IMAGE_MAX_LAYERS) {
         snprintf(err, errlen, "too many layers (%zu)", nlayers);

@@ -449,22 +449,14 @@ out:
 static uint32_t entry_type(struct archive_entry *e)
 {
     switch (archive_entry_filetype(e)) {
-    case AE_IFREG:
-        return S_IFREG;
-    case AE_IFDIR:
-        return S_IFDIR;
-    case AE_IFLNK:
-        return S_IFLNK;
-    case AE_IFCHR:
-        return S_IFCHR;
-    case AE_IFBLK:
-        return S_IFBLK;
-    case AE_IFIFO:
-        return S_IFIFO;
-    case AE_IFSOCK:
-        return S_IFSOCK;
-    default:
-        return 0;
+    case AE_IFREG: return S_IFREG;
+    case AE_IFDIR: return S_IFDIR;
+    case AE_IFLNK: return S_IFLNK;
+    case AE_IFCHR: return S_IFCHR;
+    case AE_IFBLK: return S_IFBLK;
+    case AE_IFIFO: return S_IFIFO;
+    case AE_IFSOCK: return S_IFSOCK;
+    default: return 0;
     }
 }
 
@@ -602,8 +594,10 @@ int unpack_tree_add_layer(struct unpack_tree *t, int layer, const char *digest, 
             break;
         snprintf(last, sizeof(last), "%.300s", c.member);
         if (archive_read_data_skip(r.a) != ARCHIVE_OK) {
-            snprintf(err, errlen, "layer %s: member \"%s\": corrupt or truncated layer (data shorter than the size "
-                     "the member claims): %s", digest, last, archive_error_string(r.a));
+            snprintf(err, errlen,
+                     "layer %s: member \"%s\": corrupt or truncated layer (data shorter than the size "
+                     "the member claims): %s",
+                     digest, last, archive_error_string(r.a));
             break;
         }
     }
