@@ -8,6 +8,8 @@ SANITIZE ?=
 CC ?= gcc
 PKG_CONFIG ?= pkg-config
 PYTHON ?= /usr/bin/python3
+# V=1 shows the full compiler command lines.
+Q := $(if $(V),,@)
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -56,11 +58,13 @@ image:
 
 $(OBJ)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(HOST_CFLAGS) -MMD -MP -c $< -o $@
+	@echo '  CC      $<'
+	$(Q)$(CC) $(HOST_CFLAGS) -MMD -MP -c $< -o $@
 
 $(OBJ)/agent/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(AGENT_CFLAGS) -MMD -MP -c $< -o $@
+	@echo '  CC      $< (agent)'
+	$(Q)$(CC) $(AGENT_CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/lib/libcocoon.a: $(LIB_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)

@@ -29,6 +29,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import replace_section  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Must match src/vmm/qemu.c (build_argv, KERNEL_CMDLINE).
@@ -245,9 +248,7 @@ def main():
     if a.results:
         now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         cmd = "bench/run" if os.environ.get("COCOON_BENCH_VIA_RUN") else " ".join(["bench/boot.py"] + sys.argv[1:])
-        with open(a.results, "w") as f:
-            f.write(f"""# Boot benchmark results
-
+        replace_section(a.results, "## Boot: cocoon vs bare QEMU", f"""
 Medians of {a.runs} runs each, cocoon and bare QEMU interleaved.
 
 {table}

@@ -71,10 +71,77 @@ typedef struct cocoon_host_info {
 } cocoon_host_info;
 int cocoon_host_probe(cocoon_runtime *rt, cocoon_host_info *info, cocoon_error *err);
 
+/* ---- images ----
+ * OCI images from any registry (`python:3.12`, `ghcr.io/org/tool@sha256:...`), `docker
+ * save` tarballs and OCI layouts. Each image becomes one read-only ext4 base in
+ * $COCOON_HOME/images/bases, shared by every box of that image. NAME_OR_ID below is a
+ * reference as pulled ("python:3.12" or its canonical form), a built-in image name
+ * ("default"), an image id ("sha256:<hex>") or a unique prefix of its hex digits. */
+typedef void (*cocoon_pull_progress_fn)(void *user_data, const char *layer_digest, uint64_t done, uint64_t total);
+
+typedef struct cocoon_pull_options {
+    int insecure;              /* allow plain HTTP to the registry; also set for hosts listed in
+                                  $COCOON_INSECURE_REGISTRIES (comma-separated, "host" or "host:port") */
+    int quiet;                 /* no progress callbacks */
+    const char *auth_file;     /* docker config.json-style credentials; NULL: $COCOON_HOME/auth.json */
+    cocoon_pull_progress_fn progress; /* per layer: bytes done of total; called on the calling thread */
+    void *user_data;
+} cocoon_pull_options;
+
+typedef struct cocoon_image_info {
+    char id[512];            /* manifest digest "sha256:<hex>", or "local:NAME" for a built-in image */
+    char name[1024];         /* canonical reference ("docker.io/library/python:3.12"); "" when untagged */
+    char repository[1024];   /* name split for display: "docker.io/library/python" ... */
+    char tag[256];           /* ... and "3.12" (or "@sha256:..." / "" ) */
+    char config_digest[128];
+    char base_path[COCOON_PATH_MAX];
+    uint64_t size;           /* virtual size of the ext4 base in bytes */
+    long long created;       /* unix time it was pulled or loaded */
+    unsigned boxes;          /* boxes created from it */
+    int pulled;              /* 1 for pulled or loaded images; 0 for built-in ones */
+} cocoon_image_info;
+
+/* Fetches REF (only layers not already stored), verifies every digest, and merges the
+ * layers into the image's ext4 base unless a base for that manifest exists. Concurrent
+ * pulls of one image in several processes are safe. */
+int cocoon_image_pull(cocoon_runtime *rt, const char *ref, const cocoon_pull_options *opts, cocoon_image_info *out,
+                      cocoon_error *err);
+/* `docker save` tarball, OCI layout directory or tarball: every image in it. Free *out
+ * with cocoon_image_list_free. */
+int cocoon_image_load(cocoon_runtime *rt, const char *path, cocoon_image_info **out, size_t *count,
+                      cocoon_error *err);
+/* Every known image (pulled, loaded, and built-in ones used so far), oldest first. */
+int cocoon_image_list(cocoon_runtime *rt, cocoon_image_info **out, size_t *count, cocoon_error *err);
+void cocoon_image_list_free(cocoon_image_info *list);
+/* Details of one image; *config_json (may be NULL) receives the OCI image config
+ * (malloc'd, free() it; NULL when the image has none, e.g. a built-in one). */
+int cocoon_image_inspect(cocoon_runtime *rt, const char *name_or_id, cocoon_image_info *info, char **config_json,
+                         cocoon_error *err);
+/* Forgets an image and deletes its base and the blobs no other image needs. Refused
+ * with COCOON_E_STATE, naming the box, while a box uses it. */
+int cocoon_image_remove(cocoon_runtime *rt, const char *name_or_id, cocoon_error *err);
+/* Removes every image no box uses, then every base and blob no remaining image needs.
+ * removed / freed_bytes (either may be NULL) say how much went. */
+int cocoon_image_prune(cocoon_runtime *rt, size_t *removed, uint64_t *freed_bytes, cocoon_error *err);
+
+/* The parts of an image config a box honours (docker semantics). Arrays are
+ * NULL-terminated and NULL when the image does not set them. */
+typedef struct cocoon_image_config {
+    char **env;        /* "K=V" */
+    char **entrypoint;
+    char **cmd;
+    char *working_dir; /* NULL: / */
+    char *user;        /* NULL: root; "name", "uid", "uid:gid", "name:group" */
+} cocoon_image_config;
+/* The config of an image (an empty one for built-in images). Free with cocoon_image_config_free. */
+int cocoon_image_config_get(cocoon_runtime *rt, const char *name_or_id, cocoon_image_config *out, cocoon_error *err);
+void cocoon_image_config_free(cocoon_image_config *cfg);
+
 /* ---- boxes ---- */
 typedef struct cocoon_box_options {
     const char *name;         /* optional */
-    const char *image;        /* image name; NULL and no rootfs: "default" */
+    const char *image;        /* image name or reference; NULL and no rootfs: "default". An image
+                                 not present locally is pulled (see cocoon_image_pull). */
     const char *rootfs;       /* a host directory to use as the root instead of an image */
     unsigned cpus;            /* 0: 1 */
     unsigned memory_mib;      /* 0: 512 */
@@ -148,9 +215,27 @@ void cocoon_box_list_free(cocoon_box_info *list);
 int cocoon_box_logs(cocoon_box *box, int fd, int follow, cocoon_error *err);
 
 /* ---- exec ----
- * Threading: one thread drives a box handle's exec (cocoon_exec_wait pumps the
- * channel and runs the callbacks on that thread). cocoon_exec_signal,
- * cocoon_exec_write and cocoon_exec_close_stdin may be called from any thread. */
+ * Many execs may run at once on one box handle, each with its own streams.
+ *
+ * Threading model. A box handle has no thread of its own: the channel to the box is
+ * read by whichever thread currently needs it (one at a time: the "pump"), which
+ * routes each output frame into its exec's queue. An exec's output is delivered
+ * (written to stdout_fd/stderr_fd, or passed to on_stdout/on_stderr) by the thread
+ * that calls cocoon_exec_wait for that exec, in order, never under a library lock;
+ * only after delivery is the guest credited, so at most one window (256 KiB) of
+ * output per exec is buffered, and a slow or blocked consumer of one exec stalls that
+ * exec only. If no thread waits for an exec while cocoon_exec_write blocks for stdin
+ * credit, cocoon_exec_write delivers that exec's output (so `cat` cannot deadlock).
+ * Output of an exec nobody waits for yet stays queued (one window), then the
+ * command blocks on its output until someone waits.
+ *
+ * Safe from any thread, concurrently: cocoon_exec_start, cocoon_exec_wait (one
+ * thread per exec), cocoon_exec_write, cocoon_exec_close_stdin, cocoon_exec_signal,
+ * cocoon_exec_resize, cocoon_exec_id, cocoon_box_run. Not concurrently with anything
+ * else on the same handle: cocoon_exec_free of that exec (after its waiter returned),
+ * cocoon_box_close, cocoon_box_stop/remove. Callbacks must not call
+ * cocoon_exec_wait or cocoon_exec_free of their own exec. Different box handles
+ * (even of the same box) are independent. */
 typedef void (*cocoon_output_fn)(void *user_data, const char *data, size_t len);
 
 #define COCOON_STDIN_NONE (-1) /* the command sees EOF on stdin at once */
@@ -184,7 +269,14 @@ typedef struct cocoon_exit_status {
 int cocoon_exec_start(cocoon_box *box, const cocoon_exec_options *opts, cocoon_exec **out, cocoon_error *err);
 int cocoon_exec_write(cocoon_exec *ex, const void *data, size_t len, cocoon_error *err);
 int cocoon_exec_close_stdin(cocoon_exec *ex, cocoon_error *err);
+/* Sends signal signo (1..64) to the command's whole process group in the guest. */
 int cocoon_exec_signal(cocoon_exec *ex, int signo, cocoon_error *err);
+/* Changes the terminal size of an exec started with tty (the guest gets SIGWINCH). */
+int cocoon_exec_resize(cocoon_exec *ex, unsigned rows, unsigned cols, cocoon_error *err);
+/* The exec's id: its process id in the guest, which is also its process group and
+ * session id (what cocoon_box_signal_exec and `cocoon kill --exec` take). 0 until the
+ * guest reported the command started (any cocoon_exec_wait/write round sees that). */
+int cocoon_exec_id(cocoon_exec *ex);
 /* Runs until the command ends and all its output was delivered. */
 int cocoon_exec_wait(cocoon_exec *ex, cocoon_exit_status *status, cocoon_error *err);
 void cocoon_exec_free(cocoon_exec *ex);
@@ -192,6 +284,57 @@ void cocoon_exec_free(cocoon_exec *ex);
 int cocoon_box_run(cocoon_box *box, const cocoon_exec_options *opts, cocoon_exit_status *status, cocoon_error *err);
 /* The shell convention: exit code, 128+signal when killed. */
 int cocoon_exit_status_code(const cocoon_exit_status *status);
+
+/* The commands running in a box, started by any client (`cocoon exec` processes,
+ * other handles): the processes the guest agent started for an exec. */
+typedef struct cocoon_exec_info {
+    int id;             /* guest pid = process group id (cocoon_exec_id) */
+    char command[1024]; /* its command line, arguments separated by spaces */
+} cocoon_exec_info;
+/* Lists them (free with free()). Works by running a small /bin/sh script in the guest
+ * (until the monitor lists its streams itself), so the image needs /bin/sh. */
+int cocoon_box_list_execs(cocoon_box *box, cocoon_exec_info **out, size_t *count, cocoon_error *err);
+/* Sends signo to the process group of exec id (cocoon_exec_id, or an id from
+ * cocoon_box_list_execs), or to every running exec when id is 0. An id that is not a
+ * running exec gives COCOON_E_NOT_FOUND. *signalled (may be NULL) counts the execs hit. */
+int cocoon_box_signal_exec(cocoon_box *box, int id, int signo, size_t *signalled, cocoon_error *err);
+
+/* ---- files ----
+ * Copies between the host and a running box, streamed as tar over the box's control
+ * socket (each call opens its own connection: safe from any thread, beside execs).
+ * Modes, mtimes and symlinks are kept; sparse files stay sparse (only data regions
+ * travel); files are owned by root in the guest and by the caller on the host.
+ * Guest paths resolve inside the guest root (symlinks cannot lead out of it). On the
+ * host, names from the guest that are absolute or contain "..", hard links and
+ * special files are refused, and nothing is written through a symlink.
+ *
+ * Like `docker cp`: when the destination is an existing directory the source is
+ * put inside it under its own name, otherwise it is created as the destination
+ * (whose parent must exist). On success err->message may hold warnings (skipped
+ * special files...) with err->code COCOON_OK. */
+int cocoon_copy_to_box(cocoon_box *box, const char *host_path, const char *box_path, cocoon_error *err);
+int cocoon_copy_from_box(cocoon_box *box, const char *box_path, const char *host_path, cocoon_error *err);
+/* Creates or replaces the file at path (never "into" a directory) with len bytes of
+ * data and the permission bits mode (0: 0644). */
+int cocoon_file_write(cocoon_box *box, const char *path, const void *data, size_t len, unsigned mode,
+                      cocoon_error *err);
+/* Reads the regular file at path (a symlink is followed inside the guest) into a
+ * malloc'd buffer (NUL-terminated for convenience; free with free()). A file larger
+ * than max bytes is refused with COCOON_E_INVALID. */
+int cocoon_file_read(cocoon_box *box, const char *path, void **data, size_t *len, size_t max, cocoon_error *err);
+
+/* ---- stats ---- */
+typedef struct cocoon_stats {
+    unsigned cpus;
+    double cpu_seconds; /* CPU time spent busy since boot, summed over all CPUs */
+    uint64_t mem_total, mem_used, mem_available, mem_free; /* bytes; used = total - available */
+    uint64_t disk_total, disk_used, disk_available;        /* bytes of the root file system */
+    unsigned processes;
+    double uptime_seconds;
+    double load1, load5, load15;
+} cocoon_stats;
+/* A snapshot taken by the guest agent of a running box. */
+int cocoon_box_stats(cocoon_box *box, cocoon_stats *out, cocoon_error *err);
 
 #ifdef __cplusplus
 }

@@ -115,6 +115,35 @@ struct poll_slot {
 size_t exec_poll_add(struct agent *a, struct pollfd *fds, struct poll_slot *slots, size_t cap);
 void exec_poll_handle(struct agent *a, struct pollfd *fds, struct poll_slot *slots, size_t n);
 
+/* Registers a process the agent forked itself (files.c) as an exec stream: its pipes
+ * get the same credits, SIGNAL and EXIT as a command's. Sends STARTED; NULL when out
+ * of memory (nothing was sent). in_fd/out_fd may be -1. */
+struct exec *exec_adopt(struct agent *a, uint32_t stream, pid_t pid, int in_fd, int out_fd, int err_fd,
+                        uint32_t window);
+
+/* ---- cgroup.c ---- */
+/* Creates /sys/fs/cgroup/execs with memory and pids limits (after cgroup2 is mounted). */
+void cgroup_setup(void);
+/* Moves the agent into a fresh per-command cgroup for a fork; returns a token for
+ * cgroup_leave, which moves it back. */
+int cgroup_enter(void);
+void cgroup_leave(int token);
+
+/* ---- files.c ---- */
+/* FILE_PUT / FILE_GET: forks the transfer child and adopts it as an exec stream. */
+void files_start(struct agent *a, uint32_t stream, uint16_t type, const uint8_t *p, size_t n);
+/* The transfer itself (also used by tests on the host): a tar stream from in_fd
+ * extracted at path, or path archived to out_fd; resolved inside rootfd. */
+void files_put_run(int rootfd, const char *path, uint32_t flags, int in_fd);
+void files_get_run(int rootfd, const char *path, uint32_t flags, int out_fd);
+
+/* ---- stats.c ---- */
+void stats_reply(struct agent *a, uint32_t stream, const uint8_t *p, size_t n);
+
+/* ---- guestcfg.c ---- */
+/* /etc/hosts: adds localhost and hostname lines when missing. */
+void guestcfg_apply(const char *hostname);
+
 /* ---- session.c ---- */
 enum agent_phase { PHASE_HANDSHAKE, PHASE_SERVING, PHASE_SHUTDOWN };
 struct agent {

@@ -73,7 +73,9 @@ void exec_start(struct agent *a, uint32_t stream, const uint8_t *p, size_t n)
         return;
     }
     struct spawn_result r;
+    int cg = cgroup_enter(); /* the child starts in its own cgroup (cgroup.c) */
     spawn_exec(&m, &r);
+    cgroup_leave(cg);
     if (r.err_code) {
         free(e);
         proto_exec_free(&m);
@@ -341,4 +343,26 @@ void exec_poll_handle(struct agent *a, struct pollfd *fds, struct poll_slot *slo
         else if (slots[i].which == 2 && e->err_fd == fds[i].fd)
             pump_output(a, e, &e->err_fd, PROTO_STDERR);
     }
+}
+
+struct exec *exec_adopt(struct agent *a, uint32_t stream, pid_t pid, int in_fd, int out_fd, int err_fd,
+                        uint32_t window)
+{
+    struct exec *e = calloc(1, sizeof(*e));
+    if (!e)
+        return NULL;
+    a->no_children = 0;
+    e->stream = stream;
+    e->pid = pid;
+    e->in_fd = in_fd;
+    e->out_fd = out_fd;
+    e->err_fd = err_fd;
+    e->out_credit = window;
+    e->in_cap = PROTO_DEFAULT_WINDOW;
+    e->next = a->execs;
+    a->execs = e;
+    a->nexecs++;
+    struct proto_started s = {.pid = (uint32_t)pid, .window = (uint32_t)e->in_cap};
+    session_send(a, proto_encode_started(&agent_w, stream, &s));
+    return e;
 }

@@ -177,6 +177,8 @@ void boot_late_mounts(void)
     /* Optional: the kernel may be built without cgroups, and sysfs may lack the dir. */
     if (mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
         agent_log("cgroup2 not mounted: %s", strerror(errno));
+    else
+        cgroup_setup();
     link_if_missing("/proc/self/fd", "/dev/fd");
     link_if_missing("/proc/self/fd/0", "/dev/stdin");
     link_if_missing("/proc/self/fd/1", "/dev/stdout");

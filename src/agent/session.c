@@ -82,6 +82,7 @@ static void on_config(struct agent *a, const uint8_t *p, size_t n)
     }
     if (c.hostname[0] && sethostname(c.hostname, strlen(c.hostname)) != 0)
         agent_log("sethostname %s: %s", c.hostname, strerror(errno));
+    guestcfg_apply(c.hostname);
     if (c.realtime_ns) {
         struct timespec ts = {.tv_sec = (time_t)(c.realtime_ns / NS_PER_SEC),
                               .tv_nsec = (long)(c.realtime_ns % NS_PER_SEC)};
@@ -212,6 +213,18 @@ static void on_frame(struct agent *a, const struct proto_header *h, const uint8_
             session_send(a, proto_encode_exit(&agent_w, h->stream, &x));
         }
         break;
+    case PROTO_FILE_PUT:
+    case PROTO_FILE_GET:
+        if (a->phase == PHASE_SERVING) {
+            files_start(a, h->stream, h->type, p, h->len);
+        } else {
+            session_send_error(a, h->stream, a->phase == PHASE_HANDSHAKE ? EAGAIN : ESHUTDOWN,
+                               "agent not serving (configuring or shutting down)");
+            struct proto_exit x = {.code = 126};
+            session_send(a, proto_encode_exit(&agent_w, h->stream, &x));
+        }
+        break;
+    case PROTO_STATS: stats_reply(a, h->stream, p, h->len); break;
     case PROTO_STDIN:
     case PROTO_STDIN_EOF:
     case PROTO_CREDIT:

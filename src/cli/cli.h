@@ -21,6 +21,16 @@ int cmd_ls(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
+int cmd_cp(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_kill(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+int cmd_load(int argc, char **argv);
+int cmd_images(int argc, char **argv);
+int cmd_rmi(int argc, char **argv);
+int cmd_image(int argc, char **argv);
+/* Pulls ref (progress on a terminal unless quiet); announce: print digest and name on stdout. */
+int cli_pull(cocoon_runtime *rt, const char *ref, int insecure, int quiet, int announce);
 
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "cocoon: <message>" for a library error and returns CLI_EXIT_RUNTIME. */
@@ -50,6 +60,11 @@ int cli_exec_in_box(cocoon_box *box, const struct cli_cmd *c);
  * sigwaits them and forwards them to the current exec. */
 void cli_signals_init(void);
 void cli_signals_set_exec(cocoon_exec *ex);
+void cli_signals_set_tty(int tty); /* the current exec has a terminal: forward SIGWINCH */
+/* Puts the terminal back as it was before raw mode (safe to call any time). */
+void cli_tty_restore(void);
+/* The local terminal's size (stdin, else stdout); -1 when neither is a terminal. */
+int cli_window_size(unsigned *rows, unsigned *cols);
 int cli_signals_interrupted(void); /* the signal received while no exec ran, or 0 */
 
 #endif

@@ -16,16 +16,25 @@ static const char usage[] = "usage: cocoon COMMAND [OPTIONS]\n"
                             "Run commands in microVM sandboxes (\"boxes\").\n"
                             "\n"
                             "commands:\n"
-                            "  run [OPTIONS] -- CMD [ARG...]   run a command in a new box (--rm: remove it after)\n"
+                            "  run [OPTIONS] IMAGE [CMD...]    run a command (default: the image's) in a new box\n"
+                            "  run [OPTIONS] -- CMD [ARG...]   the same in the default image (--rm: remove it after)\n"
                             "  create [OPTIONS] [IMAGE]        create a box (prints its id)\n"
                             "  start BOX...                    boot boxes\n"
                             "  exec [OPTIONS] BOX -- CMD...    run a command in a running box\n"
+                            "  kill [--exec ID] [-s SIG] BOX   signal commands running in a box (--list: show them)\n"
                             "  stop [--timeout S] BOX...       shut boxes down\n"
                             "  restart [--timeout S] BOX...    stop and start boxes\n"
                             "  rm [-f] BOX...                  remove boxes (-f: stop running ones first)\n"
                             "  ls [-a] [--json]                list running boxes (-a: all)\n"
                             "  inspect [--json] BOX...         show a box's configuration and state\n"
                             "  logs [-f] BOX                   show a box's console (kernel and agent)\n"
+                            "  cp SRC DEST                     copy files: HOST_PATH BOX:PATH or BOX:PATH HOST_PATH\n"
+                            "  stats [--json] BOX              show a running box's cpu, memory, disk, processes\n"
+                            "  pull [--insecure] [-q] REF      fetch an image from a registry\n"
+                            "  load FILE|DIR                   load a docker save tarball or an OCI layout\n"
+                            "  images [--json]                 list images\n"
+                            "  rmi IMAGE...                    remove images\n"
+                            "  image prune|inspect|ls|rm       manage images\n"
                             "  doctor [--json]                 check that this host can run boxes\n"
                             "  version                         print the version\n"
                             "  help [COMMAND]                  show help\n"
@@ -33,7 +42,8 @@ static const char usage[] = "usage: cocoon COMMAND [OPTIONS]\n"
                             "BOX is an id, a unique id prefix or a name.\n"
                             "`cocoon COMMAND --help` shows the options of a command.\n"
                             "Environment: COCOON_HOME (state, default ~/.local/share/cocoon), COCOON_SHARE_DIR,\n"
-                            "COCOON_VMM, COCOON_QEMU, COCOON_KERNEL, COCOON_INITRD.\n";
+                            "COCOON_VMM, COCOON_QEMU, COCOON_KERNEL, COCOON_INITRD,\n"
+                            "COCOON_INSECURE_REGISTRIES (host[:port],... reachable over plain HTTP).\n";
 
 static int cmd_version(int argc, char **argv)
 {
@@ -50,6 +60,9 @@ static const struct command commands[] = {
     {"run", cmd_run},         {"exec", cmd_exec}, {"create", cmd_create}, {"start", cmd_start},
     {"stop", cmd_stop},       {"rm", cmd_rm},     {"doctor", cmd_doctor}, {"version", cmd_version},
     {"restart", cmd_restart}, {"ls", cmd_ls},     {"ps", cmd_ls},         {"inspect", cmd_inspect},
+    {"pull", cmd_pull},       {"load", cmd_load}, {"images", cmd_images}, {"rmi", cmd_rmi},
+    {"image", cmd_image},
+    {"kill", cmd_kill},       {"cp", cmd_cp},           {"stats", cmd_stats},
     {"logs", cmd_logs},       {NULL, NULL},
 };
 

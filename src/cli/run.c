@@ -22,7 +22,8 @@ enum {
     OPT_NAME,
     OPT_DISK,
     OPT_RM,
-    OPT_HELP
+    OPT_HELP,
+    OPT_ENTRYPOINT
 };
 
 static const struct option box_long[] = {
@@ -34,6 +35,7 @@ static const struct option box_long[] = {
     {"name", required_argument, NULL, OPT_NAME},
     {"disk", required_argument, NULL, OPT_DISK},
     {"rm", no_argument, NULL, OPT_RM},
+    {"entrypoint", required_argument, NULL, OPT_ENTRYPOINT},
     {"detach", no_argument, NULL, 'd'},
     {"env", required_argument, NULL, OPT_ENV},
     {"workdir", required_argument, NULL, OPT_WORKDIR},
@@ -45,16 +47,20 @@ static const struct option box_long[] = {
     {NULL, 0, NULL, 0},
 };
 
-static const char run_help[] = "usage: cocoon run [OPTIONS] [IMAGE --] [--] [CMD [ARG...]]\n"
+static const char run_help[] = "usage: cocoon run [OPTIONS] IMAGE [--] [CMD [ARG...]]\n"
+                               "       cocoon run [OPTIONS] -- CMD [ARG...]     (the default image)\n"
                                "\n"
                                "Runs CMD in a new box, then stops the box and keeps it (see `cocoon ls -a`), or\n"
                                "removes it with --rm. Exits with CMD's exit code (128+N when killed by signal N,\n"
                                "124 on --timeout, 125 when cocoon itself fails). Without CMD the image's default\n"
-                               "command runs (/bin/sh).\n"
+                               "command runs (its Entrypoint and Cmd; /bin/sh when it has none). An image not\n"
+                               "here is pulled first. The image's Env, WorkingDir and User apply unless --env,\n"
+                               "--workdir or --user say otherwise.\n"
                                "\n"
                                "  --rm              remove the box afterwards (also when cocoon is killed)\n"
                                "  -d, --detach      start the box, print its id and leave it running (no CMD)\n"
-                               "  --image NAME      image to boot (default: default); also `run IMAGE -- CMD`\n"
+                               "  --image NAME      image to boot (default: default); the same as the IMAGE operand\n"
+                               "  --entrypoint CMD  run CMD (with the ARGs) instead of the image's entrypoint\n"
                                "  --rootfs DIR      use a host directory as the root file system instead\n"
                                "  --cpus N          virtual CPUs (default 1)\n"
                                "  --memory SIZE     memory: 512M, 1G or a number of MiB (default 512M)\n"
@@ -89,6 +95,10 @@ struct parsed {
     struct cli_cmd cmd;
     int rm, detach;
     int first_arg; /* index of the first operand */
+    const char *entrypoint;
+    int has_cmd;                 /* a command was given (else the image's default) */
+    cocoon_image_config icfg;    /* of the box's image; owns strings cmd points to */
+    const char **argv_buf;       /* the command built from the image config */
 };
 
 static int is_box_opt(int c)
@@ -97,7 +107,7 @@ static int is_box_opt(int c)
            c == OPT_DISK;
 }
 
-static int is_run_only(int c) { return c == OPT_RM || c == 'd'; }
+static int is_run_only(int c) { return c == OPT_RM || c == 'd' || c == OPT_ENTRYPOINT; }
 
 /* 0 ok, 1 help printed, -1 bad usage (message printed). */
 static int parse(enum kind k, int argc, char **argv, struct parsed *p)
@@ -137,6 +147,7 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
         case OPT_ROOTFS: p->box.rootfs = optarg; break;
         case OPT_NAME: p->box.name = optarg; break;
         case OPT_RM: p->rm = 1; break;
+        case OPT_ENTRYPOINT: p->entrypoint = optarg; break;
         case 'd': p->detach = 1; break;
         case OPT_DISK:
             if (cli_parse_size(optarg, "--disk", &p->box.disk_size) < 0)
@@ -185,7 +196,106 @@ static void set_command(struct parsed *p, int argc, char **argv, int at)
 {
     if (at < argc && !strcmp(argv[at], "--"))
         at++;
+    p->has_cmd = at < argc;
     p->cmd.argv = at < argc ? (const char **)argv + at : default_cmd;
+}
+
+static void parsed_free(struct parsed *p)
+{
+    cli_cmd_free(&p->cmd);
+    cocoon_image_config_free(&p->icfg);
+    free(p->argv_buf);
+    p->argv_buf = NULL;
+}
+
+static size_t strv_len(char *const *v)
+{
+    size_t n = 0;
+    while (v && v[n])
+        n++;
+    return n;
+}
+
+/* The image config of the box, docker's way: its Env under --env, its WorkingDir and
+ * User unless given; for `run` also the command: --entrypoint or the image's
+ * Entrypoint, followed by CMD or (no CMD) the image's Cmd. */
+static int apply_image_config(cocoon_runtime *rt, cocoon_box *box, struct parsed *p, int set_argv)
+{
+    cocoon_box_info *info = malloc(sizeof(*info));
+    cocoon_error err;
+    if (!info) {
+        cli_error("out of memory");
+        return -1;
+    }
+    int rc = cocoon_box_inspect(box, info, &err);
+    if (rc == 0 && info->image_id[0])
+        rc = cocoon_image_config_get(rt, info->image_id, &p->icfg, &err);
+    free(info);
+    if (rc < 0) {
+        cli_fail(&err);
+        return -1;
+    }
+    const cocoon_image_config *c = &p->icfg;
+    size_t nimg = strv_len(c->env);
+    if (nimg) {
+        const char **env = calloc(nimg + p->cmd.envc + 1, sizeof(*env));
+        if (!env) {
+            cli_error("out of memory");
+            return -1;
+        }
+        size_t n = 0;
+        for (size_t i = 0; i < nimg; i++) {
+            size_t klen = strcspn(c->env[i], "=");
+            int overridden = 0;
+            for (size_t j = 0; j < p->cmd.envc && !overridden; j++)
+                overridden = !strncmp(p->cmd.env[j], c->env[i], klen) && p->cmd.env[j][klen] == '=';
+            if (!overridden)
+                env[n++] = c->env[i];
+        }
+        for (size_t j = 0; j < p->cmd.envc; j++)
+            env[n++] = p->cmd.env[j];
+        free(p->cmd.env);
+        p->cmd.env = env;
+        p->cmd.envc = n;
+    }
+    if (!p->cmd.workdir && c->working_dir && c->working_dir[0])
+        p->cmd.workdir = c->working_dir;
+    if (!p->cmd.user && c->user && c->user[0])
+        p->cmd.user = c->user;
+    if (!set_argv)
+        return 0;
+    /* --entrypoint replaces the image's Entrypoint and drops its Cmd (as docker does). */
+    char *ep_buf[2] = {(char *)p->entrypoint, NULL};
+    char *const *ep = p->entrypoint ? (p->entrypoint[0] ? ep_buf : NULL) : c->entrypoint;
+    char *const *args = p->has_cmd ? (char *const *)p->cmd.argv : p->entrypoint ? NULL : c->cmd;
+    size_t ne = strv_len(ep), na = strv_len(args);
+    if (ne + na == 0)
+        return 0; /* the default: /bin/sh */
+    p->argv_buf = calloc(ne + na + 1, sizeof(*p->argv_buf));
+    if (!p->argv_buf) {
+        cli_error("out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < ne; i++)
+        p->argv_buf[i] = ep[i];
+    for (size_t i = 0; i < na; i++)
+        p->argv_buf[ne + i] = args[i];
+    p->cmd.argv = p->argv_buf;
+    return 0;
+}
+
+/* `run IMAGE` / `create IMAGE` of an image that is not here: pulled now, with the
+ * progress display, rather than quietly inside cocoon_box_create. */
+static int pull_if_missing(cocoon_runtime *rt, const char *image)
+{
+    if (!image || !strcmp(image, "default"))
+        return 0;
+    cocoon_image_info info;
+    cocoon_error err;
+    if (cocoon_image_inspect(rt, image, &info, NULL, &err) == 0 || err.code != COCOON_E_NOT_FOUND)
+        return 0; /* other errors are reported by create */
+    fprintf(stderr, "Unable to find image '%s' locally\n", image);
+    return cli_pull(rt, image, 0, 0, 0) == 0 ? 0 : -1;
 }
 
 /* After the command: an ephemeral box (--rm) is stopped and removed, any other is
@@ -208,20 +318,18 @@ static int finish(cocoon_box *box, cocoon_runtime *rt, int rm, int code)
     return code;
 }
 
-/* `run IMAGE -- CMD`: an operand followed by "--" names the image. */
+/* docker's rule: the first operand is the IMAGE and the rest is the command, unless
+ * --image/--rootfs named the root already or the operands start after "--" (then all
+ * of them are the command, in the default image). */
 static int take_image(struct parsed *p, int argc, char **argv)
 {
     int at = p->first_arg;
     if (at > 0 && !strcmp(argv[at - 1], "--"))
         return 0; /* getopt ate a leading "--": all the rest is the command */
-    if (at + 1 < argc && !strcmp(argv[at + 1], "--")) {
-        if (p->box.image || p->box.rootfs) {
-            cli_error("image \"%s\" given twice (operand and --image/--rootfs)", argv[at]);
-            return -1;
-        }
-        p->box.image = argv[at];
-        p->first_arg = at + 1;
-    }
+    if (at >= argc || p->box.image || p->box.rootfs)
+        return 0;
+    p->box.image = argv[at];
+    p->first_arg = at + 1;
     return 0;
 }
 
@@ -236,7 +344,7 @@ int cmd_run(int argc, char **argv)
         return rc > 0 ? 0 : CLI_EXIT_RUNTIME;
     }
     set_command(&p, argc, argv, p.first_arg);
-    if (p.detach && p.cmd.argv != default_cmd) {
+    if (p.detach && (p.has_cmd || p.entrypoint)) {
         cli_error("-d starts a box without running a command in it; use `cocoon exec BOX -- CMD` afterwards");
         cli_cmd_free(&p.cmd);
         return CLI_EXIT_RUNTIME;
@@ -253,8 +361,13 @@ int cmd_run(int argc, char **argv)
     int code;
     /* Attached: if this process dies the monitor stops the box (and removes it with --rm). */
     unsigned flags = p.detach ? COCOON_START_DETACHED : COCOON_START_ATTACHED;
-    if (cocoon_box_create(rt, &p.box, &box, &err) < 0) {
+    if (pull_if_missing(rt, p.box.image) < 0) {
+        code = CLI_EXIT_RUNTIME;
+    } else if (cocoon_box_create(rt, &p.box, &box, &err) < 0) {
         code = cli_fail(&err);
+    } else if (!p.detach && apply_image_config(rt, box, &p, 1) < 0) {
+        code = CLI_EXIT_RUNTIME;
+        p.rm = 1; /* never started: nothing worth keeping */
     } else if (cli_signals_interrupted()) {
         code = 128 + cli_signals_interrupted();
         p.rm = 1; /* never started: nothing worth keeping */
@@ -265,14 +378,14 @@ int cmd_run(int argc, char **argv)
         printf("%s\n", cocoon_box_id(box));
         cocoon_box_close(box);
         cocoon_runtime_close(rt);
-        cli_cmd_free(&p.cmd);
+        parsed_free(&p);
         return 0;
     } else if (cli_signals_interrupted()) {
         code = 128 + cli_signals_interrupted();
     } else {
         code = cli_exec_in_box(box, &p.cmd);
     }
-    cli_cmd_free(&p.cmd);
+    parsed_free(&p);
     return finish(box, rt, p.rm, code);
 }
 
@@ -300,6 +413,10 @@ int cmd_create(int argc, char **argv)
         return rc;
     cocoon_error err;
     cocoon_box *box;
+    if (pull_if_missing(rt, p.box.image) < 0) {
+        cocoon_runtime_close(rt);
+        return CLI_EXIT_RUNTIME;
+    }
     if (cocoon_box_create(rt, &p.box, &box, &err) < 0) {
         cocoon_runtime_close(rt);
         return cli_fail(&err);
@@ -345,10 +462,10 @@ int cmd_exec(int argc, char **argv)
     if (cocoon_box_open(rt, name, &box, &err) < 0) {
         code = cli_fail(&err);
     } else {
-        code = cli_exec_in_box(box, &p.cmd);
+        code = apply_image_config(rt, box, &p, 0) < 0 ? CLI_EXIT_RUNTIME : cli_exec_in_box(box, &p.cmd);
         cocoon_box_close(box);
     }
-    cli_cmd_free(&p.cmd);
+    parsed_free(&p);
     cocoon_runtime_close(rt);
     return code;
 }

@@ -1,6 +1,7 @@
 /* Terminal signals during `cocoon run`/`exec`: they are blocked in every thread and
  * taken by one helper thread with sigwait, which forwards them to the command in the
- * box. A second Ctrl-C within 2 s kills the command; before it runs we just remember. */
+ * box. A second Ctrl-C within 2 s kills the command; before it runs we just remember.
+ * With -t, SIGWINCH sends the new window size to the command's terminal. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -11,6 +12,7 @@
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static cocoon_exec *current;
+static int current_tty;
 static int interrupted;
 static uint64_t last_int_ns;
 
@@ -27,6 +29,7 @@ static void fill(sigset_t *set)
     sigaddset(set, SIGINT);
     sigaddset(set, SIGTERM);
     sigaddset(set, SIGHUP);
+    sigaddset(set, SIGWINCH);
 }
 
 static void *forwarder(void *arg)
@@ -38,6 +41,14 @@ static void *forwarder(void *arg)
         if (sigwait(&set, &sig) != 0)
             continue;
         pthread_mutex_lock(&lock);
+        if (sig == SIGWINCH) {
+            unsigned rows, cols;
+            cocoon_error err;
+            if (current && current_tty && cli_window_size(&rows, &cols) == 0)
+                cocoon_exec_resize(current, rows, cols, &err);
+            pthread_mutex_unlock(&lock);
+            continue;
+        }
         uint64_t now = now_ns();
         int again = sig == SIGINT && last_int_ns && now - last_int_ns < 2000000000ull;
         if (sig == SIGINT)
@@ -46,8 +57,10 @@ static void *forwarder(void *arg)
             cocoon_error err;
             cocoon_exec_signal(current, again ? SIGKILL : sig, &err);
         } else {
-            if (again)
-                _exit(130); /* the lifeline makes the monitor clean up an ephemeral box */
+            if (again) {
+                cli_tty_restore();
+                _exit(130);
+            } /* the lifeline makes the monitor clean up an ephemeral box */
             interrupted = sig;
         }
         pthread_mutex_unlock(&lock);
@@ -76,6 +89,13 @@ void cli_signals_set_exec(cocoon_exec *ex)
 {
     pthread_mutex_lock(&lock);
     current = ex;
+    pthread_mutex_unlock(&lock);
+}
+
+void cli_signals_set_tty(int tty)
+{
+    pthread_mutex_lock(&lock);
+    current_tty = tty;
     pthread_mutex_unlock(&lock);
 }
 

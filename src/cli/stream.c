@@ -1,7 +1,10 @@
 /* Running one command in a box with the CLI's stdio: output goes straight to fds 1
  * and 2 as it is produced, stdin is forwarded when it is not a terminal (or with -i),
- * and the exit code follows the shell: code, 128+signal, 124 on --timeout. */
+ * and the exit code follows the shell: code, 128+signal, 124 on --timeout. With -t
+ * the local terminal is raw while the command runs (restored on every way out). */
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <termios.h>
@@ -9,20 +12,51 @@
 
 #include "cli/cli.h"
 
+static pthread_mutex_t tty_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct termios saved_tio;
-static int raw_on;
+static int raw_on, atexit_done;
 
-static void raw_mode(int on)
+void cli_tty_restore(void)
 {
-    if (on && !raw_on && tcgetattr(0, &saved_tio) == 0) {
-        struct termios t = saved_tio;
-        cfmakeraw(&t);
-        if (tcsetattr(0, TCSANOW, &t) == 0)
-            raw_on = 1;
-    } else if (!on && raw_on) {
+    pthread_mutex_lock(&tty_lock);
+    if (raw_on) {
         tcsetattr(0, TCSANOW, &saved_tio);
         raw_on = 0;
     }
+    pthread_mutex_unlock(&tty_lock);
+}
+
+static void raw_mode(int on)
+{
+    if (!on) {
+        cli_tty_restore();
+        return;
+    }
+    pthread_mutex_lock(&tty_lock);
+    if (!atexit_done) {
+        atexit(cli_tty_restore); /* exit() from anywhere still gives the terminal back */
+        atexit_done = 1;
+    }
+    if (!raw_on && tcgetattr(0, &saved_tio) == 0) {
+        struct termios t = saved_tio;
+        /* Every key goes to the guest as a byte: Ctrl-C is the guest terminal's
+         * interrupt character, not a signal to us. */
+        cfmakeraw(&t);
+        if (tcsetattr(0, TCSANOW, &t) == 0)
+            raw_on = 1;
+    }
+    pthread_mutex_unlock(&tty_lock);
+}
+
+int cli_window_size(unsigned *rows, unsigned *cols)
+{
+    struct winsize ws;
+    if ((ioctl(0, TIOCGWINSZ, &ws) == 0 || ioctl(1, TIOCGWINSZ, &ws) == 0) && ws.ws_row && ws.ws_col) {
+        *rows = ws.ws_row;
+        *cols = ws.ws_col;
+        return 0;
+    }
+    return -1;
 }
 
 int cli_exec_in_box(cocoon_box *box, const struct cli_cmd *c)
@@ -35,22 +69,24 @@ int cli_exec_in_box(cocoon_box *box, const struct cli_cmd *c)
     o.user = c->user;
     o.timeout_ms = c->timeout_ms;
     o.tty = c->tty;
-    o.stdin_fd = c->interactive || !isatty(0) ? 0 : COCOON_STDIN_NONE;
+    int in_tty = isatty(0);
+    if (c->tty && c->interactive && !in_tty) {
+        cli_error("the input device is not a TTY: -it needs a terminal on stdin (drop -t to pipe data in)");
+        return CLI_EXIT_RUNTIME;
+    }
+    /* A terminal is forwarded with -i only (docker's rule); anything else always. */
+    o.stdin_fd = c->interactive || !in_tty ? 0 : COCOON_STDIN_NONE;
     o.stdout_fd = 1;
     o.stderr_fd = 2;
-    if (c->tty) {
-        struct winsize ws;
-        if (ioctl(1, TIOCGWINSZ, &ws) == 0 || ioctl(0, TIOCGWINSZ, &ws) == 0) {
-            o.rows = ws.ws_row;
-            o.cols = ws.ws_col;
-        }
-    }
+    if (c->tty)
+        cli_window_size(&o.rows, &o.cols);
     cocoon_error err;
     cocoon_exec *ex;
     if (cocoon_exec_start(box, &o, &ex, &err) < 0)
         return cli_fail(&err);
-    if (c->tty && o.stdin_fd == 0 && isatty(0))
+    if (c->tty && o.stdin_fd == 0 && in_tty)
         raw_mode(1);
+    cli_signals_set_tty(c->tty);
     cli_signals_set_exec(ex);
     cocoon_exit_status st;
     int rc = cocoon_exec_wait(ex, &st, &err);

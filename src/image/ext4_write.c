@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <et/com_err.h>
@@ -74,10 +75,12 @@ static void size_walk(struct unpack_node *d, struct sizing *s)
 /* Blocks and inodes of a file system that holds the tree with 30% headroom and at
  * least 256 MiB free. Boxes write into it too, so inodes follow the space, as
  * mke2fs's default of one per 16 KiB. */
-static void size_fs(struct unpack_tree *t, uint64_t *blocks, uint64_t *inodes)
+static int size_fs(struct unpack_tree *t, uint64_t *blocks, uint64_t *inodes)
 {
     struct sizing s = {0, 1, 0};
     size_walk(t->root, &s);
+    if (s.bytes > UNPACK_MAX_TOTAL)
+        return -1;
     uint64_t used = s.blocks + 16 + 4; /* root, lost+found, reserved */
     uint64_t b = used + used * 3 / 10;
     if ((b - used) * BLOCK_SIZE < MIN_FREE_BYTES)
@@ -94,6 +97,7 @@ static void size_fs(struct unpack_tree *t, uint64_t *blocks, uint64_t *inodes)
     b += b / 50 + 1024;                                        /* bitmaps, descriptors, reserved GDT */
     *blocks = b;
     *inodes = ino;
+    return 0;
 }
 
 /* ---- formatting ---- */
@@ -150,12 +154,11 @@ static errcode_t fs_format(const char *path, uint64_t blocks, uint64_t inodes, e
         ext2fs_bg_flags_set(fs, g, EXT2_BG_INODE_ZEROED);
         ext2fs_group_desc_csum_set(fs, g);
     }
-    if (!rc)
-        rc = ext2fs_mkdir(fs, EXT2_ROOT_INO, EXT2_ROOT_INO, 0);
     if (rc) {
         ext2fs_free(fs);
         return rc;
     }
+    ext2fs_inode_alloc_stats2(fs, EXT2_ROOT_INO, +1, 1); /* written with the tree */
     for (ext2_ino_t i = EXT2_ROOT_INO + 1; i < EXT2_FIRST_INODE(fs->super); i++)
         ext2fs_inode_alloc_stats2(fs, i, +1, 0);
     ext2fs_inode_alloc_stats2(fs, EXT2_BAD_INO, +1, 0);
@@ -211,17 +214,6 @@ static int file_type(uint32_t mode)
     case S_IFSOCK: return EXT2_FT_SOCK;
     }
     return EXT2_FT_UNKNOWN;
-}
-
-static int link_name(struct wctx *w, ext2_ino_t dir, const char *name, ext2_ino_t ino, uint32_t mode)
-{
-    errcode_t rc = ext2fs_link(w->fs, dir, name, ino, file_type(mode));
-    if (rc == EXT2_ET_DIR_NO_SPACE) {
-        rc = ext2fs_expand_dir(w->fs, dir);
-        if (!rc)
-            rc = ext2fs_link(w->fs, dir, name, ino, file_type(mode));
-    }
-    return rc ? efail(w, rc, "linking") : 0;
 }
 
 static int xattr_name_ok(const char *n)
@@ -295,29 +287,93 @@ static int make_inode(struct wctx *w, ext2_ino_t dir, struct unpack_inode *in)
     return write_xattrs(w, ino, in);
 }
 
-/* Directory metadata, applied after its children (creating them changes links).
- * The link count is recounted: past 65000 subdirectories dir_nlink says 1. */
-static int finish_dir(struct wctx *w, ext2_ino_t ino, const struct unpack_node *d, ext2_ino_t lpf)
+/* One entry of a directory being written. */
+struct dent {
+    const char *name;
+    uint32_t len;
+    ext2_ino_t ino;
+    int type;
+};
+
+static void dent_put(ext2_filsys fs, char *at, size_t rec, const struct dent *e)
 {
-    const struct unpack_inode *in = d->inode;
-    uint64_t links = 2;
-    for (const struct unpack_node *x = d->child; x; x = x->next)
-        links += S_ISDIR(x->inode->mode);
-    if (ino == EXT2_ROOT_INO && lpf) {
-        int named = 0; /* lost+found counts once, whether the image named it or not */
-        for (const struct unpack_node *x = d->child; x; x = x->next)
-            named |= S_ISDIR(x->inode->mode) && strcmp(x->name, "lost+found") == 0;
-        links += !named;
-    }
+    struct ext2_dir_entry *de = (struct ext2_dir_entry *)at;
+    de->inode = e ? e->ino : 0;
+    ext2fs_set_rec_len(fs, (unsigned)rec, de);
+    ext2fs_dirent_set_name_len(de, e ? (int)e->len : 0);
+    ext2fs_dirent_set_file_type(de, e ? e->type : 0);
+    if (e)
+        memcpy(de->name, e->name, e->len);
+}
+
+/* Writes a whole directory at once: the inode with the tree's metadata and every
+ * entry packed into blocks in order (ext2fs_link would rescan the directory for
+ * each name, which is quadratic). ents[0] and ents[1] are "." and "..". */
+static int write_dir(struct wctx *w, ext2_ino_t ino, const struct unpack_inode *in, uint32_t mode,
+                     const struct dent *ents, size_t n, uint64_t links, unsigned min_blocks)
+{
+    ext2_filsys fs = w->fs;
     struct ext2_inode_large li;
-    errcode_t rc = ext2fs_read_inode_full(w->fs, ino, (struct ext2_inode *)&li, sizeof(li));
+    memset(&li, 0, sizeof(li));
+    li.i_extra_isize = sizeof(li) - EXT2_GOOD_OLD_INODE_SIZE;
+    ext2_extent_handle_t eh;
+    errcode_t rc = ext2fs_extent_open2(fs, ino, (struct ext2_inode *)&li, &eh);
     if (rc)
-        return efail(w, rc, "reading directory");
+        return efail(w, rc, "creating directory");
+    ext2fs_extent_free(eh);
+    li.i_mode = (uint16_t)(S_IFDIR | (mode & 07777));
     li.i_links_count = (uint16_t)(links > 65000 ? 1 : links);
-    li.i_mode = (uint16_t)(S_IFDIR | (in->mode & 07777));
     set_owner(&li, in);
     set_times(&li, in->mtime, in->mtime_nsec);
-    rc = ext2fs_write_inode_full(w->fs, ino, (struct ext2_inode *)&li, sizeof(li));
+    rc = ext2fs_write_inode_full(fs, ino, (struct ext2_inode *)&li, sizeof(li));
+    if (rc)
+        return efail(w, rc, "writing directory");
+
+    size_t usable = fs->blocksize - (ext2fs_has_feature_metadata_csum(fs->super) ? 12 : 0);
+    char *buf = malloc(fs->blocksize);
+    if (!buf)
+        return efail(w, EXT2_ET_NO_MEMORY, "writing directory");
+    struct ext2_inode inode;
+    blk64_t lblk = 0;
+    size_t i = 0;
+    while (i < n || lblk < min_blocks) {
+        memset(buf, 0, fs->blocksize);
+        size_t used = 0, last = 0;
+        int any = 0;
+        while (i < n) {
+            size_t rec = (8 + ents[i].len + 3) & ~(size_t)3;
+            if (used + rec > usable)
+                break;
+            dent_put(fs, buf + used, rec, &ents[i]);
+            last = used;
+            used += rec;
+            any = 1;
+            i++;
+        }
+        if (any) /* the last entry of a block spans to its end */
+            ext2fs_set_rec_len(fs, (unsigned)(usable - last), (struct ext2_dir_entry *)(buf + last));
+        else
+            dent_put(fs, buf, usable, NULL);
+        if (usable < fs->blocksize)
+            ext2fs_initialize_dirent_tail(fs, EXT2_DIRENT_TAIL(buf, fs->blocksize));
+        blk64_t pblk = 0;
+        rc = ext2fs_read_inode(fs, ino, &inode);
+        if (!rc)
+            rc = ext2fs_bmap2(fs, ino, &inode, NULL, BMAP_ALLOC, lblk, NULL, &pblk);
+        if (!rc)
+            rc = ext2fs_write_dir_block4(fs, pblk, buf, 0, ino);
+        if (rc) {
+            free(buf);
+            return efail(w, rc, "writing directory");
+        }
+        lblk++;
+    }
+    free(buf);
+    rc = ext2fs_read_inode_full(fs, ino, (struct ext2_inode *)&li, sizeof(li));
+    if (!rc)
+        rc = ext2fs_inode_size_set(fs, (struct ext2_inode *)&li, lblk * fs->blocksize);
+    if (!rc)
+        rc = ext2fs_write_inode_full(fs, ino, (struct ext2_inode *)&li, sizeof(li));
     if (rc)
         return efail(w, rc, "writing directory");
     return write_xattrs(w, ino, in);
@@ -329,73 +385,70 @@ static void path_push(struct wctx *w, size_t *saved, const char *name)
     snprintf(w->path + *saved, sizeof(w->path) - *saved, "%s%s", *saved ? "/" : "", name);
 }
 
-static int make_lost_found(struct wctx *w, struct unpack_node *root, ext2_ino_t *lpf)
+static int new_dir_ino(struct wctx *w, ext2_ino_t parent, ext2_ino_t *ino)
 {
-    *lpf = 0;
-    for (struct unpack_node *x = root->child; x; x = x->next)
-        if (strcmp(x->name, "lost+found") == 0 && !S_ISDIR(x->inode->mode))
-            return 0; /* the image put something else there: its choice */
-    errcode_t rc = ext2fs_new_inode(w->fs, EXT2_ROOT_INO, S_IFDIR | 0700, 0, lpf);
-    if (!rc)
-        rc = ext2fs_mkdir(w->fs, EXT2_ROOT_INO, *lpf, NULL);
-    if (!rc)
-        rc = link_name(w, EXT2_ROOT_INO, "lost+found", *lpf, S_IFDIR) ? EXT2_ET_DIR_NO_SPACE : 0;
-    for (int i = 0; !rc && i < 3; i++) /* 16 KiB as mke2fs makes it: e2fsck needs room there */
-        rc = ext2fs_expand_dir(w->fs, *lpf);
-    struct ext2_inode inode;
-    if (!rc)
-        rc = ext2fs_read_inode(w->fs, *lpf, &inode);
-    if (!rc) {
-        inode.i_mode = S_IFDIR | 0700;
-        rc = ext2fs_write_inode(w->fs, *lpf, &inode);
-    }
+    errcode_t rc = ext2fs_new_inode(w->fs, parent, S_IFDIR | 0755, 0, ino);
     if (rc)
-        return efail(w, rc, "creating lost+found in");
+        return efail(w, rc, "allocating an inode for directory");
+    ext2fs_inode_alloc_stats2(w->fs, *ino, +1, 1);
     return 0;
 }
 
-/* Creates everything below directory d (already made, inode number dino). */
-static int make_tree(struct wctx *w, struct unpack_node *d, ext2_ino_t dino, ext2_ino_t lpf)
+/* Creates the inodes of d's children, writes d (inode dino, parent pino), then
+ * recurses into its subdirectories. Children are kept newest first: they are
+ * written backwards, in the tar's order. */
+static int make_dir(struct wctx *w, struct unpack_node *d, ext2_ino_t dino, ext2_ino_t pino)
 {
-    /* children are kept newest first: walk them backwards to write the tar's order */
-    struct unpack_node *last = d->child;
-    while (last && last->next)
-        last = last->next;
-    for (struct unpack_node *x = last; x; x = x->prev) {
+    size_t n = 2, subdirs = 0;
+    struct unpack_node *last = NULL;
+    for (struct unpack_node *x = d->child; x; x = x->next, n++)
+        last = x;
+    int is_root = d == w->t->root, need_lpf = is_root;
+    struct dent *ents = malloc((n + 1) * sizeof(*ents));
+    if (!ents)
+        return efail(w, EXT2_ET_NO_MEMORY, "writing directory");
+    ents[0] = (struct dent){".", 1, dino, EXT2_FT_DIR};
+    ents[1] = (struct dent){"..", 2, pino, EXT2_FT_DIR};
+    n = 2;
+    int rc = 0;
+    for (struct unpack_node *x = last; x && !rc; x = x->prev) {
+        struct unpack_inode *in = x->inode;
         size_t saved;
         path_push(w, &saved, x->name);
-        struct unpack_inode *in = x->inode;
-        int rc = 0;
+        if (is_root && strcmp(x->name, "lost+found") == 0)
+            need_lpf = 0; /* the image's own, of whatever type */
         if (S_ISDIR(in->mode)) {
-            ext2_ino_t ino = 0;
-            errcode_t e = 0;
-            if (d == w->t->root && lpf && strcmp(x->name, "lost+found") == 0) {
-                ino = lpf;
-            } else {
-                e = ext2fs_new_inode(w->fs, dino, S_IFDIR | 0755, 0, &ino);
-                if (!e)
-                    e = ext2fs_mkdir(w->fs, dino, ino, NULL);
-                if (e)
-                    rc = efail(w, e, "creating directory");
-                else
-                    rc = link_name(w, dino, x->name, ino, S_IFDIR);
-            }
-            in->ino = ino;
-            if (!rc)
-                rc = make_tree(w, x, ino, lpf);
-            if (!rc)
-                rc = finish_dir(w, ino, x, lpf);
-        } else {
-            if (!in->ino)
-                rc = make_inode(w, dino, in);
-            if (!rc)
-                rc = link_name(w, dino, x->name, in->ino, in->mode);
+            rc = new_dir_ino(w, dino, &in->ino);
+            subdirs++;
+        } else if (!in->ino) {
+            rc = make_inode(w, dino, in);
         }
         w->path[saved] = 0;
-        if (rc)
-            return -1;
+        ents[n++] = (struct dent){x->name, x->namelen, in->ino, file_type(in->mode)};
     }
-    return 0;
+    ext2_ino_t lpf = 0;
+    if (!rc && need_lpf) {
+        rc = new_dir_ino(w, dino, &lpf);
+        ents[n++] = (struct dent){"lost+found", 10, lpf, EXT2_FT_DIR};
+        subdirs++;
+    }
+    if (!rc)
+        rc = write_dir(w, dino, d->inode, d->inode->mode, ents, n, 2 + subdirs, 1);
+    free(ents);
+    if (!rc && lpf) { /* 16 KiB of empty entries, as mke2fs leaves for e2fsck */
+        struct unpack_inode meta = {.mode = S_IFDIR | 0700, .mtime = (int64_t)time(NULL)};
+        struct dent self[2] = {{".", 1, lpf, EXT2_FT_DIR}, {"..", 2, dino, EXT2_FT_DIR}};
+        rc = write_dir(w, lpf, &meta, 0700, self, 2, 2, 4);
+    }
+    for (struct unpack_node *x = last; x && !rc; x = x->prev) {
+        if (!S_ISDIR(x->inode->mode))
+            continue;
+        size_t saved;
+        path_push(w, &saved, x->name);
+        rc = make_dir(w, x, x->inode->ino, dino);
+        w->path[saved] = 0;
+    }
+    return rc;
 }
 
 /* ---- file contents ---- */
@@ -558,7 +611,10 @@ int ext4_write_tree(struct unpack_tree *t, size_t nlayers, const char *const *di
                     const char *path, char *err, size_t errlen)
 {
     uint64_t blocks, inodes;
-    size_fs(t, &blocks, &inodes);
+    if (size_fs(t, &blocks, &inodes) < 0) {
+        snprintf(err, errlen, "refused: the merged image would hold more than 4 TiB of file data");
+        return -1;
+    }
     int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
         snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
@@ -578,13 +634,11 @@ int ext4_write_tree(struct unpack_tree *t, size_t nlayers, const char *const *di
         return -1;
     }
     struct wantlist *lists = calloc(nlayers ? nlayers : 1, sizeof(*lists));
-    ext2_ino_t lpf = 0;
     int ok = lists != NULL;
     if (!ok)
         snprintf(err, errlen, "out of memory");
-    ok = ok && make_lost_found(&w, t->root, &lpf) == 0;
-    ok = ok && make_tree(&w, t->root, EXT2_ROOT_INO, lpf) == 0;
-    ok = ok && finish_dir(&w, EXT2_ROOT_INO, t->root, lpf) == 0;
+    t->root->inode->ino = EXT2_ROOT_INO;
+    ok = ok && make_dir(&w, t->root, EXT2_ROOT_INO, EXT2_ROOT_INO) == 0;
     if (ok && collect(t->root, lists) < 0) {
         snprintf(err, errlen, "out of memory");
         ok = 0;

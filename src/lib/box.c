@@ -135,9 +135,11 @@ static int prepare(cocoon_runtime *rt, const cocoon_box_options *o, struct lib_b
         snprintf(c->disk_format, sizeof(c->disk_format), "raw");
     } else {
         snprintf(c->image, sizeof(c->image), "%s", o->image && *o->image ? o->image : "default");
-        if (lib_image_lookup(rt, c->image, img, err) < 0)
+        if (lib_image_lookup_or_pull(rt, c->image, img, err) < 0)
             return -1;
         snprintf(c->image_id, sizeof(c->image_id), "%s", img->id);
+        if (img->name[0] && !strncmp(img->id, "sha256:", 7))
+            snprintf(c->image, sizeof(c->image), "%.*s", (int)sizeof(c->image) - 1, img->name); /* canonical */
         snprintf(c->disk_format, sizeof(c->disk_format), "qcow2");
         if (o->disk_size && o->disk_size < img->size) {
             char want[32], min[32];

@@ -1,7 +1,9 @@
 /* Commands in a running box: EXEC streams multiplexed over the box handle's control
- * connection. Output is written to the caller's fds or callbacks and only then
- * credited back, so memory stays bounded by the windows and output streams as it is
- * produced; stdin is sent only as far as the guest granted credit. */
+ * connection. One thread at a time (the holder of the pump token) reads the connection
+ * and routes each frame into its exec's queue; each exec's output is delivered by the
+ * thread waiting for that exec, outside any lock, and only then credited back. So a
+ * slow reader of one exec never stops the socket for the others, memory stays bounded
+ * by one window per exec, and stdin is sent only as far as the guest granted credit. */
 #include "lib/internal.h"
 
 #include <errno.h>
@@ -10,12 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "util/util.h"
 
 #define STDIN_CHUNK (60u * 1024u)
+#define PUMP_POLL_MS 500
 
 void cocoon_exec_options_init(cocoon_exec_options *opts)
 {
@@ -32,9 +36,29 @@ int cocoon_exit_status_code(const cocoon_exit_status *status)
     return status->signal ? 128 + status->signal : status->exit_code;
 }
 
-/* Builds and queues one frame. The writer is 64 KiB: heap, not stack, so threads with
- * small stacks (language runtimes) can call us. */
-typedef size_t (*encode_fn)(struct proto_writer *w, void *arg);
+/* ---- sending (all under box->lock) ---- */
+
+/* The pump polls for POLLOUT only when it saw unsent data when it went to sleep:
+ * wake it when a frame could not be written at once. */
+static void wake_pump_locked(cocoon_box *box)
+{
+    if (box->wake_open) {
+        uint64_t one = 1;
+        ssize_t w = write(box->wake_fd, &one, sizeof(one));
+        (void)w;
+    }
+}
+
+/* Frames are built in a 64 KiB writer: heap, not stack, so threads with small stacks
+ * (language runtimes) can call us. */
+static int send_built_locked(cocoon_box *box, struct proto_writer *w, size_t len, cocoon_error *err)
+{
+    int rc = lib_ctl_send_locked(box, w->buf, len, err);
+    if (rc == 0 && proto_conn_pending(&box->conn))
+        wake_pump_locked(box);
+    free(w);
+    return rc;
+}
 
 static int send_data_locked(cocoon_box *box, uint32_t stream, uint16_t type, const void *data, size_t n,
                             cocoon_error *err)
@@ -42,10 +66,7 @@ static int send_data_locked(cocoon_box *box, uint32_t stream, uint16_t type, con
     struct proto_writer *w = malloc(sizeof(*w));
     if (!w)
         return lib_err(err, COCOON_E_NOMEM, "out of memory");
-    size_t len = proto_encode_data(w, stream, type, data, n);
-    int rc = lib_ctl_send_locked(box, w->buf, len, err);
-    free(w);
-    return rc;
+    return send_built_locked(box, w, proto_encode_data(w, stream, type, data, n), err);
 }
 
 static int send_u32_locked(cocoon_box *box, uint32_t stream, uint16_t type, uint32_t v, cocoon_error *err)
@@ -54,20 +75,10 @@ static int send_u32_locked(cocoon_box *box, uint32_t stream, uint16_t type, uint
     if (!w)
         return lib_err(err, COCOON_E_NOMEM, "out of memory");
     size_t len = type == PROTO_CREDIT ? proto_encode_credit(w, stream, v) : proto_encode_signal(w, stream, v);
-    int rc = lib_ctl_send_locked(box, w->buf, len, err);
-    free(w);
-    return rc;
+    return send_built_locked(box, w, len, err);
 }
 
-static int send_u32(cocoon_box *box, uint32_t stream, uint16_t type, uint32_t v, cocoon_error *err)
-{
-    pthread_mutex_lock(&box->lock);
-    int rc = send_u32_locked(box, stream, type, v, err);
-    pthread_mutex_unlock(&box->lock);
-    return rc;
-}
-
-/* ---- delivering output ---- */
+/* ---- delivering output (on the thread that waits for the exec, without the lock) ---- */
 
 static int write_full(int fd, const char *p, size_t n)
 {
@@ -98,18 +109,48 @@ static void deliver(cocoon_exec *ex, uint16_t type, const char *data, size_t len
             /* Like a local pipeline: the reader went away, so the writer gets SIGPIPE;
              * further output is dropped (and still credited so nothing stalls). */
             *broken = 1;
-            if (errno == EPIPE && ex->box && !ex->finished)
-                send_u32(ex->box, ex->stream, PROTO_SIGNAL, SIGPIPE, NULL);
+            if (errno == EPIPE && ex->box) {
+                pthread_mutex_lock(&ex->box->lock);
+                if (!ex->finished)
+                    send_u32_locked(ex->box, ex->stream, PROTO_SIGNAL, SIGPIPE, NULL);
+                pthread_mutex_unlock(&ex->box->lock);
+            }
         }
     } else {
         cocoon_output_fn fn = out ? ex->opts.on_stdout : ex->opts.on_stderr;
         if (fn)
             fn(ex->opts.user_data, data, len);
     }
-    ex->credit_owed += (uint32_t)len;
 }
 
-static int enqueue(cocoon_exec *ex, uint16_t type, const uint8_t *data, size_t len)
+/* Delivers everything queued for ex on this thread, then credits it. Called and
+ * returns with box->lock held; drops it while delivering. 1 if it delivered. */
+static int drain_locked(cocoon_box *box, cocoon_exec *ex)
+{
+    if (!ex->queue || ex->delivering)
+        return 0;
+    struct lib_chunk *c = ex->queue;
+    ex->queue = ex->queue_tail = NULL;
+    ex->queued = 0;
+    ex->delivering = 1;
+    pthread_mutex_unlock(&box->lock);
+    uint64_t bytes = 0;
+    while (c) {
+        struct lib_chunk *next = c->next;
+        deliver(ex, c->type, c->data, c->len);
+        bytes += c->len;
+        free(c);
+        c = next;
+    }
+    pthread_mutex_lock(&box->lock);
+    ex->delivering = 0;
+    if (bytes && !ex->finished && box->conn_ready && !box->conn_eof)
+        send_u32_locked(box, ex->stream, PROTO_CREDIT, (uint32_t)bytes, NULL);
+    pthread_cond_broadcast(&box->cond);
+    return 1;
+}
+
+static int enqueue_locked(cocoon_exec *ex, uint16_t type, const uint8_t *data, size_t len)
 {
     /* The guest may not send more than the window before we credit: more is a bug. */
     if (ex->queued + len > PROTO_DEFAULT_WINDOW + PROTO_MAX_PAYLOAD)
@@ -130,127 +171,113 @@ static int enqueue(cocoon_exec *ex, uint16_t type, const uint8_t *data, size_t l
     return 0;
 }
 
-static void drain_queue(cocoon_exec *ex)
-{
-    struct lib_chunk *c;
-    while ((c = ex->queue)) {
-        ex->queue = c->next;
-        if (!ex->queue)
-            ex->queue_tail = NULL;
-        ex->queued -= c->len;
-        deliver(ex, c->type, c->data, c->len);
-        free(c);
-    }
-}
+/* ---- the pump: reads the connection and routes frames ---- */
 
-static void send_credit(cocoon_exec *ex)
+static cocoon_exec *find_exec_locked(cocoon_box *box, uint32_t stream)
 {
-    if (ex->credit_owed && ex->box && !ex->finished)
-        send_u32(ex->box, ex->stream, PROTO_CREDIT, ex->credit_owed, NULL);
-    ex->credit_owed = 0;
-}
-
-/* ---- the pump ---- */
-
-static cocoon_exec *find_exec(cocoon_box *box, uint32_t stream)
-{
-    pthread_mutex_lock(&box->lock);
     cocoon_exec *ex = box->execs;
     while (ex && ex->stream != stream)
         ex = ex->next;
-    pthread_mutex_unlock(&box->lock);
     return ex;
 }
 
-static void finish(cocoon_exec *ex)
+static void set_error_message(cocoon_exec *ex, const struct proto_error_msg *m)
 {
-    cocoon_box *box = ex->box;
-    pthread_mutex_lock(&box->lock);
-    ex->finished = 1;
-    pthread_cond_broadcast(&box->cond);
-    pthread_mutex_unlock(&box->lock);
+    if (!strncmp(m->message, "exec ", 5))
+        snprintf(ex->err_msg, sizeof(ex->err_msg), "%s", m->message);
+    else
+        snprintf(ex->err_msg, sizeof(ex->err_msg), "exec \"%s\": %s", ex->argv0, m->message);
 }
 
-static int handle_frame(cocoon_box *box, cocoon_exec *waiting, const struct proto_header *h, const uint8_t *p,
-                        cocoon_error *err)
+static int handle_frame(cocoon_box *box, const struct proto_header *h, const uint8_t *p, cocoon_error *err)
 {
     if (h->stream == PROTO_STREAM_SESSION)
         return 0; /* PONG and monitor notices: nothing waits for them here */
-    cocoon_exec *ex = find_exec(box, h->stream);
+    struct proto_started started;
+    struct proto_exit ex_m;
+    struct proto_error_msg *em = NULL;
+    uint32_t bytes = 0;
+    int bad = 0;
+    switch (h->type) {
+    case PROTO_STARTED: bad = proto_decode_started(p, h->len, &started) != PROTO_OK; break;
+    case PROTO_CREDIT: bad = proto_decode_u32_field(p, h->len, PT_BYTES, &bytes) != PROTO_OK; break;
+    case PROTO_EXIT: bad = proto_decode_exit(p, h->len, &ex_m) != PROTO_OK; break;
+    case PROTO_ERROR:
+        em = malloc(sizeof(*em));
+        if (em && proto_decode_error(p, h->len, em) != PROTO_OK)
+            snprintf(em->message, sizeof(em->message), "malformed ERROR message");
+        break;
+    default: break;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&box->lock);
+    cocoon_exec *ex = find_exec_locked(box, h->stream);
     if (!ex || ex->finished) {
         /* Output of an exec the caller already freed: credit it so the guest drains. */
-        if (h->type == PROTO_STDOUT || h->type == PROTO_STDERR)
-            send_u32(box, h->stream, PROTO_CREDIT, h->len, NULL);
-        return 0;
+        if ((h->type == PROTO_STDOUT || h->type == PROTO_STDERR) && h->len)
+            send_u32_locked(box, h->stream, PROTO_CREDIT, h->len, NULL);
+        goto out;
+    }
+    if (bad) {
+        rc = lib_err(err, COCOON_E_PROTOCOL, "box %s: malformed %s on exec stream %u", box->id,
+                     h->type == PROTO_STARTED ? "STARTED" : h->type == PROTO_CREDIT ? "CREDIT" : "EXIT", h->stream);
+        goto out;
     }
     switch (h->type) {
-    case PROTO_STARTED: {
-        struct proto_started m;
-        if (proto_decode_started(p, h->len, &m) != PROTO_OK)
-            return lib_err(err, COCOON_E_PROTOCOL, "box %s: malformed STARTED", box->id);
-        pthread_mutex_lock(&box->lock);
+    case PROTO_STARTED:
         ex->started = 1;
-        ex->stdin_credit += m.window;
-        pthread_cond_broadcast(&box->cond);
-        pthread_mutex_unlock(&box->lock);
-        return 0;
-    }
-    case PROTO_CREDIT: {
-        uint32_t bytes;
-        if (proto_decode_u32_field(p, h->len, PT_BYTES, &bytes) != PROTO_OK)
-            return lib_err(err, COCOON_E_PROTOCOL, "box %s: malformed CREDIT", box->id);
-        pthread_mutex_lock(&box->lock);
-        ex->stdin_credit += bytes;
-        pthread_cond_broadcast(&box->cond);
-        pthread_mutex_unlock(&box->lock);
-        return 0;
-    }
+        ex->pid = started.pid;
+        ex->stdin_credit += started.window;
+        break;
+    case PROTO_CREDIT: ex->stdin_credit += bytes; break;
     case PROTO_STDOUT:
     case PROTO_STDERR:
-        if (ex == waiting && !ex->queue) {
-            deliver(ex, h->type, (const char *)p, h->len);
-            return 0;
-        }
-        if (enqueue(ex, h->type, p, h->len) < 0)
-            return lib_err(err, COCOON_E_PROTOCOL, "box %s: exec stream %u sent more output than its window", box->id,
-                           ex->stream);
-        return 0;
-    case PROTO_ERROR: {
-        struct proto_error_msg m;
-        if (proto_decode_error(p, h->len, &m) != PROTO_OK)
-            snprintf(m.message, sizeof(m.message), "malformed ERROR message");
-        if (!strncmp(m.message, "exec ", 5))
-            snprintf(ex->err_msg, sizeof(ex->err_msg), "%s", m.message);
+        if (enqueue_locked(ex, h->type, p, h->len) < 0)
+            rc = lib_err(err, COCOON_E_PROTOCOL, "box %s: exec stream %u sent more output than its window", box->id,
+                         ex->stream);
+        break;
+    case PROTO_ERROR:
+        if (em)
+            set_error_message(ex, em);
         else
-            snprintf(ex->err_msg, sizeof(ex->err_msg), "exec \"%s\": %s", ex->argv0, m.message);
+            snprintf(ex->err_msg, sizeof(ex->err_msg), "exec \"%s\": error (out of memory reading it)", ex->argv0);
         /* Before STARTED an ERROR ends the stream (the command never ran); after it,
          * it is a notice and EXIT still follows. */
         if (!ex->started) {
             ex->err_code = COCOON_E_EXEC;
-            finish(ex);
+            ex->finished = 1;
         }
-        return 0;
+        break;
+    case PROTO_EXIT:
+        ex->status.exit_code = ex_m.code;
+        ex->status.signal = (int)ex_m.signal;
+        ex->status.timed_out = ex_m.timed_out != 0;
+        ex->finished = 1;
+        break;
+    default: break;
     }
-    case PROTO_EXIT: {
-        struct proto_exit m;
-        if (proto_decode_exit(p, h->len, &m) != PROTO_OK)
-            return lib_err(err, COCOON_E_PROTOCOL, "box %s: malformed EXIT", box->id);
-        ex->status.exit_code = m.code;
-        ex->status.signal = (int)m.signal;
-        ex->status.timed_out = m.timed_out != 0;
-        finish(ex);
-        return 0;
-    }
-    default: return 0;
-    }
+    pthread_cond_broadcast(&box->cond);
+out:
+    pthread_mutex_unlock(&box->lock);
+    free(em);
+    return rc;
 }
 
-/* Reads the caller's stdin fd up to the granted credit and forwards it. */
-static void pump_stdin(cocoon_exec *ex)
+static void set_eof(cocoon_box *box)
 {
-    cocoon_box *box = ex->box;
+    pthread_mutex_lock(&box->lock);
+    box->conn_eof = 1;
+    pthread_cond_broadcast(&box->cond);
+    pthread_mutex_unlock(&box->lock);
+}
+
+/* Reads the caller's stdin fd up to the granted credit and forwards it. The pump holds
+ * a reference (pump_refs) so ex is not freed meanwhile. */
+static void pump_stdin(cocoon_box *box, cocoon_exec *ex)
+{
     pthread_mutex_lock(&box->lock);
     size_t room = ex->stdin_credit < STDIN_CHUNK ? (size_t)ex->stdin_credit : STDIN_CHUNK;
+    int fd = ex->opts.stdin_fd;
     pthread_mutex_unlock(&box->lock);
     if (room == 0)
         return;
@@ -259,92 +286,138 @@ static void pump_stdin(cocoon_exec *ex)
         return;
     ssize_t n;
     do
-        n = read(ex->opts.stdin_fd, buf, room);
+        n = read(fd, buf, room);
     while (n < 0 && errno == EINTR);
     pthread_mutex_lock(&box->lock);
-    if (n > 0) {
-        ex->stdin_credit -= (uint64_t)n;
-        send_data_locked(box, ex->stream, PROTO_STDIN, buf, (size_t)n, NULL);
-    } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
-        ex->stdin_eof_sent = 1;
-        send_data_locked(box, ex->stream, PROTO_STDIN_EOF, NULL, 0, NULL);
+    if (!ex->stdin_eof_sent && !ex->finished) {
+        if (n > 0) {
+            ex->stdin_credit -= (uint64_t)n;
+            send_data_locked(box, ex->stream, PROTO_STDIN, buf, (size_t)n, NULL);
+        } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+            ex->stdin_eof_sent = 1;
+            send_data_locked(box, ex->stream, PROTO_STDIN_EOF, NULL, 0, NULL);
+        }
     }
     pthread_mutex_unlock(&box->lock);
     free(buf);
 }
 
-/* One round: handle buffered frames, then wait (up to timeout_ms) for the socket or
- * for the waited exec's stdin. Returns 1 when `ex` is finished and fully delivered,
- * 0 to go on, -1 on error. The caller holds the pump token. */
-static int pump_once(cocoon_box *box, cocoon_exec *ex, int timeout_ms, cocoon_error *err)
+/* One round: handle buffered frames, then wait (up to timeout_ms) for the socket, the
+ * wake fd or the stdin fd of any exec that may send. 0 to go on, -1 on error. The
+ * caller holds the pump token, not the lock. */
+static int route_buffered(cocoon_box *box, cocoon_error *err)
 {
     struct proto_header h;
     const uint8_t *payload;
-    int rc;
-    while ((rc = proto_conn_next(&box->conn, &h, &payload)) == PROTO_OK)
-        if (handle_frame(box, ex, &h, payload, err) < 0)
+    int rc, n = 0;
+    while ((rc = proto_conn_next(&box->conn, &h, &payload)) == PROTO_OK) {
+        n++;
+        if (handle_frame(box, &h, payload, err) < 0) {
+            set_eof(box); /* the stream can no longer be trusted */
             return -1;
+        }
+    }
     if (rc != PROTO_NEED_MORE) {
-        box->conn_eof = 1;
+        set_eof(box);
         return lib_err(err, COCOON_E_PROTOCOL, "box %s: bad frame from the monitor: %s", box->id, proto_strerror(rc));
     }
-    if (ex) {
-        drain_queue(ex);
-        send_credit(ex);
-        if (ex->finished)
-            return 1;
-    }
-    if (box->conn_eof) {
-        char tail[1024];
-        lib_console_tail(box, tail, sizeof(tail));
-        return lib_err(err, COCOON_E_VMM, "the box stopped while the command was running (monitor exited)%s%s",
-                       tail[0] ? "; console: " : "", tail);
-    }
-
-    pthread_mutex_lock(&box->lock);
-    short ev = POLLIN | (proto_conn_pending(&box->conn) ? POLLOUT : 0);
-    int want_stdin = ex && ex->opts.stdin_fd >= 0 && ex->started && !ex->stdin_eof_sent && ex->stdin_credit > 0;
-    pthread_mutex_unlock(&box->lock);
-    struct pollfd pf[2] = {{box->ctl_fd, ev, 0}, {want_stdin ? ex->opts.stdin_fd : -1, POLLIN, 0}};
-    int n = poll(pf, 2, timeout_ms);
-    if (n < 0 && errno != EINTR)
-        return lib_err(err, COCOON_E_IO, "poll: %s", strerror(errno));
-    if (n <= 0)
-        return 0;
-    if (pf[0].revents & POLLOUT) {
-        pthread_mutex_lock(&box->lock);
-        int frc = proto_conn_flush(&box->conn);
-        pthread_mutex_unlock(&box->lock);
-        if (frc < 0)
-            box->conn_eof = 1;
-    }
-    if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-        long r = proto_conn_read(&box->conn);
-        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
-            box->conn_eof = 1;
-    }
-    if (want_stdin && (pf[1].revents & (POLLIN | POLLHUP | POLLERR)))
-        pump_stdin(ex);
-    if (want_stdin && (pf[1].revents & POLLNVAL)) {
-        pthread_mutex_lock(&box->lock);
-        ex->stdin_eof_sent = 1;
-        send_data_locked(box, ex->stream, PROTO_STDIN_EOF, NULL, 0, NULL);
-        pthread_mutex_unlock(&box->lock);
-    }
-    return 0;
+    return n;
 }
 
-static void token_acquire_locked(cocoon_box *box)
+static int pump_once(cocoon_box *box, int timeout_ms, cocoon_error *err)
 {
-    while (box->pumping)
-        pthread_cond_wait(&box->cond, &box->lock);
-    box->pumping = 1;
+    int routed = route_buffered(box, err);
+    if (routed != 0)
+        return routed < 0 ? -1 : 0; /* let the callers look at what arrived first */
+
+    pthread_mutex_lock(&box->lock);
+    if (box->conn_eof) {
+        pthread_mutex_unlock(&box->lock);
+        return 0;
+    }
+    size_t cap = 2;
+    for (cocoon_exec *e = box->execs; e; e = e->next)
+        cap++;
+    struct pollfd *pf = calloc(cap, sizeof(*pf));
+    cocoon_exec **who = calloc(cap, sizeof(*who));
+    if (!pf || !who) {
+        pthread_mutex_unlock(&box->lock);
+        free(pf);
+        free(who);
+        return lib_err(err, COCOON_E_NOMEM, "out of memory");
+    }
+    pf[0] = (struct pollfd){box->ctl_fd, (short)(POLLIN | (proto_conn_pending(&box->conn) ? POLLOUT : 0)), 0};
+    pf[1] = (struct pollfd){box->wake_open ? box->wake_fd : -1, POLLIN, 0};
+    size_t n = 2;
+    for (cocoon_exec *e = box->execs; e; e = e->next) {
+        if (e->opts.stdin_fd >= 0 && e->started && !e->stdin_eof_sent && !e->finished && e->stdin_credit > 0) {
+            pf[n] = (struct pollfd){e->opts.stdin_fd, POLLIN, 0};
+            who[n++] = e;
+            e->pump_refs++;
+        }
+    }
+    pthread_mutex_unlock(&box->lock);
+
+    int ready = poll(pf, n, timeout_ms);
+    int ret = 0;
+    if (ready < 0 && errno != EINTR)
+        ret = lib_err(err, COCOON_E_IO, "poll: %s", strerror(errno));
+    if (ready > 0) {
+        if (pf[0].revents & POLLOUT) {
+            pthread_mutex_lock(&box->lock);
+            int frc = proto_conn_flush(&box->conn);
+            pthread_mutex_unlock(&box->lock);
+            if (frc < 0)
+                set_eof(box);
+        }
+        if (pf[1].revents & POLLIN) {
+            uint64_t v;
+            ssize_t r = read(box->wake_fd, &v, sizeof(v));
+            (void)r;
+        }
+        if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+            long r = proto_conn_read(&box->conn);
+            if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+                set_eof(box);
+        }
+        for (size_t i = 2; i < n; i++) {
+            if (pf[i].revents & POLLNVAL) {
+                pthread_mutex_lock(&box->lock);
+                if (!who[i]->stdin_eof_sent && !who[i]->finished) {
+                    who[i]->stdin_eof_sent = 1;
+                    send_data_locked(box, who[i]->stream, PROTO_STDIN_EOF, NULL, 0, NULL);
+                }
+                pthread_mutex_unlock(&box->lock);
+            } else if (pf[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+                pump_stdin(box, who[i]);
+            }
+        }
+    }
+    pthread_mutex_lock(&box->lock);
+    for (size_t i = 2; i < n; i++)
+        who[i]->pump_refs--;
+    if (n > 2)
+        pthread_cond_broadcast(&box->cond);
+    pthread_mutex_unlock(&box->lock);
+    free(pf);
+    free(who);
+    if (ret == 0 && route_buffered(box, err) < 0)
+        ret = -1;
+    return ret;
 }
 
 static void token_release_locked(cocoon_box *box)
 {
     box->pumping = 0;
     pthread_cond_broadcast(&box->cond);
+}
+
+static int eof_error(cocoon_box *box, cocoon_error *err)
+{
+    char tail[1024];
+    lib_console_tail(box, tail, sizeof(tail));
+    return lib_err(err, COCOON_E_VMM, "the box stopped while the command was running (monitor exited)%s%s",
+                   tail[0] ? "; console: " : "", tail);
 }
 
 /* ---- public API ---- */
@@ -378,9 +451,64 @@ static int validate(const cocoon_exec_options *o, size_t *argc, size_t *envc, co
     if (check_str(o->cwd, PROTO_MAX_STRING, "the working directory", err) < 0 ||
         check_str(o->user, 256, "the user", err) < 0)
         return -1;
-    if (o->stdin_fd < 0 && o->stdin_fd != COCOON_STDIN_NONE && o->stdin_fd != COCOON_STDIN_API)
-        return lib_err(err, COCOON_E_INVALID, "stdin_fd must be an fd, COCOON_STDIN_NONE or COCOON_STDIN_API");
+    if (o->rows > 65535 || o->cols > 65535)
+        return lib_err(err, COCOON_E_INVALID, "terminal size %ux%u is too large (at most 65535)", o->rows, o->cols);
     return 0;
+}
+
+int lib_stream_start(cocoon_box *box, const cocoon_exec_options *opts, lib_open_fn encode, void *arg,
+                     cocoon_exec **out, cocoon_error *err)
+{
+    *out = NULL;
+    if (opts->stdin_fd < 0 && opts->stdin_fd != COCOON_STDIN_NONE && opts->stdin_fd != COCOON_STDIN_API)
+        return lib_err(err, COCOON_E_INVALID, "stdin_fd must be an fd, COCOON_STDIN_NONE or COCOON_STDIN_API");
+    if (!box->conn_ready && lib_ctl_connect(box, err) < 0)
+        return -1;
+    cocoon_exec *ex = calloc(1, sizeof(*ex));
+    struct proto_writer *w = malloc(sizeof(*w));
+    if (!ex || !w) {
+        free(ex);
+        free(w);
+        return lib_err(err, COCOON_E_NOMEM, "out of memory");
+    }
+    ex->opts = *opts;
+    ex->opts.argv = ex->opts.env = NULL; /* the caller's arrays are not ours to keep */
+    ex->opts.cwd = ex->opts.user = NULL;
+    ex->box = box;
+    snprintf(ex->argv0, sizeof(ex->argv0), "%s", opts->argv && opts->argv[0] ? opts->argv[0] : "?");
+
+    pthread_mutex_lock(&box->lock);
+    if (!box->wake_open) {
+        box->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        box->wake_open = box->wake_fd >= 0;
+    }
+    ex->stream = box->next_stream++;
+    if (box->next_stream == 0)
+        box->next_stream = 1;
+    size_t len = encode(w, ex->stream, arg);
+    int rc = len ? send_built_locked(box, w, len, err)
+                 : (free(w), lib_err(err, COCOON_E_INVALID, "command line and environment exceed %u KiB",
+                                     PROTO_MAX_PAYLOAD / 1024));
+    if (rc == 0 && opts->stdin_fd == COCOON_STDIN_NONE) {
+        ex->stdin_eof_sent = 1;
+        rc = send_data_locked(box, ex->stream, PROTO_STDIN_EOF, NULL, 0, err);
+    }
+    if (rc == 0) {
+        ex->next = box->execs;
+        box->execs = ex;
+    }
+    pthread_mutex_unlock(&box->lock);
+    if (rc < 0) {
+        free(ex);
+        return -1;
+    }
+    *out = ex;
+    return 0;
+}
+
+static size_t encode_exec(struct proto_writer *w, uint32_t stream, void *arg)
+{
+    return proto_encode_exec(w, stream, arg);
 }
 
 int cocoon_exec_start(cocoon_box *box, const cocoon_exec_options *opts, cocoon_exec **out, cocoon_error *err)
@@ -392,23 +520,9 @@ int cocoon_exec_start(cocoon_box *box, const cocoon_exec_options *opts, cocoon_e
     size_t argc = 0, envc = 0;
     if (validate(opts, &argc, &envc, err) < 0)
         return -1;
-    if (!box->conn_ready && lib_ctl_connect(box, err) < 0)
-        return -1;
-    cocoon_exec *ex = calloc(1, sizeof(*ex));
     struct proto_exec *m = calloc(1, sizeof(*m));
-    struct proto_writer *w = malloc(sizeof(*w));
-    if (!ex || !m || !w) {
-        free(ex);
-        free(m);
-        free(w);
+    if (!m)
         return lib_err(err, COCOON_E_NOMEM, "out of memory");
-    }
-    ex->opts = *opts;
-    ex->opts.argv = ex->opts.env = NULL; /* the caller's arrays are not ours to keep */
-    ex->opts.cwd = ex->opts.user = NULL;
-    ex->box = box;
-    snprintf(ex->argv0, sizeof(ex->argv0), "%s", opts->argv[0]);
-
     m->argv = (char **)opts->argv;
     m->argc = argc;
     m->env = (char **)opts->env;
@@ -420,30 +534,9 @@ int cocoon_exec_start(cocoon_box *box, const cocoon_exec_options *opts, cocoon_e
     m->cols = opts->cols ? opts->cols : 80;
     m->timeout_ms = opts->timeout_ms;
     m->window = PROTO_DEFAULT_WINDOW;
-
-    pthread_mutex_lock(&box->lock);
-    ex->stream = box->next_stream++;
-    size_t len = proto_encode_exec(w, ex->stream, m);
-    int rc =
-        len ? lib_ctl_send_locked(box, w->buf, len, err)
-            : lib_err(err, COCOON_E_INVALID, "command line and environment exceed %u KiB", PROTO_MAX_PAYLOAD / 1024);
-    if (rc == 0 && opts->stdin_fd == COCOON_STDIN_NONE) {
-        ex->stdin_eof_sent = 1;
-        rc = send_data_locked(box, ex->stream, PROTO_STDIN_EOF, NULL, 0, err);
-    }
-    if (rc == 0) {
-        ex->next = box->execs;
-        box->execs = ex;
-    }
-    pthread_mutex_unlock(&box->lock);
+    int rc = lib_stream_start(box, opts, encode_exec, m, out, err);
     free(m);
-    free(w);
-    if (rc < 0) {
-        free(ex);
-        return -1;
-    }
-    *out = ex;
-    return 0;
+    return rc;
 }
 
 int cocoon_exec_wait(cocoon_exec *ex, cocoon_exit_status *status, cocoon_error *err)
@@ -454,19 +547,42 @@ int cocoon_exec_wait(cocoon_exec *ex, cocoon_exit_status *status, cocoon_error *
     cocoon_box *box = ex->box;
     if (!box)
         return lib_err(err, COCOON_E_STATE, "the box handle of this exec was closed");
+    int rc = 0;
+    pthread_mutex_lock(&box->lock);
+    ex->waiting++;
     for (;;) {
-        pthread_mutex_lock(&box->lock);
-        token_acquire_locked(box);
+        if (drain_locked(box, ex))
+            continue;
+        if (ex->delivering) { /* cocoon_exec_write on another thread delivers our output */
+            pthread_cond_wait(&box->cond, &box->lock);
+            continue;
+        }
+        if (ex->finished)
+            break;
+        if (box->conn_eof || !box->conn_ready) {
+            rc = -2;
+            break;
+        }
+        if (box->pumping) { /* another thread reads the socket and routes our frames */
+            pthread_cond_wait(&box->cond, &box->lock);
+            continue;
+        }
+        box->pumping = 1;
         pthread_mutex_unlock(&box->lock);
-        int rc = pump_once(box, ex, 500, err);
+        int prc = pump_once(box, PUMP_POLL_MS, err);
         pthread_mutex_lock(&box->lock);
         token_release_locked(box);
-        pthread_mutex_unlock(&box->lock);
-        if (rc < 0)
-            return -1;
-        if (rc == 1)
+        if (prc < 0) {
+            rc = -1;
             break;
+        }
     }
+    ex->waiting--;
+    pthread_mutex_unlock(&box->lock);
+    if (rc == -2)
+        return eof_error(box, err);
+    if (rc < 0)
+        return -1;
     if (ex->err_code)
         return lib_err(err, ex->err_code, "%s", ex->err_msg);
     if (status)
@@ -489,6 +605,11 @@ int cocoon_exec_write(cocoon_exec *ex, const void *data, size_t len, cocoon_erro
     pthread_mutex_lock(&box->lock);
     while (len > 0 && rc == 0) {
         while (!ex->finished && !box->conn_eof && !ex->stdin_eof_sent && (!ex->started || ex->stdin_credit == 0)) {
+            /* Nobody waits for this exec: deliver its output here, or a command that
+             * writes before it reads (cat) would block on its window and never
+             * credit our stdin. */
+            if (!ex->waiting && drain_locked(box, ex))
+                continue;
             if (box->pumping) {
                 pthread_cond_wait(&box->cond, &box->lock);
                 continue;
@@ -496,7 +617,7 @@ int cocoon_exec_write(cocoon_exec *ex, const void *data, size_t len, cocoon_erro
             /* Nobody reads the connection: do it ourselves so CREDIT can arrive. */
             box->pumping = 1;
             pthread_mutex_unlock(&box->lock);
-            int prc = pump_once(box, NULL, 200, err);
+            int prc = pump_once(box, 200, err);
             pthread_mutex_lock(&box->lock);
             token_release_locked(box);
             if (prc < 0) {
@@ -537,6 +658,7 @@ int cocoon_exec_close_stdin(cocoon_exec *ex, cocoon_error *err)
     if (!ex->stdin_eof_sent && !ex->finished) {
         ex->stdin_eof_sent = 1;
         rc = send_data_locked(box, ex->stream, PROTO_STDIN_EOF, NULL, 0, err);
+        wake_pump_locked(box); /* the pump may be polling our stdin fd */
     }
     pthread_cond_broadcast(&box->cond);
     pthread_mutex_unlock(&box->lock);
@@ -559,6 +681,37 @@ int cocoon_exec_signal(cocoon_exec *ex, int signo, cocoon_error *err)
     return rc;
 }
 
+int cocoon_exec_resize(cocoon_exec *ex, unsigned rows, unsigned cols, cocoon_error *err)
+{
+    lib_err_clear(err);
+    if (!ex || !ex->box)
+        return lib_err(err, COCOON_E_STATE, "the box handle of this exec was closed");
+    if (rows == 0 || cols == 0 || rows > 65535 || cols > 65535)
+        return lib_err(err, COCOON_E_INVALID, "invalid terminal size %ux%u (1..65535 each)", rows, cols);
+    cocoon_box *box = ex->box;
+    int rc = 0;
+    pthread_mutex_lock(&box->lock);
+    if (!ex->opts.tty) {
+        rc = lib_err(err, COCOON_E_STATE, "this exec has no terminal (start it with tty set)");
+    } else if (!ex->finished) {
+        struct proto_writer *w = malloc(sizeof(*w));
+        rc = w ? send_built_locked(box, w, proto_encode_resize(w, ex->stream, rows, cols), err)
+               : lib_err(err, COCOON_E_NOMEM, "out of memory");
+    }
+    pthread_mutex_unlock(&box->lock);
+    return rc;
+}
+
+int cocoon_exec_id(cocoon_exec *ex)
+{
+    if (!ex || !ex->box)
+        return ex ? (int)ex->pid : 0;
+    pthread_mutex_lock(&ex->box->lock);
+    int id = (int)ex->pid;
+    pthread_mutex_unlock(&ex->box->lock);
+    return id;
+}
+
 void cocoon_exec_free(cocoon_exec *ex)
 {
     if (!ex)
@@ -573,6 +726,11 @@ void cocoon_exec_free(cocoon_exec *ex)
             pp = &(*pp)->next;
         if (*pp)
             *pp = ex->next;
+        /* The pump may be polling our stdin fd right now: let it finish with us. */
+        while (ex->pump_refs > 0) {
+            wake_pump_locked(box);
+            pthread_cond_wait(&box->cond, &box->lock);
+        }
         pthread_mutex_unlock(&box->lock);
     }
     struct lib_chunk *c = ex->queue;
@@ -590,6 +748,11 @@ void lib_exec_detach_all(cocoon_box *box)
     for (cocoon_exec *ex = box->execs; ex; ex = ex->next)
         ex->box = NULL;
     box->execs = NULL;
+    if (box->wake_open) {
+        close(box->wake_fd);
+        box->wake_open = 0;
+        box->wake_fd = -1;
+    }
     pthread_mutex_unlock(&box->lock);
 }
 

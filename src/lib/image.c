@@ -10,11 +10,23 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "image/image.h"
 #include "util/util.h"
+
+static int all_hex(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+            return 0;
+    return 1;
+}
 
 static int valid_name(const char *s)
 {
-    if (!*s || strlen(s) > 200 || s[0] == '.')
+    /* 64 hex digits name a pulled image's base (bases/<hex>.ext4), never a built-in one. */
+    if (!*s || strlen(s) > 200 || s[0] == '.' || (strlen(s) == 64 && all_hex(s)))
         return 0;
     for (; *s; s++)
         if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '.' ||
@@ -72,6 +84,39 @@ static int check_base(const struct state_image *img, cocoon_error *err)
                    img->name[0] ? img->name : img->id, img->base_path);
 }
 
+/* "python:3.12" as its canonical name, "sha256:<hex>" or "<hex>" as a unique id prefix
+ * (at least 4 digits). 1 found (out filled), 0 not found, -1 ambiguous. */
+static int find_by_ref_or_prefix(cocoon_runtime *rt, const char *name, struct state_image *out)
+{
+    struct image_ref ref;
+    char canon[1200], e[256];
+    if (image_ref_parse(name, &ref, e, sizeof(e)) == 0) {
+        image_ref_format(&ref, canon, sizeof(canon));
+        if (state_image_get_by_name(rt->state, canon, out, NULL) == 0 && strncmp(out->id, "local:", 6) != 0)
+            return 1;
+        state_image_clear(out);
+    }
+    const char *hex = !strncmp(name, "sha256:", 7) ? name + 7 : name;
+    size_t n = strlen(hex);
+    if (n < 4 || n > 64 || !all_hex(hex))
+        return 0;
+    struct state_image *imgs = NULL;
+    size_t count = 0, hits = 0, at = 0;
+    if (state_image_list(rt->state, &imgs, &count, NULL) < 0)
+        return 0;
+    for (size_t i = 0; i < count; i++)
+        if (!strncmp(imgs[i].id, "sha256:", 7) && !strncmp(imgs[i].id + 7, hex, n)) {
+            hits++;
+            at = i;
+        }
+    if (hits == 1) {
+        *out = imgs[at];
+        imgs[at].config_json = NULL; /* moved to out */
+    }
+    state_image_list_free(imgs, count);
+    return hits == 1 ? 1 : hits > 1 ? -1 : 0;
+}
+
 int lib_image_lookup(cocoon_runtime *rt, const char *name, struct state_image *out, cocoon_error *err)
 {
     if (!name || !*name)
@@ -99,6 +144,11 @@ int lib_image_lookup(cocoon_runtime *rt, const char *name, struct state_image *o
     if (state_image_get_by_id(rt->state, name, out, NULL) == 0)
         return check_base(out, err);
     state_image_clear(out);
+    int found = find_by_ref_or_prefix(rt, name, out);
+    if (found < 0)
+        return lib_err(err, COCOON_E_INVALID, "image id prefix \"%s\" is ambiguous: give more digits", name);
+    if (found > 0)
+        return check_base(out, err);
     memset(out, 0, sizeof(*out));
 
     char list[1024] = "";

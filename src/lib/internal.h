@@ -44,6 +44,10 @@ struct cocoon_exec {
     int err_code; /* set when the exec ended in error */
     char err_msg[COCOON_ERROR_MAX];
     cocoon_exit_status status;
+    uint32_t pid;  /* the guest pid from STARTED (also its process group): the exec's id */
+    int pump_refs; /* the pump is using this exec's stdin fd: cocoon_exec_free waits */
+    int waiting;    /* threads in cocoon_exec_wait for this exec */
+    int delivering; /* a thread is delivering this exec's queue (keeps output in order) */
 };
 
 struct cocoon_box {
@@ -67,6 +71,7 @@ struct cocoon_box {
     int pumping;
     uint32_t next_stream;
     struct cocoon_exec *execs;
+    int wake_fd, wake_open; /* eventfd that interrupts the pump's poll (exec.c) */
 };
 
 /* errors */
@@ -87,6 +92,9 @@ int lib_which(const char *name, char *out, size_t cap);
 /* images: an image name (or id) to its row, registering built-in images (files NAME.ext4
  * in the share dir or $COCOON_HOME/images/bases) as "local:NAME" on first use. */
 int lib_image_lookup(cocoon_runtime *rt, const char *name, struct state_image *out, cocoon_error *err);
+/* lib_image_lookup, and when the name is not known locally but reads as a reference,
+ * a quiet pull of it first (images.c). */
+int lib_image_lookup_or_pull(cocoon_runtime *rt, const char *name, struct state_image *out, cocoon_error *err);
 
 /* config.json */
 struct lib_box_config {
@@ -116,7 +124,38 @@ int lib_ctl_send_locked(cocoon_box *box, const void *frame, size_t len, cocoon_e
 int lib_ctl_send(cocoon_box *box, const void *frame, size_t len, cocoon_error *err);
 void lib_console_tail(const cocoon_box *box, char *out, size_t cap);
 
+/* A private control connection carrying one stream (files.c, stats.c): transfers and
+ * stats do not share the box handle's pump, so they run beside execs on any thread. */
+struct lib_xfer {
+    cocoon_box *box;
+    cocoon_error *err;
+    int fd, conn_init;
+    struct proto_conn conn;
+    struct proto_writer *w; /* heap: 64 KiB */
+    uint8_t *buf;           /* the STDOUT payload being read (PROTO_MAX_PAYLOAD) */
+    uint32_t stream, owed;
+    uint64_t credit; /* STDIN we may send */
+    int started, done, exited, failed, exit_code, errcode;
+    size_t errlen;
+    char errtext[1024]; /* the guest's STDERR (diagnostics) */
+    char errmsg[1024];  /* an ERROR message */
+};
+/* Connects to the running box's monitor; an error names a stopped box clearly. */
+int lib_xfer_open(cocoon_box *box, struct lib_xfer *x, cocoon_error *err);
+void lib_xfer_close(struct lib_xfer *x);
+/* Sends the frame built in x->w. */
+int lib_xfer_send(struct lib_xfer *x, size_t len);
+int lib_xfer_next(struct lib_xfer *x, struct proto_header *h, const uint8_t **p, int any_stream);
+/* STARTED, CREDIT, STDERR, STDOUT (credited, dropped), ERROR, EXIT of x's stream. */
+int lib_xfer_handle(struct lib_xfer *x, const struct proto_header *h, const uint8_t *p);
+
 /* exec internals used by box.c */
 void lib_exec_detach_all(cocoon_box *box);
+/* Opens a stream like cocoon_exec_start but with another opening frame (FILE_PUT...):
+ * encode builds it for the given stream id (0 on overflow). Output, stdin, credits and
+ * the end of the stream (EXIT, or ERROR before STARTED) work as for an exec. */
+typedef size_t (*lib_open_fn)(struct proto_writer *w, uint32_t stream, void *arg);
+int lib_stream_start(cocoon_box *box, const cocoon_exec_options *opts, lib_open_fn encode, void *arg,
+                     cocoon_exec **out, cocoon_error *err);
 
 #endif

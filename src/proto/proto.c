@@ -65,6 +65,10 @@ const char *proto_type_name(unsigned type)
     case PROTO_RESIZE: return "RESIZE";
     case PROTO_CREDIT: return "CREDIT";
     case PROTO_VMM_HELLO: return "VMM_HELLO";
+    case PROTO_FILE_PUT: return "FILE_PUT";
+    case PROTO_FILE_GET: return "FILE_GET";
+    case PROTO_STATS: return "STATS";
+    case PROTO_STATS_REPLY: return "STATS_REPLY";
     default: return NULL;
     }
 }
@@ -599,6 +603,91 @@ int proto_decode_vmm_hello(const uint8_t *p, size_t n, struct proto_vmm_hello *m
     return need(seen, SEEN(PT_VERSION));
 }
 
+int proto_decode_file(const uint8_t *p, size_t n, struct proto_file *m)
+{
+    struct proto_field f;
+    uint64_t seen = 0;
+    int rc;
+    memset(m, 0, sizeof(*m));
+    m->window = PROTO_DEFAULT_WINDOW;
+    FOR_EACH_FIELD(p, n, f, rc)
+    {
+        int e = mark_seen(&seen, f.tag);
+        if (e == PROTO_OK) {
+            switch (f.tag) {
+            case PT_PATH: e = proto_field_str(&f, m->path, sizeof(m->path)); break;
+            case PT_WINDOW: e = proto_field_u32(&f, &m->window); break;
+            case PT_FLAGS: e = proto_field_u32(&f, &m->flags); break;
+            default: break;
+            }
+        }
+        if (e != PROTO_OK)
+            return e;
+    }
+    if ((rc = loop_end(rc)) != PROTO_OK)
+        return rc;
+    if ((rc = need(seen, SEEN(PT_PATH))) != PROTO_OK)
+        return rc;
+    if (m->path[0] == 0 || m->window == 0 || (m->flags & ~PROTO_FILE_FLAGS_ALL))
+        return PROTO_E_FIELD;
+    return PROTO_OK;
+}
+
+int proto_decode_stats(const uint8_t *p, size_t n)
+{
+    struct proto_field f;
+    uint64_t seen = 0;
+    int rc;
+    FOR_EACH_FIELD(p, n, f, rc)
+    {
+        int e = mark_seen(&seen, f.tag);
+        if (e != PROTO_OK)
+            return e;
+    }
+    return loop_end(rc);
+}
+
+int proto_decode_stats_reply(const uint8_t *p, size_t n, struct proto_stats *m)
+{
+    struct proto_field f;
+    uint64_t seen = 0;
+    int rc;
+    memset(m, 0, sizeof(*m));
+    FOR_EACH_FIELD(p, n, f, rc)
+    {
+        int e = mark_seen(&seen, f.tag);
+        if (e == PROTO_OK) {
+            switch (f.tag) {
+            case PT_CPU_NS: e = proto_field_u64(&f, &m->cpu_ns); break;
+            case PT_CPUS: e = proto_field_u32(&f, &m->cpus); break;
+            case PT_MEM_TOTAL: e = proto_field_u64(&f, &m->mem_total); break;
+            case PT_MEM_AVAILABLE: e = proto_field_u64(&f, &m->mem_available); break;
+            case PT_MEM_FREE: e = proto_field_u64(&f, &m->mem_free); break;
+            case PT_DISK_TOTAL: e = proto_field_u64(&f, &m->disk_total); break;
+            case PT_DISK_USED: e = proto_field_u64(&f, &m->disk_used); break;
+            case PT_DISK_AVAILABLE: e = proto_field_u64(&f, &m->disk_available); break;
+            case PT_PROCS: e = proto_field_u32(&f, &m->procs); break;
+            case PT_UPTIME_NS: e = proto_field_u64(&f, &m->uptime_ns); break;
+            case PT_LOAD1: e = proto_field_u32(&f, &m->load1); break;
+            case PT_LOAD5: e = proto_field_u32(&f, &m->load5); break;
+            case PT_LOAD15: e = proto_field_u32(&f, &m->load15); break;
+            default: break;
+            }
+        }
+        if (e != PROTO_OK)
+            return e;
+    }
+    if ((rc = loop_end(rc)) != PROTO_OK)
+        return rc;
+    if ((rc = need(seen, SEEN(PT_UPTIME_NS))) != PROTO_OK)
+        return rc;
+    /* Plausibility: what is used or free cannot exceed the total. */
+    if (m->mem_available > m->mem_total || m->mem_free > m->mem_total || m->disk_used > m->disk_total ||
+        m->disk_available > m->disk_total)
+        return PROTO_E_FIELD;
+    return PROTO_OK;
+}
+
 /* ---- encoders ---- */
 
 size_t proto_encode_hello(struct proto_writer *w, const struct proto_hello *m)
@@ -727,5 +816,40 @@ size_t proto_encode_vmm_hello(struct proto_writer *w, const struct proto_vmm_hel
     proto_put_u64(w, PT_BOOT_NS, m->boot_ns);
     proto_put_u64(w, PT_INIT_NS, m->init_ns);
     proto_put_u32(w, PT_READY_MS, m->ready_ms);
+    return proto_writer_finish(w);
+}
+
+size_t proto_encode_file(struct proto_writer *w, uint32_t stream, uint16_t type, const struct proto_file *m)
+{
+    proto_writer_begin(w, stream, type);
+    proto_put_str(w, PT_PATH, m->path);
+    proto_put_u32(w, PT_WINDOW, m->window ? m->window : PROTO_DEFAULT_WINDOW);
+    if (m->flags)
+        proto_put_u32(w, PT_FLAGS, m->flags);
+    return proto_writer_finish(w);
+}
+
+size_t proto_encode_stats(struct proto_writer *w, uint32_t stream)
+{
+    proto_writer_begin(w, stream, PROTO_STATS);
+    return proto_writer_finish(w);
+}
+
+size_t proto_encode_stats_reply(struct proto_writer *w, uint32_t stream, const struct proto_stats *m)
+{
+    proto_writer_begin(w, stream, PROTO_STATS_REPLY);
+    proto_put_u64(w, PT_CPU_NS, m->cpu_ns);
+    proto_put_u32(w, PT_CPUS, m->cpus);
+    proto_put_u64(w, PT_MEM_TOTAL, m->mem_total);
+    proto_put_u64(w, PT_MEM_AVAILABLE, m->mem_available);
+    proto_put_u64(w, PT_MEM_FREE, m->mem_free);
+    proto_put_u64(w, PT_DISK_TOTAL, m->disk_total);
+    proto_put_u64(w, PT_DISK_USED, m->disk_used);
+    proto_put_u64(w, PT_DISK_AVAILABLE, m->disk_available);
+    proto_put_u32(w, PT_PROCS, m->procs);
+    proto_put_u64(w, PT_UPTIME_NS, m->uptime_ns);
+    proto_put_u32(w, PT_LOAD1, m->load1);
+    proto_put_u32(w, PT_LOAD5, m->load5);
+    proto_put_u32(w, PT_LOAD15, m->load15);
     return proto_writer_finish(w);
 }

@@ -43,6 +43,11 @@ enum proto_type {
     PROTO_CREDIT = 25,    /* either way: BYTES more the receiver of data may now be sent */
     /* control socket only (client <-> cocoon-vmm, never forwarded to the guest) */
     PROTO_VMM_HELLO = 32, /* vmm->client on connect: VERSION, BACKEND, ACCEL, BOX_ID, BOOT_NS, INIT_NS, READY_MS, KERNEL */
+    /* file transfer and stats streams (opened like EXEC; docs/protocol.md "Files", "Stats") */
+    PROTO_FILE_PUT = 40,    /* host->guest: PATH, WINDOW, FLAGS; then a tar stream as STDIN */
+    PROTO_FILE_GET = 41,    /* host->guest: PATH, WINDOW, FLAGS; the guest answers a tar stream as STDOUT */
+    PROTO_STATS = 42,       /* host->guest: no fields; answered by STATS_REPLY (or ERROR) */
+    PROTO_STATS_REPLY = 43, /* guest->host: the STATS_* fields; the last frame of its stream */
     PROTO_TYPE_MAX = 63
 };
 
@@ -77,6 +82,22 @@ enum proto_tag {
     PT_ACCEL = 27,
     PT_BOX_ID = 28,
     PT_READY_MS = 29,
+    /* files and stats (40..) */
+    PT_PATH = 40,          /* string: a guest path */
+    PT_FLAGS = 41,         /* u32: PROTO_FILE_* bits */
+    PT_CPU_NS = 42,        /* u64: CPU time spent busy (all CPUs, /proc/stat) */
+    PT_CPUS = 43,          /* u32: online CPUs */
+    PT_MEM_TOTAL = 44,     /* u64 bytes */
+    PT_MEM_AVAILABLE = 45, /* u64 bytes */
+    PT_MEM_FREE = 46,      /* u64 bytes */
+    PT_DISK_TOTAL = 47,    /* u64 bytes of the root file system */
+    PT_DISK_USED = 48,     /* u64 bytes */
+    PT_DISK_AVAILABLE = 49, /* u64 bytes */
+    PT_PROCS = 50,         /* u32: processes */
+    PT_UPTIME_NS = 51,     /* u64: CLOCK_BOOTTIME */
+    PT_LOAD1 = 52,         /* u32: load average x 1000 */
+    PT_LOAD5 = 53,
+    PT_LOAD15 = 54,
     PT_TAG_MAX = 63
 };
 
@@ -195,6 +216,20 @@ struct proto_vmm_hello {
     uint32_t ready_ms;
 };
 
+/* FILE_PUT / FILE_GET */
+#define PROTO_FILE_EXACT 1u  /* PUT: PATH names the object itself, never a directory to put it into */
+#define PROTO_FILE_FOLLOW 2u /* GET: follow a symlink in the last component (still inside the guest root) */
+#define PROTO_FILE_FLAGS_ALL (PROTO_FILE_EXACT | PROTO_FILE_FOLLOW)
+struct proto_file {
+    char path[PROTO_MAX_STRING]; /* non-empty */
+    uint32_t window;             /* initial credit for the guest's STDOUT+STDERR; != 0 */
+    uint32_t flags;
+};
+struct proto_stats {
+    uint64_t cpu_ns, mem_total, mem_available, mem_free, disk_total, disk_used, disk_available, uptime_ns;
+    uint32_t cpus, procs, load1, load5, load15;
+};
+
 int proto_decode_hello(const uint8_t *p, size_t n, struct proto_hello *m);
 int proto_decode_config(const uint8_t *p, size_t n, struct proto_config *m);
 int proto_decode_ready(const uint8_t *p, size_t n, struct proto_ready *m);
@@ -207,6 +242,9 @@ int proto_decode_u32_field(const uint8_t *p, size_t n, uint16_t tag, uint32_t *v
 int proto_decode_shutdown(const uint8_t *p, size_t n, uint32_t *mode, uint32_t *timeout_ms);
 int proto_decode_resize(const uint8_t *p, size_t n, uint32_t *rows, uint32_t *cols);
 int proto_decode_vmm_hello(const uint8_t *p, size_t n, struct proto_vmm_hello *m);
+int proto_decode_file(const uint8_t *p, size_t n, struct proto_file *m);
+int proto_decode_stats(const uint8_t *p, size_t n); /* the request: fields are skipped */
+int proto_decode_stats_reply(const uint8_t *p, size_t n, struct proto_stats *m);
 
 /* Encoders build a complete frame in w; return the frame size or 0 on overflow. */
 size_t proto_encode_hello(struct proto_writer *w, const struct proto_hello *m);
@@ -222,6 +260,10 @@ size_t proto_encode_credit(struct proto_writer *w, uint32_t stream, uint32_t byt
 size_t proto_encode_shutdown(struct proto_writer *w, uint32_t mode, uint32_t timeout_ms);
 size_t proto_encode_resize(struct proto_writer *w, uint32_t stream, uint32_t rows, uint32_t cols);
 size_t proto_encode_vmm_hello(struct proto_writer *w, const struct proto_vmm_hello *m);
+/* type is PROTO_FILE_PUT or PROTO_FILE_GET */
+size_t proto_encode_file(struct proto_writer *w, uint32_t stream, uint16_t type, const struct proto_file *m);
+size_t proto_encode_stats(struct proto_writer *w, uint32_t stream);
+size_t proto_encode_stats_reply(struct proto_writer *w, uint32_t stream, const struct proto_stats *m);
 
 /* Which types may travel on which stream, and in which direction. */
 int proto_type_is_session(unsigned type);

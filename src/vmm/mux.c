@@ -258,6 +258,26 @@ static int client_session_frame(struct mux *m, struct client *c, const struct pr
     }
 }
 
+/* Validates a stream-opening message before it reaches the agent. */
+static int open_check(const struct proto_header *h, const uint8_t *p)
+{
+    if (h->type == PROTO_STATS)
+        return proto_decode_stats(p, h->len);
+    if (h->type == PROTO_FILE_PUT || h->type == PROTO_FILE_GET) {
+        struct proto_file *f = malloc(sizeof(*f));
+        if (!f)
+            return PROTO_E_NOMEM;
+        int rc = proto_decode_file(p, h->len, f);
+        free(f);
+        return rc;
+    }
+    struct proto_exec ex;
+    int rc = proto_decode_exec(p, h->len, &ex);
+    if (rc == PROTO_OK)
+        proto_exec_free(&ex);
+    return rc;
+}
+
 static int client_exec(struct mux *m, struct client *c, const struct proto_header *h, const uint8_t *p)
 {
     char msg[128];
@@ -267,14 +287,13 @@ static int client_exec(struct mux *m, struct client *c, const struct proto_heade
     }
     if (m->v->state != ST_RUNNING)
         return client_error(m, c, h->stream, ESHUTDOWN, "the box is stopping");
-    struct proto_exec ex;
-    int rc = proto_decode_exec(p, h->len, &ex);
+    /* EXEC, FILE_PUT, FILE_GET and STATS open a stream the same way. */
+    int rc = open_check(h, p);
     if (rc != PROTO_OK) {
-        snprintf(msg, sizeof(msg), "malformed EXEC: %s", proto_strerror(rc));
+        snprintf(msg, sizeof(msg), "malformed %s: %s", proto_type_name(h->type), proto_strerror(rc));
         client_error(m, c, h->stream, EINVAL, msg);
         return -2;
     }
-    proto_exec_free(&ex);
     if (c->nroutes >= MUX_MAX_ROUTES_PER_CLIENT || m->nroutes >= MUX_MAX_ROUTES)
         return client_error(m, c, h->stream, EAGAIN, "too many running execs");
     if (m->nroutes == m->routes_cap) {
@@ -291,7 +310,7 @@ static int client_exec(struct mux *m, struct client *c, const struct proto_heade
     r->client_id = h->stream;
     r->c = c;
     c->nroutes++;
-    agent_send_w(m, proto_encode_data(&m->w, r->agent_id, PROTO_EXEC, p, h->len));
+    agent_send_w(m, proto_encode_data(&m->w, r->agent_id, h->type, p, h->len));
     return 0;
 }
 
@@ -302,7 +321,10 @@ static int client_stream_frame(struct mux *m, struct client *c, const struct pro
     uint32_t a, b;
     int rc = PROTO_OK;
     switch (h->type) {
-    case PROTO_EXEC: return client_exec(m, c, h, p);
+    case PROTO_EXEC:
+    case PROTO_FILE_PUT:
+    case PROTO_FILE_GET:
+    case PROTO_STATS: return client_exec(m, c, h, p);
     case PROTO_STDIN: break;
     case PROTO_STDIN_EOF: rc = h->len == 0 ? PROTO_OK : PROTO_E_FIELD; break;
     case PROTO_SIGNAL:
@@ -459,6 +481,10 @@ static int agent_stream_check(const struct proto_header *h, const uint8_t *p)
     case PROTO_CREDIT: return proto_decode_u32_field(p, h->len, PT_BYTES, &bytes);
     case PROTO_ERROR: return proto_decode_error(p, h->len, &em);
     case PROTO_EXIT: return proto_decode_exit(p, h->len, &ex);
+    case PROTO_STATS_REPLY: {
+        struct proto_stats sr;
+        return proto_decode_stats_reply(p, h->len, &sr);
+    }
     default: return PROTO_E_STREAM;
     }
 }
@@ -485,7 +511,7 @@ void mux_on_agent_frame(struct mux *m, const struct proto_header *h, const uint8
     struct client *c = r->c;
     uint32_t client_id = r->client_id;
     /* EXIT ends the stream; so does an ERROR before STARTED (the exec never ran). */
-    int last = h->type == PROTO_EXIT || (h->type == PROTO_ERROR && !r->started);
+    int last = h->type == PROTO_EXIT || h->type == PROTO_STATS_REPLY || (h->type == PROTO_ERROR && !r->started);
     if (h->type == PROTO_STARTED)
         r->started = 1;
     if (!c && (h->type == PROTO_STDOUT || h->type == PROTO_STDERR) && h->len > 0)

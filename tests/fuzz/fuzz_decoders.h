@@ -73,6 +73,25 @@ static void fuzz_decode_all(const uint8_t *p, size_t n)
     if (proto_decode_resize(p, n, &a, &b) == PROTO_OK)
         fuzz_check(a <= 65535 && b <= 65535);
     (void)proto_decode_vmm_hello(p, n, &vh);
+    static struct proto_file file;
+    if (proto_decode_file(p, n, &file) == PROTO_OK) {
+        fuzz_check(file.path[0] != 0 && file.window != 0 && !(file.flags & ~PROTO_FILE_FLAGS_ALL));
+        static struct proto_file again;
+        fuzz_check(proto_encode_file(&fuzz_w, 1, PROTO_FILE_GET, &file) > 0);
+        fuzz_check(proto_decode_file(fuzz_w.buf + PROTO_HEADER_SIZE, fuzz_w.len - PROTO_HEADER_SIZE, &again) ==
+                   PROTO_OK);
+        fuzz_check(strcmp(again.path, file.path) == 0 && again.window == file.window && again.flags == file.flags);
+    }
+    (void)proto_decode_stats(p, n);
+    static struct proto_stats st;
+    if (proto_decode_stats_reply(p, n, &st) == PROTO_OK) {
+        fuzz_check(st.mem_available <= st.mem_total && st.disk_used <= st.disk_total);
+        static struct proto_stats st2;
+        fuzz_check(proto_encode_stats_reply(&fuzz_w, 1, &st) > 0);
+        fuzz_check(proto_decode_stats_reply(fuzz_w.buf + PROTO_HEADER_SIZE, fuzz_w.len - PROTO_HEADER_SIZE, &st2) ==
+                   PROTO_OK);
+        fuzz_check(memcmp(&st, &st2, sizeof(st)) == 0);
+    }
 
     /* The raw field walk must end cleanly or report truncation, never loop. */
     struct proto_reader r;

@@ -20,6 +20,9 @@ VMM_HELLO = 32
  T_HOSTNAME, T_REALTIME_NS, T_MODE, T_TIMEOUT_MS, T_CODE, T_MESSAGE, T_ARGV, T_ENV, T_CWD,
  T_USER, T_TTY, T_ROWS, T_COLS, T_WINDOW, T_PID, T_SIGNAL, T_TIMED_OUT, T_BYTES, T_BACKEND,
  T_ACCEL, T_BOX_ID, T_READY_MS) = range(1, 30)
+FILE_PUT, FILE_GET, STATS, STATS_REPLY = 40, 41, 42, 43
+(T_PATH, T_FLAGS, T_CPU_NS, T_CPUS, T_MEM_TOTAL, T_MEM_AVAILABLE, T_MEM_FREE, T_DISK_TOTAL, T_DISK_USED,
+ T_DISK_AVAILABLE, T_PROCS, T_UPTIME_NS, T_LOAD1, T_LOAD5, T_LOAD15) = range(40, 55)
 
 
 def header(length, stream, mtype, version=1, flags=0):
@@ -114,6 +117,24 @@ INPUTS = {
     "bad-exit-300": frame(1, EXIT, u32(T_CODE, 300)),
     "bad-exit-negative": frame(1, EXIT, u32(T_CODE, -1) + u32(T_SIGNAL, 99)),
     "bad-hello-min-gt-max": frame(0, HELLO, u32(T_VERSION_MIN, 3) + u32(T_VERSION_MAX, 1)),
+    # --- files and stats ---
+    "good-file-put": frame(3, FILE_PUT, s(T_PATH, "/root/dest") + u32(T_WINDOW, 262144)) +
+    frame(3, STARTED, u32(T_PID, 77) + u32(T_WINDOW, 262144)) + frame(3, STDIN, b"ustar-ish" * 20) +
+    frame(3, STDIN_EOF) + frame(3, EXIT, EXIT_P),
+    "good-file-get": frame(4, FILE_GET, s(T_PATH, "/etc/hostname") + u32(T_FLAGS, 2)) +
+    frame(4, STDOUT, b"\0" * 1024) + frame(4, STDERR, b"warning\n") + frame(4, EXIT, EXIT_P),
+    "good-stats": frame(5, STATS) + frame(5, STATS_REPLY, u64(T_CPU_NS, 10**9) + u32(T_CPUS, 2) +
+                                          u64(T_MEM_TOTAL, 1 << 30) + u64(T_MEM_AVAILABLE, 1 << 29) +
+                                          u64(T_MEM_FREE, 1 << 28) + u64(T_DISK_TOTAL, 4 << 30) +
+                                          u64(T_DISK_USED, 1 << 27) + u64(T_DISK_AVAILABLE, 3 << 30) +
+                                          u32(T_PROCS, 30) + u64(T_UPTIME_NS, 5 * 10**9) + u32(T_LOAD1, 1500) +
+                                          u32(T_LOAD5, 20) + u32(T_LOAD15, 1)),
+    "bad-file-no-path": frame(3, FILE_PUT, u32(T_WINDOW, 1)),
+    "bad-file-window-0": frame(3, FILE_GET, s(T_PATH, "/a") + u32(T_WINDOW, 0)),
+    "bad-file-flags": frame(3, FILE_GET, s(T_PATH, "/a") + u32(T_FLAGS, 0xFF)),
+    "bad-file-on-stream0": frame(0, FILE_PUT, s(T_PATH, "/a")),
+    "bad-stats-reply-lies": frame(5, STATS_REPLY, u64(T_UPTIME_NS, 1) + u64(T_MEM_TOTAL, 1) +
+                                  u64(T_MEM_AVAILABLE, 2) + field(T_CPU_NS, b"\1\2\3")),
     "bad-kernel-too-long": frame(0, HELLO, u32(T_VERSION_MIN, 1) + u32(T_VERSION_MAX, 1) + s(T_KERNEL, "k" * 200)),
 }
 

@@ -1046,6 +1046,130 @@ static void test_conn_default_limit(void **state)
     proto_conn_free(&c); /* idempotent */
 }
 
+
+/* ---- FILE_PUT / FILE_GET / STATS / STATS_REPLY ---- */
+
+static void test_file_roundtrip(void **state)
+{
+    static struct proto_writer w;
+    static struct proto_file m, back;
+    memset(&m, 0, sizeof(m));
+    strcpy(m.path, "/root/ünï code/a b");
+    m.window = 4096;
+    m.flags = PROTO_FILE_EXACT;
+    size_t n = proto_encode_file(&w, 5, PROTO_FILE_PUT, &m);
+    assert_true(n > PROTO_HEADER_SIZE);
+    struct proto_header h;
+    assert_int_equal(proto_header_decode(w.buf, n, &h), PROTO_OK);
+    assert_int_equal(h.type, PROTO_FILE_PUT);
+    assert_string_equal(proto_type_name(PROTO_FILE_GET), "FILE_GET");
+    assert_int_equal(proto_decode_file(w.buf + PROTO_HEADER_SIZE, n - PROTO_HEADER_SIZE, &back), PROTO_OK);
+    assert_string_equal(back.path, m.path);
+    assert_int_equal(back.window, 4096);
+    assert_int_equal(back.flags, PROTO_FILE_EXACT);
+    /* defaults: window, no flags */
+    tlv_reset();
+    tlv_str(&T, PT_PATH, "/x");
+    assert_int_equal(proto_decode_file(T.buf, T.len, &back), PROTO_OK);
+    assert_int_equal(back.window, PROTO_DEFAULT_WINDOW);
+    assert_int_equal(back.flags, 0);
+    /* a FILE_* frame on stream 0 is refused at the header */
+    proto_header_encode(w.buf, 0, 0, PROTO_FILE_GET);
+    assert_int_equal(proto_header_decode(w.buf, PROTO_HEADER_SIZE, &h), PROTO_E_STREAM);
+}
+
+static void test_file_invalid(void **state)
+{
+    static struct proto_file m;
+    assert_int_equal(proto_decode_file(NULL, 0, &m), PROTO_E_FIELD); /* no PATH */
+    tlv_reset();
+    tlv_str(&T, PT_PATH, "");
+    assert_int_equal(proto_decode_file(T.buf, T.len, &m), PROTO_E_FIELD); /* empty PATH */
+    tlv_reset();
+    tlv_str(&T, PT_PATH, "/a");
+    tlv_u32(&T, PT_WINDOW, 0);
+    assert_int_equal(proto_decode_file(T.buf, T.len, &m), PROTO_E_FIELD); /* WINDOW 0 */
+    tlv_reset();
+    tlv_str(&T, PT_PATH, "/a");
+    tlv_u32(&T, PT_FLAGS, 0x80);
+    assert_int_equal(proto_decode_file(T.buf, T.len, &m), PROTO_E_FIELD); /* unknown flag */
+    tlv_reset();
+    tlv_str(&T, PT_PATH, "/a");
+    tlv_str(&T, PT_PATH, "/b");
+    assert_int_equal(proto_decode_file(T.buf, T.len, &m), PROTO_E_FIELD); /* duplicate */
+    tlv_reset();
+    tlv_raw(&T, PT_PATH, "/a\0b", 4);
+    assert_int_equal(proto_decode_file(T.buf, T.len, &m), PROTO_E_FIELD); /* NUL */
+    static char longpath[PROTO_MAX_STRING + 1];
+    memset(longpath, 'a', PROTO_MAX_STRING);
+    tlv_reset();
+    tlv_str(&T, PT_PATH, longpath);
+    assert_int_equal(proto_decode_file(T.buf, T.len, &m), PROTO_E_FIELD); /* too long */
+    tlv_reset();
+    tlv_str(&T, PT_PATH, "/a");
+    tlv_raw(&T, PT_FLAGS, "\1\0", 2);
+    assert_int_equal(proto_decode_file(T.buf, T.len, &m), PROTO_E_FIELD); /* u32 of 2 bytes */
+    tlv_reset();
+    tlv_str(&T, PT_PATH, "/a");
+    T.len -= 1;
+    assert_int_equal(proto_decode_file(T.buf, T.len, &m), PROTO_E_TRUNCATED);
+}
+
+static void test_stats_roundtrip(void **state)
+{
+    static struct proto_writer w;
+    struct proto_stats s, back;
+    memset(&s, 0, sizeof(s)); /* padding too: the structs are compared bytewise */
+    s.cpu_ns = 123456789012ull;
+    s.mem_total = 1ull << 30;
+    s.mem_available = 900u << 20;
+    s.mem_free = 800u << 20;
+    s.disk_total = 4ull << 30;
+    s.disk_used = 1ull << 28;
+    s.disk_available = 3ull << 30;
+    s.uptime_ns = 5 * 1000000000ull;
+    s.cpus = 2;
+    s.procs = 31;
+    s.load1 = 1500;
+    s.load5 = 250;
+    s.load15 = 5;
+    size_t n = proto_encode_stats_reply(&w, 9, &s);
+    assert_true(n > 0);
+    assert_int_equal(proto_decode_stats_reply(w.buf + PROTO_HEADER_SIZE, n - PROTO_HEADER_SIZE, &back), PROTO_OK);
+    assert_memory_equal(&s, &back, sizeof(s));
+    n = proto_encode_stats(&w, 9);
+    assert_int_equal(n, PROTO_HEADER_SIZE);
+    assert_int_equal(proto_decode_stats(w.buf + PROTO_HEADER_SIZE, 0), PROTO_OK);
+    /* the request skips unknown fields but not duplicates or truncation */
+    tlv_reset();
+    tlv_u32(&T, 60, 1);
+    assert_int_equal(proto_decode_stats(T.buf, T.len), PROTO_OK);
+    tlv_u32(&T, 60, 1);
+    assert_int_equal(proto_decode_stats(T.buf, T.len), PROTO_E_FIELD);
+}
+
+static void test_stats_reply_invalid(void **state)
+{
+    struct proto_stats s;
+    assert_int_equal(proto_decode_stats_reply(NULL, 0, &s), PROTO_E_FIELD); /* no UPTIME_NS */
+    tlv_reset();
+    tlv_u64(&T, PT_UPTIME_NS, 1);
+    tlv_u64(&T, PT_MEM_TOTAL, 100);
+    tlv_u64(&T, PT_MEM_AVAILABLE, 200);
+    assert_int_equal(proto_decode_stats_reply(T.buf, T.len, &s), PROTO_E_FIELD); /* available > total */
+    tlv_reset();
+    tlv_u64(&T, PT_UPTIME_NS, 1);
+    tlv_u64(&T, PT_DISK_USED, 1);
+    assert_int_equal(proto_decode_stats_reply(T.buf, T.len, &s), PROTO_E_FIELD); /* used > total (0) */
+    tlv_reset();
+    tlv_u32(&T, PT_UPTIME_NS, 1);
+    assert_int_equal(proto_decode_stats_reply(T.buf, T.len, &s), PROTO_E_FIELD); /* u64 as 4 bytes */
+    tlv_reset();
+    tlv_u64(&T, PT_UPTIME_NS, 1);
+    tlv_u64(&T, PT_UPTIME_NS, 2);
+    assert_int_equal(proto_decode_stats_reply(T.buf, T.len, &s), PROTO_E_FIELD); /* duplicate */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1089,6 +1213,10 @@ int main(void)
         cmocka_unit_test(test_conn_bad_frame_after_good),
         cmocka_unit_test(test_conn_out_limit),
         cmocka_unit_test(test_conn_default_limit),
+        cmocka_unit_test(test_file_roundtrip),
+        cmocka_unit_test(test_file_invalid),
+        cmocka_unit_test(test_stats_roundtrip),
+        cmocka_unit_test(test_stats_reply_invalid),
     };
     return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
 }

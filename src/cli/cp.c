@@ -1,0 +1,81 @@
+/* `cocoon cp SRC DEST`: copies files and directories between the host and a running
+ * box, one side written BOX:PATH (like `docker cp`). A thin layer over
+ * cocoon_copy_to_box / cocoon_copy_from_box. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const char cp_usage[] =
+    "usage: cocoon cp HOST_PATH BOX:PATH\n"
+    "       cocoon cp BOX:PATH HOST_PATH\n"
+    "\n"
+    "Copies a file or directory tree between the host and a running box, keeping\n"
+    "modes, modification times and symlinks (symlinks are copied, not followed).\n"
+    "When the destination is an existing directory the source goes inside it;\n"
+    "otherwise it is created under the destination's name. Guest paths stay inside\n"
+    "the guest's root; files arrive owned by root in the box and by you on the host.\n";
+
+/* "BOX:PATH" -> box and path; a host path with a '/' before any ':' is not a box. */
+static int split_box(char *arg, char **box, char **path)
+{
+    char *colon = strchr(arg, ':');
+    char *slash = strchr(arg, '/');
+    if (!colon || colon == arg || (slash && slash < colon))
+        return 0;
+    *colon = 0;
+    *box = arg;
+    *path = colon + 1;
+    return 1;
+}
+
+int cmd_cp(int argc, char **argv)
+{
+    static const struct option lo[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(cp_usage, stdout);
+            return 0;
+        }
+        cli_error("cp: unknown option %s (see `cocoon cp --help`)", argv[optind - 1]);
+        return 2;
+    }
+    if (argc - optind != 2) {
+        fputs(cp_usage, stderr);
+        return 2;
+    }
+    char *src = argv[optind], *dst = argv[optind + 1];
+    char *sbox = NULL, *spath = NULL, *dbox = NULL, *dpath = NULL;
+    int from = split_box(src, &sbox, &spath);
+    int to = split_box(dst, &dbox, &dpath);
+    if (from == to) {
+        cli_error("cp: exactly one of SRC and DEST must be BOX:PATH (box to box is not supported)");
+        return 2;
+    }
+    if ((from && !spath[0]) || (to && !dpath[0])) {
+        cli_error("cp: BOX:PATH needs a path after the colon");
+        return 2;
+    }
+    cocoon_runtime *rt;
+    if (cli_open_runtime(&rt) != 0)
+        return CLI_EXIT_RUNTIME;
+    cocoon_box *box;
+    cocoon_error err;
+    int code = 0;
+    if (cocoon_box_open(rt, from ? sbox : dbox, &box, &err) < 0) {
+        code = cli_fail(&err);
+    } else {
+        int rc = from ? cocoon_copy_from_box(box, spath, dst, &err) : cocoon_copy_to_box(box, src, dpath, &err);
+        if (rc < 0)
+            code = cli_fail(&err);
+        else if (err.message[0])
+            fprintf(stderr, "cocoon: warning: %s\n", err.message);
+        cocoon_box_close(box);
+    }
+    cocoon_runtime_close(rt);
+    return code;
+}

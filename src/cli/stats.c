@@ -1,0 +1,90 @@
+/* `cocoon stats BOX [--json]`: CPU, memory, disk, processes, uptime and load of a
+ * running box, as the guest agent sees them (cocoon_box_stats). */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const char stats_usage[] = "usage: cocoon stats [--json] BOX\n"
+                                  "\n"
+                                  "Shows a running box's CPU time, memory, root disk, process count,\n"
+                                  "uptime and load average (--json: machine-readable, sizes in bytes).\n";
+
+static void human(char *out, size_t cap, uint64_t bytes)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)bytes;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(out, cap, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+}
+
+int cmd_stats(int argc, char **argv)
+{
+    static const struct option lo[] = {{"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+    int json = 0, c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
+        if (c == 'j') {
+            json = 1;
+        } else if (c == 'h') {
+            fputs(stats_usage, stdout);
+            return 0;
+        } else {
+            cli_error("stats: unknown option %s (see `cocoon stats --help`)", argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (argc - optind != 1) {
+        fputs(stats_usage, stderr);
+        return 2;
+    }
+    cocoon_runtime *rt;
+    if (cli_open_runtime(&rt) != 0)
+        return CLI_EXIT_RUNTIME;
+    cocoon_box *box;
+    cocoon_error err;
+    cocoon_stats s;
+    int code = 0;
+    if (cocoon_box_open(rt, argv[optind], &box, &err) < 0) {
+        code = cli_fail(&err);
+    } else {
+        if (cocoon_box_stats(box, &s, &err) < 0) {
+            code = cli_fail(&err);
+        } else if (json) {
+            printf("{\"box\": \"%s\", \"cpu\": {\"cpus\": %u, \"usage_seconds\": %.3f}, "
+                   "\"memory\": {\"total\": %" PRIu64 ", \"used\": %" PRIu64 ", \"available\": %" PRIu64
+                   ", \"free\": %" PRIu64 "}, "
+                   "\"disk\": {\"total\": %" PRIu64 ", \"used\": %" PRIu64 ", \"available\": %" PRIu64 "}, "
+                   "\"processes\": %u, \"uptime_seconds\": %.3f, \"load\": [%.2f, %.2f, %.2f]}\n",
+                   cocoon_box_id(box), s.cpus, s.cpu_seconds, s.mem_total, s.mem_used, s.mem_available, s.mem_free,
+                   s.disk_total, s.disk_used, s.disk_available, s.processes, s.uptime_seconds, s.load1, s.load5,
+                   s.load15);
+        } else {
+            char a[32], b[32], t[32];
+            printf("box        %s\n", cocoon_box_id(box));
+            printf("cpu        %u CPU%s, %.2f s busy\n", s.cpus, s.cpus == 1 ? "" : "s", s.cpu_seconds);
+            human(a, sizeof(a), s.mem_used);
+            human(t, sizeof(t), s.mem_total);
+            human(b, sizeof(b), s.mem_available);
+            printf("memory     %s used of %s (%s available)\n", a, t, b);
+            human(a, sizeof(a), s.disk_used);
+            human(t, sizeof(t), s.disk_total);
+            human(b, sizeof(b), s.disk_available);
+            printf("disk       %s used of %s (%s available)\n", a, t, b);
+            printf("processes  %u\n", s.processes);
+            printf("uptime     %.1f s\n", s.uptime_seconds);
+            printf("load       %.2f %.2f %.2f\n", s.load1, s.load5, s.load15);
+        }
+        cocoon_box_close(box);
+    }
+    cocoon_runtime_close(rt);
+    return code;
+}

@@ -1,0 +1,167 @@
+/* Shared internals of the network stack: the stack object, the objects its epoll set
+ * points at (TCP connections, UDP/ICMP flows, DNS queries, published-port listeners),
+ * and the helpers the per-protocol files call on each other. Not for outside use. */
+#ifndef COCOON_NET_INTERNAL_H
+#define COCOON_NET_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include "net/net.h"
+#include "net/policy.h"
+#include "net/wire.h"
+
+/* What an event of the stack's epoll set points at. */
+enum nw_kind { NW_TIMER, NW_TCP, NW_UDP, NW_DNS, NW_LISTEN_TCP, NW_LISTEN_UDP };
+struct nwatch {
+    enum nw_kind kind;
+    int dead; /* freed later in this batch: ignore */
+};
+
+/* A byte ring with a fixed capacity (allocated on first use). */
+struct ring {
+    uint8_t *buf;
+    size_t cap, head, len;
+};
+
+enum tcp_state {
+    TCP_CONNECTING, /* guest SYN seen, host connect() in progress */
+    TCP_SYN_RCVD,   /* SYN-ACK sent to the guest, waiting for its ACK */
+    TCP_SYN_SENT,   /* published port: our SYN to the guest */
+    TCP_ESTABLISHED,
+    TCP_CLOSED
+};
+
+#define TCP_BUF (256u * 1024)
+#define TCP_SNI_MAX 16384
+
+struct tcp_conn {
+    struct nwatch w;
+    int fd;
+    enum tcp_state state;
+    int inbound;        /* published port: we opened toward the guest */
+    int sni_wait;       /* SYN-ACK sent before connect(): waiting for the ClientHello */
+    int sni_rule;       /* index of the domain rule that wants the SNI checked */
+    uint32_t rip;       /* the remote address as the guest sees it */
+    uint32_t cip;       /* what we connect() to (differs for the host alias) */
+    uint16_t gport, rport;
+    /* toward the guest */
+    uint32_t iss, snd_una, snd_nxt, snd_wnd;
+    uint8_t snd_wscale; /* shift of the guest's window */
+    uint16_t mss;       /* the guest's MSS */
+    /* from the guest */
+    uint32_t irs, rcv_nxt, rcv_adv; /* rcv_adv: right edge last advertised */
+    uint8_t rcv_wscale;
+    int wscale_ok;
+    struct ring to_guest; /* [snd_una, snd_una+len) read from the host */
+    struct ring to_host;  /* in-order guest bytes not yet written to the host */
+    int host_eof, fin_sent, fin_acked, guest_fin, host_shut;
+    int ack_pending;
+    uint64_t rto_at;
+    uint32_t rto_ms;
+    int retries;
+    uint32_t ev; /* events registered in the epoll set */
+    struct tcp_conn *hnext, *next, *prev, *ack_next;
+};
+
+enum udp_kind { UDP_RELAY, UDP_ICMP, UDP_PUBLISHED };
+struct udp_flow {
+    struct nwatch w;
+    int fd; /* own socket (relay, icmp); the listener's for published */
+    enum udp_kind kind;
+    uint16_t gport;      /* guest port (relay) or guest echo id (icmp) */
+    uint32_t rip;        /* remote address as the guest sees it */
+    uint16_t rport;      /* remote port (relay); our alias port (published) */
+    struct sockaddr_in peer; /* published: the host client */
+    uint16_t guest_port; /* published: the guest's port */
+    uint64_t last;
+    struct udp_flow *next;
+};
+
+struct dns_query {
+    struct nwatch w;
+    int fd;
+    uint16_t gport, id;
+    uint32_t dst; /* the address the guest asked (answers come from it) */
+    uint16_t dport;
+    char name[256];
+    int deny_rule; /* for logging */
+    uint64_t deadline;
+    struct dns_query *next;
+};
+
+struct listener {
+    struct nwatch w;
+    int fd;
+    struct net_port port;
+};
+
+#define TCP_HASH 4096
+struct net_stack {
+    struct net_config cfg;
+    struct policy pol;
+    net_output_fn out;
+    void *user;
+    int epfd, timerfd;
+    struct nwatch w_timer;
+    struct net_stats st;
+    int link_blocked;
+    int icmp_ok; /* unprivileged ICMP sockets work here */
+    uint8_t frame[65536 + 64]; /* scratch for frames to the guest */
+    uint16_t ip_id;
+
+    struct tcp_conn *tcp_hash[TCP_HASH];
+    struct tcp_conn *tcp_list;
+    struct tcp_conn *ack_list;
+    int ntcp, nhalf;
+    uint16_t next_eport;
+
+    struct udp_flow *udp_list;
+    int nudp;
+    struct dns_query *dns_list;
+    int ndns;
+
+    struct listener *listeners[NET_MAX_PORTS];
+    int nlisteners;
+
+    void *grave[256]; /* objects freed at the end of an event batch */
+    int ngrave;
+    uint64_t armed_at;
+};
+
+uint64_t net_now_ms(void);
+/* Registers fd with the stack's epoll set. */
+int net_watch(struct net_stack *s, int fd, uint32_t ev, struct nwatch *w);
+int net_rewatch(struct net_stack *s, int fd, uint32_t ev, struct nwatch *w);
+void net_unwatch(struct net_stack *s, int fd);
+void net_bury(struct net_stack *s, void *obj); /* free after the current batch */
+/* Builds Ethernet + IPv4 headers in front of the l4 bytes already at
+ * s->frame + NET_L4_OFF and sends the frame. Returns the output result. */
+#define NET_L4_OFF 34
+int net_send_ip(struct net_stack *s, uint32_t src, uint32_t dst, uint8_t proto, size_t l4len);
+void net_log_deny(struct net_stack *s, const char *what, uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport,
+                  const struct verdict *v);
+
+/* tcp.c */
+void tcp_input(struct net_stack *s, const struct pkt_ip *ip);
+void tcp_on_event(struct net_stack *s, struct tcp_conn *c, uint32_t ev);
+void tcp_tick(struct net_stack *s, uint64_t now, uint64_t *next);
+void tcp_flush_acks(struct net_stack *s);
+void tcp_link_ready(struct net_stack *s);
+void tcp_accept(struct net_stack *s, struct listener *l);
+void tcp_free_all(struct net_stack *s);
+
+/* udp.c */
+void udp_input(struct net_stack *s, const struct pkt_ip *ip);
+void icmp_input(struct net_stack *s, const struct pkt_ip *ip);
+void udp_on_event(struct net_stack *s, struct udp_flow *f);
+void udp_on_listener(struct net_stack *s, struct listener *l);
+void dns_on_event(struct net_stack *s, struct dns_query *q);
+void udp_tick(struct net_stack *s, uint64_t now, uint64_t *next);
+void udp_free_all(struct net_stack *s);
+int udp_send_to_guest(struct net_stack *s, uint32_t src, uint16_t sport, uint16_t dport, const void *data,
+                      size_t len);
+
+#endif

@@ -1,0 +1,109 @@
+/* cocoon's user-space network stack: the public interface. One stack per box owns
+ * every Ethernet frame the guest sends, terminates TCP, relays UDP and ICMP echo over
+ * ordinary host sockets, intercepts DNS and applies the box's egress policy. It is
+ * pure library code: the caller moves frames (net_stack_input_frame / the output
+ * callback) and watches one fd (net_stack_fd) for the stack's own sockets and timers. */
+#ifndef COCOON_NET_NET_H
+#define COCOON_NET_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define NET_MAX_RULES 64
+#define NET_MAX_PORTS 32
+#define NET_MAX_UPSTREAMS 4
+#define NET_RULE_TEXT 256
+
+enum net_mode { NET_MODE_NONE = 0, NET_MODE_PUBLIC = 1, NET_MODE_OPEN = 2 };
+enum net_rule_kind { NET_RULE_CIDR, NET_RULE_DOMAIN, NET_RULE_HOST };
+enum net_proto { NET_PROTO_ANY = 0, NET_PROTO_TCP = 6, NET_PROTO_UDP = 17 };
+
+/* One parsed rule: "allow api.example.com", "deny 10.0.0.0/8:22/tcp", "allow host:8080". */
+struct net_rule {
+    int allow;
+    enum net_rule_kind kind;
+    uint32_t addr, mask;        /* CIDR, host byte order */
+    char domain[254];           /* DOMAIN: "example.org", "*.example.org" or "*" */
+    uint16_t port_lo, port_hi;  /* 0,0: any port */
+    int proto;                  /* enum net_proto */
+    char text[NET_RULE_TEXT];   /* as written, for the log */
+};
+
+/* A published port: host listener (host_ip:host_port) forwarded to guest_port. */
+struct net_port {
+    uint32_t host_ip; /* host byte order */
+    uint16_t host_port, guest_port;
+    int proto; /* NET_PROTO_TCP or NET_PROTO_UDP */
+};
+
+struct net_upstream {
+    uint32_t ip; /* host byte order */
+    uint16_t port;
+};
+
+struct net_config {
+    int mode; /* enum net_mode */
+    struct net_rule rules[NET_MAX_RULES];
+    int nrules;
+    struct net_port ports[NET_MAX_PORTS];
+    int nports;
+    struct net_upstream upstreams[NET_MAX_UPSTREAMS]; /* 0 of them: /etc/resolv.conf */
+    int nupstreams;
+    /* Addresses, host byte order. Defaults from net_config_defaults(). */
+    uint32_t guest_ip, gateway_ip, dns_ip, host_alias_ip;
+    int prefix;
+    uint8_t guest_mac[6], gateway_mac[6];
+    uint16_t mtu;
+    int max_tcp;       /* connections per box (RST above it) */
+    int max_half_open; /* guest SYNs waiting for a host connect() */
+    int max_udp;       /* UDP/ICMP flows */
+    int refuse_nxdomain; /* denied names: 1 NXDOMAIN, 0 REFUSED */
+    int log_fd;          /* denials are appended here (net.log); -1: nowhere */
+};
+
+/* Counters, also shown by stats. */
+struct net_stats {
+    uint64_t frames_in, frames_out, bytes_in, bytes_out;
+    uint64_t dropped_malformed, dropped_fragment, dropped_other;
+    uint64_t denied_tcp, denied_udp, denied_icmp, denied_dns, denied_sni;
+    uint64_t tcp_opened, tcp_refused_limit, tcp_retransmits;
+    uint64_t udp_flows, dns_queries, dns_stripped;
+};
+
+/* Fills the defaults: mode public, 10.0.2.15/24, gateway 10.0.2.2 (also the host
+ * alias host.cocoon.internal), DNS 10.0.2.3, MTU 1500, limits, log_fd -1. */
+void net_config_defaults(struct net_config *c);
+/* "allow api.example.com" style text into *r. -1 with a message in err. */
+int net_rule_parse(const char *text, int allow, struct net_rule *r, char *err, size_t errcap);
+/* "[host_ip:]host_port:guest_port[/udp|/tcp]" into *p. -1 with a message in err. */
+int net_port_parse(const char *text, struct net_port *p, char *err, size_t errcap);
+int net_mode_parse(const char *text, int *mode);
+const char *net_mode_name(int mode);
+
+struct net_stack;
+/* Called with each frame for the guest. Returns 0 when taken, 1 when taken but the link
+ * is now congested (the stack then stops reading host sockets until
+ * net_stack_link_ready), -1 when dropped. */
+typedef int (*net_output_fn)(void *user, const uint8_t *frame, size_t len);
+
+struct net_stack *net_stack_new(const struct net_config *cfg, net_output_fn out, void *user, char *err,
+                                size_t errcap);
+void net_stack_free(struct net_stack *s);
+/* One Ethernet frame from the guest (no FCS). Never fails: bad frames are counted. */
+void net_stack_input_frame(struct net_stack *s, const uint8_t *frame, size_t len);
+/* The one fd (an epoll set of the stack's sockets and its timer) to watch for EPOLLIN. */
+int net_stack_fd(const struct net_stack *s);
+/* Handles whatever is ready (sockets, timers) without blocking. */
+void net_stack_on_fd_ready(struct net_stack *s);
+/* Milliseconds until the stack needs net_stack_tick (-1: none). The internal timer
+ * already wakes net_stack_fd; this is for callers that poll. */
+int net_stack_timeout(const struct net_stack *s);
+void net_stack_tick(struct net_stack *s);
+/* The output path drained after a congested report. */
+void net_stack_link_ready(struct net_stack *s);
+const struct net_stats *net_stack_stats(const struct net_stack *s);
+
+/* Classification used by the public mode (host byte order). */
+int net_addr_is_public(uint32_t ip);
+
+#endif

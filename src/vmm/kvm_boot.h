@@ -1,0 +1,46 @@
+/* Loading a guest into memory and choosing the vCPU's start state. Guest physical
+ * layout used by every boot mode:
+ *   0x0000_0500  GDT (kvm_regs.c)            0x0000_6000  hvm_start_info
+ *   0x0000_6040  module list (initrd)        0x0000_6100  memory map (e820 entries)
+ *   0x0000_9000  identity page tables, 64-bit mode only (to 0xefff)
+ *   0x0002_0000  kernel command line (up to 64 KiB)
+ *   0x0009_fc00 - 0x0010_0000  reserved (where firmware tables live on a PC)
+ *   0x0010_0000  kernel segments (ELF p_paddr, at or above 1 MiB)
+ *   top of RAM below 3 GiB: initrd, page aligned
+ *   0xc000_0000 - 0x1_0000_0000  MMIO hole (virtio-mmio at 0xd000_0000, TSS at 0xfffb_d000)
+ *   0x1_0000_0000  the rest of RAM when there is more than 3 GiB
+ * The e820 map handed to the guest: [0, 0x9fc00) RAM, [0x9fc00, 1 MiB) reserved,
+ * [1 MiB, low end) RAM, [4 GiB, 4 GiB + rest) RAM. */
+#ifndef COCOON_VMM_KVM_BOOT_H
+#define COCOON_VMM_KVM_BOOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vmm/kvm_vm.h"
+
+#define BOOT_START_INFO_GPA 0x6000ull
+#define BOOT_MODLIST_GPA 0x6040ull
+#define BOOT_MEMMAP_GPA 0x6100ull
+#define BOOT_CMDLINE_GPA 0x20000ull
+#define BOOT_CMDLINE_MAX 0x10000ull
+#define BOOT_EBDA_START 0x9fc00ull
+#define BOOT_HIGH_START 0x100000ull
+
+/* PVH boot of an ELF vmlinux carrying XEN_ELFNOTE_PHYS32_ENTRY: loads its segments,
+ * the initrd (NULL: none) and the command line, writes hvm_start_info and sets
+ * vm->boot. -1 with a message in err. */
+int kvm_boot__pvh(struct kvm_vm *vm, const char *kernel, const char *initrd, const char *cmdline, char *err,
+                  size_t errcap);
+
+/* Parses an ELF image already in memory: fills the PVH entry (0 when the note is
+ * absent). Exposed for tests; -1 with err for a malformed file. */
+int kvm_boot__elf_pvh_entry(const uint8_t *img, size_t len, uint32_t *entry, char *err, size_t errcap);
+
+/* Micro-guests: a flat binary copied to guest address `gpa` and entered at it, in
+ * real mode (CS = gpa >> 4, IP = 0; gpa must be 16-byte aligned and below 1 MiB) or in
+ * 64-bit long mode (identity-mapped first 4 GiB, RSP = gpa). */
+int kvm_boot__flat(struct kvm_vm *vm, const char *path, uint64_t gpa, enum kvm_boot_mode mode, char *err,
+                   size_t errcap);
+
+#endif

@@ -1,0 +1,52 @@
+/* A whole kvm-backend machine: VM, vCPUs, COM1, reset ports and the virtio-mmio
+ * devices at fixed slots (rng 0xd0000000 irq 5, blk 0xd0001000 irq 6, console
+ * 0xd0002000 irq 7), booted either as PVH Linux or as a flat micro-guest. */
+#ifndef COCOON_VMM_KVM_MACHINE_H
+#define COCOON_VMM_KVM_MACHINE_H
+
+#include "vmm/dev_legacy.h"
+#include "vmm/dev_virtio.h"
+#include "vmm/kvm_boot.h"
+#include "vmm/kvm_vm.h"
+
+#define KVM_SLOT_RNG 0
+#define KVM_SLOT_BLK 1
+#define KVM_SLOT_CONSOLE 2
+
+struct kvm_machine_opts {
+    uint64_t mem_bytes;
+    int cpus;
+    int hide_xsave;
+    /* Linux: kernel (ELF vmlinux with a PVH note), optional initrd, base command line */
+    const char *kernel, *initrd, *cmdline;
+    /* or a micro-guest: flat binary at flat_gpa entered in flat_mode */
+    const char *flat;
+    uint64_t flat_gpa;
+    enum kvm_boot_mode flat_mode;
+    int console_fd; /* serial output; -1 discards it */
+    const char *disk, *disk_format; /* NULL: no virtio-blk */
+    int disk_ro;
+    int agent_fd; /* -1: no virtio-console */
+    int rng;
+};
+
+struct kvm_machine {
+    struct kvm_vm vm;
+    struct uart uart;
+    struct reset_dev rst;
+    struct virtio_rng rng;
+    struct virtio_blk blk;
+    struct virtio_console con;
+    int has_rng, has_blk, has_con;
+    char cmdline[4096];
+};
+
+int kvm_machine__create(struct kvm_machine *m, const struct kvm_machine_opts *o, char *err, size_t errcap);
+/* Starts the vCPUs. */
+int kvm_machine__start(struct kvm_machine *m, char *err, size_t errcap);
+/* Waits until the VM stops or timeout_ms passes (then stops it; <0 waits forever),
+ * joins the vCPUs and returns why it stopped. */
+enum kvm_stop_reason kvm_machine__wait(struct kvm_machine *m, int timeout_ms);
+void kvm_machine__destroy(struct kvm_machine *m);
+
+#endif

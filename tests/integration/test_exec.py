@@ -1,0 +1,340 @@
+"""`cocoon exec` on a running box: many execs at once, binary-safe streams, a real
+terminal (driven through tmux), signals, timeouts, `cocoon kill`, errors for boxes
+that are stopped or missing, and the C API example programs built and run."""
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import BIN_DIR, REPO, decode
+
+
+@contextlib.contextmanager
+def running_box(vm, name="b"):
+    vm.run("create", "--name", name, check=0)
+    try:
+        vm.run("start", name, check=0)
+        yield name
+    finally:
+        vm.run("rm", "-f", name)
+
+
+# A guest-side count of processes named `sleep` that needs only /bin/sh and /proc.
+COUNT_SLEEPS = ('n=0; for p in /proc/[0-9]*; do { read -r c < "$p/comm"; } 2>/dev/null || continue; '
+                '[ "$c" = sleep ] && n=$((n+1)); done; echo $n')
+
+
+def test_exec_on_stopped_and_missing_box(vm):
+    vm.run("create", "--name", "idle", check=0)
+    r = vm.run("exec", "idle", "--", "true")
+    assert r.returncode == 125, decode(r.stderr)
+    assert "not running" in decode(r.stderr), decode(r.stderr)
+    r = vm.run("exec", "no-such-box", "--", "true")
+    assert r.returncode == 125
+    err = decode(r.stderr).lower()
+    assert "no-such-box" in err and ("no such box" in err or "not found" in err or "no box" in err), err
+    r = vm.run("kill", "no-such-box")
+    assert r.returncode == 125 and "no-such-box" in decode(r.stderr)
+    vm.run("rm", "idle", check=0)
+
+
+def tagged_script(k, lines=30):
+    return (f'i=1; while [ $i -le {lines} ]; do echo "exec{k} out $i"; echo "exec{k} err $i" >&2; '
+            f'i=$((i+1)); done; exit {k}')
+
+
+def test_32_concurrent_execs_from_32_processes(vm):
+    """Each exec prints its own tagged lines on stdout and stderr, interleaved; a flood
+    nobody reads and a command that never reads its stdin run beside them."""
+    with running_box(vm) as box:
+        # A flood whose reader never reads (the CLI blocks on its stdout pipe).
+        flood = vm.popen("exec", box, "--", "cat", "/dev/zero")
+        # A command that never reads the stdin we keep pushing at it.
+        stuck = vm.popen("exec", "-i", box, "--", "sleep", "60", stdin=subprocess.PIPE)
+
+        def push():
+            try:
+                for _ in range(64):
+                    stuck.stdin.write(b"x" * 65536)
+                    stuck.stdin.flush()
+            except (BrokenPipeError, ValueError, OSError):
+                pass
+        pusher = threading.Thread(target=push, daemon=True)
+        pusher.start()
+        try:
+            time.sleep(1)
+            start = time.monotonic()
+            procs = [vm.popen("exec", box, "--", "sh", "-c", tagged_script(k)) for k in range(1, 33)]
+            results = [p.communicate(timeout=240) for p in procs]
+            elapsed = time.monotonic() - start
+            for k, (p, (out, err)) in enumerate(zip(procs, results), start=1):
+                assert p.returncode == k, (k, p.returncode, decode(err)[-500:])
+                assert decode(out) == "".join(f"exec{k} out {i}\n" for i in range(1, 31)), k
+                assert decode(err) == "".join(f"exec{k} err {i}\n" for i in range(1, 31)), k
+            assert flood.poll() is None and stuck.poll() is None, "the flood or the stuck exec ended early"
+            print(f"32 concurrent execs beside a stalled flood: {elapsed:.1f} s")
+        finally:
+            for p in (flood, stuck):
+                p.kill()
+                p.wait()
+            pusher.join(timeout=10)
+
+
+def test_binary_safe_all_byte_values(vm):
+    with running_box(vm) as box:
+        data = bytes(range(256)) * 4
+        r = vm.run("exec", box, "--", "cat", input=data, check=0)
+        assert r.stdout == data
+        # and produced in the guest (not an echo of stdin)
+        r = vm.run("exec", box, "--", "python3", "-c",
+                   "import sys; sys.stdout.buffer.write(bytes(range(256)))", check=0)
+        assert r.stdout == bytes(range(256))
+
+
+def test_100mb_through_cat(vm, tmp_path):
+    size = 100 * 1024 * 1024
+    src = tmp_path / "in.bin"
+    h_in = hashlib.sha256()
+    with open(src, "wb") as f:
+        block = os.urandom(1 << 20)
+        for i in range(100):
+            b = block[i:] + block[:i]
+            h_in.update(b)
+            f.write(b)
+    with running_box(vm) as box:
+        start = time.monotonic()
+        with open(src, "rb") as fin:
+            p = vm.popen("exec", box, "--", "cat", stdin=fin)
+            h_out = hashlib.sha256()
+            n = 0
+            while True:
+                chunk = p.stdout.read(1 << 20)
+                if not chunk:
+                    break
+                h_out.update(chunk)
+                n += len(chunk)
+            err = p.stderr.read()
+            p.wait(timeout=120)
+        elapsed = time.monotonic() - start
+        assert p.returncode == 0, decode(err)
+        assert n == size
+        assert h_out.hexdigest() == h_in.hexdigest()
+        print(f"100 MB through `cat` both ways in {elapsed:.1f} s ({100 / elapsed:.1f} MB/s)")
+
+
+def test_exec_options_env_workdir_user(vm):
+    with running_box(vm) as box:
+        r = vm.run("exec", "--env", "A=1", "--env", "B=two words", "--workdir", "/tmp", "--user", "nobody", box, "--",
+                   "sh", "-c", 'echo "$A|$B|$(pwd)|$(id -un)"', check=0)
+        assert decode(r.stdout) == "1|two words|/tmp|nobody\n"
+
+
+def test_tty_rules(vm):
+    with running_box(vm) as box:
+        # -t alone: the command gets a terminal even though ours is a pipe
+        r = vm.run("exec", "-t", box, "--", "sh", "-c", "tty; stty size", check=0)
+        lines = decode(r.stdout).split("\r\n")
+        assert lines[0].startswith("/dev/pts/"), r.stdout
+        assert lines[1] == "24 80", r.stdout  # no local terminal: the default size
+        # -it with stdin that is not a terminal: refused, like docker
+        r = vm.run("exec", "-it", box, "--", "true", input=b"")
+        assert r.returncode == 125
+        assert "not a TTY" in decode(r.stderr), decode(r.stderr)
+
+
+class Tmux:
+    def __init__(self, vm, tmp_path):
+        self.sock = str(tmp_path / "tmux.sock")
+        self.vm = vm
+        keep = ("COCOON_HOME", "COCOON_SHARE_DIR", "COCOON_VMM", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
+                "PATH")
+        env = " ".join(f"{k}={shlex.quote(vm.env[k])}" for k in keep if k in vm.env)
+        self.cmd(["new-session", "-d", "-s", "t", "-x", "100", "-y", "30",
+                  f"env -i HOME=/tmp TERM=xterm {env} bash --norc --noprofile"])
+        self.cmd(["set-option", "-g", "status", "off"])
+
+    def cmd(self, args):
+        return subprocess.run(["tmux", "-S", self.sock, *args], capture_output=True, timeout=30, check=True)
+
+    def keys(self, *keys):
+        self.cmd(["send-keys", "-t", "t", *keys])
+
+    def pane(self):
+        return decode(self.cmd(["capture-pane", "-p", "-t", "t", "-S", "-200"]).stdout)
+
+    def wait_for(self, pattern, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.pane()
+            if re.search(pattern, text, re.M):
+                return text
+            time.sleep(0.2)
+        pytest.fail(f"tmux pane never matched {pattern!r}:\n{self.pane()}")
+
+    def size(self):
+        out = decode(self.cmd(["display-message", "-p", "-t", "t", "#{pane_height} #{pane_width}"]).stdout)
+        return out.strip()
+
+    def close(self):
+        subprocess.run(["tmux", "-S", self.sock, "kill-server"], capture_output=True, timeout=30)
+
+
+def test_pty_session_through_tmux(vm, tmp_path):
+    if shutil.which("tmux") is None:
+        pytest.skip("skipped: tmux is not installed")
+    cocoon = os.path.join(BIN_DIR, "cocoon")
+    with running_box(vm) as box:
+        t = Tmux(vm, tmp_path)
+        try:
+            t.keys(f"{cocoon} exec -it {box} sh", "Enter")
+            t.wait_for(r"^# ?$")  # the guest shell's prompt (root)
+            t.keys("echo $((6*7))", "Enter")
+            t.wait_for(r"^42\r?$")
+            # window size at start, then after a resize
+            t.keys("stty size", "Enter")
+            t.wait_for("^" + re.escape(t.size()) + "$")
+            t.cmd(["resize-window", "-t", "t", "-x", "120", "-y", "40"])
+            time.sleep(0.5)
+            assert t.size() == "40 120", t.size()
+            t.keys("clear; stty size", "Enter")
+            t.wait_for(r"^40 120$")
+            # Ctrl-C reaches the guest process as a byte through the pty; the shell survives
+            t.keys("sleep 100", "Enter")
+            time.sleep(1.5)
+            start = time.monotonic()
+            t.keys("C-c")
+            t.keys("echo survived-$((1+1))", "Enter")
+            t.wait_for(r"survived-2", timeout=30)
+            assert time.monotonic() - start < 30
+            # line editing: type, erase, retype
+            t.keys("echo abX", "BSpace", "c", "Enter")
+            t.wait_for(r"^abc$")
+            # exit restores the host terminal
+            t.keys("exit", "Enter")
+            t.wait_for(r"^bash-[\d.]+[#$] $")
+            t.keys("clear; stty -a | tr ' ' '\\n' | grep -x -e icanon -e echo -e -icanon -e -echo | sort | "
+                   "tr '\\n' ' '; echo END", "Enter")
+            text = t.wait_for(r"END$")
+            assert "echo icanon" in text and "-icanon" not in text and "-echo " not in text, text
+        finally:
+            t.close()
+
+
+def test_timeout_kills_the_process_tree(vm):
+    with running_box(vm) as box:
+        start = time.monotonic()
+        r = vm.run("exec", "--timeout", "2", box, "--", "sh", "-c", "sleep 100 & sleep 100 & wait")
+        assert r.returncode == 124, decode(r.stderr)
+        assert "timed out" in decode(r.stderr)
+        assert time.monotonic() - start < 60
+        deadline = time.monotonic() + 10
+        while True:
+            left = decode(vm.run("exec", box, "--", "sh", "-c", COUNT_SLEEPS, check=0).stdout).strip()
+            if left == "0" or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert left == "0", f"{left} sleep processes survived the timeout"
+
+
+def test_sigterm_and_sigint_are_forwarded(vm):
+    with running_box(vm) as box:
+        script = 'trap "echo got-$1; exit 7" $1; echo ready; while :; do sleep 0.2; done'
+        for sig, name in ((signal.SIGTERM, "TERM"), (signal.SIGINT, "INT")):
+            p = vm.popen("exec", box, "--", "sh", "-c", script, "sh", name)
+            try:
+                assert p.stdout.readline() == b"ready\n"
+                p.send_signal(sig)
+                out, err = p.communicate(timeout=60)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            assert out == f"got-{name}\n".encode(), (out, decode(err))
+            assert p.returncode == 7, decode(err)
+
+
+def test_kill_command(vm):
+    with running_box(vm) as box:
+        a = vm.popen("exec", box, "--", "sleep", "101")
+        b = vm.popen("exec", box, "--", "sh", "-c", "sleep 102 & sleep 103; wait")
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                listing = decode(vm.run("kill", "--list", box, check=0).stdout)
+                if "sleep 101" in listing and "sleep 102" in listing:
+                    break
+                assert time.monotonic() < deadline, listing
+                time.sleep(0.5)
+            assert listing.splitlines()[0].split() == ["ID", "COMMAND"]
+            ids = {line.split(None, 1)[1]: int(line.split()[0]) for line in listing.splitlines()[1:]}
+            assert "sleep 101" in ids, listing
+            r = vm.run("kill", "--exec", "999999", "-s", "TERM", box)
+            assert r.returncode == 125 and "999999" in decode(r.stderr)
+            r = vm.run("kill", "-s", "bogus", box)
+            assert r.returncode == 125 and "bogus" in decode(r.stderr)
+            vm.run("kill", "--exec", str(ids["sleep 101"]), "--signal", "TERM", box, check=0)
+            a.communicate(timeout=60)
+            assert a.returncode == 143
+            assert b.poll() is None
+            vm.run("kill", box, check=0)  # all execs, SIGKILL
+            b.communicate(timeout=60)
+            assert b.returncode == 137
+            left = decode(vm.run("exec", box, "--", "sh", "-c", COUNT_SLEEPS, check=0).stdout).strip()
+            assert left == "0"
+        finally:
+            for p in (a, b):
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+
+
+def _sanitized(lib):
+    try:
+        out = subprocess.run(["nm", "-A", lib], capture_output=True, timeout=60).stdout
+    except OSError:
+        return False
+    return b"__asan_" in out
+
+
+def test_example_programs(vm, tmp_path):
+    build = os.path.dirname(BIN_DIR)
+    lib = os.path.join(build, "lib", "libcocoon.a")
+    assert os.path.exists(lib), f"{lib} is not built"
+    out_dir = str(tmp_path / "examples")
+    make = ["make", "-C", os.path.join(REPO, "examples"), f"BUILD={build}", f"OUT={out_dir}"]
+    if _sanitized(lib):
+        make.append("SANITIZE=1")
+    r = subprocess.run(make, capture_output=True, timeout=300)
+    assert r.returncode == 0, decode(r.stdout + r.stderr)[-3000:]
+
+    env = vm._env(None)
+    r = subprocess.run([os.path.join(out_dir, "hello")], capture_output=True, timeout=300, env=env)
+    out = decode(r.stdout)
+    assert r.returncode == 0, out + decode(r.stderr)
+    assert "[first stdout] hello from Linux" in out, out
+    assert "[first stderr] a warning" in out, out
+    assert "first command exited with 3" in out, out
+    assert "LINE 1 FROM THE HOST\nLINE 2 FROM THE HOST\nLINE 3 FROM THE HOST" in out, out
+    assert "second command exited with 0" in out and "box removed" in out, out
+    assert vm.box_dirs() == [], "hello left its ephemeral box behind"
+
+    with running_box(vm) as box:
+        r = subprocess.run([os.path.join(out_dir, "exec_many"), box, "concurrent", "32"], capture_output=True,
+                           timeout=300, env=env)
+        assert r.returncode == 0 and decode(r.stdout).strip().endswith("ok"), decode(r.stdout + r.stderr)
+        print(decode(r.stdout).strip())
+        r = subprocess.run([os.path.join(out_dir, "exec_many"), box, "latency", "20"], capture_output=True,
+                           timeout=300, env=env)
+        assert r.returncode == 0, decode(r.stderr)
+        lat = json.loads(decode(r.stdout))
+        assert lat["runs"] == 20 and lat["median_ms"] > 0
+        print(f"C API exec round trip: median {lat['median_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms")

@@ -1,0 +1,119 @@
+"""Resources of a box: --cpus/--memory/--disk visible in the guest (nproc, free, df);
+an out-of-memory program and a fork bomb kill only themselves (guest cgroups) and the
+next exec works; `cocoon stats` (text and --json); /etc/hosts, hostname and clock."""
+import json
+import time
+
+import pytest
+
+from conftest import decode
+
+
+@pytest.fixture
+def boxes(vm):
+    """Boots boxes for a test and removes them after it, pass or fail."""
+    names = []
+
+    def boot(name="r", *extra):
+        names.append(name)
+        vm.run("create", "--name", name, *extra, check=0)
+        vm.run("start", name, check=0)
+        return name
+    yield boot
+    for n in names:
+        vm.run("rm", "-f", n)
+
+
+def sh(vm, box, script, check=0, **kw):
+    return vm.run("exec", box, "--", "sh", "-c", script, check=check, **kw)
+
+
+def test_limits_visible_in_guest(vm, boxes):
+    box = boxes("lim", "--cpus", "2", "--memory", "1G", "--disk", "4G")
+    out = decode(sh(vm, box, "nproc; free -m | awk '/^Mem:/{print $2}'; df -B1M --output=size / | tail -1").stdout)
+    cpus, mem_mib, disk_mib = (int(x) for x in out.split())
+    assert cpus == 2
+    assert 850 <= mem_mib <= 1024, mem_mib  # the kernel keeps some for itself
+    assert 3700 <= disk_mib <= 4096, disk_mib
+
+
+def test_oom_kills_only_the_program(vm, boxes):
+    box = boxes("oom", "--memory", "512M")
+    r = vm.run("exec", box, "--", "python3", "-c",
+               "x = []\nwhile True: x.append(bytearray(10**7))", timeout=240)
+    assert r.returncode == 137, (r.returncode, decode(r.stderr))  # SIGKILL from the OOM killer
+    assert decode(sh(vm, box, "echo alive").stdout) == "alive\n"
+    events = decode(sh(vm, box, "cat /sys/fs/cgroup/execs/memory.events").stdout)
+    assert "oom_kill 1" in events, events
+    # A big allocation refused outright is fine too: still only that program fails.
+    r = vm.run("exec", box, "--", "python3", "-c", "x = bytearray(10**10)")
+    assert r.returncode != 0
+    assert decode(sh(vm, box, "echo still alive").stdout) == "still alive\n"
+
+
+def test_fork_bomb_is_contained(vm, boxes):
+    box = boxes("bomb", "--memory", "512M")
+    r = vm.run("exec", "--timeout", "5", box, "--", "bash", "-c", ":(){ :|:& };:; sleep 60", timeout=120)
+    assert r.returncode == 124, (r.returncode, decode(r.stderr))
+    start = time.monotonic()
+    r = sh(vm, box, "echo alive; cat /sys/fs/cgroup/execs/pids.max", timeout=60)
+    lines = decode(r.stdout).split()
+    assert lines[0] == "alive"
+    assert 256 <= int(lines[1]) <= 4096
+    assert time.monotonic() - start < 30
+
+
+def test_agent_outside_command_cgroups(vm, boxes):
+    box = boxes("cg")
+    out = decode(sh(vm, box, "cat /proc/1/cgroup /proc/self/cgroup").stdout).split()
+    assert out[0] == "0::/", out  # the agent stays in the root cgroup
+    assert out[1].startswith("0::/execs/"), out
+
+
+def test_stats(vm, boxes):
+    box = boxes("st", "--cpus", "2", "--memory", "1G", "--disk", "4G")
+    r = vm.run("stats", box, check=0)
+    text = decode(r.stdout)
+    for word in ("cpu", "memory", "disk", "processes", "uptime", "load"):
+        assert word in text, text
+    r = vm.run("stats", "--json", box, check=0)
+    s = json.loads(decode(r.stdout))
+    assert s["cpu"]["cpus"] == 2
+    assert 0 < s["cpu"]["usage_seconds"] < 3600
+    assert 850 << 20 <= s["memory"]["total"] <= 1 << 30
+    assert 0 < s["memory"]["used"] < s["memory"]["total"]
+    assert s["memory"]["available"] <= s["memory"]["total"]
+    assert 3700 << 20 <= s["disk"]["total"] <= 4 << 30
+    assert 0 < s["disk"]["used"] < s["disk"]["total"]
+    assert 1 <= s["processes"] < 1000
+    assert 0 < s["uptime_seconds"] < 3600
+    assert len(s["load"]) == 3
+    vm.run("stop", box, check=0)
+    r = vm.run("stats", box)
+    assert r.returncode != 0 and "not running" in decode(r.stderr)
+    r = vm.run("stats", "nosuchbox")
+    assert r.returncode != 0
+
+
+def test_hosts_hostname_clock(vm, boxes):
+    box = boxes("cfg")
+    before = time.time()
+    r = sh(vm, box, "date +%s.%N; hostname; cat /etc/hosts")
+    after = time.time()
+    lines = decode(r.stdout).splitlines()
+    guest = float(lines[0])
+    assert before - 2 <= guest <= after + 2, (before, guest, after)
+    hostname = lines[1]
+    assert hostname and hostname != "(none)"
+    hosts = lines[2:]
+    assert any(l.split()[:1] == ["127.0.0.1"] and "localhost" in l.split() for l in hosts), hosts
+    assert any(hostname in l.split()[1:] for l in hosts), hosts
+    # User content is kept, and nothing is added twice across a restart.
+    sh(vm, box, "echo '10.1.2.3 myhost' >> /etc/hosts")
+    vm.run("restart", box, check=0)
+    hosts2 = decode(sh(vm, box, "cat /etc/hosts").stdout).splitlines()
+    assert "10.1.2.3 myhost" in hosts2
+    assert sum("localhost" in l.split() and l.startswith("127.0.0.1") for l in hosts2) == 1, hosts2
+    # Name lookups of localhost and of the hostname work without networking.
+    r = sh(vm, box, f"getent hosts localhost && getent hosts {hostname}")
+    assert "127.0" in decode(r.stdout)

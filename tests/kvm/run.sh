@@ -1,0 +1,80 @@
+#!/bin/sh
+# Runs the kvm backend's micro-guests on this machine's /dev/kvm: builds the guests
+# (as/gcc/ld into flat binaries) and the kvm-microguest test program, runs each guest
+# and checks its serial output and the VMM's summary line. Prints "skipped: <reason>"
+# and exits 0 when /dev/kvm cannot be used. SANITIZE=1 builds the runner with ASan/UBSan.
+set -u
+cd "$(dirname "$0")/../.."
+B=${BUILD:-build}/kvm-tests
+mkdir -p "$B"
+
+if [ ! -e /dev/kvm ]; then echo "skipped: /dev/kvm is absent"; exit 0; fi
+if ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then echo "skipped: /dev/kvm is not accessible to $(id -un)"; exit 0; fi
+
+CFLAGS="-std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wno-unused-parameter -Iinclude -Isrc -D_GNU_SOURCE"
+[ "${SANITIZE:-}" = 1 ] && CFLAGS="$CFLAGS -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
+${CC:-cc} $CFLAGS -o "$B/kvm-microguest" tests/kvm/kvm-microguest.c src/vmm/kvm_*.c src/vmm/dev_*.c src/vmm/log.c \
+    src/disk/qcow2*.c -lpthread || { echo "FAIL: cannot build kvm-microguest"; exit 1; }
+
+G=tests/kvm/guests
+for g in rm_hello rm_cf9 rm_flood; do
+    as --32 -o "$B/$g.o" "$G/$g.S" && ld -m elf_i386 -Ttext=0 --oformat binary -o "$B/$g.bin" "$B/$g.o" ||
+        { echo "FAIL: cannot assemble $g"; exit 1; }
+done
+GCFLAGS="-m64 -ffreestanding -fno-pic -fno-pie -mno-red-zone -mgeneral-regs-only -fno-stack-protector -nostdlib -O1 -fno-builtin"
+${CC:-cc} $GCFLAGS -c -o "$B/lm_start.o" "$G/lm_start.S" &&
+    ${CC:-cc} $GCFLAGS -c -o "$B/lm_virtio.o" "$G/lm_virtio.c" &&
+    ld -nostdlib -no-pie -T "$G/lm.ld" --oformat binary -o "$B/lm_virtio.bin" "$B/lm_start.o" "$B/lm_virtio.o" &&
+    ${CC:-cc} $GCFLAGS -c -o "$B/lm_triple.o" "$G/lm_triple.S" &&
+    ld -nostdlib -no-pie -T "$G/lm.ld" --oformat binary -o "$B/lm_triple.bin" "$B/lm_triple.o" ||
+    { echo "FAIL: cannot build the long-mode guests"; exit 1; }
+
+fails=0
+run() { # name expected-stop grep-pattern... -- args
+    name=$1 stop=$2; shift 2
+    pats=""
+    while [ "$1" != "--" ]; do pats="$pats|$1"; shift; done
+    shift
+    out=$(timeout 300 "$B/kvm-microguest" "$@" 2>"$B/$name.err")
+    rc=$?
+    echo "$out" >"$B/$name.out"
+    summary=$(echo "$out" | grep '^SUMMARY')
+    ok=1
+    echo "$summary" | grep -q "stop=$stop " || ok=0
+    IFS='|'
+    for p in ${pats#|}; do
+        [ -n "$p" ] && { echo "$out" | grep -q -- "$p" || { ok=0; echo "  missing: $p"; }; }
+    done
+    unset IFS
+    echo "$out" | grep -q '^FAIL' && ok=0
+    if [ -s "$B/$name.err" ] && grep -q 'Sanitizer\|runtime error' "$B/$name.err"; then ok=0; fi
+    if [ $ok = 1 ]; then echo "PASS $name: $summary"; else
+        echo "FAIL $name (rc $rc): $summary"; grep -E '^FAIL' "$B/$name.out"; tail -5 "$B/$name.err"; fails=$((fails + 1)); fi
+}
+
+run real-mode-uart reset "hello from real mode" "ok real-mode ports" -- --mode real "$B/rm_hello.bin"
+run reset-cf9 reset "R" -- --mode real "$B/rm_cf9.bin"
+# a real KVM reports KVM_EXIT_SHUTDOWN; PVM reports an emulation failure: either must stop the VM
+run triple-fault "\(triple-fault\|error\)" -- --mode long --timeout 10000 "$B/lm_triple.bin"
+run uart-flood reset "uart_written=1000 " -- --mode real --uart-cap 1000 "$B/rm_flood.bin"
+
+# disk: 1 MiB raw image starting with "COCOON", and a qcow2 overlay over it
+printf 'COCOON' >"$B/disk.raw" && truncate -s 1M "$B/disk.raw"
+run virtio-raw reset "DONE 0x" "ok blk data round trip" "ok bad descriptor loop" "ok console echo round trip" -- \
+    --mode long --rng --agent --disk "$B/disk.raw" --format raw --pause-cycles 20 "$B/lm_virtio.bin"
+if command -v qemu-img >/dev/null; then
+    rm -f "$B/base.raw" "$B/disk.qcow2"
+    printf 'COCOON' >"$B/base.raw" && truncate -s 1M "$B/base.raw"
+    qemu-img create -q -f qcow2 -b "$PWD/$B/base.raw" -F raw "$B/disk.qcow2" 1M
+    run virtio-qcow2 reset "DONE 0x" "ok blk data round trip" -- \
+        --mode long --rng --disk "$B/disk.qcow2" --format qcow2 "$B/lm_virtio.bin"
+    qemu-img check -q "$B/disk.qcow2" && echo "PASS qcow2-check: qemu-img check clean after the guest wrote" ||
+        { echo "FAIL qcow2-check"; fails=$((fails + 1)); }
+    cmp -s -n 6 "$B/base.raw" - <<EOF2 || { echo "FAIL base image modified"; fails=$((fails + 1)); }
+COCOON
+EOF2
+else
+    echo "skipped: virtio-qcow2 (qemu-img not installed to create the overlay)"
+fi
+
+if [ $fails = 0 ]; then echo "kvm micro-guests: all passed"; else echo "kvm micro-guests: $fails failed"; exit 1; fi

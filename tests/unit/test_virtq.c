@@ -1,0 +1,286 @@
+/* The split-virtqueue walker (src/vmm/dev_virtq.c) against a fake guest memory of two
+ * regions with hostile rings: loops, out-of-range indexes and addresses, huge and
+ * wrapping lengths, over-long chains and bad indirect tables must all be refused. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+/* libcocoon.a does not carry the VMM's objects; the two small files under test are
+ * compiled into this test directly. */
+#include "vmm/dev_virtq.c"
+#include "vmm/kvm_mem.c"
+
+#define LOW 0x10000ull
+#define HIGH_GPA 0x100000000ull
+#define QS 8
+#define DESC 0x1000ull
+#define AVAIL 0x2000ull
+#define USED 0x3000ull
+#define BUF 0x8000ull
+#define IND 0x6000ull
+
+struct fx {
+    struct guest_mem m;
+    struct virtq q;
+    struct virtq_chain c;
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    f->m.n = 2;
+    f->m.r[0] = (struct guest_region){ 0, LOW, aligned_alloc(4096, LOW) };
+    f->m.r[1] = (struct guest_region){ HIGH_GPA, LOW, aligned_alloc(4096, LOW) };
+    memset(f->m.r[0].hva, 0, LOW);
+    memset(f->m.r[1].hva, 0, LOW);
+    f->q.size = QS;
+    f->q.desc_gpa = DESC;
+    f->q.avail_gpa = AVAIL;
+    f->q.used_gpa = USED;
+    f->q.indirect_ok = 1;
+    assert_int_equal(virtq__enable(&f->q, &f->m), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    free(f->m.r[0].hva);
+    free(f->m.r[1].hva);
+    free(f);
+    return 0;
+}
+
+static void set_desc(struct fx *f, uint64_t table, int i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
+{
+    struct virtq_desc d = { addr, len, flags, next };
+    memcpy(guest_mem__ptr(&f->m, table + 16 * (uint64_t)i, 16), &d, 16);
+}
+
+static void offer(struct fx *f, uint16_t head)
+{
+    uint16_t *avail = guest_mem__ptr(&f->m, AVAIL, 4 + 2 * QS);
+    avail[2 + avail[1] % QS] = head;
+    avail[1]++;
+}
+
+static void test_mem_ptr(void **state)
+{
+    struct fx *f = *state;
+    assert_non_null(guest_mem__ptr(&f->m, 0, LOW));
+    assert_non_null(guest_mem__ptr(&f->m, LOW, 0));
+    assert_null(guest_mem__ptr(&f->m, LOW, 1));
+    assert_null(guest_mem__ptr(&f->m, LOW - 1, 2));
+    assert_null(guest_mem__ptr(&f->m, 1, UINT64_MAX));
+    assert_null(guest_mem__ptr(&f->m, UINT64_MAX, 2));
+    assert_non_null(guest_mem__ptr(&f->m, HIGH_GPA + 16, 16));
+    assert_null(guest_mem__ptr(&f->m, HIGH_GPA - 8, 16));
+}
+
+static void test_valid_chain(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(virtq__pop(&f->q, &f->m, &f->c), 0);
+    memcpy(guest_mem__ptr(&f->m, BUF, 4), "ping", 4);
+    set_desc(f, DESC, 3, BUF, 4, VIRTQ_DESC_F_NEXT, 5);
+    set_desc(f, DESC, 5, HIGH_GPA + 64, 100, VIRTQ_DESC_F_WRITE, 0);
+    offer(f, 3);
+    assert_true(virtq__has_avail(&f->q));
+    assert_int_equal(virtq__pop(&f->q, &f->m, &f->c), 1);
+    assert_int_equal(f->c.head, 3);
+    assert_int_equal(f->c.nr, 1);
+    assert_int_equal(f->c.nw, 1);
+    assert_int_equal(f->c.rlen, 4);
+    assert_int_equal(f->c.wlen, 100);
+    char buf[8] = { 0 };
+    assert_int_equal(virtq_chain__read(&f->c, 0, buf, 8), 4);
+    assert_memory_equal(buf, "ping", 4);
+    assert_int_equal(virtq_chain__write(&f->c, 98, "pong", 4), 2);
+    virtq__push(&f->q, f->c.head, 100);
+    uint16_t *used = guest_mem__ptr(&f->m, USED, 4);
+    uint32_t *elem = guest_mem__ptr(&f->m, USED + 4, 8);
+    assert_int_equal(used[1], 1);
+    assert_int_equal(elem[0], 3);
+    assert_int_equal(elem[1], 100);
+    assert_int_equal(virtq__pop(&f->q, &f->m, &f->c), 0);
+}
+
+static void expect_broken(struct fx *f)
+{
+    assert_int_equal(virtq__pop(&f->q, &f->m, &f->c), -1);
+    assert_true(f->q.broken);
+    assert_non_null(f->q.why);
+    assert_int_equal(virtq__pop(&f->q, &f->m, &f->c), -1); /* stays broken */
+}
+
+static void test_loop(void **state)
+{
+    struct fx *f = *state;
+    set_desc(f, DESC, 0, BUF, 1, VIRTQ_DESC_F_NEXT, 1);
+    set_desc(f, DESC, 1, BUF, 1, VIRTQ_DESC_F_NEXT, 0);
+    offer(f, 0);
+    expect_broken(f);
+}
+
+static void test_self_loop_zero_len(void **state)
+{
+    struct fx *f = *state;
+    set_desc(f, DESC, 2, BUF, 0, VIRTQ_DESC_F_NEXT, 2);
+    offer(f, 2);
+    expect_broken(f);
+}
+
+static void test_bad_addresses(void **state)
+{
+    struct fx *f = *state;
+    uint64_t addrs[] = { LOW, LOW - 4, UINT64_MAX - 2, HIGH_GPA + LOW - 1, 0x7fffffff0000ull };
+    for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
+        f->q.broken = 0;
+        set_desc(f, DESC, 0, addrs[i], 8, 0, 0);
+        offer(f, 0);
+        expect_broken(f);
+        f->q.last_avail++; /* skip the bad entry for the next round */
+    }
+}
+
+static void test_huge_length(void **state)
+{
+    struct fx *f = *state;
+    set_desc(f, DESC, 0, BUF, UINT32_MAX, VIRTQ_DESC_F_WRITE, 0);
+    offer(f, 0);
+    expect_broken(f);
+}
+
+static void test_bad_indexes(void **state)
+{
+    struct fx *f = *state;
+    offer(f, QS); /* head out of range */
+    expect_broken(f);
+    f->q.broken = 0;
+    f->q.last_avail++;
+    set_desc(f, DESC, 0, BUF, 1, VIRTQ_DESC_F_NEXT, QS + 3);
+    offer(f, 0);
+    expect_broken(f);
+    f->q.broken = 0;
+    f->q.last_avail++;
+    uint16_t *avail = guest_mem__ptr(&f->m, AVAIL, 4);
+    avail[1] = (uint16_t)(f->q.last_avail + QS + 1);
+    expect_broken(f);
+}
+
+static void test_write_then_read(void **state)
+{
+    struct fx *f = *state;
+    set_desc(f, DESC, 0, BUF, 1, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 1);
+    set_desc(f, DESC, 1, BUF, 1, 0, 0);
+    offer(f, 0);
+    expect_broken(f);
+}
+
+static void test_indirect(void **state)
+{
+    struct fx *f = *state;
+    set_desc(f, IND, 0, BUF, 16, VIRTQ_DESC_F_NEXT, 1);
+    set_desc(f, IND, 1, BUF + 16, 32, VIRTQ_DESC_F_WRITE, 0);
+    set_desc(f, DESC, 0, IND, 32, VIRTQ_DESC_F_INDIRECT, 0);
+    offer(f, 0);
+    assert_int_equal(virtq__pop(&f->q, &f->m, &f->c), 1);
+    assert_int_equal(f->c.nr, 1);
+    assert_int_equal(f->c.nw, 1);
+    assert_int_equal(f->c.wlen, 32);
+}
+
+static void indirect_case(struct fx *f, uint64_t addr, uint32_t len, uint16_t flags)
+{
+    set_desc(f, DESC, 0, addr, len, flags, 1);
+    offer(f, 0);
+    expect_broken(f);
+}
+
+static void test_indirect_bad(void **state)
+{
+    struct fx *f = *state;
+    indirect_case(f, IND, 24, VIRTQ_DESC_F_INDIRECT); /* not a multiple of 16 */
+    f->q.broken = 0, f->q.last_avail++;
+    indirect_case(f, IND, 0, VIRTQ_DESC_F_INDIRECT);
+    f->q.broken = 0, f->q.last_avail++;
+    indirect_case(f, IND, 16 * (VIRTQ_MAX_INDIRECT + 1), VIRTQ_DESC_F_INDIRECT);
+    f->q.broken = 0, f->q.last_avail++;
+    indirect_case(f, LOW - 16, 32, VIRTQ_DESC_F_INDIRECT); /* table crosses the end of RAM */
+    f->q.broken = 0, f->q.last_avail++;
+    indirect_case(f, IND, 32, VIRTQ_DESC_F_INDIRECT | VIRTQ_DESC_F_NEXT);
+    f->q.broken = 0, f->q.last_avail++;
+    set_desc(f, IND, 0, IND, 16, VIRTQ_DESC_F_INDIRECT, 0); /* nested */
+    indirect_case(f, IND, 16, VIRTQ_DESC_F_INDIRECT);
+    f->q.broken = 0, f->q.last_avail++;
+    set_desc(f, IND, 0, BUF, 1, VIRTQ_DESC_F_NEXT, 1); /* loop inside the table */
+    set_desc(f, IND, 1, BUF, 1, VIRTQ_DESC_F_NEXT, 0);
+    indirect_case(f, IND, 32, VIRTQ_DESC_F_INDIRECT);
+    f->q.broken = 0, f->q.last_avail++;
+    set_desc(f, IND, 0, BUF, 1, VIRTQ_DESC_F_NEXT, 2); /* next past the table */
+    indirect_case(f, IND, 32, VIRTQ_DESC_F_INDIRECT);
+    f->q.broken = 0, f->q.last_avail++;
+    f->q.indirect_ok = 0; /* not negotiated */
+    set_desc(f, IND, 0, BUF, 1, 0, 0);
+    indirect_case(f, IND, 16, VIRTQ_DESC_F_INDIRECT);
+}
+
+static void test_too_long(void **state)
+{
+    struct fx *f = *state;
+    for (int i = 0; i < VIRTQ_MAX_INDIRECT; i++)
+        set_desc(f, IND, i, BUF + (uint64_t)i, 1, i + 1 < VIRTQ_MAX_INDIRECT ? VIRTQ_DESC_F_NEXT : 0,
+                 (uint16_t)(i + 1));
+    set_desc(f, DESC, 0, IND, 16 * VIRTQ_MAX_INDIRECT, VIRTQ_DESC_F_INDIRECT, 0);
+    offer(f, 0);
+    expect_broken(f);
+}
+
+static void test_enable_checks(void **state)
+{
+    struct fx *f = *state;
+    struct virtq q = f->q;
+    uint16_t sizes[] = { 0, 3, VIRTQ_MAX_SIZE * 2 };
+    for (size_t i = 0; i < 3; i++) {
+        q.size = sizes[i];
+        assert_int_equal(virtq__enable(&q, &f->m), -1);
+    }
+    q = f->q;
+    q.desc_gpa = DESC + 8;
+    assert_int_equal(virtq__enable(&q, &f->m), -1);
+    q = f->q;
+    q.used_gpa = LOW - 8;
+    assert_int_equal(virtq__enable(&q, &f->m), -1);
+    q = f->q;
+    q.avail_gpa = UINT64_MAX - 1;
+    assert_int_equal(virtq__enable(&q, &f->m), -1);
+    q = f->q;
+    q.used_gpa = HIGH_GPA;
+    assert_int_equal(virtq__enable(&q, &f->m), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_mem_ptr, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_valid_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_self_loop_zero_len, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_addresses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_huge_length, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_indexes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_then_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_indirect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_indirect_bad, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_too_long, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_enable_checks, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
