@@ -78,9 +78,9 @@ $(BUILD)/bin/cocoon: $(CLI_OBJ) $(BUILD)/lib/libcocoon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(HOST_CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/lib/libcocoon.a $(HOST_LIBS) -ldl
 
-$(BUILD)/bin/cocoon-vmm: $(VMM_OBJ) $(COMMON_OBJ)
+$(BUILD)/bin/cocoon-vmm: $(VMM_OBJ) $(COMMON_OBJ) $(filter $(OBJ)/src/disk/qcow2%,$(LIB_OBJ))
 	@mkdir -p $(dir $@)
-	$(CC) $(HOST_CFLAGS) -o $@ $(VMM_OBJ) $(COMMON_OBJ) $(HOST_LIBS)
+	$(CC) $(HOST_CFLAGS) -o $@ $^ $(HOST_LIBS)
 
 AGENT_OBJ := $(AGENT_SRC:%.c=$(OBJ)/agent/%.o) $(PROTO_SRC:%.c=$(OBJ)/agent/%.o)
 $(SHARE)/cocoon-agent: $(AGENT_OBJ)
@@ -120,6 +120,7 @@ test: setup
 	$(MAKE) all guest
 	$(MAKE) BUILD=build/asan SANITIZE=1 host unit
 	@scripts/fuzz-smoke
+	@SANITIZE=1 tests/kvm/run.sh
 	@scripts/run-integration build/asan
 
 bench: all guest

@@ -137,6 +137,8 @@ int net_watch(struct net_stack *s, int fd, uint32_t ev, struct nwatch *w);
 int net_rewatch(struct net_stack *s, int fd, uint32_t ev, struct nwatch *w);
 void net_unwatch(struct net_stack *s, int fd);
 void net_bury(struct net_stack *s, void *obj); /* free after the current batch */
+/* Makes sure the timer fires at or before at (ms, net_now_ms clock). */
+void net_deadline(struct net_stack *s, uint64_t at);
 /* Builds Ethernet + IPv4 headers in front of the l4 bytes already at
  * s->frame + NET_L4_OFF and sends the frame. Returns the output result. */
 #define NET_L4_OFF 34

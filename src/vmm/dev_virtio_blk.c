@@ -11,16 +11,6 @@
 #include "disk/qcow2.h"
 #include "vmm/dev_virtio.h"
 
-/* The qcow2 code lives in libcocoon's objects; until cocoon-vmm links them, a weak
- * reference keeps the monitor building and a qcow2 disk fails with a clear message. */
-#pragma weak qcow2_open
-#pragma weak qcow2_read
-#pragma weak qcow2_write
-#pragma weak qcow2_discard
-#pragma weak qcow2_flush
-#pragma weak qcow2_close
-#pragma weak qcow2_virtual_size
-
 enum { T_IN = 0, T_OUT = 1, T_FLUSH = 4, T_GET_ID = 8, T_DISCARD = 11, T_WRITE_ZEROES = 13 };
 enum { S_OK = 0, S_IOERR = 1, S_UNSUPP = 2 };
 #define F_SEG_MAX (1ull << 2)
@@ -226,10 +216,6 @@ int virtio_blk__init(struct virtio_blk *b, struct kvm_vm *vm, uint64_t base, int
     b->raw_fd = -1;
     b->read_only = read_only;
     if (!strcmp(format, "qcow2")) {
-        if (!qcow2_open) {
-            snprintf(err, errcap, "this cocoon-vmm was built without the qcow2 code: cannot open %s", path);
-            return -1;
-        }
         b->qcow = qcow2_open(path, !read_only, err, errcap);
         if (!b->qcow)
             return -1;

@@ -1,0 +1,40 @@
+/* DNS messages (RFC 1035) as the stack's resolver sees them: the guest's queries,
+ * parsed to learn the name asked; the upstream's answers, checked, filtered against
+ * rebinding and pinned. All parsing is bounded; compression loops are rejected. */
+#ifndef COCOON_NET_DNS_H
+#define COCOON_NET_DNS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/policy.h"
+
+#define DNS_MAX_MSG 4096
+#define DNS_TYPE_A 1
+#define DNS_TYPE_CNAME 5
+#define DNS_TYPE_AAAA 28
+#define DNS_RCODE_SERVFAIL 2
+#define DNS_RCODE_NXDOMAIN 3
+#define DNS_RCODE_REFUSED 5
+
+struct dns_question {
+    uint16_t id, qtype, qclass;
+    char name[256]; /* lowercase, dotted, no trailing dot ("" for the root) */
+    size_t end;     /* offset just after the question */
+};
+
+/* Reads a possibly compressed name at *off; advances *off past it. -1 when malformed. */
+int dns_read_name(const uint8_t *msg, size_t n, size_t *off, char *out, size_t cap);
+/* A standard query with exactly one question. -1 when not. */
+int dns_parse_query(const uint8_t *p, size_t n, struct dns_question *q);
+/* A response to the query (header + question copied) with rcode and no records. */
+size_t dns_build_error(const uint8_t *query, const struct dns_question *q, int rcode, uint8_t *out, size_t cap);
+/* A response answering the query with one A record (or none for other types). */
+size_t dns_build_local(const uint8_t *query, const struct dns_question *q, uint32_t ip, uint8_t *out, size_t cap);
+/* Checks that resp answers q, pins its A records for q->name and removes the records
+ * policy_strip_answer rejects (and private AAAA in public mode), rebuilding the message
+ * when something was removed. Returns the length written to out, or -1 (malformed). */
+long dns_filter_response(const uint8_t *resp, size_t n, const struct dns_question *q, struct policy *pol,
+                         uint64_t now, uint8_t *out, size_t cap, int *stripped);
+
+#endif

@@ -1,0 +1,337 @@
+/* The stack's core: frames in from the guest (Ethernet, ARP, IPv4 checks, dispatch
+ * to ICMP/UDP/TCP), frames out through the caller's callback, the epoll set of host
+ * sockets and the one timer, and the denial log. */
+#include "net/internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOG_MAX_LINES 10000
+
+uint64_t net_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int net_watch(struct net_stack *s, int fd, uint32_t ev, struct nwatch *w)
+{
+    struct epoll_event e = {.events = ev, .data.ptr = w};
+    return epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &e);
+}
+
+int net_rewatch(struct net_stack *s, int fd, uint32_t ev, struct nwatch *w)
+{
+    struct epoll_event e = {.events = ev, .data.ptr = w};
+    return epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &e);
+}
+
+void net_unwatch(struct net_stack *s, int fd) { epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL); }
+
+void net_bury(struct net_stack *s, void *obj)
+{
+    ((struct nwatch *)obj)->dead = 1;
+    if (s->ngrave < (int)(sizeof(s->grave) / sizeof(s->grave[0])))
+        s->grave[s->ngrave++] = obj;
+    else
+        free(obj); /* outside an event batch nothing can still point at it */
+}
+
+static void empty_grave(struct net_stack *s)
+{
+    for (int i = 0; i < s->ngrave; i++)
+        free(s->grave[i]);
+    s->ngrave = 0;
+}
+
+void net_deadline(struct net_stack *s, uint64_t at)
+{
+    if (s->armed_at && s->armed_at <= at)
+        return;
+    s->armed_at = at;
+    struct itimerspec its = {0};
+    its.it_value.tv_sec = (time_t)(at / 1000);
+    its.it_value.tv_nsec = (long)(at % 1000) * 1000000;
+    if (!its.it_value.tv_sec && !its.it_value.tv_nsec)
+        its.it_value.tv_nsec = 1;
+    timerfd_settime(s->timerfd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+int net_send_ip(struct net_stack *s, uint32_t src, uint32_t dst, uint8_t proto, size_t l4len)
+{
+    uint8_t *f = s->frame;
+    memcpy(f, s->cfg.guest_mac, 6);
+    memcpy(f + 6, s->cfg.gateway_mac, 6);
+    wr16(f + 12, ETHERTYPE_IPV4);
+    wire_ipv4_header(f + ETH_HDR, src, dst, proto, s->ip_id++, l4len);
+    size_t len = NET_L4_OFF + l4len;
+    int rc = s->out(s->user, f, len);
+    if (rc >= 0) {
+        s->st.frames_out++;
+        s->st.bytes_out += len;
+    }
+    if (rc > 0)
+        s->link_blocked = 1;
+    return rc;
+}
+
+static const char *ipstr(uint32_t ip, char *buf)
+{
+    struct in_addr a = {.s_addr = htonl(ip)};
+    inet_ntop(AF_INET, &a, buf, INET_ADDRSTRLEN);
+    return buf;
+}
+
+void net_log_deny(struct net_stack *s, const char *what, uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport,
+                  const struct verdict *v)
+{
+    static unsigned long lines;
+    if (s->cfg.log_fd < 0 || lines > LOG_MAX_LINES)
+        return;
+    char line[768], a[INET_ADDRSTRLEN], b[INET_ADDRSTRLEN], when[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    int n;
+    if (lines++ == LOG_MAX_LINES)
+        n = snprintf(line, sizeof(line), "%s too many denials: no more are logged (they are still counted)\n", when);
+    else
+        n = snprintf(line, sizeof(line), "%s deny %s %s:%u -> %s:%u rule=\"%s\"\n", when, what, ipstr(src, a), sport,
+                     ipstr(dst, b), dport, v->why ? v->why : "");
+    if (n > 0) {
+        ssize_t w = write(s->cfg.log_fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+        (void)w;
+    }
+}
+
+static void arp_input(struct net_stack *s, const uint8_t *p, size_t n)
+{
+    if (n < 28 || rd16(p) != 1 || rd16(p + 2) != ETHERTYPE_IPV4 || p[4] != 6 || p[5] != 4 || rd16(p + 6) != 1)
+        return;
+    uint32_t spa = rd32(p + 14), tpa = rd32(p + 24);
+    if (tpa != s->cfg.gateway_ip && tpa != s->cfg.dns_ip && tpa != s->cfg.host_alias_ip)
+        return;
+    if (spa != s->cfg.guest_ip && spa != 0)
+        return;
+    uint8_t *f = s->frame;
+    memcpy(f, p + 8, 6);
+    memcpy(f + 6, s->cfg.gateway_mac, 6);
+    wr16(f + 12, ETHERTYPE_ARP);
+    uint8_t *a = f + ETH_HDR;
+    wr16(a, 1);
+    wr16(a + 2, ETHERTYPE_IPV4);
+    a[4] = 6;
+    a[5] = 4;
+    wr16(a + 6, 2);
+    memcpy(a + 8, s->cfg.gateway_mac, 6);
+    wr32(a + 14, tpa);
+    memcpy(a + 18, p + 8, 6);
+    wr32(a + 24, spa);
+    if (s->out(s->user, f, ETH_HDR + 28) >= 0)
+        s->st.frames_out++;
+}
+
+void net_stack_input_frame(struct net_stack *s, const uint8_t *f, size_t n)
+{
+    static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    s->st.frames_in++;
+    s->st.bytes_in += n;
+    if (n < ETH_HDR || n > sizeof(s->frame)) {
+        s->st.dropped_malformed++;
+        return;
+    }
+    if (memcmp(f, s->cfg.gateway_mac, 6) != 0 && memcmp(f, bcast, 6) != 0) {
+        s->st.dropped_other++;
+        return;
+    }
+    uint16_t type = rd16(f + 12);
+    if (type == ETHERTYPE_ARP) {
+        arp_input(s, f + ETH_HDR, n - ETH_HDR);
+        return;
+    }
+    if (type != ETHERTYPE_IPV4) {
+        s->st.dropped_other++; /* IPv6 and the rest: not routed */
+        return;
+    }
+    struct pkt_ip ip;
+    int rc = wire_parse_ipv4(f + ETH_HDR, n - ETH_HDR, &ip);
+    if (rc == WIRE_FRAGMENT) {
+        s->st.dropped_fragment++;
+        return;
+    }
+    if (rc != WIRE_OK) {
+        s->st.dropped_malformed++;
+        return;
+    }
+    if (ip.src != s->cfg.guest_ip || !memcmp(f, bcast, 6)) {
+        s->st.dropped_other++; /* spoofed source, or broadcast IP (DHCP...) */
+        return;
+    }
+    memcpy(s->cfg.guest_mac, f + 6, 6); /* answer whatever MAC the guest uses */
+    switch (ip.proto) {
+    case IP_PROTO_TCP: tcp_input(s, &ip); break;
+    case IP_PROTO_UDP: udp_input(s, &ip); break;
+    case IP_PROTO_ICMP: icmp_input(s, &ip); break;
+    default: s->st.dropped_other++; break;
+    }
+}
+
+static int open_listener(struct net_stack *s, const struct net_port *p, char *err, size_t errcap)
+{
+    int udp = p->proto == NET_PROTO_UDP;
+    int fd = socket(AF_INET, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errcap, "published port: socket: %s", strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(p->host_port), .sin_addr.s_addr = htonl(p->host_ip)};
+    char a[INET_ADDRSTRLEN];
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || (!udp && listen(fd, 128) < 0)) {
+        snprintf(err, errcap, "cannot publish %s:%u/%s: %s", ipstr(p->host_ip, a), p->host_port, udp ? "udp" : "tcp",
+                 strerror(errno));
+        close(fd);
+        return -1;
+    }
+    struct listener *l = calloc(1, sizeof(*l));
+    if (!l) {
+        close(fd);
+        snprintf(err, errcap, "out of memory");
+        return -1;
+    }
+    l->w.kind = udp ? NW_LISTEN_UDP : NW_LISTEN_TCP;
+    l->fd = fd;
+    l->port = *p;
+    s->listeners[s->nlisteners++] = l;
+    return net_watch(s, fd, EPOLLIN, &l->w);
+}
+
+static int probe_icmp(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMP);
+    if (fd < 0)
+        return 0;
+    close(fd);
+    return 1;
+}
+
+struct net_stack *net_stack_new(const struct net_config *cfg, net_output_fn out, void *user, char *err, size_t errcap)
+{
+    struct net_stack *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, errcap, "out of memory");
+        return NULL;
+    }
+    s->cfg = *cfg;
+    s->out = out;
+    s->user = user;
+    s->next_eport = 49152;
+    s->ip_id = 1;
+    policy_init(&s->pol, &s->cfg);
+    s->icmp_ok = probe_icmp();
+    s->epfd = epoll_create1(EPOLL_CLOEXEC);
+    s->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    s->w_timer.kind = NW_TIMER;
+    if (s->epfd < 0 || s->timerfd < 0 || net_watch(s, s->timerfd, EPOLLIN, &s->w_timer) < 0) {
+        snprintf(err, errcap, "network stack: %s", strerror(errno));
+        net_stack_free(s);
+        return NULL;
+    }
+    for (int i = 0; i < cfg->nports; i++) {
+        if (open_listener(s, &cfg->ports[i], err, errcap) < 0) {
+            net_stack_free(s);
+            return NULL;
+        }
+    }
+    return s;
+}
+
+void net_stack_free(struct net_stack *s)
+{
+    if (!s)
+        return;
+    tcp_free_all(s);
+    udp_free_all(s);
+    for (int i = 0; i < s->nlisteners; i++) {
+        close(s->listeners[i]->fd);
+        free(s->listeners[i]);
+    }
+    empty_grave(s);
+    if (s->timerfd >= 0)
+        close(s->timerfd);
+    if (s->epfd >= 0)
+        close(s->epfd);
+    free(s);
+}
+
+int net_stack_fd(const struct net_stack *s) { return s->epfd; }
+
+void net_stack_tick(struct net_stack *s)
+{
+    uint64_t now = net_now_ms(), next = 0;
+    tcp_flush_acks(s);
+    tcp_tick(s, now, &next);
+    udp_tick(s, now, &next);
+    empty_grave(s);
+    s->armed_at = 0;
+    if (next)
+        net_deadline(s, next);
+    else
+        timerfd_settime(s->timerfd, 0, &(struct itimerspec){0}, NULL);
+}
+
+int net_stack_timeout(const struct net_stack *s)
+{
+    if (!s->armed_at)
+        return -1;
+    uint64_t now = net_now_ms();
+    return s->armed_at <= now ? 0 : (int)(s->armed_at - now);
+}
+
+void net_stack_flush(struct net_stack *s) { tcp_flush_acks(s); }
+
+void net_stack_on_fd_ready(struct net_stack *s)
+{
+    struct epoll_event evs[64];
+    int n = epoll_wait(s->epfd, evs, 64, 0);
+    for (int i = 0; i < n; i++) {
+        struct nwatch *w = evs[i].data.ptr;
+        if (w->dead)
+            continue;
+        switch (w->kind) {
+        case NW_TIMER: {
+            uint64_t ticks;
+            if (read(s->timerfd, &ticks, sizeof(ticks)) == (ssize_t)sizeof(ticks) || s->armed_at <= net_now_ms())
+                net_stack_tick(s);
+            break;
+        }
+        case NW_TCP: tcp_on_event(s, (struct tcp_conn *)w, evs[i].events); break;
+        case NW_UDP: udp_on_event(s, (struct udp_flow *)w); break;
+        case NW_DNS: dns_on_event(s, (struct dns_query *)w); break;
+        case NW_LISTEN_TCP: tcp_accept(s, (struct listener *)w); break;
+        case NW_LISTEN_UDP: udp_on_listener(s, (struct listener *)w); break;
+        }
+    }
+    tcp_flush_acks(s);
+    empty_grave(s);
+}
+
+void net_stack_link_ready(struct net_stack *s)
+{
+    if (!s->link_blocked)
+        return;
+    s->link_blocked = 0;
+    tcp_link_ready(s);
+}
+
+const struct net_stats *net_stack_stats(const struct net_stack *s) { return &s->st; }
