@@ -32,8 +32,8 @@ SHARE := $(BUILD)/share/cocoon
 
 PROTO_SRC := $(wildcard src/proto/*.c)
 UTIL_SRC := $(wildcard src/util/*.c)
-LIB_SRC := $(wildcard src/lib/*.c) $(wildcard src/disk/*.c) $(wildcard src/image/*.c)
-VMM_SRC := $(wildcard src/vmm/*.c)
+LIB_SRC := $(wildcard src/lib/*.c) $(wildcard src/disk/*.c) $(wildcard src/image/*.c) $(wildcard src/net/*.c)
+VMM_SRC := $(wildcard src/vmm/*.c) $(wildcard src/net/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
 AGENT_SRC := $(wildcard src/agent/*.c)
 
@@ -68,41 +68,49 @@ $(OBJ)/agent/%.o: %.c
 
 $(BUILD)/lib/libcocoon.a: $(LIB_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	@echo '  AR      $@'
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/lib/libcocoon.so: $(LIB_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(HOST_CFLAGS) -shared -Wl,-soname,libcocoon.so -o $@ $^ $(HOST_LIBS) -ldl
+	@echo '  LD      $@'
+	$(Q)$(CC) $(HOST_CFLAGS) -shared -Wl,-soname,libcocoon.so -o $@ $^ $(HOST_LIBS) -ldl
 
 $(BUILD)/bin/cocoon: $(CLI_OBJ) $(BUILD)/lib/libcocoon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(HOST_CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/lib/libcocoon.a $(HOST_LIBS) -ldl
+	@echo '  LD      $@'
+	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/lib/libcocoon.a $(HOST_LIBS) -ldl
 
 $(BUILD)/bin/cocoon-vmm: $(VMM_OBJ) $(COMMON_OBJ) $(filter $(OBJ)/src/disk/qcow2%,$(LIB_OBJ))
 	@mkdir -p $(dir $@)
-	$(CC) $(HOST_CFLAGS) -o $@ $^ $(HOST_LIBS)
+	@echo '  LD      $@'
+	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $^ $(HOST_LIBS)
 
 AGENT_OBJ := $(AGENT_SRC:%.c=$(OBJ)/agent/%.o) $(PROTO_SRC:%.c=$(OBJ)/agent/%.o)
 $(SHARE)/cocoon-agent: $(AGENT_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(AGENT_CFLAGS) -s -o $@ $^
+	@echo '  LD      $@'
+	$(Q)$(CC) $(AGENT_CFLAGS) -s -o $@ $^
 
 $(SHARE)/initramfs.cpio: $(SHARE)/cocoon-agent scripts/mkinitramfs
-	$(PYTHON) scripts/mkinitramfs $(SHARE)/cocoon-agent $@
+	@echo '  CPIO    $@'
+	$(Q)$(PYTHON) scripts/mkinitramfs $(SHARE)/cocoon-agent $@
 
 # ---- tests ----
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/lib/libcocoon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(HOST_CFLAGS) -o $@ $< $(BUILD)/lib/libcocoon.a $(HOST_LIBS) -ldl -lcmocka
+	@echo '  LD      $@'
+	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $< $(BUILD)/lib/libcocoon.a $(HOST_LIBS) -ldl -lcmocka
 
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 # Replay build: a plain main() feeds each corpus file to the target under ASan/UBSan.
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%-replay)
 $(BUILD)/fuzz/%-replay: tests/fuzz/%.c tests/fuzz/replay_main.c $(BUILD)/lib/libcocoon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(HOST_CFLAGS) -o $@ $< tests/fuzz/replay_main.c $(BUILD)/lib/libcocoon.a $(HOST_LIBS) -ldl
+	@echo '  LD      $@'
+	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $< tests/fuzz/replay_main.c $(BUILD)/lib/libcocoon.a $(HOST_LIBS) -ldl
 
 unit: $(UNIT_BINS) $(FUZZ_REPLAY)
 	@scripts/run-unit $(BUILD)

@@ -54,7 +54,7 @@ typedef struct cocoon_host_info {
     int kvm_device; /* /dev/kvm exists and opens */
     int kvm_usable; /* KVM can run a stock kernel (hardware VMX/SVM) */
     char kvm_reason[256];
-    char backend[16]; /* backend boxes use: "qemu" (the only one in this release) */
+    char backend[16]; /* backend a box with --vmm auto gets: "kvm" or "qemu" */
     char accel[16];   /* "kvm" or "tcg" */
     char accel_reason[256];
     char qemu_path[512];
@@ -68,6 +68,7 @@ typedef struct cocoon_host_info {
     char home[512];
     char vmm_path[512]; /* the cocoon-vmm boxes are started with */
     int vmm_present;
+    char backend_reason[256]; /* why `backend` */
 } cocoon_host_info;
 int cocoon_host_probe(cocoon_runtime *rt, cocoon_host_info *info, cocoon_error *err);
 
@@ -152,6 +153,14 @@ typedef struct cocoon_box_options {
     const char *initrd;       /* override the initramfs (tests) */
     uint64_t disk_size;       /* virtual disk size in bytes; 0: the image's size (the minimum).
                                  The guest grows its root file system to fill it at boot. */
+    const char *vmm;          /* NULL/"auto" (kvm where KVM has hardware virtualization, else
+                                 qemu), "kvm" (our own VMM) or "qemu" */
+    const char *net;          /* NULL/"none": no network device; "public": public internet only;
+                                 "open": everything, private ranges included (unsafe) */
+    const char *const *net_rules; /* NULL-terminated, first match wins: "allow api.example.com",
+                                 "allow *.example.org", "allow 10.1.2.0/24:5432/tcp", "deny 1.2.3.4",
+                                 "allow host:8080" (the host's loopback as host.cocoon.internal) */
+    const char *const *net_ports; /* NULL-terminated published ports: "8080:80", "127.0.0.1:5353:53/udp" */
 } cocoon_box_options;
 
 /* Boxes live in the runtime's state ($COCOON_HOME/cocoon.db plus one directory per box)
@@ -291,8 +300,8 @@ typedef struct cocoon_exec_info {
     int id;             /* guest pid = process group id (cocoon_exec_id) */
     char command[1024]; /* its command line, arguments separated by spaces */
 } cocoon_exec_info;
-/* Lists them (free with free()). Works by running a small /bin/sh script in the guest
- * (until the monitor lists its streams itself), so the image needs /bin/sh. */
+/* Lists them (free with free()), as the box's monitor knows them: every exec any
+ * client started that is still running. */
 int cocoon_box_list_execs(cocoon_box *box, cocoon_exec_info **out, size_t *count, cocoon_error *err);
 /* Sends signo to the process group of exec id (cocoon_exec_id, or an id from
  * cocoon_box_list_execs), or to every running exec when id is 0. An id that is not a

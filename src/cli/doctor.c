@@ -25,6 +25,7 @@ static int print_json(const cocoon_host_info *h, int ok)
         h->default_image_present, "vmm_path", h->vmm_path, "vmm_present", h->vmm_present, "home", h->home, "ready", ok);
     if (!o)
         return 1;
+    json_object_set_new(o, "backend_reason", json_string(h->backend_reason));
     char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (s)
@@ -75,7 +76,8 @@ int cmd_doctor(int argc, char **argv)
     printf("virtualization\n");
     line("/dev/kvm", h.kvm_device, h.kvm_device ? "present" : "absent");
     line("kvm usable", h.kvm_usable, h.kvm_reason);
-    printf("  %-14s %-4s %s\n", "backend", "", h.backend);
+    snprintf(buf, sizeof(buf), "%s (%s)", h.backend, h.backend_reason);
+    printf("  %-14s %-4s %s\n", "backend", "", buf);
     snprintf(buf, sizeof(buf), "%s (%s)", h.accel, h.accel_reason);
     printf("  %-14s %-4s %s\n", "accel", "", buf);
     snprintf(buf, sizeof(buf), "%s%s%s", h.qemu_path[0] ? h.qemu_path : "qemu-system-x86_64 not found",

@@ -23,7 +23,11 @@ enum {
     OPT_DISK,
     OPT_RM,
     OPT_HELP,
-    OPT_ENTRYPOINT
+    OPT_ENTRYPOINT,
+    OPT_VMM,
+    OPT_NET,
+    OPT_ALLOW,
+    OPT_DENY
 };
 
 static const struct option box_long[] = {
@@ -32,6 +36,11 @@ static const struct option box_long[] = {
     {"cpus", required_argument, NULL, OPT_CPUS},
     {"memory", required_argument, NULL, OPT_MEMORY},
     {"accel", required_argument, NULL, OPT_ACCEL},
+    {"vmm", required_argument, NULL, OPT_VMM},
+    {"net", required_argument, NULL, OPT_NET},
+    {"allow", required_argument, NULL, OPT_ALLOW},
+    {"deny", required_argument, NULL, OPT_DENY},
+    {"publish", required_argument, NULL, 'p'},
     {"name", required_argument, NULL, OPT_NAME},
     {"disk", required_argument, NULL, OPT_DISK},
     {"rm", no_argument, NULL, OPT_RM},
@@ -65,8 +74,15 @@ static const char run_help[] = "usage: cocoon run [OPTIONS] IMAGE [--] [CMD [ARG
                                "  --cpus N          virtual CPUs (default 1)\n"
                                "  --memory SIZE     memory: 512M, 1G or a number of MiB (default 512M)\n"
                                "  --accel A         auto, kvm or tcg (default auto)\n"
+                               "  --vmm V           auto, kvm (our own VMM) or qemu (default auto: kvm where\n"
+                               "                    /dev/kvm has hardware virtualization, else qemu)\n"
                                "  --name NAME       name the box\n"
                                "  --disk SIZE       virtual disk size, e.g. 10G (default and minimum: the image's)\n"
+                               "  --net MODE        none (default: no network device), public (public internet\n"
+                               "                    only) or open (private ranges too: unsafe)\n"
+                               "  --allow RULE      allow DOMAIN, *.DOMAIN, CIDR[:PORT][/tcp|/udp] or host:PORT\n"
+                               "  --deny RULE       deny the same; rules are checked in order, first match wins\n"
+                               "  -p, --publish [IP:]HOST_PORT:GUEST_PORT[/udp]  forward a host port into the box\n"
                                "  --env K=V         set an environment variable (repeatable)\n"
                                "  --workdir DIR     working directory of CMD (default /)\n"
                                "  --user U          user: name, uid or uid:gid (default root)\n"
@@ -80,13 +96,21 @@ static const char create_help[] = "usage: cocoon create [OPTIONS] [IMAGE]\n"
                                   "is written to its disk stays until `cocoon rm`.\n"
                                   "\n"
                                   "  --image NAME, --rootfs DIR, --cpus N, --memory SIZE, --accel A, --name NAME,\n"
-                                  "  --disk SIZE (as for `cocoon run`)\n";
+                                  "  --disk SIZE, --vmm V, --net MODE, --allow RULE, --deny RULE, -p PORTS\n"
+                                  "  (as for `cocoon run`)\n";
 
 static const char exec_help[] = "usage: cocoon exec [OPTIONS] BOX [--] CMD [ARG...]\n"
                                 "\n"
-                                "Runs CMD in a running box and exits with its exit code.\n"
+                                "Runs CMD in a running box and exits with its exit code (128+N when killed by\n"
+                                "signal N, 124 on --timeout, 125 when cocoon itself fails). Many execs may run\n"
+                                "at once. stdin is forwarded when it is not a terminal, or with -i.\n"
                                 "\n"
-                                "  --env K=V, --workdir DIR, --user U, --timeout S, -i, -t  (as for `cocoon run`)\n";
+                                "  --env K=V, --workdir DIR, --user U, --timeout S  (as for `cocoon run`)\n"
+                                "  -i, --interactive forward stdin even when it is a terminal\n"
+                                "  -t, --tty         give CMD a terminal; with -i our terminal is raw meanwhile\n"
+                                "                    (keys, Ctrl-C included, go to CMD; window size follows)\n"
+                                "Ctrl-C, SIGTERM and SIGHUP sent to cocoon are forwarded to CMD's process group;\n"
+                                "a second Ctrl-C within 2 s kills it. See also `cocoon kill`.\n";
 
 enum kind { KIND_RUN, KIND_CREATE, KIND_EXEC };
 
@@ -104,7 +128,7 @@ struct parsed {
 static int is_box_opt(int c)
 {
     return c == OPT_IMAGE || c == OPT_ROOTFS || c == OPT_CPUS || c == OPT_MEMORY || c == OPT_ACCEL || c == OPT_NAME ||
-           c == OPT_DISK;
+           c == OPT_DISK || c == OPT_VMM || c == OPT_NET || c == OPT_ALLOW || c == OPT_DENY || c == 'p';
 }
 
 static int is_run_only(int c) { return c == OPT_RM || c == 'd' || c == OPT_ENTRYPOINT; }
@@ -118,7 +142,11 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
     opterr = 0;
     int c;
     /* "+": stop at the first operand, so `cocoon run ls -l` passes -l to ls. */
-    while ((c = getopt_long(argc, argv, "+itd", box_long, NULL)) != -1) {
+    /* rules keep their command-line order across --allow and --deny */
+    static char rule_text[64][272];
+    static const char *rules[65], *ports[33];
+    size_t nrules = 0, nports = 0;
+    while ((c = getopt_long(argc, argv, "+itdp:", box_long, NULL)) != -1) {
         if (c == OPT_HELP) {
             fputs(help, stdout);
             return 1;
@@ -154,6 +182,28 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
                 return -1;
             break;
         case OPT_ACCEL: p->box.accel = optarg; break;
+        case OPT_VMM: p->box.vmm = optarg; break;
+        case OPT_NET: p->box.net = optarg; break;
+        case OPT_ALLOW:
+        case OPT_DENY:
+            if (nrules >= 64 || strlen(optarg) > 256) {
+                cli_error("too many or too long network rules (at most 64)");
+                return -1;
+            }
+            snprintf(rule_text[nrules], sizeof(rule_text[0]), "%s %s", c == OPT_ALLOW ? "allow" : "deny", optarg);
+            rules[nrules] = rule_text[nrules];
+            rules[++nrules] = NULL;
+            p->box.net_rules = rules;
+            break;
+        case 'p':
+            if (nports >= 32) {
+                cli_error("too many published ports (at most 32)");
+                return -1;
+            }
+            ports[nports++] = optarg;
+            ports[nports] = NULL;
+            p->box.net_ports = ports;
+            break;
         case OPT_CPUS:
             if (cli_parse_uint(optarg, "--cpus", 1, 64, &p->box.cpus) < 0)
                 return -1;
@@ -180,6 +230,10 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
     }
     if (p->box.accel && strcmp(p->box.accel, "auto") && strcmp(p->box.accel, "kvm") && strcmp(p->box.accel, "tcg")) {
         cli_error("invalid --accel \"%s\": use auto, kvm or tcg", p->box.accel);
+        return -1;
+    }
+    if (p->box.vmm && strcmp(p->box.vmm, "auto") && strcmp(p->box.vmm, "kvm") && strcmp(p->box.vmm, "qemu")) {
+        cli_error("invalid --vmm \"%s\": use auto, kvm or qemu", p->box.vmm);
         return -1;
     }
     if (p->box.image && p->box.rootfs) {

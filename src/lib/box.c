@@ -111,6 +111,17 @@ static int prepare(cocoon_runtime *rt, const cocoon_box_options *o, struct lib_b
     if (strcmp(accel, "auto") && strcmp(accel, "kvm") && strcmp(accel, "tcg"))
         return lib_err(err, COCOON_E_INVALID, "unknown accelerator \"%s\": use auto, kvm or tcg", accel);
     snprintf(c->accel, sizeof(c->accel), "%s", accel);
+    const char *vmm = o->vmm && *o->vmm ? o->vmm : "auto";
+    if (strcmp(vmm, "auto") && strcmp(vmm, "kvm") && strcmp(vmm, "qemu"))
+        return lib_err(err, COCOON_E_INVALID, "unknown vmm \"%s\": use auto, kvm or qemu", vmm);
+    const char *force = getenv("COCOON_FORCE_KVM"); /* tests: the nested lane's /dev/kvm */
+    if (!strcmp(vmm, "kvm") && !(force && *force && strcmp(force, "0"))) {
+        struct host_kvm_probe kp;
+        host_probe_kvm(&kp);
+        if (!kp.usable)
+            return lib_err(err, COCOON_E_UNSUPPORTED, "kvm backend unavailable: %s (use --vmm qemu)", kp.reason);
+    }
+    snprintf(c->backend, sizeof(c->backend), "%s", vmm);
     c->cpus = o->cpus ? o->cpus : 1;
     c->memory_mib = o->memory_mib ? o->memory_mib : 512;
     c->boot_timeout_ms = o->boot_timeout_ms ? o->boot_timeout_ms : 60000;
@@ -151,7 +162,7 @@ static int prepare(cocoon_runtime *rt, const cocoon_box_options *o, struct lib_b
         }
     }
     c->disk_size = o->disk_size;
-    return 0;
+    return lib_net_options(o, c, err);
 }
 
 /* Undoes a half-made box: files first, then the row (a row without a directory is

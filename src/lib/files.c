@@ -142,7 +142,7 @@ int lib_xfer_next(struct lib_xfer *x, struct proto_header *h, const uint8_t **p,
         if (pf.revents & (POLLIN | POLLHUP | POLLERR)) {
             long r = proto_conn_read(&x->conn);
             if (r == 0)
-                return xfer_fail(x, COCOON_E_VMM, "box %s: %s",
+                return xfer_fail(x, COCOON_E_VMM, "",
                                  "the box stopped during the transfer (monitor closed the connection)");
             if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
                 return xfer_fail(x, COCOON_E_VMM, "reading from the monitor: ", strerror(errno));

@@ -102,12 +102,20 @@ struct lib_box_config {
     char kernel[LIB_PATH_MAX], initrd[LIB_PATH_MAX], disk[LIB_PATH_MAX], disk_format[16];
     unsigned cpus, memory_mib, boot_timeout_ms;
     char accel[16];
+    char backend[16]; /* "auto", "kvm" or "qemu" (--vmm) */
     int ephemeral;
     long long created;
     uint64_t disk_size; /* virtual size asked for at create (0: the image's) */
+    char net_mode[8];   /* "" or "none": no network device; "public"; "open" */
+    char net_rules[64][272];
+    unsigned n_net_rules;
+    char net_ports[32][64];
+    unsigned n_net_ports;
 };
 /* The config.json text (malloc'd, ends with a newline), NULL when out of memory. */
 char *lib_config_json(const struct lib_box_config *c);
+/* Checks and copies the network options of o into c (config.c). */
+int lib_net_options(const cocoon_box_options *o, struct lib_box_config *c, cocoon_error *err);
 int lib_config_write(const char *box_dir, const struct lib_box_config *c, cocoon_error *err);
 int lib_config_read(const char *box_dir, struct lib_box_config *c, cocoon_error *err);
 

@@ -46,7 +46,15 @@ int cocoon_host_probe(cocoon_runtime *rt, cocoon_host_info *info, cocoon_error *
     info->kvm_device = kvm.device;
     info->kvm_usable = kvm.usable;
     copy(info->kvm_reason, sizeof(info->kvm_reason), kvm.reason);
-    copy(info->backend, sizeof(info->backend), "qemu");
+    if (kvm.usable) {
+        copy(info->backend, sizeof(info->backend), "kvm");
+        copy(info->backend_reason, sizeof(info->backend_reason),
+             "our own VMM on /dev/kvm (hardware virtualization); --vmm qemu to use QEMU");
+    } else {
+        copy(info->backend, sizeof(info->backend), "qemu");
+        copy(info->backend_reason, sizeof(info->backend_reason),
+             "KVM cannot run a stock kernel here (see kvm usable); --vmm kvm is refused");
+    }
     if (kvm.usable) {
         copy(info->accel, sizeof(info->accel), "kvm");
         copy(info->accel_reason, sizeof(info->accel_reason), "KVM is usable");

@@ -203,7 +203,7 @@ long dns_filter_response(const uint8_t *resp, size_t n, const struct dns_questio
             return -1;
         r->type = rd16(resp + off);
         r->klass = rd16(resp + off + 2);
-        r->ttl = rd32(resp + off + 6);
+        r->ttl = rd32(resp + off + 4);
         r->rdlen = rd16(resp + off + 8);
         r->rdoff = off + 10;
         if (r->rdoff + r->rdlen > n)

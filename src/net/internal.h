@@ -18,6 +18,7 @@ enum nw_kind { NW_TIMER, NW_TCP, NW_UDP, NW_DNS, NW_LISTEN_TCP, NW_LISTEN_UDP };
 struct nwatch {
     enum nw_kind kind;
     int dead; /* freed later in this batch: ignore */
+    struct nwatch *gnext;
 };
 
 /* A byte ring with a fixed capacity (allocated on first use). */
@@ -27,11 +28,11 @@ struct ring {
 };
 
 enum tcp_state {
-    TCP_CONNECTING, /* guest SYN seen, host connect() in progress */
-    TCP_SYN_RCVD,   /* SYN-ACK sent to the guest, waiting for its ACK */
-    TCP_SYN_SENT,   /* published port: our SYN to the guest */
-    TCP_ESTABLISHED,
-    TCP_CLOSED
+    TS_CONNECTING, /* guest SYN seen, host connect() in progress, nothing sent yet */
+    TS_SYN_RCVD,   /* SYN-ACK sent to the guest, waiting for its ACK */
+    TS_SYN_SENT,   /* published port: our SYN to the guest */
+    TS_ESTABLISHED,
+    TS_CLOSED
 };
 
 #define TCP_BUF (256u * 1024)
@@ -48,7 +49,8 @@ struct tcp_conn {
     uint32_t cip;       /* what we connect() to (differs for the host alias) */
     uint16_t gport, rport;
     /* toward the guest */
-    uint32_t iss, snd_una, snd_nxt, snd_wnd;
+    uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, fin_seq;
+    int fin_ever, registered;
     uint8_t snd_wscale; /* shift of the guest's window */
     uint16_t mss;       /* the guest's MSS */
     /* from the guest */
@@ -57,6 +59,9 @@ struct tcp_conn {
     int wscale_ok;
     struct ring to_guest; /* [snd_una, snd_una+len) read from the host */
     struct ring to_host;  /* in-order guest bytes not yet written to the host */
+    int connecting;       /* host connect() in progress */
+    int in_ack_list;
+    uint32_t acked_to;    /* rcv_nxt of the last ACK sent */
     int host_eof, fin_sent, fin_acked, guest_fin, host_shut;
     int ack_pending;
     uint64_t rto_at;
@@ -87,7 +92,7 @@ struct dns_query {
     uint32_t dst; /* the address the guest asked (answers come from it) */
     uint16_t dport;
     char name[256];
-    int deny_rule; /* for logging */
+    uint16_t qtype, qclass;
     uint64_t deadline;
     struct dns_query *next;
 };
@@ -126,12 +131,13 @@ struct net_stack {
     struct listener *listeners[NET_MAX_PORTS];
     int nlisteners;
 
-    void *grave[256]; /* objects freed at the end of an event batch */
-    int ngrave;
+    struct nwatch *grave; /* objects freed at the end of an event batch */
+    uint64_t rng;
     uint64_t armed_at;
 };
 
 uint64_t net_now_ms(void);
+uint32_t net_random(struct net_stack *s);
 /* Registers fd with the stack's epoll set. */
 int net_watch(struct net_stack *s, int fd, uint32_t ev, struct nwatch *w);
 int net_rewatch(struct net_stack *s, int fd, uint32_t ev, struct nwatch *w);
@@ -163,6 +169,8 @@ void udp_on_listener(struct net_stack *s, struct listener *l);
 void dns_on_event(struct net_stack *s, struct dns_query *q);
 void udp_tick(struct net_stack *s, uint64_t now, uint64_t *next);
 void udp_free_all(struct net_stack *s);
+/* Fills cfg->upstreams from /etc/resolv.conf when none are configured. */
+void dns_load_upstreams(struct net_config *cfg);
 int udp_send_to_guest(struct net_stack *s, uint32_t src, uint16_t sport, uint16_t dport, const void *data,
                       size_t len);
 

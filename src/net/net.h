@@ -26,7 +26,7 @@ struct net_rule {
     char domain[254];           /* DOMAIN: "example.org", "*.example.org" or "*" */
     uint16_t port_lo, port_hi;  /* 0,0: any port */
     int proto;                  /* enum net_proto */
-    char text[NET_RULE_TEXT];   /* as written, for the log */
+    char text[NET_RULE_TEXT + 8]; /* "allow "/"deny " + as written, for the log */
 };
 
 /* A published port: host listener (host_ip:host_port) forwarded to guest_port. */

@@ -169,7 +169,11 @@ int net_rule_parse(const char *text, int allow, struct net_rule *r, char *err, s
     if (buf[strlen(buf) - 1] == '.')
         buf[strlen(buf) - 1] = 0;
     r->kind = NET_RULE_DOMAIN;
-    snprintf(r->domain, sizeof(r->domain), "%s", buf);
+    if (strlen(buf) >= sizeof(r->domain)) {
+        snprintf(err, errcap, "rule \"%s\": domain too long", text);
+        return -1;
+    }
+    memcpy(r->domain, buf, strlen(buf) + 1);
     return 0;
 }
 
@@ -319,6 +323,10 @@ struct verdict policy_check_ip(const struct policy *p, uint32_t ip, uint16_t por
     }
     if (ip == p->host_alias_ip) {
         v.why = "the host is reachable only through --allow host:PORT";
+        return v;
+    }
+    if ((ip >> 24) == 127 || (ip >> 24) == 0) {
+        v.why = "loopback of the host: use --allow host:PORT";
         return v;
     }
     if (p->mode == NET_MODE_OPEN) {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,18 +39,27 @@ void net_unwatch(struct net_stack *s, int fd) { epoll_ctl(s->epfd, EPOLL_CTL_DEL
 
 void net_bury(struct net_stack *s, void *obj)
 {
-    ((struct nwatch *)obj)->dead = 1;
-    if (s->ngrave < (int)(sizeof(s->grave) / sizeof(s->grave[0])))
-        s->grave[s->ngrave++] = obj;
-    else
-        free(obj); /* outside an event batch nothing can still point at it */
+    struct nwatch *w = obj;
+    w->dead = 1;
+    w->gnext = s->grave;
+    s->grave = w;
 }
 
 static void empty_grave(struct net_stack *s)
 {
-    for (int i = 0; i < s->ngrave; i++)
-        free(s->grave[i]);
-    s->ngrave = 0;
+    while (s->grave) {
+        struct nwatch *w = s->grave;
+        s->grave = w->gnext;
+        free(w);
+    }
+}
+
+uint32_t net_random(struct net_stack *s)
+{
+    s->rng ^= s->rng << 13;
+    s->rng ^= s->rng >> 7;
+    s->rng ^= s->rng << 17;
+    return (uint32_t)(s->rng >> 16);
 }
 
 void net_deadline(struct net_stack *s, uint64_t at)
@@ -236,7 +246,10 @@ struct net_stack *net_stack_new(const struct net_config *cfg, net_output_fn out,
     s->out = out;
     s->user = user;
     s->next_eport = 49152;
+    if (getrandom(&s->rng, sizeof(s->rng), GRND_NONBLOCK) != (ssize_t)sizeof(s->rng) || !s->rng)
+        s->rng = net_now_ms() * 0x9e3779b97f4a7c15ull + (uint64_t)getpid();
     s->ip_id = 1;
+    dns_load_upstreams(&s->cfg);
     policy_init(&s->pol, &s->cfg);
     s->icmp_ok = probe_icmp();
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -276,18 +289,23 @@ void net_stack_free(struct net_stack *s)
 
 int net_stack_fd(const struct net_stack *s) { return s->epfd; }
 
-void net_stack_tick(struct net_stack *s)
+static void tick(struct net_stack *s)
 {
     uint64_t now = net_now_ms(), next = 0;
+    s->armed_at = 0;
+    timerfd_settime(s->timerfd, 0, &(struct itimerspec){{0, 0}, {0, 0}}, NULL);
     tcp_flush_acks(s);
     tcp_tick(s, now, &next);
     udp_tick(s, now, &next);
-    empty_grave(s);
-    s->armed_at = 0;
     if (next)
         net_deadline(s, next);
-    else
-        timerfd_settime(s->timerfd, 0, &(struct itimerspec){0}, NULL);
+}
+
+void net_stack_tick(struct net_stack *s)
+{
+    tick(s);
+    tcp_flush_acks(s);
+    empty_grave(s);
 }
 
 int net_stack_timeout(const struct net_stack *s)
@@ -311,8 +329,8 @@ void net_stack_on_fd_ready(struct net_stack *s)
         switch (w->kind) {
         case NW_TIMER: {
             uint64_t ticks;
-            if (read(s->timerfd, &ticks, sizeof(ticks)) == (ssize_t)sizeof(ticks) || s->armed_at <= net_now_ms())
-                net_stack_tick(s);
+            if (read(s->timerfd, &ticks, sizeof(ticks)) == (ssize_t)sizeof(ticks))
+                tick(s);
             break;
         }
         case NW_TCP: tcp_on_event(s, (struct tcp_conn *)w, evs[i].events); break;

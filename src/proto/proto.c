@@ -65,6 +65,9 @@ const char *proto_type_name(unsigned type)
     case PROTO_RESIZE: return "RESIZE";
     case PROTO_CREDIT: return "CREDIT";
     case PROTO_VMM_HELLO: return "VMM_HELLO";
+    case PROTO_VMM_LIST_EXECS: return "VMM_LIST_EXECS";
+    case PROTO_VMM_EXECS: return "VMM_EXECS";
+    case PROTO_VMM_SIGNAL_EXEC: return "VMM_SIGNAL_EXEC";
     case PROTO_FILE_PUT: return "FILE_PUT";
     case PROTO_FILE_GET: return "FILE_GET";
     case PROTO_STATS: return "STATS";
@@ -78,7 +81,8 @@ int proto_type_known(unsigned type) { return proto_type_name(type) != NULL; }
 int proto_type_is_session(unsigned type)
 {
     return type == PROTO_HELLO || type == PROTO_CONFIG || type == PROTO_READY || type == PROTO_SHUTDOWN ||
-           type == PROTO_VMM_HELLO;
+           type == PROTO_VMM_HELLO || type == PROTO_VMM_LIST_EXECS || type == PROTO_VMM_EXECS ||
+           type == PROTO_VMM_SIGNAL_EXEC;
 }
 
 int proto_type_is_data(unsigned type)
@@ -852,4 +856,71 @@ size_t proto_encode_stats_reply(struct proto_writer *w, uint32_t stream, const s
     proto_put_u32(w, PT_LOAD5, m->load5);
     proto_put_u32(w, PT_LOAD15, m->load15);
     return proto_writer_finish(w);
+}
+
+size_t proto_encode_vmm_execs(struct proto_writer *w, const struct proto_exec_entry *e, size_t n)
+{
+    proto_writer_begin(w, PROTO_STREAM_SESSION, PROTO_VMM_EXECS);
+    for (size_t i = 0; i < n; i++) {
+        proto_put_u32(w, PT_EXEC_PID, e[i].pid);
+        proto_put_str(w, PT_EXEC_CMD, e[i].cmd);
+    }
+    return proto_writer_finish(w);
+}
+
+/* Pairs arrive in order: a PID opens an entry, the CMD after it names it. */
+int proto_decode_vmm_execs(const uint8_t *p, size_t len, struct proto_exec_entry *e, size_t cap, size_t *n)
+{
+    struct proto_field f;
+    int rc;
+    size_t count = 0;
+    int have_cmd = 1;
+    FOR_EACH_FIELD(p, len, f, rc)
+    {
+        int err = PROTO_OK;
+        if (f.tag == PT_EXEC_PID) {
+            uint32_t pid;
+            if (!have_cmd || (err = proto_field_u32(&f, &pid)) != PROTO_OK)
+                return have_cmd ? err : PROTO_E_FIELD;
+            if (count < cap) {
+                e[count].pid = pid;
+                e[count].cmd[0] = 0;
+            }
+            count++;
+            have_cmd = 0;
+        } else if (f.tag == PT_EXEC_CMD) {
+            if (have_cmd)
+                return PROTO_E_FIELD;
+            char cmd[sizeof(e->cmd)];
+            if ((err = proto_field_str(&f, cmd, sizeof(cmd))) != PROTO_OK)
+                return err;
+            if (count <= cap)
+                memcpy(e[count - 1].cmd, cmd, sizeof(cmd));
+            have_cmd = 1;
+        }
+    }
+    if ((rc = loop_end(rc)) != PROTO_OK)
+        return rc;
+    if (!have_cmd)
+        return PROTO_E_FIELD;
+    *n = count;
+    return PROTO_OK;
+}
+
+size_t proto_encode_signal_exec(struct proto_writer *w, uint32_t pid, uint32_t signal)
+{
+    proto_writer_begin(w, PROTO_STREAM_SESSION, PROTO_VMM_SIGNAL_EXEC);
+    proto_put_u32(w, PT_PID, pid);
+    proto_put_u32(w, PT_SIGNAL, signal);
+    return proto_writer_finish(w);
+}
+
+int proto_decode_signal_exec(const uint8_t *p, size_t n, uint32_t *pid, uint32_t *signal)
+{
+    int rc = proto_decode_u32_field(p, n, PT_PID, pid);
+    if (rc == PROTO_OK)
+        rc = proto_decode_u32_field(p, n, PT_SIGNAL, signal);
+    if (rc == PROTO_OK && (*signal == 0 || *signal > 64))
+        rc = PROTO_E_FIELD;
+    return rc;
 }

@@ -43,6 +43,9 @@ enum proto_type {
     PROTO_CREDIT = 25,    /* either way: BYTES more the receiver of data may now be sent */
     /* control socket only (client <-> cocoon-vmm, never forwarded to the guest) */
     PROTO_VMM_HELLO = 32, /* vmm->client on connect: VERSION, BACKEND, ACCEL, BOX_ID, BOOT_NS, INIT_NS, READY_MS, KERNEL */
+    PROTO_VMM_LIST_EXECS = 33,  /* client->vmm: no fields; answered by VMM_EXECS */
+    PROTO_VMM_EXECS = 34,       /* vmm->client: (EXEC_PID, EXEC_CMD)* pairs in order */
+    PROTO_VMM_SIGNAL_EXEC = 35, /* client->vmm: PID (0: every exec), SIGNAL; answered by VMM_EXECS of those hit */
     /* file transfer and stats streams (opened like EXEC; docs/protocol.md "Files", "Stats") */
     PROTO_FILE_PUT = 40,    /* host->guest: PATH, WINDOW, FLAGS; then a tar stream as STDIN */
     PROTO_FILE_GET = 41,    /* host->guest: PATH, WINDOW, FLAGS; the guest answers a tar stream as STDOUT */
@@ -98,7 +101,10 @@ enum proto_tag {
     PT_LOAD1 = 52,         /* u32: load average x 1000 */
     PT_LOAD5 = 53,
     PT_LOAD15 = 54,
-    PT_TAG_MAX = 63
+    PT_TAG_MAX = 63,
+    /* Repeated fields use tags above PT_TAG_MAX (decoders do not track them as scalars). */
+    PT_EXEC_PID = 64,
+    PT_EXEC_CMD = 65
 };
 
 struct proto_header {
@@ -264,6 +270,18 @@ size_t proto_encode_vmm_hello(struct proto_writer *w, const struct proto_vmm_hel
 size_t proto_encode_file(struct proto_writer *w, uint32_t stream, uint16_t type, const struct proto_file *m);
 size_t proto_encode_stats(struct proto_writer *w, uint32_t stream);
 size_t proto_encode_stats_reply(struct proto_writer *w, uint32_t stream, const struct proto_stats *m);
+
+/* Running execs as the monitor knows them (VMM_EXECS). */
+struct proto_exec_entry {
+    uint32_t pid;
+    char cmd[256];
+};
+size_t proto_encode_vmm_execs(struct proto_writer *w, const struct proto_exec_entry *e, size_t n);
+/* Decodes at most cap entries into e; *n is how many the message held (more than
+ * cap is not an error: the caller sees the truncation). */
+int proto_decode_vmm_execs(const uint8_t *p, size_t len, struct proto_exec_entry *e, size_t cap, size_t *n);
+size_t proto_encode_signal_exec(struct proto_writer *w, uint32_t pid, uint32_t signal);
+int proto_decode_signal_exec(const uint8_t *p, size_t n, uint32_t *pid, uint32_t *signal);
 
 /* Which types may travel on which stream, and in which direction. */
 int proto_type_is_session(unsigned type);

@@ -2,6 +2,7 @@
  * libcocoon versions can add fields; known keys must have the right type and range. */
 #include "vmm/config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
@@ -94,9 +95,79 @@ static int valid_hostname(const char *s)
     return 1;
 }
 
+/* "net": {"mode": "none|public|open", "rules": ["allow api.example.com", "deny 1.2.3.4"],
+ * "ports": ["8080:80", "127.0.0.1:5353:53/udp"], "dns_upstream": ["127.0.0.1:5353"],
+ * "dns_refuse": "refused|nxdomain"}. Absent: no network device. */
+static int parse_net(json_t *root, struct net_config *n, char *err, size_t errcap)
+{
+    net_config_defaults(n);
+    n->mode = NET_MODE_NONE;
+    json_t *o = json_object_get(root, "net");
+    if (!o || json_is_null(o))
+        return 0;
+    if (!json_is_object(o)) {
+        snprintf(err, errcap, "\"net\" must be an object");
+        return -1;
+    }
+    json_t *m = json_object_get(o, "mode");
+    if (m && (!json_is_string(m) || net_mode_parse(json_string_value(m), &n->mode) < 0)) {
+        snprintf(err, errcap, "\"net.mode\" must be \"none\", \"public\" or \"open\"");
+        return -1;
+    }
+    json_t *a = json_object_get(o, "rules"), *x;
+    size_t i;
+    if (a && !json_is_array(a)) {
+        snprintf(err, errcap, "\"net.rules\" must be an array of strings");
+        return -1;
+    }
+    json_array_foreach(a, i, x)
+    {
+        const char *s = json_string_value(x);
+        int allow = s && !strncmp(s, "allow ", 6);
+        if (!s || (!allow && strncmp(s, "deny ", 5) != 0) || n->nrules >= NET_MAX_RULES) {
+            snprintf(err, errcap, "\"net.rules\" entries are \"allow RULE\" or \"deny RULE\" (at most %d)",
+                     NET_MAX_RULES);
+            return -1;
+        }
+        if (net_rule_parse(s + (allow ? 6 : 5), allow, &n->rules[n->nrules++], err, errcap) < 0)
+            return -1;
+    }
+    a = json_object_get(o, "ports");
+    if (a && !json_is_array(a)) {
+        snprintf(err, errcap, "\"net.ports\" must be an array of strings");
+        return -1;
+    }
+    json_array_foreach(a, i, x)
+    {
+        if (!json_is_string(x) || n->nports >= NET_MAX_PORTS) {
+            snprintf(err, errcap, "\"net.ports\" entries are strings like \"8080:80\" (at most %d)", NET_MAX_PORTS);
+            return -1;
+        }
+        if (net_port_parse(json_string_value(x), &n->ports[n->nports++], err, errcap) < 0)
+            return -1;
+    }
+    a = json_object_get(o, "dns_upstream");
+    json_array_foreach(a, i, x)
+    {
+        char host[64];
+        unsigned port = 53;
+        struct in_addr ia;
+        const char *s = json_string_value(x);
+        if (!s || sscanf(s, "%63[0-9.]:%u", host, &port) < 1 || inet_pton(AF_INET, host, &ia) != 1 || !port ||
+            port > 65535 || n->nupstreams >= NET_MAX_UPSTREAMS) {
+            snprintf(err, errcap, "\"net.dns_upstream\" entries are \"IPv4[:PORT]\"");
+            return -1;
+        }
+        n->upstreams[n->nupstreams].ip = ntohl(ia.s_addr);
+        n->upstreams[n->nupstreams++].port = (uint16_t)port;
+    }
+    json_t *r = json_object_get(o, "dns_refuse");
+    n->refuse_nxdomain = json_is_string(r) && !strcmp(json_string_value(r), "nxdomain");
+    return 0;
+}
+
 static int validate(json_t *root, struct vmm_config *cfg, char *err, size_t errcap)
 {
-    char backend[16] = "qemu";
     long long v;
     if (!json_is_object(root)) {
         snprintf(err, errcap, "the top level is not a JSON object");
@@ -108,7 +179,7 @@ static int validate(json_t *root, struct vmm_config *cfg, char *err, size_t errc
         get_str(root, "disk", 1, cfg->disk, sizeof(cfg->disk), err, errcap) < 0 ||
         get_str(root, "disk_format", 0, cfg->disk_format, sizeof(cfg->disk_format), err, errcap) < 0 ||
         get_str(root, "accel", 0, cfg->accel, sizeof(cfg->accel), err, errcap) < 0 ||
-        get_str(root, "backend", 0, backend, sizeof(backend), err, errcap) < 0 ||
+        get_str(root, "backend", 0, cfg->backend, sizeof(cfg->backend), err, errcap) < 0 ||
         get_str(root, "hostname", 0, cfg->hostname, sizeof(cfg->hostname), err, errcap) < 0)
         return -1;
     for (const char *p = cfg->id; *p; p++) {
@@ -125,8 +196,8 @@ static int validate(json_t *root, struct vmm_config *cfg, char *err, size_t errc
         snprintf(err, errcap, "\"accel\" is \"%s\", expected \"auto\", \"kvm\" or \"tcg\"", cfg->accel);
         return -1;
     }
-    if (strcmp(backend, "qemu") != 0 && strcmp(backend, "auto") != 0) {
-        snprintf(err, errcap, "\"backend\" is \"%s\": this cocoon-vmm only has the \"qemu\" backend", backend);
+    if (strcmp(cfg->backend, "qemu") != 0 && strcmp(cfg->backend, "auto") != 0 && strcmp(cfg->backend, "kvm") != 0) {
+        snprintf(err, errcap, "\"backend\" is \"%s\", expected \"auto\", \"qemu\" or \"kvm\"", cfg->backend);
         return -1;
     }
     if (get_int(root, "cpus", 1, 64, 1, &v, err, errcap) < 0)
@@ -151,6 +222,8 @@ static int validate(json_t *root, struct vmm_config *cfg, char *err, size_t errc
                  cfg->hostname);
         return -1;
     }
+    if (parse_net(root, &cfg->net, err, errcap) < 0)
+        return -1;
     if (check_file("kernel", cfg->kernel, err, errcap) < 0 ||
         (cfg->initrd[0] && check_file("initrd", cfg->initrd, err, errcap) < 0) ||
         check_file("disk", cfg->disk, err, errcap) < 0)
@@ -164,6 +237,7 @@ int vmm_config_load(const char *dir, struct vmm_config *cfg, char *err, size_t e
     memset(cfg, 0, sizeof(*cfg));
     strcpy(cfg->disk_format, "qcow2");
     strcpy(cfg->accel, "auto");
+    strcpy(cfg->backend, "qemu"); /* boxes made before the kvm backend existed */
     snprintf(path, sizeof(path), "%s/config.json", dir);
     json_error_t jerr;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "net/net.h"
+
 struct vmm_config {
     char id[64];
     char kernel[PATH_MAX];
@@ -15,11 +17,13 @@ struct vmm_config {
     char disk[PATH_MAX];
     char disk_format[8]; /* "qcow2" or "raw" */
     char accel[8];       /* "auto", "kvm" or "tcg" */
+    char backend[8];     /* "auto", "qemu" or "kvm" (backend_kvm.c resolves "auto") */
     char hostname[64];
     int cpus;
     int memory_mib;
     int ephemeral;
     uint32_t boot_timeout_ms;
+    struct net_config net; /* "net" of config.json; mode none when absent */
 };
 
 /* Loads and validates dir/config.json. On failure returns -1 with a message in err. */

@@ -33,6 +33,11 @@
 int kvm_boot__pvh(struct kvm_vm *vm, const char *kernel, const char *initrd, const char *cmdline, char *err,
                   size_t errcap);
 
+/* Writes the MP table (floating pointer + configuration table at BOOT_EBDA_START)
+ * describing ncpus CPUs (APIC ids 0..n-1), the I/O APIC and ISA IRQ routing, so a
+ * kernel without ACPI starts every vCPU (kvm_mptable.c). */
+int kvm_boot__mptable(struct kvm_vm *vm, int ncpus, char *err, size_t errcap);
+
 /* Parses an ELF image already in memory: fills the PVH entry (0 when the note is
  * absent). Exposed for tests; -1 with err for a malformed file. */
 int kvm_boot__elf_pvh_entry(const uint8_t *img, size_t len, uint32_t *entry, char *err, size_t errcap);

@@ -69,6 +69,8 @@ int kvm_machine__create(struct kvm_machine *m, const struct kvm_machine_opts *o,
         return -1;
     int rc = o->flat ? kvm_boot__flat(&m->vm, o->flat, o->flat_gpa, o->flat_mode, err, errcap)
                      : kvm_boot__pvh(&m->vm, o->kernel, o->initrd, m->cmdline, err, errcap);
+    if (rc == 0 && !o->flat)
+        rc = kvm_boot__mptable(&m->vm, o->cpus, err, errcap);
     if (rc < 0)
         return -1;
     return kvm_vcpu__create_all(&m->vm, err, errcap);

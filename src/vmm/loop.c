@@ -13,6 +13,7 @@
 
 #include "vmm/log.h"
 #include "vmm/mux.h"
+#include "vmm/net_glue.h"
 #include "vmm/vmm.h"
 
 /* Clients stop being read above HIGH bytes queued to the agent, resume below LOW. */
@@ -252,6 +253,8 @@ int vmm_run(struct vmm *v)
                     on_agent(v, e);
                 break;
             case W_QEMU_OUT: vmm_drain_qemu_output(v); break;
+            case W_NET_LINK: net_glue_on_link(v, e); break;
+            case W_NET_STACK: net_glue_on_stack(v); break;
             case W_LIFELINE:
                 if (v->lifeline_fd >= 0)
                     on_lifeline(v);

@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include "util/util.h"
+#include "vmm/backend_kvm.h"
+#include "vmm/net_glue.h"
 #include "vmm/log.h"
 #include "vmm/mux.h"
 #include "vmm/vmm.h"
@@ -180,9 +182,11 @@ static int start_qemu(struct vmm *v, char *err, size_t cap)
         close(con);
     char line[8192];
     qemu_plan_describe(&v->plan, line, sizeof(line));
-    vmm_log("accelerator %s: %s", v->plan.accel, v->plan.accel_reason);
+    vmm_log("backend %s, accelerator %s: %s", v->cfg.backend, v->plan.accel, v->plan.accel_reason);
     vmm_log("starting %s", line);
     v->t_spawn = util_now_ns(CLOCK_MONOTONIC);
+    if (net_glue_prepare(v, err, cap) < 0)
+        return -1;
     v->qemu_pid = qemu_spawn(&v->plan, v->dirfd, sv[1], outp[1], err, cap);
     close(sv[1]);
     close(outp[1]);
@@ -197,6 +201,8 @@ static int start_qemu(struct vmm *v, char *err, size_t cap)
     if (v->qemu_pid < 0)
         return -1;
     vmm_log("QEMU pid %d", (int)v->qemu_pid);
+    if (net_glue_start(v, err, cap) < 0)
+        return -1;
     if (vmm_watch(v, v->agent_fd, EPOLLIN, &v->w_agent) < 0 ||
         vmm_watch(v, v->qemu_out_fd, EPOLLIN, &v->w_qemu_out) < 0) {
         snprintf(err, cap, "epoll_ctl: %s", strerror(errno));
@@ -243,6 +249,7 @@ static int block_signals(struct vmm *v)
 
 static void cleanup(struct vmm *v, int own_files)
 {
+    net_glue_free(v);
     mux_free(v->mux);
     v->mux = NULL;
     if (v->listen_fd >= 0)
@@ -294,6 +301,8 @@ int main(int argc, char **argv)
         {"lifeline-fd", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},           {NULL, 0, NULL, 0}};
     ensure_stdio();
+    if (argc == 3 && !strcmp(argv[1], "--kvm-run"))
+        return kvm_run_main(argv[2]); /* the kvm backend's child (backend_kvm.c) */
     struct vmm *v = calloc(1, sizeof(*v));
     if (!v)
         return 1;
@@ -362,8 +371,12 @@ int main(int argc, char **argv)
     }
     own_files = 1;
     char cfgerr[PATH_MAX * 2];
+    char backend_why[320] = "";
     if (vmm_config_load(v->box_dir, &v->cfg, cfgerr, sizeof(cfgerr)) < 0 ||
-        qemu_plan_build(&v->plan, &v->cfg, v->box_dir, cfgerr, sizeof(cfgerr)) < 0) {
+        kvm_run_choose_backend(&v->cfg, backend_why, sizeof(backend_why), cfgerr, sizeof(cfgerr)) < 0 ||
+        (!strcmp(v->cfg.backend, "kvm")
+             ? kvm_run_plan(&v->plan, &v->cfg, v->box_dir, backend_why, cfgerr, sizeof(cfgerr))
+             : qemu_plan_build(&v->plan, &v->cfg, v->box_dir, cfgerr, sizeof(cfgerr))) < 0) {
         rc = early_error(v, cfgerr);
         goto out;
     }

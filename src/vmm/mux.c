@@ -33,6 +33,9 @@ struct route {
     uint32_t client_id;
     struct client *c; /* NULL when the client has gone: output is drained and dropped */
     int started;
+    uint16_t kind;    /* the opening type: EXEC, FILE_PUT, FILE_GET, STATS */
+    uint32_t pid;     /* from STARTED: the exec's process group in the guest */
+    char cmd[256];    /* argv joined by spaces, clipped: what `cocoon kill --list` shows */
 };
 
 #define PING_FIFO 256
@@ -213,7 +216,7 @@ void mux_on_listen(struct mux *m)
         struct vmm *v = m->v;
         struct proto_vmm_hello hello = {
             .version = v->version, .boot_ns = v->ready.boot_ns, .init_ns = v->ready.init_ns, .ready_ms = v->ready_ms};
-        strcpy(hello.backend, "qemu");
+        snprintf(hello.backend, sizeof(hello.backend), "%s", v->cfg.backend);
         snprintf(hello.accel, sizeof(hello.accel), "%s", v->plan.accel);
         snprintf(hello.box_id, sizeof(hello.box_id), "%s", v->cfg.id);
         snprintf(hello.kernel, sizeof(hello.kernel), "%s", v->hello.kernel);
@@ -235,10 +238,42 @@ static int client_ping(struct mux *m, struct client *c, const uint8_t *p, uint32
     return 0;
 }
 
+/* Answers VMM_LIST_EXECS (target -1) and VMM_SIGNAL_EXEC (pid, or 0 for all): the
+ * monitor sees every client's execs, so `cocoon kill` reaches commands other
+ * processes started, without running anything in the guest. */
+static int client_execs(struct mux *m, struct client *c, long target, uint32_t signo)
+{
+    size_t cap = PROTO_MAX_PAYLOAD / (sizeof(((struct proto_exec_entry *)0)->cmd) + 16);
+    struct proto_exec_entry *e = calloc(cap, sizeof(*e));
+    if (!e)
+        return client_error(m, c, 0, ENOMEM, "out of memory");
+    size_t n = 0;
+    for (int i = 0; i < m->nroutes && n < cap; i++) {
+        struct route *r = &m->routes[i];
+        if (r->kind != PROTO_EXEC || !r->started || !r->pid)
+            continue;
+        if (target > 0 && r->pid != (uint32_t)target)
+            continue;
+        if (target >= 0)
+            agent_send_w(m, proto_encode_signal(&m->w, r->agent_id, signo));
+        e[n].pid = r->pid;
+        memcpy(e[n].cmd, r->cmd, sizeof(e[n].cmd));
+        n++;
+    }
+    int rc = client_send(m, c, proto_encode_vmm_execs(&m->w, e, n));
+    free(e);
+    return rc;
+}
+
 static int client_session_frame(struct mux *m, struct client *c, const struct proto_header *h, const uint8_t *p)
 {
-    uint32_t mode, timeout_ms;
+    uint32_t mode, timeout_ms, pid, signo;
     switch (h->type) {
+    case PROTO_VMM_LIST_EXECS: return client_execs(m, c, -1, 0);
+    case PROTO_VMM_SIGNAL_EXEC:
+        if (proto_decode_signal_exec(p, h->len, &pid, &signo) != PROTO_OK)
+            return client_error(m, c, 0, EINVAL, "malformed VMM_SIGNAL_EXEC"), -2;
+        return client_execs(m, c, pid, signo);
     case PROTO_PING: return client_ping(m, c, p, h->len);
     case PROTO_SHUTDOWN:
         if (proto_decode_shutdown(p, h->len, &mode, &timeout_ms) != PROTO_OK)
@@ -259,8 +294,9 @@ static int client_session_frame(struct mux *m, struct client *c, const struct pr
 }
 
 /* Validates a stream-opening message before it reaches the agent. */
-static int open_check(const struct proto_header *h, const uint8_t *p)
+static int open_check(const struct proto_header *h, const uint8_t *p, char *cmd, size_t cap)
 {
+    cmd[0] = 0;
     if (h->type == PROTO_STATS)
         return proto_decode_stats(p, h->len);
     if (h->type == PROTO_FILE_PUT || h->type == PROTO_FILE_GET) {
@@ -273,8 +309,16 @@ static int open_check(const struct proto_header *h, const uint8_t *p)
     }
     struct proto_exec ex;
     int rc = proto_decode_exec(p, h->len, &ex);
-    if (rc == PROTO_OK)
-        proto_exec_free(&ex);
+    if (rc != PROTO_OK)
+        return rc;
+    size_t used = 0;
+    for (size_t i = 0; i < ex.argc && used + 1 < cap; i++) {
+        int n = snprintf(cmd + used, cap - used, "%s%s", i ? " " : "", ex.argv[i]);
+        if (n < 0)
+            break;
+        used += (size_t)n < cap - used ? (size_t)n : cap - used - 1;
+    }
+    proto_exec_free(&ex);
     return rc;
 }
 
@@ -288,7 +332,8 @@ static int client_exec(struct mux *m, struct client *c, const struct proto_heade
     if (m->v->state != ST_RUNNING)
         return client_error(m, c, h->stream, ESHUTDOWN, "the box is stopping");
     /* EXEC, FILE_PUT, FILE_GET and STATS open a stream the same way. */
-    int rc = open_check(h, p);
+    char cmd[sizeof(((struct route *)0)->cmd)];
+    int rc = open_check(h, p, cmd, sizeof(cmd));
     if (rc != PROTO_OK) {
         snprintf(msg, sizeof(msg), "malformed %s: %s", proto_type_name(h->type), proto_strerror(rc));
         client_error(m, c, h->stream, EINVAL, msg);
@@ -309,6 +354,8 @@ static int client_exec(struct mux *m, struct client *c, const struct proto_heade
     r->agent_id = alloc_agent_id(m);
     r->client_id = h->stream;
     r->c = c;
+    r->kind = h->type;
+    memcpy(r->cmd, cmd, sizeof(r->cmd));
     c->nroutes++;
     agent_send_w(m, proto_encode_data(&m->w, r->agent_id, h->type, p, h->len));
     return 0;
@@ -512,8 +559,12 @@ void mux_on_agent_frame(struct mux *m, const struct proto_header *h, const uint8
     uint32_t client_id = r->client_id;
     /* EXIT ends the stream; so does an ERROR before STARTED (the exec never ran). */
     int last = h->type == PROTO_EXIT || h->type == PROTO_STATS_REPLY || (h->type == PROTO_ERROR && !r->started);
-    if (h->type == PROTO_STARTED)
+    if (h->type == PROTO_STARTED) {
+        struct proto_started st;
         r->started = 1;
+        if (proto_decode_started(p, h->len, &st) == PROTO_OK)
+            r->pid = st.pid;
+    }
     if (!c && (h->type == PROTO_STDOUT || h->type == PROTO_STDERR) && h->len > 0)
         agent_send_w(m, proto_encode_credit(&m->w, h->stream, h->len));
     if (last)

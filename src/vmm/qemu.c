@@ -158,7 +158,16 @@ static int build_argv(struct qemu_plan *p, const struct vmm_config *cfg, const c
         rc |= add(p, "%s", cfg->initrd);
     }
     rc |= add(p, "-append");
-    rc |= add(p, "%s", KERNEL_CMDLINE);
+    if (cfg->net.mode != NET_MODE_NONE) {
+        /* the agent configures eth0 from cocoon.net=ADDR/PREFIX,GATEWAY,DNS */
+        const struct net_config *n = &cfg->net;
+        rc |= add(p, "%s cocoon.net=%u.%u.%u.%u/%d,%u.%u.%u.%u,%u.%u.%u.%u", KERNEL_CMDLINE, n->guest_ip >> 24,
+                  (n->guest_ip >> 16) & 255, (n->guest_ip >> 8) & 255, n->guest_ip & 255, n->prefix,
+                  n->gateway_ip >> 24, (n->gateway_ip >> 16) & 255, (n->gateway_ip >> 8) & 255, n->gateway_ip & 255,
+                  n->dns_ip >> 24, (n->dns_ip >> 16) & 255, (n->dns_ip >> 8) & 255, n->dns_ip & 255);
+    } else {
+        rc |= add(p, "%s", KERNEL_CMDLINE);
+    }
     rc |= add(p, "-chardev");
     rc |= add(p, "file,id=con,path=console.log");
     rc |= add(p, "-serial");
@@ -175,6 +184,14 @@ static int build_argv(struct qemu_plan *p, const struct vmm_config *cfg, const c
     rc |= add(p, "virtserialport,chardev=agent,name=cocoon.agent");
     rc |= add(p, "-device");
     rc |= add(p, "virtio-rng-device");
+    if (cfg->net.mode != NET_MODE_NONE) {
+        const uint8_t *m = cfg->net.guest_mac;
+        rc |= add(p, "-netdev");
+        rc |= add(p, "stream,id=n0,server=off,addr.type=fd,addr.str=%d", QEMU_NET_FD);
+        rc |= add(p, "-device");
+        rc |= add(p, "virtio-net-device,netdev=n0,mac=%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4],
+                  m[5]);
+    }
     free(disk);
     return rc ? -1 : 0;
 }
@@ -182,6 +199,7 @@ static int build_argv(struct qemu_plan *p, const struct vmm_config *cfg, const c
 int qemu_plan_build(struct qemu_plan *p, const struct vmm_config *cfg, const char *box_dir, char *err, size_t errcap)
 {
     memset(p, 0, sizeof(*p));
+    p->net_fd = -1;
     if (find_binary(p->bin, sizeof(p->bin), err, errcap) < 0)
         return -1;
     if (pick_accel(p, cfg->accel, err, errcap) < 0)
@@ -229,10 +247,18 @@ static void child_exec(const struct qemu_plan *p, pid_t parent, int dirfd, int a
         _exit(127);
     if (dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
         _exit(127);
+    int net_fd = p->net_fd, last = QEMU_AGENT_FD;
+    if (net_fd == QEMU_AGENT_FD && (net_fd = fcntl(net_fd, F_DUPFD_CLOEXEC, 10)) < 0)
+        _exit(127); /* moved out of the way of the agent's number */
     if (dup2(agent_fd, QEMU_AGENT_FD) < 0 || fcntl(QEMU_AGENT_FD, F_SETFD, 0) < 0)
         _exit(127);
-    if (syscall(SYS_close_range, QEMU_AGENT_FD + 1, ~0u, 0) < 0) {
-        for (int fd = QEMU_AGENT_FD + 1; fd < 65536; fd++)
+    if (net_fd >= 0) {
+        if (dup2(net_fd, QEMU_NET_FD) < 0 || fcntl(QEMU_NET_FD, F_SETFD, 0) < 0)
+            _exit(127);
+        last = QEMU_NET_FD;
+    }
+    if (syscall(SYS_close_range, last + 1, ~0u, 0) < 0) {
+        for (int fd = last + 1; fd < 65536; fd++)
             close(fd);
     }
     execv(p->bin, p->argv);

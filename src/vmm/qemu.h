@@ -11,6 +11,8 @@
 
 /* The agent channel's end inside QEMU always has this number. */
 #define QEMU_AGENT_FD 3
+/* The network link (-netdev stream) inside QEMU, when the box has networking. */
+#define QEMU_NET_FD 4
 #define QEMU_MAX_ARGS 64
 
 struct qemu_plan {
@@ -19,6 +21,7 @@ struct qemu_plan {
     char accel_reason[320];
     char *argv[QEMU_MAX_ARGS + 1];
     int argc;
+    int net_fd; /* our socketpair end for QEMU_NET_FD; -1: no network device */
 };
 
 /* Finds QEMU, decides the accelerator and builds argv. -1 with a message in err. */

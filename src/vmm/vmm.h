@@ -14,7 +14,7 @@
 #include "vmm/qemu.h"
 
 /* What an epoll event points at: every watched object starts with one of these. */
-enum watch_kind { W_SIGNAL, W_TIMER, W_AGENT, W_LISTEN, W_CLIENT, W_LIFELINE, W_QEMU_OUT };
+enum watch_kind { W_SIGNAL, W_TIMER, W_AGENT, W_LISTEN, W_CLIENT, W_LIFELINE, W_QEMU_OUT, W_NET_LINK, W_NET_STACK };
 struct watch {
     enum watch_kind kind;
     int dead; /* closed earlier in this epoll batch: ignore its events */
@@ -61,6 +61,7 @@ struct vmm {
     int signals_seen;
 
     struct mux *mux;
+    struct net_glue *net; /* NULL without networking (net_glue.c) */
     struct proto_writer agent_w; /* scratch for frames the monitor itself sends */
 };
 

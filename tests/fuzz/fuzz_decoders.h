@@ -92,6 +92,16 @@ static void fuzz_decode_all(const uint8_t *p, size_t n)
                    PROTO_OK);
         fuzz_check(memcmp(&st, &st2, sizeof(st)) == 0);
     }
+    static struct proto_exec_entry execs[8];
+    size_t nexecs = 0;
+    if (proto_decode_vmm_execs(p, n, execs, 8, &nexecs) == PROTO_OK && nexecs <= 8) {
+        for (size_t i = 0; i < nexecs; i++)
+            fuzz_check(strlen(execs[i].cmd) < sizeof(execs[i].cmd));
+        fuzz_check(proto_encode_vmm_execs(&fuzz_w, execs, nexecs) > 0);
+    }
+    uint32_t spid, ssig;
+    if (proto_decode_signal_exec(p, n, &spid, &ssig) == PROTO_OK)
+        fuzz_check(ssig >= 1 && ssig <= 64);
 
     /* The raw field walk must end cleanly or report truncation, never loop. */
     struct proto_reader r;

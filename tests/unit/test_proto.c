@@ -429,7 +429,7 @@ static void test_header_unknown_type(void **state)
 {
     uint8_t b[PROTO_HEADER_SIZE];
     struct proto_header h;
-    const uint16_t bad[] = {0, 8, 15, 26, 31, 33, 63, 64, 0xffff};
+    const uint16_t bad[] = {0, 8, 15, 26, 31, 36, 63, 64, 0xffff};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         hdr(b, 0, 1, bad[i], 1, 0);
         assert_int_equal(proto_header_decode(b, sizeof(b), &h), PROTO_E_TYPE);
@@ -1148,6 +1148,67 @@ static void test_stats_roundtrip(void **state)
     assert_int_equal(proto_decode_stats(T.buf, T.len), PROTO_E_FIELD);
 }
 
+static void test_vmm_execs_roundtrip(void **state)
+{
+    (void)state;
+    static struct proto_writer w;
+    struct proto_exec_entry in[3] = {{30, "sh -c sleep 200"}, {31, "sleep 100"}, {40, ""}};
+    size_t len = proto_encode_vmm_execs(&w, in, 3);
+    assert_true(len > 0);
+    struct proto_header h;
+    assert_int_equal(proto_header_decode(w.buf, len, &h), PROTO_OK);
+    assert_int_equal(h.type, PROTO_VMM_EXECS);
+    struct proto_exec_entry out[3];
+    size_t n = 0;
+    assert_int_equal(proto_decode_vmm_execs(w.buf + PROTO_HEADER_SIZE, h.len, out, 3, &n), PROTO_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(out[1].pid, 31);
+    assert_string_equal(out[0].cmd, "sh -c sleep 200");
+    assert_string_equal(out[2].cmd, "");
+    /* fewer slots than entries: the count says so, nothing is written past cap */
+    assert_int_equal(proto_decode_vmm_execs(w.buf + PROTO_HEADER_SIZE, h.len, out, 1, &n), PROTO_OK);
+    assert_int_equal(n, 3);
+    /* an empty list */
+    len = proto_encode_vmm_execs(&w, in, 0);
+    assert_int_equal(proto_decode_vmm_execs(w.buf + PROTO_HEADER_SIZE, len - PROTO_HEADER_SIZE, out, 3, &n), PROTO_OK);
+    assert_int_equal(n, 0);
+}
+
+static void test_vmm_execs_invalid(void **state)
+{
+    (void)state;
+    static struct proto_writer w;
+    struct proto_exec_entry out[2];
+    size_t n;
+    /* a command without a pid before it */
+    proto_writer_begin(&w, 0, PROTO_VMM_EXECS);
+    proto_put_str(&w, PT_EXEC_CMD, "x");
+    size_t len = proto_writer_finish(&w);
+    assert_int_equal(proto_decode_vmm_execs(w.buf + PROTO_HEADER_SIZE, len - PROTO_HEADER_SIZE, out, 2, &n),
+                     PROTO_E_FIELD);
+    /* a pid without its command */
+    proto_writer_begin(&w, 0, PROTO_VMM_EXECS);
+    proto_put_u32(&w, PT_EXEC_PID, 5);
+    len = proto_writer_finish(&w);
+    assert_int_equal(proto_decode_vmm_execs(w.buf + PROTO_HEADER_SIZE, len - PROTO_HEADER_SIZE, out, 2, &n),
+                     PROTO_E_FIELD);
+    /* signal numbers outside 1..64 */
+    len = proto_encode_signal_exec(&w, 7, 0);
+    uint32_t pid, sig;
+    assert_int_equal(proto_decode_signal_exec(w.buf + PROTO_HEADER_SIZE, len - PROTO_HEADER_SIZE, &pid, &sig),
+                     PROTO_E_FIELD);
+    len = proto_encode_signal_exec(&w, 7, 9);
+    assert_int_equal(proto_decode_signal_exec(w.buf + PROTO_HEADER_SIZE, len - PROTO_HEADER_SIZE, &pid, &sig),
+                     PROTO_OK);
+    assert_int_equal(pid, 7);
+    assert_int_equal(sig, 9);
+    /* the listing types are session-only */
+    uint8_t hdr[PROTO_HEADER_SIZE];
+    struct proto_header h;
+    proto_header_encode(hdr, 0, 3, PROTO_VMM_LIST_EXECS);
+    assert_int_equal(proto_header_decode(hdr, sizeof(hdr), &h), PROTO_E_STREAM);
+}
+
 static void test_stats_reply_invalid(void **state)
 {
     struct proto_stats s;
@@ -1217,6 +1278,8 @@ int main(void)
         cmocka_unit_test(test_file_invalid),
         cmocka_unit_test(test_stats_roundtrip),
         cmocka_unit_test(test_stats_reply_invalid),
+        cmocka_unit_test(test_vmm_execs_roundtrip),
+        cmocka_unit_test(test_vmm_execs_invalid),
     };
     return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
 }

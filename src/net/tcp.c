@@ -1,0 +1,849 @@
+/* TCP termination (RFC 793/9293): each guest connection is accepted by the stack and
+ * re-originated from a host socket, and each published-port connection is opened by
+ * the stack toward the guest. Per connection two bounded rings (TCP_BUF each way):
+ * the host socket is not read while the guest's window or our ring is full, and the
+ * window we advertise is the room left in the ring toward the host. Unacknowledged
+ * data is retransmitted on timeout; half-open and total connections are capped. */
+#include "net/internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "net/sni.h"
+
+#define RCV_WSCALE 3
+#define RTO_MIN_MS 200
+#define RTO_MAX_MS 10000
+#define MAX_RETRIES 12
+#define MAX_SYN_RETRIES 6
+#define ACK_EVERY (32u * 1024)
+
+#define SEQ_LT(a, b) ((int32_t)((a) - (b)) < 0)
+#define SEQ_LE(a, b) ((int32_t)((a) - (b)) <= 0)
+
+/* ---- rings ---- */
+
+static int ring_init(struct ring *r, size_t cap)
+{
+    if (r->buf)
+        return 0;
+    r->buf = malloc(cap);
+    if (!r->buf)
+        return -1;
+    r->cap = cap;
+    r->head = r->len = 0;
+    return 0;
+}
+
+static void ring_free(struct ring *r)
+{
+    free(r->buf);
+    memset(r, 0, sizeof(*r));
+}
+
+static int ring_iov_data(const struct ring *r, struct iovec *iov)
+{
+    size_t first = r->cap - r->head < r->len ? r->cap - r->head : r->len;
+    iov[0].iov_base = r->buf + r->head;
+    iov[0].iov_len = first;
+    iov[1].iov_base = r->buf;
+    iov[1].iov_len = r->len - first;
+    return iov[1].iov_len ? 2 : 1;
+}
+
+static int ring_iov_space(const struct ring *r, size_t limit, struct iovec *iov)
+{
+    size_t room = (limit < r->cap ? limit : r->cap);
+    room = room > r->len ? room - r->len : 0;
+    size_t tail = (r->head + r->len) % r->cap;
+    size_t first = r->cap - tail < room ? r->cap - tail : room;
+    iov[0].iov_base = r->buf + tail;
+    iov[0].iov_len = first;
+    iov[1].iov_base = r->buf;
+    iov[1].iov_len = room - first;
+    return iov[1].iov_len ? 2 : 1;
+}
+
+static void ring_copy_out(const struct ring *r, size_t off, uint8_t *dst, size_t n)
+{
+    size_t pos = (r->head + off) % r->cap;
+    size_t first = r->cap - pos < n ? r->cap - pos : n;
+    memcpy(dst, r->buf + pos, first);
+    memcpy(dst + first, r->buf, n - first);
+}
+
+static void ring_append(struct ring *r, const uint8_t *src, size_t n)
+{
+    size_t tail = (r->head + r->len) % r->cap;
+    size_t first = r->cap - tail < n ? r->cap - tail : n;
+    memcpy(r->buf + tail, src, first);
+    memcpy(r->buf, src + first, n - first);
+    r->len += n;
+}
+
+static void ring_drop(struct ring *r, size_t n)
+{
+    r->head = (r->head + n) % r->cap;
+    r->len -= n;
+    if (!r->len)
+        r->head = 0;
+}
+
+/* ---- table ---- */
+
+static unsigned hash3(uint16_t gport, uint32_t rip, uint16_t rport)
+{
+    uint32_t h = rip * 2654435761u ^ ((uint32_t)gport << 16 | rport) * 40503u;
+    return (h ^ (h >> 15)) % TCP_HASH;
+}
+
+static struct tcp_conn *lookup(struct net_stack *s, uint16_t gport, uint32_t rip, uint16_t rport)
+{
+    for (struct tcp_conn *c = s->tcp_hash[hash3(gport, rip, rport)]; c; c = c->hnext)
+        if (c->gport == gport && c->rip == rip && c->rport == rport)
+            return c;
+    return NULL;
+}
+
+static void insert(struct net_stack *s, struct tcp_conn *c)
+{
+    unsigned h = hash3(c->gport, c->rip, c->rport);
+    c->hnext = s->tcp_hash[h];
+    s->tcp_hash[h] = c;
+    c->next = s->tcp_list;
+    c->prev = NULL;
+    if (s->tcp_list)
+        s->tcp_list->prev = c;
+    s->tcp_list = c;
+    s->ntcp++;
+}
+
+static int half_open(const struct tcp_conn *c)
+{
+    return c->state == TS_CONNECTING || c->state == TS_SYN_RCVD || c->state == TS_SYN_SENT;
+}
+
+static void conn_free(struct net_stack *s, struct tcp_conn *c, int abort_host)
+{
+    if (c->state == TS_CLOSED)
+        return;
+    if (half_open(c))
+        s->nhalf--;
+    c->state = TS_CLOSED;
+    struct tcp_conn **pp = &s->tcp_hash[hash3(c->gport, c->rip, c->rport)];
+    while (*pp && *pp != c)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = c->hnext;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->tcp_list = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    if (c->in_ack_list) {
+        struct tcp_conn **ap = &s->ack_list;
+        while (*ap && *ap != c)
+            ap = &(*ap)->ack_next;
+        if (*ap)
+            *ap = c->ack_next;
+    }
+    s->ntcp--;
+    if (c->fd >= 0) {
+        if (abort_host) {
+            struct linger lg = {1, 0};
+            setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        }
+        if (c->registered)
+            net_unwatch(s, c->fd);
+        close(c->fd);
+        c->fd = -1;
+    }
+    ring_free(&c->to_guest);
+    ring_free(&c->to_host);
+    net_bury(s, c);
+}
+
+/* ---- segments to the guest ---- */
+
+static size_t rcv_limit(const struct tcp_conn *c) { return c->sni_wait ? TCP_SNI_MAX : TCP_BUF; }
+
+static uint32_t rcv_space(const struct tcp_conn *c)
+{
+    size_t lim = rcv_limit(c);
+    return c->to_host.len >= lim ? 0 : (uint32_t)(lim - c->to_host.len);
+}
+
+static int send_seg(struct net_stack *s, struct tcp_conn *c, uint32_t seq, uint8_t flags, size_t off, size_t len)
+{
+    uint8_t *p = s->frame + NET_L4_OFF;
+    uint32_t space = rcv_space(c);
+    uint16_t win;
+    int syn = flags & TCPF_SYN;
+    if (syn)
+        win = space > 65535 ? 65535 : (uint16_t)space;
+    else {
+        uint32_t w = space >> c->rcv_wscale;
+        win = w > 65535 ? 65535 : (uint16_t)w;
+    }
+    if (len)
+        ring_copy_out(&c->to_guest, off, p + 20, len);
+    size_t hl = wire_tcp_header(p, c->rip, s->cfg.guest_ip, c->rport, c->gport, seq, flags & TCPF_ACK ? c->rcv_nxt : 0,
+                                flags, win, syn ? (uint16_t)(s->cfg.mtu - 40) : 0,
+                                syn && c->wscale_ok ? RCV_WSCALE : -1, len);
+    if (flags & TCPF_ACK) {
+        c->acked_to = c->rcv_nxt;
+        c->ack_pending = 0;
+        c->rcv_adv = c->rcv_nxt + (syn ? win : ((uint32_t)win << c->rcv_wscale));
+    }
+    return net_send_ip(s, c->rip, s->cfg.guest_ip, IP_PROTO_TCP, hl + len);
+}
+
+/* A RST answering a segment that has no connection (RFC 793 "Reset Generation"). */
+static void send_rst_for(struct net_stack *s, const struct pkt_ip *ip, const struct pkt_tcp *t)
+{
+    uint8_t *p = s->frame + NET_L4_OFF;
+    size_t hl;
+    if (t->flags & TCPF_RST)
+        return;
+    if (t->flags & TCPF_ACK)
+        hl = wire_tcp_header(p, ip->dst, ip->src, t->dport, t->sport, t->ack, 0, TCPF_RST, 0, 0, -1, 0);
+    else {
+        uint32_t ack = t->seq + (uint32_t)t->len + !!(t->flags & TCPF_SYN) + !!(t->flags & TCPF_FIN);
+        hl = wire_tcp_header(p, ip->dst, ip->src, t->dport, t->sport, 0, ack, TCPF_RST | TCPF_ACK, 0, 0, -1, 0);
+    }
+    net_send_ip(s, ip->dst, ip->src, IP_PROTO_TCP, hl);
+}
+
+static void reset_conn(struct net_stack *s, struct tcp_conn *c)
+{
+    if (c->state != TS_CONNECTING && c->state != TS_SYN_SENT)
+        send_seg(s, c, c->snd_nxt, TCPF_RST | TCPF_ACK, 0, 0);
+    else if (c->state == TS_CONNECTING) {
+        uint8_t *p = s->frame + NET_L4_OFF;
+        size_t hl = wire_tcp_header(p, c->rip, s->cfg.guest_ip, c->rport, c->gport, 0, c->rcv_nxt,
+                                    TCPF_RST | TCPF_ACK, 0, 0, -1, 0);
+        net_send_ip(s, c->rip, s->cfg.guest_ip, IP_PROTO_TCP, hl);
+    }
+    conn_free(s, c, 1);
+}
+
+static void arm_rto(struct net_stack *s, struct tcp_conn *c)
+{
+    c->rto_at = net_now_ms() + c->rto_ms;
+    net_deadline(s, c->rto_at);
+}
+
+static void update_events(struct net_stack *s, struct tcp_conn *c)
+{
+    if (c->fd < 0 || c->state == TS_CLOSED)
+        return;
+    uint32_t want = 0;
+    if (c->connecting)
+        want = EPOLLOUT;
+    else {
+        if (!c->host_eof && c->to_guest.len < TCP_BUF && !s->link_blocked && c->state == TS_ESTABLISHED)
+            want |= EPOLLIN;
+        if (c->to_host.len && !c->sni_wait)
+            want |= EPOLLOUT;
+    }
+    /* An fd with nothing wanted leaves the set: a hung-up socket would otherwise
+     * report EPOLLHUP forever while we wait for the guest. */
+    if (want == c->ev && (want != 0) == c->registered)
+        return;
+    c->ev = want;
+    if (!want) {
+        if (c->registered)
+            net_unwatch(s, c->fd);
+        c->registered = 0;
+    } else if (c->registered) {
+        net_rewatch(s, c->fd, want, &c->w);
+    } else if (net_watch(s, c->fd, want, &c->w) == 0) {
+        c->registered = 1;
+    }
+}
+
+/* Sends what the guest's window allows, then the FIN once the host side ended. */
+static void tcp_output(struct net_stack *s, struct tcp_conn *c)
+{
+    if (c->state != TS_ESTABLISHED)
+        return;
+    while (!s->link_blocked && !c->fin_sent) {
+        uint32_t inflight = c->snd_nxt - c->snd_una;
+        size_t unsent = c->to_guest.len - inflight;
+        uint32_t avail = c->snd_wnd > inflight ? c->snd_wnd - inflight : 0;
+        size_t n = unsent < avail ? unsent : avail;
+        if (n > c->mss)
+            n = c->mss;
+        if (n == 0) {
+            if (c->host_eof && unsent == 0) {
+                send_seg(s, c, c->snd_nxt, TCPF_FIN | TCPF_ACK, 0, 0);
+                c->fin_seq = c->snd_nxt;
+                c->fin_ever = 1;
+                c->snd_nxt++;
+                c->fin_sent = 1;
+            }
+            break;
+        }
+        uint8_t fl = TCPF_ACK | (n == unsent ? TCPF_PSH : 0);
+        send_seg(s, c, c->snd_nxt, fl, inflight, n);
+        c->snd_nxt += (uint32_t)n;
+    }
+    if (SEQ_LT(c->snd_max, c->snd_nxt))
+        c->snd_max = c->snd_nxt;
+    int waiting = c->snd_nxt != c->snd_una || (c->to_guest.len > c->snd_nxt - c->snd_una && c->snd_wnd == 0);
+    if (waiting && !c->rto_at)
+        arm_rto(s, c);
+    update_events(s, c);
+}
+
+static void maybe_finish(struct net_stack *s, struct tcp_conn *c)
+{
+    if (c->state == TS_CLOSED)
+        return;
+    if (c->guest_fin && !c->to_host.len && !c->host_shut && c->fd >= 0 && !c->connecting && !c->sni_wait) {
+        shutdown(c->fd, SHUT_WR);
+        c->host_shut = 1;
+    }
+    if (c->host_eof && c->host_shut && c->fd >= 0) {
+        if (c->registered)
+            net_unwatch(s, c->fd); /* nothing more to do on the host side */
+        close(c->fd);
+        c->fd = -1;
+    }
+    if (c->guest_fin && c->host_shut && c->fin_acked)
+        conn_free(s, c, 0);
+}
+
+/* Writes the in-order guest bytes to the host; opens the window when room appears. */
+static void flush_to_host(struct net_stack *s, struct tcp_conn *c)
+{
+    if (c->fd < 0 || c->connecting || c->sni_wait)
+        return;
+    while (c->to_host.len) {
+        struct iovec iov[2];
+        int cnt = ring_iov_data(&c->to_host, iov);
+        ssize_t n = writev(c->fd, iov, cnt);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            reset_conn(s, c);
+            return;
+        }
+        ring_drop(&c->to_host, (size_t)n);
+    }
+    uint32_t edge = c->rcv_nxt + rcv_space(c);
+    uint32_t step = c->mss * 4u;
+    if (c->state == TS_ESTABLISHED && (int32_t)(edge - c->rcv_adv) >= (int32_t)step)
+        send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0); /* window update */
+    maybe_finish(s, c);
+    if (c->state != TS_CLOSED)
+        update_events(s, c);
+}
+
+static void want_ack(struct net_stack *s, struct tcp_conn *c)
+{
+    c->ack_pending = 1;
+    if (c->rcv_nxt - c->acked_to >= ACK_EVERY) {
+        send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0);
+        return;
+    }
+    if (!c->in_ack_list) {
+        c->in_ack_list = 1;
+        c->ack_next = s->ack_list;
+        s->ack_list = c;
+        net_deadline(s, net_now_ms() + 2);
+    }
+}
+
+void tcp_flush_acks(struct net_stack *s)
+{
+    while (s->ack_list) {
+        struct tcp_conn *c = s->ack_list;
+        s->ack_list = c->ack_next;
+        c->in_ack_list = 0;
+        if (c->ack_pending && c->state == TS_ESTABLISHED)
+            send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0);
+    }
+}
+
+/* ---- opening ---- */
+
+static int host_connect(struct net_stack *s, struct tcp_conn *c)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(c->rport), .sin_addr.s_addr = htonl(c->cip)};
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
+        close(fd);
+        return -1;
+    }
+    c->fd = fd;
+    c->connecting = 1;
+    c->ev = EPOLLOUT;
+    if (net_watch(s, fd, EPOLLOUT, &c->w) < 0) {
+        close(fd);
+        c->fd = -1;
+        return -1;
+    }
+    c->registered = 1;
+    return 0;
+}
+
+static void send_synack(struct net_stack *s, struct tcp_conn *c)
+{
+    send_seg(s, c, c->iss, TCPF_SYN | TCPF_ACK, 0, 0);
+    c->snd_nxt = c->snd_max = c->iss + 1;
+    c->state = TS_SYN_RCVD;
+    arm_rto(s, c);
+}
+
+static void on_connected(struct net_stack *s, struct tcp_conn *c)
+{
+    int err = 0;
+    socklen_t el = sizeof(err);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err) {
+        reset_conn(s, c);
+        return;
+    }
+    c->connecting = 0;
+    if (c->state == TS_CONNECTING) {
+        send_synack(s, c);
+        update_events(s, c);
+        return;
+    }
+    flush_to_host(s, c); /* the ClientHello held while the SNI was checked */
+    if (c->state != TS_CLOSED)
+        tcp_output(s, c);
+}
+
+static int guest_subnet(const struct net_stack *s, uint32_t ip)
+{
+    uint32_t mask = s->cfg.prefix ? 0xffffffffu << (32 - s->cfg.prefix) : 0;
+    return (ip & mask) == (s->cfg.guest_ip & mask);
+}
+
+static void new_conn(struct net_stack *s, const struct pkt_ip *ip, const struct pkt_tcp *t)
+{
+    struct verdict v = {0, -1, "inside the box network"};
+    uint32_t dst = ip->dst;
+    if ((dst >> 28) == 0xe || dst == 0xffffffffu) {
+        s->st.dropped_other++;
+        return;
+    }
+    if (dst == s->cfg.dns_ip && dst != s->cfg.host_alias_ip)
+        v.why = "DNS over TCP is not served by the box resolver";
+    else if (dst == s->cfg.host_alias_ip || !guest_subnet(s, dst))
+        v = policy_check_ip(&s->pol, dst, t->dport, NET_PROTO_TCP, NULL, net_now_ms());
+    if (!v.allow) {
+        s->st.denied_tcp++;
+        net_log_deny(s, "tcp", ip->src, t->sport, dst, t->dport, &v);
+        send_rst_for(s, ip, t);
+        return;
+    }
+    if (s->ntcp >= s->cfg.max_tcp || s->nhalf >= s->cfg.max_half_open) {
+        s->st.tcp_refused_limit++;
+        send_rst_for(s, ip, t);
+        return;
+    }
+    struct tcp_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        send_rst_for(s, ip, t);
+        return;
+    }
+    c->w.kind = NW_TCP;
+    c->fd = -1;
+    c->rip = dst;
+    c->cip = dst == s->cfg.host_alias_ip ? 0x7f000001 : dst;
+    c->gport = t->sport;
+    c->rport = t->dport;
+    c->irs = t->seq;
+    c->rcv_nxt = t->seq + 1;
+    c->acked_to = c->rcv_nxt;
+    c->mss = t->mss ? t->mss : 536;
+    if (c->mss > s->cfg.mtu - 40)
+        c->mss = (uint16_t)(s->cfg.mtu - 40);
+    if (c->mss < 64)
+        c->mss = 64;
+    if (t->wscale >= 0) {
+        c->wscale_ok = 1;
+        c->snd_wscale = (uint8_t)t->wscale;
+        c->rcv_wscale = RCV_WSCALE;
+    }
+    c->snd_wnd = t->win;
+    c->iss = net_random(s);
+    c->snd_una = c->snd_nxt = c->snd_max = c->iss;
+    c->rto_ms = RTO_MIN_MS * 5;
+    c->state = TS_CONNECTING;
+    if (ring_init(&c->to_host, TCP_BUF) < 0 || ring_init(&c->to_guest, TCP_BUF) < 0) {
+        ring_free(&c->to_host);
+        free(c);
+        send_rst_for(s, ip, t);
+        return;
+    }
+    insert(s, c);
+    s->nhalf++;
+    s->st.tcp_opened++;
+    if (t->dport == 443 && policy_rule_is_domain(&s->pol, v.rule)) {
+        c->sni_wait = 1; /* accept first, connect once the ClientHello names an allowed host */
+        c->sni_rule = v.rule;
+        send_synack(s, c);
+        return;
+    }
+    if (host_connect(s, c) < 0)
+        reset_conn(s, c);
+}
+
+static void check_sni(struct net_stack *s, struct tcp_conn *c)
+{
+    uint8_t hello[TCP_SNI_MAX];
+    char name[256];
+    size_t n = c->to_host.len;
+    ring_copy_out(&c->to_host, 0, hello, n);
+    int rc = sni_parse(hello, n, name, sizeof(name));
+    if (rc == 0 && n < TCP_SNI_MAX && !c->guest_fin)
+        return;
+    struct verdict v = {0, c->sni_rule, "TLS without a server name on a domain rule"};
+    if (rc == 1) {
+        v = policy_check_ip(&s->pol, c->rip, c->rport, NET_PROTO_TCP, name, net_now_ms());
+        if (!policy_rule_is_domain(&s->pol, v.rule) && v.allow) {
+            v.allow = 0; /* the SNI must be a name this box resolved to this address */
+            v.why = "TLS server name does not match the domain rule's DNS answers";
+        }
+    }
+    if (!v.allow) {
+        s->st.denied_sni++;
+        net_log_deny(s, "tls", s->cfg.guest_ip, c->gport, c->rip, c->rport, &v);
+        reset_conn(s, c);
+        return;
+    }
+    c->sni_wait = 0;
+    if (host_connect(s, c) < 0)
+        reset_conn(s, c);
+}
+
+/* ---- segments from the guest ---- */
+
+static void on_ack(struct net_stack *s, struct tcp_conn *c, const struct pkt_tcp *t)
+{
+    uint32_t acked = t->ack - c->snd_una;
+    if (acked && SEQ_LE(t->ack, c->snd_max)) {
+        size_t data = acked < c->to_guest.len ? acked : c->to_guest.len;
+        ring_drop(&c->to_guest, data);
+        c->snd_una = t->ack;
+        if (SEQ_LT(c->snd_nxt, c->snd_una))
+            c->snd_nxt = c->snd_una; /* acks of segments sent before a go-back */
+        if (c->fin_ever && SEQ_LT(c->fin_seq, c->snd_una)) {
+            c->fin_acked = 1;
+            c->fin_sent = 1;
+        }
+        c->retries = 0;
+        c->rto_ms = RTO_MIN_MS;
+        c->rto_at = 0;
+        if (c->snd_una != c->snd_nxt)
+            arm_rto(s, c);
+    }
+    c->snd_wnd = (uint32_t)t->win << c->snd_wscale;
+}
+
+static void on_data(struct net_stack *s, struct tcp_conn *c, const struct pkt_tcp *t)
+{
+    const uint8_t *d = t->data;
+    size_t len = t->len;
+    int fin = (t->flags & TCPF_FIN) != 0;
+    uint32_t seq = t->seq;
+    if (!len && !fin)
+        return;
+    if (SEQ_LT(seq, c->rcv_nxt)) {
+        uint32_t skip = c->rcv_nxt - seq;
+        if (skip > len || (skip == len && !fin) || (skip == len && c->guest_fin)) {
+            send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0); /* an old retransmission */
+            return;
+        }
+        d += skip;
+        len -= skip;
+        seq = c->rcv_nxt;
+    }
+    if (seq != c->rcv_nxt || c->guest_fin) {
+        send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0); /* out of order: the ACK says what we miss */
+        return;
+    }
+    uint32_t room = rcv_space(c);
+    size_t take = len < room ? len : room;
+    if (take) {
+        ring_append(&c->to_host, d, take);
+        c->rcv_nxt += (uint32_t)take;
+    }
+    if (fin && take == len) {
+        c->guest_fin = 1;
+        c->rcv_nxt++;
+    }
+    if (take < len || fin)
+        send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0);
+    else
+        want_ack(s, c);
+    if (c->sni_wait) {
+        check_sni(s, c);
+        return;
+    }
+    flush_to_host(s, c);
+}
+
+void tcp_input(struct net_stack *s, const struct pkt_ip *ip)
+{
+    struct pkt_tcp t;
+    if (wire_parse_tcp(ip, &t) != WIRE_OK) {
+        s->st.dropped_malformed++;
+        return;
+    }
+    struct tcp_conn *c = lookup(s, t.sport, ip->dst, t.dport);
+    if (!c) {
+        if ((t.flags & (TCPF_SYN | TCPF_ACK | TCPF_RST | TCPF_FIN)) == TCPF_SYN)
+            new_conn(s, ip, &t);
+        else
+            send_rst_for(s, ip, &t);
+        return;
+    }
+    if (t.flags & TCPF_RST) {
+        if (c->state == TS_SYN_SENT && !((t.flags & TCPF_ACK) && t.ack == c->iss + 1))
+            return;
+        conn_free(s, c, 1);
+        return;
+    }
+    switch (c->state) {
+    case TS_CONNECTING: return; /* a retransmitted SYN while the host connects */
+    case TS_SYN_SENT:
+        if ((t.flags & (TCPF_SYN | TCPF_ACK)) != (TCPF_SYN | TCPF_ACK) || t.ack != c->iss + 1) {
+            if (t.flags & TCPF_ACK)
+                send_rst_for(s, ip, &t);
+            return;
+        }
+        c->irs = t.seq;
+        c->rcv_nxt = t.seq + 1;
+        c->snd_una = t.ack;
+        c->mss = t.mss ? (t.mss < s->cfg.mtu - 40 ? t.mss : (uint16_t)(s->cfg.mtu - 40)) : 536;
+        if (c->mss < 64)
+            c->mss = 64;
+        if (t.wscale >= 0) {
+            c->snd_wscale = (uint8_t)t.wscale;
+            c->rcv_wscale = RCV_WSCALE;
+        } else {
+            c->wscale_ok = 0;
+            c->rcv_wscale = c->snd_wscale = 0;
+        }
+        c->snd_wnd = t.win;
+        c->state = TS_ESTABLISHED;
+        s->nhalf--;
+        c->rto_at = 0;
+        c->retries = 0;
+        c->rto_ms = RTO_MIN_MS;
+        send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0);
+        tcp_output(s, c);
+        return;
+    case TS_SYN_RCVD:
+        if (t.flags & TCPF_SYN) {
+            if (t.seq == c->irs)
+                send_seg(s, c, c->iss, TCPF_SYN | TCPF_ACK, 0, 0);
+            return;
+        }
+        if (!(t.flags & TCPF_ACK) || t.ack != c->iss + 1) {
+            send_rst_for(s, ip, &t);
+            return;
+        }
+        c->state = TS_ESTABLISHED;
+        s->nhalf--;
+        c->snd_una = t.ack;
+        c->rto_at = 0;
+        c->retries = 0;
+        c->rto_ms = RTO_MIN_MS;
+        break;
+    case TS_ESTABLISHED: break;
+    case TS_CLOSED: return;
+    }
+    if (t.flags & TCPF_SYN)
+        return;
+    if (t.flags & TCPF_ACK)
+        on_ack(s, c, &t);
+    on_data(s, c, &t);
+    if (c->state == TS_CLOSED)
+        return;
+    tcp_output(s, c);
+    maybe_finish(s, c);
+}
+
+/* ---- host side ---- */
+
+static void read_host(struct net_stack *s, struct tcp_conn *c)
+{
+    if (c->host_eof || c->to_guest.len >= TCP_BUF || c->state != TS_ESTABLISHED)
+        return;
+    struct iovec iov[2];
+    int cnt = ring_iov_space(&c->to_guest, TCP_BUF, iov);
+    ssize_t n = readv(c->fd, iov, cnt);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return;
+        reset_conn(s, c);
+        return;
+    }
+    if (n == 0)
+        c->host_eof = 1;
+    c->to_guest.len += (size_t)n;
+}
+
+void tcp_on_event(struct net_stack *s, struct tcp_conn *c, uint32_t ev)
+{
+    if (c->fd < 0)
+        return;
+    if (c->connecting) {
+        on_connected(s, c);
+        return;
+    }
+    if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+        read_host(s, c);
+        if (c->state == TS_CLOSED)
+            return;
+    }
+    if (c->fd >= 0 && (ev & EPOLLERR)) {
+        int err = 0;
+        socklen_t el = sizeof(err);
+        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+        if (err) {
+            reset_conn(s, c);
+            return;
+        }
+    }
+    if (ev & EPOLLOUT)
+        flush_to_host(s, c);
+    if (c->state == TS_CLOSED)
+        return;
+    tcp_output(s, c);
+    maybe_finish(s, c);
+}
+
+void tcp_accept(struct net_stack *s, struct listener *l)
+{
+    int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0)
+        return;
+    if (s->ntcp >= s->cfg.max_tcp || s->nhalf >= s->cfg.max_half_open) {
+        s->st.tcp_refused_limit++;
+        close(fd);
+        return;
+    }
+    uint16_t port = 0;
+    for (int tries = 0; tries < 16384; tries++) {
+        uint16_t p = s->next_eport++;
+        if (s->next_eport < 49152)
+            s->next_eport = 49152;
+        if (!lookup(s, l->port.guest_port, s->cfg.host_alias_ip, p)) {
+            port = p;
+            break;
+        }
+    }
+    struct tcp_conn *c = port ? calloc(1, sizeof(*c)) : NULL;
+    if (!c || ring_init(&c->to_host, TCP_BUF) < 0 || ring_init(&c->to_guest, TCP_BUF) < 0) {
+        if (c) {
+            ring_free(&c->to_host);
+            free(c);
+        }
+        close(fd);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->w.kind = NW_TCP;
+    c->fd = fd;
+    c->inbound = 1;
+    c->rip = s->cfg.host_alias_ip;
+    c->rport = port;
+    c->gport = l->port.guest_port;
+    c->wscale_ok = 1;
+    c->rcv_wscale = RCV_WSCALE;
+    c->iss = net_random(s);
+    c->snd_una = c->iss;
+    c->snd_nxt = c->snd_max = c->iss + 1;
+    c->mss = (uint16_t)(s->cfg.mtu - 40);
+    c->rto_ms = RTO_MIN_MS * 5;
+    c->state = TS_SYN_SENT;
+    insert(s, c);
+    s->nhalf++;
+    s->st.tcp_opened++;
+    send_seg(s, c, c->iss, TCPF_SYN, 0, 0);
+    arm_rto(s, c);
+}
+
+/* ---- timers ---- */
+
+void tcp_tick(struct net_stack *s, uint64_t now, uint64_t *next)
+{
+    struct tcp_conn *c = s->tcp_list, *nx;
+    for (; c; c = nx) {
+        nx = c->next;
+        if (!c->rto_at)
+            continue;
+        if (c->rto_at > now) {
+            if (!*next || c->rto_at < *next)
+                *next = c->rto_at;
+            continue;
+        }
+        c->rto_at = 0;
+        if (half_open(c) && c->state != TS_CONNECTING) {
+            if (++c->retries > MAX_SYN_RETRIES) {
+                conn_free(s, c, 1);
+                continue;
+            }
+            if (c->state == TS_SYN_SENT)
+                send_seg(s, c, c->iss, TCPF_SYN, 0, 0);
+            else
+                send_seg(s, c, c->iss, TCPF_SYN | TCPF_ACK, 0, 0);
+        } else if (c->state == TS_ESTABLISHED && c->snd_nxt != c->snd_una) {
+            if (++c->retries > MAX_RETRIES) {
+                reset_conn(s, c);
+                continue;
+            }
+            s->st.tcp_retransmits++;
+            c->snd_nxt = c->snd_una; /* go back N */
+            c->fin_sent = 0;
+            if (c->snd_wnd == 0)
+                c->snd_wnd = 1; /* probe a closed window with one byte */
+            tcp_output(s, c);
+        } else if (c->state == TS_ESTABLISHED && c->to_guest.len) {
+            send_seg(s, c, c->snd_una - 1, TCPF_ACK, 0, 0); /* zero-window probe */
+        } else {
+            continue;
+        }
+        c->rto_ms = c->rto_ms * 2 > RTO_MAX_MS ? RTO_MAX_MS : c->rto_ms * 2;
+        c->rto_at = now + c->rto_ms;
+        if (!*next || c->rto_at < *next)
+            *next = c->rto_at;
+    }
+}
+
+void tcp_link_ready(struct net_stack *s)
+{
+    struct tcp_conn *c = s->tcp_list, *nx;
+    for (; c && !s->link_blocked; c = nx) {
+        nx = c->next;
+        tcp_output(s, c);
+    }
+    for (c = s->tcp_list; c; c = c->next)
+        update_events(s, c);
+}
+
+void tcp_free_all(struct net_stack *s)
+{
+    while (s->tcp_list)
+        conn_free(s, s->tcp_list, 1);
+}

@@ -1,0 +1,460 @@
+/* UDP, ICMP echo and DNS. UDP is relayed per flow (one connected host socket per
+ * guest port and destination, closed after UDP_IDLE_MS); ICMP echo goes through an
+ * unprivileged ICMP socket when the host allows one, and the gateway answers pings
+ * itself. Every UDP datagram to port 53, whatever address it names, is answered by the
+ * stack's resolver: policy on the name, forwarding upstream, filtering and pinning of
+ * the answer. Published UDP ports map each host client to a port of the host alias. */
+#include "net/internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "net/dns.h"
+
+#define UDP_IDLE_MS 60000
+#define DNS_TIMEOUT_MS 5000
+#define DNS_MAX_PENDING 256
+#define HOST_ALIAS_NAME "host.cocoon.internal"
+
+static size_t udp_max_payload(const struct net_stack *s) { return (size_t)s->cfg.mtu - 28; }
+
+int udp_send_to_guest(struct net_stack *s, uint32_t src, uint16_t sport, uint16_t dport, const void *data, size_t len)
+{
+    if (len > udp_max_payload(s)) {
+        s->st.dropped_other++; /* would need fragmentation */
+        return -1;
+    }
+    uint8_t *p = s->frame + NET_L4_OFF;
+    memmove(p + 8, data, len);
+    wire_udp_header(p, src, s->cfg.guest_ip, sport, dport, len);
+    return net_send_ip(s, src, s->cfg.guest_ip, IP_PROTO_UDP, 8 + len);
+}
+
+static void flow_free(struct net_stack *s, struct udp_flow *f)
+{
+    struct udp_flow **pp = &s->udp_list;
+    while (*pp && *pp != f)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = f->next;
+    s->nudp--;
+    if (f->kind != UDP_PUBLISHED && f->fd >= 0) {
+        net_unwatch(s, f->fd);
+        close(f->fd);
+    }
+    net_bury(s, f);
+}
+
+static struct udp_flow *flow_find(struct net_stack *s, enum udp_kind kind, uint16_t gport, uint32_t rip, uint16_t rport)
+{
+    for (struct udp_flow *f = s->udp_list; f; f = f->next)
+        if (f->kind == kind && f->gport == gport && f->rip == rip && f->rport == rport)
+            return f;
+    return NULL;
+}
+
+static struct udp_flow *flow_new(struct net_stack *s, enum udp_kind kind, int fd)
+{
+    struct udp_flow *f = calloc(1, sizeof(*f));
+    if (!f)
+        return NULL;
+    f->w.kind = NW_UDP;
+    f->fd = fd;
+    f->kind = kind;
+    f->last = net_now_ms();
+    f->next = s->udp_list;
+    s->udp_list = f;
+    s->nudp++;
+    s->st.udp_flows++;
+    net_deadline(s, f->last + UDP_IDLE_MS);
+    return f;
+}
+
+static int connected_socket(int type, int proto, uint32_t ip, uint16_t port)
+{
+    int fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(ip)};
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int in_box_net(const struct net_stack *s, uint32_t ip)
+{
+    uint32_t mask = s->cfg.prefix ? 0xffffffffu << (32 - s->cfg.prefix) : 0;
+    return (ip & mask) == (s->cfg.guest_ip & mask) && ip != s->cfg.host_alias_ip;
+}
+
+/* ---- DNS ---- */
+
+void dns_load_upstreams(struct net_config *cfg)
+{
+    if (cfg->nupstreams)
+        return;
+    FILE *f = fopen("/etc/resolv.conf", "re");
+    if (!f)
+        return;
+    char line[512], addr[64];
+    while (fgets(line, sizeof(line), f) && cfg->nupstreams < NET_MAX_UPSTREAMS) {
+        struct in_addr a;
+        if (sscanf(line, " nameserver %63s", addr) == 1 && inet_pton(AF_INET, addr, &a) == 1) {
+            cfg->upstreams[cfg->nupstreams].ip = ntohl(a.s_addr);
+            cfg->upstreams[cfg->nupstreams++].port = 53;
+        }
+    }
+    fclose(f);
+}
+
+static void dns_reply(struct net_stack *s, uint32_t from, uint16_t gport, const uint8_t *msg, size_t len)
+{
+    if (len > udp_max_payload(s)) {
+        /* Too big for one frame: say so with TC and let the client cope. */
+        uint8_t small[12];
+        memcpy(small, msg, 12);
+        small[2] |= 0x02;
+        wr16(small + 6, 0);
+        wr16(small + 8, 0);
+        wr16(small + 10, 0);
+        wr16(small + 4, 0);
+        udp_send_to_guest(s, from, 53, gport, small, sizeof(small));
+        return;
+    }
+    udp_send_to_guest(s, from, 53, gport, msg, len);
+}
+
+static void dns_query_free(struct net_stack *s, struct dns_query *q)
+{
+    struct dns_query **pp = &s->dns_list;
+    while (*pp && *pp != q)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = q->next;
+    s->ndns--;
+    if (q->fd >= 0) {
+        net_unwatch(s, q->fd);
+        close(q->fd);
+    }
+    net_bury(s, q);
+}
+
+static void dns_guest_query(struct net_stack *s, const struct pkt_ip *ip, const struct pkt_udp *u)
+{
+    struct dns_question q;
+    uint8_t out[DNS_MAX_MSG];
+    s->st.dns_queries++;
+    if (dns_parse_query(u->data, u->len, &q) < 0) {
+        s->st.dropped_malformed++;
+        return;
+    }
+    if (!strcmp(q.name, HOST_ALIAS_NAME)) {
+        size_t n = dns_build_local(u->data, &q, s->cfg.host_alias_ip, out, sizeof(out));
+        if (n)
+            dns_reply(s, ip->dst, u->sport, out, n);
+        return;
+    }
+    struct verdict v = policy_check_name(&s->pol, q.name);
+    if (!v.allow) {
+        char what[300];
+        snprintf(what, sizeof(what), "dns %s", q.name);
+        s->st.denied_dns++;
+        net_log_deny(s, what, ip->src, u->sport, ip->dst, u->dport, &v);
+        size_t n = dns_build_error(u->data, &q, s->cfg.refuse_nxdomain ? DNS_RCODE_NXDOMAIN : DNS_RCODE_REFUSED, out,
+                                   sizeof(out));
+        if (n)
+            dns_reply(s, ip->dst, u->sport, out, n);
+        return;
+    }
+    int fd = -1;
+    if (s->ndns < DNS_MAX_PENDING && s->cfg.nupstreams)
+        fd = connected_socket(SOCK_DGRAM, 0, s->cfg.upstreams[0].ip, s->cfg.upstreams[0].port);
+    struct dns_query *dq = fd >= 0 ? calloc(1, sizeof(*dq)) : NULL;
+    if (!dq || send(fd, u->data, u->len, 0) < 0) {
+        if (fd >= 0)
+            close(fd);
+        free(dq);
+        size_t n = dns_build_error(u->data, &q, DNS_RCODE_SERVFAIL, out, sizeof(out));
+        if (n)
+            dns_reply(s, ip->dst, u->sport, out, n);
+        return;
+    }
+    dq->w.kind = NW_DNS;
+    dq->fd = fd;
+    dq->gport = u->sport;
+    dq->id = q.id;
+    dq->dst = ip->dst;
+    snprintf(dq->name, sizeof(dq->name), "%s", q.name);
+    dq->deadline = net_now_ms() + DNS_TIMEOUT_MS;
+    dq->qtype = q.qtype;
+    dq->qclass = q.qclass;
+    dq->next = s->dns_list;
+    s->dns_list = dq;
+    s->ndns++;
+    if (net_watch(s, fd, EPOLLIN, &dq->w) < 0) {
+        dns_query_free(s, dq);
+        return;
+    }
+    net_deadline(s, dq->deadline);
+}
+
+void dns_on_event(struct net_stack *s, struct dns_query *dq)
+{
+    uint8_t in[DNS_MAX_MSG], out[DNS_MAX_MSG];
+    ssize_t n = recv(dq->fd, in, sizeof(in), 0);
+    if (n < 0)
+        return;
+    struct dns_question q;
+    memset(&q, 0, sizeof(q));
+    q.id = dq->id;
+    q.qtype = dq->qtype;
+    q.qclass = dq->qclass;
+    snprintf(q.name, sizeof(q.name), "%s", dq->name);
+    int stripped = 0;
+    long len = dns_filter_response(in, (size_t)n, &q, &s->pol, net_now_ms(), out, sizeof(out), &stripped);
+    if (len < 0)
+        return; /* not an answer to this query: keep waiting */
+    s->st.dns_stripped += (uint64_t)stripped;
+    dns_reply(s, dq->dst, dq->gport, out, (size_t)len);
+    dns_query_free(s, dq);
+}
+
+/* ---- UDP ---- */
+
+static void published_reply(struct net_stack *s, struct udp_flow *f, const struct pkt_udp *u)
+{
+    f->last = net_now_ms();
+    sendto(f->fd, u->data, u->len, MSG_DONTWAIT, (struct sockaddr *)&f->peer, sizeof(f->peer));
+}
+
+void udp_input(struct net_stack *s, const struct pkt_ip *ip)
+{
+    struct pkt_udp u;
+    if (wire_parse_udp(ip, &u) != WIRE_OK) {
+        s->st.dropped_malformed++;
+        return;
+    }
+    uint32_t dst = ip->dst;
+    if ((dst >> 28) == 0xe || dst == 0xffffffffu || u.dport == 0) {
+        s->st.dropped_other++;
+        return;
+    }
+    if (dst == s->cfg.host_alias_ip) {
+        for (struct udp_flow *f = s->udp_list; f; f = f->next)
+            if (f->kind == UDP_PUBLISHED && f->rport == u.dport && f->guest_port == u.sport) {
+                published_reply(s, f, &u);
+                return;
+            }
+    }
+    if (u.dport == 53) {
+        dns_guest_query(s, ip, &u);
+        return;
+    }
+    struct verdict v = {0, -1, "inside the box network"};
+    if (!in_box_net(s, dst))
+        v = policy_check_ip(&s->pol, dst, u.dport, NET_PROTO_UDP, NULL, net_now_ms());
+    if (!v.allow) {
+        s->st.denied_udp++;
+        net_log_deny(s, "udp", ip->src, u.sport, dst, u.dport, &v);
+        return;
+    }
+    struct udp_flow *f = flow_find(s, UDP_RELAY, u.sport, dst, u.dport);
+    if (!f) {
+        if (s->nudp >= s->cfg.max_udp) {
+            s->st.dropped_other++;
+            return;
+        }
+        int fd = connected_socket(SOCK_DGRAM, 0, dst == s->cfg.host_alias_ip ? 0x7f000001 : dst, u.dport);
+        if (fd < 0) {
+            s->st.dropped_other++;
+            return;
+        }
+        f = flow_new(s, UDP_RELAY, fd);
+        if (!f) {
+            close(fd);
+            return;
+        }
+        f->gport = u.sport;
+        f->rip = dst;
+        f->rport = u.dport;
+        if (net_watch(s, fd, EPOLLIN, &f->w) < 0) {
+            flow_free(s, f);
+            return;
+        }
+    }
+    f->last = net_now_ms();
+    if (send(f->fd, u.data, u.len, MSG_DONTWAIT) < 0)
+        s->st.dropped_other++;
+}
+
+void udp_on_event(struct net_stack *s, struct udp_flow *f)
+{
+    uint8_t buf[65536];
+    for (int i = 0; i < 16; i++) {
+        ssize_t n = recv(f->fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n < 0)
+            return;
+        f->last = net_now_ms();
+        if (f->kind == UDP_RELAY) {
+            udp_send_to_guest(s, f->rip, f->rport, f->gport, buf, (size_t)n);
+        } else if (f->kind == UDP_ICMP && n >= 8 && buf[0] == 0) {
+            uint8_t *p = s->frame + NET_L4_OFF;
+            if ((size_t)n > (size_t)s->cfg.mtu - 20)
+                continue;
+            memcpy(p, buf, (size_t)n);
+            wr16(p + 4, f->gport);
+            wr16(p + 2, 0);
+            wr16(p + 2, wire_fold(wire_sum(p, (size_t)n, 0)));
+            net_send_ip(s, f->rip, s->cfg.guest_ip, IP_PROTO_ICMP, (size_t)n);
+        }
+    }
+}
+
+void udp_on_listener(struct net_stack *s, struct listener *l)
+{
+    uint8_t buf[65536];
+    for (int i = 0; i < 16; i++) {
+        struct sockaddr_in peer;
+        socklen_t pl = sizeof(peer);
+        ssize_t n = recvfrom(l->fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&peer, &pl);
+        if (n < 0)
+            return;
+        struct udp_flow *f = NULL;
+        for (f = s->udp_list; f; f = f->next)
+            if (f->kind == UDP_PUBLISHED && f->fd == l->fd && f->peer.sin_addr.s_addr == peer.sin_addr.s_addr &&
+                f->peer.sin_port == peer.sin_port)
+                break;
+        if (!f) {
+            if (s->nudp >= s->cfg.max_udp)
+                continue;
+            f = flow_new(s, UDP_PUBLISHED, l->fd);
+            if (!f)
+                continue;
+            f->peer = peer;
+            f->rip = s->cfg.host_alias_ip;
+            f->guest_port = l->port.guest_port;
+            f->rport = s->next_eport++;
+            if (s->next_eport < 49152)
+                s->next_eport = 49152;
+        }
+        f->last = net_now_ms();
+        udp_send_to_guest(s, s->cfg.host_alias_ip, f->rport, f->guest_port, buf, (size_t)n);
+    }
+}
+
+/* ---- ICMP ---- */
+
+void icmp_input(struct net_stack *s, const struct pkt_ip *ip)
+{
+    const uint8_t *p = ip->l4;
+    size_t n = ip->l4_len;
+    if (n < 8 || wire_fold(wire_sum(p, n, 0)) != 0) {
+        s->st.dropped_malformed++;
+        return;
+    }
+    if (p[0] != 8 || p[1] != 0) {
+        s->st.dropped_other++; /* only echo requests are served */
+        return;
+    }
+    if (n > (size_t)s->cfg.mtu - 20) {
+        s->st.dropped_other++;
+        return;
+    }
+    uint32_t dst = ip->dst;
+    if (dst == s->cfg.gateway_ip || dst == s->cfg.dns_ip || dst == s->cfg.host_alias_ip) {
+        uint8_t *o = s->frame + NET_L4_OFF;
+        memmove(o, p, n);
+        o[0] = 0;
+        wr16(o + 2, 0);
+        wr16(o + 2, wire_fold(wire_sum(o, n, 0)));
+        net_send_ip(s, dst, s->cfg.guest_ip, IP_PROTO_ICMP, n);
+        return;
+    }
+    struct verdict v = {0, -1, "inside the box network"};
+    if (!in_box_net(s, dst) && (dst >> 28) != 0xe && dst != 0xffffffffu)
+        v = policy_check_ip(&s->pol, dst, 0, IP_PROTO_ICMP, NULL, net_now_ms());
+    if (!v.allow) {
+        s->st.denied_icmp++;
+        net_log_deny(s, "icmp", ip->src, 0, dst, 0, &v);
+        return;
+    }
+    if (!s->icmp_ok) {
+        s->st.dropped_other++; /* net.ipv4.ping_group_range does not include us */
+        return;
+    }
+    uint16_t id = rd16(p + 4);
+    struct udp_flow *f = flow_find(s, UDP_ICMP, id, dst, 0);
+    if (!f) {
+        if (s->nudp >= s->cfg.max_udp)
+            return;
+        int fd = connected_socket(SOCK_DGRAM, IPPROTO_ICMP, dst, 0);
+        if (fd < 0)
+            return;
+        f = flow_new(s, UDP_ICMP, fd);
+        if (!f) {
+            close(fd);
+            return;
+        }
+        f->gport = id;
+        f->rip = dst;
+        if (net_watch(s, fd, EPOLLIN, &f->w) < 0) {
+            flow_free(s, f);
+            return;
+        }
+    }
+    f->last = net_now_ms();
+    if (send(f->fd, p, n, MSG_DONTWAIT) < 0)
+        s->st.dropped_other++;
+}
+
+/* ---- timers ---- */
+
+void udp_tick(struct net_stack *s, uint64_t now, uint64_t *next)
+{
+    struct udp_flow *f = s->udp_list, *fn;
+    for (; f; f = fn) {
+        fn = f->next;
+        uint64_t at = f->last + UDP_IDLE_MS;
+        if (at <= now) {
+            flow_free(s, f);
+            continue;
+        }
+        if (!*next || at < *next)
+            *next = at;
+    }
+    struct dns_query *q = s->dns_list, *qn;
+    for (; q; q = qn) {
+        qn = q->next;
+        if (q->deadline <= now) {
+            struct dns_question dqn;
+            uint8_t msg[300];
+            memset(&dqn, 0, sizeof(dqn));
+            dqn.id = q->id;
+            dqn.qtype = q->qtype;
+            dqn.qclass = q->qclass;
+            snprintf(dqn.name, sizeof(dqn.name), "%s", q->name);
+            size_t len = dns_build_error(NULL, &dqn, DNS_RCODE_SERVFAIL, msg, sizeof(msg));
+            if (len)
+                udp_send_to_guest(s, q->dst, 53, q->gport, msg, len);
+            dns_query_free(s, q);
+            continue;
+        }
+        if (!*next || q->deadline < *next)
+            *next = q->deadline;
+    }
+}
+
+void udp_free_all(struct net_stack *s)
+{
+    while (s->udp_list)
+        flow_free(s, s->udp_list);
+    while (s->dns_list)
+        dns_query_free(s, s->dns_list);
+}

@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of fuzz_net_frame (tests/fuzz/corpus/fuzz_net_frame/):
+frames as a guest sends them (ARP, ICMP echo, TCP SYN, UDP DNS query), hostile ones
+(bad header lengths, fragments, DNS compression loops) and a TLS ClientHello.
+Each input is a sequence of [2-byte big-endian length][Ethernet frame].
+Run: /usr/bin/python3 tests/fuzz/make_net_corpus.py
+"""
+import os
+import shutil
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "corpus", "fuzz_net_frame")
+GW_MAC = bytes([0x52, 0x54, 0, 0xC0, 0xC0, 0x02])
+GUEST_MAC = bytes([0x52, 0x54, 0, 0xC0, 0xC0, 0x0F])
+GUEST, GW, DNS = bytes([10, 0, 2, 15]), bytes([10, 0, 2, 2]), bytes([10, 0, 2, 3])
+
+
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return (~s) & 0xFFFF
+
+
+def ip(proto, src, dst, payload, frag=0x4000, ihl=5):
+    h = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, 20 + len(payload), 1, frag, 64, proto, 0, src, dst)
+    h = h[:10] + struct.pack("!H", csum(h)) + h[12:]
+    return h + payload
+
+
+def eth(payload, etype=0x0800, dst=GW_MAC):
+    return dst + GUEST_MAC + struct.pack("!H", etype) + payload
+
+
+def l4sum(proto, src, dst, seg):
+    return csum(src + dst + struct.pack("!BBH", 0, proto, len(seg)) + seg)
+
+
+def tcp(src, dst, sport, dport, seq, ack, flags, data=b"", opts=b""):
+    off = (20 + len(opts)) // 4
+    seg = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, off << 4, flags, 65535, 0, 0) + opts + data
+    c = l4sum(6, src, dst, seg)
+    return seg[:16] + struct.pack("!H", c) + seg[18:]
+
+
+def udp(src, dst, sport, dport, data):
+    seg = struct.pack("!HHHH", sport, dport, 8 + len(data), 0) + data
+    c = l4sum(17, src, dst, seg) or 0xFFFF
+    return seg[:6] + struct.pack("!H", c) + seg[8:]
+
+
+def qname(name):
+    return b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
+
+
+def dns_query(name, qid=0x1234):
+    return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + qname(name) + struct.pack("!HH", 1, 1)
+
+
+def icmp_echo(data=b"ping"):
+    h = struct.pack("!BBHHH", 8, 0, 0, 7, 1) + data
+    return h[:2] + struct.pack("!H", csum(h)) + h[4:]
+
+
+def client_hello(sni):
+    name = sni.encode()
+    ext_sni = struct.pack("!HHHBH", 0, len(name) + 5, len(name) + 3, 0, len(name)) + name
+    body = b"\x03\x03" + b"\x11" * 32 + b"\x00" + struct.pack("!H", 2) + b"\x13\x01" + b"\x01\x00"
+    body += struct.pack("!H", len(ext_sni)) + ext_sni
+    hs = b"\x01" + struct.pack("!I", len(body))[1:] + body
+    return b"\x16\x03\x01" + struct.pack("!H", len(hs)) + hs
+
+
+def stream(*frames):
+    return b"".join(struct.pack("!H", len(f)) + f for f in frames)
+
+
+def arp_request(target):
+    a = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + GUEST_MAC + GUEST + b"\0" * 6 + target
+    return eth(a, 0x0806, b"\xff" * 6)
+
+
+MSS = b"\x02\x04\x05\xb4\x01\x03\x03\x07"
+loop = struct.pack("!HHHHHH", 1, 0x8180, 1, 1, 0, 0) + b"\xc0\x0c" + struct.pack("!HH", 1, 1)
+seeds = {
+    "arp": stream(arp_request(GW), arp_request(DNS)),
+    "icmp_gateway": stream(eth(ip(1, GUEST, GW, icmp_echo()))),
+    "icmp_denied": stream(eth(ip(1, GUEST, bytes([8, 8, 8, 8]), icmp_echo()))),
+    "tcp_syn_denied": stream(eth(ip(6, GUEST, bytes([1, 2, 3, 4]), tcp(GUEST, bytes([1, 2, 3, 4]), 40000, 80, 1, 0, 2, opts=MSS)))),
+    "tcp_syn_host": stream(eth(ip(6, GUEST, GW, tcp(GUEST, GW, 40001, 9, 1, 0, 2, opts=MSS)))),
+    "tcp_stray_ack": stream(eth(ip(6, GUEST, GW, tcp(GUEST, GW, 40002, 9, 5, 9, 0x10, b"data")))),
+    "udp_dns": stream(eth(ip(17, GUEST, DNS, udp(GUEST, DNS, 5353, 53, dns_query("example.com"))))),
+    "udp_dns_denied": stream(eth(ip(17, GUEST, DNS, udp(GUEST, DNS, 5354, 53, dns_query("bad.example"))))),
+    "udp_dns_host_alias": stream(eth(ip(17, GUEST, DNS, udp(GUEST, DNS, 5355, 53, dns_query("host.cocoon.internal"))))),
+    "udp_denied": stream(eth(ip(17, GUEST, bytes([9, 9, 9, 9]), udp(GUEST, bytes([9, 9, 9, 9]), 1, 123, b"ntp")))),
+    "ip_fragment": stream(eth(ip(17, GUEST, DNS, udp(GUEST, DNS, 1, 53, b"x"), frag=0x2000))),
+    "ip_bad_ihl": stream(eth(ip(17, GUEST, DNS, udp(GUEST, DNS, 1, 53, b"x"), ihl=15))),
+    "ipv6": stream(eth(b"\x60" + b"\0" * 39, 0x86DD)),
+    "dns_loop": loop,
+    "tls_hello": client_hello("api.example.com"),
+}
+
+if os.path.isdir(OUT):
+    shutil.rmtree(OUT)
+os.makedirs(OUT)
+for name, data in seeds.items():
+    with open(os.path.join(OUT, name), "wb") as f:
+        f.write(data)
+print("wrote %d seeds to %s" % (len(seeds), OUT))

@@ -1,0 +1,306 @@
+"""Networking of real boxes through cocoon's own user-space stack (qemu backend).
+
+Traffic only ever goes to servers these tests start on 127.0.0.1, reached from the
+guest as host.cocoon.internal (the host alias, --allow host:PORT), and to a tiny DNS
+server on 127.0.0.1 that the stack is pointed at with COCOON_DNS_UPSTREAM. The
+default image has python3, so guest-side clients are python one-liners.
+"""
+import hashlib
+import os
+import socket
+import socketserver
+import struct
+import subprocess
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from conftest import decode
+
+BLOCK = bytes((i * 131 + (i >> 9)) & 0xFF for i in range(1 << 20 | 1))  # 1 MiB + 1: misalignment shows
+TRANSFER_MB = int(os.environ.get("COCOON_NET_TRANSFER_MB", "100"))
+
+
+def pattern(n):
+    out = bytearray()
+    while len(out) < n:
+        out += BLOCK
+    return bytes(out[:n])
+
+
+class Servers:
+    """An HTTP-ish data server (GET n / PUT n / ECHO) and a test resolver."""
+
+    def __init__(self):
+        self.threads = []
+        self.stop = threading.Event()
+
+    def tcp(self):
+        class H(socketserver.BaseRequestHandler):
+            def handle(self):
+                f = self.request.makefile("rb")
+                line = f.readline().decode().split()
+                if not line:
+                    return
+                if line[0] == "GET":
+                    n = int(line[1])
+                    data = pattern(n)
+                    self.request.sendall(data)
+                elif line[0] == "PUT":
+                    n, h, got = int(line[1]), hashlib.sha256(), 0
+                    while got < n:
+                        b = f.read(min(1 << 16, n - got))
+                        if not b:
+                            break
+                        h.update(b)
+                        got += len(b)
+                    self.request.sendall((h.hexdigest() + "\n").encode())
+                elif line[0] == "ECHO":
+                    while True:
+                        b = f.readline()
+                        if not b:
+                            break
+                        self.request.sendall(b)
+                elif line[0] == "HTTP":
+                    self.request.sendall(b"HTTP/1.0 200 OK\r\n\r\nhello from the host\n")
+
+        class S(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+            request_queue_size = 512
+
+        srv = S(("127.0.0.1", 0), H)
+        t = threading.Thread(target=srv.serve_forever, daemon=True)
+        t.start()
+        self.threads.append(srv)
+        return srv.server_address[1]
+
+    def dns(self, answers):
+        """answers: name -> list of IPv4 strings; other names get NXDOMAIN."""
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(0.2)
+
+        def serve():
+            while not self.stop.is_set():
+                try:
+                    q, peer = s.recvfrom(4096)
+                except socket.timeout:
+                    continue
+                qid, _, qd = struct.unpack("!HHH", q[:6])
+                off, labels = 12, []
+                while q[off]:
+                    labels.append(q[off + 1:off + 1 + q[off]].decode())
+                    off += 1 + q[off]
+                qtype = struct.unpack("!H", q[off + 1:off + 3])[0]
+                question = q[12:off + 5]
+                name = ".".join(labels).lower()
+                ips = answers.get(name) if qtype == 1 else ([] if name in answers else None)
+                rcode = 3 if ips is None else 0
+                ans = b"".join(b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton(ip)
+                               for ip in (ips or []))
+                hdr = struct.pack("!HHHHHH", qid, 0x8180 | rcode, 1, len(ips or []), 0, 0)
+                s.sendto(hdr + question + ans, peer)
+            s.close()
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        return s.getsockname()[1]
+
+    def close(self):
+        self.stop.set()
+        for srv in self.threads:
+            srv.shutdown()
+            srv.server_close()
+
+
+@pytest.fixture
+def servers():
+    s = Servers()
+    yield s
+    s.close()
+
+
+def guest_py(vm, code, *opts, env=None, check=0, timeout=300):
+    r = vm.run("run", *opts, "--", "python3", "-c", code, env=env, timeout=timeout)
+    if check is not None:
+        assert r.returncode == check, (decode(r.stdout), decode(r.stderr))
+    return decode(r.stdout)
+
+
+def net_logs(vm):
+    out = ""
+    for d in vm.box_dirs():
+        p = os.path.join(vm.boxes_dir(), d, "net.log")
+        if os.path.exists(p):
+            out += open(p).read()
+    return out
+
+
+def test_net_none_has_no_eth0(vm):
+    out = guest_py(vm, "import os; print(sorted(os.listdir('/sys/class/net')))", "--rm")
+    assert "eth0" not in out and "lo" in out, out
+    out = guest_py(vm, "import os; print(sorted(os.listdir('/sys/class/net')))", "--rm", "--net", "none")
+    assert "eth0" not in out, out
+
+
+def test_host_alias_allowed_and_denied(vm, servers):
+    port = servers.tcp()
+    code = f"""
+import socket
+def get(host, port):
+    try:
+        s = socket.create_connection((host, port), timeout=10)
+        s.sendall(b"HTTP\\n")
+        return s.recv(100).decode().split("\\r\\n\\r\\n")[1].strip()
+    except Exception as e:
+        return "error " + type(e).__name__
+print("alias:", get("host.cocoon.internal", {port}))
+print("metadata:", get("169.254.169.254", 80))
+print("private:", get("192.168.1.1", 80))
+print(open("/etc/resolv.conf").read().split()[-1])
+"""
+    out = guest_py(vm, code, "--net", "public", "--allow", f"host:{port}")
+    assert "alias: hello from the host" in out, out
+    assert "metadata: error ConnectionRefusedError" in out, out
+    assert "private: error ConnectionRefusedError" in out, out
+    assert out.strip().endswith("10.0.2.3"), out
+    log = net_logs(vm)
+    assert "169.254.169.254:80" in log and "not a public address" in log, log
+    # without the rule the host is denied
+    out = guest_py(vm, code, "--rm", "--net", "public")
+    assert "alias: error ConnectionRefusedError" in out, out
+
+
+def test_dns_policy_and_rebinding(vm, servers):
+    dport = servers.dns({"good.test": ["93.184.216.34"], "bad.test": ["93.184.216.35"],
+                         "rebind.test": ["192.168.1.10", "93.184.216.36", "127.0.0.1"]})
+    code = """
+import socket
+for n in ["good.test", "bad.test", "rebind.test", "missing.test", "host.cocoon.internal"]:
+    try:
+        print(n, sorted({a[4][0] for a in socket.getaddrinfo(n, 80, socket.AF_INET)}))
+    except socket.gaierror as e:
+        print(n, "error", e.errno)
+"""
+    out = guest_py(vm, code, "--net", "public", "--deny", "bad.test",
+                   env={"COCOON_DNS_UPSTREAM": f"127.0.0.1:{dport}"})
+    assert "good.test ['93.184.216.34']" in out, out
+    assert "bad.test error" in out, out
+    assert "rebind.test ['93.184.216.36']" in out, out  # private and loopback answers stripped
+    assert "missing.test error" in out, out
+    assert "host.cocoon.internal ['10.0.2.2']" in out, out
+    log = net_logs(vm)
+    assert "dns bad.test" in log and 'rule="deny bad.test"' in log, log
+
+
+def test_transfer_both_directions(vm, servers):
+    port = servers.tcp()
+    n = TRANSFER_MB << 20
+    want = hashlib.sha256(pattern(n)).hexdigest()
+    code = f"""
+import hashlib, socket, time
+n = {n}
+t = time.time()
+s = socket.create_connection(("host.cocoon.internal", {port}))
+s.sendall(b"GET %d\\n" % n)
+h, got = hashlib.sha256(), 0
+while got < n:
+    b = s.recv(1 << 18)
+    if not b: break
+    h.update(b); got += len(b)
+dt_in = time.time() - t
+print("in", got, h.hexdigest(), round(n / dt_in / 1e6, 1), "MB/s")
+block = bytes((i * 131 + (i >> 9)) & 0xFF for i in range(1 << 20 | 1))
+t = time.time()
+s = socket.create_connection(("host.cocoon.internal", {port}))
+s.sendall(b"PUT %d\\n" % n)
+sent = 0
+while sent < n:
+    chunk = block[: min(len(block), n - sent)]
+    s.sendall(chunk); sent += len(chunk)
+print("out", s.makefile().readline().strip(), round(n / (time.time() - t) / 1e6, 1), "MB/s")
+"""
+    out = guest_py(vm, code, "--rm", "--net", "public", "--allow", f"host:{port}", timeout=900)
+    print(out)
+    lines = dict((l.split()[0], l.split()[1:]) for l in out.splitlines() if l.split())
+    assert lines["in"][0] == str(n) and lines["in"][1] == want, out
+    assert lines["out"][0] == want, out
+
+
+def test_200_concurrent_connections(vm, servers):
+    port = servers.tcp()
+    code = f"""
+import socket
+socks = []
+for i in range(200):
+    s = socket.create_connection(("host.cocoon.internal", {port}), timeout=30)
+    s.sendall(b"ECHO\\n")
+    socks.append(s)
+for i, s in enumerate(socks):
+    s.sendall(b"line %d\\n" % i)
+ok = 0
+for i, s in enumerate(socks):
+    if s.makefile().readline() == "line %d\\n" % i:
+        ok += 1
+print("ok", ok)
+"""
+    out = guest_py(vm, code, "--rm", "--net", "public", "--allow", f"host:{port}")
+    assert "ok 200" in out, out
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def test_published_tcp_port(vm):
+    hp = free_port()
+    p = vm.popen("run", "--rm", "--net", "public", "-p", f"127.0.0.1:{hp}:8000", "--",
+                 "sh", "-c", "cd /tmp && echo published > index.html && exec python3 -m http.server 8000",
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        body, deadline = None, time.time() + 120
+        while time.time() < deadline and body is None:
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{hp}/index.html", timeout=5).read()
+            except Exception:
+                time.sleep(0.5)
+        assert body == b"published\n", body
+    finally:
+        p.terminate()
+        p.wait(60)
+
+
+def test_published_udp_port(vm):
+    hp = free_port()
+    echo = ("import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 5353))\n"
+            "while True:\n d, a = s.recvfrom(2048); s.sendto(b'echo ' + d, a)")
+    p = vm.popen("run", "--rm", "--net", "public", "-p", f"127.0.0.1:{hp}:5353/udp", "--", "python3", "-c", echo,
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(0.5)
+        got, deadline = None, time.time() + 120
+        while time.time() < deadline and got is None:
+            s.sendto(b"hi", ("127.0.0.1", hp))
+            try:
+                got = s.recv(100)
+            except socket.timeout:
+                pass
+        assert got == b"echo hi", got
+    finally:
+        p.terminate()
+        p.wait(60)
+
+
+def test_bad_rules_are_refused(vm):
+    r = vm.run("run", "--rm", "--net", "public", "--allow", "10.0.0.0/33", "--", "true")
+    assert r.returncode != 0 and b"prefix" in r.stderr, r.stderr
+    r = vm.run("run", "--rm", "--allow", "example.com", "--", "true")
+    assert r.returncode != 0 and b"--net public" in r.stderr, r.stderr

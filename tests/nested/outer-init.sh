@@ -1,0 +1,127 @@
+#!/bin/busybox sh
+# /init of the nested lane's outer VM (QEMU TCG, emulated AMD CPU with SVM): loads
+# kvm-amd, then runs cocoon-vmm's kvm backend on the real (nested) /dev/kvm to boot
+# our guest kernel + agent, and drives it through ctl.sock with nestctl. Prints
+# "PASS name" / "FAIL name: why" lines and "NESTED DONE" for tests/nested/run.sh.
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+echo "NESTED: outer up after $(cut -d' ' -f1 /proc/uptime) s"
+
+pass() { echo "PASS $*"; }
+fail() { echo "FAIL $*"; FAILS=$((FAILS + 1)); }
+FAILS=0
+finish() {
+    echo "NESTED DONE fails=$FAILS"
+    sync
+    poweroff -f
+}
+
+for m in irqbypass kvm ccp kvm-amd; do
+    insmod /modules/$m.ko 2>&1 | head -3
+done
+if [ ! -c /dev/kvm ]; then
+    fail "kvm-device: /dev/kvm missing after insmod kvm-amd"
+    dmesg | grep -i -E 'kvm|svm' | tail -5
+    finish
+fi
+dmesg | grep -i -E 'nested|npt' | sed 's/^/NESTED: /' | head -3
+
+mkbox() { # name cpus
+    mkdir -p /boxes/$1
+    cp /guest/overlay.qcow2 /boxes/$1/disk.qcow2
+    cat >/boxes/$1/config.json <<EOF
+{"id": "$1", "kernel": "/guest/vmlinux", "initrd": "/guest/initramfs.cpio",
+ "disk": "/boxes/$1/disk.qcow2", "disk_format": "qcow2", "backend": "kvm",
+ "cpus": $2, "memory_mib": 256, "boot_timeout_ms": 120000}
+EOF
+}
+
+# boot NAME: starts cocoon-vmm in the background, waits for its ready line.
+boot() {
+    rm -f /boxes/$1/ready
+    t0=$(cut -d' ' -f1 /proc/uptime)
+    COCOON_FORCE_KVM=1 COCOON_KVM_HIDE_XSAVE=1 cocoon-vmm --box-dir /boxes/$1 --ready-fd 3 3>/boxes/$1/ready &
+    eval "PID_$1=$!"
+    i=0
+    while [ $i -lt 1200 ]; do
+        if [ -s /boxes/$1/ready ]; then break; fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    t1=$(cut -d' ' -f1 /proc/uptime)
+    line=$(cat /boxes/$1/ready 2>/dev/null)
+    case "$line" in
+    ok*) pass "boot-$1: ready ($line; wall $t0 -> $t1 s)" ;;
+    *)
+        fail "boot-$1: ${line:-no ready line in 120 s}"
+        echo "--- vmm.log"; tail -20 /boxes/$1/vmm.log
+        echo "--- console.log"; tail -30 /boxes/$1/console.log
+        return 1
+        ;;
+    esac
+}
+
+stop() {
+    nestctl /boxes/$1/ctl.sock shutdown
+    eval "wait \$PID_$1"
+    rc=$?
+    if [ $rc = 0 ]; then pass "stop-$1"; else
+        fail "stop-$1: cocoon-vmm exit $rc"; tail -8 /boxes/$1/vmm.log; fi
+}
+
+ctl() { b=$1; shift; nestctl /boxes/$b/ctl.sock "$@"; }
+
+# measure NAME MEM_MIB: start-up and memory numbers of a running box (bench/RESULTS.md).
+measure() {
+    child=
+    for p in /proc/[0-9]*; do
+        tr '\0' ' ' <$p/cmdline 2>/dev/null | grep -q -- "--kvm-run /boxes/$1 " && child=${p#/proc/}
+    done
+    mon=$(eval echo \$PID_$1)
+    [ -n "$child" ] || return 0
+    total=$(awk '/^VmRSS/ {print $2}' /proc/$child/status)
+    guest=$(awk -v want=$(($2 * 1024)) '/^Size:/ {sz = $2} /^Rss:/ {if (sz == want) g += $2} END {print g + 0}' \
+        /proc/$child/smaps)
+    monrss=$(awk '/^VmRSS/ {print $2}' /proc/$mon/status)
+    echo "BENCH rss $1: kvm child ${total} KiB of which guest RAM touched ${guest} KiB -> overhead $((total - guest)) KiB; monitor ${monrss} KiB"
+    grep -o 'vCPUs started.*(CPU [0-9.]* ms)' /boxes/$1/vmm.log | tail -1 | sed "s/^/BENCH start $1: /"
+}
+
+mkbox box1 1
+mkbox box2 2
+if boot box1; then
+    measure box1 256
+    h=$(ctl box1 hello)
+    case "$h" in *backend=kvm*) pass "hello: $h" ;; *) fail "hello: $h" ;; esac
+    out=$(ctl box1 exec echo hello)
+    [ "$out" = hello ] && pass "echo" || fail "echo: got '$out'"
+    ctl box1 exec sh -c 'echo to-out; echo to-err >&2' >/tmp/o 2>/tmp/e
+    if [ "$(cat /tmp/o)" = to-out ] && [ "$(cat /tmp/e)" = to-err ]; then pass "streams"; else
+        fail "streams: out='$(cat /tmp/o)' err='$(cat /tmp/e)'"; fi
+    ctl box1 exec sh -c 'exit 42'
+    rc=$?
+    [ $rc = 42 ] && pass "exit-code" || fail "exit-code: got $rc"
+    want=$(yes abcdefghij | head -c 1048576 | sha256sum | cut -d' ' -f1)
+    got=$(ctl box1 exec sh -c 'yes abcdefghij | head -c 1048576' | sha256sum | cut -d' ' -f1)
+    [ "$want" = "$got" ] && pass "1mb-output" || fail "1mb-output: hash $got, want $want"
+    ctl box1 exec sh -c 'echo persist-42 >/persist.txt && sync' && pass "disk-write" || fail "disk-write"
+    stop box1
+    if boot box1; then
+        got=$(ctl box1 exec cat /persist.txt)
+        [ "$got" = persist-42 ] && pass "disk-persists" || fail "disk-persists: got '$got'"
+        if boot box2; then
+            measure box2 256
+            a=$(ctl box1 exec echo one)
+            b=$(ctl box2 exec echo two)
+            [ "$a$b" = onetwo ] && pass "two-boxes" || fail "two-boxes: '$a' '$b'"
+            n=$(ctl box2 exec nproc)
+            [ "$n" = 2 ] && pass "two-vcpus: nproc=$n" || fail "two-vcpus: nproc=$n"
+            stop box2
+        fi
+        stop box1
+    fi
+fi
+finish

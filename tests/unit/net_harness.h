@@ -1,0 +1,156 @@
+/* Test harness for the network stack: builds guest frames (Ethernet/IPv4/TCP/UDP),
+ * collects the frames the stack sends to the guest, and runs the stack's event loop
+ * until a condition holds. Included by the test_net_*.c files. */
+#ifndef COCOON_TEST_NET_HARNESS_H
+#define COCOON_TEST_NET_HARNESS_H
+
+#include <arpa/inet.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/internal.h"
+#include "net/wire.h"
+
+#define H_MAXQ 4096
+struct harness {
+    struct net_stack *s;
+    struct net_config cfg;
+    uint8_t *q[H_MAXQ];
+    size_t qlen[H_MAXQ];
+    int qh, qt;
+    int drop_next; /* the output drops this many frames */
+};
+
+static inline int h_out(void *user, const uint8_t *f, size_t n)
+{
+    struct harness *h = user;
+    if (h->drop_next > 0) {
+        h->drop_next--;
+        return -1;
+    }
+    if ((h->qt + 1) % H_MAXQ == h->qh)
+        return -1;
+    h->q[h->qt] = malloc(n);
+    memcpy(h->q[h->qt], f, n);
+    h->qlen[h->qt] = n;
+    h->qt = (h->qt + 1) % H_MAXQ;
+    return 0;
+}
+
+static inline void h_init_cfg(struct harness *h)
+{
+    memset(h, 0, sizeof(*h));
+    net_config_defaults(&h->cfg);
+    h->cfg.nupstreams = 1; /* never the host's real resolver in tests */
+    h->cfg.upstreams[0].ip = 0x7f000001;
+    h->cfg.upstreams[0].port = 9; /* discard: tests set their own */
+}
+
+static inline void h_start(struct harness *h)
+{
+    char err[256];
+    h->s = net_stack_new(&h->cfg, h_out, h, err, sizeof(err));
+    if (!h->s)
+        fprintf(stderr, "net_stack_new: %s\n", err);
+}
+
+static inline void h_clear(struct harness *h)
+{
+    while (h->qh != h->qt) {
+        free(h->q[h->qh]);
+        h->qh = (h->qh + 1) % H_MAXQ;
+    }
+}
+
+static inline void h_stop(struct harness *h)
+{
+    net_stack_free(h->s);
+    h_clear(h);
+}
+
+/* Pops one output frame into buf; returns its length or 0. */
+static inline size_t h_pop(struct harness *h, uint8_t *buf, size_t cap)
+{
+    if (h->qh == h->qt)
+        return 0;
+    size_t n = h->qlen[h->qh] < cap ? h->qlen[h->qh] : cap;
+    memcpy(buf, h->q[h->qh], n);
+    free(h->q[h->qh]);
+    h->qh = (h->qh + 1) % H_MAXQ;
+    return n;
+}
+
+/* Runs the stack's event handling for up to ms or until a frame is queued. */
+static inline void h_pump(struct harness *h, int ms)
+{
+    struct pollfd p = {.fd = net_stack_fd(h->s), .events = POLLIN};
+    if (poll(&p, 1, ms) > 0)
+        net_stack_on_fd_ready(h->s);
+    net_stack_flush(h->s);
+}
+
+static inline size_t h_wait(struct harness *h, uint8_t *buf, size_t cap, int ms)
+{
+    for (int i = 0; i < ms / 5 + 1; i++) {
+        size_t n = h_pop(h, buf, cap);
+        if (n)
+            return n;
+        h_pump(h, 5);
+    }
+    return h_pop(h, buf, cap);
+}
+
+static inline size_t h_eth_ip(const struct harness *h, uint8_t *f, uint32_t src, uint32_t dst, uint8_t proto, size_t l4len)
+{
+    memcpy(f, h->cfg.gateway_mac, 6);
+    memcpy(f + 6, h->cfg.guest_mac, 6);
+    wr16(f + 12, ETHERTYPE_IPV4);
+    wire_ipv4_header(f + 14, src, dst, proto, 7, l4len);
+    return 34 + l4len;
+}
+
+static inline void h_send_tcp(struct harness *h, uint32_t dst, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
+                       uint8_t flags, uint16_t win, const void *data, size_t len, int syn_opts)
+{
+    uint8_t f[2048];
+    uint8_t *t = f + 34;
+    size_t hl = syn_opts ? 28 : 20; /* MSS 1460 + NOP + wscale 7 */
+    if (len)
+        memcpy(t + hl, data, len);
+    hl = wire_tcp_header(t, h->cfg.guest_ip, dst, sport, dport, seq, ack, flags, win, syn_opts ? 1460 : 0,
+                         syn_opts ? 7 : -1, len);
+    size_t n = h_eth_ip(h, f, h->cfg.guest_ip, dst, IP_PROTO_TCP, hl + len);
+    net_stack_input_frame(h->s, f, n);
+    net_stack_flush(h->s);
+}
+
+static inline void h_send_udp(struct harness *h, uint32_t dst, uint16_t sport, uint16_t dport, const void *data, size_t len)
+{
+    uint8_t f[2048];
+    memcpy(f + 42, data, len);
+    wire_udp_header(f + 34, h->cfg.guest_ip, dst, sport, dport, len);
+    size_t n = h_eth_ip(h, f, h->cfg.guest_ip, dst, IP_PROTO_UDP, 8 + len);
+    net_stack_input_frame(h->s, f, n);
+}
+
+/* Parses an output frame as IPv4/TCP; 0 when it is one. */
+static inline int h_parse_tcp(const uint8_t *f, size_t n, struct pkt_ip *ip, struct pkt_tcp *t)
+{
+    if (n < 34 || rd16(f + 12) != ETHERTYPE_IPV4)
+        return -1;
+    if (wire_parse_ipv4(f + 14, n - 14, ip) != WIRE_OK || ip->proto != IP_PROTO_TCP)
+        return -1;
+    return wire_parse_tcp(ip, t) == WIRE_OK ? 0 : -1;
+}
+
+static inline int h_parse_udp(const uint8_t *f, size_t n, struct pkt_ip *ip, struct pkt_udp *u)
+{
+    if (n < 34 || rd16(f + 12) != ETHERTYPE_IPV4)
+        return -1;
+    if (wire_parse_ipv4(f + 14, n - 14, ip) != WIRE_OK || ip->proto != IP_PROTO_UDP)
+        return -1;
+    return wire_parse_udp(ip, u) == WIRE_OK ? 0 : -1;
+}
+
+#endif

@@ -1,0 +1,397 @@
+/* TCP termination driven by synthetic guest segments against a loopback echo server
+ * (no VM): handshake, data both ways with flow control, retransmission after a lost
+ * frame, FIN both ways, RST on refused/denied/over-limit connections, published port. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "net_harness.h"
+
+#define GW 0x0a000202u
+
+static int echo_listen_fd;
+static uint16_t echo_port;
+
+static void *echo_conn(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0) {
+        ssize_t o = 0;
+        while (o < n) {
+            ssize_t w = write(fd, buf + o, (size_t)(n - o));
+            if (w <= 0)
+                goto out;
+            o += w;
+        }
+    }
+out:
+    close(fd);
+    return NULL;
+}
+
+static void *echo_main(void *arg)
+{
+    for (;;) {
+        int fd = accept(echo_listen_fd, NULL, NULL);
+        if (fd < 0)
+            return NULL;
+        pthread_t t;
+        pthread_create(&t, NULL, echo_conn, (void *)(intptr_t)fd);
+        pthread_detach(t);
+    }
+}
+
+static int listen_any(int type, uint16_t *port)
+{
+    int fd = socket(AF_INET, type, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+    socklen_t sl = sizeof(sa);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || (type == SOCK_STREAM && listen(fd, 64) < 0))
+        return -1;
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+static int group_setup(void **state)
+{
+    echo_listen_fd = listen_any(SOCK_STREAM, &echo_port);
+    if (echo_listen_fd < 0)
+        return -1;
+    pthread_t t;
+    pthread_create(&t, NULL, echo_main, NULL);
+    pthread_detach(t);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    shutdown(echo_listen_fd, SHUT_RDWR);
+    close(echo_listen_fd);
+    return 0;
+}
+
+static void allow_host(struct harness *h, uint16_t port)
+{
+    char err[128], rule[32];
+    snprintf(rule, sizeof(rule), "host:%u", port);
+    assert_int_equal(net_rule_parse(rule, 1, &h->cfg.rules[h->cfg.nrules++], err, sizeof(err)), 0);
+}
+
+/* Handshake to GW:port; returns our next seq and fills the stack's ISS+1 in *their. */
+static int handshake(struct harness *h, uint16_t sport, uint16_t port, uint32_t *their)
+{
+    uint8_t f[2048];
+    struct pkt_ip ip;
+    struct pkt_tcp t;
+    h_send_tcp(h, GW, sport, port, 1000, 0, TCPF_SYN, 65535, NULL, 0, 1);
+    size_t n = h_wait(h, f, sizeof(f), 2000);
+    if (!n || h_parse_tcp(f, n, &ip, &t) < 0)
+        return -1;
+    if ((t.flags & (TCPF_SYN | TCPF_ACK)) != (TCPF_SYN | TCPF_ACK))
+        return -2;
+    assert_int_equal(t.ack, 1001);
+    assert_int_equal(t.mss, 1460);
+    assert_int_equal(t.wscale, 3);
+    *their = t.seq + 1;
+    h_send_tcp(h, GW, sport, port, 1001, *their, TCPF_ACK, 65535 >> 7 ? 4096 : 0, NULL, 0, 0);
+    return 0;
+}
+
+/* Sends len bytes from data (in window-limited segments) and reads back len echoed
+ * bytes, acking them; verifies content. */
+static void transfer(struct harness *h, uint16_t sport, uint16_t port, uint32_t *seq, uint32_t *their,
+                     const uint8_t *data, size_t len, int drop_once)
+{
+    uint8_t f[2048];
+    uint8_t *got = malloc(len);
+    size_t sent = 0, recvd = 0;
+    uint32_t acked = *seq, win = 65535;
+    int spins = 0;
+    while (recvd < len && spins < 20000) {
+        while (sent < len && (*seq + 0) - acked < win) {
+            size_t chunk = len - sent < 1460 ? len - sent : 1460;
+            if (chunk > win - (*seq - acked))
+                chunk = win - (*seq - acked);
+            if (!chunk)
+                break;
+            h_send_tcp(h, GW, sport, port, *seq, *their, TCPF_ACK, 2048, data + sent, chunk, 0);
+            sent += chunk;
+            *seq += (uint32_t)chunk;
+        }
+        if (drop_once && recvd > len / 2) {
+            h->drop_next = 1; /* lose one frame toward the guest: the stack must resend */
+            drop_once = 0;
+        }
+        size_t n = h_wait(h, f, sizeof(f), 50);
+        spins++;
+        struct pkt_ip ip;
+        struct pkt_tcp t;
+        if (!n || h_parse_tcp(f, n, &ip, &t) < 0)
+            continue;
+        assert_false(t.flags & TCPF_RST);
+        if (t.flags & TCPF_ACK) {
+            if ((int32_t)(t.ack - acked) > 0)
+                acked = t.ack;
+            win = (uint32_t)t.win << 3;
+        }
+        if (t.len && t.seq == *their) {
+            assert_true(recvd + t.len <= len);
+            memcpy(got + recvd, t.data, t.len);
+            recvd += t.len;
+            *their += (uint32_t)t.len;
+            h_send_tcp(h, GW, sport, port, *seq, *their, TCPF_ACK, 2048, NULL, 0, 0);
+        } else if (t.len) {
+            h_send_tcp(h, GW, sport, port, *seq, *their, TCPF_ACK, 2048, NULL, 0, 0); /* dup ack */
+        }
+    }
+    assert_int_equal(recvd, len);
+    assert_memory_equal(got, data, len);
+    free(got);
+}
+
+static void test_echo_roundtrip(void **state)
+{
+    struct harness h;
+    h_init_cfg(&h);
+    allow_host(&h, echo_port);
+    h_start(&h);
+    assert_non_null(h.s);
+    uint32_t their, seq = 1001;
+    assert_int_equal(handshake(&h, 40000, echo_port, &their), 0);
+    transfer(&h, 40000, echo_port, &seq, &their, (const uint8_t *)"hello", 5, 0);
+    size_t big = 1u << 20;
+    uint8_t *data = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        data[i] = (uint8_t)(i * 7 + (i >> 11));
+    transfer(&h, 40000, echo_port, &seq, &their, data, big, 1);
+    assert_true(net_stack_stats(h.s)->tcp_retransmits >= 1);
+    free(data);
+
+    /* FIN from the guest: the echo server closes, the stack sends FIN, we ack it. */
+    h_send_tcp(&h, GW, 40000, echo_port, seq, their, TCPF_FIN | TCPF_ACK, 2048, NULL, 0, 0);
+    seq++;
+    int got_fin = 0;
+    uint8_t f[2048];
+    for (int i = 0; i < 200 && !got_fin; i++) {
+        size_t n = h_wait(&h, f, sizeof(f), 20);
+        struct pkt_ip ip;
+        struct pkt_tcp t;
+        if (n && h_parse_tcp(f, n, &ip, &t) == 0 && (t.flags & TCPF_FIN)) {
+            assert_int_equal(t.seq, their);
+            assert_int_equal(t.ack, seq);
+            got_fin = 1;
+        }
+    }
+    assert_true(got_fin);
+    their++;
+    h_send_tcp(&h, GW, 40000, echo_port, seq, their, TCPF_ACK, 2048, NULL, 0, 0);
+    assert_int_equal(h.s->ntcp, 0);
+    h_stop(&h);
+}
+
+static void test_refused_and_denied(void **state)
+{
+    struct harness h;
+    uint8_t f[2048];
+    struct pkt_ip ip;
+    struct pkt_tcp t;
+    h_init_cfg(&h);
+    uint16_t closed_port;
+    int tmp = listen_any(SOCK_STREAM, &closed_port);
+    close(tmp); /* nothing listens there now */
+    allow_host(&h, closed_port);
+    h_start(&h);
+    /* connection refused by the host: RST to the guest */
+    h_send_tcp(&h, GW, 40001, closed_port, 5000, 0, TCPF_SYN, 65535, NULL, 0, 1);
+    size_t n = h_wait(&h, f, sizeof(f), 2000);
+    assert_true(n > 0);
+    assert_int_equal(h_parse_tcp(f, n, &ip, &t), 0);
+    assert_true(t.flags & TCPF_RST);
+    assert_int_equal(t.ack, 5001);
+    /* the host without a rule for that port, the metadata address, loopback: RST, counted */
+    uint64_t before = net_stack_stats(h.s)->denied_tcp;
+    h_send_tcp(&h, GW, 40002, echo_port, 1, 0, TCPF_SYN, 65535, NULL, 0, 1);
+    h_send_tcp(&h, 0xa9fea9feu, 40003, 80, 1, 0, TCPF_SYN, 65535, NULL, 0, 1);
+    h_send_tcp(&h, 0x7f000001u, 40004, echo_port, 1, 0, TCPF_SYN, 65535, NULL, 0, 1);
+    h_send_tcp(&h, 0xc0a80001u, 40005, 22, 1, 0, TCPF_SYN, 65535, NULL, 0, 1);
+    for (int i = 0; i < 4; i++) {
+        n = h_pop(&h, f, sizeof(f));
+        assert_true(n > 0);
+        assert_int_equal(h_parse_tcp(f, n, &ip, &t), 0);
+        assert_true(t.flags & TCPF_RST);
+    }
+    assert_int_equal(net_stack_stats(h.s)->denied_tcp, before + 4);
+    /* a stray ACK for no connection: RST */
+    h_send_tcp(&h, GW, 40009, echo_port, 1, 77, TCPF_ACK, 65535, NULL, 0, 0);
+    n = h_pop(&h, f, sizeof(f));
+    assert_int_equal(h_parse_tcp(f, n, &ip, &t), 0);
+    assert_true(t.flags & TCPF_RST);
+    assert_int_equal(t.seq, 77);
+    h_stop(&h);
+}
+
+static void test_limits(void **state)
+{
+    struct harness h;
+    uint8_t f[2048];
+    struct pkt_ip ip;
+    struct pkt_tcp t;
+    h_init_cfg(&h);
+    h.cfg.max_tcp = 3;
+    allow_host(&h, echo_port);
+    h_start(&h);
+    uint32_t their;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(handshake(&h, (uint16_t)(41000 + i), echo_port, &their), 0);
+    h_send_tcp(&h, GW, 41010, echo_port, 1, 0, TCPF_SYN, 65535, NULL, 0, 1);
+    size_t n = h_wait(&h, f, sizeof(f), 500);
+    assert_int_equal(h_parse_tcp(f, n, &ip, &t), 0);
+    assert_true(t.flags & TCPF_RST);
+    assert_int_equal(net_stack_stats(h.s)->tcp_refused_limit, 1);
+    h_stop(&h);
+
+    /* SYN flood: the half-open table is bounded, the stack answers with RSTs. */
+    h_init_cfg(&h);
+    h.cfg.max_half_open = 8;
+    allow_host(&h, echo_port);
+    h_start(&h);
+    for (int i = 0; i < 500; i++)
+        h_send_tcp(&h, GW, (uint16_t)(20000 + i), echo_port, 1, 0, TCPF_SYN, 65535, NULL, 0, 1);
+    assert_true(h.s->nhalf <= 8);
+    assert_true(net_stack_stats(h.s)->tcp_refused_limit >= 492);
+    h_stop(&h);
+}
+
+static void test_guest_rst(void **state)
+{
+    struct harness h;
+    h_init_cfg(&h);
+    allow_host(&h, echo_port);
+    h_start(&h);
+    uint32_t their;
+    assert_int_equal(handshake(&h, 42000, echo_port, &their), 0);
+    assert_int_equal(h.s->ntcp, 1);
+    h_send_tcp(&h, GW, 42000, echo_port, 1001, their, TCPF_RST, 0, NULL, 0, 0);
+    assert_int_equal(h.s->ntcp, 0);
+    h_stop(&h);
+}
+
+static void test_zero_window_bounded(void **state)
+{
+    /* The guest never reads: the stack reads at most TCP_BUF from the host. */
+    struct harness h;
+    uint8_t f[2048];
+    h_init_cfg(&h);
+    allow_host(&h, echo_port);
+    h_start(&h);
+    uint32_t their, seq = 1001;
+    assert_int_equal(handshake(&h, 43000, echo_port, &their), 0);
+    /* advertise a zero window, then push 1 MB (the server echoes into our buffer) */
+    static uint8_t chunk[1400];
+    memset(chunk, 'z', sizeof(chunk));
+    size_t pushed = 0;
+    for (int i = 0; i < 2000; i++) {
+        h_send_tcp(&h, GW, 43000, echo_port, seq, their, TCPF_ACK, 0, chunk, sizeof(chunk), 0);
+        h_pump(&h, 1);
+        struct pkt_ip ip;
+        struct pkt_tcp t;
+        size_t n;
+        uint32_t acked = seq;
+        while ((n = h_pop(&h, f, sizeof(f))))
+            if (h_parse_tcp(f, n, &ip, &t) == 0 && (t.flags & TCPF_ACK))
+                acked = t.ack;
+        if (acked == seq + sizeof(chunk)) {
+            seq += sizeof(chunk);
+            pushed += sizeof(chunk);
+        }
+        if (pushed >= (1u << 20))
+            break;
+    }
+    struct tcp_conn *c = h.s->tcp_list;
+    assert_non_null(c);
+    assert_true(c->to_guest.len <= TCP_BUF);
+    assert_true(c->to_host.len <= TCP_BUF);
+    /* the host's echo filled our ring toward the guest, and not one byte went out
+     * into the closed window (the kernel's socket buffers absorb the rest) */
+    assert_int_equal(c->to_guest.len, TCP_BUF);
+    assert_int_equal(c->snd_nxt, c->snd_una);
+    h_stop(&h);
+}
+
+static void test_published_port(void **state)
+{
+    struct harness h;
+    uint8_t f[2048];
+    struct pkt_ip ip;
+    struct pkt_tcp t;
+    char err[128];
+    h_init_cfg(&h);
+    uint16_t hp;
+    int tmp = listen_any(SOCK_STREAM, &hp);
+    close(tmp);
+    char spec[64];
+    snprintf(spec, sizeof(spec), "127.0.0.1:%u:80", hp);
+    assert_int_equal(net_port_parse(spec, &h.cfg.ports[0], err, sizeof(err)), 0);
+    h.cfg.nports = 1;
+    h_start(&h);
+    assert_non_null(h.s);
+    int cfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(hp), .sin_addr.s_addr = htonl(0x7f000001)};
+    assert_int_equal(connect(cfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    size_t n = h_wait(&h, f, sizeof(f), 2000);
+    assert_int_equal(h_parse_tcp(f, n, &ip, &t), 0);
+    assert_int_equal(t.flags, TCPF_SYN);
+    assert_int_equal(t.dport, 80);
+    assert_int_equal(ip.src, GW);
+    uint16_t eport = t.sport;
+    uint32_t their = t.seq + 1;
+    h_send_tcp(&h, GW, 80, eport, 9000, their, TCPF_SYN | TCPF_ACK, 65535, NULL, 0, 1);
+    n = h_wait(&h, f, sizeof(f), 500);
+    assert_int_equal(h_parse_tcp(f, n, &ip, &t), 0);
+    assert_int_equal(t.flags, TCPF_ACK);
+    /* guest -> host client */
+    h_send_tcp(&h, GW, 80, eport, 9001, their, TCPF_ACK | TCPF_PSH, 4096, "pong", 4, 0);
+    char buf[16] = {0};
+    for (int i = 0; i < 100; i++) {
+        h_pump(&h, 5);
+        ssize_t r = recv(cfd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (r == 4)
+            break;
+    }
+    assert_memory_equal(buf, "pong", 4);
+    /* host client -> guest */
+    assert_int_equal(send(cfd, "ping", 4, 0), 4);
+    int got = 0;
+    for (int i = 0; i < 100 && !got; i++) {
+        n = h_wait(&h, f, sizeof(f), 10);
+        if (n && h_parse_tcp(f, n, &ip, &t) == 0 && t.len == 4) {
+            assert_memory_equal(t.data, "ping", 4);
+            got = 1;
+        }
+    }
+    assert_true(got);
+    close(cfd);
+    h_stop(&h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_echo_roundtrip),      cmocka_unit_test(test_refused_and_denied),
+        cmocka_unit_test(test_limits),              cmocka_unit_test(test_guest_rst),
+        cmocka_unit_test(test_zero_window_bounded), cmocka_unit_test(test_published_port),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
