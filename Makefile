@@ -129,6 +129,7 @@ test: setup
 	$(MAKE) BUILD=build/asan SANITIZE=1 host unit
 	@scripts/fuzz-smoke
 	@SANITIZE=1 tests/kvm/run.sh
+	@tests/nested/run.sh
 	@scripts/run-integration build/asan
 
 bench: all guest

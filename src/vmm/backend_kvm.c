@@ -43,9 +43,14 @@ int kvm_run_choose_backend(struct vmm_config *cfg, char *why, size_t whycap, cha
         snprintf(why, whycap, "accel tcg requested: qemu backend");
         return 0;
     }
+    int networked = cfg->net.mode != NET_MODE_NONE;
     host_probe_kvm(&probe);
     int forced = env_on("COCOON_FORCE_KVM");
     if (!strcmp(cfg->backend, "kvm")) {
+        if (networked) {
+            snprintf(err, errcap, "the kvm backend has no network device yet: use --vmm qemu or --net none");
+            return -1;
+        }
         if (probe.usable || forced) {
             snprintf(why, whycap, "kvm backend requested: %s", probe.usable ? probe.reason : "forced by COCOON_FORCE_KVM");
             return 0;
@@ -53,7 +58,11 @@ int kvm_run_choose_backend(struct vmm_config *cfg, char *why, size_t whycap, cha
         snprintf(err, errcap, "kvm backend unavailable: %s (use the qemu backend: --vmm qemu)", probe.reason);
         return -1;
     }
-    if (probe.usable) {
+    if (networked) {
+        /* The own VMM has no virtio-net yet: a box that asked for a network gets QEMU. */
+        snprintf(cfg->backend, sizeof(cfg->backend), "qemu");
+        snprintf(why, whycap, "auto: qemu backend (networking is on; the kvm backend has no network device yet)");
+    } else if (probe.usable) {
         snprintf(cfg->backend, sizeof(cfg->backend), "kvm");
         snprintf(why, whycap, "auto: kvm backend (%s)", probe.reason);
     } else {

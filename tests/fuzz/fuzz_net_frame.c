@@ -2,7 +2,9 @@
  * frames, each prefixed by a 2-byte big-endian length, fed to one long-lived stack
  * whose policy denies every outside address (so nothing leaves this machine but
  * DNS forwarding to a loopback discard port). The whole input is also handed to
- * the DNS query/response parsers and the TLS SNI parser. */
+ * the DNS query/response parsers and the TLS SNI parser.
+ * fuzz-sources: src/net/[a-z]*.c
+ */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
