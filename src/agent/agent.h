@@ -140,6 +140,12 @@ void files_get_run(int rootfd, const char *path, uint32_t flags, int out_fd);
 /* ---- stats.c ---- */
 void stats_reply(struct agent *a, uint32_t stream, const uint8_t *p, size_t n);
 
+/* ---- clock.c ---- */
+/* Drift an EXEC corrects: more than a command's own start-up could explain. */
+#define CLOCK_TOLERANCE_NS (1000ull * 1000 * 1000)
+/* Sets the wall clock to the host's when it is more than tolerance_ns off (0: always). */
+void clock_follow_host(uint64_t host_ns, uint64_t tolerance_ns);
+
 /* ---- guestcfg.c ---- */
 /* /etc/hosts: adds localhost and hostname lines when missing. */
 void guestcfg_apply(const char *hostname);

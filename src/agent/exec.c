@@ -66,6 +66,7 @@ void exec_start(struct agent *a, uint32_t stream, const uint8_t *p, size_t n)
         refuse(a, stream, EINVAL, msg);
         return;
     }
+    clock_follow_host(m.realtime_ns, CLOCK_TOLERANCE_NS);
     struct exec *e = calloc(1, sizeof(*e));
     if (!e) {
         proto_exec_free(&m);

@@ -83,12 +83,7 @@ static void on_config(struct agent *a, const uint8_t *p, size_t n)
     if (c.hostname[0] && sethostname(c.hostname, strlen(c.hostname)) != 0)
         agent_log("sethostname %s: %s", c.hostname, strerror(errno));
     guestcfg_apply(c.hostname);
-    if (c.realtime_ns) {
-        struct timespec ts = {.tv_sec = (time_t)(c.realtime_ns / NS_PER_SEC),
-                              .tv_nsec = (long)(c.realtime_ns % NS_PER_SEC)};
-        if (clock_settime(CLOCK_REALTIME, &ts) != 0)
-            agent_log("set clock: %s", strerror(errno));
-    }
+    clock_follow_host(c.realtime_ns, 0);
     if (a->phase == PHASE_HANDSHAKE)
         a->phase = PHASE_SERVING;
     struct proto_ready r = {.boot_ns = clock_ns(CLOCK_BOOTTIME), .init_ns = a->init_ns};

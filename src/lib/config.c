@@ -55,7 +55,9 @@ char *lib_config_json(const struct lib_box_config *c)
 
 int lib_net_options(const cocoon_box_options *o, struct lib_box_config *c, cocoon_error *err)
 {
-    int mode = NET_MODE_NONE;
+    /* The default is the public internet, except on an explicitly requested kvm
+     * backend, which has no network device yet (there "--net public" is an error). */
+    int mode = strcmp(c->backend, "kvm") ? NET_MODE_PUBLIC : NET_MODE_NONE;
     char why[512];
     if (o->net && *o->net && net_mode_parse(o->net, &mode) < 0)
         return lib_err(err, COCOON_E_INVALID, "network mode \"%s\": use none, public or open", o->net);

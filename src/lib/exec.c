@@ -534,6 +534,8 @@ int cocoon_exec_start(cocoon_box *box, const cocoon_exec_options *opts, cocoon_e
     m->cols = opts->cols ? opts->cols : 80;
     m->timeout_ms = opts->timeout_ms;
     m->window = PROTO_DEFAULT_WINDOW;
+    /* The guest resyncs its clock from this when it drifted (host suspend, restore). */
+    m->realtime_ns = util_now_ns(CLOCK_REALTIME);
     int rc = lib_stream_start(box, opts, encode_exec, m, out, err);
     free(m);
     return rc;

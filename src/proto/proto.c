@@ -431,6 +431,7 @@ int proto_decode_exec(const uint8_t *p, size_t n, struct proto_exec *m)
             case PT_COLS: e = proto_field_u32(&f, &m->cols); break;
             case PT_TIMEOUT_MS: e = proto_field_u64(&f, &m->timeout_ms); break;
             case PT_WINDOW: e = proto_field_u32(&f, &m->window); break;
+            case PT_REALTIME_NS: e = proto_field_u64(&f, &m->realtime_ns); break;
             default: break;
             }
         }
@@ -740,6 +741,8 @@ size_t proto_encode_exec(struct proto_writer *w, uint32_t stream, const struct p
     }
     proto_put_u64(w, PT_TIMEOUT_MS, m->timeout_ms);
     proto_put_u32(w, PT_WINDOW, m->window ? m->window : PROTO_DEFAULT_WINDOW);
+    if (m->realtime_ns)
+        proto_put_u64(w, PT_REALTIME_NS, m->realtime_ns);
     return proto_writer_finish(w);
 }
 

@@ -202,6 +202,7 @@ struct proto_exec {
     uint32_t tty, rows, cols;
     uint64_t timeout_ms; /* 0 = none */
     uint32_t window;     /* initial stdout+stderr credit granted to the guest */
+    uint64_t realtime_ns; /* the host's clock when it sent the EXEC (0: not sent) */
 };
 struct proto_started {
     uint32_t pid, window;

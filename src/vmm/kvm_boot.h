@@ -27,11 +27,30 @@
 #define BOOT_EBDA_START 0x9fc00ull
 #define BOOT_HIGH_START 0x100000ull
 
+#define BOOT_ZERO_PAGE_GPA 0x7000ull
+
 /* PVH boot of an ELF vmlinux carrying XEN_ELFNOTE_PHYS32_ENTRY: loads its segments,
  * the initrd (NULL: none) and the command line, writes hvm_start_info and sets
- * vm->boot. -1 with a message in err. */
+ * vm->boot. A file that is not an ELF but a bzImage (boot sector 0xaa55, "HdrS")
+ * takes the bzImage 64-bit entry instead (kvm_boot__bzimage). -1 with a message in err. */
 int kvm_boot__pvh(struct kvm_vm *vm, const char *kernel, const char *initrd, const char *cmdline, char *err,
                   size_t errcap);
+
+/* bzImage fallback (Documentation/arch/x86/boot.rst): boot protocol >= 2.12 with
+ * XLF_KERNEL_64 and LOADED_HIGH; the protected-mode kernel is loaded at code32_start
+ * (1 MiB when lower) and entered in 64-bit mode at code32_start + 0x200 with RSI =
+ * the zero page (BOOT_ZERO_PAGE_GPA: setup header copied from the file, e820 map,
+ * command line, initrd). Every header field is checked against the file and guest
+ * RAM; -1 with a "kernel is not a usable bzImage: ..." message otherwise. */
+int kvm_boot__is_bzimage(const uint8_t *img, size_t len);
+int kvm_boot__bzimage(struct kvm_vm *vm, const uint8_t *img, size_t len, const char *initrd, const char *cmdline,
+                      char *err, size_t errcap);
+
+/* Shared by the loaders: maps a whole regular file read-only; copies an initrd page
+ * aligned to the top of low RAM, above kend. */
+int kvm_boot__map_file(const char *path, const uint8_t **img, size_t *len, char *err, size_t errcap);
+int kvm_boot__load_initrd(struct kvm_vm *vm, const char *path, uint64_t kend, uint64_t *paddr, uint64_t *size,
+                          char *err, size_t errcap);
 
 /* Writes the MP table (floating pointer + configuration table at BOOT_EBDA_START)
  * describing ncpus CPUs (APIC ids 0..n-1), the I/O APIC and ISA IRQ routing, so a

@@ -131,7 +131,7 @@ static int load_segments(struct kvm_vm *vm, const uint8_t *img, size_t len, uint
     return loaded ? 0 : bad(err, errcap, "no loadable segment");
 }
 
-static int map_file(const char *path, const uint8_t **img, size_t *len, char *err, size_t errcap)
+int kvm_boot__map_file(const char *path, const uint8_t **img, size_t *len, char *err, size_t errcap)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
@@ -157,12 +157,12 @@ static uint64_t low_end(const struct kvm_vm *vm)
     return vm->mem.r[0].size;
 }
 
-static int load_initrd(struct kvm_vm *vm, const char *path, uint64_t kend, struct hvm_modlist_entry *mod, char *err,
-                       size_t errcap)
+int kvm_boot__load_initrd(struct kvm_vm *vm, const char *path, uint64_t kend, uint64_t *paddr, uint64_t *size,
+                          char *err, size_t errcap)
 {
     const uint8_t *img;
     size_t len;
-    if (map_file(path, &img, &len, err, errcap) < 0)
+    if (kvm_boot__map_file(path, &img, &len, err, errcap) < 0)
         return -1;
     uint64_t top = low_end(vm);
     uint64_t at = len < top ? (top - len) & ~0xfffull : 0;
@@ -174,7 +174,8 @@ static int load_initrd(struct kvm_vm *vm, const char *path, uint64_t kend, struc
     }
     memcpy(dst, img, len);
     munmap((void *)img, len);
-    *mod = (struct hvm_modlist_entry){ .paddr = at, .size = len };
+    *paddr = at;
+    *size = len;
     return 0;
 }
 
@@ -207,8 +208,14 @@ int kvm_boot__pvh(struct kvm_vm *vm, const char *kernel, const char *initrd, con
         snprintf(err, errcap, "at least 16 MiB of guest memory are needed to boot Linux");
         return -1;
     }
-    if (map_file(kernel, &img, &len, err, errcap) < 0)
+    if (kvm_boot__map_file(kernel, &img, &len, err, errcap) < 0)
         return -1;
+    if (kvm_boot__is_bzimage(img, len)) {
+        /* no PVH ELF: the bzImage 64-bit entry (kvm_boot_bzimage.c) */
+        int r = kvm_boot__bzimage(vm, img, len, initrd, cmdline, err, errcap);
+        munmap((void *)img, len);
+        return r;
+    }
     int rc = kvm_boot__elf_pvh_entry(img, len, &entry, err, errcap);
     if (rc == 0 && entry == 0)
         rc = bad(err, errcap, "no XEN_ELFNOTE_PHYS32_ENTRY note (build with CONFIG_PVH)");
@@ -228,8 +235,8 @@ int kvm_boot__pvh(struct kvm_vm *vm, const char *kernel, const char *initrd, con
     memcpy(cl, cmdline, clen);
     si.cmdline_paddr = BOOT_CMDLINE_GPA;
     if (initrd && *initrd) {
-        struct hvm_modlist_entry mod;
-        if (load_initrd(vm, initrd, kend, &mod, err, errcap) < 0)
+        struct hvm_modlist_entry mod = { 0 };
+        if (kvm_boot__load_initrd(vm, initrd, kend, &mod.paddr, &mod.size, err, errcap) < 0)
             return -1;
         void *m = guest_mem__ptr(&vm->mem, BOOT_MODLIST_GPA, sizeof(mod));
         memcpy(m, &mod, sizeof(mod));
@@ -255,7 +262,7 @@ int kvm_boot__flat(struct kvm_vm *vm, const char *path, uint64_t gpa, enum kvm_b
         snprintf(err, errcap, "a real-mode guest must load 16-byte aligned below 0x9fc00");
         return -1;
     }
-    if (map_file(path, &img, &len, err, errcap) < 0)
+    if (kvm_boot__map_file(path, &img, &len, err, errcap) < 0)
         return -1;
     uint8_t *dst = guest_mem__ptr(&vm->mem, gpa, len);
     if (!dst || (mode == BOOT_REAL && gpa + len > BOOT_EBDA_START)) {

@@ -24,7 +24,13 @@ DEFAULT_TIMEOUT = float(os.environ.get("COCOON_TEST_TIMEOUT", "180"))
 LEFTOVER_GRACE_S = 10.0
 
 
-def vm_missing_reason():
+# The VMM backends the VM tests run on (`--vmm`): every test that takes the `vm`
+# fixture runs once per backend, as test_x[qemu] and test_x[kvm]. A backend this host
+# cannot run is skipped with the reason (never silently passed).
+BACKENDS = ("qemu", "kvm")
+
+
+def vm_missing_reason(backend="qemu"):
     """Why a VM cannot be booted here, or None. Only missing guest artefacts count:
     a missing CLI or monitor is a failure of the build, not a reason to skip."""
     need = {
@@ -33,7 +39,7 @@ def vm_missing_reason():
         "default image": os.path.join(SHARE_DIR, "images", "default.ext4"),
     }
     missing = [f"{what} ({path})" for what, path in need.items() if not os.path.exists(path)]
-    if shutil.which(os.environ.get("COCOON_QEMU", "qemu-system-x86_64")) is None:
+    if backend == "qemu" and shutil.which(os.environ.get("COCOON_QEMU", "qemu-system-x86_64")) is None:
         missing.append("qemu-system-x86_64")
     if missing:
         return "missing " + ", ".join(missing) + " (make guest)"
@@ -95,6 +101,7 @@ class Cocoon:
     def __init__(self, home, tmp_path):
         self.home = home
         self.tmp_path = tmp_path
+        self.backend = None  # set by the vm fixture: create/run get --vmm BACKEND
         self.sanitizer_dir = os.path.join(str(tmp_path), "sanitizer")
         os.makedirs(self.sanitizer_dir, exist_ok=True)
         self.env = dict(os.environ)
@@ -116,9 +123,19 @@ class Cocoon:
                 env[k] = v
         return env
 
+    def _args(self, args):
+        """create/run get `--vmm BACKEND` right after the subcommand (options stop at
+        the first operand) unless the test chose a --vmm itself."""
+        args = list(args)
+        if self.backend and args and args[0] in ("create", "run") and not any(
+                a == "--vmm" or a.startswith("--vmm=") for a in args):
+            args[1:1] = ["--vmm", self.backend]
+        return args
+
     def run(self, *args, input=None, timeout=DEFAULT_TIMEOUT, env=None, check=None):
         """Runs `cocoon ARGS`; returns CompletedProcess with bytes stdout/stderr and
         .elapsed. Fails the test (after killing it) if it outlives timeout."""
+        args = self._args(args)
         start = time.monotonic()
         p = subprocess.Popen([COCOON, *args], stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self._env(env))
@@ -140,7 +157,7 @@ class Cocoon:
         kw.setdefault("stdin", subprocess.DEVNULL)
         kw.setdefault("stdout", subprocess.PIPE)
         kw.setdefault("stderr", subprocess.PIPE)
-        return subprocess.Popen([COCOON, *args], env=self._env(env), **kw)
+        return subprocess.Popen([COCOON, *self._args(args)], env=self._env(env), **kw)
 
     def boxes_dir(self):
         return os.path.join(self.home, "boxes")
@@ -251,14 +268,41 @@ def cocoon(tmp_path, record_property):
         pytest.fail("\n".join(problems))
 
 
+def backend_skip_reason(backend, tmp_root):
+    """Why `backend` cannot run boxes on this host, or None. kvm needs `cocoon doctor
+    --json` to say kvm_usable (hardware VMX/SVM behind /dev/kvm), or COCOON_FORCE_KVM."""
+    if backend != "kvm":
+        return None
+    if os.environ.get("COCOON_FORCE_KVM", "0") not in ("", "0"):
+        return None
+    info = host_info(tmp_root)
+    if info is None:
+        return "kvm backend: cocoon doctor --json failed (%s)" % _HOST.get("error", "no output")
+    if find_key(info, "kvm_usable"):
+        return None
+    return "kvm backend: /dev/kvm cannot run a stock kernel here (%s)" % (
+        find_key(info, "kvm_reason") or "kvm_usable is false")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request, tmp_path_factory):
+    """The VMM backend of this test variant; skipped when the host cannot run it."""
+    reason = backend_skip_reason(request.param, str(tmp_path_factory.getbasetemp()))
+    if reason:
+        pytest.skip(f"skipped: {reason}")
+    return request.param
+
+
 @pytest.fixture
-def vm(cocoon):
-    """A cocoon fixture for tests that boot a box: skipped only when the guest
-    artefacts are missing, with the reason."""
-    reason = vm_missing_reason()
+def vm(backend, cocoon):
+    """A cocoon fixture for tests that boot a box, on `backend` (create and run get
+    --vmm BACKEND): skipped when the guest artefacts are missing or the host cannot
+    run the backend, with the reason."""
+    reason = vm_missing_reason(backend)
     if reason:
         pytest.skip(f"skipped: {reason}")
     assert os.access(COCOON, os.X_OK), f"{COCOON} is not built (make all)"
+    cocoon.backend = backend
     return cocoon
 
 

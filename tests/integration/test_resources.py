@@ -117,3 +117,15 @@ def test_hosts_hostname_clock(vm, boxes):
     # Name lookups of localhost and of the hostname work without networking.
     r = sh(vm, box, f"getent hosts localhost && getent hosts {hostname}")
     assert "127.0" in decode(r.stdout)
+
+
+def test_clock_follows_the_host_after_drift(vm, boxes):
+    """A guest clock that fell behind (as after a host suspend) is corrected by the
+    next exec: every EXEC carries the host's clock."""
+    box = boxes("clk")
+    sh(vm, box, "date -s @1000000000 >/dev/null")  # 2001: an hour-scale drift and more
+    before = time.time()
+    guest = float(decode(sh(vm, box, "date +%s.%N").stdout).strip())
+    after = time.time()
+    assert before - 2 <= guest <= after + 2, (before, guest, after)
+    assert "clock was" in decode(vm.run("logs", box, check=0).stdout)

@@ -150,6 +150,7 @@ static void test_roundtrip_exec(void **state)
     in.cols = 80;
     in.timeout_ms = 30000;
     in.window = 65536;
+    in.realtime_ns = 1764190000123456789ull;
     size_t n = proto_encode_exec(&W, 7, &in), plen;
     const uint8_t *p = parse_w(n, 7, PROTO_EXEC, &plen);
     static struct proto_exec out;
@@ -169,6 +170,7 @@ static void test_roundtrip_exec(void **state)
     assert_int_equal(out.cols, 80);
     assert_true(out.timeout_ms == 30000);
     assert_int_equal(out.window, 65536);
+    assert_true(out.realtime_ns == 1764190000123456789ull);
     proto_exec_free(&out);
     assert_null(out.argv);
     assert_null(out.env);
