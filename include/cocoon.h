@@ -345,6 +345,21 @@ typedef struct cocoon_stats {
 /* A snapshot taken by the guest agent of a running box. */
 int cocoon_box_stats(cocoon_box *box, cocoon_stats *out, cocoon_error *err);
 
+/* Counters of the box's network stack (its current or last boot), from the file the
+ * monitor rewrites (DIR/net.stats.json, at most about once a second). */
+typedef struct cocoon_net_stats {
+    int present; /* 0: the box has no network device, or its stack never started */
+    uint64_t denied_total; /* the sum of the five below */
+    uint64_t denied_tcp, denied_udp, denied_icmp, denied_dns, denied_tls;
+    uint64_t tcp_connections, udp_flows, dns_queries, dns_stripped;
+    uint64_t frames_in, frames_out, bytes_in, bytes_out; /* in: from the guest */
+    uint64_t dropped_malformed;
+} cocoon_net_stats;
+int cocoon_box_net_stats(cocoon_box *box, cocoon_net_stats *out, cocoon_error *err);
+/* Copies the box's network log (every denied connection or DNS query, with the rule
+ * that denied it) to fd. With follow, keeps copying until the box stops. */
+int cocoon_box_net_logs(cocoon_box *box, int fd, int follow, cocoon_error *err);
+
 #ifdef __cplusplus
 }
 #endif

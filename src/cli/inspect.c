@@ -251,20 +251,27 @@ int cmd_inspect(int argc, char **argv)
 int cmd_logs(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"help", no_argument, NULL, 'h'}, {"follow", no_argument, NULL, 'f'}, {NULL, 0, NULL, 0}};
-    int follow = 0;
+        {"help", no_argument, NULL, 'h'}, {"follow", no_argument, NULL, 'f'}, {"net", no_argument, NULL, 'n'},
+        {NULL, 0, NULL, 0}};
+    int follow = 0, net = 0;
     optind = 1;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, "+hf", lo, NULL)) != -1) {
         if (c == 'h') {
-            fputs("usage: cocoon logs [-f] BOX\n\nPrints the box's console: kernel messages and agent lines of "
-                  "its current or last boot. -f, --follow: keep printing until the box stops.\n",
+            fputs("usage: cocoon logs [-f] [--net] BOX\n\nPrints the box's console: kernel messages and agent lines of "
+                  "its current or last boot. -f, --follow: keep printing until the box stops.\n"
+                  "--net: the network log instead: every denied connection or DNS query, with the rule\n"
+                  "that denied it.\n",
                   stdout);
             return 0;
         }
         if (c == 'f') {
             follow = 1;
+            continue;
+        }
+        if (c == 'n') {
+            net = 1;
             continue;
         }
         return usage_error("logs", "unknown option");
@@ -282,7 +289,7 @@ int cmd_logs(int argc, char **argv)
         code = cli_fail(&err);
     } else {
         fflush(stdout);
-        if (cocoon_box_logs(box, 1, follow, &err) < 0)
+        if ((net ? cocoon_box_net_logs(box, 1, follow, &err) : cocoon_box_logs(box, 1, follow, &err)) < 0)
             code = cli_fail(&err);
         cocoon_box_close(box);
     }

@@ -10,7 +10,8 @@
 static const char stats_usage[] = "usage: cocoon stats [--json] BOX\n"
                                   "\n"
                                   "Shows a running box's CPU time, memory, root disk, process count,\n"
-                                  "uptime and load average (--json: machine-readable, sizes in bytes).\n";
+                                  "uptime and load average (--json: machine-readable, sizes in bytes),\n"
+                                  "and its network counters (denied connections and queries).\n";
 
 static void human(char *out, size_t cap, uint64_t bytes)
 {
@@ -52,21 +53,33 @@ int cmd_stats(int argc, char **argv)
     cocoon_box *box;
     cocoon_error err;
     cocoon_stats s;
+    cocoon_net_stats ns;
     int code = 0;
     if (cocoon_box_open(rt, argv[optind], &box, &err) < 0) {
         code = cli_fail(&err);
     } else {
-        if (cocoon_box_stats(box, &s, &err) < 0) {
+        if (cocoon_box_stats(box, &s, &err) < 0 || cocoon_box_net_stats(box, &ns, &err) < 0) {
             code = cli_fail(&err);
         } else if (json) {
+            char net[768] = "null";
+            if (ns.present)
+                snprintf(net, sizeof(net),
+                         "{\"denied\": {\"total\": %" PRIu64 ", \"tcp\": %" PRIu64 ", \"udp\": %" PRIu64
+                         ", \"icmp\": %" PRIu64 ", \"dns\": %" PRIu64 ", \"tls\": %" PRIu64
+                         "}, \"tcp_connections\": %" PRIu64 ", \"udp_flows\": %" PRIu64 ", \"dns_queries\": %" PRIu64
+                         ", \"dns_stripped\": %" PRIu64 ", \"bytes_in\": %" PRIu64 ", \"bytes_out\": %" PRIu64
+                         ", \"dropped_malformed\": %" PRIu64 "}",
+                         ns.denied_total, ns.denied_tcp, ns.denied_udp, ns.denied_icmp, ns.denied_dns, ns.denied_tls,
+                         ns.tcp_connections, ns.udp_flows, ns.dns_queries, ns.dns_stripped, ns.bytes_in, ns.bytes_out,
+                         ns.dropped_malformed);
             printf("{\"box\": \"%s\", \"cpu\": {\"cpus\": %u, \"usage_seconds\": %.3f}, "
                    "\"memory\": {\"total\": %" PRIu64 ", \"used\": %" PRIu64 ", \"available\": %" PRIu64
                    ", \"free\": %" PRIu64 "}, "
                    "\"disk\": {\"total\": %" PRIu64 ", \"used\": %" PRIu64 ", \"available\": %" PRIu64 "}, "
-                   "\"processes\": %u, \"uptime_seconds\": %.3f, \"load\": [%.2f, %.2f, %.2f]}\n",
+                   "\"processes\": %u, \"uptime_seconds\": %.3f, \"load\": [%.2f, %.2f, %.2f], \"net\": %s}\n",
                    cocoon_box_id(box), s.cpus, s.cpu_seconds, s.mem_total, s.mem_used, s.mem_available, s.mem_free,
                    s.disk_total, s.disk_used, s.disk_available, s.processes, s.uptime_seconds, s.load1, s.load5,
-                   s.load15);
+                   s.load15, net);
         } else {
             char a[32], b[32], t[32];
             printf("box        %s\n", cocoon_box_id(box));
@@ -82,6 +95,17 @@ int cmd_stats(int argc, char **argv)
             printf("processes  %u\n", s.processes);
             printf("uptime     %.1f s\n", s.uptime_seconds);
             printf("load       %.2f %.2f %.2f\n", s.load1, s.load5, s.load15);
+            if (ns.present) {
+                human(a, sizeof(a), ns.bytes_in);
+                human(b, sizeof(b), ns.bytes_out);
+                printf("net        %" PRIu64 " TCP connection(s), %" PRIu64 " DNS queries, %s sent, %s received\n",
+                       ns.tcp_connections, ns.dns_queries, a, b);
+                printf("denied     %" PRIu64 " (tcp %" PRIu64 ", udp %" PRIu64 ", icmp %" PRIu64 ", dns %" PRIu64
+                       ", tls %" PRIu64 "): see `cocoon logs --net`\n",
+                       ns.denied_total, ns.denied_tcp, ns.denied_udp, ns.denied_icmp, ns.denied_dns, ns.denied_tls);
+            } else {
+                printf("net        none\n");
+            }
         }
         cocoon_box_close(box);
     }

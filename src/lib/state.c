@@ -451,38 +451,51 @@ int state_box_find(struct lib_state *st, const char *key, struct state_box *out,
                    ids);
 }
 
-int state_box_list(struct lib_state *st, struct state_box **out, size_t *count, cocoon_error *err)
+/* Runs a SELECT and collects every row into a growing array of elem-sized records:
+ * from_row fills one, clear releases one (on failure, for the rows already made). */
+static int collect_rows(struct lib_state *st, const char *sql, size_t elem, void (*from_row)(sqlite3_stmt *, void *),
+                        void (*clear)(void *), const char *what, void **out, size_t *count, cocoon_error *err)
 {
     *out = NULL;
     *count = 0;
     sqlite3_stmt *s;
-    if (prepare(st, "SELECT " BOX_COLS " FROM boxes ORDER BY created_at, id", &s, err) != 0)
+    if (prepare(st, sql, &s, err) != 0)
         return -1;
-    struct state_box *list = NULL;
+    char *list = NULL;
     size_t n = 0, cap = 0;
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         if (n == cap) {
             size_t ncap = cap ? cap * 2 : 16;
-            struct state_box *grown = realloc(list, ncap * sizeof(*grown));
+            char *grown = realloc(list, ncap * elem);
             if (!grown) {
-                sqlite3_finalize(s);
-                state_box_list_free(list, n);
-                return lib_err(err, COCOON_E_NOMEM, "out of memory");
+                rc = SQLITE_NOMEM;
+                break;
             }
             list = grown;
             cap = ncap;
         }
-        box_from_row(s, &list[n++]);
+        from_row(s, list + n++ * elem);
     }
     sqlite3_finalize(s);
     if (rc != SQLITE_DONE) {
-        state_box_list_free(list, n);
-        return db_fail(st, err, "listing boxes");
+        for (size_t i = 0; i < n; i++)
+            clear(list + i * elem);
+        free(list);
+        return rc == SQLITE_NOMEM ? lib_err(err, COCOON_E_NOMEM, "out of memory") : db_fail(st, err, what);
     }
     *out = list;
     *count = n;
     return 0;
+}
+
+static void box_row(sqlite3_stmt *s, void *rec) { box_from_row(s, rec); }
+static void box_clear(void *rec) { state_box_clear(rec); }
+
+int state_box_list(struct lib_state *st, struct state_box **out, size_t *count, cocoon_error *err)
+{
+    return collect_rows(st, "SELECT " BOX_COLS " FROM boxes ORDER BY created_at, id", sizeof(**out), box_row,
+                        box_clear, "listing boxes", (void **)out, count, err);
 }
 
 void state_box_list_free(struct state_box *list, size_t count)
@@ -592,38 +605,13 @@ int state_image_get_by_name(struct lib_state *st, const char *name, struct state
     return r < 0 ? -1 : 0;
 }
 
+static void image_row(sqlite3_stmt *s, void *rec) { image_from_row(s, rec); }
+static void image_clear(void *rec) { state_image_clear(rec); }
+
 int state_image_list(struct lib_state *st, struct state_image **out, size_t *count, cocoon_error *err)
 {
-    *out = NULL;
-    *count = 0;
-    sqlite3_stmt *s;
-    if (prepare(st, "SELECT " IMAGE_COLS " FROM images ORDER BY created_at, id", &s, err) != 0)
-        return -1;
-    struct state_image *list = NULL;
-    size_t n = 0, cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            struct state_image *grown = realloc(list, ncap * sizeof(*grown));
-            if (!grown) {
-                sqlite3_finalize(s);
-                state_image_list_free(list, n);
-                return lib_err(err, COCOON_E_NOMEM, "out of memory");
-            }
-            list = grown;
-            cap = ncap;
-        }
-        image_from_row(s, &list[n++]);
-    }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
-        state_image_list_free(list, n);
-        return db_fail(st, err, "listing images");
-    }
-    *out = list;
-    *count = n;
-    return 0;
+    return collect_rows(st, "SELECT " IMAGE_COLS " FROM images ORDER BY created_at, id", sizeof(**out), image_row,
+                        image_clear, "listing images", (void **)out, count, err);
 }
 
 void state_image_list_free(struct state_image *list, size_t count)

@@ -1,9 +1,16 @@
 /* cocoon_box_stats: one STATS request on a private control connection, answered by
- * the guest agent with STATS_REPLY (docs/protocol.md, "Stats"). */
+ * the guest agent with STATS_REPLY (docs/protocol.md, "Stats"). cocoon_box_net_stats
+ * and cocoon_box_net_logs: the files the monitor's network stack keeps in the box
+ * directory (net.stats.json, net.log). */
 #include "lib/internal.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 int cocoon_box_stats(cocoon_box *box, cocoon_stats *out, cocoon_error *err)
 {
@@ -54,4 +61,100 @@ int cocoon_box_stats(cocoon_box *box, cocoon_stats *out, cocoon_error *err)
     out->load5 = s.load5 / 1000.0;
     out->load15 = s.load15 / 1000.0;
     return 0;
+}
+
+static uint64_t num(json_t *o, const char *key)
+{
+    json_t *x = json_object_get(o, key);
+    return json_is_integer(x) && json_integer_value(x) > 0 ? (uint64_t)json_integer_value(x) : 0;
+}
+
+int cocoon_box_net_stats(cocoon_box *box, cocoon_net_stats *out, cocoon_error *err)
+{
+    lib_err_clear(err);
+    if (!box || !out)
+        return lib_err(err, COCOON_E_INVALID, "cocoon_box_net_stats: NULL argument");
+    memset(out, 0, sizeof(*out));
+    char path[LIB_PATH_MAX];
+    if (lib_path(path, sizeof(path), "%s/net.stats.json", box->dir) < 0)
+        return lib_err(err, COCOON_E_INVALID, "box path too long");
+    json_error_t je;
+    json_t *o = json_load_file(path, 0, &je);
+    if (!o) {
+        if (access(path, F_OK) < 0 && errno == ENOENT)
+            return 0; /* no network (yet) */
+        return lib_err(err, COCOON_E_IO, "cannot read %s: %s", path, je.text);
+    }
+    json_t *d = json_object_get(o, "denied");
+    out->present = 1;
+    out->denied_total = num(d, "total");
+    out->denied_tcp = num(d, "tcp");
+    out->denied_udp = num(d, "udp");
+    out->denied_icmp = num(d, "icmp");
+    out->denied_dns = num(d, "dns");
+    out->denied_tls = num(d, "tls");
+    out->tcp_connections = num(o, "tcp_connections");
+    out->udp_flows = num(o, "udp_flows");
+    out->dns_queries = num(o, "dns_queries");
+    out->dns_stripped = num(o, "dns_stripped");
+    out->frames_in = num(o, "frames_in");
+    out->frames_out = num(o, "frames_out");
+    out->bytes_in = num(o, "bytes_in");
+    out->bytes_out = num(o, "bytes_out");
+    out->dropped_malformed = num(o, "dropped_malformed");
+    json_decref(o);
+    return 0;
+}
+
+/* Copies path from *off to its end to fd. 0 ok, 1 the reader went away, -1 error. */
+static int copy_tail(const char *path, off_t *off, int fd)
+{
+    int in = open(path, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return errno == ENOENT ? 0 : -1;
+    char buf[16384];
+    int rc = 0;
+    for (;;) {
+        ssize_t n = pread(in, buf, sizeof(buf), *off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = n < 0 ? -1 : 0;
+            break;
+        }
+        for (ssize_t done = 0; done < n;) {
+            ssize_t w = write(fd, buf + done, (size_t)(n - done));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                close(in);
+                return 1;
+            }
+            done += w;
+        }
+        *off += n;
+    }
+    close(in);
+    return rc;
+}
+
+int cocoon_box_net_logs(cocoon_box *box, int fd, int follow, cocoon_error *err)
+{
+    lib_err_clear(err);
+    if (!box)
+        return lib_err(err, COCOON_E_INVALID, "cocoon_box_net_logs: NULL box");
+    char path[LIB_PATH_MAX];
+    if (lib_path(path, sizeof(path), "%s/net.log", box->dir) < 0)
+        return lib_err(err, COCOON_E_INVALID, "box path too long");
+    off_t off = 0;
+    for (;;) {
+        int running = follow && lib_vmm_pid(box) > 0;
+        int rc = copy_tail(path, &off, fd);
+        if (rc < 0)
+            return lib_err(err, COCOON_E_IO, "cannot read %s: %s", path, strerror(errno));
+        if (rc > 0 || !running)
+            return 0;
+        struct timespec ts = {0, 200 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
 }

@@ -68,6 +68,9 @@ struct tcp_conn {
     uint32_t rto_ms;
     int retries;
     uint32_t ev; /* events registered in the epoll set */
+    int dns;         /* DNS over TCP, answered by the stack's resolver (no host socket) */
+    int dns_pending; /* queries of this connection waiting for an answer */
+    int dns_busy;    /* dns_tcp_input is running: answers only queue */
     struct tcp_conn *hnext, *next, *prev, *ack_next;
 };
 
@@ -94,6 +97,8 @@ struct dns_query {
     char name[256];
     uint16_t qtype, qclass;
     uint64_t deadline;
+    int tcp;      /* asked over TCP: the answer goes to that connection (gport, dst, 53) */
+    int answered; /* the guest got its answer */
     struct dns_query *next;
 };
 
@@ -160,6 +165,9 @@ void tcp_flush_acks(struct net_stack *s);
 void tcp_link_ready(struct net_stack *s);
 void tcp_accept(struct net_stack *s, struct listener *l);
 void tcp_free_all(struct net_stack *s);
+/* The answer (msg NULL: none) to a query made over the DNS-over-TCP connection
+ * (gport, rip, 53); ignored when that connection is gone. */
+void tcp_dns_answer(struct net_stack *s, uint16_t gport, uint32_t rip, const uint8_t *msg, size_t len);
 
 /* udp.c */
 void udp_input(struct net_stack *s, const struct pkt_ip *ip);
@@ -173,5 +181,9 @@ void udp_free_all(struct net_stack *s);
 void dns_load_upstreams(struct net_config *cfg);
 int udp_send_to_guest(struct net_stack *s, uint32_t src, uint16_t sport, uint16_t dport, const void *data,
                       size_t len);
+/* One DNS query from the guest (src:sport -> dst:53) over UDP or, with tcp, over a
+ * DNS-over-TCP connection; exactly one tcp_dns_answer follows for TCP queries. */
+void dns_guest_query(struct net_stack *s, uint32_t src, uint16_t sport, uint32_t dst, const uint8_t *data,
+                     size_t len, int tcp);
 
 #endif

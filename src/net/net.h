@@ -101,6 +101,9 @@ void net_stack_on_fd_ready(struct net_stack *s);
  * already wakes net_stack_fd; this is for callers that poll. */
 int net_stack_timeout(const struct net_stack *s);
 void net_stack_tick(struct net_stack *s);
+/* Makes the stack's fd readable again at or before ms from now (callers with periodic
+ * work of their own: net_stack_on_fd_ready then runs it at the next wake-up). */
+void net_stack_wake_in(struct net_stack *s, unsigned ms);
 /* The output path drained after a congested report. */
 void net_stack_link_ready(struct net_stack *s);
 const struct net_stats *net_stack_stats(const struct net_stack *s);

@@ -344,6 +344,8 @@ void net_stack_on_fd_ready(struct net_stack *s)
     empty_grave(s);
 }
 
+void net_stack_wake_in(struct net_stack *s, unsigned ms) { net_deadline(s, net_now_ms() + ms); }
+
 void net_stack_link_ready(struct net_stack *s)
 {
     if (!s->link_blocked)

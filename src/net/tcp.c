@@ -3,7 +3,9 @@
  * the stack toward the guest. Per connection two bounded rings (TCP_BUF each way):
  * the host socket is not read while the guest's window or our ring is full, and the
  * window we advertise is the room left in the ring toward the host. Unacknowledged
- * data is retransmitted on timeout; half-open and total connections are capped. */
+ * data is retransmitted on timeout; half-open and total connections are capped.
+ * Connections to port 53 (any address) are DNS over TCP: the stack completes them
+ * itself and hands each length-prefixed query to its resolver (udp.c). */
 #include "net/internal.h"
 
 #include <arpa/inet.h>
@@ -23,6 +25,8 @@
 #define MAX_RETRIES 12
 #define MAX_SYN_RETRIES 6
 #define ACK_EVERY (32u * 1024)
+#define DNS_TCP_MAX_PENDING 16 /* per connection; more queries wait in the ring */
+#define DNS_TCP_MSG_MAX 4096
 
 #define SEQ_LT(a, b) ((int32_t)((a) - (b)) < 0)
 #define SEQ_LE(a, b) ((int32_t)((a) - (b)) <= 0)
@@ -322,8 +326,14 @@ static void maybe_finish(struct net_stack *s, struct tcp_conn *c)
 }
 
 /* Writes the in-order guest bytes to the host; opens the window when room appears. */
+static void dns_tcp_input(struct net_stack *s, struct tcp_conn *c);
+
 static void flush_to_host(struct net_stack *s, struct tcp_conn *c)
 {
+    if (c->dns) {
+        dns_tcp_input(s, c);
+        return;
+    }
     if (c->fd < 0 || c->connecting || c->sni_wait)
         return;
     while (c->to_host.len) {
@@ -442,8 +452,8 @@ static void new_conn(struct net_stack *s, const struct pkt_ip *ip, const struct 
         s->st.dropped_other++;
         return;
     }
-    if (dst == s->cfg.dns_ip && dst != s->cfg.host_alias_ip)
-        v.why = "DNS over TCP is not served by the box resolver";
+    if (t->dport == 53)
+        v.allow = 1; /* DNS over TCP, whatever the address: the box resolver answers */
     else if (dst == s->cfg.host_alias_ip || !guest_subnet(s, dst))
         v = policy_check_ip(&s->pol, dst, t->dport, NET_PROTO_TCP, NULL, net_now_ms());
     if (!v.allow) {
@@ -495,6 +505,11 @@ static void new_conn(struct net_stack *s, const struct pkt_ip *ip, const struct 
     insert(s, c);
     s->nhalf++;
     s->st.tcp_opened++;
+    if (t->dport == 53) {
+        c->dns = 1;
+        send_synack(s, c);
+        return;
+    }
     if (t->dport == 443 && policy_rule_is_domain(&s->pol, v.rule)) {
         c->sni_wait = 1; /* accept first, connect once the ClientHello names an allowed host */
         c->sni_rule = v.rule;
@@ -840,6 +855,79 @@ void tcp_link_ready(struct net_stack *s)
     }
     for (c = s->tcp_list; c; c = c->next)
         update_events(s, c);
+}
+
+/* ---- DNS over TCP (RFC 7766): two length bytes, then the message ---- */
+
+/* The guest closed its side and every answer is queued: our FIN follows them. */
+static void dns_tcp_maybe_close(struct net_stack *s, struct tcp_conn *c)
+{
+    if (c->guest_fin && !c->dns_pending && !c->host_eof) {
+        c->to_host.len = 0;
+        c->to_host.head = 0;
+        c->host_eof = 1;
+        c->host_shut = 1;
+    }
+}
+
+static void dns_tcp_input(struct net_stack *s, struct tcp_conn *c)
+{
+    uint8_t msg[DNS_TCP_MSG_MAX];
+    if (c->dns_busy)
+        return;
+    c->dns_busy = 1;
+    while (c->state == TS_ESTABLISHED && c->to_host.len >= 2 && c->dns_pending < DNS_TCP_MAX_PENDING) {
+        uint8_t lb[2];
+        ring_copy_out(&c->to_host, 0, lb, 2);
+        size_t n = (size_t)lb[0] << 8 | lb[1];
+        if (n > sizeof(msg) || n < 12) {
+            c->dns_busy = 0;
+            reset_conn(s, c); /* not DNS (or larger than any query we serve) */
+            return;
+        }
+        if (c->to_host.len < n + 2)
+            break;
+        ring_copy_out(&c->to_host, 2, msg, n);
+        ring_drop(&c->to_host, n + 2);
+        c->dns_pending++;
+        uint16_t gport = c->gport;
+        uint32_t rip = c->rip;
+        dns_guest_query(s, s->cfg.guest_ip, gport, rip, msg, n, 1);
+        if (lookup(s, gport, rip, 53) != c)
+            return; /* gone meanwhile */
+    }
+    c->dns_busy = 0;
+    if (c->state != TS_ESTABLISHED)
+        return;
+    dns_tcp_maybe_close(s, c);
+    uint32_t edge = c->rcv_nxt + rcv_space(c);
+    if ((int32_t)(edge - c->rcv_adv) >= (int32_t)(c->mss * 4u))
+        send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0); /* window update */
+    tcp_output(s, c);
+    maybe_finish(s, c);
+}
+
+void tcp_dns_answer(struct net_stack *s, uint16_t gport, uint32_t rip, const uint8_t *msg, size_t len)
+{
+    struct tcp_conn *c = lookup(s, gport, rip, 53);
+    if (!c || !c->dns || c->state == TS_CLOSED)
+        return;
+    if (c->dns_pending)
+        c->dns_pending--;
+    if (msg && len <= 65535 && c->to_guest.len + len + 2 <= TCP_BUF && !c->host_eof) {
+        uint8_t lb[2] = {(uint8_t)(len >> 8), (uint8_t)len};
+        ring_append(&c->to_guest, lb, 2);
+        ring_append(&c->to_guest, msg, len);
+    } /* else: a guest that does not read its answers loses them (bounded) */
+    if (c->state != TS_ESTABLISHED || c->dns_busy)
+        return;
+    if (c->to_host.len >= 2) {
+        dns_tcp_input(s, c); /* queries held back by the pending cap */
+        return;
+    }
+    dns_tcp_maybe_close(s, c);
+    tcp_output(s, c);
+    maybe_finish(s, c);
 }
 
 void tcp_free_all(struct net_stack *s)

@@ -3,7 +3,7 @@
  * unprivileged ICMP socket when the host allows one, and the gateway answers pings
  * itself. Every UDP datagram to port 53, whatever address it names, is answered by the
  * stack's resolver: policy on the name, forwarding upstream, filtering and pinning of
- * the answer. Published UDP ports map each host client to a port of the host alias. */
+ * the answer. DNS over TCP (tcp.c terminates it) goes through the same resolver. Published UDP ports map each host client to a port of the host alias. */
 #include "net/internal.h"
 
 #include <arpa/inet.h>
@@ -114,8 +114,14 @@ void dns_load_upstreams(struct net_config *cfg)
     fclose(f);
 }
 
-static void dns_reply(struct net_stack *s, uint32_t from, uint16_t gport, const uint8_t *msg, size_t len)
+static void dns_reply(struct net_stack *s, uint32_t from, uint16_t gport, const uint8_t *msg, size_t len, int tcp)
 {
+    if (tcp) {
+        tcp_dns_answer(s, gport, from, msg, len);
+        return;
+    }
+    if (!msg)
+        return;
     if (len > udp_max_payload(s)) {
         /* Too big for one frame: say so with TC and let the client cope. */
         uint8_t small[12];
@@ -139,6 +145,8 @@ static void dns_query_free(struct net_stack *s, struct dns_query *q)
     if (*pp)
         *pp = q->next;
     s->ndns--;
+    if (q->tcp && !q->answered)
+        tcp_dns_answer(s, q->gport, q->dst, NULL, 0);
     if (q->fd >= 0) {
         net_unwatch(s, q->fd);
         close(q->fd);
@@ -146,51 +154,52 @@ static void dns_query_free(struct net_stack *s, struct dns_query *q)
     net_bury(s, q);
 }
 
-static void dns_guest_query(struct net_stack *s, const struct pkt_ip *ip, const struct pkt_udp *u)
+void dns_guest_query(struct net_stack *s, uint32_t src, uint16_t sport, uint32_t dst, const uint8_t *data,
+                     size_t len, int tcp)
 {
     struct dns_question q;
     uint8_t out[DNS_MAX_MSG];
     s->st.dns_queries++;
-    if (dns_parse_query(u->data, u->len, &q) < 0) {
+    if (dns_parse_query(data, len, &q) < 0) {
         s->st.dropped_malformed++;
+        if (tcp)
+            tcp_dns_answer(s, sport, dst, NULL, 0);
         return;
     }
     if (!strcmp(q.name, HOST_ALIAS_NAME)) {
-        size_t n = dns_build_local(u->data, &q, s->cfg.host_alias_ip, out, sizeof(out));
-        if (n)
-            dns_reply(s, ip->dst, u->sport, out, n);
+        size_t n = dns_build_local(data, &q, s->cfg.host_alias_ip, out, sizeof(out));
+        dns_reply(s, dst, sport, n ? out : NULL, n, tcp);
         return;
     }
     struct verdict v = policy_check_name(&s->pol, q.name);
     if (!v.allow) {
         char what[300];
-        snprintf(what, sizeof(what), "dns %s", q.name);
+        snprintf(what, sizeof(what), "dns%s %s", tcp ? "/tcp" : "", q.name);
         s->st.denied_dns++;
-        net_log_deny(s, what, ip->src, u->sport, ip->dst, u->dport, &v);
-        size_t n = dns_build_error(u->data, &q, s->cfg.refuse_nxdomain ? DNS_RCODE_NXDOMAIN : DNS_RCODE_REFUSED, out,
+        net_log_deny(s, what, src, sport, dst, 53, &v);
+        size_t n = dns_build_error(data, &q, s->cfg.refuse_nxdomain ? DNS_RCODE_NXDOMAIN : DNS_RCODE_REFUSED, out,
                                    sizeof(out));
-        if (n)
-            dns_reply(s, ip->dst, u->sport, out, n);
+        dns_reply(s, dst, sport, n ? out : NULL, n, tcp);
         return;
     }
     int fd = -1;
     if (s->ndns < DNS_MAX_PENDING && s->cfg.nupstreams)
         fd = connected_socket(SOCK_DGRAM, 0, s->cfg.upstreams[0].ip, s->cfg.upstreams[0].port);
     struct dns_query *dq = fd >= 0 ? calloc(1, sizeof(*dq)) : NULL;
-    if (!dq || send(fd, u->data, u->len, 0) < 0) {
+    if (!dq || send(fd, data, len, 0) < 0) {
         if (fd >= 0)
             close(fd);
         free(dq);
-        size_t n = dns_build_error(u->data, &q, DNS_RCODE_SERVFAIL, out, sizeof(out));
-        if (n)
-            dns_reply(s, ip->dst, u->sport, out, n);
+        size_t n = dns_build_error(data, &q, DNS_RCODE_SERVFAIL, out, sizeof(out));
+        dns_reply(s, dst, sport, n ? out : NULL, n, tcp);
         return;
     }
     dq->w.kind = NW_DNS;
     dq->fd = fd;
-    dq->gport = u->sport;
+    dq->gport = sport;
     dq->id = q.id;
-    dq->dst = ip->dst;
+    dq->dst = dst;
+    dq->tcp = tcp;
     snprintf(dq->name, sizeof(dq->name), "%s", q.name);
     dq->deadline = net_now_ms() + DNS_TIMEOUT_MS;
     dq->qtype = q.qtype;
@@ -222,7 +231,8 @@ void dns_on_event(struct net_stack *s, struct dns_query *dq)
     if (len < 0)
         return; /* not an answer to this query: keep waiting */
     s->st.dns_stripped += (uint64_t)stripped;
-    dns_reply(s, dq->dst, dq->gport, out, (size_t)len);
+    dq->answered = 1;
+    dns_reply(s, dq->dst, dq->gport, out, (size_t)len, dq->tcp);
     dns_query_free(s, dq);
 }
 
@@ -254,7 +264,7 @@ void udp_input(struct net_stack *s, const struct pkt_ip *ip)
             }
     }
     if (u.dport == 53) {
-        dns_guest_query(s, ip, &u);
+        dns_guest_query(s, ip->src, u.sport, ip->dst, u.data, u.len, 0);
         return;
     }
     struct verdict v = {0, -1, "inside the box network"};
@@ -441,8 +451,8 @@ void udp_tick(struct net_stack *s, uint64_t now, uint64_t *next)
             dqn.qclass = q->qclass;
             snprintf(dqn.name, sizeof(dqn.name), "%s", q->name);
             size_t len = dns_build_error(NULL, &dqn, DNS_RCODE_SERVFAIL, msg, sizeof(msg));
-            if (len)
-                udp_send_to_guest(s, q->dst, 53, q->gport, msg, len);
+            q->answered = 1;
+            dns_reply(s, q->dst, q->gport, len ? msg : NULL, len, q->tcp);
             dns_query_free(s, q);
             continue;
         }

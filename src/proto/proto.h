@@ -16,7 +16,7 @@
 #define PROTO_MAX_STRING 4096u
 #define PROTO_MAX_LIST 1024u
 /* Default per-stream flow-control window (bytes of data in flight per direction). */
-#define PROTO_DEFAULT_WINDOW (256u * 1024u)
+#define PROTO_DEFAULT_WINDOW (1024u * 1024u)
 
 /* Stream 0 carries session messages; exec streams are opened by the host side. */
 #define PROTO_STREAM_SESSION 0u

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,14 +44,9 @@ int kvm_run_choose_backend(struct vmm_config *cfg, char *why, size_t whycap, cha
         snprintf(why, whycap, "accel tcg requested: qemu backend");
         return 0;
     }
-    int networked = cfg->net.mode != NET_MODE_NONE;
     host_probe_kvm(&probe);
     int forced = env_on("COCOON_FORCE_KVM");
     if (!strcmp(cfg->backend, "kvm")) {
-        if (networked) {
-            snprintf(err, errcap, "the kvm backend has no network device yet: use --vmm qemu or --net none");
-            return -1;
-        }
         if (probe.usable || forced) {
             snprintf(why, whycap, "kvm backend requested: %s", probe.usable ? probe.reason : "forced by COCOON_FORCE_KVM");
             return 0;
@@ -58,11 +54,8 @@ int kvm_run_choose_backend(struct vmm_config *cfg, char *why, size_t whycap, cha
         snprintf(err, errcap, "kvm backend unavailable: %s (use the qemu backend: --vmm qemu)", probe.reason);
         return -1;
     }
-    if (networked) {
-        /* The own VMM has no virtio-net yet: a box that asked for a network gets QEMU. */
-        snprintf(cfg->backend, sizeof(cfg->backend), "qemu");
-        snprintf(why, whycap, "auto: qemu backend (networking is on; the kvm backend has no network device yet)");
-    } else if (probe.usable) {
+    /* networking is no reason to pick QEMU: the kvm child runs virtio-net and the stack */
+    if (probe.usable) {
         snprintf(cfg->backend, sizeof(cfg->backend), "kvm");
         snprintf(why, whycap, "auto: kvm backend (%s)", probe.reason);
     } else {
@@ -99,6 +92,27 @@ int kvm_run_plan(struct qemu_plan *p, const struct vmm_config *cfg, const char *
     return 0;
 }
 
+/* COCOON_DNS_UPSTREAM=IP[:PORT] overrides the upstream resolver (tests), as for the
+ * qemu backend's stack (net_glue.c). */
+static void env_upstream(struct net_config *c)
+{
+    const char *e = getenv("COCOON_DNS_UPSTREAM");
+    char host[64];
+    unsigned port = 53;
+    struct in_addr a;
+    if (!e || !*e || sscanf(e, "%63[0-9.]:%u", host, &port) < 1 || inet_pton(AF_INET, host, &a) != 1 || !port ||
+        port > 65535)
+        return;
+    c->upstreams[0].ip = ntohl(a.s_addr);
+    c->upstreams[0].port = (uint16_t)port;
+    c->nupstreams = 1;
+}
+
+static void ip4(char *buf, size_t cap, uint32_t ip)
+{
+    snprintf(buf, cap, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+}
+
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int fail(const char *fmt, ...)
 {
@@ -127,18 +141,39 @@ int kvm_run_main(const char *box_dir)
     if (con < 0)
         return fail("cannot open %s: %s", path, strerror(errno));
     util_set_cloexec(QEMU_AGENT_FD, 1);
+    /* Networking: the stack lives in this process, behind virtio-net (the monitor
+     * runs none for a kvm box); the agent configures eth0 from cocoon.net= as with QEMU. */
+    static struct net_config net;
+    static char cmdline[1024];
+    int net_log = -1;
+    snprintf(cmdline, sizeof(cmdline), "%s", KVM_KERNEL_CMDLINE);
+    if (cfg.net.mode != NET_MODE_NONE) {
+        char a[16], g[16], d[16];
+        net = cfg.net;
+        snprintf(path, sizeof(path), "%s/net.log", box_dir);
+        net_log = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        net.log_fd = net_log;
+        env_upstream(&net);
+        ip4(a, sizeof(a), net.guest_ip);
+        ip4(g, sizeof(g), net.gateway_ip);
+        ip4(d, sizeof(d), net.dns_ip);
+        snprintf(cmdline, sizeof(cmdline), "%s cocoon.net=%s/%d,%s,%s", KVM_KERNEL_CMDLINE, a, net.prefix, g, d);
+        vmm_log("network: mode %s, %d rule(s), %d published port(s), %d upstream resolver(s) (virtio-net)",
+                net_mode_name(net.mode), net.nrules, net.nports, net.nupstreams);
+    }
     struct kvm_machine_opts o = {
         .mem_bytes = (uint64_t)cfg.memory_mib << 20,
         .cpus = cfg.cpus,
         .hide_xsave = env_on("COCOON_KVM_HIDE_XSAVE"),
         .kernel = cfg.kernel,
         .initrd = cfg.initrd[0] ? cfg.initrd : NULL,
-        .cmdline = KVM_KERNEL_CMDLINE,
+        .cmdline = cmdline,
         .console_fd = con,
         .disk = cfg.disk,
         .disk_format = cfg.disk_format,
         .agent_fd = QEMU_AGENT_FD,
         .rng = 1,
+        .net = cfg.net.mode != NET_MODE_NONE ? &net : NULL,
     };
     if (cfg.cpus > KVM_VM_MAX_CPUS) {
         snprintf(err, sizeof(err), "%d vCPUs asked, the kvm backend has at most %d", cfg.cpus, KVM_VM_MAX_CPUS);
@@ -148,6 +183,8 @@ int kvm_run_main(const char *box_dir)
     if (kvm_machine__create(&m, &o, err, sizeof(err)) < 0 || kvm_machine__start(&m, err, sizeof(err)) < 0) {
         fail("%s", err);
         kvm_machine__destroy(&m);
+        if (net_log >= 0)
+            close(net_log);
         return 1;
     }
     /* Exec to the vCPU threads entering KVM_RUN: wall time from our main() (the exec
@@ -162,7 +199,13 @@ int kvm_run_main(const char *box_dir)
     } else {
         fprintf(stderr, "cocoon-vmm kvm: the VM stopped: %s: %s\n", kvm_vm__stop_name(why), m.vm.stop_detail);
     }
+    if (m.has_net)
+        vmm_log("network: %llu frames to the stack, %llu to the guest; dropped %llu out, %llu in",
+                (unsigned long long)m.net.tx_frames, (unsigned long long)m.net.rx_frames,
+                (unsigned long long)m.net.tx_dropped, (unsigned long long)m.net.rx_dropped);
     kvm_machine__destroy(&m);
     close(con);
+    if (net_log >= 0)
+        close(net_log);
     return rc;
 }

@@ -56,4 +56,39 @@ struct virtio_console {
 };
 int virtio_console__init(struct virtio_console *c, struct kvm_vm *vm, uint64_t base, int irq, int fd);
 
+/* virtio-net (device id 1): one receive and one transmit queue, no offloads, no
+ * mergeable buffers (the 12-byte virtio 1.x header, num_buffers = 1), MAC and link
+ * status in the config space. Ethernet frames go to and come from cocoon's network
+ * stack (src/net/net.h), which the device owns: the stack runs under the transport
+ * lock, on the vCPU thread that notified (guest frames) or on the I/O thread (its fd:
+ * host sockets and timers). Frames for the guest wait in a bounded queue when the
+ * driver has no receive buffers; above VNET_PENDING_HIGH the stack is told the link is
+ * congested, and net_stack_link_ready once the queue drained. */
+#define VNET_PENDING_MAX 512
+#define VNET_PENDING_HIGH 256
+#define VNET_FRAME_MAX 65550
+struct net_stack;
+struct net_config;
+struct vnet_frame {
+    uint32_t len;
+    uint8_t *data;
+};
+struct virtio_net {
+    struct virtio_mmio t;
+    struct net_stack *stack;
+    struct kvm_io_entry io;
+    uint8_t mac[6];
+    struct vnet_frame pending[VNET_PENDING_MAX]; /* ring of frames for the guest */
+    uint32_t p_head, p_count;
+    int congested;
+    uint8_t *txbuf; /* VNET_FRAME_MAX + header: one guest frame being copied out */
+    uint64_t rx_frames, tx_frames, rx_dropped, tx_dropped;
+};
+/* cfg: the box's network ("net" of config.json; its guest_mac is the device's MAC).
+ * -1 with err set when the stack cannot be created. */
+int virtio_net__init(struct virtio_net *n, struct kvm_vm *vm, uint64_t base, int irq, const struct net_config *cfg,
+                     char *err, size_t errcap);
+/* After the I/O thread stopped (no more callbacks). */
+void virtio_net__close(struct virtio_net *n);
+
 #endif

@@ -46,7 +46,7 @@ static int check_ehdr(const uint8_t *img, size_t len, const Elf64_Ehdr **out, ch
     const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img;
     if (memcmp(eh->e_ident, ELFMAG, SELFMAG) || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
         eh->e_ident[EI_DATA] != ELFDATA2LSB || eh->e_machine != EM_X86_64)
-        return bad(err, errcap, "not a 64-bit little-endian x86-64 ELF (a bzImage needs the ELF vmlinux)");
+        return bad(err, errcap, "neither a 64-bit little-endian x86-64 ELF nor a bzImage");
     if (eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phnum == 0 || eh->e_phnum > MAX_PHDRS)
         return bad(err, errcap, "bad program header table size");
     if (eh->e_phoff > len || (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr) > len - eh->e_phoff)

@@ -39,6 +39,11 @@ static int add_devices(struct kvm_machine *m, const struct kvm_machine_opts *o, 
         }
         m->has_con = 1;
     }
+    if (o->net) {
+        m->has_net = 1; /* set first: a half-built device is closed by destroy */
+        if (virtio_net__init(&m->net, vm, slot_base(KVM_SLOT_NET), KVM_NET_IRQ, o->net, err, errcap) < 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -52,6 +57,8 @@ static int build_cmdline(struct kvm_machine *m, const char *base, char *err, siz
         rc |= virtio_mmio__cmdline(&m->blk.t, m->cmdline, sizeof(m->cmdline));
     if (m->has_con)
         rc |= virtio_mmio__cmdline(&m->con.t, m->cmdline, sizeof(m->cmdline));
+    if (m->has_net)
+        rc |= virtio_mmio__cmdline(&m->net.t, m->cmdline, sizeof(m->cmdline));
     if (rc)
         snprintf(err, errcap, "kernel command line too long");
     return rc ? -1 : 0;
@@ -97,6 +104,8 @@ void kvm_machine__destroy(struct kvm_machine *m)
         kvm_vm__request_stop(&m->vm, VM_STOP_REQUEST, "destroy");
     kvm_vcpu__join_all(&m->vm);
     kvm_io__stop(&m->vm);
+    if (m->has_net)
+        virtio_net__close(&m->net);
     if (m->has_blk)
         virtio_blk__close(&m->blk);
     kvm_vm__destroy(&m->vm);

@@ -1,6 +1,8 @@
 /* A whole kvm-backend machine: VM, vCPUs, COM1, reset ports and the virtio-mmio
  * devices at fixed slots (rng 0xd0000000 irq 5, blk 0xd0001000 irq 6, console
- * 0xd0002000 irq 7), booted either as PVH Linux or as a flat micro-guest. */
+ * 0xd0002000 irq 7, net 0xd0003000 irq 10: line 8 is the CMOS RTC's on a PC, which a
+ * kernel may claim unshared), booted as Linux (PVH ELF, or bzImage 64-bit entry) or as
+ * a flat micro-guest. */
 #ifndef COCOON_VMM_KVM_MACHINE_H
 #define COCOON_VMM_KVM_MACHINE_H
 
@@ -12,6 +14,8 @@
 #define KVM_SLOT_RNG 0
 #define KVM_SLOT_BLK 1
 #define KVM_SLOT_CONSOLE 2
+#define KVM_SLOT_NET 3
+#define KVM_NET_IRQ 10
 
 struct kvm_machine_opts {
     uint64_t mem_bytes;
@@ -28,6 +32,7 @@ struct kvm_machine_opts {
     int disk_ro;
     int agent_fd; /* -1: no virtio-console */
     int rng;
+    const struct net_config *net; /* NULL: no virtio-net */
 };
 
 struct kvm_machine {
@@ -37,7 +42,8 @@ struct kvm_machine {
     struct virtio_rng rng;
     struct virtio_blk blk;
     struct virtio_console con;
-    int has_rng, has_blk, has_con;
+    struct virtio_net net;
+    int has_rng, has_blk, has_con, has_net;
     char cmdline[4096];
 };
 

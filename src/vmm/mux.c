@@ -36,6 +36,7 @@ struct route {
     uint16_t kind;    /* the opening type: EXEC, FILE_PUT, FILE_GET, STATS */
     uint32_t pid;     /* from STARTED: the exec's process group in the guest */
     char cmd[256];    /* argv joined by spaces, clipped: what `cocoon kill --list` shows */
+    uint32_t window;  /* the stream's output window, added to its client's queue limit */
 };
 
 #define PING_FIFO 256
@@ -87,8 +88,10 @@ static int route_by_client(struct mux *m, const struct client *c, uint32_t clien
 
 static void route_remove(struct mux *m, int i)
 {
-    if (m->routes[i].c)
+    if (m->routes[i].c) {
         m->routes[i].c->nroutes--;
+        m->routes[i].c->conn.out_limit -= m->routes[i].window;
+    }
     m->routes[i] = m->routes[--m->nroutes];
 }
 
@@ -294,9 +297,10 @@ static int client_session_frame(struct mux *m, struct client *c, const struct pr
 }
 
 /* Validates a stream-opening message before it reaches the agent. */
-static int open_check(const struct proto_header *h, const uint8_t *p, char *cmd, size_t cap)
+static int open_check(const struct proto_header *h, const uint8_t *p, char *cmd, size_t cap, uint32_t *window)
 {
     cmd[0] = 0;
+    *window = PROTO_DEFAULT_WINDOW;
     if (h->type == PROTO_STATS)
         return proto_decode_stats(p, h->len);
     if (h->type == PROTO_FILE_PUT || h->type == PROTO_FILE_GET) {
@@ -304,6 +308,8 @@ static int open_check(const struct proto_header *h, const uint8_t *p, char *cmd,
         if (!f)
             return PROTO_E_NOMEM;
         int rc = proto_decode_file(p, h->len, f);
+        if (rc == PROTO_OK)
+            *window = f->window;
         free(f);
         return rc;
     }
@@ -311,6 +317,7 @@ static int open_check(const struct proto_header *h, const uint8_t *p, char *cmd,
     int rc = proto_decode_exec(p, h->len, &ex);
     if (rc != PROTO_OK)
         return rc;
+    *window = ex.window;
     size_t used = 0;
     for (size_t i = 0; i < ex.argc && used + 1 < cap; i++) {
         int n = snprintf(cmd + used, cap - used, "%s%s", i ? " " : "", ex.argv[i]);
@@ -333,7 +340,10 @@ static int client_exec(struct mux *m, struct client *c, const struct proto_heade
         return client_error(m, c, h->stream, ESHUTDOWN, "the box is stopping");
     /* EXEC, FILE_PUT, FILE_GET and STATS open a stream the same way. */
     char cmd[sizeof(((struct route *)0)->cmd)];
-    int rc = open_check(h, p, cmd, sizeof(cmd));
+    uint32_t window = 0;
+    int rc = open_check(h, p, cmd, sizeof(cmd), &window);
+    if (rc == PROTO_OK && window > MUX_MAX_WINDOW)
+        rc = PROTO_E_FIELD;
     if (rc != PROTO_OK) {
         snprintf(msg, sizeof(msg), "malformed %s: %s", proto_type_name(h->type), proto_strerror(rc));
         client_error(m, c, h->stream, EINVAL, msg);
@@ -356,6 +366,10 @@ static int client_exec(struct mux *m, struct client *c, const struct proto_heade
     r->c = c;
     r->kind = h->type;
     memcpy(r->cmd, cmd, sizeof(r->cmd));
+    /* Credits bound what a stream can have in flight toward the client: its queue may
+     * hold every open stream's window before a client that ignores credits is dropped. */
+    r->window = window;
+    c->conn.out_limit += window;
     c->nroutes++;
     agent_send_w(m, proto_encode_data(&m->w, r->agent_id, h->type, p, h->len));
     return 0;

@@ -14,7 +14,8 @@ struct client;
 #define MUX_MAX_CLIENTS 256
 #define MUX_MAX_ROUTES 4096
 #define MUX_MAX_ROUTES_PER_CLIENT 1024
-#define MUX_CLIENT_OUT_LIMIT (4u * 1024 * 1024)
+#define MUX_CLIENT_OUT_LIMIT (4u * 1024 * 1024) /* plus the window of each open stream */
+#define MUX_MAX_WINDOW (16u * 1024 * 1024)      /* a larger EXEC window is refused */
 
 struct mux *mux_new(struct vmm *v);
 void mux_free(struct mux *m); /* closes every client */

@@ -2,7 +2,8 @@
  * QEMU's `-netdev stream` talks over one end of a socketpair, each Ethernet frame
  * prefixed with its length as 4 big-endian bytes. Frames read from it go to the stack;
  * frames from the stack are queued here (bounded) and written when the socket allows.
- * Denials go to DIR/net.log. */
+ * Denials go to DIR/net.log; the counters to DIR/net.stats.json, rewritten atomically
+ * (rename) when they changed, at most once a second. */
 #include "vmm/net_glue.h"
 
 #include <arpa/inet.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "net/net.h"
@@ -35,7 +37,69 @@ struct net_glue {
     uint8_t *wbuf;
     size_t wlen, wcap, woff;
     int want_out, congested;
+    struct net_stats written; /* as last written to net.stats.json */
+    uint64_t written_at;      /* ms, CLOCK_MONOTONIC */
 };
+
+#define STATS_EVERY_MS 1000
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void write_stats(struct vmm *v, const struct net_stats *st)
+{
+    char buf[1024];
+    unsigned long long den = st->denied_tcp + st->denied_udp + st->denied_icmp + st->denied_dns + st->denied_sni;
+    int n = snprintf(buf, sizeof(buf),
+                     "{\"mode\": \"%s\", \"denied\": {\"total\": %llu, \"tcp\": %llu, \"udp\": %llu, "
+                     "\"icmp\": %llu, \"dns\": %llu, \"tls\": %llu}, \"tcp_connections\": %llu, "
+                     "\"udp_flows\": %llu, \"dns_queries\": %llu, \"dns_stripped\": %llu, \"frames_in\": %llu, "
+                     "\"frames_out\": %llu, \"bytes_in\": %llu, \"bytes_out\": %llu, "
+                     "\"dropped_malformed\": %llu}\n",
+                     net_mode_name(v->cfg.net.mode), den, (unsigned long long)st->denied_tcp,
+                     (unsigned long long)st->denied_udp, (unsigned long long)st->denied_icmp,
+                     (unsigned long long)st->denied_dns, (unsigned long long)st->denied_sni,
+                     (unsigned long long)st->tcp_opened, (unsigned long long)st->udp_flows,
+                     (unsigned long long)st->dns_queries, (unsigned long long)st->dns_stripped,
+                     (unsigned long long)st->frames_in, (unsigned long long)st->frames_out,
+                     (unsigned long long)st->bytes_in, (unsigned long long)st->bytes_out,
+                     (unsigned long long)st->dropped_malformed);
+    if (n <= 0 || (size_t)n >= sizeof(buf))
+        return;
+    int fd = openat(v->dirfd, "net.stats.json.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+        return;
+    ssize_t w = write(fd, buf, (size_t)n);
+    close(fd);
+    if (w == n)
+        renameat(v->dirfd, "net.stats.json.tmp", v->dirfd, "net.stats.json");
+    else
+        unlinkat(v->dirfd, "net.stats.json.tmp", 0);
+}
+
+/* After each batch: rewrite net.stats.json when the counters changed and a second
+ * has passed; otherwise have the stack wake us up when it has. */
+static void maybe_write_stats(struct vmm *v, int force)
+{
+    struct net_glue *g = v->net;
+    if (!g->stack)
+        return;
+    const struct net_stats *st = net_stack_stats(g->stack);
+    if (!force && !memcmp(st, &g->written, sizeof(*st)))
+        return;
+    uint64_t now = mono_ms();
+    if (force || now >= g->written_at + STATS_EVERY_MS) {
+        g->written = *st;
+        g->written_at = now;
+        write_stats(v, st);
+        return;
+    }
+    net_stack_wake_in(g->stack, (unsigned)(g->written_at + STATS_EVERY_MS - now));
+}
 
 static int queue_frame(void *user, const uint8_t *frame, size_t len)
 {
@@ -145,6 +209,7 @@ void net_glue_on_link(struct vmm *v, uint32_t events)
         read_link(v);
     if (g->fd >= 0)
         flush_out(v);
+    maybe_write_stats(v, 0);
 }
 
 void net_glue_on_stack(struct vmm *v)
@@ -155,6 +220,7 @@ void net_glue_on_stack(struct vmm *v)
     net_stack_on_fd_ready(g->stack);
     if (g->fd >= 0)
         flush_out(v);
+    maybe_write_stats(v, 0);
 }
 
 int net_glue_prepare(struct vmm *v, char *err, size_t cap)
@@ -226,6 +292,7 @@ int net_glue_start(struct vmm *v, char *err, size_t cap)
     }
     vmm_log("network: mode %s, %d rule(s), %d published port(s), %d upstream resolver(s)",
             net_mode_name(c.mode), c.nrules, c.nports, c.nupstreams);
+    maybe_write_stats(v, 1);
     return 0;
 }
 
@@ -236,6 +303,7 @@ void net_glue_free(struct vmm *v)
         return;
     if (g->stack) {
         const struct net_stats *st = net_stack_stats(g->stack);
+        maybe_write_stats(v, 1);
         vmm_log("network: %llu frames in, %llu out; denied tcp %llu udp %llu dns %llu tls %llu icmp %llu; "
                 "malformed %llu, fragments %llu, retransmits %llu",
                 (unsigned long long)st->frames_in, (unsigned long long)st->frames_out,

@@ -186,8 +186,14 @@ static int build_argv(struct qemu_plan *p, const struct vmm_config *cfg, const c
     rc |= add(p, "virtio-rng-device");
     if (cfg->net.mode != NET_MODE_NONE) {
         const uint8_t *m = cfg->net.guest_mac;
+        /* COCOON_BENCH_NETDEV (bench/net_bench.py only): another -netdev with id n0, e.g.
+         * QEMU's user networking, to compare against; our stack then idles. */
+        const char *bench = getenv("COCOON_BENCH_NETDEV");
         rc |= add(p, "-netdev");
-        rc |= add(p, "stream,id=n0,server=off,addr.type=fd,addr.str=%d", QEMU_NET_FD);
+        if (bench && *bench)
+            rc |= add(p, "%s", bench);
+        else
+            rc |= add(p, "stream,id=n0,server=off,addr.type=fd,addr.str=%d", QEMU_NET_FD);
         rc |= add(p, "-device");
         rc |= add(p, "virtio-net-device,netdev=n0,mac=%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4],
                   m[5]);

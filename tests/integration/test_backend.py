@@ -10,7 +10,8 @@ import subprocess
 
 import pytest
 
-from conftest import BIN_DIR, REPO, SHARE_DIR, decode, find_key, host_has_hw_virt, vm_missing_reason
+from conftest import (BACKENDS, BIN_DIR, REPO, SHARE_DIR, backend_skip_reason, decode, find_key, host_has_hw_virt,
+                      vm_missing_reason)
 
 VMM = os.path.join(BIN_DIR, "cocoon-vmm")
 
@@ -37,6 +38,43 @@ def test_doctor_names_backend_and_reason(cocoon):
     assert reason, info
     text = decode(cocoon.run("doctor", timeout=60).stdout)
     assert "backend" in text and backend in text, text
+
+
+def test_vm_tests_run_on_every_backend_the_host_can_run(tmp_path):
+    """The suite's backend parameter: qemu always; kvm exactly where doctor says
+    kvm_usable, and otherwise skipped with the probe's reason (never silently passed)."""
+    assert BACKENDS == ("qemu", "kvm")
+    assert backend_skip_reason("qemu", str(tmp_path)) is None
+    reason = backend_skip_reason("kvm", str(tmp_path))
+    if os.environ.get("COCOON_FORCE_KVM", "0") not in ("", "0"):
+        assert reason is None
+    elif kvm_usable():
+        assert reason is None, reason
+    else:
+        assert reason and reason.startswith("kvm backend: /dev/kvm cannot run a stock kernel here ("), reason
+
+
+def test_vm_fixture_passes_vmm(vm):
+    """Every create/run of a VM test names its backend; a test's own --vmm wins."""
+    assert vm.backend in BACKENDS
+    assert vm._args(("create", "--name", "x")) == ["create", "--vmm", vm.backend, "--name", "x"]
+    assert vm._args(("run", "--rm", "echo")) == ["run", "--vmm", vm.backend, "--rm", "echo"]
+    assert vm._args(("create", "--vmm", "qemu")) == ["create", "--vmm", "qemu"]
+    assert vm._args(("exec", "b", "true")) == ["exec", "b", "true"]
+
+
+def test_kvm_with_networking_is_not_refused_for_lack_of_a_device(cocoon):
+    """virtio-net exists: `--vmm kvm` with a network fails here only because /dev/kvm
+    cannot run a stock kernel, never because the kvm backend has no network device."""
+    if kvm_usable():
+        pytest.skip("this host's KVM can run a stock kernel: --vmm kvm is allowed here")
+    if vm_missing_reason():
+        pytest.skip(vm_missing_reason())
+    r = cocoon.run("create", "--name", "kn", "--vmm", "kvm", "--net", "public", timeout=60,
+                   env={"COCOON_FORCE_KVM": None})
+    err = decode(r.stderr)
+    assert r.returncode != 0, err
+    assert "network device" not in err and "kvm backend unavailable" in err, err
 
 
 def test_bad_vmm_value_is_a_usage_error(cocoon):

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "net/net.h"
 #include "vmm/kvm_machine.h"
 
 #include <pthread.h>
@@ -28,7 +29,7 @@ static void *echo_thread(void *arg)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: kvm-microguest --mode real|long [--load ADDR] [--mem MIB] [--cpus N] [--rng]\n"
+    fprintf(stderr, "usage: kvm-microguest --mode real|long|linux [--initrd FILE] [--cmdline S] [--load ADDR] [--mem MIB] [--cpus N] [--rng] [--net]\n"
                     "         [--disk FILE --format raw|qcow2] [--agent] [--timeout MS] [--uart-cap BYTES]\n"
                     "         [--pause-cycles N] [--console FILE] GUEST.bin\n");
     exit(2);
@@ -40,18 +41,26 @@ int main(int argc, char **argv)
     const char *mode = "long", *console = NULL;
     int timeout_ms = 60000, pause_cycles = 0, agent = 0;
     long long uart_cap = -1;
+    static struct net_config ncfg;
+    net_config_defaults(&ncfg);
     uint64_t load = 0;
     int i;
     for (i = 1; i < argc && argv[i][0] == '-'; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--rng"))
             o.rng = 1;
+        else if (!strcmp(a, "--net"))
+            o.net = &ncfg;
         else if (!strcmp(a, "--agent"))
             agent = 1;
         else if (!v)
             usage();
         else if (!strcmp(a, "--mode"))
             mode = v, i++;
+        else if (!strcmp(a, "--initrd"))
+            o.initrd = v, i++;
+        else if (!strcmp(a, "--cmdline"))
+            o.cmdline = v, i++;
         else if (!strcmp(a, "--load"))
             load = strtoull(v, NULL, 0), i++;
         else if (!strcmp(a, "--mem"))
@@ -75,7 +84,10 @@ int main(int argc, char **argv)
     }
     if (i + 1 != argc)
         usage();
-    o.flat = argv[i];
+    if (!strcmp(mode, "linux")) /* the kernel boot path: PVH ELF or bzImage 64-bit entry */
+        o.kernel = argv[i];
+    else
+        o.flat = argv[i];
     o.flat_mode = !strcmp(mode, "real") ? BOOT_REAL : BOOT_LONG64;
     if (!load)
         load = o.flat_mode == BOOT_REAL ? 0x10000 : 0x100000;
@@ -128,13 +140,17 @@ int main(int argc, char **argv)
         exits += m->vm.vcpus[c].exits;
     fflush(stdout);
     printf("\nSUMMARY stop=%s detail=\"%s\" ms=%lld exits=%llu uart_written=%llu uart_dropped=%llu "
-           "rng_bytes=%llu con_rx=%llu con_tx=%llu blk_reqs=%llu blk_errors=%llu broken_rng=%llu broken_blk=%llu pause_cycles=%d\n",
+           "rng_bytes=%llu con_rx=%llu con_tx=%llu blk_reqs=%llu blk_errors=%llu broken_rng=%llu broken_blk=%llu pause_cycles=%d "
+           "net_tx=%llu net_rx=%llu net_tx_dropped=%llu net_rx_dropped=%llu broken_net=%llu\n",
            kvm_vm__stop_name(why), m->vm.stop_detail,
            (long long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000),
            (unsigned long long)exits, (unsigned long long)m->uart.written, (unsigned long long)m->uart.dropped,
            (unsigned long long)m->rng.bytes, (unsigned long long)m->con.rx_bytes,
            (unsigned long long)m->con.tx_bytes, (unsigned long long)m->blk.reqs, (unsigned long long)m->blk.errors,
-           (unsigned long long)m->rng.t.broken_events, (unsigned long long)m->blk.t.broken_events, cycles);
+           (unsigned long long)m->rng.t.broken_events, (unsigned long long)m->blk.t.broken_events, cycles,
+           (unsigned long long)m->net.tx_frames, (unsigned long long)m->net.rx_frames,
+           (unsigned long long)m->net.tx_dropped, (unsigned long long)m->net.rx_dropped,
+           (unsigned long long)m->net.t.broken_events);
     kvm_machine__destroy(m);
     free(m);
     if (sp[1] >= 0)

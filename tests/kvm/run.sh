@@ -14,7 +14,7 @@ if ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then echo "skipped: /dev/kvm is not a
 CFLAGS="-std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wno-unused-parameter -Iinclude -Isrc -D_GNU_SOURCE"
 [ "${SANITIZE:-}" = 1 ] && CFLAGS="$CFLAGS -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
 ${CC:-cc} $CFLAGS -o "$B/kvm-microguest" tests/kvm/kvm-microguest.c src/vmm/kvm_*.c src/vmm/dev_*.c src/vmm/log.c \
-    src/disk/qcow2*.c -lpthread || { echo "FAIL: cannot build kvm-microguest"; exit 1; }
+    src/disk/qcow2*.c src/net/*.c -lpthread || { echo "FAIL: cannot build kvm-microguest"; exit 1; }
 
 G=tests/kvm/guests
 for g in rm_hello rm_cf9 rm_flood; do
@@ -26,7 +26,12 @@ ${CC:-cc} $GCFLAGS -c -o "$B/lm_start.o" "$G/lm_start.S" &&
     ${CC:-cc} $GCFLAGS -c -o "$B/lm_virtio.o" "$G/lm_virtio.c" &&
     ld -nostdlib -no-pie -T "$G/lm.ld" --oformat binary -o "$B/lm_virtio.bin" "$B/lm_start.o" "$B/lm_virtio.o" &&
     ${CC:-cc} $GCFLAGS -c -o "$B/lm_triple.o" "$G/lm_triple.S" &&
-    ld -nostdlib -no-pie -T "$G/lm.ld" --oformat binary -o "$B/lm_triple.bin" "$B/lm_triple.o" ||
+    ld -nostdlib -no-pie -T "$G/lm.ld" --oformat binary -o "$B/lm_triple.bin" "$B/lm_triple.o" &&
+    ${CC:-cc} $GCFLAGS -c -o "$B/lm_bz.o" "$G/lm_bz.c" &&
+    ld -nostdlib -no-pie -T "$G/lm_bz.ld" --oformat binary -o "$B/lm_bz.bin" "$B/lm_start.o" "$B/lm_bz.o" &&
+    python3 tests/kvm/mkbzimage.py "$B/lm_bz.bin" "$B/lm_bz.bzImage" &&
+    ${CC:-cc} $GCFLAGS -c -o "$B/lm_net.o" "$G/lm_net.c" &&
+    ld -nostdlib -no-pie -T "$G/lm.ld" --oformat binary -o "$B/lm_net.bin" "$B/lm_start.o" "$B/lm_net.o" ||
     { echo "FAIL: cannot build the long-mode guests"; exit 1; }
 
 fails=0
@@ -76,5 +81,26 @@ EOF2
 else
     echo "skipped: virtio-qcow2 (qemu-img not installed to create the overlay)"
 fi
+
+# virtio-net: ARP for the gateway answered by the network stack, malformed TX rings
+run virtio-net reset "DONE [0-9]* 0$" "ok arp reply from the gateway" "ok bad tx descriptor loop" \
+    "ok arp after reset" "broken_net=3$" -- --mode long --net "$B/lm_net.bin"
+
+# bzImage 64-bit entry (no PVH note): a fake bzImage around a long-mode micro-guest
+printf 'INITRD-TEST' >"$B/initrd.bin"
+run bzimage-64bit-entry reset "DONE [0-9]* 0$" "ok setup header copied" "ok e820 map" "ok initrd" \
+    "cmdline: console=ttyS0 cocoon.test=bz" -- \
+    --mode linux --initrd "$B/initrd.bin" --cmdline "console=ttyS0 cocoon.test=bz" "$B/lm_bz.bzImage"
+for bad in version no64 sects lowload magic; do
+    python3 tests/kvm/mkbzimage.py --bad $bad "$B/lm_bz.bin" "$B/bad-$bad.bzImage"
+    timeout 60 "$B/kvm-microguest" --mode linux "$B/bad-$bad.bzImage" >"$B/bad-$bad.out" 2>"$B/bad-$bad.err"
+    rc=$?
+    if [ $rc = 3 ] && grep -q 'kernel is not a usable \(bzImage\|PVH ELF\)' "$B/bad-$bad.err" &&
+        ! grep -q 'Sanitizer\|runtime error' "$B/bad-$bad.err"; then
+        echo "PASS bzimage-bad-$bad: $(cat "$B/bad-$bad.err")"
+    else
+        echo "FAIL bzimage-bad-$bad (rc $rc): $(cat "$B/bad-$bad.err")"; fails=$((fails + 1))
+    fi
+done
 
 if [ $fails = 0 ]; then echo "kvm micro-guests: all passed"; else echo "kvm micro-guests: $fails failed"; exit 1; fi

@@ -29,13 +29,15 @@ if [ ! -c /dev/kvm ]; then
 fi
 dmesg | grep -i -E 'nested|npt' | sed 's/^/NESTED: /' | head -3
 
-mkbox() { # name cpus
+mkbox() { # name cpus [net-mode]
     mkdir -p /boxes/$1
     cp /guest/overlay.qcow2 /boxes/$1/disk.qcow2
+    net=
+    [ -n "${3:-}" ] && net=", \"net\": {\"mode\": \"$3\"}"
     cat >/boxes/$1/config.json <<EOF
 {"id": "$1", "kernel": "/guest/vmlinux", "initrd": "/guest/initramfs.cpio",
  "disk": "/boxes/$1/disk.qcow2", "disk_format": "qcow2", "backend": "kvm",
- "cpus": $2, "memory_mib": 256, "boot_timeout_ms": 120000}
+ "cpus": $2, "memory_mib": 256, "boot_timeout_ms": 120000$net}
 EOF
 }
 
@@ -91,7 +93,7 @@ measure() {
 }
 
 mkbox box1 1
-mkbox box2 2
+mkbox box2 2 public
 if boot box1; then
     measure box1 256
     h=$(ctl box1 hello)
@@ -119,6 +121,14 @@ if boot box1; then
             [ "$a$b" = onetwo ] && pass "two-boxes" || fail "two-boxes: '$a' '$b'"
             n=$(ctl box2 exec nproc)
             [ "$n" = 2 ] && pass "two-vcpus: nproc=$n" || fail "two-vcpus: nproc=$n"
+            # virtio-net: eth0 carries the configured MAC, and the gateway answers ARP
+            # (a ping makes the guest resolve it; the reply itself does not matter)
+            mac=$(ctl box2 exec cat /sys/class/net/eth0/address)
+            arp=$(ctl box2 exec sh -c '/bin/busybox ping -c1 -W3 10.0.2.2 >/dev/null 2>&1; cat /proc/net/arp')
+            case "$mac|$arp" in
+            52:54:00:c0:c0:0f\|*10.0.2.2*52:54:00:c0:c0:02*) pass "virtio-net: eth0 $mac, gateway ARP resolved" ;;
+            *) fail "virtio-net: mac '$mac' arp '$arp'"; grep -i 'net' /boxes/box2/vmm.log | tail -5 ;;
+            esac
             stop box2
         fi
         stop box1

@@ -60,11 +60,16 @@ echo "nested: outer kernel $KVER, outer initramfs $(du -h "$B/outer.cpio" | cut 
 # run_outer: one outer VM; returns 3 when it printed nothing within 90 s (an outer
 # boot that hangs before its first line was seen in about 1 of 3 runs under TCG: up to
 # 3 attempts).
+# TCG's TSC runs at the host's rate. Telling the outer kernel that rate skips its PIT
+# calibration, which fails on a loaded host ("Unable to calibrate against PIT") and
+# then hangs the boot without a usable clocksource.
+TSC_KHZ=$(awk '/cpu MHz/ {printf "%d", $4 * 1000; exit}' /proc/cpuinfo)
+[ -n "$TSC_KHZ" ] || TSC_KHZ=2000000
 run_outer() {
     timeout "${NESTED_TIMEOUT:-300}" qemu-system-x86_64 -accel tcg -cpu EPYC,+svm,+npt -M microvm -m 3G -smp 1 \
         -nodefaults -no-user-config -nographic -no-reboot -serial stdio \
         -kernel "$VMLINUZ" -initrd "$B/outer.cpio" \
-        -append "console=ttyS0 panic=-1 rdinit=/init tsc=reliable" </dev/null >"$B/console.txt" 2>&1 &
+        -append "console=ttyS0 panic=-1 rdinit=/init tsc=reliable tsc_early_khz=$TSC_KHZ" </dev/null >"$B/console.txt" 2>&1 &
     qpid=$!
     i=0
     while [ $i -lt 90 ] && kill -0 $qpid 2>/dev/null; do

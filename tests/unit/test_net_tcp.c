@@ -1,6 +1,7 @@
 /* TCP termination driven by synthetic guest segments against a loopback echo server
  * (no VM): handshake, data both ways with flow control, retransmission after a lost
- * frame, FIN both ways, RST on refused/denied/over-limit connections, published port. */
+ * frame, FIN both ways, RST on refused/denied/over-limit connections, published port,
+ * DNS over TCP answered by the stack. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -386,12 +387,115 @@ static void test_published_port(void **state)
     h_stop(&h);
 }
 
+static size_t dns_query(uint8_t *out, uint16_t id, const char *name)
+{
+    size_t n = 0;
+    const uint8_t hdr[12] = {(uint8_t)(id >> 8), (uint8_t)id, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0};
+    memcpy(out, hdr, 12);
+    n = 12;
+    while (*name) {
+        const char *dot = strchr(name, '.');
+        size_t l = dot ? (size_t)(dot - name) : strlen(name);
+        out[n++] = (uint8_t)l;
+        memcpy(out + n, name, l);
+        n += l;
+        name += l + (dot ? 1 : 0);
+    }
+    out[n++] = 0;
+    const uint8_t tail[4] = {0, 1, 0, 1};
+    memcpy(out + n, tail, 4);
+    return n + 4;
+}
+
+/* DNS over TCP to the resolver address: two pipelined length-prefixed queries in one
+ * segment (a local name and a denied one) get two answers, then FIN both ways. */
+static void test_dns_over_tcp(void **state)
+{
+    struct harness h;
+    uint8_t f[2048], seg[600];
+    struct pkt_ip ip;
+    struct pkt_tcp t;
+    char err[128];
+    const uint32_t dns = 0x0a000203u;
+    h_init_cfg(&h);
+    assert_int_equal(net_rule_parse("bad.test", 0, &h.cfg.rules[h.cfg.nrules++], err, sizeof(err)), 0);
+    h_start(&h);
+    h_send_tcp(&h, dns, 41000, 53, 100, 0, TCPF_SYN, 65535, NULL, 0, 1);
+    size_t n = h_wait(&h, f, sizeof(f), 2000);
+    assert_int_equal(h_parse_tcp(f, n, &ip, &t), 0);
+    assert_int_equal(t.flags & (TCPF_SYN | TCPF_ACK | TCPF_RST), TCPF_SYN | TCPF_ACK);
+    uint32_t their = t.seq + 1, seq = 101;
+    h_send_tcp(&h, dns, 41000, 53, seq, their, TCPF_ACK, 4096, NULL, 0, 0);
+    size_t a = dns_query(seg + 2, 0x1234, "host.cocoon.internal");
+    seg[0] = (uint8_t)(a >> 8);
+    seg[1] = (uint8_t)a;
+    size_t b = dns_query(seg + 4 + a, 0x5678, "bad.test");
+    seg[2 + a] = (uint8_t)(b >> 8);
+    seg[3 + a] = (uint8_t)b;
+    h_send_tcp(&h, dns, 41000, 53, seq, their, TCPF_ACK | TCPF_PSH, 4096, seg, a + b + 4, 0);
+    seq += (uint32_t)(a + b + 4);
+    uint8_t stream[1024];
+    size_t got = 0;
+    for (int i = 0; i < 100 && got < 4; i++) {
+        n = h_wait(&h, f, sizeof(f), 20);
+        if (n && h_parse_tcp(f, n, &ip, &t) == 0 && t.len && t.seq == their) {
+            assert_true(got + t.len <= sizeof(stream));
+            memcpy(stream + got, t.data, t.len);
+            got += t.len;
+            their += (uint32_t)t.len;
+            h_send_tcp(&h, dns, 41000, 53, seq, their, TCPF_ACK, 4096, NULL, 0, 0);
+        }
+    }
+    /* first answer: 0x1234, NOERROR, one A record 10.0.2.2 */
+    assert_true(got > 2);
+    size_t l1 = (size_t)stream[0] << 8 | stream[1];
+    assert_true(got >= l1 + 4);
+    assert_int_equal(stream[2] << 8 | stream[3], 0x1234);
+    assert_int_equal(stream[5] & 0xf, 0);
+    assert_int_equal(stream[8] << 8 | stream[9], 1);
+    assert_memory_equal(stream + 2 + l1 - 4, "\x0a\x00\x02\x02", 4);
+    size_t l2 = (size_t)stream[2 + l1] << 8 | stream[3 + l1];
+    assert_int_equal(got, l1 + l2 + 4);
+    const uint8_t *r2 = stream + 4 + l1;
+    assert_int_equal(r2[0] << 8 | r2[1], 0x5678);
+    assert_int_equal(r2[3] & 0xf, 5); /* REFUSED */
+    assert_int_equal(net_stack_stats(h.s)->denied_dns, 1);
+    /* FIN: answered with FIN; the connection goes away */
+    h_send_tcp(&h, dns, 41000, 53, seq, their, TCPF_FIN | TCPF_ACK, 4096, NULL, 0, 0);
+    seq++;
+    int fin = 0;
+    for (int i = 0; i < 100 && !fin; i++) {
+        n = h_wait(&h, f, sizeof(f), 20);
+        if (n && h_parse_tcp(f, n, &ip, &t) == 0 && (t.flags & TCPF_FIN))
+            fin = 1;
+    }
+    assert_true(fin);
+    h_send_tcp(&h, dns, 41000, 53, seq, their + 1, TCPF_ACK, 4096, NULL, 0, 0);
+    assert_int_equal(h.s->ntcp, 0);
+    /* a length prefix that is no DNS message: RST */
+    h_send_tcp(&h, dns, 41001, 53, 100, 0, TCPF_SYN, 65535, NULL, 0, 1);
+    n = h_wait(&h, f, sizeof(f), 2000);
+    assert_int_equal(h_parse_tcp(f, n, &ip, &t), 0);
+    their = t.seq + 1;
+    h_send_tcp(&h, dns, 41001, 53, 101, their, TCPF_ACK | TCPF_PSH, 4096, (const uint8_t *)"\xff\xff", 2, 0);
+    int rst = 0;
+    for (int i = 0; i < 100 && !rst; i++) {
+        n = h_wait(&h, f, sizeof(f), 20);
+        if (n && h_parse_tcp(f, n, &ip, &t) == 0 && (t.flags & TCPF_RST))
+            rst = 1;
+    }
+    assert_true(rst);
+    assert_int_equal(h.s->ntcp, 0);
+    h_stop(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_echo_roundtrip),      cmocka_unit_test(test_refused_and_denied),
         cmocka_unit_test(test_limits),              cmocka_unit_test(test_guest_rst),
         cmocka_unit_test(test_zero_window_bounded), cmocka_unit_test(test_published_port),
+        cmocka_unit_test(test_dns_over_tcp),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1,0 +1,173 @@
+#!/usr/bin/python3
+"""Network benchmark (issue 6): cocoon's own user-space stack vs QEMU's user
+networking (libslirp), same guest, same accelerator, same run.
+
+For each stack one box is started (`cocoon run -d --net public --allow host:PORT`,
+qemu backend); for slirp the monitor is given COCOON_BENCH_NETDEV=user,... (a
+bench-only knob in src/vmm/qemu.c that swaps the -netdev; the guest config is the
+same: 10.0.2.15/24, gateway 10.0.2.2 = the host's loopback in both). A python client
+in the guest (cocoon exec) measures against servers on 127.0.0.1:
+  guest->host  MB/s sending --mb MB to a sink;
+  host->guest  MB/s receiving --mb MB from a source;
+  conn/s       sequential connect+1-byte echo+close, --conns times.
+Rounds alternate between the stacks (--rounds); the best round of each is kept.
+
+Usage: bench/net_bench.py [--build build] [--mb 256] [--conns 300] [--rounds 2] [--write]
+--write replaces the "Network ..." section of bench/RESULTS.md.
+"""
+import argparse
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECTION = "## Network: cocoon stack vs QEMU user networking (libslirp)"
+
+
+def servers():
+    """sink (counts bytes), source (sends N bytes asked for), echo (one byte)."""
+    def serve(kind):
+        ls = socket.socket()
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(256)
+
+        def conn(c):
+            try:
+                if kind == "sink":
+                    while c.recv(1 << 20):
+                        pass
+                    c.sendall(b"k")
+                elif kind == "source":
+                    n = int(c.recv(64).split()[0])
+                    buf = b"x" * (1 << 20)
+                    while n > 0:
+                        c.sendall(buf[:min(n, len(buf))])
+                        n -= len(buf)
+                else:
+                    b = c.recv(1)
+                    if b:
+                        c.sendall(b)
+            finally:
+                c.close()
+
+        def loop():
+            while True:
+                c, _ = ls.accept()
+                threading.Thread(target=conn, args=(c,), daemon=True).start()
+        threading.Thread(target=loop, daemon=True).start()
+        return ls.getsockname()[1]
+    return serve("sink"), serve("source"), serve("echo")
+
+
+GUEST = r"""
+import socket, time, json
+H = "10.0.2.2"
+MB, CONNS = {mb}, {conns}
+n = MB << 20
+buf = b"y" * (1 << 18)
+t = time.time()
+s = socket.create_connection((H, {sink}))
+left = n
+while left > 0:
+    k = s.send(buf[:min(left, len(buf))]); left -= k
+s.shutdown(socket.SHUT_WR); s.recv(1); s.close()
+out = n / (time.time() - t) / 1e6
+t = time.time()
+s = socket.create_connection((H, {source}))
+s.sendall(b"%d\n" % n)
+got = 0
+while got < n:
+    b = s.recv(1 << 18)
+    if not b: break
+    got += len(b)
+inn = got / (time.time() - t) / 1e6
+t = time.time()
+for i in range(CONNS):
+    s = socket.create_connection((H, {echo}))
+    s.sendall(b"e"); s.recv(1); s.close()
+cps = CONNS / (time.time() - t)
+print(json.dumps({{"guest_to_host": out, "host_to_guest": inn, "conns": cps}}))
+"""
+
+
+def run(cocoon, env, *args, timeout=600):
+    return subprocess.run([cocoon, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(REPO, "build"))
+    ap.add_argument("--mb", type=int, default=256)
+    ap.add_argument("--conns", type=int, default=300)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--write", action="store_true")
+    a = ap.parse_args()
+    cocoon = os.path.join(a.build, "bin", "cocoon")
+    home = tempfile.mkdtemp(prefix="cocoon-netbench-")
+    sink, source, echo = servers()
+    base = dict(os.environ, COCOON_HOME=home)
+    base.setdefault("COCOON_SHARE_DIR", os.path.join(a.build, "share", "cocoon"))
+    base.setdefault("COCOON_VMM", os.path.join(a.build, "bin", "cocoon-vmm"))
+    stacks = {
+        "cocoon": {},
+        "slirp": {"COCOON_BENCH_NETDEV": "user,id=n0,net=10.0.2.0/24,host=10.0.2.2,dns=10.0.2.3,restrict=off"},
+    }
+    boxes, best, info = {}, {}, {}
+    try:
+        for name, extra in stacks.items():
+            r = run(cocoon, dict(base, **extra), "run", "-d", "--vmm", "qemu", "--net", "public",
+                    "--allow", f"host:{sink}", "--allow", f"host:{source}", "--allow", f"host:{echo}")
+            if r.returncode:
+                sys.exit(f"{name}: cannot start a box: {r.stderr.decode()}")
+            boxes[name] = r.stdout.decode().strip()
+        r = run(cocoon, base, "inspect", "--json", boxes["cocoon"])
+        try:
+            j = json.loads(r.stdout)
+            info = {"accel": json.dumps(j).split('"accel": "')[1].split('"')[0]}
+        except Exception:
+            info = {}
+        code = GUEST.format(mb=a.mb, conns=a.conns, sink=sink, source=source, echo=echo)
+        for rnd in range(a.rounds):
+            for name in stacks:
+                r = run(cocoon, base, "exec", boxes[name], "--", "python3", "-c", code)
+                if r.returncode:
+                    sys.exit(f"{name}: guest client failed: {r.stdout.decode()} {r.stderr.decode()}")
+                res = json.loads(r.stdout.decode().strip().splitlines()[-1])
+                print(f"round {rnd + 1} {name}: " + ", ".join(f"{k} {v:.1f}" for k, v in res.items()), flush=True)
+                b = best.setdefault(name, res)
+                for k, v in res.items():
+                    b[k] = max(b[k], v)
+    finally:
+        for box in boxes.values():
+            run(cocoon, base, "rm", "-f", box)
+        subprocess.run(["rm", "-rf", home])
+    c, s = best["cocoon"], best["slirp"]
+    rows = [("TCP guest -> host (MB/s)", "guest_to_host"), ("TCP host -> guest (MB/s)", "host_to_guest"),
+            ("connections/s (connect, 1-byte echo, close)", "conns")]
+    table = ["| metric | cocoon stack | QEMU user (libslirp) | cocoon / slirp |", "|---|---|---|---|"]
+    for label, k in rows:
+        table.append(f"| {label} | {c[k]:.1f} | {s[k]:.1f} | {c[k] / s[k]:.2f} |")
+    body = "\n".join([
+        f"`bench/net_bench.py --mb {a.mb} --conns {a.conns} --rounds {a.rounds}` "
+        f"({platform.node()}, {os.cpu_count()} CPUs, qemu backend, accel {info.get('accel', '?')}, "
+        f"{time.strftime('%Y-%m-%d')}; best of {a.rounds} alternating rounds; one guest python client "
+        f"via `cocoon exec` against python servers on 127.0.0.1, reached as 10.0.2.2 in both).",
+        "", *table, "",
+        "passt: not measured (Debian's passt 0.0~git20230309 is not installed here).",
+    ])
+    print(body)
+    if a.write:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from report import replace_section
+        replace_section(os.path.join(REPO, "bench", "RESULTS.md"), SECTION, body)
+
+
+if __name__ == "__main__":
+    main()
