@@ -152,13 +152,12 @@ static int copy_from(const char *path, off_t *off, int fd)
     return rc;
 }
 
-int cocoon_box_logs(cocoon_box *box, int fd, int follow, cocoon_error *err)
+/* Copies a file of the box directory to fd; with follow, keeps copying what is
+ * appended while the box runs (`cocoon logs -f`, `cocoon logs --net -f`). */
+int lib_box_file_copy(cocoon_box *box, const char *name, int fd, int follow, cocoon_error *err)
 {
-    lib_err_clear(err);
-    if (!box)
-        return lib_err(err, COCOON_E_INVALID, "cocoon_box_logs: NULL box");
     char path[LIB_PATH_MAX];
-    if (lib_path(path, sizeof(path), "%s/console.log", box->dir) < 0)
+    if (lib_path(path, sizeof(path), "%s/%s", box->dir, name) < 0)
         return lib_err(err, COCOON_E_INVALID, "box path too long");
     off_t off = 0;
     for (;;) {
@@ -171,4 +170,12 @@ int cocoon_box_logs(cocoon_box *box, int fd, int follow, cocoon_error *err)
         struct timespec ts = {0, 200 * 1000000L};
         nanosleep(&ts, NULL);
     }
+}
+
+int cocoon_box_logs(cocoon_box *box, int fd, int follow, cocoon_error *err)
+{
+    lib_err_clear(err);
+    if (!box)
+        return lib_err(err, COCOON_E_INVALID, "cocoon_box_logs: NULL box");
+    return lib_box_file_copy(box, "console.log", fd, follow, err);
 }

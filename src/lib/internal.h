@@ -131,6 +131,8 @@ void lib_ctl_close(cocoon_box *box);
 int lib_ctl_send_locked(cocoon_box *box, const void *frame, size_t len, cocoon_error *err);
 int lib_ctl_send(cocoon_box *box, const void *frame, size_t len, cocoon_error *err);
 void lib_console_tail(const cocoon_box *box, char *out, size_t cap);
+/* Copies DIR/name to fd, following appends while the box runs when follow is set. */
+int lib_box_file_copy(cocoon_box *box, const char *name, int fd, int follow, cocoon_error *err);
 
 /* A private control connection carrying one stream (files.c, stats.c): transfers and
  * stats do not share the box handle's pump, so they run beside execs on any thread. */

@@ -106,55 +106,10 @@ int cocoon_box_net_stats(cocoon_box *box, cocoon_net_stats *out, cocoon_error *e
     return 0;
 }
 
-/* Copies path from *off to its end to fd. 0 ok, 1 the reader went away, -1 error. */
-static int copy_tail(const char *path, off_t *off, int fd)
-{
-    int in = open(path, O_RDONLY | O_CLOEXEC);
-    if (in < 0)
-        return errno == ENOENT ? 0 : -1;
-    char buf[16384];
-    int rc = 0;
-    for (;;) {
-        ssize_t n = pread(in, buf, sizeof(buf), *off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            rc = n < 0 ? -1 : 0;
-            break;
-        }
-        for (ssize_t done = 0; done < n;) {
-            ssize_t w = write(fd, buf + done, (size_t)(n - done));
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0) {
-                close(in);
-                return 1;
-            }
-            done += w;
-        }
-        *off += n;
-    }
-    close(in);
-    return rc;
-}
-
 int cocoon_box_net_logs(cocoon_box *box, int fd, int follow, cocoon_error *err)
 {
     lib_err_clear(err);
     if (!box)
         return lib_err(err, COCOON_E_INVALID, "cocoon_box_net_logs: NULL box");
-    char path[LIB_PATH_MAX];
-    if (lib_path(path, sizeof(path), "%s/net.log", box->dir) < 0)
-        return lib_err(err, COCOON_E_INVALID, "box path too long");
-    off_t off = 0;
-    for (;;) {
-        int running = follow && lib_vmm_pid(box) > 0;
-        int rc = copy_tail(path, &off, fd);
-        if (rc < 0)
-            return lib_err(err, COCOON_E_IO, "cannot read %s: %s", path, strerror(errno));
-        if (rc > 0 || !running)
-            return 0;
-        struct timespec ts = {0, 200 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
+    return lib_box_file_copy(box, "net.log", fd, follow, err);
 }
