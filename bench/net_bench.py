@@ -1,24 +1,29 @@
 #!/usr/bin/python3
 """Network benchmark (issue 6): cocoon's own user-space stack vs QEMU's user
-networking (libslirp), same guest, same accelerator, same run.
+networking (libslirp) and vs passt, same guest, same accelerator, same run.
 
 For each stack one box is started (`cocoon run -d --net public --allow host:PORT`,
 qemu backend); for slirp the monitor is given COCOON_BENCH_NETDEV=user,... (a
 bench-only knob in src/vmm/qemu.c that swaps the -netdev; the guest config is the
-same: 10.0.2.15/24, gateway 10.0.2.2 = the host's loopback in both). A python client
+same: 10.0.2.15/24, gateway 10.0.2.2 = the host's loopback in all three). For passt
+(Debian's passt, scripts/setup installs it) a `passt -f -s SOCK -a 10.0.2.15 -n 24
+-g 10.0.2.2` is started per box (passt maps the gateway address to the host's
+loopback) and the box gets COCOON_BENCH_NETDEV=stream,...,addr.type=unix,addr.path=SOCK
+(skipped with a note when passt is not installed). A python client
 in the guest (cocoon exec) measures against servers on 127.0.0.1:
   guest->host  MB/s sending --mb MB to a sink;
   host->guest  MB/s receiving --mb MB from a source;
   conn/s       sequential connect+1-byte echo+close, --conns times.
 Rounds alternate between the stacks (--rounds); the best round of each is kept.
 
-Usage: bench/net_bench.py [--build build] [--mb 256] [--conns 300] [--rounds 2] [--write]
+Usage: bench/net_bench.py [--build build] [--mb 256] [--conns 300] [--rounds 2] [--no-passt] [--write]
 --write replaces the "Network ..." section of bench/RESULTS.md.
 """
 import argparse
 import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -27,7 +32,8 @@ import threading
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SECTION = "## Network: cocoon stack vs QEMU user networking (libslirp)"
+SECTION = "## Network: cocoon stack vs QEMU user networking (libslirp) and passt"
+OLD_SECTION = "## Network: cocoon stack vs QEMU user networking (libslirp)"
 
 
 def servers():
@@ -107,6 +113,7 @@ def main():
     ap.add_argument("--mb", type=int, default=256)
     ap.add_argument("--conns", type=int, default=300)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--no-passt", action="store_true")
     ap.add_argument("--write", action="store_true")
     a = ap.parse_args()
     cocoon = os.path.join(a.build, "bin", "cocoon")
@@ -119,6 +126,27 @@ def main():
         "cocoon": {},
         "slirp": {"COCOON_BENCH_NETDEV": "user,id=n0,net=10.0.2.0/24,host=10.0.2.2,dns=10.0.2.3,restrict=off"},
     }
+    passt = None if a.no_passt else shutil.which("passt")
+    passt_proc = None
+    if passt:
+        # passt drops to nobody before binding its socket: give it a directory it may write
+        sockdir = tempfile.mkdtemp(prefix="cocoon-passt-")
+        os.chmod(sockdir, 0o755)
+        if os.geteuid() == 0:
+            import pwd
+            nobody = pwd.getpwnam("nobody")
+            os.chown(sockdir, nobody.pw_uid, nobody.pw_gid)
+        sock = os.path.join(sockdir, "passt.socket")
+        # -1: quit when the one client (this box's QEMU) goes; -4: IPv4 only, as the others
+        passt_proc = subprocess.Popen([passt, "-f", "-q", "-4", "-1", "-s", sock, "-a", "10.0.2.15", "-n", "24",
+                                       "-g", "10.0.2.2", "-D", "10.0.2.3"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 10
+        while not os.path.exists(sock) and time.time() < deadline and passt_proc.poll() is None:
+            time.sleep(0.05)
+        if not os.path.exists(sock):
+            sys.exit(f"passt did not start: {passt_proc.stderr.read().decode() if passt_proc.poll() is not None else ''}")
+        stacks["passt"] = {"COCOON_BENCH_NETDEV": f"stream,id=n0,server=off,addr.type=unix,addr.path={sock}"}
     boxes, best, info = {}, {}, {}
     try:
         for name, extra in stacks.items():
@@ -147,26 +175,49 @@ def main():
     finally:
         for box in boxes.values():
             run(cocoon, base, "rm", "-f", box)
+        if passt_proc:
+            passt_proc.kill()  # only the passt this run started
+            passt_proc.wait(10)
+            subprocess.run(["rm", "-rf", sockdir])
         subprocess.run(["rm", "-rf", home])
-    c, s = best["cocoon"], best["slirp"]
+    c, s, p = best["cocoon"], best["slirp"], best.get("passt")
     rows = [("TCP guest -> host (MB/s)", "guest_to_host"), ("TCP host -> guest (MB/s)", "host_to_guest"),
             ("connections/s (connect, 1-byte echo, close)", "conns")]
-    table = ["| metric | cocoon stack | QEMU user (libslirp) | cocoon / slirp |", "|---|---|---|---|"]
-    for label, k in rows:
-        table.append(f"| {label} | {c[k]:.1f} | {s[k]:.1f} | {c[k] / s[k]:.2f} |")
+    if p:
+        table = ["| metric | cocoon stack | QEMU user (libslirp) | passt | cocoon / slirp | cocoon / passt |",
+                 "|---|---|---|---|---|---|"]
+        for label, k in rows:
+            table.append(f"| {label} | {c[k]:.1f} | {s[k]:.1f} | {p[k]:.1f} | {c[k] / s[k]:.2f} | {c[k] / p[k]:.2f} |")
+    else:
+        table = ["| metric | cocoon stack | QEMU user (libslirp) | cocoon / slirp |", "|---|---|---|---|"]
+        for label, k in rows:
+            table.append(f"| {label} | {c[k]:.1f} | {s[k]:.1f} | {c[k] / s[k]:.2f} |")
+    passt_ver = ""
+    if passt:
+        v = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "passt"], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL)
+        passt_ver = "passt " + (v.stdout.decode(errors="replace").strip() or "(version unknown)")
     body = "\n".join([
-        f"`bench/net_bench.py --mb {a.mb} --conns {a.conns} --rounds {a.rounds}` "
+        f"`bench/net_bench.py --mb {a.mb} --conns {a.conns} --rounds {a.rounds} --write` "
         f"({platform.node()}, {os.cpu_count()} CPUs, qemu backend, accel {info.get('accel', '?')}, "
         f"{time.strftime('%Y-%m-%d')}; best of {a.rounds} alternating rounds; one guest python client "
-        f"via `cocoon exec` against python servers on 127.0.0.1, reached as 10.0.2.2 in both).",
+        f"via `cocoon exec` against python servers on 127.0.0.1, reached as 10.0.2.2 in all).",
         "", *table, "",
-        "passt: not measured (Debian's passt 0.0~git20230309 is not installed here).",
+        (f"passt: {passt_ver} (Debian), `passt -f -4 -1 -s SOCK -a 10.0.2.15 -n 24 -g 10.0.2.2`, QEMU "
+         f"`-netdev stream,server=off,addr.type=unix,addr.path=SOCK`; the guest keeps its MTU of 1500 in all three."
+         if p else "passt: not measured (not installed; scripts/setup installs Debian's passt)."),
     ])
     print(body)
     if a.write:
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         from report import replace_section
-        replace_section(os.path.join(REPO, "bench", "RESULTS.md"), SECTION, body)
+        path = os.path.join(REPO, "bench", "RESULTS.md")
+        with open(path) as f:
+            text = f.read()
+        if OLD_SECTION + "\n" in text and SECTION not in text:  # the section's earlier title
+            with open(path, "w") as f:
+                f.write(text.replace(OLD_SECTION + "\n", SECTION + "\n", 1))
+        replace_section(path, SECTION, body)
 
 
 if __name__ == "__main__":

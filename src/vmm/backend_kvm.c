@@ -174,6 +174,8 @@ int kvm_run_main(const char *box_dir)
         .agent_fd = QEMU_AGENT_FD,
         .rng = 1,
         .net = cfg.net.mode != NET_MODE_NONE ? &net : NULL,
+        .ioeventfd = !env_on("COCOON_KVM_NO_IOEVENTFD"),
+        .irqfd = !env_on("COCOON_KVM_NO_IRQFD"),
     };
     if (cfg.cpus > KVM_VM_MAX_CPUS) {
         snprintf(err, sizeof(err), "%d vCPUs asked, the kvm backend has at most %d", cfg.cpus, KVM_VM_MAX_CPUS);
@@ -190,8 +192,9 @@ int kvm_run_main(const char *box_dir)
     /* Exec to the vCPU threads entering KVM_RUN: wall time from our main() (the exec
      * itself is not counted), CPU time of the whole process since exec (bench/). */
     uint64_t t1 = util_now_ns(CLOCK_MONOTONIC), cpu = util_now_ns(CLOCK_PROCESS_CPUTIME_ID);
-    vmm_log("kvm: %d vCPU(s), %d MiB, vCPUs started %.2f ms after exec (CPU %.2f ms); cmdline: %s", cfg.cpus,
-            cfg.memory_mib, (double)(t1 - t0) / 1e6, (double)cpu / 1e6, m.cmdline);
+    vmm_log("kvm: %d vCPU(s), %d MiB, vCPUs started %.2f ms after exec (CPU %.2f ms); ioeventfd: %d virtio queue(s), "
+            "irqfd: %d device(s); cmdline: %s",
+            cfg.cpus, cfg.memory_mib, (double)(t1 - t0) / 1e6, (double)cpu / 1e6, m.ioeventfds, m.irqfds, m.cmdline);
     enum kvm_stop_reason why = kvm_machine__wait(&m, -1);
     if (why == VM_STOP_RESET) {
         vmm_log("kvm: guest stopped (%s)", m.vm.stop_detail[0] ? m.vm.stop_detail : "reset");

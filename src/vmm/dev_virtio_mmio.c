@@ -3,9 +3,15 @@
  * against guest memory when the driver sets QueueReady. */
 #include "vmm/dev_virtio_mmio.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <linux/kvm.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "vmm/log.h"
 
@@ -25,16 +31,43 @@ static uint64_t offered(const struct virtio_mmio *t)
     return t->ops->features | VIRTIO_F_VERSION_1 | VIRTIO_F_INDIRECT_DESC;
 }
 
+/* Lock held: the driver notified queue v (an MMIO exit or an ioeventfd). */
+static void queue_notify(struct virtio_mmio *t, uint32_t v)
+{
+    t->notifies++;
+    if (v < t->ops->num_queues && t->q[v].ready && virtio_mmio__driver_ok(t) && t->ops->notify) {
+        t->ops->notify(t, v);
+        virtio_mmio__check_broken(t, v);
+    }
+}
+
+/* The line follows InterruptStatus. With an irqfd there is no level to hold: every
+ * new interrupt cause is an edge of its own (raise_irq), and an acknowledgement
+ * lowers nothing. */
 static void set_line(struct virtio_mmio *t)
 {
-    kvm_vm__irq_line(t->vm, t->irq, t->int_status != 0);
+    if (!t->irqfd_on)
+        kvm_vm__irq_line(t->vm, t->irq, t->int_status != 0);
+}
+
+/* An edge for every batch, also on edge-configured pins. */
+static void raise_irq(struct virtio_mmio *t)
+{
+    if (t->irqfd_on) {
+        uint64_t one = 1;
+        if (write(t->irqfd, &one, sizeof(one)) == sizeof(one))
+            return;
+    }
+    kvm_vm__irq_line(t->vm, t->irq, 0);
+    kvm_vm__irq_line(t->vm, t->irq, 1);
+    if (t->irqfd_on)
+        kvm_vm__irq_line(t->vm, t->irq, 0); /* never leave the ioctl source high next to an irqfd */
 }
 
 void virtio_mmio__signal_used(struct virtio_mmio *t)
 {
     t->int_status |= 1;
-    kvm_vm__irq_line(t->vm, t->irq, 0); /* an edge for every batch, also on edge-configured pins */
-    kvm_vm__irq_line(t->vm, t->irq, 1);
+    raise_irq(t);
 }
 
 int virtio_mmio__check_broken(struct virtio_mmio *t, uint32_t qi)
@@ -47,8 +80,7 @@ int virtio_mmio__check_broken(struct virtio_mmio *t, uint32_t qi)
     t->status |= VIRTIO_STATUS_NEEDS_RESET;
     if (t->status & VIRTIO_STATUS_DRIVER_OK) {
         t->int_status |= 2;
-        kvm_vm__irq_line(t->vm, t->irq, 0);
-        kvm_vm__irq_line(t->vm, t->irq, 1);
+        raise_irq(t);
     }
     return 1;
 }
@@ -155,13 +187,7 @@ static void reg_write(struct virtio_mmio *t, uint64_t off, uint32_t v)
         if (q)
             queue_ready(t, q, v);
         break;
-    case R_QUEUE_NOTIFY:
-        t->notifies++;
-        if (v < t->ops->num_queues && t->q[v].ready && virtio_mmio__driver_ok(t) && t->ops->notify) {
-            t->ops->notify(t, v);
-            virtio_mmio__check_broken(t, v);
-        }
-        break;
+    case R_QUEUE_NOTIFY: queue_notify(t, v); break;
     case R_INT_ACK:
         t->int_status &= ~v;
         set_line(t);
@@ -218,6 +244,80 @@ int virtio_mmio__init(struct virtio_mmio *t, struct kvm_vm *vm, uint64_t base, i
     t->irq = irq;
     pthread_mutex_init(&t->lock, NULL);
     return bus__register(&vm->mmio, base, VIRTIO_MMIO_SIZE, mmio_access, t);
+}
+
+static void on_notify_fd(void *ctx, uint32_t events)
+{
+    struct virtio_notify_fd *n = ctx;
+    uint64_t cnt;
+    (void)events;
+    if (read(n->fd, &cnt, sizeof(cnt)) != sizeof(cnt))
+        return; /* spurious wake-up: nothing counted */
+    pthread_mutex_lock(&n->t->lock);
+    queue_notify(n->t, n->queue);
+    pthread_mutex_unlock(&n->t->lock);
+}
+
+int virtio_mmio__use_ioeventfd(struct virtio_mmio *t)
+{
+    for (uint32_t q = (uint32_t)t->n_nfd; q < t->ops->num_queues; q++) {
+        struct virtio_notify_fd *n = &t->nfd[q];
+        *n = (struct virtio_notify_fd){ .io = { .fn = on_notify_fd, .ctx = n }, .t = t, .queue = q };
+        n->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (n->fd < 0)
+            break;
+        struct kvm_ioeventfd io = { .datamatch = q, .addr = t->base + R_QUEUE_NOTIFY, .len = 4, .fd = n->fd,
+                                    .flags = KVM_IOEVENTFD_FLAG_DATAMATCH };
+        if (kvm_io__watch(t->vm, n->fd, EPOLLIN, &n->io) < 0) {
+            close(n->fd);
+            break;
+        }
+        if (ioctl(t->vm->vm_fd, KVM_IOEVENTFD, &io) < 0) {
+            epoll_ctl(t->vm->io_epfd, EPOLL_CTL_DEL, n->fd, NULL);
+            close(n->fd);
+            break;
+        }
+        t->n_nfd = (int)q + 1;
+    }
+    return t->n_nfd;
+}
+
+int virtio_mmio__use_irqfd(struct virtio_mmio *t)
+{
+    if (t->irqfd_on)
+        return 1;
+    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct kvm_irqfd io = { .fd = (uint32_t)fd, .gsi = (uint32_t)t->irq };
+    if (fd < 0)
+        return 0;
+    if (ioctl(t->vm->vm_fd, KVM_IRQFD, &io) < 0) {
+        close(fd);
+        return 0;
+    }
+    kvm_vm__irq_line(t->vm, t->irq, 0);
+    t->irqfd = fd;
+    t->irqfd_on = 1;
+    return 1;
+}
+
+void virtio_mmio__close(struct virtio_mmio *t)
+{
+    if (t->irqfd_on) {
+        struct kvm_irqfd io = { .fd = (uint32_t)t->irqfd, .gsi = (uint32_t)t->irq, .flags = KVM_IRQFD_FLAG_DEASSIGN };
+        if (t->vm->vm_fd >= 0)
+            ioctl(t->vm->vm_fd, KVM_IRQFD, &io);
+        close(t->irqfd);
+        t->irqfd_on = 0;
+    }
+    for (int q = 0; q < t->n_nfd; q++) {
+        struct kvm_ioeventfd io = { .datamatch = (uint64_t)q, .addr = t->base + R_QUEUE_NOTIFY, .len = 4,
+                                    .fd = t->nfd[q].fd,
+                                    .flags = KVM_IOEVENTFD_FLAG_DATAMATCH | KVM_IOEVENTFD_FLAG_DEASSIGN };
+        if (t->vm->vm_fd >= 0)
+            ioctl(t->vm->vm_fd, KVM_IOEVENTFD, &io);
+        close(t->nfd[q].fd);
+    }
+    t->n_nfd = 0;
 }
 
 int virtio_mmio__cmdline(const struct virtio_mmio *t, char *cmdline, size_t cap)

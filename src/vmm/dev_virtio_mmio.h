@@ -41,6 +41,16 @@ struct virtio_dev_ops {
     void (*driver_ok)(struct virtio_mmio *t);
 };
 
+/* One queue's notification eventfd (KVM_IOEVENTFD on QueueNotify with the queue index
+ * as datamatch): the guest's write completes in the kernel, the I/O thread runs the
+ * device's notify. */
+struct virtio_notify_fd {
+    struct kvm_io_entry io;
+    struct virtio_mmio *t;
+    uint32_t queue;
+    int fd;
+};
+
 struct virtio_mmio {
     struct kvm_vm *vm;
     const struct virtio_dev_ops *ops;
@@ -52,6 +62,9 @@ struct virtio_mmio {
     uint64_t drv_features;
     struct virtq q[VIRTIO_MAX_QUEUES];
     uint64_t notifies, broken_events; /* counters, for tests and the log */
+    struct virtio_notify_fd nfd[VIRTIO_MAX_QUEUES];
+    int n_nfd; /* queues 0..n_nfd-1 notify through an ioeventfd */
+    int irqfd_on, irqfd; /* the interrupt goes through KVM_IRQFD (an edge per write) */
 };
 
 int virtio_mmio__init(struct virtio_mmio *t, struct kvm_vm *vm, uint64_t base, int irq,
@@ -62,6 +75,16 @@ void virtio_mmio__signal_used(struct virtio_mmio *t);
  * configuration interrupt. Returns 1 when the queue is broken. */
 int virtio_mmio__check_broken(struct virtio_mmio *t, uint32_t q);
 int virtio_mmio__driver_ok(const struct virtio_mmio *t);
+/* Registers an ioeventfd for every queue's notification (KVM_IOEVENTFD, the I/O
+ * thread then runs notify). Returns how many queues got one: 0 when KVM refuses
+ * (no KVM_CAP_IOEVENTFD), and notifications keep arriving as MMIO exits. */
+int virtio_mmio__use_ioeventfd(struct virtio_mmio *t);
+/* Routes the device's interrupt through an irqfd (KVM_IRQFD on its GSI): one eventfd
+ * write per edge instead of two KVM_IRQ_LINE ioctls. 0 when KVM refuses (the line
+ * ioctls stay in use), 1 otherwise. */
+int virtio_mmio__use_irqfd(struct virtio_mmio *t);
+/* Closes the eventfds; after the I/O thread stopped. */
+void virtio_mmio__close(struct virtio_mmio *t);
 /* Appends " virtio_mmio.device=4K@0x...:irq" for this device to a command line. */
 int virtio_mmio__cmdline(const struct virtio_mmio *t, char *cmdline, size_t cap);
 

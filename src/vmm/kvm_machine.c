@@ -44,6 +44,14 @@ static int add_devices(struct kvm_machine *m, const struct kvm_machine_opts *o, 
         if (virtio_net__init(&m->net, vm, slot_base(KVM_SLOT_NET), KVM_NET_IRQ, o->net, err, errcap) < 0)
             return -1;
     }
+    struct virtio_mmio *ts[] = { m->has_rng ? &m->rng.t : NULL, m->has_blk ? &m->blk.t : NULL,
+                                 m->has_con ? &m->con.t : NULL, m->has_net ? &m->net.t : NULL };
+    for (size_t i = 0; i < sizeof(ts) / sizeof(ts[0]); i++) {
+        if (ts[i] && o->ioeventfd)
+            m->ioeventfds += virtio_mmio__use_ioeventfd(ts[i]);
+        if (ts[i] && o->irqfd)
+            m->irqfds += virtio_mmio__use_irqfd(ts[i]);
+    }
     return 0;
 }
 
@@ -104,6 +112,14 @@ void kvm_machine__destroy(struct kvm_machine *m)
         kvm_vm__request_stop(&m->vm, VM_STOP_REQUEST, "destroy");
     kvm_vcpu__join_all(&m->vm);
     kvm_io__stop(&m->vm);
+    if (m->has_rng)
+        virtio_mmio__close(&m->rng.t);
+    if (m->has_blk)
+        virtio_mmio__close(&m->blk.t);
+    if (m->has_con)
+        virtio_mmio__close(&m->con.t);
+    if (m->has_net)
+        virtio_mmio__close(&m->net.t);
     if (m->has_net)
         virtio_net__close(&m->net);
     if (m->has_blk)

@@ -33,6 +33,8 @@ struct kvm_machine_opts {
     int agent_fd; /* -1: no virtio-console */
     int rng;
     const struct net_config *net; /* NULL: no virtio-net */
+    int ioeventfd; /* virtio notifications through KVM_IOEVENTFD where KVM has it */
+    int irqfd;     /* virtio interrupts through KVM_IRQFD where KVM has it */
 };
 
 struct kvm_machine {
@@ -44,6 +46,8 @@ struct kvm_machine {
     struct virtio_console con;
     struct virtio_net net;
     int has_rng, has_blk, has_con, has_net;
+    int ioeventfds; /* queues whose notifications go through an ioeventfd */
+    int irqfds;     /* devices whose interrupt goes through an irqfd */
     char cmdline[4096];
 };
 

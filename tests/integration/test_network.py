@@ -512,3 +512,199 @@ while True:
 """
     out = guest_py(vm, code, "--rm", "--net", "public")
     assert "reply 10.0.2.2 True 1 True" in out, out
+
+
+# ---- domain pinning and SNI against a TLS server in a network namespace ----
+#
+# The namespace (cocoon-t-PID) is the only place this traffic goes: a veth pair with
+# 203.0.113.1/24 on the host side and 203.0.113.10/24 inside, a python TLS server on
+# :443 (self-signed, CN=allowed.example) and a plain TCP server on :8080 in it. The
+# test resolver answers allowed.example and other.example with 203.0.113.10.
+#
+# 203.0.113.0/24 is TEST-NET-3, which `--net public` rightly treats as not public:
+# its DNS answers are stripped there (rebinding protection) and it is unreachable. So
+# the boxes run `--net open` (nothing stripped) with explicit rules standing in for
+# "a public address": `--allow allowed.example --deny 203.0.113.0/24` (first match
+# wins: a pinned address passes the domain rule, anything else hits the deny), and,
+# for the fronting case, `--allow allowed.example` alone (the address is otherwise
+# allowed, as a public address is in public mode, so only the SNI check refuses).
+
+NS_ADDR, NS_HOST = "203.0.113.10", "203.0.113.1"
+
+NS_SERVER = r"""
+import socket, ssl, sys, threading
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+seen = threading.local()  # the ClientHello's server name, as the server saw it
+def on_sni(sock, name, c):
+    seen.name = name
+ctx.sni_callback = on_sni
+def listen(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((sys.argv[3], port))
+    s.listen(64)
+    return s
+def tls_conn(c):
+    seen.name = None
+    try:
+        with ctx.wrap_socket(c, server_side=True) as t:
+            t.sendall(b"hello tls " + (seen.name or "-").encode() + b"\n")
+            t.recv(10)
+    except Exception:
+        c.close()
+def plain_conn(c):
+    with c:
+        c.sendall(b"hello plain\n")
+def loop(s, fn):
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=fn, args=(c,), daemon=True).start()
+tls, plain = listen(443), listen(8080)
+threading.Thread(target=loop, args=(plain, plain_conn), daemon=True).start()
+print("ready", flush=True)
+loop(tls, tls_conn)
+"""
+
+NS_CLIENT = r"""
+import socket, ssl
+def resolve(name):
+    try:
+        return sorted({a[4][0] for a in socket.getaddrinfo(name, 443, socket.AF_INET)})
+    except socket.gaierror as e:
+        return "error %s" % e.errno
+def tls(ip, sni):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        s = socket.create_connection((ip, 443), timeout=15)
+        t = ctx.wrap_socket(s, server_hostname=sni)
+        line = t.recv(100).decode().strip()
+        t.close()
+        return "ok " + line
+    except Exception as e:
+        return "error " + type(e).__name__
+def plain(ip, port=8080):
+    try:
+        s = socket.create_connection((ip, port), timeout=15)
+        line = s.recv(100).decode().strip()
+        s.close()
+        return "ok " + line
+    except Exception as e:
+        return "error " + type(e).__name__
+"""
+
+
+def _sh(*cmd, check=True):
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=check, timeout=60)
+
+
+@pytest.fixture
+def tls_netns(tmp_path):
+    """A network namespace with a TLS server on 203.0.113.10:443 and a plain one on
+    :8080; everything removed afterwards."""
+    import shutil
+    if os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("openssl"):
+        pytest.skip("skipped: needs root, ip and openssl to create a network namespace")
+    ns = f"cocoon-t-{os.getpid()}"
+    veth = f"cct{os.getpid() % 100000}"
+    r = _sh("ip", "netns", "add", ns, check=False)
+    if r.returncode:
+        pytest.skip(f"skipped: ip netns add is impossible here: {decode(r.stderr).strip()}")
+    server = None
+    try:
+        _sh("ip", "link", "add", veth, "type", "veth", "peer", "name", veth + "n")
+        _sh("ip", "link", "set", veth + "n", "netns", ns)
+        _sh("ip", "addr", "add", f"{NS_HOST}/24", "dev", veth)
+        _sh("ip", "link", "set", veth, "up")
+        _sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{NS_ADDR}/24", "dev", veth + "n")
+        _sh("ip", "netns", "exec", ns, "ip", "link", "set", veth + "n", "up")
+        _sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        cert, key, script = (str(tmp_path / n) for n in ("cert.pem", "key.pem", "server.py"))
+        _sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=allowed.example",
+            "-days", "1", "-keyout", key, "-out", cert)
+        with open(script, "w") as f:
+            f.write(NS_SERVER)
+        server = subprocess.Popen(["ip", "netns", "exec", ns, "python3", script, cert, key, NS_ADDR],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert server.stdout.readline().strip() == b"ready", decode(server.stderr.read())
+        yield ns
+    finally:
+        if server:
+            server.kill()
+            server.wait(10)
+        _sh("ip", "link", "del", veth, check=False)  # removes the peer in the namespace too
+        _sh("ip", "netns", "del", ns, check=False)
+
+
+def test_domain_pinning_and_sni(vm, servers, tls_netns):
+    """--allow DOMAIN holds at the IP level: a pinned address with the right SNI passes
+    (TLS and plain TCP), another SNI on the same address (domain fronting) is reset,
+    and a box that never resolved the name cannot reach the address at all."""
+    dport = servers.dns({"allowed.example": [NS_ADDR], "other.example": [NS_ADDR]})
+    env = {"COCOON_DNS_UPSTREAM": f"127.0.0.1:{dport}"}
+    rules = ["--net", "open", "--allow", "allowed.example", "--deny", "203.0.113.0/24"]
+    a = decode(vm.run("run", "-d", *rules, env=env, check=0).stdout).strip()
+    b = decode(vm.run("run", "-d", *rules, env=env, check=0).stdout).strip()
+    c = decode(vm.run("run", "-d", "--net", "open", "--allow", "allowed.example", env=env, check=0).stdout).strip()
+    try:
+        # (c) box b never resolved allowed.example: the address is not pinned
+        out = decode(vm.run("exec", b, "--", "python3", "-c", NS_CLIENT + f"""
+print("direct-tls", tls("{NS_ADDR}", "allowed.example"))
+print("direct-plain", plain("{NS_ADDR}"))
+""", check=0).stdout)
+        assert "direct-tls error ConnectionRefusedError" in out, out
+        assert "direct-plain error ConnectionRefusedError" in out, out
+        log = decode(vm.run("logs", "--net", b, check=0).stdout)
+        assert f"deny tcp 10.0.2.15:" in log and f"{NS_ADDR}:443" in log and f"{NS_ADDR}:8080" in log, log
+        assert 'rule="deny 203.0.113.0/24"' in log, log
+
+        # (a) resolve, then TLS with the matching SNI; (d) plain TCP to the pinned address;
+        # (b) the same pinned address with another SNI (resolved too, but not allowed)
+        out = decode(vm.run("exec", a, "--", "python3", "-c", NS_CLIENT + f"""
+print("resolve", resolve("allowed.example"), resolve("other.example"))
+print("good", tls("{NS_ADDR}", "allowed.example"))
+print("plain", plain("{NS_ADDR}"))
+print("fronted", tls("{NS_ADDR}", "other.example"))
+print("nosni", tls("{NS_ADDR}", None))
+print("good-again", tls("{NS_ADDR}", "allowed.example"))
+""", check=0).stdout)
+        assert f"resolve ['{NS_ADDR}'] ['{NS_ADDR}']" in out, out
+        assert "good ok hello tls allowed.example" in out, out
+        assert "good-again ok hello tls allowed.example" in out, out
+        assert "plain ok hello plain" in out, out
+        assert "fronted error" in out and "fronted ok" not in out, out
+        assert "nosni error" in out and "nosni ok" not in out, out
+        log = decode(vm.run("logs", "--net", a, check=0).stdout)
+        assert f"deny tls 10.0.2.15:" in log and f"{NS_ADDR}:443" in log, log
+        assert 'rule="deny 203.0.113.0/24"' in log, log  # other.example's pin is no allow rule's
+        assert 'rule="TLS without a server name on a domain rule"' in log, log
+
+        # (b) domain fronting where the address is otherwise allowed (like a public
+        # address in public mode): only the SNI check stands in the way
+        out = decode(vm.run("exec", c, "--", "python3", "-c", NS_CLIENT + f"""
+print("resolve", resolve("allowed.example"))
+print("good", tls("{NS_ADDR}", "allowed.example"))
+print("fronted", tls("{NS_ADDR}", "other.example"))
+""", check=0).stdout)
+        assert "good ok hello tls allowed.example" in out, out
+        assert "fronted error" in out and "fronted ok" not in out, out
+        log = decode(vm.run("logs", "--net", c, check=0).stdout)
+        assert "deny tls" in log and "TLS server name does not match" in log, log
+        st = wait_stats(vm, c, lambda n: n["denied"]["tls"] >= 1)
+        assert st and st["net"]["denied"]["tls"] >= 1, st
+    finally:
+        for box in (a, b, c):
+            vm.run("rm", "-f", box)
+
+
+def test_domain_rule_on_reserved_range_public_mode(vm, servers, tls_netns):
+    """In --net public a domain rule does not open a reserved range: the answer
+    203.0.113.10 (TEST-NET-3) is stripped, nothing is pinned, the address is refused."""
+    dport = servers.dns({"allowed.example": [NS_ADDR]})
+    out = guest_py(vm, NS_CLIENT + f"""
+print("resolve", resolve("allowed.example"))
+print("tls", tls("{NS_ADDR}", "allowed.example"))
+""", "--rm", "--net", "public", "--allow", "allowed.example", env={"COCOON_DNS_UPSTREAM": f"127.0.0.1:{dport}"})
+    assert f"resolve ['{NS_ADDR}']" not in out and "tls error ConnectionRefusedError" in out, out

@@ -29,7 +29,7 @@ static void *echo_thread(void *arg)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: kvm-microguest --mode real|long|linux [--initrd FILE] [--cmdline S] [--load ADDR] [--mem MIB] [--cpus N] [--rng] [--net]\n"
+    fprintf(stderr, "usage: kvm-microguest --mode real|long|linux [--initrd FILE] [--cmdline S] [--load ADDR] [--mem MIB] [--cpus N] [--rng] [--net] [--ioeventfd] [--irqfd]\n"
                     "         [--disk FILE --format raw|qcow2] [--agent] [--timeout MS] [--uart-cap BYTES]\n"
                     "         [--pause-cycles N] [--console FILE] GUEST.bin\n");
     exit(2);
@@ -51,6 +51,10 @@ int main(int argc, char **argv)
             o.rng = 1;
         else if (!strcmp(a, "--net"))
             o.net = &ncfg;
+        else if (!strcmp(a, "--ioeventfd"))
+            o.ioeventfd = 1;
+        else if (!strcmp(a, "--irqfd"))
+            o.irqfd = 1;
         else if (!strcmp(a, "--agent"))
             agent = 1;
         else if (!v)
@@ -141,7 +145,7 @@ int main(int argc, char **argv)
     fflush(stdout);
     printf("\nSUMMARY stop=%s detail=\"%s\" ms=%lld exits=%llu uart_written=%llu uart_dropped=%llu "
            "rng_bytes=%llu con_rx=%llu con_tx=%llu blk_reqs=%llu blk_errors=%llu broken_rng=%llu broken_blk=%llu pause_cycles=%d "
-           "net_tx=%llu net_rx=%llu net_tx_dropped=%llu net_rx_dropped=%llu broken_net=%llu\n",
+           "net_tx=%llu net_rx=%llu net_tx_dropped=%llu net_rx_dropped=%llu broken_net=%llu ioeventfds=%d irqfds=%d\n",
            kvm_vm__stop_name(why), m->vm.stop_detail,
            (long long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000),
            (unsigned long long)exits, (unsigned long long)m->uart.written, (unsigned long long)m->uart.dropped,
@@ -150,7 +154,7 @@ int main(int argc, char **argv)
            (unsigned long long)m->rng.t.broken_events, (unsigned long long)m->blk.t.broken_events, cycles,
            (unsigned long long)m->net.tx_frames, (unsigned long long)m->net.rx_frames,
            (unsigned long long)m->net.tx_dropped, (unsigned long long)m->net.rx_dropped,
-           (unsigned long long)m->net.t.broken_events);
+           (unsigned long long)m->net.t.broken_events, m->ioeventfds, m->irqfds);
     kvm_machine__destroy(m);
     free(m);
     if (sp[1] >= 0)

@@ -90,6 +90,7 @@ measure() {
     monrss=$(awk '/^VmRSS/ {print $2}' /proc/$mon/status)
     echo "BENCH rss $1: kvm child ${total} KiB of which guest RAM touched ${guest} KiB -> overhead $((total - guest)) KiB; monitor ${monrss} KiB"
     grep -o 'vCPUs started.*(CPU [0-9.]* ms)' /boxes/$1/vmm.log | tail -1 | sed "s/^/BENCH start $1: /"
+    grep -o 'ioeventfd: [0-9]* virtio queue(s), irqfd: [0-9]* device(s)' /boxes/$1/vmm.log | tail -1 | sed "s/^/NESTED: $1 /"
 }
 
 mkbox box1 1
