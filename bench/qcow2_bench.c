@@ -73,8 +73,8 @@ static double ours(const char *img, int write, size_t bs, uint64_t bytes, uint64
 static double qemu(const char *img, int write, size_t bs, uint64_t bytes)
 {
     char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "qemu-img bench -q -f qcow2 -t writeback -d 1 -c %" PRIu64 " -s %zu %s %s",
-             bytes / bs, bs, write ? "-w" : "", img);
+    snprintf(cmd, sizeof(cmd), "qemu-img bench -q -f qcow2 -t writeback -d 1 -c %" PRIu64 " -s %zu %s %s", bytes / bs,
+             bs, write ? "-w" : "", img);
     /* its own "Run completed in X seconds", so process start-up is not counted */
     FILE *f = popen(cmd, "r");
     if (!f)

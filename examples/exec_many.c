@@ -57,9 +57,10 @@ static void *run_job(void *arg)
 {
     struct job *j = arg;
     char script[256];
-    snprintf(script, sizeof(script),
-             "i=1; while [ $i -le %d ]; do echo \"exec%d out $i\"; echo \"exec%d err $i\" >&2; i=$((i+1)); done; exit %d",
-             LINES, j->index, j->index, j->index % 100);
+    snprintf(
+        script, sizeof(script),
+        "i=1; while [ $i -le %d ]; do echo \"exec%d out $i\"; echo \"exec%d err $i\" >&2; i=$((i+1)); done; exit %d",
+        LINES, j->index, j->index, j->index % 100);
     const char *argv[] = {"sh", "-c", script, NULL};
     cocoon_exec_options o;
     cocoon_exec_options_init(&o);
@@ -89,9 +90,8 @@ static int check_job(const struct job *j)
         n = snprintf(line, sizeof(line), "exec%d err %d\n", j->index, i);
         append(&want_err, line, (size_t)n);
     }
-    int ok = j->out.len == want_out.len && !memcmp(j->out.p, want_out.p, want_out.len) &&
-             j->err.len == want_err.len && !memcmp(j->err.p, want_err.p, want_err.len) &&
-             cocoon_exit_status_code(&j->st) == j->index % 100;
+    int ok = j->out.len == want_out.len && !memcmp(j->out.p, want_out.p, want_out.len) && j->err.len == want_err.len &&
+             !memcmp(j->err.p, want_err.p, want_err.len) && cocoon_exit_status_code(&j->st) == j->index % 100;
     if (!ok)
         fprintf(stderr, "exec %d: wrong result (exit %d, %zu/%zu stdout bytes, %zu/%zu stderr bytes)\n", j->index,
                 cocoon_exit_status_code(&j->st), j->out.len, want_out.len, j->err.len, want_err.len);
@@ -199,8 +199,7 @@ static int concurrent(cocoon_box *box, int n)
     }
     pthread_join(ft, NULL);
     if (fw.rc < 0 || fw.st.signal != SIGKILL) {
-        fprintf(stderr, "flood: expected SIGKILL, got rc %d signal %d exit %d\n", fw.rc, fw.st.signal,
-                fw.st.exit_code);
+        fprintf(stderr, "flood: expected SIGKILL, got rc %d signal %d exit %d\n", fw.rc, fw.st.signal, fw.st.exit_code);
         bad = 1;
     }
     cocoon_exit_status st;

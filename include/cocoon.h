@@ -81,25 +81,25 @@ int cocoon_host_probe(cocoon_runtime *rt, cocoon_host_info *info, cocoon_error *
 typedef void (*cocoon_pull_progress_fn)(void *user_data, const char *layer_digest, uint64_t done, uint64_t total);
 
 typedef struct cocoon_pull_options {
-    int insecure;              /* allow plain HTTP to the registry; also set for hosts listed in
-                                  $COCOON_INSECURE_REGISTRIES (comma-separated, "host" or "host:port") */
-    int quiet;                 /* no progress callbacks */
-    const char *auth_file;     /* docker config.json-style credentials; NULL: $COCOON_HOME/auth.json */
+    int insecure;                     /* allow plain HTTP to the registry; also set for hosts listed in
+                                         $COCOON_INSECURE_REGISTRIES (comma-separated, "host" or "host:port") */
+    int quiet;                        /* no progress callbacks */
+    const char *auth_file;            /* docker config.json-style credentials; NULL: $COCOON_HOME/auth.json */
     cocoon_pull_progress_fn progress; /* per layer: bytes done of total; called on the calling thread */
     void *user_data;
 } cocoon_pull_options;
 
 typedef struct cocoon_image_info {
-    char id[512];            /* manifest digest "sha256:<hex>", or "local:NAME" for a built-in image */
-    char name[1024];         /* canonical reference ("docker.io/library/python:3.12"); "" when untagged */
-    char repository[1024];   /* name split for display: "docker.io/library/python" ... */
-    char tag[256];           /* ... and "3.12" (or "@sha256:..." / "" ) */
+    char id[512];          /* manifest digest "sha256:<hex>", or "local:NAME" for a built-in image */
+    char name[1024];       /* canonical reference ("docker.io/library/python:3.12"); "" when untagged */
+    char repository[1024]; /* name split for display: "docker.io/library/python" ... */
+    char tag[256];         /* ... and "3.12" (or "@sha256:..." / "" ) */
     char config_digest[128];
     char base_path[COCOON_PATH_MAX];
-    uint64_t size;           /* virtual size of the ext4 base in bytes */
-    long long created;       /* unix time it was pulled or loaded */
-    unsigned boxes;          /* boxes created from it */
-    int pulled;              /* 1 for pulled or loaded images; 0 for built-in ones */
+    uint64_t size;     /* virtual size of the ext4 base in bytes */
+    long long created; /* unix time it was pulled or loaded */
+    unsigned boxes;    /* boxes created from it */
+    int pulled;        /* 1 for pulled or loaded images; 0 for built-in ones */
 } cocoon_image_info;
 
 /* Fetches REF (only layers not already stored), verifies every digest, and merges the
@@ -109,8 +109,7 @@ int cocoon_image_pull(cocoon_runtime *rt, const char *ref, const cocoon_pull_opt
                       cocoon_error *err);
 /* `docker save` tarball, OCI layout directory or tarball: every image in it. Free *out
  * with cocoon_image_list_free. */
-int cocoon_image_load(cocoon_runtime *rt, const char *path, cocoon_image_info **out, size_t *count,
-                      cocoon_error *err);
+int cocoon_image_load(cocoon_runtime *rt, const char *path, cocoon_image_info **out, size_t *count, cocoon_error *err);
 /* Every known image (pulled, loaded, and built-in ones used so far), oldest first. */
 int cocoon_image_list(cocoon_runtime *rt, cocoon_image_info **out, size_t *count, cocoon_error *err);
 void cocoon_image_list_free(cocoon_image_info *list);
@@ -128,7 +127,7 @@ int cocoon_image_prune(cocoon_runtime *rt, size_t *removed, uint64_t *freed_byte
 /* The parts of an image config a box honours (docker semantics). Arrays are
  * NULL-terminated and NULL when the image does not set them. */
 typedef struct cocoon_image_config {
-    char **env;        /* "K=V" */
+    char **env; /* "K=V" */
     char **entrypoint;
     char **cmd;
     char *working_dir; /* NULL: / */
@@ -140,23 +139,23 @@ void cocoon_image_config_free(cocoon_image_config *cfg);
 
 /* ---- boxes ---- */
 typedef struct cocoon_box_options {
-    const char *name;         /* optional */
-    const char *image;        /* image name or reference; NULL and no rootfs: "default". An image
-                                 not present locally is pulled (see cocoon_image_pull). */
-    const char *rootfs;       /* a host directory to use as the root instead of an image */
-    unsigned cpus;            /* 0: 1 */
-    unsigned memory_mib;      /* 0: 512 */
-    const char *accel;        /* NULL/"auto", "kvm", "tcg" */
-    int ephemeral;            /* remove the box when it stops or when its creator exits */
-    unsigned boot_timeout_ms; /* 0: 60000 (TCG boots take seconds) */
-    const char *kernel;       /* override the guest kernel (tests) */
-    const char *initrd;       /* override the initramfs (tests) */
-    uint64_t disk_size;       /* virtual disk size in bytes; 0: the image's size (the minimum).
-                                 The guest grows its root file system to fill it at boot. */
-    const char *vmm;          /* NULL/"auto" (kvm where KVM has hardware virtualization, else
-                                 qemu), "kvm" (our own VMM) or "qemu" */
-    const char *net;          /* NULL/"none": no network device; "public": public internet only;
-                                 "open": everything, private ranges included (unsafe) */
+    const char *name;             /* optional */
+    const char *image;            /* image name or reference; NULL and no rootfs: "default". An image
+                                     not present locally is pulled (see cocoon_image_pull). */
+    const char *rootfs;           /* a host directory to use as the root instead of an image */
+    unsigned cpus;                /* 0: 1 */
+    unsigned memory_mib;          /* 0: 512 */
+    const char *accel;            /* NULL/"auto", "kvm", "tcg" */
+    int ephemeral;                /* remove the box when it stops or when its creator exits */
+    unsigned boot_timeout_ms;     /* 0: 60000 (TCG boots take seconds) */
+    const char *kernel;           /* override the guest kernel (tests) */
+    const char *initrd;           /* override the initramfs (tests) */
+    uint64_t disk_size;           /* virtual disk size in bytes; 0: the image's size (the minimum).
+                                     The guest grows its root file system to fill it at boot. */
+    const char *vmm;              /* NULL/"auto" (kvm where KVM has hardware virtualization, else
+                                     qemu), "kvm" (our own VMM) or "qemu" */
+    const char *net;              /* NULL/"none": no network device; "public": public internet only;
+                                     "open": everything, private ranges included (unsafe) */
     const char *const *net_rules; /* NULL-terminated, first match wins: "allow api.example.com",
                                  "allow *.example.org", "allow 10.1.2.0/24:5432/tcp", "deny 1.2.3.4",
                                  "allow host:8080" (the host's loopback as host.cocoon.internal) */
@@ -335,7 +334,7 @@ int cocoon_file_read(cocoon_box *box, const char *path, void **data, size_t *len
 /* ---- stats ---- */
 typedef struct cocoon_stats {
     unsigned cpus;
-    double cpu_seconds; /* CPU time spent busy since boot, summed over all CPUs */
+    double cpu_seconds;                                    /* CPU time spent busy since boot, summed over all CPUs */
     uint64_t mem_total, mem_used, mem_available, mem_free; /* bytes; used = total - available */
     uint64_t disk_total, disk_used, disk_available;        /* bytes of the root file system */
     unsigned processes;
@@ -348,7 +347,7 @@ int cocoon_box_stats(cocoon_box *box, cocoon_stats *out, cocoon_error *err);
 /* Counters of the box's network stack (its current or last boot), from the file the
  * monitor rewrites (DIR/net.stats.json, at most about once a second). */
 typedef struct cocoon_net_stats {
-    int present; /* 0: the box has no network device, or its stack never started */
+    int present;           /* 0: the box has no network device, or its stack never started */
     uint64_t denied_total; /* the sum of the five below */
     uint64_t denied_tcp, denied_udp, denied_icmp, denied_dns, denied_tls;
     uint64_t tcp_connections, udp_flows, dns_queries, dns_stripped;

@@ -346,8 +346,7 @@ void exec_poll_handle(struct agent *a, struct pollfd *fds, struct poll_slot *slo
     }
 }
 
-struct exec *exec_adopt(struct agent *a, uint32_t stream, pid_t pid, int in_fd, int out_fd, int err_fd,
-                        uint32_t window)
+struct exec *exec_adopt(struct agent *a, uint32_t stream, pid_t pid, int in_fd, int out_fd, int err_fd, uint32_t window)
 {
     struct exec *e = calloc(1, sizeof(*e));
     if (!e)

@@ -29,7 +29,7 @@
 
 #define TAR_BLOCK 512
 #define IO_CHUNK (64u * 1024u)
-#define MAX_NAME 4096         /* an archive path, NUL included */
+#define MAX_NAME 4096           /* an archive path, NUL included */
 #define MAX_PAX (1024u * 1024u) /* a pax header we accept */
 #define MAX_DEPTH 256
 #define MAX_SEGMENTS 4096 /* sparse map entries we send or accept */
@@ -468,8 +468,7 @@ static int resolve_get(int rootfd, const char *path, uint32_t flags, char *base,
         if (pfd < 0)
             die("%s: %s", path, strerror(errno));
         struct stat st;
-        if (!(flags & PROTO_FILE_FOLLOW) || fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-            !S_ISLNK(st.st_mode))
+        if (!(flags & PROTO_FILE_FOLLOW) || fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISLNK(st.st_mode))
             return pfd;
         if (hops >= 40)
             die("%s: %s", path, strerror(ELOOP));
@@ -892,7 +891,8 @@ static void put_entry(struct put_ctx *c, struct tar_in *in, const uint8_t *h, st
             if (pfd < 0)
                 die("%s: %s", rel, strerror(errno));
             struct stat st;
-            if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode) && unlinkat(pfd, base, 0) != 0)
+            if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode) &&
+                unlinkat(pfd, base, 0) != 0)
                 die("%s: %s", rel, strerror(errno));
             if (mkdirat(pfd, base, 0700) != 0 && errno != EEXIST)
                 die("%s: mkdir: %s", rel, strerror(errno));

@@ -7,15 +7,14 @@
 
 #include "cli/cli.h"
 
-static const char cp_usage[] =
-    "usage: cocoon cp HOST_PATH BOX:PATH\n"
-    "       cocoon cp BOX:PATH HOST_PATH\n"
-    "\n"
-    "Copies a file or directory tree between the host and a running box, keeping\n"
-    "modes, modification times and symlinks (symlinks are copied, not followed).\n"
-    "When the destination is an existing directory the source goes inside it;\n"
-    "otherwise it is created under the destination's name. Guest paths stay inside\n"
-    "the guest's root; files arrive owned by root in the box and by you on the host.\n";
+static const char cp_usage[] = "usage: cocoon cp HOST_PATH BOX:PATH\n"
+                               "       cocoon cp BOX:PATH HOST_PATH\n"
+                               "\n"
+                               "Copies a file or directory tree between the host and a running box, keeping\n"
+                               "modes, modification times and symlinks (symlinks are copied, not followed).\n"
+                               "When the destination is an existing directory the source goes inside it;\n"
+                               "otherwise it is created under the destination's name. Guest paths stay inside\n"
+                               "the guest's root; files arrive owned by root in the box and by you on the host.\n";
 
 /* "BOX:PATH" -> box and path; a host path with a '/' before any ':' is not a box. */
 static int split_box(char *arg, char **box, char **path)

@@ -250,9 +250,10 @@ int cmd_inspect(int argc, char **argv)
 
 int cmd_logs(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"help", no_argument, NULL, 'h'}, {"follow", no_argument, NULL, 'f'}, {"net", no_argument, NULL, 'n'},
-        {NULL, 0, NULL, 0}};
+    static const struct option lo[] = {{"help", no_argument, NULL, 'h'},
+                                       {"follow", no_argument, NULL, 'f'},
+                                       {"net", no_argument, NULL, 'n'},
+                                       {NULL, 0, NULL, 0}};
     int follow = 0, net = 0;
     optind = 1;
     opterr = 0;

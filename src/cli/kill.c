@@ -47,8 +47,10 @@ enum { OPT_EXEC = 256, OPT_LIST, OPT_HELP };
 int cmd_kill(int argc, char **argv)
 {
     static const struct option longs[] = {
-        {"exec", required_argument, NULL, OPT_EXEC}, {"signal", required_argument, NULL, 's'},
-        {"list", no_argument, NULL, OPT_LIST},       {"help", no_argument, NULL, OPT_HELP},
+        {"exec", required_argument, NULL, OPT_EXEC},
+        {"signal", required_argument, NULL, 's'},
+        {"list", no_argument, NULL, OPT_LIST},
+        {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
     int signo = SIGKILL, list = 0;

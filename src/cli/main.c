@@ -61,8 +61,7 @@ static const struct command commands[] = {
     {"stop", cmd_stop},       {"rm", cmd_rm},     {"doctor", cmd_doctor}, {"version", cmd_version},
     {"restart", cmd_restart}, {"ls", cmd_ls},     {"ps", cmd_ls},         {"inspect", cmd_inspect},
     {"pull", cmd_pull},       {"load", cmd_load}, {"images", cmd_images}, {"rmi", cmd_rmi},
-    {"image", cmd_image},
-    {"kill", cmd_kill},       {"cp", cmd_cp},           {"stats", cmd_stats},
+    {"image", cmd_image},     {"kill", cmd_kill}, {"cp", cmd_cp},         {"stats", cmd_stats},
     {"logs", cmd_logs},       {NULL, NULL},
 };
 

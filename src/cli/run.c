@@ -121,9 +121,9 @@ struct parsed {
     int rm, detach;
     int first_arg; /* index of the first operand */
     const char *entrypoint;
-    int has_cmd;                 /* a command was given (else the image's default) */
-    cocoon_image_config icfg;    /* of the box's image; owns strings cmd points to */
-    const char **argv_buf;       /* the command built from the image config */
+    int has_cmd;              /* a command was given (else the image's default) */
+    cocoon_image_config icfg; /* of the box's image; owns strings cmd points to */
+    const char **argv_buf;    /* the command built from the image config */
 };
 
 static int is_box_opt(int c)

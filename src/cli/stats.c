@@ -27,8 +27,8 @@ static void human(char *out, size_t cap, uint64_t bytes)
 
 int cmd_stats(int argc, char **argv)
 {
-    static const struct option lo[] = {{"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'},
-                                       {NULL, 0, NULL, 0}};
+    static const struct option lo[] = {
+        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     int json = 0, c;
     optind = 1;
     opterr = 0;

@@ -61,10 +61,7 @@ int q2_pwrite(int fd, const void *buf, size_t len, uint64_t off)
     return 0;
 }
 
-static uint64_t div_up(uint64_t a, uint64_t b)
-{
-    return a / b + (a % b != 0);
-}
+static uint64_t div_up(uint64_t a, uint64_t b) { return a / b + (a % b != 0); }
 
 /* Size of a regular file or block device open on fd. */
 static int fd_size(int fd, uint64_t *size)
@@ -182,7 +179,7 @@ static int write_new_image(int fd, const struct layout *L, uint64_t size, uint32
     q2_put64(c + 40, l1_off);
     q2_put64(c + 48, rt_off);
     q2_put32(c + 56, (uint32_t)L->rt_clusters);
-    q2_put32(c + 96, 4);   /* refcount_order: 16-bit refcounts */
+    q2_put32(c + 96, 4);    /* refcount_order: 16-bit refcounts */
     q2_put32(c + 100, 112); /* header_length, incl. compression_type + padding */
     size_t p = 112;
     if (backing) {
@@ -250,8 +247,7 @@ int qcow2_create(const char *path, uint64_t virtual_size, const char *backing, c
         }
         if (backing_fmt && strcmp(backing_fmt, "raw") && strcmp(backing_fmt, "qcow2")) {
             free(abs);
-            return q2_fail(err, errlen, -ENOTSUP, "backing format \"%s\" not supported (raw or qcow2)",
-                           backing_fmt);
+            return q2_fail(err, errlen, -ENOTSUP, "backing format \"%s\" not supported (raw or qcow2)", backing_fmt);
         }
         if (backing_fmt && !strcmp(backing_fmt, "qcow2") && strcmp(fmt, "qcow2")) {
             free(abs);
@@ -350,8 +346,8 @@ static int parse_header(struct qcow2 *q, const uint8_t *h, uint32_t *hdr_len, ch
     }
     if (q->writable && (q->incompat & QCOW2_INCOMPAT_DIRTY))
         return q2_fail(err, errlen, -EUCLEAN,
-                       "%s: marked dirty (lazy refcounts not written back); repair with `qemu-img check -r all %s`",
-                       P, P);
+                       "%s: marked dirty (lazy refcounts not written back); repair with `qemu-img check -r all %s`", P,
+                       P);
     if (q->writable && (q->incompat & QCOW2_INCOMPAT_CORRUPT))
         return q2_fail(err, errlen, -EUCLEAN,
                        "%s: marked corrupt by QEMU; repair with `qemu-img check -r all %s` before writing", P, P);
@@ -390,8 +386,8 @@ static int parse_header(struct qcow2 *q, const uint8_t *h, uint32_t *hdr_len, ch
 }
 
 /* Header extensions after the fixed header, and the backing file name. */
-static int parse_extensions(struct qcow2 *q, const uint8_t *h, uint32_t hdr_len, char *bfmt, char *bname,
-                            char *err, size_t errlen)
+static int parse_extensions(struct qcow2 *q, const uint8_t *h, uint32_t hdr_len, char *bfmt, char *bname, char *err,
+                            size_t errlen)
 {
     const char *P = q->path;
     uint64_t lim = q->cs < q->file_size ? q->cs : q->file_size;
@@ -623,15 +619,9 @@ int qcow2_close(struct qcow2 *q, char *err, size_t errlen)
     return rc;
 }
 
-uint64_t qcow2_virtual_size(const struct qcow2 *q)
-{
-    return q->size;
-}
+uint64_t qcow2_virtual_size(const struct qcow2 *q) { return q->size; }
 
-uint32_t qcow2_cluster_size(const struct qcow2 *q)
-{
-    return (uint32_t)q->cs;
-}
+uint32_t qcow2_cluster_size(const struct qcow2 *q) { return (uint32_t)q->cs; }
 
 int qcow2_chain_depth(const struct qcow2 *q)
 {

@@ -138,8 +138,8 @@ int qcow2_check(struct qcow2 *q, struct qcow2_check_result *res, char *err, size
             note(&w, m);
         } else if (have > w.refs[c] && !res->skipped) {
             if (res->leaks++ == 0 && res->corruptions == 0 && err && errlen)
-                snprintf(err, errlen, "%s: cluster 0x%" PRIx64 " leaked (refcount %" PRIu64 ", %u references)",
-                         q->path, c << q->cluster_bits, have, w.refs[c]);
+                snprintf(err, errlen, "%s: cluster 0x%" PRIx64 " leaked (refcount %" PRIu64 ", %u references)", q->path,
+                         c << q->cluster_bits, have, w.refs[c]);
         }
         if (w.refs[c] || have)
             res->image_end = (c + 1) << q->cluster_bits;

@@ -29,9 +29,9 @@
 #define QCOW2_OFLAG_COMPRESSED (1ull << 62)
 #define QCOW2_OFLAG_ZERO 1ull
 #define QCOW2_OFFSET_MASK 0x00fffffffffffe00ull /* bits 9..55 */
-#define QCOW2_L1_RESERVED 0x7f000000000001ffull  /* bits 0..8, 56..62 */
-#define QCOW2_L2_RESERVED 0x3f000000000001feull  /* bits 1..8, 56..61 */
-#define QCOW2_RT_RESERVED 0x1ffull               /* bits 0..8 */
+#define QCOW2_L1_RESERVED 0x7f000000000001ffull /* bits 0..8, 56..62 */
+#define QCOW2_L2_RESERVED 0x3f000000000001feull /* bits 1..8, 56..61 */
+#define QCOW2_RT_RESERVED 0x1ffull              /* bits 0..8 */
 
 #define QCOW2_MAX_L1_BYTES (32u << 20) /* QEMU's limits, so QEMU opens what we make */
 #define QCOW2_MAX_RT_BYTES (8u << 20)
@@ -71,7 +71,7 @@ struct qcow2 {
 
     uint32_t l1_size;
     uint64_t l1_off;
-    uint64_t *l1; /* host byte order */
+    uint64_t *l1;                      /* host byte order */
     uint64_t l1_dirty_lo, l1_dirty_hi; /* [lo, hi) */
 
     uint32_t refcount_order;

@@ -62,15 +62,9 @@ static struct qslot *cache_victim(struct qcache *c)
     return v;
 }
 
-static uint64_t logical_end(const struct qcow2 *q)
-{
-    return q->file_size > q->end ? q->file_size : q->end;
-}
+static uint64_t logical_end(const struct qcow2 *q) { return q->file_size > q->end ? q->file_size : q->end; }
 
-static int overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
-{
-    return a < b + blen && b < a + alen;
-}
+static int overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen) { return a < b + blen && b < a + alen; }
 
 int q2_clear_of_tables(const struct qcow2 *q, uint64_t off, uint64_t len)
 {
@@ -286,8 +280,7 @@ static int rb_block(struct qcow2 *q, uint64_t idx, int create, struct qslot **ou
             return rc;
     }
     uint64_t e = q->rt[idx], off = e & ~QCOW2_RT_RESERVED;
-    if ((e & QCOW2_RT_RESERVED) || off % q->cs || off + q->cs > logical_end(q) ||
-        !q2_clear_of_tables(q, off, q->cs))
+    if ((e & QCOW2_RT_RESERVED) || off % q->cs || off + q->cs > logical_end(q) || !q2_clear_of_tables(q, off, q->cs))
         return BAD("%s: refcount table entry %" PRIu64 " (0x%" PRIx64 ") is unaligned, outside the file or "
                    "overlaps other tables; run `qemu-img check -r all %s`",
                    q->path, idx, e, q->path);
@@ -422,8 +415,8 @@ int q2_l1_entry(struct qcow2 *q, uint64_t l1i, uint64_t *l2off, char *err, size_
     uint64_t e = q->l1[l1i], off = e & QCOW2_OFFSET_MASK;
     *l2off = 0;
     if (e & QCOW2_L1_RESERVED)
-        return BAD("%s: L1 entry %" PRIu64 " (0x%" PRIx64 ") has reserved bits set; run `qemu-img check %s`",
-                   q->path, l1i, e, q->path);
+        return BAD("%s: L1 entry %" PRIu64 " (0x%" PRIx64 ") has reserved bits set; run `qemu-img check %s`", q->path,
+                   l1i, e, q->path);
     if (!off)
         return 0;
     if (off % q->cs || off + q->cs > logical_end(q) || !q2_clear_of_tables(q, off, q->cs))
@@ -498,10 +491,12 @@ static int exclusive(struct qcow2 *q, uint64_t host, char *err, size_t errlen)
     if (rc1 == 1)
         return 0;
     if (rc1 == 0)
-        return BAD("%s: cluster 0x%" PRIx64 " is in use but has refcount 0; run `qemu-img check -r all %s`",
-                   q->path, host, q->path);
-    return q2_fail(err, errlen, -ENOTSUP, "%s: cluster 0x%" PRIx64 " is shared (refcount %" PRIu64
-                   "), as with internal snapshots; cannot write to it", q->path, host, rc1);
+        return BAD("%s: cluster 0x%" PRIx64 " is in use but has refcount 0; run `qemu-img check -r all %s`", q->path,
+                   host, q->path);
+    return q2_fail(err, errlen, -ENOTSUP,
+                   "%s: cluster 0x%" PRIx64 " is shared (refcount %" PRIu64
+                   "), as with internal snapshots; cannot write to it",
+                   q->path, host, rc1);
 }
 
 /* The L2 table for l1i, allocated (zeroed, in the cache) when missing. */
@@ -600,8 +595,8 @@ static int check_range(struct qcow2 *q, uint64_t off, uint64_t len, char *err, s
 {
     if (off > q->size || len > q->size - off)
         return q2_fail(err, errlen, -EINVAL,
-                       "%s: access at 0x%" PRIx64 "+%" PRIu64 " is past the end of the %" PRIu64 "-byte disk",
-                       q->path, off, len, q->size);
+                       "%s: access at 0x%" PRIx64 "+%" PRIu64 " is past the end of the %" PRIu64 "-byte disk", q->path,
+                       off, len, q->size);
     return 0;
 }
 
@@ -683,8 +678,8 @@ static int wrun_add(struct qcow2 *q, struct wrun *w, uint64_t host, const uint8_
 /* Writes n bytes at guest offset off (inside one cluster) into a cluster that is
  * unallocated or zero-flagged: allocates it (or reuses a preallocated one) and
  * fills the rest of it from the backing chain or with zeros. */
-static int write_new(struct qcow2 *q, struct wrun *w, uint64_t off, const uint8_t *p, size_t n, uint64_t host,
-                     int zero, uint64_t *entry, char *err, size_t errlen)
+static int write_new(struct qcow2 *q, struct wrun *w, uint64_t off, const uint8_t *p, size_t n, uint64_t host, int zero,
+                     uint64_t *entry, char *err, size_t errlen)
 {
     uint64_t in = off & (q->cs - 1), start = off - in;
     int rc, fresh = 0;

@@ -12,9 +12,9 @@
 
 /* docker.io/library/python:3.12 ; ghcr.io/org/tool@sha256:... ; localhost:5000/x:y */
 struct image_ref {
-    char registry[256];   /* "docker.io" for Docker Hub names; API host is registry-1.docker.io */
-    char repository[512]; /* "library/python" */
-    char tag[128];        /* "latest" when neither tag nor digest was given */
+    char registry[256];            /* "docker.io" for Docker Hub names; API host is registry-1.docker.io */
+    char repository[512];          /* "library/python" */
+    char tag[128];                 /* "latest" when neither tag nor digest was given */
     char digest[IMAGE_DIGEST_MAX]; /* "" or "sha256:<64 hex>" */
 };
 int image_ref_parse(const char *text, struct image_ref *ref, char *err, size_t errlen);
@@ -52,8 +52,8 @@ void image_config_free(struct image_config *cfg);
 typedef void (*image_progress_fn)(void *user, const char *layer_digest, uint64_t done, uint64_t total);
 
 struct image_pull_options {
-    int insecure;             /* allow plain HTTP to this registry */
-    const char *auth_file;    /* credentials JSON (docker config.json format); NULL: $COCOON_HOME/auth.json */
+    int insecure;          /* allow plain HTTP to this registry */
+    const char *auth_file; /* credentials JSON (docker config.json format); NULL: $COCOON_HOME/auth.json */
     image_progress_fn progress;
     void *progress_user;
 };
@@ -80,7 +80,7 @@ int image_blob_path(const char *images_dir, const char *digest, char *out, size_
  * sized to fit with headroom, ownership/modes/xattrs/links/devices kept, written with
  * libext2fs (no root needed). Refuses paths that escape the root. On failure nothing
  * is left at out_path. */
-int image_unpack_ext4(const char *images_dir, const struct image_manifest_info *info, const char *out_path,
-                      char *err, size_t errlen);
+int image_unpack_ext4(const char *images_dir, const struct image_manifest_info *info, const char *out_path, char *err,
+                      size_t errlen);
 
 #endif

@@ -16,11 +16,12 @@ char *lib_config_json(const struct lib_box_config *c)
 {
     char hostname[32];
     snprintf(hostname, sizeof(hostname), "cocoon-%.6s", c->id);
-    json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:b, s:i, s:s}", "id", c->id,
-                          "name", c->name, "created", (json_int_t)c->created, "image", c->image, "kernel", c->kernel,
-                          "initrd", c->initrd, "disk", c->disk, "disk_format", c->disk_format, "cpus", (int)c->cpus,
-                          "memory_mib", (int)c->memory_mib, "accel", c->accel, "backend", c->backend[0] ? c->backend : "auto", "ephemeral",
-                          c->ephemeral, "boot_timeout_ms", (int)c->boot_timeout_ms, "hostname", hostname);
+    json_t *o =
+        json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:b, s:i, s:s}", "id", c->id, "name",
+                  c->name, "created", (json_int_t)c->created, "image", c->image, "kernel", c->kernel, "initrd",
+                  c->initrd, "disk", c->disk, "disk_format", c->disk_format, "cpus", (int)c->cpus, "memory_mib",
+                  (int)c->memory_mib, "accel", c->accel, "backend", c->backend[0] ? c->backend : "auto", "ephemeral",
+                  c->ephemeral, "boot_timeout_ms", (int)c->boot_timeout_ms, "hostname", hostname);
     if (!o)
         return NULL;
     if (c->rootfs[0])
@@ -55,9 +56,7 @@ char *lib_config_json(const struct lib_box_config *c)
 
 int lib_net_options(const cocoon_box_options *o, struct lib_box_config *c, cocoon_error *err)
 {
-    /* The default is the public internet, except on an explicitly requested kvm
-     * backend, which has no network device yet (there "--net public" is an error). */
-    int mode = strcmp(c->backend, "kvm") ? NET_MODE_PUBLIC : NET_MODE_NONE;
+    int mode = NET_MODE_PUBLIC; /* the default on every backend */
     char why[512];
     if (o->net && *o->net && net_mode_parse(o->net, &mode) < 0)
         return lib_err(err, COCOON_E_INVALID, "network mode \"%s\": use none, public or open", o->net);

@@ -220,7 +220,10 @@ static int handle_frame(cocoon_box *box, const struct proto_header *h, const uin
     }
     if (bad) {
         rc = lib_err(err, COCOON_E_PROTOCOL, "box %s: malformed %s on exec stream %u", box->id,
-                     h->type == PROTO_STARTED ? "STARTED" : h->type == PROTO_CREDIT ? "CREDIT" : "EXIT", h->stream);
+                     h->type == PROTO_STARTED  ? "STARTED"
+                     : h->type == PROTO_CREDIT ? "CREDIT"
+                                               : "EXIT",
+                     h->stream);
         goto out;
     }
     switch (h->type) {
@@ -456,8 +459,8 @@ static int validate(const cocoon_exec_options *o, size_t *argc, size_t *envc, co
     return 0;
 }
 
-int lib_stream_start(cocoon_box *box, const cocoon_exec_options *opts, lib_open_fn encode, void *arg,
-                     cocoon_exec **out, cocoon_error *err)
+int lib_stream_start(cocoon_box *box, const cocoon_exec_options *opts, lib_open_fn encode, void *arg, cocoon_exec **out,
+                     cocoon_error *err)
 {
     *out = NULL;
     if (opts->stdin_fd < 0 && opts->stdin_fd != COCOON_STDIN_NONE && opts->stdin_fd != COCOON_STDIN_API)

@@ -12,8 +12,8 @@
 #define EXECS_MAX (PROTO_MAX_PAYLOAD / 16)
 
 /* Sends the request already encoded in x->w and decodes the VMM_EXECS answer. */
-static int execs_request(cocoon_box *box, struct lib_xfer *x, size_t len, struct proto_exec_entry **out,
-                         size_t *count, cocoon_error *err)
+static int execs_request(cocoon_box *box, struct lib_xfer *x, size_t len, struct proto_exec_entry **out, size_t *count,
+                         cocoon_error *err)
 {
     if (lib_xfer_send(x, len) < 0)
         return -1;

@@ -72,8 +72,8 @@ int lib_xfer_open(cocoon_box *box, struct lib_xfer *x, cocoon_error *err)
     close(dirfd);
     if (rc < 0) {
         lib_xfer_close(x);
-        return lib_err(err, COCOON_E_STATE, "box %s is not running (cannot connect to its control socket: %s)",
-                       box->id, strerror(e));
+        return lib_err(err, COCOON_E_STATE, "box %s is not running (cannot connect to its control socket: %s)", box->id,
+                       strerror(e));
     }
     util_set_nonblock(x->fd, 1);
     if (proto_conn_init(&x->conn, x->fd, 0) < 0) {
@@ -402,8 +402,8 @@ int cocoon_copy_to_box(cocoon_box *box, const char *host_path, const char *box_p
         goto out;
     }
     archive_read_disk_set_symlink_physical(disk);
-    archive_read_disk_set_behavior(disk, ARCHIVE_READDISK_NO_XATTR | ARCHIVE_READDISK_NO_ACL |
-                                             ARCHIVE_READDISK_NO_FFLAGS);
+    archive_read_disk_set_behavior(disk,
+                                   ARCHIVE_READDISK_NO_XATTR | ARCHIVE_READDISK_NO_ACL | ARCHIVE_READDISK_NO_FFLAGS);
     if (archive_read_disk_open(disk, src) != ARCHIVE_OK) {
         lib_err(err, COCOON_E_IO, "%s: %s", host_path, archive_error_string(disk));
         goto out;
@@ -607,8 +607,8 @@ int cocoon_copy_from_box(cocoon_box *box, const char *box_path, const char *host
     /* No OWNER: files belong to the caller. The SECURE flags refuse writes through
      * symlinks (also ones this archive created) and ".."; names are checked and made
      * absolute below the real target directory by us (safe_name). */
-    archive_write_disk_set_options(disk, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
-                                             ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT);
+    archive_write_disk_set_options(disk, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+                                             ARCHIVE_EXTRACT_SECURE_NODOTDOT);
     struct archive_entry *e;
     for (;;) {
         int h = archive_read_next_header(r, &e);
@@ -672,8 +672,7 @@ out:
 
 /* ---- single files from memory ---- */
 
-int cocoon_file_write(cocoon_box *box, const char *path, const void *data, size_t len, unsigned mode,
-                      cocoon_error *err)
+int cocoon_file_write(cocoon_box *box, const char *path, const void *data, size_t len, unsigned mode, cocoon_error *err)
 {
     lib_err_clear(err);
     if (!box || !path || !*path || (!data && len))

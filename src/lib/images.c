@@ -238,7 +238,7 @@ int cocoon_image_pull(cocoon_runtime *rt, const char *text, const cocoon_pull_op
         goto done;
     if (image_pull(store, &ref, &po, m, msg, sizeof(msg)) < 0) {
         int code = strstr(msg, " 404 ") || strstr(msg, "not found") || strstr(msg, "unknown") ? COCOON_E_NOT_FOUND
-                                                                                               : COCOON_E_IO;
+                                                                                              : COCOON_E_IO;
         lib_err(err, code, "pulling %s: %s", canon, msg);
         goto done;
     }
@@ -326,7 +326,8 @@ static int find_image(cocoon_runtime *rt, const char *name, struct state_image *
         return 0;
     state_image_clear(out);
     /* A row whose base file is gone can still be inspected and removed. */
-    if (state_image_get_by_id(rt->state, name, out, NULL) == 0 || state_image_get_by_name(rt->state, name, out, NULL) == 0)
+    if (state_image_get_by_id(rt->state, name, out, NULL) == 0 ||
+        state_image_get_by_name(rt->state, name, out, NULL) == 0)
         return 0;
     if (e.code == COCOON_E_NOT_FOUND)
         return lib_err(err, COCOON_E_NOT_FOUND, "no such image: %s", name);
@@ -518,7 +519,8 @@ static uint64_t sweep(cocoon_runtime *rt)
         while ((e = readdir(d))) {
             size_t len = strlen(e->d_name);
             int tmp = !strncmp(e->d_name, ".tmp-", 5);
-            int digest_base = len == 69 && !strcmp(e->d_name + 64, ".ext4") && strspn(e->d_name, "0123456789abcdef") == 64;
+            int digest_base =
+                len == 69 && !strcmp(e->d_name + 64, ".ext4") && strspn(e->d_name, "0123456789abcdef") == 64;
             if (!tmp && !digest_base)
                 continue;
             char hex[65];

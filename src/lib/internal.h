@@ -44,8 +44,8 @@ struct cocoon_exec {
     int err_code; /* set when the exec ended in error */
     char err_msg[COCOON_ERROR_MAX];
     cocoon_exit_status status;
-    uint32_t pid;  /* the guest pid from STARTED (also its process group): the exec's id */
-    int pump_refs; /* the pump is using this exec's stdin fd: cocoon_exec_free waits */
+    uint32_t pid;   /* the guest pid from STARTED (also its process group): the exec's id */
+    int pump_refs;  /* the pump is using this exec's stdin fd: cocoon_exec_free waits */
     int waiting;    /* threads in cocoon_exec_wait for this exec */
     int delivering; /* a thread is delivering this exec's queue (keeps output in order) */
 };
@@ -165,7 +165,7 @@ void lib_exec_detach_all(cocoon_box *box);
  * encode builds it for the given stream id (0 on overflow). Output, stdin, credits and
  * the end of the stream (EXIT, or ERROR before STARTED) work as for an exec. */
 typedef size_t (*lib_open_fn)(struct proto_writer *w, uint32_t stream, void *arg);
-int lib_stream_start(cocoon_box *box, const cocoon_exec_options *opts, lib_open_fn encode, void *arg,
-                     cocoon_exec **out, cocoon_error *err);
+int lib_stream_start(cocoon_box *box, const cocoon_exec_options *opts, lib_open_fn encode, void *arg, cocoon_exec **out,
+                     cocoon_error *err);
 
 #endif

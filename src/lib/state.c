@@ -494,8 +494,8 @@ static void box_clear(void *rec) { state_box_clear(rec); }
 
 int state_box_list(struct lib_state *st, struct state_box **out, size_t *count, cocoon_error *err)
 {
-    return collect_rows(st, "SELECT " BOX_COLS " FROM boxes ORDER BY created_at, id", sizeof(**out), box_row,
-                        box_clear, "listing boxes", (void **)out, count, err);
+    return collect_rows(st, "SELECT " BOX_COLS " FROM boxes ORDER BY created_at, id", sizeof(**out), box_row, box_clear,
+                        "listing boxes", (void **)out, count, err);
 }
 
 void state_box_list_free(struct state_box *list, size_t count)

@@ -176,8 +176,8 @@ static size_t put_name(uint8_t *out, size_t o, size_t cap, const char *s)
     return o;
 }
 
-long dns_filter_response(const uint8_t *resp, size_t n, const struct dns_question *q, struct policy *pol,
-                         uint64_t now, uint8_t *out, size_t cap, int *stripped)
+long dns_filter_response(const uint8_t *resp, size_t n, const struct dns_question *q, struct policy *pol, uint64_t now,
+                         uint8_t *out, size_t cap, int *stripped)
 {
     static struct rr rrs[DNS_MAX_RR];
     struct dns_question rq;

@@ -34,7 +34,7 @@ size_t dns_build_local(const uint8_t *query, const struct dns_question *q, uint3
 /* Checks that resp answers q, pins its A records for q->name and removes the records
  * policy_strip_answer rejects (and private AAAA in public mode), rebuilding the message
  * when something was removed. Returns the length written to out, or -1 (malformed). */
-long dns_filter_response(const uint8_t *resp, size_t n, const struct dns_question *q, struct policy *pol,
-                         uint64_t now, uint8_t *out, size_t cap, int *stripped);
+long dns_filter_response(const uint8_t *resp, size_t n, const struct dns_question *q, struct policy *pol, uint64_t now,
+                         uint8_t *out, size_t cap, int *stripped);
 
 #endif

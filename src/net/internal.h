@@ -42,11 +42,11 @@ struct tcp_conn {
     struct nwatch w;
     int fd;
     enum tcp_state state;
-    int inbound;        /* published port: we opened toward the guest */
-    int sni_wait;       /* SYN-ACK sent before connect(): waiting for the ClientHello */
-    int sni_rule;       /* index of the domain rule that wants the SNI checked */
-    uint32_t rip;       /* the remote address as the guest sees it */
-    uint32_t cip;       /* what we connect() to (differs for the host alias) */
+    int inbound;  /* published port: we opened toward the guest */
+    int sni_wait; /* SYN-ACK sent before connect(): waiting for the ClientHello */
+    int sni_rule; /* index of the domain rule that wants the SNI checked */
+    uint32_t rip; /* the remote address as the guest sees it */
+    uint32_t cip; /* what we connect() to (differs for the host alias) */
     uint16_t gport, rport;
     /* toward the guest */
     uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, fin_seq;
@@ -61,13 +61,13 @@ struct tcp_conn {
     struct ring to_host;  /* in-order guest bytes not yet written to the host */
     int connecting;       /* host connect() in progress */
     int in_ack_list;
-    uint32_t acked_to;    /* rcv_nxt of the last ACK sent */
+    uint32_t acked_to; /* rcv_nxt of the last ACK sent */
     int host_eof, fin_sent, fin_acked, guest_fin, host_shut;
     int ack_pending;
     uint64_t rto_at;
     uint32_t rto_ms;
     int retries;
-    uint32_t ev; /* events registered in the epoll set */
+    uint32_t ev;     /* events registered in the epoll set */
     int dns;         /* DNS over TCP, answered by the stack's resolver (no host socket) */
     int dns_pending; /* queries of this connection waiting for an answer */
     int dns_busy;    /* dns_tcp_input is running: answers only queue */
@@ -79,11 +79,11 @@ struct udp_flow {
     struct nwatch w;
     int fd; /* own socket (relay, icmp); the listener's for published */
     enum udp_kind kind;
-    uint16_t gport;      /* guest port (relay) or guest echo id (icmp) */
-    uint32_t rip;        /* remote address as the guest sees it */
-    uint16_t rport;      /* remote port (relay); our alias port (published) */
+    uint16_t gport;          /* guest port (relay) or guest echo id (icmp) */
+    uint32_t rip;            /* remote address as the guest sees it */
+    uint16_t rport;          /* remote port (relay); our alias port (published) */
     struct sockaddr_in peer; /* published: the host client */
-    uint16_t guest_port; /* published: the guest's port */
+    uint16_t guest_port;     /* published: the guest's port */
     uint64_t last;
     struct udp_flow *next;
 };
@@ -118,7 +118,7 @@ struct net_stack {
     struct nwatch w_timer;
     struct net_stats st;
     int link_blocked;
-    int icmp_ok; /* unprivileged ICMP sockets work here */
+    int icmp_ok;               /* unprivileged ICMP sockets work here */
     uint8_t frame[65536 + 64]; /* scratch for frames to the guest */
     uint16_t ip_id;
 
@@ -179,11 +179,10 @@ void udp_tick(struct net_stack *s, uint64_t now, uint64_t *next);
 void udp_free_all(struct net_stack *s);
 /* Fills cfg->upstreams from /etc/resolv.conf when none are configured. */
 void dns_load_upstreams(struct net_config *cfg);
-int udp_send_to_guest(struct net_stack *s, uint32_t src, uint16_t sport, uint16_t dport, const void *data,
-                      size_t len);
+int udp_send_to_guest(struct net_stack *s, uint32_t src, uint16_t sport, uint16_t dport, const void *data, size_t len);
 /* One DNS query from the guest (src:sport -> dst:53) over UDP or, with tcp, over a
  * DNS-over-TCP connection; exactly one tcp_dns_answer follows for TCP queries. */
-void dns_guest_query(struct net_stack *s, uint32_t src, uint16_t sport, uint32_t dst, const uint8_t *data,
-                     size_t len, int tcp);
+void dns_guest_query(struct net_stack *s, uint32_t src, uint16_t sport, uint32_t dst, const uint8_t *data, size_t len,
+                     int tcp);
 
 #endif

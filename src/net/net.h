@@ -22,10 +22,10 @@ enum net_proto { NET_PROTO_ANY = 0, NET_PROTO_TCP = 6, NET_PROTO_UDP = 17 };
 struct net_rule {
     int allow;
     enum net_rule_kind kind;
-    uint32_t addr, mask;        /* CIDR, host byte order */
-    char domain[254];           /* DOMAIN: "example.org", "*.example.org" or "*" */
-    uint16_t port_lo, port_hi;  /* 0,0: any port */
-    int proto;                  /* enum net_proto */
+    uint32_t addr, mask;          /* CIDR, host byte order */
+    char domain[254];             /* DOMAIN: "example.org", "*.example.org" or "*" */
+    uint16_t port_lo, port_hi;    /* 0,0: any port */
+    int proto;                    /* enum net_proto */
     char text[NET_RULE_TEXT + 8]; /* "allow "/"deny " + as written, for the log */
 };
 
@@ -54,9 +54,9 @@ struct net_config {
     int prefix;
     uint8_t guest_mac[6], gateway_mac[6];
     uint16_t mtu;
-    int max_tcp;       /* connections per box (RST above it) */
-    int max_half_open; /* guest SYNs waiting for a host connect() */
-    int max_udp;       /* UDP/ICMP flows */
+    int max_tcp;         /* connections per box (RST above it) */
+    int max_half_open;   /* guest SYNs waiting for a host connect() */
+    int max_udp;         /* UDP/ICMP flows */
     int refuse_nxdomain; /* denied names: 1 NXDOMAIN, 0 REFUSED */
     int log_fd;          /* denials are appended here (net.log); -1: nowhere */
 };
@@ -86,8 +86,7 @@ struct net_stack;
  * net_stack_link_ready), -1 when dropped. */
 typedef int (*net_output_fn)(void *user, const uint8_t *frame, size_t len);
 
-struct net_stack *net_stack_new(const struct net_config *cfg, net_output_fn out, void *user, char *err,
-                                size_t errcap);
+struct net_stack *net_stack_new(const struct net_config *cfg, net_output_fn out, void *user, char *err, size_t errcap);
 void net_stack_free(struct net_stack *s);
 /* One Ethernet frame from the guest (no FCS). Never fails: bad frames are counted. */
 void net_stack_input_frame(struct net_stack *s, const uint8_t *frame, size_t len);

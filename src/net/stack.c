@@ -205,7 +205,8 @@ static int open_listener(struct net_stack *s, const struct net_port *p, char *er
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(p->host_port), .sin_addr.s_addr = htonl(p->host_ip)};
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(p->host_port), .sin_addr.s_addr = htonl(p->host_ip)};
     char a[INET_ADDRSTRLEN];
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || (!udp && listen(fd, 128) < 0)) {
         snprintf(err, errcap, "cannot publish %s:%u/%s: %s", ipstr(p->host_ip, a), p->host_port, udp ? "udp" : "tcp",

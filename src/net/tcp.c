@@ -198,9 +198,9 @@ static int send_seg(struct net_stack *s, struct tcp_conn *c, uint32_t seq, uint8
     }
     if (len)
         ring_copy_out(&c->to_guest, off, p + 20, len);
-    size_t hl = wire_tcp_header(p, c->rip, s->cfg.guest_ip, c->rport, c->gport, seq, flags & TCPF_ACK ? c->rcv_nxt : 0,
-                                flags, win, syn ? (uint16_t)(s->cfg.mtu - 40) : 0,
-                                syn && c->wscale_ok ? RCV_WSCALE : -1, len);
+    size_t hl =
+        wire_tcp_header(p, c->rip, s->cfg.guest_ip, c->rport, c->gport, seq, flags & TCPF_ACK ? c->rcv_nxt : 0, flags,
+                        win, syn ? (uint16_t)(s->cfg.mtu - 40) : 0, syn && c->wscale_ok ? RCV_WSCALE : -1, len);
     if (flags & TCPF_ACK) {
         c->acked_to = c->rcv_nxt;
         c->ack_pending = 0;
@@ -231,8 +231,8 @@ static void reset_conn(struct net_stack *s, struct tcp_conn *c)
         send_seg(s, c, c->snd_nxt, TCPF_RST | TCPF_ACK, 0, 0);
     else if (c->state == TS_CONNECTING) {
         uint8_t *p = s->frame + NET_L4_OFF;
-        size_t hl = wire_tcp_header(p, c->rip, s->cfg.guest_ip, c->rport, c->gport, 0, c->rcv_nxt,
-                                    TCPF_RST | TCPF_ACK, 0, 0, -1, 0);
+        size_t hl = wire_tcp_header(p, c->rip, s->cfg.guest_ip, c->rport, c->gport, 0, c->rcv_nxt, TCPF_RST | TCPF_ACK,
+                                    0, 0, -1, 0);
         net_send_ip(s, c->rip, s->cfg.guest_ip, IP_PROTO_TCP, hl);
     }
     conn_free(s, c, 1);

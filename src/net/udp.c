@@ -3,7 +3,8 @@
  * unprivileged ICMP socket when the host allows one, and the gateway answers pings
  * itself. Every UDP datagram to port 53, whatever address it names, is answered by the
  * stack's resolver: policy on the name, forwarding upstream, filtering and pinning of
- * the answer. DNS over TCP (tcp.c terminates it) goes through the same resolver. Published UDP ports map each host client to a port of the host alias. */
+ * the answer. DNS over TCP (tcp.c terminates it) goes through the same resolver. Published UDP ports map each host
+ * client to a port of the host alias. */
 #include "net/internal.h"
 
 #include <arpa/inet.h>
@@ -154,8 +155,8 @@ static void dns_query_free(struct net_stack *s, struct dns_query *q)
     net_bury(s, q);
 }
 
-void dns_guest_query(struct net_stack *s, uint32_t src, uint16_t sport, uint32_t dst, const uint8_t *data,
-                     size_t len, int tcp)
+void dns_guest_query(struct net_stack *s, uint32_t src, uint16_t sport, uint32_t dst, const uint8_t *data, size_t len,
+                     int tcp)
 {
     struct dns_question q;
     uint8_t out[DNS_MAX_MSG];

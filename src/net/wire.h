@@ -35,8 +35,8 @@ struct pkt_tcp {
     uint32_t seq, ack;
     uint8_t flags;
     uint16_t win;
-    uint16_t mss;   /* 0: no option */
-    int wscale;     /* -1: no option */
+    uint16_t mss; /* 0: no option */
+    int wscale;   /* -1: no option */
     const uint8_t *data;
     size_t len;
 };

@@ -293,9 +293,9 @@ static int mark_seen(uint64_t *seen, uint16_t tag)
 
 static int need(uint64_t seen, uint64_t required) { return (seen & required) == required ? PROTO_OK : PROTO_E_FIELD; }
 
-#define FOR_EACH_FIELD(p, n, f, rc)                                                                                  \
-    struct proto_reader rd_;                                                                                         \
-    proto_reader_init(&rd_, (p), (n));                                                                               \
+#define FOR_EACH_FIELD(p, n, f, rc)                                                                                    \
+    struct proto_reader rd_;                                                                                           \
+    proto_reader_init(&rd_, (p), (n));                                                                                 \
     while (((rc) = proto_next_field(&rd_, &(f))) == PROTO_OK)
 
 /* Ends a FOR_EACH_FIELD loop: a clean end reads as PROTO_NEED_MORE. */

@@ -23,10 +23,10 @@
 
 enum proto_type {
     /* session (stream 0) */
-    PROTO_HELLO = 1,    /* guest->host: VERSION_MIN, VERSION_MAX, AGENT_VERSION, KERNEL, BOOT_NS */
-    PROTO_CONFIG = 2,   /* host->guest: VERSION, HOSTNAME, REALTIME_NS */
-    PROTO_READY = 3,    /* guest->host: BOOT_NS (CLOCK_BOOTTIME at ready), INIT_NS (at agent start) */
-    PROTO_PING = 4,     /* either way, any stream: raw payload, answered by PONG with the same bytes */
+    PROTO_HELLO = 1,  /* guest->host: VERSION_MIN, VERSION_MAX, AGENT_VERSION, KERNEL, BOOT_NS */
+    PROTO_CONFIG = 2, /* host->guest: VERSION, HOSTNAME, REALTIME_NS */
+    PROTO_READY = 3,  /* guest->host: BOOT_NS (CLOCK_BOOTTIME at ready), INIT_NS (at agent start) */
+    PROTO_PING = 4,   /* either way, any stream: raw payload, answered by PONG with the same bytes */
     PROTO_PONG = 5,
     PROTO_SHUTDOWN = 6, /* host->guest: MODE (0 poweroff, 1 reboot), TIMEOUT_MS */
     PROTO_ERROR = 7,    /* either way: CODE (errno-style), MESSAGE */
@@ -42,7 +42,8 @@ enum proto_type {
     PROTO_RESIZE = 24,    /* host->guest: ROWS, COLS */
     PROTO_CREDIT = 25,    /* either way: BYTES more the receiver of data may now be sent */
     /* control socket only (client <-> cocoon-vmm, never forwarded to the guest) */
-    PROTO_VMM_HELLO = 32, /* vmm->client on connect: VERSION, BACKEND, ACCEL, BOX_ID, BOOT_NS, INIT_NS, READY_MS, KERNEL */
+    PROTO_VMM_HELLO =
+        32, /* vmm->client on connect: VERSION, BACKEND, ACCEL, BOX_ID, BOOT_NS, INIT_NS, READY_MS, KERNEL */
     PROTO_VMM_LIST_EXECS = 33,  /* client->vmm: no fields; answered by VMM_EXECS */
     PROTO_VMM_EXECS = 34,       /* vmm->client: (EXEC_PID, EXEC_CMD)* pairs in order */
     PROTO_VMM_SIGNAL_EXEC = 35, /* client->vmm: PID (0: every exec), SIGNAL; answered by VMM_EXECS of those hit */
@@ -86,19 +87,19 @@ enum proto_tag {
     PT_BOX_ID = 28,
     PT_READY_MS = 29,
     /* files and stats (40..) */
-    PT_PATH = 40,          /* string: a guest path */
-    PT_FLAGS = 41,         /* u32: PROTO_FILE_* bits */
-    PT_CPU_NS = 42,        /* u64: CPU time spent busy (all CPUs, /proc/stat) */
-    PT_CPUS = 43,          /* u32: online CPUs */
-    PT_MEM_TOTAL = 44,     /* u64 bytes */
-    PT_MEM_AVAILABLE = 45, /* u64 bytes */
-    PT_MEM_FREE = 46,      /* u64 bytes */
-    PT_DISK_TOTAL = 47,    /* u64 bytes of the root file system */
-    PT_DISK_USED = 48,     /* u64 bytes */
+    PT_PATH = 40,           /* string: a guest path */
+    PT_FLAGS = 41,          /* u32: PROTO_FILE_* bits */
+    PT_CPU_NS = 42,         /* u64: CPU time spent busy (all CPUs, /proc/stat) */
+    PT_CPUS = 43,           /* u32: online CPUs */
+    PT_MEM_TOTAL = 44,      /* u64 bytes */
+    PT_MEM_AVAILABLE = 45,  /* u64 bytes */
+    PT_MEM_FREE = 46,       /* u64 bytes */
+    PT_DISK_TOTAL = 47,     /* u64 bytes of the root file system */
+    PT_DISK_USED = 48,      /* u64 bytes */
     PT_DISK_AVAILABLE = 49, /* u64 bytes */
-    PT_PROCS = 50,         /* u32: processes */
-    PT_UPTIME_NS = 51,     /* u64: CLOCK_BOOTTIME */
-    PT_LOAD1 = 52,         /* u32: load average x 1000 */
+    PT_PROCS = 50,          /* u32: processes */
+    PT_UPTIME_NS = 51,      /* u64: CLOCK_BOOTTIME */
+    PT_LOAD1 = 52,          /* u32: load average x 1000 */
     PT_LOAD5 = 53,
     PT_LOAD15 = 54,
     PT_TAG_MAX = 63,
@@ -200,8 +201,8 @@ struct proto_exec {
     char cwd[PROTO_MAX_STRING];
     char user[256];
     uint32_t tty, rows, cols;
-    uint64_t timeout_ms; /* 0 = none */
-    uint32_t window;     /* initial stdout+stderr credit granted to the guest */
+    uint64_t timeout_ms;  /* 0 = none */
+    uint32_t window;      /* initial stdout+stderr credit granted to the guest */
     uint64_t realtime_ns; /* the host's clock when it sent the EXEC (0: not sent) */
 };
 struct proto_started {

@@ -42,8 +42,7 @@ void host_probe_kvm(struct host_kvm_probe *p)
     int api = ioctl(fd, KVM_GET_API_VERSION, 0);
     close(fd);
     if (api != KVM_API_VERSION) {
-        snprintf(p->reason, sizeof(p->reason), "/dev/kvm reports API version %d, expected %d", api,
-                 KVM_API_VERSION);
+        snprintf(p->reason, sizeof(p->reason), "/dev/kvm reports API version %d, expected %d", api, KVM_API_VERSION);
         return;
     }
     if (!cpu_has_hw_virt()) {

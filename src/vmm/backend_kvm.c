@@ -48,7 +48,8 @@ int kvm_run_choose_backend(struct vmm_config *cfg, char *why, size_t whycap, cha
     int forced = env_on("COCOON_FORCE_KVM");
     if (!strcmp(cfg->backend, "kvm")) {
         if (probe.usable || forced) {
-            snprintf(why, whycap, "kvm backend requested: %s", probe.usable ? probe.reason : "forced by COCOON_FORCE_KVM");
+            snprintf(why, whycap, "kvm backend requested: %s",
+                     probe.usable ? probe.reason : "forced by COCOON_FORCE_KVM");
             return 0;
         }
         snprintf(err, errcap, "kvm backend unavailable: %s (use the qemu backend: --vmm qemu)", probe.reason);
@@ -78,7 +79,7 @@ int kvm_run_plan(struct qemu_plan *p, const struct vmm_config *cfg, const char *
     p->bin[n] = 0;
     snprintf(p->accel, sizeof(p->accel), "kvm");
     snprintf(p->accel_reason, sizeof(p->accel_reason), "%s", why);
-    const char *args[] = { p->bin, "--kvm-run", box_dir };
+    const char *args[] = {p->bin, "--kvm-run", box_dir};
     for (int i = 0; i < 3; i++) {
         p->argv[i] = strdup(args[i]);
         if (!p->argv[i]) {

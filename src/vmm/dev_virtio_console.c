@@ -84,7 +84,7 @@ static void pump_rx(struct virtio_console *c)
         struct iovec iov[VIRTQ_MAX_SEGS];
         int n = 0;
         for (uint32_t k = c->rx_chain.nr; k < c->rx_chain.nr + c->rx_chain.nw; k++)
-            iov[n++] = (struct iovec){ c->rx_chain.seg[k].p, c->rx_chain.seg[k].len };
+            iov[n++] = (struct iovec){c->rx_chain.seg[k].p, c->rx_chain.seg[k].len};
         if (n == 0) { /* no writable bytes: give it back empty */
             virtq__push(q, c->rx_chain.head, 0);
             c->rx_have = 0;
@@ -126,7 +126,7 @@ static void pump_tx(struct virtio_console *c)
                 skip -= len;
                 continue;
             }
-            iov[n++] = (struct iovec){ c->tx_chain.seg[k].p + skip, (size_t)(len - skip) };
+            iov[n++] = (struct iovec){c->tx_chain.seg[k].p + skip, (size_t)(len - skip)};
             skip = 0;
         }
         if (n > 0 && !c->host_closed) {
@@ -235,7 +235,7 @@ static void con_reset(struct virtio_mmio *t)
 
 static void con_config(struct virtio_mmio *t, uint32_t off, uint8_t *data, uint32_t len, int is_write)
 {
-    uint8_t cfg[12] = { 0 };
+    uint8_t cfg[12] = {0};
     uint32_t ports = 2;
     if (is_write)
         return;

@@ -16,15 +16,33 @@
 #include "vmm/log.h"
 
 enum {
-    R_MAGIC = 0x000, R_VERSION = 0x004, R_DEVICE_ID = 0x008, R_VENDOR_ID = 0x00c,
-    R_DEV_FEATURES = 0x010, R_DEV_FEATURES_SEL = 0x014, R_DRV_FEATURES = 0x020, R_DRV_FEATURES_SEL = 0x024,
-    R_QUEUE_SEL = 0x030, R_QUEUE_NUM_MAX = 0x034, R_QUEUE_NUM = 0x038, R_QUEUE_READY = 0x044,
-    R_QUEUE_NOTIFY = 0x050, R_INT_STATUS = 0x060, R_INT_ACK = 0x064, R_STATUS = 0x070,
-    R_QUEUE_DESC_LO = 0x080, R_QUEUE_DESC_HI = 0x084, R_QUEUE_DRIVER_LO = 0x090, R_QUEUE_DRIVER_HI = 0x094,
-    R_QUEUE_DEVICE_LO = 0x0a0, R_QUEUE_DEVICE_HI = 0x0a4, R_CONFIG_GEN = 0x0fc, R_CONFIG = 0x100,
+    R_MAGIC = 0x000,
+    R_VERSION = 0x004,
+    R_DEVICE_ID = 0x008,
+    R_VENDOR_ID = 0x00c,
+    R_DEV_FEATURES = 0x010,
+    R_DEV_FEATURES_SEL = 0x014,
+    R_DRV_FEATURES = 0x020,
+    R_DRV_FEATURES_SEL = 0x024,
+    R_QUEUE_SEL = 0x030,
+    R_QUEUE_NUM_MAX = 0x034,
+    R_QUEUE_NUM = 0x038,
+    R_QUEUE_READY = 0x044,
+    R_QUEUE_NOTIFY = 0x050,
+    R_INT_STATUS = 0x060,
+    R_INT_ACK = 0x064,
+    R_STATUS = 0x070,
+    R_QUEUE_DESC_LO = 0x080,
+    R_QUEUE_DESC_HI = 0x084,
+    R_QUEUE_DRIVER_LO = 0x090,
+    R_QUEUE_DRIVER_HI = 0x094,
+    R_QUEUE_DEVICE_LO = 0x0a0,
+    R_QUEUE_DEVICE_HI = 0x0a4,
+    R_CONFIG_GEN = 0x0fc,
+    R_CONFIG = 0x100,
 };
-#define MAGIC 0x74726976u /* "virt" */
-#define VENDOR 0x4f434f43u  /* "COCO" */
+#define MAGIC 0x74726976u  /* "virt" */
+#define VENDOR 0x4f434f43u /* "COCO" */
 
 static uint64_t offered(const struct virtio_mmio *t)
 {
@@ -262,12 +280,15 @@ int virtio_mmio__use_ioeventfd(struct virtio_mmio *t)
 {
     for (uint32_t q = (uint32_t)t->n_nfd; q < t->ops->num_queues; q++) {
         struct virtio_notify_fd *n = &t->nfd[q];
-        *n = (struct virtio_notify_fd){ .io = { .fn = on_notify_fd, .ctx = n }, .t = t, .queue = q };
+        *n = (struct virtio_notify_fd){.io = {.fn = on_notify_fd, .ctx = n}, .t = t, .queue = q};
         n->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (n->fd < 0)
             break;
-        struct kvm_ioeventfd io = { .datamatch = q, .addr = t->base + R_QUEUE_NOTIFY, .len = 4, .fd = n->fd,
-                                    .flags = KVM_IOEVENTFD_FLAG_DATAMATCH };
+        struct kvm_ioeventfd io = {.datamatch = q,
+                                   .addr = t->base + R_QUEUE_NOTIFY,
+                                   .len = 4,
+                                   .fd = n->fd,
+                                   .flags = KVM_IOEVENTFD_FLAG_DATAMATCH};
         if (kvm_io__watch(t->vm, n->fd, EPOLLIN, &n->io) < 0) {
             close(n->fd);
             break;
@@ -287,7 +308,7 @@ int virtio_mmio__use_irqfd(struct virtio_mmio *t)
     if (t->irqfd_on)
         return 1;
     int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    struct kvm_irqfd io = { .fd = (uint32_t)fd, .gsi = (uint32_t)t->irq };
+    struct kvm_irqfd io = {.fd = (uint32_t)fd, .gsi = (uint32_t)t->irq};
     if (fd < 0)
         return 0;
     if (ioctl(t->vm->vm_fd, KVM_IRQFD, &io) < 0) {
@@ -303,16 +324,18 @@ int virtio_mmio__use_irqfd(struct virtio_mmio *t)
 void virtio_mmio__close(struct virtio_mmio *t)
 {
     if (t->irqfd_on) {
-        struct kvm_irqfd io = { .fd = (uint32_t)t->irqfd, .gsi = (uint32_t)t->irq, .flags = KVM_IRQFD_FLAG_DEASSIGN };
+        struct kvm_irqfd io = {.fd = (uint32_t)t->irqfd, .gsi = (uint32_t)t->irq, .flags = KVM_IRQFD_FLAG_DEASSIGN};
         if (t->vm->vm_fd >= 0)
             ioctl(t->vm->vm_fd, KVM_IRQFD, &io);
         close(t->irqfd);
         t->irqfd_on = 0;
     }
     for (int q = 0; q < t->n_nfd; q++) {
-        struct kvm_ioeventfd io = { .datamatch = (uint64_t)q, .addr = t->base + R_QUEUE_NOTIFY, .len = 4,
-                                    .fd = t->nfd[q].fd,
-                                    .flags = KVM_IOEVENTFD_FLAG_DATAMATCH | KVM_IOEVENTFD_FLAG_DEASSIGN };
+        struct kvm_ioeventfd io = {.datamatch = (uint64_t)q,
+                                   .addr = t->base + R_QUEUE_NOTIFY,
+                                   .len = 4,
+                                   .fd = t->nfd[q].fd,
+                                   .flags = KVM_IOEVENTFD_FLAG_DATAMATCH | KVM_IOEVENTFD_FLAG_DEASSIGN};
         if (t->vm->vm_fd >= 0)
             ioctl(t->vm->vm_fd, KVM_IOEVENTFD, &io);
         close(t->nfd[q].fd);

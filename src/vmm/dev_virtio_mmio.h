@@ -63,7 +63,7 @@ struct virtio_mmio {
     struct virtq q[VIRTIO_MAX_QUEUES];
     uint64_t notifies, broken_events; /* counters, for tests and the log */
     struct virtio_notify_fd nfd[VIRTIO_MAX_QUEUES];
-    int n_nfd; /* queues 0..n_nfd-1 notify through an ioeventfd */
+    int n_nfd;           /* queues 0..n_nfd-1 notify through an ioeventfd */
     int irqfd_on, irqfd; /* the interrupt goes through KVM_IRQFD (an edge per write) */
 };
 

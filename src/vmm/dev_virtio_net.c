@@ -35,7 +35,7 @@ static void deliver(struct virtio_net *n)
         if (virtq__pop(q, &n->t.vm->mem, &ch) != 1)
             break;
         struct vnet_frame *f = &n->pending[n->p_head];
-        uint8_t hdr[HDR_LEN] = { 0 };
+        uint8_t hdr[HDR_LEN] = {0};
         hdr[10] = 1; /* num_buffers */
         uint32_t len = 0;
         if (ch.wlen >= (uint64_t)HDR_LEN + f->len) {
@@ -76,7 +76,7 @@ static int stack_out(void *user, const uint8_t *frame, size_t len)
         return -1;
     }
     memcpy(copy, frame, len);
-    n->pending[(n->p_head + n->p_count) % VNET_PENDING_MAX] = (struct vnet_frame){ (uint32_t)len, copy };
+    n->pending[(n->p_head + n->p_count) % VNET_PENDING_MAX] = (struct vnet_frame){(uint32_t)len, copy};
     n->p_count++;
     deliver(n);
     if (n->p_count >= VNET_PENDING_HIGH) {
@@ -147,7 +147,7 @@ static void net_reset(struct virtio_mmio *t)
 static void net_config_rw(struct virtio_mmio *t, uint32_t off, uint8_t *data, uint32_t len, int is_write)
 {
     struct virtio_net *n = t->dev;
-    uint8_t cfg[8] = { 0 };
+    uint8_t cfg[8] = {0};
     if (is_write)
         return; /* the MAC is the host's choice (no VIRTIO_NET_F_CTRL_MAC_ADDR) */
     memcpy(cfg, n->mac, 6);

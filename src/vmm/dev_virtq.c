@@ -34,10 +34,7 @@ int virtq__enable(struct virtq *q, const struct guest_mem *m)
     return 0;
 }
 
-void virtq__reset(struct virtq *q)
-{
-    memset(q, 0, sizeof(*q));
-}
+void virtq__reset(struct virtq *q) { memset(q, 0, sizeof(*q)); }
 
 static uint16_t avail_idx(const struct virtq *q)
 {
@@ -65,12 +62,12 @@ static int add_seg(struct virtq *q, const struct guest_mem *m, struct virtq_chai
     if (!p)
         return broken(q, "buffer outside guest memory");
     if (d->flags & VIRTQ_DESC_F_WRITE) {
-        c->seg[c->nr + c->nw++] = (struct virtq_seg){ p, d->len };
+        c->seg[c->nr + c->nw++] = (struct virtq_seg){p, d->len};
         c->wlen += d->len;
     } else {
         if (c->nw)
             return broken(q, "readable buffer after a writable one");
-        c->seg[c->nr++] = (struct virtq_seg){ p, d->len };
+        c->seg[c->nr++] = (struct virtq_seg){p, d->len};
         c->rlen += d->len;
     }
     return 0;
@@ -88,8 +85,8 @@ int virtq__pop(struct virtq *q, const struct guest_mem *m, struct virtq_chain *c
         return 0;
     if (pending > q->size)
         return broken(q, "available index moved by more than the queue size");
-    uint16_t head = __atomic_load_n((const uint16_t *)(q->avail + 4 + 2 * (size_t)(q->last_avail % q->size)),
-                                    __ATOMIC_RELAXED);
+    uint16_t head =
+        __atomic_load_n((const uint16_t *)(q->avail + 4 + 2 * (size_t)(q->last_avail % q->size)), __ATOMIC_RELAXED);
     if (head >= q->size)
         return broken(q, "head descriptor index out of range");
 

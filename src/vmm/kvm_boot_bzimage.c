@@ -148,7 +148,7 @@ int kvm_boot__bzimage(struct kvm_vm *vm, const uint8_t *img, size_t len, const c
         e820_put(zp, n++, vm->mem.r[1].gpa, vm->mem.r[1].size, 1);
     zp[BP_E820_ENTRIES] = (uint8_t)n;
 
-    vm->boot = (struct kvm_boot_state){ .mode = BOOT_LONG64, .entry = load + ENTRY_64_OFFSET, .rsp = BOOT_STACK_TOP,
-                                        .rsi = BOOT_ZERO_PAGE_GPA };
+    vm->boot = (struct kvm_boot_state){
+        .mode = BOOT_LONG64, .entry = load + ENTRY_64_OFFSET, .rsp = BOOT_STACK_TOP, .rsi = BOOT_ZERO_PAGE_GPA};
     return 0;
 }

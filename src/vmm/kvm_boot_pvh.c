@@ -101,8 +101,7 @@ int kvm_boot__elf_pvh_entry(const uint8_t *img, size_t len, uint32_t *entry, cha
     return 0;
 }
 
-static int load_segments(struct kvm_vm *vm, const uint8_t *img, size_t len, uint64_t *kend, char *err,
-                         size_t errcap)
+static int load_segments(struct kvm_vm *vm, const uint8_t *img, size_t len, uint64_t *kend, char *err, size_t errcap)
 {
     const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img;
     int loaded = 0;
@@ -152,10 +151,7 @@ int kvm_boot__map_file(const char *path, const uint8_t **img, size_t *len, char 
     return 0;
 }
 
-static uint64_t low_end(const struct kvm_vm *vm)
-{
-    return vm->mem.r[0].size;
-}
+static uint64_t low_end(const struct kvm_vm *vm) { return vm->mem.r[0].size; }
 
 int kvm_boot__load_initrd(struct kvm_vm *vm, const char *path, uint64_t kend, uint64_t *paddr, uint64_t *size,
                           char *err, size_t errcap)
@@ -183,11 +179,11 @@ static int write_memmap(struct kvm_vm *vm, struct hvm_start_info *si)
 {
     struct hvm_memmap_entry map[4];
     uint32_t n = 0;
-    map[n++] = (struct hvm_memmap_entry){ 0, BOOT_EBDA_START, E820_RAM, 0 };
-    map[n++] = (struct hvm_memmap_entry){ BOOT_EBDA_START, BOOT_HIGH_START - BOOT_EBDA_START, E820_RESERVED, 0 };
-    map[n++] = (struct hvm_memmap_entry){ BOOT_HIGH_START, low_end(vm) - BOOT_HIGH_START, E820_RAM, 0 };
+    map[n++] = (struct hvm_memmap_entry){0, BOOT_EBDA_START, E820_RAM, 0};
+    map[n++] = (struct hvm_memmap_entry){BOOT_EBDA_START, BOOT_HIGH_START - BOOT_EBDA_START, E820_RESERVED, 0};
+    map[n++] = (struct hvm_memmap_entry){BOOT_HIGH_START, low_end(vm) - BOOT_HIGH_START, E820_RAM, 0};
     if (vm->mem.n > 1)
-        map[n++] = (struct hvm_memmap_entry){ vm->mem.r[1].gpa, vm->mem.r[1].size, E820_RAM, 0 };
+        map[n++] = (struct hvm_memmap_entry){vm->mem.r[1].gpa, vm->mem.r[1].size, E820_RAM, 0};
     void *dst = guest_mem__ptr(&vm->mem, BOOT_MEMMAP_GPA, sizeof(map[0]) * n);
     if (!dst)
         return -1;
@@ -225,7 +221,7 @@ int kvm_boot__pvh(struct kvm_vm *vm, const char *kernel, const char *initrd, con
     if (rc < 0)
         return -1;
 
-    struct hvm_start_info si = { .magic = HVM_START_MAGIC, .version = 1 };
+    struct hvm_start_info si = {.magic = HVM_START_MAGIC, .version = 1};
     size_t clen = strlen(cmdline) + 1;
     char *cl = clen <= BOOT_CMDLINE_MAX ? guest_mem__ptr(&vm->mem, BOOT_CMDLINE_GPA, clen) : NULL;
     if (!cl) {
@@ -235,7 +231,7 @@ int kvm_boot__pvh(struct kvm_vm *vm, const char *kernel, const char *initrd, con
     memcpy(cl, cmdline, clen);
     si.cmdline_paddr = BOOT_CMDLINE_GPA;
     if (initrd && *initrd) {
-        struct hvm_modlist_entry mod = { 0 };
+        struct hvm_modlist_entry mod = {0};
         if (kvm_boot__load_initrd(vm, initrd, kend, &mod.paddr, &mod.size, err, errcap) < 0)
             return -1;
         void *m = guest_mem__ptr(&vm->mem, BOOT_MODLIST_GPA, sizeof(mod));
@@ -249,12 +245,11 @@ int kvm_boot__pvh(struct kvm_vm *vm, const char *kernel, const char *initrd, con
         return -1;
     }
     memcpy(dst, &si, sizeof(si));
-    vm->boot = (struct kvm_boot_state){ .mode = BOOT_PVH32, .entry = entry, .rbx = BOOT_START_INFO_GPA };
+    vm->boot = (struct kvm_boot_state){.mode = BOOT_PVH32, .entry = entry, .rbx = BOOT_START_INFO_GPA};
     return 0;
 }
 
-int kvm_boot__flat(struct kvm_vm *vm, const char *path, uint64_t gpa, enum kvm_boot_mode mode, char *err,
-                   size_t errcap)
+int kvm_boot__flat(struct kvm_vm *vm, const char *path, uint64_t gpa, enum kvm_boot_mode mode, char *err, size_t errcap)
 {
     const uint8_t *img;
     size_t len;
@@ -273,9 +268,9 @@ int kvm_boot__flat(struct kvm_vm *vm, const char *path, uint64_t gpa, enum kvm_b
     memcpy(dst, img, len);
     munmap((void *)img, len);
     if (mode == BOOT_REAL)
-        vm->boot = (struct kvm_boot_state){ .mode = BOOT_REAL, .real_cs = (uint16_t)(gpa >> 4), .entry = 0,
-                                            .rsp = 0xfff0 };
+        vm->boot =
+            (struct kvm_boot_state){.mode = BOOT_REAL, .real_cs = (uint16_t)(gpa >> 4), .entry = 0, .rsp = 0xfff0};
     else
-        vm->boot = (struct kvm_boot_state){ .mode = mode, .entry = gpa, .rsp = gpa };
+        vm->boot = (struct kvm_boot_state){.mode = mode, .entry = gpa, .rsp = gpa};
     return 0;
 }

@@ -11,7 +11,7 @@ int bus__register(struct bus *b, uint64_t base, uint64_t len, bus_access_fn fn, 
     for (int i = 0; i < b->n; i++)
         if (base < b->r[i].base + b->r[i].len && b->r[i].base < base + len)
             return -1;
-    b->r[b->n++] = (struct bus_range){ base, len, fn, dev };
+    b->r[b->n++] = (struct bus_range){base, len, fn, dev};
     return 0;
 }
 

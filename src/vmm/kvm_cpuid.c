@@ -95,7 +95,7 @@ int kvm_cpuid__apply(struct kvm_vm *vm, struct kvm_vcpu *c, char *err, size_t er
         cp->entries[out++] = e;
     }
     if (!have_sig && out < MAX_ENTRIES) {
-        struct kvm_cpuid_entry2 e = { .function = 0x40000000 };
+        struct kvm_cpuid_entry2 e = {.function = 0x40000000};
         filter(&e, c->id, vm->ncpus, vm->hide_xsave);
         cp->entries[out++] = e;
     }

@@ -42,7 +42,7 @@ int kvm_io__start(struct kvm_vm *vm, char *err, size_t errcap)
         snprintf(err, errcap, "I/O thread setup: %s", strerror(errno));
         return -1;
     }
-    struct epoll_event e = { .events = EPOLLIN, .data.ptr = &wake_entry };
+    struct epoll_event e = {.events = EPOLLIN, .data.ptr = &wake_entry};
     if (epoll_ctl(vm->io_epfd, EPOLL_CTL_ADD, vm->io_wake_efd, &e) < 0) {
         snprintf(err, errcap, "I/O thread setup: %s", strerror(errno));
         return -1;
@@ -58,13 +58,13 @@ int kvm_io__start(struct kvm_vm *vm, char *err, size_t errcap)
 
 int kvm_io__watch(struct kvm_vm *vm, int fd, uint32_t events, void *entry)
 {
-    struct epoll_event e = { .events = events, .data.ptr = entry };
+    struct epoll_event e = {.events = events, .data.ptr = entry};
     return epoll_ctl(vm->io_epfd, EPOLL_CTL_ADD, fd, &e);
 }
 
 int kvm_io__rewatch(struct kvm_vm *vm, int fd, uint32_t events, void *entry)
 {
-    struct epoll_event e = { .events = events, .data.ptr = entry };
+    struct epoll_event e = {.events = events, .data.ptr = entry};
     return epoll_ctl(vm->io_epfd, EPOLL_CTL_MOD, fd, &e);
 }
 

@@ -6,10 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static uint64_t slot_base(int slot)
-{
-    return VIRTIO_MMIO_BASE + (uint64_t)slot * VIRTIO_MMIO_SIZE;
-}
+static uint64_t slot_base(int slot) { return VIRTIO_MMIO_BASE + (uint64_t)slot * VIRTIO_MMIO_SIZE; }
 
 static int add_devices(struct kvm_machine *m, const struct kvm_machine_opts *o, char *err, size_t errcap)
 {
@@ -44,8 +41,8 @@ static int add_devices(struct kvm_machine *m, const struct kvm_machine_opts *o, 
         if (virtio_net__init(&m->net, vm, slot_base(KVM_SLOT_NET), KVM_NET_IRQ, o->net, err, errcap) < 0)
             return -1;
     }
-    struct virtio_mmio *ts[] = { m->has_rng ? &m->rng.t : NULL, m->has_blk ? &m->blk.t : NULL,
-                                 m->has_con ? &m->con.t : NULL, m->has_net ? &m->net.t : NULL };
+    struct virtio_mmio *ts[] = {m->has_rng ? &m->rng.t : NULL, m->has_blk ? &m->blk.t : NULL,
+                                m->has_con ? &m->con.t : NULL, m->has_net ? &m->net.t : NULL};
     for (size_t i = 0; i < sizeof(ts) / sizeof(ts[0]); i++) {
         if (ts[i] && o->ioeventfd)
             m->ioeventfds += virtio_mmio__use_ioeventfd(ts[i]);
@@ -98,7 +95,7 @@ int kvm_machine__start(struct kvm_machine *m, char *err, size_t errcap)
 
 enum kvm_stop_reason kvm_machine__wait(struct kvm_machine *m, int timeout_ms)
 {
-    struct pollfd p = { .fd = m->vm.stop_efd, .events = POLLIN };
+    struct pollfd p = {.fd = m->vm.stop_efd, .events = POLLIN};
     int r = poll(&p, 1, timeout_ms);
     if (r == 0)
         kvm_vm__request_stop(&m->vm, VM_STOP_REQUEST, "timeout");

@@ -27,14 +27,14 @@ struct kvm_machine_opts {
     const char *flat;
     uint64_t flat_gpa;
     enum kvm_boot_mode flat_mode;
-    int console_fd; /* serial output; -1 discards it */
+    int console_fd;                 /* serial output; -1 discards it */
     const char *disk, *disk_format; /* NULL: no virtio-blk */
     int disk_ro;
     int agent_fd; /* -1: no virtio-console */
     int rng;
     const struct net_config *net; /* NULL: no virtio-net */
-    int ioeventfd; /* virtio notifications through KVM_IOEVENTFD where KVM has it */
-    int irqfd;     /* virtio interrupts through KVM_IRQFD where KVM has it */
+    int ioeventfd;                /* virtio notifications through KVM_IOEVENTFD where KVM has it */
+    int irqfd;                    /* virtio interrupts through KVM_IRQFD where KVM has it */
 };
 
 struct kvm_machine {

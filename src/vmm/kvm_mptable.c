@@ -67,8 +67,8 @@ static uint8_t checksum(const uint8_t *p, size_t n)
 
 static size_t table_size(int ncpus)
 {
-    return sizeof(struct mpf) + sizeof(struct mpc) + (size_t)ncpus * sizeof(struct mpc_cpu) +
-           sizeof(struct mpc_bus) + sizeof(struct mpc_ioapic) + (IOAPIC_PINS + 2) * sizeof(struct mpc_intsrc);
+    return sizeof(struct mpf) + sizeof(struct mpc) + (size_t)ncpus * sizeof(struct mpc_cpu) + sizeof(struct mpc_bus) +
+           sizeof(struct mpc_ioapic) + (IOAPIC_PINS + 2) * sizeof(struct mpc_intsrc);
 }
 
 int kvm_boot__mptable(struct kvm_vm *vm, int ncpus, char *err, size_t errcap)
@@ -88,36 +88,43 @@ int kvm_boot__mptable(struct kvm_vm *vm, int ncpus, char *err, size_t errcap)
     uint8_t *tbl = base + sizeof(*f), *p = tbl + sizeof(struct mpc);
     uint8_t ioapic_id = (uint8_t)ncpus;
     for (int i = 0; i < ncpus; i++) {
-        struct mpc_cpu c = { .type = MP_PROCESSOR, .apicid = (uint8_t)i, .apicver = APIC_VERSION,
-                             .cpuflag = (uint8_t)(1 | (i == 0 ? 2 : 0)), /* enabled, boot processor */
-                             .cpufeature = 0x600, .featureflag = 0x201 }; /* family 6; FPU, APIC */
+        struct mpc_cpu c = {.type = MP_PROCESSOR,
+                            .apicid = (uint8_t)i,
+                            .apicver = APIC_VERSION,
+                            .cpuflag = (uint8_t)(1 | (i == 0 ? 2 : 0)), /* enabled, boot processor */
+                            .cpufeature = 0x600,
+                            .featureflag = 0x201}; /* family 6; FPU, APIC */
         memcpy(p, &c, sizeof(c));
         p += sizeof(c);
     }
-    struct mpc_bus bus = { .type = MP_BUS, .busid = 0 };
+    struct mpc_bus bus = {.type = MP_BUS, .busid = 0};
     memcpy(bus.bustype, "ISA   ", 6);
     memcpy(p, &bus, sizeof(bus));
     p += sizeof(bus);
-    struct mpc_ioapic io = { .type = MP_IOAPIC, .apicid = ioapic_id, .apicver = IOAPIC_VERSION, .flags = 1,
-                             .apicaddr = IOAPIC_ADDR };
+    struct mpc_ioapic io = {
+        .type = MP_IOAPIC, .apicid = ioapic_id, .apicver = IOAPIC_VERSION, .flags = 1, .apicaddr = IOAPIC_ADDR};
     memcpy(p, &io, sizeof(io));
     p += sizeof(io);
     /* Every ISA IRQ line goes to the I/O APIC pin of the same number (as KVM wires its
      * in-kernel irqchip); the virtio-mmio devices sit on lines 5 and up. */
     for (int i = 0; i < IOAPIC_PINS; i++) {
-        struct mpc_intsrc s = { .type = MP_INTSRC, .irqtype = MP_INT, .srcbus = 0, .srcbusirq = (uint8_t)i,
-                                .dstapic = ioapic_id, .dstirq = (uint8_t)i };
+        struct mpc_intsrc s = {.type = MP_INTSRC,
+                               .irqtype = MP_INT,
+                               .srcbus = 0,
+                               .srcbusirq = (uint8_t)i,
+                               .dstapic = ioapic_id,
+                               .dstirq = (uint8_t)i};
         memcpy(p, &s, sizeof(s));
         p += sizeof(s);
     }
-    struct mpc_intsrc lint0 = { .type = MP_LINTSRC, .irqtype = MP_EXTINT, .dstapic = 0xff, .dstirq = 0 };
-    struct mpc_intsrc lint1 = { .type = MP_LINTSRC, .irqtype = MP_NMI, .dstapic = 0xff, .dstirq = 1 };
+    struct mpc_intsrc lint0 = {.type = MP_LINTSRC, .irqtype = MP_EXTINT, .dstapic = 0xff, .dstirq = 0};
+    struct mpc_intsrc lint1 = {.type = MP_LINTSRC, .irqtype = MP_NMI, .dstapic = 0xff, .dstirq = 1};
     memcpy(p, &lint0, sizeof(lint0));
     p += sizeof(lint0);
     memcpy(p, &lint1, sizeof(lint1));
     p += sizeof(lint1);
 
-    struct mpc h = { .length = (uint16_t)(p - tbl), .spec = 4, .lapic = LAPIC_ADDR };
+    struct mpc h = {.length = (uint16_t)(p - tbl), .spec = 4, .lapic = LAPIC_ADDR};
     memcpy(h.sig, MPC_SIG, 4);
     memcpy(h.oem, "COCOON  ", 8);
     memcpy(h.productid, "MICROVM     ", 12);

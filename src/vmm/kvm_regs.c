@@ -102,8 +102,8 @@ static int setup_sregs(struct kvm_vm *vm, struct kvm_vcpu *c, char *err, size_t 
         s.efer = 0;
         if (b->mode == BOOT_LONG64) {
             s.cr3 = PML4_GPA;
-            s.cr4 = 0x20;                /* PAE */
-            s.cr0 = 0x80010033;          /* PG | WP | NE | ET | MP | PE */
+            s.cr4 = 0x20;                  /* PAE */
+            s.cr0 = 0x80010033;            /* PG | WP | NE | ET | MP | PE */
             s.efer = (1 << 8) | (1 << 10); /* LME | LMA */
         }
     }
@@ -126,13 +126,13 @@ static int setup_sregs(struct kvm_vm *vm, struct kvm_vcpu *c, char *err, size_t 
 }
 
 /* MSRs a 64-bit Linux expects to start from known values (as on real firmware). */
-static const uint32_t boot_msr_idx[] = { 0x174, 0x175, 0x176, 0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084,
-                                         0xc0000102, 0x10, 0x1a0, 0x2ff };
+static const uint32_t boot_msr_idx[] = {0x174,      0x175,      0x176, 0xc0000081, 0xc0000082, 0xc0000083,
+                                        0xc0000084, 0xc0000102, 0x10,  0x1a0,      0x2ff};
 static uint64_t boot_msr_val(uint32_t idx)
 {
     switch (idx) {
-    case 0x1a0: return 1;                    /* IA32_MISC_ENABLE: fast strings */
-    case 0x2ff: return (1u << 11) | 6;       /* MTRR default type: enabled, write-back */
+    case 0x1a0: return 1;              /* IA32_MISC_ENABLE: fast strings */
+    case 0x2ff: return (1u << 11) | 6; /* MTRR default type: enabled, write-back */
     default: return 0;
     }
 }

@@ -11,10 +11,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
-static void on_kick(int sig)
-{
-    (void)sig;
-}
+static void on_kick(int sig) { (void)sig; }
 
 int kvm_vcpu__create_all(struct kvm_vm *vm, char *err, size_t errcap)
 {

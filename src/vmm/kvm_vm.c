@@ -70,7 +70,7 @@ int kvm_vm__create(struct kvm_vm *vm, uint64_t mem_bytes, int ncpus, char *err, 
     (void)ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap); /* only some hosts need it */
     if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
         return fail(err, errcap, "KVM_CREATE_IRQCHIP");
-    struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+    struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
     if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
         return fail(err, errcap, "KVM_CREATE_PIT2");
     int rc = guest_mem__alloc(&vm->mem, mem_bytes);
@@ -111,7 +111,7 @@ void kvm_vm__destroy(struct kvm_vm *vm)
 
 void kvm_vm__irq_line(struct kvm_vm *vm, int gsi, int level)
 {
-    struct kvm_irq_level l = { .irq = (uint32_t)gsi, .level = (uint32_t)level };
+    struct kvm_irq_level l = {.irq = (uint32_t)gsi, .level = (uint32_t)level};
     ioctl(vm->vm_fd, KVM_IRQ_LINE, &l);
 }
 

@@ -16,10 +16,10 @@
 
 enum kvm_stop_reason {
     VM_RUNNING = 0,
-    VM_STOP_RESET,    /* the guest asked for a reset (i8042, 0xcf9): a clean shutdown */
-    VM_STOP_TRIPLE,   /* triple fault / KVM_EXIT_SHUTDOWN */
-    VM_STOP_ERROR,    /* internal error, failed entry, unhandled exit */
-    VM_STOP_REQUEST,  /* the monitor asked */
+    VM_STOP_RESET,   /* the guest asked for a reset (i8042, 0xcf9): a clean shutdown */
+    VM_STOP_TRIPLE,  /* triple fault / KVM_EXIT_SHUTDOWN */
+    VM_STOP_ERROR,   /* internal error, failed entry, unhandled exit */
+    VM_STOP_REQUEST, /* the monitor asked */
 };
 
 struct kvm_vm;
@@ -38,7 +38,7 @@ enum kvm_boot_mode { BOOT_REAL, BOOT_PVH32, BOOT_LONG64 };
 struct kvm_boot_state {
     enum kvm_boot_mode mode;
     uint64_t entry, rsp, rbx, rsi; /* rbx: PVH start info; rsi: zero page for 64-bit Linux */
-    uint16_t real_cs;               /* real mode: CS selector (base = cs*16), ip = entry */
+    uint16_t real_cs;              /* real mode: CS selector (base = cs*16), ip = entry */
 };
 
 typedef void (*kvm_io_fn)(void *ctx, uint32_t events);

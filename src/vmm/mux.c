@@ -33,10 +33,10 @@ struct route {
     uint32_t client_id;
     struct client *c; /* NULL when the client has gone: output is drained and dropped */
     int started;
-    uint16_t kind;    /* the opening type: EXEC, FILE_PUT, FILE_GET, STATS */
-    uint32_t pid;     /* from STARTED: the exec's process group in the guest */
-    char cmd[256];    /* argv joined by spaces, clipped: what `cocoon kill --list` shows */
-    uint32_t window;  /* the stream's output window, added to its client's queue limit */
+    uint16_t kind;   /* the opening type: EXEC, FILE_PUT, FILE_GET, STATS */
+    uint32_t pid;    /* from STARTED: the exec's process group in the guest */
+    char cmd[256];   /* argv joined by spaces, clipped: what `cocoon kill --list` shows */
+    uint32_t window; /* the stream's output window, added to its client's queue limit */
 };
 
 #define PING_FIFO 256

@@ -195,8 +195,8 @@ static int build_argv(struct qemu_plan *p, const struct vmm_config *cfg, const c
         else
             rc |= add(p, "stream,id=n0,server=off,addr.type=fd,addr.str=%d", QEMU_NET_FD);
         rc |= add(p, "-device");
-        rc |= add(p, "virtio-net-device,netdev=n0,mac=%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4],
-                  m[5]);
+        rc |=
+            add(p, "virtio-net-device,netdev=n0,mac=%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
     }
     free(disk);
     return rc ? -1 : 0;

@@ -61,7 +61,7 @@ struct vmm {
     int signals_seen;
 
     struct mux *mux;
-    struct net_glue *net; /* NULL without networking (net_glue.c) */
+    struct net_glue *net;        /* NULL without networking (net_glue.c) */
     struct proto_writer agent_w; /* scratch for frames the monitor itself sends */
 };
 

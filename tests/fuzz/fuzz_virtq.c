@@ -28,9 +28,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(high);
         return 0;
     }
-    struct guest_mem m = { .n = 2 };
-    m.r[0] = (struct guest_region){ 0, LOW, low };
-    m.r[1] = (struct guest_region){ HIGH_GPA, HIGH, high };
+    struct guest_mem m = {.n = 2};
+    m.r[0] = (struct guest_region){0, LOW, low};
+    m.r[1] = (struct guest_region){HIGH_GPA, HIGH, high};
     struct virtq q;
     memset(&q, 0, sizeof(q));
     q.size = (uint16_t)(1u << (data[0] % 10)); /* 1..512: 512 must be refused */

@@ -139,20 +139,9 @@ def net_logs(vm):
     return out
 
 
-@pytest.fixture(autouse=True)
-def _network_backend(request):
-    """The kvm backend has no network device yet: only the default-mode test runs there."""
-    if "vm" in request.fixturenames and request.node.name.find("default_public") < 0:
-        if request.getfixturevalue("vm").backend == "kvm":
-            pytest.skip("the kvm backend has no network device yet")
-
-
 def test_default_public_and_none(vm):
     out = guest_py(vm, "import os; print(sorted(os.listdir('/sys/class/net')))", "--rm")
-    if vm.backend == "kvm":  # an explicit --vmm kvm defaults to no network (no device yet)
-        assert "eth0" not in out and "lo" in out, out
-        return
-    assert "eth0" in out and "lo" in out, out  # --net public is the default
+    assert "eth0" in out and "lo" in out, out  # --net public is the default on every backend
     out = guest_py(vm, "import os; print(sorted(os.listdir('/sys/class/net')))", "--rm", "--net", "none")
     assert "eth0" not in out, out
 

@@ -29,7 +29,8 @@ static void *echo_thread(void *arg)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: kvm-microguest --mode real|long|linux [--initrd FILE] [--cmdline S] [--load ADDR] [--mem MIB] [--cpus N] [--rng] [--net] [--ioeventfd] [--irqfd]\n"
+    fprintf(stderr, "usage: kvm-microguest --mode real|long|linux [--initrd FILE] [--cmdline S] [--load ADDR] [--mem "
+                    "MIB] [--cpus N] [--rng] [--net] [--ioeventfd] [--irqfd]\n"
                     "         [--disk FILE --format raw|qcow2] [--agent] [--timeout MS] [--uart-cap BYTES]\n"
                     "         [--pause-cycles N] [--console FILE] GUEST.bin\n");
     exit(2);
@@ -37,7 +38,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    struct kvm_machine_opts o = { .mem_bytes = 64ull << 20, .cpus = 1, .console_fd = 1, .agent_fd = -1 };
+    struct kvm_machine_opts o = {.mem_bytes = 64ull << 20, .cpus = 1, .console_fd = 1, .agent_fd = -1};
     const char *mode = "long", *console = NULL;
     int timeout_ms = 60000, pause_cycles = 0, agent = 0;
     long long uart_cap = -1;
@@ -103,7 +104,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    int sp[2] = { -1, -1 };
+    int sp[2] = {-1, -1};
     if (agent) {
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
             return 2;
@@ -144,17 +145,17 @@ int main(int argc, char **argv)
         exits += m->vm.vcpus[c].exits;
     fflush(stdout);
     printf("\nSUMMARY stop=%s detail=\"%s\" ms=%lld exits=%llu uart_written=%llu uart_dropped=%llu "
-           "rng_bytes=%llu con_rx=%llu con_tx=%llu blk_reqs=%llu blk_errors=%llu broken_rng=%llu broken_blk=%llu pause_cycles=%d "
+           "rng_bytes=%llu con_rx=%llu con_tx=%llu blk_reqs=%llu blk_errors=%llu broken_rng=%llu broken_blk=%llu "
+           "pause_cycles=%d "
            "net_tx=%llu net_rx=%llu net_tx_dropped=%llu net_rx_dropped=%llu broken_net=%llu ioeventfds=%d irqfds=%d\n",
            kvm_vm__stop_name(why), m->vm.stop_detail,
-           (long long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000),
-           (unsigned long long)exits, (unsigned long long)m->uart.written, (unsigned long long)m->uart.dropped,
-           (unsigned long long)m->rng.bytes, (unsigned long long)m->con.rx_bytes,
-           (unsigned long long)m->con.tx_bytes, (unsigned long long)m->blk.reqs, (unsigned long long)m->blk.errors,
-           (unsigned long long)m->rng.t.broken_events, (unsigned long long)m->blk.t.broken_events, cycles,
-           (unsigned long long)m->net.tx_frames, (unsigned long long)m->net.rx_frames,
-           (unsigned long long)m->net.tx_dropped, (unsigned long long)m->net.rx_dropped,
-           (unsigned long long)m->net.t.broken_events, m->ioeventfds, m->irqfds);
+           (long long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000), (unsigned long long)exits,
+           (unsigned long long)m->uart.written, (unsigned long long)m->uart.dropped, (unsigned long long)m->rng.bytes,
+           (unsigned long long)m->con.rx_bytes, (unsigned long long)m->con.tx_bytes, (unsigned long long)m->blk.reqs,
+           (unsigned long long)m->blk.errors, (unsigned long long)m->rng.t.broken_events,
+           (unsigned long long)m->blk.t.broken_events, cycles, (unsigned long long)m->net.tx_frames,
+           (unsigned long long)m->net.rx_frames, (unsigned long long)m->net.tx_dropped,
+           (unsigned long long)m->net.rx_dropped, (unsigned long long)m->net.t.broken_events, m->ioeventfds, m->irqfds);
     kvm_machine__destroy(m);
     free(m);
     if (sp[1] >= 0)

@@ -67,7 +67,7 @@ static int next_frame(int fd, struct proto_header *h, const uint8_t **payload)
 
 static int connect_to(const char *path)
 {
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof(sa.sun_path))
         die("socket path too long");
     strcpy(sa.sun_path, path);
@@ -93,8 +93,8 @@ static int do_hello(int fd)
 
 static int do_exec(int fd, int argc, char **argv)
 {
-    struct proto_exec e = { .argv = argv, .argc = (size_t)argc, .window = PROTO_DEFAULT_WINDOW };
-    char *noenv[] = { NULL };
+    struct proto_exec e = {.argv = argv, .argc = (size_t)argc, .window = PROTO_DEFAULT_WINDOW};
+    char *noenv[] = {NULL};
     e.env = noenv;
     size_t n = proto_encode_exec(&w, 1, &e);
     if (!n)

@@ -29,10 +29,14 @@ static uint64_t num(const char *s)
     char *end;
     uint64_t v = strtoull(s, &end, 0);
     switch (*end) {
-    case 'k': case 'K': v <<= 10; break;
-    case 'm': case 'M': v <<= 20; break;
-    case 'g': case 'G': v <<= 30; break;
-    case 't': case 'T': v <<= 40; break;
+    case 'k':
+    case 'K': v <<= 10; break;
+    case 'm':
+    case 'M': v <<= 20; break;
+    case 'g':
+    case 'G': v <<= 30; break;
+    case 't':
+    case 'T': v <<= 40; break;
     default: break;
     }
     return v;
@@ -147,8 +151,8 @@ int main(int argc, char **argv)
         struct qcow2_check_result r;
         int rc = qcow2_check(q, &r, err, sizeof(err));
         if (rc == 0)
-            printf("corruptions=%" PRIu64 " leaks=%" PRIu64 " allocated=%" PRIu64 "/%" PRIu64
-                   " image_end=%" PRIu64 "%s\n",
+            printf("corruptions=%" PRIu64 " leaks=%" PRIu64 " allocated=%" PRIu64 "/%" PRIu64 " image_end=%" PRIu64
+                   "%s\n",
                    r.corruptions, r.leaks, r.allocated, r.total_clusters, r.image_end,
                    r.skipped ? " (snapshots/bitmaps not walked)" : "");
         if (rc == 0 && (r.corruptions || r.leaks))

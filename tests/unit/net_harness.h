@@ -101,7 +101,8 @@ static inline size_t h_wait(struct harness *h, uint8_t *buf, size_t cap, int ms)
     return h_pop(h, buf, cap);
 }
 
-static inline size_t h_eth_ip(const struct harness *h, uint8_t *f, uint32_t src, uint32_t dst, uint8_t proto, size_t l4len)
+static inline size_t h_eth_ip(const struct harness *h, uint8_t *f, uint32_t src, uint32_t dst, uint8_t proto,
+                              size_t l4len)
 {
     memcpy(f, h->cfg.gateway_mac, 6);
     memcpy(f + 6, h->cfg.guest_mac, 6);
@@ -110,8 +111,8 @@ static inline size_t h_eth_ip(const struct harness *h, uint8_t *f, uint32_t src,
     return 34 + l4len;
 }
 
-static inline void h_send_tcp(struct harness *h, uint32_t dst, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
-                       uint8_t flags, uint16_t win, const void *data, size_t len, int syn_opts)
+static inline void h_send_tcp(struct harness *h, uint32_t dst, uint16_t sport, uint16_t dport, uint32_t seq,
+                              uint32_t ack, uint8_t flags, uint16_t win, const void *data, size_t len, int syn_opts)
 {
     uint8_t f[2048];
     uint8_t *t = f + 34;
@@ -125,7 +126,8 @@ static inline void h_send_tcp(struct harness *h, uint32_t dst, uint16_t sport, u
     net_stack_flush(h->s);
 }
 
-static inline void h_send_udp(struct harness *h, uint32_t dst, uint16_t sport, uint16_t dport, const void *data, size_t len)
+static inline void h_send_udp(struct harness *h, uint32_t dst, uint16_t sport, uint16_t dport, const void *data,
+                              size_t len)
 {
     uint8_t f[2048];
     memcpy(f + 42, data, len);

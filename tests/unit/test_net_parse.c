@@ -180,10 +180,11 @@ static void test_dns_filter_and_pin(void **state)
 
 static void test_sni(void **state)
 {
-    static const uint8_t hello[] = {
-        0x16, 0x03, 0x01, 0x00, 0x3d, 0x01, 0x00, 0x00, 0x39, 0x03, 0x03, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
-        14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 0x00, 0x00, 0x02, 0x13, 0x01, 0x01,
-        0x00, 0x00, 0x0e, 0x00, 0x00, 0x00, 0x0a, 0x00, 0x08, 0x00, 0x00, 0x05, 'A', 'p', 'i', '.', 'x'};
+    static const uint8_t hello[] = {0x16, 0x03, 0x01, 0x00, 0x3d, 0x01, 0x00, 0x00, 0x39, 0x03, 0x03, 1,    2,    3,
+                                    4,    5,    6,    7,    8,    9,    10,   11,   12,   13,   14,   15,   16,   17,
+                                    18,   19,   20,   21,   22,   23,   24,   25,   26,   27,   28,   29,   30,   31,
+                                    32,   0x00, 0x00, 0x02, 0x13, 0x01, 0x01, 0x00, 0x00, 0x0e, 0x00, 0x00, 0x00, 0x0a,
+                                    0x00, 0x08, 0x00, 0x00, 0x05, 'A',  'p',  'i',  '.',  'x'};
     char name[256];
     assert_int_equal(sni_parse(hello, sizeof(hello), name, sizeof(name)), 1);
     assert_string_equal(name, "api.x");
@@ -266,9 +267,9 @@ static void test_rules_and_modes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ipv4_checks),       cmocka_unit_test(test_tcp_udp_checksums),
-        cmocka_unit_test(test_dns_hostile),       cmocka_unit_test(test_dns_filter_and_pin),
-        cmocka_unit_test(test_sni),               cmocka_unit_test(test_rules_and_modes),
+        cmocka_unit_test(test_ipv4_checks), cmocka_unit_test(test_tcp_udp_checksums),
+        cmocka_unit_test(test_dns_hostile), cmocka_unit_test(test_dns_filter_and_pin),
+        cmocka_unit_test(test_sni),         cmocka_unit_test(test_rules_and_modes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -492,9 +492,12 @@ static void test_dns_over_tcp(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_echo_roundtrip),      cmocka_unit_test(test_refused_and_denied),
-        cmocka_unit_test(test_limits),              cmocka_unit_test(test_guest_rst),
-        cmocka_unit_test(test_zero_window_bounded), cmocka_unit_test(test_published_port),
+        cmocka_unit_test(test_echo_roundtrip),
+        cmocka_unit_test(test_refused_and_denied),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_guest_rst),
+        cmocka_unit_test(test_zero_window_bounded),
+        cmocka_unit_test(test_published_port),
         cmocka_unit_test(test_dns_over_tcp),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -1048,7 +1048,6 @@ static void test_conn_default_limit(void **state)
     proto_conn_free(&c); /* idempotent */
 }
 
-
 /* ---- FILE_PUT / FILE_GET / STATS / STATS_REPLY ---- */
 
 static void test_file_roundtrip(void **state)

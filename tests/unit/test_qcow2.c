@@ -490,14 +490,14 @@ static void test_corrupt_l1_l2(void **state)
         int rc;
         const char *needle;
     } cases[] = {
-        {l1off, l1e + 512, -EUCLEAN, "L1 entry 0"},                        /* unaligned L2 table */
-        {l1off, (1ull << 40) | (1ull << 63), -EUCLEAN, "past the end"},      /* L2 table past EOF */
-        {l1off, l1e | 2, -EUCLEAN, "reserved bits"},                         /* reserved bit */
-        {l1off, 65536 | (1ull << 63), -EUCLEAN, "other metadata"},           /* L2 = refcount table */
-        {l2off, l2e + 512, -EUCLEAN, "unaligned"},                           /* data cluster unaligned */
-        {l2off, (1ull << 45) | (1ull << 63), -EUCLEAN, "past the end"},      /* data past EOF */
-        {l2off, l2e | 0x10, -EUCLEAN, "invalid flag bits"},                  /* reserved bit */
-        {l2off, (1ull << 62) | 12345, -ENOTSUP, "compressed"},               /* compressed */
+        {l1off, l1e + 512, -EUCLEAN, "L1 entry 0"},                     /* unaligned L2 table */
+        {l1off, (1ull << 40) | (1ull << 63), -EUCLEAN, "past the end"}, /* L2 table past EOF */
+        {l1off, l1e | 2, -EUCLEAN, "reserved bits"},                    /* reserved bit */
+        {l1off, 65536 | (1ull << 63), -EUCLEAN, "other metadata"},      /* L2 = refcount table */
+        {l2off, l2e + 512, -EUCLEAN, "unaligned"},                      /* data cluster unaligned */
+        {l2off, (1ull << 45) | (1ull << 63), -EUCLEAN, "past the end"}, /* data past EOF */
+        {l2off, l2e | 0x10, -EUCLEAN, "invalid flag bits"},             /* reserved bit */
+        {l2off, (1ull << 62) | 12345, -ENOTSUP, "compressed"},          /* compressed */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         poke64(img, l1off, l1e);

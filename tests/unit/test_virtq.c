@@ -35,8 +35,8 @@ static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
     f->m.n = 2;
-    f->m.r[0] = (struct guest_region){ 0, LOW, aligned_alloc(4096, LOW) };
-    f->m.r[1] = (struct guest_region){ HIGH_GPA, LOW, aligned_alloc(4096, LOW) };
+    f->m.r[0] = (struct guest_region){0, LOW, aligned_alloc(4096, LOW)};
+    f->m.r[1] = (struct guest_region){HIGH_GPA, LOW, aligned_alloc(4096, LOW)};
     memset(f->m.r[0].hva, 0, LOW);
     memset(f->m.r[1].hva, 0, LOW);
     f->q.size = QS;
@@ -60,7 +60,7 @@ static int teardown(void **state)
 
 static void set_desc(struct fx *f, uint64_t table, int i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
-    struct virtq_desc d = { addr, len, flags, next };
+    struct virtq_desc d = {addr, len, flags, next};
     memcpy(guest_mem__ptr(&f->m, table + 16 * (uint64_t)i, 16), &d, 16);
 }
 
@@ -99,7 +99,7 @@ static void test_valid_chain(void **state)
     assert_int_equal(f->c.nw, 1);
     assert_int_equal(f->c.rlen, 4);
     assert_int_equal(f->c.wlen, 100);
-    char buf[8] = { 0 };
+    char buf[8] = {0};
     assert_int_equal(virtq_chain__read(&f->c, 0, buf, 8), 4);
     assert_memory_equal(buf, "ping", 4);
     assert_int_equal(virtq_chain__write(&f->c, 98, "pong", 4), 2);
@@ -140,7 +140,7 @@ static void test_self_loop_zero_len(void **state)
 static void test_bad_addresses(void **state)
 {
     struct fx *f = *state;
-    uint64_t addrs[] = { LOW, LOW - 4, UINT64_MAX - 2, HIGH_GPA + LOW - 1, 0x7fffffff0000ull };
+    uint64_t addrs[] = {LOW, LOW - 4, UINT64_MAX - 2, HIGH_GPA + LOW - 1, 0x7fffffff0000ull};
     for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
         f->q.broken = 0;
         set_desc(f, DESC, 0, addrs[i], 8, 0, 0);
@@ -247,7 +247,7 @@ static void test_enable_checks(void **state)
 {
     struct fx *f = *state;
     struct virtq q = f->q;
-    uint16_t sizes[] = { 0, 3, VIRTQ_MAX_SIZE * 2 };
+    uint16_t sizes[] = {0, 3, VIRTQ_MAX_SIZE * 2};
     for (size_t i = 0; i < 3; i++) {
         q.size = sizes[i];
         assert_int_equal(virtq__enable(&q, &f->m), -1);

@@ -147,7 +147,7 @@ static int dev_setup(void)
     wr(0x24, 0);
     wr(0x20, lo & (1u << 5)); /* MAC only */
     wr(0x24, 1);
-    wr(0x20, 1);              /* VERSION_1 */
+    wr(0x20, 1); /* VERSION_1 */
     wr(0x70, 1 | 2 | 8);
     if (!(rd(0x70) & 8) || !(lo & (1u << 5)))
         return -2;
@@ -157,7 +157,7 @@ static int dev_setup(void)
     queue_setup(1, QTX);
     wr(0x70, 1 | 2 | 8 | 4);
     for (u16 i = 0; i < NRX; i++) {
-        desc(QRX)[i] = (struct desc){ RXBUF + 2048ul * i, 2048, WRITE, 0 };
+        desc(QRX)[i] = (struct desc){RXBUF + 2048ul * i, 2048, WRITE, 0};
         avail(QRX)[2 + i] = i;
     }
     avail(QRX)[1] = aidx[0] = NRX;
@@ -173,7 +173,7 @@ static u32 arp_request(u8 *f)
     memcpy(e + 6, mac, 6);
     e[12] = 0x08, e[13] = 0x06;
     u8 *a = e + 14;
-    static const u8 fixed[8] = { 0, 1, 8, 0, 6, 4, 0, 1 };
+    static const u8 fixed[8] = {0, 1, 8, 0, 6, 4, 0, 1};
     memcpy(a, fixed, 8);
     memcpy(a + 8, mac, 6);
     a[14] = 10, a[15] = 0, a[16] = 2, a[17] = 15; /* sender 10.0.2.15 */
@@ -188,7 +188,7 @@ static int arp_exchange(void)
     u16 before = used(QRX)[1];
     u32 len = arp_request((u8 *)TXBUF);
     u16 h = aidx[1] % QSIZE;
-    desc(QTX)[h] = (struct desc){ TXBUF, len, 0, 0 };
+    desc(QTX)[h] = (struct desc){TXBUF, len, 0, 0};
     submit(1, QTX, h);
     if (!wait_for(&used(QRX)[1], (u16)(before + 1)))
         return 0;
@@ -196,7 +196,7 @@ static int arp_exchange(void)
     u32 id = ue[0], ulen = ue[1];
     const u8 *r = (const u8 *)(RXBUF + 2048ul * id);
     const u8 *e = r + 12, *a = e + 14;
-    static const u8 gw[6] = { 0x52, 0x54, 0x00, 0xc0, 0xc0, 0x02 };
+    static const u8 gw[6] = {0x52, 0x54, 0x00, 0xc0, 0xc0, 0x02};
     int ok = ulen >= 12 + 14 + 28 && r[10] == 1 && !memcmp_(e, mac, 6) && e[12] == 8 && e[13] == 6 && a[7] == 2 &&
              !memcmp_(a + 8, gw, 6) && a[14] == 10 && a[15] == 0 && a[16] == 2 && a[17] == 2;
     /* give the buffer back */
@@ -211,12 +211,12 @@ static void bad_tx(const char *name, int kind)
     dev_setup();
     u16 h = 0;
     if (kind == 0)
-        desc(QTX)[0] = (struct desc){ 0x7fff00000000ul, 64, 0, 0 }; /* outside guest RAM */
+        desc(QTX)[0] = (struct desc){0x7fff00000000ul, 64, 0, 0}; /* outside guest RAM */
     else if (kind == 1)
-        desc(QTX)[0] = (struct desc){ TXBUF, 0xfffffff0u, 0, 0 }; /* huge length */
+        desc(QTX)[0] = (struct desc){TXBUF, 0xfffffff0u, 0, 0}; /* huge length */
     else {
-        desc(QTX)[0] = (struct desc){ TXBUF, 64, NEXT, 1 }; /* loop */
-        desc(QTX)[1] = (struct desc){ TXBUF, 64, NEXT, 0 };
+        desc(QTX)[0] = (struct desc){TXBUF, 64, NEXT, 1}; /* loop */
+        desc(QTX)[1] = (struct desc){TXBUF, 64, NEXT, 0};
     }
     submit(1, QTX, h);
     check(wait_reset() && used(QTX)[1] == 0, name);
@@ -231,7 +231,7 @@ int main(void)
     check(arp_exchange(), "arp reply from the gateway");
     /* a frame shorter than the header: dropped, the device keeps working */
     u16 h = aidx[1] % QSIZE;
-    desc(QTX)[h] = (struct desc){ TXBUF, 4, 0, 0 };
+    desc(QTX)[h] = (struct desc){TXBUF, 4, 0, 0};
     submit(1, QTX, h);
     check(wait_for(&used(QTX)[1], aidx[1]) && !needs_reset(), "short frame dropped");
     check(arp_exchange(), "arp again");

@@ -147,7 +147,7 @@ static void test_rng(void)
     check(dev_setup(RNG, 8) == 0, "rng setup");
     u8 *b = (u8 *)BUF;
     memset_(b, 0, 64);
-    D[0] = (struct desc){ BUF, 64, WRITE, 0 };
+    D[0] = (struct desc){BUF, 64, WRITE, 0};
     submit(RNG, 0, 8);
     int nz = 0;
     for (int i = 0; i < 64; i++)
@@ -169,14 +169,14 @@ struct blkhdr {
 
 static u8 blk_req(u32 type, u64 sector, u64 data, u32 len, int data_write)
 {
-    *(volatile struct blkhdr *)HDR = (struct blkhdr){ type, 0, sector };
+    *(volatile struct blkhdr *)HDR = (struct blkhdr){type, 0, sector};
     *(volatile u8 *)STATUS = 0xee;
-    D[0] = (struct desc){ HDR, 16, NEXT, 1 };
+    D[0] = (struct desc){HDR, 16, NEXT, 1};
     if (len) {
-        D[1] = (struct desc){ data, len, (u16)(NEXT | (data_write ? WRITE : 0)), 2 };
-        D[2] = (struct desc){ STATUS, 1, WRITE, 0 };
+        D[1] = (struct desc){data, len, (u16)(NEXT | (data_write ? WRITE : 0)), 2};
+        D[2] = (struct desc){STATUS, 1, WRITE, 0};
     } else {
-        D[1] = (struct desc){ STATUS, 1, WRITE, 0 };
+        D[1] = (struct desc){STATUS, 1, WRITE, 0};
     }
     submit(BLK, 0, QSIZE);
     return *(volatile u8 *)STATUS;
@@ -209,13 +209,13 @@ static void test_blk_valid(void)
     check(!needs_reset(BLK), "blk still healthy after bad requests");
     /* a read through an indirect table */
     volatile struct desc *ind = (struct desc *)IND;
-    *(volatile struct blkhdr *)HDR = (struct blkhdr){ 0, 0, 3 };
-    ind[0] = (struct desc){ HDR, 16, NEXT, 1 };
-    ind[1] = (struct desc){ DATA2, 1024, NEXT | WRITE, 2 };
-    ind[2] = (struct desc){ STATUS, 1, WRITE, 0 };
+    *(volatile struct blkhdr *)HDR = (struct blkhdr){0, 0, 3};
+    ind[0] = (struct desc){HDR, 16, NEXT, 1};
+    ind[1] = (struct desc){DATA2, 1024, NEXT | WRITE, 2};
+    ind[2] = (struct desc){STATUS, 1, WRITE, 0};
     memset_(r, 0, 1024);
     *(volatile u8 *)STATUS = 0xee;
-    D[5] = (struct desc){ IND, 48, INDIRECT, 0 };
+    D[5] = (struct desc){IND, 48, INDIRECT, 0};
     submit(BLK, 5, QSIZE);
     same = *(volatile u8 *)STATUS == 0;
     for (int i = 0; i < 1024; i++)
@@ -223,7 +223,7 @@ static void test_blk_valid(void)
     check(same, "blk indirect read");
     /* a chain with no writable status byte is returned untouched */
     u16 before = used_idx();
-    D[0] = (struct desc){ HDR, 16, 0, 0 };
+    D[0] = (struct desc){HDR, 16, 0, 0};
     submit(BLK, 0, QSIZE);
     check(used_idx() == (u16)(before + 1) && used_len(before) == 0 && !needs_reset(BLK), "blk no status byte");
 }
@@ -233,7 +233,7 @@ static void test_blk_valid(void)
 static void bad_case(const char *name, void (*build)(void))
 {
     dev_setup(BLK, QSIZE);
-    *(volatile struct blkhdr *)HDR = (struct blkhdr){ 0, 0, 0 };
+    *(volatile struct blkhdr *)HDR = (struct blkhdr){0, 0, 0};
     build();
     u16 before = used_idx();
     if (avail_idx == 0)
@@ -245,42 +245,42 @@ static void bad_case(const char *name, void (*build)(void))
 }
 static void b_loop(void)
 {
-    D[0] = (struct desc){ HDR, 16, NEXT, 1 };
-    D[1] = (struct desc){ DATA, 512, NEXT | WRITE, 2 };
-    D[2] = (struct desc){ STATUS, 1, NEXT | WRITE, 1 };
+    D[0] = (struct desc){HDR, 16, NEXT, 1};
+    D[1] = (struct desc){DATA, 512, NEXT | WRITE, 2};
+    D[2] = (struct desc){STATUS, 1, NEXT | WRITE, 1};
 }
-static void b_self_loop(void) { D[0] = (struct desc){ HDR, 16, NEXT, 0 }; }
+static void b_self_loop(void) { D[0] = (struct desc){HDR, 16, NEXT, 0}; }
 static void b_oob_addr(void)
 {
-    D[0] = (struct desc){ HDR, 16, NEXT, 1 };
-    D[1] = (struct desc){ 0x7fff00000000ul, 512, WRITE, 0 };
+    D[0] = (struct desc){HDR, 16, NEXT, 1};
+    D[1] = (struct desc){0x7fff00000000ul, 512, WRITE, 0};
 }
 static void b_mmio_addr(void)
 {
-    D[0] = (struct desc){ HDR, 16, NEXT, 1 };
-    D[1] = (struct desc){ 0xd0001000ul, 512, WRITE, 0 };
+    D[0] = (struct desc){HDR, 16, NEXT, 1};
+    D[1] = (struct desc){0xd0001000ul, 512, WRITE, 0};
 }
 static void b_huge_len(void)
 {
-    D[0] = (struct desc){ HDR, 16, NEXT, 1 };
-    D[1] = (struct desc){ DATA, 0xffffffffu, WRITE, 0 };
+    D[0] = (struct desc){HDR, 16, NEXT, 1};
+    D[1] = (struct desc){DATA, 0xffffffffu, WRITE, 0};
 }
 static void b_end_of_ram(void)
 {
-    D[0] = (struct desc){ HDR, 16, NEXT, 1 };
-    D[1] = (struct desc){ (64ul << 20) - 8, 16, WRITE, 0 };
+    D[0] = (struct desc){HDR, 16, NEXT, 1};
+    D[1] = (struct desc){(64ul << 20) - 8, 16, WRITE, 0};
 }
 static void b_wrap(void)
 {
-    D[0] = (struct desc){ HDR, 16, NEXT, 1 };
-    D[1] = (struct desc){ ~0ul - 4, 16, WRITE, 0 };
+    D[0] = (struct desc){HDR, 16, NEXT, 1};
+    D[1] = (struct desc){~0ul - 4, 16, WRITE, 0};
 }
 static void b_long_chain(void)
 {
     for (int i = 0; i < 200; i++)
-        D[i] = (struct desc){ DATA + (u64)i, 1, (u16)(i < 199 ? NEXT : 0) | (i ? WRITE : 0), (u16)(i + 1) };
+        D[i] = (struct desc){DATA + (u64)i, 1, (u16)(i < 199 ? NEXT : 0) | (i ? WRITE : 0), (u16)(i + 1)};
 }
-static void b_next_oob(void) { D[0] = (struct desc){ HDR, 16, NEXT, 300 }; }
+static void b_next_oob(void) { D[0] = (struct desc){HDR, 16, NEXT, 300}; }
 static void b_head_oob(void)
 {
     AVAIL[2] = 999;
@@ -288,41 +288,41 @@ static void b_head_oob(void)
 }
 static void b_avail_jump(void)
 {
-    D[0] = (struct desc){ HDR, 16, 0, 0 };
+    D[0] = (struct desc){HDR, 16, 0, 0};
     avail_idx = 1000;
     AVAIL[1] = avail_idx;
 }
 static void b_read_after_write(void)
 {
-    D[0] = (struct desc){ STATUS, 1, NEXT | WRITE, 1 };
-    D[1] = (struct desc){ HDR, 16, 0, 0 };
+    D[0] = (struct desc){STATUS, 1, NEXT | WRITE, 1};
+    D[1] = (struct desc){HDR, 16, 0, 0};
 }
-static void b_ind_len(void) { D[0] = (struct desc){ IND, 40, INDIRECT, 0 }; }
-static void b_ind_oob(void) { D[0] = (struct desc){ 0x7ff000000000ul, 48, INDIRECT, 0 }; }
-static void b_ind_huge(void) { D[0] = (struct desc){ IND, 16 * 4096, INDIRECT, 0 }; }
+static void b_ind_len(void) { D[0] = (struct desc){IND, 40, INDIRECT, 0}; }
+static void b_ind_oob(void) { D[0] = (struct desc){0x7ff000000000ul, 48, INDIRECT, 0}; }
+static void b_ind_huge(void) { D[0] = (struct desc){IND, 16 * 4096, INDIRECT, 0}; }
 static void b_ind_nested(void)
 {
     volatile struct desc *ind = (struct desc *)IND;
-    ind[0] = (struct desc){ IND + 0x100, 32, INDIRECT, 0 };
-    D[0] = (struct desc){ IND, 16, INDIRECT, 0 };
+    ind[0] = (struct desc){IND + 0x100, 32, INDIRECT, 0};
+    D[0] = (struct desc){IND, 16, INDIRECT, 0};
 }
 static void b_ind_next(void)
 {
-    D[0] = (struct desc){ IND, 16, INDIRECT | NEXT, 1 };
-    D[1] = (struct desc){ STATUS, 1, WRITE, 0 };
+    D[0] = (struct desc){IND, 16, INDIRECT | NEXT, 1};
+    D[1] = (struct desc){STATUS, 1, WRITE, 0};
 }
 static void b_ind_loop(void)
 {
     volatile struct desc *ind = (struct desc *)IND;
-    ind[0] = (struct desc){ HDR, 16, NEXT, 1 };
-    ind[1] = (struct desc){ STATUS, 1, NEXT | WRITE, 0 };
-    D[0] = (struct desc){ IND, 32, INDIRECT, 0 };
+    ind[0] = (struct desc){HDR, 16, NEXT, 1};
+    ind[1] = (struct desc){STATUS, 1, NEXT | WRITE, 0};
+    D[0] = (struct desc){IND, 32, INDIRECT, 0};
 }
 static void b_ind_next_oob(void)
 {
     volatile struct desc *ind = (struct desc *)IND;
-    ind[0] = (struct desc){ HDR, 16, NEXT, 2 };
-    D[0] = (struct desc){ IND, 32, INDIRECT, 0 };
+    ind[0] = (struct desc){HDR, 16, NEXT, 2};
+    D[0] = (struct desc){IND, 32, INDIRECT, 0};
 }
 
 static void test_ring_layout(void)
@@ -367,7 +367,7 @@ static void test_ring_layout(void)
 /* virtio-console multiport: the control handshake must announce port 1 named
  * "cocoon.agent", and bytes sent on it come back (the runner echoes them). */
 #define CON 0xd0002000ul
-#define CQ(i) (0x600000ul + (u64)(i) * 0x3000)
+#define CQ(i) (0x600000ul + (u64)(i)*0x3000)
 #define CBUF 0x700000ul
 static u16 cavail[6], cused[6];
 
@@ -375,7 +375,7 @@ static void cq_add(int qi, u16 head, u64 addr, u32 len, u16 flags)
 {
     volatile struct desc *d = (struct desc *)CQ(qi);
     volatile u16 *av = (u16 *)(CQ(qi) + 0x1000);
-    d[head] = (struct desc){ addr, len, flags, 0 };
+    d[head] = (struct desc){addr, len, flags, 0};
     av[2 + cavail[qi] % 8] = head;
     __asm__ volatile("" ::: "memory");
     av[1] = ++cavail[qi];
@@ -448,7 +448,7 @@ static void test_console(void)
     ctrl_send(0, 0, 1); /* DEVICE_READY */
     u16 ev = 0xffff;
     u32 id = 0;
-    char name[40] = { 0 };
+    char name[40] = {0};
     check(ctrl_recv(&ev, &id, name) == 0 && ev == 1 && id == 1, "console DEVICE_ADD port 1");
     ctrl_send(1, 3, 1); /* PORT_READY */
     int got_name = 0, got_open = 0;
