@@ -217,7 +217,7 @@ def report(r, args, build, lb, la):
         "- exec cost = exec round trip / agent ping: fork+exec of `true` in the guest, the",
         "  STARTED/EXIT frames and the exec table; the CLI adds its own start-up on the host.",
         "- the channel is virtio-console through QEMU's chardev to cocoon-vmm, then a unix socket",
-        "  to the client, with per-exec credit windows of 256 KiB.",
+        "  to the client, with per-exec credit windows of 1 MiB (PROTO_DEFAULT_WINDOW).",
         "",
         f"Command: `bench/exec_bench.py --build {os.path.relpath(build, REPO)} --runs {args.runs} --mb {args.mb} --write`. "
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",

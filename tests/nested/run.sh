@@ -4,7 +4,8 @@
 # cocoon-vmm, nestctl, our guest kernel/initramfs and a tiny busybox disk), runs it
 # under QEMU TCG with an emulated AMD CPU that has SVM, and relays the PASS/FAIL lines
 # that tests/nested/outer-init.sh prints. Prints "skipped: <reason>" and exits 0 when
-# the lane cannot run here. Env: BUILD (default build), NESTED_TIMEOUT (s, default 300).
+# the lane cannot run here. Env: BUILD (default build), NESTED_TIMEOUT (s, default 300),
+# NESTED_QEMU=0 leaves QEMU out of the outer VM (no qemu-backend check and comparison).
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -53,6 +54,25 @@ for m in virt/lib/irqbypass arch/x86/kvm/kvm drivers/crypto/ccp/ccp arch/x86/kvm
     cp "$OUTER/root/lib/modules/$KVER/kernel/$m.ko" "$R/modules/" || { echo "skipped: module $m missing"; exit 0; }
 done
 cp $SHARE/vmlinux $SHARE/initramfs.cpio "$B/base.raw" "$R/guest/"
+# QEMU for the qemu-backend comparison (on unless NESTED_QEMU=0): the host's
+# qemu-system-x86_64 at /usr/bin (it finds its firmware in /usr/bin/../share/qemu), every
+# library ldd lists at the path ldd resolved it to (the outer VM has no ld.so.cache; the
+# loader's built-in search dirs cover /lib/x86_64-linux-gnu), the dynamic loader, and the
+# one firmware file `-M microvm,x-option-roms=off` with -kernel opens: the qboot BIOS
+# (bios-microvm.bin, qboot.rom in Debian). No accel module: accel kvm is built in.
+if [ "${NESTED_QEMU:-1}" != 0 ]; then
+    QBIN=$(command -v qemu-system-x86_64)
+    QSHARE=$(dirname "$QBIN")/../share/qemu
+    mkdir -p "$R/usr/bin" "$R/usr/share/qemu"
+    cp "$QBIN" "$R/usr/bin/qemu-system-x86_64"
+    for lib in $(ldd "$QBIN" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'); do
+        mkdir -p "$R$(dirname "$lib")"
+        cp -L "$lib" "$R$lib" || { echo "FAIL: cannot copy $lib for QEMU"; exit 1; }
+    done
+    for fw in bios-microvm.bin qboot.rom; do
+        [ -e "$QSHARE/$fw" ] && cp -P "$QSHARE/$fw" "$R/usr/share/qemu/$fw"
+    done
+fi
 qemu-img create -q -f qcow2 -F raw -b /guest/base.raw -u "$R/guest/overlay.qcow2" 24M || { echo "FAIL: qemu-img"; exit 1; }
 ${PYTHON:-python3} tests/nested/mkcpio.py "$R" "$B/outer.cpio" || { echo "FAIL: mkcpio"; exit 1; }
 
