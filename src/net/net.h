@@ -73,6 +73,9 @@ struct net_stats {
 /* Fills the defaults: mode public, 10.0.2.15/24, gateway 10.0.2.2 (also the host
  * alias host.cocoon.internal), DNS 10.0.2.3, MTU 1500, limits, log_fd -1. */
 void net_config_defaults(struct net_config *c);
+/* COCOON_DNS_UPSTREAM=IP[:PORT] replaces the upstream resolvers (tests point boxes at
+ * their own DNS server this way); anything unparsable is ignored. */
+void net_config_upstream_from_env(struct net_config *c);
 /* "allow api.example.com" style text into *r. -1 with a message in err. */
 int net_rule_parse(const char *text, int allow, struct net_rule *r, char *err, size_t errcap);
 /* "[host_ip:]host_port:guest_port[/udp|/tcp]" into *p. -1 with a message in err. */

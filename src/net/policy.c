@@ -404,3 +404,17 @@ int policy_rule_is_domain(const struct policy *p, int rule)
 {
     return rule >= 0 && rule < p->nrules && p->rules[rule].kind == NET_RULE_DOMAIN;
 }
+
+void net_config_upstream_from_env(struct net_config *c)
+{
+    const char *e = getenv("COCOON_DNS_UPSTREAM");
+    char host[64];
+    unsigned port = 53;
+    struct in_addr a;
+    if (!e || !*e || sscanf(e, "%63[0-9.]:%u", host, &port) < 1 || inet_pton(AF_INET, host, &a) != 1 || !port ||
+        port > 65535)
+        return;
+    c->upstreams[0].ip = ntohl(a.s_addr);
+    c->upstreams[0].port = (uint16_t)port;
+    c->nupstreams = 1;
+}

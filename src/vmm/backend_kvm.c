@@ -93,22 +93,6 @@ int kvm_run_plan(struct qemu_plan *p, const struct vmm_config *cfg, const char *
     return 0;
 }
 
-/* COCOON_DNS_UPSTREAM=IP[:PORT] overrides the upstream resolver (tests), as for the
- * qemu backend's stack (net_glue.c). */
-static void env_upstream(struct net_config *c)
-{
-    const char *e = getenv("COCOON_DNS_UPSTREAM");
-    char host[64];
-    unsigned port = 53;
-    struct in_addr a;
-    if (!e || !*e || sscanf(e, "%63[0-9.]:%u", host, &port) < 1 || inet_pton(AF_INET, host, &a) != 1 || !port ||
-        port > 65535)
-        return;
-    c->upstreams[0].ip = ntohl(a.s_addr);
-    c->upstreams[0].port = (uint16_t)port;
-    c->nupstreams = 1;
-}
-
 static void ip4(char *buf, size_t cap, uint32_t ip)
 {
     snprintf(buf, cap, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
@@ -154,7 +138,7 @@ int kvm_run_main(const char *box_dir)
         snprintf(path, sizeof(path), "%s/net.log", box_dir);
         net_log = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         net.log_fd = net_log;
-        env_upstream(&net);
+        net_config_upstream_from_env(&net);
         ip4(a, sizeof(a), net.guest_ip);
         ip4(g, sizeof(g), net.gateway_ip);
         ip4(d, sizeof(d), net.dns_ip);

@@ -249,21 +249,6 @@ int net_glue_prepare(struct vmm *v, char *err, size_t cap)
     return 0;
 }
 
-/* COCOON_DNS_UPSTREAM=IP[:PORT] overrides the upstream resolver (tests). */
-static void env_upstream(struct net_config *c)
-{
-    const char *e = getenv("COCOON_DNS_UPSTREAM");
-    char host[64];
-    unsigned port = 53;
-    struct in_addr a;
-    if (!e || !*e || sscanf(e, "%63[0-9.]:%u", host, &port) < 1 || inet_pton(AF_INET, host, &a) != 1 || !port ||
-        port > 65535)
-        return;
-    c->upstreams[0].ip = ntohl(a.s_addr);
-    c->upstreams[0].port = (uint16_t)port;
-    c->nupstreams = 1;
-}
-
 int net_glue_start(struct vmm *v, char *err, size_t cap)
 {
     struct net_glue *g = v->net;
@@ -275,7 +260,7 @@ int net_glue_start(struct vmm *v, char *err, size_t cap)
     g->log_fd = openat(v->dirfd, "net.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
     struct net_config c = v->cfg.net;
     c.log_fd = g->log_fd;
-    env_upstream(&c);
+    net_config_upstream_from_env(&c);
     g->stack = g->rbuf ? net_stack_new(&c, queue_frame, g, err, cap) : NULL;
     if (!g->stack) {
         if (!g->rbuf)
