@@ -3,7 +3,8 @@
 vCPU threads entering KVM_RUN (wall and CPU, from the child's own log line) on this
 host's /dev/kvm, the child's RSS, and the nested lane's figures (boot to READY, RSS
 overhead beyond guest RAM) read from build/nested/console.txt of the last
-tests/nested/run.sh. Usage: bench/kvm_backend.py [VMM] [RUNS]"""
+tests/nested/run.sh (NESTED_QEMU=1 for the kvm vs qemu backend boot comparison; env
+NESTED_CONSOLE names another console.txt). Usage: bench/kvm_backend.py [VMM] [RUNS]"""
 import os
 import re
 import socket
@@ -44,6 +45,43 @@ def start_once(vmm, box):
     return float(m.group(1)), float(m.group(2)), rss
 
 
+def boot_comparison(text):
+    """kvm vs qemu backend, boot to READY, from the BENCH boot lines of a NESTED_QEMU=1 run."""
+    runs = {"kvm": [], "qemu": []}
+    for be, ready, wall, split in re.findall(r"^BENCH boot (kvm|qemu) \d+: ready_ms (\d+) wall_ms (\d+) \((.*)\)",
+                                              text, re.M):
+        g = re.search(r"guest boot (\d+) ms", split)
+        runs[be].append((int(ready), int(wall), int(g.group(1)) if g else None))
+    if not runs["kvm"] or not runs["qemu"]:
+        return []
+    med = {be: [statistics.median(r[i] for r in rs) for i in range(2)] for be, rs in runs.items()}
+    gb = {be: statistics.median(r[2] for r in rs if r[2] is not None) for be, rs in runs.items()}
+    out = ["Boot to agent READY, kvm backend vs qemu backend (QEMU 7.2 `-M microvm`, accel kvm), same guest",
+           "kernel, initramfs, qcow2 disk, 1 vCPU, 256 MiB, both with XSAVE hidden from the guest, booted",
+           f"alternately {len(runs['kvm'])} + {len(runs['qemu'])} times inside the nested lane's outer VM "
+           "(`NESTED_QEMU=1 tests/nested/run.sh`, then this script):", "",
+           "| measure (median) | kvm backend | qemu backend | kvm / qemu |", "|---|---|---|---|"]
+    for i, name in enumerate(["ready_ms (monitor start to READY)", "wall: exec of cocoon-vmm to its ready line"]):
+        k, q = med["kvm"][i], med["qemu"][i]
+        out.append(f"| {name} | {k:.0f} ms | {q:.0f} ms | {k / q:.2f} |")
+    out.append(f"| of which guest boot (agent's boot clock at READY) | {gb['kvm']:.0f} ms | {gb['qemu']:.0f} ms | "
+               f"{gb['kvm'] / gb['qemu']:.2f} |")
+    out.append("| runs, ready_ms | " + ", ".join(str(r[0]) for r in runs["kvm"]) + " | " +
+               ", ".join(str(r[0]) for r in runs["qemu"]) + " | |")
+    ratio = med["kvm"][0] / med["qemu"][0]
+    out += ["", "This is nested TCG (the outer VM is emulated, its SVM too): a functional lane, so the ratio is",
+            "indicative only. The goal (kvm backend at most half of QEMU's time) is " +
+            ("met" if ratio <= 0.5 else "not met") + " here" +
+            (": QEMU's own start-up is slow under TCG (its ready_ms beyond the guest's boot clock), but the"
+             if gb["kvm"] > gb["qemu"] else "."),
+            ]
+    if gb["kvm"] > gb["qemu"]:
+        out[-1] += " guest kernel boots faster under QEMU than under our VMM."
+    out += ["The qemu-backend box reaches READY and shuts down cleanly, but an exec in it hangs in this lane",
+            "(qemu-backend-echo FAILs), so the comparison is off by default (NESTED_QEMU=1 turns it on)."]
+    return out
+
+
 def main():
     vmm = sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "build", "bin", "cocoon-vmm")
     runs = int(sys.argv[2]) if len(sys.argv) > 2 else 10
@@ -64,10 +102,11 @@ def main():
              f"| exec of the kvm child to vCPUs in KVM_RUN, wall (median of {runs}) | {wall:.1f} ms |",
              f"| same, CPU time of the child | {cpu:.1f} ms |",
              f"| child RSS 0.3 s after start (guest kernel 21 MB ELF + initramfs copied in) | {rss / 1024:.1f} MiB |"]
-    con = os.path.join(REPO, "build", "nested", "console.txt")
+    con = os.environ.get("NESTED_CONSOLE") or os.path.join(REPO, "build", "nested", "console.txt")
+    cmp_lines = []
     if os.path.exists(con):
         text = open(con, errors="replace").read()
-        ready = [int(x) for x in re.findall(r"^PASS boot-\w+: ready \(ok (\d+);", text, re.M)]
+        ready = [int(x) for x in re.findall(r"^PASS boot-box\d: ready \(ok (\d+);", text, re.M)]
         over = [int(x) for x in re.findall(r"-> overhead (\d+) KiB", text)]
         mon = re.findall(r"monitor (\d+) KiB", text)
         start = re.findall(r"BENCH start \w+: vCPUs started ([0-9.]+) ms after exec \(CPU ([0-9.]+) ms\)", text)
@@ -85,10 +124,13 @@ def main():
         if fds:
             lines.append("| nested lane: virtio queues notifying through ioeventfd / devices interrupting through "
                          "irqfd | " + ", ".join(f"{b}: {q} / {d}" for b, q, d in fds) + " |")
-    lines += ["", "Boot to READY with the qemu backend in the same lane was not measured: the outer initramfs",
-              "has no QEMU (it would need QEMU's shared libraries and firmware). Nested TCG numbers are a",
-              "functional lane, not a performance comparison. box2 of the lane has networking (virtio-net",
-              "and the network stack in the kvm child: its RSS overhead includes the stack)."]
+        cmp_lines = boot_comparison(text)
+    lines += ["", "box2 of the lane has networking (virtio-net and the network stack in the kvm child: its RSS",
+              "overhead includes the stack)."]
+    if cmp_lines:
+        lines += [""] + cmp_lines
+    else:
+        lines += ["", "Boot to READY, kvm vs qemu backend: not in this run (`NESTED_QEMU=1 tests/nested/run.sh`)."]
     replace_section(os.path.join(REPO, "bench", "RESULTS.md"), "## kvm backend (own VMM)", "\n".join(lines))
     print("\n".join(lines))
 
