@@ -307,6 +307,14 @@ int cocoon_box_list_execs(cocoon_box *box, cocoon_exec_info **out, size_t *count
  * running exec gives COCOON_E_NOT_FOUND. *signalled (may be NULL) counts the execs hit. */
 int cocoon_box_signal_exec(cocoon_box *box, int id, int signo, size_t *signalled, cocoon_error *err);
 
+/* ---- registry credentials ----
+ * Stored in $COCOON_HOME/auth.json (docker's config.json "auths" format, mode 0600) and
+ * used by cocoon_image_pull for that registry's token or basic authentication. The
+ * credentials are not checked here: a wrong password shows at the next pull. */
+int cocoon_registry_login(cocoon_runtime *rt, const char *registry, const char *user, const char *password,
+                          cocoon_error *err);
+int cocoon_registry_logout(cocoon_runtime *rt, const char *registry, cocoon_error *err);
+
 /* ---- files ----
  * Copies between the host and a running box, streamed as tar over the box's control
  * socket (each call opens its own connection: safe from any thread, beside execs).

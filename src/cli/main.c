@@ -11,39 +11,41 @@
 #define COCOON_GIT_REV "unknown"
 #endif
 
-static const char usage[] = "usage: cocoon COMMAND [OPTIONS]\n"
-                            "\n"
-                            "Run commands in microVM sandboxes (\"boxes\").\n"
-                            "\n"
-                            "commands:\n"
-                            "  run [OPTIONS] IMAGE [CMD...]    run a command (default: the image's) in a new box\n"
-                            "  run [OPTIONS] -- CMD [ARG...]   the same in the default image (--rm: remove it after)\n"
-                            "  create [OPTIONS] [IMAGE]        create a box (prints its id)\n"
-                            "  start BOX...                    boot boxes\n"
-                            "  exec [OPTIONS] BOX -- CMD...    run a command in a running box\n"
-                            "  kill [--exec ID] [-s SIG] BOX   signal commands running in a box (--list: show them)\n"
-                            "  stop [--timeout S] BOX...       shut boxes down\n"
-                            "  restart [--timeout S] BOX...    stop and start boxes\n"
-                            "  rm [-f] BOX...                  remove boxes (-f: stop running ones first)\n"
-                            "  ls [-a] [--json]                list running boxes (-a: all)\n"
-                            "  inspect [--json] BOX...         show a box's configuration and state\n"
-                            "  logs [-f] [--net] BOX           show a box's console (kernel and agent) or network log\n"
-                            "  cp SRC DEST                     copy files: HOST_PATH BOX:PATH or BOX:PATH HOST_PATH\n"
-                            "  stats [--json] BOX              show a running box's cpu, memory, disk, processes\n"
-                            "  pull [--insecure] [-q] REF      fetch an image from a registry\n"
-                            "  load FILE|DIR                   load a docker save tarball or an OCI layout\n"
-                            "  images [--json]                 list images\n"
-                            "  rmi IMAGE...                    remove images\n"
-                            "  image prune|inspect|ls|rm       manage images\n"
-                            "  doctor [--json]                 check that this host can run boxes\n"
-                            "  version                         print the version\n"
-                            "  help [COMMAND]                  show help\n"
-                            "\n"
-                            "BOX is an id, a unique id prefix or a name.\n"
-                            "`cocoon COMMAND --help` shows the options of a command.\n"
-                            "Environment: COCOON_HOME (state, default ~/.local/share/cocoon), COCOON_SHARE_DIR,\n"
-                            "COCOON_VMM, COCOON_QEMU, COCOON_KERNEL, COCOON_INITRD,\n"
-                            "COCOON_INSECURE_REGISTRIES (host[:port],... reachable over plain HTTP).\n";
+static const char usage[] =
+    "usage: cocoon COMMAND [OPTIONS]\n"
+    "\n"
+    "Run commands in microVM sandboxes (\"boxes\").\n"
+    "\n"
+    "commands:\n"
+    "  run [OPTIONS] IMAGE [CMD...]    run a command (default: the image's) in a new box\n"
+    "  run [OPTIONS] -- CMD [ARG...]   the same in the default image (--rm: remove it after)\n"
+    "  create [OPTIONS] [IMAGE]        create a box (prints its id)\n"
+    "  start BOX...                    boot boxes\n"
+    "  exec [OPTIONS] BOX -- CMD...    run a command in a running box\n"
+    "  kill [--exec ID] [-s SIG] BOX   signal commands running in a box (--list: show them)\n"
+    "  stop [--timeout S] BOX...       shut boxes down\n"
+    "  restart [--timeout S] BOX...    stop and start boxes\n"
+    "  rm [-f] BOX...                  remove boxes (-f: stop running ones first)\n"
+    "  ls [-a] [--json]                list running boxes (-a: all)\n"
+    "  inspect [--json] BOX...         show a box's configuration and state\n"
+    "  logs [-f] [--net] BOX           show a box's console (kernel and agent) or network log\n"
+    "  cp SRC DEST                     copy files: HOST_PATH BOX:PATH or BOX:PATH HOST_PATH\n"
+    "  stats [--json] BOX              show a running box's cpu, memory, disk, processes\n"
+    "  pull [--insecure] [-q] REF      fetch an image from a registry\n"
+    "  login [-u USER] REGISTRY        store registry credentials (logout REGISTRY: forget them)\n"
+    "  load FILE|DIR                   load a docker save tarball or an OCI layout\n"
+    "  images [--json]                 list images\n"
+    "  rmi IMAGE...                    remove images\n"
+    "  image prune|inspect|ls|rm       manage images\n"
+    "  doctor [--json]                 check that this host can run boxes\n"
+    "  version                         print the version\n"
+    "  help [COMMAND]                  show help\n"
+    "\n"
+    "BOX is an id, a unique id prefix or a name.\n"
+    "`cocoon COMMAND --help` shows the options of a command.\n"
+    "Environment: COCOON_HOME (state, default ~/.local/share/cocoon), COCOON_SHARE_DIR,\n"
+    "COCOON_VMM, COCOON_QEMU, COCOON_KERNEL, COCOON_INITRD,\n"
+    "COCOON_INSECURE_REGISTRIES (host[:port],... reachable over plain HTTP).\n";
 
 static int cmd_version(int argc, char **argv)
 {
@@ -57,12 +59,12 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"run", cmd_run},         {"exec", cmd_exec}, {"create", cmd_create}, {"start", cmd_start},
-    {"stop", cmd_stop},       {"rm", cmd_rm},     {"doctor", cmd_doctor}, {"version", cmd_version},
-    {"restart", cmd_restart}, {"ls", cmd_ls},     {"ps", cmd_ls},         {"inspect", cmd_inspect},
-    {"pull", cmd_pull},       {"load", cmd_load}, {"images", cmd_images}, {"rmi", cmd_rmi},
-    {"image", cmd_image},     {"kill", cmd_kill}, {"cp", cmd_cp},         {"stats", cmd_stats},
-    {"logs", cmd_logs},       {NULL, NULL},
+    {"run", cmd_run},         {"exec", cmd_exec},   {"create", cmd_create}, {"start", cmd_start},
+    {"stop", cmd_stop},       {"rm", cmd_rm},       {"doctor", cmd_doctor}, {"version", cmd_version},
+    {"restart", cmd_restart}, {"ls", cmd_ls},       {"ps", cmd_ls},         {"inspect", cmd_inspect},
+    {"pull", cmd_pull},       {"load", cmd_load},   {"images", cmd_images}, {"rmi", cmd_rmi},
+    {"image", cmd_image},     {"kill", cmd_kill},   {"cp", cmd_cp},         {"stats", cmd_stats},
+    {"logs", cmd_logs},       {"login", cmd_login}, {"logout", cmd_logout}, {NULL, NULL},
 };
 
 int main(int argc, char **argv)

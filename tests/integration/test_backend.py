@@ -143,7 +143,7 @@ def test_kvm_run_child_reports_failure(tmp_path):
     assert err.startswith("cocoon-vmm kvm: ") and "config.json" in err, err
 
 
-@pytest.mark.skipif(os.environ.get("COCOON_NESTED") != "1", reason="set COCOON_NESTED=1 to run the nested lane")
+@pytest.mark.skipif(os.environ.get("COCOON_NESTED") != "1", reason="skipped: the nested lane runs in `make test` via tests/nested/run.sh; set COCOON_NESTED=1 to run it from pytest too")
 def test_nested_lane():
     """kvm backend + real Linux guest inside a QEMU-TCG VM with an emulated SVM CPU."""
     p = subprocess.run([os.path.join(REPO, "tests", "nested", "run.sh")], capture_output=True, timeout=900)

@@ -409,3 +409,32 @@ def test_uncompressed_layers(fake, tool):
     f.add("plain/img", "v1", {"a": b"plain"}, compress=False)
     info = tool.ok("pull", "--insecure", f"{f.host}/plain/img:v1")
     assert info["layers"][0]["media_type"] == "application/vnd.oci.image.layer.v1.tar"
+
+
+def test_cli_login_then_pull_then_logout(fake, tool, tmp_path):
+    """`cocoon login` stores credentials the pull then uses; logout forgets them."""
+    cocoon = os.path.join(os.environ.get("COCOON_BIN_DIR", "build/bin"), "cocoon")
+    f = fake(token=True, basic="carol:pa55")
+    f.add("login/img", "v1", {"a": b"after login"})
+    home = tmp_path / "home"
+    env = dict(os.environ, COCOON_HOME=str(home))
+    run = lambda args, stdin="": subprocess.run([cocoon, *args], input=stdin, capture_output=True, text=True,
+                                                env=env, timeout=60)
+    p = run(["login", "-u", "carol", "--password-stdin", f.host], "pa55\n")
+    assert p.returncode == 0, p.stderr
+    auth = home / "auth.json"
+    assert oct(auth.stat().st_mode & 0o777) == "0o600"
+    saved = json.load(open(auth))["auths"][f.host]["auth"]
+    assert base64.b64decode(saved) == b"carol:pa55"
+    info = tool.ok("pull", "--insecure", f"{f.host}/login/img:v1", env={"COCOON_HOME": str(home)})
+    assert info["layers"]
+    # no password on a pipe without --password-stdin, and bad registry names, are refused
+    p = run(["login", "-u", "carol", f.host], "x\n")
+    assert p.returncode == 2 and "--password-stdin" in p.stderr, p.stderr
+    p = run(["login", "-u", "carol", "--password-stdin", "bad/host"], "x\n")
+    assert p.returncode != 0 and "not a registry host" in p.stderr, p.stderr
+    p = run(["logout", f.host])
+    assert p.returncode == 0, p.stderr
+    assert f.host not in json.load(open(auth))["auths"]
+    p = run(["logout", f.host])
+    assert p.returncode != 0 and "not logged in" in p.stderr, p.stderr
