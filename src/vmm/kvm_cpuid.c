@@ -13,8 +13,10 @@
 /* The template, leaf by leaf:
  *   0x1        EBX[31:24] = APIC id (= vCPU index), EBX[23:16] = vCPU count,
  *              EDX.HTT when more than one vCPU, ECX.HYPERVISOR set, ECX.TSC_DEADLINE
- *              kept only if KVM offers it; with hide_xsave: ECX.XSAVE/OSXSAVE/AVX/
- *              F16C/FMA cleared.
+ *              set when KVM emulates the TSC deadline timer (KVM_CAP_TSC_DEADLINE_TIMER:
+ *              KVM_GET_SUPPORTED_CPUID leaves it out, and without it the guest spends
+ *              ~100 ms of boot calibrating the LAPIC timer); with hide_xsave:
+ *              ECX.XSAVE/OSXSAVE/AVX/F16C/FMA cleared.
  *   0x6        zeroed: no thermal/power management.
  *   0x7.0      with hide_xsave: AVX2 and AVX-512 bits cleared.
  *   0xa        zeroed: no architectural PMU (no perf MSRs to emulate).
@@ -37,12 +39,14 @@ static void set_brand(struct kvm_cpuid_entry2 *e)
     e->edx = w[3];
 }
 
-static void filter(struct kvm_cpuid_entry2 *e, int id, int ncpus, int hide_xsave)
+static void filter(struct kvm_cpuid_entry2 *e, int id, int ncpus, int hide_xsave, int tsc_deadline)
 {
     switch (e->function) {
     case 0x1:
         e->ebx = (e->ebx & 0x0000ffffu) | ((uint32_t)id << 24) | ((uint32_t)(ncpus & 0xff) << 16);
         e->ecx |= 1u << 31; /* hypervisor */
+        if (tsc_deadline)
+            e->ecx |= 1u << 24;
         if (ncpus > 1)
             e->edx |= 1u << 28;
         if (hide_xsave)
@@ -86,17 +90,18 @@ int kvm_cpuid__apply(struct kvm_vm *vm, struct kvm_vcpu *c, char *err, size_t er
     }
     uint32_t out = 0;
     int have_sig = 0;
+    int tsc_deadline = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
     for (uint32_t i = 0; i < cp->nent && i < MAX_ENTRIES; i++) {
         struct kvm_cpuid_entry2 e = cp->entries[i];
         if (vm->hide_xsave && e.function == 0xd)
             continue;
         have_sig |= e.function == 0x40000000;
-        filter(&e, c->id, vm->ncpus, vm->hide_xsave);
+        filter(&e, c->id, vm->ncpus, vm->hide_xsave, tsc_deadline);
         cp->entries[out++] = e;
     }
     if (!have_sig && out < MAX_ENTRIES) {
         struct kvm_cpuid_entry2 e = {.function = 0x40000000};
-        filter(&e, c->id, vm->ncpus, vm->hide_xsave);
+        filter(&e, c->id, vm->ncpus, vm->hide_xsave, tsc_deadline);
         cp->entries[out++] = e;
     }
     cp->nent = out;
