@@ -2,50 +2,8 @@
  * the VMM's bzImage 64-bit path at code32_start + 0x200 with RSI = zero page. Checks
  * the zero page (header copied, loader type, e820, command line, initrd) and the
  * long-mode state, prints "ok NAME" / "FAIL NAME" and "DONE <ok> <fail>". */
-typedef unsigned char u8;
-typedef unsigned short u16;
-typedef unsigned int u32;
-typedef unsigned long u64;
+#include "guest.h"
 
-static int n_ok, n_fail;
-static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }
-static inline u8 inb(u16 port)
-{
-    u8 v;
-    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
-static void putc_(char c)
-{
-    while (!(inb(0x3fd) & 0x20))
-        ;
-    outb(0x3f8, (u8)c);
-}
-static void puts_(const char *s)
-{
-    while (*s)
-        putc_(*s++);
-}
-static void putdec(u64 v)
-{
-    char b[24];
-    int i = 0;
-    do
-        b[i++] = (char)('0' + v % 10);
-    while (v /= 10);
-    while (i)
-        putc_(b[--i]);
-}
-static void check(int cond, const char *name)
-{
-    puts_(cond ? "ok " : "FAIL ");
-    puts_(name);
-    putc_('\n');
-    if (cond)
-        n_ok++;
-    else
-        n_fail++;
-}
 static u32 r32(const u8 *p) { return *(const u32 *)p; }
 static u64 r64(const u8 *p) { return *(const u64 *)p; }
 

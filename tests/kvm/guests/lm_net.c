@@ -5,10 +5,7 @@
  * length, descriptor loop), each of which must put the device in DEVICE_NEEDS_RESET
  * without crashing the VMM, and a working ARP exchange again after a device reset.
  * Prints "ok NAME" / "FAIL NAME" lines and "DONE <ok> <fail>". */
-typedef unsigned char u8;
-typedef unsigned short u16;
-typedef unsigned int u32;
-typedef unsigned long u64;
+#include "guest.h"
 
 #define NET 0xd0003000ul
 #define QRX 0x300000ul /* desc +0, avail +0x1000, used +0x2000 */
@@ -18,60 +15,6 @@ typedef unsigned long u64;
 #define QSIZE 16
 #define NRX 8
 
-static int n_ok, n_fail;
-static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }
-static inline u8 inb(u16 port)
-{
-    u8 v;
-    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
-static void putc_(char c)
-{
-    while (!(inb(0x3fd) & 0x20))
-        ;
-    outb(0x3f8, (u8)c);
-}
-static void puts_(const char *s)
-{
-    while (*s)
-        putc_(*s++);
-}
-static void putdec(u64 v)
-{
-    char b[24];
-    int i = 0;
-    do
-        b[i++] = (char)('0' + v % 10);
-    while (v /= 10);
-    while (i)
-        putc_(b[--i]);
-}
-static void check(int cond, const char *name)
-{
-    puts_(cond ? "ok " : "FAIL ");
-    puts_(name);
-    putc_('\n');
-    if (cond)
-        n_ok++;
-    else
-        n_fail++;
-}
-void *memset(void *d, int c, u64 n)
-{
-    u8 *p = d;
-    while (n--)
-        *p++ = (u8)c;
-    return d;
-}
-void *memcpy(void *d, const void *s, u64 n)
-{
-    u8 *a = d;
-    const u8 *b = s;
-    while (n--)
-        *a++ = *b++;
-    return d;
-}
 static int memcmp_(const void *a, const void *b, u64 n)
 {
     const u8 *x = a, *y = b;

@@ -3,10 +3,7 @@
  * malformed ones (loops, bad addresses, huge lengths, long chains, bad indirect
  * tables), each of which must leave the device in DEVICE_NEEDS_RESET, never crash
  * the VMM. Prints "ok NAME" / "FAIL NAME" lines and "DONE <ok> <fail>". */
-typedef unsigned char u8;
-typedef unsigned short u16;
-typedef unsigned int u32;
-typedef unsigned long u64;
+#include "guest.h"
 
 #define RNG 0xd0000000ul
 #define BLK 0xd0001000ul
@@ -14,59 +11,6 @@ typedef unsigned long u64;
 #define BUF 0x400000ul
 #define IND 0x500000ul
 #define QSIZE 256
-
-static int n_ok, n_fail;
-
-static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }
-static inline u8 inb(u16 port)
-{
-    u8 v;
-    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
-static void putc_(char c)
-{
-    while (!(inb(0x3fd) & 0x20))
-        ;
-    outb(0x3f8, (u8)c);
-}
-static void puts_(const char *s)
-{
-    while (*s)
-        putc_(*s++);
-}
-static void puthex(u64 v)
-{
-    puts_("0x");
-    for (int i = 60; i >= 0; i -= 4)
-        putc_("0123456789abcdef"[(v >> i) & 15]);
-}
-static void check(int cond, const char *name)
-{
-    puts_(cond ? "ok " : "FAIL ");
-    puts_(name);
-    putc_('\n');
-    if (cond)
-        n_ok++;
-    else
-        n_fail++;
-}
-static void *memset_(void *d, int c, u64 n)
-{
-    u8 *p = d;
-    while (n--)
-        *p++ = (u8)c;
-    return d;
-}
-void *memset(void *d, int c, u64 n) { return memset_(d, c, n); }
-void *memcpy(void *d, const void *s, u64 n)
-{
-    u8 *a = d;
-    const u8 *b = s;
-    while (n--)
-        *a++ = *b++;
-    return d;
-}
 
 static inline u32 rd(u64 base, u32 off) { return *(volatile u32 *)(base + off); }
 static inline void wr(u64 base, u32 off, u32 v) { *(volatile u32 *)(base + off) = v; }
@@ -102,7 +46,7 @@ static int dev_setup(u64 base, u32 qsize)
     wr(base, 0x70, 1 | 2 | 8);
     if (!(rd(base, 0x70) & 8))
         return -1;
-    memset_((void *)QMEM, 0, 0x3000);
+    memset((void *)QMEM, 0, 0x3000);
     avail_idx = 0;
     wr(base, 0x30, 0);
     if (rd(base, 0x34) < qsize)
@@ -146,7 +90,7 @@ static void test_rng(void)
 {
     check(dev_setup(RNG, 8) == 0, "rng setup");
     u8 *b = (u8 *)BUF;
-    memset_(b, 0, 64);
+    memset(b, 0, 64);
     D[0] = (struct desc){BUF, 64, WRITE, 0};
     submit(RNG, 0, 8);
     int nz = 0;
@@ -191,7 +135,7 @@ static void test_blk_valid(void)
     for (int i = 0; i < 1024; i++)
         w[i] = (u8)(i * 7 + 3);
     check(blk_req(1, 3, DATA, 1024, 0) == 0, "blk write 2 sectors");
-    memset_(r, 0, 1024);
+    memset(r, 0, 1024);
     check(blk_req(0, 3, DATA2, 1024, 1) == 0, "blk read 2 sectors");
     int same = 1;
     for (int i = 0; i < 1024; i++)
@@ -200,7 +144,7 @@ static void test_blk_valid(void)
     check(used_len((u16)(used_idx() - 1)) == 1025, "blk used length");
     check(blk_req(0, 0, DATA2, 512, 1) == 0 && r[0] == 'C' && r[1] == 'O', "blk reads the image");
     check(blk_req(4, 0, 0, 0, 0) == 0, "blk flush");
-    memset_(r, 0, 32);
+    memset(r, 0, 32);
     check(blk_req(8, 0, DATA2, 20, 1) == 0 && r[0] == 'c' && r[6] == '-', "blk get id");
     check(blk_req(0, 2047, DATA2, 1024, 1) == 1, "blk read past the end fails");
     check(blk_req(0, ~0ul, DATA2, 512, 1) == 1, "blk huge sector fails");
@@ -213,7 +157,7 @@ static void test_blk_valid(void)
     ind[0] = (struct desc){HDR, 16, NEXT, 1};
     ind[1] = (struct desc){DATA2, 1024, NEXT | WRITE, 2};
     ind[2] = (struct desc){STATUS, 1, WRITE, 0};
-    memset_(r, 0, 1024);
+    memset(r, 0, 1024);
     *(volatile u8 *)STATUS = 0xee;
     D[5] = (struct desc){IND, 48, INDIRECT, 0};
     submit(BLK, 5, QSIZE);
@@ -431,7 +375,7 @@ static void test_console(void)
     wr(CON, 0x24, 1);
     wr(CON, 0x20, 1);
     wr(CON, 0x70, 11);
-    memset_((void *)CQ(0), 0, 6 * 0x3000);
+    memset((void *)CQ(0), 0, 6 * 0x3000);
     for (int qi = 0; qi < 6; qi++) {
         wr(CON, 0x30, (u32)qi);
         wr(CON, 0x38, 8);
@@ -468,7 +412,7 @@ static void test_console(void)
     check(got_open, "console host PORT_OPEN");
     ctrl_send(1, 6, 1); /* the guest opens the port */
     volatile char *rx = (char *)(CBUF + 0x4000), *tx = (char *)(CBUF + 0x5000);
-    memset_((void *)rx, 0, 64);
+    memset((void *)rx, 0, 64);
     cq_add(4, 0, CBUF + 0x4000, 64, WRITE);
     wr(CON, 0x50, 4);
     const char *msg = "hello agent";
