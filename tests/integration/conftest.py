@@ -313,3 +313,23 @@ def host(tmp_path_factory):
 
 def decode(b):
     return b.decode(errors="replace")
+
+
+@pytest.fixture
+def boxes(vm):
+    """Boots named boxes for a test and removes them after it, pass or fail."""
+    names = []
+
+    def boot(name, *extra):
+        names.append(name)
+        vm.run("create", "--name", name, *extra, check=0)
+        vm.run("start", name, check=0)
+        return name
+    yield boot
+    for n in names:
+        vm.run("rm", "-f", n)
+
+
+def sh(vm, box, script, check=0, **kw):
+    """Runs a shell script in a running box through `cocoon exec`."""
+    return vm.run("exec", box, "--", "sh", "-c", script, check=check, **kw)

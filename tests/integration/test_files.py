@@ -10,28 +10,9 @@ import textwrap
 
 import pytest
 
-from conftest import BIN_DIR, REPO, decode
+from conftest import BIN_DIR, REPO, decode, sh
 
 GIB = 1 << 30
-
-
-@pytest.fixture
-def boxes(vm):
-    """Boots boxes for a test and removes them after it, pass or fail."""
-    names = []
-
-    def boot(name="f", *extra):
-        names.append(name)
-        vm.run("create", "--name", name, *extra, check=0)
-        vm.run("start", name, check=0)
-        return name
-    yield boot
-    for n in names:
-        vm.run("rm", "-f", n)
-
-
-def sh(vm, box, script, check=0, **kw):
-    return vm.run("exec", box, "--", "sh", "-c", script, check=check, **kw)
 
 
 def make_tree(root):
@@ -74,7 +55,7 @@ def snapshot(root):
 
 
 def test_tree_round_trip(vm, boxes, tmp_path):
-    box = boxes()
+    box = boxes("f")
     src = str(tmp_path / "tree")
     make_tree(src)
     vm.run("cp", src, f"{box}:/root/", check=0)
@@ -137,7 +118,7 @@ def test_sparse_3gib(vm, boxes, tmp_path):
 
 
 def test_guest_symlink_cannot_write_outside_target(vm, boxes, tmp_path):
-    box = boxes()
+    box = boxes("f")
     victim = tmp_path / "victim.txt"
     victim.write_text("precious\n")
     sh(vm, box, f"mkdir -p /x && ln -s /etc/passwd /x/evil && ln -s {victim} /x/evil2 && "
@@ -160,7 +141,7 @@ def test_guest_symlink_cannot_write_outside_target(vm, boxes, tmp_path):
 
 
 def test_guest_paths_stay_in_the_guest_root(vm, boxes, tmp_path):
-    box = boxes()
+    box = boxes("f")
     f = tmp_path / "f.txt"
     f.write_text("in the box\n")
     # ".." above the root and a symlink to an absolute path both resolve inside the guest.
@@ -255,7 +236,7 @@ def test_c_api_file_read_write(vm, boxes, tmp_path):
     san = ["-fsanitize=address,undefined"] if "asan" in lib else []
     subprocess.run(["cc", "-std=gnu11", *san, "-I", os.path.join(REPO, "include"), "-o", exe, str(src), lib,
                     *libs, "-lpthread", "-ldl"], check=True, capture_output=True)
-    box = boxes()
+    box = boxes("f")
     p = subprocess.run([exe, box], capture_output=True, env=vm.env, timeout=120)
     assert p.returncode == 0 and p.stdout == b"ok\n", decode(p.stderr)
     r = sh(vm, box, "stat -c %a /tmp/api.bin")

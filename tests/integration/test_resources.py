@@ -6,26 +6,7 @@ import time
 
 import pytest
 
-from conftest import decode
-
-
-@pytest.fixture
-def boxes(vm):
-    """Boots boxes for a test and removes them after it, pass or fail."""
-    names = []
-
-    def boot(name="r", *extra):
-        names.append(name)
-        vm.run("create", "--name", name, *extra, check=0)
-        vm.run("start", name, check=0)
-        return name
-    yield boot
-    for n in names:
-        vm.run("rm", "-f", n)
-
-
-def sh(vm, box, script, check=0, **kw):
-    return vm.run("exec", box, "--", "sh", "-c", script, check=check, **kw)
+from conftest import decode, sh
 
 
 def test_limits_visible_in_guest(vm, boxes):
