@@ -30,7 +30,6 @@ struct uart {
 };
 
 int uart__init(struct uart *u, struct kvm_vm *vm, int out_fd);
-void uart__destroy(struct uart *u);
 
 struct reset_dev {
     struct kvm_vm *vm;

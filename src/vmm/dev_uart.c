@@ -147,4 +147,3 @@ int uart__init(struct uart *u, struct kvm_vm *vm, int out_fd)
     return bus__register(&vm->pio, UART_COM1_PORT, 8, uart_access, u);
 }
 
-void uart__destroy(struct uart *u) { pthread_mutex_destroy(&u->lock); }

@@ -60,10 +60,3 @@ void guest_mem__free(struct guest_mem *m)
     m->n = 0;
 }
 
-uint64_t guest_mem__size(const struct guest_mem *m)
-{
-    uint64_t t = 0;
-    for (int i = 0; i < m->n; i++)
-        t += m->r[i].size;
-    return t;
-}

@@ -29,7 +29,5 @@ void *guest_mem__ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 /* Maps anonymous memory for `bytes` of RAM laid out around the MMIO hole. */
 int guest_mem__alloc(struct guest_mem *m, uint64_t bytes);
 void guest_mem__free(struct guest_mem *m);
-/* Total RAM bytes. */
-uint64_t guest_mem__size(const struct guest_mem *m);
 
 #endif

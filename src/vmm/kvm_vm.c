@@ -115,12 +115,6 @@ void kvm_vm__irq_line(struct kvm_vm *vm, int gsi, int level)
     ioctl(vm->vm_fd, KVM_IRQ_LINE, &l);
 }
 
-void kvm_vm__irq_pulse(struct kvm_vm *vm, int gsi)
-{
-    kvm_vm__irq_line(vm, gsi, 1);
-    kvm_vm__irq_line(vm, gsi, 0);
-}
-
 void kvm_vm__request_stop(struct kvm_vm *vm, enum kvm_stop_reason why, const char *detail)
 {
     pthread_mutex_lock(&vm->lock);

@@ -72,8 +72,6 @@ int kvm_vm__create(struct kvm_vm *vm, uint64_t mem_bytes, int ncpus, char *err, 
 void kvm_vm__destroy(struct kvm_vm *vm);
 /* Sets an interrupt line (GSI) level through KVM_IRQ_LINE. Thread-safe. */
 void kvm_vm__irq_line(struct kvm_vm *vm, int gsi, int level);
-/* Edge: raise then lower. */
-void kvm_vm__irq_pulse(struct kvm_vm *vm, int gsi);
 /* Records why the VM stops (first reason wins) and kicks every vCPU out of KVM_RUN. */
 void kvm_vm__request_stop(struct kvm_vm *vm, enum kvm_stop_reason why, const char *detail);
 enum kvm_stop_reason kvm_vm__stopped(struct kvm_vm *vm);

@@ -66,8 +66,6 @@ struct mux *mux_new(struct vmm *v)
     return m;
 }
 
-int mux_client_count(const struct mux *m) { return m->nclients; }
-
 /* ---- routes ---- */
 
 static int route_by_agent(struct mux *m, uint32_t agent_id)

@@ -27,7 +27,6 @@ void mux_on_agent_frame(struct mux *m, const struct proto_header *h, const uint8
 void mux_kill_all(struct mux *m);
 /* Clients are read only while the agent's outbound queue is short. */
 void mux_set_backlogged(struct mux *m, int backlogged);
-int mux_client_count(const struct mux *m);
 /* Frees clients closed during the last epoll batch (their events may still be queued). */
 void mux_reap(struct mux *m);
 
