@@ -20,15 +20,30 @@ void *guest_mem__ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)
     return NULL;
 }
 
+/* Guest RAM is backed by transparent huge pages where the host allows them: with 2 MiB
+ * pages the guest's first touches (the kernel's memory map setup, page cache) fault in
+ * 512 times fewer host pages, which is most of the guest kernel's boot time difference
+ * to QEMU (QEMU asks for huge pages too). THP needs a 2 MiB aligned mapping, so the
+ * region is carved out of a slightly larger reservation. */
+#define HUGE_ALIGN (2ull << 20)
+
 static int map_region(struct guest_region *r, uint64_t gpa, uint64_t size)
 {
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    size_t span = size + HUGE_ALIGN;
+    uint8_t *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         return -errno;
-    madvise(p, size, MADV_MERGEABLE);
+    uint8_t *start = (uint8_t *)(((uintptr_t)p + HUGE_ALIGN - 1) & ~(uintptr_t)(HUGE_ALIGN - 1));
+    if (start > p)
+        munmap(p, (size_t)(start - p));
+    size_t tail = (size_t)((p + span) - (start + size));
+    if (tail)
+        munmap(start + size, tail);
+    madvise(start, size, MADV_HUGEPAGE);
+    madvise(start, size, MADV_MERGEABLE);
     r->gpa = gpa;
     r->size = size;
-    r->hva = p;
+    r->hva = start;
     return 0;
 }
 
@@ -59,4 +74,3 @@ void guest_mem__free(struct guest_mem *m)
         munmap(m->r[i].hva, m->r[i].size);
     m->n = 0;
 }
-

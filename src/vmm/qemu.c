@@ -17,9 +17,11 @@
 
 #include "util/util.h"
 
-#define KERNEL_CMDLINE                                                                                                 \
-    "console=ttyS0 quiet reboot=t panic=-1 nolapic_timer tsc=reliable cocoon.root=/dev/vda "                           \
-    "cocoon.rootfstype=ext4"
+#define KERNEL_CMDLINE "console=ttyS0 quiet reboot=t panic=-1 tsc=reliable cocoon.root=/dev/vda cocoon.rootfstype=ext4"
+/* Under TCG the emulated LAPIC timer is slow to calibrate, so TCG guests tick from the
+ * PIT. Under KVM the LAPIC (TSC deadline) timer is the right one, and the PIT path
+ * was seen to stall a guest after boot on nested SVM (no ticks: execs never ran). */
+#define KERNEL_CMDLINE_TCG KERNEL_CMDLINE " nolapic_timer"
 
 #ifndef QEMU_MACHINE
 #define QEMU_MACHINE "microvm,x-option-roms=off,rtc=off,acpi=off"
@@ -132,6 +134,7 @@ static const char *box_relative(const char *path, const char *box_dir)
 static int build_argv(struct qemu_plan *p, const struct vmm_config *cfg, const char *box_dir)
 {
     int kvm = !strcmp(p->accel, "kvm");
+    const char *cmdline = kvm ? KERNEL_CMDLINE : KERNEL_CMDLINE_TCG;
     char *disk = opt_escape(box_relative(cfg->disk, box_dir));
     if (!disk)
         return -1;
@@ -161,12 +164,12 @@ static int build_argv(struct qemu_plan *p, const struct vmm_config *cfg, const c
     if (cfg->net.mode != NET_MODE_NONE) {
         /* the agent configures eth0 from cocoon.net=ADDR/PREFIX,GATEWAY,DNS */
         const struct net_config *n = &cfg->net;
-        rc |= add(p, "%s cocoon.net=%u.%u.%u.%u/%d,%u.%u.%u.%u,%u.%u.%u.%u", KERNEL_CMDLINE, n->guest_ip >> 24,
+        rc |= add(p, "%s cocoon.net=%u.%u.%u.%u/%d,%u.%u.%u.%u,%u.%u.%u.%u", cmdline, n->guest_ip >> 24,
                   (n->guest_ip >> 16) & 255, (n->guest_ip >> 8) & 255, n->guest_ip & 255, n->prefix,
                   n->gateway_ip >> 24, (n->gateway_ip >> 16) & 255, (n->gateway_ip >> 8) & 255, n->gateway_ip & 255,
                   n->dns_ip >> 24, (n->dns_ip >> 16) & 255, (n->dns_ip >> 8) & 255, n->dns_ip & 255);
     } else {
-        rc |= add(p, "%s", KERNEL_CMDLINE);
+        rc |= add(p, "%s", cmdline);
     }
     rc |= add(p, "-chardev");
     rc |= add(p, "file,id=con,path=console.log");
