@@ -90,5 +90,8 @@ int virtio_net__init(struct virtio_net *n, struct kvm_vm *vm, uint64_t base, int
                      char *err, size_t errcap);
 /* After the I/O thread stopped (no more callbacks). */
 void virtio_net__close(struct virtio_net *n);
+struct net_stats;
+/* A consistent copy of the stack's counters, from any thread. */
+void virtio_net__stats(struct virtio_net *n, struct net_stats *out);
 
 #endif

@@ -134,6 +134,13 @@ static void on_stack_fd(void *ctx, uint32_t events)
     pthread_mutex_unlock(&n->t.lock);
 }
 
+void virtio_net__stats(struct virtio_net *n, struct net_stats *out)
+{
+    pthread_mutex_lock(&n->t.lock);
+    *out = *net_stack_stats(n->stack);
+    pthread_mutex_unlock(&n->t.lock);
+}
+
 static void net_reset(struct virtio_mmio *t)
 {
     struct virtio_net *n = t->dev;

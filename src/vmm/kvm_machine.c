@@ -76,6 +76,7 @@ int kvm_machine__create(struct kvm_machine *m, const struct kvm_machine_opts *o,
     if (kvm_vm__create(&m->vm, o->mem_bytes, o->cpus, err, errcap) < 0)
         return -1;
     m->vm.hide_xsave = o->hide_xsave;
+    m->vm.copy_kernel = o->copy_kernel;
     if (kvm_io__start(&m->vm, err, errcap) < 0 || add_devices(m, o, err, errcap) < 0 ||
         build_cmdline(m, o->cmdline, err, errcap) < 0)
         return -1;
@@ -101,6 +102,12 @@ enum kvm_stop_reason kvm_machine__wait(struct kvm_machine *m, int timeout_ms)
         kvm_vm__request_stop(&m->vm, VM_STOP_REQUEST, "timeout");
     kvm_vcpu__join_all(&m->vm);
     return kvm_vm__stopped(&m->vm);
+}
+
+int kvm_machine__poll_stop(struct kvm_machine *m, int timeout_ms)
+{
+    struct pollfd p = {.fd = m->vm.stop_efd, .events = POLLIN};
+    return poll(&p, 1, timeout_ms) > 0;
 }
 
 void kvm_machine__destroy(struct kvm_machine *m)

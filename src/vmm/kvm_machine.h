@@ -21,6 +21,7 @@ struct kvm_machine_opts {
     uint64_t mem_bytes;
     int cpus;
     int hide_xsave;
+    int copy_kernel; /* benchmarks: copy the kernel into guest RAM instead of mapping it */
     /* Linux: kernel (ELF vmlinux with a PVH note), optional initrd, base command line */
     const char *kernel, *initrd, *cmdline;
     /* or a micro-guest: flat binary at flat_gpa entered in flat_mode */
@@ -57,6 +58,8 @@ int kvm_machine__start(struct kvm_machine *m, char *err, size_t errcap);
 /* Waits until the VM stops or timeout_ms passes (then stops it; <0 waits forever),
  * joins the vCPUs and returns why it stopped. */
 enum kvm_stop_reason kvm_machine__wait(struct kvm_machine *m, int timeout_ms);
+/* 1 once the VM has stopped (then call kvm_machine__wait), 0 after timeout_ms. */
+int kvm_machine__poll_stop(struct kvm_machine *m, int timeout_ms);
 void kvm_machine__destroy(struct kvm_machine *m);
 
 #endif

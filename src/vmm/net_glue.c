@@ -20,6 +20,7 @@
 #include "net/net.h"
 #include "util/util.h"
 #include "vmm/log.h"
+#include "vmm/net_stats.h"
 #include "vmm/vmm.h"
 
 #define RBUF_CAP (256u * 1024)
@@ -50,35 +51,6 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void write_stats(struct vmm *v, const struct net_stats *st)
-{
-    char buf[1024];
-    unsigned long long den = st->denied_tcp + st->denied_udp + st->denied_icmp + st->denied_dns + st->denied_sni;
-    int n = snprintf(
-        buf, sizeof(buf),
-        "{\"mode\": \"%s\", \"denied\": {\"total\": %llu, \"tcp\": %llu, \"udp\": %llu, "
-        "\"icmp\": %llu, \"dns\": %llu, \"tls\": %llu}, \"tcp_connections\": %llu, "
-        "\"udp_flows\": %llu, \"dns_queries\": %llu, \"dns_stripped\": %llu, \"frames_in\": %llu, "
-        "\"frames_out\": %llu, \"bytes_in\": %llu, \"bytes_out\": %llu, "
-        "\"dropped_malformed\": %llu}\n",
-        net_mode_name(v->cfg.net.mode), den, (unsigned long long)st->denied_tcp, (unsigned long long)st->denied_udp,
-        (unsigned long long)st->denied_icmp, (unsigned long long)st->denied_dns, (unsigned long long)st->denied_sni,
-        (unsigned long long)st->tcp_opened, (unsigned long long)st->udp_flows, (unsigned long long)st->dns_queries,
-        (unsigned long long)st->dns_stripped, (unsigned long long)st->frames_in, (unsigned long long)st->frames_out,
-        (unsigned long long)st->bytes_in, (unsigned long long)st->bytes_out, (unsigned long long)st->dropped_malformed);
-    if (n <= 0 || (size_t)n >= sizeof(buf))
-        return;
-    int fd = openat(v->dirfd, "net.stats.json.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0)
-        return;
-    ssize_t w = write(fd, buf, (size_t)n);
-    close(fd);
-    if (w == n)
-        renameat(v->dirfd, "net.stats.json.tmp", v->dirfd, "net.stats.json");
-    else
-        unlinkat(v->dirfd, "net.stats.json.tmp", 0);
-}
-
 /* After each batch: rewrite net.stats.json when the counters changed and a second
  * has passed; otherwise have the stack wake us up when it has. */
 static void maybe_write_stats(struct vmm *v, int force)
@@ -93,7 +65,7 @@ static void maybe_write_stats(struct vmm *v, int force)
     if (force || now >= g->written_at + STATS_EVERY_MS) {
         g->written = *st;
         g->written_at = now;
-        write_stats(v, st);
+        net_stats_write(v->dirfd, v->cfg.net.mode, st);
         return;
     }
     net_stack_wake_in(g->stack, (unsigned)(g->written_at + STATS_EVERY_MS - now));
