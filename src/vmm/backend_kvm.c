@@ -18,6 +18,7 @@
 #include "util/util.h"
 #include "vmm/kvm_machine.h"
 #include "vmm/log.h"
+#include "vmm/net_stats.h"
 
 /* The kvm backend's command line: like the QEMU one (qemu.c) but with the LAPIC
  * timer (a real in-kernel LAPIC calibrates fast) and reboot=k: the guest's reboot (the
@@ -150,6 +151,7 @@ int kvm_run_main(const char *box_dir)
         .mem_bytes = (uint64_t)cfg.memory_mib << 20,
         .cpus = cfg.cpus,
         .hide_xsave = env_on("COCOON_KVM_HIDE_XSAVE"),
+        .copy_kernel = env_on("COCOON_KVM_COPY_KERNEL"),
         .kernel = cfg.kernel,
         .initrd = cfg.initrd[0] ? cfg.initrd : NULL,
         .cmdline = cmdline,
@@ -177,9 +179,27 @@ int kvm_run_main(const char *box_dir)
     /* Exec to the vCPU threads entering KVM_RUN: wall time from our main() (the exec
      * itself is not counted), CPU time of the whole process since exec (bench/). */
     uint64_t t1 = util_now_ns(CLOCK_MONOTONIC), cpu = util_now_ns(CLOCK_PROCESS_CPUTIME_ID);
-    vmm_log("kvm: %d vCPU(s), %d MiB, vCPUs started %.2f ms after exec (CPU %.2f ms); ioeventfd: %d virtio queue(s), "
-            "irqfd: %d device(s); cmdline: %s",
-            cfg.cpus, cfg.memory_mib, (double)(t1 - t0) / 1e6, (double)cpu / 1e6, m.ioeventfds, m.irqfds, m.cmdline);
+    vmm_log("kvm: %d vCPU(s), %d MiB, vCPUs started %.2f ms after exec (CPU %.2f ms); kernel %.1f MiB mapped from "
+            "its file; guest RAM at %p; ioeventfd: %d virtio queue(s), irqfd: %d device(s); cmdline: %s",
+            cfg.cpus, cfg.memory_mib, (double)(t1 - t0) / 1e6, (double)cpu / 1e6, (double)m.vm.mapped_bytes / 1048576.0,
+            (void *)m.vm.mem.r[0].hva, m.ioeventfds, m.irqfds, m.cmdline);
+    /* net.stats.json for `cocoon stats`, as the monitor writes it for a QEMU box: at
+     * most once a second, when the counters changed, and once more at the end */
+    int dirfd = m.has_net ? open(box_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    struct net_stats written = {0}, now;
+    for (;;) {
+        int stopped = kvm_machine__poll_stop(&m, dirfd >= 0 ? 1000 : -1);
+        if (dirfd >= 0) {
+            virtio_net__stats(&m.net, &now);
+            if (stopped || memcmp(&now, &written, sizeof(now)))
+                if (net_stats_write(dirfd, cfg.net.mode, &now) == 0)
+                    written = now;
+        }
+        if (stopped)
+            break;
+    }
+    if (dirfd >= 0)
+        close(dirfd);
     enum kvm_stop_reason why = kvm_machine__wait(&m, -1);
     if (why == VM_STOP_RESET) {
         vmm_log("kvm: guest stopped (%s)", m.vm.stop_detail[0] ? m.vm.stop_detail : "reset");

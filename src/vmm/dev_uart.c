@@ -146,4 +146,3 @@ int uart__init(struct uart *u, struct kvm_vm *vm, int out_fd)
     pthread_mutex_init(&u->lock, NULL);
     return bus__register(&vm->pio, UART_COM1_PORT, 8, uart_access, u);
 }
-

@@ -49,6 +49,8 @@ int kvm_boot__bzimage(struct kvm_vm *vm, const uint8_t *img, size_t len, const c
 /* Shared by the loaders: maps a whole regular file read-only; copies an initrd page
  * aligned to the top of low RAM, above kend. */
 int kvm_boot__map_file(const char *path, const uint8_t **img, size_t *len, char *err, size_t errcap);
+/* The same, keeping the file open: returns its fd (the caller closes it) or -1. */
+int kvm_boot__map_file_fd(const char *path, const uint8_t **img, size_t *len, char *err, size_t errcap);
 int kvm_boot__load_initrd(struct kvm_vm *vm, const char *path, uint64_t kend, uint64_t *paddr, uint64_t *size,
                           char *err, size_t errcap);
 

@@ -101,7 +101,10 @@ int kvm_boot__elf_pvh_entry(const uint8_t *img, size_t len, uint32_t *entry, cha
     return 0;
 }
 
-static int load_segments(struct kvm_vm *vm, const uint8_t *img, size_t len, uint64_t *kend, char *err, size_t errcap)
+/* fd >= 0: segments are mapped from the file where its layout allows (see
+ * guest_mem__map_file), copied otherwise. */
+static int load_segments(struct kvm_vm *vm, const uint8_t *img, size_t len, int fd, uint64_t *kend, char *err,
+                         size_t errcap)
 {
     const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img;
     int loaded = 0;
@@ -121,7 +124,10 @@ static int load_segments(struct kvm_vm *vm, const uint8_t *img, size_t len, uint
                      (unsigned long long)ph.p_paddr, (unsigned long long)ph.p_memsz);
             return -1;
         }
-        memcpy(dst, img + ph.p_offset, ph.p_filesz);
+        if (fd < 0 || ph.p_filesz == 0 || guest_mem__map_file(&vm->mem, ph.p_paddr, fd, ph.p_offset, ph.p_filesz) < 0)
+            memcpy(dst, img + ph.p_offset, ph.p_filesz);
+        else
+            vm->mapped_bytes += ph.p_filesz;
         memset(dst + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
         if (ph.p_paddr + ph.p_memsz > *kend)
             *kend = ph.p_paddr + ph.p_memsz;
@@ -132,6 +138,15 @@ static int load_segments(struct kvm_vm *vm, const uint8_t *img, size_t len, uint
 
 int kvm_boot__map_file(const char *path, const uint8_t **img, size_t *len, char *err, size_t errcap)
 {
+    int fd = kvm_boot__map_file_fd(path, img, len, err, errcap);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    return 0;
+}
+
+int kvm_boot__map_file_fd(const char *path, const uint8_t **img, size_t *len, char *err, size_t errcap)
+{
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
@@ -141,14 +156,14 @@ int kvm_boot__map_file(const char *path, const uint8_t **img, size_t *len, char 
         return -1;
     }
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
     if (p == MAP_FAILED) {
         snprintf(err, errcap, "cannot map %s: %s", path, strerror(errno));
+        close(fd);
         return -1;
     }
     *img = p;
     *len = (size_t)st.st_size;
-    return 0;
+    return fd;
 }
 
 static uint64_t low_end(const struct kvm_vm *vm) { return vm->mem.r[0].size; }
@@ -204,10 +219,12 @@ int kvm_boot__pvh(struct kvm_vm *vm, const char *kernel, const char *initrd, con
         snprintf(err, errcap, "at least 16 MiB of guest memory are needed to boot Linux");
         return -1;
     }
-    if (kvm_boot__map_file(kernel, &img, &len, err, errcap) < 0)
+    int fd = kvm_boot__map_file_fd(kernel, &img, &len, err, errcap);
+    if (fd < 0)
         return -1;
     if (kvm_boot__is_bzimage(img, len)) {
         /* no PVH ELF: the bzImage 64-bit entry (kvm_boot_bzimage.c) */
+        close(fd);
         int r = kvm_boot__bzimage(vm, img, len, initrd, cmdline, err, errcap);
         munmap((void *)img, len);
         return r;
@@ -216,8 +233,9 @@ int kvm_boot__pvh(struct kvm_vm *vm, const char *kernel, const char *initrd, con
     if (rc == 0 && entry == 0)
         rc = bad(err, errcap, "no XEN_ELFNOTE_PHYS32_ENTRY note (build with CONFIG_PVH)");
     if (rc == 0)
-        rc = load_segments(vm, img, len, &kend, err, errcap);
+        rc = load_segments(vm, img, len, vm->copy_kernel ? -1 : fd, &kend, err, errcap);
     munmap((void *)img, len);
+    close(fd);
     if (rc < 0)
         return -1;
 

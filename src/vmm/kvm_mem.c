@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/types.h>
 
 void *guest_mem__ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)
 {
@@ -65,6 +66,32 @@ int guest_mem__alloc(struct guest_mem *m, uint64_t bytes)
         }
         m->n = 2;
     }
+    return 0;
+}
+
+int guest_mem__map_file(struct guest_mem *m, uint64_t gpa, int fd, uint64_t off, uint64_t len)
+{
+    const uint64_t page = 4096;
+    if ((gpa & (page - 1)) != (off & (page - 1)) || len == 0)
+        return -EINVAL;
+    uint64_t head = gpa & (page - 1);
+    if (len > UINT64_MAX - head - page)
+        return -ERANGE;
+    uint64_t span = (head + len + page - 1) & ~(page - 1);
+    uint8_t *dst = guest_mem__ptr(m, gpa - head, span);
+    if (!dst)
+        return -ERANGE;
+    if (mmap(dst, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, (off_t)(off - head)) == MAP_FAILED) {
+        int e = errno;
+        /* MAP_FIXED may have dropped the anonymous pages already: put RAM back */
+        if (mmap(dst, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) ==
+            MAP_FAILED)
+            return -ENOMEM;
+        return -e;
+    }
+    /* the file bytes around the range in its first and last page are not part of it */
+    memset(dst, 0, head);
+    memset(dst + head + len, 0, span - head - len);
     return 0;
 }
 

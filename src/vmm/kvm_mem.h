@@ -30,4 +30,13 @@ void *guest_mem__ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 int guest_mem__alloc(struct guest_mem *m, uint64_t bytes);
 void guest_mem__free(struct guest_mem *m);
 
+/* Maps [off, off+len) of fd privately (copy on write) at gpa, in place of the anonymous
+ * RAM there; the rest of the first and last page reads as zero. gpa and off must be
+ * congruent modulo the page size (-EINVAL), the range inside one region (-ERANGE).
+ * Guest pages then come from the page cache, shared by every box booting the same
+ * file, and nothing is copied at start. The file must not be truncated or rewritten in
+ * place while the box runs (cocoon's kernels are content-addressed files). On failure
+ * the range is anonymous RAM again. */
+int guest_mem__map_file(struct guest_mem *m, uint64_t gpa, int fd, uint64_t off, uint64_t len);
+
 #endif

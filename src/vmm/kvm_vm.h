@@ -52,6 +52,8 @@ struct kvm_vm {
     int ncpus;
     struct kvm_vcpu vcpus[KVM_VM_MAX_CPUS];
     int hide_xsave;
+    int copy_kernel;       /* copy the kernel's ELF segments instead of mapping them */
+    uint64_t mapped_bytes; /* kernel bytes mapped from the file, not copied */
     struct kvm_boot_state boot;
 
     pthread_mutex_t lock; /* guards the fields below */

@@ -8,8 +8,10 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* libcocoon.a does not carry the VMM's objects; the two small files under test are
  * compiled into this test directly. */
@@ -82,6 +84,40 @@ static void test_mem_ptr(void **state)
     assert_null(guest_mem__ptr(&f->m, UINT64_MAX, 2));
     assert_non_null(guest_mem__ptr(&f->m, HIGH_GPA + 16, 16));
     assert_null(guest_mem__ptr(&f->m, HIGH_GPA - 8, 16));
+}
+
+/* Kernel segments mapped from their file (guest_mem__map_file): the bytes around the
+ * range read as zero, guest writes stay private, bad layouts are refused. */
+static void test_map_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/cocoon-test-mapXXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    uint8_t file[3 * 4096];
+    for (size_t i = 0; i < sizeof(file); i++)
+        file[i] = (uint8_t)(i * 7 + 1);
+    assert_int_equal(write(fd, file, sizeof(file)), sizeof(file));
+    struct guest_mem m;
+    assert_int_equal(guest_mem__alloc(&m, 4u << 20), 0);
+    assert_int_equal(guest_mem__map_file(&m, 0x200010, fd, 0x10, 5000), 0);
+    uint8_t *g = guest_mem__ptr(&m, 0x200000, 2 * 4096);
+    assert_non_null(g);
+    for (int i = 0; i < 0x10; i++)
+        assert_int_equal(g[i], 0);
+    assert_memory_equal(g + 0x10, file + 0x10, 5000);
+    for (int i = 0x10 + 5000; i < 2 * 4096; i++)
+        assert_int_equal(g[i], 0);
+    g[0x20] ^= 0xff; /* private: the file keeps its byte */
+    uint8_t b;
+    assert_int_equal(pread(fd, &b, 1, 0x20), 1);
+    assert_int_equal(b, file[0x20]);
+    assert_int_equal(guest_mem__map_file(&m, 0x200011, fd, 0x10, 100), -EINVAL);
+    assert_int_equal(guest_mem__map_file(&m, (4u << 20) - 4096, fd, 0, 8192), -ERANGE);
+    assert_int_equal(guest_mem__map_file(&m, 0x1000, fd, 0, 0), -EINVAL);
+    guest_mem__free(&m);
+    close(fd);
 }
 
 static void test_valid_chain(void **state)
@@ -270,6 +306,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_mem_ptr, setup, teardown),
+        cmocka_unit_test(test_map_file),
         cmocka_unit_test_setup_teardown(test_valid_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_self_loop_zero_len, setup, teardown),
