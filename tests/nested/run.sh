@@ -5,8 +5,8 @@
 # under QEMU TCG with an emulated AMD CPU that has SVM, and relays the PASS/FAIL lines
 # that tests/nested/outer-init.sh prints. Prints "skipped: <reason>" and exits 0 when
 # the lane cannot run here. Env: BUILD (default build), NESTED_TIMEOUT (s, default 300),
-# NESTED_QEMU=1 also puts QEMU into the outer VM for the qemu-backend check and the
-# boot-to-READY comparison (off by default: an exec in the qemu-backend box hangs there).
+# QEMU goes into the outer VM too, for the same checks on the qemu backend and the
+# boot-to-READY comparison (NESTED_QEMU=0 leaves it out).
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -55,13 +55,13 @@ for m in virt/lib/irqbypass arch/x86/kvm/kvm drivers/crypto/ccp/ccp arch/x86/kvm
     cp "$OUTER/root/lib/modules/$KVER/kernel/$m.ko" "$R/modules/" || { echo "skipped: module $m missing"; exit 0; }
 done
 cp $SHARE/vmlinux $SHARE/initramfs.cpio "$B/base.raw" "$R/guest/"
-# QEMU for the qemu-backend comparison (only with NESTED_QEMU=1): the host's
+# QEMU for the qemu-backend checks and comparison (unless NESTED_QEMU=0): the host's
 # qemu-system-x86_64 at /usr/bin (it finds its firmware in /usr/bin/../share/qemu), every
 # library ldd lists at the path ldd resolved it to (the outer VM has no ld.so.cache; the
 # loader's built-in search dirs cover /lib/x86_64-linux-gnu), the dynamic loader, and the
 # one firmware file `-M microvm,x-option-roms=off` with -kernel opens: the qboot BIOS
 # (bios-microvm.bin, qboot.rom in Debian). No accel module: accel kvm is built in.
-if [ "${NESTED_QEMU:-0}" = 1 ]; then
+if [ "${NESTED_QEMU:-1}" = 1 ]; then
     QBIN=$(command -v qemu-system-x86_64)
     QSHARE=$(dirname "$QBIN")/../share/qemu
     mkdir -p "$R/usr/bin" "$R/usr/share/qemu"
