@@ -156,11 +156,13 @@ void net_bury(struct net_stack *s, void *obj); /* free after the current batch *
 /* Makes sure the timer fires at or before at (ms, net_now_ms clock). */
 void net_deadline(struct net_stack *s, uint64_t at);
 /* Builds Ethernet + IPv4 headers in front of the l4 bytes already at
- * s->frame + NET_L4_OFF and sends the frame, or IP fragments of at most the guest's
- * MTU when it is bigger. Returns the output result (the worst of the fragments). */
+ * s->frame + NET_L4_OFF and sends the frame. Returns the output result. */
 #define NET_L4_OFF 34
 #define NET_MAX_L4 (65535 - 20) /* what one IPv4 packet carries */
 int net_send_ip(struct net_stack *s, uint32_t src, uint32_t dst, uint8_t proto, size_t l4len);
+/* The same for payloads that may exceed the guest's MTU (relayed UDP): sent as IP
+ * fragments of at most the MTU then. Returns the worst output result. */
+int net_send_ip_mtu(struct net_stack *s, uint32_t src, uint32_t dst, uint8_t proto, size_t l4len);
 
 /* netlog.c: a denial, or a note (an explanation written once), as one line of net.log. */
 #define NET_LOG_NAME "net.log"

@@ -1,6 +1,7 @@
 /* The stack's core: frames in from the guest (Ethernet, ARP, IPv4 checks, dispatch
- * to ICMP/UDP/TCP), frames out through the caller's callback, the epoll set of host
- * sockets and the one timer, and the denial log. */
+ * to ICMP/UDP/TCP), frames out through the caller's callback (as IP fragments when a
+ * relayed datagram exceeds the guest's MTU), the epoll set of host sockets and the
+ * one timer. The denial log is netlog.c. */
 #include "net/internal.h"
 
 #include <arpa/inet.h>
@@ -118,12 +119,17 @@ static int send_fragments(struct net_stack *s, uint32_t src, uint32_t dst, uint8
     return worst;
 }
 
-int net_send_ip(struct net_stack *s, uint32_t src, uint32_t dst, uint8_t proto, size_t l4len)
+int net_send_ip_mtu(struct net_stack *s, uint32_t src, uint32_t dst, uint8_t proto, size_t l4len)
 {
     if (l4len > NET_MAX_L4)
         return -1;
     if (20 + l4len > s->cfg.mtu)
         return send_fragments(s, src, dst, proto, l4len);
+    return net_send_ip(s, src, dst, proto, l4len);
+}
+
+int net_send_ip(struct net_stack *s, uint32_t src, uint32_t dst, uint8_t proto, size_t l4len)
+{
     uint8_t *f = s->frame;
     eth_header(s, f);
     wire_ipv4_header(f + ETH_HDR, src, dst, proto, s->ip_id++, l4len);

@@ -34,7 +34,7 @@ int udp_send_to_guest(struct net_stack *s, uint32_t src, uint16_t sport, uint16_
     uint8_t *p = s->frame + NET_L4_OFF;
     memmove(p + 8, data, len);
     wire_udp_header(p, src, s->cfg.guest_ip, sport, dport, len);
-    return net_send_ip(s, src, s->cfg.guest_ip, IP_PROTO_UDP, 8 + len);
+    return net_send_ip_mtu(s, src, s->cfg.guest_ip, IP_PROTO_UDP, 8 + len);
 }
 
 static void flow_free(struct net_stack *s, struct udp_flow *f)
