@@ -364,7 +364,8 @@ typedef struct cocoon_net_stats {
 } cocoon_net_stats;
 int cocoon_box_net_stats(cocoon_box *box, cocoon_net_stats *out, cocoon_error *err);
 /* Copies the box's network log (every denied connection or DNS query, with the rule
- * that denied it) to fd. With follow, keeps copying until the box stops. */
+ * that denied it; the latest ~2 MiB: the monitor rotates net.log to net.log.1) to fd,
+ * oldest first. With follow, keeps copying, across rotations, until the box stops. */
 int cocoon_box_net_logs(cocoon_box *box, int fd, int follow, cocoon_error *err);
 
 #ifdef __cplusplus

@@ -1,7 +1,7 @@
 /* cocoon_box_stats: one STATS request on a private control connection, answered by
- * the guest agent with STATS_REPLY (docs/protocol.md, "Stats"). cocoon_box_net_stats
- * and cocoon_box_net_logs: the files the monitor's network stack keeps in the box
- * directory (net.stats.json, net.log). */
+ * the guest agent with STATS_REPLY (docs/protocol.md, "Stats"). cocoon_box_net_stats:
+ * the counters the monitor's network stack keeps in the box directory
+ * (net.stats.json; its log is read by net_logs.c). */
 #include "lib/internal.h"
 
 #include <errno.h>
@@ -104,12 +104,4 @@ int cocoon_box_net_stats(cocoon_box *box, cocoon_net_stats *out, cocoon_error *e
     out->dropped_malformed = num(o, "dropped_malformed");
     json_decref(o);
     return 0;
-}
-
-int cocoon_box_net_logs(cocoon_box *box, int fd, int follow, cocoon_error *err)
-{
-    lib_err_clear(err);
-    if (!box)
-        return lib_err(err, COCOON_E_INVALID, "cocoon_box_net_logs: NULL box");
-    return lib_box_file_copy(box, "net.log", fd, follow, err);
 }

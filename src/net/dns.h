@@ -16,6 +16,8 @@
 #define DNS_RCODE_SERVFAIL 2
 #define DNS_RCODE_NXDOMAIN 3
 #define DNS_RCODE_REFUSED 5
+#define DNS_FLAG_TC 0x0200
+#define DNS_UDP_MIN 512 /* what every client takes over UDP (RFC 1035) */
 
 struct dns_question {
     uint16_t id, qtype, qclass;
@@ -36,5 +38,20 @@ size_t dns_build_local(const uint8_t *query, const struct dns_question *q, uint3
  * when something was removed. Returns the length written to out, or -1 (malformed). */
 long dns_filter_response(const uint8_t *resp, size_t n, const struct dns_question *q, struct policy *pol, uint64_t now,
                          uint8_t *out, size_t cap, int *stripped);
+
+/* The UDP payload size the query's EDNS0 OPT record advertises, or 512 without one
+ * (also for sizes below 512 and for anything malformed after the question). */
+unsigned dns_query_udp_size(const uint8_t *p, size_t n, const struct dns_question *q);
+/* The query as the stack sends it upstream, in out: with an EDNS0 OPT record
+ * advertising DNS_MAX_MSG (the guest's OPT raised to it, or one appended: *added),
+ * so the upstream does not truncate what the guest may take over TCP. 0: no room. */
+size_t dns_upstream_query(const uint8_t *p, size_t n, const struct dns_question *q, uint8_t *out, size_t cap,
+                          int *added);
+/* Removes the OPT record from a response's additional section (in place, for a guest
+ * that sent none). The new length (n when there is none), or -1 when malformed. */
+long dns_strip_opt(uint8_t *m, size_t n);
+/* The reply that stands for a response too big for the client's UDP size: msg's
+ * header with TC set and its question, no records. Length written to out, or -1. */
+long dns_truncate(const uint8_t *msg, size_t n, uint8_t *out, size_t cap);
 
 #endif

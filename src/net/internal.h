@@ -96,6 +96,8 @@ struct dns_query {
     uint16_t dport;
     char name[256];
     uint16_t qtype, qclass;
+    size_t udp_max; /* the largest answer this query takes over UDP */
+    int strip_opt;  /* the OPT record upstream was added by us: removed from the answer */
     uint64_t deadline;
     int tcp;      /* asked over TCP: the answer goes to that connection (gport, dst, 53) */
     int answered; /* the guest got its answer */
@@ -118,7 +120,10 @@ struct net_stack {
     struct nwatch w_timer;
     struct net_stats st;
     int link_blocked;
-    int icmp_ok;               /* unprivileged ICMP sockets work here */
+    int icmp_ok;        /* unprivileged ICMP sockets work here */
+    int icmp_explained; /* the note on why they do not is in net.log */
+    uint64_t log_size;  /* bytes in the current net.log */
+    int log_sized, log_stopped;
     uint8_t frame[65536 + 64]; /* scratch for frames to the guest */
     uint16_t ip_id;
 
@@ -153,9 +158,17 @@ void net_deadline(struct net_stack *s, uint64_t at);
 /* Builds Ethernet + IPv4 headers in front of the l4 bytes already at
  * s->frame + NET_L4_OFF and sends the frame. Returns the output result. */
 #define NET_L4_OFF 34
+#define NET_MAX_L4 (65535 - 20) /* what one IPv4 packet carries */
 int net_send_ip(struct net_stack *s, uint32_t src, uint32_t dst, uint8_t proto, size_t l4len);
+/* The same for payloads that may exceed the guest's MTU (relayed UDP): sent as IP
+ * fragments of at most the MTU then. Returns the worst output result. */
+int net_send_ip_mtu(struct net_stack *s, uint32_t src, uint32_t dst, uint8_t proto, size_t l4len);
+
+/* netlog.c: a denial, or a note (an explanation written once), as one line of net.log. */
+#define NET_LOG_NAME "net.log"
 void net_log_deny(struct net_stack *s, const char *what, uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport,
                   const struct verdict *v);
+void net_log_note(struct net_stack *s, const char *text);
 
 /* tcp.c */
 void tcp_input(struct net_stack *s, const struct pkt_ip *ip);

@@ -54,28 +54,36 @@ struct net_config {
     int prefix;
     uint8_t guest_mac[6], gateway_mac[6];
     uint16_t mtu;
-    int max_tcp;         /* connections per box (RST above it) */
-    int max_half_open;   /* guest SYNs waiting for a host connect() */
-    int max_udp;         /* UDP/ICMP flows */
-    int refuse_nxdomain; /* denied names: 1 NXDOMAIN, 0 REFUSED */
-    int log_fd;          /* denials are appended here (net.log); -1: nowhere */
+    int max_tcp;            /* connections per box (RST above it) */
+    int max_half_open;      /* guest SYNs waiting for a host connect() */
+    int max_udp;            /* UDP/ICMP flows */
+    int refuse_nxdomain;    /* denied names: 1 NXDOMAIN, 0 REFUSED */
+    int log_fd;             /* denials are appended here (net.log); -1: nowhere */
+    int log_dirfd;          /* the directory holding net.log, to rotate it; -1: never rotated */
+    uint64_t log_max_bytes; /* net.log becomes net.log.1 above this; 0: NET_LOG_DEFAULT_BYTES */
 };
+
+#define NET_LOG_DEFAULT_BYTES (1024u * 1024) /* so at most about 2 MiB of log per box */
+#define NET_LOG_MIN_BYTES 1024u
 
 /* Counters, also shown by stats. */
 struct net_stats {
     uint64_t frames_in, frames_out, bytes_in, bytes_out;
-    uint64_t dropped_malformed, dropped_fragment, dropped_other;
+    uint64_t dropped_malformed, dropped_fragment, dropped_other, fragments_out;
     uint64_t denied_tcp, denied_udp, denied_icmp, denied_dns, denied_sni;
     uint64_t tcp_opened, tcp_refused_limit, tcp_retransmits;
-    uint64_t udp_flows, dns_queries, dns_stripped;
+    uint64_t udp_flows, dns_queries, dns_stripped, dns_truncated, log_rotations;
 };
 
 /* Fills the defaults: mode public, 10.0.2.15/24, gateway 10.0.2.2 (also the host
- * alias host.cocoon.internal), DNS 10.0.2.3, MTU 1500, limits, log_fd -1. */
+ * alias host.cocoon.internal), DNS 10.0.2.3, MTU 1500, limits, log_fd and log_dirfd -1. */
 void net_config_defaults(struct net_config *c);
 /* COCOON_DNS_UPSTREAM=IP[:PORT] replaces the upstream resolvers (tests point boxes at
  * their own DNS server this way); anything unparsable is ignored. */
 void net_config_upstream_from_env(struct net_config *c);
+/* Sets the denial log: log_fd appended to, dirfd the directory holding it (net.log,
+ * rotated to net.log.1 there). COCOON_NET_LOG_MAX=BYTES changes the rotation size. */
+void net_config_log(struct net_config *c, int log_fd, int dirfd);
 /* "allow api.example.com" style text into *r. -1 with a message in err. */
 int net_rule_parse(const char *text, int allow, struct net_rule *r, char *err, size_t errcap);
 /* "[host_ip:]host_port:guest_port[/udp|/tcp]" into *p. -1 with a message in err. */

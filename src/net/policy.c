@@ -237,6 +237,7 @@ void net_config_defaults(struct net_config *c)
     c->max_udp = 512;
     c->refuse_nxdomain = 0;
     c->log_fd = -1;
+    c->log_dirfd = -1;
 }
 
 static void load_host_addrs(struct policy *p)

@@ -1,6 +1,7 @@
 /* The stack's core: frames in from the guest (Ethernet, ARP, IPv4 checks, dispatch
- * to ICMP/UDP/TCP), frames out through the caller's callback, the epoll set of host
- * sockets and the one timer, and the denial log. */
+ * to ICMP/UDP/TCP), frames out through the caller's callback (as IP fragments when a
+ * relayed datagram exceeds the guest's MTU), the epoll set of host sockets and the
+ * one timer. The denial log is netlog.c. */
 #include "net/internal.h"
 
 #include <arpa/inet.h>
@@ -13,8 +14,6 @@
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
-
-#define LOG_MAX_LINES 10000
 
 uint64_t net_now_ms(void)
 {
@@ -75,14 +74,8 @@ void net_deadline(struct net_stack *s, uint64_t at)
     timerfd_settime(s->timerfd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
-int net_send_ip(struct net_stack *s, uint32_t src, uint32_t dst, uint8_t proto, size_t l4len)
+static int send_frame(struct net_stack *s, uint8_t *f, size_t len)
 {
-    uint8_t *f = s->frame;
-    memcpy(f, s->cfg.guest_mac, 6);
-    memcpy(f + 6, s->cfg.gateway_mac, 6);
-    wr16(f + 12, ETHERTYPE_IPV4);
-    wire_ipv4_header(f + ETH_HDR, src, dst, proto, s->ip_id++, l4len);
-    size_t len = NET_L4_OFF + l4len;
     int rc = s->out(s->user, f, len);
     if (rc >= 0) {
         s->st.frames_out++;
@@ -93,34 +86,61 @@ int net_send_ip(struct net_stack *s, uint32_t src, uint32_t dst, uint8_t proto, 
     return rc;
 }
 
+static void eth_header(const struct net_stack *s, uint8_t *f)
+{
+    memcpy(f, s->cfg.guest_mac, 6);
+    memcpy(f + 6, s->cfg.gateway_mac, 6);
+    wr16(f + 12, ETHERTYPE_IPV4);
+}
+
+/* A packet over the guest's MTU (a big UDP datagram from a relayed flow) goes as IP
+ * fragments of at most MTU bytes each, in order. Each fragment's headers are written
+ * just in front of its payload, over the tail of the previous fragment, which the
+ * output callback has already copied. */
+static int send_fragments(struct net_stack *s, uint32_t src, uint32_t dst, uint8_t proto, size_t l4len)
+{
+    size_t mtu = s->cfg.mtu < 68 ? 68 : s->cfg.mtu; /* the IPv4 minimum (RFC 791) */
+    size_t chunk = (mtu - 20) & ~(size_t)7;
+    uint16_t id = s->ip_id++;
+    int worst = 0;
+    for (size_t off = 0; off < l4len; off += chunk) {
+        size_t part = l4len - off < chunk ? l4len - off : chunk;
+        uint16_t frag = (uint16_t)((off / 8) | (off + part < l4len ? 0x2000 : 0));
+        uint8_t *f = s->frame + off; /* NET_L4_OFF bytes before the payload at NET_L4_OFF + off */
+        eth_header(s, f);
+        wire_ipv4_fragment(f + ETH_HDR, src, dst, proto, id, part, frag);
+        int rc = send_frame(s, f, NET_L4_OFF + part);
+        if (rc < 0)
+            return rc; /* the rest is useless without this one */
+        if (rc > worst)
+            worst = rc;
+    }
+    s->st.fragments_out++;
+    return worst;
+}
+
+int net_send_ip_mtu(struct net_stack *s, uint32_t src, uint32_t dst, uint8_t proto, size_t l4len)
+{
+    if (l4len > NET_MAX_L4)
+        return -1;
+    if (20 + l4len > s->cfg.mtu)
+        return send_fragments(s, src, dst, proto, l4len);
+    return net_send_ip(s, src, dst, proto, l4len);
+}
+
+int net_send_ip(struct net_stack *s, uint32_t src, uint32_t dst, uint8_t proto, size_t l4len)
+{
+    uint8_t *f = s->frame;
+    eth_header(s, f);
+    wire_ipv4_header(f + ETH_HDR, src, dst, proto, s->ip_id++, l4len);
+    return send_frame(s, f, NET_L4_OFF + l4len);
+}
+
 static const char *ipstr(uint32_t ip, char *buf)
 {
     struct in_addr a = {.s_addr = htonl(ip)};
     inet_ntop(AF_INET, &a, buf, INET_ADDRSTRLEN);
     return buf;
-}
-
-void net_log_deny(struct net_stack *s, const char *what, uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport,
-                  const struct verdict *v)
-{
-    static unsigned long lines;
-    if (s->cfg.log_fd < 0 || lines > LOG_MAX_LINES)
-        return;
-    char line[768], a[INET_ADDRSTRLEN], b[INET_ADDRSTRLEN], when[32];
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    int n;
-    if (lines++ == LOG_MAX_LINES)
-        n = snprintf(line, sizeof(line), "%s too many denials: no more are logged (they are still counted)\n", when);
-    else
-        n = snprintf(line, sizeof(line), "%s deny %s %s:%u -> %s:%u rule=\"%s\"\n", when, what, ipstr(src, a), sport,
-                     ipstr(dst, b), dport, v->why ? v->why : "");
-    if (n > 0) {
-        ssize_t w = write(s->cfg.log_fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
-        (void)w;
-    }
 }
 
 static void arp_input(struct net_stack *s, const uint8_t *p, size_t n)

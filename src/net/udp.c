@@ -2,9 +2,10 @@
  * guest port and destination, closed after UDP_IDLE_MS); ICMP echo goes through an
  * unprivileged ICMP socket when the host allows one, and the gateway answers pings
  * itself. Every UDP datagram to port 53, whatever address it names, is answered by the
- * stack's resolver: policy on the name, forwarding upstream, filtering and pinning of
- * the answer. DNS over TCP (tcp.c terminates it) goes through the same resolver. Published UDP ports map each host
- * client to a port of the host alias. */
+ * stack's resolver: policy on the name, forwarding upstream (with EDNS0, so answers
+ * come whole), filtering and pinning of the answer, and over UDP the client's size
+ * limit (TC when over). DNS over TCP (tcp.c terminates it) goes through the same
+ * resolver. Published UDP ports map each host client to a port of the host alias. */
 #include "net/internal.h"
 
 #include <arpa/inet.h>
@@ -26,14 +27,14 @@ static size_t udp_max_payload(const struct net_stack *s) { return (size_t)s->cfg
 
 int udp_send_to_guest(struct net_stack *s, uint32_t src, uint16_t sport, uint16_t dport, const void *data, size_t len)
 {
-    if (len > udp_max_payload(s)) {
-        s->st.dropped_other++; /* would need fragmentation */
+    if (len > NET_MAX_L4 - 8) {
+        s->st.dropped_other++;
         return -1;
     }
     uint8_t *p = s->frame + NET_L4_OFF;
     memmove(p + 8, data, len);
     wire_udp_header(p, src, s->cfg.guest_ip, sport, dport, len);
-    return net_send_ip(s, src, s->cfg.guest_ip, IP_PROTO_UDP, 8 + len);
+    return net_send_ip_mtu(s, src, s->cfg.guest_ip, IP_PROTO_UDP, 8 + len);
 }
 
 static void flow_free(struct net_stack *s, struct udp_flow *f)
@@ -115,7 +116,17 @@ void dns_load_upstreams(struct net_config *cfg)
     fclose(f);
 }
 
-static void dns_reply(struct net_stack *s, uint32_t from, uint16_t gport, const uint8_t *msg, size_t len, int tcp)
+/* The largest DNS answer sent over UDP to a query: what the query advertised (512
+ * without EDNS0), and never more than one frame of the guest's MTU: answers are not
+ * fragmented (as resolvers do since DNS flag day 2020); bigger ones get TC. */
+static size_t dns_udp_limit(const struct net_stack *s, const uint8_t *query, size_t n, const struct dns_question *q)
+{
+    size_t want = dns_query_udp_size(query, n, q), frame = udp_max_payload(s);
+    return want < frame ? want : frame;
+}
+
+static void dns_reply(struct net_stack *s, uint32_t from, uint16_t gport, const uint8_t *msg, size_t len, int tcp,
+                      size_t limit)
 {
     if (tcp) {
         tcp_dns_answer(s, gport, from, msg, len);
@@ -123,16 +134,13 @@ static void dns_reply(struct net_stack *s, uint32_t from, uint16_t gport, const 
     }
     if (!msg)
         return;
-    if (len > udp_max_payload(s)) {
-        /* Too big for one frame: say so with TC and let the client cope. */
-        uint8_t small[12];
-        memcpy(small, msg, 12);
-        small[2] |= 0x02;
-        wr16(small + 6, 0);
-        wr16(small + 8, 0);
-        wr16(small + 10, 0);
-        wr16(small + 4, 0);
-        udp_send_to_guest(s, from, 53, gport, small, sizeof(small));
+    if (len > limit) {
+        /* Too big for this client over UDP: TC, no partial records, and it retries over TCP. */
+        uint8_t small[DNS_MAX_MSG];
+        long n = dns_truncate(msg, len, small, sizeof(small));
+        if (n > 0 && (size_t)n <= limit)
+            udp_send_to_guest(s, from, 53, gport, small, (size_t)n);
+        s->st.dns_truncated++;
         return;
     }
     udp_send_to_guest(s, from, 53, gport, msg, len);
@@ -167,9 +175,10 @@ void dns_guest_query(struct net_stack *s, uint32_t src, uint16_t sport, uint32_t
             tcp_dns_answer(s, sport, dst, NULL, 0);
         return;
     }
+    size_t limit = dns_udp_limit(s, data, len, &q);
     if (!strcmp(q.name, HOST_ALIAS_NAME)) {
         size_t n = dns_build_local(data, &q, s->cfg.host_alias_ip, out, sizeof(out));
-        dns_reply(s, dst, sport, n ? out : NULL, n, tcp);
+        dns_reply(s, dst, sport, n ? out : NULL, n, tcp, limit);
         return;
     }
     struct verdict v = policy_check_name(&s->pol, q.name);
@@ -180,19 +189,21 @@ void dns_guest_query(struct net_stack *s, uint32_t src, uint16_t sport, uint32_t
         net_log_deny(s, what, src, sport, dst, 53, &v);
         size_t n = dns_build_error(data, &q, s->cfg.refuse_nxdomain ? DNS_RCODE_NXDOMAIN : DNS_RCODE_REFUSED, out,
                                    sizeof(out));
-        dns_reply(s, dst, sport, n ? out : NULL, n, tcp);
+        dns_reply(s, dst, sport, n ? out : NULL, n, tcp, limit);
         return;
     }
     int fd = -1;
     if (s->ndns < DNS_MAX_PENDING && s->cfg.nupstreams)
         fd = connected_socket(SOCK_DGRAM, 0, s->cfg.upstreams[0].ip, s->cfg.upstreams[0].port);
     struct dns_query *dq = fd >= 0 ? calloc(1, sizeof(*dq)) : NULL;
-    if (!dq || send(fd, data, len, 0) < 0) {
+    int added = 0;
+    size_t up = dns_upstream_query(data, len, &q, out, sizeof(out), &added);
+    if (!dq || !up || send(fd, out, up, 0) < 0) {
         if (fd >= 0)
             close(fd);
         free(dq);
         size_t n = dns_build_error(data, &q, DNS_RCODE_SERVFAIL, out, sizeof(out));
-        dns_reply(s, dst, sport, n ? out : NULL, n, tcp);
+        dns_reply(s, dst, sport, n ? out : NULL, n, tcp, limit);
         return;
     }
     dq->w.kind = NW_DNS;
@@ -205,6 +216,8 @@ void dns_guest_query(struct net_stack *s, uint32_t src, uint16_t sport, uint32_t
     dq->deadline = net_now_ms() + DNS_TIMEOUT_MS;
     dq->qtype = q.qtype;
     dq->qclass = q.qclass;
+    dq->udp_max = limit;
+    dq->strip_opt = added;
     dq->next = s->dns_list;
     s->dns_list = dq;
     s->ndns++;
@@ -221,6 +234,11 @@ void dns_on_event(struct net_stack *s, struct dns_query *dq)
     ssize_t n = recv(dq->fd, in, sizeof(in), 0);
     if (n < 0)
         return;
+    if (dq->strip_opt) {
+        n = dns_strip_opt(in, (size_t)n); /* the OPT was ours, not the guest's */
+        if (n < 0)
+            return;
+    }
     struct dns_question q;
     memset(&q, 0, sizeof(q));
     q.id = dq->id;
@@ -233,7 +251,7 @@ void dns_on_event(struct net_stack *s, struct dns_query *dq)
         return; /* not an answer to this query: keep waiting */
     s->st.dns_stripped += (uint64_t)stripped;
     dq->answered = 1;
-    dns_reply(s, dq->dst, dq->gport, out, (size_t)len, dq->tcp);
+    dns_reply(s, dq->dst, dq->gport, out, (size_t)len, dq->tcp, dq->udp_max);
     dns_query_free(s, dq);
 }
 
@@ -362,6 +380,34 @@ void udp_on_listener(struct net_stack *s, struct listener *l)
 
 /* ---- ICMP ---- */
 
+/* Once per box, in net.log: why an allowed ping gets no reply. Unprivileged ICMP
+ * sockets need the monitor's group inside net.ipv4.ping_group_range. */
+static void explain_no_icmp(struct net_stack *s, uint32_t dst)
+{
+    if (s->icmp_explained)
+        return;
+    s->icmp_explained = 1;
+    char range[64] = "?", a[INET_ADDRSTRLEN], text[512];
+    FILE *f = fopen("/proc/sys/net/ipv4/ping_group_range", "re");
+    if (f) {
+        if (fgets(range, sizeof(range), f))
+            range[strcspn(range, "\n")] = 0;
+        for (char *p = range; *p; p++)
+            if (*p == '\t')
+                *p = ' ';
+        fclose(f);
+    }
+    struct in_addr ia = {.s_addr = htonl(dst)};
+    inet_ntop(AF_INET, &ia, a, sizeof(a));
+    snprintf(text, sizeof(text),
+             "icmp echo to %s is allowed but not relayed: this host does not allow unprivileged ICMP sockets "
+             "(sysctl net.ipv4.ping_group_range=\"%s\" does not include group %u of cocoon-vmm); to enable ping "
+             "from boxes: sysctl -w net.ipv4.ping_group_range=\"%u %u\" (or a range that includes it). "
+             "Pings to the gateway are always answered; this note is written once",
+             a, range, (unsigned)getegid(), (unsigned)getegid(), (unsigned)getegid());
+    net_log_note(s, text);
+}
+
 void icmp_input(struct net_stack *s, const struct pkt_ip *ip)
 {
     const uint8_t *p = ip->l4;
@@ -397,7 +443,8 @@ void icmp_input(struct net_stack *s, const struct pkt_ip *ip)
         return;
     }
     if (!s->icmp_ok) {
-        s->st.dropped_other++; /* net.ipv4.ping_group_range does not include us */
+        s->st.dropped_other++;
+        explain_no_icmp(s, dst);
         return;
     }
     uint16_t id = rd16(p + 4);
@@ -453,7 +500,7 @@ void udp_tick(struct net_stack *s, uint64_t now, uint64_t *next)
             snprintf(dqn.name, sizeof(dqn.name), "%s", q->name);
             size_t len = dns_build_error(NULL, &dqn, DNS_RCODE_SERVFAIL, msg, sizeof(msg));
             q->answered = 1;
-            dns_reply(s, q->dst, q->gport, len ? msg : NULL, len, q->tcp);
+            dns_reply(s, q->dst, q->gport, len ? msg : NULL, len, q->tcp, q->udp_max);
             dns_query_free(s, q);
             continue;
         }

@@ -124,11 +124,17 @@ int wire_parse_udp(const struct pkt_ip *ip, struct pkt_udp *u)
 
 void wire_ipv4_header(uint8_t *p, uint32_t src, uint32_t dst, uint8_t proto, uint16_t id, size_t payload_len)
 {
+    wire_ipv4_fragment(p, src, dst, proto, id, payload_len, 0x4000); /* DF */
+}
+
+void wire_ipv4_fragment(uint8_t *p, uint32_t src, uint32_t dst, uint8_t proto, uint16_t id, size_t payload_len,
+                        uint16_t frag)
+{
     p[0] = 0x45;
     p[1] = 0;
     wr16(p + 2, (uint16_t)(20 + payload_len));
     wr16(p + 4, id);
-    wr16(p + 6, 0x4000); /* DF */
+    wr16(p + 6, frag);
     p[8] = 64;
     p[9] = proto;
     wr16(p + 10, 0);

@@ -80,8 +80,12 @@ int wire_parse_tcp(const struct pkt_ip *ip, struct pkt_tcp *out);
 /* UDP datagram of ip, checksum verified when present. */
 int wire_parse_udp(const struct pkt_ip *ip, struct pkt_udp *out);
 
-/* Writes a 20-byte IPv4 header (with checksum) at p. */
+/* Writes a 20-byte IPv4 header (with checksum, DF set) at p. */
 void wire_ipv4_header(uint8_t *p, uint32_t src, uint32_t dst, uint8_t proto, uint16_t id, size_t payload_len);
+/* The same with the flags and fragment offset field given (0x2000 more fragments,
+ * offset in 8-byte units in the low 13 bits). */
+void wire_ipv4_fragment(uint8_t *p, uint32_t src, uint32_t dst, uint8_t proto, uint16_t id, size_t payload_len,
+                        uint16_t frag);
 /* Writes a TCP header (20 bytes, or 20 + options for SYNs when mss != 0) at p and
  * computes the checksum over it and the len payload bytes that follow it.
  * Returns the header length. */

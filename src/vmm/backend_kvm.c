@@ -131,14 +131,15 @@ int kvm_run_main(const char *box_dir)
      * runs none for a kvm box); the agent configures eth0 from cocoon.net= as with QEMU. */
     static struct net_config net;
     static char cmdline[1024];
-    int net_log = -1;
+    int net_log = -1, box_dirfd = -1;
     snprintf(cmdline, sizeof(cmdline), "%s", KVM_KERNEL_CMDLINE);
     if (cfg.net.mode != NET_MODE_NONE) {
         char a[16], g[16], d[16];
         net = cfg.net;
         snprintf(path, sizeof(path), "%s/net.log", box_dir);
         net_log = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-        net.log_fd = net_log;
+        box_dirfd = open(box_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* to rotate net.log */
+        net_config_log(&net, net_log, box_dirfd);
         net_config_upstream_from_env(&net);
         ip4(a, sizeof(a), net.guest_ip);
         ip4(g, sizeof(g), net.gateway_ip);
@@ -174,6 +175,8 @@ int kvm_run_main(const char *box_dir)
         kvm_machine__destroy(&m);
         if (net_log >= 0)
             close(net_log);
+        if (box_dirfd >= 0)
+            close(box_dirfd);
         return 1;
     }
     /* Exec to the vCPU threads entering KVM_RUN: wall time from our main() (the exec
@@ -215,5 +218,7 @@ int kvm_run_main(const char *box_dir)
     close(con);
     if (net_log >= 0)
         close(net_log);
+    if (box_dirfd >= 0)
+        close(box_dirfd);
     return rc;
 }

@@ -231,7 +231,7 @@ int net_glue_start(struct vmm *v, char *err, size_t cap)
     g->rbuf = malloc(RBUF_CAP);
     g->log_fd = openat(v->dirfd, "net.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
     struct net_config c = v->cfg.net;
-    c.log_fd = g->log_fd;
+    net_config_log(&c, g->log_fd, v->dirfd);
     net_config_upstream_from_env(&c);
     g->stack = g->rbuf ? net_stack_new(&c, queue_frame, g, err, cap) : NULL;
     if (!g->stack) {

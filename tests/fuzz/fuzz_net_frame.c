@@ -2,7 +2,8 @@
  * frames, each prefixed by a 2-byte big-endian length, fed to one long-lived stack
  * whose policy denies every outside address (so nothing leaves this machine but
  * DNS forwarding to a loopback discard port). The whole input is also handed to
- * the DNS query/response parsers and the TLS SNI parser.
+ * the DNS query/response parsers (with the EDNS0 size and TC reply) and the TLS SNI
+ * parser.
  * fuzz-sources: src/net/[a-z]*.c
  */
 #include <stddef.h>
@@ -66,6 +67,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char name[256];
     int stripped;
     if (dns_parse_query(data, size, &q) == 0) {
+        unsigned udp = dns_query_udp_size(data, size, &q);
+        if (udp < DNS_UDP_MIN)
+            abort();
         dns_build_error(data, &q, DNS_RCODE_REFUSED, out, sizeof(out));
         dns_build_local(data, &q, 0x0a000202, out, sizeof(out));
     }
@@ -73,6 +77,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size >= 2)
         q.id = (uint16_t)(data[0] << 8 | data[1]);
     dns_filter_response(data, size, &q, &pol, 0, out, sizeof(out), &stripped);
+    long t = dns_truncate(data, size, out, sizeof(out));
+    if (t > 0 && ((size_t)t > size || !(out[2] & 0x02) || out[7] || out[9] || out[11]))
+        abort(); /* a TC reply: never longer than the message, TC set, no records */
     sni_parse(data, size, name, sizeof(name));
     return 0;
 }

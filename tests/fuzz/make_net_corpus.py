@@ -60,6 +60,18 @@ def dns_query(name, qid=0x1234):
     return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + qname(name) + struct.pack("!HH", 1, 1)
 
 
+def dns_query_edns(name, size, qid=0x1235):
+    """A query with an EDNS0 OPT record advertising a UDP payload size."""
+    opt = b"\0" + struct.pack("!HHIH", 41, size, 0, 0)
+    return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 1) + qname(name) + struct.pack("!HH", 1, 1) + opt
+
+
+def dns_big_answer(name, n, qid=0x1234):
+    """An answer with n A records: over 512 bytes for n >= 31 (the TC path)."""
+    rr = b"".join(b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + bytes([93, 184, 217, i & 255]) for i in range(n))
+    return struct.pack("!HHHHHH", qid, 0x8180, 1, n, 0, 0) + qname(name) + struct.pack("!HH", 1, 1) + rr
+
+
 def icmp_echo(data=b"ping"):
     h = struct.pack("!BBHHH", 8, 0, 0, 7, 1) + data
     return h[:2] + struct.pack("!H", csum(h)) + h[4:]
@@ -99,6 +111,11 @@ seeds = {
     "ip_fragment": stream(eth(ip(17, GUEST, DNS, udp(GUEST, DNS, 1, 53, b"x"), frag=0x2000))),
     "ip_bad_ihl": stream(eth(ip(17, GUEST, DNS, udp(GUEST, DNS, 1, 53, b"x"), ihl=15))),
     "ipv6": stream(eth(b"\x60" + b"\0" * 39, 0x86DD)),
+    "udp_dns_edns": stream(eth(ip(17, GUEST, DNS, udp(GUEST, DNS, 5356, 53, dns_query_edns("big.example", 1232))))),
+    "udp_dns_edns_tiny": stream(eth(ip(17, GUEST, DNS, udp(GUEST, DNS, 5357, 53, dns_query_edns("big.example", 100))))),
+    "dns_query_edns": dns_query_edns("big.example", 4096),
+    "dns_big_answer": dns_big_answer("big.example", 40),
+    "icmp_open_dst": stream(eth(ip(1, GUEST, bytes([198, 51, 100, 1]), icmp_echo(b"x" * 64)))),
     "dns_loop": loop,
     "tls_hello": client_hello("api.example.com"),
 }

@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from conftest import decode
+from conftest import COCOON, decode
 
 BLOCK = bytes((i * 131 + (i >> 9)) & 0xFF for i in range(1 << 20 | 1))  # 1 MiB + 1: misalignment shows
 TRANSFER_MB = int(os.environ.get("COCOON_NET_TRANSFER_MB", "1024"))
@@ -36,6 +36,7 @@ class Servers:
     def __init__(self):
         self.threads = []
         self.stop = threading.Event()
+        self.dns_sizes = []  # (name, UDP size the query advertised) as the resolver saw them
 
     def tcp(self):
         class H(socketserver.BaseRequestHandler):
@@ -101,8 +102,18 @@ class Servers:
                 rcode = 3 if ips is None else 0
                 ans = b"".join(b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton(ip)
                                for ip in (ips or []))
-                hdr = struct.pack("!HHHHHH", qid, 0x8180 | rcode, 1, len(ips or []), 0, 0)
-                s.sendto(hdr + question + ans, peer)
+                # As a real server: the UDP size is 512 bytes unless the query's EDNS0 OPT
+                # record says more; an answer over it goes with TC and no records.
+                size, opt = 512, b""
+                if struct.unpack("!H", q[10:12])[0] and q[off + 5:off + 8] == b"\0\0\x29":
+                    size = max(512, struct.unpack("!H", q[off + 8:off + 10])[0])
+                    opt = b"\0" + struct.pack("!HHIH", 41, 4096, 0, 0)
+                hdr = struct.pack("!HHHHHH", qid, 0x8180 | rcode, 1, len(ips or []), 0, 1 if opt else 0)
+                msg = hdr + question + ans + opt
+                if len(msg) > size:
+                    msg = struct.pack("!HHHHHH", qid, 0x8380 | rcode, 1, 0, 0, 1 if opt else 0) + question + opt
+                self.dns_sizes.append((name, size))
+                s.sendto(msg, peer)
             s.close()
 
         t = threading.Thread(target=serve, daemon=True)
@@ -194,6 +205,89 @@ for n in ["good.test", "bad.test", "rebind.test", "missing.test", "host.cocoon.i
     assert "host.cocoon.internal ['10.0.2.2']" in out, out
     log = net_logs(vm)
     assert "dns bad.test" in log and 'rule="deny bad.test"' in log, log
+
+
+DNS_SIZES = r"""
+import socket, struct, subprocess
+def udpq(name, edns):
+    m = struct.pack("!HHHHHH", 9, 0x0100, 1, 0, 0, 1 if edns else 0) + b"".join(
+        bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0" + struct.pack("!HH", 1, 1)
+    if edns:
+        m += b"\0" + struct.pack("!HHIH", 41, edns, 0, 0)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(10)
+    s.sendto(m, ("10.0.2.3", 53))
+    r = s.recv(65535)
+    return "len %d tc %d an %d" % (len(r), (r[2] >> 1) & 1, struct.unpack("!H", r[6:8])[0])
+print("plain", udpq("big.test", 0))
+print("edns", udpq("big.test", 1232))
+print("huge", udpq("huge.test", 4096))
+for n in ["big.test", "huge.test"]:
+    print("gai", n, len({a[4][0] for a in socket.getaddrinfo(n, 80, socket.AF_INET)}))
+out = subprocess.run(["getent", "ahostsv4", "big.test"], stdout=subprocess.PIPE).stdout.decode()
+print("getent", len({l.split()[0] for l in out.splitlines()}))
+"""
+
+
+def test_dns_large_answer_truncated_then_tcp(vm, servers):
+    """A UDP answer over the client's size (512 bytes without EDNS0, or one MTU-sized
+    frame) comes back as TC with no records; glibc then retries over TCP and gets all
+    the records. With EDNS0 an answer over 512 bytes that fits the MTU comes whole."""
+    big = [f"93.184.217.{i}" for i in range(1, 41)]  # 666 bytes
+    huge = [f"93.184.218.{i}" for i in range(1, 121)]  # 1946 bytes: over a 1500-byte MTU
+    dport = servers.dns({"big.test": big, "huge.test": huge})
+    out = guest_py(vm, DNS_SIZES, "--rm", "--net", "public", env={"COCOON_DNS_UPSTREAM": f"127.0.0.1:{dport}"})
+    assert "plain len 26 tc 1 an 0" in out, out
+    assert "edns len %d tc 0 an 40" % (26 + 40 * 16 + 11) in out, out  # with the upstream's OPT
+    assert "huge len 27 tc 1 an 0" in out, out  # huge.test: a question one byte longer
+    assert "gai big.test 40" in out, out
+    assert "gai huge.test 120" in out, out
+    assert "getent 40" in out, out
+    # the stack asked its upstream with EDNS0 (4096), whatever the guest asked with
+    assert servers.dns_sizes and all(size == 4096 for _, size in servers.dns_sizes), servers.dns_sizes
+
+
+def test_big_udp_datagram_fragmented(vm):
+    """A relayed UDP datagram from the host bigger than the guest's MTU arrives whole,
+    as IP fragments the guest reassembles. (The other way, the guest's own fragments
+    are dropped: see the honest limits.)"""
+    srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                d, peer = srv.recvfrom(65535)
+            except socket.timeout:
+                continue
+            n = int(d.split()[0])
+            srv.sendto((b"%d " % len(d)) + pattern(n), peer)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    port = srv.getsockname()[1]
+    code = f"""
+import hashlib, socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(10)
+for n in (1000, 4000, 30000):
+    s.sendto(b"%d " % n + b"x" * 1000, ("host.cocoon.internal", {port}))
+    r = s.recv(65535)
+    got, data = r.split(b" ", 1)
+    print("size", n, int(got), len(data), hashlib.sha256(data).hexdigest()[:16])
+"""
+    try:
+        out = guest_py(vm, code, "--rm", "--net", "public", "--allow", f"host:{port}/udp")
+    finally:
+        stop.set()
+        t.join(5)
+        srv.close()
+    for n in (1000, 4000, 30000):
+        sent = len(b"%d " % n) + 1000
+        want = hashlib.sha256(pattern(n)).hexdigest()[:16]
+        assert f"size {n} {sent} {n} {want}" in out, out
 
 
 def test_transfer_both_directions(vm, servers):
@@ -477,6 +571,62 @@ print("ok", ok)
         vm.run("rm", "-f", b)
 
 
+DENY_SEQ = r"""
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(COUNT):
+    s.sendto(b"x", ("10.9.9.9", 1000 + i))  # not public: one denial (and one log line) each
+    if i % 4 == 3:
+        time.sleep(0.25)
+print("sent", COUNT)
+"""
+
+
+def _denied_ports(text):
+    return [int(l.split("-> 10.9.9.9:")[1].split()[0]) - 1000 for l in text.splitlines() if "-> 10.9.9.9:" in l]
+
+
+def test_net_log_rotation(vm):
+    """net.log is rotated to net.log.1 above its bound (COCOON_NET_LOG_MAX): the latest
+    denials are kept, disk use stays bounded, `cocoon logs --net` shows the old part
+    first, and `cocoon logs --net -f` keeps following across rotations."""
+    n, bound = 160, 4096  # about 100 bytes a line: a rotation every ~40 denials
+    box = decode(vm.run("run", "-d", "--net", "public", env={"COCOON_NET_LOG_MAX": str(bound)}, check=0).stdout).strip()
+    follower = None
+    try:
+        follower = vm.popen("logs", "--net", "-f", box)
+        time.sleep(1)  # the follower is reading before the first denial
+        out = decode(vm.run("exec", box, "--", "python3", "-c", DENY_SEQ.replace("COUNT", str(n)), check=0).stdout)
+        assert f"sent {n}" in out, out
+        log, deadline = "", time.time() + 60
+        while time.time() < deadline:
+            log = decode(vm.run("logs", "--net", box, check=0).stdout)
+            if _denied_ports(log)[-1:] == [n - 1]:
+                break
+            time.sleep(0.5)
+        seen = _denied_ports(log)
+        # the whole log: the latest denials, oldest first, each once; the first ones rotated away
+        assert seen and seen[-1] == n - 1 and 0 not in seen, log
+        assert seen == list(range(seen[0], n)), seen
+        d = os.path.join(vm.boxes_dir(), vm.box_dirs()[0])  # the only box
+        sizes = [os.path.getsize(os.path.join(d, f)) for f in ("net.log", "net.log.1")]
+        assert all(0 < z <= bound for z in sizes), sizes
+        vm.run("stop", box, check=0)  # the follower reads to the end, then exits
+        fout, ferr = follower.communicate(timeout=120)
+        follower = None
+        fseen = _denied_ports(decode(fout))
+        # following across rotations: in order, nothing twice, up to the latest, and
+        # more than the two files could hold at any one time
+        assert fseen and fseen[-1] == n - 1, decode(fout)
+        assert fseen == sorted(set(fseen)), fseen
+        assert len(fseen) > 2 * bound // 90, (len(fseen), decode(fout))
+    finally:
+        if follower:
+            follower.kill()
+            follower.communicate()
+        vm.run("rm", "-f", box)
+
+
 def test_ping_gateway(vm):
     code = r"""
 import socket, struct, os
@@ -697,3 +847,120 @@ print("resolve", resolve("allowed.example"))
 print("tls", tls("{NS_ADDR}", "allowed.example"))
 """, "--rm", "--net", "public", "--allow", "allowed.example", env={"COCOON_DNS_UPSTREAM": f"127.0.0.1:{dport}"})
     assert f"resolve ['{NS_ADDR}']" not in out and "tls error ConnectionRefusedError" in out, out
+
+
+# ---- ICMP echo relayed through an unprivileged ICMP socket, in a network namespace ----
+#
+# The stack relays a guest's ping with socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP),
+# which the kernel allows only to groups in net.ipv4.ping_group_range (per network
+# namespace; this host may well have "1 0", nobody). So the box's monitor runs inside
+# a namespace the test creates (`ip netns exec NS cocoon run ...`: the CLI starts the
+# monitor and QEMU there), with the sysctl set in that namespace only, and its
+# loopback holding 198.51.100.1 and .2 (TEST-NET-2) for the pings to reach (the
+# kernel here has no dummy interfaces).
+
+PING = r"""
+import socket, struct, time
+def csum(b):
+    if len(b) % 2: b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return (~s) & 0xffff
+def ping(dst, wait, ident=0x4343):
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    s.settimeout(0.5)
+    payload = b"cocoon-ping-out" * 3
+    pkt = struct.pack("!BBHHH", 8, 0, 0, ident, 7) + payload
+    pkt = pkt[:2] + struct.pack("!H", csum(pkt)) + pkt[4:]
+    end = time.time() + wait
+    s.sendto(pkt, (dst, 0))
+    while time.time() < end:
+        try:
+            r = s.recv(2048)
+        except socket.timeout:
+            continue
+        ihl = (r[0] & 15) * 4
+        t, _, _, i, seq = struct.unpack("!BBHHH", r[ihl:ihl + 8])
+        if t == 0 and socket.inet_ntoa(r[12:16]) == dst:
+            return "reply %s %s" % (i == ident and seq == 7, r[ihl + 8:] == payload)
+    return "none"
+"""
+
+
+@pytest.fixture
+def ping_netns():
+    """A network namespace where unprivileged ICMP sockets are allowed, holding
+    198.51.100.1 and 198.51.100.2; yields a function that runs a command in it."""
+    import shutil
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        pytest.skip("skipped: needs root and ip to create a network namespace")
+    ns = f"cocoon-p-{os.getpid()}"
+    r = _sh("ip", "netns", "add", ns, check=False)
+    if r.returncode:
+        pytest.skip(f"skipped: ip netns add is impossible here: {decode(r.stderr).strip()}")
+    try:
+        for cmd in (["ip", "link", "set", "lo", "up"], ["ip", "addr", "add", "198.51.100.1/32", "dev", "lo"],
+                    ["ip", "addr", "add", "198.51.100.2/32", "dev", "lo"],
+                    ["sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"]):
+            _sh("ip", "netns", "exec", ns, *cmd)
+        yield ns
+    finally:
+        _sh("ip", "netns", "del", ns, check=False)
+
+
+def ns_cocoon(vm, ns, *args, env=None, timeout=180):
+    """`cocoon ARGS` run inside network namespace ns (the monitor it starts stays there)."""
+    cmd = ["ip", "netns", "exec", ns, COCOON, *vm._args(args)]
+    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       env=vm._env(env), timeout=timeout)
+    return r
+
+
+def test_ping_outside_in_netns(vm, ping_netns):
+    """With ICMP sockets allowed, a ping to an allowed destination gets its reply and a
+    denied one gets none, logged with its rule; where they are not allowed, net.log
+    explains it once, naming the sysctl."""
+    ns = ping_netns
+    r = ns_cocoon(vm, ns, "run", "-d", "--net", "public", "--allow", "198.51.100.1", "--deny", "198.51.100.2")
+    assert r.returncode == 0, decode(r.stderr)
+    box = decode(r.stdout).strip()
+    try:
+        code = PING + """
+print("allowed", ping("198.51.100.1", 15))
+print("allowed-again", ping("198.51.100.1", 15))
+print("denied", ping("198.51.100.2", 3))
+"""
+        r = ns_cocoon(vm, ns, "exec", box, "--", "python3", "-c", code)
+        out = decode(r.stdout)
+        assert r.returncode == 0, (out, decode(r.stderr))
+        assert "allowed reply True True" in out, out
+        assert "allowed-again reply True True" in out, out
+        assert "denied none" in out, out
+        log = decode(ns_cocoon(vm, ns, "logs", "--net", box).stdout)
+        assert 'deny icmp 10.0.2.15:0 -> 198.51.100.2:0 rule="deny 198.51.100.2"' in log, log
+        assert "198.51.100.1" not in log and "ping_group_range" not in log, log
+    finally:
+        ns_cocoon(vm, ns, "rm", "-f", box)
+
+    # the same namespace with ICMP sockets not allowed: no reply, and the reason once
+    _sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ping_group_range=1 0")
+    r = ns_cocoon(vm, ns, "run", "-d", "--net", "public", "--allow", "198.51.100.1")
+    assert r.returncode == 0, decode(r.stderr)
+    box = decode(r.stdout).strip()
+    try:
+        code = PING + """
+print("first", ping("198.51.100.1", 3))
+print("second", ping("198.51.100.1", 3))
+print("gateway", ping("10.0.2.2", 15))
+"""
+        r = ns_cocoon(vm, ns, "exec", box, "--", "python3", "-c", code)
+        out = decode(r.stdout)
+        assert "first none" in out and "second none" in out, out
+        assert "gateway reply True True" in out, out
+        log = decode(ns_cocoon(vm, ns, "logs", "--net", box).stdout)
+        assert sum("ping_group_range" in line for line in log.splitlines()) == 1, log  # once, for two pings
+        assert 'icmp echo to 198.51.100.1 is allowed but not relayed' in log, log
+        assert 'sysctl net.ipv4.ping_group_range="1 0" does not include group 0' in log, log
+        assert 'sysctl -w net.ipv4.ping_group_range="0 0"' in log, log
+    finally:
+        ns_cocoon(vm, ns, "rm", "-f", box)
