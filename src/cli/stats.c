@@ -68,10 +68,11 @@ int cmd_stats(int argc, char **argv)
                          ", \"icmp\": %" PRIu64 ", \"dns\": %" PRIu64 ", \"tls\": %" PRIu64
                          "}, \"tcp_connections\": %" PRIu64 ", \"udp_flows\": %" PRIu64 ", \"dns_queries\": %" PRIu64
                          ", \"dns_stripped\": %" PRIu64 ", \"bytes_in\": %" PRIu64 ", \"bytes_out\": %" PRIu64
-                         ", \"dropped_malformed\": %" PRIu64 "}",
+                         ", \"dropped_malformed\": %" PRIu64 ", \"dns_truncated\": %" PRIu64
+                         ", \"log_rotations\": %" PRIu64 "}",
                          ns.denied_total, ns.denied_tcp, ns.denied_udp, ns.denied_icmp, ns.denied_dns, ns.denied_tls,
                          ns.tcp_connections, ns.udp_flows, ns.dns_queries, ns.dns_stripped, ns.bytes_in, ns.bytes_out,
-                         ns.dropped_malformed);
+                         ns.dropped_malformed, ns.dns_truncated, ns.log_rotations);
             printf("{\"box\": \"%s\", \"cpu\": {\"cpus\": %u, \"usage_seconds\": %.3f}, "
                    "\"memory\": {\"total\": %" PRIu64 ", \"used\": %" PRIu64 ", \"available\": %" PRIu64
                    ", \"free\": %" PRIu64 "}, "

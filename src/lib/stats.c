@@ -102,6 +102,8 @@ int cocoon_box_net_stats(cocoon_box *box, cocoon_net_stats *out, cocoon_error *e
     out->bytes_in = num(o, "bytes_in");
     out->bytes_out = num(o, "bytes_out");
     out->dropped_malformed = num(o, "dropped_malformed");
+    out->dns_truncated = num(o, "dns_truncated");
+    out->log_rotations = num(o, "log_rotations");
     json_decref(o);
     return 0;
 }

@@ -188,7 +188,7 @@ int kvm_run_main(const char *box_dir)
             (void *)m.vm.mem.r[0].hva, m.ioeventfds, m.irqfds, m.cmdline);
     /* net.stats.json for `cocoon stats`, as the monitor writes it for a QEMU box: at
      * most once a second, when the counters changed, and once more at the end */
-    int dirfd = m.has_net ? open(box_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    int dirfd = m.has_net ? box_dirfd : -1;
     struct net_stats written = {0}, now;
     for (;;) {
         int stopped = kvm_machine__poll_stop(&m, dirfd >= 0 ? 1000 : -1);
@@ -201,8 +201,6 @@ int kvm_run_main(const char *box_dir)
         if (stopped)
             break;
     }
-    if (dirfd >= 0)
-        close(dirfd);
     enum kvm_stop_reason why = kvm_machine__wait(&m, -1);
     if (why == VM_STOP_RESET) {
         vmm_log("kvm: guest stopped (%s)", m.vm.stop_detail[0] ? m.vm.stop_detail : "reset");

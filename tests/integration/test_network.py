@@ -611,6 +611,8 @@ def test_net_log_rotation(vm):
         d = os.path.join(vm.boxes_dir(), vm.box_dirs()[0])  # the only box
         sizes = [os.path.getsize(os.path.join(d, f)) for f in ("net.log", "net.log.1")]
         assert all(0 < z <= bound for z in sizes), sizes
+        st = wait_stats(vm, box, lambda ns: ns["log_rotations"] >= 2 and ns["denied"]["udp"] >= n)
+        assert st and st["net"]["log_rotations"] >= 2 and st["net"]["denied"]["udp"] >= n, st  # `cocoon stats` too
         vm.run("stop", box, check=0)  # the follower reads to the end, then exits
         fout, ferr = follower.communicate(timeout=120)
         follower = None
