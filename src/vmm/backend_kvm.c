@@ -152,7 +152,7 @@ int kvm_run_main(const char *box_dir)
         .mem_bytes = (uint64_t)cfg.memory_mib << 20,
         .cpus = cfg.cpus,
         .hide_xsave = env_on("COCOON_KVM_HIDE_XSAVE"),
-        .copy_kernel = env_on("COCOON_KVM_COPY_KERNEL"),
+        .map_kernel = env_on("COCOON_KVM_MAP_KERNEL"),
         .kernel = cfg.kernel,
         .initrd = cfg.initrd[0] ? cfg.initrd : NULL,
         .cmdline = cmdline,
@@ -182,9 +182,11 @@ int kvm_run_main(const char *box_dir)
     /* Exec to the vCPU threads entering KVM_RUN: wall time from our main() (the exec
      * itself is not counted), CPU time of the whole process since exec (bench/). */
     uint64_t t1 = util_now_ns(CLOCK_MONOTONIC), cpu = util_now_ns(CLOCK_PROCESS_CPUTIME_ID);
-    vmm_log("kvm: %d vCPU(s), %d MiB, vCPUs started %.2f ms after exec (CPU %.2f ms); kernel %.1f MiB mapped from "
-            "its file; guest RAM at %p; ioeventfd: %d virtio queue(s), irqfd: %d device(s); cmdline: %s",
-            cfg.cpus, cfg.memory_mib, (double)(t1 - t0) / 1e6, (double)cpu / 1e6, (double)m.vm.mapped_bytes / 1048576.0,
+    vmm_log("kvm: %d vCPU(s), %d MiB, vCPUs started %.2f ms after exec (CPU %.2f ms); kernel entered by %s, "
+            "%.1f MiB mapped from its file; guest RAM at %p; ioeventfd: %d virtio queue(s), irqfd: %d device(s); "
+            "cmdline: %s",
+            cfg.cpus, cfg.memory_mib, (double)(t1 - t0) / 1e6, (double)cpu / 1e6,
+            m.vm.boot.mode == BOOT_PVH32 ? "PVH" : "the bzImage 64-bit entry", (double)m.vm.mapped_bytes / 1048576.0,
             (void *)m.vm.mem.r[0].hva, m.ioeventfds, m.irqfds, m.cmdline);
     /* net.stats.json for `cocoon stats`, as the monitor writes it for a QEMU box: at
      * most once a second, when the counters changed, and once more at the end */

@@ -101,8 +101,23 @@ int kvm_boot__elf_pvh_entry(const uint8_t *img, size_t len, uint32_t *entry, cha
     return 0;
 }
 
-/* fd >= 0: segments are mapped from the file where its layout allows (see
- * guest_mem__map_file), copied otherwise. */
+static int read_at(int fd, uint8_t *dst, uint64_t len, uint64_t off)
+{
+    while (len) {
+        ssize_t n = pread(fd, dst, len, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        dst += n;
+        len -= (uint64_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+/* Copies each segment from fd with pread (no page faults on a source mapping), or with
+ * vm->map_kernel maps it from the file where its layout allows (guest_mem__map_file). */
 static int load_segments(struct kvm_vm *vm, const uint8_t *img, size_t len, int fd, uint64_t *kend, char *err,
                          size_t errcap)
 {
@@ -124,10 +139,11 @@ static int load_segments(struct kvm_vm *vm, const uint8_t *img, size_t len, int 
                      (unsigned long long)ph.p_paddr, (unsigned long long)ph.p_memsz);
             return -1;
         }
-        if (fd < 0 || ph.p_filesz == 0 || guest_mem__map_file(&vm->mem, ph.p_paddr, fd, ph.p_offset, ph.p_filesz) < 0)
-            memcpy(dst, img + ph.p_offset, ph.p_filesz);
-        else
+        if (vm->map_kernel && ph.p_filesz &&
+            guest_mem__map_file(&vm->mem, ph.p_paddr, fd, ph.p_offset, ph.p_filesz) == 0)
             vm->mapped_bytes += ph.p_filesz;
+        else if (read_at(fd, dst, ph.p_filesz, ph.p_offset) < 0)
+            memcpy(dst, img + ph.p_offset, ph.p_filesz);
         memset(dst + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
         if (ph.p_paddr + ph.p_memsz > *kend)
             *kend = ph.p_paddr + ph.p_memsz;
@@ -233,7 +249,7 @@ int kvm_boot__pvh(struct kvm_vm *vm, const char *kernel, const char *initrd, con
     if (rc == 0 && entry == 0)
         rc = bad(err, errcap, "no XEN_ELFNOTE_PHYS32_ENTRY note (build with CONFIG_PVH)");
     if (rc == 0)
-        rc = load_segments(vm, img, len, vm->copy_kernel ? -1 : fd, &kend, err, errcap);
+        rc = load_segments(vm, img, len, fd, &kend, err, errcap);
     munmap((void *)img, len);
     close(fd);
     if (rc < 0)

@@ -76,7 +76,7 @@ int kvm_machine__create(struct kvm_machine *m, const struct kvm_machine_opts *o,
     if (kvm_vm__create(&m->vm, o->mem_bytes, o->cpus, err, errcap) < 0)
         return -1;
     m->vm.hide_xsave = o->hide_xsave;
-    m->vm.copy_kernel = o->copy_kernel;
+    m->vm.map_kernel = o->map_kernel;
     if (kvm_io__start(&m->vm, err, errcap) < 0 || add_devices(m, o, err, errcap) < 0 ||
         build_cmdline(m, o->cmdline, err, errcap) < 0)
         return -1;

@@ -52,7 +52,12 @@ struct kvm_vm {
     int ncpus;
     struct kvm_vcpu vcpus[KVM_VM_MAX_CPUS];
     int hide_xsave;
-    int copy_kernel;       /* copy the kernel's ELF segments instead of mapping them */
+    /* Map the kernel's ELF segments from the file (guest_mem__map_file) instead of
+     * copying them: the VMM starts faster (no copy), but the guest then pays a
+     * copy-on-write fault for every kernel page it writes, and its boot patches most
+     * of its text (alternatives, static keys). Measured in the nested lane, boot to
+     * READY is slower mapped (bench/RESULTS.md), so copying is the default. */
+    int map_kernel;
     uint64_t mapped_bytes; /* kernel bytes mapped from the file, not copied */
     struct kvm_boot_state boot;
 

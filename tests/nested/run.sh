@@ -55,6 +55,7 @@ for m in virt/lib/irqbypass arch/x86/kvm/kvm drivers/crypto/ccp/ccp arch/x86/kvm
     cp "$OUTER/root/lib/modules/$KVER/kernel/$m.ko" "$R/modules/" || { echo "skipped: module $m missing"; exit 0; }
 done
 cp $SHARE/vmlinux $SHARE/initramfs.cpio "$B/base.raw" "$R/guest/"
+[ -f $SHARE/bzImage ] && cp -L $SHARE/bzImage "$R/guest/bzImage"
 # QEMU for the qemu-backend checks and comparison (unless NESTED_QEMU=0): the host's
 # qemu-system-x86_64 at /usr/bin (it finds its firmware in /usr/bin/../share/qemu), every
 # library ldd lists at the path ldd resolved it to (the outer VM has no ld.so.cache; the
