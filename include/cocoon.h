@@ -361,8 +361,10 @@ typedef struct cocoon_net_stats {
     uint64_t tcp_connections, udp_flows, dns_queries, dns_stripped;
     uint64_t frames_in, frames_out, bytes_in, bytes_out; /* in: from the guest */
     uint64_t dropped_malformed;
-    uint64_t dns_truncated; /* UDP answers replaced by a TC reply (the guest retries over TCP) */
-    uint64_t log_rotations; /* times net.log was rotated to net.log.1 */
+    uint64_t dns_truncated;    /* UDP answers replaced by a TC reply (the guest retries over TCP) */
+    uint64_t log_rotations;    /* times net.log was rotated to net.log.1 */
+    uint64_t reassembled;      /* datagrams the guest sent in IP fragments, put back together */
+    uint64_t dropped_fragment; /* fragments dropped (overlapping, too big, malformed) */
 } cocoon_net_stats;
 int cocoon_box_net_stats(cocoon_box *box, cocoon_net_stats *out, cocoon_error *err);
 /* Copies the box's network log (every denied connection or DNS query, with the rule

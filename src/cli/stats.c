@@ -61,7 +61,7 @@ int cmd_stats(int argc, char **argv)
         if (cocoon_box_stats(box, &s, &err) < 0 || cocoon_box_net_stats(box, &ns, &err) < 0) {
             code = cli_fail(&err);
         } else if (json) {
-            char net[768] = "null";
+            char net[1024] = "null";
             if (ns.present)
                 snprintf(net, sizeof(net),
                          "{\"denied\": {\"total\": %" PRIu64 ", \"tcp\": %" PRIu64 ", \"udp\": %" PRIu64
@@ -69,10 +69,11 @@ int cmd_stats(int argc, char **argv)
                          "}, \"tcp_connections\": %" PRIu64 ", \"udp_flows\": %" PRIu64 ", \"dns_queries\": %" PRIu64
                          ", \"dns_stripped\": %" PRIu64 ", \"bytes_in\": %" PRIu64 ", \"bytes_out\": %" PRIu64
                          ", \"dropped_malformed\": %" PRIu64 ", \"dns_truncated\": %" PRIu64
-                         ", \"log_rotations\": %" PRIu64 "}",
+                         ", \"log_rotations\": %" PRIu64 ", \"reassembled\": %" PRIu64
+                         ", \"dropped_fragment\": %" PRIu64 "}",
                          ns.denied_total, ns.denied_tcp, ns.denied_udp, ns.denied_icmp, ns.denied_dns, ns.denied_tls,
                          ns.tcp_connections, ns.udp_flows, ns.dns_queries, ns.dns_stripped, ns.bytes_in, ns.bytes_out,
-                         ns.dropped_malformed, ns.dns_truncated, ns.log_rotations);
+                         ns.dropped_malformed, ns.dns_truncated, ns.log_rotations, ns.reassembled, ns.dropped_fragment);
             printf("{\"box\": \"%s\", \"cpu\": {\"cpus\": %u, \"usage_seconds\": %.3f}, "
                    "\"memory\": {\"total\": %" PRIu64 ", \"used\": %" PRIu64 ", \"available\": %" PRIu64
                    ", \"free\": %" PRIu64 "}, "

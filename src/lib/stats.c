@@ -104,6 +104,8 @@ int cocoon_box_net_stats(cocoon_box *box, cocoon_net_stats *out, cocoon_error *e
     out->dropped_malformed = num(o, "dropped_malformed");
     out->dns_truncated = num(o, "dns_truncated");
     out->log_rotations = num(o, "log_rotations");
+    out->reassembled = num(o, "reassembled");
+    out->dropped_fragment = num(o, "dropped_fragment");
     json_decref(o);
     return 0;
 }

@@ -13,6 +13,8 @@
 #include "net/policy.h"
 #include "net/wire.h"
 
+struct reasm;
+
 /* What an event of the stack's epoll set points at. */
 enum nw_kind { NW_TIMER, NW_TCP, NW_UDP, NW_DNS, NW_LISTEN_TCP, NW_LISTEN_UDP };
 struct nwatch {
@@ -141,6 +143,7 @@ struct net_stack {
     struct listener *listeners[NET_MAX_PORTS];
     int nlisteners;
 
+    struct reasm *reasm;  /* the guest's fragments being reassembled (reasm.c), on first use */
     struct nwatch *grave; /* objects freed at the end of an event batch */
     uint64_t rng;
     uint64_t armed_at;

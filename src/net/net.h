@@ -69,7 +69,7 @@ struct net_config {
 /* Counters, also shown by stats. */
 struct net_stats {
     uint64_t frames_in, frames_out, bytes_in, bytes_out;
-    uint64_t dropped_malformed, dropped_fragment, dropped_other, fragments_out;
+    uint64_t dropped_malformed, dropped_fragment, dropped_other, fragments_out, reassembled;
     uint64_t denied_tcp, denied_udp, denied_icmp, denied_dns, denied_sni;
     uint64_t tcp_opened, tcp_refused_limit, tcp_retransmits;
     uint64_t udp_flows, dns_queries, dns_stripped, dns_truncated, log_rotations;

@@ -3,6 +3,7 @@
  * relayed datagram exceeds the guest's MTU), the epoll set of host sockets and the
  * one timer. The denial log is netlog.c. */
 #include "net/internal.h"
+#include "net/reasm.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -195,10 +196,21 @@ void net_stack_input_frame(struct net_stack *s, const uint8_t *f, size_t n)
     struct pkt_ip ip;
     int rc = wire_parse_ipv4(f + ETH_HDR, n - ETH_HDR, &ip);
     if (rc == WIRE_FRAGMENT) {
-        s->st.dropped_fragment++;
-        return;
-    }
-    if (rc != WIRE_OK) {
+        if (rd32(f + ETH_HDR + 12) != s->cfg.guest_ip || !memcmp(f, bcast, 6)) {
+            s->st.dropped_other++; /* checked before it takes a reassembly slot */
+            return;
+        }
+        if (!s->reasm && !(s->reasm = calloc(1, sizeof(*s->reasm)))) {
+            s->st.dropped_fragment++;
+            return;
+        }
+        int r = reasm_input(s->reasm, f + ETH_HDR, n - ETH_HDR, net_now_ms(), &ip);
+        if (r == REASM_DROPPED)
+            s->st.dropped_fragment++;
+        if (r != REASM_DONE)
+            return;
+        s->st.reassembled++;
+    } else if (rc != WIRE_OK) {
         s->st.dropped_malformed++;
         return;
     }
@@ -305,6 +317,7 @@ void net_stack_free(struct net_stack *s)
         close(s->timerfd);
     if (s->epfd >= 0)
         close(s->epfd);
+    free(s->reasm);
     free(s);
 }
 

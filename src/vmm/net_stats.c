@@ -17,13 +17,15 @@ int net_stats_write(int dirfd, int mode, const struct net_stats *st)
         "\"icmp\": %llu, \"dns\": %llu, \"tls\": %llu}, \"tcp_connections\": %llu, "
         "\"udp_flows\": %llu, \"dns_queries\": %llu, \"dns_stripped\": %llu, \"frames_in\": %llu, "
         "\"frames_out\": %llu, \"bytes_in\": %llu, \"bytes_out\": %llu, "
-        "\"dropped_malformed\": %llu, \"dns_truncated\": %llu, \"fragments_out\": %llu, "
+        "\"dropped_malformed\": %llu, \"dropped_fragment\": %llu, \"reassembled\": %llu, "
+        "\"dns_truncated\": %llu, \"fragments_out\": %llu, "
         "\"log_rotations\": %llu}\n",
         net_mode_name(mode), den, (unsigned long long)st->denied_tcp, (unsigned long long)st->denied_udp,
         (unsigned long long)st->denied_icmp, (unsigned long long)st->denied_dns, (unsigned long long)st->denied_sni,
         (unsigned long long)st->tcp_opened, (unsigned long long)st->udp_flows, (unsigned long long)st->dns_queries,
         (unsigned long long)st->dns_stripped, (unsigned long long)st->frames_in, (unsigned long long)st->frames_out,
         (unsigned long long)st->bytes_in, (unsigned long long)st->bytes_out, (unsigned long long)st->dropped_malformed,
+        (unsigned long long)st->dropped_fragment, (unsigned long long)st->reassembled,
         (unsigned long long)st->dns_truncated, (unsigned long long)st->fragments_out,
         (unsigned long long)st->log_rotations);
     if (n <= 0 || (size_t)n >= sizeof(buf)) {

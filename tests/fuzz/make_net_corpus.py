@@ -97,6 +97,7 @@ def arp_request(target):
 
 MSS = b"\x02\x04\x05\xb4\x01\x03\x03\x07"
 loop = struct.pack("!HHHHHH", 1, 0x8180, 1, 1, 0, 0) + b"\xc0\x0c" + struct.pack("!HH", 1, 1)
+FRAG_SEG = udp(GUEST, DNS, 7, 53, dns_query("frag.example"))
 seeds = {
     "arp": stream(arp_request(GW), arp_request(DNS)),
     "icmp_gateway": stream(eth(ip(1, GUEST, GW, icmp_echo()))),
@@ -116,6 +117,10 @@ seeds = {
     "dns_query_edns": dns_query_edns("big.example", 4096),
     "dns_big_answer": dns_big_answer("big.example", 40),
     "icmp_open_dst": stream(eth(ip(1, GUEST, bytes([198, 51, 100, 1]), icmp_echo(b"x" * 64)))),
+    "ip_frag_dns": stream(eth(ip(17, GUEST, DNS, FRAG_SEG[:16], frag=0x2000)), eth(ip(17, GUEST, DNS, FRAG_SEG[16:], frag=2))),
+    "ip_frag_reversed": stream(eth(ip(17, GUEST, DNS, FRAG_SEG[16:], frag=2)), eth(ip(17, GUEST, DNS, FRAG_SEG[:16], frag=0x2000))),
+    "ip_frag_overlap": stream(eth(ip(17, GUEST, DNS, FRAG_SEG[:16], frag=0x2000)), eth(ip(17, GUEST, DNS, FRAG_SEG[8:], frag=1))),
+    "ip_frag_past_64k": stream(eth(ip(17, GUEST, DNS, b"y" * 24, frag=0x2000 | 8189))),
     "dns_loop": loop,
     "tls_hello": client_hello("api.example.com"),
 }

@@ -247,6 +247,45 @@ def test_dns_large_answer_truncated_then_tcp(vm, servers):
     assert servers.dns_sizes and all(size == 4096 for _, size in servers.dns_sizes), servers.dns_sizes
 
 
+def test_guest_big_udp_datagram_reassembled(vm):
+    """A UDP datagram the guest sends over its MTU leaves it as IP fragments; the stack
+    reassembles them (bounded, overlaps dropped) and the host gets one datagram."""
+    srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                d, peer = srv.recvfrom(65535)
+            except socket.timeout:
+                continue
+            srv.sendto(b"%d %s" % (len(d), hashlib.sha256(d).hexdigest()[:16].encode()), peer)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    port = srv.getsockname()[1]
+    code = f"""
+import hashlib, socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(10)
+for n in (3000, 30000, 65000):
+    d = bytes((i * 7 + 1) % 251 for i in range(n))
+    s.sendto(d, ("host.cocoon.internal", {port}))
+    print("sent", n, hashlib.sha256(d).hexdigest()[:16], "got", s.recv(200).decode())
+"""
+    try:
+        out = guest_py(vm, code, "--rm", "--net", "public", "--allow", f"host:{port}/udp")
+    finally:
+        stop.set()
+        t.join(5)
+        srv.close()
+    for n in (3000, 30000, 65000):
+        want = hashlib.sha256(bytes((i * 7 + 1) % 251 for i in range(n))).hexdigest()[:16]
+        assert f"sent {n} {want} got {n} {want}" in out, out
+
+
 def test_big_udp_datagram_fragmented(vm):
     """A relayed UDP datagram from the host bigger than the guest's MTU arrives whole,
     as IP fragments the guest reassembles. (The other way, the guest's own fragments

@@ -359,12 +359,63 @@ static void test_icmp_not_permitted_explained_once(void **state)
     assert_non_null(strstr(log, "deny icmp 10.0.2.15:0 -> 198.51.100.2:0 rule=\"deny 198.51.100.2\""));
 }
 
+/* A datagram the guest sends in fragments (over its MTU) leaves the host as one
+ * datagram; an overlapping fragment kills its datagram and is counted. */
+static void test_guest_fragments_reassembled(void **state)
+{
+    (void)state;
+    struct harness h;
+    int srv = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+    socklen_t sl = sizeof(sa);
+    assert_int_equal(bind(srv, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(getsockname(srv, (struct sockaddr *)&sa, &sl), 0);
+    struct timeval tv = {5, 0};
+    setsockopt(srv, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char rule[64];
+    snprintf(rule, sizeof(rule), "host:%u/udp", ntohs(sa.sin_port));
+    start(&h, rule);
+    close(upstream_fd);
+    /* the whole datagram, then cut into fragments of 1480 payload bytes */
+    static uint8_t dgram[8 + 4000], f[2048];
+    for (size_t i = 0; i < 4000; i++)
+        dgram[8 + i] = (uint8_t)(i * 11 + 1);
+    wire_udp_header(dgram, h.cfg.guest_ip, GW, 41000, ntohs(sa.sin_port), 4000);
+    for (int round = 0; round < 2; round++) {
+        for (size_t off = 0; off < sizeof(dgram); off += 1480) {
+            size_t part = sizeof(dgram) - off < 1480 ? sizeof(dgram) - off : 1480;
+            memcpy(f, h.cfg.gateway_mac, 6);
+            memcpy(f + 6, h.cfg.guest_mac, 6);
+            wr16(f + 12, ETHERTYPE_IPV4);
+            memcpy(f + 34, dgram + off, part);
+            uint16_t fr = (uint16_t)((off / 8) | (off + part < sizeof(dgram) ? 0x2000 : 0));
+            if (round == 1 && off == 1480)
+                fr = (uint16_t)(fr - 1); /* overlaps the first fragment by 8 bytes */
+            wire_ipv4_fragment(f + 14, h.cfg.guest_ip, GW, IP_PROTO_UDP, (uint16_t)(500 + round), part, fr);
+            net_stack_input_frame(h.s, f, 34 + part);
+        }
+        h_pump(&h, 0);
+    }
+    uint8_t got[5000];
+    struct sockaddr_in peer;
+    socklen_t pl = sizeof(peer);
+    assert_int_equal(recvfrom(srv, got, sizeof(got), 0, (struct sockaddr *)&peer, &pl), 4000);
+    assert_memory_equal(got, dgram + 8, 4000);
+    assert_true(recvfrom(srv, got, sizeof(got), MSG_DONTWAIT, (struct sockaddr *)&peer, &pl) < 0);
+    const struct net_stats *st = net_stack_stats(h.s);
+    assert_int_equal(st->reassembled, 1);
+    assert_true(st->dropped_fragment >= 1);
+    h_stop(&h);
+    close(srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_udp_size_and_truncate),
         cmocka_unit_test(test_dns_over_udp_sizes),
         cmocka_unit_test(test_big_datagram_fragmented),
+        cmocka_unit_test(test_guest_fragments_reassembled),
         cmocka_unit_test(test_icmp_not_permitted_explained_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
