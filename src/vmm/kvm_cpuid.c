@@ -20,10 +20,16 @@
  *   0x6        zeroed: no thermal/power management.
  *   0x7.0      with hide_xsave: AVX2 and AVX-512 bits cleared.
  *   0xa        zeroed: no architectural PMU (no perf MSRs to emulate).
+ *   0x4        (Intel caches) EAX[31:26] = vCPUs - 1 cores per package, EAX[25:14] = 0
+ *              threads per L1/L2, vCPUs - 1 for the L3: the box's topology, not the host's.
  *   0xb, 0x1f  EDX = x2APIC id of the vCPU; one thread per core.
  *   0xd        removed with hide_xsave.
  *   0x40000000 "KVMKVMKVM\0\0\0", EAX = 0x40000001 (max hypervisor leaf).
  *   0x80000002-4  brand string "cocoon virtual CPU": the host model is not leaked.
+ *   0x80000008 ECX = vCPUs - 1 (AMD NC: cores per package), APIC id size 0 (legacy).
+ *   0x8000001d (AMD caches) EAX[25:14] as for 0x4.
+ *   0x8000001e (AMD topology) EAX = APIC id, EBX = core id = vCPU index (one thread per
+ *              core), ECX = node 0 of 1, EDX = 0.
  * Everything else is what KVM reports as supported. */
 #define MAX_ENTRIES 256
 
@@ -39,9 +45,34 @@ static void set_brand(struct kvm_cpuid_entry2 *e)
     e->edx = w[3];
 }
 
+/* Cache leaves (0x4, 0x8000001d): how many logical CPUs share this cache, by level. */
+static uint32_t cache_sharing(uint32_t eax, int ncpus)
+{
+    uint32_t level = (eax >> 5) & 7;
+    eax &= ~(0xfffu << 14);
+    if (level >= 3)
+        eax |= (uint32_t)(ncpus - 1) << 14;
+    return eax;
+}
+
 static void filter(struct kvm_cpuid_entry2 *e, int id, int ncpus, int hide_xsave, int tsc_deadline)
 {
     switch (e->function) {
+    case 0x4:
+        if (e->eax & 0x1f) /* a cache is described */
+            e->eax = (cache_sharing(e->eax, ncpus) & ~(0x3fu << 26)) | ((uint32_t)(ncpus - 1) << 26);
+        break;
+    case 0x80000008: e->ecx = (uint32_t)(ncpus - 1) & 0xff; break;
+    case 0x8000001d:
+        if (e->eax & 0x1f)
+            e->eax = cache_sharing(e->eax, ncpus);
+        break;
+    case 0x8000001e:
+        e->eax = (uint32_t)id;
+        e->ebx = (uint32_t)id & 0xff;
+        e->ecx = 0;
+        e->edx = 0;
+        break;
     case 0x1:
         e->ebx = (e->ebx & 0x0000ffffu) | ((uint32_t)id << 24) | ((uint32_t)(ncpus & 0xff) << 16);
         e->ecx |= 1u << 31; /* hypervisor */

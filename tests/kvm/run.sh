@@ -31,7 +31,9 @@ ${CC:-cc} $GCFLAGS -c -o "$B/lm_start.o" "$G/lm_start.S" &&
     ld -nostdlib -no-pie -T "$G/lm_bz.ld" --oformat binary -o "$B/lm_bz.bin" "$B/lm_start.o" "$B/lm_bz.o" &&
     python3 tests/kvm/mkbzimage.py "$B/lm_bz.bin" "$B/lm_bz.bzImage" &&
     ${CC:-cc} $GCFLAGS -c -o "$B/lm_net.o" "$G/lm_net.c" &&
-    ld -nostdlib -no-pie -T "$G/lm.ld" --oformat binary -o "$B/lm_net.bin" "$B/lm_start.o" "$B/lm_net.o" ||
+    ld -nostdlib -no-pie -T "$G/lm.ld" --oformat binary -o "$B/lm_net.bin" "$B/lm_start.o" "$B/lm_net.o" &&
+    ${CC:-cc} $GCFLAGS -c -o "$B/lm_cpuid.o" "$G/lm_cpuid.c" &&
+    ld -nostdlib -no-pie -T "$G/lm.ld" --oformat binary -o "$B/lm_cpuid.bin" "$B/lm_start.o" "$B/lm_cpuid.o" ||
     { echo "FAIL: cannot build the long-mode guests"; exit 1; }
 
 fails=0
@@ -62,6 +64,9 @@ run reset-cf9 reset "R" -- --mode real "$B/rm_cf9.bin"
 # a real KVM reports KVM_EXIT_SHUTDOWN; PVM reports an emulation failure: either must stop the VM
 run triple-fault "\(triple-fault\|error\)" -- --mode long --timeout 10000 "$B/lm_triple.bin"
 run uart-flood reset "uart_written=1000 " -- --mode real --uart-cap 1000 "$B/rm_flood.bin"
+
+run cpuid-template reset "ok hypervisor bit" "ok brand string" "ok cache leaves" "DONE [0-9]* 0" -- \
+    --mode long --cpus 2 "$B/lm_cpuid.bin"
 
 # disk: 1 MiB raw image starting with "COCOON", and a qcow2 overlay over it
 printf 'COCOON' >"$B/disk.raw" && truncate -s 1M "$B/disk.raw"

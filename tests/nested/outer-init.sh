@@ -136,6 +136,11 @@ if core box1 kvm; then
         [ "$a$b" = onetwo ] && pass "two-boxes" || fail "two-boxes: '$a' '$b'"
         n=$(ctl box2 exec nproc)
         [ "$n" = 2 ] && pass "two-vcpus: nproc=$n" || fail "two-vcpus: nproc=$n"
+        # the CPUID template's topology: two single-thread cores in one package
+        topo=$(ctl box2 exec cat /sys/devices/system/cpu/cpu1/topology/core_id \
+            /sys/devices/system/cpu/cpu1/topology/thread_siblings_list /sys/devices/system/cpu/cpu1/topology/core_siblings_list | tr '\n' ' ')
+        [ "$topo" = "1 1 0-1 " ] && pass "cpu-topology: core_id, threads, package of cpu1: $topo" ||
+            fail "cpu-topology: core_id, thread siblings, core siblings of cpu1: '$topo' (want '1 1 0-1 ')"
         # virtio-net: eth0 carries the configured MAC, and the gateway answers ARP
         # (a ping makes the guest resolve it; the reply itself does not matter)
         mac=$(ctl box2 exec cat /sys/class/net/eth0/address)
