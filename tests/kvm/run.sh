@@ -104,6 +104,9 @@ printf 'INITRD-TEST' >"$B/initrd.bin"
 run bzimage-64bit-entry reset "DONE [0-9]* 0$" "ok setup header copied" "ok e820 map" "ok initrd" \
     "cmdline: console=ttyS0 cocoon.test=bz" -- \
     --mode linux --initrd "$B/initrd.bin" --cmdline "console=ttyS0 cocoon.test=bz" "$B/lm_bz.bzImage"
+# 4 GiB of guest RAM: the e820 map has RAM below and above the 3-4 GiB MMIO hole
+run bzimage-4g-ram reset "DONE [0-9]* 0$" "e820 entries 4 ram_mib 409[0-9]" -- \
+    --mode linux --mem 4096 --cmdline "console=ttyS0" "$B/lm_bz.bzImage"
 for bad in version no64 sects lowload magic; do
     python3 tests/kvm/mkbzimage.py --bad $bad "$B/lm_bz.bin" "$B/bad-$bad.bzImage"
     timeout 60 "$B/kvm-microguest" --mode linux "$B/bad-$bad.bzImage" >"$B/bad-$bad.out" 2>"$B/bad-$bad.err"
