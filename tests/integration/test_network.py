@@ -247,9 +247,9 @@ def test_dns_large_answer_truncated_then_tcp(vm, servers):
     assert servers.dns_sizes and all(size == 4096 for _, size in servers.dns_sizes), servers.dns_sizes
 
 
-def test_guest_big_udp_datagram_reassembled(vm):
-    """A UDP datagram the guest sends over its MTU leaves it as IP fragments; the stack
-    reassembles them (bounded, overlaps dropped) and the host gets one datagram."""
+def udp_reply_server(reply):
+    """A UDP server on 127.0.0.1 answering each datagram with reply(datagram), in a
+    thread: (socket, port, stop event, thread); set the event, join, close."""
     srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     srv.bind(("127.0.0.1", 0))
     srv.settimeout(0.2)
@@ -261,11 +261,20 @@ def test_guest_big_udp_datagram_reassembled(vm):
                 d, peer = srv.recvfrom(65535)
             except socket.timeout:
                 continue
-            srv.sendto(b"%d %s" % (len(d), hashlib.sha256(d).hexdigest()[:16].encode()), peer)
+            srv.sendto(reply(d), peer)
 
     t = threading.Thread(target=serve, daemon=True)
     t.start()
-    port = srv.getsockname()[1]
+    return srv, srv.getsockname()[1], stop, t
+
+
+def test_guest_big_udp_datagram_reassembled(vm):
+    """A UDP datagram the guest sends over its MTU leaves it as IP fragments; the stack
+    reassembles them (bounded, overlaps dropped) and the host gets one datagram."""
+    def reply(d):
+        return b"%d %s" % (len(d), hashlib.sha256(d).hexdigest()[:16].encode())
+
+    srv, port, stop, t = udp_reply_server(reply)
     code = f"""
 import hashlib, socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -290,23 +299,10 @@ def test_big_udp_datagram_fragmented(vm):
     """A relayed UDP datagram from the host bigger than the guest's MTU arrives whole,
     as IP fragments the guest reassembles. (The other way, the guest's own fragments
     are dropped: see the honest limits.)"""
-    srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    srv.bind(("127.0.0.1", 0))
-    srv.settimeout(0.2)
-    stop = threading.Event()
+    def reply(d):
+        return (b"%d " % len(d)) + pattern(int(d.split()[0]))
 
-    def serve():
-        while not stop.is_set():
-            try:
-                d, peer = srv.recvfrom(65535)
-            except socket.timeout:
-                continue
-            n = int(d.split()[0])
-            srv.sendto((b"%d " % len(d)) + pattern(n), peer)
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    port = srv.getsockname()[1]
+    srv, port, stop, t = udp_reply_server(reply)
     code = f"""
 import hashlib, socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

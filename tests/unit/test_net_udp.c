@@ -239,21 +239,30 @@ static void test_dns_over_udp_sizes(void **state)
     close(upstream_fd);
 }
 
+/* A UDP server on the host's loopback (5 s receive timeout) and a stack whose guest may
+ * reach it as host.cocoon.internal. */
+static int start_with_udp_server(struct harness *h, struct sockaddr_in *sa)
+{
+    int srv = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    *sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+    socklen_t sl = sizeof(*sa);
+    assert_int_equal(bind(srv, (struct sockaddr *)sa, sizeof(*sa)), 0);
+    assert_int_equal(getsockname(srv, (struct sockaddr *)sa, &sl), 0);
+    struct timeval tv = {5, 0};
+    setsockopt(srv, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char rule[64];
+    snprintf(rule, sizeof(rule), "host:%u/udp", ntohs(sa->sin_port));
+    start(h, rule);
+    close(upstream_fd);
+    return srv;
+}
+
 static void test_big_datagram_fragmented(void **state)
 {
     (void)state;
     struct harness h;
-    int srv = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
-    socklen_t sl = sizeof(sa);
-    assert_int_equal(bind(srv, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(getsockname(srv, (struct sockaddr *)&sa, &sl), 0);
-    struct timeval tv = {5, 0};
-    setsockopt(srv, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    char rule[64];
-    snprintf(rule, sizeof(rule), "host:%u/udp", ntohs(sa.sin_port));
-    start(&h, rule);
-    close(upstream_fd);
+    struct sockaddr_in sa;
+    int srv = start_with_udp_server(&h, &sa);
     h_send_udp(&h, GW, 41000, ntohs(sa.sin_port), "hi", 2);
     h_pump(&h, 0);
     uint8_t buf[5000], back[5000];
@@ -365,17 +374,8 @@ static void test_guest_fragments_reassembled(void **state)
 {
     (void)state;
     struct harness h;
-    int srv = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
-    socklen_t sl = sizeof(sa);
-    assert_int_equal(bind(srv, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(getsockname(srv, (struct sockaddr *)&sa, &sl), 0);
-    struct timeval tv = {5, 0};
-    setsockopt(srv, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    char rule[64];
-    snprintf(rule, sizeof(rule), "host:%u/udp", ntohs(sa.sin_port));
-    start(&h, rule);
-    close(upstream_fd);
+    struct sockaddr_in sa;
+    int srv = start_with_udp_server(&h, &sa);
     /* the whole datagram, then cut into fragments of 1480 payload bytes */
     static uint8_t dgram[8 + 4000], f[2048];
     for (size_t i = 0; i < 4000; i++)

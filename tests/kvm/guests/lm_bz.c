@@ -41,10 +41,5 @@ int main(u64 rdi, const u8 *zp)
         const u8 *p = (const u8 *)(u64)rd;
         check(rd >= 0x100000 && !(rd & 0xfff) && p[0] == 'I' && p[1] == 'N' && p[2] == 'I' && p[3] == 'T', "initrd");
     }
-    puts_("DONE ");
-    putdec((u64)n_ok);
-    putc_(' ');
-    putdec((u64)n_fail);
-    putc_('\n');
-    return 0;
+    return done_();
 }

@@ -60,10 +60,5 @@ int main(void)
         cpuid(0x8000001eu, 0, &a, &b, &c, &d);
         check(a == 0 && (b & 0xffff) == 0 && c == 0, "0x8000001e: core 0, node 0");
     }
-    puts_("DONE ");
-    putdec((u64)n_ok);
-    putc_(' ');
-    putdec((u64)n_fail);
-    putc_('\n');
-    return 0;
+    return done_();
 }

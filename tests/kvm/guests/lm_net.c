@@ -182,10 +182,5 @@ int main(void)
     bad_tx("bad tx huge length", 1);
     bad_tx("bad tx descriptor loop", 2);
     check(dev_setup() == 0 && arp_exchange(), "arp after reset");
-    puts_("DONE ");
-    putdec((u64)n_ok);
-    putc_(' ');
-    putdec((u64)n_fail);
-    putc_('\n');
-    return 0;
+    return done_();
 }
