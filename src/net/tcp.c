@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -24,7 +25,6 @@
 #define RTO_MAX_MS 10000
 #define MAX_RETRIES 12
 #define MAX_SYN_RETRIES 6
-#define ACK_EVERY (32u * 1024)
 #define DNS_TCP_MAX_PENDING 16 /* per connection; more queries wait in the ring */
 #define DNS_TCP_MSG_MAX 4096
 
@@ -325,7 +325,20 @@ static void maybe_finish(struct net_stack *s, struct tcp_conn *c)
         conn_free(s, c, 0);
 }
 
-/* Writes the in-order guest bytes to the host; opens the window when room appears. */
+/* Whether a pure window update is worth a frame (receiver SWS avoidance, RFC 9293
+ * 3.8.6.2.2): when the window grew by half the buffer, or by a few segments while the
+ * guest's usable window is under half. Every segment would cost the guest an
+ * interrupt for nothing while it still has room to send. */
+static int window_opened(const struct tcp_conn *c)
+{
+    int32_t lim = (int32_t)rcv_limit(c);
+    int32_t grow = (int32_t)(c->rcv_nxt + rcv_space(c) - c->rcv_adv);
+    int32_t usable = (int32_t)(c->rcv_adv - c->rcv_nxt);
+    return grow >= lim / 2 || (grow >= (int32_t)(c->mss * 4u) && usable < lim / 2);
+}
+
+/* Writes the in-order guest bytes to the host; opens the window when room appears
+ * (connections on the batch list get their ACK, with the window, at its end). */
 static void dns_tcp_input(struct net_stack *s, struct tcp_conn *c);
 
 static void flush_to_host(struct net_stack *s, struct tcp_conn *c)
@@ -350,27 +363,22 @@ static void flush_to_host(struct net_stack *s, struct tcp_conn *c)
         }
         ring_drop(&c->to_host, (size_t)n);
     }
-    uint32_t edge = c->rcv_nxt + rcv_space(c);
-    uint32_t step = c->mss * 4u;
-    if (c->state == TS_ESTABLISHED && (int32_t)(edge - c->rcv_adv) >= (int32_t)step)
+    if (c->state == TS_ESTABLISHED && !c->in_ack_list && window_opened(c))
         send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0); /* window update */
     maybe_finish(s, c);
     if (c->state != TS_CLOSED)
         update_events(s, c);
 }
 
+/* Guest data taken: the host write and the ACK wait for the end of the batch of
+ * frames (net_stack_flush), so a burst of segments costs one writev and one ACK. */
 static void want_ack(struct net_stack *s, struct tcp_conn *c)
 {
     c->ack_pending = 1;
-    if (c->rcv_nxt - c->acked_to >= ACK_EVERY) {
-        send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0);
-        return;
-    }
     if (!c->in_ack_list) {
         c->in_ack_list = 1;
         c->ack_next = s->ack_list;
         s->ack_list = c;
-        net_deadline(s, net_now_ms() + 2);
     }
 }
 
@@ -380,13 +388,22 @@ void tcp_flush_acks(struct net_stack *s)
         struct tcp_conn *c = s->ack_list;
         s->ack_list = c->ack_next;
         c->in_ack_list = 0;
-        if (c->ack_pending && c->state == TS_ESTABLISHED)
+        if (c->state != TS_ESTABLISHED)
+            continue;
+        if (c->to_host.len)
+            flush_to_host(s, c);
+        if (c->state == TS_ESTABLISHED && (c->ack_pending || window_opened(c)))
             send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0);
     }
 }
 
 /* ---- opening ---- */
 
+static void on_connected(struct net_stack *s, struct tcp_conn *c);
+
+/* Starts the host connection. A loopback connect() has usually completed by the time
+ * it returns EINPROGRESS: then the SYN-ACK goes out now (on_connected) rather than a
+ * trip through the event loop later. */
 static int host_connect(struct net_stack *s, struct tcp_conn *c)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -401,6 +418,11 @@ static int host_connect(struct net_stack *s, struct tcp_conn *c)
     }
     c->fd = fd;
     c->connecting = 1;
+    struct pollfd pf = {.fd = fd, .events = POLLOUT};
+    if (poll(&pf, 1, 0) == 1) {
+        on_connected(s, c); /* may reset c: the callers return right after */
+        return 0;
+    }
     c->ev = EPOLLOUT;
     if (net_watch(s, fd, EPOLLOUT, &c->w) < 0) {
         close(fd);
@@ -605,14 +627,17 @@ static void on_data(struct net_stack *s, struct tcp_conn *c, const struct pkt_tc
         c->rcv_nxt++;
     }
     if (take < len || fin)
-        send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0);
+        send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0); /* now: the FIN may free c below */
     else
         want_ack(s, c);
     if (c->sni_wait) {
         check_sni(s, c);
         return;
     }
-    flush_to_host(s, c);
+    /* Held for the batch's one writev unless the ring is half full (the window we
+     * advertise shrinks with it) or it is DNS, answered from the ring. */
+    if (c->dns || c->to_host.len >= rcv_limit(c) / 2)
+        flush_to_host(s, c);
 }
 
 void tcp_input(struct net_stack *s, const struct pkt_ip *ip)
