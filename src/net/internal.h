@@ -64,6 +64,7 @@ struct tcp_conn {
     uint32_t acked_to; /* rcv_nxt of the last ACK sent */
     int host_eof, fin_sent, fin_acked, guest_fin, host_shut;
     int ack_pending;
+    uint64_t delack_at; /* ms: the held-back ACK goes out then */
     uint64_t rto_at;
     uint32_t rto_ms;
     int retries;

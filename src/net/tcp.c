@@ -25,6 +25,7 @@
 #define RTO_MAX_MS 10000
 #define MAX_RETRIES 12
 #define MAX_SYN_RETRIES 6
+#define DELACK_MS 2            /* held-back ACKs wait 1-2 ms (the clock counts whole ms) */
 #define DNS_TCP_MAX_PENDING 16 /* per connection; more queries wait in the ring */
 #define DNS_TCP_MSG_MAX 4096
 
@@ -204,6 +205,7 @@ static int send_seg(struct net_stack *s, struct tcp_conn *c, uint32_t seq, uint8
     if (flags & TCPF_ACK) {
         c->acked_to = c->rcv_nxt;
         c->ack_pending = 0;
+        c->delack_at = 0;
         c->rcv_adv = c->rcv_nxt + (syn ? win : ((uint32_t)win << c->rcv_wscale));
     }
     return net_send_ip(s, c->rip, s->cfg.guest_ip, IP_PROTO_TCP, hl + len);
@@ -254,8 +256,8 @@ static void update_events(struct net_stack *s, struct tcp_conn *c)
     else {
         if (!c->host_eof && c->to_guest.len < TCP_BUF && !s->link_blocked && c->state == TS_ESTABLISHED)
             want |= EPOLLIN;
-        if (c->to_host.len && !c->sni_wait)
-            want |= EPOLLOUT;
+        if (c->to_host.len && !c->sni_wait && !c->in_ack_list)
+            want |= EPOLLOUT; /* (batched data is written at the batch's end anyway) */
     }
     /* An fd with nothing wanted leaves the set: a hung-up socket would otherwise
      * report EPOLLHUP forever while we wait for the guest. */
@@ -296,8 +298,16 @@ static void tcp_output(struct net_stack *s, struct tcp_conn *c)
             break;
         }
         uint8_t fl = TCPF_ACK | (n == unsent ? TCPF_PSH : 0);
+        if (n == unsent && c->host_eof)
+            fl |= TCPF_FIN; /* the host's EOF rides on its last bytes: one frame less */
         send_seg(s, c, c->snd_nxt, fl, inflight, n);
         c->snd_nxt += (uint32_t)n;
+        if (fl & TCPF_FIN) {
+            c->fin_seq = c->snd_nxt;
+            c->fin_ever = 1;
+            c->snd_nxt++;
+            c->fin_sent = 1;
+        }
     }
     if (SEQ_LT(c->snd_max, c->snd_nxt))
         c->snd_max = c->snd_nxt;
@@ -337,11 +347,11 @@ static int window_opened(const struct tcp_conn *c)
     return grow >= lim / 2 || (grow >= (int32_t)(c->mss * 4u) && usable < lim / 2);
 }
 
-/* Writes the in-order guest bytes to the host; opens the window when room appears
- * (connections on the batch list get their ACK, with the window, at its end). */
+/* Writes the in-order guest bytes to the host; with wupdate, opens the window when
+ * room appears (otherwise the caller's ACK, at the batch's end, carries it). */
 static void dns_tcp_input(struct net_stack *s, struct tcp_conn *c);
 
-static void flush_to_host(struct net_stack *s, struct tcp_conn *c)
+static void flush_to_host(struct net_stack *s, struct tcp_conn *c, int wupdate)
 {
     if (c->dns) {
         dns_tcp_input(s, c);
@@ -363,7 +373,7 @@ static void flush_to_host(struct net_stack *s, struct tcp_conn *c)
         }
         ring_drop(&c->to_host, (size_t)n);
     }
-    if (c->state == TS_ESTABLISHED && !c->in_ack_list && window_opened(c))
+    if (wupdate && c->state == TS_ESTABLISHED && !c->in_ack_list && window_opened(c))
         send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0); /* window update */
     maybe_finish(s, c);
     if (c->state != TS_CLOSED)
@@ -391,9 +401,21 @@ void tcp_flush_acks(struct net_stack *s)
         if (c->state != TS_ESTABLISHED)
             continue;
         if (c->to_host.len)
-            flush_to_host(s, c);
-        if (c->state == TS_ESTABLISHED && (c->ack_pending || window_opened(c)))
+            flush_to_host(s, c, 0);
+        if (c->state != TS_ESTABLISHED)
+            continue;
+        if (c->ack_pending && c->rcv_nxt - c->acked_to < 2u * c->mss && !c->to_host.len &&
+            (int32_t)(c->rcv_adv - c->rcv_nxt) >= (int32_t)(8u * c->mss)) {
+            /* Less than two segments, all passed on to the host, and the guest may
+             * still send plenty: the answer, if one comes soon, carries the ACK (RFC
+             * 9293 3.8.6.3; the timer bounds the delay). */
+            if (!c->delack_at) {
+                c->delack_at = net_now_ms() + DELACK_MS;
+                net_deadline(s, c->delack_at);
+            }
+        } else if (c->ack_pending || window_opened(c)) {
             send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0);
+        }
     }
 }
 
@@ -455,7 +477,7 @@ static void on_connected(struct net_stack *s, struct tcp_conn *c)
         update_events(s, c);
         return;
     }
-    flush_to_host(s, c); /* the ClientHello held while the SNI was checked */
+    flush_to_host(s, c, 1); /* the ClientHello held while the SNI was checked */
     if (c->state != TS_CLOSED)
         tcp_output(s, c);
 }
@@ -637,7 +659,7 @@ static void on_data(struct net_stack *s, struct tcp_conn *c, const struct pkt_tc
     /* Held for the batch's one writev unless the ring is half full (the window we
      * advertise shrinks with it) or it is DNS, answered from the ring. */
     if (c->dns || c->to_host.len >= rcv_limit(c) / 2)
-        flush_to_host(s, c);
+        flush_to_host(s, c, 0);
 }
 
 void tcp_input(struct net_stack *s, const struct pkt_ip *ip)
@@ -765,7 +787,7 @@ void tcp_on_event(struct net_stack *s, struct tcp_conn *c, uint32_t ev)
         }
     }
     if (ev & EPOLLOUT)
-        flush_to_host(s, c);
+        flush_to_host(s, c, 1);
     if (c->state == TS_CLOSED)
         return;
     tcp_output(s, c);
@@ -831,6 +853,15 @@ void tcp_tick(struct net_stack *s, uint64_t now, uint64_t *next)
     struct tcp_conn *c = s->tcp_list, *nx;
     for (; c; c = nx) {
         nx = c->next;
+        if (c->delack_at) {
+            if (c->delack_at <= now) {
+                if (c->ack_pending && c->state == TS_ESTABLISHED)
+                    send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0);
+                c->delack_at = 0;
+            } else if (!*next || c->delack_at < *next) {
+                *next = c->delack_at;
+            }
+        }
         if (!c->rto_at)
             continue;
         if (c->rto_at > now) {
