@@ -110,6 +110,7 @@ struct listener {
 };
 
 #define TCP_HASH 4096
+#define RING_SPARE 8 /* freed TCP rings kept for reuse */
 struct net_stack {
     struct net_config cfg;
     struct policy pol;
@@ -127,6 +128,8 @@ struct net_stack {
     struct tcp_conn *tcp_list;
     struct tcp_conn *ack_list;
     int ntcp, nhalf;
+    uint8_t *ring_spare[RING_SPARE];
+    int nspare;
     uint16_t next_eport;
 
     struct udp_flow *udp_list;

@@ -290,11 +290,12 @@ void net_stack_free(struct net_stack *s)
 
 int net_stack_fd(const struct net_stack *s) { return s->epfd; }
 
+/* The timer is one-shot: once it fired nothing is armed. Called otherwise
+ * (net_stack_tick) it may still be: a stale expiry only makes a spurious tick. */
 static void tick(struct net_stack *s)
 {
     uint64_t now = net_now_ms(), next = 0;
     s->armed_at = 0;
-    timerfd_settime(s->timerfd, 0, &(struct itimerspec){{0, 0}, {0, 0}}, NULL);
     tcp_flush_acks(s);
     tcp_tick(s, now, &next);
     udp_tick(s, now, &next);

@@ -34,21 +34,27 @@
 
 /* ---- rings ---- */
 
-static int ring_init(struct ring *r, size_t cap)
+/* Every ring is TCP_BUF bytes. A few freed ones are kept for the next connections:
+ * at a few hundred connections a second, malloc/free of 2 x 256 KiB each time means
+ * brk calls and fresh pages. Bounded by RING_SPARE. */
+static int ring_init(struct net_stack *s, struct ring *r)
 {
     if (r->buf)
         return 0;
-    r->buf = malloc(cap);
+    r->buf = s->nspare ? s->ring_spare[--s->nspare] : malloc(TCP_BUF);
     if (!r->buf)
         return -1;
-    r->cap = cap;
+    r->cap = TCP_BUF;
     r->head = r->len = 0;
     return 0;
 }
 
-static void ring_free(struct ring *r)
+static void ring_free(struct net_stack *s, struct ring *r)
 {
-    free(r->buf);
+    if (r->buf && s->nspare < RING_SPARE)
+        s->ring_spare[s->nspare++] = r->buf;
+    else
+        free(r->buf);
     memset(r, 0, sizeof(*r));
 }
 
@@ -170,8 +176,8 @@ static void conn_free(struct net_stack *s, struct tcp_conn *c, int abort_host)
         close(c->fd);
         c->fd = -1;
     }
-    ring_free(&c->to_guest);
-    ring_free(&c->to_host);
+    ring_free(s, &c->to_guest);
+    ring_free(s, &c->to_host);
     net_bury(s, c);
 }
 
@@ -255,7 +261,7 @@ static void update_events(struct net_stack *s, struct tcp_conn *c)
         want = EPOLLOUT;
     else {
         if (!c->host_eof && c->to_guest.len < TCP_BUF && !s->link_blocked && c->state == TS_ESTABLISHED)
-            want |= EPOLLIN;
+            want |= EPOLLIN | EPOLLRDHUP;
         if (c->to_host.len && !c->sni_wait && !c->in_ack_list)
             want |= EPOLLOUT; /* (batched data is written at the batch's end anyway) */
     }
@@ -421,7 +427,7 @@ void tcp_flush_acks(struct net_stack *s)
 
 /* ---- opening ---- */
 
-static void on_connected(struct net_stack *s, struct tcp_conn *c);
+static void on_connected(struct net_stack *s, struct tcp_conn *c, uint32_t ev);
 
 /* Starts the host connection. A loopback connect() has usually completed by the time
  * it returns EINPROGRESS: then the SYN-ACK goes out now (on_connected) rather than a
@@ -442,7 +448,7 @@ static int host_connect(struct net_stack *s, struct tcp_conn *c)
     c->connecting = 1;
     struct pollfd pf = {.fd = fd, .events = POLLOUT};
     if (poll(&pf, 1, 0) == 1) {
-        on_connected(s, c); /* may reset c: the callers return right after */
+        on_connected(s, c, (uint32_t)pf.revents); /* may reset c: the callers return right after */
         return 0;
     }
     c->ev = EPOLLOUT;
@@ -463,11 +469,13 @@ static void send_synack(struct net_stack *s, struct tcp_conn *c)
     arm_rto(s, c);
 }
 
-static void on_connected(struct net_stack *s, struct tcp_conn *c)
+/* ev: what poll or epoll reported; plain POLLOUT/EPOLLOUT (equal values) means the
+ * connection is up, anything else is looked at through SO_ERROR. */
+static void on_connected(struct net_stack *s, struct tcp_conn *c, uint32_t ev)
 {
     int err = 0;
     socklen_t el = sizeof(err);
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err) {
+    if (ev != EPOLLOUT && (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err)) {
         reset_conn(s, c);
         return;
     }
@@ -540,8 +548,8 @@ static void new_conn(struct net_stack *s, const struct pkt_ip *ip, const struct 
     c->snd_una = c->snd_nxt = c->snd_max = c->iss;
     c->rto_ms = RTO_MIN_MS * 5;
     c->state = TS_CONNECTING;
-    if (ring_init(&c->to_host, TCP_BUF) < 0 || ring_init(&c->to_guest, TCP_BUF) < 0) {
-        ring_free(&c->to_host);
+    if (ring_init(s, &c->to_host) < 0 || ring_init(s, &c->to_guest) < 0) {
+        ring_free(s, &c->to_host);
         free(c);
         send_rst_for(s, ip, t);
         return;
@@ -746,22 +754,30 @@ void tcp_input(struct net_stack *s, const struct pkt_ip *ip)
 
 /* ---- host side ---- */
 
-static void read_host(struct net_stack *s, struct tcp_conn *c)
+/* Reads what the ring has room for. With EPOLLRDHUP (the peer's FIN is queued behind
+ * the data) a short read is followed by one more for the EOF, so that the FIN can
+ * ride on the last data segment. */
+static void read_host(struct net_stack *s, struct tcp_conn *c, uint32_t ev)
 {
-    if (c->host_eof || c->to_guest.len >= TCP_BUF || c->state != TS_ESTABLISHED)
-        return;
-    struct iovec iov[2];
-    int cnt = ring_iov_space(&c->to_guest, TCP_BUF, iov);
-    ssize_t n = readv(c->fd, iov, cnt);
-    if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+    for (int i = 0; i < 2; i++) {
+        if (c->host_eof || c->to_guest.len >= TCP_BUF || c->state != TS_ESTABLISHED)
             return;
-        reset_conn(s, c);
-        return;
+        struct iovec iov[2];
+        int cnt = ring_iov_space(&c->to_guest, TCP_BUF, iov);
+        size_t want = iov[0].iov_len + (cnt > 1 ? iov[1].iov_len : 0);
+        ssize_t n = readv(c->fd, iov, cnt);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                return;
+            reset_conn(s, c);
+            return;
+        }
+        if (n == 0)
+            c->host_eof = 1;
+        c->to_guest.len += (size_t)n;
+        if (!(ev & EPOLLRDHUP) || (size_t)n == want)
+            return;
     }
-    if (n == 0)
-        c->host_eof = 1;
-    c->to_guest.len += (size_t)n;
 }
 
 void tcp_on_event(struct net_stack *s, struct tcp_conn *c, uint32_t ev)
@@ -769,11 +785,11 @@ void tcp_on_event(struct net_stack *s, struct tcp_conn *c, uint32_t ev)
     if (c->fd < 0)
         return;
     if (c->connecting) {
-        on_connected(s, c);
+        on_connected(s, c, ev);
         return;
     }
-    if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-        read_host(s, c);
+    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        read_host(s, c, ev);
         if (c->state == TS_CLOSED)
             return;
     }
@@ -815,9 +831,9 @@ void tcp_accept(struct net_stack *s, struct listener *l)
         }
     }
     struct tcp_conn *c = port ? calloc(1, sizeof(*c)) : NULL;
-    if (!c || ring_init(&c->to_host, TCP_BUF) < 0 || ring_init(&c->to_guest, TCP_BUF) < 0) {
+    if (!c || ring_init(s, &c->to_host) < 0 || ring_init(s, &c->to_guest) < 0) {
         if (c) {
-            ring_free(&c->to_host);
+            ring_free(s, &c->to_host);
             free(c);
         }
         close(fd);
@@ -990,4 +1006,6 @@ void tcp_free_all(struct net_stack *s)
 {
     while (s->tcp_list)
         conn_free(s, s->tcp_list, 1);
+    while (s->nspare)
+        free(s->ring_spare[--s->nspare]);
 }
