@@ -142,7 +142,10 @@ struct net_stack {
 
     struct nwatch *grave; /* objects freed at the end of an event batch */
     uint64_t rng;
-    uint64_t armed_at;
+    uint64_t armed_at; /* the timerfd's expiry (ms), 0: none */
+    uint64_t later_at; /* see net_deadline */
+    int armed_delack;  /* armed_at is only there for delayed ACKs */
+    int ndelack;       /* connections with a delayed ACK pending */
 };
 
 uint64_t net_now_ms(void);
@@ -154,6 +157,9 @@ void net_unwatch(struct net_stack *s, int fd);
 void net_bury(struct net_stack *s, void *obj); /* free after the current batch */
 /* Makes sure the timer fires at or before at (ms, net_now_ms clock). */
 void net_deadline(struct net_stack *s, uint64_t at);
+/* The armed expiry was for delayed ACKs that all went out early (armed_delack):
+ * re-arm for the deadlines it hid, so the timer does not wake us for nothing. */
+void net_deadline_release(struct net_stack *s);
 /* Builds Ethernet + IPv4 headers in front of the l4 bytes already at
  * s->frame + NET_L4_OFF and sends the frame. Returns the output result. */
 #define NET_L4_OFF 34

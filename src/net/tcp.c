@@ -140,6 +140,17 @@ static int half_open(const struct tcp_conn *c)
     return c->state == TS_CONNECTING || c->state == TS_SYN_RCVD || c->state == TS_SYN_SENT;
 }
 
+/* A delayed ACK no longer pending: when it was the last, the timer armed for it
+ * has nothing left to do. */
+static void delack_clear(struct net_stack *s, struct tcp_conn *c)
+{
+    if (!c->delack_at)
+        return;
+    c->delack_at = 0;
+    if (--s->ndelack == 0)
+        net_deadline_release(s);
+}
+
 static void conn_free(struct net_stack *s, struct tcp_conn *c, int abort_host)
 {
     if (c->state == TS_CLOSED)
@@ -166,6 +177,7 @@ static void conn_free(struct net_stack *s, struct tcp_conn *c, int abort_host)
             *ap = c->ack_next;
     }
     s->ntcp--;
+    delack_clear(s, c);
     if (c->fd >= 0) {
         if (abort_host) {
             struct linger lg = {1, 0};
@@ -211,7 +223,7 @@ static int send_seg(struct net_stack *s, struct tcp_conn *c, uint32_t seq, uint8
     if (flags & TCPF_ACK) {
         c->acked_to = c->rcv_nxt;
         c->ack_pending = 0;
-        c->delack_at = 0;
+        delack_clear(s, c);
         c->rcv_adv = c->rcv_nxt + (syn ? win : ((uint32_t)win << c->rcv_wscale));
     }
     return net_send_ip(s, c->rip, s->cfg.guest_ip, IP_PROTO_TCP, hl + len);
@@ -417,7 +429,10 @@ void tcp_flush_acks(struct net_stack *s)
              * 9293 3.8.6.3; the timer bounds the delay). */
             if (!c->delack_at) {
                 c->delack_at = net_now_ms() + DELACK_MS;
+                s->ndelack++;
                 net_deadline(s, c->delack_at);
+                if (s->armed_at == c->delack_at)
+                    s->armed_delack = 1;
             }
         } else if (c->ack_pending || window_opened(c)) {
             send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0);
@@ -873,7 +888,7 @@ void tcp_tick(struct net_stack *s, uint64_t now, uint64_t *next)
             if (c->delack_at <= now) {
                 if (c->ack_pending && c->state == TS_ESTABLISHED)
                     send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0);
-                c->delack_at = 0;
+                delack_clear(s, c);
             } else if (!*next || c->delack_at < *next) {
                 *next = c->delack_at;
             }
