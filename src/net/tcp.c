@@ -2,8 +2,10 @@
  * re-originated from a host socket, and each published-port connection is opened by
  * the stack toward the guest. Per connection two bounded rings (TCP_BUF each way):
  * the host socket is not read while the guest's window or our ring is full, and the
- * window we advertise is the room left in the ring toward the host. Unacknowledged
- * data is retransmitted on timeout; half-open and total connections are capped.
+ * window we advertise is the room left in the ring toward the host. Guest data is
+ * written to the host and ACKed once per batch of frames (a small request's ACK is
+ * delayed so the answer can carry it). Unacknowledged data is retransmitted on
+ * timeout; half-open and total connections are capped.
  * Connections to port 53 (any address) are DNS over TCP: the stack completes them
  * itself and hands each length-prefixed query to its resolver (udp.c). */
 #include "net/internal.h"
