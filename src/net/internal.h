@@ -66,6 +66,7 @@ struct tcp_conn {
     uint32_t acked_to; /* rcv_nxt of the last ACK sent */
     int host_eof, fin_sent, fin_acked, guest_fin, host_shut;
     int ack_pending;
+    uint64_t delack_at; /* ms: the held-back ACK goes out then */
     uint64_t rto_at;
     uint32_t rto_ms;
     int retries;
@@ -113,6 +114,7 @@ struct listener {
 };
 
 #define TCP_HASH 4096
+#define RING_SPARE 8 /* freed TCP rings kept for reuse */
 struct net_stack {
     struct net_config cfg;
     struct policy pol;
@@ -133,6 +135,8 @@ struct net_stack {
     struct tcp_conn *tcp_list;
     struct tcp_conn *ack_list;
     int ntcp, nhalf;
+    uint8_t *ring_spare[RING_SPARE];
+    int nspare;
     uint16_t next_eport;
 
     struct udp_flow *udp_list;
@@ -146,7 +150,10 @@ struct net_stack {
     struct reasm *reasm;  /* the guest's fragments being reassembled (reasm.c), on first use */
     struct nwatch *grave; /* objects freed at the end of an event batch */
     uint64_t rng;
-    uint64_t armed_at;
+    uint64_t armed_at; /* the timerfd's expiry (ms), 0: none */
+    uint64_t later_at; /* see net_deadline */
+    int armed_delack;  /* armed_at is only there for delayed ACKs */
+    int ndelack;       /* connections with a delayed ACK pending */
 };
 
 uint64_t net_now_ms(void);
@@ -158,6 +165,9 @@ void net_unwatch(struct net_stack *s, int fd);
 void net_bury(struct net_stack *s, void *obj); /* free after the current batch */
 /* Makes sure the timer fires at or before at (ms, net_now_ms clock). */
 void net_deadline(struct net_stack *s, uint64_t at);
+/* The armed expiry was for delayed ACKs that all went out early (armed_delack):
+ * re-arm for the deadlines it hid, so the timer does not wake us for nothing. */
+void net_deadline_release(struct net_stack *s);
 /* Builds Ethernet + IPv4 headers in front of the l4 bytes already at
  * s->frame + NET_L4_OFF and sends the frame. Returns the output result. */
 #define NET_L4_OFF 34

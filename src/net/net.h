@@ -101,7 +101,8 @@ struct net_stack *net_stack_new(const struct net_config *cfg, net_output_fn out,
 void net_stack_free(struct net_stack *s);
 /* One Ethernet frame from the guest (no FCS). Never fails: bad frames are counted. */
 void net_stack_input_frame(struct net_stack *s, const uint8_t *frame, size_t len);
-/* Sends the ACKs held back while a batch of frames came in; call after each batch. */
+/* Ends a batch of frames: writes the guest data it brought to the host sockets and
+ * sends the ACKs held back. Call after each batch; until then that data waits. */
 void net_stack_flush(struct net_stack *s);
 /* The one fd (an epoll set of the stack's sockets and its timer) to watch for EPOLLIN. */
 int net_stack_fd(const struct net_stack *s);

@@ -62,17 +62,42 @@ uint32_t net_random(struct net_stack *s)
     return (uint32_t)(s->rng >> 16);
 }
 
+static void arm(struct net_stack *s, uint64_t at)
+{
+    struct itimerspec its = {0};
+    if (at) {
+        its.it_value.tv_sec = (time_t)(at / 1000);
+        its.it_value.tv_nsec = (long)(at % 1000) * 1000000;
+        if (!its.it_value.tv_sec && !its.it_value.tv_nsec)
+            its.it_value.tv_nsec = 1;
+    }
+    timerfd_settime(s->timerfd, TFD_TIMER_ABSTIME, &its, NULL); /* 0: disarmed */
+}
+
+/* later_at is no later than every deadline asked for since the last tick that the
+ * armed one hides, so that net_deadline_release can fall back to it. */
 void net_deadline(struct net_stack *s, uint64_t at)
 {
-    if (s->armed_at && s->armed_at <= at)
+    if (s->armed_at && s->armed_at <= at) {
+        if (!s->later_at || at < s->later_at)
+            s->later_at = at;
         return;
+    }
+    if (s->armed_at && (!s->later_at || s->armed_at < s->later_at))
+        s->later_at = s->armed_at;
     s->armed_at = at;
-    struct itimerspec its = {0};
-    its.it_value.tv_sec = (time_t)(at / 1000);
-    its.it_value.tv_nsec = (long)(at % 1000) * 1000000;
-    if (!its.it_value.tv_sec && !its.it_value.tv_nsec)
-        its.it_value.tv_nsec = 1;
-    timerfd_settime(s->timerfd, TFD_TIMER_ABSTIME, &its, NULL);
+    s->armed_delack = 0;
+    arm(s, at);
+}
+
+void net_deadline_release(struct net_stack *s)
+{
+    if (!s->armed_delack)
+        return;
+    s->armed_delack = 0;
+    s->armed_at = s->later_at;
+    s->later_at = 0;
+    arm(s, s->armed_at);
 }
 
 static int send_frame(struct net_stack *s, uint8_t *f, size_t len)
@@ -323,11 +348,13 @@ void net_stack_free(struct net_stack *s)
 
 int net_stack_fd(const struct net_stack *s) { return s->epfd; }
 
+/* The timer is one-shot: once it fired nothing is armed. Called otherwise
+ * (net_stack_tick) it may still be: a stale expiry only makes a spurious tick. */
 static void tick(struct net_stack *s)
 {
     uint64_t now = net_now_ms(), next = 0;
-    s->armed_at = 0;
-    timerfd_settime(s->timerfd, 0, &(struct itimerspec){{0, 0}, {0, 0}}, NULL);
+    s->armed_at = s->later_at = 0;
+    s->armed_delack = 0;
     tcp_flush_acks(s);
     tcp_tick(s, now, &next);
     udp_tick(s, now, &next);

@@ -2,8 +2,10 @@
  * re-originated from a host socket, and each published-port connection is opened by
  * the stack toward the guest. Per connection two bounded rings (TCP_BUF each way):
  * the host socket is not read while the guest's window or our ring is full, and the
- * window we advertise is the room left in the ring toward the host. Unacknowledged
- * data is retransmitted on timeout; half-open and total connections are capped.
+ * window we advertise is the room left in the ring toward the host. Guest data is
+ * written to the host and ACKed once per batch of frames (a small request's ACK is
+ * delayed so the answer can carry it). Unacknowledged data is retransmitted on
+ * timeout; half-open and total connections are capped.
  * Connections to port 53 (any address) are DNS over TCP: the stack completes them
  * itself and hands each length-prefixed query to its resolver (udp.c). */
 #include "net/internal.h"
@@ -11,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -24,7 +27,7 @@
 #define RTO_MAX_MS 10000
 #define MAX_RETRIES 12
 #define MAX_SYN_RETRIES 6
-#define ACK_EVERY (32u * 1024)
+#define DELACK_MS 2            /* held-back ACKs wait 1-2 ms (the clock counts whole ms) */
 #define DNS_TCP_MAX_PENDING 16 /* per connection; more queries wait in the ring */
 #define DNS_TCP_MSG_MAX 4096
 
@@ -33,21 +36,27 @@
 
 /* ---- rings ---- */
 
-static int ring_init(struct ring *r, size_t cap)
+/* Every ring is TCP_BUF bytes. A few freed ones are kept for the next connections:
+ * at a few hundred connections a second, malloc/free of 2 x 256 KiB each time means
+ * brk calls and fresh pages. Bounded by RING_SPARE. */
+static int ring_init(struct net_stack *s, struct ring *r)
 {
     if (r->buf)
         return 0;
-    r->buf = malloc(cap);
+    r->buf = s->nspare ? s->ring_spare[--s->nspare] : malloc(TCP_BUF);
     if (!r->buf)
         return -1;
-    r->cap = cap;
+    r->cap = TCP_BUF;
     r->head = r->len = 0;
     return 0;
 }
 
-static void ring_free(struct ring *r)
+static void ring_free(struct net_stack *s, struct ring *r)
 {
-    free(r->buf);
+    if (r->buf && s->nspare < RING_SPARE)
+        s->ring_spare[s->nspare++] = r->buf;
+    else
+        free(r->buf);
     memset(r, 0, sizeof(*r));
 }
 
@@ -133,6 +142,17 @@ static int half_open(const struct tcp_conn *c)
     return c->state == TS_CONNECTING || c->state == TS_SYN_RCVD || c->state == TS_SYN_SENT;
 }
 
+/* A delayed ACK no longer pending: when it was the last, the timer armed for it
+ * has nothing left to do. */
+static void delack_clear(struct net_stack *s, struct tcp_conn *c)
+{
+    if (!c->delack_at)
+        return;
+    c->delack_at = 0;
+    if (--s->ndelack == 0)
+        net_deadline_release(s);
+}
+
 static void conn_free(struct net_stack *s, struct tcp_conn *c, int abort_host)
 {
     if (c->state == TS_CLOSED)
@@ -159,6 +179,7 @@ static void conn_free(struct net_stack *s, struct tcp_conn *c, int abort_host)
             *ap = c->ack_next;
     }
     s->ntcp--;
+    delack_clear(s, c);
     if (c->fd >= 0) {
         if (abort_host) {
             struct linger lg = {1, 0};
@@ -169,8 +190,8 @@ static void conn_free(struct net_stack *s, struct tcp_conn *c, int abort_host)
         close(c->fd);
         c->fd = -1;
     }
-    ring_free(&c->to_guest);
-    ring_free(&c->to_host);
+    ring_free(s, &c->to_guest);
+    ring_free(s, &c->to_host);
     net_bury(s, c);
 }
 
@@ -204,6 +225,7 @@ static int send_seg(struct net_stack *s, struct tcp_conn *c, uint32_t seq, uint8
     if (flags & TCPF_ACK) {
         c->acked_to = c->rcv_nxt;
         c->ack_pending = 0;
+        delack_clear(s, c);
         c->rcv_adv = c->rcv_nxt + (syn ? win : ((uint32_t)win << c->rcv_wscale));
     }
     return net_send_ip(s, c->rip, s->cfg.guest_ip, IP_PROTO_TCP, hl + len);
@@ -253,9 +275,9 @@ static void update_events(struct net_stack *s, struct tcp_conn *c)
         want = EPOLLOUT;
     else {
         if (!c->host_eof && c->to_guest.len < TCP_BUF && !s->link_blocked && c->state == TS_ESTABLISHED)
-            want |= EPOLLIN;
-        if (c->to_host.len && !c->sni_wait)
-            want |= EPOLLOUT;
+            want |= EPOLLIN | EPOLLRDHUP;
+        if (c->to_host.len && !c->sni_wait && !c->in_ack_list)
+            want |= EPOLLOUT; /* (batched data is written at the batch's end anyway) */
     }
     /* An fd with nothing wanted leaves the set: a hung-up socket would otherwise
      * report EPOLLHUP forever while we wait for the guest. */
@@ -296,8 +318,16 @@ static void tcp_output(struct net_stack *s, struct tcp_conn *c)
             break;
         }
         uint8_t fl = TCPF_ACK | (n == unsent ? TCPF_PSH : 0);
+        if (n == unsent && c->host_eof)
+            fl |= TCPF_FIN; /* the host's EOF rides on its last bytes: one frame less */
         send_seg(s, c, c->snd_nxt, fl, inflight, n);
         c->snd_nxt += (uint32_t)n;
+        if (fl & TCPF_FIN) {
+            c->fin_seq = c->snd_nxt;
+            c->fin_ever = 1;
+            c->snd_nxt++;
+            c->fin_sent = 1;
+        }
     }
     if (SEQ_LT(c->snd_max, c->snd_nxt))
         c->snd_max = c->snd_nxt;
@@ -325,10 +355,23 @@ static void maybe_finish(struct net_stack *s, struct tcp_conn *c)
         conn_free(s, c, 0);
 }
 
-/* Writes the in-order guest bytes to the host; opens the window when room appears. */
+/* Whether a pure window update is worth a frame (receiver SWS avoidance, RFC 9293
+ * 3.8.6.2.2): when the window grew by half the buffer, or by a few segments while the
+ * guest's usable window is under half. Every segment would cost the guest an
+ * interrupt for nothing while it still has room to send. */
+static int window_opened(const struct tcp_conn *c)
+{
+    int32_t lim = (int32_t)rcv_limit(c);
+    int32_t grow = (int32_t)(c->rcv_nxt + rcv_space(c) - c->rcv_adv);
+    int32_t usable = (int32_t)(c->rcv_adv - c->rcv_nxt);
+    return grow >= lim / 2 || (grow >= (int32_t)(c->mss * 4u) && usable < lim / 2);
+}
+
+/* Writes the in-order guest bytes to the host; with wupdate, opens the window when
+ * room appears (otherwise the caller's ACK, at the batch's end, carries it). */
 static void dns_tcp_input(struct net_stack *s, struct tcp_conn *c);
 
-static void flush_to_host(struct net_stack *s, struct tcp_conn *c)
+static void flush_to_host(struct net_stack *s, struct tcp_conn *c, int wupdate)
 {
     if (c->dns) {
         dns_tcp_input(s, c);
@@ -350,27 +393,22 @@ static void flush_to_host(struct net_stack *s, struct tcp_conn *c)
         }
         ring_drop(&c->to_host, (size_t)n);
     }
-    uint32_t edge = c->rcv_nxt + rcv_space(c);
-    uint32_t step = c->mss * 4u;
-    if (c->state == TS_ESTABLISHED && (int32_t)(edge - c->rcv_adv) >= (int32_t)step)
+    if (wupdate && c->state == TS_ESTABLISHED && !c->in_ack_list && window_opened(c))
         send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0); /* window update */
     maybe_finish(s, c);
     if (c->state != TS_CLOSED)
         update_events(s, c);
 }
 
+/* Guest data taken: the host write and the ACK wait for the end of the batch of
+ * frames (net_stack_flush), so a burst of segments costs one writev and one ACK. */
 static void want_ack(struct net_stack *s, struct tcp_conn *c)
 {
     c->ack_pending = 1;
-    if (c->rcv_nxt - c->acked_to >= ACK_EVERY) {
-        send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0);
-        return;
-    }
     if (!c->in_ack_list) {
         c->in_ack_list = 1;
         c->ack_next = s->ack_list;
         s->ack_list = c;
-        net_deadline(s, net_now_ms() + 2);
     }
 }
 
@@ -380,13 +418,37 @@ void tcp_flush_acks(struct net_stack *s)
         struct tcp_conn *c = s->ack_list;
         s->ack_list = c->ack_next;
         c->in_ack_list = 0;
-        if (c->ack_pending && c->state == TS_ESTABLISHED)
+        if (c->state != TS_ESTABLISHED)
+            continue;
+        if (c->to_host.len)
+            flush_to_host(s, c, 0);
+        if (c->state != TS_ESTABLISHED)
+            continue;
+        if (c->ack_pending && c->rcv_nxt - c->acked_to < 2u * c->mss && !c->to_host.len &&
+            (int32_t)(c->rcv_adv - c->rcv_nxt) >= (int32_t)(8u * c->mss)) {
+            /* Less than two segments, all passed on to the host, and the guest may
+             * still send plenty: the answer, if one comes soon, carries the ACK (RFC
+             * 9293 3.8.6.3; the timer bounds the delay). */
+            if (!c->delack_at) {
+                c->delack_at = net_now_ms() + DELACK_MS;
+                s->ndelack++;
+                net_deadline(s, c->delack_at);
+                if (s->armed_at == c->delack_at)
+                    s->armed_delack = 1;
+            }
+        } else if (c->ack_pending || window_opened(c)) {
             send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0);
+        }
     }
 }
 
 /* ---- opening ---- */
 
+static void on_connected(struct net_stack *s, struct tcp_conn *c, uint32_t ev);
+
+/* Starts the host connection. A loopback connect() has usually completed by the time
+ * it returns EINPROGRESS: then the SYN-ACK goes out now (on_connected) rather than a
+ * trip through the event loop later. */
 static int host_connect(struct net_stack *s, struct tcp_conn *c)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -401,6 +463,11 @@ static int host_connect(struct net_stack *s, struct tcp_conn *c)
     }
     c->fd = fd;
     c->connecting = 1;
+    struct pollfd pf = {.fd = fd, .events = POLLOUT};
+    if (poll(&pf, 1, 0) == 1) {
+        on_connected(s, c, (uint32_t)pf.revents); /* may reset c: the callers return right after */
+        return 0;
+    }
     c->ev = EPOLLOUT;
     if (net_watch(s, fd, EPOLLOUT, &c->w) < 0) {
         close(fd);
@@ -419,11 +486,13 @@ static void send_synack(struct net_stack *s, struct tcp_conn *c)
     arm_rto(s, c);
 }
 
-static void on_connected(struct net_stack *s, struct tcp_conn *c)
+/* ev: what poll or epoll reported; plain POLLOUT/EPOLLOUT (equal values) means the
+ * connection is up, anything else is looked at through SO_ERROR. */
+static void on_connected(struct net_stack *s, struct tcp_conn *c, uint32_t ev)
 {
     int err = 0;
     socklen_t el = sizeof(err);
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err) {
+    if (ev != EPOLLOUT && (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err)) {
         reset_conn(s, c);
         return;
     }
@@ -433,7 +502,7 @@ static void on_connected(struct net_stack *s, struct tcp_conn *c)
         update_events(s, c);
         return;
     }
-    flush_to_host(s, c); /* the ClientHello held while the SNI was checked */
+    flush_to_host(s, c, 1); /* the ClientHello held while the SNI was checked */
     if (c->state != TS_CLOSED)
         tcp_output(s, c);
 }
@@ -496,8 +565,8 @@ static void new_conn(struct net_stack *s, const struct pkt_ip *ip, const struct 
     c->snd_una = c->snd_nxt = c->snd_max = c->iss;
     c->rto_ms = RTO_MIN_MS * 5;
     c->state = TS_CONNECTING;
-    if (ring_init(&c->to_host, TCP_BUF) < 0 || ring_init(&c->to_guest, TCP_BUF) < 0) {
-        ring_free(&c->to_host);
+    if (ring_init(s, &c->to_host) < 0 || ring_init(s, &c->to_guest) < 0) {
+        ring_free(s, &c->to_host);
         free(c);
         send_rst_for(s, ip, t);
         return;
@@ -605,14 +674,17 @@ static void on_data(struct net_stack *s, struct tcp_conn *c, const struct pkt_tc
         c->rcv_nxt++;
     }
     if (take < len || fin)
-        send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0);
+        send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0); /* now: the FIN may free c below */
     else
         want_ack(s, c);
     if (c->sni_wait) {
         check_sni(s, c);
         return;
     }
-    flush_to_host(s, c);
+    /* Held for the batch's one writev unless the ring is half full (the window we
+     * advertise shrinks with it) or it is DNS, answered from the ring. */
+    if (c->dns || c->to_host.len >= rcv_limit(c) / 2)
+        flush_to_host(s, c, 0);
 }
 
 void tcp_input(struct net_stack *s, const struct pkt_ip *ip)
@@ -699,22 +771,30 @@ void tcp_input(struct net_stack *s, const struct pkt_ip *ip)
 
 /* ---- host side ---- */
 
-static void read_host(struct net_stack *s, struct tcp_conn *c)
+/* Reads what the ring has room for. With EPOLLRDHUP (the peer's FIN is queued behind
+ * the data) a short read is followed by one more for the EOF, so that the FIN can
+ * ride on the last data segment. */
+static void read_host(struct net_stack *s, struct tcp_conn *c, uint32_t ev)
 {
-    if (c->host_eof || c->to_guest.len >= TCP_BUF || c->state != TS_ESTABLISHED)
-        return;
-    struct iovec iov[2];
-    int cnt = ring_iov_space(&c->to_guest, TCP_BUF, iov);
-    ssize_t n = readv(c->fd, iov, cnt);
-    if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+    for (int i = 0; i < 2; i++) {
+        if (c->host_eof || c->to_guest.len >= TCP_BUF || c->state != TS_ESTABLISHED)
             return;
-        reset_conn(s, c);
-        return;
+        struct iovec iov[2];
+        int cnt = ring_iov_space(&c->to_guest, TCP_BUF, iov);
+        size_t want = iov[0].iov_len + (cnt > 1 ? iov[1].iov_len : 0);
+        ssize_t n = readv(c->fd, iov, cnt);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                return;
+            reset_conn(s, c);
+            return;
+        }
+        if (n == 0)
+            c->host_eof = 1;
+        c->to_guest.len += (size_t)n;
+        if (!(ev & EPOLLRDHUP) || (size_t)n == want)
+            return;
     }
-    if (n == 0)
-        c->host_eof = 1;
-    c->to_guest.len += (size_t)n;
 }
 
 void tcp_on_event(struct net_stack *s, struct tcp_conn *c, uint32_t ev)
@@ -722,11 +802,11 @@ void tcp_on_event(struct net_stack *s, struct tcp_conn *c, uint32_t ev)
     if (c->fd < 0)
         return;
     if (c->connecting) {
-        on_connected(s, c);
+        on_connected(s, c, ev);
         return;
     }
-    if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-        read_host(s, c);
+    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        read_host(s, c, ev);
         if (c->state == TS_CLOSED)
             return;
     }
@@ -740,7 +820,7 @@ void tcp_on_event(struct net_stack *s, struct tcp_conn *c, uint32_t ev)
         }
     }
     if (ev & EPOLLOUT)
-        flush_to_host(s, c);
+        flush_to_host(s, c, 1);
     if (c->state == TS_CLOSED)
         return;
     tcp_output(s, c);
@@ -768,9 +848,9 @@ void tcp_accept(struct net_stack *s, struct listener *l)
         }
     }
     struct tcp_conn *c = port ? calloc(1, sizeof(*c)) : NULL;
-    if (!c || ring_init(&c->to_host, TCP_BUF) < 0 || ring_init(&c->to_guest, TCP_BUF) < 0) {
+    if (!c || ring_init(s, &c->to_host) < 0 || ring_init(s, &c->to_guest) < 0) {
         if (c) {
-            ring_free(&c->to_host);
+            ring_free(s, &c->to_host);
             free(c);
         }
         close(fd);
@@ -806,6 +886,15 @@ void tcp_tick(struct net_stack *s, uint64_t now, uint64_t *next)
     struct tcp_conn *c = s->tcp_list, *nx;
     for (; c; c = nx) {
         nx = c->next;
+        if (c->delack_at) {
+            if (c->delack_at <= now) {
+                if (c->ack_pending && c->state == TS_ESTABLISHED)
+                    send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0);
+                delack_clear(s, c);
+            } else if (!*next || c->delack_at < *next) {
+                *next = c->delack_at;
+            }
+        }
         if (!c->rto_at)
             continue;
         if (c->rto_at > now) {
@@ -934,4 +1023,6 @@ void tcp_free_all(struct net_stack *s)
 {
     while (s->tcp_list)
         conn_free(s, s->tcp_list, 1);
+    while (s->nspare)
+        free(s->ring_spare[--s->nspare]);
 }

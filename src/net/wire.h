@@ -67,6 +67,7 @@ static inline void wr32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
+/* RFC 1071 one's-complement sum of data added to sum; wire_fold finishes it. */
 uint32_t wire_sum(const void *data, size_t len, uint32_t sum);
 uint16_t wire_fold(uint32_t sum);
 /* Sum of the TCP/UDP pseudo header. */

@@ -111,8 +111,9 @@ static inline size_t h_eth_ip(const struct harness *h, uint8_t *f, uint32_t src,
     return 34 + l4len;
 }
 
-static inline void h_send_tcp(struct harness *h, uint32_t dst, uint16_t sport, uint16_t dport, uint32_t seq,
-                              uint32_t ack, uint8_t flags, uint16_t win, const void *data, size_t len, int syn_opts)
+/* One guest TCP segment into the stack, without ending the batch (net_stack_flush). */
+static inline void h_input_tcp(struct harness *h, uint32_t dst, uint16_t sport, uint16_t dport, uint32_t seq,
+                               uint32_t ack, uint8_t flags, uint16_t win, const void *data, size_t len, int syn_opts)
 {
     uint8_t f[2048];
     uint8_t *t = f + 34;
@@ -123,6 +124,13 @@ static inline void h_send_tcp(struct harness *h, uint32_t dst, uint16_t sport, u
                          syn_opts ? 7 : -1, len);
     size_t n = h_eth_ip(h, f, h->cfg.guest_ip, dst, IP_PROTO_TCP, hl + len);
     net_stack_input_frame(h->s, f, n);
+}
+
+/* One guest TCP segment as a batch of its own. */
+static inline void h_send_tcp(struct harness *h, uint32_t dst, uint16_t sport, uint16_t dport, uint32_t seq,
+                              uint32_t ack, uint8_t flags, uint16_t win, const void *data, size_t len, int syn_opts)
+{
+    h_input_tcp(h, dst, sport, dport, seq, ack, flags, win, data, len, syn_opts);
     net_stack_flush(h->s);
 }
 

@@ -1,7 +1,7 @@
 /* TCP termination driven by synthetic guest segments against a loopback echo server
  * (no VM): handshake, data both ways with flow control, retransmission after a lost
- * frame, FIN both ways, RST on refused/denied/over-limit connections, published port,
- * DNS over TCP answered by the stack. */
+ * frame, one ACK per batch and delayed ACKs, FIN both ways, RST on refused/denied/
+ * over-limit connections, published port, DNS over TCP answered by the stack. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -199,6 +199,76 @@ static void test_echo_roundtrip(void **state)
     their++;
     h_send_tcp(&h, GW, 40000, echo_port, seq, their, TCPF_ACK, 2048, NULL, 0, 0);
     assert_int_equal(h.s->ntcp, 0);
+    h_stop(&h);
+}
+
+/* Reads n echoed bytes (acking each segment); returns the ack of the first data
+ * segment. */
+static uint32_t read_echo(struct harness *h, uint16_t sport, uint32_t seq, uint32_t *their, size_t n)
+{
+    uint8_t f[2048];
+    struct pkt_ip ip;
+    struct pkt_tcp t;
+    size_t got = 0;
+    uint32_t first_ack = 0;
+    for (int i = 0; i < 400 && got < n; i++) {
+        size_t len = h_wait(h, f, sizeof(f), 20);
+        if (!len || h_parse_tcp(f, len, &ip, &t) < 0)
+            continue;
+        assert_false(t.flags & TCPF_RST);
+        assert_true((int32_t)(t.ack - seq) <= 0); /* never acks what was not sent */
+        if (t.len && t.seq == *their) {
+            if (!got)
+                first_ack = t.ack;
+            got += t.len;
+            *their += (uint32_t)t.len;
+            h_send_tcp(h, GW, sport, echo_port, seq, *their, TCPF_ACK, 4096, NULL, 0, 0);
+        }
+    }
+    assert_int_equal(got, n);
+    return first_ack;
+}
+
+/* A batch of guest segments costs one writev and one ACK, sent at the batch's end
+ * with the whole window; a small request is not ACKed at once (the answer carries
+ * the ACK, or the delayed-ACK timer sends it). */
+static void test_batched_and_delayed_acks(void **state)
+{
+    struct harness h;
+    uint8_t f[2048], seg[1000];
+    struct pkt_ip ip;
+    struct pkt_tcp t;
+    h_init_cfg(&h);
+    allow_host(&h, echo_port);
+    h_start(&h);
+    uint32_t their, seq = 1001;
+    assert_int_equal(handshake(&h, 43000, echo_port, &their), 0);
+    h_clear(&h);
+    memset(seg, 'a', sizeof(seg));
+    for (int i = 0; i < 8; i++) {
+        h_input_tcp(&h, GW, 43000, echo_port, seq, their, TCPF_ACK, 4096, seg, sizeof(seg), 0);
+        seq += sizeof(seg);
+    }
+    assert_int_equal(h_pop(&h, f, sizeof(f)), 0); /* nothing before the batch ends */
+    net_stack_flush(h.s);
+    size_t n = h_pop(&h, f, sizeof(f));
+    assert_int_equal(h_parse_tcp(f, n, &ip, &t), 0);
+    assert_int_equal(t.flags, TCPF_ACK);
+    assert_int_equal(t.ack, seq);
+    assert_int_equal((uint32_t)t.win << 3, TCP_BUF); /* written to the host: all room again */
+    assert_int_equal(h_pop(&h, f, sizeof(f)), 0);    /* one ACK for the batch */
+    read_echo(&h, 43000, seq, &their, 8000);
+
+    h_clear(&h);
+    h_send_tcp(&h, GW, 43000, echo_port, seq, their, TCPF_ACK | TCPF_PSH, 4096, "hi", 2, 0);
+    seq += 2;
+    assert_int_equal(h_pop(&h, f, sizeof(f)), 0); /* the ACK is held back */
+    read_echo(&h, 43000, seq, &their, 2);
+    h_pump(&h, 5); /* the delayed-ACK timer, if the echo was slow, sends nothing new now */
+    while ((n = h_pop(&h, f, sizeof(f))) > 0) {
+        assert_int_equal(h_parse_tcp(f, n, &ip, &t), 0);
+        assert_int_equal(t.ack, seq);
+    }
     h_stop(&h);
 }
 
@@ -492,13 +562,10 @@ static void test_dns_over_tcp(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_echo_roundtrip),
-        cmocka_unit_test(test_refused_and_denied),
-        cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_guest_rst),
-        cmocka_unit_test(test_zero_window_bounded),
-        cmocka_unit_test(test_published_port),
-        cmocka_unit_test(test_dns_over_tcp),
+        cmocka_unit_test(test_echo_roundtrip),     cmocka_unit_test(test_batched_and_delayed_acks),
+        cmocka_unit_test(test_refused_and_denied), cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_guest_rst),          cmocka_unit_test(test_zero_window_bounded),
+        cmocka_unit_test(test_published_port),     cmocka_unit_test(test_dns_over_tcp),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
