@@ -14,7 +14,8 @@ in the guest (cocoon exec) measures against servers on 127.0.0.1:
   guest->host  MB/s sending --mb MB to a sink;
   host->guest  MB/s receiving --mb MB from a source;
   conn/s       sequential connect+1-byte echo+close, --conns times.
-Rounds alternate between the stacks (--rounds); the best round of each is kept.
+Rounds alternate between the stacks (--rounds); the table gives the median of the
+rounds (and the best round) of each, ratios from the medians.
 
 Usage: bench/net_bench.py [--build build] [--mb 256] [--conns 300] [--rounds 2] [--no-passt] [--write]
 --write replaces the "Network ..." section of bench/RESULTS.md.
@@ -25,6 +26,7 @@ import os
 import platform
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -147,7 +149,7 @@ def main():
         if not os.path.exists(sock):
             sys.exit(f"passt did not start: {passt_proc.stderr.read().decode() if passt_proc.poll() is not None else ''}")
         stacks["passt"] = {"COCOON_BENCH_NETDEV": f"stream,id=n0,server=off,addr.type=unix,addr.path={sock}"}
-    boxes, best, info = {}, {}, {}
+    boxes, rounds, info = {}, {}, {}
     try:
         for name, extra in stacks.items():
             r = run(cocoon, dict(base, **extra), "run", "-d", "--vmm", "qemu", "--net", "public",
@@ -169,9 +171,7 @@ def main():
                     sys.exit(f"{name}: guest client failed: {r.stdout.decode()} {r.stderr.decode()}")
                 res = json.loads(r.stdout.decode().strip().splitlines()[-1])
                 print(f"round {rnd + 1} {name}: " + ", ".join(f"{k} {v:.1f}" for k, v in res.items()), flush=True)
-                b = best.setdefault(name, res)
-                for k, v in res.items():
-                    b[k] = max(b[k], v)
+                rounds.setdefault(name, []).append(res)
     finally:
         for box in boxes.values():
             run(cocoon, base, "rm", "-f", box)
@@ -180,18 +180,24 @@ def main():
             passt_proc.wait(10)
             subprocess.run(["rm", "-rf", sockdir])
         subprocess.run(["rm", "-rf", home])
-    c, s, p = best["cocoon"], best["slirp"], best.get("passt")
+    med = {n: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for n, rs in rounds.items()}
+    top = {n: {k: max(r[k] for r in rs) for k in rs[0]} for n, rs in rounds.items()}
+    c, s, p = med["cocoon"], med["slirp"], med.get("passt")
+
+    def cell(n, k):
+        return f"{med[n][k]:.1f} ({top[n][k]:.1f})"
     rows = [("TCP guest -> host (MB/s)", "guest_to_host"), ("TCP host -> guest (MB/s)", "host_to_guest"),
             ("connections/s (connect, 1-byte echo, close)", "conns")]
     if p:
         table = ["| metric | cocoon stack | QEMU user (libslirp) | passt | cocoon / slirp | cocoon / passt |",
                  "|---|---|---|---|---|---|"]
         for label, k in rows:
-            table.append(f"| {label} | {c[k]:.1f} | {s[k]:.1f} | {p[k]:.1f} | {c[k] / s[k]:.2f} | {c[k] / p[k]:.2f} |")
+            table.append(f"| {label} | {cell('cocoon', k)} | {cell('slirp', k)} | {cell('passt', k)} | {c[k] / s[k]:.2f} | "
+                         f"{c[k] / p[k]:.2f} |")
     else:
         table = ["| metric | cocoon stack | QEMU user (libslirp) | cocoon / slirp |", "|---|---|---|---|"]
         for label, k in rows:
-            table.append(f"| {label} | {c[k]:.1f} | {s[k]:.1f} | {c[k] / s[k]:.2f} |")
+            table.append(f"| {label} | {cell('cocoon', k)} | {cell('slirp', k)} | {c[k] / s[k]:.2f} |")
     passt_ver = ""
     if passt:
         v = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "passt"], stdout=subprocess.PIPE,
@@ -200,7 +206,8 @@ def main():
     body = "\n".join([
         f"`bench/net_bench.py --mb {a.mb} --conns {a.conns} --rounds {a.rounds} --write` "
         f"({platform.node()}, {os.cpu_count()} CPUs, qemu backend, accel {info.get('accel', '?')}, "
-        f"{time.strftime('%Y-%m-%d')}; best of {a.rounds} alternating rounds; one guest python client "
+        f"{time.strftime('%Y-%m-%d')}; median (best) of {a.rounds} alternating rounds, ratios of the medians; "
+        f"one guest python client "
         f"via `cocoon exec` against python servers on 127.0.0.1, reached as 10.0.2.2 in all).",
         "", *table, "",
         (f"passt: {passt_ver} (Debian), `passt -f -4 -1 -s SOCK -a 10.0.2.15 -n 24 -g 10.0.2.2`, QEMU "
