@@ -8,6 +8,7 @@ export PATH=/bin:/usr/bin # /usr/bin: QEMU, for the qemu backend
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
+ip link set lo up # the boxes' host alias is the outer VM's loopback
 echo "NESTED: outer up after $(cut -d' ' -f1 /proc/uptime) s"
 
 pass() { echo "PASS $*"; }
@@ -128,6 +129,10 @@ core() {
 
 mkbox box1 1
 mkbox box2 2 public
+# box2's network: the outer VM's port 8080 allowed as the host alias, 8081 not, and
+# the guest's port 80 published on the outer VM's 127.0.0.1:18080
+sed -i 's|"net": {"mode": "public"}|"net": {"mode": "public", "rules": ["allow host:8080"], "ports": ["127.0.0.1:18080:80"]}|' \
+    /boxes/box2/config.json
 if core box1 kvm; then
     if boot box2; then
         measure box2 256
@@ -149,6 +154,30 @@ if core box1 kvm; then
         52:54:00:c0:c0:0f\|*10.0.2.2*52:54:00:c0:c0:02*) pass "virtio-net: eth0 $mac, gateway ARP resolved" ;;
         *) fail "virtio-net: mac '$mac' arp '$arp'"; grep -i 'net' /boxes/box2/vmm.log | tail -5 ;;
         esac
+        # TCP through virtio-net and the stack, both ways, with the policy applied: 4 MiB
+        # from an allowed host port, a refused one logged with its rule, and a server in
+        # the guest reached through a published port
+        mkdir -p /tmp/www
+        dd if=/dev/urandom of=/tmp/www/blob bs=64k count=64 2>/dev/null
+        want=$(sha256sum </tmp/www/blob | cut -d' ' -f1)
+        httpd -p 127.0.0.1:8080 -h /tmp/www
+        httpd -p 127.0.0.1:8081 -h /tmp/www
+        got=$(ctl box2 exec sh -c '/bin/busybox wget -q -O - http://10.0.2.2:8080/blob | /bin/busybox sha256sum' | cut -d' ' -f1)
+        [ "$got" = "$want" ] && pass "net-tcp-in: 4 MiB from an allowed host port, hash matches" ||
+            fail "net-tcp-in: hash '$got', want '$want'"
+        ctl box2 exec sh -c 'printf "GET /blob HTTP/1.0\r\n\r\n" | /bin/busybox nc 10.0.2.2 8081' >/tmp/denied 2>&1
+        rc=$?
+        if [ $rc != 0 ] && grep -q 'deny tcp 10.0.2.15:[0-9]* -> 10.0.2.2:8081' /boxes/box2/net.log; then
+            pass "net-deny: port 8081 refused (nc rc $rc) and logged: $(grep -o 'rule=.*' /boxes/box2/net.log | tail -1)"
+        else
+            fail "net-deny: nc rc $rc ($(cat /tmp/denied)), net.log: $(tail -2 /boxes/box2/net.log)"
+        fi
+        ctl box2 exec sh -c 'mkdir -p /www && /bin/busybox dd if=/dev/zero of=/www/zero bs=64k count=32 2>/dev/null &&
+            /bin/busybox httpd -p 80 -h /www'
+        got=$(wget -q -O - http://127.0.0.1:18080/zero | sha256sum | cut -d' ' -f1)
+        want=$(dd if=/dev/zero bs=64k count=32 2>/dev/null | sha256sum | cut -d' ' -f1)
+        [ "$got" = "$want" ] && pass "net-published: 2 MiB from the guest's httpd through 127.0.0.1:18080" ||
+            fail "net-published: hash '$got', want '$want'"
         stop box2
         # the kvm child keeps net.stats.json (cocoon stats) like the monitor does for QEMU
         st=$(cat /boxes/box2/net.stats.json 2>/dev/null)
