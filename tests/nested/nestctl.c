@@ -3,11 +3,15 @@
  * exec or to shut a box down.
  *   nestctl SOCK hello                 prints "backend=<b> accel=<a> ready_ms=<n>"
  *   nestctl SOCK exec ARGV...          stdout/stderr relayed, exits with the exec's code
- *   nestctl SOCK shutdown              asks the guest to power off, waits for the close */
+ *   nestctl SOCK shutdown              asks the guest to power off, waits for the close
+ *   nestctl dns PORT NAME=IPV4...      a DNS responder on 127.0.0.1:PORT (UDP) answering A
+ *                                      queries for those names, NXDOMAIN for others, forever */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -150,10 +154,66 @@ static int do_shutdown(int fd)
     return 0;
 }
 
+/* The upstream resolver of the lane's DNS check: one question per query, answered
+ * from argv; just enough DNS (RFC 1035 4.1) for the stack's forwarding. */
+static int do_dns(int port, int n, char **pairs)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+        return die("dns: cannot bind");
+    for (;;) {
+        uint8_t q[512], r[600];
+        struct sockaddr_in peer;
+        socklen_t pl = sizeof(peer);
+        ssize_t len = recvfrom(fd, q, sizeof(q), 0, (struct sockaddr *)&peer, &pl);
+        if (len < 17 || q[4] != 0 || q[5] != 1)
+            continue;
+        char name[256];
+        size_t off = 12, nl = 0;
+        while (off < (size_t)len && q[off] && q[off] < 64 && off + 1 + q[off] < (size_t)len &&
+               nl + q[off] + 1 < sizeof(name)) {
+            if (nl)
+                name[nl++] = '.';
+            memcpy(name + nl, q + off + 1, q[off]);
+            nl += q[off];
+            off += 1 + (size_t)q[off];
+        }
+        if (off + 5 > (size_t)len || q[off])
+            continue;
+        name[nl] = 0;
+        size_t qend = off + 5; /* the zero label, QTYPE, QCLASS */
+        uint16_t qtype = (uint16_t)(q[off + 1] << 8 | q[off + 2]);
+        const char *ip = NULL;
+        for (int i = 0; i < n; i++) {
+            const char *eq = strchr(pairs[i], '=');
+            if (eq && (size_t)(eq - pairs[i]) == nl && !strncasecmp(pairs[i], name, nl))
+                ip = eq + 1;
+        }
+        memcpy(r, q, qend);
+        r[2] = 0x81;
+        r[3] = ip ? 0x80 : 0x83; /* RA; NXDOMAIN when the name is unknown */
+        r[6] = r[7] = r[8] = r[9] = r[10] = r[11] = 0;
+        size_t rl = qend;
+        struct in_addr a;
+        if (ip && qtype == 1 && inet_pton(AF_INET, ip, &a) == 1) {
+            r[7] = 1;
+            const uint8_t rr[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4};
+            memcpy(r + rl, rr, sizeof(rr));
+            memcpy(r + rl + sizeof(rr), &a, 4);
+            rl += sizeof(rr) + 4;
+        }
+        sendto(fd, r, rl, 0, (struct sockaddr *)&peer, pl);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3)
-        return die("usage: nestctl SOCK hello|exec ARGV...|shutdown");
+        return die("usage: nestctl SOCK hello|exec ARGV...|shutdown, or nestctl dns PORT NAME=IP...");
+    if (!strcmp(argv[1], "dns"))
+        return do_dns(atoi(argv[2]), argc - 3, argv + 3);
     int fd = connect_to(argv[1]);
     if (!strcmp(argv[2], "hello"))
         return do_hello(fd);

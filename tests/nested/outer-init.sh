@@ -131,8 +131,10 @@ mkbox box1 1
 mkbox box2 2 public
 # box2's network: the outer VM's port 8080 allowed as the host alias, 8081 not, and
 # the guest's port 80 published on the outer VM's 127.0.0.1:18080
-sed -i 's|"net": {"mode": "public"}|"net": {"mode": "public", "rules": ["allow host:8080"], "ports": ["127.0.0.1:18080:80"]}|' \
+# the outer VM's 127.0.0.1:5300 (nestctl dns) is its upstream resolver
+sed -i 's|"net": {"mode": "public"}|"net": {"mode": "public", "rules": ["allow host:8080", "allow *.allowed.test", "deny bad.test"], "ports": ["127.0.0.1:18080:80"], "dns_upstream": ["127.0.0.1:5300"]}|' \
     /boxes/box2/config.json
+nestctl dns 5300 www.allowed.test=93.184.216.34 rebind.allowed.test=10.0.0.5 bad.test=93.184.216.35 &
 if core box1 kvm; then
     if boot box2; then
         measure box2 256
@@ -171,6 +173,16 @@ if core box1 kvm; then
             pass "net-deny: port 8081 refused (nc rc $rc) and logged: $(grep -o 'rule=.*' /boxes/box2/net.log | tail -1)"
         else
             fail "net-deny: nc rc $rc ($(cat /tmp/denied)), net.log: $(tail -2 /boxes/box2/net.log)"
+        fi
+        # DNS through the stack's resolver: an allowed name answered, a private answer
+        # for it stripped (rebinding), a denied name refused and logged with its rule
+        dns=$(ctl box2 exec sh -c 'for n in www.allowed.test rebind.allowed.test bad.test; do
+            echo "$n: $(/bin/busybox nslookup $n 10.0.2.3 2>&1 | grep -c -E "Address: (93.184.216.3[45]|10.0.0.5)")"; done' | tr '\n' ' ')
+        if [ "$dns" = "www.allowed.test: 1 rebind.allowed.test: 0 bad.test: 0 " ] &&
+            grep -q 'deny dns.* bad.test.*rule="deny bad.test"' /boxes/box2/net.log; then
+            pass "net-dns: $dns(bad.test denied and logged)"
+        else
+            fail "net-dns: '$dns' net.log: $(grep dns /boxes/box2/net.log | tail -2)"
         fi
         ctl box2 exec sh -c 'mkdir -p /www && /bin/busybox dd if=/dev/zero of=/www/zero bs=64k count=32 2>/dev/null &&
             /bin/busybox httpd -p 80 -h /www'
