@@ -153,6 +153,7 @@ int kvm_run_main(const char *box_dir)
         .cpus = cfg.cpus,
         .hide_xsave = env_on("COCOON_KVM_HIDE_XSAVE"),
         .map_kernel = env_on("COCOON_KVM_MAP_KERNEL"),
+        .no_hugepages = env_on("COCOON_KVM_NO_HUGEPAGES"),
         .kernel = cfg.kernel,
         .initrd = cfg.initrd[0] ? cfg.initrd : NULL,
         .cmdline = cmdline,

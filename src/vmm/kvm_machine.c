@@ -73,7 +73,7 @@ int kvm_machine__create(struct kvm_machine *m, const struct kvm_machine_opts *o,
 {
     memset(m, 0, sizeof(*m));
     m->blk.raw_fd = -1;
-    if (kvm_vm__create(&m->vm, o->mem_bytes, o->cpus, err, errcap) < 0)
+    if (kvm_vm__create(&m->vm, o->mem_bytes, !o->no_hugepages, o->cpus, err, errcap) < 0)
         return -1;
     m->vm.hide_xsave = o->hide_xsave;
     m->vm.map_kernel = o->map_kernel;

@@ -26,8 +26,9 @@ struct guest_mem {
  * Overflow-safe for any 64-bit gpa and len. */
 void *guest_mem__ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 
-/* Maps anonymous memory for `bytes` of RAM laid out around the MMIO hole. */
-int guest_mem__alloc(struct guest_mem *m, uint64_t bytes);
+/* Maps anonymous memory for `bytes` of RAM laid out around the MMIO hole, on
+ * transparent huge pages when hugepages is set (see kvm_mem.c). */
+int guest_mem__alloc(struct guest_mem *m, uint64_t bytes, int hugepages);
 void guest_mem__free(struct guest_mem *m);
 
 /* Maps [off, off+len) of fd privately (copy on write) at gpa, in place of the anonymous

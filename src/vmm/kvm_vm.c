@@ -37,7 +37,7 @@ static int set_memory(struct kvm_vm *vm, char *err, size_t errcap)
     return 0;
 }
 
-int kvm_vm__create(struct kvm_vm *vm, uint64_t mem_bytes, int ncpus, char *err, size_t errcap)
+int kvm_vm__create(struct kvm_vm *vm, uint64_t mem_bytes, int hugepages, int ncpus, char *err, size_t errcap)
 {
     memset(vm, 0, sizeof(*vm));
     vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->io_epfd = vm->io_wake_efd = -1;
@@ -73,7 +73,7 @@ int kvm_vm__create(struct kvm_vm *vm, uint64_t mem_bytes, int ncpus, char *err, 
     struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
     if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
         return fail(err, errcap, "KVM_CREATE_PIT2");
-    int rc = guest_mem__alloc(&vm->mem, mem_bytes);
+    int rc = guest_mem__alloc(&vm->mem, mem_bytes, hugepages);
     if (rc < 0) {
         snprintf(err, errcap, "cannot map %llu bytes of guest memory: %s", (unsigned long long)mem_bytes,
                  strerror(-rc));

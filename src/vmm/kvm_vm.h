@@ -75,7 +75,7 @@ struct kvm_vm {
 };
 
 /* kvm_vm.c */
-int kvm_vm__create(struct kvm_vm *vm, uint64_t mem_bytes, int ncpus, char *err, size_t errcap);
+int kvm_vm__create(struct kvm_vm *vm, uint64_t mem_bytes, int hugepages, int ncpus, char *err, size_t errcap);
 void kvm_vm__destroy(struct kvm_vm *vm);
 /* Sets an interrupt line (GSI) level through KVM_IRQ_LINE. Thread-safe. */
 void kvm_vm__irq_line(struct kvm_vm *vm, int gsi, int level);

@@ -100,7 +100,7 @@ static void test_map_file(void **state)
         file[i] = (uint8_t)(i * 7 + 1);
     assert_int_equal(write(fd, file, sizeof(file)), sizeof(file));
     struct guest_mem m;
-    assert_int_equal(guest_mem__alloc(&m, 4u << 20), 0);
+    assert_int_equal(guest_mem__alloc(&m, 4u << 20, 1), 0);
     assert_int_equal(guest_mem__map_file(&m, 0x200010, fd, 0x10, 5000), 0);
     uint8_t *g = guest_mem__ptr(&m, 0x200000, 2 * 4096);
     assert_non_null(g);
