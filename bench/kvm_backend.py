@@ -121,6 +121,10 @@ def main():
              "", "| nested lane | value |", "|---|---|"]
     con = os.environ.get("NESTED_CONSOLE") or os.path.join(REPO, "build", "nested", "console.txt")
     cmp_lines = []
+    if os.environ.get("NESTED_CONSOLE"):
+        lines[2] = lines[2].replace("`tests/nested/run.sh` for the real-guest figures.",
+                                    "`tests/nested/run.sh` for the real-guest figures (several lane runs pooled: "
+                                    "their console.txt files concatenated, named by NESTED_CONSOLE).")
     if os.path.exists(con):
         text = open(con, errors="replace").read()
         ready = [int(x) for x in re.findall(r"^PASS boot-box\d: ready \(ok (\d+);", text, re.M)]
