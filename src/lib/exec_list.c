@@ -51,22 +51,18 @@ static int execs_request(cocoon_box *box, struct lib_xfer *x, size_t len, struct
 static int execs_call(cocoon_box *box, int list_only, uint32_t pid, uint32_t signo, struct proto_exec_entry **out,
                       size_t *count, cocoon_error *err)
 {
-    struct lib_xfer *x = malloc(sizeof(*x));
+    struct lib_xfer *x = lib_xfer_open(box, err);
     if (!x)
-        return lib_err(err, COCOON_E_NOMEM, "out of memory");
-    int rc = lib_xfer_open(box, x, err);
-    if (rc == 0) {
-        size_t len;
-        if (list_only) {
-            proto_writer_begin(x->w, PROTO_STREAM_SESSION, PROTO_VMM_LIST_EXECS);
-            len = proto_writer_finish(x->w);
-        } else {
-            len = proto_encode_signal_exec(x->w, pid, signo);
-        }
-        rc = execs_request(box, x, len, out, count, err);
-        lib_xfer_close(x);
+        return -1;
+    size_t len;
+    if (list_only) {
+        proto_writer_begin(x->w, PROTO_STREAM_SESSION, PROTO_VMM_LIST_EXECS);
+        len = proto_writer_finish(x->w);
+    } else {
+        len = proto_encode_signal_exec(x->w, pid, signo);
     }
-    free(x);
+    int rc = execs_request(box, x, len, out, count, err);
+    lib_xfer_close(x);
     return rc;
 }
 

@@ -40,7 +40,9 @@ static int xfer_fail(struct lib_xfer *x, int code, const char *prefix, const cha
     return -1;
 }
 
-int lib_xfer_open(cocoon_box *box, struct lib_xfer *x, cocoon_error *err)
+static void xfer_release(struct lib_xfer *x);
+
+static int xfer_init(cocoon_box *box, struct lib_xfer *x, cocoon_error *err)
 {
     memset(x, 0, sizeof(*x));
     x->box = box;
@@ -53,12 +55,12 @@ int lib_xfer_open(cocoon_box *box, struct lib_xfer *x, cocoon_error *err)
     x->w = malloc(sizeof(*x->w));
     x->buf = malloc(PROTO_MAX_PAYLOAD);
     if (!x->w || !x->buf) {
-        lib_xfer_close(x);
+        xfer_release(x);
         return lib_err(err, COCOON_E_NOMEM, "out of memory");
     }
     int dirfd = open(box->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (dirfd < 0) {
-        lib_xfer_close(x);
+        xfer_release(x);
         return lib_err(err, COCOON_E_NOT_FOUND, "box %s: %s: %s", box->id, box->dir, strerror(errno));
     }
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -71,31 +73,51 @@ int lib_xfer_open(cocoon_box *box, struct lib_xfer *x, cocoon_error *err)
     }
     close(dirfd);
     if (rc < 0) {
-        lib_xfer_close(x);
+        xfer_release(x);
         return lib_err(err, COCOON_E_STATE, "box %s is not running (cannot connect to its control socket: %s)", box->id,
                        strerror(e));
     }
     util_set_nonblock(x->fd, 1);
     if (proto_conn_init(&x->conn, x->fd, 0) < 0) {
-        lib_xfer_close(x);
+        xfer_release(x);
         return lib_err(err, COCOON_E_NOMEM, "out of memory");
     }
     x->conn_init = 1;
     struct proto_header h;
     const uint8_t *p;
     if (lib_xfer_next(x, &h, &p, 1) < 0) {
-        lib_xfer_close(x);
+        xfer_release(x);
         return -1;
     }
     struct proto_vmm_hello hello;
     if (h.type != PROTO_VMM_HELLO || proto_decode_vmm_hello(p, h.len, &hello) != PROTO_OK) {
-        lib_xfer_close(x);
+        xfer_release(x);
         return lib_err(err, COCOON_E_PROTOCOL, "box %s: the monitor did not greet with VMM_HELLO", box->id);
     }
     return 0;
 }
 
+struct lib_xfer *lib_xfer_open(cocoon_box *box, cocoon_error *err)
+{
+    struct lib_xfer *x = malloc(sizeof(*x));
+    if (!x) {
+        lib_err(err, COCOON_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    if (xfer_init(box, x, err) < 0) {
+        free(x);
+        return NULL;
+    }
+    return x;
+}
+
 void lib_xfer_close(struct lib_xfer *x)
+{
+    xfer_release(x);
+    free(x);
+}
+
+static void xfer_release(struct lib_xfer *x)
 {
     if (x->conn_init)
         proto_conn_free(&x->conn);
@@ -256,6 +278,14 @@ static int xfer_result(struct lib_xfer *x, const char *what, const char *path)
     return 0;
 }
 
+/* After a failure on our side: the guest usually said why it stopped (its verdict
+ * goes into err), else err gets ours. */
+static void fail_unless_guest_said(struct lib_xfer *x, const char *what, const char *path, int code, const char *detail)
+{
+    if (!x->failed && xfer_result(x, what, path) == 0)
+        lib_err(x->err, code, "%s %s: %s", what, path, detail);
+}
+
 /* Guest warnings of a successful transfer go into err->message with code 0. */
 static void pass_warnings(struct lib_xfer *x, const char *extra)
 {
@@ -384,13 +414,9 @@ int cocoon_copy_to_box(cocoon_box *box, const char *host_path, const char *box_p
             return lib_err(err, COCOON_E_INVALID, "%s: name a file or directory other than /", host_path);
         snprintf(top, sizeof(top), "%s", base_of(real));
     }
-    struct lib_xfer *x = malloc(sizeof(*x));
+    struct lib_xfer *x = lib_xfer_open(box, err);
     if (!x)
-        return lib_err(err, COCOON_E_NOMEM, "out of memory");
-    if (lib_xfer_open(box, x, err) < 0) {
-        free(x);
         return -1;
-    }
     int rc = -1;
     char warnings[WARN_MAX] = "";
     struct archive *disk = archive_read_disk_new(), *w = NULL;
@@ -462,8 +488,7 @@ int cocoon_copy_to_box(cocoon_box *box, const char *host_path, const char *box_p
     goto out;
 archive_fail:
     /* The guest usually said why it stopped reading. */
-    if (!x->failed && xfer_result(x, "copy to", box_path) == 0)
-        lib_err(err, COCOON_E_IO, "copy to %s: %s", box_path, archive_error_string(w));
+    fail_unless_guest_said(x, "copy to", box_path, COCOON_E_IO, archive_error_string(w));
 out:
     if (w)
         archive_write_free(w);
@@ -472,7 +497,6 @@ out:
     if (e)
         archive_entry_free(e);
     lib_xfer_close(x);
-    free(x);
     return rc;
 }
 
@@ -582,13 +606,9 @@ int cocoon_copy_from_box(cocoon_box *box, const char *box_path, const char *host
             return lib_err(err, COCOON_E_NOT_FOUND, "%s: no such directory", parent);
         rename = rename_buf;
     }
-    struct lib_xfer *x = malloc(sizeof(*x));
+    struct lib_xfer *x = lib_xfer_open(box, err);
     if (!x)
-        return lib_err(err, COCOON_E_NOMEM, "out of memory");
-    if (lib_xfer_open(box, x, err) < 0) {
-        free(x);
         return -1;
-    }
     int rc = -1;
     char warnings[WARN_MAX] = "";
     struct archive *r = NULL, *disk = archive_write_disk_new();
@@ -600,8 +620,7 @@ int cocoon_copy_from_box(cocoon_box *box, const char *box_path, const char *host
     }
     if (!(r = get_reader(x))) {
         /* Usually the guest refused (no such file...): its verdict says why. */
-        if (!x->failed && xfer_result(x, "copy from", box_path) == 0)
-            lib_err(err, COCOON_E_PROTOCOL, "copy from %s: the guest sent no archive", box_path);
+        fail_unless_guest_said(x, "copy from", box_path, COCOON_E_PROTOCOL, "the guest sent no archive");
         goto out;
     }
     /* No OWNER: files belong to the caller. The SECURE flags refuse writes through
@@ -655,8 +674,7 @@ int cocoon_copy_from_box(cocoon_box *box, const char *box_path, const char *host
         pass_warnings(x, warnings);
     goto out;
 read_fail:
-    if (!x->failed && xfer_result(x, "copy from", box_path) == 0)
-        lib_err(err, COCOON_E_PROTOCOL, "copy from %s: %s", box_path, archive_error_string(r));
+    fail_unless_guest_said(x, "copy from", box_path, COCOON_E_PROTOCOL, archive_error_string(r));
     goto out;
 write_fail:
     lib_err(err, COCOON_E_IO, "copy from %s: %s", box_path, archive_error_string(disk));
@@ -666,7 +684,6 @@ out:
     if (disk)
         archive_write_free(disk);
     lib_xfer_close(x);
-    free(x);
     return rc;
 }
 
@@ -677,13 +694,9 @@ int cocoon_file_write(cocoon_box *box, const char *path, const void *data, size_
     lib_err_clear(err);
     if (!box || !path || !*path || (!data && len))
         return lib_err(err, COCOON_E_INVALID, "cocoon_file_write: NULL argument");
-    struct lib_xfer *x = malloc(sizeof(*x));
+    struct lib_xfer *x = lib_xfer_open(box, err);
     if (!x)
-        return lib_err(err, COCOON_E_NOMEM, "out of memory");
-    if (lib_xfer_open(box, x, err) < 0) {
-        free(x);
         return -1;
-    }
     int rc = -1;
     struct archive *w = NULL;
     struct archive_entry *e = archive_entry_new();
@@ -714,15 +727,13 @@ int cocoon_file_write(cocoon_box *box, const char *path, const void *data, size_
     rc = xfer_result(x, "write", path);
     goto out;
 archive_fail:
-    if (!x->failed && xfer_result(x, "write", path) == 0)
-        lib_err(err, COCOON_E_IO, "write %s: %s", path, archive_error_string(w));
+    fail_unless_guest_said(x, "write", path, COCOON_E_IO, archive_error_string(w));
 out:
     if (w)
         archive_write_free(w);
     if (e)
         archive_entry_free(e);
     lib_xfer_close(x);
-    free(x);
     return rc;
 }
 
@@ -733,28 +744,22 @@ int cocoon_file_read(cocoon_box *box, const char *path, void **data, size_t *len
         return lib_err(err, COCOON_E_INVALID, "cocoon_file_read: NULL argument");
     *data = NULL;
     *len = 0;
-    struct lib_xfer *x = malloc(sizeof(*x));
+    struct lib_xfer *x = lib_xfer_open(box, err);
     if (!x)
-        return lib_err(err, COCOON_E_NOMEM, "out of memory");
-    if (lib_xfer_open(box, x, err) < 0) {
-        free(x);
         return -1;
-    }
     int rc = -1;
     char *buf = NULL;
     struct archive *r = NULL;
     if (xfer_open_stream(x, PROTO_FILE_GET, path, PROTO_FILE_FOLLOW) < 0)
         goto out;
     if (!(r = get_reader(x))) {
-        if (!x->failed && xfer_result(x, "read", path) == 0)
-            lib_err(err, COCOON_E_PROTOCOL, "read %s: the guest sent no archive", path);
+        fail_unless_guest_said(x, "read", path, COCOON_E_PROTOCOL, "the guest sent no archive");
         goto out;
     }
     struct archive_entry *e;
     int h = archive_read_next_header(r, &e);
     if (h < ARCHIVE_WARN) {
-        if (!x->failed && xfer_result(x, "read", path) == 0)
-            lib_err(err, COCOON_E_PROTOCOL, "read %s: %s", path, archive_error_string(r));
+        fail_unless_guest_said(x, "read", path, COCOON_E_PROTOCOL, archive_error_string(r));
         goto out;
     }
     if (h == ARCHIVE_EOF) {
@@ -786,8 +791,7 @@ int cocoon_file_read(cocoon_box *box, const char *path, void **data, size_t *len
         got += (size_t)n;
     }
     if (got != (size_t)size) {
-        if (!x->failed && xfer_result(x, "read", path) == 0)
-            lib_err(err, COCOON_E_PROTOCOL, "read %s: the file data ended early", path);
+        fail_unless_guest_said(x, "read", path, COCOON_E_PROTOCOL, "the file data ended early");
         goto out;
     }
     buf[got] = 0;
@@ -811,6 +815,5 @@ out:
     if (r)
         archive_read_free(r);
     lib_xfer_close(x);
-    free(x);
     return rc;
 }

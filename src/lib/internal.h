@@ -153,8 +153,9 @@ struct lib_xfer {
     char errtext[1024]; /* the guest's STDERR (diagnostics) */
     char errmsg[1024];  /* an ERROR message */
 };
-/* Connects to the running box's monitor; an error names a stopped box clearly. */
-int lib_xfer_open(cocoon_box *box, struct lib_xfer *x, cocoon_error *err);
+/* Connects to the running box's monitor: a new transfer, or NULL with err set (an
+ * error names a stopped box clearly). lib_xfer_close ends and frees it. */
+struct lib_xfer *lib_xfer_open(cocoon_box *box, cocoon_error *err);
 void lib_xfer_close(struct lib_xfer *x);
 /* Sends the frame built in x->w. */
 int lib_xfer_send(struct lib_xfer *x, size_t len);

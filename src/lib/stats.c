@@ -18,13 +18,9 @@ int cocoon_box_stats(cocoon_box *box, cocoon_stats *out, cocoon_error *err)
     if (!box || !out)
         return lib_err(err, COCOON_E_INVALID, "cocoon_box_stats: NULL argument");
     memset(out, 0, sizeof(*out));
-    struct lib_xfer *x = malloc(sizeof(*x));
+    struct lib_xfer *x = lib_xfer_open(box, err);
     if (!x)
-        return lib_err(err, COCOON_E_NOMEM, "out of memory");
-    if (lib_xfer_open(box, x, err) < 0) {
-        free(x);
         return -1;
-    }
     int rc = lib_xfer_send(x, proto_encode_stats(x->w, x->stream));
     struct proto_stats s;
     int have = 0;
@@ -43,7 +39,6 @@ int cocoon_box_stats(cocoon_box *box, cocoon_stats *out, cocoon_error *err)
         }
     }
     lib_xfer_close(x);
-    free(x);
     if (rc < 0)
         return -1;
     out->cpus = s.cpus;
