@@ -304,8 +304,12 @@ static void box_from_row(sqlite3_stmt *s, struct state_box *b)
     b->config_json = col_dup(s, 6);
 }
 
-/* Runs a one-row query with one text parameter: 1 found, 0 not, -1 error. */
-static int query_box(struct lib_state *st, const char *sql, const char *param, struct state_box *out, cocoon_error *err)
+static void box_row(sqlite3_stmt *s, void *rec) { box_from_row(s, rec); }
+
+/* Runs a one-row query with one text parameter: 1 found (the row read into out by
+ * from_row, when out is set), 0 not, -1 error. */
+static int query_one(struct lib_state *st, const char *sql, const char *param, void (*from_row)(sqlite3_stmt *, void *),
+                     void *out, const char *what, cocoon_error *err)
 {
     sqlite3_stmt *s;
     if (prepare(st, sql, &s, err) != 0)
@@ -314,11 +318,16 @@ static int query_box(struct lib_state *st, const char *sql, const char *param, s
     int rc = sqlite3_step(s);
     int found = rc == SQLITE_ROW;
     if (found && out)
-        box_from_row(s, out);
+        from_row(s, out);
     sqlite3_finalize(s);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return db_fail(st, err, "reading boxes");
+        return db_fail(st, err, what);
     return found;
+}
+
+static int query_box(struct lib_state *st, const char *sql, const char *param, struct state_box *out, cocoon_error *err)
+{
+    return query_one(st, sql, param, box_row, out, "reading boxes", err);
 }
 
 static int box_insert_body(struct lib_state *st, void *arg, cocoon_error *err)
@@ -489,7 +498,6 @@ static int collect_rows(struct lib_state *st, const char *sql, size_t elem, void
     return 0;
 }
 
-static void box_row(sqlite3_stmt *s, void *rec) { box_from_row(s, rec); }
 static void box_clear(void *rec) { state_box_clear(rec); }
 
 int state_box_list(struct lib_state *st, struct state_box **out, size_t *count, cocoon_error *err)
@@ -572,21 +580,12 @@ int state_image_put(struct lib_state *st, const struct state_image *img, cocoon_
     return write_tx(st, "recording an image", image_put_body, (void *)img, err);
 }
 
+static void image_row(sqlite3_stmt *s, void *rec) { image_from_row(s, rec); }
+
 static int query_image(struct lib_state *st, const char *sql, const char *param, struct state_image *out,
                        cocoon_error *err)
 {
-    sqlite3_stmt *s;
-    if (prepare(st, sql, &s, err) != 0)
-        return -1;
-    sqlite3_bind_text(s, 1, param, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(s);
-    int found = rc == SQLITE_ROW;
-    if (found && out)
-        image_from_row(s, out);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return db_fail(st, err, "reading images");
-    return found;
+    return query_one(st, sql, param, image_row, out, "reading images", err);
 }
 
 int state_image_get_by_id(struct lib_state *st, const char *id, struct state_image *out, cocoon_error *err)
@@ -605,7 +604,6 @@ int state_image_get_by_name(struct lib_state *st, const char *name, struct state
     return r < 0 ? -1 : 0;
 }
 
-static void image_row(sqlite3_stmt *s, void *rec) { image_from_row(s, rec); }
 static void image_clear(void *rec) { state_image_clear(rec); }
 
 int state_image_list(struct lib_state *st, struct state_image **out, size_t *count, cocoon_error *err)
