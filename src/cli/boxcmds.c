@@ -7,12 +7,6 @@
 
 #include "cli/cli.h"
 
-static int usage_error(const char *cmd, const char *text)
-{
-    cli_error("%s (see `cocoon %s --help`)", text, cmd);
-    return CLI_EXIT_RUNTIME;
-}
-
 /* Runs fn on every box named in argv[optind..]; the worst exit code wins. */
 static int each_box(int argc, char **argv, int (*fn)(cocoon_box *, void *), void *arg)
 {
@@ -47,20 +41,14 @@ static int do_start(cocoon_box *box, void *arg)
 
 int cmd_start(int argc, char **argv)
 {
-    static const struct option lo[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
-        if (c == 'h') {
-            fputs("usage: cocoon start BOX...\n\nBoots boxes and waits until they are ready; prints their ids.\n",
-                  stdout);
-            return 0;
-        }
-        return usage_error("start", "unknown option");
-    }
+    int rc = cli_simple_opts(argc, argv, "start",
+                             "usage: cocoon start BOX...\n\nBoots boxes and waits until they are ready; prints "
+                             "their ids.\n",
+                             NULL, 0, NULL);
+    if (rc >= 0)
+        return rc;
     if (optind >= argc)
-        return usage_error("start", "which box?");
+        return cli_usage_error("start", "which box?");
     return each_box(argc, argv, do_start, NULL);
 }
 
@@ -105,10 +93,10 @@ static int stop_like(int argc, char **argv, int restart)
                 return CLI_EXIT_RUNTIME;
             continue;
         }
-        return usage_error(cmd, "unknown option");
+        return cli_usage_error(cmd, "unknown option");
     }
     if (optind >= argc)
-        return usage_error(cmd, "which box?");
+        return cli_usage_error(cmd, "which box?");
     return each_box(argc, argv, restart ? do_restart : do_stop, &timeout_ms);
 }
 
@@ -129,26 +117,14 @@ static int do_rm(cocoon_box *box, void *arg)
 
 int cmd_rm(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"help", no_argument, NULL, 'h'}, {"force", no_argument, NULL, 'f'}, {NULL, 0, NULL, 0}};
-    int force = 0;
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "+hf", lo, NULL)) != -1) {
-        if (c == 'h') {
-            fputs("usage: cocoon rm [-f] BOX...\n\nRemoves boxes and their disks. -f, --force: stop running "
-                  "boxes first.\n",
-                  stdout);
-            return 0;
-        }
-        if (c == 'f') {
-            force = 1;
-            continue;
-        }
-        return usage_error("rm", "unknown option");
-    }
+    int force;
+    int rc = cli_simple_opts(argc, argv, "rm",
+                             "usage: cocoon rm [-f] BOX...\n\nRemoves boxes and their disks. -f, --force: stop "
+                             "running boxes first.\n",
+                             "force", 'f', &force);
+    if (rc >= 0)
+        return rc;
     if (optind >= argc)
-        return usage_error("rm", "which box?");
+        return cli_usage_error("rm", "which box?");
     return each_box(argc, argv, do_rm, &force);
 }

@@ -38,6 +38,13 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "cocoon: <message>" for a library error and returns CLI_EXIT_RUNTIME. */
 int cli_fail(const cocoon_error *err);
 int cli_open_runtime(cocoon_runtime **rt);
+/* "TEXT (see `cocoon CMD --help`)" on stderr; returns CLI_EXIT_RUNTIME. */
+int cli_usage_error(const char *cmd, const char *text);
+/* Options of a command that takes --help and at most one flag (flag: its long name or
+ * NULL; letter: its short form or 0). -1 once parsed (*set = the flag was given,
+ * optind at the first operand); else the command's exit code: 0 after printing help,
+ * or a usage error. */
+int cli_simple_opts(int argc, char **argv, const char *cmd, const char *help, const char *flag, char letter, int *set);
 int cli_parse_memory(const char *s, unsigned *mib);
 int cli_parse_uint(const char *s, const char *what, unsigned min, unsigned max, unsigned *out);
 int cli_parse_seconds(const char *s, unsigned *ms);

@@ -2,6 +2,7 @@
  * counts, seconds) with messages that say what is accepted, and opening the runtime. */
 #include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,36 @@ int cli_fail(const cocoon_error *err)
 {
     cli_error("%s", err->message[0] ? err->message : "unknown error");
     return CLI_EXIT_RUNTIME;
+}
+
+int cli_usage_error(const char *cmd, const char *text)
+{
+    cli_error("%s (see `cocoon %s --help`)", text, cmd);
+    return CLI_EXIT_RUNTIME;
+}
+
+int cli_simple_opts(int argc, char **argv, const char *cmd, const char *help, const char *flag, char letter, int *set)
+{
+    /* without a flag its entry, name NULL, ends the table */
+    const struct option lo[] = {{"help", no_argument, NULL, 'h'}, {flag, no_argument, NULL, 1}, {NULL, 0, NULL, 0}};
+    char shorts[4] = {'+', 'h', letter, 0};
+    if (set)
+        *set = 0;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(help, stdout);
+            return 0;
+        }
+        if (flag && (c == 1 || (letter && c == letter))) {
+            *set = 1;
+            continue;
+        }
+        return cli_usage_error(cmd, "unknown option");
+    }
+    return -1;
 }
 
 int cli_open_runtime(cocoon_runtime **rt)

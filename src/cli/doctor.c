@@ -36,27 +36,15 @@ static int print_json(const cocoon_host_info *h, int ok)
 
 int cmd_doctor(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"help", no_argument, NULL, 'h'}, {"json", no_argument, NULL, 'j'}, {NULL, 0, NULL, 0}};
-    int json = 0;
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
-        if (c == 'h') {
-            fputs("usage: cocoon doctor [--json]\n\nChecks that this host can run boxes and says what to fix.\n",
-                  stdout);
-            return 0;
-        }
-        if (c == 'j') {
-            json = 1;
-            continue;
-        }
-        cli_error("unknown option (see `cocoon doctor --help`)");
-        return CLI_EXIT_RUNTIME;
-    }
+    int json;
+    int rc = cli_simple_opts(argc, argv, "doctor",
+                             "usage: cocoon doctor [--json]\n\nChecks that this host can run boxes and says what to "
+                             "fix.\n",
+                             "json", 0, &json);
+    if (rc >= 0)
+        return rc;
     cocoon_runtime *rt;
-    int rc = cli_open_runtime(&rt);
+    rc = cli_open_runtime(&rt);
     if (rc)
         return rc;
     cocoon_host_info h;

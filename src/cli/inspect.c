@@ -11,12 +11,6 @@
 
 #include "cli/cli.h"
 
-static int usage_error(const char *cmd, const char *text)
-{
-    cli_error("%s (see `cocoon %s --help`)", text, cmd);
-    return CLI_EXIT_RUNTIME;
-}
-
 static void ago(long long t, char *out, size_t cap)
 {
     long long d = (long long)time(NULL) - t;
@@ -105,11 +99,11 @@ int cmd_ls(int argc, char **argv)
         case 'a': all = 1; break;
         case 'j': json = 1; break;
         case 'q': quiet = 1; break;
-        default: return usage_error("ls", "unknown option");
+        default: return cli_usage_error("ls", "unknown option");
         }
     }
     if (optind < argc)
-        return usage_error("ls", "unexpected argument");
+        return cli_usage_error("ls", "unexpected argument");
     cocoon_runtime *rt;
     int rc = cli_open_runtime(&rt);
     if (rc)
@@ -185,29 +179,17 @@ static void print_text(const cocoon_box_info *b)
 
 int cmd_inspect(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"help", no_argument, NULL, 'h'}, {"json", no_argument, NULL, 'j'}, {NULL, 0, NULL, 0}};
-    int json = 0;
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
-        if (c == 'h') {
-            fputs("usage: cocoon inspect [--json] BOX...\n\nShows a box's configuration, state, disk and boot "
-                  "timing. --json: one JSON object (an array for several boxes).\n",
-                  stdout);
-            return 0;
-        }
-        if (c == 'j') {
-            json = 1;
-            continue;
-        }
-        return usage_error("inspect", "unknown option");
-    }
+    int json;
+    int rc = cli_simple_opts(argc, argv, "inspect",
+                             "usage: cocoon inspect [--json] BOX...\n\nShows a box's configuration, state, disk "
+                             "and boot timing. --json: one JSON object (an array for several boxes).\n",
+                             "json", 0, &json);
+    if (rc >= 0)
+        return rc;
     if (optind >= argc)
-        return usage_error("inspect", "which box?");
+        return cli_usage_error("inspect", "which box?");
     cocoon_runtime *rt;
-    int rc = cli_open_runtime(&rt);
+    rc = cli_open_runtime(&rt);
     if (rc)
         return rc;
     int code = 0, many = argc - optind > 1;
@@ -275,10 +257,10 @@ int cmd_logs(int argc, char **argv)
             net = 1;
             continue;
         }
-        return usage_error("logs", "unknown option");
+        return cli_usage_error("logs", "unknown option");
     }
     if (optind + 1 != argc)
-        return usage_error("logs", optind >= argc ? "which box?" : "one box at a time");
+        return cli_usage_error("logs", optind >= argc ? "which box?" : "one box at a time");
     cocoon_runtime *rt;
     int rc = cli_open_runtime(&rt);
     if (rc)
