@@ -8,23 +8,21 @@ out as an OCI layout and pushed with skopeo. What the guest sees is compared wit
 the layers say."""
 import gzip
 import hashlib
-import io
 import json
 import os
 import shutil
 import subprocess
-import tarfile
 
 import pytest
 
 import registry_fixture as rf
+from layers import D, F, H, L, tar_bytes  # noqa: F401
 from conftest import decode
 
 pytestmark = pytest.mark.skipif(
     not all(shutil.which(t) for t in ("docker-registry", "skopeo")) or not os.path.exists(rf.BUSYBOX),
     reason="docker-registry, skopeo and busybox-static are needed (scripts/setup installs them)")
 
-MTIME = 1700000000
 APPLETS = ["ls", "stat", "cat", "id", "pwd", "env", "echo", "readlink", "test", "touch", "sync", "sleep", "true",
            "find", "sort", "uname", "printf", "wc", "tr", "mkdir", "rm", "grep"]
 PASSWD = b"root:x:0:0:root:/root:/bin/sh\napp:x:1234:5678:app:/home/app:/bin/sh\n"
@@ -35,38 +33,6 @@ CONFIG = {"Env": ["PATH=/usr/local/bin:/usr/bin:/bin", "GREETING=hello-from-imag
 
 
 # ---- building the images ----
-
-def _ti(name, kind=tarfile.REGTYPE, mode=0o644, uid=0, gid=0, linkname=""):
-    t = tarfile.TarInfo(name)
-    t.type, t.mode, t.uid, t.gid, t.linkname, t.mtime = kind, mode, uid, gid, linkname, MTIME
-    return t
-
-
-def F(name, data=b"", mode=0o644, uid=0, gid=0):
-    return _ti(name, mode=mode, uid=uid, gid=gid), data
-
-
-def D(name, mode=0o755, uid=0, gid=0):
-    return _ti(name, tarfile.DIRTYPE, mode=mode, uid=uid, gid=gid), None
-
-
-def L(name, target):
-    return _ti(name, tarfile.SYMTYPE, mode=0o777, linkname=target), None
-
-
-def H(name, target):
-    return _ti(name, tarfile.LNKTYPE, linkname=target), None
-
-
-def tar_bytes(members):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
-        for info, data in members:
-            if data is not None:
-                info.size = len(data)
-            t.addfile(info, io.BytesIO(data) if data is not None else None)
-    return buf.getvalue()
-
 
 class Layout:
     """A hand-written OCI layout: blobs, manifests, an index with named refs."""

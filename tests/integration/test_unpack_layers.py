@@ -7,7 +7,6 @@ is read back with debugfs (tree, owners, modes, links, devices, xattrs, contents
 checked with `e2fsck -fn`. Booting the image in a box is covered elsewhere."""
 import gzip
 import hashlib
-import io
 import os
 import re
 import shutil
@@ -16,13 +15,14 @@ import tarfile
 
 import pytest
 
+from layers import MTIME, D, DEV, F, H, L, tar_bytes, ti  # noqa: F401
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.path.dirname(os.path.abspath(os.environ["COCOON_BIN_DIR"])) if os.environ.get("COCOON_BIN_DIR") \
     else os.path.join(ROOT, "build")
 DEBUGFS = shutil.which("debugfs") or "/usr/sbin/debugfs"
 E2FSCK = shutil.which("e2fsck") or "/usr/sbin/e2fsck"
 BUSYBOX = "/bin/busybox"
-MTIME = 1700000000
 
 pytestmark = pytest.mark.skipif(not os.path.exists(DEBUGFS) or not os.path.exists(E2FSCK),
                                 reason="e2fsprogs (debugfs, e2fsck) not installed")
@@ -46,45 +46,7 @@ def tool(tmp_path_factory):
     return out
 
 
-# ---- building layers ----
-
-def ti(name, kind=tarfile.REGTYPE, mode=0o644, uid=0, gid=0, linkname="", pax=None, dev=(0, 0)):
-    t = tarfile.TarInfo(name)
-    t.type, t.mode, t.uid, t.gid, t.linkname, t.mtime = kind, mode, uid, gid, linkname, MTIME
-    t.devmajor, t.devminor = dev
-    if pax:
-        t.pax_headers = dict(pax)
-    return t
-
-
-def F(name, data=b"", **kw):
-    return ti(name, **kw), data
-
-
-def D(name, mode=0o755, **kw):
-    return ti(name, tarfile.DIRTYPE, mode=mode, **kw), None
-
-
-def L(name, target):
-    return ti(name, tarfile.SYMTYPE, mode=0o777, linkname=target), None
-
-
-def H(name, target):
-    return ti(name, tarfile.LNKTYPE, linkname=target), None
-
-
-def DEV(name, kind, mode, major, minor, gid=0):
-    return ti(name, kind, mode=mode, gid=gid, dev=(major, minor)), None
-
-
-def tar_bytes(members):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
-        for info, data in members:
-            if data is not None:
-                info.size = len(data)
-            t.addfile(info, io.BytesIO(data) if data is not None else None)
-    return buf.getvalue()
+# ---- building layers: tests/integration/layers.py ----
 
 
 class Store:
