@@ -162,22 +162,32 @@ char *util_read_file(const char *path, size_t max, size_t *len_out)
     return buf;
 }
 
+ssize_t util_read_tail(const char *path, char *buf, size_t cap)
+{
+    if (cap == 0)
+        return -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    off_t size = lseek(fd, 0, SEEK_END);
+    off_t start = size > (off_t)cap - 1 ? size - (off_t)cap + 1 : 0;
+    ssize_t n = pread(fd, buf, cap - 1, start);
+    close(fd);
+    if (n < 0)
+        return -1;
+    buf[n] = 0;
+    return n;
+}
+
 void util_tail_lines(const char *path, int lines, const char *sep, char *out, size_t cap)
 {
     if (cap == 0)
         return;
     out[0] = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
     char buf[8192];
-    off_t size = lseek(fd, 0, SEEK_END);
-    off_t start = size > (off_t)sizeof(buf) - 1 ? size - (off_t)sizeof(buf) + 1 : 0;
-    ssize_t n = pread(fd, buf, sizeof(buf) - 1, start);
-    close(fd);
+    ssize_t n = util_read_tail(path, buf, sizeof(buf));
     if (n <= 0)
         return;
-    buf[n] = 0;
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         buf[--n] = 0;
     /* Walk back over `lines` newlines. */

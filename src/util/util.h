@@ -17,6 +17,9 @@ int util_rm_rf(const char *path);
 int util_write_file_atomic(const char *path, const void *data, size_t len);
 /* Reads a whole file of at most max bytes (NUL-terminated). NULL with errno set. */
 char *util_read_file(const char *path, size_t max, size_t *len_out);
+/* The last cap - 1 bytes of a file (all of a shorter one) into buf, NUL-terminated:
+ * their count, or -1. */
+ssize_t util_read_tail(const char *path, char *buf, size_t cap);
 /* The last `lines` lines of a text file, joined with `sep`, non-printables replaced. */
 void util_tail_lines(const char *path, int lines, const char *sep, char *out, size_t cap);
 int util_set_nonblock(int fd, int on);

@@ -90,16 +90,9 @@ static void find_panic(const char *path, char *out, size_t cap)
     static const char key[] = "Kernel panic - not syncing: ";
     char buf[65536];
     out[0] = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    off_t size = lseek(fd, 0, SEEK_END);
-    off_t start = size > (off_t)sizeof(buf) - 1 ? size - (off_t)sizeof(buf) + 1 : 0;
-    ssize_t n = pread(fd, buf, sizeof(buf) - 1, start);
-    close(fd);
+    ssize_t n = util_read_tail(path, buf, sizeof(buf));
     if (n <= 0)
         return;
-    buf[n] = 0;
     for (ssize_t i = 0; i < n; i++)
         if (buf[i] == 0)
             buf[i] = ' ';
