@@ -13,20 +13,10 @@
 #include "image/image.h"
 #include "util/util.h"
 
-static int all_hex(const char *s)
-{
-    if (!*s)
-        return 0;
-    for (; *s; s++)
-        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-            return 0;
-    return 1;
-}
-
 static int valid_name(const char *s)
 {
     /* 64 hex digits name a pulled image's base (bases/<hex>.ext4), never a built-in one. */
-    if (!*s || strlen(s) > 200 || s[0] == '.' || (strlen(s) == 64 && all_hex(s)))
+    if (!*s || strlen(s) > 200 || s[0] == '.' || (strlen(s) == 64 && util_is_hex(s)))
         return 0;
     for (; *s; s++)
         if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '.' ||
@@ -98,7 +88,7 @@ static int find_by_ref_or_prefix(cocoon_runtime *rt, const char *name, struct st
     }
     const char *hex = !strncmp(name, "sha256:", 7) ? name + 7 : name;
     size_t n = strlen(hex);
-    if (n < 4 || n > 64 || !all_hex(hex))
+    if (n < 4 || n > 64 || !util_is_hex(hex))
         return 0;
     struct state_image *imgs = NULL;
     size_t count = 0, hits = 0, at = 0;

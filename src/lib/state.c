@@ -407,16 +407,6 @@ int state_box_get(struct lib_state *st, const char *id, struct state_box *out, c
     return 0;
 }
 
-static int is_hex(const char *s)
-{
-    if (!*s)
-        return 0;
-    for (; *s; s++)
-        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-            return 0;
-    return 1;
-}
-
 int state_box_find(struct lib_state *st, const char *key, struct state_box *out, cocoon_error *err)
 {
     if (!key || !*key)
@@ -426,7 +416,7 @@ int state_box_find(struct lib_state *st, const char *key, struct state_box *out,
         r = query_box(st, "SELECT " BOX_COLS " FROM boxes WHERE name = ?1", key, out, err);
     if (r != 0)
         return r < 0 ? -1 : 0;
-    if (!is_hex(key) || strlen(key) >= 16)
+    if (!util_is_hex(key) || strlen(key) >= 16)
         return lib_err(err, COCOON_E_NOT_FOUND, "no box with id or name \"%s\"", key);
     sqlite3_stmt *s;
     if (prepare(st, "SELECT " BOX_COLS " FROM boxes WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id LIMIT 6", &s,

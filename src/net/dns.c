@@ -76,6 +76,24 @@ int dns_parse_query(const uint8_t *p, size_t n, struct dns_question *q)
     return 0;
 }
 
+static size_t put_name(uint8_t *out, size_t o, size_t cap, const char *s)
+{
+    size_t need = strlen(s) + 2;
+    if (o + need > cap)
+        return 0;
+    while (*s) {
+        size_t l = strcspn(s, ".");
+        out[o++] = (uint8_t)l;
+        memcpy(out + o, s, l);
+        o += l;
+        s += l;
+        if (*s == '.')
+            s++;
+    }
+    out[o++] = 0;
+    return o;
+}
+
 /* Header + the question as an uncompressed name. */
 static size_t put_header(const uint8_t *query, const struct dns_question *q, int rcode, uint16_t ancount, uint8_t *out,
                          size_t cap)
@@ -90,18 +108,7 @@ static size_t put_header(const uint8_t *query, const struct dns_question *q, int
     wr16(out + 6, ancount);
     wr16(out + 8, 0);
     wr16(out + 10, 0);
-    size_t o = 12;
-    const char *s = q->name;
-    while (*s) {
-        size_t l = strcspn(s, ".");
-        out[o++] = (uint8_t)l;
-        memcpy(out + o, s, l);
-        o += l;
-        s += l;
-        if (*s == '.')
-            s++;
-    }
-    out[o++] = 0;
+    size_t o = put_name(out, 12, cap, q->name); /* fits: checked above */
     wr16(out + o, q->qtype);
     wr16(out + o + 2, q->qclass);
     return o + 4;
@@ -157,24 +164,6 @@ struct rr {
 };
 
 #define DNS_MAX_RR 64
-
-static size_t put_name(uint8_t *out, size_t o, size_t cap, const char *s)
-{
-    size_t need = strlen(s) + 2;
-    if (o + need > cap)
-        return 0;
-    while (*s) {
-        size_t l = strcspn(s, ".");
-        out[o++] = (uint8_t)l;
-        memcpy(out + o, s, l);
-        o += l;
-        s += l;
-        if (*s == '.')
-            s++;
-    }
-    out[o++] = 0;
-    return o;
-}
 
 long dns_filter_response(const uint8_t *resp, size_t n, const struct dns_question *q, struct policy *pol, uint64_t now,
                          uint8_t *out, size_t cap, int *stripped)

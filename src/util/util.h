@@ -15,6 +15,17 @@ int util_mkdir_p(const char *path, mode_t mode);
 int util_rm_rf(const char *path);
 /* Writes via a temp file + rename so readers never see a half-written file. */
 int util_write_file_atomic(const char *path, const void *data, size_t len);
+/* 1 when s is non-empty and all lowercase hex digits (digests, ids). */
+static inline int util_is_hex(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+            return 0;
+    return 1;
+}
+
 /* Reads a whole file of at most max bytes (NUL-terminated). NULL with errno set. */
 char *util_read_file(const char *path, size_t max, size_t *len_out);
 /* The last cap - 1 bytes of a file (all of a shorter one) into buf, NUL-terminated:
