@@ -191,15 +191,14 @@ int kvm_run_main(const char *box_dir)
             (void *)m.vm.mem.r[0].hva, m.ioeventfds, m.irqfds, m.cmdline);
     /* net.stats.json for `cocoon stats`, as the monitor writes it for a QEMU box: at
      * most once a second, when the counters changed, and once more at the end */
-    int dirfd = m.has_net ? box_dirfd : -1;
+    int stats = m.has_net && box_dirfd >= 0;
     struct net_stats written = {0}, now;
     for (;;) {
-        int stopped = kvm_machine__poll_stop(&m, dirfd >= 0 ? 1000 : -1);
-        if (dirfd >= 0) {
+        int stopped = kvm_machine__poll_stop(&m, stats ? 1000 : -1);
+        if (stats) {
             virtio_net__stats(&m.net, &now);
-            if (stopped || memcmp(&now, &written, sizeof(now)))
-                if (net_stats_write(dirfd, cfg.net.mode, &now) == 0)
-                    written = now;
+            if ((stopped || memcmp(&now, &written, sizeof(now))) && net_stats_write(box_dirfd, cfg.net.mode, &now) == 0)
+                written = now;
         }
         if (stopped)
             break;
