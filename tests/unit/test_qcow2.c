@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "disk/qcow2.h"
+#include "util/util.h"
 
 static char dir[256];
 static char err[512];
@@ -40,9 +41,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(util_rm_rf(dir), 0);
     return 0;
 }
 

@@ -23,6 +23,7 @@
 #include <ext2fs/ext2fs.h>
 
 #include "image/image.h"
+#include "util/util.h"
 
 static char dir[256];
 static char store[300];
@@ -37,18 +38,14 @@ static int setup(void **state)
     snprintf(store, sizeof(store), "%s/store", dir);
     char p[400];
     snprintf(p, sizeof(p), "%s/blobs/sha256", store);
-    char cmd[500];
-    snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", p);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(util_mkdir_p(p, 0755), 0);
     snprintf(out, sizeof(out), "%s/base.ext4", dir);
     return 0;
 }
 
 static int teardown(void **state)
 {
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(util_rm_rf(dir), 0);
     return 0;
 }
 
