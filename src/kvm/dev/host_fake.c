@@ -130,9 +130,11 @@ int host_fake_poll(struct host_fake *f)
 {
     struct pollfd p[HOST_FAKE_WATCHES];
     int n = f->nwatches, ran = 0;
+    if (n <= 0 || n > HOST_FAKE_WATCHES)
+        return 0;
     for (int i = 0; i < n; i++)
         p[i] = (struct pollfd){.fd = f->watches[i].fd, .events = (short)f->watches[i].events};
-    if (n == 0 || poll(p, (nfds_t)n, 0) <= 0)
+    if (poll(p, (nfds_t)n, 0) <= 0)
         return 0;
     for (int i = 0; i < n; i++) {
         if (!p[i].revents)
