@@ -39,7 +39,7 @@ ILIB := $(BUILD)/lib/internal
 # Internal static libraries, one per part (src/<part>), built once and linked by the
 # library, the binaries, the unit tests, the fuzzers, tests/kvm and tests/nested. A
 # linker pulls from an archive only the objects a program needs.
-PARTS := util proto boxcfg net disk image kvm monitor lib
+PARTS := util proto boxcfg net disk image jail kvm monitor lib
 src_of = $(wildcard src/$(1)/*.c) $(if $(filter kvm,$(1)),$(wildcard src/kvm/dev/*.c))
 obj_of = $(patsubst %.c,$(OBJ)/%.o,$(filter-out src/monitor/main.c,$(call src_of,$(1))))
 $(foreach p,$(PARTS),$(eval $(ILIB)/lib$(p).a: $(call obj_of,$(p))))
@@ -49,10 +49,10 @@ $(ILIB)/%.a:
 	$(Q)rm -f $@ && ar rcs $@ $^
 lib_of = $(foreach p,$(1),$(ILIB)/lib$(p).a)
 # What libcocoon is made of, and what the monitor is made of (in link order).
-LIB_PARTS := lib image disk net boxcfg proto util
-VMM_PARTS := monitor kvm net disk boxcfg proto util
+LIB_PARTS := lib image disk net jail boxcfg proto util
+VMM_PARTS := monitor kvm jail net disk boxcfg proto util
 # Every part, dependents before what they use (the order a static link needs).
-ALL_ILIBS := $(call lib_of,lib monitor kvm image disk net boxcfg proto util)
+ALL_ILIBS := $(call lib_of,lib monitor kvm image disk net jail boxcfg proto util)
 
 CLI_SRC := $(wildcard src/cli/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(OBJ)/%.o)
@@ -106,7 +106,7 @@ $(BUILD)/bin/cocoon: $(CLI_OBJ) $(BUILD)/lib/libcocoon.a
 	@echo '  LD      $@'
 	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/lib/libcocoon.a $(HOST_LIBS) -ldl
 
-VMM_LIBS := $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null) -lpthread
+VMM_LIBS := $(shell $(PKG_CONFIG) --libs jansson libseccomp 2>/dev/null) -lpthread
 $(BUILD)/bin/cocoon-vmm: $(VMM_MAIN) $(call lib_of,$(VMM_PARTS))
 	@mkdir -p $(dir $@)
 	@echo '  LD      $@'
@@ -130,7 +130,7 @@ $(TEST_SUPPORT): $(patsubst %.c,$(OBJ)/%.o,$(wildcard tests/support/*.c))
 	@mkdir -p $(dir $@)
 	@echo '  AR      $@'
 	$(Q)rm -f $@ && ar rcs $@ $^
-TEST_LIBS := $(TEST_SUPPORT) $(ALL_ILIBS) $(HOST_LIBS) -ldl
+TEST_LIBS := $(TEST_SUPPORT) $(ALL_ILIBS) $(HOST_LIBS) -lseccomp -ldl
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 $(BUILD)/tests/%: tests/unit/%.c $(TEST_SUPPORT) $(ALL_ILIBS)
@@ -158,15 +158,15 @@ fuzzers: $(FUZZ_BINS)
 # The kvm backend's micro-guest runner (tests/kvm/run.sh) and the nested lane's static
 # tools (tests/nested/run.sh): the same objects, linked here.
 kvm-tests: $(BUILD)/tests/kvm-microguest
-$(BUILD)/tests/kvm-microguest: tests/kvm/kvm-microguest.c $(call lib_of,kvm net disk boxcfg proto util)
+$(BUILD)/tests/kvm-microguest: tests/kvm/kvm-microguest.c $(call lib_of,kvm jail net disk boxcfg proto util)
 	@mkdir -p $(dir $@)
 	@echo '  LD      $@'
-	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $^ -lpthread
+	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $^ -lseccomp -lpthread
 nested-tools: $(BUILD)/nested/cocoon-vmm $(BUILD)/nested/nestctl
 $(BUILD)/nested/cocoon-vmm: $(VMM_MAIN) $(call lib_of,$(VMM_PARTS))
 	@mkdir -p $(dir $@)
 	@echo '  LD      $@ (static)'
-	$(Q)$(CC) $(HOST_CFLAGS) -static -o $@ $^ -ljansson -lpthread
+	$(Q)$(CC) $(HOST_CFLAGS) -static -o $@ $^ -ljansson -lseccomp -lpthread
 $(BUILD)/nested/nestctl: tests/nested/nestctl.c $(call lib_of,proto)
 	@mkdir -p $(dir $@)
 	@echo '  LD      $@ (static)'

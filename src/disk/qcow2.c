@@ -476,7 +476,10 @@ static int open_backing(struct qcow2 *q, const char *bname, const char *bfmt, ch
     } else if (rc == 0) {
         rc = q2_fail(err, errlen, -ENOTSUP, "%s: backing format \"%s\" not supported (raw or qcow2)", q->path, fmt);
     }
-    free(bp);
+    if (rc == 0)
+        q->bpath = bp;
+    else
+        free(bp);
     return rc;
 }
 
@@ -495,6 +498,7 @@ static void free_q(struct qcow2 *q)
     free(q->l1);
     free(q->rt);
     free(q->scratch);
+    free(q->bpath);
     free(q->path);
     pthread_mutex_destroy(&q->lock);
     free(q);
@@ -623,6 +627,14 @@ int qcow2_close(struct qcow2 *q, char *err, size_t errlen)
 uint64_t qcow2_virtual_size(const struct qcow2 *q) { return q->size; }
 
 uint32_t qcow2_cluster_size(const struct qcow2 *q) { return (uint32_t)q->cs; }
+
+int qcow2_chain_paths(const struct qcow2 *q, const char **paths, int max)
+{
+    int n = 0;
+    for (const struct qcow2 *c = q; c && c->bpath && n < max; c = c->bq)
+        paths[n++] = c->bpath;
+    return n;
+}
 
 int qcow2_chain_depth(const struct qcow2 *q)
 {

@@ -45,6 +45,8 @@ int qcow2_close(struct qcow2 *q, char *err, size_t errlen);
 
 uint64_t qcow2_virtual_size(const struct qcow2 *q);
 uint32_t qcow2_cluster_size(const struct qcow2 *q);
+/* The files below this one, nearest first, as they were opened (at most max). */
+int qcow2_chain_paths(const struct qcow2 *q, const char **paths, int max);
 /* Number of images below this one (0: no backing file). */
 int qcow2_chain_depth(const struct qcow2 *q);
 

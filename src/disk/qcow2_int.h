@@ -89,6 +89,7 @@ struct qcow2 {
     struct qcache l2c, rbc;
     uint8_t *scratch; /* one cluster, for copy-on-write */
 
+    char *bpath; /* the backing file as opened (resolved against this image's directory) */
     enum qbacking bkind;
     int bfd;
     uint64_t bsize;

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "jail/jail.h"
+
 static uint64_t slot_base(int slot) { return VIRTIO_MMIO_BASE + (uint64_t)slot * VIRTIO_MMIO_SIZE; }
 
 static int add_devices(struct kvm_machine *m, const struct kvm_machine_opts *o, char *err, size_t errcap)
@@ -130,4 +132,31 @@ void kvm_machine__destroy(struct kvm_machine *m)
     if (m->has_blk)
         virtio_blk__close(&m->blk);
     kvm_vm__destroy(&m->vm);
+}
+
+int kvm_machine__lock_down(struct kvm_machine *m, int report_fd, char *err, size_t errcap)
+{
+    (void)m;
+    return jail_seccomp(JAIL_ROLE_KVM, report_fd, 0, err, errcap);
+}
+
+struct role_call {
+    int report_fd, rc;
+    char err[256];
+};
+
+static void io_role(void *arg)
+{
+    struct role_call *c = arg;
+    c->rc = jail_seccomp(JAIL_ROLE_KVM_IO, c->report_fd, 0, c->err, sizeof(c->err));
+}
+
+int kvm_machine__lock_roles(struct kvm_machine *m, int report_fd, char *err, size_t errcap)
+{
+    struct role_call c = {.report_fd = report_fd, .rc = -1};
+    if (kvm_io__call(&m->vm, io_role, &c) < 0 || c.rc < 0) {
+        snprintf(err, errcap, "the I/O thread's filter: %s", c.err[0] ? c.err : "the thread is not running");
+        return -1;
+    }
+    return jail_seccomp(JAIL_ROLE_KVM_IO, report_fd, 0, err, errcap);
 }

@@ -63,5 +63,10 @@ enum kvm_stop_reason kvm_machine__wait(struct kvm_machine *m, int timeout_ms);
 /* 1 once the VM has stopped (then call kvm_machine__wait), 0 after timeout_ms. */
 int kvm_machine__poll_stop(struct kvm_machine *m, int timeout_ms);
 void kvm_machine__destroy(struct kvm_machine *m);
+/* The kvm VMM's system call filters (src/jail): before start, the one every thread
+ * shares (devices, KVM's run loop); after start, the I/O and main threads lose KVM_RUN.
+ * A forbidden call ends the process with a line on report_fd. -1 with a message. */
+int kvm_machine__lock_down(struct kvm_machine *m, int report_fd, char *err, size_t errcap);
+int kvm_machine__lock_roles(struct kvm_machine *m, int report_fd, char *err, size_t errcap);
 
 #endif

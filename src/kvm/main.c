@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "boxcfg/config.h"
+#include "jail/jail.h"
 #include "kvm/machine.h"
 #include "monitor/backend.h"
 #include "util/log.h"
@@ -74,7 +75,10 @@ int kvm_run_main(const char *box_dir, const char *cmdline)
         .irqfd = !env_on("COCOON_KVM_NO_IRQFD"),
     };
     memcpy(o.mac, cfg.net.guest_mac, sizeof(o.mac));
-    if (kvm_machine__create(&m, &o, err, sizeof(err)) < 0 || kvm_machine__start(&m, err, sizeof(err)) < 0) {
+    int jail = jail_wanted();
+    if (kvm_machine__create(&m, &o, err, sizeof(err)) < 0 ||
+        (jail && kvm_machine__lock_down(&m, 2, err, sizeof(err)) < 0) || kvm_machine__start(&m, err, sizeof(err)) < 0 ||
+        (jail && kvm_machine__lock_roles(&m, 2, err, sizeof(err)) < 0)) {
         fail("%s", err);
         kvm_machine__destroy(&m);
         return 1;

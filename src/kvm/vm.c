@@ -41,7 +41,7 @@ int kvm_vm__create(struct kvm_vm *vm, uint64_t mem_bytes, int hugepages, int ncp
 {
     memset(vm, 0, sizeof(*vm));
     kvm_vm__init_host(vm);
-    vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->io_epfd = vm->io_wake_efd = -1;
+    vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->io_epfd = vm->io_wake_efd = vm->io_call_efd = -1;
     for (int i = 0; i < KVM_VM_MAX_CPUS; i++)
         vm->vcpus[i].fd = -1;
     pthread_mutex_init(&vm->lock, NULL);

@@ -68,8 +68,10 @@ struct kvm_vm {
     char stop_detail[160];
     int stop_efd; /* eventfd: becomes readable when the VM stops */
 
-    /* I/O thread (kvm_io.c) */
-    int io_epfd, io_wake_efd;
+    /* I/O thread (io.c) */
+    int io_epfd, io_wake_efd, io_call_efd;
+    void (*io_call_fn)(void *); /* kvm_io__call's function, under lock */
+    void *io_call_arg;
     pthread_t io_thread;
     int io_started;
 };
@@ -104,6 +106,9 @@ int kvm_io__start(struct kvm_vm *vm, char *err, size_t errcap);
 /* events: EPOLLIN/EPOLLOUT; 0 leaves the fd registered but quiet. */
 int kvm_io__watch(struct kvm_vm *vm, int fd, uint32_t events, struct dev_io_entry *entry);
 int kvm_io__rewatch(struct kvm_vm *vm, int fd, uint32_t events, struct dev_io_entry *entry);
+/* Runs fn(arg) on the I/O thread and waits for it (a thread-local step such as the I/O
+ * role's seccomp filter). -1 when the thread is not running. */
+int kvm_io__call(struct kvm_vm *vm, void (*fn)(void *), void *arg);
 void kvm_io__stop(struct kvm_vm *vm);
 
 /* host_kvm.c: vm->host, the devices' view of this machine. */

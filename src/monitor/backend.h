@@ -64,8 +64,10 @@ int kernel_cmdline(char *out, size_t cap, const struct backend *b, const struct 
 
 /* The child's ends of its channels, placed at the fds above. */
 struct child_fds {
-    int agent, net, console; /* net -1: no network device */
-    int out;                 /* the child's stdout and stderr */
+    int agent, net, console;  /* net -1: no network device */
+    int out;                  /* the child's stdout and stderr */
+    int jail;                 /* lock the child in (jail_child) before exec */
+    unsigned long long fsize; /* its RLIMIT_FSIZE then */
 };
 
 /* Forks and execs the child with cwd = the box directory (dirfd), stdin /dev/null,

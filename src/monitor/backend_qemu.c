@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "jail/jail.h"
 #include "util/util.h"
 
 /* rtc=on: without a CMOS clock the guest kernel's first wall-clock read
@@ -157,6 +158,11 @@ static int build_argv(struct child_plan *p, const struct vmm_config *cfg, const 
     rc |= child_plan_add(p, "virtserialport,chardev=agent,name=cocoon.agent");
     rc |= child_plan_add(p, "-device");
     rc |= child_plan_add(p, "virtio-rng-device");
+    if (jail_wanted()) {
+        /* QEMU's own system call filter, on top of the jail it runs in */
+        rc |= child_plan_add(p, "-sandbox");
+        rc |= child_plan_add(p, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
+    }
     if (cfg->net.mode != NET_MODE_NONE) {
         const uint8_t *m = cfg->net.guest_mac;
         /* COCOON_BENCH_NETDEV (bench/net_bench.py only): another -netdev with id n0, e.g.

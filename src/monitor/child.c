@@ -3,8 +3,11 @@
  * the descriptors meant for it. */
 #include "monitor/backend.h"
 
+#include "jail/jail.h"
+
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -79,7 +82,8 @@ static void child_exec(const struct child_plan *p, pid_t parent, int dirfd, cons
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_DFL);
     setpgid(0, 0);
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+    /* in a new PID namespace the parent is outside it and getppid() says 0 */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || (getppid() != parent && getppid() != 0))
         _exit(127);
     if (fchdir(dirfd) < 0)
         _exit(127);
@@ -99,6 +103,8 @@ static void child_exec(const struct child_plan *p, pid_t parent, int dirfd, cons
     }
     if (src[1] < 0)
         close(CHILD_NET_FD); /* no network: the number stays free */
+    if (fds->jail && jail_child(fds->fsize) < 0)
+        _exit(126);
     execv(p->bin, p->argv);
     static const char msg[] = "cocoon-vmm: cannot execute the VMM\n";
     ssize_t w = write(2, msg, sizeof(msg) - 1);
@@ -114,7 +120,11 @@ pid_t child_spawn(const struct child_plan *p, int dirfd, const struct child_fds 
         return -1;
     }
     pid_t parent = getpid();
-    pid_t pid = fork();
+    /* In the jail the child starts in a PID namespace of its own (it sees no other
+     * process); only the child: later children of the monitor stay in its namespace. */
+    pid_t pid = fds->jail ? (pid_t)syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, NULL, NULL, NULL, 0) : -1;
+    if (pid < 0)
+        pid = fork(); /* no PID namespace here (or no jail) */
     if (pid == 0)
         child_exec(p, parent, dirfd, fds, null_fd);
     int saved = errno;

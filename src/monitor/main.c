@@ -22,6 +22,7 @@
 
 #include "kvm/main.h"
 #include "monitor/console_log.h"
+#include "monitor/jail_setup.h"
 #include "monitor/monitor.h"
 #include "monitor/mux.h"
 #include "monitor/net_glue.h"
@@ -187,8 +188,16 @@ static int start_child(struct vmm *v, char *err, size_t cap)
     fds.agent = sv[1];
     fds.out = outp[1];
     int rc = -1;
-    if (console_log_open(v, &fds.console, err, cap) < 0 || net_glue_prepare(v, &fds.net, err, cap) < 0)
+    /* everything that reads the host (the resolver's configuration, interface addresses)
+     * happens before the jail hides it */
+    static struct jail_plan jp;
+    static struct jail_state js;
+    if (console_log_open(v, &fds.console, err, cap) < 0 || net_glue_prepare(v, &fds.net, err, cap) < 0 ||
+        net_glue_start(v, err, cap) < 0 || jail_setup_plan(v, &jp, err, cap) < 0 ||
+        jail_setup_enter(v, &jp, &js, err, cap) < 0)
         goto out;
+    fds.jail = jp.enabled;
+    fds.fsize = jp.child_fsize;
     char line[8192];
     child_plan_describe(&v->plan, line, sizeof(line));
     vmm_log("backend %s, accelerator %s: %s", v->backend->name, v->plan.accel, v->plan.accel_reason);
@@ -204,7 +213,7 @@ static int start_child(struct vmm *v, char *err, size_t cap)
     if (v->child_pid < 0)
         goto out;
     vmm_log("%s: pid %d", v->backend->child, (int)v->child_pid);
-    if (net_glue_start(v, err, cap) < 0)
+    if (jail_setup_lock(v, &jp, err, cap) < 0)
         goto out;
     if (vmm_watch(v, v->agent_fd, EPOLLIN, &v->w_agent) < 0 ||
         vmm_watch(v, v->child_out_fd, EPOLLIN, &v->w_child_out) < 0) {

@@ -86,7 +86,7 @@ static void *link_thread(void *arg)
 static void usage(void)
 {
     fprintf(stderr, "usage: kvm-microguest --mode real|long|linux [--initrd FILE] [--cmdline S] [--load ADDR] [--mem "
-                    "MIB] [--cpus N] [--rng] [--net] [--ioeventfd] [--irqfd]\n"
+                    "MIB] [--cpus N] [--rng] [--net] [--ioeventfd] [--irqfd] [--seccomp]\n"
                     "         [--disk FILE --format raw|qcow2] [--agent] [--timeout MS] [--uart-cap BYTES]\n"
                     "         [--pause-cycles N] [--console FILE] GUEST.bin\n");
     exit(2);
@@ -96,7 +96,7 @@ int main(int argc, char **argv)
 {
     struct kvm_machine_opts o = {.mem_bytes = 64ull << 20, .cpus = 1, .console_fd = 1, .agent_fd = -1};
     const char *mode = "long", *console = NULL;
-    int timeout_ms = 60000, pause_cycles = 0, agent = 0;
+    int timeout_ms = 60000, pause_cycles = 0, agent = 0, seccomp = 0;
     long long uart_cap = -1;
     static struct net_config ncfg;
     net_config_defaults(&ncfg);
@@ -113,6 +113,8 @@ int main(int argc, char **argv)
             o.ioeventfd = 1;
         else if (!strcmp(a, "--irqfd"))
             o.irqfd = 1;
+        else if (!strcmp(a, "--seccomp"))
+            seccomp = 1;
         else if (!strcmp(a, "--agent"))
             agent = 1;
         else if (!v)
@@ -201,7 +203,10 @@ int main(int argc, char **argv)
     }
     if (uart_cap >= 0)
         m->uart.total_cap = (uint64_t)uart_cap;
-    if (kvm_machine__start(m, err, sizeof(err)) < 0) {
+    /* --seccomp: the kvm VMM's filters, as the box's kvm child installs them */
+    if ((seccomp && kvm_machine__lock_down(m, 2, err, sizeof(err)) < 0) ||
+        kvm_machine__start(m, err, sizeof(err)) < 0 ||
+        (seccomp && kvm_machine__lock_roles(m, 2, err, sizeof(err)) < 0)) {
         fprintf(stderr, "kvm-microguest: %s\n", err);
         kvm_machine__destroy(m);
         free(m);
@@ -232,7 +237,7 @@ int main(int argc, char **argv)
            (unsigned long long)m->net.rx_dropped, (unsigned long long)m->net.t.broken_events, m->ioeventfds, m->irqfds);
     kvm_machine__destroy(m);
     free(m);
-    if (sp[1] >= 0)
+    if (sp[1] >= 0 && !seccomp) /* the VMM's filter has no shutdown(2): exit ends the echo thread */
         shutdown(sp[1], SHUT_RDWR);
     return why == VM_STOP_RESET ? 0 : 1;
 }
