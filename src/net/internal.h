@@ -52,6 +52,8 @@ struct tcp_conn {
     uint16_t gport, rport;
     /* toward the guest */
     uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, fin_seq;
+    uint32_t snd_wl1, snd_wl2; /* seq and ack of the segment that last set snd_wnd */
+    uint32_t max_wnd;          /* the largest window the guest advertised (RFC 5961) */
     int fin_ever, registered;
     uint8_t snd_wscale; /* shift of the guest's window */
     uint16_t mss;       /* the guest's MSS */

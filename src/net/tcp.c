@@ -5,7 +5,9 @@
  * window we advertise is the room left in the ring toward the host. Guest data is
  * written to the host and ACKed once per batch of frames (a small request's ACK is
  * delayed so the answer can carry it). Unacknowledged data is retransmitted on
- * timeout; half-open and total connections are capped.
+ * timeout; half-open and total connections are capped. The guest's RSTs, SYNs and
+ * ACKs are accepted by RFC 5961's rules (a challenge ACK for anything inexact), and
+ * nothing is ever sent from outside the unacknowledged bytes of the ring.
  * Connections to port 53 (any address) are DNS over TCP: the stack completes them
  * itself and hands each length-prefixed query to its resolver (udp.c). */
 #include "net/internal.h"
@@ -217,6 +219,8 @@ static int send_seg(struct net_stack *s, struct tcp_conn *c, uint32_t seq, uint8
         uint32_t w = space >> c->rcv_wscale;
         win = w > 65535 ? 65535 : (uint16_t)w;
     }
+    if (len > c->to_guest.len || off > c->to_guest.len - len)
+        return -1; /* only bytes the host sent and the guest has not acknowledged */
     if (len)
         ring_copy_out(&c->to_guest, off, p + 20, len);
     size_t hl =
@@ -302,7 +306,7 @@ static void tcp_output(struct net_stack *s, struct tcp_conn *c)
         return;
     while (!s->link_blocked && !c->fin_sent) {
         uint32_t inflight = c->snd_nxt - c->snd_una;
-        size_t unsent = c->to_guest.len - inflight;
+        size_t unsent = c->to_guest.len > inflight ? c->to_guest.len - inflight : 0;
         uint32_t avail = c->snd_wnd > inflight ? c->snd_wnd - inflight : 0;
         size_t n = unsent < avail ? unsent : avail;
         if (n > c->mss)
@@ -560,9 +564,10 @@ static void new_conn(struct net_stack *s, const struct pkt_ip *ip, const struct 
         c->snd_wscale = (uint8_t)t->wscale;
         c->rcv_wscale = RCV_WSCALE;
     }
-    c->snd_wnd = t->win;
+    c->snd_wnd = c->max_wnd = t->win; /* a SYN's window is never scaled */
+    c->snd_wl1 = t->seq;
     c->iss = net_random(s);
-    c->snd_una = c->snd_nxt = c->snd_max = c->iss;
+    c->snd_una = c->snd_nxt = c->snd_max = c->snd_wl2 = c->iss;
     c->rto_ms = RTO_MIN_MS * 5;
     c->state = TS_CONNECTING;
     if (ring_init(s, &c->to_host) < 0 || ring_init(s, &c->to_guest) < 0) {
@@ -619,10 +624,26 @@ static void check_sni(struct net_stack *s, struct tcp_conn *c)
 
 /* ---- segments from the guest ---- */
 
-static void on_ack(struct net_stack *s, struct tcp_conn *c, const struct pkt_tcp *t)
+/* RFC 5961 3.2, 4.2, 5.2: a RST, a SYN or an ACK that is not exactly what the
+ * connection expects gets this ACK instead of being acted on. A guest that is really
+ * out of sync answers it with a RST at the right sequence number. */
+static void challenge_ack(struct net_stack *s, struct tcp_conn *c) { send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0); }
+
+/* The ACK field of a segment (RFC 9293 3.10.7.4 with RFC 5961 5.2). Acceptable is
+ * [snd_una - max_wnd, snd_max]: below snd_una it is a duplicate and moves neither
+ * snd_una nor the window (a rewound snd_una would make tcp_output send from before
+ * the ring's first byte, i.e. memory of earlier connections); outside the range the
+ * segment is dropped after a challenge ACK. Returns 0 when the segment is dropped. */
+static int on_ack(struct net_stack *s, struct tcp_conn *c, const struct pkt_tcp *t)
 {
+    if (SEQ_LT(c->snd_max, t->ack) || SEQ_LT(t->ack, c->snd_una - c->max_wnd)) {
+        challenge_ack(s, c);
+        return 0;
+    }
+    if (SEQ_LT(t->ack, c->snd_una))
+        return 1;
     uint32_t acked = t->ack - c->snd_una;
-    if (acked && SEQ_LE(t->ack, c->snd_max)) {
+    if (acked) {
         size_t data = acked < c->to_guest.len ? acked : c->to_guest.len;
         ring_drop(&c->to_guest, data);
         c->snd_una = t->ack;
@@ -638,7 +659,33 @@ static void on_ack(struct net_stack *s, struct tcp_conn *c, const struct pkt_tcp
         if (c->snd_una != c->snd_nxt)
             arm_rto(s, c);
     }
-    c->snd_wnd = (uint32_t)t->win << c->snd_wscale;
+    /* The window comes from the newest segment only: a reordered older one would
+     * shrink or reopen it wrongly. */
+    if (SEQ_LT(c->snd_wl1, t->seq) || (c->snd_wl1 == t->seq && SEQ_LE(c->snd_wl2, t->ack))) {
+        c->snd_wnd = (uint32_t)t->win << c->snd_wscale;
+        c->snd_wl1 = t->seq;
+        c->snd_wl2 = t->ack;
+        if (c->snd_wnd > c->max_wnd)
+            c->max_wnd = c->snd_wnd;
+    }
+    return 1;
+}
+
+/* RFC 5961 3.2: a RST resets the connection only when its sequence number is exactly
+ * rcv_nxt; elsewhere in the window it gets a challenge ACK; outside it is ignored. */
+static void on_rst(struct net_stack *s, struct tcp_conn *c, const struct pkt_tcp *t)
+{
+    if (c->state == TS_SYN_SENT) {
+        if ((t->flags & TCPF_ACK) && t->ack == c->iss + 1)
+            conn_free(s, c, 1);
+        return;
+    }
+    if (t->seq == c->rcv_nxt) {
+        conn_free(s, c, 1);
+        return;
+    }
+    if (c->state != TS_CONNECTING && SEQ_LT(c->rcv_nxt, t->seq) && SEQ_LT(t->seq, c->rcv_adv))
+        challenge_ack(s, c);
 }
 
 static void on_data(struct net_stack *s, struct tcp_conn *c, const struct pkt_tcp *t)
@@ -703,9 +750,7 @@ void tcp_input(struct net_stack *s, const struct pkt_ip *ip)
         return;
     }
     if (t.flags & TCPF_RST) {
-        if (c->state == TS_SYN_SENT && !((t.flags & TCPF_ACK) && t.ack == c->iss + 1))
-            return;
-        conn_free(s, c, 1);
+        on_rst(s, c, &t);
         return;
     }
     switch (c->state) {
@@ -729,7 +774,9 @@ void tcp_input(struct net_stack *s, const struct pkt_ip *ip)
             c->wscale_ok = 0;
             c->rcv_wscale = c->snd_wscale = 0;
         }
-        c->snd_wnd = t.win;
+        c->snd_wnd = c->max_wnd = t.win;
+        c->snd_wl1 = t.seq;
+        c->snd_wl2 = t.ack;
         c->state = TS_ESTABLISHED;
         s->nhalf--;
         c->rto_at = 0;
@@ -755,13 +802,18 @@ void tcp_input(struct net_stack *s, const struct pkt_ip *ip)
         c->retries = 0;
         c->rto_ms = RTO_MIN_MS;
         break;
-    case TS_ESTABLISHED: break;
+    case TS_ESTABLISHED:
+        if (t.flags & TCPF_SYN) {
+            challenge_ack(s, c); /* RFC 5961 4.2: whatever its sequence number */
+            return;
+        }
+        break;
     case TS_CLOSED: return;
     }
     if (t.flags & TCPF_SYN)
         return;
-    if (t.flags & TCPF_ACK)
-        on_ack(s, c, &t);
+    if (!(t.flags & TCPF_ACK) || !on_ack(s, c, &t))
+        return; /* RFC 9293 3.10.7.4: a segment without ACK is dropped */
     on_data(s, c, &t);
     if (c->state == TS_CLOSED)
         return;
