@@ -235,6 +235,9 @@ void net_config_defaults(struct net_config *c)
     c->max_tcp = 1024;
     c->max_half_open = 128;
     c->max_udp = 512;
+    c->max_dns = 256;
+    c->mem_budget = NET_MEM_BUDGET_DEFAULT;
+    c->fd_reserve = NET_FD_RESERVE_DEFAULT;
     c->refuse_nxdomain = 0;
     c->log_fd = -1;
     c->log_dirfd = -1;
@@ -418,4 +421,10 @@ void net_config_upstream_from_env(struct net_config *c)
     c->upstreams[0].ip = ntohl(a.s_addr);
     c->upstreams[0].port = (uint16_t)port;
     c->nupstreams = 1;
+}
+
+unsigned long net_config_fds_wanted(const struct net_config *c)
+{
+    return (unsigned long)c->max_tcp + (unsigned long)c->max_udp + (unsigned long)c->max_dns +
+           (unsigned long)c->nports + 2 + (unsigned long)c->fd_reserve;
 }

@@ -18,7 +18,7 @@
 static int echo_listen_fd;
 static uint16_t echo_port;
 
-static void *echo_conn(void *arg)
+static inline void *echo_conn(void *arg)
 {
     int fd = (int)(intptr_t)arg;
     char buf[65536];
@@ -37,7 +37,7 @@ out:
     return NULL;
 }
 
-static void *echo_main(void *arg)
+static inline void *echo_main(void *arg)
 {
     for (;;) {
         int fd = accept(echo_listen_fd, NULL, NULL);
@@ -49,7 +49,7 @@ static void *echo_main(void *arg)
     }
 }
 
-static int listen_any(int type, uint16_t *port)
+static inline int listen_any(int type, uint16_t *port)
 {
     int fd = socket(AF_INET, type, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
@@ -61,7 +61,7 @@ static int listen_any(int type, uint16_t *port)
     return fd;
 }
 
-static int group_setup(void **state)
+static inline int group_setup(void **state)
 {
     echo_listen_fd = listen_any(SOCK_STREAM, &echo_port);
     if (echo_listen_fd < 0)
@@ -72,14 +72,14 @@ static int group_setup(void **state)
     return 0;
 }
 
-static int group_teardown(void **state)
+static inline int group_teardown(void **state)
 {
     shutdown(echo_listen_fd, SHUT_RDWR);
     close(echo_listen_fd);
     return 0;
 }
 
-static void allow_host(struct harness *h, uint16_t port)
+static inline void allow_host(struct harness *h, uint16_t port)
 {
     char err[128], rule[32];
     snprintf(rule, sizeof(rule), "host:%u", port);
@@ -87,7 +87,7 @@ static void allow_host(struct harness *h, uint16_t port)
 }
 
 /* Handshake to GW:port; returns our next seq and fills the stack's ISS+1 in *their. */
-static int handshake(struct harness *h, uint16_t sport, uint16_t port, uint32_t *their)
+static inline int handshake(struct harness *h, uint16_t sport, uint16_t port, uint32_t *their)
 {
     uint8_t f[2048];
     struct pkt_ip ip;
@@ -108,8 +108,8 @@ static int handshake(struct harness *h, uint16_t sport, uint16_t port, uint32_t 
 
 /* Sends len bytes from data (in window-limited segments) and reads back len echoed
  * bytes, acking them; verifies content. */
-static void transfer(struct harness *h, uint16_t sport, uint16_t port, uint32_t *seq, uint32_t *their,
-                     const uint8_t *data, size_t len, int drop_once)
+static inline void transfer(struct harness *h, uint16_t sport, uint16_t port, uint32_t *seq, uint32_t *their,
+                            const uint8_t *data, size_t len, int drop_once)
 {
     uint8_t f[2048];
     uint8_t *got = malloc(len);
