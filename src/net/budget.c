@@ -102,6 +102,12 @@ void net_note_socket_error(struct net_stack *s, int err)
     note_once(s, NOTED_FDS, text);
 }
 
+unsigned long net_config_fds_wanted(const struct net_config *c)
+{
+    return (unsigned long)c->max_tcp + (unsigned long)c->max_udp + (unsigned long)c->max_dns +
+           (unsigned long)c->nports + 2 + (unsigned long)c->fd_reserve;
+}
+
 static int scaled(int cap, long avail, long total, int floor)
 {
     long v = (long)cap * avail / total;

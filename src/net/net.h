@@ -67,6 +67,9 @@ struct net_config {
 };
 
 #define NET_LOG_DEFAULT_BYTES (1024u * 1024) /* so at most about 2 MiB of log per box */
+/* Per box, against a guest that opens all it can: the bytes of everything the stack
+ * allocates (TCP rings grow within it), and the descriptors it leaves to the rest of
+ * its process (256 control clients, logs, disks, the VMM's own). See budget.c. */
 #define NET_MEM_BUDGET_DEFAULT (64ull << 20)
 #define NET_FD_RESERVE_DEFAULT 320
 #define NET_LOG_MIN_BYTES 1024u

@@ -422,9 +422,3 @@ void net_config_upstream_from_env(struct net_config *c)
     c->upstreams[0].port = (uint16_t)port;
     c->nupstreams = 1;
 }
-
-unsigned long net_config_fds_wanted(const struct net_config *c)
-{
-    return (unsigned long)c->max_tcp + (unsigned long)c->max_udp + (unsigned long)c->max_dns +
-           (unsigned long)c->nports + 2 + (unsigned long)c->fd_reserve;
-}

@@ -154,6 +154,17 @@ static long filter(const struct msg *m, uint8_t *out, size_t cap, int *stripped)
     return dns_filter_response(m->b, m->n, &q, &pol, 1000, out, cap, stripped);
 }
 
+/* Filters m, expecting an answer with want_stripped records removed; reads it back. */
+static long filter_read(const struct msg *m, uint8_t *out, size_t cap, int want_stripped, struct seen *s)
+{
+    int stripped;
+    long len = filter(m, out, cap, &stripped);
+    assert_true(len > 0);
+    assert_int_equal(stripped, want_stripped);
+    read_back(out, (size_t)len, s);
+    return len;
+}
+
 /* 1000 A records, the one at position 900 private: every record is looked at. */
 static void test_private_deep_in_a_long_answer(void **state)
 {
@@ -162,12 +173,8 @@ static void test_private_deep_in_a_long_answer(void **state)
     for (uint32_t i = 0; i < 1000; i++)
         msg_a(&m, 0, i == 900 ? 0xc0a80001u : 0x5db80000u + i); /* 192.168.0.1 : 93.184.x.y */
     static uint8_t out[65536];
-    int stripped;
-    long len = filter(&m, out, sizeof(out), &stripped);
-    assert_true(len > 0);
-    assert_int_equal(stripped, 1);
     struct seen s;
-    read_back(out, (size_t)len, &s);
+    filter_read(&m, out, sizeof(out), 1, &s);
     assert_int_equal(s.a_private, 0);
     assert_int_equal(s.a_public, 999);
     assert_false(rd16(out + 2) & 0x0020); /* no longer authenticated data: records were removed */
@@ -178,10 +185,7 @@ static void test_private_deep_in_a_long_answer(void **state)
     for (uint32_t i = 0; i < 200; i++)
         msg_a(&m, 0, i == 150 ? 0x7f000001u : 0x5db80000u + i);
     assert_true(m.n <= DNS_MAX_MSG);
-    len = filter(&m, out, DNS_MAX_MSG, &stripped);
-    assert_true(len > 0);
-    assert_int_equal(stripped, 1);
-    read_back(out, (size_t)len, &s);
+    filter_read(&m, out, DNS_MAX_MSG, 1, &s);
     assert_int_equal(s.a_private, 0);
     assert_int_equal(s.a_public, 199);
     free(m.b);
@@ -215,11 +219,8 @@ static void test_authority_and_glue(void **state)
     msg_rr(&m, 2, (const uint8_t *)"", 1, T_OPT, "", 0);
     uint8_t out[4096];
     int stripped;
-    long len = filter(&m, out, sizeof(out), &stripped);
-    assert_true(len > 0);
-    assert_int_equal(stripped, 3);
     struct seen s;
-    read_back(out, (size_t)len, &s);
+    long len = filter_read(&m, out, sizeof(out), 3, &s);
     assert_int_equal(s.a_private, 0);
     assert_int_equal(s.a_public, 2);
     assert_int_equal(s.aaaa, 0);
@@ -248,10 +249,7 @@ static void test_authority_and_glue(void **state)
     assert_memory_equal(out, m.b, m.n);
     /* bytes after the last record are not passed on (read_back checks the end) */
     m.b[m.n++] = 0xc0;
-    len = filter(&m, out, sizeof(out), &stripped);
-    assert_true(len > 0);
-    assert_int_equal(stripped, 0);
-    read_back(out, (size_t)len, &s);
+    len = filter_read(&m, out, sizeof(out), 0, &s);
     assert_int_equal(s.a_public, 2);
     assert_int_equal(s.ns, 1);
     free(m.b);
@@ -275,12 +273,8 @@ static void test_https_hints(void **state)
     msg_rr(&m, 0, QNAME_PTR, 2, T_HTTPS, bad6, sizeof(bad6));
     msg_rr(&m, 2, QNAME_PTR, 2, T_HTTPS, broken, sizeof(broken));
     uint8_t out[4096];
-    int stripped;
-    long len = filter(&m, out, sizeof(out), &stripped);
-    assert_true(len > 0);
-    assert_int_equal(stripped, 3);
     struct seen s;
-    read_back(out, (size_t)len, &s);
+    long len = filter_read(&m, out, sizeof(out), 3, &s);
     assert_int_equal(s.https, 1);
     assert_non_null(memmem(out, (size_t)len, good, sizeof(good)));
     free(m.b);

@@ -55,6 +55,18 @@ static void collect(struct harness *h, struct sent *out, int ms)
     }
 }
 
+/* A stack with one connection from sport to the echo server, established, the
+ * frames of its handshake consumed. */
+static void establish(struct harness *h, uint16_t sport, uint32_t *their)
+{
+    struct sent got;
+    h_init_cfg(h);
+    allow_host(h, echo_port);
+    h_start(h);
+    assert_int_equal(handshake(h, sport, echo_port, their), 0);
+    collect(h, &got, 10);
+}
+
 /* The attack as first seen: an earlier connection leaves its data in the rings the
  * stack keeps for reuse, a second connection exchanges 5 bytes, then the guest sends
  * an ACK 200000 below snd_una with a wide window. Nothing may leave: the guest has
@@ -63,11 +75,8 @@ static void test_old_ack_resends_nothing(void **state)
 {
     struct harness h;
     struct sent got;
-    h_init_cfg(&h);
-    allow_host(&h, echo_port);
-    h_start(&h);
     uint32_t their, seq = 1001;
-    assert_int_equal(handshake(&h, 44000, echo_port, &their), 0);
+    establish(&h, 44000, &their);
     size_t big = 200000;
     uint8_t *secret = malloc(big);
     for (size_t i = 0; i < big; i++)
@@ -114,12 +123,8 @@ static void test_ack_above_snd_max_challenged(void **state)
 {
     struct harness h;
     struct sent got;
-    h_init_cfg(&h);
-    allow_host(&h, echo_port);
-    h_start(&h);
     uint32_t their, seq = 1001;
-    assert_int_equal(handshake(&h, 44100, echo_port, &their), 0);
-    collect(&h, &got, 10);
+    establish(&h, 44100, &their);
     h_send_tcp(&h, GW, 44100, echo_port, seq, their + 100000, TCPF_ACK | TCPF_PSH, 4096, "bogus", 5, 0);
     collect(&h, &got, 100);
     assert_int_equal(got.acks_only, 1);
@@ -139,12 +144,8 @@ static void test_rst_acceptance(void **state)
 {
     struct harness h;
     struct sent got;
-    h_init_cfg(&h);
-    allow_host(&h, echo_port);
-    h_start(&h);
     uint32_t their, seq = 1001;
-    assert_int_equal(handshake(&h, 44200, echo_port, &their), 0);
-    collect(&h, &got, 10);
+    establish(&h, 44200, &their);
     h_send_tcp(&h, GW, 44200, echo_port, seq + 1000, 0, TCPF_RST, 0, NULL, 0, 0);
     collect(&h, &got, 20);
     assert_int_equal(h.s->ntcp, 1);
@@ -167,12 +168,8 @@ static void test_syn_and_ackless_on_established(void **state)
 {
     struct harness h;
     struct sent got;
-    h_init_cfg(&h);
-    allow_host(&h, echo_port);
-    h_start(&h);
     uint32_t their, seq = 1001;
-    assert_int_equal(handshake(&h, 44300, echo_port, &their), 0);
-    collect(&h, &got, 10);
+    establish(&h, 44300, &their);
     h_send_tcp(&h, GW, 44300, echo_port, 777777, 0, TCPF_SYN, 65535, NULL, 0, 1);
     collect(&h, &got, 20);
     assert_int_equal(h.s->ntcp, 1);
