@@ -54,6 +54,7 @@ static inline int listen_any(int type, uint16_t *port)
     int fd = socket(AF_INET, type, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
     socklen_t sl = sizeof(sa);
+    *port = 0;
     if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || (type == SOCK_STREAM && listen(fd, 64) < 0))
         return -1;
     getsockname(fd, (struct sockaddr *)&sa, &sl);
