@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,7 +85,7 @@ static struct dns_question question(void)
     q.id = 0x7777;
     q.qtype = DNS_TYPE_A;
     q.qclass = 1;
-    strcpy(q.name, "big.test");
+    snprintf(q.name, sizeof(q.name), "big.test");
     return q;
 }
 
