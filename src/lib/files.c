@@ -90,9 +90,9 @@ static int xfer_init(cocoon_box *box, struct lib_xfer *x, cocoon_error *err)
         return -1;
     }
     struct proto_vmm_hello hello;
-    if (h.type != PROTO_VMM_HELLO || proto_decode_vmm_hello(p, h.len, &hello) != PROTO_OK) {
+    if (lib_ctl_hello(box, &h, p, &hello, err) < 0) {
         xfer_release(x);
-        return lib_err(err, COCOON_E_PROTOCOL, "box %s: the monitor did not greet with VMM_HELLO", box->id);
+        return -1;
     }
     return 0;
 }

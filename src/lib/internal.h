@@ -124,6 +124,11 @@ pid_t lib_vmm_pid(const cocoon_box *box); /* 0 when no live monitor */
 /* The same for a box directory; when no monitor lives, stale vmm.pid/ctl.sock are removed. */
 pid_t lib_vmm_pid_dir(const char *dir, int clean_stale);
 int lib_ctl_connect(cocoon_box *box, cocoon_error *err);
+/* The monitor's first frame on a control connection: 0 for a valid VMM_HELLO (into
+ * *hello); otherwise -1 with its ERROR's message (it may refuse a connection, e.g.
+ * when out of descriptors) or a protocol error. */
+int lib_ctl_hello(cocoon_box *box, const struct proto_header *h, const uint8_t *p, struct proto_vmm_hello *hello,
+                  cocoon_error *err);
 /* cocoon_box_stop without removing an ephemeral box. */
 int lib_box_stop_only(cocoon_box *box, unsigned timeout_ms, cocoon_error *err);
 void lib_ctl_close(cocoon_box *box);

@@ -134,6 +134,21 @@ static int read_frame_blocking(cocoon_box *box, uint64_t deadline, struct proto_
     }
 }
 
+int lib_ctl_hello(cocoon_box *box, const struct proto_header *h, const uint8_t *p, struct proto_vmm_hello *hello,
+                  cocoon_error *err)
+{
+    if (h->type == PROTO_ERROR && h->stream == 0) {
+        struct proto_error_msg e;
+        if (proto_decode_error(p, h->len, &e) != PROTO_OK)
+            snprintf(e.message, sizeof(e.message), "a malformed ERROR");
+        return lib_err(err, COCOON_E_VMM, "box %s: the monitor refused the connection: %s", box->id, e.message);
+    }
+    if (h->type != PROTO_VMM_HELLO || proto_decode_vmm_hello(p, h->len, hello) != PROTO_OK)
+        return lib_err(err, COCOON_E_PROTOCOL, "box %s: the monitor sent %s instead of a valid VMM_HELLO", box->id,
+                       proto_type_name(h->type));
+    return 0;
+}
+
 int lib_ctl_connect(cocoon_box *box, cocoon_error *err)
 {
     if (box->conn_ready)
@@ -174,11 +189,8 @@ int lib_ctl_connect(cocoon_box *box, cocoon_error *err)
     const uint8_t *payload;
     if (read_frame_blocking(box, now_ms() + 10000, &h, &payload, err) < 0)
         goto fail;
-    if (h.type != PROTO_VMM_HELLO || proto_decode_vmm_hello(payload, h.len, &box->hello) != PROTO_OK) {
-        lib_err(err, COCOON_E_PROTOCOL, "box %s: the monitor sent %s instead of a valid VMM_HELLO", box->id,
-                proto_type_name(h.type));
+    if (lib_ctl_hello(box, &h, payload, &box->hello, err) < 0)
         goto fail;
-    }
     if (!box->ready_ms)
         box->ready_ms = (int)box->hello.ready_ms;
     box->conn_ready = 1;

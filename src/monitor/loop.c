@@ -249,10 +249,7 @@ int vmm_run(struct vmm *v)
                 if (v->lifeline_fd >= 0)
                     on_lifeline(v);
                 break;
-            case W_LISTEN:
-                if (v->listen_fd >= 0)
-                    mux_on_listen(v->mux);
-                break;
+            case W_LISTEN: mux_on_listen(v->mux); break; /* the listener, or its retry timer */
             case W_CLIENT:
                 if (!w->dead)
                     mux_on_client(v->mux, (struct client *)w, e);

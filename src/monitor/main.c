@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -125,6 +126,25 @@ static int lock_pid_file(struct vmm *v, char *err, size_t cap)
         return -1;
     }
     return 0;
+}
+
+/* Each guest connection holds a host socket: the soft RLIMIT_NOFILE is raised to what
+ * the network's caps and the monitor's own reserve need, within the hard limit. The
+ * stack (in this process, whatever the backend) fits its caps under whatever that
+ * gives (net_stack_new); the VMM child inherits the limit. */
+static void raise_nofile(const struct vmm *v)
+{
+    struct rlimit rl;
+    if (v->cfg.net.mode == NET_MODE_NONE || getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    rlim_t want = net_config_fds_wanted(&v->cfg.net);
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ? rl.rlim_max : want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0)
+            vmm_log("cannot raise RLIMIT_NOFILE: %s", strerror(errno));
+    }
+    vmm_log("descriptors: RLIMIT_NOFILE %llu (hard %llu), the network wants %llu", (unsigned long long)rl.rlim_cur,
+            (unsigned long long)rl.rlim_max, (unsigned long long)want);
 }
 
 static int bind_ctl(struct vmm *v, char *err, size_t cap)
@@ -401,6 +421,7 @@ int main(int argc, char **argv)
         goto out;
     }
     vmm_log("%s", backend_why);
+    raise_nofile(v);
     v->mux = mux_new(v);
     if (!v->mux || setup_loop(v, err, sizeof(err)) < 0 || bind_ctl(v, err, sizeof(err)) < 0 ||
         start_child(v, err, sizeof(err)) < 0) {

@@ -5,12 +5,14 @@
 #include "monitor/mux.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "proto/conn.h"
@@ -57,6 +59,12 @@ struct mux {
     int ping_head, ping_count;
     struct client *dead; /* closed, freed by mux_reap after the epoll batch */
     struct proto_writer w;
+    /* Out of descriptors (listen_backoff): */
+    int spare_fd;            /* kept open, so that waiting clients can still be told no */
+    int retry_fd;            /* timerfd: when it fires the listener is watched again */
+    struct watch w_retry;    /* kind W_LISTEN: mux_on_listen sees it while paused */
+    int paused, retry_added; /* the listener is out of the epoll set; w_retry is in it */
+    int starved_logged;      /* one vmm.log line per episode */
 };
 
 struct mux *mux_new(struct vmm *v)
@@ -67,6 +75,9 @@ struct mux *mux_new(struct vmm *v)
     m->v = v;
     m->next_agent_id = 1;
     m->next_serial = 1;
+    m->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    m->retry_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    m->w_retry.kind = W_LISTEN;
     return m;
 }
 
@@ -184,17 +195,86 @@ static void client_drop(struct mux *m, struct client *c, const char *why)
     client_free(m, c);
 }
 
+#define LISTEN_BACKOFF_MS 200
+
+/* Closes the spare descriptor to accept each waiting client on it, tell it why it
+ * cannot be served and close it again: a client gets an error, never a hang. */
+static void refuse_waiting(struct mux *m, int err)
+{
+    if (m->spare_fd < 0)
+        return;
+    close(m->spare_fd);
+    char msg[256];
+    snprintf(msg, sizeof(msg),
+             "cocoon-vmm is out of file descriptors (%s): it cannot take another control connection now; try "
+             "again once the box has closed some of its network connections",
+             strerror(err));
+    size_t len = proto_encode_error(&m->w, 0, (uint32_t)err, msg);
+    for (int i = 0; i < MUX_MAX_CLIENTS; i++) {
+        int fd = accept4(m->v->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            break;
+        ssize_t w = send(fd, m->w.buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        (void)w;
+        close(fd);
+    }
+    m->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/* accept failed for want of descriptors (or kernel memory): the waiting clients are
+ * refused, and the listener leaves the epoll set for LISTEN_BACKOFF_MS. Level-
+ * triggered, it would otherwise wake the loop, and write vmm.log, on every pass until
+ * a descriptor frees up. Logged once until a client is accepted again. */
+static void listen_backoff(struct mux *m, int err)
+{
+    struct vmm *v = m->v;
+    if (!m->starved_logged)
+        vmm_log("accept on ctl.sock: %s: control clients are refused for now, retrying every %d ms (logged once)",
+                strerror(err), LISTEN_BACKOFF_MS);
+    m->starved_logged = 1;
+    refuse_waiting(m, err);
+    struct itimerspec its = {.it_value.tv_nsec = LISTEN_BACKOFF_MS * 1000000L};
+    if (m->retry_fd < 0 || timerfd_settime(m->retry_fd, 0, &its, NULL) < 0)
+        return; /* no timer: keep watching (refuse_waiting still answers each client) */
+    if (!m->retry_added && vmm_watch(v, m->retry_fd, EPOLLIN, &m->w_retry) < 0)
+        return;
+    m->retry_added = 1;
+    vmm_unwatch(v, v->listen_fd);
+    m->paused = 1;
+}
+
+/* The backoff is over: the listener is watched again (unless the box is stopping and
+ * closed it). */
+static void listen_resume(struct mux *m)
+{
+    uint64_t ticks;
+    if (read(m->retry_fd, &ticks, sizeof(ticks)) != (ssize_t)sizeof(ticks))
+        return;
+    m->paused = 0;
+    if (m->v->listen_fd >= 0 && m->v->state == ST_RUNNING)
+        vmm_watch(m->v, m->v->listen_fd, EPOLLIN, &m->v->w_listen);
+}
+
 void mux_on_listen(struct mux *m)
 {
+    if (m->paused) {
+        listen_resume(m); /* only the retry timer is watched meanwhile */
+        return;
+    }
+    if (m->v->listen_fd < 0)
+        return;
     for (;;) {
         int fd = accept4(m->v->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-                vmm_log("accept on ctl.sock: %s", strerror(errno));
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                listen_backoff(m, errno);
             return;
         }
+        m->starved_logged = 0;
+        if (m->spare_fd < 0)
+            m->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (m->nclients >= MUX_MAX_CLIENTS) {
             vmm_log("refusing a control client: %d already connected", MUX_MAX_CLIENTS);
             close(fd);
@@ -602,6 +682,10 @@ void mux_free(struct mux *m)
     while (m->nclients > 0)
         client_free(m, m->clients[m->nclients - 1]);
     mux_reap(m);
+    if (m->spare_fd >= 0)
+        close(m->spare_fd);
+    if (m->retry_fd >= 0)
+        close(m->retry_fd);
     free(m->routes);
     free(m);
 }

@@ -9,7 +9,8 @@
 
 #include "net/policy.h"
 
-#define DNS_MAX_MSG 4096
+#define DNS_MAX_MSG 4096   /* what the resolver reads from its upstream and sends */
+#define DNS_MAX_WIRE 65535 /* the largest DNS message there is (TCP) */
 #define DNS_TYPE_A 1
 #define DNS_TYPE_CNAME 5
 #define DNS_TYPE_AAAA 28
@@ -17,6 +18,7 @@
 #define DNS_RCODE_NXDOMAIN 3
 #define DNS_RCODE_REFUSED 5
 #define DNS_FLAG_TC 0x0200
+#define DNS_FLAG_AD 0x0020
 #define DNS_UDP_MIN 512 /* what every client takes over UDP (RFC 1035) */
 
 struct dns_question {
@@ -33,9 +35,12 @@ int dns_parse_query(const uint8_t *p, size_t n, struct dns_question *q);
 size_t dns_build_error(const uint8_t *query, const struct dns_question *q, int rcode, uint8_t *out, size_t cap);
 /* A response answering the query with one A record (or none for other types). */
 size_t dns_build_local(const uint8_t *query, const struct dns_question *q, uint32_t ip, uint8_t *out, size_t cap);
-/* Checks that resp answers q, pins its A records for q->name and removes the records
- * policy_strip_answer rejects (and private AAAA in public mode), rebuilding the message
- * when something was removed. Returns the length written to out, or -1 (malformed). */
+/* Checks that resp (up to DNS_MAX_WIRE bytes) answers q, pins its answer section's A
+ * records for q->name and removes from every section the records with an address
+ * policy_strip_answer rejects (A, SVCB/HTTPS hints; private AAAA in public mode). A
+ * message with records removed, or with bytes after its last record, is rebuilt from
+ * the records read; one that then exceeds cap becomes a TC reply with no records.
+ * Returns the length written to out, or -1 (malformed, or not an answer to q). */
 long dns_filter_response(const uint8_t *resp, size_t n, const struct dns_question *q, struct policy *pol, uint64_t now,
                          uint8_t *out, size_t cap, int *stripped);
 

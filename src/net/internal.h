@@ -19,7 +19,8 @@ struct reasm;
 enum nw_kind { NW_TIMER, NW_TCP, NW_UDP, NW_DNS, NW_LISTEN_TCP, NW_LISTEN_UDP };
 struct nwatch {
     enum nw_kind kind;
-    int dead; /* freed later in this batch: ignore */
+    int dead;    /* freed later in this batch: ignore */
+    size_t size; /* bytes charged to the memory budget (net_object_new) */
     struct nwatch *gnext;
 };
 
@@ -37,8 +38,9 @@ enum tcp_state {
     TS_CLOSED
 };
 
-#define TCP_BUF (256u * 1024)
-#define TCP_SNI_MAX 16384
+#define TCP_BUF (256u * 1024)     /* the most a ring grows to */
+#define TCP_RING_MIN (16u * 1024) /* a new connection's rings */
+#define TCP_SNI_MAX 16384         /* a ClientHello read before the host is chosen (fits TCP_RING_MIN) */
 
 struct tcp_conn {
     struct nwatch w;
@@ -52,6 +54,8 @@ struct tcp_conn {
     uint16_t gport, rport;
     /* toward the guest */
     uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, fin_seq;
+    uint32_t snd_wl1, snd_wl2; /* seq and ack of the segment that last set snd_wnd */
+    uint32_t max_wnd;          /* the largest window the guest advertised (RFC 5961) */
     int fin_ever, registered;
     uint8_t snd_wscale; /* shift of the guest's window */
     uint16_t mss;       /* the guest's MSS */
@@ -111,6 +115,7 @@ struct listener {
     struct nwatch w;
     int fd;
     struct net_port port;
+    uint64_t paused_until; /* ms: out of descriptors, not watched until then (0: watched) */
 };
 
 #define TCP_HASH 4096
@@ -150,10 +155,12 @@ struct net_stack {
     struct reasm *reasm;  /* the guest's fragments being reassembled (reasm.c), on first use */
     struct nwatch *grave; /* objects freed at the end of an event batch */
     uint64_t rng;
-    uint64_t armed_at; /* the timerfd's expiry (ms), 0: none */
-    uint64_t later_at; /* see net_deadline */
-    int armed_delack;  /* armed_at is only there for delayed ACKs */
-    int ndelack;       /* connections with a delayed ACK pending */
+    uint64_t armed_at;           /* the timerfd's expiry (ms), 0: none */
+    uint64_t later_at;           /* see net_deadline */
+    int armed_delack;            /* armed_at is only there for delayed ACKs */
+    int ndelack;                 /* connections with a delayed ACK pending */
+    uint64_t mem_used, mem_peak; /* bytes allocated, charged to cfg.mem_budget (budget.c) */
+    unsigned noted;              /* limits already explained in net.log (budget.c) */
 };
 
 uint64_t net_now_ms(void);
@@ -163,6 +170,9 @@ int net_watch(struct net_stack *s, int fd, uint32_t ev, struct nwatch *w);
 int net_rewatch(struct net_stack *s, int fd, uint32_t ev, struct nwatch *w);
 void net_unwatch(struct net_stack *s, int fd);
 void net_bury(struct net_stack *s, void *obj); /* free after the current batch */
+/* A listener whose accept failed for want of descriptors leaves the epoll set for a
+ * moment (level-triggered, it would wake the caller in a loop); the timer restores it. */
+void net_listener_pause(struct net_stack *s, struct listener *l);
 /* Makes sure the timer fires at or before at (ms, net_now_ms clock). */
 void net_deadline(struct net_stack *s, uint64_t at);
 /* The armed expiry was for delayed ACKs that all went out early (armed_delack):
@@ -176,6 +186,23 @@ int net_send_ip(struct net_stack *s, uint32_t src, uint32_t dst, uint8_t proto, 
 /* The same for payloads that may exceed the guest's MTU (relayed UDP): sent as IP
  * fragments of at most the MTU then. Returns the worst output result. */
 int net_send_ip_mtu(struct net_stack *s, uint32_t src, uint32_t dst, uint8_t proto, size_t l4len);
+
+/* budget.c. Charges n bytes to the memory budget, leaving keep bytes of it unused:
+ * 0, or -1 when they do not fit. */
+int net_mem_charge(struct net_stack *s, size_t n, uint64_t keep);
+void net_mem_release(struct net_stack *s, size_t n);
+/* A zeroed object that starts with a struct nwatch of this kind, charged to the budget
+ * (NULL over budget, noted once, or without memory). net_bury or net_object_free it. */
+void *net_object_new(struct net_stack *s, size_t size, enum nw_kind kind);
+void net_object_free(struct net_stack *s, void *obj);
+/* A TCP ring's bytes: a new connection's may use the whole budget (over it: refused,
+ * noted once), growth only up to three quarters of it. 0 or -1. */
+int net_ring_charge(struct net_stack *s, size_t n, int growth);
+/* A socket() that failed with err: out of descriptors is noted once in net.log. */
+void net_note_socket_error(struct net_stack *s, int err);
+/* Lowers the caps on sockets so that they fit RLIMIT_NOFILE with cfg.fd_reserve
+ * descriptors to spare (a note in net.log says so). */
+void net_fit_fds(struct net_stack *s);
 
 /* netlog.c: a denial, or a note (an explanation written once), as one line of net.log. */
 #define NET_LOG_NAME "net.log"

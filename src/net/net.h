@@ -57,6 +57,9 @@ struct net_config {
     int max_tcp;            /* connections per box (RST above it) */
     int max_half_open;      /* guest SYNs waiting for a host connect() */
     int max_udp;            /* UDP/ICMP flows */
+    int max_dns;            /* DNS queries waiting for the upstream */
+    uint64_t mem_budget;    /* bytes the stack may allocate in all (see NET_MEM_BUDGET_DEFAULT) */
+    int fd_reserve;         /* descriptors the stack leaves to the rest of its process */
     int refuse_nxdomain;    /* denied names: 1 NXDOMAIN, 0 REFUSED */
     int log_fd;             /* denials are appended here (net.log); -1: nowhere */
     int log_dirfd;          /* the directory holding net.log, to rotate it; -1: never rotated */
@@ -64,6 +67,11 @@ struct net_config {
 };
 
 #define NET_LOG_DEFAULT_BYTES (1024u * 1024) /* so at most about 2 MiB of log per box */
+/* Per box, against a guest that opens all it can: the bytes of everything the stack
+ * allocates (TCP rings grow within it), and the descriptors it leaves to the rest of
+ * its process (256 control clients, logs, disks, the VMM's own). See budget.c. */
+#define NET_MEM_BUDGET_DEFAULT (64ull << 20)
+#define NET_FD_RESERVE_DEFAULT 320
 #define NET_LOG_MIN_BYTES 1024u
 
 /* Counters, also shown by stats. */
@@ -78,6 +86,10 @@ struct net_stats {
 /* Fills the defaults: mode public, 10.0.2.15/24, gateway 10.0.2.2 (also the host
  * alias host.cocoon.internal), DNS 10.0.2.3, MTU 1500, limits, log_fd and log_dirfd -1. */
 void net_config_defaults(struct net_config *c);
+/* The RLIMIT_NOFILE soft limit c's caps need: a descriptor per TCP connection, UDP or
+ * ICMP flow and pending DNS query, the published ports, the stack's own two, plus
+ * c->fd_reserve for the rest of the process. */
+unsigned long net_config_fds_wanted(const struct net_config *c);
 /* COCOON_DNS_UPSTREAM=IP[:PORT] replaces the upstream resolvers (tests point boxes at
  * their own DNS server this way); anything unparsable is ignored. */
 void net_config_upstream_from_env(struct net_config *c);
@@ -118,6 +130,9 @@ void net_stack_wake_in(struct net_stack *s, unsigned ms);
 /* The output path drained after a congested report. */
 void net_stack_link_ready(struct net_stack *s);
 const struct net_stats *net_stack_stats(const struct net_stack *s);
+/* The configuration in effect: the caps as fitted under RLIMIT_NOFILE (net_stack_new
+ * lowers them, with a note in net.log, when the process may not open enough). */
+const struct net_config *net_stack_config(const struct net_stack *s);
 
 /* Classification used by the public mode (host byte order). */
 int net_addr_is_public(uint32_t ip);

@@ -235,6 +235,9 @@ void net_config_defaults(struct net_config *c)
     c->max_tcp = 1024;
     c->max_half_open = 128;
     c->max_udp = 512;
+    c->max_dns = 256;
+    c->mem_budget = NET_MEM_BUDGET_DEFAULT;
+    c->fd_reserve = NET_FD_RESERVE_DEFAULT;
     c->refuse_nxdomain = 0;
     c->log_fd = -1;
     c->log_dirfd = -1;

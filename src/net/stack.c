@@ -45,12 +45,38 @@ void net_bury(struct net_stack *s, void *obj)
     s->grave = w;
 }
 
+#define LISTEN_PAUSE_MS 250
+
+void net_listener_pause(struct net_stack *s, struct listener *l)
+{
+    if (l->paused_until)
+        return;
+    net_unwatch(s, l->fd);
+    l->paused_until = net_now_ms() + LISTEN_PAUSE_MS;
+    net_deadline(s, l->paused_until);
+}
+
+static void resume_listeners(struct net_stack *s, uint64_t now, uint64_t *next)
+{
+    for (int i = 0; i < s->nlisteners; i++) {
+        struct listener *l = s->listeners[i];
+        if (!l->paused_until)
+            continue;
+        if (l->paused_until <= now) {
+            l->paused_until = 0;
+            net_watch(s, l->fd, EPOLLIN, &l->w);
+        } else if (!*next || l->paused_until < *next) {
+            *next = l->paused_until;
+        }
+    }
+}
+
 static void empty_grave(struct net_stack *s)
 {
     while (s->grave) {
         struct nwatch *w = s->grave;
         s->grave = w->gnext;
-        free(w);
+        net_object_free(s, w);
     }
 }
 
@@ -196,6 +222,17 @@ static void arp_input(struct net_stack *s, const uint8_t *p, size_t n)
         s->st.frames_out++;
 }
 
+/* The reassembly table, made at the first fragment: charged to the budget like the rest. */
+static struct reasm *reasm_table(struct net_stack *s)
+{
+    if (s->reasm || net_mem_charge(s, sizeof(*s->reasm), 0) < 0)
+        return s->reasm;
+    s->reasm = calloc(1, sizeof(*s->reasm));
+    if (!s->reasm)
+        net_mem_release(s, sizeof(*s->reasm));
+    return s->reasm;
+}
+
 void net_stack_input_frame(struct net_stack *s, const uint8_t *f, size_t n)
 {
     static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
@@ -225,7 +262,7 @@ void net_stack_input_frame(struct net_stack *s, const uint8_t *f, size_t n)
             s->st.dropped_other++; /* checked before it takes a reassembly slot */
             return;
         }
-        if (!s->reasm && !(s->reasm = calloc(1, sizeof(*s->reasm)))) {
+        if (!reasm_table(s)) {
             s->st.dropped_fragment++;
             return;
         }
@@ -271,13 +308,12 @@ static int open_listener(struct net_stack *s, const struct net_port *p, char *er
         close(fd);
         return -1;
     }
-    struct listener *l = calloc(1, sizeof(*l));
+    struct listener *l = net_object_new(s, sizeof(*l), udp ? NW_LISTEN_UDP : NW_LISTEN_TCP);
     if (!l) {
         close(fd);
         snprintf(err, errcap, "out of memory");
         return -1;
     }
-    l->w.kind = udp ? NW_LISTEN_UDP : NW_LISTEN_TCP;
     l->fd = fd;
     l->port = *p;
     s->listeners[s->nlisteners++] = l;
@@ -301,6 +337,7 @@ struct net_stack *net_stack_new(const struct net_config *cfg, net_output_fn out,
         return NULL;
     }
     s->cfg = *cfg;
+    s->mem_used = s->mem_peak = sizeof(*s); /* the policy's pins and the frame scratch are most of it */
     s->out = out;
     s->user = user;
     s->next_eport = 49152;
@@ -310,6 +347,7 @@ struct net_stack *net_stack_new(const struct net_config *cfg, net_output_fn out,
     dns_load_upstreams(&s->cfg);
     policy_init(&s->pol, &s->cfg);
     s->icmp_ok = probe_icmp();
+    net_fit_fds(s);
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     s->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     s->w_timer.kind = NW_TIMER;
@@ -358,6 +396,7 @@ static void tick(struct net_stack *s)
     tcp_flush_acks(s);
     tcp_tick(s, now, &next);
     udp_tick(s, now, &next);
+    resume_listeners(s, now, &next);
     if (next)
         net_deadline(s, next);
 }
@@ -416,3 +455,5 @@ void net_stack_link_ready(struct net_stack *s)
 }
 
 const struct net_stats *net_stack_stats(const struct net_stack *s) { return &s->st; }
+
+const struct net_config *net_stack_config(const struct net_stack *s) { return &s->cfg; }

@@ -1,11 +1,14 @@
 /* TCP termination (RFC 793/9293): each guest connection is accepted by the stack and
  * re-originated from a host socket, and each published-port connection is opened by
- * the stack toward the guest. Per connection two bounded rings (TCP_BUF each way):
- * the host socket is not read while the guest's window or our ring is full, and the
+ * the stack toward the guest. Per connection two bounded rings, one each way, that
+ * start small and grow up to TCP_BUF within the box's memory budget (budget.c): the
+ * host socket is not read while the guest's window or our ring is full, and the
  * window we advertise is the room left in the ring toward the host. Guest data is
  * written to the host and ACKed once per batch of frames (a small request's ACK is
  * delayed so the answer can carry it). Unacknowledged data is retransmitted on
- * timeout; half-open and total connections are capped.
+ * timeout; half-open and total connections are capped. The guest's RSTs, SYNs and
+ * ACKs are accepted by RFC 5961's rules (a challenge ACK for anything inexact), and
+ * nothing is ever sent from outside the unacknowledged bytes of the ring.
  * Connections to port 53 (any address) are DNS over TCP: the stack completes them
  * itself and hands each length-prefixed query to its resolver (udp.c). */
 #include "net/internal.h"
@@ -36,27 +39,38 @@
 
 /* ---- rings ---- */
 
-/* Every ring is TCP_BUF bytes. A few freed ones are kept for the next connections:
- * at a few hundred connections a second, malloc/free of 2 x 256 KiB each time means
- * brk calls and fresh pages. Bounded by RING_SPARE. */
+/* A ring starts at TCP_RING_MIN bytes and doubles up to TCP_BUF while it is what
+ * limits the connection (ring_grow), as far as the memory budget allows (budget.c):
+ * an idle connection costs little, a busy one gets the window it needs. A few freed
+ * small rings are kept (charged) for the next connections, bounded by RING_SPARE. */
 static int ring_init(struct net_stack *s, struct ring *r)
 {
     if (r->buf)
         return 0;
-    r->buf = s->nspare ? s->ring_spare[--s->nspare] : malloc(TCP_BUF);
-    if (!r->buf)
-        return -1;
-    r->cap = TCP_BUF;
+    if (s->nspare) {
+        r->buf = s->ring_spare[--s->nspare];
+    } else {
+        if (net_ring_charge(s, TCP_RING_MIN, 0) < 0)
+            return -1;
+        r->buf = malloc(TCP_RING_MIN);
+        if (!r->buf) {
+            net_mem_release(s, TCP_RING_MIN);
+            return -1;
+        }
+    }
+    r->cap = TCP_RING_MIN;
     r->head = r->len = 0;
     return 0;
 }
 
 static void ring_free(struct net_stack *s, struct ring *r)
 {
-    if (r->buf && s->nspare < RING_SPARE)
+    if (r->buf && r->cap == TCP_RING_MIN && s->nspare < RING_SPARE) {
         s->ring_spare[s->nspare++] = r->buf;
-    else
+    } else if (r->buf) {
         free(r->buf);
+        net_mem_release(s, r->cap);
+    }
     memset(r, 0, sizeof(*r));
 }
 
@@ -108,6 +122,26 @@ static void ring_drop(struct ring *r, size_t n)
         r->head = 0;
 }
 
+/* Doubles the ring's capacity, keeping its bytes in order. 0 when it did. */
+static int ring_grow(struct net_stack *s, struct ring *r)
+{
+    size_t cap = r->cap * 2;
+    if (!r->buf || cap > TCP_BUF || net_ring_charge(s, cap, 1) < 0)
+        return -1;
+    uint8_t *nb = malloc(cap);
+    if (!nb) {
+        net_mem_release(s, cap);
+        return -1;
+    }
+    ring_copy_out(r, 0, nb, r->len);
+    free(r->buf);
+    net_mem_release(s, r->cap);
+    r->buf = nb;
+    r->cap = cap;
+    r->head = 0;
+    return 0;
+}
+
 /* ---- table ---- */
 
 static unsigned hash3(uint16_t gport, uint32_t rip, uint16_t rport)
@@ -135,6 +169,22 @@ static void insert(struct net_stack *s, struct tcp_conn *c)
         s->tcp_list->prev = c;
     s->tcp_list = c;
     s->ntcp++;
+}
+
+/* A connection with its two smallest rings, charged to the memory budget: NULL when
+ * it does not fit (noted once in net.log) or without memory. */
+static struct tcp_conn *conn_new(struct net_stack *s)
+{
+    struct tcp_conn *c = net_object_new(s, sizeof(*c), NW_TCP);
+    if (!c)
+        return NULL;
+    c->fd = -1;
+    if (ring_init(s, &c->to_host) < 0 || ring_init(s, &c->to_guest) < 0) {
+        ring_free(s, &c->to_host);
+        net_object_free(s, c);
+        return NULL;
+    }
+    return c;
 }
 
 static int half_open(const struct tcp_conn *c)
@@ -197,7 +247,10 @@ static void conn_free(struct net_stack *s, struct tcp_conn *c, int abort_host)
 
 /* ---- segments to the guest ---- */
 
-static size_t rcv_limit(const struct tcp_conn *c) { return c->sni_wait ? TCP_SNI_MAX : TCP_BUF; }
+static size_t rcv_limit(const struct tcp_conn *c)
+{
+    return c->sni_wait && c->to_host.cap > TCP_SNI_MAX ? TCP_SNI_MAX : c->to_host.cap;
+}
 
 static uint32_t rcv_space(const struct tcp_conn *c)
 {
@@ -217,6 +270,8 @@ static int send_seg(struct net_stack *s, struct tcp_conn *c, uint32_t seq, uint8
         uint32_t w = space >> c->rcv_wscale;
         win = w > 65535 ? 65535 : (uint16_t)w;
     }
+    if (len > c->to_guest.len || off > c->to_guest.len - len)
+        return -1; /* only bytes the host sent and the guest has not acknowledged */
     if (len)
         ring_copy_out(&c->to_guest, off, p + 20, len);
     size_t hl =
@@ -274,7 +329,7 @@ static void update_events(struct net_stack *s, struct tcp_conn *c)
     if (c->connecting)
         want = EPOLLOUT;
     else {
-        if (!c->host_eof && c->to_guest.len < TCP_BUF && !s->link_blocked && c->state == TS_ESTABLISHED)
+        if (!c->host_eof && c->to_guest.len < c->to_guest.cap && !s->link_blocked && c->state == TS_ESTABLISHED)
             want |= EPOLLIN | EPOLLRDHUP;
         if (c->to_host.len && !c->sni_wait && !c->in_ack_list)
             want |= EPOLLOUT; /* (batched data is written at the batch's end anyway) */
@@ -302,7 +357,7 @@ static void tcp_output(struct net_stack *s, struct tcp_conn *c)
         return;
     while (!s->link_blocked && !c->fin_sent) {
         uint32_t inflight = c->snd_nxt - c->snd_una;
-        size_t unsent = c->to_guest.len - inflight;
+        size_t unsent = c->to_guest.len > inflight ? c->to_guest.len - inflight : 0;
         uint32_t avail = c->snd_wnd > inflight ? c->snd_wnd - inflight : 0;
         size_t n = unsent < avail ? unsent : avail;
         if (n > c->mss)
@@ -452,8 +507,10 @@ static void on_connected(struct net_stack *s, struct tcp_conn *c, uint32_t ev);
 static int host_connect(struct net_stack *s, struct tcp_conn *c)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
+    if (fd < 0) {
+        net_note_socket_error(s, errno);
         return -1;
+    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(c->rport), .sin_addr.s_addr = htonl(c->cip)};
@@ -531,18 +588,12 @@ static void new_conn(struct net_stack *s, const struct pkt_ip *ip, const struct 
         send_rst_for(s, ip, t);
         return;
     }
-    if (s->ntcp >= s->cfg.max_tcp || s->nhalf >= s->cfg.max_half_open) {
+    struct tcp_conn *c = NULL;
+    if (s->ntcp >= s->cfg.max_tcp || s->nhalf >= s->cfg.max_half_open || !(c = conn_new(s))) {
         s->st.tcp_refused_limit++;
         send_rst_for(s, ip, t);
         return;
     }
-    struct tcp_conn *c = calloc(1, sizeof(*c));
-    if (!c) {
-        send_rst_for(s, ip, t);
-        return;
-    }
-    c->w.kind = NW_TCP;
-    c->fd = -1;
     c->rip = dst;
     c->cip = dst == s->cfg.host_alias_ip ? 0x7f000001 : dst;
     c->gport = t->sport;
@@ -560,17 +611,12 @@ static void new_conn(struct net_stack *s, const struct pkt_ip *ip, const struct 
         c->snd_wscale = (uint8_t)t->wscale;
         c->rcv_wscale = RCV_WSCALE;
     }
-    c->snd_wnd = t->win;
+    c->snd_wnd = c->max_wnd = t->win; /* a SYN's window is never scaled */
+    c->snd_wl1 = t->seq;
     c->iss = net_random(s);
-    c->snd_una = c->snd_nxt = c->snd_max = c->iss;
+    c->snd_una = c->snd_nxt = c->snd_max = c->snd_wl2 = c->iss;
     c->rto_ms = RTO_MIN_MS * 5;
     c->state = TS_CONNECTING;
-    if (ring_init(s, &c->to_host) < 0 || ring_init(s, &c->to_guest) < 0) {
-        ring_free(s, &c->to_host);
-        free(c);
-        send_rst_for(s, ip, t);
-        return;
-    }
     insert(s, c);
     s->nhalf++;
     s->st.tcp_opened++;
@@ -619,10 +665,26 @@ static void check_sni(struct net_stack *s, struct tcp_conn *c)
 
 /* ---- segments from the guest ---- */
 
-static void on_ack(struct net_stack *s, struct tcp_conn *c, const struct pkt_tcp *t)
+/* RFC 5961 3.2, 4.2, 5.2: a RST, a SYN or an ACK that is not exactly what the
+ * connection expects gets this ACK instead of being acted on. A guest that is really
+ * out of sync answers it with a RST at the right sequence number. */
+static void challenge_ack(struct net_stack *s, struct tcp_conn *c) { send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0); }
+
+/* The ACK field of a segment (RFC 9293 3.10.7.4 with RFC 5961 5.2). Acceptable is
+ * [snd_una - max_wnd, snd_max]: below snd_una it is a duplicate and moves neither
+ * snd_una nor the window (a rewound snd_una would make tcp_output send from before
+ * the ring's first byte, i.e. memory of earlier connections); outside the range the
+ * segment is dropped after a challenge ACK. Returns 0 when the segment is dropped. */
+static int on_ack(struct net_stack *s, struct tcp_conn *c, const struct pkt_tcp *t)
 {
+    if (SEQ_LT(c->snd_max, t->ack) || SEQ_LT(t->ack, c->snd_una - c->max_wnd)) {
+        challenge_ack(s, c);
+        return 0;
+    }
+    if (SEQ_LT(t->ack, c->snd_una))
+        return 1;
     uint32_t acked = t->ack - c->snd_una;
-    if (acked && SEQ_LE(t->ack, c->snd_max)) {
+    if (acked) {
         size_t data = acked < c->to_guest.len ? acked : c->to_guest.len;
         ring_drop(&c->to_guest, data);
         c->snd_una = t->ack;
@@ -638,7 +700,33 @@ static void on_ack(struct net_stack *s, struct tcp_conn *c, const struct pkt_tcp
         if (c->snd_una != c->snd_nxt)
             arm_rto(s, c);
     }
-    c->snd_wnd = (uint32_t)t->win << c->snd_wscale;
+    /* The window comes from the newest segment only: a reordered older one would
+     * shrink or reopen it wrongly. */
+    if (SEQ_LT(c->snd_wl1, t->seq) || (c->snd_wl1 == t->seq && SEQ_LE(c->snd_wl2, t->ack))) {
+        c->snd_wnd = (uint32_t)t->win << c->snd_wscale;
+        c->snd_wl1 = t->seq;
+        c->snd_wl2 = t->ack;
+        if (c->snd_wnd > c->max_wnd)
+            c->max_wnd = c->snd_wnd;
+    }
+    return 1;
+}
+
+/* RFC 5961 3.2: a RST resets the connection only when its sequence number is exactly
+ * rcv_nxt; elsewhere in the window it gets a challenge ACK; outside it is ignored. */
+static void on_rst(struct net_stack *s, struct tcp_conn *c, const struct pkt_tcp *t)
+{
+    if (c->state == TS_SYN_SENT) {
+        if ((t->flags & TCPF_ACK) && t->ack == c->iss + 1)
+            conn_free(s, c, 1);
+        return;
+    }
+    if (t->seq == c->rcv_nxt) {
+        conn_free(s, c, 1);
+        return;
+    }
+    if (c->state != TS_CONNECTING && SEQ_LT(c->rcv_nxt, t->seq) && SEQ_LT(t->seq, c->rcv_adv))
+        challenge_ack(s, c);
 }
 
 static void on_data(struct net_stack *s, struct tcp_conn *c, const struct pkt_tcp *t)
@@ -668,6 +756,8 @@ static void on_data(struct net_stack *s, struct tcp_conn *c, const struct pkt_tc
     if (take) {
         ring_append(&c->to_host, d, take);
         c->rcv_nxt += (uint32_t)take;
+        if (!c->dns && !c->sni_wait && c->to_host.len >= c->to_host.cap / 2)
+            ring_grow(s, &c->to_host); /* a fast sender: a wider window for its next segments */
     }
     if (fin && take == len) {
         c->guest_fin = 1;
@@ -703,9 +793,7 @@ void tcp_input(struct net_stack *s, const struct pkt_ip *ip)
         return;
     }
     if (t.flags & TCPF_RST) {
-        if (c->state == TS_SYN_SENT && !((t.flags & TCPF_ACK) && t.ack == c->iss + 1))
-            return;
-        conn_free(s, c, 1);
+        on_rst(s, c, &t);
         return;
     }
     switch (c->state) {
@@ -729,7 +817,9 @@ void tcp_input(struct net_stack *s, const struct pkt_ip *ip)
             c->wscale_ok = 0;
             c->rcv_wscale = c->snd_wscale = 0;
         }
-        c->snd_wnd = t.win;
+        c->snd_wnd = c->max_wnd = t.win;
+        c->snd_wl1 = t.seq;
+        c->snd_wl2 = t.ack;
         c->state = TS_ESTABLISHED;
         s->nhalf--;
         c->rto_at = 0;
@@ -755,13 +845,18 @@ void tcp_input(struct net_stack *s, const struct pkt_ip *ip)
         c->retries = 0;
         c->rto_ms = RTO_MIN_MS;
         break;
-    case TS_ESTABLISHED: break;
+    case TS_ESTABLISHED:
+        if (t.flags & TCPF_SYN) {
+            challenge_ack(s, c); /* RFC 5961 4.2: whatever its sequence number */
+            return;
+        }
+        break;
     case TS_CLOSED: return;
     }
     if (t.flags & TCPF_SYN)
         return;
-    if (t.flags & TCPF_ACK)
-        on_ack(s, c, &t);
+    if (!(t.flags & TCPF_ACK) || !on_ack(s, c, &t))
+        return; /* RFC 9293 3.10.7.4: a segment without ACK is dropped */
     on_data(s, c, &t);
     if (c->state == TS_CLOSED)
         return;
@@ -771,16 +866,20 @@ void tcp_input(struct net_stack *s, const struct pkt_ip *ip)
 
 /* ---- host side ---- */
 
-/* Reads what the ring has room for. With EPOLLRDHUP (the peer's FIN is queued behind
- * the data) a short read is followed by one more for the EOF, so that the FIN can
- * ride on the last data segment. */
+/* Reads what the ring has room for, growing the ring while the guest's window is
+ * wider (the ring, not the guest, is then what limits the connection). With
+ * EPOLLRDHUP (the peer's FIN is queued behind the data) a short read is followed by
+ * one more for the EOF, so that the FIN can ride on the last data segment. */
 static void read_host(struct net_stack *s, struct tcp_conn *c, uint32_t ev)
 {
-    for (int i = 0; i < 2; i++) {
-        if (c->host_eof || c->to_guest.len >= TCP_BUF || c->state != TS_ESTABLISHED)
+    int eof_read = (ev & EPOLLRDHUP) != 0;
+    for (int i = 0; i < 8; i++) { /* two reads, and one more per doubling of the ring */
+        if (c->host_eof || c->state != TS_ESTABLISHED)
+            return;
+        if (c->to_guest.len >= c->to_guest.cap && (c->snd_wnd < c->to_guest.cap || ring_grow(s, &c->to_guest) < 0))
             return;
         struct iovec iov[2];
-        int cnt = ring_iov_space(&c->to_guest, TCP_BUF, iov);
+        int cnt = ring_iov_space(&c->to_guest, c->to_guest.cap, iov);
         size_t want = iov[0].iov_len + (cnt > 1 ? iov[1].iov_len : 0);
         ssize_t n = readv(c->fd, iov, cnt);
         if (n < 0) {
@@ -792,8 +891,11 @@ static void read_host(struct net_stack *s, struct tcp_conn *c, uint32_t ev)
         if (n == 0)
             c->host_eof = 1;
         c->to_guest.len += (size_t)n;
-        if (!(ev & EPOLLRDHUP) || (size_t)n == want)
+        if ((size_t)n == want)
+            continue; /* the ring is full: grown above, or done */
+        if (!eof_read)
             return;
+        eof_read = 0;
     }
 }
 
@@ -830,8 +932,13 @@ void tcp_on_event(struct net_stack *s, struct tcp_conn *c, uint32_t ev)
 void tcp_accept(struct net_stack *s, struct listener *l)
 {
     int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0)
+    if (fd < 0) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            net_note_socket_error(s, errno);
+            net_listener_pause(s, l); /* level-triggered: it would wake us for nothing until then */
+        }
         return;
+    }
     if (s->ntcp >= s->cfg.max_tcp || s->nhalf >= s->cfg.max_half_open) {
         s->st.tcp_refused_limit++;
         close(fd);
@@ -847,18 +954,14 @@ void tcp_accept(struct net_stack *s, struct listener *l)
             break;
         }
     }
-    struct tcp_conn *c = port ? calloc(1, sizeof(*c)) : NULL;
-    if (!c || ring_init(s, &c->to_host) < 0 || ring_init(s, &c->to_guest) < 0) {
-        if (c) {
-            ring_free(s, &c->to_host);
-            free(c);
-        }
+    struct tcp_conn *c = port ? conn_new(s) : NULL;
+    if (!c) {
+        s->st.tcp_refused_limit++;
         close(fd);
         return;
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    c->w.kind = NW_TCP;
     c->fd = fd;
     c->inbound = 1;
     c->rip = s->cfg.host_alias_ip;
@@ -1003,7 +1106,9 @@ void tcp_dns_answer(struct net_stack *s, uint16_t gport, uint32_t rip, const uin
         return;
     if (c->dns_pending)
         c->dns_pending--;
-    if (msg && len <= 65535 && c->to_guest.len + len + 2 <= TCP_BUF && !c->host_eof) {
+    while (msg && len <= 65535 && c->to_guest.len + len + 2 > c->to_guest.cap && ring_grow(s, &c->to_guest) == 0)
+        ;
+    if (msg && len <= 65535 && c->to_guest.len + len + 2 <= c->to_guest.cap && !c->host_eof) {
         uint8_t lb[2] = {(uint8_t)(len >> 8), (uint8_t)len};
         ring_append(&c->to_guest, lb, 2);
         ring_append(&c->to_guest, msg, len);

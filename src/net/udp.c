@@ -20,7 +20,6 @@
 
 #define UDP_IDLE_MS 60000
 #define DNS_TIMEOUT_MS 5000
-#define DNS_MAX_PENDING 256
 #define HOST_ALIAS_NAME "host.cocoon.internal"
 
 static size_t udp_max_payload(const struct net_stack *s) { return (size_t)s->cfg.mtu - 28; }
@@ -62,10 +61,9 @@ static struct udp_flow *flow_find(struct net_stack *s, enum udp_kind kind, uint1
 
 static struct udp_flow *flow_new(struct net_stack *s, enum udp_kind kind, int fd)
 {
-    struct udp_flow *f = calloc(1, sizeof(*f));
+    struct udp_flow *f = net_object_new(s, sizeof(*f), NW_UDP);
     if (!f)
         return NULL;
-    f->w.kind = NW_UDP;
     f->fd = fd;
     f->kind = kind;
     f->last = net_now_ms();
@@ -77,11 +75,13 @@ static struct udp_flow *flow_new(struct net_stack *s, enum udp_kind kind, int fd
     return f;
 }
 
-static int connected_socket(int type, int proto, uint32_t ip, uint16_t port)
+static int connected_socket(struct net_stack *s, int type, int proto, uint32_t ip, uint16_t port)
 {
     int fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
-    if (fd < 0)
+    if (fd < 0) {
+        net_note_socket_error(s, errno);
         return -1;
+    }
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(ip)};
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         close(fd);
@@ -193,20 +193,19 @@ void dns_guest_query(struct net_stack *s, uint32_t src, uint16_t sport, uint32_t
         return;
     }
     int fd = -1;
-    if (s->ndns < DNS_MAX_PENDING && s->cfg.nupstreams)
-        fd = connected_socket(SOCK_DGRAM, 0, s->cfg.upstreams[0].ip, s->cfg.upstreams[0].port);
-    struct dns_query *dq = fd >= 0 ? calloc(1, sizeof(*dq)) : NULL;
+    if (s->ndns < s->cfg.max_dns && s->cfg.nupstreams)
+        fd = connected_socket(s, SOCK_DGRAM, 0, s->cfg.upstreams[0].ip, s->cfg.upstreams[0].port);
+    struct dns_query *dq = fd >= 0 ? net_object_new(s, sizeof(*dq), NW_DNS) : NULL;
     int added = 0;
     size_t up = dns_upstream_query(data, len, &q, out, sizeof(out), &added);
     if (!dq || !up || send(fd, out, up, 0) < 0) {
         if (fd >= 0)
             close(fd);
-        free(dq);
+        net_object_free(s, dq);
         size_t n = dns_build_error(data, &q, DNS_RCODE_SERVFAIL, out, sizeof(out));
         dns_reply(s, dst, sport, n ? out : NULL, n, tcp, limit);
         return;
     }
-    dq->w.kind = NW_DNS;
     dq->fd = fd;
     dq->gport = sport;
     dq->id = q.id;
@@ -300,7 +299,7 @@ void udp_input(struct net_stack *s, const struct pkt_ip *ip)
             s->st.dropped_other++;
             return;
         }
-        int fd = connected_socket(SOCK_DGRAM, 0, dst == s->cfg.host_alias_ip ? 0x7f000001 : dst, u.dport);
+        int fd = connected_socket(s, SOCK_DGRAM, 0, dst == s->cfg.host_alias_ip ? 0x7f000001 : dst, u.dport);
         if (fd < 0) {
             s->st.dropped_other++;
             return;
@@ -452,7 +451,7 @@ void icmp_input(struct net_stack *s, const struct pkt_ip *ip)
     if (!f) {
         if (s->nudp >= s->cfg.max_udp)
             return;
-        int fd = connected_socket(SOCK_DGRAM, IPPROTO_ICMP, dst, 0);
+        int fd = connected_socket(s, SOCK_DGRAM, IPPROTO_ICMP, dst, 0);
         if (fd < 0)
             return;
         f = flow_new(s, UDP_ICMP, fd);

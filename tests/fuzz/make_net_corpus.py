@@ -72,6 +72,31 @@ def dns_big_answer(name, n, qid=0x1234):
     return struct.pack("!HHHHHH", qid, 0x8180, 1, n, 0, 0) + qname(name) + struct.pack("!HH", 1, 1) + rr
 
 
+def rr(owner, rtype, rdata, ttl=300):
+    return owner + struct.pack("!HHIH", rtype, 1, ttl, len(rdata)) + rdata
+
+
+def answer(name, an=(), ns=(), ar=(), qid=0x1234, flags=0x81A0):
+    """A response to "name" A IN with the given records (bytes each) per section."""
+    hdr = struct.pack("!HHHHHH", qid, flags, 1, len(an), len(ns), len(ar))
+    return hdr + qname(name) + struct.pack("!HH", 1, 1) + b"".join(an) + b"".join(ns) + b"".join(ar)
+
+
+QP = b"\xc0\x0c"  # a pointer to the question's name
+
+
+def a_rr(ip, owner=QP):
+    return rr(owner, 1, bytes(ip))
+
+
+def https_rr(params, target=b"\0"):
+    return rr(QP, 65, struct.pack("!H", 1) + target + params)
+
+
+def svc_param(key, value):
+    return struct.pack("!HH", key, len(value)) + value
+
+
 def icmp_echo(data=b"ping"):
     h = struct.pack("!BBHHH", 8, 0, 0, 7, 1) + data
     return h[:2] + struct.pack("!H", csum(h)) + h[4:]
@@ -122,6 +147,29 @@ seeds = {
     "ip_frag_overlap": stream(eth(ip(17, GUEST, DNS, FRAG_SEG[:16], frag=0x2000)), eth(ip(17, GUEST, DNS, FRAG_SEG[8:], frag=1))),
     "ip_frag_past_64k": stream(eth(ip(17, GUEST, DNS, b"y" * 24, frag=0x2000 | 8189))),
     "dns_loop": loop,
+    # answers the resolver filters: private addresses deep in a long answer, in the
+    # authority section and as glue, as SVCB/HTTPS hints; names to rewrite; junk after
+    "dns_private_at_900": answer("deep.example", an=[a_rr([10, 0, 0, 1] if i == 900 else [93, 184, i >> 8, i & 255])
+                                                    for i in range(1000)]),
+    "dns_private_at_150": answer("deep.example", an=[a_rr([127, 0, 0, 1] if i == 150 else [93, 184, 0, i])
+                                                    for i in range(200)]),
+    "dns_private_glue": answer("ref.example", an=[a_rr([93, 184, 216, 34])],
+                               ns=[rr(QP, 2, b"\3ns1" + QP), a_rr([192, 168, 1, 1]),
+                                   rr(QP, 6, b"\3ns1" + QP + b"\4host" + QP + bytes(20))],
+                               ar=[a_rr([169, 254, 169, 254], b"\3ns1" + QP), a_rr([93, 184, 216, 35], b"\3ns1" + QP),
+                                   rr(b"\3ns1" + QP, 28, b"\xfd" + bytes(15)), rr(b"\0", 41, b"")]),
+    "dns_https_hints": answer("svc.example", an=[
+        https_rr(svc_param(1, b"\2h2") + svc_param(4, bytes([93, 184, 216, 34]))),
+        https_rr(svc_param(4, bytes([93, 184, 216, 34, 10, 1, 2, 3]))),
+        https_rr(svc_param(6, bytes(15) + b"\1")),
+        https_rr(svc_param(4, bytes([93, 184, 216, 34]))[:-2]),
+        https_rr(svc_param(4, bytes([93, 184, 216, 36])), target=b"\3www" + QP)]),
+    "dns_names_rewritten": answer("mx.example", an=[a_rr([172, 16, 0, 1]), rr(QP, 15, b"\0\x0a\4mail" + QP),
+                                                   rr(QP, 33, bytes(6) + b"\3srv" + QP), rr(QP, 5, b"\5alias" + QP),
+                                                   rr(QP, 35, bytes(4) + b"\0\0\0" + QP), rr(QP, 16, b"\5hello")]),
+    "dns_trailing_bytes": answer("tail.example", an=[a_rr([93, 184, 216, 34])]) + b"\xc0\x0c\0\1\0\1" + bytes([10, 0, 0, 1]),
+    "dns_bad_rdata_names": answer("bad.example", an=[a_rr([10, 9, 9, 9]), rr(QP, 2, b"\xc0\xff"),
+                                                    rr(QP, 15, b"\0"), rr(QP, 6, b"\0\0" + bytes(3))]),
     "tls_hello": client_hello("api.example.com"),
 }
 

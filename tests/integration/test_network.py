@@ -1001,3 +1001,184 @@ print("gateway", ping("10.0.2.2", 15))
         assert 'sysctl -w net.ipv4.ping_group_range="0 0"' in log, log
     finally:
         ns_cocoon(vm, ns, "rm", "-f", box)
+
+
+# ---- descriptors: a monitor started with a low RLIMIT_NOFILE ----
+
+def run_nofile(vm, nofile, *args, timeout=180):
+    """`cocoon ARGS` with RLIMIT_NOFILE nofile (soft and hard): a box it starts gets a
+    monitor (and QEMU) that cannot raise it."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+    p = subprocess.run([COCOON, *vm._args(args)], env=vm.env, preexec_fn=limit, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    assert p.returncode == 0, decode(p.stderr)
+    return decode(p.stdout).strip()
+
+
+def box_dir(vm, box):
+    for d in vm.box_dirs():
+        if d.startswith(box[:12]):
+            return os.path.join(vm.boxes_dir(), d)
+    raise AssertionError(f"no directory for box {box}")
+
+
+def monitor_pid(vm, box):
+    with open(os.path.join(box_dir(vm, box), "vmm.pid")) as f:
+        return int(f.read().split()[0])
+
+
+def cpu_and_log_growth(vm, box, secs=3.0):
+    """The monitor's CPU use (fraction of one core) and vmm.log's growth (bytes) over
+    secs: a spinning event loop shows as ~1.0 and a line per pass."""
+    pid, log = monitor_pid(vm, box), os.path.join(box_dir(vm, box), "vmm.log")
+
+    def cpu():
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+
+    c0, s0, t0 = cpu(), os.path.getsize(log), time.monotonic()
+    time.sleep(secs)
+    c1, s1, t1 = cpu(), os.path.getsize(log), time.monotonic()
+    return (c1 - c0) / os.sysconf("SC_CLK_TCK") / (t1 - t0), s1 - s0
+
+
+def nofile_of(pid):
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                return int(line.split()[3])
+    return None
+
+
+def copy_round_trip(vm, box, tmp_path):
+    """cocoon cp in and out of the box; returns (ok, message) within bounded time."""
+    src, back = tmp_path / "in.bin", tmp_path / "back.bin"
+    src.write_bytes(os.urandom(200000))
+    r = vm.run("cp", str(src), f"{box}:/tmp/in.bin", timeout=60)
+    if r.returncode != 0:
+        return False, decode(r.stderr)
+    r = vm.run("cp", f"{box}:/tmp/in.bin", str(back), timeout=60)
+    if r.returncode != 0:
+        return False, decode(r.stderr)
+    return back.read_bytes() == src.read_bytes(), "copied"
+
+
+HOLD_CONNECTIONS = r"""
+import resource, socket, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
+socks, refused, other = [], 0, 0
+for i in range(COUNT):
+    s = socket.socket()
+    s.settimeout(10)
+    try:
+        s.connect(("host.cocoon.internal", PORT))
+        socks.append(s)
+    except ConnectionRefusedError:
+        refused += 1
+        s.close()
+    except OSError:
+        other += 1
+        s.close()
+print("opened", len(socks), "refused", refused, "other", other, flush=True)
+sys.stdin.read()  # hold them until the test closes our stdin
+"""
+
+
+def test_guest_connections_within_the_monitors_descriptors(vm, tmp_path):
+    """A monitor with RLIMIT_NOFILE 512 (it cannot raise it) and a guest opening 700
+    connections to an allowed host port: the stack's caps leave the monitor its
+    reserve, so `cocoon exec` and `cocoon cp` keep working, the monitor does not spin
+    and vmm.log does not grow."""
+    sink = socket.socket()
+    sink.bind(("127.0.0.1", 0))
+    sink.listen(4096)  # connections complete in the backlog: no descriptor of ours each
+    port = sink.getsockname()[1]
+    box = run_nofile(vm, 512, "run", "-d", "--net", "public", "--allow", f"host:{port}")
+    holder = None
+    try:
+        if vm.backend == "qemu":
+            assert nofile_of(monitor_pid(vm, box)) == 512
+        code = HOLD_CONNECTIONS.replace("COUNT", "700").replace("PORT", str(port))
+        holder = vm.popen("exec", "-i", box, "--", "python3", "-c", code, stdin=subprocess.PIPE)
+        line = decode(holder.stdout.readline())
+        assert line.startswith("opened"), line
+        opened, refused = int(line.split()[1]), int(line.split()[3])
+        assert 0 < opened < 512 - 320 and refused > 0, line  # capped under the limit minus the reserve
+        r = vm.run("exec", box, "--", "echo", "alive", timeout=60)
+        assert r.returncode == 0 and decode(r.stdout).strip() == "alive", decode(r.stderr)
+        assert r.elapsed < 30, r.elapsed
+        ok, msg = copy_round_trip(vm, box, tmp_path)
+        assert ok, msg
+        cpu, grew = cpu_and_log_growth(vm, box)
+        assert cpu < 0.5, cpu  # a spin detector, not a speed test
+        assert grew < 2000, grew
+        net_log = open(os.path.join(box_dir(vm, box), "net.log")).read()
+        vmm_log = open(os.path.join(box_dir(vm, box), "vmm.log")).read()
+        if vm.backend == "qemu":
+            assert "RLIMIT_NOFILE is 512" in net_log, net_log
+            assert "at most %d TCP connections" % opened in vmm_log, vmm_log[-3000:]
+    finally:
+        if holder:
+            holder.stdin.close()
+            holder.wait(60)
+        vm.run("rm", "-f", box)
+        sink.close()
+
+
+def ctl_connect(vm, box):
+    """A raw control connection (ctl.sock through the box directory's descriptor: the
+    path may be too long for a unix socket address)."""
+    d = os.open(box_dir(vm, box), os.O_PATH | os.O_DIRECTORY)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(10)
+        s.connect(f"/proc/self/fd/{d}/ctl.sock")
+    finally:
+        os.close(d)
+    return s
+
+
+def test_control_clients_beyond_the_descriptors(vm, tmp_path):
+    """Control connections that use up the monitor's descriptors (RLIMIT_NOFILE 96):
+    the next client gets a clear error at once (never a hang), the monitor backs off
+    instead of spinning on its listener and says so once in vmm.log; when descriptors
+    free up, clients are served again."""
+    box = run_nofile(vm, 96, "run", "-d", "--net", "public")
+    held = []
+    try:
+        for _ in range(120):
+            s = ctl_connect(vm, box)
+            held.append(s)
+            try:
+                s.recv(1)  # VMM_HELLO when accepted; the refusal's ERROR (or EOF) when not
+            except socket.timeout:
+                pytest.fail("a control client got neither a greeting nor an error in 10 s")
+        r = vm.run("exec", box, "--", "echo", "alive", timeout=60)
+        assert r.returncode != 0 and "out of file descriptors" in decode(r.stderr), (r.returncode, decode(r.stderr))
+        assert r.elapsed < 10, r.elapsed
+        ok, msg = copy_round_trip(vm, box, tmp_path)
+        assert not ok and "out of file descriptors" in msg, msg
+        cpu, grew = cpu_and_log_growth(vm, box)
+        assert cpu < 0.5, cpu
+        assert grew < 2000, grew
+        vmm_log = open(os.path.join(box_dir(vm, box), "vmm.log")).read()
+        assert vmm_log.count("control clients are refused for now") == 1, vmm_log[-3000:]
+        for s in held:
+            s.close()
+        held = []
+        deadline, r = time.time() + 10, None
+        while time.time() < deadline:
+            r = vm.run("exec", box, "--", "echo", "alive", timeout=60)
+            if r.returncode == 0:
+                break
+            time.sleep(0.3)
+        assert r.returncode == 0 and decode(r.stdout).strip() == "alive", decode(r.stderr)
+    finally:
+        for s in held:
+            s.close()
+        vm.run("rm", "-f", box)
