@@ -39,10 +39,10 @@ static void fill_info(const char *dir, const struct lib_box_config *c, cocoon_bo
     struct stat st;
     if (stat(c->disk, &st) == 0)
         info->disk_used = (uint64_t)st.st_blocks * 512u;
-    pid_t pid = lib_vmm_pid_dir(dir, 1);
+    pid_t pid = 0;
+    info->running = lib_box_running(dir, &pid);
     info->pid = (int)pid;
-    info->running = pid > 0;
-    snprintf(info->status, sizeof(info->status), "%s", pid > 0 ? "running" : "stopped");
+    snprintf(info->status, sizeof(info->status), "%s", info->running ? "running" : "stopped");
     info->ready_ms = -1;
     info->boot_ms = info->init_ms = -1;
 }
@@ -54,6 +54,7 @@ int cocoon_box_list(cocoon_runtime *rt, cocoon_box_info **out, size_t *count, co
         return lib_err(err, COCOON_E_INVALID, "cocoon_box_list: NULL argument");
     *out = NULL;
     *count = 0;
+    lib_box_gc(rt);
     struct state_box *rows;
     size_t n;
     if (state_box_list(rt->state, &rows, &n, err) < 0)
@@ -161,7 +162,7 @@ int lib_box_file_copy(cocoon_box *box, const char *name, int fd, int follow, coc
         return lib_err(err, COCOON_E_INVALID, "box path too long");
     off_t off = 0;
     for (;;) {
-        int running = follow && lib_vmm_pid(box) > 0;
+        int running = follow && lib_box_running(box->dir, NULL);
         int rc = copy_from(path, &off, fd);
         if (rc < 0)
             return lib_err(err, COCOON_E_IO, "cannot read %s: %s", path, strerror(errno));

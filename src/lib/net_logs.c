@@ -86,7 +86,7 @@ int lib_rotating_copy(const char *path, const char *old, int out, int (*more)(vo
     return rc;
 }
 
-static int box_running(void *box) { return lib_vmm_pid(box) > 0; }
+static int box_running(void *box) { return lib_box_running(((cocoon_box *)box)->dir, NULL); }
 
 int cocoon_box_net_logs(cocoon_box *box, int fd, int follow, cocoon_error *err)
 {
