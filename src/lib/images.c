@@ -135,8 +135,10 @@ static int base_path_for(cocoon_runtime *rt, const char *manifest_digest, char *
     return lib_path(out, cap, "%s/images/bases/%s.ext4", rt->home, manifest_digest + 7);
 }
 
-/* The base of a manifest: made once (tmp + rename; two processes racing both unpack and
- * the last rename wins, the files being identical in content). */
+/* The base of a manifest, published exactly once: unpacked to a temporary file and
+ * moved into place with a no-replace rename. A racing pull or load that loses discards
+ * its copy and uses the winner's, so a base that boxes already stand on is never
+ * replaced (the copies would be identical anyway: see ext4_write.c). */
 static int ensure_base(cocoon_runtime *rt, const struct image_manifest_info *info, char *base, size_t cap,
                        cocoon_error *err)
 {
@@ -156,9 +158,12 @@ static int ensure_base(cocoon_runtime *rt, const struct image_manifest_info *inf
         return lib_err(err, COCOON_E_IO, "unpacking %s: %s", info->manifest_digest, msg);
     }
     chmod(tmp, 0444); /* shared read-only by every box of the image */
-    if (rename(tmp, base) < 0) {
+    lib_test_delay("BASE_PUBLISH");
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, base, RENAME_NOREPLACE) < 0) {
         int e = errno;
         unlink(tmp);
+        if (e == EEXIST)
+            return 0; /* another pull or load published it first: theirs it is */
         return lib_err(err, COCOON_E_IO, "cannot rename %s to %s: %s", tmp, base, strerror(e));
     }
     return 0;
@@ -537,20 +542,6 @@ static uint64_t sweep(cocoon_runtime *rt)
     return freed;
 }
 
-/* Drops one row; its base goes now when it is a pulled one (the blob sweep follows). */
-static int remove_row(cocoon_runtime *rt, const struct state_image *row, uint64_t *freed, cocoon_error *err)
-{
-    if (state_image_remove(rt->state, row->id, err) < 0)
-        return -1;
-    char base[LIB_PATH_MAX];
-    if (base_path_for(rt, row->id, base, sizeof(base)) == 0 && !strcmp(base, row->base_path)) {
-        uint64_t n = unlink_size(base);
-        if (freed)
-            *freed += n;
-    }
-    return 0;
-}
-
 int cocoon_image_remove(cocoon_runtime *rt, const char *name, cocoon_error *err)
 {
     lib_err_clear(err);
@@ -560,11 +551,12 @@ int cocoon_image_remove(cocoon_runtime *rt, const char *name, cocoon_error *err)
     if (find_image(rt, name, &row, err) < 0)
         return -1;
     cocoon_error e;
-    int rc = remove_row(rt, &row, NULL, &e);
+    int rc = state_image_remove(rt->state, row.id, &e);
     state_image_clear(&row);
     if (rc < 0)
         return lib_err(err, e.code, "cannot remove image %s: %s", name, e.message);
-    /* Blobs: only when no pull or load runs right now; a later prune gets the rest. */
+    /* Its base and blobs go only when no pull or load runs right now (one may be about
+     * to record this very image on them); a later prune gets them otherwise. */
     int lock = store_lock(rt, LOCK_EX | LOCK_NB, NULL);
     if (lock >= 0) {
         sweep(rt);
@@ -600,7 +592,7 @@ int cocoon_image_prune(cocoon_runtime *rt, size_t *removed, uint64_t *freed_byte
             continue; /* used, or a built-in image (its file is not ours) */
         cocoon_error e;
         /* A box created meanwhile makes the removal fail: that image is kept. */
-        if (remove_row(rt, &rows[i], &freed, &e) == 0 && removed)
+        if (state_image_remove(rt->state, rows[i].id, &e) == 0 && removed)
             (*removed)++;
     }
     if (rc == 0)

@@ -327,3 +327,23 @@ def test_pulled_box_keeps_files_across_stop_start(ivm):
     r = ivm.run("exec", "keeper", "--", "sh", "-c", "cat /home/app/note; stat -c '%u %g' /home/app/note; pwd", check=0)
     assert decode(r.stdout).split() == ["persisted", "1234", "5678", "/app"]
     ivm.run("rm", "-f", "keeper", check=0)
+
+
+def test_racing_loads_publish_one_base(cocoon, tmp_path):
+    """Two loads of one image at once both unpack it; the base is published once (a
+    no-replace rename), the loser uses the winner's file: a base boxes stand on is
+    never replaced. COCOON_TEST_DELAY_BASE_PUBLISH holds each before its rename."""
+    lay = Layout(str(tmp_path / "layout"))
+    img = lay.image([base_layer(lay)], {"Cmd": ["sh"]})
+    lay.tag(img, "example.com/race/img:1")
+    procs = [cocoon.popen("load", lay.path, env={"COCOON_TEST_DELAY_BASE_PUBLISH": ms}) for ms in ("1500", "4000")]
+    out, err = procs[0].communicate(timeout=120)
+    assert procs[0].returncode == 0, decode(err)
+    base = os.path.join(cocoon.home, "images", "bases", img["digest"][7:] + ".ext4")
+    first = os.stat(base)
+    out, err = procs[1].communicate(timeout=120)
+    assert procs[1].returncode == 0, decode(err)
+    second = os.stat(base)
+    assert (first.st_ino, first.st_mtime_ns) == (second.st_ino, second.st_mtime_ns), "the base was replaced"
+    assert os.listdir(os.path.dirname(base)) == [os.path.basename(base)]
+    assert [i["id"] for i in images_json(cocoon)] == [img["digest"]]
