@@ -102,6 +102,9 @@ int lib_which(const char *name, char *out, size_t cap);
 /* images: an image name (or id) to its row, registering built-in images (files NAME.ext4
  * in the share dir or $COCOON_HOME/images/bases) as "local:NAME" on first use. */
 int lib_image_lookup(cocoon_runtime *rt, const char *name, struct state_image *out, cocoon_error *err);
+/* 1 when a canonical name (docker.io/library/X:latest) stands for the built-in image X:
+ * such names are not given to pulled or loaded images. */
+int lib_image_shadows_builtin(cocoon_runtime *rt, const char *canonical);
 /* lib_image_lookup, and when the name is not known locally but reads as a reference,
  * a quiet pull of it first (images.c). */
 int lib_image_lookup_or_pull(cocoon_runtime *rt, const char *name, struct state_image *out, cocoon_error *err);

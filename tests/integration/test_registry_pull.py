@@ -237,7 +237,8 @@ def test_load_oci_layout_dir_and_tar(registry, tool, tmp_path):
     lay = str(tmp_path / "lay")
     rf.build_layout(lay, "v2", {"etc/x": b"x\n"}, cmd=["/bin/true"])
     imgs = tool.ok("load", lay)
-    assert [i["name"] for i in imgs] == ["v2"]
+    # an OCI ref.name is a reference like any other name: a bare "v2" is docker.io/library/v2:latest
+    assert [i["name"] for i in imgs] == ["docker.io/library/v2:latest"]
     assert imgs[0]["manifest"] == rf.layout_manifest(lay, "v2")["digest"]
     assert tool.ok("config", imgs[0]["config"])["cmd"] == ["/bin/true"]
     check_store(tool)
@@ -256,7 +257,7 @@ def test_load_multiarch_layout_picks_amd64(registry, tool):
     # the session layout holds v1, amd, arm and two indexes: the multi-arch index gives
     # its amd64 image, the index without amd64 is skipped (single manifests load as they are)
     imgs = tool.ok("load", registry.layout)
-    names = {i["name"]: i["manifest"] for i in imgs}
+    names = {i["name"].removeprefix("docker.io/library/").removesuffix(":latest"): i["manifest"] for i in imgs}
     assert names["multi"] == rf.layout_manifest(registry.layout, "amd")["digest"]
     assert set(names) == {"v1", "amd", "arm", "multi"}
 
