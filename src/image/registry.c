@@ -21,10 +21,11 @@ struct reg {
     struct img_source src; /* first: the walk hands it back to reg_fetch */
     const struct image_ref *ref;
     const struct image_pull_options *opts;
-    char host[256];    /* API host */
-    char base[300];    /* scheme://host */
-    char authz[16384]; /* "Authorization: ..." once we have a token, or "" */
-    char basic[2048];  /* base64(user:pass) from the auth file, or "" */
+    char host[256];                 /* API host */
+    char base[300];                 /* scheme://host */
+    char authz[REG_BASIC_MAX + 64]; /* "Authorization: ..." once we have a token, or "" */
+    char basic[REG_BASIC_MAX];      /* base64(user:pass) from the auth file, or "" */
+    char auth_line[REG_BASIC_MAX + 64];
     char auth_file[4096];
     int have_basic;
     char name[900]; /* registry/repository for messages */
@@ -156,7 +157,6 @@ static int http_get(struct reg *g, const char *url, const char *accept, const ch
 {
     CURL *c = g->curl;
     char cerr[CURL_ERROR_SIZE] = "";
-    char auth_line[2100];
     struct curl_slist *h = NULL;
     curl_easy_reset(c);
     if (accept)
@@ -164,8 +164,8 @@ static int http_get(struct reg *g, const char *url, const char *accept, const ch
     if (authz && *authz)
         h = curl_slist_append(h, authz);
     else if (userpwd_b64 && *userpwd_b64) {
-        snprintf(auth_line, sizeof(auth_line), "Authorization: Basic %s", userpwd_b64);
-        h = curl_slist_append(h, auth_line);
+        snprintf(g->auth_line, sizeof(g->auth_line), "Authorization: Basic %s", userpwd_b64);
+        h = curl_slist_append(h, g->auth_line);
     }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -492,6 +492,7 @@ out:
         curl_easy_cleanup(g->curl);
     explicit_bzero(g->basic, sizeof(g->basic));
     explicit_bzero(g->authz, sizeof(g->authz));
+    explicit_bzero(g->auth_line, sizeof(g->auth_line));
     free(g);
     if (rc < 0)
         memset(out, 0, sizeof(*out));

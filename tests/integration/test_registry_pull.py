@@ -439,3 +439,58 @@ def test_cli_login_then_pull_then_logout(fake, tool, tmp_path):
     assert f.host not in json.load(open(auth))["auths"]
     p = run(["logout", f.host])
     assert p.returncode != 0 and "not logged in" in p.stderr, p.stderr
+
+
+def _cli(tmp_path):
+    cocoon = os.path.join(os.environ.get("COCOON_BIN_DIR", "build/bin"), "cocoon")
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700, exist_ok=True)
+    return cocoon, home, dict(os.environ, COCOON_HOME=str(home))
+
+
+def test_login_long_password_kept_whole_or_refused(tmp_path):
+    """A 60 KiB token as password is stored whole (it was cut at 1023 bytes); one over
+    the 64 KiB bound is an error and stores nothing."""
+    cocoon, home, env = _cli(tmp_path)
+    token = "t" * (60 << 10)
+    p = subprocess.run([cocoon, "login", "-u", "bot", "--password-stdin", "ghcr.io"], input=token + "\n",
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode == 0, p.stderr
+    saved = json.load(open(home / "auth.json"))["auths"]["ghcr.io"]["auth"]
+    assert base64.b64decode(saved) == b"bot:" + token.encode()
+    p = subprocess.run([cocoon, "login", "-u", "bot", "--password-stdin", "quay.io"], input="x" * (65 << 10) + "\n",
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode != 0 and "longer than 65536 bytes" in p.stderr, p.stderr
+    assert "quay.io" not in json.load(open(home / "auth.json"))["auths"]
+
+
+def test_login_ctrl_c_at_the_prompt_restores_echo(tmp_path):
+    """Ctrl-C at the password prompt (echo off) leaves the terminal with echo on."""
+    import pty
+    import termios
+    cocoon, home, env = _cli(tmp_path)
+    master, slave = pty.openpty()
+    p = subprocess.Popen([cocoon, "login", "-u", "carol", "ghcr.io"], stdin=slave, stdout=slave, stderr=slave,
+                         env=env, start_new_session=True,
+                         preexec_fn=lambda: __import__("fcntl").ioctl(0, termios.TIOCSCTTY, 0))
+    try:
+        seen = b""
+        deadline = time.monotonic() + 30
+        while b"Password: " not in seen and time.monotonic() < deadline:
+            seen += os.read(master, 1024)
+        assert b"Password: " in seen, seen
+        for _ in range(100):  # the prompt is written before echo goes off
+            if not termios.tcgetattr(slave)[3] & termios.ECHO:
+                break
+            time.sleep(0.02)
+        assert not termios.tcgetattr(slave)[3] & termios.ECHO, "echo is on while the password is typed"
+        os.write(master, b"sec\x03")  # Ctrl-C: SIGINT from the terminal
+        p.wait(timeout=30)
+        assert termios.tcgetattr(slave)[3] & termios.ECHO, "the terminal was left without echo"
+        assert not (home / "auth.json").exists()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+        os.close(slave)
