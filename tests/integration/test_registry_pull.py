@@ -338,6 +338,35 @@ def test_stalled_transfer_times_out(fake, tool):
     assert layer[7:] not in tool.blobs() and no_temp_files(tool)
 
 
+def test_pull_has_an_overall_deadline(fake, tool):
+    """A registry that trickles a blob (never silent, so never 'stalled') is cut off by
+    the pull's overall deadline (COCOON_PULL_TIMEOUT) with a clear error."""
+    f = fake()
+    manifest, blobs = f.add("drip/img", "v1", {"a": os.urandom(200000)})
+    layer = json.loads(manifest)["layers"][0]["digest"]
+    f.drip[layer] = 200  # bytes per second: the blob would take over 15 minutes
+    start = time.monotonic()
+    p = tool.run("pull", "--insecure", f"{f.host}/drip/img:v1", env={"COCOON_PULL_TIMEOUT": "4"})
+    assert p.returncode == 1 and "COCOON_PULL_TIMEOUT" in p.stderr and "4 s" in p.stderr, p.stderr
+    assert time.monotonic() - start < 30
+    assert layer[7:] not in tool.blobs() and no_temp_files(tool)
+
+
+def test_pull_below_the_low_speed_limit_fails(fake, tool):
+    """Slower than COCOON_PULL_LOW_SPEED bytes/s for COCOON_PULL_STALL_SECONDS: an error
+    that says so (a trickle used to keep a pull alive forever)."""
+    f = fake()
+    manifest, blobs = f.add("drip2/img", "v1", {"a": os.urandom(200000)})
+    layer = json.loads(manifest)["layers"][0]["digest"]
+    f.drip[layer] = 200
+    start = time.monotonic()
+    p = tool.run("pull", "--insecure", f"{f.host}/drip2/img:v1",
+                 env={"COCOON_PULL_STALL_SECONDS": "2", "COCOON_PULL_LOW_SPEED": "1000"})
+    assert p.returncode == 1 and "slower than 1000 bytes/s" in p.stderr, p.stderr
+    assert time.monotonic() - start < 30
+    assert no_temp_files(tool)
+
+
 def test_stale_temp_files_are_swept(fake, tool):
     f = fake()
     f.add("x/y", "latest", {"a": b"a"})
