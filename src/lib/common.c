@@ -50,9 +50,13 @@ void lib_test_delay(const char *point)
     snprintf(name, sizeof(name), "COCOON_TEST_DELAY_%s", point);
     const char *v = getenv(name);
     long ms = v ? strtol(v, NULL, 10) : 0;
-    if (ms <= 0 || ms > 600000)
-        return;
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    if (ms > 0 && ms <= 600000)
+        lib_sleep_ms((unsigned)ms);
+}
+
+void lib_sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
 }

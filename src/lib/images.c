@@ -87,8 +87,7 @@ static int store_lock(cocoon_runtime *rt, int how, cocoon_error *err)
                 lock_holder(fd, who, sizeof(who));
                 lib_notice(rt, "waiting for the image store lock held by %s", who);
             }
-            struct timespec ts = {0, 50 * 1000000L};
-            nanosleep(&ts, NULL);
+            lib_sleep_ms(50);
             waited_ms += 50;
             continue;
         }

@@ -87,6 +87,8 @@ void lib_err_clear(cocoon_error *err);
 /* Tests only: sleeps COCOON_TEST_DELAY_<point> milliseconds (when set) to widen a race
  * window a test wants to hit. The points are listed in docs/internals.md. */
 void lib_test_delay(const char *point);
+/* Sleeps ms milliseconds, through signals. */
+void lib_sleep_ms(unsigned ms);
 
 /* paths */
 int lib_path(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -22,13 +22,6 @@
 
 static uint64_t now_ms(void) { return util_now_ns(CLOCK_MONOTONIC) / 1000000u; }
 
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
 void lib_console_tail(const cocoon_box *box, char *out, size_t cap)
 {
     char path[LIB_PATH_MAX];
@@ -56,7 +49,7 @@ static int kill_monitor(cocoon_box *box)
         lib_monitor_done(&m);
         for (int i = 0; i < 100 && (state = lib_monitor_probe(box->dir, &m)) == LIB_MON_STARTING; i++) {
             lib_monitor_done(&m);
-            sleep_ms(20);
+            lib_sleep_ms(20);
         }
     }
     int rc = state == LIB_MON_STOPPED ? 0 : lib_monitor_kill(box->dir, &m, 4000);
@@ -109,7 +102,7 @@ int lib_ctl_connect(cocoon_box *box, cocoon_error *err)
             rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
             if (rc == 0 || errno != EAGAIN)
                 break;
-            sleep_ms(20);
+            lib_sleep_ms(20);
         }
         e = errno;
     }

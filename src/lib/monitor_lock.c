@@ -115,13 +115,6 @@ int lib_box_running(const char *dir, pid_t *pid)
     return state != LIB_MON_STOPPED;
 }
 
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
 int lib_monitor_wait_gone(const char *dir, unsigned ms)
 {
     for (unsigned waited = 0;; waited += 10) {
@@ -129,7 +122,7 @@ int lib_monitor_wait_gone(const char *dir, unsigned ms)
             return 0;
         if (waited >= ms)
             return -1;
-        sleep_ms(10);
+        lib_sleep_ms(10);
     }
 }
 
