@@ -100,8 +100,13 @@ int cocoon_box_inspect(cocoon_box *box, cocoon_box_info *info, cocoon_error *err
     if (!box || !info)
         return lib_err(err, COCOON_E_INVALID, "cocoon_box_inspect: NULL argument");
     struct lib_box_config c;
-    if (lib_config_read(box->dir, &c, err) < 0)
-        return -1;
+    if (lib_config_read(box->dir, &c, box->problem[0] ? NULL : err) < 0) {
+        if (!box->problem[0])
+            return -1;
+        memset(&c, 0, sizeof(c)); /* a damaged box: what its row says */
+        snprintf(c.name, sizeof(c.name), "%s", box->name);
+        c.ephemeral = box->ephemeral;
+    }
     snprintf(c.id, sizeof(c.id), "%s", box->id);
     struct state_box row;
     if (state_box_get(box->rt->state, box->id, &row, NULL) == 0) {

@@ -465,6 +465,8 @@ def test_box_with_missing_files_can_be_removed(vm):
     assert r.returncode == 125 and "config.json" in decode(r.stderr) and "cocoon rm" in decode(r.stderr), \
         decode(r.stderr)
     assert [b["name"] for b in ls(vm)] == ["broken"]
+    info = json.loads(decode(vm.run("inspect", "--json", "broken", check=0).stdout))
+    assert info["id"] == box and info["status"] == "stopped"
     r = vm.run("rm", "-f", "broken", check=0)
     assert decode(r.stdout).strip() == box
     assert "removed damaged box" in decode(r.stderr) and "config.json" in decode(r.stderr), decode(r.stderr)

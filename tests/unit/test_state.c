@@ -84,7 +84,7 @@ static void test_schema(void **unused)
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
     sqlite3_finalize(s);
-    static const char *const tables[] = {"boxes", "images", "snapshots", "settings", "schema_version"};
+    static const char *const tables[] = {"boxes", "images", "image_tags", "snapshots", "settings", "schema_version"};
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
         assert_int_equal(
             sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?1", -1, &s, NULL),
