@@ -55,10 +55,14 @@ def boot_comparison(text):
     """kvm backend (kernel mapped, and copied) vs qemu backend, boot to READY, from the
     BENCH boot lines of the nested lane."""
     runs = {"kvm": [], "kvmmap": [], "qemu": []}
-    for be, ready, wall, split in re.findall(
-            r"^BENCH boot (kvm|kvmmap|qemu) \d+: ready_ms (\d+) wall_ms (\d+) \((.*)\)", text, re.M):
+    stalls = {"kvm": [], "kvmmap": [], "qemu": []}
+    for be, ready, wall, split, stall in re.findall(
+            r"^BENCH boot (kvm|kvmmap|qemu) \d+: ready_ms (\d+) wall_ms (\d+) \((.*)\)(?: rtc_stall=(\d+))?$",
+            text, re.M):
         g = re.search(r"guest boot (\d+) ms", split)
         runs[be].append((int(ready), int(wall), int(g.group(1)) if g else None))
+        if stall != "":
+            stalls[be].append(int(stall) > 0)
     if not runs["kvm"] or not runs["qemu"]:
         return []
     runs = {be: rs for be, rs in runs.items() if rs}
@@ -80,6 +84,9 @@ def boot_comparison(text):
     for name, f in rows:
         out.append(f"| {name} | " + " | ".join(f"{f(be):.0f} ms" for be in bes) + " | " +
                    " | ".join(f"{f(be) / f('qemu'):.2f}" for be in bes if be != "qemu") + " |")
+    if all(stalls[be] for be in bes):
+        out.append("| boots whose console shows a clock stall (RTC) | " +
+                   " | ".join(f"{sum(stalls[be])}/{len(stalls[be])}" for be in bes) + " |" + " |" * (len(bes) - 1))
     out.append("| runs, ready_ms | " + " | ".join(", ".join(str(r[0]) for r in runs[be]) for be in bes) + " |" +
                " |" * (len(bes) - 1))
     ratio = med["kvm"][0] / med["qemu"][0]

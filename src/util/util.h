@@ -47,5 +47,7 @@ struct host_kvm_probe {
     char reason[256];
 };
 void host_probe_kvm(struct host_kvm_probe *p);
+/* The host TSC's rate in kHz, measured once (2 ms); 0 when the TSC is not invariant. */
+uint32_t host_tsc_khz(void);
 
 #endif

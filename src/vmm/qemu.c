@@ -23,8 +23,11 @@
  * was seen to stall a guest after boot on nested SVM (no ticks: execs never ran). */
 #define KERNEL_CMDLINE_TCG KERNEL_CMDLINE " nolapic_timer"
 
+/* rtc=on: without a CMOS clock the guest kernel's first wall-clock read
+ * (timekeeping_init -> mach_get_cmos_time -> mc146818_get_time(.., 1000)) polls the
+ * absent chip's update-in-progress bit, which reads as set, for a whole second. */
 #ifndef QEMU_MACHINE
-#define QEMU_MACHINE "microvm,x-option-roms=off,rtc=off,acpi=off"
+#define QEMU_MACHINE "microvm,x-option-roms=off,rtc=on,acpi=off"
 #endif
 
 static int is_executable(const char *path)
@@ -134,7 +137,14 @@ static const char *box_relative(const char *path, const char *box_dir)
 static int build_argv(struct qemu_plan *p, const struct vmm_config *cfg, const char *box_dir)
 {
     int kvm = !strcmp(p->accel, "kvm");
-    const char *cmdline = kvm ? KERNEL_CMDLINE : KERNEL_CMDLINE_TCG;
+    char cmdline[256];
+    uint32_t tsc_khz = kvm ? 0 : host_tsc_khz();
+    /* A TCG guest's TSC is the host's: told its rate, the guest skips a calibration
+     * that fails in half the boots under emulation (util/hosttsc.c). */
+    if (tsc_khz)
+        snprintf(cmdline, sizeof(cmdline), "%s tsc_early_khz=%u", KERNEL_CMDLINE_TCG, tsc_khz);
+    else
+        snprintf(cmdline, sizeof(cmdline), "%s", kvm ? KERNEL_CMDLINE : KERNEL_CMDLINE_TCG);
     char *disk = opt_escape(box_relative(cfg->disk, box_dir));
     if (!disk)
         return -1;

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import decode, find_box_processes
+from conftest import decode, find_box_processes, sh
 
 
 def test_timeout(vm):
@@ -354,6 +354,27 @@ def test_rm_running_box(vm):
     assert not find_box_processes(vm.home)
 
 
+def test_boot_reads_a_wall_clock_at_once(vm, boxes):
+    """The guest kernel finds a wall clock when it starts: no RTC poll that times out
+    (it waits up to 1 s and prints this line), no failed TSC calibration under TCG (a
+    jiffies clocksource: ~250 ms of delay-loop calibration). And the guest's clock is
+    the host's once the box is up."""
+    box = boxes("clock")
+    before = time.time()
+    out = decode(sh(vm, box, "date +%s; cat /sys/devices/system/clocksource/clocksource0/current_clocksource")
+                 .stdout).split()
+    after = time.time()
+    guest, clocksource = int(out[0]), out[1]
+    assert int(before) - 1 <= guest <= int(after) + 1, (before, guest, after)
+    consoles = ""
+    for d in vm.box_dirs():
+        with open(os.path.join(vm.boxes_dir(), d, "console.log"), errors="replace") as f:
+            consoles += f.read()
+    assert "Unable to read current time from RTC" not in consoles, consoles[-2000:]
+    with open("/proc/cpuinfo") as f:
+        flags = next((line.split() for line in f if line.startswith("flags")), [])
+    if "constant_tsc" in flags and "nonstop_tsc" in flags:  # cocoon-vmm then gives the guest the TSC's rate
+        assert "jiffies" not in clocksource, f"the guest could not calibrate its TSC (clocksource {clocksource})"
 # ---- liveness is the monitor's lock ----
 
 def test_other_spellings_of_home_see_the_running_box(vm, tmp_path):
