@@ -167,10 +167,10 @@ static int prepare(cocoon_runtime *rt, const cocoon_box_options *o, struct lib_b
     return lib_net_options(o, c, err);
 }
 
-/* Collects what crashed creates left behind: ".creating-<id>" directories whose
- * creator is gone (it holds the box lock while it works), and "<id>" directories
- * without a row, older than a minute (a create between its rename and its insert is
- * younger and holds the lock). Run by create and by list. */
+/* Collects what crashed creates left behind, once a minute old: ".creating-<id>"
+ * directories whose creator is gone (it holds the box lock while it works), and "<id>"
+ * directories without a row (a create between its rename and its insert holds the
+ * lock too). Run by create and by list. */
 void lib_box_gc(cocoon_runtime *rt)
 {
     char boxes[LIB_PATH_MAX], dir[LIB_PATH_MAX];
@@ -186,9 +186,10 @@ void lib_box_gc(cocoon_runtime *rt)
             continue;
         if (lib_path(dir, sizeof(dir), "%s/%s", boxes, e->d_name) < 0)
             continue;
+        /* A minute old at least: a create holds the lock only once its directory exists. */
         struct stat st;
-        if (!creating && (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || time(NULL) - st.st_mtime < 60 ||
-                          state_box_get(rt->state, e->d_name, NULL, NULL) == 0))
+        if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || time(NULL) - st.st_mtime < 60 ||
+            (!creating && state_box_get(rt->state, e->d_name, NULL, NULL) == 0))
             continue;
         int lock = lib_box_lock(dir);
         if (lock < 0)
