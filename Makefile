@@ -21,6 +21,11 @@ ifeq ($(SANITIZE),1)
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 BASE_CFLAGS := $(subst -O2,-O1,$(BASE_CFLAGS))
 endif
+# FUZZ=1 (with CC=clang): coverage for libFuzzer on every object, as scripts/fuzz-smoke builds.
+ifeq ($(FUZZ),1)
+SAN_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+BASE_CFLAGS := $(subst -O2,-O1,$(BASE_CFLAGS))
+endif
 HOST_PKGS := jansson libcurl libarchive ext2fs com_err sqlite3
 HOST_CFLAGS := $(BASE_CFLAGS) $(SAN_FLAGS) -fPIC $(shell $(PKG_CONFIG) --cflags $(HOST_PKGS) 2>/dev/null) $(CFLAGS)
 HOST_LIBS := $(shell $(PKG_CONFIG) --libs $(HOST_PKGS) 2>/dev/null) -lpthread
@@ -29,23 +34,37 @@ AGENT_CFLAGS := $(BASE_CFLAGS) -static
 
 OBJ := $(BUILD)/obj
 SHARE := $(BUILD)/share/cocoon
+ILIB := $(BUILD)/lib/internal
 
-PROTO_SRC := $(wildcard src/proto/*.c)
-UTIL_SRC := $(wildcard src/util/*.c)
-LIB_SRC := $(wildcard src/lib/*.c) $(wildcard src/disk/*.c) $(wildcard src/image/*.c) $(wildcard src/net/*.c)
-VMM_SRC := $(wildcard src/vmm/*.c) $(wildcard src/net/*.c)
+# Internal static libraries, one per part (src/<part>), built once and linked by the
+# library, the binaries, the unit tests, the fuzzers, tests/kvm and tests/nested. A
+# linker pulls from an archive only the objects a program needs.
+PARTS := util proto boxcfg net disk image kvm monitor lib
+src_of = $(wildcard src/$(1)/*.c) $(if $(filter kvm,$(1)),$(wildcard src/kvm/dev/*.c))
+obj_of = $(patsubst %.c,$(OBJ)/%.o,$(filter-out src/monitor/main.c,$(call src_of,$(1))))
+$(foreach p,$(PARTS),$(eval $(ILIB)/lib$(p).a: $(call obj_of,$(p))))
+$(ILIB)/%.a:
+	@mkdir -p $(dir $@)
+	@echo '  AR      $@'
+	$(Q)rm -f $@ && ar rcs $@ $^
+lib_of = $(foreach p,$(1),$(ILIB)/lib$(p).a)
+# What libcocoon is made of, and what the monitor is made of (in link order).
+LIB_PARTS := lib image disk net boxcfg proto util
+VMM_PARTS := monitor kvm net disk boxcfg proto util
+# Every part, dependents before what they use (the order a static link needs).
+ALL_ILIBS := $(call lib_of,lib monitor kvm image disk net boxcfg proto util)
+
 CLI_SRC := $(wildcard src/cli/*.c)
+CLI_OBJ := $(CLI_SRC:%.c=$(OBJ)/%.o)
+VMM_MAIN := $(OBJ)/src/monitor/main.o
 AGENT_SRC := $(wildcard src/agent/*.c)
 
-COMMON_OBJ := $(PROTO_SRC:%.c=$(OBJ)/%.o) $(UTIL_SRC:%.c=$(OBJ)/%.o)
-LIB_OBJ := $(LIB_SRC:%.c=$(OBJ)/%.o)
-VMM_OBJ := $(VMM_SRC:%.c=$(OBJ)/%.o)
-CLI_OBJ := $(CLI_SRC:%.c=$(OBJ)/%.o)
-
+SONAME := libcocoon.so.0
 HOST_BINS := $(BUILD)/bin/cocoon $(BUILD)/bin/cocoon-vmm $(BUILD)/lib/libcocoon.so $(BUILD)/lib/libcocoon.a
 GUEST_BINS := $(SHARE)/cocoon-agent $(SHARE)/initramfs.cpio
 
-.PHONY: all host agent guest kernel image demo test unit fuzz integration bench setup clean format check-format asan
+.PHONY: all host agent guest kernel image demo test unit fuzz integration bench setup clean format check-format asan \
+	kvm-tests nested-tools source-check
 all: host agent
 
 host: $(HOST_BINS)
@@ -66,27 +85,34 @@ $(OBJ)/agent/%.o: %.c
 	@echo '  CC      $< (agent)'
 	$(Q)$(CC) $(AGENT_CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/lib/libcocoon.a: $(LIB_OBJ) $(COMMON_OBJ)
+# The public static library carries every object it may need, so `-lcocoon` alone links.
+$(BUILD)/lib/libcocoon.a: $(foreach p,$(LIB_PARTS),$(call obj_of,$(p)))
 	@mkdir -p $(dir $@)
 	@echo '  AR      $@'
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/lib/libcocoon.so: $(LIB_OBJ) $(COMMON_OBJ)
+# The shared library exports cocoon_* only (src/lib/libcocoon.map) and pulls from the
+# internal archives just what those functions reach (so not the TCP stack).
+$(BUILD)/lib/libcocoon.so: $(call lib_of,$(LIB_PARTS)) src/lib/libcocoon.map
 	@mkdir -p $(dir $@)
 	@echo '  LD      $@'
-	$(Q)$(CC) $(HOST_CFLAGS) -shared -Wl,-soname,libcocoon.so -o $@ $^ $(HOST_LIBS) -ldl
+	$(Q)$(CC) $(HOST_CFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=src/lib/libcocoon.map \
+		-o $(BUILD)/lib/$(SONAME) -Wl,--whole-archive $(ILIB)/liblib.a -Wl,--no-whole-archive \
+		$(call lib_of,$(filter-out lib,$(LIB_PARTS))) $(HOST_LIBS) -ldl
+	$(Q)ln -sfn $(SONAME) $@
 
 $(BUILD)/bin/cocoon: $(CLI_OBJ) $(BUILD)/lib/libcocoon.a
 	@mkdir -p $(dir $@)
 	@echo '  LD      $@'
 	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/lib/libcocoon.a $(HOST_LIBS) -ldl
 
-$(BUILD)/bin/cocoon-vmm: $(VMM_OBJ) $(COMMON_OBJ) $(filter $(OBJ)/src/disk/qcow2%,$(LIB_OBJ))
+VMM_LIBS := $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null) -lpthread
+$(BUILD)/bin/cocoon-vmm: $(VMM_MAIN) $(call lib_of,$(VMM_PARTS))
 	@mkdir -p $(dir $@)
 	@echo '  LD      $@'
-	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $^ $(HOST_LIBS)
+	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $^ $(VMM_LIBS)
 
-AGENT_OBJ := $(AGENT_SRC:%.c=$(OBJ)/agent/%.o) $(PROTO_SRC:%.c=$(OBJ)/agent/%.o)
+AGENT_OBJ := $(AGENT_SRC:%.c=$(OBJ)/agent/%.o) $(patsubst %.c,$(OBJ)/agent/%.o,$(wildcard src/proto/*.c))
 $(SHARE)/cocoon-agent: $(AGENT_OBJ)
 	@mkdir -p $(dir $@)
 	@echo '  LD      $@'
@@ -97,20 +123,54 @@ $(SHARE)/initramfs.cpio: $(SHARE)/cocoon-agent scripts/mkinitramfs
 	$(Q)$(PYTHON) scripts/mkinitramfs $(SHARE)/cocoon-agent $@
 
 # ---- tests ----
+# Helpers shared by unit tests and fuzzers (tests/support: a virtio test driver, ...).
+TEST_SUPPORT := $(BUILD)/tests/libtestsupport.a
+$(OBJ)/tests/%.o: HOST_CFLAGS += -Itests
+$(TEST_SUPPORT): $(patsubst %.c,$(OBJ)/%.o,$(wildcard tests/support/*.c))
+	@mkdir -p $(dir $@)
+	@echo '  AR      $@'
+	$(Q)rm -f $@ && ar rcs $@ $^
+TEST_LIBS := $(TEST_SUPPORT) $(ALL_ILIBS) $(HOST_LIBS) -ldl
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/lib/libcocoon.a
+$(BUILD)/tests/%: tests/unit/%.c $(TEST_SUPPORT) $(ALL_ILIBS)
 	@mkdir -p $(dir $@)
 	@echo '  LD      $@'
-	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $< $(BUILD)/lib/libcocoon.a $(HOST_LIBS) -ldl -lcmocka
+	$(Q)$(CC) $(HOST_CFLAGS) -Itests -o $@ $< $(TEST_LIBS) -lcmocka
 
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 # Replay build: a plain main() feeds each corpus file to the target under ASan/UBSan.
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%-replay)
-$(BUILD)/fuzz/%-replay: tests/fuzz/%.c tests/fuzz/replay_main.c $(BUILD)/lib/libcocoon.a
+$(BUILD)/fuzz/%-replay: tests/fuzz/%.c tests/fuzz/replay_main.c $(TEST_SUPPORT) $(ALL_ILIBS)
 	@mkdir -p $(dir $@)
 	@echo '  LD      $@'
-	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $< tests/fuzz/replay_main.c $(BUILD)/lib/libcocoon.a $(HOST_LIBS) -ldl
+	$(Q)$(CC) $(HOST_CFLAGS) -Itests -o $@ $< tests/fuzz/replay_main.c $(TEST_LIBS)
+
+# Coverage-guided fuzzers (scripts/fuzz-smoke): the same sources and flags, built by
+# clang with FUZZ=1 into their own BUILD; each target links libFuzzer's main.
+FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(TEST_SUPPORT) $(ALL_ILIBS)
+	@mkdir -p $(dir $@)
+	@echo '  LD      $@'
+	$(Q)$(CC) $(HOST_CFLAGS) -Itests -fsanitize=fuzzer -o $@ $< $(TEST_LIBS)
+fuzzers: $(FUZZ_BINS)
+
+# The kvm backend's micro-guest runner (tests/kvm/run.sh) and the nested lane's static
+# tools (tests/nested/run.sh): the same objects, linked here.
+kvm-tests: $(BUILD)/tests/kvm-microguest
+$(BUILD)/tests/kvm-microguest: tests/kvm/kvm-microguest.c $(call lib_of,kvm net disk boxcfg proto util)
+	@mkdir -p $(dir $@)
+	@echo '  LD      $@'
+	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $^ -lpthread
+nested-tools: $(BUILD)/nested/cocoon-vmm $(BUILD)/nested/nestctl
+$(BUILD)/nested/cocoon-vmm: $(VMM_MAIN) $(call lib_of,$(VMM_PARTS))
+	@mkdir -p $(dir $@)
+	@echo '  LD      $@ (static)'
+	$(Q)$(CC) $(HOST_CFLAGS) -static -o $@ $^ -ljansson -lpthread
+$(BUILD)/nested/nestctl: tests/nested/nestctl.c $(call lib_of,proto)
+	@mkdir -p $(dir $@)
+	@echo '  LD      $@ (static)'
+	$(Q)$(CC) $(HOST_CFLAGS) -static -o $@ $^
 
 unit: $(UNIT_BINS) $(FUZZ_REPLAY)
 	@scripts/run-unit $(BUILD)
@@ -125,10 +185,11 @@ demo: setup
 # The whole suite: sanitizer build of the host code, unit + fuzz replay, short
 # coverage-guided fuzzing, then the integration suite on real boxes.
 test: setup
-	$(MAKE) all guest
-	$(MAKE) BUILD=build/asan SANITIZE=1 host unit
+	$(MAKE) all guest nested-tools
+	$(MAKE) BUILD=build/asan SANITIZE=1 host unit kvm-tests
+	@scripts/source-check
 	@scripts/fuzz-smoke
-	@SANITIZE=1 tests/kvm/run.sh
+	@BUILD=build/asan tests/kvm/run.sh
 	@tests/nested/run.sh
 	@scripts/run-integration build/asan
 

@@ -321,14 +321,15 @@ static void emit(struct tar_out *o, const char *aname, const struct stat *st, in
     }
     if (nseg) {
         /* GNU sparse 1.0: the map is the first blocks of the data, in decimal lines. */
-        maptext = malloc(32 + nseg * 42 + TAR_BLOCK);
+        size_t mapcap = 32 + nseg * 42 + TAR_BLOCK; /* 21 digits and a newline per number */
+        maptext = malloc(mapcap);
         if (!maptext)
             die("out of memory");
-        maplen = (size_t)sprintf(maptext, "%zu\n", nseg);
+        maplen = (size_t)snprintf(maptext, mapcap, "%zu\n", nseg);
         stored = 0;
         for (size_t i = 0; i < nseg; i++) {
-            maplen += (size_t)sprintf(maptext + maplen, "%llu\n%llu\n", (unsigned long long)seg[i].off,
-                                      (unsigned long long)seg[i].len);
+            maplen += (size_t)snprintf(maptext + maplen, mapcap - maplen, "%llu\n%llu\n",
+                                       (unsigned long long)seg[i].off, (unsigned long long)seg[i].len);
             stored += seg[i].len;
         }
         size_t padded = (maplen + TAR_BLOCK - 1) / TAR_BLOCK * TAR_BLOCK;
@@ -1008,9 +1009,10 @@ static void extract(struct put_ctx *c, int in_fd)
                 pax_parse(pd, buf, (size_t)size);
             } else {
                 char *dst = type == 'L' ? pd->path : pd->link;
-                if (strlen(buf) >= MAX_NAME)
+                size_t n = strlen(buf);
+                if (n >= MAX_NAME)
                     die("long name too long");
-                strcpy(dst, buf);
+                memcpy(dst, buf, n + 1);
                 *(type == 'L' ? &pd->has_path : &pd->has_link) = 1;
             }
             free(buf);

@@ -138,8 +138,9 @@ static int plan_layout(uint64_t size, uint32_t cb, struct layout *L, char *err, 
     return 0;
 }
 
-/* Reads the first bytes of a file to tell qcow2 from raw, and its virtual size. */
-static int probe_backing(const char *path, char *fmt, uint64_t *vsize, char *err, size_t errlen)
+/* Reads the first bytes of a file to tell qcow2 from raw, and its virtual size. fmt
+ * holds at least 8 bytes. */
+static int probe_backing(const char *path, char fmt[8], uint64_t *vsize, char *err, size_t errlen)
 {
     uint64_t fsize;
     int fd = open_image_file(path, 0, &fsize, err, errlen);
@@ -151,10 +152,10 @@ static int probe_backing(const char *path, char *fmt, uint64_t *vsize, char *err
     if (rc < 0)
         return q2_fail(err, errlen, rc, "%s: cannot read: %s", path, strerror(-rc));
     if (fsize >= sizeof(h) && q2_be32(h) == QCOW2_MAGIC) {
-        strcpy(fmt, "qcow2");
+        snprintf(fmt, 8, "qcow2");
         *vsize = q2_be64(h + 24);
     } else {
-        strcpy(fmt, "raw");
+        snprintf(fmt, 8, "raw");
         *vsize = fsize;
     }
     return 0;
@@ -436,7 +437,7 @@ static char *resolve_backing(const char *image, const char *name)
     if (!s)
         return NULL;
     memcpy(s, image, dl);
-    strcpy(s + dl, name);
+    memcpy(s + dl, name, strlen(name) + 1);
     return s;
 }
 

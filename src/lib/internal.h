@@ -170,8 +170,6 @@ void lib_ctl_close(cocoon_box *box);
 int lib_ctl_send_locked(cocoon_box *box, const void *frame, size_t len, cocoon_error *err);
 int lib_ctl_send(cocoon_box *box, const void *frame, size_t len, cocoon_error *err);
 void lib_console_tail(const cocoon_box *box, char *out, size_t cap);
-/* Copies DIR/name to fd, following appends while the box runs when follow is set. */
-int lib_box_file_copy(cocoon_box *box, const char *name, int fd, int follow, cocoon_error *err);
 /* A log rotated from path to old: old, then path, copied to out; then, while more(arg)
  * says so, what is appended to path, across rotations. 0 ok, 1 out went away, -1 error. */
 int lib_rotating_copy(const char *path, const char *old, int out, int (*more)(void *), void *arg);

@@ -2,7 +2,7 @@
  * byte picks the parser (manifest, index + platform selection, config, document kind,
  * image reference, WWW-Authenticate challenge); the rest is its input. Any error is
  * fine; a crash, a leak or a sanitizer report is not.
- * fuzz-sources: src/image/manifest.c src/image/reference.c src/image/blobstore.c src/image/registry_auth.c -ljansson */
+ */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -4,7 +4,6 @@
  * DNS forwarding to a loopback discard port). The whole input is also handed to
  * the DNS query/response parsers (with the EDNS0 size and TC reply) and the TLS SNI
  * parser.
- * fuzz-sources: src/net/[a-z]*.c
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -2,7 +2,6 @@
  * hostile image author would ship it. It is merged into a fresh ext4 file in a
  * private temporary directory, which is then removed. Refusals are fine; a crash, a
  * sanitizer report, or a file left behind on failure is not.
- * fuzz-sources: src/image/unpack_[mrt]*.c src/image/ext4_*.c -larchive -lext2fs -lcom_err
  */
 #include <errno.h>
 #include <fcntl.h>

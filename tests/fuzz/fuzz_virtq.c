@@ -6,9 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* libcocoon.a does not carry the VMM's objects: compile the walker in directly. */
-#include "vmm/dev_virtq.c"
-#include "vmm/kvm_mem.c"
+#include "kvm/dev/virtq.h"
 
 #define LOW 0x10000u
 #define HIGH 0x1000u
@@ -55,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             uint8_t buf[64];
             size_t n = virtq_chain__read(c, c->rlen > 8 ? c->rlen - 8 : 0, buf, sizeof(buf));
             virtq_chain__write(c, c->wlen > 8 ? c->wlen - 8 : 0, buf, n);
-            virtq__push(&q, c->head, (uint32_t)n);
+            virtq__push(&q, c, (uint32_t)n);
         }
         (void)virtq__has_avail(&q);
     }

@@ -132,12 +132,12 @@ def test_monitor_refuses_kvm_backend_with_reason(tmp_path):
 
 
 def test_kvm_run_child_reports_failure(tmp_path):
-    """The kvm child (`cocoon-vmm --kvm-run DIR`) fails with one line on stderr when it
-    cannot build the machine (here: no agent channel on fd 3)."""
+    """The kvm child (`cocoon-vmm --kvm-run DIR CMDLINE`) fails with one line on stderr when
+    it cannot build the machine (here: an empty config.json)."""
     box = tmp_path / "box"
     box.mkdir()
     (box / "config.json").write_text("{}")
-    p = subprocess.run([VMM, "--kvm-run", str(box)], capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+    p = subprocess.run([VMM, "--kvm-run", str(box), "console=ttyS0"], capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
     assert p.returncode == 1
     err = p.stderr.decode()
     assert err.startswith("cocoon-vmm kvm: ") and "config.json" in err, err

@@ -230,8 +230,7 @@ def test_ls_inspect_logs(vm):
     assert "status:      running" in text and "ready in" in text
 
     logs = decode(vm.run("logs", "beta", check=0).stdout)
-    assert re.search(r"^\[\s*\d+\.\d+\] ", logs, re.M), logs[-2000:]  # kernel lines
-    assert "cocoon-agent: ready" in logs
+    assert "cocoon-agent: ready" in logs, logs[-2000:]  # the console (the kernel itself is quiet)
 
     r = vm.run("inspect", "nonexistent")
     assert r.returncode == 125 and 'no box with id or name "nonexistent"' in decode(r.stderr)

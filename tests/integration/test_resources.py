@@ -110,3 +110,26 @@ def test_clock_follows_the_host_after_drift(vm, boxes):
     after = time.time()
     assert before - 2 <= guest <= after + 2, (before, guest, after)
     assert "clock was" in decode(vm.run("logs", box, check=0).stdout)
+
+
+def test_console_flood_stays_bounded(vm, boxes, tmp_path):
+    """A guest printing to its serial console without end cannot fill the host's disk:
+    the monitor keeps console.log rotated (console.log.1), both backends alike, and
+    `cocoon logs` shows the newest lines across the rotation."""
+    import os
+    limit = 64 * 1024
+    vm.run("create", "--name", "flood", check=0, env={"COCOON_CONSOLE_LOG_MAX": str(limit)})
+    vm.run("start", "flood", check=0, env={"COCOON_CONSOLE_LOG_MAX": str(limit)})
+    # 1 MiB of numbered lines to the serial port, then a marker
+    sh(vm, "flood", "seq -f 'flood line %06g ....................................' 1 20000 > /dev/ttyS0;"
+       " echo END-OF-FLOOD > /dev/ttyS0", timeout=300)
+    d = os.path.join(vm.boxes_dir(), vm.box_dirs()[0])
+    sizes = {n: os.path.getsize(os.path.join(d, n)) for n in ("console.log", "console.log.1")
+             if os.path.exists(os.path.join(d, n))}
+    assert "console.log.1" in sizes, sizes
+    assert all(s <= limit + 4096 for s in sizes.values()), sizes
+    logs = decode(vm.run("logs", "flood", check=0).stdout)
+    assert "END-OF-FLOOD" in logs and "flood line 019999" in logs, logs[-500:]
+    assert "flood line 000001 " not in logs  # rotated away
+    assert decode(sh(vm, "flood", "echo alive").stdout) == "alive\n"
+    vm.run("rm", "-f", "flood", check=0)

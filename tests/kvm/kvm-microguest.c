@@ -1,8 +1,10 @@
 /* Test entry for the kvm backend: runs one micro-guest (a flat binary built by
  * tests/kvm/run.sh) on /dev/kvm with the standard device set and prints the guest's
  * serial output, then one summary line the runner checks. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +13,7 @@
 #include <unistd.h>
 
 #include "net/net.h"
-#include "vmm/kvm_machine.h"
+#include "kvm/machine.h"
 
 #include <pthread.h>
 
@@ -25,6 +27,60 @@ static void *echo_thread(void *arg)
         if (write(fd, buf, (size_t)n) != n)
             break;
     return NULL;
+}
+
+/* The network link's far end, as the monitor runs it (monitor/net_glue.c): cocoon's
+ * stack, fed the frames virtio-net writes ([4-byte big-endian length][frame]). */
+struct link {
+    int fd;
+    struct net_stack *stack;
+};
+
+static int link_out(void *user, const uint8_t *frame, size_t len)
+{
+    struct link *l = user;
+    uint8_t buf[4 + 65550];
+    if (len > sizeof(buf) - 4)
+        return -1;
+    uint32_t be = htonl((uint32_t)len);
+    memcpy(buf, &be, 4);
+    memcpy(buf + 4, frame, len);
+    return send(l->fd, buf, len + 4, MSG_NOSIGNAL) == (ssize_t)(len + 4) ? 0 : -1;
+}
+
+static void *link_thread(void *arg)
+{
+    struct link *l = arg;
+    static uint8_t buf[1 << 18];
+    size_t have = 0;
+    for (;;) {
+        struct pollfd p[2] = {{.fd = l->fd, .events = POLLIN}, {.fd = net_stack_fd(l->stack), .events = POLLIN}};
+        if (poll(p, 2, -1) < 0 && errno != EINTR)
+            return NULL;
+        if (p[1].revents)
+            net_stack_on_fd_ready(l->stack);
+        if (!p[0].revents)
+            continue;
+        ssize_t n = recv(l->fd, buf + have, sizeof(buf) - have, 0);
+        if (n <= 0)
+            return NULL;
+        have += (size_t)n;
+        size_t off = 0;
+        while (have - off >= 4) {
+            uint32_t be;
+            memcpy(&be, buf + off, 4);
+            size_t len = ntohl(be);
+            if (len > 65550)
+                return NULL;
+            if (have - off < 4 + len)
+                break;
+            net_stack_input_frame(l->stack, buf + off + 4, len);
+            off += 4 + len;
+        }
+        memmove(buf, buf + off, have - off);
+        have -= off;
+        net_stack_flush(l->stack);
+    }
 }
 
 static void usage(void)
@@ -45,13 +101,14 @@ int main(int argc, char **argv)
     static struct net_config ncfg;
     net_config_defaults(&ncfg);
     uint64_t load = 0;
-    int i;
+    int i, net = 0;
+    o.net_fd = -1;
     for (i = 1; i < argc && argv[i][0] == '-'; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--rng"))
             o.rng = 1;
         else if (!strcmp(a, "--net"))
-            o.net = &ncfg;
+            net = 1;
         else if (!strcmp(a, "--ioeventfd"))
             o.ioeventfd = 1;
         else if (!strcmp(a, "--irqfd"))
@@ -113,8 +170,25 @@ int main(int argc, char **argv)
         if (pthread_create(&t, NULL, echo_thread, &sp[1]) == 0)
             pthread_detach(t);
     }
-    struct kvm_machine *m = calloc(1, sizeof(*m));
     char err[512];
+    if (net) {
+        static struct link l;
+        int lp[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, lp) < 0)
+            return 2;
+        l.fd = lp[1];
+        l.stack = net_stack_new(&ncfg, link_out, &l, err, sizeof(err));
+        if (!l.stack) {
+            fprintf(stderr, "kvm-microguest: %s\n", err);
+            return 2;
+        }
+        o.net_fd = lp[0];
+        memcpy(o.mac, ncfg.guest_mac, 6);
+        pthread_t t;
+        if (pthread_create(&t, NULL, link_thread, &l) == 0)
+            pthread_detach(t);
+    }
+    struct kvm_machine *m = calloc(1, sizeof(*m));
     if (!m)
         return 2;
     struct timespec t0, t1;

@@ -2,7 +2,7 @@
 # Runs the kvm backend's micro-guests on this machine's /dev/kvm: builds the guests
 # (as/gcc/ld into flat binaries) and the kvm-microguest test program, runs each guest
 # and checks its serial output and the VMM's summary line. Prints "skipped: <reason>"
-# and exits 0 when /dev/kvm cannot be used. SANITIZE=1 builds the runner with ASan/UBSan.
+# and exits 0 when /dev/kvm cannot be used. BUILD names the build holding the runner.
 set -u
 cd "$(dirname "$0")/../.."
 B=${BUILD:-build}/kvm-tests
@@ -11,10 +11,10 @@ mkdir -p "$B"
 if [ ! -e /dev/kvm ]; then echo "skipped: /dev/kvm is absent"; exit 0; fi
 if ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then echo "skipped: /dev/kvm is not accessible to $(id -un)"; exit 0; fi
 
-CFLAGS="-std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wno-unused-parameter -Iinclude -Isrc -D_GNU_SOURCE"
-[ "${SANITIZE:-}" = 1 ] && CFLAGS="$CFLAGS -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
-${CC:-cc} $CFLAGS -o "$B/kvm-microguest" tests/kvm/kvm-microguest.c src/vmm/kvm_*.c src/vmm/dev_*.c src/vmm/log.c \
-    src/disk/qcow2*.c src/net/*.c -lpthread || { echo "FAIL: cannot build kvm-microguest"; exit 1; }
+# The runner is built by the Makefile from the same objects as cocoon-vmm
+# (`make kvm-tests`; `make BUILD=build/asan SANITIZE=1 kvm-tests` for the sanitizer build).
+RUNNER=${BUILD:-build}/tests/kvm-microguest
+[ -x "$RUNNER" ] || { echo "FAIL: $RUNNER is not built (make BUILD=${BUILD:-build} kvm-tests)"; exit 1; }
 
 G=tests/kvm/guests
 for g in rm_hello rm_cf9 rm_flood; do
@@ -42,7 +42,7 @@ run() { # name expected-stop grep-pattern... -- args
     pats=""
     while [ "$1" != "--" ]; do pats="$pats|$1"; shift; done
     shift
-    out=$(timeout 300 "$B/kvm-microguest" "$@" 2>"$B/$name.err")
+    out=$(timeout 300 "$RUNNER" "$@" 2>"$B/$name.err")
     rc=$?
     echo "$out" >"$B/$name.out"
     summary=$(echo "$out" | grep '^SUMMARY')
@@ -70,7 +70,8 @@ run cpuid-template reset "ok hypervisor bit" "ok brand string" "ok cache leaves"
 
 # disk: 1 MiB raw image starting with "COCOON", and a qcow2 overlay over it
 printf 'COCOON' >"$B/disk.raw" && truncate -s 1M "$B/disk.raw"
-run virtio-raw reset "DONE 0x" "ok blk data round trip" "ok bad descriptor loop" "ok console echo round trip" -- \
+run virtio-raw reset "DONE 0x" "ok blk data round trip" "ok bad descriptor loop" "ok console echo round trip" \
+    "ok console works after the resize" -- \
     --mode long --rng --agent --disk "$B/disk.raw" --format raw --pause-cycles 20 "$B/lm_virtio.bin"
 if command -v qemu-img >/dev/null; then
     rm -f "$B/base.raw" "$B/disk.qcow2"
@@ -109,7 +110,7 @@ run bzimage-4g-ram reset "DONE [0-9]* 0$" "e820 entries 4 ram_mib 409[0-9]" -- \
     --mode linux --mem 4096 --cmdline "console=ttyS0" "$B/lm_bz.bzImage"
 for bad in version no64 sects lowload magic; do
     python3 tests/kvm/mkbzimage.py --bad $bad "$B/lm_bz.bin" "$B/bad-$bad.bzImage"
-    timeout 60 "$B/kvm-microguest" --mode linux "$B/bad-$bad.bzImage" >"$B/bad-$bad.out" 2>"$B/bad-$bad.err"
+    timeout 60 "$RUNNER" --mode linux "$B/bad-$bad.bzImage" >"$B/bad-$bad.out" 2>"$B/bad-$bad.err"
     rc=$?
     if [ $rc = 3 ] && grep -q 'kernel is not a usable \(bzImage\|PVH ELF\)' "$B/bad-$bad.err" &&
         ! grep -q 'Sanitizer\|runtime error' "$B/bad-$bad.err"; then

@@ -197,7 +197,7 @@ if core box1 kvm; then
         [ "$got" = "$want" ] && pass "net-published: 2 MiB from the guest's httpd through 127.0.0.1:18080" ||
             fail "net-published: hash '$got', want '$want'"
         stop box2
-        # the kvm child keeps net.stats.json (cocoon stats) like the monitor does for QEMU
+        # the monitor keeps net.stats.json (cocoon stats) for both backends
         st=$(cat /boxes/box2/net.stats.json 2>/dev/null)
         case "$st" in
         *'"frames_in": '[1-9]*) pass "net-stats: $(echo "$st" | grep -o '"frames_in": [0-9]*, "frames_out": [0-9]*')" ;;

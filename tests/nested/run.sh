@@ -24,15 +24,9 @@ VMLINUZ=$OUTER/root/boot/vmlinuz-$KVER
 BUSYBOX=$OUTER/root/bin/busybox
 [ -f "$VMLINUZ" ] && [ -x "$BUSYBOX" ] || { echo "skipped: outer kernel or busybox missing in $OUTER"; exit 0; }
 
-# Static cocoon-vmm and nestctl (the outer initramfs has no shared libraries).
-# No -Werror: the make build polices warnings; the lane must not break on work in progress.
-CFLAGS="-std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Iinclude -Isrc -D_GNU_SOURCE"
-VER=$(cat VERSION 2>/dev/null || echo 0.0.0)
-${CC:-cc} $CFLAGS -DCOCOON_VERSION="\"$VER\"" -DCOCOON_GIT_REV="\"nested\"" -static -o "$B/cocoon-vmm" \
-    src/vmm/*.c src/proto/*.c src/util/*.c src/disk/qcow2*.c $(ls src/net/*.c 2>/dev/null) -ljansson -lpthread ||
-    { echo "FAIL: cannot link a static cocoon-vmm"; exit 1; }
-${CC:-cc} $CFLAGS -static -o "$B/nestctl" tests/nested/nestctl.c src/proto/proto.c ||
-    { echo "FAIL: cannot build nestctl"; exit 1; }
+# Static cocoon-vmm and nestctl (the outer initramfs has no shared libraries), built by
+# the Makefile from the same objects as everything else (`make nested-tools`).
+make -s BUILD="$BUILD" nested-tools >"$B/build.log" 2>&1 || { tail -20 "$B/build.log"; echo "FAIL: make nested-tools"; exit 1; }
 
 # The inner box disk: a 24 MiB ext4 holding busybox, and a qcow2 overlay on it.
 rm -rf "$B/disk" "$B/root"

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -96,8 +97,8 @@ static const uint8_t *parse_w(size_t frame_len, uint32_t stream, uint16_t type, 
 static void test_roundtrip_hello(void **state)
 {
     struct proto_hello in = {.version_min = 1, .version_max = 3, .boot_ns = 0x123456789abcdefull};
-    strcpy(in.agent_version, "0.1.0");
-    strcpy(in.kernel, "6.1.192");
+    snprintf(in.agent_version, sizeof(in.agent_version), "%s", "0.1.0");
+    snprintf(in.kernel, sizeof(in.kernel), "%s", "6.1.192");
     size_t n = proto_encode_hello(&W, &in), plen;
     const uint8_t *p = parse_w(n, 0, PROTO_HELLO, &plen);
     struct proto_hello out;
@@ -112,7 +113,7 @@ static void test_roundtrip_hello(void **state)
 static void test_roundtrip_config(void **state)
 {
     struct proto_config in = {.version = 1, .realtime_ns = 1764190000123456789ull};
-    strcpy(in.hostname, "cocoon-3fa2c9");
+    snprintf(in.hostname, sizeof(in.hostname), "%s", "cocoon-3fa2c9");
     size_t n = proto_encode_config(&W, &in), plen;
     const uint8_t *p = parse_w(n, 0, PROTO_CONFIG, &plen);
     struct proto_config out;
@@ -143,8 +144,8 @@ static void test_roundtrip_exec(void **state)
     in.argc = 4;
     in.env = env;
     in.envc = 2;
-    strcpy(in.cwd, "/tmp");
-    strcpy(in.user, "1000:1000");
+    snprintf(in.cwd, sizeof(in.cwd), "%s", "/tmp");
+    snprintf(in.user, sizeof(in.user), "%s", "1000:1000");
     in.tty = 1;
     in.rows = 24;
     in.cols = 80;
@@ -337,10 +338,10 @@ static void test_roundtrip_vmm_hello(void **state)
     struct proto_vmm_hello in, out;
     memset(&in, 0, sizeof(in));
     in.version = 1;
-    strcpy(in.backend, "qemu");
-    strcpy(in.accel, "tcg");
-    strcpy(in.box_id, "3fa2c9e01b7d");
-    strcpy(in.kernel, "6.1.192");
+    snprintf(in.backend, sizeof(in.backend), "%s", "qemu");
+    snprintf(in.accel, sizeof(in.accel), "%s", "tcg");
+    snprintf(in.box_id, sizeof(in.box_id), "%s", "3fa2c9e01b7d");
+    snprintf(in.kernel, sizeof(in.kernel), "%s", "6.1.192");
     in.boot_ns = 1;
     in.init_ns = 2;
     in.ready_ms = 1234;
@@ -1055,7 +1056,7 @@ static void test_file_roundtrip(void **state)
     static struct proto_writer w;
     static struct proto_file m, back;
     memset(&m, 0, sizeof(m));
-    strcpy(m.path, "/root/ünï code/a b");
+    snprintf(m.path, sizeof(m.path), "%s", "/root/ünï code/a b");
     m.window = 4096;
     m.flags = PROTO_FILE_EXACT;
     size_t n = proto_encode_file(&w, 5, PROTO_FILE_PUT, &m);

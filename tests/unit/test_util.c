@@ -89,11 +89,11 @@ static void test_tail_lines(void **state)
     util_tail_lines(path, 5, " | ", small, sizeof(small));
     assert_string_equal(small, "a??[");
     /* Missing and empty files give an empty string. */
-    strcpy(out, "junk");
+    snprintf(out, sizeof(out), "junk");
     util_tail_lines("/nonexistent/console.log", 3, " | ", out, sizeof(out));
     assert_string_equal(out, "");
     write_text(path, "");
-    strcpy(out, "junk");
+    snprintf(out, sizeof(out), "%s", "junk");
     util_tail_lines(path, 3, " | ", out, sizeof(out));
     assert_string_equal(out, "");
     /* Only the end of a big file is read. */

@@ -1,4 +1,4 @@
-/* The split-virtqueue walker (src/vmm/dev_virtq.c) against a fake guest memory of two
+/* The split-virtqueue walker (src/kvm/dev/virtq.c) against a fake guest memory of two
  * regions with hostile rings: loops, out-of-range indexes and addresses, huge and
  * wrapping lengths, over-long chains and bad indirect tables must all be refused. */
 #include <setjmp.h>
@@ -13,10 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-/* libcocoon.a does not carry the VMM's objects; the two small files under test are
- * compiled into this test directly. */
-#include "vmm/dev_virtq.c"
-#include "vmm/kvm_mem.c"
+#include "kvm/dev/virtq.h"
 
 #define LOW 0x10000ull
 #define HIGH_GPA 0x100000000ull
@@ -139,7 +136,7 @@ static void test_valid_chain(void **state)
     assert_int_equal(virtq_chain__read(&f->c, 0, buf, 8), 4);
     assert_memory_equal(buf, "ping", 4);
     assert_int_equal(virtq_chain__write(&f->c, 98, "pong", 4), 2);
-    virtq__push(&f->q, f->c.head, 100);
+    virtq__push(&f->q, &f->c, 100);
     uint16_t *used = guest_mem__ptr(&f->m, USED, 4);
     uint32_t *elem = guest_mem__ptr(&f->m, USED + 4, 8);
     assert_int_equal(used[1], 1);

@@ -2,7 +2,8 @@
  * through the virtio-mmio registers with valid rings (data checked) and with
  * malformed ones (loops, bad addresses, huge lengths, long chains, bad indirect
  * tables), each of which must leave the device in DEVICE_NEEDS_RESET, never crash
- * the VMM. Prints "ok NAME" / "FAIL NAME" lines and "DONE <ok> <fail>". */
+ * the VMM; then the console, and its queue resized under a held chain. Prints
+ * "ok NAME" / "FAIL NAME" lines and "DONE <ok> <fail>". */
 #include "guest.h"
 
 #define RNG 0xd0000000ul
@@ -431,6 +432,86 @@ static void test_console(void)
     check(same, "console echo round trip");
 }
 
+/* The review's finding on the kvm backend: the console holds a popped receive chain
+ * while it waits for host bytes; the guest turns that queue off and gives it a larger
+ * QueueNum. A device that then pushed the held chain with the new size wrote its used
+ * entry up to ~2 KiB past the ring (used_idx % 256 entries of 8 bytes), here past the
+ * end of guest RAM (64 MiB), at an index the guest steered there with 20 earlier round
+ * trips. The VMM must drop the
+ * chain, survive, and work again once the queue is set up properly. */
+#define RAM_TOP (64ul << 20)
+#define TOP_USED (RAM_TOP - 72) /* 6 + 8 * 8 bytes: the used ring of size 8, the last in RAM */
+
+static void rx1_setup(u64 used_gpa)
+{
+    wr(CON, 0x30, 4);
+    wr(CON, 0x44, 0);
+    memset((void *)CQ(4), 0, 0x2000);
+    memset((void *)used_gpa, 0, 72);
+    wr(CON, 0x38, 8);
+    wr(CON, 0x80, (u32)CQ(4));
+    wr(CON, 0x90, (u32)(CQ(4) + 0x1000));
+    wr(CON, 0xa0, (u32)used_gpa);
+    wr(CON, 0xa4, (u32)(used_gpa >> 32));
+    wr(CON, 0x44, 1);
+    cavail[4] = cused[4] = 0;
+}
+
+static int rx1_wait(u64 used_gpa, long spins)
+{
+    volatile u16 *u = (u16 *)used_gpa;
+    for (long spin = 0; spin < spins; spin++)
+        if (u[1] != cused[4]) {
+            cused[4] = u[1];
+            return 0;
+        }
+    return -1;
+}
+
+static void echo_one(char ch)
+{
+    volatile char *tx = (char *)(CBUF + 0x5000);
+    tx[0] = ch;
+    cq_add(5, 0, CBUF + 0x5000, 1, 0);
+    wr(CON, 0x50, 5);
+}
+
+static void test_console_resize_held_chain(void)
+{
+    if (rd(CON, 8) != 3)
+        return;
+    rx1_setup(TOP_USED);
+    int rounds = 0;
+    for (; rounds < 20; rounds++) {
+        cq_add(4, 0, CBUF + 0x4000, 64, WRITE);
+        wr(CON, 0x50, 4);
+        echo_one('a');
+        if (rx1_wait(TOP_USED, 200000000l) < 0)
+            break;
+    }
+    check(rounds == 20, "console 20 round trips with the ring at the top of RAM");
+    cq_add(4, 0, CBUF + 0x4000, 64, WRITE); /* held by the device: no host bytes yet */
+    wr(CON, 0x50, 4);
+    wr(CON, 0x30, 4);
+    wr(CON, 0x44, 0);   /* QueueReady = 0 */
+    wr(CON, 0x38, 256); /* a QueueNum the ring was never laid out for */
+    echo_one('b');      /* host bytes arrive for the held chain */
+    u32 len;
+    for (long spin = 0; spin < 200000000l && cq_used(5, &len) < 0; spin++)
+        ;
+    for (volatile long spin = 0; spin < 100000l; spin++) /* the echo reaches the device (~0.5 s here) */
+        ;
+    check(rd(CON, 0x44) == 0, "console queue stays off after QueueNum changed");
+    wr(CON, 0x38, 0); /* and QueueNum 0 is refused, not divided by */
+    wr(CON, 0x44, 1);
+    check(rd(CON, 0x44) == 0, "console QueueNum 0 refused");
+    rx1_setup(CQ(4) + 0x2000);
+    cq_add(4, 0, CBUF + 0x4000, 64, WRITE);
+    wr(CON, 0x50, 4);
+    check(rx1_wait(CQ(4) + 0x2000, 2000000000l) == 0 && *(volatile char *)(CBUF + 0x4000) == 'b',
+          "console works after the resize (the byte waited)");
+}
+
 int main(void)
 {
     puts_("long mode guest up\n");
@@ -460,6 +541,7 @@ int main(void)
     /* after all that the device works again after a reset */
     test_blk_valid();
     test_console();
+    test_console_resize_held_chain();
     puts_("DONE ");
     puthex((u64)n_ok);
     putc_(' ');

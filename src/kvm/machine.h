@@ -1,0 +1,67 @@
+/* A whole kvm-backend machine: VM, vCPUs, COM1, reset ports and the virtio-mmio
+ * devices at fixed slots (rng 0xd0000000 irq 5, blk 0xd0001000 irq 6, console
+ * 0xd0002000 irq 7, net 0xd0003000 irq 10: line 8 is the CMOS RTC's on a PC, which a
+ * kernel may claim unshared), booted as Linux (PVH ELF, or bzImage 64-bit entry) or as
+ * a flat micro-guest. */
+#ifndef COCOON_KVM_MACHINE_H
+#define COCOON_KVM_MACHINE_H
+
+#include "kvm/dev/legacy.h"
+#include "kvm/dev/virtio.h"
+#include "kvm/boot.h"
+#include "kvm/vm.h"
+
+#define KVM_SLOT_RNG 0
+#define KVM_SLOT_BLK 1
+#define KVM_SLOT_CONSOLE 2
+#define KVM_SLOT_NET 3
+#define KVM_NET_IRQ 10
+
+struct kvm_machine_opts {
+    uint64_t mem_bytes;
+    int cpus;
+    int hide_xsave;
+    int map_kernel;   /* map the kernel's segments from the file instead of copying (kvm_vm.h) */
+    int no_hugepages; /* guest RAM on small pages only (kvm_mem.c) */
+    /* Linux: kernel (ELF vmlinux with a PVH note), optional initrd, base command line */
+    const char *kernel, *initrd, *cmdline;
+    /* or a micro-guest: flat binary at flat_gpa entered in flat_mode */
+    const char *flat;
+    uint64_t flat_gpa;
+    enum kvm_boot_mode flat_mode;
+    int console_fd;                 /* serial output; -1 discards it */
+    const char *disk, *disk_format; /* NULL: no virtio-blk */
+    int disk_ro;
+    int agent_fd; /* -1: no virtio-console */
+    int rng;
+    int net_fd;     /* the network link; -1: no virtio-net */
+    uint8_t mac[6]; /* virtio-net's MAC */
+    int ioeventfd;  /* virtio notifications through KVM_IOEVENTFD where KVM has it */
+    int irqfd;      /* virtio interrupts through KVM_IRQFD where KVM has it */
+};
+
+struct kvm_machine {
+    struct kvm_vm vm;
+    struct uart uart;
+    struct reset_dev rst;
+    struct virtio_rng rng;
+    struct virtio_blk blk;
+    struct virtio_console con;
+    struct virtio_net net;
+    int has_rng, has_blk, has_con, has_net;
+    int ioeventfds; /* queues whose notifications go through an ioeventfd */
+    int irqfds;     /* devices whose interrupt goes through an irqfd */
+    char cmdline[4096];
+};
+
+int kvm_machine__create(struct kvm_machine *m, const struct kvm_machine_opts *o, char *err, size_t errcap);
+/* Starts the vCPUs. */
+int kvm_machine__start(struct kvm_machine *m, char *err, size_t errcap);
+/* Waits until the VM stops or timeout_ms passes (then stops it; <0 waits forever),
+ * joins the vCPUs and returns why it stopped. */
+enum kvm_stop_reason kvm_machine__wait(struct kvm_machine *m, int timeout_ms);
+/* 1 once the VM has stopped (then call kvm_machine__wait), 0 after timeout_ms. */
+int kvm_machine__poll_stop(struct kvm_machine *m, int timeout_ms);
+void kvm_machine__destroy(struct kvm_machine *m);
+
+#endif

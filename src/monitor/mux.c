@@ -1,0 +1,607 @@
+/* Relays frames between control clients and the agent (docs/internals.md, "Control
+ * socket"). Each client exec stream is mapped to a fresh agent stream id; the maps
+ * are the only way a frame finds its peer, so a client can never touch another
+ * client's exec and an id from the guest is never used as an index. */
+#include "monitor/mux.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "proto/conn.h"
+#include "util/log.h"
+#include "monitor/monitor.h"
+
+/* What a client frame handler returns: the frame was handled, the client is gone
+ * (dropped while an answer was sent), or it broke the protocol and must be dropped. */
+enum { FRAME_OK = 0, FRAME_CLIENT_GONE = -1, FRAME_MALFORMED = -2 };
+
+struct client {
+    struct watch w;
+    int fd;
+    struct proto_conn conn;
+    uint64_t serial; /* never reused: pending agent pings refer to clients by serial */
+    int nroutes;
+    uint32_t events; /* what epoll watches now */
+    struct client *next_dead;
+};
+
+/* One running exec: the agent's stream id and, unless orphaned, its client's. */
+struct route {
+    uint32_t agent_id;
+    uint32_t client_id;
+    struct client *c; /* NULL when the client has gone: output is drained and dropped */
+    int started;
+    uint16_t kind;   /* the opening type: EXEC, FILE_PUT, FILE_GET, STATS */
+    uint32_t pid;    /* from STARTED: the exec's process group in the guest */
+    char cmd[256];   /* argv joined by spaces, clipped: what `cocoon kill --list` shows */
+    uint32_t window; /* the stream's output window, added to its client's queue limit */
+};
+
+#define PING_FIFO 256
+
+struct mux {
+    struct vmm *v;
+    struct client *clients[MUX_MAX_CLIENTS];
+    int nclients;
+    uint64_t next_serial;
+    struct route *routes;
+    int nroutes, routes_cap;
+    uint32_t next_agent_id;
+    uint64_t pings[PING_FIFO]; /* clients waiting for the agent's PONG, oldest first */
+    int ping_head, ping_count;
+    struct client *dead; /* closed, freed by mux_reap after the epoll batch */
+    struct proto_writer w;
+};
+
+struct mux *mux_new(struct vmm *v)
+{
+    struct mux *m = calloc(1, sizeof(*m));
+    if (!m)
+        return NULL;
+    m->v = v;
+    m->next_agent_id = 1;
+    m->next_serial = 1;
+    return m;
+}
+
+/* ---- routes ---- */
+
+static int route_by_agent(struct mux *m, uint32_t agent_id)
+{
+    for (int i = 0; i < m->nroutes; i++)
+        if (m->routes[i].agent_id == agent_id)
+            return i;
+    return -1;
+}
+
+static int route_by_client(struct mux *m, const struct client *c, uint32_t client_id)
+{
+    for (int i = 0; i < m->nroutes; i++)
+        if (m->routes[i].c == c && m->routes[i].client_id == client_id)
+            return i;
+    return -1;
+}
+
+static void route_remove(struct mux *m, int i)
+{
+    if (m->routes[i].c) {
+        m->routes[i].c->nroutes--;
+        m->routes[i].c->conn.out_limit -= m->routes[i].window;
+    }
+    m->routes[i] = m->routes[--m->nroutes];
+}
+
+static uint32_t alloc_agent_id(struct mux *m)
+{
+    for (;;) {
+        uint32_t id = m->next_agent_id++;
+        if (id != 0 && route_by_agent(m, id) < 0)
+            return id;
+    }
+}
+
+/* ---- sending ---- */
+
+static void client_drop(struct mux *m, struct client *c, const char *why);
+
+static void client_update_events(struct mux *m, struct client *c)
+{
+    uint32_t ev = (m->v->agent_backlogged ? 0 : EPOLLIN) | (proto_conn_pending(&c->conn) ? EPOLLOUT : 0);
+    if (ev != c->events && vmm_rewatch(m->v, c->fd, ev, &c->w) == 0)
+        c->events = ev;
+}
+
+/* Queues a frame to a client; a client that lets 4 MiB pile up is dropped. */
+static int client_send(struct mux *m, struct client *c, size_t len)
+{
+    if (len == 0 || proto_conn_send(&c->conn, m->w.buf, len) < 0) {
+        client_drop(m, c, errno == ENOBUFS ? "it does not read its output (queue full)" : "write failed");
+        return -1;
+    }
+    client_update_events(m, c);
+    return 0;
+}
+
+static int client_error(struct mux *m, struct client *c, uint32_t stream, int code, const char *msg)
+{
+    return client_send(m, c, proto_encode_error(&m->w, stream, (uint32_t)code, msg));
+}
+
+static void agent_send_w(struct mux *m, size_t len)
+{
+    if (len)
+        vmm_send_agent(m->v, m->w.buf, len);
+}
+
+/* ---- clients ---- */
+
+static void client_free(struct mux *m, struct client *c)
+{
+    vmm_unwatch(m->v, c->fd);
+    close(c->fd);
+    proto_conn_free(&c->conn);
+    for (int i = 0; i < m->nclients; i++) {
+        if (m->clients[i] == c) {
+            m->clients[i] = m->clients[--m->nclients];
+            break;
+        }
+    }
+    c->w.dead = 1;
+    c->next_dead = m->dead;
+    m->dead = c;
+}
+
+void mux_reap(struct mux *m)
+{
+    while (m->dead) {
+        struct client *c = m->dead;
+        m->dead = c->next_dead;
+        free(c);
+    }
+}
+
+/* The client's running execs are killed; their output is drained and dropped. */
+static void client_drop(struct mux *m, struct client *c, const char *why)
+{
+    int orphaned = 0;
+    for (int i = 0; i < m->nroutes; i++) {
+        struct route *r = &m->routes[i];
+        if (r->c != c)
+            continue;
+        r->c = NULL;
+        orphaned++;
+        if (m->v->state == ST_RUNNING || m->v->state == ST_STOPPING)
+            agent_send_w(m, proto_encode_signal(&m->w, r->agent_id, SIGKILL));
+    }
+    vmm_log("client %llu disconnected (%s)%s", (unsigned long long)c->serial, why,
+            orphaned ? ", its running execs were sent SIGKILL" : "");
+    client_free(m, c);
+}
+
+void mux_on_listen(struct mux *m)
+{
+    for (;;) {
+        int fd = accept4(m->v->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+                vmm_log("accept on ctl.sock: %s", strerror(errno));
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            return;
+        }
+        if (m->nclients >= MUX_MAX_CLIENTS) {
+            vmm_log("refusing a control client: %d already connected", MUX_MAX_CLIENTS);
+            close(fd);
+            continue;
+        }
+        struct client *c = calloc(1, sizeof(*c));
+        if (!c || proto_conn_init(&c->conn, fd, MUX_CLIENT_OUT_LIMIT) < 0) {
+            free(c);
+            close(fd);
+            vmm_log("refusing a control client: out of memory");
+            continue;
+        }
+        c->w.kind = W_CLIENT;
+        c->fd = fd;
+        c->serial = m->next_serial++;
+        c->events = m->v->agent_backlogged ? 0 : EPOLLIN;
+        if (vmm_watch(m->v, fd, c->events, &c->w) < 0) {
+            proto_conn_free(&c->conn);
+            free(c);
+            close(fd);
+            continue;
+        }
+        m->clients[m->nclients++] = c;
+        struct vmm *v = m->v;
+        struct proto_vmm_hello hello = {
+            .version = v->version, .boot_ns = v->ready.boot_ns, .init_ns = v->ready.init_ns, .ready_ms = v->ready_ms};
+        snprintf(hello.backend, sizeof(hello.backend), "%s", v->cfg.backend);
+        snprintf(hello.accel, sizeof(hello.accel), "%s", v->plan.accel);
+        snprintf(hello.box_id, sizeof(hello.box_id), "%s", v->cfg.id);
+        snprintf(hello.kernel, sizeof(hello.kernel), "%s", v->hello.kernel);
+        client_send(m, c, proto_encode_vmm_hello(&m->w, &hello));
+    }
+}
+
+/* PING on stream 0: ours to answer, or the agent's when the payload starts with 'A'. */
+static int client_ping(struct mux *m, struct client *c, const uint8_t *p, uint32_t n)
+{
+    if (n == 0 || p[0] != 'A')
+        return client_send(m, c, proto_encode_data(&m->w, 0, PROTO_PONG, p, n));
+    if (m->v->state != ST_RUNNING)
+        return client_error(m, c, 0, ESHUTDOWN, "the box is stopping: the agent does not answer pings");
+    if (m->ping_count == PING_FIFO)
+        return client_error(m, c, 0, EAGAIN, "too many agent pings in flight");
+    m->pings[(m->ping_head + m->ping_count++) % PING_FIFO] = c->serial;
+    agent_send_w(m, proto_encode_data(&m->w, 0, PROTO_PING, p, n));
+    return 0;
+}
+
+/* Answers VMM_LIST_EXECS (target -1) and VMM_SIGNAL_EXEC (pid, or 0 for all): the
+ * monitor sees every client's execs, so `cocoon kill` reaches commands other
+ * processes started, without running anything in the guest. */
+static int client_execs(struct mux *m, struct client *c, long target, uint32_t signo)
+{
+    size_t cap = PROTO_MAX_PAYLOAD / (sizeof(((struct proto_exec_entry *)0)->cmd) + 16);
+    struct proto_exec_entry *e = calloc(cap, sizeof(*e));
+    if (!e)
+        return client_error(m, c, 0, ENOMEM, "out of memory");
+    size_t n = 0;
+    for (int i = 0; i < m->nroutes && n < cap; i++) {
+        struct route *r = &m->routes[i];
+        if (r->kind != PROTO_EXEC || !r->started || !r->pid)
+            continue;
+        if (target > 0 && r->pid != (uint32_t)target)
+            continue;
+        if (target >= 0)
+            agent_send_w(m, proto_encode_signal(&m->w, r->agent_id, signo));
+        e[n].pid = r->pid;
+        memcpy(e[n].cmd, r->cmd, sizeof(e[n].cmd));
+        n++;
+    }
+    int rc = client_send(m, c, proto_encode_vmm_execs(&m->w, e, n));
+    free(e);
+    return rc;
+}
+
+static int client_session_frame(struct mux *m, struct client *c, const struct proto_header *h, const uint8_t *p)
+{
+    uint32_t mode, timeout_ms, pid, signo;
+    switch (h->type) {
+    case PROTO_VMM_LIST_EXECS: return client_execs(m, c, -1, 0);
+    case PROTO_VMM_SIGNAL_EXEC:
+        if (proto_decode_signal_exec(p, h->len, &pid, &signo) != PROTO_OK)
+            return client_error(m, c, 0, EINVAL, "malformed VMM_SIGNAL_EXEC"), FRAME_MALFORMED;
+        return client_execs(m, c, pid, signo);
+    case PROTO_PING: return client_ping(m, c, p, h->len);
+    case PROTO_SHUTDOWN:
+        if (proto_decode_shutdown(p, h->len, &mode, &timeout_ms) != PROTO_OK)
+            return client_error(m, c, 0, EINVAL, "malformed SHUTDOWN"), FRAME_MALFORMED;
+        if (mode != 0)
+            return client_error(m, c, 0, EOPNOTSUPP, "reboot is not supported: stop the box and start it again");
+        vmm_log("client %llu asked for a shutdown (timeout %u ms)", (unsigned long long)c->serial, timeout_ms);
+        vmm_event(m->v, EV_SHUTDOWN, "SHUTDOWN from a control client", timeout_ms ? timeout_ms : 10000);
+        return 0;
+    case PROTO_PONG: return 0;
+    case PROTO_ERROR: vmm_log("client %llu sent an ERROR on stream 0", (unsigned long long)c->serial); return 0;
+    default: {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "%s is not allowed from a control client", proto_type_name(h->type));
+        return client_error(m, c, 0, EPERM, msg);
+    }
+    }
+}
+
+/* Validates a stream-opening message before it reaches the agent. */
+static int open_check(const struct proto_header *h, const uint8_t *p, char *cmd, size_t cap, uint32_t *window)
+{
+    cmd[0] = 0;
+    *window = PROTO_DEFAULT_WINDOW;
+    if (h->type == PROTO_STATS)
+        return proto_decode_stats(p, h->len);
+    if (h->type == PROTO_FILE_PUT || h->type == PROTO_FILE_GET) {
+        struct proto_file *f = malloc(sizeof(*f));
+        if (!f)
+            return PROTO_E_NOMEM;
+        int rc = proto_decode_file(p, h->len, f);
+        if (rc == PROTO_OK)
+            *window = f->window;
+        free(f);
+        return rc;
+    }
+    struct proto_exec ex;
+    int rc = proto_decode_exec(p, h->len, &ex);
+    if (rc != PROTO_OK)
+        return rc;
+    *window = ex.window;
+    size_t used = 0;
+    for (size_t i = 0; i < ex.argc && used + 1 < cap; i++) {
+        int n = snprintf(cmd + used, cap - used, "%s%s", i ? " " : "", ex.argv[i]);
+        if (n < 0)
+            break;
+        used += (size_t)n < cap - used ? (size_t)n : cap - used - 1;
+    }
+    proto_exec_free(&ex);
+    return rc;
+}
+
+static int client_exec(struct mux *m, struct client *c, const struct proto_header *h, const uint8_t *p)
+{
+    char msg[128];
+    if (route_by_client(m, c, h->stream) >= 0) {
+        snprintf(msg, sizeof(msg), "stream %u already has a running exec", h->stream);
+        return client_error(m, c, h->stream, EBUSY, msg);
+    }
+    if (m->v->state != ST_RUNNING)
+        return client_error(m, c, h->stream, ESHUTDOWN, "the box is stopping");
+    /* EXEC, FILE_PUT, FILE_GET and STATS open a stream the same way. */
+    char cmd[sizeof(((struct route *)0)->cmd)];
+    uint32_t window = 0;
+    int rc = open_check(h, p, cmd, sizeof(cmd), &window);
+    if (rc == PROTO_OK && window > MUX_MAX_WINDOW)
+        rc = PROTO_E_FIELD;
+    if (rc != PROTO_OK) {
+        snprintf(msg, sizeof(msg), "malformed %s: %s", proto_type_name(h->type), proto_strerror(rc));
+        client_error(m, c, h->stream, EINVAL, msg);
+        return FRAME_MALFORMED;
+    }
+    if (c->nroutes >= MUX_MAX_ROUTES_PER_CLIENT || m->nroutes >= MUX_MAX_ROUTES)
+        return client_error(m, c, h->stream, EAGAIN, "too many running execs");
+    if (m->nroutes == m->routes_cap) {
+        int cap = m->routes_cap ? m->routes_cap * 2 : 64;
+        struct route *grown = realloc(m->routes, (size_t)cap * sizeof(*grown));
+        if (!grown)
+            return client_error(m, c, h->stream, ENOMEM, "out of memory");
+        m->routes = grown;
+        m->routes_cap = cap;
+    }
+    struct route *r = &m->routes[m->nroutes++];
+    memset(r, 0, sizeof(*r));
+    r->agent_id = alloc_agent_id(m);
+    r->client_id = h->stream;
+    r->c = c;
+    r->kind = h->type;
+    memcpy(r->cmd, cmd, sizeof(r->cmd));
+    /* Credits bound what a stream can have in flight toward the client: its queue may
+     * hold every open stream's window before a client that ignores credits is dropped. */
+    r->window = window;
+    c->conn.out_limit += window;
+    c->nroutes++;
+    agent_send_w(m, proto_encode_data(&m->w, r->agent_id, h->type, p, h->len));
+    return 0;
+}
+
+/* Later frames of a client's exec: checked, then relayed under the agent's id. */
+static int client_stream_frame(struct mux *m, struct client *c, const struct proto_header *h, const uint8_t *p)
+{
+    char msg[128];
+    uint32_t a, b;
+    int rc = PROTO_OK;
+    switch (h->type) {
+    case PROTO_EXEC:
+    case PROTO_FILE_PUT:
+    case PROTO_FILE_GET:
+    case PROTO_STATS: return client_exec(m, c, h, p);
+    case PROTO_STDIN: break;
+    case PROTO_STDIN_EOF: rc = h->len == 0 ? PROTO_OK : PROTO_E_FIELD; break;
+    case PROTO_SIGNAL:
+        rc = proto_decode_u32_field(p, h->len, PT_SIGNAL, &a);
+        if (rc == PROTO_OK && (a == 0 || a > 64))
+            rc = PROTO_E_FIELD;
+        break;
+    case PROTO_RESIZE: rc = proto_decode_resize(p, h->len, &a, &b); break;
+    case PROTO_CREDIT: rc = proto_decode_u32_field(p, h->len, PT_BYTES, &a); break;
+    default:
+        snprintf(msg, sizeof(msg), "%s is not allowed from a control client", proto_type_name(h->type));
+        return client_error(m, c, h->stream, EPERM, msg);
+    }
+    if (rc != PROTO_OK) {
+        snprintf(msg, sizeof(msg), "malformed %s: %s", proto_type_name(h->type), proto_strerror(rc));
+        client_error(m, c, h->stream, EINVAL, msg);
+        return FRAME_MALFORMED;
+    }
+    int i = route_by_client(m, c, h->stream);
+    if (i < 0 && h->type == PROTO_CREDIT)
+        return 0; /* credit for output read just before EXIT: the race is normal */
+    if (i < 0) {
+        snprintf(msg, sizeof(msg), "no running exec on stream %u", h->stream);
+        return client_error(m, c, h->stream, ESRCH, msg);
+    }
+    agent_send_w(m, proto_encode_data(&m->w, m->routes[i].agent_id, h->type, p, h->len));
+    return 0;
+}
+
+/* Handles the frames already buffered for c. -1 when c is gone. */
+static int client_process(struct mux *m, struct client *c)
+{
+    struct proto_header h;
+    const uint8_t *p;
+    for (;;) {
+        if (m->v->agent_backlogged)
+            return 0;
+        int rc = proto_conn_next(&c->conn, &h, &p);
+        if (rc == PROTO_NEED_MORE)
+            return 0;
+        if (rc != PROTO_OK) {
+            char why[128];
+            snprintf(why, sizeof(why), "malformed frame: %s", proto_strerror(rc));
+            client_drop(m, c, why);
+            return -1;
+        }
+        rc = h.stream == 0 ? client_session_frame(m, c, &h, p) : client_stream_frame(m, c, &h, p);
+        if (rc == FRAME_CLIENT_GONE)
+            return -1;
+        if (rc == FRAME_MALFORMED) {
+            client_drop(m, c, "malformed message");
+            return -1;
+        }
+        if (m->v->state == ST_DONE)
+            return 0;
+    }
+}
+
+void mux_on_client(struct mux *m, struct client *c, uint32_t events)
+{
+    if (events & EPOLLOUT) {
+        if (proto_conn_flush(&c->conn) < 0) {
+            client_drop(m, c, "write failed");
+            return;
+        }
+        client_update_events(m, c);
+    }
+    if (m->v->agent_backlogged) {
+        /* Not reading now; a hung-up client would report EPOLLHUP forever, so it goes. */
+        if (events & (EPOLLHUP | EPOLLERR))
+            client_drop(m, c, "hung up");
+        return;
+    }
+    if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        return;
+    long n = proto_conn_read(&c->conn);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+        const char *why = n == 0 ? "hung up" : strerror(errno);
+        /* A client may send SHUTDOWN and hang up at once: act on what it sent first. */
+        if (client_process(m, c) == 0)
+            client_drop(m, c, why);
+        return;
+    }
+    client_process(m, c);
+}
+
+void mux_set_backlogged(struct mux *m, int backlogged)
+{
+    m->v->agent_backlogged = backlogged;
+    /* Walk backwards: processing may drop the client at i (it is swapped with the last). */
+    for (int i = m->nclients - 1; i >= 0; i--) {
+        if (i >= m->nclients)
+            continue;
+        struct client *c = m->clients[i];
+        client_update_events(m, c);
+        if (!backlogged && client_process(m, c) < 0)
+            continue;
+    }
+}
+
+/* ---- agent side ---- */
+
+/* A frame whose header was fine but whose payload does not decode is dropped and
+ * logged (docs/protocol.md); the byte stream is still in sync. Header errors are
+ * fatal for the box (see loop.c). */
+static void agent_malformed(struct mux *m, const struct proto_header *h, int rc)
+{
+    vmm_log_guest("dropping a malformed %s from the agent on stream %u (%s)", proto_type_name(h->type), h->stream,
+                  proto_strerror(rc));
+}
+
+static void agent_session_frame(struct mux *m, const struct proto_header *h, const uint8_t *p)
+{
+    struct proto_error_msg em;
+    int rc;
+    switch (h->type) {
+    case PROTO_PONG:
+        if (m->ping_count == 0) {
+            vmm_log_guest("the agent sent a PONG nobody asked for");
+            return;
+        }
+        uint64_t serial = m->pings[m->ping_head];
+        m->ping_head = (m->ping_head + 1) % PING_FIFO;
+        m->ping_count--;
+        for (int i = 0; i < m->nclients; i++)
+            if (m->clients[i]->serial == serial) {
+                client_send(m, m->clients[i], proto_encode_data(&m->w, 0, PROTO_PONG, p, h->len));
+                break;
+            }
+        return;
+    case PROTO_PING: agent_send_w(m, proto_encode_data(&m->w, 0, PROTO_PONG, p, h->len)); return;
+    case PROTO_ERROR:
+        if ((rc = proto_decode_error(p, h->len, &em)) != PROTO_OK) {
+            agent_malformed(m, h, rc);
+            return;
+        }
+        vmm_log_guest("the agent reported an error: %s (code %u)", em.message, em.code);
+        return;
+    default: vmm_log_guest("ignoring an unexpected %s from the agent", proto_type_name(h->type)); return;
+    }
+}
+
+/* Checks what the agent may send on an exec stream. 0 ok, else a PROTO_E_* status. */
+static int agent_stream_check(const struct proto_header *h, const uint8_t *p)
+{
+    struct proto_started st;
+    struct proto_exit ex;
+    struct proto_error_msg em;
+    uint32_t bytes;
+    switch (h->type) {
+    case PROTO_STARTED: return proto_decode_started(p, h->len, &st);
+    case PROTO_STDOUT:
+    case PROTO_STDERR: return PROTO_OK;
+    case PROTO_CREDIT: return proto_decode_u32_field(p, h->len, PT_BYTES, &bytes);
+    case PROTO_ERROR: return proto_decode_error(p, h->len, &em);
+    case PROTO_EXIT: return proto_decode_exit(p, h->len, &ex);
+    case PROTO_STATS_REPLY: {
+        struct proto_stats sr;
+        return proto_decode_stats_reply(p, h->len, &sr);
+    }
+    default: return PROTO_E_STREAM;
+    }
+}
+
+void mux_on_agent_frame(struct mux *m, const struct proto_header *h, const uint8_t *p)
+{
+    if (h->stream == 0) {
+        agent_session_frame(m, h, p);
+        return;
+    }
+    int rc = agent_stream_check(h, p);
+    if (rc != PROTO_OK) {
+        agent_malformed(m, h, rc);
+        return;
+    }
+    int i = route_by_agent(m, h->stream);
+    if (i < 0) {
+        /* An EXIT after an exec ERROR lands here; anything else is a confused guest. */
+        if (h->type != PROTO_EXIT)
+            vmm_log_guest("dropping %s from the agent on stream %u: no such exec", proto_type_name(h->type), h->stream);
+        return;
+    }
+    struct route *r = &m->routes[i];
+    struct client *c = r->c;
+    uint32_t client_id = r->client_id;
+    /* EXIT ends the stream; so does an ERROR before STARTED (the exec never ran). */
+    int last = h->type == PROTO_EXIT || h->type == PROTO_STATS_REPLY || (h->type == PROTO_ERROR && !r->started);
+    if (h->type == PROTO_STARTED) {
+        struct proto_started st;
+        r->started = 1;
+        if (proto_decode_started(p, h->len, &st) == PROTO_OK)
+            r->pid = st.pid;
+    }
+    if (!c && (h->type == PROTO_STDOUT || h->type == PROTO_STDERR) && h->len > 0)
+        agent_send_w(m, proto_encode_credit(&m->w, h->stream, h->len));
+    if (last)
+        route_remove(m, i);
+    if (c)
+        client_send(m, c, proto_encode_data(&m->w, client_id, h->type, p, h->len));
+}
+
+void mux_kill_all(struct mux *m)
+{
+    for (int i = 0; i < m->nroutes; i++)
+        agent_send_w(m, proto_encode_signal(&m->w, m->routes[i].agent_id, SIGKILL));
+}
+
+void mux_free(struct mux *m)
+{
+    if (!m)
+        return;
+    while (m->nclients > 0)
+        client_free(m, m->clients[m->nclients - 1]);
+    mux_reap(m);
+    free(m->routes);
+    free(m);
+}

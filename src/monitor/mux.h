@@ -1,0 +1,33 @@
+/* The control-socket relay: control clients on ctl.sock, each with its own exec
+ * stream ids, multiplexed onto the one agent channel with ids rewritten both ways. */
+#ifndef COCOON_MONITOR_MUX_H
+#define COCOON_MONITOR_MUX_H
+
+#include <stdint.h>
+
+#include "proto/proto.h"
+
+struct vmm;
+struct mux;
+struct client;
+
+#define MUX_MAX_CLIENTS 256
+#define MUX_MAX_ROUTES 4096
+#define MUX_MAX_ROUTES_PER_CLIENT 1024
+#define MUX_CLIENT_OUT_LIMIT (4u * 1024 * 1024) /* plus the window of each open stream */
+#define MUX_MAX_WINDOW (16u * 1024 * 1024)      /* a larger EXEC window is refused */
+
+struct mux *mux_new(struct vmm *v);
+void mux_free(struct mux *m); /* closes every client */
+void mux_on_listen(struct mux *m);
+void mux_on_client(struct mux *m, struct client *c, uint32_t events);
+/* A validated frame from the agent once the box is running. */
+void mux_on_agent_frame(struct mux *m, const struct proto_header *h, const uint8_t *payload);
+/* SIGKILL every running exec (the caller is gone). */
+void mux_kill_all(struct mux *m);
+/* Clients are read only while the agent's outbound queue is short. */
+void mux_set_backlogged(struct mux *m, int backlogged);
+/* Frees clients closed during the last epoll batch (their events may still be queued). */
+void mux_reap(struct mux *m);
+
+#endif

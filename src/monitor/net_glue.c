@@ -1,0 +1,273 @@
+/* Wires the user-space network stack (src/net) into cocoon-vmm, for both backends: the
+ * child's network device (QEMU's `-netdev stream`, or the kvm VMM's virtio-net) talks
+ * over one end of a socketpair, each Ethernet frame prefixed with its length as 4
+ * big-endian bytes. Frames read from it go to the stack;
+ * frames from the stack are queued here (bounded) and written when the socket allows.
+ * Denials go to DIR/net.log; the counters to DIR/net.stats.json, rewritten atomically
+ * (rename) when they changed, at most once a second. */
+#include "monitor/net_glue.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "net/net.h"
+#include "util/util.h"
+#include "util/log.h"
+#include "monitor/net_stats.h"
+#include "monitor/monitor.h"
+
+#define RBUF_CAP (256u * 1024)
+#define WQ_HIGH (2u * 1024 * 1024) /* above: the stack stops reading host sockets */
+#define WQ_LOW (512u * 1024)
+#define WQ_MAX (8u * 1024 * 1024) /* above: frames are dropped (TCP resends) */
+#define FRAME_MAX 65550
+
+struct net_glue {
+    struct net_stack *stack;
+    int fd, log_fd;
+    struct watch w_link, w_stack;
+    uint8_t *rbuf;
+    size_t rlen;
+    uint8_t *wbuf;
+    size_t wlen, wcap, woff;
+    int want_out, congested;
+    struct net_stats written; /* as last written to net.stats.json */
+    uint64_t written_at;      /* ms, CLOCK_MONOTONIC */
+};
+
+#define STATS_EVERY_MS 1000
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* After each batch: rewrite net.stats.json when the counters changed and a second
+ * has passed; otherwise have the stack wake us up when it has. */
+static void maybe_write_stats(struct vmm *v, int force)
+{
+    struct net_glue *g = v->net;
+    if (!g->stack)
+        return;
+    const struct net_stats *st = net_stack_stats(g->stack);
+    if (!force && !memcmp(st, &g->written, sizeof(*st)))
+        return;
+    uint64_t now = mono_ms();
+    if (force || now >= g->written_at + STATS_EVERY_MS) {
+        g->written = *st;
+        g->written_at = now;
+        net_stats_write(v->dirfd, v->cfg.net.mode, st);
+        return;
+    }
+    net_stack_wake_in(g->stack, (unsigned)(g->written_at + STATS_EVERY_MS - now));
+}
+
+static int queue_frame(void *user, const uint8_t *frame, size_t len)
+{
+    struct net_glue *g = user;
+    size_t pending = g->wlen - g->woff;
+    if (pending + len + 4 > WQ_MAX)
+        return -1;
+    if (g->wlen + len + 4 > g->wcap) {
+        if (g->woff) { /* compact before growing */
+            memmove(g->wbuf, g->wbuf + g->woff, pending);
+            g->wlen = pending;
+            g->woff = 0;
+        }
+        if (g->wlen + len + 4 > g->wcap) {
+            size_t cap = g->wcap ? g->wcap * 2 : 256 * 1024;
+            while (cap < g->wlen + len + 4)
+                cap *= 2;
+            uint8_t *nb = realloc(g->wbuf, cap);
+            if (!nb)
+                return -1;
+            g->wbuf = nb;
+            g->wcap = cap;
+        }
+    }
+    uint32_t be = htonl((uint32_t)len);
+    memcpy(g->wbuf + g->wlen, &be, 4);
+    memcpy(g->wbuf + g->wlen + 4, frame, len);
+    g->wlen += len + 4;
+    if (g->wlen - g->woff > WQ_HIGH) {
+        g->congested = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static void flush_out(struct vmm *v)
+{
+    struct net_glue *g = v->net;
+    while (g->woff < g->wlen) {
+        ssize_t n = send(g->fd, g->wbuf + g->woff, g->wlen - g->woff, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                g->woff = g->wlen = 0; /* the child is gone: the exit path follows */
+            }
+            break;
+        }
+        g->woff += (size_t)n;
+    }
+    if (g->woff == g->wlen)
+        g->woff = g->wlen = 0;
+    int want = g->wlen > g->woff;
+    if (want != g->want_out) {
+        g->want_out = want;
+        vmm_rewatch(v, g->fd, EPOLLIN | (want ? EPOLLOUT : 0), &g->w_link);
+    }
+    if (g->congested && g->wlen - g->woff < WQ_LOW) {
+        g->congested = 0;
+        net_stack_link_ready(g->stack);
+        if (g->wlen > g->woff && !g->want_out)
+            flush_out(v);
+    }
+}
+
+static void read_link(struct vmm *v)
+{
+    struct net_glue *g = v->net;
+    ssize_t n = recv(g->fd, g->rbuf + g->rlen, RBUF_CAP - g->rlen, MSG_DONTWAIT);
+    if (n <= 0) {
+        if (n == 0 || (errno != EAGAIN && errno != EINTR && errno != EWOULDBLOCK)) {
+            vmm_unwatch(v, g->fd); /* the child closed the link: it is exiting */
+            close(g->fd);
+            g->fd = -1;
+        }
+        return;
+    }
+    g->rlen += (size_t)n;
+    size_t off = 0;
+    while (g->rlen - off >= 4) {
+        uint32_t be;
+        memcpy(&be, g->rbuf + off, 4);
+        size_t len = ntohl(be);
+        if (len > FRAME_MAX || len + 4 > RBUF_CAP) {
+            vmm_log_guest("network: frame of %zu bytes from the VMM: link dropped", len);
+            vmm_unwatch(v, g->fd);
+            close(g->fd);
+            g->fd = -1;
+            return;
+        }
+        if (g->rlen - off < len + 4)
+            break;
+        net_stack_input_frame(g->stack, g->rbuf + off + 4, len);
+        off += len + 4;
+    }
+    memmove(g->rbuf, g->rbuf + off, g->rlen - off);
+    g->rlen -= off;
+    net_stack_flush(g->stack);
+}
+
+void net_glue_on_link(struct vmm *v, uint32_t events)
+{
+    struct net_glue *g = v->net;
+    if (!g || g->fd < 0)
+        return;
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+        read_link(v);
+    if (g->fd >= 0)
+        flush_out(v);
+    maybe_write_stats(v, 0);
+}
+
+void net_glue_on_stack(struct vmm *v)
+{
+    struct net_glue *g = v->net;
+    if (!g)
+        return;
+    net_stack_on_fd_ready(g->stack);
+    if (g->fd >= 0)
+        flush_out(v);
+    maybe_write_stats(v, 0);
+}
+
+int net_glue_prepare(struct vmm *v, int *child_end, char *err, size_t cap)
+{
+    *child_end = -1;
+    if (v->cfg.net.mode == NET_MODE_NONE)
+        return 0;
+    struct net_glue *g = calloc(1, sizeof(*g));
+    int sv[2];
+    if (!g || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        free(g);
+        snprintf(err, cap, "cannot create the network link: %s", strerror(errno));
+        return -1;
+    }
+    g->fd = sv[0];
+    g->log_fd = -1;
+    g->w_link.kind = W_NET_LINK;
+    g->w_stack.kind = W_NET_STACK;
+    int sz = 4 * 1024 * 1024;
+    setsockopt(g->fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+    setsockopt(g->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+    v->net = g;
+    *child_end = sv[1];
+    return 0;
+}
+
+int net_glue_start(struct vmm *v, char *err, size_t cap)
+{
+    struct net_glue *g = v->net;
+    if (!g)
+        return 0;
+    g->rbuf = malloc(RBUF_CAP);
+    g->log_fd = openat(v->dirfd, "net.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    struct net_config c = v->cfg.net;
+    net_config_log(&c, g->log_fd, v->dirfd);
+    net_config_upstream_from_env(&c);
+    g->stack = g->rbuf ? net_stack_new(&c, queue_frame, g, err, cap) : NULL;
+    if (!g->stack) {
+        if (!g->rbuf)
+            snprintf(err, cap, "out of memory");
+        return -1;
+    }
+    if (vmm_watch(v, g->fd, EPOLLIN, &g->w_link) < 0 ||
+        vmm_watch(v, net_stack_fd(g->stack), EPOLLIN, &g->w_stack) < 0) {
+        snprintf(err, cap, "epoll_ctl: %s", strerror(errno));
+        return -1;
+    }
+    vmm_log("network: mode %s, %d rule(s), %d published port(s), %d upstream resolver(s)", net_mode_name(c.mode),
+            c.nrules, c.nports, c.nupstreams);
+    maybe_write_stats(v, 1);
+    return 0;
+}
+
+void net_glue_free(struct vmm *v)
+{
+    struct net_glue *g = v->net;
+    if (!g)
+        return;
+    if (g->stack) {
+        const struct net_stats *st = net_stack_stats(g->stack);
+        maybe_write_stats(v, 1);
+        vmm_log("network: %llu frames in, %llu out; denied tcp %llu udp %llu dns %llu tls %llu icmp %llu; "
+                "malformed %llu, fragments %llu, retransmits %llu",
+                (unsigned long long)st->frames_in, (unsigned long long)st->frames_out,
+                (unsigned long long)st->denied_tcp, (unsigned long long)st->denied_udp,
+                (unsigned long long)st->denied_dns, (unsigned long long)st->denied_sni,
+                (unsigned long long)st->denied_icmp, (unsigned long long)st->dropped_malformed,
+                (unsigned long long)st->dropped_fragment, (unsigned long long)st->tcp_retransmits);
+        net_stack_free(g->stack);
+    }
+    if (g->fd >= 0)
+        close(g->fd);
+    if (g->log_fd >= 0)
+        close(g->log_fd);
+    free(g->rbuf);
+    free(g->wbuf);
+    free(g);
+    v->net = NULL;
+}

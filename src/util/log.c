@@ -1,0 +1,57 @@
+/* Timestamped log lines for vmm.log. Each line is one write(2) on an O_APPEND fd so
+ * lines from QEMU's relayed stderr and our own never interleave mid-line. */
+#include "util/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int log_fd = 2;
+
+void vmm_log_set_fd(int fd) { log_fd = fd; }
+
+int vmm_log_fd(void) { return log_fd; }
+
+static void vlog(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+static void vlog(const char *fmt, va_list ap)
+{
+    char line[2048];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+    n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ [%d] ", ts.tv_nsec / 1000000, (int)getpid());
+    int m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+    if (m < 0)
+        m = 0;
+    n += (size_t)m < sizeof(line) - n - 1 ? (size_t)m : sizeof(line) - n - 2;
+    line[n++] = '\n';
+    ssize_t w = write(log_fd, line, n);
+    (void)w;
+}
+
+void vmm_log(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(fmt, ap);
+    va_end(ap);
+}
+
+void vmm_log_guest(const char *fmt, ...)
+{
+    static unsigned count;
+    if (count > VMM_LOG_GUEST_MAX)
+        return;
+    if (count++ == VMM_LOG_GUEST_MAX) {
+        vmm_log("the guest caused %d log lines: further ones are suppressed", VMM_LOG_GUEST_MAX);
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(fmt, ap);
+    va_end(ap);
+}
