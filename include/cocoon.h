@@ -48,6 +48,13 @@ typedef struct cocoon_runtime_options {
 
 int cocoon_runtime_open(const cocoon_runtime_options *opts, cocoon_runtime **out, cocoon_error *err);
 void cocoon_runtime_close(cocoon_runtime *rt);
+/* A warning about the state directory found by cocoon_runtime_open (group- or
+ * world-accessible, with the chmod that fixes it), or "" when there is none. */
+const char *cocoon_runtime_warning(const cocoon_runtime *rt);
+/* Called (from the calling thread) with one-line notices while a call waits on
+ * something slow, e.g. "waiting for the image store lock held by pid N (cocoon load)". */
+typedef void (*cocoon_notice_fn)(void *user, const char *message);
+void cocoon_runtime_set_notice(cocoon_runtime *rt, cocoon_notice_fn fn, void *user);
 
 /* What this host offers, as `cocoon doctor` prints it. */
 typedef struct cocoon_host_info {
@@ -179,6 +186,9 @@ int cocoon_box_start_flags(cocoon_box *box, unsigned flags, cocoon_error *err);
 int cocoon_box_is_running(cocoon_box *box);
 /* Boot timing of the running box, in milliseconds: monitor start to agent ready. */
 int cocoon_box_ready_ms(const cocoon_box *box);
+/* Why this box cannot start ("" when it can): its files are missing or damaged, as
+ * after an interrupted create by an older cocoon. cocoon_box_remove still removes it. */
+const char *cocoon_box_problem(const cocoon_box *box);
 /* Shuts the guest down cleanly, killing it after timeout_ms (0: 10000). A stopped
  * ephemeral box is removed. Stopping a stopped box is not an error. */
 int cocoon_box_stop(cocoon_box *box, unsigned timeout_ms, cocoon_error *err);

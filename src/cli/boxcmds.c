@@ -107,10 +107,13 @@ int cmd_restart(int argc, char **argv) { return stop_like(argc, argv, 1); }
 static int do_rm(cocoon_box *box, void *arg)
 {
     cocoon_error err;
-    char id[16];
+    char id[16], problem[512];
     snprintf(id, sizeof(id), "%s", cocoon_box_id(box));
+    snprintf(problem, sizeof(problem), "%s", cocoon_box_problem(box));
     if (cocoon_box_remove(box, *(int *)arg, &err) < 0)
         return cli_fail(&err);
+    if (problem[0])
+        fprintf(stderr, "cocoon: removed damaged box %s (%s): its directory and state row are gone\n", id, problem);
     printf("%s\n", id);
     return 0;
 }

@@ -56,11 +56,16 @@ int cli_simple_opts(int argc, char **argv, const char *cmd, const char *help, co
     return -1;
 }
 
+static void print_notice(void *user, const char *message) { fprintf(stderr, "cocoon: %s\n", message); }
+
 int cli_open_runtime(cocoon_runtime **rt)
 {
     cocoon_error err;
     if (cocoon_runtime_open(NULL, rt, &err) < 0)
         return cli_fail(&err);
+    if (*cocoon_runtime_warning(*rt))
+        fprintf(stderr, "cocoon: warning: %s\n", cocoon_runtime_warning(*rt));
+    cocoon_runtime_set_notice(*rt, print_notice, NULL);
     return 0;
 }
 

@@ -289,7 +289,8 @@ int cmd_rmi(int argc, char **argv)
 {
     int first = 1;
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        puts("usage: cocoon rmi IMAGE...\n\nRemoves images (refused while a box uses one: remove the box first).");
+        puts("usage: cocoon rmi IMAGE...\n\nRemoves image names; an image goes with its last name, or when given by\n"
+             "id (refused while a box uses it: remove the box first).");
         return 0;
     }
     if (first >= argc) {
@@ -310,7 +311,10 @@ int cmd_rmi(int argc, char **argv)
         }
         if (info.name[0])
             printf("Untagged: %s\n", info.name);
-        printf("Deleted: %s\n", info.id);
+        /* The image goes with its last name only (or when given by id). */
+        cocoon_image_info after;
+        if (cocoon_image_inspect(rt, info.id, &after, NULL, &err) < 0 && err.code == COCOON_E_NOT_FOUND)
+            printf("Deleted: %s\n", info.id);
     }
     cocoon_runtime_close(rt);
     return rc;

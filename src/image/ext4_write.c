@@ -2,7 +2,8 @@
  * libext2fs, as mke2fs would format it (4 KiB blocks, extents, flex_bg, 64bit,
  * metadata_csum, a journal), then fills it: directories, inodes with the tar's
  * uid/gid/mode/mtime (no root needed), hard links, symlinks, devices, xattrs, and
- * file bytes streamed from the layers again (all-zero blocks left as holes). */
+ * file bytes streamed from the layers again (all-zero blocks left as holes). The result
+ * depends only on the layers: the same image always gives the same bytes. */
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
@@ -10,14 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <et/com_err.h>
 #include <ext2fs/ext2fs.h>
 
+#include "image/image_int.h"
 #include "image/unpack_int.h"
 
 #define BLOCK_SIZE 4096u
@@ -102,7 +102,32 @@ static int size_fs(struct unpack_tree *t, uint64_t *blocks, uint64_t *inodes)
 
 /* ---- formatting ---- */
 
-static errcode_t fs_format(const char *path, uint64_t blocks, uint64_t inodes, ext2_filsys *out)
+/* A base is a deterministic function of its layers, so two unpacks of one image (two
+ * pulls racing, a pull after a prune) make the same bytes: the UUID and the directory
+ * hash seed come from a hash of the layer digests, and every time the file system
+ * records itself is BASE_EPOCH. */
+#define BASE_EPOCH 1577836800 /* 2020-01-01T00:00:00Z */
+
+static void base_seed(size_t nlayers, const char *const *digests, uint8_t out[32])
+{
+    struct sha256 h;
+    sha256_init(&h);
+    sha256_update(&h, "cocoon-ext4-base-v1", 19);
+    for (size_t i = 0; i < nlayers; i++) {
+        sha256_update(&h, "\n", 1);
+        sha256_update(&h, digests[i], strlen(digests[i]));
+    }
+    sha256_final(&h, out);
+}
+
+static void fix_times(ext2_filsys fs)
+{
+    fs->now = BASE_EPOCH;
+    fs->super->s_mkfs_time = fs->super->s_lastcheck = fs->super->s_wtime = BASE_EPOCH;
+    fs->super->s_mtime = 0;
+}
+
+static errcode_t fs_format(const char *path, uint64_t blocks, uint64_t inodes, const uint8_t seed[32], ext2_filsys *out)
 {
     struct ext2_super_block param;
     memset(&param, 0, sizeof(param));
@@ -133,11 +158,9 @@ static errcode_t fs_format(const char *path, uint64_t blocks, uint64_t inodes, e
     if (rc)
         return rc;
     fs->super->s_checksum_type = EXT2_CRC32C_CHKSUM;
-    if (getrandom(fs->super->s_uuid, sizeof(fs->super->s_uuid), 0) != sizeof(fs->super->s_uuid) ||
-        getrandom(fs->super->s_hash_seed, sizeof(fs->super->s_hash_seed), 0) != sizeof(fs->super->s_hash_seed)) {
-        ext2fs_free(fs);
-        return EXT2_ET_UNIMPLEMENTED;
-    }
+    fix_times(fs);
+    memcpy(fs->super->s_uuid, seed, sizeof(fs->super->s_uuid));
+    memcpy(fs->super->s_hash_seed, seed + 16, sizeof(fs->super->s_hash_seed));
     fs->super->s_uuid[6] = (fs->super->s_uuid[6] & 0x0f) | 0x40;
     fs->super->s_uuid[8] = (fs->super->s_uuid[8] & 0x3f) | 0x80;
     fs->super->s_def_hash_version = EXT2_HASH_HALF_MD4;
@@ -436,7 +459,7 @@ static int make_dir(struct wctx *w, struct unpack_node *d, ext2_ino_t dino, ext2
         rc = write_dir(w, dino, d->inode, d->inode->mode, ents, n, 2 + subdirs, 1);
     free(ents);
     if (!rc && lpf) { /* 16 KiB of empty entries, as mke2fs leaves for e2fsck */
-        struct unpack_inode meta = {.mode = S_IFDIR | 0700, .mtime = (int64_t)time(NULL)};
+        struct unpack_inode meta = {.mode = S_IFDIR | 0700, .mtime = BASE_EPOCH};
         struct dent self[2] = {{".", 1, lpf, EXT2_FT_DIR}, {"..", 2, dino, EXT2_FT_DIR}};
         rc = write_dir(w, lpf, &meta, 0700, self, 2, 2, 4);
     }
@@ -628,7 +651,9 @@ int ext4_write_tree(struct unpack_tree *t, size_t nlayers, const char *const *di
     close(fd);
 
     struct wctx w = {.t = t, .err = err, .errlen = errlen};
-    errcode_t rc = fs_format(path, blocks, inodes, &w.fs);
+    uint8_t seed[32];
+    base_seed(nlayers, digests, seed);
+    errcode_t rc = fs_format(path, blocks, inodes, seed, &w.fs);
     if (rc) {
         snprintf(err, errlen, "formatting %s as ext4: %s", path, error_message(rc));
         return -1;
@@ -652,6 +677,7 @@ int ext4_write_tree(struct unpack_tree *t, size_t nlayers, const char *const *di
         ext2fs_free(w.fs);
         return -1;
     }
+    fix_times(w.fs); /* closing writes them */
     rc = ext2fs_set_gdt_csum(w.fs);
     if (!rc)
         rc = ext2fs_close_free(&w.fs);

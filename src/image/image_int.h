@@ -13,6 +13,10 @@
 #define IMAGE_INDEX_MAX 1024      /* entries in one index */
 #define IMAGE_BLOB_SIZE_MAX (64ull << 30)
 
+/* Tests only: how many name-index slots image_load has looked at (load.c), so a test
+ * can check that loading is linear by counting work, not by timing it. */
+extern size_t image_load_probes;
+
 /* ---- errors ---- */
 int img_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

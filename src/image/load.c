@@ -1,22 +1,29 @@
 /* image_load: `docker save` tarballs (manifest.json; modern, legacy <id>/layer.tar and
  * skopeo docker-archive layouts) and OCI layouts (oci-layout, index.json, blobs/) as
  * directories or tarballs. Tarballs are read with libarchive and their members go only
- * into the verified blob store, by name; nothing is ever extracted to a path. */
+ * into the verified blob store, by name; nothing is ever extracted to a path. Files of a
+ * directory are opened beneath it only, regular files only. Names are hashed (linear
+ * time in the size of manifest.json) and image names come out as canonical references. */
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "image/image_int.h"
 
 #define MEMBERS_MAX 65536
 #define DOCKER_IMAGES_MAX 1024
+#define LOAD_NAMES_MAX 1024 /* image names (tags) one load reports, over all its images */
+
+size_t image_load_probes;
 
 /* A member of a docker save archive that a manifest.json entry refers to. */
 struct member {
@@ -32,19 +39,111 @@ struct alias {
     char name[512], target[512];
 };
 
+/* Names to positions in an array (members, aliases): open addressing, so looking a
+ * name up costs O(1) however many there are (manifest.json can name 263,000). */
+struct name_index {
+    uint32_t *slot; /* position + 1; 0 is empty */
+    size_t cap;     /* a power of two, at least twice the names */
+};
+
 struct load {
     struct img_source src;
     const char *path;
     int is_dir;
+    int dirfd; /* the layout directory (O_PATH): members are opened beneath it only */
     char *manifest_json, *index_json, *oci_layout;
     size_t manifest_len, index_len, layout_len;
     struct member *m;
     size_t nm;
     struct alias *al;
     size_t nal, alcap;
+    struct name_index mi, ai; /* of m[].name and al[].name */
     struct image_loaded *out;
-    size_t nout;
+    size_t nout, outcap;
 };
+
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static int index_init(struct name_index *x, size_t names)
+{
+    x->cap = 16;
+    while (x->cap < 2 * names)
+        x->cap *= 2;
+    x->slot = calloc(x->cap, sizeof(*x->slot));
+    return x->slot ? 0 : -1;
+}
+
+/* The slot where name is, or the empty one where it would go. name_at(i) is the name
+ * stored at position i. */
+static uint32_t *index_find(const struct name_index *x, const char *name, const char *(*name_at)(const void *, size_t),
+                            const void *arr)
+{
+    for (size_t i = name_hash(name) & (x->cap - 1);; i = (i + 1) & (x->cap - 1)) {
+        image_load_probes++;
+        if (!x->slot[i] || !strcmp(name_at(arr, x->slot[i] - 1), name))
+            return &x->slot[i];
+    }
+}
+
+static const char *member_name(const void *arr, size_t i) { return ((const struct member *)arr)[i].name; }
+static const char *alias_name(const void *arr, size_t i) { return ((const struct alias *)arr)[i].name; }
+
+/* Printable form of a name from an archive, for messages: no terminal escapes. */
+static void printable(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p && o + 5 < cap; p++) {
+        if (*p >= 0x20 && *p < 0x7f && *p != '\\')
+            out[o++] = (char)*p;
+        else
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
+    }
+    out[o] = 0;
+}
+
+/* Opens a member of a layout directory for reading: resolved beneath the layout (a
+ * symlink may point within it, never out of it), regular files only, and never opened
+ * before that is known (a FIFO or a device is not opened at all). -1 with errno; EXDEV:
+ * it leads outside the layout, EINVAL: not a regular file. */
+static int open_member(struct load *L, const char *name)
+{
+    struct open_how how = {.flags = O_PATH | O_CLOEXEC,
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV};
+    int pfd = (int)syscall(SYS_openat2, L->dirfd, name, &how, sizeof(how));
+    if (pfd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(pfd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(pfd);
+        errno = EINVAL;
+        return -1;
+    }
+    char self[64];
+    snprintf(self, sizeof(self), "/proc/self/fd/%d", pfd);
+    int fd = open(self, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    int e = errno;
+    close(pfd);
+    errno = e;
+    return fd;
+}
+
+static int member_error(struct load *L, const char *name, const char *what, char *err, size_t errlen)
+{
+    char shown[300];
+    printable(name, shown, sizeof(shown));
+    if (errno == EXDEV || errno == ELOOP)
+        return img_err(err, errlen, "%s: refusing %s %s: it leads outside the layout (a symlink or mount)", L->path,
+                       what, shown);
+    if (errno == EINVAL)
+        return img_err(err, errlen, "%s: refusing %s %s: not a regular file", L->path, what, shown);
+    return img_err(err, errlen, "%s: cannot open %s %s: %s", L->path, what, shown, strerror(errno));
+}
 
 /* Strips "./" prefixes; refuses absolute names and ".." components. */
 static int clean_name(const char *in, char *out, size_t cap)
@@ -124,15 +223,13 @@ static char **meta_slot(struct load *L, const char *name, size_t **len)
 
 static int read_dir_file(struct load *L, const char *name, char **out, size_t *len, char *err, size_t errlen)
 {
-    char p[4200];
-    snprintf(p, sizeof(p), "%s/%s", L->path, name);
-    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    int fd = open_member(L, name);
     if (fd < 0)
-        return errno == ENOENT ? 0 : img_err(err, errlen, "cannot open %s: %s", p, strerror(errno));
+        return errno == ENOENT ? 0 : member_error(L, name, "metadata file", err, errlen);
     struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)IMAGE_JSON_MAX) {
+    if (fstat(fd, &st) < 0 || st.st_size > (off_t)IMAGE_JSON_MAX) {
         close(fd);
-        return img_err(err, errlen, "%s is not a regular file of at most %u bytes", p, IMAGE_JSON_MAX);
+        return img_err(err, errlen, "%s: %s is larger than %u bytes", L->path, name, IMAGE_JSON_MAX);
     }
     char *buf = malloc((size_t)st.st_size + 1);
     size_t got = 0;
@@ -145,7 +242,7 @@ static int read_dir_file(struct load *L, const char *name, char **out, size_t *l
     close(fd);
     if (!buf || got != (size_t)st.st_size) {
         free(buf);
-        return img_err(err, errlen, "cannot read %s", p);
+        return img_err(err, errlen, "%s: cannot read %s", L->path, name);
     }
     buf[got] = 0;
     *out = buf;
@@ -222,10 +319,10 @@ static void blob_name_digest(const char *name, char out[IMAGE_DIGEST_MAX])
 
 static struct member *find_member(struct load *L, const char *name)
 {
-    for (size_t i = 0; i < L->nm; i++)
-        if (!strcmp(L->m[i].name, name))
-            return &L->m[i];
-    return NULL;
+    if (!L->mi.slot)
+        return NULL;
+    uint32_t *at = index_find(&L->mi, name, member_name, L->m);
+    return *at ? &L->m[*at - 1] : NULL;
 }
 
 /* ---- tar passes ---- */
@@ -389,11 +486,12 @@ static int fetch_dir(struct img_source *src, const char *digest, uint64_t size, 
     struct load *L = (struct load *)src;
     if (store_has(src->images_dir, digest, size))
         return fetch_stored(src, digest, size, limit, what, err, errlen);
-    char p[4300];
-    snprintf(p, sizeof(p), "%s/blobs/sha256/%s", L->path, digest + 7);
-    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    char p[300];
+    snprintf(p, sizeof(p), "blobs/sha256/%s", digest + 7);
+    int fd = open_member(L, p);
     if (fd < 0)
-        return img_err(err, errlen, "%s: %s %s is missing (%s: %s)", L->path, what, digest, p, strerror(errno));
+        return errno == ENOENT ? img_err(err, errlen, "%s: %s %s is missing (%s)", L->path, what, digest, p)
+                               : member_error(L, p, what, err, errlen);
     char got[IMAGE_DIGEST_MAX];
     int rc = import_stream(L, read_fd, &fd, digest, p, got, NULL, NULL, err, errlen);
     close(fd);
@@ -407,24 +505,38 @@ static int fetch_dir(struct img_source *src, const char *digest, uint64_t size, 
 
 /* ---- results ---- */
 
+/* One image under one name. A name is a reference, stored in canonical form (a bare
+ * "x" is docker.io/library/x:latest, as for pulls); anything else refuses the load. */
 static int add_result(struct load *L, const char *name, const struct image_manifest_info *info, char *err,
                       size_t errlen)
 {
-    struct image_loaded *g = realloc(L->out, (L->nout + 1) * sizeof(*g));
-    if (!g)
-        return img_err(err, errlen, "out of memory");
-    L->out = g;
-    struct image_loaded *r = &g[L->nout++];
+    char canon[sizeof(L->out[0].name)] = "";
+    if (name && *name) {
+        struct image_ref ref;
+        char why[256], shown[300];
+        printable(name, shown, sizeof(shown));
+        for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+            if (*p < 0x20 || *p == 0x7f)
+                return img_err(err, errlen, "%s: refusing the image name \"%s\": it holds control characters", L->path,
+                               shown);
+        if (image_ref_parse(name, &ref, why, sizeof(why)) < 0)
+            return img_err(err, errlen, "%s: refusing the image name \"%s\": %s", L->path, shown, why);
+        image_ref_format(&ref, canon, sizeof(canon));
+    }
+    if (L->nout == LOAD_NAMES_MAX)
+        return img_err(err, errlen, "%s: more than %d image names in one archive", L->path, LOAD_NAMES_MAX);
+    if (L->nout == L->outcap) {
+        size_t cap = L->outcap ? L->outcap * 2 : 4;
+        struct image_loaded *g = realloc(L->out, cap * sizeof(*g));
+        if (!g)
+            return img_err(err, errlen, "out of memory");
+        L->out = g;
+        L->outcap = cap;
+    }
+    struct image_loaded *r = &L->out[L->nout++];
     memset(r, 0, sizeof(*r));
     r->info = *info;
-    /* full references are normalised; a bare tag (OCI ref.name "latest") is kept as written */
-    struct image_ref ref;
-    char why[256];
-    if (name && (strchr(name, '/') || strchr(name, ':') || strchr(name, '@')) &&
-        image_ref_parse(name, &ref, why, sizeof(why)) == 0)
-        image_ref_format(&ref, r->name, sizeof(r->name));
-    else
-        snprintf(r->name, sizeof(r->name), "%s", name ? name : "");
+    snprintf(r->name, sizeof(r->name), "%s", canon);
     return 0;
 }
 
@@ -498,16 +610,26 @@ static int load_oci(struct load *L, char *err, size_t errlen)
 
 /* ---- docker save ---- */
 
+/* Indexes the links pass 1 found (the first of two with one name wins). */
+static int index_aliases(struct load *L)
+{
+    if (index_init(&L->ai, L->nal) < 0)
+        return -1;
+    for (size_t i = 0; i < L->nal; i++) {
+        uint32_t *at = index_find(&L->ai, L->al[i].name, alias_name, L->al);
+        if (!*at)
+            *at = (uint32_t)i + 1;
+    }
+    return 0;
+}
+
 static const char *follow_aliases(struct load *L, const char *name)
 {
-    for (int hop = 0; hop < 8; hop++) {
-        size_t i;
-        for (i = 0; i < L->nal; i++)
-            if (!strcmp(L->al[i].name, name))
-                break;
-        if (i == L->nal)
+    for (int hop = 0; hop < 8 && L->ai.slot; hop++) {
+        uint32_t *at = index_find(&L->ai, name, alias_name, L->al);
+        if (!*at)
             return name;
-        name = L->al[i].target;
+        name = L->al[*at - 1].target;
     }
     return name;
 }
@@ -519,11 +641,13 @@ static int want_member(struct load *L, const char *raw, size_t cap_members, char
     if (clean_name(raw, name, sizeof(name)) < 0)
         return img_err(err, errlen, "%s: manifest.json names '%.200s' (absolute path or '..')", L->path, raw);
     const char *real = follow_aliases(L, name);
-    if (find_member(L, real))
+    uint32_t *at = index_find(&L->mi, real, member_name, L->m);
+    if (*at)
         return 0;
     if (L->nm >= cap_members)
         return img_err(err, errlen, "%s: manifest.json names too many files", L->path);
-    snprintf(L->m[L->nm++].name, sizeof(L->m[0].name), "%s", real);
+    snprintf(L->m[L->nm].name, sizeof(L->m[0].name), "%s", real);
+    *at = (uint32_t)++L->nm;
     return 0;
 }
 
@@ -612,7 +736,7 @@ static int load_docker(struct load *L, char *err, size_t errlen)
         goto out;
     }
     /* validate and collect the members to import */
-    size_t cap = 0;
+    size_t cap = 0, names = 0;
     for (size_t i = 0; i < n; i++) {
         json_t *ent = json_array_get(root, i), *layers = json_object_get(ent, "Layers"),
                *tags = json_object_get(ent, "RepoTags");
@@ -637,11 +761,16 @@ static int load_docker(struct load *L, char *err, size_t errlen)
                 img_err(err, errlen, "%s: manifest.json entry %zu has malformed RepoTags", L->path, i);
                 goto out;
             }
+            names += json_array_size(tags);
+            if (names > LOAD_NAMES_MAX) {
+                img_err(err, errlen, "%s: manifest.json names more than %d images (RepoTags)", L->path, LOAD_NAMES_MAX);
+                goto out;
+            }
         }
         cap += 1 + json_array_size(layers);
     }
     L->m = calloc(cap, sizeof(*L->m));
-    if (!L->m) {
+    if (!L->m || index_init(&L->mi, cap) < 0 || (!L->ai.slot && index_aliases(L) < 0)) {
         img_err(err, errlen, "out of memory");
         goto out;
     }
@@ -657,12 +786,11 @@ static int load_docker(struct load *L, char *err, size_t errlen)
     if (L->is_dir) {
         for (size_t i = 0; i < L->nm; i++) {
             struct member *m = &L->m[i];
-            char p[4700], want[IMAGE_DIGEST_MAX];
-            snprintf(p, sizeof(p), "%s/%s", L->path, m->name);
-            int fd = open(p, O_RDONLY | O_CLOEXEC);
+            char want[IMAGE_DIGEST_MAX];
+            int fd = open_member(L, m->name);
             struct stat st;
-            if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-                img_err(err, errlen, "%s: cannot open %s named in manifest.json", L->path, m->name);
+            if (fd < 0 || fstat(fd, &st) < 0) {
+                member_error(L, m->name, "the file named in manifest.json", err, errlen);
                 if (fd >= 0)
                     close(fd);
                 goto out;
@@ -701,6 +829,12 @@ int image_load(const char *images_dir, const char *path, struct image_loaded **o
         return img_err(err, errlen, "out of memory");
     L->path = path;
     L->is_dir = S_ISDIR(st.st_mode);
+    L->dirfd = L->is_dir ? open(path, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (L->is_dir && L->dirfd < 0) {
+        int e = errno;
+        free(L);
+        return img_err(err, errlen, "cannot open %s: %s", path, strerror(e));
+    }
     L->src.images_dir = images_dir;
     L->src.name = path;
     int rc = -1;
@@ -740,6 +874,10 @@ out:
     free(L->oci_layout);
     free(L->m);
     free(L->al);
+    free(L->mi.slot);
+    free(L->ai.slot);
+    if (L->dirfd >= 0)
+        close(L->dirfd);
     free(L);
     return rc;
 }

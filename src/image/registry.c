@@ -1,6 +1,7 @@
 /* The OCI distribution client behind image_pull: manifests and blobs over HTTPS with
  * libcurl (plain HTTP only for registries marked insecure), Bearer token and Basic auth
- * on 401, every blob streamed into the store through a verifying writer. */
+ * on 401, every blob streamed into the store through a verifying writer, the whole pull
+ * under one deadline and every transfer under a low-speed limit. */
 #include <curl/curl.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "image/image_int.h"
 #include "image/registry_int.h"
@@ -21,14 +23,16 @@ struct reg {
     struct img_source src; /* first: the walk hands it back to reg_fetch */
     const struct image_ref *ref;
     const struct image_pull_options *opts;
-    char host[256];    /* API host */
-    char base[300];    /* scheme://host */
-    char authz[16384]; /* "Authorization: ..." once we have a token, or "" */
-    char basic[2048];  /* base64(user:pass) from the auth file, or "" */
+    char host[256];                 /* API host */
+    char base[300];                 /* scheme://host */
+    char authz[REG_BASIC_MAX + 64]; /* "Authorization: ..." once we have a token, or "" */
+    char basic[REG_BASIC_MAX];      /* base64(user:pass) from the auth file, or "" */
+    char auth_line[REG_BASIC_MAX + 64];
     char auth_file[4096];
     int have_basic;
     char name[900]; /* registry/repository for messages */
     CURL *curl;
+    uint64_t deadline_ms; /* CLOCK_MONOTONIC: the whole pull ends by then */
 };
 
 /* One response: headers we care about, body to memory (capped) or to a blob writer. */
@@ -142,12 +146,26 @@ static void resp_reset(struct resp *r)
     r->content_type[0] = r->www_auth[0] = r->docker_digest[0] = 0;
 }
 
-static long stall_seconds(void)
+/* Pull time limits, all overridable through the environment:
+ *   COCOON_PULL_TIMEOUT        the whole pull, in seconds (default 3600);
+ *   COCOON_PULL_LOW_SPEED      bytes per second a transfer must keep up (default 1024) ...
+ *   COCOON_PULL_STALL_SECONDS  ... averaged over this many seconds (default 30). */
+static long env_long(const char *name, long dflt)
 {
-    /* COCOON_PULL_STALL_SECONDS shortens the stalled-transfer limit (tests) */
-    const char *s = getenv("COCOON_PULL_STALL_SECONDS");
+    const char *s = getenv(name);
     long v = s ? strtol(s, NULL, 10) : 0;
-    return v > 0 ? v : 30;
+    return v > 0 ? v : dflt;
+}
+
+static long stall_seconds(void) { return env_long("COCOON_PULL_STALL_SECONDS", 30); }
+static long low_speed(void) { return env_long("COCOON_PULL_LOW_SPEED", 1024); }
+static long pull_timeout(void) { return env_long("COCOON_PULL_TIMEOUT", 3600); }
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* One HTTP GET; 0 when a response arrived (any status), -1 on transport failure. */
@@ -156,7 +174,12 @@ static int http_get(struct reg *g, const char *url, const char *accept, const ch
 {
     CURL *c = g->curl;
     char cerr[CURL_ERROR_SIZE] = "";
-    char auth_line[2100];
+    uint64_t now = now_ms();
+    if (now >= g->deadline_ms)
+        return img_err(err, errlen,
+                       "the pull of %s took longer than its limit of %ld s (set COCOON_PULL_TIMEOUT to allow "
+                       "more)",
+                       g->name, pull_timeout());
     struct curl_slist *h = NULL;
     curl_easy_reset(c);
     if (accept)
@@ -164,8 +187,8 @@ static int http_get(struct reg *g, const char *url, const char *accept, const ch
     if (authz && *authz)
         h = curl_slist_append(h, authz);
     else if (userpwd_b64 && *userpwd_b64) {
-        snprintf(auth_line, sizeof(auth_line), "Authorization: Basic %s", userpwd_b64);
-        h = curl_slist_append(h, auth_line);
+        snprintf(g->auth_line, sizeof(g->auth_line), "Authorization: Basic %s", userpwd_b64);
+        h = curl_slist_append(h, g->auth_line);
     }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -175,8 +198,9 @@ static int http_get(struct reg *g, const char *url, const char *accept, const ch
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, g->opts && g->opts->insecure ? "http,https" : "https");
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, g->opts && g->opts->insecure ? "http,https" : "https");
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, low_speed());
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, stall_seconds());
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(g->deadline_ms - now));
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
@@ -195,8 +219,16 @@ static int http_get(struct reg *g, const char *url, const char *accept, const ch
                        "the connection to registry %s broke off during the transfer (%s); pull again to "
                        "restart it",
                        g->host, what);
+    if (rc == CURLE_OPERATION_TIMEDOUT && now_ms() + 50 >= g->deadline_ms)
+        return img_err(err, errlen,
+                       "the pull of %s took longer than its limit of %ld s (set COCOON_PULL_TIMEOUT to allow "
+                       "more)",
+                       g->name, pull_timeout());
     if (rc == CURLE_OPERATION_TIMEDOUT)
-        return img_err(err, errlen, "transfer from %s stalled or timed out (%s)", g->host, what);
+        return img_err(err, errlen,
+                       "transfer from %s stalled: slower than %ld bytes/s for %ld s (%s; COCOON_PULL_LOW_SPEED and "
+                       "COCOON_PULL_STALL_SECONDS set the limit)",
+                       g->host, low_speed(), stall_seconds(), what);
     if (rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_RECV_ERROR ||
         rc == CURLE_GOT_NOTHING || rc == CURLE_WEIRD_SERVER_REPLY)
         if (!strncmp(url, "https:", 6))
@@ -460,6 +492,7 @@ int image_pull(const char *images_dir, const struct image_ref *ref, const struct
         return img_err(err, errlen, "out of memory");
     g->ref = ref;
     g->opts = opts;
+    g->deadline_ms = now_ms() + (uint64_t)pull_timeout() * 1000u;
     g->src.fetch = reg_fetch;
     g->src.images_dir = images_dir;
     g->src.progress = opts->progress;
@@ -492,6 +525,7 @@ out:
         curl_easy_cleanup(g->curl);
     explicit_bzero(g->basic, sizeof(g->basic));
     explicit_bzero(g->authz, sizeof(g->authz));
+    explicit_bzero(g->auth_line, sizeof(g->auth_line));
     free(g);
     if (rc < 0)
         memset(out, 0, sizeof(*out));

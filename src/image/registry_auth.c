@@ -192,11 +192,18 @@ int reg_auth_lookup(const char *auth_file, const char *registry, char *basic, si
         json_t *a = json_object_get(v, "auth");
         json_t *u = json_object_get(v, "username"), *pw = json_object_get(v, "password");
         if (json_is_string(a) && json_string_length(a) > 0) {
-            char dec[2048];
+            char *dec = malloc(REG_SECRET_MAX + 1);
             size_t n;
-            if (reg_unbase64(json_string_value(a), dec, sizeof(dec), &n) < 0 || !memchr(dec, ':', n)) {
-                rc = img_err(err, errlen, "credentials file %s: the \"auth\" of %s is not base64 of user:password",
-                             auth_file, key);
+            int bad =
+                !dec || reg_unbase64(json_string_value(a), dec, REG_SECRET_MAX + 1, &n) < 0 || !memchr(dec, ':', n);
+            if (dec)
+                explicit_bzero(dec, REG_SECRET_MAX + 1);
+            free(dec);
+            if (bad) {
+                rc = img_err(err, errlen,
+                             "credentials file %s: the \"auth\" of %s is not base64 of user:password (of at most %u "
+                             "bytes)",
+                             auth_file, key, REG_SECRET_MAX);
                 goto out;
             }
             if (json_string_length(a) >= cap) {
@@ -208,10 +215,16 @@ int reg_auth_lookup(const char *auth_file, const char *registry, char *basic, si
             goto out;
         }
         if (json_is_string(u) && json_is_string(pw)) {
-            char up[2048];
-            int n = snprintf(up, sizeof(up), "%s:%s", json_string_value(u), json_string_value(pw));
-            if (n < 0 || (size_t)n >= sizeof(up) || reg_base64(up, (size_t)n, basic, cap) < 0) {
-                rc = img_err(err, errlen, "credentials file %s: credentials of %s are too long", auth_file, key);
+            size_t len = json_string_length(u) + 1 + json_string_length(pw);
+            char *up = len <= REG_SECRET_MAX ? malloc(len + 1) : NULL;
+            int ok = up && snprintf(up, len + 1, "%s:%s", json_string_value(u), json_string_value(pw)) == (int)len &&
+                     reg_base64(up, len, basic, cap) == 0;
+            if (up)
+                explicit_bzero(up, len + 1);
+            free(up);
+            if (!ok) {
+                rc = img_err(err, errlen, "credentials file %s: credentials of %s are longer than %u bytes", auth_file,
+                             key, REG_SECRET_MAX);
                 goto out;
             }
             rc = 1;

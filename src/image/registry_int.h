@@ -15,6 +15,11 @@ struct reg_challenge {
 /* Parses the first Bearer challenge of a header value (or the Basic one if no Bearer). */
 int reg_challenge_parse(const char *value, struct reg_challenge *c);
 
+/* Credentials: "user:password" may be this long (registry tokens used as passwords
+ * run to several KiB); longer ones are refused with an error, never cut. */
+#define REG_SECRET_MAX (64u << 10)
+#define REG_BASIC_MAX (4 * ((REG_SECRET_MAX + 2) / 3) + 1) /* its base64, NUL included */
+
 /* base64 of in into out (NUL-terminated); -1 if it does not fit. */
 int reg_base64(const void *in, size_t len, char *out, size_t cap);
 /* Decodes base64 in; -1 if malformed or too long. out is NUL-terminated. */

@@ -1,11 +1,13 @@
 /* Box lifecycle on disk: create (id, directory, state row, disk, config.json), open by
  * id, name or id prefix, remove, and the handle itself. The state database is the
  * index (names are claimed there, atomically); the directory holds the files. Running
- * the monitor is in monitor.c. A create that fails leaves nothing behind. */
+ * the monitor is in monitor.c. A box's row appears only once its directory is
+ * complete; a create that fails or crashes leaves nothing that lasts (see lib_box_gc). */
 #include "lib/internal.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,15 +167,44 @@ static int prepare(cocoon_runtime *rt, const cocoon_box_options *o, struct lib_b
     return lib_net_options(o, c, err);
 }
 
-/* Undoes a half-made box: files first, then the row (a row without a directory is
- * garbage any reader may also collect). */
-static void discard(cocoon_runtime *rt, const char *dir, const char *id, int have_row)
+/* Collects what crashed creates left behind, once a minute old: ".creating-<id>"
+ * directories whose creator is gone (it holds the box lock while it works), and "<id>"
+ * directories without a row (a create between its rename and its insert holds the
+ * lock too). Run by create and by list. */
+void lib_box_gc(cocoon_runtime *rt)
 {
-    util_rm_rf(dir);
-    if (have_row)
-        state_box_delete(rt->state, id, NULL);
+    char boxes[LIB_PATH_MAX], dir[LIB_PATH_MAX];
+    if (lib_path(boxes, sizeof(boxes), "%s/boxes", rt->home) < 0)
+        return;
+    DIR *d = opendir(boxes);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int creating = !strncmp(e->d_name, ".creating-", 10);
+        if (!creating && !(strlen(e->d_name) == 12 && util_is_hex(e->d_name)))
+            continue;
+        if (lib_path(dir, sizeof(dir), "%s/%s", boxes, e->d_name) < 0)
+            continue;
+        /* A minute old at least: a create holds the lock only once its directory exists. */
+        struct stat st;
+        if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || time(NULL) - st.st_mtime < 60 ||
+            (!creating && state_box_get(rt->state, e->d_name, NULL, NULL) == 0))
+            continue;
+        int lock = lib_box_lock(dir);
+        if (lock < 0)
+            continue; /* its creator (or a monitor) is still at work */
+        /* Checked again under the lock: the creator inserts the row before letting go. */
+        if (creating || state_box_get(rt->state, e->d_name, NULL, NULL) < 0)
+            util_rm_rf(dir);
+        close(lock);
+    }
+    closedir(d);
 }
 
+/* A box is built in boxes/.creating-<id> (disk, config.json) under the box lock,
+ * renamed to boxes/<id>, and only then given its row: the row, which makes the box
+ * visible and claims its name, always finds a complete directory. */
 int cocoon_box_create(cocoon_runtime *rt, const cocoon_box_options *opts, cocoon_box **out, cocoon_error *err)
 {
     lib_err_clear(err);
@@ -189,22 +220,53 @@ int cocoon_box_create(cocoon_runtime *rt, const cocoon_box_options *opts, cocoon
         return -1;
     }
     state_image_clear(&img); /* only the scalar fields are used from here on */
+    lib_box_gc(rt);
 
-    char dir[LIB_PATH_MAX];
+    char dir[LIB_PATH_MAX], tmp[LIB_PATH_MAX];
     for (int tries = 0;; tries++) {
         if (new_id(c.id, err) < 0)
             return -1;
-        if (lib_path(dir, sizeof(dir), "%s/boxes/%s", rt->home, c.id) < 0)
+        if (lib_path(dir, sizeof(dir), "%s/boxes/%s", rt->home, c.id) < 0 ||
+            lib_path(tmp, sizeof(tmp), "%s/boxes/.creating-%s", rt->home, c.id) < 0)
             return lib_err(err, COCOON_E_INVALID, "COCOON_HOME path too long: %s", rt->home);
-        if (mkdir(dir, 0700) == 0)
+        errno = EEXIST;
+        if (!util_file_exists(dir) && mkdir(tmp, 0700) == 0)
             break;
         if (errno != EEXIST || tries > 8)
-            return lib_err(err, COCOON_E_IO, "cannot create box directory %s: %s", dir, strerror(errno));
+            return lib_err(err, COCOON_E_IO, "cannot create box directory %s: %s", tmp, strerror(errno));
     }
-    if (lib_path(c.disk, sizeof(c.disk), "%s/%s", dir, o->rootfs ? "rootfs.ext4" : "disk.qcow2") < 0) {
-        discard(rt, dir, c.id, 0);
-        return lib_err(err, COCOON_E_INVALID, "box path too long");
+    int lock = lib_box_lock(tmp);
+    if (lock < 0) {
+        int e = errno;
+        util_rm_rf(tmp);
+        return lib_err(err, COCOON_E_IO, "cannot lock the new box directory %s: %s", tmp, strerror(e));
     }
+    lib_test_delay("CREATE_BUILD");
+    /* config.json names the final paths; the disk is made at its temporary one. */
+    struct lib_box_config at_tmp;
+    int rc = lib_path(c.disk, sizeof(c.disk), "%s/%s", dir, o->rootfs ? "rootfs.ext4" : "disk.qcow2");
+    at_tmp = c;
+    if (rc == 0)
+        rc = lib_path(at_tmp.disk, sizeof(at_tmp.disk), "%s/%s", tmp, o->rootfs ? "rootfs.ext4" : "disk.qcow2");
+    if (rc < 0)
+        rc = lib_err(err, COCOON_E_INVALID, "box path too long");
+    struct state_image base;
+    memset(&base, 0, sizeof(base));
+    if (rc == 0 && !o->rootfs)
+        rc = state_image_get_by_id(rt->state, c.image_id, &base, err);
+    if (rc == 0)
+        rc = make_disk(o, &base, &at_tmp, err);
+    state_image_clear(&base);
+    if (rc == 0)
+        rc = lib_config_write(tmp, &c, err);
+    if (rc == 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_NOREPLACE) < 0)
+        rc = lib_err(err, COCOON_E_IO, "cannot rename %s to %s: %s", tmp, dir, strerror(errno));
+    if (rc < 0) {
+        util_rm_rf(tmp);
+        close(lock);
+        return -1;
+    }
+    lib_test_delay("CREATE_PUBLISH");
     struct state_box row;
     memset(&row, 0, sizeof(row));
     snprintf(row.id, sizeof(row.id), "%s", c.id);
@@ -214,36 +276,32 @@ int cocoon_box_create(cocoon_runtime *rt, const cocoon_box_options *opts, cocoon
     row.created_at = c.created;
     row.ephemeral = c.ephemeral;
     row.config_json = lib_config_json(&c);
-    if (!row.config_json) {
-        discard(rt, dir, c.id, 0);
-        return lib_err(err, COCOON_E_NOMEM, "out of memory");
-    }
-    int rc = state_box_insert(rt->state, &row, err);
+    rc = row.config_json ? state_box_insert(rt->state, &row, err) : lib_err(err, COCOON_E_NOMEM, "out of memory");
     state_box_clear(&row);
-    if (rc < 0) {
-        discard(rt, dir, c.id, 0);
-        return -1;
-    }
-    /* Re-fetch the image: its base must be the one recorded with the row. */
-    struct state_image base;
-    memset(&base, 0, sizeof(base));
-    if (!o->rootfs && state_image_get_by_id(rt->state, c.image_id, &base, err) < 0) {
-        discard(rt, dir, c.id, 1);
-        return -1;
-    }
-    rc = make_disk(o, &base, &c, err);
-    state_image_clear(&base);
-    if (rc < 0 || lib_config_write(dir, &c, err) < 0) {
-        discard(rt, dir, c.id, 1);
-        return -1;
-    }
-    cocoon_box *b = box_alloc(rt, &c, dir);
+    cocoon_box *b = rc == 0 ? box_alloc(rt, &c, dir) : NULL;
     if (!b) {
-        discard(rt, dir, c.id, 1);
-        return lib_err(err, COCOON_E_NOMEM, "out of memory");
+        if (rc == 0) {
+            state_box_delete(rt->state, c.id, NULL);
+            lib_err(err, COCOON_E_NOMEM, "out of memory");
+        }
+        util_rm_rf(dir); /* the lock is still ours: nothing can have started here */
+        close(lock);
+        return -1;
     }
+    close(lock);
     *out = b;
     return 0;
+}
+
+/* What is wrong with a box directory that cannot start, in words, or "" . */
+static void diagnose(const char *dir, const char *why, char *out, size_t cap)
+{
+    char disk[LIB_PATH_MAX];
+    struct stat st;
+    int has_disk = (lib_path(disk, sizeof(disk), "%s/disk.qcow2", dir) == 0 && stat(disk, &st) == 0) ||
+                   (lib_path(disk, sizeof(disk), "%s/rootfs.ext4", dir) == 0 && stat(disk, &st) == 0);
+    snprintf(out, cap, "%.300s; %s", why,
+             has_disk ? "its disk may be partial (an interrupted create)" : "it has no disk (an interrupted create)");
 }
 
 int cocoon_box_open(cocoon_runtime *rt, const char *id_or_name, cocoon_box **out, cocoon_error *err)
@@ -255,24 +313,37 @@ int cocoon_box_open(cocoon_runtime *rt, const char *id_or_name, cocoon_box **out
     struct state_box row;
     if (state_box_find(rt->state, id_or_name, &row, err) < 0)
         return -1;
-    char id[16];
-    snprintf(id, sizeof(id), "%s", row.id);
-    state_box_clear(&row);
     char dir[LIB_PATH_MAX];
-    if (lib_path(dir, sizeof(dir), "%s/boxes/%s", rt->home, id) < 0)
+    if (lib_path(dir, sizeof(dir), "%s/boxes/%s", rt->home, row.id) < 0) {
+        state_box_clear(&row);
         return lib_err(err, COCOON_E_INVALID, "COCOON_HOME path too long");
-    struct lib_box_config c;
+    }
     if (!util_file_exists(dir)) {
         /* Its directory went away (an ephemeral box removed by its monitor). */
+        char id[16];
+        snprintf(id, sizeof(id), "%s", row.id);
+        state_box_clear(&row);
         state_box_delete(rt->state, id, NULL);
         return lib_err(err, COCOON_E_NOT_FOUND, "no box with id or name \"%s\" (box %s was removed)", id_or_name, id);
     }
-    if (lib_config_read(dir, &c, err) < 0)
-        return -1;
-    snprintf(c.id, sizeof(c.id), "%s", id); /* the directory name is the truth */
+    struct lib_box_config c;
+    cocoon_error why;
+    char problem[sizeof(((cocoon_box *)0)->problem)] = "";
+    if (lib_config_read(dir, &c, &why) < 0) {
+        /* Still a box: it can be inspected by its row and removed. */
+        memset(&c, 0, sizeof(c));
+        snprintf(c.name, sizeof(c.name), "%s", row.name);
+        snprintf(c.image, sizeof(c.image), "%s", row.image_ref);
+        c.ephemeral = row.ephemeral;
+        c.created = row.created_at;
+        diagnose(dir, why.message, problem, sizeof(problem));
+    }
+    snprintf(c.id, sizeof(c.id), "%s", row.id); /* the directory name is the truth */
+    state_box_clear(&row);
     cocoon_box *b = box_alloc(rt, &c, dir);
     if (!b)
         return lib_err(err, COCOON_E_NOMEM, "out of memory");
+    snprintf(b->problem, sizeof(b->problem), "%s", problem);
     *out = b;
     return 0;
 }
@@ -283,17 +354,19 @@ const char *cocoon_box_name(const cocoon_box *box) { return box ? box->name : ""
 
 int cocoon_box_ready_ms(const cocoon_box *box) { return box ? box->ready_ms : 0; }
 
+const char *cocoon_box_problem(const cocoon_box *box) { return box ? box->problem : ""; }
+
 int cocoon_box_remove(cocoon_box *box, int force, cocoon_error *err)
 {
     lib_err_clear(err);
     if (!box)
         return lib_err(err, COCOON_E_INVALID, "cocoon_box_remove: NULL box");
-    if (lib_vmm_pid(box) > 0) {
+    if (lib_box_running(box->dir, NULL)) {
         if (!force)
             return lib_err(err, COCOON_E_STATE,
                            "box %s%s%s%s is running: stop it first (cocoon stop) or force the removal (cocoon rm -f)",
                            box->id, box->name[0] ? " (" : "", box->name, box->name[0] ? ")" : "");
-        if (lib_box_stop_only(box, 0, err) < 0 && lib_vmm_pid(box) > 0)
+        if (lib_box_stop_only(box, 0, err) < 0)
             return -1;
     }
     lib_ctl_close(box);
@@ -301,8 +374,8 @@ int cocoon_box_remove(cocoon_box *box, int force, cocoon_error *err)
         close(box->lifeline_fd);
         box->lifeline_fd = -1;
     }
-    if (util_rm_rf(box->dir) < 0)
-        return lib_err(err, COCOON_E_IO, "cannot remove %s: %s", box->dir, strerror(errno));
+    if (lib_box_dir_remove(box->dir, err) < 0)
+        return -1;
     return state_box_delete(box->rt->state, box->id, err);
 }
 

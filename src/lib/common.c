@@ -1,5 +1,5 @@
 /* Helpers every libcocoon file uses: filling a cocoon_error, building bounded
- * paths, and running a short-lived host tool (qemu-img, mke2fs, qemu --version)
+ * paths, test delays at race windows, and running a short-lived host tool (qemu-img, mke2fs, qemu --version)
  * with its output captured so failures can be reported, not printed. */
 #include "lib/internal.h"
 
@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef COCOON_VERSION
@@ -41,6 +42,23 @@ void lib_err_clear(cocoon_error *err)
         err->code = COCOON_OK;
         err->message[0] = 0;
     }
+}
+
+void lib_test_delay(const char *point)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "COCOON_TEST_DELAY_%s", point);
+    const char *v = getenv(name);
+    long ms = v ? strtol(v, NULL, 10) : 0;
+    if (ms > 0 && ms <= 600000)
+        lib_sleep_ms((unsigned)ms);
+}
+
+void lib_sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
 }
 
 int lib_path(char *out, size_t cap, const char *fmt, ...)

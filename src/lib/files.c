@@ -49,7 +49,7 @@ static int xfer_init(cocoon_box *box, struct lib_xfer *x, cocoon_error *err)
     x->err = err;
     x->fd = -1;
     x->stream = XFER_STREAM;
-    if (lib_vmm_pid(box) <= 0)
+    if (!lib_box_running(box->dir, NULL))
         return lib_err(err, COCOON_E_STATE, "box %s is not running (start it with `cocoon start %s`)", box->id,
                        box->name[0] ? box->name : box->id);
     x->w = malloc(sizeof(*x->w));

@@ -1,6 +1,7 @@
 /* Image names to base disk files. An image is a row of the state database (pulled or
  * loaded ones, recorded by the image pipeline) or a prepared ext4 file shipped in the
- * share dir, which is recorded as "local:NAME" the first time a box uses it. */
+ * share dir, which is recorded as "local:NAME" the first time a box uses it. A bare
+ * name means a built-in image before anything else. */
 #include "lib/internal.h"
 
 #include <dirent.h>
@@ -107,15 +108,23 @@ static int find_by_ref_or_prefix(cocoon_runtime *rt, const char *name, struct st
     return hits == 1 ? 1 : hits > 1 ? -1 : 0;
 }
 
+int lib_image_shadows_builtin(cocoon_runtime *rt, const char *canonical)
+{
+    static const char prefix[] = "docker.io/library/";
+    size_t n = strlen(canonical), p = sizeof(prefix) - 1;
+    if (n <= p + 7 || strncmp(canonical, prefix, p) || strcmp(canonical + n - 7, ":latest"))
+        return 0;
+    char name[256], real[LIB_PATH_MAX];
+    snprintf(name, sizeof(name), "%.*s", (int)(n - p - 7), canonical + p);
+    return !strcmp(name, "default") || (valid_name(name) && builtin_path(rt, name, real, sizeof(real)));
+}
+
 int lib_image_lookup(cocoon_runtime *rt, const char *name, struct state_image *out, cocoon_error *err)
 {
     if (!name || !*name)
         name = "default";
     memset(out, 0, sizeof(*out));
-    /* Pulled or loaded images are known by their reference. */
-    if (state_image_get_by_name(rt->state, name, out, NULL) == 0 && strncmp(out->id, "local:", 6) != 0)
-        return check_base(out, err);
-    state_image_clear(out);
+    /* A bare name is a built-in image first: no pulled or loaded image can take it. */
     if (valid_name(name)) {
         char real[LIB_PATH_MAX];
         if (builtin_path(rt, name, real, sizeof(real))) {
@@ -131,6 +140,10 @@ int lib_image_lookup(cocoon_runtime *rt, const char *name, struct state_image *o
             return state_image_put(rt->state, out, err);
         }
     }
+    /* Pulled or loaded images are known by their names (canonical references). */
+    if (state_image_get_by_name(rt->state, name, out, NULL) == 0 && strncmp(out->id, "local:", 6) != 0)
+        return check_base(out, err);
+    state_image_clear(out);
     if (state_image_get_by_id(rt->state, name, out, NULL) == 0)
         return check_base(out, err);
     state_image_clear(out);

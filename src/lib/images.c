@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "image/image.h"
@@ -23,7 +24,47 @@
 
 static int images_dir(cocoon_runtime *rt, char *out, size_t cap) { return lib_path(out, cap, "%s/images", rt->home); }
 
-/* Locks images/.lock (LOCK_SH or LOCK_EX, maybe | LOCK_NB); the fd, or -1. */
+/* "pid N (cocoon load x.tar)" for a process holding a lock on fd's file, from
+ * /proc/locks, or "another cocoon process" when it cannot be told. */
+static void lock_holder(int fd, char *out, size_t cap)
+{
+    snprintf(out, cap, "another cocoon process");
+    struct stat st;
+    char *locks = fstat(fd, &st) == 0 ? util_read_file("/proc/locks", 1 << 20, NULL) : NULL;
+    long pid = 0;
+    for (char *line = locks, *nl; line && *line && !pid; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (nl)
+            *nl = 0;
+        unsigned maj, min;
+        unsigned long ino;
+        long p;
+        char kind[16];
+        if (sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%lu", kind, &p, &maj, &min, &ino) == 5 &&
+            !strcmp(kind, "FLOCK") && ino == (unsigned long)st.st_ino && p != getpid())
+            pid = p;
+    }
+    free(locks);
+    if (!pid)
+        return;
+    char path[64], cmd[160] = "";
+    snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
+    size_t len = 0;
+    char *argv = util_read_file(path, 4096, &len);
+    for (size_t i = 0, at = 0; argv && i < len && at + 1 < sizeof(cmd); i += strlen(argv + i) + 1) {
+        const char *word = i ? argv + i : (strrchr(argv, '/') ? strrchr(argv, '/') + 1 : argv);
+        at += (size_t)snprintf(cmd + at, sizeof(cmd) - at, "%s%.60s", at ? " " : "", word);
+    }
+    free(argv);
+    for (char *c = cmd; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
+    snprintf(out, cap, "pid %ld%s%s%s", pid, cmd[0] ? " (" : "", cmd, cmd[0] ? ")" : "");
+}
+
+/* Locks images/.lock (LOCK_SH or LOCK_EX, maybe | LOCK_NB); the fd, or -1. A wait of
+ * more than a second is announced through the runtime's notice callback, saying who
+ * holds the lock. */
 static int store_lock(cocoon_runtime *rt, int how, cocoon_error *err)
 {
     char dir[LIB_PATH_MAX], path[LIB_PATH_MAX];
@@ -34,16 +75,27 @@ static int store_lock(cocoon_runtime *rt, int how, cocoon_error *err)
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         return lib_err(err, COCOON_E_IO, "cannot open %s: %s", path, strerror(errno));
-    while (flock(fd, how) < 0) {
-        if (errno == EINTR)
-            continue;
+    for (int waited_ms = 0;;) {
+        if (flock(fd, how | LOCK_NB) == 0)
+            return fd;
         int e = errno;
+        if (e == EINTR)
+            continue;
+        if (e == EWOULDBLOCK && !(how & LOCK_NB)) {
+            if (waited_ms == 1000) {
+                char who[256];
+                lock_holder(fd, who, sizeof(who));
+                lib_notice(rt, "waiting for the image store lock held by %s", who);
+            }
+            lib_sleep_ms(50);
+            waited_ms += 50;
+            continue;
+        }
         close(fd);
         if (e == EWOULDBLOCK)
             return lib_err(err, COCOON_E_STATE, "the image store is busy (a pull or load is running)");
         return lib_err(err, COCOON_E_IO, "cannot lock %s: %s", path, strerror(e));
     }
-    return fd;
 }
 
 static void store_unlock(int fd)
@@ -135,8 +187,10 @@ static int base_path_for(cocoon_runtime *rt, const char *manifest_digest, char *
     return lib_path(out, cap, "%s/images/bases/%s.ext4", rt->home, manifest_digest + 7);
 }
 
-/* The base of a manifest: made once (tmp + rename; two processes racing both unpack and
- * the last rename wins, the files being identical in content). */
+/* The base of a manifest, published exactly once: unpacked to a temporary file and
+ * moved into place with a no-replace rename. A racing pull or load that loses discards
+ * its copy and uses the winner's, so a base that boxes already stand on is never
+ * replaced (the copies would be identical anyway: see ext4_write.c). */
 static int ensure_base(cocoon_runtime *rt, const struct image_manifest_info *info, char *base, size_t cap,
                        cocoon_error *err)
 {
@@ -156,9 +210,12 @@ static int ensure_base(cocoon_runtime *rt, const struct image_manifest_info *inf
         return lib_err(err, COCOON_E_IO, "unpacking %s: %s", info->manifest_digest, msg);
     }
     chmod(tmp, 0444); /* shared read-only by every box of the image */
-    if (rename(tmp, base) < 0) {
+    lib_test_delay("BASE_PUBLISH");
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, base, RENAME_NOREPLACE) < 0) {
         int e = errno;
         unlink(tmp);
+        if (e == EEXIST)
+            return 0; /* another pull or load published it first: theirs it is */
         return lib_err(err, COCOON_E_IO, "cannot rename %s to %s: %s", tmp, base, strerror(e));
     }
     return 0;
@@ -272,6 +329,12 @@ int cocoon_image_load(cocoon_runtime *rt, const char *path, cocoon_image_info **
     }
     cocoon_image_info *list = calloc(n ? n : 1, sizeof(*list));
     int rc = list ? 0 : lib_err(err, COCOON_E_NOMEM, "out of memory");
+    /* Every name is checked before anything is recorded: a bad one records nothing. */
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (lib_image_shadows_builtin(rt, imgs[i].name))
+            rc = lib_err(err, COCOON_E_INVALID,
+                         "loading %s: refusing the image name %s: the built-in image of that name keeps it", path,
+                         imgs[i].name);
     for (size_t i = 0; rc == 0 && i < n; i++)
         rc = record(rt, imgs[i].name, &imgs[i].info, &list[i], err);
     store_unlock(lock);
@@ -297,7 +360,7 @@ int cocoon_image_list(cocoon_runtime *rt, cocoon_image_info **out, size_t *count
     *count = 0;
     struct state_image *rows = NULL;
     size_t n = 0;
-    if (state_image_list(rt->state, &rows, &n, err) < 0)
+    if (state_image_list_tags(rt->state, &rows, &n, err) < 0) /* each name is a line */
         return -1;
     struct state_box *boxes = NULL;
     size_t nboxes = 0;
@@ -537,18 +600,25 @@ static uint64_t sweep(cocoon_runtime *rt)
     return freed;
 }
 
-/* Drops one row; its base goes now when it is a pulled one (the blob sweep follows). */
-static int remove_row(cocoon_runtime *rt, const struct state_image *row, uint64_t *freed, cocoon_error *err)
+/* The tag a user means by name: as typed, or as a reference in canonical form. */
+static int find_tag(cocoon_runtime *rt, const char *name, char *tag, size_t cap)
 {
-    if (state_image_remove(rt->state, row->id, err) < 0)
-        return -1;
-    char base[LIB_PATH_MAX];
-    if (base_path_for(rt, row->id, base, sizeof(base)) == 0 && !strcmp(base, row->base_path)) {
-        uint64_t n = unlink_size(base);
-        if (freed)
-            *freed += n;
+    struct state_image row;
+    int found = state_image_get_by_name(rt->state, name, &row, NULL) == 0;
+    if (found) {
+        snprintf(tag, cap, "%s", name);
+        state_image_clear(&row);
+        return 1;
     }
-    return 0;
+    struct image_ref ref;
+    char why[256];
+    if (image_ref_parse(name, &ref, why, sizeof(why)) < 0)
+        return 0;
+    image_ref_format(&ref, tag, cap);
+    found = state_image_get_by_name(rt->state, tag, &row, NULL) == 0;
+    if (found)
+        state_image_clear(&row);
+    return found;
 }
 
 int cocoon_image_remove(cocoon_runtime *rt, const char *name, cocoon_error *err)
@@ -556,15 +626,24 @@ int cocoon_image_remove(cocoon_runtime *rt, const char *name, cocoon_error *err)
     lib_err_clear(err);
     if (!rt || !name)
         return lib_err(err, COCOON_E_INVALID, "cocoon_image_remove: NULL argument");
-    struct state_image row;
-    if (find_image(rt, name, &row, err) < 0)
-        return -1;
     cocoon_error e;
-    int rc = remove_row(rt, &row, NULL, &e);
-    state_image_clear(&row);
+    int rc;
+    char tag[1200];
+    if (find_tag(rt, name, tag, sizeof(tag))) {
+        /* A name: it goes, and the image only with its last name. */
+        rc = state_image_untag(rt->state, tag, NULL, 0, NULL, &e);
+    } else {
+        /* An id or id prefix: the image and all its names. */
+        struct state_image row;
+        if (find_image(rt, name, &row, err) < 0)
+            return -1;
+        rc = state_image_remove(rt->state, row.id, &e);
+        state_image_clear(&row);
+    }
     if (rc < 0)
         return lib_err(err, e.code, "cannot remove image %s: %s", name, e.message);
-    /* Blobs: only when no pull or load runs right now; a later prune gets the rest. */
+    /* Its base and blobs go only when no pull or load runs right now (one may be about
+     * to record this very image on them); a later prune gets them otherwise. */
     int lock = store_lock(rt, LOCK_EX | LOCK_NB, NULL);
     if (lock >= 0) {
         sweep(rt);
@@ -600,7 +679,7 @@ int cocoon_image_prune(cocoon_runtime *rt, size_t *removed, uint64_t *freed_byte
             continue; /* used, or a built-in image (its file is not ours) */
         cocoon_error e;
         /* A box created meanwhile makes the removal fail: that image is kept. */
-        if (remove_row(rt, &rows[i], &freed, &e) == 0 && removed)
+        if (state_image_remove(rt->state, rows[i].id, &e) == 0 && removed)
             (*removed)++;
     }
     if (rc == 0)

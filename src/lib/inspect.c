@@ -39,10 +39,10 @@ static void fill_info(const char *dir, const struct lib_box_config *c, cocoon_bo
     struct stat st;
     if (stat(c->disk, &st) == 0)
         info->disk_used = (uint64_t)st.st_blocks * 512u;
-    pid_t pid = lib_vmm_pid_dir(dir, 1);
+    pid_t pid = 0;
+    info->running = lib_box_running(dir, &pid);
     info->pid = (int)pid;
-    info->running = pid > 0;
-    snprintf(info->status, sizeof(info->status), "%s", pid > 0 ? "running" : "stopped");
+    snprintf(info->status, sizeof(info->status), "%s", info->running ? "running" : "stopped");
     info->ready_ms = -1;
     info->boot_ms = info->init_ms = -1;
 }
@@ -54,6 +54,7 @@ int cocoon_box_list(cocoon_runtime *rt, cocoon_box_info **out, size_t *count, co
         return lib_err(err, COCOON_E_INVALID, "cocoon_box_list: NULL argument");
     *out = NULL;
     *count = 0;
+    lib_box_gc(rt);
     struct state_box *rows;
     size_t n;
     if (state_box_list(rt->state, &rows, &n, err) < 0)
@@ -99,8 +100,13 @@ int cocoon_box_inspect(cocoon_box *box, cocoon_box_info *info, cocoon_error *err
     if (!box || !info)
         return lib_err(err, COCOON_E_INVALID, "cocoon_box_inspect: NULL argument");
     struct lib_box_config c;
-    if (lib_config_read(box->dir, &c, err) < 0)
-        return -1;
+    if (lib_config_read(box->dir, &c, box->problem[0] ? NULL : err) < 0) {
+        if (!box->problem[0])
+            return -1;
+        memset(&c, 0, sizeof(c)); /* a damaged box: what its row says */
+        snprintf(c.name, sizeof(c.name), "%s", box->name);
+        c.ephemeral = box->ephemeral;
+    }
     snprintf(c.id, sizeof(c.id), "%s", box->id);
     struct state_box row;
     if (state_box_get(box->rt->state, box->id, &row, NULL) == 0) {

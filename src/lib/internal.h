@@ -18,8 +18,13 @@ struct cocoon_runtime {
     char home[LIB_PATH_MAX];
     char share_dir[LIB_PATH_MAX];
     char vmm_path[LIB_PATH_MAX];
-    struct lib_state *state; /* cocoon.db */
+    struct lib_state *state;              /* cocoon.db */
+    char warning[2 * LIB_PATH_MAX + 256]; /* about the state directory's mode, or "" */
+    cocoon_notice_fn notice;
+    void *notice_user;
 };
+/* Sends a notice to the runtime's callback, if any. */
+void lib_notice(cocoon_runtime *rt, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* One buffered output frame of an exec that is not the one being pumped for. */
 struct lib_chunk {
@@ -57,6 +62,7 @@ struct cocoon_box {
     char dir[LIB_PATH_MAX];
     char vmm_path[LIB_PATH_MAX];
     int ephemeral;
+    char problem[512]; /* why it cannot start (damaged or incomplete files), or "" */
     unsigned boot_timeout_ms;
     int lifeline_fd; /* write end: closing it tells an ephemeral box's monitor we are gone */
     int ready_ms;
@@ -78,6 +84,12 @@ struct cocoon_box {
 int lib_err(cocoon_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void lib_err_clear(cocoon_error *err);
 
+/* Tests only: sleeps COCOON_TEST_DELAY_<point> milliseconds (when set) to widen a race
+ * window a test wants to hit. The points are listed in docs/internals.md. */
+void lib_test_delay(const char *point);
+/* Sleeps ms milliseconds, through signals. */
+void lib_sleep_ms(unsigned ms);
+
 /* paths */
 int lib_path(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int lib_kernel_paths(cocoon_runtime *rt, const char *kernel_opt, const char *initrd_opt, char *kernel, char *initrd,
@@ -92,6 +104,9 @@ int lib_which(const char *name, char *out, size_t cap);
 /* images: an image name (or id) to its row, registering built-in images (files NAME.ext4
  * in the share dir or $COCOON_HOME/images/bases) as "local:NAME" on first use. */
 int lib_image_lookup(cocoon_runtime *rt, const char *name, struct state_image *out, cocoon_error *err);
+/* 1 when a canonical name (docker.io/library/X:latest) stands for the built-in image X:
+ * such names are not given to pulled or loaded images. */
+int lib_image_shadows_builtin(cocoon_runtime *rt, const char *canonical);
 /* lib_image_lookup, and when the name is not known locally but reads as a reference,
  * a quiet pull of it first (images.c). */
 int lib_image_lookup_or_pull(cocoon_runtime *rt, const char *name, struct state_image *out, cocoon_error *err);
@@ -119,10 +134,34 @@ int lib_net_options(const cocoon_box_options *o, struct lib_box_config *c, cocoo
 int lib_config_write(const char *box_dir, const struct lib_box_config *c, cocoon_error *err);
 int lib_config_read(const char *box_dir, struct lib_box_config *c, cocoon_error *err);
 
-/* the monitor process and control connection */
-pid_t lib_vmm_pid(const cocoon_box *box); /* 0 when no live monitor */
-/* The same for a box directory; when no monitor lives, stale vmm.pid/ctl.sock are removed. */
-pid_t lib_vmm_pid_dir(const char *dir, int clean_stale);
+/* A box's monitor, known by the exclusive flock it holds on DIR/vmm.pid for its whole
+ * life (monitor_lock.c). Files of a live monitor are never deleted; stale vmm.pid and
+ * ctl.sock files are harmless (a new monitor takes them over under the lock). */
+#define LIB_MON_STOPPED 0
+#define LIB_MON_STARTING 1 /* the lock is held, its holder not (yet) known */
+#define LIB_MON_RUNNING 2  /* pid holds the lock; pidfd names that very process */
+struct lib_monitor {
+    int state;
+    pid_t pid;
+    int pidfd;
+};
+/* Fills m and returns its state. Release with lib_monitor_done. */
+int lib_monitor_probe(const char *dir, struct lib_monitor *m);
+void lib_monitor_done(struct lib_monitor *m);
+/* 1 when a monitor holds the box's lock (pid, when known, in *pid), else 0. */
+int lib_box_running(const char *dir, pid_t *pid);
+/* SIGKILLs a RUNNING monitor through its pidfd and waits up to ms for the lock to
+ * be free: 0 when it is, -1 otherwise (nothing is killed without proof). */
+int lib_monitor_kill(const char *dir, struct lib_monitor *m, unsigned ms);
+/* Waits up to ms until no monitor holds the lock: 0, or -1 when one still does. */
+int lib_monitor_wait_gone(const char *dir, unsigned ms);
+/* Takes the box lock itself (creating vmm.pid): while held, no monitor can start.
+ * The fd, or -1 with errno (EWOULDBLOCK: a monitor holds it). */
+int lib_box_lock(const char *dir);
+/* Removes what interrupted creates left in boxes/ (box.c). */
+void lib_box_gc(cocoon_runtime *rt);
+/* Removes a box directory under the box lock; refused while a monitor holds it. */
+int lib_box_dir_remove(const char *dir, cocoon_error *err);
 int lib_ctl_connect(cocoon_box *box, cocoon_error *err);
 /* The monitor's first frame on a control connection: 0 for a valid VMM_HELLO (into
  * *hello); otherwise -1 with its ERROR's message (it may refuse a connection, e.g.

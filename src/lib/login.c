@@ -86,15 +86,28 @@ int cocoon_registry_login(cocoon_runtime *rt, const char *registry, const char *
         return lib_err(err, COCOON_E_INVALID, "the user name must be non-empty and contain no ':'");
     if (!*password)
         return lib_err(err, COCOON_E_INVALID, "the password is empty");
-    char up[2048], b64[3072], path[LIB_PATH_MAX];
-    int n = snprintf(up, sizeof(up), "%s:%s", user, password);
-    if (n < 0 || (size_t)n >= sizeof(up) || reg_base64(up, (size_t)n, b64, sizeof(b64)) < 0)
-        return lib_err(err, COCOON_E_INVALID, "user name and password are too long");
+    size_t len = strlen(user) + 1 + strlen(password);
+    if (len > REG_SECRET_MAX)
+        return lib_err(err, COCOON_E_INVALID,
+                       "the user name and password are %zu bytes together, more than the %u "
+                       "cocoon accepts",
+                       len, REG_SECRET_MAX);
+    char path[LIB_PATH_MAX];
     if (lib_path(path, sizeof(path), "%s/auth.json", rt->home) < 0)
         return lib_err(err, COCOON_E_INVALID, "COCOON_HOME path too long");
-    json_t *root = load_auths(path, err);
-    if (!root)
-        return -1;
+    char *up = malloc(len + 1), *b64 = malloc(REG_BASIC_MAX);
+    int ok = up && b64 && snprintf(up, len + 1, "%s:%s", user, password) == (int)len &&
+             reg_base64(up, len, b64, REG_BASIC_MAX) == 0;
+    if (up)
+        explicit_bzero(up, len + 1);
+    free(up);
+    json_t *root = ok ? load_auths(path, err) : NULL;
+    if (!root) {
+        if (b64)
+            explicit_bzero(b64, REG_BASIC_MAX);
+        free(b64);
+        return ok ? -1 : lib_err(err, COCOON_E_NOMEM, "out of memory");
+    }
     json_t *auths = json_object_get(root, "auths");
     if (!json_is_object(auths)) {
         auths = json_object();
@@ -103,7 +116,8 @@ int cocoon_registry_login(cocoon_runtime *rt, const char *registry, const char *
     json_object_set_new(auths, registry_key(registry), json_pack("{s:s}", "auth", b64));
     int rc = save_auths(path, root, err);
     json_decref(root);
-    memset(up, 0, sizeof(up));
+    explicit_bzero(b64, REG_BASIC_MAX);
+    free(b64);
     return rc;
 }
 

@@ -87,7 +87,7 @@ int lib_rotating_copy(const char *path, const char *old, int out, int (*more)(vo
     return rc;
 }
 
-static int box_running(void *box) { return lib_vmm_pid(box) > 0; }
+static int box_running(void *box) { return lib_box_running(((cocoon_box *)box)->dir, NULL); }
 
 static int box_log_copy(cocoon_box *box, const char *name, int fd, int follow, cocoon_error *err)
 {

@@ -1,6 +1,7 @@
 /* Running a box: spawn cocoon-vmm detached (double fork, only the ready/lifeline fds
  * open), wait for its one-line ready report, connect to its control socket, and stop
- * it with SHUTDOWN, falling back to SIGKILL via vmm.pid when it does not go. */
+ * it with SHUTDOWN, falling back to SIGKILL of the process proven to hold the box's
+ * monitor lock (monitor_lock.c) when it does not go. */
 #include "lib/internal.h"
 
 #include <errno.h>
@@ -21,13 +22,6 @@
 
 static uint64_t now_ms(void) { return util_now_ns(CLOCK_MONOTONIC) / 1000000u; }
 
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
 void lib_console_tail(const cocoon_box *box, char *out, size_t cap)
 {
     char path[LIB_PATH_MAX];
@@ -44,68 +38,23 @@ static void file_tail(const cocoon_box *box, const char *name, char *out, size_t
         util_tail_lines(path, 5, " | ", out, cap);
 }
 
-/* The pid in vmm.pid if that process is alive and really is this box's monitor (a
- * recycled pid must never be killed): its command line names our box directory. */
-static void remove_stale(const char *dir)
+/* Kills the box's monitor (QEMU dies with it through PDEATHSIG) when it is proven to
+ * be one, and waits until its lock is free. -1 when a monitor still holds it. */
+static int kill_monitor(cocoon_box *box)
 {
-    char path[LIB_PATH_MAX];
-    if (lib_path(path, sizeof(path), "%s/ctl.sock", dir) == 0)
-        unlink(path);
-    if (lib_path(path, sizeof(path), "%s/vmm.pid", dir) == 0)
-        unlink(path);
-}
-
-pid_t lib_vmm_pid(const cocoon_box *box) { return lib_vmm_pid_dir(box->dir, 0); }
-
-pid_t lib_vmm_pid_dir(const char *dir, int clean_stale)
-{
-    char path[LIB_PATH_MAX];
-    if (lib_path(path, sizeof(path), "%s/vmm.pid", dir) < 0)
-        return 0;
-    char *text = util_read_file(path, 64, NULL);
-    if (!text) {
-        if (clean_stale && errno == ENOENT && lib_path(path, sizeof(path), "%s/ctl.sock", dir) == 0)
-            unlink(path); /* a socket without a pid file is a dead monitor's too */
-        return 0;
+    struct lib_monitor m;
+    int state = lib_monitor_probe(box->dir, &m);
+    if (state == LIB_MON_STARTING) {
+        /* It has the lock but has not written its pid yet: give it a moment. */
+        lib_monitor_done(&m);
+        for (int i = 0; i < 100 && (state = lib_monitor_probe(box->dir, &m)) == LIB_MON_STARTING; i++) {
+            lib_monitor_done(&m);
+            lib_sleep_ms(20);
+        }
     }
-    long pid = strtol(text, NULL, 10);
-    free(text);
-    int ours = 0;
-    if (pid > 1 && kill((pid_t)pid, 0) == 0) {
-        /* A zombie's cmdline is empty, so a dead monitor never matches. */
-        char proc[64];
-        snprintf(proc, sizeof(proc), "/proc/%ld/cmdline", pid);
-        size_t len = 0;
-        char *cmd = util_read_file(proc, 65536, &len);
-        for (size_t i = 0; cmd && i < len; i += strlen(cmd + i) + 1)
-            if (!strcmp(cmd + i, dir))
-                ours = 1;
-        free(cmd);
-    }
-    if (!ours && clean_stale)
-        remove_stale(dir);
-    return ours ? (pid_t)pid : 0;
-}
-
-static void remove_leftovers(cocoon_box *box) { remove_stale(box->dir); }
-
-/* Kills the monitor (QEMU dies with it through PDEATHSIG) and waits until it is gone. */
-static void kill_monitor(cocoon_box *box, pid_t pid)
-{
-    if (pid <= 0)
-        return;
-    kill(pid, SIGKILL);
-    for (int i = 0; i < 200 && kill(pid, 0) == 0; i++) {
-        char stat[64], *s;
-        snprintf(stat, sizeof(stat), "/proc/%d/stat", (int)pid);
-        s = util_read_file(stat, 4096, NULL);
-        int zombie = s && strstr(s, ") Z ") != NULL;
-        free(s);
-        if (zombie)
-            break;
-        sleep_ms(10);
-    }
-    remove_leftovers(box);
+    int rc = state == LIB_MON_STOPPED ? 0 : lib_monitor_kill(box->dir, &m, 4000);
+    lib_monitor_done(&m);
+    return rc;
 }
 
 /* ---- control connection ---- */
@@ -168,7 +117,7 @@ int lib_ctl_connect(cocoon_box *box, cocoon_error *err)
             rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
             if (rc == 0 || errno != EAGAIN)
                 break;
-            sleep_ms(20);
+            lib_sleep_ms(20);
         }
         e = errno;
     }
@@ -313,15 +262,17 @@ int cocoon_box_start_flags(cocoon_box *box, unsigned flags, cocoon_error *err)
         return lib_err(err, COCOON_E_INVALID, "cocoon_box_start: NULL box");
     if ((flags & COCOON_START_ATTACHED) && (flags & COCOON_START_DETACHED))
         return lib_err(err, COCOON_E_INVALID, "a box cannot be started both attached and detached");
+    if (box->problem[0])
+        return lib_err(err, COCOON_E_STATE, "box %s cannot start: %s; remove it (cocoon rm %s)", box->id, box->problem,
+                       box->id);
     int attach = (flags & COCOON_START_ATTACHED) || (box->ephemeral && !(flags & COCOON_START_DETACHED));
-    if (lib_vmm_pid(box) > 0)
+    if (lib_box_running(box->dir, NULL))
         return lib_err(err, COCOON_E_STATE, "box %s is already running", box->id);
     if (access(box->vmm_path, X_OK) < 0)
         return lib_err(err, COCOON_E_NOT_FOUND,
                        "the box monitor cocoon-vmm is not at %s (%s): run `make` or set COCOON_VMM", box->vmm_path,
                        strerror(errno));
     lib_ctl_close(box);
-    remove_leftovers(box);
     if (box->lifeline_fd >= 0) {
         close(box->lifeline_fd);
         box->lifeline_fd = -1;
@@ -365,7 +316,7 @@ int cocoon_box_start_flags(cocoon_box *box, unsigned flags, cocoon_error *err)
     close(ready[0]);
     int rc = 0;
     if (got < 0) {
-        kill_monitor(box, lib_vmm_pid(box));
+        kill_monitor(box);
         char tail[1024];
         lib_console_tail(box, tail, sizeof(tail));
         rc = lib_err(err, COCOON_E_BOOT, "box %s did not become ready within %u s (console: %s)", box->id,
@@ -379,7 +330,11 @@ int cocoon_box_start_flags(cocoon_box *box, unsigned flags, cocoon_error *err)
         box->ready_ms = atoi(line + 2);
     } else {
         const char *msg = !strncmp(line, "error ", 6) ? line + 6 : line;
-        rc = lib_err(err, COCOON_E_BOOT, "box %s failed to boot: %s", box->id, msg);
+        /* Another start won the race for the box lock: that monitor runs the box. */
+        if (strstr(msg, "is already running"))
+            rc = lib_err(err, COCOON_E_STATE, "box %s is already running (started by another caller)", box->id);
+        else
+            rc = lib_err(err, COCOON_E_BOOT, "box %s failed to boot: %s", box->id, msg);
     }
     if (rc == 0)
         rc = lib_ctl_connect(box, err);
@@ -392,7 +347,7 @@ int cocoon_box_start_flags(cocoon_box *box, unsigned flags, cocoon_error *err)
 
 int cocoon_box_is_running(cocoon_box *box)
 {
-    if (!box || lib_vmm_pid(box) <= 0)
+    if (!box || !lib_box_running(box->dir, NULL))
         return 0;
     if (box->conn_ready && !box->conn_eof)
         return 1;
@@ -476,8 +431,8 @@ int cocoon_box_stop(cocoon_box *box, unsigned timeout_ms, cocoon_error *err)
         return -1;
     if (!box->ephemeral)
         return 0;
-    if (util_rm_rf(box->dir) < 0)
-        return lib_err(err, COCOON_E_IO, "cannot remove the ephemeral box %s: %s", box->dir, strerror(errno));
+    if (lib_box_dir_remove(box->dir, err) < 0)
+        return -1;
     return state_box_delete(box->rt->state, box->id, err);
 }
 
@@ -495,8 +450,7 @@ int lib_box_stop_only(cocoon_box *box, unsigned timeout_ms, cocoon_error *err)
 {
     if (!timeout_ms)
         timeout_ms = 10000;
-    pid_t pid = lib_vmm_pid(box);
-    if (pid > 0 && (box->conn_ready || lib_ctl_connect(box, NULL) == 0)) {
+    if (lib_box_running(box->dir, NULL) && (box->conn_ready || lib_ctl_connect(box, NULL) == 0)) {
         pump_acquire(box);
         struct proto_writer *w = malloc(sizeof(*w));
         size_t n = w ? proto_encode_shutdown(w, 0, timeout_ms) : 0;
@@ -506,18 +460,18 @@ int lib_box_stop_only(cocoon_box *box, unsigned timeout_ms, cocoon_error *err)
             wait_eof(box, now_ms() + timeout_ms + 5000);
         pump_release(box);
         /* After EOF the monitor only removes its files and exits: give it a moment. */
-        for (int i = 0; i < 100 && lib_vmm_pid(box) > 0; i++)
-            sleep_ms(20);
+        lib_monitor_wait_gone(box->dir, 2000);
     }
-    pid = lib_vmm_pid(box);
-    if (pid > 0)
-        kill_monitor(box, pid);
-    else
-        remove_leftovers(box);
+    int rc = kill_monitor(box);
     lib_ctl_close(box);
     if (box->lifeline_fd >= 0) {
         close(box->lifeline_fd);
         box->lifeline_fd = -1;
     }
+    if (rc < 0)
+        return lib_err(err, COCOON_E_VMM,
+                       "box %s: a process holds its monitor lock (%s/vmm.pid) and did not stop; it was not killed "
+                       "because it could not be proven to be this box's monitor",
+                       box->id, box->dir);
     return 0;
 }

@@ -1,16 +1,18 @@
-/* Opening a runtime: where state lives ($COCOON_HOME and its cocoon.db), where the kernel,
- * initramfs and images are (next to the library, found with dladdr), and which cocoon-vmm
- * to spawn.
- * Installed and in-tree builds share one layout, so no path is compiled in. */
+/* Opening a runtime: where state lives ($COCOON_HOME, checked and canonicalised, and its
+ * cocoon.db), where the kernel, initramfs and images are (next to the library, found
+ * with dladdr), and which cocoon-vmm to spawn. Installed and in-tree builds share one
+ * layout, so no path is compiled in. */
 #include "lib/internal.h"
 
 #include <dlfcn.h>
 #include <errno.h>
 #include <libgen.h>
 #include <pwd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/util.h"
@@ -47,6 +49,45 @@ static int default_home(char *out, size_t cap)
     return lib_path(out, cap, "%s/.local/share/cocoon", h);
 }
 
+/* Creates the state directory (0700) when missing, refuses one that belongs to someone
+ * else, notes a warning for one others can read or write (as ssh does for its keys),
+ * and canonicalises its path once, so every spelling of it (a trailing slash, a
+ * symlink) names the same boxes. */
+static int open_home(cocoon_runtime *rt, cocoon_error *err)
+{
+    struct stat st;
+    if (stat(rt->home, &st) < 0) {
+        if (errno != ENOENT || util_mkdir_p(rt->home, 0700) < 0 || stat(rt->home, &st) < 0)
+            return lib_err(err, COCOON_E_IO,
+                           "cannot create the state directory %s: %s (set COCOON_HOME to a "
+                           "writable place)",
+                           rt->home, strerror(errno));
+    }
+    if (!S_ISDIR(st.st_mode))
+        return lib_err(err, COCOON_E_INVALID, "the state directory %s is not a directory (set COCOON_HOME)", rt->home);
+    if (st.st_uid != geteuid())
+        return lib_err(err, COCOON_E_STATE,
+                       "the state directory %s belongs to uid %u, not to you (uid %u): cocoon does not use another "
+                       "user's state; set COCOON_HOME to a directory of your own",
+                       rt->home, (unsigned)st.st_uid, (unsigned)geteuid());
+    char real[LIB_PATH_MAX];
+    if (!realpath(rt->home, real))
+        return lib_err(err, COCOON_E_IO, "cannot resolve the state directory %s: %s", rt->home, strerror(errno));
+    lib_path(rt->home, sizeof(rt->home), "%s", real);
+    if (st.st_mode & (S_IWGRP | S_IWOTH | S_IROTH))
+        snprintf(rt->warning, sizeof(rt->warning),
+                 "the state directory %s has mode %04o: other users may %s image blobs and box disks; "
+                 "fix it with: chmod 700 %s",
+                 rt->home, (unsigned)(st.st_mode & 07777), st.st_mode & (S_IWGRP | S_IWOTH) ? "change" : "read",
+                 rt->home);
+    char boxes[LIB_PATH_MAX];
+    if (lib_path(boxes, sizeof(boxes), "%s/boxes", rt->home) < 0 || util_mkdir_p(boxes, 0700) < 0)
+        return lib_err(err, COCOON_E_IO,
+                       "cannot create the state directory %s: %s (set COCOON_HOME to a writable place)", boxes,
+                       strerror(errno));
+    return 0;
+}
+
 static const char *env_or_null(const char *name)
 {
     const char *v = getenv(name);
@@ -68,13 +109,9 @@ int cocoon_runtime_open(const cocoon_runtime_options *opts, cocoon_runtime **out
         free(rt);
         return lib_err(err, COCOON_E_INVALID, "cannot determine the state directory: set COCOON_HOME");
     }
-    char boxes[LIB_PATH_MAX];
-    if (lib_path(boxes, sizeof(boxes), "%s/boxes", rt->home) < 0 || util_mkdir_p(boxes, 0700) < 0) {
-        int e = errno;
+    if (open_home(rt, err) < 0) {
         free(rt);
-        return lib_err(err, COCOON_E_IO,
-                       "cannot create the state directory %s: %s (set COCOON_HOME to a writable place)", boxes,
-                       strerror(e));
+        return -1;
     }
 
     char dir[LIB_PATH_MAX];
@@ -103,6 +140,28 @@ int cocoon_runtime_open(const cocoon_runtime_options *opts, cocoon_runtime **out
     }
     *out = rt;
     return 0;
+}
+
+const char *cocoon_runtime_warning(const cocoon_runtime *rt) { return rt ? rt->warning : ""; }
+
+void cocoon_runtime_set_notice(cocoon_runtime *rt, cocoon_notice_fn fn, void *user)
+{
+    if (!rt)
+        return;
+    rt->notice = fn;
+    rt->notice_user = user;
+}
+
+void lib_notice(cocoon_runtime *rt, const char *fmt, ...)
+{
+    if (!rt || !rt->notice)
+        return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    rt->notice(rt->notice_user, msg);
 }
 
 void cocoon_runtime_close(cocoon_runtime *rt)

@@ -44,6 +44,14 @@ static const char *const migrations[] = {
     "  created_at INTEGER NOT NULL,"
     "  path TEXT NOT NULL);"
     "CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT);",
+    /* 2: an image has any number of names (tags); images.name is no longer used */
+    "CREATE TABLE image_tags("
+    "  name TEXT PRIMARY KEY,"
+    "  image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE INDEX image_tags_image ON image_tags(image_id);"
+    "INSERT INTO image_tags(name, image_id, created_at) SELECT name, id, created_at FROM images WHERE name IS NOT NULL;"
+    "UPDATE images SET name = NULL;",
 };
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -505,7 +513,12 @@ void state_box_list_free(struct state_box *list, size_t count)
 
 /* ---- images ---- */
 
-#define IMAGE_COLS "id, name, config_digest, base_path, size, created_at, config_json"
+/* An image with its newest tag as its name ("" when it has none). */
+#define IMAGE_COLS                                                                                                     \
+    "i.id, coalesce((SELECT t.name FROM image_tags t WHERE t.image_id = i.id ORDER BY t.created_at DESC, t.name "      \
+    "LIMIT 1), ''), i.config_digest, i.base_path, i.size, i.created_at, i.config_json"
+/* The same with a given tag (t.name) as its name. */
+#define TAGGED_COLS "i.id, t.name, i.config_digest, i.base_path, i.size, i.created_at, i.config_json"
 
 void state_image_clear(struct state_image *img)
 {
@@ -532,41 +545,47 @@ static int image_put_body(struct lib_state *st, void *arg, cocoon_error *err)
     const struct state_image *img = arg;
     sqlite3_stmt *s;
     int rc;
-    if (img->name[0]) {
-        /* The name moves to this image; the previous holder becomes untagged. */
-        if ((rc = prepare(st, "UPDATE images SET name = NULL WHERE name = ?1 AND id <> ?2", &s, err)) != 0)
-            return rc;
-        sqlite3_bind_text(s, 1, img->name, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(s, 2, img->id, -1, SQLITE_TRANSIENT);
-        rc = sqlite3_step(s);
-        sqlite3_finalize(s);
-        if (rc != SQLITE_DONE)
-            return step_fail(st, rc, err, "re-tagging images");
-    }
     if ((rc = prepare(st,
                       "INSERT INTO images(id, name, config_digest, base_path, size, created_at, config_json) "
-                      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) "
-                      "ON CONFLICT(id) DO UPDATE SET name = coalesce(excluded.name, name), "
-                      "config_digest = excluded.config_digest, base_path = excluded.base_path, "
-                      "size = excluded.size, config_json = coalesce(excluded.config_json, config_json)",
+                      "VALUES(?1, NULL, ?2, ?3, ?4, ?5, ?6) "
+                      "ON CONFLICT(id) DO UPDATE SET config_digest = excluded.config_digest, "
+                      "base_path = excluded.base_path, size = excluded.size, "
+                      "config_json = coalesce(excluded.config_json, config_json)",
                       &s, err)) != 0)
         return rc;
     sqlite3_bind_text(s, 1, img->id, -1, SQLITE_TRANSIENT);
-    bind_text_or_null(s, 2, img->name);
-    sqlite3_bind_text(s, 3, img->config_digest, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 4, img->base_path, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 5, (sqlite3_int64)img->size);
-    sqlite3_bind_int64(s, 6, img->created_at ? img->created_at : (long long)time(NULL));
-    bind_text_or_null(s, 7, img->config_json);
+    sqlite3_bind_text(s, 2, img->config_digest, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 3, img->base_path, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 4, (sqlite3_int64)img->size);
+    sqlite3_bind_int64(s, 5, img->created_at ? img->created_at : (long long)time(NULL));
+    bind_text_or_null(s, 6, img->config_json);
     rc = sqlite3_step(s);
     sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? 0 : step_fail(st, rc, err, "recording the image");
+    if (rc != SQLITE_DONE)
+        return step_fail(st, rc, err, "recording the image");
+    if (!img->name[0])
+        return 0;
+    /* The tag moves to this image; its previous image keeps its other tags. */
+    if ((rc = prepare(st,
+                      "INSERT INTO image_tags(name, image_id, created_at) VALUES(?1, ?2, ?3) "
+                      "ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id, created_at = excluded.created_at",
+                      &s, err)) != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, img->name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 2, img->id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 3, (long long)time(NULL));
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : step_fail(st, rc, err, "tagging the image");
 }
 
 int state_image_put(struct lib_state *st, const struct state_image *img, cocoon_error *err)
 {
     if (!img->id[0] || !img->base_path[0])
         return lib_err(err, COCOON_E_INVALID, "an image needs an id and a base path");
+    for (const unsigned char *p = (const unsigned char *)img->name; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return lib_err(err, COCOON_E_INVALID, "an image name cannot contain control characters");
     return write_tx(st, "recording an image", image_put_body, (void *)img, err);
 }
 
@@ -580,7 +599,7 @@ static int query_image(struct lib_state *st, const char *sql, const char *param,
 
 int state_image_get_by_id(struct lib_state *st, const char *id, struct state_image *out, cocoon_error *err)
 {
-    int r = query_image(st, "SELECT " IMAGE_COLS " FROM images WHERE id = ?1", id, out, err);
+    int r = query_image(st, "SELECT " IMAGE_COLS " FROM images i WHERE i.id = ?1", id, out, err);
     if (r == 0)
         return lib_err(err, COCOON_E_NOT_FOUND, "no image with id %s", id);
     return r < 0 ? -1 : 0;
@@ -588,7 +607,9 @@ int state_image_get_by_id(struct lib_state *st, const char *id, struct state_ima
 
 int state_image_get_by_name(struct lib_state *st, const char *name, struct state_image *out, cocoon_error *err)
 {
-    int r = query_image(st, "SELECT " IMAGE_COLS " FROM images WHERE name = ?1", name, out, err);
+    int r =
+        query_image(st, "SELECT " TAGGED_COLS " FROM image_tags t JOIN images i ON i.id = t.image_id WHERE t.name = ?1",
+                    name, out, err);
     if (r == 0)
         return lib_err(err, COCOON_E_NOT_FOUND, "no image named \"%s\"", name);
     return r < 0 ? -1 : 0;
@@ -598,8 +619,16 @@ static void image_clear(void *rec) { state_image_clear(rec); }
 
 int state_image_list(struct lib_state *st, struct state_image **out, size_t *count, cocoon_error *err)
 {
-    return collect_rows(st, "SELECT " IMAGE_COLS " FROM images ORDER BY created_at, id", sizeof(**out), image_row,
+    return collect_rows(st, "SELECT " IMAGE_COLS " FROM images i ORDER BY i.created_at, i.id", sizeof(**out), image_row,
                         image_clear, "listing images", (void **)out, count, err);
+}
+
+int state_image_list_tags(struct lib_state *st, struct state_image **out, size_t *count, cocoon_error *err)
+{
+    return collect_rows(st,
+                        "SELECT " TAGGED_COLS " FROM images i LEFT JOIN image_tags t ON t.image_id = i.id "
+                        "ORDER BY i.created_at, i.id, t.created_at, t.name",
+                        sizeof(**out), image_row, image_clear, "listing images", (void **)out, count, err);
 }
 
 void state_image_list_free(struct state_image *list, size_t count)
@@ -609,33 +638,32 @@ void state_image_list_free(struct state_image *list, size_t count)
     free(list);
 }
 
-static int image_remove_body(struct lib_state *st, void *arg, cocoon_error *err)
+/* 0 when no box uses image id; else the refusal, naming the first box. */
+static int refuse_if_used(struct lib_state *st, const char *id, const char *shown, cocoon_error *err)
 {
-    const char *id = arg;
     sqlite3_stmt *s;
-    int rc = prepare(st,
-                     "SELECT i.name, b.id, b.name FROM images i LEFT JOIN boxes b ON b.image_id = i.id "
-                     "WHERE i.id = ?1 ORDER BY b.created_at LIMIT 1",
-                     &s, err);
+    int rc = prepare(st, "SELECT id, name FROM boxes WHERE image_id = ?1 ORDER BY created_at LIMIT 1", &s, err);
     if (rc != 0)
         return rc;
     sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
     rc = sqlite3_step(s);
-    char iname[1024] = "", bid[16] = "", bname[128] = "";
+    char bid[16] = "", bname[128] = "";
     if (rc == SQLITE_ROW) {
-        col_text(s, 0, iname, sizeof(iname));
-        col_text(s, 1, bid, sizeof(bid));
-        col_text(s, 2, bname, sizeof(bname));
+        col_text(s, 0, bid, sizeof(bid));
+        col_text(s, 1, bname, sizeof(bname));
     }
     sqlite3_finalize(s);
-    if (rc == SQLITE_DONE)
-        return lib_err(err, COCOON_E_NOT_FOUND, "no image with id %s", id);
-    if (rc != SQLITE_ROW)
-        return step_fail(st, rc, err, "reading the image");
-    if (bid[0])
-        return lib_err(err, COCOON_E_STATE, "image %s is used by box %s (%s); remove the box first",
-                       iname[0] ? iname : id, bid, bname[0] ? bname : "unnamed");
-    if ((rc = prepare(st, "DELETE FROM images WHERE id = ?1", &s, err)) != 0)
+    if (rc == SQLITE_ROW)
+        return lib_err(err, COCOON_E_STATE, "image %s is used by box %s (%s); remove the box first", shown, bid,
+                       bname[0] ? bname : "unnamed");
+    return rc == SQLITE_DONE ? 0 : step_fail(st, rc, err, "reading the boxes of the image");
+}
+
+static int delete_image(struct lib_state *st, const char *id, const char *shown, cocoon_error *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st, "DELETE FROM images WHERE id = ?1", &s, err);
+    if (rc != 0)
         return rc;
     sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
     rc = sqlite3_step(s);
@@ -643,11 +671,83 @@ static int image_remove_body(struct lib_state *st, void *arg, cocoon_error *err)
     if (rc == SQLITE_DONE)
         return 0;
     if (sqlite3_extended_errcode(st->db) == SQLITE_CONSTRAINT_FOREIGNKEY)
-        return lib_err(err, COCOON_E_STATE, "image %s is used by a box; remove the box first", iname[0] ? iname : id);
+        return lib_err(err, COCOON_E_STATE, "image %s is used by a box; remove the box first", shown);
     return step_fail(st, rc, err, "removing the image");
+}
+
+static int image_remove_body(struct lib_state *st, void *arg, cocoon_error *err)
+{
+    const char *id = arg;
+    struct state_image img;
+    int r = query_image(st, "SELECT " IMAGE_COLS " FROM images i WHERE i.id = ?1", id, &img, err);
+    if (r < 0)
+        return -1;
+    if (r == 0)
+        return lib_err(err, COCOON_E_NOT_FOUND, "no image with id %s", id);
+    char shown[1024];
+    snprintf(shown, sizeof(shown), "%s", img.name[0] ? img.name : id);
+    state_image_clear(&img);
+    int rc = refuse_if_used(st, id, shown, err);
+    return rc ? rc : delete_image(st, id, shown, err);
 }
 
 int state_image_remove(struct lib_state *st, const char *id, cocoon_error *err)
 {
     return write_tx(st, "removing an image", image_remove_body, (void *)id, err);
+}
+
+struct untag_arg {
+    const char *name;
+    char image_id[512];
+    int removed;
+};
+
+static int untag_body(struct lib_state *st, void *arg, cocoon_error *err)
+{
+    struct untag_arg *a = arg;
+    a->removed = 0;
+    sqlite3_stmt *s;
+    int rc = prepare(st,
+                     "SELECT image_id, (SELECT count(*) FROM image_tags o WHERE o.image_id = t.image_id) "
+                     "FROM image_tags t WHERE t.name = ?1",
+                     &s, err);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, a->name, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(s);
+    int tags = 0;
+    if (rc == SQLITE_ROW) {
+        col_text(s, 0, a->image_id, sizeof(a->image_id));
+        tags = sqlite3_column_int(s, 1);
+    }
+    sqlite3_finalize(s);
+    if (rc == SQLITE_DONE)
+        return lib_err(err, COCOON_E_NOT_FOUND, "no image named \"%s\"", a->name);
+    if (rc != SQLITE_ROW)
+        return step_fail(st, rc, err, "reading the tag");
+    if (tags <= 1) { /* its last name: the image goes with it, as docker rmi does */
+        rc = refuse_if_used(st, a->image_id, a->name, err);
+        if (rc == 0)
+            rc = delete_image(st, a->image_id, a->name, err);
+        a->removed = rc == 0;
+        return rc;
+    }
+    if ((rc = prepare(st, "DELETE FROM image_tags WHERE name = ?1", &s, err)) != 0)
+        return rc;
+    sqlite3_bind_text(s, 1, a->name, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : step_fail(st, rc, err, "removing the tag");
+}
+
+int state_image_untag(struct lib_state *st, const char *name, char *image_id, size_t cap, int *removed,
+                      cocoon_error *err)
+{
+    struct untag_arg a = {.name = name};
+    int rc = write_tx(st, "removing an image name", untag_body, &a, err);
+    if (image_id)
+        snprintf(image_id, cap, "%s", a.image_id);
+    if (removed)
+        *removed = rc == 0 && a.removed;
+    return rc;
 }

@@ -13,7 +13,7 @@
 #include "cocoon.h"
 
 #define STATE_BUSY_MS 10000
-#define STATE_SCHEMA_VERSION 1
+#define STATE_SCHEMA_VERSION 2
 
 struct sqlite3;
 
@@ -53,9 +53,12 @@ int state_box_list(struct lib_state *st, struct state_box **out, size_t *count, 
 void state_box_list_free(struct state_box *list, size_t count);
 
 /* ---- images ---- */
+/* An image is a row keyed by its id; its names (tags, canonical references such as
+ * "docker.io/library/python:3.12", or a built-in's bare name) are rows of image_tags,
+ * each naming one image. */
 struct state_image {
     char id[512];    /* manifest digest ("sha256:...") or "local:<name>" */
-    char name[1024]; /* reference the image is known by; "" when dangling */
+    char name[1024]; /* the tag looked up, else the newest tag; "" when it has none */
     char config_digest[128];
     char base_path[4096];
     uint64_t size; /* bytes of the ext4 base (its virtual size) */
@@ -64,16 +67,24 @@ struct state_image {
 };
 void state_image_clear(struct state_image *img);
 
-/* Inserts or updates the image with this id. A name held by another image moves to
- * this one (the other stays, untagged), as `docker pull` moves a tag. created_at 0:
- * now. */
+/* Inserts or updates the image with this id and, when name is set, tags it: a tag held
+ * by another image moves to this one (the other keeps its other tags), as `docker pull`
+ * moves a tag. created_at 0: now. */
 int state_image_put(struct lib_state *st, const struct state_image *img, cocoon_error *err);
 int state_image_get_by_id(struct lib_state *st, const char *id, struct state_image *out, cocoon_error *err);
+/* The image a tag names. */
 int state_image_get_by_name(struct lib_state *st, const char *name, struct state_image *out, cocoon_error *err);
+/* One row per image (name: its newest tag), oldest first. */
 int state_image_list(struct lib_state *st, struct state_image **out, size_t *count, cocoon_error *err);
+/* One row per tag, and one with name "" per image without tags, oldest image first. */
+int state_image_list_tags(struct lib_state *st, struct state_image **out, size_t *count, cocoon_error *err);
 void state_image_list_free(struct state_image *list, size_t count);
-/* Refused with COCOON_E_STATE while a box uses the image:
+/* Removes an image and all its tags. Refused with COCOON_E_STATE while a box uses it:
  * "image X is used by box Y (name); remove the box first". */
 int state_image_remove(struct lib_state *st, const char *id, cocoon_error *err);
+/* Removes one tag; with the image's last tag the image goes too (refused, as above,
+ * while a box uses it): *removed says so. image_id receives the image it named. */
+int state_image_untag(struct lib_state *st, const char *name, char *image_id, size_t cap, int *removed,
+                      cocoon_error *err);
 
 #endif

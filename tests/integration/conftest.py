@@ -210,7 +210,7 @@ def host_info(tmp_root):
     if "info" not in _HOST:
         _HOST["info"] = None
         home = os.path.join(tmp_root, "doctor-home")
-        os.makedirs(home, exist_ok=True)
+        os.makedirs(home, mode=0o700, exist_ok=True)
         env = dict(os.environ, COCOON_HOME=home, COCOON_SHARE_DIR=SHARE_DIR)
         try:
             p = subprocess.run([COCOON, "doctor", "--json"], capture_output=True, timeout=60, env=env)
@@ -242,7 +242,7 @@ def pytest_terminal_summary(terminalreporter):
 @pytest.fixture
 def cocoon(tmp_path, record_property):
     home = str(tmp_path / "home")
-    os.makedirs(home)
+    os.makedirs(home, mode=0o700)  # cocoon warns about a state directory others can read
     c = Cocoon(home, tmp_path)
     record_property("backend", backend_label(_HOST.get("info")))
     yield c

@@ -256,6 +256,7 @@ class FakeRegistry:
         self.repos = {}
         self.lie = {}
         self.stall = {}  # digest -> seconds to hang after half the blob
+        self.drip = {}  # digest -> bytes per second to send it at (slowly, never stalling)
         self.token_required = token
         self.basic = basic  # "user:pass" the token endpoint (or Basic-only registry) demands
         self.basic_only = basic_only
@@ -327,6 +328,21 @@ class FakeRegistry:
                         self.wfile.write(body[:len(body) // 2])
                         self.wfile.flush()
                         time.sleep(fake.stall[ref])
+                        self.close_connection = True
+                        return
+                    if ref in fake.drip:  # a trickle: never silent, never done
+                        body = repo["blobs"][ref]
+                        self.send_response(200)
+                        self.send_header("Content-Length", str(len(body)))
+                        self.end_headers()
+                        step = max(1, fake.drip[ref] // 10)
+                        try:
+                            for at in range(0, len(body), step):
+                                self.wfile.write(body[at:at + step])
+                                self.wfile.flush()
+                                time.sleep(0.1)
+                        except OSError:
+                            pass
                         self.close_connection = True
                         return
                     if ref in fake.lie:

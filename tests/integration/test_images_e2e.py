@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -327,3 +328,131 @@ def test_pulled_box_keeps_files_across_stop_start(ivm):
     r = ivm.run("exec", "keeper", "--", "sh", "-c", "cat /home/app/note; stat -c '%u %g' /home/app/note; pwd", check=0)
     assert decode(r.stdout).split() == ["persisted", "1234", "5678", "/app"]
     ivm.run("rm", "-f", "keeper", check=0)
+
+
+def test_racing_loads_publish_one_base(cocoon, tmp_path):
+    """Two loads of one image at once both unpack it; the base is published once (a
+    no-replace rename), the loser uses the winner's file: a base boxes stand on is
+    never replaced. COCOON_TEST_DELAY_BASE_PUBLISH holds each before its rename."""
+    lay = Layout(str(tmp_path / "layout"))
+    img = lay.image([base_layer(lay)], {"Cmd": ["sh"]})
+    lay.tag(img, "example.com/race/img:1")
+    procs = [cocoon.popen("load", lay.path, env={"COCOON_TEST_DELAY_BASE_PUBLISH": ms}) for ms in ("1500", "4000")]
+    out, err = procs[0].communicate(timeout=120)
+    assert procs[0].returncode == 0, decode(err)
+    base = os.path.join(cocoon.home, "images", "bases", img["digest"][7:] + ".ext4")
+    first = os.stat(base)
+    out, err = procs[1].communicate(timeout=120)
+    assert procs[1].returncode == 0, decode(err)
+    second = os.stat(base)
+    assert (first.st_ino, first.st_mtime_ns) == (second.st_ino, second.st_mtime_ns), "the base was replaced"
+    assert os.listdir(os.path.dirname(base)) == [os.path.basename(base)]
+    assert [i["id"] for i in images_json(cocoon)] == [img["digest"]]
+
+
+def test_load_dir_refuses_fifo_and_escaping_symlink(cocoon, tmp_path):
+    """A layout directory whose blob is a FIFO or a symlink to a host file: refused at
+    once (the FIFO is never opened, so load cannot hang holding the store lock), and
+    nothing of the host file ends up in the store."""
+    lay = Layout(str(tmp_path / "layout"))
+    img = lay.image([lay.layer([F("etc/x", b"x\n")])], {"Cmd": ["sh"]})
+    lay.tag(img, "example.com/fifo/img:1")
+    m = json.load(open(os.path.join(lay.path, "blobs", "sha256", img["digest"][7:])))
+    layer = os.path.join(lay.path, "blobs", "sha256", m["layers"][0]["digest"][7:])
+    os.unlink(layer)
+    os.mkfifo(layer)
+    r = cocoon.run("load", lay.path, timeout=60)
+    assert r.returncode != 0 and "not a regular file" in decode(r.stderr), decode(r.stderr)
+    os.unlink(layer)
+    os.symlink("/etc/hostname", layer)
+    r = cocoon.run("load", lay.path, timeout=60)
+    assert r.returncode != 0 and "leads outside the layout" in decode(r.stderr), decode(r.stderr)
+    assert images_json(cocoon) == []
+    host = open("/etc/hostname", "rb").read()
+    blobs = os.path.join(cocoon.home, "images", "blobs", "sha256")
+    assert hashlib.sha256(host).hexdigest() not in (os.listdir(blobs) if os.path.isdir(blobs) else [])
+
+
+def test_store_lock_wait_says_who_holds_it(cocoon):
+    """`image prune` waiting for a load's lock says so on stderr after about a second,
+    naming the holder, instead of blocking silently."""
+    lock = os.path.join(cocoon.home, "images", ".lock")
+    os.makedirs(os.path.dirname(lock), exist_ok=True)
+    code = ("import fcntl, sys\nf = open(sys.argv[1], 'a')\nfcntl.flock(f, fcntl.LOCK_SH)\n"
+            "print('held', flush=True)\nsys.stdin.read()\n")
+    holder = subprocess.Popen(["python3", "-c", code, lock], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline() == b"held\n"
+        prune = cocoon.popen("image", "prune")
+        time.sleep(3)
+        assert prune.poll() is None, "prune did not wait for the lock"
+        holder.stdin.close()
+        holder.wait(timeout=10)
+        out, err = prune.communicate(timeout=60)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+    assert prune.returncode == 0, decode(err)
+    assert f"waiting for the image store lock held by pid {holder.pid} (python3" in decode(err), decode(err)
+
+
+def _save_tarball(path, tags, lay):
+    """A `docker save` tarball of a one-layer busybox image with these RepoTags."""
+    import io
+    import tarfile
+    img = lay.image([base_layer(lay)], {"Cmd": ["sh", "-c", "echo from-loaded"]})
+    m = json.load(open(os.path.join(lay.path, "blobs", "sha256", img["digest"][7:])))
+    blob = lambda d: open(os.path.join(lay.path, "blobs", "sha256", d[7:]), "rb").read()
+    members = [("config.json", blob(m["config"]["digest"])), ("l/layer.tar", gzip.decompress(blob(m["layers"][0]["digest"]))),
+               ("manifest.json", json.dumps([{"Config": "config.json", "Layers": ["l/layer.tar"],
+                                               "RepoTags": tags}]).encode())]
+    with tarfile.open(path, "w") as t:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+
+
+def test_image_names_are_tags(vm, tmp_path):
+    """One image, several names: a docker save with two RepoTags and a second load
+    under a third name keep them all; rmi removes a name, and the image only with its
+    last one (refused while a box uses it)."""
+    lay = Layout(str(tmp_path / "layout"))
+    _save_tarball(str(tmp_path / "a.tar"), ["bb:1", "bb:2"], lay)
+    _save_tarball(str(tmp_path / "b.tar"), ["example.com/bb:3"], lay)
+    vm.run("load", str(tmp_path / "a.tar"), check=0)
+    vm.run("load", str(tmp_path / "b.tar"), check=0)
+    names = sorted(i["name"] for i in images_json(vm))
+    assert names == ["docker.io/library/bb:1", "docker.io/library/bb:2", "example.com/bb:3"], names
+    assert len({i["id"] for i in images_json(vm)}) == 1
+    table = decode(vm.run("images", check=0).stdout)
+    assert table.count("docker.io/library/bb") == 2 and "example.com/bb" in table, table
+    r = vm.run("run", "--rm", "bb:1", check=0)  # a bare name reads as docker.io/library/bb
+    assert decode(r.stdout) == "from-loaded\n"
+    box = decode(vm.run("create", "bb:2", check=0).stdout).strip()
+    r = vm.run("rmi", "bb:1", check=0)
+    assert "Untagged: docker.io/library/bb:1" in decode(r.stdout) and "Deleted" not in decode(r.stdout)
+    vm.run("rmi", "example.com/bb:3", check=0)
+    r = vm.run("rmi", "bb:2")  # its last name, and a box uses it
+    assert r.returncode != 0 and box in decode(r.stderr), decode(r.stderr)
+    assert [i["name"] for i in images_json(vm)] == ["docker.io/library/bb:2"]
+    vm.run("rm", box, check=0)
+    r = vm.run("rmi", "bb:2", check=0)
+    assert "Deleted: sha256:" in decode(r.stdout)
+    assert images_json(vm) == []
+
+
+def test_loaded_names_cannot_take_the_builtin_or_hold_escapes(vm, tmp_path):
+    lay = Layout(str(tmp_path / "layout"))
+    _save_tarball(str(tmp_path / "default.tar"), ["default"], lay)
+    r = vm.run("load", str(tmp_path / "default.tar"))
+    assert r.returncode != 0 and "built-in" in decode(r.stderr), decode(r.stderr)
+    _save_tarball(str(tmp_path / "esc.tar"), ["x\x1b]0;owned\x07:1", "ok:1"], lay)
+    r = vm.run("load", str(tmp_path / "esc.tar"))
+    assert r.returncode != 0 and "control characters" in decode(r.stderr), decode(r.stderr)
+    assert b"\x1b" not in r.stderr and b"\x1b" not in r.stdout
+    assert [i for i in images_json(vm) if i["id"].startswith("sha256:")] == []
+    # `run` of the built-in still gets the built-in
+    r = vm.run("run", "--rm", "default", "--", "sh", "-c", "test -x /usr/bin/python3 && echo builtin", check=0)
+    assert decode(r.stdout) == "builtin\n"

@@ -2,7 +2,9 @@
 outlives `cocoon run`), persistent boxes (create/start/stop/restart/rm, files kept
 across stop/start), `ls`/`inspect`/`logs`, a monitor killed under the box (state
 shown as stopped, the qcow2 disk still consistent), concurrent creates with one
-name, `--disk` growing the guest's root file system, and the SQLite state index."""
+name, `--disk` growing the guest's root file system, the SQLite state index, liveness
+by the monitor's lock (other spellings of COCOON_HOME, a lock holder that has not
+written its pid, a recycled pid), and creates that are interrupted."""
 import json
 import os
 import re
@@ -248,10 +250,9 @@ def test_killed_monitor_shows_stopped_and_restarts(vm):
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and find_box_processes(vm.home):
         time.sleep(0.1)
+    # The dead monitor's vmm.pid and ctl.sock may stay: nothing holds the lock, so the
+    # box is stopped, and the next monitor takes the files over under the lock.
     assert status_of(vm, box) == "stopped"
-    d = os.path.join(vm.boxes_dir(), box)
-    assert not os.path.exists(os.path.join(d, "vmm.pid")), "stale vmm.pid kept"
-    assert not os.path.exists(os.path.join(d, "ctl.sock")), "stale ctl.sock kept"
     r = vm.run("exec", box, "--", "true")
     assert r.returncode == 125 and "not running" in decode(r.stderr), decode(r.stderr)
     vm.run("start", box, check=0)
@@ -373,3 +374,154 @@ def test_boot_reads_a_wall_clock_at_once(vm, boxes):
         flags = next((line.split() for line in f if line.startswith("flags")), [])
     if "constant_tsc" in flags and "nonstop_tsc" in flags:  # cocoon-vmm then gives the guest the TSC's rate
         assert "jiffies" not in clocksource, f"the guest could not calibrate its TSC (clocksource {clocksource})"
+# ---- liveness is the monitor's lock ----
+
+def test_other_spellings_of_home_see_the_running_box(vm, tmp_path):
+    box = create(vm, "--name", "spelled")
+    vm.run("start", box, check=0)
+    pid = vmm_pid(vm, box)
+    link = str(tmp_path / "home-link")
+    os.symlink(vm.home, link)
+    for home in (vm.home + "/", link, vm.home + "/./"):
+        r = vm.run("ls", "-a", "--json", env={"COCOON_HOME": home}, check=0)
+        got = {b["id"]: b for b in json.loads(decode(r.stdout))}
+        assert got[box]["status"] == "running", (home, got)
+        assert os.path.exists(os.path.join(vm.boxes_dir(), box, "ctl.sock")), f"ls under {home} cut the box off"
+    assert status_of(vm, box) == "running"
+    assert decode(sh(vm, box, "echo still-reachable").stdout) == "still-reachable\n"
+    # stop under another spelling really stops it
+    vm.run("stop", box, env={"COCOON_HOME": link}, check=0)
+    assert wait_gone(pid)
+    assert status_of(vm, box) == "stopped"
+    vm.run("rm", box, check=0)
+    assert not find_box_processes(vm.home)
+
+
+def _hold_lock(path, pid_text):
+    """A process holding an exclusive flock on path (as a monitor does), having
+    written pid_text there; it prints 'locked' and waits for stdin to close."""
+    code = ("import fcntl, os, sys\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "os.ftruncate(fd, 0); os.write(fd, sys.argv[2].encode())\n"
+            "print('locked', flush=True); sys.stdin.read()\n")
+    p = subprocess.Popen(["python3", "-c", code, path, pid_text], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert p.stdout.readline() == b"locked\n"
+    return p
+
+
+def test_lock_held_before_the_pid_is_written_counts_as_running(vm):
+    """A monitor between creating vmm.pid and writing its pid (emulated: the lock is
+    held, the file is empty): ls must not delete its files, rm must not remove the box
+    under it, and nothing is killed without proof of who holds the lock."""
+    box = create(vm, "--name", "starting")
+    d = os.path.join(vm.boxes_dir(), box)
+    holder = _hold_lock(os.path.join(d, "vmm.pid"), "")
+    try:
+        assert status_of(vm, box) == "running"
+        assert os.path.exists(os.path.join(d, "vmm.pid")), "ls deleted the vmm.pid of a lock holder"
+        r = vm.run("rm", box)
+        assert r.returncode == 125 and "is running" in decode(r.stderr), decode(r.stderr)
+        r = vm.run("rm", "-f", box, timeout=60)
+        assert r.returncode == 125 and "not killed" in decode(r.stderr), decode(r.stderr)
+        assert holder.poll() is None, "the lock holder was killed without proof that it is the monitor"
+        assert os.path.isdir(d)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=10)
+    assert status_of(vm, box) == "stopped"
+    vm.run("rm", box, check=0)
+    assert vm.box_dirs() == [] and db_box_ids(vm) == []
+
+
+def test_recycled_pid_naming_the_box_is_not_killed(vm):
+    """vmm.pid names a live process whose command line mentions the box directory but
+    which holds no lock (a dead monitor's pid, recycled): the box is stopped, and
+    neither stop nor rm -f kills that process."""
+    box = create(vm, "--name", "recycled")
+    d = os.path.join(vm.boxes_dir(), box)
+    bystander = subprocess.Popen(["python3", "-c", "import sys; sys.stdin.read()", "--box-dir", d],
+                                 stdin=subprocess.PIPE)
+    try:
+        with open(os.path.join(d, "vmm.pid"), "w") as f:
+            f.write(f"{bystander.pid}\n")
+        assert status_of(vm, box) == "stopped"
+        vm.run("stop", box, check=0)
+        vm.run("rm", "-f", box, check=0)
+        time.sleep(0.2)
+        assert bystander.poll() is None, "a process that only named the box was SIGKILLed"
+        assert vm.box_dirs() == [] and db_box_ids(vm) == []
+    finally:
+        bystander.stdin.close()
+        bystander.wait(timeout=10)
+
+
+def test_two_starts_at_once_one_monitor(vm):
+    box = create(vm, "--name", "twice")
+    procs = [vm.popen("start", box) for _ in range(2)]
+    results = [(p.wait(timeout=180), decode(p.stderr.read())) for p in procs]
+    assert any(rc == 0 for rc, _ in results), results
+    for rc, err in results:
+        assert rc == 0 or "already running" in err, results
+    assert status_of(vm, box) == "running"
+    monitors = [pid for pid, (name, _) in find_box_processes(vm.home).items() if "cocoon-vmm" in name]
+    assert len(monitors) == 1, find_box_processes(vm.home)
+    assert decode(sh(vm, box, "echo one").stdout) == "one\n"
+    vm.run("rm", "-f", box, check=0)
+    assert vm.box_dirs() == [] and not find_box_processes(vm.home)
+
+
+# ---- interrupted creates ----
+
+def test_box_with_missing_files_can_be_removed(vm):
+    """A row whose directory lacks config.json (an older cocoon interrupted between its
+    row and its files): start says what is wrong, rm -f removes it, the name is free."""
+    box = create(vm, "--name", "broken")
+    d = os.path.join(vm.boxes_dir(), box)
+    os.unlink(os.path.join(d, "config.json"))
+    with open(os.path.join(d, "disk.qcow2"), "r+b") as f:
+        f.truncate(4096)  # partial
+    r = vm.run("start", "broken")
+    assert r.returncode == 125 and "config.json" in decode(r.stderr) and "cocoon rm" in decode(r.stderr), \
+        decode(r.stderr)
+    assert [b["name"] for b in ls(vm)] == ["broken"]
+    info = json.loads(decode(vm.run("inspect", "--json", "broken", check=0).stdout))
+    assert info["id"] == box and info["status"] == "stopped"
+    r = vm.run("rm", "-f", "broken", check=0)
+    assert decode(r.stdout).strip() == box
+    assert "removed damaged box" in decode(r.stderr) and "config.json" in decode(r.stderr), decode(r.stderr)
+    assert vm.box_dirs() == [] and db_box_ids(vm) == [] and ls(vm) == []
+    create(vm, "--name", "broken")
+    vm.run("rm", "broken", check=0)
+
+
+@pytest.mark.parametrize("point", ["CREATE_BUILD", "CREATE_PUBLISH"])
+def test_killed_create_leaves_nothing(vm, point):
+    """A create killed while it builds the box (or between its rename and its row) is
+    invisible, keeps no name and no image pinned, and its files are collected by the
+    next ls or create once they are a minute old."""
+    p = vm.popen("create", "--name", "interrupted", env={f"COCOON_TEST_DELAY_{point}": "30000"})
+    boxes = vm.boxes_dir()
+    deadline = time.monotonic() + 60
+    def building():
+        names = os.listdir(boxes) if os.path.isdir(boxes) else []
+        if point == "CREATE_BUILD":
+            return [n for n in names if n.startswith(".creating-")]
+        return [n for n in names if re.fullmatch(r"[0-9a-f]{12}", n)
+                and os.path.exists(os.path.join(boxes, n, "config.json"))]
+    while time.monotonic() < deadline and not building() and p.poll() is None:
+        time.sleep(0.05)
+    assert building(), f"the create never reached {point} (exit {p.poll()})"
+    assert ls(vm) == [], "a box being created is visible"
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert ls(vm) == [] and db_box_ids(vm) == []
+    # what it left is collected once it is a minute old (a younger one may be a create
+    # that has not taken its lock yet)
+    old = time.time() - 120
+    for n in os.listdir(boxes):
+        os.utime(os.path.join(boxes, n), (old, old))
+    box = create(vm, "--name", "interrupted")
+    assert vm.box_dirs() == [box], vm.box_dirs()
+    vm.run("rm", "interrupted", check=0)
+    assert vm.box_dirs() == [] and db_box_ids(vm) == []

@@ -237,7 +237,8 @@ def test_load_oci_layout_dir_and_tar(registry, tool, tmp_path):
     lay = str(tmp_path / "lay")
     rf.build_layout(lay, "v2", {"etc/x": b"x\n"}, cmd=["/bin/true"])
     imgs = tool.ok("load", lay)
-    assert [i["name"] for i in imgs] == ["v2"]
+    # an OCI ref.name is a reference like any other name: a bare "v2" is docker.io/library/v2:latest
+    assert [i["name"] for i in imgs] == ["docker.io/library/v2:latest"]
     assert imgs[0]["manifest"] == rf.layout_manifest(lay, "v2")["digest"]
     assert tool.ok("config", imgs[0]["config"])["cmd"] == ["/bin/true"]
     check_store(tool)
@@ -256,7 +257,7 @@ def test_load_multiarch_layout_picks_amd64(registry, tool):
     # the session layout holds v1, amd, arm and two indexes: the multi-arch index gives
     # its amd64 image, the index without amd64 is skipped (single manifests load as they are)
     imgs = tool.ok("load", registry.layout)
-    names = {i["name"]: i["manifest"] for i in imgs}
+    names = {i["name"].removeprefix("docker.io/library/").removesuffix(":latest"): i["manifest"] for i in imgs}
     assert names["multi"] == rf.layout_manifest(registry.layout, "amd")["digest"]
     assert set(names) == {"v1", "amd", "arm", "multi"}
 
@@ -335,6 +336,35 @@ def test_stalled_transfer_times_out(fake, tool):
     assert p.returncode == 1 and "stalled" in p.stderr, p.stderr
     assert time.monotonic() - start < 15
     assert layer[7:] not in tool.blobs() and no_temp_files(tool)
+
+
+def test_pull_has_an_overall_deadline(fake, tool):
+    """A registry that trickles a blob (never silent, so never 'stalled') is cut off by
+    the pull's overall deadline (COCOON_PULL_TIMEOUT) with a clear error."""
+    f = fake()
+    manifest, blobs = f.add("drip/img", "v1", {"a": os.urandom(200000)})
+    layer = json.loads(manifest)["layers"][0]["digest"]
+    f.drip[layer] = 200  # bytes per second: the blob would take over 15 minutes
+    start = time.monotonic()
+    p = tool.run("pull", "--insecure", f"{f.host}/drip/img:v1", env={"COCOON_PULL_TIMEOUT": "4"})
+    assert p.returncode == 1 and "COCOON_PULL_TIMEOUT" in p.stderr and "4 s" in p.stderr, p.stderr
+    assert time.monotonic() - start < 30
+    assert layer[7:] not in tool.blobs() and no_temp_files(tool)
+
+
+def test_pull_below_the_low_speed_limit_fails(fake, tool):
+    """Slower than COCOON_PULL_LOW_SPEED bytes/s for COCOON_PULL_STALL_SECONDS: an error
+    that says so (a trickle used to keep a pull alive forever)."""
+    f = fake()
+    manifest, blobs = f.add("drip2/img", "v1", {"a": os.urandom(200000)})
+    layer = json.loads(manifest)["layers"][0]["digest"]
+    f.drip[layer] = 200
+    start = time.monotonic()
+    p = tool.run("pull", "--insecure", f"{f.host}/drip2/img:v1",
+                 env={"COCOON_PULL_STALL_SECONDS": "2", "COCOON_PULL_LOW_SPEED": "1000"})
+    assert p.returncode == 1 and "slower than 1000 bytes/s" in p.stderr, p.stderr
+    assert time.monotonic() - start < 30
+    assert no_temp_files(tool)
 
 
 def test_stale_temp_files_are_swept(fake, tool):
@@ -438,3 +468,58 @@ def test_cli_login_then_pull_then_logout(fake, tool, tmp_path):
     assert f.host not in json.load(open(auth))["auths"]
     p = run(["logout", f.host])
     assert p.returncode != 0 and "not logged in" in p.stderr, p.stderr
+
+
+def _cli(tmp_path):
+    cocoon = os.path.join(os.environ.get("COCOON_BIN_DIR", "build/bin"), "cocoon")
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700, exist_ok=True)
+    return cocoon, home, dict(os.environ, COCOON_HOME=str(home))
+
+
+def test_login_long_password_kept_whole_or_refused(tmp_path):
+    """A 60 KiB token as password is stored whole (it was cut at 1023 bytes); one over
+    the 64 KiB bound is an error and stores nothing."""
+    cocoon, home, env = _cli(tmp_path)
+    token = "t" * (60 << 10)
+    p = subprocess.run([cocoon, "login", "-u", "bot", "--password-stdin", "ghcr.io"], input=token + "\n",
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode == 0, p.stderr
+    saved = json.load(open(home / "auth.json"))["auths"]["ghcr.io"]["auth"]
+    assert base64.b64decode(saved) == b"bot:" + token.encode()
+    p = subprocess.run([cocoon, "login", "-u", "bot", "--password-stdin", "quay.io"], input="x" * (65 << 10) + "\n",
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode != 0 and "longer than 65536 bytes" in p.stderr, p.stderr
+    assert "quay.io" not in json.load(open(home / "auth.json"))["auths"]
+
+
+def test_login_ctrl_c_at_the_prompt_restores_echo(tmp_path):
+    """Ctrl-C at the password prompt (echo off) leaves the terminal with echo on."""
+    import pty
+    import termios
+    cocoon, home, env = _cli(tmp_path)
+    master, slave = pty.openpty()
+    p = subprocess.Popen([cocoon, "login", "-u", "carol", "ghcr.io"], stdin=slave, stdout=slave, stderr=slave,
+                         env=env, start_new_session=True,
+                         preexec_fn=lambda: __import__("fcntl").ioctl(0, termios.TIOCSCTTY, 0))
+    try:
+        seen = b""
+        deadline = time.monotonic() + 30
+        while b"Password: " not in seen and time.monotonic() < deadline:
+            seen += os.read(master, 1024)
+        assert b"Password: " in seen, seen
+        for _ in range(100):  # the prompt is written before echo goes off
+            if not termios.tcgetattr(slave)[3] & termios.ECHO:
+                break
+            time.sleep(0.02)
+        assert not termios.tcgetattr(slave)[3] & termios.ECHO, "echo is on while the password is typed"
+        os.write(master, b"sec\x03")  # Ctrl-C: SIGINT from the terminal
+        p.wait(timeout=30)
+        assert termios.tcgetattr(slave)[3] & termios.ECHO, "the terminal was left without echo"
+        assert not (home / "auth.json").exists()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+        os.close(slave)

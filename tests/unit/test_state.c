@@ -1,6 +1,8 @@
 /* Unit tests of the state database (src/lib/state.c): schema creation and WAL mode,
  * box and image rows, name uniqueness, the refusal to remove an image a box uses,
- * id prefix lookups, and two processes writing at once without errors or losses. */
+ * id prefix lookups, two processes writing at once without errors or losses, image
+ * tags (many names, one image) and the migration to them, and the state directory's
+ * owner and mode checks. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -81,7 +84,7 @@ static void test_schema(void **unused)
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
     sqlite3_finalize(s);
-    static const char *const tables[] = {"boxes", "images", "snapshots", "settings", "schema_version"};
+    static const char *const tables[] = {"boxes", "images", "image_tags", "snapshots", "settings", "schema_version"};
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
         assert_int_equal(
             sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?1", -1, &s, NULL),
@@ -422,6 +425,160 @@ static void test_runtime_opens_state(void **unused)
     cocoon_runtime_close(rt);
 }
 
+/* An image has any number of names: tags move between images, an image without tags
+ * stays (untagged), untagging its last name removes it, and never under a box. */
+static void test_image_tags(void **unused)
+{
+    struct lib_state *st = open_state();
+    cocoon_error err = {0};
+    struct state_image img, got;
+    make_image(&img, "sha256:aaaa", "docker.io/library/bb:1");
+    assert_int_equal(state_image_put(st, &img, &err), 0);
+    make_image(&img, "sha256:aaaa", "docker.io/library/bb:2");
+    assert_int_equal(state_image_put(st, &img, &err), 0);
+    assert_int_equal(state_image_get_by_name(st, "docker.io/library/bb:1", &got, &err), 0);
+    assert_string_equal(got.id, "sha256:aaaa");
+    assert_string_equal(got.name, "docker.io/library/bb:1");
+    state_image_clear(&got);
+    assert_int_equal(state_image_get_by_name(st, "docker.io/library/bb:2", &got, &err), 0);
+    state_image_clear(&got);
+    struct state_image *list;
+    size_t n;
+    assert_int_equal(state_image_list(st, &list, &n, &err), 0);
+    assert_int_equal(n, 1); /* one image */
+    state_image_list_free(list, n);
+    assert_int_equal(state_image_list_tags(st, &list, &n, &err), 0);
+    assert_int_equal(n, 2); /* two names */
+    state_image_list_free(list, n);
+
+    /* a tag moves to another image; the first keeps its other tag */
+    make_image(&img, "sha256:bbbb", "docker.io/library/bb:2");
+    assert_int_equal(state_image_put(st, &img, &err), 0);
+    assert_int_equal(state_image_get_by_name(st, "docker.io/library/bb:2", &got, &err), 0);
+    assert_string_equal(got.id, "sha256:bbbb");
+    state_image_clear(&got);
+    assert_int_equal(state_image_get_by_id(st, "sha256:aaaa", &got, &err), 0);
+    assert_string_equal(got.name, "docker.io/library/bb:1");
+    state_image_clear(&got);
+
+    /* control characters are never stored */
+    make_image(&img, "sha256:cccc", "evil\x1b]0;x\x07");
+    assert_int_equal(state_image_put(st, &img, &err), -1);
+    assert_int_equal(err.code, COCOON_E_INVALID);
+
+    /* untagging: a name with others left goes alone; the last name takes the image,
+     * refused while a box uses it */
+    make_image(&img, "sha256:aaaa", "docker.io/library/bb:3");
+    assert_int_equal(state_image_put(st, &img, &err), 0);
+    struct state_box b;
+    make_box(&b, "cccccccccccc", "user", "sha256:aaaa");
+    assert_int_equal(state_box_insert(st, &b, &err), 0);
+    char id[512];
+    int removed = -1;
+    assert_int_equal(state_image_untag(st, "docker.io/library/bb:1", id, sizeof(id), &removed, &err), 0);
+    assert_string_equal(id, "sha256:aaaa");
+    assert_int_equal(removed, 0);
+    assert_int_equal(state_image_untag(st, "docker.io/library/bb:3", id, sizeof(id), &removed, &err), -1);
+    assert_int_equal(err.code, COCOON_E_STATE);
+    assert_non_null(strstr(err.message, "cccccccccccc"));
+    assert_int_equal(state_image_get_by_name(st, "docker.io/library/bb:3", &got, &err), 0);
+    state_image_clear(&got);
+    assert_int_equal(state_box_delete(st, "cccccccccccc", &err), 0);
+    assert_int_equal(state_image_untag(st, "docker.io/library/bb:3", id, sizeof(id), &removed, &err), 0);
+    assert_int_equal(removed, 1);
+    assert_int_equal(state_image_get_by_id(st, "sha256:aaaa", &got, &err), -1);
+    assert_int_equal(state_image_untag(st, "docker.io/library/bb:3", id, sizeof(id), &removed, &err), -1);
+    assert_int_equal(err.code, COCOON_E_NOT_FOUND);
+    /* removing an image by id takes all its tags */
+    make_image(&img, "sha256:bbbb", "docker.io/library/bb:4");
+    assert_int_equal(state_image_put(st, &img, &err), 0);
+    assert_int_equal(state_image_remove(st, "sha256:bbbb", &err), 0);
+    assert_int_equal(state_image_list_tags(st, &list, &n, &err), 0);
+    assert_int_equal(n, 0);
+    state_image_list_free(list, n);
+    state_close(st);
+}
+
+/* A schema 1 database (one name per image) is migrated: every name becomes a tag. */
+static void test_migration_from_v1(void **unused)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/cocoon.db", home);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    const char *v1 = "CREATE TABLE schema_version(version INTEGER NOT NULL); INSERT INTO schema_version VALUES(1);"
+                     "CREATE TABLE images(id TEXT PRIMARY KEY, name TEXT UNIQUE, config_digest TEXT NOT NULL "
+                     "DEFAULT '', base_path TEXT NOT NULL, size INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT "
+                     "NULL, config_json TEXT);"
+                     "CREATE TABLE boxes(id TEXT PRIMARY KEY, name TEXT UNIQUE, image_ref TEXT NOT NULL DEFAULT '',"
+                     "image_id TEXT REFERENCES images(id) ON DELETE RESTRICT, created_at INTEGER NOT NULL,"
+                     "config_json TEXT, ephemeral INTEGER NOT NULL DEFAULT 0);"
+                     "CREATE INDEX boxes_image ON boxes(image_id);"
+                     "CREATE TABLE snapshots(id TEXT PRIMARY KEY, box_id TEXT REFERENCES boxes(id) ON DELETE CASCADE,"
+                     "created_at INTEGER NOT NULL, path TEXT NOT NULL);"
+                     "CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT);"
+                     "INSERT INTO images VALUES('sha256:aaaa', 'docker.io/library/py:3', '', '/b/a.ext4', 1, 5, NULL);"
+                     "INSERT INTO images VALUES('sha256:bbbb', NULL, '', '/b/b.ext4', 1, 6, NULL);";
+    assert_int_equal(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    struct lib_state *st = open_state();
+    assert_int_equal(state_schema_version(st), STATE_SCHEMA_VERSION);
+    cocoon_error err = {0};
+    struct state_image got;
+    assert_int_equal(state_image_get_by_name(st, "docker.io/library/py:3", &got, &err), 0);
+    assert_string_equal(got.id, "sha256:aaaa");
+    state_image_clear(&got);
+    assert_int_equal(state_image_get_by_id(st, "sha256:bbbb", &got, &err), 0);
+    assert_string_equal(got.name, "");
+    state_image_clear(&got);
+    state_close(st);
+}
+
+/* The state directory: created 0700, canonicalised, another owner's refused, and one
+ * others can read named in a warning with the chmod that fixes it. */
+static void test_runtime_home_checks(void **unused)
+{
+    cocoon_runtime *rt = NULL;
+    cocoon_error err = {0};
+    char sub[PATH_MAX + 32], spelled[PATH_MAX + 64];
+    snprintf(sub, sizeof(sub), "%s/new-home", home);
+    cocoon_runtime_options o = {.home = sub, .share_dir = home};
+    assert_int_equal(cocoon_runtime_open(&o, &rt, &err), 0);
+    struct stat st;
+    assert_int_equal(stat(sub, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    assert_string_equal(cocoon_runtime_warning(rt), "");
+    cocoon_runtime_close(rt);
+
+    /* another spelling of the same directory is the same home */
+    snprintf(spelled, sizeof(spelled), "%s/./new-home/", home);
+    o.home = spelled;
+    assert_int_equal(cocoon_runtime_open(&o, &rt, &err), 0);
+    cocoon_box_info *list = NULL;
+    size_t n;
+    assert_int_equal(cocoon_box_list(rt, &list, &n, &err), 0);
+    cocoon_box_list_free(list);
+    cocoon_runtime_close(rt);
+
+    assert_int_equal(chmod(sub, 0755), 0);
+    o.home = sub;
+    assert_int_equal(cocoon_runtime_open(&o, &rt, &err), 0);
+    assert_non_null(strstr(cocoon_runtime_warning(rt), "chmod 700"));
+    assert_non_null(strstr(cocoon_runtime_warning(rt), "0755"));
+    cocoon_runtime_close(rt);
+
+    if (geteuid() != 0) {
+        print_message("skipped: another owner's home: needs root to chown\n");
+        return;
+    }
+    assert_int_equal(chown(sub, 12345, 12345), 0);
+    rt = NULL;
+    assert_int_equal(cocoon_runtime_open(&o, &rt, &err), -1);
+    assert_null(rt);
+    assert_non_null(strstr(err.message, "belongs to uid 12345"));
+    assert_int_equal(chown(sub, 0, 0), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -433,6 +590,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_writers, setup_home, teardown_home),
         cmocka_unit_test_setup_teardown(test_threads_share_a_connection, setup_home, teardown_home),
         cmocka_unit_test_setup_teardown(test_runtime_opens_state, setup_home, teardown_home),
+        cmocka_unit_test_setup_teardown(test_image_tags, setup_home, teardown_home),
+        cmocka_unit_test_setup_teardown(test_migration_from_v1, setup_home, teardown_home),
+        cmocka_unit_test_setup_teardown(test_runtime_home_checks, setup_home, teardown_home),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
