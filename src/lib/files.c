@@ -45,21 +45,9 @@ static int env_number(const char *name, int sizes, uint64_t *v, cocoon_error *er
     const char *s = getenv(name);
     if (!s || !*s)
         return 0;
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(s, &end, 10);
-    int shift = 0;
-    if (sizes && *end && !end[1])
-        shift = *end == 'K' || *end == 'k'   ? 10
-                : *end == 'M' || *end == 'm' ? 20
-                : *end == 'G' || *end == 'g' ? 30
-                : *end == 'T' || *end == 't' ? 40
-                                             : -1;
-    if (end == s || s[0] < '0' || s[0] > '9' || errno || n == 0 || shift < 0 || (shift == 0 && *end) ||
-        n > (UINT64_MAX >> shift))
+    if (util_parse_count(s, sizes, v) < 0)
         return lib_err(err, COCOON_E_INVALID, "%s=\"%.40s\" is not valid: expected a whole number greater than 0%s",
                        name, s, sizes ? " (bytes, or with a K, M, G or T suffix)" : "");
-    *v = (uint64_t)n << shift;
     return 1;
 }
 

@@ -1,6 +1,7 @@
-/* Untrusted text (a guest's diagnostics, names from its archives) made safe to put in
- * a message that ends up on a terminal: no escape sequences, no line breaks that could
- * forge further output, no bidi tricks, and a bounded length. */
+/* Text helpers: untrusted text (a guest's diagnostics, names from its archives) made
+ * safe to put in a message that ends up on a terminal (no escape sequences, no line
+ * breaks that could forge further output, no bidi tricks, a bounded length), and the
+ * strict parsing of counts given in the environment. */
 #include "util/util.h"
 
 #include <stdio.h>
@@ -86,4 +87,28 @@ char *util_escape_text(char *out, size_t cap, const void *in, size_t len)
     }
     out[o] = 0;
     return out;
+}
+
+int util_parse_count(const char *s, int suffixes, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t i = 0;
+    for (; s[i] >= '0' && s[i] <= '9'; i++) {
+        if (v > (UINT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    int shift = 0;
+    if (s[i] && suffixes && !s[i + 1]) {
+        static const char units[] = "KMGT";
+        const char *u = strchr(units, s[i] & ~0x20);
+        if (!u || !*u)
+            return -1;
+        shift = 10 * (int)(u - units + 1);
+        i++;
+    }
+    if (i == 0 || s[i] || v == 0 || v > (UINT64_MAX >> shift))
+        return -1;
+    *out = v << shift;
+    return 0;
 }
