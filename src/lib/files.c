@@ -273,6 +273,8 @@ static int write_zeros(struct archive *w, uint64_t n)
     return 0;
 }
 
+enum { DATA_SENT = 0, DATA_SEND_FAILED = -1, DATA_READ_FAILED = -2 };
+
 /* The data of the current disk entry; holes are fed as zeros, which the pax writer
  * drops again for a sparse entry (only data regions cross the channel). */
 static int copy_entry_data(struct archive *disk, struct archive *w, int64_t size)
@@ -284,16 +286,16 @@ static int copy_entry_data(struct archive *disk, struct archive *w, int64_t size
     int r;
     while ((r = archive_read_data_block(disk, &buf, &len, &off)) == ARCHIVE_OK) {
         if (off > done && write_zeros(w, (uint64_t)(off - done)) < 0)
-            return -1;
+            return DATA_SEND_FAILED;
         if (len && archive_write_data(w, buf, len) < 0)
-            return -1;
+            return DATA_SEND_FAILED;
         done = off + (int64_t)len;
     }
     if (r != ARCHIVE_EOF)
-        return -2;
+        return DATA_READ_FAILED;
     if (done < size && write_zeros(w, (uint64_t)(size - done)) < 0)
-        return -1;
-    return 0;
+        return DATA_SEND_FAILED;
+    return DATA_SENT;
 }
 
 /* The source's name in the archive: its last component (of its real path for "." or "/x/.."). */
@@ -367,7 +369,7 @@ int lib_copy_to_xfer(struct lib_xfer *x, const char *host_path, const char *box_
             goto archive_fail;
         if (type == AE_IFREG && archive_entry_size(e) > 0) {
             int c = copy_entry_data(disk, w, archive_entry_size(e));
-            if (c == -2) {
+            if (c == DATA_READ_FAILED) {
                 lib_err(err, COCOON_E_IO, "%s: %s", aname, archive_error_string(disk));
                 goto out;
             }

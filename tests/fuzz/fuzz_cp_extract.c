@@ -3,9 +3,7 @@
  * into a private directory. Refusals are fine; a crash, a sanitizer report, or any of
  * these after a run is not: a name in DIR other than "x", a staging directory left, a
  * refused copy that left anything, a symlink in the copy pointing outside it, a
- * setuid/setgid/sticky bit, more file bytes than the bound.
- * fuzz-sources: src/lib/tar_reader.c src/lib/extract.c src/lib/common.c src/util/text.c src/util/files.c
- */
+ * setuid/setgid/sticky bit, more file bytes than the bound. */
 #include <dirent.h>
 #include <limits.h>
 #include <ftw.h>
