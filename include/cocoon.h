@@ -330,14 +330,39 @@ int cocoon_registry_logout(cocoon_runtime *rt, const char *registry, cocoon_erro
  * socket (each call opens its own connection: safe from any thread, beside execs).
  * Modes, mtimes and symlinks are kept; sparse files stay sparse (only data regions
  * travel); files are owned by root in the guest and by the caller on the host.
- * Guest paths resolve inside the guest root (symlinks cannot lead out of it). On the
- * host, names from the guest that are absolute or contain "..", hard links and
- * special files are refused, and nothing is written through a symlink.
+ * Guest paths resolve inside the guest root (symlinks cannot lead out of it).
  *
  * Like `docker cp`: when the destination is an existing directory the source is
  * put inside it under its own name, otherwise it is created as the destination
  * (whose parent must exist). On success err->message may hold warnings (skipped
- * special files...) with err->code COCOON_OK. */
+ * special files...) with err->code COCOON_OK.
+ *
+ * A copy from a box trusts nothing the guest sends: every entry must lie under the one
+ * name asked for (the last component of box_path), or the copy is refused; symlinks are
+ * never followed, and one pointing outside the copied tree (absolute, or climbing above
+ * its top with "..") is skipped with a warning; hard links may only join files of the
+ * same copy; devices and FIFOs are skipped; setuid, setgid and sticky bits are dropped
+ * and the caller's umask applies (directories keep u+rwx). The tree is assembled in a
+ * hidden directory DEST/.cocoon-cp-XXXXXX and renamed into place only when the whole
+ * archive arrived and passed: a refused, stalled or broken copy leaves nothing behind
+ * (an existing file of that name is replaced by rename, an existing directory receives
+ * the new entries the same way). Bounds, each failing with a message that names it:
+ * total size of the files (a sparse file counts its full size), number of entries, and
+ * the time the guest may send nothing (also for copies into the box, cocoon_file_read
+ * and cocoon_file_write). */
+typedef struct cocoon_copy_options {
+    size_t size;              /* sizeof(cocoon_copy_options): set by cocoon_copy_options_init */
+    uint64_t max_bytes;       /* from the box; 0: $COCOON_CP_MAX_BYTES, else 16 GiB */
+    uint64_t max_entries;     /* from the box; 0: $COCOON_CP_MAX_ENTRIES, else 1000000 */
+    unsigned idle_timeout_ms; /* 0: $COCOON_CP_IDLE_TIMEOUT (seconds), else 60 s without data from the guest */
+    unsigned timeout_ms;      /* the whole copy; 0: no limit */
+} cocoon_copy_options;
+void cocoon_copy_options_init(cocoon_copy_options *opts);
+/* opts may be NULL (the defaults, as the calls without _opts use). */
+int cocoon_copy_to_box_opts(cocoon_box *box, const char *host_path, const char *box_path,
+                            const cocoon_copy_options *opts, cocoon_error *err);
+int cocoon_copy_from_box_opts(cocoon_box *box, const char *box_path, const char *host_path,
+                              const cocoon_copy_options *opts, cocoon_error *err);
 int cocoon_copy_to_box(cocoon_box *box, const char *host_path, const char *box_path, cocoon_error *err);
 int cocoon_copy_from_box(cocoon_box *box, const char *box_path, const char *host_path, cocoon_error *err);
 /* Creates or replaces the file at path (never "into" a directory) with len bytes of

@@ -14,7 +14,14 @@ static const char cp_usage[] = "usage: cocoon cp HOST_PATH BOX:PATH\n"
                                "modes, modification times and symlinks (symlinks are copied, not followed).\n"
                                "When the destination is an existing directory the source goes inside it;\n"
                                "otherwise it is created under the destination's name. Guest paths stay inside\n"
-                               "the guest's root; files arrive owned by root in the box and by you on the host.\n";
+                               "the guest's root; files arrive owned by root in the box and by you on the host.\n"
+                               "\n"
+                               "From a box, everything must come under the name asked for, or nothing is\n"
+                               "written; symlinks pointing outside the copy, devices and FIFOs are skipped;\n"
+                               "setuid/setgid bits are dropped and your umask applies. The copy is built in a\n"
+                               "hidden .cocoon-cp-* directory and moved into place only when complete.\n"
+                               "Bounds (environment): COCOON_CP_MAX_BYTES (default 16G), COCOON_CP_MAX_ENTRIES\n"
+                               "(1000000), COCOON_CP_IDLE_TIMEOUT (seconds the box may send nothing, 60).\n";
 
 /* "BOX:PATH" -> box and path; a host path with a '/' before any ':' is not a box. */
 static int split_box(char *arg, char **box, char **path)

@@ -79,7 +79,7 @@ static int size_fs(struct unpack_tree *t, uint64_t *blocks, uint64_t *inodes)
 {
     struct sizing s = {0, 1, 0};
     size_walk(t->root, &s);
-    if (s.bytes > UNPACK_MAX_TOTAL)
+    if (s.bytes > t->max_bytes) /* pass 1 counted every member already: a safety net */
         return -1;
     uint64_t used = s.blocks + 16 + 4; /* root, lost+found, reserved */
     uint64_t b = used + used * 3 / 10;
@@ -635,7 +635,9 @@ int ext4_write_tree(struct unpack_tree *t, size_t nlayers, const char *const *di
 {
     uint64_t blocks, inodes;
     if (size_fs(t, &blocks, &inodes) < 0) {
-        snprintf(err, errlen, "refused: the merged image would hold more than 4 TiB of file data");
+        snprintf(err, errlen,
+                 "refused: the merged image would hold more than %llu bytes of file data (COCOON_UNPACK_MAX_BYTES)",
+                 (unsigned long long)t->max_bytes);
         return -1;
     }
     int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);

@@ -10,11 +10,17 @@
 struct archive;
 struct archive_entry;
 
-#define UNPACK_MAX_ENTRIES 1000000u   /* live names in the merged tree, and members per layer */
+/* Per-pull budgets: a hostile image must not take the host's memory or disk. Each
+ * default can be changed through an environment variable: COCOON_UNPACK_MAX_ENTRIES
+ * (members of all layers, and names in the merged tree), COCOON_UNPACK_MAX_BYTES (file
+ * data of all layers: what pass 1 reads through and pass 2 may write) and
+ * COCOON_UNPACK_MAX_META (memory the tree holds: nodes, names, link targets, xattrs). */
+#define UNPACK_MAX_ENTRIES 1000000u
+#define UNPACK_MAX_BYTES (64ull << 30)
+#define UNPACK_MAX_META (512ull << 20)
 #define UNPACK_MAX_PATH 4096u         /* bytes of a member path or link target */
 #define UNPACK_MAX_NAME 255u          /* bytes of one path component */
 #define UNPACK_MAX_FILE (1ull << 40)  /* 1 TiB: bytes one member may claim */
-#define UNPACK_MAX_TOTAL (4ull << 40) /* 4 TiB: bytes all live files may add up to */
 #define UNPACK_MAX_XATTRS 64u         /* per member */
 #define UNPACK_MAX_XATTR_BYTES 65536u /* name + value bytes per member */
 
@@ -58,6 +64,10 @@ struct unpack_tree {
     struct unpack_node *root;
     struct unpack_node **buckets;
     size_t nbuckets, nnodes;
+    uint64_t members;    /* of all layers so far */
+    uint64_t data_bytes; /* file data all layers declared so far */
+    uint64_t meta_bytes; /* memory the tree holds now (approximately: sizes asked of malloc) */
+    uint64_t max_entries, max_bytes, max_meta;
 };
 
 /* Reads a layer blob with libarchive: tar, plain or gzip/zstd/xz/bzip2 compressed,
@@ -77,6 +87,8 @@ const char *unpack_entry_path(struct archive_entry *e);
 const char *unpack_entry_hardlink(struct archive_entry *e);
 const char *unpack_entry_symlink(struct archive_entry *e);
 
+/* An empty tree with the budgets of the defaults above, or of their environment
+ * variables (a malformed one is an error). */
 int unpack_tree_init(struct unpack_tree *t, char *err, size_t errlen);
 void unpack_tree_free(struct unpack_tree *t);
 /* Pass 1 over one layer (numbered from 1, in order): applies its members and whiteouts. */

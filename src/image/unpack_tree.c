@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "image/unpack_int.h"
+#include "util/util.h"
 
 #define WH_PREFIX ".wh."
 #define WH_OPAQUE ".wh..wh..opq"
@@ -47,6 +48,24 @@ __attribute__((format(printf, 2, 3))) static int fail(struct layer_ctx *c, const
     return -1;
 }
 
+static int too_many_names(struct layer_ctx *c)
+{
+    return fail(c,
+                "the merged image would hold more than %llu names, the limit (raise it with "
+                "COCOON_UNPACK_MAX_ENTRIES=N)",
+                (unsigned long long)c->t->max_entries);
+}
+
+static int meta_within_budget(struct layer_ctx *c)
+{
+    if (c->t->meta_bytes <= c->t->max_meta)
+        return 0;
+    return fail(c,
+                "the image's metadata (names, link targets, xattrs) needs more than %llu bytes of memory, the "
+                "limit (raise it with COCOON_UNPACK_MAX_META=BYTES)",
+                (unsigned long long)c->t->max_meta);
+}
+
 static uint32_t name_hash(const struct unpack_node *parent, const char *name, size_t len)
 {
     uint64_t h = 1469598103934665603ull ^ (uint64_t)(uintptr_t)parent;
@@ -68,33 +87,61 @@ static void xattrs_free(struct unpack_xattr *x)
     }
 }
 
-static void inode_put(struct unpack_inode *in)
+/* Memory a list of xattrs holds, for the metadata budget. */
+static uint64_t xattrs_bytes(const struct unpack_xattr *x)
+{
+    uint64_t n = 0;
+    for (; x; x = x->next)
+        n += sizeof(*x) + strlen(x->name) + 1 + x->len;
+    return n;
+}
+
+static void inode_put(struct unpack_tree *t, struct unpack_inode *in)
 {
     if (!in || --in->refs > 0)
         return;
+    t->meta_bytes -= sizeof(*in) + (in->target ? strlen(in->target) + 1 : 0) + xattrs_bytes(in->xattrs);
     free(in->target);
     xattrs_free(in->xattrs);
     free(in);
 }
 
-static struct unpack_inode *inode_new(uint32_t mode)
+static struct unpack_inode *inode_new(struct unpack_tree *t, uint32_t mode)
 {
     struct unpack_inode *in = calloc(1, sizeof(*in));
     if (in) {
         in->mode = mode;
         in->layer = -1;
+        t->meta_bytes += sizeof(*in);
     }
     return in;
+}
+
+/* A budget from the environment variable name, else the default. */
+static int budget(const char *name, uint64_t dflt, int sizes, uint64_t *out, char *err, size_t errlen)
+{
+    const char *s = getenv(name);
+    *out = dflt;
+    if (s && *s && util_parse_count(s, sizes, out) < 0) {
+        snprintf(err, errlen, "%s=\"%.40s\" is not valid: expected a whole number greater than 0%s", name, s,
+                 sizes ? " (bytes, or with a K, M, G or T suffix)" : "");
+        return -1;
+    }
+    return 0;
 }
 
 int unpack_tree_init(struct unpack_tree *t, char *err, size_t errlen)
 {
     memset(t, 0, sizeof(*t));
+    if (budget("COCOON_UNPACK_MAX_ENTRIES", UNPACK_MAX_ENTRIES, 0, &t->max_entries, err, errlen) < 0 ||
+        budget("COCOON_UNPACK_MAX_BYTES", UNPACK_MAX_BYTES, 1, &t->max_bytes, err, errlen) < 0 ||
+        budget("COCOON_UNPACK_MAX_META", UNPACK_MAX_META, 1, &t->max_meta, err, errlen) < 0)
+        return -1;
     t->nbuckets = 1 << 16;
     t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
     t->root = calloc(1, sizeof(*t->root));
     if (t->root)
-        t->root->inode = inode_new(S_IFDIR | 0755);
+        t->root->inode = inode_new(t, S_IFDIR | 0755);
     if (!t->buckets || !t->root || !t->root->inode) {
         snprintf(err, errlen, "out of memory");
         unpack_tree_free(t);
@@ -146,6 +193,7 @@ static struct unpack_node *tree_add(struct unpack_tree *t, struct unpack_node *p
         free(x);
         return NULL;
     }
+    t->meta_bytes += sizeof(*x) + len + 1;
     memcpy(x->name, name, len);
     x->name[len] = 0;
     x->namelen = len;
@@ -180,7 +228,8 @@ static void tree_remove(struct unpack_tree *t, struct unpack_node *x)
         x->parent->child = x->next;
     if (x->next)
         x->next->prev = x->prev;
-    inode_put(x->inode);
+    inode_put(t, x->inode);
+    t->meta_bytes -= sizeof(*x) + x->namelen + 1;
     free(x->name);
     free(x);
     t->nnodes--;
@@ -191,7 +240,7 @@ void unpack_tree_free(struct unpack_tree *t)
     if (t->root) {
         while (t->root->child)
             tree_remove(t, t->root->child);
-        inode_put(t->root->inode);
+        inode_put(t, t->root->inode);
         free(t->root);
     }
     free(t->buckets);
@@ -266,9 +315,9 @@ static int walk_dirs(struct layer_ctx *c, const struct upath *p, size_t upto, in
                 *out = NULL;
                 return 0;
             }
-            if (t->nnodes >= UNPACK_MAX_ENTRIES)
-                return fail(c, "more than %s entries in the image", "1000000");
-            struct unpack_inode *in = inode_new(S_IFDIR | 0755);
+            if (t->nnodes >= t->max_entries)
+                return too_many_names(c);
+            struct unpack_inode *in = inode_new(t, S_IFDIR | 0755);
             if (!in || !(x = tree_add(t, d, p->comp[i], p->len[i], in))) {
                 free(in);
                 return fail(c, "out of memory%s", "");
@@ -348,6 +397,8 @@ static int fill_inode(struct layer_ctx *c, struct archive_entry *e, struct unpac
     struct unpack_xattr *xs;
     if (read_xattrs(c, e, &xs) < 0)
         return -1;
+    c->t->meta_bytes += xattrs_bytes(xs);
+    c->t->meta_bytes -= xattrs_bytes(in->xattrs);
     xattrs_free(in->xattrs);
     in->xattrs = xs;
     return 0;
@@ -479,6 +530,13 @@ static int apply_member(struct layer_ctx *c, struct unpack_reader *r, struct arc
         return fail(c, "absurd size refused%s", "");
     if (!r->compressed && (uint64_t)size > r->blob_size)
         return fail(c, "claims more bytes than the layer blob holds%s", "");
+    struct unpack_tree *t = c->t;
+    if ((uint64_t)size > t->max_bytes - t->data_bytes)
+        return fail(c,
+                    "the layers hold more than %llu bytes of file data, the limit (raise it with "
+                    "COCOON_UNPACK_MAX_BYTES=BYTES)",
+                    (unsigned long long)t->max_bytes);
+    t->data_bytes += (uint64_t)size;
 
     if (p->n == 0) { /* "./": the root directory's own metadata */
         if (type != S_IFDIR || hl)
@@ -510,14 +568,14 @@ static int apply_member(struct layer_ctx *c, struct unpack_reader *r, struct arc
     }
     if (old)
         tree_remove(c->t, old);
-    if (c->t->nnodes >= UNPACK_MAX_ENTRIES)
-        return fail(c, "more than %s entries in the image", "1000000");
-    struct unpack_inode *in = inode_new(type);
+    if (c->t->nnodes >= c->t->max_entries)
+        return too_many_names(c);
+    struct unpack_inode *in = inode_new(c->t, type);
     if (!in)
         return fail(c, "out of memory%s", "");
     if (fill_inode(c, e, in) < 0) {
         in->refs = 1;
-        inode_put(in);
+        inode_put(c->t, in);
         return -1;
     }
     if (S_ISREG(type)) {
@@ -531,13 +589,15 @@ static int apply_member(struct layer_ctx *c, struct unpack_reader *r, struct arc
         size_t tl = target ? strlen(target) : 0;
         if (tl == 0 || tl >= 4096) {
             in->refs = 1;
-            inode_put(in);
+            inode_put(c->t, in);
             return fail(c, "symlink target empty or longer than 4095 bytes%s", "");
         }
         /* The target is kept as written: it is only followed inside the guest, where
          * the root is the image, so an absolute or ".." target cannot reach the host. */
         in->target = strdup(target);
         in->size = tl;
+        if (in->target)
+            c->t->meta_bytes += tl + 1;
     } else if (S_ISCHR(type) || S_ISBLK(type)) {
         in->rdev_major = (uint32_t)archive_entry_rdevmajor(e);
         in->rdev_minor = (uint32_t)archive_entry_rdevminor(e);
@@ -548,7 +608,7 @@ static int apply_member(struct layer_ctx *c, struct unpack_reader *r, struct arc
             tree_remove(c->t, x);
         else {
             in->refs = 1;
-            inode_put(in);
+            inode_put(c->t, in);
         }
         return fail(c, "out of memory%s", "");
     }
@@ -586,11 +646,14 @@ int unpack_tree_add_layer(struct unpack_tree *t, int layer, const char *digest, 
                      *last ? " (after member \"" : "", last, *last ? "\")" : "", archive_error_string(r.a));
             break;
         }
-        if (idx >= UNPACK_MAX_ENTRIES) {
-            snprintf(err, errlen, "layer %s: more than %u members", digest, UNPACK_MAX_ENTRIES);
+        if (++t->members > t->max_entries) {
+            snprintf(err, errlen,
+                     "layer %s: the image's layers hold more than %llu members, the limit (raise it with "
+                     "COCOON_UNPACK_MAX_ENTRIES=N)",
+                     digest, (unsigned long long)t->max_entries);
             break;
         }
-        if (apply_member(&c, &r, e, idx, p) < 0)
+        if (apply_member(&c, &r, e, idx, p) < 0 || meta_within_budget(&c) < 0)
             break;
         snprintf(last, sizeof(last), "%.300s", c.member);
         if (archive_read_data_skip(r.a) != ARCHIVE_OK) {

@@ -1,9 +1,10 @@
 /* Files in and out of a running box: cocoon_copy_to_box / cocoon_copy_from_box (trees,
  * streamed as tar through FILE_PUT / FILE_GET streams) and cocoon_file_write /
  * cocoon_file_read (one file from memory). Each call uses its own control connection
- * (lib_xfer), so transfers run beside execs and each other without sharing a pump.
- * libarchive writes and reads the tar; extraction on the host refuses names that
- * leave the target directory, hard links, and writes through symlinks. */
+ * (lib_xfer, xfer.c), so transfers run beside execs and each other without sharing a
+ * pump. libarchive writes what we send; what the guest sends is read by our own
+ * bounded reader (tar_reader.c) and put on disk by extract.c, which holds the policy
+ * against a hostile guest. Guest text is escaped before it enters any message. */
 #include "lib/internal.h"
 
 #include <archive.h>
@@ -11,224 +12,79 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/extract.h"
+#include "lib/tar_reader.h"
 #include "util/util.h"
 
-#define XFER_STREAM 1u
 #define STDIN_CHUNK (60u * 1024u)
-#define CONNECT_TIMEOUT_MS 10000
 #define WARN_MAX 1024
+#define TEXT_MAX 1024 /* escaped guest text in one message */
 
-/* ---- lib_xfer: one private stream over a private control connection ---- */
+/* ---- bounds ---- */
 
-/* Records the first failure as "box ID: <prefix><detail>". */
-static int xfer_fail(struct lib_xfer *x, int code, const char *prefix, const char *detail)
+void cocoon_copy_options_init(cocoon_copy_options *opts)
 {
-    if (!x->failed) {
-        x->failed = 1;
-        lib_err(x->err, code, "box %s: %s%s", x->box->id, prefix, detail);
-    }
-    return -1;
+    memset(opts, 0, sizeof(*opts));
+    opts->size = sizeof(*opts);
 }
 
-static void xfer_release(struct lib_xfer *x);
+/* A field of opts, or 0 when opts is NULL or from an older header without it. */
+#define COPY_OPT(o, f) ((o) && (o)->size >= offsetof(cocoon_copy_options, f) + sizeof((o)->f) ? (o)->f : 0)
 
-static int xfer_init(cocoon_box *box, struct lib_xfer *x, cocoon_error *err)
+/* $name as a count (with a K/M/G/T binary suffix when sizes): 1 set, 0 unset, -1 bad. */
+static int env_number(const char *name, int sizes, uint64_t *v, cocoon_error *err)
 {
-    memset(x, 0, sizeof(*x));
-    x->box = box;
-    x->err = err;
-    x->fd = -1;
-    x->stream = XFER_STREAM;
-    if (!lib_box_running(box->dir, NULL))
-        return lib_err(err, COCOON_E_STATE, "box %s is not running (start it with `cocoon start %s`)", box->id,
-                       box->name[0] ? box->name : box->id);
-    x->w = malloc(sizeof(*x->w));
-    x->buf = malloc(PROTO_MAX_PAYLOAD);
-    if (!x->w || !x->buf) {
-        xfer_release(x);
-        return lib_err(err, COCOON_E_NOMEM, "out of memory");
+    const char *s = getenv(name);
+    if (!s || !*s)
+        return 0;
+    if (util_parse_count(s, sizes, v) < 0)
+        return lib_err(err, COCOON_E_INVALID, "%s=\"%.40s\" is not valid: expected a whole number greater than 0%s",
+                       name, s, sizes ? " (bytes, or with a K, M, G or T suffix)" : "");
+    return 1;
+}
+
+int lib_copy_limits(const cocoon_copy_options *opts, struct lib_copy_limits *out, cocoon_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    out->max_bytes = COPY_OPT(opts, max_bytes);
+    out->max_entries = COPY_OPT(opts, max_entries);
+    out->idle_timeout_ms = COPY_OPT(opts, idle_timeout_ms);
+    out->timeout_ms = COPY_OPT(opts, timeout_ms);
+    uint64_t v;
+    int rc;
+    if (!out->max_bytes && (rc = env_number("COCOON_CP_MAX_BYTES", 1, &v, err)) != 0) {
+        if (rc < 0)
+            return -1;
+        out->max_bytes = v;
     }
-    int dirfd = open(box->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (dirfd < 0) {
-        xfer_release(x);
-        return lib_err(err, COCOON_E_NOT_FOUND, "box %s: %s: %s", box->id, box->dir, strerror(errno));
+    if (!out->max_entries && (rc = env_number("COCOON_CP_MAX_ENTRIES", 0, &v, err)) != 0) {
+        if (rc < 0)
+            return -1;
+        out->max_entries = v;
     }
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    int rc = -1, e = 0;
-    if (util_unix_path(dirfd, "ctl.sock", sa.sun_path, sizeof(sa.sun_path)) == 0)
-        x->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (x->fd >= 0) {
-        rc = connect(x->fd, (struct sockaddr *)&sa, sizeof(sa));
-        e = errno;
+    if (!out->idle_timeout_ms && (rc = env_number("COCOON_CP_IDLE_TIMEOUT", 0, &v, err)) != 0) {
+        if (rc < 0)
+            return -1;
+        out->idle_timeout_ms = v > UINT_MAX / 1000u ? UINT_MAX / 1000u * 1000u : (unsigned)v * 1000u;
     }
-    close(dirfd);
-    if (rc < 0) {
-        xfer_release(x);
-        return lib_err(err, COCOON_E_STATE, "box %s is not running (cannot connect to its control socket: %s)", box->id,
-                       strerror(e));
-    }
-    util_set_nonblock(x->fd, 1);
-    if (proto_conn_init(&x->conn, x->fd, 0) < 0) {
-        xfer_release(x);
-        return lib_err(err, COCOON_E_NOMEM, "out of memory");
-    }
-    x->conn_init = 1;
-    struct proto_header h;
-    const uint8_t *p;
-    if (lib_xfer_next(x, &h, &p, 1) < 0) {
-        xfer_release(x);
-        return -1;
-    }
-    struct proto_vmm_hello hello;
-    if (lib_ctl_hello(box, &h, p, &hello, err) < 0) {
-        xfer_release(x);
-        return -1;
-    }
+    if (!out->max_bytes)
+        out->max_bytes = LIB_CP_MAX_BYTES_DEFAULT;
+    if (!out->max_entries)
+        out->max_entries = LIB_CP_MAX_ENTRIES_DEFAULT;
+    if (!out->idle_timeout_ms)
+        out->idle_timeout_ms = LIB_XFER_IDLE_DEFAULT_MS;
     return 0;
 }
 
-struct lib_xfer *lib_xfer_open(cocoon_box *box, cocoon_error *err)
-{
-    struct lib_xfer *x = malloc(sizeof(*x));
-    if (!x) {
-        lib_err(err, COCOON_E_NOMEM, "out of memory");
-        return NULL;
-    }
-    if (xfer_init(box, x, err) < 0) {
-        free(x);
-        return NULL;
-    }
-    return x;
-}
-
-void lib_xfer_close(struct lib_xfer *x)
-{
-    xfer_release(x);
-    free(x);
-}
-
-static void xfer_release(struct lib_xfer *x)
-{
-    if (x->conn_init)
-        proto_conn_free(&x->conn);
-    if (x->fd >= 0)
-        close(x->fd);
-    x->fd = -1;
-    x->conn_init = 0;
-    free(x->w);
-    free(x->buf);
-    x->w = NULL;
-    x->buf = NULL;
-}
-
-int lib_xfer_send(struct lib_xfer *x, size_t len)
-{
-    if (len == 0)
-        return xfer_fail(x, COCOON_E_INVALID, "", "message too large for one frame");
-    if (proto_conn_send(&x->conn, x->w->buf, len) < 0)
-        return xfer_fail(x, COCOON_E_VMM, "cannot send to the monitor: ", strerror(errno));
-    return 0;
-}
-
-/* Next frame from the monitor (any stream), waiting for it and flushing our output
- * meanwhile. With any_stream 0, frames for other streams are skipped. */
-int lib_xfer_next(struct lib_xfer *x, struct proto_header *h, const uint8_t **p, int any_stream)
-{
-    for (;;) {
-        int rc = proto_conn_next(&x->conn, h, p);
-        if (rc == PROTO_OK) {
-            if (any_stream || h->stream == x->stream)
-                return 0;
-            continue;
-        }
-        if (rc != PROTO_NEED_MORE)
-            return xfer_fail(x, COCOON_E_PROTOCOL, "bad frame from the monitor: ", proto_strerror(rc));
-        struct pollfd pf = {x->fd, (short)(POLLIN | (proto_conn_pending(&x->conn) ? POLLOUT : 0)), 0};
-        int n = poll(&pf, 1, -1);
-        if (n < 0 && errno != EINTR)
-            return xfer_fail(x, COCOON_E_IO, "poll: ", strerror(errno));
-        if (n <= 0)
-            continue;
-        if ((pf.revents & POLLOUT) && proto_conn_flush(&x->conn) < 0)
-            return xfer_fail(x, COCOON_E_VMM, "", "the monitor closed the connection");
-        if (pf.revents & (POLLIN | POLLHUP | POLLERR)) {
-            long r = proto_conn_read(&x->conn);
-            if (r == 0)
-                return xfer_fail(x, COCOON_E_VMM, "",
-                                 "the box stopped during the transfer (monitor closed the connection)");
-            if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                return xfer_fail(x, COCOON_E_VMM, "reading from the monitor: ", strerror(errno));
-        }
-    }
-}
-
-static int send_credit(struct lib_xfer *x, uint32_t bytes)
-{
-    if (bytes == 0 || x->done)
-        return 0;
-    return lib_xfer_send(x, proto_encode_credit(x->w, x->stream, bytes));
-}
-
-/* Handles a frame of our stream other than STDOUT. -1 on a protocol error. */
-int lib_xfer_handle(struct lib_xfer *x, const struct proto_header *h, const uint8_t *p)
-{
-    switch (h->type) {
-    case PROTO_STARTED: {
-        struct proto_started m;
-        if (proto_decode_started(p, h->len, &m) != PROTO_OK)
-            return xfer_fail(x, COCOON_E_PROTOCOL, "", "malformed STARTED");
-        x->started = 1;
-        x->credit += m.window;
-        return 0;
-    }
-    case PROTO_CREDIT: {
-        uint32_t bytes;
-        if (proto_decode_u32_field(p, h->len, PT_BYTES, &bytes) != PROTO_OK)
-            return xfer_fail(x, COCOON_E_PROTOCOL, "", "malformed CREDIT");
-        x->credit += bytes;
-        return 0;
-    }
-    case PROTO_STDERR: {
-        size_t room = sizeof(x->errtext) - 1 - x->errlen;
-        size_t k = h->len < room ? h->len : room;
-        memcpy(x->errtext + x->errlen, p, k);
-        x->errlen += k;
-        x->errtext[x->errlen] = 0;
-        return send_credit(x, h->len);
-    }
-    case PROTO_STDOUT: return send_credit(x, h->len); /* nobody reads it here */
-    case PROTO_ERROR: {
-        struct proto_error_msg m;
-        if (proto_decode_error(p, h->len, &m) != PROTO_OK)
-            snprintf(m.message, sizeof(m.message), "malformed ERROR message");
-        snprintf(x->errmsg, sizeof(x->errmsg), "%s", m.message);
-        x->errcode = (int)m.code;
-        if (!x->started)
-            x->done = 1;
-        return 0;
-    }
-    case PROTO_EXIT: {
-        struct proto_exit m;
-        if (proto_decode_exit(p, h->len, &m) != PROTO_OK)
-            return xfer_fail(x, COCOON_E_PROTOCOL, "", "malformed EXIT");
-        x->exited = 1;
-        x->exit_code = m.signal ? 128 + (int)m.signal : m.code;
-        x->done = 1;
-        return 0;
-    }
-    default: return 0;
-    }
-}
+/* ---- the stream and the guest's verdict ---- */
 
 /* One frame of our stream handled. */
 static int xfer_step(struct lib_xfer *x)
@@ -243,10 +99,10 @@ static int xfer_step(struct lib_xfer *x)
 static int xfer_open_stream(struct lib_xfer *x, uint16_t type, const char *path, uint32_t flags)
 {
     if (strlen(path) >= PROTO_MAX_STRING)
-        return xfer_fail(x, COCOON_E_INVALID, "", "the guest path is too long");
+        return lib_err(x->err, COCOON_E_INVALID, "%s: the guest path is too long", path);
     struct proto_file *m = calloc(1, sizeof(*m));
     if (!m)
-        return xfer_fail(x, COCOON_E_NOMEM, "", "out of memory");
+        return lib_err(x->err, COCOON_E_NOMEM, "out of memory");
     snprintf(m->path, sizeof(m->path), "%s", path);
     m->window = PROTO_DEFAULT_WINDOW;
     m->flags = flags;
@@ -255,35 +111,78 @@ static int xfer_open_stream(struct lib_xfer *x, uint16_t type, const char *path,
     return rc;
 }
 
-/* The end of the transfer: the guest's verdict as an error, or 0. */
+/* The guest's diagnostics (lines) escaped and joined with "; " on one line. */
+static void guest_text(char *out, size_t cap, const char *in)
+{
+    size_t o = 0;
+    out[0] = 0;
+    while (*in && o + 1 < cap) {
+        size_t n = strcspn(in, "\n");
+        while (n > 0 && (in[n - 1] == ' ' || in[n - 1] == '\r'))
+            n--;
+        if (n > 0) {
+            if (o > 0 && o + 3 < cap)
+                o += (size_t)snprintf(out + o, cap - o, "; ");
+            util_escape_text(out + o, cap - o, in, n);
+            o += strlen(out + o);
+        }
+        in += strcspn(in, "\n");
+        if (*in)
+            in++;
+    }
+}
+
+/* The guest's verdict once the stream ended: 0 when it succeeded, else -1 with err set
+ * to what it said. */
+static int guest_verdict(struct lib_xfer *x, const char *what, const char *path)
+{
+    if (x->exited && x->exit_code == 0)
+        return 0;
+    char said[TEXT_MAX], msg[TEXT_MAX];
+    guest_text(said, sizeof(said), x->errtext);
+    guest_text(msg, sizeof(msg), x->errmsg);
+    const char *why = said[0] ? said : msg[0] ? msg : "the transfer failed in the guest";
+    int code = strstr(why, "No such file") ? COCOON_E_NOT_FOUND : COCOON_E_IO;
+    if (msg[0] && !x->started)
+        code = x->errcode == EPERM || x->errcode == EINVAL ? COCOON_E_UNSUPPORTED : COCOON_E_STATE;
+    return lib_err(x->err, code, "%s %s:%s: %s", what, x->box->name[0] ? x->box->name : x->box->id, path, why);
+}
+
+/* Waits for the end of the stream, then the guest's verdict. */
 static int xfer_result(struct lib_xfer *x, const char *what, const char *path)
 {
+    if (x->owed && !x->failed) { /* the last bytes our reader took: the guest may need them to finish */
+        lib_xfer_credit(x, x->owed);
+        x->owed = 0;
+    }
     while (!x->done)
         if (xfer_step(x) < 0)
             return -1;
-    if (x->failed)
-        return -1;
-    char *t = x->errtext;
-    size_t n = strlen(t);
-    while (n > 0 && (t[n - 1] == '\n' || t[n - 1] == ' '))
-        t[--n] = 0;
-    if (!x->exited || x->exit_code != 0) {
-        const char *why = t[0] ? t : x->errmsg[0] ? x->errmsg : "the transfer failed in the guest";
-        int code = strstr(why, "No such file") ? COCOON_E_NOT_FOUND : COCOON_E_IO;
-        if (x->errmsg[0] && !x->started)
-            code = x->errcode == EPERM || x->errcode == EINVAL ? COCOON_E_UNSUPPORTED : COCOON_E_STATE;
-        lib_err(x->err, code, "%s %s:%s: %s", what, x->box->name[0] ? x->box->name : x->box->id, path, why);
-        return -1;
-    }
-    return 0;
+    return x->failed ? -1 : guest_verdict(x, what, path);
 }
 
-/* After a failure on our side: the guest usually said why it stopped (its verdict
- * goes into err), else err gets ours. */
+/* After a failure on our side while sending: the guest usually said why it stopped
+ * reading (its verdict goes into err), else err gets ours. */
 static void fail_unless_guest_said(struct lib_xfer *x, const char *what, const char *path, int code, const char *detail)
 {
     if (!x->failed && xfer_result(x, what, path) == 0)
         lib_err(x->err, code, "%s %s: %s", what, path, detail);
+}
+
+/* After our reader or extraction failed: when the guest already ended its stream with
+ * a failure, that is the cause (a missing file...); otherwise err (ours, or the
+ * transfer's own failure) stands, prefixed with what was being done. */
+static void explain_read_failure(struct lib_xfer *x, const char *what, const char *path)
+{
+    if (x->failed)
+        return; /* stalled, box stopped...: the transfer's message says so */
+    if (x->done && guest_verdict(x, what, path) < 0)
+        return;
+    if (x->err) {
+        char ours[COCOON_ERROR_MAX];
+        snprintf(ours, sizeof(ours), "%s", x->err->message);
+        lib_err(x->err, x->err->code, "%s %s:%s: %s", what, x->box->name[0] ? x->box->name : x->box->id, path, ours);
+    }
 }
 
 /* Guest warnings of a successful transfer go into err->message with code 0. */
@@ -291,9 +190,10 @@ static void pass_warnings(struct lib_xfer *x, const char *extra)
 {
     if (!x->err)
         return;
+    char said[TEXT_MAX];
+    guest_text(said, sizeof(said), x->errtext);
     x->err->code = COCOON_OK;
-    snprintf(x->err->message, sizeof(x->err->message), "%s%s%s", x->errtext, x->errtext[0] && extra[0] ? "\n" : "",
-             extra);
+    snprintf(x->err->message, sizeof(x->err->message), "%s%s%s", said, said[0] && extra[0] ? "\n" : "", extra);
 }
 
 /* ---- host path helpers ---- */
@@ -373,6 +273,8 @@ static int write_zeros(struct archive *w, uint64_t n)
     return 0;
 }
 
+enum { DATA_SENT = 0, DATA_SEND_FAILED = -1, DATA_READ_FAILED = -2 };
+
 /* The data of the current disk entry; holes are fed as zeros, which the pax writer
  * drops again for a sparse entry (only data regions cross the channel). */
 static int copy_entry_data(struct archive *disk, struct archive *w, int64_t size)
@@ -384,38 +286,37 @@ static int copy_entry_data(struct archive *disk, struct archive *w, int64_t size
     int r;
     while ((r = archive_read_data_block(disk, &buf, &len, &off)) == ARCHIVE_OK) {
         if (off > done && write_zeros(w, (uint64_t)(off - done)) < 0)
-            return -1;
+            return DATA_SEND_FAILED;
         if (len && archive_write_data(w, buf, len) < 0)
-            return -1;
+            return DATA_SEND_FAILED;
         done = off + (int64_t)len;
     }
     if (r != ARCHIVE_EOF)
-        return -2;
+        return DATA_READ_FAILED;
     if (done < size && write_zeros(w, (uint64_t)(size - done)) < 0)
-        return -1;
-    return 0;
+        return DATA_SEND_FAILED;
+    return DATA_SENT;
 }
 
-int cocoon_copy_to_box(cocoon_box *box, const char *host_path, const char *box_path, cocoon_error *err)
+/* The source's name in the archive: its last component (of its real path for "." or "/x/.."). */
+static int put_names(const char *host_path, char *src, char *top, cocoon_error *err)
 {
-    lib_err_clear(err);
-    if (!box || !host_path || !box_path || !*host_path || !*box_path)
-        return lib_err(err, COCOON_E_INVALID, "cocoon_copy_to_box: empty argument");
-    struct stat st;
-    if (lstat(host_path, &st) != 0)
-        return lib_err(err, errno == ENOENT ? COCOON_E_NOT_FOUND : COCOON_E_IO, "%s: %s", host_path, strerror(errno));
-    char src[PATH_MAX], top[PATH_MAX];
-    snprintf(src, sizeof(src), "%s", host_path);
+    snprintf(src, PATH_MAX, "%s", host_path);
     strip_slashes(src);
-    snprintf(top, sizeof(top), "%s", base_of(src));
+    snprintf(top, PATH_MAX, "%s", base_of(src));
     if (!strcmp(top, ".") || !strcmp(top, "..") || !top[0] || !strcmp(src, "/")) {
         char real[PATH_MAX];
         if (!realpath(src, real) || !strcmp(real, "/"))
             return lib_err(err, COCOON_E_INVALID, "%s: name a file or directory other than /", host_path);
-        snprintf(top, sizeof(top), "%s", base_of(real));
+        snprintf(top, PATH_MAX, "%s", base_of(real));
     }
-    struct lib_xfer *x = lib_xfer_open(box, err);
-    if (!x)
+    return 0;
+}
+
+int lib_copy_to_xfer(struct lib_xfer *x, const char *host_path, const char *box_path, cocoon_error *err)
+{
+    char src[PATH_MAX], top[PATH_MAX];
+    if (put_names(host_path, src, top, err) < 0)
         return -1;
     int rc = -1;
     char warnings[WARN_MAX] = "";
@@ -468,7 +369,7 @@ int cocoon_copy_to_box(cocoon_box *box, const char *host_path, const char *box_p
             goto archive_fail;
         if (type == AE_IFREG && archive_entry_size(e) > 0) {
             int c = copy_entry_data(disk, w, archive_entry_size(e));
-            if (c == -2) {
+            if (c == DATA_READ_FAILED) {
                 lib_err(err, COCOON_E_IO, "%s: %s", aname, archive_error_string(disk));
                 goto out;
             }
@@ -487,7 +388,6 @@ int cocoon_copy_to_box(cocoon_box *box, const char *host_path, const char *box_p
         pass_warnings(x, warnings);
     goto out;
 archive_fail:
-    /* The guest usually said why it stopped reading. */
     fail_unless_guest_said(x, "copy to", box_path, COCOON_E_IO, archive_error_string(w));
 out:
     if (w)
@@ -496,195 +396,134 @@ out:
         archive_read_free(disk);
     if (e)
         archive_entry_free(e);
-    lib_xfer_close(x);
     return rc;
 }
 
 /* ---- from the box ---- */
 
-static la_ssize_t get_read(struct archive *a, void *client, const void **buf)
+/* The tar reader's input: the guest's STDOUT, credited once consumed. The end of our
+ * stream (EXIT, or ERROR before STARTED) is the end of the input. */
+static long get_read(void *arg, void *buf, size_t cap)
 {
-    struct lib_xfer *x = client;
+    struct lib_xfer *x = arg;
     if (x->owed) {
-        if (send_credit(x, x->owed) < 0)
+        if (lib_xfer_credit(x, x->owed) < 0)
             return -1;
         x->owed = 0;
     }
     for (;;) {
-        if (x->done || x->failed)
+        if (x->failed)
+            return -1;
+        if (x->done)
             return 0;
         struct proto_header h;
         const uint8_t *p;
-        if (lib_xfer_next(x, &h, &p, 0) < 0) {
-            archive_set_error(a, EIO, "%s", x->err ? x->err->message : "transfer failed");
+        if (lib_xfer_next(x, &h, &p, 0) < 0)
             return -1;
-        }
         if (h.type == PROTO_STDOUT) {
             if (h.len == 0)
                 continue;
-            memcpy(x->buf, p, h.len);
+            size_t k = h.len < cap ? h.len : cap; /* cap is TAR_IN_CHUNK, a whole frame */
+            memcpy(buf, p, k);
             x->owed = h.len;
-            *buf = x->buf;
-            return (la_ssize_t)h.len;
+            lib_xfer_progress(x);
+            return (long)k;
         }
         if (lib_xfer_handle(x, &h, p) < 0)
             return -1;
     }
 }
 
-static struct archive *get_reader(struct lib_xfer *x)
+/* Where a copy from the box goes: a directory (real path), the copy's name in it, and
+ * the name the guest will send (box_path's last component). */
+static int from_box_names(const char *box_path, const char *host_path, char *dir, char *name, char *top,
+                          cocoon_error *err)
 {
-    struct archive *r = archive_read_new();
-    if (!r)
-        return NULL;
-    archive_read_support_format_tar(r);
-    if (archive_read_open(r, x, NULL, get_read, NULL) != ARCHIVE_OK) {
-        archive_read_free(r);
-        return NULL;
-    }
-    return r;
-}
-
-/* An archive name from the guest as a safe relative path ("a/b"), first component
- * renamed when rename is set. -1 when it is absolute or climbs with "..". */
-static int safe_name(const char *name, const char *rename, char *out, size_t cap)
-{
-    if (!name || name[0] == '/')
-        return -1;
     char tmp[PATH_MAX];
-    snprintf(tmp, sizeof(tmp), "%s", name);
-    size_t len = 0;
-    int first = 1;
-    out[0] = 0;
-    char *save = NULL;
-    for (char *c = strtok_r(tmp, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
-        if (!strcmp(c, "."))
-            continue;
-        if (!strcmp(c, ".."))
-            return -1;
-        int n = snprintf(out + len, cap - len, "%s%s", len ? "/" : "", first && rename ? rename : c);
-        if (n < 0 || (size_t)n >= cap - len)
-            return -1;
-        len += (size_t)n;
-        first = 0;
-    }
-    return len ? 0 : -1;
-}
-
-int cocoon_copy_from_box(cocoon_box *box, const char *box_path, const char *host_path, cocoon_error *err)
-{
-    lib_err_clear(err);
-    if (!box || !host_path || !box_path || !*host_path || !*box_path)
-        return lib_err(err, COCOON_E_INVALID, "cocoon_copy_from_box: empty argument");
+    snprintf(tmp, sizeof(tmp), "%s", box_path);
+    strip_slashes(tmp);
+    const char *b = base_of(tmp);
+    if (!*b || !strcmp(b, ".") || !strcmp(b, "..") || strlen(b) > NAME_MAX)
+        return lib_err(err, COCOON_E_INVALID, "%s: name a file or directory in the box (not the root, \".\" or \"..\")",
+                       box_path);
+    memcpy(top, b, strlen(b) + 1);
     /* Into an existing directory, or as a new name in an existing directory. */
-    char dest[PATH_MAX], destdir[PATH_MAX], rename_buf[PATH_MAX];
-    const char *rename = NULL;
+    char dest[PATH_MAX];
     snprintf(dest, sizeof(dest), "%s", host_path);
     size_t dl = strlen(dest);
     int trailing = dl > 1 && dest[dl - 1] == '/';
     strip_slashes(dest);
     struct stat st;
     if (stat(dest, &st) == 0 && S_ISDIR(st.st_mode)) {
-        if (!realpath(dest, destdir))
+        if (!realpath(dest, dir))
             return lib_err(err, COCOON_E_IO, "%s: %s", host_path, strerror(errno));
-    } else {
-        if (trailing)
-            return lib_err(err, COCOON_E_NOT_FOUND, "%s: no such directory", host_path);
-        char parent[PATH_MAX];
-        snprintf(parent, sizeof(parent), "%s", dest);
-        char *slash = strrchr(parent, '/');
-        snprintf(rename_buf, sizeof(rename_buf), "%s", slash ? slash + 1 : parent);
-        if (slash == parent)
-            parent[1] = 0;
-        else if (slash)
-            *slash = 0;
-        else
-            snprintf(parent, sizeof(parent), ".");
-        if (!rename_buf[0] || !strcmp(rename_buf, ".") || !strcmp(rename_buf, ".."))
-            return lib_err(err, COCOON_E_INVALID, "%s: not a valid destination", host_path);
-        if (!realpath(parent, destdir) || stat(destdir, &st) != 0 || !S_ISDIR(st.st_mode))
-            return lib_err(err, COCOON_E_NOT_FOUND, "%s: no such directory", parent);
-        rename = rename_buf;
+        memcpy(name, top, strlen(top) + 1);
+        return 0;
     }
-    struct lib_xfer *x = lib_xfer_open(box, err);
-    if (!x)
+    if (trailing)
+        return lib_err(err, COCOON_E_NOT_FOUND, "%s: no such directory", host_path);
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof(parent), "%s", dest);
+    char *slash = strrchr(parent, '/');
+    const char *newname = slash ? base_of(dest) : dest;
+    if (!*newname || !strcmp(newname, ".") || !strcmp(newname, "..") || strlen(newname) > NAME_MAX)
+        return lib_err(err, COCOON_E_INVALID, "%s: not a valid destination", host_path);
+    memcpy(name, newname, strlen(newname) + 1);
+    if (slash == parent)
+        parent[1] = 0;
+    else if (slash)
+        *slash = 0;
+    else
+        snprintf(parent, sizeof(parent), ".");
+    if (!realpath(parent, dir) || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return lib_err(err, COCOON_E_NOT_FOUND, "%s: no such directory", parent);
+    return 0;
+}
+
+struct from_box {
+    struct lib_xfer *x;
+    const char *box_path;
+};
+
+/* extract_tar's last word before the copy goes into place: the guest's verdict. */
+static int from_box_confirm(void *arg)
+{
+    struct from_box *f = arg;
+    return xfer_result(f->x, "copy from", f->box_path);
+}
+
+int lib_copy_from_xfer(struct lib_xfer *x, const char *box_path, const char *host_path,
+                       const struct lib_copy_limits *lim, cocoon_error *err)
+{
+    char dir[PATH_MAX], name[NAME_MAX + 1], top[NAME_MAX + 1];
+    if (from_box_names(box_path, host_path, dir, name, top, err) < 0)
         return -1;
-    int rc = -1;
-    char warnings[WARN_MAX] = "";
-    struct archive *r = NULL, *disk = archive_write_disk_new();
     if (xfer_open_stream(x, PROTO_FILE_GET, box_path, 0) < 0)
-        goto out;
-    if (!disk) {
-        lib_err(err, COCOON_E_NOMEM, "out of memory");
-        goto out;
+        return -1;
+    struct tar_reader r;
+    if (tar_reader_init(&r, get_read, x) < 0)
+        return lib_err(err, COCOON_E_NOMEM, "out of memory");
+    struct from_box f = {x, box_path};
+    struct extract_job job = {
+        .dest_dir = dir,
+        .top = top,
+        .final_name = name,
+        .max_bytes = lim->max_bytes,
+        .max_entries = lim->max_entries,
+        .bytes_knob = "COCOON_CP_MAX_BYTES or cocoon_copy_options.max_bytes",
+        .entries_knob = "COCOON_CP_MAX_ENTRIES or cocoon_copy_options.max_entries",
+        .confirm = from_box_confirm,
+        .confirm_arg = &f,
+    };
+    char warnings[WARN_MAX];
+    int rc = extract_tar(&r, &job, warnings, sizeof(warnings), NULL, err);
+    tar_reader_free(&r);
+    if (rc < 0) {
+        explain_read_failure(x, "copy from", box_path);
+        return -1;
     }
-    if (!(r = get_reader(x))) {
-        /* Usually the guest refused (no such file...): its verdict says why. */
-        fail_unless_guest_said(x, "copy from", box_path, COCOON_E_PROTOCOL, "the guest sent no archive");
-        goto out;
-    }
-    /* No OWNER: files belong to the caller. The SECURE flags refuse writes through
-     * symlinks (also ones this archive created) and ".."; names are checked and made
-     * absolute below the real target directory by us (safe_name). */
-    archive_write_disk_set_options(disk, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-                                             ARCHIVE_EXTRACT_SECURE_NODOTDOT);
-    struct archive_entry *e;
-    for (;;) {
-        int h = archive_read_next_header(r, &e);
-        if (h == ARCHIVE_EOF)
-            break;
-        if (h < ARCHIVE_WARN)
-            goto read_fail;
-        char rel[PATH_MAX], full[PATH_MAX * 2];
-        const char *name = archive_entry_pathname(e);
-        mode_t type = archive_entry_filetype(e);
-        if (safe_name(name, rename, rel, sizeof(rel)) < 0) {
-            lib_err(err, COCOON_E_PROTOCOL, "copy from %s: the guest sent an unsafe name \"%s\"; stopped", box_path,
-                    name ? name : "");
-            goto out;
-        }
-        if (archive_entry_hardlink(e) || (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK)) {
-            add_warning(warnings, sizeof(warnings), rel, ": hard link or special file skipped");
-            continue;
-        }
-        snprintf(full, sizeof(full), "%s/%s", strcmp(destdir, "/") ? destdir : "", rel);
-        archive_entry_set_pathname(e, full);
-        int wh = archive_write_header(disk, e);
-        if (wh < ARCHIVE_OK) {
-            add_warning(warnings, sizeof(warnings), archive_error_string(disk), "");
-            if (wh < ARCHIVE_WARN)
-                goto write_fail;
-        }
-        const void *buf;
-        size_t len;
-        la_int64_t off;
-        int dr;
-        while ((dr = archive_read_data_block(r, &buf, &len, &off)) == ARCHIVE_OK)
-            if (wh == ARCHIVE_OK && archive_write_data_block(disk, buf, len, off) < ARCHIVE_OK)
-                goto write_fail;
-        if (dr != ARCHIVE_EOF)
-            goto read_fail;
-        if (archive_write_finish_entry(disk) < ARCHIVE_WARN)
-            goto write_fail;
-    }
-    if (archive_write_close(disk) != ARCHIVE_OK)
-        goto write_fail;
-    rc = xfer_result(x, "copy from", box_path);
-    if (rc == 0)
-        pass_warnings(x, warnings);
-    goto out;
-read_fail:
-    fail_unless_guest_said(x, "copy from", box_path, COCOON_E_PROTOCOL, archive_error_string(r));
-    goto out;
-write_fail:
-    lib_err(err, COCOON_E_IO, "copy from %s: %s", box_path, archive_error_string(disk));
-out:
-    if (r)
-        archive_read_free(r);
-    if (disk)
-        archive_write_free(disk);
-    lib_xfer_close(x);
-    return rc;
+    pass_warnings(x, warnings);
+    return 0;
 }
 
 /* ---- single files from memory ---- */
@@ -737,6 +576,86 @@ out:
     return rc;
 }
 
+/* The single regular file of the archive into buf (zeros where the file has holes). */
+static int read_one_file(struct lib_xfer *x, struct tar_reader *r, const char *path, char **out, size_t *len,
+                         size_t max)
+{
+    struct tar_entry *e = malloc(sizeof(*e));
+    int rc = -1, n;
+    char *buf = NULL;
+    if (!e)
+        return lib_err(x->err, COCOON_E_NOMEM, "out of memory");
+    if ((n = tar_next(r, e)) <= 0) {
+        if (n < 0 && !r->source_failed)
+            lib_err(x->err, COCOON_E_PROTOCOL, "the guest sent a bad archive: %s", r->err);
+        else if (n == 0)
+            lib_err(x->err, COCOON_E_PROTOCOL, "the guest sent no file");
+        explain_read_failure(x, "read", path);
+        goto out;
+    }
+    if (e->type != TAR_FILE) {
+        lib_err(x->err, COCOON_E_INVALID, "read %s: not a regular file%s", path,
+                e->type == TAR_DIR ? " (a directory)" : "");
+        goto out;
+    }
+    if (e->size > max) {
+        lib_err(x->err, COCOON_E_INVALID, "read %s: the file has %llu bytes, more than the %zu allowed", path,
+                (unsigned long long)e->size, max);
+        goto out;
+    }
+    if (!(buf = calloc(1, (size_t)e->size + 1))) {
+        lib_err(x->err, COCOON_E_NOMEM, "out of memory");
+        goto out;
+    }
+    const void *data;
+    size_t dlen;
+    uint64_t off;
+    while ((n = tar_data(r, &data, &dlen, &off)) == 1)
+        memcpy(buf + off, data, dlen); /* the reader keeps every piece inside e->size */
+    *len = (size_t)e->size;
+    if (n == 0 && (n = tar_next(r, e)) > 0) {
+        lib_err(x->err, COCOON_E_PROTOCOL, "the guest sent more than the one file asked for");
+        explain_read_failure(x, "read", path);
+        goto out;
+    }
+    if (n < 0) {
+        if (!r->source_failed)
+            lib_err(x->err, COCOON_E_PROTOCOL, "the guest sent a bad archive: %s", r->err);
+        explain_read_failure(x, "read", path);
+        goto out;
+    }
+    *out = buf;
+    buf = NULL;
+    rc = 0;
+out:
+    free(buf);
+    free(e);
+    return rc;
+}
+
+int lib_file_read_xfer(struct lib_xfer *x, const char *path, void **data, size_t *len, size_t max, cocoon_error *err)
+{
+    if (xfer_open_stream(x, PROTO_FILE_GET, path, PROTO_FILE_FOLLOW) < 0)
+        return -1;
+    struct tar_reader r;
+    if (tar_reader_init(&r, get_read, x) < 0)
+        return lib_err(err, COCOON_E_NOMEM, "out of memory");
+    char *buf = NULL;
+    size_t got = 0;
+    int rc = read_one_file(x, &r, path, &buf, &got, max);
+    tar_reader_free(&r);
+    if (rc == 0 && xfer_result(x, "read", path) == 0) {
+        *data = buf;
+        *len = got;
+        return 0;
+    }
+    if (rc == 0)
+        free(buf);
+    else if (!x->done && !x->failed) /* refused here: stop the guest's side */
+        lib_xfer_send(x, proto_encode_signal(x->w, x->stream, 9));
+    return -1;
+}
+
 int cocoon_file_read(cocoon_box *box, const char *path, void **data, size_t *len, size_t max, cocoon_error *err)
 {
     lib_err_clear(err);
@@ -747,73 +666,59 @@ int cocoon_file_read(cocoon_box *box, const char *path, void **data, size_t *len
     struct lib_xfer *x = lib_xfer_open(box, err);
     if (!x)
         return -1;
-    int rc = -1;
-    char *buf = NULL;
-    struct archive *r = NULL;
-    if (xfer_open_stream(x, PROTO_FILE_GET, path, PROTO_FILE_FOLLOW) < 0)
-        goto out;
-    if (!(r = get_reader(x))) {
-        fail_unless_guest_said(x, "read", path, COCOON_E_PROTOCOL, "the guest sent no archive");
-        goto out;
-    }
-    struct archive_entry *e;
-    int h = archive_read_next_header(r, &e);
-    if (h < ARCHIVE_WARN) {
-        fail_unless_guest_said(x, "read", path, COCOON_E_PROTOCOL, archive_error_string(r));
-        goto out;
-    }
-    if (h == ARCHIVE_EOF) {
-        if (xfer_result(x, "read", path) == 0)
-            lib_err(err, COCOON_E_PROTOCOL, "read %s: the guest sent no file", path);
-        goto out;
-    }
-    if (archive_entry_filetype(e) != AE_IFREG) {
-        lib_err(err, COCOON_E_INVALID, "read %s: not a regular file%s", path,
-                archive_entry_filetype(e) == AE_IFDIR ? " (a directory)" : "");
-        goto drain;
-    }
-    la_int64_t size = archive_entry_size(e);
-    if (size < 0 || (uint64_t)size > max) {
-        lib_err(err, COCOON_E_INVALID, "read %s: the file has %lld bytes, more than the %zu allowed", path,
-                (long long)size, max);
-        goto drain;
-    }
-    buf = malloc((size_t)size + 1);
-    if (!buf) {
-        lib_err(err, COCOON_E_NOMEM, "out of memory");
-        goto drain;
-    }
-    size_t got = 0;
-    while (got < (size_t)size) {
-        la_ssize_t n = archive_read_data(r, buf + got, (size_t)size - got);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    if (got != (size_t)size) {
-        fail_unless_guest_said(x, "read", path, COCOON_E_PROTOCOL, "the file data ended early");
-        goto out;
-    }
-    buf[got] = 0;
-    while (archive_read_next_header(r, &e) == ARCHIVE_OK)
-        ; /* consume the end of the archive */
-    if (xfer_result(x, "read", path) < 0)
-        goto out;
-    *data = buf;
-    *len = got;
-    buf = NULL;
-    rc = 0;
-    goto out;
-drain:
-    /* Stop the guest and let its EXIT arrive so the connection ends cleanly. */
-    x->err = NULL; /* keep the message already set */
-    lib_xfer_send(x, proto_encode_signal(x->w, x->stream, 9));
-    while (!x->done && !x->failed && xfer_step(x) == 0)
-        ;
-out:
-    free(buf);
-    if (r)
-        archive_read_free(r);
+    int rc = lib_file_read_xfer(x, path, data, len, max, err);
     lib_xfer_close(x);
     return rc;
+}
+
+/* ---- trees ---- */
+
+int cocoon_copy_to_box_opts(cocoon_box *box, const char *host_path, const char *box_path,
+                            const cocoon_copy_options *opts, cocoon_error *err)
+{
+    lib_err_clear(err);
+    if (!box || !host_path || !box_path || !*host_path || !*box_path)
+        return lib_err(err, COCOON_E_INVALID, "cocoon_copy_to_box: empty argument");
+    struct lib_copy_limits lim;
+    if (lib_copy_limits(opts, &lim, err) < 0)
+        return -1;
+    struct stat st;
+    if (lstat(host_path, &st) != 0)
+        return lib_err(err, errno == ENOENT ? COCOON_E_NOT_FOUND : COCOON_E_IO, "%s: %s", host_path, strerror(errno));
+    struct lib_xfer *x = lib_xfer_open(box, err);
+    if (!x)
+        return -1;
+    lib_xfer_set_timeouts(x, lim.idle_timeout_ms, lim.timeout_ms);
+    int rc = lib_copy_to_xfer(x, host_path, box_path, err);
+    lib_xfer_close(x);
+    return rc;
+}
+
+int cocoon_copy_from_box_opts(cocoon_box *box, const char *box_path, const char *host_path,
+                              const cocoon_copy_options *opts, cocoon_error *err)
+{
+    lib_err_clear(err);
+    if (!box || !host_path || !box_path || !*host_path || !*box_path)
+        return lib_err(err, COCOON_E_INVALID, "cocoon_copy_from_box: empty argument");
+    struct lib_copy_limits lim;
+    char dir[PATH_MAX], name[NAME_MAX + 1], top[NAME_MAX + 1];
+    if (lib_copy_limits(opts, &lim, err) < 0 || from_box_names(box_path, host_path, dir, name, top, err) < 0)
+        return -1; /* before connecting: a bad destination is said first */
+    struct lib_xfer *x = lib_xfer_open(box, err);
+    if (!x)
+        return -1;
+    lib_xfer_set_timeouts(x, lim.idle_timeout_ms, lim.timeout_ms);
+    int rc = lib_copy_from_xfer(x, box_path, host_path, &lim, err);
+    lib_xfer_close(x);
+    return rc;
+}
+
+int cocoon_copy_to_box(cocoon_box *box, const char *host_path, const char *box_path, cocoon_error *err)
+{
+    return cocoon_copy_to_box_opts(box, host_path, box_path, NULL, err);
+}
+
+int cocoon_copy_from_box(cocoon_box *box, const char *box_path, const char *host_path, cocoon_error *err)
+{
+    return cocoon_copy_from_box_opts(box, box_path, host_path, NULL, err);
 }

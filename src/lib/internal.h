@@ -187,23 +187,55 @@ struct lib_xfer {
     int fd, conn_init;
     struct proto_conn conn;
     struct proto_writer *w; /* heap: 64 KiB */
-    uint8_t *buf;           /* the STDOUT payload being read (PROTO_MAX_PAYLOAD) */
     uint32_t stream, owed;
     uint64_t credit; /* STDIN we may send */
     int started, done, exited, failed, exit_code, errcode;
+    uint64_t idle_limit_ns; /* fail after waiting this long for the guest without progress (0: never) */
+    uint64_t deadline_ns;   /* CLOCK_MONOTONIC end of the whole transfer (0: none) */
+    uint64_t idle_ns;       /* time spent waiting since the last progress */
     size_t errlen;
-    char errtext[1024]; /* the guest's STDERR (diagnostics) */
-    char errmsg[1024];  /* an ERROR message */
+    char errtext[1024]; /* the guest's STDERR (diagnostics), raw: escape before showing */
+    char errmsg[1024];  /* an ERROR message, raw */
 };
 /* Connects to the running box's monitor: a new transfer, or NULL with err set (an
- * error names a stopped box clearly). lib_xfer_close ends and frees it. */
+ * error names a stopped box clearly). lib_xfer_close ends and frees it. The idle
+ * timeout is $COCOON_CP_IDLE_TIMEOUT or LIB_XFER_IDLE_DEFAULT_MS. */
 struct lib_xfer *lib_xfer_open(cocoon_box *box, cocoon_error *err);
+/* The same over an already connected socket to a monitor (or a test's stand-in for
+ * one): fd is owned by the transfer from here on. */
+struct lib_xfer *lib_xfer_attach(cocoon_box *box, int fd, cocoon_error *err);
 void lib_xfer_close(struct lib_xfer *x);
+/* idle_ms 0 keeps the current idle limit; timeout_ms 0: no limit on the whole transfer. */
+void lib_xfer_set_timeouts(struct lib_xfer *x, unsigned idle_ms, unsigned timeout_ms);
+/* The guest moved the transfer forward (data, credit, its verdict): the idle clock restarts. */
+void lib_xfer_progress(struct lib_xfer *x);
 /* Sends the frame built in x->w. */
 int lib_xfer_send(struct lib_xfer *x, size_t len);
+/* The next frame; fails (err set) when the monitor goes away, when the guest made no
+ * progress for the idle limit, or at the deadline. */
 int lib_xfer_next(struct lib_xfer *x, struct proto_header *h, const uint8_t **p, int any_stream);
+/* Grants the guest bytes more output (CREDIT on x's stream). */
+int lib_xfer_credit(struct lib_xfer *x, uint32_t bytes);
 /* STARTED, CREDIT, STDERR, STDOUT (credited, dropped), ERROR, EXIT of x's stream. */
 int lib_xfer_handle(struct lib_xfer *x, const struct proto_header *h, const uint8_t *p);
+
+/* Bounds of file transfers (files.c): the caller's options, else the environment
+ * ($COCOON_CP_MAX_BYTES, $COCOON_CP_MAX_ENTRIES, $COCOON_CP_IDLE_TIMEOUT in seconds),
+ * else the defaults below. */
+#define LIB_CP_MAX_BYTES_DEFAULT (16ull << 30)
+#define LIB_CP_MAX_ENTRIES_DEFAULT 1000000ull
+#define LIB_XFER_IDLE_DEFAULT_MS 60000u
+struct lib_copy_limits {
+    uint64_t max_bytes, max_entries;
+    unsigned idle_timeout_ms, timeout_ms;
+};
+int lib_copy_limits(const cocoon_copy_options *opts, struct lib_copy_limits *out, cocoon_error *err);
+/* The bodies of cocoon_copy_from_box_opts, cocoon_copy_to_box_opts and cocoon_file_read
+ * on an open transfer (tests drive them with a stand-in monitor). */
+int lib_copy_from_xfer(struct lib_xfer *x, const char *box_path, const char *host_path,
+                       const struct lib_copy_limits *lim, cocoon_error *err);
+int lib_copy_to_xfer(struct lib_xfer *x, const char *host_path, const char *box_path, cocoon_error *err);
+int lib_file_read_xfer(struct lib_xfer *x, const char *path, void **data, size_t *len, size_t max, cocoon_error *err);
 
 /* exec internals used by box.c */
 void lib_exec_detach_all(cocoon_box *box);

@@ -33,6 +33,14 @@ char *util_read_file(const char *path, size_t max, size_t *len_out);
 ssize_t util_read_tail(const char *path, char *buf, size_t cap);
 /* The last `lines` lines of a text file, joined with `sep`, non-printables replaced. */
 void util_tail_lines(const char *path, int lines, const char *sep, char *out, size_t cap);
+/* Untrusted text (a guest's messages, names from its archives) as a printable string:
+ * C0/C1 controls, DEL, bidi controls and bytes that are not UTF-8 escaped (\n, \t, \\,
+ * \xHH, \uHHHH), valid UTF-8 kept, at most cap - 1 bytes with "..." marking a cut.
+ * len bytes of in are read (NULs included). Returns out. */
+char *util_escape_text(char *out, size_t cap, const void *in, size_t len);
+/* A count of at least 1 ("1000"; with suffixes, also "16G": K, M, G, T binary,
+ * either case): 0 with *out, -1 when malformed, 0 or out of range. */
+int util_parse_count(const char *s, int suffixes, uint64_t *out);
 int util_set_nonblock(int fd, int on);
 int util_set_cloexec(int fd, int on);
 uint64_t util_now_ns(int clock_id);

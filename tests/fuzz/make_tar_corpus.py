@@ -2,7 +2,8 @@
 """Writes the seed corpus of fuzz_tar (tests/fuzz/corpus/fuzz_tar/): layer blobs as a
 hostile image author would make them with Python's tarfile (path traversal, absolute
 paths, writes through planted symlinks, escaping or dangling hard links, lying sizes,
-truncated gzip, over-long names) plus a few well-formed layers with whiteouts, opaque
+truncated gzip, over-long names, members claiming 100 GiB, xattrs and link targets that
+add up) plus a few well-formed layers with whiteouts, opaque
 dirs, links, devices and xattrs so the fuzzer also starts from the success path.
 Deterministic: the same bytes on every run. Usage: make_tar_corpus.py [OUTDIR]"""
 import gzip
@@ -103,6 +104,14 @@ def corpus():
         f("x", b"file replaces dir"), d("x"), f("x/again", b"a"),
     ])
     c["dev_major_minor.tar"] = tar([(info("dev/odd", tarfile.CHRTYPE, mode=0o600), None)])
+    # per-pull budgets: a member claiming 100 GiB (refused at its header, before any
+    # decompression), xattrs on many members, long link targets
+    huge = info("huge", size=100 << 30).tobuf(format=tarfile.GNU_FORMAT) + b"z" * 512
+    c["claims_100g.tar.gz"] = gz(huge)
+    big_xattr = "v" * 30000
+    c["xattr_heavy.tar.gz"] = gz(tar([f(f"x{i}", b"", pax={"SCHILY.xattr.user.big": big_xattr})
+                                      for i in range(40)]))
+    c["long_link_targets.tar.gz"] = gz(tar([sym(f"l{i}", "t" * 4000) for i in range(300)]))
     return c
 
 

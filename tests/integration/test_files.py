@@ -1,12 +1,15 @@
 """`cocoon cp` and the file C API on real boxes: round trips of a tree with symlinks,
 empty files, unicode names, modes and mtimes; a 3 GiB sparse file; the symlink and
-".." escape cases on both sides; cocoon_file_write/cocoon_file_read through a small C
+".." escape cases on both sides; hostile trees a guest makes itself (symlinks out of
+the copy, FIFOs, device nodes, setuid files, world-writable directories, a 10 GB sparse
+file, 100k entries, escape sequences in names, a guest that stops answering), each
+checked on the host afterwards; cocoon_file_write/cocoon_file_read through a small C
 program linked against libcocoon.a; errors on a stopped or missing box."""
 import hashlib
 import os
-import shutil
+import signal
+import stat
 import subprocess
-import textwrap
 
 import pytest
 
@@ -67,19 +70,25 @@ def test_tree_round_trip(vm, boxes, tmp_path):
     assert lines[5].startswith("751 ") and lines[6].startswith("600 ") and lines[7].startswith("750 "), lines
     assert lines[8].startswith("2001-02-03 04:05:06.123456789"), lines  # mtime with nanoseconds
     assert lines[9:] == ["0", "151"], lines
-    # Back out under a new name, and compare everything.
+    # Back out under a new name, and compare everything but the link to /etc/passwd,
+    # which would point outside the copy: skipped, with a warning.
     out = str(tmp_path / "back")
-    vm.run("cp", f"{box}:/root/tree", out, check=0)
-    assert snapshot(out) == snapshot(src)
+    r = vm.run("cp", f"{box}:/root/tree", out, check=0)
+    assert "back/abs-link: symlink to \"/etc/passwd\" skipped" in decode(r.stderr), decode(r.stderr)
+    want = snapshot(src)
+    del want["abs-link"]
+    assert snapshot(out) == want
     # Into an existing directory: lands inside it under its own name.
     into = tmp_path / "into"
     into.mkdir()
     vm.run("cp", f"{box}:/root/tree/sub", str(into), check=0)
     assert snapshot(str(into / "sub")) == snapshot(os.path.join(src, "sub"))
-    # A single file to a new name in the guest, and a symlink copied as a symlink.
+    # A single file to a new name in the guest. A symlink alone would point outside
+    # its copy on the host: refused, nothing written.
     vm.run("cp", os.path.join(src, "a.txt"), f"{box}:/tmp/renamed.txt", check=0)
-    vm.run("cp", f"{box}:/root/tree/link", str(tmp_path / "link-out"), check=0)
-    assert os.readlink(tmp_path / "link-out") == "a.txt"
+    r = vm.run("cp", f"{box}:/root/tree/link", str(tmp_path / "link-out"))
+    assert r.returncode != 0 and "it is a symlink (to \"a.txt\")" in decode(r.stderr), decode(r.stderr)
+    assert not os.path.lexists(tmp_path / "link-out")
     assert decode(sh(vm, box, "cat /tmp/renamed.txt").stdout) == "hello\n"
 
 
@@ -122,22 +131,143 @@ def test_guest_symlink_cannot_write_outside_target(vm, boxes, tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_text("precious\n")
     sh(vm, box, f"mkdir -p /x && ln -s /etc/passwd /x/evil && ln -s {victim} /x/evil2 && "
-                "mkdir -p /x/d && ln -s /etc /x/d/etc && echo data > /x/d/file")
+                "mkdir -p /x/d && ln -s /etc /x/d/etc && ln -s file /x/d/ok && echo data > /x/d/file")
     out = tmp_path / "out"
     out.mkdir()
-    vm.run("cp", f"{box}:/x/evil", str(out), check=0)
-    assert os.readlink(out / "evil") == "/etc/passwd"
-    # Copy again over the now existing symlink, and a link naming a host file: the
-    # links are replaced or created, never written through.
-    vm.run("cp", f"{box}:/x/evil", str(out), check=0)
+    # A symlink asked for by name would point outside the copy: refused.
+    r = vm.run("cp", f"{box}:/x/evil", str(out))
+    assert r.returncode != 0 and "it is a symlink (to \"/etc/passwd\")" in decode(r.stderr), decode(r.stderr)
+    # The user's own symlink at the destination name is left alone, never written through.
     (out / "evil2").symlink_to(victim)
-    vm.run("cp", f"{box}:/x/evil2", str(out), check=0)
-    assert os.path.islink(out / "evil2")
+    r = vm.run("cp", f"{box}:/x/evil2", str(out))
+    assert r.returncode != 0
+    assert os.readlink(out / "evil2") == str(victim)
     assert victim.read_text() == "precious\n"
-    # A directory whose symlink points at /etc: copied as a link, /etc untouched.
-    vm.run("cp", f"{box}:/x/d", str(out), check=0)
-    assert os.readlink(out / "d" / "etc") == "/etc"
+    # A directory holding a symlink to /etc: copied without that link, /etc untouched;
+    # a link that stays inside the copy is kept.
+    r = vm.run("cp", f"{box}:/x/d", str(out), check=0)
+    assert "d/etc: symlink to \"/etc\" skipped" in decode(r.stderr), decode(r.stderr)
+    assert not os.path.lexists(out / "d" / "etc")
+    assert os.readlink(out / "d" / "ok") == "file"
     assert (out / "d" / "file").read_text() == "data\n"
+    assert sorted(os.listdir(out)) == ["d", "evil2"]
+
+
+def _only(path, names):
+    """path holds exactly names: nothing else, no staging directory left."""
+    assert sorted(os.listdir(path)) == sorted(names), os.listdir(path)
+
+
+def test_hostile_tree_from_guest(vm, boxes, tmp_path):
+    """The guest (root) makes what it likes; the host copy keeps none of the danger."""
+    box = boxes("f")
+    sh(vm, box, "mkdir -p /h/ww /h/sub && cd /h && ln -s /etc/passwd passwd && ln -s ../../x up && "
+                "ln -s sub/../.. sneaky && ln -s sub inner && mkfifo fifo && mknod null c 1 3 && "
+                "mknod sda b 8 0 && echo s > suid && chmod 6755 suid && chmod 1777 ww && "
+                "echo w > ww/open && chmod 666 ww/open && echo ok > sub/f")
+    vm.run("exec", box, "--", "python3", "-c", "import os; open('/h/e\x1b]0;pwned\x07\x1b[2J', 'w').write('e'); "
+           "os.mkfifo('/h/\x1b[31mred')", check=0)
+    out = tmp_path / "out"
+    out.mkdir()
+    old = os.umask(0o022)
+    try:
+        r = vm.run("cp", f"{box}:/h", str(out), check=0)
+    finally:
+        os.umask(old)
+    err = decode(r.stderr)
+    _only(out, ["h"])
+    h = out / "h"
+    names = set(os.listdir(h))
+    for gone in ("passwd", "up", "sneaky", "fifo", "null", "sda"):
+        assert gone not in names, (gone, names)
+    assert os.readlink(h / "inner") == "sub"
+    assert stat.S_IMODE(os.lstat(h / "suid").st_mode) == 0o755
+    assert stat.S_IMODE(os.lstat(h / "ww").st_mode) == 0o755
+    assert stat.S_IMODE(os.lstat(h / "ww" / "open").st_mode) == 0o644
+    assert os.lstat(h / "suid").st_uid == os.getuid()
+    for warned in ("h/passwd: symlink", "h/up: symlink", "h/sneaky: symlink"):
+        assert warned in err, err
+    # Names with escape sequences arrive as they are, but nothing raw reaches the terminal.
+    assert "e\x1b]0;pwned\x07\x1b[2J" in names
+    assert "\x1b" not in err and "\\x1b[31mred" in err, err
+
+
+def test_sparse_10g_from_guest(vm, boxes, tmp_path):
+    box = boxes("f")
+    sh(vm, box, "truncate -s 10G /big && printf tail >> /big")
+    out = tmp_path / "out"
+    out.mkdir()
+    r = vm.run("cp", f"{box}:/big", str(out), env={"COCOON_CP_MAX_BYTES": "1G"})
+    assert r.returncode != 0, decode(r.stderr)
+    assert "above 1073741824 bytes, the limit (raise it with COCOON_CP_MAX_BYTES" in decode(r.stderr), decode(r.stderr)
+    _only(out, [])
+    # Under the default bound (16 GiB) it comes over, and stays sparse on the host.
+    vm.run("cp", f"{box}:/big", str(out), check=0, timeout=600)
+    st = os.stat(out / "big")
+    assert st.st_size == 10 * GIB + 4
+    assert st.st_blocks * 512 < 16 << 20, "the sparse file was expanded on the host"
+    with open(out / "big", "rb") as f:
+        f.seek(10 * GIB)
+        assert f.read() == b"tail"
+
+
+def test_many_entries_from_guest(vm, boxes, tmp_path):
+    box = boxes("f", "--disk", "4G")  # inodes for 100k files
+    sh(vm, box, "mkdir -p /many && cd /many && python3 -c \"import os\nfor i in range(100000): "
+                "open('f%d' % i, 'w').close()\"")
+    out = tmp_path / "out"
+    out.mkdir()
+    r = vm.run("cp", f"{box}:/many", str(out), env={"COCOON_CP_MAX_ENTRIES": "1000"}, timeout=600)
+    assert r.returncode != 0
+    assert "more than 1000 entries, the limit (raise it with COCOON_CP_MAX_ENTRIES" in decode(r.stderr)
+    _only(out, [])
+    vm.run("cp", f"{box}:/many", str(out), check=0, timeout=900)
+    assert len(os.listdir(out / "many")) == 100000
+
+
+def _qemu_of(vm, name):
+    """The pid of the QEMU process running box `name` (a child of its cocoon-vmm)."""
+    for d in vm.box_dirs():
+        pidfile = os.path.join(vm.boxes_dir(), d, "vmm.pid")
+        if not os.path.exists(pidfile):
+            continue
+        vmm = int(open(pidfile).read().split()[0])
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == vmm:
+                    with open(f"/proc/{entry}/cmdline", "rb") as f:
+                        if b"qemu" in f.read():
+                            return int(entry)
+    return None
+
+
+def test_guest_that_stops_answering(vm, boxes, tmp_path):
+    """A frozen guest: the copy gives up after the idle limit with a clear error."""
+    if vm.backend != "qemu":
+        pytest.skip("skipped: freezing the guest is done by stopping its QEMU process")
+    box = boxes("f")
+    sh(vm, box, "head -c 1000000 /dev/urandom > /data")
+    qemu = _qemu_of(vm, box)
+    assert qemu, "no QEMU process found for the box"
+    out = tmp_path / "out"
+    out.mkdir()
+    os.kill(qemu, signal.SIGSTOP)
+    try:
+        r = vm.run("cp", f"{box}:/data", str(out), env={"COCOON_CP_IDLE_TIMEOUT": "3"}, timeout=120)
+        r2 = vm.run("cp", str(tmp_path / "out"), f"{box}:/tmp/", env={"COCOON_CP_IDLE_TIMEOUT": "3"}, timeout=120)
+    finally:
+        os.kill(qemu, signal.SIGCONT)
+    assert r.returncode != 0
+    assert "the transfer stalled: the guest sent nothing for 3 s" in decode(r.stderr), decode(r.stderr)
+    assert r2.returncode != 0 and "stalled" in decode(r2.stderr), decode(r2.stderr)
+    _only(out, [])
+    # The box still serves once it runs again.
+    assert decode(sh(vm, box, "echo alive").stdout) == "alive\n"
 
 
 def test_guest_paths_stay_in_the_guest_root(vm, boxes, tmp_path):

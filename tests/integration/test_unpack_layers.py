@@ -65,8 +65,9 @@ class Store:
         return self.put(gzip.compress(raw, mtime=0) if compress else raw)
 
 
-def unpack(tool, store, out, digests):
-    return subprocess.run([tool, store.path, str(out)] + list(digests), capture_output=True, text=True)
+def unpack(tool, store, out, digests, env=None):
+    return subprocess.run([tool, store.path, str(out)] + list(digests), capture_output=True, text=True,
+                          env=dict(os.environ, **(env or {})))
 
 
 # ---- reading the result ----
@@ -231,6 +232,13 @@ def size_lie(store):
     return [store.put(raw[:20000])]
 
 
+def claims_100g(store):
+    """A compressed layer whose member claims 100 GiB (its data is not there)."""
+    head = ti("huge")
+    head.size = 100 << 30
+    return [store.put(gzip.compress(head.tobuf(format=tarfile.GNU_FORMAT) + b"z" * 512, mtime=0))]
+
+
 HOSTILE = {
     "dotdot": (lambda s: [s.layer([F("ok", b"fine"), F("../evil", b"evil")])], '"../evil": path escapes the root'),
     "absolute": (lambda s: [s.layer([F("/etc/evil", b"evil")])], '"/etc/evil": absolute path refused'),
@@ -244,6 +252,7 @@ HOSTILE = {
     "hardlink_dangling": (lambda s: [s.layer([H("passwd", "etc/passwd")])], "does not exist"),
     "truncated_gzip": (truncated_gzip, "corrupt or truncated layer"),
     "size_lie": (size_lie, '"claims": claims more bytes than the layer blob holds'),
+    "claims_100g": (claims_100g, '"huge": the layers hold more than 68719476736 bytes of file data, the limit'),
 }
 
 
@@ -263,3 +272,38 @@ def test_hostile_layer_refused(tool, tmp_path, case):
     # nothing written outside either
     for escaped in [tmp_path / "evil", tmp_path.parent / "evil", work.parent / "x" / "evil"]:
         assert not escaped.exists()
+
+
+# ---- per-pull budgets, lowered through the environment ----
+
+BUDGETS = {
+    "entries": ({"COCOON_UNPACK_MAX_ENTRIES": "50"},
+                lambda s: [s.layer([F(f"f{i}", b"x") for i in range(30)]), s.layer([F(f"g{i}", b"y") for i in range(30)])],
+                "the image's layers hold more than 50 members, the limit (raise it with COCOON_UNPACK_MAX_ENTRIES"),
+    "file_data": ({"COCOON_UNPACK_MAX_BYTES": "1M"},
+                  lambda s: [s.layer([F("a", b"a" * 600000)]), s.layer([F("b", b"b" * 600000)])],
+                  "the layers hold more than 1048576 bytes of file data, the limit (raise it with "
+                  "COCOON_UNPACK_MAX_BYTES"),
+    "xattrs": ({"COCOON_UNPACK_MAX_META": "1M"},
+               lambda s: [s.layer([F(f"x{i}", b"", pax={"SCHILY.xattr.user.big": "v" * 3000}) for i in range(400)])],
+               "needs more than 1048576 bytes of memory, the limit (raise it with COCOON_UNPACK_MAX_META"),
+    "link_targets": ({"COCOON_UNPACK_MAX_META": "1M"},
+                     lambda s: [s.layer([L(f"l{i}", "t" * 4000) for i in range(400)])],
+                     "needs more than 1048576 bytes of memory"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BUDGETS))
+def test_budget_refused(tool, tmp_path, case):
+    env, make, needle = BUDGETS[case]
+    work = tmp_path / "work"
+    work.mkdir()
+    store = Store(str(tmp_path / "store"))
+    digests = make(store)
+    p = unpack(tool, store, work / "base.ext4", digests, env=env)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert needle in p.stderr, p.stderr
+    assert os.listdir(work) == []
+    # the same layers pass under the defaults
+    p = unpack(tool, store, work / "base.ext4", digests)
+    assert p.returncode == 0, p.stderr

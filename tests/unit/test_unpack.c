@@ -2,7 +2,8 @@
  * in memory with libarchive's writer, put in a temporary blob store, merged with
  * image_unpack_ext4, then read back with libext2fs and checked with `e2fsck -fn`.
  * Covers overrides, whiteouts, opaque dirs, hard links, symlinks, devices, setuid,
- * ownership, xattrs, mtimes, compression, and every hostile layer we refuse. */
+ * ownership, xattrs, mtimes, compression, every hostile layer we refuse, and the
+ * per-pull budgets (entries, file data, metadata memory) with their environment. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -702,6 +703,159 @@ static void test_same_layers_same_bytes(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* ---- per-pull budgets ---- */
+
+/* A gzip layer from raw tar bytes (headers that lie about sizes, without the data). */
+static const char *gzip_raw_layer(const void *tar, size_t len)
+{
+    struct layer l;
+    l.cap = len + (1 << 20);
+    l.buf = malloc(l.cap);
+    l.used = 0;
+    assert_non_null(l.buf);
+    l.a = archive_write_new();
+    assert_int_equal(archive_write_set_format_raw(l.a), ARCHIVE_OK);
+    assert_int_equal(archive_write_add_filter_gzip(l.a), ARCHIVE_OK);
+    assert_int_equal(archive_write_open_memory(l.a, l.buf, l.cap, &l.used), ARCHIVE_OK);
+    struct archive_entry *e = archive_entry_new();
+    archive_entry_set_filetype(e, AE_IFREG);
+    assert_int_equal(archive_write_header(l.a, e), ARCHIVE_OK);
+    assert_int_equal(archive_write_data(l.a, tar, len), (la_ssize_t)len);
+    archive_entry_free(e);
+    return layer_end(&l);
+}
+
+/* A ustar header claiming size bytes (base-256 above 8 GiB). */
+static void claim_header(unsigned char *h, const char *name, uint64_t size)
+{
+    memset(h, 0, 512);
+    snprintf((char *)h, 100, "%s", name);
+    memcpy(h + 100, "0000644", 8);
+    memcpy(h + 108, "0000000", 8);
+    memcpy(h + 116, "0000000", 8);
+    h[124] = 0x80;
+    for (int i = 0; i < 8; i++)
+        h[135 - i] = (unsigned char)(size >> (8 * i));
+    memcpy(h + 136, "13200000000", 12);
+    h[156] = '0';
+    memcpy(h + 257, "ustar", 6);
+    memcpy(h + 263, "00", 2);
+    memset(h + 148, ' ', 8);
+    unsigned sum = 0;
+    for (int i = 0; i < 512; i++)
+        sum += h[i];
+    snprintf((char *)h + 148, 8, "%06o", sum);
+}
+
+static void test_budget_file_data(void **state)
+{
+    /* The default: a compressed layer whose member claims 100 GiB is refused at its
+     * header, before anything is decompressed. */
+    unsigned char tar[2048] = {0};
+    claim_header(tar, "huge", 100ull << 30);
+    memset(tar + 512, 'z', 512);
+    const char *d = gzip_raw_layer(tar, sizeof(tar));
+    assert_refused("\"huge\": the layers hold more than 68719476736 bytes of file data", unpack(1, d));
+    assert_non_null(strstr(err, "COCOON_UNPACK_MAX_BYTES"));
+
+    /* Lowered through the environment, counted over all layers. */
+    setenv("COCOON_UNPACK_MAX_BYTES", "1M", 1);
+    char *data = malloc(600000);
+    memset(data, 'y', 600000);
+    struct layer l;
+    layer_begin(&l, GZIP);
+    struct archive_entry *e = entry("a", AE_IFREG, 0644, 0, 0);
+    archive_entry_set_size(e, 600000);
+    put(&l, e, data, 600000);
+    const char *d1 = layer_end(&l);
+    layer_begin(&l, GZIP);
+    e = entry("b", AE_IFREG, 0644, 0, 0);
+    archive_entry_set_size(e, 600000);
+    put(&l, e, data, 600000);
+    const char *d2 = layer_end(&l);
+    free(data);
+    assert_int_equal(unpack(1, d1), 0);
+    assert_refused("\"b\": the layers hold more than 1048576 bytes of file data", unpack(2, d1, d2));
+    setenv("COCOON_UNPACK_MAX_BYTES", "lots", 1);
+    assert_refused("COCOON_UNPACK_MAX_BYTES=\"lots\" is not valid", unpack(1, d1));
+    unsetenv("COCOON_UNPACK_MAX_BYTES");
+}
+
+static void test_budget_entries(void **state)
+{
+    setenv("COCOON_UNPACK_MAX_ENTRIES", "100", 1);
+    struct layer l;
+    layer_begin(&l, GZIP);
+    for (int i = 0; i < 60; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "f%d", i);
+        add_file(&l, name, 0644, "x");
+    }
+    const char *d1 = layer_end(&l);
+    assert_int_equal(unpack(1, d1), 0);
+    /* members are counted over all layers of the pull */
+    assert_refused("the image's layers hold more than 100 members", unpack(2, d1, d1));
+    /* and names of the merged tree, parents made for a member included */
+    layer_begin(&l, GZIP);
+    for (int i = 0; i < 60; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "d%d/f", i);
+        add_file(&l, name, 0644, "x");
+    }
+    const char *d2 = layer_end(&l);
+    assert_refused("the merged image would hold more than 100 names", unpack(1, d2));
+    unsetenv("COCOON_UNPACK_MAX_ENTRIES");
+}
+
+static void test_budget_metadata_memory(void **state)
+{
+    setenv("COCOON_UNPACK_MAX_META", "1M", 1);
+    /* xattrs: up to 64 KiB on each member is allowed, but not on twenty of them */
+    static char value[30000]; /* the pax writer stores it twice (SCHILY. and LIBARCHIVE.) */
+    memset(value, 'v', sizeof(value));
+    struct layer l;
+    layer_begin(&l, GZIP);
+    for (int i = 0; i < 20; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "x%d", i);
+        struct archive_entry *e = entry(name, AE_IFREG, 0644, 0, 0);
+        archive_entry_xattr_add_entry(e, "user.big", value, sizeof(value));
+        put(&l, e, NULL, 0);
+    }
+    const char *d = layer_end(&l);
+    assert_refused("metadata (names, link targets, xattrs) needs more than 1048576 bytes", unpack(1, d));
+    assert_non_null(strstr(err, "COCOON_UNPACK_MAX_META"));
+    /* long symlink targets */
+    char target[4000];
+    memset(target, 't', sizeof(target) - 1);
+    target[sizeof(target) - 1] = 0;
+    layer_begin(&l, GZIP);
+    for (int i = 0; i < 400; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "l%d", i);
+        add_symlink(&l, name, target);
+    }
+    d = layer_end(&l);
+    assert_refused("needs more than 1048576 bytes", unpack(1, d));
+    /* what later layers delete is given back: the same names replaced by short files */
+    layer_begin(&l, GZIP);
+    for (int i = 0; i < 200; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "l%d", i);
+        add_symlink(&l, name, target);
+    }
+    const char *d1 = layer_end(&l);
+    layer_begin(&l, GZIP);
+    for (int i = 0; i < 200; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "l%d", i);
+        add_file(&l, name, 0644, "short");
+    }
+    const char *d2 = layer_end(&l);
+    assert_int_equal(unpack(4, d1, d2, d1, d2), 0);
+    unsetenv("COCOON_UNPACK_MAX_META");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -718,6 +872,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refuses_size_beyond_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refuses_long_names_and_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_layers_same_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_budget_file_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_budget_entries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_budget_metadata_memory, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

