@@ -155,10 +155,12 @@ static int allow_common(scmp_filter_ctx ctx)
 #if defined(__SANITIZE_ADDRESS__)
     /* The sanitizer runtime: its reports and, at exit, LeakSanitizer, which stops the
      * process's threads with a ptrace helper thread. Sanitizer builds only. */
-    static const int san[] = {
-        SCMP_SYS(openat), SCMP_SYS(readlink),   SCMP_SYS(readlinkat), SCMP_SYS(ptrace),  SCMP_SYS(clone),
-        SCMP_SYS(clone3), SCMP_SYS(prctl),      SCMP_SYS(wait4),      SCMP_SYS(getppid), SCMP_SYS(sched_setaffinity),
-        SCMP_SYS(mlock),  SCMP_SYS(getdents64), SCMP_SYS(setrlimit),  SCMP_SYS(pipe2),   SCMP_SYS(ioctl)};
+    static const int san[] = {SCMP_SYS(open),     SCMP_SYS(getdents),   SCMP_SYS(openat),
+                              SCMP_SYS(readlink), SCMP_SYS(readlinkat), SCMP_SYS(ptrace),
+                              SCMP_SYS(clone),    SCMP_SYS(clone3),     SCMP_SYS(prctl),
+                              SCMP_SYS(wait4),    SCMP_SYS(getppid),    SCMP_SYS(sched_setaffinity),
+                              SCMP_SYS(mlock),    SCMP_SYS(getdents64), SCMP_SYS(setrlimit),
+                              SCMP_SYS(pipe2),    SCMP_SYS(ioctl)};
     for (size_t i = 0; i < sizeof(san) / sizeof(san[0]); i++)
         rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, san[i], 0);
     rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 0);

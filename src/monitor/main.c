@@ -104,20 +104,35 @@ static void ensure_stdio(void)
 enum { PID_LOCK_HELD = -2 };
 static int lock_pid_file(struct vmm *v, char *err, size_t cap)
 {
-    v->pid_fd = openat(v->dirfd, "vmm.pid", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (v->pid_fd < 0) {
-        snprintf(err, cap, "cannot create %s/vmm.pid: %s", v->box_dir, strerror(errno));
-        return -1;
-    }
-    if (flock(v->pid_fd, LOCK_EX | LOCK_NB) < 0) {
-        char other[32] = "";
-        ssize_t n = pread(v->pid_fd, other, sizeof(other) - 1, 0);
-        other[n > 0 ? n : 0] = 0;
-        other[strcspn(other, "\n")] = 0;
-        snprintf(err, cap, "box %s is already running (cocoon-vmm pid %s)", v->box_dir, other[0] ? other : "?");
+    /* A monitor that exits removes vmm.pid before it lets go of the lock: the file we
+     * locked may be that one, already unlinked. Locked and still the file at the path,
+     * or try again (a few times: each retry means another monitor just finished). */
+    for (int tries = 0;; tries++) {
+        v->pid_fd = openat(v->dirfd, "vmm.pid", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (v->pid_fd < 0) {
+            snprintf(err, cap, "cannot create %s/vmm.pid: %s", v->box_dir, strerror(errno));
+            return -1;
+        }
+        if (flock(v->pid_fd, LOCK_EX | LOCK_NB) < 0) {
+            char other[32] = "";
+            ssize_t n = pread(v->pid_fd, other, sizeof(other) - 1, 0);
+            other[n > 0 ? n : 0] = 0;
+            other[strcspn(other, "\n")] = 0;
+            snprintf(err, cap, "box %s is already running (cocoon-vmm pid %s)", v->box_dir, other[0] ? other : "?");
+            close(v->pid_fd);
+            v->pid_fd = -1;
+            return PID_LOCK_HELD;
+        }
+        struct stat held, now;
+        if (fstat(v->pid_fd, &held) == 0 && fstatat(v->dirfd, "vmm.pid", &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+            held.st_ino == now.st_ino && held.st_dev == now.st_dev)
+            break;
         close(v->pid_fd);
         v->pid_fd = -1;
-        return PID_LOCK_HELD;
+        if (tries == 8) {
+            snprintf(err, cap, "box %s: vmm.pid keeps being replaced while we lock it", v->box_dir);
+            return -1;
+        }
     }
     char buf[32];
     int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());

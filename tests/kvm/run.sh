@@ -98,13 +98,9 @@ run virtio-net-ioeventfd reset "DONE [0-9]* 0$" "ok arp reply from the gateway" 
     "ok arp after reset" "broken_net=3 " -- --mode long --net --ioeventfd --irqfd "$B/lm_net.bin"
 echo "  virtio-net-ioeventfd: $(grep -o 'ioeventfds=[0-9]* irqfds=[0-9]*' "$B/virtio-net-ioeventfd.out")"
 # The kvm VMM's seccomp filters on (as a box's kvm child runs): the same guest, every
-# device path, nothing refused. LeakSanitizer's exit check (a ptrace stop-the-world) cannot
-# run under the VMM's filter: leaks are checked by the unfiltered runs of the same guest.
-saved_asan=${ASAN_OPTIONS:-}
-export ASAN_OPTIONS="${saved_asan:+$saved_asan:}detect_leaks=0"
+# device path, nothing refused.
 run virtio-raw-seccomp reset "DONE 0x" "ok blk data round trip" "ok console echo round trip" -- \
     --mode long --rng --agent --disk "$B/disk.raw" --format raw --irqfd --seccomp "$B/lm_virtio.bin"
-export ASAN_OPTIONS="$saved_asan"
 run virtio-raw-ioeventfd reset "DONE 0x" "ok blk data round trip" "ok bad descriptor loop" "ok console echo round trip" -- \
     --mode long --rng --agent --disk "$B/disk.raw" --format raw --irqfd "$B/lm_virtio.bin"
 
