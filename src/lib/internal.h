@@ -163,6 +163,9 @@ void lib_box_gc(cocoon_runtime *rt);
 /* Removes a box directory under the box lock; refused while a monitor holds it. */
 int lib_box_dir_remove(const char *dir, cocoon_error *err);
 int lib_ctl_connect(cocoon_box *box, cocoon_error *err);
+/* A connected (non-blocking) socket to the box's ctl.sock, nothing read yet. -1 with an
+ * error saying the box is not running. */
+int lib_ctl_socket(cocoon_box *box, cocoon_error *err);
 /* The monitor's first frame on a control connection: 0 for a valid VMM_HELLO (into
  * *hello); otherwise -1 with its ERROR's message (it may refuse a connection, e.g.
  * when out of descriptors) or a protocol error. */

@@ -98,10 +98,8 @@ int lib_ctl_hello(cocoon_box *box, const struct proto_header *h, const uint8_t *
     return 0;
 }
 
-int lib_ctl_connect(cocoon_box *box, cocoon_error *err)
+int lib_ctl_socket(cocoon_box *box, cocoon_error *err)
 {
-    if (box->conn_ready)
-        return 0;
     int dirfd = open(box->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (dirfd < 0)
         return lib_err(err, COCOON_E_NOT_FOUND, "box %s: %s: %s", box->id, box->dir, strerror(errno));
@@ -128,6 +126,16 @@ int lib_ctl_connect(cocoon_box *box, cocoon_error *err)
         return lib_err(err, COCOON_E_STATE, "box %s is not running (cannot connect to its control socket: %s)", box->id,
                        strerror(e));
     }
+    return fd;
+}
+
+int lib_ctl_connect(cocoon_box *box, cocoon_error *err)
+{
+    if (box->conn_ready)
+        return 0;
+    int fd = lib_ctl_socket(box, err);
+    if (fd < 0)
+        return -1;
     if (proto_conn_init(&box->conn, fd, 0) < 0) {
         close(fd);
         return lib_err(err, COCOON_E_NOMEM, "out of memory");

@@ -79,9 +79,9 @@ static int xfer_start(cocoon_box *box, struct lib_xfer *x, int fd, cocoon_error 
         return -1;
     }
     struct proto_vmm_hello hello;
-    if (h.type != PROTO_VMM_HELLO || proto_decode_vmm_hello(p, h.len, &hello) != PROTO_OK) {
+    if (lib_ctl_hello(box, &h, p, &hello, err) < 0) {
         xfer_release(x);
-        return lib_err(err, COCOON_E_PROTOCOL, "box %s: the monitor did not greet with VMM_HELLO", box->id);
+        return -1;
     }
     return 0;
 }
@@ -91,25 +91,7 @@ static int ctl_connect(cocoon_box *box, cocoon_error *err)
     if (!lib_box_running(box->dir, NULL))
         return lib_err(err, COCOON_E_STATE, "box %s is not running (start it with `cocoon start %s`)", box->id,
                        box->name[0] ? box->name : box->id);
-    int dirfd = open(box->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (dirfd < 0)
-        return lib_err(err, COCOON_E_NOT_FOUND, "box %s: %s: %s", box->id, box->dir, strerror(errno));
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    int fd = -1, rc = -1, e = 0;
-    if (util_unix_path(dirfd, "ctl.sock", sa.sun_path, sizeof(sa.sun_path)) == 0)
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd >= 0) {
-        rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-        e = errno;
-    }
-    close(dirfd);
-    if (rc < 0) {
-        if (fd >= 0)
-            close(fd);
-        return lib_err(err, COCOON_E_STATE, "box %s is not running (cannot connect to its control socket: %s)", box->id,
-                       strerror(e));
-    }
-    return fd;
+    return lib_ctl_socket(box, err);
 }
 
 struct lib_xfer *lib_xfer_attach(cocoon_box *box, int fd, cocoon_error *err)

@@ -278,6 +278,7 @@ static int open_box_dir(struct vmm *v, const char *dir, char *err, size_t cap)
         snprintf(err, cap, "box directory %s: %s", v->box_dir, strerror(errno));
         return -1;
     }
+    v->parent_dirfd = openat(v->dirfd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
     int log = openat(v->dirfd, "vmm.log", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (log < 0) {
         snprintf(err, cap, "cannot open %s/vmm.log: %s", v->box_dir, strerror(errno));
@@ -322,8 +323,14 @@ static void cleanup(struct vmm *v, int own_files)
     }
     if (own_files && v->lifeline_gone && v->cfg.ephemeral) {
         vmm_log("removing the ephemeral box %s", v->box_dir);
-        if (util_rm_rf(v->box_dir) < 0)
-            vmm_log("cannot remove %s: %s", v->box_dir, strerror(errno));
+        /* In the jail the box directory is a mount point: its contents go through the
+         * path, the directory itself through the parent opened before the jail. */
+        const char *name = strrchr(v->box_dir, '/');
+        if (util_rm_rf(v->box_dir) < 0) {
+            int first = errno;
+            if (!name || v->parent_dirfd < 0 || unlinkat(v->parent_dirfd, name + 1, AT_REMOVEDIR) < 0)
+                vmm_log("cannot remove %s: %s (then %s)", v->box_dir, strerror(first), strerror(errno));
+        }
     } else {
         vmm_log("cocoon-vmm exits with status %d", v->failed ? 1 : 0);
     }
@@ -334,7 +341,7 @@ static void cleanup(struct vmm *v, int own_files)
     vmm_log_set_fd(2);
     if (log > 2)
         close(log);
-    int fds[] = {v->epfd, v->sigfd, v->timerfd, v->dirfd, v->ready_fd, v->lifeline_fd};
+    int fds[] = {v->epfd, v->sigfd, v->timerfd, v->dirfd, v->parent_dirfd, v->ready_fd, v->lifeline_fd};
     for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
         if (fds[i] >= 0)
             close(fds[i]);
@@ -364,7 +371,7 @@ int main(int argc, char **argv)
     if (!v)
         return 1;
     v->t_start = util_now_ns(CLOCK_MONOTONIC);
-    v->ready_fd = v->lifeline_fd = v->dirfd = v->pid_fd = v->epfd = v->sigfd = v->timerfd = -1;
+    v->ready_fd = v->lifeline_fd = v->dirfd = v->parent_dirfd = v->pid_fd = v->epfd = v->sigfd = v->timerfd = -1;
     v->listen_fd = v->agent_fd = v->child_out_fd = -1;
     const char *dir = NULL;
     int c, rc = 1;

@@ -43,6 +43,7 @@ struct vmm {
     const struct backend *backend;
     char box_dir[PATH_MAX];
     int dirfd;
+    int parent_dirfd; /* boxes/, opened before the jail: to remove an ephemeral box's directory */
     char ctl_path[108];
     int pid_fd; /* vmm.pid, locked for our lifetime */
     int ready_fd, lifeline_fd;

@@ -129,9 +129,11 @@ struct net_stack {
     struct nwatch w_timer;
     struct net_stats st;
     int link_blocked;
-    int icmp_ok;        /* unprivileged ICMP sockets work here */
-    int icmp_explained; /* the note on why they do not is in net.log */
-    uint64_t log_size;  /* bytes in the current net.log */
+    int icmp_ok;         /* unprivileged ICMP sockets work here */
+    int icmp_explained;  /* the note on why they do not is in net.log */
+    char ping_range[64]; /* net.ipv4.ping_group_range as the stack found it */
+    unsigned ping_gid;   /* our group, for that note */
+    uint64_t log_size;   /* bytes in the current net.log */
     int log_sized, log_stopped;
     uint8_t frame[65536 + 64]; /* scratch for frames to the guest */
     uint16_t ip_id;
@@ -224,6 +226,8 @@ void tcp_dns_answer(struct net_stack *s, uint16_t gport, uint32_t rip, const uin
 
 /* udp.c */
 void udp_input(struct net_stack *s, const struct pkt_ip *ip);
+/* Reads net.ipv4.ping_group_range for the note on pings that cannot be relayed. */
+void icmp_read_host_range(struct net_stack *s);
 void icmp_input(struct net_stack *s, const struct pkt_ip *ip);
 void udp_on_event(struct net_stack *s, struct udp_flow *f);
 void udp_on_listener(struct net_stack *s, struct listener *l);

@@ -347,6 +347,7 @@ struct net_stack *net_stack_new(const struct net_config *cfg, net_output_fn out,
     dns_load_upstreams(&s->cfg);
     policy_init(&s->pol, &s->cfg);
     s->icmp_ok = probe_icmp();
+    icmp_read_host_range(s);
     net_fit_fds(s);
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     s->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);

@@ -379,23 +379,31 @@ void udp_on_listener(struct net_stack *s, struct listener *l)
 
 /* ---- ICMP ---- */
 
+void icmp_read_host_range(struct net_stack *s)
+{
+    snprintf(s->ping_range, sizeof(s->ping_range), "?");
+    s->ping_gid = (unsigned)getegid();
+    FILE *f = fopen("/proc/sys/net/ipv4/ping_group_range", "re");
+    if (!f)
+        return;
+    if (fgets(s->ping_range, sizeof(s->ping_range), f))
+        s->ping_range[strcspn(s->ping_range, "\n")] = 0;
+    for (char *p = s->ping_range; *p; p++)
+        if (*p == '\t')
+            *p = ' ';
+    fclose(f);
+}
+
 /* Once per box, in net.log: why an allowed ping gets no reply. Unprivileged ICMP
- * sockets need the monitor's group inside net.ipv4.ping_group_range. */
+ * sockets need the monitor's group inside net.ipv4.ping_group_range (read when the
+ * stack was made: the monitor's jail then hides /proc and maps the groups). */
 static void explain_no_icmp(struct net_stack *s, uint32_t dst)
 {
     if (s->icmp_explained)
         return;
     s->icmp_explained = 1;
-    char range[64] = "?", a[INET_ADDRSTRLEN], text[512];
-    FILE *f = fopen("/proc/sys/net/ipv4/ping_group_range", "re");
-    if (f) {
-        if (fgets(range, sizeof(range), f))
-            range[strcspn(range, "\n")] = 0;
-        for (char *p = range; *p; p++)
-            if (*p == '\t')
-                *p = ' ';
-        fclose(f);
-    }
+    char a[INET_ADDRSTRLEN], text[512];
+    const char *range = s->ping_range;
     struct in_addr ia = {.s_addr = htonl(dst)};
     inet_ntop(AF_INET, &ia, a, sizeof(a));
     snprintf(text, sizeof(text),
@@ -403,7 +411,7 @@ static void explain_no_icmp(struct net_stack *s, uint32_t dst)
              "(sysctl net.ipv4.ping_group_range=\"%s\" does not include group %u of cocoon-vmm); to enable ping "
              "from boxes: sysctl -w net.ipv4.ping_group_range=\"%u %u\" (or a range that includes it). "
              "Pings to the gateway are always answered; this note is written once",
-             a, range, (unsigned)getegid(), (unsigned)getegid(), (unsigned)getegid());
+             a, range, s->ping_gid, s->ping_gid, s->ping_gid);
     net_log_note(s, text);
 }
 
