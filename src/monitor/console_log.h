@@ -5,11 +5,13 @@
 #define COCOON_MONITOR_CONSOLE_LOG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Above this console.log becomes console.log.1: at most about twice this per box.
  * COCOON_CONSOLE_LOG_MAX=BYTES in the monitor's environment changes it. */
 #define CONSOLE_LOG_DEFAULT_BYTES (4u * 1024 * 1024)
 #define CONSOLE_LOG_MIN_BYTES 4096u
+uint64_t console_log_max_bytes(void);
 
 struct vmm;
 /* Before the child starts: a fresh console.log and the socketpair; *child_end is the
