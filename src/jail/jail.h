@@ -100,6 +100,7 @@ struct jail_probe {
     int userns, mountns, pidns, netns, seccomp, cgroup2;
     char detail[512];
 };
+/* Fills p by trying each namespace in a throwaway child process (no side effect). */
 void jail_probe(struct jail_probe *p);
 
 #endif

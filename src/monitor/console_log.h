@@ -11,6 +11,7 @@
  * COCOON_CONSOLE_LOG_MAX=BYTES in the monitor's environment changes it. */
 #define CONSOLE_LOG_DEFAULT_BYTES (4u * 1024 * 1024)
 #define CONSOLE_LOG_MIN_BYTES 4096u
+/* The rotation bound in effect (the default, or COCOON_CONSOLE_LOG_MAX). */
 uint64_t console_log_max_bytes(void);
 
 struct vmm;
@@ -19,6 +20,7 @@ struct vmm;
 int console_log_open(struct vmm *v, int *child_end, char *err, size_t cap);
 /* Reads what the child wrote (bounded per call; the loop comes back) into the log. */
 void console_log_drain(struct vmm *v);
+/* Closes the channel and the log (logging how often it rotated or dropped). */
 void console_log_close(struct vmm *v);
 
 #endif
