@@ -1,7 +1,9 @@
 /* A cgroup v2 of its own for a box, where the host delegated one to us: the monitor and
  * its VMM child move into it, memory.max is the guest's RAM plus a stated overhead and
  * pids.max bounds their threads. Without a delegated cgroup v2 (a cgroup v1 host, or a
- * cgroup we may not write), the box runs without one and the reason is logged. */
+ * cgroup we may not write), the box runs without one and the reason is logged. The
+ * cgroup is named after the box, so its next start reuses it; the monitor (inside it
+ * until it exits) cannot remove it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -98,11 +100,4 @@ fail:
     rmdir(st->cgroup_path);
     st->cgroup_path[0] = 0;
     return -1;
-}
-
-void jail_leave(struct jail_state *st)
-{
-    /* The monitor is still in the cgroup; the host's cgroup tooling (or the next box
-     * of the same id) removes it once it is empty. Nothing to undo inside the jail. */
-    (void)st;
 }

@@ -76,8 +76,6 @@ int jail_lock(uint64_t fsize, char *err, size_t cap);
 /* In the forked child, before exec (async-signal-safe calls only): an empty network
  * namespace, then jail_lock's steps. Returns -1 (errno set) on failure. */
 int jail_child(uint64_t fsize);
-/* Removes the box's cgroup (the monitor, at exit). */
-void jail_leave(struct jail_state *st);
 
 /* ---- seccomp.c ---- */
 
