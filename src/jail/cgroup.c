@@ -101,3 +101,12 @@ fail:
     st->cgroup_path[0] = 0;
     return -1;
 }
+
+void jail_cgroup_remove(const char *box_id)
+{
+    char parent[PATH_MAX], why[384], path[PATH_MAX + 80];
+    if (jail_cgroup_self(parent, sizeof(parent), why, sizeof(why)) < 0)
+        return;
+    snprintf(path, sizeof(path), "%s/cocoon-%s", parent, box_id);
+    rmdir(path);
+}

@@ -77,6 +77,10 @@ int jail_lock(uint64_t fsize, char *err, size_t cap);
  * namespace, then jail_lock's steps. Returns -1 (errno set) on failure. */
 int jail_child(uint64_t fsize);
 
+/* The box's cgroup (when one was made: a delegated cgroup v2), removed with the box.
+ * Quiet when there is none or it is still in use. */
+void jail_cgroup_remove(const char *box_id);
+
 /* ---- seccomp.c ---- */
 
 enum jail_role {
