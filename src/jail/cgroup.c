@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "jail/jail.h"
+#include "util/util.h"
 
 #define CGROUP_ROOT "/sys/fs/cgroup"
 
@@ -21,14 +22,7 @@ static int write_at(const char *dir, const char *file, const char *text)
 {
     char path[PATH_MAX * 2];
     snprintf(path, sizeof(path), "%s/%s", dir, file);
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = write(fd, text, strlen(text));
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return n == (ssize_t)strlen(text) ? 0 : -1;
+    return util_write_text(path, text);
 }
 
 static int read_at(const char *dir, const char *file, char *out, size_t cap)
