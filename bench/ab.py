@@ -7,8 +7,9 @@ build two ways (the jail on and off).
 Per configuration, over --rounds alternating rounds:
   start       `cocoon start BOX` of a created box (CLI start until the agent is ready)
   exec-proto  EXEC `true` spoken on the box's control socket (exec_bench.py's client):
-              what an exec costs without any client start-up
-  exec-cli    `cocoon exec BOX -- true`
+              what an exec costs without any client start-up; the two sides' boxes run
+              at once and take turns exec by exec
+  exec-cli    `cocoon exec BOX -- true`, taking turns the same way
   net         guest -> host and host -> guest TCP MB/s and connections/s through the
               box's network (net_bench.py's guest client and servers)
 Reports medians, the spread (min-max), and B / A for each.
@@ -48,7 +49,8 @@ class Side:
         self.home = tempfile.mkdtemp(prefix=f"cocoon-ab-{label}-")
         self.cli = os.path.join(build, "bin", "cocoon")
         self.env = dict(os.environ, COCOON_HOME=self.home, COCOON_SHARE_DIR=share,
-                        COCOON_VMM=os.path.join(build, "bin", "cocoon-vmm"), **env)
+                        COCOON_VMM=os.path.join(build, "bin", "cocoon-vmm"))
+        self.env.update(env)  # the side's own variables win
         self.res = {}
 
     def run(self, *args, timeout=300, check=True):
@@ -61,17 +63,17 @@ class Side:
         self.res.setdefault(key, []).append(value)
 
 
-def exec_proto_ms(box_dir, n):
-    """Median of n EXEC `true` round trips on the control socket (ms), after 3 warm-ups."""
-    ctl = Ctl(box_dir)
-    times = []
-    for i in range(n + 3):
-        t = time.perf_counter()
-        ctl.exec_true()
-        if i >= 3:
-            times.append((time.perf_counter() - t) * 1000)
-    ctl.close()
-    return statistics.median(times)
+def interleaved_ms(fns, n, warm=3):
+    """Each fn called n times, the fns taking turns (so both see the same machine), after
+    warm-up calls; the median time of each (ms)."""
+    times = [[] for _ in fns]
+    for i in range(n + warm):
+        for k, fn in enumerate(fns):
+            t = time.perf_counter()
+            fn()
+            if i >= warm:
+                times[k].append((time.perf_counter() - t) * 1000)
+    return [statistics.median(t) for t in times]
 
 
 def main():
@@ -94,24 +96,28 @@ def main():
     load0 = os.getloadavg()[0]
     try:
         for rnd in range(a.rounds):
-            for s in sides if rnd % 2 == 0 else reversed(sides):
-                box = s.run("create", "--net", "public", "--allow", f"host:{sink}", "--allow", f"host:{source}",
-                            "--allow", f"host:{echo}").stdout.decode().split()[-1]
+            order = sides if rnd % 2 == 0 else list(reversed(sides))
+            boxes = {}
+            for s in order:  # one fresh box each; start times alternate who goes first
+                boxes[s.label] = s.run("create", "--net", "public", "--allow", f"host:{sink}", "--allow",
+                                       f"host:{source}", "--allow", f"host:{echo}").stdout.decode().split()[-1]
                 t = time.perf_counter()
-                s.run("start", box)
+                s.run("start", boxes[s.label])
                 s.add("start", (time.perf_counter() - t) * 1000)
-                s.add("exec-proto", exec_proto_ms(os.path.join(s.home, "boxes", box), a.execs))
-                cli = []
-                for _ in range(max(5, a.execs // 5)):
-                    t = time.perf_counter()
-                    s.run("exec", box, "--", "true")
-                    cli.append((time.perf_counter() - t) * 1000)
-                s.add("exec-cli", statistics.median(cli))
-                out = s.run("exec", box, "--", "python3", "-c", code, timeout=600).stdout.decode()
-                net = json.loads(out.strip().splitlines()[-1])
-                for k, v in net.items():
+            ctls = [Ctl(os.path.join(s.home, "boxes", boxes[s.label])) for s in sides]
+            for s, ms in zip(sides, interleaved_ms([c.exec_true for c in ctls], a.execs)):
+                s.add("exec-proto", ms)
+            for c in ctls:
+                c.close()
+            clis = [lambda s=s: s.run("exec", boxes[s.label], "--", "true") for s in sides]
+            for s, ms in zip(sides, interleaved_ms(clis, max(5, a.execs // 5), warm=1)):
+                s.add("exec-cli", ms)
+            for s in order:
+                out = s.run("exec", boxes[s.label], "--", "python3", "-c", code, timeout=600).stdout.decode()
+                for k, v in json.loads(out.strip().splitlines()[-1]).items():
                     s.add(k, v)
-                s.run("rm", "-f", box)
+            for s in sides:
+                s.run("rm", "-f", boxes[s.label])
             print(f"round {rnd + 1}: " + " | ".join(
                 f"{s.label}: start {s.res['start'][-1]:.0f} ms, exec {s.res['exec-proto'][-1]:.1f} ms, "
                 f"g->h {s.res['guest_to_host'][-1]:.0f} MB/s" for s in sides), file=sys.stderr, flush=True)
@@ -138,9 +144,10 @@ def main():
 
 {table}
 
-{a.rounds} alternating rounds; per round one fresh box each (public network): `cocoon start`,
-{a.execs} EXECs of `true` on its control socket (median of the round), {max(5, a.execs // 5)} `cocoon exec
-BOX -- true`, then {a.mb} MB each way and {a.conns} connections through the box's network.
+{a.rounds} rounds; per round one fresh box each (public network), started in alternating order;
+{a.execs} EXECs of `true` on each box's control socket and {max(5, a.execs // 5)} `cocoon exec BOX -- true`,
+the two sides taking turns exec by exec (medians per round); then {a.mb} MB each way and
+{a.conns} connections through each box's network.
 Command: `{cmd}`. Date: {now}; load average {load0:.2f} at the start (2 shared cores).
 """)
 
