@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "net/internal.h"
+#include "net/tcp.h"
 #include "net/wire.h"
 
 #define H_MAXQ 4096

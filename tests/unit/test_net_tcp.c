@@ -247,11 +247,11 @@ static void test_zero_window_bounded(void **state)
     }
     struct tcp_conn *c = h.s->tcp_list;
     assert_non_null(c);
-    assert_true(c->to_guest.len <= TCP_BUF);
-    assert_true(c->to_host.len <= TCP_BUF);
+    assert_true(c->to_guest.len <= RING_MAX);
+    assert_true(c->to_host.len <= RING_MAX);
     /* the host's echo filled our ring toward the guest, and not one byte went out
      * into the closed window (the kernel's socket buffers absorb the rest) */
-    assert_int_equal(c->to_guest.cap, TCP_RING_MIN);
+    assert_int_equal(c->to_guest.cap, RING_MIN);
     assert_int_equal(c->to_guest.len, c->to_guest.cap);
     assert_int_equal(c->snd_nxt, c->snd_una);
     h_stop(&h);
