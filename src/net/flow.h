@@ -43,6 +43,7 @@ void flow_free(struct net_stack *s, struct flow *f);
 /* Frees the flows idle for FLOW_IDLE_MS; lowers *next (0: none yet) to the earliest
  * expiry left. */
 void flow_tick(struct net_stack *s, uint64_t now, uint64_t *next);
+/* Frees every flow (the stack is going away). */
 void flow_free_all(struct net_stack *s);
 
 #endif

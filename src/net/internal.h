@@ -90,9 +90,13 @@ struct net_stack {
 /* The public entry points of net.h with the clock already read: now (ms) is used for
  * every event they handle. The top level calls them; unit tests drive time through
  * them (a fixed now far from the real clock also keeps the timerfd quiet). */
+/* net_stack_input_frame at now. */
 void net_input_frame_at(struct net_stack *s, const uint8_t *frame, size_t len, uint64_t now);
+/* net_stack_flush at now. */
 void net_flush_at(struct net_stack *s, uint64_t now);
+/* net_stack_on_fd_ready with every ready event handled at now. */
 void net_on_fd_ready_at(struct net_stack *s, uint64_t now);
+/* net_stack_tick at now: runs what is due at now, whatever the timerfd says. */
 void net_tick_at(struct net_stack *s, uint64_t now);
 
 /* The next pseudo-random number of the stack's xorshift generator (seeded from
@@ -101,10 +105,12 @@ uint32_t net_random(struct net_stack *s);
 /* A port of the host alias for a new inbound connection or published UDP client:
  * the next of 49152..65535, round robin (the caller checks it is free). */
 uint16_t net_next_eport(struct net_stack *s);
-/* Adds fd to the stack's epoll set for ev, pointing at w (an object the stack owns),
- * or changes what it waits for. 0, or -1 with errno. net_unwatch removes it. */
+/* Adds fd (still the caller's) to the stack's epoll set for ev, its events pointing
+ * at w (an object the stack owns). 0, or -1 with errno. */
 int net_watch(struct net_stack *s, int fd, uint32_t ev, struct nwatch *w);
+/* Changes what a watched fd waits for. 0, or -1 with errno. */
 int net_rewatch(struct net_stack *s, int fd, uint32_t ev, struct nwatch *w);
+/* Takes fd out of the epoll set (before it is closed). */
 void net_unwatch(struct net_stack *s, int fd);
 /* Marks obj (an object of net_object_new) dead and frees it at the end of the current
  * batch of events, so that events already read for it are skipped, not followed. */
@@ -146,8 +152,9 @@ int net_mem_charge(struct net_stack *s, size_t n, uint64_t keep);
 void net_mem_release(struct net_stack *s, size_t n);
 /* A zeroed object of size bytes that starts with a struct nwatch of this kind,
  * charged to the budget (NULL over budget, noted once, or without memory). Free it
- * with net_bury (while events may still point at it) or net_object_free (NULL is fine). */
+ * with net_bury (while events may still point at it) or net_object_free. */
 void *net_object_new(struct net_stack *s, size_t size, enum nw_kind kind);
+/* Frees obj now and gives its bytes back to the budget; NULL is fine. */
 void net_object_free(struct net_stack *s, void *obj);
 /* A TCP ring's bytes: a new connection's may use the whole budget (over it: refused,
  * noted once), growth only up to three quarters of it. 0 or -1. */
