@@ -4,6 +4,7 @@
 
 #include <netinet/in.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 struct flow *flow_find(struct net_stack *s, enum flow_kind kind, uint16_t gport, uint32_t rip, uint16_t rport)
@@ -54,6 +55,21 @@ struct flow *flow_open(struct net_stack *s, enum flow_kind kind, uint16_t gport,
         return NULL;
     }
     return f;
+}
+
+void flow_send(struct net_stack *s, struct flow *f, const void *data, size_t len, uint64_t now)
+{
+    f->last = now;
+    if (send(f->fd, data, len, MSG_DONTWAIT) < 0)
+        s->st.dropped_other++;
+}
+
+ssize_t flow_recv(struct flow *f, uint8_t *buf, size_t cap, uint64_t now)
+{
+    ssize_t n = recv(f->fd, buf, cap, MSG_DONTWAIT);
+    if (n >= 0)
+        f->last = now;
+    return n;
 }
 
 void flow_free(struct net_stack *s, struct flow *f)

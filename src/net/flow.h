@@ -6,6 +6,7 @@
 #define COCOON_NET_FLOW_H
 
 #include <stdint.h>
+#include <sys/types.h>
 #include <netinet/in.h>
 
 #include "net/internal.h"
@@ -38,6 +39,12 @@ struct flow *flow_open(struct net_stack *s, enum flow_kind kind, uint16_t gport,
 /* A new flow of kind on fd, which it owns from now on unless published; NULL over the
  * memory budget (fd is then the caller's). The caller fills in the addresses. */
 struct flow *flow_new(struct net_stack *s, enum flow_kind kind, int fd, uint64_t now);
+/* Sends the guest's len bytes of data through f's socket, without waiting; the flow
+ * was active at now. A datagram the socket refuses is counted as dropped. */
+void flow_send(struct net_stack *s, struct flow *f, const void *data, size_t len, uint64_t now);
+/* The next datagram waiting on f's socket, read into buf (cap bytes) without
+ * waiting: its length (the flow was active at now), or -1 when there is none. */
+ssize_t flow_recv(struct flow *f, uint8_t *buf, size_t cap, uint64_t now);
 /* Closes f's own socket and frees f (after the current batch of events). */
 void flow_free(struct net_stack *s, struct flow *f);
 /* Frees the flows idle for FLOW_IDLE_MS; lowers *next (0: none yet) to the earliest

@@ -113,19 +113,16 @@ void icmp_input(struct net_stack *s, const struct pkt_ip *ip, uint64_t now)
         s->st.dropped_other++;
         return;
     }
-    f->last = now;
-    if (send(f->fd, p, n, MSG_DONTWAIT) < 0)
-        s->st.dropped_other++;
+    flow_send(s, f, p, n, now);
 }
 
 void icmp_on_event(struct net_stack *s, struct flow *f, uint64_t now)
 {
     uint8_t buf[65536];
     for (int i = 0; i < 16; i++) {
-        ssize_t n = recv(f->fd, buf, sizeof(buf), MSG_DONTWAIT);
+        ssize_t n = flow_recv(f, buf, sizeof(buf), now);
         if (n < 0)
             return;
-        f->last = now;
         if (n < 8 || buf[0] != 0 || (size_t)n > (size_t)s->cfg.mtu - 20)
             continue; /* only echo replies that fit the guest's MTU */
         memcpy(s->frame + NET_L4_OFF, buf, (size_t)n);

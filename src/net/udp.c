@@ -73,19 +73,16 @@ void udp_input(struct net_stack *s, const struct pkt_ip *ip, uint64_t now)
         s->st.dropped_other++;
         return;
     }
-    f->last = now;
-    if (send(f->fd, u.data, u.len, MSG_DONTWAIT) < 0)
-        s->st.dropped_other++;
+    flow_send(s, f, u.data, u.len, now);
 }
 
 void udp_on_event(struct net_stack *s, struct flow *f, uint64_t now)
 {
     uint8_t buf[65536];
     for (int i = 0; i < 16; i++) {
-        ssize_t n = recv(f->fd, buf, sizeof(buf), MSG_DONTWAIT);
+        ssize_t n = flow_recv(f, buf, sizeof(buf), now);
         if (n < 0)
             return;
-        f->last = now;
         udp_send_to_guest(s, f->rip, f->rport, f->gport, buf, (size_t)n);
     }
 }

@@ -70,6 +70,23 @@ static void expect_none(struct harness *h)
     assert_false(next_seg(h, &g));
 }
 
+/* The timer schedule waits (n of them, ms): at each but the last expiry, and not one
+ * ms before, the stack sends the segment described as for expect; then the clock is
+ * left one ms before the last expiry, with nothing sent. */
+static void expect_schedule(struct harness *h, const uint32_t *waits, size_t n, uint8_t flags, uint32_t seq,
+                            uint32_t ack, size_t len)
+{
+    struct seg g;
+    for (size_t i = 0; i + 1 < n; i++) {
+        h_advance(h, waits[i] - 1);
+        expect_none(h);
+        h_advance(h, 1);
+        expect(h, &g, flags, seq, ack, len);
+    }
+    h_advance(h, waits[n - 1] - 1);
+    expect_none(h);
+}
+
 /* Handles the stack's host-side events (waiting up to 5 s of real time for them; its
  * clock stays at h->now) until it sent the guest a frame. */
 static void wait_frame(struct harness *h)
@@ -140,6 +157,19 @@ static void ask_alias(struct harness *h, uint16_t sport, uint32_t seq, uint32_t 
     h_send_tcp(h, DNS_IP, sport, 53, seq, ack, TCPF_ACK | TCPF_PSH, win, q, ALIAS_QUERY, 0);
 }
 
+/* A stack with one DNS connection from sport (the guest's window GWIN) whose query
+ * for the host alias was answered: ALIAS_ANSWER bytes in flight. Returns the stack's
+ * ISS + 1; the guest's next sequence number is 1041. */
+static uint32_t dns_answered(struct harness *h, uint16_t sport)
+{
+    struct seg g;
+    start(h);
+    uint32_t their = dns_open(h, sport, GWIN);
+    ask_alias(h, sport, 1001, their, GWIN);
+    expect(h, &g, TCPF_ACK | TCPF_PSH, their, 1041, ALIAS_ANSWER);
+    return their;
+}
+
 /* SYN_RCVD: a repeated SYN gets the SYN-ACK again, another SYN nothing, a wrong ACK or
  * a segment without ACK a RST; the ACK of our SYN makes it ESTABLISHED. */
 static void test_syn_rcvd_to_established(void **state)
@@ -195,14 +225,7 @@ static void test_synack_retransmission_gives_up(void **state)
     struct seg g;
     start(&h);
     uint32_t iss = dns_syn(&h, 50020, 1);
-    for (size_t i = 0; i + 1 < NWAITS(SYN_WAITS); i++) {
-        h_advance(&h, SYN_WAITS[i] - 1);
-        expect_none(&h);
-        h_advance(&h, 1);
-        expect(&h, &g, TCPF_SYN | TCPF_ACK, iss, 1001, 0);
-    }
-    h_advance(&h, SYN_WAITS[NWAITS(SYN_WAITS) - 1] - 1);
-    expect_none(&h);
+    expect_schedule(&h, SYN_WAITS, NWAITS(SYN_WAITS), TCPF_SYN | TCPF_ACK, iss, 1001, 0);
     assert_int_equal(h.s->ntcp, 1);
     h_advance(&h, 1);
     expect_none(&h);
@@ -220,19 +243,9 @@ static void test_retransmission_backoff_gives_up(void **state)
 {
     struct harness h;
     struct seg g;
-    start(&h);
-    uint32_t their = dns_open(&h, 50030, GWIN);
-    ask_alias(&h, 50030, 1001, their, GWIN);
-    expect(&h, &g, TCPF_ACK | TCPF_PSH, their, 1041, ALIAS_ANSWER);
-    for (size_t i = 0; i + 1 < NWAITS(RTO_WAITS); i++) {
-        h_advance(&h, RTO_WAITS[i] - 1);
-        expect_none(&h);
-        h_advance(&h, 1);
-        expect(&h, &g, TCPF_ACK | TCPF_PSH, their, 1041, ALIAS_ANSWER);
-    }
+    uint32_t their = dns_answered(&h, 50030);
+    expect_schedule(&h, RTO_WAITS, NWAITS(RTO_WAITS), TCPF_ACK | TCPF_PSH, their, 1041, ALIAS_ANSWER);
     assert_int_equal(net_stack_stats(h.s)->tcp_retransmits, NWAITS(RTO_WAITS) - 1);
-    h_advance(&h, RTO_WAITS[NWAITS(RTO_WAITS) - 1] - 1);
-    expect_none(&h);
     h_advance(&h, 1);
     expect(&h, &g, TCPF_RST | TCPF_ACK, their + ALIAS_ANSWER, 1041, 0);
     assert_int_equal(h.s->ntcp, 0);
@@ -245,10 +258,7 @@ static void test_ack_restarts_retransmission(void **state)
 {
     struct harness h;
     struct seg g;
-    start(&h);
-    uint32_t their = dns_open(&h, 50040, GWIN);
-    ask_alias(&h, 50040, 1001, their, GWIN);
-    expect(&h, &g, TCPF_ACK | TCPF_PSH, their, 1041, ALIAS_ANSWER);
+    uint32_t their = dns_answered(&h, 50040);
     ask_alias(&h, 50040, 1041, their, GWIN);
     expect(&h, &g, TCPF_ACK | TCPF_PSH, their + ALIAS_ANSWER, 1081, ALIAS_ANSWER);
     h_advance(&h, RTO_WAITS[0]);
@@ -467,10 +477,7 @@ static void test_ack_acceptance(void **state)
 {
     struct harness h;
     struct seg g;
-    start(&h);
-    uint32_t their = dns_open(&h, 50110, GWIN);
-    ask_alias(&h, 50110, 1001, their, GWIN);
-    expect(&h, &g, TCPF_ACK | TCPF_PSH, their, 1041, ALIAS_ANSWER);
+    uint32_t their = dns_answered(&h, 50110);
     struct tcp_conn *c = conn(&h, 50110);
     uint32_t top = their + ALIAS_ANSWER;
     h_send_tcp(&h, DNS_IP, 50110, 53, 1041, top + 1, TCPF_ACK | TCPF_PSH, GWIN, "bogus", 5, 0);
@@ -589,13 +596,30 @@ static void start_with_host(struct harness *h, int *lfd, uint16_t *port)
     assert_non_null(h->s);
 }
 
-/* The guest connects from sport (window win): CONNECTING, SYN_RCVD once the host
- * connection is up, ESTABLISHED on its ACK. Returns the accepted host socket; *their
- * is the stack's ISS + 1, the guest's next sequence number 1001. */
-static int host_open(struct harness *h, int lfd, uint16_t port, uint16_t sport, uint16_t win, uint32_t *their)
+/* One guest connection to a host socket of the test. */
+struct host_conn {
+    struct harness h;
+    int lfd, hfd;   /* the test's listener, and the connection it accepted */
+    uint16_t port;  /* the listener's, reached by the guest as GW:port */
+    uint16_t sport; /* the guest's */
+    uint32_t their; /* the stack's ISS + 1; the guest's is 1000 */
+};
+
+/* A segment of the guest on x's connection. */
+static void host_tx(struct host_conn *x, uint32_t seq, uint32_t ack, uint8_t flags, uint16_t win, const void *data,
+                    size_t len)
 {
+    h_send_tcp(&x->h, GW, x->sport, x->port, seq, ack, flags, win, data, len, (flags & TCPF_SYN) != 0);
+}
+
+/* The guest connects from x->sport (window win): CONNECTING, SYN_RCVD once the host
+ * connection is up, ESTABLISHED on its ACK; x->hfd is the accepted host socket. */
+static void host_open(struct host_conn *x, uint16_t sport, uint16_t win)
+{
+    struct harness *h = &x->h;
     struct seg g;
-    h_send_tcp(h, GW, sport, port, 1000, 0, TCPF_SYN, 65535, NULL, 0, 1);
+    x->sport = sport;
+    host_tx(x, 1000, 0, TCPF_SYN, 65535, NULL, 0);
     if (h->qh == h->qt)
         assert_int_equal(conn(h, sport)->state, TS_CONNECTING); /* connect() still in progress */
     wait_frame(h);
@@ -603,11 +627,26 @@ static int host_open(struct harness *h, int lfd, uint16_t port, uint16_t sport, 
     assert_int_equal(g.t.flags, TCPF_SYN | TCPF_ACK);
     assert_int_equal(g.t.ack, 1001);
     assert_int_equal(conn(h, sport)->state, TS_SYN_RCVD);
-    *their = g.t.seq + 1;
-    h_send_tcp(h, GW, sport, port, 1001, *their, TCPF_ACK, win, NULL, 0, 0);
+    x->their = g.t.seq + 1;
+    host_tx(x, 1001, x->their, TCPF_ACK, win, NULL, 0);
     expect_none(h);
     assert_int_equal(conn(h, sport)->state, TS_ESTABLISHED);
-    return host_accept(lfd);
+    x->hfd = host_accept(x->lfd);
+}
+
+/* A stack, a listener and one established connection to it from sport. */
+static void host_start(struct host_conn *x, uint16_t sport, uint16_t win)
+{
+    start_with_host(&x->h, &x->lfd, &x->port);
+    host_open(x, sport, win);
+}
+
+static void host_stop(struct host_conn *x)
+{
+    if (x->hfd >= 0)
+        close(x->hfd);
+    h_stop(&x->h);
+    close(x->lfd);
 }
 
 /* CONNECTING: while the host's connect() is in progress (the listener's queue is
@@ -659,55 +698,43 @@ static void test_connecting(void **state)
  * the host socket at the batch's end, the host's reach the guest. */
 static void test_host_connection_data(void **state)
 {
-    struct harness h;
+    struct host_conn x;
     struct seg g;
-    int lfd;
-    uint16_t port;
     uint8_t buf[16];
-    uint32_t their;
-    start_with_host(&h, &lfd, &port);
-    int hfd = host_open(&h, lfd, port, 50300, GWIN, &their);
-    h_send_tcp(&h, GW, 50300, port, 1001, their, TCPF_ACK | TCPF_PSH, GWIN, "hello", 5, 0);
-    assert_int_equal(host_read(hfd, buf, 5), 5);
+    host_start(&x, 50300, GWIN);
+    host_tx(&x, 1001, x.their, TCPF_ACK | TCPF_PSH, GWIN, "hello", 5);
+    assert_int_equal(host_read(x.hfd, buf, 5), 5);
     assert_memory_equal(buf, "hello", 5);
-    h_advance(&h, DELACK);
-    expect(&h, &g, TCPF_ACK, their, 1006, 0);
-    assert_int_equal(send(hfd, "world", 5, 0), 5);
-    wait_frame(&h);
-    expect(&h, &g, TCPF_ACK | TCPF_PSH, their, 1006, 5);
+    h_advance(&x.h, DELACK);
+    expect(&x.h, &g, TCPF_ACK, x.their, 1006, 0);
+    assert_int_equal(send(x.hfd, "world", 5, 0), 5);
+    wait_frame(&x.h);
+    expect(&x.h, &g, TCPF_ACK | TCPF_PSH, x.their, 1006, 5);
     assert_memory_equal(g.t.data, "world", 5);
-    close(hfd);
-    h_stop(&h);
-    close(lfd);
+    host_stop(&x);
 }
 
 /* The guest's window and MSS bound what goes out of the host's data: 4000 bytes in a
  * window of 128 go 128 at a time, then in MSS-sized segments once it is wide. */
 static void test_host_data_window_and_mss(void **state)
 {
-    struct harness h;
+    struct host_conn x;
     struct seg g;
-    int lfd;
-    uint16_t port;
-    uint32_t their;
     static uint8_t data[4000];
-    start_with_host(&h, &lfd, &port);
-    int hfd = host_open(&h, lfd, port, 50400, 1, &their);
+    host_start(&x, 50400, 1);
     memset(data, 'w', sizeof(data));
-    assert_int_equal(send(hfd, data, sizeof(data), 0), (ssize_t)sizeof(data));
-    wait_frame(&h);
-    expect(&h, &g, TCPF_ACK, their, 1001, 128);
-    expect_none(&h);
-    h_send_tcp(&h, GW, 50400, port, 1001, their + 128, TCPF_ACK, 1, NULL, 0, 0);
-    expect(&h, &g, TCPF_ACK, their + 128, 1001, 128);
-    h_send_tcp(&h, GW, 50400, port, 1001, their + 256, TCPF_ACK, GWIN, NULL, 0, 0);
-    expect(&h, &g, TCPF_ACK, their + 256, 1001, 1460);
-    expect(&h, &g, TCPF_ACK, their + 1716, 1001, 1460);
-    expect(&h, &g, TCPF_ACK | TCPF_PSH, their + 3176, 1001, 4000 - 3176);
-    expect_none(&h);
-    close(hfd);
-    h_stop(&h);
-    close(lfd);
+    assert_int_equal(send(x.hfd, data, sizeof(data), 0), (ssize_t)sizeof(data));
+    wait_frame(&x.h);
+    expect(&x.h, &g, TCPF_ACK, x.their, 1001, 128);
+    expect_none(&x.h);
+    host_tx(&x, 1001, x.their + 128, TCPF_ACK, 1, NULL, 0);
+    expect(&x.h, &g, TCPF_ACK, x.their + 128, 1001, 128);
+    host_tx(&x, 1001, x.their + 256, TCPF_ACK, GWIN, NULL, 0);
+    expect(&x.h, &g, TCPF_ACK, x.their + 256, 1001, 1460);
+    expect(&x.h, &g, TCPF_ACK, x.their + 1716, 1001, 1460);
+    expect(&x.h, &g, TCPF_ACK | TCPF_PSH, x.their + 3176, 1001, 4000 - 3176);
+    expect_none(&x.h);
+    host_stop(&x);
 }
 
 /* ESTABLISHED -> CLOSE WAIT -> LAST ACK -> CLOSED: the guest's FIN is ACKed at once
@@ -715,35 +742,31 @@ static void test_host_data_window_and_mss(void **state)
  * FIN, resent on timeout, and the guest's ACK of it frees the connection. */
 static void test_close_guest_first(void **state)
 {
-    struct harness h;
+    struct host_conn x;
     struct seg g;
-    int lfd;
-    uint16_t port;
     uint8_t buf[16];
-    uint32_t their;
-    start_with_host(&h, &lfd, &port);
-    int hfd = host_open(&h, lfd, port, 50500, GWIN, &their);
-    h_send_tcp(&h, GW, 50500, port, 1001, their, TCPF_ACK | TCPF_FIN, GWIN, NULL, 0, 0);
-    expect(&h, &g, TCPF_ACK, their, 1002, 0);
-    struct tcp_conn *c = conn(&h, 50500);
+    host_start(&x, 50500, GWIN);
+    host_tx(&x, 1001, x.their, TCPF_ACK | TCPF_FIN, GWIN, NULL, 0);
+    expect(&x.h, &g, TCPF_ACK, x.their, 1002, 0);
+    struct tcp_conn *c = conn(&x.h, x.sport);
     assert_true(c->guest_fin && !c->fin_sent);
-    assert_int_equal(host_read(hfd, buf, sizeof(buf)), 0); /* EOF */
-    assert_int_equal(send(hfd, "late", 4, 0), 4);
-    wait_frame(&h);
-    expect(&h, &g, TCPF_ACK | TCPF_PSH, their, 1002, 4);
-    h_send_tcp(&h, GW, 50500, port, 1002, their + 4, TCPF_ACK, GWIN, NULL, 0, 0);
-    expect_none(&h);
-    close(hfd);
-    wait_frame(&h);
-    expect(&h, &g, TCPF_ACK | TCPF_FIN, their + 4, 1002, 0);
+    assert_int_equal(host_read(x.hfd, buf, sizeof(buf)), 0); /* EOF */
+    assert_int_equal(send(x.hfd, "late", 4, 0), 4);
+    wait_frame(&x.h);
+    expect(&x.h, &g, TCPF_ACK | TCPF_PSH, x.their, 1002, 4);
+    host_tx(&x, 1002, x.their + 4, TCPF_ACK, GWIN, NULL, 0);
+    expect_none(&x.h);
+    close(x.hfd);
+    x.hfd = -1;
+    wait_frame(&x.h);
+    expect(&x.h, &g, TCPF_ACK | TCPF_FIN, x.their + 4, 1002, 0);
     assert_true(c->fin_sent && !c->fin_acked);
-    h_advance(&h, RTO_WAITS[0]);
-    expect(&h, &g, TCPF_ACK | TCPF_FIN, their + 4, 1002, 0);
-    h_send_tcp(&h, GW, 50500, port, 1002, their + 5, TCPF_ACK, GWIN, NULL, 0, 0);
-    expect_none(&h);
-    assert_int_equal(h.s->ntcp, 0);
-    h_stop(&h);
-    close(lfd);
+    h_advance(&x.h, RTO_WAITS[0]);
+    expect(&x.h, &g, TCPF_ACK | TCPF_FIN, x.their + 4, 1002, 0);
+    host_tx(&x, 1002, x.their + 5, TCPF_ACK, GWIN, NULL, 0);
+    expect_none(&x.h);
+    assert_int_equal(x.h.s->ntcp, 0);
+    host_stop(&x);
 }
 
 /* Reads segments until the stack's FIN, checking they continue at *seq; returns the
@@ -771,95 +794,79 @@ static size_t read_until_fin(struct harness *h, uint32_t *seq, uint8_t *buf, siz
  * connection at once (no TIME WAIT: a repeated FIN then meets a RST). */
 static void test_close_host_first(void **state)
 {
-    struct harness h;
+    struct host_conn x;
     struct seg g;
-    int lfd;
-    uint16_t port;
     uint8_t buf[16];
-    uint32_t their;
-    start_with_host(&h, &lfd, &port);
-    int hfd = host_open(&h, lfd, port, 50600, GWIN, &their);
-    assert_int_equal(send(hfd, "bye", 3, 0), 3);
-    shutdown(hfd, SHUT_WR);
-    uint32_t seq = their;
-    assert_int_equal(read_until_fin(&h, &seq, buf, sizeof(buf)), 3);
+    host_start(&x, 50600, GWIN);
+    assert_int_equal(send(x.hfd, "bye", 3, 0), 3);
+    shutdown(x.hfd, SHUT_WR);
+    uint32_t seq = x.their;
+    assert_int_equal(read_until_fin(&x.h, &seq, buf, sizeof(buf)), 3);
     assert_memory_equal(buf, "bye", 3);
-    assert_int_equal(seq, their + 3);
-    struct tcp_conn *c = conn(&h, 50600);
-    h_send_tcp(&h, GW, 50600, port, 1001, their + 3, TCPF_ACK, GWIN, NULL, 0, 0);
-    expect_none(&h);
+    assert_int_equal(seq, x.their + 3);
+    struct tcp_conn *c = conn(&x.h, x.sport);
+    host_tx(&x, 1001, x.their + 3, TCPF_ACK, GWIN, NULL, 0);
+    expect_none(&x.h);
     assert_true(c->fin_sent && !c->fin_acked);
-    h_send_tcp(&h, GW, 50600, port, 1001, their + 4, TCPF_ACK, GWIN, NULL, 0, 0);
-    expect_none(&h);
+    host_tx(&x, 1001, x.their + 4, TCPF_ACK, GWIN, NULL, 0);
+    expect_none(&x.h);
     assert_true(c->fin_acked);
     assert_int_equal(c->rto_at, 0);
-    h_send_tcp(&h, GW, 50600, port, 1001, their + 4, TCPF_ACK | TCPF_PSH, GWIN, "more", 4, 0);
-    assert_int_equal(host_read(hfd, buf, 4), 4);
+    host_tx(&x, 1001, x.their + 4, TCPF_ACK | TCPF_PSH, GWIN, "more", 4);
+    assert_int_equal(host_read(x.hfd, buf, 4), 4);
     assert_memory_equal(buf, "more", 4);
-    h_send_tcp(&h, GW, 50600, port, 1005, their + 4, TCPF_ACK | TCPF_FIN, GWIN, NULL, 0, 0);
-    expect(&h, &g, TCPF_ACK, their + 4, 1006, 0);
-    assert_int_equal(h.s->ntcp, 0);
-    assert_int_equal(host_read(hfd, buf, sizeof(buf)), 0);
-    h_send_tcp(&h, GW, 50600, port, 1005, their + 4, TCPF_ACK | TCPF_FIN, GWIN, NULL, 0, 0);
-    expect(&h, &g, TCPF_RST, their + 4, 0, 0);
-    close(hfd);
-    h_stop(&h);
-    close(lfd);
+    host_tx(&x, 1005, x.their + 4, TCPF_ACK | TCPF_FIN, GWIN, NULL, 0);
+    expect(&x.h, &g, TCPF_ACK, x.their + 4, 1006, 0);
+    assert_int_equal(x.h.s->ntcp, 0);
+    assert_int_equal(host_read(x.hfd, buf, sizeof(buf)), 0);
+    host_tx(&x, 1005, x.their + 4, TCPF_ACK | TCPF_FIN, GWIN, NULL, 0);
+    expect(&x.h, &g, TCPF_RST, x.their + 4, 0, 0);
+    host_stop(&x);
 }
 
 /* Both FINs cross (CLOSING): the guest's FIN that does not acknowledge ours is ACKed,
  * and its ACK of ours frees the connection. */
 static void test_simultaneous_close(void **state)
 {
-    struct harness h;
+    struct host_conn x;
     struct seg g;
-    int lfd;
-    uint16_t port;
     uint8_t buf[16];
-    uint32_t their;
-    start_with_host(&h, &lfd, &port);
-    int hfd = host_open(&h, lfd, port, 50700, GWIN, &their);
-    shutdown(hfd, SHUT_WR);
-    uint32_t seq = their;
-    assert_int_equal(read_until_fin(&h, &seq, buf, sizeof(buf)), 0);
-    h_send_tcp(&h, GW, 50700, port, 1001, their, TCPF_ACK | TCPF_FIN, GWIN, NULL, 0, 0);
-    expect(&h, &g, TCPF_ACK, their + 1, 1002, 0);
-    assert_int_equal(h.s->ntcp, 1);
-    h_send_tcp(&h, GW, 50700, port, 1002, their + 1, TCPF_ACK, GWIN, NULL, 0, 0);
-    expect_none(&h);
-    assert_int_equal(h.s->ntcp, 0);
-    close(hfd);
-    h_stop(&h);
-    close(lfd);
+    host_start(&x, 50700, GWIN);
+    shutdown(x.hfd, SHUT_WR);
+    uint32_t seq = x.their;
+    assert_int_equal(read_until_fin(&x.h, &seq, buf, sizeof(buf)), 0);
+    host_tx(&x, 1001, x.their, TCPF_ACK | TCPF_FIN, GWIN, NULL, 0);
+    expect(&x.h, &g, TCPF_ACK, x.their + 1, 1002, 0);
+    assert_int_equal(x.h.s->ntcp, 1);
+    host_tx(&x, 1002, x.their + 1, TCPF_ACK, GWIN, NULL, 0);
+    expect_none(&x.h);
+    assert_int_equal(x.h.s->ntcp, 0);
+    host_stop(&x);
 }
 
 /* ESTABLISHED -> CLOSED both ways by reset: the guest's exact RST aborts the host
  * connection; a host connection reset is a RST to the guest. */
 static void test_resets(void **state)
 {
-    struct harness h;
+    struct host_conn x;
     struct seg g;
-    int lfd;
-    uint16_t port;
     uint8_t buf[16];
-    uint32_t their;
-    start_with_host(&h, &lfd, &port);
-    int hfd = host_open(&h, lfd, port, 50800, GWIN, &their);
-    h_send_tcp(&h, GW, 50800, port, 1001, 0, TCPF_RST, 0, NULL, 0, 0);
-    expect_none(&h);
-    assert_int_equal(h.s->ntcp, 0);
-    assert_int_equal(host_read(hfd, buf, sizeof(buf)), -1);
+    host_start(&x, 50800, GWIN);
+    host_tx(&x, 1001, 0, TCPF_RST, 0, NULL, 0);
+    expect_none(&x.h);
+    assert_int_equal(x.h.s->ntcp, 0);
+    assert_int_equal(host_read(x.hfd, buf, sizeof(buf)), -1);
     assert_int_equal(errno, ECONNRESET);
-    close(hfd);
-    hfd = host_open(&h, lfd, port, 50801, GWIN, &their);
+    close(x.hfd);
+    host_open(&x, 50801, GWIN);
     struct linger lg = {1, 0};
-    setsockopt(hfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-    close(hfd);
-    wait_frame(&h);
-    expect(&h, &g, TCPF_RST | TCPF_ACK, their, 1001, 0);
-    assert_int_equal(h.s->ntcp, 0);
-    h_stop(&h);
-    close(lfd);
+    setsockopt(x.hfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(x.hfd);
+    x.hfd = -1;
+    wait_frame(&x.h);
+    expect(&x.h, &g, TCPF_RST | TCPF_ACK, x.their, 1001, 0);
+    assert_int_equal(x.h.s->ntcp, 0);
+    host_stop(&x);
 }
 
 /* ---- published ports: the stack opens toward the guest ---- */
@@ -933,18 +940,10 @@ static void test_syn_sent_to_established(void **state)
 static void test_syn_sent_gives_up_or_reset(void **state)
 {
     struct harness h;
-    struct seg g;
     struct pkt_tcp syn;
     uint8_t buf[8];
     int cfd = start_published(&h, &syn);
-    for (size_t i = 0; i + 1 < NWAITS(SYN_WAITS); i++) {
-        h_advance(&h, SYN_WAITS[i] - 1);
-        expect_none(&h);
-        h_advance(&h, 1);
-        expect(&h, &g, TCPF_SYN, syn.seq, 0, 0);
-    }
-    h_advance(&h, SYN_WAITS[NWAITS(SYN_WAITS) - 1] - 1);
-    expect_none(&h);
+    expect_schedule(&h, SYN_WAITS, NWAITS(SYN_WAITS), TCPF_SYN, syn.seq, 0, 0);
     assert_int_equal(h.s->ntcp, 1);
     h_advance(&h, 1);
     expect_none(&h);
