@@ -165,7 +165,8 @@ static void test_flood_within_budget_and_descriptors(void **state)
     assert_true(refused > 0);
     assert_true(h.s->nflows > 0 && h.s->ndns > 0);
     print_message("%d established, %d refused; %d flows, %d queries; heap %zu bytes (budget %llu), %d fds\n",
-                  established, refused, h.s->nflows, h.s->ndns, heap_max, (unsigned long long)h.cfg.mem_budget, fds_max);
+                  established, refused, h.s->nflows, h.s->ndns, heap_max, (unsigned long long)h.cfg.mem_budget,
+                  fds_max);
     assert_true(heap_max <= h.cfg.mem_budget + HEAP_SLACK);
     assert_true(fds_max <= 600 - h.cfg.fd_reserve);
     assert_true(h.s->mem_peak <= h.cfg.mem_budget);
