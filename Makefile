@@ -49,10 +49,10 @@ $(ILIB)/%.a:
 	$(Q)rm -f $@ && ar rcs $@ $^
 lib_of = $(foreach p,$(1),$(ILIB)/lib$(p).a)
 # What libcocoon is made of, and what the monitor is made of (in link order).
-LIB_PARTS := lib image disk net jail boxcfg proto util
-VMM_PARTS := monitor kvm jail net disk boxcfg proto util
+LIB_PARTS := lib image disk boxcfg net jail proto util
+VMM_PARTS := monitor kvm jail boxcfg net disk proto util
 # Every part, dependents before what they use (the order a static link needs).
-ALL_ILIBS := $(call lib_of,lib monitor kvm image disk net jail boxcfg proto util)
+ALL_ILIBS := $(call lib_of,lib monitor kvm image disk boxcfg net jail proto util)
 
 CLI_SRC := $(wildcard src/cli/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(OBJ)/%.o)
@@ -92,11 +92,14 @@ $(BUILD)/lib/libcocoon.a: $(foreach p,$(LIB_PARTS),$(call obj_of,$(p)))
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 # The shared library exports cocoon_* only (src/lib/libcocoon.map) and pulls from the
-# internal archives just what those functions reach (so not the TCP stack).
+# internal archives just what those functions reach (so not the TCP stack). -z defs
+# makes a symbol left undefined (an archive in the wrong order) a link error; sanitizer
+# builds leave the sanitizer's symbols to the program.
+SO_DEFS := $(if $(SAN_FLAGS),,-Wl,-z,defs)
 $(BUILD)/lib/libcocoon.so: $(call lib_of,$(LIB_PARTS)) src/lib/libcocoon.map
 	@mkdir -p $(dir $@)
 	@echo '  LD      $@'
-	$(Q)$(CC) $(HOST_CFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=src/lib/libcocoon.map \
+	$(Q)$(CC) $(HOST_CFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=src/lib/libcocoon.map $(SO_DEFS) \
 		-o $(BUILD)/lib/$(SONAME) -Wl,--whole-archive $(ILIB)/liblib.a -Wl,--no-whole-archive \
 		$(call lib_of,$(filter-out lib,$(LIB_PARTS))) $(HOST_LIBS) -ldl
 	$(Q)ln -sfn $(SONAME) $@
@@ -158,7 +161,7 @@ fuzzers: $(FUZZ_BINS)
 # The kvm backend's micro-guest runner (tests/kvm/run.sh) and the nested lane's static
 # tools (tests/nested/run.sh): the same objects, linked here.
 kvm-tests: $(BUILD)/tests/kvm-microguest
-$(BUILD)/tests/kvm-microguest: tests/kvm/kvm-microguest.c $(call lib_of,kvm jail net disk boxcfg proto util)
+$(BUILD)/tests/kvm-microguest: tests/kvm/kvm-microguest.c $(call lib_of,kvm jail boxcfg net disk proto util)
 	@mkdir -p $(dir $@)
 	@echo '  LD      $@'
 	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $^ -lseccomp -lpthread

@@ -436,7 +436,7 @@ int main(int argc, char **argv)
     own_files = 1;
     char cfgerr[PATH_MAX * 2];
     char backend_why[320] = "";
-    if (vmm_config_load(v->box_dir, &v->cfg, cfgerr, sizeof(cfgerr)) < 0 ||
+    if (box_config_load(v->box_dir, &v->cfg, cfgerr, sizeof(cfgerr)) < 0 ||
         !(v->backend = backend_choose(&v->cfg, backend_why, sizeof(backend_why), cfgerr, sizeof(cfgerr))) ||
         child_plan_build(&v->plan, v->backend, &v->cfg, v->box_dir, cfgerr, sizeof(cfgerr)) < 0) {
         rc = early_error(v, cfgerr);
