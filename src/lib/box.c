@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "disk/disk.h"
+#include "jail/jail.h"
 #include "util/util.h"
 
 static int new_id(char out[16], cocoon_error *err)
@@ -364,6 +365,7 @@ int cocoon_box_remove(cocoon_box *box, int force, cocoon_error *err)
     }
     if (lib_box_dir_remove(box->dir, err) < 0)
         return -1;
+    jail_cgroup_remove(box->id);
     return state_box_delete(box->rt->state, box->id, err);
 }
 

@@ -54,6 +54,7 @@ int child_plan_build(struct child_plan *p, const struct backend *b, const struct
                      char *err, size_t errcap);
 /* Appends one argument (printf format); -1 when argv is full or out of memory. */
 int child_plan_add(struct child_plan *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Frees argv (the plan can be built again). */
 void child_plan_free(struct child_plan *p);
 /* argv joined with spaces, for the log. */
 void child_plan_describe(const struct child_plan *p, char *out, size_t cap);

@@ -26,7 +26,7 @@ struct console_log {
     struct rotlog log;
 };
 
-static uint64_t max_bytes(void)
+uint64_t console_log_max_bytes(void)
 {
     const char *e = getenv("COCOON_CONSOLE_LOG_MAX");
     char *end;
@@ -51,7 +51,7 @@ int console_log_open(struct vmm *v, int *child_end, char *err, size_t cap)
     *child_end = sv[1];
     util_set_nonblock(c->fd, 1);
     /* A fresh log per boot: its tail must describe this boot, not the last one. */
-    if (rotlog_open(&c->log, v->dirfd, "console.log", max_bytes(), 1) < 0) {
+    if (rotlog_open(&c->log, v->dirfd, "console.log", console_log_max_bytes(), 1) < 0) {
         snprintf(err, cap, "cannot create %s/console.log: %s", v->box_dir, strerror(errno));
         return -1;
     }
