@@ -93,13 +93,13 @@ typedef struct cocoon_host_info {
     int vmm_present;
     char backend_reason[256]; /* why `backend` */
     /* The jail of box processes (on unless COCOON_JAIL=0): what this host allows. */
-    int jail_on;          /* COCOON_JAIL is not 0 */
-    int jail_userns;      /* unprivileged user namespaces (or root) */
-    int jail_mountns;     /* a mount namespace: the empty root */
-    int jail_pidns;       /* a PID namespace for the VMM child */
-    int jail_netns;       /* an empty network namespace for the VMM child */
-    int jail_seccomp;     /* system call filters */
-    int jail_cgroup2;     /* a delegated cgroup v2 for per-box memory and pids limits */
+    int jail_on;           /* COCOON_JAIL is not 0 */
+    int jail_userns;       /* unprivileged user namespaces (or root) */
+    int jail_mountns;      /* a mount namespace: the empty root */
+    int jail_pidns;        /* a PID namespace for the VMM child */
+    int jail_netns;        /* an empty network namespace for the VMM child */
+    int jail_seccomp;      /* system call filters */
+    int jail_cgroup2;      /* a delegated cgroup v2 for per-box memory and pids limits */
     char jail_detail[512]; /* what is not available, in words */
 } cocoon_host_info;
 int cocoon_host_probe(cocoon_runtime *rt, cocoon_host_info *info, cocoon_error *err);
