@@ -29,7 +29,7 @@ static int under_system_dir(const char *path)
 }
 
 /* The disk and every file below it (read-only), and the largest the disk may grow. */
-static int add_disk_chain(struct jail_plan *p, const struct vmm_config *cfg, char *err, size_t cap)
+static int add_disk_chain(struct jail_plan *p, const struct box_config *cfg, char *err, size_t cap)
 {
     if (strcmp(cfg->disk_format, "qcow2") != 0) {
         p->child_fsize = RLIM_INFINITY; /* raw: the file is as large as it will ever be */

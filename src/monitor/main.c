@@ -351,7 +351,7 @@ static void cleanup(struct vmm *v, int own_files)
 static int jail_probe_run(struct vmm *v, const char *dir, const char *attack)
 {
     char err[PATH_MAX * 2] = "";
-    if (open_box_dir(v, dir, 0, err, sizeof(err)) < 0 || vmm_config_load(v->box_dir, &v->cfg, err, sizeof(err)) < 0 ||
+    if (open_box_dir(v, dir, 0, err, sizeof(err)) < 0 || box_config_load(v->box_dir, &v->cfg, err, sizeof(err)) < 0 ||
         !(v->backend = backend_choose(&v->cfg, err, sizeof(err), err, sizeof(err))) ||
         child_plan_build(&v->plan, v->backend, &v->cfg, v->box_dir, err, sizeof(err)) < 0) {
         fprintf(stderr, "cocoon-vmm --jail-probe: %s\n", err);
@@ -462,7 +462,7 @@ int main(int argc, char **argv)
     own_files = 1;
     char cfgerr[PATH_MAX * 2];
     char backend_why[320] = "";
-    if (vmm_config_load(v->box_dir, &v->cfg, cfgerr, sizeof(cfgerr)) < 0 ||
+    if (box_config_load(v->box_dir, &v->cfg, cfgerr, sizeof(cfgerr)) < 0 ||
         !(v->backend = backend_choose(&v->cfg, backend_why, sizeof(backend_why), cfgerr, sizeof(cfgerr))) ||
         child_plan_build(&v->plan, v->backend, &v->cfg, v->box_dir, cfgerr, sizeof(cfgerr)) < 0) {
         rc = early_error(v, cfgerr);

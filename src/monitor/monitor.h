@@ -39,7 +39,7 @@ struct mux;
 struct console_log;
 
 struct vmm {
-    struct vmm_config cfg;
+    struct box_config cfg;
     const struct backend *backend;
     char box_dir[PATH_MAX];
     int dirfd;

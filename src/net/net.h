@@ -13,6 +13,7 @@
 #define NET_MAX_PORTS 32
 #define NET_MAX_UPSTREAMS 4
 #define NET_RULE_TEXT 256
+#define NET_PORT_TEXT 64
 
 enum net_mode { NET_MODE_NONE = 0, NET_MODE_PUBLIC = 1, NET_MODE_OPEN = 2 };
 enum net_rule_kind { NET_RULE_CIDR, NET_RULE_DOMAIN, NET_RULE_HOST };
@@ -33,7 +34,8 @@ struct net_rule {
 struct net_port {
     uint32_t host_ip; /* host byte order */
     uint16_t host_port, guest_port;
-    int proto; /* NET_PROTO_TCP or NET_PROTO_UDP */
+    int proto;                /* NET_PROTO_TCP or NET_PROTO_UDP */
+    char text[NET_PORT_TEXT]; /* as written ("8080:80"), for config.json and messages */
 };
 
 struct net_upstream {
@@ -99,12 +101,9 @@ void net_config_log(struct net_config *c, int log_fd, int dirfd);
 /* "api.example.com", "*.example.org", "10.0.0.0/8:22/tcp", "host:8080"... (the text
  * after "allow"/"deny"; allow says which) into *r. 0, or -1 with a message in err. */
 int net_rule_parse(const char *text, int allow, struct net_rule *r, char *err, size_t errcap);
-/* "[host_ip:]host_port:guest_port[/udp|/tcp]" into *p. 0, or -1 with a message in err. */
+/* "[host_ip:]host_port:guest_port[/udp|/tcp]" into *p. -1 with a message in err. The
+ * text form of a mode (none, public, open) is the box contract's: src/boxcfg/contract.h. */
 int net_port_parse(const char *text, struct net_port *p, char *err, size_t errcap);
-/* "none", "public" or "open" into *mode (enum net_mode). 0, or -1 (*mode unchanged). */
-int net_mode_parse(const char *text, int *mode);
-/* The name of an enum net_mode (a static string); "none" for anything unknown. */
-const char *net_mode_name(int mode);
 
 struct net_stack;
 /* Called with each frame for the guest. Returns 0 when taken, 1 when taken but the link
