@@ -245,9 +245,13 @@ static int handle_frame(cocoon_box *box, const struct proto_header *h, const uin
         else
             snprintf(ex->err_msg, sizeof(ex->err_msg), "exec \"%s\": error (out of memory reading it)", ex->argv0);
         /* Before STARTED an ERROR ends the stream (the command never ran); after it,
-         * it is a notice and EXIT still follows. */
+         * it is a notice and EXIT still follows, unless it is EPROTO: the monitor
+         * ended the stream because the guest broke the protocol (docs/protocol.md). */
         if (!ex->started) {
             ex->err_code = COCOON_E_EXEC;
+            ex->finished = 1;
+        } else if (em && em->code == EPROTO) {
+            ex->err_code = COCOON_E_PROTOCOL;
             ex->finished = 1;
         }
         break;
@@ -417,10 +421,11 @@ static void token_release_locked(cocoon_box *box)
 
 static int eof_error(cocoon_box *box, cocoon_error *err)
 {
-    char tail[1024];
+    char tail[1024], why[512];
     lib_console_tail(box, tail, sizeof(tail));
-    return lib_err(err, COCOON_E_VMM, "the box stopped while the command was running (monitor exited)%s%s",
-                   tail[0] ? "; console: " : "", tail);
+    lib_stop_reason(box, why, sizeof(why));
+    return lib_err(err, COCOON_E_VMM, "the box stopped while the command was running (%s)%s%s",
+                   why[0] ? why : "monitor exited", tail[0] ? "; console: " : "", tail);
 }
 
 /* ---- public API ---- */
