@@ -125,15 +125,22 @@ static int attack_credit(struct hstream *s, int argc, char **args)
     return 0;
 }
 
-/* endless SECS: output ignoring credits, SIGNAL (even SIGKILL) and timeouts for SECS
- * seconds, then silence: the stream is never ended. */
+/* endless SECS: output as fast as the credits allow, ignoring SIGNAL (even SIGKILL)
+ * and the exec's timeout for SECS seconds, then silence: the stream is never ended. */
 static int attack_endless(struct hstream *s, int argc, char **args)
 {
     uint64_t until = now_ns() + arg_num(argc, args, 1, 20) * 1000000000ull;
     static uint8_t chunk[PROTO_MAX_PAYLOAD];
     memset(chunk, 'y', sizeof(chunk));
-    while (now_ns() < until)
-        chan_send_w(proto_encode_data(&H.w, s->id, PROTO_STDOUT, chunk, sizeof(chunk)), 1u << 20);
+    while (now_ns() < until) {
+        if (s->credit <= 0) {
+            chan_pump(100);
+            continue;
+        }
+        size_t k = s->credit < (int64_t)sizeof(chunk) ? (size_t)s->credit : sizeof(chunk);
+        chan_send_w(proto_encode_data(&H.w, s->id, PROTO_STDOUT, chunk, k), 1u << 20);
+        s->credit -= (int64_t)k;
+    }
     return -1;
 }
 
