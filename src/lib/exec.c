@@ -28,6 +28,7 @@
 void cocoon_exec_options_init(cocoon_exec_options *opts)
 {
     memset(opts, 0, sizeof(*opts));
+    opts->size = sizeof(*opts);
     opts->stdin_fd = COCOON_STDIN_NONE;
     opts->stdout_fd = -1;
     opts->stderr_fd = -1;
@@ -541,12 +542,16 @@ static size_t encode_exec(struct proto_writer *w, uint32_t stream, void *arg)
     return proto_encode_exec(w, stream, arg);
 }
 
-int cocoon_exec_start(cocoon_box *box, const cocoon_exec_options *opts, cocoon_exec **out, cocoon_error *err)
+int cocoon_exec_start(cocoon_box *box, const cocoon_exec_options *caller, cocoon_exec **out, cocoon_error *err)
 {
     lib_err_clear(err);
-    if (!box || !opts || !out)
+    if (!box || !caller || !out)
         return lib_err(err, COCOON_E_INVALID, "cocoon_exec_start: NULL argument");
     *out = NULL;
+    cocoon_exec_options copy;
+    if (LIB_OPTIONS(cocoon_exec_options, copy, caller, err) < 0)
+        return -1;
+    const cocoon_exec_options *opts = &copy;
     size_t argc = 0, envc = 0;
     if (validate(opts, &argc, &envc, err) < 0)
         return -1;

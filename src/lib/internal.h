@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "boxcfg/config.h"
 #include "cocoon.h"
 #include "lib/state.h"
 #include "proto/conn.h"
@@ -116,28 +117,27 @@ int lib_image_shadows_builtin(cocoon_runtime *rt, const char *canonical);
  * a quiet pull of it first (images.c). */
 int lib_image_lookup_or_pull(cocoon_runtime *rt, const char *name, struct state_image *out, cocoon_error *err);
 
-/* config.json */
-struct lib_box_config {
-    char id[16], name[128], image[512], image_id[512], rootfs[LIB_PATH_MAX];
-    char kernel[LIB_PATH_MAX], initrd[LIB_PATH_MAX], disk[LIB_PATH_MAX], disk_format[16];
-    unsigned cpus, memory_mib, boot_timeout_ms;
-    char accel[16];
-    char backend[16]; /* "auto", "kvm" or "qemu" (--vmm) */
-    int ephemeral;
-    long long created;
-    uint64_t disk_size; /* virtual size asked for at create (0: the image's) */
-    char net_mode[8];   /* "" or "none": no network device; "public"; "open" */
-    char net_rules[64][272];
-    unsigned n_net_rules;
-    char net_ports[32][64];
-    unsigned n_net_ports;
-};
-/* The config.json text (malloc'd, ends with a newline), NULL when out of memory. */
-char *lib_config_json(const struct lib_box_config *c);
-/* Checks and copies the network options of o into c (config.c). */
-int lib_net_options(const cocoon_box_options *o, struct lib_box_config *c, cocoon_error *err);
-int lib_config_write(const char *box_dir, const struct lib_box_config *c, cocoon_error *err);
-int lib_config_read(const char *box_dir, struct lib_box_config *c, cocoon_error *err);
+/* config.json (config.c): the box contract of src/boxcfg, with libcocoon's errors. */
+/* The options of a new box, checked, into c (everything but what depends on the
+ * runtime: paths, image, disk). */
+int lib_config_from_options(const cocoon_box_options *o, struct box_config *c, cocoon_error *err);
+int lib_config_write(const char *box_dir, const struct box_config *c, cocoon_error *err);
+int lib_config_read(const char *box_dir, struct box_config *c, cocoon_error *err);
+
+/* NULL-terminated string arrays (command.c): a malloc'd copy of a's entries then b's
+ * (either may be NULL; the result is never NULL but when out of memory). */
+char **lib_strv_join(const char *const *a, const char *const *b);
+void lib_strv_free(char **v);
+
+/* Public options structs (options.c): dst holds the defaults (its type's _init); the
+ * fields of src (NULL: none) that fit in src->size are copied over them. -1 with err
+ * set for a size of 0 or beyond LIB_OPTIONS_MAX_SIZE, or for non-zero bytes past
+ * dst_size (fields of a newer header than this library). */
+#define LIB_OPTIONS_MAX_SIZE 4096u
+int lib_options_copy(void *dst, size_t dst_size, const void *src, const char *type, cocoon_error *err);
+/* cocoon_box_options o; if (LIB_OPTIONS(cocoon_box_options, o, opts, err) < 0) ... */
+#define LIB_OPTIONS(type, local, src, err)                                                                             \
+    (type##_init(&(local)), lib_options_copy(&(local), sizeof(local), (src), #type, (err)))
 
 /* A box's monitor, known by the exclusive flock it holds on DIR/vmm.pid for its whole
  * life (monitor_lock.c). Files of a live monitor are never deleted; stale vmm.pid and

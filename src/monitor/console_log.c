@@ -20,13 +20,13 @@
 
 /* Read per event: a flooding guest shares the loop with everything else. */
 #define DRAIN_PER_EVENT (256u * 1024)
-/* After a small read the socket is left alone for BATCH_MS, so output arriving byte by
+/* After a small read the pipe is left alone for BATCH_MS, so output arriving byte by
  * byte (a UART: QEMU writes each character on its own) is read in batches, at most
- * 500 wake-ups a second instead of several system calls per byte. The socket holds
+ * 500 wake-ups a second instead of several system calls per byte. The pipe holds
  * what comes meanwhile (64 KiB); when it is full the guest's console waits. */
 #define BATCH_MS 2
 #define BATCH_MIN (4u * 1024)
-/* What a flush reads at most: more than the socket holds, so all the child left; a
+/* What a flush reads at most: more than the pipe holds, so all the child left; a
  * writer somehow still alive cannot keep the monitor in it. */
 #define FLUSH_MAX (4u * DRAIN_PER_EVENT)
 
@@ -38,7 +38,7 @@ struct console_log {
     struct rotlog log;
 };
 
-static uint64_t max_bytes(void)
+uint64_t console_log_max_bytes(void)
 {
     const char *e = getenv("COCOON_CONSOLE_LOG_MAX");
     char *end;
@@ -71,7 +71,7 @@ int console_log_open(struct vmm *v, int *child_end, char *err, size_t cap)
         return -1;
     }
     /* A fresh log per boot: its tail must describe this boot, not the last one. */
-    if (rotlog_open(&c->log, v->dirfd, "console.log", max_bytes(), 1) < 0) {
+    if (rotlog_open(&c->log, v->dirfd, "console.log", console_log_max_bytes(), 1) < 0) {
         snprintf(err, cap, "cannot create %s/console.log: %s", v->box_dir, strerror(errno));
         return -1;
     }
@@ -128,7 +128,7 @@ void console_log_drain(struct vmm *v)
         uint64_t ticks;
         if (read(c->batch_fd, &ticks, sizeof(ticks)) != (ssize_t)sizeof(ticks))
             return; /* the pause is not over */
-        /* should the socket not go back into the set, it stays paused: the timer reads it */
+        /* should the pipe not go back into the set, it stays paused: the timer reads it */
         if (vmm_watch(v, c->fd, EPOLLIN, &c->w) == 0)
             c->paused = 0;
     }

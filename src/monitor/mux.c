@@ -302,7 +302,7 @@ void mux_on_listen(struct mux *m)
         struct vmm *v = m->v;
         struct proto_vmm_hello hello = {
             .version = v->version, .boot_ns = v->ready.boot_ns, .init_ns = v->ready.init_ns, .ready_ms = v->ready_ms};
-        snprintf(hello.backend, sizeof(hello.backend), "%s", v->cfg.backend);
+        snprintf(hello.backend, sizeof(hello.backend), "%s", box_backend_name(v->cfg.backend));
         snprintf(hello.accel, sizeof(hello.accel), "%s", v->plan.accel);
         snprintf(hello.box_id, sizeof(hello.box_id), "%s", v->cfg.id);
         snprintf(hello.kernel, sizeof(hello.kernel), "%s", v->hello.kernel);

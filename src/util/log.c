@@ -5,13 +5,44 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-static int log_fd = 2;
+#include "util/rotlog.h"
 
-void vmm_log_set_fd(int fd) { log_fd = fd; }
+static int log_fd = 2;
+static struct rotlog rot; /* vmm.log, when opened with vmm_log_open */
+static int rotating;
+
+void vmm_log_set_fd(int fd)
+{
+    if (rotating && fd != rot.fd) {
+        rotlog_close(&rot);
+        rotating = 0;
+    }
+    log_fd = fd;
+}
+
+uint64_t vmm_log_max_bytes(void)
+{
+    const char *e = getenv("COCOON_VMM_LOG_MAX");
+    char *end;
+    unsigned long long v = e && *e ? strtoull(e, &end, 10) : 0;
+    if (!v || *end)
+        return VMM_LOG_DEFAULT_BYTES;
+    return v < 4096 ? 4096 : v;
+}
+
+int vmm_log_open(int dirfd, const char *name)
+{
+    if (rotlog_open(&rot, dirfd, name, vmm_log_max_bytes(), 0) < 0)
+        return -1;
+    rotating = 1;
+    log_fd = rot.fd;
+    return log_fd;
+}
 
 int vmm_log_fd(void) { return log_fd; }
 
@@ -34,6 +65,10 @@ static void vlog(const char *fmt, va_list ap)
     util_escape_text(line + n, sizeof(line) - n - 1, msg, (size_t)m < sizeof(msg) ? (size_t)m : sizeof(msg) - 1);
     n += strlen(line + n);
     line[n++] = '\n';
+    if (rotating) {
+        rotlog_write(&rot, line, n);
+        return;
+    }
     ssize_t w = write(log_fd, line, n);
     (void)w;
 }
