@@ -64,8 +64,8 @@ HOST_BINS := $(BUILD)/bin/cocoon $(BUILD)/bin/cocoon-vmm $(BUILD)/lib/libcocoon.
 GUEST_BINS := $(SHARE)/cocoon-agent $(SHARE)/initramfs.cpio
 
 .PHONY: all host agent guest kernel image demo test unit fuzz integration bench setup clean format check-format asan \
-	kvm-tests nested-tools source-check install uninstall
-all: host agent
+	kvm-tests nested-tools source-check install uninstall hostile
+all: host agent hostile
 
 host: $(HOST_BINS)
 agent: $(GUEST_BINS)
@@ -126,6 +126,20 @@ $(SHARE)/initramfs.cpio: $(SHARE)/cocoon-agent scripts/mkinitramfs
 	$(Q)$(PYTHON) scripts/mkinitramfs $(SHARE)/cocoon-agent $@
 
 # ---- tests ----
+# The hostile agent (tests/hostile): a test-only PID 1 that attacks the host from a real
+# box (tests/integration/test_hostile.py), linked with the real agent's port, log and
+# network code, in an initramfs of its own (COCOON_INITRD at box creation).
+HOSTILE_OBJ := $(patsubst %.c,$(OBJ)/agent/%.o,$(wildcard tests/hostile/*.c) src/agent/log.c src/agent/port.c \
+	src/agent/net.c $(wildcard src/proto/*.c))
+hostile: $(SHARE)/hostile-initramfs.cpio
+$(SHARE)/hostile-agent: $(HOSTILE_OBJ)
+	@mkdir -p $(dir $@)
+	@echo '  LD      $@'
+	$(Q)$(CC) $(AGENT_CFLAGS) -s -o $@ $^
+$(SHARE)/hostile-initramfs.cpio: $(SHARE)/hostile-agent scripts/mkinitramfs
+	@echo '  CPIO    $@'
+	$(Q)$(PYTHON) scripts/mkinitramfs $(SHARE)/hostile-agent $@
+
 # Helpers shared by unit tests and fuzzers (tests/support: a virtio test driver, ...).
 TEST_SUPPORT := $(BUILD)/tests/libtestsupport.a
 $(OBJ)/tests/%.o: HOST_CFLAGS += -Itests

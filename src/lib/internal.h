@@ -53,6 +53,11 @@ struct cocoon_exec {
     uint32_t pid;   /* the guest pid from STARTED (also its process group): the exec's id */
     int pump_refs;  /* the pump is using this exec's stdin fd: cocoon_exec_free waits */
     int waiting;    /* threads in cocoon_exec_wait for this exec */
+    /* CLOCK_MONOTONIC ns after which the guest's EXIT is no longer waited for: its
+     * timeout or a SIGKILL, plus LIB_EXEC_GIVE_UP_MS (0: never). give_up_after_kill:
+     * that deadline came from a SIGKILL, not the timeout. */
+    uint64_t give_up_ns;
+    int give_up_after_kill;
     int delivering; /* a thread is delivering this exec's queue (keeps output in order) */
 };
 
@@ -178,6 +183,9 @@ void lib_ctl_close(cocoon_box *box);
 int lib_ctl_send_locked(cocoon_box *box, const void *frame, size_t len, cocoon_error *err);
 int lib_ctl_send(cocoon_box *box, const void *frame, size_t len, cocoon_error *err);
 void lib_console_tail(const cocoon_box *box, char *out, size_t cap);
+/* Why the monitor stopped the box: its last "stopping the box: " line in vmm.log of
+ * this run ("" when it gave none, e.g. it was killed). */
+void lib_stop_reason(const cocoon_box *box, char *out, size_t cap);
 /* A log rotated from path to old: old, then path, copied to out; then, while more(arg)
  * says so, what is appended to path, across rotations. 0 ok, 1 out went away, -1 error. */
 int lib_rotating_copy(const char *path, const char *old, int out, int (*more)(void *), void *arg);

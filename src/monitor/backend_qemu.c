@@ -141,8 +141,12 @@ static int build_argv(struct child_plan *p, const struct box_config *cfg, const 
     }
     rc |= child_plan_add(p, "-append");
     rc |= child_plan_add(p, "%s", cmdline);
+    /* the console is a pipe (console_log.c): QEMU's file chardev writes to it, opened
+     * through an fd set (append: a pipe cannot be truncated) */
+    rc |= child_plan_add(p, "-add-fd");
+    rc |= child_plan_add(p, "fd=%d,set=%d", CHILD_CONSOLE_FD, CHILD_CONSOLE_FD);
     rc |= child_plan_add(p, "-chardev");
-    rc |= child_plan_add(p, "socket,id=con,fd=%d", CHILD_CONSOLE_FD);
+    rc |= child_plan_add(p, "file,id=con,path=/dev/fdset/%d,append=on", CHILD_CONSOLE_FD);
     rc |= child_plan_add(p, "-serial");
     rc |= child_plan_add(p, "chardev:con");
     rc |= child_plan_add(p, "-drive");

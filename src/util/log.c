@@ -1,6 +1,7 @@
 /* Timestamped log lines for vmm.log. Each line is one write(2) on an O_APPEND fd so
  * lines from QEMU's relayed stderr and our own never interleave mid-line. */
 #include "util/log.h"
+#include "util/util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -48,17 +49,21 @@ int vmm_log_fd(void) { return log_fd; }
 static void vlog(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 static void vlog(const char *fmt, va_list ap)
 {
-    char line[2048];
+    char line[4096];
     struct timespec ts;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     size_t n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
     n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ [%d] ", ts.tv_nsec / 1000000, (int)getpid());
-    int m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+    /* Messages may carry a guest's text: escaped, it can neither start a line of its
+     * own (a forged entry) nor reach a terminal as control sequences. */
+    char msg[2048];
+    int m = vsnprintf(msg, sizeof(msg), fmt, ap);
     if (m < 0)
         m = 0;
-    n += (size_t)m < sizeof(line) - n - 1 ? (size_t)m : sizeof(line) - n - 2;
+    util_escape_text(line + n, sizeof(line) - n - 1, msg, (size_t)m < sizeof(msg) ? (size_t)m : sizeof(msg) - 1);
+    n += strlen(line + n);
     line[n++] = '\n';
     if (rotating) {
         rotlog_write(&rot, line, n);

@@ -49,6 +49,8 @@ for m in virt/lib/irqbypass arch/x86/kvm/kvm drivers/crypto/ccp/ccp arch/x86/kvm
     cp "$OUTER/root/lib/modules/$KVER/kernel/$m.ko" "$R/modules/" || { echo "skipped: module $m missing"; exit 0; }
 done
 cp $SHARE/vmlinux $SHARE/initramfs.cpio "$B/base.raw" "$R/guest/"
+# The hostile agent's initramfs (make hostile), for the hostile checks on the kvm backend.
+[ -f $SHARE/hostile-initramfs.cpio ] && cp $SHARE/hostile-initramfs.cpio "$R/guest/hostile.cpio"
 [ -f $SHARE/bzImage ] && cp -L $SHARE/bzImage "$R/guest/bzImage"
 # QEMU for the qemu-backend checks and comparison (unless NESTED_QEMU=0): the host's
 # qemu-system-x86_64 at /usr/bin (it finds its firmware in /usr/bin/../share/qemu), every
