@@ -129,6 +129,13 @@ core() {
     if grep -q 'Unable to read current time from RTC' /boxes/$b/console.log; then
         fail "wall-clock[$be]: the guest kernel found no wall clock (clocksource $cs)"
     else pass "wall-clock[$be]: read at boot, clocksource $cs"; fi
+    # and it is right once the box is ready (the agent sets it from the host's)
+    gt=$(ctl $b exec date +%s) ht=$(date +%s)
+    case "$gt" in
+    *[!0-9]* | "") fail "clock-right[$be]: the guest's date said: $gt" ;;
+    *) d=$((ht - gt)); [ $d -lt 0 ] && d=$((-d))
+       if [ $d -le 2 ]; then pass "clock-right[$be]: guest $gt, host $ht"; else fail "clock-right[$be]: guest $gt, host $ht"; fi ;;
+    esac
     out=$(timeout 60 nestctl /boxes/$b/ctl.sock exec echo hello)
     [ "$out" = hello ] && pass "echo[$be]" || fail "echo[$be]: got '$out'"
     ctl $b exec sh -c 'echo to-out; echo to-err >&2' >/tmp/o 2>/tmp/e

@@ -32,7 +32,7 @@ make -s BUILD="$BUILD" nested-tools >"$B/build.log" 2>&1 || { tail -20 "$B/build
 rm -rf "$B/disk" "$B/root"
 mkdir -p "$B/disk/bin" "$B/disk/etc" "$B/disk/root"
 cp "$BUSYBOX" "$B/disk/bin/busybox"
-for a in sh echo cat head yes sync nproc ls sleep true false; do ln -s busybox "$B/disk/bin/$a"; done
+for a in sh echo cat head yes sync nproc ls sleep true false date; do ln -s busybox "$B/disk/bin/$a"; done
 echo 'root:x:0:0:root:/root:/bin/sh' >"$B/disk/etc/passwd"
 echo 'root:x:0:' >"$B/disk/etc/group"
 rm -f "$B/base.raw"
