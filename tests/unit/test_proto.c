@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -25,16 +26,18 @@ static struct proto_writer W;
 
 /* ---- helpers ---- */
 
+/* Stores in the wire's byte order (little-endian), by the C library rather than the
+ * codec under test. */
 static void put16(uint8_t *p, uint16_t v)
 {
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
+    uint16_t le = htole16(v);
+    memcpy(p, &le, sizeof(le));
 }
 
 static void put32(uint8_t *p, uint32_t v)
 {
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
+    uint32_t le = htole32(v);
+    memcpy(p, &le, sizeof(le));
 }
 
 /* A hand-built TLV payload, so tests can write what the encoder refuses to. */
@@ -55,17 +58,14 @@ static void tlv_raw(struct tlv *t, uint16_t tag, const void *v, uint32_t n)
 
 static void tlv_u32(struct tlv *t, uint16_t tag, uint32_t v)
 {
-    uint8_t b[4];
-    put32(b, v);
-    tlv_raw(t, tag, b, 4);
+    uint32_t le = htole32(v);
+    tlv_raw(t, tag, &le, sizeof(le));
 }
 
 static void tlv_u64(struct tlv *t, uint16_t tag, uint64_t v)
 {
-    uint8_t b[8];
-    put32(b, (uint32_t)v);
-    put32(b + 4, (uint32_t)(v >> 32));
-    tlv_raw(t, tag, b, 8);
+    uint64_t le = htole64(v);
+    tlv_raw(t, tag, &le, sizeof(le));
 }
 
 static void tlv_str(struct tlv *t, uint16_t tag, const char *s) { tlv_raw(t, tag, s, (uint32_t)strlen(s)); }
