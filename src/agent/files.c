@@ -6,6 +6,7 @@
  * extracts only beneath the destination (RESOLVE_BENEATH), never following a symlink
  * out of it; the tar code here is small and bounded: ustar + pax + GNU sparse 1.0. */
 #include "agent/agent.h"
+#include "proto/ustar.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -222,17 +223,7 @@ static void write_header(struct tar_out *o, const char *name, char type, const s
     put_octal(h + 116, 8, st->st_gid <= 07777777 ? st->st_gid : 0);
     put_octal(h + 124, 12, size <= 077777777777ull ? size : 0);
     put_octal(h + 136, 12, st->st_mtime >= 0 && (uint64_t)st->st_mtime <= 077777777777ull ? (uint64_t)st->st_mtime : 0);
-    h[156] = (uint8_t)type;
-    if (link)
-        strncpy((char *)h + 157, link, 100);
-    memcpy(h + 257, "ustar", 6);
-    memcpy(h + 263, "00", 2);
-    memset(h + 148, ' ', 8);
-    unsigned sum = 0;
-    for (size_t i = 0; i < sizeof(h); i++)
-        sum += h[i];
-    snprintf((char *)h + 148, 8, "%06o", sum);
-    h[155] = ' ';
+    ustar_seal(h, type, link);
     out_put(o, h, sizeof(h));
 }
 
@@ -567,13 +558,9 @@ static uint64_t parse_num(const uint8_t *f, size_t w)
 
 static int checksum_ok(const uint8_t *h)
 {
-    unsigned u = 0;
-    int s = 0;
-    for (size_t i = 0; i < TAR_BLOCK; i++) {
-        uint8_t c = (i >= 148 && i < 156) ? ' ' : h[i];
-        u += c;
-        s += (signed char)c;
-    }
+    unsigned u;
+    int s;
+    ustar_sums(h, &u, &s);
     uint64_t want = parse_num(h + 148, 8);
     return want == u || want == (uint64_t)(unsigned)s;
 }
