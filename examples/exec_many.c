@@ -140,6 +140,20 @@ static void *stuck_writer(void *arg)
     return NULL;
 }
 
+/* Starts argv in box in the background (o: the options, argv set here); NULL after
+ * saying why, as what. */
+static cocoon_exec *start(cocoon_box *box, cocoon_exec_options *o, const char **argv, const char *what)
+{
+    cocoon_exec *ex;
+    cocoon_error err;
+    o->argv = argv;
+    if (cocoon_exec_start(box, o, &ex, &err) < 0) {
+        fprintf(stderr, "%s: %s\n", what, err.message);
+        return NULL;
+    }
+    return ex;
+}
+
 static int concurrent(cocoon_box *box, int n)
 {
     cocoon_error err;
@@ -147,24 +161,18 @@ static int concurrent(cocoon_box *box, int n)
     const char *fargv[] = {"sh", "-c", "cat /dev/zero", NULL};
     cocoon_exec_options fo;
     cocoon_exec_options_init(&fo);
-    fo.argv = fargv;
     fo.on_stdout = slow_sink;
-    cocoon_exec *flood;
-    if (cocoon_exec_start(box, &fo, &flood, &err) < 0) {
-        fprintf(stderr, "flood: %s\n", err.message);
+    cocoon_exec *flood = start(box, &fo, fargv, "flood");
+    if (!flood)
         return 1;
-    }
     /* a command that never reads its stdin, with a writer blocked on it */
     const char *sargv[] = {"sleep", "4", NULL};
     cocoon_exec_options so;
     cocoon_exec_options_init(&so);
-    so.argv = sargv;
     so.stdin_fd = COCOON_STDIN_API;
-    cocoon_exec *stuck;
-    if (cocoon_exec_start(box, &so, &stuck, &err) < 0) {
-        fprintf(stderr, "stuck: %s\n", err.message);
+    cocoon_exec *stuck = start(box, &so, sargv, "stuck");
+    if (!stuck)
         return 1;
-    }
     struct writer w = {stuck, 0};
     pthread_t wt;
     pthread_create(&wt, NULL, stuck_writer, &w);
