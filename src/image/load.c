@@ -362,6 +362,20 @@ static int next_entry(struct load *L, struct archive *a, struct archive_entry **
     return 1;
 }
 
+/* An array of n items of size bytes with room for one more: itself, or moved when its
+ * capacity *cap had to grow (doubling, from first); NULL when out of memory (the array
+ * is then unchanged). */
+static void *room_for_one(void *items, size_t n, size_t *cap, size_t size, size_t first)
+{
+    if (n < *cap)
+        return items;
+    size_t grown = *cap ? *cap * 2 : first;
+    void *moved = realloc(items, grown * size);
+    if (moved)
+        *cap = grown;
+    return moved;
+}
+
 /* Reads the tarball's members in order, calling visit for each until it returns -1
  * (an error it put in err). */
 typedef int (*member_fn)(struct load *L, struct archive *a, struct archive_entry *e, const char *name, void *arg,
@@ -393,14 +407,10 @@ static int pass1_member(struct load *L, struct archive *a, struct archive_entry 
     if (!link && archive_entry_filetype(e) == AE_IFLNK)
         link = archive_entry_symlink(e);
     if (link) {
-        if (L->nal == L->alcap) {
-            size_t cap = L->alcap ? L->alcap * 2 : 16;
-            struct alias *g = realloc(L->al, cap * sizeof(*g));
-            if (!g)
-                return img_err(err, errlen, "out of memory");
-            L->al = g;
-            L->alcap = cap;
-        }
+        struct alias *g = room_for_one(L->al, L->nal, &L->alcap, sizeof(*g), 16);
+        if (!g)
+            return img_err(err, errlen, "out of memory");
+        L->al = g;
         struct alias *al = &L->al[L->nal];
         snprintf(al->name, sizeof(al->name), "%s", name);
         if (resolve_link(name, link, hard, al->target, sizeof(al->target)) == 0)
@@ -523,14 +533,10 @@ static int add_result(struct load *L, const char *name, const struct image_manif
     }
     if (L->nout == LOAD_NAMES_MAX)
         return img_err(err, errlen, "%s: more than %d image names in one archive", L->path, LOAD_NAMES_MAX);
-    if (L->nout == L->outcap) {
-        size_t cap = L->outcap ? L->outcap * 2 : 4;
-        struct image_loaded *g = realloc(L->out, cap * sizeof(*g));
-        if (!g)
-            return img_err(err, errlen, "out of memory");
-        L->out = g;
-        L->outcap = cap;
-    }
+    struct image_loaded *g = room_for_one(L->out, L->nout, &L->outcap, sizeof(*g), 4);
+    if (!g)
+        return img_err(err, errlen, "out of memory");
+    L->out = g;
     struct image_loaded *r = &L->out[L->nout++];
     memset(r, 0, sizeof(*r));
     r->info = *info;
