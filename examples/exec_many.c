@@ -140,14 +140,19 @@ static void *stuck_writer(void *arg)
     return NULL;
 }
 
-/* Starts argv in box in the background (o: the options, argv set here); NULL after
- * saying why, as what. */
-static cocoon_exec *start(cocoon_box *box, cocoon_exec_options *o, const char **argv, const char *what)
+/* Starts argv in box in the background, its stdout to on_stdout (NULL: discarded), its
+ * stdin from stdin_fd; NULL after saying why, as what. */
+static cocoon_exec *start(cocoon_box *box, const char **argv, cocoon_output_fn on_stdout, int stdin_fd,
+                          const char *what)
 {
+    cocoon_exec_options o;
+    cocoon_exec_options_init(&o);
+    o.argv = argv;
+    o.on_stdout = on_stdout;
+    o.stdin_fd = stdin_fd;
     cocoon_exec *ex;
     cocoon_error err;
-    o->argv = argv;
-    if (cocoon_exec_start(box, o, &ex, &err) < 0) {
+    if (cocoon_exec_start(box, &o, &ex, &err) < 0) {
         fprintf(stderr, "%s: %s\n", what, err.message);
         return NULL;
     }
@@ -159,18 +164,10 @@ static int concurrent(cocoon_box *box, int n)
     cocoon_error err;
     /* a flood nobody can keep up with */
     const char *fargv[] = {"sh", "-c", "cat /dev/zero", NULL};
-    cocoon_exec_options fo;
-    cocoon_exec_options_init(&fo);
-    fo.on_stdout = slow_sink;
-    cocoon_exec *flood = start(box, &fo, fargv, "flood");
-    if (!flood)
-        return 1;
+    cocoon_exec *flood = start(box, fargv, slow_sink, COCOON_STDIN_NONE, "flood");
     /* a command that never reads its stdin, with a writer blocked on it */
     const char *sargv[] = {"sleep", "4", NULL};
-    cocoon_exec_options so;
-    cocoon_exec_options_init(&so);
-    so.stdin_fd = COCOON_STDIN_API;
-    cocoon_exec *stuck = start(box, &so, sargv, "stuck");
+    cocoon_exec *stuck = flood ? start(box, sargv, NULL, COCOON_STDIN_API, "stuck") : NULL;
     if (!stuck)
         return 1;
     struct writer w = {stuck, 0};
