@@ -5,6 +5,7 @@
  * data and refcounts first, then L2 tables, then L1 (at worst a leak, never a
  * dangling reference). */
 #include "disk/qcow2_int.h"
+#include "util/util.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -154,6 +155,7 @@ int q2_writeback(struct qcow2 *q, char *err, size_t errlen)
     int rc = writeback_refcounts(q, err, errlen);
     if (rc < 0)
         return rc;
+    util_test_point("QCOW2_REFCOUNTS");
     int l2_written = 0;
     for (unsigned i = 0; i < q->l2c.n; i++) {
         struct qslot *s = &q->l2c.slot[i];
@@ -167,6 +169,7 @@ int q2_writeback(struct qcow2 *q, char *err, size_t errlen)
     if (q->l1_dirty_lo < q->l1_dirty_hi) {
         if (l2_written && (rc = sync_file(q, err, errlen)) < 0)
             return rc;
+        util_test_point("QCOW2_L2");
         if ((rc = put_table(q, q->l1, q->l1_dirty_lo, q->l1_dirty_hi, q->l1_off, err, errlen)) < 0)
             return rc;
         q->l1_dirty_lo = UINT64_MAX;

@@ -244,6 +244,7 @@ static la_ssize_t put_write(struct archive *a, void *client, const void *buf, si
         }
         x->credit -= n;
         sent += n;
+        util_test_point("CP_IN_SENT");
     }
     return (la_ssize_t)len;
 }
