@@ -2,7 +2,8 @@
  * id, name or id prefix, remove, and the handle itself. The state database is the
  * index (names are claimed there, atomically); the directory holds the files. Running
  * the monitor is in monitor.c. A box's row appears only once its directory is
- * complete; a create that fails or crashes leaves nothing that lasts (see lib_box_gc). */
+ * complete, and goes before its directory does: a create or rm that fails or is
+ * killed leaves nothing visible, and what it leaves on disk is collected (gc.c). */
 #include "lib/internal.h"
 
 #include <dirent.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -167,41 +169,6 @@ static int prepare(cocoon_runtime *rt, const cocoon_box_options *o, struct lib_b
     return lib_net_options(o, c, err);
 }
 
-/* Collects what crashed creates left behind, once a minute old: ".creating-<id>"
- * directories whose creator is gone (it holds the box lock while it works), and "<id>"
- * directories without a row (a create between its rename and its insert holds the
- * lock too). Run by create and by list. */
-void lib_box_gc(cocoon_runtime *rt)
-{
-    char boxes[LIB_PATH_MAX], dir[LIB_PATH_MAX];
-    if (lib_path(boxes, sizeof(boxes), "%s/boxes", rt->home) < 0)
-        return;
-    DIR *d = opendir(boxes);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        int creating = !strncmp(e->d_name, ".creating-", 10);
-        if (!creating && !(strlen(e->d_name) == 12 && util_is_hex(e->d_name)))
-            continue;
-        if (lib_path(dir, sizeof(dir), "%s/%s", boxes, e->d_name) < 0)
-            continue;
-        /* A minute old at least: a create holds the lock only once its directory exists. */
-        struct stat st;
-        if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || time(NULL) - st.st_mtime < 60 ||
-            (!creating && state_box_get(rt->state, e->d_name, NULL, NULL) == 0))
-            continue;
-        int lock = lib_box_lock(dir);
-        if (lock < 0)
-            continue; /* its creator (or a monitor) is still at work */
-        /* Checked again under the lock: the creator inserts the row before letting go. */
-        if (creating || state_box_get(rt->state, e->d_name, NULL, NULL) < 0)
-            util_rm_rf(dir);
-        close(lock);
-    }
-    closedir(d);
-}
-
 /* A box is built in boxes/.creating-<id> (disk, config.json) under the box lock,
  * renamed to boxes/<id>, and only then given its row: the row, which makes the box
  * visible and claims its name, always finds a complete directory. */
@@ -223,25 +190,31 @@ int cocoon_box_create(cocoon_runtime *rt, const cocoon_box_options *opts, cocoon
     lib_box_gc(rt);
 
     char dir[LIB_PATH_MAX], tmp[LIB_PATH_MAX];
+    /* The collector never sees the directory before its lock is taken (gc.c). */
+    int gc = lib_gc_lock(rt, LOCK_SH);
     for (int tries = 0;; tries++) {
-        if (new_id(c.id, err) < 0)
-            return -1;
-        if (lib_path(dir, sizeof(dir), "%s/boxes/%s", rt->home, c.id) < 0 ||
-            lib_path(tmp, sizeof(tmp), "%s/boxes/.creating-%s", rt->home, c.id) < 0)
-            return lib_err(err, COCOON_E_INVALID, "COCOON_HOME path too long: %s", rt->home);
+        int rc = new_id(c.id, err);
+        if (rc == 0 && (lib_path(dir, sizeof(dir), "%s/boxes/%s", rt->home, c.id) < 0 ||
+                        lib_path(tmp, sizeof(tmp), "%s/boxes/.creating-%s", rt->home, c.id) < 0))
+            rc = lib_err(err, COCOON_E_INVALID, "COCOON_HOME path too long: %s", rt->home);
         errno = EEXIST;
-        if (!util_file_exists(dir) && mkdir(tmp, 0700) == 0)
+        if (rc == 0 && !util_file_exists(dir) && mkdir(tmp, 0700) == 0)
             break;
-        if (errno != EEXIST || tries > 8)
-            return lib_err(err, COCOON_E_IO, "cannot create box directory %s: %s", tmp, strerror(errno));
+        if (rc == 0 && (errno != EEXIST || tries > 8))
+            rc = lib_err(err, COCOON_E_IO, "cannot create box directory %s: %s", tmp, strerror(errno));
+        if (rc < 0) {
+            lib_gc_unlock(gc);
+            return -1;
+        }
     }
     int lock = lib_box_lock(tmp);
+    int lock_errno = errno;
+    lib_gc_unlock(gc);
     if (lock < 0) {
-        int e = errno;
         util_rm_rf(tmp);
-        return lib_err(err, COCOON_E_IO, "cannot lock the new box directory %s: %s", tmp, strerror(e));
+        return lib_err(err, COCOON_E_IO, "cannot lock the new box directory %s: %s", tmp, strerror(lock_errno));
     }
-    lib_test_delay("CREATE_BUILD");
+    util_test_point("CREATE_BUILD");
     /* config.json names the final paths; the disk is made at its temporary one. */
     struct lib_box_config at_tmp;
     int rc = lib_path(c.disk, sizeof(c.disk), "%s/%s", dir, o->rootfs ? "rootfs.ext4" : "disk.qcow2");
@@ -257,6 +230,7 @@ int cocoon_box_create(cocoon_runtime *rt, const cocoon_box_options *opts, cocoon
     if (rc == 0)
         rc = make_disk(o, &base, &at_tmp, err);
     state_image_clear(&base);
+    util_test_point("CREATE_DISK");
     if (rc == 0)
         rc = lib_config_write(tmp, &c, err);
     if (rc == 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_NOREPLACE) < 0)
@@ -266,7 +240,7 @@ int cocoon_box_create(cocoon_runtime *rt, const cocoon_box_options *opts, cocoon
         close(lock);
         return -1;
     }
-    lib_test_delay("CREATE_PUBLISH");
+    util_test_point("CREATE_PUBLISH");
     struct state_box row;
     memset(&row, 0, sizeof(row));
     snprintf(row.id, sizeof(row.id), "%s", c.id);
@@ -288,6 +262,7 @@ int cocoon_box_create(cocoon_runtime *rt, const cocoon_box_options *opts, cocoon
         close(lock);
         return -1;
     }
+    util_test_point("CREATE_ROW");
     close(lock);
     *out = b;
     return 0;
@@ -374,9 +349,46 @@ int cocoon_box_remove(cocoon_box *box, int force, cocoon_error *err)
         close(box->lifeline_fd);
         box->lifeline_fd = -1;
     }
-    if (lib_box_dir_remove(box->dir, err) < 0)
+    return lib_box_destroy(box, err);
+}
+
+/* Under the box lock: the row goes first (the box and its name are gone at once), then
+ * the directory is moved aside to boxes/.removing-<id> and deleted. Killed at any
+ * point, what is left has no row and no lock holder, and is collected (gc.c); a
+ * monitor that was starting in the directory sees it moved and gives up. */
+int lib_box_destroy(cocoon_box *box, cocoon_error *err)
+{
+    int lock = lib_box_lock(box->dir);
+    if (lock < 0) {
+        if (errno == ENOENT) /* no directory: its monitor removed it (ephemeral), or a racing rm */
+            return state_box_delete(box->rt->state, box->id, err);
+        if (errno == EWOULDBLOCK && lib_box_running(box->dir, NULL))
+            return lib_err(err, COCOON_E_STATE, "box %s is running: stop it first", box->id);
+        if (errno == EWOULDBLOCK)
+            return lib_err(err, COCOON_E_STATE, "box %s is busy: another cocoon command is starting or removing it",
+                           box->id);
+        return lib_err(err, COCOON_E_IO, "cannot lock %s/vmm.pid: %s", box->dir, strerror(errno));
+    }
+    util_test_point("RM_LOCKED");
+    if (state_box_delete(box->rt->state, box->id, err) < 0) {
+        close(lock);
         return -1;
-    return state_box_delete(box->rt->state, box->id, err);
+    }
+    util_test_point("RM_UNLISTED");
+    char aside[LIB_PATH_MAX];
+    const char *doomed = box->dir;
+    if (lib_path(aside, sizeof(aside), "%s/boxes/.removing-%s", box->rt->home, box->id) == 0 &&
+        renameat2(AT_FDCWD, box->dir, AT_FDCWD, aside, RENAME_NOREPLACE) == 0)
+        doomed = aside;
+    util_test_point("RM_RENAMED");
+    int rc = util_rm_rf(doomed), e = errno;
+    close(lock);
+    if (rc < 0)
+        return lib_err(err, COCOON_E_IO,
+                       "box %s is removed, but some of its files in %s could not be deleted: %s (`cocoon doctor --fix` "
+                       "retries)",
+                       box->id, doomed, strerror(e));
+    return 0;
 }
 
 void cocoon_box_close(cocoon_box *box)

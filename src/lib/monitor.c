@@ -316,6 +316,7 @@ int cocoon_box_start_flags(cocoon_box *box, unsigned flags, cocoon_error *err)
     int st;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;
+    util_test_point("START_SPAWNED");
     box->lifeline_fd = life[1]; /* CLOEXEC: no program we run keeps the box alive */
 
     char line[2048];
@@ -439,9 +440,7 @@ int cocoon_box_stop(cocoon_box *box, unsigned timeout_ms, cocoon_error *err)
         return -1;
     if (!box->ephemeral)
         return 0;
-    if (lib_box_dir_remove(box->dir, err) < 0)
-        return -1;
-    return state_box_delete(box->rt->state, box->id, err);
+    return lib_box_destroy(box, err);
 }
 
 int cocoon_box_restart(cocoon_box *box, unsigned timeout_ms, cocoon_error *err)
@@ -464,8 +463,10 @@ int lib_box_stop_only(cocoon_box *box, unsigned timeout_ms, cocoon_error *err)
         size_t n = w ? proto_encode_shutdown(w, 0, timeout_ms) : 0;
         int sent = n && lib_ctl_send(box, w->buf, n, NULL) == 0;
         free(w);
-        if (sent)
+        if (sent) {
+            util_test_point("STOP_SENT");
             wait_eof(box, now_ms() + timeout_ms + 5000);
+        }
         pump_release(box);
         /* After EOF the monitor only removes its files and exits: give it a moment. */
         lib_monitor_wait_gone(box->dir, 2000);

@@ -282,6 +282,19 @@ void state_close(struct lib_state *st)
     free(st);
 }
 
+int state_integrity(struct lib_state *st, char *out, size_t cap)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(st->db, "PRAGMA quick_check", -1, &s, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    const unsigned char *t = rc == SQLITE_ROW ? sqlite3_column_text(s, 0) : NULL;
+    int ok = t && !strcmp((const char *)t, "ok");
+    snprintf(out, cap, "%s", t ? (const char *)t : sqlite3_errmsg(st->db));
+    sqlite3_finalize(s);
+    return ok ? 0 : -1;
+}
+
 int state_schema_version(struct lib_state *st)
 {
     int v = 0;

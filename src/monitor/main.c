@@ -100,7 +100,8 @@ static void ensure_stdio(void)
 
 /* vmm.pid holds our pid under an exclusive lock for our whole life, so a second
  * monitor for the same box fails here instead of fighting over the files.
- * PID_LOCK_HELD: another monitor runs the box (its files are not ours to remove). */
+ * PID_LOCK_HELD: another monitor runs the box, or rm is removing it (its files are
+ * not ours to remove). */
 enum { PID_LOCK_HELD = -2 };
 static int lock_pid_file(struct vmm *v, char *err, size_t cap)
 {
@@ -133,6 +134,16 @@ static int lock_pid_file(struct vmm *v, char *err, size_t cap)
             snprintf(err, cap, "box %s: vmm.pid keeps being replaced while we lock it", v->box_dir);
             return -1;
         }
+    }
+    /* rm moves a box directory aside under this lock before deleting it: a directory
+     * no longer at its path is being removed, and is not ours to run. */
+    struct stat here, opened;
+    if (stat(v->box_dir, &here) < 0 || fstat(v->dirfd, &opened) < 0 || here.st_ino != opened.st_ino ||
+        here.st_dev != opened.st_dev) {
+        snprintf(err, cap, "box %s was removed", v->box_dir);
+        close(v->pid_fd);
+        v->pid_fd = -1;
+        return PID_LOCK_HELD; /* its files are not ours to remove */
     }
     char buf[32];
     int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
@@ -434,6 +445,7 @@ int main(int argc, char **argv)
         goto out;
     }
     own_files = 1;
+    util_test_point("MONITOR_LOCKED");
     char cfgerr[PATH_MAX * 2];
     char backend_why[320] = "";
     if (vmm_config_load(v->box_dir, &v->cfg, cfgerr, sizeof(cfgerr)) < 0 ||
@@ -452,10 +464,12 @@ int main(int argc, char **argv)
         rc = early_error(v, err);
         goto out;
     }
+    util_test_point("MONITOR_CHILD");
     vmm_arm_timer(v, v->cfg.boot_timeout_ms);
     v->state = ST_BOOTING;
     if (vmm_run(v) < 0)
         v->failed = 1;
+    util_test_point("MONITOR_EXIT");
     rc = v->failed ? 1 : 0;
 out:
     child_kill(v);
