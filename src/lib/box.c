@@ -172,14 +172,8 @@ static int prepare(cocoon_runtime *rt, const cocoon_box_options *o, struct lib_b
 /* A box is built in boxes/.creating-<id> (disk, config.json) under the box lock,
  * renamed to boxes/<id>, and only then given its row: the row, which makes the box
  * visible and claims its name, always finds a complete directory. */
-int cocoon_box_create(cocoon_runtime *rt, const cocoon_box_options *opts, cocoon_box **out, cocoon_error *err)
+static int create_box(cocoon_runtime *rt, const cocoon_box_options *o, cocoon_box **out, cocoon_error *err)
 {
-    lib_err_clear(err);
-    if (!rt || !out)
-        return lib_err(err, COCOON_E_INVALID, "cocoon_box_create: NULL argument");
-    *out = NULL;
-    cocoon_box_options dflt = {0};
-    const cocoon_box_options *o = opts ? opts : &dflt;
     struct lib_box_config c;
     struct state_image img;
     if (prepare(rt, o, &c, &img, err) < 0) {
@@ -266,6 +260,24 @@ int cocoon_box_create(cocoon_runtime *rt, const cocoon_box_options *opts, cocoon
     close(lock);
     *out = b;
     return 0;
+}
+
+int cocoon_box_create(cocoon_runtime *rt, const cocoon_box_options *opts, cocoon_box **out, cocoon_error *err)
+{
+    lib_err_clear(err);
+    if (!rt || !out)
+        return lib_err(err, COCOON_E_INVALID, "cocoon_box_create: NULL argument");
+    *out = NULL;
+    cocoon_box_options dflt = {0};
+    const cocoon_box_options *o = opts ? opts : &dflt;
+    /* From the image lookup to the row that pins the image, a prune (which holds the
+     * store's lock exclusively) must not remove the image under the new box. */
+    int store = o->rootfs ? -1 : lib_store_lock(rt, LOCK_SH, err);
+    if (!o->rootfs && store < 0)
+        return -1;
+    int rc = create_box(rt, o, out, err);
+    lib_store_unlock(store);
+    return rc;
 }
 
 /* What is wrong with a box directory that cannot start, in words, or "" . */

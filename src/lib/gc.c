@@ -23,7 +23,7 @@
 int lib_gc_lock(cocoon_runtime *rt, int how)
 {
     char path[LIB_PATH_MAX];
-    if (lib_path(path, sizeof(path), "%s/boxes/.gc.lock", rt->home) < 0)
+    if (lib_path(path, sizeof(path), "%s/.gc.lock", rt->home) < 0)
         return -1;
     int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
@@ -116,14 +116,14 @@ static void check_box_dirs(struct check *c)
     int gc = lib_gc_lock(c->rt, LOCK_EX | (c->fn ? 0 : LOCK_NB));
     if (gc < 0) {
         if (c->fn)
-            report(c, COCOON_CHECK_PROBLEM, 0, "", "%s not checked: cannot lock %s/.gc.lock: %s", boxes, boxes,
+            report(c, COCOON_CHECK_PROBLEM, 0, "", "%s not checked: cannot lock %s/.gc.lock: %s", boxes, c->rt->home,
                    strerror(errno));
         return;
     }
     DIR *d = opendir(boxes);
     struct dirent *e;
     while (d && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, ".gc.lock"))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
             collect_dir(c, boxes, e->d_name);
     if (d)
         closedir(d);

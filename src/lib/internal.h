@@ -168,7 +168,7 @@ int lib_box_lock(const char *dir);
 /* Removes a box: its row, then its directory, under the box lock (box.c); refused
  * while a monitor or another command holds the lock. */
 int lib_box_destroy(cocoon_box *box, cocoon_error *err);
-/* boxes/.gc.lock (gc.c): creates hold it LOCK_SH from their mkdir until they hold the
+/* $COCOON_HOME/.gc.lock (gc.c): creates hold it LOCK_SH from their mkdir until they hold the
  * new directory's box lock; the collector holds it LOCK_EX. The fd, or -1 (then the
  * caller goes on without it). how may include LOCK_NB. */
 int lib_gc_lock(cocoon_runtime *rt, int how);

@@ -345,8 +345,13 @@ int cocoon_box_start_flags(cocoon_box *box, unsigned flags, cocoon_error *err)
         else
             rc = lib_err(err, COCOON_E_BOOT, "box %s failed to boot: %s", box->id, msg);
     }
-    if (rc == 0)
-        rc = lib_ctl_connect(box, err);
+    cocoon_error why;
+    if (rc == 0 && lib_ctl_connect(box, &why) < 0)
+        rc = lib_err(err, COCOON_E_STATE,
+                     "box %s started, but stopped again before it could be reached (stopped by another command?): %s",
+                     box->id, why.message);
+    if (rc < 0 && !util_file_exists(box->dir))
+        rc = lib_err(err, COCOON_E_NOT_FOUND, "box %s was removed (by another command) while it was starting", box->id);
     if (rc < 0 && box->lifeline_fd >= 0) {
         close(box->lifeline_fd);
         box->lifeline_fd = -1;

@@ -1,0 +1,182 @@
+"""The concurrency suite: several workers run random create/start/exec/stop/rm/pull/
+load/prune commands on a few shared box names and images for a bounded time (some of
+them killed with SIGKILL mid-way), then the invariants of state_invariants.py must hold,
+`cocoon doctor --fix` must leave the home clean, no name may be stuck and every box
+must start.
+
+Every command must end: with success, or with a clear one-line `cocoon:` message (a
+race lost to another worker, e.g. "is already running", is such a message), never by a
+signal it was not sent, never hang. Each worker's sequence of commands comes from a
+generator seeded with COCOON_CONCURRENCY_SEED + worker number; the seed is in every
+failure message. The interleaving is the machine's, so a replay repeats the commands,
+not always their timing. COCOON_CONCURRENCY_SECONDS bounds the run (default 75)."""
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+import registry_fixture as rf
+import small_images
+import state_invariants as inv
+from conftest import decode
+
+SEED = int(os.environ.get("COCOON_CONCURRENCY_SEED", random.randrange(1 << 30)))
+SECONDS = float(os.environ.get("COCOON_CONCURRENCY_SECONDS", "75"))
+WORKERS = 4
+NAMES = ["n1", "n2", "n3"]
+OP_TIMEOUT = 150  # no command may take longer, whatever the others do
+KILL_RATE = 0.08  # share of commands SIGKILLed at a random moment
+
+
+class Run:
+    """Shared by the workers: the log of every command, and what went wrong."""
+
+    def __init__(self, c, images):
+        self.c = c
+        self.images = images
+        self.lock = threading.Lock()
+        self.log = []
+        self.bad = []
+        self.deadline = time.monotonic() + SECONDS
+
+    def record(self, worker, argv, rc, elapsed, err, killed):
+        last = err.strip().splitlines()[-1] if err.strip() else ""
+        line = f"w{worker} {' '.join(argv)[:90]} -> {rc}{' (killed)' if killed else ''} {elapsed:.1f}s " + \
+            (err.strip().splitlines()[-1][:160] if err.strip() else "")
+        with self.lock:
+            self.log.append(line)
+            if killed:
+                return
+            if rc < 0:
+                self.bad.append(f"{line}: died of signal {-rc}")
+            elif rc != 0 and (argv[0] != "exec" or rc == 125) and not last.startswith("cocoon: "):
+                self.bad.append(f"{line}: failed without a `cocoon:` message: {err[-500:]!r}")
+            elif rc != 0 and "AddressSanitizer" in err:
+                self.bad.append(f"{line}: sanitizer report")
+
+
+def pick_op(rng, run):
+    name = rng.choice(NAMES)
+    image = rng.choice(run.images["boxes"])
+    ops = [
+        (5, ["create", "--name", name, "--memory", "192M"] + ([image] if image != "default" else [])),
+        (6, ["start", name]),
+        (6, ["exec", name, "--", "sh", "-c", "echo $$ > /root/w && sync && cat /root/w"]),
+        (4, ["stop", name]),
+        (3, ["rm", "-f", name]),
+        (1, ["rm", name]),
+        (1, ["ls", "-a"]),
+        (2, ["pull", run.images["pull"]]),
+        (2, ["load", run.images["load"]]),
+        (2, ["image", "prune"]),
+    ]
+    total = sum(w for w, _ in ops)
+    x = rng.uniform(0, total)
+    for w, argv in ops:
+        x -= w
+        if x <= 0:
+            return argv
+    return ops[-1][1]
+
+
+def worker(run, i):
+    rng = random.Random(SEED + i)
+    while time.monotonic() < run.deadline:
+        argv = pick_op(rng, run)
+        kill_at = rng.uniform(0.05, 2.0) if rng.random() < KILL_RATE else None
+        start = time.monotonic()
+        p = run.c.popen(*argv)
+        killed = False
+        try:
+            if kill_at is not None:
+                try:
+                    p.wait(timeout=kill_at)
+                except subprocess.TimeoutExpired:
+                    p.send_signal(signal.SIGKILL)
+                    killed = True
+            out, err = p.communicate(timeout=OP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+            with run.lock:
+                run.bad.append(f"w{i} {' '.join(argv)} still running after {OP_TIMEOUT} s (hang): {decode(err)[-500:]}")
+            continue
+        run.record(i, argv, p.returncode, time.monotonic() - start, decode(err), killed)
+
+
+@pytest.fixture
+def images(vm, tmp_path):
+    if not small_images.available():
+        pytest.skip("skipped: busybox-static is needed (scripts/setup installs it)")
+    fake = rf.FakeRegistry()
+    vm.env["COCOON_INSECURE_REGISTRIES"] = fake.host
+    a = small_images.serve(fake, "conc/a", "1", big=128 << 10)
+    b = small_images.serve(fake, "conc/b", "1", big=128 << 10)
+    # the loaded image is also in the registry: a create after a prune pulls it from there
+    loaded = small_images.serve(fake, "conc/l", "1", big=128 << 10)
+    tar = small_images.save_tarball(str(tmp_path / "l.tar"), loaded, big=128 << 10)
+    vm.run("pull", a, check=0)  # a stays pulled until a prune (create pulls it again then)
+    yield {"boxes": ["default", a, loaded], "pull": b, "load": tar}
+    fake.stop()
+
+
+def test_random_concurrent_commands(vm, images, tmp_path):
+    try:
+        random_commands(vm, images, tmp_path)
+    finally:
+        for name in NAMES:
+            vm.run("rm", "-f", name)
+
+
+def random_commands(vm, images, tmp_path):
+    run = Run(vm, images)
+    threads = [threading.Thread(target=worker, args=(run, i), daemon=True) for i in range(WORKERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(SECONDS + OP_TIMEOUT + 60)
+    with open(tmp_path / "commands.log", "w") as f:
+        f.write("\n".join(run.log) + "\n")
+    summary = f"seed {SEED} (COCOON_CONCURRENCY_SEED={SEED} replays the commands), {len(run.log)} commands; " \
+              f"log: {tmp_path / 'commands.log'}; last ones:\n  " + "\n  ".join(run.log[-15:])
+    print(summary)
+    assert not any(t.is_alive() for t in threads), "a worker is stuck: " + summary
+    assert not run.bad, "\n".join(run.bad[:20]) + "\n" + summary
+    assert len(run.log) >= 4 * WORKERS, "too few commands ran: " + summary
+    inv.assert_consistent(vm.home, f"seed {SEED}: after the workers")
+    inv.doctor_fix(vm)
+    inv.assert_clean(vm.home, f"seed {SEED}: after doctor --fix")
+    for name in NAMES:  # every box there starts (and stops)
+        if vm.run("inspect", name).returncode == 0:
+            r = vm.run("start", name)
+            assert r.returncode == 0 or "already running" in decode(r.stderr), \
+                f"seed {SEED}: box {name} does not start: {decode(r.stderr)}"
+            assert decode(vm.run("exec", name, "--", "echo", "ok", check=0).stdout) == "ok\n"
+            vm.run("stop", name, check=0)
+    inv.names_reusable(vm, NAMES)
+    inv.assert_clean(vm.home, f"seed {SEED}: at the end")
+
+
+# ---- races the suite found, each pinned down with a delay at its window ----
+
+def test_prune_during_create_keeps_the_image(vm, images):
+    """A prune while a create of a pulled image is between its image lookup and its row
+    used to remove the image under it ("image sha256:... is not in the state
+    database"). The create holds the image store's lock shared, so the prune waits,
+    then keeps the image the new box uses."""
+    ref = images["boxes"][1]
+    create = vm.popen("create", "--name", "racer", ref, env={"COCOON_TEST_DELAY_CREATE_BUILD": "3000"})
+    time.sleep(1.5)  # the create is in its window (it holds it for 3 s)
+    prune = vm.run("image", "prune", check=0)
+    out, err = create.communicate(timeout=120)
+    assert create.returncode == 0, decode(err)
+    assert "Deleted images: 0" in decode(prune.stdout) or "racer" not in decode(prune.stdout), decode(prune.stdout)
+    inv.assert_clean(vm.home, "prune during create")
+    vm.run("start", "racer", check=0)
+    assert decode(vm.run("exec", "racer", "--", "cat", "/etc/image", check=0).stdout) == ref.split("/", 1)[1] + "\n" \
+        or "conc/a" in decode(vm.run("exec", "racer", "--", "cat", "/etc/image", check=0).stdout)
+    vm.run("rm", "-f", "racer", check=0)
