@@ -24,6 +24,7 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import tempfile
 import time
 
 from conftest import find_box_processes
@@ -36,14 +37,22 @@ BOX_FILES = {"config.json", "disk.qcow2", "rootfs.ext4", "vmm.pid", "ctl.sock", 
              "net.log", "net.log.1", "net.stats.json"}
 
 
-def db_rows(home):
+def db_rows(home, root=""):
     """{"boxes": [...], "images": [...], "tags": [...], "integrity": str, "fk": [...]}
     from cocoon.db opened read-only (a missing database reads as empty)."""
-    path = os.path.join(home, "cocoon.db")
+    path = root + os.path.join(home, "cocoon.db")
     out = {"boxes": [], "images": [], "tags": [], "integrity": "ok", "fk": []}
     if not os.path.exists(path):
         return out
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    if root:
+        # SQLite resolves the /proc/PID/root symlink to this namespace's view, where
+        # the file is not: read a copy (the database and its WAL) instead.
+        copy = tempfile.mkdtemp(prefix="cocoon-db-")
+        for suffix in ("", "-wal"):
+            if os.path.exists(path + suffix):
+                shutil.copyfile(path + suffix, os.path.join(copy, "cocoon.db" + suffix))
+        path = os.path.join(copy, "cocoon.db")
+    db = sqlite3.connect(f"file:{path}?mode=ro" if not root else path, uri=True, timeout=30)
     try:
         db.row_factory = sqlite3.Row
         out["boxes"] = [dict(r) for r in db.execute("SELECT id, name, image_id, ephemeral, config_json FROM boxes")]
@@ -53,6 +62,8 @@ def db_rows(home):
         out["fk"] = [tuple(r) for r in db.execute("PRAGMA foreign_key_check")]
     finally:
         db.close()
+        if root:
+            shutil.rmtree(os.path.dirname(path), ignore_errors=True)
     return out
 
 
@@ -115,7 +126,7 @@ def _holds_flock(pid, path):
     return False
 
 
-def process_problems(home, rows):
+def process_problems(home, rows, root=""):
     """Every cocoon-vmm of this home runs a box that has its row and directory and whose
     lock it holds; every QEMU is the child of such a monitor."""
     problems = []
@@ -128,7 +139,7 @@ def process_problems(home, rows):
         argv = _cmdline(pid)
         if "--kvm-run" in argv:
             continue  # the kvm backend's VMM child: judged with QEMU below
-        d = argv[argv.index("--box-dir") + 1] if "--box-dir" in argv else ""
+        d = root + argv[argv.index("--box-dir") + 1] if "--box-dir" in argv else ""
         box = os.path.basename(d.rstrip("/"))
         monitors[pid] = box
         if box not in ids:
@@ -170,10 +181,10 @@ def qcow2_check(disk, running):
     return problem, leaks
 
 
-def box_problems(home, rows, disks=True):
+def box_problems(home, rows, disks=True, root=""):
     """(problems, garbage, leaks) of boxes/: rows against directories, and disks."""
     problems, garbage, leaks = [], [], {}
-    boxes = os.path.join(home, "boxes")
+    boxes = root + os.path.join(home, "boxes")
     entries = sorted(os.listdir(boxes)) if os.path.isdir(boxes) else []
     by_id = {r["id"]: r for r in rows["boxes"]}
     names = [r["name"] for r in rows["boxes"] if r["name"]]
@@ -194,7 +205,7 @@ def box_problems(home, rows, disks=True):
         except (OSError, ValueError) as e:
             problems.append(f"box {r['id']} ({r['name']}): config.json unreadable: {e}")
             continue
-        disk = cfg.get("disk", "")
+        disk = root + cfg.get("disk", "")
         if os.path.dirname(disk) != d or not os.path.isfile(disk):
             problems.append(f"box {r['id']} ({r['name']}): disk {disk} missing")
             continue
@@ -220,10 +231,10 @@ def box_problems(home, rows, disks=True):
     return problems, garbage, leaks
 
 
-def image_problems(home, rows):
+def image_problems(home, rows, root=""):
     """(problems, garbage) of the image store: rows against bases and blobs."""
     problems, garbage = [], []
-    store = os.path.join(home, "images")
+    store = root + os.path.join(home, "images")
     bases_dir = os.path.join(store, "bases")
     blobs_dir = os.path.join(store, "blobs", "sha256")
     ids = {r["id"] for r in rows["images"]}
@@ -235,10 +246,10 @@ def image_problems(home, rows):
             problems.append(f"box {r['id']} uses a missing image {r['image_id']}")
     needed = set()
     for r in rows["images"]:
-        if not os.path.isfile(r["base_path"]):
+        if not os.path.isfile(root + r["base_path"]):
             problems.append(f"image {r['id']}: its base {r['base_path']} is missing")
         if r["id"].startswith("sha256:"):
-            if os.path.dirname(r["base_path"]) != bases_dir:
+            if root + os.path.dirname(r["base_path"]) != bases_dir:
                 problems.append(f"image {r['id']}: base {r['base_path']} outside {bases_dir}")
             for digest in (r["id"], r["config_digest"]):
                 if not os.path.isfile(os.path.join(blobs_dir, digest[7:])):
@@ -264,14 +275,15 @@ def image_problems(home, rows):
     return problems, garbage
 
 
-def check(home, disks=True, settle_s=10.0):
+def check(home, disks=True, settle_s=10.0, root=""):
     """(problems, garbage) of a home once its processes settled: a QEMU whose monitor
     was just killed takes a moment to get its PDEATHSIG, so process problems are
-    retried for up to settle_s before they count."""
+    retried for up to settle_s before they count. root: where the home's mount
+    namespace is seen from here (/proc/PID/root), "" for this one."""
     deadline = time.monotonic() + settle_s
     while True:
-        rows = db_rows(home)
-        procs = process_problems(home, rows)
+        rows = db_rows(home, root)
+        procs = process_problems(home, rows, root)
         if not procs or time.monotonic() >= deadline:
             break
         time.sleep(0.2)
@@ -280,26 +292,26 @@ def check(home, disks=True, settle_s=10.0):
         problems.append(f"cocoon.db integrity_check: {rows['integrity']}")
     if rows["fk"]:
         problems.append(f"cocoon.db foreign_key_check: {rows['fk']}")
-    p, g, leaks = box_problems(home, rows, disks)
+    p, g, leaks = box_problems(home, rows, disks, root)
     problems += p
     garbage = list(g)
-    p, g = image_problems(home, rows)
+    p, g = image_problems(home, rows, root)
     problems += p
     garbage += g
     return problems, garbage
 
 
-def assert_consistent(home, what="", disks=True):
+def assert_consistent(home, what="", disks=True, root=""):
     """No problem (garbage allowed): what a kill may leave. Returns the garbage."""
-    problems, garbage = check(home, disks)
+    problems, garbage = check(home, disks, root=root)
     assert not problems, f"{what}: state invariants broken:\n  " + "\n  ".join(problems) + \
         ("\n(garbage: " + "; ".join(garbage) + ")" if garbage else "")
     return garbage
 
 
-def assert_clean(home, what="", disks=True):
+def assert_clean(home, what="", disks=True, root=""):
     """No problem and no garbage: what every command leaves, and doctor --fix after a kill."""
-    problems, garbage = check(home, disks)
+    problems, garbage = check(home, disks, root=root)
     assert not problems and not garbage, f"{what}: state not clean:\n  " + "\n  ".join(problems + garbage)
 
 
