@@ -337,6 +337,7 @@ int cocoon_box_start_flags(cocoon_box *box, unsigned flags, cocoon_error *err)
                      tail[0] ? tail : "empty");
     } else if (!strncmp(line, "ok", 2)) {
         box->ready_ms = atoi(line + 2);
+        util_test_point("START_READY");
     } else {
         const char *msg = !strncmp(line, "error ", 6) ? line + 6 : line;
         /* Another start won the race for the box lock: that monitor runs the box. */

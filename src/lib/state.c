@@ -115,6 +115,7 @@ static int write_tx_locked(struct lib_state *st, const char *what, tx_body body,
             return db_fail(st, err, what);
         int r = body(st, arg, err);
         if (r == 0) {
+            util_test_point("STATE_COMMIT"); /* a write transaction done, not committed */
             rc = exec_retry(st, "COMMIT", deadline);
             if (rc == SQLITE_OK)
                 return 0;

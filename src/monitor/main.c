@@ -100,8 +100,7 @@ static void ensure_stdio(void)
 
 /* vmm.pid holds our pid under an exclusive lock for our whole life, so a second
  * monitor for the same box fails here instead of fighting over the files.
- * PID_LOCK_HELD: another monitor runs the box, or rm is removing it (its files are
- * not ours to remove). */
+ * PID_LOCK_HELD: another monitor runs the box (its files are not ours to remove). */
 enum { PID_LOCK_HELD = -2 };
 static int lock_pid_file(struct vmm *v, char *err, size_t cap)
 {
@@ -134,16 +133,6 @@ static int lock_pid_file(struct vmm *v, char *err, size_t cap)
             snprintf(err, cap, "box %s: vmm.pid keeps being replaced while we lock it", v->box_dir);
             return -1;
         }
-    }
-    /* rm moves a box directory aside under this lock before deleting it: a directory
-     * no longer at its path is being removed, and is not ours to run. */
-    struct stat here, opened;
-    if (stat(v->box_dir, &here) < 0 || fstat(v->dirfd, &opened) < 0 || here.st_ino != opened.st_ino ||
-        here.st_dev != opened.st_dev) {
-        snprintf(err, cap, "box %s was removed", v->box_dir);
-        close(v->pid_fd);
-        v->pid_fd = -1;
-        return PID_LOCK_HELD; /* its files are not ours to remove */
     }
     char buf[32];
     int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
@@ -439,6 +428,7 @@ int main(int argc, char **argv)
     if (chdir("/") < 0)
         vmm_log("chdir /: %s", strerror(errno));
     vmm_log("cocoon-vmm %s starting for %s", COCOON_VERSION, v->box_dir);
+    util_test_point("MONITOR_OPENED");
     int lk = lock_pid_file(v, err, sizeof(err));
     if (lk < 0) {
         rc = early_error(v, err);

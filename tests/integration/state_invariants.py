@@ -55,10 +55,12 @@ def db_rows(home, root=""):
     db = sqlite3.connect(f"file:{path}?mode=ro" if not root else path, uri=True, timeout=30)
     try:
         db.row_factory = sqlite3.Row
+        out["integrity"] = db.execute("PRAGMA integrity_check").fetchone()[0]
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'boxes'").fetchone():
+            return out  # a first command killed before its schema was committed: the next one makes it
         out["boxes"] = [dict(r) for r in db.execute("SELECT id, name, image_id, ephemeral, config_json FROM boxes")]
         out["images"] = [dict(r) for r in db.execute("SELECT id, base_path, config_digest FROM images")]
         out["tags"] = [dict(r) for r in db.execute("SELECT name, image_id FROM image_tags")]
-        out["integrity"] = db.execute("PRAGMA integrity_check").fetchone()[0]
         out["fk"] = [tuple(r) for r in db.execute("PRAGMA foreign_key_check")]
     finally:
         db.close()

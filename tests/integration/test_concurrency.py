@@ -180,3 +180,39 @@ def test_prune_during_create_keeps_the_image(vm, images):
     assert decode(vm.run("exec", "racer", "--", "cat", "/etc/image", check=0).stdout) == ref.split("/", 1)[1] + "\n" \
         or "conc/a" in decode(vm.run("exec", "racer", "--", "cat", "/etc/image", check=0).stdout)
     vm.run("rm", "-f", "racer", check=0)
+
+
+def test_monitor_of_a_box_moved_away_gives_up(vm):
+    """rm moves a box's directory aside (under the box lock) before deleting it. A
+    monitor that opened the directory just before and takes the lock after must not
+    run the box there: it would be a VM whose box is gone. Here the test moves the
+    directory itself while the monitor waits between opening it and locking it."""
+    box = decode(vm.run("create", "--name", "moved", check=0).stdout).strip()
+    start = vm.popen("start", "moved", env={"COCOON_TEST_DELAY_MONITOR_OPENED": "2000"})
+    d = os.path.join(vm.boxes_dir(), box)
+    deadline = time.monotonic() + 30
+    while not os.path.exists(os.path.join(d, "vmm.log")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    aside = os.path.join(vm.boxes_dir(), ".removing-" + box)
+    os.rename(d, aside)
+    out, err = start.communicate(timeout=120)
+    assert start.returncode == 125 and "was removed" in decode(err), (start.returncode, decode(err))
+    assert not [p for p, (name, _) in inv.find_box_processes(vm.home).items()], inv.find_box_processes(vm.home)
+    os.rename(aside, d)
+    vm.run("rm", "moved", check=0)
+    inv.assert_clean(vm.home, "a monitor whose directory moved")
+
+
+def test_start_says_when_another_command_stopped_the_box(vm):
+    """A stop between a monitor's ready report and the start's first connection used to
+    make `start` say "box X is not running": it says the box started and was stopped."""
+    vm.run("create", "--name", "brief", check=0)
+    start = vm.popen("start", "brief", env={"COCOON_TEST_DELAY_START_READY": "3000"})
+    deadline = time.monotonic() + 60
+    while decode(vm.run("ls", "-q", check=0).stdout).strip() == "" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    vm.run("stop", "brief", check=0)
+    out, err = start.communicate(timeout=120)
+    assert start.returncode == 125 and "started, but stopped again" in decode(err), decode(err)
+    vm.run("rm", "brief", check=0)
+    inv.assert_clean(vm.home, "a start whose box was stopped at once")

@@ -69,10 +69,14 @@ def assert_synced(c, box, tags):
 
 # ---- create ----
 
-@pytest.mark.parametrize("point", ["CREATE_BUILD", "CREATE_DISK", "CREATE_PUBLISH", "CREATE_ROW"])
+@pytest.mark.parametrize("point", ["CREATE_BUILD", "CREATE_DISK", "CREATE_PUBLISH", "STATE_COMMIT:1", "STATE_COMMIT:2",
+                                   "STATE_COMMIT:3", "CREATE_ROW"])
 def test_kill_create(vm, point):
-    """Killed anywhere inside create, the box either exists whole (killed after its row)
-    or not at all, and its name is free either way."""
+    """Killed anywhere inside create (in a new home, STATE_COMMIT:1 is inside the
+    transaction that makes the schema, :2 in the one that records the built-in
+    image, :3 in the one that inserts the box's row, each before COMMIT), the
+    box either exists whole (killed after its row) or not at all, and its name is free
+    either way."""
     crash(vm, point, "create", "--name", "c1")
     inv.assert_consistent(vm.home, f"create killed at {point}")
     if point == "CREATE_ROW":  # the row is the commit point: the box is there, whole
@@ -281,9 +285,10 @@ def _wait_count(p, n, timeout=60):
     return got
 
 
-def _qemu_pid(c):
-    for pid, (name, _) in find_box_processes(c.home).items():
-        if "qemu" in name:
+def _vmm_child_pid(c):
+    """QEMU, or the kvm backend's VMM child (cocoon-vmm --kvm-run)."""
+    for pid, (name, cmd) in find_box_processes(c.home).items():
+        if "qemu" in name or "--kvm-run" in cmd:
             return pid
     return None
 
@@ -295,9 +300,10 @@ def _monitor_pid(c):
     return None
 
 
-@pytest.mark.parametrize("victim", ["qemu", "monitor", "cli"])
+@pytest.mark.parametrize("victim", ["vmm", "monitor", "cli"])
 def test_random_kill_during_writes(vm, victim):
-    """A guest writes and syncs in a loop; kill -9 of QEMU, the monitor, or the CLI
+    """A guest writes and syncs in a loop; kill -9 of QEMU (or the kvm VMM child), the
+    monitor, or the CLI
     running that exec, at seeded random moments. The disk passes `qemu-img check`,
     the state is consistent, the box starts again and holds every counter value the
     guest reported as synced."""
@@ -310,7 +316,7 @@ def test_random_kill_during_writes(vm, victim):
         got = _wait_count(p, 2)
         assert got, f"seed {SEED}: the guest writer reported nothing: {decode(p.stderr.read())[-500:]}"
         time.sleep(rng.uniform(0.0, 1.5))
-        pid = {"qemu": _qemu_pid, "monitor": _monitor_pid, "cli": lambda c: p.pid}[victim](vm)
+        pid = {"vmm": _vmm_child_pid, "monitor": _monitor_pid, "cli": lambda c: p.pid}[victim](vm)
         assert pid, f"seed {SEED}: no {victim} process"
         os.kill(pid, signal.SIGKILL)
         out, _ = p.communicate(timeout=60)
