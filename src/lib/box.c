@@ -343,12 +343,27 @@ int cocoon_box_ready_ms(const cocoon_box *box) { return box ? box->ready_ms : 0;
 
 const char *cocoon_box_problem(const cocoon_box *box) { return box ? box->problem : ""; }
 
+/* The box lock is held by a process that is not a proven monitor: a monitor that has
+ * not written its pid yet, or another command (a create finishing, an rm). */
+static int busy(const cocoon_box *box, cocoon_error *err)
+{
+    return lib_err(err, COCOON_E_STATE,
+                   "box %s is running or busy (its monitor is starting, or another cocoon command is removing it): "
+                   "try again",
+                   box->id);
+}
+
 int cocoon_box_remove(cocoon_box *box, int force, cocoon_error *err)
 {
     lib_err_clear(err);
     if (!box)
         return lib_err(err, COCOON_E_INVALID, "cocoon_box_remove: NULL box");
-    if (lib_box_running(box->dir, NULL)) {
+    struct lib_monitor m;
+    int state = lib_monitor_probe(box->dir, &m);
+    lib_monitor_done(&m);
+    if (state == LIB_MON_STARTING && !force)
+        return busy(box, err);
+    if (state != LIB_MON_STOPPED) {
         if (!force)
             return lib_err(err, COCOON_E_STATE,
                            "box %s%s%s%s is running: stop it first (cocoon stop) or force the removal (cocoon rm -f)",
@@ -372,14 +387,17 @@ int lib_box_destroy(cocoon_box *box, cocoon_error *err)
 {
     int lock = lib_box_lock(box->dir);
     if (lock < 0) {
-        if (errno == ENOENT) /* no directory: its monitor removed it (ephemeral), or a racing rm */
+        int e = errno;
+        if (e == ENOENT) /* no directory: its monitor removed it (ephemeral), or a racing rm */
             return state_box_delete(box->rt->state, box->id, err);
-        if (errno == EWOULDBLOCK && lib_box_running(box->dir, NULL))
+        if (e != EWOULDBLOCK)
+            return lib_err(err, COCOON_E_IO, "cannot lock %s/vmm.pid: %s", box->dir, strerror(e));
+        struct lib_monitor m;
+        int state = lib_monitor_probe(box->dir, &m);
+        lib_monitor_done(&m);
+        if (state == LIB_MON_RUNNING)
             return lib_err(err, COCOON_E_STATE, "box %s is running: stop it first", box->id);
-        if (errno == EWOULDBLOCK)
-            return lib_err(err, COCOON_E_STATE, "box %s is busy: another cocoon command is starting or removing it",
-                           box->id);
-        return lib_err(err, COCOON_E_IO, "cannot lock %s/vmm.pid: %s", box->dir, strerror(errno));
+        return busy(box, err);
     }
     util_test_point("RM_LOCKED");
     if (state_box_delete(box->rt->state, box->id, err) < 0) {
@@ -387,6 +405,8 @@ int lib_box_destroy(cocoon_box *box, cocoon_error *err)
         return -1;
     }
     util_test_point("RM_UNLISTED");
+    /* The tree loses its lock file as it goes: the collector stays out until it is gone. */
+    int gc = lib_gc_lock(box->rt, LOCK_SH);
     char aside[LIB_PATH_MAX];
     const char *doomed = box->dir;
     if (lib_path(aside, sizeof(aside), "%s/boxes/.removing-%s", box->rt->home, box->id) == 0 &&
@@ -394,6 +414,7 @@ int lib_box_destroy(cocoon_box *box, cocoon_error *err)
         doomed = aside;
     util_test_point("RM_RENAMED");
     int rc = util_rm_rf(doomed), e = errno;
+    lib_gc_unlock(gc);
     close(lock);
     if (rc < 0)
         return lib_err(err, COCOON_E_IO,

@@ -69,7 +69,15 @@ static void report(struct check *c, int kind, int fixed, const char *action, con
     c->fn(c->user, &f);
 }
 
-static int has_row(struct check *c, const char *id) { return state_box_get(c->rt->state, id, NULL, NULL) == 0; }
+/* 1 when the box has a row, 0 when it certainly has none, -1 when the database could
+ * not say (then its directory is left alone). */
+static int has_row(struct check *c, const char *id)
+{
+    cocoon_error e;
+    if (state_box_get(c->rt->state, id, NULL, &e) == 0)
+        return 1;
+    return e.code == COCOON_E_NOT_FOUND ? 0 : -1;
+}
 
 /* An entry of boxes/ that no row needs, whose creator or remover is gone (nobody holds
  * its box lock): removed when fixing. A held lock means a command is at work there. */
@@ -86,13 +94,13 @@ static void collect_dir(struct check *c, const char *boxes, const char *name)
             report(c, COCOON_CHECK_PROBLEM, 0, "it is not cocoon's: move it away", "unexpected entry %s", dir);
         return;
     }
-    if (id && has_row(c, name))
+    if (id && has_row(c, name) != 0)
         return;
     int lock = lib_box_lock(dir);
     if (lock < 0)
         return;
     /* Checked again under the lock: a create inserts its row before letting go. */
-    if (!id || !has_row(c, name)) {
+    if (!id || has_row(c, name) == 0) {
         const char *why = creating   ? "left by an interrupted create"
                           : removing ? "left by an interrupted rm"
                                      : "a box directory without a row (an interrupted create or rm)";

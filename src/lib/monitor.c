@@ -101,6 +101,8 @@ int lib_ctl_hello(cocoon_box *box, const struct proto_header *h, const uint8_t *
 int lib_ctl_socket(cocoon_box *box, cocoon_error *err)
 {
     int dirfd = open(box->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0 && errno == ENOENT)
+        return lib_err(err, COCOON_E_NOT_FOUND, "box %s was removed (by another command)", box->id);
     if (dirfd < 0)
         return lib_err(err, COCOON_E_NOT_FOUND, "box %s: %s: %s", box->id, box->dir, strerror(errno));
     struct sockaddr_un sa = {.sun_family = AF_UNIX};

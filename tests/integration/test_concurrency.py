@@ -29,7 +29,7 @@ SECONDS = float(os.environ.get("COCOON_CONCURRENCY_SECONDS", "75"))
 WORKERS = 4
 NAMES = ["n1", "n2", "n3"]
 OP_TIMEOUT = 150  # no command may take longer, whatever the others do
-KILL_RATE = 0.08  # share of commands SIGKILLed at a random moment
+KILL_RATE = float(os.environ.get("COCOON_CONCURRENCY_KILL_RATE", "0.08"))  # share of commands SIGKILLed
 
 
 class Run:
@@ -216,3 +216,17 @@ def test_start_says_when_another_command_stopped_the_box(vm):
     assert start.returncode == 125 and "started, but stopped again" in decode(err), decode(err)
     vm.run("rm", "brief", check=0)
     inv.assert_clean(vm.home, "a start whose box was stopped at once")
+
+
+def test_rm_during_rm_says_busy(vm):
+    """A second rm while the first holds the box's lock used to be told only that the box
+    "is running: stop it first"; it is told another command may be at work on it."""
+    vm.run("create", "--name", "twice", check=0)
+    first = vm.popen("rm", "twice", env={"COCOON_TEST_DELAY_RM_LOCKED": "3000"})
+    time.sleep(1.5)  # the first rm holds the lock for 3 s
+    second = vm.run("rm", "twice")
+    assert first.wait(timeout=60) == 0, decode(first.stderr.read())
+    err = decode(second.stderr)
+    assert second.returncode == 125 and "busy" in err and "another cocoon command" in err, err
+    inv.assert_clean(vm.home, "two rms of one box")
+    inv.names_reusable(vm, ["twice"])
