@@ -125,6 +125,11 @@ int lib_ctl_socket(cocoon_box *box, cocoon_error *err)
     if (rc < 0) {
         if (fd >= 0)
             close(fd);
+        /* No monitor: say what to do. A monitor that has no socket yet (or one that
+         * refuses) is a different story, told as it is. */
+        if (!lib_box_running(box->dir, NULL))
+            return lib_err(err, COCOON_E_STATE, "box %s is not running (start it with `cocoon start %s`)", box->id,
+                           box->name[0] ? box->name : box->id);
         return lib_err(err, COCOON_E_STATE, "box %s is not running (cannot connect to its control socket: %s)", box->id,
                        strerror(e));
     }
@@ -349,10 +354,15 @@ int cocoon_box_start_flags(cocoon_box *box, unsigned flags, cocoon_error *err)
             rc = lib_err(err, COCOON_E_BOOT, "box %s failed to boot: %s", box->id, msg);
     }
     cocoon_error why;
-    if (rc == 0 && lib_ctl_connect(box, &why) < 0)
-        rc = lib_err(err, COCOON_E_STATE,
-                     "box %s started, but stopped again before it could be reached (stopped by another command?): %s",
-                     box->id, why.message);
+    if (rc == 0 && lib_ctl_connect(box, &why) < 0) {
+        if (!lib_box_running(box->dir, NULL))
+            rc = lib_err(err, COCOON_E_STATE,
+                         "box %s started, but stopped again before it could be reached (stopped by another command, "
+                         "or its monitor was killed)",
+                         box->id);
+        else
+            rc = lib_err(err, COCOON_E_STATE, "box %s started, but cannot be reached: %s", box->id, why.message);
+    }
     if (rc < 0 && !util_file_exists(box->dir))
         rc = lib_err(err, COCOON_E_NOT_FOUND, "box %s was removed (by another command) while it was starting", box->id);
     if (rc < 0 && box->lifeline_fd >= 0) {
