@@ -1,6 +1,10 @@
 """The concurrency suite: several workers run random create/start/exec/stop/rm/pull/
-load/prune commands on a few shared box names and images for a bounded time (some of
-them killed with SIGKILL mid-way), then the invariants of state_invariants.py must hold,
+load/prune commands (and a few cp, ls and run --rm) on a few shared box names and
+images for a bounded time, some of them killed with SIGKILL at a random moment or at
+one of the crash points they pass (COCOON_TEST_CRASH_AT; a monitor point kills the
+monitor the command starts), others slowed down at one of their points
+(COCOON_TEST_DELAY_<POINT>, a race window held open), then the invariants of
+state_invariants.py must hold,
 `cocoon doctor --fix` must leave the home clean, no name may be stuck and every box
 must start.
 
@@ -59,37 +63,80 @@ class Run:
                 self.bad.append(f"{line}: sanitizer report")
 
 
-def pick_op(rng, run):
+# The points of docs/internals.md each command passes (a monitor point is armed by
+# the command that starts the monitor: it fires when that monitor gets there, maybe
+# during another worker's stop). A point with a count (BLOB_WRITE:N) fires the Nth time.
+BOX_START = ["START_SPAWNED", "START_READY", "MONITOR_OPENED", "MONITOR_LOCKED", "MONITOR_CHILD", "MONITOR_READY",
+             "MONITOR_STOPPING", "MONITOR_EXIT"]
+BOX_CREATE = ["CREATE_BUILD", "CREATE_DISK", "CREATE_PUBLISH", "CREATE_ROW", "STATE_COMMIT:1", "STATE_COMMIT:2"]
+BOX_RM = ["RM_LOCKED", "RM_UNLISTED", "RM_RENAMED", "STATE_COMMIT:1"]
+IMAGE_GET = ["BLOB_WRITE:1", "BLOB_WRITE:3", "BASE_PUBLISH", "IMAGE_RECORD", "STATE_COMMIT:1"]
+POINTS = {
+    "create": BOX_CREATE + IMAGE_GET,
+    "start": BOX_START,
+    "stop": ["STOP_SENT"],
+    "rm": ["STOP_SENT"] + BOX_RM,
+    "pull": IMAGE_GET + ["PULL_FETCHED"],
+    "load": IMAGE_GET + ["LOAD_IMPORTED"],
+    "image": ["PRUNE_UNLISTED", "SWEEP:1", "SWEEP:3", "STATE_COMMIT:1"],
+    "cp-in": ["CP_IN_SENT:1", "CP_IN_SENT:2"],
+    "cp-out": ["CP_OUT_STAGED:1", "CP_OUT_STAGED:20", "CP_OUT_INSTALL:1"],
+    "run": BOX_CREATE + BOX_START + ["STOP_SENT"] + BOX_RM,
+}
+POINT_RATE = float(os.environ.get("COCOON_CONCURRENCY_POINT_RATE", "0.06"))  # share killed at a point
+DELAY_RATE = 0.15  # share of commands slowed down at one of their points (a race window held open)
+
+
+def pick_op(rng, run, worker):
+    """(argv, kind): a random command, and its kind in POINTS (None: no points)."""
     name = rng.choice(NAMES)
     image = rng.choice(run.images["boxes"])
     ops = [
-        (5, ["create", "--name", name, "--memory", "192M"] + ([image] if image != "default" else [])),
-        (6, ["start", name]),
-        (6, ["exec", name, "--", "sh", "-c", "echo $$ > /root/w && sync && cat /root/w"]),
-        (4, ["stop", name]),
-        (3, ["rm", "-f", name]),
-        (1, ["rm", name]),
-        (1, ["ls", "-a"]),
-        (2, ["pull", run.images["pull"]]),
-        (2, ["load", run.images["load"]]),
-        (2, ["image", "prune"]),
+        (5, "create", ["create", "--name", name, "--memory", "192M"] + ([image] if image != "default" else [])),
+        (6, "start", ["start", name]),
+        (6, None, ["exec", name, "--", "sh", "-c", "echo $$ > /root/w && sync && cat /root/w"]),
+        (4, "stop", ["stop", name]),
+        (3, "rm", ["rm", "-f", name]),
+        (1, "rm", ["rm", name]),
+        (1, None, ["ls", "-a"]),
+        (2, "pull", ["pull", run.images["pull"]]),
+        (2, "load", ["load", run.images["load"]]),
+        (2, "image", ["image", "prune"]),
+        (1, "cp-in", ["cp", run.images["file"], f"{name}:/root/copied"]),
+        (1, "cp-out", ["cp", f"{name}:/etc", os.path.join(run.images["out"], f"w{worker}")]),
+        (1, "run", ["run", "--rm", "--memory", "128M", "--", "true"]),
     ]
-    total = sum(w for w, _ in ops)
-    x = rng.uniform(0, total)
-    for w, argv in ops:
+    x = rng.uniform(0, sum(w for w, _, _ in ops))
+    for w, kind, argv in ops:
         x -= w
         if x <= 0:
-            return argv
-    return ops[-1][1]
+            return argv, kind
+    return ops[-1][2], ops[-1][1]
+
+
+def pick_env(rng, kind):
+    """(env, point): a crash point of this command (POINT_RATE of the time), else maybe
+    a delay at one of its points, else nothing."""
+    if not kind:
+        return None, None
+    r = rng.random()
+    point = rng.choice(POINTS[kind])
+    if r < POINT_RATE:
+        return {"COCOON_TEST_CRASH_AT": point}, point
+    if r < POINT_RATE + DELAY_RATE:
+        return {"COCOON_TEST_DELAY_" + point.split(":")[0]: str(rng.randrange(100, 1500))}, None
+    return None, None
 
 
 def worker(run, i):
     rng = random.Random(SEED + i)
+    os.makedirs(os.path.join(run.images["out"], f"w{i}"), exist_ok=True)
     while time.monotonic() < run.deadline:
-        argv = pick_op(rng, run)
-        kill_at = rng.uniform(0.05, 2.0) if rng.random() < KILL_RATE else None
+        argv, kind = pick_op(rng, run, i)
+        env, point = pick_env(rng, kind)
+        kill_at = rng.uniform(0.05, 2.0) if not point and rng.random() < KILL_RATE else None
         start = time.monotonic()
-        p = run.c.popen(*argv)
+        p = run.c.popen(*argv, env=env)
         killed = False
         try:
             if kill_at is not None:
@@ -105,7 +152,11 @@ def worker(run, i):
             with run.lock:
                 run.bad.append(f"w{i} {' '.join(argv)} still running after {OP_TIMEOUT} s (hang): {decode(err)[-500:]}")
             continue
-        run.record(i, argv, p.returncode, time.monotonic() - start, decode(err), killed)
+        # a crash point that killed the command itself; a monitor point makes the
+        # command fail (its message is checked like any other)
+        killed = killed or (point is not None and p.returncode == -signal.SIGKILL)
+        shown = argv + [f"[{k}={v}]" for k, v in (env or {}).items()]
+        run.record(i, shown, p.returncode, time.monotonic() - start, decode(err), killed)
 
 
 @pytest.fixture
@@ -120,7 +171,11 @@ def images(vm, tmp_path):
     loaded = small_images.serve(fake, "conc/l", "1", big=128 << 10)
     tar = small_images.save_tarball(str(tmp_path / "l.tar"), loaded, big=128 << 10)
     vm.run("pull", a, check=0)  # a stays pulled until a prune (create pulls it again then)
-    yield {"boxes": ["default", a, loaded], "pull": b, "load": tar}
+    small = tmp_path / "small.txt"
+    small.write_text("copied\n" * 1000)
+    out = tmp_path / "out"
+    out.mkdir()
+    yield {"boxes": ["default", a, loaded], "pull": b, "load": tar, "file": str(small), "out": str(out)}
     fake.stop()
 
 
@@ -230,3 +285,21 @@ def test_rm_during_rm_says_busy(vm):
     assert second.returncode == 125 and "busy" in err and "another cocoon command" in err, err
     inv.assert_clean(vm.home, "two rms of one box")
     inv.names_reusable(vm, ["twice"])
+
+
+def test_copy_into_a_box_stopped_meanwhile_says_so(vm, tmp_path):
+    """A stop while a copy into the box was under way used to end the copy with "the
+    transfer failed in the guest": it says the box stopped (or its transfer was
+    killed), and the box is stopped and whole."""
+    vm.run("create", "--name", "cut", check=0)
+    vm.run("start", "cut", check=0)
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom(2 << 20))
+    cp = vm.popen("cp", str(big), "cut:/root/big", env={"COCOON_TEST_DELAY_CP_IN_SENT": "300"})
+    time.sleep(1.5)  # a few frames are in, the copy is far from done
+    vm.run("stop", "cut", check=0)
+    out, err = cp.communicate(timeout=120)
+    err = decode(err)
+    assert cp.returncode == 125 and err.startswith("cocoon: ") and "stop" in err, (cp.returncode, err)
+    inv.assert_clean(vm.home, "a copy cut by a stop")
+    vm.run("rm", "cut", check=0)
