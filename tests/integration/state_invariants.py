@@ -159,18 +159,26 @@ def process_problems(home, rows, root=""):
     return problems
 
 
-def qcow2_check(disk, running):
+def qcow2_check(disk, running, settle_s=10.0):
     """(problem or None, leaks) from `qemu-img check`. A running box's image is read
     with -U while QEMU updates it, so one read may catch an allocation half done (a
     refcount block read before, its L2 table after): a running box counts as corrupt
-    only when three checks in a row say so."""
+    only when three checks in a row say so. A stopped box's image must not be locked
+    by anyone: a QEMU killed a moment ago may hold it while its last threads end
+    (one in a long fsync), so a lock counts only when it outlasts settle_s."""
     if not QEMU_IMG:
         return None, 0
     argv = [QEMU_IMG, "check", "--output=json", "-f", "qcow2"] + (["-U"] if running else []) + [disk]
-    for attempt in range(3 if running else 1):
+    deadline = time.monotonic() + settle_s
+    attempt = 0
+    while attempt < (3 if running else 1):
         if attempt:
             time.sleep(0.5)
         p = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        if not running and "Failed to get" in p.stderr and "lock" in p.stderr and time.monotonic() < deadline:
+            time.sleep(0.2)
+            continue
+        attempt += 1
         try:
             r = json.loads(p.stdout)
         except ValueError:
