@@ -49,10 +49,10 @@ $(ILIB)/%.a:
 	$(Q)rm -f $@ && ar rcs $@ $^
 lib_of = $(foreach p,$(1),$(ILIB)/lib$(p).a)
 # What libcocoon is made of, and what the monitor is made of (in link order).
-LIB_PARTS := lib image disk net jail boxcfg proto util
-VMM_PARTS := monitor kvm jail net disk boxcfg proto util
+LIB_PARTS := lib image disk boxcfg net jail proto util
+VMM_PARTS := monitor kvm jail boxcfg net disk proto util
 # Every part, dependents before what they use (the order a static link needs).
-ALL_ILIBS := $(call lib_of,lib monitor kvm image disk net jail boxcfg proto util)
+ALL_ILIBS := $(call lib_of,lib monitor kvm image disk boxcfg net jail proto util)
 
 CLI_SRC := $(wildcard src/cli/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(OBJ)/%.o)
@@ -64,8 +64,8 @@ HOST_BINS := $(BUILD)/bin/cocoon $(BUILD)/bin/cocoon-vmm $(BUILD)/lib/libcocoon.
 GUEST_BINS := $(SHARE)/cocoon-agent $(SHARE)/initramfs.cpio
 
 .PHONY: all host agent guest kernel image demo test unit fuzz integration bench setup clean format check-format asan \
-	kvm-tests nested-tools source-check
-all: host agent
+	kvm-tests nested-tools source-check install uninstall hostile
+all: host agent hostile
 
 host: $(HOST_BINS)
 agent: $(GUEST_BINS)
@@ -92,11 +92,14 @@ $(BUILD)/lib/libcocoon.a: $(foreach p,$(LIB_PARTS),$(call obj_of,$(p)))
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 # The shared library exports cocoon_* only (src/lib/libcocoon.map) and pulls from the
-# internal archives just what those functions reach (so not the TCP stack).
+# internal archives just what those functions reach (so not the TCP stack). -z defs
+# makes a symbol left undefined (an archive in the wrong order) a link error; sanitizer
+# builds leave the sanitizer's symbols to the program.
+SO_DEFS := $(if $(SAN_FLAGS),,-Wl,-z,defs)
 $(BUILD)/lib/libcocoon.so: $(call lib_of,$(LIB_PARTS)) src/lib/libcocoon.map
 	@mkdir -p $(dir $@)
 	@echo '  LD      $@'
-	$(Q)$(CC) $(HOST_CFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=src/lib/libcocoon.map \
+	$(Q)$(CC) $(HOST_CFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=src/lib/libcocoon.map $(SO_DEFS) \
 		-o $(BUILD)/lib/$(SONAME) -Wl,--whole-archive $(ILIB)/liblib.a -Wl,--no-whole-archive \
 		$(call lib_of,$(filter-out lib,$(LIB_PARTS))) $(HOST_LIBS) -ldl
 	$(Q)ln -sfn $(SONAME) $@
@@ -123,6 +126,20 @@ $(SHARE)/initramfs.cpio: $(SHARE)/cocoon-agent scripts/mkinitramfs
 	$(Q)$(PYTHON) scripts/mkinitramfs $(SHARE)/cocoon-agent $@
 
 # ---- tests ----
+# The hostile agent (tests/hostile): a test-only PID 1 that attacks the host from a real
+# box (tests/integration/test_hostile.py), linked with the real agent's port, log and
+# network code, in an initramfs of its own (COCOON_INITRD at box creation).
+HOSTILE_OBJ := $(patsubst %.c,$(OBJ)/agent/%.o,$(wildcard tests/hostile/*.c) src/agent/log.c src/agent/port.c \
+	src/agent/net.c $(wildcard src/proto/*.c))
+hostile: $(SHARE)/hostile-initramfs.cpio
+$(SHARE)/hostile-agent: $(HOSTILE_OBJ)
+	@mkdir -p $(dir $@)
+	@echo '  LD      $@'
+	$(Q)$(CC) $(AGENT_CFLAGS) -s -o $@ $^
+$(SHARE)/hostile-initramfs.cpio: $(SHARE)/hostile-agent scripts/mkinitramfs
+	@echo '  CPIO    $@'
+	$(Q)$(PYTHON) scripts/mkinitramfs $(SHARE)/hostile-agent $@
+
 # Helpers shared by unit tests and fuzzers (tests/support: a virtio test driver, ...).
 TEST_SUPPORT := $(BUILD)/tests/libtestsupport.a
 $(OBJ)/tests/%.o: HOST_CFLAGS += -Itests
@@ -158,7 +175,7 @@ fuzzers: $(FUZZ_BINS)
 # The kvm backend's micro-guest runner (tests/kvm/run.sh) and the nested lane's static
 # tools (tests/nested/run.sh): the same objects, linked here.
 kvm-tests: $(BUILD)/tests/kvm-microguest
-$(BUILD)/tests/kvm-microguest: tests/kvm/kvm-microguest.c $(call lib_of,kvm jail net disk boxcfg proto util)
+$(BUILD)/tests/kvm-microguest: tests/kvm/kvm-microguest.c $(call lib_of,kvm jail boxcfg net disk proto util)
 	@mkdir -p $(dir $@)
 	@echo '  LD      $@'
 	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $^ -lseccomp -lpthread
@@ -203,5 +220,79 @@ check-format:
 
 clean:
 	rm -rf build
+
+# ---- installation ----
+# make install PREFIX=/usr/local DESTDIR=... installs what `make all guest` built:
+#   bin/cocoon, bin/cocoon-vmm
+#   lib/libcocoon.so.0 (+ libcocoon.so), lib/libcocoon.a, lib/pkgconfig/cocoon.pc
+#   include/cocoon.h
+#   share/cocoon/{vmlinux, bzImage, initramfs.cpio, cocoon-agent, images/default.ext4}
+# libcocoon finds cocoon-vmm and share/cocoon relative to the directory it was loaded
+# from (src/lib/runtime.c: <dir>/../bin, <dir>/../share/cocoon), so bin, lib and share
+# stay siblings under PREFIX and an installed tree may be moved as a whole. The guest
+# files are copies (the build tree's are links into ~/.cache/cocoon); the 1.35 GB image
+# is a reflink or a hard link when DESTDIR is on the cache's file system, else a copy.
+# INSTALL_IMAGE=0 leaves the image out (boxes then need --rootfs or a pulled image).
+# GUEST_DIR names another directory holding the guest files (the sanitizer build
+# installs the plain build's: make install BUILD=build/asan SANITIZE=1 GUEST_DIR=build/share/cocoon).
+PREFIX ?= /usr/local
+DESTDIR ?=
+INSTALL_IMAGE ?= 1
+GUEST_DIR ?= $(SHARE)
+INST_BIN := $(DESTDIR)$(PREFIX)/bin
+INST_LIB := $(DESTDIR)$(PREFIX)/lib
+INST_INC := $(DESTDIR)$(PREFIX)/include
+INST_SHARE := $(DESTDIR)$(PREFIX)/share/cocoon
+GUEST_FILES := vmlinux initramfs.cpio cocoon-agent $(if $(filter 0,$(INSTALL_IMAGE)),,images/default.ext4)
+# pkg-config modules of what libcocoon.a needs (Debian: libjansson-dev, libcurl4-openssl-dev,
+# libarchive-dev, libext2fs-dev, comerr-dev, libsqlite3-dev).
+PC_REQUIRES := $(HOST_PKGS)
+
+# Written at install time: it names PREFIX.
+define COCOON_PC
+# cocoon $(VERSION): microVM sandboxes as a library (include/cocoon.h).
+# Link the shared library: cc app.c $$(pkg-config --cflags --libs cocoon)
+prefix=$(PREFIX)
+exec_prefix=$${prefix}
+bindir=$${prefix}/bin
+libdir=$${prefix}/lib
+includedir=$${prefix}/include
+sharedir=$${prefix}/share/cocoon
+vmm=$${bindir}/cocoon-vmm
+
+Name: cocoon
+Description: microVM sandboxes for untrusted code (libcocoon)
+Version: $(VERSION)
+Requires.private: $(PC_REQUIRES)
+Cflags: -I$${includedir}
+Libs: -L$${libdir} -lcocoon
+Libs.private: -lpthread -ldl
+endef
+export COCOON_PC
+
+install: host $(if $(filter $(SHARE),$(GUEST_DIR)),agent)
+	@for f in $(GUEST_FILES); do \
+	  [ -e "$(GUEST_DIR)/$$f" ] || { echo "make install: $(GUEST_DIR)/$$f is missing: run \`make all guest\` first$(if $(filter 0,$(INSTALL_IMAGE)),, (or INSTALL_IMAGE=0 to leave the image out))" >&2; exit 1; }; \
+	done
+	@echo '  INSTALL $(DESTDIR)$(PREFIX)'
+	$(Q)install -d $(INST_BIN) $(INST_LIB)/pkgconfig $(INST_INC) $(INST_SHARE)/images
+	$(Q)install -m 755 $(BUILD)/bin/cocoon $(BUILD)/bin/cocoon-vmm $(INST_BIN)/
+	$(Q)install -m 755 $(BUILD)/lib/$(SONAME) $(INST_LIB)/$(SONAME)
+	$(Q)ln -sfn $(SONAME) $(INST_LIB)/libcocoon.so
+	$(Q)install -m 644 $(BUILD)/lib/libcocoon.a $(INST_LIB)/libcocoon.a
+	$(Q)install -m 644 include/cocoon.h $(INST_INC)/cocoon.h
+	$(Q)printf '%s\n' "$$COCOON_PC" > $(INST_LIB)/pkgconfig/cocoon.pc.tmp && chmod 644 $(INST_LIB)/pkgconfig/cocoon.pc.tmp && \
+		mv -f $(INST_LIB)/pkgconfig/cocoon.pc.tmp $(INST_LIB)/pkgconfig/cocoon.pc
+	$(Q)install -m 644 $(GUEST_DIR)/vmlinux $(GUEST_DIR)/initramfs.cpio $(INST_SHARE)/
+	$(Q)install -m 755 $(GUEST_DIR)/cocoon-agent $(INST_SHARE)/
+	$(Q)if [ -e $(GUEST_DIR)/bzImage ]; then install -m 644 $(GUEST_DIR)/bzImage $(INST_SHARE)/; fi
+	$(Q)if [ "$(INSTALL_IMAGE)" != 0 ]; then scripts/install-image $(GUEST_DIR)/images/default.ext4 $(INST_SHARE)/images/default.ext4; fi
+
+uninstall:
+	@echo '  UNINSTALL $(DESTDIR)$(PREFIX)'
+	$(Q)rm -f $(INST_BIN)/cocoon $(INST_BIN)/cocoon-vmm $(INST_LIB)/$(SONAME) $(INST_LIB)/libcocoon.so \
+		$(INST_LIB)/libcocoon.a $(INST_LIB)/pkgconfig/cocoon.pc $(INST_INC)/cocoon.h \
+		$(addprefix $(INST_SHARE)/,vmlinux bzImage initramfs.cpio cocoon-agent images/default.ext4)
+	$(Q)rmdir $(INST_SHARE)/images $(INST_SHARE) 2>/dev/null || true
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

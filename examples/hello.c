@@ -51,7 +51,9 @@ int main(void)
     if (cocoon_runtime_open(NULL, &rt, &err) < 0)
         return fail("runtime", &err);
 
-    cocoon_box_options bo = {.ephemeral = 1}; /* removed when it stops or we exit */
+    cocoon_box_options bo;
+    cocoon_box_options_init(&bo); /* the size and every default, then what we want */
+    bo.ephemeral = 1;             /* removed when it stops or we exit */
     cocoon_box *box;
     if (cocoon_box_create(rt, &bo, &box, &err) < 0) {
         cocoon_runtime_close(rt);

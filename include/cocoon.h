@@ -40,11 +40,27 @@ typedef struct cocoon_exec cocoon_exec;
 
 const char *cocoon_version(void);
 
+/* Options structs (cocoon_*_options) start with a size field: fill one with its
+ * cocoon_*_options_init() (which sets the size and every default), then set what you
+ * need. The library reads only the fields that fit in the size your program was built
+ * with, so a program built against an older header keeps working with a newer library
+ * (new fields take their defaults); a program that sets fields this library does not
+ * know fails with COCOON_E_UNSUPPORTED instead of having them ignored. A size of 0 (a
+ * struct never initialised) is refused with COCOON_E_INVALID. Fields are only ever
+ * appended, each one after the previous version's whole struct. */
+
 /* ---- runtime ---- */
 typedef struct cocoon_runtime_options {
+    size_t size;           /* sizeof(cocoon_runtime_options): set by cocoon_runtime_options_init */
     const char *home;      /* state directory; NULL: $COCOON_HOME or ~/.local/share/cocoon */
-    const char *share_dir; /* kernel, initramfs, images; NULL: $COCOON_SHARE_DIR or next to the library */
+    const char *share_dir; /* kernel, initramfs, images; NULL: $COCOON_SHARE_DIR, else <dir>/../share/cocoon
+                              where <dir> holds libcocoon.so (or the program linking libcocoon.a) */
+    const char *vmm;       /* the cocoon-vmm boxes are started with; NULL: $COCOON_VMM, else
+                              <dir>/../bin/cocoon-vmm */
 } cocoon_runtime_options;
+void cocoon_runtime_options_init(cocoon_runtime_options *opts);
+
+/* opts may be NULL (every default). */
 
 int cocoon_runtime_open(const cocoon_runtime_options *opts, cocoon_runtime **out, cocoon_error *err);
 void cocoon_runtime_close(cocoon_runtime *rt);
@@ -76,6 +92,15 @@ typedef struct cocoon_host_info {
     char vmm_path[512]; /* the cocoon-vmm boxes are started with */
     int vmm_present;
     char backend_reason[256]; /* why `backend` */
+    /* The jail of box processes (on unless COCOON_JAIL=0): what this host allows. */
+    int jail_on;           /* COCOON_JAIL is not 0 */
+    int jail_userns;       /* unprivileged user namespaces (or root) */
+    int jail_mountns;      /* a mount namespace: the empty root */
+    int jail_pidns;        /* a PID namespace for the VMM child */
+    int jail_netns;        /* an empty network namespace for the VMM child */
+    int jail_seccomp;      /* system call filters */
+    int jail_cgroup2;      /* a delegated cgroup v2 for per-box memory and pids limits */
+    char jail_detail[512]; /* what is not available, in words */
 } cocoon_host_info;
 int cocoon_host_probe(cocoon_runtime *rt, cocoon_host_info *info, cocoon_error *err);
 
@@ -110,6 +135,7 @@ int cocoon_state_check(cocoon_runtime *rt, unsigned flags, cocoon_check_fn fn, v
 typedef void (*cocoon_pull_progress_fn)(void *user_data, const char *layer_digest, uint64_t done, uint64_t total);
 
 typedef struct cocoon_pull_options {
+    size_t size;                      /* sizeof(cocoon_pull_options): set by cocoon_pull_options_init */
     int insecure;                     /* allow plain HTTP to the registry; also set for hosts listed in
                                          $COCOON_INSECURE_REGISTRIES (comma-separated, "host" or "host:port") */
     int quiet;                        /* no progress callbacks */
@@ -117,6 +143,7 @@ typedef struct cocoon_pull_options {
     cocoon_pull_progress_fn progress; /* per layer: bytes done of total; called on the calling thread */
     void *user_data;
 } cocoon_pull_options;
+void cocoon_pull_options_init(cocoon_pull_options *opts);
 
 typedef struct cocoon_image_info {
     char id[512];          /* manifest digest "sha256:<hex>", or "local:NAME" for a built-in image */
@@ -133,7 +160,7 @@ typedef struct cocoon_image_info {
 
 /* Fetches REF (only layers not already stored), verifies every digest, and merges the
  * layers into the image's ext4 base unless a base for that manifest exists. Concurrent
- * pulls of one image in several processes are safe. */
+ * pulls of one image in several processes are safe. opts may be NULL (the defaults). */
 int cocoon_image_pull(cocoon_runtime *rt, const char *ref, const cocoon_pull_options *opts, cocoon_image_info *out,
                       cocoon_error *err);
 /* `docker save` tarball, OCI layout directory or tarball: every image in it. Free *out
@@ -166,34 +193,74 @@ typedef struct cocoon_image_config {
 int cocoon_image_config_get(cocoon_runtime *rt, const char *name_or_id, cocoon_image_config *out, cocoon_error *err);
 void cocoon_image_config_free(cocoon_image_config *cfg);
 
+/* What runs in a box, by docker's rules for an image config and a caller's request:
+ * - argv: the caller's command replaces the image's Cmd, behind the image's Entrypoint.
+ *   An entrypoint in the request replaces the image's Entrypoint and drops its Cmd (the
+ *   caller's argv, if any, follows it); entrypoint "" means none: the command runs as
+ *   given (what `cocoon exec`, like `docker exec`, does). No command from either side:
+ *   /bin/sh.
+ * - env: the image's Env without the keys the request sets, then the request's entries.
+ * - cwd and user: the request's, else the image's WorkingDir and User, else NULL (/ and
+ *   root). */
+typedef struct cocoon_command_options {
+    size_t size;             /* sizeof(cocoon_command_options): set by cocoon_command_options_init */
+    const char *const *argv; /* NULL-terminated; NULL or empty: the image's Cmd */
+    const char *entrypoint;  /* NULL: the image's Entrypoint; "": none; else the program to run */
+    const char *const *env;  /* NULL-terminated "K=V" entries */
+    const char *cwd;         /* NULL: the image's WorkingDir */
+    const char *user;        /* NULL: the image's User */
+} cocoon_command_options;
+void cocoon_command_options_init(cocoon_command_options *opts);
+
+/* The resolved command: every string is the command's own copy (free with
+ * cocoon_command_free). Its fields go straight into a cocoon_exec_options. */
+typedef struct cocoon_command {
+    char **argv; /* NULL-terminated, at least one entry */
+    char **env;  /* NULL-terminated, maybe empty */
+    char *cwd;   /* NULL: / */
+    char *user;  /* NULL: root */
+} cocoon_command;
+/* image may be NULL (no image config: a built-in image or a root directory). */
+int cocoon_image_command(const cocoon_image_config *image, const cocoon_command_options *opts, cocoon_command *out,
+                         cocoon_error *err);
+/* The same with the config of the image the box was created from. */
+int cocoon_box_command(cocoon_box *box, const cocoon_command_options *opts, cocoon_command *out, cocoon_error *err);
+void cocoon_command_free(cocoon_command *cmd);
+
 /* ---- boxes ---- */
 typedef struct cocoon_box_options {
-    const char *name;             /* optional */
+    size_t size;                  /* sizeof(cocoon_box_options): set by cocoon_box_options_init */
+    const char *name;             /* optional: up to 64 letters, digits, '.', '_' or '-' */
     const char *image;            /* image name or reference; NULL and no rootfs: "default". An image
                                      not present locally is pulled (see cocoon_image_pull). */
     const char *rootfs;           /* a host directory to use as the root instead of an image */
-    unsigned cpus;                /* 0: 1 */
-    unsigned memory_mib;          /* 0: 512 */
+    unsigned cpus;                /* 0: 1; at most 64 */
+    unsigned memory_mib;          /* 0: 512; 64 to 1048576 (1 TiB) */
     const char *accel;            /* NULL/"auto", "kvm", "tcg" */
     int ephemeral;                /* remove the box when it stops or when its creator exits */
-    unsigned boot_timeout_ms;     /* 0: 60000 (TCG boots take seconds) */
+    unsigned boot_timeout_ms;     /* 0: 60000 (TCG boots take seconds); 100 to 3600000 */
     const char *kernel;           /* override the guest kernel (tests) */
     const char *initrd;           /* override the initramfs (tests) */
-    uint64_t disk_size;           /* virtual disk size in bytes; 0: the image's size (the minimum).
-                                     The guest grows its root file system to fill it at boot. */
+    uint64_t disk_size;           /* virtual disk size in bytes; 0: the image's size (the minimum);
+                                     at most 64 TiB. The guest grows its root file system to fill it
+                                     at boot. */
     const char *vmm;              /* NULL/"auto" (kvm where KVM has hardware virtualization, else
                                      qemu), "kvm" (our own VMM) or "qemu" */
-    const char *net;              /* NULL/"none": no network device; "public": public internet only;
-                                     "open": everything, private ranges included (unsafe) */
+    const char *net;              /* NULL/"public": public internet only (through cocoon's filtering
+                                     stack); "none": no network device; "open": everything, private
+                                     ranges included (unsafe) */
     const char *const *net_rules; /* NULL-terminated, first match wins: "allow api.example.com",
                                  "allow *.example.org", "allow 10.1.2.0/24:5432/tcp", "deny 1.2.3.4",
                                  "allow host:8080" (the host's loopback as host.cocoon.internal) */
     const char *const *net_ports; /* NULL-terminated published ports: "8080:80", "127.0.0.1:5353:53/udp" */
 } cocoon_box_options;
+/* Fills the defaults: the default image, 1 CPU, 512 MiB, backend and accel auto, network public. */
+void cocoon_box_options_init(cocoon_box_options *opts);
 
 /* Boxes live in the runtime's state ($COCOON_HOME/cocoon.db plus one directory per box)
  * until removed: a box that is not ephemeral keeps its disk across stop and start.
- * A box handle must be closed before the runtime it came from. */
+ * A box handle must be closed before the runtime it came from. opts may be NULL (the
+ * defaults). */
 int cocoon_box_create(cocoon_runtime *rt, const cocoon_box_options *opts, cocoon_box **out, cocoon_error *err);
 /* Opens an existing box by id, name or unique id prefix. */
 int cocoon_box_open(cocoon_runtime *rt, const char *id_or_name, cocoon_box **out, cocoon_error *err);
@@ -282,12 +349,13 @@ typedef void (*cocoon_output_fn)(void *user_data, const char *data, size_t len);
 #define COCOON_STDIN_API (-2)  /* the caller feeds stdin with cocoon_exec_write */
 
 typedef struct cocoon_exec_options {
+    size_t size;             /* sizeof(cocoon_exec_options): set by cocoon_exec_options_init */
     const char *const *argv; /* NULL-terminated; argv[0] is looked up in PATH */
     const char *const *env;  /* NULL-terminated "K=V" entries added to the default env */
     const char *cwd;         /* NULL: / */
     const char *user;        /* NULL: root; "name", "uid" or "uid:gid" */
     int tty;
-    unsigned timeout_ms; /* 0: none; on expiry the whole process group is killed */
+    unsigned timeout_ms; /* 0: none; on expiry the whole process group is killed (at most ~49.7 days) */
     int stdin_fd;        /* a host fd read until EOF, COCOON_STDIN_NONE or COCOON_STDIN_API */
     int stdout_fd;       /* a host fd to write output to, or -1 to use the callback */
     int stderr_fd;
@@ -297,7 +365,7 @@ typedef struct cocoon_exec_options {
     unsigned rows, cols; /* terminal size when tty is set; 0: 24x80 */
 } cocoon_exec_options;
 
-/* Fills defaults: no stdin, output to callbacks (none set: discarded). */
+/* Fills the size and the defaults: no stdin, output to callbacks (none set: discarded). */
 void cocoon_exec_options_init(cocoon_exec_options *opts);
 
 typedef struct cocoon_exit_status {

@@ -40,7 +40,7 @@
 static _Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-static void vsay(const char *fmt, va_list ap)
+__attribute__((format(printf, 1, 0))) static void vsay(const char *fmt, va_list ap)
 {
     char buf[1200];
     int n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);

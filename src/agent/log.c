@@ -19,7 +19,7 @@ uint64_t clock_ns(clockid_t id)
     return (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 
-static void vlog(const char *prefix, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void vlog(const char *prefix, const char *fmt, va_list ap)
 {
     char line[1024];
     int n = snprintf(line, sizeof(line), "cocoon-agent: %s", prefix);

@@ -36,7 +36,7 @@ static int try_open(void)
     while (fd < 0 && (de = readdir(d)) != NULL) {
         if (de->d_name[0] == '.' || strlen(de->d_name) > 200 || !name_matches(de->d_name))
             continue;
-        char dev[256];
+        char dev[sizeof("/dev/") + sizeof(de->d_name)]; /* -O1 cannot see the length check */
         snprintf(dev, sizeof(dev), "/dev/%s", de->d_name);
         fd = open(dev, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)

@@ -1,5 +1,7 @@
-/* Parses and validates config.json with jansson. Unknown keys are ignored so newer
- * libcocoon versions can add fields; known keys must have the right type and range. */
+/* Reads, checks and writes config.json with jansson. Unknown keys are ignored so newer
+ * libcocoon versions can add fields; known keys must have the right type and range
+ * (the bounds of contract.h). The reader and the writer live together so the file has
+ * one schema. */
 #include "boxcfg/config.h"
 
 #include <arpa/inet.h>
@@ -7,11 +9,56 @@
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define DEFAULT_BOOT_TIMEOUT_MS 60000
+#include "util/util.h"
+
+void box_config_defaults(struct box_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->disk_format, sizeof(c->disk_format), "qcow2");
+    c->cpus = BOX_CPUS_DEFAULT;
+    c->memory_mib = BOX_MEMORY_MIB_DEFAULT;
+    c->boot_timeout_ms = BOX_BOOT_TIMEOUT_MS_DEFAULT;
+    c->accel = BOX_ACCEL_AUTO;
+    c->backend = BOX_BACKEND_AUTO;
+    net_config_defaults(&c->net);
+    c->net.mode = NET_MODE_NONE;
+}
+
+int box_config_add_rule(struct box_config *c, const char *text, char *err, size_t errcap)
+{
+    int allow = !strncmp(text, "allow ", 6);
+    if (!allow && strncmp(text, "deny ", 5) != 0) {
+        snprintf(err, errcap, "network rule \"%s\" must start with \"allow \" or \"deny \"", text);
+        return -1;
+    }
+    if (c->net.nrules >= BOX_NET_RULES_MAX) {
+        snprintf(err, errcap, "too many network rules (at most %d)", BOX_NET_RULES_MAX);
+        return -1;
+    }
+    if (net_rule_parse(text + (allow ? 6 : 5), allow, &c->net.rules[c->net.nrules], err, errcap) < 0)
+        return -1;
+    c->net.nrules++;
+    return 0;
+}
+
+int box_config_add_port(struct box_config *c, const char *text, char *err, size_t errcap)
+{
+    if (c->net.nports >= BOX_NET_PORTS_MAX) {
+        snprintf(err, errcap, "too many published ports (at most %d)", BOX_NET_PORTS_MAX);
+        return -1;
+    }
+    if (net_port_parse(text, &c->net.ports[c->net.nports], err, errcap) < 0)
+        return -1;
+    c->net.nports++;
+    return 0;
+}
+
+/* ---- reading ---- */
 
 /* Copies an optional string member; -1 with a message when present but invalid. */
 static int get_str(json_t *root, const char *key, int required, char *out, size_t cap, char *err, size_t errcap)
@@ -41,14 +88,12 @@ static int get_str(json_t *root, const char *key, int required, char *out, size_
     return 0;
 }
 
-static int get_int(json_t *root, const char *key, long long lo, long long hi, long long dflt, long long *out, char *err,
-                   size_t errcap)
+/* An optional integer member within [lo, hi]; *out keeps its value when absent. */
+static int get_int(json_t *root, const char *key, long long lo, long long hi, long long *out, char *err, size_t errcap)
 {
     json_t *v = json_object_get(root, key);
-    if (!v || json_is_null(v)) {
-        *out = dflt;
+    if (!v || json_is_null(v))
         return 0;
-    }
     if (!json_is_integer(v)) {
         snprintf(err, errcap, "\"%s\" must be an integer", key);
         return -1;
@@ -61,6 +106,33 @@ static int get_int(json_t *root, const char *key, long long lo, long long hi, lo
     *out = x;
     return 0;
 }
+
+static int get_unsigned(json_t *root, const char *key, unsigned lo, unsigned hi, unsigned *out, char *err,
+                        size_t errcap)
+{
+    long long v = *out;
+    if (get_int(root, key, lo, hi, &v, err, errcap) < 0)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
+/* A member naming one of a choice's values: parse is box_accel_parse or the like. */
+static int get_choice(json_t *root, const char *key, int (*parse)(const char *, void *), const char *choices, void *out,
+                      char *err, size_t errcap)
+{
+    char text[16] = "";
+    if (get_str(root, key, 0, text, sizeof(text), err, errcap) < 0)
+        return -1;
+    if (json_object_get(root, key) && !json_is_null(json_object_get(root, key)) && parse(text, out) < 0) {
+        snprintf(err, errcap, "\"%s\" is \"%s\", expected %s", key, text, choices);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_accel(const char *s, void *out) { return box_accel_parse(s, out); }
+static int parse_backend(const char *s, void *out) { return box_backend_parse(s, out); }
 
 /* A file QEMU must be able to read: exists, regular, readable by us. */
 static int check_file(const char *what, const char *path, char *err, size_t errcap)
@@ -98,10 +170,9 @@ static int valid_hostname(const char *s)
 /* "net": {"mode": "none|public|open", "rules": ["allow api.example.com", "deny 1.2.3.4"],
  * "ports": ["8080:80", "127.0.0.1:5353:53/udp"], "dns_upstream": ["127.0.0.1:5353"],
  * "dns_refuse": "refused|nxdomain"}. Absent: no network device. */
-static int parse_net(json_t *root, struct net_config *n, char *err, size_t errcap)
+static int parse_net(json_t *root, struct box_config *c, char *err, size_t errcap)
 {
-    net_config_defaults(n);
-    n->mode = NET_MODE_NONE;
+    struct net_config *n = &c->net;
     json_t *o = json_object_get(root, "net");
     if (!o || json_is_null(o))
         return 0;
@@ -110,10 +181,12 @@ static int parse_net(json_t *root, struct net_config *n, char *err, size_t errca
         return -1;
     }
     json_t *m = json_object_get(o, "mode");
-    if (m && (!json_is_string(m) || net_mode_parse(json_string_value(m), &n->mode) < 0)) {
-        snprintf(err, errcap, "\"net.mode\" must be \"none\", \"public\" or \"open\"");
+    enum net_mode mode = NET_MODE_NONE;
+    if (m && (!json_is_string(m) || box_net_mode_parse(json_string_value(m), &mode) < 0)) {
+        snprintf(err, errcap, "\"net.mode\" must be one of %s", box_net_mode_choices());
         return -1;
     }
+    n->mode = mode;
     json_t *a = json_object_get(o, "rules"), *x;
     size_t i;
     if (a && !json_is_array(a)) {
@@ -122,14 +195,11 @@ static int parse_net(json_t *root, struct net_config *n, char *err, size_t errca
     }
     json_array_foreach(a, i, x)
     {
-        const char *s = json_string_value(x);
-        int allow = s && !strncmp(s, "allow ", 6);
-        if (!s || (!allow && strncmp(s, "deny ", 5) != 0) || n->nrules >= NET_MAX_RULES) {
-            snprintf(err, errcap, "\"net.rules\" entries are \"allow RULE\" or \"deny RULE\" (at most %d)",
-                     NET_MAX_RULES);
+        if (!json_is_string(x)) {
+            snprintf(err, errcap, "\"net.rules\" entries are strings: \"allow RULE\" or \"deny RULE\"");
             return -1;
         }
-        if (net_rule_parse(s + (allow ? 6 : 5), allow, &n->rules[n->nrules++], err, errcap) < 0)
+        if (box_config_add_rule(c, json_string_value(x), err, errcap) < 0)
             return -1;
     }
     a = json_object_get(o, "ports");
@@ -139,11 +209,11 @@ static int parse_net(json_t *root, struct net_config *n, char *err, size_t errca
     }
     json_array_foreach(a, i, x)
     {
-        if (!json_is_string(x) || n->nports >= NET_MAX_PORTS) {
-            snprintf(err, errcap, "\"net.ports\" entries are strings like \"8080:80\" (at most %d)", NET_MAX_PORTS);
+        if (!json_is_string(x)) {
+            snprintf(err, errcap, "\"net.ports\" entries are strings like \"8080:80\"");
             return -1;
         }
-        if (net_port_parse(json_string_value(x), &n->ports[n->nports++], err, errcap) < 0)
+        if (box_config_add_port(c, json_string_value(x), err, errcap) < 0)
             return -1;
     }
     a = json_object_get(o, "dns_upstream");
@@ -155,7 +225,7 @@ static int parse_net(json_t *root, struct net_config *n, char *err, size_t errca
         const char *s = json_string_value(x);
         if (!s || sscanf(s, "%63[0-9.]:%u", host, &port) < 1 || inet_pton(AF_INET, host, &ia) != 1 || !port ||
             port > 65535 || n->nupstreams >= NET_MAX_UPSTREAMS) {
-            snprintf(err, errcap, "\"net.dns_upstream\" entries are \"IPv4[:PORT]\"");
+            snprintf(err, errcap, "\"net.dns_upstream\" entries are \"IPv4[:PORT]\" (at most %d)", NET_MAX_UPSTREAMS);
             return -1;
         }
         n->upstreams[n->nupstreams].ip = ntohl(ia.s_addr);
@@ -166,88 +236,200 @@ static int parse_net(json_t *root, struct net_config *n, char *err, size_t errca
     return 0;
 }
 
-static int validate(json_t *root, struct vmm_config *cfg, char *err, size_t errcap)
+static int parse_root(json_t *root, struct box_config *c, char *err, size_t errcap)
 {
-    long long v;
     if (!json_is_object(root)) {
         snprintf(err, errcap, "the top level is not a JSON object");
         return -1;
     }
-    if (get_str(root, "id", 1, cfg->id, sizeof(cfg->id), err, errcap) < 0 ||
-        get_str(root, "kernel", 1, cfg->kernel, sizeof(cfg->kernel), err, errcap) < 0 ||
-        get_str(root, "initrd", 0, cfg->initrd, sizeof(cfg->initrd), err, errcap) < 0 ||
-        get_str(root, "disk", 1, cfg->disk, sizeof(cfg->disk), err, errcap) < 0 ||
-        get_str(root, "disk_format", 0, cfg->disk_format, sizeof(cfg->disk_format), err, errcap) < 0 ||
-        get_str(root, "accel", 0, cfg->accel, sizeof(cfg->accel), err, errcap) < 0 ||
-        get_str(root, "backend", 0, cfg->backend, sizeof(cfg->backend), err, errcap) < 0 ||
-        get_str(root, "hostname", 0, cfg->hostname, sizeof(cfg->hostname), err, errcap) < 0)
+    if (get_str(root, "id", 1, c->id, sizeof(c->id), err, errcap) < 0 ||
+        get_str(root, "name", 0, c->name, sizeof(c->name), err, errcap) < 0 ||
+        get_str(root, "image", 0, c->image, sizeof(c->image), err, errcap) < 0 ||
+        get_str(root, "image_id", 0, c->image_id, sizeof(c->image_id), err, errcap) < 0 ||
+        get_str(root, "rootfs", 0, c->rootfs, sizeof(c->rootfs), err, errcap) < 0 ||
+        get_str(root, "kernel", 1, c->kernel, sizeof(c->kernel), err, errcap) < 0 ||
+        get_str(root, "initrd", 0, c->initrd, sizeof(c->initrd), err, errcap) < 0 ||
+        get_str(root, "disk", 1, c->disk, sizeof(c->disk), err, errcap) < 0 ||
+        get_str(root, "disk_format", 0, c->disk_format, sizeof(c->disk_format), err, errcap) < 0 ||
+        get_str(root, "hostname", 0, c->hostname, sizeof(c->hostname), err, errcap) < 0)
         return -1;
-    for (const char *p = cfg->id; *p; p++) {
+    for (const char *p = c->id; *p; p++) {
         if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_') {
-            snprintf(err, errcap, "\"id\" \"%s\" may only hold letters, digits, '-' and '_'", cfg->id);
+            snprintf(err, errcap, "\"id\" \"%s\" may only hold letters, digits, '-' and '_'", c->id);
             return -1;
         }
     }
-    if (strcmp(cfg->disk_format, "qcow2") != 0 && strcmp(cfg->disk_format, "raw") != 0) {
-        snprintf(err, errcap, "\"disk_format\" is \"%s\", expected \"qcow2\" or \"raw\"", cfg->disk_format);
+    if (strcmp(c->disk_format, "qcow2") != 0 && strcmp(c->disk_format, "raw") != 0) {
+        snprintf(err, errcap, "\"disk_format\" is \"%s\", expected \"qcow2\" or \"raw\"", c->disk_format);
         return -1;
     }
-    if (strcmp(cfg->accel, "auto") != 0 && strcmp(cfg->accel, "kvm") != 0 && strcmp(cfg->accel, "tcg") != 0) {
-        snprintf(err, errcap, "\"accel\" is \"%s\", expected \"auto\", \"kvm\" or \"tcg\"", cfg->accel);
+    if (get_choice(root, "accel", parse_accel, box_accel_choices(), &c->accel, err, errcap) < 0 ||
+        get_choice(root, "backend", parse_backend, box_backend_choices(), &c->backend, err, errcap) < 0)
         return -1;
-    }
-    if (strcmp(cfg->backend, "qemu") != 0 && strcmp(cfg->backend, "auto") != 0 && strcmp(cfg->backend, "kvm") != 0) {
-        snprintf(err, errcap, "\"backend\" is \"%s\", expected \"auto\", \"qemu\" or \"kvm\"", cfg->backend);
+    long long created = 0, disk_size = 0;
+    if (get_unsigned(root, "cpus", BOX_CPUS_MIN, BOX_CPUS_MAX, &c->cpus, err, errcap) < 0 ||
+        get_unsigned(root, "memory_mib", BOX_MEMORY_MIB_MIN, BOX_MEMORY_MIB_MAX, &c->memory_mib, err, errcap) < 0 ||
+        get_unsigned(root, "boot_timeout_ms", BOX_BOOT_TIMEOUT_MS_MIN, BOX_BOOT_TIMEOUT_MS_MAX, &c->boot_timeout_ms,
+                     err, errcap) < 0 ||
+        get_int(root, "created", 0, INT64_MAX, &created, err, errcap) < 0 ||
+        get_int(root, "disk_size", 0, (long long)BOX_DISK_BYTES_MAX, &disk_size, err, errcap) < 0)
         return -1;
-    }
-    if (get_int(root, "cpus", 1, 64, 1, &v, err, errcap) < 0)
-        return -1;
-    cfg->cpus = (int)v;
-    if (get_int(root, "memory_mib", 64, 1024 * 1024, 512, &v, err, errcap) < 0)
-        return -1;
-    cfg->memory_mib = (int)v;
-    if (get_int(root, "boot_timeout_ms", 100, 3600 * 1000, DEFAULT_BOOT_TIMEOUT_MS, &v, err, errcap) < 0)
-        return -1;
-    cfg->boot_timeout_ms = (uint32_t)v;
+    c->created = created;
+    c->disk_size = (uint64_t)disk_size;
     json_t *eph = json_object_get(root, "ephemeral");
     if (eph && !json_is_null(eph) && !json_is_boolean(eph)) {
         snprintf(err, errcap, "\"ephemeral\" must be true or false");
         return -1;
     }
-    cfg->ephemeral = eph && json_is_true(eph);
-    if (!cfg->hostname[0])
-        snprintf(cfg->hostname, sizeof(cfg->hostname), "cocoon-%.6s", cfg->id);
-    if (!valid_hostname(cfg->hostname)) {
-        snprintf(err, errcap, "\"hostname\" \"%s\" is not a valid host name (letters, digits, '-', '.')",
-                 cfg->hostname);
+    c->ephemeral = eph && json_is_true(eph);
+    if (!c->hostname[0])
+        snprintf(c->hostname, sizeof(c->hostname), "cocoon-%.6s", c->id);
+    if (!valid_hostname(c->hostname)) {
+        snprintf(err, errcap, "\"hostname\" \"%s\" is not a valid host name (letters, digits, '-', '.')", c->hostname);
         return -1;
     }
-    if (parse_net(root, &cfg->net, err, errcap) < 0)
+    return parse_net(root, c, err, errcap);
+}
+
+int box_config_parse(const char *text, size_t len, struct box_config *c, char *err, size_t errcap)
+{
+    box_config_defaults(c);
+    c->backend = BOX_BACKEND_QEMU; /* boxes made before the kvm backend existed name none */
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        snprintf(err, errcap, "not valid JSON: %s (line %d)", jerr.text, jerr.line);
         return -1;
-    if (check_file("kernel", cfg->kernel, err, errcap) < 0 ||
-        (cfg->initrd[0] && check_file("initrd", cfg->initrd, err, errcap) < 0) ||
-        check_file("disk", cfg->disk, err, errcap) < 0)
+    }
+    int rc = parse_root(root, c, err, errcap);
+    json_decref(root);
+    return rc;
+}
+
+int box_config_read(const char *dir, struct box_config *c, char *err, size_t errcap)
+{
+    char path[PATH_MAX + 16], why[1024] = "";
+    box_config_defaults(c);
+    if ((size_t)snprintf(path, sizeof(path), "%s/config.json", dir) >= sizeof(path)) {
+        snprintf(err, errcap, "box directory path too long: %s", dir);
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    size_t len;
+    char *text = util_read_file(path, BOX_CONFIG_FILE_MAX, &len);
+    if (!text) {
+        int e = errno;
+        snprintf(err, errcap, "cannot read box config %s: %s", path,
+                 e == EFBIG ? "larger than 1 MiB: not a config of cocoon's" : strerror(e));
+        errno = e;
+        return -1;
+    }
+    int rc = box_config_parse(text, len, c, why, sizeof(why));
+    free(text);
+    if (rc < 0) {
+        snprintf(err, errcap, "bad box config %s: %s", path, why);
+        errno = EINVAL;
+    }
+    return rc;
+}
+
+int box_config_check_files(const struct box_config *c, char *err, size_t errcap)
+{
+    if (check_file("kernel", c->kernel, err, errcap) < 0 ||
+        (c->initrd[0] && check_file("initrd", c->initrd, err, errcap) < 0) ||
+        check_file("disk", c->disk, err, errcap) < 0)
         return -1;
     return 0;
 }
 
-int vmm_config_load(const char *dir, struct vmm_config *cfg, char *err, size_t errcap)
+int box_config_load(const char *dir, struct box_config *c, char *err, size_t errcap)
 {
-    char path[PATH_MAX + 16], why[1024] = "";
-    memset(cfg, 0, sizeof(*cfg));
-    snprintf(cfg->disk_format, sizeof(cfg->disk_format), "qcow2");
-    snprintf(cfg->accel, sizeof(cfg->accel), "auto");
-    snprintf(cfg->backend, sizeof(cfg->backend), "qemu"); /* boxes made before the kvm backend existed */
-    snprintf(path, sizeof(path), "%s/config.json", dir);
-    json_error_t jerr;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        snprintf(err, errcap, "cannot read box config %s: %s (line %d)", path, jerr.text, jerr.line);
+    char why[PATH_MAX + 256];
+    if (box_config_read(dir, c, err, errcap) < 0)
+        return -1;
+    if (box_config_check_files(c, why, sizeof(why)) < 0) {
+        snprintf(err, errcap, "bad box config %s/config.json: %s", dir, why);
         return -1;
     }
-    int rc = validate(root, cfg, why, sizeof(why));
-    json_decref(root);
+    return 0;
+}
+
+/* ---- writing ---- */
+
+static json_t *net_json(const struct net_config *n)
+{
+    json_t *net = json_pack("{s:s, s:[], s:[]}", "mode", box_net_mode_name(n->mode), "rules", "ports");
+    for (int i = 0; net && i < n->nrules; i++)
+        json_array_append_new(json_object_get(net, "rules"), json_string(n->rules[i].text));
+    for (int i = 0; net && i < n->nports; i++)
+        json_array_append_new(json_object_get(net, "ports"), json_string(n->ports[i].text));
+    if (net && n->nupstreams) {
+        json_t *up = json_array();
+        for (int i = 0; up && i < n->nupstreams; i++) {
+            char s[32];
+            snprintf(s, sizeof(s), "%u.%u.%u.%u:%u", n->upstreams[i].ip >> 24, (n->upstreams[i].ip >> 16) & 255,
+                     (n->upstreams[i].ip >> 8) & 255, n->upstreams[i].ip & 255, n->upstreams[i].port);
+            json_array_append_new(up, json_string(s));
+        }
+        json_object_set_new(net, "dns_upstream", up);
+    }
+    if (net && n->refuse_nxdomain)
+        json_object_set_new(net, "dns_refuse", json_string("nxdomain"));
+    return net;
+}
+
+char *box_config_json(const struct box_config *c)
+{
+    char hostname[sizeof(c->hostname)];
+    if (c->hostname[0])
+        memcpy(hostname, c->hostname, sizeof(hostname));
+    else
+        snprintf(hostname, sizeof(hostname), "cocoon-%.6s", c->id);
+    json_t *o =
+        json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:b, s:i, s:s}", "id", c->id, "name",
+                  c->name, "created", (json_int_t)c->created, "image", c->image, "kernel", c->kernel, "initrd",
+                  c->initrd, "disk", c->disk, "disk_format", c->disk_format, "cpus", (int)c->cpus, "memory_mib",
+                  (int)c->memory_mib, "accel", box_accel_name(c->accel), "backend", box_backend_name(c->backend),
+                  "ephemeral", c->ephemeral, "boot_timeout_ms", (int)c->boot_timeout_ms, "hostname", hostname);
+    if (!o)
+        return NULL;
+    if (c->rootfs[0])
+        json_object_set_new(o, "rootfs", json_string(c->rootfs));
+    if (c->image_id[0])
+        json_object_set_new(o, "image_id", json_string(c->image_id));
+    if (c->disk_size)
+        json_object_set_new(o, "disk_size", json_integer((json_int_t)c->disk_size));
+    if (c->net.mode != NET_MODE_NONE)
+        json_object_set_new(o, "net", net_json(&c->net));
+    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (!text)
+        return NULL;
+    size_t n = strlen(text);
+    char *grown = realloc(text, n + 2);
+    if (!grown) {
+        free(text);
+        return NULL;
+    }
+    grown[n] = '\n'; /* a trailing newline is friendlier to cat */
+    grown[n + 1] = 0;
+    return grown;
+}
+
+int box_config_write(const char *dir, const struct box_config *c, char *err, size_t errcap)
+{
+    char path[PATH_MAX + 16];
+    char *text = box_config_json(c);
+    if (!text) {
+        snprintf(err, errcap, "cannot build config.json: out of memory");
+        return -1;
+    }
+    int rc = (size_t)snprintf(path, sizeof(path), "%s/config.json", dir) < sizeof(path)
+                 ? util_write_file_atomic(path, text, strlen(text))
+                 : (errno = ENAMETOOLONG, -1);
+    int e = errno;
+    free(text);
     if (rc < 0)
-        snprintf(err, errcap, "bad box config %s: %s", path, why);
+        snprintf(err, errcap, "cannot write %s/config.json: %s", dir, strerror(e));
     return rc;
 }

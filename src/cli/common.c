@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "boxcfg/contract.h"
 #include "cli/cli.h"
 
 void cli_error(const char *fmt, ...)
@@ -95,8 +96,10 @@ int cli_parse_memory(const char *s, unsigned *mib)
     else
         mult = -1;
     double total = v * mult;
-    if (end == s || errno || mult < 0 || !isdigit((unsigned char)s[0]) || total < 64 || total > 1024.0 * 1024) {
-        cli_error("invalid --memory \"%s\": use a size like 512M or 1G, or a number of MiB (at least 64)", s);
+    if (end == s || errno || mult < 0 || !isdigit((unsigned char)s[0]) || total < BOX_MEMORY_MIB_MIN ||
+        total > BOX_MEMORY_MIB_MAX) {
+        cli_error("invalid --memory \"%s\": use a size like 512M or 1G, or a number of MiB (at least %u, at most 1T)",
+                  s, BOX_MEMORY_MIB_MIN);
         return -1;
     }
     *mib = (unsigned)total;
@@ -108,8 +111,9 @@ int cli_parse_seconds(const char *s, unsigned *ms)
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (end == s || *end || errno || !(v > 0) || v > 86400.0 * 365) {
-        cli_error("invalid --timeout \"%s\": expected a number of seconds greater than 0", s);
+    if (end == s || *end || errno || !(v > 0) || v * 1000 > BOX_EXEC_TIMEOUT_MS_MAX) {
+        cli_error("invalid --timeout \"%s\": expected a number of seconds greater than 0 and at most %u", s,
+                  BOX_EXEC_TIMEOUT_MS_MAX / 1000);
         return -1;
     }
     *ms = (unsigned)(v * 1000 + 0.5);
@@ -136,7 +140,7 @@ int cli_parse_size(const char *s, const char *what, uint64_t *bytes)
         mult = 1024.0 * 1024 * 1024 * 1024;
     double total = v * mult;
     if (end == s || errno || mult < 0 || !isdigit((unsigned char)s[0]) || !(total >= 1) ||
-        total > 64.0 * 1024 * 1024 * 1024 * 1024) {
+        total > (double)BOX_DISK_BYTES_MAX) {
         cli_error("invalid %s \"%s\": use a size like 10G or 512M (at most 64T)", what, s);
         return -1;
     }

@@ -54,6 +54,12 @@ static int print_json(const cocoon_host_info *h, int ok, struct findings *fs)
     if (!o)
         return 1;
     json_object_set_new(o, "backend_reason", json_string(h->backend_reason));
+    json_t *j =
+        json_pack("{s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:s}", "on", h->jail_on, "user_namespace", h->jail_userns,
+                  "mount_namespace", h->jail_mountns, "pid_namespace", h->jail_pidns, "net_namespace", h->jail_netns,
+                  "seccomp", h->jail_seccomp, "cgroup_v2", h->jail_cgroup2, "detail", h->jail_detail);
+    if (j)
+        json_object_set_new(o, "jail", j);
     json_object_set_new(o, "state", json_pack("{s:o, s:i}", "findings", fs->list, "left", fs->left));
     fs->list = NULL;
     char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -132,6 +138,15 @@ int cmd_doctor(int argc, char **argv)
     line("default image", h.default_image_present, h.default_image_path);
     line("cocoon-vmm", h.vmm_present, h.vmm_path);
     printf("  %-14s %-4s %s\n", "home", "", h.home);
+    printf("\njail of box processes%s\n", h.jail_on ? "" : " (off: COCOON_JAIL=0)");
+    line("user ns", h.jail_userns,
+         h.jail_userns ? "the monitor and VMM hold no capability outside the box"
+                       : "unprivileged user namespaces are off: no private root");
+    line("mount ns", h.jail_mountns, "an empty root with only the box's files");
+    line("pid ns", h.jail_pidns, "the VMM sees no other process");
+    line("net ns", h.jail_netns, "the VMM has no network (the monitor relays the box's)");
+    line("seccomp", h.jail_seccomp, "system calls filtered per role");
+    line("cgroup v2", h.jail_cgroup2, h.jail_cgroup2 ? "a cgroup per box: memory.max and pids.max" : h.jail_detail);
     printf("\nstate%s\n", fs.fix ? " (fixing)" : "");
     fflush(stdout);
     int checked = cocoon_state_check(rt, fs.fix ? COCOON_CHECK_FIX : 0, on_finding, &fs, &err);

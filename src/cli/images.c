@@ -108,7 +108,8 @@ static void on_progress(void *user, const char *digest, uint64_t done, uint64_t 
  * unless announce is 0. */
 int cli_pull(cocoon_runtime *rt, const char *ref, int insecure, int quiet, int announce)
 {
-    cocoon_pull_options o = {0};
+    cocoon_pull_options o;
+    cocoon_pull_options_init(&o);
     o.insecure = insecure;
     o.quiet = quiet || !isatty(2);
     struct progress *p = calloc(1, sizeof(*p));

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "boxcfg/contract.h"
 #include "cli/cli.h"
 
 enum {
@@ -121,9 +122,8 @@ struct parsed {
     int rm, detach;
     int first_arg; /* index of the first operand */
     const char *entrypoint;
-    int has_cmd;              /* a command was given (else the image's default) */
-    cocoon_image_config icfg; /* of the box's image; owns strings cmd points to */
-    const char **argv_buf;    /* the command built from the image config */
+    int has_cmd;             /* a command was given (else the image's default) */
+    cocoon_command resolved; /* cmd with the image's config applied; owns what cmd points to */
 };
 
 static int is_box_opt(int c)
@@ -139,13 +139,14 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
 {
     const char *help = k == KIND_RUN ? run_help : k == KIND_CREATE ? create_help : exec_help;
     memset(p, 0, sizeof(*p));
+    cocoon_box_options_init(&p->box);
     optind = 1;
     opterr = 0;
     int c;
     /* "+": stop at the first operand, so `cocoon run ls -l` passes -l to ls. */
     /* rules keep their command-line order across --allow and --deny */
-    static char rule_text[64][272];
-    static const char *rules[65], *ports[33];
+    static char rule_text[BOX_NET_RULES_MAX][NET_RULE_TEXT + 16];
+    static const char *rules[BOX_NET_RULES_MAX + 1], *ports[BOX_NET_PORTS_MAX + 1];
     size_t nrules = 0, nports = 0;
     while ((c = getopt_long(argc, argv, "+itdp:", box_long, NULL)) != -1) {
         if (c == OPT_HELP) {
@@ -187,8 +188,8 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
         case OPT_NET: p->box.net = optarg; break;
         case OPT_ALLOW:
         case OPT_DENY:
-            if (nrules >= 64 || strlen(optarg) > 256) {
-                cli_error("too many or too long network rules (at most 64)");
+            if (nrules >= BOX_NET_RULES_MAX || strlen(optarg) > NET_RULE_TEXT) {
+                cli_error("too many or too long network rules (at most %d)", BOX_NET_RULES_MAX);
                 return -1;
             }
             snprintf(rule_text[nrules], sizeof(rule_text[0]), "%s %s", c == OPT_ALLOW ? "allow" : "deny", optarg);
@@ -197,8 +198,8 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
             p->box.net_rules = rules;
             break;
         case 'p':
-            if (nports >= 32) {
-                cli_error("too many published ports (at most 32)");
+            if (nports >= BOX_NET_PORTS_MAX) {
+                cli_error("too many published ports (at most %d)", BOX_NET_PORTS_MAX);
                 return -1;
             }
             ports[nports++] = optarg;
@@ -206,7 +207,7 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
             p->box.net_ports = ports;
             break;
         case OPT_CPUS:
-            if (cli_parse_uint(optarg, "--cpus", 1, 64, &p->box.cpus) < 0)
+            if (cli_parse_uint(optarg, "--cpus", BOX_CPUS_MIN, BOX_CPUS_MAX, &p->box.cpus) < 0)
                 return -1;
             break;
         case OPT_MEMORY:
@@ -229,12 +230,19 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
         default: return -1;
         }
     }
-    if (p->box.accel && strcmp(p->box.accel, "auto") && strcmp(p->box.accel, "kvm") && strcmp(p->box.accel, "tcg")) {
-        cli_error("invalid --accel \"%s\": use auto, kvm or tcg", p->box.accel);
+    enum box_accel accel;
+    enum box_backend backend;
+    enum net_mode mode;
+    if (p->box.accel && box_accel_parse(p->box.accel, &accel) < 0) {
+        cli_error("invalid --accel \"%s\": use %s", p->box.accel, box_accel_choices());
         return -1;
     }
-    if (p->box.vmm && strcmp(p->box.vmm, "auto") && strcmp(p->box.vmm, "kvm") && strcmp(p->box.vmm, "qemu")) {
-        cli_error("invalid --vmm \"%s\": use auto, kvm or qemu", p->box.vmm);
+    if (p->box.vmm && box_backend_parse(p->box.vmm, &backend) < 0) {
+        cli_error("invalid --vmm \"%s\": use %s", p->box.vmm, box_backend_choices());
+        return -1;
+    }
+    if (p->box.net && box_net_mode_parse(p->box.net, &mode) < 0) {
+        cli_error("invalid --net \"%s\": use %s", p->box.net, box_net_mode_choices());
         return -1;
     }
     if (p->box.image && p->box.rootfs) {
@@ -245,97 +253,48 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
     return 0;
 }
 
-static const char *default_cmd[] = {"/bin/sh", NULL};
-
 static void set_command(struct parsed *p, int argc, char **argv, int at)
 {
     if (at < argc && !strcmp(argv[at], "--"))
         at++;
     p->has_cmd = at < argc;
-    p->cmd.argv = at < argc ? (const char **)argv + at : default_cmd;
+    p->cmd.argv = at < argc ? (const char **)argv + at : NULL; /* NULL: the image's (apply_image_config) */
 }
 
 static void parsed_free(struct parsed *p)
 {
+    if (p->cmd.env == (const char **)p->resolved.env)
+        p->cmd.env = NULL; /* the resolved command's own list */
     cli_cmd_free(&p->cmd);
-    cocoon_image_config_free(&p->icfg);
-    free(p->argv_buf);
-    p->argv_buf = NULL;
+    cocoon_command_free(&p->resolved);
 }
 
-static size_t strv_len(char *const *v)
+/* The box's image config applied to the command, docker's way (cocoon_box_command):
+ * for `run` the command too (--entrypoint, CMD or the image's); for `exec` the command
+ * runs as given, with the image's Env, WorkingDir and User under --env, --workdir and
+ * --user. */
+static int apply_image_config(cocoon_box *box, struct parsed *p, int run)
 {
-    size_t n = 0;
-    while (v && v[n])
-        n++;
-    return n;
-}
-
-/* The image config of the box, docker's way: its Env under --env, its WorkingDir and
- * User unless given; for `run` also the command: --entrypoint or the image's
- * Entrypoint, followed by CMD or (no CMD) the image's Cmd. */
-static int apply_image_config(cocoon_runtime *rt, cocoon_box *box, struct parsed *p, int set_argv)
-{
-    cocoon_box_info *info = malloc(sizeof(*info));
+    cocoon_command_options o;
+    cocoon_command_options_init(&o);
+    o.argv = p->has_cmd ? p->cmd.argv : NULL;
+    o.entrypoint = run ? p->entrypoint : "";
+    o.env = p->cmd.env;
+    o.cwd = p->cmd.workdir;
+    o.user = p->cmd.user;
     cocoon_error err;
-    if (!info) {
-        cli_error("out of memory");
-        return -1;
-    }
-    int rc = cocoon_box_inspect(box, info, &err);
-    if (rc == 0 && info->image_id[0])
-        rc = cocoon_image_config_get(rt, info->image_id, &p->icfg, &err);
-    free(info);
-    if (rc < 0) {
+    if (cocoon_box_command(box, &o, &p->resolved, &err) < 0) {
         cli_fail(&err);
         return -1;
     }
-    const cocoon_image_config *c = &p->icfg;
-    size_t nimg = strv_len(c->env);
-    if (nimg) {
-        const char **env = calloc(nimg + p->cmd.envc + 1, sizeof(*env));
-        if (!env) {
-            cli_error("out of memory");
-            return -1;
-        }
-        size_t n = 0;
-        for (size_t i = 0; i < nimg; i++) {
-            size_t klen = strcspn(c->env[i], "=");
-            int overridden = 0;
-            for (size_t j = 0; j < p->cmd.envc && !overridden; j++)
-                overridden = !strncmp(p->cmd.env[j], c->env[i], klen) && p->cmd.env[j][klen] == '=';
-            if (!overridden)
-                env[n++] = c->env[i];
-        }
-        for (size_t j = 0; j < p->cmd.envc; j++)
-            env[n++] = p->cmd.env[j];
-        free(p->cmd.env);
-        p->cmd.env = env;
-        p->cmd.envc = n;
-    }
-    if (!p->cmd.workdir && c->working_dir && c->working_dir[0])
-        p->cmd.workdir = c->working_dir;
-    if (!p->cmd.user && c->user && c->user[0])
-        p->cmd.user = c->user;
-    if (!set_argv)
-        return 0;
-    /* --entrypoint replaces the image's Entrypoint and drops its Cmd (as docker does). */
-    char *ep_buf[2] = {(char *)p->entrypoint, NULL};
-    char *const *ep = p->entrypoint ? (p->entrypoint[0] ? ep_buf : NULL) : c->entrypoint;
-    char *const *args = p->has_cmd ? (char *const *)p->cmd.argv : p->entrypoint ? NULL : c->cmd;
-    size_t ne = strv_len(ep), na = strv_len(args);
-    if (ne + na == 0)
-        return 0; /* the default: /bin/sh */
-    p->argv_buf = calloc(ne + na + 1, sizeof(*p->argv_buf));
-    if (!p->argv_buf) {
-        cli_error("out of memory");
-        return -1;
-    }
-    for (size_t i = 0; i < ne; i++)
-        p->argv_buf[i] = ep[i];
-    for (size_t i = 0; i < na; i++)
-        p->argv_buf[ne + i] = args[i];
-    p->cmd.argv = p->argv_buf;
+    p->cmd.argv = (const char **)p->resolved.argv;
+    p->cmd.workdir = p->resolved.cwd;
+    p->cmd.user = p->resolved.user;
+    free(p->cmd.env); /* its strings are argv's; the resolved copy replaces the list */
+    p->cmd.env = (const char **)p->resolved.env;
+    p->cmd.envc = 0;
+    while (p->cmd.env[p->cmd.envc])
+        p->cmd.envc++;
     return 0;
 }
 
@@ -420,7 +379,7 @@ int cmd_run(int argc, char **argv)
         code = CLI_EXIT_RUNTIME;
     } else if (cocoon_box_create(rt, &p.box, &box, &err) < 0) {
         code = cli_fail(&err);
-    } else if (!p.detach && apply_image_config(rt, box, &p, 1) < 0) {
+    } else if (!p.detach && apply_image_config(box, &p, 1) < 0) {
         code = CLI_EXIT_RUNTIME;
         p.rm = 1; /* never started: nothing worth keeping */
     } else if (cli_signals_interrupted()) {
@@ -517,7 +476,7 @@ int cmd_exec(int argc, char **argv)
     if (cocoon_box_open(rt, name, &box, &err) < 0) {
         code = cli_fail(&err);
     } else {
-        code = apply_image_config(rt, box, &p, 0) < 0 ? CLI_EXIT_RUNTIME : cli_exec_in_box(box, &p.cmd);
+        code = apply_image_config(box, &p, 0) < 0 ? CLI_EXIT_RUNTIME : cli_exec_in_box(box, &p.cmd);
         cocoon_box_close(box);
     }
     parsed_free(&p);

@@ -1,7 +1,9 @@
 /* A cgroup v2 of its own for a box, where the host delegated one to us: the monitor and
  * its VMM child move into it, memory.max is the guest's RAM plus a stated overhead and
  * pids.max bounds their threads. Without a delegated cgroup v2 (a cgroup v1 host, or a
- * cgroup we may not write), the box runs without one and the reason is logged. */
+ * cgroup we may not write), the box runs without one and the reason is logged. The
+ * cgroup is named after the box, so its next start reuses it; the monitor (inside it
+ * until it exits) cannot remove it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include "jail/jail.h"
+#include "util/util.h"
 
 #define CGROUP_ROOT "/sys/fs/cgroup"
 
@@ -19,14 +22,7 @@ static int write_at(const char *dir, const char *file, const char *text)
 {
     char path[PATH_MAX * 2];
     snprintf(path, sizeof(path), "%s/%s", dir, file);
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = write(fd, text, strlen(text));
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return n == (ssize_t)strlen(text) ? 0 : -1;
+    return util_write_text(path, text);
 }
 
 static int read_at(const char *dir, const char *file, char *out, size_t cap)
@@ -100,9 +96,11 @@ fail:
     return -1;
 }
 
-void jail_leave(struct jail_state *st)
+void jail_cgroup_remove(const char *box_id)
 {
-    /* The monitor is still in the cgroup; the host's cgroup tooling (or the next box
-     * of the same id) removes it once it is empty. Nothing to undo inside the jail. */
-    (void)st;
+    char parent[PATH_MAX], why[384], path[PATH_MAX + 80];
+    if (jail_cgroup_self(parent, sizeof(parent), why, sizeof(why)) < 0)
+        return;
+    snprintf(path, sizeof(path), "%s/cocoon-%s", parent, box_id);
+    rmdir(path);
 }

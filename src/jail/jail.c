@@ -67,18 +67,6 @@ int jail_plan_add_system(struct jail_plan *p)
     return 0;
 }
 
-static int write_file(const char *path, const char *text)
-{
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = write(fd, text, strlen(text));
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return n == (ssize_t)strlen(text) ? 0 : -1;
-}
-
 /* Appends "no WHAT (errno text)" to what the host did not allow. */
 static void say(struct jail_state *st, const char *what)
 {
@@ -98,11 +86,11 @@ static int enter_userns(struct jail_state *st)
     }
     char map[64];
     snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)uid, (unsigned)uid);
-    if (write_file("/proc/self/uid_map", map) < 0)
+    if (util_write_text("/proc/self/uid_map", map) < 0)
         return -1;
-    write_file("/proc/self/setgroups", "deny\n"); /* needed without CAP_SETGID outside */
+    util_write_text("/proc/self/setgroups", "deny\n"); /* needed without CAP_SETGID outside */
     snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)gid, (unsigned)gid);
-    if (write_file("/proc/self/gid_map", map) < 0)
+    if (util_write_text("/proc/self/gid_map", map) < 0)
         return -1;
     st->userns = 1;
     return 0;

@@ -76,8 +76,10 @@ int jail_lock(uint64_t fsize, char *err, size_t cap);
 /* In the forked child, before exec (async-signal-safe calls only): an empty network
  * namespace, then jail_lock's steps. Returns -1 (errno set) on failure. */
 int jail_child(uint64_t fsize);
-/* Removes the box's cgroup (the monitor, at exit). */
-void jail_leave(struct jail_state *st);
+
+/* The box's cgroup (when one was made: a delegated cgroup v2), removed with the box.
+ * Quiet when there is none or it is still in use. */
+void jail_cgroup_remove(const char *box_id);
 
 /* ---- seccomp.c ---- */
 
@@ -100,6 +102,7 @@ struct jail_probe {
     int userns, mountns, pidns, netns, seccomp, cgroup2;
     char detail[512];
 };
+/* Fills p by trying each namespace in a throwaway child process (no side effect). */
 void jail_probe(struct jail_probe *p);
 
 #endif

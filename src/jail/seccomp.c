@@ -17,9 +17,15 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "jail/jail.h"
+
+/* libseccomp's SCMP_A0..A5 build a struct scmp_arg_cmp from a compound literal that
+ * leaves datum_b out for plain comparisons; clang warns on every use. The field is
+ * zero either way, as the library means. */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
 /* Names for the SIGSYS report, resolved before the filter is loaded (the handler may not
  * allocate). */
@@ -67,6 +73,15 @@ static int install_handler(int fd, const char *role)
             names[nr] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr); /* kept: the handler reads them */
     report_fd = fd;
     role_name = role;
+    /* The C library loads the time zone (/etc/localtime) on its first gmtime_r or
+     * localtime_r, the first log line's timestamp: done now, before opens are refused,
+     * and once (tzset() retries a missing file, and a filter stacked on another one
+     * must not open anything). */
+    static int tz_loaded;
+    if (!tz_loaded) {
+        tzset();
+        tz_loaded = 1;
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_sigaction = on_sigsys;
@@ -192,9 +207,10 @@ static int allow_monitor(scmp_filter_ctx ctx, pid_t child)
             seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[i]));
     rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, FIONREAD));
     if (child > 0) { /* the child and its process group */
-        rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)child));
-        rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
-                               SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)(int64_t)-child));
+        /* pid_t is 32 bits: the C library's kill() leaves the register's upper half
+         * zero, so -child must be compared as 32 bits, never sign-extended to 64. */
+        rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1, SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)child));
+        rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1, SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)-child));
     }
     return rc;
 }
@@ -239,6 +255,9 @@ int jail_seccomp(enum jail_role role, int fd, pid_t allow_pid, char *err, size_t
             return -1;
         }
         rc = seccomp_rule_add(ctx, SCMP_ACT_TRAP, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, KVM_RUN));
+        /* no_new_privs is set already, and the filter below allows no prctl but
+         * PR_SET_NAME: libseccomp must not set it again while loading this one */
+        rc |= seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
     } else {
         rc = allow_common(ctx) | (role == JAIL_ROLE_MONITOR ? allow_monitor(ctx, allow_pid) : allow_kvm(ctx));
         if (role == JAIL_ROLE_KVM)

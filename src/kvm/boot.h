@@ -43,6 +43,8 @@ int kvm_boot__pvh(struct kvm_vm *vm, const char *kernel, const char *initrd, con
  * command line, initrd). Every header field is checked against the file and guest
  * RAM; -1 with a "kernel is not a usable bzImage: ..." message otherwise. */
 int kvm_boot__is_bzimage(const uint8_t *img, size_t len);
+/* Loads a bzImage held in memory (img, len: the caller's) through the 64-bit boot
+ * protocol entry, with an optional initrd and the command line. -1 with err set. */
 int kvm_boot__bzimage(struct kvm_vm *vm, const uint8_t *img, size_t len, const char *initrd, const char *cmdline,
                       char *err, size_t errcap);
 
@@ -51,6 +53,8 @@ int kvm_boot__bzimage(struct kvm_vm *vm, const uint8_t *img, size_t len, const c
 int kvm_boot__map_file(const char *path, const uint8_t **img, size_t *len, char *err, size_t errcap);
 /* The same, keeping the file open: returns its fd (the caller closes it) or -1. */
 int kvm_boot__map_file_fd(const char *path, const uint8_t **img, size_t *len, char *err, size_t errcap);
+/* Copies the initrd file above the kernel's end (kend) and below the MMIO hole; its
+ * guest address and size in *paddr and *psize. -1 with err set. */
 int kvm_boot__load_initrd(struct kvm_vm *vm, const char *path, uint64_t kend, uint64_t *paddr, uint64_t *size,
                           char *err, size_t errcap);
 

@@ -54,6 +54,8 @@ struct kvm_machine {
     char cmdline[4096];
 };
 
+/* Builds the machine of o (VM, memory, devices, boot state, vCPUs not yet running).
+ * On failure -1 with err set; call kvm_machine__destroy either way. */
 int kvm_machine__create(struct kvm_machine *m, const struct kvm_machine_opts *o, char *err, size_t errcap);
 /* Starts the vCPUs. */
 int kvm_machine__start(struct kvm_machine *m, char *err, size_t errcap);
@@ -62,6 +64,8 @@ int kvm_machine__start(struct kvm_machine *m, char *err, size_t errcap);
 enum kvm_stop_reason kvm_machine__wait(struct kvm_machine *m, int timeout_ms);
 /* 1 once the VM has stopped (then call kvm_machine__wait), 0 after timeout_ms. */
 int kvm_machine__poll_stop(struct kvm_machine *m, int timeout_ms);
+/* Stops what runs, joins the threads, closes every device and the VM. Safe on a
+ * machine that failed halfway through kvm_machine__create. */
 void kvm_machine__destroy(struct kvm_machine *m);
 /* The kvm VMM's system call filters (src/jail): before start, the one every thread
  * shares (devices, KVM's run loop); after start, the I/O and main threads lose KVM_RUN.

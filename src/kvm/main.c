@@ -38,12 +38,12 @@ static int fail(const char *fmt, ...)
 
 int kvm_run_main(const char *box_dir, const char *cmdline)
 {
-    static struct vmm_config cfg;
+    static struct box_config cfg;
     static struct kvm_machine m;
     char err[PATH_MAX * 2];
     uint64_t t0 = util_now_ns(CLOCK_MONOTONIC);
     signal(SIGPIPE, SIG_IGN); /* a channel the monitor closed is an error to handle, not a death */
-    if (vmm_config_load(box_dir, &cfg, err, sizeof(err)) < 0)
+    if (box_config_load(box_dir, &cfg, err, sizeof(err)) < 0)
         return fail("%s", err);
     int has_net = cfg.net.mode != NET_MODE_NONE;
     if (fcntl(CHILD_AGENT_FD, F_GETFD) < 0 || fcntl(CHILD_CONSOLE_FD, F_GETFD) < 0 ||

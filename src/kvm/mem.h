@@ -29,6 +29,7 @@ void *guest_mem__ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 /* Maps anonymous memory for `bytes` of RAM laid out around the MMIO hole, on
  * transparent huge pages when hugepages is set (see kvm_mem.c). */
 int guest_mem__alloc(struct guest_mem *m, uint64_t bytes, int hugepages);
+/* Unmaps every region (host pointers into it are dangling afterwards). */
 void guest_mem__free(struct guest_mem *m);
 
 /* Maps [off, off+len) of fd privately (copy on write) at gpa, in place of the anonymous

@@ -78,19 +78,23 @@ struct kvm_vm {
 
 /* kvm_vm.c */
 int kvm_vm__create(struct kvm_vm *vm, uint64_t mem_bytes, int hugepages, int ncpus, char *err, size_t errcap);
+/* Closes the vCPU and VM fds and frees guest memory; after the threads ended. */
 void kvm_vm__destroy(struct kvm_vm *vm);
 /* Sets an interrupt line (GSI) level through KVM_IRQ_LINE. Thread-safe. */
 void kvm_vm__irq_line(struct kvm_vm *vm, int gsi, int level);
 /* Records why the VM stops (first reason wins) and kicks every vCPU out of KVM_RUN. */
 void kvm_vm__request_stop(struct kvm_vm *vm, enum kvm_stop_reason why, const char *detail);
+/* Why the VM stopped, VM_RUNNING while it runs; and that reason in words. */
 enum kvm_stop_reason kvm_vm__stopped(struct kvm_vm *vm);
 const char *kvm_vm__stop_name(enum kvm_stop_reason r);
 
 /* kvm_vcpu.c */
 int kvm_vcpu__create_all(struct kvm_vm *vm, char *err, size_t errcap);
+/* Starts one thread per vCPU into KVM_RUN (boot state from vm->boot). -1 with err set. */
 int kvm_vcpu__start_all(struct kvm_vm *vm, char *err, size_t errcap);
 /* Parks every vCPU outside KVM_RUN; returns when all are parked (or the VM stopped). */
 void kvm_vcpu__pause_all(struct kvm_vm *vm);
+/* Lets parked vCPUs run again. */
 void kvm_vcpu__resume_all(struct kvm_vm *vm);
 /* Waits for all vCPU threads to end (after a stop request). */
 void kvm_vcpu__join_all(struct kvm_vm *vm);
@@ -105,10 +109,12 @@ int kvm_regs__setup(struct kvm_vm *vm, struct kvm_vcpu *c, char *err, size_t err
 int kvm_io__start(struct kvm_vm *vm, char *err, size_t errcap);
 /* events: EPOLLIN/EPOLLOUT; 0 leaves the fd registered but quiet. */
 int kvm_io__watch(struct kvm_vm *vm, int fd, uint32_t events, struct dev_io_entry *entry);
+/* Changes the events of an fd already watched (0: registered but quiet). */
 int kvm_io__rewatch(struct kvm_vm *vm, int fd, uint32_t events, struct dev_io_entry *entry);
 /* Runs fn(arg) on the I/O thread and waits for it (a thread-local step such as the I/O
  * role's seccomp filter). -1 when the thread is not running. */
 int kvm_io__call(struct kvm_vm *vm, void (*fn)(void *), void *arg);
+/* Stops and joins the I/O thread; no callback runs after it returns. */
 void kvm_io__stop(struct kvm_vm *vm);
 
 /* host_kvm.c: vm->host, the devices' view of this machine. */

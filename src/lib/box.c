@@ -19,19 +19,8 @@
 #include <unistd.h>
 
 #include "disk/disk.h"
+#include "jail/jail.h"
 #include "util/util.h"
-
-static int valid_box_name(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 64 || s[0] == '-' || s[0] == '.')
-        return 0;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '.' ||
-              *s == '_' || *s == '-'))
-            return 0;
-    return 1;
-}
 
 static int new_id(char out[16], cocoon_error *err)
 {
@@ -43,18 +32,18 @@ static int new_id(char out[16], cocoon_error *err)
     return 0;
 }
 
-static cocoon_box *box_alloc(cocoon_runtime *rt, const struct lib_box_config *c, const char *dir)
+static cocoon_box *box_alloc(cocoon_runtime *rt, const struct box_config *c, const char *dir)
 {
     cocoon_box *b = calloc(1, sizeof(*b));
     if (!b)
         return NULL;
     b->rt = rt;
-    snprintf(b->id, sizeof(b->id), "%s", c->id);
+    snprintf(b->id, sizeof(b->id), "%.*s", (int)sizeof(b->id) - 1, c->id);
     snprintf(b->name, sizeof(b->name), "%s", c->name);
     snprintf(b->dir, sizeof(b->dir), "%s", dir);
     snprintf(b->vmm_path, sizeof(b->vmm_path), "%s", rt->vmm_path);
     b->ephemeral = c->ephemeral;
-    b->boot_timeout_ms = c->boot_timeout_ms ? c->boot_timeout_ms : 60000;
+    b->boot_timeout_ms = c->boot_timeout_ms ? c->boot_timeout_ms : BOX_BOOT_TIMEOUT_MS_DEFAULT;
     b->lifeline_fd = -1;
     b->ctl_fd = -1;
     b->next_stream = 1;
@@ -70,12 +59,12 @@ static int check_file(const char *path, const char *what, cocoon_error *err)
     return lib_err(err, COCOON_E_NOT_FOUND, "%s not found at %s: run `make guest`", what, path);
 }
 
-static int make_disk(const cocoon_box_options *o, const struct state_image *img, const struct lib_box_config *c,
-                     cocoon_error *err)
+/* The box's disk, made at path (the box's temporary directory). */
+static int make_disk(const struct state_image *img, const struct box_config *c, const char *path, cocoon_error *err)
 {
-    if (o->rootfs)
-        return disk_from_rootfs(c->rootfs, c->disk, o->disk_size, err);
-    return disk_create_overlay(img->base_path, c->disk, o->disk_size, err);
+    if (c->rootfs[0])
+        return disk_from_rootfs(c->rootfs, path, c->disk_size, err);
+    return disk_create_overlay(img->base_path, path, c->disk_size, err);
 }
 
 static void human_size(uint64_t b, char *out, size_t cap)
@@ -88,48 +77,27 @@ static void human_size(uint64_t b, char *out, size_t cap)
 
 /* Everything that can be checked without touching the disk, so a bad option never
  * leaves a half-made box. */
-static int prepare(cocoon_runtime *rt, const cocoon_box_options *o, struct lib_box_config *c, struct state_image *img,
+static int prepare(cocoon_runtime *rt, const cocoon_box_options *o, struct box_config *c, struct state_image *img,
                    cocoon_error *err)
 {
-    memset(c, 0, sizeof(*c));
     memset(img, 0, sizeof(*img));
-    if (o->name && *o->name) {
-        if (!valid_box_name(o->name))
-            return lib_err(err, COCOON_E_INVALID, "invalid box name \"%s\": up to 64 letters, digits, '.', '_' or '-'",
-                           o->name);
+    if (lib_config_from_options(o, c, err) < 0)
+        return -1;
+    if (c->name[0]) {
         /* Checked early so a taken name costs no disk work; the insert decides races. */
         struct state_box other;
-        if (state_box_find(rt->state, o->name, &other, NULL) == 0 && !strcmp(other.name, o->name)) {
+        if (state_box_find(rt->state, c->name, &other, NULL) == 0 && !strcmp(other.name, c->name)) {
             state_box_clear(&other);
-            return lib_err(err, COCOON_E_STATE, "box name \"%s\" is already in use by box %s", o->name, other.id);
+            return lib_err(err, COCOON_E_STATE, "box name \"%s\" is already in use by box %s", c->name, other.id);
         }
-        snprintf(c->name, sizeof(c->name), "%s", o->name);
     }
-    if (o->rootfs && o->image)
-        return lib_err(err, COCOON_E_INVALID, "give either an image or a rootfs directory, not both");
-    if (o->cpus > 64)
-        return lib_err(err, COCOON_E_INVALID, "cpus must be between 1 and 64 (got %u)", o->cpus);
-    if (o->memory_mib && (o->memory_mib < 64 || o->memory_mib > 1024 * 1024))
-        return lib_err(err, COCOON_E_INVALID, "memory must be between 64 MiB and 1 TiB (got %u MiB)", o->memory_mib);
-    const char *accel = o->accel && *o->accel ? o->accel : "auto";
-    if (strcmp(accel, "auto") && strcmp(accel, "kvm") && strcmp(accel, "tcg"))
-        return lib_err(err, COCOON_E_INVALID, "unknown accelerator \"%s\": use auto, kvm or tcg", accel);
-    snprintf(c->accel, sizeof(c->accel), "%s", accel);
-    const char *vmm = o->vmm && *o->vmm ? o->vmm : "auto";
-    if (strcmp(vmm, "auto") && strcmp(vmm, "kvm") && strcmp(vmm, "qemu"))
-        return lib_err(err, COCOON_E_INVALID, "unknown vmm \"%s\": use auto, kvm or qemu", vmm);
     const char *force = getenv("COCOON_FORCE_KVM"); /* tests: the nested lane's /dev/kvm */
-    if (!strcmp(vmm, "kvm") && !(force && *force && strcmp(force, "0"))) {
+    if (c->backend == BOX_BACKEND_KVM && !(force && *force && strcmp(force, "0"))) {
         struct host_kvm_probe kp;
         host_probe_kvm(&kp);
         if (!kp.usable)
             return lib_err(err, COCOON_E_UNSUPPORTED, "kvm backend unavailable: %s (use --vmm qemu)", kp.reason);
     }
-    snprintf(c->backend, sizeof(c->backend), "%s", vmm);
-    c->cpus = o->cpus ? o->cpus : 1;
-    c->memory_mib = o->memory_mib ? o->memory_mib : 512;
-    c->boot_timeout_ms = o->boot_timeout_ms ? o->boot_timeout_ms : 60000;
-    c->ephemeral = o->ephemeral != 0;
     c->created = (long long)time(NULL);
 
     char kernel[LIB_PATH_MAX], initrd[LIB_PATH_MAX];
@@ -165,18 +133,17 @@ static int prepare(cocoon_runtime *rt, const cocoon_box_options *o, struct lib_b
                            min, (unsigned long long)img->size, min);
         }
     }
-    c->disk_size = o->disk_size;
-    return lib_net_options(o, c, err);
+    return 0;
 }
 
 /* A box is built in boxes/.creating-<id> (disk, config.json) under the box lock,
  * renamed to boxes/<id>, and only then given its row: the row, which makes the box
  * visible and claims its name, always finds a complete directory. */
-static int create_box(cocoon_runtime *rt, const cocoon_box_options *o, cocoon_box **out, cocoon_error *err)
+static int create(cocoon_runtime *rt, const cocoon_box_options *o, struct box_config *c, cocoon_box **out,
+                  cocoon_error *err)
 {
-    struct lib_box_config c;
     struct state_image img;
-    if (prepare(rt, o, &c, &img, err) < 0) {
+    if (prepare(rt, o, c, &img, err) < 0) {
         state_image_clear(&img);
         return -1;
     }
@@ -187,9 +154,9 @@ static int create_box(cocoon_runtime *rt, const cocoon_box_options *o, cocoon_bo
     /* The collector never sees the directory before its lock is taken (gc.c). */
     int gc = lib_gc_lock(rt, LOCK_SH);
     for (int tries = 0;; tries++) {
-        int rc = new_id(c.id, err);
-        if (rc == 0 && (lib_path(dir, sizeof(dir), "%s/boxes/%s", rt->home, c.id) < 0 ||
-                        lib_path(tmp, sizeof(tmp), "%s/boxes/.creating-%s", rt->home, c.id) < 0))
+        int rc = new_id(c->id, err);
+        if (rc == 0 && (lib_path(dir, sizeof(dir), "%s/boxes/%s", rt->home, c->id) < 0 ||
+                        lib_path(tmp, sizeof(tmp), "%s/boxes/.creating-%s", rt->home, c->id) < 0))
             rc = lib_err(err, COCOON_E_INVALID, "COCOON_HOME path too long: %s", rt->home);
         errno = EEXIST;
         if (rc == 0 && !util_file_exists(dir) && mkdir(tmp, 0700) == 0)
@@ -210,23 +177,23 @@ static int create_box(cocoon_runtime *rt, const cocoon_box_options *o, cocoon_bo
     }
     util_test_point("CREATE_BUILD");
     /* config.json names the final paths; the disk is made at its temporary one. */
-    struct lib_box_config at_tmp;
-    int rc = lib_path(c.disk, sizeof(c.disk), "%s/%s", dir, o->rootfs ? "rootfs.ext4" : "disk.qcow2");
-    at_tmp = c;
+    const char *disk_name = c->rootfs[0] ? "rootfs.ext4" : "disk.qcow2";
+    char disk_at_tmp[LIB_PATH_MAX];
+    int rc = lib_path(c->disk, sizeof(c->disk), "%s/%s", dir, disk_name);
     if (rc == 0)
-        rc = lib_path(at_tmp.disk, sizeof(at_tmp.disk), "%s/%s", tmp, o->rootfs ? "rootfs.ext4" : "disk.qcow2");
+        rc = lib_path(disk_at_tmp, sizeof(disk_at_tmp), "%s/%s", tmp, disk_name);
     if (rc < 0)
         rc = lib_err(err, COCOON_E_INVALID, "box path too long");
     struct state_image base;
     memset(&base, 0, sizeof(base));
-    if (rc == 0 && !o->rootfs)
-        rc = state_image_get_by_id(rt->state, c.image_id, &base, err);
+    if (rc == 0 && !c->rootfs[0])
+        rc = state_image_get_by_id(rt->state, c->image_id, &base, err);
     if (rc == 0)
-        rc = make_disk(o, &base, &at_tmp, err);
+        rc = make_disk(&base, c, disk_at_tmp, err);
     state_image_clear(&base);
     util_test_point("CREATE_DISK");
     if (rc == 0)
-        rc = lib_config_write(tmp, &c, err);
+        rc = lib_config_write(tmp, c, err);
     if (rc == 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_NOREPLACE) < 0)
         rc = lib_err(err, COCOON_E_IO, "cannot rename %s to %s: %s", tmp, dir, strerror(errno));
     if (rc < 0) {
@@ -237,19 +204,19 @@ static int create_box(cocoon_runtime *rt, const cocoon_box_options *o, cocoon_bo
     util_test_point("CREATE_PUBLISH");
     struct state_box row;
     memset(&row, 0, sizeof(row));
-    snprintf(row.id, sizeof(row.id), "%s", c.id);
-    snprintf(row.name, sizeof(row.name), "%s", c.name);
-    snprintf(row.image_ref, sizeof(row.image_ref), "%s", c.image);
-    snprintf(row.image_id, sizeof(row.image_id), "%s", c.image_id);
-    row.created_at = c.created;
-    row.ephemeral = c.ephemeral;
-    row.config_json = lib_config_json(&c);
+    snprintf(row.id, sizeof(row.id), "%.*s", (int)sizeof(row.id) - 1, c->id); /* 12 hex digits */
+    snprintf(row.name, sizeof(row.name), "%s", c->name);
+    snprintf(row.image_ref, sizeof(row.image_ref), "%s", c->image);
+    snprintf(row.image_id, sizeof(row.image_id), "%s", c->image_id);
+    row.created_at = c->created;
+    row.ephemeral = c->ephemeral;
+    row.config_json = box_config_json(c);
     rc = row.config_json ? state_box_insert(rt->state, &row, err) : lib_err(err, COCOON_E_NOMEM, "out of memory");
     state_box_clear(&row);
-    cocoon_box *b = rc == 0 ? box_alloc(rt, &c, dir) : NULL;
+    cocoon_box *b = rc == 0 ? box_alloc(rt, c, dir) : NULL;
     if (!b) {
         if (rc == 0) {
-            state_box_delete(rt->state, c.id, NULL);
+            state_box_delete(rt->state, c->id, NULL);
             lib_err(err, COCOON_E_NOMEM, "out of memory");
         }
         util_rm_rf(dir); /* the lock is still ours: nothing can have started here */
@@ -262,21 +229,30 @@ static int create_box(cocoon_runtime *rt, const cocoon_box_options *o, cocoon_bo
     return 0;
 }
 
+void cocoon_box_options_init(cocoon_box_options *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->size = sizeof(*opts);
+}
+
 int cocoon_box_create(cocoon_runtime *rt, const cocoon_box_options *opts, cocoon_box **out, cocoon_error *err)
 {
     lib_err_clear(err);
     if (!rt || !out)
         return lib_err(err, COCOON_E_INVALID, "cocoon_box_create: NULL argument");
     *out = NULL;
-    cocoon_box_options dflt = {0};
-    const cocoon_box_options *o = opts ? opts : &dflt;
+    cocoon_box_options o;
+    if (LIB_OPTIONS(cocoon_box_options, o, opts, err) < 0)
+        return -1;
+    struct box_config *c = malloc(sizeof(*c)); /* large: the network rules, four paths */
+    if (!c)
+        return lib_err(err, COCOON_E_NOMEM, "out of memory");
     /* From the image lookup to the row that pins the image, a prune (which holds the
      * store's lock exclusively) must not remove the image under the new box. */
-    int store = o->rootfs ? -1 : lib_store_lock(rt, LOCK_SH, err);
-    if (!o->rootfs && store < 0)
-        return -1;
-    int rc = create_box(rt, o, out, err);
+    int store = o.rootfs ? -1 : lib_store_lock(rt, LOCK_SH, err);
+    int rc = o.rootfs || store >= 0 ? create(rt, &o, c, out, err) : -1;
     lib_store_unlock(store);
+    free(c);
     return rc;
 }
 
@@ -313,21 +289,26 @@ int cocoon_box_open(cocoon_runtime *rt, const char *id_or_name, cocoon_box **out
         state_box_delete(rt->state, id, NULL);
         return lib_err(err, COCOON_E_NOT_FOUND, "no box with id or name \"%s\" (box %s was removed)", id_or_name, id);
     }
-    struct lib_box_config c;
+    struct box_config *c = malloc(sizeof(*c));
+    if (!c) {
+        state_box_clear(&row);
+        return lib_err(err, COCOON_E_NOMEM, "out of memory");
+    }
     cocoon_error why;
     char problem[sizeof(((cocoon_box *)0)->problem)] = "";
-    if (lib_config_read(dir, &c, &why) < 0) {
+    if (lib_config_read(dir, c, &why) < 0) {
         /* Still a box: it can be inspected by its row and removed. */
-        memset(&c, 0, sizeof(c));
-        snprintf(c.name, sizeof(c.name), "%s", row.name);
-        snprintf(c.image, sizeof(c.image), "%s", row.image_ref);
-        c.ephemeral = row.ephemeral;
-        c.created = row.created_at;
+        memset(c, 0, sizeof(*c));
+        snprintf(c->name, sizeof(c->name), "%s", row.name);
+        snprintf(c->image, sizeof(c->image), "%s", row.image_ref);
+        c->ephemeral = row.ephemeral;
+        c->created = row.created_at;
         diagnose(dir, why.message, problem, sizeof(problem));
     }
-    snprintf(c.id, sizeof(c.id), "%s", row.id); /* the directory name is the truth */
+    snprintf(c->id, sizeof(c->id), "%s", row.id); /* the directory name is the truth */
     state_box_clear(&row);
-    cocoon_box *b = box_alloc(rt, &c, dir);
+    cocoon_box *b = box_alloc(rt, c, dir);
+    free(c);
     if (!b)
         return lib_err(err, COCOON_E_NOMEM, "out of memory");
     snprintf(b->problem, sizeof(b->problem), "%s", problem);
@@ -388,8 +369,10 @@ int lib_box_destroy(cocoon_box *box, cocoon_error *err)
     int lock = lib_box_lock(box->dir);
     if (lock < 0) {
         int e = errno;
-        if (e == ENOENT) /* no directory: its monitor removed it (ephemeral), or a racing rm */
+        if (e == ENOENT) { /* no directory: its monitor removed it (ephemeral), or a racing rm */
+            jail_cgroup_remove(box->id);
             return state_box_delete(box->rt->state, box->id, err);
+        }
         if (e != EWOULDBLOCK)
             return lib_err(err, COCOON_E_IO, "cannot lock %s/vmm.pid: %s", box->dir, strerror(e));
         struct lib_monitor m;
@@ -416,6 +399,7 @@ int lib_box_destroy(cocoon_box *box, cocoon_error *err)
     int rc = util_rm_rf(doomed), e = errno;
     lib_gc_unlock(gc);
     close(lock);
+    jail_cgroup_remove(box->id);
     if (rc < 0)
         return lib_err(err, COCOON_E_IO,
                        "box %s is removed, but some of its files in %s could not be deleted: %s (`cocoon doctor --fix` "

@@ -20,10 +20,15 @@
 
 #define STDIN_CHUNK (60u * 1024u)
 #define PUMP_POLL_MS 500
+/* How long past its timeout, or past a SIGKILL, a command's EXIT is waited for: the
+ * agent kills on time, so only a guest that ignores both (not cocoon-agent, or a
+ * stuck one) runs into this, and the caller gets an error instead of a hang. */
+#define LIB_EXEC_GIVE_UP_MS 10000u
 
 void cocoon_exec_options_init(cocoon_exec_options *opts)
 {
     memset(opts, 0, sizeof(*opts));
+    opts->size = sizeof(*opts);
     opts->stdin_fd = COCOON_STDIN_NONE;
     opts->stdout_fd = -1;
     opts->stderr_fd = -1;
@@ -245,9 +250,13 @@ static int handle_frame(cocoon_box *box, const struct proto_header *h, const uin
         else
             snprintf(ex->err_msg, sizeof(ex->err_msg), "exec \"%s\": error (out of memory reading it)", ex->argv0);
         /* Before STARTED an ERROR ends the stream (the command never ran); after it,
-         * it is a notice and EXIT still follows. */
+         * it is a notice and EXIT still follows, unless it is EPROTO: the monitor
+         * ended the stream because the guest broke the protocol (docs/protocol.md). */
         if (!ex->started) {
             ex->err_code = COCOON_E_EXEC;
+            ex->finished = 1;
+        } else if (em && em->code == EPROTO) {
+            ex->err_code = COCOON_E_PROTOCOL;
             ex->finished = 1;
         }
         break;
@@ -409,6 +418,24 @@ static int pump_once(cocoon_box *box, int timeout_ms, cocoon_error *err)
     return ret;
 }
 
+/* The guest never ended the command after its timeout or SIGKILL: stop waiting. */
+static void give_up_locked(cocoon_box *box, cocoon_exec *ex)
+{
+    if (box->conn_ready && !box->conn_eof)
+        send_u32_locked(box, ex->stream, PROTO_SIGNAL, SIGKILL, NULL);
+    ex->finished = 1;
+    ex->err_code = COCOON_E_PROTOCOL;
+    char after[96];
+    if (ex->give_up_after_kill)
+        snprintf(after, sizeof(after), "SIGKILL");
+    else
+        snprintf(after, sizeof(after), "its timeout of %llu ms", (unsigned long long)ex->opts.timeout_ms);
+    snprintf(ex->err_msg, sizeof(ex->err_msg),
+             "exec \"%s\": the box did not report the command's end %u s after %s (the guest ignores it or is "
+             "stuck): cocoon stopped waiting and sent SIGKILL; the command may still run in the box",
+             ex->argv0, LIB_EXEC_GIVE_UP_MS / 1000, after);
+}
+
 static void token_release_locked(cocoon_box *box)
 {
     box->pumping = 0;
@@ -417,10 +444,11 @@ static void token_release_locked(cocoon_box *box)
 
 static int eof_error(cocoon_box *box, cocoon_error *err)
 {
-    char tail[1024];
+    char tail[1024], why[512];
     lib_console_tail(box, tail, sizeof(tail));
-    return lib_err(err, COCOON_E_VMM, "the box stopped while the command was running (monitor exited)%s%s",
-                   tail[0] ? "; console: " : "", tail);
+    lib_stop_reason(box, why, sizeof(why));
+    return lib_err(err, COCOON_E_VMM, "the box stopped while the command was running (%s)%s%s",
+                   why[0] ? why : "monitor exited", tail[0] ? "; console: " : "", tail);
 }
 
 /* ---- public API ---- */
@@ -514,12 +542,16 @@ static size_t encode_exec(struct proto_writer *w, uint32_t stream, void *arg)
     return proto_encode_exec(w, stream, arg);
 }
 
-int cocoon_exec_start(cocoon_box *box, const cocoon_exec_options *opts, cocoon_exec **out, cocoon_error *err)
+int cocoon_exec_start(cocoon_box *box, const cocoon_exec_options *caller, cocoon_exec **out, cocoon_error *err)
 {
     lib_err_clear(err);
-    if (!box || !opts || !out)
+    if (!box || !caller || !out)
         return lib_err(err, COCOON_E_INVALID, "cocoon_exec_start: NULL argument");
     *out = NULL;
+    cocoon_exec_options copy;
+    if (LIB_OPTIONS(cocoon_exec_options, copy, caller, err) < 0)
+        return -1;
+    const cocoon_exec_options *opts = &copy;
     size_t argc = 0, envc = 0;
     if (validate(opts, &argc, &envc, err) < 0)
         return -1;
@@ -541,6 +573,12 @@ int cocoon_exec_start(cocoon_box *box, const cocoon_exec_options *opts, cocoon_e
     m->realtime_ns = util_now_ns(CLOCK_REALTIME);
     int rc = lib_stream_start(box, opts, encode_exec, m, out, err);
     free(m);
+    if (rc == 0 && opts->timeout_ms) {
+        pthread_mutex_lock(&box->lock);
+        (*out)->give_up_ns =
+            util_now_ns(CLOCK_MONOTONIC) + (opts->timeout_ms + LIB_EXEC_GIVE_UP_MS) * (uint64_t)1000000u;
+        pthread_mutex_unlock(&box->lock);
+    }
     return rc;
 }
 
@@ -566,6 +604,10 @@ int cocoon_exec_wait(cocoon_exec *ex, cocoon_exit_status *status, cocoon_error *
             break;
         if (box->conn_eof || !box->conn_ready) {
             rc = -2;
+            break;
+        }
+        if (ex->give_up_ns && util_now_ns(CLOCK_MONOTONIC) >= ex->give_up_ns) {
+            give_up_locked(box, ex);
             break;
         }
         if (box->pumping) { /* another thread reads the socket and routes our frames */
@@ -682,6 +724,11 @@ int cocoon_exec_signal(cocoon_exec *ex, int signo, cocoon_error *err)
     pthread_mutex_lock(&box->lock);
     if (!ex->finished)
         rc = send_u32_locked(box, ex->stream, PROTO_SIGNAL, (uint32_t)signo, err);
+    uint64_t give_up = util_now_ns(CLOCK_MONOTONIC) + LIB_EXEC_GIVE_UP_MS * (uint64_t)1000000u;
+    if (rc == 0 && signo == SIGKILL && !ex->finished && (!ex->give_up_ns || give_up < ex->give_up_ns)) {
+        ex->give_up_ns = give_up;
+        ex->give_up_after_kill = 1;
+    }
     pthread_mutex_unlock(&box->lock);
     return rc;
 }

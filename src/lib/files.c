@@ -36,9 +36,6 @@ void cocoon_copy_options_init(cocoon_copy_options *opts)
     opts->size = sizeof(*opts);
 }
 
-/* A field of opts, or 0 when opts is NULL or from an older header without it. */
-#define COPY_OPT(o, f) ((o) && (o)->size >= offsetof(cocoon_copy_options, f) + sizeof((o)->f) ? (o)->f : 0)
-
 /* $name as a count (with a K/M/G/T binary suffix when sizes): 1 set, 0 unset, -1 bad. */
 static int env_number(const char *name, int sizes, uint64_t *v, cocoon_error *err)
 {
@@ -54,10 +51,13 @@ static int env_number(const char *name, int sizes, uint64_t *v, cocoon_error *er
 int lib_copy_limits(const cocoon_copy_options *opts, struct lib_copy_limits *out, cocoon_error *err)
 {
     memset(out, 0, sizeof(*out));
-    out->max_bytes = COPY_OPT(opts, max_bytes);
-    out->max_entries = COPY_OPT(opts, max_entries);
-    out->idle_timeout_ms = COPY_OPT(opts, idle_timeout_ms);
-    out->timeout_ms = COPY_OPT(opts, timeout_ms);
+    cocoon_copy_options o;
+    if (LIB_OPTIONS(cocoon_copy_options, o, opts, err) < 0)
+        return -1;
+    out->max_bytes = o.max_bytes;
+    out->max_entries = o.max_entries;
+    out->idle_timeout_ms = o.idle_timeout_ms;
+    out->timeout_ms = o.timeout_ms;
     uint64_t v;
     int rc;
     if (!out->max_bytes && (rc = env_number("COCOON_CP_MAX_BYTES", 1, &v, err)) != 0) {

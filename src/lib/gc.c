@@ -173,11 +173,13 @@ static void check_box_rows(struct check *c)
 {
     struct state_box *rows = NULL;
     size_t n = 0;
-    if (state_box_list(c->rt->state, &rows, &n, NULL) < 0)
+    struct box_config *cfg = malloc(sizeof(*cfg)); /* large: the network rules, four paths */
+    if (!cfg || state_box_list(c->rt->state, &rows, &n, NULL) < 0) {
+        free(cfg);
         return;
+    }
     for (size_t i = 0; i < n; i++) {
         char dir[LIB_PATH_MAX];
-        struct lib_box_config cfg;
         cocoon_error why;
         const char *id = rows[i].id;
         if (lib_path(dir, sizeof(dir), "%s/boxes/%s", c->rt->home, id) < 0)
@@ -192,15 +194,16 @@ static void check_box_rows(struct check *c)
         }
         char rm[64];
         snprintf(rm, sizeof(rm), "remove it: cocoon rm -f %s", id);
-        if (lib_config_read(dir, &cfg, &why) < 0) {
+        if (lib_config_read(dir, cfg, &why) < 0) {
             report(c, COCOON_CHECK_PROBLEM, 0, rm, "box %s cannot start: %s", id, why.message);
-        } else if (!util_file_exists(cfg.disk)) {
-            report(c, COCOON_CHECK_PROBLEM, 0, rm, "box %s cannot start: its disk %s is missing", id, cfg.disk);
-        } else if (!strcmp(cfg.disk_format, "qcow2") && !lib_box_running(dir, NULL)) {
-            check_disk(c, id, cfg.disk);
+        } else if (!util_file_exists(cfg->disk)) {
+            report(c, COCOON_CHECK_PROBLEM, 0, rm, "box %s cannot start: its disk %s is missing", id, cfg->disk);
+        } else if (!strcmp(cfg->disk_format, "qcow2") && !lib_box_running(dir, NULL)) {
+            check_disk(c, id, cfg->disk);
         }
     }
     state_box_list_free(rows, n);
+    free(cfg);
 }
 
 static void on_store_file(void *arg, const char *path, uint64_t bytes)

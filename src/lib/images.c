@@ -262,15 +262,21 @@ static void on_progress(void *user, const char *digest, uint64_t done, uint64_t 
     p->opts->progress(p->opts->user_data, digest, done, total);
 }
 
+void cocoon_pull_options_init(cocoon_pull_options *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->size = sizeof(*opts);
+}
+
 int cocoon_image_pull(cocoon_runtime *rt, const char *text, const cocoon_pull_options *opts, cocoon_image_info *out,
                       cocoon_error *err)
 {
     lib_err_clear(err);
     if (!rt || !text)
         return lib_err(err, COCOON_E_INVALID, "cocoon_image_pull: NULL argument");
-    static const cocoon_pull_options none;
-    if (!opts)
-        opts = &none;
+    cocoon_pull_options o;
+    if (LIB_OPTIONS(cocoon_pull_options, o, opts, err) < 0)
+        return -1;
     struct image_ref ref;
     char msg[COCOON_ERROR_MAX - 128];
     if (image_ref_parse(text, &ref, msg, sizeof(msg)) < 0)
@@ -279,11 +285,11 @@ int cocoon_image_pull(cocoon_runtime *rt, const char *text, const cocoon_pull_op
     image_ref_format(&ref, canon, sizeof(canon));
     if (images_dir(rt, store, sizeof(store)) < 0 || lib_path(auth, sizeof(auth), "%s/auth.json", rt->home) < 0)
         return lib_err(err, COCOON_E_INVALID, "COCOON_HOME path too long");
-    struct progress_ctx pc = {opts};
+    struct progress_ctx pc = {&o};
     struct image_pull_options po = {0};
-    po.insecure = opts->insecure || insecure_from_env(ref.registry);
-    po.auth_file = opts->auth_file ? opts->auth_file : auth;
-    if (opts->progress && !opts->quiet) {
+    po.insecure = o.insecure || insecure_from_env(ref.registry);
+    po.auth_file = o.auth_file ? o.auth_file : auth;
+    if (o.progress && !o.quiet) {
         po.progress = on_progress;
         po.progress_user = &pc;
     }
@@ -420,30 +426,7 @@ int cocoon_image_inspect(cocoon_runtime *rt, const char *name, cocoon_image_info
     return rc;
 }
 
-static char **strv_dup(char **v)
-{
-    if (!v)
-        return NULL;
-    size_t n = 0;
-    while (v[n])
-        n++;
-    char **out = calloc(n + 1, sizeof(*out));
-    for (size_t i = 0; out && i < n; i++)
-        if (!(out[i] = strdup(v[i]))) {
-            for (size_t j = 0; j < i; j++)
-                free(out[j]);
-            free(out);
-            return NULL;
-        }
-    return out;
-}
-
-static void strv_free(char **v)
-{
-    for (size_t i = 0; v && v[i]; i++)
-        free(v[i]);
-    free(v);
-}
+static char **strv_dup(char **v) { return v ? lib_strv_join((const char *const *)v, NULL) : NULL; }
 
 int cocoon_image_config_get(cocoon_runtime *rt, const char *name, cocoon_image_config *out, cocoon_error *err)
 {
@@ -483,9 +466,9 @@ void cocoon_image_config_free(cocoon_image_config *cfg)
 {
     if (!cfg)
         return;
-    strv_free(cfg->env);
-    strv_free(cfg->entrypoint);
-    strv_free(cfg->cmd);
+    lib_strv_free(cfg->env);
+    lib_strv_free(cfg->entrypoint);
+    lib_strv_free(cfg->cmd);
     free(cfg->working_dir);
     free(cfg->user);
     memset(cfg, 0, sizeof(*cfg));

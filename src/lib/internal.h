@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "boxcfg/config.h"
 #include "cocoon.h"
 #include "lib/state.h"
 #include "proto/conn.h"
@@ -52,6 +53,11 @@ struct cocoon_exec {
     uint32_t pid;   /* the guest pid from STARTED (also its process group): the exec's id */
     int pump_refs;  /* the pump is using this exec's stdin fd: cocoon_exec_free waits */
     int waiting;    /* threads in cocoon_exec_wait for this exec */
+    /* CLOCK_MONOTONIC ns after which the guest's EXIT is no longer waited for: its
+     * timeout or a SIGKILL, plus LIB_EXEC_GIVE_UP_MS (0: never). give_up_after_kill:
+     * that deadline came from a SIGKILL, not the timeout. */
+    uint64_t give_up_ns;
+    int give_up_after_kill;
     int delivering; /* a thread is delivering this exec's queue (keeps output in order) */
 };
 
@@ -118,28 +124,27 @@ void lib_store_unlock(int fd);
  * digest) are never touched. Returns their bytes. */
 uint64_t lib_image_sweep(cocoon_runtime *rt, int remove, void (*fn)(void *, const char *, uint64_t), void *arg);
 
-/* config.json */
-struct lib_box_config {
-    char id[16], name[128], image[512], image_id[512], rootfs[LIB_PATH_MAX];
-    char kernel[LIB_PATH_MAX], initrd[LIB_PATH_MAX], disk[LIB_PATH_MAX], disk_format[16];
-    unsigned cpus, memory_mib, boot_timeout_ms;
-    char accel[16];
-    char backend[16]; /* "auto", "kvm" or "qemu" (--vmm) */
-    int ephemeral;
-    long long created;
-    uint64_t disk_size; /* virtual size asked for at create (0: the image's) */
-    char net_mode[8];   /* "" or "none": no network device; "public"; "open" */
-    char net_rules[64][272];
-    unsigned n_net_rules;
-    char net_ports[32][64];
-    unsigned n_net_ports;
-};
-/* The config.json text (malloc'd, ends with a newline), NULL when out of memory. */
-char *lib_config_json(const struct lib_box_config *c);
-/* Checks and copies the network options of o into c (config.c). */
-int lib_net_options(const cocoon_box_options *o, struct lib_box_config *c, cocoon_error *err);
-int lib_config_write(const char *box_dir, const struct lib_box_config *c, cocoon_error *err);
-int lib_config_read(const char *box_dir, struct lib_box_config *c, cocoon_error *err);
+/* config.json (config.c): the box contract of src/boxcfg, with libcocoon's errors. */
+/* The options of a new box, checked, into c (everything but what depends on the
+ * runtime: paths, image, disk). */
+int lib_config_from_options(const cocoon_box_options *o, struct box_config *c, cocoon_error *err);
+int lib_config_write(const char *box_dir, const struct box_config *c, cocoon_error *err);
+int lib_config_read(const char *box_dir, struct box_config *c, cocoon_error *err);
+
+/* NULL-terminated string arrays (command.c): a malloc'd copy of a's entries then b's
+ * (either may be NULL; the result is never NULL but when out of memory). */
+char **lib_strv_join(const char *const *a, const char *const *b);
+void lib_strv_free(char **v);
+
+/* Public options structs (options.c): dst holds the defaults (its type's _init); the
+ * fields of src (NULL: none) that fit in src->size are copied over them. -1 with err
+ * set for a size of 0 or beyond LIB_OPTIONS_MAX_SIZE, or for non-zero bytes past
+ * dst_size (fields of a newer header than this library). */
+#define LIB_OPTIONS_MAX_SIZE 4096u
+int lib_options_copy(void *dst, size_t dst_size, const void *src, const char *type, cocoon_error *err);
+/* cocoon_box_options o; if (LIB_OPTIONS(cocoon_box_options, o, opts, err) < 0) ... */
+#define LIB_OPTIONS(type, local, src, err)                                                                             \
+    (type##_init(&(local)), lib_options_copy(&(local), sizeof(local), (src), #type, (err)))
 
 /* A box's monitor, known by the exclusive flock it holds on DIR/vmm.pid for its whole
  * life (monitor_lock.c). Files of a live monitor are never deleted; stale vmm.pid and
@@ -192,6 +197,9 @@ void lib_ctl_close(cocoon_box *box);
 int lib_ctl_send_locked(cocoon_box *box, const void *frame, size_t len, cocoon_error *err);
 int lib_ctl_send(cocoon_box *box, const void *frame, size_t len, cocoon_error *err);
 void lib_console_tail(const cocoon_box *box, char *out, size_t cap);
+/* Why the monitor stopped the box: its last "stopping the box: " line in vmm.log of
+ * this run ("" when it gave none, e.g. it was killed). */
+void lib_stop_reason(const cocoon_box *box, char *out, size_t cap);
 /* A log rotated from path to old: old, then path, copied to out; then, while more(arg)
  * says so, what is appended to path, across rotations. 0 ok, 1 out went away, -1 error. */
 int lib_rotating_copy(const char *path, const char *old, int out, int (*more)(void *), void *arg);

@@ -30,6 +30,23 @@ void lib_console_tail(const cocoon_box *box, char *out, size_t cap)
         util_tail_lines(path, 5, " | ", out, cap);
 }
 
+void lib_stop_reason(const cocoon_box *box, char *out, size_t cap)
+{
+    static const char key[] = "stopping the box: ";
+    char path[LIB_PATH_MAX], buf[16384];
+    out[0] = 0;
+    if (lib_path(path, sizeof(path), "%s/vmm.log", box->dir) < 0 || util_read_tail(path, buf, sizeof(buf)) <= 0)
+        return;
+    /* Only this run's lines: after the monitor's last start (vmm.log is appended). */
+    const char *from = buf, *why = NULL;
+    for (const char *p = buf; (p = strstr(p, " starting for ")) != NULL; p++)
+        from = p;
+    for (const char *p = from; (p = strstr(p, key)) != NULL; p += sizeof(key) - 1)
+        why = p + sizeof(key) - 1;
+    if (why)
+        util_escape_text(out, cap, why, strcspn(why, "\n"));
+}
+
 static void file_tail(const cocoon_box *box, const char *name, char *out, size_t cap)
 {
     char path[LIB_PATH_MAX];

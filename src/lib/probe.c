@@ -3,6 +3,8 @@
  * guest files a box needs). */
 #include "lib/internal.h"
 
+#include "jail/jail.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,16 @@ int cocoon_host_probe(cocoon_runtime *rt, cocoon_host_info *info, cocoon_error *
     memset(info, 0, sizeof(*info));
     struct host_kvm_probe kvm;
     host_probe_kvm(&kvm);
+    struct jail_probe jail;
+    jail_probe(&jail);
+    info->jail_on = jail_wanted();
+    info->jail_userns = jail.userns;
+    info->jail_mountns = jail.mountns;
+    info->jail_pidns = jail.pidns;
+    info->jail_netns = jail.netns;
+    info->jail_seccomp = jail.seccomp;
+    info->jail_cgroup2 = jail.cgroup2;
+    copy(info->jail_detail, sizeof(info->jail_detail), jail.detail);
     info->kvm_device = kvm.device;
     info->kvm_usable = kvm.usable;
     copy(info->kvm_reason, sizeof(info->kvm_reason), kvm.reason);

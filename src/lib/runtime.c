@@ -94,17 +94,26 @@ static const char *env_or_null(const char *name)
     return v && *v ? v : NULL;
 }
 
+void cocoon_runtime_options_init(cocoon_runtime_options *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->size = sizeof(*opts);
+}
+
 int cocoon_runtime_open(const cocoon_runtime_options *opts, cocoon_runtime **out, cocoon_error *err)
 {
     lib_err_clear(err);
     if (!out)
         return lib_err(err, COCOON_E_INVALID, "cocoon_runtime_open: out is NULL");
     *out = NULL;
+    cocoon_runtime_options o;
+    if (LIB_OPTIONS(cocoon_runtime_options, o, opts, err) < 0)
+        return -1;
     cocoon_runtime *rt = calloc(1, sizeof(*rt));
     if (!rt)
         return lib_err(err, COCOON_E_NOMEM, "out of memory");
 
-    const char *home = opts && opts->home ? opts->home : env_or_null("COCOON_HOME");
+    const char *home = o.home ? o.home : env_or_null("COCOON_HOME");
     if (home ? lib_path(rt->home, sizeof(rt->home), "%s", home) : default_home(rt->home, sizeof(rt->home))) {
         free(rt);
         return lib_err(err, COCOON_E_INVALID, "cannot determine the state directory: set COCOON_HOME");
@@ -116,10 +125,10 @@ int cocoon_runtime_open(const cocoon_runtime_options *opts, cocoon_runtime **out
 
     char dir[LIB_PATH_MAX];
     int have_dir = self_dir(dir, sizeof(dir)) == 0;
-    const char *share = opts && opts->share_dir ? opts->share_dir : env_or_null("COCOON_SHARE_DIR");
+    const char *share = o.share_dir ? o.share_dir : env_or_null("COCOON_SHARE_DIR");
     int rc = share ? lib_path(rt->share_dir, sizeof(rt->share_dir), "%s", share)
                    : (have_dir ? lib_path(rt->share_dir, sizeof(rt->share_dir), "%s/../share/cocoon", dir) : -1);
-    const char *vmm = env_or_null("COCOON_VMM");
+    const char *vmm = o.vmm ? o.vmm : env_or_null("COCOON_VMM");
     if (rc == 0)
         rc = vmm ? lib_path(rt->vmm_path, sizeof(rt->vmm_path), "%s", vmm)
                  : (have_dir ? lib_path(rt->vmm_path, sizeof(rt->vmm_path), "%s/../bin/cocoon-vmm", dir) : -1);

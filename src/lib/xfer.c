@@ -248,6 +248,11 @@ int lib_xfer_handle(struct lib_xfer *x, const struct proto_header *h, const uint
             snprintf(m.message, sizeof(m.message), "malformed ERROR message");
         snprintf(x->errmsg, sizeof(x->errmsg), "%s", m.message);
         x->errcode = (int)m.code;
+        if (x->started && m.code == EPROTO) { /* the monitor ended the stream: the guest broke the protocol */
+            char shown[512];
+            return xfer_fail(x, COCOON_E_PROTOCOL, "",
+                             util_escape_text(shown, sizeof(shown), m.message, strlen(m.message)));
+        }
         if (!x->started)
             x->done = 1;
         lib_xfer_progress(x);

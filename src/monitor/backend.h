@@ -36,9 +36,9 @@ struct backend {
      * error on the kvm backend, so it takes the i8042 path there). */
     char reboot;
     /* Decides the accelerator (plan->accel, accel_reason). -1 with a message. */
-    int (*accel)(struct child_plan *p, const struct vmm_config *cfg, char *err, size_t errcap);
+    int (*accel)(struct child_plan *p, const struct box_config *cfg, char *err, size_t errcap);
     /* Builds argv for the box; cmdline is the kernel command line. -1 with a message. */
-    int (*plan)(struct child_plan *p, const struct vmm_config *cfg, const char *box_dir, const char *cmdline, char *err,
+    int (*plan)(struct child_plan *p, const struct box_config *cfg, const char *box_dir, const char *cmdline, char *err,
                 size_t errcap);
 };
 
@@ -47,20 +47,21 @@ extern const struct backend backend_qemu, backend_kvm;
 /* The backend of cfg->backend, with "auto" resolved (kvm where /dev/kvm can run a stock
  * kernel, or COCOON_FORCE_KVM=1). why gets the reason for the log. NULL with a message
  * in err when "kvm" was asked for and cannot run. */
-const struct backend *backend_choose(struct vmm_config *cfg, char *why, size_t whycap, char *err, size_t errcap);
+const struct backend *backend_choose(struct box_config *cfg, char *why, size_t whycap, char *err, size_t errcap);
 
 /* The whole plan: accelerator, kernel command line (cmdline.c), argv. */
-int child_plan_build(struct child_plan *p, const struct backend *b, const struct vmm_config *cfg, const char *box_dir,
+int child_plan_build(struct child_plan *p, const struct backend *b, const struct box_config *cfg, const char *box_dir,
                      char *err, size_t errcap);
 /* Appends one argument (printf format); -1 when argv is full or out of memory. */
 int child_plan_add(struct child_plan *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Frees argv (the plan can be built again). */
 void child_plan_free(struct child_plan *p);
 /* argv joined with spaces, for the log. */
 void child_plan_describe(const struct child_plan *p, char *out, size_t cap);
 
 /* The kernel command line for a box (cmdline.c): console, reboot path, root disk, the
  * network the agent configures, and the TCG clock flags. -1 when it does not fit. */
-int kernel_cmdline(char *out, size_t cap, const struct backend *b, const struct vmm_config *cfg, const char *accel);
+int kernel_cmdline(char *out, size_t cap, const struct backend *b, const struct box_config *cfg, const char *accel);
 
 /* The child's ends of its channels, placed at the fds above. */
 struct child_fds {

@@ -17,21 +17,21 @@ static int env_on(const char *name)
     return s && *s && strcmp(s, "0") != 0;
 }
 
-const struct backend *backend_choose(struct vmm_config *cfg, char *why, size_t whycap, char *err, size_t errcap)
+const struct backend *backend_choose(struct box_config *cfg, char *why, size_t whycap, char *err, size_t errcap)
 {
     struct host_kvm_probe probe;
-    if (!strcmp(cfg->backend, "qemu")) {
+    if (cfg->backend == BOX_BACKEND_QEMU) {
         snprintf(why, whycap, "qemu backend requested by the box config");
         return &backend_qemu;
     }
-    if (!strcmp(cfg->backend, "auto") && !strcmp(cfg->accel, "tcg")) {
-        snprintf(cfg->backend, sizeof(cfg->backend), "qemu");
+    if (cfg->backend == BOX_BACKEND_AUTO && cfg->accel == BOX_ACCEL_TCG) {
+        cfg->backend = BOX_BACKEND_QEMU;
         snprintf(why, whycap, "accel tcg requested: qemu backend");
         return &backend_qemu;
     }
     host_probe_kvm(&probe);
     int forced = env_on("COCOON_FORCE_KVM");
-    if (!strcmp(cfg->backend, "kvm")) {
+    if (cfg->backend == BOX_BACKEND_KVM) {
         if (probe.usable || forced) {
             snprintf(why, whycap, "kvm backend requested: %s",
                      probe.usable ? probe.reason : "forced by COCOON_FORCE_KVM");
@@ -41,17 +41,17 @@ const struct backend *backend_choose(struct vmm_config *cfg, char *why, size_t w
         return NULL;
     }
     if (probe.usable) {
-        snprintf(cfg->backend, sizeof(cfg->backend), "kvm");
+        cfg->backend = BOX_BACKEND_KVM;
         snprintf(why, whycap, "auto: kvm backend (%s)", probe.reason);
         return &backend_kvm;
     }
-    snprintf(cfg->backend, sizeof(cfg->backend), "qemu");
+    cfg->backend = BOX_BACKEND_QEMU;
     snprintf(why, whycap, "auto: qemu backend (%s)", probe.reason);
     return &backend_qemu;
 }
 
 /* The kvm backend runs on /dev/kvm or not at all (backend_choose checked it). */
-static int kvm_accel(struct child_plan *p, const struct vmm_config *cfg, char *err, size_t errcap)
+static int kvm_accel(struct child_plan *p, const struct box_config *cfg, char *err, size_t errcap)
 {
     (void)cfg;
     ssize_t n = readlink("/proc/self/exe", p->bin, sizeof(p->bin) - 1);
@@ -65,7 +65,7 @@ static int kvm_accel(struct child_plan *p, const struct vmm_config *cfg, char *e
     return 0;
 }
 
-static int kvm_plan(struct child_plan *p, const struct vmm_config *cfg, const char *box_dir, const char *cmdline,
+static int kvm_plan(struct child_plan *p, const struct box_config *cfg, const char *box_dir, const char *cmdline,
                     char *err, size_t errcap)
 {
     (void)cfg;

@@ -56,13 +56,12 @@ static int find_binary(char *out, size_t cap, char *err, size_t errcap)
     return -1;
 }
 
-static int pick_accel(struct child_plan *p, const struct vmm_config *cfg, char *err, size_t errcap)
+static int pick_accel(struct child_plan *p, const struct box_config *cfg, char *err, size_t errcap)
 {
     struct host_kvm_probe probe;
-    const char *want = cfg->accel;
     if (find_binary(p->bin, sizeof(p->bin), err, errcap) < 0)
         return -1;
-    if (!strcmp(want, "tcg")) {
+    if (cfg->accel == BOX_ACCEL_TCG) {
         snprintf(p->accel, sizeof(p->accel), "tcg");
         snprintf(p->accel_reason, sizeof(p->accel_reason), "tcg requested by the box config");
         return 0;
@@ -73,7 +72,7 @@ static int pick_accel(struct child_plan *p, const struct vmm_config *cfg, char *
         snprintf(p->accel_reason, sizeof(p->accel_reason), "%s", probe.reason);
         return 0;
     }
-    if (!strcmp(want, "kvm")) {
+    if (cfg->accel == BOX_ACCEL_KVM) {
         snprintf(err, errcap, "accel \"kvm\" requested but KVM is not usable here: %s", probe.reason);
         return -1;
     }
@@ -109,7 +108,7 @@ static const char *box_relative(const char *path, const char *box_dir)
     return path;
 }
 
-static int build_argv(struct child_plan *p, const struct vmm_config *cfg, const char *box_dir, const char *cmdline,
+static int build_argv(struct child_plan *p, const struct box_config *cfg, const char *box_dir, const char *cmdline,
                       char *err, size_t errcap)
 {
     int kvm = !strcmp(p->accel, "kvm");
@@ -142,8 +141,12 @@ static int build_argv(struct child_plan *p, const struct vmm_config *cfg, const 
     }
     rc |= child_plan_add(p, "-append");
     rc |= child_plan_add(p, "%s", cmdline);
+    /* the console is a pipe (console_log.c): QEMU's file chardev writes to it, opened
+     * through an fd set (append: a pipe cannot be truncated) */
+    rc |= child_plan_add(p, "-add-fd");
+    rc |= child_plan_add(p, "fd=%d,set=%d", CHILD_CONSOLE_FD, CHILD_CONSOLE_FD);
     rc |= child_plan_add(p, "-chardev");
-    rc |= child_plan_add(p, "socket,id=con,fd=%d", CHILD_CONSOLE_FD);
+    rc |= child_plan_add(p, "file,id=con,path=/dev/fdset/%d,append=on", CHILD_CONSOLE_FD);
     rc |= child_plan_add(p, "-serial");
     rc |= child_plan_add(p, "chardev:con");
     rc |= child_plan_add(p, "-drive");

@@ -34,7 +34,7 @@ int child_plan_add(struct child_plan *p, const char *fmt, ...)
     return 0;
 }
 
-int child_plan_build(struct child_plan *p, const struct backend *b, const struct vmm_config *cfg, const char *box_dir,
+int child_plan_build(struct child_plan *p, const struct backend *b, const struct box_config *cfg, const char *box_dir,
                      char *err, size_t errcap)
 {
     char cmdline[KERNEL_CMDLINE_MAX];

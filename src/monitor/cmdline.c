@@ -13,7 +13,7 @@ static void ip4(char *buf, size_t cap, uint32_t ip)
     snprintf(buf, cap, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
 }
 
-int kernel_cmdline(char *out, size_t cap, const struct backend *b, const struct vmm_config *cfg, const char *accel)
+int kernel_cmdline(char *out, size_t cap, const struct backend *b, const struct box_config *cfg, const char *accel)
 {
     size_t n = 0;
     int w = snprintf(out, cap,

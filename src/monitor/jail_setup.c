@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 
@@ -28,7 +29,7 @@ static int under_system_dir(const char *path)
 }
 
 /* The disk and every file below it (read-only), and the largest the disk may grow. */
-static int add_disk_chain(struct jail_plan *p, const struct vmm_config *cfg, char *err, size_t cap)
+static int add_disk_chain(struct jail_plan *p, const struct box_config *cfg, char *err, size_t cap)
 {
     if (strcmp(cfg->disk_format, "qcow2") != 0) {
         p->child_fsize = RLIM_INFINITY; /* raw: the file is as large as it will ever be */
@@ -52,10 +53,22 @@ static int add_disk_chain(struct jail_plan *p, const struct vmm_config *cfg, cha
     return rc;
 }
 
+/* The monitor writes only its rotated logs: a file of its may not grow past the largest
+ * rotation bound, plus one write. */
+static uint64_t monitor_fsize(void)
+{
+    uint64_t m = MONITOR_FSIZE, c = console_log_max_bytes() + (1u << 20), l = vmm_log_max_bytes() + (1u << 20);
+    const char *e = getenv("COCOON_NET_LOG_MAX");
+    uint64_t n = e && *e ? strtoull(e, NULL, 10) + (1u << 20) : 0;
+    m = c > m ? c : m;
+    m = l > m ? l : m;
+    return n > m ? n : m;
+}
+
 int jail_setup_plan(struct vmm *v, struct jail_plan *p, char *err, size_t cap)
 {
     jail_plan_init(p, v->box_dir, v->cfg.id, (uint64_t)v->cfg.memory_mib << 20);
-    p->monitor_fsize = MONITOR_FSIZE;
+    p->monitor_fsize = monitor_fsize();
     if (!p->enabled)
         return 0;
     int kvm = !strcmp(v->plan.accel, "kvm");

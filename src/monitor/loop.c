@@ -177,7 +177,7 @@ static void on_child(struct vmm *v)
         v->child_status = status;
         vmm_drain_child_output(v);
         if (v->console)
-            console_log_drain(v);
+            console_log_flush(v);
         vmm_event(v, EV_CHILD_EXIT, NULL, 0);
     }
 }

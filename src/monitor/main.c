@@ -23,6 +23,7 @@
 
 #include "kvm/main.h"
 #include "monitor/console_log.h"
+#include "monitor/jail_probe.h"
 #include "monitor/jail_setup.h"
 #include "monitor/monitor.h"
 #include "monitor/mux.h"
@@ -267,7 +268,7 @@ out:
     return rc;
 }
 
-static int open_box_dir(struct vmm *v, const char *dir, char *err, size_t cap)
+static int open_box_dir(struct vmm *v, const char *dir, int to_log, char *err, size_t cap)
 {
     if (!realpath(dir, v->box_dir)) {
         snprintf(err, cap, "box directory %s: %s", dir, strerror(errno));
@@ -279,12 +280,13 @@ static int open_box_dir(struct vmm *v, const char *dir, char *err, size_t cap)
         return -1;
     }
     v->parent_dirfd = openat(v->dirfd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    int log = openat(v->dirfd, "vmm.log", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (!to_log) /* a probe: its output is for the person who ran it */
+        return 0;
+    int log = vmm_log_open(v->dirfd, "vmm.log");
     if (log < 0) {
         snprintf(err, cap, "cannot open %s/vmm.log: %s", v->box_dir, strerror(errno));
         return -1;
     }
-    vmm_log_set_fd(log);
     redirect_stdio(log);
     return 0;
 }
@@ -337,14 +339,32 @@ static void cleanup(struct vmm *v, int own_files)
     child_plan_free(&v->plan);
     if (v->pid_fd >= 0)
         close(v->pid_fd);
-    int log = vmm_log_fd();
-    vmm_log_set_fd(2);
-    if (log > 2)
-        close(log);
+    vmm_log_set_fd(2); /* closes vmm.log */
     int fds[] = {v->epfd, v->sigfd, v->timerfd, v->dirfd, v->parent_dirfd, v->ready_fd, v->lifeline_fd};
     for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
         if (fds[i] >= 0)
             close(fds[i]);
+}
+
+/* The probe needs what a starting monitor has (box directory, config, child plan)
+ * without the monitor's files (vmm.pid, ctl.sock) or a VM. */
+static int jail_probe_run(struct vmm *v, const char *dir, const char *attack)
+{
+    char err[PATH_MAX * 2] = "";
+    if (open_box_dir(v, dir, 0, err, sizeof(err)) < 0 || box_config_load(v->box_dir, &v->cfg, err, sizeof(err)) < 0 ||
+        !(v->backend = backend_choose(&v->cfg, err, sizeof(err), err, sizeof(err))) ||
+        child_plan_build(&v->plan, v->backend, &v->cfg, v->box_dir, err, sizeof(err)) < 0) {
+        fprintf(stderr, "cocoon-vmm --jail-probe: %s\n", err);
+        child_plan_free(&v->plan);
+        free(v);
+        return 2;
+    }
+    int rc = jail_probe_main(v, attack, err, sizeof(err));
+    if (rc < 0)
+        fprintf(stderr, "cocoon-vmm --jail-probe: %s\n", err);
+    child_plan_free(&v->plan);
+    free(v);
+    return rc < 0 ? 2 : rc;
 }
 
 /* Fails the start before the child runs: the message goes to the log and the ready fd. */
@@ -360,10 +380,13 @@ static int early_error(struct vmm *v, const char *msg)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"box-dir", required_argument, NULL, 'd'},     {"ready-fd", required_argument, NULL, 'r'},
-        {"lifeline-fd", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},           {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"box-dir", required_argument, NULL, 'd'},
+                                         {"ready-fd", required_argument, NULL, 'r'},
+                                         {"lifeline-fd", required_argument, NULL, 'l'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {"jail-probe", required_argument, NULL, 'j'},
+                                         {NULL, 0, NULL, 0}};
     ensure_stdio();
     if (argc == 4 && !strcmp(argv[1], "--kvm-run"))
         return kvm_run_main(argv[2], argv[3]); /* the kvm backend's child (src/kvm/main.c) */
@@ -373,11 +396,12 @@ int main(int argc, char **argv)
     v->t_start = util_now_ns(CLOCK_MONOTONIC);
     v->ready_fd = v->lifeline_fd = v->dirfd = v->parent_dirfd = v->pid_fd = v->epfd = v->sigfd = v->timerfd = -1;
     v->listen_fd = v->agent_fd = v->child_out_fd = -1;
-    const char *dir = NULL;
+    const char *dir = NULL, *probe = NULL;
     int c, rc = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'd': dir = optarg; break;
+        case 'j': probe = optarg; break;
         case 'r':
         case 'l':
             if (parse_fd(optarg, c == 'r' ? &v->ready_fd : &v->lifeline_fd) < 0) {
@@ -401,6 +425,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (probe) /* --jail-probe DIR [ATTACK]: the jail of box DIR seen from inside */
+        return jail_probe_run(v, probe, optind < argc ? argv[optind] : NULL);
     if (!dir || optind != argc) {
         usage(stderr);
         free(v);
@@ -420,7 +446,7 @@ int main(int argc, char **argv)
         rc = early_error(v, err);
         goto out;
     }
-    if (open_box_dir(v, dir, err, sizeof(err)) < 0) {
+    if (open_box_dir(v, dir, 1, err, sizeof(err)) < 0) {
         rc = early_error(v, err);
         goto out;
     }
@@ -438,7 +464,7 @@ int main(int argc, char **argv)
     util_test_point("MONITOR_LOCKED");
     char cfgerr[PATH_MAX * 2];
     char backend_why[320] = "";
-    if (vmm_config_load(v->box_dir, &v->cfg, cfgerr, sizeof(cfgerr)) < 0 ||
+    if (box_config_load(v->box_dir, &v->cfg, cfgerr, sizeof(cfgerr)) < 0 ||
         !(v->backend = backend_choose(&v->cfg, backend_why, sizeof(backend_why), cfgerr, sizeof(cfgerr))) ||
         child_plan_build(&v->plan, v->backend, &v->cfg, v->box_dir, cfgerr, sizeof(cfgerr)) < 0) {
         rc = early_error(v, cfgerr);

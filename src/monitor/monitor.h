@@ -39,7 +39,7 @@ struct mux;
 struct console_log;
 
 struct vmm {
-    struct vmm_config cfg;
+    struct box_config cfg;
     const struct backend *backend;
     char box_dir[PATH_MAX];
     int dirfd;
@@ -88,6 +88,8 @@ int vmm_rewatch(struct vmm *v, int fd, uint32_t events, struct watch *w);
 void vmm_unwatch(struct vmm *v, int fd);
 void vmm_arm_timer(struct vmm *v, uint64_t ms); /* 0 disarms */
 int vmm_run(struct vmm *v);
+/* Reads the child's stdout/stderr into vmm.log (line by line, last lines kept for
+ * boot errors); closes the pipe at EOF. */
 void vmm_drain_child_output(struct vmm *v);
 /* Queues a frame to the agent; a failed agent queue is fatal for the box. */
 void vmm_send_agent(struct vmm *v, const void *frame, size_t len);
@@ -107,6 +109,7 @@ enum vmm_event {
 /* detail: why (the log and error messages say it); timeout_ms: the guest's time to
  * power off, for EV_SHUTDOWN. */
 void vmm_event(struct vmm *v, enum vmm_event ev, const char *detail, uint32_t timeout_ms);
+/* The guest or the channel broke: logs why and stops the box hard (EV_FATAL). */
 void vmm_fatal(struct vmm *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The one kill sequence: SIGKILL to the child's process group and to the child. */
 void child_kill(struct vmm *v);
@@ -120,8 +123,12 @@ void handshake_on_agent_frame(struct vmm *v, const struct proto_header *h, const
 /* The boot failed: the reason goes to the ready fd (what libcocoon shows) with the
  * child's last words and the console's tail. */
 void handshake_fail(struct vmm *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The child died, or the boot deadline passed, before READY: a boot failure that
+ * says why (the child's words, the console's tail). */
 void handshake_child_exited(struct vmm *v);
 void handshake_timed_out(struct vmm *v);
+/* Writes the one line libcocoon waits for ("ok MS" or "error MESSAGE") and closes
+ * the ready fd; later calls do nothing. */
 void vmm_ready_line(struct vmm *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* "QEMU exited with status 1", "the kvm VMM was killed by signal 9 (Killed)" */
 void describe_child_exit(const struct vmm *v, char *out, size_t cap);

@@ -43,6 +43,7 @@ struct route {
     uint32_t pid;    /* from STARTED: the exec's process group in the guest */
     char cmd[256];   /* argv joined by spaces, clipped: what `cocoon kill --list` shows */
     uint32_t window; /* the stream's output window, added to its client's queue limit */
+    uint64_t credit; /* output the agent may still send: the window plus the client's credits */
 };
 
 #define PING_FIFO 256
@@ -301,7 +302,7 @@ void mux_on_listen(struct mux *m)
         struct vmm *v = m->v;
         struct proto_vmm_hello hello = {
             .version = v->version, .boot_ns = v->ready.boot_ns, .init_ns = v->ready.init_ns, .ready_ms = v->ready_ms};
-        snprintf(hello.backend, sizeof(hello.backend), "%s", v->cfg.backend);
+        snprintf(hello.backend, sizeof(hello.backend), "%s", box_backend_name(v->cfg.backend));
         snprintf(hello.accel, sizeof(hello.accel), "%s", v->plan.accel);
         snprintf(hello.box_id, sizeof(hello.box_id), "%s", v->cfg.id);
         snprintf(hello.kernel, sizeof(hello.kernel), "%s", v->hello.kernel);
@@ -451,6 +452,7 @@ static int client_exec(struct mux *m, struct client *c, const struct proto_heade
     /* Credits bound what a stream can have in flight toward the client: its queue may
      * hold every open stream's window before a client that ignores credits is dropped. */
     r->window = window;
+    r->credit = window;
     c->conn.out_limit += window;
     c->nroutes++;
     agent_send_w(m, proto_encode_data(&m->w, r->agent_id, h->type, p, h->len));
@@ -489,6 +491,8 @@ static int client_stream_frame(struct mux *m, struct client *c, const struct pro
     int i = route_by_client(m, c, h->stream);
     if (i < 0 && h->type == PROTO_CREDIT)
         return 0; /* credit for output read just before EXIT: the race is normal */
+    if (i >= 0 && h->type == PROTO_CREDIT)
+        m->routes[i].credit += a;
     if (i < 0) {
         snprintf(msg, sizeof(msg), "no running exec on stream %u", h->stream);
         return client_error(m, c, h->stream, ESRCH, msg);
@@ -632,6 +636,25 @@ static int agent_stream_check(const struct proto_header *h, const uint8_t *p)
     }
 }
 
+/* The agent sent output past the window its client granted: it ignores flow control
+ * (cocoon-agent never does). Passing it on would make the client's queue absorb the
+ * flood and the client be dropped as if it did not read. Instead the command is killed,
+ * its route ends, and the client gets an ERROR EPROTO, which ends the stream for it. */
+static void agent_ignored_credit(struct mux *m, int i, const struct proto_header *h)
+{
+    struct route *r = &m->routes[i];
+    struct client *c = r->c;
+    uint32_t client_id = r->client_id;
+    vmm_log_guest("the agent ignores flow control on stream %u (%u bytes of output with %llu allowed): the command "
+                  "is killed and its client told",
+                  h->stream, h->len, (unsigned long long)r->credit);
+    agent_send_w(m, proto_encode_signal(&m->w, r->agent_id, SIGKILL));
+    route_remove(m, i);
+    client_error(m, c, client_id, EPROTO,
+                 "the guest sent more output than its flow-control window allows (it ignores flow control): the "
+                 "command was killed and its further output dropped");
+}
+
 void mux_on_agent_frame(struct mux *m, const struct proto_header *h, const uint8_t *p)
 {
     if (h->stream == 0) {
@@ -663,6 +686,13 @@ void mux_on_agent_frame(struct mux *m, const struct proto_header *h, const uint8
     }
     if (!c && (h->type == PROTO_STDOUT || h->type == PROTO_STDERR) && h->len > 0)
         agent_send_w(m, proto_encode_credit(&m->w, h->stream, h->len));
+    if (c && (h->type == PROTO_STDOUT || h->type == PROTO_STDERR)) {
+        if (h->len > r->credit) {
+            agent_ignored_credit(m, i, h);
+            return;
+        }
+        r->credit -= h->len;
+    }
     if (last)
         route_remove(m, i);
     if (c)

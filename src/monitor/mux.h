@@ -17,9 +17,11 @@ struct client;
 #define MUX_CLIENT_OUT_LIMIT (4u * 1024 * 1024) /* plus the window of each open stream */
 #define MUX_MAX_WINDOW (16u * 1024 * 1024)      /* a larger EXEC window is refused */
 
+/* The relay of a monitor (NULL when out of memory), and freeing it. */
 struct mux *mux_new(struct vmm *v);
 void mux_free(struct mux *m); /* closes every client */
 void mux_on_listen(struct mux *m);
+/* A client's socket is readable or writable (events from epoll). */
 void mux_on_client(struct mux *m, struct client *c, uint32_t events);
 /* A validated frame from the agent once the box is running. */
 void mux_on_agent_frame(struct mux *m, const struct proto_header *h, const uint8_t *payload);

@@ -242,7 +242,7 @@ int net_glue_start(struct vmm *v, char *err, size_t cap)
     const struct net_config *in_effect = net_stack_config(g->stack);
     vmm_log("network: mode %s, %d rule(s), %d published port(s), %d upstream resolver(s); at most %d TCP "
             "connections, %d UDP/ICMP flows, %d DNS queries, %llu MiB of buffers",
-            net_mode_name(c.mode), c.nrules, c.nports, c.nupstreams, in_effect->max_tcp, in_effect->max_udp,
+            box_net_mode_name(c.mode), c.nrules, c.nports, c.nupstreams, in_effect->max_tcp, in_effect->max_udp,
             in_effect->max_dns, (unsigned long long)(in_effect->mem_budget >> 20));
     maybe_write_stats(v, 1);
     return 0;

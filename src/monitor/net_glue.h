@@ -13,6 +13,8 @@ struct vmm;
 int net_glue_prepare(struct vmm *v, int *child_end, char *err, size_t cap);
 /* After the child started: the stack, the watches, net.log. */
 int net_glue_start(struct vmm *v, char *err, size_t cap);
+/* The link to the child is readable/writable; the stack's own fd is readable (its
+ * host sockets or timers); freeing (writes net.stats.json a last time). */
 void net_glue_on_link(struct vmm *v, uint32_t events);
 void net_glue_on_stack(struct vmm *v);
 void net_glue_free(struct vmm *v);

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "boxcfg/contract.h"
+
 int net_stats_write(int dirfd, int mode, const struct net_stats *st)
 {
     char buf[1024];
@@ -20,7 +22,7 @@ int net_stats_write(int dirfd, int mode, const struct net_stats *st)
         "\"dropped_malformed\": %llu, \"dropped_fragment\": %llu, \"reassembled\": %llu, "
         "\"dns_truncated\": %llu, \"fragments_out\": %llu, "
         "\"log_rotations\": %llu}\n",
-        net_mode_name(mode), den, (unsigned long long)st->denied_tcp, (unsigned long long)st->denied_udp,
+        box_net_mode_name(mode), den, (unsigned long long)st->denied_tcp, (unsigned long long)st->denied_udp,
         (unsigned long long)st->denied_icmp, (unsigned long long)st->denied_dns, (unsigned long long)st->denied_sni,
         (unsigned long long)st->tcp_opened, (unsigned long long)st->udp_flows, (unsigned long long)st->dns_queries,
         (unsigned long long)st->dns_stripped, (unsigned long long)st->frames_in, (unsigned long long)st->frames_out,

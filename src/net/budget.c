@@ -31,20 +31,11 @@ static void note_budget(struct net_stack *s)
     note_once(s, NOTED_MEM, text);
 }
 
-/* Freed rings kept for reuse stay charged: they go first when the budget is short. */
-static void drop_spares(struct net_stack *s)
-{
-    while (s->nspare) {
-        free(s->ring_spare[--s->nspare]);
-        s->mem_used -= TCP_RING_MIN;
-    }
-}
-
 int net_mem_charge(struct net_stack *s, size_t n, uint64_t keep)
 {
     uint64_t limit = s->cfg.mem_budget > keep ? s->cfg.mem_budget - keep : 0;
-    if (s->mem_used + n > limit && s->nspare)
-        drop_spares(s);
+    if (s->mem_used + n > limit && s->rings.n)
+        s->mem_used -= ring_pool_drain(&s->rings); /* spare rings stay charged: they go first */
     if (s->mem_used + n > limit)
         return -1;
     s->mem_used += n;

@@ -27,13 +27,17 @@ struct dns_question {
     size_t end;     /* offset just after the question */
 };
 
-/* Reads a possibly compressed name at *off; advances *off past it. -1 when malformed. */
+/* Reads a possibly compressed name of msg (n bytes) at *off into out (cap bytes,
+ * lowercase, dotted); advances *off past it. 0, or -1 when malformed or too long. */
 int dns_read_name(const uint8_t *msg, size_t n, size_t *off, char *out, size_t cap);
-/* A standard query with exactly one question. -1 when not. */
+/* Fills *q from p (n bytes) when it is a standard query with exactly one question:
+ * 0, else -1. */
 int dns_parse_query(const uint8_t *p, size_t n, struct dns_question *q);
-/* A response to the query (header + question copied) with rcode and no records. */
+/* A response to q (its header flags from query when given, else RD) with rcode and no
+ * records, written to out: its length, or 0 when cap is too small. */
 size_t dns_build_error(const uint8_t *query, const struct dns_question *q, int rcode, uint8_t *out, size_t cap);
-/* A response answering the query with one A record (or none for other types). */
+/* The same, answering with one A record for ip (none for types other than A and
+ * ANY): its length, or 0 when cap is too small. */
 size_t dns_build_local(const uint8_t *query, const struct dns_question *q, uint32_t ip, uint8_t *out, size_t cap);
 /* Checks that resp (up to DNS_MAX_WIRE bytes) answers q, pins its answer section's A
  * records for q->name and removes from every section the records with an address

@@ -1,22 +1,30 @@
-/* Shared internals of the network stack: the stack object, the objects its epoll set
- * points at (TCP connections, UDP/ICMP flows, DNS queries, published-port listeners),
- * and the helpers the per-protocol files call on each other. Not for outside use. */
+/* Shared internals of the network stack: the stack object, what its epoll set points
+ * at, and the helpers of the stack's core (stack.c), its budgets (budget.c) and log
+ * (netlog.c) that the protocol files call, with the entry points of udp.c and icmp.c.
+ * TCP is tcp.h, the flows of UDP and ICMP flow.h, the DNS proxy dns_proxy.h, the rings
+ * ring.h. Not for outside use.
+ *
+ * Time: nothing below the stack's top level reads the clock. Each public entry point
+ * (net.h) reads it once per event and passes it down as `now`, in milliseconds of
+ * CLOCK_MONOTONIC; every deadline the stack keeps is on that clock. */
 #ifndef COCOON_NET_INTERNAL_H
 #define COCOON_NET_INTERNAL_H
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
-#include <netinet/in.h>
 
 #include "net/net.h"
 #include "net/policy.h"
+#include "net/ring.h"
 #include "net/wire.h"
 
 struct reasm;
+struct tcp_conn;
+struct flow;
+struct dns_query;
 
 /* What an event of the stack's epoll set points at. */
-enum nw_kind { NW_TIMER, NW_TCP, NW_UDP, NW_DNS, NW_LISTEN_TCP, NW_LISTEN_UDP };
+enum nw_kind { NW_TIMER, NW_TCP, NW_UDP, NW_ICMP, NW_DNS, NW_LISTEN_TCP, NW_LISTEN_UDP };
 struct nwatch {
     enum nw_kind kind;
     int dead;    /* freed later in this batch: ignore */
@@ -24,93 +32,7 @@ struct nwatch {
     struct nwatch *gnext;
 };
 
-/* A byte ring with a fixed capacity (allocated on first use). */
-struct ring {
-    uint8_t *buf;
-    size_t cap, head, len;
-};
-
-enum tcp_state {
-    TS_CONNECTING, /* guest SYN seen, host connect() in progress, nothing sent yet */
-    TS_SYN_RCVD,   /* SYN-ACK sent to the guest, waiting for its ACK */
-    TS_SYN_SENT,   /* published port: our SYN to the guest */
-    TS_ESTABLISHED,
-    TS_CLOSED
-};
-
-#define TCP_BUF (256u * 1024)     /* the most a ring grows to */
-#define TCP_RING_MIN (16u * 1024) /* a new connection's rings */
-#define TCP_SNI_MAX 16384         /* a ClientHello read before the host is chosen (fits TCP_RING_MIN) */
-
-struct tcp_conn {
-    struct nwatch w;
-    int fd;
-    enum tcp_state state;
-    int inbound;  /* published port: we opened toward the guest */
-    int sni_wait; /* SYN-ACK sent before connect(): waiting for the ClientHello */
-    int sni_rule; /* index of the domain rule that wants the SNI checked */
-    uint32_t rip; /* the remote address as the guest sees it */
-    uint32_t cip; /* what we connect() to (differs for the host alias) */
-    uint16_t gport, rport;
-    /* toward the guest */
-    uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, fin_seq;
-    uint32_t snd_wl1, snd_wl2; /* seq and ack of the segment that last set snd_wnd */
-    uint32_t max_wnd;          /* the largest window the guest advertised (RFC 5961) */
-    int fin_ever, registered;
-    uint8_t snd_wscale; /* shift of the guest's window */
-    uint16_t mss;       /* the guest's MSS */
-    /* from the guest */
-    uint32_t irs, rcv_nxt, rcv_adv; /* rcv_adv: right edge last advertised */
-    uint8_t rcv_wscale;
-    int wscale_ok;
-    struct ring to_guest; /* [snd_una, snd_una+len) read from the host */
-    struct ring to_host;  /* in-order guest bytes not yet written to the host */
-    int connecting;       /* host connect() in progress */
-    int in_ack_list;
-    uint32_t acked_to; /* rcv_nxt of the last ACK sent */
-    int host_eof, fin_sent, fin_acked, guest_fin, host_shut;
-    int ack_pending;
-    uint64_t delack_at; /* ms: the held-back ACK goes out then */
-    uint64_t rto_at;
-    uint32_t rto_ms;
-    int retries;
-    uint32_t ev;     /* events registered in the epoll set */
-    int dns;         /* DNS over TCP, answered by the stack's resolver (no host socket) */
-    int dns_pending; /* queries of this connection waiting for an answer */
-    int dns_busy;    /* dns_tcp_input is running: answers only queue */
-    struct tcp_conn *hnext, *next, *prev, *ack_next;
-};
-
-enum udp_kind { UDP_RELAY, UDP_ICMP, UDP_PUBLISHED };
-struct udp_flow {
-    struct nwatch w;
-    int fd; /* own socket (relay, icmp); the listener's for published */
-    enum udp_kind kind;
-    uint16_t gport;          /* guest port (relay) or guest echo id (icmp) */
-    uint32_t rip;            /* remote address as the guest sees it */
-    uint16_t rport;          /* remote port (relay); our alias port (published) */
-    struct sockaddr_in peer; /* published: the host client */
-    uint16_t guest_port;     /* published: the guest's port */
-    uint64_t last;
-    struct udp_flow *next;
-};
-
-struct dns_query {
-    struct nwatch w;
-    int fd;
-    uint16_t gport, id;
-    uint32_t dst; /* the address the guest asked (answers come from it) */
-    uint16_t dport;
-    char name[256];
-    uint16_t qtype, qclass;
-    size_t udp_max; /* the largest answer this query takes over UDP */
-    int strip_opt;  /* the OPT record upstream was added by us: removed from the answer */
-    uint64_t deadline;
-    int tcp;      /* asked over TCP: the answer goes to that connection (gport, dst, 53) */
-    int answered; /* the guest got its answer */
-    struct dns_query *next;
-};
-
+/* A published port's host socket (TCP listener or UDP socket). */
 struct listener {
     struct nwatch w;
     int fd;
@@ -119,7 +41,6 @@ struct listener {
 };
 
 #define TCP_HASH 4096
-#define RING_SPARE 8 /* freed TCP rings kept for reuse */
 struct net_stack {
     struct net_config cfg;
     struct policy pol;
@@ -142,12 +63,11 @@ struct net_stack {
     struct tcp_conn *tcp_list;
     struct tcp_conn *ack_list;
     int ntcp, nhalf;
-    uint8_t *ring_spare[RING_SPARE];
-    int nspare;
+    struct ring_pool rings; /* freed TCP rings kept for reuse */
     uint16_t next_eport;
 
-    struct udp_flow *udp_list;
-    int nudp;
+    struct flow *flows; /* UDP and ICMP (flow.c) */
+    int nflows;
     struct dns_query *dns_list;
     int ndns;
 
@@ -165,23 +85,57 @@ struct net_stack {
     unsigned noted;              /* limits already explained in net.log (budget.c) */
 };
 
-uint64_t net_now_ms(void);
+/* ---- stack.c ---- */
+
+/* The public entry points of net.h with the clock already read: now (ms) is used for
+ * every event they handle. The top level calls them; unit tests drive time through
+ * them (a fixed now far from the real clock also keeps the timerfd quiet). */
+/* net_stack_input_frame at now. */
+void net_input_frame_at(struct net_stack *s, const uint8_t *frame, size_t len, uint64_t now);
+/* net_stack_flush at now. */
+void net_flush_at(struct net_stack *s, uint64_t now);
+/* net_stack_on_fd_ready with every ready event handled at now. */
+void net_on_fd_ready_at(struct net_stack *s, uint64_t now);
+/* net_stack_tick at now: runs what is due at now, whatever the timerfd says. */
+void net_tick_at(struct net_stack *s, uint64_t now);
+
+/* The next pseudo-random number of the stack's xorshift generator (seeded from
+ * getrandom): initial sequence numbers. */
 uint32_t net_random(struct net_stack *s);
-/* Registers fd with the stack's epoll set. */
+/* A port of the host alias for a new inbound connection or published UDP client:
+ * the next of 49152..65535, round robin (the caller checks it is free). */
+uint16_t net_next_eport(struct net_stack *s);
+/* Adds fd (still the caller's) to the stack's epoll set for ev, its events pointing
+ * at w (an object the stack owns). 0, or -1 with errno. */
 int net_watch(struct net_stack *s, int fd, uint32_t ev, struct nwatch *w);
+/* Changes what a watched fd waits for. 0, or -1 with errno. */
 int net_rewatch(struct net_stack *s, int fd, uint32_t ev, struct nwatch *w);
+/* Takes fd out of the epoll set (before it is closed). */
 void net_unwatch(struct net_stack *s, int fd);
-void net_bury(struct net_stack *s, void *obj); /* free after the current batch */
+/* Marks obj (an object of net_object_new) dead and frees it at the end of the current
+ * batch of events, so that events already read for it are skipped, not followed. */
+void net_bury(struct net_stack *s, void *obj);
 /* A listener whose accept failed for want of descriptors leaves the epoll set for a
  * moment (level-triggered, it would wake the caller in a loop); the timer restores it. */
-void net_listener_pause(struct net_stack *s, struct listener *l);
-/* Makes sure the timer fires at or before at (ms, net_now_ms clock). */
+void net_listener_pause(struct net_stack *s, struct listener *l, uint64_t now);
+/* Makes sure the timer fires at or before at (ms). */
 void net_deadline(struct net_stack *s, uint64_t at);
 /* The armed expiry was for delayed ACKs that all went out early (armed_delack):
  * re-arm for the deadlines it hid, so the timer does not wake us for nothing. */
 void net_deadline_release(struct net_stack *s);
-/* Builds Ethernet + IPv4 headers in front of the l4 bytes already at
- * s->frame + NET_L4_OFF and sends the frame. Returns the output result. */
+/* Whether ip is an address of the box's own network other than the host alias: the
+ * guest reaches nothing there (the policy is not asked). */
+int net_inside_box(const struct net_stack *s, uint32_t ip);
+/* May the guest reach dst:port over proto? The policy's verdict (no TLS name), or a
+ * denial for addresses inside the box network. */
+struct verdict net_egress_check(const struct net_stack *s, uint32_t dst, uint16_t port, int proto, uint64_t now);
+/* A non-blocking datagram socket of proto (0: UDP, IPPROTO_ICMP) connected to
+ * ip:port (host byte order), owned by the caller; -1 when none (running out of
+ * descriptors is noted in net.log). */
+int net_connected_dgram(struct net_stack *s, int proto, uint32_t ip, uint16_t port);
+/* Builds Ethernet + IPv4 headers in front of the l4len bytes already at
+ * s->frame + NET_L4_OFF and sends the frame. Returns the output callback's result
+ * (0 taken, 1 taken and the link congested, -1 dropped). */
 #define NET_L4_OFF 34
 #define NET_MAX_L4 (65535 - 20) /* what one IPv4 packet carries */
 int net_send_ip(struct net_stack *s, uint32_t src, uint32_t dst, uint8_t proto, size_t l4len);
@@ -189,13 +143,18 @@ int net_send_ip(struct net_stack *s, uint32_t src, uint32_t dst, uint8_t proto, 
  * fragments of at most the MTU then. Returns the worst output result. */
 int net_send_ip_mtu(struct net_stack *s, uint32_t src, uint32_t dst, uint8_t proto, size_t l4len);
 
-/* budget.c. Charges n bytes to the memory budget, leaving keep bytes of it unused:
- * 0, or -1 when they do not fit. */
+/* ---- budget.c ---- */
+
+/* Charges n bytes to the memory budget, leaving keep bytes of it unused: 0, or -1
+ * when they do not fit (the pool of spare rings is freed first, if that helps). */
 int net_mem_charge(struct net_stack *s, size_t n, uint64_t keep);
+/* Gives n charged bytes back. */
 void net_mem_release(struct net_stack *s, size_t n);
-/* A zeroed object that starts with a struct nwatch of this kind, charged to the budget
- * (NULL over budget, noted once, or without memory). net_bury or net_object_free it. */
+/* A zeroed object of size bytes that starts with a struct nwatch of this kind,
+ * charged to the budget (NULL over budget, noted once, or without memory). Free it
+ * with net_bury (while events may still point at it) or net_object_free. */
 void *net_object_new(struct net_stack *s, size_t size, enum nw_kind kind);
+/* Frees obj now and gives its bytes back to the budget; NULL is fine. */
 void net_object_free(struct net_stack *s, void *obj);
 /* A TCP ring's bytes: a new connection's may use the whole budget (over it: refused,
  * noted once), growth only up to three quarters of it. 0 or -1. */
@@ -206,40 +165,41 @@ void net_note_socket_error(struct net_stack *s, int err);
  * descriptors to spare (a note in net.log says so). */
 void net_fit_fds(struct net_stack *s);
 
-/* netlog.c: a denial, or a note (an explanation written once), as one line of net.log. */
+/* ---- netlog.c: a denial, or a note (an explanation written once), as one line of net.log ---- */
+
 #define NET_LOG_NAME "net.log"
+/* "TIME deny WHAT SRC:SPORT -> DST:DPORT rule="WHY"" for the verdict v (what: "tcp",
+ * "udp", "icmp", "dns NAME", "tls"...). Nothing happens without a log or once the log
+ * stopped (it could not rotate). */
 void net_log_deny(struct net_stack *s, const char *what, uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport,
                   const struct verdict *v);
+/* "TIME note TEXT", the same way. */
 void net_log_note(struct net_stack *s, const char *text);
+/* ip (host byte order) as dotted text in buf (INET_ADDRSTRLEN bytes); returns buf. */
+const char *net_ip_text(uint32_t ip, char *buf);
 
-/* tcp.c */
-void tcp_input(struct net_stack *s, const struct pkt_ip *ip);
-void tcp_on_event(struct net_stack *s, struct tcp_conn *c, uint32_t ev);
-void tcp_tick(struct net_stack *s, uint64_t now, uint64_t *next);
-void tcp_flush_acks(struct net_stack *s);
-void tcp_link_ready(struct net_stack *s);
-void tcp_accept(struct net_stack *s, struct listener *l);
-void tcp_free_all(struct net_stack *s);
-/* The answer (msg NULL: none) to a query made over the DNS-over-TCP connection
- * (gport, rip, 53); ignored when that connection is gone. */
-void tcp_dns_answer(struct net_stack *s, uint16_t gport, uint32_t rip, const uint8_t *msg, size_t len);
+/* ---- udp.c ---- */
 
-/* udp.c */
-void udp_input(struct net_stack *s, const struct pkt_ip *ip);
-/* Reads net.ipv4.ping_group_range for the note on pings that cannot be relayed. */
-void icmp_read_host_range(struct net_stack *s);
-void icmp_input(struct net_stack *s, const struct pkt_ip *ip);
-void udp_on_event(struct net_stack *s, struct udp_flow *f);
-void udp_on_listener(struct net_stack *s, struct listener *l);
-void dns_on_event(struct net_stack *s, struct dns_query *q);
-void udp_tick(struct net_stack *s, uint64_t now, uint64_t *next);
-void udp_free_all(struct net_stack *s);
-/* Fills cfg->upstreams from /etc/resolv.conf when none are configured. */
-void dns_load_upstreams(struct net_config *cfg);
+/* One UDP datagram of the guest (ip: checked by wire_parse_ipv4): to the DNS proxy,
+ * a published port's client, or a relayed flow, as the policy allows. */
+void udp_input(struct net_stack *s, const struct pkt_ip *ip, uint64_t now);
+/* A relayed flow's socket is readable: its datagrams go to the guest. */
+void udp_on_event(struct net_stack *s, struct flow *f, uint64_t now);
+/* A published UDP port's socket is readable: each host client becomes a flow. */
+void udp_on_listener(struct net_stack *s, struct listener *l, uint64_t now);
+/* Sends len bytes of data (any buffer, even s->frame's) to the guest as one UDP
+ * datagram from src:sport to dport, in IP fragments when over the MTU. The output
+ * result, or -1 when it cannot be one datagram (counted as dropped). */
 int udp_send_to_guest(struct net_stack *s, uint32_t src, uint16_t sport, uint16_t dport, const void *data, size_t len);
-/* One DNS query from the guest (src:sport -> dst:53) over UDP or, with tcp, over a
- * DNS-over-TCP connection; exactly one tcp_dns_answer follows for TCP queries. */
-void dns_guest_query(struct net_stack *s, uint32_t src, uint16_t sport, uint32_t dst, const uint8_t *data, size_t len,
-                     int tcp);
+
+/* ---- icmp.c ---- */
+
+/* Finds out whether unprivileged ICMP sockets work here and reads
+ * net.ipv4.ping_group_range for the note on why not (before the jail hides /proc). */
+void icmp_init(struct net_stack *s);
+/* One ICMP message of the guest (ip: checked by wire_parse_ipv4). */
+void icmp_input(struct net_stack *s, const struct pkt_ip *ip, uint64_t now);
+/* An ICMP flow's socket is readable: echo replies go to the guest. */
+void icmp_on_event(struct net_stack *s, struct flow *f, uint64_t now);
 
 #endif

@@ -13,6 +13,7 @@
 #define NET_MAX_PORTS 32
 #define NET_MAX_UPSTREAMS 4
 #define NET_RULE_TEXT 256
+#define NET_PORT_TEXT 64
 
 enum net_mode { NET_MODE_NONE = 0, NET_MODE_PUBLIC = 1, NET_MODE_OPEN = 2 };
 enum net_rule_kind { NET_RULE_CIDR, NET_RULE_DOMAIN, NET_RULE_HOST };
@@ -33,7 +34,8 @@ struct net_rule {
 struct net_port {
     uint32_t host_ip; /* host byte order */
     uint16_t host_port, guest_port;
-    int proto; /* NET_PROTO_TCP or NET_PROTO_UDP */
+    int proto;                /* NET_PROTO_TCP or NET_PROTO_UDP */
+    char text[NET_PORT_TEXT]; /* as written ("8080:80"), for config.json and messages */
 };
 
 struct net_upstream {
@@ -96,12 +98,12 @@ void net_config_upstream_from_env(struct net_config *c);
 /* Sets the denial log: log_fd appended to, dirfd the directory holding it (net.log,
  * rotated to net.log.1 there). COCOON_NET_LOG_MAX=BYTES changes the rotation size. */
 void net_config_log(struct net_config *c, int log_fd, int dirfd);
-/* "allow api.example.com" style text into *r. -1 with a message in err. */
+/* "api.example.com", "*.example.org", "10.0.0.0/8:22/tcp", "host:8080"... (the text
+ * after "allow"/"deny"; allow says which) into *r. 0, or -1 with a message in err. */
 int net_rule_parse(const char *text, int allow, struct net_rule *r, char *err, size_t errcap);
-/* "[host_ip:]host_port:guest_port[/udp|/tcp]" into *p. -1 with a message in err. */
+/* "[host_ip:]host_port:guest_port[/udp|/tcp]" into *p. -1 with a message in err. The
+ * text form of a mode (none, public, open) is the box contract's: src/boxcfg/contract.h. */
 int net_port_parse(const char *text, struct net_port *p, char *err, size_t errcap);
-int net_mode_parse(const char *text, int *mode);
-const char *net_mode_name(int mode);
 
 struct net_stack;
 /* Called with each frame for the guest. Returns 0 when taken, 1 when taken but the link
@@ -109,9 +111,17 @@ struct net_stack;
  * net_stack_link_ready), -1 when dropped. */
 typedef int (*net_output_fn)(void *user, const uint8_t *frame, size_t len);
 
+/* A stack for one box: cfg is copied (upstreams from /etc/resolv.conf when it has none,
+ * caps fitted under RLIMIT_NOFILE), its published ports are bound now, and frames for
+ * the guest go to out(user, ...), from inside the calls below only. NULL with a
+ * message in err when a port cannot be bound or without memory or descriptors. The
+ * caller owns the stack and frees it with net_stack_free. */
 struct net_stack *net_stack_new(const struct net_config *cfg, net_output_fn out, void *user, char *err, size_t errcap);
+/* Closes every host socket of s (connections are aborted) and frees it; NULL is fine.
+ * cfg->log_fd and log_dirfd stay open: they are the caller's. */
 void net_stack_free(struct net_stack *s);
-/* One Ethernet frame from the guest (no FCS). Never fails: bad frames are counted. */
+/* One Ethernet frame from the guest (no FCS; len bytes, read during the call only).
+ * Never fails: bad frames are counted. */
 void net_stack_input_frame(struct net_stack *s, const uint8_t *frame, size_t len);
 /* Ends a batch of frames: writes the guest data it brought to the host sockets and
  * sends the ACKs held back. Call after each batch; until then that data waits. */
@@ -123,18 +133,22 @@ void net_stack_on_fd_ready(struct net_stack *s);
 /* Milliseconds until the stack needs net_stack_tick (-1: none). The internal timer
  * already wakes net_stack_fd; this is for callers that poll. */
 int net_stack_timeout(const struct net_stack *s);
+/* Runs the timers that are due (retransmissions, delayed ACKs, idle flows, DNS
+ * timeouts); harmless when none is. */
 void net_stack_tick(struct net_stack *s);
 /* Makes the stack's fd readable again at or before ms from now (callers with periodic
  * work of their own: net_stack_on_fd_ready then runs it at the next wake-up). */
 void net_stack_wake_in(struct net_stack *s, unsigned ms);
 /* The output path drained after a congested report. */
 void net_stack_link_ready(struct net_stack *s);
+/* The stack's counters, owned by s and updated in place. */
 const struct net_stats *net_stack_stats(const struct net_stack *s);
 /* The configuration in effect: the caps as fitted under RLIMIT_NOFILE (net_stack_new
  * lowers them, with a note in net.log, when the process may not open enough). */
 const struct net_config *net_stack_config(const struct net_stack *s);
 
-/* Classification used by the public mode (host byte order). */
+/* 1 when ip (host byte order) is a public address, 0 for what the public mode refuses
+ * (loopback, private ranges, CGNAT, link-local, multicast, reserved). */
 int net_addr_is_public(uint32_t ip);
 
 #endif

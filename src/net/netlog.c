@@ -72,7 +72,7 @@ static void stamp(char *when, size_t cap)
     strftime(when, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static const char *ipstr(uint32_t ip, char *buf)
+const char *net_ip_text(uint32_t ip, char *buf)
 {
     struct in_addr a = {.s_addr = htonl(ip)};
     inet_ntop(AF_INET, &a, buf, INET_ADDRSTRLEN);
@@ -84,8 +84,8 @@ void net_log_deny(struct net_stack *s, const char *what, uint32_t src, uint16_t 
 {
     char line[768], a[INET_ADDRSTRLEN], b[INET_ADDRSTRLEN], when[32];
     stamp(when, sizeof(when));
-    int n = snprintf(line, sizeof(line), "%s deny %s %s:%u -> %s:%u rule=\"%s\"\n", when, what, ipstr(src, a), sport,
-                     ipstr(dst, b), dport, v->why ? v->why : "");
+    int n = snprintf(line, sizeof(line), "%s deny %s %s:%u -> %s:%u rule=\"%s\"\n", when, what, net_ip_text(src, a),
+                     sport, net_ip_text(dst, b), dport, v->why ? v->why : "");
     if (n > 0)
         log_line(s, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }

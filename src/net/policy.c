@@ -44,24 +44,6 @@ int net_addr_is_public(uint32_t ip)
     return 1;
 }
 
-int net_mode_parse(const char *text, int *mode)
-{
-    if (!strcmp(text, "none"))
-        *mode = NET_MODE_NONE;
-    else if (!strcmp(text, "public"))
-        *mode = NET_MODE_PUBLIC;
-    else if (!strcmp(text, "open"))
-        *mode = NET_MODE_OPEN;
-    else
-        return -1;
-    return 0;
-}
-
-const char *net_mode_name(int mode)
-{
-    return mode == NET_MODE_PUBLIC ? "public" : mode == NET_MODE_OPEN ? "open" : "none";
-}
-
 static int parse_u16(const char *s, size_t n, uint16_t *out)
 {
     unsigned v = 0;
@@ -179,7 +161,7 @@ int net_rule_parse(const char *text, int allow, struct net_rule *r, char *err, s
 
 int net_port_parse(const char *text, struct net_port *p, char *err, size_t errcap)
 {
-    char buf[128];
+    char buf[NET_PORT_TEXT];
     memset(p, 0, sizeof(*p));
     p->proto = NET_PROTO_TCP;
     p->host_ip = 0x7f000001;
@@ -188,6 +170,7 @@ int net_port_parse(const char *text, struct net_port *p, char *err, size_t errca
         return -1;
     }
     snprintf(buf, sizeof(buf), "%s", text);
+    memcpy(p->text, buf, sizeof(p->text));
     size_t n = strlen(buf);
     if (n > 4 && (!strcmp(buf + n - 4, "/tcp") || !strcmp(buf + n - 4, "/udp"))) {
         p->proto = buf[n - 3] == 't' ? NET_PROTO_TCP : NET_PROTO_UDP;

@@ -37,6 +37,8 @@ struct verdict {
     const char *why;
 };
 
+/* Sets p up from cfg's mode and rules (p points at cfg->rules: cfg must outlive it)
+ * and the host's own addresses, read now. */
 void policy_init(struct policy *p, const struct net_config *cfg);
 /* May a connection to ip:port/proto go out? name (may be NULL) is the TLS SNI: when
  * given, domain rules match only that name (and its pin). */
@@ -46,6 +48,9 @@ struct verdict policy_check_ip(const struct policy *p, uint32_t ip, uint16_t por
 struct verdict policy_check_name(const struct policy *p, const char *name);
 /* Should an A record with this address be removed from an answer (rebinding)? */
 int policy_strip_answer(const struct policy *p, uint32_t ip);
+/* Remembers that this box's DNS lookup of name returned ip, for ttl_s seconds (at
+ * least POLICY_PIN_MIN_MS) from now (ms): domain rules match ip until then. The
+ * oldest pin is replaced when all POLICY_PINS are taken; name is copied. */
 void policy_pin(struct policy *p, const char *name, uint32_t ip, uint32_t ttl_s, uint64_t now);
 /* "*" / "*.example.org" / "example.org" against a lowercase name without trailing dot. */
 int policy_domain_match(const char *pattern, const char *name);

@@ -1,9 +1,9 @@
 /* The stack's core: frames in from the guest (Ethernet, ARP, IPv4 checks, dispatch
  * to ICMP/UDP/TCP), frames out through the caller's callback (as IP fragments when a
  * relayed datagram exceeds the guest's MTU), the epoll set of host sockets and the
- * one timer. The denial log is netlog.c. */
+ * one timer. It is the only reader of the clock: each entry point reads it once per
+ * event and passes it down. The denial log is netlog.c. */
 #include "net/internal.h"
-#include "net/reasm.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,7 +16,12 @@
 #include <time.h>
 #include <unistd.h>
 
-uint64_t net_now_ms(void)
+#include "net/dns_proxy.h"
+#include "net/flow.h"
+#include "net/reasm.h"
+#include "net/tcp.h"
+
+static uint64_t clock_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -47,12 +52,12 @@ void net_bury(struct net_stack *s, void *obj)
 
 #define LISTEN_PAUSE_MS 250
 
-void net_listener_pause(struct net_stack *s, struct listener *l)
+void net_listener_pause(struct net_stack *s, struct listener *l, uint64_t now)
 {
     if (l->paused_until)
         return;
     net_unwatch(s, l->fd);
-    l->paused_until = net_now_ms() + LISTEN_PAUSE_MS;
+    l->paused_until = now + LISTEN_PAUSE_MS;
     net_deadline(s, l->paused_until);
 }
 
@@ -86,6 +91,42 @@ uint32_t net_random(struct net_stack *s)
     s->rng ^= s->rng >> 7;
     s->rng ^= s->rng << 17;
     return (uint32_t)(s->rng >> 16);
+}
+
+uint16_t net_next_eport(struct net_stack *s)
+{
+    uint16_t p = s->next_eport++;
+    if (s->next_eport < 49152)
+        s->next_eport = 49152;
+    return p;
+}
+
+int net_inside_box(const struct net_stack *s, uint32_t ip)
+{
+    uint32_t mask = s->cfg.prefix ? 0xffffffffu << (32 - s->cfg.prefix) : 0;
+    return (ip & mask) == (s->cfg.guest_ip & mask) && ip != s->cfg.host_alias_ip;
+}
+
+struct verdict net_egress_check(const struct net_stack *s, uint32_t dst, uint16_t port, int proto, uint64_t now)
+{
+    if (net_inside_box(s, dst))
+        return (struct verdict){0, -1, "inside the box network"};
+    return policy_check_ip(&s->pol, dst, port, proto, NULL, now);
+}
+
+int net_connected_dgram(struct net_stack *s, int proto, uint32_t ip, uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
+    if (fd < 0) {
+        net_note_socket_error(s, errno);
+        return -1;
+    }
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(ip)};
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 static void arm(struct net_stack *s, uint64_t at)
@@ -188,13 +229,6 @@ int net_send_ip(struct net_stack *s, uint32_t src, uint32_t dst, uint8_t proto, 
     return send_frame(s, f, NET_L4_OFF + l4len);
 }
 
-static const char *ipstr(uint32_t ip, char *buf)
-{
-    struct in_addr a = {.s_addr = htonl(ip)};
-    inet_ntop(AF_INET, &a, buf, INET_ADDRSTRLEN);
-    return buf;
-}
-
 static void arp_input(struct net_stack *s, const uint8_t *p, size_t n)
 {
     if (n < 28 || rd16(p) != 1 || rd16(p + 2) != ETHERTYPE_IPV4 || p[4] != 6 || p[5] != 4 || rd16(p + 6) != 1)
@@ -233,7 +267,12 @@ static struct reasm *reasm_table(struct net_stack *s)
     return s->reasm;
 }
 
-void net_stack_input_frame(struct net_stack *s, const uint8_t *f, size_t n)
+void net_stack_input_frame(struct net_stack *s, const uint8_t *frame, size_t len)
+{
+    net_input_frame_at(s, frame, len, clock_ms());
+}
+
+void net_input_frame_at(struct net_stack *s, const uint8_t *f, size_t n, uint64_t now)
 {
     static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     s->st.frames_in++;
@@ -266,7 +305,7 @@ void net_stack_input_frame(struct net_stack *s, const uint8_t *f, size_t n)
             s->st.dropped_fragment++;
             return;
         }
-        int r = reasm_input(s->reasm, f + ETH_HDR, n - ETH_HDR, net_now_ms(), &ip);
+        int r = reasm_input(s->reasm, f + ETH_HDR, n - ETH_HDR, now, &ip);
         if (r == REASM_DROPPED)
             s->st.dropped_fragment++;
         if (r != REASM_DONE)
@@ -282,9 +321,9 @@ void net_stack_input_frame(struct net_stack *s, const uint8_t *f, size_t n)
     }
     memcpy(s->cfg.guest_mac, f + 6, 6); /* answer whatever MAC the guest uses */
     switch (ip.proto) {
-    case IP_PROTO_TCP: tcp_input(s, &ip); break;
-    case IP_PROTO_UDP: udp_input(s, &ip); break;
-    case IP_PROTO_ICMP: icmp_input(s, &ip); break;
+    case IP_PROTO_TCP: tcp_input(s, &ip, now); break;
+    case IP_PROTO_UDP: udp_input(s, &ip, now); break;
+    case IP_PROTO_ICMP: icmp_input(s, &ip, now); break;
     default: s->st.dropped_other++; break;
     }
 }
@@ -303,8 +342,8 @@ static int open_listener(struct net_stack *s, const struct net_port *p, char *er
         .sin_family = AF_INET, .sin_port = htons(p->host_port), .sin_addr.s_addr = htonl(p->host_ip)};
     char a[INET_ADDRSTRLEN];
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || (!udp && listen(fd, 128) < 0)) {
-        snprintf(err, errcap, "cannot publish %s:%u/%s: %s", ipstr(p->host_ip, a), p->host_port, udp ? "udp" : "tcp",
-                 strerror(errno));
+        snprintf(err, errcap, "cannot publish %s:%u/%s: %s", net_ip_text(p->host_ip, a), p->host_port,
+                 udp ? "udp" : "tcp", strerror(errno));
         close(fd);
         return -1;
     }
@@ -320,15 +359,6 @@ static int open_listener(struct net_stack *s, const struct net_port *p, char *er
     return net_watch(s, fd, EPOLLIN, &l->w);
 }
 
-static int probe_icmp(void)
-{
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMP);
-    if (fd < 0)
-        return 0;
-    close(fd);
-    return 1;
-}
-
 struct net_stack *net_stack_new(const struct net_config *cfg, net_output_fn out, void *user, char *err, size_t errcap)
 {
     struct net_stack *s = calloc(1, sizeof(*s));
@@ -342,12 +372,11 @@ struct net_stack *net_stack_new(const struct net_config *cfg, net_output_fn out,
     s->user = user;
     s->next_eport = 49152;
     if (getrandom(&s->rng, sizeof(s->rng), GRND_NONBLOCK) != (ssize_t)sizeof(s->rng) || !s->rng)
-        s->rng = net_now_ms() * 0x9e3779b97f4a7c15ull + (uint64_t)getpid();
+        s->rng = clock_ms() * 0x9e3779b97f4a7c15ull + (uint64_t)getpid();
     s->ip_id = 1;
-    dns_load_upstreams(&s->cfg);
+    dns_proxy_load_upstreams(&s->cfg);
     policy_init(&s->pol, &s->cfg);
-    s->icmp_ok = probe_icmp();
-    icmp_read_host_range(s);
+    icmp_init(s);
     net_fit_fds(s);
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     s->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -371,7 +400,8 @@ void net_stack_free(struct net_stack *s)
     if (!s)
         return;
     tcp_free_all(s);
-    udp_free_all(s);
+    flow_free_all(s);
+    dns_proxy_free_all(s);
     for (int i = 0; i < s->nlisteners; i++) {
         close(s->listeners[i]->fd);
         free(s->listeners[i]);
@@ -389,70 +419,85 @@ int net_stack_fd(const struct net_stack *s) { return s->epfd; }
 
 /* The timer is one-shot: once it fired nothing is armed. Called otherwise
  * (net_stack_tick) it may still be: a stale expiry only makes a spurious tick. */
-static void tick(struct net_stack *s)
+static void tick(struct net_stack *s, uint64_t now)
 {
-    uint64_t now = net_now_ms(), next = 0;
+    uint64_t next = 0;
     s->armed_at = s->later_at = 0;
     s->armed_delack = 0;
-    tcp_flush_acks(s);
+    tcp_flush_acks(s, now);
     tcp_tick(s, now, &next);
-    udp_tick(s, now, &next);
+    flow_tick(s, now, &next);
+    dns_proxy_tick(s, now, &next);
     resume_listeners(s, now, &next);
     if (next)
         net_deadline(s, next);
 }
 
-void net_stack_tick(struct net_stack *s)
+void net_tick_at(struct net_stack *s, uint64_t now)
 {
-    tick(s);
-    tcp_flush_acks(s);
+    tick(s, now);
+    tcp_flush_acks(s, now);
     empty_grave(s);
 }
+
+void net_stack_tick(struct net_stack *s) { net_tick_at(s, clock_ms()); }
 
 int net_stack_timeout(const struct net_stack *s)
 {
     if (!s->armed_at)
         return -1;
-    uint64_t now = net_now_ms();
+    uint64_t now = clock_ms();
     return s->armed_at <= now ? 0 : (int)(s->armed_at - now);
 }
 
-void net_stack_flush(struct net_stack *s) { tcp_flush_acks(s); }
+void net_flush_at(struct net_stack *s, uint64_t now) { tcp_flush_acks(s, now); }
 
-void net_stack_on_fd_ready(struct net_stack *s)
+void net_stack_flush(struct net_stack *s) { net_flush_at(s, clock_ms()); }
+
+/* Handles the ready events: at now when fixed, else at the clock read for each. */
+static void on_ready(struct net_stack *s, int fixed, uint64_t now)
 {
     struct epoll_event evs[64];
-    int n = epoll_wait(s->epfd, evs, 64, 0);
+    int n = epoll_wait(s->epfd, evs, 64, 0), read_clock = !fixed;
     for (int i = 0; i < n; i++) {
         struct nwatch *w = evs[i].data.ptr;
         if (w->dead)
             continue;
+        if (!fixed) {
+            now = clock_ms();
+            read_clock = 0;
+        }
         switch (w->kind) {
         case NW_TIMER: {
             uint64_t ticks;
             if (read(s->timerfd, &ticks, sizeof(ticks)) == (ssize_t)sizeof(ticks))
-                tick(s);
+                tick(s, now);
             break;
         }
-        case NW_TCP: tcp_on_event(s, (struct tcp_conn *)w, evs[i].events); break;
-        case NW_UDP: udp_on_event(s, (struct udp_flow *)w); break;
-        case NW_DNS: dns_on_event(s, (struct dns_query *)w); break;
-        case NW_LISTEN_TCP: tcp_accept(s, (struct listener *)w); break;
-        case NW_LISTEN_UDP: udp_on_listener(s, (struct listener *)w); break;
+        case NW_TCP: tcp_on_event(s, (struct tcp_conn *)w, evs[i].events, now); break;
+        case NW_UDP: udp_on_event(s, (struct flow *)w, now); break;
+        case NW_ICMP: icmp_on_event(s, (struct flow *)w, now); break;
+        case NW_DNS: dns_proxy_on_event(s, (struct dns_query *)w, now); break;
+        case NW_LISTEN_TCP: tcp_accept(s, (struct listener *)w, now); break;
+        case NW_LISTEN_UDP: udp_on_listener(s, (struct listener *)w, now); break;
         }
     }
-    tcp_flush_acks(s);
+    tcp_flush_acks(s, read_clock ? clock_ms() : now);
     empty_grave(s);
 }
 
-void net_stack_wake_in(struct net_stack *s, unsigned ms) { net_deadline(s, net_now_ms() + ms); }
+void net_on_fd_ready_at(struct net_stack *s, uint64_t now) { on_ready(s, 1, now); }
+
+void net_stack_on_fd_ready(struct net_stack *s) { on_ready(s, 0, 0); }
+
+void net_stack_wake_in(struct net_stack *s, unsigned ms) { net_deadline(s, clock_ms() + ms); }
 
 void net_stack_link_ready(struct net_stack *s)
 {
     if (!s->link_blocked)
         return;
     s->link_blocked = 0;
-    tcp_link_ready(s);
+    tcp_link_ready(s, clock_ms());
 }
 
 const struct net_stats *net_stack_stats(const struct net_stack *s) { return &s->st; }

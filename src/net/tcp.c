@@ -1,8 +1,8 @@
-/* TCP termination (RFC 793/9293): each guest connection is accepted by the stack and
- * re-originated from a host socket, and each published-port connection is opened by
- * the stack toward the guest. Per connection two bounded rings, one each way, that
- * start small and grow up to TCP_BUF within the box's memory budget (budget.c): the
- * host socket is not read while the guest's window or our ring is full, and the
+/* TCP termination (RFC 793/9293), the states of tcp.h: each guest connection is
+ * accepted by the stack and re-originated from a host socket, and each published-port
+ * connection is opened by the stack toward the guest. Per connection two bounded rings
+ * (ring.c), one each way, that start small and grow within the box's memory budget:
+ * the host socket is not read while the guest's window or our ring is full, and the
  * window we advertise is the room left in the ring toward the host. Guest data is
  * written to the host and ACKed once per batch of frames (a small request's ACK is
  * delayed so the answer can carry it). Unacknowledged data is retransmitted on
@@ -10,8 +10,9 @@
  * ACKs are accepted by RFC 5961's rules (a challenge ACK for anything inexact), and
  * nothing is ever sent from outside the unacknowledged bytes of the ring.
  * Connections to port 53 (any address) are DNS over TCP: the stack completes them
- * itself and hands each length-prefixed query to its resolver (udp.c). */
-#include "net/internal.h"
+ * itself and hands their byte stream to the DNS proxy, whose answers come back
+ * through dns_answer. Time comes in as `now` (ms): nothing here reads the clock. */
+#include "net/tcp.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,122 +26,8 @@
 
 #include "net/sni.h"
 
-#define RCV_WSCALE 3
-#define RTO_MIN_MS 200
-#define RTO_MAX_MS 10000
-#define MAX_RETRIES 12
-#define MAX_SYN_RETRIES 6
-#define DELACK_MS 2            /* held-back ACKs wait 1-2 ms (the clock counts whole ms) */
-#define DNS_TCP_MAX_PENDING 16 /* per connection; more queries wait in the ring */
-#define DNS_TCP_MSG_MAX 4096
-
 #define SEQ_LT(a, b) ((int32_t)((a) - (b)) < 0)
 #define SEQ_LE(a, b) ((int32_t)((a) - (b)) <= 0)
-
-/* ---- rings ---- */
-
-/* A ring starts at TCP_RING_MIN bytes and doubles up to TCP_BUF while it is what
- * limits the connection (ring_grow), as far as the memory budget allows (budget.c):
- * an idle connection costs little, a busy one gets the window it needs. A few freed
- * small rings are kept (charged) for the next connections, bounded by RING_SPARE. */
-static int ring_init(struct net_stack *s, struct ring *r)
-{
-    if (r->buf)
-        return 0;
-    if (s->nspare) {
-        r->buf = s->ring_spare[--s->nspare];
-    } else {
-        if (net_ring_charge(s, TCP_RING_MIN, 0) < 0)
-            return -1;
-        r->buf = malloc(TCP_RING_MIN);
-        if (!r->buf) {
-            net_mem_release(s, TCP_RING_MIN);
-            return -1;
-        }
-    }
-    r->cap = TCP_RING_MIN;
-    r->head = r->len = 0;
-    return 0;
-}
-
-static void ring_free(struct net_stack *s, struct ring *r)
-{
-    if (r->buf && r->cap == TCP_RING_MIN && s->nspare < RING_SPARE) {
-        s->ring_spare[s->nspare++] = r->buf;
-    } else if (r->buf) {
-        free(r->buf);
-        net_mem_release(s, r->cap);
-    }
-    memset(r, 0, sizeof(*r));
-}
-
-static int ring_iov_data(const struct ring *r, struct iovec *iov)
-{
-    size_t first = r->cap - r->head < r->len ? r->cap - r->head : r->len;
-    iov[0].iov_base = r->buf + r->head;
-    iov[0].iov_len = first;
-    iov[1].iov_base = r->buf;
-    iov[1].iov_len = r->len - first;
-    return iov[1].iov_len ? 2 : 1;
-}
-
-static int ring_iov_space(const struct ring *r, size_t limit, struct iovec *iov)
-{
-    size_t room = (limit < r->cap ? limit : r->cap);
-    room = room > r->len ? room - r->len : 0;
-    size_t tail = (r->head + r->len) % r->cap;
-    size_t first = r->cap - tail < room ? r->cap - tail : room;
-    iov[0].iov_base = r->buf + tail;
-    iov[0].iov_len = first;
-    iov[1].iov_base = r->buf;
-    iov[1].iov_len = room - first;
-    return iov[1].iov_len ? 2 : 1;
-}
-
-static void ring_copy_out(const struct ring *r, size_t off, uint8_t *dst, size_t n)
-{
-    size_t pos = (r->head + off) % r->cap;
-    size_t first = r->cap - pos < n ? r->cap - pos : n;
-    memcpy(dst, r->buf + pos, first);
-    memcpy(dst + first, r->buf, n - first);
-}
-
-static void ring_append(struct ring *r, const uint8_t *src, size_t n)
-{
-    size_t tail = (r->head + r->len) % r->cap;
-    size_t first = r->cap - tail < n ? r->cap - tail : n;
-    memcpy(r->buf + tail, src, first);
-    memcpy(r->buf, src + first, n - first);
-    r->len += n;
-}
-
-static void ring_drop(struct ring *r, size_t n)
-{
-    r->head = (r->head + n) % r->cap;
-    r->len -= n;
-    if (!r->len)
-        r->head = 0;
-}
-
-/* Doubles the ring's capacity, keeping its bytes in order. 0 when it did. */
-static int ring_grow(struct net_stack *s, struct ring *r)
-{
-    size_t cap = r->cap * 2;
-    if (!r->buf || cap > TCP_BUF || net_ring_charge(s, cap, 1) < 0)
-        return -1;
-    uint8_t *nb = malloc(cap);
-    if (!nb) {
-        net_mem_release(s, cap);
-        return -1;
-    }
-    ring_copy_out(r, 0, nb, r->len);
-    free(r->buf);
-    net_mem_release(s, r->cap);
-    r->buf = nb;
-    r->cap = cap;
-    r->head = 0;
-    return 0;
-}
 
 /* ---- table ---- */
 
@@ -276,7 +163,7 @@ static int send_seg(struct net_stack *s, struct tcp_conn *c, uint32_t seq, uint8
         ring_copy_out(&c->to_guest, off, p + 20, len);
     size_t hl =
         wire_tcp_header(p, c->rip, s->cfg.guest_ip, c->rport, c->gport, seq, flags & TCPF_ACK ? c->rcv_nxt : 0, flags,
-                        win, syn ? (uint16_t)(s->cfg.mtu - 40) : 0, syn && c->wscale_ok ? RCV_WSCALE : -1, len);
+                        win, syn ? (uint16_t)(s->cfg.mtu - 40) : 0, syn && c->wscale_ok ? TCP_RCV_WSCALE : -1, len);
     if (flags & TCPF_ACK) {
         c->acked_to = c->rcv_nxt;
         c->ack_pending = 0;
@@ -315,9 +202,9 @@ static void reset_conn(struct net_stack *s, struct tcp_conn *c)
     conn_free(s, c, 1);
 }
 
-static void arm_rto(struct net_stack *s, struct tcp_conn *c)
+static void arm_rto(struct net_stack *s, struct tcp_conn *c, uint64_t now)
 {
-    c->rto_at = net_now_ms() + c->rto_ms;
+    c->rto_at = now + c->rto_ms;
     net_deadline(s, c->rto_at);
 }
 
@@ -351,7 +238,7 @@ static void update_events(struct net_stack *s, struct tcp_conn *c)
 }
 
 /* Sends what the guest's window allows, then the FIN once the host side ended. */
-static void tcp_output(struct net_stack *s, struct tcp_conn *c)
+static void tcp_output(struct net_stack *s, struct tcp_conn *c, uint64_t now)
 {
     if (c->state != TS_ESTABLISHED)
         return;
@@ -388,7 +275,7 @@ static void tcp_output(struct net_stack *s, struct tcp_conn *c)
         c->snd_max = c->snd_nxt;
     int waiting = c->snd_nxt != c->snd_una || (c->to_guest.len > c->snd_nxt - c->snd_una && c->snd_wnd == 0);
     if (waiting && !c->rto_at)
-        arm_rto(s, c);
+        arm_rto(s, c, now);
     update_events(s, c);
 }
 
@@ -422,14 +309,15 @@ static int window_opened(const struct tcp_conn *c)
     return grow >= lim / 2 || (grow >= (int32_t)(c->mss * 4u) && usable < lim / 2);
 }
 
-/* Writes the in-order guest bytes to the host; with wupdate, opens the window when
- * room appears (otherwise the caller's ACK, at the batch's end, carries it). */
-static void dns_tcp_input(struct net_stack *s, struct tcp_conn *c);
+static void dns_input(struct net_stack *s, struct tcp_conn *c, uint64_t now);
 
-static void flush_to_host(struct net_stack *s, struct tcp_conn *c, int wupdate)
+/* Writes the in-order guest bytes to the host (a DNS stream's go to the proxy); with
+ * wupdate, opens the window when room appears (otherwise the caller's ACK, at the
+ * batch's end, carries it). */
+static void flush_to_host(struct net_stack *s, struct tcp_conn *c, int wupdate, uint64_t now)
 {
     if (c->dns) {
-        dns_tcp_input(s, c);
+        dns_input(s, c, now);
         return;
     }
     if (c->fd < 0 || c->connecting || c->sni_wait)
@@ -467,7 +355,7 @@ static void want_ack(struct net_stack *s, struct tcp_conn *c)
     }
 }
 
-void tcp_flush_acks(struct net_stack *s)
+void tcp_flush_acks(struct net_stack *s, uint64_t now)
 {
     while (s->ack_list) {
         struct tcp_conn *c = s->ack_list;
@@ -476,7 +364,7 @@ void tcp_flush_acks(struct net_stack *s)
         if (c->state != TS_ESTABLISHED)
             continue;
         if (c->to_host.len)
-            flush_to_host(s, c, 0);
+            flush_to_host(s, c, 0, now);
         if (c->state != TS_ESTABLISHED)
             continue;
         if (c->ack_pending && c->rcv_nxt - c->acked_to < 2u * c->mss && !c->to_host.len &&
@@ -485,7 +373,7 @@ void tcp_flush_acks(struct net_stack *s)
              * still send plenty: the answer, if one comes soon, carries the ACK (RFC
              * 9293 3.8.6.3; the timer bounds the delay). */
             if (!c->delack_at) {
-                c->delack_at = net_now_ms() + DELACK_MS;
+                c->delack_at = now + TCP_DELACK_MS;
                 s->ndelack++;
                 net_deadline(s, c->delack_at);
                 if (s->armed_at == c->delack_at)
@@ -499,12 +387,12 @@ void tcp_flush_acks(struct net_stack *s)
 
 /* ---- opening ---- */
 
-static void on_connected(struct net_stack *s, struct tcp_conn *c, uint32_t ev);
+static void on_connected(struct net_stack *s, struct tcp_conn *c, uint32_t ev, uint64_t now);
 
 /* Starts the host connection. A loopback connect() has usually completed by the time
  * it returns EINPROGRESS: then the SYN-ACK goes out now (on_connected) rather than a
  * trip through the event loop later. */
-static int host_connect(struct net_stack *s, struct tcp_conn *c)
+static int host_connect(struct net_stack *s, struct tcp_conn *c, uint64_t now)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -522,7 +410,7 @@ static int host_connect(struct net_stack *s, struct tcp_conn *c)
     c->connecting = 1;
     struct pollfd pf = {.fd = fd, .events = POLLOUT};
     if (poll(&pf, 1, 0) == 1) {
-        on_connected(s, c, (uint32_t)pf.revents); /* may reset c: the callers return right after */
+        on_connected(s, c, (uint32_t)pf.revents, now); /* may reset c: the callers return right after */
         return 0;
     }
     c->ev = EPOLLOUT;
@@ -535,17 +423,17 @@ static int host_connect(struct net_stack *s, struct tcp_conn *c)
     return 0;
 }
 
-static void send_synack(struct net_stack *s, struct tcp_conn *c)
+static void send_synack(struct net_stack *s, struct tcp_conn *c, uint64_t now)
 {
     send_seg(s, c, c->iss, TCPF_SYN | TCPF_ACK, 0, 0);
     c->snd_nxt = c->snd_max = c->iss + 1;
     c->state = TS_SYN_RCVD;
-    arm_rto(s, c);
+    arm_rto(s, c, now);
 }
 
 /* ev: what poll or epoll reported; plain POLLOUT/EPOLLOUT (equal values) means the
  * connection is up, anything else is looked at through SO_ERROR. */
-static void on_connected(struct net_stack *s, struct tcp_conn *c, uint32_t ev)
+static void on_connected(struct net_stack *s, struct tcp_conn *c, uint32_t ev, uint64_t now)
 {
     int err = 0;
     socklen_t el = sizeof(err);
@@ -555,22 +443,36 @@ static void on_connected(struct net_stack *s, struct tcp_conn *c, uint32_t ev)
     }
     c->connecting = 0;
     if (c->state == TS_CONNECTING) {
-        send_synack(s, c);
+        send_synack(s, c, now);
         update_events(s, c);
         return;
     }
-    flush_to_host(s, c, 1); /* the ClientHello held while the SNI was checked */
+    flush_to_host(s, c, 1, now); /* the ClientHello held while the SNI was checked */
     if (c->state != TS_CLOSED)
-        tcp_output(s, c);
+        tcp_output(s, c, now);
 }
 
-static int guest_subnet(const struct net_stack *s, uint32_t ip)
+/* What the guest's SYN (or SYN-ACK) t says: its initial sequence number, its MSS
+ * (within our MTU), the window scale (used both ways only when both offer it) and its
+ * first window, which is never scaled. */
+static void take_syn(struct net_stack *s, struct tcp_conn *c, const struct pkt_tcp *t)
 {
-    uint32_t mask = s->cfg.prefix ? 0xffffffffu << (32 - s->cfg.prefix) : 0;
-    return (ip & mask) == (s->cfg.guest_ip & mask);
+    uint16_t most = (uint16_t)(s->cfg.mtu - 40);
+    c->irs = t->seq;
+    c->rcv_nxt = t->seq + 1;
+    c->mss = t->mss ? t->mss : 536;
+    if (c->mss > most)
+        c->mss = most;
+    if (c->mss < 64)
+        c->mss = 64;
+    c->wscale_ok = t->wscale >= 0;
+    c->snd_wscale = c->wscale_ok ? (uint8_t)t->wscale : 0;
+    c->rcv_wscale = c->wscale_ok ? TCP_RCV_WSCALE : 0;
+    c->snd_wnd = c->max_wnd = t->win;
+    c->snd_wl1 = t->seq;
 }
 
-static void new_conn(struct net_stack *s, const struct pkt_ip *ip, const struct pkt_tcp *t)
+static void new_conn(struct net_stack *s, const struct pkt_ip *ip, const struct pkt_tcp *t, uint64_t now)
 {
     struct verdict v = {0, -1, "inside the box network"};
     uint32_t dst = ip->dst;
@@ -580,8 +482,8 @@ static void new_conn(struct net_stack *s, const struct pkt_ip *ip, const struct 
     }
     if (t->dport == 53)
         v.allow = 1; /* DNS over TCP, whatever the address: the box resolver answers */
-    else if (dst == s->cfg.host_alias_ip || !guest_subnet(s, dst))
-        v = policy_check_ip(&s->pol, dst, t->dport, NET_PROTO_TCP, NULL, net_now_ms());
+    else
+        v = net_egress_check(s, dst, t->dport, NET_PROTO_TCP, now);
     if (!v.allow) {
         s->st.denied_tcp++;
         net_log_deny(s, "tcp", ip->src, t->sport, dst, t->dport, &v);
@@ -598,44 +500,31 @@ static void new_conn(struct net_stack *s, const struct pkt_ip *ip, const struct 
     c->cip = dst == s->cfg.host_alias_ip ? 0x7f000001 : dst;
     c->gport = t->sport;
     c->rport = t->dport;
-    c->irs = t->seq;
-    c->rcv_nxt = t->seq + 1;
+    take_syn(s, c, t);
     c->acked_to = c->rcv_nxt;
-    c->mss = t->mss ? t->mss : 536;
-    if (c->mss > s->cfg.mtu - 40)
-        c->mss = (uint16_t)(s->cfg.mtu - 40);
-    if (c->mss < 64)
-        c->mss = 64;
-    if (t->wscale >= 0) {
-        c->wscale_ok = 1;
-        c->snd_wscale = (uint8_t)t->wscale;
-        c->rcv_wscale = RCV_WSCALE;
-    }
-    c->snd_wnd = c->max_wnd = t->win; /* a SYN's window is never scaled */
-    c->snd_wl1 = t->seq;
     c->iss = net_random(s);
     c->snd_una = c->snd_nxt = c->snd_max = c->snd_wl2 = c->iss;
-    c->rto_ms = RTO_MIN_MS * 5;
+    c->rto_ms = TCP_RTO_SYN_MS;
     c->state = TS_CONNECTING;
     insert(s, c);
     s->nhalf++;
     s->st.tcp_opened++;
     if (t->dport == 53) {
         c->dns = 1;
-        send_synack(s, c);
+        send_synack(s, c, now);
         return;
     }
     if (t->dport == 443 && policy_rule_is_domain(&s->pol, v.rule)) {
         c->sni_wait = 1; /* accept first, connect once the ClientHello names an allowed host */
         c->sni_rule = v.rule;
-        send_synack(s, c);
+        send_synack(s, c, now);
         return;
     }
-    if (host_connect(s, c) < 0)
+    if (host_connect(s, c, now) < 0)
         reset_conn(s, c);
 }
 
-static void check_sni(struct net_stack *s, struct tcp_conn *c)
+static void check_sni(struct net_stack *s, struct tcp_conn *c, uint64_t now)
 {
     uint8_t hello[TCP_SNI_MAX];
     char name[256];
@@ -646,7 +535,7 @@ static void check_sni(struct net_stack *s, struct tcp_conn *c)
         return;
     struct verdict v = {0, c->sni_rule, "TLS without a server name on a domain rule"};
     if (rc == 1) {
-        v = policy_check_ip(&s->pol, c->rip, c->rport, NET_PROTO_TCP, name, net_now_ms());
+        v = policy_check_ip(&s->pol, c->rip, c->rport, NET_PROTO_TCP, name, now);
         if (!policy_rule_is_domain(&s->pol, v.rule) && v.allow) {
             v.allow = 0; /* the SNI must be a name this box resolved to this address */
             v.why = "TLS server name does not match the domain rule's DNS answers";
@@ -659,7 +548,7 @@ static void check_sni(struct net_stack *s, struct tcp_conn *c)
         return;
     }
     c->sni_wait = 0;
-    if (host_connect(s, c) < 0)
+    if (host_connect(s, c, now) < 0)
         reset_conn(s, c);
 }
 
@@ -675,7 +564,7 @@ static void challenge_ack(struct net_stack *s, struct tcp_conn *c) { send_seg(s,
  * snd_una nor the window (a rewound snd_una would make tcp_output send from before
  * the ring's first byte, i.e. memory of earlier connections); outside the range the
  * segment is dropped after a challenge ACK. Returns 0 when the segment is dropped. */
-static int on_ack(struct net_stack *s, struct tcp_conn *c, const struct pkt_tcp *t)
+static int on_ack(struct net_stack *s, struct tcp_conn *c, const struct pkt_tcp *t, uint64_t now)
 {
     if (SEQ_LT(c->snd_max, t->ack) || SEQ_LT(t->ack, c->snd_una - c->max_wnd)) {
         challenge_ack(s, c);
@@ -695,10 +584,10 @@ static int on_ack(struct net_stack *s, struct tcp_conn *c, const struct pkt_tcp 
             c->fin_sent = 1;
         }
         c->retries = 0;
-        c->rto_ms = RTO_MIN_MS;
+        c->rto_ms = TCP_RTO_MIN_MS;
         c->rto_at = 0;
         if (c->snd_una != c->snd_nxt)
-            arm_rto(s, c);
+            arm_rto(s, c, now);
     }
     /* The window comes from the newest segment only: a reordered older one would
      * shrink or reopen it wrongly. */
@@ -729,7 +618,7 @@ static void on_rst(struct net_stack *s, struct tcp_conn *c, const struct pkt_tcp
         challenge_ack(s, c);
 }
 
-static void on_data(struct net_stack *s, struct tcp_conn *c, const struct pkt_tcp *t)
+static void on_data(struct net_stack *s, struct tcp_conn *c, const struct pkt_tcp *t, uint64_t now)
 {
     const uint8_t *d = t->data;
     size_t len = t->len;
@@ -768,16 +657,16 @@ static void on_data(struct net_stack *s, struct tcp_conn *c, const struct pkt_tc
     else
         want_ack(s, c);
     if (c->sni_wait) {
-        check_sni(s, c);
+        check_sni(s, c, now);
         return;
     }
     /* Held for the batch's one writev unless the ring is half full (the window we
      * advertise shrinks with it) or it is DNS, answered from the ring. */
     if (c->dns || c->to_host.len >= rcv_limit(c) / 2)
-        flush_to_host(s, c, 0);
+        flush_to_host(s, c, 0, now);
 }
 
-void tcp_input(struct net_stack *s, const struct pkt_ip *ip)
+void tcp_input(struct net_stack *s, const struct pkt_ip *ip, uint64_t now)
 {
     struct pkt_tcp t;
     if (wire_parse_tcp(ip, &t) != WIRE_OK) {
@@ -787,7 +676,7 @@ void tcp_input(struct net_stack *s, const struct pkt_ip *ip)
     struct tcp_conn *c = lookup(s, t.sport, ip->dst, t.dport);
     if (!c) {
         if ((t.flags & (TCPF_SYN | TCPF_ACK | TCPF_RST | TCPF_FIN)) == TCPF_SYN)
-            new_conn(s, ip, &t);
+            new_conn(s, ip, &t, now);
         else
             send_rst_for(s, ip, &t);
         return;
@@ -804,29 +693,16 @@ void tcp_input(struct net_stack *s, const struct pkt_ip *ip)
                 send_rst_for(s, ip, &t);
             return;
         }
-        c->irs = t.seq;
-        c->rcv_nxt = t.seq + 1;
+        take_syn(s, c, &t);
         c->snd_una = t.ack;
-        c->mss = t.mss ? (t.mss < s->cfg.mtu - 40 ? t.mss : (uint16_t)(s->cfg.mtu - 40)) : 536;
-        if (c->mss < 64)
-            c->mss = 64;
-        if (t.wscale >= 0) {
-            c->snd_wscale = (uint8_t)t.wscale;
-            c->rcv_wscale = RCV_WSCALE;
-        } else {
-            c->wscale_ok = 0;
-            c->rcv_wscale = c->snd_wscale = 0;
-        }
-        c->snd_wnd = c->max_wnd = t.win;
-        c->snd_wl1 = t.seq;
         c->snd_wl2 = t.ack;
         c->state = TS_ESTABLISHED;
         s->nhalf--;
         c->rto_at = 0;
         c->retries = 0;
-        c->rto_ms = RTO_MIN_MS;
+        c->rto_ms = TCP_RTO_MIN_MS;
         send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0);
-        tcp_output(s, c);
+        tcp_output(s, c, now);
         return;
     case TS_SYN_RCVD:
         if (t.flags & TCPF_SYN) {
@@ -843,7 +719,7 @@ void tcp_input(struct net_stack *s, const struct pkt_ip *ip)
         c->snd_una = t.ack;
         c->rto_at = 0;
         c->retries = 0;
-        c->rto_ms = RTO_MIN_MS;
+        c->rto_ms = TCP_RTO_MIN_MS;
         break;
     case TS_ESTABLISHED:
         if (t.flags & TCPF_SYN) {
@@ -855,12 +731,12 @@ void tcp_input(struct net_stack *s, const struct pkt_ip *ip)
     }
     if (t.flags & TCPF_SYN)
         return;
-    if (!(t.flags & TCPF_ACK) || !on_ack(s, c, &t))
+    if (!(t.flags & TCPF_ACK) || !on_ack(s, c, &t, now))
         return; /* RFC 9293 3.10.7.4: a segment without ACK is dropped */
-    on_data(s, c, &t);
+    on_data(s, c, &t, now);
     if (c->state == TS_CLOSED)
         return;
-    tcp_output(s, c);
+    tcp_output(s, c, now);
     maybe_finish(s, c);
 }
 
@@ -890,7 +766,7 @@ static void read_host(struct net_stack *s, struct tcp_conn *c, uint32_t ev)
         }
         if (n == 0)
             c->host_eof = 1;
-        c->to_guest.len += (size_t)n;
+        ring_fill(&c->to_guest, (size_t)n);
         if ((size_t)n == want)
             continue; /* the ring is full: grown above, or done */
         if (!eof_read)
@@ -899,12 +775,12 @@ static void read_host(struct net_stack *s, struct tcp_conn *c, uint32_t ev)
     }
 }
 
-void tcp_on_event(struct net_stack *s, struct tcp_conn *c, uint32_t ev)
+void tcp_on_event(struct net_stack *s, struct tcp_conn *c, uint32_t ev, uint64_t now)
 {
     if (c->fd < 0)
         return;
     if (c->connecting) {
-        on_connected(s, c, ev);
+        on_connected(s, c, ev, now);
         return;
     }
     if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
@@ -922,20 +798,20 @@ void tcp_on_event(struct net_stack *s, struct tcp_conn *c, uint32_t ev)
         }
     }
     if (ev & EPOLLOUT)
-        flush_to_host(s, c, 1);
+        flush_to_host(s, c, 1, now);
     if (c->state == TS_CLOSED)
         return;
-    tcp_output(s, c);
+    tcp_output(s, c, now);
     maybe_finish(s, c);
 }
 
-void tcp_accept(struct net_stack *s, struct listener *l)
+void tcp_accept(struct net_stack *s, struct listener *l, uint64_t now)
 {
     int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
             net_note_socket_error(s, errno);
-            net_listener_pause(s, l); /* level-triggered: it would wake us for nothing until then */
+            net_listener_pause(s, l, now); /* level-triggered: it would wake us for nothing until then */
         }
         return;
     }
@@ -946,9 +822,7 @@ void tcp_accept(struct net_stack *s, struct listener *l)
     }
     uint16_t port = 0;
     for (int tries = 0; tries < 16384; tries++) {
-        uint16_t p = s->next_eport++;
-        if (s->next_eport < 49152)
-            s->next_eport = 49152;
+        uint16_t p = net_next_eport(s);
         if (!lookup(s, l->port.guest_port, s->cfg.host_alias_ip, p)) {
             port = p;
             break;
@@ -968,18 +842,18 @@ void tcp_accept(struct net_stack *s, struct listener *l)
     c->rport = port;
     c->gport = l->port.guest_port;
     c->wscale_ok = 1;
-    c->rcv_wscale = RCV_WSCALE;
+    c->rcv_wscale = TCP_RCV_WSCALE;
     c->iss = net_random(s);
     c->snd_una = c->iss;
     c->snd_nxt = c->snd_max = c->iss + 1;
     c->mss = (uint16_t)(s->cfg.mtu - 40);
-    c->rto_ms = RTO_MIN_MS * 5;
+    c->rto_ms = TCP_RTO_SYN_MS;
     c->state = TS_SYN_SENT;
     insert(s, c);
     s->nhalf++;
     s->st.tcp_opened++;
     send_seg(s, c, c->iss, TCPF_SYN, 0, 0);
-    arm_rto(s, c);
+    arm_rto(s, c, now);
 }
 
 /* ---- timers ---- */
@@ -1007,7 +881,7 @@ void tcp_tick(struct net_stack *s, uint64_t now, uint64_t *next)
         }
         c->rto_at = 0;
         if (half_open(c) && c->state != TS_CONNECTING) {
-            if (++c->retries > MAX_SYN_RETRIES) {
+            if (++c->retries > TCP_MAX_SYN_RETRIES) {
                 conn_free(s, c, 1);
                 continue;
             }
@@ -1016,7 +890,7 @@ void tcp_tick(struct net_stack *s, uint64_t now, uint64_t *next)
             else
                 send_seg(s, c, c->iss, TCPF_SYN | TCPF_ACK, 0, 0);
         } else if (c->state == TS_ESTABLISHED && c->snd_nxt != c->snd_una) {
-            if (++c->retries > MAX_RETRIES) {
+            if (++c->retries > TCP_MAX_RETRIES) {
                 reset_conn(s, c);
                 continue;
             }
@@ -1025,36 +899,36 @@ void tcp_tick(struct net_stack *s, uint64_t now, uint64_t *next)
             c->fin_sent = 0;
             if (c->snd_wnd == 0)
                 c->snd_wnd = 1; /* probe a closed window with one byte */
-            tcp_output(s, c);
+            tcp_output(s, c, now);
         } else if (c->state == TS_ESTABLISHED && c->to_guest.len) {
             send_seg(s, c, c->snd_una - 1, TCPF_ACK, 0, 0); /* zero-window probe */
         } else {
             continue;
         }
-        c->rto_ms = c->rto_ms * 2 > RTO_MAX_MS ? RTO_MAX_MS : c->rto_ms * 2;
+        c->rto_ms = c->rto_ms * 2 > TCP_RTO_MAX_MS ? TCP_RTO_MAX_MS : c->rto_ms * 2;
         c->rto_at = now + c->rto_ms;
         if (!*next || c->rto_at < *next)
             *next = c->rto_at;
     }
 }
 
-void tcp_link_ready(struct net_stack *s)
+void tcp_link_ready(struct net_stack *s, uint64_t now)
 {
     struct tcp_conn *c = s->tcp_list, *nx;
     for (; c && !s->link_blocked; c = nx) {
         nx = c->next;
-        tcp_output(s, c);
+        tcp_output(s, c, now);
     }
     for (c = s->tcp_list; c; c = c->next)
         update_events(s, c);
 }
 
-/* ---- DNS over TCP (RFC 7766): two length bytes, then the message ---- */
+/* ---- DNS over TCP: the stream goes to the DNS proxy (dns_proxy.c) ---- */
 
 /* The guest closed its side and every answer is queued: our FIN follows them. */
-static void dns_tcp_maybe_close(struct net_stack *s, struct tcp_conn *c)
+static void dns_maybe_close(struct tcp_conn *c)
 {
-    if (c->guest_fin && !c->dns_pending && !c->host_eof) {
+    if (c->guest_fin && !c->dns_stream.pending && !c->host_eof) {
         c->to_host.len = 0;
         c->to_host.head = 0;
         c->host_eof = 1;
@@ -1062,65 +936,46 @@ static void dns_tcp_maybe_close(struct net_stack *s, struct tcp_conn *c)
     }
 }
 
-static void dns_tcp_input(struct net_stack *s, struct tcp_conn *c)
+static void dns_answer(struct net_stack *s, const struct dns_client *to, const uint8_t *msg, size_t len, uint64_t now);
+
+/* Hands the whole queries in the ring toward the host to the proxy. While it runs
+ * (dns_busy), answers only queue: the connection cannot go away under it. */
+static void dns_input(struct net_stack *s, struct tcp_conn *c, uint64_t now)
 {
-    uint8_t msg[DNS_TCP_MSG_MAX];
-    if (c->dns_busy)
+    if (c->dns_busy || c->state != TS_ESTABLISHED)
         return;
+    struct dns_client from = {.guest = s->cfg.guest_ip, .port = c->gport, .server = c->rip, .over_tcp = 1};
     c->dns_busy = 1;
-    while (c->state == TS_ESTABLISHED && c->to_host.len >= 2 && c->dns_pending < DNS_TCP_MAX_PENDING) {
-        uint8_t lb[2];
-        ring_copy_out(&c->to_host, 0, lb, 2);
-        size_t n = (size_t)lb[0] << 8 | lb[1];
-        if (n > sizeof(msg) || n < 12) {
-            c->dns_busy = 0;
-            reset_conn(s, c); /* not DNS (or larger than any query we serve) */
-            return;
-        }
-        if (c->to_host.len < n + 2)
-            break;
-        ring_copy_out(&c->to_host, 2, msg, n);
-        ring_drop(&c->to_host, n + 2);
-        c->dns_pending++;
-        uint16_t gport = c->gport;
-        uint32_t rip = c->rip;
-        dns_guest_query(s, s->cfg.guest_ip, gport, rip, msg, n, 1);
-        if (lookup(s, gport, rip, 53) != c)
-            return; /* gone meanwhile */
-    }
+    int rc = dns_stream_input(s, &c->dns_stream, &c->to_host, &from, dns_answer, now);
     c->dns_busy = 0;
-    if (c->state != TS_ESTABLISHED)
+    if (rc < 0) {
+        reset_conn(s, c); /* not DNS (or larger than any query we serve) */
         return;
-    dns_tcp_maybe_close(s, c);
+    }
+    dns_maybe_close(c);
     uint32_t edge = c->rcv_nxt + rcv_space(c);
     if ((int32_t)(edge - c->rcv_adv) >= (int32_t)(c->mss * 4u))
         send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0); /* window update */
-    tcp_output(s, c);
+    tcp_output(s, c, now);
     maybe_finish(s, c);
 }
 
-void tcp_dns_answer(struct net_stack *s, uint16_t gport, uint32_t rip, const uint8_t *msg, size_t len)
+/* The proxy's answer (msg NULL: none) to a query of the DNS connection (to->port,
+ * to->server, 53); ignored when that connection is gone. */
+static void dns_answer(struct net_stack *s, const struct dns_client *to, const uint8_t *msg, size_t len, uint64_t now)
 {
-    struct tcp_conn *c = lookup(s, gport, rip, 53);
+    struct tcp_conn *c = lookup(s, to->port, to->server, 53);
     if (!c || !c->dns || c->state == TS_CLOSED)
         return;
-    if (c->dns_pending)
-        c->dns_pending--;
-    while (msg && len <= 65535 && c->to_guest.len + len + 2 > c->to_guest.cap && ring_grow(s, &c->to_guest) == 0)
-        ;
-    if (msg && len <= 65535 && c->to_guest.len + len + 2 <= c->to_guest.cap && !c->host_eof) {
-        uint8_t lb[2] = {(uint8_t)(len >> 8), (uint8_t)len};
-        ring_append(&c->to_guest, lb, 2);
-        ring_append(&c->to_guest, msg, len);
-    } /* else: a guest that does not read its answers loses them (bounded) */
+    dns_stream_answer(s, &c->dns_stream, c->host_eof ? NULL : &c->to_guest, msg, len);
     if (c->state != TS_ESTABLISHED || c->dns_busy)
         return;
     if (c->to_host.len >= 2) {
-        dns_tcp_input(s, c); /* queries held back by the pending cap */
+        dns_input(s, c, now); /* queries held back by the pending cap */
         return;
     }
-    dns_tcp_maybe_close(s, c);
-    tcp_output(s, c);
+    dns_maybe_close(c);
+    tcp_output(s, c, now);
     maybe_finish(s, c);
 }
 
@@ -1128,6 +983,5 @@ void tcp_free_all(struct net_stack *s)
 {
     while (s->tcp_list)
         conn_free(s, s->tcp_list, 1);
-    while (s->nspare)
-        free(s->ring_spare[--s->nspare]);
+    net_mem_release(s, ring_pool_drain(&s->rings));
 }

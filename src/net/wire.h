@@ -67,8 +67,9 @@ static inline void wr32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
-/* RFC 1071 one's-complement sum of data added to sum; wire_fold finishes it. */
+/* RFC 1071 one's-complement sum of data added to sum (0 to start). */
 uint32_t wire_sum(const void *data, size_t len, uint32_t sum);
+/* The checksum of a sum: folded to 16 bits and complemented (0 when the data verified). */
 uint16_t wire_fold(uint32_t sum);
 /* Sum of the TCP/UDP pseudo header. */
 uint32_t wire_pseudo(uint32_t src, uint32_t dst, uint8_t proto, size_t len);

@@ -74,6 +74,21 @@ static int rm_rf_at(int parent, const char *name)
 
 int util_rm_rf(const char *path) { return rm_rf_at(AT_FDCWD, path); }
 
+int util_write_text(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t len = strlen(text);
+    ssize_t n = write(fd, text, len);
+    int saved = n < 0 ? errno : EIO; /* a short write of a knob is an error of its own */
+    close(fd);
+    if (n == (ssize_t)len)
+        return 0;
+    errno = saved;
+    return -1;
+}
+
 int util_write_file_atomic(const char *path, const void *data, size_t len)
 {
     char tmp[4200];

@@ -3,6 +3,14 @@
 #ifndef COCOON_UTIL_LOG_H
 #define COCOON_UTIL_LOG_H
 
+#include <stdint.h>
+
+/* vmm.log becomes vmm.log.1 above this (COCOON_VMM_LOG_MAX=BYTES changes it): a box that
+ * lives long, with many clients, keeps at most about twice this much of it. */
+#define VMM_LOG_DEFAULT_BYTES (4u * 1024 * 1024)
+uint64_t vmm_log_max_bytes(void);
+/* Opens dirfd/name as the log, rotated (util/rotlog.h). The fd, or -1 with errno. */
+int vmm_log_open(int dirfd, const char *name);
 /* Directs the log to fd (O_APPEND); before this, lines go to stderr. */
 void vmm_log_set_fd(int fd);
 int vmm_log_fd(void);

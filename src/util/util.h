@@ -13,6 +13,9 @@ int util_unix_path(int dirfd, const char *name, char *out, size_t cap);
 int util_mkdir_p(const char *path, mode_t mode);
 /* Removes a tree without following symlinks. 0 also when it did not exist. */
 int util_rm_rf(const char *path);
+/* Writes text to an existing file in one write(2) (a /proc or /sys knob). -1 with
+ * errno when it cannot be opened or the write is short. */
+int util_write_text(const char *path, const char *text);
 /* Writes via a temp file + rename so readers never see a half-written file. */
 int util_write_file_atomic(const char *path, const void *data, size_t len);
 /* 1 when s is non-empty and all lowercase hex digits (digests, ids). */

@@ -2,7 +2,9 @@
 """Writes the seed corpus of fuzz_net_frame (tests/fuzz/corpus/fuzz_net_frame/):
 frames as a guest sends them (ARP, ICMP echo, TCP SYN, UDP DNS query), hostile ones
 (bad header lengths, fragments, DNS compression loops) and a TLS ClientHello.
-Each input is a sequence of [2-byte big-endian length][Ethernet frame].
+Each input is a sequence of [2-byte big-endian length][Ethernet frame]. DNS over TCP
+sessions complete their handshake: the stack's initial sequence number is fixed per
+input (FUZZ_ISS_SEED in fuzz_net_frame.c), computed here as the stack does.
 Run: /usr/bin/python3 tests/fuzz/make_net_corpus.py
 """
 import os
@@ -121,6 +123,39 @@ def arp_request(target):
 
 
 MSS = b"\x02\x04\x05\xb4\x01\x03\x03\x07"
+FUZZ_ISS_SEED = 0x9E3779B97F4A7C15
+M64 = (1 << 64) - 1
+
+
+def first_iss():
+    """The stack's first initial sequence number of an input (net_random)."""
+    x = FUZZ_ISS_SEED
+    x ^= (x << 13) & M64
+    x ^= x >> 7
+    x ^= (x << 17) & M64
+    return (x >> 16) & 0xFFFFFFFF
+
+
+ISS = first_iss()
+
+
+def framed(msg, length=None):
+    """A DNS message with its DNS-over-TCP length prefix (a lying one when given)."""
+    return struct.pack("!H", len(msg) if length is None else length) + msg
+
+
+def dns_tcp(sport, *segments, fin=False):
+    """A DNS-over-TCP session to the resolver address: the handshake, then each
+    segment's bytes in order (ACKing the stack's SYN), then a FIN when asked."""
+    frames = [eth(ip(6, GUEST, DNS, tcp(GUEST, DNS, sport, 53, 1000, 0, 2, opts=MSS)))]
+    seq = 1001
+    frames.append(eth(ip(6, GUEST, DNS, tcp(GUEST, DNS, sport, 53, seq, ISS + 1, 0x10))))
+    for data in segments:
+        frames.append(eth(ip(6, GUEST, DNS, tcp(GUEST, DNS, sport, 53, seq, ISS + 1, 0x18, data))))
+        seq += len(data)
+    if fin:
+        frames.append(eth(ip(6, GUEST, DNS, tcp(GUEST, DNS, sport, 53, seq, ISS + 1, 0x11))))
+    return stream(*frames)
 loop = struct.pack("!HHHHHH", 1, 0x8180, 1, 1, 0, 0) + b"\xc0\x0c" + struct.pack("!HH", 1, 1)
 FRAG_SEG = udp(GUEST, DNS, 7, 53, dns_query("frag.example"))
 seeds = {
@@ -171,6 +206,17 @@ seeds = {
     "dns_bad_rdata_names": answer("bad.example", an=[a_rr([10, 9, 9, 9]), rr(QP, 2, b"\xc0\xff"),
                                                     rr(QP, 15, b"\0"), rr(QP, 6, b"\0\0" + bytes(3))]),
     "tls_hello": client_hello("api.example.com"),
+    # DNS over TCP into the proxy's framing: pipelined queries (answered here, denied,
+    # forwarded), a query cut across segments, lengths that are no DNS, more queries
+    # than one stream may have in flight
+    "tcp_dns_pipelined": dns_tcp(41000, framed(dns_query("host.cocoon.internal", 1)) + framed(dns_query("bad.example", 2))
+                                 + framed(dns_query("example.com", 3)), fin=True),
+    "tcp_dns_split": dns_tcp(41001, framed(dns_query("host.cocoon.internal"))[:9],
+                             framed(dns_query("host.cocoon.internal"))[9:] + b"\0"),
+    "tcp_dns_short_length": dns_tcp(41002, framed(b"\0" * 5)),
+    "tcp_dns_long_length": dns_tcp(41003, framed(dns_query("example.com"), 4097)),
+    "tcp_dns_not_a_query": dns_tcp(41004, framed(dns_big_answer("big.example", 3))),
+    "tcp_dns_over_pending_cap": dns_tcp(41005, b"".join(framed(dns_query("q%d.example" % i, i)) for i in range(20))),
 }
 
 if os.path.isdir(OUT):

@@ -78,3 +78,24 @@ def test_busybox_rootfs(vm, tmp_path):
     r = vm.run("run", "--rootfs", str(root), "--", "/bin/sh", "-c", "echo ok", timeout=180)
     assert r.returncode == 0, decode(r.stderr)
     assert r.stdout == b"ok\n"
+
+
+def test_timeout_beyond_32_bit_milliseconds_is_refused(cocoon):
+    """A command's timeout travels in milliseconds as 32 bits: a longer --timeout is a
+    usage error naming the bound, not a silently wrapped, much shorter timeout."""
+    r = cocoon.run("run", "--timeout", "5000000", "--rootfs", "/nonexistent/rootfs", "--", "true", timeout=60)
+    err = assert_clear_error(r, "invalid --timeout")
+    assert r.returncode == 125 and "4294967" in err, err
+    r = cocoon.run("exec", "--timeout", "4294968", "no-such-box", "--", "true", timeout=60)
+    assert_clear_error(r, "invalid --timeout")
+
+
+def test_bad_box_values_are_usage_errors(cocoon):
+    """The CLI takes its choices and bounds from the box contract: the message lists
+    the accepted values, before anything is created."""
+    for args, words in ((("--accel", "hvf"), "auto, kvm or tcg"), (("--net", "closed"), "none, public or open"),
+                        (("--cpus", "65"), "from 1 to 64"), (("--memory", "63M"), "at least 64")):
+        r = cocoon.run("create", *args, timeout=60)
+        err = assert_clear_error(r, words)
+        assert args[0] in err, err
+    assert cocoon.box_dirs() == []

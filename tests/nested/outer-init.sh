@@ -3,6 +3,20 @@
 # kvm-amd, then runs cocoon-vmm's kvm backend on the real (nested) /dev/kvm to boot
 # our guest kernel + agent, and drives it through ctl.sock with nestctl. Prints
 # "PASS name" / "FAIL name: why" lines and "NESTED DONE" for tests/nested/run.sh.
+# The monitor's jail pivots into a root of its own, which the kernel refuses from the
+# initramfs (rootfs can never be unmounted: EINVAL): run from a tmpfs copy of it.
+if [ ! -e /.on-tmpfs ]; then
+    /bin/busybox mkdir -p /newroot
+    /bin/busybox mount -t tmpfs -o size=2560m tmpfs /newroot
+    for d in /*; do
+        case $d in
+        /proc | /sys | /dev | /newroot) /bin/busybox mkdir -p /newroot$d ;;
+        *) /bin/busybox cp -a $d /newroot/ ;;
+        esac
+    done
+    /bin/busybox touch /newroot/.on-tmpfs
+    exec /bin/busybox switch_root /newroot /init
+fi
 /bin/busybox --install -s /bin
 export PATH=/bin:/usr/bin # /usr/bin: QEMU, for the qemu backend
 mount -t proc proc /proc
@@ -115,6 +129,13 @@ core() {
     if grep -q 'Unable to read current time from RTC' /boxes/$b/console.log; then
         fail "wall-clock[$be]: the guest kernel found no wall clock (clocksource $cs)"
     else pass "wall-clock[$be]: read at boot, clocksource $cs"; fi
+    # and it is right once the box is ready (the agent sets it from the host's)
+    gt=$(ctl $b exec date +%s) ht=$(date +%s)
+    case "$gt" in
+    *[!0-9]* | "") fail "clock-right[$be]: the guest's date said: $gt" ;;
+    *) d=$((ht - gt)); [ $d -lt 0 ] && d=$((-d))
+       if [ $d -le 2 ]; then pass "clock-right[$be]: guest $gt, host $ht"; else fail "clock-right[$be]: guest $gt, host $ht"; fi ;;
+    esac
     out=$(timeout 60 nestctl /boxes/$b/ctl.sock exec echo hello)
     [ "$out" = hello ] && pass "echo[$be]" || fail "echo[$be]: got '$out'"
     ctl $b exec sh -c 'echo to-out; echo to-err >&2' >/tmp/o 2>/tmp/e
@@ -205,6 +226,55 @@ if core box1 kvm; then
         esac
     fi
     stop box1
+fi
+# The hostile lane on the kvm backend (tests/hostile, as in test_hostile.py): the
+# hostile agent replaces cocoon-agent and attacks through the agent channel; the
+# monitor must stay within its bounds, tell the client, and stop the box cleanly.
+kb() { awk -v k="$2:" '$1 == k {print $2}' /proc/$1/status; }
+cpu_ticks() { awk '{print $14 + $15}' /proc/$1/stat; }
+if [ -f /guest/hostile.cpio ]; then
+    mkbox evil 1 "" kvm
+    sed -i 's|/guest/initramfs.cpio|/guest/hostile.cpio|' /boxes/evil/config.json
+    if boot evil; then
+        mon=$PID_evil
+        rss0=$(kb $mon VmRSS)
+        out=$(ctl evil exec attack payloads 20000)
+        lines=$(wc -l </boxes/evil/vmm.log)
+        sup=$(grep -c 'further ones are suppressed' /boxes/evil/vmm.log)
+        [ "$out" = "sent 20000" ] && [ "$lines" -lt 250 ] && [ "$sup" = 1 ] && [ "$(ctl evil exec echo ok)" = ok ] &&
+            pass "hostile-payloads[kvm]: 20000 malformed frames dropped, vmm.log $lines lines" ||
+            fail "hostile-payloads[kvm]: '$out', vmm.log $lines lines, suppressed $sup"
+        # 32 MiB past the window, read late (the pipe fills, nestctl stops reading)
+        ctl evil exec attack credit 33554432 2>/tmp/credit.err | (sleep 3; cat >/dev/null)
+        if grep -q 'ignores flow control' /tmp/credit.err && [ "$(ctl evil exec echo ok)" = ok ]; then
+            pass "hostile-credit[kvm]: $(cat /tmp/credit.err | head -c 120)"
+        else fail "hostile-credit[kvm]: '$(cat /tmp/credit.err)'"; fi
+        # endless output ignoring SIGKILL: the client goes after 3 s, the guest floods 8 s
+        timeout 3 nestctl /boxes/evil/ctl.sock exec attack endless 8 >/dev/null 2>&1
+        sleep 7
+        c0=$(cpu_ticks $mon)
+        sleep 2
+        c1=$(cpu_ticks $mon)
+        hwm=$(kb $mon VmHWM)
+        if [ $((hwm - rss0)) -lt 32768 ] && [ $((c1 - c0)) -lt 60 ] && [ "$(ctl evil exec echo ok)" = ok ]; then
+            pass "hostile-flood[kvm]: monitor rss ${rss0} KiB, peak ${hwm} KiB, idle after ($((c1 - c0)) ticks in 2 s)"
+        else fail "hostile-flood[kvm]: monitor rss ${rss0} -> peak ${hwm} KiB, $((c1 - c0)) ticks in 2 s"; fi
+        # a frame whose header breaks the framing: the box stops, cleanly
+        ctl evil exec attack header oversize >/dev/null 2>&1
+        rc=$?
+        wait $mon
+        mrc=$?
+        if [ $rc != 0 ] && [ $mrc = 1 ] && grep -q 'malformed frame' /boxes/evil/vmm.log &&
+            ! grep -q 'forbidden system call' /boxes/evil/vmm.log; then
+            pass "hostile-frame[kvm]: box stopped cleanly ($(grep -o 'stopping the box: .*' /boxes/evil/vmm.log | tail -1))"
+        else
+            fail "hostile-frame[kvm]: nestctl rc $rc, cocoon-vmm exit $mrc"
+            tail -5 /boxes/evil/vmm.log
+        fi
+    fi
+    rm -rf /boxes/evil
+else
+    echo "NESTED: no hostile initramfs (make hostile): the hostile checks are skipped"
 fi
 # The bzImage fallback with a real kernel: the same kernel built as a bzImage (it
 # decompresses itself, then enters through the 64-bit boot protocol entry).

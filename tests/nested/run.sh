@@ -32,7 +32,7 @@ make -s BUILD="$BUILD" nested-tools >"$B/build.log" 2>&1 || { tail -20 "$B/build
 rm -rf "$B/disk" "$B/root"
 mkdir -p "$B/disk/bin" "$B/disk/etc" "$B/disk/root"
 cp "$BUSYBOX" "$B/disk/bin/busybox"
-for a in sh echo cat head yes sync nproc ls sleep true false; do ln -s busybox "$B/disk/bin/$a"; done
+for a in sh echo cat head yes sync nproc ls sleep true false date; do ln -s busybox "$B/disk/bin/$a"; done
 echo 'root:x:0:0:root:/root:/bin/sh' >"$B/disk/etc/passwd"
 echo 'root:x:0:' >"$B/disk/etc/group"
 rm -f "$B/base.raw"
@@ -49,6 +49,8 @@ for m in virt/lib/irqbypass arch/x86/kvm/kvm drivers/crypto/ccp/ccp arch/x86/kvm
     cp "$OUTER/root/lib/modules/$KVER/kernel/$m.ko" "$R/modules/" || { echo "skipped: module $m missing"; exit 0; }
 done
 cp $SHARE/vmlinux $SHARE/initramfs.cpio "$B/base.raw" "$R/guest/"
+# The hostile agent's initramfs (make hostile), for the hostile checks on the kvm backend.
+[ -f $SHARE/hostile-initramfs.cpio ] && cp $SHARE/hostile-initramfs.cpio "$R/guest/hostile.cpio"
 [ -f $SHARE/bzImage ] && cp -L $SHARE/bzImage "$R/guest/bzImage"
 # QEMU for the qemu-backend checks and comparison (unless NESTED_QEMU=0): the host's
 # qemu-system-x86_64 at /usr/bin (it finds its firmware in /usr/bin/../share/qemu), every

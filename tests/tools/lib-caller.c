@@ -26,8 +26,8 @@ static void *execs(void *arg)
     cocoon_box *box = arg;
     for (unsigned n = 1;; n++) {
         char script[128];
-        snprintf(script, sizeof(script), "echo %u > /root/counter.tmp && sync && mv /root/counter.tmp /root/counter && sync",
-                 n);
+        snprintf(script, sizeof(script),
+                 "echo %u > /root/counter.tmp && sync && mv /root/counter.tmp /root/counter && sync", n);
         const char *argv[] = {"sh", "-c", script, NULL};
         cocoon_exec_options o;
         cocoon_exec_options_init(&o);
@@ -71,10 +71,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "lib-caller: %s\n", err.message);
         return 1;
     }
-    cocoon_box_options bo = {.name = argv[1], .ephemeral = !strcmp(argv[2], "ephemeral"), .memory_mib = 256};
-    cocoon_box *box;
+    cocoon_box_options bo;
+    cocoon_box_options_init(&bo);
+    bo.name = argv[1];
+    bo.ephemeral = !strcmp(argv[2], "ephemeral");
+    bo.memory_mib = 256;
+    cocoon_box *box = NULL;
     if (cocoon_box_create(rt, &bo, &box, &err) < 0 || cocoon_box_start_flags(box, COCOON_START_ATTACHED, &err) < 0) {
         fprintf(stderr, "lib-caller: %s\n", err.message);
+        cocoon_box_close(box);
+        cocoon_runtime_close(rt);
         return 1;
     }
     say("ready", 0);

@@ -1,6 +1,8 @@
 /* Test harness for the network stack: builds guest frames (Ethernet/IPv4/TCP/UDP),
  * collects the frames the stack sends to the guest, and runs the stack's event loop
- * until a condition holds. Included by the test_net_*.c files. */
+ * until a condition holds. With a driven clock (h_start_clocked) the frames and the
+ * timers run at h->now, which only the test moves (h_advance): no sleeps. Included by
+ * the test_net_*.c files. */
 #ifndef COCOON_TEST_NET_HARNESS_H
 #define COCOON_TEST_NET_HARNESS_H
 
@@ -10,6 +12,7 @@
 #include <string.h>
 
 #include "net/internal.h"
+#include "net/tcp.h"
 #include "net/wire.h"
 
 #define H_MAXQ 4096
@@ -20,7 +23,13 @@ struct harness {
     size_t qlen[H_MAXQ];
     int qh, qt;
     int drop_next; /* the output drops this many frames */
+    int clocked;   /* h_start_clocked: the stack runs at now, not at the real clock */
+    uint64_t now;  /* ms */
 };
+
+/* Where a driven clock starts: far from CLOCK_MONOTONIC, so that the stack's timerfd,
+ * armed at these times, never fires by itself. */
+#define H_CLOCK_START (1ull << 40)
 
 static inline int h_out(void *user, const uint8_t *f, size_t n)
 {
@@ -55,6 +64,42 @@ static inline void h_start(struct harness *h)
         fprintf(stderr, "net_stack_new: %s\n", err);
 }
 
+/* h_start with the driven clock at H_CLOCK_START and a fixed seed for the stack's
+ * initial sequence numbers. */
+static inline void h_start_clocked(struct harness *h)
+{
+    h->clocked = 1;
+    h->now = H_CLOCK_START;
+    h_start(h);
+    if (h->s)
+        h->s->rng = 0x9e3779b97f4a7c15ull;
+}
+
+/* Ends a batch of frames (net_stack_flush), at h->now when clocked. */
+static inline void h_flush(struct harness *h)
+{
+    if (h->clocked)
+        net_flush_at(h->s, h->now);
+    else
+        net_stack_flush(h->s);
+}
+
+/* Moves the driven clock ms forward and runs the timers due. */
+static inline void h_advance(struct harness *h, uint64_t ms)
+{
+    h->now += ms;
+    net_tick_at(h->s, h->now);
+}
+
+/* One frame from the guest, at h->now when clocked. */
+static inline void h_input(struct harness *h, const uint8_t *f, size_t n)
+{
+    if (h->clocked)
+        net_input_frame_at(h->s, f, n, h->now);
+    else
+        net_stack_input_frame(h->s, f, n);
+}
+
 static inline void h_clear(struct harness *h)
 {
     while (h->qh != h->qt) {
@@ -81,13 +126,18 @@ static inline size_t h_pop(struct harness *h, uint8_t *buf, size_t cap)
     return n;
 }
 
-/* Runs the stack's event handling for up to ms or until a frame is queued. */
+/* Waits up to ms for the stack's sockets or timer and handles what is ready (at
+ * h->now when clocked: the wait is for real events, the clock does not move). */
 static inline void h_pump(struct harness *h, int ms)
 {
     struct pollfd p = {.fd = net_stack_fd(h->s), .events = POLLIN};
-    if (poll(&p, 1, ms) > 0)
-        net_stack_on_fd_ready(h->s);
-    net_stack_flush(h->s);
+    if (poll(&p, 1, ms) > 0) {
+        if (h->clocked)
+            net_on_fd_ready_at(h->s, h->now);
+        else
+            net_stack_on_fd_ready(h->s);
+    }
+    h_flush(h);
 }
 
 static inline size_t h_wait(struct harness *h, uint8_t *buf, size_t cap, int ms)
@@ -123,7 +173,7 @@ static inline void h_input_tcp(struct harness *h, uint32_t dst, uint16_t sport, 
     hl = wire_tcp_header(t, h->cfg.guest_ip, dst, sport, dport, seq, ack, flags, win, syn_opts ? 1460 : 0,
                          syn_opts ? 7 : -1, len);
     size_t n = h_eth_ip(h, f, h->cfg.guest_ip, dst, IP_PROTO_TCP, hl + len);
-    net_stack_input_frame(h->s, f, n);
+    h_input(h, f, n);
 }
 
 /* One guest TCP segment as a batch of its own. */
@@ -131,7 +181,7 @@ static inline void h_send_tcp(struct harness *h, uint32_t dst, uint16_t sport, u
                               uint32_t ack, uint8_t flags, uint16_t win, const void *data, size_t len, int syn_opts)
 {
     h_input_tcp(h, dst, sport, dport, seq, ack, flags, win, data, len, syn_opts);
-    net_stack_flush(h->s);
+    h_flush(h);
 }
 
 static inline void h_send_udp(struct harness *h, uint32_t dst, uint16_t sport, uint16_t dport, const void *data,
@@ -141,7 +191,40 @@ static inline void h_send_udp(struct harness *h, uint32_t dst, uint16_t sport, u
     memcpy(f + 42, data, len);
     wire_udp_header(f + 34, h->cfg.guest_ip, dst, sport, dport, len);
     size_t n = h_eth_ip(h, f, h->cfg.guest_ip, dst, IP_PROTO_UDP, 8 + len);
-    net_stack_input_frame(h->s, f, n);
+    h_input(h, f, n);
+}
+
+/* A DNS query for name (A, IN, recursion desired) at p; with edns, an OPT record
+ * advertising that UDP size. Returns its length. */
+static inline size_t h_dns_query(uint8_t *p, uint16_t id, const char *name, int edns)
+{
+    wr16(p, id);
+    wr16(p + 2, 0x0100);
+    wr16(p + 4, 1);
+    wr16(p + 6, 0);
+    wr16(p + 8, 0);
+    wr16(p + 10, edns ? 1 : 0);
+    size_t o = 12;
+    for (const char *s = name; *s;) {
+        size_t l = strcspn(s, ".");
+        p[o++] = (uint8_t)l;
+        memcpy(p + o, s, l);
+        o += l;
+        s += l + (s[l] == '.');
+    }
+    p[o++] = 0;
+    wr16(p + o, 1);
+    wr16(p + o + 2, 1);
+    o += 4;
+    if (edns) {
+        p[o] = 0; /* root */
+        wr16(p + o + 1, 41);
+        wr16(p + o + 3, (uint16_t)edns);
+        wr32(p + o + 5, 0);
+        wr16(p + o + 9, 0);
+        o += 11;
+    }
+    return o;
 }
 
 /* Parses an output frame as IPv4/TCP; 0 when it is one. */

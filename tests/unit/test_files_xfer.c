@@ -237,6 +237,21 @@ static void test_verdict_after_whole_archive(void **state)
     assert_dest_empty();
 }
 
+static void test_stream_ended_by_the_monitor(void **state)
+{
+    /* the monitor ends a stream whose guest ignored flow control with ERROR EPROTO
+     * after STARTED: the copy fails at once with that reason, not at the idle limit */
+    struct fake f = {0};
+    struct forge tar = {0};
+    fg_dir(&tar, "x/", 0755);
+    hello_started(&f.out);
+    out_data(&f.out, PROTO_STDOUT, tar.buf, tar.len);
+    fg_free(&tar);
+    frame(&f.out, proto_encode_error(&W, 1, EPROTO, "the guest ignores flow control"));
+    assert_failed_with(copy_from(&f, "/g/x"), COCOON_E_PROTOCOL, "box testbox: the guest ignores flow control");
+    assert_dest_empty();
+}
+
 static void test_guest_text_escaped(void **state)
 {
     static const char evil[] = "x: \x1b[31mNo such file\x1b[0m\n\x1b]0;pwned\x07\ncocoon: copied 1 file\xff\n";
@@ -364,6 +379,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_names_outside_top, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verdict_after_whole_archive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_ended_by_the_monitor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guest_text_escaped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits_from_env_and_options, setup, teardown),

@@ -247,11 +247,11 @@ static void test_zero_window_bounded(void **state)
     }
     struct tcp_conn *c = h.s->tcp_list;
     assert_non_null(c);
-    assert_true(c->to_guest.len <= TCP_BUF);
-    assert_true(c->to_host.len <= TCP_BUF);
+    assert_true(c->to_guest.len <= RING_MAX);
+    assert_true(c->to_host.len <= RING_MAX);
     /* the host's echo filled our ring toward the guest, and not one byte went out
      * into the closed window (the kernel's socket buffers absorb the rest) */
-    assert_int_equal(c->to_guest.cap, TCP_RING_MIN);
+    assert_int_equal(c->to_guest.cap, RING_MIN);
     assert_int_equal(c->to_guest.len, c->to_guest.cap);
     assert_int_equal(c->snd_nxt, c->snd_una);
     h_stop(&h);
@@ -313,26 +313,6 @@ static void test_published_port(void **state)
     h_stop(&h);
 }
 
-static size_t dns_query(uint8_t *out, uint16_t id, const char *name)
-{
-    size_t n = 0;
-    const uint8_t hdr[12] = {(uint8_t)(id >> 8), (uint8_t)id, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0};
-    memcpy(out, hdr, 12);
-    n = 12;
-    while (*name) {
-        const char *dot = strchr(name, '.');
-        size_t l = dot ? (size_t)(dot - name) : strlen(name);
-        out[n++] = (uint8_t)l;
-        memcpy(out + n, name, l);
-        n += l;
-        name += l + (dot ? 1 : 0);
-    }
-    out[n++] = 0;
-    const uint8_t tail[4] = {0, 1, 0, 1};
-    memcpy(out + n, tail, 4);
-    return n + 4;
-}
-
 /* DNS over TCP to the resolver address: two pipelined length-prefixed queries in one
  * segment (a local name and a denied one) get two answers, then FIN both ways. */
 static void test_dns_over_tcp(void **state)
@@ -352,10 +332,10 @@ static void test_dns_over_tcp(void **state)
     assert_int_equal(t.flags & (TCPF_SYN | TCPF_ACK | TCPF_RST), TCPF_SYN | TCPF_ACK);
     uint32_t their = t.seq + 1, seq = 101;
     h_send_tcp(&h, dns, 41000, 53, seq, their, TCPF_ACK, 4096, NULL, 0, 0);
-    size_t a = dns_query(seg + 2, 0x1234, "host.cocoon.internal");
+    size_t a = h_dns_query(seg + 2, 0x1234, "host.cocoon.internal", 0);
     seg[0] = (uint8_t)(a >> 8);
     seg[1] = (uint8_t)a;
-    size_t b = dns_query(seg + 4 + a, 0x5678, "bad.test");
+    size_t b = h_dns_query(seg + 4 + a, 0x5678, "bad.test", 0);
     seg[2 + a] = (uint8_t)(b >> 8);
     seg[3 + a] = (uint8_t)b;
     h_send_tcp(&h, dns, 41000, 53, seq, their, TCPF_ACK | TCPF_PSH, 4096, seg, a + b + 4, 0);

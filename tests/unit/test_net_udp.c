@@ -20,38 +20,6 @@
 #define GW 0x0a000202u
 #define DNS 0x0a000203u
 
-/* A query for name; with edns, an OPT record advertising that UDP size. */
-static size_t query(uint8_t *p, uint16_t id, const char *name, int edns)
-{
-    wr16(p, id);
-    wr16(p + 2, 0x0100);
-    wr16(p + 4, 1);
-    wr16(p + 6, 0);
-    wr16(p + 8, 0);
-    wr16(p + 10, edns ? 1 : 0);
-    size_t o = 12;
-    for (const char *s = name; *s;) {
-        size_t l = strcspn(s, ".");
-        p[o++] = (uint8_t)l;
-        memcpy(p + o, s, l);
-        o += l;
-        s += l + (s[l] == '.');
-    }
-    p[o++] = 0;
-    wr16(p + o, DNS_TYPE_A);
-    wr16(p + o + 2, 1);
-    o += 4;
-    if (edns) {
-        p[o] = 0; /* root */
-        wr16(p + o + 1, 41);
-        wr16(p + o + 3, (uint16_t)edns);
-        wr32(p + o + 5, 0);
-        wr16(p + o + 9, 0);
-        o += 11;
-    }
-    return o;
-}
-
 /* The upstream's answer to q (copied from its question) with n A records, and an OPT
  * record (size 1232) when q had one, as a real server answers. */
 static size_t answer(const uint8_t *q, size_t qlen, int n, uint8_t *out)
@@ -89,23 +57,23 @@ static void test_udp_size_and_truncate(void **state)
     (void)state;
     uint8_t q[600], big[4096], tc[600];
     struct dns_question dq;
-    size_t n = query(q, 1, "big.test", 0);
+    size_t n = h_dns_query(q, 1, "big.test", 0);
     assert_int_equal(dns_parse_query(q, n, &dq), 0);
     assert_int_equal(dns_query_udp_size(q, n, &dq), 512);
-    n = query(q, 1, "big.test", 1232);
+    n = h_dns_query(q, 1, "big.test", 1232);
     assert_int_equal(dns_parse_query(q, n, &dq), 0);
     assert_int_equal(dns_query_udp_size(q, n, &dq), 1232);
     assert_int_equal(dns_query_udp_size(q, n - 1, &dq), 512); /* OPT cut short */
-    n = query(q, 1, "big.test", 100);
+    n = h_dns_query(q, 1, "big.test", 100);
     assert_int_equal(dns_parse_query(q, n, &dq), 0);
     assert_int_equal(dns_query_udp_size(q, n, &dq), 512); /* below 512 means 512 */
-    n = query(q, 1, "big.test", 4096);
+    n = h_dns_query(q, 1, "big.test", 4096);
     wr16(q + 10, 9); /* claims more additional records than there are */
     assert_int_equal(dns_query_udp_size(q, n, &dq), 4096);
     q[dq.end] = 1; /* OPT must be owned by the root: a label makes it something else */
     assert_int_equal(dns_query_udp_size(q, n, &dq), 512);
 
-    n = query(q, 7, "big.test", 0);
+    n = h_dns_query(q, 7, "big.test", 0);
     size_t blen = answer(q, n, 40, big);
     long t = dns_truncate(big, blen, tc, sizeof(tc));
     assert_int_equal(t, 12 + 10 + 4); /* header + question, no partial records */
@@ -126,7 +94,7 @@ static void test_udp_size_and_truncate(void **state)
     /* upstream query: an OPT appended (and taken out of the answer), or the guest's raised */
     int added;
     uint8_t up[700];
-    n = query(q, 9, "big.test", 0);
+    n = h_dns_query(q, 9, "big.test", 0);
     assert_int_equal(dns_parse_query(q, n, &dq), 0);
     assert_int_equal(dns_upstream_query(q, n, &dq, up, n + 5, &added), n); /* no room: as it is */
     assert_int_equal(added, 0);
@@ -140,7 +108,7 @@ static void test_udp_size_and_truncate(void **state)
     assert_int_equal(rd16(big + 6), 2);
     assert_int_equal(dns_strip_opt(big, blen - 11), (long)blen - 11); /* none: unchanged */
     assert_int_equal(dns_strip_opt(big, 30), -1);                     /* records cut short */
-    n = query(q, 9, "big.test", 1232);
+    n = h_dns_query(q, 9, "big.test", 1232);
     assert_int_equal(dns_parse_query(q, n, &dq), 0);
     assert_int_equal(dns_upstream_query(q, n, &dq, up, sizeof(up), &added), n);
     assert_int_equal(added, 0);
@@ -173,7 +141,7 @@ static void start(struct harness *h, const char *allow)
 static size_t ask(struct harness *h, int edns, int n, uint8_t *msg, size_t cap)
 {
     uint8_t q[600], up[4096], f[2048];
-    size_t ql = query(q, 0x4242, "big.test", edns);
+    size_t ql = h_dns_query(q, 0x4242, "big.test", edns);
     h_send_udp(h, DNS, 40000, 53, q, ql);
     h_pump(h, 0);
     struct sockaddr_in peer;

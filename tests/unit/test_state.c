@@ -405,7 +405,10 @@ static void test_threads_share_a_connection(void **unused)
 /* The public runtime creates the database in its home. */
 static void test_runtime_opens_state(void **unused)
 {
-    cocoon_runtime_options o = {.home = home, .share_dir = home};
+    cocoon_runtime_options o;
+    cocoon_runtime_options_init(&o);
+    o.home = home;
+    o.share_dir = home;
     cocoon_runtime *rt = NULL;
     cocoon_error err = {0};
     if (cocoon_runtime_open(&o, &rt, &err) != 0)
@@ -542,7 +545,10 @@ static void test_runtime_home_checks(void **unused)
     cocoon_error err = {0};
     char sub[PATH_MAX + 32], spelled[PATH_MAX + 64];
     snprintf(sub, sizeof(sub), "%s/new-home", home);
-    cocoon_runtime_options o = {.home = sub, .share_dir = home};
+    cocoon_runtime_options o;
+    cocoon_runtime_options_init(&o);
+    o.home = sub;
+    o.share_dir = home;
     assert_int_equal(cocoon_runtime_open(&o, &rt, &err), 0);
     struct stat st;
     assert_int_equal(stat(sub, &st), 0);

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/log.h"
 #include "util/util.h"
 
 static char tmp_root[PATH_MAX];
@@ -220,10 +221,38 @@ static void test_mkdir_p(void **state)
     assert_false(util_file_exists(p));
 }
 
+/* vmm.log is the host's record: guest text in it (an agent's ERROR message) may not
+ * start lines of its own nor carry terminal escapes. */
+static void test_log_line_holds_guest_text(void **state)
+{
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    int saved = vmm_log_fd();
+    vmm_log_set_fd(p[1]);
+    vmm_log_guest("the agent reported an error: %s (code %u)",
+                  "x\n2030-01-01T00:00:00.000Z [1] box ready in 1 ms\n\x1b[2J\x1b]0;t\x07\xff", 5u);
+    vmm_log("plain %s", "text \xe2\x80\x94 kept");
+    vmm_log_set_fd(saved);
+    close(p[1]);
+    char buf[4096];
+    ssize_t n = read(p[0], buf, sizeof(buf) - 1);
+    close(p[0]);
+    assert_true(n > 0);
+    buf[n] = 0;
+    char *second = strchr(buf, '\n');
+    assert_non_null(second);
+    assert_non_null(strstr(second + 1, "plain text \xe2\x80\x94 kept\n")); /* valid UTF-8 stays */
+    assert_ptr_equal(strchr(second + 1, '\n'), buf + n - 1);               /* two lines, no more */
+    assert_null(strchr(buf, 0x1b));
+    assert_null(strchr(buf, 0x07));
+    assert_non_null(strstr(buf, "x\\n2030-01-01"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unix_path),
+        cmocka_unit_test(test_log_line_holds_guest_text),
         cmocka_unit_test_setup_teardown(test_tail_lines, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_rm_rf_no_follow, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_write_file_atomic, setup_tmp, teardown_tmp),

@@ -40,6 +40,7 @@ struct host_fake {
 /* mem_bytes of guest RAM at guest physical 0 (exactly that much: ASan sees a device
  * that reaches past it). -1 when out of memory. */
 int host_fake_init(struct host_fake *f, uint64_t mem_bytes);
+/* Frees guest RAM; the devices plugged in are the caller's to close first. */
 void host_fake_free(struct host_fake *f);
 /* An access as a vCPU exit makes it (data: len bytes). -1 when nothing is mapped there. */
 int host_fake_access(struct host_fake *f, int pio, uint64_t addr, void *data, uint32_t len, int is_write);

@@ -29,12 +29,15 @@ struct uart {
     uint64_t burst, rate, total_cap; /* tunables, tests lower them */
 };
 
+/* Places COM1 on host's port bus; bytes the guest writes go to out_fd (-1: dropped)
+ * within the budget above. -1 when the ports are taken. */
 int uart__init(struct uart *u, struct dev_host *host, int out_fd);
 
 struct reset_dev {
     struct dev_host *host;
     uint8_t cf9;
 };
+/* Places the i8042 and 0xcf9 reset ports; a reset asks host->ops->reset. */
 int reset__init(struct reset_dev *r, struct dev_host *host);
 
 #endif

@@ -14,6 +14,7 @@ struct virtio_rng {
     struct virtio_mmio t;
     uint64_t bytes;
 };
+/* Places the device at base with interrupt irq. -1 when the address range is taken. */
 int virtio_rng__init(struct virtio_rng *r, struct dev_host *host, uint64_t base, int irq);
 
 /* virtio-blk (device id 2) over a qcow2 image (src/disk/qcow2.h) or a raw file. */
@@ -29,6 +30,7 @@ struct virtio_blk {
 /* format: "qcow2" or "raw". -1 with err set when the image cannot be opened. */
 int virtio_blk__init(struct virtio_blk *b, struct dev_host *host, uint64_t base, int irq, const char *path,
                      const char *format, int read_only, char *err, size_t errcap);
+/* Closes the disk (flushing qcow2 metadata); after the I/O thread and vCPUs stopped. */
 void virtio_blk__close(struct virtio_blk *b);
 
 /* virtio-console (device id 3) with VIRTIO_CONSOLE_F_MULTIPORT: port 1 is named
@@ -54,6 +56,8 @@ struct virtio_console {
     struct virtq_chain rx_chain, tx_chain;
     uint64_t rx_bytes, tx_bytes, ctrl_msgs;
 };
+/* fd: the host end of the agent channel (made non-blocking; the device watches it,
+ * the caller keeps ownership); -1 for a port that is closed from the start. -1 on error. */
 int virtio_console__init(struct virtio_console *c, struct dev_host *host, uint64_t base, int irq, int fd);
 
 /* virtio-net (device id 1): one receive and one transmit queue, no offloads, no

@@ -69,6 +69,8 @@ struct virtio_mmio {
     int irqfd_on, irqfd; /* the interrupt goes through KVM_IRQFD (an edge per write) */
 };
 
+/* Maps the register file at base on host's MMIO bus for a device with ops (dev is
+ * its private state). -1 when the range is taken or ops has too many queues. */
 int virtio_mmio__init(struct virtio_mmio *t, struct dev_host *host, uint64_t base, int irq,
                       const struct virtio_dev_ops *ops, void *dev);
 /* Lock held: used buffers were pushed; raise the interrupt. */
@@ -76,6 +78,7 @@ void virtio_mmio__signal_used(struct virtio_mmio *t);
 /* Lock held: after using queue q, turn a malformed ring into DEVICE_NEEDS_RESET and a
  * configuration interrupt. Returns 1 when the queue is broken. */
 int virtio_mmio__check_broken(struct virtio_mmio *t, uint32_t q);
+/* The driver set DRIVER_OK and the device does not need a reset. Lock held. */
 int virtio_mmio__driver_ok(const struct virtio_mmio *t);
 /* Registers an ioeventfd for every queue's notification (the I/O thread then runs
  * notify). Returns how many queues got one: 0 when the host refuses (no
