@@ -140,31 +140,36 @@ static void *stuck_writer(void *arg)
     return NULL;
 }
 
+/* Starts argv in box in the background, its stdout to on_stdout (NULL: discarded), its
+ * stdin from stdin_fd; NULL after saying why, as what. */
+static cocoon_exec *start(cocoon_box *box, const char **argv, cocoon_output_fn on_stdout, int stdin_fd,
+                          const char *what)
+{
+    cocoon_exec_options o;
+    cocoon_exec_options_init(&o);
+    o.argv = argv;
+    o.on_stdout = on_stdout;
+    o.stdin_fd = stdin_fd;
+    cocoon_exec *ex;
+    cocoon_error err;
+    if (cocoon_exec_start(box, &o, &ex, &err) < 0) {
+        fprintf(stderr, "%s: %s\n", what, err.message);
+        return NULL;
+    }
+    return ex;
+}
+
 static int concurrent(cocoon_box *box, int n)
 {
     cocoon_error err;
     /* a flood nobody can keep up with */
     const char *fargv[] = {"sh", "-c", "cat /dev/zero", NULL};
-    cocoon_exec_options fo;
-    cocoon_exec_options_init(&fo);
-    fo.argv = fargv;
-    fo.on_stdout = slow_sink;
-    cocoon_exec *flood;
-    if (cocoon_exec_start(box, &fo, &flood, &err) < 0) {
-        fprintf(stderr, "flood: %s\n", err.message);
-        return 1;
-    }
+    cocoon_exec *flood = start(box, fargv, slow_sink, COCOON_STDIN_NONE, "flood");
     /* a command that never reads its stdin, with a writer blocked on it */
     const char *sargv[] = {"sleep", "4", NULL};
-    cocoon_exec_options so;
-    cocoon_exec_options_init(&so);
-    so.argv = sargv;
-    so.stdin_fd = COCOON_STDIN_API;
-    cocoon_exec *stuck;
-    if (cocoon_exec_start(box, &so, &stuck, &err) < 0) {
-        fprintf(stderr, "stuck: %s\n", err.message);
+    cocoon_exec *stuck = flood ? start(box, sargv, NULL, COCOON_STDIN_API, "stuck") : NULL;
+    if (!stuck)
         return 1;
-    }
     struct writer w = {stuck, 0};
     pthread_t wt;
     pthread_create(&wt, NULL, stuck_writer, &w);

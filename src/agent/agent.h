@@ -96,6 +96,12 @@ struct exec {
 
 struct agent;
 void exec_start(struct agent *a, uint32_t stream, const uint8_t *p, size_t n);
+/* Whether a new exec or transfer may start on stream: 1, or 0 after answering the host
+ * (the stream is in use, or too_many: too many are running). */
+int exec_may_start(struct agent *a, uint32_t stream, const char *too_many);
+/* Refuses a stream that never started: ERROR (code, msg), then EXIT 127 for ENOENT, else
+ * 126, so the host has one rule for how a stream ends. */
+void exec_refuse(struct agent *a, uint32_t stream, int code, const char *msg);
 struct exec *exec_find(struct agent *a, uint32_t stream);
 void exec_on_stdin(struct agent *a, struct exec *e, const uint8_t *p, size_t n);
 void exec_on_stdin_eof(struct agent *a, struct exec *e);

@@ -39,38 +39,45 @@ static void send_exit(struct agent *a, uint32_t stream, int32_t code, uint32_t s
     session_send(a, proto_encode_exit(&agent_w, stream, &x));
 }
 
-/* A stream that never started still ends with EXIT, so the host has one rule. */
-static void refuse(struct agent *a, uint32_t stream, int code, const char *msg)
+void exec_refuse(struct agent *a, uint32_t stream, int code, const char *msg)
 {
     session_send_error(a, stream, (uint32_t)code, msg);
     send_exit(a, stream, code == ENOENT ? 127 : 126, 0, 0);
 }
 
+int exec_may_start(struct agent *a, uint32_t stream, const char *too_many)
+{
+    if (exec_find(a, stream)) {
+        char msg[64];
+        snprintf(msg, sizeof(msg), "stream %u is already in use", stream);
+        session_send_error(a, stream, EBUSY, msg);
+        return 0;
+    }
+    if (a->nexecs >= AGENT_MAX_EXECS) {
+        exec_refuse(a, stream, EAGAIN, too_many);
+        return 0;
+    }
+    return 1;
+}
+
 void exec_start(struct agent *a, uint32_t stream, const uint8_t *p, size_t n)
 {
     char msg[600];
-    if (exec_find(a, stream)) {
-        snprintf(msg, sizeof(msg), "stream %u is already in use", stream);
-        session_send_error(a, stream, EBUSY, msg);
+    snprintf(msg, sizeof(msg), "too many running commands (limit %d)", AGENT_MAX_EXECS);
+    if (!exec_may_start(a, stream, msg))
         return;
-    }
-    if (a->nexecs >= AGENT_MAX_EXECS) {
-        snprintf(msg, sizeof(msg), "too many running commands (limit %d)", AGENT_MAX_EXECS);
-        refuse(a, stream, EAGAIN, msg);
-        return;
-    }
     struct proto_exec m;
     int rc = proto_decode_exec(p, n, &m);
     if (rc != PROTO_OK) {
         snprintf(msg, sizeof(msg), "malformed EXEC: %s", proto_strerror(rc));
-        refuse(a, stream, EINVAL, msg);
+        exec_refuse(a, stream, EINVAL, msg);
         return;
     }
     clock_follow_host(m.realtime_ns, CLOCK_TOLERANCE_NS);
     struct exec *e = calloc(1, sizeof(*e));
     if (!e) {
         proto_exec_free(&m);
-        refuse(a, stream, ENOMEM, "out of memory");
+        exec_refuse(a, stream, ENOMEM, "out of memory");
         return;
     }
     struct spawn_result r;
@@ -80,7 +87,7 @@ void exec_start(struct agent *a, uint32_t stream, const uint8_t *p, size_t n)
     if (r.err_code) {
         free(e);
         proto_exec_free(&m);
-        refuse(a, stream, r.err_code, r.message);
+        exec_refuse(a, stream, r.err_code, r.message);
         return;
     }
     a->no_children = 0;

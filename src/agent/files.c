@@ -6,6 +6,7 @@
  * extracts only beneath the destination (RESOLVE_BENEATH), never following a symlink
  * out of it; the tar code here is small and bounded: ustar + pax + GNU sparse 1.0. */
 #include "agent/agent.h"
+#include "proto/ustar.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -222,17 +223,7 @@ static void write_header(struct tar_out *o, const char *name, char type, const s
     put_octal(h + 116, 8, st->st_gid <= 07777777 ? st->st_gid : 0);
     put_octal(h + 124, 12, size <= 077777777777ull ? size : 0);
     put_octal(h + 136, 12, st->st_mtime >= 0 && (uint64_t)st->st_mtime <= 077777777777ull ? (uint64_t)st->st_mtime : 0);
-    h[156] = (uint8_t)type;
-    if (link)
-        strncpy((char *)h + 157, link, 100);
-    memcpy(h + 257, "ustar", 6);
-    memcpy(h + 263, "00", 2);
-    memset(h + 148, ' ', 8);
-    unsigned sum = 0;
-    for (size_t i = 0; i < sizeof(h); i++)
-        sum += h[i];
-    snprintf((char *)h + 148, 8, "%06o", sum);
-    h[155] = ' ';
+    ustar_seal(h, type, link);
     out_put(o, h, sizeof(h));
 }
 
@@ -567,13 +558,9 @@ static uint64_t parse_num(const uint8_t *f, size_t w)
 
 static int checksum_ok(const uint8_t *h)
 {
-    unsigned u = 0;
-    int s = 0;
-    for (size_t i = 0; i < TAR_BLOCK; i++) {
-        uint8_t c = (i >= 148 && i < 156) ? ' ' : h[i];
-        u += c;
-        s += (signed char)c;
-    }
+    unsigned u;
+    int s;
+    ustar_sums(h, &u, &s);
     uint64_t want = parse_num(h + 148, 8);
     return want == u || want == (uint64_t)(unsigned)s;
 }
@@ -746,6 +733,17 @@ static void clear_slot(int pfd, const char *base, const char *rel)
         die("%s: %s", rel, strerror(errno));
 }
 
+/* The directory that will hold the new non-directory rel, opened, with what stood at
+ * its name removed; *base: the last component. */
+static int open_slot(struct put_ctx *c, const char *rel, const char **base)
+{
+    int pfd = open_parent(c, rel, base);
+    if (pfd < 0)
+        die("%s: %s", rel, strerror(errno));
+    clear_slot(pfd, *base, rel);
+    return pfd;
+}
+
 static void write_all_fd(int fd, const uint8_t *p, size_t n, const char *rel)
 {
     while (n > 0) {
@@ -906,10 +904,7 @@ static void put_entry(struct put_ctx *c, struct tar_in *in, const uint8_t *h, st
         if (!rel[0])
             die("%s: a file cannot replace the destination directory", raw);
         const char *base;
-        int pfd = open_parent(c, rel, &base);
-        if (pfd < 0)
-            die("%s: %s", rel, strerror(errno));
-        clear_slot(pfd, base, rel);
+        int pfd = open_slot(c, rel, &base);
         int fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
             die("%s: %s", rel, strerror(errno));
@@ -931,10 +926,7 @@ static void put_entry(struct put_ctx *c, struct tar_in *in, const uint8_t *h, st
         if (!rel[0] || !link[0])
             die("%s: bad symlink entry", raw);
         const char *base;
-        int pfd = open_parent(c, rel, &base);
-        if (pfd < 0)
-            die("%s: %s", rel, strerror(errno));
-        clear_slot(pfd, base, rel);
+        int pfd = open_slot(c, rel, &base);
         if (symlinkat(link, pfd, base) != 0)
             die("%s: symlink: %s", rel, strerror(errno));
         struct timespec ts[2] = {mt, mt};
@@ -1099,34 +1091,20 @@ static _Noreturn void child(uint16_t type, const struct proto_file *m, int in_r,
     _exit(0);
 }
 
-static void refuse(struct agent *a, uint32_t stream, int code, const char *msg)
-{
-    session_send_error(a, stream, (uint32_t)code, msg);
-    struct proto_exit x = {.code = 126};
-    session_send(a, proto_encode_exit(&agent_w, stream, &x));
-}
-
 void files_start(struct agent *a, uint32_t stream, uint16_t type, const uint8_t *p, size_t n)
 {
     char msg[160];
-    if (exec_find(a, stream)) {
-        snprintf(msg, sizeof(msg), "stream %u is already in use", stream);
-        session_send_error(a, stream, EBUSY, msg);
+    if (!exec_may_start(a, stream, "too many running commands and transfers"))
         return;
-    }
-    if (a->nexecs >= AGENT_MAX_EXECS) {
-        refuse(a, stream, EAGAIN, "too many running commands and transfers");
-        return;
-    }
     struct proto_file *m = malloc(sizeof(*m));
     if (!m) {
-        refuse(a, stream, ENOMEM, "out of memory");
+        exec_refuse(a, stream, ENOMEM, "out of memory");
         return;
     }
     int rc = proto_decode_file(p, n, m);
     if (rc != PROTO_OK) {
         snprintf(msg, sizeof(msg), "malformed %s: %s", proto_type_name(type), proto_strerror(rc));
-        refuse(a, stream, EINVAL, msg);
+        exec_refuse(a, stream, EINVAL, msg);
         free(m);
         return;
     }
@@ -1137,7 +1115,7 @@ void files_start(struct agent *a, uint32_t stream, uint16_t type, const uint8_t 
             if (io[i] >= 0)
                 close(io[i]);
         }
-        refuse(a, stream, e, "cannot create pipes");
+        exec_refuse(a, stream, e, "cannot create pipes");
         free(m);
         return;
     }
@@ -1156,7 +1134,7 @@ void files_start(struct agent *a, uint32_t stream, uint16_t type, const uint8_t 
     if (pid < 0) {
         close(mine);
         close(err[0]);
-        refuse(a, stream, fork_errno, "cannot start the transfer (fork failed)");
+        exec_refuse(a, stream, fork_errno, "cannot start the transfer (fork failed)");
         return;
     }
     fcntl(mine, F_SETFL, O_NONBLOCK);
@@ -1165,6 +1143,6 @@ void files_start(struct agent *a, uint32_t stream, uint16_t type, const uint8_t 
         kill(pid, SIGKILL);
         close(mine);
         close(err[0]);
-        refuse(a, stream, ENOMEM, "out of memory");
+        exec_refuse(a, stream, ENOMEM, "out of memory");
     }
 }

@@ -26,6 +26,28 @@ static void set_addr(struct ifreq *ifr, const char *addr)
     memcpy(&ifr->ifr_addr, &sin, sizeof(sin));
 }
 
+/* Gives the interface name the address and netmask and brings it up, on the socket s;
+ * failures are logged as "who: ...". */
+static void if_up(int s, const char *name, const char *addr, const char *mask, const char *who)
+{
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    set_addr(&ifr, addr);
+    if (ioctl(s, SIOCSIFADDR, &ifr) != 0 && errno != EEXIST)
+        agent_log("%s: set address: %s", who, strerror(errno));
+    set_addr(&ifr, mask);
+    if (ioctl(s, SIOCSIFNETMASK, &ifr) != 0)
+        agent_log("%s: set netmask: %s", who, strerror(errno));
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+        if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0)
+            agent_log("%s: up: %s", who, strerror(errno));
+    } else {
+        agent_log("%s: %s", who, strerror(errno));
+    }
+}
+
 static void eth_up(void);
 
 void net_loopback_up(void)
@@ -35,22 +57,7 @@ void net_loopback_up(void)
         agent_log("loopback: socket: %s", strerror(errno));
         return;
     }
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof(ifr));
-    strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
-    set_addr(&ifr, "127.0.0.1");
-    if (ioctl(s, SIOCSIFADDR, &ifr) != 0 && errno != EEXIST)
-        agent_log("loopback: set address: %s", strerror(errno));
-    set_addr(&ifr, "255.0.0.0");
-    if (ioctl(s, SIOCSIFNETMASK, &ifr) != 0)
-        agent_log("loopback: set netmask: %s", strerror(errno));
-    if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
-        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-        if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0)
-            agent_log("loopback: up: %s", strerror(errno));
-    } else {
-        agent_log("loopback: %s", strerror(errno));
-    }
+    if_up(s, "lo", "127.0.0.1", "255.0.0.0", "loopback");
     close(s);
     eth_up();
 }
@@ -94,21 +101,8 @@ static void eth_up(void)
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (s < 0)
         return;
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof(ifr));
-    strncpy(ifr.ifr_name, "eth0", IFNAMSIZ - 1);
-    set_addr(&ifr, addr);
-    if (ioctl(s, SIOCSIFADDR, &ifr) != 0)
-        agent_log("network: eth0 address: %s", strerror(errno));
     struct in_addr mask = {.s_addr = htonl(0xffffffffu << (32 - prefix))};
-    set_addr(&ifr, inet_ntoa(mask));
-    if (ioctl(s, SIOCSIFNETMASK, &ifr) != 0)
-        agent_log("network: eth0 netmask: %s", strerror(errno));
-    if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
-        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-        if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0)
-            agent_log("network: eth0 up: %s", strerror(errno));
-    }
+    if_up(s, "eth0", addr, inet_ntoa(mask), "network: eth0");
     struct rtentry rt;
     memset(&rt, 0, sizeof(rt));
     struct sockaddr_in *dst = (struct sockaddr_in *)(void *)&rt.rt_dst;

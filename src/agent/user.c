@@ -57,31 +57,51 @@ static int next_line(FILE *fp, char *buf, size_t cap)
     return 0;
 }
 
-/* by_name: match name; else match uid. 1 when found. */
-static int passwd_find(const char *name, uid_t uid, struct pw_entry *out)
+/* Hands the fields of each line of the colon-separated file path that has at least
+ * nfields (at most 7) to visit, until visit returns 1. 1 when it did. */
+static int scan_file(const char *path, int nfields, int (*visit)(char **f, void *arg), void *arg)
 {
-    FILE *fp = fopen("/etc/passwd", "re");
+    FILE *fp = fopen(path, "re");
     if (!fp)
         return 0;
     char line[LINE_MAX_LEN];
     char *f[7];
     int found = 0;
-    while (!found && next_line(fp, line, sizeof(line))) {
-        unsigned long u, g;
-        if (split_fields(line, f, 7) < 7 || parse_id(f[2], &u) != 0 || parse_id(f[3], &g) != 0)
-            continue;
-        if (name ? strcmp(f[0], name) != 0 : (uid_t)u != uid)
-            continue;
-        if (strlen(f[0]) >= sizeof(out->name) || strlen(f[5]) >= sizeof(out->home))
-            continue;
-        snprintf(out->name, sizeof(out->name), "%s", f[0]);
-        snprintf(out->home, sizeof(out->home), "%s", f[5][0] ? f[5] : "/");
-        out->uid = (uid_t)u;
-        out->gid = (gid_t)g;
-        found = 1;
-    }
+    while (!found && next_line(fp, line, sizeof(line)))
+        if (split_fields(line, f, nfields) >= nfields)
+            found = visit(f, arg);
     fclose(fp);
     return found;
+}
+
+struct passwd_query {
+    const char *name; /* match the name; NULL: match uid */
+    uid_t uid;
+    struct pw_entry *out;
+};
+
+static int passwd_match(char **f, void *arg)
+{
+    struct passwd_query *q = arg;
+    unsigned long u, g;
+    if (parse_id(f[2], &u) != 0 || parse_id(f[3], &g) != 0)
+        return 0;
+    if (q->name ? strcmp(f[0], q->name) != 0 : (uid_t)u != q->uid)
+        return 0;
+    if (strlen(f[0]) >= sizeof(q->out->name) || strlen(f[5]) >= sizeof(q->out->home))
+        return 0;
+    snprintf(q->out->name, sizeof(q->out->name), "%s", f[0]);
+    snprintf(q->out->home, sizeof(q->out->home), "%s", f[5][0] ? f[5] : "/");
+    q->out->uid = (uid_t)u;
+    q->out->gid = (gid_t)g;
+    return 1;
+}
+
+/* name: match it; else match uid. 1 when found. */
+static int passwd_find(const char *name, uid_t uid, struct pw_entry *out)
+{
+    struct passwd_query q = {name, uid, out};
+    return scan_file("/etc/passwd", 7, passwd_match, &q);
 }
 
 static int member_of(char *members, const char *user)
@@ -93,31 +113,36 @@ static int member_of(char *members, const char *user)
     return 0;
 }
 
+struct group_query {
+    const char *group_name;
+    gid_t *gid;
+    const char *user;
+    struct user_cred *out;
+};
+
+static int group_match(char **f, void *arg)
+{
+    struct group_query *q = arg;
+    unsigned long g;
+    if (parse_id(f[2], &g) != 0)
+        return 0;
+    if (q->group_name) {
+        if (strcmp(f[0], q->group_name) != 0)
+            return 0;
+        *q->gid = (gid_t)g;
+        return 1;
+    }
+    if (q->out->ngroups < USER_MAX_GROUPS && (gid_t)g != q->out->gid && member_of(f[3], q->user))
+        q->out->groups[q->out->ngroups++] = (gid_t)g;
+    return 0;
+}
+
 /* With group_name: finds its gid (1 when found). With user: collects the groups
  * listing that user into out. */
 static int group_scan(const char *group_name, gid_t *gid, const char *user, struct user_cred *out)
 {
-    FILE *fp = fopen("/etc/group", "re");
-    if (!fp)
-        return 0;
-    char line[LINE_MAX_LEN];
-    char *f[4];
-    int found = 0;
-    while (!found && next_line(fp, line, sizeof(line))) {
-        unsigned long g;
-        if (split_fields(line, f, 4) < 4 || parse_id(f[2], &g) != 0)
-            continue;
-        if (group_name) {
-            if (strcmp(f[0], group_name) == 0) {
-                *gid = (gid_t)g;
-                found = 1;
-            }
-        } else if (out->ngroups < USER_MAX_GROUPS && (gid_t)g != out->gid && member_of(f[3], user)) {
-            out->groups[out->ngroups++] = (gid_t)g;
-        }
-    }
-    fclose(fp);
-    return found;
+    struct group_query q = {group_name, gid, user, out};
+    return scan_file("/etc/group", 4, group_match, &q);
 }
 
 int user_resolve(const char *spec, struct user_cred *out, char *err, size_t errlen)

@@ -170,6 +170,29 @@ static int valid_hostname(const char *s)
 /* "net": {"mode": "none|public|open", "rules": ["allow api.example.com", "deny 1.2.3.4"],
  * "ports": ["8080:80", "127.0.0.1:5353:53/udp"], "dns_upstream": ["127.0.0.1:5353"],
  * "dns_refuse": "refused|nxdomain"}. Absent: no network device. */
+/* net.KEY, an optional array of strings, each handed to add. entries: what they must be. */
+static int add_strings(struct box_config *c, json_t *net, const char *key, const char *entries,
+                       int (*add)(struct box_config *c, const char *text, char *err, size_t errcap), char *err,
+                       size_t errcap)
+{
+    json_t *a = json_object_get(net, key), *x;
+    size_t i;
+    if (a && !json_is_array(a)) {
+        snprintf(err, errcap, "\"net.%s\" must be an array of strings", key);
+        return -1;
+    }
+    json_array_foreach(a, i, x)
+    {
+        if (!json_is_string(x)) {
+            snprintf(err, errcap, "\"net.%s\" entries are %s", key, entries);
+            return -1;
+        }
+        if (add(c, json_string_value(x), err, errcap) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int parse_net(json_t *root, struct box_config *c, char *err, size_t errcap)
 {
     struct net_config *n = &c->net;
@@ -187,36 +210,11 @@ static int parse_net(json_t *root, struct box_config *c, char *err, size_t errca
         return -1;
     }
     n->mode = mode;
-    json_t *a = json_object_get(o, "rules"), *x;
+    if (add_strings(c, o, "rules", "strings: \"allow RULE\" or \"deny RULE\"", box_config_add_rule, err, errcap) < 0 ||
+        add_strings(c, o, "ports", "strings like \"8080:80\"", box_config_add_port, err, errcap) < 0)
+        return -1;
+    json_t *a = json_object_get(o, "dns_upstream"), *x;
     size_t i;
-    if (a && !json_is_array(a)) {
-        snprintf(err, errcap, "\"net.rules\" must be an array of strings");
-        return -1;
-    }
-    json_array_foreach(a, i, x)
-    {
-        if (!json_is_string(x)) {
-            snprintf(err, errcap, "\"net.rules\" entries are strings: \"allow RULE\" or \"deny RULE\"");
-            return -1;
-        }
-        if (box_config_add_rule(c, json_string_value(x), err, errcap) < 0)
-            return -1;
-    }
-    a = json_object_get(o, "ports");
-    if (a && !json_is_array(a)) {
-        snprintf(err, errcap, "\"net.ports\" must be an array of strings");
-        return -1;
-    }
-    json_array_foreach(a, i, x)
-    {
-        if (!json_is_string(x)) {
-            snprintf(err, errcap, "\"net.ports\" entries are strings like \"8080:80\"");
-            return -1;
-        }
-        if (box_config_add_port(c, json_string_value(x), err, errcap) < 0)
-            return -1;
-    }
-    a = json_object_get(o, "dns_upstream");
     json_array_foreach(a, i, x)
     {
         char host[64];

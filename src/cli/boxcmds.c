@@ -7,30 +7,7 @@
 
 #include "cli/cli.h"
 
-/* Runs fn on every box named in argv[optind..]; the worst exit code wins. */
-static int each_box(int argc, char **argv, int (*fn)(cocoon_box *, void *), void *arg)
-{
-    cocoon_runtime *rt;
-    int rc = cli_open_runtime(&rt);
-    if (rc)
-        return rc;
-    int code = 0;
-    for (int i = optind; i < argc; i++) {
-        cocoon_error err;
-        cocoon_box *box;
-        if (cocoon_box_open(rt, argv[i], &box, &err) < 0) {
-            code = cli_fail(&err);
-            continue;
-        }
-        if (fn(box, arg) != 0)
-            code = CLI_EXIT_RUNTIME;
-        cocoon_box_close(box);
-    }
-    cocoon_runtime_close(rt);
-    return code;
-}
-
-static int do_start(cocoon_box *box, void *arg)
+static int do_start(cocoon_box *box, int i, void *arg)
 {
     cocoon_error err;
     if (cocoon_box_start(box, &err) < 0)
@@ -49,22 +26,19 @@ int cmd_start(int argc, char **argv)
         return rc;
     if (optind >= argc)
         return cli_usage_error("start", "which box?");
-    return each_box(argc, argv, do_start, NULL);
+    return cli_each_box(argv + optind, argc - optind, do_start, NULL);
 }
 
-static int do_stop(cocoon_box *box, void *arg)
-{
-    cocoon_error err;
-    if (cocoon_box_stop(box, *(unsigned *)arg, &err) < 0)
-        return cli_fail(&err);
-    printf("%s\n", cocoon_box_id(box));
-    return 0;
-}
+struct stop_args {
+    unsigned timeout_ms;
+    int restart;
+};
 
-static int do_restart(cocoon_box *box, void *arg)
+static int do_stop(cocoon_box *box, int i, void *arg)
 {
+    const struct stop_args *a = arg;
     cocoon_error err;
-    if (cocoon_box_restart(box, *(unsigned *)arg, &err) < 0)
+    if ((a->restart ? cocoon_box_restart : cocoon_box_stop)(box, a->timeout_ms, &err) < 0)
         return cli_fail(&err);
     printf("%s\n", cocoon_box_id(box));
     return 0;
@@ -77,7 +51,7 @@ static int stop_like(int argc, char **argv, int restart)
                                        {"time", required_argument, NULL, 'T'},
                                        {NULL, 0, NULL, 0}};
     const char *cmd = restart ? "restart" : "stop";
-    unsigned timeout_ms = 10000;
+    struct stop_args a = {.timeout_ms = 10000, .restart = restart};
     optind = 1;
     opterr = 0;
     int c;
@@ -89,7 +63,7 @@ static int stop_like(int argc, char **argv, int restart)
             return 0;
         }
         if (c == 'T' || c == 't') {
-            if (cli_parse_seconds(optarg, &timeout_ms) < 0)
+            if (cli_parse_seconds(optarg, &a.timeout_ms) < 0)
                 return CLI_EXIT_RUNTIME;
             continue;
         }
@@ -97,14 +71,14 @@ static int stop_like(int argc, char **argv, int restart)
     }
     if (optind >= argc)
         return cli_usage_error(cmd, "which box?");
-    return each_box(argc, argv, restart ? do_restart : do_stop, &timeout_ms);
+    return cli_each_box(argv + optind, argc - optind, do_stop, &a);
 }
 
 int cmd_stop(int argc, char **argv) { return stop_like(argc, argv, 0); }
 
 int cmd_restart(int argc, char **argv) { return stop_like(argc, argv, 1); }
 
-static int do_rm(cocoon_box *box, void *arg)
+static int do_rm(cocoon_box *box, int i, void *arg)
 {
     cocoon_error err;
     char id[16], problem[512];
@@ -129,5 +103,5 @@ int cmd_rm(int argc, char **argv)
         return rc;
     if (optind >= argc)
         return cli_usage_error("rm", "which box?");
-    return each_box(argc, argv, do_rm, &force);
+    return cli_each_box(argv + optind, argc - optind, do_rm, &force);
 }

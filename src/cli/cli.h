@@ -38,6 +38,13 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "cocoon: <message>" for a library error and returns CLI_EXIT_RUNTIME. */
 int cli_fail(const cocoon_error *err);
 int cli_open_runtime(cocoon_runtime **rt);
+/* Opens the runtime, then each box named in names[0..n) in turn: runs fn on it (i: its
+ * place in names) and closes it. Returns the exit code of the last failure (a box that
+ * cannot be opened, or fn's nonzero return), or 0. */
+typedef int (*cli_box_fn)(cocoon_box *box, int i, void *arg);
+int cli_each_box(char **names, int n, cli_box_fn fn, void *arg);
+/* "3 minutes ago": t (seconds since the epoch) in its largest whole unit. */
+void cli_ago(long long t, char *out, size_t cap);
 /* "TEXT (see `cocoon CMD --help`)" on stderr; returns CLI_EXIT_RUNTIME. */
 int cli_usage_error(const char *cmd, const char *text);
 /* Options of a command that takes --help and at most one flag (flag: its long name or

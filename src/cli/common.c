@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "boxcfg/contract.h"
 #include "cli/cli.h"
@@ -70,6 +71,45 @@ int cli_open_runtime(cocoon_runtime **rt)
     return 0;
 }
 
+int cli_each_box(char **names, int n, cli_box_fn fn, void *arg)
+{
+    cocoon_runtime *rt;
+    int rc = cli_open_runtime(&rt);
+    if (rc)
+        return rc;
+    int code = 0;
+    for (int i = 0; i < n; i++) {
+        cocoon_error err;
+        cocoon_box *box;
+        if (cocoon_box_open(rt, names[i], &box, &err) < 0) {
+            code = cli_fail(&err);
+            continue;
+        }
+        rc = fn(box, i, arg);
+        if (rc != 0)
+            code = rc;
+        cocoon_box_close(box);
+    }
+    cocoon_runtime_close(rt);
+    return code;
+}
+
+void cli_ago(long long t, char *out, size_t cap)
+{
+    static const struct {
+        long long seconds;
+        const char *name;
+    } units[] = {{86400, "day"}, {3600, "hour"}, {60, "minute"}, {1, "second"}};
+    long long d = (long long)time(NULL) - t;
+    if (d < 0)
+        d = 0;
+    size_t u = 0;
+    while (units[u].seconds > d && units[u].seconds > 1)
+        u++;
+    long long k = d / units[u].seconds;
+    snprintf(out, cap, "%lld %s%s ago", k, units[u].name, k == 1 ? "" : "s");
+}
+
 int cli_parse_uint(const char *s, const char *what, unsigned min, unsigned max, unsigned *out)
 {
     char *end;
@@ -83,21 +123,36 @@ int cli_parse_uint(const char *s, const char *what, unsigned min, unsigned max, 
     return 0;
 }
 
-int cli_parse_memory(const char *s, unsigned *mib)
+/* A number with a unit: "10G", "512m", "1.5GiB", "7" (the unit bare_unit). Returns the
+ * unit as a power of 1024 (0: bytes ... 4: TiB) and *bytes, or -1 when s is not a
+ * decimal number or its suffix is not one of B, K, M, G, T (+ B or iB, any case). */
+static int parse_scaled(const char *s, int bare_unit, double *bytes)
 {
+    static const char *const units[] = {"b", "k", "m", "g", "t"};
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    double mult = 1;
-    if (!strcasecmp(end, "") || !strcasecmp(end, "m") || !strcasecmp(end, "mb") || !strcasecmp(end, "mib"))
-        mult = 1;
-    else if (!strcasecmp(end, "g") || !strcasecmp(end, "gb") || !strcasecmp(end, "gib"))
-        mult = 1024;
-    else
-        mult = -1;
-    double total = v * mult;
-    if (end == s || errno || mult < 0 || !isdigit((unsigned char)s[0]) || total < BOX_MEMORY_MIB_MIN ||
-        total > BOX_MEMORY_MIB_MAX) {
+    int unit = *end ? -1 : bare_unit;
+    for (int u = 0; u < 5 && unit < 0; u++) {
+        size_t l = strlen(units[u]);
+        if (!strncasecmp(end, units[u], l) &&
+            (!end[l] || (u && (!strcasecmp(end + l, "b") || !strcasecmp(end + l, "ib")))))
+            unit = u;
+    }
+    if (end == s || errno || unit < 0 || !isdigit((unsigned char)s[0]))
+        return -1;
+    *bytes = v;
+    for (int u = 0; u < unit; u++)
+        *bytes *= 1024;
+    return unit;
+}
+
+int cli_parse_memory(const char *s, unsigned *mib)
+{
+    double bytes = 0;
+    int unit = parse_scaled(s, 2, &bytes); /* MiB without a unit; M or G only */
+    double total = bytes / (1024.0 * 1024);
+    if (unit < 2 || unit > 3 || total < BOX_MEMORY_MIB_MIN || total > BOX_MEMORY_MIB_MAX) {
         cli_error("invalid --memory \"%s\": use a size like 512M or 1G, or a number of MiB (at least %u, at most 1T)",
                   s, BOX_MEMORY_MIB_MIN);
         return -1;
@@ -124,23 +179,8 @@ int cli_parse_seconds(const char *s, unsigned *ms)
 
 int cli_parse_size(const char *s, const char *what, uint64_t *bytes)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    double mult = -1;
-    if (!*end || !strcasecmp(end, "b"))
-        mult = 1;
-    else if (!strcasecmp(end, "k") || !strcasecmp(end, "kb") || !strcasecmp(end, "kib"))
-        mult = 1024.0;
-    else if (!strcasecmp(end, "m") || !strcasecmp(end, "mb") || !strcasecmp(end, "mib"))
-        mult = 1024.0 * 1024;
-    else if (!strcasecmp(end, "g") || !strcasecmp(end, "gb") || !strcasecmp(end, "gib"))
-        mult = 1024.0 * 1024 * 1024;
-    else if (!strcasecmp(end, "t") || !strcasecmp(end, "tb") || !strcasecmp(end, "tib"))
-        mult = 1024.0 * 1024 * 1024 * 1024;
-    double total = v * mult;
-    if (end == s || errno || mult < 0 || !isdigit((unsigned char)s[0]) || !(total >= 1) ||
-        total > (double)BOX_DISK_BYTES_MAX) {
+    double total = 0;
+    if (parse_scaled(s, 0, &total) < 0 || !(total >= 1) || total > (double)BOX_DISK_BYTES_MAX) {
         cli_error("invalid %s \"%s\": use a size like 10G or 512M (at most 64T)", what, s);
         return -1;
     }

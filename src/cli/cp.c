@@ -36,6 +36,24 @@ static int split_box(char *arg, char **box, char **path)
     return 1;
 }
 
+struct copy {
+    int from_box;                 /* else to the box */
+    const char *src, *dst, *path; /* path: the box side's */
+};
+
+static int copy_with(cocoon_box *box, int i, void *arg)
+{
+    const struct copy *c = arg;
+    cocoon_error err;
+    int rc =
+        c->from_box ? cocoon_copy_from_box(box, c->path, c->dst, &err) : cocoon_copy_to_box(box, c->src, c->path, &err);
+    if (rc < 0)
+        return cli_fail(&err);
+    if (err.message[0])
+        fprintf(stderr, "cocoon: warning: %s\n", err.message);
+    return 0;
+}
+
 int cmd_cp(int argc, char **argv)
 {
     static const struct option lo[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
@@ -66,22 +84,7 @@ int cmd_cp(int argc, char **argv)
         cli_error("cp: BOX:PATH needs a path after the colon");
         return 2;
     }
-    cocoon_runtime *rt;
-    if (cli_open_runtime(&rt) != 0)
-        return CLI_EXIT_RUNTIME;
-    cocoon_box *box;
-    cocoon_error err;
-    int code = 0;
-    if (cocoon_box_open(rt, from ? sbox : dbox, &box, &err) < 0) {
-        code = cli_fail(&err);
-    } else {
-        int rc = from ? cocoon_copy_from_box(box, spath, dst, &err) : cocoon_copy_to_box(box, src, dpath, &err);
-        if (rc < 0)
-            code = cli_fail(&err);
-        else if (err.message[0])
-            fprintf(stderr, "cocoon: warning: %s\n", err.message);
-        cocoon_box_close(box);
-    }
-    cocoon_runtime_close(rt);
-    return code;
+    struct copy job = {from, src, dst, from ? spath : dpath};
+    char *name = from ? sbox : dbox;
+    return cli_each_box(&name, 1, copy_with, &job);
 }

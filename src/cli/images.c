@@ -24,17 +24,13 @@ static void human_bytes(uint64_t b, char *out, size_t cap)
         snprintf(out, cap, "%lluB", (unsigned long long)b);
 }
 
+/* As docker images says it: "just now" under a minute. */
 static void ago(long long t, char *out, size_t cap)
 {
-    long long d = (long long)time(NULL) - t;
-    if (d < 60)
+    if ((long long)time(NULL) - t < 60)
         snprintf(out, cap, "%s", "just now");
-    else if (d < 3600)
-        snprintf(out, cap, "%lld minute%s ago", d / 60, d / 60 == 1 ? "" : "s");
-    else if (d < 86400)
-        snprintf(out, cap, "%lld hour%s ago", d / 3600, d / 3600 == 1 ? "" : "s");
     else
-        snprintf(out, cap, "%lld day%s ago", d / 86400, d / 86400 == 1 ? "" : "s");
+        cli_ago(t, out, cap);
 }
 
 /* "sha256:0123456789ab..." -> "0123456789ab"; "local:default" as it is. */
@@ -176,6 +172,34 @@ int cmd_pull(int argc, char **argv)
     return rc;
 }
 
+/* Opens the runtime, lists images (those loaded from load_path, or with NULL all that
+ * are here) and hands them to show. Returns the exit code. */
+static int show_images(const char *load_path, void (*show)(const cocoon_image_info *list, size_t n, void *arg),
+                       void *arg)
+{
+    cocoon_runtime *rt;
+    int rc = cli_open_runtime(&rt);
+    if (rc)
+        return rc;
+    cocoon_image_info *list;
+    size_t n;
+    cocoon_error err;
+    if ((load_path ? cocoon_image_load(rt, load_path, &list, &n, &err) : cocoon_image_list(rt, &list, &n, &err)) < 0) {
+        rc = cli_fail(&err);
+    } else {
+        show(list, n, arg);
+        cocoon_image_list_free(list);
+    }
+    cocoon_runtime_close(rt);
+    return rc;
+}
+
+static void print_loaded(const cocoon_image_info *list, size_t n, void *unused)
+{
+    for (size_t i = 0; i < n; i++)
+        printf("Loaded image: %s (%s)\n", list[i].name[0] ? list[i].name : "<untagged>", list[i].id);
+}
+
 int cmd_load(int argc, char **argv)
 {
     const char *path = NULL;
@@ -197,22 +221,7 @@ int cmd_load(int argc, char **argv)
         cli_error("usage: cocoon load [-i] FILE|DIR");
         return CLI_EXIT_RUNTIME;
     }
-    cocoon_runtime *rt;
-    int rc = cli_open_runtime(&rt);
-    if (rc)
-        return rc;
-    cocoon_image_info *list;
-    size_t n;
-    cocoon_error err;
-    if (cocoon_image_load(rt, path, &list, &n, &err) < 0) {
-        cocoon_runtime_close(rt);
-        return cli_fail(&err);
-    }
-    for (size_t i = 0; i < n; i++)
-        printf("Loaded image: %s (%s)\n", list[i].name[0] ? list[i].name : "<untagged>", list[i].id);
-    cocoon_image_list_free(list);
-    cocoon_runtime_close(rt);
-    return 0;
+    return show_images(path, print_loaded, NULL);
 }
 
 static json_t *info_json(const cocoon_image_info *m)
@@ -232,45 +241,25 @@ static void print_json(json_t *j)
     json_decref(j);
 }
 
-int cmd_images(int argc, char **argv)
+struct listing {
+    int json, quiet;
+};
+
+static void print_images(const cocoon_image_info *list, size_t n, void *arg)
 {
-    int as_json = 0, quiet = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json"))
-            as_json = 1;
-        else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet"))
-            quiet = 1;
-        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            puts("usage: cocoon images [--json] [-q]\n\nLists images: pulled, loaded, and built-in ones used so far.");
-            return 0;
-        } else {
-            cli_error("unexpected argument \"%s\" (see `cocoon images --help`)", argv[i]);
-            return CLI_EXIT_RUNTIME;
-        }
-    }
-    cocoon_runtime *rt;
-    int rc = cli_open_runtime(&rt);
-    if (rc)
-        return rc;
-    cocoon_image_info *list;
-    size_t n;
-    cocoon_error err;
-    if (cocoon_image_list(rt, &list, &n, &err) < 0) {
-        cocoon_runtime_close(rt);
-        return cli_fail(&err);
-    }
-    if (as_json) {
+    const struct listing *o = arg;
+    if (o->json) {
         json_t *a = json_array();
         for (size_t i = 0; i < n; i++)
             json_array_append_new(a, info_json(&list[i]));
         print_json(a);
     } else {
-        if (!quiet)
+        if (!o->quiet)
             printf("%-40s  %-16s  %-14s  %-9s  %s\n", "REPOSITORY", "TAG", "ID", "SIZE", "CREATED");
         for (size_t i = 0; i < n; i++) {
             char id[520], size[32], when[64];
             short_id(list[i].id, id, sizeof(id));
-            if (quiet) {
+            if (o->quiet) {
                 printf("%s\n", id);
                 continue;
             }
@@ -281,27 +270,55 @@ int cmd_images(int argc, char **argv)
                    size, when);
         }
     }
-    cocoon_image_list_free(list);
-    cocoon_runtime_close(rt);
-    return 0;
+}
+
+int cmd_images(int argc, char **argv)
+{
+    struct listing o = {0, 0};
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            o.json = 1;
+        else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet"))
+            o.quiet = 1;
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            puts("usage: cocoon images [--json] [-q]\n\nLists images: pulled, loaded, and built-in ones used so far.");
+            return 0;
+        } else {
+            cli_error("unexpected argument \"%s\" (see `cocoon images --help`)", argv[i]);
+            return CLI_EXIT_RUNTIME;
+        }
+    }
+    return show_images(NULL, print_images, &o);
+}
+
+/* The start of a command on the IMAGE... operands argv[first..]: --help (as argv[1]),
+ * the usage error without operands, then the runtime. -1 with *rt open to go on, else
+ * the exit code. */
+static int open_for_images(int argc, char **argv, int first, const char *usage, const char *about, cocoon_runtime **rt)
+{
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("%s\n\n%s\n", usage, about);
+        return 0;
+    }
+    if (first >= argc) {
+        cli_error("%s", usage);
+        return CLI_EXIT_RUNTIME;
+    }
+    int rc = cli_open_runtime(rt);
+    return rc ? rc : -1;
 }
 
 int cmd_rmi(int argc, char **argv)
 {
     int first = 1;
-    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        puts("usage: cocoon rmi IMAGE...\n\nRemoves image names; an image goes with its last name, or when given by\n"
-             "id (refused while a box uses it: remove the box first).");
-        return 0;
-    }
-    if (first >= argc) {
-        cli_error("usage: cocoon rmi IMAGE...");
-        return CLI_EXIT_RUNTIME;
-    }
     cocoon_runtime *rt;
-    int rc = cli_open_runtime(&rt);
-    if (rc)
+    int rc = open_for_images(argc, argv, first, "usage: cocoon rmi IMAGE...",
+                             "Removes image names; an image goes with its last name, or when given by\n"
+                             "id (refused while a box uses it: remove the box first).",
+                             &rt);
+    if (rc >= 0)
         return rc;
+    rc = 0;
     for (int i = first; i < argc; i++) {
         cocoon_error err;
         cocoon_image_info info;
@@ -356,18 +373,12 @@ static int image_inspect(int argc, char **argv)
     int first = 1;
     if (argc > 1 && !strcmp(argv[1], "--json"))
         first = 2; /* the output is JSON anyway */
-    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        puts("usage: cocoon image inspect IMAGE...\n\nPrints images as JSON, with their OCI config.");
-        return 0;
-    }
-    if (first >= argc) {
-        cli_error("usage: cocoon image inspect IMAGE...");
-        return CLI_EXIT_RUNTIME;
-    }
     cocoon_runtime *rt;
-    int rc = cli_open_runtime(&rt);
-    if (rc)
+    int rc = open_for_images(argc, argv, first, "usage: cocoon image inspect IMAGE...",
+                             "Prints images as JSON, with their OCI config.", &rt);
+    if (rc >= 0)
         return rc;
+    rc = 0;
     json_t *a = json_array();
     for (int i = first; i < argc; i++) {
         cocoon_image_info info;

@@ -11,21 +11,6 @@
 
 #include "cli/cli.h"
 
-static void ago(long long t, char *out, size_t cap)
-{
-    long long d = (long long)time(NULL) - t;
-    if (d < 0)
-        d = 0;
-    if (d < 60)
-        snprintf(out, cap, "%lld second%s ago", d, d == 1 ? "" : "s");
-    else if (d < 3600)
-        snprintf(out, cap, "%lld minute%s ago", d / 60, d / 60 == 1 ? "" : "s");
-    else if (d < 86400)
-        snprintf(out, cap, "%lld hour%s ago", d / 3600, d / 3600 == 1 ? "" : "s");
-    else
-        snprintf(out, cap, "%lld day%s ago", d / 86400, d / 86400 == 1 ? "" : "s");
-}
-
 static const char *image_label(const cocoon_box_info *b) { return b->rootfs[0] ? "(rootfs)" : b->image; }
 
 static json_t *info_json(const cocoon_box_info *b, int detailed)
@@ -135,7 +120,7 @@ int cmd_ls(int argc, char **argv)
             continue;
         }
         char when[64];
-        ago(b->created, when, sizeof(when));
+        cli_ago(b->created, when, sizeof(when));
         printf("%-12s  %-20s  %-20s  %-8s  %s\n", b->id, b->name[0] ? b->name : "-", image_label(b), b->status, when);
     }
     cocoon_box_list_free(list);
@@ -153,7 +138,7 @@ static void human(uint64_t v, char *out, size_t cap)
 static void print_text(const cocoon_box_info *b)
 {
     char when[64], vs[32], used[32];
-    ago(b->created, when, sizeof(when));
+    cli_ago(b->created, when, sizeof(when));
     human(b->disk_size, vs, sizeof(vs));
     human(b->disk_used, used, sizeof(used));
     printf("id:          %s\n", b->id);
@@ -177,6 +162,33 @@ static void print_text(const cocoon_box_info *b)
     printf("directory:   %s\n", b->dir);
 }
 
+struct inspection {
+    int json;
+    json_t *arr;
+};
+
+static int inspect_one(cocoon_box *box, int i, void *arg)
+{
+    struct inspection *in = arg;
+    cocoon_error err;
+    cocoon_box_info *info = malloc(sizeof(*info));
+    if (!info)
+        return CLI_EXIT_RUNTIME;
+    if (cocoon_box_inspect(box, info, &err) < 0) {
+        free(info);
+        return cli_fail(&err);
+    }
+    if (in->json) {
+        json_array_append_new(in->arr, info_json(info, 1));
+    } else {
+        if (i > 0)
+            putchar('\n');
+        print_text(info);
+    }
+    free(info);
+    return 0;
+}
+
 int cmd_inspect(int argc, char **argv)
 {
     int json;
@@ -188,38 +200,10 @@ int cmd_inspect(int argc, char **argv)
         return rc;
     if (optind >= argc)
         return cli_usage_error("inspect", "which box?");
-    cocoon_runtime *rt;
-    rc = cli_open_runtime(&rt);
-    if (rc)
-        return rc;
-    int code = 0, many = argc - optind > 1;
+    int many = argc - optind > 1;
     json_t *arr = json_array();
-    for (int i = optind; i < argc; i++) {
-        cocoon_error err;
-        cocoon_box *box = NULL;
-        cocoon_box_info *info = malloc(sizeof(*info));
-        if (!info) {
-            code = CLI_EXIT_RUNTIME;
-            break;
-        }
-        if (cocoon_box_open(rt, argv[i], &box, &err) < 0 || (cocoon_box_inspect(box, info, &err) < 0)) {
-            if (box)
-                cocoon_box_close(box);
-            code = cli_fail(&err);
-            free(info);
-            continue;
-        }
-        cocoon_box_close(box);
-        if (json) {
-            json_array_append_new(arr, info_json(info, 1));
-        } else {
-            if (i > optind)
-                putchar('\n');
-            print_text(info);
-        }
-        free(info);
-    }
-    cocoon_runtime_close(rt);
+    struct inspection in = {json, arr};
+    int code = cli_each_box(argv + optind, argc - optind, inspect_one, &in);
     if (json && (many || json_array_size(arr) == 1)) {
         json_t *v = many ? json_incref(arr) : json_incref(json_array_get(arr, 0));
         json_decref(arr);
@@ -230,13 +214,27 @@ int cmd_inspect(int argc, char **argv)
     return code;
 }
 
+struct logs_args {
+    int net, follow;
+};
+
+static int print_logs(cocoon_box *box, int i, void *arg)
+{
+    const struct logs_args *a = arg;
+    cocoon_error err;
+    fflush(stdout);
+    if ((a->net ? cocoon_box_net_logs(box, 1, a->follow, &err) : cocoon_box_logs(box, 1, a->follow, &err)) < 0)
+        return cli_fail(&err);
+    return 0;
+}
+
 int cmd_logs(int argc, char **argv)
 {
     static const struct option lo[] = {{"help", no_argument, NULL, 'h'},
                                        {"follow", no_argument, NULL, 'f'},
                                        {"net", no_argument, NULL, 'n'},
                                        {NULL, 0, NULL, 0}};
-    int follow = 0, net = 0;
+    struct logs_args a = {0, 0};
     optind = 1;
     opterr = 0;
     int c;
@@ -250,32 +248,16 @@ int cmd_logs(int argc, char **argv)
             return 0;
         }
         if (c == 'f') {
-            follow = 1;
+            a.follow = 1;
             continue;
         }
         if (c == 'n') {
-            net = 1;
+            a.net = 1;
             continue;
         }
         return cli_usage_error("logs", "unknown option");
     }
     if (optind + 1 != argc)
         return cli_usage_error("logs", optind >= argc ? "which box?" : "one box at a time");
-    cocoon_runtime *rt;
-    int rc = cli_open_runtime(&rt);
-    if (rc)
-        return rc;
-    cocoon_error err;
-    cocoon_box *box;
-    int code = 0;
-    if (cocoon_box_open(rt, argv[optind], &box, &err) < 0) {
-        code = cli_fail(&err);
-    } else {
-        fflush(stdout);
-        if ((net ? cocoon_box_net_logs(box, 1, follow, &err) : cocoon_box_logs(box, 1, follow, &err)) < 0)
-            code = cli_fail(&err);
-        cocoon_box_close(box);
-    }
-    cocoon_runtime_close(rt);
-    return code;
+    return cli_each_box(argv + optind, 1, print_logs, &a);
 }

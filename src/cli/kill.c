@@ -44,6 +44,35 @@ static int parse_signal(const char *s, int *out)
 
 enum { OPT_EXEC = 256, OPT_LIST, OPT_HELP };
 
+struct kill_args {
+    int list, signo;
+    unsigned id; /* 0: every exec */
+    const char *name;
+};
+
+static int kill_in(cocoon_box *box, int i, void *arg)
+{
+    const struct kill_args *k = arg;
+    cocoon_error err;
+    if (k->list) {
+        cocoon_exec_info *execs;
+        size_t n;
+        if (cocoon_box_list_execs(box, &execs, &n, &err) < 0)
+            return cli_fail(&err);
+        printf("%-8s %s\n", "ID", "COMMAND");
+        for (size_t j = 0; j < n; j++)
+            printf("%-8d %s\n", execs[j].id, execs[j].command);
+        free(execs);
+        return 0;
+    }
+    size_t hit;
+    if (cocoon_box_signal_exec(box, (int)k->id, k->signo, &hit, &err) < 0)
+        return cli_fail(&err);
+    if (hit == 0)
+        cli_error("no command is running in box %s", k->name);
+    return 0;
+}
+
 int cmd_kill(int argc, char **argv)
 {
     static const struct option longs[] = {
@@ -53,21 +82,20 @@ int cmd_kill(int argc, char **argv)
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
-    int signo = SIGKILL, list = 0;
-    unsigned id = 0;
+    struct kill_args k = {.signo = SIGKILL};
     optind = 1;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, "+s:", longs, NULL)) != -1) {
         switch (c) {
         case OPT_HELP: fputs(kill_help, stdout); return 0;
-        case OPT_LIST: list = 1; break;
+        case OPT_LIST: k.list = 1; break;
         case OPT_EXEC:
-            if (cli_parse_uint(optarg, "--exec", 2, 0x7fffffff, &id) < 0)
+            if (cli_parse_uint(optarg, "--exec", 2, 0x7fffffff, &k.id) < 0)
                 return CLI_EXIT_RUNTIME;
             break;
         case 's':
-            if (parse_signal(optarg, &signo) < 0) {
+            if (parse_signal(optarg, &k.signo) < 0) {
                 cli_error("unknown signal \"%s\" (a name like TERM or a number 1-64)", optarg);
                 return CLI_EXIT_RUNTIME;
             }
@@ -82,35 +110,6 @@ int cmd_kill(int argc, char **argv)
                                  : "one box at a time: usage: cocoon kill [OPTIONS] BOX");
         return CLI_EXIT_RUNTIME;
     }
-    cocoon_runtime *rt;
-    int rc = cli_open_runtime(&rt);
-    if (rc != 0)
-        return rc;
-    cocoon_error err;
-    cocoon_box *box;
-    if (cocoon_box_open(rt, argv[optind], &box, &err) < 0) {
-        cocoon_runtime_close(rt);
-        return cli_fail(&err);
-    }
-    if (list) {
-        cocoon_exec_info *execs;
-        size_t n;
-        if (cocoon_box_list_execs(box, &execs, &n, &err) < 0) {
-            rc = cli_fail(&err);
-        } else {
-            printf("%-8s %s\n", "ID", "COMMAND");
-            for (size_t i = 0; i < n; i++)
-                printf("%-8d %s\n", execs[i].id, execs[i].command);
-            free(execs);
-        }
-    } else {
-        size_t hit;
-        if (cocoon_box_signal_exec(box, (int)id, signo, &hit, &err) < 0)
-            rc = cli_fail(&err);
-        else if (hit == 0)
-            cli_error("no command is running in box %s", argv[optind]);
-    }
-    cocoon_box_close(box);
-    cocoon_runtime_close(rt);
-    return rc;
+    k.name = argv[optind];
+    return cli_each_box(argv + optind, 1, kill_in, &k);
 }

@@ -441,6 +441,12 @@ int cmd_create(int argc, char **argv)
     return 0;
 }
 
+static int exec_in(cocoon_box *box, int i, void *parsed)
+{
+    struct parsed *p = parsed;
+    return apply_image_config(box, p, 0) < 0 ? CLI_EXIT_RUNTIME : cli_exec_in_box(box, &p->cmd);
+}
+
 int cmd_exec(int argc, char **argv)
 {
     struct parsed p;
@@ -457,7 +463,7 @@ int cmd_exec(int argc, char **argv)
         cli_cmd_free(&p.cmd);
         return CLI_EXIT_RUNTIME;
     }
-    const char *name = argv[at++];
+    char *name = argv[at++];
     if (at >= argc || (!strcmp(argv[at], "--") && at + 1 >= argc)) {
         cli_error("no command given: usage: cocoon exec [OPTIONS] BOX [--] CMD [ARG...]");
         cli_cmd_free(&p.cmd);
@@ -465,21 +471,7 @@ int cmd_exec(int argc, char **argv)
     }
     set_command(&p, argc, argv, at);
     cli_signals_init();
-    cocoon_runtime *rt;
-    if ((rc = cli_open_runtime(&rt)) != 0) {
-        cli_cmd_free(&p.cmd);
-        return rc;
-    }
-    cocoon_error err;
-    cocoon_box *box;
-    int code;
-    if (cocoon_box_open(rt, name, &box, &err) < 0) {
-        code = cli_fail(&err);
-    } else {
-        code = apply_image_config(box, &p, 0) < 0 ? CLI_EXIT_RUNTIME : cli_exec_in_box(box, &p.cmd);
-        cocoon_box_close(box);
-    }
+    int code = cli_each_box(&name, 1, exec_in, &p);
     parsed_free(&p);
-    cocoon_runtime_close(rt);
     return code;
 }

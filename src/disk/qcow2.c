@@ -2,6 +2,7 @@
  * every header field against the spec and the file size before anything is used,
  * then opens the backing chain read-only. Reads/writes live in qcow2_io.c. */
 #include "disk/qcow2_int.h"
+#include "util/fd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,40 +26,19 @@ int q2_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
 
 int q2_pread(int fd, void *buf, size_t len, uint64_t off)
 {
-    uint8_t *p = buf;
-    while (len) {
-        ssize_t n = pread(fd, p, len, (off_t)off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0) { /* past EOF: the rest reads as zeros */
-            memset(p, 0, len);
-            return 0;
-        }
-        p += n;
-        off += (uint64_t)n;
-        len -= (size_t)n;
-    }
+    ssize_t n = util_pread_full(fd, buf, len, off);
+    if (n < 0)
+        return -errno;
+    memset((uint8_t *)buf + n, 0, len - (size_t)n); /* past EOF: the rest reads as zeros */
     return 0;
 }
 
 int q2_pwrite(int fd, const void *buf, size_t len, uint64_t off)
 {
-    const uint8_t *p = buf;
-    while (len) {
-        ssize_t n = pwrite(fd, p, len, (off_t)off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            return -EIO;
-        p += n;
-        off += (uint64_t)n;
-        len -= (size_t)n;
-    }
-    return 0;
+    ssize_t n = util_pwrite_full(fd, buf, len, off);
+    if (n < 0)
+        return -errno;
+    return (size_t)n == len ? 0 : -EIO;
 }
 
 static uint64_t div_up(uint64_t a, uint64_t b) { return a / b + (a % b != 0); }

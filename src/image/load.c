@@ -362,108 +362,116 @@ static int next_entry(struct load *L, struct archive *a, struct archive_entry **
     return 1;
 }
 
-/* Pass 1: the metadata files and the links. */
-static int tar_pass1(struct load *L, char *err, size_t errlen)
+/* An array of n items of size bytes with room for one more: itself, or moved when its
+ * capacity *cap had to grow (doubling, from first); NULL when out of memory (the array
+ * is then unchanged). */
+static void *room_for_one(void *items, size_t n, size_t *cap, size_t size, size_t first)
+{
+    if (n < *cap)
+        return items;
+    size_t grown = *cap ? *cap * 2 : first;
+    void *moved = realloc(items, grown * size);
+    if (moved)
+        *cap = grown;
+    return moved;
+}
+
+/* Reads the tarball's members in order, calling visit for each until it returns -1
+ * (an error it put in err). */
+typedef int (*member_fn)(struct load *L, struct archive *a, struct archive_entry *e, const char *name, void *arg,
+                         char *err, size_t errlen);
+static int tar_walk(struct load *L, member_fn visit, void *arg, char *err, size_t errlen)
 {
     struct archive *a = open_tar(L, err, errlen);
     if (!a)
         return -1;
     struct archive_entry *e;
     char name[512];
-    int r, rc = 0;
-    size_t members = 0;
-    while ((r = next_entry(L, a, &e, name, sizeof(name), err, errlen)) == 1) {
-        if (++members > MEMBERS_MAX) {
-            rc = img_err(err, errlen, "%s: more than %d archive members", L->path, MEMBERS_MAX);
-            break;
-        }
-        const char *link = archive_entry_hardlink(e);
-        int hard = link != NULL;
-        if (!link && archive_entry_filetype(e) == AE_IFLNK)
-            link = archive_entry_symlink(e);
-        if (link) {
-            if (L->nal == L->alcap) {
-                size_t cap = L->alcap ? L->alcap * 2 : 16;
-                struct alias *g = realloc(L->al, cap * sizeof(*g));
-                if (!g) {
-                    rc = img_err(err, errlen, "out of memory");
-                    break;
-                }
-                L->al = g;
-                L->alcap = cap;
-            }
-            struct alias *al = &L->al[L->nal];
-            snprintf(al->name, sizeof(al->name), "%s", name);
-            if (resolve_link(name, link, hard, al->target, sizeof(al->target)) == 0)
-                L->nal++; /* a link that climbs out is simply not followed */
-            continue;
-        }
-        size_t *len;
-        char **slot = meta_slot(L, name, &len);
-        if (!slot || archive_entry_filetype(e) != AE_IFREG)
-            continue;
-        if (archive_entry_size(e) > (la_int64_t)IMAGE_JSON_MAX) {
-            rc = img_err(err, errlen, "%s: %s is larger than %u bytes", L->path, name, IMAGE_JSON_MAX);
-            break;
-        }
-        size_t n = (size_t)archive_entry_size(e);
-        free(*slot);
-        *slot = malloc(n + 1);
-        if (!*slot) {
-            rc = img_err(err, errlen, "out of memory");
-            break;
-        }
-        la_ssize_t got = archive_read_data(a, *slot, n);
-        if (got < 0 || (size_t)got != n) {
-            rc = img_err(err, errlen, "%s: cannot read %s", L->path, name);
-            break;
-        }
-        (*slot)[n] = 0;
-        *len = n;
-    }
+    int r = 0, rc = 0;
+    while (rc == 0 && (r = next_entry(L, a, &e, name, sizeof(name), err, errlen)) == 1)
+        rc = visit(L, a, e, name, arg, err, errlen);
     if (r < 0)
         rc = -1;
     archive_read_free(a);
     return rc;
 }
 
+/* Pass 1: the metadata files and the links. */
+static int pass1_member(struct load *L, struct archive *a, struct archive_entry *e, const char *name, void *members,
+                        char *err, size_t errlen)
+{
+    if (++*(size_t *)members > MEMBERS_MAX)
+        return img_err(err, errlen, "%s: more than %d archive members", L->path, MEMBERS_MAX);
+    const char *link = archive_entry_hardlink(e);
+    int hard = link != NULL;
+    if (!link && archive_entry_filetype(e) == AE_IFLNK)
+        link = archive_entry_symlink(e);
+    if (link) {
+        struct alias *g = room_for_one(L->al, L->nal, &L->alcap, sizeof(*g), 16);
+        if (!g)
+            return img_err(err, errlen, "out of memory");
+        L->al = g;
+        struct alias *al = &L->al[L->nal];
+        snprintf(al->name, sizeof(al->name), "%s", name);
+        if (resolve_link(name, link, hard, al->target, sizeof(al->target)) == 0)
+            L->nal++; /* a link that climbs out is simply not followed */
+        return 0;
+    }
+    size_t *len;
+    char **slot = meta_slot(L, name, &len);
+    if (!slot || archive_entry_filetype(e) != AE_IFREG)
+        return 0;
+    if (archive_entry_size(e) > (la_int64_t)IMAGE_JSON_MAX)
+        return img_err(err, errlen, "%s: %s is larger than %u bytes", L->path, name, IMAGE_JSON_MAX);
+    size_t n = (size_t)archive_entry_size(e);
+    free(*slot);
+    *slot = malloc(n + 1);
+    if (!*slot)
+        return img_err(err, errlen, "out of memory");
+    la_ssize_t got = archive_read_data(a, *slot, n);
+    if (got < 0 || (size_t)got != n)
+        return img_err(err, errlen, "%s: cannot read %s", L->path, name);
+    (*slot)[n] = 0;
+    *len = n;
+    return 0;
+}
+
+static int tar_pass1(struct load *L, char *err, size_t errlen)
+{
+    size_t members = 0;
+    return tar_walk(L, pass1_member, &members, err, errlen);
+}
+
 /* Pass 2: every OCI blob (docker mode: every member manifest.json names) into the store. */
+static int pass2_member(struct load *L, struct archive *a, struct archive_entry *e, const char *name, void *docker,
+                        char *err, size_t errlen)
+{
+    if (archive_entry_filetype(e) != AE_IFREG || archive_entry_hardlink(e))
+        return 0;
+    char want[IMAGE_DIGEST_MAX];
+    blob_name_digest(name, want);
+    struct member *m = *(const int *)docker ? find_member(L, name) : NULL;
+    if (*(const int *)docker ? !m : !want[0])
+        return 0;
+    char got[IMAGE_DIGEST_MAX];
+    uint8_t head[4];
+    size_t nhead = 0;
+    if (want[0] && !m && store_has(L->src.images_dir, want, (uint64_t)archive_entry_size(e)))
+        return 0;
+    if (import_stream(L, read_archive, a, want, name, got, head, &nhead, err, errlen) < 0)
+        return -1;
+    if (m) {
+        snprintf(m->digest, sizeof(m->digest), "%s", got);
+        memcpy(m->head, head, nhead);
+        m->nhead = nhead;
+        m->size = (uint64_t)archive_entry_size(e);
+    }
+    return 0;
+}
+
 static int tar_pass2(struct load *L, int docker, char *err, size_t errlen)
 {
-    struct archive *a = open_tar(L, err, errlen);
-    if (!a)
-        return -1;
-    struct archive_entry *e;
-    char name[512];
-    int r, rc = 0;
-    while ((r = next_entry(L, a, &e, name, sizeof(name), err, errlen)) == 1) {
-        if (archive_entry_filetype(e) != AE_IFREG || archive_entry_hardlink(e))
-            continue;
-        char want[IMAGE_DIGEST_MAX];
-        blob_name_digest(name, want);
-        struct member *m = docker ? find_member(L, name) : NULL;
-        if (docker ? !m : !want[0])
-            continue;
-        char got[IMAGE_DIGEST_MAX];
-        uint8_t head[4];
-        size_t nhead = 0;
-        if (want[0] && !m && store_has(L->src.images_dir, want, (uint64_t)archive_entry_size(e)))
-            continue;
-        if (import_stream(L, read_archive, a, want, name, got, head, &nhead, err, errlen) < 0) {
-            rc = -1;
-            break;
-        }
-        if (m) {
-            snprintf(m->digest, sizeof(m->digest), "%s", got);
-            memcpy(m->head, head, nhead);
-            m->nhead = nhead;
-            m->size = (uint64_t)archive_entry_size(e);
-        }
-    }
-    if (r < 0)
-        rc = -1;
-    archive_read_free(a);
-    return rc;
+    return tar_walk(L, pass2_member, &docker, err, errlen);
 }
 
 /* ---- sources for the OCI walk ---- */
@@ -525,14 +533,10 @@ static int add_result(struct load *L, const char *name, const struct image_manif
     }
     if (L->nout == LOAD_NAMES_MAX)
         return img_err(err, errlen, "%s: more than %d image names in one archive", L->path, LOAD_NAMES_MAX);
-    if (L->nout == L->outcap) {
-        size_t cap = L->outcap ? L->outcap * 2 : 4;
-        struct image_loaded *g = realloc(L->out, cap * sizeof(*g));
-        if (!g)
-            return img_err(err, errlen, "out of memory");
-        L->out = g;
-        L->outcap = cap;
-    }
+    struct image_loaded *g = room_for_one(L->out, L->nout, &L->outcap, sizeof(*g), 4);
+    if (!g)
+        return img_err(err, errlen, "out of memory");
+    L->out = g;
     struct image_loaded *r = &L->out[L->nout++];
     memset(r, 0, sizeof(*r));
     r->info = *info;

@@ -28,6 +28,22 @@ static json_t *load_json(const char *json, size_t len, const char *what, char *e
     return root;
 }
 
+/* Parses the JSON object json[0..len) (what: its name in messages) with parse, which
+ * fills out from it; when that fails, free_out (if any) releases what parse left. */
+static int parse_document(const char *json, size_t len, const char *what,
+                          int (*parse)(json_t *root, void *out, char *err, size_t errlen), void *out,
+                          void (*free_out)(void *out), char *err, size_t errlen)
+{
+    json_t *root = load_json(json, len, what, err, errlen);
+    if (!root)
+        return -1;
+    int rc = parse(root, out, err, errlen);
+    json_decref(root);
+    if (rc < 0 && free_out)
+        free_out(out);
+    return rc;
+}
+
 /* Copies an optional string member; -1 when present but not a string or too long. */
 static int get_str(json_t *obj, const char *key, char *out, size_t cap, int required)
 {
@@ -91,54 +107,38 @@ void mf_index_free(struct mf_index *idx)
     idx->n = 0;
 }
 
-int mf_parse_index(const char *json, size_t len, struct mf_index *idx, char *err, size_t errlen)
+static int index_from(json_t *root, void *out, char *err, size_t errlen)
 {
-    memset(idx, 0, sizeof(*idx));
-    json_t *root = load_json(json, len, "image index", err, errlen);
-    if (!root)
-        return -1;
-    int rc = -1;
+    struct mf_index *idx = out;
     json_t *sv = json_object_get(root, "schemaVersion");
     json_t *arr = json_object_get(root, "manifests");
-    if (!json_is_integer(sv) || json_integer_value(sv) != 2) {
-        img_err(err, errlen, "image index has schemaVersion other than 2");
-        goto out;
-    }
-    if (!json_is_array(arr)) {
-        img_err(err, errlen, "image index has no \"manifests\" array");
-        goto out;
-    }
+    if (!json_is_integer(sv) || json_integer_value(sv) != 2)
+        return img_err(err, errlen, "image index has schemaVersion other than 2");
+    if (!json_is_array(arr))
+        return img_err(err, errlen, "image index has no \"manifests\" array");
     size_t n = json_array_size(arr);
-    if (n > IMAGE_INDEX_MAX) {
-        img_err(err, errlen, "image index lists %zu manifests, more than the %d allowed", n, IMAGE_INDEX_MAX);
-        goto out;
-    }
+    if (n > IMAGE_INDEX_MAX)
+        return img_err(err, errlen, "image index lists %zu manifests, more than the %d allowed", n, IMAGE_INDEX_MAX);
     idx->e = calloc(n ? n : 1, sizeof(*idx->e));
-    if (!idx->e) {
-        img_err(err, errlen, "out of memory");
-        goto out;
-    }
+    if (!idx->e)
+        return img_err(err, errlen, "out of memory");
     for (size_t i = 0; i < n; i++) {
         json_t *d = json_array_get(arr, i);
         struct mf_entry *e = &idx->e[i];
         if (parse_descriptor(d, e->media_type, sizeof(e->media_type), e->digest, &e->size, "index entry", err, errlen) <
             0)
-            goto out;
+            return -1;
         json_t *pl = json_object_get(d, "platform");
         if (pl && !json_is_null(pl)) {
             if (!json_is_object(pl) || get_str(pl, "os", e->os, sizeof(e->os), 0) < 0 ||
                 get_str(pl, "architecture", e->arch, sizeof(e->arch), 0) < 0 ||
-                get_str(pl, "variant", e->variant, sizeof(e->variant), 0) < 0) {
-                img_err(err, errlen, "index entry %s has a malformed platform", e->digest);
-                goto out;
-            }
+                get_str(pl, "variant", e->variant, sizeof(e->variant), 0) < 0)
+                return img_err(err, errlen, "index entry %s has a malformed platform", e->digest);
         }
         json_t *an = json_object_get(d, "annotations");
         if (an && !json_is_null(an)) {
-            if (!json_is_object(an)) {
-                img_err(err, errlen, "index entry %s has malformed annotations", e->digest);
-                goto out;
-            }
+            if (!json_is_object(an))
+                return img_err(err, errlen, "index entry %s has malformed annotations", e->digest);
             char name[512];
             if (get_str(an, "io.containerd.image.name", name, sizeof(name), 0) == 0 && name[0])
                 memcpy(e->ref_name, name, sizeof(name));
@@ -147,12 +147,15 @@ int mf_parse_index(const char *json, size_t len, struct mf_index *idx, char *err
         }
         idx->n++;
     }
-    rc = 0;
-out:
-    json_decref(root);
-    if (rc < 0)
-        mf_index_free(idx);
-    return rc;
+    return 0;
+}
+
+static void index_free(void *idx) { mf_index_free(idx); }
+
+int mf_parse_index(const char *json, size_t len, struct mf_index *idx, char *err, size_t errlen)
+{
+    memset(idx, 0, sizeof(*idx));
+    return parse_document(json, len, "image index", index_from, idx, index_free, err, errlen);
 }
 
 int mf_layer_type_ok(const char *t)
@@ -174,74 +177,64 @@ int mf_layer_type_ok(const char *t)
     return 0;
 }
 
-int mf_parse_manifest(const char *json, size_t len, struct image_manifest_info *info, uint64_t *config_size, char *err,
-                      size_t errlen)
+struct manifest_out {
+    struct image_manifest_info *info;
+    uint64_t *config_size;
+};
+
+static int manifest_from(json_t *root, void *out, char *err, size_t errlen)
 {
-    json_t *root = load_json(json, len, "image manifest", err, errlen);
-    if (!root)
-        return -1;
-    int rc = -1;
+    struct image_manifest_info *info = ((struct manifest_out *)out)->info;
+    uint64_t *config_size = ((struct manifest_out *)out)->config_size;
     char mt[128];
     info->nlayers = 0;
     info->total_size = 0;
     json_t *sv = json_object_get(root, "schemaVersion");
-    if (!json_is_integer(sv) || json_integer_value(sv) != 2) {
-        img_err(err, errlen,
-                "image manifest has schemaVersion other than 2 (schema 1 images are not supported; push the image "
-                "again with a current tool)");
-        goto out;
-    }
+    if (!json_is_integer(sv) || json_integer_value(sv) != 2)
+        return img_err(err, errlen,
+                       "image manifest has schemaVersion other than 2 (schema 1 images are not supported; push the "
+                       "image again with a current tool)");
     if (get_str(root, "mediaType", mt, sizeof(mt), 0) < 0 ||
-        (mt[0] && strcmp(mt, MT_OCI_MANIFEST) && strcmp(mt, MT_DOCKER_MANIFEST))) {
-        img_err(err, errlen, "document is not an image manifest (mediaType %.100s)", mt);
-        goto out;
-    }
+        (mt[0] && strcmp(mt, MT_OCI_MANIFEST) && strcmp(mt, MT_DOCKER_MANIFEST)))
+        return img_err(err, errlen, "document is not an image manifest (mediaType %.100s)", mt);
     uint64_t csize;
     if (parse_descriptor(json_object_get(root, "config"), mt, sizeof(mt), info->config_digest, &csize, "config", err,
                          errlen) < 0)
-        goto out;
-    if (mt[0] && strcmp(mt, MT_OCI_CONFIG) && strcmp(mt, "application/vnd.docker.container.image.v1+json")) {
-        img_err(err, errlen, "not a container image: its config has media type %.100s", mt);
-        goto out;
-    }
-    if (csize > IMAGE_JSON_MAX) {
-        img_err(err, errlen, "image config is %llu bytes, more than the %u allowed", (unsigned long long)csize,
-                IMAGE_JSON_MAX);
-        goto out;
-    }
+        return -1;
+    if (mt[0] && strcmp(mt, MT_OCI_CONFIG) && strcmp(mt, "application/vnd.docker.container.image.v1+json"))
+        return img_err(err, errlen, "not a container image: its config has media type %.100s", mt);
+    if (csize > IMAGE_JSON_MAX)
+        return img_err(err, errlen, "image config is %llu bytes, more than the %u allowed", (unsigned long long)csize,
+                       IMAGE_JSON_MAX);
     if (config_size)
         *config_size = csize;
     json_t *layers = json_object_get(root, "layers");
-    if (!json_is_array(layers)) {
-        img_err(err, errlen, "image manifest has no \"layers\" array");
-        goto out;
-    }
+    if (!json_is_array(layers))
+        return img_err(err, errlen, "image manifest has no \"layers\" array");
     size_t n = json_array_size(layers);
-    if (n > IMAGE_MAX_LAYERS) {
-        img_err(err, errlen, "image has %zu layers, more than the %d supported", n, IMAGE_MAX_LAYERS);
-        goto out;
-    }
+    if (n > IMAGE_MAX_LAYERS)
+        return img_err(err, errlen, "image has %zu layers, more than the %d supported", n, IMAGE_MAX_LAYERS);
     for (size_t i = 0; i < n; i++) {
         struct image_layer *l = &info->layers[i];
         if (parse_descriptor(json_array_get(layers, i), l->media_type, sizeof(l->media_type), l->digest, &l->size,
                              "layer", err, errlen) < 0)
-            goto out;
-        if (!l->media_type[0]) {
-            img_err(err, errlen, "layer %s has no mediaType", l->digest);
-            goto out;
-        }
-        if (!mf_layer_type_ok(l->media_type)) {
-            img_err(err, errlen, "layer %s has unsupported media type %s (supported: tar, tar+gzip, tar+zstd)",
-                    l->digest, l->media_type);
-            goto out;
-        }
+            return -1;
+        if (!l->media_type[0])
+            return img_err(err, errlen, "layer %s has no mediaType", l->digest);
+        if (!mf_layer_type_ok(l->media_type))
+            return img_err(err, errlen, "layer %s has unsupported media type %s (supported: tar, tar+gzip, tar+zstd)",
+                           l->digest, l->media_type);
         info->total_size += l->size;
         info->nlayers = i + 1;
     }
-    rc = 0;
-out:
-    json_decref(root);
-    return rc;
+    return 0;
+}
+
+int mf_parse_manifest(const char *json, size_t len, struct image_manifest_info *info, uint64_t *config_size, char *err,
+                      size_t errlen)
+{
+    struct manifest_out out = {info, config_size};
+    return parse_document(json, len, "image manifest", manifest_from, &out, NULL, err, errlen);
 }
 
 int mf_select_platform(const struct mf_index *idx, const char *os, const char *arch, char *err, size_t errlen)
@@ -334,49 +327,40 @@ void image_config_free(struct image_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
 }
 
-int image_config_parse(const char *json, size_t len, struct image_config *cfg, char *err, size_t errlen)
+static int config_from(json_t *root, void *out, char *err, size_t errlen)
 {
-    memset(cfg, 0, sizeof(*cfg));
-    json_t *root = load_json(json, len, "image config", err, errlen);
-    if (!root)
-        return -1;
-    int rc = -1;
+    struct image_config *cfg = out;
     if (get_str(root, "architecture", cfg->architecture, sizeof(cfg->architecture), 0) < 0 ||
-        get_str(root, "os", cfg->os, sizeof(cfg->os), 0) < 0) {
-        img_err(err, errlen, "image config: architecture or os is not a short string");
-        goto out;
-    }
+        get_str(root, "os", cfg->os, sizeof(cfg->os), 0) < 0)
+        return img_err(err, errlen, "image config: architecture or os is not a short string");
     json_t *c = json_object_get(root, "config");
     if (c && !json_is_null(c)) {
-        if (!json_is_object(c)) {
-            img_err(err, errlen, "image config: \"config\" is not an object");
-            goto out;
-        }
+        if (!json_is_object(c))
+            return img_err(err, errlen, "image config: \"config\" is not an object");
         if (get_str_array(c, "Env", &cfg->env, err, errlen) < 0 ||
             get_str_array(c, "Entrypoint", &cfg->entrypoint, err, errlen) < 0 ||
             get_str_array(c, "Cmd", &cfg->cmd, err, errlen) < 0 ||
             get_dup(c, "WorkingDir", &cfg->working_dir, err, errlen) < 0 ||
             get_dup(c, "User", &cfg->user, err, errlen) < 0)
-            goto out;
+            return -1;
         for (char **e = cfg->env; e && *e; e++)
-            if (!strchr(*e, '=') || **e == '=') {
-                img_err(err, errlen, "image config: Env entry '%.60s' is not NAME=VALUE", *e);
-                goto out;
-            }
+            if (!strchr(*e, '=') || **e == '=')
+                return img_err(err, errlen, "image config: Env entry '%.60s' is not NAME=VALUE", *e);
     }
     if (!cfg->env) {
         cfg->env = calloc(1, sizeof(char *));
-        if (!cfg->env) {
-            img_err(err, errlen, "out of memory");
-            goto out;
-        }
+        if (!cfg->env)
+            return img_err(err, errlen, "out of memory");
     }
-    rc = 0;
-out:
-    json_decref(root);
-    if (rc < 0)
-        image_config_free(cfg);
-    return rc;
+    return 0;
+}
+
+static void config_free(void *cfg) { image_config_free(cfg); }
+
+int image_config_parse(const char *json, size_t len, struct image_config *cfg, char *err, size_t errlen)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    return parse_document(json, len, "image config", config_from, cfg, config_free, err, errlen);
 }
 
 /* ---- the walk ---- */

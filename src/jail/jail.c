@@ -100,24 +100,18 @@ static int enter_userns(struct jail_state *st)
  * never clear the ones its source is locked with. */
 static unsigned long locked_flags(int fd)
 {
+    static const struct {
+        unsigned long st, ms;
+    } flags[] = {{ST_RDONLY, MS_RDONLY},    {ST_NOSUID, MS_NOSUID},   {ST_NODEV, MS_NODEV},
+                 {ST_NOEXEC, MS_NOEXEC},    {ST_NOATIME, MS_NOATIME}, {ST_NODIRATIME, MS_NODIRATIME},
+                 {ST_RELATIME, MS_RELATIME}};
     struct statvfs sv;
     unsigned long f = 0;
     if (fstatvfs(fd, &sv) < 0)
         return 0;
-    if (sv.f_flag & ST_RDONLY)
-        f |= MS_RDONLY;
-    if (sv.f_flag & ST_NOSUID)
-        f |= MS_NOSUID;
-    if (sv.f_flag & ST_NODEV)
-        f |= MS_NODEV;
-    if (sv.f_flag & ST_NOEXEC)
-        f |= MS_NOEXEC;
-    if (sv.f_flag & ST_NOATIME)
-        f |= MS_NOATIME;
-    if (sv.f_flag & ST_NODIRATIME)
-        f |= MS_NODIRATIME;
-    if (sv.f_flag & ST_RELATIME)
-        f |= MS_RELATIME;
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+        if (sv.f_flag & flags[i].st)
+            f |= flags[i].ms;
     return f;
 }
 

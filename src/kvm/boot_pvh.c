@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "kvm/boot.h"
+#include "util/fd.h"
 
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
 #define HVM_START_MAGIC 0x336ec578u
@@ -103,17 +104,7 @@ int kvm_boot__elf_pvh_entry(const uint8_t *img, size_t len, uint32_t *entry, cha
 
 static int read_at(int fd, uint8_t *dst, uint64_t len, uint64_t off)
 {
-    while (len) {
-        ssize_t n = pread(fd, dst, len, (off_t)off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        dst += n;
-        len -= (uint64_t)n;
-        off += (uint64_t)n;
-    }
-    return 0;
+    return util_pread_full(fd, dst, len, off) == (ssize_t)len ? 0 : -1;
 }
 
 /* Copies each segment from fd with pread (no page faults on a source mapping), or with

@@ -2,6 +2,7 @@
  * socket of virtio-console, ...). Callbacks run on this thread and take their
  * device's lock themselves. */
 #include "kvm/vm.h"
+#include "util/fd.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -83,14 +84,12 @@ int kvm_io__start(struct kvm_vm *vm, char *err, size_t errcap)
 
 int kvm_io__watch(struct kvm_vm *vm, int fd, uint32_t events, struct dev_io_entry *entry)
 {
-    struct epoll_event e = {.events = events, .data.ptr = entry};
-    return epoll_ctl(vm->io_epfd, EPOLL_CTL_ADD, fd, &e);
+    return util_epoll_set(vm->io_epfd, EPOLL_CTL_ADD, fd, events, entry);
 }
 
 int kvm_io__rewatch(struct kvm_vm *vm, int fd, uint32_t events, struct dev_io_entry *entry)
 {
-    struct epoll_event e = {.events = events, .data.ptr = entry};
-    return epoll_ctl(vm->io_epfd, EPOLL_CTL_MOD, fd, &e);
+    return util_epoll_set(vm->io_epfd, EPOLL_CTL_MOD, fd, events, entry);
 }
 
 int kvm_io__call(struct kvm_vm *vm, void (*fn)(void *), void *arg)
@@ -116,11 +115,7 @@ void kvm_io__stop(struct kvm_vm *vm)
             pthread_join(vm->io_thread, NULL);
         vm->io_started = 0;
     }
-    if (vm->io_epfd >= 0)
-        close(vm->io_epfd);
-    if (vm->io_wake_efd >= 0)
-        close(vm->io_wake_efd);
-    if (vm->io_call_efd >= 0)
-        close(vm->io_call_efd);
-    vm->io_epfd = vm->io_wake_efd = vm->io_call_efd = -1;
+    util_fd_close(&vm->io_epfd);
+    util_fd_close(&vm->io_wake_efd);
+    util_fd_close(&vm->io_call_efd);
 }

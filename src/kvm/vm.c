@@ -1,6 +1,7 @@
 /* Creating and tearing down the KVM VM: /dev/kvm checks, in-kernel irqchip and PIT,
  * guest memory slots, interrupt lines, and the stop request every part may raise. */
 #include "kvm/vm.h"
+#include "util/fd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -101,13 +102,9 @@ void kvm_vm__destroy(struct kvm_vm *vm)
         c->fd = -1;
     }
     guest_mem__free(&vm->mem);
-    if (vm->vm_fd >= 0)
-        close(vm->vm_fd);
-    if (vm->kvm_fd >= 0)
-        close(vm->kvm_fd);
-    if (vm->stop_efd >= 0)
-        close(vm->stop_efd);
-    vm->vm_fd = vm->kvm_fd = vm->stop_efd = -1;
+    util_fd_close(&vm->vm_fd);
+    util_fd_close(&vm->kvm_fd);
+    util_fd_close(&vm->stop_efd);
 }
 
 void kvm_vm__irq_line(struct kvm_vm *vm, int gsi, int level)

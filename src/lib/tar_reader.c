@@ -4,6 +4,7 @@
  * must be well-formed and in range, and memory stays fixed: one input chunk, one pax
  * header of at most TAR_PAX_MAX bytes, one sparse map of at most TAR_SEGMENTS_MAX. */
 #include "lib/tar_reader.h"
+#include "proto/ustar.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -304,13 +305,9 @@ static int checksum_ok(const uint8_t *h)
     uint64_t want;
     if (header_num(h + 148, 8, &want) < 0)
         return 0;
-    unsigned u = 0;
-    int s = 0;
-    for (size_t i = 0; i < BLOCK; i++) {
-        uint8_t c = (i >= 148 && i < 156) ? ' ' : h[i];
-        u += c;
-        s += (signed char)c;
-    }
+    unsigned u;
+    int s;
+    ustar_sums(h, &u, &s);
     return want == u || (s >= 0 && want == (uint64_t)s);
 }
 

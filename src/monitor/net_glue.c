@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "net/net.h"
+#include "proto/conn.h"
 #include "util/util.h"
 #include "util/log.h"
 #include "monitor/net_stats.h"
@@ -36,8 +37,7 @@ struct net_glue {
     struct watch w_link, w_stack;
     uint8_t *rbuf;
     size_t rlen;
-    uint8_t *wbuf;
-    size_t wlen, wcap, woff;
+    struct proto_bytes w; /* frames for the child, each after its length */
     int want_out, congested;
     struct net_stats written; /* as last written to net.stats.json */
     uint64_t written_at;      /* ms, CLOCK_MONOTONIC */
@@ -75,31 +75,16 @@ static void maybe_write_stats(struct vmm *v, int force)
 static int queue_frame(void *user, const uint8_t *frame, size_t len)
 {
     struct net_glue *g = user;
-    size_t pending = g->wlen - g->woff;
+    size_t pending = g->w.len - g->w.off;
     if (pending + len + 4 > WQ_MAX)
         return -1;
-    if (g->wlen + len + 4 > g->wcap) {
-        if (g->woff) { /* compact before growing */
-            memmove(g->wbuf, g->wbuf + g->woff, pending);
-            g->wlen = pending;
-            g->woff = 0;
-        }
-        if (g->wlen + len + 4 > g->wcap) {
-            size_t cap = g->wcap ? g->wcap * 2 : 256 * 1024;
-            while (cap < g->wlen + len + 4)
-                cap *= 2;
-            uint8_t *nb = realloc(g->wbuf, cap);
-            if (!nb)
-                return -1;
-            g->wbuf = nb;
-            g->wcap = cap;
-        }
-    }
+    if (proto_bytes_reserve(&g->w, len + 4, 256 * 1024) < 0)
+        return -1;
     uint32_t be = htonl((uint32_t)len);
-    memcpy(g->wbuf + g->wlen, &be, 4);
-    memcpy(g->wbuf + g->wlen + 4, frame, len);
-    g->wlen += len + 4;
-    if (g->wlen - g->woff > WQ_HIGH) {
+    memcpy(g->w.buf + g->w.len, &be, 4);
+    memcpy(g->w.buf + g->w.len + 4, frame, len);
+    g->w.len += len + 4;
+    if (g->w.len - g->w.off > WQ_HIGH) {
         g->congested = 1;
         return 1;
     }
@@ -109,29 +94,29 @@ static int queue_frame(void *user, const uint8_t *frame, size_t len)
 static void flush_out(struct vmm *v)
 {
     struct net_glue *g = v->net;
-    while (g->woff < g->wlen) {
-        ssize_t n = send(g->fd, g->wbuf + g->woff, g->wlen - g->woff, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (g->w.off < g->w.len) {
+        ssize_t n = send(g->fd, g->w.buf + g->w.off, g->w.len - g->w.off, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                g->woff = g->wlen = 0; /* the child is gone: the exit path follows */
+                g->w.off = g->w.len = 0; /* the child is gone: the exit path follows */
             }
             break;
         }
-        g->woff += (size_t)n;
+        g->w.off += (size_t)n;
     }
-    if (g->woff == g->wlen)
-        g->woff = g->wlen = 0;
-    int want = g->wlen > g->woff;
+    if (g->w.off == g->w.len)
+        g->w.off = g->w.len = 0;
+    int want = g->w.len > g->w.off;
     if (want != g->want_out) {
         g->want_out = want;
         vmm_rewatch(v, g->fd, EPOLLIN | (want ? EPOLLOUT : 0), &g->w_link);
     }
-    if (g->congested && g->wlen - g->woff < WQ_LOW) {
+    if (g->congested && g->w.len - g->w.off < WQ_LOW) {
         g->congested = 0;
         net_stack_link_ready(g->stack);
-        if (g->wlen > g->woff && !g->want_out)
+        if (g->w.len > g->w.off && !g->want_out)
             flush_out(v);
     }
 }
@@ -270,7 +255,7 @@ void net_glue_free(struct vmm *v)
     if (g->log_fd >= 0)
         close(g->log_fd);
     free(g->rbuf);
-    free(g->wbuf);
+    free(g->w.buf);
     free(g);
     v->net = NULL;
 }

@@ -64,12 +64,16 @@ void flow_send(struct net_stack *s, struct flow *f, const void *data, size_t len
         s->st.dropped_other++;
 }
 
-ssize_t flow_recv(struct flow *f, uint8_t *buf, size_t cap, uint64_t now)
+void flow_drain(struct net_stack *s, struct flow *f, uint64_t now, flow_deliver_fn deliver)
 {
-    ssize_t n = recv(f->fd, buf, cap, MSG_DONTWAIT);
-    if (n >= 0)
+    uint8_t buf[65536];
+    for (int i = 0; i < 16; i++) {
+        ssize_t n = recv(f->fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n < 0)
+            return;
         f->last = now;
-    return n;
+        deliver(s, f, buf, (size_t)n);
+    }
 }
 
 void flow_free(struct net_stack *s, struct flow *f)

@@ -42,9 +42,11 @@ struct flow *flow_new(struct net_stack *s, enum flow_kind kind, int fd, uint64_t
 /* Sends the guest's len bytes of data through f's socket, without waiting; the flow
  * was active at now. A datagram the socket refuses is counted as dropped. */
 void flow_send(struct net_stack *s, struct flow *f, const void *data, size_t len, uint64_t now);
-/* The next datagram waiting on f's socket, read into buf (cap bytes) without
- * waiting: its length (the flow was active at now), or -1 when there is none. */
-ssize_t flow_recv(struct flow *f, uint8_t *buf, size_t cap, uint64_t now);
+/* What a flow's host socket received: one datagram (data is only valid during the call). */
+typedef void (*flow_deliver_fn)(struct net_stack *s, struct flow *f, const uint8_t *data, size_t len);
+/* Reads the datagrams waiting on f's socket without waiting, at most 16 a call so one
+ * flow cannot hold the loop, and hands each to deliver (the flow was active at now). */
+void flow_drain(struct net_stack *s, struct flow *f, uint64_t now, flow_deliver_fn deliver);
 /* Closes f's own socket and frees f (after the current batch of events). */
 void flow_free(struct net_stack *s, struct flow *f);
 /* Frees the flows idle for FLOW_IDLE_MS; lowers *next (0: none yet) to the earliest

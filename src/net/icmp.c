@@ -116,16 +116,12 @@ void icmp_input(struct net_stack *s, const struct pkt_ip *ip, uint64_t now)
     flow_send(s, f, p, n, now);
 }
 
-void icmp_on_event(struct net_stack *s, struct flow *f, uint64_t now)
+static void deliver_reply(struct net_stack *s, struct flow *f, const uint8_t *buf, size_t n)
 {
-    uint8_t buf[65536];
-    for (int i = 0; i < 16; i++) {
-        ssize_t n = flow_recv(f, buf, sizeof(buf), now);
-        if (n < 0)
-            return;
-        if (n < 8 || buf[0] != 0 || (size_t)n > (size_t)s->cfg.mtu - 20)
-            continue; /* only echo replies that fit the guest's MTU */
-        memcpy(s->frame + NET_L4_OFF, buf, (size_t)n);
-        send_reply(s, f->rip, f->gport, (size_t)n);
-    }
+    if (n < 8 || buf[0] != 0 || n > (size_t)s->cfg.mtu - 20)
+        return; /* only echo replies that fit the guest's MTU */
+    memcpy(s->frame + NET_L4_OFF, buf, n);
+    send_reply(s, f->rip, f->gport, n);
 }
+
+void icmp_on_event(struct net_stack *s, struct flow *f, uint64_t now) { flow_drain(s, f, now, deliver_reply); }

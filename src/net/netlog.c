@@ -3,6 +3,7 @@
  * matter most, so the log is rotated rather than capped: above cfg.log_max_bytes,
  * net.log becomes net.log.1 (replacing the previous one) and a new net.log starts. */
 #include "net/internal.h"
+#include "util/rotlog.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -30,16 +31,10 @@ static void rotate(struct net_stack *s)
 {
     if (s->cfg.log_dirfd < 0)
         return;
-    int fd = -1;
-    if (renameat(s->cfg.log_dirfd, NET_LOG_NAME, s->cfg.log_dirfd, NET_LOG_NAME ".1") == 0)
-        fd = openat(s->cfg.log_dirfd, NET_LOG_NAME, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0 || dup3(fd, s->cfg.log_fd, O_CLOEXEC) < 0) {
+    if (rotlog_rotate(s->cfg.log_dirfd, NET_LOG_NAME, s->cfg.log_fd) < 0) {
         s->log_stopped = 1;
-        if (fd >= 0)
-            close(fd);
         return;
     }
-    close(fd);
     s->log_size = 0;
     s->st.log_rotations++;
 }

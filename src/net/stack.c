@@ -20,6 +20,7 @@
 #include "net/flow.h"
 #include "net/reasm.h"
 #include "net/tcp.h"
+#include "util/fd.h"
 
 static uint64_t clock_ms(void)
 {
@@ -30,14 +31,12 @@ static uint64_t clock_ms(void)
 
 int net_watch(struct net_stack *s, int fd, uint32_t ev, struct nwatch *w)
 {
-    struct epoll_event e = {.events = ev, .data.ptr = w};
-    return epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &e);
+    return util_epoll_set(s->epfd, EPOLL_CTL_ADD, fd, ev, w);
 }
 
 int net_rewatch(struct net_stack *s, int fd, uint32_t ev, struct nwatch *w)
 {
-    struct epoll_event e = {.events = ev, .data.ptr = w};
-    return epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &e);
+    return util_epoll_set(s->epfd, EPOLL_CTL_MOD, fd, ev, w);
 }
 
 void net_unwatch(struct net_stack *s, int fd) { epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL); }
@@ -407,10 +406,8 @@ void net_stack_free(struct net_stack *s)
         free(s->listeners[i]);
     }
     empty_grave(s);
-    if (s->timerfd >= 0)
-        close(s->timerfd);
-    if (s->epfd >= 0)
-        close(s->epfd);
+    util_fd_close(&s->timerfd);
+    util_fd_close(&s->epfd);
     free(s->reasm);
     free(s);
 }

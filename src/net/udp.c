@@ -76,16 +76,12 @@ void udp_input(struct net_stack *s, const struct pkt_ip *ip, uint64_t now)
     flow_send(s, f, u.data, u.len, now);
 }
 
-void udp_on_event(struct net_stack *s, struct flow *f, uint64_t now)
+static void deliver_datagram(struct net_stack *s, struct flow *f, const uint8_t *buf, size_t n)
 {
-    uint8_t buf[65536];
-    for (int i = 0; i < 16; i++) {
-        ssize_t n = flow_recv(f, buf, sizeof(buf), now);
-        if (n < 0)
-            return;
-        udp_send_to_guest(s, f->rip, f->rport, f->gport, buf, (size_t)n);
-    }
+    udp_send_to_guest(s, f->rip, f->rport, f->gport, buf, n);
 }
+
+void udp_on_event(struct net_stack *s, struct flow *f, uint64_t now) { flow_drain(s, f, now, deliver_datagram); }
 
 void udp_on_listener(struct net_stack *s, struct listener *l, uint64_t now)
 {

@@ -25,8 +25,8 @@ int proto_conn_init(struct proto_conn *c, int fd, size_t out_limit)
 void proto_conn_free(struct proto_conn *c)
 {
     free(c->in);
-    free(c->out);
-    c->in = c->out = NULL;
+    free(c->out.buf);
+    c->in = c->out.buf = NULL;
 }
 
 long proto_conn_read(struct proto_conn *c)
@@ -64,10 +64,11 @@ int proto_conn_next(struct proto_conn *c, struct proto_header *h, const uint8_t 
 
 int proto_conn_flush(struct proto_conn *c)
 {
-    while (c->out_off < c->out_len) {
+    struct proto_bytes *q = &c->out;
+    while (q->off < q->len) {
         /* MSG_NOSIGNAL: a library must not die of SIGPIPE when its peer goes away. */
-        ssize_t n = c->is_socket ? send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL)
-                                 : write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+        ssize_t n = c->is_socket ? send(c->fd, q->buf + q->off, q->len - q->off, MSG_NOSIGNAL)
+                                 : write(c->fd, q->buf + q->off, q->len - q->off);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -75,9 +76,31 @@ int proto_conn_flush(struct proto_conn *c)
                 return 0;
             return -1;
         }
-        c->out_off += (size_t)n;
+        q->off += (size_t)n;
     }
-    c->out_off = c->out_len = 0;
+    q->off = q->len = 0;
+    return 0;
+}
+
+int proto_bytes_reserve(struct proto_bytes *q, size_t n, size_t first_cap)
+{
+    if (q->off > 0 && q->off == q->len)
+        q->off = q->len = 0;
+    if (q->len + n > q->cap && q->off > 0) {
+        memmove(q->buf, q->buf + q->off, q->len - q->off);
+        q->len -= q->off;
+        q->off = 0;
+    }
+    if (q->len + n <= q->cap)
+        return 0;
+    size_t cap = q->cap ? q->cap : first_cap;
+    while (cap < q->len + n)
+        cap *= 2;
+    uint8_t *grown = realloc(q->buf, cap);
+    if (!grown)
+        return -1;
+    q->buf = grown;
+    q->cap = cap;
     return 0;
 }
 
@@ -89,26 +112,9 @@ int proto_conn_send(struct proto_conn *c, const void *frame, size_t len)
         errno = ENOBUFS;
         return -1;
     }
-    if (c->out_off > 0 && c->out_off == c->out_len)
-        c->out_off = c->out_len = 0;
-    if (c->out_len + len > c->out_cap) {
-        if (c->out_off > 0) {
-            memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
-            c->out_len -= c->out_off;
-            c->out_off = 0;
-        }
-        if (c->out_len + len > c->out_cap) {
-            size_t cap = c->out_cap ? c->out_cap : 4096;
-            while (cap < c->out_len + len)
-                cap *= 2;
-            uint8_t *grown = realloc(c->out, cap);
-            if (!grown)
-                return -1;
-            c->out = grown;
-            c->out_cap = cap;
-        }
-    }
-    memcpy(c->out + c->out_len, frame, len);
-    c->out_len += len;
+    if (proto_bytes_reserve(&c->out, len, 4096) < 0)
+        return -1;
+    memcpy(c->out.buf + c->out.len, frame, len);
+    c->out.len += len;
     return proto_conn_flush(c);
 }

@@ -9,12 +9,21 @@
 
 #include "proto/proto.h"
 
+/* Bytes waiting to be written to a non-blocking fd: buf[off..len), capacity cap. */
+struct proto_bytes {
+    uint8_t *buf;
+    size_t off, len, cap;
+};
+/* Makes room for n more bytes at buf + len: compacts the queue first, then grows it by
+ * doubling (from first_cap, > 0, when it has none). 0, or -1 when out of memory (the
+ * queue is then unchanged). */
+int proto_bytes_reserve(struct proto_bytes *q, size_t n, size_t first_cap);
+
 struct proto_conn {
     int fd;
     uint8_t *in; /* capacity 2 * PROTO_MAX_FRAME */
     size_t in_len, in_off;
-    uint8_t *out;
-    size_t out_len, out_off, out_cap;
+    struct proto_bytes out;
     size_t out_limit; /* queueing beyond this fails with PROTO_E_NOMEM */
     int eof;          /* peer closed its side */
     int is_socket;    /* send() with MSG_NOSIGNAL instead of write() */
@@ -34,6 +43,6 @@ int proto_conn_next(struct proto_conn *c, struct proto_header *h, const uint8_t 
 int proto_conn_send(struct proto_conn *c, const void *frame, size_t len);
 /* Writes queued bytes. 0 when all written or EAGAIN, -1 on a write error. */
 int proto_conn_flush(struct proto_conn *c);
-static inline size_t proto_conn_pending(const struct proto_conn *c) { return c->out_len - c->out_off; }
+static inline size_t proto_conn_pending(const struct proto_conn *c) { return c->out.len - c->out.off; }
 
 #endif

@@ -3,6 +3,8 @@
  * it is used; decoders never read past the payload they were given. */
 #include "proto/proto.h"
 
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -276,8 +278,29 @@ int proto_field_str(const struct proto_field *f, char *out, size_t cap)
 }
 
 /* ---- typed messages ----
- * A decoder walks the fields once. `seen` records scalar tags so a duplicate (which a
- * careless or hostile peer could use to smuggle a second value) is an error. */
+ * Each message's fields are listed once, in a table (tag, kind, place in the struct):
+ * its encoder writes them in table order and its decoder walks the payload once. The
+ * walk records scalar tags in `seen`, so a duplicate (which a careless or hostile peer
+ * could use to smuggle a second value) is an error; unknown tags are skipped so newer
+ * peers can add fields. */
+
+enum field_kind { FIELD_U32, FIELD_U64, FIELD_I32, FIELD_STR };
+
+struct field {
+    uint16_t tag;
+    uint8_t kind;     /* enum field_kind */
+    uint8_t required; /* the decoder refuses a message without it */
+    uint16_t size;    /* of a FIELD_STR buffer */
+    uint16_t offset;  /* in the message struct */
+};
+
+#define FIELD(type, member, tag_, kind_, required_)                                                                    \
+    {                                                                                                                  \
+        .tag = (tag_), .kind = (kind_), .required = (required_), .size = sizeof(((type *)0)->member),                  \
+        .offset = offsetof(type, member)                                                                               \
+    }
+_Static_assert(sizeof(struct proto_exec) <= UINT16_MAX, "the largest message's offsets fit in a struct field");
+#define FIELD_COUNT(table) (sizeof(table) / sizeof((table)[0]))
 
 #define SEEN(tag) (1ull << (tag))
 
@@ -291,90 +314,137 @@ static int mark_seen(uint64_t *seen, uint16_t tag)
     return PROTO_OK;
 }
 
-static int need(uint64_t seen, uint64_t required) { return (seen & required) == required ? PROTO_OK : PROTO_E_FIELD; }
+static int decode_field(const struct field *d, const struct proto_field *f, void *msg)
+{
+    uint8_t *at = (uint8_t *)msg + d->offset;
+    switch (d->kind) {
+    case FIELD_U32: return proto_field_u32(f, (uint32_t *)at);
+    case FIELD_U64: return proto_field_u64(f, (uint64_t *)at);
+    case FIELD_I32: return proto_field_i32(f, (int32_t *)at);
+    default: return proto_field_str(f, (char *)at, d->size);
+    }
+}
 
-#define FOR_EACH_FIELD(p, n, f, rc)                                                                                    \
-    struct proto_reader rd_;                                                                                           \
-    proto_reader_init(&rd_, (p), (n));                                                                                 \
-    while (((rc) = proto_next_field(&rd_, &(f))) == PROTO_OK)
+static void encode_field(struct proto_writer *w, const struct field *d, const void *msg)
+{
+    const uint8_t *at = (const uint8_t *)msg + d->offset;
+    switch (d->kind) {
+    case FIELD_U32: proto_put_u32(w, d->tag, *(const uint32_t *)at); break;
+    case FIELD_U64: proto_put_u64(w, d->tag, *(const uint64_t *)at); break;
+    case FIELD_I32: proto_put_i32(w, d->tag, *(const int32_t *)at); break;
+    default: proto_put_str(w, d->tag, (const char *)at); break;
+    }
+}
 
-/* Ends a FOR_EACH_FIELD loop: a clean end reads as PROTO_NEED_MORE. */
-static int loop_end(int rc) { return rc == PROTO_NEED_MORE ? PROTO_OK : rc; }
+/* A message's fields its table does not describe: repeated tags (ARGV, ENV, the
+ * entries of VMM_EXECS). Returns NOT_REPEATED for a tag it leaves to the table. */
+#define NOT_REPEATED 1
+typedef int (*repeated_fn)(void *msg, const struct proto_field *f);
+
+/* Decodes a payload into msg (which the caller has set to its defaults) by the table. */
+static int decode_fields(const uint8_t *p, size_t n, const struct field *table, size_t count, void *msg,
+                         repeated_fn repeated)
+{
+    struct proto_reader rd;
+    struct proto_field f;
+    uint64_t seen = 0;
+    int rc;
+    proto_reader_init(&rd, p, n);
+    while ((rc = proto_next_field(&rd, &f)) == PROTO_OK) {
+        int e = repeated ? repeated(msg, &f) : NOT_REPEATED;
+        if (e == NOT_REPEATED && (e = mark_seen(&seen, f.tag)) == PROTO_OK) {
+            for (size_t i = 0; i < count; i++)
+                if (table[i].tag == f.tag) {
+                    e = decode_field(&table[i], &f, msg);
+                    break;
+                }
+        }
+        if (e != PROTO_OK)
+            return e;
+    }
+    if (rc != PROTO_NEED_MORE) /* the clean end of the payload */
+        return rc;
+    for (size_t i = 0; i < count; i++)
+        if (table[i].required && !(seen & SEEN(table[i].tag)))
+            return PROTO_E_FIELD;
+    return PROTO_OK;
+}
+
+/* Builds a whole frame of the fields of msg, in table order. */
+static size_t encode_fields(struct proto_writer *w, uint32_t stream, uint16_t type, const struct field *table,
+                            size_t count, const void *msg)
+{
+    proto_writer_begin(w, stream, type);
+    for (size_t i = 0; i < count; i++)
+        encode_field(w, &table[i], msg);
+    return proto_writer_finish(w);
+}
+
+/* Decodes into a zeroed *msg. */
+#define DECODE(p, n, table, msg)                                                                                       \
+    (memset((msg), 0, sizeof(*(msg))), decode_fields((p), (n), (table), FIELD_COUNT(table), (msg), NULL))
+#define ENCODE(w, stream, type, table, msg) encode_fields((w), (stream), (type), (table), FIELD_COUNT(table), (msg))
+
+/* HELLO */
+static const struct field hello_fields[] = {
+    FIELD(struct proto_hello, version_min, PT_VERSION_MIN, FIELD_U32, 1),
+    FIELD(struct proto_hello, version_max, PT_VERSION_MAX, FIELD_U32, 1),
+    FIELD(struct proto_hello, agent_version, PT_AGENT_VERSION, FIELD_STR, 0),
+    FIELD(struct proto_hello, kernel, PT_KERNEL, FIELD_STR, 0),
+    FIELD(struct proto_hello, boot_ns, PT_BOOT_NS, FIELD_U64, 0),
+};
 
 int proto_decode_hello(const uint8_t *p, size_t n, struct proto_hello *m)
 {
-    struct proto_field f;
-    uint64_t seen = 0;
-    int rc;
-    memset(m, 0, sizeof(*m));
-    FOR_EACH_FIELD(p, n, f, rc)
-    {
-        int e = mark_seen(&seen, f.tag);
-        if (e == PROTO_OK) {
-            switch (f.tag) {
-            case PT_VERSION_MIN: e = proto_field_u32(&f, &m->version_min); break;
-            case PT_VERSION_MAX: e = proto_field_u32(&f, &m->version_max); break;
-            case PT_AGENT_VERSION: e = proto_field_str(&f, m->agent_version, sizeof(m->agent_version)); break;
-            case PT_KERNEL: e = proto_field_str(&f, m->kernel, sizeof(m->kernel)); break;
-            case PT_BOOT_NS: e = proto_field_u64(&f, &m->boot_ns); break;
-            default: break;
-            }
-        }
-        if (e != PROTO_OK)
-            return e;
-    }
-    if ((rc = loop_end(rc)) != PROTO_OK)
-        return rc;
-    if ((rc = need(seen, SEEN(PT_VERSION_MIN) | SEEN(PT_VERSION_MAX))) != PROTO_OK)
-        return rc;
-    return m->version_min <= m->version_max ? PROTO_OK : PROTO_E_FIELD;
+    int rc = DECODE(p, n, hello_fields, m);
+    if (rc == PROTO_OK && m->version_min > m->version_max)
+        rc = PROTO_E_FIELD;
+    return rc;
 }
 
-int proto_decode_config(const uint8_t *p, size_t n, struct proto_config *m)
+size_t proto_encode_hello(struct proto_writer *w, const struct proto_hello *m)
 {
-    struct proto_field f;
-    uint64_t seen = 0;
-    int rc;
-    memset(m, 0, sizeof(*m));
-    FOR_EACH_FIELD(p, n, f, rc)
-    {
-        int e = mark_seen(&seen, f.tag);
-        if (e == PROTO_OK) {
-            switch (f.tag) {
-            case PT_VERSION: e = proto_field_u32(&f, &m->version); break;
-            case PT_HOSTNAME: e = proto_field_str(&f, m->hostname, sizeof(m->hostname)); break;
-            case PT_REALTIME_NS: e = proto_field_u64(&f, &m->realtime_ns); break;
-            default: break;
-            }
-        }
-        if (e != PROTO_OK)
-            return e;
-    }
-    if ((rc = loop_end(rc)) != PROTO_OK)
-        return rc;
-    return need(seen, SEEN(PT_VERSION));
+    return ENCODE(w, PROTO_STREAM_SESSION, PROTO_HELLO, hello_fields, m);
 }
 
-int proto_decode_ready(const uint8_t *p, size_t n, struct proto_ready *m)
+/* CONFIG */
+static const struct field config_fields[] = {
+    FIELD(struct proto_config, version, PT_VERSION, FIELD_U32, 1),
+    FIELD(struct proto_config, hostname, PT_HOSTNAME, FIELD_STR, 0),
+    FIELD(struct proto_config, realtime_ns, PT_REALTIME_NS, FIELD_U64, 0),
+};
+
+int proto_decode_config(const uint8_t *p, size_t n, struct proto_config *m) { return DECODE(p, n, config_fields, m); }
+
+size_t proto_encode_config(struct proto_writer *w, const struct proto_config *m)
 {
-    struct proto_field f;
-    uint64_t seen = 0;
-    int rc;
-    memset(m, 0, sizeof(*m));
-    FOR_EACH_FIELD(p, n, f, rc)
-    {
-        int e = mark_seen(&seen, f.tag);
-        if (e == PROTO_OK) {
-            if (f.tag == PT_BOOT_NS)
-                e = proto_field_u64(&f, &m->boot_ns);
-            else if (f.tag == PT_INIT_NS)
-                e = proto_field_u64(&f, &m->init_ns);
-        }
-        if (e != PROTO_OK)
-            return e;
-    }
-    return loop_end(rc);
+    return ENCODE(w, PROTO_STREAM_SESSION, PROTO_CONFIG, config_fields, m);
 }
+
+/* READY */
+static const struct field ready_fields[] = {
+    FIELD(struct proto_ready, boot_ns, PT_BOOT_NS, FIELD_U64, 0),
+    FIELD(struct proto_ready, init_ns, PT_INIT_NS, FIELD_U64, 0),
+};
+
+int proto_decode_ready(const uint8_t *p, size_t n, struct proto_ready *m) { return DECODE(p, n, ready_fields, m); }
+
+size_t proto_encode_ready(struct proto_writer *w, const struct proto_ready *m)
+{
+    return ENCODE(w, PROTO_STREAM_SESSION, PROTO_READY, ready_fields, m);
+}
+
+/* EXEC: ARGV and ENV repeat, in order; the other fields are scalars. */
+static const struct field exec_fields[] = {
+    FIELD(struct proto_exec, cwd, PT_CWD, FIELD_STR, 0),
+    FIELD(struct proto_exec, user, PT_USER, FIELD_STR, 0),
+    FIELD(struct proto_exec, tty, PT_TTY, FIELD_U32, 0),
+    FIELD(struct proto_exec, rows, PT_ROWS, FIELD_U32, 0),
+    FIELD(struct proto_exec, cols, PT_COLS, FIELD_U32, 0),
+    FIELD(struct proto_exec, timeout_ms, PT_TIMEOUT_MS, FIELD_U64, 0),
+    FIELD(struct proto_exec, window, PT_WINDOW, FIELD_U32, 0),
+    FIELD(struct proto_exec, realtime_ns, PT_REALTIME_NS, FIELD_U64, 0),
+};
 
 static int push_string(char ***list, size_t *count, const struct proto_field *f)
 {
@@ -394,6 +464,19 @@ static int push_string(char ***list, size_t *count, const struct proto_field *f)
     return PROTO_OK;
 }
 
+static int exec_repeated(void *msg, const struct proto_field *f)
+{
+    struct proto_exec *m = msg;
+    if (f->tag == PT_ARGV)
+        return push_string(&m->argv, &m->argc, f);
+    if (f->tag != PT_ENV)
+        return NOT_REPEATED;
+    int e = push_string(&m->env, &m->envc, f);
+    if (e == PROTO_OK && !strchr(m->env[m->envc - 1], '='))
+        e = PROTO_E_FIELD;
+    return e;
+}
+
 void proto_exec_free(struct proto_exec *m)
 {
     for (size_t i = 0; m->argv && i < m->argc; i++)
@@ -408,39 +491,9 @@ void proto_exec_free(struct proto_exec *m)
 
 int proto_decode_exec(const uint8_t *p, size_t n, struct proto_exec *m)
 {
-    struct proto_field f;
-    uint64_t seen = 0;
-    int rc;
     memset(m, 0, sizeof(*m));
     m->window = PROTO_DEFAULT_WINDOW;
-    FOR_EACH_FIELD(p, n, f, rc)
-    {
-        int e = PROTO_OK;
-        if (f.tag == PT_ARGV)
-            e = push_string(&m->argv, &m->argc, &f);
-        else if (f.tag == PT_ENV) {
-            e = push_string(&m->env, &m->envc, &f);
-            if (e == PROTO_OK && !strchr(m->env[m->envc - 1], '='))
-                e = PROTO_E_FIELD;
-        } else if ((e = mark_seen(&seen, f.tag)) == PROTO_OK) {
-            switch (f.tag) {
-            case PT_CWD: e = proto_field_str(&f, m->cwd, sizeof(m->cwd)); break;
-            case PT_USER: e = proto_field_str(&f, m->user, sizeof(m->user)); break;
-            case PT_TTY: e = proto_field_u32(&f, &m->tty); break;
-            case PT_ROWS: e = proto_field_u32(&f, &m->rows); break;
-            case PT_COLS: e = proto_field_u32(&f, &m->cols); break;
-            case PT_TIMEOUT_MS: e = proto_field_u64(&f, &m->timeout_ms); break;
-            case PT_WINDOW: e = proto_field_u32(&f, &m->window); break;
-            case PT_REALTIME_NS: e = proto_field_u64(&f, &m->realtime_ns); break;
-            default: break;
-            }
-        }
-        if (e != PROTO_OK) {
-            proto_exec_free(m);
-            return e;
-        }
-    }
-    rc = loop_end(rc);
+    int rc = decode_fields(p, n, exec_fields, FIELD_COUNT(exec_fields), m, exec_repeated);
     if (rc == PROTO_OK && (m->argc == 0 || m->argv[0][0] == 0 || m->window == 0 || m->tty > 1))
         rc = PROTO_E_FIELD;
     if (rc == PROTO_OK && !m->env) {
@@ -453,276 +506,7 @@ int proto_decode_exec(const uint8_t *p, size_t n, struct proto_exec *m)
     return rc;
 }
 
-int proto_decode_started(const uint8_t *p, size_t n, struct proto_started *m)
-{
-    struct proto_field f;
-    uint64_t seen = 0;
-    int rc;
-    memset(m, 0, sizeof(*m));
-    FOR_EACH_FIELD(p, n, f, rc)
-    {
-        int e = mark_seen(&seen, f.tag);
-        if (e == PROTO_OK) {
-            if (f.tag == PT_PID)
-                e = proto_field_u32(&f, &m->pid);
-            else if (f.tag == PT_WINDOW)
-                e = proto_field_u32(&f, &m->window);
-        }
-        if (e != PROTO_OK)
-            return e;
-    }
-    if ((rc = loop_end(rc)) != PROTO_OK)
-        return rc;
-    return need(seen, SEEN(PT_PID) | SEEN(PT_WINDOW));
-}
-
-int proto_decode_exit(const uint8_t *p, size_t n, struct proto_exit *m)
-{
-    struct proto_field f;
-    uint64_t seen = 0;
-    int rc;
-    memset(m, 0, sizeof(*m));
-    FOR_EACH_FIELD(p, n, f, rc)
-    {
-        int e = mark_seen(&seen, f.tag);
-        if (e == PROTO_OK) {
-            switch (f.tag) {
-            case PT_CODE: e = proto_field_i32(&f, &m->code); break;
-            case PT_SIGNAL: e = proto_field_u32(&f, &m->signal); break;
-            case PT_TIMED_OUT: e = proto_field_u32(&f, &m->timed_out); break;
-            default: break;
-            }
-        }
-        if (e != PROTO_OK)
-            return e;
-    }
-    if ((rc = loop_end(rc)) != PROTO_OK)
-        return rc;
-    if (m->signal > 64 || m->code < 0 || m->code > 255)
-        return PROTO_E_FIELD;
-    return need(seen, SEEN(PT_CODE));
-}
-
-int proto_decode_error(const uint8_t *p, size_t n, struct proto_error_msg *m)
-{
-    struct proto_field f;
-    uint64_t seen = 0;
-    int rc;
-    memset(m, 0, sizeof(*m));
-    FOR_EACH_FIELD(p, n, f, rc)
-    {
-        int e = mark_seen(&seen, f.tag);
-        if (e == PROTO_OK) {
-            if (f.tag == PT_CODE)
-                e = proto_field_u32(&f, &m->code);
-            else if (f.tag == PT_MESSAGE)
-                e = proto_field_str(&f, m->message, sizeof(m->message));
-        }
-        if (e != PROTO_OK)
-            return e;
-    }
-    if ((rc = loop_end(rc)) != PROTO_OK)
-        return rc;
-    return need(seen, SEEN(PT_MESSAGE));
-}
-
-int proto_decode_u32_field(const uint8_t *p, size_t n, uint16_t tag, uint32_t *v)
-{
-    struct proto_field f;
-    uint64_t seen = 0;
-    int rc;
-    FOR_EACH_FIELD(p, n, f, rc)
-    {
-        int e = mark_seen(&seen, f.tag);
-        if (e == PROTO_OK && f.tag == tag)
-            e = proto_field_u32(&f, v);
-        if (e != PROTO_OK)
-            return e;
-    }
-    if ((rc = loop_end(rc)) != PROTO_OK)
-        return rc;
-    return need(seen, SEEN(tag));
-}
-
-int proto_decode_shutdown(const uint8_t *p, size_t n, uint32_t *mode, uint32_t *timeout_ms)
-{
-    struct proto_field f;
-    uint64_t seen = 0;
-    int rc;
-    *mode = 0;
-    *timeout_ms = 0;
-    FOR_EACH_FIELD(p, n, f, rc)
-    {
-        int e = mark_seen(&seen, f.tag);
-        if (e == PROTO_OK) {
-            if (f.tag == PT_MODE)
-                e = proto_field_u32(&f, mode);
-            else if (f.tag == PT_TIMEOUT_MS)
-                e = proto_field_u32(&f, timeout_ms);
-        }
-        if (e != PROTO_OK)
-            return e;
-    }
-    if ((rc = loop_end(rc)) != PROTO_OK)
-        return rc;
-    return *mode <= 1 ? PROTO_OK : PROTO_E_FIELD;
-}
-
-int proto_decode_resize(const uint8_t *p, size_t n, uint32_t *rows, uint32_t *cols)
-{
-    int rc = proto_decode_u32_field(p, n, PT_ROWS, rows);
-    if (rc == PROTO_OK)
-        rc = proto_decode_u32_field(p, n, PT_COLS, cols);
-    if (rc == PROTO_OK && (*rows > 65535 || *cols > 65535))
-        rc = PROTO_E_FIELD;
-    return rc;
-}
-
-int proto_decode_vmm_hello(const uint8_t *p, size_t n, struct proto_vmm_hello *m)
-{
-    struct proto_field f;
-    uint64_t seen = 0;
-    int rc;
-    memset(m, 0, sizeof(*m));
-    FOR_EACH_FIELD(p, n, f, rc)
-    {
-        int e = mark_seen(&seen, f.tag);
-        if (e == PROTO_OK) {
-            switch (f.tag) {
-            case PT_VERSION: e = proto_field_u32(&f, &m->version); break;
-            case PT_BACKEND: e = proto_field_str(&f, m->backend, sizeof(m->backend)); break;
-            case PT_ACCEL: e = proto_field_str(&f, m->accel, sizeof(m->accel)); break;
-            case PT_BOX_ID: e = proto_field_str(&f, m->box_id, sizeof(m->box_id)); break;
-            case PT_KERNEL: e = proto_field_str(&f, m->kernel, sizeof(m->kernel)); break;
-            case PT_BOOT_NS: e = proto_field_u64(&f, &m->boot_ns); break;
-            case PT_INIT_NS: e = proto_field_u64(&f, &m->init_ns); break;
-            case PT_READY_MS: e = proto_field_u32(&f, &m->ready_ms); break;
-            default: break;
-            }
-        }
-        if (e != PROTO_OK)
-            return e;
-    }
-    if ((rc = loop_end(rc)) != PROTO_OK)
-        return rc;
-    return need(seen, SEEN(PT_VERSION));
-}
-
-int proto_decode_file(const uint8_t *p, size_t n, struct proto_file *m)
-{
-    struct proto_field f;
-    uint64_t seen = 0;
-    int rc;
-    memset(m, 0, sizeof(*m));
-    m->window = PROTO_DEFAULT_WINDOW;
-    FOR_EACH_FIELD(p, n, f, rc)
-    {
-        int e = mark_seen(&seen, f.tag);
-        if (e == PROTO_OK) {
-            switch (f.tag) {
-            case PT_PATH: e = proto_field_str(&f, m->path, sizeof(m->path)); break;
-            case PT_WINDOW: e = proto_field_u32(&f, &m->window); break;
-            case PT_FLAGS: e = proto_field_u32(&f, &m->flags); break;
-            default: break;
-            }
-        }
-        if (e != PROTO_OK)
-            return e;
-    }
-    if ((rc = loop_end(rc)) != PROTO_OK)
-        return rc;
-    if ((rc = need(seen, SEEN(PT_PATH))) != PROTO_OK)
-        return rc;
-    if (m->path[0] == 0 || m->window == 0 || (m->flags & ~PROTO_FILE_FLAGS_ALL))
-        return PROTO_E_FIELD;
-    return PROTO_OK;
-}
-
-int proto_decode_stats(const uint8_t *p, size_t n)
-{
-    struct proto_field f;
-    uint64_t seen = 0;
-    int rc;
-    FOR_EACH_FIELD(p, n, f, rc)
-    {
-        int e = mark_seen(&seen, f.tag);
-        if (e != PROTO_OK)
-            return e;
-    }
-    return loop_end(rc);
-}
-
-int proto_decode_stats_reply(const uint8_t *p, size_t n, struct proto_stats *m)
-{
-    struct proto_field f;
-    uint64_t seen = 0;
-    int rc;
-    memset(m, 0, sizeof(*m));
-    FOR_EACH_FIELD(p, n, f, rc)
-    {
-        int e = mark_seen(&seen, f.tag);
-        if (e == PROTO_OK) {
-            switch (f.tag) {
-            case PT_CPU_NS: e = proto_field_u64(&f, &m->cpu_ns); break;
-            case PT_CPUS: e = proto_field_u32(&f, &m->cpus); break;
-            case PT_MEM_TOTAL: e = proto_field_u64(&f, &m->mem_total); break;
-            case PT_MEM_AVAILABLE: e = proto_field_u64(&f, &m->mem_available); break;
-            case PT_MEM_FREE: e = proto_field_u64(&f, &m->mem_free); break;
-            case PT_DISK_TOTAL: e = proto_field_u64(&f, &m->disk_total); break;
-            case PT_DISK_USED: e = proto_field_u64(&f, &m->disk_used); break;
-            case PT_DISK_AVAILABLE: e = proto_field_u64(&f, &m->disk_available); break;
-            case PT_PROCS: e = proto_field_u32(&f, &m->procs); break;
-            case PT_UPTIME_NS: e = proto_field_u64(&f, &m->uptime_ns); break;
-            case PT_LOAD1: e = proto_field_u32(&f, &m->load1); break;
-            case PT_LOAD5: e = proto_field_u32(&f, &m->load5); break;
-            case PT_LOAD15: e = proto_field_u32(&f, &m->load15); break;
-            default: break;
-            }
-        }
-        if (e != PROTO_OK)
-            return e;
-    }
-    if ((rc = loop_end(rc)) != PROTO_OK)
-        return rc;
-    if ((rc = need(seen, SEEN(PT_UPTIME_NS))) != PROTO_OK)
-        return rc;
-    /* Plausibility: what is used or free cannot exceed the total. */
-    if (m->mem_available > m->mem_total || m->mem_free > m->mem_total || m->disk_used > m->disk_total ||
-        m->disk_available > m->disk_total)
-        return PROTO_E_FIELD;
-    return PROTO_OK;
-}
-
-/* ---- encoders ---- */
-
-size_t proto_encode_hello(struct proto_writer *w, const struct proto_hello *m)
-{
-    proto_writer_begin(w, PROTO_STREAM_SESSION, PROTO_HELLO);
-    proto_put_u32(w, PT_VERSION_MIN, m->version_min);
-    proto_put_u32(w, PT_VERSION_MAX, m->version_max);
-    proto_put_str(w, PT_AGENT_VERSION, m->agent_version);
-    proto_put_str(w, PT_KERNEL, m->kernel);
-    proto_put_u64(w, PT_BOOT_NS, m->boot_ns);
-    return proto_writer_finish(w);
-}
-
-size_t proto_encode_config(struct proto_writer *w, const struct proto_config *m)
-{
-    proto_writer_begin(w, PROTO_STREAM_SESSION, PROTO_CONFIG);
-    proto_put_u32(w, PT_VERSION, m->version);
-    proto_put_str(w, PT_HOSTNAME, m->hostname);
-    proto_put_u64(w, PT_REALTIME_NS, m->realtime_ns);
-    return proto_writer_finish(w);
-}
-
-size_t proto_encode_ready(struct proto_writer *w, const struct proto_ready *m)
-{
-    proto_writer_begin(w, PROTO_STREAM_SESSION, PROTO_READY);
-    proto_put_u64(w, PT_BOOT_NS, m->boot_ns);
-    proto_put_u64(w, PT_INIT_NS, m->init_ns);
-    return proto_writer_finish(w);
-}
-
+/* Fields at their defaults are left out (rows and cols mean something with a tty only). */
 size_t proto_encode_exec(struct proto_writer *w, uint32_t stream, const struct proto_exec *m)
 {
     proto_writer_begin(w, stream, PROTO_EXEC);
@@ -746,32 +530,126 @@ size_t proto_encode_exec(struct proto_writer *w, uint32_t stream, const struct p
     return proto_writer_finish(w);
 }
 
+/* STARTED */
+static const struct field started_fields[] = {
+    FIELD(struct proto_started, pid, PT_PID, FIELD_U32, 1),
+    FIELD(struct proto_started, window, PT_WINDOW, FIELD_U32, 1),
+};
+
+int proto_decode_started(const uint8_t *p, size_t n, struct proto_started *m)
+{
+    return DECODE(p, n, started_fields, m);
+}
+
 size_t proto_encode_started(struct proto_writer *w, uint32_t stream, const struct proto_started *m)
 {
-    proto_writer_begin(w, stream, PROTO_STARTED);
-    proto_put_u32(w, PT_PID, m->pid);
-    proto_put_u32(w, PT_WINDOW, m->window);
-    return proto_writer_finish(w);
+    return ENCODE(w, stream, PROTO_STARTED, started_fields, m);
+}
+
+/* EXIT */
+static const struct field exit_fields[] = {
+    FIELD(struct proto_exit, code, PT_CODE, FIELD_I32, 1),
+    FIELD(struct proto_exit, signal, PT_SIGNAL, FIELD_U32, 0),
+    FIELD(struct proto_exit, timed_out, PT_TIMED_OUT, FIELD_U32, 0),
+};
+
+int proto_decode_exit(const uint8_t *p, size_t n, struct proto_exit *m)
+{
+    int rc = DECODE(p, n, exit_fields, m);
+    if (rc == PROTO_OK && (m->signal > 64 || m->code < 0 || m->code > 255))
+        rc = PROTO_E_FIELD;
+    return rc;
 }
 
 size_t proto_encode_exit(struct proto_writer *w, uint32_t stream, const struct proto_exit *m)
 {
-    proto_writer_begin(w, stream, PROTO_EXIT);
-    proto_put_i32(w, PT_CODE, m->code);
-    proto_put_u32(w, PT_SIGNAL, m->signal);
-    proto_put_u32(w, PT_TIMED_OUT, m->timed_out);
-    return proto_writer_finish(w);
+    return ENCODE(w, stream, PROTO_EXIT, exit_fields, m);
 }
+
+/* ERROR */
+static const struct field error_fields[] = {
+    FIELD(struct proto_error_msg, code, PT_CODE, FIELD_U32, 0),
+    FIELD(struct proto_error_msg, message, PT_MESSAGE, FIELD_STR, 1),
+};
+
+int proto_decode_error(const uint8_t *p, size_t n, struct proto_error_msg *m) { return DECODE(p, n, error_fields, m); }
 
 size_t proto_encode_error(struct proto_writer *w, uint32_t stream, uint32_t code, const char *message)
 {
-    char clipped[1024];
+    struct proto_error_msg m = {.code = code};
     /* Messages are clipped rather than refused: an error must always be sendable. */
-    strncpy(clipped, message ? message : "", sizeof(clipped) - 1);
-    clipped[sizeof(clipped) - 1] = 0;
-    proto_writer_begin(w, stream, PROTO_ERROR);
-    proto_put_u32(w, PT_CODE, code);
-    proto_put_str(w, PT_MESSAGE, clipped);
+    snprintf(m.message, sizeof(m.message), "%s", message ? message : "");
+    return ENCODE(w, stream, PROTO_ERROR, error_fields, &m);
+}
+
+/* One u32 field (SIGNAL, CREDIT...), required; *v is left as it was when it is missing. */
+int proto_decode_u32_field(const uint8_t *p, size_t n, uint16_t tag, uint32_t *v)
+{
+    const struct field only = {tag, FIELD_U32, 1, sizeof(*v), 0};
+    return decode_fields(p, n, &only, 1, v, NULL);
+}
+
+/* SHUTDOWN: MODE and TIMEOUT_MS, both optional. */
+struct shutdown_msg {
+    uint32_t mode, timeout_ms;
+};
+
+static const struct field shutdown_fields[] = {
+    FIELD(struct shutdown_msg, mode, PT_MODE, FIELD_U32, 0),
+    FIELD(struct shutdown_msg, timeout_ms, PT_TIMEOUT_MS, FIELD_U32, 0),
+};
+
+int proto_decode_shutdown(const uint8_t *p, size_t n, uint32_t *mode, uint32_t *timeout_ms)
+{
+    struct shutdown_msg v;
+    int rc = DECODE(p, n, shutdown_fields, &v);
+    *mode = v.mode;
+    *timeout_ms = v.timeout_ms;
+    if (rc == PROTO_OK && *mode > 1)
+        rc = PROTO_E_FIELD;
+    return rc;
+}
+
+size_t proto_encode_shutdown(struct proto_writer *w, uint32_t mode, uint32_t timeout_ms)
+{
+    struct shutdown_msg v = {mode, timeout_ms};
+    return ENCODE(w, PROTO_STREAM_SESSION, PROTO_SHUTDOWN, shutdown_fields, &v);
+}
+
+/* RESIZE and VMM_SIGNAL_EXEC: two required u32 fields, each looked for in a pass of its own. */
+int proto_decode_resize(const uint8_t *p, size_t n, uint32_t *rows, uint32_t *cols)
+{
+    int rc = proto_decode_u32_field(p, n, PT_ROWS, rows);
+    if (rc == PROTO_OK)
+        rc = proto_decode_u32_field(p, n, PT_COLS, cols);
+    if (rc == PROTO_OK && (*rows > 65535 || *cols > 65535))
+        rc = PROTO_E_FIELD;
+    return rc;
+}
+
+size_t proto_encode_resize(struct proto_writer *w, uint32_t stream, uint32_t rows, uint32_t cols)
+{
+    proto_writer_begin(w, stream, PROTO_RESIZE);
+    proto_put_u32(w, PT_ROWS, rows);
+    proto_put_u32(w, PT_COLS, cols);
+    return proto_writer_finish(w);
+}
+
+int proto_decode_signal_exec(const uint8_t *p, size_t n, uint32_t *pid, uint32_t *signal)
+{
+    int rc = proto_decode_u32_field(p, n, PT_PID, pid);
+    if (rc == PROTO_OK)
+        rc = proto_decode_u32_field(p, n, PT_SIGNAL, signal);
+    if (rc == PROTO_OK && (*signal == 0 || *signal > 64))
+        rc = PROTO_E_FIELD;
+    return rc;
+}
+
+size_t proto_encode_signal_exec(struct proto_writer *w, uint32_t pid, uint32_t signal)
+{
+    proto_writer_begin(w, PROTO_STREAM_SESSION, PROTO_VMM_SIGNAL_EXEC);
+    proto_put_u32(w, PT_PID, pid);
+    proto_put_u32(w, PT_SIGNAL, signal);
     return proto_writer_finish(w);
 }
 
@@ -796,36 +674,46 @@ size_t proto_encode_credit(struct proto_writer *w, uint32_t stream, uint32_t byt
     return proto_writer_finish(w);
 }
 
-size_t proto_encode_shutdown(struct proto_writer *w, uint32_t mode, uint32_t timeout_ms)
-{
-    proto_writer_begin(w, PROTO_STREAM_SESSION, PROTO_SHUTDOWN);
-    proto_put_u32(w, PT_MODE, mode);
-    proto_put_u32(w, PT_TIMEOUT_MS, timeout_ms);
-    return proto_writer_finish(w);
-}
+/* VMM_HELLO */
+static const struct field vmm_hello_fields[] = {
+    FIELD(struct proto_vmm_hello, version, PT_VERSION, FIELD_U32, 1),
+    FIELD(struct proto_vmm_hello, backend, PT_BACKEND, FIELD_STR, 0),
+    FIELD(struct proto_vmm_hello, accel, PT_ACCEL, FIELD_STR, 0),
+    FIELD(struct proto_vmm_hello, box_id, PT_BOX_ID, FIELD_STR, 0),
+    FIELD(struct proto_vmm_hello, kernel, PT_KERNEL, FIELD_STR, 0),
+    FIELD(struct proto_vmm_hello, boot_ns, PT_BOOT_NS, FIELD_U64, 0),
+    FIELD(struct proto_vmm_hello, init_ns, PT_INIT_NS, FIELD_U64, 0),
+    FIELD(struct proto_vmm_hello, ready_ms, PT_READY_MS, FIELD_U32, 0),
+};
 
-size_t proto_encode_resize(struct proto_writer *w, uint32_t stream, uint32_t rows, uint32_t cols)
+int proto_decode_vmm_hello(const uint8_t *p, size_t n, struct proto_vmm_hello *m)
 {
-    proto_writer_begin(w, stream, PROTO_RESIZE);
-    proto_put_u32(w, PT_ROWS, rows);
-    proto_put_u32(w, PT_COLS, cols);
-    return proto_writer_finish(w);
+    return DECODE(p, n, vmm_hello_fields, m);
 }
 
 size_t proto_encode_vmm_hello(struct proto_writer *w, const struct proto_vmm_hello *m)
 {
-    proto_writer_begin(w, PROTO_STREAM_SESSION, PROTO_VMM_HELLO);
-    proto_put_u32(w, PT_VERSION, m->version);
-    proto_put_str(w, PT_BACKEND, m->backend);
-    proto_put_str(w, PT_ACCEL, m->accel);
-    proto_put_str(w, PT_BOX_ID, m->box_id);
-    proto_put_str(w, PT_KERNEL, m->kernel);
-    proto_put_u64(w, PT_BOOT_NS, m->boot_ns);
-    proto_put_u64(w, PT_INIT_NS, m->init_ns);
-    proto_put_u32(w, PT_READY_MS, m->ready_ms);
-    return proto_writer_finish(w);
+    return ENCODE(w, PROTO_STREAM_SESSION, PROTO_VMM_HELLO, vmm_hello_fields, m);
 }
 
+/* FILE_PUT, FILE_GET */
+static const struct field file_fields[] = {
+    FIELD(struct proto_file, path, PT_PATH, FIELD_STR, 1),
+    FIELD(struct proto_file, window, PT_WINDOW, FIELD_U32, 0),
+    FIELD(struct proto_file, flags, PT_FLAGS, FIELD_U32, 0),
+};
+
+int proto_decode_file(const uint8_t *p, size_t n, struct proto_file *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->window = PROTO_DEFAULT_WINDOW;
+    int rc = decode_fields(p, n, file_fields, FIELD_COUNT(file_fields), m, NULL);
+    if (rc == PROTO_OK && (m->path[0] == 0 || m->window == 0 || (m->flags & ~PROTO_FILE_FLAGS_ALL)))
+        rc = PROTO_E_FIELD;
+    return rc;
+}
+
+/* A zero window means the default; no flags, no field. */
 size_t proto_encode_file(struct proto_writer *w, uint32_t stream, uint16_t type, const struct proto_file *m)
 {
     proto_writer_begin(w, stream, type);
@@ -836,29 +724,91 @@ size_t proto_encode_file(struct proto_writer *w, uint32_t stream, uint16_t type,
     return proto_writer_finish(w);
 }
 
+/* STATS (the request: its fields, if any, are skipped) and STATS_REPLY */
+int proto_decode_stats(const uint8_t *p, size_t n) { return decode_fields(p, n, NULL, 0, NULL, NULL); }
+
 size_t proto_encode_stats(struct proto_writer *w, uint32_t stream)
 {
     proto_writer_begin(w, stream, PROTO_STATS);
     return proto_writer_finish(w);
 }
 
+static const struct field stats_reply_fields[] = {
+    FIELD(struct proto_stats, cpu_ns, PT_CPU_NS, FIELD_U64, 0),
+    FIELD(struct proto_stats, cpus, PT_CPUS, FIELD_U32, 0),
+    FIELD(struct proto_stats, mem_total, PT_MEM_TOTAL, FIELD_U64, 0),
+    FIELD(struct proto_stats, mem_available, PT_MEM_AVAILABLE, FIELD_U64, 0),
+    FIELD(struct proto_stats, mem_free, PT_MEM_FREE, FIELD_U64, 0),
+    FIELD(struct proto_stats, disk_total, PT_DISK_TOTAL, FIELD_U64, 0),
+    FIELD(struct proto_stats, disk_used, PT_DISK_USED, FIELD_U64, 0),
+    FIELD(struct proto_stats, disk_available, PT_DISK_AVAILABLE, FIELD_U64, 0),
+    FIELD(struct proto_stats, procs, PT_PROCS, FIELD_U32, 0),
+    FIELD(struct proto_stats, uptime_ns, PT_UPTIME_NS, FIELD_U64, 1),
+    FIELD(struct proto_stats, load1, PT_LOAD1, FIELD_U32, 0),
+    FIELD(struct proto_stats, load5, PT_LOAD5, FIELD_U32, 0),
+    FIELD(struct proto_stats, load15, PT_LOAD15, FIELD_U32, 0),
+};
+
+int proto_decode_stats_reply(const uint8_t *p, size_t n, struct proto_stats *m)
+{
+    int rc = DECODE(p, n, stats_reply_fields, m);
+    /* Plausibility: what is used or free cannot exceed the total. */
+    if (rc == PROTO_OK && (m->mem_available > m->mem_total || m->mem_free > m->mem_total ||
+                           m->disk_used > m->disk_total || m->disk_available > m->disk_total))
+        rc = PROTO_E_FIELD;
+    return rc;
+}
+
 size_t proto_encode_stats_reply(struct proto_writer *w, uint32_t stream, const struct proto_stats *m)
 {
-    proto_writer_begin(w, stream, PROTO_STATS_REPLY);
-    proto_put_u64(w, PT_CPU_NS, m->cpu_ns);
-    proto_put_u32(w, PT_CPUS, m->cpus);
-    proto_put_u64(w, PT_MEM_TOTAL, m->mem_total);
-    proto_put_u64(w, PT_MEM_AVAILABLE, m->mem_available);
-    proto_put_u64(w, PT_MEM_FREE, m->mem_free);
-    proto_put_u64(w, PT_DISK_TOTAL, m->disk_total);
-    proto_put_u64(w, PT_DISK_USED, m->disk_used);
-    proto_put_u64(w, PT_DISK_AVAILABLE, m->disk_available);
-    proto_put_u32(w, PT_PROCS, m->procs);
-    proto_put_u64(w, PT_UPTIME_NS, m->uptime_ns);
-    proto_put_u32(w, PT_LOAD1, m->load1);
-    proto_put_u32(w, PT_LOAD5, m->load5);
-    proto_put_u32(w, PT_LOAD15, m->load15);
-    return proto_writer_finish(w);
+    return ENCODE(w, stream, PROTO_STATS_REPLY, stats_reply_fields, m);
+}
+
+/* VMM_EXECS: pairs arrive in order, a PID opens an entry, the CMD after it names it.
+ * The tags are above PT_TAG_MAX, so the pairs are all "repeated" fields. */
+struct execs_decoding {
+    struct proto_exec_entry *e;
+    size_t cap, count;
+    int have_cmd;
+};
+
+static int execs_repeated(void *msg, const struct proto_field *f)
+{
+    struct execs_decoding *d = msg;
+    int err = PROTO_OK;
+    if (f->tag == PT_EXEC_PID) {
+        uint32_t pid;
+        if (!d->have_cmd || (err = proto_field_u32(f, &pid)) != PROTO_OK)
+            return d->have_cmd ? err : PROTO_E_FIELD;
+        if (d->count < d->cap) {
+            d->e[d->count].pid = pid;
+            d->e[d->count].cmd[0] = 0;
+        }
+        d->count++;
+        d->have_cmd = 0;
+    } else if (f->tag == PT_EXEC_CMD) {
+        if (d->have_cmd)
+            return PROTO_E_FIELD;
+        char cmd[sizeof(d->e->cmd)];
+        if ((err = proto_field_str(f, cmd, sizeof(cmd))) != PROTO_OK)
+            return err;
+        if (d->count <= d->cap)
+            memcpy(d->e[d->count - 1].cmd, cmd, sizeof(cmd));
+        d->have_cmd = 1;
+    }
+    return PROTO_OK; /* other tags: skipped, and duplicates of them are no error here */
+}
+
+int proto_decode_vmm_execs(const uint8_t *p, size_t len, struct proto_exec_entry *e, size_t cap, size_t *n)
+{
+    struct execs_decoding d = {.e = e, .cap = cap, .have_cmd = 1};
+    int rc = decode_fields(p, len, NULL, 0, &d, execs_repeated);
+    if (rc != PROTO_OK)
+        return rc;
+    if (!d.have_cmd)
+        return PROTO_E_FIELD;
+    *n = d.count;
+    return PROTO_OK;
 }
 
 size_t proto_encode_vmm_execs(struct proto_writer *w, const struct proto_exec_entry *e, size_t n)
@@ -869,61 +819,4 @@ size_t proto_encode_vmm_execs(struct proto_writer *w, const struct proto_exec_en
         proto_put_str(w, PT_EXEC_CMD, e[i].cmd);
     }
     return proto_writer_finish(w);
-}
-
-/* Pairs arrive in order: a PID opens an entry, the CMD after it names it. */
-int proto_decode_vmm_execs(const uint8_t *p, size_t len, struct proto_exec_entry *e, size_t cap, size_t *n)
-{
-    struct proto_field f;
-    int rc;
-    size_t count = 0;
-    int have_cmd = 1;
-    FOR_EACH_FIELD(p, len, f, rc)
-    {
-        int err = PROTO_OK;
-        if (f.tag == PT_EXEC_PID) {
-            uint32_t pid;
-            if (!have_cmd || (err = proto_field_u32(&f, &pid)) != PROTO_OK)
-                return have_cmd ? err : PROTO_E_FIELD;
-            if (count < cap) {
-                e[count].pid = pid;
-                e[count].cmd[0] = 0;
-            }
-            count++;
-            have_cmd = 0;
-        } else if (f.tag == PT_EXEC_CMD) {
-            if (have_cmd)
-                return PROTO_E_FIELD;
-            char cmd[sizeof(e->cmd)];
-            if ((err = proto_field_str(&f, cmd, sizeof(cmd))) != PROTO_OK)
-                return err;
-            if (count <= cap)
-                memcpy(e[count - 1].cmd, cmd, sizeof(cmd));
-            have_cmd = 1;
-        }
-    }
-    if ((rc = loop_end(rc)) != PROTO_OK)
-        return rc;
-    if (!have_cmd)
-        return PROTO_E_FIELD;
-    *n = count;
-    return PROTO_OK;
-}
-
-size_t proto_encode_signal_exec(struct proto_writer *w, uint32_t pid, uint32_t signal)
-{
-    proto_writer_begin(w, PROTO_STREAM_SESSION, PROTO_VMM_SIGNAL_EXEC);
-    proto_put_u32(w, PT_PID, pid);
-    proto_put_u32(w, PT_SIGNAL, signal);
-    return proto_writer_finish(w);
-}
-
-int proto_decode_signal_exec(const uint8_t *p, size_t n, uint32_t *pid, uint32_t *signal)
-{
-    int rc = proto_decode_u32_field(p, n, PT_PID, pid);
-    if (rc == PROTO_OK)
-        rc = proto_decode_u32_field(p, n, PT_SIGNAL, signal);
-    if (rc == PROTO_OK && (*signal == 0 || *signal > 64))
-        rc = PROTO_E_FIELD;
-    return rc;
 }

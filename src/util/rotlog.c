@@ -1,9 +1,11 @@
-/* Rotating log files (util/rotlog.h): the guest's console, written by the monitor. The
- * writer keeps its fd number across rotations (dup3), so nothing else has to follow it. */
+/* Rotating log files (util/rotlog.h): the guest's console and the monitor's log (and,
+ * by rotlog_rotate, the network log). The writer keeps its fd number across rotations
+ * (dup3), so nothing else has to follow it. */
 #include "util/rotlog.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -37,20 +39,29 @@ int rotlog_open(struct rotlog *l, int dirfd, const char *name, uint64_t max, int
     return 0;
 }
 
+int rotlog_rotate(int dirfd, const char *name, int fd)
+{
+    char old[NAME_MAX + 1];
+    if (snprintf(old, sizeof(old), "%s.1", name) >= (int)sizeof(old))
+        return -1;
+    int fresh = -1;
+    if (renameat(dirfd, name, dirfd, old) == 0)
+        fresh = openat(dirfd, name, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fresh < 0 || dup3(fresh, fd, O_CLOEXEC) < 0) {
+        if (fresh >= 0)
+            close(fresh);
+        return -1;
+    }
+    close(fresh);
+    return 0;
+}
+
 static void rotate(struct rotlog *l)
 {
-    char old[sizeof(l->name) + 2];
-    snprintf(old, sizeof(old), "%s.1", l->name);
-    int fd = -1;
-    if (renameat(l->dirfd, l->name, l->dirfd, old) == 0)
-        fd = open_log(l, 0);
-    if (fd < 0 || dup3(fd, l->fd, O_CLOEXEC) < 0) {
+    if (rotlog_rotate(l->dirfd, l->name, l->fd) < 0) {
         l->stopped = 1;
-        if (fd >= 0)
-            close(fd);
         return;
     }
-    close(fd);
     l->size = 0;
     l->rotations++;
 }

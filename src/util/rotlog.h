@@ -23,5 +23,9 @@ int rotlog_open(struct rotlog *l, int dirfd, const char *name, uint64_t max, int
  * cannot be written is counted in l->dropped. */
 void rotlog_write(struct rotlog *l, const void *buf, size_t n);
 void rotlog_close(struct rotlog *l);
+/* The rotation itself, for a log kept open by someone else: renames dirfd/name to
+ * name.1 and makes fd (keeping its number, by dup3) a fresh dirfd/name. -1 when that
+ * fails; fd is then unchanged. */
+int rotlog_rotate(int dirfd, const char *name, int fd);
 
 #endif

@@ -17,6 +17,7 @@
 
 #include "lib/extract.h"
 #include "lib/tar_reader.h"
+#include "support/tmpdir.h"
 #include "util/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -86,9 +87,7 @@ static int check_one(const char *path, const struct stat *st, int flag, struct F
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!workdir[0]) {
-        const char *tmp = getenv("TMPDIR");
-        snprintf(workdir, sizeof(workdir), "%s/fuzz_cp_extract.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(workdir)) {
+        if (test_tmpdir(workdir, sizeof(workdir), "fuzz_cp_extract") < 0) {
             workdir[0] = 0;
             return 0;
         }

@@ -9,10 +9,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "image/image.h"
+#include "support/fuzzfile.h"
 #include "util/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -21,15 +21,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char store[64];
     snprintf(store, sizeof(store), "/tmp/cocoon-fuzz-load-%d", (int)getpid());
-    int fd = memfd_create("archive", MFD_CLOEXEC);
+    char path[64], err[1024];
+    int fd = fuzz_input_file("archive", data, size, path, sizeof(path));
     if (fd < 0)
         return 0;
-    if (write(fd, data, size) != (ssize_t)size) {
-        close(fd);
-        return 0;
-    }
-    char path[64], err[1024];
-    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
     struct image_loaded *out = NULL;
     size_t n = 0;
     if (image_load(store, path, &out, &n, err, sizeof(err)) == 0) {

@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "disk/qcow2.h"
+#include "support/fuzzfile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -38,15 +38,10 @@ static void exercise(struct qcow2 *q, int writable)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int fd = memfd_create("fuzz-qcow2", MFD_CLOEXEC);
+    char path[64], err[256];
+    int fd = fuzz_input_file("fuzz-qcow2", data, size, path, sizeof(path));
     if (fd < 0)
         return 0;
-    if (write(fd, data, size) != (ssize_t)size) {
-        close(fd);
-        return 0;
-    }
-    char path[64], err[256];
-    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
     for (int writable = 0; writable <= 1; writable++) {
         struct qcow2 *q = qcow2_open(path, writable, err, sizeof(err));
         if (!q)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "image/unpack_int.h"
+#include "support/tmpdir.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -34,9 +35,7 @@ static void cleanup(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!workdir[0]) {
-        const char *tmp = getenv("TMPDIR");
-        snprintf(workdir, sizeof(workdir), "%s/fuzz_tar.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(workdir)) {
+        if (test_tmpdir(workdir, sizeof(workdir), "fuzz_tar") < 0) {
             workdir[0] = 0;
             return 0;
         }

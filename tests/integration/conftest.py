@@ -7,6 +7,7 @@ Every test gets a fresh COCOON_HOME under its tmp_path and, after it, a check th
 cocoon-vmm or qemu-system process of that home is left running (they are killed and
 the test fails), and that no sanitizer report was written.
 """
+import hashlib
 import json
 import os
 import shutil
@@ -316,6 +317,22 @@ def vm(backend, cocoon):
 @pytest.fixture(scope="session")
 def host(tmp_path_factory):
     return host_info(str(tmp_path_factory.mktemp("doctor")))
+
+
+def drain_hashed(p, chunk, timeout):
+    """Reads the Popen p's stdout to its end chunk bytes at a time, then its stderr, and
+    waits for it: (bytes read, their sha256 hex digest, stderr bytes)."""
+    h = hashlib.sha256()
+    n = 0
+    while True:
+        data = p.stdout.read(chunk)
+        if not data:
+            break
+        h.update(data)
+        n += len(data)
+    err = p.stderr.read()
+    p.wait(timeout=timeout)
+    return n, h.hexdigest(), err
 
 
 def decode(b):

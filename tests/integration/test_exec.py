@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import BIN_DIR, REPO, decode
+from conftest import BIN_DIR, REPO, decode, drain_hashed
 
 
 @contextlib.contextmanager
@@ -115,20 +115,11 @@ def test_100mb_through_cat(vm, tmp_path):
         start = time.monotonic()
         with open(src, "rb") as fin:
             p = vm.popen("exec", box, "--", "cat", stdin=fin)
-            h_out = hashlib.sha256()
-            n = 0
-            while True:
-                chunk = p.stdout.read(1 << 20)
-                if not chunk:
-                    break
-                h_out.update(chunk)
-                n += len(chunk)
-            err = p.stderr.read()
-            p.wait(timeout=120)
+            n, digest, err = drain_hashed(p, 1 << 20, 120)
         elapsed = time.monotonic() - start
         assert p.returncode == 0, decode(err)
         assert n == size
-        assert h_out.hexdigest() == h_in.hexdigest()
+        assert digest == h_in.hexdigest()
         print(f"100 MB through `cat` both ways in {elapsed:.1f} s ({100 / elapsed:.1f} MB/s)")
 
 

@@ -44,23 +44,37 @@ def test_two_boxes_in_parallel(vm):
     assert results[0][1].split("\n")[1] != results[1][1].split("\n")[1]
 
 
-def test_killing_the_cli_removes_the_box(vm):
-    p = vm.popen("run", "--rm", "--", "sh", "-c", "echo started; sleep 60")
+def kill_run_once_started(vm, *run_args, while_running=None):
+    """Starts `cocoon run RUN_ARGS -- sh -c 'echo started; sleep 60'`, SIGKILLs it once the
+    command is running (after while_running(), when given) and reaps it."""
+    p = vm.popen("run", *run_args, "--", "sh", "-c", "echo started; sleep 60")
     try:
         line = p.stdout.readline()
         assert line == b"started\n", (line, p.poll())
-        boxes = vm.box_dirs()
-        assert len(boxes) == 1, boxes
-        assert find_box_processes(vm.home), "no monitor/qemu found for a running box"
+        if while_running:
+            while_running()
         p.send_signal(signal.SIGKILL)
         p.wait()
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and (find_box_processes(vm.home) or vm.box_dirs()):
+
+
+def wait_until(done, secs=15):
+    deadline = time.monotonic() + secs
+    while time.monotonic() < deadline and not done():
         time.sleep(0.25)
+
+
+def test_killing_the_cli_removes_the_box(vm):
+    def one_box_running():
+        boxes = vm.box_dirs()
+        assert len(boxes) == 1, boxes
+        assert find_box_processes(vm.home), "no monitor/qemu found for a running box"
+
+    kill_run_once_started(vm, "--rm", while_running=one_box_running)
+    wait_until(lambda: not find_box_processes(vm.home) and not vm.box_dirs())
     left = find_box_processes(vm.home)
     assert not left, f"still running 15 s after the CLI died: {left}"
     assert vm.box_dirs() == [], f"box directory left behind: {vm.box_dirs()}"
@@ -182,18 +196,8 @@ def test_run_keeps_a_stopped_box(vm):
 
 
 def test_killing_the_cli_stops_a_kept_box(vm):
-    p = vm.popen("run", "--name", "k", "--", "sh", "-c", "echo started; sleep 60")
-    try:
-        assert p.stdout.readline() == b"started\n"
-        p.send_signal(signal.SIGKILL)
-        p.wait()
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and find_box_processes(vm.home):
-        time.sleep(0.25)
+    kill_run_once_started(vm, "--name", "k")
+    wait_until(lambda: not find_box_processes(vm.home))
     assert not find_box_processes(vm.home), "box still running after its `cocoon run` died"
     assert status_of(vm, "k") == "stopped"
     assert len(vm.box_dirs()) == 1

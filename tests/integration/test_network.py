@@ -5,6 +5,7 @@ guest as host.cocoon.internal (the host alias, --allow host:PORT), and to a tiny
 server on 127.0.0.1 that the stack is pointed at with COCOON_DNS_UPSTREAM. The
 default image has python3, so guest-side clients are python one-liners.
 """
+import contextlib
 import hashlib
 import os
 import socket
@@ -157,20 +158,35 @@ def test_default_public_and_none(vm):
     assert "eth0" not in out, out
 
 
-def test_host_alias_allowed_and_denied(vm, servers):
-    port = servers.tcp()
-    code = f"""
+# Guest-side Python the tests below prepend to their programs.
+# tcp_get: one line a test server (servers.tcp) answers, or the error's name.
+GUEST_TCP_GET = r"""
 import socket
-def get(host, port):
+def tcp_get(host, port):
     try:
         s = socket.create_connection((host, port), timeout=10)
-        s.sendall(b"HTTP\\n")
-        return s.recv(100).decode().split("\\r\\n\\r\\n")[1].strip()
+        s.sendall(b"HTTP\n")
+        return s.recv(100).decode().split("\r\n\r\n")[1].strip()
     except Exception as e:
         return "error " + type(e).__name__
-print("alias:", get("host.cocoon.internal", {port}))
-print("metadata:", get("169.254.169.254", 80))
-print("private:", get("192.168.1.1", 80))
+"""
+# csum: the Internet checksum, for the ICMP and raw IP packets the guest builds.
+GUEST_CSUM = r"""
+import struct
+def csum(b):
+    if len(b) % 2: b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return (~s) & 0xffff
+"""
+
+
+def test_host_alias_allowed_and_denied(vm, servers):
+    port = servers.tcp()
+    code = GUEST_TCP_GET + f"""
+print("alias:", tcp_get("host.cocoon.internal", {port}))
+print("metadata:", tcp_get("169.254.169.254", 80))
+print("private:", tcp_get("192.168.1.1", 80))
 print(open("/etc/resolv.conf").read().split()[-1])
 """
     out = guest_py(vm, code, "--net", "public", "--allow", f"host:{port}")
@@ -247,9 +263,10 @@ def test_dns_large_answer_truncated_then_tcp(vm, servers):
     assert servers.dns_sizes and all(size == 4096 for _, size in servers.dns_sizes), servers.dns_sizes
 
 
+@contextlib.contextmanager
 def udp_reply_server(reply):
     """A UDP server on 127.0.0.1 answering each datagram with reply(datagram), in a
-    thread: (socket, port, stop event, thread); set the event, join, close."""
+    thread, for the length of the with block; yields its port."""
     srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     srv.bind(("127.0.0.1", 0))
     srv.settimeout(0.2)
@@ -265,7 +282,12 @@ def udp_reply_server(reply):
 
     t = threading.Thread(target=serve, daemon=True)
     t.start()
-    return srv, srv.getsockname()[1], stop, t
+    try:
+        yield srv.getsockname()[1]
+    finally:
+        stop.set()
+        t.join(5)
+        srv.close()
 
 
 def test_guest_big_udp_datagram_reassembled(vm):
@@ -274,8 +296,8 @@ def test_guest_big_udp_datagram_reassembled(vm):
     def reply(d):
         return b"%d %s" % (len(d), hashlib.sha256(d).hexdigest()[:16].encode())
 
-    srv, port, stop, t = udp_reply_server(reply)
-    code = f"""
+    with udp_reply_server(reply) as port:
+        code = f"""
 import hashlib, socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(10)
@@ -284,12 +306,7 @@ for n in (3000, 30000, 65000):
     s.sendto(d, ("host.cocoon.internal", {port}))
     print("sent", n, hashlib.sha256(d).hexdigest()[:16], "got", s.recv(200).decode())
 """
-    try:
         out = guest_py(vm, code, "--rm", "--net", "public", "--allow", f"host:{port}/udp")
-    finally:
-        stop.set()
-        t.join(5)
-        srv.close()
     for n in (3000, 30000, 65000):
         want = hashlib.sha256(bytes((i * 7 + 1) % 251 for i in range(n))).hexdigest()[:16]
         assert f"sent {n} {want} got {n} {want}" in out, out
@@ -302,8 +319,8 @@ def test_big_udp_datagram_fragmented(vm):
     def reply(d):
         return (b"%d " % len(d)) + pattern(int(d.split()[0]))
 
-    srv, port, stop, t = udp_reply_server(reply)
-    code = f"""
+    with udp_reply_server(reply) as port:
+        code = f"""
 import hashlib, socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(10)
@@ -313,12 +330,7 @@ for n in (1000, 4000, 30000):
     got, data = r.split(b" ", 1)
     print("size", n, int(got), len(data), hashlib.sha256(data).hexdigest()[:16])
 """
-    try:
         out = guest_py(vm, code, "--rm", "--net", "public", "--allow", f"host:{port}/udp")
-    finally:
-        stop.set()
-        t.join(5)
-        srv.close()
     for n in (1000, 4000, 30000):
         sent = len(b"%d " % n) + 1000
         want = hashlib.sha256(pattern(n)).hexdigest()[:16]
@@ -456,14 +468,7 @@ def tcpq(name, server="10.0.2.3"):
         return "error " + type(e).__name__
     an = struct.unpack("!H", r[6:8])[0]
     return "rcode %d %s" % (r[3] & 15, socket.inet_ntoa(r[-4:]) if an else "-")
-def tcp_get(host, port):
-    try:
-        s = socket.create_connection((host, port), timeout=10)
-        s.sendall(b"HTTP\n")
-        return s.recv(100).decode().split("\r\n\r\n")[1].strip()
-    except Exception as e:
-        return "error " + type(e).__name__
-"""
+""" + GUEST_TCP_GET
 
 
 def wait_stats(vm, box, pred, secs=15):
@@ -519,13 +524,8 @@ print("host", tcp_get("host.cocoon.internal", {port}))
         vm.run("rm", "-f", box)
 
 
-FLOOD = r"""
+FLOOD = GUEST_CSUM + r"""
 import os, random, socket, struct, time
-def csum(b):
-    if len(b) % 2: b += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while s >> 16: s = (s & 0xffff) + (s >> 16)
-    return (~s) & 0xffff
 def ip4(a): return socket.inet_aton(a)
 src = "10.0.2.15"
 # learn the gateway's MAC with one ordinary connection
@@ -665,13 +665,8 @@ def test_net_log_rotation(vm):
 
 
 def test_ping_gateway(vm):
-    code = r"""
+    code = GUEST_CSUM + r"""
 import socket, struct, os
-def csum(b):
-    if len(b) % 2: b += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while s >> 16: s = (s & 0xffff) + (s >> 16)
-    return (~s) & 0xffff
 s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
 s.settimeout(5)
 payload = b"cocoon-ping" * 4
@@ -896,13 +891,8 @@ print("tls", tls("{NS_ADDR}", "allowed.example"))
 # loopback holding 198.51.100.1 and .2 (TEST-NET-2) for the pings to reach (the
 # kernel here has no dummy interfaces).
 
-PING = r"""
+PING = GUEST_CSUM + r"""
 import socket, struct, time
-def csum(b):
-    if len(b) % 2: b += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while s >> 16: s = (s & 0xffff) + (s >> 16)
-    return (~s) & 0xffff
 def ping(dst, wait, ident=0x4343):
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
     s.settimeout(0.5)
@@ -953,54 +943,49 @@ def ns_cocoon(vm, ns, *args, env=None, timeout=180):
     return r
 
 
+def ns_pings(vm, ns, rules, pings):
+    """Starts a box in namespace ns with --net public and rules, runs PING's program
+    with pings (its print lines) in it and removes it: (exec result, stdout, net.log)."""
+    r = ns_cocoon(vm, ns, "run", "-d", "--net", "public", *rules)
+    assert r.returncode == 0, decode(r.stderr)
+    box = decode(r.stdout).strip()
+    try:
+        r = ns_cocoon(vm, ns, "exec", box, "--", "python3", "-c", PING + pings)
+        return r, decode(r.stdout), decode(ns_cocoon(vm, ns, "logs", "--net", box).stdout)
+    finally:
+        ns_cocoon(vm, ns, "rm", "-f", box)
+
+
 def test_ping_outside_in_netns(vm, ping_netns):
     """With ICMP sockets allowed, a ping to an allowed destination gets its reply and a
     denied one gets none, logged with its rule; where they are not allowed, net.log
     explains it once, naming the sysctl."""
     ns = ping_netns
-    r = ns_cocoon(vm, ns, "run", "-d", "--net", "public", "--allow", "198.51.100.1", "--deny", "198.51.100.2")
-    assert r.returncode == 0, decode(r.stderr)
-    box = decode(r.stdout).strip()
-    try:
-        code = PING + """
+    r, out, log = ns_pings(vm, ns, ["--allow", "198.51.100.1", "--deny", "198.51.100.2"], """
 print("allowed", ping("198.51.100.1", 15))
 print("allowed-again", ping("198.51.100.1", 15))
 print("denied", ping("198.51.100.2", 3))
-"""
-        r = ns_cocoon(vm, ns, "exec", box, "--", "python3", "-c", code)
-        out = decode(r.stdout)
-        assert r.returncode == 0, (out, decode(r.stderr))
-        assert "allowed reply True True" in out, out
-        assert "allowed-again reply True True" in out, out
-        assert "denied none" in out, out
-        log = decode(ns_cocoon(vm, ns, "logs", "--net", box).stdout)
-        assert 'deny icmp 10.0.2.15:0 -> 198.51.100.2:0 rule="deny 198.51.100.2"' in log, log
-        assert "198.51.100.1" not in log and "ping_group_range" not in log, log
-    finally:
-        ns_cocoon(vm, ns, "rm", "-f", box)
+""")
+    assert r.returncode == 0, (out, decode(r.stderr))
+    assert "allowed reply True True" in out, out
+    assert "allowed-again reply True True" in out, out
+    assert "denied none" in out, out
+    assert 'deny icmp 10.0.2.15:0 -> 198.51.100.2:0 rule="deny 198.51.100.2"' in log, log
+    assert "198.51.100.1" not in log and "ping_group_range" not in log, log
 
     # the same namespace with ICMP sockets not allowed: no reply, and the reason once
     _sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ping_group_range=1 0")
-    r = ns_cocoon(vm, ns, "run", "-d", "--net", "public", "--allow", "198.51.100.1")
-    assert r.returncode == 0, decode(r.stderr)
-    box = decode(r.stdout).strip()
-    try:
-        code = PING + """
+    r, out, log = ns_pings(vm, ns, ["--allow", "198.51.100.1"], """
 print("first", ping("198.51.100.1", 3))
 print("second", ping("198.51.100.1", 3))
 print("gateway", ping("10.0.2.2", 15))
-"""
-        r = ns_cocoon(vm, ns, "exec", box, "--", "python3", "-c", code)
-        out = decode(r.stdout)
-        assert "first none" in out and "second none" in out, out
-        assert "gateway reply True True" in out, out
-        log = decode(ns_cocoon(vm, ns, "logs", "--net", box).stdout)
-        assert sum("ping_group_range" in line for line in log.splitlines()) == 1, log  # once, for two pings
-        assert 'icmp echo to 198.51.100.1 is allowed but not relayed' in log, log
-        assert 'sysctl net.ipv4.ping_group_range="1 0" does not include group 0' in log, log
-        assert 'sysctl -w net.ipv4.ping_group_range="0 0"' in log, log
-    finally:
-        ns_cocoon(vm, ns, "rm", "-f", box)
+""")
+    assert "first none" in out and "second none" in out, out
+    assert "gateway reply True True" in out, out
+    assert sum("ping_group_range" in line for line in log.splitlines()) == 1, log  # once, for two pings
+    assert 'icmp echo to 198.51.100.1 is allowed but not relayed' in log, log
+    assert 'sysctl net.ipv4.ping_group_range="1 0" does not include group 0' in log, log
+    assert 'sysctl -w net.ipv4.ping_group_range="0 0"' in log, log
 
 
 # ---- descriptors: a monitor started with a low RLIMIT_NOFILE ----

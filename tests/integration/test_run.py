@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import decode
+from conftest import decode, drain_hashed
 
 
 def test_python_in_guest(vm):
@@ -112,17 +112,8 @@ sys.stderr.write(h.hexdigest() + '\\n')
 def test_50mb_stdout(vm):
     start = time.monotonic()
     p = vm.popen("run", "--", "python3", "-c", GUEST_50MB)
-    h = hashlib.sha256()
-    n = 0
     try:
-        while True:
-            chunk = p.stdout.read(1 << 16)
-            if not chunk:
-                break
-            h.update(chunk)
-            n += len(chunk)
-        err = p.stderr.read()
-        p.wait(timeout=60)
+        n, digest, err = drain_hashed(p, 1 << 16, 60)
     finally:
         if p.poll() is None:
             p.kill()
@@ -131,5 +122,5 @@ def test_50mb_stdout(vm):
     assert p.returncode == 0, decode(err)
     assert n == 52428800
     guest_hash = decode(err).strip().splitlines()[-1]
-    assert guest_hash == h.hexdigest()
+    assert guest_hash == digest
     print(f"50 MB through stdout in {elapsed:.1f} s including boot ({50 / elapsed:.1f} MB/s)")

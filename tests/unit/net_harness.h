@@ -227,23 +227,37 @@ static inline size_t h_dns_query(uint8_t *p, uint16_t id, const char *name, int 
     return o;
 }
 
-/* Parses an output frame as IPv4/TCP; 0 when it is one. */
-static inline int h_parse_tcp(const uint8_t *f, size_t n, struct pkt_ip *ip, struct pkt_tcp *t)
+/* Parses an output frame as an IPv4 packet of protocol proto; 0 when it is one. */
+static inline int h_parse_ip(const uint8_t *f, size_t n, uint8_t proto, struct pkt_ip *ip)
 {
     if (n < 34 || rd16(f + 12) != ETHERTYPE_IPV4)
         return -1;
-    if (wire_parse_ipv4(f + 14, n - 14, ip) != WIRE_OK || ip->proto != IP_PROTO_TCP)
-        return -1;
-    return wire_parse_tcp(ip, t) == WIRE_OK ? 0 : -1;
+    return wire_parse_ipv4(f + 14, n - 14, ip) == WIRE_OK && ip->proto == proto ? 0 : -1;
+}
+
+/* Parses an output frame as IPv4/TCP; 0 when it is one. */
+static inline int h_parse_tcp(const uint8_t *f, size_t n, struct pkt_ip *ip, struct pkt_tcp *t)
+{
+    return h_parse_ip(f, n, IP_PROTO_TCP, ip) == 0 && wire_parse_tcp(ip, t) == WIRE_OK ? 0 : -1;
 }
 
 static inline int h_parse_udp(const uint8_t *f, size_t n, struct pkt_ip *ip, struct pkt_udp *u)
 {
-    if (n < 34 || rd16(f + 12) != ETHERTYPE_IPV4)
-        return -1;
-    if (wire_parse_ipv4(f + 14, n - 14, ip) != WIRE_OK || ip->proto != IP_PROTO_UDP)
-        return -1;
-    return wire_parse_udp(ip, u) == WIRE_OK ? 0 : -1;
+    return h_parse_ip(f, n, IP_PROTO_UDP, ip) == 0 && wire_parse_udp(ip, u) == WIRE_OK ? 0 : -1;
+}
+
+/* Waits, up to tries times 20 ms, for an output TCP segment with one of flags set.
+ * 0 with its header in *t (t->data pointed into a frame that is gone), else -1. */
+static inline int h_wait_tcp_flags(struct harness *h, uint8_t flags, int tries, struct pkt_tcp *t)
+{
+    uint8_t f[2048];
+    struct pkt_ip ip;
+    for (int i = 0; i < tries; i++) {
+        size_t n = h_wait(h, f, sizeof(f), 20);
+        if (n && h_parse_tcp(f, n, &ip, t) == 0 && (t->flags & flags))
+            return 0;
+    }
+    return -1;
 }
 
 #endif

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/ustar.h"
+
 struct forge {
     uint8_t *buf;
     size_t len, cap;
@@ -59,17 +61,7 @@ static inline void fg_header(struct forge *f, const char *name, char type, unsig
             h[135 - i] = (uint8_t)(size >> (8 * i));
     }
     snprintf((char *)h + 136, 12, "%011o", 1600000000);
-    h[156] = (uint8_t)type;
-    if (link)
-        strncpy((char *)h + 157, link, 100);
-    memcpy(h + 257, "ustar", 6);
-    memcpy(h + 263, "00", 2);
-    memset(h + 148, ' ', 8);
-    unsigned sum = 0;
-    for (size_t i = 0; i < sizeof(h); i++)
-        sum += h[i];
-    snprintf((char *)h + 148, 8, "%06o", sum);
-    h[155] = ' ';
+    ustar_seal(h, type, link);
     fg_raw(f, h, sizeof(h));
 }
 

@@ -21,16 +21,12 @@
 #include "boxcfg/config.h"
 #include "lib/internal.h"
 #include "util/util.h"
+#include "support/tmpdir.h"
 
 static char dir[PATH_MAX];
 static char why[PATH_MAX * 2];
 
-static int setup(void **state)
-{
-    const char *base = getenv("TMPDIR");
-    snprintf(dir, sizeof(dir), "%s/cocoon-test-boxcfg.XXXXXX", base && *base ? base : "/tmp");
-    return mkdtemp(dir) ? 0 : -1;
-}
+static int setup(void **state) { return test_tmpdir(dir, sizeof(dir), "cocoon-test-boxcfg"); }
 
 static int teardown(void **state) { return util_rm_rf(dir); }
 

@@ -23,6 +23,8 @@
 #include "lib/tar_reader.h"
 #include "tar_forge.h"
 #include "util/util.h"
+#include "support/fixture.h"
+#include "support/tmpdir.h"
 
 static char root[PATH_MAX], dest[PATH_MAX + 16], victim[PATH_MAX + 16];
 static char warnings[1024];
@@ -30,9 +32,7 @@ static cocoon_error err;
 
 static int setup(void **state)
 {
-    const char *base = getenv("TMPDIR");
-    snprintf(root, sizeof(root), "%s/cocoon-test-cp.XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(root))
+    if (test_tmpdir(root, sizeof(root), "cocoon-test-cp") < 0)
         return -1;
     snprintf(dest, sizeof(dest), "%s/dest", root);
     snprintf(victim, sizeof(victim), "%s/victim", root);
@@ -578,20 +578,20 @@ static void test_existing_destination(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_tree, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rename_and_single_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refuses_names_outside_top, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refuses_absolute_and_dotdot, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_escapes_names_in_messages, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_symlinks_never_followed_nor_left_pointing_out, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refuses_writes_through_symlinks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hardlinks_only_inside_the_copy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_skips_devices_and_fifos, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_modes_lose_special_bits_and_follow_umask, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_truncated_leaves_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lying_headers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_existing_destination, setup, teardown),
+        cmocka_unit_test(test_tree),
+        cmocka_unit_test(test_rename_and_single_file),
+        cmocka_unit_test(test_refuses_names_outside_top),
+        cmocka_unit_test(test_refuses_absolute_and_dotdot),
+        cmocka_unit_test(test_escapes_names_in_messages),
+        cmocka_unit_test(test_symlinks_never_followed_nor_left_pointing_out),
+        cmocka_unit_test(test_refuses_writes_through_symlinks),
+        cmocka_unit_test(test_hardlinks_only_inside_the_copy),
+        cmocka_unit_test(test_skips_devices_and_fifos),
+        cmocka_unit_test(test_modes_lose_special_bits_and_follow_umask),
+        cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_truncated_leaves_nothing),
+        cmocka_unit_test(test_lying_headers),
+        cmocka_unit_test(test_existing_destination),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return run_tests_with_fixture(tests, setup, teardown);
 }

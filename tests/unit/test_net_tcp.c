@@ -37,19 +37,10 @@ static void test_echo_roundtrip(void **state)
     /* FIN from the guest: the echo server closes, the stack sends FIN, we ack it. */
     h_send_tcp(&h, GW, 40000, echo_port, seq, their, TCPF_FIN | TCPF_ACK, 2048, NULL, 0, 0);
     seq++;
-    int got_fin = 0;
-    uint8_t f[2048];
-    for (int i = 0; i < 200 && !got_fin; i++) {
-        size_t n = h_wait(&h, f, sizeof(f), 20);
-        struct pkt_ip ip;
-        struct pkt_tcp t;
-        if (n && h_parse_tcp(f, n, &ip, &t) == 0 && (t.flags & TCPF_FIN)) {
-            assert_int_equal(t.seq, their);
-            assert_int_equal(t.ack, seq);
-            got_fin = 1;
-        }
-    }
-    assert_true(got_fin);
+    struct pkt_tcp t;
+    assert_int_equal(h_wait_tcp_flags(&h, TCPF_FIN, 200, &t), 0);
+    assert_int_equal(t.seq, their);
+    assert_int_equal(t.ack, seq);
     their++;
     h_send_tcp(&h, GW, 40000, echo_port, seq, their, TCPF_ACK, 2048, NULL, 0, 0);
     assert_int_equal(h.s->ntcp, 0);
@@ -369,13 +360,7 @@ static void test_dns_over_tcp(void **state)
     /* FIN: answered with FIN; the connection goes away */
     h_send_tcp(&h, dns, 41000, 53, seq, their, TCPF_FIN | TCPF_ACK, 4096, NULL, 0, 0);
     seq++;
-    int fin = 0;
-    for (int i = 0; i < 100 && !fin; i++) {
-        n = h_wait(&h, f, sizeof(f), 20);
-        if (n && h_parse_tcp(f, n, &ip, &t) == 0 && (t.flags & TCPF_FIN))
-            fin = 1;
-    }
-    assert_true(fin);
+    assert_int_equal(h_wait_tcp_flags(&h, TCPF_FIN, 100, &t), 0);
     h_send_tcp(&h, dns, 41000, 53, seq, their + 1, TCPF_ACK, 4096, NULL, 0, 0);
     assert_int_equal(h.s->ntcp, 0);
     /* a length prefix that is no DNS message: RST */
@@ -384,13 +369,7 @@ static void test_dns_over_tcp(void **state)
     assert_int_equal(h_parse_tcp(f, n, &ip, &t), 0);
     their = t.seq + 1;
     h_send_tcp(&h, dns, 41001, 53, 101, their, TCPF_ACK | TCPF_PSH, 4096, (const uint8_t *)"\xff\xff", 2, 0);
-    int rst = 0;
-    for (int i = 0; i < 100 && !rst; i++) {
-        n = h_wait(&h, f, sizeof(f), 20);
-        if (n && h_parse_tcp(f, n, &ip, &t) == 0 && (t.flags & TCPF_RST))
-            rst = 1;
-    }
-    assert_true(rst);
+    assert_int_equal(h_wait_tcp_flags(&h, TCPF_RST, 100, &t), 0);
     assert_int_equal(h.s->ntcp, 0);
     h_stop(&h);
 }

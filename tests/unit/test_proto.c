@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -25,16 +26,18 @@ static struct proto_writer W;
 
 /* ---- helpers ---- */
 
+/* Stores in the wire's byte order (little-endian), by the C library rather than the
+ * codec under test. */
 static void put16(uint8_t *p, uint16_t v)
 {
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
+    uint16_t le = htole16(v);
+    memcpy(p, &le, sizeof(le));
 }
 
 static void put32(uint8_t *p, uint32_t v)
 {
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
+    uint32_t le = htole32(v);
+    memcpy(p, &le, sizeof(le));
 }
 
 /* A hand-built TLV payload, so tests can write what the encoder refuses to. */
@@ -55,17 +58,14 @@ static void tlv_raw(struct tlv *t, uint16_t tag, const void *v, uint32_t n)
 
 static void tlv_u32(struct tlv *t, uint16_t tag, uint32_t v)
 {
-    uint8_t b[4];
-    put32(b, v);
-    tlv_raw(t, tag, b, 4);
+    uint32_t le = htole32(v);
+    tlv_raw(t, tag, &le, sizeof(le));
 }
 
 static void tlv_u64(struct tlv *t, uint16_t tag, uint64_t v)
 {
-    uint8_t b[8];
-    put32(b, (uint32_t)v);
-    put32(b + 4, (uint32_t)(v >> 32));
-    tlv_raw(t, tag, b, 8);
+    uint64_t le = htole64(v);
+    tlv_raw(t, tag, &le, sizeof(le));
 }
 
 static void tlv_str(struct tlv *t, uint16_t tag, const char *s) { tlv_raw(t, tag, s, (uint32_t)strlen(s)); }
@@ -92,6 +92,18 @@ static const uint8_t *parse_w(size_t frame_len, uint32_t stream, uint16_t type, 
     return payload;
 }
 
+/* The bytes of a frame as hex, compared with what the encoder wrote before the codec
+ * became table-driven: the wire format must never move (a guest and a host of other
+ * builds read it). On a mismatch cmocka prints both strings. */
+static void assert_wire(const uint8_t *frame, size_t n, const char *want_hex)
+{
+    char got[2 * 1024 + 1];
+    assert_true(n > 0 && n <= 1024);
+    for (size_t i = 0; i < n; i++)
+        snprintf(got + 2 * i, 3, "%02x", frame[i]);
+    assert_string_equal(got, want_hex);
+}
+
 /* ---- round trips ---- */
 
 static void test_roundtrip_hello(void **state)
@@ -100,6 +112,9 @@ static void test_roundtrip_hello(void **state)
     snprintf(in.agent_version, sizeof(in.agent_version), "%s", "0.1.0");
     snprintf(in.kernel, sizeof(in.kernel), "%s", "6.1.192");
     size_t n = proto_encode_hello(&W, &in), plen;
+    assert_wire(W.buf, n,
+                "3a00000000000000010001000200040000000100000003000400000003000000040005000000302e312e300500070000"
+                "00362e312e313932060008000000efcdab8967452301");
     const uint8_t *p = parse_w(n, 0, PROTO_HELLO, &plen);
     struct proto_hello out;
     assert_int_equal(proto_decode_hello(p, plen, &out), PROTO_OK);
@@ -115,6 +130,9 @@ static void test_roundtrip_config(void **state)
     struct proto_config in = {.version = 1, .realtime_ns = 1764190000123456789ull};
     snprintf(in.hostname, sizeof(in.hostname), "%s", "cocoon-3fa2c9");
     size_t n = proto_encode_config(&W, &in), plen;
+    assert_wire(W.buf, n,
+                "2b00000000000000020001000100040000000100000008000d000000636f636f6f6e2d33666132633909000800000015"
+                "ada74175a97b18");
     const uint8_t *p = parse_w(n, 0, PROTO_CONFIG, &plen);
     struct proto_config out;
     assert_int_equal(proto_decode_config(p, plen, &out), PROTO_OK);
@@ -127,6 +145,7 @@ static void test_roundtrip_ready(void **state)
 {
     struct proto_ready in = {.boot_ns = 640000000ull, .init_ns = 420000000ull};
     size_t n = proto_encode_ready(&W, &in), plen;
+    assert_wire(W.buf, n, "1c000000000000000300010006000800000000a025260000000007000800000000b1081900000000");
     const uint8_t *p = parse_w(n, 0, PROTO_READY, &plen);
     struct proto_ready out;
     assert_int_equal(proto_decode_ready(p, plen, &out), PROTO_OK);
@@ -153,6 +172,11 @@ static void test_roundtrip_exec(void **state)
     in.window = 65536;
     in.realtime_ns = 1764190000123456789ull;
     size_t n = proto_encode_exec(&W, 7, &in), plen;
+    assert_wire(W.buf, n,
+                "a200000007000000100001000e0007000000707974686f6e330e00020000002d630e000b0000007072696e7428276869"
+                "27290e00000000000f0007000000464f4f3d6261720f0006000000454d5054593d1000040000002f746d701100090000"
+                "00313030303a313030301200040000000100000013000400000018000000140004000000500000000b00080000003075"
+                "0000000000001500040000000000010009000800000015ada74175a97b18");
     const uint8_t *p = parse_w(n, 7, PROTO_EXEC, &plen);
     static struct proto_exec out;
     assert_int_equal(proto_decode_exec(p, plen, &out), PROTO_OK);
@@ -186,6 +210,9 @@ static void test_roundtrip_exec_defaults(void **state)
     in.argv = argv;
     in.argc = 1;
     size_t n = proto_encode_exec(&W, 1, &in), plen;
+    assert_wire(W.buf, n,
+                "2c00000001000000100001000e000400000074727565120004000000000000000b000800000000000000000000001500"
+                "0400000000001000");
     const uint8_t *p = parse_w(n, 1, PROTO_EXEC, &plen);
     assert_int_equal(proto_decode_exec(p, plen, &out), PROTO_OK);
     assert_int_equal(out.argc, 1);
@@ -203,6 +230,7 @@ static void test_roundtrip_started(void **state)
 {
     struct proto_started in = {.pid = 4242, .window = 131072}, out;
     size_t n = proto_encode_started(&W, 9, &in), plen;
+    assert_wire(W.buf, n, "1400000009000000110001001600040000009210000015000400000000000200");
     const uint8_t *p = parse_w(n, 9, PROTO_STARTED, &plen);
     assert_int_equal(proto_decode_started(p, plen, &out), PROTO_OK);
     assert_int_equal(out.pid, 4242);
@@ -213,6 +241,7 @@ static void test_roundtrip_exit(void **state)
 {
     struct proto_exit in = {.code = 42, .signal = 0, .timed_out = 0}, out;
     size_t n = proto_encode_exit(&W, 3, &in), plen;
+    assert_wire(W.buf, n, "1e00000003000000160001000c00040000002a0000001700040000000000000018000400000000000000");
     const uint8_t *p = parse_w(n, 3, PROTO_EXIT, &plen);
     assert_int_equal(proto_decode_exit(p, plen, &out), PROTO_OK);
     assert_int_equal(out.code, 42);
@@ -237,6 +266,9 @@ static void test_roundtrip_error(void **state)
 {
     struct proto_error_msg out;
     size_t n = proto_encode_error(&W, 5, 2, "no such file: nonexistent-cmd"), plen;
+    assert_wire(W.buf, n,
+                "2d00000005000000070001000c0004000000020000000d001d0000006e6f20737563682066696c653a206e6f6e657869"
+                "7374656e742d636d64");
     const uint8_t *p = parse_w(n, 5, PROTO_ERROR, &plen);
     assert_int_equal(proto_decode_error(p, plen, &out), PROTO_OK);
     assert_int_equal(out.code, 2);
@@ -258,6 +290,7 @@ static void test_roundtrip_error(void **state)
 
     /* NULL message encodes as empty. */
     n = proto_encode_error(&W, 5, 1, NULL);
+    assert_wire(W.buf, n, "1000000005000000070001000c0004000000010000000d0000000000");
     p = parse_w(n, 5, PROTO_ERROR, &plen);
     assert_int_equal(proto_decode_error(p, plen, &out), PROTO_OK);
     assert_string_equal(out.message, "");
@@ -282,6 +315,7 @@ static void test_roundtrip_data(void **state)
     parse_w(n, 11, PROTO_STDIN_EOF, &plen);
     assert_int_equal(plen, 0);
     n = proto_encode_data(&W, 0, PROTO_PING, "A1", 2);
+    assert_wire(W.buf, n, "0200000000000000040001004131");
     const uint8_t *p = parse_w(n, 0, PROTO_PING, &plen);
     assert_memory_equal(p, "A1", 2);
 }
@@ -290,11 +324,13 @@ static void test_roundtrip_signal_credit(void **state)
 {
     uint32_t v = 0;
     size_t n = proto_encode_signal(&W, 4, 15), plen;
+    assert_wire(W.buf, n, "0a00000004000000170001001700040000000f000000");
     const uint8_t *p = parse_w(n, 4, PROTO_SIGNAL, &plen);
     assert_int_equal(proto_decode_u32_field(p, plen, PT_SIGNAL, &v), PROTO_OK);
     assert_int_equal(v, 15);
 
     n = proto_encode_credit(&W, 4, 262144);
+    assert_wire(W.buf, n, "0a000000040000001900010019000400000000000400");
     p = parse_w(n, 4, PROTO_CREDIT, &plen);
     assert_int_equal(proto_decode_u32_field(p, plen, PT_BYTES, &v), PROTO_OK);
     assert_int_equal(v, 262144);
@@ -306,6 +342,7 @@ static void test_roundtrip_shutdown(void **state)
 {
     uint32_t mode = 9, timeout = 9;
     size_t n = proto_encode_shutdown(&W, 1, 5000), plen;
+    assert_wire(W.buf, n, "1400000000000000060001000a0004000000010000000b000400000088130000");
     const uint8_t *p = parse_w(n, 0, PROTO_SHUTDOWN, &plen);
     assert_int_equal(proto_decode_shutdown(p, plen, &mode, &timeout), PROTO_OK);
     assert_int_equal(mode, 1);
@@ -324,6 +361,7 @@ static void test_roundtrip_resize(void **state)
 {
     uint32_t rows = 0, cols = 0;
     size_t n = proto_encode_resize(&W, 2, 50, 132), plen;
+    assert_wire(W.buf, n, "1400000002000000180001001300040000003200000014000400000084000000");
     const uint8_t *p = parse_w(n, 2, PROTO_RESIZE, &plen);
     assert_int_equal(proto_decode_resize(p, plen, &rows, &cols), PROTO_OK);
     assert_int_equal(rows, 50);
@@ -346,6 +384,10 @@ static void test_roundtrip_vmm_hello(void **state)
     in.init_ns = 2;
     in.ready_ms = 1234;
     size_t n = proto_encode_vmm_hello(&W, &in), plen;
+    assert_wire(W.buf, n,
+                "620000000000000020000100010004000000010000001a000400000071656d751b00030000007463671c000c00000033"
+                "6661326339653031623764050007000000362e312e313932060008000000010000000000000007000800000002000000"
+                "000000001d0004000000d2040000");
     const uint8_t *p = parse_w(n, 0, PROTO_VMM_HELLO, &plen);
     assert_int_equal(proto_decode_vmm_hello(p, plen, &out), PROTO_OK);
     assert_int_equal(out.version, 1);
@@ -1060,6 +1102,9 @@ static void test_file_roundtrip(void **state)
     m.window = 4096;
     m.flags = PROTO_FILE_EXACT;
     size_t n = proto_encode_file(&w, 5, PROTO_FILE_PUT, &m);
+    assert_wire(w.buf, n,
+                "2e00000005000000280001002800140000002f726f6f742fc3bc6ec3af20636f64652f61206215000400000000100000"
+                "29000400000001000000");
     assert_true(n > PROTO_HEADER_SIZE);
     struct proto_header h;
     assert_int_equal(proto_header_decode(w.buf, n, &h), PROTO_OK);
@@ -1136,10 +1181,16 @@ static void test_stats_roundtrip(void **state)
     s.load5 = 250;
     s.load15 = 5;
     size_t n = proto_encode_stats_reply(&w, 9, &s);
+    assert_wire(w.buf, n,
+                "a2000000090000002b0001002a0008000000141a99be1c0000002b0004000000020000002c0008000000000000400000"
+                "00002d000800000000004038000000002e000800000000000032000000002f0008000000000000000100000030000800"
+                "00000000001000000000310008000000000000c0000000003200040000001f00000033000800000000f2052a01000000"
+                "340004000000dc050000350004000000fa00000036000400000005000000");
     assert_true(n > 0);
     assert_int_equal(proto_decode_stats_reply(w.buf + PROTO_HEADER_SIZE, n - PROTO_HEADER_SIZE, &back), PROTO_OK);
     assert_memory_equal(&s, &back, sizeof(s));
     n = proto_encode_stats(&w, 9);
+    assert_wire(w.buf, n, "00000000090000002a000100");
     assert_int_equal(n, PROTO_HEADER_SIZE);
     assert_int_equal(proto_decode_stats(w.buf + PROTO_HEADER_SIZE, 0), PROTO_OK);
     /* the request skips unknown fields but not duplicates or truncation */
@@ -1156,6 +1207,9 @@ static void test_vmm_execs_roundtrip(void **state)
     static struct proto_writer w;
     struct proto_exec_entry in[3] = {{30, "sh -c sleep 200"}, {31, "sleep 100"}, {40, ""}};
     size_t len = proto_encode_vmm_execs(&w, in, 3);
+    assert_wire(w.buf, len,
+                "4800000000000000220001004000040000001e00000041000f0000007368202d6320736c656570203230304000040000"
+                "001f000000410009000000736c6565702031303040000400000028000000410000000000");
     assert_true(len > 0);
     struct proto_header h;
     assert_int_equal(proto_header_decode(w.buf, len, &h), PROTO_OK);
@@ -1200,6 +1254,7 @@ static void test_vmm_execs_invalid(void **state)
     assert_int_equal(proto_decode_signal_exec(w.buf + PROTO_HEADER_SIZE, len - PROTO_HEADER_SIZE, &pid, &sig),
                      PROTO_E_FIELD);
     len = proto_encode_signal_exec(&w, 7, 9);
+    assert_wire(w.buf, len, "1400000000000000230001001600040000000700000017000400000009000000");
     assert_int_equal(proto_decode_signal_exec(w.buf + PROTO_HEADER_SIZE, len - PROTO_HEADER_SIZE, &pid, &sig),
                      PROTO_OK);
     assert_int_equal(pid, 7);

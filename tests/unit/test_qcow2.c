@@ -19,6 +19,8 @@
 
 #include "disk/qcow2.h"
 #include "util/util.h"
+#include "support/fixture.h"
+#include "support/tmpdir.h"
 
 static char dir[256];
 static char err[512];
@@ -34,8 +36,7 @@ static const char *P(const char *name)
 
 static int setup(void **state)
 {
-    snprintf(dir, sizeof(dir), "/tmp/cocoon-qcow2-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    assert_int_equal(test_tmpdir(dir, sizeof(dir), "cocoon-qcow2"), 0);
     return 0;
 }
 
@@ -563,18 +564,18 @@ static void test_chain_depth_limit(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_create_open, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unallocated_zero_and_one_cluster, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_backing_raw_and_cow, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_qcow2_backing_and_relative_name, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_span_clusters_and_l2_tables, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_two_tib, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reftable_growth, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_discard, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_model, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_corrupt_headers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_corrupt_l1_l2, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_chain_depth_limit, setup, teardown),
+        cmocka_unit_test(test_create_open),
+        cmocka_unit_test(test_unallocated_zero_and_one_cluster),
+        cmocka_unit_test(test_backing_raw_and_cow),
+        cmocka_unit_test(test_qcow2_backing_and_relative_name),
+        cmocka_unit_test(test_span_clusters_and_l2_tables),
+        cmocka_unit_test(test_two_tib),
+        cmocka_unit_test(test_reftable_growth),
+        cmocka_unit_test(test_discard),
+        cmocka_unit_test(test_random_model),
+        cmocka_unit_test(test_corrupt_headers),
+        cmocka_unit_test(test_corrupt_l1_l2),
+        cmocka_unit_test(test_chain_depth_limit),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return run_tests_with_fixture(tests, setup, teardown);
 }

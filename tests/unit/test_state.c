@@ -23,15 +23,12 @@
 #include "cocoon.h"
 #include "lib/state.h"
 #include "util/util.h"
+#include "support/fixture.h"
+#include "support/tmpdir.h"
 
 static char home[PATH_MAX];
 
-static int setup_home(void **state)
-{
-    const char *base = getenv("TMPDIR");
-    snprintf(home, sizeof(home), "%s/cocoon-test-state.XXXXXX", base && *base ? base : "/tmp");
-    return mkdtemp(home) ? 0 : -1;
-}
+static int setup_home(void **state) { return test_tmpdir(home, sizeof(home), "cocoon-test-state"); }
 
 static int teardown_home(void **state) { return util_rm_rf(home); }
 
@@ -588,17 +585,17 @@ static void test_runtime_home_checks(void **unused)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_schema, setup_home, teardown_home),
-        cmocka_unit_test_setup_teardown(test_box_crud, setup_home, teardown_home),
-        cmocka_unit_test_setup_teardown(test_name_unique, setup_home, teardown_home),
-        cmocka_unit_test_setup_teardown(test_image_crud_and_in_use, setup_home, teardown_home),
-        cmocka_unit_test_setup_teardown(test_prefix_lookup, setup_home, teardown_home),
-        cmocka_unit_test_setup_teardown(test_concurrent_writers, setup_home, teardown_home),
-        cmocka_unit_test_setup_teardown(test_threads_share_a_connection, setup_home, teardown_home),
-        cmocka_unit_test_setup_teardown(test_runtime_opens_state, setup_home, teardown_home),
-        cmocka_unit_test_setup_teardown(test_image_tags, setup_home, teardown_home),
-        cmocka_unit_test_setup_teardown(test_migration_from_v1, setup_home, teardown_home),
-        cmocka_unit_test_setup_teardown(test_runtime_home_checks, setup_home, teardown_home),
+        cmocka_unit_test(test_schema),
+        cmocka_unit_test(test_box_crud),
+        cmocka_unit_test(test_name_unique),
+        cmocka_unit_test(test_image_crud_and_in_use),
+        cmocka_unit_test(test_prefix_lookup),
+        cmocka_unit_test(test_concurrent_writers),
+        cmocka_unit_test(test_threads_share_a_connection),
+        cmocka_unit_test(test_runtime_opens_state),
+        cmocka_unit_test(test_image_tags),
+        cmocka_unit_test(test_migration_from_v1),
+        cmocka_unit_test(test_runtime_home_checks),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return run_tests_with_fixture(tests, setup_home, teardown_home);
 }

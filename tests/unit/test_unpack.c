@@ -25,6 +25,8 @@
 
 #include "image/image.h"
 #include "util/util.h"
+#include "support/fixture.h"
+#include "support/tmpdir.h"
 
 static char dir[256];
 static char store[300];
@@ -34,8 +36,7 @@ static int layer_seq;
 
 static int setup(void **state)
 {
-    snprintf(dir, sizeof(dir), "/tmp/cocoon-unpack-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    assert_int_equal(test_tmpdir(dir, sizeof(dir), "cocoon-unpack"), 0);
     snprintf(store, sizeof(store), "%s/store", dir);
     char p[400];
     snprintf(p, sizeof(p), "%s/blobs/sha256", store);
@@ -859,22 +860,22 @@ static void test_budget_metadata_memory(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_basic_tree, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_overrides_and_whiteouts, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_links_devices_xattrs, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_many_entries_one_dir, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_empty_image, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refuses_dotdot, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refuses_absolute, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refuses_write_through_symlink, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refuses_bad_hardlinks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refuses_truncated_gzip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refuses_size_beyond_data, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refuses_long_names_and_garbage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_same_layers_same_bytes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_budget_file_data, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_budget_entries, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_budget_metadata_memory, setup, teardown),
+        cmocka_unit_test(test_basic_tree),
+        cmocka_unit_test(test_overrides_and_whiteouts),
+        cmocka_unit_test(test_links_devices_xattrs),
+        cmocka_unit_test(test_many_entries_one_dir),
+        cmocka_unit_test(test_empty_image),
+        cmocka_unit_test(test_refuses_dotdot),
+        cmocka_unit_test(test_refuses_absolute),
+        cmocka_unit_test(test_refuses_write_through_symlink),
+        cmocka_unit_test(test_refuses_bad_hardlinks),
+        cmocka_unit_test(test_refuses_truncated_gzip),
+        cmocka_unit_test(test_refuses_size_beyond_data),
+        cmocka_unit_test(test_refuses_long_names_and_garbage),
+        cmocka_unit_test(test_same_layers_same_bytes),
+        cmocka_unit_test(test_budget_file_data),
+        cmocka_unit_test(test_budget_entries),
+        cmocka_unit_test(test_budget_metadata_memory),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return run_tests_with_fixture(tests, setup, teardown);
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "kvm/dev/virtq.h"
+#include "support/fixture.h"
 
 #define LOW 0x10000ull
 #define HIGH_GPA 0x100000000ull
@@ -302,19 +303,19 @@ static void test_enable_checks(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_mem_ptr, setup, teardown),
+        cmocka_unit_test(test_mem_ptr),
         cmocka_unit_test(test_map_file),
-        cmocka_unit_test_setup_teardown(test_valid_chain, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_loop, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_self_loop_zero_len, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_addresses, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_huge_length, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_indexes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_write_then_read, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_indirect, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_indirect_bad, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_too_long, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_enable_checks, setup, teardown),
+        cmocka_unit_test(test_valid_chain),
+        cmocka_unit_test(test_loop),
+        cmocka_unit_test(test_self_loop_zero_len),
+        cmocka_unit_test(test_bad_addresses),
+        cmocka_unit_test(test_huge_length),
+        cmocka_unit_test(test_bad_indexes),
+        cmocka_unit_test(test_write_then_read),
+        cmocka_unit_test(test_indirect),
+        cmocka_unit_test(test_indirect_bad),
+        cmocka_unit_test(test_too_long),
+        cmocka_unit_test(test_enable_checks),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return run_tests_with_fixture(tests, setup, teardown);
 }

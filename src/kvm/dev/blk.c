@@ -141,32 +141,27 @@ static int handle(struct virtio_blk *b, const struct virtq_chain *c, uint32_t *w
     }
 }
 
-static void blk_notify(struct virtio_mmio *t, uint32_t qi)
+/* One request: its status goes in the last writable byte. Returns the bytes written. */
+static uint32_t serve(struct virtio_mmio *t, struct virtq_chain *c)
 {
     struct virtio_blk *b = t->dev;
-    struct virtq *q = &t->q[0];
-    struct virtq_chain c;
-    int used = 0;
-    if (qi != 0)
-        return;
-    while (virtq__pop(q, t->host->mem, &c) == 1) {
-        uint32_t written = 0;
-        b->reqs++;
-        if (c.wlen < 1) {
-            b->errors++; /* nowhere to put a status: return the buffers untouched */
-            virtq__push(q, &c, 0);
-            used = 1;
-            continue;
-        }
-        uint8_t status = c.rlen < 16 ? S_IOERR : (uint8_t)handle(b, &c, &written);
-        if (status != S_OK)
-            b->errors++;
-        virtq_chain__write(&c, c.wlen - 1, &status, 1);
-        virtq__push(q, &c, written + 1);
-        used = 1;
+    uint32_t written = 0;
+    b->reqs++;
+    if (c->wlen < 1) {
+        b->errors++; /* nowhere to put a status: return the buffers untouched */
+        return 0;
     }
-    if (used)
-        virtio_mmio__signal_used(t);
+    uint8_t status = c->rlen < 16 ? S_IOERR : (uint8_t)handle(b, c, &written);
+    if (status != S_OK)
+        b->errors++;
+    virtq_chain__write(c, c->wlen - 1, &status, 1);
+    return written + 1;
+}
+
+static void blk_notify(struct virtio_mmio *t, uint32_t qi)
+{
+    if (qi == 0)
+        virtio_mmio__serve(t, 0, serve);
 }
 
 static void blk_config(struct virtio_mmio *t, uint32_t off, uint8_t *data, uint32_t len, int is_write)

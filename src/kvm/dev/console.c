@@ -175,26 +175,23 @@ static void on_ctrl_msg(struct virtio_console *c, uint32_t id, uint16_t event, u
     }
 }
 
+static uint32_t read_ctrl_msg(struct virtio_mmio *t, struct virtq_chain *ch)
+{
+    uint8_t m[8];
+    if (virtq_chain__read(ch, 0, m, 8) == 8) {
+        uint32_t id;
+        uint16_t ev, val;
+        memcpy(&id, m, 4);
+        memcpy(&ev, m + 4, 2);
+        memcpy(&val, m + 6, 2);
+        on_ctrl_msg(t->dev, id, ev, val);
+    }
+    return 0;
+}
+
 static void ctrl_tx(struct virtio_console *c)
 {
-    struct virtq *q = &c->t.q[Q_CTX];
-    struct virtq_chain ch;
-    int used = 0;
-    while (virtq__pop(q, c->t.host->mem, &ch) == 1) {
-        uint8_t m[8];
-        if (virtq_chain__read(&ch, 0, m, 8) == 8) {
-            uint32_t id;
-            uint16_t ev, val;
-            memcpy(&id, m, 4);
-            memcpy(&ev, m + 4, 2);
-            memcpy(&val, m + 6, 2);
-            on_ctrl_msg(c, id, ev, val);
-        }
-        virtq__push(q, &ch, 0);
-        used = 1;
-    }
-    if (used)
-        virtio_mmio__signal_used(&c->t);
+    virtio_mmio__serve(&c->t, Q_CTX, read_ctrl_msg);
     if (virtio_mmio__check_broken(&c->t, Q_CTX))
         return;
     flush_ctrl(c);

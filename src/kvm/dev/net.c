@@ -99,35 +99,38 @@ static void deliver(struct virtio_net *n)
     virtio_mmio__check_broken(&n->t, Q_RX);
 }
 
+/* What a non-blocking recv or send on the link returned: the bytes moved, 0 to try
+ * again (EINTR), or -1 to stop: nothing more for now, or the link is gone (said). */
+static ssize_t link_result(struct virtio_net *n, ssize_t r)
+{
+    if (r > 0)
+        return r;
+    if (r < 0 && errno == EINTR)
+        return 0;
+    if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+        link_gone(n, r == 0 ? "end of file" : strerror(errno));
+    return -1;
+}
+
 static void read_link(struct virtio_net *n)
 {
     while (!n->rx_blocked && !n->link_closed && n->ilen < VNET_IN_CAP) {
-        ssize_t r = recv(n->fd, n->ibuf + n->ilen, VNET_IN_CAP - n->ilen, MSG_DONTWAIT);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        ssize_t r = link_result(n, recv(n->fd, n->ibuf + n->ilen, VNET_IN_CAP - n->ilen, MSG_DONTWAIT));
+        if (r < 0)
             break;
-        if (r <= 0) {
-            link_gone(n, r == 0 ? "end of file" : strerror(errno));
-            break;
+        if (r > 0) {
+            n->ilen += (size_t)r;
+            deliver(n);
         }
-        n->ilen += (size_t)r;
-        deliver(n);
     }
 }
 
 static void flush_link(struct virtio_net *n)
 {
     while (n->ooff < n->olen && !n->link_closed) {
-        ssize_t w = send(n->fd, n->obuf + n->ooff, n->olen - n->ooff, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
-        if (w <= 0) {
-            link_gone(n, w == 0 ? "end of file" : strerror(errno));
-            break;
-        }
+        ssize_t w = link_result(n, send(n->fd, n->obuf + n->ooff, n->olen - n->ooff, MSG_DONTWAIT | MSG_NOSIGNAL));
+        if (w < 0)
+            break; /* the buffer is kept unless the link is gone */
         n->ooff += (size_t)w;
     }
     if (n->ooff == n->olen || n->link_closed)

@@ -6,31 +6,27 @@
 
 #define RNG_MAX_PER_REQ 4096
 
-static void rng_notify(struct virtio_mmio *t, uint32_t qi)
+static uint32_t fill(struct virtio_mmio *t, struct virtq_chain *c)
 {
     struct virtio_rng *r = t->dev;
-    struct virtq *q = &t->q[0];
-    struct virtq_chain c;
-    int used = 0;
-    if (qi != 0)
-        return;
-    while (virtq__pop(q, t->host->mem, &c) == 1) {
-        uint32_t done = 0;
-        for (uint32_t k = c.nr; k < c.nr + c.nw && done < RNG_MAX_PER_REQ; k++) {
-            uint32_t want = c.seg[k].len < RNG_MAX_PER_REQ - done ? c.seg[k].len : RNG_MAX_PER_REQ - done;
-            ssize_t n = getrandom(c.seg[k].p, want, 0);
-            if (n <= 0)
-                break;
-            done += (uint32_t)n;
-            if ((uint32_t)n < want)
-                break;
-        }
-        r->bytes += done;
-        virtq__push(q, &c, done);
-        used = 1;
+    uint32_t done = 0;
+    for (uint32_t k = c->nr; k < c->nr + c->nw && done < RNG_MAX_PER_REQ; k++) {
+        uint32_t want = c->seg[k].len < RNG_MAX_PER_REQ - done ? c->seg[k].len : RNG_MAX_PER_REQ - done;
+        ssize_t n = getrandom(c->seg[k].p, want, 0);
+        if (n <= 0)
+            break;
+        done += (uint32_t)n;
+        if ((uint32_t)n < want)
+            break;
     }
-    if (used)
-        virtio_mmio__signal_used(t);
+    r->bytes += done;
+    return done;
+}
+
+static void rng_notify(struct virtio_mmio *t, uint32_t qi)
+{
+    if (qi == 0)
+        virtio_mmio__serve(t, 0, fill);
 }
 
 static const struct virtio_dev_ops rng_ops = {

@@ -86,6 +86,20 @@ void virtio_mmio__signal_used(struct virtio_mmio *t)
     raise_irq(t);
 }
 
+void virtio_mmio__serve(struct virtio_mmio *t, uint32_t qi,
+                        uint32_t (*serve)(struct virtio_mmio *t, struct virtq_chain *c))
+{
+    struct virtq *q = &t->q[qi];
+    struct virtq_chain c;
+    int used = 0;
+    while (virtq__pop(q, t->host->mem, &c) == 1) {
+        virtq__push(q, &c, serve(t, &c));
+        used = 1;
+    }
+    if (used)
+        virtio_mmio__signal_used(t);
+}
+
 int virtio_mmio__check_broken(struct virtio_mmio *t, uint32_t qi)
 {
     struct virtq *q = &t->q[qi];

@@ -75,6 +75,11 @@ int virtio_mmio__init(struct virtio_mmio *t, struct dev_host *host, uint64_t bas
                       const struct virtio_dev_ops *ops, void *dev);
 /* Lock held: used buffers were pushed; raise the interrupt. */
 void virtio_mmio__signal_used(struct virtio_mmio *t);
+/* Lock held: hands every chain the driver made available on queue qi to serve, which
+ * returns how many bytes it wrote into the chain; gives each back as used, then
+ * raises the interrupt once if there was any. */
+void virtio_mmio__serve(struct virtio_mmio *t, uint32_t qi,
+                        uint32_t (*serve)(struct virtio_mmio *t, struct virtq_chain *c));
 /* Lock held: after using queue q, turn a malformed ring into DEVICE_NEEDS_RESET and a
  * configuration interrupt. Returns 1 when the queue is broken. */
 int virtio_mmio__check_broken(struct virtio_mmio *t, uint32_t q);

@@ -5,7 +5,7 @@
  * length, descriptor loop), each of which must put the device in DEVICE_NEEDS_RESET
  * without crashing the VMM, and a working ARP exchange again after a device reset.
  * Prints "ok NAME" / "FAIL NAME" lines and "DONE <ok> <fail>". */
-#include "guest.h"
+#include "virtq.h"
 
 #define NET 0xd0003000ul
 #define QRX 0x300000ul /* desc +0, avail +0x1000, used +0x2000 */
@@ -28,14 +28,6 @@ static inline u32 rd(u32 off) { return *(volatile u32 *)(NET + off); }
 static inline void wr(u32 off, u32 v) { *(volatile u32 *)(NET + off) = v; }
 static inline u8 rd8(u32 off) { return *(volatile u8 *)(NET + off); }
 
-struct desc {
-    u64 addr;
-    u32 len;
-    u16 flags;
-    u16 next;
-};
-#define NEXT 1
-#define WRITE 2
 static volatile struct desc *desc(u64 q) { return (volatile struct desc *)q; }
 static volatile u16 *avail(u64 q) { return (volatile u16 *)(q + 0x1000); }
 static volatile u16 *used(u64 q) { return (volatile u16 *)(q + 0x2000); }

@@ -4,7 +4,7 @@
  * tables), each of which must leave the device in DEVICE_NEEDS_RESET, never crash
  * the VMM; then the console, and its queue resized under a held chain. Prints
  * "ok NAME" / "FAIL NAME" lines and "DONE <ok> <fail>". */
-#include "guest.h"
+#include "virtq.h"
 
 #define RNG 0xd0000000ul
 #define BLK 0xd0001000ul
@@ -15,16 +15,6 @@
 
 static inline u32 rd(u64 base, u32 off) { return *(volatile u32 *)(base + off); }
 static inline void wr(u64 base, u32 off, u32 v) { *(volatile u32 *)(base + off) = v; }
-
-struct desc {
-    u64 addr;
-    u32 len;
-    u16 flags;
-    u16 next;
-};
-#define NEXT 1
-#define WRITE 2
-#define INDIRECT 4
 
 static volatile struct desc *const D = (struct desc *)QMEM;
 static volatile u16 *const AVAIL = (u16 *)(QMEM + 0x1000);
@@ -542,10 +532,5 @@ int main(void)
     test_blk_valid();
     test_console();
     test_console_resize_held_chain();
-    puts_("DONE ");
-    puthex((u64)n_ok);
-    putc_(' ');
-    puthex((u64)n_fail);
-    putc_('\n');
-    return 0;
+    return done_();
 }
