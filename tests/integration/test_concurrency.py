@@ -47,9 +47,10 @@ class Run:
         self.bad = []
         self.deadline = time.monotonic() + SECONDS
 
-    def record(self, worker, argv, rc, elapsed, err, killed):
+    def record(self, worker, argv, env, rc, elapsed, err, killed):
         last = err.strip().splitlines()[-1] if err.strip() else ""
-        line = f"w{worker} {' '.join(argv)[:90]} -> {rc}{' (killed)' if killed else ''} {elapsed:.1f}s " + \
+        hooks = "".join(f"[{k}={v}] " for k, v in (env or {}).items())
+        line = f"w{worker} {hooks}{' '.join(argv)[:110]} -> {rc}{' (killed)' if killed else ''} {elapsed:.1f}s " + \
             (err.strip().splitlines()[-1][:160] if err.strip() else "")
         with self.lock:
             self.log.append(line)
@@ -85,6 +86,9 @@ POINTS = {
 }
 POINT_RATE = float(os.environ.get("COCOON_CONCURRENCY_POINT_RATE", "0.06"))  # share killed at a point
 DELAY_RATE = 0.15  # share of commands slowed down at one of their points (a race window held open)
+# Points a command passes many times (a copy of /etc stages hundreds of entries): a
+# delay there is short, or one command would take minutes.
+REPEATED = {"BLOB_WRITE", "SWEEP", "STATE_COMMIT", "CP_IN_SENT", "CP_OUT_STAGED", "CP_OUT_INSTALL"}
 
 
 def pick_op(rng, run, worker):
@@ -124,7 +128,9 @@ def pick_env(rng, kind):
     if r < POINT_RATE:
         return {"COCOON_TEST_CRASH_AT": point}, point
     if r < POINT_RATE + DELAY_RATE:
-        return {"COCOON_TEST_DELAY_" + point.split(":")[0]: str(rng.randrange(100, 1500))}, None
+        name = point.split(":")[0]
+        ms = rng.randrange(2, 20) if name in REPEATED else rng.randrange(100, 1500)
+        return {"COCOON_TEST_DELAY_" + name: str(ms)}, None
     return None, None
 
 
@@ -150,13 +156,13 @@ def worker(run, i):
             p.kill()
             out, err = p.communicate()
             with run.lock:
-                run.bad.append(f"w{i} {' '.join(argv)} still running after {OP_TIMEOUT} s (hang): {decode(err)[-500:]}")
+                run.bad.append(f"w{i} {' '.join(argv)} {env or ''} still running after {OP_TIMEOUT} s (hang): "
+                               f"{decode(err)[-500:]}")
             continue
         # a crash point that killed the command itself; a monitor point makes the
         # command fail (its message is checked like any other)
         killed = killed or (point is not None and p.returncode == -signal.SIGKILL)
-        shown = argv + [f"[{k}={v}]" for k, v in (env or {}).items()]
-        run.record(i, shown, p.returncode, time.monotonic() - start, decode(err), killed)
+        run.record(i, argv, env, p.returncode, time.monotonic() - start, decode(err), killed)
 
 
 @pytest.fixture
