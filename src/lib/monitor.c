@@ -142,12 +142,13 @@ int lib_ctl_socket(cocoon_box *box, cocoon_error *err)
     if (rc < 0) {
         if (fd >= 0)
             close(fd);
-        /* No monitor: say what to do. A monitor that has no socket yet (or one that
-         * refuses) is a different story, told as it is. */
+        /* No monitor: say what to do. The lock held but no socket: a monitor before
+         * it listens or once its stop began (or another command at work on the box). */
         if (!lib_box_running(box->dir, NULL))
             return lib_err(err, COCOON_E_STATE, "box %s is not running (start it with `cocoon start %s`)", box->id,
                            box->name[0] ? box->name : box->id);
-        return lib_err(err, COCOON_E_STATE, "box %s is not running (cannot connect to its control socket: %s)", box->id,
+        return lib_err(err, COCOON_E_STATE,
+                       "box %s is starting or stopping (its monitor takes no connections now: %s): try again", box->id,
                        strerror(e));
     }
     return fd;
@@ -372,7 +373,8 @@ int cocoon_box_start_flags(cocoon_box *box, unsigned flags, cocoon_error *err)
     }
     cocoon_error why;
     if (rc == 0 && lib_ctl_connect(box, &why) < 0) {
-        if (!lib_box_running(box->dir, NULL))
+        /* Once ready, a monitor takes connections until its stop begins. */
+        if (why.code == COCOON_E_STATE || !lib_box_running(box->dir, NULL))
             rc = lib_err(err, COCOON_E_STATE,
                          "box %s started, but stopped again before it could be reached (stopped by another command, "
                          "or its monitor was killed)",

@@ -309,3 +309,29 @@ def test_copy_into_a_box_stopped_meanwhile_says_so(vm, tmp_path):
     assert cp.returncode == 125 and err.startswith("cocoon: ") and "stop" in err, (cp.returncode, err)
     inv.assert_clean(vm.home, "a copy cut by a stop")
     vm.run("rm", "cut", check=0)
+
+
+def test_exec_while_the_box_starts_says_so(vm):
+    """An exec while the box's monitor holds its lock but has no control socket yet used
+    to fail with "not running (cannot connect to its control socket: No such file or
+    directory)": it says the box is starting or stopping, and to try again."""
+    vm.run("create", "--name", "early", check=0)
+    start = vm.popen("start", "early", env={"COCOON_TEST_DELAY_MONITOR_LOCKED": "3000"})
+    deadline = time.monotonic() + 30
+    while status_running(vm, "early") is False and time.monotonic() < deadline:
+        time.sleep(0.05)
+    r = vm.run("exec", "early", "--", "true")
+    err = decode(r.stderr)
+    assert r.returncode == 125 and "is starting or stopping" in err and "try again" in err, (r.returncode, err)
+    out, err = start.communicate(timeout=120)
+    assert start.returncode == 0, decode(err)
+    assert decode(vm.run("exec", "early", "--", "echo", "ok", check=0).stdout) == "ok\n"
+    vm.run("rm", "-f", "early", check=0)
+    inv.assert_clean(vm.home, "an exec while the box starts")
+
+
+def status_running(c, name):
+    """True once the box's lock is held (its monitor started), from inspect."""
+    import json
+    r = c.run("inspect", "--json", name)
+    return r.returncode == 0 and json.loads(decode(r.stdout))["status"] != "stopped"
