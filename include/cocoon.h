@@ -104,6 +104,28 @@ typedef struct cocoon_host_info {
 } cocoon_host_info;
 int cocoon_host_probe(cocoon_runtime *rt, cocoon_host_info *info, cocoon_error *err);
 
+/* The state check behind `cocoon doctor [--fix]`: box rows against box directories,
+ * what killed or interrupted commands left (temporary directories and files, rows
+ * whose files are gone, files no row needs), image rows against their bases, stopped
+ * boxes' disks, the database itself. Each finding goes to fn. With COCOON_CHECK_FIX
+ * garbage is removed; data a person may want (a damaged box, an image without its
+ * base) never is: its finding says which command removes it. Returns the number of
+ * findings left to act on (0: the state is sound), or -1 with err. */
+#define COCOON_CHECK_FIX 1u
+enum {
+    COCOON_CHECK_INFO = 0,    /* nothing to do (e.g. leaked disk clusters, which only take space) */
+    COCOON_CHECK_GARBAGE = 1, /* collectable; fixed says whether it was collected */
+    COCOON_CHECK_PROBLEM = 2  /* a person must act: action says how */
+};
+typedef struct cocoon_check_finding {
+    int kind; /* COCOON_CHECK_INFO, _GARBAGE or _PROBLEM */
+    int fixed;
+    const char *what;   /* one line: what was found, where */
+    const char *action; /* what was done ("removed") or what to do */
+} cocoon_check_finding;
+typedef void (*cocoon_check_fn)(void *user, const cocoon_check_finding *finding);
+int cocoon_state_check(cocoon_runtime *rt, unsigned flags, cocoon_check_fn fn, void *user, cocoon_error *err);
+
 /* ---- images ----
  * OCI images from any registry (`python:3.12`, `ghcr.io/org/tool@sha256:...`), `docker
  * save` tarballs and OCI layouts. Each image becomes one read-only ext4 base in

@@ -1,6 +1,8 @@
-/* `cocoon doctor`: a readable report of what this host offers (KVM or TCG, QEMU, the
- * guest kernel, initramfs and default image, cocoon-vmm) and, when a box cannot run,
- * the command that fixes it. Exit 0 when a box can run, 1 otherwise. */
+/* `cocoon doctor [--fix]`: a readable report of what this host offers (KVM or TCG, QEMU,
+ * the guest kernel, initramfs and default image, cocoon-vmm) and, when a box cannot
+ * run, the command that fixes it; then the state check of $COCOON_HOME (what killed
+ * commands left, what is damaged), which --fix also cleans up. Exit 0 when a box can
+ * run and nothing in the state needs a person, 1 otherwise. */
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -14,7 +16,33 @@ static void line(const char *what, int ok, const char *detail)
     printf("  %-14s %-4s %s\n", what, ok ? "ok" : "MISS", detail);
 }
 
-static int print_json(const cocoon_host_info *h, int ok)
+/* The state check's findings, printed as they come (text) or gathered (JSON). */
+struct findings {
+    int json, fix;
+    int left;    /* problems a person must act on, and garbage left in place by --fix */
+    int garbage; /* garbage left (without --fix) */
+    int printed;
+    json_t *list;
+};
+
+static void on_finding(void *user, const cocoon_check_finding *f)
+{
+    struct findings *fs = user;
+    int needs_person = f->kind == COCOON_CHECK_PROBLEM || (f->kind == COCOON_CHECK_GARBAGE && fs->fix && !f->fixed);
+    fs->left += needs_person;
+    fs->garbage += f->kind == COCOON_CHECK_GARBAGE && !f->fixed;
+    if (fs->json) {
+        static const char *const kinds[] = {"info", "garbage", "problem"};
+        json_array_append_new(fs->list, json_pack("{s:s, s:b, s:s, s:s}", "kind", kinds[f->kind % 3], "fixed", f->fixed,
+                                                  "what", f->what, "action", f->action));
+        return;
+    }
+    const char *tag = f->kind == COCOON_CHECK_INFO ? "note" : f->fixed ? "fixed" : needs_person ? "MISS" : "left";
+    printf("  %-5s %s%s%s\n", tag, f->what, f->action[0] ? ": " : "", f->action);
+    fs->printed++;
+}
+
+static int print_json(const cocoon_host_info *h, int ok, struct findings *fs)
 {
     json_t *o = json_pack(
         "{s:b, s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:s, s:b, s:s, s:b, s:s, s:b}", "kvm_device",
@@ -32,25 +60,45 @@ static int print_json(const cocoon_host_info *h, int ok)
                   "seccomp", h->jail_seccomp, "cgroup_v2", h->jail_cgroup2, "detail", h->jail_detail);
     if (j)
         json_object_set_new(o, "jail", j);
+    json_object_set_new(o, "state", json_pack("{s:o, s:i}", "findings", fs->list, "left", fs->left));
+    fs->list = NULL;
     char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (s)
         puts(s);
     free(s);
-    return ok ? 0 : 1;
+    return ok && !fs->left ? 0 : 1;
 }
 
 int cmd_doctor(int argc, char **argv)
 {
-    int json;
-    int rc = cli_simple_opts(argc, argv, "doctor",
-                             "usage: cocoon doctor [--json]\n\nChecks that this host can run boxes and says what to "
-                             "fix.\n",
-                             "json", 0, &json);
-    if (rc >= 0)
-        return rc;
+    static const char help[] = "usage: cocoon doctor [--fix] [--json]\n\n"
+                               "Checks that this host can run boxes and says what to fix, then checks the state in\n"
+                               "$COCOON_HOME: what killed or interrupted commands left, and what is damaged.\n"
+                               "  --fix   remove what they left (never a box's or an image's data)\n"
+                               "  --json  the report as JSON\n";
+    static const struct option lo[] = {
+        {"help", no_argument, NULL, 'h'}, {"json", no_argument, NULL, 'j'}, {"fix", no_argument, NULL, 'f'}, {0}};
+    struct findings fs = {0};
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(help, stdout);
+            return 0;
+        }
+        if (c == 'j')
+            fs.json = 1;
+        else if (c == 'f')
+            fs.fix = 1;
+        else
+            return cli_usage_error("doctor", "unknown option");
+    }
+    if (optind != argc)
+        return cli_usage_error("doctor", "no operands expected");
     cocoon_runtime *rt;
-    rc = cli_open_runtime(&rt);
+    int rc = cli_open_runtime(&rt);
     if (rc)
         return rc;
     cocoon_host_info h;
@@ -59,11 +107,18 @@ int cmd_doctor(int argc, char **argv)
         cocoon_runtime_close(rt);
         return cli_fail(&err);
     }
-    cocoon_runtime_close(rt);
     int qemu_ok = h.qemu_path[0] && h.qemu_version[0];
     int ok = qemu_ok && h.kernel_present && h.initrd_present && h.default_image_present && h.vmm_present;
-    if (json)
-        return print_json(&h, ok);
+    if (fs.json) {
+        fs.list = json_array();
+        int checked = cocoon_state_check(rt, fs.fix ? COCOON_CHECK_FIX : 0, on_finding, &fs, &err);
+        cocoon_runtime_close(rt);
+        if (checked < 0) {
+            json_decref(fs.list);
+            return cli_fail(&err);
+        }
+        return print_json(&h, ok, &fs);
+    }
 
     char buf[1200];
     printf("cocoon %s\n\n", cocoon_version());
@@ -92,10 +147,23 @@ int cmd_doctor(int argc, char **argv)
     line("net ns", h.jail_netns, "the VMM has no network (the monitor relays the box's)");
     line("seccomp", h.jail_seccomp, "system calls filtered per role");
     line("cgroup v2", h.jail_cgroup2, h.jail_cgroup2 ? "a cgroup per box: memory.max and pids.max" : h.jail_detail);
+    printf("\nstate%s\n", fs.fix ? " (fixing)" : "");
+    fflush(stdout);
+    int checked = cocoon_state_check(rt, fs.fix ? COCOON_CHECK_FIX : 0, on_finding, &fs, &err);
+    cocoon_runtime_close(rt);
+    if (checked < 0)
+        return cli_fail(&err);
+    if (!fs.printed)
+        printf("  ok    nothing left behind by interrupted commands, nothing damaged\n");
+    else if (fs.garbage && !fs.fix)
+        printf("  run `cocoon doctor --fix` to remove what interrupted commands left\n");
     printf("\n");
     if (ok) {
         printf("ready: boxes can run here (backend %s, accel %s)\n", h.backend, h.accel);
-        return 0;
+        if (fs.left)
+            printf("but %d thing%s in the state need%s you: see above\n", fs.left, fs.left == 1 ? "" : "s",
+                   fs.left == 1 ? "s" : "");
+        return fs.left ? 1 : 0;
     }
     printf("not ready:\n");
     if (!qemu_ok)

@@ -37,7 +37,7 @@ static const char usage[] =
     "  images [--json]                 list images\n"
     "  rmi IMAGE...                    remove images\n"
     "  image prune|inspect|ls|rm       manage images\n"
-    "  doctor [--json]                 check that this host can run boxes\n"
+    "  doctor [--fix] [--json]         check this host and the state (--fix: clean up)\n"
     "  version                         print the version\n"
     "  help [COMMAND]                  show help\n"
     "\n"

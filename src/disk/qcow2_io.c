@@ -5,6 +5,7 @@
  * data and refcounts first, then L2 tables, then L1 (at worst a leak, never a
  * dangling reference). */
 #include "disk/qcow2_int.h"
+#include "util/util.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -144,7 +145,10 @@ static int writeback_refcounts(struct qcow2 *q, char *err, size_t errlen)
         q->rt_dirty_lo = UINT64_MAX;
         q->rt_dirty_hi = 0;
     }
-    return q->unsynced ? sync_file(q, err, errlen) : 0;
+    int rc = q->unsynced ? sync_file(q, err, errlen) : 0;
+    if (rc == 0)
+        util_test_point("QCOW2_REFCOUNTS"); /* refcounts durable, no table points to the new clusters yet */
+    return rc;
 }
 
 int q2_writeback(struct qcow2 *q, char *err, size_t errlen)
@@ -167,6 +171,7 @@ int q2_writeback(struct qcow2 *q, char *err, size_t errlen)
     if (q->l1_dirty_lo < q->l1_dirty_hi) {
         if (l2_written && (rc = sync_file(q, err, errlen)) < 0)
             return rc;
+        util_test_point("QCOW2_L2"); /* new L2 tables written, the L1 entries pointing to them not yet */
         if ((rc = put_table(q, q->l1, q->l1_dirty_lo, q->l1_dirty_hi, q->l1_off, err, errlen)) < 0)
             return rc;
         q->l1_dirty_lo = UINT64_MAX;
@@ -463,6 +468,7 @@ static int load_l2(struct qcow2 *q, uint64_t l2off, struct qslot **out, char *er
         if ((rc = writeback_refcounts(q, err, errlen)) < 0 || (rc = put(q, s->buf, q->cs, s->off, err, errlen)) < 0)
             return rc;
         s->dirty = 0;
+        util_test_point("QCOW2_L2");
     }
     s->off = 0;
     if ((rc = q2_pread(q->fd, s->buf, q->cs, l2off)) < 0)
@@ -521,6 +527,7 @@ static int l2_for_write(struct qcow2 *q, uint64_t l1i, struct qslot **out, char 
     if (s->off && s->dirty) {
         if ((rc = writeback_refcounts(q, err, errlen)) < 0 || (rc = put(q, s->buf, q->cs, s->off, err, errlen)) < 0)
             return rc;
+        util_test_point("QCOW2_L2");
     }
     memset(s->buf, 0, q->cs);
     s->off = l2off;

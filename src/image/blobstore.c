@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "image/image_int.h"
+#include "util/util.h"
 
 /* ---- SHA-256 (FIPS 180-4) ---- */
 
@@ -244,6 +245,7 @@ int blob_writer_write(struct blob_writer *w, const void *data, size_t len, char 
         left -= (size_t)k;
     }
     w->bytes += len;
+    util_test_point("BLOB_WRITE");
     return 0;
 }
 

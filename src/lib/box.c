@@ -2,7 +2,8 @@
  * id, name or id prefix, remove, and the handle itself. The state database is the
  * index (names are claimed there, atomically); the directory holds the files. Running
  * the monitor is in monitor.c. A box's row appears only once its directory is
- * complete; a create that fails or crashes leaves nothing that lasts (see lib_box_gc). */
+ * complete, and goes before its directory does: a create or rm that fails or is
+ * killed leaves nothing visible, and what it leaves on disk is collected (gc.c). */
 #include "lib/internal.h"
 
 #include <dirent.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -134,41 +136,6 @@ static int prepare(cocoon_runtime *rt, const cocoon_box_options *o, struct box_c
     return 0;
 }
 
-/* Collects what crashed creates left behind, once a minute old: ".creating-<id>"
- * directories whose creator is gone (it holds the box lock while it works), and "<id>"
- * directories without a row (a create between its rename and its insert holds the
- * lock too). Run by create and by list. */
-void lib_box_gc(cocoon_runtime *rt)
-{
-    char boxes[LIB_PATH_MAX], dir[LIB_PATH_MAX];
-    if (lib_path(boxes, sizeof(boxes), "%s/boxes", rt->home) < 0)
-        return;
-    DIR *d = opendir(boxes);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        int creating = !strncmp(e->d_name, ".creating-", 10);
-        if (!creating && !(strlen(e->d_name) == 12 && util_is_hex(e->d_name)))
-            continue;
-        if (lib_path(dir, sizeof(dir), "%s/%s", boxes, e->d_name) < 0)
-            continue;
-        /* A minute old at least: a create holds the lock only once its directory exists. */
-        struct stat st;
-        if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || time(NULL) - st.st_mtime < 60 ||
-            (!creating && state_box_get(rt->state, e->d_name, NULL, NULL) == 0))
-            continue;
-        int lock = lib_box_lock(dir);
-        if (lock < 0)
-            continue; /* its creator (or a monitor) is still at work */
-        /* Checked again under the lock: the creator inserts the row before letting go. */
-        if (creating || state_box_get(rt->state, e->d_name, NULL, NULL) < 0)
-            util_rm_rf(dir);
-        close(lock);
-    }
-    closedir(d);
-}
-
 /* A box is built in boxes/.creating-<id> (disk, config.json) under the box lock,
  * renamed to boxes/<id>, and only then given its row: the row, which makes the box
  * visible and claims its name, always finds a complete directory. */
@@ -184,25 +151,31 @@ static int create(cocoon_runtime *rt, const cocoon_box_options *o, struct box_co
     lib_box_gc(rt);
 
     char dir[LIB_PATH_MAX], tmp[LIB_PATH_MAX];
+    /* The collector never sees the directory before its lock is taken (gc.c). */
+    int gc = lib_gc_lock(rt, LOCK_SH);
     for (int tries = 0;; tries++) {
-        if (new_id(c->id, err) < 0)
-            return -1;
-        if (lib_path(dir, sizeof(dir), "%s/boxes/%s", rt->home, c->id) < 0 ||
-            lib_path(tmp, sizeof(tmp), "%s/boxes/.creating-%s", rt->home, c->id) < 0)
-            return lib_err(err, COCOON_E_INVALID, "COCOON_HOME path too long: %s", rt->home);
+        int rc = new_id(c->id, err);
+        if (rc == 0 && (lib_path(dir, sizeof(dir), "%s/boxes/%s", rt->home, c->id) < 0 ||
+                        lib_path(tmp, sizeof(tmp), "%s/boxes/.creating-%s", rt->home, c->id) < 0))
+            rc = lib_err(err, COCOON_E_INVALID, "COCOON_HOME path too long: %s", rt->home);
         errno = EEXIST;
-        if (!util_file_exists(dir) && mkdir(tmp, 0700) == 0)
+        if (rc == 0 && !util_file_exists(dir) && mkdir(tmp, 0700) == 0)
             break;
-        if (errno != EEXIST || tries > 8)
-            return lib_err(err, COCOON_E_IO, "cannot create box directory %s: %s", tmp, strerror(errno));
+        if (rc == 0 && (errno != EEXIST || tries > 8))
+            rc = lib_err(err, COCOON_E_IO, "cannot create box directory %s: %s", tmp, strerror(errno));
+        if (rc < 0) {
+            lib_gc_unlock(gc);
+            return -1;
+        }
     }
     int lock = lib_box_lock(tmp);
+    int lock_errno = errno;
+    lib_gc_unlock(gc);
     if (lock < 0) {
-        int e = errno;
         util_rm_rf(tmp);
-        return lib_err(err, COCOON_E_IO, "cannot lock the new box directory %s: %s", tmp, strerror(e));
+        return lib_err(err, COCOON_E_IO, "cannot lock the new box directory %s: %s", tmp, strerror(lock_errno));
     }
-    lib_test_delay("CREATE_BUILD");
+    util_test_point("CREATE_BUILD");
     /* config.json names the final paths; the disk is made at its temporary one. */
     const char *disk_name = c->rootfs[0] ? "rootfs.ext4" : "disk.qcow2";
     char disk_at_tmp[LIB_PATH_MAX];
@@ -218,6 +191,7 @@ static int create(cocoon_runtime *rt, const cocoon_box_options *o, struct box_co
     if (rc == 0)
         rc = make_disk(&base, c, disk_at_tmp, err);
     state_image_clear(&base);
+    util_test_point("CREATE_DISK");
     if (rc == 0)
         rc = lib_config_write(tmp, c, err);
     if (rc == 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_NOREPLACE) < 0)
@@ -227,7 +201,7 @@ static int create(cocoon_runtime *rt, const cocoon_box_options *o, struct box_co
         close(lock);
         return -1;
     }
-    lib_test_delay("CREATE_PUBLISH");
+    util_test_point("CREATE_PUBLISH");
     struct state_box row;
     memset(&row, 0, sizeof(row));
     snprintf(row.id, sizeof(row.id), "%.*s", (int)sizeof(row.id) - 1, c->id); /* 12 hex digits */
@@ -249,6 +223,7 @@ static int create(cocoon_runtime *rt, const cocoon_box_options *o, struct box_co
         close(lock);
         return -1;
     }
+    util_test_point("CREATE_ROW");
     close(lock);
     *out = b;
     return 0;
@@ -272,7 +247,11 @@ int cocoon_box_create(cocoon_runtime *rt, const cocoon_box_options *opts, cocoon
     struct box_config *c = malloc(sizeof(*c)); /* large: the network rules, four paths */
     if (!c)
         return lib_err(err, COCOON_E_NOMEM, "out of memory");
-    int rc = create(rt, &o, c, out, err);
+    /* From the image lookup to the row that pins the image, a prune (which holds the
+     * store's lock exclusively) must not remove the image under the new box. */
+    int store = o.rootfs ? -1 : lib_store_lock(rt, LOCK_SH, err);
+    int rc = o.rootfs || store >= 0 ? create(rt, &o, c, out, err) : -1;
+    lib_store_unlock(store);
     free(c);
     return rc;
 }
@@ -345,12 +324,27 @@ int cocoon_box_ready_ms(const cocoon_box *box) { return box ? box->ready_ms : 0;
 
 const char *cocoon_box_problem(const cocoon_box *box) { return box ? box->problem : ""; }
 
+/* The box lock is held by a process that is not a proven monitor: a monitor that has
+ * not written its pid yet, or another command (a create finishing, an rm). */
+static int busy(const cocoon_box *box, cocoon_error *err)
+{
+    return lib_err(err, COCOON_E_STATE,
+                   "box %s is running or busy (its monitor is starting, or another cocoon command is removing it): "
+                   "try again",
+                   box->id);
+}
+
 int cocoon_box_remove(cocoon_box *box, int force, cocoon_error *err)
 {
     lib_err_clear(err);
     if (!box)
         return lib_err(err, COCOON_E_INVALID, "cocoon_box_remove: NULL box");
-    if (lib_box_running(box->dir, NULL)) {
+    struct lib_monitor m;
+    int state = lib_monitor_probe(box->dir, &m);
+    lib_monitor_done(&m);
+    if (state == LIB_MON_STARTING && !force)
+        return busy(box, err);
+    if (state != LIB_MON_STOPPED) {
         if (!force)
             return lib_err(err, COCOON_E_STATE,
                            "box %s%s%s%s is running: stop it first (cocoon stop) or force the removal (cocoon rm -f)",
@@ -363,10 +357,55 @@ int cocoon_box_remove(cocoon_box *box, int force, cocoon_error *err)
         close(box->lifeline_fd);
         box->lifeline_fd = -1;
     }
-    if (lib_box_dir_remove(box->dir, err) < 0)
+    return lib_box_destroy(box, err);
+}
+
+/* Under the box lock: the row goes first (the box and its name are gone at once), then
+ * the directory is moved aside to boxes/.removing-<id> and deleted. Killed at any
+ * point, what is left has no row and no lock holder, and is collected (gc.c); a
+ * monitor that was starting in the directory sees it moved and gives up. */
+int lib_box_destroy(cocoon_box *box, cocoon_error *err)
+{
+    int lock = lib_box_lock(box->dir);
+    if (lock < 0) {
+        int e = errno;
+        if (e == ENOENT) { /* no directory: its monitor removed it (ephemeral), or a racing rm */
+            jail_cgroup_remove(box->id);
+            return state_box_delete(box->rt->state, box->id, err);
+        }
+        if (e != EWOULDBLOCK)
+            return lib_err(err, COCOON_E_IO, "cannot lock %s/vmm.pid: %s", box->dir, strerror(e));
+        struct lib_monitor m;
+        int state = lib_monitor_probe(box->dir, &m);
+        lib_monitor_done(&m);
+        if (state == LIB_MON_RUNNING)
+            return lib_err(err, COCOON_E_STATE, "box %s is running: stop it first", box->id);
+        return busy(box, err);
+    }
+    util_test_point("RM_LOCKED");
+    if (state_box_delete(box->rt->state, box->id, err) < 0) {
+        close(lock);
         return -1;
+    }
+    util_test_point("RM_UNLISTED");
+    /* The tree loses its lock file as it goes: the collector stays out until it is gone. */
+    int gc = lib_gc_lock(box->rt, LOCK_SH);
+    char aside[LIB_PATH_MAX];
+    const char *doomed = box->dir;
+    if (lib_path(aside, sizeof(aside), "%s/boxes/.removing-%s", box->rt->home, box->id) == 0 &&
+        renameat2(AT_FDCWD, box->dir, AT_FDCWD, aside, RENAME_NOREPLACE) == 0)
+        doomed = aside;
+    util_test_point("RM_RENAMED");
+    int rc = util_rm_rf(doomed), e = errno;
+    lib_gc_unlock(gc);
+    close(lock);
     jail_cgroup_remove(box->id);
-    return state_box_delete(box->rt->state, box->id, err);
+    if (rc < 0)
+        return lib_err(err, COCOON_E_IO,
+                       "box %s is removed, but some of its files in %s could not be deleted: %s (`cocoon doctor --fix` "
+                       "retries)",
+                       box->id, doomed, strerror(e));
+    return 0;
 }
 
 void cocoon_box_close(cocoon_box *box)

@@ -1,5 +1,5 @@
 /* Helpers every libcocoon file uses: filling a cocoon_error, building bounded
- * paths, test delays at race windows, and running a short-lived host tool (qemu-img, mke2fs, qemu --version)
+ * paths, and running a short-lived host tool (qemu-img, mke2fs, qemu --version)
  * with its output captured so failures can be reported, not printed. */
 #include "lib/internal.h"
 
@@ -42,16 +42,6 @@ void lib_err_clear(cocoon_error *err)
         err->code = COCOON_OK;
         err->message[0] = 0;
     }
-}
-
-void lib_test_delay(const char *point)
-{
-    char name[64];
-    snprintf(name, sizeof(name), "COCOON_TEST_DELAY_%s", point);
-    const char *v = getenv(name);
-    long ms = v ? strtol(v, NULL, 10) : 0;
-    if (ms > 0 && ms <= 600000)
-        lib_sleep_ms((unsigned)ms);
 }
 
 void lib_sleep_ms(unsigned ms)

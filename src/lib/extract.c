@@ -7,7 +7,8 @@
  * links only join files of this copy; devices and FIFOs are skipped; modes lose
  * setuid/setgid/sticky and pass through the caller's umask; bytes and entries are
  * bounded. All of it happens in a private staging directory next to the destination,
- * renamed into place at the end, so a refused or broken copy leaves nothing behind. */
+ * renamed into place at the end, so a refused or broken copy leaves nothing behind;
+ * one killed leaves its staging directory, which the next copy there removes. */
 #include "lib/extract.h"
 
 #include <dirent.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -424,6 +426,8 @@ static int merge(struct ex *x, int src, int dst, char *path, size_t plen, int mo
                       show(b, path));
         } else if (move && renameat(src, de->d_name, dst, de->d_name) < 0) {
             rc = fail(x, COCOON_E_IO, "moving \"%s\" into place: %s", show(b, path), strerror(errno));
+        } else if (move) {
+            util_test_point("CP_OUT_INSTALL");
         }
         path[plen] = 0;
     }
@@ -471,16 +475,50 @@ static int install(struct ex *x)
 
 /* ---- the whole extraction ---- */
 
+/* Every copy holds a shared flock on its destination directory from before it makes
+ * its staging directory until that is gone. A copy that gets the lock exclusively
+ * knows no other copy works there, so a staging directory it finds was left by a copy
+ * that was killed: it goes, and the lock drops to shared for this copy. */
+static void lock_dest_and_collect(struct ex *x)
+{
+    if (flock(x->destfd, LOCK_EX | LOCK_NB) < 0) {
+        while (flock(x->destfd, LOCK_SH) < 0 && errno == EINTR)
+            ;
+        return;
+    }
+    int fd = openat(x->destfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    struct dirent *e;
+    size_t plen = strlen(EXTRACT_STAGE_PREFIX);
+    while (d && (e = readdir(d))) {
+        struct stat st;
+        char path[PATH_MAX];
+        if (strncmp(e->d_name, EXTRACT_STAGE_PREFIX, plen) || strlen(e->d_name) != plen + 6 ||
+            fstatat(x->destfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) ||
+            lib_path(path, sizeof(path), "%s/%s", x->job->dest_dir, e->d_name) < 0)
+            continue;
+        util_rm_rf(path);
+    }
+    if (d)
+        closedir(d);
+    else if (fd >= 0)
+        close(fd);
+    flock(x->destfd, LOCK_SH); /* a conversion: held, now shared */
+}
+
 static int stage_open(struct ex *x)
 {
+    x->destfd = open(x->job->dest_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (x->destfd < 0)
+        return fail(x, COCOON_E_IO, "%s: %s", x->job->dest_dir, strerror(errno));
+    lock_dest_and_collect(x);
     if (lib_path(x->stage_path, sizeof(x->stage_path), "%s/%sXXXXXX", x->job->dest_dir, EXTRACT_STAGE_PREFIX) < 0 ||
         !mkdtemp(x->stage_path)) {
         x->stage_path[0] = 0;
         return fail(x, COCOON_E_IO, "cannot write in %s: %s", x->job->dest_dir, strerror(errno));
     }
     x->stagefd = open(x->stage_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    x->destfd = open(x->job->dest_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (x->stagefd < 0 || x->destfd < 0)
+    if (x->stagefd < 0)
         return fail(x, COCOON_E_IO, "%s: %s", x->job->dest_dir, strerror(errno));
     /* What the umask (and a default ACL) leaves of 0777, learnt without umask(2),
      * which would race with other threads. */
@@ -518,6 +556,7 @@ int extract_tar(struct tar_reader *r, const struct extract_job *job, char *warni
             break;
         if (put_entry(&x, r, e) < 0)
             goto out;
+        util_test_point("CP_OUT_STAGED");
     }
     if (!x.have_top) {
         fail(&x, COCOON_E_PROTOCOL, "the guest sent an empty archive");
@@ -534,10 +573,10 @@ out:
         close(x.curfd);
     if (x.stagefd >= 0)
         close(x.stagefd);
-    if (x.destfd >= 0)
-        close(x.destfd);
     if (x.stage_path[0] && util_rm_rf(x.stage_path) < 0 && rc == 0)
         rc = fail(&x, COCOON_E_IO, "removing %s: %s", x.stage_path, strerror(errno));
+    if (x.destfd >= 0)
+        close(x.destfd); /* lets go of the destination's lock, once the staging directory is gone */
     if (stats)
         *stats = x.st;
     free(x.stack);

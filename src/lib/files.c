@@ -141,7 +141,11 @@ static int guest_verdict(struct lib_xfer *x, const char *what, const char *path)
     char said[TEXT_MAX], msg[TEXT_MAX];
     guest_text(said, sizeof(said), x->errtext);
     guest_text(msg, sizeof(msg), x->errmsg);
-    const char *why = said[0] ? said : msg[0] ? msg : "the transfer failed in the guest";
+    char killed[96] = "";
+    if (x->exited && x->exit_code > 128) /* a stop of the box, or `cocoon kill`, ends transfers too */
+        snprintf(killed, sizeof(killed), "the transfer was killed in the guest (signal %d: the box stopping?)",
+                 x->exit_code - 128);
+    const char *why = said[0] ? said : msg[0] ? msg : killed[0] ? killed : "the transfer failed in the guest";
     int code = strstr(why, "No such file") ? COCOON_E_NOT_FOUND : COCOON_E_IO;
     if (msg[0] && !x->started)
         code = x->errcode == EPERM || x->errcode == EINVAL ? COCOON_E_UNSUPPORTED : COCOON_E_STATE;
@@ -244,6 +248,7 @@ static la_ssize_t put_write(struct archive *a, void *client, const void *buf, si
         }
         x->credit -= n;
         sent += n;
+        util_test_point("CP_IN_SENT");
     }
     return (la_ssize_t)len;
 }

@@ -65,7 +65,7 @@ static void lock_holder(int fd, char *out, size_t cap)
 /* Locks images/.lock (LOCK_SH or LOCK_EX, maybe | LOCK_NB); the fd, or -1. A wait of
  * more than a second is announced through the runtime's notice callback, saying who
  * holds the lock. */
-static int store_lock(cocoon_runtime *rt, int how, cocoon_error *err)
+int lib_store_lock(cocoon_runtime *rt, int how, cocoon_error *err)
 {
     char dir[LIB_PATH_MAX], path[LIB_PATH_MAX];
     if (images_dir(rt, dir, sizeof(dir)) < 0 || lib_path(path, sizeof(path), "%s/.lock", dir) < 0)
@@ -98,7 +98,7 @@ static int store_lock(cocoon_runtime *rt, int how, cocoon_error *err)
     }
 }
 
-static void store_unlock(int fd)
+void lib_store_unlock(int fd)
 {
     if (fd >= 0)
         close(fd); /* releases the flock */
@@ -210,7 +210,7 @@ static int ensure_base(cocoon_runtime *rt, const struct image_manifest_info *inf
         return lib_err(err, COCOON_E_IO, "unpacking %s: %s", info->manifest_digest, msg);
     }
     chmod(tmp, 0444); /* shared read-only by every box of the image */
-    lib_test_delay("BASE_PUBLISH");
+    util_test_point("BASE_PUBLISH");
     if (renameat2(AT_FDCWD, tmp, AT_FDCWD, base, RENAME_NOREPLACE) < 0) {
         int e = errno;
         unlink(tmp);
@@ -229,6 +229,7 @@ static int record(cocoon_runtime *rt, const char *name, const struct image_manif
     memset(&row, 0, sizeof(row));
     if (ensure_base(rt, m, row.base_path, sizeof(row.base_path), err) < 0)
         return -1;
+    util_test_point("IMAGE_RECORD");
     char store[LIB_PATH_MAX], msg[1024];
     images_dir(rt, store, sizeof(store));
     size_t len = 0;
@@ -295,7 +296,7 @@ int cocoon_image_pull(cocoon_runtime *rt, const char *text, const cocoon_pull_op
     struct image_manifest_info *m = malloc(sizeof(*m));
     if (!m)
         return lib_err(err, COCOON_E_NOMEM, "out of memory");
-    int lock = store_lock(rt, LOCK_SH, err);
+    int lock = lib_store_lock(rt, LOCK_SH, err);
     int rc = -1;
     if (lock < 0)
         goto done;
@@ -305,9 +306,10 @@ int cocoon_image_pull(cocoon_runtime *rt, const char *text, const cocoon_pull_op
         lib_err(err, code, "pulling %s: %s", canon, msg);
         goto done;
     }
+    util_test_point("PULL_FETCHED");
     rc = record(rt, canon, m, out, err);
 done:
-    store_unlock(lock);
+    lib_store_unlock(lock);
     free(m);
     return rc;
 }
@@ -324,15 +326,16 @@ int cocoon_image_load(cocoon_runtime *rt, const char *path, cocoon_image_info **
     char store[LIB_PATH_MAX], msg[COCOON_ERROR_MAX - 128];
     if (images_dir(rt, store, sizeof(store)) < 0)
         return lib_err(err, COCOON_E_INVALID, "COCOON_HOME path too long");
-    int lock = store_lock(rt, LOCK_SH, err);
+    int lock = lib_store_lock(rt, LOCK_SH, err);
     if (lock < 0)
         return -1;
     struct image_loaded *imgs = NULL;
     size_t n = 0;
     if (image_load(store, path, &imgs, &n, msg, sizeof(msg)) < 0) {
-        store_unlock(lock);
+        lib_store_unlock(lock);
         return lib_err(err, access(path, F_OK) == 0 ? COCOON_E_IO : COCOON_E_NOT_FOUND, "loading %s: %s", path, msg);
     }
+    util_test_point("LOAD_IMPORTED");
     cocoon_image_info *list = calloc(n ? n : 1, sizeof(*list));
     int rc = list ? 0 : lib_err(err, COCOON_E_NOMEM, "out of memory");
     /* Every name is checked before anything is recorded: a bad one records nothing. */
@@ -343,7 +346,7 @@ int cocoon_image_load(cocoon_runtime *rt, const char *path, cocoon_image_info **
                          imgs[i].name);
     for (size_t i = 0; rc == 0 && i < n; i++)
         rc = record(rt, imgs[i].name, &imgs[i].info, &list[i], err);
-    store_unlock(lock);
+    lib_store_unlock(lock);
     free(imgs);
     if (rc < 0 || !out) {
         free(list);
@@ -519,18 +522,21 @@ static void add_image_blobs(const char *store, const struct state_image *img, st
     json_decref(m);
 }
 
-static uint64_t unlink_size(const char *path)
+/* A file of the store no image needs: its bytes, reported to fn, and unlinked when remove is set. */
+static uint64_t sweep_file(const char *path, int remove, void (*fn)(void *, const char *, uint64_t), void *arg)
 {
     struct stat st;
-    if (lstat(path, &st) < 0 || unlink(path) < 0)
+    if (lstat(path, &st) < 0 || (remove && unlink(path) < 0))
         return 0;
-    return (uint64_t)st.st_blocks * 512;
+    if (remove)
+        util_test_point("SWEEP");
+    uint64_t bytes = (uint64_t)st.st_blocks * 512;
+    if (fn)
+        fn(arg, path, bytes);
+    return bytes;
 }
 
-/* With the store locked exclusively: deletes blobs and bases no image row needs, and
- * temporary files (no pull or load can be running). Built-in bases (NAME.ext4 with a
- * name that is not a digest) are never touched. */
-static uint64_t sweep(cocoon_runtime *rt)
+uint64_t lib_image_sweep(cocoon_runtime *rt, int remove, void (*fn)(void *, const char *, uint64_t), void *arg)
 {
     char store[LIB_PATH_MAX], dir[LIB_PATH_MAX], path[LIB_PATH_MAX];
     images_dir(rt, store, sizeof(store));
@@ -556,7 +562,7 @@ static uint64_t sweep(cocoon_runtime *rt)
             if (e->d_name[0] != '.' && set_has(&keep, e->d_name))
                 continue;
             if (lib_path(path, sizeof(path), "%s/%s", dir, e->d_name) == 0)
-                freed += unlink_size(path);
+                freed += sweep_file(path, remove, fn, arg);
         }
         closedir(d);
     }
@@ -574,7 +580,7 @@ static uint64_t sweep(cocoon_runtime *rt)
             if (digest_base && set_has(&bases, hex))
                 continue;
             if (lib_path(path, sizeof(path), "%s/%s", dir, e->d_name) == 0)
-                freed += unlink_size(path);
+                freed += sweep_file(path, remove, fn, arg);
         }
         closedir(d);
     }
@@ -627,10 +633,10 @@ int cocoon_image_remove(cocoon_runtime *rt, const char *name, cocoon_error *err)
         return lib_err(err, e.code, "cannot remove image %s: %s", name, e.message);
     /* Its base and blobs go only when no pull or load runs right now (one may be about
      * to record this very image on them); a later prune gets them otherwise. */
-    int lock = store_lock(rt, LOCK_EX | LOCK_NB, NULL);
+    int lock = lib_store_lock(rt, LOCK_EX | LOCK_NB, NULL);
     if (lock >= 0) {
-        sweep(rt);
-        store_unlock(lock);
+        lib_image_sweep(rt, 1, NULL, NULL);
+        lib_store_unlock(lock);
     }
     return 0;
 }
@@ -644,13 +650,13 @@ int cocoon_image_prune(cocoon_runtime *rt, size_t *removed, uint64_t *freed_byte
         *freed_bytes = 0;
     if (!rt)
         return lib_err(err, COCOON_E_INVALID, "cocoon_image_prune: NULL runtime");
-    int lock = store_lock(rt, LOCK_EX, err);
+    int lock = lib_store_lock(rt, LOCK_EX, err);
     if (lock < 0)
         return -1;
     struct state_image *rows = NULL;
     size_t n = 0;
     if (state_image_list(rt->state, &rows, &n, err) < 0) {
-        store_unlock(lock);
+        lib_store_unlock(lock);
         return -1;
     }
     struct state_box *boxes = NULL;
@@ -665,11 +671,12 @@ int cocoon_image_prune(cocoon_runtime *rt, size_t *removed, uint64_t *freed_byte
         if (state_image_remove(rt->state, rows[i].id, &e) == 0 && removed)
             (*removed)++;
     }
+    util_test_point("PRUNE_UNLISTED");
     if (rc == 0)
-        freed += sweep(rt);
+        freed += lib_image_sweep(rt, 1, NULL, NULL);
     state_box_list_free(boxes, nboxes);
     state_image_list_free(rows, n);
-    store_unlock(lock);
+    lib_store_unlock(lock);
     if (freed_bytes)
         *freed_bytes = freed;
     return rc;

@@ -90,9 +90,6 @@ struct cocoon_box {
 int lib_err(cocoon_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void lib_err_clear(cocoon_error *err);
 
-/* Tests only: sleeps COCOON_TEST_DELAY_<point> milliseconds (when set) to widen a race
- * window a test wants to hit. The points are listed in docs/internals.md. */
-void lib_test_delay(const char *point);
 /* Sleeps ms milliseconds, through signals. */
 void lib_sleep_ms(unsigned ms);
 
@@ -116,6 +113,16 @@ int lib_image_shadows_builtin(cocoon_runtime *rt, const char *canonical);
 /* lib_image_lookup, and when the name is not known locally but reads as a reference,
  * a quiet pull of it first (images.c). */
 int lib_image_lookup_or_pull(cocoon_runtime *rt, const char *name, struct state_image *out, cocoon_error *err);
+
+/* The image store's lock, images/.lock (images.c): pulls and loads hold it LOCK_SH,
+ * prune and the sweep LOCK_EX (how may include LOCK_NB). The fd, or -1 with err. */
+int lib_store_lock(cocoon_runtime *rt, int how, cocoon_error *err);
+void lib_store_unlock(int fd);
+/* With the store locked exclusively: the blobs and bases no image row needs, and
+ * temporary files (no pull or load can be running), each reported to fn (may be NULL)
+ * and deleted when remove is set. Built-in bases (NAME.ext4 with a name that is not a
+ * digest) are never touched. Returns their bytes. */
+uint64_t lib_image_sweep(cocoon_runtime *rt, int remove, void (*fn)(void *, const char *, uint64_t), void *arg);
 
 /* config.json (config.c): the box contract of src/boxcfg, with libcocoon's errors. */
 /* The options of a new box, checked, into c (everything but what depends on the
@@ -163,10 +170,17 @@ int lib_monitor_wait_gone(const char *dir, unsigned ms);
 /* Takes the box lock itself (creating vmm.pid): while held, no monitor can start.
  * The fd, or -1 with errno (EWOULDBLOCK: a monitor holds it). */
 int lib_box_lock(const char *dir);
-/* Removes what interrupted creates left in boxes/ (box.c). */
+/* Removes a box: its row, then its directory, under the box lock (box.c); refused
+ * while a monitor or another command holds the lock. */
+int lib_box_destroy(cocoon_box *box, cocoon_error *err);
+/* $COCOON_HOME/.gc.lock (gc.c): creates hold it LOCK_SH from their mkdir until they hold the
+ * new directory's box lock; the collector holds it LOCK_EX. The fd, or -1 (then the
+ * caller goes on without it). how may include LOCK_NB. */
+int lib_gc_lock(cocoon_runtime *rt, int how);
+void lib_gc_unlock(int fd);
+/* Removes what killed creates and removals left in boxes/ (gc.c): run by create and
+ * list; skipped when another collector is at work. */
 void lib_box_gc(cocoon_runtime *rt);
-/* Removes a box directory under the box lock; refused while a monitor holds it. */
-int lib_box_dir_remove(const char *dir, cocoon_error *err);
 int lib_ctl_connect(cocoon_box *box, cocoon_error *err);
 /* A connected (non-blocking) socket to the box's ctl.sock, nothing read yet. -1 with an
  * error saying the box is not running. */

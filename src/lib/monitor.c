@@ -118,6 +118,8 @@ int lib_ctl_hello(cocoon_box *box, const struct proto_header *h, const uint8_t *
 int lib_ctl_socket(cocoon_box *box, cocoon_error *err)
 {
     int dirfd = open(box->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0 && errno == ENOENT)
+        return lib_err(err, COCOON_E_NOT_FOUND, "box %s was removed (by another command)", box->id);
     if (dirfd < 0)
         return lib_err(err, COCOON_E_NOT_FOUND, "box %s: %s: %s", box->id, box->dir, strerror(errno));
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -140,7 +142,13 @@ int lib_ctl_socket(cocoon_box *box, cocoon_error *err)
     if (rc < 0) {
         if (fd >= 0)
             close(fd);
-        return lib_err(err, COCOON_E_STATE, "box %s is not running (cannot connect to its control socket: %s)", box->id,
+        /* No monitor: say what to do. The lock held but no socket: a monitor before
+         * it listens or once its stop began (or another command at work on the box). */
+        if (!lib_box_running(box->dir, NULL))
+            return lib_err(err, COCOON_E_STATE, "box %s is not running (start it with `cocoon start %s`)", box->id,
+                           box->name[0] ? box->name : box->id);
+        return lib_err(err, COCOON_E_STATE,
+                       "box %s is starting or stopping (its monitor takes no connections now: %s): try again", box->id,
                        strerror(e));
     }
     return fd;
@@ -333,6 +341,7 @@ int cocoon_box_start_flags(cocoon_box *box, unsigned flags, cocoon_error *err)
     int st;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;
+    util_test_point("START_SPAWNED");
     box->lifeline_fd = life[1]; /* CLOEXEC: no program we run keeps the box alive */
 
     char line[2048];
@@ -353,6 +362,7 @@ int cocoon_box_start_flags(cocoon_box *box, unsigned flags, cocoon_error *err)
                      tail[0] ? tail : "empty");
     } else if (!strncmp(line, "ok", 2)) {
         box->ready_ms = atoi(line + 2);
+        util_test_point("START_READY");
     } else {
         const char *msg = !strncmp(line, "error ", 6) ? line + 6 : line;
         /* Another start won the race for the box lock: that monitor runs the box. */
@@ -361,8 +371,19 @@ int cocoon_box_start_flags(cocoon_box *box, unsigned flags, cocoon_error *err)
         else
             rc = lib_err(err, COCOON_E_BOOT, "box %s failed to boot: %s", box->id, msg);
     }
-    if (rc == 0)
-        rc = lib_ctl_connect(box, err);
+    cocoon_error why;
+    if (rc == 0 && lib_ctl_connect(box, &why) < 0) {
+        /* Once ready, a monitor takes connections until its stop begins. */
+        if (why.code == COCOON_E_STATE || !lib_box_running(box->dir, NULL))
+            rc = lib_err(err, COCOON_E_STATE,
+                         "box %s started, but stopped again before it could be reached (stopped by another command, "
+                         "or its monitor was killed)",
+                         box->id);
+        else
+            rc = lib_err(err, COCOON_E_STATE, "box %s started, but cannot be reached: %s", box->id, why.message);
+    }
+    if (rc < 0 && !util_file_exists(box->dir))
+        rc = lib_err(err, COCOON_E_NOT_FOUND, "box %s was removed (by another command) while it was starting", box->id);
     if (rc < 0 && box->lifeline_fd >= 0) {
         close(box->lifeline_fd);
         box->lifeline_fd = -1;
@@ -456,9 +477,7 @@ int cocoon_box_stop(cocoon_box *box, unsigned timeout_ms, cocoon_error *err)
         return -1;
     if (!box->ephemeral)
         return 0;
-    if (lib_box_dir_remove(box->dir, err) < 0)
-        return -1;
-    return state_box_delete(box->rt->state, box->id, err);
+    return lib_box_destroy(box, err);
 }
 
 int cocoon_box_restart(cocoon_box *box, unsigned timeout_ms, cocoon_error *err)
@@ -481,8 +500,10 @@ int lib_box_stop_only(cocoon_box *box, unsigned timeout_ms, cocoon_error *err)
         size_t n = w ? proto_encode_shutdown(w, 0, timeout_ms) : 0;
         int sent = n && lib_ctl_send(box, w->buf, n, NULL) == 0;
         free(w);
-        if (sent)
+        if (sent) {
+            util_test_point("STOP_SENT");
             wait_eof(box, now_ms() + timeout_ms + 5000);
+        }
         pump_release(box);
         /* After EOF the monitor only removes its files and exits: give it a moment. */
         lib_monitor_wait_gone(box->dir, 2000);

@@ -157,24 +157,3 @@ int lib_box_lock(const char *dir)
     }
     return fd;
 }
-
-int lib_box_dir_remove(const char *dir, cocoon_error *err)
-{
-    if (!util_file_exists(dir))
-        return 0;
-    int lock = lib_box_lock(dir);
-    if (lock < 0) {
-        if (errno == EWOULDBLOCK)
-            return lib_err(err, COCOON_E_STATE, "%s: a monitor is running for this box; stop it first", dir);
-        if (errno != ENOENT)
-            return lib_err(err, COCOON_E_IO, "cannot lock %s/vmm.pid: %s", dir, strerror(errno));
-    }
-    /* Held while the tree goes: no monitor can start in a directory being removed. */
-    int rc = util_rm_rf(dir);
-    int e = errno;
-    if (lock >= 0)
-        close(lock);
-    if (rc < 0)
-        return lib_err(err, COCOON_E_IO, "cannot remove %s: %s", dir, strerror(e));
-    return 0;
-}

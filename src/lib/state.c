@@ -115,6 +115,7 @@ static int write_tx_locked(struct lib_state *st, const char *what, tx_body body,
             return db_fail(st, err, what);
         int r = body(st, arg, err);
         if (r == 0) {
+            util_test_point("STATE_COMMIT"); /* a write transaction done, not committed */
             rc = exec_retry(st, "COMMIT", deadline);
             if (rc == SQLITE_OK)
                 return 0;
@@ -280,6 +281,19 @@ void state_close(struct lib_state *st)
         sqlite3_close_v2(st->db);
     pthread_mutex_destroy(&st->tx_lock);
     free(st);
+}
+
+int state_integrity(struct lib_state *st, char *out, size_t cap)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(st->db, "PRAGMA quick_check", -1, &s, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    const unsigned char *t = rc == SQLITE_ROW ? sqlite3_column_text(s, 0) : NULL;
+    int ok = t && !strcmp((const char *)t, "ok");
+    snprintf(out, cap, "%s", t ? (const char *)t : sqlite3_errmsg(st->db));
+    sqlite3_finalize(s);
+    return ok ? 0 : -1;
 }
 
 int state_schema_version(struct lib_state *st)

@@ -27,6 +27,8 @@ struct lib_state {
 int state_open(const char *home, struct lib_state **out, cocoon_error *err);
 void state_close(struct lib_state *st);
 int state_schema_version(struct lib_state *st);
+/* PRAGMA quick_check: 0 when the database is sound, else -1 with what SQLite found in out. */
+int state_integrity(struct lib_state *st, char *out, size_t cap);
 
 /* ---- boxes ---- */
 struct state_box {

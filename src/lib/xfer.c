@@ -19,6 +19,8 @@
 #include "util/util.h"
 
 #define XFER_STREAM 1u
+/* The monitor's end of the connection is gone: it exits only when the box stops. */
+#define MONITOR_GONE "the box stopped during the transfer (monitor closed the connection)"
 
 /* Records the first failure as "box ID: <prefix><detail>". */
 static int xfer_fail(struct lib_xfer *x, int code, const char *prefix, const char *detail)
@@ -86,14 +88,6 @@ static int xfer_start(cocoon_box *box, struct lib_xfer *x, int fd, cocoon_error 
     return 0;
 }
 
-static int ctl_connect(cocoon_box *box, cocoon_error *err)
-{
-    if (!lib_box_running(box->dir, NULL))
-        return lib_err(err, COCOON_E_STATE, "box %s is not running (start it with `cocoon start %s`)", box->id,
-                       box->name[0] ? box->name : box->id);
-    return lib_ctl_socket(box, err);
-}
-
 struct lib_xfer *lib_xfer_attach(cocoon_box *box, int fd, cocoon_error *err)
 {
     struct lib_xfer *x = malloc(sizeof(*x));
@@ -111,7 +105,7 @@ struct lib_xfer *lib_xfer_attach(cocoon_box *box, int fd, cocoon_error *err)
 
 struct lib_xfer *lib_xfer_open(cocoon_box *box, cocoon_error *err)
 {
-    int fd = ctl_connect(box, err);
+    int fd = lib_ctl_socket(box, err);
     return fd < 0 ? NULL : lib_xfer_attach(box, fd, err);
 }
 
@@ -126,7 +120,9 @@ int lib_xfer_send(struct lib_xfer *x, size_t len)
     if (len == 0)
         return xfer_fail(x, COCOON_E_INVALID, "", "message too large for one frame");
     if (proto_conn_send(&x->conn, x->w->buf, len) < 0)
-        return xfer_fail(x, COCOON_E_VMM, "cannot send to the monitor: ", strerror(errno));
+        return errno == EPIPE || errno == ECONNRESET
+                   ? xfer_fail(x, COCOON_E_VMM, "", MONITOR_GONE)
+                   : xfer_fail(x, COCOON_E_VMM, "cannot send to the monitor: ", strerror(errno));
     return 0;
 }
 
@@ -185,12 +181,11 @@ static int xfer_next(struct lib_xfer *x, struct proto_header *h, const uint8_t *
         if (n <= 0)
             continue;
         if ((pf.revents & POLLOUT) && proto_conn_flush(&x->conn) < 0)
-            return xfer_fail(x, COCOON_E_VMM, "", "the monitor closed the connection");
+            return xfer_fail(x, COCOON_E_VMM, "", MONITOR_GONE);
         if (pf.revents & (POLLIN | POLLHUP | POLLERR)) {
             long r = proto_conn_read(&x->conn);
             if (r == 0)
-                return xfer_fail(x, COCOON_E_VMM, "",
-                                 "the box stopped during the transfer (monitor closed the connection)");
+                return xfer_fail(x, COCOON_E_VMM, "", MONITOR_GONE);
             if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
                 return xfer_fail(x, COCOON_E_VMM, "reading from the monitor: ", strerror(errno));
         }

@@ -150,7 +150,12 @@ static int build_argv(struct child_plan *p, const struct box_config *cfg, const 
     rc |= child_plan_add(p, "-serial");
     rc |= child_plan_add(p, "chardev:con");
     rc |= child_plan_add(p, "-drive");
-    rc |= child_plan_add(p, "id=root,file=%s,format=%s,if=none,cache=writeback,discard=unmap", disk, cfg->disk_format);
+    /* werror/rerror=report: a host I/O error (a full disk under the box) reaches the
+     * guest as EIO. QEMU's default (enospc) would pause the VM, and every command in
+     * it would hang with no way to end it. */
+    rc |=
+        child_plan_add(p, "id=root,file=%s,format=%s,if=none,cache=writeback,discard=unmap,werror=report,rerror=report",
+                       disk, cfg->disk_format);
     rc |= child_plan_add(p, "-device");
     rc |= child_plan_add(p, "virtio-blk-device,drive=root");
     rc |= child_plan_add(p, "-chardev");

@@ -176,6 +176,7 @@ static void on_ready(struct vmm *v, const struct proto_header *h, const uint8_t 
             (unsigned long long)((v->t_spawn - v->t_start) / 1000000), (unsigned long long)(v->ready.boot_ns / 1000000),
             (unsigned long long)(v->ready.init_ns / 1000000));
     vmm_ready_line(v, "ok %u", v->ready_ms);
+    util_test_point("MONITOR_READY");
 }
 
 void handshake_on_agent_frame(struct vmm *v, const struct proto_header *h, const uint8_t *p)

@@ -119,6 +119,7 @@ static void stop_begin(struct vmm *v, const char *why, uint32_t timeout_ms, int 
         mux_kill_all(v->mux);
     struct proto_writer *w = &v->agent_w;
     vmm_send_agent(v, w->buf, proto_encode_shutdown(w, 0, timeout_ms));
+    util_test_point("MONITOR_STOPPING");
     if (v->state == ST_STOPPING && !v->killed)
         vmm_arm_timer(v, (uint64_t)timeout_ms + STOP_GRACE_MS);
 }

@@ -454,12 +454,14 @@ int main(int argc, char **argv)
     if (chdir("/") < 0)
         vmm_log("chdir /: %s", strerror(errno));
     vmm_log("cocoon-vmm %s starting for %s", COCOON_VERSION, v->box_dir);
+    util_test_point("MONITOR_OPENED");
     int lk = lock_pid_file(v, err, sizeof(err));
     if (lk < 0) {
         rc = early_error(v, err);
         goto out;
     }
     own_files = 1;
+    util_test_point("MONITOR_LOCKED");
     char cfgerr[PATH_MAX * 2];
     char backend_why[320] = "";
     if (box_config_load(v->box_dir, &v->cfg, cfgerr, sizeof(cfgerr)) < 0 ||
@@ -478,10 +480,12 @@ int main(int argc, char **argv)
         rc = early_error(v, err);
         goto out;
     }
+    util_test_point("MONITOR_CHILD");
     vmm_arm_timer(v, v->cfg.boot_timeout_ms);
     v->state = ST_BOOTING;
     if (vmm_run(v) < 0)
         v->failed = 1;
+    util_test_point("MONITOR_EXIT");
     rc = v->failed ? 1 : 0;
 out:
     child_kill(v);

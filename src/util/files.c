@@ -52,7 +52,7 @@ static int rm_rf_at(int parent, const char *name)
         return unlinkat(parent, name, 0) < 0 && errno != ENOENT ? -1 : 0;
     int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
-        return -1;
+        return errno == ENOENT ? 0 : -1; /* removed meanwhile */
     DIR *d = fdopendir(fd);
     if (!d) {
         close(fd);

@@ -49,6 +49,12 @@ int util_set_cloexec(int fd, int on);
 uint64_t util_now_ns(int clock_id);
 int util_file_exists(const char *path);
 
+/* Tests only (testpoint.c; the points are listed in docs/internals.md): at the named
+ * point, COCOON_TEST_DELAY_<POINT>=MS sleeps MS milliseconds (to widen a race window)
+ * and COCOON_TEST_CRASH_AT=<POINT>[:N] SIGKILLs this process the Nth time (1st by
+ * default) it gets there (to test what a crash at that point leaves). */
+void util_test_point(const char *point);
+
 /* What /dev/kvm really offers. usable means a stock Linux guest can run on it:
  * the device opens, reports API version 12, and the CPU exposes hardware
  * virtualization (vmx/svm). PVM-style hosts have the device but not the flags. */

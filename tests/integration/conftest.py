@@ -52,16 +52,14 @@ def _proc_matches(pid, needle):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             argv = f.read().split(b"\0")
-    except OSError:
-        return None
-    if not argv or not argv[0]:
-        return None
-    name = os.path.basename(argv[0].decode(errors="replace"))
-    try:
         with open(f"/proc/{pid}/comm") as f:
             comm = f.read().strip()
     except OSError:
-        comm = ""
+        return None
+    # A process that is exiting has no command line once its main thread is gone, but
+    # its other threads hold its files (and their locks: a QEMU's on its disk) until
+    # they end too: it is matched by name and open files then.
+    name = os.path.basename(argv[0].decode(errors="replace")) if argv and argv[0] else comm
     if not any(k in name or k in comm for k in ("cocoon-vmm", "qemu-system")):
         return None
     blob = b"\0".join(argv)
@@ -73,16 +71,25 @@ def _proc_matches(pid, needle):
     if needle.encode() in blob:
         return name, b" ".join(argv).decode(errors="replace")
     # A jailed monitor or its QEMU may name nothing of the home on its command line;
-    # its open files (disk, console log, box directory) still do.
+    # its open files (disk, console log, box directory) still do: those of any of its
+    # threads (the main one may have exited first).
     try:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        tasks = []
+    for fd_dir in [f"/proc/{pid}/fd"] + [f"/proc/{pid}/task/{t}/fd" for t in tasks if t != str(pid)]:
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for fd in fds:
             try:
-                if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(needle):
+                if os.readlink(f"{fd_dir}/{fd}").startswith(needle):
                     return name, b" ".join(argv).decode(errors="replace")
             except OSError:
                 pass
-    except OSError:
-        pass
+        if fds:
+            break  # the threads of a process share one table: the first that has one is enough
     return None
 
 

@@ -49,18 +49,19 @@ def lib_dir():
     return os.path.join(REPO, "build", "lib")
 
 
-def build_image_tool(out_dir):
-    """Compiles tests/tools/image-tool.c against libcocoon.a (sanitizer flags added when
+def build_image_tool(out_dir, name="image-tool"):
+    """Compiles tests/tools/NAME.c against libcocoon.a (sanitizer flags added when
     the library was built with them). Returns the binary's path."""
     lib = os.path.join(lib_dir(), "libcocoon.a")
     if not os.path.exists(lib):
         raise RuntimeError(f"{lib} is not built (make)")
     libs = run(["pkg-config", "--libs", "jansson", "libcurl", "libarchive", "ext2fs", "com_err", "sqlite3"]).stdout.split()
-    out = os.path.join(out_dir, "image-tool")
+    out = os.path.join(out_dir, name)
     nm = subprocess.run(["nm", lib], capture_output=True, text=True).stdout
     san = ["-fsanitize=address,undefined"] if "__asan_" in nm else []
     run(["gcc", "-std=gnu11", "-g", "-Wall", "-Wextra", "-Werror", *san, "-I" + os.path.join(REPO, "src"),
-         "-o", out, os.path.join(REPO, "tests", "tools", "image-tool.c"), lib, *libs, "-lpthread", "-ldl"])
+         "-I" + os.path.join(REPO, "include"),
+         "-o", out, os.path.join(REPO, "tests", "tools", name + ".c"), lib, *libs, "-lpthread", "-ldl"])
     return out
 
 

@@ -37,7 +37,8 @@ def test_exec_on_stopped_and_missing_box(vm):
     vm.run("create", "--name", "idle", check=0)
     r = vm.run("exec", "idle", "--", "true")
     assert r.returncode == 125, decode(r.stderr)
-    assert "not running" in decode(r.stderr), decode(r.stderr)
+    # what to do about it, not which socket was missing
+    assert "not running (start it with `cocoon start idle`)" in decode(r.stderr), decode(r.stderr)
     r = vm.run("exec", "no-such-box", "--", "true")
     assert r.returncode == 125
     err = decode(r.stderr).lower()

@@ -28,7 +28,8 @@ def tool(tmp_path_factory):
     out = tmp_path_factory.mktemp("qcow2tool") / "qcow2-tool"
     srcs = [os.path.join(ROOT, "tests/tools/qcow2-tool.c")] + sorted(
         os.path.join(ROOT, "src/disk", f) for f in os.listdir(os.path.join(ROOT, "src/disk"))
-        if f.startswith("qcow2") and f.endswith(".c"))
+        if f.startswith("qcow2") and f.endswith(".c")) + [os.path.join(ROOT, "src/util", f)
+                                                           for f in ("fd.c", "testpoint.c")]
     cmd = ["gcc", "-std=gnu11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter",
            "-D_GNU_SOURCE", "-I" + os.path.join(ROOT, "include"), "-I" + os.path.join(ROOT, "src"),
            "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
