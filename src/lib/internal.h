@@ -50,9 +50,9 @@ struct cocoon_exec {
     int err_code; /* set when the exec ended in error */
     char err_msg[COCOON_ERROR_MAX];
     cocoon_exit_status status;
-    uint32_t pid;   /* the guest pid from STARTED (also its process group): the exec's id */
-    int pump_refs;  /* the pump is using this exec's stdin fd: cocoon_exec_free waits */
-    int waiting;    /* threads in cocoon_exec_wait for this exec */
+    uint32_t pid;  /* the guest pid from STARTED (also its process group): the exec's id */
+    int pump_refs; /* the pump is using this exec's stdin fd: cocoon_exec_free waits */
+    int waiting;   /* threads in cocoon_exec_wait for this exec */
     /* CLOCK_MONOTONIC ns after which the guest's EXIT is no longer waited for: its
      * timeout or a SIGKILL, plus LIB_EXEC_GIVE_UP_MS (0: never). give_up_after_kill:
      * that deadline came from a SIGKILL, not the timeout. */
