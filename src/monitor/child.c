@@ -4,9 +4,11 @@
 #include "monitor/backend.h"
 
 #include "jail/jail.h"
+#include "util/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -75,16 +77,25 @@ void child_plan_describe(const struct child_plan *p, char *out, size_t cap)
 
 /* Runs in the forked child: only async-signal-safe calls until execv. Every source fd
  * is first moved above the targets, so no dup2 overwrites a source not yet placed. */
-static void child_exec(const struct child_plan *p, pid_t parent, int dirfd, const struct child_fds *fds, int null_fd)
+static void child_exec(const struct child_plan *p, pid_t parent, int dirfd, const struct child_fds *fds, int null_fd,
+                       const int alive[2])
 {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_DFL);
     setpgid(0, 0);
-    /* in a new PID namespace the parent is outside it and getppid() says 0 */
+    close(alive[1]);
+    util_test_point("CHILD_ARM");
+    /* A parent that died before the death signal was armed is seen afterwards: by
+     * getppid() without a PID namespace; inside one getppid() says 0 whoever the parent
+     * is, but the parent's end of the pipe is closed then. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || (getppid() != parent && getppid() != 0))
         _exit(127);
+    struct pollfd pf = {.fd = alive[0], .events = POLLIN};
+    if (poll(&pf, 1, 0) != 0)
+        _exit(127); /* POLLHUP: the monitor is gone (it never writes to the pipe) */
+    close(alive[0]);
     if (fchdir(dirfd) < 0)
         _exit(127);
     int src[3] = {fds->agent, fds->net, fds->console}, dst[3] = {CHILD_AGENT_FD, CHILD_NET_FD, CHILD_CONSOLE_FD};
@@ -119,6 +130,18 @@ pid_t child_spawn(const struct child_plan *p, int dirfd, const struct child_fds 
         snprintf(err, errcap, "cannot open /dev/null: %s", strerror(errno));
         return -1;
     }
+    /* The monitor keeps the write end for its whole life (one per monitor, closed only
+     * when the next child is spawned): its closing tells a child the monitor is gone. */
+    static int alive_w = -1;
+    int alive[2];
+    if (pipe2(alive, O_CLOEXEC) < 0) {
+        snprintf(err, errcap, "cannot start the VMM: pipe: %s", strerror(errno));
+        close(null_fd);
+        return -1;
+    }
+    if (alive_w >= 0)
+        close(alive_w);
+    alive_w = alive[1];
     pid_t parent = getpid();
     /* In the jail the child starts in a PID namespace of its own (it sees no other
      * process); only the child: later children of the monitor stay in its namespace. */
@@ -126,9 +149,10 @@ pid_t child_spawn(const struct child_plan *p, int dirfd, const struct child_fds 
     if (pid < 0)
         pid = fork(); /* no PID namespace here (or no jail) */
     if (pid == 0)
-        child_exec(p, parent, dirfd, fds, null_fd);
+        child_exec(p, parent, dirfd, fds, null_fd, alive);
     int saved = errno;
     close(null_fd);
+    close(alive[0]);
     if (pid < 0) {
         snprintf(err, errcap, "cannot start the VMM: fork: %s", strerror(saved));
         return -1;

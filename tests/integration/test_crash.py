@@ -117,6 +117,21 @@ def test_kill_start(vm):
     vm.run("rm", "-f", "s1", check=0)
 
 
+def test_monitor_killed_before_its_child_is_armed(vm):
+    """The monitor killed right after starting its VMM child, while the child has not
+    yet armed its death signal (held there by a test delay; in the jail it is in a PID
+    namespace, where getppid() cannot tell that its parent died): the child sees the
+    monitor is gone and exits. Never a QEMU without a monitor."""
+    vm.run("create", "--name", "o1", check=0)
+    r = crash(vm, "MONITOR_CHILD", "start", "o1", killed=False, env={"COCOON_TEST_DELAY_CHILD_ARM": "1500"})
+    assert r.returncode != 0, "start with the monitor killed at MONITOR_CHILD succeeded"
+    time.sleep(4)  # past the child's delay: it has armed (or exec'd QEMU) by now
+    inv.assert_consistent(vm.home, "monitor killed before its child armed its death signal")
+    assert status(vm, "o1") == "stopped"
+    vm.run("start", "o1", check=0)
+    vm.run("rm", "-f", "o1", check=0)
+
+
 # ---- stop ----
 
 def test_kill_stop(vm):
