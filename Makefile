@@ -130,7 +130,7 @@ $(SHARE)/initramfs.cpio: $(SHARE)/cocoon-agent scripts/mkinitramfs
 # box (tests/integration/test_hostile.py), linked with the real agent's port, log and
 # network code, in an initramfs of its own (COCOON_INITRD at box creation).
 HOSTILE_OBJ := $(patsubst %.c,$(OBJ)/agent/%.o,$(wildcard tests/hostile/*.c) src/agent/log.c src/agent/port.c \
-	src/agent/net.c $(wildcard src/proto/*.c))
+	src/agent/net.c src/net/wire.c $(wildcard src/proto/*.c))
 hostile: $(SHARE)/hostile-initramfs.cpio
 $(SHARE)/hostile-agent: $(HOSTILE_OBJ)
 	@mkdir -p $(dir $@)

@@ -3,6 +3,7 @@
  * fragment floods) and DNS queries whose answers the test's upstream makes huge. Each
  * ends with an ordinary request, so the test sees whether the stack still serves. */
 #include "hostile.h"
+#include "net/wire.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,29 +27,6 @@ struct rawnet {
     uint8_t me[6], gw[6];
     uint32_t ip; /* host byte order */
 };
-
-static uint16_t csum(const uint8_t *p, size_t n, uint32_t sum)
-{
-    for (size_t i = 0; i + 1 < n; i += 2)
-        sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-    if (n & 1)
-        sum += (uint32_t)(p[n - 1] << 8);
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)~sum;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    put16(p, (uint16_t)(v >> 16));
-    put16(p + 2, (uint16_t)v);
-}
 
 static int parse_mac(const char *text, uint8_t *mac)
 {
@@ -139,51 +117,22 @@ static size_t ip_frame(struct rawnet *r, uint8_t *f, uint32_t dst, uint8_t proto
 {
     memcpy(f, r->gw, 6);
     memcpy(f + 6, r->me, 6);
-    put16(f + 12, 0x0800);
-    uint8_t *ip = f + 14;
-    ip[0] = 0x45;
-    ip[1] = 0;
-    put16(ip + 2, (uint16_t)(20 + l4len));
-    put16(ip + 4, id);
-    put16(ip + 6, frag);
-    ip[8] = 64;
-    ip[9] = proto;
-    put16(ip + 10, 0);
-    put32(ip + 12, r->ip);
-    put32(ip + 16, dst);
-    put16(ip + 10, csum(ip, 20, 0));
+    wr16(f + 12, 0x0800);
+    wire_ipv4_fragment(f + 14, r->ip, dst, proto, id, l4len, frag);
     return 34 + l4len;
-}
-
-static uint32_t pseudo(uint32_t src, uint32_t dst, uint8_t proto, size_t len)
-{
-    return (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + proto + (uint32_t)len;
 }
 
 static size_t udp_frame(struct rawnet *r, uint8_t *f, uint32_t dst, uint16_t sport, uint16_t dport, const void *data,
                         size_t n)
 {
-    uint8_t *u = f + 34;
-    put16(u, sport);
-    put16(u + 2, dport);
-    put16(u + 4, (uint16_t)(8 + n));
-    put16(u + 6, 0);
-    memcpy(u + 8, data, n);
-    put16(u + 6, csum(u, 8 + n, pseudo(r->ip, dst, 17, 8 + n)));
+    memcpy(f + 34 + 8, data, n);
+    wire_udp_header(f + 34, r->ip, dst, sport, dport, n);
     return ip_frame(r, f, dst, 17, 8 + n, (uint16_t)rnd(), 0);
 }
 
 static size_t syn_frame(struct rawnet *r, uint8_t *f, uint32_t dst, uint16_t sport, uint16_t dport)
 {
-    uint8_t *t = f + 34;
-    memset(t, 0, 20);
-    put16(t, sport);
-    put16(t + 2, dport);
-    put32(t + 4, rnd());
-    t[12] = 5 << 4;
-    t[13] = 0x02;
-    put16(t + 14, 65535);
-    put16(t + 16, csum(t, 20, pseudo(r->ip, dst, 6, 20)));
+    wire_tcp_header(f + 34, r->ip, dst, sport, dport, rnd(), 0, TCPF_SYN, 65535, 0, -1, 0);
     return ip_frame(r, f, dst, 6, 20, (uint16_t)rnd(), 0);
 }
 
@@ -193,10 +142,10 @@ static size_t dns_query(uint8_t *q, uint16_t id, const char *name, int edns)
 {
     size_t n = 12;
     memset(q, 0, 12);
-    put16(q, id);
-    put16(q + 2, 0x0100);
-    put16(q + 4, 1);
-    put16(q + 10, edns ? 1 : 0);
+    wr16(q, id);
+    wr16(q + 2, 0x0100);
+    wr16(q + 4, 1);
+    wr16(q + 10, edns ? 1 : 0);
     for (const char *p = name; *p;) {
         const char *dot = strchr(p, '.');
         size_t len = dot ? (size_t)(dot - p) : strlen(p);
@@ -206,13 +155,13 @@ static size_t dns_query(uint8_t *q, uint16_t id, const char *name, int edns)
         p += len + (dot ? 1 : 0);
     }
     q[n++] = 0;
-    put16(q + n, 1);
-    put16(q + n + 2, 1);
+    wr16(q + n, 1);
+    wr16(q + n + 2, 1);
     n += 4;
     if (edns) {
         q[n] = 0;
-        put16(q + n + 1, 41);
-        put16(q + n + 3, 4096);
+        wr16(q + n + 1, 41);
+        wr16(q + n + 3, 4096);
         memset(q + n + 5, 0, 6);
         n += 11;
     }
@@ -313,7 +262,7 @@ static void dns_tcp(struct hstream *s, const char *name)
 {
     static uint8_t q[514], a[65536];
     size_t n = dns_query(q + 2, 0x4343, name, 0);
-    put16(q, (uint16_t)n);
+    wr16(q, (uint16_t)n);
     char sum[128] = "no answer in 10 s";
     int t = tcp_connect(RESOLVER, 53);
     uint8_t len[2];
@@ -443,9 +392,9 @@ static int attack_frag_flood(struct hstream *s, int argc, char **args)
     if (open_or_report(s, &r) < 0)
         return 1;
     memset(body, 'F', sizeof(body));
-    put16(body, 4444);
-    put16(body + 2, port);
-    put16(body + 4, 9000);
+    wr16(body, 4444);
+    wr16(body + 2, port);
+    wr16(body + 4, 9000);
     for (unsigned long i = 0; i < n; i++) {
         uint16_t id = (uint16_t)(i * 7919);
         memcpy(f + 34, body, 1000);
