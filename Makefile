@@ -39,9 +39,9 @@ ILIB := $(BUILD)/lib/internal
 # Internal static libraries, one per part (src/<part>), built once and linked by the
 # library, the binaries, the unit tests, the fuzzers, tests/kvm and tests/nested. A
 # linker pulls from an archive only the objects a program needs.
-PARTS := util proto boxcfg net disk image jail kvm monitor lib
+PARTS := util proto boxcfg net disk image jail kvm monitor lib serve
 src_of = $(wildcard src/$(1)/*.c) $(if $(filter kvm,$(1)),$(wildcard src/kvm/dev/*.c))
-obj_of = $(patsubst %.c,$(OBJ)/%.o,$(filter-out src/monitor/main.c,$(call src_of,$(1))))
+obj_of = $(patsubst %.c,$(OBJ)/%.o,$(filter-out src/monitor/main.c src/serve/main.c,$(call src_of,$(1))))
 $(foreach p,$(PARTS),$(eval $(ILIB)/lib$(p).a: $(call obj_of,$(p))))
 $(ILIB)/%.a:
 	@mkdir -p $(dir $@)
@@ -52,7 +52,7 @@ lib_of = $(foreach p,$(1),$(ILIB)/lib$(p).a)
 LIB_PARTS := lib image disk boxcfg net jail proto util
 VMM_PARTS := monitor kvm jail boxcfg net disk proto util
 # Every part, dependents before what they use (the order a static link needs).
-ALL_ILIBS := $(call lib_of,lib monitor kvm image disk boxcfg net jail proto util)
+ALL_ILIBS := $(call lib_of,serve lib monitor kvm image disk boxcfg net jail proto util)
 
 CLI_SRC := $(wildcard src/cli/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(OBJ)/%.o)
@@ -60,7 +60,8 @@ VMM_MAIN := $(OBJ)/src/monitor/main.o
 AGENT_SRC := $(wildcard src/agent/*.c)
 
 SONAME := libcocoon.so.0
-HOST_BINS := $(BUILD)/bin/cocoon $(BUILD)/bin/cocoon-vmm $(BUILD)/lib/libcocoon.so $(BUILD)/lib/libcocoon.a
+HOST_BINS := $(BUILD)/bin/cocoon $(BUILD)/bin/cocoon-vmm $(BUILD)/bin/cocoon-serve $(BUILD)/lib/libcocoon.so \
+	$(BUILD)/lib/libcocoon.a
 GUEST_BINS := $(SHARE)/cocoon-agent $(SHARE)/initramfs.cpio
 
 .PHONY: all host agent guest kernel image demo test unit fuzz integration bench setup clean format check-format asan \
@@ -109,6 +110,15 @@ $(BUILD)/bin/cocoon: $(CLI_OBJ) $(BUILD)/lib/libcocoon.a
 	@echo '  LD      $@'
 	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/lib/libcocoon.a $(HOST_LIBS) -ldl
 
+# `cocoon serve` is its own program (the CLI execs it) so that the HTTP server's libraries
+# (libmicrohttpd, GnuTLS) load only there, not in every short CLI command.
+SERVE_PKGS := libmicrohttpd libcrypto
+SERVE_LIBS := $(shell $(PKG_CONFIG) --libs $(SERVE_PKGS) 2>/dev/null)
+$(BUILD)/bin/cocoon-serve: $(OBJ)/src/serve/main.o $(ILIB)/libserve.a $(BUILD)/lib/libcocoon.a
+	@mkdir -p $(dir $@)
+	@echo '  LD      $@'
+	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $^ $(SERVE_LIBS) $(HOST_LIBS) -ldl
+
 VMM_LIBS := $(shell $(PKG_CONFIG) --libs jansson libseccomp 2>/dev/null) -lpthread
 $(BUILD)/bin/cocoon-vmm: $(VMM_MAIN) $(call lib_of,$(VMM_PARTS))
 	@mkdir -p $(dir $@)
@@ -147,7 +157,7 @@ $(TEST_SUPPORT): $(patsubst %.c,$(OBJ)/%.o,$(wildcard tests/support/*.c))
 	@mkdir -p $(dir $@)
 	@echo '  AR      $@'
 	$(Q)rm -f $@ && ar rcs $@ $^
-TEST_LIBS := $(TEST_SUPPORT) $(ALL_ILIBS) $(HOST_LIBS) -lseccomp -ldl
+TEST_LIBS := $(TEST_SUPPORT) $(ALL_ILIBS) $(SERVE_LIBS) $(HOST_LIBS) -lseccomp -ldl
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 $(BUILD)/tests/%: tests/unit/%.c $(TEST_SUPPORT) $(ALL_ILIBS)
@@ -276,7 +286,7 @@ install: host $(if $(filter $(SHARE),$(GUEST_DIR)),agent)
 	done
 	@echo '  INSTALL $(DESTDIR)$(PREFIX)'
 	$(Q)install -d $(INST_BIN) $(INST_LIB)/pkgconfig $(INST_INC) $(INST_SHARE)/images
-	$(Q)install -m 755 $(BUILD)/bin/cocoon $(BUILD)/bin/cocoon-vmm $(INST_BIN)/
+	$(Q)install -m 755 $(BUILD)/bin/cocoon $(BUILD)/bin/cocoon-vmm $(BUILD)/bin/cocoon-serve $(INST_BIN)/
 	$(Q)install -m 755 $(BUILD)/lib/$(SONAME) $(INST_LIB)/$(SONAME)
 	$(Q)ln -sfn $(SONAME) $(INST_LIB)/libcocoon.so
 	$(Q)install -m 644 $(BUILD)/lib/libcocoon.a $(INST_LIB)/libcocoon.a
@@ -290,7 +300,7 @@ install: host $(if $(filter $(SHARE),$(GUEST_DIR)),agent)
 
 uninstall:
 	@echo '  UNINSTALL $(DESTDIR)$(PREFIX)'
-	$(Q)rm -f $(INST_BIN)/cocoon $(INST_BIN)/cocoon-vmm $(INST_LIB)/$(SONAME) $(INST_LIB)/libcocoon.so \
+	$(Q)rm -f $(INST_BIN)/cocoon $(INST_BIN)/cocoon-vmm $(INST_BIN)/cocoon-serve $(INST_LIB)/$(SONAME) $(INST_LIB)/libcocoon.so \
 		$(INST_LIB)/libcocoon.a $(INST_LIB)/pkgconfig/cocoon.pc $(INST_INC)/cocoon.h \
 		$(addprefix $(INST_SHARE)/,vmlinux bzImage initramfs.cpio cocoon-agent images/default.ext4)
 	$(Q)rmdir $(INST_SHARE)/images $(INST_SHARE) 2>/dev/null || true
