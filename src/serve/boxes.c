@@ -433,7 +433,7 @@ int handle_box_stop(struct req *r)
         rc = serve_cocoon_error(r, &err);
     } else if (have_info && info.ephemeral) {
         /* A stopped ephemeral box is gone: answer with what it was, now stopped. */
-        strcpy(info.status, "stopped");
+        snprintf(info.status, sizeof(info.status), "stopped");
         info.running = 0;
         info.pid = 0;
         json_t *j = serve_box_json(&info);
