@@ -114,7 +114,7 @@ int listener_unix(struct listener *l, const char *path, char *err, size_t cap)
     return 0;
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     fprintf(stderr, "cocoon serve: http: ");
     vfprintf(stderr, fmt, ap);
