@@ -77,10 +77,11 @@ int serve_json(struct req *r, unsigned status, json_t *body)
 {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
-    if (!text)
-        return serve_text(
-            r, MHD_HTTP_INTERNAL_SERVER_ERROR, "application/json",
-            "{\"error\":{\"message\":\"out of memory\",\"type\":\"InternalError\",\"code\":\"internal\"}}", 86);
+    if (!text) {
+        static const char oom[] =
+            "{\"error\":{\"message\":\"out of memory\",\"type\":\"InternalError\",\"code\":\"internal\"}}";
+        return serve_text(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "application/json", oom, sizeof(oom) - 1);
+    }
     size_t len = strlen(text);
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
@@ -119,6 +120,13 @@ int serve_error(struct req *r, unsigned status, const char *code, const char *fm
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     json_t *body = json_pack("{s:{s:s,s:s,s:s}}", "error", "message", msg, "type", error_type(status), "code", code);
+    if (!body) {
+        /* A message quoting the request (a path, a field name cut inside a character) may
+         * not be UTF-8, which a JSON string must be: its bytes are escaped then. */
+        char shown[COCOON_ERROR_MAX];
+        util_escape_text(shown, sizeof(shown), msg, strlen(msg));
+        body = json_pack("{s:{s:s,s:s,s:s}}", "error", "message", shown, "type", error_type(status), "code", code);
+    }
     return serve_json(r, status, body);
 }
 
