@@ -120,6 +120,14 @@ __attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char 
     vfprintf(stderr, fmt, ap);
 }
 
+/* libmicrohttpd hands paths and query values to the handler as C strings: a %00 would
+ * cut "/v1/boxes/dev%00x" to "/v1/boxes/dev", another box. Such a string stays escaped,
+ * and its '%' fails every check of the route or the value. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    return strstr(s, "%00") ? strlen(s) : MHD_http_unescape(s);
+}
+
 int listener_start(struct listener *l, char *err, size_t cap)
 {
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_ALLOW_UPGRADE |
@@ -131,9 +139,10 @@ int listener_start(struct listener *l, char *err, size_t cap)
                                    {MHD_OPTION_END, 0, NULL}};
     l->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, serve_access_handler(), &l->need_token, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_LISTEN_SOCKET, l->fd, MHD_OPTION_NOTIFY_COMPLETED, serve_completed_handler(), NULL,
-        MHD_OPTION_CONNECTION_LIMIT, serve_cfg.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        l->is_unix ? 0 : PER_IP_CONNECTIONS, MHD_OPTION_ARRAY, l->tls_cert ? tls : tls + 2, MHD_OPTION_END);
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_LISTEN_SOCKET, l->fd, MHD_OPTION_NOTIFY_COMPLETED,
+        serve_completed_handler(), NULL, MHD_OPTION_CONNECTION_LIMIT, serve_cfg.max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, l->is_unix ? 0 : PER_IP_CONNECTIONS, MHD_OPTION_ARRAY,
+        l->tls_cert ? tls : tls + 2, MHD_OPTION_END);
     if (!l->daemon) {
         snprintf(err, cap, "cannot start the HTTP server%s",
                  l->tls_cert ? " (is the TLS certificate and key valid PEM?)" : "");
