@@ -847,6 +847,18 @@ def test_bad_requests_get_a_clear_error_and_change_nothing(home, api, dev, clibo
     assert box_table(home) == before
 
 
+def test_a_refused_command_does_not_run(api, dev):
+    sh(api, "dev", "rm -f /tmp/ran")
+    ran = {"command": "sh", "args": ["-c", "echo ran >> /tmp/ran"]}
+    for route in ("run", "exec"):
+        for extra, words in (({"stdin": "a", "stdin_base64": "YQ=="}, ["stdin"]), ({"stdin_base64": "!!!"}, ["base64"])):
+            r = api.post(f"/v1/boxes/dev/{route}", ran | extra)
+            assert 400 <= r.status < 500, (route, extra, r)
+            assert_error(r, r.status, None, *words)
+    time.sleep(1)  # an execution started by mistake would have written by now
+    assert sh(api, "dev", "cat /tmp/ran 2>/dev/null || echo none")["stdout"] == "none\n"
+
+
 def test_allow_header_names_the_methods(api, dev):
     cases = {("PUT", "/v1/boxes"): "GET, POST", ("DELETE", "/v1/config"): "GET, HEAD",
              ("GET", "/v1/boxes/dev/run"): "POST", ("PATCH", "/v1/boxes/dev"): "GET, HEAD, DELETE",
