@@ -135,7 +135,8 @@ int exec_request_parse(struct req *r, cocoon_box *box, struct exec_request *x)
     argv[k++] = command;
     for (size_t i = 0; i < nargs; i++)
         argv[k++] = args[i];
-    snprintf(x->command, sizeof(x->command), "%s", command);
+    /* What GET shows of the command: cut at a character, controls escaped (JSON wants UTF-8). */
+    util_escape_text(x->command, sizeof(x->command), command, strlen(command));
 
     /* The box's create-time env, working directory and user, then the request's. */
     cocoon_box_info *info = malloc(sizeof(*info));
