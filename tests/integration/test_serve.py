@@ -732,6 +732,8 @@ def test_access_log(server, api):
     api.get("/v1/boxes?page_size=1&status=secret-query-value")
     api.get("/v1/boxes/no-such-box-for-the-log")
     api.get("/v1/boxes/two%0Alines")
+    # A line is written once its answer went out: wait for the last one.
+    wait_for(lambda: any("/v1/boxes/two" in line for line in server.log_lines()), 30, "the access log line")
     lines = server.log_lines()
     pattern = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ [A-Z]+ /\S* \d{3} \d+\.\dms( \(client went away\))?")
     bad = [line for line in lines if not pattern.fullmatch(line)]
