@@ -432,8 +432,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         char when[32];
         serve_iso_time(time(NULL), when, sizeof(when));
         double ms = (double)(util_now_ns(CLOCK_MONOTONIC) - r->t0_ns) / 1e6;
-        /* The path only: query strings may carry file names a log should not keep. */
-        fprintf(access_log, "%s %s %s %u %.1fms%s\n", when, r->method_text, r->url, r->status, ms,
+        /* The path only: query strings may carry file names a log should not keep. Both
+         * are the client's: escaped, so a %0a in a path cannot forge a line. */
+        char method[32], path[1024];
+        util_escape_text(method, sizeof(method), r->method_text, strlen(r->method_text));
+        util_escape_text(path, sizeof(path), r->url, strlen(r->url));
+        fprintf(access_log, "%s %s %s %u %.1fms%s\n", when, method, path, r->status, ms,
                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (client went away)");
         fflush(access_log);
     }
