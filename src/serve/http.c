@@ -56,6 +56,10 @@ static int queue(struct req *r, unsigned status, struct MHD_Response *resp)
     }
     if (status == MHD_HTTP_UNAUTHORIZED)
         MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"cocoon\"");
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE) {
+        MHD_add_response_header(resp, "Retry-After", "1");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    }
     enum MHD_Result ok = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
     if (ok != MHD_YES)
@@ -339,9 +343,20 @@ static void req_free(struct req *r)
     free(r);
 }
 
+/* A connection that came when --max-connections were open (listen.c marks it). */
+static int over_connection_limit(struct req *r)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci && ci->socket_context;
+}
+
 /* First call of a request: route, authenticate, and decide how its body is taken. */
 static int req_begin(struct req *r)
 {
+    if (over_connection_limit(r))
+        return serve_error(r, 503, "too_many_connections",
+                           "%u connections are open, the server's limit (--max-connections): try again later",
+                           serve_cfg.max_connections);
     if (route_match(r->method, r->url, &r->route) < 0) {
         if (r->route.id == R_NONE)
             return serve_error(r, 404, "not_found", "no such endpoint: %s %s", r->method_text, r->url);
