@@ -16,7 +16,6 @@
 #include "serve/serve.h"
 #include "serve/worker.h"
 
-#define PAGE_SIZE_DEFAULT 100
 #define PAGE_SIZE_MAX 1000
 
 /* "configured" until the box first booted (its console log appears at the first boot). */
@@ -216,8 +215,8 @@ static int create_box(struct req *r, struct create_args *a, cocoon_runtime *rt)
     cocoon_error err;
     if (cocoon_box_create(rt, &o, &box, &err) < 0) {
         serve_count(&serve_counters.boxes_failed);
-        if (err.code == COCOON_E_STATE || strstr(err.message, "already"))
-            return serve_error(r, 409, "conflict", "%s", err.message);
+        if (err.code == COCOON_E_STATE && strstr(err.message, "already in use"))
+            return serve_error(r, 409, "already_exists", "%s", err.message);
         return serve_cocoon_error(r, &err);
     }
     serve_count(&serve_counters.boxes_created);
@@ -244,7 +243,9 @@ static int create_box(struct req *r, struct create_args *a, cocoon_runtime *rt)
 
 static int list_boxes(struct req *r, cocoon_runtime *rt)
 {
-    uint64_t page_size = PAGE_SIZE_DEFAULT, offset = 0;
+    /* Without page_size every box comes in one answer: BoxLite's client never follows
+     * next_page_token. */
+    uint64_t page_size = UINT64_MAX, offset = 0;
     const char *ps = serve_query(r, "page_size"), *token = serve_query(r, "page_token");
     const char *status = serve_query(r, "status");
     char *end;
@@ -292,7 +293,7 @@ static int list_boxes(struct req *r, cocoon_runtime *rt)
     json_t *body = json_pack("{s:o}", "boxes", boxes);
     if (i < n) {
         char next[32];
-        snprintf(next, sizeof(next), "%llu", (unsigned long long)(offset + page_size));
+        snprintf(next, sizeof(next), "%llu", (unsigned long long)(offset + json_array_size(boxes)));
         json_object_set_new(body, "next_page_token", json_string(next));
     } else {
         json_object_set_new(body, "next_page_token", json_null());
@@ -314,7 +315,7 @@ int handle_boxes(struct req *r)
         char earlier[64];
         int seen = idempotency_claim(key, r->body, r->body_len, earlier, sizeof(earlier));
         if (seen < 0) {
-            rc = serve_error(r, 422, "idempotency_key_reused",
+            rc = serve_error(r, 422, "invalid_argument",
                              "Idempotency-Key \"%.100s\" was used before with a different request body", key);
         } else if (seen > 0) {
             cocoon_box *box;
@@ -323,7 +324,7 @@ int handle_boxes(struct req *r)
                 rc = answer_box(r, box, 201);
                 cocoon_box_close(box);
             } else {
-                rc = serve_error(r, 409, "conflict",
+                rc = serve_error(r, 409, "invalid_state",
                                  "the box created earlier with Idempotency-Key \"%.100s\" (%s) no longer exists", key,
                                  earlier);
             }

@@ -40,7 +40,7 @@ void serve_iso_time(long long unix_time, char *out, size_t cap)
 
 /* ---- answers ---- */
 
-static int queue(struct req *r, unsigned status, struct MHD_Response *resp)
+int serve_queue_response(struct req *r, unsigned status, struct MHD_Response *resp)
 {
     if (!resp)
         return -1;
@@ -70,7 +70,7 @@ int serve_text(struct req *r, unsigned status, const char *content_type, const c
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
     if (resp && content_type)
         MHD_add_response_header(resp, "Content-Type", content_type);
-    return queue(r, status, resp);
+    return serve_queue_response(r, status, resp);
 }
 
 int serve_json(struct req *r, unsigned status, json_t *body)
@@ -88,7 +88,7 @@ int serve_json(struct req *r, unsigned status, json_t *body)
         return -1;
     }
     MHD_add_response_header(resp, "Content-Type", "application/json");
-    return queue(r, status, resp);
+    return serve_queue_response(r, status, resp);
 }
 
 /* The error type names BoxLite clients show next to the code. */
@@ -145,7 +145,7 @@ int serve_cocoon_error(struct req *r, const cocoon_error *err)
         break;
     case COCOON_E_EXEC:
         status = 422;
-        code = "exec_failed";
+        code = "execution_failed";
         break;
     case COCOON_E_BOOT:
         status = 500;
@@ -162,7 +162,7 @@ int serve_cocoon_error(struct req *r, const cocoon_error *err)
 
 int serve_empty(struct req *r, unsigned status)
 {
-    return queue(r, status, MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT));
+    return serve_queue_response(r, status, MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT));
 }
 
 struct stream {
@@ -208,7 +208,7 @@ int serve_stream(struct req *r, unsigned status, const char *content_type, serve
     }
     if (content_type)
         MHD_add_response_header(resp, "Content-Type", content_type);
-    return queue(r, status, resp);
+    return serve_queue_response(r, status, resp);
 }
 
 static long fd_produce(void *ctx, char *buf, size_t cap)
@@ -343,7 +343,7 @@ static int req_begin(struct req *r)
     if (h < 0)
         return serve_error(r, 404, "not_found", "no such endpoint: %s", r->url);
     if (!handlers[h].open && !token_ok(r))
-        return serve_error(r, 401, "unauthorized",
+        return serve_error(r, 401, "unauthenticated",
                            "a valid bearer token is required (Authorization: Bearer TOKEN; the server's token is in "
                            "its --token-file or $COCOON_HOME/serve.token)");
     if (handlers[h].begin && (r->method == M_PUT || r->method == M_POST))
@@ -403,7 +403,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (r->answered)
         return MHD_YES;
     if (r->body_too_big)
-        serve_error(r, 413, "payload_too_large", "the request body is larger than %u bytes", SERVE_JSON_MAX);
+        serve_error(r, 413, "invalid_argument", "the request body is larger than %u bytes", SERVE_JSON_MAX);
     else
         handlers[handler_index(r->route.id)].fn(r);
     if (!r->answered)
