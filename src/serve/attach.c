@@ -32,8 +32,8 @@ struct session {
     size_t extra_len;
     struct ws_conn ws;
     pthread_mutex_t lock;
-    int stop;        /* the reader ended: the writer stops */
-    int exit_sent;   /* the writer delivered everything and the exit frame */
+    int stop;      /* the reader ended: the writer stops */
+    int exit_sent; /* the writer delivered everything and the exit frame */
 };
 
 static int stopping(struct session *s)

@@ -425,8 +425,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         serve_iso_time(time(NULL), when, sizeof(when));
         double ms = (double)(util_now_ns(CLOCK_MONOTONIC) - r->t0_ns) / 1e6;
         /* The path only: query strings may carry file names a log should not keep. */
-        fprintf(access_log, "%s %s %s %u %.1fms%s\n", when, r->method_text, r->url, r->status, ms,
-                toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (client went away)");
+        const char *end = "";
+        if (toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT || toe == MHD_REQUEST_TERMINATED_READ_ERROR)
+            end = " (client went away)";
+        else if (toe == MHD_REQUEST_TERMINATED_WITH_ERROR)
+            end = " (failed)";
+        else if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED)
+            end = " (timed out)";
+        fprintf(access_log, "%s %s %s %u %.1fms%s\n", when, r->method_text, r->url, r->status, ms, end);
         fflush(access_log);
     }
     req_free(r);
