@@ -40,8 +40,9 @@ ILIB := $(BUILD)/lib/internal
 # library, the binaries, the unit tests, the fuzzers, tests/kvm and tests/nested. A
 # linker pulls from an archive only the objects a program needs.
 PARTS := util proto boxcfg net disk image jail kvm monitor lib serve
-src_of = $(wildcard src/$(1)/*.c) $(if $(filter kvm,$(1)),$(wildcard src/kvm/dev/*.c))
-obj_of = $(patsubst %.c,$(OBJ)/%.o,$(filter-out src/monitor/main.c src/serve/main.c,$(call src_of,$(1))))
+src_of = $(wildcard src/$(1)/*.c) $(if $(filter kvm,$(1)),$(wildcard src/kvm/dev/*.c)) \
+	$(if $(filter serve,$(1)),src/serve/openapi_blob.S)
+obj_of = $(patsubst %.S,$(OBJ)/%.o,$(patsubst %.c,$(OBJ)/%.o,$(filter-out src/monitor/main.c src/serve/main.c,$(call src_of,$(1)))))
 $(foreach p,$(PARTS),$(eval $(ILIB)/lib$(p).a: $(call obj_of,$(p))))
 $(ILIB)/%.a:
 	@mkdir -p $(dir $@)
@@ -80,6 +81,12 @@ $(OBJ)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo '  CC      $<'
 	$(Q)$(CC) $(HOST_CFLAGS) -MMD -MP -c $< -o $@
+
+# The OpenAPI document, built into cocoon-serve (served at GET /v1/openapi.yaml).
+$(OBJ)/src/serve/openapi_blob.o: src/serve/openapi_blob.S docs/openapi.yaml
+	@mkdir -p $(dir $@)
+	@echo '  AS      $<'
+	$(Q)$(CC) -c $< -o $@
 
 $(OBJ)/agent/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -30,6 +30,7 @@ int cmd_images(int argc, char **argv);
 int cmd_rmi(int argc, char **argv);
 int cmd_login(int argc, char **argv);
 int cmd_logout(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 int cmd_image(int argc, char **argv);
 /* Pulls ref (progress on a terminal unless quiet); announce: print digest and name on stdout. */
 int cli_pull(cocoon_runtime *rt, const char *ref, int insecure, int quiet, int announce);

@@ -37,6 +37,7 @@ static const char usage[] =
     "  images [--json]                 list images\n"
     "  rmi IMAGE...                    remove images\n"
     "  image prune|inspect|ls|rm       manage images\n"
+    "  serve [--listen HOST:PORT]      serve the HTTP API (BoxLite's Box API v1 shape; see --help)\n"
     "  doctor [--fix] [--json]         check this host and the state (--fix: clean up)\n"
     "  version                         print the version\n"
     "  help [COMMAND]                  show help\n"
@@ -59,12 +60,15 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"run", cmd_run},         {"exec", cmd_exec},   {"create", cmd_create}, {"start", cmd_start},
-    {"stop", cmd_stop},       {"rm", cmd_rm},       {"doctor", cmd_doctor}, {"version", cmd_version},
-    {"restart", cmd_restart}, {"ls", cmd_ls},       {"ps", cmd_ls},         {"inspect", cmd_inspect},
-    {"pull", cmd_pull},       {"load", cmd_load},   {"images", cmd_images}, {"rmi", cmd_rmi},
-    {"image", cmd_image},     {"kill", cmd_kill},   {"cp", cmd_cp},         {"stats", cmd_stats},
-    {"logs", cmd_logs},       {"login", cmd_login}, {"logout", cmd_logout}, {NULL, NULL},
+    {"run", cmd_run},       {"exec", cmd_exec},       {"create", cmd_create},
+    {"start", cmd_start},   {"stop", cmd_stop},       {"rm", cmd_rm},
+    {"doctor", cmd_doctor}, {"version", cmd_version}, {"restart", cmd_restart},
+    {"ls", cmd_ls},         {"ps", cmd_ls},           {"inspect", cmd_inspect},
+    {"pull", cmd_pull},     {"load", cmd_load},       {"images", cmd_images},
+    {"rmi", cmd_rmi},       {"image", cmd_image},     {"kill", cmd_kill},
+    {"cp", cmd_cp},         {"stats", cmd_stats},     {"logs", cmd_logs},
+    {"login", cmd_login},   {"logout", cmd_logout},   {"serve", cmd_serve},
+    {NULL, NULL},
 };
 
 int main(int argc, char **argv)

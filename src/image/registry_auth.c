@@ -10,61 +10,17 @@
 
 #include "image/image_int.h"
 #include "image/registry_int.h"
+#include "util/util.h"
 
-static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 int reg_base64(const void *in, size_t len, char *out, size_t cap)
 {
-    const uint8_t *p = in;
-    if ((len + 2) / 3 * 4 + 1 > cap)
-        return -1;
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < len)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (i + 2 < len)
-            v |= p[i + 2];
-        out[o++] = B64[(v >> 18) & 63];
-        out[o++] = B64[(v >> 12) & 63];
-        out[o++] = i + 1 < len ? B64[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < len ? B64[v & 63] : '=';
-    }
-    out[o] = 0;
-    return 0;
+    return util_base64_encode(in, len, out, cap) < 0 ? -1 : 0;
 }
 
 int reg_unbase64(const char *in, char *out, size_t cap, size_t *outlen)
 {
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t o = 0;
-    int pad = 0;
-    for (const char *s = in; *s; s++) {
-        if (*s == '=') {
-            pad++;
-            continue;
-        }
-        if (pad)
-            return -1;
-        const char *k = strchr(B64, *s);
-        if (!k || !*s)
-            return -1;
-        acc = acc << 6 | (uint32_t)(k - B64);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o + 1 >= cap)
-                return -1;
-            out[o++] = (char)((acc >> bits) & 0xff);
-        }
-    }
-    if (pad > 2)
-        return -1;
-    out[o] = 0;
-    if (outlen)
-        *outlen = o;
-    return 0;
+    return util_base64_decode(in, strlen(in), out, cap, outlen);
 }
 
 /* Reads name=value or name="quoted value" pairs after the scheme. */

@@ -43,6 +43,12 @@ void util_tail_lines(const char *path, int lines, const char *sep, char *out, si
 char *util_escape_text(char *out, size_t cap, const void *in, size_t len);
 /* A count of at least 1 ("1000"; with suffixes, also "16G": K, M, G, T binary,
  * either case): 0 with *out, -1 when malformed, 0 or out of range. */
+/* Base64 of in into out, NUL-terminated: the length written, or -1 if it does not fit
+ * (cap needs (len + 2) / 3 * 4 + 1). */
+int util_base64_encode(const void *in, size_t len, char *out, size_t cap);
+/* Decodes inlen characters of base64; -1 if malformed or the result (plus a NUL) does
+ * not fit in cap. */
+int util_base64_decode(const char *in, size_t inlen, void *out, size_t cap, size_t *outlen);
 int util_parse_count(const char *s, int suffixes, uint64_t *out);
 int util_set_nonblock(int fd, int on);
 int util_set_cloexec(int fd, int on);

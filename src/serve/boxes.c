@@ -1,0 +1,502 @@
+/* Box routes of `cocoon serve`: create (with an Idempotency-Key), list with pages and a
+ * status filter, get, exists, start, stop, delete, and the box's console and network
+ * logs. Boxes are libcocoon's: the CLI sees what the server makes and back. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "serve/boxdefaults.h"
+#include "serve/idempotency.h"
+#include "serve/serve.h"
+#include "serve/worker.h"
+
+#define PAGE_SIZE_MAX 1000
+
+/* "configured" until the box first booted (its console log appears at the first boot). */
+static const char *box_status(const cocoon_box_info *info)
+{
+    if (info->running)
+        return "running";
+    char path[COCOON_PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/console.log", info->dir);
+    return access(path, F_OK) == 0 ? "stopped" : "configured";
+}
+
+static long long updated_at(const cocoon_box_info *info)
+{
+    static const char *const files[] = {"console.log", "config.json"};
+    char path[COCOON_PATH_MAX + 32];
+    struct stat st;
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", info->dir, files[i]);
+        if (stat(path, &st) == 0)
+            return (long long)st.st_mtime;
+    }
+    return info->created;
+}
+
+json_t *serve_box_json(const cocoon_box_info *info)
+{
+    char created[32], updated[32];
+    serve_iso_time(info->created, created, sizeof(created));
+    serve_iso_time(updated_at(info), updated, sizeof(updated));
+    json_t *box = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:b,s:b,s:I,s:s,s:s}", "box_id", info->id, "status",
+                            box_status(info), "created_at", created, "updated_at", updated, "image",
+                            info->image[0] ? info->image : (info->rootfs[0] ? info->rootfs : "default"), "cpus",
+                            (json_int_t)info->cpus, "memory_mib", (json_int_t)info->memory_mib, "auto_delete",
+                            info->ephemeral, "auto_stop", 0, "disk_size_bytes", (json_int_t)info->disk_size, "image_id",
+                            info->image_id, "accel", info->accel);
+    if (!box)
+        return NULL;
+    json_object_set_new(box, "name", info->name[0] ? json_string(info->name) : json_null());
+    json_object_set_new(box, "pid", info->running ? json_integer(info->pid) : json_null());
+    struct box_defaults d;
+    if (box_defaults_read(info->dir, &d) == 0) {
+        json_object_set_new(box, "labels", d.labels ? json_incref(d.labels) : json_object());
+        if (d.env)
+            json_object_set(box, "env", d.env);
+        if (d.working_dir)
+            json_object_set_new(box, "working_dir", json_string(d.working_dir));
+        if (d.user)
+            json_object_set_new(box, "user", json_string(d.user));
+        box_defaults_free(&d);
+    } else {
+        json_object_set_new(box, "labels", json_object());
+    }
+    return box;
+}
+
+/* Answers with the box's current state (after create, start, stop). */
+static int answer_box(struct req *r, cocoon_box *box, unsigned status)
+{
+    cocoon_box_info info;
+    cocoon_error err;
+    if (cocoon_box_inspect(box, &info, &err) < 0)
+        return serve_cocoon_error(r, &err);
+    json_t *j = serve_box_json(&info);
+    if (!j)
+        return serve_error(r, 503, "resource_exhausted", "out of memory");
+    return serve_json(r, status, j);
+}
+
+/* ---- create ---- */
+
+static const char *const create_keys[] = {
+    "name",      "image",       "rootfs",   "cpus",       "memory_mib", "disk_size_gb", "disk_size_bytes",
+    "env",       "working_dir", "user",     "entrypoint", "cmd",        "network",      "detach",
+    "auto_stop", "auto_delete", "labels",   "ephemeral",  "auto_start", "accel",        "vmm",
+    "ports",     "volumes",     "security", NULL};
+
+/* "network": {"outbound": {"mode": "enabled"|"disabled"|"open", "rules": [...]},
+ *             "inbound": {"mode": ..., "ports": ["8080:80", ...]}} */
+static int read_network(struct req *r, json_t *net, cocoon_box_options *o, const char ***rules, const char ***ports)
+{
+    if (!net || json_is_null(net))
+        return 0;
+    static const char *const net_keys[] = {"outbound", "inbound", "mode", NULL};
+    static const char *const dir_keys[] = {"mode", "rules", "ports", "allow", NULL};
+    if (!json_is_object(net) || serve_only_keys(r, net, net_keys) < 0) {
+        if (!r->answered)
+            serve_error(r, 400, "invalid_argument", "field \"network\" must be an object");
+        return -1;
+    }
+    const char *mode = NULL;
+    if (serve_get_string(r, net, "mode", 32, &mode) < 0)
+        return -1;
+    json_t *out = json_object_get(net, "outbound");
+    if (out && !json_is_null(out)) {
+        if (!json_is_object(out) || serve_only_keys(r, out, dir_keys) < 0) {
+            if (!r->answered)
+                serve_error(r, 400, "invalid_argument", "field \"network.outbound\" must be an object");
+            return -1;
+        }
+        if (serve_get_string(r, out, "mode", 32, &mode) < 0 || serve_get_strings(r, out, "rules", 1024, rules) < 0)
+            return -1;
+        if (!*rules && serve_get_strings(r, out, "allow", 1024, rules) < 0)
+            return -1;
+    }
+    json_t *in = json_object_get(net, "inbound");
+    if (in && !json_is_null(in)) {
+        if (!json_is_object(in) || serve_only_keys(r, in, dir_keys) < 0) {
+            if (!r->answered)
+                serve_error(r, 400, "invalid_argument", "field \"network.inbound\" must be an object");
+            return -1;
+        }
+        const char *in_mode = NULL;
+        if (serve_get_string(r, in, "mode", 32, &in_mode) < 0 || serve_get_strings(r, in, "ports", 256, ports) < 0)
+            return -1;
+    }
+    if (!mode || strcmp(mode, "enabled") == 0 || strcmp(mode, "public") == 0)
+        o->net = "public";
+    else if (strcmp(mode, "disabled") == 0 || strcmp(mode, "none") == 0)
+        o->net = "none";
+    else if (strcmp(mode, "open") == 0)
+        o->net = "open";
+    else {
+        serve_error(r, 400, "invalid_argument",
+                    "network mode \"%.40s\" is not one of enabled (public internet through cocoon's filter), "
+                    "disabled (no network device), open (everything, private ranges too)",
+                    mode);
+        return -1;
+    }
+    return 0;
+}
+
+struct create_args {
+    json_t *body;
+    const char **rules, **ports, **top_ports, **entrypoint, **cmd;
+    int made; /* the box exists (box_id) */
+    char box_id[64];
+};
+
+static void create_args_free(struct create_args *a)
+{
+    free(a->rules);
+    free(a->ports);
+    free(a->top_ports);
+    free(a->entrypoint);
+    free(a->cmd);
+    json_decref(a->body);
+}
+
+static int create_box(struct req *r, struct create_args *a, cocoon_runtime *rt)
+{
+    json_t *b = a->body;
+    cocoon_box_options o;
+    cocoon_box_options_init(&o);
+    uint64_t cpus = 0, mem = 0, disk_gb = 0, disk_bytes = 0;
+    int ephemeral = 0, auto_delete = 0, auto_start = 0, detach = 0, auto_stop = 0;
+    const char *working_dir = NULL, *user = NULL;
+    if (serve_only_keys(r, b, create_keys) < 0 || serve_get_string(r, b, "name", 64, &o.name) < 0 ||
+        serve_get_string(r, b, "image", 1024, &o.image) < 0 || serve_get_string(r, b, "rootfs", 4000, &o.rootfs) < 0 ||
+        serve_get_uint(r, b, "cpus", 1, 64, &cpus) < 0 || serve_get_uint(r, b, "memory_mib", 64, 1048576, &mem) < 0 ||
+        serve_get_uint(r, b, "disk_size_gb", 1, 65536, &disk_gb) < 0 ||
+        serve_get_uint(r, b, "disk_size_bytes", 1, 1ull << 46, &disk_bytes) < 0 ||
+        serve_get_string(r, b, "working_dir", 4000, &working_dir) < 0 ||
+        serve_get_string(r, b, "user", 256, &user) < 0 || serve_get_bool(r, b, "ephemeral", &ephemeral) < 0 ||
+        serve_get_bool(r, b, "auto_delete", &auto_delete) < 0 || serve_get_bool(r, b, "auto_start", &auto_start) < 0 ||
+        serve_get_bool(r, b, "detach", &detach) < 0 || serve_get_bool(r, b, "auto_stop", &auto_stop) < 0 ||
+        serve_get_string(r, b, "accel", 16, &o.accel) < 0 || serve_get_string(r, b, "vmm", 16, &o.vmm) < 0 ||
+        serve_get_strings(r, b, "entrypoint", 256, &a->entrypoint) < 0 ||
+        serve_get_strings(r, b, "cmd", 4096, &a->cmd) < 0 || serve_get_strings(r, b, "ports", 256, &a->top_ports) < 0 ||
+        read_network(r, json_object_get(b, "network"), &o, &a->rules, &a->ports) < 0)
+        return -1;
+    json_t *volumes = json_object_get(b, "volumes");
+    if (volumes && !json_is_null(volumes) && (!json_is_array(volumes) || json_array_size(volumes) > 0))
+        return serve_error(r, 422, "unsupported",
+                           "volumes are not supported by this server yet: copy files in with PUT /files");
+    json_t *labels = json_object_get(b, "labels");
+    if (labels && !json_is_null(labels) && !json_is_object(labels))
+        return serve_error(r, 400, "invalid_argument", "field \"labels\" must be an object of strings");
+    char **env = NULL;
+    if (serve_get_env(r, b, "env", &env) < 0)
+        return -1;
+    serve_free_env(env); /* validated here; stored as JSON below */
+    if (a->entrypoint || a->cmd)
+        return serve_error(r, 422, "unsupported",
+                           "a box main process (entrypoint/cmd) is not supported yet: start commands with POST "
+                           "/v1/boxes/{id}/exec");
+    o.cpus = (unsigned)cpus;
+    o.memory_mib = (unsigned)mem;
+    o.disk_size = disk_bytes ? disk_bytes : disk_gb << 30;
+    o.ephemeral = ephemeral || auto_delete;
+    o.net_rules = a->rules;
+    o.net_ports = a->ports ? a->ports : a->top_ports;
+    if (o.rootfs && o.image)
+        return serve_error(r, 400, "invalid_argument", "give either \"image\" or \"rootfs\", not both");
+
+    cocoon_box *box = NULL;
+    cocoon_error err;
+    if (cocoon_box_create(rt, &o, &box, &err) < 0) {
+        serve_count(&serve_counters.boxes_failed);
+        if (err.code == COCOON_E_STATE && strstr(err.message, "already in use"))
+            return serve_error(r, 409, "already_exists", "%s", err.message);
+        return serve_cocoon_error(r, &err);
+    }
+    serve_count(&serve_counters.boxes_created);
+    cocoon_box_info info;
+    if (cocoon_box_inspect(box, &info, &err) == 0) {
+        struct box_defaults d = {
+            .env = json_object_get(b, "env"), .labels = labels, .working_dir = working_dir, .user = user};
+        if (box_defaults_write(info.dir, &d, &err) < 0) {
+            cocoon_box_remove(box, 1, NULL);
+            cocoon_box_close(box);
+            return serve_cocoon_error(r, &err);
+        }
+    }
+    if (auto_start && cocoon_box_start_flags(box, COCOON_START_DETACHED, &err) < 0) {
+        cocoon_box_close(box);
+        return serve_cocoon_error(r, &err);
+    }
+    int rc = answer_box(r, box, 201);
+    a->made = 1;
+    snprintf(a->box_id, sizeof(a->box_id), "%s", cocoon_box_id(box));
+    cocoon_box_close(box);
+    return rc;
+}
+
+static int list_boxes(struct req *r, cocoon_runtime *rt)
+{
+    /* Without page_size every box comes in one answer: BoxLite's client never follows
+     * next_page_token. */
+    uint64_t page_size = UINT64_MAX, offset = 0;
+    const char *ps = serve_query(r, "page_size"), *token = serve_query(r, "page_token");
+    const char *status = serve_query(r, "status");
+    char *end;
+    if (ps) {
+        errno = 0;
+        unsigned long long v = strtoull(ps, &end, 10);
+        if (!*ps || *end || errno || v < 1 || v > PAGE_SIZE_MAX)
+            return serve_error(r, 400, "invalid_argument", "page_size must be a number from 1 to %d", PAGE_SIZE_MAX);
+        page_size = v;
+    }
+    if (token && *token) {
+        errno = 0;
+        unsigned long long v = strtoull(token, &end, 10);
+        if (*end || errno || v > 1000000000ull)
+            return serve_error(r, 400, "invalid_argument", "page_token is not one this server gave");
+        offset = v;
+    }
+    static const char *const statuses[] = {"configured", "running", "stopping", "stopped",
+                                           "paused",     "failed",  "unknown",  NULL};
+    if (status) {
+        int known = 0;
+        for (size_t i = 0; statuses[i] && !known; i++)
+            known = strcmp(statuses[i], status) == 0;
+        if (!known)
+            return serve_error(r, 400, "invalid_argument",
+                               "status must be one of configured, running, stopping, stopped, paused, failed, unknown");
+    }
+    cocoon_box_info *list = NULL;
+    size_t n = 0;
+    cocoon_error err;
+    if (cocoon_box_list(rt, &list, &n, &err) < 0)
+        return serve_cocoon_error(r, &err);
+    json_t *boxes = json_array();
+    size_t matched = 0, i;
+    for (i = 0; i < n; i++) {
+        if (status && strcmp(box_status(&list[i]), status) != 0)
+            continue;
+        if (matched++ < offset)
+            continue;
+        if (json_array_size(boxes) == page_size)
+            break;
+        json_array_append_new(boxes, serve_box_json(&list[i]));
+    }
+    cocoon_box_list_free(list);
+    json_t *body = json_pack("{s:o}", "boxes", boxes);
+    if (i < n) {
+        char next[32];
+        snprintf(next, sizeof(next), "%llu", (unsigned long long)(offset + json_array_size(boxes)));
+        json_object_set_new(body, "next_page_token", json_string(next));
+    } else {
+        json_object_set_new(body, "next_page_token", json_null());
+    }
+    return serve_json(r, 200, body);
+}
+
+int handle_boxes(struct req *r)
+{
+    cocoon_runtime *rt;
+    if (serve_runtime(r, &rt) < 0)
+        return -1;
+    int rc;
+    if (r->method == M_GET) {
+        rc = list_boxes(r, rt);
+    } else {
+        struct create_args a = {0};
+        const char *key = serve_header(r, "Idempotency-Key");
+        char earlier[64];
+        int seen = idempotency_claim(key, r->body, r->body_len, earlier, sizeof(earlier));
+        if (seen < 0) {
+            rc = serve_error(r, 422, "invalid_argument",
+                             "Idempotency-Key \"%.100s\" was used before with a different request body", key);
+        } else if (seen > 0) {
+            cocoon_box *box;
+            cocoon_error err;
+            if (cocoon_box_open(rt, earlier, &box, &err) == 0) {
+                rc = answer_box(r, box, 201);
+                cocoon_box_close(box);
+            } else {
+                rc = serve_error(r, 409, "invalid_state",
+                                 "the box created earlier with Idempotency-Key \"%.100s\" (%s) no longer exists", key,
+                                 earlier);
+            }
+        } else {
+            a.body = serve_body_object(r);
+            rc = a.body ? create_box(r, &a, rt) : -1;
+            idempotency_finish(key, a.made ? a.box_id : NULL);
+        }
+        create_args_free(&a);
+    }
+    cocoon_runtime_close(rt);
+    return rc;
+}
+
+/* ---- one box ---- */
+
+int handle_box(struct req *r)
+{
+    cocoon_runtime *rt;
+    cocoon_box *box;
+    if (serve_runtime(r, &rt) < 0)
+        return -1;
+    if (serve_open_box(r, rt, &box) < 0) {
+        cocoon_runtime_close(rt);
+        return -1;
+    }
+    int rc;
+    cocoon_error err;
+    if (r->method == M_DELETE) {
+        int force = serve_query_bool(r, "force");
+        if (force < 0)
+            rc = serve_error(r, 400, "invalid_argument", "force must be true or false");
+        else if (!force && cocoon_box_is_running(box))
+            rc = serve_error(r, 409, "invalid_state", "box %s is running: stop it first or delete with ?force=true",
+                             cocoon_box_id(box));
+        else if (cocoon_box_remove(box, force, &err) < 0)
+            rc = serve_cocoon_error(r, &err);
+        else
+            rc = serve_empty(r, 204);
+    } else if (r->method == M_HEAD) {
+        rc = serve_empty(r, 204);
+    } else {
+        rc = answer_box(r, box, 200);
+    }
+    cocoon_box_close(box);
+    cocoon_runtime_close(rt);
+    return rc;
+}
+
+int handle_box_start(struct req *r)
+{
+    cocoon_runtime *rt;
+    cocoon_box *box;
+    if (serve_runtime(r, &rt) < 0)
+        return -1;
+    if (serve_open_box(r, rt, &box) < 0) {
+        cocoon_runtime_close(rt);
+        return -1;
+    }
+    cocoon_error err;
+    int rc;
+    if (!cocoon_box_is_running(box) && cocoon_box_start_flags(box, COCOON_START_DETACHED, &err) < 0)
+        rc = serve_cocoon_error(r, &err);
+    else
+        rc = answer_box(r, box, 200);
+    cocoon_box_close(box);
+    cocoon_runtime_close(rt);
+    return rc;
+}
+
+int handle_box_stop(struct req *r)
+{
+    json_t *b = serve_body_object(r);
+    if (!b)
+        return -1;
+    static const char *const keys[] = {"timeout_seconds", "timeout", "force", NULL};
+    uint64_t timeout_s = 10;
+    int force = 0;
+    if (serve_only_keys(r, b, keys) < 0 || serve_get_uint(r, b, "timeout_seconds", 0, 3600, &timeout_s) < 0 ||
+        serve_get_uint(r, b, "timeout", 0, 3600, &timeout_s) < 0 || serve_get_bool(r, b, "force", &force) < 0) {
+        json_decref(b);
+        return -1;
+    }
+    json_decref(b);
+    const char *q = serve_query(r, "timeout");
+    if (q) {
+        char *end;
+        unsigned long v = strtoul(q, &end, 10);
+        if (!*q || *end || v > 3600)
+            return serve_error(r, 400, "invalid_argument", "timeout must be a number of seconds up to 3600");
+        timeout_s = v;
+    }
+    cocoon_runtime *rt;
+    cocoon_box *box;
+    if (serve_runtime(r, &rt) < 0)
+        return -1;
+    if (serve_open_box(r, rt, &box) < 0) {
+        cocoon_runtime_close(rt);
+        return -1;
+    }
+    cocoon_box_info info;
+    cocoon_error err;
+    int rc;
+    int have_info = cocoon_box_inspect(box, &info, &err) == 0;
+    unsigned ms = force ? 1 : (timeout_s ? (unsigned)timeout_s * 1000u : 1);
+    if (cocoon_box_stop(box, ms, &err) < 0) {
+        rc = serve_cocoon_error(r, &err);
+    } else if (have_info && info.ephemeral) {
+        /* A stopped ephemeral box is gone: answer with what it was, now stopped. */
+        snprintf(info.status, sizeof(info.status), "stopped");
+        info.running = 0;
+        info.pid = 0;
+        json_t *j = serve_box_json(&info);
+        json_object_set_new(j, "status", json_string("stopped"));
+        rc = serve_json(r, 200, j);
+    } else {
+        rc = answer_box(r, box, 200);
+    }
+    cocoon_box_close(box);
+    cocoon_runtime_close(rt);
+    return rc;
+}
+
+/* ---- logs ---- */
+
+struct log_job {
+    char box[ROUTE_ID_MAX];
+    int follow, network;
+};
+
+/* Runs in a worker thread: copies the log into the pipe the response reads. */
+static void log_copy(void *arg, int fd)
+{
+    struct log_job *job = arg;
+    cocoon_runtime *rt;
+    cocoon_box *box;
+    cocoon_error err;
+    if (serve_runtime_open(&rt, &err) == 0) {
+        if (cocoon_box_open(rt, job->box, &box, &err) == 0) {
+            (job->network ? cocoon_box_net_logs : cocoon_box_logs)(box, fd, job->follow, &err);
+            cocoon_box_close(box);
+        }
+        cocoon_runtime_close(rt);
+    }
+}
+
+static int logs(struct req *r, int network)
+{
+    int follow = serve_query_bool(r, "follow");
+    if (follow < 0)
+        return serve_error(r, 400, "invalid_argument", "follow must be true or false");
+    cocoon_runtime *rt;
+    cocoon_box *box;
+    if (serve_runtime(r, &rt) < 0)
+        return -1;
+    if (serve_open_box(r, rt, &box) < 0) {
+        cocoon_runtime_close(rt);
+        return -1;
+    }
+    cocoon_box_close(box);
+    cocoon_runtime_close(rt);
+    struct log_job *job = calloc(1, sizeof(*job));
+    if (!job)
+        return serve_error(r, 503, "resource_exhausted", "out of memory");
+    snprintf(job->box, sizeof(job->box), "%s", r->route.box);
+    job->follow = follow;
+    job->network = network;
+    int fd = worker_pipe(log_copy, job, free);
+    if (fd < 0)
+        return serve_error(r, 503, "resource_exhausted", "cannot start the log reader: %s", strerror(errno));
+    return serve_stream_fd(r, 200, "text/plain; charset=utf-8", fd);
+}
+
+int handle_box_logs(struct req *r) { return logs(r, 0); }
+int handle_net_logs(struct req *r) { return logs(r, 1); }
