@@ -13,6 +13,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -118,8 +119,8 @@ class FakeExec:
         if self.proc is not None and self.exit_code is None:
             if status:
                 self.status = status
-            try:
-                os.kill(self.proc.pid, sig)
+            try:  # a kill takes the command's children too (its own session)
+                (os.killpg if sig == signal.SIGKILL else os.kill)(self.proc.pid, sig)
             except OSError:
                 pass
 
@@ -464,7 +465,7 @@ class Handler(BaseHTTPRequestHandler):
             while True:
                 try:
                     msg = ws.recv()
-                except OSError:  # the client drops the TCP connection after the exit frame
+                except (OSError, ValueError):  # the client drops the connection after the exit frame
                     return
                 if msg is None:
                     return
@@ -533,7 +534,7 @@ def tar_listing(data):
 
 
 class BoxliteDouble:
-    def __init__(self, host="127.0.0.1", port=0, token=None, log=None, autostart=True, ping_interval=2.0):
+    def __init__(self, host="127.0.0.1", port=0, token=None, log=None, autostart=False, ping_interval=2.0):
         self.token, self.log, self.autostart, self.ping_interval = token, log, autostart, ping_interval
         self.lock = threading.RLock()
         self.boxes, self.created, self.commands = {}, 0, 0
@@ -581,11 +582,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--token")
-    ap.add_argument("--no-autostart", action="store_true", help="boxes are created 'configured'")
+    ap.add_argument("--autostart", action="store_true", help="boxes are created running, not configured")
     ap.add_argument("--port-file", help="write the URL here once listening")
     ap.add_argument("--ping-interval", type=float, default=2.0, help="seconds; 0: never ping")
     a = ap.parse_args()
-    d = BoxliteDouble(port=a.port, token=a.token, log=sys.stderr, autostart=not a.no_autostart,
+    d = BoxliteDouble(port=a.port, token=a.token, log=sys.stderr, autostart=a.autostart,
                       ping_interval=a.ping_interval)
     if a.port_file:
         with open(a.port_file + ".tmp", "w") as f:

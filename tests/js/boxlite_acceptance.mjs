@@ -233,7 +233,8 @@ await check('exec_signal', ['start'], async () => {
 const countSleeps = "n=0; for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f 2>/dev/null | grep -q '^sleep 313' && n=$((n+1)); done; echo $n";
 
 await check('exec_kill', ['start'], async () => {
-  const ex = await box.exec('sh', ['-c', 'echo ready; exec sleep 313']);
+  // sleep is a child of the shell: the kill must take the command's children too.
+  const ex = await box.exec('sh', ['-c', 'echo ready; sleep 313; echo not-reached']);
   const so = await ex.stdout();
   await readUntil(so, 'ready');
   const before = await run(box, 'sh', ['-c', countSleeps]);
@@ -319,7 +320,8 @@ await check('runtime_metrics', ['start'], async () => {
   for (const k of ['boxesCreatedTotal', 'boxesFailedTotal', 'numRunningBoxes', 'totalCommandsExecuted', 'totalExecErrors'])
     expect(Number.isInteger(m[k]) && m[k] >= 0, `${k} is ${show(m[k])}`);
   expect(m.boxesCreatedTotal >= 1, `boxesCreatedTotal is ${m.boxesCreatedTotal}`);
-  expect(m.numRunningBoxes >= 1, `numRunningBoxes is ${m.numRunningBoxes} while a box runs`);
+  const info = await rt.getInfo(boxId);
+  expect(m.numRunningBoxes >= 1, `numRunningBoxes is ${m.numRunningBoxes} while box ${boxId} is ${show(info && info.state)}: ${show(m)}`);
   if (results.get('exec_streams_and_exit_code'))
     expect(m.totalCommandsExecuted >= 1, `totalCommandsExecuted is ${m.totalCommandsExecuted}`);
   return m;
