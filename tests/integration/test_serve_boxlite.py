@@ -33,7 +33,7 @@ SCRIPT_TIMEOUT = float(os.environ.get("COCOON_BOXLITE_TIMEOUT", "1800"))
 CHECKS = [
     "wrong_token_refused", "create", "duplicate_name_refused", "get_info", "list", "start",
     "exec_streams_and_exit_code", "exec_env_and_working_dir", "exec_stdin", "exec_large_output",
-    "exec_quiet_command", "exec_signal", "exec_kill", "copy_in_file", "copy_in_dir",
+    "exec_missing_command", "exec_quiet_command", "exec_signal", "exec_kill", "copy_in_file", "copy_in_dir",
     "copy_in_overwrites", "copy_out_file", "copy_out_dir", "copy_out_missing_path", "box_metrics",
     "runtime_metrics", "stop", "remove", "missing_box", "simplebox",
 ]

@@ -206,6 +206,23 @@ await check('exec_large_output', ['start'], async () => {
   return '1000000 bytes';
 });
 
+// A command that cannot be started must say why to the caller: an error from exec, or a
+// non-zero exit with the reason on stderr or in errorMessage (the client drops in-band
+// {"type":"error"} frames).
+await check('exec_missing_command', ['start'], async () => {
+  let r;
+  try {
+    r = await run(box, 'no-such-command-acc', ['x']);
+  } catch (e) {
+    expect(/no-such-command-acc|not found|No such file/.test(e.message), `exec threw ${show(e.message)}`);
+    return `exec threw: ${e.message}`;
+  }
+  expect(r.code !== 0, `exit code ${r.code}`);
+  const why = `${r.err} ${r.errorMessage ?? ''}`;
+  expect(/no-such-command-acc|not found|No such file/.test(why), `exit ${r.code} without a reason: stderr ${show(r.err)}, errorMessage ${show(r.errorMessage)}`);
+  return r;
+});
+
 // The client gives up on an attach that sends nothing for 10 s (then reattaches after 15 s):
 // output of a command quiet for longer must still arrive, with its exit code.
 await check('exec_quiet_command', ['start'], async () => {
