@@ -21,7 +21,7 @@ import urllib.request
 import pytest
 
 from boxlite_double import BoxliteDouble
-from conftest import BIN_DIR, REPO, Cocoon, find_box_processes, vm_missing_reason
+from conftest import BIN_DIR, REPO, Cocoon, kill_leftovers, vm_missing_reason
 
 SERVE = os.path.join(BIN_DIR, "cocoon-serve")
 SCRIPT = os.path.join(REPO, "tests", "js", "boxlite_acceptance.mjs")
@@ -151,16 +151,7 @@ def serve_run(tmp_path_factory):
         if ids:
             problems.append(f"boxes left after the run (removed): {ids}")
             c.run("rm", "-f", *ids, timeout=180)
-        deadline = time.monotonic() + 10
-        left = find_box_processes(home)
-        while left and time.monotonic() < deadline:
-            time.sleep(0.2)
-            left = find_box_processes(home)
-        for pid in left:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        left = kill_leftovers(home)
         if left:
             problems.append("box processes left running (killed): " +
                             "; ".join(f"{pid} {cmd[:200]}" for pid, (_, cmd) in left.items()))
