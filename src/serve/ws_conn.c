@@ -103,8 +103,7 @@ static int write_iov(struct ws_conn *c, struct iovec *v, int n)
             continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             struct pollfd pf = {.fd = c->fd, .events = POLLOUT};
-            int left = ms_left(deadline);
-            int r = left == 0 ? 0 : poll(&pf, 1, left);
+            int r = poll(&pf, 1, ms_left(deadline));
             if (r == 0) {
                 set_error(c, "the client did not take a frame within %d ms", c->send_timeout_ms);
                 errno = ETIMEDOUT;
@@ -286,8 +285,7 @@ enum ws_read_result ws_read_message(struct ws_conn *c, int timeout_ms, struct ws
         c->in_off = c->in_len = 0;
 
         struct pollfd pf = {.fd = c->fd, .events = POLLIN};
-        int left = ms_left(deadline);
-        int pr = left == 0 ? 0 : poll(&pf, 1, left);
+        int pr = poll(&pf, 1, ms_left(deadline));
         if (pr == 0)
             return WS_READ_TIMEOUT;
         if (pr < 0) {

@@ -1005,7 +1005,8 @@ static void test_conn_timeout_keeps_partial_input(void **state)
     write_all(p.client, buf, 5);
     assert_int_equal(ws_read_message(&p.conn, 20, &m), WS_READ_TIMEOUT);
     write_all(p.client, buf + 5, at - 5);
-    assert_int_equal(ws_read_message(&p.conn, 5000, &m), WS_READ_MESSAGE);
+    /* A timeout of 0 still takes what the socket already holds. */
+    assert_int_equal(ws_read_message(&p.conn, 0, &m), WS_READ_MESSAGE);
     assert_int_equal(m.len, 13);
     assert_memory_equal(m.data, "split message", 13);
     pair_close(&p);
@@ -1126,7 +1127,7 @@ static void test_conn_two_threads(void **state)
     setsockopt(p.server, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
     setsockopt(p.client, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 
-    struct sender s = {.conn = &p.conn, .messages = 40, .size = 100000};
+    struct sender s = {.conn = &p.conn, .messages = 60, .size = 100000};
     struct reader r = {.conn = &p.conn};
     pthread_t ts, tr;
     assert_int_equal(pthread_create(&ts, NULL, send_many, &s), 0);
@@ -1135,7 +1136,7 @@ static void test_conn_two_threads(void **state)
     int pings_sent = 0, pongs = 0, data_frames = 0;
     uint8_t buf[64];
     while (data_frames < s.messages || pongs < pings_sent) {
-        if (pings_sent < 30) {
+        if (pings_sent < 200) {
             size_t at = 0;
             char text[24];
             snprintf(text, sizeof(text), "ping %d", pings_sent);
