@@ -81,9 +81,13 @@ static int ms_left(uint64_t deadline_ns)
     return ms > 1000000000 ? 1000000000 : (int)ms;
 }
 
+/* 0 stands for no deadline (a monotonic clock never reads 0 in practice; 1 if it did). */
 static uint64_t deadline_after(int timeout_ms)
 {
-    return timeout_ms < 0 ? 0 : util_now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000 + 1;
+    if (timeout_ms < 0)
+        return 0;
+    uint64_t d = util_now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000;
+    return d ? d : 1;
 }
 
 /* Writes every byte of v[0..n) (which it consumes), across short writes, EINTR and a
@@ -200,6 +204,13 @@ int ws_send_close(struct ws_conn *c, uint16_t code, const char *reason)
 {
     uint8_t payload[2 + WS_CLOSE_REASON_MAX];
     size_t len = 0;
+    if (code && !ws_close_code_valid(code)) {
+        pthread_mutex_lock(&c->write_lock);
+        set_error(c, "close code %u may not be sent", code);
+        pthread_mutex_unlock(&c->write_lock);
+        errno = EINVAL;
+        return -1;
+    }
     if (code) {
         payload[0] = (uint8_t)(code >> 8), payload[1] = (uint8_t)code;
         size_t rlen = reason ? strnlen(reason, WS_CLOSE_REASON_MAX) : 0;

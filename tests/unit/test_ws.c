@@ -877,6 +877,14 @@ static void test_conn_send_refusals(void **state)
     assert_int_equal(ws_send_binary(&p.conn, "ok", 2), 0);
     expect_server_frame(p.client, WS_OP_BINARY, "ok", 2);
 
+    /* Codes that are only ever reported are refused, and the connection stays open. */
+    assert_int_equal(ws_send_close(&p.conn, WS_CLOSE_ABNORMAL, NULL), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(ws_send_close(&p.conn, WS_CLOSE_NO_STATUS, NULL), -1);
+    assert_int_equal(ws_send_close(&p.conn, 999, NULL), -1);
+    assert_int_equal(ws_send_binary(&p.conn, "still", 5), 0);
+    expect_server_frame(p.client, WS_OP_BINARY, "still", 5);
+
     /* A long reason is cut to 123 bytes at a character boundary. */
     char reason[300] = "";
     for (int i = 0; i < 100; i++)
@@ -1025,8 +1033,10 @@ static void test_conn_extra_input(void **state)
     struct ws_message m;
     assert_int_equal(ws_read_message(&p.conn, 5000, &m), WS_READ_MESSAGE);
     assert_memory_equal(m.data, "early", 5);
+    assert_true(ws_conn_has_input(&p.conn)); /* the start of the next frame is buffered */
     assert_int_equal(ws_read_message(&p.conn, 5000, &m), WS_READ_MESSAGE);
     assert_memory_equal(m.data, "later", 5);
+    assert_false(ws_conn_has_input(&p.conn));
     pair_close(&p);
 }
 
