@@ -168,13 +168,16 @@ def serve_run(tmp_path_factory):
 def test_boxlite_client(serve_run, check):
     rec = serve_run.results.get(check)
     assert rec is not None, f"the client script never reported {check!r}" + serve_run.context()
-    assert rec["ok"], f"{check}: {rec['detail']}" + serve_run.context()
+    assert rec["ok"], f"{check}: {rec['detail']} (client and server logs: test_serve_leaves_nothing_behind)"
 
 
 def test_serve_leaves_nothing_behind(serve_run):
     """The script removes its boxes; cocoon-serve stops cleanly on SIGTERM; no sanitizer
-    reports; no VM of the test's home still runs."""
-    assert not serve_run.problems, "\n".join(serve_run.problems) + serve_run.context()
+    reports; no VM of the test's home still runs. On failure (of this or of any check) it
+    shows the client's stderr and the server's log."""
+    failed = [n for n in CHECKS if not serve_run.results.get(n, {}).get("ok")]
+    assert not serve_run.problems and not failed, "\n".join(
+        serve_run.problems + [f"checks that failed: {failed}"] * bool(failed)) + serve_run.context()
 
 
 def test_script_against_boxlite_double(tmp_path):
