@@ -46,12 +46,14 @@ json_t *serve_box_json(const cocoon_box_info *info)
     char created[32], updated[32];
     serve_iso_time(info->created, created, sizeof(created));
     serve_iso_time(updated_at(info), updated, sizeof(updated));
-    json_t *box = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:b,s:b,s:I,s:s,s:s}", "box_id", info->id, "status",
-                            box_status(info), "created_at", created, "updated_at", updated, "image",
-                            info->image[0] ? info->image : (info->rootfs[0] ? info->rootfs : "default"), "cpus",
-                            (json_int_t)info->cpus, "memory_mib", (json_int_t)info->memory_mib, "auto_delete",
-                            info->ephemeral, "auto_stop", 0, "disk_size_bytes", (json_int_t)info->disk_size, "image_id",
-                            info->image_id, "accel", info->accel);
+    /* BoxLite's auto_stop/auto_delete are numbers of seconds cocoon does not have: left
+     * out (its client reads them as integers); "ephemeral" says a box goes when it stops. */
+    json_t *box =
+        json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:b,s:I,s:s,s:s}", "box_id", info->id, "status", box_status(info),
+                  "created_at", created, "updated_at", updated, "image",
+                  info->image[0] ? info->image : (info->rootfs[0] ? info->rootfs : "default"), "cpus",
+                  (json_int_t)info->cpus, "memory_mib", (json_int_t)info->memory_mib, "ephemeral", info->ephemeral,
+                  "disk_size_bytes", (json_int_t)info->disk_size, "image_id", info->image_id, "accel", info->accel);
     if (!box)
         return NULL;
     json_object_set_new(box, "name", info->name[0] ? json_string(info->name) : json_null());
@@ -214,7 +216,8 @@ static int create_box(struct req *r, struct create_args *a, cocoon_runtime *rt)
     cocoon_box *box = NULL;
     cocoon_error err;
     if (cocoon_box_create(rt, &o, &box, &err) < 0) {
-        serve_count(&serve_counters.boxes_failed);
+        if (err.code != COCOON_E_INVALID && err.code != COCOON_E_STATE && err.code != COCOON_E_NOT_FOUND)
+            serve_count(&serve_counters.boxes_failed);
         if (err.code == COCOON_E_STATE && strstr(err.message, "already in use"))
             return serve_error(r, 409, "already_exists", "%s", err.message);
         return serve_cocoon_error(r, &err);
@@ -360,10 +363,16 @@ int handle_box(struct req *r)
         else if (!force && cocoon_box_is_running(box))
             rc = serve_error(r, 409, "invalid_state", "box %s is running: stop it first or delete with ?force=true",
                              cocoon_box_id(box));
-        else if (cocoon_box_remove(box, force, &err) < 0)
-            rc = serve_cocoon_error(r, &err);
-        else
-            rc = serve_empty(r, 204);
+        else {
+            int was_running = cocoon_box_is_running(box);
+            if (cocoon_box_remove(box, force, &err) < 0) {
+                rc = serve_cocoon_error(r, &err);
+            } else {
+                if (was_running)
+                    serve_count(&serve_counters.boxes_stopped);
+                rc = serve_empty(r, 204);
+            }
+        }
     } else if (r->method == M_HEAD) {
         rc = serve_empty(r, 204);
     } else {
@@ -430,7 +439,11 @@ int handle_box_stop(struct req *r)
     int rc;
     int have_info = cocoon_box_inspect(box, &info, &err) == 0;
     unsigned ms = force ? 1 : (timeout_s ? (unsigned)timeout_s * 1000u : 1);
-    if (cocoon_box_stop(box, ms, &err) < 0) {
+    int was_running = cocoon_box_is_running(box);
+    int stopped = cocoon_box_stop(box, ms, &err) == 0;
+    if (stopped && was_running)
+        serve_count(&serve_counters.boxes_stopped);
+    if (!stopped) {
         rc = serve_cocoon_error(r, &err);
     } else if (have_info && info.ephemeral) {
         /* A stopped ephemeral box is gone: answer with what it was, now stopped. */

@@ -649,7 +649,13 @@ int handle_run(struct req *r)
     }
     cocoon_exec_free(ex);
     serve_box_count_exec(cocoon_box_id(box), wrc < 0, x.has_stdin ? x.stdin_len : 0, st.out.total + st.err.total);
-    if (wrc < 0) {
+    if (wrc < 0 && err.code == COCOON_E_EXEC) {
+        memset(&status, 0, sizeof(status));
+        status.exit_code = xreg_not_started_code(&err);
+        char line[sizeof(err.message) + 16];
+        int n = snprintf(line, sizeof(line), "cocoon: %s\n", err.message);
+        collect(&st.err, line, n > 0 && (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+    } else if (wrc < 0) {
         rc = serve_cocoon_error(r, &err);
         goto out;
     }
@@ -661,6 +667,7 @@ int handle_run(struct req *r)
                   "stdout_bytes", (json_int_t)st.out.total, "stderr_bytes", (json_int_t)st.err.total, "encoding",
                   (out_bin || err_bin) ? "base64" : "utf-8");
     json_object_set_new(j, "signal", status.signal ? json_integer(status.signal) : json_null());
+    json_object_set_new(j, "error_message", wrc < 0 ? json_string(err.message) : json_null());
     json_object_set_new(j, "stdout", collected_json(&st.out, out_bin || err_bin));
     json_object_set_new(j, "stderr", collected_json(&st.err, out_bin || err_bin));
     rc = serve_json(r, 200, j);

@@ -29,7 +29,7 @@ struct serve_settings {
 struct serve_stats {
     uint64_t requests, errors_4xx, errors_5xx;
     uint64_t execs_started, exec_errors;
-    uint64_t boxes_created, boxes_failed;
+    uint64_t boxes_created, boxes_failed, boxes_stopped; /* over the API, since the server started */
     uint64_t started_ns;
 };
 
