@@ -216,7 +216,7 @@ int serve_open_box(struct req *r, cocoon_runtime *rt, cocoon_box **box)
     cocoon_error err;
     if (cocoon_box_open(rt, r->route.box, box, &err) < 0) {
         if (err.code == COCOON_E_NOT_FOUND || err.code == COCOON_E_INVALID)
-            serve_error(r, 404, "not_found", "box %s not found", r->route.box);
+            serve_error(r, 404, "not_found", "no box has the id or name \"%s\"", r->route.box);
         else
             serve_cocoon_error(r, &err);
         return -1;

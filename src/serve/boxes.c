@@ -16,7 +16,6 @@
 #include "serve/serve.h"
 #include "serve/worker.h"
 
-#define PAGE_SIZE_DEFAULT 100
 #define PAGE_SIZE_MAX 1000
 
 /* "configured" until the box first booted (its console log appears at the first boot). */
@@ -47,12 +46,14 @@ json_t *serve_box_json(const cocoon_box_info *info)
     char created[32], updated[32];
     serve_iso_time(info->created, created, sizeof(created));
     serve_iso_time(updated_at(info), updated, sizeof(updated));
-    json_t *box = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:b,s:b,s:I,s:s,s:s}", "box_id", info->id, "status",
-                            box_status(info), "created_at", created, "updated_at", updated, "image",
-                            info->image[0] ? info->image : (info->rootfs[0] ? info->rootfs : "default"), "cpus",
-                            (json_int_t)info->cpus, "memory_mib", (json_int_t)info->memory_mib, "auto_delete",
-                            info->ephemeral, "auto_stop", 0, "disk_size_bytes", (json_int_t)info->disk_size, "image_id",
-                            info->image_id, "accel", info->accel);
+    /* BoxLite's auto_stop/auto_delete are numbers of seconds cocoon does not have: left
+     * out (its client reads them as integers); "ephemeral" says a box goes when it stops. */
+    json_t *box =
+        json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:b,s:I,s:s,s:s}", "box_id", info->id, "status", box_status(info),
+                  "created_at", created, "updated_at", updated, "image",
+                  info->image[0] ? info->image : (info->rootfs[0] ? info->rootfs : "default"), "cpus",
+                  (json_int_t)info->cpus, "memory_mib", (json_int_t)info->memory_mib, "ephemeral", info->ephemeral,
+                  "disk_size_bytes", (json_int_t)info->disk_size, "image_id", info->image_id, "accel", info->accel);
     if (!box)
         return NULL;
     json_object_set_new(box, "name", info->name[0] ? json_string(info->name) : json_null());
@@ -215,9 +216,10 @@ static int create_box(struct req *r, struct create_args *a, cocoon_runtime *rt)
     cocoon_box *box = NULL;
     cocoon_error err;
     if (cocoon_box_create(rt, &o, &box, &err) < 0) {
-        serve_count(&serve_counters.boxes_failed);
-        if (err.code == COCOON_E_STATE || strstr(err.message, "already"))
-            return serve_error(r, 409, "conflict", "%s", err.message);
+        if (err.code != COCOON_E_INVALID && err.code != COCOON_E_STATE && err.code != COCOON_E_NOT_FOUND)
+            serve_count(&serve_counters.boxes_failed);
+        if (err.code == COCOON_E_STATE && strstr(err.message, "already in use"))
+            return serve_error(r, 409, "already_exists", "%s", err.message);
         return serve_cocoon_error(r, &err);
     }
     serve_count(&serve_counters.boxes_created);
@@ -244,7 +246,9 @@ static int create_box(struct req *r, struct create_args *a, cocoon_runtime *rt)
 
 static int list_boxes(struct req *r, cocoon_runtime *rt)
 {
-    uint64_t page_size = PAGE_SIZE_DEFAULT, offset = 0;
+    /* Without page_size every box comes in one answer: BoxLite's client never follows
+     * next_page_token. */
+    uint64_t page_size = UINT64_MAX, offset = 0;
     const char *ps = serve_query(r, "page_size"), *token = serve_query(r, "page_token");
     const char *status = serve_query(r, "status");
     char *end;
@@ -292,7 +296,7 @@ static int list_boxes(struct req *r, cocoon_runtime *rt)
     json_t *body = json_pack("{s:o}", "boxes", boxes);
     if (i < n) {
         char next[32];
-        snprintf(next, sizeof(next), "%llu", (unsigned long long)(offset + page_size));
+        snprintf(next, sizeof(next), "%llu", (unsigned long long)(offset + json_array_size(boxes)));
         json_object_set_new(body, "next_page_token", json_string(next));
     } else {
         json_object_set_new(body, "next_page_token", json_null());
@@ -314,7 +318,7 @@ int handle_boxes(struct req *r)
         char earlier[64];
         int seen = idempotency_claim(key, r->body, r->body_len, earlier, sizeof(earlier));
         if (seen < 0) {
-            rc = serve_error(r, 422, "idempotency_key_reused",
+            rc = serve_error(r, 422, "invalid_argument",
                              "Idempotency-Key \"%.100s\" was used before with a different request body", key);
         } else if (seen > 0) {
             cocoon_box *box;
@@ -323,7 +327,7 @@ int handle_boxes(struct req *r)
                 rc = answer_box(r, box, 201);
                 cocoon_box_close(box);
             } else {
-                rc = serve_error(r, 409, "conflict",
+                rc = serve_error(r, 409, "invalid_state",
                                  "the box created earlier with Idempotency-Key \"%.100s\" (%s) no longer exists", key,
                                  earlier);
             }
@@ -359,10 +363,16 @@ int handle_box(struct req *r)
         else if (!force && cocoon_box_is_running(box))
             rc = serve_error(r, 409, "invalid_state", "box %s is running: stop it first or delete with ?force=true",
                              cocoon_box_id(box));
-        else if (cocoon_box_remove(box, force, &err) < 0)
-            rc = serve_cocoon_error(r, &err);
-        else
-            rc = serve_empty(r, 204);
+        else {
+            int was_running = cocoon_box_is_running(box);
+            if (cocoon_box_remove(box, force, &err) < 0) {
+                rc = serve_cocoon_error(r, &err);
+            } else {
+                if (was_running)
+                    serve_count(&serve_counters.boxes_stopped);
+                rc = serve_empty(r, 204);
+            }
+        }
     } else if (r->method == M_HEAD) {
         rc = serve_empty(r, 204);
     } else {
@@ -429,7 +439,11 @@ int handle_box_stop(struct req *r)
     int rc;
     int have_info = cocoon_box_inspect(box, &info, &err) == 0;
     unsigned ms = force ? 1 : (timeout_s ? (unsigned)timeout_s * 1000u : 1);
-    if (cocoon_box_stop(box, ms, &err) < 0) {
+    int was_running = cocoon_box_is_running(box);
+    int stopped = cocoon_box_stop(box, ms, &err) == 0;
+    if (stopped && was_running)
+        serve_count(&serve_counters.boxes_stopped);
+    if (!stopped) {
         rc = serve_cocoon_error(r, &err);
     } else if (have_info && info.ephemeral) {
         /* A stopped ephemeral box is gone: answer with what it was, now stopped. */

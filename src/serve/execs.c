@@ -220,7 +220,7 @@ int handle_exec(struct req *r)
     struct xentry *e = xreg_new(cocoon_box_id(box), x.command, x.tty, x.detach);
     if (!e) {
         rc = errno == EAGAIN
-                 ? serve_error(r, 429, "too_many_executions",
+                 ? serve_error(r, 429, "resource_exhausted",
                                "%d executions are running on this server: wait for some to end", XREG_RUNNING_MAX)
                  : serve_error(r, 503, "resource_exhausted", "cannot register the execution");
         goto out;
@@ -283,7 +283,7 @@ json_t *exec_info_json(struct xentry *e)
 }
 
 /* The route's execution, or a 404 answered. */
-static struct xentry *route_exec(struct req *r)
+struct xentry *exec_from_route(struct req *r)
 {
     struct xentry *e = xreg_get(NULL, r->route.exec);
     if (e) {
@@ -303,7 +303,7 @@ static struct xentry *route_exec(struct req *r)
             return e;
         xreg_put(e);
     }
-    serve_error(r, 404, "not_found", "execution %s of box %s not found", r->route.exec, r->route.box);
+    serve_error(r, 404, "not_found", "box %s has no execution %s", r->route.box, r->route.exec);
     return NULL;
 }
 
@@ -332,7 +332,7 @@ int handle_execs(struct req *r)
 
 int handle_exec_info(struct req *r)
 {
-    struct xentry *e = route_exec(r);
+    struct xentry *e = exec_from_route(r);
     if (!e)
         return -1;
     int rc;
@@ -374,7 +374,7 @@ int handle_exec_signal(struct req *r)
         if (!sig) {
             rc = serve_error(r, 400, "invalid_argument", "field \"signal\" (a number from 1 to 64) is required");
         } else {
-            struct xentry *e = route_exec(r);
+            struct xentry *e = exec_from_route(r);
             if (e) {
                 cocoon_error err;
                 if (sig == SIGKILL) {
@@ -404,7 +404,7 @@ int handle_exec_resize(struct req *r)
         if (!cols || !rows) {
             rc = serve_error(r, 400, "invalid_argument", "fields \"cols\" and \"rows\" (1 to 65535) are required");
         } else {
-            struct xentry *e = route_exec(r);
+            struct xentry *e = exec_from_route(r);
             if (e) {
                 cocoon_error err;
                 if (!e->tty)
@@ -426,7 +426,7 @@ int handle_exec_stdin(struct req *r)
     int eof = serve_query_bool(r, "eof");
     if (eof < 0)
         return serve_error(r, 400, "invalid_argument", "eof must be true or false");
-    struct xentry *e = route_exec(r);
+    struct xentry *e = exec_from_route(r);
     if (!e)
         return -1;
     cocoon_error err = {0};
@@ -519,12 +519,12 @@ static void ndjson_done(void *ctx)
 
 int handle_exec_output(struct req *r)
 {
-    struct xentry *e = route_exec(r);
+    struct xentry *e = exec_from_route(r);
     if (!e)
         return -1;
     if (xreg_attach(e) < 0) {
         xreg_put(e);
-        return serve_error(r, 409, "already_attached", "execution %s is already being streamed to another client",
+        return serve_error(r, 409, "invalid_state", "execution %s is already being streamed to another client",
                            r->route.exec);
     }
     struct ndjson *s = calloc(1, sizeof(*s));
@@ -668,7 +668,13 @@ int handle_run(struct req *r)
     }
     cocoon_exec_free(ex);
     serve_box_count_exec(cocoon_box_id(box), wrc < 0, x.has_stdin ? x.stdin_len : 0, st.out.total + st.err.total);
-    if (wrc < 0) {
+    if (wrc < 0 && err.code == COCOON_E_EXEC) {
+        memset(&status, 0, sizeof(status));
+        status.exit_code = xreg_not_started_code(&err);
+        char line[sizeof(err.message) + 16];
+        int n = snprintf(line, sizeof(line), "cocoon: %s\n", err.message);
+        collect(&st.err, line, n > 0 && (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+    } else if (wrc < 0) {
         rc = serve_cocoon_error(r, &err);
         goto out;
     }
@@ -680,6 +686,7 @@ int handle_run(struct req *r)
                   "stdout_bytes", (json_int_t)st.out.total, "stderr_bytes", (json_int_t)st.err.total, "encoding",
                   (out_bin || err_bin) ? "base64" : "utf-8");
     json_object_set_new(j, "signal", status.signal ? json_integer(status.signal) : json_null());
+    json_object_set_new(j, "error_message", wrc < 0 ? json_string(err.message) : json_null());
     json_object_set_new(j, "stdout", collected_json(&st.out, out_bin || err_bin));
     json_object_set_new(j, "stderr", collected_json(&st.err, out_bin || err_bin));
     rc = serve_json(r, 200, j);

@@ -25,6 +25,8 @@ struct exec_request {
 int exec_request_parse(struct req *r, cocoon_box *box, struct exec_request *x);
 void exec_request_options(const struct exec_request *x, cocoon_exec_options *o);
 void exec_request_free(struct exec_request *x);
+/* The route's execution (a reference: xreg_put it), or NULL after answering 404. */
+struct xentry *exec_from_route(struct req *r);
 /* ExecutionInfo of the API. */
 json_t *exec_info_json(struct xentry *e);
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "serve/http.h"
+#include "serve/listen.h"
 #include "serve/serve.h"
 #include "util/util.h"
 
@@ -40,7 +41,7 @@ void serve_iso_time(long long unix_time, char *out, size_t cap)
 
 /* ---- answers ---- */
 
-static int queue(struct req *r, unsigned status, struct MHD_Response *resp)
+int serve_queue_response(struct req *r, unsigned status, struct MHD_Response *resp)
 {
     if (!resp)
         return -1;
@@ -74,7 +75,7 @@ int serve_text(struct req *r, unsigned status, const char *content_type, const c
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
     if (resp && content_type)
         MHD_add_response_header(resp, "Content-Type", content_type);
-    return queue(r, status, resp);
+    return serve_queue_response(r, status, resp);
 }
 
 int serve_json(struct req *r, unsigned status, json_t *body)
@@ -93,7 +94,7 @@ int serve_json(struct req *r, unsigned status, json_t *body)
         return -1;
     }
     MHD_add_response_header(resp, "Content-Type", "application/json");
-    return queue(r, status, resp);
+    return serve_queue_response(r, status, resp);
 }
 
 /* The error type names BoxLite clients show next to the code. */
@@ -157,7 +158,7 @@ int serve_cocoon_error(struct req *r, const cocoon_error *err)
         break;
     case COCOON_E_EXEC:
         status = 422;
-        code = "exec_failed";
+        code = "execution_failed";
         break;
     case COCOON_E_BOOT:
         status = 500;
@@ -174,7 +175,7 @@ int serve_cocoon_error(struct req *r, const cocoon_error *err)
 
 int serve_empty(struct req *r, unsigned status)
 {
-    return queue(r, status, MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT));
+    return serve_queue_response(r, status, MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT));
 }
 
 struct stream {
@@ -220,7 +221,7 @@ int serve_stream(struct req *r, unsigned status, const char *content_type, serve
     }
     if (content_type)
         MHD_add_response_header(resp, "Content-Type", content_type);
-    return queue(r, status, resp);
+    return serve_queue_response(r, status, resp);
 }
 
 static long fd_produce(void *ctx, char *buf, size_t cap)
@@ -333,6 +334,26 @@ static int token_ok(struct req *r)
     return CRYPTO_memcmp(given, serve_cfg.token, want) == 0;
 }
 
+/* A listener without a token (the unix socket, or TCP on loopback with --no-token) must
+ * not be usable from a web page the user visits: a browser sends Origin on cross-site
+ * POSTs and WebSocket upgrades, and a DNS-rebinding page reaches 127.0.0.1 under its own
+ * host name. With a token neither works (a page cannot add Authorization to these). */
+static const char *web_page_refusal(struct req *r)
+{
+    if (r->need_token)
+        return NULL;
+    if (serve_header(r, "Origin"))
+        return "requests from web pages (with an Origin header) are refused on a listener without a token";
+    const char *host = serve_header(r, "Host");
+    if (!host || !r->tcp)
+        return NULL;
+    static const char *const local[] = {"localhost", "127.", "[::1]", NULL};
+    for (size_t i = 0; local[i]; i++)
+        if (strncmp(host, local[i], strlen(local[i])) == 0)
+            return NULL;
+    return "a listener without a token answers only Host: localhost or a loopback address";
+}
+
 static void req_free(struct req *r)
 {
     if (!r)
@@ -354,7 +375,7 @@ static int over_connection_limit(struct req *r)
 static int req_begin(struct req *r)
 {
     if (over_connection_limit(r))
-        return serve_error(r, 503, "too_many_connections",
+        return serve_error(r, 503, "resource_exhausted",
                            "%u connections are open, the server's limit (--max-connections): try again later",
                            serve_cfg.max_connections);
     if (route_match(r->method, r->url, &r->route) < 0) {
@@ -365,8 +386,11 @@ static int req_begin(struct req *r)
     int h = handler_index(r->route.id);
     if (h < 0)
         return serve_error(r, 404, "not_found", "no such endpoint: %s", r->url);
+    const char *refused = web_page_refusal(r);
+    if (refused)
+        return serve_error(r, 403, "permission_denied", "%s", refused);
     if (!handlers[h].open && !token_ok(r))
-        return serve_error(r, 401, "unauthorized",
+        return serve_error(r, 401, "unauthenticated",
                            "a valid bearer token is required (Authorization: Bearer TOKEN; the server's token is in "
                            "its --token-file or $COCOON_HOME/serve.token)");
     if (handlers[h].begin && (r->method == M_PUT || r->method == M_POST))
@@ -409,7 +433,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         *con_cls = r;
         r->conn = conn;
-        r->need_token = cls ? *(const int *)cls : 1;
+        const struct listener *l = cls;
+        r->need_token = l ? l->need_token : 1;
+        r->tcp = l ? !l->is_unix : 1;
         r->url = url;
         r->method_text = method;
         r->method = route_method(method);
@@ -426,7 +452,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (r->answered)
         return MHD_YES;
     if (r->body_too_big)
-        serve_error(r, 413, "payload_too_large", "the request body is larger than %u bytes", SERVE_JSON_MAX);
+        serve_error(r, 413, "invalid_argument", "the request body is larger than %u bytes", SERVE_JSON_MAX);
     else
         handlers[handler_index(r->route.id)].fn(r);
     if (!r->answered)
@@ -452,8 +478,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         char method[32], path[1024];
         util_escape_text(method, sizeof(method), r->method_text, strlen(r->method_text));
         util_escape_text(path, sizeof(path), r->url, strlen(r->url));
-        fprintf(access_log, "%s %s %s %u %.1fms%s\n", when, method, path, r->status, ms,
-                toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (client went away)");
+        const char *end = "";
+        if (toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT || toe == MHD_REQUEST_TERMINATED_READ_ERROR)
+            end = " (client went away)";
+        else if (toe == MHD_REQUEST_TERMINATED_WITH_ERROR)
+            end = " (failed)";
+        else if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED)
+            end = " (timed out)";
+        fprintf(access_log, "%s %s %s %u %.1fms%s\n", when, method, path, r->status, ms, end);
         fflush(access_log);
     }
     req_free(r);

@@ -14,5 +14,7 @@ MHD_RequestCompletedCallback serve_completed_handler(void);
 void serve_set_access_log(FILE *f);
 /* The client's socket (to notice it hanging up while a handler waits), or -1. */
 int serve_client_fd(struct req *r);
+/* Queues a response built by the caller (consumed either way). */
+int serve_queue_response(struct req *r, unsigned status, struct MHD_Response *resp);
 
 #endif

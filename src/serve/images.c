@@ -253,10 +253,10 @@ int handle_image_load(struct req *r)
     if (!u)
         return serve_error(r, 500, "internal", "the upload was not set up");
     if (u->too_big)
-        return serve_error(r, 413, "payload_too_large", "the archive is larger than %llu bytes (--max-upload)",
+        return serve_error(r, 413, "invalid_argument", "the archive is larger than %llu bytes (--max-upload)",
                            (unsigned long long)serve_cfg.max_upload);
     if (u->failed)
-        return serve_error(r, 507, "insufficient_storage", "cannot store the upload: %s", strerror(u->failed));
+        return serve_error(r, 507, "storage_error", "cannot store the upload: %s", strerror(u->failed));
     if (u->size == 0)
         return serve_error(r, 400, "invalid_argument",
                            "the body must be a `docker save` or OCI archive (application/x-tar)");

@@ -95,7 +95,9 @@ int handle_box_metrics(struct req *r)
     cocoon_box_info info;
     if (cocoon_box_inspect(box, &info, &err) == 0 && info.running) {
         if (info.ready_ms >= 0)
-            json_object_set_new(j, "guest_boot_duration_ms", json_integer(info.ready_ms));
+            json_object_set_new(j, "boot_timing",
+                                json_pack("{s:i,s:I,s:I}", "guest_boot_ms", info.ready_ms, "kernel_boot_ms",
+                                          (json_int_t)info.boot_ms, "agent_init_ms", (json_int_t)info.init_ms));
         cocoon_stats st;
         if (cocoon_box_stats(box, &st, &err) == 0) {
             double busy = st.uptime_seconds > 0 && st.cpus ? st.cpu_seconds / (st.uptime_seconds * st.cpus) : 0;

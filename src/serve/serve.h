@@ -29,7 +29,7 @@ struct serve_settings {
 struct serve_stats {
     uint64_t requests, errors_4xx, errors_5xx;
     uint64_t execs_started, exec_errors;
-    uint64_t boxes_created, boxes_failed;
+    uint64_t boxes_created, boxes_failed, boxes_stopped; /* over the API, since the server started */
     uint64_t started_ns;
 };
 
@@ -54,6 +54,7 @@ struct req {
     const char *url;
     struct route route;
     int need_token; /* the listener wants the bearer token */
+    int tcp;        /* it came over TCP (not the unix socket) */
     uint64_t t0_ns;
     unsigned status; /* the answer's status, for the access log */
     int answered;

@@ -162,12 +162,22 @@ static void push(struct xentry *e, uint8_t stream, const char *data, size_t len)
 void xreg_on_stdout(void *user, const char *data, size_t len) { push(user, XREG_STDOUT, data, len); }
 void xreg_on_stderr(void *user, const char *data, size_t len) { push(user, XREG_STDERR, data, len); }
 
+int xreg_not_started_code(const cocoon_error *err) { return strstr(err->message, "No such file") ? 127 : 126; }
+
 static void *waiter(void *arg)
 {
     struct xentry *e = arg;
     cocoon_exit_status st;
     cocoon_error err;
     int rc = cocoon_exec_wait(e->ex, &st, &err);
+    if (rc < 0 && err.code == COCOON_E_EXEC) {
+        /* The command never ran: say why on its stderr and exit as a shell would
+         * (127 not found, 126 not runnable), so clients that only show streams and exit
+         * codes tell the user. */
+        char line[sizeof(err.message) + 16];
+        int n = snprintf(line, sizeof(line), "cocoon: %s\n", err.message);
+        push(e, XREG_STDERR, line, n > 0 && (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+    }
     pthread_mutex_lock(&e->lock);
     e->t1_ns = util_now_ns(CLOCK_MONOTONIC);
     e->ended_at = time(NULL);
@@ -175,7 +185,7 @@ static void *waiter(void *arg)
         e->err_code = err.code ? err.code : COCOON_E_IO;
         snprintf(e->err_msg, sizeof(e->err_msg), "%.500s", err.message);
         memset(&e->status, 0, sizeof(e->status));
-        e->status.exit_code = -1;
+        e->status.exit_code = err.code == COCOON_E_EXEC ? xreg_not_started_code(&err) : -1;
     } else {
         e->status = st;
     }

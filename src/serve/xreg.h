@@ -94,6 +94,9 @@ int xreg_resize(struct xentry *e, unsigned rows, unsigned cols, cocoon_error *er
 int xreg_write(struct xentry *e, const void *data, size_t len, cocoon_error *err);
 int xreg_close_stdin(struct xentry *e, cocoon_error *err);
 
+/* The exit code of a command that could not be started (COCOON_E_EXEC): 127 when it
+ * was not found, 126 otherwise (the shell's convention). */
+int xreg_not_started_code(const cocoon_error *err);
 /* "running", "completed", "killed", "timed_out"; the exit code (128+signal when killed). */
 const char *xreg_status(const struct xentry *e);
 int xreg_exit_code(const struct xentry *e);

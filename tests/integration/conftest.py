@@ -103,6 +103,22 @@ def find_box_processes(home):
     return found
 
 
+def kill_leftovers(home, grace=LEFTOVER_GRACE_S):
+    """Waits up to grace seconds for the box processes of home to end, kills those still
+    running and returns them ({pid: (name, cmdline)}; empty when all ended)."""
+    deadline = time.monotonic() + grace
+    left = find_box_processes(home)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = find_box_processes(home)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return left
+
+
 class Cocoon:
     """Runs the CLI with a private COCOON_HOME and records what it did."""
 
@@ -262,16 +278,7 @@ def cocoon(tmp_path, record_property):
 def leftover_problems(c):
     """What a finished test left behind in c's home: cocoon-vmm or QEMU processes still
     running LEFTOVER_GRACE_S later (they are killed), and sanitizer reports."""
-    deadline = time.monotonic() + LEFTOVER_GRACE_S
-    left = find_box_processes(c.home)
-    while left and time.monotonic() < deadline:
-        time.sleep(0.2)
-        left = find_box_processes(c.home)
-    for pid in left:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
+    left = kill_leftovers(c.home)
     reports = c.sanitizer_reports()
     problems = []
     if left:

@@ -30,7 +30,7 @@ import time
 
 import pytest
 
-from conftest import (BACKENDS, SHARE_DIR, Cocoon, backend_skip_reason, decode, find_box_processes,
+from conftest import (BACKENDS, SHARE_DIR, Cocoon, backend_skip_reason, decode, kill_leftovers,
                       vm_missing_reason)
 
 HOSTILE_INITRD = os.path.join(SHARE_DIR, "hostile-initramfs.cpio")
@@ -62,15 +62,7 @@ def remove_box(c, name, where):
     """`cocoon rm -f NAME`; processes running under `where` 10 s later are killed and
     returned (none should be)."""
     c.run("rm", "-f", name, timeout=120)
-    deadline = time.monotonic() + 10
-    left = find_box_processes(where)
-    while left and time.monotonic() < deadline:
-        time.sleep(0.2)
-        left = find_box_processes(where)
-    for pid in left:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-    return left
+    return kill_leftovers(where, grace=10)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
