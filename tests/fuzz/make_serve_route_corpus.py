@@ -5,7 +5,7 @@ requests of every route, then bad ones: dot segments, empty segments, overlong i
 references, too many segments, a NUL in the path, characters ids may not hold; bodies
 that are not JSON, not objects, with duplicate keys, NULs in strings, wrong types,
 numbers out of range (1e300 in an integer field), bad env names, bad base64, deep
-nesting, invalid UTF-8.
+nesting, invalid UTF-8 (also where an error message quotes it).
 Run: python3 tests/fuzz/make_serve_route_corpus.py"""
 import hashlib
 import os
@@ -57,6 +57,10 @@ BODIES = [
     '{"user":""}', '{"user":"' + "k" * 256 + '"}', '{"zzz":1}', '{"network":{"outbound":{"mode":1}}}',
     "[" * 5000 + "]" * 5000, '{"a":' * 3000 + "1" + "}" * 3000, '{"name":"\xff\xfe"}', '{"name":"\xc3"}',
     '{"command":"sh","args":["-c","echo hi"],"env":{"X":"y"},"user":"nobody","detach":false,"tty":true}',
+    # Error messages that quote bytes which are not UTF-8: jansson's "near '...'" of an
+    # invalid escape, and an unknown field name cut at 200 bytes inside a character.
+    '{"env":{"B&\\\xef\xb7\xb3\x92\xf3P\x90":"2"}}', '{"a\\\xff":1}',
+    '{"a' + "\xc3\xa9" * 150 + '":1}',
 ]
 
 
