@@ -641,6 +641,10 @@ def test_idempotency_key(home, api):
     assert len({r.json()["box_id"] for r in replies}) == 1, replies
     after = box_table(home)
     assert len(after) == len(before) + 1 and set(before) < set(after), (before, after)
+    # A key the server cannot keep is refused, not ignored (ignored, each retry made a box).
+    assert_error(api.post("/v1/boxes", {"memory_mib": 128}, headers={"Idempotency-Key": "k" * 256}), 400,
+                 "invalid_argument", "Idempotency-Key", "255")
+    assert box_table(home) == after
 
 
 def test_list_pages_and_status_filter(home, api, dev, clibox):
