@@ -19,6 +19,7 @@ import stat
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -289,29 +290,41 @@ def guest_processes(api, box):
 
 # ---- fixtures ---------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    """One home for the module; every box in it is removed at the end, pass or fail,
-    and nothing of it may be left running."""
+def module_home(tmp_path_factory, name, asan_options=""):
+    """A home for one module's fixture (a generator): skipped without guest artefacts;
+    at the end every box in it is removed, pass or fail, and nothing of it may be left
+    running or have written a sanitizer report."""
     reason = vm_missing_reason()
     if reason:
         pytest.skip(f"skipped: {reason}")
     assert os.access(SERVE, os.X_OK), f"{SERVE} is not built (make all)"
-    tmp = tmp_path_factory.mktemp("serve")
+    tmp = tmp_path_factory.mktemp(name)
     os.makedirs(tmp / "home", mode=0o700)
     c = Cocoon(str(tmp / "home"), tmp)
+    c.env["ASAN_OPTIONS"] = c.env.get("ASAN_OPTIONS", "") + asan_options
     yield c
-    for b in json.loads(c.run("ls", "-a", "--json").stdout or b"[]"):
-        c.run("rm", "-f", b["id"])
+    boxes = json.loads(c.run("ls", "-a", "--json").stdout or b"[]")
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda b: c.run("rm", "-f", b["id"]), boxes))
     problems = leftover_problems(c)
     assert not problems, "\n".join(problems)
 
 
-@pytest.fixture(scope="module")
-def server(home):
-    s = Server(home).start()
+def module_server(c):
+    """The server of one module's fixture (a generator): it must stop cleanly."""
+    s = Server(c).start()
     yield s
     assert s.stop() == 0, s.stderr()
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    yield from module_home(tmp_path_factory, "serve")
+
+
+@pytest.fixture(scope="module")
+def server(home):
+    yield from module_server(home)
 
 
 @pytest.fixture(scope="module")
