@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -79,6 +80,13 @@ int lib_rotating_copy(const char *path, const char *old, int out, int (*more)(vo
         }
         if (!going)
             break;
+        /* A follower whose reader left (a pipe or socket with nobody at the other end)
+         * stops now, not at the next log line, which may never come. */
+        struct pollfd gone = {.fd = out};
+        if (poll(&gone, 1, 0) == 1 && (gone.revents & (POLLERR | POLLHUP | POLLNVAL))) {
+            rc = 1;
+            break;
+        }
         struct timespec ts = {0, 200 * 1000000L};
         nanosleep(&ts, NULL);
     }

@@ -23,6 +23,7 @@
 
 #define ATTACH_PING_MS 3000
 #define ATTACH_MESSAGE_MAX (1u << 20) /* one stdin or control message from the client */
+#define ATTACH_CLOSE_WAIT_S 5
 
 struct session {
     struct xentry *e;
@@ -32,8 +33,9 @@ struct session {
     size_t extra_len;
     struct ws_conn ws;
     pthread_mutex_t lock;
-    int stop;      /* the reader ended: the writer stops */
-    int exit_sent; /* the writer delivered everything and the exit frame */
+    int stop;            /* the reader ended: the writer stops */
+    int exit_sent;       /* the writer delivered everything and the exit frame */
+    int idle_after_exit; /* seconds the reader waited since for the client to close */
 };
 
 static int stopping(struct session *s)
@@ -159,8 +161,16 @@ static void *session_main(void *arg)
         while (have_writer) {
             struct ws_message m;
             enum ws_read_result rr = ws_read_message(&s->ws, 1000, &m);
-            if (rr == WS_READ_TIMEOUT)
+            if (rr == WS_READ_TIMEOUT) {
+                /* After the exit frame and our close, a client gets a few seconds to
+                 * answer the close; one that never does does not keep the session. */
+                pthread_mutex_lock(&s->lock);
+                int done = s->exit_sent && ++s->idle_after_exit >= ATTACH_CLOSE_WAIT_S;
+                pthread_mutex_unlock(&s->lock);
+                if (done)
+                    break;
                 continue;
+            }
             if (rr != WS_READ_MESSAGE)
                 break; /* closed, or gone (BoxLite's client drops the socket after the exit frame) */
             if (m.opcode == WS_OP_BINARY) {

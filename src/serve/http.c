@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "serve/http.h"
+#include "serve/listen.h"
 #include "serve/serve.h"
 #include "util/util.h"
 
@@ -321,6 +322,26 @@ static int token_ok(struct req *r)
     return CRYPTO_memcmp(given, serve_cfg.token, want) == 0;
 }
 
+/* A listener without a token (the unix socket, or TCP on loopback with --no-token) must
+ * not be usable from a web page the user visits: a browser sends Origin on cross-site
+ * POSTs and WebSocket upgrades, and a DNS-rebinding page reaches 127.0.0.1 under its own
+ * host name. With a token neither works (a page cannot add Authorization to these). */
+static const char *web_page_refusal(struct req *r)
+{
+    if (r->need_token)
+        return NULL;
+    if (serve_header(r, "Origin"))
+        return "requests from web pages (with an Origin header) are refused on a listener without a token";
+    const char *host = serve_header(r, "Host");
+    if (!host || !r->tcp)
+        return NULL;
+    static const char *const local[] = {"localhost", "127.", "[::1]", NULL};
+    for (size_t i = 0; local[i]; i++)
+        if (strncmp(host, local[i], strlen(local[i])) == 0)
+            return NULL;
+    return "a listener without a token answers only Host: localhost or a loopback address";
+}
+
 static void req_free(struct req *r)
 {
     if (!r)
@@ -342,6 +363,9 @@ static int req_begin(struct req *r)
     int h = handler_index(r->route.id);
     if (h < 0)
         return serve_error(r, 404, "not_found", "no such endpoint: %s", r->url);
+    const char *refused = web_page_refusal(r);
+    if (refused)
+        return serve_error(r, 403, "permission_denied", "%s", refused);
     if (!handlers[h].open && !token_ok(r))
         return serve_error(r, 401, "unauthenticated",
                            "a valid bearer token is required (Authorization: Bearer TOKEN; the server's token is in "
@@ -386,7 +410,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         *con_cls = r;
         r->conn = conn;
-        r->need_token = cls ? *(const int *)cls : 1;
+        const struct listener *l = cls;
+        r->need_token = l ? l->need_token : 1;
+        r->tcp = l ? !l->is_unix : 1;
         r->url = url;
         r->method_text = method;
         r->method = route_method(method);

@@ -117,7 +117,7 @@ static int load_token(const char *path, int create)
     for (const char *p = buf; *p; p++)
         if (*p <= ' ' || *p > '~')
             return fail("the token in %s must be printable ASCII without spaces", path);
-    snprintf(serve_cfg.token, sizeof(serve_cfg.token), "%s", buf);
+    memcpy(serve_cfg.token, buf, strlen(buf) + 1); /* fits: checked above */
     return 0;
 }
 

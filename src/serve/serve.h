@@ -54,6 +54,7 @@ struct req {
     const char *url;
     struct route route;
     int need_token; /* the listener wants the bearer token */
+    int tcp;        /* it came over TCP (not the unix socket) */
     uint64_t t0_ns;
     unsigned status; /* the answer's status, for the access log */
     int answered;

@@ -245,8 +245,7 @@ static int payload_take(struct ws_parser *p, const uint8_t *in, size_t n, struct
     return 0;
 }
 
-/* RFC 6455 7.4 and IANA's registry: the codes a peer may put in a close frame. */
-static int close_code_valid(uint16_t code)
+int ws_close_code_valid(uint16_t code)
 {
     return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
 }
@@ -274,7 +273,7 @@ static void frame_done(struct ws_parser *p, struct ws_event *ev)
         p->final.close_code = WS_CLOSE_NO_STATUS;
         if (len >= 2) {
             uint16_t code = (uint16_t)(p->ctl[0] << 8 | p->ctl[1]);
-            if (!close_code_valid(code)) {
+            if (!ws_close_code_valid(code)) {
                 fail(p, WS_CLOSE_PROTOCOL_ERROR, "close frame with an invalid status code", ev);
                 return;
             }

@@ -76,6 +76,10 @@ struct ws_utf8 {
 int ws_utf8_feed(struct ws_utf8 *u, const uint8_t *s, size_t n);
 static inline int ws_utf8_complete(const struct ws_utf8 *u) { return u->need == 0; }
 
+/* 1 for the codes a close frame may carry (RFC 6455 7.4 and IANA's registry: 1000-1003,
+ * 1007-1014, 3000-4999); 1005, 1006 and 1015 are only ever reported, never sent. */
+int ws_close_code_valid(uint16_t code);
+
 /* Writes a frame header (FIN set) for a payload of len bytes: masked with mask when it is
  * not NULL (client frames; the caller masks the payload), unmasked otherwise (server
  * frames). Returns its size (2 to WS_HEADER_MAX). */
@@ -169,8 +173,8 @@ int ws_send_text(struct ws_conn *c, const void *data, size_t len);
 int ws_send_binary(struct ws_conn *c, const void *data, size_t len);
 int ws_send_ping(struct ws_conn *c, const void *data, size_t len);
 /* Starts the closing handshake (once: later calls return 0 and send nothing). code 0
- * sends a close without a status; reason may be NULL, it is cut to WS_CLOSE_REASON_MAX
- * bytes at a character boundary. */
+ * sends a close without a status, else it must pass ws_close_code_valid (-1, EINVAL);
+ * reason may be NULL, it is cut to WS_CLOSE_REASON_MAX bytes at a character boundary. */
 int ws_send_close(struct ws_conn *c, uint16_t code, const char *reason);
 
 enum ws_read_result {
@@ -188,5 +192,8 @@ struct ws_message {
 /* The next message, answering pings with pongs and a close with a close on the way.
  * timeout_ms bounds this call's waiting (-1: none). */
 enum ws_read_result ws_read_message(struct ws_conn *c, int timeout_ms, struct ws_message *msg);
+/* For a caller that polls c->fd itself (with other fds): bytes are buffered that may hold
+ * a whole message, so call ws_read_message(c, 0, ...) before polling again. */
+static inline int ws_conn_has_input(const struct ws_conn *c) { return c->in_off < c->in_len; }
 
 #endif

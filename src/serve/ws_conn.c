@@ -81,9 +81,13 @@ static int ms_left(uint64_t deadline_ns)
     return ms > 1000000000 ? 1000000000 : (int)ms;
 }
 
+/* 0 stands for no deadline (a monotonic clock never reads 0 in practice; 1 if it did). */
 static uint64_t deadline_after(int timeout_ms)
 {
-    return timeout_ms < 0 ? 0 : util_now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000 + 1;
+    if (timeout_ms < 0)
+        return 0;
+    uint64_t d = util_now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000;
+    return d ? d : 1;
 }
 
 /* Writes every byte of v[0..n) (which it consumes), across short writes, EINTR and a
@@ -103,8 +107,7 @@ static int write_iov(struct ws_conn *c, struct iovec *v, int n)
             continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             struct pollfd pf = {.fd = c->fd, .events = POLLOUT};
-            int left = ms_left(deadline);
-            int r = left == 0 ? 0 : poll(&pf, 1, left);
+            int r = poll(&pf, 1, ms_left(deadline));
             if (r == 0) {
                 set_error(c, "the client did not take a frame within %d ms", c->send_timeout_ms);
                 errno = ETIMEDOUT;
@@ -201,6 +204,13 @@ int ws_send_close(struct ws_conn *c, uint16_t code, const char *reason)
 {
     uint8_t payload[2 + WS_CLOSE_REASON_MAX];
     size_t len = 0;
+    if (code && !ws_close_code_valid(code)) {
+        pthread_mutex_lock(&c->write_lock);
+        set_error(c, "close code %u may not be sent", code);
+        pthread_mutex_unlock(&c->write_lock);
+        errno = EINVAL;
+        return -1;
+    }
     if (code) {
         payload[0] = (uint8_t)(code >> 8), payload[1] = (uint8_t)code;
         size_t rlen = reason ? strnlen(reason, WS_CLOSE_REASON_MAX) : 0;
@@ -286,8 +296,7 @@ enum ws_read_result ws_read_message(struct ws_conn *c, int timeout_ms, struct ws
         c->in_off = c->in_len = 0;
 
         struct pollfd pf = {.fd = c->fd, .events = POLLIN};
-        int left = ms_left(deadline);
-        int pr = left == 0 ? 0 : poll(&pf, 1, left);
+        int pr = poll(&pf, 1, ms_left(deadline));
         if (pr == 0)
             return WS_READ_TIMEOUT;
         if (pr < 0) {

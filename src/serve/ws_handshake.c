@@ -9,6 +9,8 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
+#include "util/util.h"
+
 static const char WS_GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /* base64 of 16 bytes: 22 characters and "==". */
 #define WS_KEY_LEN 24
@@ -44,8 +46,8 @@ int ws_accept_key(const char *client_key, char out[WS_ACCEPT_SIZE])
     EVP_MD_CTX_free(md);
     if (!ok)
         return -1;
-    /* 20 bytes encode to 28 characters, NUL-terminated by EVP_EncodeBlock. */
-    return EVP_EncodeBlock((unsigned char *)out, digest, SHA_DIGEST_LENGTH) == WS_ACCEPT_SIZE - 1 ? 0 : -1;
+    /* 20 bytes encode to 28 characters and a NUL. */
+    return util_base64_encode(digest, SHA_DIGEST_LENGTH, out, WS_ACCEPT_SIZE) == WS_ACCEPT_SIZE - 1 ? 0 : -1;
 }
 
 /* 1 when the comma-separated header value holds token (any case, spaces around it). */

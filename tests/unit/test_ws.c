@@ -877,6 +877,14 @@ static void test_conn_send_refusals(void **state)
     assert_int_equal(ws_send_binary(&p.conn, "ok", 2), 0);
     expect_server_frame(p.client, WS_OP_BINARY, "ok", 2);
 
+    /* Codes that are only ever reported are refused, and the connection stays open. */
+    assert_int_equal(ws_send_close(&p.conn, WS_CLOSE_ABNORMAL, NULL), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(ws_send_close(&p.conn, WS_CLOSE_NO_STATUS, NULL), -1);
+    assert_int_equal(ws_send_close(&p.conn, 999, NULL), -1);
+    assert_int_equal(ws_send_binary(&p.conn, "still", 5), 0);
+    expect_server_frame(p.client, WS_OP_BINARY, "still", 5);
+
     /* A long reason is cut to 123 bytes at a character boundary. */
     char reason[300] = "";
     for (int i = 0; i < 100; i++)
@@ -1005,7 +1013,8 @@ static void test_conn_timeout_keeps_partial_input(void **state)
     write_all(p.client, buf, 5);
     assert_int_equal(ws_read_message(&p.conn, 20, &m), WS_READ_TIMEOUT);
     write_all(p.client, buf + 5, at - 5);
-    assert_int_equal(ws_read_message(&p.conn, 5000, &m), WS_READ_MESSAGE);
+    /* A timeout of 0 still takes what the socket already holds. */
+    assert_int_equal(ws_read_message(&p.conn, 0, &m), WS_READ_MESSAGE);
     assert_int_equal(m.len, 13);
     assert_memory_equal(m.data, "split message", 13);
     pair_close(&p);
@@ -1024,8 +1033,10 @@ static void test_conn_extra_input(void **state)
     struct ws_message m;
     assert_int_equal(ws_read_message(&p.conn, 5000, &m), WS_READ_MESSAGE);
     assert_memory_equal(m.data, "early", 5);
+    assert_true(ws_conn_has_input(&p.conn)); /* the start of the next frame is buffered */
     assert_int_equal(ws_read_message(&p.conn, 5000, &m), WS_READ_MESSAGE);
     assert_memory_equal(m.data, "later", 5);
+    assert_false(ws_conn_has_input(&p.conn));
     pair_close(&p);
 }
 
@@ -1126,7 +1137,7 @@ static void test_conn_two_threads(void **state)
     setsockopt(p.server, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
     setsockopt(p.client, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 
-    struct sender s = {.conn = &p.conn, .messages = 40, .size = 100000};
+    struct sender s = {.conn = &p.conn, .messages = 60, .size = 100000};
     struct reader r = {.conn = &p.conn};
     pthread_t ts, tr;
     assert_int_equal(pthread_create(&ts, NULL, send_many, &s), 0);
@@ -1135,7 +1146,7 @@ static void test_conn_two_threads(void **state)
     int pings_sent = 0, pongs = 0, data_frames = 0;
     uint8_t buf[64];
     while (data_frames < s.messages || pongs < pings_sent) {
-        if (pings_sent < 30) {
+        if (pings_sent < 200) {
             size_t at = 0;
             char text[24];
             snprintf(text, sizeof(text), "ping %d", pings_sent);
