@@ -111,7 +111,7 @@ class Document:
         for param in item.get("parameters", []):
             param = self.resolve(param)
             if param.get("name") == name and param.get("in") == "path":
-                return bool(param.get("allowReserved"))
+                return bool(param.get("x-cocoon-multi-segment"))
         return False
 
     def resolve(self, node):

@@ -148,9 +148,30 @@ def test_token_on_tcp_as_documented(cocoon):
         call(wrong, "GET", "/v1/me", expect=401)
         call(server.tcp_client(token=server.token, check=check_response), "GET", "/v1/me", expect=200)
         call(anonymous, "GET", "/v1/me", headers={"X-API-Key": server.token}, expect=200)
+        call(anonymous, "GET", "/v1/me", headers={"X-API-Key": server.token, "Origin": "https://page.example"},
+             expect=200)  # a page cannot send the token: Origin is no reason to refuse here
         local = server.client(check=check_response)
         call(local, "GET", "/v1/me", expect=200)
         assert call(local, "GET", "/v1/boxes", expect=200).json == {"boxes": [], "next_page_token": None}
+
+
+def test_web_pages_refused_as_documented(cocoon):
+    """Without a token, a request with an Origin (a web page) is refused on the unix
+    socket and on TCP, and on TCP one for a foreign Host name (DNS rebinding)."""
+    with ServeServer(cocoon, listen=True, no_token=True) as server:
+        local = server.client(check=check_response)
+        tcp = server.tcp_client(check=check_response)
+        call(local, "GET", "/v1/boxes", expect=200)
+        call(tcp, "GET", "/v1/boxes", expect=200)
+        call(tcp, "GET", "/v1/boxes", headers={"Host": "localhost"}, expect=200)
+        for api in (local, tcp):
+            for method, path in (("GET", "/v1/config"), ("POST", "/v1/boxes"), ("HEAD", "/v1/health"),
+                                 ("GET", f"/v1/boxes/{PROBE_BOX}")):
+                r = call(api, method, path, headers={"Origin": "https://page.example"}, expect=403)
+                assert method == "HEAD" or r.error_code() == "permission_denied", r
+        r = call(tcp, "GET", "/v1/boxes", headers={"Host": "rebound.example"}, expect=403)
+        assert r.error_code() == "permission_denied"
+    assert not cocoon.box_dirs()
 
 
 def probe_paths(doc):
