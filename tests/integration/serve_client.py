@@ -269,15 +269,16 @@ class ServeServer:
         return ServeClient(host="127.0.0.1", port=self.port, token=token, timeout=timeout, check=check)
 
     def stderr(self):
-        try:
-            with open(self.stderr_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return _read_text(self.stderr_path)
 
     def access_log(self):
-        try:
-            with open(self.access_log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        """Lines of time, method, path, status, duration."""
+        return _read_text(self.access_log_path)
+
+
+def _read_text(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
