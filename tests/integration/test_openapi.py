@@ -19,6 +19,8 @@ import time
 import pytest
 
 import openapi_check
+import registry_fixture as rf
+import small_images
 from conftest import REPO
 from openapi_check import DOCUMENT, OpenAPIMismatch, check_request, check_response
 from serve_client import ServeServer
@@ -320,6 +322,45 @@ def test_boxes_without_booting_match_the_document(cocoon):
         call(api, "DELETE", "/v1/boxes/b1", expect=404)
         call(api, "GET", "/v1/boxes/b1", expect=404)
     assert not cocoon.box_dirs()
+
+
+def test_images_against_document(cocoon, tmp_path):
+    """Pull (whole and as NDJSON progress) from a loopback registry, load a `docker
+    save` tarball, inspect, list and remove: every answer as the document says."""
+    if not small_images.available():
+        pytest.skip(f"skipped: {small_images.BUSYBOX} is missing (busybox-static)")
+    fake = rf.FakeRegistry()
+    try:
+        ref = small_images.serve(fake, "api/pulled", "v1")
+        ref2 = small_images.serve(fake, "api/streamed", "v2", big=3 << 20)
+        tarball = small_images.save_tarball(str(tmp_path / "saved.tar"), "api/loaded:v3")
+        with ServeServer(cocoon) as server:
+            api = server.client(check=check_response)
+            pulled = call(api, "POST", "/v1/images/pull", json={"reference": ref, "insecure": True}, expect=200).json
+            assert pulled["id"].startswith("sha256:") and pulled["builtin"] is False and pulled["tag"] == "v1"
+            r = call(api, "POST", "/v1/images/pull", json={"image": ref2, "insecure": True},
+                     headers={"Accept": "application/x-ndjson"}, expect=200)
+            events = check_response("POST", "/v1/images/pull", 200, dict(r.headers.items()), r.body)
+            assert events[-1]["type"] == "done" and events[-1]["image"]["tag"] == "v2", events[-1]
+            assert any(e["type"] == "progress" for e in events)
+            r = call(api, "POST", "/v1/images/pull", json={"reference": f"{fake.host}/api/none:v0", "insecure": True},
+                     headers={"Accept": "application/x-ndjson"}, expect=200)
+            events = check_response("POST", "/v1/images/pull", 200, dict(r.headers.items()), r.body)
+            assert [e["type"] for e in events] == ["error"], events
+            with open(tarball, "rb") as f:
+                loaded = call(api, "POST", "/v1/images/load", body=f.read(),
+                              headers={"Content-Type": "application/x-tar"}, expect=200).json["images"]
+            assert [i["tag"] for i in loaded] == ["v3"]
+            listed = call(api, "GET", "/v1/images", expect=200).json["images"]
+            assert {i["tag"] for i in listed} >= {"v1", "v2", "v3"}
+            detail = call(api, "GET", f"/v1/images/{pulled['id']}", expect=200).json
+            assert detail["reference"] == pulled["reference"] and isinstance(detail["config"], dict)
+            assert call(api, "GET", f"/v1/images/{pulled['reference']}", expect=200).json["id"] == pulled["id"]
+            call(api, "HEAD", f"/v1/images/{pulled['reference']}", expect=200)
+            call(api, "DELETE", f"/v1/images/{pulled['reference']}", expect=204)
+            call(api, "GET", f"/v1/images/{pulled['reference']}", expect=404)
+    finally:
+        fake.stop()
 
 
 # ---- answers of a server whose boxes boot ----
