@@ -327,7 +327,7 @@ int handle_exec_info(struct req *r)
             xreg_signal(e, SIGKILL, NULL);
         rc = serve_empty(r, 204);
     } else {
-        rc = r->method == M_HEAD ? serve_empty(r, 200) : serve_json(r, 200, exec_info_json(e));
+        rc = r->method == M_HEAD ? serve_empty(r, 204) : serve_json(r, 200, exec_info_json(e));
     }
     xreg_put(e);
     return rc;

@@ -19,6 +19,7 @@ static json_t *image_json(const cocoon_image_info *im)
                           im->repository, "tag", im->tag, "size_bytes", (json_int_t)im->size, "created_at", created,
                           "boxes", (json_int_t)im->boxes, "builtin", !im->pulled, "config_digest", im->config_digest);
     json_object_set_new(j, "references", im->name[0] ? json_pack("[s]", im->name) : json_array());
+    json_object_set_new(j, "cached_at", json_string(created));
     return j;
 }
 
@@ -59,7 +60,7 @@ int handle_image(struct req *r)
         if (cocoon_image_inspect(rt, r->route.image, &info, &config, &err) < 0) {
             rc = serve_cocoon_error(r, &err);
         } else if (r->method == M_HEAD) {
-            rc = serve_empty(r, 200);
+            rc = serve_empty(r, 204);
         } else {
             json_t *j = image_json(&info);
             json_t *cfg = config ? json_loads(config, 0, NULL) : NULL;
@@ -130,6 +131,11 @@ static int pull(const struct pull_job *job, int progress_fd, cocoon_image_info *
     return rc;
 }
 
+static const char *pull_error_code(const cocoon_error *err)
+{
+    return err->code == COCOON_E_INVALID ? "invalid_argument" : "image_pull_failed";
+}
+
 static void pull_streamed(void *arg, int fd)
 {
     struct pull_job *job = arg;
@@ -137,8 +143,8 @@ static void pull_streamed(void *arg, int fd)
     cocoon_image_info info;
     cocoon_error err;
     if (pull(job, fd, &info, &err) < 0)
-        write_line(fd,
-                   json_pack("{s:s,s:{s:s,s:i}}", "type", "error", "error", "message", err.message, "code", err.code));
+        write_line(fd, json_pack("{s:s,s:{s:s,s:s,s:s}}", "type", "error", "error", "message", err.message, "type",
+                                 "ImageError", "code", pull_error_code(&err)));
     else
         write_line(fd, json_pack("{s:s,s:o}", "type", "done", "image", image_json(&info)));
 }
@@ -175,7 +181,11 @@ int handle_image_pull(struct req *r)
     }
     cocoon_image_info info;
     cocoon_error err;
-    rc = pull(job, -1, &info, &err) < 0 ? serve_cocoon_error(r, &err) : serve_json(r, 200, image_json(&info));
+    if (pull(job, -1, &info, &err) < 0)
+        rc = err.code == COCOON_E_INVALID ? serve_cocoon_error(r, &err)
+                                          : serve_error(r, 422, pull_error_code(&err), "%s", err.message);
+    else
+        rc = serve_json(r, 200, image_json(&info));
     free(job);
 out:
     json_decref(b);

@@ -58,6 +58,7 @@ struct req {
     uint64_t t0_ns;
     unsigned status; /* the answer's status, for the access log */
     int answered;
+    char location[192]; /* a Location header for a 2xx answer, or "" */
     /* body */
     char *body;
     size_t body_len;
