@@ -44,6 +44,9 @@ char *util_escape_text(char *out, size_t cap, const void *in, size_t len);
 /* A count of at least 1 ("1000"; with suffixes, also "16G": K, M, G, T binary,
  * either case): 0 with *out, -1 when malformed, 0 or out of range. */
 int util_parse_count(const char *s, int suffixes, uint64_t *out);
+/* SipHash-2-4 of len bytes under a 16-byte key (siphash.c): for hash tables keyed by
+ * names from outside, with a random key so the sender cannot choose collisions. */
+uint64_t util_siphash(const uint8_t key[16], const void *data, size_t len);
 int util_set_nonblock(int fd, int on);
 int util_set_cloexec(int fd, int on);
 uint64_t util_now_ns(int clock_id);
