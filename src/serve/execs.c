@@ -168,7 +168,7 @@ void exec_request_options(const struct exec_request *x, cocoon_exec_options *o)
 }
 
 /* Opens the route's box, booting it when it is not running (BoxLite's lazy start). */
-static int open_running_box(struct req *r, cocoon_runtime **rt, cocoon_box **box)
+int serve_open_running_box(struct req *r, cocoon_runtime **rt, cocoon_box **box)
 {
     if (serve_runtime(r, rt) < 0)
         return -1;
@@ -192,7 +192,7 @@ int handle_exec(struct req *r)
 {
     cocoon_runtime *rt;
     cocoon_box *box;
-    if (open_running_box(r, &rt, &box) < 0)
+    if (serve_open_running_box(r, &rt, &box) < 0)
         return -1;
     struct exec_request x;
     int rc = -1;
@@ -602,7 +602,7 @@ int handle_run(struct req *r)
 {
     cocoon_runtime *rt;
     cocoon_box *box;
-    if (open_running_box(r, &rt, &box) < 0)
+    if (serve_open_running_box(r, &rt, &box) < 0)
         return -1;
     struct exec_request x;
     struct run_state st = {0};

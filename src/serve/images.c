@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "serve/serve.h"
+#include "serve/spool.h"
 #include "serve/worker.h"
 #include "util/util.h"
 
@@ -192,84 +193,15 @@ out:
     return rc;
 }
 
-/* ---- load: the body goes to a private temporary file, then to cocoon_image_load ---- */
+/* ---- load: the body is spooled to a private temporary file, then cocoon_image_load ---- */
 
-struct upload_file {
-    char path[COCOON_PATH_MAX];
-    int fd;
-    uint64_t size;
-    int too_big, failed;
-};
-
-static void upload_free(void *state)
-{
-    struct upload_file *u = state;
-    if (u->fd >= 0)
-        close(u->fd);
-    if (u->path[0])
-        unlink(u->path);
-    free(u);
-}
-
-static int upload_chunk(void *ctx, const char *data, size_t len)
-{
-    struct upload_file *u = ctx;
-    if (u->size + len > serve_cfg.max_upload) {
-        u->too_big = 1;
-        return -1;
-    }
-    for (size_t off = 0; off < len;) {
-        ssize_t n = write(u->fd, data + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            u->failed = errno ? errno : EIO;
-            return -1;
-        }
-        off += (size_t)n;
-    }
-    u->size += len;
-    return 0;
-}
-
-int begin_image_load(struct req *r)
-{
-    struct upload_file *u = calloc(1, sizeof(*u));
-    if (!u)
-        return serve_error(r, 503, "resource_exhausted", "out of memory");
-    u->fd = -1;
-    const char *home = serve_cfg.home ? serve_cfg.home : getenv("COCOON_HOME");
-    char dir[COCOON_PATH_MAX - 64];
-    snprintf(dir, sizeof(dir), "%s/tmp", home && *home ? home : "/tmp");
-    util_mkdir_p(dir, 0700);
-    snprintf(u->path, sizeof(u->path), "%s/upload-XXXXXX", dir);
-    u->fd = mkostemp(u->path, O_CLOEXEC);
-    if (u->fd < 0) {
-        u->path[0] = '\0';
-        upload_free(u);
-        return serve_error(r, 500, "internal", "cannot create a temporary file for the upload in %s: %s", dir,
-                           strerror(errno));
-    }
-    r->handler_state = u;
-    r->handler_free = upload_free;
-    r->body_fn = upload_chunk;
-    r->body_ctx = u;
-    return 0;
-}
+int begin_image_load(struct req *r) { return spool_begin(r); }
 
 int handle_image_load(struct req *r)
 {
-    struct upload_file *u = r->handler_state;
+    struct spool *u = spool_done(r, "a `docker save` or OCI archive (application/x-tar)");
     if (!u)
-        return serve_error(r, 500, "internal", "the upload was not set up");
-    if (u->too_big)
-        return serve_error(r, 413, "invalid_argument", "the archive is larger than %llu bytes (--max-upload)",
-                           (unsigned long long)serve_cfg.max_upload);
-    if (u->failed)
-        return serve_error(r, 507, "storage_error", "cannot store the upload: %s", strerror(u->failed));
-    if (u->size == 0)
-        return serve_error(r, 400, "invalid_argument",
-                           "the body must be a `docker save` or OCI archive (application/x-tar)");
+        return -1;
     cocoon_runtime *rt;
     if (serve_runtime(r, &rt) < 0)
         return -1;
