@@ -228,10 +228,14 @@ static void test_in_dialects(void **state)
     fg_rec(rec, sizeof(rec), "path", "h\xc3\xa9llo");
     fg_pax(&f, rec);
     fg_file(&f, "ignored", 0644, "u");
+    fg_entry(&f, "dumpdir", 'D', 0755, "Yfile\0\0", 8, NULL); /* GNU incremental: data read through */
+    fg_file(&f, "after", 0644, "a");
     fg_end(&f);
     in_ok(&f);
     fg_free(&f);
-    assert_int_equal(seen.n, 3);
+    assert_int_equal(seen.n, 5);
+    assert_int_equal(seen.e[index_of("dumpdir")].type, TAR_DIR);
+    assert_string_equal(seen.data[index_of("after")], "a");
     assert_string_equal(seen.data[index_of(longname)], "hi");
     assert_string_equal(seen.data[index_of("bad\xff"
                                            "name")],
@@ -346,6 +350,9 @@ static void test_in_bounds(void **state)
     fg_raw(&f, "xxxx", 4);
     in_refused(
         &f, "\"big\" (1099511627776 bytes) takes the archive above 17179869184 bytes, the limit (raise it with MAXB)");
+
+    fg_header(&f, "d", 'D', 0755, 1ull << 40, NULL);
+    in_refused(&f, "the directory \"d\" carries 1099511627776 bytes of data, above the limit");
 
     for (int i = 0; i < 101; i++) {
         char n[16];
