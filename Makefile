@@ -119,7 +119,7 @@ $(BUILD)/bin/cocoon: $(CLI_OBJ) $(BUILD)/lib/libcocoon.a
 
 # `cocoon serve` is its own program (the CLI execs it) so that the HTTP server's libraries
 # (libmicrohttpd, GnuTLS) load only there, not in every short CLI command.
-SERVE_PKGS := libmicrohttpd libcrypto
+SERVE_PKGS := libmicrohttpd libcrypto libarchive
 SERVE_LIBS := $(shell $(PKG_CONFIG) --libs $(SERVE_PKGS) 2>/dev/null)
 $(BUILD)/bin/cocoon-serve: $(OBJ)/src/serve/main.o $(ILIB)/libserve.a $(BUILD)/lib/libcocoon.a
 	@mkdir -p $(dir $@)

@@ -442,8 +442,8 @@ int cocoon_registry_logout(cocoon_runtime *rt, const char *registry, cocoon_erro
  * and cocoon_file_write). */
 typedef struct cocoon_copy_options {
     size_t size;              /* sizeof(cocoon_copy_options): set by cocoon_copy_options_init */
-    uint64_t max_bytes;       /* from the box; 0: $COCOON_CP_MAX_BYTES, else 16 GiB */
-    uint64_t max_entries;     /* from the box; 0: $COCOON_CP_MAX_ENTRIES, else 1000000 */
+    uint64_t max_bytes;       /* from the box, archive streams; 0: $COCOON_CP_MAX_BYTES, else 16 GiB */
+    uint64_t max_entries;     /* from the box, archive streams; 0: $COCOON_CP_MAX_ENTRIES, else 1000000 */
     unsigned idle_timeout_ms; /* 0: $COCOON_CP_IDLE_TIMEOUT (seconds), else 60 s without data from the guest */
     unsigned timeout_ms;      /* the whole copy; 0: no limit */
 } cocoon_copy_options;
@@ -463,6 +463,72 @@ int cocoon_file_write(cocoon_box *box, const char *path, const void *data, size_
  * malloc'd buffer (NUL-terminated for convenience; free with free()). A file larger
  * than max bytes is refused with COCOON_E_INVALID. */
 int cocoon_file_read(cocoon_box *box, const char *path, void **data, size_t *len, size_t max, cocoon_error *err);
+
+/* ---- archive streams ----
+ * A tar archive streamed into or out of a running box through callbacks, without
+ * temporary files (what `cocoon cp -` and the REST server's /files use). Neither side
+ * is trusted: the caller's archive is read on the host and sent on only as a clean
+ * archive cocoon writes, and the guest's archive is checked as cocoon_copy_from_box
+ * checks it before a clean archive is written to the caller. The callbacks run on the
+ * calling thread and may block; a call that fails (-1 from a callback included) closes
+ * its connection to the box and cancels the guest's side. */
+
+/* Fills buf with up to cap bytes (cap is at most 64 KiB): their count, 0 at the end of
+ * the archive, -1 to abort the call. */
+typedef long (*cocoon_read_fn)(void *user, void *buf, size_t cap);
+/* Takes len bytes of the archive: 0, or -1 to abort the call. */
+typedef int (*cocoon_write_fn)(void *user, const void *data, size_t len);
+
+/* flags: each call takes its own (any other bit is refused with COCOON_E_INVALID) */
+#define COCOON_TAR_NO_OVERWRITE 1u /* to the box: an entry whose name exists fails the call (COCOON_E_STATE) */
+#define COCOON_TAR_FOLLOW 2u       /* from the box: box_path naming a symlink means what it points to */
+
+/* Extracts the tar archive read from `read` into the directory box_dir of the box,
+ * which must exist (else COCOON_E_NOT_FOUND; a file there: COCOON_E_INVALID), like
+ * `docker cp - BOX:DIR`. The archive is a plain tar (ustar, pax or GNU; compressed ones
+ * are refused by name) and every entry is checked before any of it goes on: names
+ * must be relative without ".." (entries "." and "./" are dropped), a hard link must
+ * name a file that came earlier in the archive, no entry may lie under a symlink of the
+ * archive; any of these refuses the archive with COCOON_E_INVALID. A symlink pointing
+ * outside box_dir (absolute, or climbing above it with "..") and devices, FIFOs and
+ * sockets are skipped with a warning; the archive must end with its end-of-archive
+ * block (up to 1 MiB after it is read and dropped). Files get the entries' permission
+ * bits (07777) and mtimes and belong to root; existing directories are merged into.
+ * An existing file, symlink or other non-directory of an entry's name is replaced,
+ * unless flags has COCOON_TAR_NO_OVERWRITE: then it fails the call with COCOON_E_STATE
+ * ("... exists and may not be replaced") and existing directories keep their mode and
+ * mtime. A directory is never replaced by a non-directory. opts bound the archive as
+ * they bound a copy from a box (max_bytes of file data, a sparse file counting its
+ * full size; max_entries; idle_timeout_ms: the time the guest may take to accept data;
+ * timeout_ms); the entries are checked as they stream, so a refusal or a failure in the
+ * middle leaves in box_dir the entries before it (they replaced nothing when
+ * COCOON_TAR_NO_OVERWRITE was given), never anything outside box_dir; an archive
+ * refused within its first 64 KiB leaves nothing. Errors: COCOON_E_INVALID (the
+ * archive, a bound), COCOON_E_NOT_FOUND, COCOON_E_STATE (a name exists, or the box is
+ * not running), COCOON_E_IO (the read callback gave up, the guest failed or stalled),
+ * COCOON_E_VMM (the box stopped meanwhile). On success err->message may hold
+ * warnings with err->code COCOON_OK. */
+int cocoon_tar_to_box(cocoon_box *box, const char *box_dir, cocoon_read_fn read, void *user, unsigned flags,
+                      const cocoon_copy_options *opts, cocoon_error *err);
+/* Writes a tar archive (pax) of box_path to `write`, its top entry named after
+ * box_path's last component (with COCOON_TAR_FOLLOW, a symlink there is followed
+ * inside the guest and its target sent under that name), like `docker cp BOX:PATH -`.
+ * Nothing is written before the guest has sent the top entry: a missing path fails
+ * with COCOON_E_NOT_FOUND before any byte went to `write`. What the guest sends is held
+ * to cocoon_copy_from_box's rules (every entry under the one name asked for,
+ * depth-first, each once, hard links only to files already sent; symlinks pointing
+ * outside the tree and devices or FIFOs skipped with a warning, a top-level symlink
+ * refused; the bounds of opts), and what is written carries no setuid, setgid or
+ * sticky bit, owner 0, directories with u+rwx. The end-of-archive blocks are written
+ * only after the guest reported success: an archive cut short by a failure (after
+ * bytes went out) does not end cleanly (a lenient reader may still miss that: the
+ * call's result says it). Errors: COCOON_E_NOT_FOUND, COCOON_E_INVALID (box_path names
+ * the root, "." or "..", a top-level symlink, a bound), COCOON_E_PROTOCOL (the guest
+ * broke a rule), COCOON_E_IO (the write callback gave up, the guest failed or
+ * stalled), COCOON_E_STATE (the box is not running), COCOON_E_VMM (it stopped
+ * meanwhile). */
+int cocoon_tar_from_box(cocoon_box *box, const char *box_path, cocoon_write_fn write, void *user, unsigned flags,
+                        const cocoon_copy_options *opts, cocoon_error *err);
 
 /* ---- stats ---- */
 typedef struct cocoon_stats {

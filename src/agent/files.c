@@ -643,6 +643,7 @@ struct deferred {
 
 struct put_ctx {
     int destfd;
+    int no_replace;     /* PROTO_FILE_NO_REPLACE: an entry whose name exists fails the transfer */
     const char *rename; /* replaces the first component of every name, or NULL */
     struct deferred *dirs;
     size_t ndirs, dirs_cap;
@@ -721,14 +722,17 @@ static int open_parent(struct put_ctx *c, const char *rel, const char **base)
     return openat2_fd(c->destfd, dir, O_PATH | O_DIRECTORY, BENEATH);
 }
 
-/* Makes room for a new non-directory: removes what is there unless it is a directory. */
-static void clear_slot(int pfd, const char *base, const char *rel)
+/* Makes room for a new non-directory: removes what is there unless it is a directory
+ * (or, with no_replace, unless anything is there). */
+static void clear_slot(const struct put_ctx *c, int pfd, const char *base, const char *rel)
 {
     struct stat st;
     if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) != 0)
         return;
     if (S_ISDIR(st.st_mode))
         die("%s: cannot overwrite a directory with a non-directory", rel);
+    if (c->no_replace)
+        die("%s: %s (overwriting is off)", rel, PROTO_FILE_EXISTS_TEXT);
     if (unlinkat(pfd, base, 0) != 0)
         die("%s: %s", rel, strerror(errno));
 }
@@ -740,7 +744,7 @@ static int open_slot(struct put_ctx *c, const char *rel, const char **base)
     int pfd = open_parent(c, rel, base);
     if (pfd < 0)
         die("%s: %s", rel, strerror(errno));
-    clear_slot(pfd, *base, rel);
+    clear_slot(c, pfd, *base, rel);
     return pfd;
 }
 
@@ -890,16 +894,23 @@ static void put_entry(struct put_ctx *c, struct tar_in *in, const uint8_t *h, st
             if (pfd < 0)
                 die("%s: %s", rel, strerror(errno));
             struct stat st;
-            if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode) &&
-                unlinkat(pfd, base, 0) != 0)
+            int there = fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0;
+            if (there && !S_ISDIR(st.st_mode) && c->no_replace)
+                die("%s: %s (overwriting is off)", rel, PROTO_FILE_EXISTS_TEXT);
+            if (there && !S_ISDIR(st.st_mode) && unlinkat(pfd, base, 0) != 0)
                 die("%s: %s", rel, strerror(errno));
+            /* with no_replace an existing directory receives entries but keeps its mode and time */
+            int keep = there && S_ISDIR(st.st_mode) && c->no_replace;
             if (mkdirat(pfd, base, 0700) != 0 && errno != EEXIST)
                 die("%s: mkdir: %s", rel, strerror(errno));
-            if (fchmodat(pfd, base, mode, 0) != 0)
+            if (!keep && fchmodat(pfd, base, mode, 0) != 0)
                 warn("%s: chmod: %s", rel, strerror(errno));
             close(pfd);
+            if (!keep)
+                defer_dir(c, rel, &mt);
+        } else if (!c->no_replace) {
+            defer_dir(c, rel, &mt);
         }
-        defer_dir(c, rel, &mt);
     } else if (type == '0' || type == 0 || type == '7') {
         if (!rel[0])
             die("%s: a file cannot replace the destination directory", raw);
@@ -940,7 +951,7 @@ static void put_entry(struct put_ctx *c, struct tar_in *in, const uint8_t *h, st
         int tfd = trel[0] ? open_parent(c, trel, &tbase) : -1;
         if (pfd < 0 || tfd < 0)
             die("%s: hard link to %s: %s", rel, trel, strerror(errno));
-        clear_slot(pfd, base, rel);
+        clear_slot(c, pfd, base, rel);
         if (linkat(tfd, tbase, pfd, base, 0) != 0)
             die("%s: hard link to %s: %s", rel, trel, strerror(errno));
         close(pfd);
@@ -1043,8 +1054,11 @@ void files_put_run(int rootfd, const char *path, uint32_t flags, int in_fd)
     memset(&c, 0, sizeof(c));
     c.destfd = -1;
     char parent[MAX_NAME], base[MAX_NAME];
+    c.no_replace = (flags & PROTO_FILE_NO_REPLACE) != 0;
+    int open_errno = ENOENT;
     if (!(flags & PROTO_FILE_EXACT)) {
         c.destfd = openat2_fd(rootfd, path, O_PATH | O_DIRECTORY, IN_ROOT);
+        open_errno = errno;
         if (c.destfd < 0 && errno != ENOENT && errno != ENOTDIR)
             die("%s: %s", path, strerror(errno));
     }
@@ -1053,7 +1067,7 @@ void files_put_run(int rootfd, const char *path, uint32_t flags, int in_fd)
         if (split_path(path, parent, sizeof(parent), base, sizeof(base), &trailing) != 0)
             die("%s: not a valid destination", path);
         if (trailing && !(flags & PROTO_FILE_EXACT))
-            die("%s: no such directory", path);
+            die("%s: %s", path, open_errno == ENOTDIR ? "not a directory" : "no such directory");
         c.destfd = openat2_fd(rootfd, parent, O_PATH | O_DIRECTORY, IN_ROOT);
         if (c.destfd < 0)
             die("%s: %s", parent, strerror(errno));

@@ -44,6 +44,23 @@ void lib_err_clear(cocoon_error *err)
     }
 }
 
+void lib_warning(char *w, size_t cap, const char *fmt, ...)
+{
+    if (cap == 0)
+        return;
+    size_t n = strlen(w);
+    if (n + 1 >= cap)
+        return;
+    if (n)
+        w[n++] = '\n';
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(w + n, cap - n, fmt, ap);
+    va_end(ap);
+    if (k < 0 || (size_t)k >= cap - n) /* full: say so instead of a cut line */
+        snprintf(w + n, cap - n, "(more warnings)");
+}
+
 void lib_sleep_ms(unsigned ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "lib/internal.h"
+#include "lib/tar_policy.h"
 #include "util/util.h"
 
 #define STAGE_TOP "t" /* the copy's name inside the staging directory */
@@ -74,88 +75,36 @@ __attribute__((format(printf, 3, 4))) static int fail(struct ex *x, int code, co
     return lib_err(x->err, code, "%s", msg);
 }
 
-__attribute__((format(printf, 2, 3))) static void warn(struct ex *x, const char *fmt, ...)
-{
-    size_t n = strlen(x->warnings);
-    if (n + 1 >= x->wcap)
-        return;
-    if (n)
-        x->warnings[n++] = '\n';
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(x->warnings + n, x->wcap - n, fmt, ap);
-    va_end(ap);
-    if (k < 0 || (size_t)k >= x->wcap - n) /* full: say so instead of a cut line */
-        snprintf(x->warnings + n, x->wcap - n, "(more warnings)");
-}
-
 /* ---- names ---- */
 
 /* The guest's entry name as a staged path ("t/a/b") with its component count. Refused
  * (COCOON_E_PROTOCOL): absolute names, "..", and anything not under job->top. */
 static int stage_name(struct ex *x, const char *what, const char *name, char *out, size_t *ncomp)
 {
-    char b1[SHOW_MAX], b2[SHOW_MAX];
-    if (name[0] == '/')
+    char clean[REL_MAX + NAME_MAX], b1[SHOW_MAX], b2[SHOW_MAX];
+    switch (tar_name_clean(name, clean, sizeof(clean), ncomp)) {
+    case TAR_NAME_OK: break;
+    case TAR_NAME_ABSOLUTE:
         return fail(x, COCOON_E_PROTOCOL, "the guest sent the absolute %s \"%s\"", what, show(b1, name));
-    size_t len = strlen(STAGE_TOP), n = 0;
-    memcpy(out, STAGE_TOP, len + 1);
-    const char *p = name;
-    while (*p) {
-        const char *slash = strchr(p, '/');
-        size_t clen = slash ? (size_t)(slash - p) : strlen(p);
-        if (clen == 2 && p[0] == '.' && p[1] == '.')
-            return fail(x, COCOON_E_PROTOCOL, "the guest sent the %s \"%s\", which climbs out with \"..\"", what,
-                        show(b1, name));
-        if (clen > 0 && !(clen == 1 && p[0] == '.')) {
-            if (n == 0 && (clen != strlen(x->job->top) || memcmp(p, x->job->top, clen) != 0))
-                return fail(x, COCOON_E_PROTOCOL, "the guest sent the %s \"%s\", which is not inside \"%s\"", what,
-                            show(b1, name), show(b2, x->job->top));
-            if (n > 0) {
-                if (len + 1 + clen >= REL_MAX)
-                    return fail(x, COCOON_E_PROTOCOL, "the guest sent a %s longer than %u bytes", what, TAR_NAME_MAX);
-                out[len++] = '/';
-                memcpy(out + len, p, clen);
-                out[len += clen] = 0;
-            }
-            if (++n > EXTRACT_MAX_DEPTH)
-                return fail(x, COCOON_E_PROTOCOL, "the guest sent a %s nested deeper than %u levels", what,
-                            EXTRACT_MAX_DEPTH);
-        }
-        if (!slash)
-            break;
-        p = slash + 1;
+    case TAR_NAME_DOTDOT:
+        return fail(x, COCOON_E_PROTOCOL, "the guest sent the %s \"%s\", which climbs out with \"..\"", what,
+                    show(b1, name));
+    case TAR_NAME_TOO_DEEP:
+        return fail(x, COCOON_E_PROTOCOL, "the guest sent a %s nested deeper than %u levels", what,
+                    TAR_POLICY_MAX_DEPTH);
+    case TAR_NAME_TOO_LONG:
+        return fail(x, COCOON_E_PROTOCOL, "the guest sent a %s longer than %u bytes", what, TAR_NAME_MAX);
     }
-    if (n == 0)
+    if (*ncomp == 0)
         return fail(x, COCOON_E_PROTOCOL, "the guest sent the empty %s \"%s\"", what, show(b1, name));
-    *ncomp = n;
+    size_t toplen = strcspn(clean, "/");
+    if (toplen != strlen(x->job->top) || memcmp(clean, x->job->top, toplen) != 0)
+        return fail(x, COCOON_E_PROTOCOL, "the guest sent the %s \"%s\", which is not inside \"%s\"", what,
+                    show(b1, name), show(b2, x->job->top));
+    if (strlen(STAGE_TOP) + strlen(clean + toplen) >= REL_MAX)
+        return fail(x, COCOON_E_PROTOCOL, "the guest sent a %s longer than %u bytes", what, TAR_NAME_MAX);
+    snprintf(out, REL_MAX, "%s%s", STAGE_TOP, clean + toplen);
     return 0;
-}
-
-/* A symlink target that, followed from a link whose directory is `depth` levels below
- * the top (-1: the link is the top), stays inside the copy. ".." may only lead the
- * target: after a normal component it could climb back through a symlink of the copy. */
-static int link_stays_inside(const char *target, long depth)
-{
-    if (target[0] == '/' || depth < 0)
-        return 0;
-    int seen_normal = 0;
-    long ups = 0;
-    const char *p = target;
-    while (*p) {
-        const char *slash = strchr(p, '/');
-        size_t clen = slash ? (size_t)(slash - p) : strlen(p);
-        if (clen == 2 && p[0] == '.' && p[1] == '.') {
-            if (seen_normal || ++ups > depth)
-                return 0;
-        } else if (clen > 0 && !(clen == 1 && p[0] == '.')) {
-            seen_normal = 1;
-        }
-        if (!slash)
-            break;
-        p = slash + 1;
-    }
-    return 1;
 }
 
 /* ---- open directories ---- */
@@ -285,14 +234,14 @@ static int put_symlink(struct ex *x, int pfd, const char *base, const char *rel,
                        const struct tar_entry *e)
 {
     char b1[SHOW_MAX], b2[SHOW_MAX];
-    if (!link_stays_inside(e->link, (long)ncomp - 2)) {
+    if (!tar_link_stays_inside(e->link, (long)ncomp - 2)) {
         if (ncomp == 1)
             return fail(x, COCOON_E_INVALID,
                         "it is a symlink (to \"%s\"), and a copy of it would point outside the copy; copy what it "
                         "points to instead",
                         show(b1, e->link));
-        warn(x, "%s: symlink to \"%s\" skipped: it points outside the copied tree", show_rel(x, b1, rel),
-             show(b2, e->link));
+        lib_warning(x->warnings, x->wcap, "%s: symlink to \"%s\" skipped: it points outside the copied tree",
+                    show_rel(x, b1, rel), show(b2, e->link));
         return 0;
     }
     if (symlinkat(e->link, pfd, base) < 0)
@@ -375,7 +324,7 @@ static int put_entry(struct ex *x, struct tar_reader *r, const struct tar_entry 
     case TAR_FILE: return put_file(x, r, pfd, base, rel, e);
     case TAR_SYMLINK: return put_symlink(x, pfd, base, rel, ncomp, e);
     case TAR_HARDLINK: return put_hardlink(x, pfd, base, rel, e);
-    case TAR_SPECIAL: warn(x, "%s: device or FIFO skipped", show_rel(x, b1, rel)); return 0;
+    case TAR_SPECIAL: lib_warning(x->warnings, x->wcap, "%s: device or FIFO skipped", show_rel(x, b1, rel)); return 0;
     }
     return 0;
 }

@@ -8,9 +8,10 @@
 #include <stdint.h>
 
 #include "cocoon.h"
+#include "lib/tar_policy.h"
 #include "lib/tar_reader.h"
 
-#define EXTRACT_MAX_DEPTH 260u /* path components below the destination (the agent sends at most 257) */
+#define EXTRACT_MAX_DEPTH TAR_POLICY_MAX_DEPTH /* path components below the destination */
 #define EXTRACT_STAGE_PREFIX ".cocoon-cp-"
 
 struct extract_job {

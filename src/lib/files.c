@@ -1,10 +1,10 @@
 /* Files in and out of a running box: cocoon_copy_to_box / cocoon_copy_from_box (trees,
  * streamed as tar through FILE_PUT / FILE_GET streams) and cocoon_file_write /
  * cocoon_file_read (one file from memory). Each call uses its own control connection
- * (lib_xfer, xfer.c), so transfers run beside execs and each other without sharing a
- * pump. libarchive writes what we send; what the guest sends is read by our own
- * bounded reader (tar_reader.c) and put on disk by extract.c, which holds the policy
- * against a hostile guest. Guest text is escaped before it enters any message. */
+ * (lib_xfer, xfer.c; its tar stream and the guest's verdict: xfer_tar.c), so transfers
+ * run beside execs and each other without sharing a pump. libarchive writes what we send; what the guest sends is read
+ * by our own bounded reader (tar_reader.c) and put on disk by extract.c, which holds the policy against a hostile
+ * guest. Guest text is escaped before it enters any message. */
 #include "lib/internal.h"
 
 #include <archive.h>
@@ -24,9 +24,7 @@
 #include "lib/tar_reader.h"
 #include "util/util.h"
 
-#define STDIN_CHUNK (60u * 1024u)
 #define WARN_MAX 1024
-#define TEXT_MAX 1024 /* escaped guest text in one message */
 
 /* ---- bounds ---- */
 
@@ -86,120 +84,6 @@ int lib_copy_limits(const cocoon_copy_options *opts, struct lib_copy_limits *out
 
 /* ---- the stream and the guest's verdict ---- */
 
-/* One frame of our stream handled. */
-static int xfer_step(struct lib_xfer *x)
-{
-    struct proto_header h;
-    const uint8_t *p;
-    if (lib_xfer_next(x, &h, &p, 0) < 0)
-        return -1;
-    return lib_xfer_handle(x, &h, p);
-}
-
-static int xfer_open_stream(struct lib_xfer *x, uint16_t type, const char *path, uint32_t flags)
-{
-    if (strlen(path) >= PROTO_MAX_STRING)
-        return lib_err(x->err, COCOON_E_INVALID, "%s: the guest path is too long", path);
-    struct proto_file *m = calloc(1, sizeof(*m));
-    if (!m)
-        return lib_err(x->err, COCOON_E_NOMEM, "out of memory");
-    snprintf(m->path, sizeof(m->path), "%s", path);
-    m->window = PROTO_DEFAULT_WINDOW;
-    m->flags = flags;
-    int rc = lib_xfer_send(x, proto_encode_file(x->w, x->stream, type, m));
-    free(m);
-    return rc;
-}
-
-/* The guest's diagnostics (lines) escaped and joined with "; " on one line. */
-static void guest_text(char *out, size_t cap, const char *in)
-{
-    size_t o = 0;
-    out[0] = 0;
-    while (*in && o + 1 < cap) {
-        size_t n = strcspn(in, "\n");
-        while (n > 0 && (in[n - 1] == ' ' || in[n - 1] == '\r'))
-            n--;
-        if (n > 0) {
-            if (o > 0 && o + 3 < cap)
-                o += (size_t)snprintf(out + o, cap - o, "; ");
-            util_escape_text(out + o, cap - o, in, n);
-            o += strlen(out + o);
-        }
-        in += strcspn(in, "\n");
-        if (*in)
-            in++;
-    }
-}
-
-/* The guest's verdict once the stream ended: 0 when it succeeded, else -1 with err set
- * to what it said. */
-static int guest_verdict(struct lib_xfer *x, const char *what, const char *path)
-{
-    if (x->exited && x->exit_code == 0)
-        return 0;
-    char said[TEXT_MAX], msg[TEXT_MAX];
-    guest_text(said, sizeof(said), x->errtext);
-    guest_text(msg, sizeof(msg), x->errmsg);
-    char killed[96] = "";
-    if (x->exited && x->exit_code > 128) /* a stop of the box, or `cocoon kill`, ends transfers too */
-        snprintf(killed, sizeof(killed), "the transfer was killed in the guest (signal %d: the box stopping?)",
-                 x->exit_code - 128);
-    const char *why = said[0] ? said : msg[0] ? msg : killed[0] ? killed : "the transfer failed in the guest";
-    int code = strstr(why, "No such file") ? COCOON_E_NOT_FOUND : COCOON_E_IO;
-    if (msg[0] && !x->started)
-        code = x->errcode == EPERM || x->errcode == EINVAL ? COCOON_E_UNSUPPORTED : COCOON_E_STATE;
-    return lib_err(x->err, code, "%s %s:%s: %s", what, x->box->name[0] ? x->box->name : x->box->id, path, why);
-}
-
-/* Waits for the end of the stream, then the guest's verdict. */
-static int xfer_result(struct lib_xfer *x, const char *what, const char *path)
-{
-    if (x->owed && !x->failed) { /* the last bytes our reader took: the guest may need them to finish */
-        lib_xfer_credit(x, x->owed);
-        x->owed = 0;
-    }
-    while (!x->done)
-        if (xfer_step(x) < 0)
-            return -1;
-    return x->failed ? -1 : guest_verdict(x, what, path);
-}
-
-/* After a failure on our side while sending: the guest usually said why it stopped
- * reading (its verdict goes into err), else err gets ours. */
-static void fail_unless_guest_said(struct lib_xfer *x, const char *what, const char *path, int code, const char *detail)
-{
-    if (!x->failed && xfer_result(x, what, path) == 0)
-        lib_err(x->err, code, "%s %s: %s", what, path, detail);
-}
-
-/* After our reader or extraction failed: when the guest already ended its stream with
- * a failure, that is the cause (a missing file...); otherwise err (ours, or the
- * transfer's own failure) stands, prefixed with what was being done. */
-static void explain_read_failure(struct lib_xfer *x, const char *what, const char *path)
-{
-    if (x->failed)
-        return; /* stalled, box stopped...: the transfer's message says so */
-    if (x->done && guest_verdict(x, what, path) < 0)
-        return;
-    if (x->err) {
-        char ours[COCOON_ERROR_MAX];
-        snprintf(ours, sizeof(ours), "%s", x->err->message);
-        lib_err(x->err, x->err->code, "%s %s:%s: %s", what, x->box->name[0] ? x->box->name : x->box->id, path, ours);
-    }
-}
-
-/* Guest warnings of a successful transfer go into err->message with code 0. */
-static void pass_warnings(struct lib_xfer *x, const char *extra)
-{
-    if (!x->err)
-        return;
-    char said[TEXT_MAX];
-    guest_text(said, sizeof(said), x->errtext);
-    x->err->code = COCOON_OK;
-    snprintf(x->err->message, sizeof(x->err->message), "%s%s%s", said, said[0] && extra[0] ? "\n" : "", extra);
-}
-
 /* ---- host path helpers ---- */
 
 static void strip_slashes(char *s)
@@ -215,93 +99,7 @@ static const char *base_of(const char *s)
     return b ? b + 1 : s;
 }
 
-static void add_warning(char *w, size_t cap, const char *name, const char *what)
-{
-    size_t n = strlen(w);
-    if (n + 1 < cap)
-        snprintf(w + n, cap - n, "%s%s%s", n ? "\n" : "", name, what);
-}
-
 /* ---- to the box ---- */
-
-static la_ssize_t put_write(struct archive *a, void *client, const void *buf, size_t len)
-{
-    struct lib_xfer *x = client;
-    const char *p = buf;
-    size_t sent = 0;
-    while (sent < len) {
-        while (!x->done && !x->failed && (!x->started || x->credit == 0))
-            if (xfer_step(x) < 0)
-                break;
-        if (x->failed || x->done) {
-            archive_set_error(a, EPIPE, "the guest stopped reading");
-            return -1;
-        }
-        size_t n = len - sent;
-        if (n > x->credit)
-            n = (size_t)x->credit;
-        if (n > STDIN_CHUNK)
-            n = STDIN_CHUNK;
-        if (lib_xfer_send(x, proto_encode_data(x->w, x->stream, PROTO_STDIN, p + sent, n)) < 0) {
-            archive_set_error(a, EIO, "sending to the monitor failed");
-            return -1;
-        }
-        x->credit -= n;
-        sent += n;
-        util_test_point("CP_IN_SENT");
-    }
-    return (la_ssize_t)len;
-}
-
-static struct archive *put_writer(struct lib_xfer *x)
-{
-    struct archive *w = archive_write_new();
-    if (!w)
-        return NULL;
-    if (archive_write_set_format_pax(w) != ARCHIVE_OK || archive_write_set_bytes_per_block(w, 65536) ||
-        archive_write_set_bytes_in_last_block(w, 1) || archive_write_open(w, x, NULL, put_write, NULL) != ARCHIVE_OK) {
-        archive_write_free(w);
-        return NULL;
-    }
-    return w;
-}
-
-static int write_zeros(struct archive *w, uint64_t n)
-{
-    static const char zeros[65536];
-    while (n > 0) {
-        size_t k = n < sizeof(zeros) ? (size_t)n : sizeof(zeros);
-        if (archive_write_data(w, zeros, k) < 0)
-            return -1;
-        n -= k;
-    }
-    return 0;
-}
-
-enum { DATA_SENT = 0, DATA_SEND_FAILED = -1, DATA_READ_FAILED = -2 };
-
-/* The data of the current disk entry; holes are fed as zeros, which the pax writer
- * drops again for a sparse entry (only data regions cross the channel). */
-static int copy_entry_data(struct archive *disk, struct archive *w, int64_t size)
-{
-    const void *buf;
-    size_t len;
-    la_int64_t off;
-    int64_t done = 0;
-    int r;
-    while ((r = archive_read_data_block(disk, &buf, &len, &off)) == ARCHIVE_OK) {
-        if (off > done && write_zeros(w, (uint64_t)(off - done)) < 0)
-            return DATA_SEND_FAILED;
-        if (len && archive_write_data(w, buf, len) < 0)
-            return DATA_SEND_FAILED;
-        done = off + (int64_t)len;
-    }
-    if (r != ARCHIVE_EOF)
-        return DATA_READ_FAILED;
-    if (done < size && write_zeros(w, (uint64_t)(size - done)) < 0)
-        return DATA_SEND_FAILED;
-    return DATA_SENT;
-}
 
 /* The source's name in the archive: its last component (of its real path for "." or "/x/.."). */
 static int put_names(const char *host_path, char *src, char *top, cocoon_error *err)
@@ -327,9 +125,9 @@ int lib_copy_to_xfer(struct lib_xfer *x, const char *host_path, const char *box_
     char warnings[WARN_MAX] = "";
     struct archive *disk = archive_read_disk_new(), *w = NULL;
     struct archive_entry *e = archive_entry_new();
-    if (xfer_open_stream(x, PROTO_FILE_PUT, box_path, 0) < 0)
+    if (lib_xfer_open_stream(x, PROTO_FILE_PUT, box_path, 0) < 0)
         goto out;
-    if (!disk || !e || !(w = put_writer(x))) {
+    if (!disk || !e || !(w = lib_xfer_tar_writer(x))) {
         lib_err(err, COCOON_E_NOMEM, "out of memory");
         goto out;
     }
@@ -352,12 +150,12 @@ int lib_copy_to_xfer(struct lib_xfer *x, const char *host_path, const char *box_
         }
         const char *name = archive_entry_pathname(e);
         if (r == ARCHIVE_WARN)
-            add_warning(warnings, sizeof(warnings), name ? name : "?", ": skipped (unreadable)");
+            lib_warning(warnings, sizeof(warnings), "%s: skipped (unreadable)", name ? name : "?");
         if (archive_entry_filetype(e) == AE_IFDIR)
             archive_read_disk_descend(disk);
         mode_t type = archive_entry_filetype(e);
         if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) {
-            add_warning(warnings, sizeof(warnings), name ? name : "?", ": special file skipped");
+            lib_warning(warnings, sizeof(warnings), "%s: special file skipped", name ? name : "?");
             continue;
         }
         /* name is src + "/rest": send it as top + "/rest" */
@@ -373,8 +171,8 @@ int lib_copy_to_xfer(struct lib_xfer *x, const char *host_path, const char *box_
         if (archive_write_header(w, e) < ARCHIVE_WARN)
             goto archive_fail;
         if (type == AE_IFREG && archive_entry_size(e) > 0) {
-            int c = copy_entry_data(disk, w, archive_entry_size(e));
-            if (c == DATA_READ_FAILED) {
+            int c = lib_tar_copy_data(disk, w, archive_entry_size(e));
+            if (c == LIB_DATA_READ_FAILED || c == LIB_DATA_OUT_OF_PLACE) {
                 lib_err(err, COCOON_E_IO, "%s: %s", aname, archive_error_string(disk));
                 goto out;
             }
@@ -388,15 +186,16 @@ int lib_copy_to_xfer(struct lib_xfer *x, const char *host_path, const char *box_
         goto archive_fail;
     if (lib_xfer_send(x, proto_encode_data(x->w, x->stream, PROTO_STDIN_EOF, NULL, 0)) < 0)
         goto out;
-    rc = xfer_result(x, "copy to", box_path);
+    rc = lib_xfer_result(x, "copy to", box_path);
     if (rc == 0)
-        pass_warnings(x, warnings);
+        lib_xfer_pass_warnings(x, warnings);
     goto out;
 archive_fail:
-    fail_unless_guest_said(x, "copy to", box_path, COCOON_E_IO, archive_error_string(w));
+    lib_xfer_fail_unless_guest_said(x, "copy to", box_path, COCOON_E_IO, archive_error_string(w));
 out:
-    if (w)
-        archive_write_free(w);
+    if (rc < 0)
+        lib_xfer_abandon(x); /* freeing the writer must not end the archive the guest reads */
+    lib_tar_writer_free(w);
     if (disk)
         archive_read_free(disk);
     if (e)
@@ -406,43 +205,7 @@ out:
 
 /* ---- from the box ---- */
 
-/* The tar reader's input: the guest's STDOUT, credited once consumed. The end of our
- * stream (EXIT, or ERROR before STARTED) is the end of the input. */
-static long get_read(void *arg, void *buf, size_t cap)
-{
-    struct lib_xfer *x = arg;
-    if (x->owed) {
-        if (lib_xfer_credit(x, x->owed) < 0)
-            return -1;
-        x->owed = 0;
-    }
-    for (;;) {
-        if (x->failed)
-            return -1;
-        if (x->done)
-            return 0;
-        struct proto_header h;
-        const uint8_t *p;
-        if (lib_xfer_next(x, &h, &p, 0) < 0)
-            return -1;
-        if (h.type == PROTO_STDOUT) {
-            if (h.len == 0)
-                continue;
-            size_t k = h.len < cap ? h.len : cap; /* cap is TAR_IN_CHUNK, a whole frame */
-            memcpy(buf, p, k);
-            x->owed = h.len;
-            lib_xfer_progress(x);
-            return (long)k;
-        }
-        if (lib_xfer_handle(x, &h, p) < 0)
-            return -1;
-    }
-}
-
-/* Where a copy from the box goes: a directory (real path), the copy's name in it, and
- * the name the guest will send (box_path's last component). */
-static int from_box_names(const char *box_path, const char *host_path, char *dir, char *name, char *top,
-                          cocoon_error *err)
+int lib_guest_top(const char *box_path, char top[NAME_MAX + 1], cocoon_error *err)
 {
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof(tmp), "%s", box_path);
@@ -452,6 +215,16 @@ static int from_box_names(const char *box_path, const char *host_path, char *dir
         return lib_err(err, COCOON_E_INVALID, "%s: name a file or directory in the box (not the root, \".\" or \"..\")",
                        box_path);
     memcpy(top, b, strlen(b) + 1);
+    return 0;
+}
+
+/* Where a copy from the box goes: a directory (real path), the copy's name in it, and
+ * the name the guest will send (box_path's last component). */
+static int from_box_names(const char *box_path, const char *host_path, char *dir, char *name, char *top,
+                          cocoon_error *err)
+{
+    if (lib_guest_top(box_path, top, err) < 0)
+        return -1;
     /* Into an existing directory, or as a new name in an existing directory. */
     char dest[PATH_MAX];
     snprintf(dest, sizeof(dest), "%s", host_path);
@@ -494,7 +267,7 @@ struct from_box {
 static int from_box_confirm(void *arg)
 {
     struct from_box *f = arg;
-    return xfer_result(f->x, "copy from", f->box_path);
+    return lib_xfer_result(f->x, "copy from", f->box_path);
 }
 
 int lib_copy_from_xfer(struct lib_xfer *x, const char *box_path, const char *host_path,
@@ -503,10 +276,10 @@ int lib_copy_from_xfer(struct lib_xfer *x, const char *box_path, const char *hos
     char dir[PATH_MAX], name[NAME_MAX + 1], top[NAME_MAX + 1];
     if (from_box_names(box_path, host_path, dir, name, top, err) < 0)
         return -1;
-    if (xfer_open_stream(x, PROTO_FILE_GET, box_path, 0) < 0)
+    if (lib_xfer_open_stream(x, PROTO_FILE_GET, box_path, 0) < 0)
         return -1;
     struct tar_reader r;
-    if (tar_reader_init(&r, get_read, x) < 0)
+    if (tar_reader_init(&r, lib_xfer_read_stdout, x) < 0)
         return lib_err(err, COCOON_E_NOMEM, "out of memory");
     struct from_box f = {x, box_path};
     struct extract_job job = {
@@ -524,10 +297,10 @@ int lib_copy_from_xfer(struct lib_xfer *x, const char *box_path, const char *hos
     int rc = extract_tar(&r, &job, warnings, sizeof(warnings), NULL, err);
     tar_reader_free(&r);
     if (rc < 0) {
-        explain_read_failure(x, "copy from", box_path);
+        lib_xfer_explain_failure(x, "copy from", box_path);
         return -1;
     }
-    pass_warnings(x, warnings);
+    lib_xfer_pass_warnings(x, warnings);
     return 0;
 }
 
@@ -544,9 +317,9 @@ int cocoon_file_write(cocoon_box *box, const char *path, const void *data, size_
     int rc = -1;
     struct archive *w = NULL;
     struct archive_entry *e = archive_entry_new();
-    if (xfer_open_stream(x, PROTO_FILE_PUT, path, PROTO_FILE_EXACT) < 0)
+    if (lib_xfer_open_stream(x, PROTO_FILE_PUT, path, PROTO_FILE_EXACT) < 0)
         goto out;
-    if (!e || !(w = put_writer(x))) {
+    if (!e || !(w = lib_xfer_tar_writer(x))) {
         lib_err(err, COCOON_E_NOMEM, "out of memory");
         goto out;
     }
@@ -568,13 +341,14 @@ int cocoon_file_write(cocoon_box *box, const char *path, const void *data, size_
         goto archive_fail;
     if (lib_xfer_send(x, proto_encode_data(x->w, x->stream, PROTO_STDIN_EOF, NULL, 0)) < 0)
         goto out;
-    rc = xfer_result(x, "write", path);
+    rc = lib_xfer_result(x, "write", path);
     goto out;
 archive_fail:
-    fail_unless_guest_said(x, "write", path, COCOON_E_IO, archive_error_string(w));
+    lib_xfer_fail_unless_guest_said(x, "write", path, COCOON_E_IO, archive_error_string(w));
 out:
-    if (w)
-        archive_write_free(w);
+    if (rc < 0)
+        lib_xfer_abandon(x);
+    lib_tar_writer_free(w);
     if (e)
         archive_entry_free(e);
     lib_xfer_close(x);
@@ -595,7 +369,7 @@ static int read_one_file(struct lib_xfer *x, struct tar_reader *r, const char *p
             lib_err(x->err, COCOON_E_PROTOCOL, "the guest sent a bad archive: %s", r->err);
         else if (n == 0)
             lib_err(x->err, COCOON_E_PROTOCOL, "the guest sent no file");
-        explain_read_failure(x, "read", path);
+        lib_xfer_explain_failure(x, "read", path);
         goto out;
     }
     if (e->type != TAR_FILE) {
@@ -620,13 +394,13 @@ static int read_one_file(struct lib_xfer *x, struct tar_reader *r, const char *p
     *len = (size_t)e->size;
     if (n == 0 && (n = tar_next(r, e)) > 0) {
         lib_err(x->err, COCOON_E_PROTOCOL, "the guest sent more than the one file asked for");
-        explain_read_failure(x, "read", path);
+        lib_xfer_explain_failure(x, "read", path);
         goto out;
     }
     if (n < 0) {
         if (!r->source_failed)
             lib_err(x->err, COCOON_E_PROTOCOL, "the guest sent a bad archive: %s", r->err);
-        explain_read_failure(x, "read", path);
+        lib_xfer_explain_failure(x, "read", path);
         goto out;
     }
     *out = buf;
@@ -640,16 +414,16 @@ out:
 
 int lib_file_read_xfer(struct lib_xfer *x, const char *path, void **data, size_t *len, size_t max, cocoon_error *err)
 {
-    if (xfer_open_stream(x, PROTO_FILE_GET, path, PROTO_FILE_FOLLOW) < 0)
+    if (lib_xfer_open_stream(x, PROTO_FILE_GET, path, PROTO_FILE_FOLLOW) < 0)
         return -1;
     struct tar_reader r;
-    if (tar_reader_init(&r, get_read, x) < 0)
+    if (tar_reader_init(&r, lib_xfer_read_stdout, x) < 0)
         return lib_err(err, COCOON_E_NOMEM, "out of memory");
     char *buf = NULL;
     size_t got = 0;
     int rc = read_one_file(x, &r, path, &buf, &got, max);
     tar_reader_free(&r);
-    if (rc == 0 && xfer_result(x, "read", path) == 0) {
+    if (rc == 0 && lib_xfer_result(x, "read", path) == 0) {
         *data = buf;
         *len = got;
         return 0;

@@ -4,6 +4,8 @@
 #ifndef COCOON_LIB_INTERNAL_H
 #define COCOON_LIB_INTERNAL_H
 
+#include <limits.h>
+#include <locale.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -89,6 +91,9 @@ struct cocoon_box {
 /* errors */
 int lib_err(cocoon_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void lib_err_clear(cocoon_error *err);
+/* Appends a line to the warnings in w (cap bytes, NUL-terminated): once they are full,
+ * "(more warnings)" ends them instead of a cut line. */
+void lib_warning(char *w, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Sleeps ms milliseconds, through signals. */
 void lib_sleep_ms(unsigned ms);
@@ -215,6 +220,8 @@ struct lib_xfer {
     uint32_t stream, owed;
     uint64_t credit; /* STDIN we may send */
     int started, done, exited, failed, exit_code, errcode;
+    int opened;             /* the stream was opened (FILE_PUT or FILE_GET sent) */
+    int abandoned;          /* our side gave up: nothing more goes to the guest's STDIN (no end of archive) */
     uint64_t idle_limit_ns; /* fail after waiting this long for the guest without progress (0: never) */
     uint64_t deadline_ns;   /* CLOCK_MONOTONIC end of the whole transfer (0: none) */
     uint64_t idle_ns;       /* time spent waiting since the last progress */
@@ -229,6 +236,7 @@ struct lib_xfer *lib_xfer_open(cocoon_box *box, cocoon_error *err);
 /* The same over an already connected socket to a monitor (or a test's stand-in for
  * one): fd is owned by the transfer from here on. */
 struct lib_xfer *lib_xfer_attach(cocoon_box *box, int fd, cocoon_error *err);
+/* Sends what is still queued (up to 1 s), then closes the connection and frees x. */
 void lib_xfer_close(struct lib_xfer *x);
 /* idle_ms 0 keeps the current idle limit; timeout_ms 0: no limit on the whole transfer. */
 void lib_xfer_set_timeouts(struct lib_xfer *x, unsigned idle_ms, unsigned timeout_ms);
@@ -244,6 +252,57 @@ int lib_xfer_credit(struct lib_xfer *x, uint32_t bytes);
 /* STARTED, CREDIT, STDERR, STDOUT (credited, dropped), ERROR, EXIT of x's stream. */
 int lib_xfer_handle(struct lib_xfer *x, const struct proto_header *h, const uint8_t *p);
 
+/* The tar stream of a transfer and its outcome (xfer_tar.c). */
+/* Opens x's stream: FILE_PUT or FILE_GET of path with PROTO_FILE_* flags. */
+int lib_xfer_open_stream(struct lib_xfer *x, uint16_t type, const char *path, uint32_t flags);
+/* Waits for the end of the stream, then the guest's verdict: 0 when it succeeded, else
+ * -1 with err set to "WHAT BOX:PATH: what the guest said" (escaped). */
+int lib_xfer_result(struct lib_xfer *x, const char *what, const char *path);
+/* After a failure on our side while sending: the guest usually said why it stopped
+ * reading (its verdict goes into err), else err gets ours (code, detail). */
+void lib_xfer_fail_unless_guest_said(struct lib_xfer *x, const char *what, const char *path, int code,
+                                     const char *detail);
+/* After our reader or a check of what the guest sent failed: when the guest already
+ * ended its stream with a failure, that is the cause (a missing file...); otherwise err
+ * (ours, or the transfer's own failure) stands, prefixed with what was being done. */
+void lib_xfer_explain_failure(struct lib_xfer *x, const char *what, const char *path);
+/* Guest warnings of a successful transfer, then extra, into err->message with code 0. */
+void lib_xfer_pass_warnings(struct lib_xfer *x, const char *extra);
+/* A pax writer (64 KiB blocks, the last one not padded) whose bytes go to the guest as
+ * x's STDIN, each as soon as the guest credits it. NULL when out of memory. Once the
+ * caller gives up, lib_xfer_abandon: freeing the writer then sends nothing more (a
+ * writer closes its archive when freed, and the guest must not see it end). */
+struct archive *lib_xfer_tar_writer(struct lib_xfer *x);
+/* Sets e's path and its symlink or hard link target (NULL: none), bytes as they are. */
+struct archive_entry;
+void lib_tar_entry_names(struct archive_entry *e, const char *path, const char *symlink, const char *hardlink);
+/* libarchive converts names between pax headers (UTF-8) and the thread's locale, which in
+ * the C locale fails for anything not ASCII (a warning reading, hdrcharset=BINARY
+ * writing, which GNU tar does not know). The archive streams run in C.UTF-8 on their
+ * thread: enter returns the locale to give back to leave (with *utf8, NULL when C.UTF-8
+ * is missing and nothing changed); names that are not UTF-8 still pass as bytes. */
+locale_t lib_tar_locale_enter(locale_t *utf8);
+void lib_tar_locale_leave(locale_t old, locale_t utf8);
+/* archive_write_free that never leaks (libarchive 3.6 leaks a writer that failed in a
+ * header): its archive is closed first, so its callback must refuse bytes by then. */
+void lib_tar_writer_free(struct archive *w);
+/* Our side failed: nothing more is sent on the stream (no end of archive, no STDIN_EOF)
+ * and the guest's side is cancelled (SIGNAL SIGKILL; closing the connection, which
+ * follows, makes the monitor kill it in any case). */
+void lib_xfer_abandon(struct lib_xfer *x);
+/* Copies the data of the entry just read from in to w, holes fed as zeros (which the
+ * pax writer drops again for a sparse entry, so only data regions cross the channel):
+ * LIB_DATA_SENT, or why not. */
+enum { LIB_DATA_SENT = 0, LIB_DATA_SEND_FAILED = -1, LIB_DATA_READ_FAILED = -2, LIB_DATA_OUT_OF_PLACE = -3 };
+struct archive;
+int lib_tar_copy_data(struct archive *in, struct archive *w, int64_t size);
+/* n zero bytes through the writer (the holes of a sparse entry: its writer drops them):
+ * 0, or -1 when the writer failed. */
+int lib_tar_write_zeros(struct archive *w, uint64_t n);
+/* A tar_read_fn over x's STDOUT: credits the guest what the previous call took; 0 at the
+ * end of the stream (EXIT, or ERROR before STARTED), -1 when the transfer failed. */
+long lib_xfer_read_stdout(void *arg, void *buf, size_t cap);
+
 /* Bounds of file transfers (files.c): the caller's options, else the environment
  * ($COCOON_CP_MAX_BYTES, $COCOON_CP_MAX_ENTRIES, $COCOON_CP_IDLE_TIMEOUT in seconds),
  * else the defaults below. */
@@ -255,12 +314,20 @@ struct lib_copy_limits {
     unsigned idle_timeout_ms, timeout_ms;
 };
 int lib_copy_limits(const cocoon_copy_options *opts, struct lib_copy_limits *out, cocoon_error *err);
+/* The name the guest gives the top of its archive of box_path: its last component
+ * (trailing slashes dropped); refused for the root, "." and "..". */
+int lib_guest_top(const char *box_path, char top[NAME_MAX + 1], cocoon_error *err);
 /* The bodies of cocoon_copy_from_box_opts, cocoon_copy_to_box_opts and cocoon_file_read
  * on an open transfer (tests drive them with a stand-in monitor). */
 int lib_copy_from_xfer(struct lib_xfer *x, const char *box_path, const char *host_path,
                        const struct lib_copy_limits *lim, cocoon_error *err);
 int lib_copy_to_xfer(struct lib_xfer *x, const char *host_path, const char *box_path, cocoon_error *err);
 int lib_file_read_xfer(struct lib_xfer *x, const char *path, void **data, size_t *len, size_t max, cocoon_error *err);
+/* The bodies of cocoon_tar_to_box and cocoon_tar_from_box on an open transfer (tarstream.c). */
+int lib_tar_to_xfer(struct lib_xfer *x, const char *box_dir, cocoon_read_fn read, void *user, unsigned flags,
+                    const struct lib_copy_limits *lim, cocoon_error *err);
+int lib_tar_from_xfer(struct lib_xfer *x, const char *box_path, cocoon_write_fn write, void *user, unsigned flags,
+                      const struct lib_copy_limits *lim, cocoon_error *err);
 
 /* exec internals used by box.c */
 void lib_exec_detach_all(cocoon_box *box);

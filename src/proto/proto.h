@@ -225,9 +225,12 @@ struct proto_vmm_hello {
 };
 
 /* FILE_PUT / FILE_GET */
-#define PROTO_FILE_EXACT 1u  /* PUT: PATH names the object itself, never a directory to put it into */
-#define PROTO_FILE_FOLLOW 2u /* GET: follow a symlink in the last component (still inside the guest root) */
-#define PROTO_FILE_FLAGS_ALL (PROTO_FILE_EXACT | PROTO_FILE_FOLLOW)
+#define PROTO_FILE_EXACT 1u      /* PUT: PATH names the object itself, never a directory to put it into */
+#define PROTO_FILE_FOLLOW 2u     /* GET: follow a symlink in the last component (still inside the guest root) */
+#define PROTO_FILE_NO_REPLACE 4u /* PUT: an entry whose name exists (but a directory for a directory) fails it */
+#define PROTO_FILE_FLAGS_ALL (PROTO_FILE_EXACT | PROTO_FILE_FOLLOW | PROTO_FILE_NO_REPLACE)
+/* In the agent's diagnostic of a NO_REPLACE refusal, so the host can tell it apart. */
+#define PROTO_FILE_EXISTS_TEXT "exists and may not be replaced"
 struct proto_file {
     char path[PROTO_MAX_STRING]; /* non-empty */
     uint32_t window;             /* initial credit for the guest's STDOUT+STDERR; != 0 */

@@ -90,78 +90,227 @@ static int answer_box(struct req *r, cocoon_box *box, unsigned status)
 /* ---- create ---- */
 
 static const char *const create_keys[] = {
-    "name",      "image",       "rootfs",   "cpus",       "memory_mib", "disk_size_gb", "disk_size_bytes",
-    "env",       "working_dir", "user",     "entrypoint", "cmd",        "network",      "detach",
-    "auto_stop", "auto_delete", "labels",   "ephemeral",  "auto_start", "accel",        "vmm",
-    "ports",     "volumes",     "security", NULL};
+    "name",        "image",       "rootfs",    "rootfs_path", "cpus",  "memory_mib", "disk_size_gb", "disk_size_bytes",
+    "env",         "working_dir", "user",      "entrypoint",  "cmd",   "network",    "detach",       "auto_stop",
+    "auto_delete", "labels",      "ephemeral", "auto_start",  "accel", "vmm",        "ports",        "volumes",
+    "security",    NULL};
 
-/* "network": {"outbound": {"mode": "enabled"|"disabled"|"open", "rules": [...]},
- *             "inbound": {"mode": ..., "ports": ["8080:80", ...]}} */
-static int read_network(struct req *r, json_t *net, cocoon_box_options *o, const char ***rules, const char ***ports)
+#define LABELS_MAX 64
+
+/* BoxLite's auto_stop/auto_delete: a boolean or a number of seconds (0: off). */
+static int get_flag_or_seconds(struct req *r, json_t *b, const char *key, int *on)
 {
-    if (!net || json_is_null(net))
+    json_t *v = json_object_get(b, key);
+    if (!v || json_is_null(v))
         return 0;
-    static const char *const net_keys[] = {"outbound", "inbound", "mode", NULL};
-    static const char *const dir_keys[] = {"mode", "rules", "ports", "allow", NULL};
-    if (!json_is_object(net) || serve_only_keys(r, net, net_keys) < 0) {
-        if (!r->answered)
-            serve_error(r, 400, "invalid_argument", "field \"network\" must be an object");
-        return -1;
-    }
-    const char *mode = NULL;
-    if (serve_get_string(r, net, "mode", 32, &mode) < 0)
-        return -1;
-    json_t *out = json_object_get(net, "outbound");
-    if (out && !json_is_null(out)) {
-        if (!json_is_object(out) || serve_only_keys(r, out, dir_keys) < 0) {
-            if (!r->answered)
-                serve_error(r, 400, "invalid_argument", "field \"network.outbound\" must be an object");
-            return -1;
-        }
-        if (serve_get_string(r, out, "mode", 32, &mode) < 0 || serve_get_strings(r, out, "rules", 1024, rules) < 0)
-            return -1;
-        if (!*rules && serve_get_strings(r, out, "allow", 1024, rules) < 0)
-            return -1;
-    }
-    json_t *in = json_object_get(net, "inbound");
-    if (in && !json_is_null(in)) {
-        if (!json_is_object(in) || serve_only_keys(r, in, dir_keys) < 0) {
-            if (!r->answered)
-                serve_error(r, 400, "invalid_argument", "field \"network.inbound\" must be an object");
-            return -1;
-        }
-        const char *in_mode = NULL;
-        if (serve_get_string(r, in, "mode", 32, &in_mode) < 0 || serve_get_strings(r, in, "ports", 256, ports) < 0)
-            return -1;
-    }
-    if (!mode || strcmp(mode, "enabled") == 0 || strcmp(mode, "public") == 0)
-        o->net = "public";
-    else if (strcmp(mode, "disabled") == 0 || strcmp(mode, "none") == 0)
-        o->net = "none";
-    else if (strcmp(mode, "open") == 0)
-        o->net = "open";
-    else {
-        serve_error(r, 400, "invalid_argument",
-                    "network mode \"%.40s\" is not one of enabled (public internet through cocoon's filter), "
-                    "disabled (no network device), open (everything, private ranges too)",
-                    mode);
-        return -1;
+    if (json_is_boolean(v))
+        *on = json_is_true(v);
+    else if (json_is_integer(v) && json_integer_value(v) >= 0)
+        *on = json_integer_value(v) > 0;
+    else
+        return serve_error(r, 400, "invalid_argument", "field \"%s\" must be true, false or a number of seconds", key);
+    return 0;
+}
+
+static int check_labels(struct req *r, json_t *labels)
+{
+    if (!labels || json_is_null(labels))
+        return 0;
+    if (!json_is_object(labels) || json_object_size(labels) > LABELS_MAX)
+        return serve_error(r, 400, "invalid_argument", "field \"labels\" must be an object of at most %d strings",
+                           LABELS_MAX);
+    const char *key;
+    json_t *v;
+    json_object_foreach(labels, key, v)
+    {
+        if (!json_is_string(v) || strlen(key) > 128 || json_string_length(v) > 1024 ||
+            strlen(json_string_value(v)) != json_string_length(v))
+            return serve_error(r, 400, "invalid_argument",
+                               "label \"%.60s\" must be a string (keys up to 128 bytes, values up to 1024)", key);
     }
     return 0;
 }
 
+/* "ports": ["8080:80", ...] (cocoon's form) or BoxLite's [{"host_port", "guest_port",
+ * "protocol", "host_ip"}] → cocoon's strings, owned by *owned. */
+static int read_ports(struct req *r, json_t *b, const char ***out, char ***owned)
+{
+    json_t *v = json_object_get(b, "ports");
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_array(v) || json_array_size(v) > 256)
+        return serve_error(r, 400, "invalid_argument", "field \"ports\" must be an array of at most 256 ports");
+    size_t n = json_array_size(v);
+    *out = calloc(n + 1, sizeof(**out));
+    *owned = calloc(n + 1, sizeof(**owned));
+    if (!*out || !*owned)
+        return serve_error(r, 503, "resource_exhausted", "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        json_t *p = json_array_get(v, i);
+        if (json_is_string(p)) {
+            (*out)[i] = json_string_value(p);
+            continue;
+        }
+        static const char *const keys[] = {"host_port", "guest_port", "protocol", "host_ip", NULL};
+        uint64_t host = 0, guest = 0;
+        const char *proto = "tcp", *ip = NULL;
+        if (!json_is_object(p))
+            return serve_error(r, 400, "invalid_argument", "ports[%zu] must be \"HOST:GUEST\" or an object", i);
+        if (serve_only_keys(r, p, keys) < 0 || serve_get_uint(r, p, "host_port", 0, 65535, &host) < 0 ||
+            serve_get_uint(r, p, "guest_port", 1, 65535, &guest) < 0 ||
+            serve_get_string(r, p, "protocol", 8, &proto) < 0 || serve_get_string(r, p, "host_ip", 64, &ip) < 0)
+            return -1;
+        if (!guest)
+            return serve_error(r, 400, "invalid_argument", "ports[%zu].guest_port is required", i);
+        if (asprintf(&(*owned)[i], "%s%s%llu:%llu/%s", ip ? ip : "", ip ? ":" : "", (unsigned long long)host,
+                     (unsigned long long)guest, proto) < 0) {
+            (*owned)[i] = NULL;
+            return serve_error(r, 503, "resource_exhausted", "out of memory");
+        }
+        (*out)[i] = (*owned)[i];
+    }
+    return 0;
+}
+
+/* "network": {"mode": M, "allow_net": [HOST|CIDR...],
+ *             "outbound": {"mode": M, "allow_net"|"allow": [HOST|CIDR...], "rules": [RULE...]},
+ *             "inbound": {"mode": "enabled"|"disabled", "ports": ["8080:80", ...]}}
+ * M: enabled (public internet through cocoon's filter), disabled (no network device),
+ * open (everything). allow_net is BoxLite's allowlist: only those hosts (cocoon rules
+ * "allow H" then "deny *" and "deny 0.0.0.0/0"); rules are cocoon's first-match rules. */
+struct net_args {
+    const char **rules, **ports;
+    char **owned; /* the rules made from allow_net */
+    const char **all;
+};
+
+static void net_args_free(struct net_args *n)
+{
+    for (size_t i = 0; n->owned && n->owned[i]; i++)
+        free(n->owned[i]);
+    free(n->owned);
+    free(n->all);
+    free(n->rules);
+    free(n->ports);
+}
+
+static int net_mode(struct req *r, const char *mode, const char *field, const char **out)
+{
+    if (!mode)
+        return 0;
+    if (strcmp(mode, "enabled") == 0 || strcmp(mode, "public") == 0)
+        *out = "public";
+    else if (strcmp(mode, "disabled") == 0 || strcmp(mode, "none") == 0)
+        *out = "none";
+    else if (strcmp(mode, "open") == 0)
+        *out = "open";
+    else
+        return serve_error(r, 400, "invalid_argument",
+                           "%s \"%.40s\" is not one of enabled (public internet through cocoon's filter), "
+                           "disabled (no network device), open (everything, private ranges too)",
+                           field, mode);
+    return 0;
+}
+
+static int object_or_null(struct req *r, json_t *v, const char *field, const char *const *keys)
+{
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_object(v))
+        return serve_error(r, 400, "invalid_argument", "field \"%s\" must be an object", field);
+    return serve_only_keys(r, v, keys) < 0 ? -1 : 1;
+}
+
+static int read_network(struct req *r, json_t *net, cocoon_box_options *o, struct net_args *n)
+{
+    static const char *const net_keys[] = {"outbound", "inbound", "mode", "allow_net", NULL};
+    static const char *const out_keys[] = {"mode", "rules", "allow", "allow_net", NULL};
+    static const char *const in_keys[] = {"mode", "ports", NULL};
+    int has = object_or_null(r, net, "network", net_keys);
+    if (has <= 0)
+        return has;
+    const char *mode = NULL, *out_mode = NULL, *in_mode = NULL, **allow = NULL, **out_allow = NULL;
+    int rc = -1;
+    json_t *out = json_object_get(net, "outbound"), *in = json_object_get(net, "inbound");
+    if (serve_get_string(r, net, "mode", 32, &mode) < 0 || serve_get_strings(r, net, "allow_net", 1024, &allow) < 0 ||
+        net_mode(r, mode, "network.mode", &o->net) < 0 || object_or_null(r, out, "network.outbound", out_keys) < 0 ||
+        object_or_null(r, in, "network.inbound", in_keys) < 0)
+        goto done;
+    if (json_is_object(out)) {
+        if (serve_get_string(r, out, "mode", 32, &out_mode) < 0 ||
+            serve_get_strings(r, out, "rules", 1024, &n->rules) < 0 ||
+            net_mode(r, out_mode, "network.outbound.mode", &o->net) < 0)
+            goto done;
+        if (!allow && (serve_get_strings(r, out, "allow_net", 1024, &out_allow) < 0 ||
+                       (!out_allow && serve_get_strings(r, out, "allow", 1024, &out_allow) < 0)))
+            goto done;
+    }
+    if (json_is_object(in)) {
+        const char *ignored = NULL;
+        if (serve_get_string(r, in, "mode", 32, &in_mode) < 0 || serve_get_strings(r, in, "ports", 256, &n->ports) < 0)
+            goto done;
+        if (in_mode && strcmp(in_mode, "enabled") != 0 && strcmp(in_mode, "disabled") != 0) {
+            serve_error(r, 400, "invalid_argument", "network.inbound.mode \"%.40s\" is not enabled or disabled",
+                        in_mode);
+            goto done;
+        }
+        if (in_mode && strcmp(in_mode, "disabled") == 0 && n->ports && n->ports[0]) {
+            serve_error(r, 400, "invalid_argument", "network.inbound is disabled but lists ports");
+            goto done;
+        }
+        (void)ignored;
+    }
+    const char **hosts = allow ? allow : out_allow;
+    size_t nh = 0, nr = 0;
+    while (hosts && hosts[nh])
+        nh++;
+    while (n->rules && n->rules[nr])
+        nr++;
+    n->owned = calloc(nh + 3, sizeof(*n->owned));
+    n->all = calloc(nr + nh + 3, sizeof(*n->all));
+    if (!n->owned || !n->all) {
+        serve_error(r, 503, "resource_exhausted", "out of memory");
+        goto done;
+    }
+    size_t k = 0, m = 0;
+    for (size_t i = 0; i < nr; i++)
+        n->all[k++] = n->rules[i];
+    for (size_t i = 0; i < nh; i++) {
+        if (asprintf(&n->owned[m], "allow %s", hosts[i]) < 0) {
+            n->owned[m] = NULL;
+            serve_error(r, 503, "resource_exhausted", "out of memory");
+            goto done;
+        }
+        n->all[k++] = n->owned[m++];
+    }
+    if (hosts) { /* an allowlist: nothing else */
+        n->all[k++] = "deny *";
+        n->all[k++] = "deny 0.0.0.0/0";
+    }
+    o->net_rules = k ? n->all : NULL;
+    rc = 0;
+done:
+    free(allow);
+    free(out_allow);
+    return rc;
+}
+
 struct create_args {
     json_t *body;
-    const char **rules, **ports, **top_ports, **entrypoint, **cmd;
+    struct net_args net;
+    const char **top_ports, **entrypoint, **cmd;
+    char **owned_ports;
     int made; /* the box exists (box_id) */
     char box_id[64];
 };
 
 static void create_args_free(struct create_args *a)
 {
-    free(a->rules);
-    free(a->ports);
+    net_args_free(&a->net);
     free(a->top_ports);
+    for (size_t i = 0; a->owned_ports && a->owned_ports[i]; i++)
+        free(a->owned_ports[i]);
+    free(a->owned_ports);
     free(a->entrypoint);
     free(a->cmd);
     json_decref(a->body);
@@ -174,42 +323,58 @@ static int create_box(struct req *r, struct create_args *a, cocoon_runtime *rt)
     cocoon_box_options_init(&o);
     uint64_t cpus = 0, mem = 0, disk_gb = 0, disk_bytes = 0;
     int ephemeral = 0, auto_delete = 0, auto_start = 0, detach = 0, auto_stop = 0;
-    const char *working_dir = NULL, *user = NULL;
+    const char *working_dir = NULL, *user = NULL, *security = NULL, *rootfs_path = NULL;
     if (serve_only_keys(r, b, create_keys) < 0 || serve_get_string(r, b, "name", 64, &o.name) < 0 ||
         serve_get_string(r, b, "image", 1024, &o.image) < 0 || serve_get_string(r, b, "rootfs", 4000, &o.rootfs) < 0 ||
+        serve_get_string(r, b, "rootfs_path", 4000, &rootfs_path) < 0 ||
         serve_get_uint(r, b, "cpus", 1, 64, &cpus) < 0 || serve_get_uint(r, b, "memory_mib", 64, 1048576, &mem) < 0 ||
         serve_get_uint(r, b, "disk_size_gb", 1, 65536, &disk_gb) < 0 ||
         serve_get_uint(r, b, "disk_size_bytes", 1, 1ull << 46, &disk_bytes) < 0 ||
         serve_get_string(r, b, "working_dir", 4000, &working_dir) < 0 ||
         serve_get_string(r, b, "user", 256, &user) < 0 || serve_get_bool(r, b, "ephemeral", &ephemeral) < 0 ||
-        serve_get_bool(r, b, "auto_delete", &auto_delete) < 0 || serve_get_bool(r, b, "auto_start", &auto_start) < 0 ||
-        serve_get_bool(r, b, "detach", &detach) < 0 || serve_get_bool(r, b, "auto_stop", &auto_stop) < 0 ||
-        serve_get_string(r, b, "accel", 16, &o.accel) < 0 || serve_get_string(r, b, "vmm", 16, &o.vmm) < 0 ||
+        get_flag_or_seconds(r, b, "auto_delete", &auto_delete) < 0 ||
+        serve_get_bool(r, b, "auto_start", &auto_start) < 0 || serve_get_bool(r, b, "detach", &detach) < 0 ||
+        get_flag_or_seconds(r, b, "auto_stop", &auto_stop) < 0 || serve_get_string(r, b, "accel", 16, &o.accel) < 0 ||
+        serve_get_string(r, b, "vmm", 16, &o.vmm) < 0 || serve_get_string(r, b, "security", 32, &security) < 0 ||
         serve_get_strings(r, b, "entrypoint", 256, &a->entrypoint) < 0 ||
-        serve_get_strings(r, b, "cmd", 4096, &a->cmd) < 0 || serve_get_strings(r, b, "ports", 256, &a->top_ports) < 0 ||
-        read_network(r, json_object_get(b, "network"), &o, &a->rules, &a->ports) < 0)
+        serve_get_strings(r, b, "cmd", 4096, &a->cmd) < 0 || read_ports(r, b, &a->top_ports, &a->owned_ports) < 0 ||
+        read_network(r, json_object_get(b, "network"), &o, &a->net) < 0 ||
+        check_labels(r, json_object_get(b, "labels")) < 0)
         return -1;
+    if (rootfs_path && o.rootfs)
+        return serve_error(r, 400, "invalid_argument", "give either \"rootfs\" or \"rootfs_path\", not both");
+    if (rootfs_path)
+        o.rootfs = rootfs_path;
+    /* A host directory as a box's root is for the machine's own user: a TCP client must
+     * not be able to boot a box over, say, ~/.ssh and read it. */
+    if (o.rootfs && r->tcp)
+        return serve_error(r, 403, "permission_denied",
+                           "\"rootfs\" (a host directory) is accepted only on the unix socket; use an image");
+    if (security && strcmp(security, "development") != 0 && strcmp(security, "standard") != 0 &&
+        strcmp(security, "maximum") != 0)
+        return serve_error(r, 400, "invalid_argument", "security must be development, standard or maximum");
+    if (auto_stop)
+        return serve_error(r, 501, "unsupported",
+                           "auto_stop (stopping an idle box) is not supported: stop boxes with "
+                           "POST /v1/boxes/{id}/stop");
     json_t *volumes = json_object_get(b, "volumes");
     if (volumes && !json_is_null(volumes) && (!json_is_array(volumes) || json_array_size(volumes) > 0))
-        return serve_error(r, 422, "unsupported",
+        return serve_error(r, 501, "unsupported",
                            "volumes are not supported by this server yet: copy files in with PUT /files");
     json_t *labels = json_object_get(b, "labels");
-    if (labels && !json_is_null(labels) && !json_is_object(labels))
-        return serve_error(r, 400, "invalid_argument", "field \"labels\" must be an object of strings");
     char **env = NULL;
     if (serve_get_env(r, b, "env", &env) < 0)
         return -1;
     serve_free_env(env); /* validated here; stored as JSON below */
-    if (a->entrypoint || a->cmd)
-        return serve_error(r, 422, "unsupported",
+    if ((a->entrypoint && a->entrypoint[0]) || (a->cmd && a->cmd[0]))
+        return serve_error(r, 501, "unsupported",
                            "a box main process (entrypoint/cmd) is not supported yet: start commands with POST "
                            "/v1/boxes/{id}/exec");
     o.cpus = (unsigned)cpus;
     o.memory_mib = (unsigned)mem;
     o.disk_size = disk_bytes ? disk_bytes : disk_gb << 30;
     o.ephemeral = ephemeral || auto_delete;
-    o.net_rules = a->rules;
-    o.net_ports = a->ports ? a->ports : a->top_ports;
+    o.net_ports = a->net.ports ? a->net.ports : a->top_ports;
     if (o.rootfs && o.image)
         return serve_error(r, 400, "invalid_argument", "give either \"image\" or \"rootfs\", not both");
 
@@ -237,6 +402,7 @@ static int create_box(struct req *r, struct create_args *a, cocoon_runtime *rt)
         cocoon_box_close(box);
         return serve_cocoon_error(r, &err);
     }
+    snprintf(r->location, sizeof(r->location), "/v1/boxes/%s", cocoon_box_id(box));
     int rc = answer_box(r, box, 201);
     a->made = 1;
     snprintf(a->box_id, sizeof(a->box_id), "%s", cocoon_box_id(box));
@@ -250,6 +416,10 @@ static int list_boxes(struct req *r, cocoon_runtime *rt)
      * next_page_token. */
     uint64_t page_size = UINT64_MAX, offset = 0;
     const char *ps = serve_query(r, "page_size"), *token = serve_query(r, "page_token");
+    if (!ps)
+        ps = serve_query(r, "pageSize"); /* BoxLite's spelling */
+    if (!token)
+        token = serve_query(r, "pageToken");
     const char *status = serve_query(r, "status");
     char *end;
     if (ps) {
@@ -409,16 +579,27 @@ int handle_box_start(struct req *r)
     return rc;
 }
 
+static int get_stop_seconds(struct req *r, json_t *b, const char *key, double *out)
+{
+    json_t *v = json_object_get(b, key);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 3600)
+        return serve_error(r, 400, "invalid_argument", "field \"%s\" must be a number of seconds from 0 to 3600", key);
+    *out = json_number_value(v);
+    return 0;
+}
+
 int handle_box_stop(struct req *r)
 {
     json_t *b = serve_body_object(r);
     if (!b)
         return -1;
     static const char *const keys[] = {"timeout_seconds", "timeout", "force", NULL};
-    uint64_t timeout_s = 10;
+    double timeout_s = 10;
     int force = 0;
-    if (serve_only_keys(r, b, keys) < 0 || serve_get_uint(r, b, "timeout_seconds", 0, 3600, &timeout_s) < 0 ||
-        serve_get_uint(r, b, "timeout", 0, 3600, &timeout_s) < 0 || serve_get_bool(r, b, "force", &force) < 0) {
+    if (serve_only_keys(r, b, keys) < 0 || get_stop_seconds(r, b, "timeout_seconds", &timeout_s) < 0 ||
+        get_stop_seconds(r, b, "timeout", &timeout_s) < 0 || serve_get_bool(r, b, "force", &force) < 0) {
         json_decref(b);
         return -1;
     }
@@ -443,7 +624,9 @@ int handle_box_stop(struct req *r)
     cocoon_error err;
     int rc;
     int have_info = cocoon_box_inspect(box, &info, &err) == 0;
-    unsigned ms = force ? 1 : (timeout_s ? (unsigned)timeout_s * 1000u : 1);
+    unsigned ms = force ? 1 : (timeout_s > 0 ? (unsigned)(timeout_s * 1000.0) : 1);
+    if (ms == 0)
+        ms = 1;
     int was_running = cocoon_box_is_running(box);
     int stopped = cocoon_box_stop(box, ms, &err) == 0;
     if (stopped && was_running)

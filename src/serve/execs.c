@@ -205,6 +205,19 @@ static int boot_box(struct req *r, cocoon_box *box)
     return 0;
 }
 
+/* Opens the route's box, booting it when it is not running (BoxLite's lazy start). */
+int serve_open_running_box(struct req *r, cocoon_runtime **rt, cocoon_box **box)
+{
+    if (open_box(r, rt, box) < 0)
+        return -1;
+    if (boot_box(r, *box) < 0) {
+        cocoon_box_close(*box);
+        cocoon_runtime_close(*rt);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- POST /exec ---- */
 
 int handle_exec(struct req *r)
@@ -346,7 +359,7 @@ int handle_exec_info(struct req *r)
             xreg_signal(e, SIGKILL, NULL);
         rc = serve_empty(r, 204);
     } else {
-        rc = r->method == M_HEAD ? serve_empty(r, 200) : serve_json(r, 200, exec_info_json(e));
+        rc = r->method == M_HEAD ? serve_empty(r, 204) : serve_json(r, 200, exec_info_json(e));
     }
     xreg_put(e);
     return rc;

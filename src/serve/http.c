@@ -61,6 +61,10 @@ int serve_queue_response(struct req *r, unsigned status, struct MHD_Response *re
         MHD_add_response_header(resp, "Retry-After", "1");
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     }
+    if (status == 426)
+        MHD_add_response_header(resp, "Sec-WebSocket-Version", "13");
+    if (r->location[0] && status < 300)
+        MHD_add_response_header(resp, "Location", r->location);
     enum MHD_Result ok = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
     if (ok != MHD_YES)
@@ -97,9 +101,27 @@ int serve_json(struct req *r, unsigned status, json_t *body)
     return serve_queue_response(r, status, resp);
 }
 
-/* The error type names BoxLite clients show next to the code. */
-static const char *error_type(unsigned status)
+/* The error type of a code (BoxLite's names), else one that fits the status. */
+static const char *error_type(const char *code, unsigned status)
 {
+    static const struct {
+        const char *code, *type;
+    } by_code[] = {{"not_found", "NotFoundError"},
+                   {"invalid_state", "InvalidStateError"},
+                   {"already_exists", "AlreadyExistsError"},
+                   {"invalid_argument", "InvalidArgumentError"},
+                   {"unsupported", "UnsupportedError"},
+                   {"unauthenticated", "AuthError"},
+                   {"permission_denied", "PermissionDeniedError"},
+                   {"resource_exhausted", "ResourceExhaustedError"},
+                   {"execution_failed", "ExecutionError"},
+                   {"image_pull_failed", "ImageError"},
+                   {"storage_error", "StorageError"},
+                   {"timeout", "TimeoutError"},
+                   {"internal", "InternalError"}};
+    for (size_t i = 0; i < sizeof(by_code) / sizeof(by_code[0]); i++)
+        if (strcmp(code, by_code[i].code) == 0)
+            return by_code[i].type;
     switch (status) {
     case 400: return "InvalidArgumentError";
     case 401: return "UnauthorizedError";
@@ -124,13 +146,15 @@ int serve_error(struct req *r, unsigned status, const char *code, const char *fm
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    json_t *body = json_pack("{s:{s:s,s:s,s:s}}", "error", "message", msg, "type", error_type(status), "code", code);
+    json_t *body =
+        json_pack("{s:{s:s,s:s,s:s}}", "error", "message", msg, "type", error_type(code, status), "code", code);
     if (!body) {
         /* A message quoting the request (a path, a field name cut inside a character) may
          * not be UTF-8, which a JSON string must be: its bytes are escaped then. */
         char shown[COCOON_ERROR_MAX];
         util_escape_text(shown, sizeof(shown), msg, strlen(msg));
-        body = json_pack("{s:{s:s,s:s,s:s}}", "error", "message", shown, "type", error_type(status), "code", code);
+        body =
+            json_pack("{s:{s:s,s:s,s:s}}", "error", "message", shown, "type", error_type(code, status), "code", code);
     }
     return serve_json(r, status, body);
 }

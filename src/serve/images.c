@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "serve/serve.h"
+#include "serve/spool.h"
 #include "serve/worker.h"
 #include "util/util.h"
 
@@ -19,6 +20,7 @@ static json_t *image_json(const cocoon_image_info *im)
                           im->repository, "tag", im->tag, "size_bytes", (json_int_t)im->size, "created_at", created,
                           "boxes", (json_int_t)im->boxes, "builtin", !im->pulled, "config_digest", im->config_digest);
     json_object_set_new(j, "references", im->name[0] ? json_pack("[s]", im->name) : json_array());
+    json_object_set_new(j, "cached_at", json_string(created));
     return j;
 }
 
@@ -59,7 +61,7 @@ int handle_image(struct req *r)
         if (cocoon_image_inspect(rt, r->route.image, &info, &config, &err) < 0) {
             rc = serve_cocoon_error(r, &err);
         } else if (r->method == M_HEAD) {
-            rc = serve_empty(r, 200);
+            rc = serve_empty(r, 204);
         } else {
             json_t *j = image_json(&info);
             json_t *cfg = config ? json_loads(config, 0, NULL) : NULL;
@@ -130,6 +132,11 @@ static int pull(const struct pull_job *job, int progress_fd, cocoon_image_info *
     return rc;
 }
 
+static const char *pull_error_code(const cocoon_error *err)
+{
+    return err->code == COCOON_E_INVALID ? "invalid_argument" : "image_pull_failed";
+}
+
 static void pull_streamed(void *arg, int fd)
 {
     struct pull_job *job = arg;
@@ -137,8 +144,8 @@ static void pull_streamed(void *arg, int fd)
     cocoon_image_info info;
     cocoon_error err;
     if (pull(job, fd, &info, &err) < 0)
-        write_line(fd,
-                   json_pack("{s:s,s:{s:s,s:i}}", "type", "error", "error", "message", err.message, "code", err.code));
+        write_line(fd, json_pack("{s:s,s:{s:s,s:s,s:s}}", "type", "error", "error", "message", err.message, "type",
+                                 "ImageError", "code", pull_error_code(&err)));
     else
         write_line(fd, json_pack("{s:s,s:o}", "type", "done", "image", image_json(&info)));
 }
@@ -175,91 +182,26 @@ int handle_image_pull(struct req *r)
     }
     cocoon_image_info info;
     cocoon_error err;
-    rc = pull(job, -1, &info, &err) < 0 ? serve_cocoon_error(r, &err) : serve_json(r, 200, image_json(&info));
+    if (pull(job, -1, &info, &err) < 0)
+        rc = err.code == COCOON_E_INVALID ? serve_cocoon_error(r, &err)
+                                          : serve_error(r, 422, pull_error_code(&err), "%s", err.message);
+    else
+        rc = serve_json(r, 200, image_json(&info));
     free(job);
 out:
     json_decref(b);
     return rc;
 }
 
-/* ---- load: the body goes to a private temporary file, then to cocoon_image_load ---- */
+/* ---- load: the body is spooled to a private temporary file, then cocoon_image_load ---- */
 
-struct upload_file {
-    char path[COCOON_PATH_MAX];
-    int fd;
-    uint64_t size;
-    int too_big, failed;
-};
-
-static void upload_free(void *state)
-{
-    struct upload_file *u = state;
-    if (u->fd >= 0)
-        close(u->fd);
-    if (u->path[0])
-        unlink(u->path);
-    free(u);
-}
-
-static int upload_chunk(void *ctx, const char *data, size_t len)
-{
-    struct upload_file *u = ctx;
-    if (u->size + len > serve_cfg.max_upload) {
-        u->too_big = 1;
-        return -1;
-    }
-    for (size_t off = 0; off < len;) {
-        ssize_t n = write(u->fd, data + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            u->failed = errno ? errno : EIO;
-            return -1;
-        }
-        off += (size_t)n;
-    }
-    u->size += len;
-    return 0;
-}
-
-int begin_image_load(struct req *r)
-{
-    struct upload_file *u = calloc(1, sizeof(*u));
-    if (!u)
-        return serve_error(r, 503, "resource_exhausted", "out of memory");
-    u->fd = -1;
-    const char *home = serve_cfg.home ? serve_cfg.home : getenv("COCOON_HOME");
-    char dir[COCOON_PATH_MAX - 64];
-    snprintf(dir, sizeof(dir), "%s/tmp", home && *home ? home : "/tmp");
-    util_mkdir_p(dir, 0700);
-    snprintf(u->path, sizeof(u->path), "%s/upload-XXXXXX", dir);
-    u->fd = mkostemp(u->path, O_CLOEXEC);
-    if (u->fd < 0) {
-        u->path[0] = '\0';
-        upload_free(u);
-        return serve_error(r, 500, "internal", "cannot create a temporary file for the upload in %s: %s", dir,
-                           strerror(errno));
-    }
-    r->handler_state = u;
-    r->handler_free = upload_free;
-    r->body_fn = upload_chunk;
-    r->body_ctx = u;
-    return 0;
-}
+int begin_image_load(struct req *r) { return spool_begin(r); }
 
 int handle_image_load(struct req *r)
 {
-    struct upload_file *u = r->handler_state;
+    struct spool *u = spool_done(r, "a `docker save` or OCI archive (application/x-tar)");
     if (!u)
-        return serve_error(r, 500, "internal", "the upload was not set up");
-    if (u->too_big)
-        return serve_error(r, 413, "invalid_argument", "the archive is larger than %llu bytes (--max-upload)",
-                           (unsigned long long)serve_cfg.max_upload);
-    if (u->failed)
-        return serve_error(r, 507, "storage_error", "cannot store the upload: %s", strerror(u->failed));
-    if (u->size == 0)
-        return serve_error(r, 400, "invalid_argument",
-                           "the body must be a `docker save` or OCI archive (application/x-tar)");
+        return -1;
     cocoon_runtime *rt;
     if (serve_runtime(r, &rt) < 0)
         return -1;

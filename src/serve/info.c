@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "serve/idempotency.h"
 #include "serve/serve.h"
 #include "serve/xreg.h"
 #include "util/util.h"
@@ -19,6 +20,10 @@ int handle_config(struct req *r)
         json_pack("{s:b,s:b,s:b,s:b,s:b,s:b,s:b,s:b,s:b,s:b,s:b}", "snapshots_enabled", 0, "clone_enabled", 0,
                   "export_enabled", 0, "import_enabled", 0, "volumes_enabled", 0, "tunnels_enabled", 0,
                   "websocket_attach", 1, "ndjson_output", 1, "run_to_completion", 1, "image_pull", 1, "image_load", 1);
+    json_object_set_new(caps, "max_cpus", json_integer(64));
+    json_object_set_new(caps, "tty_enabled", json_true());
+    json_object_set_new(caps, "streaming_enabled", json_true());
+    json_object_set_new(caps, "idempotency_key_lifetime", json_integer(IDEMPOTENCY_TTL_S));
     json_t *defaults = json_pack("{s:i,s:i,s:s}", "cpus", 1, "memory_mib", 512, "image", "default");
     json_t *limits =
         json_pack("{s:i,s:i,s:i,s:I,s:I,s:i,s:i}", "max_cpus", 64, "max_memory_mib", 1048576, "max_running_executions",

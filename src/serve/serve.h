@@ -58,6 +58,7 @@ struct req {
     uint64_t t0_ns;
     unsigned status; /* the answer's status, for the access log */
     int answered;
+    char location[192]; /* a Location header for a 2xx answer, or "" */
     /* body */
     char *body;
     size_t body_len;
@@ -113,6 +114,8 @@ void serve_free_env(char **env);
 int serve_runtime(struct req *r, cocoon_runtime **rt); /* answers 500 on failure */
 /* Opens the route's box; answers 404 and returns -1 when it does not exist. */
 int serve_open_box(struct req *r, cocoon_runtime *rt, cocoon_box **box);
+/* The same, booting the box when it is not running (BoxLite's lazy start). */
+int serve_open_running_box(struct req *r, cocoon_runtime **rt, cocoon_box **box);
 /* A libcocoon runtime with the server's settings (for threads without a request). */
 int serve_runtime_open(cocoon_runtime **rt, cocoon_error *err);
 

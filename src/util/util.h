@@ -50,6 +50,9 @@ int util_base64_encode(const void *in, size_t len, char *out, size_t cap);
  * not fit in cap. */
 int util_base64_decode(const char *in, size_t inlen, void *out, size_t cap, size_t *outlen);
 int util_parse_count(const char *s, int suffixes, uint64_t *out);
+/* SipHash-2-4 of len bytes under a 16-byte key (siphash.c): for hash tables keyed by
+ * names from outside, with a random key so the sender cannot choose collisions. */
+uint64_t util_siphash(const uint8_t key[16], const void *data, size_t len);
 int util_set_nonblock(int fd, int on);
 int util_set_cloexec(int fd, int on);
 uint64_t util_now_ns(int clock_id);

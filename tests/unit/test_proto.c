@@ -1120,6 +1120,10 @@ static void test_file_roundtrip(void **state)
     assert_int_equal(proto_decode_file(T.buf, T.len, &back), PROTO_OK);
     assert_int_equal(back.window, PROTO_DEFAULT_WINDOW);
     assert_int_equal(back.flags, 0);
+    /* every known flag together */
+    tlv_u32(&T, PT_FLAGS, PROTO_FILE_EXACT | PROTO_FILE_FOLLOW | PROTO_FILE_NO_REPLACE);
+    assert_int_equal(proto_decode_file(T.buf, T.len, &back), PROTO_OK);
+    assert_int_equal(back.flags, 7);
     /* a FILE_* frame on stream 0 is refused at the header */
     proto_header_encode(w.buf, 0, 0, PROTO_FILE_GET);
     assert_int_equal(proto_header_decode(w.buf, PROTO_HEADER_SIZE, &h), PROTO_E_STREAM);

@@ -248,10 +248,30 @@ static void test_log_line_holds_guest_text(void **state)
     assert_non_null(strstr(buf, "x\\n2030-01-01"));
 }
 
+/* The reference vectors of SipHash-2-4 (key 00..0f, message 00..n-1), and a key that
+ * changes the hash. */
+static void test_siphash_vectors(void **state)
+{
+    uint8_t key[16], msg[64];
+    for (int i = 0; i < 16; i++)
+        key[i] = (uint8_t)i;
+    for (int i = 0; i < 64; i++)
+        msg[i] = (uint8_t)i;
+    assert_true(util_siphash(key, msg, 0) == 0x726fdb47dd0e0e31ull);
+    assert_true(util_siphash(key, msg, 1) == 0x74f839c593dc67fdull);
+    assert_true(util_siphash(key, msg, 7) == 0xab0200f58b01d137ull);
+    assert_true(util_siphash(key, msg, 8) == 0x93f5f5799a932462ull);
+    assert_true(util_siphash(key, msg, 15) == 0xa129ca6149be45e5ull);
+    assert_true(util_siphash(key, msg, 63) == 0x958a324ceb064572ull);
+    key[0] ^= 1;
+    assert_true(util_siphash(key, msg, 15) != 0xa129ca6149be45e5ull);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unix_path),
+        cmocka_unit_test(test_siphash_vectors),
         cmocka_unit_test(test_log_line_holds_guest_text),
         cmocka_unit_test_setup_teardown(test_tail_lines, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_rm_rf_no_follow, setup_tmp, teardown_tmp),
