@@ -156,7 +156,8 @@ int serve_error(struct req *r, unsigned status, const char *code, const char *fm
         body =
             json_pack("{s:{s:s,s:s,s:s}}", "error", "message", shown, "type", error_type(code, status), "code", code);
     }
-    return serve_json(r, status, body);
+    serve_json(r, status, body);
+    return -1; /* the request failed: `return serve_error(...)` says so in any helper */
 }
 
 int serve_cocoon_error(struct req *r, const cocoon_error *err)
