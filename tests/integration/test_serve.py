@@ -5,7 +5,8 @@ signals, stdin, run to completion with its limits and binary output, Idempotency
 pages and the status filter), the access log, and that bad requests get a clear 4xx in
 the error envelope and change nothing. The tests of this module share one home, one
 server and two boxes (module-scoped fixtures) to keep the boots few; they run in file
-order. The server's own client is http.client over the unix socket."""
+order. Requests go through serve_client's client; the server is started here (its
+default socket in the home, restarts on the same socket, a kill)."""
 import base64
 import hashlib
 import http.client
@@ -23,93 +24,51 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import BIN_DIR, Cocoon, decode, leftover_problems, vm_missing_reason
+from conftest import Cocoon, decode, leftover_problems, vm_missing_reason
+from serve_client import SERVE, ServeClient, free_port
 
-SERVE = os.path.join(BIN_DIR, "cocoon-serve")
 # Seconds a request may take when it boots a box (TCG on two shared cores): a bound
 # against hangs, not a speed check.
 BOOT_S = 300
 REQUEST_S = 120
 
 
-# ---- a minimal client -------------------------------------------------------------
+# ---- the client: serve_client's, with TLS and a few shorthands ----------------------
 
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path, timeout):
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
+class Api(ServeClient):
+    """serve_client.ServeClient, also over TLS (tls: an ssl context), with get/post/delete
+    and call(), which takes a JSON body as a dict or list and a raw one as bytes or str."""
 
-    def connect(self):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self.unix_path)
-        self.sock = sock
+    def __init__(self, socket_path=None, host=None, port=None, token=None, tls=None, timeout=REQUEST_S):
+        super().__init__(socket_path=socket_path, host=host, port=port, token=token, timeout=timeout)
+        self.tls = tls
 
-
-class Reply:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    def json(self):
-        return json.loads(self.body)
-
-    def __repr__(self):
-        return f"<{self.status} {self.body[:600]!r}>"
-
-
-class Client:
-    """HTTP/1.1 to one server: over a unix socket, or TCP (TLS with a context) with a
-    bearer token. A JSON body is given as a dict or list, a raw one as bytes or str."""
-
-    def __init__(self, unix=None, host=None, port=None, token=None, tls=None):
-        self.unix, self.host, self.port, self.token, self.tls = unix, host, port, token, tls
-
-    def connection(self, timeout=REQUEST_S):
-        if self.unix:
-            return UnixHTTPConnection(self.unix, timeout)
+    def connection(self, timeout=None):
         if self.tls:
-            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self.tls)
-        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+            return http.client.HTTPSConnection(self.host, self.port, context=self.tls,
+                                               timeout=self.timeout if timeout is None else timeout)
+        return super().connection(timeout)
 
-    def _prepare(self, body, headers):
-        h = dict(headers or {})
-        if self.token and "Authorization" not in h:
-            h["Authorization"] = "Bearer " + self.token
+    def call(self, method, path, body=None, headers=None, timeout=None):
         if isinstance(body, (dict, list)):
-            body = json.dumps(body).encode()
-            h.setdefault("Content-Type", "application/json")
-        elif isinstance(body, str):
-            body = body.encode()
-        return body, h
-
-    def request(self, method, path, body=None, headers=None, timeout=REQUEST_S):
-        data, h = self._prepare(body, headers)
-        conn = self.connection(timeout)
-        try:
-            conn.request(method, path, body=data, headers=h)
-            r = conn.getresponse()
-            return Reply(r.status, r.headers, r.read())
-        finally:
-            conn.close()
+            return self.request(method, path, json=body, headers=headers, timeout=timeout)
+        return self.request(method, path, body=body, headers=headers, timeout=timeout)
 
     def get(self, path, **kw):
-        return self.request("GET", path, **kw)
+        return self.call("GET", path, **kw)
 
     def post(self, path, body=None, **kw):
-        return self.request("POST", path, body, **kw)
+        return self.call("POST", path, body, **kw)
 
     def delete(self, path, **kw):
-        return self.request("DELETE", path, **kw)
+        return self.call("DELETE", path, **kw)
 
-    def stream(self, path, timeout=REQUEST_S):
+    def stream(self, path, timeout=None):
         """GET path, answered 200 with a streamed body: (connection, response)."""
-        conn = self.connection(timeout)
-        _, h = self._prepare(None, None)
-        conn.request("GET", path, headers=h)
-        r = conn.getresponse()
-        assert r.status == 200, (r.status, r.read()[:600])
+        conn, r = self.open("GET", path, timeout=timeout)
+        if r.status != 200:
+            conn.close()
+            raise AssertionError(f"GET {path}: {r.status} {r.read()[:600]!r}")
         return conn, r
 
 
@@ -209,7 +168,7 @@ class Server:
 
     @property
     def client(self):
-        return Client(unix=self.socket)
+        return Api(socket_path=self.socket)
 
     def log_lines(self):
         with open(self.access_log, errors="replace") as f:
@@ -222,12 +181,6 @@ def run_serve(c, *args, timeout=30):
                        capture_output=True, timeout=timeout)
     p.text = decode(p.stderr)
     return p
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def box_table(c):
@@ -252,7 +205,7 @@ def wait_for(fn, timeout, what):
 def start_exec(api, box, body, timeout=BOOT_S):
     r = api.post(f"/v1/boxes/{box}/exec", body, timeout=timeout)
     assert r.status == 201, r
-    return r.json()["execution_id"]
+    return r.json["execution_id"]
 
 
 def exec_output(api, box, eid, timeout=REQUEST_S):
@@ -266,7 +219,7 @@ def exec_output(api, box, eid, timeout=REQUEST_S):
 def exec_info(api, box, eid):
     r = api.get(f"/v1/boxes/{box}/executions/{eid}")
     assert r.status == 200, r
-    return r.json()
+    return r.json
 
 
 def wait_exec_done(api, box, eid, timeout=REQUEST_S):
@@ -277,7 +230,7 @@ def wait_exec_done(api, box, eid, timeout=REQUEST_S):
 def run(api, box, body, timeout=BOOT_S):
     r = api.post(f"/v1/boxes/{box}/run", body, timeout=timeout)
     assert r.status == 200, r
-    return r.json()
+    return r.json
 
 
 def sh(api, box, script, **extra):
@@ -355,9 +308,9 @@ def test_unix_socket_is_private_and_needs_no_token(server, api):
     st = os.lstat(server.socket)
     assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600, oct(st.st_mode)
     cfg = api.get("/v1/config")
-    assert cfg.status == 200 and cfg.json()["auth_required"] is False, cfg
+    assert cfg.status == 200 and cfg.json["auth_required"] is False, cfg
     r = api.get("/v1/boxes")
-    assert r.status == 200 and "boxes" in r.json(), r
+    assert r.status == 200 and "boxes" in r.json, r
 
 
 def test_tcp_needs_the_bearer_token(cocoon):
@@ -372,8 +325,8 @@ def test_tcp_needs_the_bearer_token(cocoon):
         token = open(token_file).read().strip()
         assert len(token) >= 32
         before = box_table(cocoon)
-        anon = Client(host="127.0.0.1", port=port)
-        wrong = Client(host="127.0.0.1", port=port, token=token[:-1] + ("0" if token[-1] != "0" else "1"))
+        anon = Api(host="127.0.0.1", port=port)
+        wrong = Api(host="127.0.0.1", port=port, token=token[:-1] + ("0" if token[-1] != "0" else "1"))
         for who in (anon, wrong):
             r = who.get("/v1/boxes")
             assert_error(r, 401, "unauthenticated", "token")
@@ -387,10 +340,10 @@ def test_tcp_needs_the_bearer_token(cocoon):
         assert box_table(cocoon) == before
         # /v1/config is open (clients read auth_required there), the rest takes the token.
         cfg = anon.get("/v1/config")
-        assert cfg.status == 200 and cfg.json()["auth_required"] is True, cfg
-        ok = Client(host="127.0.0.1", port=port, token=token)
+        assert cfg.status == 200 and cfg.json["auth_required"] is True, cfg
+        ok = Api(host="127.0.0.1", port=port, token=token)
         r = ok.get("/v1/boxes")
-        assert r.status == 200 and [b["name"] for b in r.json()["boxes"]] == ["keep"], r
+        assert r.status == 200 and [b["name"] for b in r.json["boxes"]] == ["keep"], r
         assert anon.get("/v1/boxes", headers={"X-API-Key": token}).status == 200
         # The unix socket next to it needs none.
         assert srv.client.get("/v1/boxes").status == 200
@@ -413,7 +366,7 @@ def test_token_file_and_no_token_rules(cocoon, tmp_path):
     # On loopback, --no-token is allowed and needs nothing.
     srv = Server(cocoon, "--listen", f"127.0.0.1:{port}", "--no-token").start()
     try:
-        r = Client(host="127.0.0.1", port=port).get("/v1/boxes")
+        r = Api(host="127.0.0.1", port=port).get("/v1/boxes")
         assert r.status == 200, r
     finally:
         assert srv.stop() == 0
@@ -430,15 +383,15 @@ def test_tls_with_a_self_signed_certificate(cocoon, tmp_path):
         assert f"https://127.0.0.1:{port}" in srv.stderr()
         token = open(os.path.join(cocoon.home, "serve.token")).read().strip()
         ctx = ssl.create_default_context(cafile=str(cert))
-        tls = Client(host="127.0.0.1", port=port, token=token, tls=ctx)
+        tls = Api(host="127.0.0.1", port=port, token=token, tls=ctx)
         r = tls.get("/v1/boxes")
-        assert r.status == 200 and r.json()["boxes"] == [], r
-        assert_error(Client(host="127.0.0.1", port=port, tls=ctx).get("/v1/boxes"), 401, "unauthenticated")
+        assert r.status == 200 and r.json["boxes"] == [], r
+        assert_error(Api(host="127.0.0.1", port=port, tls=ctx).get("/v1/boxes"), 401, "unauthenticated")
         # A client that does not trust the certificate, or speaks plain HTTP, gets nothing.
         with pytest.raises(ssl.SSLError):
-            Client(host="127.0.0.1", port=port, token=token, tls=ssl.create_default_context()).get("/v1/boxes")
+            Api(host="127.0.0.1", port=port, token=token, tls=ssl.create_default_context()).get("/v1/boxes")
         try:
-            r = Client(host="127.0.0.1", port=port, token=token).get("/v1/boxes", timeout=10)
+            r = Api(host="127.0.0.1", port=port, token=token).get("/v1/boxes", timeout=10)
             assert r.status != 200, f"plain HTTP was answered on the TLS port: {r}"
         except (http.client.HTTPException, OSError):
             pass
@@ -458,24 +411,24 @@ def test_tls_with_a_self_signed_certificate(cocoon, tmp_path):
 def test_boxes_are_shared_with_the_cli(home, api, clibox):
     r = api.get("/v1/boxes/clibox")
     assert r.status == 200, r
-    b = r.json()
+    b = r.json
     assert b["name"] == "clibox" and b["status"] == "configured" and b["memory_mib"] == 128, b
-    assert api.request("HEAD", "/v1/boxes/clibox").status == 204
-    assert api.get(f"/v1/boxes/{b['box_id']}").json()["name"] == "clibox"
+    assert api.call("HEAD", "/v1/boxes/clibox").status == 204
+    assert api.get(f"/v1/boxes/{b['box_id']}").json["name"] == "clibox"
     r = api.post("/v1/boxes", {"name": "apibox", "memory_mib": 128})
     assert r.status == 201, r
-    made = r.json()
+    made = r.json
     assert made["name"] == "apibox" and re.fullmatch(r"[0-9a-f]{12}", made["box_id"]), made
     assert (made["box_id"], "apibox") in [(i, n) for i, n, _ in box_table(home)]
     home.run("rm", "apibox", check=0)
     assert_error(api.get("/v1/boxes/apibox"), 404, "not_found", "apibox")
-    assert api.request("HEAD", "/v1/boxes/apibox").status == 404
+    assert api.call("HEAD", "/v1/boxes/apibox").status == 404
 
 
 # ---- executions -------------------------------------------------------------------
 
 def test_exec_starts_the_box_lazily_with_its_create_time_defaults(home, api, dev):
-    b = api.get("/v1/boxes/dev").json()
+    b = api.get("/v1/boxes/dev").json
     assert b["status"] == "configured" and b["env"] == {"FOO": "from-create", "BAR": "create-bar"}, b
     assert b["working_dir"] == "/tmp" and b["labels"] == {"team": "qa"}, b
     eid = start_exec(api, "dev", {"command": "sh", "args": ["-c", 'echo "$FOO|$BAR|$REQ"; pwd; id -un'],
@@ -484,10 +437,10 @@ def test_exec_starts_the_box_lazily_with_its_create_time_defaults(home, api, dev
     out, err, end = exec_output(api, "dev", eid)
     assert out == b"from-create|create-bar|from-request\n/tmp\nroot\n" and err == b"", (out, err)
     assert end["status"] == "completed" and end["exit_code"] == 0 and end["execution_id"] == eid, end
-    b = api.get("/v1/boxes/dev").json()
+    b = api.get("/v1/boxes/dev").json
     assert b["status"] == "running" and isinstance(b["pid"], int), b
     assert ("dev", "running") in [(n, s) for _, n, s in box_table(home)]
-    listed = api.get("/v1/boxes/dev/executions").json()["executions"]
+    listed = api.get("/v1/boxes/dev/executions").json["executions"]
     assert eid in [e["execution_id"] for e in listed], listed
 
 
@@ -632,7 +585,7 @@ def test_idempotency_key(home, api):
     first = api.post("/v1/boxes", body, headers={"Idempotency-Key": "key-1"})
     assert first.status == 201, first
     again = api.post("/v1/boxes", body, headers={"Idempotency-Key": "key-1"})
-    assert again.status == 201 and again.json()["box_id"] == first.json()["box_id"], again
+    assert again.status == 201 and again.json["box_id"] == first.json["box_id"], again
     other = api.post("/v1/boxes", {"name": "idem-2", "memory_mib": 128}, headers={"Idempotency-Key": "key-1"})
     assert_error(other, 422, "invalid_argument", "key-1", "different")
     names = [n for _, n, _ in box_table(home)]
@@ -651,7 +604,7 @@ def test_idempotency_key(home, api):
     for t in threads:
         t.join(REQUEST_S)
     assert len(replies) == 8 and all(r.status == 201 for r in replies), replies
-    assert len({r.json()["box_id"] for r in replies}) == 1, replies
+    assert len({r.json["box_id"] for r in replies}) == 1, replies
     after = box_table(home)
     assert len(after) == len(before) + 1 and set(before) < set(after), (before, after)
     # A key the server cannot keep is refused, not ignored (ignored, each retry made a box).
@@ -668,7 +621,7 @@ def test_list_pages_and_status_filter(home, api, dev, clibox):
     while True:
         r = api.get("/v1/boxes?page_size=2" + (f"&page_token={token}" if token else ""))
         assert r.status == 200, r
-        page = r.json()
+        page = r.json
         assert len(page["boxes"]) <= 2, page
         seen += [b["box_id"] for b in page["boxes"]]
         token = page["next_page_token"]
@@ -679,7 +632,7 @@ def test_list_pages_and_status_filter(home, api, dev, clibox):
     assert sorted(seen) == [i for i, _, _ in table], (seen, table)
     # The API's statuses: running, stopped, and configured for a box that never booted
     # (the CLI says stopped for both).
-    running = api.get("/v1/boxes?status=running").json()
+    running = api.get("/v1/boxes?status=running").json
     assert sorted(b["box_id"] for b in running["boxes"]) == [i for i, _, s in table if s == "running"], running
     assert running["next_page_token"] is None, running
     idle = []
@@ -688,13 +641,13 @@ def test_list_pages_and_status_filter(home, api, dev, clibox):
         while True:
             page = api.get(f"/v1/boxes?status={status}&page_size=1" + (f"&page_token={token}" if token else ""))
             assert page.status == 200, page
-            assert all(b["status"] == status for b in page.json()["boxes"]), page
-            idle += [b["box_id"] for b in page.json()["boxes"]]
-            token = page.json()["next_page_token"]
+            assert all(b["status"] == status for b in page.json["boxes"]), page
+            idle += [b["box_id"] for b in page.json["boxes"]]
+            token = page.json["next_page_token"]
             if token is None:
                 break
     assert sorted(idle) == [i for i, _, s in table if s != "running"], (idle, table)
-    page_0 = api.get("/v1/boxes/page-0").json()
+    page_0 = api.get("/v1/boxes/page-0").json
     assert page_0["status"] == "configured" and page_0["box_id"] in idle, page_0
 
 
@@ -713,16 +666,16 @@ def test_delete_of_a_running_box_needs_force(home, api, dev):
 def test_stop_then_exec_starts_it_again(home, api, dev):
     sh(api, "dev", "echo kept > /root/marker; sync")
     r = api.post("/v1/boxes/dev/stop", {"timeout_seconds": 30}, timeout=BOOT_S)
-    assert r.status == 200 and r.json()["status"] == "stopped", r
+    assert r.status == 200 and r.json["status"] == "stopped", r
     assert ("dev", "stopped") in [(n, s) for _, n, s in box_table(home)]
-    assert "dev" in [b["name"] for b in api.get("/v1/boxes?status=stopped").json()["boxes"]]
+    assert "dev" in [b["name"] for b in api.get("/v1/boxes?status=stopped").json["boxes"]]
     r = sh(api, "dev", "cat /root/marker")
     assert r["stdout"] == "kept\n", r
-    assert api.get("/v1/boxes/dev").json()["status"] == "running"
+    assert api.get("/v1/boxes/dev").json["status"] == "running"
 
 
 def test_restart_loses_nothing(home, server, api, dev):
-    listed = sorted((b["box_id"], b["status"]) for b in api.get("/v1/boxes").json()["boxes"])
+    listed = sorted((b["box_id"], b["status"]) for b in api.get("/v1/boxes").json["boxes"])
     table = box_table(home)
     # A second server on the same socket is refused while the first runs.
     p = run_serve(home)
@@ -734,7 +687,7 @@ def test_restart_loses_nothing(home, server, api, dev):
     assert box_table(home) == table
     assert decode(home.run("exec", "dev", "--", "cat", "/root/marker", check=0).stdout) == "kept\n"
     server.start()
-    assert sorted((b["box_id"], b["status"]) for b in api.get("/v1/boxes").json()["boxes"]) == listed
+    assert sorted((b["box_id"], b["status"]) for b in api.get("/v1/boxes").json["boxes"]) == listed
     assert sh(api, "dev", "cat /root/marker")["stdout"] == "kept\n"
     # A server that died leaves its socket file; the next one takes it over.
     server.kill()
@@ -865,7 +818,7 @@ def test_bad_requests_get_a_clear_error_and_change_nothing(home, api, dev, clibo
         (n, s) for _, n, s in before]
     failures = []
     for method, path, body, headers, status, code, words in BAD_REQUESTS:
-        r = api.request(method, path, body, headers=headers)
+        r = api.call(method, path, body, headers=headers)
         try:
             assert_error(r, status, code, *words)
             if status == 405:
@@ -894,14 +847,14 @@ def test_allow_header_names_the_methods(api, dev):
              ("GET", "/v1/boxes/dev/run"): "POST", ("PATCH", "/v1/boxes/dev"): "GET, HEAD, DELETE",
              ("POST", "/v1/boxes/dev/executions/exec_0/attach"): "GET"}
     for (method, path), allow in cases.items():
-        r = api.request(method, path)
+        r = api.call(method, path)
         assert r.status == 405 and r.headers.get("Allow") == allow, (method, path, r, r.headers)
 
 
 def test_oversized_header_and_url_leave_the_server_serving(api):
     for headers, path in (({"X-Big": "h" * 100_000}, "/v1/config"), (None, "/v1/boxes/" + "u" * 100_000)):
         try:
-            r = api.request("GET", path, headers=headers)
+            r = api.call("GET", path, headers=headers)
             assert 400 <= r.status < 500, r
         except (ConnectionError, http.client.HTTPException):
             pass  # libmicrohttpd may close such a connection instead of answering
@@ -934,7 +887,7 @@ def test_too_many_connections_get_an_answer(cocoon):
 
 def test_force_delete_of_a_running_box(home, api, dev):
     sh(api, "dev", "true")
-    assert api.get("/v1/boxes/dev").json()["status"] == "running"
+    assert api.get("/v1/boxes/dev").json["status"] == "running"
     r = api.delete("/v1/boxes/dev?force=true", timeout=BOOT_S)
     assert r.status == 204, r
     assert "dev" not in [n for _, n, _ in box_table(home)]

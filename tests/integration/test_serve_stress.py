@@ -16,8 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from test_serve import (BOOT_S, Server, assert_error, exec_info, free_port, module_home, module_server, read_ndjson,
-                        sh, start_exec, wait_for)
+from serve_client import free_port
+from test_serve import (BOOT_S, Server, assert_error, exec_info, module_home, module_server, read_ndjson, sh,
+                        start_exec, wait_for)
 
 BOXES = 20
 CLIENTS = 50
@@ -53,7 +54,7 @@ def boxes(api):
 
     def start(n):
         r = api.post(f"/v1/boxes/{n}/start", timeout=BOOT_S)
-        assert r.status == 200 and r.json()["status"] == "running", (n, r)
+        assert r.status == 200 and r.json["status"] == "running", (n, r)
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(start, names))
     return names
@@ -98,7 +99,7 @@ def test_fifty_clients_twenty_boxes_hundred_streams(server, api, boxes):
         if k % 2:  # run to completion
             r = api.post(f"/v1/boxes/{box}/run", stream_command(k), timeout=BOOT_S)
             assert r.status == 200, r
-            got = r.json()
+            got = r.json
             assert got["exit_code"] == 0 and got["encoding"] == "utf-8", {x: got[x] for x in got if "std" not in x}
             return got["stdout"].encode(), got["stderr"].encode(), want_out, want_err
         eid = start_exec(api, box, stream_command(k))
@@ -145,7 +146,7 @@ def test_fifty_clients_twenty_boxes_hundred_streams(server, api, boxes):
     assert not any(t.is_alive() for t in threads), "clients still running after 30 minutes"
     assert not failures, f"{len(failures)} failed:\n" + "\n".join(failures[:20])
     assert len(done) == 2 * STREAMS
-    wait_for(lambda: api.get("/v1/metrics").json()["running_executions"] == 0, 120, "every execution to end")
+    wait_for(lambda: api.get("/v1/metrics").json["running_executions"] == 0, 120, "every execution to end")
 
 
 def settle(fn, baseline, what):
@@ -166,7 +167,7 @@ def settle(fn, baseline, what):
 
 def quiet_baseline(pid, api):
     """The server's descriptors and threads when no request or execution is under way."""
-    wait_for(lambda: api.get("/v1/metrics").json()["running_executions"] == 0, 120, "executions to end")
+    wait_for(lambda: api.get("/v1/metrics").json["running_executions"] == 0, 120, "executions to end")
     time.sleep(2)
     return open_fds(pid), len(os.listdir(f"/proc/{pid}/task"))
 
@@ -211,7 +212,7 @@ def test_clients_that_go_away_leak_nothing(server, api, boxes):
     # And the server is back to its descriptors and threads.
     settle(lambda: open_fds(pid), fds0, "open descriptors of the server")
     settle(lambda: len(os.listdir(f"/proc/{pid}/task")), threads0, "threads of the server")
-    assert api.get("/v1/metrics").json()["running_executions"] == 0
+    assert api.get("/v1/metrics").json["running_executions"] == 0
     gone = [line for line in server.log_lines() if "/output 200" in line and line.endswith(")")]
     assert len(gone) >= len(streams), gone
 
