@@ -479,6 +479,7 @@ typedef long (*cocoon_read_fn)(void *user, void *buf, size_t cap);
 /* Takes len bytes of the archive: 0, or -1 to abort the call. */
 typedef int (*cocoon_write_fn)(void *user, const void *data, size_t len);
 
+/* flags: each call takes its own (any other bit is refused with COCOON_E_INVALID) */
 #define COCOON_TAR_NO_OVERWRITE 1u /* to the box: an entry whose name exists fails the call (COCOON_E_STATE) */
 #define COCOON_TAR_FOLLOW 2u       /* from the box: box_path naming a symlink means what it points to */
 
@@ -501,8 +502,12 @@ typedef int (*cocoon_write_fn)(void *user, const void *data, size_t len);
  * full size; max_entries; idle_timeout_ms: the time the guest may take to accept data;
  * timeout_ms); the entries are checked as they stream, so a refusal or a failure in the
  * middle leaves in box_dir the entries before it (they replaced nothing when
- * COCOON_TAR_NO_OVERWRITE was given), never anything outside box_dir. On success
- * err->message may hold warnings with err->code COCOON_OK. */
+ * COCOON_TAR_NO_OVERWRITE was given), never anything outside box_dir; an archive
+ * refused within its first 64 KiB leaves nothing. Errors: COCOON_E_INVALID (the
+ * archive, a bound), COCOON_E_NOT_FOUND, COCOON_E_STATE (a name exists, or the box is
+ * not running), COCOON_E_IO (the read callback gave up, the guest failed or stalled),
+ * COCOON_E_VMM (the box stopped meanwhile). On success err->message may hold
+ * warnings with err->code COCOON_OK. */
 int cocoon_tar_to_box(cocoon_box *box, const char *box_dir, cocoon_read_fn read, void *user, unsigned flags,
                       const cocoon_copy_options *opts, cocoon_error *err);
 /* Writes a tar archive (pax) of box_path to `write`, its top entry named after
@@ -516,7 +521,12 @@ int cocoon_tar_to_box(cocoon_box *box, const char *box_dir, cocoon_read_fn read,
  * refused; the bounds of opts), and what is written carries no setuid, setgid or
  * sticky bit, owner 0, directories with u+rwx. The end-of-archive blocks are written
  * only after the guest reported success: an archive cut short by a failure (after
- * bytes went out) does not end cleanly, so a reader sees it is incomplete. */
+ * bytes went out) does not end cleanly (a lenient reader may still miss that: the
+ * call's result says it). Errors: COCOON_E_NOT_FOUND, COCOON_E_INVALID (box_path names
+ * the root, "." or "..", a top-level symlink, a bound), COCOON_E_PROTOCOL (the guest
+ * broke a rule), COCOON_E_IO (the write callback gave up, the guest failed or
+ * stalled), COCOON_E_STATE (the box is not running), COCOON_E_VMM (it stopped
+ * meanwhile). */
 int cocoon_tar_from_box(cocoon_box *box, const char *box_path, cocoon_write_fn write, void *user, unsigned flags,
                         const cocoon_copy_options *opts, cocoon_error *err);
 

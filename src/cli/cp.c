@@ -151,6 +151,12 @@ int cmd_cp(int argc, char **argv)
         cli_error("cp: --no-overwrite works with `cocoon cp --no-overwrite - BOX:DIR` only");
         return 2;
     }
+    if (stream && to && isatty(0)) {
+        cli_error("cp: refusing to read a tar archive from a terminal; give it on stdin (tar -cf - DIR | cocoon cp - "
+                  "%s:%s)",
+                  dbox, dpath);
+        return 2;
+    }
     if (stream && from && isatty(1)) {
         cli_error("cp: refusing to write a tar archive to a terminal; redirect stdout (cocoon cp %s:%s - > out.tar)",
                   sbox, spath);

@@ -5,6 +5,7 @@
 #define COCOON_LIB_INTERNAL_H
 
 #include <limits.h>
+#include <locale.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -235,6 +236,7 @@ struct lib_xfer *lib_xfer_open(cocoon_box *box, cocoon_error *err);
 /* The same over an already connected socket to a monitor (or a test's stand-in for
  * one): fd is owned by the transfer from here on. */
 struct lib_xfer *lib_xfer_attach(cocoon_box *box, int fd, cocoon_error *err);
+/* Sends what is still queued (up to 1 s), then closes the connection and frees x. */
 void lib_xfer_close(struct lib_xfer *x);
 /* idle_ms 0 keeps the current idle limit; timeout_ms 0: no limit on the whole transfer. */
 void lib_xfer_set_timeouts(struct lib_xfer *x, unsigned idle_ms, unsigned timeout_ms);
@@ -271,11 +273,22 @@ void lib_xfer_pass_warnings(struct lib_xfer *x, const char *extra);
  * caller gives up, lib_xfer_abandon: freeing the writer then sends nothing more (a
  * writer closes its archive when freed, and the guest must not see it end). */
 struct archive *lib_xfer_tar_writer(struct lib_xfer *x);
+/* Sets e's path and its symlink or hard link target (NULL: none), bytes as they are. */
+struct archive_entry;
+void lib_tar_entry_names(struct archive_entry *e, const char *path, const char *symlink, const char *hardlink);
+/* libarchive converts names between pax headers (UTF-8) and the thread's locale, which in
+ * the C locale fails for anything not ASCII (a warning reading, hdrcharset=BINARY
+ * writing, which GNU tar does not know). The archive streams run in C.UTF-8 on their
+ * thread: enter returns the locale to give back to leave (with *utf8, NULL when C.UTF-8
+ * is missing and nothing changed); names that are not UTF-8 still pass as bytes. */
+locale_t lib_tar_locale_enter(locale_t *utf8);
+void lib_tar_locale_leave(locale_t old, locale_t utf8);
 /* archive_write_free that never leaks (libarchive 3.6 leaks a writer that failed in a
  * header): its archive is closed first, so its callback must refuse bytes by then. */
 void lib_tar_writer_free(struct archive *w);
-/* Our side failed: the guest's side of the stream is cancelled (SIGNAL SIGKILL) unless it
- * ended, and nothing more is sent on it. */
+/* Our side failed: nothing more is sent on the stream (no end of archive, no STDIN_EOF)
+ * and the guest's side is cancelled (SIGNAL SIGKILL; closing the connection, which
+ * follows, makes the monitor kill it in any case). */
 void lib_xfer_abandon(struct lib_xfer *x);
 /* Copies the data of the entry just read from in to w, holes fed as zeros (which the
  * pax writer drops again for a sparse entry, so only data regions cross the channel):

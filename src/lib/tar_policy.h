@@ -33,10 +33,11 @@ const char *tar_name_problem(enum tar_name_verdict v);
 int tar_link_stays_inside(const char *target, long depth);
 
 /* The names an archive brought so far, each with what it was: a keyed 64-bit hash
- * (util_siphash, random key per book) per name in an open-addressing table, so memory
- * is 16 bytes per recorded name whatever the names' lengths. Two names of one archive
- * share a hash (61 bits of it kept) with a probability of about n^2 / 2^62 (2e-7 for
- * a million names): a name may then pass for another, never make memory grow. */
+ * (util_siphash, random key per book) per name in an open-addressing table at most half
+ * full, so memory is 16 to 32 bytes per recorded name whatever the names' lengths. Two
+ * names of one archive share a hash (61 bits of it kept) with a probability of about
+ * n^2 / 2^62 (2e-7 for a million names): a name may then pass for another, never make
+ * memory grow. */
 enum tar_kind { TAR_KIND_NONE = 0, TAR_KIND_DIR, TAR_KIND_FILE, TAR_KIND_SYMLINK, TAR_KIND_OTHER };
 struct tar_book {
     uint8_t key[16];

@@ -3,7 +3,8 @@
  * receives archives cocoon wrote: a caller's archive going into a box (tarfilter_in.c:
  * the common tar dialects, read by libarchive) and a guest's archive going out to a
  * caller (tarfilter_out.c: the agent's dialect, read by tar_reader). The rules are those
- * of tar_policy.h; both filters keep fixed memory plus 16 bytes per name they record. */
+ * of tar_policy.h; both filters keep fixed memory plus 16 to 32 bytes per name they
+ * record. */
 #ifndef COCOON_LIB_TARFILTER_H
 #define COCOON_LIB_TARFILTER_H
 

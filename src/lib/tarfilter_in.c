@@ -29,6 +29,7 @@ struct in {
     uint8_t *buf; /* IN_CHUNK */
     uint64_t total, header_start;
     int in_header, source_failed, header_too_big;
+    int data_read;    /* the current entry's data was read to its end */
     uint8_t magic[6]; /* the input's first bytes: to name a compressed archive */
     size_t nmagic;
     const struct tarfilter_limits *lim;
@@ -119,11 +120,12 @@ static int drain(struct in *f)
 
 /* ---- output ---- */
 
-/* Starts f->out as a fresh entry named f->name with e's permission bits and mtime. */
-static void out_entry(struct in *f, struct archive_entry *e, mode_t type)
+/* Starts f->out as a fresh entry named f->name (a link to symlink or hardlink when not
+ * NULL) with e's permission bits and mtime. */
+static void out_entry(struct in *f, struct archive_entry *e, mode_t type, const char *symlink, const char *hardlink)
 {
     archive_entry_clear(f->out);
-    archive_entry_copy_pathname(f->out, f->name);
+    lib_tar_entry_names(f->out, f->name, symlink, hardlink);
     archive_entry_set_filetype(f->out, type);
     archive_entry_set_perm(f->out, archive_entry_perm(e) & 07777);
     if (archive_entry_mtime_is_set(e))
@@ -191,7 +193,7 @@ static int put_file(struct in *f, struct archive_entry *e)
         return refuse(f, "\"%s\" (%lld bytes) takes the archive above %llu bytes, the limit (raise it with %s)",
                       show(b, f->name), (long long)size, (unsigned long long)f->lim->max_bytes, f->lim->bytes_knob);
     f->st.bytes += (uint64_t)size;
-    out_entry(f, e, AE_IFREG);
+    out_entry(f, e, AE_IFREG, NULL, NULL);
     archive_entry_set_size(f->out, size);
     int rc = copy_sparse_map(f, e, size);
     if (rc == TARFILTER_OK)
@@ -199,7 +201,7 @@ static int put_file(struct in *f, struct archive_entry *e)
     if (rc != TARFILTER_OK)
         return rc;
     switch (lib_tar_copy_data(f->r, f->w, size)) {
-    case LIB_DATA_SENT: break;
+    case LIB_DATA_SENT: f->data_read = 1; break;
     case LIB_DATA_SEND_FAILED: return TARFILTER_SINK_FAILED;
     case LIB_DATA_OUT_OF_PLACE: return refuse(f, "the data of \"%s\" lies outside its sparse map", show(b, f->name));
     default:
@@ -227,13 +229,16 @@ static int put_hardlink(struct in *f, struct archive_entry *e, const char *raw_t
         return refuse(f, "the hard link \"%s\" carries %lld bytes of data, above the limit of %llu (raise it with %s)",
                       show(b1, f->name), (long long)data, (unsigned long long)f->lim->max_bytes, f->lim->bytes_knob);
     f->st.bytes += (uint64_t)data;
-    out_entry(f, e, AE_IFREG);
-    archive_entry_copy_hardlink(f->out, f->target);
+    out_entry(f, e, AE_IFREG, NULL, f->target);
     archive_entry_set_size(f->out, 0);
     int rc = write_header(f);
-    if (rc == TARFILTER_OK && archive_read_data_skip(f->r) != ARCHIVE_OK)
-        rc = f->source_failed ? TARFILTER_SOURCE_FAILED
-                              : refuse(f, "\"%s\": %s", show(b1, f->name), archive_error_string(f->r));
+    if (rc == TARFILTER_OK) {
+        f->data_read = archive_read_data_skip(f->r) == ARCHIVE_OK;
+        if (!f->data_read)
+            rc = f->source_failed ? TARFILTER_SOURCE_FAILED
+                                  : refuse(f, "\"%s\": the archive is damaged or truncated (%s)", show(b1, f->name),
+                                           archive_error_string(f->r));
+    }
     if (rc == TARFILTER_OK && tar_book_put(&f->book, f->name, strlen(f->name), TAR_KIND_FILE) < 0)
         rc = refuse(f, "out of memory");
     return rc == TARFILTER_OK ? write_end(f) : rc;
@@ -254,19 +259,24 @@ static int put_symlink(struct in *f, struct archive_entry *e, size_t ncomp)
                     show(b1, f->name), show(b2, target));
         return TARFILTER_OK;
     }
-    out_entry(f, e, AE_IFLNK);
-    archive_entry_copy_symlink(f->out, target);
+    out_entry(f, e, AE_IFLNK, target, NULL);
     int rc = write_header(f);
     return rc == TARFILTER_OK ? write_end(f) : rc;
 }
 
 static int put_dir(struct in *f, struct archive_entry *e)
 {
+    char b[SHOW_MAX];
+    int64_t data = archive_entry_size_is_set(e) ? archive_entry_size(e) : 0; /* GNU tar's dumpdir lists */
+    if (data < 0 || (uint64_t)data > f->lim->max_bytes - f->st.bytes)
+        return refuse(f, "the directory \"%s\" carries %lld bytes of data, above the limit of %llu (raise it with %s)",
+                      show(b, f->name), (long long)data, (unsigned long long)f->lim->max_bytes, f->lim->bytes_knob);
+    f->st.bytes += (uint64_t)data; /* read through (not kept) before the next header */
     /* it replaces a symlink or file of the same name that came before */
     if (tar_book_get(&f->book, f->name, strlen(f->name)) != TAR_KIND_NONE &&
         tar_book_put(&f->book, f->name, strlen(f->name), TAR_KIND_DIR) < 0)
         return refuse(f, "out of memory");
-    out_entry(f, e, AE_IFDIR);
+    out_entry(f, e, AE_IFDIR, NULL, NULL);
     int rc = write_header(f);
     return rc == TARFILTER_OK ? write_end(f) : rc;
 }
@@ -328,11 +338,16 @@ static int charset_warning(struct in *f)
 
 static int next_header(struct in *f, struct archive_entry *e)
 {
+    /* what is left of the previous entry's data (counted in the bound when it was
+     * seen) is read through first, so that what the header takes is measured alone */
+    if (f->st.entries && !f->data_read && archive_read_data_skip(f->r) != ARCHIVE_OK)
+        return f->source_failed ? TARFILTER_SOURCE_FAILED
+                                : refuse(f, "the archive is damaged or truncated: %s", archive_error_string(f->r));
     int64_t before = archive_filter_bytes(f->r, 0);
     f->header_start = f->total;
     f->in_header = 1;
     int r = archive_read_next_header2(f->r, e);
-    f->in_header = 0;
+    f->in_header = f->data_read = 0;
     if (r == ARCHIVE_EOF) {
         if (archive_filter_bytes(f->r, 0) == before) /* no end-of-archive block was read */
             return f->st.entries == 0 && f->total == 0
@@ -353,8 +368,8 @@ static int next_header(struct in *f, struct archive_entry *e)
                   archive_error_string(f->r));
 }
 
-int tarfilter_in(tar_read_fn read, void *arg, struct archive *w, const struct tarfilter_limits *lim, char *warnings,
-                 size_t wcap, struct tarfilter_stats *stats, cocoon_error *err)
+static int filter(tar_read_fn read, void *arg, struct archive *w, const struct tarfilter_limits *lim, char *warnings,
+                  size_t wcap, struct tarfilter_stats *stats, cocoon_error *err)
 {
     struct in f = {.read = read, .arg = arg, .lim = lim, .w = w, .warnings = warnings, .wcap = wcap, .err = err};
     if (wcap)
@@ -393,5 +408,14 @@ out:
         archive_entry_free(e);
     tar_book_free(&f.book);
     free(f.buf);
+    return rc;
+}
+
+int tarfilter_in(tar_read_fn read, void *arg, struct archive *w, const struct tarfilter_limits *lim, char *warnings,
+                 size_t wcap, struct tarfilter_stats *stats, cocoon_error *err)
+{
+    locale_t utf8, old = lib_tar_locale_enter(&utf8);
+    int rc = filter(read, arg, w, lim, warnings, wcap, stats, err);
+    lib_tar_locale_leave(old, utf8);
     return rc;
 }

@@ -129,10 +129,11 @@ static int enter_parent(struct out *o)
 
 /* ---- output ---- */
 
-static void out_entry(struct out *o, const struct tar_entry *e, mode_t type, unsigned perm)
+static void out_entry(struct out *o, const struct tar_entry *e, mode_t type, unsigned perm, const char *symlink,
+                      const char *hardlink)
 {
     archive_entry_clear(o->out);
-    archive_entry_copy_pathname(o->out, renamed(o, o->name));
+    lib_tar_entry_names(o->out, renamed(o, o->name), symlink, hardlink);
     archive_entry_set_filetype(o->out, type);
     archive_entry_set_perm(o->out, perm);
     archive_entry_set_mtime(o->out, e->mtime_sec, e->mtime_nsec);
@@ -161,7 +162,7 @@ static int record(struct out *o, enum tar_kind kind)
 
 static int put_dir(struct out *o, const struct tar_entry *e)
 {
-    out_entry(o, e, AE_IFDIR, (e->mode & 0777) | 0700); /* the caller can always remove what arrived */
+    out_entry(o, e, AE_IFDIR, (e->mode & 0777) | 0700, NULL, NULL); /* the caller can always remove what arrived */
     int rc = write_entry(o);
     if (rc == TARFILTER_OK)
         rc = end_entry(o);
@@ -198,7 +199,7 @@ static int put_file(struct out *o, const struct tar_entry *e)
                       show(b, renamed(o, o->name)), (unsigned long long)e->size, (unsigned long long)o->lim->max_bytes,
                       o->lim->bytes_knob);
     o->st.bytes += e->size;
-    out_entry(o, e, AE_IFREG, e->mode & 0777);
+    out_entry(o, e, AE_IFREG, e->mode & 0777, NULL, NULL);
     archive_entry_set_size(o->out, (la_int64_t)e->size);
     sparse_map(o, e);
     int rc = write_entry(o);
@@ -237,8 +238,7 @@ static int put_symlink(struct out *o, const struct tar_entry *e, size_t ncomp)
                     show(b1, renamed(o, o->name)), show(b2, e->link));
         return TARFILTER_OK;
     }
-    out_entry(o, e, AE_IFLNK, 0777);
-    archive_entry_copy_symlink(o->out, e->link);
+    out_entry(o, e, AE_IFLNK, 0777, e->link, NULL);
     rc = write_entry(o);
     return rc == TARFILTER_OK ? end_entry(o) : rc;
 }
@@ -253,10 +253,9 @@ static int put_hardlink(struct out *o, const struct tar_entry *e)
         return refuse(o, COCOON_E_PROTOCOL,
                       "the guest sent a hard link \"%s\" to \"%s\", which is not a file of this copy",
                       show(b1, renamed(o, o->name)), show(b2, e->link));
-    out_entry(o, e, AE_IFREG, e->mode & 0777);
     char target[TAR_NAME_MAX + NAME_MAX + 2];
     snprintf(target, sizeof(target), "%s%s", o->out_top, o->target + o->toplen);
-    archive_entry_copy_hardlink(o->out, target);
+    out_entry(o, e, AE_IFREG, e->mode & 0777, NULL, target);
     int rc = write_entry(o);
     if (rc == TARFILTER_OK)
         rc = end_entry(o);
@@ -291,7 +290,7 @@ static int put_entry(struct out *o, const struct tar_entry *e)
     return TARFILTER_OK;
 }
 
-int tarfilter_out(struct tar_reader *r, const char *top, const char *out_top, struct archive *w,
+static int filter(struct tar_reader *r, const char *top, const char *out_top, struct archive *w,
                   const struct tarfilter_limits *lim, char *warnings, size_t wcap, struct tarfilter_stats *stats,
                   cocoon_error *err)
 {
@@ -340,5 +339,15 @@ out:
     }
     free(o);
     free(e);
+    return rc;
+}
+
+int tarfilter_out(struct tar_reader *r, const char *top, const char *out_top, struct archive *w,
+                  const struct tarfilter_limits *lim, char *warnings, size_t wcap, struct tarfilter_stats *stats,
+                  cocoon_error *err)
+{
+    locale_t utf8, old = lib_tar_locale_enter(&utf8);
+    int rc = filter(r, top, out_top, w, lim, warnings, wcap, stats, err);
+    lib_tar_locale_leave(old, utf8);
     return rc;
 }

@@ -97,8 +97,9 @@ int cocoon_tar_to_box(cocoon_box *box, const char *box_dir, cocoon_read_fn read,
     lib_err_clear(err);
     if (!box || !box_dir || !*box_dir || !read)
         return lib_err(err, COCOON_E_INVALID, "cocoon_tar_to_box: empty argument");
-    if (flags & ~(COCOON_TAR_NO_OVERWRITE | COCOON_TAR_FOLLOW))
-        return lib_err(err, COCOON_E_INVALID, "cocoon_tar_to_box: unknown flags 0x%x", flags);
+    if (flags & ~COCOON_TAR_NO_OVERWRITE)
+        return lib_err(err, COCOON_E_INVALID, "cocoon_tar_to_box: flags 0x%x: only COCOON_TAR_NO_OVERWRITE applies",
+                       flags);
     struct lib_copy_limits lim;
     if (lib_copy_limits(opts, &lim, err) < 0)
         return -1;
@@ -190,8 +191,8 @@ int cocoon_tar_from_box(cocoon_box *box, const char *box_path, cocoon_write_fn w
     lib_err_clear(err);
     if (!box || !box_path || !*box_path || !write)
         return lib_err(err, COCOON_E_INVALID, "cocoon_tar_from_box: empty argument");
-    if (flags & ~(COCOON_TAR_NO_OVERWRITE | COCOON_TAR_FOLLOW))
-        return lib_err(err, COCOON_E_INVALID, "cocoon_tar_from_box: unknown flags 0x%x", flags);
+    if (flags & ~COCOON_TAR_FOLLOW)
+        return lib_err(err, COCOON_E_INVALID, "cocoon_tar_from_box: flags 0x%x: only COCOON_TAR_FOLLOW applies", flags);
     struct lib_copy_limits lim;
     char top[NAME_MAX + 1];
     if (lib_copy_limits(opts, &lim, err) < 0 || lib_guest_top(box_path, top, err) < 0)

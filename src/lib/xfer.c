@@ -19,6 +19,7 @@
 #include "util/util.h"
 
 #define XFER_STREAM 1u
+#define CLOSE_FLUSH_MS 1000u /* how long a closing transfer waits for the monitor to take its last frames */
 /* The monitor's end of the connection is gone: it exits only when the box stops. */
 #define MONITOR_GONE "the box stopped during the transfer (monitor closed the connection)"
 
@@ -109,8 +110,27 @@ struct lib_xfer *lib_xfer_open(cocoon_box *box, cocoon_error *err)
     return fd < 0 ? NULL : lib_xfer_attach(box, fd, err);
 }
 
+/* Frames still queued (a cancel, the last data) go out before the connection closes,
+ * as long as the monitor takes them within CLOSE_FLUSH_MS. */
+static void xfer_flush(struct lib_xfer *x)
+{
+    uint64_t end = util_now_ns(CLOCK_MONOTONIC) + CLOSE_FLUSH_MS * 1000000ull;
+    while (x->conn_init && !x->failed && proto_conn_pending(&x->conn)) {
+        uint64_t now = util_now_ns(CLOCK_MONOTONIC);
+        if (now >= end)
+            return;
+        struct pollfd pf = {x->fd, POLLOUT, 0};
+        int n = poll(&pf, 1, (int)((end - now) / 1000000u) + 1);
+        if (n < 0 && errno != EINTR)
+            return;
+        if (n > 0 && ((pf.revents & (POLLERR | POLLHUP)) || proto_conn_flush(&x->conn) < 0))
+            return;
+    }
+}
+
 void lib_xfer_close(struct lib_xfer *x)
 {
+    xfer_flush(x);
     xfer_release(x);
     free(x);
 }

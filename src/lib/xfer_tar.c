@@ -6,7 +6,9 @@
 #include "lib/internal.h"
 
 #include <archive.h>
+#include <archive_entry.h>
 #include <errno.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,6 +180,29 @@ struct archive *lib_xfer_tar_writer(struct lib_xfer *x)
         return NULL;
     }
     return w;
+}
+
+locale_t lib_tar_locale_enter(locale_t *utf8)
+{
+    *utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+    return *utf8 ? uselocale(*utf8) : (locale_t)0;
+}
+
+void lib_tar_locale_leave(locale_t old, locale_t utf8)
+{
+    if (!utf8)
+        return;
+    uselocale(old);
+    freelocale(utf8);
+}
+
+void lib_tar_entry_names(struct archive_entry *e, const char *path, const char *symlink, const char *hardlink)
+{
+    archive_entry_copy_pathname(e, path);
+    if (symlink)
+        archive_entry_copy_symlink(e, symlink);
+    if (hardlink)
+        archive_entry_copy_hardlink(e, hardlink);
 }
 
 void lib_tar_writer_free(struct archive *w)

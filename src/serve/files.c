@@ -368,7 +368,8 @@ struct download {
     pthread_cond_t cond;
     int started, finished, refs;
     cocoon_error err;
-    int fd; /* the pipe's write end, owned by the worker */
+    int fd;      /* the pipe's write end, owned by the worker */
+    int read_fd; /* its read end, owned by the response */
 };
 
 static void download_put(void *arg)
@@ -404,6 +405,34 @@ static int download_write(void *user, const void *data, size_t len)
     return 0;
 }
 
+/* The response's side: the pipe's bytes, then a clean end only when the guest's archive
+ * was whole; a failure after the first bytes cuts the connection, so the client sees an
+ * error rather than a short archive that looks complete. */
+static long download_produce(void *ctx, char *buf, size_t cap)
+{
+    struct download *d = ctx;
+    for (;;) {
+        ssize_t n = read(d->read_fd, buf, cap);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n != 0)
+            return n < 0 ? -1 : (long)n;
+        pthread_mutex_lock(&d->lock);
+        while (!d->finished)
+            pthread_cond_wait(&d->cond, &d->lock);
+        int bad = d->err.code != 0;
+        pthread_mutex_unlock(&d->lock);
+        return bad ? -1 : 0;
+    }
+}
+
+static void download_done(void *ctx)
+{
+    struct download *d = ctx;
+    close(d->read_fd);
+    download_put(d);
+}
+
 static void download_run(void *arg, int fd)
 {
     struct download *d = arg;
@@ -423,6 +452,8 @@ static void download_run(void *arg, int fd)
     pthread_mutex_lock(&d->lock);
     if (rc < 0)
         d->err = err;
+    else
+        d->err.code = 0;
     d->finished = 1;
     pthread_cond_broadcast(&d->cond);
     pthread_mutex_unlock(&d->lock);
@@ -454,12 +485,13 @@ static int files_get(struct req *r, cocoon_box *box, const char *path)
     int failed = !d->started && d->err.code;
     cocoon_error err = d->err;
     pthread_mutex_unlock(&d->lock);
-    download_put(d);
     if (failed) {
         close(fd);
+        download_put(d);
         return serve_cocoon_error(r, &err);
     }
-    return serve_stream_fd(r, 200, "application/x-tar", fd);
+    d->read_fd = fd;
+    return serve_stream(r, 200, "application/x-tar", download_produce, d, download_done);
 }
 
 int handle_files(struct req *r)

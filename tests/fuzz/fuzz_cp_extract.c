@@ -17,6 +17,7 @@
 
 #include "lib/extract.h"
 #include "lib/tar_reader.h"
+#include "support/fuzzfile.h"
 #include "support/tmpdir.h"
 #include "util/util.h"
 
@@ -31,26 +32,6 @@ static void cleanup(void)
 {
     if (workdir[0])
         util_rm_rf(workdir);
-}
-
-struct mem {
-    const uint8_t *p;
-    size_t len, off;
-};
-
-/* The input in uneven pieces, the way frames arrive. */
-static long mem_read(void *arg, void *buf, size_t cap)
-{
-    struct mem *m = arg;
-    size_t k = m->len - m->off;
-    size_t piece = 1 + (m->off * 7919) % 9000;
-    if (k > piece)
-        k = piece;
-    if (k > cap)
-        k = cap;
-    memcpy(buf, m->p + m->off, k);
-    m->off += k;
-    return (long)k;
 }
 
 /* Symlinks stay inside the copy, no special mode bits, bytes within the bound. */
@@ -98,9 +79,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     util_rm_rf(dest);
     if (mkdir(dest, 0755) < 0)
         return 0;
-    struct mem m = {data, size, 0};
+    struct fuzz_pieces m = {data, size, 0};
     struct tar_reader r;
-    if (tar_reader_init(&r, mem_read, &m) < 0)
+    if (tar_reader_init(&r, fuzz_pieces_read, &m) < 0)
         return 0;
     struct extract_job job = {dest, "x", "x", MAX_BYTES, 2000, "B", "E", NULL, NULL};
     char warnings[1024];

@@ -19,12 +19,14 @@ Network traffic goes only to servers on 127.0.0.1 started here, reached from the
 through the host alias (--allow host:PORT) or as the DNS upstream (COCOON_DNS_UPSTREAM).
 """
 import contextlib
+import io
 import os
 import selectors
 import signal
 import socket
 import struct
 import subprocess
+import tarfile
 import threading
 import time
 
@@ -670,6 +672,16 @@ def tree(root):
     return out
 
 
+def stream_complete(data):
+    """True when data is a whole tar archive: entries, then its end-of-archive blocks."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data)) as t:
+            t.getmembers()
+    except (tarfile.TarError, EOFError):
+        return False
+    return len(data) >= 1024 and data.rstrip(b"\0") != data and data[-1024:] == b"\0" * 1024
+
+
 REFUSED = ["dotdot", "absolute", "symlink-escape", "symlink-relative", "hardlink-escape", "outside-top", "dup",
            "paxbomb", "lying", "deep", "badexit", "sparse20g"]
 
@@ -679,7 +691,9 @@ def test_cp_forged_archives(lane, tmp_path, record_property):
     it, duplicates, a pax header claiming 1 GiB, sizes that lie, names past 4 KiB, a
     failure verdict with terminal escapes, a 20 GiB sparse file (over the 16 GiB
     bound): each copy is refused with a clear message, the destination is left as it
-    was, nothing appears anywhere else. The 10 GiB sparse file arrives sparse."""
+    was, nothing appears anywhere else; streamed to stdout (`cocoon cp BOX:X -`) each is
+    refused too, and no complete archive goes out. The 10 GiB sparse file arrives
+    sparse both ways."""
     outside = tmp_path / "area"
     outside.mkdir()
     (outside / "sentinel").write_text("keep\n")
@@ -698,6 +712,13 @@ def test_cp_forged_archives(lane, tmp_path, record_property):
             messages.append(f"{name}: {err.strip()[-160:]}")
             assert not os.path.exists("/tmp/cocoon-hostile-absolute") and \
                 not os.path.exists("/tmp/cocoon-hostile-through")
+            # the same archive streamed to stdout (cocoon_tar_from_box): refused too, and
+            # what reached stdout, if anything, is not an archive a reader can finish
+            r = lane.c.run("cp", f"{box.name}:/{name}", "-", timeout=120)
+            err = decode(r.stderr)
+            assert r.returncode != 0, f"{name} (stream): accepted: {err}"
+            assert err.strip() and "\x1b" not in err and "\x07" not in err, (name, err)
+            assert not stream_complete(r.stdout), f"{name} (stream): a complete archive went out: {err}"
         note(record_property, "cp refusals", " || ".join(messages))
         # accepted: a plain tree, and modes made safe (no setuid, devices skipped)
         r = lane.c.run("cp", f"{box.name}:/modes", str(outside), timeout=120)
@@ -710,6 +731,15 @@ def test_cp_forged_archives(lane, tmp_path, record_property):
         assert r.returncode == 0, decode(r.stderr)
         st = os.stat(outside / "sparse10g")
         assert st.st_size == 10 << 30 and st.st_blocks * 512 <= 1 * MiB, (st.st_size, st.st_blocks)
+        # and streamed: it stays sparse in the archive; the modes made safe there too
+        r = lane.c.run("cp", f"{box.name}:/sparse10g", "-", timeout=300)
+        assert r.returncode == 0 and len(r.stdout) <= 1 * MiB, (decode(r.stderr), len(r.stdout))
+        with tarfile.open(fileobj=io.BytesIO(r.stdout)) as t:
+            assert t.getmember("sparse10g").size == 10 << 30
+        r = lane.c.run("cp", f"{box.name}:/modes", "-", timeout=120)
+        assert r.returncode == 0 and "skipped" in decode(r.stderr), decode(r.stderr)
+        with tarfile.open(fileobj=io.BytesIO(r.stdout)) as t:
+            assert all(m.mode & 0o7000 == 0 and not m.isdev() for m in t.getmembers()), t.getmembers()
         lane.bystander_ok("after")
 
 

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "lib/internal.h"
+#include "lib/tar_reader.h"
 #include "tar_forge.h"
 #include "util/util.h"
 
@@ -82,31 +83,57 @@ struct fake {
     int fd;
     struct forge out;
     size_t off, loop_from; /* after the end, start again at loop_from (0: stop sending) */
+    int record;            /* keep what the client sends in `in` (its first 8 MiB) */
+    struct forge in;
+    size_t hold_at;        /* when set: out beyond it only once the client sent STDIN_EOF */
+    int got_eof;
     volatile int stop;
     pthread_t thread;
 };
+
+/* The frames in buf (whole ones) hold a STDIN_EOF. */
+static int sent_eof(const struct forge *in)
+{
+    size_t off = 0;
+    struct proto_header h;
+    while (off + PROTO_HEADER_SIZE <= in->len && proto_header_decode(in->buf + off, in->len - off, &h) == PROTO_OK) {
+        if (h.type == PROTO_STDIN_EOF)
+            return 1;
+        off += PROTO_HEADER_SIZE + h.len;
+    }
+    return 0;
+}
 
 static void *fake_main(void *arg)
 {
     struct fake *f = arg;
     util_set_nonblock(f->fd, 1);
-    while (!f->stop) {
-        struct pollfd p = {f->fd, (short)(POLLIN | (f->off < f->out.len ? POLLOUT : 0)), 0};
-        if (poll(&p, 1, 20) <= 0)
+    for (;;) {
+        size_t until = f->hold_at && !f->got_eof ? f->hold_at : f->out.len;
+        struct pollfd p = {f->fd, (short)(POLLIN | (f->off < until ? POLLOUT : 0)), 0};
+        if (poll(&p, 1, 20) <= 0) {
+            if (f->stop) /* the client is gone and everything it sent was read */
+                break;
             continue;
+        }
         if (p.revents & POLLIN) {
             static char sink[65536];
-            if (read(f->fd, sink, sizeof(sink)) == 0)
-                break;
+            ssize_t n = read(f->fd, sink, sizeof(sink));
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+                break; /* the client is gone, and all it sent was read */
+            if (n > 0 && f->record && f->in.len < (8u << 20))
+                fg_raw(&f->in, sink, (size_t)n);
+            if (f->record)
+                f->got_eof |= sent_eof(&f->in);
         }
         if (p.revents & POLLOUT) {
-            ssize_t n = write(f->fd, f->out.buf + f->off, f->out.len - f->off);
+            ssize_t n = write(f->fd, f->out.buf + f->off, until - f->off);
             if (n > 0)
                 f->off += (size_t)n;
             if (f->off == f->out.len && f->loop_from)
                 f->off = f->loop_from;
         }
-        if (p.revents & (POLLHUP | POLLERR))
+        if ((p.revents & (POLLHUP | POLLERR)) && !(p.revents & POLLIN))
             break;
     }
     close(f->fd);
@@ -135,6 +162,33 @@ static void fake_end(struct fake *f, struct lib_xfer *x)
     f->stop = 1;
     pthread_join(f->thread, NULL);
     fg_free(&f->out);
+}
+
+/* What the client sent on its stream: the STDIN bytes joined, whether it sent
+ * STDIN_EOF and SIGNAL. */
+struct sent {
+    struct forge stdin_bytes;
+    int eof, signalled;
+    struct proto_file file; /* the FILE_PUT or FILE_GET that opened the stream */
+};
+
+static void client_sent(struct fake *f, struct sent *s)
+{
+    memset(s, 0, sizeof(*s));
+    size_t off = 0;
+    while (off + PROTO_HEADER_SIZE <= f->in.len) {
+        struct proto_header h;
+        assert_int_equal(proto_header_decode(f->in.buf + off, f->in.len - off, &h), PROTO_OK);
+        const uint8_t *p = f->in.buf + off + PROTO_HEADER_SIZE;
+        if (h.type == PROTO_STDIN && h.len)
+            fg_raw(&s->stdin_bytes, p, h.len);
+        s->eof |= h.type == PROTO_STDIN_EOF;
+        if (h.type == PROTO_FILE_PUT || h.type == PROTO_FILE_GET)
+            assert_int_equal(proto_decode_file(p, h.len, &s->file), PROTO_OK);
+        s->signalled |= h.type == PROTO_SIGNAL;
+        off += PROTO_HEADER_SIZE + h.len;
+    }
+    fg_free(&f->in);
 }
 
 static int copy_from(struct fake *f, const char *box_path)
@@ -330,6 +384,210 @@ static void test_file_read(void **state)
     fake_end(&f, x);
 }
 
+/* ---- archive streams (tarstream.c) ---- */
+
+struct outbuf {
+    struct forge f;
+    size_t calls;
+};
+
+static int out_write(void *user, const void *data, size_t len)
+{
+    struct outbuf *o = user;
+    o->calls++;
+    fg_raw(&o->f, data, len);
+    return 0;
+}
+
+struct membuf {
+    const uint8_t *p;
+    size_t len, off;
+};
+
+static long membuf_read(void *arg, void *buf, size_t cap)
+{
+    struct membuf *m = arg;
+    size_t k = m->len - m->off < cap ? m->len - m->off : cap;
+    if (k)
+        memcpy(buf, m->p + m->off, k);
+    m->off += k;
+    return (long)k;
+}
+
+/* 1 when b is a whole archive the strict reader reads to its end (its entries counted
+ * in *entries), 0 when it is cut short or damaged. */
+static int archive_complete(const struct forge *b, int *entries)
+{
+    struct membuf m = {b->buf, b->len, 0};
+    struct tar_reader r;
+    struct tar_entry *e = malloc(sizeof(*e));
+    assert_non_null(e);
+    assert_int_equal(tar_reader_init(&r, membuf_read, &m), 0);
+    int n, count = 0;
+    while ((n = tar_next(&r, e)) == 1)
+        count++;
+    tar_reader_free(&r);
+    free(e);
+    if (entries)
+        *entries = count;
+    return n == 0;
+}
+
+static struct lib_copy_limits big = {1ull << 40, 1000, 1000, 0};
+
+static int tar_from(struct fake *f, const char *path, struct outbuf *o)
+{
+    struct lib_xfer *x = fake_start(f);
+    memset(o, 0, sizeof(*o));
+    int rc = lib_tar_from_xfer(x, path, out_write, o, 0, &big, &err);
+    fake_end(f, x);
+    return rc;
+}
+
+static void test_tar_from_box(void **state)
+{
+    /* a missing path: not found, and not a byte went out */
+    struct fake f = {0};
+    struct outbuf o;
+    hello_started(&f.out);
+    out_data(&f.out, PROTO_STDERR, "nope: No such file or directory\n", 32);
+    out_exit(&f.out, 1);
+    assert_failed_with(tar_from(&f, "/g/nope", &o), COCOON_E_NOT_FOUND,
+                       "copy from testbox:/g/nope: nope: No such file or directory");
+    assert_int_equal(o.calls, 0);
+
+    /* the whole tree, then the verdict: the archive ends only after EXIT 0 */
+    struct forge tar = {0};
+    fg_dir(&tar, "x/", 0755);
+    fg_file(&tar, "x/f", 0644, "content");
+    fg_end(&tar);
+    memset(&f, 0, sizeof(f));
+    hello_started(&f.out);
+    out_data(&f.out, PROTO_STDOUT, tar.buf, tar.len);
+    out_data(&f.out, PROTO_STDERR, "x/f: read: Input/output error\n", 30);
+    out_exit(&f.out, 1);
+    assert_failed_with(tar_from(&f, "/g/x", &o), COCOON_E_IO, "copy from testbox:/g/x: x/f: read: Input/output error");
+    assert_false(archive_complete(&o.f, NULL));
+    fg_free(&o.f);
+
+    memset(&f, 0, sizeof(f));
+    hello_started(&f.out);
+    out_data(&f.out, PROTO_STDOUT, tar.buf, tar.len); /* then silence */
+    assert_failed_with(tar_from(&f, "/g/x", &o), COCOON_E_IO, "stalled");
+    assert_false(archive_complete(&o.f, NULL));
+    fg_free(&o.f);
+
+    memset(&f, 0, sizeof(f));
+    hello_started(&f.out);
+    out_data(&f.out, PROTO_STDOUT, tar.buf, tar.len);
+    out_exit(&f.out, 0);
+    fg_free(&tar);
+    f.record = 1;
+    struct lib_xfer *x = fake_start(&f);
+    memset(&o, 0, sizeof(o));
+    assert_int_equal(lib_tar_from_xfer(x, "/g/x/", out_write, &o, COCOON_TAR_FOLLOW, &big, &err), 0);
+    fake_end(&f, x);
+    int entries;
+    assert_true(archive_complete(&o.f, &entries));
+    assert_int_equal(entries, 2);
+    fg_free(&o.f);
+    struct sent sent;
+    client_sent(&f, &sent);
+    assert_string_equal(sent.file.path, "/g/x/");
+    assert_int_equal(sent.file.flags, PROTO_FILE_FOLLOW);
+    fg_free(&sent.stdin_bytes);
+}
+
+/* A caller's archive: the file "a" of n bytes, then extra entries. */
+static void caller_archive(struct forge *t, size_t n, const char *evil)
+{
+    char *data = malloc(n);
+    assert_non_null(data);
+    memset(data, 'a', n);
+    fg_entry(t, "a", '0', 0644, data, n, NULL);
+    free(data);
+    if (evil)
+        fg_file(t, evil, 0644, "evil");
+    fg_entry(t, "dev", '3', 0644, NULL, 0, NULL);
+    fg_end(t);
+}
+
+static int tar_to(struct fake *f, struct forge *t, unsigned flags, struct sent *sent)
+{
+    struct membuf m = {t->buf, t->len, 0};
+    f->record = 1;
+    struct lib_xfer *x = fake_start(f);
+    int rc = lib_tar_to_xfer(x, "/g/dir", membuf_read, &m, flags, &big, &err);
+    fake_end(f, x);
+    client_sent(f, sent);
+    fg_free(t);
+    return rc;
+}
+
+static void test_tar_to_box(void **state)
+{
+    /* the guest takes it all and says yes after STDIN_EOF */
+    struct fake f = {0};
+    struct forge t = {0};
+    struct sent sent;
+    hello_started(&f.out);
+    f.hold_at = f.out.len;
+    out_exit(&f.out, 0);
+    caller_archive(&t, 300000, NULL);
+    assert_int_equal(tar_to(&f, &t, COCOON_TAR_NO_OVERWRITE, &sent), 0);
+    assert_int_equal(err.code, COCOON_OK);
+    assert_string_equal(err.message, "dev: device, FIFO or socket skipped");
+    assert_string_equal(sent.file.path, "/g/dir/"); /* into the directory, which must exist */
+    assert_int_equal(sent.file.flags, PROTO_FILE_NO_REPLACE);
+    int entries;
+    assert_true(sent.eof && !sent.signalled && archive_complete(&sent.stdin_bytes, &entries));
+    assert_int_equal(entries, 1);
+    fg_free(&sent.stdin_bytes);
+
+    /* refused in the middle, after the first file went out: the guest gets no end of
+     * the archive and no STDIN_EOF, and is told to stop */
+    memset(&f, 0, sizeof(f));
+    hello_started(&f.out);
+    caller_archive(&t, 300000, "/etc/evil");
+    assert_failed_with(tar_to(&f, &t, 0, &sent), COCOON_E_INVALID,
+                       "copy to testbox:/g/dir: the archive holds the name \"/etc/evil\", which is absolute");
+    assert_true(sent.stdin_bytes.len > 0 && !sent.eof && sent.signalled);
+    assert_false(archive_complete(&sent.stdin_bytes, NULL));
+    fg_free(&sent.stdin_bytes);
+
+    /* the guest's verdicts, as codes a server can answer with */
+    static const struct {
+        const char *says;
+        int code;
+    } verdicts[] = {{"a: exists and may not be replaced (overwriting is off)\n", COCOON_E_STATE},
+                    {"/g/dir/: no such directory\n", COCOON_E_NOT_FOUND},
+                    {"/g/dir/: not a directory\n", COCOON_E_INVALID},
+                    {"a: write: No space left on device\n", COCOON_E_IO}};
+    for (size_t i = 0; i < sizeof(verdicts) / sizeof(*verdicts); i++) {
+        memset(&f, 0, sizeof(f));
+        hello_started(&f.out);
+        f.hold_at = f.out.len;
+        out_data(&f.out, PROTO_STDERR, verdicts[i].says, strlen(verdicts[i].says));
+        out_exit(&f.out, 1);
+        caller_archive(&t, 10, NULL);
+        assert_failed_with(tar_to(&f, &t, 0, &sent), verdicts[i].code, "copy to testbox:/g/dir: ");
+        fg_free(&sent.stdin_bytes);
+    }
+
+    /* the guest refuses at once, in the middle of a large archive */
+    memset(&f, 0, sizeof(f));
+    struct proto_vmm_hello h = {.version = 1};
+    frame(&f.out, proto_encode_vmm_hello(&W, &h));
+    struct proto_started st = {.pid = 42, .window = 65536};
+    frame(&f.out, proto_encode_started(&W, 1, &st));
+    out_data(&f.out, PROTO_STDERR, "a: exists and may not be replaced (overwriting is off)\n", 55);
+    out_exit(&f.out, 1);
+    caller_archive(&t, 3 << 20, NULL);
+    assert_failed_with(tar_to(&f, &t, COCOON_TAR_NO_OVERWRITE, &sent), COCOON_E_STATE,
+                       "a: exists and may not be replaced");
+    fg_free(&sent.stdin_bytes);
+}
+
 static void test_limits_from_env_and_options(void **state)
 {
     struct lib_copy_limits l;
@@ -383,6 +641,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_guest_text_escaped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits_from_env_and_options, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tar_from_box, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tar_to_box, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

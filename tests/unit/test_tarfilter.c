@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "lib/internal.h"
+#include "lib/tar_policy.h"
 #include "lib/tar_reader.h"
 #include "lib/tarfilter.h"
 #include "tar_forge.h"
@@ -228,10 +229,14 @@ static void test_in_dialects(void **state)
     fg_rec(rec, sizeof(rec), "path", "h\xc3\xa9llo");
     fg_pax(&f, rec);
     fg_file(&f, "ignored", 0644, "u");
+    fg_entry(&f, "dumpdir", 'D', 0755, "Yfile\0\0", 8, NULL); /* GNU incremental: data read through */
+    fg_file(&f, "after", 0644, "a");
     fg_end(&f);
     in_ok(&f);
     fg_free(&f);
-    assert_int_equal(seen.n, 3);
+    assert_int_equal(seen.n, 5);
+    assert_int_equal(seen.e[index_of("dumpdir")].type, TAR_DIR);
+    assert_string_equal(seen.data[index_of("after")], "a");
     assert_string_equal(seen.data[index_of(longname)], "hi");
     assert_string_equal(seen.data[index_of("bad\xff"
                                            "name")],
@@ -346,6 +351,9 @@ static void test_in_bounds(void **state)
     fg_raw(&f, "xxxx", 4);
     in_refused(
         &f, "\"big\" (1099511627776 bytes) takes the archive above 17179869184 bytes, the limit (raise it with MAXB)");
+
+    fg_header(&f, "d", 'D', 0755, 1ull << 40, NULL);
+    in_refused(&f, "the directory \"d\" carries 1099511627776 bytes of data, above the limit");
 
     for (int i = 0; i < 101; i++) {
         char n[16];
@@ -672,9 +680,63 @@ static void test_out_nothing_before_top(void **state)
     assert_int_equal(out_refused(&f, COCOON_E_PROTOCOL, "bad archive"), 0);
 }
 
+/* ---- the rules themselves (tar_policy.c) ---- */
+
+static void test_policy_names_and_book(void **state)
+{
+    char out[64];
+    size_t n;
+    assert_int_equal(tar_name_clean("./a//b/./c/", out, sizeof(out), &n), TAR_NAME_OK);
+    assert_string_equal(out, "a/b/c");
+    assert_int_equal(n, 3);
+    assert_int_equal(tar_name_clean("./", out, sizeof(out), &n), TAR_NAME_OK);
+    assert_true(n == 0 && out[0] == 0);
+    assert_int_equal(tar_name_clean("/a", out, sizeof(out), &n), TAR_NAME_ABSOLUTE);
+    assert_int_equal(tar_name_clean("a/b/..", out, sizeof(out), &n), TAR_NAME_DOTDOT);
+    assert_int_equal(tar_name_clean("a/..b/c..", out, sizeof(out), &n), TAR_NAME_OK); /* not ".." itself */
+    char longname[100];
+    memset(longname, 'l', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = 0;
+    assert_int_equal(tar_name_clean(longname, out, sizeof(out), &n), TAR_NAME_TOO_LONG);
+    static char deep[2 * (TAR_POLICY_MAX_DEPTH + 1) + 1], big[sizeof(deep)];
+    for (size_t i = 0; i < TAR_POLICY_MAX_DEPTH + 1; i++)
+        memcpy(deep + 2 * i, "d/", 2);
+    assert_int_equal(tar_name_clean(deep, big, sizeof(big), &n), TAR_NAME_TOO_DEEP);
+    deep[2 * TAR_POLICY_MAX_DEPTH] = 0;
+    assert_int_equal(tar_name_clean(deep, big, sizeof(big), &n), TAR_NAME_OK);
+
+    assert_true(tar_link_stays_inside("b/c", 0) && tar_link_stays_inside("../x", 1) &&
+                tar_link_stays_inside("./../../x", 2));
+    assert_false(tar_link_stays_inside("/x", 5) || tar_link_stays_inside("../x", 0) ||
+                 tar_link_stays_inside("a/../../x", 3) || tar_link_stays_inside("x", -1));
+
+    /* the book: many names, each found with its kind, others not; a kind replaced */
+    struct tar_book b;
+    assert_int_equal(tar_book_init(&b), 0);
+    char name[32];
+    for (int i = 0; i < 100000; i++) {
+        snprintf(name, sizeof(name), "dir/%d", i);
+        assert_int_equal(tar_book_put(&b, name, strlen(name), i % 2 ? TAR_KIND_FILE : TAR_KIND_SYMLINK), 0);
+    }
+    assert_true(b.used == 100000 && b.cap <= 4 * 100000 && b.cap >= 2 * 100000);
+    for (int i = 0; i < 100000; i++) {
+        snprintf(name, sizeof(name), "dir/%d", i);
+        assert_int_equal(tar_book_get(&b, name, strlen(name)), i % 2 ? TAR_KIND_FILE : TAR_KIND_SYMLINK);
+        snprintf(name, sizeof(name), "other/%d", i);
+        assert_int_equal(tar_book_get(&b, name, strlen(name)), TAR_KIND_NONE);
+    }
+    assert_int_equal(tar_book_put(&b, "dir/0", 5, TAR_KIND_DIR), 0);
+    assert_int_equal(tar_book_get(&b, "dir/0", 5), TAR_KIND_DIR);
+    assert_int_equal(tar_book_get(&b, "dir/01", 5), TAR_KIND_DIR); /* only len bytes count */
+    assert_int_equal(tar_book_get(&b, "dir/", 4), TAR_KIND_NONE);
+    assert_int_equal(b.used, 100000);
+    tar_book_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_policy_names_and_book),
         cmocka_unit_test(test_in_round_trip),
         cmocka_unit_test(test_in_dialects),
         cmocka_unit_test(test_in_refuses_names),
