@@ -24,6 +24,7 @@ import openapi_check
 import registry_fixture as rf
 import small_images
 from conftest import REPO
+from layers import D, F, tar_bytes
 from openapi_check import DOCUMENT, OpenAPIMismatch, check_request, check_response
 from serve_client import ServeServer
 
@@ -70,26 +71,6 @@ def refused(api, method, path, json, status=400, code="invalid_argument"):
         with pytest.raises(OpenAPIMismatch):
             check_request(method, path, json)
     return r
-
-
-def tar_of(entries):
-    """A pax tar archive of (name, content) entries: bytes for a file, None for a
-    directory, ("symlink", target) for a symlink."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
-        for name, data in entries:
-            info = tarfile.TarInfo(name)
-            info.mtime = 1700000000
-            if data is None:
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                t.addfile(info)
-            elif isinstance(data, tuple):
-                info.type, info.linkname = tarfile.SYMTYPE, data[1]
-                t.addfile(info)
-            else:
-                info.size, info.mode = len(data), 0o640
-                t.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def tar_entries(data):
@@ -678,35 +659,35 @@ def test_files_against_document(vm):
             # a one-file archive becomes the file at path, whatever its name there; the
             # box is not running yet: the upload boots it
             blob = bytes(range(256)) * 800
-            put("path=/root/in/one.bin", tar_of([("any-name", blob)]), 204)
+            put("path=/root/in/one.bin", tar_bytes([F("any-name", blob)]), 204)
             assert get("path=/root/in/one.bin") == {"one.bin": blob}
             # into an existing directory, the file keeps its name
-            put("path=/root/in", tar_of([("two.txt", b"2\n")]), 204)
-            put("path=/root/in/", tar_of([("three.txt", b"3\n")]), 204)
+            put("path=/root/in", tar_bytes([F("two.txt", b"2\n")]), 204)
+            put("path=/root/in/", tar_bytes([F("three.txt", b"3\n")]), 204)
             assert get("path=/root/in") == {"in": None, "in/one.bin": blob, "in/two.txt": b"2\n",
                                             "in/three.txt": b"3\n"}
             # a tree goes into path, made with its parents
-            tree = tar_of([(".", None), ("sub", None), ("sub/b.txt", b"b\n"), ("a.txt", b"a\n")])
+            tree = tar_bytes([D("."), D("sub"), F("sub/b.txt", b"b\n"), F("a.txt", b"a\n")])
             put("path=/root/deep/tree", tree, 204)
             assert get("path=/root/deep/tree") == {"tree": None, "tree/a.txt": b"a\n", "tree/sub": None,
                                                    "tree/sub/b.txt": b"b\n"}
             # overwrite: by default existing files are replaced; with overwrite=false, 409
-            put("path=/root/deep/tree", tar_of([("a.txt", b"new\n")]), 204)
-            for query, body in (("path=/root/deep/tree&overwrite=false", tar_of([("a.txt", b"newer\n")])),
-                                ("path=/root/in/one.bin&overwrite=false", tar_of([("x", b"newer\n")])),
+            put("path=/root/deep/tree", tar_bytes([F("a.txt", b"new\n")]), 204)
+            for query, body in (("path=/root/deep/tree&overwrite=false", tar_bytes([F("a.txt", b"newer\n")])),
+                                ("path=/root/in/one.bin&overwrite=false", tar_bytes([F("x", b"newer\n")])),
                                 ("path=/root/deep/tree&overwrite=0", tree)):
                 assert put(query, body, 409).error_code() == "already_exists"
-            put("path=/root/deep/tree&overwrite=false", tar_of([("c.txt", b"c\n")]), 204)  # a new name is fine
+            put("path=/root/deep/tree&overwrite=false", tar_bytes([F("c.txt", b"c\n")]), 204)  # a new name is fine
             assert get("path=/root/deep/tree/a.txt") == {"a.txt": b"new\n"}
             assert get("path=/root/in/one.bin") == {"one.bin": blob}
 
             # refused input changes nothing
             for query, body in (("path=/root/bad", b"not a tar archive" * 100), ("path=/root/bad", b""),
-                                ("path=root/bad", tar_of([("x", b"")])), ("", tar_of([("x", b"")])),
-                                ("path=/root/bad&overwrite=perhaps", tar_of([("x", b"")])),
+                                ("path=root/bad", tar_bytes([F("x", b"")])), ("", tar_bytes([F("x", b"")])),
+                                ("path=/root/bad&overwrite=perhaps", tar_bytes([F("x", b"")])),
                                 ("path=/root/in/one.bin/sub", tree)):
                 assert put(query, body, 400).error_code() == "invalid_argument"
-            r = put("path=/root/esc", tar_of([("ok.txt", b"ok"), ("../escape.txt", b"x")]), 400)
+            r = put("path=/root/esc", tar_bytes([F("ok.txt", b"ok"), F("../escape.txt", b"x")]), 400)
             assert r.error_code() == "invalid_argument"
             assert put("path=/root/big", b"\0" * (2 << 20), 413).error_code() == "invalid_argument"
             for path in ("/root/bad", "/root/escape.txt", "/root/big"):
@@ -717,14 +698,15 @@ def test_files_against_document(vm):
             assert get("path=/root/nope", expect=404).error_code() == "not_found"
             call(api, "HEAD", f"{files}?path=/root/nope", expect=404)
             call(api, "HEAD", f"{files}?path=/root/in", expect=200)
-            assert get("path=/root/in&follow_symlinks=perhaps", expect=400).error_code() == "invalid_argument"
+            for query in ("path=/root/in&follow_symlinks=perhaps", "path=/", "path=relative"):
+                assert get(query, expect=400).error_code() == "invalid_argument"
             # a symlink is sent only when followed, under its own name
             call(api, "POST", f"/v1/boxes/{box}/run", json={"command": "ln", "args": ["-s", "/root/in/two.txt",
                                                                                      "/root/link"]}, expect=200)
             assert get("path=/root/link", expect=400).error_code() == "invalid_argument"
             assert get("path=/root/link&follow_symlinks=true") == {"link": b"2\n"}
 
-            assert call(api, "PUT", f"/v1/boxes/{PROBE_BOX}/files?path=/x", body=tar_of([("x", b"")]),
+            assert call(api, "PUT", f"/v1/boxes/{PROBE_BOX}/files?path=/x", body=tar_bytes([F("x", b"")]),
                         headers=tar, expect=404).error_code() == "not_found"
             call(api, "GET", f"/v1/boxes/{PROBE_BOX}/files?path=/x", expect=404)
         finally:
