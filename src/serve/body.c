@@ -69,6 +69,10 @@ int serve_get_string(struct req *r, json_t *obj, const char *key, size_t max, co
     return 0;
 }
 
+/* A whole number that a cast to long long keeps: one out of its range (1e300) may not
+ * be cast at all. */
+static int real_is_whole(double x) { return x > -9.2e18 && x < 9.2e18 && x == (double)(long long)x; }
+
 int serve_get_uint(struct req *r, json_t *obj, const char *key, uint64_t min, uint64_t max, uint64_t *out)
 {
     json_t *v = json_object_get(obj, key);
@@ -77,7 +81,7 @@ int serve_get_uint(struct req *r, json_t *obj, const char *key, uint64_t min, ui
     double d;
     if (json_is_integer(v))
         d = (double)json_integer_value(v);
-    else if (json_is_real(v) && json_real_value(v) == (double)(long long)json_real_value(v))
+    else if (json_is_real(v) && real_is_whole(json_real_value(v)))
         d = json_real_value(v);
     else {
         serve_error(r, 400, "invalid_argument", "field \"%s\" must be an integer", key);

@@ -486,8 +486,13 @@ int handle_boxes(struct req *r)
         struct create_args a = {0};
         const char *key = serve_header(r, "Idempotency-Key");
         char earlier[64];
-        int seen = idempotency_claim(key, r->body, r->body_len, earlier, sizeof(earlier));
-        if (seen < 0) {
+        /* A key the table cannot hold is refused: ignored, each retry would make a box. */
+        int too_long = key && strlen(key) > IDEMPOTENCY_KEY_MAX;
+        int seen = too_long ? 0 : idempotency_claim(key, r->body, r->body_len, earlier, sizeof(earlier));
+        if (too_long) {
+            rc =
+                serve_error(r, 400, "invalid_argument", "an Idempotency-Key has at most %d bytes", IDEMPOTENCY_KEY_MAX);
+        } else if (seen < 0) {
             rc = serve_error(r, 422, "invalid_argument",
                              "Idempotency-Key \"%.100s\" was used before with a different request body", key);
         } else if (seen > 0) {

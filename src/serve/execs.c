@@ -54,22 +54,30 @@ static int get_seconds(struct req *r, json_t *b, const char *key, unsigned *ms)
 
 static int decode_stdin(struct req *r, struct exec_request *x, const char *text, const char *b64)
 {
-    if (text && b64)
-        return serve_error(r, 400, "invalid_argument", "give either \"stdin\" or \"stdin_base64\", not both");
+    if (text && b64) {
+        serve_error(r, 400, "invalid_argument", "give either \"stdin\" or \"stdin_base64\", not both");
+        return -1;
+    }
     if (text) {
         x->stdin_len = strlen(text);
         x->stdin_data = malloc(x->stdin_len + 1);
-        if (!x->stdin_data)
-            return serve_error(r, 503, "resource_exhausted", "out of memory");
+        if (!x->stdin_data) {
+            serve_error(r, 503, "resource_exhausted", "out of memory");
+            return -1;
+        }
         memcpy(x->stdin_data, text, x->stdin_len);
         x->has_stdin = 1;
     } else if (b64) {
         size_t cap = strlen(b64) / 4 * 3 + 3;
         x->stdin_data = malloc(cap);
-        if (!x->stdin_data)
-            return serve_error(r, 503, "resource_exhausted", "out of memory");
-        if (util_base64_decode(b64, strlen(b64), x->stdin_data, cap, &x->stdin_len) < 0)
-            return serve_error(r, 400, "invalid_argument", "field \"stdin_base64\" is not valid base64");
+        if (!x->stdin_data) {
+            serve_error(r, 503, "resource_exhausted", "out of memory");
+            return -1;
+        }
+        if (util_base64_decode(b64, strlen(b64), x->stdin_data, cap, &x->stdin_len) < 0) {
+            serve_error(r, 400, "invalid_argument", "field \"stdin_base64\" is not valid base64");
+            return -1;
+        }
         x->has_stdin = 1;
     }
     return 0;
@@ -96,12 +104,14 @@ int exec_request_parse(struct req *r, cocoon_box *box, struct exec_request *x)
         serve_get_uint(r, b, "max_output_bytes", 0, RUN_OUTPUT_MAX, &max_out) < 0 ||
         serve_get_env(r, b, "env", &env) < 0 || decode_stdin(r, x, stdin_text, stdin_b64) < 0) {
         free(args);
+        serve_free_env(env);
         return -1;
     }
     if (!command || !*command) {
         free(args);
         serve_free_env(env);
-        return serve_error(r, 400, "invalid_argument", "field \"command\" is required (the program to run)");
+        serve_error(r, 400, "invalid_argument", "field \"command\" is required (the program to run)");
+        return -1;
     }
     x->rows = (unsigned)rows;
     x->cols = (unsigned)cols;
@@ -114,7 +124,8 @@ int exec_request_parse(struct req *r, cocoon_box *box, struct exec_request *x)
     if (!argv) {
         free(args);
         serve_free_env(env);
-        return serve_error(r, 503, "resource_exhausted", "out of memory");
+        serve_error(r, 503, "resource_exhausted", "out of memory");
+        return -1;
     }
     size_t k = 0;
     if (shell) { /* "shell": true runs command through /bin/sh -c, args as $0, $1... */
@@ -124,7 +135,8 @@ int exec_request_parse(struct req *r, cocoon_box *box, struct exec_request *x)
     argv[k++] = command;
     for (size_t i = 0; i < nargs; i++)
         argv[k++] = args[i];
-    snprintf(x->command, sizeof(x->command), "%s", command);
+    /* What GET shows of the command: cut at a character, controls escaped (JSON wants UTF-8). */
+    util_escape_text(x->command, sizeof(x->command), command, strlen(command));
 
     /* The box's create-time env, working directory and user, then the request's. */
     cocoon_box_info *info = malloc(sizeof(*info));
@@ -147,8 +159,10 @@ int exec_request_parse(struct req *r, cocoon_box *box, struct exec_request *x)
     serve_free_env(env);
     free(argv);
     free(args);
-    if (rc < 0)
-        return serve_cocoon_error(r, &err);
+    if (rc < 0) {
+        serve_cocoon_error(r, &err);
+        return -1;
+    }
     return 0;
 }
 
@@ -167,8 +181,8 @@ void exec_request_options(const struct exec_request *x, cocoon_exec_options *o)
     o->stderr_fd = -1;
 }
 
-/* Opens the route's box, booting it when it is not running (BoxLite's lazy start). */
-int serve_open_running_box(struct req *r, cocoon_runtime **rt, cocoon_box **box)
+/* Opens the route's box. */
+static int open_box(struct req *r, cocoon_runtime **rt, cocoon_box **box)
 {
     if (serve_runtime(r, rt) < 0)
         return -1;
@@ -176,9 +190,27 @@ int serve_open_running_box(struct req *r, cocoon_runtime **rt, cocoon_box **box)
         cocoon_runtime_close(*rt);
         return -1;
     }
+    return 0;
+}
+
+/* Boots the box when it is not running (BoxLite's lazy start): only once the request
+ * was read as good, so a bad one changes nothing. */
+static int boot_box(struct req *r, cocoon_box *box)
+{
     cocoon_error err;
-    if (!cocoon_box_is_running(*box) && cocoon_box_start_flags(*box, COCOON_START_DETACHED, &err) < 0) {
+    if (!cocoon_box_is_running(box) && cocoon_box_start_flags(box, COCOON_START_DETACHED, &err) < 0) {
         serve_cocoon_error(r, &err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Opens the route's box, booting it when it is not running (BoxLite's lazy start). */
+int serve_open_running_box(struct req *r, cocoon_runtime **rt, cocoon_box **box)
+{
+    if (open_box(r, rt, box) < 0)
+        return -1;
+    if (boot_box(r, *box) < 0) {
         cocoon_box_close(*box);
         cocoon_runtime_close(*rt);
         return -1;
@@ -192,11 +224,11 @@ int handle_exec(struct req *r)
 {
     cocoon_runtime *rt;
     cocoon_box *box;
-    if (serve_open_running_box(r, &rt, &box) < 0)
+    if (open_box(r, &rt, &box) < 0)
         return -1;
     struct exec_request x;
     int rc = -1;
-    if (exec_request_parse(r, box, &x) < 0)
+    if (exec_request_parse(r, box, &x) < 0 || boot_box(r, box) < 0)
         goto out;
     struct xentry *e = xreg_new(cocoon_box_id(box), x.command, x.tty, x.detach);
     if (!e) {
@@ -602,12 +634,12 @@ int handle_run(struct req *r)
 {
     cocoon_runtime *rt;
     cocoon_box *box;
-    if (serve_open_running_box(r, &rt, &box) < 0)
+    if (open_box(r, &rt, &box) < 0)
         return -1;
     struct exec_request x;
     struct run_state st = {0};
     int rc = -1;
-    if (exec_request_parse(r, box, &x) < 0)
+    if (exec_request_parse(r, box, &x) < 0 || boot_box(r, box) < 0)
         goto out;
     st.out.cap = st.err.cap = x.max_output;
     st.out.data = malloc(st.out.cap + 1);

@@ -57,6 +57,10 @@ int serve_queue_response(struct req *r, unsigned status, struct MHD_Response *re
     }
     if (status == MHD_HTTP_UNAUTHORIZED)
         MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"cocoon\"");
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE) {
+        MHD_add_response_header(resp, "Retry-After", "1");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    }
     if (status == 426)
         MHD_add_response_header(resp, "Sec-WebSocket-Version", "13");
     if (r->location[0] && status < 300)
@@ -82,10 +86,11 @@ int serve_json(struct req *r, unsigned status, json_t *body)
 {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
-    if (!text)
-        return serve_text(
-            r, MHD_HTTP_INTERNAL_SERVER_ERROR, "application/json",
-            "{\"error\":{\"message\":\"out of memory\",\"type\":\"InternalError\",\"code\":\"internal\"}}", 86);
+    if (!text) {
+        static const char oom[] =
+            "{\"error\":{\"message\":\"out of memory\",\"type\":\"InternalError\",\"code\":\"internal\"}}";
+        return serve_text(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "application/json", oom, sizeof(oom) - 1);
+    }
     size_t len = strlen(text);
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
@@ -143,6 +148,14 @@ int serve_error(struct req *r, unsigned status, const char *code, const char *fm
     va_end(ap);
     json_t *body =
         json_pack("{s:{s:s,s:s,s:s}}", "error", "message", msg, "type", error_type(code, status), "code", code);
+    if (!body) {
+        /* A message quoting the request (a path, a field name cut inside a character) may
+         * not be UTF-8, which a JSON string must be: its bytes are escaped then. */
+        char shown[COCOON_ERROR_MAX];
+        util_escape_text(shown, sizeof(shown), msg, strlen(msg));
+        body =
+            json_pack("{s:{s:s,s:s,s:s}}", "error", "message", shown, "type", error_type(code, status), "code", code);
+    }
     return serve_json(r, status, body);
 }
 
@@ -375,9 +388,20 @@ static void req_free(struct req *r)
     free(r);
 }
 
+/* A connection that came when --max-connections were open (listen.c marks it). */
+static int over_connection_limit(struct req *r)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci && ci->socket_context;
+}
+
 /* First call of a request: route, authenticate, and decide how its body is taken. */
 static int req_begin(struct req *r)
 {
+    if (over_connection_limit(r))
+        return serve_error(r, 503, "resource_exhausted",
+                           "%u connections are open, the server's limit (--max-connections): try again later",
+                           serve_cfg.max_connections);
     if (route_match(r->method, r->url, &r->route) < 0) {
         if (r->route.id == R_NONE)
             return serve_error(r, 404, "not_found", "no such endpoint: %s %s", r->method_text, r->url);
@@ -473,7 +497,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         char when[32];
         serve_iso_time(time(NULL), when, sizeof(when));
         double ms = (double)(util_now_ns(CLOCK_MONOTONIC) - r->t0_ns) / 1e6;
-        /* The path only: query strings may carry file names a log should not keep. */
+        /* The path only: query strings may carry file names a log should not keep. Both
+         * are the client's: escaped, so a %0a in a path cannot forge a line. */
+        char method[32], path[1024];
+        util_escape_text(method, sizeof(method), r->method_text, strlen(r->method_text));
+        util_escape_text(path, sizeof(path), r->url, strlen(r->url));
         const char *end = "";
         if (toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT || toe == MHD_REQUEST_TERMINATED_READ_ERROR)
             end = " (client went away)";
@@ -481,7 +509,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             end = " (failed)";
         else if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED)
             end = " (timed out)";
-        fprintf(access_log, "%s %s %s %u %.1fms%s\n", when, r->method_text, r->url, r->status, ms, end);
+        fprintf(access_log, "%s %s %s %u %.1fms%s\n", when, method, path, r->status, ms, end);
         fflush(access_log);
     }
     req_free(r);

@@ -21,6 +21,9 @@
 
 #define LISTEN_BACKLOG 256
 #define PER_IP_CONNECTIONS 64
+/* Connections past --max-connections that are still taken, to be answered 503 and closed
+ * instead of cut without a word; libmicrohttpd refuses any further ones. */
+#define OVER_LIMIT_ANSWERED 16
 
 static int is_loopback(const struct sockaddr *sa)
 {
@@ -114,10 +117,31 @@ int listener_unix(struct listener *l, const char *path, char *err, size_t cap)
     return 0;
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     fprintf(stderr, "cocoon serve: http: ");
     vfprintf(stderr, fmt, ap);
+}
+
+/* libmicrohttpd hands paths and query values to the handler as C strings: a %00 would
+ * cut "/v1/boxes/dev%00x" to "/v1/boxes/dev", another box. Such a string stays escaped,
+ * and its '%' fails every check of the route or the value. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    return strstr(s, "%00") ? strlen(s) : MHD_http_unescape(s);
+}
+
+/* Counts the listener's connections; one that comes when --max-connections are open
+ * is marked (its socket context is set) for the request handler to answer 503. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct listener *l = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        *socket_context =
+            __atomic_add_fetch(&l->open_connections, 1, __ATOMIC_SEQ_CST) > serve_cfg.max_connections ? l : NULL;
+    else
+        __atomic_sub_fetch(&l->open_connections, 1, __ATOMIC_SEQ_CST);
 }
 
 int listener_start(struct listener *l, char *err, size_t cap)
@@ -129,11 +153,13 @@ int listener_start(struct listener *l, char *err, size_t cap)
     struct MHD_OptionItem tls[] = {{MHD_OPTION_HTTPS_MEM_CERT, 0, l->tls_cert},
                                    {MHD_OPTION_HTTPS_MEM_KEY, 0, l->tls_key},
                                    {MHD_OPTION_END, 0, NULL}};
-    l->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, serve_access_handler(), l, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_LISTEN_SOCKET, l->fd, MHD_OPTION_NOTIFY_COMPLETED, serve_completed_handler(), NULL,
-        MHD_OPTION_CONNECTION_LIMIT, serve_cfg.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        l->is_unix ? 0 : PER_IP_CONNECTIONS, MHD_OPTION_ARRAY, l->tls_cert ? tls : tls + 2, MHD_OPTION_END);
+    l->daemon =
+        MHD_start_daemon(flags, 0, NULL, NULL, serve_access_handler(), l, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                         MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,
+                         MHD_OPTION_LISTEN_SOCKET, l->fd, MHD_OPTION_NOTIFY_COMPLETED, serve_completed_handler(), NULL,
+                         MHD_OPTION_CONNECTION_LIMIT, serve_cfg.max_connections + OVER_LIMIT_ANSWERED,
+                         MHD_OPTION_PER_IP_CONNECTION_LIMIT, l->is_unix ? 0 : PER_IP_CONNECTIONS, MHD_OPTION_ARRAY,
+                         l->tls_cert ? tls : tls + 2, MHD_OPTION_END);
     if (!l->daemon) {
         snprintf(err, cap, "cannot start the HTTP server%s",
                  l->tls_cert ? " (is the TLS certificate and key valid PEM?)" : "");

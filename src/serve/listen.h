@@ -11,8 +11,9 @@ struct MHD_Daemon;
 struct listener {
     int fd, fd_valid;
     int is_unix, loopback;
-    int need_token;           /* read by the request handler (its cls points here) */
-    char *tls_cert, *tls_key; /* PEM, TCP only */
+    int need_token;            /* read by the request handler (its cls points here) */
+    unsigned open_connections; /* counted as libmicrohttpd opens and closes them */
+    char *tls_cert, *tls_key;  /* PEM, TCP only */
     struct MHD_Daemon *daemon;
 };
 

@@ -195,7 +195,8 @@ int main(int argc, char **argv)
     }
     serve_set_access_log(log);
 
-    struct listener tcp = {0}, unix_l = {0};
+    /* Static: they live as long as the process (their PEM buffers too, even on a failed start). */
+    static struct listener tcp, unix_l;
     char default_socket[COCOON_PATH_MAX + 16];
     if (!socket_path) {
         snprintf(default_socket, sizeof(default_socket), "%s/cocoon.sock", home);

@@ -270,8 +270,15 @@ def cocoon(tmp_path, record_property):
     c = Cocoon(home, tmp_path)
     record_property("backend", backend_label(_HOST.get("info")))
     yield c
-    # Teardown: nothing of this home may still run; no sanitizer reports.
-    left = kill_leftovers(home)
+    problems = leftover_problems(c)
+    if problems:
+        pytest.fail("\n".join(problems))
+
+
+def leftover_problems(c):
+    """What a finished test left behind in c's home: cocoon-vmm or QEMU processes still
+    running LEFTOVER_GRACE_S later (they are killed), and sanitizer reports."""
+    left = kill_leftovers(c.home)
     reports = c.sanitizer_reports()
     problems = []
     if left:
@@ -279,8 +286,7 @@ def cocoon(tmp_path, record_property):
             LEFTOVER_GRACE_S, "; ".join(f"{pid} {cmd[:300]}" for pid, (_, cmd) in left.items())))
     if reports:
         problems.append("sanitizer reports:\n" + "\n".join(reports))
-    if problems:
-        pytest.fail("\n".join(problems))
+    return problems
 
 
 def backend_skip_reason(backend, tmp_root):
