@@ -713,14 +713,9 @@ def test_files_against_document(vm):
             api.request("DELETE", f"/v1/boxes/{box}?force=true")
 
 
-# ---- known bugs of the server (strict xfail: they fail the suite once fixed, so the
-# marker goes) ----
-
-REFUSED_THEN_DONE = ("src/serve: a helper answers 400 with `return serve_error(...)`, which returns 0 once the "
-                     "answer is queued, and its caller (which tests < 0) goes on with the request")
+# ---- a refused request changes nothing (every check that answers stops its caller) ----
 
 
-@pytest.mark.xfail(strict=True, reason=REFUSED_THEN_DONE + ": the box is created anyway")
 def test_refused_create_makes_no_box(cocoon):
     bodies = [{"network": {"mode": "sideways"}}, {"network": {"outbound": {"mode": "sideways"}}}, {"network": 5},
               {"labels": {"a": 1}}, {"labels": {str(i): "x" for i in range(65)}}, {"auto_delete": 1.5},
@@ -742,7 +737,6 @@ def test_refused_create_makes_no_box(cocoon):
     assert not made, f"refused with 400, yet a box was made: {made}"
 
 
-@pytest.mark.xfail(strict=True, reason=REFUSED_THEN_DONE + ": the command runs, the box stops")
 def test_refused_exec_run_and_stop_change_nothing(vm):
     with ServeServer(vm) as server:
         api = server.client(check=check_response)
