@@ -789,7 +789,7 @@ BAD_REQUESTS = [
     ("POST", "/v1/boxes", {"bogus": 1}, None, 400, "invalid_argument", ['unknown field "bogus"']),
     ("POST", "/v1/boxes", {"a" + "\u00e9" * 150: 1}, None, 400, "invalid_argument", ["unknown field"]),
     ("POST", "/v1/boxes", {"name": "dev"}, None, 409, "already_exists", ["dev"]),
-    ("POST", "/v1/boxes", {"entrypoint": ["/bin/true"]}, None, 422, "unsupported", ["entrypoint"]),
+    ("POST", "/v1/boxes", {"entrypoint": ["/bin/true"]}, None, 501, "unsupported", ["entrypoint"]),
     ("POST", "/v1/boxes", "{" + " " * MIB + "}", None, 413, "invalid_argument", ["larger"]),
     ("POST", "/v1/boxes/clibox/run", "{bad", None, 400, "invalid_argument", ["JSON"]),
     ("POST", "/v1/boxes/clibox/run", {}, None, 400, "invalid_argument", ["command"]),
