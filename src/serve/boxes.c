@@ -162,6 +162,11 @@ static int read_ports(struct req *r, json_t *b, const char ***out, char ***owned
             return -1;
         if (!guest)
             return serve_error(r, 400, "invalid_argument", "ports[%zu].guest_port is required", i);
+        if (!host)
+            return serve_error(r, 400, "invalid_argument",
+                               "ports[%zu].host_port 0 (any free port) is not supported: name the host port", i);
+        if (strcmp(proto, "tcp") != 0 && strcmp(proto, "udp") != 0)
+            return serve_error(r, 400, "invalid_argument", "ports[%zu].protocol must be tcp or udp", i);
         if (asprintf(&(*owned)[i], "%s%s%llu:%llu/%s", ip ? ip : "", ip ? ":" : "", (unsigned long long)host,
                      (unsigned long long)guest, proto) < 0) {
             (*owned)[i] = NULL;
@@ -180,6 +185,7 @@ static int read_ports(struct req *r, json_t *b, const char ***out, char ***owned
  * "allow H" then "deny *" and "deny 0.0.0.0/0"); rules are cocoon's first-match rules. */
 struct net_args {
     const char **rules, **ports;
+    int inbound_disabled;
     char **owned; /* the rules made from allow_net */
     const char **all;
 };
@@ -254,7 +260,9 @@ static int read_network(struct req *r, json_t *net, cocoon_box_options *o, struc
                         in_mode);
             goto done;
         }
-        if (in_mode && strcmp(in_mode, "disabled") == 0 && n->ports && n->ports[0]) {
+        if (in_mode && strcmp(in_mode, "disabled") == 0)
+            n->inbound_disabled = 1;
+        if (n->inbound_disabled && n->ports && n->ports[0]) {
             serve_error(r, 400, "invalid_argument", "network.inbound is disabled but lists ports");
             goto done;
         }
@@ -375,6 +383,8 @@ static int create_box(struct req *r, struct create_args *a, cocoon_runtime *rt)
     o.disk_size = disk_bytes ? disk_bytes : disk_gb << 30;
     o.ephemeral = ephemeral || auto_delete;
     o.net_ports = a->net.ports ? a->net.ports : a->top_ports;
+    if (a->net.inbound_disabled && o.net_ports && o.net_ports[0])
+        return serve_error(r, 400, "invalid_argument", "network.inbound is disabled but ports are published");
     if (o.rootfs && o.image)
         return serve_error(r, 400, "invalid_argument", "give either \"image\" or \"rootfs\", not both");
 
@@ -385,6 +395,10 @@ static int create_box(struct req *r, struct create_args *a, cocoon_runtime *rt)
             serve_count(&serve_counters.boxes_failed);
         if (err.code == COCOON_E_STATE && strstr(err.message, "already in use"))
             return serve_error(r, 409, "already_exists", "%s", err.message);
+        /* The image had to be pulled and could not be (BoxLite's image_pull_failed). */
+        if (o.image && (err.code == COCOON_E_IO || err.code == COCOON_E_PROTOCOL ||
+                        (err.code == COCOON_E_NOT_FOUND && !strstr(err.message, "kernel"))))
+            return serve_error(r, 422, "image_pull_failed", "%s", err.message);
         return serve_cocoon_error(r, &err);
     }
     serve_count(&serve_counters.boxes_created);
@@ -499,6 +513,7 @@ int handle_boxes(struct req *r)
             cocoon_box *box;
             cocoon_error err;
             if (cocoon_box_open(rt, earlier, &box, &err) == 0) {
+                snprintf(r->location, sizeof(r->location), "/v1/boxes/%s", cocoon_box_id(box));
                 rc = answer_box(r, box, 201);
                 cocoon_box_close(box);
             } else {
@@ -607,8 +622,8 @@ int handle_box_stop(struct req *r)
     const char *q = serve_query(r, "timeout");
     if (q) {
         char *end;
-        unsigned long v = strtoul(q, &end, 10);
-        if (!*q || *end || v > 3600)
+        double v = strtod(q, &end);
+        if (!*q || *end || !(v >= 0 && v <= 3600))
             return serve_error(r, 400, "invalid_argument", "timeout must be a number of seconds up to 3600");
         timeout_s = v;
     }

@@ -329,29 +329,39 @@ static int put_file(cocoon_box *box, const char *path, struct spool *u, unsigned
     return -1;
 }
 
-static int files_put(struct req *r, cocoon_box *box, const char *path)
+/* Everything about an upload that can be refused without the box: checked before the
+ * box is booted, so a refused upload changes nothing. */
+struct put_plan {
+    struct spool *u;
+    struct scan s;
+    unsigned flags;
+};
+
+static int files_put_check(struct req *r, struct put_plan *p)
 {
-    int overwrite = serve_query_bool(r, "overwrite");
-    if (!serve_query(r, "overwrite"))
-        overwrite = 1;
+    int overwrite = serve_query(r, "overwrite") ? serve_query_bool(r, "overwrite") : 1;
     if (overwrite < 0)
         return serve_error(r, 400, "invalid_argument", "overwrite must be true or false");
-    struct spool *u = spool_done(r, "a tar archive (application/x-tar)");
-    if (!u)
+    p->u = spool_done(r, "a tar archive (application/x-tar)");
+    if (!p->u)
         return -1;
-    struct scan s;
-    if (scan_spool(u->fd, &s) < 0)
-        return serve_error(r, 400, "invalid_argument", "%s", s.error);
-    unsigned flags = overwrite ? 0 : COCOON_TAR_NO_OVERWRITE;
+    if (scan_spool(p->u->fd, &p->s) < 0)
+        return serve_error(r, 400, "invalid_argument", "%s", p->s.error);
+    p->flags = overwrite ? 0 : COCOON_TAR_NO_OVERWRITE;
+    return 0;
+}
+
+static int files_put(struct req *r, cocoon_box *box, const char *path, struct put_plan *p)
+{
     cocoon_error err = {0};
     size_t len = strlen(path);
     int rc = 1;
-    if (s.single_file && path[len - 1] != '/' && len > 1)
-        rc = put_file(box, path, u, flags, &err);
+    if (p->s.single_file && path[len - 1] != '/' && len > 1)
+        rc = put_file(box, path, p->u, p->flags, &err);
     if (rc == 1)
-        rc = put_dir(box, path, u, flags, &err);
+        rc = put_dir(box, path, p->u, p->flags, &err);
     if (rc < 0) {
-        if (err.code == COCOON_E_STATE)
+        if (err.code == COCOON_E_STATE && strstr(err.message, "may not be replaced"))
             return serve_error(r, 409, "already_exists", "%s", err.message);
         return serve_cocoon_error(r, &err);
     }
@@ -459,11 +469,8 @@ static void download_run(void *arg, int fd)
     pthread_mutex_unlock(&d->lock);
 }
 
-static int files_get(struct req *r, cocoon_box *box, const char *path)
+static int files_get(struct req *r, cocoon_box *box, const char *path, int follow)
 {
-    int follow = serve_query_bool(r, "follow_symlinks");
-    if (follow < 0)
-        return serve_error(r, 400, "invalid_argument", "follow_symlinks must be true or false");
     struct download *d = calloc(1, sizeof(*d));
     if (!d)
         return serve_error(r, 503, "resource_exhausted", "out of memory");
@@ -499,11 +506,18 @@ int handle_files(struct req *r)
     const char *path = query_path(r);
     if (!path)
         return -1;
+    struct put_plan plan = {0};
+    int follow = serve_query_bool(r, "follow_symlinks");
+    if (r->method == M_PUT ? files_put_check(r, &plan) < 0 : follow < 0) {
+        if (!r->answered)
+            serve_error(r, 400, "invalid_argument", "follow_symlinks must be true or false");
+        return -1;
+    }
     cocoon_runtime *rt;
     cocoon_box *box;
     if (serve_open_running_box(r, &rt, &box) < 0)
         return -1;
-    int rc = r->method == M_PUT ? files_put(r, box, path) : files_get(r, box, path);
+    int rc = r->method == M_PUT ? files_put(r, box, path, &plan) : files_get(r, box, path, follow);
     cocoon_box_close(box);
     cocoon_runtime_close(rt);
     return rc;

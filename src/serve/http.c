@@ -102,7 +102,7 @@ int serve_json(struct req *r, unsigned status, json_t *body)
 }
 
 /* The error type of a code (BoxLite's names), else one that fits the status. */
-static const char *error_type(const char *code, unsigned status)
+const char *serve_error_type(const char *code, unsigned status)
 {
     static const struct {
         const char *code, *type;
@@ -147,17 +147,17 @@ int serve_error(struct req *r, unsigned status, const char *code, const char *fm
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     json_t *body =
-        json_pack("{s:{s:s,s:s,s:s}}", "error", "message", msg, "type", error_type(code, status), "code", code);
+        json_pack("{s:{s:s,s:s,s:s}}", "error", "message", msg, "type", serve_error_type(code, status), "code", code);
     if (!body) {
         /* A message quoting the request (a path, a field name cut inside a character) may
          * not be UTF-8, which a JSON string must be: its bytes are escaped then. */
         char shown[COCOON_ERROR_MAX];
         util_escape_text(shown, sizeof(shown), msg, strlen(msg));
-        body =
-            json_pack("{s:{s:s,s:s,s:s}}", "error", "message", shown, "type", error_type(code, status), "code", code);
+        body = json_pack("{s:{s:s,s:s,s:s}}", "error", "message", shown, "type", serve_error_type(code, status), "code",
+                         code);
     }
     serve_json(r, status, body);
-    return -1; /* the request failed: `return serve_error(...)` says so in any helper */
+    return -1; /* the request failed: callers stop at a negative return */
 }
 
 int serve_cocoon_error(struct req *r, const cocoon_error *err)

@@ -145,7 +145,7 @@ static void pull_streamed(void *arg, int fd)
     cocoon_error err;
     if (pull(job, fd, &info, &err) < 0)
         write_line(fd, json_pack("{s:s,s:{s:s,s:s,s:s}}", "type", "error", "error", "message", err.message, "type",
-                                 "ImageError", "code", pull_error_code(&err)));
+                                 serve_error_type(pull_error_code(&err), 422), "code", pull_error_code(&err)));
     else
         write_line(fd, json_pack("{s:s,s:o}", "type", "done", "image", image_json(&info)));
 }

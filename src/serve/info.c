@@ -38,8 +38,10 @@ int handle_config(struct req *r)
 
 int handle_me(struct req *r)
 {
+    /* One user: whoever can reach the socket or holds the token. */
     return serve_json(r, 200,
-                      json_pack("{s:s,s:s,s:n,s:[s]}", "id", "local", "kind", "user", "path_prefix", "scopes", "*"));
+                      json_pack("{s:s,s:s,s:s,s:s,s:n,s:[s]}", "sub", "local", "id", "local", "principal_type", "user",
+                                "kind", "user", "path_prefix", "scopes", "*:*"));
 }
 
 int handle_openapi(struct req *r)
@@ -71,13 +73,14 @@ int handle_metrics(struct req *r)
     pthread_mutex_lock(&serve_counters_lock);
     s = serve_counters;
     pthread_mutex_unlock(&serve_counters_lock);
-    json_t *j = json_pack(
-        "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f}", "boxes_created_total", (json_int_t)s.boxes_created,
-        "boxes_failed_total", (json_int_t)s.boxes_failed, "num_running_boxes", (json_int_t)running, "num_boxes",
-        (json_int_t)n, "total_commands_executed", (json_int_t)s.execs_started, "total_exec_errors",
-        (json_int_t)s.exec_errors, "running_executions", (json_int_t)xreg_running(), "http_requests_total",
-        (json_int_t)s.requests, "http_4xx_total", (json_int_t)s.errors_4xx, "http_5xx_total", (json_int_t)s.errors_5xx,
-        "uptime_seconds", (double)(util_now_ns(CLOCK_MONOTONIC) - s.started_ns) / 1e9);
+    json_t *j = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f}", "boxes_created_total",
+                          (json_int_t)s.boxes_created, "boxes_failed_total", (json_int_t)s.boxes_failed,
+                          "boxes_stopped_total", (json_int_t)s.boxes_stopped, "num_running_boxes", (json_int_t)running,
+                          "num_boxes", (json_int_t)n, "total_commands_executed", (json_int_t)s.execs_started,
+                          "total_exec_errors", (json_int_t)s.exec_errors, "running_executions",
+                          (json_int_t)xreg_running(), "http_requests_total", (json_int_t)s.requests, "http_4xx_total",
+                          (json_int_t)s.errors_4xx, "http_5xx_total", (json_int_t)s.errors_5xx, "uptime_seconds",
+                          (double)(util_now_ns(CLOCK_MONOTONIC) - s.started_ns) / 1e9);
     return serve_json(r, 200, j);
 }
 

@@ -71,14 +71,15 @@ struct req {
     void (*handler_free)(void *state);
 };
 
-/* ---- answers (each returns 0, or -1 when the response could not be queued) ---- */
+/* ---- answers (each returns 0, or -1 when the response could not be queued; the error
+ * answers always return -1, so a check that answered stops its caller) ---- */
 int serve_json(struct req *r, unsigned status, json_t *body); /* steals body */
-/* Answers an error envelope and returns -1, always: a helper that refuses a request
- * returns it, and its caller stops. */
 int serve_error(struct req *r, unsigned status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-/* A libcocoon error as the status and code that fit it (-1, as serve_error). */
+/* A libcocoon error as the status and code that fit it. */
 int serve_cocoon_error(struct req *r, const cocoon_error *err);
+/* The envelope's "type" for an error code ("NotFoundError" for not_found...). */
+const char *serve_error_type(const char *code, unsigned status);
 int serve_empty(struct req *r, unsigned status);
 int serve_text(struct req *r, unsigned status, const char *content_type, const char *data, size_t len);
 /* Streams what fd yields until EOF (the response owns fd). */

@@ -63,10 +63,14 @@ def _format_checker():
     return checker
 
 
+# Subschemas that see part of an object, or only test it: never closed.
+_PARTIAL = ("allOf", "if", "then", "else", "not")
+
+
 def _close_objects(node, inside_composition=False):
     """Strict mode: every object schema that lists properties and says nothing about
-    others gets additionalProperties: false (not the branches of an allOf, which see
-    the whole object)."""
+    others gets additionalProperties: false (not the branches of an allOf, nor the
+    conditions if/then/else/not, which see part of the object)."""
     if isinstance(node, list):
         for item in node:
             _close_objects(item, inside_composition)
@@ -77,7 +81,7 @@ def _close_objects(node, inside_composition=False):
             and "unevaluatedProperties" not in node and not inside_composition):
         node["additionalProperties"] = False
     for key, value in node.items():
-        _close_objects(value, key == "allOf")
+        _close_objects(value, key in _PARTIAL)
 
 
 class Document:

@@ -10,10 +10,12 @@
 """
 import asyncio
 import base64
+import io
 import json
 import os
 import shutil
 import subprocess
+import tarfile
 import time
 
 import pytest
@@ -22,6 +24,7 @@ import openapi_check
 import registry_fixture as rf
 import small_images
 from conftest import REPO
+from layers import D, F, tar_bytes
 from openapi_check import DOCUMENT, OpenAPIMismatch, check_request, check_response
 from serve_client import ServeServer
 
@@ -60,14 +63,28 @@ def call(api, method, path, json=None, expect=None, **kw):
 
 
 def refused(api, method, path, json, status=400, code="invalid_argument"):
-    """A body the server refuses; when it refuses it as a bad argument (400), the
-    document must refuse it too."""
+    """A body the server refuses; when it refuses it as a bad argument (400) or an
+    unsupported field (501), the document must refuse it too."""
     r = api.request(method, path, json=json)
     assert (r.status, r.error_code()) == (status, code), r
-    if status == 400:
+    if status == 400 or code == "unsupported":
         with pytest.raises(OpenAPIMismatch):
             check_request(method, path, json)
     return r
+
+
+def tar_entries(data):
+    """{name: bytes for a file, None for a directory} of a tar archive."""
+    out = {}
+    with tarfile.open(fileobj=io.BytesIO(data)) as t:
+        for m in t.getmembers():
+            out[m.name] = t.extractfile(m).read() if m.isfile() else None
+    return out
+
+
+def box_config(cocoon, box_id):
+    with open(os.path.join(cocoon.boxes_dir(), box_id, "config.json")) as f:
+        return json.load(f)
 
 
 # ---- the document itself ----
@@ -96,8 +113,8 @@ def test_checker_catches_what_the_document_does_not_say():
     undocumented status, a wrong content type and a 405 without the documented Allow."""
     box = {"box_id": "0123456789ab", "status": "running", "created_at": "2026-01-02T03:04:05Z",
            "updated_at": "2026-01-02T03:04:05Z", "image": "default", "cpus": 1, "memory_mib": 512,
-           "auto_delete": False, "auto_stop": False, "disk_size_bytes": 1, "image_id": "local:default",
-           "accel": "auto", "name": None, "pid": 7, "labels": {}}
+           "ephemeral": False, "disk_size_bytes": 1, "image_id": "local:default", "accel": "auto", "name": None,
+           "pid": 7, "labels": {}}
     ok = {"Content-Type": "application/json"}
     check_response("GET", "/v1/boxes/b1", 200, ok, json.dumps(box))
     check_response("GET", "/v1/pfx/boxes/b1", 200, ok, json.dumps(box))
@@ -105,6 +122,8 @@ def test_checker_catches_what_the_document_does_not_say():
         ("GET", "/v1/boxes/b1", 200, ok, dict(box, surprise=1)),
         ("GET", "/v1/boxes/b1", 200, ok, {k: v for k, v in box.items() if k != "status"}),
         ("GET", "/v1/boxes/b1", 200, ok, dict(box, cpus="1")),
+        ("GET", "/v1/boxes/b1", 200, ok, dict(box, labels={"a": 1})),
+        ("GET", "/v1/boxes/b1", 200, ok, dict(box, auto_stop=0)),
         ("GET", "/v1/boxes/b1", 200, ok, dict(box, created_at="yesterday")),
         ("GET", "/v1/boxes/b1", 418, ok, box),
         ("GET", "/v1/boxes/b1", 200, {"Content-Type": "text/plain"}, box),
@@ -148,7 +167,11 @@ def test_token_on_tcp_as_documented(cocoon):
             assert r.error_code() == "unauthenticated" and r.headers["WWW-Authenticate"].startswith("Bearer")
         wrong = server.tcp_client(token="x" * 64, check=check_response)
         call(wrong, "GET", "/v1/me", expect=401)
-        call(server.tcp_client(token=server.token, check=check_response), "GET", "/v1/me", expect=200)
+        trusted = server.tcp_client(token=server.token, check=check_response)
+        call(trusted, "GET", "/v1/me", expect=200)
+        for field in ("rootfs_path", "rootfs"):  # a host directory as a root: the unix socket's user only
+            r = call(trusted, "POST", "/v1/boxes", json={field: "/tmp"}, expect=403)
+            assert r.error_code() == "permission_denied", r
         call(anonymous, "GET", "/v1/me", headers={"X-API-Key": server.token}, expect=200)
         call(anonymous, "GET", "/v1/me", headers={"X-API-Key": server.token, "Origin": "https://page.example"},
              expect=200)  # a page cannot send the token: Origin is no reason to refuse here
@@ -225,19 +248,33 @@ def test_boxes_without_booting_match_the_document(cocoon):
         call(api, "GET", "/v1/health", expect=200)
         call(api, "HEAD", "/v1/health", expect=200)
 
-        # create
+        # create, with every field BoxLite's client may send
         spec = {"name": "b1", "cpus": 2, "memory_mib": 256, "env": {"A": "1"}, "labels": {"team": "x"},
-                "working_dir": "/tmp", "user": "root", "network": {"outbound": {"mode": "disabled"}},
-                "detach": False}
-        b1 = call(api, "POST", "/v1/boxes", json=spec, expect=201).json
+                "working_dir": "/tmp", "user": "root", "detach": False, "security": "maximum", "auto_stop": 0,
+                "auto_delete": False, "entrypoint": [], "cmd": [], "volumes": [],
+                "network": {"outbound": {"mode": "enabled", "allow_net": ["example.com", "10.1.2.0/24"]},
+                            "inbound": {"mode": "enabled"}},
+                "ports": [{"host_port": 18080, "guest_port": 80, "protocol": "udp", "host_ip": "127.0.0.1"},
+                          "18081:81"]}
+        r = call(api, "POST", "/v1/boxes", json=spec, expect=201)
+        b1 = r.json
+        assert r.headers["Location"] == f"/v1/boxes/{b1['box_id']}"
         assert (b1["name"], b1["status"], b1["cpus"], b1["memory_mib"], b1["pid"]) == ("b1", "configured", 2, 256, None)
         assert b1["env"] == {"A": "1"} and b1["labels"] == {"team": "x"} and b1["working_dir"] == "/tmp"
+        assert b1["ephemeral"] is False
+        net = box_config(cocoon, b1["box_id"])["net"]
+        assert net["rules"] == ["allow example.com", "allow 10.1.2.0/24", "deny *", "deny 0.0.0.0/0"], net
+        assert net["ports"] == ["127.0.0.1:18080:80/udp", "18081:81"], net
         b2 = call(api, "POST", "/v1/boxes", json={}, expect=201).json
         assert b2["name"] is None and b2["labels"] == {} and "env" not in b2
         key = {"Idempotency-Key": "create-b3-once"}
         b3 = call(api, "POST", "/v1/boxes", json={"name": "b3"}, headers=key, expect=201).json
         again = call(api, "POST", "/v1/boxes", json={"name": "b3"}, headers=key, expect=201).json
         assert again["box_id"] == b3["box_id"]
+        for value in (True, 30):  # BoxLite's auto_delete: a boolean or seconds; either makes an ephemeral box
+            eph = call(api, "POST", "/v1/boxes", json={"auto_delete": value}, expect=201).json
+            assert eph["ephemeral"] is True, eph
+            call(api, "DELETE", f"/v1/boxes/{eph['box_id']}", expect=204)
         r = api.request("POST", "/v1/boxes", json={"name": "b4"}, headers=key)
         assert (r.status, r.error_code()) == (422, "invalid_argument"), r
         r = api.request("POST", "/v1/boxes", json={"name": "b1"})
@@ -248,11 +285,22 @@ def test_boxes_without_booting_match_the_document(cocoon):
         refused(api, "POST", "/v1/boxes", {"cpus": 0})
         refused(api, "POST", "/v1/boxes", {"cpus": "2"})
         refused(api, "POST", "/v1/boxes", {"memory_mib": 32})
-        refused(api, "POST", "/v1/boxes", {"network": {"mode": "sideways"}})
         refused(api, "POST", "/v1/boxes", {"env": {"A=B": "1"}})
         refused(api, "POST", "/v1/boxes", {"image": "default", "rootfs": "/tmp"})
-        refused(api, "POST", "/v1/boxes", {"volumes": [{"guest_path": "/data"}]}, 422, "unsupported")
-        refused(api, "POST", "/v1/boxes", {"cmd": ["sleep", "1"]}, 422, "unsupported")
+        refused(api, "POST", "/v1/boxes", {"image": "default", "rootfs_path": "/tmp"})
+        refused(api, "POST", "/v1/boxes", {"rootfs": "/tmp", "rootfs_path": "/tmp"})
+        refused(api, "POST", "/v1/boxes", {"security": "lax"})
+        refused(api, "POST", "/v1/boxes", {"network": {"inbound": {"mode": "sideways"}}})
+        refused(api, "POST", "/v1/boxes", {"network": {"inbound": {"mode": "disabled", "ports": ["18082:82"]}}})
+        refused(api, "POST", "/v1/boxes", {"network": {"outbound": {"ports": []}}})
+        refused(api, "POST", "/v1/boxes", {"ports": [{"guest_port": 0}]})
+        refused(api, "POST", "/v1/boxes", {"ports": [{"guest_port": 80, "host_port": 8080, "bogus": 1}]})
+        refused(api, "POST", "/v1/boxes", {"network": {"allow_net": ["a.example"] * 63}})  # 65 rules
+        refused(api, "POST", "/v1/boxes", {"volumes": [{"guest_path": "/data"}]}, 501, "unsupported")
+        refused(api, "POST", "/v1/boxes", {"cmd": ["sleep", "1"]}, 501, "unsupported")
+        refused(api, "POST", "/v1/boxes", {"entrypoint": ["sh"]}, 501, "unsupported")
+        refused(api, "POST", "/v1/boxes", {"auto_stop": True}, 501, "unsupported")
+        refused(api, "POST", "/v1/boxes", {"auto_stop": 300}, 501, "unsupported")
         for raw in (b'{"name":', b"[1, 2]", b'{"name": "a", "name": "b"}', b"\x00"):
             r = api.request("POST", "/v1/boxes", body=raw, headers={"Content-Type": "application/json"})
             assert (r.status, r.error_code()) == (400, "invalid_argument"), r
@@ -270,14 +318,15 @@ def test_boxes_without_booting_match_the_document(cocoon):
         ids = {b1["box_id"], b2["box_id"], b3["box_id"]}
         listed = call(api, "GET", "/v1/boxes", expect=200).json
         assert {b["box_id"] for b in listed["boxes"]} == ids and listed["next_page_token"] is None
-        page = call(api, "GET", "/v1/boxes?page_size=2", expect=200).json
-        assert len(page["boxes"]) == 2 and page["next_page_token"]
-        rest = call(api, "GET", f"/v1/boxes?page_size=2&page_token={page['next_page_token']}", expect=200).json
-        assert len(rest["boxes"]) == 1 and rest["next_page_token"] is None
-        assert {b["box_id"] for b in page["boxes"] + rest["boxes"]} == ids
+        for size, token in (("page_size", "page_token"), ("pageSize", "pageToken")):
+            page = call(api, "GET", f"/v1/boxes?{size}=2", expect=200).json
+            assert len(page["boxes"]) == 2 and page["next_page_token"]
+            rest = call(api, "GET", f"/v1/boxes?{size}=2&{token}={page['next_page_token']}", expect=200).json
+            assert len(rest["boxes"]) == 1 and rest["next_page_token"] is None
+            assert {b["box_id"] for b in page["boxes"] + rest["boxes"]} == ids
         assert len(call(api, "GET", "/v1/boxes?status=configured", expect=200).json["boxes"]) == 3
         assert call(api, "GET", "/v1/boxes?status=running", expect=200).json["boxes"] == []
-        for query in ("page_size=0", "page_size=abc", "status=sideways", "page_token=zz"):
+        for query in ("page_size=0", "page_size=abc", "status=sideways", "page_token=zz", "pageSize=1001"):
             assert call(api, "GET", f"/v1/boxes?{query}", expect=400).error_code() == "invalid_argument"
 
         # a box that never ran
@@ -286,6 +335,10 @@ def test_boxes_without_booting_match_the_document(cocoon):
         call(api, "HEAD", f"/v1/boxes/b1/executions/{PROBE_EXEC}", expect=404)
         call(api, "DELETE", f"/v1/boxes/b1/executions/{PROBE_EXEC}", expect=404)
         call(api, "GET", f"/v1/boxes/b1/executions/{PROBE_EXEC}/output", expect=404)
+        r = call(api, "GET", f"/v1/boxes/b1/executions/{PROBE_EXEC}/attach", expect=426,
+                 headers={"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "8",
+                          "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+        assert r.headers["Sec-WebSocket-Version"] == "13"
         refused(api, "POST", f"/v1/boxes/b1/executions/{PROBE_EXEC}/signal", {})
         refused(api, "POST", f"/v1/boxes/b1/executions/{PROBE_EXEC}/resize", {"cols": 80})
         call(api, "POST", f"/v1/boxes/b1/executions/{PROBE_EXEC}/signal", json={"signal": 15}, expect=404)
@@ -295,18 +348,20 @@ def test_boxes_without_booting_match_the_document(cocoon):
         assert call(api, "GET", "/v1/boxes/b1/network/stats", expect=200).json["present"] is False
         call(api, "GET", "/v1/boxes/b1/logs", expect=200)
         call(api, "GET", "/v1/boxes/b1/logs?follow=perhaps", expect=400)
-        refused(api, "POST", "/v1/boxes/b1/stop", {"timeout_seconds": 2.5})
-        assert call(api, "POST", "/v1/boxes/b1/stop", json={"timeout_seconds": 1}, expect=200).json["status"] == \
+        refused(api, "POST", "/v1/boxes/b1/stop", {"timeout_seconds": -1})
+        refused(api, "POST", "/v1/boxes/b1/stop", {"timeout_seconds": "1"})
+        assert call(api, "POST", "/v1/boxes/b1/stop", json={"timeout_seconds": 1.5}, expect=200).json["status"] == \
             "configured"
         runtime = call(api, "GET", "/v1/metrics", expect=200).json
-        assert runtime["num_boxes"] == 3 and runtime["boxes_created_total"] == 3
+        # refused creates (a bad field, a name in use) are not failures of the engine
+        assert (runtime["num_boxes"], runtime["boxes_created_total"], runtime["boxes_failed_total"]) == (3, 5, 0)
 
         # images
         images = call(api, "GET", "/v1/images", expect=200).json["images"]
         assert [i["reference"] for i in images] == ["default"]
         detail = call(api, "GET", "/v1/images/default", expect=200).json
-        assert detail["builtin"] is True and detail["config"] is None
-        call(api, "HEAD", "/v1/images/default", expect=200)
+        assert detail["builtin"] is True and detail["config"] is None and detail["cached_at"]
+        call(api, "HEAD", "/v1/images/default", expect=204)
         call(api, "GET", f"/v1/images/{PROBE_IMAGE}", expect=404)
         assert call(api, "DELETE", "/v1/images/default", expect=409).error_code() == "invalid_state"
         refused(api, "POST", "/v1/images/pull", {"reference": "alpine", "platform": "arm64"})
@@ -343,10 +398,15 @@ def test_images_against_document(cocoon, tmp_path):
             events = check_response("POST", "/v1/images/pull", 200, dict(r.headers.items()), r.body)
             assert events[-1]["type"] == "done" and events[-1]["image"]["tag"] == "v2", events[-1]
             assert any(e["type"] == "progress" for e in events)
-            r = call(api, "POST", "/v1/images/pull", json={"reference": f"{fake.host}/api/none:v0", "insecure": True},
-                     headers={"Accept": "application/x-ndjson"}, expect=200)
+            missing = {"reference": f"{fake.host}/api/none:v0", "insecure": True}
+            r = call(api, "POST", "/v1/images/pull", json=missing, headers={"Accept": "application/x-ndjson"},
+                     expect=200)
             events = check_response("POST", "/v1/images/pull", 200, dict(r.headers.items()), r.body)
-            assert [e["type"] for e in events] == ["error"], events
+            assert [(e["type"], e["error"]["code"]) for e in events] == [("error", "image_pull_failed")], events
+            r = call(api, "POST", "/v1/images/pull", json=missing, expect=422)
+            assert r.json["error"]["code"] == "image_pull_failed" and r.json["error"]["type"] == "ImageError", r
+            r = call(api, "POST", "/v1/images/pull", json={"reference": "Not A Reference"}, expect=400)
+            assert r.error_code() == "invalid_argument", r
             with open(tarball, "rb") as f:
                 loaded = call(api, "POST", "/v1/images/load", body=f.read(),
                               headers={"Content-Type": "application/x-tar"}, expect=200).json["images"]
@@ -356,7 +416,8 @@ def test_images_against_document(cocoon, tmp_path):
             detail = call(api, "GET", f"/v1/images/{pulled['id']}", expect=200).json
             assert detail["reference"] == pulled["reference"] and isinstance(detail["config"], dict)
             assert call(api, "GET", f"/v1/images/{pulled['reference']}", expect=200).json["id"] == pulled["id"]
-            call(api, "HEAD", f"/v1/images/{pulled['reference']}", expect=200)
+            assert detail["cached_at"] == detail["created_at"]
+            call(api, "HEAD", f"/v1/images/{pulled['reference']}", expect=204)
             call(api, "DELETE", f"/v1/images/{pulled['reference']}", expect=204)
             call(api, "GET", f"/v1/images/{pulled['reference']}", expect=404)
     finally:
@@ -406,7 +467,7 @@ def test_api_against_document(vm):
             assert (out, err, end["exit_code"], end["status"]) == (b"hi\n/tmp\n", b"oops\n", 4, "completed")
             info = call(api, "GET", f"/v1/boxes/api/executions/{eid}", expect=200).json
             assert (info["exit_code"], info["status"], info["error_message"]) == (4, "completed", None)
-            call(api, "HEAD", f"/v1/boxes/api/executions/{eid}", expect=200)
+            call(api, "HEAD", f"/v1/boxes/api/executions/{eid}", expect=204)
             running = call(api, "GET", "/v1/boxes/api", expect=200).json
             assert running["status"] == "running" and isinstance(running["pid"], int)
             call(api, "POST", "/v1/boxes/api/start", expect=200)
@@ -429,8 +490,14 @@ def test_api_against_document(vm):
             r = call(api, "POST", "/v1/boxes/api/run", json={"command": "echo $0-$1", "args": ["a", "b"],
                                                               "shell": True}, expect=200).json
             assert r["stdout"] == "a-b\n"
-            assert call(api, "POST", "/v1/boxes/api/run", json={"command": "nosuchcmd"},
-                        expect=422).error_code() == "execution_failed"
+            # a program that cannot start: 200, with the shell's exit code and the reason
+            r = call(api, "POST", "/v1/boxes/api/run", json={"command": "nosuchcmd"}, expect=200).json
+            assert (r["exit_code"], r["stdout"]) == (127, "") and "nosuchcmd" in r["error_message"], r
+            assert r["stderr"].startswith("cocoon: ") and "No such file" in r["stderr"], r
+            r = call(api, "POST", "/v1/boxes/api/run", json={"command": "/etc/passwd"}, expect=200).json
+            assert r["exit_code"] == 126 and r["error_message"], r
+            assert call(api, "POST", "/v1/boxes/api/run", json={"command": "true"}, expect=200).json[
+                "error_message"] is None
             refused(api, "POST", "/v1/boxes/api/run", {"command": "true", "stdin": "a", "stdin_base64": "YQ=="})
             refused(api, "POST", "/v1/boxes/api/exec", {"args": ["x"]})
             refused(api, "POST", "/v1/boxes/api/exec", {"command": "true", "timeout_seconds": -1})
@@ -461,10 +528,13 @@ def test_api_against_document(vm):
             assert (info["status"], info["exit_code"]) == ("killed", 137)
             call(api, "DELETE", f"/v1/boxes/api/executions/{eid}", expect=204)
 
-            # a program that cannot start is reported by its execution
+            # a program that cannot start is reported by its execution: 127, the reason on stderr
             eid = exec_id(api, "api", {"command": "nosuchcmd"})
-            info = wait_ended(api, "api", eid)
-            assert info["exit_code"] == -1 and info["error_message"], info
+            out, err, end = output_of(api, "api", eid)
+            assert (out, end["status"], end["exit_code"]) == (b"", "completed", 127), end
+            assert err.startswith(b"cocoon: ") and b"nosuchcmd" in err and end["error_message"], (err, end)
+            info = call(api, "GET", f"/v1/boxes/api/executions/{eid}", expect=200).json
+            assert (info["exit_code"], info["error_message"]) == (127, end["error_message"]), info
 
             # one consumer at a time
             eid = exec_id(api, "api", {"command": "sh", "args": ["-c", "sleep 2; echo late"]})
@@ -486,6 +556,7 @@ def test_api_against_document(vm):
             # metrics, logs, network
             m = call(api, "GET", "/v1/boxes/api/metrics", expect=200).json
             assert m["commands_executed_total"] >= 10 and m["memory_bytes"] > 0 and "cpu_percent" in m
+            assert m["boot_timing"]["guest_boot_ms"] > 0, m
             runtime = call(api, "GET", "/v1/metrics", expect=200).json
             assert runtime["num_running_boxes"] == 1 and runtime["total_commands_executed"] >= 10
             assert call(api, "GET", "/v1/boxes/api/logs", expect=200).body
@@ -494,7 +565,7 @@ def test_api_against_document(vm):
 
             # stop and remove
             assert call(api, "DELETE", "/v1/boxes/api", expect=409).error_code() == "invalid_state"
-            stopped = call(api, "POST", "/v1/boxes/api/stop", json={"timeout_seconds": 10}, expect=200).json
+            stopped = call(api, "POST", "/v1/boxes/api/stop", json={"timeout_seconds": 9.5}, expect=200).json
             assert (stopped["status"], stopped["pid"]) == ("stopped", None)
             assert call(api, "GET", "/v1/boxes?status=stopped", expect=200).json["boxes"][0]["name"] == "api"
             call(api, "DELETE", "/v1/boxes/api", expect=204)
@@ -505,7 +576,7 @@ def test_api_against_document(vm):
                        json={"vmm": vm.backend, "auto_delete": True, "auto_start": True,
                              "network": {"mode": "disabled"}}).json
             made.append(eph["box_id"])
-            assert (eph["status"], eph["auto_delete"]) == ("running", True)
+            assert (eph["status"], eph["ephemeral"]) == ("running", True)
             assert call(api, "POST", f"/v1/boxes/{eph['box_id']}/stop", expect=200).json["status"] == "stopped"
             call(api, "GET", f"/v1/boxes/{eph['box_id']}", expect=404)
             made.remove(eph["box_id"])
@@ -530,15 +601,16 @@ def test_attach_frames_match_document(vm):
             eid = exec_id(api, box, {"command": "sh", "args": ["-c", "echo out; echo err >&2; read x; exit 7"]})
             path = f"/v1/boxes/{box}/executions/{eid}/attach"
 
-            async def session():
+            async def session(path, stdin=b""):
                 frames = []
                 async with websockets.unix_connect(server.socket_path, f"ws://localhost{path}") as ws:
-                    await ws.send(b"line\n")
+                    if stdin:
+                        await ws.send(stdin)
                     async for message in ws:
                         frames.append(message)
                 return frames
 
-            frames = asyncio.run(asyncio.wait_for(session(), 120))
+            frames = asyncio.run(asyncio.wait_for(session(path, b"line\n"), 120))
             binary = [f for f in frames if isinstance(f, bytes)]
             texts = [json.loads(f) for f in frames if isinstance(f, str)]
             assert b"".join(f[1:] for f in binary if f[:1] == b"\x01") == b"out\n"
@@ -550,5 +622,141 @@ def test_attach_frames_match_document(vm):
                 doc.validate({"$ref": "#/components/schemas/AttachErrorMessage"}, t, "attach text frame")
             r = call(api, "GET", path, expect=400)  # not an upgrade request
             assert r.error_code() == "invalid_argument"
+
+            # a program that cannot start: the reason on stderr and in an error frame, then exit 127
+            eid = exec_id(api, box, {"command": "nosuchcmd"})
+            frames = asyncio.run(asyncio.wait_for(session(f"/v1/boxes/{box}/executions/{eid}/attach"), 120))
+            stderr = b"".join(f[1:] for f in frames if isinstance(f, bytes) and f[:1] == b"\x02")
+            texts = [json.loads(f) for f in frames if isinstance(f, str)]
+            assert stderr.startswith(b"cocoon: ") and b"nosuchcmd" in stderr, frames
+            assert [t["type"] for t in texts] == ["error", "exit"] and texts[-1]["exit_code"] == 127, texts
+            doc.validate({"$ref": "#/components/schemas/AttachErrorMessage"}, texts[0], "attach error frame")
+            doc.validate({"$ref": "#/components/schemas/AttachExitMessage"}, texts[1], "attach exit frame")
         finally:
             api.request("DELETE", f"/v1/boxes/{box}?force=true")
+
+
+def test_files_against_document(vm):
+    """PUT and GET .../files on a real box: a one-file archive becomes the file at path
+    (parents made), other archives go into path (made with its parents), overwrite=false
+    refuses an existing entry, bad input is refused and changes nothing, GET gives back
+    what went in under path's last component, a missing path is a 404."""
+    with ServeServer(vm, args=["--max-upload", "1M"]) as server:
+        api = server.client(check=check_response)
+        box = call(api, "POST", "/v1/boxes", json={"vmm": vm.backend, "network": {"mode": "disabled"}},
+                   expect=201).json["box_id"]
+        files = f"/v1/boxes/{box}/files"
+        tar = {"Content-Type": "application/x-tar"}
+
+        def put(query, body, expect):
+            return call(api, "PUT", f"{files}?{query}", body=body, headers=tar, expect=expect)
+
+        def get(query, expect=200):
+            r = call(api, "GET", f"{files}?{query}", expect=expect)
+            return tar_entries(r.body) if expect == 200 else r
+
+        try:
+            # a one-file archive becomes the file at path, whatever its name there; the
+            # box is not running yet: the upload boots it
+            blob = bytes(range(256)) * 800
+            put("path=/root/in/one.bin", tar_bytes([F("any-name", blob)]), 204)
+            assert get("path=/root/in/one.bin") == {"one.bin": blob}
+            # into an existing directory, the file keeps its name
+            put("path=/root/in", tar_bytes([F("two.txt", b"2\n")]), 204)
+            put("path=/root/in/", tar_bytes([F("three.txt", b"3\n")]), 204)
+            assert get("path=/root/in") == {"in": None, "in/one.bin": blob, "in/two.txt": b"2\n",
+                                            "in/three.txt": b"3\n"}
+            # a tree goes into path, made with its parents
+            tree = tar_bytes([D("."), D("sub"), F("sub/b.txt", b"b\n"), F("a.txt", b"a\n")])
+            put("path=/root/deep/tree", tree, 204)
+            assert get("path=/root/deep/tree") == {"tree": None, "tree/a.txt": b"a\n", "tree/sub": None,
+                                                   "tree/sub/b.txt": b"b\n"}
+            # overwrite: by default existing files are replaced; with overwrite=false, 409
+            put("path=/root/deep/tree", tar_bytes([F("a.txt", b"new\n")]), 204)
+            for query, body in (("path=/root/deep/tree&overwrite=false", tar_bytes([F("a.txt", b"newer\n")])),
+                                ("path=/root/in/one.bin&overwrite=false", tar_bytes([F("x", b"newer\n")])),
+                                ("path=/root/deep/tree&overwrite=0", tree)):
+                assert put(query, body, 409).error_code() == "already_exists"
+            put("path=/root/deep/tree&overwrite=false", tar_bytes([F("c.txt", b"c\n")]), 204)  # a new name is fine
+            assert get("path=/root/deep/tree/a.txt") == {"a.txt": b"new\n"}
+            assert get("path=/root/in/one.bin") == {"one.bin": blob}
+
+            # refused input changes nothing
+            for query, body in (("path=/root/bad", b"not a tar archive" * 100), ("path=/root/bad", b""),
+                                ("path=root/bad", tar_bytes([F("x", b"")])), ("", tar_bytes([F("x", b"")])),
+                                ("path=/root/bad&overwrite=perhaps", tar_bytes([F("x", b"")])),
+                                ("path=/root/in/one.bin/sub", tree)):
+                assert put(query, body, 400).error_code() == "invalid_argument"
+            r = put("path=/root/esc", tar_bytes([F("ok.txt", b"ok"), F("../escape.txt", b"x")]), 400)
+            assert r.error_code() == "invalid_argument"
+            assert put("path=/root/big", b"\0" * (2 << 20), 413).error_code() == "invalid_argument"
+            for path in ("/root/bad", "/root/escape.txt", "/root/big"):
+                assert get(f"path={path}", expect=404).error_code() == "not_found"
+            assert get("path=/root/in/one.bin") == {"one.bin": blob}
+
+            # GET: a missing path is a 404 before any byte; HEAD says the same without a body
+            assert get("path=/root/nope", expect=404).error_code() == "not_found"
+            call(api, "HEAD", f"{files}?path=/root/nope", expect=404)
+            call(api, "HEAD", f"{files}?path=/root/in", expect=200)
+            for query in ("path=/root/in&follow_symlinks=perhaps", "path=/", "path=relative"):
+                assert get(query, expect=400).error_code() == "invalid_argument"
+            # a symlink is sent only when followed, under its own name
+            call(api, "POST", f"/v1/boxes/{box}/run", json={"command": "ln", "args": ["-s", "/root/in/two.txt",
+                                                                                     "/root/link"]}, expect=200)
+            assert get("path=/root/link", expect=400).error_code() == "invalid_argument"
+            assert get("path=/root/link&follow_symlinks=true") == {"link": b"2\n"}
+
+            assert call(api, "PUT", f"/v1/boxes/{PROBE_BOX}/files?path=/x", body=tar_bytes([F("x", b"")]),
+                        headers=tar, expect=404).error_code() == "not_found"
+            call(api, "GET", f"/v1/boxes/{PROBE_BOX}/files?path=/x", expect=404)
+        finally:
+            api.request("DELETE", f"/v1/boxes/{box}?force=true")
+
+
+# ---- a refused request changes nothing (every check that answers stops its caller) ----
+
+
+def test_refused_create_makes_no_box(cocoon):
+    bodies = [{"network": {"mode": "sideways"}}, {"network": {"outbound": {"mode": "sideways"}}}, {"network": 5},
+              {"labels": {"a": 1}}, {"labels": {str(i): "x" for i in range(65)}}, {"auto_delete": 1.5},
+              {"auto_stop": -1}, {"ports": "8080:80"}, {"ports": [{"host_port": 8080}]}]
+    with ServeServer(cocoon) as server:
+        api = server.client(check=check_response)
+        unchecked = server.client()  # what such a box shows need not match the document
+        made = []
+        try:
+            for body in bodies:
+                refused(api, "POST", "/v1/boxes", body)
+                if cocoon.box_dirs():
+                    made.append(json.dumps(body)[:80])
+                for box_id in cocoon.box_dirs():
+                    unchecked.request("DELETE", f"/v1/boxes/{box_id}?force=true")
+        finally:
+            for box_id in cocoon.box_dirs():
+                unchecked.request("DELETE", f"/v1/boxes/{box_id}?force=true")
+    assert not made, f"refused with 400, yet a box was made: {made}"
+
+
+def test_refused_exec_run_and_stop_change_nothing(vm):
+    with ServeServer(vm) as server:
+        api = server.client(check=check_response)
+        box = call(api, "POST", "/v1/boxes", json={"vmm": vm.backend, "network": {"mode": "disabled"},
+                                                   "auto_start": True}, expect=201).json["box_id"]
+        done = []
+        try:
+            refused(api, "POST", f"/v1/boxes/{box}/run",
+                    {"command": "touch", "args": ["/root/ran-run"], "stdin": "a", "stdin_base64": "YQ=="})
+            refused(api, "POST", f"/v1/boxes/{box}/exec",
+                    {"command": "touch", "args": ["/root/ran-exec"], "stdin_base64": "!!"})
+            for e in call(api, "GET", f"/v1/boxes/{box}/executions", expect=200).json["executions"]:
+                wait_ended(api, box, e["execution_id"])
+                done.append("an execution was registered")
+            ls = call(api, "POST", f"/v1/boxes/{box}/run", json={"command": "ls", "args": ["/root"]},
+                      expect=200).json["stdout"]
+            done += [f"{name} ran" for name in ("ran-run", "ran-exec") if name in ls]
+            refused(api, "POST", f"/v1/boxes/{box}/stop", {"timeout_seconds": -1})
+            if call(api, "GET", f"/v1/boxes/{box}", expect=200).json["status"] != "running":
+                done.append("the box stopped")
+        finally:
+            api.request("DELETE", f"/v1/boxes/{box}?force=true")
+    assert not done, f"refused with 400, yet: {done}"

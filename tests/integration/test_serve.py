@@ -842,8 +842,6 @@ def test_a_refused_command_does_not_run(api, dev):
     assert sh(api, "dev", "cat /tmp/ran 2>/dev/null || echo none")["stdout"] == "none\n"
 
 
-@pytest.mark.xfail(strict=True, reason="files.c boots the box (serve_open_running_box) before it reads overwrite, "
-                   "follow_symlinks and the uploaded archive: a refused transfer starts a stopped box")
 def test_a_refused_file_transfer_changes_nothing(home, api, clibox):
     before = box_table(home)
     assert ("clibox", "running") not in [(n, s) for _, n, s in before]
