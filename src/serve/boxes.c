@@ -1,6 +1,7 @@
 /* Box routes of `cocoon serve`: create (with an Idempotency-Key), list with pages and a
  * status filter, get, exists, start, stop, delete, and the box's console and network
  * logs. Boxes are libcocoon's: the CLI sees what the server makes and back. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -439,14 +440,14 @@ static int list_boxes(struct req *r, cocoon_runtime *rt)
     if (ps) {
         errno = 0;
         unsigned long long v = strtoull(ps, &end, 10);
-        if (!*ps || *end || errno || v < 1 || v > PAGE_SIZE_MAX)
+        if (!isdigit((unsigned char)ps[0]) || *end || errno || v < 1 || v > PAGE_SIZE_MAX)
             return serve_error(r, 400, "invalid_argument", "page_size must be a number from 1 to %d", PAGE_SIZE_MAX);
         page_size = v;
     }
     if (token && *token) {
         errno = 0;
         unsigned long long v = strtoull(token, &end, 10);
-        if (*end || errno || v > 1000000000ull)
+        if (!isdigit((unsigned char)token[0]) || *end || errno || v > 1000000000ull)
             return serve_error(r, 400, "invalid_argument", "page_token is not one this server gave");
         offset = v;
     }

@@ -420,6 +420,10 @@ static int req_begin(struct req *r)
                            "its --token-file or $COCOON_HOME/serve.token)");
     if (handlers[h].begin && (r->method == M_PUT || r->method == M_POST))
         return handlers[h].begin(r);
+    /* A JSON body announced as too big is refused before it is read. */
+    const char *length = serve_header(r, "Content-Length");
+    if (length && strtoull(length, NULL, 10) > SERVE_JSON_MAX)
+        return serve_error(r, 413, "invalid_argument", "the request body is larger than %u bytes", SERVE_JSON_MAX);
     return 0;
 }
 
@@ -467,6 +471,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->t0_ns = util_now_ns(CLOCK_MONOTONIC);
         serve_count(&serve_counters.requests);
         req_begin(r);
+        /* The idle timeout guards a connection until a request is in (a client sending
+         * half a request line holds nothing for long); a request the server accepted
+         * may then take as long as its work (a boot, a long run, a stream). */
+        if (!r->answered)
+            MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -490,6 +499,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct req *r = *con_cls;
     if (!r)
         return;
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) /* kept alive: idle again */
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)SERVE_IDLE_TIMEOUT_S);
     if (r->status >= 500)
         serve_count(&serve_counters.errors_5xx);
     else if (r->status >= 400)

@@ -153,13 +153,13 @@ int listener_start(struct listener *l, char *err, size_t cap)
     struct MHD_OptionItem tls[] = {{MHD_OPTION_HTTPS_MEM_CERT, 0, l->tls_cert},
                                    {MHD_OPTION_HTTPS_MEM_KEY, 0, l->tls_key},
                                    {MHD_OPTION_END, 0, NULL}};
-    l->daemon =
-        MHD_start_daemon(flags, 0, NULL, NULL, serve_access_handler(), l, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-                         MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,
-                         MHD_OPTION_LISTEN_SOCKET, l->fd, MHD_OPTION_NOTIFY_COMPLETED, serve_completed_handler(), NULL,
-                         MHD_OPTION_CONNECTION_LIMIT, serve_cfg.max_connections + OVER_LIMIT_ANSWERED,
-                         MHD_OPTION_PER_IP_CONNECTION_LIMIT, l->is_unix ? 0 : PER_IP_CONNECTIONS, MHD_OPTION_ARRAY,
-                         l->tls_cert ? tls : tls + 2, MHD_OPTION_END);
+    l->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, serve_access_handler(), l, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,
+        MHD_OPTION_LISTEN_SOCKET, l->fd, MHD_OPTION_NOTIFY_COMPLETED, serve_completed_handler(), NULL,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SERVE_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
+        serve_cfg.max_connections + OVER_LIMIT_ANSWERED, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        l->is_unix ? 0 : PER_IP_CONNECTIONS, MHD_OPTION_ARRAY, l->tls_cert ? tls : tls + 2, MHD_OPTION_END);
     if (!l->daemon) {
         snprintf(err, cap, "cannot start the HTTP server%s",
                  l->tls_cert ? " (is the TLS certificate and key valid PEM?)" : "");

@@ -14,6 +14,7 @@
 
 #define SERVE_JSON_MAX (1u << 20) /* request bodies that are JSON */
 #define SERVE_TOKEN_MAX 256
+#define SERVE_IDLE_TIMEOUT_S 30 /* a connection without a request in progress */
 
 struct MHD_Connection;
 struct MHD_Response;
