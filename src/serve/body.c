@@ -223,3 +223,20 @@ int serve_open_box(struct req *r, cocoon_runtime *rt, cocoon_box **box)
     }
     return 0;
 }
+
+int serve_open_runtime_box(struct req *r, cocoon_runtime **rt, cocoon_box **box)
+{
+    if (serve_runtime(r, rt) < 0)
+        return -1;
+    if (serve_open_box(r, *rt, box) < 0) {
+        cocoon_runtime_close(*rt);
+        return -1;
+    }
+    return 0;
+}
+
+void serve_close_runtime_box(cocoon_runtime *rt, cocoon_box *box)
+{
+    cocoon_box_close(box);
+    cocoon_runtime_close(rt);
+}

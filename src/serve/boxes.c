@@ -539,12 +539,8 @@ int handle_box(struct req *r)
 {
     cocoon_runtime *rt;
     cocoon_box *box;
-    if (serve_runtime(r, &rt) < 0)
+    if (serve_open_runtime_box(r, &rt, &box) < 0)
         return -1;
-    if (serve_open_box(r, rt, &box) < 0) {
-        cocoon_runtime_close(rt);
-        return -1;
-    }
     int rc;
     cocoon_error err;
     if (r->method == M_DELETE) {
@@ -569,8 +565,7 @@ int handle_box(struct req *r)
     } else {
         rc = answer_box(r, box, 200);
     }
-    cocoon_box_close(box);
-    cocoon_runtime_close(rt);
+    serve_close_runtime_box(rt, box);
     return rc;
 }
 
@@ -578,20 +573,15 @@ int handle_box_start(struct req *r)
 {
     cocoon_runtime *rt;
     cocoon_box *box;
-    if (serve_runtime(r, &rt) < 0)
+    if (serve_open_runtime_box(r, &rt, &box) < 0)
         return -1;
-    if (serve_open_box(r, rt, &box) < 0) {
-        cocoon_runtime_close(rt);
-        return -1;
-    }
     cocoon_error err;
     int rc;
     if (!cocoon_box_is_running(box) && cocoon_box_start_flags(box, COCOON_START_DETACHED, &err) < 0)
         rc = serve_cocoon_error(r, &err);
     else
         rc = answer_box(r, box, 200);
-    cocoon_box_close(box);
-    cocoon_runtime_close(rt);
+    serve_close_runtime_box(rt, box);
     return rc;
 }
 
@@ -630,12 +620,8 @@ int handle_box_stop(struct req *r)
     }
     cocoon_runtime *rt;
     cocoon_box *box;
-    if (serve_runtime(r, &rt) < 0)
+    if (serve_open_runtime_box(r, &rt, &box) < 0)
         return -1;
-    if (serve_open_box(r, rt, &box) < 0) {
-        cocoon_runtime_close(rt);
-        return -1;
-    }
     cocoon_box_info info;
     cocoon_error err;
     int rc;
@@ -660,8 +646,7 @@ int handle_box_stop(struct req *r)
     } else {
         rc = answer_box(r, box, 200);
     }
-    cocoon_box_close(box);
-    cocoon_runtime_close(rt);
+    serve_close_runtime_box(rt, box);
     return rc;
 }
 
@@ -695,14 +680,9 @@ static int logs(struct req *r, int network)
         return serve_error(r, 400, "invalid_argument", "follow must be true or false");
     cocoon_runtime *rt;
     cocoon_box *box;
-    if (serve_runtime(r, &rt) < 0)
+    if (serve_open_runtime_box(r, &rt, &box) < 0)
         return -1;
-    if (serve_open_box(r, rt, &box) < 0) {
-        cocoon_runtime_close(rt);
-        return -1;
-    }
-    cocoon_box_close(box);
-    cocoon_runtime_close(rt);
+    serve_close_runtime_box(rt, box);
     struct log_job *job = calloc(1, sizeof(*job));
     if (!job)
         return serve_error(r, 503, "resource_exhausted", "out of memory");

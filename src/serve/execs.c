@@ -271,8 +271,7 @@ int handle_exec(struct req *r)
     return rc; /* rt and box now belong to the execution */
 out:
     exec_request_free(&x);
-    cocoon_box_close(box);
-    cocoon_runtime_close(rt);
+    serve_close_runtime_box(rt, box);
     return rc;
 }
 
@@ -324,16 +323,11 @@ int handle_execs(struct req *r)
 {
     cocoon_runtime *rt;
     cocoon_box *box;
-    if (serve_runtime(r, &rt) < 0)
+    if (serve_open_runtime_box(r, &rt, &box) < 0)
         return -1;
-    if (serve_open_box(r, rt, &box) < 0) {
-        cocoon_runtime_close(rt);
-        return -1;
-    }
     size_t n;
     struct xentry **list = xreg_list(cocoon_box_id(box), &n);
-    cocoon_box_close(box);
-    cocoon_runtime_close(rt);
+    serve_close_runtime_box(rt, box);
     json_t *arr = json_array();
     for (size_t i = 0; list && i < n; i++) {
         json_array_append_new(arr, exec_info_json(list[i]));
@@ -707,7 +701,6 @@ out:
     free(st.out.data);
     free(st.err.data);
     exec_request_free(&x);
-    cocoon_box_close(box);
-    cocoon_runtime_close(rt);
+    serve_close_runtime_box(rt, box);
     return rc;
 }

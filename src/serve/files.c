@@ -518,7 +518,6 @@ int handle_files(struct req *r)
     if (serve_open_running_box(r, &rt, &box) < 0)
         return -1;
     int rc = r->method == M_PUT ? files_put(r, box, path, &plan) : files_get(r, box, path, follow);
-    cocoon_box_close(box);
-    cocoon_runtime_close(rt);
+    serve_close_runtime_box(rt, box);
     return rc;
 }

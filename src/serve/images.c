@@ -24,6 +24,16 @@ static json_t *image_json(const cocoon_image_info *im)
     return j;
 }
 
+/* {"images": [ImageInfo...]}; frees list. */
+static int answer_images(struct req *r, cocoon_image_info *list, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, image_json(&list[i]));
+    cocoon_image_list_free(list);
+    return serve_json(r, 200, json_pack("{s:o}", "images", arr));
+}
+
 int handle_images(struct req *r)
 {
     cocoon_runtime *rt;
@@ -33,15 +43,7 @@ int handle_images(struct req *r)
     size_t n;
     cocoon_error err;
     int rc;
-    if (cocoon_image_list(rt, &list, &n, &err) < 0) {
-        rc = serve_cocoon_error(r, &err);
-    } else {
-        json_t *arr = json_array();
-        for (size_t i = 0; i < n; i++)
-            json_array_append_new(arr, image_json(&list[i]));
-        cocoon_image_list_free(list);
-        rc = serve_json(r, 200, json_pack("{s:o}", "images", arr));
-    }
+    rc = cocoon_image_list(rt, &list, &n, &err) < 0 ? serve_cocoon_error(r, &err) : answer_images(r, list, n);
     cocoon_runtime_close(rt);
     return rc;
 }
@@ -209,15 +211,7 @@ int handle_image_load(struct req *r)
     size_t n;
     cocoon_error err;
     int rc;
-    if (cocoon_image_load(rt, u->path, &list, &n, &err) < 0) {
-        rc = serve_cocoon_error(r, &err);
-    } else {
-        json_t *arr = json_array();
-        for (size_t i = 0; i < n; i++)
-            json_array_append_new(arr, image_json(&list[i]));
-        cocoon_image_list_free(list);
-        rc = serve_json(r, 200, json_pack("{s:o}", "images", arr));
-    }
+    rc = cocoon_image_load(rt, u->path, &list, &n, &err) < 0 ? serve_cocoon_error(r, &err) : answer_images(r, list, n);
     cocoon_runtime_close(rt);
     return rc;
 }

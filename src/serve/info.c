@@ -88,12 +88,8 @@ int handle_box_metrics(struct req *r)
 {
     cocoon_runtime *rt;
     cocoon_box *box;
-    if (serve_runtime(r, &rt) < 0)
+    if (serve_open_runtime_box(r, &rt, &box) < 0)
         return -1;
-    if (serve_open_box(r, rt, &box) < 0) {
-        cocoon_runtime_close(rt);
-        return -1;
-    }
     struct serve_box_counters c;
     serve_box_counters_get(cocoon_box_id(box), &c);
     json_t *j = json_pack("{s:s,s:I,s:I,s:I,s:I}", "box_id", cocoon_box_id(box), "commands_executed_total",
@@ -126,8 +122,7 @@ int handle_box_metrics(struct req *r)
         json_object_set_new(j, "network_tcp_connections", json_integer((json_int_t)ns.tcp_connections));
         json_object_set_new(j, "network_denied_total", json_integer((json_int_t)ns.denied_total));
     }
-    cocoon_box_close(box);
-    cocoon_runtime_close(rt);
+    serve_close_runtime_box(rt, box);
     return serve_json(r, 200, j);
 }
 
@@ -135,12 +130,8 @@ int handle_net_stats(struct req *r)
 {
     cocoon_runtime *rt;
     cocoon_box *box;
-    if (serve_runtime(r, &rt) < 0)
+    if (serve_open_runtime_box(r, &rt, &box) < 0)
         return -1;
-    if (serve_open_box(r, rt, &box) < 0) {
-        cocoon_runtime_close(rt);
-        return -1;
-    }
     cocoon_net_stats s;
     cocoon_error err;
     int rc;
@@ -167,7 +158,6 @@ int handle_net_stats(struct req *r)
 #undef NS
         rc = serve_json(r, 200, j);
     }
-    cocoon_box_close(box);
-    cocoon_runtime_close(rt);
+    serve_close_runtime_box(rt, box);
     return rc;
 }

@@ -118,6 +118,9 @@ void serve_free_env(char **env);
 int serve_runtime(struct req *r, cocoon_runtime **rt); /* answers 500 on failure */
 /* Opens the route's box; answers 404 and returns -1 when it does not exist. */
 int serve_open_box(struct req *r, cocoon_runtime *rt, cocoon_box **box);
+/* A runtime and the route's box (answered on failure), and their release. */
+int serve_open_runtime_box(struct req *r, cocoon_runtime **rt, cocoon_box **box);
+void serve_close_runtime_box(cocoon_runtime *rt, cocoon_box *box);
 /* The same, booting the box when it is not running (BoxLite's lazy start). */
 int serve_open_running_box(struct req *r, cocoon_runtime **rt, cocoon_box **box);
 /* A libcocoon runtime with the server's settings (for threads without a request). */
