@@ -289,7 +289,8 @@ json_t *exec_info_json(struct xentry *e)
                           e->detach, "output_dropped_bytes", (json_int_t)e->dropped);
     json_object_set_new(j, "exit_code", e->done ? json_integer(xreg_exit_code(e)) : json_null());
     json_object_set_new(j, "signal", e->done && e->status.signal ? json_integer(e->status.signal) : json_null());
-    json_object_set_new(j, "error_message", e->err_code ? json_string(e->err_msg) : json_null());
+    json_object_set_new(j, "error_message",
+                        e->note[0] ? json_string(e->note) : (e->err_code ? json_string(e->err_msg) : json_null()));
     pthread_mutex_unlock(&e->lock);
     return j;
 }

@@ -40,6 +40,9 @@ static const char usage[] = "usage: cocoon serve [OPTIONS]\n"
                             "                        instead of stderr; --log-file none: no access log\n"
                             "  --max-connections N   concurrent connections per listener (default 256)\n"
                             "  --max-upload SIZE     largest tar upload (files, image load; default 16G)\n"
+                            "  --unread-output-timeout S  kill an execution whose held output (1 MiB) nobody\n"
+                            "                        has read for S seconds (default 60; detached ones\n"
+                            "                        drop their oldest output instead)\n"
                             "  -h, --help            this help\n";
 
 static volatile sig_atomic_t stopping;
@@ -140,6 +143,7 @@ int main(int argc, char **argv)
                                        {"log-file", required_argument, NULL, 'L'},
                                        {"max-connections", required_argument, NULL, 'm'},
                                        {"max-upload", required_argument, NULL, 'u'},
+                                       {"unread-output-timeout", required_argument, NULL, 'U'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
     const char *socket_path = NULL, *listen_addr = NULL, *token_file = NULL, *cert = NULL, *key = NULL;
@@ -167,6 +171,11 @@ int main(int argc, char **argv)
             if (util_parse_count(optarg, 1, &v) < 0 || v < 1)
                 return fail("--max-upload takes a size such as 4G, not \"%s\"", optarg);
             serve_cfg.max_upload = v;
+            break;
+        case 'U':
+            if (util_parse_count(optarg, 0, &v) < 0 || v < 1 || v > 86400)
+                return fail("--unread-output-timeout takes seconds from 1 to 86400, not \"%s\"", optarg);
+            xreg_unread_timeout_s = (unsigned)v;
             break;
         case 'h': fputs(usage, stdout); return 0;
         default: fprintf(stderr, "cocoon serve: unknown option %s\n\n%s", argv[optind - 1], usage); return 2;

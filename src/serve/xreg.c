@@ -14,6 +14,8 @@
 #include "serve/serve.h"
 #include "util/util.h"
 
+unsigned xreg_unread_timeout_s = XREG_UNREAD_TIMEOUT_S;
+
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct xentry *reg_head;
 static unsigned reg_running, reg_count;
@@ -121,9 +123,32 @@ static void push(struct xentry *e, uint8_t stream, const char *data, size_t len)
         struct xchunk *c = malloc(sizeof(*c) + part);
         pthread_mutex_lock(&e->lock);
         /* A consumer may come later: hold the output until the buffer is full, then
-         * stop taking more (the guest blocks) unless nobody ever will read it. */
-        while (!e->discard && !e->detach && e->buffered >= XREG_OUT_MAX)
-            pthread_cond_wait(&e->cond, &e->lock);
+         * stop taking more (the guest blocks). An execution whose full buffer nobody
+         * reads for xreg_unread_timeout_s (never attached, or its client left) is
+         * killed rather than held for ever. */
+        unsigned unread_s = 0;
+        int orphaned = 0;
+        while (!e->discard && !e->detach && e->buffered >= XREG_OUT_MAX) {
+            if (e->attached) {
+                unread_s = 0;
+                pthread_cond_wait(&e->cond, &e->lock);
+                continue;
+            }
+            struct timespec t;
+            clock_gettime(CLOCK_REALTIME, &t);
+            t.tv_sec += 1;
+            if (pthread_cond_timedwait(&e->cond, &e->lock, &t) == ETIMEDOUT && ++unread_s >= xreg_unread_timeout_s &&
+                e->buffered >= XREG_OUT_MAX && !e->attached) {
+                e->killed = e->discard = orphaned = 1;
+                snprintf(e->note, sizeof(e->note), "killed: nobody read its output for %u s", unread_s);
+            }
+        }
+        if (orphaned) {
+            pthread_mutex_unlock(&e->lock);
+            free(c);
+            xreg_signal(e, SIGKILL, NULL);
+            return;
+        }
         if (e->detach && !e->attached) {
             while (e->head && e->buffered + part > XREG_OUT_MAX) {
                 struct xchunk *old = e->head;

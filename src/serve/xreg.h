@@ -17,6 +17,10 @@
 #define XREG_KEEP_MAX 4096      /* finished ones remembered (for GET) */
 #define XREG_KEEP_S 600         /* ... for this long after they end */
 #define XREG_ID_MAX 40
+#define XREG_UNREAD_TIMEOUT_S 60 /* a full buffer nobody reads: the execution is killed */
+
+/* The server's --unread-output-timeout (XREG_UNREAD_TIMEOUT_S unless given). */
+extern unsigned xreg_unread_timeout_s;
 
 enum xreg_stream { XREG_STDOUT = 1, XREG_STDERR = 2 };
 
@@ -42,9 +46,10 @@ struct xentry {
     cocoon_exit_status status;
     int err_code;
     char err_msg[512];
-    int killed;   /* by DELETE or a consumer that went away */
-    int attached; /* a consumer streams the output now */
-    int discard;  /* nobody will read the output any more: drop it */
+    char note[96]; /* why the server ended it, when it did */
+    int killed;    /* by DELETE or a consumer that went away */
+    int attached;  /* a consumer streams the output now */
+    int discard;   /* nobody will read the output any more: drop it */
     struct xchunk *head, *tail;
     size_t buffered;
     uint64_t dropped; /* bytes a detached execution lost to a full buffer */

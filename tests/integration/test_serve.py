@@ -531,6 +531,47 @@ def test_delete_kills_an_execution(api, dev):
     assert_error(api.post(f"/v1/boxes/dev/executions/{eid}/signal", {"signal": 15}), 409, "invalid_state", "ended")
 
 
+def test_output_nobody_reads_ends_the_execution(home, api, dev):
+    """An execution whose held output (1 MiB) nobody reads for --unread-output-timeout
+    is killed (it cannot hold a thread and a box handle for ever); a detached one drops
+    its oldest output instead and runs to its end; one that is read is never cut."""
+    api.post("/v1/boxes/dev/run", {"command": "true"}, timeout=BOOT_S)  # booted before the second server
+    sock = os.path.join(str(home.tmp_path), "unread.sock")
+    srv = Server(home, "--unread-output-timeout", "2", socket_path=sock).start()
+    try:
+        fast = srv.client
+        flood = {"command": "sh", "args": ["-c", "head -c 8000000 /dev/zero; echo never-read >&2; sleep 600"]}
+        eid = start_exec(fast, "dev", flood)
+        info = wait_exec_done(fast, "dev", eid, timeout=120)
+        assert info["status"] == "killed" and "nobody read its output" in (info["error_message"] or ""), info
+        assert "sleep 600" not in guest_processes(fast, "dev")
+        # detached: the oldest output goes, the command is not held back
+        eid = start_exec(fast, "dev", {"command": "sh", "args": ["-c", "head -c 8000000 /dev/zero; echo tail"],
+                                       "detach": True})
+        info = wait_exec_done(fast, "dev", eid, timeout=120)
+        assert info["status"] == "completed" and info["exit_code"] == 0, info
+        assert info["output_dropped_bytes"] >= 8000000 - (1 << 20) - 65536, info
+        out, _, end = exec_output(fast, "dev", eid)
+        assert out.endswith(b"tail\n") and len(out) <= (1 << 20) + 65536 and end["status"] == "completed", end
+        # attached and read slowly (longer than the timeout in all): never cut
+        eid = start_exec(fast, "dev", {"command": "head", "args": ["-c", "3000000", "/dev/zero"]})
+        conn, r = fast.stream(f"/v1/boxes/dev/executions/{eid}/output", timeout=REQUEST_S)
+        try:
+            got, end = 0, None
+            for line in iter(r.readline, b""):
+                msg = json.loads(line)
+                if msg["type"] == "stdout":
+                    got += len(base64.b64decode(msg["data"]))
+                    time.sleep(0.1)  # ~46 chunks of 64 KiB: about 5 s of slow reading
+                elif msg["type"] == "exit":
+                    end = msg
+        finally:
+            conn.close()
+        assert got == 3000000 and end["status"] == "completed", (got, end)
+    finally:
+        assert srv.stop() == 0
+
+
 def test_signal_reaches_the_command(api, dev):
     eid = start_exec(api, "dev", {"command": "sh", "args": [
         "-c", 'trap "echo got-usr1; exit 7" USR1; echo ready; while :; do sleep 0.1; done']})
