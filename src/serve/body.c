@@ -96,6 +96,18 @@ int serve_get_uint(struct req *r, json_t *obj, const char *key, uint64_t min, ui
     return 0;
 }
 
+int serve_get_seconds(struct req *r, json_t *obj, const char *key, double max_s, double *out)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > max_s)
+        return serve_error(r, 400, "invalid_argument", "field \"%s\" must be a number of seconds from 0 to %.0f", key,
+                           max_s);
+    *out = json_number_value(v);
+    return 0;
+}
+
 int serve_get_bool(struct req *r, json_t *obj, const char *key, int *out)
 {
     json_t *v = json_object_get(obj, key);

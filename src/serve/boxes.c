@@ -585,17 +585,6 @@ int handle_box_start(struct req *r)
     return rc;
 }
 
-static int get_stop_seconds(struct req *r, json_t *b, const char *key, double *out)
-{
-    json_t *v = json_object_get(b, key);
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 3600)
-        return serve_error(r, 400, "invalid_argument", "field \"%s\" must be a number of seconds from 0 to 3600", key);
-    *out = json_number_value(v);
-    return 0;
-}
-
 int handle_box_stop(struct req *r)
 {
     json_t *b = serve_body_object(r);
@@ -604,8 +593,8 @@ int handle_box_stop(struct req *r)
     static const char *const keys[] = {"timeout_seconds", "timeout", "force", NULL};
     double timeout_s = 10;
     int force = 0;
-    if (serve_only_keys(r, b, keys) < 0 || get_stop_seconds(r, b, "timeout_seconds", &timeout_s) < 0 ||
-        get_stop_seconds(r, b, "timeout", &timeout_s) < 0 || serve_get_bool(r, b, "force", &force) < 0) {
+    if (serve_only_keys(r, b, keys) < 0 || serve_get_seconds(r, b, "timeout_seconds", 3600, &timeout_s) < 0 ||
+        serve_get_seconds(r, b, "timeout", 3600, &timeout_s) < 0 || serve_get_bool(r, b, "force", &force) < 0) {
         json_decref(b);
         return -1;
     }

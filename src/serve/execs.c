@@ -36,19 +36,17 @@ void exec_request_free(struct exec_request *x)
     memset(x, 0, sizeof(*x));
 }
 
+/* timeout_seconds as milliseconds (a positive fraction of a millisecond counts as 1). */
 static int get_seconds(struct req *r, json_t *b, const char *key, unsigned *ms)
 {
-    json_t *v = json_object_get(b, key);
-    if (!v || json_is_null(v))
-        return 0;
-    double s = json_number_value(v);
-    if (!json_is_number(v) || s < 0 || s > 30.0 * 24 * 3600) {
-        serve_error(r, 400, "invalid_argument", "field \"%s\" must be a number of seconds from 0 to 2592000", key);
+    double s = -1;
+    if (serve_get_seconds(r, b, key, 30.0 * 24 * 3600, &s) < 0)
         return -1;
+    if (s >= 0) {
+        *ms = (unsigned)(s * 1000.0);
+        if (s > 0 && *ms == 0)
+            *ms = 1;
     }
-    *ms = (unsigned)(s * 1000.0);
-    if (s > 0 && *ms == 0)
-        *ms = 1;
     return 0;
 }
 

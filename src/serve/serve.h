@@ -107,6 +107,8 @@ int serve_only_keys(struct req *r, json_t *obj, const char *const *keys);
 int serve_get_string(struct req *r, json_t *obj, const char *key, size_t max, const char **out);
 int serve_get_uint(struct req *r, json_t *obj, const char *key, uint64_t min, uint64_t max, uint64_t *out);
 int serve_get_bool(struct req *r, json_t *obj, const char *key, int *out);
+/* A number of seconds (integer or not) from 0 to max_s. */
+int serve_get_seconds(struct req *r, json_t *obj, const char *key, double max_s, double *out);
 /* An array of strings as a NULL-terminated vector (free with free(); the strings belong
  * to obj); *out NULL when absent. */
 int serve_get_strings(struct req *r, json_t *obj, const char *key, size_t max_items, const char ***out);
