@@ -4,8 +4,6 @@
  * uid/gid/mode/mtime (no root needed), hard links, symlinks, devices, xattrs, and
  * file bytes streamed from the layers again (all-zero blocks left as holes). The result
  * depends only on the layers: the same image always gives the same bytes. */
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,6 +17,7 @@
 
 #include "image/image_int.h"
 #include "image/unpack_int.h"
+#include "util/dl_archive.h"
 
 #define BLOCK_SIZE 4096u
 #define INODE_SIZE 256u
@@ -561,13 +560,13 @@ static int write_content(struct wctx *w, struct unpack_reader *r, struct unpack_
         const void *buf;
         size_t len;
         la_int64_t off;
-        int ar = archive_read_data_block(r->a, &buf, &len, &off);
+        int ar = sym_archive_read_data_block(r->a, &buf, &len, &off);
         if (ar == ARCHIVE_EOF)
             break;
         if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN) {
             ext2fs_file_close(f);
             snprintf(w->err, w->errlen, "layer %s: member \"%.300s\": corrupt or truncated layer: %s", digest, member,
-                     archive_error_string(r->a));
+                     sym_archive_error_string(r->a));
             return -1;
         }
         if (off < 0 || (uint64_t)off > in->size || len > in->size - (uint64_t)off) {
@@ -603,10 +602,10 @@ static int fill_layer(struct wctx *w, struct wantlist *l, const char *digest, co
     int rc = 0;
     for (uint64_t idx = 0; next < l->n; idx++) {
         struct archive_entry *e;
-        int ar = archive_read_next_header(r.a, &e);
+        int ar = sym_archive_read_next_header(r.a, &e);
         if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN) {
             snprintf(w->err, w->errlen, "layer %s: corrupt, truncated or changed while unpacking: %s", digest,
-                     ar == ARCHIVE_EOF ? "ended early" : archive_error_string(r.a));
+                     ar == ARCHIVE_EOF ? "ended early" : sym_archive_error_string(r.a));
             rc = -1;
             break;
         }
@@ -614,7 +613,7 @@ static int fill_layer(struct wctx *w, struct wantlist *l, const char *digest, co
             continue; /* overridden later or not a file: libarchive skips it by reading */
         struct unpack_inode *in = l->v[next++].in;
         const char *member = unpack_entry_path(e);
-        if (!archive_entry_size_is_set(e) || (uint64_t)archive_entry_size(e) != in->size) {
+        if (!sym_archive_entry_size_is_set(e) || (uint64_t)sym_archive_entry_size(e) != in->size) {
             snprintf(w->err, w->errlen, "layer %s: member \"%.300s\" changed while unpacking", digest,
                      member ? member : "?");
             rc = -1;
