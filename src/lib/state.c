@@ -518,6 +518,21 @@ int state_box_list(struct lib_state *st, struct state_box **out, size_t *count, 
                         "listing boxes", (void **)out, count, err);
 }
 
+static void id_row(sqlite3_stmt *s, void *rec)
+{
+    struct state_box_id *b = rec;
+    col_text(s, 0, b->id, sizeof(b->id));
+}
+
+static void id_clear(void *rec) { (void)rec; }
+
+int state_box_ids(struct lib_state *st, struct state_box_id **out, size_t *count, cocoon_error *err)
+{
+    /* ids are lowercase hex: SQLite's BINARY order is strcmp's */
+    return collect_rows(st, "SELECT id FROM boxes ORDER BY id", sizeof(**out), id_row, id_clear, "listing box ids",
+                        (void **)out, count, err);
+}
+
 void state_box_list_free(struct state_box *list, size_t count)
 {
     for (size_t i = 0; list && i < count; i++)

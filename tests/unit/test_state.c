@@ -102,6 +102,38 @@ static void test_schema(void **unused)
     assert_non_null(strstr(err.message, "newer"));
 }
 
+static void insert_boxes(struct lib_state *st, int n)
+{
+    cocoon_error err = {0};
+    for (int i = n - 1; i >= 0; i--) {
+        struct state_box b;
+        char id[16];
+        snprintf(id, sizeof(id), "%012x", i);
+        make_box(&b, id, NULL, NULL);
+        b.config_json = calloc(1, 2048);
+        memset(b.config_json, 'x', 2047);
+        assert_int_equal(state_box_insert(st, &b, &err), 0);
+        state_box_clear(&b);
+    }
+}
+
+/* The ids in one query, sorted as the box collector searches them. */
+static void test_box_ids_sorted(void **unused)
+{
+    struct lib_state *st = open_state();
+    insert_boxes(st, 200);
+    cocoon_error err = {0};
+    struct state_box_id *ids;
+    size_t n;
+    assert_int_equal(state_box_ids(st, &ids, &n, &err), 0);
+    assert_int_equal(n, 200);
+    for (size_t i = 1; i < n; i++) /* sorted: the collector searches it */
+        assert_true(strcmp(ids[i - 1].id, ids[i].id) < 0);
+    assert_string_equal(ids[0].id, "000000000000");
+    free(ids);
+    state_close(st);
+}
+
 static void test_box_crud(void **unused)
 {
     struct lib_state *st = open_state();
@@ -586,6 +618,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_schema),
+        cmocka_unit_test(test_box_ids_sorted),
         cmocka_unit_test(test_box_crud),
         cmocka_unit_test(test_name_unique),
         cmocka_unit_test(test_image_crud_and_in_use),
