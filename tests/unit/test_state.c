@@ -102,6 +102,14 @@ static void test_schema(void **unused)
     assert_non_null(strstr(err.message, "newer"));
 }
 
+static off_t file_size(const char *suffix)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/cocoon.db%s", home, suffix);
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
 static void insert_boxes(struct lib_state *st, int n)
 {
     cocoon_error err = {0};
@@ -115,6 +123,25 @@ static void insert_boxes(struct lib_state *st, int n)
         assert_int_equal(state_box_insert(st, &b, &err), 0);
         state_box_clear(&b);
     }
+}
+
+/* A short command neither deletes nor leaves behind the WAL: making it and its index
+ * again in every command cost more than the rest of an `ls`, and a WAL left full
+ * would take disk space for nothing. Writes are in the database after close. */
+static void test_wal_kept_empty_between_commands(void **unused)
+{
+    struct lib_state *st = open_state();
+    insert_boxes(st, 200);
+    assert_true(file_size("-wal") > 0);
+    state_close(st);
+    assert_int_equal(file_size("-wal"), 0);
+    assert_true(file_size("-shm") > 0);
+    st = open_state();
+    cocoon_error err = {0};
+    struct state_box got;
+    assert_int_equal(state_box_get(st, "0000000000c7", &got, &err), 0);
+    state_box_clear(&got);
+    state_close(st);
 }
 
 /* The ids in one query, sorted as the box collector searches them. */
@@ -618,6 +645,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_schema),
+        cmocka_unit_test(test_wal_kept_empty_between_commands),
         cmocka_unit_test(test_box_ids_sorted),
         cmocka_unit_test(test_box_crud),
         cmocka_unit_test(test_name_unique),
