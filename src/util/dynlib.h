@@ -1,6 +1,6 @@
-/* Libraries loaded on first use (dlopen) instead of at program start: libcurl and
- * libarchive with their TLS, Kerberos, LDAP, XML and ICU dependencies cost a short CLI
- * command ~15 ms of loading, yet only pulls, loads and file copies need them. */
+/* Libraries loaded on first use (dlopen) instead of at program start: libcurl,
+ * libarchive and libext2fs with their TLS, Kerberos, LDAP, XML and ICU dependencies cost
+ * a short CLI command ~15 ms of loading, yet only pulls, loads and file copies need them. */
 #ifndef COCOON_UTIL_DYNLIB_H
 #define COCOON_UTIL_DYNLIB_H
 

@@ -1,15 +1,19 @@
-"""What the CLI loads when it starts (issue 16): libcurl and libarchive, with their TLS,
-Kerberos, LDAP, XML and ICU dependencies, are loaded only by the commands that pull,
-load or copy files (src/util/dynlib.c); a host without one gets an error naming the
-package, and every other command still works. Speed itself is measured by
+"""What the CLI loads when it starts (issue 16): libcurl, libarchive and libext2fs, with
+their TLS, Kerberos, LDAP, XML and ICU dependencies, are loaded only by the commands that
+pull, load or copy files (src/util/dynlib.c); a host without one gets an error naming
+the package, and every other command still works. Speed itself is measured by
 bench/cli_start.py, not here."""
 import os
 import subprocess
 import tarfile
 
+import pytest
+
+import small_images
 from conftest import BIN_DIR, COCOON, decode
 
-LAZY = ("libcurl", "libarchive", "libssl", "libgnutls", "libxml2", "libicu", "libkrb5", "libldap")
+LAZY = ("libcurl", "libarchive", "libext2fs", "libcom_err", "libssl", "libgnutls", "libxml2", "libicu", "libkrb5",
+        "libldap")
 LIBCOCOON = os.path.join(os.path.dirname(BIN_DIR), "lib", "libcocoon.so.0")
 
 
@@ -50,6 +54,19 @@ def test_missing_libraries_are_named_and_the_rest_works(cocoon, tmp_path):
     # and with the libraries there, the same load gets as far as reading the archive
     r = cocoon.run("load", str(archive))
     assert r.returncode == 125 and "libarchive.so.13" not in decode(r.stderr), decode(r.stderr)
+
+
+def test_load_without_libext2fs_says_so_and_lists_nothing(cocoon, tmp_path):
+    if not small_images.available():
+        pytest.skip("skipped: /bin/busybox is not installed (busybox-static)")
+    tar = small_images.save_tarball(str(tmp_path / "img.tar"), "lazy/ext2fs:1")
+    r = cocoon.run("load", tar, env={"COCOON_TEST_DLOPEN_FAIL": "libext2fs.so.2"})
+    err = decode(r.stderr)
+    assert r.returncode == 125 and "libext2fs.so.2 is needed for writing an image's ext4 base" in err, err
+    assert "libext2fs2" in err, err
+    assert "lazy/ext2fs" not in decode(cocoon.run("images", check=0).stdout)
+    cocoon.run("load", tar, check=0)
+    assert "lazy/ext2fs" in decode(cocoon.run("images", check=0).stdout)
 
 
 def test_cp_without_libarchive_says_so(vm, boxes, tmp_path):

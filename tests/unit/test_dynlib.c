@@ -1,6 +1,7 @@
-/* Unit tests of the libraries loaded on first use (src/util/dynlib.c, dl_archive.c,
- * dl_curl.c): a missing library or symbol gives an error naming what to install, the
- * outcome is kept, and the real tables resolve every function cocoon calls. */
+/* Unit tests of the libraries loaded on first use (src/util/dynlib.c and the tables
+ * dl_archive.c, dl_curl.c, dl_ext2fs.c): a missing library or symbol gives an error
+ * naming what to install, the outcome is kept, and the real tables resolve every
+ * function cocoon calls. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,11 +9,13 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util/dl_archive.h"
 #include "util/dl_curl.h"
+#include "util/dl_ext2fs.h"
 #include "util/dynlib.h"
 
 /* zlib is on every host cocoon builds on (libarchive, libcurl and sqlite need it). */
@@ -71,7 +74,7 @@ static void test_test_hook_refuses_a_listed_library(void **state)
 
 /* The tables cocoon uses: every name resolves in the installed libraries, and the
  * functions work through the pointers. */
-static void test_archive_and_curl_tables_resolve(void **state)
+static void test_tables_resolve(void **state)
 {
     char err[512] = "";
     assert_int_equal(dl_archive_load(err, sizeof(err)), 0);
@@ -84,6 +87,9 @@ static void test_archive_and_curl_tables_resolve(void **state)
     CURL *c = sym_curl_easy_init();
     assert_non_null(c);
     sym_curl_easy_cleanup(c);
+    assert_int_equal(dl_ext2fs_load(err, sizeof(err)), 0);
+    assert_non_null(*sym_unix_io_manager);                            /* a data symbol: the variable's address */
+    assert_string_equal(sym_error_message(ENOENT), strerror(ENOENT)); /* from libcom_err, found through it */
 }
 
 int main(void)
@@ -93,7 +99,7 @@ int main(void)
         cmocka_unit_test(test_missing_symbol_fails_the_load),
         cmocka_unit_test(test_loaded_library_fills_the_slots),
         cmocka_unit_test(test_test_hook_refuses_a_listed_library),
-        cmocka_unit_test(test_archive_and_curl_tables_resolve),
+        cmocka_unit_test(test_tables_resolve),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
