@@ -4,7 +4,7 @@ builds in the same run (before and after a change), interleaved so machine load 
 both alike.
 
 Each command is spawned with posix_spawn (stdin, stdout and stderr on /dev/null) and
-timed from spawn to exit:
+timed from spawn to exit, the builds taking turns in A B, B A order (see turns()):
   spawn floor      /bin/true: what starting any dynamically linked program costs here
   version, help    no state touched
   ls (empty)       a fresh COCOON_HOME
@@ -155,18 +155,32 @@ class InstantMonitor:
         os.close(self.pidfd)
 
 
-def spawn_ms(argv, env):
-    """Wall time of one run of argv, spawn to exit, its output discarded."""
+CPU = {}  # key -> CPU times (user + system, ms) of the runs whose wall times are in `times`
+
+
+def spawn_ms(argv, env, key=None):
+    """Wall time of one run of argv, spawn to exit, its output discarded; its CPU time
+    (user + system, from wait4) goes to CPU[key]: the part of the wall time it worked."""
     fa = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
           (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
           (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)]
     t = time.perf_counter()
     pid = os.posix_spawn(argv[0], argv, env, file_actions=fa)
-    _, status = os.waitpid(pid, 0)
+    _, status, usage = os.wait4(pid, 0)
     ms = (time.perf_counter() - t) * 1e3
+    if key is not None:
+        CPU.setdefault(key, []).append((usage.ru_utime + usage.ru_stime) * 1e3)
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(argv)} failed (status {status})")
     return ms
+
+
+def turns(keys, i):
+    """keys in order on even rounds, reversed on odd ones (A B, B A, ...): the guest is
+    still busy for a while after a command that reached it, which slows the next one,
+    so each build must follow each other as often."""
+    keys = list(keys)
+    return keys if i % 2 == 0 else keys[::-1]
 
 
 def summary(xs):
@@ -246,34 +260,32 @@ def main():
         for k in cocoon:  # warm the page cache
             for label, args, env in commands:
                 spawn_ms([cocoon[k], *args], env)
-        for _ in range(a.runs):
-            floor.append(spawn_ms(["/bin/true"], env_empty))
+        for i in range(a.runs):
+            floor.append(spawn_ms(["/bin/true"], env_empty, "floor"))
             for label, args, env in commands:
-                for k in cocoon:
-                    times.setdefault((label, k), []).append(spawn_ms([cocoon[k], *args], env))
+                for k in turns(cocoon, i):
+                    times.setdefault((label, k), []).append(spawn_ms([cocoon[k], *args], env, (label, k)))
         # exec: the CLI of each build and the C API in turn, CHUNK execs each (the guest's
         # fork+exec of `true` under TCG varies far more than the host side does)
         exec_many = os.path.join(ex_dir, "exec_many")
-        for i in range(0, a.exec_runs, CHUNK):
-            for k in cocoon:
-                for _ in range(CHUNK):
-                    times.setdefault(("exec BOX -- true", k), []).append(
-                        spawn_ms([cocoon[k], "exec", "bench", "--", "true"], env_busy))
-            r = subprocess.run([exec_many, "bench", "latency", str(CHUNK)], env=env_busy, check=True,
-                               capture_output=True)
-            capi += json.loads(r.stdout)["samples_ms"]
+
+        def exec_turns(box, label, runs, capi_samples):
+            for i in range(0, runs, CHUNK):
+                for k in turns([*cocoon, "capi"], i // CHUNK):
+                    if k == "capi":
+                        r = subprocess.run([exec_many, box, "latency", str(CHUNK)], env=env_busy, check=True,
+                                           capture_output=True)
+                        capi_samples += json.loads(r.stdout)["samples_ms"]
+                        continue
+                    for _ in range(CHUNK):
+                        times.setdefault((label, k), []).append(
+                            spawn_ms([cocoon[k], "exec", box, "--", "true"], env_busy, (label, k)))
+        exec_turns("bench", "exec BOX -- true", a.exec_runs, capi)
         # the same against the instant monitor: the host side alone
         instant_id = cli("create", "--name", "instant").stdout.decode().strip()
         hello, reply = record_true(os.path.join(busy, "boxes", bench_id))
         monitor = InstantMonitor(os.path.join(busy, "boxes", instant_id), instant_id, hello, reply)
-        for i in range(0, a.runs, CHUNK):
-            for k in cocoon:
-                for _ in range(CHUNK):
-                    times.setdefault(("exec INSTANT -- true", k), []).append(
-                        spawn_ms([cocoon[k], "exec", "instant", "--", "true"], env_busy))
-            r = subprocess.run([exec_many, "instant", "latency", str(CHUNK)], env=env_busy, check=True,
-                               capture_output=True)
-            capi_instant += json.loads(r.stdout)["samples_ms"]
+        exec_turns("instant", "exec INSTANT -- true", a.runs, capi_instant)
     finally:
         if monitor:
             monitor.close()
@@ -295,25 +307,31 @@ def fmt(s):
 def report(a, builds, cocoon, commands, times, floor, capi, capi_instant, lb, la):
     keys = list(builds)
     ratio = "before" in builds
-    head = "| command | " + " | ".join(f"{k}: median (min / p10 / p90 / max) ms" for k in keys)
+    head = "| command | " + " | ".join(f"{k}: wall median (min / p10 / p90 / max) ms" for k in keys)
     head += " | after / before |" if ratio else " |"
+    head += "".join(f" {k}: CPU median ms |" for k in keys)
     lines = [SECTION, "",
-             f"Short commands run {a.runs} times per build, interleaved (commands and builds in turn); "
-             f"wall time from posix_spawn to exit, output to /dev/null. Goal (issue 16): ≤ {GOAL_MS:g} ms for "
+             f"Short commands run {a.runs} times per build, interleaved (builds in A B, B A order, see turns()); "
+             "wall time from posix_spawn to exit, output to /dev/null, and the command's CPU time (user + system, "
+             "from wait4: when it is close to the wall time the command waited for nothing, and what other jobs "
+             f"cost it was through shared cores and caches). Goal (issue 16): ≤ {GOAL_MS:g} ms for "
              "commands that do not pull or load images; exec through the CLI ≤ the C API + 5 ms. "
              f"exec: {a.exec_runs} on the running box, {a.runs} on the instant monitor (see below), per build and "
              f"through the C API, in turns of {CHUNK}.", "",
-             head, "|---|" + "---|" * (len(keys) + ratio)]
+             head, "|---|" + "---|" * (2 * len(keys) + ratio)]
     labels = [c[0] for c in commands] + ["exec BOX -- true", "exec INSTANT -- true"]
     for label in labels:
         s = {k: summary(times[(label, k)]) for k in keys}
         row = f"| `cocoon {label}` | " + " | ".join(fmt(s[k]) for k in keys)
         row += f" | {s['after']['median'] / s['before']['median']:.2f} |" if ratio else " |"
+        row += "".join(f" {statistics.median(CPU[(label, k)]):.2f} |" for k in keys)
         lines.append(row)
-    pad = " |" * (len(keys) - 1 + ratio)  # the other columns, empty
-    lines.append(f"| C API: exec `true` on the running box (exec_many, one open handle) | {fmt(capi)} |{pad}")
-    lines.append(f"| C API: exec `true` on the instant monitor | {fmt(capi_instant)} |{pad}")
-    lines.append(f"| spawn floor: `/bin/true` | {fmt(floor)} |{pad}")
+    rest = " |" * (len(keys) - 1 + ratio)  # the other wall columns and the ratio, empty
+    lines.append(f"| C API: exec `true` on the running box (exec_many, one open handle) | {fmt(capi)} |{rest}" +
+                 " |" * len(keys))
+    lines.append(f"| C API: exec `true` on the instant monitor | {fmt(capi_instant)} |{rest}" + " |" * len(keys))
+    lines.append(f"| spawn floor: `/bin/true` | {fmt(floor)} |{rest} {statistics.median(CPU['floor']):.2f} |" +
+                 " |" * (len(keys) - 1))
     lines.append("")
 
     def over(label, base):
