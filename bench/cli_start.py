@@ -300,6 +300,17 @@ def main():
         replace_section(a.results, SECTION, text.split("\n", 1)[1])
 
 
+def breakdown(times, commands, floor):
+    def med(label):
+        return summary(times[(label, "after")])["median"]
+    version, empty, busy = med("version"), med("ls (empty home)"), med(commands[3][0])
+    return (f"starting the program (`version`) {version:.2f} ms, of which any program's start (`/bin/true`) "
+            f"{floor['median']:.2f}; opening the state database and a first query (`ls` on an empty home − "
+            f"`version`) {empty - version:.2f}; each box listed ((`ls -a` − `ls` on an empty home) / {BOXES + 1}) "
+            f"{(busy - empty) / (BOXES + 1):.3f}; an exec once started (`exec INSTANT` − `version`: the state "
+            f"database, the box's row and config, connect, frames, exit) {med('exec INSTANT -- true') - version:.2f}")
+
+
 def fmt(s):
     return f"{s['median']:.2f} ({s['min']:.2f} / {s['p10']:.2f} / {s['p90']:.2f} / {s['max']:.2f})"
 
@@ -342,6 +353,8 @@ def report(a, builds, cocoon, commands, times, floor, capi, capi_instant, lb, la
         " (there the guest's fork+exec of `true` under TCG, "
         f"p10–p90 {capi['p10']:.0f}–{capi['p90']:.0f} ms, swamps the difference).",
         "Shared libraries loaded at start: " + ", ".join(f"{k} {shared_libs(cocoon[k])}" for k in keys) + " (ldd).",
+        "Where the after build's time goes (differences of this run's medians): " + breakdown(times, commands, floor)
+        + ".",
         "",
         "- INSTANT is a created box whose monitor this script plays: it holds the box's `vmm.pid` lock and "
         "answers each EXEC on `ctl.sock` at once with the frames a real box sent for `true`.",
