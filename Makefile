@@ -26,9 +26,14 @@ ifeq ($(FUZZ),1)
 SAN_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 BASE_CFLAGS := $(subst -O2,-O1,$(BASE_CFLAGS))
 endif
+# libcurl, libarchive and libext2fs (with their TLS, Kerberos, LDAP, XML and ICU
+# dependencies, ~15 ms of loading) are compiled against but not linked: libcocoon dlopens
+# them on first use (src/util/dynlib.h), so commands that never pull, load or copy files
+# start fast.
 HOST_PKGS := jansson libcurl libarchive ext2fs com_err sqlite3
+LINK_PKGS := jansson sqlite3
 HOST_CFLAGS := $(BASE_CFLAGS) $(SAN_FLAGS) -fPIC $(shell $(PKG_CONFIG) --cflags $(HOST_PKGS) 2>/dev/null) $(CFLAGS)
-HOST_LIBS := $(shell $(PKG_CONFIG) --libs $(HOST_PKGS) 2>/dev/null) -lpthread
+HOST_LIBS := $(shell $(PKG_CONFIG) --libs $(LINK_PKGS) 2>/dev/null) -lpthread -ldl
 # The agent is PID 1 of the guest: static, no sanitizer, no host libraries.
 AGENT_CFLAGS := $(BASE_CFLAGS) -static
 
@@ -109,13 +114,13 @@ $(BUILD)/lib/libcocoon.so: $(call lib_of,$(LIB_PARTS)) src/lib/libcocoon.map
 	@echo '  LD      $@'
 	$(Q)$(CC) $(HOST_CFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=src/lib/libcocoon.map $(SO_DEFS) \
 		-o $(BUILD)/lib/$(SONAME) -Wl,--whole-archive $(ILIB)/liblib.a -Wl,--no-whole-archive \
-		$(call lib_of,$(filter-out lib,$(LIB_PARTS))) $(HOST_LIBS) -ldl
+		$(call lib_of,$(filter-out lib,$(LIB_PARTS))) $(HOST_LIBS)
 	$(Q)ln -sfn $(SONAME) $@
 
 $(BUILD)/bin/cocoon: $(CLI_OBJ) $(BUILD)/lib/libcocoon.a
 	@mkdir -p $(dir $@)
 	@echo '  LD      $@'
-	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/lib/libcocoon.a $(HOST_LIBS) -ldl
+	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/lib/libcocoon.a $(HOST_LIBS)
 
 # `cocoon serve` is its own program (the CLI execs it) so that the HTTP server's libraries
 # (libmicrohttpd, GnuTLS) load only there, not in every short CLI command.
@@ -124,7 +129,7 @@ SERVE_LIBS := $(shell $(PKG_CONFIG) --libs $(SERVE_PKGS) 2>/dev/null)
 $(BUILD)/bin/cocoon-serve: $(OBJ)/src/serve/main.o $(ILIB)/libserve.a $(BUILD)/lib/libcocoon.a
 	@mkdir -p $(dir $@)
 	@echo '  LD      $@'
-	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $^ $(SERVE_LIBS) $(HOST_LIBS) -ldl
+	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $^ $(SERVE_LIBS) $(HOST_LIBS)
 
 VMM_LIBS := $(shell $(PKG_CONFIG) --libs jansson libseccomp 2>/dev/null) -lpthread
 $(BUILD)/bin/cocoon-vmm: $(VMM_MAIN) $(call lib_of,$(VMM_PARTS))
@@ -164,7 +169,9 @@ $(TEST_SUPPORT): $(patsubst %.c,$(OBJ)/%.o,$(wildcard tests/support/*.c))
 	@mkdir -p $(dir $@)
 	@echo '  AR      $@'
 	$(Q)rm -f $@ && ar rcs $@ $^
-TEST_LIBS := $(TEST_SUPPORT) $(ALL_ILIBS) $(SERVE_LIBS) $(HOST_LIBS) -lseccomp -ldl
+# tests/unit/test_unpack.c reads the images it makes back with libext2fs itself.
+TEST_LIBS := $(TEST_SUPPORT) $(ALL_ILIBS) $(SERVE_LIBS) $(HOST_LIBS) $(shell $(PKG_CONFIG) --libs ext2fs com_err 2>/dev/null) \
+	-lseccomp
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 $(BUILD)/tests/%: tests/unit/%.c $(TEST_SUPPORT) $(ALL_ILIBS)
@@ -261,9 +268,9 @@ INST_LIB := $(DESTDIR)$(PREFIX)/lib
 INST_INC := $(DESTDIR)$(PREFIX)/include
 INST_SHARE := $(DESTDIR)$(PREFIX)/share/cocoon
 GUEST_FILES := vmlinux initramfs.cpio cocoon-agent $(if $(filter 0,$(INSTALL_IMAGE)),,images/default.ext4)
-# pkg-config modules of what libcocoon.a needs (Debian: libjansson-dev, libcurl4-openssl-dev,
-# libarchive-dev, libext2fs-dev, comerr-dev, libsqlite3-dev).
-PC_REQUIRES := $(HOST_PKGS)
+# pkg-config modules of what libcocoon.a links (Debian: libjansson-dev, libsqlite3-dev);
+# libcurl.so.4, libarchive.so.13 and libext2fs.so.2 are loaded at run time.
+PC_REQUIRES := $(LINK_PKGS)
 
 # Written at install time: it names PREFIX.
 define COCOON_PC

@@ -3,7 +3,7 @@
  * checks that every exec gets exactly its own output and that neither of the two
  * stalls the others. Also measures exec round trips through the C API.
  *   exec_many BOX concurrent [N]   (default 32; exit 0 when every check passed)
- *   exec_many BOX latency [RUNS]   (`true` RUNS times: median and p99 in ms) */
+ *   exec_many BOX latency [RUNS]   (`true` RUNS times: median, p99 and every sample in ms) */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -251,8 +251,11 @@ static int latency(cocoon_box *box, int runs)
     }
     qsort(t, (size_t)runs, sizeof(*t), cmp_double);
     int p99 = (runs * 99 + 99) / 100 - 1;
-    printf("{\"runs\": %d, \"median_ms\": %.3f, \"p99_ms\": %.3f, \"min_ms\": %.3f}\n", runs, t[runs / 2], t[p99],
-           t[0]);
+    printf("{\"runs\": %d, \"median_ms\": %.3f, \"p99_ms\": %.3f, \"min_ms\": %.3f, \"samples_ms\": [", runs,
+           t[runs / 2], t[p99], t[0]);
+    for (int i = 0; i < runs; i++)
+        printf("%s%.3f", i ? ", " : "", t[i]);
+    printf("]}\n");
     free(t);
     return 0;
 }

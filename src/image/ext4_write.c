@@ -4,8 +4,6 @@
  * uid/gid/mode/mtime (no root needed), hard links, symlinks, devices, xattrs, and
  * file bytes streamed from the layers again (all-zero blocks left as holes). The result
  * depends only on the layers: the same image always gives the same bytes. */
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -14,11 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <et/com_err.h>
-#include <ext2fs/ext2fs.h>
-
 #include "image/image_int.h"
 #include "image/unpack_int.h"
+#include "util/dl_archive.h"
+#include "util/dl_ext2fs.h"
 
 #define BLOCK_SIZE 4096u
 #define INODE_SIZE 256u
@@ -34,7 +31,7 @@ struct wctx {
 
 static int efail(struct wctx *w, errcode_t rc, const char *what)
 {
-    snprintf(w->err, w->errlen, "writing the ext4 image: %s \"/%.300s\": %s%s", what, w->path, error_message(rc),
+    snprintf(w->err, w->errlen, "writing the ext4 image: %s \"/%.300s\": %s%s", what, w->path, sym_error_message(rc),
              rc == EXT2_ET_BLOCK_ALLOC_FAIL || rc == EXT2_ET_INODE_ALLOC_FAIL ? " (image size underestimated)" : "");
     return -1;
 }
@@ -92,9 +89,9 @@ static int size_fs(struct unpack_tree *t, uint64_t *blocks, uint64_t *inodes)
     ino += 1024;
     if (ino > 0xffffff00u)
         ino = 0xffffff00u;
-    b += div_up(ino * INODE_SIZE, BLOCK_SIZE);                 /* inode tables */
-    b += (uint64_t)ext2fs_default_journal_size(b > 0 ? b : 1); /* journal */
-    b += b / 50 + 1024;                                        /* bitmaps, descriptors, reserved GDT */
+    b += div_up(ino * INODE_SIZE, BLOCK_SIZE);                     /* inode tables */
+    b += (uint64_t)sym_ext2fs_default_journal_size(b > 0 ? b : 1); /* journal */
+    b += b / 50 + 1024;                                            /* bitmaps, descriptors, reserved GDT */
     *blocks = b;
     *inodes = ino;
     return 0;
@@ -131,7 +128,7 @@ static errcode_t fs_format(const char *path, uint64_t blocks, uint64_t inodes, c
 {
     struct ext2_super_block param;
     memset(&param, 0, sizeof(param));
-    ext2fs_blocks_count_set(&param, blocks);
+    sym_ext2fs_blocks_count_set(&param, blocks);
     param.s_log_block_size = 2; /* 1024 << 2 */
     param.s_inodes_count = (uint32_t)inodes;
     param.s_rev_level = EXT2_DYNAMIC_REV;
@@ -154,7 +151,7 @@ static errcode_t fs_format(const char *path, uint64_t blocks, uint64_t inodes, c
     ext2fs_set_feature_flex_bg(&param);
 
     ext2_filsys fs;
-    errcode_t rc = ext2fs_initialize(path, EXT2_FLAG_RW | EXT2_FLAG_64BITS, &param, unix_io_manager, &fs);
+    errcode_t rc = sym_ext2fs_initialize(path, EXT2_FLAG_RW | EXT2_FLAG_64BITS, &param, *sym_unix_io_manager, &fs);
     if (rc)
         return rc;
     fs->super->s_checksum_type = EXT2_CRC32C_CHKSUM;
@@ -168,34 +165,34 @@ static errcode_t fs_format(const char *path, uint64_t blocks, uint64_t inodes, c
     fs->super->s_flags |= (int)probe < 0 ? EXT2_FLAGS_SIGNED_HASH : EXT2_FLAGS_UNSIGNED_HASH;
     memcpy(fs->super->s_volume_name, "cocoon-base", 11);
     fs->super->s_max_mnt_count = (__u16)-1;
-    ext2fs_init_csum_seed(fs);
+    sym_ext2fs_init_csum_seed(fs);
 
-    rc = ext2fs_allocate_tables(fs);
+    rc = sym_ext2fs_allocate_tables(fs);
     /* The file is new and sparse: its inode tables already read as zeros, so the
      * guest kernel has nothing to initialise lazily (no writes into box overlays). */
     for (dgrp_t g = 0; !rc && g < fs->group_desc_count; g++) {
-        ext2fs_bg_flags_set(fs, g, EXT2_BG_INODE_ZEROED);
-        ext2fs_group_desc_csum_set(fs, g);
+        sym_ext2fs_bg_flags_set(fs, g, EXT2_BG_INODE_ZEROED);
+        sym_ext2fs_group_desc_csum_set(fs, g);
     }
     if (rc) {
-        ext2fs_free(fs);
+        sym_ext2fs_free(fs);
         return rc;
     }
-    ext2fs_inode_alloc_stats2(fs, EXT2_ROOT_INO, +1, 1); /* written with the tree */
+    sym_ext2fs_inode_alloc_stats2(fs, EXT2_ROOT_INO, +1, 1); /* written with the tree */
     for (ext2_ino_t i = EXT2_ROOT_INO + 1; i < EXT2_FIRST_INODE(fs->super); i++)
-        ext2fs_inode_alloc_stats2(fs, i, +1, 0);
-    ext2fs_inode_alloc_stats2(fs, EXT2_BAD_INO, +1, 0);
-    rc = ext2fs_update_bb_inode(fs, NULL);
+        sym_ext2fs_inode_alloc_stats2(fs, i, +1, 0);
+    sym_ext2fs_inode_alloc_stats2(fs, EXT2_BAD_INO, +1, 0);
+    rc = sym_ext2fs_update_bb_inode(fs, NULL);
     if (!rc)
-        rc = ext2fs_create_resize_inode(fs);
+        rc = sym_ext2fs_create_resize_inode(fs);
     if (!rc) {
         struct ext2fs_journal_params jp;
-        rc = ext2fs_get_journal_params(&jp, fs);
+        rc = sym_ext2fs_get_journal_params(&jp, fs);
         if (!rc)
-            rc = ext2fs_add_journal_inode3(fs, &jp, ~0ULL, EXT2_MKJOURNAL_LAZYINIT | EXT2_MKJOURNAL_NO_MNT_CHECK);
+            rc = sym_ext2fs_add_journal_inode3(fs, &jp, ~0ULL, EXT2_MKJOURNAL_LAZYINIT | EXT2_MKJOURNAL_NO_MNT_CHECK);
     }
     if (rc) {
-        ext2fs_free(fs);
+        sym_ext2fs_free(fs);
         return rc;
     }
     *out = fs;
@@ -250,14 +247,14 @@ static int write_xattrs(struct wctx *w, ext2_ino_t ino, const struct unpack_inod
     if (!in->xattrs)
         return 0;
     struct ext2_xattr_handle *h;
-    errcode_t rc = ext2fs_xattrs_open(w->fs, ino, &h);
+    errcode_t rc = sym_ext2fs_xattrs_open(w->fs, ino, &h);
     if (rc)
         return efail(w, rc, "extended attributes of");
-    rc = ext2fs_xattrs_read(h);
+    rc = sym_ext2fs_xattrs_read(h);
     for (const struct unpack_xattr *x = in->xattrs; !rc && x; x = x->next)
         if (xattr_name_ok(x->name))
-            rc = ext2fs_xattr_set(h, x->name, x->value, x->len);
-    ext2fs_xattrs_close(&h);
+            rc = sym_ext2fs_xattr_set(h, x->name, x->value, x->len);
+    sym_ext2fs_xattrs_close(&h);
     if (rc == EXT2_ET_EA_NO_SPACE) {
         snprintf(w->err, w->errlen, "extended attributes of \"/%.300s\" do not fit in an ext4 inode", w->path);
         return -1;
@@ -270,14 +267,14 @@ static int make_inode(struct wctx *w, ext2_ino_t dir, struct unpack_inode *in)
 {
     ext2_filsys fs = w->fs;
     ext2_ino_t ino;
-    errcode_t rc = ext2fs_new_inode(fs, dir, (int)(in->mode & 0xffff), 0, &ino);
+    errcode_t rc = sym_ext2fs_new_inode(fs, dir, (int)(in->mode & 0xffff), 0, &ino);
     if (rc)
         return efail(w, rc, "allocating an inode for");
     struct ext2_inode_large li;
     if (S_ISLNK(in->mode)) {
-        rc = ext2fs_symlink(fs, dir, ino, NULL, in->target); /* counts the inode itself */
+        rc = sym_ext2fs_symlink(fs, dir, ino, NULL, in->target); /* counts the inode itself */
         if (!rc)
-            rc = ext2fs_read_inode_full(fs, ino, (struct ext2_inode *)&li, sizeof(li));
+            rc = sym_ext2fs_read_inode_full(fs, ino, (struct ext2_inode *)&li, sizeof(li));
         if (rc)
             return efail(w, rc, "creating symlink");
     } else {
@@ -292,18 +289,18 @@ static int make_inode(struct wctx *w, ext2_ino_t dir, struct unpack_inode *in)
             }
         } else if (S_ISREG(in->mode)) {
             ext2_extent_handle_t eh;
-            rc = ext2fs_extent_open2(fs, ino, (struct ext2_inode *)&li, &eh); /* sets up the extent header */
+            rc = sym_ext2fs_extent_open2(fs, ino, (struct ext2_inode *)&li, &eh); /* sets up the extent header */
             if (rc)
                 return efail(w, rc, "creating");
-            ext2fs_extent_free(eh);
+            sym_ext2fs_extent_free(eh);
         }
-        ext2fs_inode_alloc_stats2(fs, ino, +1, 0);
+        sym_ext2fs_inode_alloc_stats2(fs, ino, +1, 0);
     }
     li.i_mode = (uint16_t)in->mode;
     li.i_links_count = (uint16_t)(in->refs > 65000 ? 65000 : in->refs);
     set_owner(&li, in);
     set_times(&li, in->mtime, in->mtime_nsec);
-    rc = ext2fs_write_inode_full(fs, ino, (struct ext2_inode *)&li, sizeof(li));
+    rc = sym_ext2fs_write_inode_full(fs, ino, (struct ext2_inode *)&li, sizeof(li));
     if (rc)
         return efail(w, rc, "writing inode of");
     in->ino = ino;
@@ -322,7 +319,7 @@ static void dent_put(ext2_filsys fs, char *at, size_t rec, const struct dent *e)
 {
     struct ext2_dir_entry *de = (struct ext2_dir_entry *)at;
     de->inode = e ? e->ino : 0;
-    ext2fs_set_rec_len(fs, (unsigned)rec, de);
+    sym_ext2fs_set_rec_len(fs, (unsigned)rec, de);
     ext2fs_dirent_set_name_len(de, e ? (int)e->len : 0);
     ext2fs_dirent_set_file_type(de, e ? e->type : 0);
     if (e)
@@ -340,15 +337,15 @@ static int write_dir(struct wctx *w, ext2_ino_t ino, const struct unpack_inode *
     memset(&li, 0, sizeof(li));
     li.i_extra_isize = sizeof(li) - EXT2_GOOD_OLD_INODE_SIZE;
     ext2_extent_handle_t eh;
-    errcode_t rc = ext2fs_extent_open2(fs, ino, (struct ext2_inode *)&li, &eh);
+    errcode_t rc = sym_ext2fs_extent_open2(fs, ino, (struct ext2_inode *)&li, &eh);
     if (rc)
         return efail(w, rc, "creating directory");
-    ext2fs_extent_free(eh);
+    sym_ext2fs_extent_free(eh);
     li.i_mode = (uint16_t)(S_IFDIR | (mode & 07777));
     li.i_links_count = (uint16_t)(links > 65000 ? 1 : links);
     set_owner(&li, in);
     set_times(&li, in->mtime, in->mtime_nsec);
-    rc = ext2fs_write_inode_full(fs, ino, (struct ext2_inode *)&li, sizeof(li));
+    rc = sym_ext2fs_write_inode_full(fs, ino, (struct ext2_inode *)&li, sizeof(li));
     if (rc)
         return efail(w, rc, "writing directory");
 
@@ -374,17 +371,17 @@ static int write_dir(struct wctx *w, ext2_ino_t ino, const struct unpack_inode *
             i++;
         }
         if (any) /* the last entry of a block spans to its end */
-            ext2fs_set_rec_len(fs, (unsigned)(usable - last), (struct ext2_dir_entry *)(buf + last));
+            sym_ext2fs_set_rec_len(fs, (unsigned)(usable - last), (struct ext2_dir_entry *)(buf + last));
         else
             dent_put(fs, buf, usable, NULL);
         if (usable < fs->blocksize)
-            ext2fs_initialize_dirent_tail(fs, EXT2_DIRENT_TAIL(buf, fs->blocksize));
+            sym_ext2fs_initialize_dirent_tail(fs, EXT2_DIRENT_TAIL(buf, fs->blocksize));
         blk64_t pblk = 0;
-        rc = ext2fs_read_inode(fs, ino, &inode);
+        rc = sym_ext2fs_read_inode(fs, ino, &inode);
         if (!rc)
-            rc = ext2fs_bmap2(fs, ino, &inode, NULL, BMAP_ALLOC, lblk, NULL, &pblk);
+            rc = sym_ext2fs_bmap2(fs, ino, &inode, NULL, BMAP_ALLOC, lblk, NULL, &pblk);
         if (!rc)
-            rc = ext2fs_write_dir_block4(fs, pblk, buf, 0, ino);
+            rc = sym_ext2fs_write_dir_block4(fs, pblk, buf, 0, ino);
         if (rc) {
             free(buf);
             return efail(w, rc, "writing directory");
@@ -392,11 +389,11 @@ static int write_dir(struct wctx *w, ext2_ino_t ino, const struct unpack_inode *
         lblk++;
     }
     free(buf);
-    rc = ext2fs_read_inode_full(fs, ino, (struct ext2_inode *)&li, sizeof(li));
+    rc = sym_ext2fs_read_inode_full(fs, ino, (struct ext2_inode *)&li, sizeof(li));
     if (!rc)
-        rc = ext2fs_inode_size_set(fs, (struct ext2_inode *)&li, lblk * fs->blocksize);
+        rc = sym_ext2fs_inode_size_set(fs, (struct ext2_inode *)&li, lblk * fs->blocksize);
     if (!rc)
-        rc = ext2fs_write_inode_full(fs, ino, (struct ext2_inode *)&li, sizeof(li));
+        rc = sym_ext2fs_write_inode_full(fs, ino, (struct ext2_inode *)&li, sizeof(li));
     if (rc)
         return efail(w, rc, "writing directory");
     return write_xattrs(w, ino, in);
@@ -410,10 +407,10 @@ static void path_push(struct wctx *w, size_t *saved, const char *name)
 
 static int new_dir_ino(struct wctx *w, ext2_ino_t parent, ext2_ino_t *ino)
 {
-    errcode_t rc = ext2fs_new_inode(w->fs, parent, S_IFDIR | 0755, 0, ino);
+    errcode_t rc = sym_ext2fs_new_inode(w->fs, parent, S_IFDIR | 0755, 0, ino);
     if (rc)
         return efail(w, rc, "allocating an inode for directory");
-    ext2fs_inode_alloc_stats2(w->fs, *ino, +1, 1);
+    sym_ext2fs_inode_alloc_stats2(w->fs, *ino, +1, 1);
     return 0;
 }
 
@@ -534,11 +531,11 @@ static errcode_t write_range(ext2_file_t f, const unsigned char *buf, size_t len
             n += BLOCK_SIZE;
         if (n < len && len - n < BLOCK_SIZE && (off + n) % BLOCK_SIZE == 0)
             n = len; /* a partial tail block goes with the run */
-        errcode_t rc = ext2fs_file_llseek(f, off, EXT2_SEEK_SET, NULL);
+        errcode_t rc = sym_ext2fs_file_llseek(f, off, EXT2_SEEK_SET, NULL);
         size_t done = 0;
         while (!rc && done < n) {
             unsigned int wrote = 0;
-            rc = ext2fs_file_write(f, buf + done, (unsigned int)(n - done), &wrote);
+            rc = sym_ext2fs_file_write(f, buf + done, (unsigned int)(n - done), &wrote);
             if (!rc && wrote == 0)
                 rc = EXT2_ET_SHORT_WRITE;
             done += wrote;
@@ -554,35 +551,35 @@ static int write_content(struct wctx *w, struct unpack_reader *r, struct unpack_
                          const char *member)
 {
     ext2_file_t f;
-    errcode_t rc = ext2fs_file_open(w->fs, in->ino, EXT2_FILE_WRITE, &f);
+    errcode_t rc = sym_ext2fs_file_open(w->fs, in->ino, EXT2_FILE_WRITE, &f);
     if (rc)
         return efail(w, rc, "opening");
     for (;;) {
         const void *buf;
         size_t len;
         la_int64_t off;
-        int ar = archive_read_data_block(r->a, &buf, &len, &off);
+        int ar = sym_archive_read_data_block(r->a, &buf, &len, &off);
         if (ar == ARCHIVE_EOF)
             break;
         if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN) {
-            ext2fs_file_close(f);
+            sym_ext2fs_file_close(f);
             snprintf(w->err, w->errlen, "layer %s: member \"%.300s\": corrupt or truncated layer: %s", digest, member,
-                     archive_error_string(r->a));
+                     sym_archive_error_string(r->a));
             return -1;
         }
         if (off < 0 || (uint64_t)off > in->size || len > in->size - (uint64_t)off) {
-            ext2fs_file_close(f);
+            sym_ext2fs_file_close(f);
             snprintf(w->err, w->errlen, "layer %s: member \"%.300s\": data beyond its declared size", digest, member);
             return -1;
         }
         rc = write_range(f, buf, len, (uint64_t)off);
         if (rc) {
-            ext2fs_file_close(f);
+            sym_ext2fs_file_close(f);
             return efail(w, rc, "writing");
         }
     }
-    rc = ext2fs_file_set_size2(f, in->size);
-    errcode_t rc2 = ext2fs_file_close(f);
+    rc = sym_ext2fs_file_set_size2(f, in->size);
+    errcode_t rc2 = sym_ext2fs_file_close(f);
     if (rc || rc2)
         return efail(w, rc ? rc : rc2, "writing");
     return 0;
@@ -603,10 +600,10 @@ static int fill_layer(struct wctx *w, struct wantlist *l, const char *digest, co
     int rc = 0;
     for (uint64_t idx = 0; next < l->n; idx++) {
         struct archive_entry *e;
-        int ar = archive_read_next_header(r.a, &e);
+        int ar = sym_archive_read_next_header(r.a, &e);
         if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN) {
             snprintf(w->err, w->errlen, "layer %s: corrupt, truncated or changed while unpacking: %s", digest,
-                     ar == ARCHIVE_EOF ? "ended early" : archive_error_string(r.a));
+                     ar == ARCHIVE_EOF ? "ended early" : sym_archive_error_string(r.a));
             rc = -1;
             break;
         }
@@ -614,7 +611,7 @@ static int fill_layer(struct wctx *w, struct wantlist *l, const char *digest, co
             continue; /* overridden later or not a file: libarchive skips it by reading */
         struct unpack_inode *in = l->v[next++].in;
         const char *member = unpack_entry_path(e);
-        if (!archive_entry_size_is_set(e) || (uint64_t)archive_entry_size(e) != in->size) {
+        if (!sym_archive_entry_size_is_set(e) || (uint64_t)sym_archive_entry_size(e) != in->size) {
             snprintf(w->err, w->errlen, "layer %s: member \"%.300s\" changed while unpacking", digest,
                      member ? member : "?");
             rc = -1;
@@ -633,6 +630,8 @@ static int fill_layer(struct wctx *w, struct wantlist *l, const char *digest, co
 int ext4_write_tree(struct unpack_tree *t, size_t nlayers, const char *const *digests, const char *const *blob_paths,
                     const char *path, char *err, size_t errlen)
 {
+    if (dl_ext2fs_load(err, errlen) < 0)
+        return -1;
     uint64_t blocks, inodes;
     if (size_fs(t, &blocks, &inodes) < 0) {
         snprintf(err, errlen,
@@ -657,7 +656,7 @@ int ext4_write_tree(struct unpack_tree *t, size_t nlayers, const char *const *di
     base_seed(nlayers, digests, seed);
     errcode_t rc = fs_format(path, blocks, inodes, seed, &w.fs);
     if (rc) {
-        snprintf(err, errlen, "formatting %s as ext4: %s", path, error_message(rc));
+        snprintf(err, errlen, "formatting %s as ext4: %s", path, sym_error_message(rc));
         return -1;
     }
     struct wantlist *lists = calloc(nlayers ? nlayers : 1, sizeof(*lists));
@@ -676,17 +675,17 @@ int ext4_write_tree(struct unpack_tree *t, size_t nlayers, const char *const *di
         free(lists[i].v);
     free(lists);
     if (!ok) {
-        ext2fs_free(w.fs);
+        sym_ext2fs_free(w.fs);
         return -1;
     }
     fix_times(w.fs); /* closing writes them */
-    rc = ext2fs_set_gdt_csum(w.fs);
+    rc = sym_ext2fs_set_gdt_csum(w.fs);
     if (!rc)
-        rc = ext2fs_close_free(&w.fs);
+        rc = sym_ext2fs_close_free(&w.fs);
     if (rc) {
         if (w.fs)
-            ext2fs_free(w.fs);
-        snprintf(err, errlen, "finishing the ext4 image %s: %s", path, error_message(rc));
+            sym_ext2fs_free(w.fs);
+        snprintf(err, errlen, "finishing the ext4 image %s: %s", path, sym_error_message(rc));
         return -1;
     }
     return 0;

@@ -4,8 +4,6 @@
  * into the verified blob store, by name; nothing is ever extracted to a path. Files of a
  * directory are opened beneath it only, regular files only. Names are hashed (linear
  * time in the size of manifest.json) and image names come out as canonical references. */
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -18,6 +16,7 @@
 #include <unistd.h>
 
 #include "image/image_int.h"
+#include "util/dl_archive.h"
 
 #define MEMBERS_MAX 65536
 #define DOCKER_IMAGES_MAX 1024
@@ -254,7 +253,7 @@ static int read_dir_file(struct load *L, const char *name, char **out, size_t *l
 
 typedef ssize_t (*read_fn)(void *ctx, void *buf, size_t n);
 
-static ssize_t read_archive(void *ctx, void *buf, size_t n) { return archive_read_data(ctx, buf, n); }
+static ssize_t read_archive(void *ctx, void *buf, size_t n) { return sym_archive_read_data(ctx, buf, n); }
 
 static ssize_t read_fd(void *ctx, void *buf, size_t n)
 {
@@ -329,16 +328,18 @@ static struct member *find_member(struct load *L, const char *name)
 
 static struct archive *open_tar(struct load *L, char *err, size_t errlen)
 {
-    struct archive *a = archive_read_new();
+    if (dl_archive_load(err, errlen) < 0)
+        return NULL;
+    struct archive *a = sym_archive_read_new();
     if (!a) {
         img_err(err, errlen, "out of memory");
         return NULL;
     }
-    archive_read_support_filter_all(a);
-    archive_read_support_format_tar(a);
-    if (archive_read_open_filename(a, L->path, 1 << 16) != ARCHIVE_OK) {
-        img_err(err, errlen, "cannot read %s as a tar archive: %s", L->path, archive_error_string(a));
-        archive_read_free(a);
+    sym_archive_read_support_filter_all(a);
+    sym_archive_read_support_format_tar(a);
+    if (sym_archive_read_open_filename(a, L->path, 1 << 16) != ARCHIVE_OK) {
+        img_err(err, errlen, "cannot read %s as a tar archive: %s", L->path, sym_archive_error_string(a));
+        sym_archive_read_free(a);
         return NULL;
     }
     return a;
@@ -347,12 +348,12 @@ static struct archive *open_tar(struct load *L, char *err, size_t errlen)
 static int next_entry(struct load *L, struct archive *a, struct archive_entry **e, char *name, size_t cap, char *err,
                       size_t errlen)
 {
-    int r = archive_read_next_header(a, e);
+    int r = sym_archive_read_next_header(a, e);
     if (r == ARCHIVE_EOF)
         return 0;
     if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
-        return img_err(err, errlen, "%s: corrupt or truncated archive: %s", L->path, archive_error_string(a));
-    const char *raw = archive_entry_pathname(*e);
+        return img_err(err, errlen, "%s: corrupt or truncated archive: %s", L->path, sym_archive_error_string(a));
+    const char *raw = sym_archive_entry_pathname(*e);
     if (!raw || clean_name(raw, name, cap) < 0) {
         if (raw && (!strcmp(raw, ".") || !strcmp(raw, "./")))
             return next_entry(L, a, e, name, cap, err, errlen);
@@ -392,7 +393,7 @@ static int tar_walk(struct load *L, member_fn visit, void *arg, char *err, size_
         rc = visit(L, a, e, name, arg, err, errlen);
     if (r < 0)
         rc = -1;
-    archive_read_free(a);
+    sym_archive_read_free(a);
     return rc;
 }
 
@@ -402,10 +403,10 @@ static int pass1_member(struct load *L, struct archive *a, struct archive_entry 
 {
     if (++*(size_t *)members > MEMBERS_MAX)
         return img_err(err, errlen, "%s: more than %d archive members", L->path, MEMBERS_MAX);
-    const char *link = archive_entry_hardlink(e);
+    const char *link = sym_archive_entry_hardlink(e);
     int hard = link != NULL;
-    if (!link && archive_entry_filetype(e) == AE_IFLNK)
-        link = archive_entry_symlink(e);
+    if (!link && sym_archive_entry_filetype(e) == AE_IFLNK)
+        link = sym_archive_entry_symlink(e);
     if (link) {
         struct alias *g = room_for_one(L->al, L->nal, &L->alcap, sizeof(*g), 16);
         if (!g)
@@ -419,16 +420,16 @@ static int pass1_member(struct load *L, struct archive *a, struct archive_entry 
     }
     size_t *len;
     char **slot = meta_slot(L, name, &len);
-    if (!slot || archive_entry_filetype(e) != AE_IFREG)
+    if (!slot || sym_archive_entry_filetype(e) != AE_IFREG)
         return 0;
-    if (archive_entry_size(e) > (la_int64_t)IMAGE_JSON_MAX)
+    if (sym_archive_entry_size(e) > (la_int64_t)IMAGE_JSON_MAX)
         return img_err(err, errlen, "%s: %s is larger than %u bytes", L->path, name, IMAGE_JSON_MAX);
-    size_t n = (size_t)archive_entry_size(e);
+    size_t n = (size_t)sym_archive_entry_size(e);
     free(*slot);
     *slot = malloc(n + 1);
     if (!*slot)
         return img_err(err, errlen, "out of memory");
-    la_ssize_t got = archive_read_data(a, *slot, n);
+    la_ssize_t got = sym_archive_read_data(a, *slot, n);
     if (got < 0 || (size_t)got != n)
         return img_err(err, errlen, "%s: cannot read %s", L->path, name);
     (*slot)[n] = 0;
@@ -446,7 +447,7 @@ static int tar_pass1(struct load *L, char *err, size_t errlen)
 static int pass2_member(struct load *L, struct archive *a, struct archive_entry *e, const char *name, void *docker,
                         char *err, size_t errlen)
 {
-    if (archive_entry_filetype(e) != AE_IFREG || archive_entry_hardlink(e))
+    if (sym_archive_entry_filetype(e) != AE_IFREG || sym_archive_entry_hardlink(e))
         return 0;
     char want[IMAGE_DIGEST_MAX];
     blob_name_digest(name, want);
@@ -456,7 +457,7 @@ static int pass2_member(struct load *L, struct archive *a, struct archive_entry 
     char got[IMAGE_DIGEST_MAX];
     uint8_t head[4];
     size_t nhead = 0;
-    if (want[0] && !m && store_has(L->src.images_dir, want, (uint64_t)archive_entry_size(e)))
+    if (want[0] && !m && store_has(L->src.images_dir, want, (uint64_t)sym_archive_entry_size(e)))
         return 0;
     if (import_stream(L, read_archive, a, want, name, got, head, &nhead, err, errlen) < 0)
         return -1;
@@ -464,7 +465,7 @@ static int pass2_member(struct load *L, struct archive *a, struct archive_entry 
         snprintf(m->digest, sizeof(m->digest), "%s", got);
         memcpy(m->head, head, nhead);
         m->nhead = nhead;
-        m->size = (uint64_t)archive_entry_size(e);
+        m->size = (uint64_t)sym_archive_entry_size(e);
     }
     return 0;
 }

@@ -2,9 +2,7 @@
  * libcurl (plain HTTP only for registries marked insecure), Bearer token and Basic auth
  * on 401, every blob streamed into the store through a verifying writer, the whole pull
  * under one deadline and every transfer under a low-speed limit. */
-#include <curl/curl.h>
 #include <jansson.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +11,7 @@
 
 #include "image/image_int.h"
 #include "image/registry_int.h"
+#include "util/dl_curl.h"
 
 #define ERRBODY_MAX (64u << 10)
 #define TOKEN_RESPONSE_MAX (1u << 20)
@@ -181,37 +180,37 @@ static int http_get(struct reg *g, const char *url, const char *accept, const ch
                        "more)",
                        g->name, pull_timeout());
     struct curl_slist *h = NULL;
-    curl_easy_reset(c);
+    sym_curl_easy_reset(c);
     if (accept)
-        h = curl_slist_append(h, accept);
+        h = sym_curl_slist_append(h, accept);
     if (authz && *authz)
-        h = curl_slist_append(h, authz);
+        h = sym_curl_slist_append(h, authz);
     else if (userpwd_b64 && *userpwd_b64) {
         snprintf(g->auth_line, sizeof(g->auth_line), "Authorization: Basic %s", userpwd_b64);
-        h = curl_slist_append(h, g->auth_line);
+        h = sym_curl_slist_append(h, g->auth_line);
     }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "cocoon/" COCOON_VERSION);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, g->opts && g->opts->insecure ? "http,https" : "https");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, g->opts && g->opts->insecure ? "http,https" : "https");
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, low_speed());
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, stall_seconds());
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(g->deadline_ms - now));
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    CURLcode rc = curl_easy_perform(c);
-    curl_slist_free_all(h);
+    sym_curl_easy_setopt(c, CURLOPT_URL, url);
+    sym_curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    sym_curl_easy_setopt(c, CURLOPT_USERAGENT, "cocoon/" COCOON_VERSION);
+    sym_curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+    sym_curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
+    sym_curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, g->opts && g->opts->insecure ? "http,https" : "https");
+    sym_curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, g->opts && g->opts->insecure ? "http,https" : "https");
+    sym_curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+    sym_curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, low_speed());
+    sym_curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, stall_seconds());
+    sym_curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(g->deadline_ms - now));
+    sym_curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    sym_curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
+    sym_curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    sym_curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    sym_curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    sym_curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    CURLcode rc = sym_curl_easy_perform(c);
+    sym_curl_slist_free_all(h);
     if (rc == CURLE_OK)
         return 0;
-    const char *what = cerr[0] ? cerr : curl_easy_strerror(rc);
+    const char *what = cerr[0] ? cerr : sym_curl_easy_strerror(rc);
     if (r->sink_err[0])
         return img_err(err, errlen, "%s", r->sink_err);
     if (rc == CURLE_PARTIAL_FILE)
@@ -249,12 +248,12 @@ static int fetch_token(struct reg *g, const struct reg_challenge *ch, char *err,
         snprintf(scope, sizeof(scope), "%s", ch->scope);
     else
         snprintf(scope, sizeof(scope), "repository:%s:pull", g->ref->repository);
-    char *es = curl_easy_escape(g->curl, ch->service, 0), *esc = curl_easy_escape(g->curl, scope, 0);
+    char *es = sym_curl_easy_escape(g->curl, ch->service, 0), *esc = sym_curl_easy_escape(g->curl, scope, 0);
     char url[4096];
     snprintf(url, sizeof(url), "%s%sservice=%s&scope=%s", ch->realm, strchr(ch->realm, '?') ? "&" : "?", es ? es : "",
              esc ? esc : "");
-    curl_free(es);
-    curl_free(esc);
+    sym_curl_free(es);
+    sym_curl_free(esc);
     struct resp r = {.max = TOKEN_RESPONSE_MAX};
     if (http_get(g, url, "Accept: application/json", NULL, g->basic, &r, err, errlen) < 0) {
         resp_reset(&r);
@@ -400,9 +399,6 @@ static int reg_fetch(struct img_source *src, const char *digest, uint64_t size, 
     return rc;
 }
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
-
 static void default_auth_file(char *out, size_t cap)
 {
     const char *home = getenv("COCOON_HOME");
@@ -482,10 +478,9 @@ int image_pull(const char *images_dir, const struct image_ref *ref, const struct
         return img_err(err, errlen, "incomplete image reference");
     if (ref->digest[0] && !img_digest_valid(ref->digest))
         return img_err(err, errlen, "malformed digest %.80s", ref->digest);
-    if (store_init(images_dir, err, errlen) < 0)
+    if (dl_curl_load(err, errlen) < 0 || store_init(images_dir, err, errlen) < 0)
         return -1;
     store_sweep(images_dir);
-    pthread_once(&curl_once, curl_init_once);
 
     struct reg *g = calloc(1, sizeof(*g));
     if (!g)
@@ -511,7 +506,7 @@ int image_pull(const char *images_dir, const struct image_ref *ref, const struct
     if (found < 0)
         goto out;
     g->have_basic = found;
-    g->curl = curl_easy_init();
+    g->curl = sym_curl_easy_init();
     if (!g->curl) {
         img_err(err, errlen, "cannot initialise libcurl");
         goto out;
@@ -522,7 +517,7 @@ int image_pull(const char *images_dir, const struct image_ref *ref, const struct
     rc = img_resolve(&g->src, top, ctype, out, 0, err, errlen);
 out:
     if (g->curl)
-        curl_easy_cleanup(g->curl);
+        sym_curl_easy_cleanup(g->curl);
     explicit_bzero(g->basic, sizeof(g->basic));
     explicit_bzero(g->authz, sizeof(g->authz));
     explicit_bzero(g->auth_line, sizeof(g->auth_line));

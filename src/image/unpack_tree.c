@@ -4,8 +4,6 @@
  * writes through symlinks, dangling or escaping hard links and absurd sizes are
  * refused with an error naming the layer and the member. Only metadata is kept;
  * file bytes stay in the layers and are read again in pass 2. */
-#include <archive.h>
-#include <archive_entry.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +12,7 @@
 
 #include "image/unpack_int.h"
 #include "util/util.h"
+#include "util/dl_archive.h"
 
 #define WH_PREFIX ".wh."
 #define WH_OPAQUE ".wh..wh..opq"
@@ -347,8 +346,8 @@ static int read_xattrs(struct layer_ctx *c, struct archive_entry *e, struct unpa
     const char *name;
     const void *value;
     size_t len;
-    archive_entry_xattr_reset(e);
-    while (archive_entry_xattr_next(e, &name, &value, &len) == ARCHIVE_OK) {
+    sym_archive_entry_xattr_reset(e);
+    while (sym_archive_entry_xattr_next(e, &name, &value, &len) == ARCHIVE_OK) {
         if (!name || !*name)
             continue;
         count++;
@@ -385,14 +384,14 @@ static int read_xattrs(struct layer_ctx *c, struct archive_entry *e, struct unpa
 /* Copies a member's metadata into an inode (the type is already set). */
 static int fill_inode(struct layer_ctx *c, struct archive_entry *e, struct unpack_inode *in)
 {
-    in->mode = (in->mode & S_IFMT) | ((uint32_t)archive_entry_perm(e) & 07777);
-    int64_t uid = archive_entry_uid(e), gid = archive_entry_gid(e);
+    in->mode = (in->mode & S_IFMT) | ((uint32_t)sym_archive_entry_perm(e) & 07777);
+    int64_t uid = sym_archive_entry_uid(e), gid = sym_archive_entry_gid(e);
     if (uid < 0 || uid > UINT32_MAX - 1 || gid < 0 || gid > UINT32_MAX - 1)
         return fail(c, "owner out of range%s", "");
     in->uid = (uint32_t)uid;
     in->gid = (uint32_t)gid;
-    in->mtime = archive_entry_mtime_is_set(e) ? (int64_t)archive_entry_mtime(e) : 0;
-    long ns = archive_entry_mtime_is_set(e) ? archive_entry_mtime_nsec(e) : 0;
+    in->mtime = sym_archive_entry_mtime_is_set(e) ? (int64_t)sym_archive_entry_mtime(e) : 0;
+    long ns = sym_archive_entry_mtime_is_set(e) ? sym_archive_entry_mtime_nsec(e) : 0;
     in->mtime_nsec = ns >= 0 && ns < 1000000000 ? (uint32_t)ns : 0;
     struct unpack_xattr *xs;
     if (read_xattrs(c, e, &xs) < 0)
@@ -483,8 +482,8 @@ static int add_hardlink(struct layer_ctx *c, struct archive_entry *e, struct unp
     }
     x->seen = c->layer;
     /* A hard link member that carries data (pax allows it) rewrites the shared file. */
-    if (archive_entry_size_is_set(e) && archive_entry_size(e) > 0 && S_ISREG(in->mode)) {
-        in->size = (uint64_t)archive_entry_size(e);
+    if (sym_archive_entry_size_is_set(e) && sym_archive_entry_size(e) > 0 && S_ISREG(in->mode)) {
+        in->size = (uint64_t)sym_archive_entry_size(e);
         in->layer = c->layer;
         in->member = 0; /* set by the caller */
         rc = 1;
@@ -499,7 +498,7 @@ out:
 
 static uint32_t entry_type(struct archive_entry *e)
 {
-    switch (archive_entry_filetype(e)) {
+    switch (sym_archive_entry_filetype(e)) {
     case AE_IFREG: return S_IFREG;
     case AE_IFDIR: return S_IFDIR;
     case AE_IFLNK: return S_IFLNK;
@@ -525,7 +524,7 @@ static int apply_member(struct layer_ctx *c, struct unpack_reader *r, struct arc
     uint32_t type = hl ? S_IFREG : entry_type(e);
     if (!type)
         return fail(c, "unsupported member type%s", "");
-    int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : 0;
+    int64_t size = sym_archive_entry_size_is_set(e) ? sym_archive_entry_size(e) : 0;
     if (size < 0 || (uint64_t)size > UNPACK_MAX_FILE)
         return fail(c, "absurd size refused%s", "");
     if (!r->compressed && (uint64_t)size > r->blob_size)
@@ -599,8 +598,8 @@ static int apply_member(struct layer_ctx *c, struct unpack_reader *r, struct arc
         if (in->target)
             c->t->meta_bytes += tl + 1;
     } else if (S_ISCHR(type) || S_ISBLK(type)) {
-        in->rdev_major = (uint32_t)archive_entry_rdevmajor(e);
-        in->rdev_minor = (uint32_t)archive_entry_rdevminor(e);
+        in->rdev_major = (uint32_t)sym_archive_entry_rdevmajor(e);
+        in->rdev_minor = (uint32_t)sym_archive_entry_rdevminor(e);
     }
     struct unpack_node *x = tree_add(c->t, dir, last, p->len[p->n - 1], in);
     if (!x || (S_ISLNK(type) && !in->target)) {
@@ -636,14 +635,14 @@ int unpack_tree_add_layer(struct unpack_tree *t, int layer, const char *digest, 
     char last[320] = "";
     for (uint64_t idx = 0;; idx++) {
         struct archive_entry *e;
-        int ar = archive_read_next_header(r.a, &e);
+        int ar = sym_archive_read_next_header(r.a, &e);
         if (ar == ARCHIVE_EOF) {
             rc = 0;
             break;
         }
         if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN) {
             snprintf(err, errlen, "layer %s: corrupt or truncated layer%s%s%s: %s", digest,
-                     *last ? " (after member \"" : "", last, *last ? "\")" : "", archive_error_string(r.a));
+                     *last ? " (after member \"" : "", last, *last ? "\")" : "", sym_archive_error_string(r.a));
             break;
         }
         if (++t->members > t->max_entries) {
@@ -656,11 +655,11 @@ int unpack_tree_add_layer(struct unpack_tree *t, int layer, const char *digest, 
         if (apply_member(&c, &r, e, idx, p) < 0 || meta_within_budget(&c) < 0)
             break;
         snprintf(last, sizeof(last), "%.300s", c.member);
-        if (archive_read_data_skip(r.a) != ARCHIVE_OK) {
+        if (sym_archive_read_data_skip(r.a) != ARCHIVE_OK) {
             snprintf(err, errlen,
                      "layer %s: member \"%s\": corrupt or truncated layer (data shorter than the size "
                      "the member claims): %s",
-                     digest, last, archive_error_string(r.a));
+                     digest, last, sym_archive_error_string(r.a));
             break;
         }
     }

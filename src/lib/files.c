@@ -7,8 +7,6 @@
  * guest. Guest text is escaped before it enters any message. */
 #include "lib/internal.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -23,6 +21,7 @@
 #include "lib/extract.h"
 #include "lib/tar_reader.h"
 #include "util/util.h"
+#include "util/dl_archive.h"
 
 #define WARN_MAX 1024
 
@@ -119,41 +118,41 @@ static int put_names(const char *host_path, char *src, char *top, cocoon_error *
 int lib_copy_to_xfer(struct lib_xfer *x, const char *host_path, const char *box_path, cocoon_error *err)
 {
     char src[PATH_MAX], top[PATH_MAX];
-    if (put_names(host_path, src, top, err) < 0)
+    if (lib_archive_ready(err) < 0 || put_names(host_path, src, top, err) < 0)
         return -1;
     int rc = -1;
     char warnings[WARN_MAX] = "";
-    struct archive *disk = archive_read_disk_new(), *w = NULL;
-    struct archive_entry *e = archive_entry_new();
+    struct archive *disk = sym_archive_read_disk_new(), *w = NULL;
+    struct archive_entry *e = sym_archive_entry_new();
     if (lib_xfer_open_stream(x, PROTO_FILE_PUT, box_path, 0) < 0)
         goto out;
     if (!disk || !e || !(w = lib_xfer_tar_writer(x))) {
         lib_err(err, COCOON_E_NOMEM, "out of memory");
         goto out;
     }
-    archive_read_disk_set_symlink_physical(disk);
-    archive_read_disk_set_behavior(disk,
-                                   ARCHIVE_READDISK_NO_XATTR | ARCHIVE_READDISK_NO_ACL | ARCHIVE_READDISK_NO_FFLAGS);
-    if (archive_read_disk_open(disk, src) != ARCHIVE_OK) {
-        lib_err(err, COCOON_E_IO, "%s: %s", host_path, archive_error_string(disk));
+    sym_archive_read_disk_set_symlink_physical(disk);
+    sym_archive_read_disk_set_behavior(disk, ARCHIVE_READDISK_NO_XATTR | ARCHIVE_READDISK_NO_ACL |
+                                                 ARCHIVE_READDISK_NO_FFLAGS);
+    if (sym_archive_read_disk_open(disk, src) != ARCHIVE_OK) {
+        lib_err(err, COCOON_E_IO, "%s: %s", host_path, sym_archive_error_string(disk));
         goto out;
     }
     size_t srclen = strlen(src);
     for (;;) {
-        archive_entry_clear(e);
-        int r = archive_read_next_header2(disk, e);
+        sym_archive_entry_clear(e);
+        int r = sym_archive_read_next_header2(disk, e);
         if (r == ARCHIVE_EOF)
             break;
         if (r < ARCHIVE_WARN) {
-            lib_err(err, COCOON_E_IO, "%s: %s", host_path, archive_error_string(disk));
+            lib_err(err, COCOON_E_IO, "%s: %s", host_path, sym_archive_error_string(disk));
             goto out;
         }
-        const char *name = archive_entry_pathname(e);
+        const char *name = sym_archive_entry_pathname(e);
         if (r == ARCHIVE_WARN)
             lib_warning(warnings, sizeof(warnings), "%s: skipped (unreadable)", name ? name : "?");
-        if (archive_entry_filetype(e) == AE_IFDIR)
-            archive_read_disk_descend(disk);
-        mode_t type = archive_entry_filetype(e);
+        if (sym_archive_entry_filetype(e) == AE_IFDIR)
+            sym_archive_read_disk_descend(disk);
+        mode_t type = sym_archive_entry_filetype(e);
         if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) {
             lib_warning(warnings, sizeof(warnings), "%s: special file skipped", name ? name : "?");
             continue;
@@ -162,27 +161,27 @@ int lib_copy_to_xfer(struct lib_xfer *x, const char *host_path, const char *box_
         char aname[PATH_MAX + 256];
         const char *rest = name && !strncmp(name, src, srclen) ? name + srclen : "";
         snprintf(aname, sizeof(aname), "%s%s", top, rest);
-        archive_entry_set_pathname(e, aname);
-        archive_entry_set_uname(e, NULL);
-        archive_entry_set_gname(e, NULL);
-        archive_entry_unset_atime(e);
-        archive_entry_unset_ctime(e);
-        archive_entry_unset_birthtime(e);
-        if (archive_write_header(w, e) < ARCHIVE_WARN)
+        sym_archive_entry_set_pathname(e, aname);
+        sym_archive_entry_set_uname(e, NULL);
+        sym_archive_entry_set_gname(e, NULL);
+        sym_archive_entry_unset_atime(e);
+        sym_archive_entry_unset_ctime(e);
+        sym_archive_entry_unset_birthtime(e);
+        if (sym_archive_write_header(w, e) < ARCHIVE_WARN)
             goto archive_fail;
-        if (type == AE_IFREG && archive_entry_size(e) > 0) {
-            int c = lib_tar_copy_data(disk, w, archive_entry_size(e));
+        if (type == AE_IFREG && sym_archive_entry_size(e) > 0) {
+            int c = lib_tar_copy_data(disk, w, sym_archive_entry_size(e));
             if (c == LIB_DATA_READ_FAILED || c == LIB_DATA_OUT_OF_PLACE) {
-                lib_err(err, COCOON_E_IO, "%s: %s", aname, archive_error_string(disk));
+                lib_err(err, COCOON_E_IO, "%s: %s", aname, sym_archive_error_string(disk));
                 goto out;
             }
             if (c < 0)
                 goto archive_fail;
         }
-        if (archive_write_finish_entry(w) < ARCHIVE_WARN)
+        if (sym_archive_write_finish_entry(w) < ARCHIVE_WARN)
             goto archive_fail;
     }
-    if (archive_write_close(w) != ARCHIVE_OK)
+    if (sym_archive_write_close(w) != ARCHIVE_OK)
         goto archive_fail;
     if (lib_xfer_send(x, proto_encode_data(x->w, x->stream, PROTO_STDIN_EOF, NULL, 0)) < 0)
         goto out;
@@ -191,15 +190,15 @@ int lib_copy_to_xfer(struct lib_xfer *x, const char *host_path, const char *box_
         lib_xfer_pass_warnings(x, warnings);
     goto out;
 archive_fail:
-    lib_xfer_fail_unless_guest_said(x, "copy to", box_path, COCOON_E_IO, archive_error_string(w));
+    lib_xfer_fail_unless_guest_said(x, "copy to", box_path, COCOON_E_IO, sym_archive_error_string(w));
 out:
     if (rc < 0)
         lib_xfer_abandon(x); /* freeing the writer must not end the archive the guest reads */
     lib_tar_writer_free(w);
     if (disk)
-        archive_read_free(disk);
+        sym_archive_read_free(disk);
     if (e)
-        archive_entry_free(e);
+        sym_archive_entry_free(e);
     return rc;
 }
 
@@ -311,46 +310,48 @@ int cocoon_file_write(cocoon_box *box, const char *path, const void *data, size_
     lib_err_clear(err);
     if (!box || !path || !*path || (!data && len))
         return lib_err(err, COCOON_E_INVALID, "cocoon_file_write: NULL argument");
+    if (lib_archive_ready(err) < 0)
+        return -1;
     struct lib_xfer *x = lib_xfer_open(box, err);
     if (!x)
         return -1;
     int rc = -1;
     struct archive *w = NULL;
-    struct archive_entry *e = archive_entry_new();
+    struct archive_entry *e = sym_archive_entry_new();
     if (lib_xfer_open_stream(x, PROTO_FILE_PUT, path, PROTO_FILE_EXACT) < 0)
         goto out;
     if (!e || !(w = lib_xfer_tar_writer(x))) {
         lib_err(err, COCOON_E_NOMEM, "out of memory");
         goto out;
     }
-    archive_entry_set_pathname(e, "file"); /* renamed to the last component of path */
-    archive_entry_set_filetype(e, AE_IFREG);
-    archive_entry_set_perm(e, (mode ? mode : 0644) & 07777);
-    archive_entry_set_size(e, (la_int64_t)len);
-    archive_entry_set_mtime(e, time(NULL), 0);
-    if (archive_write_header(w, e) < ARCHIVE_WARN)
+    sym_archive_entry_set_pathname(e, "file"); /* renamed to the last component of path */
+    sym_archive_entry_set_filetype(e, AE_IFREG);
+    sym_archive_entry_set_perm(e, (mode ? mode : 0644) & 07777);
+    sym_archive_entry_set_size(e, (la_int64_t)len);
+    sym_archive_entry_set_mtime(e, time(NULL), 0);
+    if (sym_archive_write_header(w, e) < ARCHIVE_WARN)
         goto archive_fail;
     const char *p = data;
     for (size_t off = 0; off < len;) {
         size_t k = len - off < (1u << 20) ? len - off : (1u << 20);
-        if (archive_write_data(w, p + off, k) < 0)
+        if (sym_archive_write_data(w, p + off, k) < 0)
             goto archive_fail;
         off += k;
     }
-    if (archive_write_close(w) != ARCHIVE_OK)
+    if (sym_archive_write_close(w) != ARCHIVE_OK)
         goto archive_fail;
     if (lib_xfer_send(x, proto_encode_data(x->w, x->stream, PROTO_STDIN_EOF, NULL, 0)) < 0)
         goto out;
     rc = lib_xfer_result(x, "write", path);
     goto out;
 archive_fail:
-    lib_xfer_fail_unless_guest_said(x, "write", path, COCOON_E_IO, archive_error_string(w));
+    lib_xfer_fail_unless_guest_said(x, "write", path, COCOON_E_IO, sym_archive_error_string(w));
 out:
     if (rc < 0)
         lib_xfer_abandon(x);
     lib_tar_writer_free(w);
     if (e)
-        archive_entry_free(e);
+        sym_archive_entry_free(e);
     lib_xfer_close(x);
     return rc;
 }

@@ -50,6 +50,10 @@ struct check {
     cocoon_check_fn fn; /* NULL: collect quietly (lib_box_gc) */
     void *user;
     int left; /* findings not fixed */
+    /* The box ids with a row when the check began (NULL if that query failed): one
+     * query instead of one per directory, which `ls` paid for every box. */
+    struct state_box_id *rows;
+    size_t nrows;
 };
 
 static void report(struct check *c, int kind, int fixed, const char *action, const char *fmt, ...)
@@ -68,6 +72,8 @@ static void report(struct check *c, int kind, int fixed, const char *action, con
     cocoon_check_finding f = {kind, fixed, what, action};
     c->fn(c->user, &f);
 }
+
+static int cmp_id(const void *key, const void *row) { return strcmp(key, ((const struct state_box_id *)row)->id); }
 
 /* 1 when the box has a row, 0 when it certainly has none, -1 when the database could
  * not say (then its directory is left alone). */
@@ -94,6 +100,9 @@ static void collect_dir(struct check *c, const char *boxes, const char *name)
             report(c, COCOON_CHECK_PROBLEM, 0, "it is not cocoon's: move it away", "unexpected entry %s", dir);
         return;
     }
+    /* Had a row a moment ago: nothing to collect (a row deleted since is its rm's to clean). */
+    if (id && c->rows && bsearch(name, c->rows, c->nrows, sizeof(*c->rows), cmp_id))
+        return;
     if (id && has_row(c, name) != 0)
         return;
     int lock = lib_box_lock(dir);
@@ -128,6 +137,8 @@ static void check_box_dirs(struct check *c)
                    strerror(errno));
         return;
     }
+    if (state_box_ids(c->rt->state, &c->rows, &c->nrows, NULL) < 0)
+        c->rows = NULL;
     DIR *d = opendir(boxes);
     struct dirent *e;
     while (d && (e = readdir(d)))
@@ -135,6 +146,8 @@ static void check_box_dirs(struct check *c)
             collect_dir(c, boxes, e->d_name);
     if (d)
         closedir(d);
+    free(c->rows);
+    c->rows = NULL;
     lib_gc_unlock(gc);
 }
 

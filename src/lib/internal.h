@@ -268,6 +268,10 @@ void lib_xfer_fail_unless_guest_said(struct lib_xfer *x, const char *what, const
 void lib_xfer_explain_failure(struct lib_xfer *x, const char *what, const char *path);
 /* Guest warnings of a successful transfer, then extra, into err->message with code 0. */
 void lib_xfer_pass_warnings(struct lib_xfer *x, const char *extra);
+/* libarchive is loaded on first use (util/dl_archive.h): 0 once it is, else -1 with
+ * COCOON_E_UNSUPPORTED saying what to install. Every path that makes an archive object
+ * calls this first. */
+int lib_archive_ready(cocoon_error *err);
 /* A pax writer (64 KiB blocks, the last one not padded) whose bytes go to the guest as
  * x's STDIN, each as soon as the guest credits it. NULL when out of memory. Once the
  * caller gives up, lib_xfer_abandon: freeing the writer then sends nothing more (a

@@ -236,6 +236,13 @@ int state_open(const char *home, struct lib_state **out, cocoon_error *err)
         return -1;
     }
     chmod(st->path, 0600);
+    /* The last connection to close would delete cocoon.db-wal and -shm, and the next
+     * command make them again: two file creations and deletions per short command
+     * (~0.1 ms on a quiet ext4; 14% of an `ls -a` in a profile taken while other jobs
+     * churned the file system, where ext4 scans for recently deleted inodes). Kept
+     * instead, the WAL emptied at close (journal_size_limit below). */
+    int persist = 1;
+    sqlite3_file_control(st->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
     sqlite3_extended_result_codes(st->db, 1);
     sqlite3_busy_timeout(st->db, STATE_BUSY_MS);
     uint64_t deadline = mono_ms() + STATE_BUSY_MS;
@@ -257,7 +264,8 @@ int state_open(const char *home, struct lib_state **out, cocoon_error *err)
         }
         nap();
     }
-    if (exec_retry(st, "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL", deadline) != SQLITE_OK) {
+    if (exec_retry(st, "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL; PRAGMA journal_size_limit=1048576",
+                   deadline) != SQLITE_OK) {
         db_fail(st, err, "setting pragmas");
         state_close(st);
         return -1;
@@ -516,6 +524,21 @@ int state_box_list(struct lib_state *st, struct state_box **out, size_t *count, 
 {
     return collect_rows(st, "SELECT " BOX_COLS " FROM boxes ORDER BY created_at, id", sizeof(**out), box_row, box_clear,
                         "listing boxes", (void **)out, count, err);
+}
+
+static void id_row(sqlite3_stmt *s, void *rec)
+{
+    struct state_box_id *b = rec;
+    col_text(s, 0, b->id, sizeof(b->id));
+}
+
+static void id_clear(void *rec) { (void)rec; }
+
+int state_box_ids(struct lib_state *st, struct state_box_id **out, size_t *count, cocoon_error *err)
+{
+    /* ids are lowercase hex: SQLite's BINARY order is strcmp's */
+    return collect_rows(st, "SELECT id FROM boxes ORDER BY id", sizeof(**out), id_row, id_clear, "listing box ids",
+                        (void **)out, count, err);
 }
 
 void state_box_list_free(struct state_box *list, size_t count)

@@ -53,6 +53,11 @@ int state_box_find(struct lib_state *st, const char *id_or_name, struct state_bo
 /* All boxes, oldest first. Free with state_box_list_free. */
 int state_box_list(struct lib_state *st, struct state_box **out, size_t *count, cocoon_error *err);
 void state_box_list_free(struct state_box *list, size_t count);
+/* Every box's id in one query, sorted by strcmp (free the array). */
+struct state_box_id {
+    char id[16];
+};
+int state_box_ids(struct lib_state *st, struct state_box_id **out, size_t *count, cocoon_error *err);
 
 /* ---- images ---- */
 /* An image is a row keyed by its id; its names (tags, canonical references such as

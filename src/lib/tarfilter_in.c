@@ -7,8 +7,6 @@
  * bounded before libarchive has to hold them, and every message escapes the names. */
 #include "lib/tarfilter.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,6 +17,7 @@
 #include "lib/internal.h"
 #include "lib/tar_policy.h"
 #include "util/util.h"
+#include "util/dl_archive.h"
 
 #define IN_CHUNK (64u * 1024u)
 #define SHOW_MAX 240 /* bytes of a name in a message */
@@ -63,13 +62,13 @@ static la_ssize_t in_read(struct archive *a, void *arg, const void **out)
     struct in *f = arg;
     if (f->in_header && f->total - f->header_start > TARFILTER_HEADER_MAX) {
         f->header_too_big = 1;
-        archive_set_error(a, EFBIG, "headers too large");
+        sym_archive_set_error(a, EFBIG, "headers too large");
         return -1;
     }
     long n = f->read(f->arg, f->buf, IN_CHUNK);
     if (n < 0 || (size_t)n > IN_CHUNK) {
         f->source_failed = 1;
-        archive_set_error(a, EIO, "reading the archive failed");
+        sym_archive_set_error(a, EIO, "reading the archive failed");
         return -1;
     }
     for (long i = 0; i < n && f->nmagic < sizeof(f->magic); i++)
@@ -99,7 +98,7 @@ static int not_a_tar(struct in *f)
                           i < 4 ? "-compressed" : "");
     if (f->total == 0)
         return refuse(f, "the archive is empty (no bytes): send a tar archive");
-    return refuse(f, "not a tar archive: %s", archive_error_string(f->r));
+    return refuse(f, "not a tar archive: %s", sym_archive_error_string(f->r));
 }
 
 /* After the end-of-archive block: block padding (or anything) up to a bound is read
@@ -124,24 +123,24 @@ static int drain(struct in *f)
  * NULL) with e's permission bits and mtime. */
 static void out_entry(struct in *f, struct archive_entry *e, mode_t type, const char *symlink, const char *hardlink)
 {
-    archive_entry_clear(f->out);
+    sym_archive_entry_clear(f->out);
     lib_tar_entry_names(f->out, f->name, symlink, hardlink);
-    archive_entry_set_filetype(f->out, type);
-    archive_entry_set_perm(f->out, archive_entry_perm(e) & 07777);
-    if (archive_entry_mtime_is_set(e))
-        archive_entry_set_mtime(f->out, archive_entry_mtime(e), archive_entry_mtime_nsec(e));
+    sym_archive_entry_set_filetype(f->out, type);
+    sym_archive_entry_set_perm(f->out, sym_archive_entry_perm(e) & 07777);
+    if (sym_archive_entry_mtime_is_set(e))
+        sym_archive_entry_set_mtime(f->out, sym_archive_entry_mtime(e), sym_archive_entry_mtime_nsec(e));
     else
-        archive_entry_set_mtime(f->out, time(NULL), 0);
+        sym_archive_entry_set_mtime(f->out, time(NULL), 0);
 }
 
 static int write_header(struct in *f)
 {
-    return archive_write_header(f->w, f->out) < ARCHIVE_WARN ? TARFILTER_SINK_FAILED : TARFILTER_OK;
+    return sym_archive_write_header(f->w, f->out) < ARCHIVE_WARN ? TARFILTER_SINK_FAILED : TARFILTER_OK;
 }
 
 static int write_end(struct in *f)
 {
-    return archive_write_finish_entry(f->w) < ARCHIVE_WARN ? TARFILTER_SINK_FAILED : TARFILTER_OK;
+    return sym_archive_write_finish_entry(f->w) < ARCHIVE_WARN ? TARFILTER_SINK_FAILED : TARFILTER_OK;
 }
 
 /* The sparse map of e onto f->out: checked (in order, no overlap, inside the file),
@@ -152,12 +151,12 @@ static int write_end(struct in *f)
 static int copy_sparse_map(struct in *f, struct archive_entry *e, int64_t size)
 {
     char b[SHOW_MAX];
-    if (archive_entry_sparse_reset(e) <= 0)
+    if (sym_archive_entry_sparse_reset(e) <= 0)
         return TARFILTER_OK;
     la_int64_t off, len, end = 0, p_off = 0, p_end = 0;
     unsigned added = 0;
     int pending = 0;
-    while (archive_entry_sparse_next(e, &off, &len) == ARCHIVE_OK) {
+    while (sym_archive_entry_sparse_next(e, &off, &len) == ARCHIVE_OK) {
         if (off < end || len < 0 || off > size || len > size - off)
             return refuse(f, "the sparse map of \"%s\" is malformed (regions out of order or beyond its size)",
                           show(b, f->name));
@@ -165,7 +164,7 @@ static int copy_sparse_map(struct in *f, struct archive_entry *e, int64_t size)
         if (len == 0)
             continue;
         if (pending && added < TARFILTER_SEGMENTS_MAX - 2) { /* room for the last one and the end marker */
-            archive_entry_sparse_add_entry(f->out, p_off, p_end - p_off);
+            sym_archive_entry_sparse_add_entry(f->out, p_off, p_end - p_off);
             added++;
             pending = 0;
         }
@@ -175,9 +174,9 @@ static int copy_sparse_map(struct in *f, struct archive_entry *e, int64_t size)
         pending = 1;
     }
     if (pending)
-        archive_entry_sparse_add_entry(f->out, p_off, p_end - p_off);
+        sym_archive_entry_sparse_add_entry(f->out, p_off, p_end - p_off);
     else
-        archive_entry_sparse_add_entry(f->out, size, 0);
+        sym_archive_entry_sparse_add_entry(f->out, size, 0);
     return TARFILTER_OK;
 }
 
@@ -186,7 +185,7 @@ static int copy_sparse_map(struct in *f, struct archive_entry *e, int64_t size)
 static int put_file(struct in *f, struct archive_entry *e)
 {
     char b[SHOW_MAX];
-    int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : 0;
+    int64_t size = sym_archive_entry_size_is_set(e) ? sym_archive_entry_size(e) : 0;
     if (size < 0)
         return refuse(f, "\"%s\" has a negative size", show(b, f->name));
     if ((uint64_t)size > f->lim->max_bytes - f->st.bytes)
@@ -194,7 +193,7 @@ static int put_file(struct in *f, struct archive_entry *e)
                       show(b, f->name), (long long)size, (unsigned long long)f->lim->max_bytes, f->lim->bytes_knob);
     f->st.bytes += (uint64_t)size;
     out_entry(f, e, AE_IFREG, NULL, NULL);
-    archive_entry_set_size(f->out, size);
+    sym_archive_entry_set_size(f->out, size);
     int rc = copy_sparse_map(f, e, size);
     if (rc == TARFILTER_OK)
         rc = write_header(f);
@@ -208,7 +207,7 @@ static int put_file(struct in *f, struct archive_entry *e)
         if (f->source_failed)
             return TARFILTER_SOURCE_FAILED;
         return refuse(f, "\"%s\": the archive is damaged or truncated (%s)", show(b, f->name),
-                      archive_error_string(f->r));
+                      sym_archive_error_string(f->r));
     }
     if (tar_book_put(&f->book, f->name, strlen(f->name), TAR_KIND_FILE) < 0)
         return refuse(f, "out of memory");
@@ -224,20 +223,21 @@ static int put_hardlink(struct in *f, struct archive_entry *e, const char *raw_t
     if (v != TAR_NAME_OK || tn == 0 || tar_book_get(&f->book, f->target, strlen(f->target)) != TAR_KIND_FILE)
         return refuse(f, "the hard link \"%s\" points to \"%s\", which is not a file earlier in the archive",
                       show(b1, f->name), show(b2, raw_target));
-    int64_t data = archive_entry_size_is_set(e) ? archive_entry_size(e) : 0; /* pax allows data on a hard link */
+    int64_t data =
+        sym_archive_entry_size_is_set(e) ? sym_archive_entry_size(e) : 0; /* pax allows data on a hard link */
     if (data < 0 || (uint64_t)data > f->lim->max_bytes - f->st.bytes)
         return refuse(f, "the hard link \"%s\" carries %lld bytes of data, above the limit of %llu (raise it with %s)",
                       show(b1, f->name), (long long)data, (unsigned long long)f->lim->max_bytes, f->lim->bytes_knob);
     f->st.bytes += (uint64_t)data;
     out_entry(f, e, AE_IFREG, NULL, f->target);
-    archive_entry_set_size(f->out, 0);
+    sym_archive_entry_set_size(f->out, 0);
     int rc = write_header(f);
     if (rc == TARFILTER_OK) {
-        f->data_read = archive_read_data_skip(f->r) == ARCHIVE_OK;
+        f->data_read = sym_archive_read_data_skip(f->r) == ARCHIVE_OK;
         if (!f->data_read)
             rc = f->source_failed ? TARFILTER_SOURCE_FAILED
                                   : refuse(f, "\"%s\": the archive is damaged or truncated (%s)", show(b1, f->name),
-                                           archive_error_string(f->r));
+                                           sym_archive_error_string(f->r));
     }
     if (rc == TARFILTER_OK && tar_book_put(&f->book, f->name, strlen(f->name), TAR_KIND_FILE) < 0)
         rc = refuse(f, "out of memory");
@@ -247,7 +247,7 @@ static int put_hardlink(struct in *f, struct archive_entry *e, const char *raw_t
 static int put_symlink(struct in *f, struct archive_entry *e, size_t ncomp)
 {
     char b1[SHOW_MAX], b2[SHOW_MAX];
-    const char *target = archive_entry_symlink(e);
+    const char *target = sym_archive_entry_symlink(e);
     if (!target || !target[0] || strlen(target) > TAR_NAME_MAX)
         return refuse(f, "the symlink \"%s\" has no target or one longer than %u bytes", show(b1, f->name),
                       TAR_NAME_MAX);
@@ -267,7 +267,7 @@ static int put_symlink(struct in *f, struct archive_entry *e, size_t ncomp)
 static int put_dir(struct in *f, struct archive_entry *e)
 {
     char b[SHOW_MAX];
-    int64_t data = archive_entry_size_is_set(e) ? archive_entry_size(e) : 0; /* GNU tar's dumpdir lists */
+    int64_t data = sym_archive_entry_size_is_set(e) ? sym_archive_entry_size(e) : 0; /* GNU tar's dumpdir lists */
     if (data < 0 || (uint64_t)data > f->lim->max_bytes - f->st.bytes)
         return refuse(f, "the directory \"%s\" carries %lld bytes of data, above the limit of %llu (raise it with %s)",
                       show(b, f->name), (long long)data, (unsigned long long)f->lim->max_bytes, f->lim->bytes_knob);
@@ -298,7 +298,7 @@ static int put_entry(struct in *f, struct archive_entry *e)
     if (++f->st.entries > f->lim->max_entries)
         return refuse(f, "more than %llu entries, the limit (raise it with %s)",
                       (unsigned long long)f->lim->max_entries, f->lim->entries_knob);
-    const char *raw = archive_entry_pathname(e);
+    const char *raw = sym_archive_entry_pathname(e);
     if (!raw)
         return refuse(f, "an entry of the archive has no name");
     size_t ncomp;
@@ -306,8 +306,8 @@ static int put_entry(struct in *f, struct archive_entry *e)
     if (v != TAR_NAME_OK)
         return refuse(f, "the archive holds the name \"%s\", which %s: names must lie inside the destination",
                       show(b1, raw), tar_name_problem(v));
-    mode_t type = archive_entry_filetype(e);
-    const char *hardlink = archive_entry_hardlink(e);
+    mode_t type = sym_archive_entry_filetype(e);
+    const char *hardlink = sym_archive_entry_hardlink(e);
     if (ncomp == 0) {
         if (type == AE_IFDIR && !hardlink)
             return TARFILTER_OK; /* "./": the destination itself, which exists */
@@ -333,23 +333,23 @@ static int put_entry(struct in *f, struct archive_entry *e)
  * name's bytes are kept as they are, which is what the guest gets. */
 static int charset_warning(struct in *f)
 {
-    return strstr(archive_error_string(f->r) ?: "", "can't be converted") != NULL;
+    return strstr(sym_archive_error_string(f->r) ?: "", "can't be converted") != NULL;
 }
 
 static int next_header(struct in *f, struct archive_entry *e)
 {
     /* what is left of the previous entry's data (counted in the bound when it was
      * seen) is read through first, so that what the header takes is measured alone */
-    if (f->st.entries && !f->data_read && archive_read_data_skip(f->r) != ARCHIVE_OK)
+    if (f->st.entries && !f->data_read && sym_archive_read_data_skip(f->r) != ARCHIVE_OK)
         return f->source_failed ? TARFILTER_SOURCE_FAILED
-                                : refuse(f, "the archive is damaged or truncated: %s", archive_error_string(f->r));
-    int64_t before = archive_filter_bytes(f->r, 0);
+                                : refuse(f, "the archive is damaged or truncated: %s", sym_archive_error_string(f->r));
+    int64_t before = sym_archive_filter_bytes(f->r, 0);
     f->header_start = f->total;
     f->in_header = 1;
-    int r = archive_read_next_header2(f->r, e);
+    int r = sym_archive_read_next_header2(f->r, e);
     f->in_header = f->data_read = 0;
     if (r == ARCHIVE_EOF) {
-        if (archive_filter_bytes(f->r, 0) == before) /* no end-of-archive block was read */
+        if (sym_archive_filter_bytes(f->r, 0) == before) /* no end-of-archive block was read */
             return f->st.entries == 0 && f->total == 0
                        ? not_a_tar(f)
                        : refuse(f, "the archive ends without its end-of-archive block (truncated?)");
@@ -365,7 +365,7 @@ static int next_header(struct in *f, struct archive_entry *e)
     if (f->st.entries == 0 && before == 0)
         return not_a_tar(f);
     return refuse(f, "the archive is damaged after %llu entries: %s", (unsigned long long)f->st.entries,
-                  archive_error_string(f->r));
+                  sym_archive_error_string(f->r));
 }
 
 static int filter(tar_read_fn read, void *arg, struct archive *w, const struct tarfilter_limits *lim, char *warnings,
@@ -374,11 +374,13 @@ static int filter(tar_read_fn read, void *arg, struct archive *w, const struct t
     struct in f = {.read = read, .arg = arg, .lim = lim, .w = w, .warnings = warnings, .wcap = wcap, .err = err};
     if (wcap)
         warnings[0] = 0;
+    if (lib_archive_ready(err) < 0) /* w may come from a program's own libarchive */
+        return TARFILTER_REFUSED;
     int rc = TARFILTER_REFUSED;
-    struct archive_entry *e = archive_entry_new();
+    struct archive_entry *e = sym_archive_entry_new();
     f.buf = malloc(IN_CHUNK);
-    f.out = archive_entry_new();
-    f.r = archive_read_new();
+    f.out = sym_archive_entry_new();
+    f.r = sym_archive_read_new();
     if (!e || !f.buf || !f.out || !f.r) {
         refuse(&f, "out of memory");
         goto out;
@@ -387,8 +389,8 @@ static int filter(tar_read_fn read, void *arg, struct archive *w, const struct t
         refuse(&f, "no random bytes for the archive's name table: %s", strerror(errno));
         goto out;
     }
-    archive_read_support_format_tar(f.r);
-    if (archive_read_open(f.r, &f, NULL, in_read, NULL) != ARCHIVE_OK) {
+    sym_archive_read_support_format_tar(f.r);
+    if (sym_archive_read_open(f.r, &f, NULL, in_read, NULL) != ARCHIVE_OK) {
         rc = f.source_failed ? TARFILTER_SOURCE_FAILED : not_a_tar(&f);
         goto out;
     }
@@ -401,11 +403,11 @@ out:
     if (stats)
         *stats = f.st;
     if (f.r)
-        archive_read_free(f.r);
+        sym_archive_read_free(f.r);
     if (f.out)
-        archive_entry_free(f.out);
+        sym_archive_entry_free(f.out);
     if (e)
-        archive_entry_free(e);
+        sym_archive_entry_free(e);
     tar_book_free(&f.book);
     free(f.buf);
     return rc;

@@ -8,8 +8,6 @@
  * outside it. */
 #include "lib/tarfilter.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -20,6 +18,7 @@
 #include "lib/internal.h"
 #include "lib/tar_policy.h"
 #include "util/util.h"
+#include "util/dl_archive.h"
 
 #define SHOW_MAX 240 /* bytes of a guest name in a message */
 
@@ -132,23 +131,23 @@ static int enter_parent(struct out *o)
 static void out_entry(struct out *o, const struct tar_entry *e, mode_t type, unsigned perm, const char *symlink,
                       const char *hardlink)
 {
-    archive_entry_clear(o->out);
+    sym_archive_entry_clear(o->out);
     lib_tar_entry_names(o->out, renamed(o, o->name), symlink, hardlink);
-    archive_entry_set_filetype(o->out, type);
-    archive_entry_set_perm(o->out, perm);
-    archive_entry_set_mtime(o->out, e->mtime_sec, e->mtime_nsec);
+    sym_archive_entry_set_filetype(o->out, type);
+    sym_archive_entry_set_perm(o->out, perm);
+    sym_archive_entry_set_mtime(o->out, e->mtime_sec, e->mtime_nsec);
 }
 
 static int write_entry(struct out *o)
 {
-    if (archive_write_header(o->w, o->out) < ARCHIVE_WARN)
+    if (sym_archive_write_header(o->w, o->out) < ARCHIVE_WARN)
         return TARFILTER_SINK_FAILED;
     return TARFILTER_OK;
 }
 
 static int end_entry(struct out *o)
 {
-    return archive_write_finish_entry(o->w) < ARCHIVE_WARN ? TARFILTER_SINK_FAILED : TARFILTER_OK;
+    return sym_archive_write_finish_entry(o->w) < ARCHIVE_WARN ? TARFILTER_SINK_FAILED : TARFILTER_OK;
 }
 
 static int record(struct out *o, enum tar_kind kind)
@@ -183,11 +182,11 @@ static void sparse_map(struct out *o, const struct tar_entry *e)
     int any = 0;
     for (size_t i = 0; i < r->nseg; i++)
         if (r->seg[i].len) {
-            archive_entry_sparse_add_entry(o->out, (la_int64_t)r->seg[i].off, (la_int64_t)r->seg[i].len);
+            sym_archive_entry_sparse_add_entry(o->out, (la_int64_t)r->seg[i].off, (la_int64_t)r->seg[i].len);
             any = 1;
         }
     if (!any)
-        archive_entry_sparse_add_entry(o->out, (la_int64_t)e->size, 0);
+        sym_archive_entry_sparse_add_entry(o->out, (la_int64_t)e->size, 0);
 }
 
 static int put_file(struct out *o, const struct tar_entry *e)
@@ -200,7 +199,7 @@ static int put_file(struct out *o, const struct tar_entry *e)
                       o->lim->bytes_knob);
     o->st.bytes += e->size;
     out_entry(o, e, AE_IFREG, e->mode & 0777, NULL, NULL);
-    archive_entry_set_size(o->out, (la_int64_t)e->size);
+    sym_archive_entry_set_size(o->out, (la_int64_t)e->size);
     sparse_map(o, e);
     int rc = write_entry(o);
     if (rc != TARFILTER_OK)
@@ -210,7 +209,7 @@ static int put_file(struct out *o, const struct tar_entry *e)
     uint64_t off, done = 0;
     int d;
     while ((d = tar_data(o->r, &data, &len, &off)) == 1) { /* the reader keeps pieces in order, inside e->size */
-        if ((off > done && lib_tar_write_zeros(o->w, off - done) < 0) || archive_write_data(o->w, data, len) < 0)
+        if ((off > done && lib_tar_write_zeros(o->w, off - done) < 0) || sym_archive_write_data(o->w, data, len) < 0)
             return TARFILTER_SINK_FAILED;
         done = off + len;
     }
@@ -296,14 +295,16 @@ static int filter(struct tar_reader *r, const char *top, const char *out_top, st
 {
     if (wcap)
         warnings[0] = 0;
+    if (lib_archive_ready(err) < 0) /* w may come from a program's own libarchive */
+        return TARFILTER_REFUSED;
     struct out *o = calloc(1, sizeof(*o));
     struct tar_entry *e = malloc(sizeof(*e));
-    struct archive_entry *ae = archive_entry_new();
+    struct archive_entry *ae = sym_archive_entry_new();
     int rc = TARFILTER_REFUSED;
     if (!o || !e || !ae) {
         lib_err(err, COCOON_E_NOMEM, "out of memory");
         if (ae)
-            archive_entry_free(ae);
+            sym_archive_entry_free(ae);
         goto out;
     }
     *o = (struct out){.r = r,
@@ -335,7 +336,7 @@ out:
             *stats = o->st;
         tar_book_free(&o->book);
         if (o->out)
-            archive_entry_free(o->out);
+            sym_archive_entry_free(o->out);
     }
     free(o);
     free(e);

@@ -7,7 +7,6 @@
  * and who is to blame when something fails. */
 #include "lib/internal.h"
 
-#include <archive.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 
 #include "lib/tarfilter.h"
 #include "lib/tar_reader.h"
+#include "util/dl_archive.h"
 
 #define WARN_MAX 1024
 #define OUT_BLOCK 65536
@@ -57,7 +57,7 @@ int lib_tar_to_xfer(struct lib_xfer *x, const char *box_dir, cocoon_read_fn read
     char path[PROTO_MAX_STRING], warnings[WARN_MAX];
     struct tarfilter_limits tl;
     limits_of(lim, &tl);
-    if (put_path(box_dir, path, sizeof(path), err) < 0 ||
+    if (lib_archive_ready(err) < 0 || put_path(box_dir, path, sizeof(path), err) < 0 ||
         lib_xfer_open_stream(x, PROTO_FILE_PUT, path, flags & COCOON_TAR_NO_OVERWRITE ? PROTO_FILE_NO_REPLACE : 0) < 0)
         return -1;
     struct archive *w = lib_xfer_tar_writer(x);
@@ -66,8 +66,8 @@ int lib_tar_to_xfer(struct lib_xfer *x, const char *box_dir, cocoon_read_fn read
     int rc = -1;
     switch (tarfilter_in(read, user, w, &tl, warnings, sizeof(warnings), NULL, err)) {
     case TARFILTER_OK:
-        if (archive_write_close(w) != ARCHIVE_OK) {
-            lib_xfer_fail_unless_guest_said(x, "copy to", box_dir, COCOON_E_IO, archive_error_string(w));
+        if (sym_archive_write_close(w) != ARCHIVE_OK) {
+            lib_xfer_fail_unless_guest_said(x, "copy to", box_dir, COCOON_E_IO, sym_archive_error_string(w));
             break;
         }
         if (lib_xfer_send(x, proto_encode_data(x->w, x->stream, PROTO_STDIN_EOF, NULL, 0)) < 0)
@@ -82,7 +82,7 @@ int lib_tar_to_xfer(struct lib_xfer *x, const char *box_dir, cocoon_read_fn read
                 box_label(x->box), box_dir);
         break;
     case TARFILTER_SINK_FAILED:
-        lib_xfer_fail_unless_guest_said(x, "copy to", box_dir, COCOON_E_IO, archive_error_string(w));
+        lib_xfer_fail_unless_guest_said(x, "copy to", box_dir, COCOON_E_IO, sym_archive_error_string(w));
         break;
     }
     if (rc < 0)
@@ -125,12 +125,12 @@ static la_ssize_t sink_write(struct archive *a, void *arg, const void *buf, size
 {
     struct sink *s = arg;
     if (s->failed || s->given_up) {
-        archive_set_error(a, ECANCELED, "the archive was given up");
+        sym_archive_set_error(a, ECANCELED, "the archive was given up");
         return -1;
     }
     if (s->write(s->user, buf, len) < 0) {
         s->failed = 1;
-        archive_set_error(a, EPIPE, "the write callback gave up");
+        sym_archive_set_error(a, EPIPE, "the write callback gave up");
         return -1;
     }
     return (la_ssize_t)len;
@@ -142,7 +142,7 @@ int lib_tar_from_xfer(struct lib_xfer *x, const char *box_path, cocoon_write_fn 
     char top[NAME_MAX + 1], warnings[WARN_MAX];
     struct tarfilter_limits tl;
     limits_of(lim, &tl);
-    if (lib_guest_top(box_path, top, err) < 0 ||
+    if (lib_archive_ready(err) < 0 || lib_guest_top(box_path, top, err) < 0 ||
         lib_xfer_open_stream(x, PROTO_FILE_GET, box_path, flags & COCOON_TAR_FOLLOW ? PROTO_FILE_FOLLOW : 0) < 0)
         return -1;
     struct sink sink = {write, user, 0, 0};
@@ -150,10 +150,10 @@ int lib_tar_from_xfer(struct lib_xfer *x, const char *box_path, cocoon_write_fn 
     if (tar_reader_init(&r, lib_xfer_read_stdout, x) < 0)
         return lib_err(err, COCOON_E_NOMEM, "out of memory");
     int rc = -1;
-    struct archive *w = archive_write_new();
-    if (!w || archive_write_set_format_pax(w) != ARCHIVE_OK || archive_write_set_bytes_per_block(w, OUT_BLOCK) ||
-        archive_write_set_bytes_in_last_block(w, 1) ||
-        archive_write_open(w, &sink, NULL, sink_write, NULL) != ARCHIVE_OK) {
+    struct archive *w = sym_archive_write_new();
+    if (!w || sym_archive_write_set_format_pax(w) != ARCHIVE_OK ||
+        sym_archive_write_set_bytes_per_block(w, OUT_BLOCK) || sym_archive_write_set_bytes_in_last_block(w, 1) ||
+        sym_archive_write_open(w, &sink, NULL, sink_write, NULL) != ARCHIVE_OK) {
         lib_err(err, COCOON_E_NOMEM, "out of memory");
         goto out;
     }
@@ -162,7 +162,7 @@ int lib_tar_from_xfer(struct lib_xfer *x, const char *box_path, cocoon_write_fn 
     case TARFILTER_OK:
         if (lib_xfer_result(x, "copy from", box_path) < 0)
             break;
-        if (archive_write_close(w) != ARCHIVE_OK) {
+        if (sym_archive_write_close(w) != ARCHIVE_OK) {
             lib_err(err, COCOON_E_IO, "copy from %s:%s: the write callback gave up", box_label(x->box), box_path);
             break;
         }

@@ -5,8 +5,6 @@
  * message. Shared by the copies of files.c and the archive streams of tarstream.c. */
 #include "lib/internal.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <locale.h>
 #include <stdio.h>
@@ -14,6 +12,7 @@
 #include <string.h>
 
 #include "util/util.h"
+#include "util/dl_archive.h"
 
 #define STDIN_CHUNK (60u * 1024u)
 #define TEXT_MAX 1024 /* escaped guest text in one message */
@@ -142,7 +141,7 @@ static la_ssize_t put_write(struct archive *a, void *client, const void *buf, si
     const char *p = buf;
     size_t sent = 0;
     if (x->abandoned) {
-        archive_set_error(a, ECANCELED, "the transfer was given up");
+        sym_archive_set_error(a, ECANCELED, "the transfer was given up");
         return -1;
     }
     while (sent < len) {
@@ -150,7 +149,7 @@ static la_ssize_t put_write(struct archive *a, void *client, const void *buf, si
             if (xfer_step(x) < 0)
                 break;
         if (x->failed || x->done) {
-            archive_set_error(a, EPIPE, "the guest stopped reading");
+            sym_archive_set_error(a, EPIPE, "the guest stopped reading");
             return -1;
         }
         size_t n = len - sent;
@@ -159,7 +158,7 @@ static la_ssize_t put_write(struct archive *a, void *client, const void *buf, si
         if (n > STDIN_CHUNK)
             n = STDIN_CHUNK;
         if (lib_xfer_send(x, proto_encode_data(x->w, x->stream, PROTO_STDIN, p + sent, n)) < 0) {
-            archive_set_error(a, EIO, "sending to the monitor failed");
+            sym_archive_set_error(a, EIO, "sending to the monitor failed");
             return -1;
         }
         x->credit -= n;
@@ -169,14 +168,23 @@ static la_ssize_t put_write(struct archive *a, void *client, const void *buf, si
     return (la_ssize_t)len;
 }
 
+int lib_archive_ready(cocoon_error *err)
+{
+    char why[COCOON_ERROR_MAX];
+    if (dl_archive_load(why, sizeof(why)) < 0)
+        return lib_err(err, COCOON_E_UNSUPPORTED, "%s", why);
+    return 0;
+}
+
 struct archive *lib_xfer_tar_writer(struct lib_xfer *x)
 {
-    struct archive *w = archive_write_new();
+    struct archive *w = sym_archive_write_new();
     if (!w)
         return NULL;
-    if (archive_write_set_format_pax(w) != ARCHIVE_OK || archive_write_set_bytes_per_block(w, 65536) ||
-        archive_write_set_bytes_in_last_block(w, 1) || archive_write_open(w, x, NULL, put_write, NULL) != ARCHIVE_OK) {
-        archive_write_free(w);
+    if (sym_archive_write_set_format_pax(w) != ARCHIVE_OK || sym_archive_write_set_bytes_per_block(w, 65536) ||
+        sym_archive_write_set_bytes_in_last_block(w, 1) ||
+        sym_archive_write_open(w, x, NULL, put_write, NULL) != ARCHIVE_OK) {
+        sym_archive_write_free(w);
         return NULL;
     }
     return w;
@@ -198,11 +206,11 @@ void lib_tar_locale_leave(locale_t old, locale_t utf8)
 
 void lib_tar_entry_names(struct archive_entry *e, const char *path, const char *symlink, const char *hardlink)
 {
-    archive_entry_copy_pathname(e, path);
+    sym_archive_entry_copy_pathname(e, path);
     if (symlink)
-        archive_entry_copy_symlink(e, symlink);
+        sym_archive_entry_copy_symlink(e, symlink);
     if (hardlink)
-        archive_entry_copy_hardlink(e, hardlink);
+        sym_archive_entry_copy_hardlink(e, hardlink);
 }
 
 void lib_tar_writer_free(struct archive *w)
@@ -212,8 +220,8 @@ void lib_tar_writer_free(struct archive *w)
     /* libarchive 3.6 frees a writer that failed inside a header without closing its
      * output, and so leaks the output's block buffer: close it first (what it writes
      * goes nowhere once its owner gave up) */
-    archive_write_close(w);
-    archive_write_free(w);
+    sym_archive_write_close(w);
+    sym_archive_write_free(w);
 }
 
 void lib_xfer_abandon(struct lib_xfer *x)
@@ -228,7 +236,7 @@ int lib_tar_write_zeros(struct archive *w, uint64_t n)
     static const char zeros[65536];
     while (n > 0) {
         size_t k = n < sizeof(zeros) ? (size_t)n : sizeof(zeros);
-        if (archive_write_data(w, zeros, k) < 0)
+        if (sym_archive_write_data(w, zeros, k) < 0)
             return -1;
         n -= k;
     }
@@ -242,12 +250,12 @@ int lib_tar_copy_data(struct archive *in, struct archive *w, int64_t size)
     la_int64_t off;
     int64_t done = 0;
     int r;
-    while ((r = archive_read_data_block(in, &buf, &len, &off)) == ARCHIVE_OK) {
+    while ((r = sym_archive_read_data_block(in, &buf, &len, &off)) == ARCHIVE_OK) {
         if (off < done || off > size || (uint64_t)len > (uint64_t)(size - off))
             return LIB_DATA_OUT_OF_PLACE; /* an overlapping or oversized sparse map: the writer would shift data */
         if (off > done && lib_tar_write_zeros(w, (uint64_t)(off - done)) < 0)
             return LIB_DATA_SEND_FAILED;
-        if (len && archive_write_data(w, buf, len) < 0)
+        if (len && sym_archive_write_data(w, buf, len) < 0)
             return LIB_DATA_SEND_FAILED;
         done = off + (int64_t)len;
     }

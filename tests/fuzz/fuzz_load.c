@@ -3,6 +3,7 @@
  * into a private temporary blob store, which is then removed. Refusals are fine; a
  * crash, a sanitizer report, or a name with a control character reported is not.
  * fuzz-sources: src/image/load.c src/image/manifest.c src/image/reference.c src/image/blobstore.c src/util/files.c
+ * src/util/dl_archive.c src/util/dynlib.c
  * -larchive -ljansson
  */
 #include <stddef.h>

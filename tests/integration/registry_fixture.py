@@ -55,7 +55,7 @@ def build_image_tool(out_dir, name="image-tool"):
     lib = os.path.join(lib_dir(), "libcocoon.a")
     if not os.path.exists(lib):
         raise RuntimeError(f"{lib} is not built (make)")
-    libs = run(["pkg-config", "--libs", "jansson", "libcurl", "libarchive", "ext2fs", "com_err", "sqlite3"]).stdout.split()
+    libs = run(["pkg-config", "--libs", "jansson", "sqlite3"]).stdout.split()
     out = os.path.join(out_dir, name)
     nm = subprocess.run(["nm", lib], capture_output=True, text=True).stdout
     san = ["-fsanitize=address,undefined"] if "__asan_" in nm else []

@@ -102,6 +102,65 @@ static void test_schema(void **unused)
     assert_non_null(strstr(err.message, "newer"));
 }
 
+static off_t file_size(const char *suffix)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/cocoon.db%s", home, suffix);
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+static void insert_boxes(struct lib_state *st, int n)
+{
+    cocoon_error err = {0};
+    for (int i = n - 1; i >= 0; i--) {
+        struct state_box b;
+        char id[16];
+        snprintf(id, sizeof(id), "%012x", i);
+        make_box(&b, id, NULL, NULL);
+        b.config_json = calloc(1, 2048);
+        memset(b.config_json, 'x', 2047);
+        assert_int_equal(state_box_insert(st, &b, &err), 0);
+        state_box_clear(&b);
+    }
+}
+
+/* A short command neither deletes nor leaves behind the WAL: making it and its index
+ * again in every command cost more than the rest of an `ls`, and a WAL left full
+ * would take disk space for nothing. Writes are in the database after close. */
+static void test_wal_kept_empty_between_commands(void **unused)
+{
+    struct lib_state *st = open_state();
+    insert_boxes(st, 200);
+    assert_true(file_size("-wal") > 0);
+    state_close(st);
+    assert_int_equal(file_size("-wal"), 0);
+    assert_true(file_size("-shm") > 0);
+    st = open_state();
+    cocoon_error err = {0};
+    struct state_box got;
+    assert_int_equal(state_box_get(st, "0000000000c7", &got, &err), 0);
+    state_box_clear(&got);
+    state_close(st);
+}
+
+/* The ids in one query, sorted as the box collector searches them. */
+static void test_box_ids_sorted(void **unused)
+{
+    struct lib_state *st = open_state();
+    insert_boxes(st, 200);
+    cocoon_error err = {0};
+    struct state_box_id *ids;
+    size_t n;
+    assert_int_equal(state_box_ids(st, &ids, &n, &err), 0);
+    assert_int_equal(n, 200);
+    for (size_t i = 1; i < n; i++) /* sorted: the collector searches it */
+        assert_true(strcmp(ids[i - 1].id, ids[i].id) < 0);
+    assert_string_equal(ids[0].id, "000000000000");
+    free(ids);
+    state_close(st);
+}
+
 static void test_box_crud(void **unused)
 {
     struct lib_state *st = open_state();
@@ -586,6 +645,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_schema),
+        cmocka_unit_test(test_wal_kept_empty_between_commands),
+        cmocka_unit_test(test_box_ids_sorted),
         cmocka_unit_test(test_box_crud),
         cmocka_unit_test(test_name_unique),
         cmocka_unit_test(test_image_crud_and_in_use),
