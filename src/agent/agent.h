@@ -33,6 +33,30 @@ _Noreturn void agent_fatal(const char *fmt, ...) __attribute__((format(printf, 1
 /* Flushes disks, makes the root read-only and reboots (never returns). */
 _Noreturn void agent_reboot(void);
 
+/* ---- trace.c ---- */
+/* Per-exec phase stamps (CLOCK_MONOTONIC ns), taken only with cocoon.trace=exec. */
+enum trace_phase {
+    TRACE_RECEIVED, /* the poll round that read the EXEC began */
+    TRACE_DECODED,
+    TRACE_USER,     /* user resolved, environment built */
+    TRACE_PIPES,    /* pipes or pty made */
+    TRACE_FORKED,   /* the fork returned in the agent */
+    TRACE_EXECED,   /* the child's execve passed the point of no return */
+    TRACE_STARTED,  /* STARTED sent */
+    TRACE_REAPED,   /* waitpid saw it end */
+    TRACE_DRAINED,  /* its output pipes at EOF */
+    TRACE_EXIT,     /* EXIT sent */
+    TRACE_RELEASED, /* its cgroup removed and the next one made (after EXIT) */
+    TRACE_PHASES
+};
+struct exec_trace {
+    uint64_t at[TRACE_PHASES];
+};
+extern int agent_trace;
+void trace_mark(struct exec_trace *t, enum trace_phase p);
+/* Logs the exec's phase durations (µs) to the console once it ended. */
+void trace_report(uint32_t stream, const struct exec_trace *t);
+
 /* ---- mounts.c ---- */
 struct boot_opts {
     char root[256];
@@ -68,12 +92,13 @@ struct spawn_result {
     pid_t pid;
     int in_fd, out_fd, err_fd; /* err_fd is -1 for a tty (stderr goes to the pty) */
     int pty_fd;                /* master, -1 without a tty; also out_fd for a tty */
+    unsigned long cg;          /* its cgroup, for cgroup_release (also after a failure) */
     int err_code;              /* errno of a failed start, 0 when running */
     char message[512];         /* what failed, for the ERROR frame */
 };
 /* Forks and execs the command; the child reports any failure before exec through a
  * close-on-exec pipe, so a result with err_code == 0 means the program is running. */
-void spawn_exec(const struct proto_exec *m, struct spawn_result *r);
+void spawn_exec(const struct proto_exec *m, struct spawn_result *r, struct exec_trace *trace);
 void spawn_set_base_nofile(unsigned long soft);
 
 /* ---- exec.c ---- */
@@ -92,10 +117,13 @@ struct exec {
     uint64_t deadline; /* CLOCK_MONOTONIC ns, 0 = no timeout */
     int timed_out;
     uint64_t killed_at;
+    unsigned long cg; /* its cgroup (cgroup.c), released after EXIT */
+    struct exec_trace trace;
 };
 
 struct agent;
-void exec_start(struct agent *a, uint32_t stream, const uint8_t *p, size_t n);
+/* received: CLOCK_MONOTONIC ns at which the poll round that read the EXEC began. */
+void exec_start(struct agent *a, uint32_t stream, const uint8_t *p, size_t n, uint64_t received);
 /* Whether a new exec or transfer may start on stream: 1, or 0 after answering the host
  * (the stream is in use, or too_many: too many are running). */
 int exec_may_start(struct agent *a, uint32_t stream, const char *too_many);
@@ -125,15 +153,18 @@ void exec_poll_handle(struct agent *a, struct pollfd *fds, struct poll_slot *slo
  * get the same credits, SIGNAL and EXIT as a command's. Sends STARTED; NULL when out
  * of memory (nothing was sent). in_fd/out_fd may be -1. */
 struct exec *exec_adopt(struct agent *a, uint32_t stream, pid_t pid, int in_fd, int out_fd, int err_fd,
-                        uint32_t window);
+                        uint32_t window, unsigned long cg);
 
 /* ---- cgroup.c ---- */
 /* Creates /sys/fs/cgroup/execs with memory and pids limits (after cgroup2 is mounted). */
 void cgroup_setup(void);
-/* Moves the agent into a fresh per-command cgroup for a fork; returns a token for
- * cgroup_leave, which moves it back. */
-int cgroup_enter(void);
-void cgroup_leave(int token);
+/* Forks like fork(), the child born in a cgroup of its own under execs; *cg gets its
+ * number (0: none) for cgroup_release, which the caller owes it even when the fork
+ * failed. */
+pid_t cgroup_fork(unsigned long *cg);
+/* The command of cgroup cg ended (its EXIT is sent): removes the cgroup, or later when
+ * something the command started still runs in it, and makes the next one ahead. */
+void cgroup_release(unsigned long cg);
 
 /* ---- files.c ---- */
 /* FILE_PUT / FILE_GET: forks the transfer child and adopts it as an exec stream. */

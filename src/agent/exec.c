@@ -60,7 +60,7 @@ int exec_may_start(struct agent *a, uint32_t stream, const char *too_many)
     return 1;
 }
 
-void exec_start(struct agent *a, uint32_t stream, const uint8_t *p, size_t n)
+void exec_start(struct agent *a, uint32_t stream, const uint8_t *p, size_t n, uint64_t received)
 {
     char msg[600];
     snprintf(msg, sizeof(msg), "too many running commands (limit %d)", AGENT_MAX_EXECS);
@@ -80,19 +80,22 @@ void exec_start(struct agent *a, uint32_t stream, const uint8_t *p, size_t n)
         exec_refuse(a, stream, ENOMEM, "out of memory");
         return;
     }
+    if (agent_trace)
+        e->trace.at[TRACE_RECEIVED] = received;
+    trace_mark(&e->trace, TRACE_DECODED);
     struct spawn_result r;
-    int cg = cgroup_enter(); /* the child starts in its own cgroup (cgroup.c) */
-    spawn_exec(&m, &r);
-    cgroup_leave(cg);
+    spawn_exec(&m, &r, &e->trace); /* the child starts in a cgroup of its own (cgroup.c) */
     if (r.err_code) {
         free(e);
         proto_exec_free(&m);
         exec_refuse(a, stream, r.err_code, r.message);
+        cgroup_release(r.cg);
         return;
     }
     a->no_children = 0;
     e->stream = stream;
     e->pid = r.pid;
+    e->cg = r.cg;
     e->tty = (int)m.tty;
     e->in_fd = r.in_fd;
     e->out_fd = r.out_fd;
@@ -109,6 +112,7 @@ void exec_start(struct agent *a, uint32_t stream, const uint8_t *p, size_t n)
     a->nexecs++;
     struct proto_started s = {.pid = (uint32_t)e->pid, .window = (uint32_t)e->in_cap};
     session_send(a, proto_encode_started(&agent_w, stream, &s));
+    trace_mark(&e->trace, TRACE_STARTED);
 }
 
 static void exec_free(struct agent *a, struct exec *e)
@@ -124,6 +128,9 @@ static void exec_free(struct agent *a, struct exec *e)
     close_fd(&e->out_fd);
     close_fd(&e->err_fd);
     free(e->in_buf);
+    cgroup_release(e->cg);
+    trace_mark(&e->trace, TRACE_RELEASED);
+    trace_report(e->stream, &e->trace);
     free(e);
 }
 
@@ -239,6 +246,7 @@ void exec_on_reaped(struct agent *a, pid_t pid, int status)
         if (e->pid == pid && !e->exited) {
             e->exited = 1;
             e->status = status;
+            trace_mark(&e->trace, TRACE_REAPED);
             return;
         }
     }
@@ -261,6 +269,8 @@ static void pump_output(struct agent *a, struct exec *e, int *fd, uint16_t type)
         close_fd(fd);
         if (e->tty)
             close_fd(&e->in_fd);
+        if (e->out_fd < 0 && e->err_fd < 0)
+            trace_mark(&e->trace, TRACE_DRAINED);
     }
 }
 
@@ -276,6 +286,7 @@ static void finish(struct agent *a, struct exec *e)
         sig = (uint32_t)WTERMSIG(e->status); /* CODE stays 0: docs/protocol.md, EXIT */
     }
     send_exit(a, e->stream, code, sig, (uint32_t)e->timed_out);
+    trace_mark(&e->trace, TRACE_EXIT);
     exec_free(a, e);
 }
 
@@ -353,7 +364,8 @@ void exec_poll_handle(struct agent *a, struct pollfd *fds, struct poll_slot *slo
     }
 }
 
-struct exec *exec_adopt(struct agent *a, uint32_t stream, pid_t pid, int in_fd, int out_fd, int err_fd, uint32_t window)
+struct exec *exec_adopt(struct agent *a, uint32_t stream, pid_t pid, int in_fd, int out_fd, int err_fd, uint32_t window,
+                        unsigned long cg)
 {
     struct exec *e = calloc(1, sizeof(*e));
     if (!e)
@@ -364,6 +376,7 @@ struct exec *exec_adopt(struct agent *a, uint32_t stream, pid_t pid, int in_fd, 
     e->in_fd = in_fd;
     e->out_fd = out_fd;
     e->err_fd = err_fd;
+    e->cg = cg;
     e->out_credit = window;
     e->in_cap = PROTO_DEFAULT_WINDOW;
     e->next = a->execs;

@@ -158,7 +158,7 @@ static int open_pty(const struct proto_exec *m, char *slave, size_t cap)
     return master;
 }
 
-void spawn_exec(const struct proto_exec *m, struct spawn_result *r)
+void spawn_exec(const struct proto_exec *m, struct spawn_result *r, struct exec_trace *trace)
 {
     memset(r, 0, sizeof(*r));
     r->pid = -1;
@@ -175,6 +175,7 @@ void spawn_exec(const struct proto_exec *m, struct spawn_result *r)
         fail(r, ENOMEM, "environment", NULL);
         return;
     }
+    trace_mark(trace, TRACE_USER);
 
     int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, rep[2] = {-1, -1};
     char slave[128];
@@ -198,8 +199,9 @@ void spawn_exec(const struct proto_exec *m, struct spawn_result *r)
     plan.out_w = out[1];
     plan.err_w = err[1];
     plan.report_w = rep[1];
+    trace_mark(trace, TRACE_PIPES);
 
-    pid_t pid = fork();
+    pid_t pid = cgroup_fork(&r->cg);
     if (pid < 0) {
         fail(r, errno, "fork", NULL);
         goto out;
@@ -207,12 +209,14 @@ void spawn_exec(const struct proto_exec *m, struct spawn_result *r)
     if (pid == 0)
         child_main(&plan);
     r->pid = pid;
+    trace_mark(trace, TRACE_FORKED);
     close_fd(&rep[1]);
     struct child_report cr;
     ssize_t got;
     do
         got = read(rep[0], &cr, sizeof(cr));
     while (got < 0 && errno == EINTR);
+    trace_mark(trace, TRACE_EXECED);
     if (got == (ssize_t)sizeof(cr)) {
         switch (cr.stage) {
         case ST_PTY: fail(r, cr.err, "pty", slave); break;

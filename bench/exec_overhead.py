@@ -1,0 +1,172 @@
+#!/usr/bin/python3
+"""What cocoon adds to starting a program (issue 16): `true` through the C API vs the
+same program forked and exec'd by a small static program inside the same box.
+
+Per side (a build; two sides make an A/B of two builds in one run), one running box
+(default image, 1 vCPU, 1 GiB) with bench/forkexec.c copied into it (`cocoon cp`). Each
+round, on every side in turn (the order alternating from round to round):
+  capi      examples/exec_many BOX latency RUNS: `true` RUNS times through
+            cocoon_box_run on one open box handle (EXEC, STARTED, EXIT), median;
+  in-guest  `cocoon exec BOX -- forkexec RUNS true`: fork + execvp("true") + waitpid
+            RUNS times inside the guest, median (the program itself, nothing of cocoon's).
+Reports the median over rounds of each, the spread of the round medians, and the
+ratio capi / in-guest (goal: at most 1.1).
+
+With --trace the boxes start with COCOON_AGENT_TRACE=1: the agent logs the phases of
+every exec to console.log (src/agent/trace.c), and the script reports the median of
+each phase. Logging costs time itself, so traced runs are for attribution only.
+
+Usage: bench/exec_overhead.py [--side LABEL=BUILD[,VAR=VALUE...] ...] [--rounds 10] [--runs 20]
+                              [--trace] [--results bench/RESULTS.md]
+Default side: after=build. --results writes the section this script owns.
+"""
+import argparse
+import datetime
+import glob
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import replace_section  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECTION = "## Exec overhead: C API vs in-guest fork+exec"
+TRACE_SECTION = "## Exec overhead: where an exec's time goes in the guest (agent trace)"
+
+
+class Side:
+    def __init__(self, text, trace, work):
+        self.label, rest = text.split("=", 1) if "=" in text else ("after", text)
+        parts = rest.split(",")
+        self.build = os.path.abspath(parts[0])
+        self.home = tempfile.mkdtemp(prefix=f"cocoon-xo-{self.label}-")
+        self.env = dict(os.environ, COCOON_HOME=self.home,
+                        COCOON_SHARE_DIR=os.path.join(self.build, "share", "cocoon"),
+                        COCOON_VMM=os.path.join(self.build, "bin", "cocoon-vmm"))
+        self.env.update(p.split("=", 1) for p in parts[1:] if p)  # the side's own variables win
+        if trace:
+            self.env["COCOON_AGENT_TRACE"] = "1"
+        self.exec_many = os.path.join(work, self.label, "exec_many")
+        subprocess.run(["make", "-s", "-C", os.path.join(REPO, "examples"), f"BUILD={self.build}",
+                        f"OUT={os.path.dirname(self.exec_many)}", self.exec_many], check=True)
+        self.capi, self.guest = [], []
+
+    def cli(self, *args, timeout=300):
+        r = subprocess.run([os.path.join(self.build, "bin", "cocoon"), *args], env=self.env, capture_output=True,
+                           timeout=timeout)
+        if r.returncode:
+            sys.exit(f"{self.label}: cocoon {' '.join(args)} failed: {r.stderr.decode()[-800:]}")
+        return r.stdout.decode()
+
+    def start(self, forkexec):
+        self.cli("create", "--name", "xo", "--memory", "1G")
+        self.cli("start", "xo")
+        self.cli("cp", forkexec, "xo:/usr/local/bin/forkexec")
+
+    def round(self, runs, first):
+        def capi():
+            r = subprocess.run([self.exec_many, "xo", "latency", str(runs)], env=self.env, capture_output=True,
+                               check=True)
+            self.capi.append(json.loads(r.stdout.decode())["median_ms"])
+
+        def guest():
+            self.guest.append(json.loads(self.cli("exec", "xo", "--", "forkexec", str(runs), "true"))["median_ms"])
+
+        for fn in ((capi, guest) if first else (guest, capi)):
+            fn()
+
+    def trace_phases(self):
+        """Median of each phase (µs) over the traced execs of `true` in console.log."""
+        phases = {}
+        for path in glob.glob(os.path.join(self.home, "boxes", "*", "console.log")):
+            for line in open(path, errors="replace"):
+                if "trace exec" not in line:
+                    continue
+                for k, v in re.findall(r"(\S+)=(\d+)", line):
+                    phases.setdefault(k, []).append(int(v))
+        return {k: statistics.median(v) for k, v in phases.items()}
+
+    def close(self):
+        subprocess.run([os.path.join(self.build, "bin", "cocoon"), "rm", "-f", "xo"], env=self.env,
+                       capture_output=True)
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def spread(v):
+    return f"{statistics.median(v):.1f} ({min(v):.1f}–{max(v):.1f})"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--side", action="append", help="LABEL=BUILD (repeat for an A/B)")
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--trace", action="store_true")
+    ap.add_argument("--results")
+    a = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="cocoon-xo-")
+    forkexec = os.path.join(work, "forkexec")
+    subprocess.run(["cc", "-static", "-O2", "-Wall", "-Wextra", "-Werror", "-o", forkexec,
+                    os.path.join(REPO, "bench", "forkexec.c")], check=True)
+    sides = [Side(s, a.trace, work) for s in (a.side or ["after=build"])]
+    load0 = os.getloadavg()[0]
+    try:
+        for s in sides:
+            s.start(forkexec)
+        for rnd in range(a.rounds):
+            order = sides if rnd % 2 == 0 else list(reversed(sides))
+            for s in order:
+                s.round(a.runs, first=rnd % 2 == 0)
+            print(f"round {rnd + 1}: " + " | ".join(
+                f"{s.label}: capi {s.capi[-1]:.1f} ms, in-guest {s.guest[-1]:.1f} ms" for s in sides),
+                file=sys.stderr, flush=True)
+        traces = {s.label: s.trace_phases() for s in sides} if a.trace else {}
+    finally:
+        for s in sides:
+            s.close()
+        shutil.rmtree(work, ignore_errors=True)
+    load1 = os.getloadavg()[0]
+
+    lines = ["| side | exec `true`, C API (ms) | fork+exec `true` in the guest (ms) | C API / in-guest, per round |",
+             "|---|---|---|---|"]
+    for s in sides:
+        ratios = [c / g for c, g in zip(s.capi, s.guest)]
+        lines.append(f"| {s.label} | {spread(s.capi)} | {spread(s.guest)} | "
+                     f"**{statistics.median(ratios):.2f}** ({min(ratios):.2f}–{max(ratios):.2f}) |")
+    if len(sides) == 2:
+        A, B = sides
+        lines += ["", f"{B.label} / {A.label}: C API {statistics.median(B.capi) / statistics.median(A.capi):.2f}, "
+                  f"in-guest {statistics.median(B.guest) / statistics.median(A.guest):.2f}."]
+    table = "\n".join(lines)
+    trace_text = ""
+    if traces:
+        keys = [k for k in next(iter(traces.values()))]
+        tl = ["| phase (µs, median) | " + " | ".join(traces) + " |", "|---|" + "---|" * len(traces)]
+        for k in keys:
+            tl.append(f"| {k} | " + " | ".join(f"{t.get(k, 0):.0f}" for t in traces.values()) + " |")
+        trace_text = "\n".join(tl)
+    print(table)
+    if trace_text:
+        print("\n" + trace_text)
+    if a.results:
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        cmd = " ".join(["bench/exec_overhead.py"] + sys.argv[1:]).replace(REPO + "/", "")
+        how = (f"{a.rounds} rounds of {a.runs} runs each (medians per round; the table gives the median of "
+               f"the round medians and their range). One box per side (default image, 1 vCPU, 1 GiB); "
+               f"the sides and the two measures take turns.")
+        foot = (f"Command: `{cmd}`. Date: {now}; load average {load0:.2f} at the start, {load1:.2f} at the end "
+                f"(2 shared cores, qemu backend under TCG: absolute numbers are noisy, the ratios less so).")
+        if trace_text:
+            replace_section(a.results, TRACE_SECTION, f"{how}\n\n{trace_text}\n\n{foot}")
+        else:
+            replace_section(a.results, SECTION, f"{how}\n\n{table}\n\n{foot}")
+
+
+if __name__ == "__main__":
+    main()
