@@ -46,7 +46,7 @@ enum trace_phase {
     TRACE_REAPED,   /* waitpid saw it end */
     TRACE_DRAINED,  /* its output pipes at EOF */
     TRACE_EXIT,     /* EXIT sent */
-    TRACE_RELEASED, /* its cgroup removed and the next one made (after EXIT) */
+    TRACE_RELEASED, /* its cgroup kept for reuse or removed (after EXIT) */
     TRACE_PHASES
 };
 struct exec_trace {
@@ -87,12 +87,27 @@ struct user_cred {
  * /etc/passwd and /etc/group. 0, or -1 with a message in err. */
 int user_resolve(const char *spec, struct user_cred *out, char *err, size_t errlen);
 
+/* ---- cgroup.c ---- */
+/* Creates /sys/fs/cgroup/execs with memory and pids limits (after cgroup2 is mounted). */
+void cgroup_setup(void);
+/* A command's cgroup under execs: its number and open directory (0 and -1: none). */
+struct cmd_cgroup {
+    unsigned long id;
+    int fd;
+};
+/* Forks like fork(), the child born in a cgroup of its own under execs, which cg
+ * receives; the caller owes it a cgroup_release, even when the fork failed. */
+pid_t cgroup_fork(struct cmd_cgroup *cg);
+/* The command of cg ended (its EXIT is sent): the cgroup serves a later command when
+ * nothing runs in it any more, else it is removed (once empty). */
+void cgroup_release(struct cmd_cgroup *cg);
+
 /* ---- spawn.c ---- */
 struct spawn_result {
     pid_t pid;
     int in_fd, out_fd, err_fd; /* err_fd is -1 for a tty (stderr goes to the pty) */
     int pty_fd;                /* master, -1 without a tty; also out_fd for a tty */
-    unsigned long cg;          /* its cgroup, for cgroup_release (also after a failure) */
+    struct cmd_cgroup cg;      /* its cgroup, for cgroup_release (also after a failure) */
     int err_code;              /* errno of a failed start, 0 when running */
     char message[512];         /* what failed, for the ERROR frame */
 };
@@ -117,7 +132,7 @@ struct exec {
     uint64_t deadline; /* CLOCK_MONOTONIC ns, 0 = no timeout */
     int timed_out;
     uint64_t killed_at;
-    unsigned long cg; /* its cgroup (cgroup.c), released after EXIT */
+    struct cmd_cgroup cg; /* released after EXIT */
     struct exec_trace trace;
 };
 
@@ -152,19 +167,8 @@ void exec_poll_handle(struct agent *a, struct pollfd *fds, struct poll_slot *slo
 /* Registers a process the agent forked itself (files.c) as an exec stream: its pipes
  * get the same credits, SIGNAL and EXIT as a command's. Sends STARTED; NULL when out
  * of memory (nothing was sent). in_fd/out_fd may be -1. */
-struct exec *exec_adopt(struct agent *a, uint32_t stream, pid_t pid, int in_fd, int out_fd, int err_fd,
-                        uint32_t window, unsigned long cg);
-
-/* ---- cgroup.c ---- */
-/* Creates /sys/fs/cgroup/execs with memory and pids limits (after cgroup2 is mounted). */
-void cgroup_setup(void);
-/* Forks like fork(), the child born in a cgroup of its own under execs; *cg gets its
- * number (0: none) for cgroup_release, which the caller owes it even when the fork
- * failed. */
-pid_t cgroup_fork(unsigned long *cg);
-/* The command of cgroup cg ended (its EXIT is sent): removes the cgroup, or later when
- * something the command started still runs in it, and makes the next one ahead. */
-void cgroup_release(unsigned long cg);
+struct exec *exec_adopt(struct agent *a, uint32_t stream, pid_t pid, int in_fd, int out_fd, int err_fd, uint32_t window,
+                        const struct cmd_cgroup *cg);
 
 /* ---- files.c ---- */
 /* FILE_PUT / FILE_GET: forks the transfer child and adopts it as an exec stream. */

@@ -1,7 +1,10 @@
 /* Guest cgroups: every command (and file transfer) runs in its own cgroup under
  * /sys/fs/cgroup/execs, whose memory.max leaves the agent headroom and whose pids.max
  * bounds a fork bomb; the agent stays in the root cgroup, outside those limits, so a
- * runaway command is OOM-killed or refused forks while the box keeps serving. */
+ * runaway command is OOM-killed or refused forks while the box keeps serving.
+ * Commands are born in their cgroup (clone3 CLONE_INTO_CGROUP), and a cgroup whose
+ * command ended with nothing left running in it serves a later command: making and
+ * removing one costs more than a millisecond of the guest's CPU under TCG. */
 #include "agent/agent.h"
 
 #include <dirent.h>
@@ -22,13 +25,15 @@
 #define AGENT_HEADROOM (32ull << 20)
 #define PIDS_MIN 256u
 #define PIDS_MAX 4096u
+/* Empty command cgroups kept for reuse; more are removed. */
+#define SPARES_MAX 4
 
 static int cg_ready;
 static unsigned long cg_serial;
-/* The next command's cgroup, made in advance: an open directory and its number. */
-static int spare_fd = -1;
-static unsigned long spare_id;
-/* Some command's cgroup could not be removed when it ended: look again later. */
+/* Command cgroups ready for the next commands: empty, open directories. */
+static struct cmd_cgroup spares[SPARES_MAX];
+static int nspares;
+/* Some command's cgroup could not be removed: look again when another one ends. */
 static int leftovers;
 static int clone3_works = 1;
 
@@ -89,8 +94,18 @@ void cgroup_setup(void)
     make_spare();
 }
 
-/* Removes the cgroups of commands that ended (rmdir fails on a populated one), but
- * the spare. 1 when some could not be removed. */
+static void cgroup_path(char *buf, size_t cap, unsigned long id) { snprintf(buf, cap, CG_EXECS "/%lu", id); }
+
+static int is_spare(unsigned long id)
+{
+    for (int i = 0; i < nspares; i++)
+        if (spares[i].id == id)
+            return 1;
+    return 0;
+}
+
+/* Removes the cgroups of commands that ended, but the spares (rmdir fails on a
+ * cgroup still in use). 1 when some could not be removed. */
 static int collect(void)
 {
     DIR *d = opendir(CG_EXECS);
@@ -100,7 +115,7 @@ static int collect(void)
     char path[300];
     int kept = 0;
     while ((de = readdir(d))) {
-        if (de->d_name[0] < '0' || de->d_name[0] > '9' || strtoul(de->d_name, NULL, 10) == spare_id)
+        if (de->d_name[0] < '0' || de->d_name[0] > '9' || is_spare(strtoul(de->d_name, NULL, 10)))
             continue;
         snprintf(path, sizeof(path), CG_EXECS "/%s", de->d_name);
         if (rmdir(path) != 0)
@@ -110,19 +125,59 @@ static int collect(void)
     return kept;
 }
 
-/* Makes the next command's cgroup ahead of time, so an exec does not wait for it. */
+static void drop(struct cmd_cgroup *cg)
+{
+    if (cg->fd >= 0)
+        close(cg->fd);
+    if (cg->id) {
+        char path[128];
+        cgroup_path(path, sizeof(path), cg->id);
+        /* Busy while something the command started still runs (a daemon): kept for later. */
+        if (rmdir(path) != 0 && errno != ENOENT)
+            leftovers = 1;
+    }
+    cg->id = 0;
+    cg->fd = -1;
+}
+
+static int make_cgroup(struct cmd_cgroup *cg)
+{
+    char path[128];
+    cg->id = ++cg_serial;
+    cgroup_path(path, sizeof(path), cg->id);
+    cg->fd = -1;
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+        cg->id = 0;
+        return -1;
+    }
+    cg->fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (cg->fd < 0) {
+        drop(cg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Keeps one cgroup ready, so a command does not wait for its mkdir. */
 static void make_spare(void)
 {
-    if (!cg_ready || spare_fd >= 0)
-        return;
-    char path[128];
-    unsigned long id = ++cg_serial;
-    snprintf(path, sizeof(path), CG_EXECS "/%lu", id);
-    if (mkdir(path, 0755) != 0 && errno != EEXIST)
-        return;
-    spare_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (spare_fd >= 0)
-        spare_id = id;
+    if (cg_ready && nspares == 0 && make_cgroup(&spares[0]) == 0)
+        nspares = 1;
+}
+
+/* A cgroup may serve another command when nothing runs in it and it is not frozen. */
+static int reusable(const struct cmd_cgroup *cg)
+{
+    char buf[128];
+    int fd = openat(cg->fd, "cgroup.events", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    return strstr(buf, "populated 0\n") && strstr(buf, "frozen 0\n");
 }
 
 /* The child is born in the cgroup: no process, however fast it forks, ever runs
@@ -143,7 +198,7 @@ static pid_t clone_into(int cgroup_fd)
  * back right after, so the child still starts inside. */
 static pid_t fork_by_migrating(unsigned long id)
 {
-    char path[128];
+    char path[160];
     snprintf(path, sizeof(path), CG_EXECS "/%lu/cgroup.procs", id);
     if (write_file(path, "0") != 0) {
         agent_log("cgroups: entering %s: %s", path, strerror(errno));
@@ -157,48 +212,46 @@ static pid_t fork_by_migrating(unsigned long id)
     return pid;
 }
 
-pid_t cgroup_fork(unsigned long *cg)
+pid_t cgroup_fork(struct cmd_cgroup *cg)
 {
-    *cg = 0;
+    cg->id = 0;
+    cg->fd = -1;
     make_spare();
-    if (spare_fd < 0)
+    if (nspares == 0)
         return fork(); /* no cgroups here: commands run without limits (logged at boot) */
-    int fd = spare_fd;
-    unsigned long id = spare_id;
-    spare_fd = -1;
-    spare_id = 0;
-    pid_t pid = -1;
-    if (clone3_works) {
-        pid = clone_into(fd);
-        if (pid < 0 && (errno == ENOSYS || errno == E2BIG)) {
-            agent_log("cgroups: clone3 into a cgroup: %s (commands start by migrating the agent)", strerror(errno));
-            clone3_works = 0;
-        } else if (pid < 0 && errno != EAGAIN && errno != ENOMEM) {
-            agent_log("cgroups: clone3 into %s/%lu: %s (migrating instead)", CG_EXECS, id, strerror(errno));
-            pid = fork_by_migrating(id);
-        }
-    }
+    *cg = spares[--nspares];
     if (!clone3_works)
-        pid = fork_by_migrating(id);
-    if (pid == 0)
-        return 0; /* the child: its copy of fd is close-on-exec */
-    int e = errno;
-    close(fd);
-    *cg = id;
-    errno = e;
-    return pid;
+        return fork_by_migrating(cg->id);
+    pid_t pid = clone_into(cg->fd);
+    if (pid >= 0 || errno == EAGAIN || errno == ENOMEM)
+        return pid; /* EAGAIN: pids.max of the commands reached */
+    if (errno == ENOSYS || errno == E2BIG) {
+        agent_log("cgroups: clone3 into a cgroup: %s (commands start by migrating the agent)", strerror(errno));
+        clone3_works = 0;
+        return fork_by_migrating(cg->id);
+    }
+    /* This cgroup cannot take a process (an earlier command enabled controllers in
+     * it, or made it threaded): a fresh one can. */
+    agent_log("cgroups: clone3 into %s/%lu: %s (trying a fresh cgroup)", CG_EXECS, cg->id, strerror(errno));
+    drop(cg);
+    if (make_cgroup(cg) != 0)
+        return fork();
+    pid = clone_into(cg->fd);
+    return pid >= 0 || errno == EAGAIN || errno == ENOMEM ? pid : fork_by_migrating(cg->id);
 }
 
-void cgroup_release(unsigned long cg)
+void cgroup_release(struct cmd_cgroup *cg)
 {
-    if (!cg_ready)
+    if (!cg->id)
         return;
-    char path[128];
-    snprintf(path, sizeof(path), CG_EXECS "/%lu", cg);
-    /* Busy while something the command started still runs (a daemon): kept for later. */
-    if (cg && rmdir(path) != 0 && errno != ENOENT)
-        leftovers = 1;
-    else if (leftovers)
-        leftovers = collect();
+    if (nspares < SPARES_MAX && cg->fd >= 0 && reusable(cg)) {
+        spares[nspares++] = *cg;
+    } else {
+        drop(cg);
+        if (leftovers)
+            leftovers = collect();
+    }
+    cg->id = 0;
+    cg->fd = -1;
     make_spare();
 }

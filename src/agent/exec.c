@@ -89,7 +89,7 @@ void exec_start(struct agent *a, uint32_t stream, const uint8_t *p, size_t n, ui
         free(e);
         proto_exec_free(&m);
         exec_refuse(a, stream, r.err_code, r.message);
-        cgroup_release(r.cg);
+        cgroup_release(&r.cg);
         return;
     }
     a->no_children = 0;
@@ -128,7 +128,7 @@ static void exec_free(struct agent *a, struct exec *e)
     close_fd(&e->out_fd);
     close_fd(&e->err_fd);
     free(e->in_buf);
-    cgroup_release(e->cg);
+    cgroup_release(&e->cg);
     trace_mark(&e->trace, TRACE_RELEASED);
     trace_report(e->stream, &e->trace);
     free(e);
@@ -365,7 +365,7 @@ void exec_poll_handle(struct agent *a, struct pollfd *fds, struct poll_slot *slo
 }
 
 struct exec *exec_adopt(struct agent *a, uint32_t stream, pid_t pid, int in_fd, int out_fd, int err_fd, uint32_t window,
-                        unsigned long cg)
+                        const struct cmd_cgroup *cg)
 {
     struct exec *e = calloc(1, sizeof(*e));
     if (!e)
@@ -376,7 +376,7 @@ struct exec *exec_adopt(struct agent *a, uint32_t stream, pid_t pid, int in_fd, 
     e->in_fd = in_fd;
     e->out_fd = out_fd;
     e->err_fd = err_fd;
-    e->cg = cg;
+    e->cg = *cg;
     e->out_credit = window;
     e->in_cap = PROTO_DEFAULT_WINDOW;
     e->next = a->execs;

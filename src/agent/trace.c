@@ -11,9 +11,9 @@
 int agent_trace;
 
 static const char *const phase_names[TRACE_PHASES] = {
-    [TRACE_RECEIVED] = "recv",    [TRACE_DECODED] = "decode", [TRACE_USER] = "user",       [TRACE_PIPES] = "pipes",
-    [TRACE_FORKED] = "fork",      [TRACE_EXECED] = "execve",  [TRACE_STARTED] = "started", [TRACE_REAPED] = "reaped",
-    [TRACE_DRAINED] = "drained",  [TRACE_EXIT] = "exit",      [TRACE_RELEASED] = "released",
+    [TRACE_RECEIVED] = "recv",   [TRACE_DECODED] = "decode", [TRACE_USER] = "user",         [TRACE_PIPES] = "pipes",
+    [TRACE_FORKED] = "fork",     [TRACE_EXECED] = "execve",  [TRACE_STARTED] = "started",   [TRACE_REAPED] = "reaped",
+    [TRACE_DRAINED] = "drained", [TRACE_EXIT] = "exit",      [TRACE_RELEASED] = "released",
 };
 
 void trace_mark(struct exec_trace *t, enum trace_phase p)
