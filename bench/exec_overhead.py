@@ -6,17 +6,17 @@ Per side (a build; two sides make an A/B of two builds in one run), one running 
 (default image, 1 vCPU, 1 GiB) with bench/forkexec.c copied into it (`cocoon cp`). Each
 round, on every side in turn (the order alternating from round to round):
   capi      examples/exec_many BOX latency RUNS: `true` RUNS times through
-            cocoon_box_run on one open box handle (EXEC, STARTED, EXIT), median;
+            cocoon_box_run on one open box handle (EXEC, STARTED, EXIT);
   in-guest  `cocoon exec BOX -- forkexec RUNS true`: fork + execvp("true") + waitpid
-            RUNS times inside the guest, median (the program itself, nothing of cocoon's).
-Reports the median over rounds of each, the spread of the round medians, and the
-ratio capi / in-guest (goal: at most 1.1).
+            RUNS times inside the guest (the program itself, nothing of cocoon's).
+Short rounds, many of them, so both measures see the same load. Reports the median
+and quartiles of all runs of each, and the ratio capi / in-guest (goal: at most 1.1).
 
 With --trace the boxes start with COCOON_AGENT_TRACE=1: the agent logs the phases of
 every exec to console.log (src/agent/trace.c), and the script reports the median of
 each phase. Logging costs time itself, so traced runs are for attribution only.
 
-Usage: bench/exec_overhead.py [--side LABEL=BUILD[,VAR=VALUE...] ...] [--rounds 10] [--runs 20]
+Usage: bench/exec_overhead.py [--side LABEL=BUILD[,VAR=VALUE...] ...] [--rounds 30] [--runs 5]
                               [--trace] [--results bench/RESULTS.md]
 Default side: after=build. --results writes the section this script owns.
 """
@@ -55,7 +55,7 @@ class Side:
         self.exec_many = os.path.join(work, self.label, "exec_many")
         subprocess.run(["make", "-s", "-C", os.path.join(REPO, "examples"), f"BUILD={self.build}",
                         f"OUT={os.path.dirname(self.exec_many)}", self.exec_many], check=True)
-        self.capi, self.guest = [], []
+        self.capi, self.guest = [], []  # per round: the samples (ms)
 
     def cli(self, *args, timeout=300):
         r = subprocess.run([os.path.join(self.build, "bin", "cocoon"), *args], env=self.env, capture_output=True,
@@ -73,10 +73,10 @@ class Side:
         def capi():
             r = subprocess.run([self.exec_many, "xo", "latency", str(runs)], env=self.env, capture_output=True,
                                check=True)
-            self.capi.append(json.loads(r.stdout.decode())["median_ms"])
+            self.capi.append(json.loads(r.stdout.decode())["samples_ms"])
 
         def guest():
-            self.guest.append(json.loads(self.cli("exec", "xo", "--", "forkexec", str(runs), "true"))["median_ms"])
+            self.guest.append(json.loads(self.cli("exec", "xo", "--", "forkexec", str(runs), "true"))["samples_ms"])
 
         for fn in ((capi, guest) if first else (guest, capi)):
             fn()
@@ -98,15 +98,25 @@ class Side:
         shutil.rmtree(self.home, ignore_errors=True)
 
 
-def spread(v):
-    return f"{statistics.median(v):.1f} ({min(v):.1f}–{max(v):.1f})"
+def pct(v, q):
+    s = sorted(v)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def every(rounds):
+    return [x for r in rounds for x in r]
+
+
+def spread(rounds):
+    v = every(rounds)
+    return f"{statistics.median(v):.1f} ({pct(v, 0.25):.1f}–{pct(v, 0.75):.1f})"
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--side", action="append", help="LABEL=BUILD (repeat for an A/B)")
-    ap.add_argument("--rounds", type=int, default=10)
-    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--trace", action="store_true")
     ap.add_argument("--results")
     a = ap.parse_args()
@@ -124,8 +134,8 @@ def main():
             for s in order:
                 s.round(a.runs, first=rnd % 2 == 0)
             print(f"round {rnd + 1}: " + " | ".join(
-                f"{s.label}: capi {s.capi[-1]:.1f} ms, in-guest {s.guest[-1]:.1f} ms" for s in sides),
-                file=sys.stderr, flush=True)
+                f"{s.label}: capi {statistics.median(s.capi[-1]):.1f} ms, in-guest "
+                f"{statistics.median(s.guest[-1]):.1f} ms" for s in sides), file=sys.stderr, flush=True)
         traces = {s.label: s.trace_phases() for s in sides} if a.trace else {}
     finally:
         for s in sides:
@@ -133,16 +143,20 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
     load1 = os.getloadavg()[0]
 
-    lines = ["| side | exec `true`, C API (ms) | fork+exec `true` in the guest (ms) | C API / in-guest, per round |",
-             "|---|---|---|---|"]
+    lines = ["| side | exec `true`, C API: median (p25–p75), ms | fork+exec `true` in the guest: median (p25–p75), ms "
+             "| C API / in-guest: medians | p25s | per round (min–max) |", "|---|---|---|---|---|---|"]
     for s in sides:
-        ratios = [c / g for c, g in zip(s.capi, s.guest)]
+        c, g = every(s.capi), every(s.guest)
+        per_round = [statistics.median(x) / statistics.median(y) for x, y in zip(s.capi, s.guest)]
         lines.append(f"| {s.label} | {spread(s.capi)} | {spread(s.guest)} | "
-                     f"**{statistics.median(ratios):.2f}** ({min(ratios):.2f}–{max(ratios):.2f}) |")
-    if len(sides) == 2:
-        A, B = sides
-        lines += ["", f"{B.label} / {A.label}: C API {statistics.median(B.capi) / statistics.median(A.capi):.2f}, "
-                  f"in-guest {statistics.median(B.guest) / statistics.median(A.guest):.2f}."]
+                     f"**{statistics.median(c) / statistics.median(g):.2f}** | {pct(c, 0.25) / pct(g, 0.25):.2f} | "
+                     f"{min(per_round):.2f}–{max(per_round):.2f} |")
+    if len(sides) >= 2:
+        A = sides[0]
+        for B in sides[1:]:
+            lines += ["", f"{B.label} / {A.label}: C API "
+                      f"{statistics.median(every(B.capi)) / statistics.median(every(A.capi)):.2f}, in-guest "
+                      f"{statistics.median(every(B.guest)) / statistics.median(every(A.guest)):.2f}."]
     table = "\n".join(lines)
     trace_text = ""
     if traces:
@@ -157,8 +171,10 @@ def main():
     if a.results:
         now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         cmd = " ".join(["bench/exec_overhead.py"] + sys.argv[1:]).replace(REPO + "/", "")
-        how = (f"{a.rounds} rounds of {a.runs} runs each (medians per round; the table gives the median of "
-               f"the round medians and their range). One box per side (default image, 1 vCPU, 1 GiB); "
+        how = (f"{a.rounds} rounds of {a.runs} runs of each measure; the table gives the median and quartiles "
+               f"of all {a.rounds * a.runs} runs, the ratio of the medians and of the first quartiles (load "
+               f"on the shared machine only adds time, so the lower quartile is the steadier figure), and "
+               f"the range of the per-round ratios. One box per side (default image, 1 vCPU, 1 GiB); "
                f"the sides and the two measures take turns.")
         foot = (f"Command: `{cmd}`. Date: {now}; load average {load0:.2f} at the start, {load1:.2f} at the end "
                 f"(2 shared cores, qemu backend under TCG: absolute numbers are noisy, the ratios less so).")

@@ -1,6 +1,7 @@
 /* forkexec: the bare cost of starting a program inside a guest, the yardstick of
  * bench/exec_overhead.py. Forks and execs PROG (searched in PATH like execvp) RUNS
- * times, one after the other, waiting for each; prints the timings as one JSON line.
+ * times, one after the other, waiting for each; prints every time and their median,
+ * quartiles and extremes (ms) as one JSON line.
  * Built static (like the agent) so it runs in any image: cc -static -O2.
  *   forkexec RUNS PROG [ARG...]   */
 #include <stdio.h>
@@ -61,10 +62,12 @@ int main(int argc, char **argv)
         if (i >= 0)
             t[i] = ms;
     }
+    printf("{\"runs\": %d, \"samples_ms\": [", runs);
+    for (int i = 0; i < runs; i++)
+        printf("%s%.3f", i ? ", " : "", t[i]);
     qsort(t, (size_t)runs, sizeof(*t), cmp_double);
-    printf("{\"runs\": %d, \"median_ms\": %.3f, \"p25_ms\": %.3f, \"p75_ms\": %.3f, \"min_ms\": %.3f, "
-           "\"max_ms\": %.3f}\n",
-           runs, t[runs / 2], t[runs / 4], t[(runs * 3) / 4], t[0], t[runs - 1]);
+    printf("], \"median_ms\": %.3f, \"p25_ms\": %.3f, \"p75_ms\": %.3f, \"min_ms\": %.3f, \"max_ms\": %.3f}\n",
+           t[runs / 2], t[runs / 4], t[(runs * 3) / 4], t[0], t[runs - 1]);
     free(t);
     return 0;
 }
