@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import BIN_DIR, REPO, decode, drain_hashed
+from conftest import BIN_DIR, REPO, decode, drain_hashed, sh
 
 
 @contextlib.contextmanager
@@ -128,6 +128,38 @@ def test_exec_options_env_workdir_user(vm):
         r = vm.run("exec", "--env", "A=1", "--env", "B=two words", "--workdir", "/tmp", "--user", "nobody", box, "--",
                    "sh", "-c", 'echo "$A|$B|$(pwd)|$(id -un)"', check=0)
         assert decode(r.stdout) == "1|two words|/tmp|nobody\n"
+
+
+def test_user_lookup_follows_passwd_and_group(vm):
+    """The agent keeps what /etc/passwd and /etc/group said about a user while both files
+    stay unchanged: every change (appended, rewritten in place at the same size, replaced
+    by a rename) shows in the next exec."""
+    with running_box(vm) as box:
+        def as_user(script, user="cachet"):
+            return vm.run("exec", "--user", user, box, "--", "sh", "-c", script)
+
+        r = as_user("id -u")
+        assert r.returncode != 0 and "no such user" in decode(r.stderr), decode(r.stderr)
+        sh(vm, box, "echo cachet:x:1234:1234::/home/ct:/bin/sh >> /etc/passwd && "
+                    "echo ctgrp:x:2345:cachet >> /etc/group")
+        time.sleep(1.2)  # settled files: what the agent reads now, it keeps
+        for _ in range(2):
+            r = as_user("id -u; id -G; echo $HOME")
+            assert decode(r.stdout).split() == ["1234", "1234", "2345", "/home/ct"], decode(r.stdout + r.stderr)
+        # the same size, the same inode: only the file's times say it changed
+        sh(vm, box, "sed s/:1234:1234:/:4321:1234:/ /etc/passwd > /tmp/p && cat /tmp/p > /etc/passwd")
+        assert decode(as_user("id -u").stdout) == "4321\n"
+        sh(vm, box, "sed s/:4321:1234:/:4322:1234:/ /etc/passwd > /tmp/p && cat /tmp/p > /etc/passwd")
+        assert decode(as_user("id -u").stdout) == "4322\n"
+        # replaced by a rename (what vipw, useradd and sed -i do)
+        sh(vm, box, "sed s/:4322:1234:/:5555:1234:/ /etc/passwd > /etc/passwd.new && mv /etc/passwd.new /etc/passwd")
+        assert decode(as_user("id -u").stdout) == "5555\n"
+        time.sleep(1.2)
+        assert decode(as_user("id -G").stdout).split() == ["1234", "2345"]
+        sh(vm, box, "sed s/:cachet$/:/ /etc/group > /tmp/g && cat /tmp/g > /etc/group")
+        assert decode(as_user("id -G").stdout).split() == ["1234"]
+        r = as_user("id -u", user="cachet:ctgrp")
+        assert decode(r.stdout) == "5555\n", decode(r.stderr)
 
 
 def test_tty_rules(vm):
