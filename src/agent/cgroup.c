@@ -33,8 +33,11 @@ static unsigned long cg_serial;
 /* Command cgroups ready for the next commands: empty, open directories. */
 static struct cmd_cgroup spares[SPARES_MAX];
 static int nspares;
-/* Some command's cgroup could not be removed: look again when another one ends. */
+/* Some command's cgroup could not be removed: look again when another one ends, at
+ * most once a second (a running daemon keeps its cgroup busy for a long time). */
+#define COLLECT_EVERY_NS NS_PER_SEC
 static int leftovers;
+static uint64_t next_collect;
 static int clone3_works = 1;
 
 static void make_spare(void);
@@ -248,8 +251,11 @@ void cgroup_release(struct cmd_cgroup *cg)
         spares[nspares++] = *cg;
     } else {
         drop(cg);
-        if (leftovers)
+        uint64_t now = clock_ns(CLOCK_MONOTONIC);
+        if (leftovers && now >= next_collect) {
             leftovers = collect();
+            next_collect = now + COLLECT_EVERY_NS;
+        }
     }
     cg->id = 0;
     cg->fd = -1;
