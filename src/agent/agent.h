@@ -87,6 +87,14 @@ struct user_cred {
  * /etc/passwd and /etc/group. 0, or -1 with a message in err. */
 int user_resolve(const char *spec, struct user_cred *out, char *err, size_t errlen);
 
+/* ---- clone.c ---- */
+/* A child born in cgroup_fd (-1: the agent's own): like fork() (0 in the child), or
+ * running fn(arg) on a stack of its own while sharing the agent's memory until it
+ * execs or exits, the agent waiting (vfork); -1 with errno, ENOSYS where the vfork kind
+ * does not exist (or the kernel has no clone3). */
+pid_t clone_fork(int cgroup_fd);
+pid_t clone_vfork(int cgroup_fd, int (*fn)(void *), void *arg);
+
 /* ---- cgroup.c ---- */
 /* Creates /sys/fs/cgroup/execs with memory and pids limits (after cgroup2 is mounted). */
 void cgroup_setup(void);
@@ -98,6 +106,10 @@ struct cmd_cgroup {
 /* Forks like fork(), the child born in a cgroup of its own under execs, which cg
  * receives; the caller owes it a cgroup_release, even when the fork failed. */
 pid_t cgroup_fork(struct cmd_cgroup *cg);
+/* The same for a child that only runs fn(arg), which must exec or _exit: it shares the
+ * agent's memory until then, and the agent waits (vfork), where clone.c can. fn may
+ * not change anything of the agent's but through the system calls it makes. */
+pid_t cgroup_vfork(struct cmd_cgroup *cg, int (*fn)(void *), void *arg);
 /* The command of cg ended (its EXIT is sent): the cgroup serves a later command when
  * nothing runs in it any more, else it is removed (once empty). */
 void cgroup_release(struct cmd_cgroup *cg);

@@ -2,7 +2,7 @@
  * /sys/fs/cgroup/execs, whose memory.max leaves the agent headroom and whose pids.max
  * bounds a fork bomb; the agent stays in the root cgroup, outside those limits, so a
  * runaway command is OOM-killed or refused forks while the box keeps serving.
- * Commands are born in their cgroup (clone3 CLONE_INTO_CGROUP), and a cgroup whose
+ * Commands are born in their cgroup (clone.c), and a cgroup whose
  * command ended with nothing left running in it serves a later command: making and
  * removing one costs more than a millisecond of the guest's CPU under TCG. */
 #include "agent/agent.h"
@@ -10,13 +10,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/sched.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #define CG_ROOT "/sys/fs/cgroup"
@@ -38,7 +35,7 @@ static int nspares;
 #define COLLECT_EVERY_NS NS_PER_SEC
 static int leftovers;
 static uint64_t next_collect;
-static int clone3_works = 1;
+static int clone3_works = 1; /* until the kernel says it has no clone3 */
 
 static void make_spare(void);
 
@@ -183,31 +180,35 @@ static int reusable(const struct cmd_cgroup *cg)
     return strstr(buf, "populated 0\n") && strstr(buf, "frozen 0\n");
 }
 
-/* The child is born in the cgroup: no process, however fast it forks, ever runs
- * outside it, and the agent never migrates (a migration waits for an RCU grace
- * period when none was started recently: 10-30 ms at HZ=100). Raw clone3 with the
- * flags of fork(): the agent is single-threaded, so no lock of libc's is held. */
-static pid_t clone_into(int cgroup_fd)
+/* Starts the child in cgroup fd (-1: beside the agent): as vfork when fn is given and
+ * clone.c can, else as fork, the child then running fn. Born in the cgroup, no process,
+ * however fast it forks, ever runs outside it, and the agent never migrates (a
+ * migration waits for an RCU grace period when none was started recently: 10-30 ms
+ * at HZ=100). */
+static pid_t start_in(int fd, int (*fn)(void *), void *arg)
 {
-    struct clone_args args;
-    memset(&args, 0, sizeof(args));
-    args.flags = CLONE_INTO_CGROUP;
-    args.exit_signal = SIGCHLD;
-    args.cgroup = (uint64_t)cgroup_fd;
-    return (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+    if (fn) {
+        pid_t pid = clone_vfork(fd, fn, arg);
+        if (pid >= 0 || errno != ENOSYS)
+            return pid;
+    }
+    pid_t pid = clone_fork(fd);
+    if (pid == 0 && fn)
+        _exit(fn(arg));
+    return pid;
 }
 
-/* Kernels without clone3 into a cgroup: the agent moves itself in for the fork and
- * back right after, so the child still starts inside. */
-static pid_t fork_by_migrating(unsigned long id)
+/* Kernels without clone3: the agent moves itself in for the fork and back right
+ * after, so the child still starts inside. */
+static pid_t start_by_migrating(unsigned long id, int (*fn)(void *), void *arg)
 {
     char path[160];
     snprintf(path, sizeof(path), CG_EXECS "/%lu/cgroup.procs", id);
     if (write_file(path, "0") != 0) {
         agent_log("cgroups: entering %s: %s", path, strerror(errno));
-        return fork();
+        return start_in(-1, fn, arg);
     }
-    pid_t pid = fork();
+    pid_t pid = start_in(-1, fn, arg);
     int e = errno;
     if (pid != 0 && write_file(CG_ROOT "/cgroup.procs", "0") != 0)
         agent_log("cgroups: leaving the command cgroup: %s", strerror(errno));
@@ -215,33 +216,41 @@ static pid_t fork_by_migrating(unsigned long id)
     return pid;
 }
 
-pid_t cgroup_fork(struct cmd_cgroup *cg)
+/* EAGAIN: pids.max of the commands reached; ENOMEM: out of memory. Neither is the
+ * cgroup's fault. */
+static int started_or_refused(pid_t pid) { return pid >= 0 || errno == EAGAIN || errno == ENOMEM; }
+
+static pid_t start(struct cmd_cgroup *cg, int (*fn)(void *), void *arg)
 {
     cg->id = 0;
     cg->fd = -1;
     make_spare();
     if (nspares == 0)
-        return fork(); /* no cgroups here: commands run without limits (logged at boot) */
+        return start_in(-1, fn, arg); /* no cgroups here: commands run without limits (logged at boot) */
     *cg = spares[--nspares];
     if (!clone3_works)
-        return fork_by_migrating(cg->id);
-    pid_t pid = clone_into(cg->fd);
-    if (pid >= 0 || errno == EAGAIN || errno == ENOMEM)
-        return pid; /* EAGAIN: pids.max of the commands reached */
+        return start_by_migrating(cg->id, fn, arg);
+    pid_t pid = start_in(cg->fd, fn, arg);
+    if (started_or_refused(pid))
+        return pid;
     if (errno == ENOSYS || errno == E2BIG) {
         agent_log("cgroups: clone3 into a cgroup: %s (commands start by migrating the agent)", strerror(errno));
         clone3_works = 0;
-        return fork_by_migrating(cg->id);
+        return start_by_migrating(cg->id, fn, arg);
     }
     /* This cgroup cannot take a process (an earlier command enabled controllers in
      * it, or made it threaded): a fresh one can. */
     agent_log("cgroups: clone3 into %s/%lu: %s (trying a fresh cgroup)", CG_EXECS, cg->id, strerror(errno));
     drop(cg);
     if (make_cgroup(cg) != 0)
-        return fork();
-    pid = clone_into(cg->fd);
-    return pid >= 0 || errno == EAGAIN || errno == ENOMEM ? pid : fork_by_migrating(cg->id);
+        return start_in(-1, fn, arg);
+    pid = start_in(cg->fd, fn, arg);
+    return started_or_refused(pid) ? pid : start_by_migrating(cg->id, fn, arg);
 }
+
+pid_t cgroup_fork(struct cmd_cgroup *cg) { return start(cg, NULL, NULL); }
+
+pid_t cgroup_vfork(struct cmd_cgroup *cg, int (*fn)(void *), void *arg) { return start(cg, fn, arg); }
 
 void cgroup_release(struct cmd_cgroup *cg)
 {

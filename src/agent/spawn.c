@@ -87,6 +87,8 @@ struct child_plan {
     int in_r, out_w, err_w, report_w;
 };
 
+/* Everything here is a system call or a write to the child's own stack: the child may
+ * share the agent's memory (cgroup_vfork). */
 static _Noreturn void child_main(const struct child_plan *p)
 {
     /* PID 1 blocks and ignores signals; a command must start with defaults. */
@@ -118,11 +120,12 @@ static _Noreturn void child_main(const struct child_plan *p)
         child_fail(p->report_w, ST_CREDS);
     if (chdir(p->m->cwd[0] ? p->m->cwd : "/") != 0)
         child_fail(p->report_w, ST_CHDIR);
-    /* execvp searches the PATH of environ, so the new env must be in place first. */
-    environ = p->env;
+    /* environ is the command's (spawn_exec set it): execvp searches its PATH. */
     execvp(p->m->argv[0], p->m->argv);
     child_fail(p->report_w, ST_EXEC);
 }
+
+static int child_start(void *plan) { child_main(plan); }
 
 /* Messages read like `exec "foo": No such file or directory`. */
 static void fail(struct spawn_result *r, int code, const char *op, const char *what)
@@ -202,13 +205,17 @@ void spawn_exec(const struct proto_exec *m, struct spawn_result *r, struct exec_
     plan.report_w = rep[1];
     trace_mark(trace, TRACE_PIPES);
 
-    pid_t pid = cgroup_fork(&r->cg);
+    /* The child shares the agent's memory until it execs (cgroup_vfork): it may write
+     * nothing of the agent's, so the command's environment is put in place here, for
+     * execvp's PATH search and the program, and taken back once the child is gone. */
+    char **agent_env = environ;
+    environ = env;
+    pid_t pid = cgroup_vfork(&r->cg, child_start, &plan);
+    environ = agent_env;
     if (pid < 0) {
         fail(r, errno, "fork", NULL);
         goto out;
     }
-    if (pid == 0)
-        child_main(&plan);
     r->pid = pid;
     trace_mark(trace, TRACE_FORKED);
     close_fd(&rep[1]);
