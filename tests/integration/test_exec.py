@@ -130,6 +130,32 @@ def test_exec_options_env_workdir_user(vm):
         assert decode(r.stdout) == "1|two words|/tmp|nobody\n"
 
 
+def test_start_failures_and_what_each_exec_sees(vm):
+    """Each way a command can fail to start says why, with 127 or 126; a failed start
+    leaves the next exec intact; every exec sees its own environment only; a script
+    without a #! line runs through /bin/sh (execvp's fallback, on the starting child's
+    own stack)."""
+    with running_box(vm) as box:
+        cases = [
+            (["--", "nosuchcmd"], 127, 'exec "nosuchcmd": No such file or directory'),
+            (["--", "/etc"], 126, 'exec "/etc": Permission denied'),
+            (["--workdir", "/nonexistent", "--", "true"], 127, 'chdir "/nonexistent": No such file or directory'),
+            (["--user", "nosuchuser", "--", "true"], 126, 'no such user'),
+        ]
+        for args, code, msg in cases:
+            opts, cmd = args[:args.index("--")], args[args.index("--"):]
+            r = vm.run("exec", *opts, box, *cmd)
+            assert r.returncode == code and msg in decode(r.stderr), (args, r.returncode, decode(r.stderr))
+            assert decode(sh(vm, box, "echo ok").stdout) == "ok\n"
+        r = vm.run("exec", "--env", "ONLY_HERE=1", box, "--", "sh", "-c", 'echo "[$ONLY_HERE]"', check=0)
+        assert decode(r.stdout) == "[1]\n"
+        assert decode(sh(vm, box, 'echo "[$ONLY_HERE]"; echo "$PATH"').stdout).splitlines() == [
+            "[]", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+        sh(vm, box, "printf 'echo from a script: $1\\n' > /usr/local/bin/noshebang && chmod +x /usr/local/bin/noshebang")
+        r = vm.run("exec", box, "--", "noshebang", "arg1", check=0)
+        assert decode(r.stdout) == "from a script: arg1\n", decode(r.stderr)
+
+
 def test_user_lookup_follows_passwd_and_group(vm):
     """The agent keeps what /etc/passwd and /etc/group said about a user while both files
     stay unchanged: every change (appended, rewritten in place at the same size, replaced
