@@ -156,6 +156,25 @@ def test_start_failures_and_what_each_exec_sees(vm):
         assert decode(r.stdout) == "from a script: arg1\n", decode(r.stderr)
 
 
+def test_agent_exec_trace(vm):
+    """COCOON_AGENT_TRACE=1 in the monitor's environment makes the agent log the phases of
+    every exec to the console (bench/exec_overhead.py --trace reads them); without it,
+    nothing is logged."""
+    vm.run("create", "--name", "traced", check=0)
+    vm.run("create", "--name", "quiet", check=0)
+    try:
+        vm.run("start", "traced", check=0, env={"COCOON_AGENT_TRACE": "1"})
+        vm.run("start", "quiet", check=0)
+        for box in ("traced", "quiet"):
+            vm.run("exec", box, "--", "true", check=0)
+        logs = decode(vm.run("logs", "traced", check=0).stdout)
+        line = re.search(r"trace exec \d+ total=\d+ recv>decode=\d+ .*fork=\d+ .*started=\d+ .*exit>released=\d+", logs)
+        assert line, logs[-2000:]
+        assert "trace exec" not in decode(vm.run("logs", "quiet", check=0).stdout)
+    finally:
+        vm.run("rm", "-f", "traced", "quiet")
+
+
 def test_user_lookup_follows_passwd_and_group(vm):
     """The agent keeps what /etc/passwd and /etc/group said about a user while both files
     stay unchanged: every change (appended, rewritten in place at the same size, replaced
