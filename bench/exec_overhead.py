@@ -86,7 +86,7 @@ class Side:
         phases = {}
         for path in glob.glob(os.path.join(self.home, "boxes", "*", "console.log")):
             for line in open(path, errors="replace"):
-                if "trace exec" not in line:
+                if not re.search(r"trace exec \d+ true ", line):
                     continue
                 for k, v in re.findall(r"(\S+)=(\d+)", line):
                     phases.setdefault(k, []).append(int(v))

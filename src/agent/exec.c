@@ -80,8 +80,7 @@ void exec_start(struct agent *a, uint32_t stream, const uint8_t *p, size_t n, ui
         exec_refuse(a, stream, ENOMEM, "out of memory");
         return;
     }
-    if (agent_trace)
-        e->trace.at[TRACE_RECEIVED] = received;
+    trace_begin(&e->trace, received, m.argv[0]);
     trace_mark(&e->trace, TRACE_DECODED);
     struct spawn_result r;
     spawn_exec(&m, &r, &e->trace); /* the child starts in a cgroup of its own (cgroup.c) */

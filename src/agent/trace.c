@@ -16,6 +16,20 @@ static const char *const phase_names[TRACE_PHASES] = {
     [TRACE_DRAINED] = "drained", [TRACE_EXIT] = "exit",      [TRACE_RELEASED] = "released",
 };
 
+void trace_begin(struct exec_trace *t, uint64_t received, const char *argv0)
+{
+    if (!agent_trace)
+        return;
+    t->at[TRACE_RECEIVED] = received;
+    const char *slash = strrchr(argv0, '/');
+    const char *name = slash && slash[1] ? slash + 1 : argv0;
+    /* Printable and without spaces, so the line stays one field per value. */
+    size_t n = 0;
+    for (; name[n] && n < sizeof(t->program) - 1; n++)
+        t->program[n] = name[n] > ' ' && name[n] < 127 && name[n] != '=' ? name[n] : '?';
+    t->program[n] = 0;
+}
+
 void trace_mark(struct exec_trace *t, enum trace_phase p)
 {
     if (agent_trace && t)
@@ -26,10 +40,12 @@ void trace_report(uint32_t stream, const struct exec_trace *t)
 {
     if (!agent_trace || !t || !t->at[TRACE_RECEIVED])
         return;
-    /* "trace exec S total=U recv>decode=U ..." (µs); phases never stamped are left out. */
+    /* "trace exec S PROGRAM total=U recv>decode=U ..." (µs); phases never stamped are
+     * left out. */
     char line[600];
-    size_t n = (size_t)snprintf(line, sizeof(line), "trace exec %u total=%llu", stream,
-                                (unsigned long long)((t->at[TRACE_EXIT] - t->at[TRACE_RECEIVED]) / 1000));
+    size_t n =
+        (size_t)snprintf(line, sizeof(line), "trace exec %u %s total=%llu", stream, t->program[0] ? t->program : "?",
+                         (unsigned long long)((t->at[TRACE_EXIT] - t->at[TRACE_RECEIVED]) / 1000));
     uint64_t prev = t->at[TRACE_RECEIVED];
     int prev_phase = TRACE_RECEIVED;
     for (int p = TRACE_RECEIVED + 1; p < TRACE_PHASES && n < sizeof(line); p++) {
