@@ -38,6 +38,18 @@ from report import replace_section  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECTION = "## Exec overhead: C API vs in-guest fork+exec"
 TRACE_SECTION = "## Exec overhead: where an exec's time goes in the guest (agent trace)"
+PHASES = {  # src/agent/trace.c
+    "decode": "EXEC decoded",
+    "user": "user resolved, environment built",
+    "pipes": "pipes made",
+    "fork": "child started (vfork: it has exec'd when the agent runs again)",
+    "execve": "child's execve past the point of no return",
+    "started": "STARTED sent",
+    "reaped": "command reaped (SIGCHLD)",
+    "drained": "its output pipes at EOF",
+    "exit": "EXIT sent",
+    "released": "its cgroup kept for reuse (after EXIT)",
+}
 
 
 class Side:
@@ -160,10 +172,15 @@ def main():
     table = "\n".join(lines)
     trace_text = ""
     if traces:
-        keys = [k for k in next(iter(traces.values()))]
-        tl = ["| phase (µs, median) | " + " | ".join(traces) + " |", "|---|" + "---|" * len(traces)]
-        for k in keys:
-            tl.append(f"| {k} | " + " | ".join(f"{t.get(k, 0):.0f}" for t in traces.values()) + " |")
+        tl = ["| phase | " + " | ".join(f"{k}: µs after the EXEC was read (median) | step" for k in traces) + " |",
+              "|---|" + "---|---|" * len(traces)]
+        order = sorted(next(iter(traces.values())).items(), key=lambda kv: kv[1])
+        for k, _ in order:
+            cells = []
+            for t in traces.values():
+                earlier = [v for v in t.values() if v <= t.get(k, 0) and v != t.get(k, 0)]
+                cells.append(f"{t.get(k, 0):.0f} | {t.get(k, 0) - max(earlier, default=0):.0f}")
+            tl.append(f"| {PHASES.get(k, k)} | " + " | ".join(cells) + " |")
         trace_text = "\n".join(tl)
     print(table)
     if trace_text:

@@ -1,7 +1,7 @@
 /* Where an exec's time goes inside the guest, for benchmarks: with `cocoon.trace=exec`
  * on the kernel command line (the monitor adds it when COCOON_AGENT_TRACE=1 is in its
  * environment) the agent stamps each phase of every exec and, once it ended,
- * logs one line to the console with the microseconds from one phase to the next.
+ * logs one line to the console with the microseconds from reading its EXEC to each.
  * Off (the default) it costs a flag test per phase. */
 #include "agent/agent.h"
 
@@ -40,22 +40,16 @@ void trace_report(uint32_t stream, const struct exec_trace *t)
 {
     if (!agent_trace || !t || !t->at[TRACE_RECEIVED])
         return;
-    /* "trace exec S PROGRAM total=U recv>decode=U ..." (µs); phases never stamped are
-     * left out. */
+    /* "trace exec S PROGRAM decode=U user=U ..." (µs after the EXEC was read, so phases
+     * that may come in either order, such as reaped and drained, read plainly); phases
+     * never stamped are left out. */
     char line[600];
-    size_t n =
-        (size_t)snprintf(line, sizeof(line), "trace exec %u %s total=%llu", stream, t->program[0] ? t->program : "?",
-                         (unsigned long long)((t->at[TRACE_EXIT] - t->at[TRACE_RECEIVED]) / 1000));
-    uint64_t prev = t->at[TRACE_RECEIVED];
-    int prev_phase = TRACE_RECEIVED;
+    size_t n = (size_t)snprintf(line, sizeof(line), "trace exec %u %s", stream, t->program[0] ? t->program : "?");
     for (int p = TRACE_RECEIVED + 1; p < TRACE_PHASES && n < sizeof(line); p++) {
         if (!t->at[p])
             continue;
-        uint64_t d = t->at[p] >= prev ? t->at[p] - prev : 0;
-        n += (size_t)snprintf(line + n, sizeof(line) - n, " %s>%s=%llu", phase_names[prev_phase], phase_names[p],
-                              (unsigned long long)(d / 1000));
-        prev = t->at[p];
-        prev_phase = p;
+        uint64_t d = t->at[p] >= t->at[TRACE_RECEIVED] ? t->at[p] - t->at[TRACE_RECEIVED] : 0;
+        n += (size_t)snprintf(line + n, sizeof(line) - n, " %s=%llu", phase_names[p], (unsigned long long)(d / 1000));
     }
     agent_log("%s", line);
 }
