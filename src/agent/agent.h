@@ -15,7 +15,8 @@
 
 #define AGENT_VERSION "0.1.0"
 #define AGENT_PORT_NAME "cocoon.agent"
-/* Enough for many concurrent tools; each exec holds at most three fds. */
+/* Enough for many concurrent tools; each exec holds at most five fds (three pipes, its
+ * cgroup and cgroup.events), within the 4096 the kernel gives PID 1. */
 #define AGENT_MAX_EXECS 256
 /* Stop reading command output while this much waits for the host, so the
  * connection's queue (hard limit AGENT_OUT_LIMIT) always has room for control frames. */
@@ -101,10 +102,11 @@ pid_t clone_vfork(int cgroup_fd, int (*fn)(void *), void *arg);
 /* ---- cgroup.c ---- */
 /* Creates /sys/fs/cgroup/execs with memory and pids limits (after cgroup2 is mounted). */
 void cgroup_setup(void);
-/* A command's cgroup under execs: its number and open directory (0 and -1: none). */
+/* A command's cgroup under execs: its number, open directory and cgroup.events (0 and
+ * -1: none). */
 struct cmd_cgroup {
     unsigned long id;
-    int fd;
+    int fd, events_fd;
 };
 /* Forks like fork(), the child born in a cgroup of its own under execs, which cg
  * receives; the caller owes it a cgroup_release, even when the fork failed. */

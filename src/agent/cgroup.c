@@ -127,6 +127,8 @@ static int collect(void)
 
 static void drop(struct cmd_cgroup *cg)
 {
+    if (cg->events_fd >= 0)
+        close(cg->events_fd);
     if (cg->fd >= 0)
         close(cg->fd);
     if (cg->id) {
@@ -137,7 +139,7 @@ static void drop(struct cmd_cgroup *cg)
             leftovers = 1;
     }
     cg->id = 0;
-    cg->fd = -1;
+    cg->fd = cg->events_fd = -1;
 }
 
 static int make_cgroup(struct cmd_cgroup *cg)
@@ -145,13 +147,16 @@ static int make_cgroup(struct cmd_cgroup *cg)
     char path[128];
     cg->id = ++cg_serial;
     cgroup_path(path, sizeof(path), cg->id);
-    cg->fd = -1;
+    cg->fd = cg->events_fd = -1;
     if (mkdir(path, 0755) != 0 && errno != EEXIST) {
         cg->id = 0;
         return -1;
     }
     cg->fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (cg->fd < 0) {
+    /* Kept open: reading it again costs a fraction of opening it (reusable()). */
+    if (cg->fd >= 0)
+        cg->events_fd = openat(cg->fd, "cgroup.events", O_RDONLY | O_CLOEXEC);
+    if (cg->fd < 0 || cg->events_fd < 0) {
         drop(cg);
         return -1;
     }
@@ -169,11 +174,7 @@ static void make_spare(void)
 static int reusable(const struct cmd_cgroup *cg)
 {
     char buf[128];
-    int fd = openat(cg->fd, "cgroup.events", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
+    ssize_t n = pread(cg->events_fd, buf, sizeof(buf) - 1, 0);
     if (n <= 0)
         return 0;
     buf[n] = 0;
@@ -223,7 +224,7 @@ static int started_or_refused(pid_t pid) { return pid >= 0 || errno == EAGAIN ||
 static pid_t start(struct cmd_cgroup *cg, int (*fn)(void *), void *arg)
 {
     cg->id = 0;
-    cg->fd = -1;
+    cg->fd = cg->events_fd = -1;
     make_spare();
     if (nspares == 0)
         return start_in(-1, fn, arg); /* no cgroups here: commands run without limits (logged at boot) */
@@ -256,7 +257,7 @@ void cgroup_release(struct cmd_cgroup *cg)
 {
     if (!cg->id)
         return;
-    if (nspares < SPARES_MAX && cg->fd >= 0 && reusable(cg)) {
+    if (nspares < SPARES_MAX && cg->events_fd >= 0 && reusable(cg)) {
         spares[nspares++] = *cg;
     } else {
         drop(cg);
@@ -267,6 +268,6 @@ void cgroup_release(struct cmd_cgroup *cg)
         }
     }
     cg->id = 0;
-    cg->fd = -1;
+    cg->fd = cg->events_fd = -1;
     make_spare();
 }

@@ -166,7 +166,7 @@ void spawn_exec(const struct proto_exec *m, struct spawn_result *r, struct exec_
     memset(r, 0, sizeof(*r));
     r->pid = -1;
     r->in_fd = r->out_fd = r->err_fd = r->pty_fd = -1;
-    r->cg.fd = -1;
+    r->cg.fd = r->cg.events_fd = -1;
 
     struct user_cred cred;
     if (user_resolve(m->user, &cred, r->message, sizeof(r->message)) != 0) {
