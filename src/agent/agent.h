@@ -15,8 +15,8 @@
 
 #define AGENT_VERSION "0.1.0"
 #define AGENT_PORT_NAME "cocoon.agent"
-/* Enough for many concurrent tools; each exec holds at most five fds (three pipes, its
- * cgroup and cgroup.events), within the 4096 the kernel gives PID 1. */
+/* Enough for many concurrent tools; each exec holds at most seven fds (three pipes, two
+ * held write ends, its cgroup and cgroup.events), within the 4096 the kernel gives PID 1. */
 #define AGENT_MAX_EXECS 256
 /* Stop reading command output while this much waits for the host, so the
  * connection's queue (hard limit AGENT_OUT_LIMIT) always has room for control frames. */
@@ -125,6 +125,7 @@ struct spawn_result {
     int in_fd, out_fd, err_fd; /* err_fd is -1 for a tty (stderr goes to the pty) */
     int pty_fd;                /* master, -1 without a tty; also out_fd for a tty */
     struct cmd_cgroup cg;      /* its cgroup, for cgroup_release (also after a failure) */
+    int out_hold, err_hold;    /* see struct exec; -1 for a tty */
     int err_code;              /* errno of a failed start, 0 when running */
     char message[512];         /* what failed, for the ERROR frame */
 };
@@ -140,6 +141,10 @@ struct exec {
     pid_t pid; /* also the process group: the child calls setsid() */
     int tty;
     int in_fd, out_fd, err_fd; /* for a tty: out_fd is the pty master, in_fd a dup of it */
+    /* The agent's copies of the write ends of out_fd and err_fd (-1 for a tty or a
+     * transfer), closed when the command is reaped: so its exit wakes the agent once
+     * (SIGCHLD), not once more for the end of its output just before. */
+    int out_hold, err_hold;
     uint64_t out_credit;
     uint8_t *in_buf; /* ring of in_cap bytes, allocated on first STDIN */
     size_t in_cap, in_head, in_len;

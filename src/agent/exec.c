@@ -99,6 +99,8 @@ void exec_start(struct agent *a, uint32_t stream, const uint8_t *p, size_t n, ui
     e->in_fd = r.in_fd;
     e->out_fd = r.out_fd;
     e->err_fd = r.err_fd;
+    e->out_hold = r.out_hold;
+    e->err_hold = r.err_hold;
     e->out_credit = m.window;
     e->in_cap = PROTO_DEFAULT_WINDOW;
     if (m.timeout_ms) {
@@ -126,6 +128,8 @@ static void exec_free(struct agent *a, struct exec *e)
     close_fd(&e->in_fd);
     close_fd(&e->out_fd);
     close_fd(&e->err_fd);
+    close_fd(&e->out_hold);
+    close_fd(&e->err_hold);
     free(e->in_buf);
     cgroup_release(&e->cg);
     trace_mark(&e->trace, TRACE_RELEASED);
@@ -239,6 +243,36 @@ void exec_on_resize(struct exec *e, uint32_t rows, uint32_t cols)
     ioctl(e->out_fd, TIOCSWINSZ, &ws);
 }
 
+/* One read of at most the credit, straight into the frame buffer. 1 when it read data. */
+static int pump_output(struct agent *a, struct exec *e, int *fd, uint16_t type)
+{
+    size_t max = e->out_credit < PROTO_MAX_PAYLOAD ? (size_t)e->out_credit : PROTO_MAX_PAYLOAD;
+    if (max == 0 || proto_conn_pending(&a->conn) >= AGENT_OUT_HIGH)
+        return 0;
+    proto_writer_begin(&agent_w, e->stream, type);
+    ssize_t n = read(*fd, agent_w.buf + agent_w.len, max);
+    if (n > 0) {
+        agent_w.len += (size_t)n;
+        e->out_credit -= (uint64_t)n;
+        session_send(a, proto_writer_finish(&agent_w));
+        return 1;
+    }
+    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        /* EOF, or EIO from a pty master once every slave fd is closed. */
+        close_fd(fd);
+        if (e->tty)
+            close_fd(&e->in_fd);
+        if (e->out_fd < 0 && e->err_fd < 0)
+            trace_mark(&e->trace, TRACE_DRAINED);
+    }
+    return 0;
+}
+
+/* Frames of what a command left in its pipes, read at once when it is reaped: often
+ * all of it and the end, so its EXIT leaves in this round. The poll loop takes the
+ * rest (more than this, or pipes a process it started still holds). */
+#define DRAIN_AT_EXIT 4
+
 void exec_on_reaped(struct agent *a, pid_t pid, int status)
 {
     for (struct exec *e = a->execs; e; e = e->next) {
@@ -246,30 +280,14 @@ void exec_on_reaped(struct agent *a, pid_t pid, int status)
             e->exited = 1;
             e->status = status;
             trace_mark(&e->trace, TRACE_REAPED);
+            close_fd(&e->out_hold);
+            close_fd(&e->err_hold);
+            for (int i = 0; i < DRAIN_AT_EXIT && e->out_fd >= 0 && pump_output(a, e, &e->out_fd, PROTO_STDOUT); i++)
+                ;
+            for (int i = 0; i < DRAIN_AT_EXIT && e->err_fd >= 0 && pump_output(a, e, &e->err_fd, PROTO_STDERR); i++)
+                ;
             return;
         }
-    }
-}
-
-/* One read of at most the credit, straight into the frame buffer. */
-static void pump_output(struct agent *a, struct exec *e, int *fd, uint16_t type)
-{
-    size_t max = e->out_credit < PROTO_MAX_PAYLOAD ? (size_t)e->out_credit : PROTO_MAX_PAYLOAD;
-    if (max == 0 || proto_conn_pending(&a->conn) >= AGENT_OUT_HIGH)
-        return;
-    proto_writer_begin(&agent_w, e->stream, type);
-    ssize_t n = read(*fd, agent_w.buf + agent_w.len, max);
-    if (n > 0) {
-        agent_w.len += (size_t)n;
-        e->out_credit -= (uint64_t)n;
-        session_send(a, proto_writer_finish(&agent_w));
-    } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-        /* EOF, or EIO from a pty master once every slave fd is closed. */
-        close_fd(fd);
-        if (e->tty)
-            close_fd(&e->in_fd);
-        if (e->out_fd < 0 && e->err_fd < 0)
-            trace_mark(&e->trace, TRACE_DRAINED);
     }
 }
 
@@ -375,6 +393,7 @@ struct exec *exec_adopt(struct agent *a, uint32_t stream, pid_t pid, int in_fd, 
     e->in_fd = in_fd;
     e->out_fd = out_fd;
     e->err_fd = err_fd;
+    e->out_hold = e->err_hold = -1;
     e->cg = *cg;
     e->out_credit = window;
     e->in_cap = PROTO_DEFAULT_WINDOW;

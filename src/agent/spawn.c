@@ -165,7 +165,7 @@ void spawn_exec(const struct proto_exec *m, struct spawn_result *r, struct exec_
 {
     memset(r, 0, sizeof(*r));
     r->pid = -1;
-    r->in_fd = r->out_fd = r->err_fd = r->pty_fd = -1;
+    r->in_fd = r->out_fd = r->err_fd = r->pty_fd = r->out_hold = r->err_hold = -1;
     r->cg.fd = r->cg.events_fd = -1;
 
     struct user_cred cred;
@@ -244,7 +244,9 @@ void spawn_exec(const struct proto_exec *m, struct spawn_result *r, struct exec_
         r->in_fd = in[1];
         r->out_fd = out[0];
         r->err_fd = err[0];
-        in[1] = out[0] = err[0] = -1;
+        r->out_hold = out[1];
+        r->err_hold = err[1];
+        in[1] = out[0] = err[0] = out[1] = err[1] = -1;
         fcntl(r->in_fd, F_SETFL, O_NONBLOCK);
         fcntl(r->out_fd, F_SETFL, O_NONBLOCK);
         fcntl(r->err_fd, F_SETFL, O_NONBLOCK);
