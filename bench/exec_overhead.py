@@ -94,15 +94,24 @@ class Side:
             fn()
 
     def trace_phases(self):
-        """Median of each phase (µs) over the traced execs of `true` in console.log."""
-        phases = {}
+        """Median of each phase (µs) over the traced execs of `true` in console.log, and
+        the median of what the host and the channel add: each C API round trip minus its
+        exec's time in the agent (EXEC read to EXIT sent; the execs of `true` are the C
+        API's, in the same order)."""
+        phases, lines = {}, []
         for path in glob.glob(os.path.join(self.home, "boxes", "*", "console.log")):
             for line in open(path, errors="replace"):
                 if not re.search(r"trace exec \d+ true ", line):
                     continue
+                lines.append(line)
                 for k, v in re.findall(r"(\S+)=(\d+)", line):
                     phases.setdefault(k, []).append(int(v))
-        return {k: statistics.median(v) for k, v in phases.items()}
+        res = {k: statistics.median(v) for k, v in phases.items()}
+        rtt = every(self.capi)
+        if len(lines) == len(rtt):
+            res["host"] = statistics.median(r * 1000 - int(re.search(r" exit=(\d+)", l).group(1))
+                                            for r, l in zip(rtt, lines))
+        return res
 
     def close(self):
         subprocess.run([os.path.join(self.build, "bin", "cocoon"), "rm", "-f", "xo"], env=self.env,
@@ -131,6 +140,7 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--trace", action="store_true")
     ap.add_argument("--results")
+    ap.add_argument("--note", default="", help="text put under the table in --results")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="cocoon-xo-")
     forkexec = os.path.join(work, "forkexec")
@@ -174,13 +184,18 @@ def main():
     if traces:
         tl = ["| phase | " + " | ".join(f"{k}: µs after the EXEC was read (median) | step" for k in traces) + " |",
               "|---|" + "---|---|" * len(traces)]
-        order = sorted(next(iter(traces.values())).items(), key=lambda kv: kv[1])
+        order = sorted(((k, v) for k, v in next(iter(traces.values())).items() if k != "host"), key=lambda kv: kv[1])
         for k, _ in order:
             cells = []
             for t in traces.values():
                 earlier = [v for v in t.values() if v <= t.get(k, 0) and v != t.get(k, 0)]
                 cells.append(f"{t.get(k, 0):.0f} | {t.get(k, 0) - max(earlier, default=0):.0f}")
             tl.append(f"| {PHASES.get(k, k)} | " + " | ".join(cells) + " |")
+        for label, t in traces.items():
+            if "host" in t:
+                tl += ["", f"{label}: the host and the channel add {t['host']:.0f} µs per exec (median of each C API "
+                       "round trip minus its exec's time in the agent, EXEC read to EXIT sent: the client, the "
+                       "monitor's relay both ways, QEMU's virtio-serial and the wakeups of each)."]
         trace_text = "\n".join(tl)
     print(table)
     if trace_text:
@@ -195,10 +210,11 @@ def main():
                f"the sides and the two measures take turns.")
         foot = (f"Command: `{cmd}`. Date: {now}; load average {load0:.2f} at the start, {load1:.2f} at the end "
                 f"(2 shared cores, qemu backend under TCG: absolute numbers are noisy, the ratios less so).")
+        note = f"\n\n{a.note}" if a.note else ""
         if trace_text:
-            replace_section(a.results, TRACE_SECTION, f"{how}\n\n{trace_text}\n\n{foot}")
+            replace_section(a.results, TRACE_SECTION, f"{how}\n\n{trace_text}{note}\n\n{foot}")
         else:
-            replace_section(a.results, SECTION, f"{how}\n\n{table}\n\n{foot}")
+            replace_section(a.results, SECTION, f"{how}\n\n{table}{note}\n\n{foot}")
 
 
 if __name__ == "__main__":
