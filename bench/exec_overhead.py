@@ -188,7 +188,7 @@ def main():
         for k, _ in order:
             cells = []
             for t in traces.values():
-                earlier = [v for v in t.values() if v <= t.get(k, 0) and v != t.get(k, 0)]
+                earlier = [v for kk, v in t.items() if kk != "host" and v < t.get(k, 0)]
                 cells.append(f"{t.get(k, 0):.0f} | {t.get(k, 0) - max(earlier, default=0):.0f}")
             tl.append(f"| {PHASES.get(k, k)} | " + " | ".join(cells) + " |")
         for label, t in traces.items():
@@ -212,7 +212,7 @@ def main():
                 f"(2 shared cores, qemu backend under TCG: absolute numbers are noisy, the ratios less so).")
         note = f"\n\n{a.note}" if a.note else ""
         if trace_text:
-            replace_section(a.results, TRACE_SECTION, f"{how}\n\n{trace_text}{note}\n\n{foot}")
+            replace_section(a.results, TRACE_SECTION, f"{how}\n\n{table}\n\n{trace_text}{note}\n\n{foot}")
         else:
             replace_section(a.results, SECTION, f"{how}\n\n{table}{note}\n\n{foot}")
 
