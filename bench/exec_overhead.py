@@ -12,9 +12,10 @@ round, on every side in turn (the order alternating from round to round):
 Short rounds, many of them, so both measures see the same load. Reports the median
 and quartiles of all runs of each, and the ratio capi / in-guest (goal: at most 1.1).
 
-With --trace the boxes start with COCOON_AGENT_TRACE=1: the agent logs the phases of
-every exec to console.log (src/agent/trace.c), and the script reports the median of
-each phase. Logging costs time itself, so traced runs are for attribution only.
+With --trace the boxes start with COCOON_AGENT_TRACE=1: the agent appends the phases of
+every exec to /run/cocoon-agent-trace in the guest (src/agent/trace.c), and the script
+reports the median of each phase and what the host adds. Writing those lines costs a
+little time itself, so traced runs are for attribution.
 
 Usage: bench/exec_overhead.py [--side LABEL=BUILD[,VAR=VALUE...] ...] [--rounds 30] [--runs 5]
                               [--trace] [--results bench/RESULTS.md]
@@ -22,7 +23,6 @@ Default side: after=build. --results writes the section this script owns.
 """
 import argparse
 import datetime
-import glob
 import json
 import os
 import re
@@ -38,6 +38,7 @@ from report import replace_section  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECTION = "## Exec overhead: C API vs in-guest fork+exec"
 TRACE_SECTION = "## Exec overhead: where an exec's time goes in the guest (agent trace)"
+TRACE_FILE = "/run/cocoon-agent-trace"  # src/agent/agent.h
 PHASES = {  # src/agent/trace.c
     "decode": "EXEC decoded",
     "user": "user resolved, environment built",
@@ -94,18 +95,17 @@ class Side:
             fn()
 
     def trace_phases(self):
-        """Median of each phase (µs) over the traced execs of `true` in console.log, and
-        the median of what the host and the channel add: each C API round trip minus its
-        exec's time in the agent (EXEC read to EXIT sent; the execs of `true` are the C
-        API's, in the same order)."""
+        """Median of each phase (µs) over the traced execs of `true` (the agent's trace
+        file in the guest), and the median of what the host and the channel add: each C
+        API round trip minus its exec's time in the agent (EXEC read to EXIT sent; the
+        execs of `true` are the C API's, in the same order)."""
         phases, lines = {}, []
-        for path in glob.glob(os.path.join(self.home, "boxes", "*", "console.log")):
-            for line in open(path, errors="replace"):
-                if not re.search(r"trace exec \d+ true ", line):
-                    continue
-                lines.append(line)
-                for k, v in re.findall(r"(\S+)=(\d+)", line):
-                    phases.setdefault(k, []).append(int(v))
+        for line in self.cli("exec", "xo", "--", "cat", TRACE_FILE).splitlines():
+            if not re.match(r"exec \d+ true ", line):
+                continue
+            lines.append(line)
+            for k, v in re.findall(r"(\S+)=(\d+)", line):
+                phases.setdefault(k, []).append(int(v))
         res = {k: statistics.median(v) for k, v in phases.items()}
         rtt = every(self.capi)
         if len(lines) == len(rtt):
@@ -202,7 +202,10 @@ def main():
         print("\n" + trace_text)
     if a.results:
         now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        cmd = " ".join(["bench/exec_overhead.py"] + sys.argv[1:]).replace(REPO + "/", "")
+        args = list(sys.argv[1:])
+        if "--note" in args[:-1]:
+            args[args.index("--note") + 1] = "TEXT"  # the text is right there, under the table
+        cmd = " ".join(["bench/exec_overhead.py"] + args).replace(REPO + "/", "")
         how = (f"{a.rounds} rounds of {a.runs} runs of each measure; the table gives the median and quartiles "
                f"of all {a.rounds * a.runs} runs, the ratio of the medians and of the first quartiles (load "
                f"on the shared machine only adds time, so the lower quartile is the steadier figure), and "

@@ -54,11 +54,12 @@ struct exec_trace {
     uint64_t at[TRACE_PHASES];
     char program[24]; /* the last component of argv[0], cut */
 };
+#define TRACE_FILE "/run/cocoon-agent-trace"
 extern int agent_trace;
 /* Starts the trace of an exec: the time its EXEC was read, and what it runs. */
 void trace_begin(struct exec_trace *t, uint64_t received, const char *argv0);
 void trace_mark(struct exec_trace *t, enum trace_phase p);
-/* Logs the exec's phase durations (µs) to the console once it ended. */
+/* Appends the exec's phases (µs after its EXEC was read) to TRACE_FILE once it ended. */
 void trace_report(uint32_t stream, const struct exec_trace *t);
 
 /* ---- mounts.c ---- */
