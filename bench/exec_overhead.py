@@ -11,6 +11,8 @@ round, on every side in turn (the order alternating from round to round):
             RUNS times inside the guest (the program itself, nothing of cocoon's).
 Short rounds, many of them, so both measures see the same load. Reports the median
 and quartiles of all runs of each, and the ratio capi / in-guest (goal: at most 1.1).
+With --gap-us G also `forkexec -g G`: the same loop with the guest idle G µs between
+runs, as it is between the execs of a host (its vCPU thread sleeps meanwhile).
 
 With --trace the boxes start with COCOON_AGENT_TRACE=1: the agent appends the phases of
 every exec to /run/cocoon-agent-trace in the guest (src/agent/trace.c), and the script
@@ -18,7 +20,7 @@ reports the median of each phase and what the host adds. Writing those lines cos
 little time itself, so traced runs are for attribution.
 
 Usage: bench/exec_overhead.py [--side LABEL=BUILD[,VAR=VALUE...] ...] [--rounds 30] [--runs 5]
-                              [--trace] [--results bench/RESULTS.md]
+                              [--gap-us G] [--trace] [--results bench/RESULTS.md] [--note TEXT]
 Default side: after=build. --results writes the section this script owns.
 """
 import argparse
@@ -68,7 +70,7 @@ class Side:
         self.exec_many = os.path.join(work, self.label, "exec_many")
         subprocess.run(["make", "-s", "-C", os.path.join(REPO, "examples"), f"BUILD={self.build}",
                         f"OUT={os.path.dirname(self.exec_many)}", self.exec_many], check=True)
-        self.capi, self.guest = [], []  # per round: the samples (ms)
+        self.capi, self.guest, self.gapped = [], [], []  # per round: the samples (ms)
 
     def cli(self, *args, timeout=300):
         r = subprocess.run([os.path.join(self.build, "bin", "cocoon"), *args], env=self.env, capture_output=True,
@@ -82,7 +84,7 @@ class Side:
         self.cli("start", "xo")
         self.cli("cp", forkexec, "xo:/usr/local/bin/forkexec")
 
-    def round(self, runs, first):
+    def round(self, runs, first, gap_us):
         def capi():
             r = subprocess.run([self.exec_many, "xo", "latency", str(runs)], env=self.env, capture_output=True,
                                check=True)
@@ -91,7 +93,12 @@ class Side:
         def guest():
             self.guest.append(json.loads(self.cli("exec", "xo", "--", "forkexec", str(runs), "true"))["samples_ms"])
 
-        for fn in ((capi, guest) if first else (guest, capi)):
+        def gapped():
+            self.gapped.append(json.loads(self.cli("exec", "xo", "--", "forkexec", "-g", str(gap_us), str(runs),
+                                                   "true"))["samples_ms"])
+
+        fns = [capi, guest] + ([gapped] if gap_us else [])
+        for fn in (fns if first else fns[::-1]):
             fn()
 
     def trace_phases(self):
@@ -139,6 +146,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--trace", action="store_true")
+    ap.add_argument("--gap-us", type=int, default=0,
+                    help="also time the in-guest loop with this idle time between runs (as between a host's execs)")
     ap.add_argument("--results")
     ap.add_argument("--note", default="", help="text put under the table in --results")
     a = ap.parse_args()
@@ -154,7 +163,7 @@ def main():
         for rnd in range(a.rounds):
             order = sides if rnd % 2 == 0 else list(reversed(sides))
             for s in order:
-                s.round(a.runs, first=rnd % 2 == 0)
+                s.round(a.runs, first=rnd % 2 == 0, gap_us=a.gap_us)
             print(f"round {rnd + 1}: " + " | ".join(
                 f"{s.label}: capi {statistics.median(s.capi[-1]):.1f} ms, in-guest "
                 f"{statistics.median(s.guest[-1]):.1f} ms" for s in sides), file=sys.stderr, flush=True)
@@ -173,6 +182,14 @@ def main():
         lines.append(f"| {s.label} | {spread(s.capi)} | {spread(s.guest)} | "
                      f"**{statistics.median(c) / statistics.median(g):.2f}** | {pct(c, 0.25) / pct(g, 0.25):.2f} | "
                      f"{min(per_round):.2f}–{max(per_round):.2f} |")
+    if a.gap_us:
+        lines += ["", f"| side | fork+exec `true` in the guest, {a.gap_us} µs idle between runs: median (p25–p75), ms "
+                  "| / back to back | C API / it: medians | p25s |", "|---|---|---|---|---|"]
+        for s in sides:
+            c, g, gg = every(s.capi), every(s.guest), every(s.gapped)
+            lines.append(f"| {s.label} | {spread(s.gapped)} | {statistics.median(gg) / statistics.median(g):.2f} | "
+                         f"**{statistics.median(c) / statistics.median(gg):.2f}** | "
+                         f"{pct(c, 0.25) / pct(gg, 0.25):.2f} |")
     if len(sides) >= 2:
         A = sides[0]
         for B in sides[1:]:

@@ -3,9 +3,12 @@
  * times, one after the other, waiting for each; prints every time and their median,
  * quartiles and extremes (ms) as one JSON line.
  * Built static (like the agent) so it runs in any image: cc -static -O2.
- *   forkexec RUNS PROG [ARG...]   */
+ *   forkexec [-g GAP_US] RUNS PROG [ARG...]
+ * -g sleeps GAP_US microseconds between runs (not timed): the guest then idles between
+ * starts as it does between the execs of a host. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,9 +48,15 @@ static double one_run(char **argv)
 
 int main(int argc, char **argv)
 {
+    long gap_us = 0;
+    if (argc > 2 && !strcmp(argv[1], "-g")) {
+        gap_us = atol(argv[2]);
+        argc -= 2;
+        argv += 2;
+    }
     int runs = argc > 2 ? atoi(argv[1]) : 0;
-    if (runs < 1 || runs > MAX_RUNS) {
-        fprintf(stderr, "usage: forkexec RUNS PROG [ARG...]   (RUNS 1..%d)\n", MAX_RUNS);
+    if (runs < 1 || runs > MAX_RUNS || gap_us < 0 || gap_us > 10000000) {
+        fprintf(stderr, "usage: forkexec [-g GAP_US] RUNS PROG [ARG...]   (RUNS 1..%d, GAP_US up to 10 s)\n", MAX_RUNS);
         return 2;
     }
     double *t = calloc((size_t)runs, sizeof(*t));
@@ -61,6 +70,8 @@ int main(int argc, char **argv)
         }
         if (i >= 0)
             t[i] = ms;
+        if (gap_us)
+            usleep((useconds_t)gap_us);
     }
     printf("{\"runs\": %d, \"samples_ms\": [", runs);
     for (int i = 0; i < runs; i++)
