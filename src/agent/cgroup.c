@@ -243,8 +243,10 @@ static pid_t start(struct cmd_cgroup *cg, int (*fn)(void *), void *arg)
      * it, or made it threaded): a fresh one can. */
     agent_log("cgroups: clone3 into %s/%lu: %s (trying a fresh cgroup)", CG_EXECS, cg->id, strerror(errno));
     drop(cg);
-    if (make_cgroup(cg) != 0)
+    if (make_cgroup(cg) != 0) {
+        agent_log("cgroups: a fresh cgroup: %s (this command runs without limits)", strerror(errno));
         return start_in(-1, fn, arg);
+    }
     pid = start_in(cg->fd, fn, arg);
     return started_or_refused(pid) ? pid : start_by_migrating(cg->id, fn, arg);
 }
