@@ -15,7 +15,8 @@
 
 #define AGENT_VERSION "0.1.0"
 #define AGENT_PORT_NAME "cocoon.agent"
-/* Enough for many concurrent tools; each exec holds at most three fds. */
+/* Enough for many concurrent tools; each exec holds at most seven fds (three pipes, two
+ * held write ends, its cgroup and cgroup.events), within the 4096 the kernel gives PID 1. */
 #define AGENT_MAX_EXECS 256
 /* Stop reading command output while this much waits for the host, so the
  * connection's queue (hard limit AGENT_OUT_LIMIT) always has room for control frames. */
@@ -32,6 +33,34 @@ void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void agent_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Flushes disks, makes the root read-only and reboots (never returns). */
 _Noreturn void agent_reboot(void);
+
+/* ---- trace.c ---- */
+/* Per-exec phase stamps (CLOCK_MONOTONIC ns), taken only with cocoon.trace=exec. */
+enum trace_phase {
+    TRACE_RECEIVED, /* the poll round that read the EXEC began */
+    TRACE_DECODED,
+    TRACE_USER,     /* user resolved, environment built */
+    TRACE_PIPES,    /* pipes or pty made */
+    TRACE_FORKED,   /* the fork returned in the agent */
+    TRACE_EXECED,   /* the child's execve passed the point of no return */
+    TRACE_STARTED,  /* STARTED sent */
+    TRACE_REAPED,   /* waitpid saw it end */
+    TRACE_DRAINED,  /* its output pipes at EOF */
+    TRACE_EXIT,     /* EXIT sent */
+    TRACE_RELEASED, /* its cgroup kept for reuse or removed (after EXIT) */
+    TRACE_PHASES
+};
+struct exec_trace {
+    uint64_t at[TRACE_PHASES];
+    char program[24]; /* the last component of argv[0], cut */
+};
+#define TRACE_FILE "/run/cocoon-agent-trace"
+extern int agent_trace;
+/* Starts the trace of an exec: the time its EXEC was read, and what it runs. */
+void trace_begin(struct exec_trace *t, uint64_t received, const char *argv0);
+void trace_mark(struct exec_trace *t, enum trace_phase p);
+/* Appends the exec's phases (µs after its EXEC was read) to TRACE_FILE once it ended. */
+void trace_report(uint32_t stream, const struct exec_trace *t);
 
 /* ---- mounts.c ---- */
 struct boot_opts {
@@ -63,17 +92,47 @@ struct user_cred {
  * /etc/passwd and /etc/group. 0, or -1 with a message in err. */
 int user_resolve(const char *spec, struct user_cred *out, char *err, size_t errlen);
 
+/* ---- clone.c ---- */
+/* A child born in cgroup_fd (-1: the agent's own): like fork() (0 in the child), or
+ * running fn(arg) on a stack of its own while sharing the agent's memory until it
+ * execs or exits, the agent waiting (vfork); -1 with errno, ENOSYS where the vfork kind
+ * does not exist (or the kernel has no clone3). */
+pid_t clone_fork(int cgroup_fd);
+pid_t clone_vfork(int cgroup_fd, int (*fn)(void *), void *arg);
+
+/* ---- cgroup.c ---- */
+/* Creates /sys/fs/cgroup/execs with memory and pids limits (after cgroup2 is mounted). */
+void cgroup_setup(void);
+/* A command's cgroup under execs: its number, open directory and cgroup.events (0 and
+ * -1: none). */
+struct cmd_cgroup {
+    unsigned long id;
+    int fd, events_fd;
+};
+/* Forks like fork(), the child born in a cgroup of its own under execs, which cg
+ * receives; the caller owes it a cgroup_release, even when the fork failed. */
+pid_t cgroup_fork(struct cmd_cgroup *cg);
+/* The same for a child that only runs fn(arg), which must exec or _exit: it shares the
+ * agent's memory until then, and the agent waits (vfork), where clone.c can. fn may
+ * not change anything of the agent's but through the system calls it makes. */
+pid_t cgroup_vfork(struct cmd_cgroup *cg, int (*fn)(void *), void *arg);
+/* The command of cg ended (its EXIT is sent): the cgroup serves a later command when
+ * nothing runs in it any more, else it is removed (once empty). */
+void cgroup_release(struct cmd_cgroup *cg);
+
 /* ---- spawn.c ---- */
 struct spawn_result {
     pid_t pid;
     int in_fd, out_fd, err_fd; /* err_fd is -1 for a tty (stderr goes to the pty) */
     int pty_fd;                /* master, -1 without a tty; also out_fd for a tty */
+    struct cmd_cgroup cg;      /* its cgroup, for cgroup_release (also after a failure) */
+    int out_hold, err_hold;    /* see struct exec; -1 for a tty */
     int err_code;              /* errno of a failed start, 0 when running */
     char message[512];         /* what failed, for the ERROR frame */
 };
 /* Forks and execs the command; the child reports any failure before exec through a
  * close-on-exec pipe, so a result with err_code == 0 means the program is running. */
-void spawn_exec(const struct proto_exec *m, struct spawn_result *r);
+void spawn_exec(const struct proto_exec *m, struct spawn_result *r, struct exec_trace *trace);
 void spawn_set_base_nofile(unsigned long soft);
 
 /* ---- exec.c ---- */
@@ -83,6 +142,10 @@ struct exec {
     pid_t pid; /* also the process group: the child calls setsid() */
     int tty;
     int in_fd, out_fd, err_fd; /* for a tty: out_fd is the pty master, in_fd a dup of it */
+    /* The agent's copies of the write ends of out_fd and err_fd (-1 for a tty or a
+     * transfer), closed when the command is reaped: so its exit wakes the agent once
+     * (SIGCHLD), not once more for the end of its output just before. */
+    int out_hold, err_hold;
     uint64_t out_credit;
     uint8_t *in_buf; /* ring of in_cap bytes, allocated on first STDIN */
     size_t in_cap, in_head, in_len;
@@ -92,10 +155,13 @@ struct exec {
     uint64_t deadline; /* CLOCK_MONOTONIC ns, 0 = no timeout */
     int timed_out;
     uint64_t killed_at;
+    struct cmd_cgroup cg; /* released after EXIT */
+    struct exec_trace trace;
 };
 
 struct agent;
-void exec_start(struct agent *a, uint32_t stream, const uint8_t *p, size_t n);
+/* received: CLOCK_MONOTONIC ns at which the poll round that read the EXEC began. */
+void exec_start(struct agent *a, uint32_t stream, const uint8_t *p, size_t n, uint64_t received);
 /* Whether a new exec or transfer may start on stream: 1, or 0 after answering the host
  * (the stream is in use, or too_many: too many are running). */
 int exec_may_start(struct agent *a, uint32_t stream, const char *too_many);
@@ -124,16 +190,8 @@ void exec_poll_handle(struct agent *a, struct pollfd *fds, struct poll_slot *slo
 /* Registers a process the agent forked itself (files.c) as an exec stream: its pipes
  * get the same credits, SIGNAL and EXIT as a command's. Sends STARTED; NULL when out
  * of memory (nothing was sent). in_fd/out_fd may be -1. */
-struct exec *exec_adopt(struct agent *a, uint32_t stream, pid_t pid, int in_fd, int out_fd, int err_fd,
-                        uint32_t window);
-
-/* ---- cgroup.c ---- */
-/* Creates /sys/fs/cgroup/execs with memory and pids limits (after cgroup2 is mounted). */
-void cgroup_setup(void);
-/* Moves the agent into a fresh per-command cgroup for a fork; returns a token for
- * cgroup_leave, which moves it back. */
-int cgroup_enter(void);
-void cgroup_leave(int token);
+struct exec *exec_adopt(struct agent *a, uint32_t stream, pid_t pid, int in_fd, int out_fd, int err_fd, uint32_t window,
+                        const struct cmd_cgroup *cg);
 
 /* ---- files.c ---- */
 /* FILE_PUT / FILE_GET: forks the transfer child and adopts it as an exec stream. */

@@ -60,7 +60,7 @@ int exec_may_start(struct agent *a, uint32_t stream, const char *too_many)
     return 1;
 }
 
-void exec_start(struct agent *a, uint32_t stream, const uint8_t *p, size_t n)
+void exec_start(struct agent *a, uint32_t stream, const uint8_t *p, size_t n, uint64_t received)
 {
     char msg[600];
     snprintf(msg, sizeof(msg), "too many running commands (limit %d)", AGENT_MAX_EXECS);
@@ -80,23 +80,27 @@ void exec_start(struct agent *a, uint32_t stream, const uint8_t *p, size_t n)
         exec_refuse(a, stream, ENOMEM, "out of memory");
         return;
     }
+    trace_begin(&e->trace, received, m.argv[0]);
+    trace_mark(&e->trace, TRACE_DECODED);
     struct spawn_result r;
-    int cg = cgroup_enter(); /* the child starts in its own cgroup (cgroup.c) */
-    spawn_exec(&m, &r);
-    cgroup_leave(cg);
+    spawn_exec(&m, &r, &e->trace); /* the child starts in a cgroup of its own (cgroup.c) */
     if (r.err_code) {
         free(e);
         proto_exec_free(&m);
         exec_refuse(a, stream, r.err_code, r.message);
+        cgroup_release(&r.cg);
         return;
     }
     a->no_children = 0;
     e->stream = stream;
     e->pid = r.pid;
+    e->cg = r.cg;
     e->tty = (int)m.tty;
     e->in_fd = r.in_fd;
     e->out_fd = r.out_fd;
     e->err_fd = r.err_fd;
+    e->out_hold = r.out_hold;
+    e->err_hold = r.err_hold;
     e->out_credit = m.window;
     e->in_cap = PROTO_DEFAULT_WINDOW;
     if (m.timeout_ms) {
@@ -109,6 +113,7 @@ void exec_start(struct agent *a, uint32_t stream, const uint8_t *p, size_t n)
     a->nexecs++;
     struct proto_started s = {.pid = (uint32_t)e->pid, .window = (uint32_t)e->in_cap};
     session_send(a, proto_encode_started(&agent_w, stream, &s));
+    trace_mark(&e->trace, TRACE_STARTED);
 }
 
 static void exec_free(struct agent *a, struct exec *e)
@@ -123,7 +128,12 @@ static void exec_free(struct agent *a, struct exec *e)
     close_fd(&e->in_fd);
     close_fd(&e->out_fd);
     close_fd(&e->err_fd);
+    close_fd(&e->out_hold);
+    close_fd(&e->err_hold);
     free(e->in_buf);
+    cgroup_release(&e->cg);
+    trace_mark(&e->trace, TRACE_RELEASED);
+    trace_report(e->stream, &e->trace);
     free(e);
 }
 
@@ -233,34 +243,51 @@ void exec_on_resize(struct exec *e, uint32_t rows, uint32_t cols)
     ioctl(e->out_fd, TIOCSWINSZ, &ws);
 }
 
-void exec_on_reaped(struct agent *a, pid_t pid, int status)
-{
-    for (struct exec *e = a->execs; e; e = e->next) {
-        if (e->pid == pid && !e->exited) {
-            e->exited = 1;
-            e->status = status;
-            return;
-        }
-    }
-}
-
-/* One read of at most the credit, straight into the frame buffer. */
-static void pump_output(struct agent *a, struct exec *e, int *fd, uint16_t type)
+/* One read of at most the credit, straight into the frame buffer. 1 when it read data. */
+static int pump_output(struct agent *a, struct exec *e, int *fd, uint16_t type)
 {
     size_t max = e->out_credit < PROTO_MAX_PAYLOAD ? (size_t)e->out_credit : PROTO_MAX_PAYLOAD;
     if (max == 0 || proto_conn_pending(&a->conn) >= AGENT_OUT_HIGH)
-        return;
+        return 0;
     proto_writer_begin(&agent_w, e->stream, type);
     ssize_t n = read(*fd, agent_w.buf + agent_w.len, max);
     if (n > 0) {
         agent_w.len += (size_t)n;
         e->out_credit -= (uint64_t)n;
         session_send(a, proto_writer_finish(&agent_w));
-    } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        return 1;
+    }
+    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
         /* EOF, or EIO from a pty master once every slave fd is closed. */
         close_fd(fd);
         if (e->tty)
             close_fd(&e->in_fd);
+        if (e->out_fd < 0 && e->err_fd < 0)
+            trace_mark(&e->trace, TRACE_DRAINED);
+    }
+    return 0;
+}
+
+/* Frames of what a command left in its pipes, read at once when it is reaped: often
+ * all of it and the end, so its EXIT leaves in this round. The poll loop takes the
+ * rest (more than this, or pipes a process it started still holds). */
+#define DRAIN_AT_EXIT 4
+
+void exec_on_reaped(struct agent *a, pid_t pid, int status)
+{
+    for (struct exec *e = a->execs; e; e = e->next) {
+        if (e->pid == pid && !e->exited) {
+            e->exited = 1;
+            e->status = status;
+            trace_mark(&e->trace, TRACE_REAPED);
+            close_fd(&e->out_hold);
+            close_fd(&e->err_hold);
+            for (int i = 0; i < DRAIN_AT_EXIT && e->out_fd >= 0 && pump_output(a, e, &e->out_fd, PROTO_STDOUT); i++)
+                ;
+            for (int i = 0; i < DRAIN_AT_EXIT && e->err_fd >= 0 && pump_output(a, e, &e->err_fd, PROTO_STDERR); i++)
+                ;
+            return;
+        }
     }
 }
 
@@ -276,6 +303,7 @@ static void finish(struct agent *a, struct exec *e)
         sig = (uint32_t)WTERMSIG(e->status); /* CODE stays 0: docs/protocol.md, EXIT */
     }
     send_exit(a, e->stream, code, sig, (uint32_t)e->timed_out);
+    trace_mark(&e->trace, TRACE_EXIT);
     exec_free(a, e);
 }
 
@@ -353,7 +381,8 @@ void exec_poll_handle(struct agent *a, struct pollfd *fds, struct poll_slot *slo
     }
 }
 
-struct exec *exec_adopt(struct agent *a, uint32_t stream, pid_t pid, int in_fd, int out_fd, int err_fd, uint32_t window)
+struct exec *exec_adopt(struct agent *a, uint32_t stream, pid_t pid, int in_fd, int out_fd, int err_fd, uint32_t window,
+                        const struct cmd_cgroup *cg)
 {
     struct exec *e = calloc(1, sizeof(*e));
     if (!e)
@@ -364,6 +393,8 @@ struct exec *exec_adopt(struct agent *a, uint32_t stream, pid_t pid, int in_fd, 
     e->in_fd = in_fd;
     e->out_fd = out_fd;
     e->err_fd = err_fd;
+    e->out_hold = e->err_hold = -1;
+    e->cg = *cg;
     e->out_credit = window;
     e->in_cap = PROTO_DEFAULT_WINDOW;
     e->next = a->execs;

@@ -1135,12 +1135,11 @@ void files_start(struct agent *a, uint32_t stream, uint16_t type, const uint8_t 
     }
     int put = type == PROTO_FILE_PUT;
     uint32_t window = m->window;
-    int cg = cgroup_enter();
-    pid_t pid = fork();
+    struct cmd_cgroup cg;
+    pid_t pid = cgroup_fork(&cg);
     if (pid == 0)
         child(type, m, put ? io[0] : -1, put ? -1 : io[1], err[1]);
     int fork_errno = errno;
-    cgroup_leave(cg);
     close(err[1]);
     close(put ? io[0] : io[1]);
     free(m);
@@ -1149,14 +1148,16 @@ void files_start(struct agent *a, uint32_t stream, uint16_t type, const uint8_t 
         close(mine);
         close(err[0]);
         exec_refuse(a, stream, fork_errno, "cannot start the transfer (fork failed)");
+        cgroup_release(&cg);
         return;
     }
     fcntl(mine, F_SETFL, O_NONBLOCK);
     fcntl(err[0], F_SETFL, O_NONBLOCK);
-    if (!exec_adopt(a, stream, pid, put ? mine : -1, put ? -1 : mine, err[0], window)) {
+    if (!exec_adopt(a, stream, pid, put ? mine : -1, put ? -1 : mine, err[0], window, &cg)) {
         kill(pid, SIGKILL);
         close(mine);
         close(err[0]);
         exec_refuse(a, stream, ENOMEM, "out of memory");
+        cgroup_release(&cg);
     }
 }

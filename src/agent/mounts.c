@@ -38,6 +38,8 @@ void boot_parse_cmdline(struct boot_opts *o)
             snprintf(o->root, sizeof(o->root), "%s", tok + 12);
         else if (strncmp(tok, "cocoon.rootfstype=", 18) == 0 && tok[18] && strlen(tok + 18) < sizeof(o->fstype))
             snprintf(o->fstype, sizeof(o->fstype), "%s", tok + 18);
+        else if (strcmp(tok, "cocoon.trace=exec") == 0)
+            agent_trace = 1;
     }
 }
 

@@ -199,7 +199,7 @@ static void on_frame(struct agent *a, const struct proto_header *h, const uint8_
     case PROTO_SHUTDOWN: start_shutdown(a, p, h->len, now); break;
     case PROTO_EXEC:
         if (a->phase == PHASE_SERVING) {
-            exec_start(a, h->stream, p, h->len);
+            exec_start(a, h->stream, p, h->len, now);
         } else {
             const char *why =
                 a->phase == PHASE_HANDSHAKE ? "agent not configured yet (send CONFIG first)" : "agent is shutting down";

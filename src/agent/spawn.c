@@ -87,6 +87,8 @@ struct child_plan {
     int in_r, out_w, err_w, report_w;
 };
 
+/* Everything here is a system call or a write to the child's own stack: the child may
+ * share the agent's memory (cgroup_vfork). */
 static _Noreturn void child_main(const struct child_plan *p)
 {
     /* PID 1 blocks and ignores signals; a command must start with defaults. */
@@ -118,11 +120,12 @@ static _Noreturn void child_main(const struct child_plan *p)
         child_fail(p->report_w, ST_CREDS);
     if (chdir(p->m->cwd[0] ? p->m->cwd : "/") != 0)
         child_fail(p->report_w, ST_CHDIR);
-    /* execvp searches the PATH of environ, so the new env must be in place first. */
-    environ = p->env;
+    /* environ is the command's (spawn_exec set it): execvp searches its PATH. */
     execvp(p->m->argv[0], p->m->argv);
     child_fail(p->report_w, ST_EXEC);
 }
+
+static int child_start(void *plan) { child_main(plan); }
 
 /* Messages read like `exec "foo": No such file or directory`. */
 static void fail(struct spawn_result *r, int code, const char *op, const char *what)
@@ -158,11 +161,12 @@ static int open_pty(const struct proto_exec *m, char *slave, size_t cap)
     return master;
 }
 
-void spawn_exec(const struct proto_exec *m, struct spawn_result *r)
+void spawn_exec(const struct proto_exec *m, struct spawn_result *r, struct exec_trace *trace)
 {
     memset(r, 0, sizeof(*r));
     r->pid = -1;
-    r->in_fd = r->out_fd = r->err_fd = r->pty_fd = -1;
+    r->in_fd = r->out_fd = r->err_fd = r->pty_fd = r->out_hold = r->err_hold = -1;
+    r->cg.fd = r->cg.events_fd = -1;
 
     struct user_cred cred;
     if (user_resolve(m->user, &cred, r->message, sizeof(r->message)) != 0) {
@@ -175,6 +179,7 @@ void spawn_exec(const struct proto_exec *m, struct spawn_result *r)
         fail(r, ENOMEM, "environment", NULL);
         return;
     }
+    trace_mark(trace, TRACE_USER);
 
     int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, rep[2] = {-1, -1};
     char slave[128];
@@ -198,21 +203,28 @@ void spawn_exec(const struct proto_exec *m, struct spawn_result *r)
     plan.out_w = out[1];
     plan.err_w = err[1];
     plan.report_w = rep[1];
+    trace_mark(trace, TRACE_PIPES);
 
-    pid_t pid = fork();
+    /* The child shares the agent's memory until it execs (cgroup_vfork): it may write
+     * nothing of the agent's, so the command's environment is put in place here, for
+     * execvp's PATH search and the program, and taken back once the child is gone. */
+    char **agent_env = environ;
+    environ = env;
+    pid_t pid = cgroup_vfork(&r->cg, child_start, &plan);
+    environ = agent_env;
     if (pid < 0) {
         fail(r, errno, "fork", NULL);
         goto out;
     }
-    if (pid == 0)
-        child_main(&plan);
     r->pid = pid;
+    trace_mark(trace, TRACE_FORKED);
     close_fd(&rep[1]);
     struct child_report cr;
     ssize_t got;
     do
         got = read(rep[0], &cr, sizeof(cr));
     while (got < 0 && errno == EINTR);
+    trace_mark(trace, TRACE_EXECED);
     if (got == (ssize_t)sizeof(cr)) {
         switch (cr.stage) {
         case ST_PTY: fail(r, cr.err, "pty", slave); break;
@@ -232,7 +244,9 @@ void spawn_exec(const struct proto_exec *m, struct spawn_result *r)
         r->in_fd = in[1];
         r->out_fd = out[0];
         r->err_fd = err[0];
-        in[1] = out[0] = err[0] = -1;
+        r->out_hold = out[1];
+        r->err_hold = err[1];
+        in[1] = out[0] = err[0] = out[1] = err[1] = -1;
         fcntl(r->in_fd, F_SETFL, O_NONBLOCK);
         fcntl(r->out_fd, F_SETFL, O_NONBLOCK);
         fcntl(r->err_fd, F_SETFL, O_NONBLOCK);

@@ -1,14 +1,24 @@
 /* Who an exec runs as. The agent is static (no NSS), so it reads the guest's
  * /etc/passwd and /etc/group itself, the way container runtimes do: names or
- * numbers, numeric ids need not exist, supplementary groups from /etc/group. */
+ * numbers, numeric ids need not exist, supplementary groups from /etc/group.
+ * Answers are cached while both files stay as they were (see cache_valid). */
 #include "agent/agent.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define LINE_MAX_LEN 4096
+#define PASSWD_PATH "/etc/passwd"
+#define GROUP_PATH "/etc/group"
+#define CACHE_ENTRIES 8
+#define SPEC_MAX 256
+/* A file changed less than this before we read it may change again with the same
+ * timestamps (the kernel stamps files from a clock that ticks every few ms): such a
+ * read is not cached. */
+#define SETTLED_NS NS_PER_SEC
 
 struct pw_entry {
     char name[64];
@@ -101,7 +111,7 @@ static int passwd_match(char **f, void *arg)
 static int passwd_find(const char *name, uid_t uid, struct pw_entry *out)
 {
     struct passwd_query q = {name, uid, out};
-    return scan_file("/etc/passwd", 7, passwd_match, &q);
+    return scan_file(PASSWD_PATH, 7, passwd_match, &q);
 }
 
 static int member_of(char *members, const char *user)
@@ -142,10 +152,10 @@ static int group_match(char **f, void *arg)
 static int group_scan(const char *group_name, gid_t *gid, const char *user, struct user_cred *out)
 {
     struct group_query q = {group_name, gid, user, out};
-    return scan_file("/etc/group", 4, group_match, &q);
+    return scan_file(GROUP_PATH, 4, group_match, &q);
 }
 
-int user_resolve(const char *spec, struct user_cred *out, char *err, size_t errlen)
+static int resolve(const char *spec, struct user_cred *out, char *err, size_t errlen)
 {
     char buf[256];
     snprintf(buf, sizeof(buf), "%s", spec ? spec : "");
@@ -187,5 +197,91 @@ int user_resolve(const char *spec, struct user_cred *out, char *err, size_t errl
     if (have_pw)
         group_scan(NULL, NULL, pw.name, out);
     snprintf(out->home, sizeof(out->home), "%s", have_pw ? pw.home : "/");
+    return 0;
+}
+
+/* ---- the cache: what both files said, as long as neither changed ---- */
+
+/* What identifies a version of a file: a write changes the size or the times, a
+ * replacement (vipw, useradd, sed -i rename a new file in) the inode. */
+struct file_stamp {
+    int exists;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
+};
+
+struct cache_entry {
+    char spec[SPEC_MAX];
+    struct user_cred cred;
+};
+
+static struct file_stamp cached_passwd, cached_group;
+static struct cache_entry cache[CACHE_ENTRIES];
+static int cache_used, cache_next;
+
+static void stamp_file(const char *path, struct file_stamp *s)
+{
+    struct stat st;
+    memset(s, 0, sizeof(*s));
+    if (stat(path, &st) != 0)
+        return;
+    s->exists = 1;
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
+    s->size = st.st_size;
+    s->mtime = st.st_mtim;
+    s->ctime = st.st_ctim;
+}
+
+static int same_stamp(const struct file_stamp *a, const struct file_stamp *b)
+{
+    return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+           a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+/* Changed at least SETTLED_NS before now: a later change gets other timestamps. A
+ * ctime in the future (the clock was set back) is not settled. */
+static int settled(const struct file_stamp *s, uint64_t now)
+{
+    if (!s->exists)
+        return 1;
+    uint64_t c = (uint64_t)s->ctime.tv_sec * NS_PER_SEC + (uint64_t)s->ctime.tv_nsec;
+    uint64_t m = (uint64_t)s->mtime.tv_sec * NS_PER_SEC + (uint64_t)s->mtime.tv_nsec;
+    uint64_t latest = c > m ? c : m;
+    return now >= latest && now - latest >= SETTLED_NS;
+}
+
+int user_resolve(const char *spec, struct user_cred *out, char *err, size_t errlen)
+{
+    const char *key = spec ? spec : "";
+    struct file_stamp pw, gr;
+    stamp_file(PASSWD_PATH, &pw);
+    stamp_file(GROUP_PATH, &gr);
+    if (!same_stamp(&pw, &cached_passwd) || !same_stamp(&gr, &cached_group)) {
+        cache_used = cache_next = 0;
+        cached_passwd = pw;
+        cached_group = gr;
+    }
+    for (int i = 0; i < cache_used; i++) {
+        if (!strcmp(cache[i].spec, key)) {
+            *out = cache[i].cred;
+            return 0;
+        }
+    }
+    /* Stamped before reading: a change while we read makes the next stamp differ. */
+    uint64_t now = clock_ns(CLOCK_REALTIME);
+    if (resolve(key, out, err, errlen) != 0)
+        return -1; /* errors are not cached: they are rare, and cheap to find again */
+    if (strlen(key) < SPEC_MAX && settled(&pw, now) && settled(&gr, now)) {
+        struct cache_entry *e = &cache[cache_next];
+        snprintf(e->spec, sizeof(e->spec), "%s", key);
+        e->cred = *out;
+        cache_next = (cache_next + 1) % CACHE_ENTRIES;
+        if (cache_used < CACHE_ENTRIES)
+            cache_used++;
+    }
     return 0;
 }

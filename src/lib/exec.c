@@ -59,7 +59,7 @@ static void wake_pump_locked(cocoon_box *box)
 static int send_built_locked(cocoon_box *box, struct proto_writer *w, size_t len, cocoon_error *err)
 {
     int rc = lib_ctl_send_locked(box, w->buf, len, err);
-    if (rc == 0 && proto_conn_pending(&box->conn))
+    if (rc == 0 && !box->conn.corked && proto_conn_pending(&box->conn))
         wake_pump_locked(box);
     free(w);
     return rc;
@@ -517,6 +517,9 @@ int lib_stream_start(cocoon_box *box, const cocoon_exec_options *opts, lib_open_
     if (box->next_stream == 0)
         box->next_stream = 1;
     size_t len = encode(w, ex->stream, arg);
+    /* The opening frame and its STDIN_EOF leave in one write: the monitor relays them
+     * together and the guest wakes once for both. */
+    proto_conn_cork(&box->conn);
     int rc = len ? send_built_locked(box, w, len, err)
                  : (free(w), lib_err(err, COCOON_E_INVALID, "command line and environment exceed %u KiB",
                                      PROTO_MAX_PAYLOAD / 1024));
@@ -524,6 +527,10 @@ int lib_stream_start(cocoon_box *box, const cocoon_exec_options *opts, lib_open_
         ex->stdin_eof_sent = 1;
         rc = send_data_locked(box, ex->stream, PROTO_STDIN_EOF, NULL, 0, err);
     }
+    if (proto_conn_uncork(&box->conn) < 0 && rc == 0)
+        rc = lib_err(err, COCOON_E_VMM, "box %s: cannot send to the monitor: %s", box->id, strerror(errno));
+    if (proto_conn_pending(&box->conn))
+        wake_pump_locked(box);
     if (rc == 0) {
         ex->next = box->execs;
         box->execs = ex;

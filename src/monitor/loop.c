@@ -72,6 +72,23 @@ void vmm_send_agent(struct vmm *v, const void *frame, size_t len)
         mux_set_backlogged(v->mux, 1);
 }
 
+void vmm_cork_agent(struct vmm *v) { proto_conn_cork(&v->agent); }
+
+void vmm_uncork_agent(struct vmm *v)
+{
+    if (!v->agent.corked)
+        return;
+    if (v->agent_fd < 0 || v->state == ST_DONE) {
+        v->agent.corked = 0; /* nothing more reaches the guest */
+        return;
+    }
+    if (proto_conn_uncork(&v->agent) < 0) {
+        vmm_fatal(v, "cannot write to the agent channel: %s", strerror(errno));
+        return;
+    }
+    agent_update_events(v);
+}
+
 static void agent_closed(struct vmm *v)
 {
     vmm_unwatch(v, v->agent_fd);

@@ -93,6 +93,10 @@ int vmm_run(struct vmm *v);
 void vmm_drain_child_output(struct vmm *v);
 /* Queues a frame to the agent; a failed agent queue is fatal for the box. */
 void vmm_send_agent(struct vmm *v, const void *frame, size_t len);
+/* Frames sent to the agent between these two leave in one write (one wakeup of QEMU
+ * and of the guest for a client's EXEC and STDIN_EOF). */
+void vmm_cork_agent(struct vmm *v);
+void vmm_uncork_agent(struct vmm *v);
 
 /* lifecycle.c: every event that changes the box's life goes through here, and what it
  * does depends only on (state, event). */

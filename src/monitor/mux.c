@@ -502,7 +502,7 @@ static int client_stream_frame(struct mux *m, struct client *c, const struct pro
 }
 
 /* Handles the frames already buffered for c. -1 when c is gone. */
-static int client_process(struct mux *m, struct client *c)
+static int client_process_frames(struct mux *m, struct client *c)
 {
     struct proto_header h;
     const uint8_t *p;
@@ -528,6 +528,15 @@ static int client_process(struct mux *m, struct client *c)
         if (m->v->state == ST_DONE)
             return 0;
     }
+}
+
+/* What a client sent in one go reaches the agent in one write. */
+static int client_process(struct mux *m, struct client *c)
+{
+    vmm_cork_agent(m->v);
+    int rc = client_process_frames(m, c);
+    vmm_uncork_agent(m->v);
+    return rc;
 }
 
 void mux_on_client(struct mux *m, struct client *c, uint32_t events)

@@ -116,5 +116,11 @@ int proto_conn_send(struct proto_conn *c, const void *frame, size_t len)
         return -1;
     memcpy(c->out.buf + c->out.len, frame, len);
     c->out.len += len;
+    return c->corked ? 0 : proto_conn_flush(c);
+}
+
+int proto_conn_uncork(struct proto_conn *c)
+{
+    c->corked = 0;
     return proto_conn_flush(c);
 }

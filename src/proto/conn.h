@@ -27,6 +27,7 @@ struct proto_conn {
     size_t out_limit; /* queueing beyond this fails with PROTO_E_NOMEM */
     int eof;          /* peer closed its side */
     int is_socket;    /* send() with MSG_NOSIGNAL instead of write() */
+    int corked;       /* proto_conn_send queues without writing (proto_conn_uncork) */
 };
 
 /* out_limit: most bytes that may wait to be written (0 picks 8 MiB). */
@@ -43,6 +44,11 @@ int proto_conn_next(struct proto_conn *c, struct proto_header *h, const uint8_t 
 int proto_conn_send(struct proto_conn *c, const void *frame, size_t len);
 /* Writes queued bytes. 0 when all written or EAGAIN, -1 on a write error. */
 int proto_conn_flush(struct proto_conn *c);
+/* Frames sent between cork and uncork leave in one write, so the peer wakes once for
+ * them (an EXEC and its STDIN_EOF, a batch relayed together). Uncork writes what is
+ * queued: 0, or -1 on a write error, as proto_conn_flush. */
+static inline void proto_conn_cork(struct proto_conn *c) { c->corked = 1; }
+int proto_conn_uncork(struct proto_conn *c);
 static inline size_t proto_conn_pending(const struct proto_conn *c) { return c->out.len - c->out.off; }
 
 #endif

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import BIN_DIR, REPO, decode, drain_hashed
+from conftest import BIN_DIR, REPO, decode, drain_hashed, sh
 
 
 @contextlib.contextmanager
@@ -128,6 +128,84 @@ def test_exec_options_env_workdir_user(vm):
         r = vm.run("exec", "--env", "A=1", "--env", "B=two words", "--workdir", "/tmp", "--user", "nobody", box, "--",
                    "sh", "-c", 'echo "$A|$B|$(pwd)|$(id -un)"', check=0)
         assert decode(r.stdout) == "1|two words|/tmp|nobody\n"
+
+
+def test_start_failures_and_what_each_exec_sees(vm):
+    """Each way a command can fail to start says why, with 127 or 126; a failed start
+    leaves the next exec intact; every exec sees its own environment only; a script
+    without a #! line runs through /bin/sh (execvp's fallback, on the starting child's
+    own stack)."""
+    with running_box(vm) as box:
+        cases = [
+            (["--", "nosuchcmd"], 127, 'exec "nosuchcmd": No such file or directory'),
+            (["--", "/etc"], 126, 'exec "/etc": Permission denied'),
+            (["--workdir", "/nonexistent", "--", "true"], 127, 'chdir "/nonexistent": No such file or directory'),
+            (["--user", "nosuchuser", "--", "true"], 126, 'no such user'),
+        ]
+        for args, code, msg in cases:
+            opts, cmd = args[:args.index("--")], args[args.index("--"):]
+            r = vm.run("exec", *opts, box, *cmd)
+            assert r.returncode == code and msg in decode(r.stderr), (args, r.returncode, decode(r.stderr))
+            assert decode(sh(vm, box, "echo ok").stdout) == "ok\n"
+        r = vm.run("exec", "--env", "ONLY_HERE=1", box, "--", "sh", "-c", 'echo "[$ONLY_HERE]"', check=0)
+        assert decode(r.stdout) == "[1]\n"
+        assert decode(sh(vm, box, 'echo "[$ONLY_HERE]"; echo "$PATH"').stdout).splitlines() == [
+            "[]", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+        sh(vm, box, "printf 'echo from a script: $1\\n' > /usr/local/bin/noshebang && chmod +x /usr/local/bin/noshebang")
+        r = vm.run("exec", box, "--", "noshebang", "arg1", check=0)
+        assert decode(r.stdout) == "from a script: arg1\n", decode(r.stderr)
+
+
+def test_agent_exec_trace(vm):
+    """COCOON_AGENT_TRACE=1 in the monitor's environment makes the agent append the phases
+    of every exec to /run/cocoon-agent-trace in the guest (bench/exec_overhead.py --trace
+    reads them); without it, there is no such file."""
+    vm.run("create", "--name", "traced", check=0)
+    vm.run("create", "--name", "quiet", check=0)
+    try:
+        vm.run("start", "traced", check=0, env={"COCOON_AGENT_TRACE": "1"})
+        vm.run("start", "quiet", check=0)
+        for box in ("traced", "quiet"):
+            vm.run("exec", box, "--", "true", check=0)
+        trace = decode(sh(vm, "traced", "cat /run/cocoon-agent-trace").stdout)
+        line = re.search(r"^exec \d+ true decode=\d+ .*fork=\d+ .*started=\d+ .*exit=\d+ released=\d+$", trace,
+                         re.M)
+        assert line, trace
+        assert decode(sh(vm, "quiet", "ls /run/cocoon-agent-trace 2>&1 || true").stdout).count("No such file") == 1
+    finally:
+        vm.run("rm", "-f", "traced", "quiet")
+
+
+def test_user_lookup_follows_passwd_and_group(vm):
+    """The agent keeps what /etc/passwd and /etc/group said about a user while both files
+    stay unchanged: every change (appended, rewritten in place at the same size, replaced
+    by a rename) shows in the next exec."""
+    with running_box(vm) as box:
+        def as_user(script, user="cachet"):
+            return vm.run("exec", "--user", user, box, "--", "sh", "-c", script)
+
+        r = as_user("id -u")
+        assert r.returncode != 0 and "no such user" in decode(r.stderr), decode(r.stderr)
+        sh(vm, box, "echo cachet:x:1234:1234::/home/ct:/bin/sh >> /etc/passwd && "
+                    "echo ctgrp:x:2345:cachet >> /etc/group")
+        time.sleep(1.2)  # settled files: what the agent reads now, it keeps
+        for _ in range(2):
+            r = as_user("id -u; id -G; echo $HOME")
+            assert decode(r.stdout).split() == ["1234", "1234", "2345", "/home/ct"], decode(r.stdout + r.stderr)
+        # the same size, the same inode: only the file's times say it changed
+        sh(vm, box, "sed s/:1234:1234:/:4321:1234:/ /etc/passwd > /tmp/p && cat /tmp/p > /etc/passwd")
+        assert decode(as_user("id -u").stdout) == "4321\n"
+        sh(vm, box, "sed s/:4321:1234:/:4322:1234:/ /etc/passwd > /tmp/p && cat /tmp/p > /etc/passwd")
+        assert decode(as_user("id -u").stdout) == "4322\n"
+        # replaced by a rename (what vipw, useradd and sed -i do)
+        sh(vm, box, "sed s/:4322:1234:/:5555:1234:/ /etc/passwd > /etc/passwd.new && mv /etc/passwd.new /etc/passwd")
+        assert decode(as_user("id -u").stdout) == "5555\n"
+        time.sleep(1.2)
+        assert decode(as_user("id -G").stdout).split() == ["1234", "2345"]
+        sh(vm, box, "sed s/:cachet$/:/ /etc/group > /tmp/g && cat /tmp/g > /etc/group")
+        assert decode(as_user("id -G").stdout).split() == ["1234"]
+        r = as_user("id -u", user="cachet:ctgrp")
+        assert decode(r.stdout) == "5555\n", decode(r.stderr)
 
 
 def test_tty_rules(vm):

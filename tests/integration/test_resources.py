@@ -51,6 +51,37 @@ def test_agent_outside_command_cgroups(vm, boxes):
     assert out[1].startswith("0::/execs/"), out
 
 
+def test_command_cgroups_reused_only_when_clean(vm, boxes):
+    """A command's cgroup serves a later command once the command ended with nothing left
+    in it; one still holding a process, one left frozen, or one that can no longer take
+    a process (controllers enabled below it) never does."""
+    box = boxes("cgre")
+
+    def cgroup():
+        return decode(sh(vm, box, "cut -d: -f3 /proc/self/cgroup", timeout=60).stdout).strip()
+
+    first = cgroup()
+    assert first.startswith("/execs/") and cgroup() == first  # the ended command's cgroup, again
+    # A process that outlives its command keeps that cgroup to itself.
+    sh(vm, box, "setsid sleep 300 </dev/null >/dev/null 2>&1 &")
+    daemon = decode(sh(vm, box, "cut -d: -f3 /proc/$(pgrep -x sleep)/cgroup").stdout).strip()
+    assert daemon.startswith("/execs/")
+    assert all(cgroup() != daemon for _ in range(3))
+    # Frozen by its command, which the timeout then killed: no later command may start there.
+    r = vm.run("exec", "--timeout", "2", box, "--", "sh", "-c",
+               'echo 1 > "/sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup)/cgroup.freeze"; sleep 30', timeout=60)
+    assert r.returncode == 124, (r.returncode, decode(r.stderr))
+    for _ in range(3):
+        assert decode(sh(vm, box, "echo alive", timeout=30).stdout) == "alive\n"
+    # Controllers enabled inside it (its command moved itself into a child first).
+    sh(vm, box, 'c="/sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup)"; mkdir "$c/sub" && '
+                'echo $$ > "$c/sub/cgroup.procs" && echo +memory > "$c/cgroup.subtree_control"')
+    for _ in range(3):
+        now = cgroup()
+        assert now.startswith("/execs/") and now.count("/") == 2, now
+    assert decode(sh(vm, box, "echo alive").stdout) == "alive\n"
+
+
 def test_stats(vm, boxes):
     box = boxes("st", "--cpus", "2", "--memory", "1G", "--disk", "4G")
     r = vm.run("stats", box, check=0)

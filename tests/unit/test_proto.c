@@ -1082,6 +1082,34 @@ static void test_conn_out_limit(void **state)
     close(sv[1]);
 }
 
+/* Corked, frames only queue; uncorking writes them together, so the peer reads both
+ * in one read (an EXEC and its STDIN_EOF wake the guest once). */
+static void test_conn_cork(void **state)
+{
+    int sv[2];
+    make_pair(sv);
+    struct proto_conn tx;
+    assert_int_equal(proto_conn_init(&tx, sv[1], 0), 0);
+    proto_conn_cork(&tx);
+    size_t a = proto_encode_data(&W, 3, PROTO_STDOUT, "abc", 3);
+    assert_int_equal(proto_conn_send(&tx, W.buf, a), 0);
+    size_t b = proto_encode_data(&W, 3, PROTO_STDIN_EOF, NULL, 0);
+    assert_int_equal(proto_conn_send(&tx, W.buf, b), 0);
+    assert_int_equal(proto_conn_pending(&tx), a + b);
+    uint8_t got[256];
+    assert_int_equal(read(sv[0], got, sizeof(got)), -1); /* nothing written yet */
+    assert_int_equal(errno, EAGAIN);
+    assert_int_equal(proto_conn_uncork(&tx), 0);
+    assert_int_equal(proto_conn_pending(&tx), 0);
+    assert_int_equal(read(sv[0], got, sizeof(got)), (ssize_t)(a + b));
+    /* Uncorked again: a send writes at once. */
+    assert_int_equal(proto_conn_send(&tx, W.buf, b), 0);
+    assert_int_equal(read(sv[0], got, sizeof(got)), (ssize_t)b);
+    proto_conn_free(&tx);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 static void test_conn_default_limit(void **state)
 {
     struct proto_conn c;
@@ -1334,6 +1362,7 @@ int main(void)
         cmocka_unit_test(test_conn_oversize_header),
         cmocka_unit_test(test_conn_bad_frame_after_good),
         cmocka_unit_test(test_conn_out_limit),
+        cmocka_unit_test(test_conn_cork),
         cmocka_unit_test(test_conn_default_limit),
         cmocka_unit_test(test_file_roundtrip),
         cmocka_unit_test(test_file_invalid),
