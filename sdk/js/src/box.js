@@ -1,0 +1,272 @@
+// A box (a microVM sandbox) over the REST API: create, get, list, start, stop, remove,
+// commands (exec collected, spawn streamed, runCode), files (box.fs), stats and logs.
+import { Cocoon } from './client.js';
+import { InvalidArgumentError, NotFoundError } from './errors.js';
+import { Execution, execBody, normalizeCommand } from './exec.js';
+import { boxFromConfig } from './config.js';
+import { Files } from './files.js';
+import { camel, parseMemoryMiB, parseSizeBytes, textLines } from './util.js';
+
+const RUN_CODE_INLINE_MAX = 100 << 10; // code passed as an argument (Linux caps one at 128 KiB)
+
+function portSpec(p) {
+  if (typeof p === 'string') return p;
+  if (typeof p === 'number') return `${p}:${p}`;
+  if (p && typeof p === 'object') {
+    const o = { host_port: p.hostPort ?? p.host_port, guest_port: p.guestPort ?? p.guest_port };
+    if (p.protocol) o.protocol = p.protocol;
+    if (p.hostIp ?? p.host_ip) o.host_ip = p.hostIp ?? p.host_ip;
+    return o;
+  }
+  throw new TypeError(`a port is "HOST:GUEST[/udp]", a number or {hostPort, guestPort}, not ${JSON.stringify(p)}`);
+}
+
+/** The NetworkSpec of network: 'public' | 'none' | 'open' | {mode, allow, deny, rules}. */
+export function networkSpec(n) {
+  if (n === undefined || n === null) return undefined;
+  if (n === false) return { mode: 'none' };
+  if (n === true) return { mode: 'public' };
+  if (typeof n === 'string') return { mode: n };
+  if (typeof n !== 'object') throw new TypeError('network is a mode ("public", "none", "open") or {mode, allow, deny, rules}');
+  const spec = {};
+  if (n.mode) spec.mode = n.mode;
+  const rules = [...(n.rules || []), ...(n.deny || n.block || []).map((d) => `deny ${d}`)];
+  if (rules.length) spec.outbound = { rules };
+  if (n.allow) spec.allow_net = [...n.allow];
+  return spec;
+}
+
+/** The CreateBoxRequest of Box.create's options. */
+export function createBody(o) {
+  const b = {};
+  if (o.name !== undefined) b.name = o.name;
+  if (o.image !== undefined) b.image = o.image;
+  if (o.rootfs !== undefined) b.rootfs = o.rootfs;
+  if (o.cpus !== undefined) b.cpus = o.cpus;
+  if (o.memory !== undefined) b.memory_mib = parseMemoryMiB(o.memory);
+  if (o.disk !== undefined) b.disk_size_bytes = parseSizeBytes(o.disk);
+  if (o.env) b.env = Object.fromEntries(Object.entries(o.env).map(([k, v]) => [k, String(v)]));
+  if ((o.workdir ?? o.cwd) !== undefined) b.working_dir = o.workdir ?? o.cwd;
+  if (o.user !== undefined) b.user = String(o.user);
+  if (o.ephemeral !== undefined) b.ephemeral = !!o.ephemeral;
+  if (o.labels) b.labels = o.labels;
+  const net = networkSpec(o.network);
+  if (net) b.network = net;
+  if (o.ports) b.ports = o.ports.map(portSpec);
+  b.auto_start = o.start !== false;
+  return b;
+}
+
+export class Box {
+  /** Made by Box.create / Box.get / Box.list; not constructed directly. */
+  constructor(client, info, { held = false, owned = false } = {}) {
+    this._client = client;
+    this._raw = info;
+    this._held = held;
+    this._owned = owned;
+    this._closed = false;
+    this.fs = new Files(this);
+    if (held) client.retain();
+  }
+
+  /**
+   * Creates a box and boots it (start: false leaves it configured: it boots on the
+   * first exec). Options: image, cpus, memory ("512M"), disk ("4G"), env, workdir,
+   * user, name, ephemeral, labels, network, ports, rootfs, client.
+   */
+  static async create(opts = {}) {
+    if (typeof opts === 'string') opts = { image: opts };
+    const client = opts.client || Cocoon.default();
+    const body = createBody(opts);
+    const headers = opts.idempotencyKey ? { 'Idempotency-Key': opts.idempotencyKey } : undefined;
+    const info = await client.call('POST', '/boxes', { json: body, headers });
+    return new this(client, info, { held: true, owned: true });
+  }
+
+  /** The box of an id, a name or a unique id prefix (NotFoundError otherwise). */
+  static async get(idOrName, { client } = {}) {
+    const c = client || Cocoon.default();
+    const info = await c.call('GET', `/boxes/${encodeURIComponent(idOrName)}`);
+    return new this(c, info, { held: true });
+  }
+
+  /** Every box (oldest first); status: only those in it ('running', 'stopped', 'configured'). */
+  static async list({ client, status } = {}) {
+    const c = client || Cocoon.default();
+    const j = await c.call('GET', '/boxes', { query: { status } });
+    return j.boxes.map((b) => new this(c, b));
+  }
+
+  /** The box named `name` in a cocoon.yaml (the only one when no name), created when it does not exist. */
+  static fromConfig(path, name, opts = {}) {
+    return boxFromConfig(this, path, name, opts);
+  }
+
+  /** The box's id (12 hex digits). */
+  get id() {
+    return this._raw.box_id;
+  }
+
+  get name() {
+    return this._raw.name ?? null;
+  }
+
+  /** The status when last fetched ('configured', 'running', 'stopped'); refresh() fetches it. */
+  get status() {
+    return this._raw.status;
+  }
+
+  /** The box as last fetched, with camelCase fields. */
+  get info() {
+    return camel(this._raw);
+  }
+
+  get _path() {
+    return `/boxes/${encodeURIComponent(this.id)}`;
+  }
+
+  /** Fetches the box again; returns its info. */
+  async refresh() {
+    this._raw = await this._client.call('GET', this._path);
+    return this.info;
+  }
+
+  /** Boots the box (nothing happens when it runs). */
+  async start() {
+    this._raw = await this._client.call('POST', this._path + '/start');
+    return this;
+  }
+
+  /** Shuts the box down (timeout: seconds before it is killed, default 10; force: kill at once). */
+  async stop({ timeout, force } = {}) {
+    const json = {};
+    if (timeout !== undefined) json.timeout_seconds = timeout;
+    if (force) json.force = true;
+    this._raw = await this._client.call('POST', this._path + '/stop', { json });
+    return this;
+  }
+
+  /** Removes the box and its disk (force: a running box is stopped first). */
+  async remove({ force = false } = {}) {
+    try {
+      await this._client.call('DELETE', this._path, { query: { force: force ? 'true' : undefined } });
+    } finally {
+      this._release();
+    }
+  }
+
+  _release() {
+    if (this._held && !this._closed) {
+      this._closed = true;
+      this._client.release();
+    }
+  }
+
+  /**
+   * Ends this handle: a box it created is stopped (an ephemeral one is then removed);
+   * a box got with Box.get is left as it is. The last handle closed stops the private
+   * server. Also Symbol.asyncDispose, for `await using`.
+   */
+  async close() {
+    if (this._closed) return;
+    try {
+      if (this._owned) await this.stop().catch((e) => {
+        if (!(e instanceof NotFoundError)) throw e;
+      });
+    } finally {
+      this._release();
+    }
+  }
+
+  /** Starts a command and returns its Execution (output streamed; see exec.js). */
+  async spawn(cmd, opts = {}) {
+    const c = normalizeCommand(cmd, opts);
+    const o = c.opts;
+    const { body, stdinSource } = execBody(c, { defaultStdin: o.tty ? 'pipe' : null });
+    const j = await this._client.call('POST', this._path + '/exec', { json: body });
+    const ex = new Execution(this, j.execution_id, {
+      onStdout: o.onStdout,
+      onStderr: o.onStderr,
+      onExit: o.onExit,
+      collect: !!o._collect,
+      abortSignal: o.signal,
+    });
+    if (stdinSource) ex.pipeFrom(stdinSource);
+    return ex;
+  }
+
+  /**
+   * Runs a command to its end: {stdout, stderr, exitCode, ...} (ExecResult).
+   * cmd: an argv array, a string with {shell: true}, or {cmd, shell, ...options}.
+   * Options: env, cwd, user, timeout (seconds), tty, cols, rows, stdin (string,
+   * Buffer, Readable, async iterable), onStdout/onStderr (Buffers as they come),
+   * signal (an AbortSignal that kills the command).
+   */
+  async exec(cmd, opts = {}) {
+    const ex = await this.spawn(cmd, { ...opts, _collect: true });
+    return ex.wait();
+  }
+
+  /** Runs code: language 'python' (default) or 'shell' (also 'sh', 'bash'). An ExecResult. */
+  async runCode(code, opts = {}) {
+    const { language = 'python', ...rest } = opts;
+    const lang = String(language).toLowerCase();
+    const interp = { python: ['python3'], python3: ['python3'], py: ['python3'], shell: ['/bin/sh'], sh: ['/bin/sh'], bash: ['bash'] }[lang];
+    if (!interp) throw new InvalidArgumentError(`runCode: language "${language}" is not supported (python or shell)`, { code: 'invalid_argument' });
+    if (Buffer.byteLength(code) <= RUN_CODE_INLINE_MAX) return this.exec([...interp, '-c', code], rest);
+    const file = `/tmp/.cocoon-code-${process.pid}-${Date.now()}`;
+    await this.fs.writeFile(file, code, { mode: 0o600 });
+    try {
+      return await this.exec([...interp, file], rest);
+    } finally {
+      await this.fs.remove(file).catch(() => {});
+    }
+  }
+
+  /** Runs a named script of the box's cocoon.yaml (a box made by fromConfig). An ExecResult. */
+  async script(name, opts = {}) {
+    const argv = this.scripts?.[name];
+    if (!argv) throw new InvalidArgumentError(`box ${this.name || this.id} has no script "${name}"`, { code: 'invalid_argument' });
+    return this.exec(argv, opts);
+  }
+
+  /** The executions the server remembers for this box (running, and ended in the last 600 s). */
+  async executions() {
+    const j = await this._client.call('GET', this._path + '/executions');
+    return camel(j.executions);
+  }
+
+  /** Resource use and counters (BoxMetrics, camelCase). */
+  async stats() {
+    return camel(await this._client.call('GET', this._path + '/metrics'));
+  }
+
+  /** Network counters (NetworkStats, camelCase). */
+  async networkStats() {
+    return camel(await this._client.call('GET', this._path + '/network/stats'));
+  }
+
+  async _log(route, follow) {
+    const res = await this._client.open('GET', this._path + route, { query: { follow: follow ? 'true' : undefined } });
+    if (follow) return textLines(res);
+    const parts = [];
+    for await (const c of res) parts.push(c);
+    return Buffer.concat(parts).toString('utf8');
+  }
+
+  /** The console log (text); follow: true gives an async iterable of lines until the box stops. */
+  logs({ follow = false } = {}) {
+    return this._log('/logs', follow);
+  }
+
+  /** The network log (one line per denied connection); follow as logs(). */
+  networkLog({ follow = false } = {}) {
+    return this._log('/network/logs', follow);
+  }
+}
+
+if (Symbol.asyncDispose) {
+  Box.prototype[Symbol.asyncDispose] = function () {
+    return this.close();
+  };
+}

@@ -1,0 +1,84 @@
+// Compiled (not run) by decl.test.mjs with tsc --strict: the SDK's declarations type
+// the documented uses, and refuse wrong ones (each @ts-expect-error must be an error).
+import {
+  Box,
+  Cocoon,
+  ExecResult,
+  Execution,
+  NotFoundError,
+  CocoonError,
+  Sandbox,
+  images,
+  loadConfig,
+  type FileInfo,
+  type ImageInfo,
+} from 'cocoon-sdk';
+
+async function main(): Promise<void> {
+  const box = await Box.create({ image: 'default', cpus: 1, memory: '512M', env: { A: '1' }, network: 'none', name: 'x', ephemeral: true });
+  const r: ExecResult = await box.exec(['echo', 'hi']);
+  const code: number = r.exitCode;
+  const out: string = r.stdout;
+  const buf: Buffer = r.stdoutBuffer;
+  await box.exec({ cmd: 'echo $A', shell: true, cwd: '/tmp', user: 'root', timeout: 5 });
+  await box.exec('ls', { shell: true, stdin: 'x', onStdout: (b: Buffer) => b.length });
+  const p: Execution = await box.spawn(['cat'], { stdin: 'pipe', tty: true, cols: 80, rows: 24 });
+  await p.write('x');
+  await p.closeStdin();
+  await p.resize(100, 30);
+  await p.signal('SIGTERM');
+  for await (const ev of p) {
+    const s: 'stdout' | 'stderr' = ev.stream;
+    const d: Buffer = ev.data;
+    void s;
+    void d;
+  }
+  for await (const line of p.lines('stdout')) line.toUpperCase();
+  const res = await p.wait();
+  void res.timedOut;
+  const text: string = await box.fs.readFile('/etc/hostname', 'utf8');
+  const bytes: Buffer = await box.fs.readFile('/etc/hostname');
+  await box.fs.writeFile('/tmp/a', 'b', { mode: 0o600 });
+  const list: FileInfo[] = await box.fs.list('/');
+  const when: Date = list[0].mtime;
+  await box.fs.upload('.', '/work');
+  await box.fs.download('/work', './out', { overwrite: true });
+  const st = await box.stats();
+  const mem: number | undefined = st.memoryBytes;
+  const log: string = await box.logs();
+  for await (const l of await box.logs({ follow: true })) l.trim();
+  const imgs: ImageInfo[] = await images.list();
+  await images.pull('alpine', { onProgress: ({ done, total }) => done / total });
+  const cfg = await loadConfig('cocoon.yaml');
+  const b2: Box = await Box.fromConfig('cocoon.yaml', cfg.boxes[0].name);
+  const sb: Sandbox = await Sandbox.create('python:3.12-slim');
+  const r2 = await sb.run('print(1)');
+  await sb.kill();
+  const boxes: Box[] = await Box.list({ status: 'running' });
+  const client = new Cocoon({ url: 'http://127.0.0.1:8100', token: 't' });
+  await Box.get('x', { client });
+  try {
+    await Box.get('nope');
+  } catch (e) {
+    if (e instanceof NotFoundError) {
+      const c: string = e.code;
+      void c;
+    }
+    if (e instanceof CocoonError) void e.status;
+  }
+  {
+    await using disposable = await Box.create({ ephemeral: true });
+    void disposable;
+  }
+  // @ts-expect-error: memory is a size string or a number
+  await Box.create({ memory: true });
+  // @ts-expect-error: exec takes an argv array, not a number
+  await box.exec(42);
+  // @ts-expect-error: no such option
+  await box.exec(['true'], { timeoutMs: 5 });
+  // @ts-expect-error: readFile with an encoding gives a string
+  const wrong: Buffer = await box.fs.readFile('/x', 'utf8');
+  void [code, out, buf, text, bytes, when, mem, log, imgs, b2, r2, boxes, wrong];
+  await client.close();
+}
+void main;
