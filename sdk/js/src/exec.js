@@ -203,18 +203,23 @@ export class Execution {
   /** Output events as they come: {stream: 'stdout' | 'stderr', data: Buffer}. */
   async *[Symbol.asyncIterator]() {
     this._iterating = true;
-    for (;;) {
-      if (this._queue.length) {
-        const item = this._queue.shift();
-        this._queued -= item.data.length;
-        if (this._queued <= QUEUE_MAX / 2 && this._res?.isPaused()) this._res.resume();
-        yield item;
-        continue;
+    try {
+      for (;;) {
+        if (this._queue.length) {
+          const item = this._queue.shift();
+          this._queued -= item.data.length;
+          if (this._queued <= QUEUE_MAX / 2 && this._res?.isPaused()) this._res.resume();
+          yield item;
+          continue;
+        }
+        if (this._finished) break;
+        await new Promise((r) => {
+          this._wake = r;
+        });
       }
-      if (this._finished) break;
-      await new Promise((r) => {
-        this._wake = r;
-      });
+    } finally {
+      // A loop left early hands the rest of the output to wait() again.
+      this._iterating = false;
     }
     const end = await this._done;
     if (end.error) throw end.error;
@@ -245,8 +250,10 @@ export class Execution {
       if (this._res?.isPaused()) this._res.resume();
     }
     const end = await this._done;
+    await this._piping?.catch(() => {});
     await this._stdinChain.catch(() => {});
     if (end.error) throw end.error;
+    if (this._stdinError) throw this._stdinError;
     return new ExecResult(end.info, Buffer.concat(this._chunks.stdout), Buffer.concat(this._chunks.stderr));
   }
 
@@ -288,7 +295,7 @@ export class Execution {
         if (!this._finished && e?.code !== 'invalid_state') this._stdinError = e;
       }
     })();
-    this._stdinChain = this._stdinChain.then(() => run);
+    this._piping = run;
     return run;
   }
 
