@@ -62,6 +62,10 @@ long splice_output(struct agent *a, int fd, uint32_t stream, uint16_t type, size
         splice_usable = 0;
         return 0;
     }
+    if (pipe_bytes(stage[0]) != 0) { /* never splice behind leftovers (see stage) */
+        splice_usable = 0;
+        return 0;
+    }
     ssize_t got = splice(fd, NULL, stage[1], NULL, max, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (got <= 0) {
         if (got < 0 && errno != EAGAIN && errno != EINTR)

@@ -145,6 +145,9 @@ os.write(2, ("\n" + digests[1].hexdigest() + " " + digests[2].hexdigest() + "\n"
 def test_output_of_mixed_write_sizes_arrives_whole(vm):
     with running_box(vm) as box:
         p = vm.popen("exec", box, "--", "python3", "-c", MIXED_WRITER)
+        errs = []
+        reader = threading.Thread(target=lambda: errs.append(p.stderr.read()))
+        reader.start()
         out = hashlib.sha256()
         n = 0
         while True:
@@ -155,7 +158,8 @@ def test_output_of_mixed_write_sizes_arrives_whole(vm):
                 time.sleep(0.05)  # a slow reader first: the credit window runs out
             out.update(data)
             n += len(data)
-        err = p.stderr.read()
+        reader.join(timeout=120)
+        err = errs[0]
         assert p.wait(timeout=120) == 0, decode(err)
         # stderr ends with "\n" + the two digests (64 + 1 + 64 characters) + "\n"
         want_out, want_err = err[-130:-1].decode().split()
