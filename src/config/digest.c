@@ -68,10 +68,11 @@ static void show(const json_t *v, const char *unit, char *buf, size_t cap)
 
 static void scalar_change(struct diff *d, const json_t *a, const json_t *b, const char *label, const char *unit)
 {
-    if (json_equal((json_t *)a, (json_t *)b) || (!a && json_is_null(b)) || (json_is_null(a) && !b))
+    int a_none = !a || json_is_null(a), b_none = !b || json_is_null(b);
+    if ((a_none && b_none) || json_equal((json_t *)a, (json_t *)b))
         return;
     char x[256], y[256];
-    show(a, unit, x, sizeof(x));
+    show(a, "", x, sizeof(x)); /* "memory 512 -> 1024 MiB": the unit once */
     show(b, unit, y, sizeof(y));
     say(d, "%s %s -> %s", label, x, y);
 }

@@ -458,20 +458,26 @@ static int box_field(struct ctx *c, json_t *box, const struct cfg_node *key, con
     json_t *v = NULL;
     if (!strcmp(k, "image") || !strcmp(k, "rootfs") || !strcmp(k, "user")) {
         v = string_value(c, value, k);
-        if (v && !json_string_length(v))
-            return json_decref(v), fail(c, value, "%s: empty", k);
+        if (v && !json_string_length(v)) {
+            json_decref(v);
+            return fail(c, value, "%s: empty", k);
+        }
         if (v && !strcmp(k, "rootfs") && json_string_value(v)[0] != '/' && c->base_dir) {
             char path[PATH_MAX + 8];
-            if ((size_t)snprintf(path, sizeof(path), "%s/%s", c->base_dir, json_string_value(v)) >= sizeof(path))
-                return json_decref(v), fail(c, value, "rootfs: the path is too long");
+            if ((size_t)snprintf(path, sizeof(path), "%s/%s", c->base_dir, json_string_value(v)) >= sizeof(path)) {
+                json_decref(v);
+                return fail(c, value, "rootfs: the path is too long");
+            }
             json_decref(v);
             v = json_string(path);
         }
     } else if (!strcmp(k, "workdir")) {
         v = string_value(c, value, k);
-        if (v && json_string_value(v)[0] != '/')
-            return json_decref(v),
-                   fail(c, value, "workdir: \"%.100s\" must be an absolute path in the box", json_string_value(v));
+        if (v && json_string_value(v)[0] != '/') {
+            fail(c, value, "workdir: \"%.100s\" must be an absolute path in the box", json_string_value(v));
+            json_decref(v);
+            return -1;
+        }
     } else if (!strcmp(k, "cpus")) {
         unsigned cpus = 0;
         if (uint_value(c, value, k, BOX_CPUS_MIN, BOX_CPUS_MAX, &cpus) == 0)
