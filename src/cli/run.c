@@ -73,7 +73,8 @@ static const char run_help[] = "usage: cocoon run [OPTIONS] IMAGE [--] [CMD [ARG
                                "\n"
                                "  --config FILE     a new box made as box NAME of the config file FILE says\n"
                                "                    (docs/config.md; its env, workdir and user apply too);\n"
-                               "                    unnamed unless --name, and no other box option\n"
+                               "                    unnamed unless --name; no other box option but --vmm\n"
+                               "                    and --accel\n"
                                "  --rm              remove the box afterwards (also when cocoon is killed)\n"
                                "  -d, --detach      start the box, print its id and leave it running (no CMD)\n"
                                "  --image NAME      image to boot (default: default); the same as the IMAGE operand\n"
@@ -181,7 +182,8 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
             cli_error("%s applies to a command, not to `cocoon create`", argv[optind - 1]);
             return -1;
         }
-        if (is_box_opt(c) && c != OPT_NAME && !p->box_opt)
+        /* with --config the file shapes the box; its name and how it runs stay free */
+        if (is_box_opt(c) && c != OPT_NAME && c != OPT_VMM && c != OPT_ACCEL && !p->box_opt)
             p->box_opt = argv[optind - 1];
         switch (c) {
         case OPT_CONFIG: p->config = optarg; break;
