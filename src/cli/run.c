@@ -142,6 +142,18 @@ static int is_box_opt(int c)
            c == OPT_DISK || c == OPT_VMM || c == OPT_NET || c == OPT_ALLOW || c == OPT_DENY || c == 'p';
 }
 
+/* "--cpus" for OPT_CPUS: how an option is named in a message, whatever form was typed. */
+static const char *long_name(int c)
+{
+    static char buf[64];
+    for (const struct option *o = box_long; o->name; o++)
+        if (o->val == c) {
+            snprintf(buf, sizeof(buf), "--%s", o->name);
+            return buf;
+        }
+    return "an option";
+}
+
 static int is_run_only(int c) { return c == OPT_RM || c == 'd' || c == OPT_ENTRYPOINT || c == OPT_CONFIG; }
 
 /* 0 ok, 1 help printed, -1 bad usage (message printed). */
@@ -184,7 +196,7 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
         }
         /* with --config the file shapes the box; its name and how it runs stay free */
         if (is_box_opt(c) && c != OPT_NAME && c != OPT_VMM && c != OPT_ACCEL && !p->box_opt)
-            p->box_opt = argv[optind - 1];
+            p->box_opt = long_name(c);
         switch (c) {
         case OPT_CONFIG: p->config = optarg; break;
         case OPT_IMAGE: p->box.image = optarg; break;

@@ -194,9 +194,13 @@ int cmd_up(int argc, char **argv)
     u.path = cli_config_path(file);
     if (!(u.cfg = cli_config_load(u.path)))
         return CLI_EXIT_RUNTIME;
-    if (cli_config_check_names(u.cfg, u.path, names, n) < 0 || (rc = cli_open_runtime(&u.rt)) != 0) {
+    if (cli_config_check_names(u.cfg, u.path, names, n) < 0) {
         json_decref(u.cfg);
-        return rc ? rc : CLI_EXIT_RUNTIME;
+        return CLI_EXIT_RUNTIME;
+    }
+    if ((rc = cli_open_runtime(&u.rt)) != 0) {
+        json_decref(u.cfg);
+        return rc;
     }
     size_t i;
     json_t *box;
@@ -262,9 +266,13 @@ int cmd_down(int argc, char **argv)
     if (!cfg)
         return CLI_EXIT_RUNTIME;
     cocoon_runtime *rt = NULL;
-    if (cli_config_check_names(cfg, path, names, n) < 0 || (rc = cli_open_runtime(&rt)) != 0) {
+    if (cli_config_check_names(cfg, path, names, n) < 0) {
         json_decref(cfg);
-        return rc ? rc : CLI_EXIT_RUNTIME;
+        return CLI_EXIT_RUNTIME;
+    }
+    if ((rc = cli_open_runtime(&rt)) != 0) {
+        json_decref(cfg);
+        return rc;
     }
     json_t *boxes = json_object_get(cfg, "boxes");
     int code = 0;

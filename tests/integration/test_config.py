@@ -44,13 +44,17 @@ WEB = """\
           fail: exit 3
           args: [sh, -c, 'echo "[$0] [$1]"']
       api:
-        memory: {api_memory}
-        network: {{mode: none}}
+        memory: API_MEMORY
+        network: {mode: none}
     """
 
 
+def web_yaml(api_memory="256"):
+    return WEB.replace("API_MEMORY", api_memory)
+
+
 def test_config_prints_the_normalized_json(cocoon, tmp_path):
-    path = write(tmp_path, WEB.format(api_memory="256"))
+    path = write(tmp_path, web_yaml())
     r = cocoon.run("config", "-f", path, "--json", check=0)
     cfg = json.loads(decode(r.stdout))
     assert cfg["file"] == path
@@ -106,7 +110,7 @@ def test_peers_form_and_secrets(cocoon, tmp_path):
 
 def test_up_twice_changed_recreate_down(boxes_ok, tmp_path):
     c = boxes_ok
-    path = write(tmp_path, WEB.format(api_memory="256"))
+    path = write(tmp_path, web_yaml())
     r = c.run("up", "-f", path, check=0)
     assert decode(r.stdout) == "web: created and started\napi: created and started\n"
     r = c.run("up", "-f", path, check=0)
@@ -115,7 +119,7 @@ def test_up_twice_changed_recreate_down(boxes_ok, tmp_path):
     r = c.run("exec", "web", "--", "sh", "-c", 'echo "$DEBUG $(pwd)"', check=0)
     assert decode(r.stdout) == "1 /tmp\n"
     # a changed spec is reported, and the box left as it is
-    write(tmp_path, WEB.format(api_memory="320"))
+    write(tmp_path, web_yaml("320"))
     r = c.run("up", "-f", path, check=1)
     assert decode(r.stdout) == ("web: up to date\n"
                                 "api: changed (memory 256 -> 320 MiB); run `cocoon up --recreate api`\n")
@@ -141,7 +145,7 @@ def test_up_twice_changed_recreate_down(boxes_ok, tmp_path):
 
 def test_up_and_down_leave_other_boxes_alone(boxes_ok, tmp_path):
     c = boxes_ok
-    path = write(tmp_path, WEB.format(api_memory="256"))
+    path = write(tmp_path, web_yaml())
     c.run("create", "--name", "api", check=0)
     r = c.run("up", "-f", path, "api", check=125)
     assert ("api: a box of that name exists and was not made by `cocoon up`; up refused (remove it with "
@@ -150,7 +154,7 @@ def test_up_and_down_leave_other_boxes_alone(boxes_ok, tmp_path):
     assert "down refused" in decode(r.stderr)
     assert "api" in decode(c.run("ls", "-a", check=0).stdout)  # still there
     # the same file under another path is another file
-    other = write(tmp_path, WEB.format(api_memory="256"), "other.yaml")
+    other = write(tmp_path, web_yaml(), "other.yaml")
     c.run("rm", "-f", "api", check=0)
     c.run("up", "-f", path, "api", check=0)
     r = c.run("down", "-f", other, "api", check=125)
@@ -182,7 +186,7 @@ def test_up_stops_at_the_first_failure(boxes_ok, tmp_path):
 
 def test_script_output_and_exit_code(boxes_ok, tmp_path):
     c = boxes_ok
-    path = write(tmp_path, WEB.format(api_memory="256"))
+    path = write(tmp_path, web_yaml())
     c.run("up", "-f", path, "web", check=0)
     r = c.run("script", "web", "hi", check=0)
     assert decode(r.stdout) == "hello from /tmp\n"
@@ -205,7 +209,7 @@ def test_script_output_and_exit_code(boxes_ok, tmp_path):
 
 def test_run_config(boxes_ok, tmp_path):
     c = boxes_ok
-    path = write(tmp_path, WEB.format(api_memory="256"))
+    path = write(tmp_path, web_yaml())
     r = c.run("run", "--config", path, "--rm", "web", "--", "sh", "-c", 'echo "$GREETING $(pwd)"; exit 4')
     assert r.returncode == 4, decode(r.stderr)
     assert decode(r.stdout) == "hello /tmp\n"
