@@ -133,6 +133,20 @@ static const char config_help[] =
     "it describes; --json prints the normalized JSON the SDKs read (docs/config.md).\n"
     "Exits 1 when the file is refused, with FILE:LINE:COL and what is wrong.\n";
 
+/* A word of an argv as a shell would need it: as is when plain, else single-quoted. */
+static void print_word(const char *w)
+{
+    size_t plain = strspn(w, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./:=@%+,-");
+    if (*w && !w[plain]) {
+        printf(" %s", w);
+        return;
+    }
+    fputs(" '", stdout);
+    for (; *w; w++)
+        fputs(*w == '\'' ? "'\\''" : (char[]){*w, 0}, stdout);
+    fputc('\'', stdout);
+}
+
 static void print_box(json_t *box)
 {
     char size[64] = "", disk[64] = "";
@@ -167,10 +181,15 @@ static void print_box(json_t *box)
         printf("  %-10s %s\n", "ephemeral", "yes (removed when it stops)");
     json_object_foreach(json_object_get(box, "scripts"), key, v)
     {
-        printf("  script     %s:", key);
         size_t w;
         json_t *word;
-        json_array_foreach(v, w, word) printf(" %s", json_string_value(word));
+        const char *first = json_string_value(json_array_get(v, 0)), *second = json_string_value(json_array_get(v, 1));
+        if (json_array_size(v) == 3 && !strcmp(first, "/bin/sh") && !strcmp(second, "-c")) {
+            printf("  script     %s: %s", key, json_string_value(json_array_get(v, 2))); /* text, as written */
+        } else {
+            printf("  script     %s (argv):", key);
+            json_array_foreach(v, w, word) print_word(json_string_value(word));
+        }
         printf("\n");
     }
     printf("  %-10s %s\n", "digest", string_or_null(box, "digest"));

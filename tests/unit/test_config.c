@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cocoon.h"
 #include "config/config.h"
 #include "config/subst.h"
 
@@ -460,6 +461,38 @@ static void test_load_file(void **state)
     assert_string_equal(err, "/tmp: not a regular file");
 }
 
+/* The public call: the normalized JSON as text, errors by category. */
+static void test_public_api(void **state)
+{
+    char dir[] = "/tmp/cocoon-test-config-XXXXXX", path[128];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/cocoon.yaml", dir);
+    FILE *f = fopen(path, "w");
+    fputs(example, f);
+    fclose(f);
+    char *json = NULL;
+    cocoon_error err;
+    assert_int_equal(cocoon_config_load(path, &json, &err), 0);
+    json_t *cfg = json_loads(json, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(cfg, "file")), path);
+    assert_int_equal(json_integer_value(json_object_get(first_box(cfg), "memory_mib")), 512);
+    json_decref(cfg);
+    cocoon_free(json);
+    f = fopen(path, "w");
+    fputs("boxes:\n  web:\n    cpus: [1]\n", f);
+    fclose(f);
+    assert_int_equal(cocoon_config_load(path, &json, &err), -1);
+    assert_int_equal(err.code, COCOON_E_INVALID);
+    char want[256];
+    snprintf(want, sizeof(want), "%s:3:11: cpus: expected a single value, got a list", path);
+    assert_string_equal(err.message, want);
+    assert_null(json);
+    unlink(path);
+    assert_int_equal(cocoon_config_load(path, &json, &err), -1);
+    assert_int_equal(err.code, COCOON_E_NOT_FOUND);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -471,6 +504,7 @@ int main(void)
         cmocka_unit_test(test_env_refusals),       cmocka_unit_test(test_network_refusals),
         cmocka_unit_test(test_script_refusals),    cmocka_unit_test(test_digest_and_diff),
         cmocka_unit_test(test_spec_record),        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_public_api),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
