@@ -6,6 +6,7 @@
 #define COCOON_CONFIG_CONFIG_H
 
 #include <jansson.h>
+#include <stdarg.h>
 #include <stddef.h>
 
 /* Bounds of a config file, each refused with a message that names it. */
@@ -37,6 +38,9 @@ struct cfg_node {
  * and the bounds above are refused. 0, or -1 with "FILE:LINE:COL: message" in err. */
 int cfg_yaml_read(const char *text, size_t len, const char *file, struct cfg_node **root, char *err, size_t errlen);
 void cfg_node_free(struct cfg_node *n);
+/* "FILE:LINE:COL: " and the message into err; returns -1. */
+int cfg_vfail(char *err, size_t errlen, const char *file, unsigned line, unsigned col, const char *fmt, va_list ap)
+    __attribute__((format(printf, 6, 0)));
 
 /* Checks the tree against the schema and builds the normalized JSON:
  * {"file": abs_path, "boxes": [...]} (docs/config.md). base_dir resolves a relative

@@ -25,11 +25,9 @@ struct ctx {
 static int fail(struct ctx *c, const struct cfg_node *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(struct ctx *c, const struct cfg_node *n, const char *fmt, ...)
 {
-    int k = snprintf(c->err, c->errlen, "%s:%u:%u: ", c->file, n->line, n->col);
     va_list ap;
     va_start(ap, fmt);
-    if (k >= 0 && (size_t)k < c->errlen)
-        vsnprintf(c->err + k, c->errlen - (size_t)k, fmt, ap);
+    cfg_vfail(c->err, c->errlen, c->file, n->line, n->col, fmt, ap);
     va_end(ap);
     return -1;
 }

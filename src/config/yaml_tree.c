@@ -25,12 +25,18 @@ static int fail_at(struct reader *r, unsigned line, unsigned col, const char *fm
     __attribute__((format(printf, 4, 5)));
 static int fail_at(struct reader *r, unsigned line, unsigned col, const char *fmt, ...)
 {
-    int n = snprintf(r->err, r->errlen, "%s:%u:%u: ", r->file, line, col);
     va_list ap;
     va_start(ap, fmt);
-    if (n >= 0 && (size_t)n < r->errlen)
-        vsnprintf(r->err + n, r->errlen - (size_t)n, fmt, ap);
+    cfg_vfail(r->err, r->errlen, r->file, line, col, fmt, ap);
     va_end(ap);
+    return -1;
+}
+
+int cfg_vfail(char *err, size_t errlen, const char *file, unsigned line, unsigned col, const char *fmt, va_list ap)
+{
+    int n = snprintf(err, errlen, "%s:%u:%u: ", file, line, col);
+    if (n >= 0 && (size_t)n < errlen)
+        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
     return -1;
 }
 

@@ -18,6 +18,23 @@
 #include "config/config.h"
 #include "config/subst.h"
 
+/* A generated file, built with a bound (big files for the bounds' tests). */
+struct gen {
+    char *buf;
+    size_t len, cap;
+};
+
+static void gen_add(struct gen *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void gen_add(struct gen *g, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(g->buf + g->len, g->cap - g->len, fmt, ap);
+    va_end(ap);
+    assert_true(n >= 0 && (size_t)n < g->cap - g->len);
+    g->len += (size_t)n;
+}
+
 static json_t *load(const char *yaml, char *err, size_t errlen)
 {
     return config_load_text(yaml, strlen(yaml), "c.yaml", "/p/c.yaml", err, errlen);
@@ -196,15 +213,15 @@ static void test_substitution_bounds(void **state)
             "c.yaml:1:19: user: longer than 65536 bytes after substitution");
     /* many values of one variable: the whole file's budget */
     size_t n = CONFIG_EXPANDED_MAX / big + 2;
-    char *yaml = malloc(64 + n * 32), *p = yaml;
-    p += sprintf(p, "boxes:\n  w:\n    env:\n");
+    struct gen g = {.buf = malloc(64 + n * 32), .cap = 64 + n * 32};
+    gen_add(&g, "boxes:\n  w:\n    env:\n");
     for (size_t i = 0; i < n; i++)
-        p += sprintf(p, "      V%zu: ${COCOON_T_BIG}\n", i);
+        gen_add(&g, "      V%zu: ${COCOON_T_BIG}\n", i);
     char err[2048];
-    json_t *cfg = load(yaml, err, sizeof(err));
+    json_t *cfg = load(g.buf, err, sizeof(err));
     assert_null(cfg);
     assert_non_null(strstr(err, ": env value: substitutions add more than 4194304 bytes to the file"));
-    free(yaml);
+    free(g.buf);
     unsetenv("COCOON_T_BIG");
 }
 
@@ -241,46 +258,43 @@ static void test_yaml_bounds(void **state)
 {
     char err[512];
     /* depth */
-    char deep[256] = "boxes: {w: {env: ";
-    for (int i = 0; i < 20; i++)
-        strcat(deep, "[");
+    char deep[64];
+    snprintf(deep, sizeof(deep), "boxes: {w: {env: %s", "[[[[[[[[[[[[[[[[[[[[");
     refused(deep, "c.yaml:1:31: nested more than 16 levels deep");
     /* size */
     size_t big = CONFIG_FILE_MAX + 1;
-    char *text = malloc(big);
-    memset(text, '#', big);
-    assert_null(config_load_text(text, big, "c.yaml", "/p/c.yaml", err, sizeof(err)));
+    struct gen g = {.buf = malloc(big + 1), .cap = big + 1};
+    memset(g.buf, '#', big);
+    assert_null(config_load_text(g.buf, big, "c.yaml", "/p/c.yaml", err, sizeof(err)));
     assert_string_equal(err, "c.yaml: 1048577 bytes: a config file may have at most 1048576 bytes");
     /* nodes: a list of 100001 values in under 1 MiB */
-    char *p = text;
-    p += sprintf(p, "boxes: {w: {env: [");
+    gen_add(&g, "boxes: {w: {env: [");
     for (unsigned i = 0; i <= CONFIG_NODES_MAX; i++)
-        p += sprintf(p, "a,");
-    p += sprintf(p, "]}}\n");
-    assert_true((size_t)(p - text) < big);
-    assert_null(config_load_text(text, (size_t)(p - text), "c.yaml", "/p/c.yaml", err, sizeof(err)));
+        gen_add(&g, "a,");
+    gen_add(&g, "]}}\n");
+    assert_null(config_load_text(g.buf, g.len, "c.yaml", "/p/c.yaml", err, sizeof(err)));
     assert_string_equal(err, "c.yaml:1:200005: more than 100000 values in the file");
     /* boxes */
-    p = text;
-    p += sprintf(p, "boxes:\n");
+    g.len = 0;
+    gen_add(&g, "boxes:\n");
     for (unsigned i = 0; i <= CONFIG_BOXES_MAX; i++)
-        p += sprintf(p, "  b%u:\n", i);
-    assert_null(config_load_text(text, (size_t)(p - text), "c.yaml", "/p/c.yaml", err, sizeof(err)));
+        gen_add(&g, "  b%u:\n", i);
+    assert_null(config_load_text(g.buf, g.len, "c.yaml", "/p/c.yaml", err, sizeof(err)));
     assert_string_equal(err, "c.yaml:2:3: more than 256 boxes in one file");
     /* env entries, scripts */
-    p = text;
-    p += sprintf(p, "boxes:\n  w:\n    env:\n");
+    g.len = 0;
+    gen_add(&g, "boxes:\n  w:\n    env:\n");
     for (unsigned i = 0; i <= CONFIG_ENV_MAX; i++)
-        p += sprintf(p, "      V%u: x\n", i);
-    assert_null(config_load_text(text, (size_t)(p - text), "c.yaml", "/p/c.yaml", err, sizeof(err)));
+        gen_add(&g, "      V%u: x\n", i);
+    assert_null(config_load_text(g.buf, g.len, "c.yaml", "/p/c.yaml", err, sizeof(err)));
     assert_string_equal(err, "c.yaml:1028:7: env: more than 1024 variables");
-    p = text;
-    p += sprintf(p, "boxes:\n  w:\n    scripts:\n");
+    g.len = 0;
+    gen_add(&g, "boxes:\n  w:\n    scripts:\n");
     for (unsigned i = 0; i <= CONFIG_SCRIPTS_MAX; i++)
-        p += sprintf(p, "      s%u: x\n", i);
-    assert_null(config_load_text(text, (size_t)(p - text), "c.yaml", "/p/c.yaml", err, sizeof(err)));
+        gen_add(&g, "      s%u: x\n", i);
+    assert_null(config_load_text(g.buf, g.len, "c.yaml", "/p/c.yaml", err, sizeof(err)));
     assert_string_equal(err, "c.yaml:4:7: scripts: more than 128 scripts");
-    free(text);
+    free(g.buf);
 }
 
 static void test_top_level_refusals(void **state)
