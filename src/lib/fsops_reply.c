@@ -45,8 +45,10 @@ static int take_entry(void *user, const struct proto_file_entry *e)
     struct lib_fsop_reply *r = user;
     if (r->expect == FSOP_EXPECT_NONE)
         return broke(r, "an entry in the answer to a removal"), ENTRY_STOP;
-    if (r->expect == FSOP_EXPECT_ONE && (r->count > 0 || e->name[0]))
+    if (r->expect == FSOP_EXPECT_ONE && r->count > 0)
         return broke(r, "more than the one entry asked for"), ENTRY_STOP;
+    if (r->expect == FSOP_EXPECT_ONE && e->name[0])
+        return broke(r, "a directory entry where the path itself was asked for"), ENTRY_STOP;
     if (r->expect == FSOP_EXPECT_LIST && !e->name[0])
         return broke(r, "a directory entry without a name"), ENTRY_STOP;
     if (r->count >= PROTO_FSOP_MAX_ENTRIES)

@@ -269,7 +269,7 @@ enum proto_fsop {
 #define PROTO_FSOP_FLAGS_ALL (PROTO_FSOP_PARENTS | PROTO_FSOP_RECURSIVE | PROTO_FSOP_NO_REPLACE)
 #define PROTO_FSOP_END 1u                /* FILE_ENTRIES' FLAGS: the last frame of a successful answer */
 #define PROTO_FSOP_MAX_ENTRIES 100000u   /* entries of one LIST */
-#define PROTO_FSOP_MAX_BYTES (32u << 20) /* bytes of one answer (all its frames) */
+#define PROTO_FSOP_MAX_BYTES (64u << 20) /* bytes of one answer (all its frames) */
 #define PROTO_FSOP_MAX_NAME 255u         /* bytes of an entry's name (NAME_MAX) */
 #define PROTO_FSOP_MAX_TARGET 1023u      /* bytes of a symlink target sent (longer ones are cut) */
 #define PROTO_FSOP_MAX_DEPTH 256u        /* directory levels REMOVE RECURSIVE goes down */
