@@ -1157,18 +1157,23 @@ void files_start(struct agent *a, uint32_t stream, uint16_t type, const uint8_t 
     char msg[160];
     if (!exec_may_start(a, stream, "too many running commands and transfers"))
         return;
-    struct proto_file *m = malloc(sizeof(*m));
+    union {
+        struct proto_file file;
+        struct proto_file_op op;
+    } *m = malloc(sizeof(*m));
     if (!m) {
         exec_refuse(a, stream, ENOMEM, "out of memory");
         return;
     }
-    int rc = proto_decode_file(p, n, m);
+    int op = type == PROTO_FILE_OP, put = type == PROTO_FILE_PUT;
+    int rc = op ? proto_decode_file_op(p, n, &m->op) : proto_decode_file(p, n, &m->file);
     if (rc != PROTO_OK) {
         snprintf(msg, sizeof(msg), "malformed %s: %s", proto_type_name(type), proto_strerror(rc));
         exec_refuse(a, stream, EINVAL, msg);
+    } else if (op) {
+        files_spawn(a, stream, 0, m->op.window, fsops_child, &m->op);
     } else {
-        int put = type == PROTO_FILE_PUT;
-        files_spawn(a, stream, put, m->window, put ? put_child : get_child, m);
+        files_spawn(a, stream, put, m->file.window, put ? put_child : get_child, &m->file);
     }
     free(m);
 }

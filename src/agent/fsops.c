@@ -296,7 +296,7 @@ static void op_move(const struct proto_file_op *m)
     reply_path(m->path2);
 }
 
-static void fsop_child(int rootfd, const void *arg)
+void fsops_child(int rootfd, const void *arg)
 {
     const struct proto_file_op *m = arg;
     (void)rootfd; /* the agent's root is the guest's: absolute paths resolve there */
@@ -309,24 +309,4 @@ static void fsop_child(int rootfd, const void *arg)
     default: op_move(m); break;
     }
     reply_flush(PROTO_FSOP_END);
-}
-
-void fsops_start(struct agent *a, uint32_t stream, const uint8_t *p, size_t n)
-{
-    if (!exec_may_start(a, stream, "too many running commands and transfers"))
-        return;
-    struct proto_file_op *m = malloc(sizeof(*m));
-    if (!m) {
-        exec_refuse(a, stream, ENOMEM, "out of memory");
-        return;
-    }
-    int rc = proto_decode_file_op(p, n, m);
-    if (rc != PROTO_OK) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), "malformed FILE_OP: %s", proto_strerror(rc));
-        exec_refuse(a, stream, EINVAL, msg);
-    } else {
-        files_spawn(a, stream, 0, m->window, fsop_child, m);
-    }
-    free(m);
 }

@@ -67,19 +67,6 @@ static void print_line(const cocoon_file_info *fi)
     putchar('\n');
 }
 
-static int print_json(json_t *j)
-{
-    char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(j);
-    if (!s) {
-        cli_error("out of memory");
-        return CLI_EXIT_RUNTIME;
-    }
-    printf("%s\n", s);
-    free(s);
-    return 0;
-}
-
 static int fs_ls(cocoon_box *box, const struct fs_args *a)
 {
     cocoon_error err;
@@ -98,7 +85,7 @@ static int fs_ls(cocoon_box *box, const struct fs_args *a)
                 arr = NULL;
             }
         }
-        rc = print_json(arr ? json_pack("{s:o}", "entries", arr) : NULL);
+        rc = cli_print_json(arr ? json_pack("{s:o}", "entries", arr) : NULL);
     } else {
         for (size_t i = 0; i < n; i++)
             print_line(&list[i]);
@@ -119,7 +106,7 @@ static int fs_run(cocoon_box *box, int i, void *arg)
         if (cocoon_file_stat(box, a->path, &fi, &err) < 0)
             return cli_fail(&err);
         if (a->json)
-            return print_json(lib_file_info_json(&fi, a->path));
+            return cli_print_json(lib_file_info_json(&fi, a->path));
         print_line(&fi);
         return 0;
     }

@@ -386,23 +386,17 @@ static int open_check(const struct proto_header *h, const uint8_t *p, char *cmd,
     *window = PROTO_DEFAULT_WINDOW;
     if (h->type == PROTO_STATS)
         return proto_decode_stats(p, h->len);
-    if (h->type == PROTO_FILE_PUT || h->type == PROTO_FILE_GET) {
-        struct proto_file *f = malloc(sizeof(*f));
+    if (h->type == PROTO_FILE_PUT || h->type == PROTO_FILE_GET || h->type == PROTO_FILE_OP) {
+        union {
+            struct proto_file file;
+            struct proto_file_op op;
+        } *f = malloc(sizeof(*f));
         if (!f)
             return PROTO_E_NOMEM;
-        int rc = proto_decode_file(p, h->len, f);
+        int op = h->type == PROTO_FILE_OP;
+        int rc = op ? proto_decode_file_op(p, h->len, &f->op) : proto_decode_file(p, h->len, &f->file);
         if (rc == PROTO_OK)
-            *window = f->window;
-        free(f);
-        return rc;
-    }
-    if (h->type == PROTO_FILE_OP) {
-        struct proto_file_op *f = malloc(sizeof(*f));
-        if (!f)
-            return PROTO_E_NOMEM;
-        int rc = proto_decode_file_op(p, h->len, f);
-        if (rc == PROTO_OK)
-            *window = f->window;
+            *window = op ? f->op.window : f->file.window;
         free(f);
         return rc;
     }
