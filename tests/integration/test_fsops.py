@@ -9,7 +9,7 @@ import json
 import pytest
 
 from conftest import decode, sh
-from openapi_check import check_response
+from openapi_check import OpenAPIMismatch, check_request, check_response
 from serve_client import ServeServer
 
 
@@ -111,9 +111,27 @@ def test_rm_r_depth_bound(vm, boxes):
     assert decode(r.stdout).strip() == "kept"
 
 
+class CheckedClient:
+    """Answers checked against docs/openapi.yaml (by the client), and so are the
+    bodies: one the server took must be one the document takes, one it refused as a bad
+    argument one the document refuses."""
+
+    def __init__(self, api):
+        self.api = api
+
+    def request(self, method, path, json=None):
+        r = self.api.request(method, path, json=json)
+        if json is not None and 200 <= r.status < 300:
+            check_request(method, path, json)
+        if json is not None and r.status == 400 and "field" in r.json["error"]["message"]:
+            with pytest.raises(OpenAPIMismatch):
+                check_request(method, path, json)
+        return r
+
+
 def test_fs_rest(vm):
     with ServeServer(vm) as server:
-        api = server.client(check=check_response)
+        api = CheckedClient(server.client(check=check_response))
         r = api.request("POST", "/v1/boxes", json={"vmm": vm.backend, "network": {"mode": "disabled"}})
         assert r.status == 201, r
         box = r.json["box_id"]
@@ -145,8 +163,11 @@ def test_fs_rest(vm):
             r = api.request("POST", f"{base}/remove", json={"path": "/w"})
             assert (r.status, r.error_code()) == (400, "invalid_argument"), r
             assert "Directory not empty" in r.json["error"]["message"]
-            r = api.request("POST", f"{base}/remove", json={"path": "/w", "recursive": True, "force": True})
-            assert (r.status, r.error_code()) == (400, "invalid_argument"), r  # an unknown field
+            for body in ({"path": "/w", "recursive": True, "force": True}, {"path": "/w", "recursive": "yes"}):
+                r = api.request("POST", f"{base}/remove", json=body)
+                assert (r.status, r.error_code()) == (400, "invalid_argument"), r  # an unknown field, a bad type
+            r = api.request("POST", f"{base}/mkdir", json={"path": "/w/m", "mode": 0o10000})
+            assert (r.status, r.error_code()) == (400, "invalid_argument"), r
             r = api.request("POST", f"{base}/remove", json={"path": "/w", "recursive": True})
             assert r.status == 204, r
             r = api.request("GET", f"{base}/list?path=/w")
