@@ -142,9 +142,10 @@ static void op_list(const char *path)
 }
 
 /* mkdir -p: every missing directory on the way is made (0755), existing ones (or
- * symlinks to them) are fine. */
-static void mkdir_parents(const char *path, unsigned mode)
+ * symlinks to them) are fine. Returns whether it made the last one. */
+static int mkdir_parents(const char *path, unsigned mode)
 {
+    int made = 0;
     char buf[PROTO_MAX_STRING];
     snprintf(buf, sizeof(buf), "%s", path);
     size_t n = strlen(buf);
@@ -156,7 +157,9 @@ static void mkdir_parents(const char *path, unsigned mode)
         char saved = buf[i];
         buf[i] = 0;
         int last = strspn(path + i, "/") == strlen(path + i);
+        made = 1;
         if (mkdir(buf, last ? mode : DEFAULT_DIR_MODE) != 0) {
+            made = 0;
             int e = errno;
             struct stat st;
             if (e != EEXIST)
@@ -166,17 +169,19 @@ static void mkdir_parents(const char *path, unsigned mode)
         }
         buf[i] = saved;
     }
+    return made;
 }
 
 static void op_mkdir(const struct proto_file_op *m)
 {
     unsigned mode = m->mode ? m->mode : DEFAULT_DIR_MODE;
+    int made = 1;
     if (m->flags & PROTO_FSOP_PARENTS)
-        mkdir_parents(m->path, mode);
+        made = mkdir_parents(m->path, mode);
     else if (mkdir(m->path, mode) != 0)
         fail(errno, "%s", strerror(errno));
-    if (mode & 07000)
-        chmod(m->path, mode); /* mkdir leaves out setuid and setgid */
+    if (made && (mode & 06000) && chmod(m->path, mode) != 0) /* mkdir leaves out setuid and setgid */
+        fail(errno, "made, but its mode not set: %s", strerror(errno));
     reply_path(m->path);
 }
 

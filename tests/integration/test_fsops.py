@@ -49,8 +49,11 @@ def test_fs_cli(vm, boxes):
     fs(vm, "mkdir", "-p", box, "/t/x/y")
     assert failed(vm, "mkdir", box, "/t/x/y") == "cocoon: /t/x/y: File exists"
     assert "not a directory" in failed(vm, "mkdir", "-p", box, "/t/f/sub")
-    r = sh(vm, box, "stat -c %a /t/x /t/x/y")
-    assert decode(r.stdout).split() == ["755", "700"]
+    fs(vm, "mkdir", "-m", "2750", box, "/t/x/sg")  # setgid: mkdir(2) leaves it out, a chmod sets it
+    fs(vm, "mkdir", "-p", "-m", "700", box, "/t/x/sg")  # an existing directory keeps its mode
+    r = sh(vm, box, "stat -c %a /t/x /t/x/y /t/x/sg")
+    assert decode(r.stdout).split() == ["755", "700", "2750"]
+    fs(vm, "rm", box, "/t/x/sg")
 
     # rm: a non-empty directory needs -r; files and empty directories do not
     assert failed(vm, "rm", box, "/t/x") == "cocoon: /t/x: Directory not empty (remove it recursively)"
