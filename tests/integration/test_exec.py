@@ -123,6 +123,51 @@ def test_100mb_through_cat(vm, tmp_path):
         print(f"100 MB through `cat` both ways in {elapsed:.1f} s ({100 / elapsed:.1f} MB/s)")
 
 
+# Writes of every size on both streams, the host reading slowly at first: the agent
+# sends big pipe contents by splice (src/agent/splice_out.c) and small ones by copy, in
+# frames that must keep each stream's bytes whole and in order whatever the mix.
+MIXED_WRITER = r"""
+import os, hashlib, sys
+sizes = [1, 7, 4096, 5000, 8191, 8192, 8193, 65535, 65536, 65537, 70000, 262144, 300001, 3]
+digests = {1: hashlib.sha256(), 2: hashlib.sha256()}
+for rnd in range(6):
+    for i, n in enumerate(sizes):
+        fd = 2 if (i + rnd) % 5 == 0 else 1
+        data = bytes((j * 31 + n + rnd) & 255 for j in range(n))
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        digests[fd].update(data)
+os.write(2, ("\n" + digests[1].hexdigest() + " " + digests[2].hexdigest() + "\n").encode())
+"""
+
+
+def test_output_of_mixed_write_sizes_arrives_whole(vm):
+    with running_box(vm) as box:
+        p = vm.popen("exec", box, "--", "python3", "-c", MIXED_WRITER)
+        errs = []
+        reader = threading.Thread(target=lambda: errs.append(p.stderr.read()))
+        reader.start()
+        out = hashlib.sha256()
+        n = 0
+        while True:
+            data = p.stdout.read(65536)
+            if not data:
+                break
+            if n < (1 << 20):
+                time.sleep(0.05)  # a slow reader first: the credit window runs out
+            out.update(data)
+            n += len(data)
+        reader.join(timeout=120)
+        err = errs[0]
+        assert p.wait(timeout=120) == 0, decode(err)
+        # stderr ends with "\n" + the two digests (64 + 1 + 64 characters) + "\n"
+        want_out, want_err = err[-130:-1].decode().split()
+        stderr_body = err[:-131]
+        assert out.hexdigest() == want_out
+        assert hashlib.sha256(stderr_body).hexdigest() == want_err
+
+
 def test_exec_options_env_workdir_user(vm):
     with running_box(vm) as box:
         r = vm.run("exec", "--env", "A=1", "--env", "B=two words", "--workdir", "/tmp", "--user", "nobody", box, "--",
