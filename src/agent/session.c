@@ -210,6 +210,7 @@ static void on_frame(struct agent *a, const struct proto_header *h, const uint8_
         break;
     case PROTO_FILE_PUT:
     case PROTO_FILE_GET:
+    case PROTO_FILE_OP:
         if (a->phase == PHASE_SERVING) {
             files_start(a, h->stream, h->type, p, h->len);
         } else {

@@ -23,6 +23,7 @@ int cmd_logs(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_cp(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_fs(int argc, char **argv);
 int cmd_kill(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_load(int argc, char **argv);
@@ -44,6 +45,9 @@ int cli_pull(cocoon_runtime *rt, const char *ref, int insecure, int quiet, int a
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "cocoon: <message>" for a library error and returns CLI_EXIT_RUNTIME. */
 int cli_fail(const cocoon_error *err);
+/* Prints v indented on stdout and frees it (NULL: out of memory); 0 or CLI_EXIT_RUNTIME. */
+struct json_t;
+int cli_print_json(struct json_t *v);
 int cli_open_runtime(cocoon_runtime **rt);
 /* Opens the runtime, then each box named in names[0..n) in turn: runs fn on it (i: its
  * place in names) and closes it. Returns the exit code of the last failure (a box that

@@ -1,8 +1,10 @@
-/* Helpers shared by the subcommands: error printing, option value parsing (sizes,
- * counts, seconds) with messages that say what is accepted, and opening the runtime. */
+/* Helpers shared by the subcommands: error and JSON printing, option value parsing
+ * (sizes, counts, seconds) with messages that say what is accepted, and opening the
+ * runtime. */
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,19 @@ void cli_error(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+}
+
+int cli_print_json(json_t *v)
+{
+    char *s = v ? json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(v);
+    if (!s) {
+        cli_error("out of memory");
+        return CLI_EXIT_RUNTIME;
+    }
+    puts(s);
+    free(s);
+    return 0;
 }
 
 int cli_fail(const cocoon_error *err)

@@ -50,19 +50,6 @@ static json_t *info_json(const cocoon_box_info *b, int detailed)
     return o;
 }
 
-static int print_json(json_t *v)
-{
-    char *s = v ? json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(v);
-    if (!s) {
-        cli_error("out of memory");
-        return CLI_EXIT_RUNTIME;
-    }
-    puts(s);
-    free(s);
-    return 0;
-}
-
 int cmd_ls(int argc, char **argv)
 {
     static const struct option lo[] = {{"help", no_argument, NULL, 'h'},
@@ -107,7 +94,7 @@ int cmd_ls(int argc, char **argv)
             if (all || list[i].running)
                 json_array_append_new(arr, info_json(&list[i], 0));
         cocoon_box_list_free(list);
-        return print_json(arr);
+        return cli_print_json(arr);
     }
     if (!quiet)
         printf("%-12s  %-20s  %-20s  %-8s  %s\n", "ID", "NAME", "IMAGE", "STATUS", "CREATED");
@@ -207,7 +194,7 @@ int cmd_inspect(int argc, char **argv)
     if (json && (many || json_array_size(arr) == 1)) {
         json_t *v = many ? json_incref(arr) : json_incref(json_array_get(arr, 0));
         json_decref(arr);
-        int prc = print_json(v);
+        int prc = cli_print_json(v);
         return code ? code : prc;
     }
     json_decref(arr);

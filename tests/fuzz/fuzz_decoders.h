@@ -34,6 +34,17 @@ static void fuzz_exec_roundtrip(const struct proto_exec *m)
     proto_exec_free(&again);
 }
 
+/* Every entry a FILE_ENTRIES decoder hands out holds to the protocol's rules. */
+static int fuzz_entry_ok(void *user, const struct proto_file_entry *e)
+{
+    (void)user;
+    fuzz_check(strlen(e->name) <= PROTO_FSOP_MAX_NAME && strlen(e->target) <= PROTO_FSOP_MAX_TARGET);
+    fuzz_check(!strchr(e->name, '/') && strcmp(e->name, ".") && strcmp(e->name, ".."));
+    fuzz_check(e->type >= PROTO_FTYPE_REGULAR && e->type <= PROTO_FTYPE_OTHER && e->mode <= 07777);
+    fuzz_check(e->mtime_nsec < 1000000000u && (!e->target[0] || e->type == PROTO_FTYPE_SYMLINK));
+    return 0;
+}
+
 static void fuzz_decode_all(const uint8_t *p, size_t n)
 {
     static struct proto_hello hello;
@@ -82,6 +93,19 @@ static void fuzz_decode_all(const uint8_t *p, size_t n)
                    PROTO_OK);
         fuzz_check(strcmp(again.path, file.path) == 0 && again.window == file.window && again.flags == file.flags);
     }
+    static struct proto_file_op fop;
+    if (proto_decode_file_op(p, n, &fop) == PROTO_OK) {
+        fuzz_check(fop.path[0] == '/' && fop.window != 0 && fop.mode <= 07777);
+        static struct proto_file_op again;
+        fuzz_check(proto_encode_file_op(&fuzz_w, 1, &fop) > 0);
+        fuzz_check(proto_decode_file_op(fuzz_w.buf + PROTO_HEADER_SIZE, fuzz_w.len - PROTO_HEADER_SIZE, &again) ==
+                   PROTO_OK);
+        fuzz_check(again.op == fop.op && !strcmp(again.path, fop.path) && !strcmp(again.path2, fop.path2) &&
+                   again.flags == fop.flags && again.mode == fop.mode && again.window == fop.window);
+    }
+    uint32_t eflags;
+    if (proto_decode_file_entries(p, n, fuzz_entry_ok, NULL, &eflags) == PROTO_OK)
+        fuzz_check(!(eflags & ~PROTO_FSOP_END));
     (void)proto_decode_stats(p, n);
     static struct proto_stats st;
     if (proto_decode_stats_reply(p, n, &st) == PROTO_OK) {

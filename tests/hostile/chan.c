@@ -142,6 +142,7 @@ static void dispatch(const struct proto_header *h, const uint8_t *p)
     case PROTO_EXEC:
     case PROTO_FILE_PUT:
     case PROTO_FILE_GET:
+    case PROTO_FILE_OP:
     case PROTO_STATS: queue_open(h, p); break;
     case PROTO_CREDIT:
         if (s && proto_decode_u32_field(p, h->len, PT_BYTES, &v) == PROTO_OK)

@@ -1,7 +1,7 @@
 /* The hostile agent: a test-only PID 1 that replaces cocoon-agent in a real box and
  * attacks the host through every channel it has (tests/integration/test_hostile.py).
  * It does the real handshake so the box starts, then runs `attack NAME ARGS...` execs
- * and answers `cocoon cp` with forged archives. Never shipped, never trusted. */
+ * and answers `cocoon cp` with forged archives and `cocoon fs` with forged answers. Never shipped, never trusted. */
 #ifndef COCOON_TESTS_HOSTILE_H
 #define COCOON_TESTS_HOSTILE_H
 
@@ -77,5 +77,7 @@ extern const struct attack chan_attacks[];
 extern const struct attack net_attacks[];
 /* cp: FILE_GET of a path whose last component names a forged archive. */
 void cp_forge(struct hstream *s, const char *name);
+/* fs: FILE_OP of a path whose last component names a forged answer. */
+void fsop_forge(struct hstream *s, const char *name);
 
 #endif

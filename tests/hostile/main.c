@@ -110,6 +110,22 @@ static void on_file_get(const struct hqueued *q)
     free(f);
 }
 
+static void on_file_op(const struct hqueued *q)
+{
+    struct proto_file_op *f = malloc(sizeof(*f));
+    if (!f || proto_decode_file_op(q->payload, q->h.len, f) != PROTO_OK) {
+        send_error_exit(q->h.stream, EINVAL, 126, "malformed FILE_OP");
+        free(f);
+        return;
+    }
+    const char *name = strrchr(f->path, '/') + 1; /* the path is absolute */
+    struct hstream *s = start(q->h.stream, f->window);
+    hlog("forged file operation answer %s", name);
+    if (s)
+        fsop_forge(s, name);
+    free(f);
+}
+
 static void on_stats(const struct hqueued *q)
 {
     struct proto_stats st = {.uptime_ns = 1, .cpus = 1, .mem_total = 1u << 30, .mem_available = 1u << 29};
@@ -122,6 +138,7 @@ static void handle(const struct hqueued *q)
     case PROTO_EXEC: on_exec(q); break;
     case PROTO_FILE_GET: on_file_get(q); break;
     case PROTO_STATS: on_stats(q); break;
+    case PROTO_FILE_OP: on_file_op(q); break;
     default: send_error_exit(q->h.stream, EPERM, 126, "the hostile agent takes no files"); break;
     }
 }

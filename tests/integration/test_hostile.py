@@ -777,3 +777,47 @@ def test_cp_stall(lane, tmp_path):
         assert r.returncode != 0 and "COCOON_CP_IDLE_TIMEOUT" in err, err
         assert os.listdir(dest) == []
         assert decode(box.exec(["echo", "fine"]).stdout).strip() == "fine"
+
+
+# ---- forged answers to `cocoon fs` ----
+
+FS_LIES = {
+    "slash": "a malformed FILE_ENTRIES",
+    "nameless": "a directory entry without a name",
+    "dup": "the same name twice",
+    "many": "more than 100000 entries",
+    "huge": "an answer larger than 64 MiB",
+    "after-end": "a frame after the end of the answer",
+    "cut": "the answer ends in the middle of a frame",
+    "noend": "its answer ended without its last frame",
+}
+
+
+def test_fs_forged_answers(lane, record_property):
+    """Answers to `cocoon fs ls` no real agent sends: a name with '/', nameless and
+    doubled entries, 100001 entries, more than 64 MiB, frames after the last, a cut
+    frame, no last frame: each refused as a protocol error naming what was wrong; an
+    ERROR with terminal escapes comes out escaped; a guest that never answers meets the
+    idle timeout; the monitor's memory stays bounded and the box keeps serving."""
+    with hostile_box(lane) as box:
+        r = lane.c.run("fs", "ls", box.name, "/ok", timeout=120)
+        assert r.returncode == 0 and decode(r.stdout).split()[-1] == "f1", decode(r.stderr)
+        w = Watch(box)
+        messages = []
+        for name, why in FS_LIES.items():
+            r = lane.c.run("fs", "ls", box.name, f"/{name}", timeout=300)
+            err = decode(r.stderr)
+            assert r.returncode == 125 and r.stdout == b"", (name, err)
+            assert f"/{name}: the guest broke the file-operation protocol: {why}" in err, (name, err)
+            messages.append(f"{name}: {err.strip()[-120:]}")
+        w.end().report(record_property)
+        note(record_property, "fs refusals", " || ".join(messages))
+        w.assert_within(16 * MiB + RSS_SLACK, 8)
+        r = lane.c.run("fs", "stat", box.name, "/escape", timeout=120)
+        err = decode(r.stderr)
+        assert r.returncode == 125 and "\x1b" not in err and "\x07" not in err and "\r" not in err, err
+        assert "cocoon: /escape: \\x1b[2J\\x1b]0;pwned\\x07gone\\r\\nforged\\xff" in err, err
+        r = lane.c.run("fs", "ls", box.name, "/stall", env={"COCOON_CP_IDLE_TIMEOUT": "3"}, timeout=120)
+        assert r.returncode == 125 and "COCOON_CP_IDLE_TIMEOUT" in decode(r.stderr), decode(r.stderr)
+        assert decode(box.exec(["echo", "fine"]).stdout).strip() == "fine"
+        lane.bystander_ok("after")
