@@ -224,7 +224,7 @@ demo: setup
 	@scripts/demo $(BUILD)
 
 # The whole suite: sanitizer build of the host code, unit + fuzz replay, short
-# coverage-guided fuzzing, then the integration suite on real boxes.
+# coverage-guided fuzzing, then the integration suite and the JS SDK's suite on real boxes.
 test: setup
 	$(MAKE) all guest nested-tools
 	$(MAKE) BUILD=build/asan SANITIZE=1 host unit kvm-tests
@@ -233,6 +233,7 @@ test: setup
 	@BUILD=build/asan tests/kvm/run.sh
 	@tests/nested/run.sh
 	@scripts/run-integration build/asan
+	@scripts/test-sdk-js build/asan
 
 bench: all guest
 	@bench/run
