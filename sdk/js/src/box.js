@@ -148,11 +148,8 @@ export class Box {
 
   /** Removes the box and its disk (force: a running box is stopped first). */
   async remove({ force = false } = {}) {
-    try {
-      await this._client.call('DELETE', this._path, { query: { force: force ? 'true' : undefined } });
-    } finally {
-      this._release();
-    }
+    await this._client.call('DELETE', this._path, { query: { force: force ? 'true' : undefined } });
+    this._release();
   }
 
   _release() {

@@ -61,7 +61,9 @@ describe('boxes', { skip }, () => {
       await same.close(); // a handle from get() leaves the box as it is
       assert.equal((await box.refresh()).status, 'running');
       await assert.rejects(Box.create({ name: 'js-life' }), AlreadyExistsError);
+      const serverPid = Cocoon.default().serverPid;
       await assert.rejects(box.remove(), InvalidStateError); // running, no force
+      assert.equal(Cocoon.default().serverPid, serverPid, 'a refused remove keeps the handle, and so the server');
       await box.stop();
       assert.equal(box.status, 'stopped');
       await box.start();
