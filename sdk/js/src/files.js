@@ -91,14 +91,14 @@ export class Files {
   }
 
   /**
-   * Copies a host file or directory to `remote`, which becomes a copy of it (a
-   * directory is merged into one that exists). overwrite: false refuses existing files.
+   * Copies a host directory to `remote`, which becomes a copy of it (merged into a
+   * directory that exists), or a host file to `remote` itself (into it, under the
+   * file's own name, when `remote` is an existing directory or ends in '/').
+   * overwrite: false refuses to replace existing files.
    */
   async upload(local, remote, { overwrite = true } = {}) {
     checkPath(remote);
-    const st = await fs.promises.lstat(local);
-    if (st.isFile() && remote.endsWith('/')) remote += path.basename(local);
-    await this.uploadTar(treeTar(local, baseName(remote)), remote, { overwrite });
+    await this.uploadTar(treeTar(local, path.basename(path.resolve(local))), remote, { overwrite });
   }
 
   /** A tar archive (Buffer, Readable or async iterable of Buffers) extracted into the box at `remote`. */

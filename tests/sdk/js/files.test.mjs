@@ -90,6 +90,10 @@ describe('files', { skip }, () => {
     await box.fs.upload(f, '/work/renamed.txt');
     assert.equal(await box.fs.readFile('/work/renamed.txt', 'utf8'), 'single');
     await assert.rejects(box.fs.upload(f, '/work/renamed.txt', { overwrite: false }), AlreadyExistsError);
+    await box.fs.upload(f, '/work'); // an existing directory: into it, under the file's name
+    assert.equal(await box.fs.readFile('/work/single.txt', 'utf8'), 'single');
+    await box.fs.upload(f, '/work/new-dir/');
+    assert.equal(await box.fs.readFile('/work/new-dir/single.txt', 'utf8'), 'single');
   });
 
   it('lists, stats, makes, moves and removes (file operations routes)', async (t) => {
