@@ -124,73 +124,12 @@ export class Files {
    * through a symlink. Bounded by maxBytes and maxEntries.
    */
   async download(remote, local, opts = {}) {
-    const { overwrite = false, maxBytes = DOWNLOAD_MAX_BYTES, maxEntries = DOWNLOAD_MAX_ENTRIES } = opts;
     checkPath(remote);
     const top = baseName(remote);
     if (!top) throw refused('download needs a path below /');
-    const dest = path.resolve(local);
-    if (!overwrite && fs.existsSync(dest)) throw new AlreadyExistsError(`${local} exists`, { code: 'already_exists' });
+    if (!opts.overwrite && fs.existsSync(path.resolve(local))) throw new AlreadyExistsError(`${local} exists`, { code: 'already_exists' });
     const res = await this.downloadTar(remote, opts);
-    const stage = await fs.promises.mkdtemp(path.join(path.dirname(dest), '.cocoon-dl-'));
-    try {
-      let bytes = 0;
-      let entries = 0;
-      const dirs = [];
-      await readTar(res, async (e, body) => {
-        if (++entries > maxEntries) throw refused(`the copy of ${remote} has more than ${maxEntries} entries (maxEntries)`);
-        const parts = entryParts(e.name, top);
-        const target = path.join(stage, ...parts);
-        // Every parent must be a directory this copy made (never a symlink).
-        let at = stage;
-        for (const c of parts.slice(0, -1)) {
-          at = path.join(at, c);
-          const st = await fs.promises.lstat(at).catch(() => null);
-          if (!st) await fs.promises.mkdir(at, { mode: 0o755 });
-          else if (!st.isDirectory()) throw refused(`${e.name} lies under ${c}, which is not a directory in the archive`);
-        }
-        const mode = (e.mode & 0o777) | (e.type === 'dir' ? 0o700 : 0);
-        if (e.type === 'dir') {
-          const st = await fs.promises.lstat(target).catch(() => null);
-          if (!st) await fs.promises.mkdir(target, { mode: 0o700 });
-          else if (!st.isDirectory()) throw refused(`${e.name} appears twice`);
-          dirs.push([target, mode, e.mtime]);
-        } else if (e.type === 'file') {
-          bytes += e.size;
-          if (bytes > maxBytes) throw refused(`the copy of ${remote} is larger than ${maxBytes} bytes (maxBytes)`);
-          const fh = await fs.promises.open(target, 'wx', 0o600);
-          try {
-            for await (const c of body) await fh.write(c);
-            await fh.chmod(mode);
-            await fh.utimes(e.mtime, e.mtime);
-          } finally {
-            await fh.close();
-          }
-        } else if (e.type === 'symlink') {
-          const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(parts.join('/')), e.linkname));
-          if (e.linkname.startsWith('/') || resolved === '..' || resolved.startsWith('../') || !(resolved === top || resolved.startsWith(top + '/'))) {
-            process.emitWarning(`cocoon: ${e.name}: symlink to ${JSON.stringify(e.linkname)} skipped: it points outside the copied tree`);
-            return;
-          }
-          await fs.promises.symlink(e.linkname, target);
-        } else if (e.type === 'link') {
-          const lp = entryParts(e.linkname, top);
-          const src = path.join(stage, ...lp);
-          const st = await fs.promises.lstat(src).catch(() => null);
-          if (!st || !st.isFile()) throw refused(`${e.name}: a hard link to ${JSON.stringify(e.linkname)}, not a file of this copy`);
-          await fs.promises.link(src, target);
-        }
-        // devices, FIFOs and other types are skipped
-      });
-      for (const [d, mode, mtime] of dirs.reverse()) {
-        await fs.promises.chmod(d, mode);
-        await fs.promises.utimes(d, mtime, mtime);
-      }
-      const got = path.join(stage, top);
-      if (!fs.existsSync(got) && !(await fs.promises.lstat(got).catch(() => null))) throw refused(`the archive of ${remote} is empty`);
-      await fs.promises.rename(got, dest);
-    } finally {
-      await fs.promises.rm(stage, { recursive: true, force: true });
-    }
+    await extractTree(res, top, local, { ...opts, what: remote });
   }
 
   /** The entries of a directory (without . and ..), sorted by name. */
@@ -232,5 +171,79 @@ export class Files {
     return fileInfo(
       await this._client.call('POST', this._base + '/fs/move', { json: { from: checkPath(from), to: checkPath(to), no_replace: noReplace } }),
     );
+  }
+}
+
+/**
+ * Unpacks an archive from a box whose entries must all be `top` or lie under it into
+ * the host path `local` (see Files.download): in a fresh hidden directory next to it,
+ * renamed into place only once the whole archive passed.
+ */
+export async function extractTree(source, top, local, opts = {}) {
+  const { overwrite = false, maxBytes = DOWNLOAD_MAX_BYTES, maxEntries = DOWNLOAD_MAX_ENTRIES, what = top } = opts;
+  const dest = path.resolve(local);
+  if (!overwrite && fs.existsSync(dest)) throw new AlreadyExistsError(`${local} exists`, { code: 'already_exists' });
+  const stage = await fs.promises.mkdtemp(path.join(path.dirname(dest), '.cocoon-dl-'));
+  try {
+    let bytes = 0;
+    let entries = 0;
+    const dirs = [];
+    const skipped = new Set(); // symlinks left out: nothing may come under them
+    await readTar(source, async (e, body) => {
+      if (++entries > maxEntries) throw refused(`the copy of ${what} has more than ${maxEntries} entries (maxEntries)`);
+      const parts = entryParts(e.name, top);
+      for (let i = 1; i < parts.length; i++)
+        if (skipped.has(parts.slice(0, i).join('/'))) throw refused(`${e.name} lies under ${parts.slice(0, i).join('/')}, a symlink of the archive`);
+      const target = path.join(stage, ...parts);
+      // Every parent must be a directory this copy made (never a symlink).
+      let at = stage;
+      for (const c of parts.slice(0, -1)) {
+        at = path.join(at, c);
+        const st = await fs.promises.lstat(at).catch(() => null);
+        if (!st) await fs.promises.mkdir(at, { mode: 0o755 });
+        else if (!st.isDirectory()) throw refused(`${e.name} lies under ${c}, which is not a directory in the archive`);
+      }
+      const mode = (e.mode & 0o777) | (e.type === 'dir' ? 0o700 : 0);
+      if (e.type === 'dir') {
+        const st = await fs.promises.lstat(target).catch(() => null);
+        if (!st) await fs.promises.mkdir(target, { mode: 0o700 });
+        else if (!st.isDirectory()) throw refused(`${e.name} appears twice`);
+        dirs.push([target, mode, e.mtime]);
+      } else if (e.type === 'file') {
+        bytes += e.size;
+        if (bytes > maxBytes) throw refused(`the copy of ${what} is larger than ${maxBytes} bytes (maxBytes)`);
+        const fh = await fs.promises.open(target, 'wx', 0o600);
+        try {
+          for await (const c of body) await fh.write(c);
+          await fh.chmod(mode);
+          await fh.utimes(e.mtime, e.mtime);
+        } finally {
+          await fh.close();
+        }
+      } else if (e.type === 'symlink') {
+        const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(parts.join('/')), e.linkname));
+        if (e.linkname.startsWith('/') || !(resolved === top || resolved.startsWith(top + '/'))) {
+          process.emitWarning(`cocoon: ${e.name}: symlink to ${JSON.stringify(e.linkname)} skipped: it points outside the copied tree`);
+          skipped.add(parts.join('/'));
+          return;
+        }
+        await fs.promises.symlink(e.linkname, target);
+      } else if (e.type === 'link') {
+        const src = path.join(stage, ...entryParts(e.linkname, top));
+        const st = await fs.promises.lstat(src).catch(() => null);
+        if (!st || !st.isFile()) throw refused(`${e.name}: a hard link to ${JSON.stringify(e.linkname)}, not a file of this copy`);
+        await fs.promises.link(src, target);
+      }
+      // devices, FIFOs and other types are skipped
+    });
+    for (const [d, mode, mtime] of dirs.reverse()) {
+      await fs.promises.chmod(d, mode);
+      await fs.promises.utimes(d, mtime, mtime);
+    }
+    const got = path.join(stage, top);
+    if (!(await fs.promises.lstat(got).catch(() => null))) throw refused(`the archive of ${what} is empty`);
+    await fs.promises.rename(got, dest);
+  } finally {
+    await fs.promises.rm(stage, { recursive: true, force: true });
   }
 }
