@@ -89,14 +89,23 @@ describe('boxes', { skip }, () => {
     // `await using` calls this (Node's syntax lacks it before 24; the symbol is there since 18.18/20.4)
     const dispose = Symbol.asyncDispose ? () => box[Symbol.asyncDispose]() : () => box.close();
     try {
-    assert.equal(box.status, 'configured');
-    await box.exec(['true']);
-    const st = await box.stats();
-    assert.ok(st.memoryBytes > 0 && st.memoryTotalBytes > st.memoryBytes);
-    assert.ok(st.commandsExecutedTotal >= 1);
-    assert.ok(st.bootTiming.guestBootMs > 0);
-    assert.match(await box.logs(), /\S/);
-    assert.equal((await box.networkStats()).present, false);
+      assert.equal(box.status, 'configured');
+      await box.exec(['true']);
+      const st = await box.stats();
+      assert.ok(st.memoryBytes > 0 && st.memoryTotalBytes > st.memoryBytes);
+      assert.ok(st.commandsExecutedTotal >= 1);
+      assert.ok(st.bootTiming.guestBootMs > 0);
+      assert.match(await box.logs(), /\S/);
+      assert.equal((await box.networkStats()).present, false);
+      // follow: lines as they come, until the box stops
+      const follow = await box.logs({ follow: true });
+      const it = follow[Symbol.asyncIterator]();
+      assert.equal(typeof (await it.next()).value, 'string');
+      const stopping = box.stop();
+      let ended = false;
+      for (let i = 0; i < 100000 && !ended; i++) ended = (await it.next()).done;
+      assert.ok(ended, 'the followed log ends when the box stops');
+      await stopping;
     } finally {
       await dispose();
     }
