@@ -99,11 +99,11 @@ describe('boxes', { skip }, () => {
       assert.equal((await box.networkStats()).present, false);
       // follow: lines as they come, until the box stops
       const follow = await box.logs({ follow: true });
-      const it = follow[Symbol.asyncIterator]();
-      assert.equal(typeof (await it.next()).value, 'string');
+      const lines = follow[Symbol.asyncIterator]();
+      assert.equal(typeof (await lines.next()).value, 'string');
       const stopping = box.stop();
       let ended = false;
-      for (let i = 0; i < 100000 && !ended; i++) ended = (await it.next()).done;
+      for (let i = 0; i < 100000 && !ended; i++) ended = (await lines.next()).done;
       assert.ok(ended, 'the followed log ends when the box stops');
       await stopping;
     } finally {
