@@ -9,10 +9,12 @@ import { findCocoon } from './server.js';
 const CONFIG_OUTPUT_MAX = 16 << 20;
 
 /** The normalized form of a cocoon.yaml ({file, boxes: [...]}, as the CLI prints it). */
-export function loadConfig(path = 'cocoon.yaml', { bin, env } = {}) {
+export function loadConfig(path, { bin, env } = {}) {
   const cocoon = bin || findCocoon(env || process.env);
+  // Without a path the CLI's own default applies (./cocoon.yaml, then ./cocoon.yml).
+  const args = path === undefined ? ['config', '--json'] : ['config', '-f', path, '--json'];
   return new Promise((resolve, reject) => {
-    execFile(cocoon, ['config', '-f', path, '--json'], { maxBuffer: CONFIG_OUTPUT_MAX, env: env || process.env }, (err, stdout, stderr) => {
+    execFile(cocoon, args, { maxBuffer: CONFIG_OUTPUT_MAX, env: env || process.env }, (err, stdout, stderr) => {
       if (err) {
         const msg = (stderr || '').trim().replace(/^cocoon: /, '') || err.message;
         reject(new InvalidArgumentError(msg, { code: 'invalid_argument' }));
@@ -21,7 +23,7 @@ export function loadConfig(path = 'cocoon.yaml', { bin, env } = {}) {
       try {
         resolve(JSON.parse(stdout));
       } catch {
-        reject(new InvalidArgumentError(`cocoon config printed no JSON for ${path}`, { code: 'invalid_argument' }));
+        reject(new InvalidArgumentError(`cocoon config printed no JSON for ${path ?? 'cocoon.yaml'}`, { code: 'invalid_argument' }));
       }
     });
   });

@@ -33,6 +33,13 @@ describe('cocoon.yaml', { skip: vmMissing() || noConfig }, () => {
     assert.equal(b.name, 'js-cfg');
     assert.equal(b.memory_mib, 256);
     assert.deepEqual(b.scripts.argv, ['echo', 'one', 'two']);
+    const cwd = process.cwd();
+    process.chdir(dir); // no path: ./cocoon.yaml, as the CLI reads it
+    try {
+      assert.equal((await loadConfig()).file, fs.realpathSync(f));
+    } finally {
+      process.chdir(cwd);
+    }
   });
 
   it('refuses a bad file with FILE:LINE', async () => {
