@@ -128,7 +128,7 @@ export interface BoxCreateOptions {
   cwd?: string;
   /** Default user of commands: name, uid or uid:gid. */
   user?: string | number;
-  /** Removed when it stops. */
+  /** Removed when it stops (and, through the private server, when this process ends). */
   ephemeral?: boolean;
   labels?: Record<string, string>;
   /** A mode, true (public), false (none), or a policy. */

@@ -80,6 +80,7 @@ export class Box {
     const body = createBody(opts);
     const headers = opts.idempotencyKey ? { 'Idempotency-Key': opts.idempotencyKey } : undefined;
     const info = await client.call('POST', '/boxes', { json: body, headers });
+    if (info.ephemeral) client._noteEphemeral(info.box_id);
     return new this(client, info, { held: true, owned: true });
   }
 

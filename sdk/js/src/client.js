@@ -123,6 +123,10 @@ export class Cocoon {
     });
   }
 
+  _noteEphemeral(id) {
+    if (this._private?.child) this._private.noteEphemeral(id);
+  }
+
   /** Counts a handle (a Box) that keeps the private server up; release() undoes it. */
   retain() {
     this._users++;

@@ -45,13 +45,24 @@ export function findCocoon(env = process.env) {
   );
 }
 
-const WRAPPER = [
-  // $1 cocoon, $2 socket, $3 log, $4 the directory to remove at the end
-  '"$1" serve --socket "$2" --log-file none </dev/null >/dev/null 2>"$3" & pid=$!',
-  'trap \'kill $pid 2>/dev/null; wait $pid; rm -rf "$4"; exit 0\' TERM INT HUP',
-  'read -r _',
-  'kill $pid 2>/dev/null; wait $pid; rm -rf "$4"',
-].join('\n');
+// $1 cocoon, $2 socket, $3 log, $4 the private directory. When our end of its stdin
+// closes (close(), or this process ended in any way) it stops the server, removes the
+// ephemeral boxes this process made (listed in $4/ephemeral: libcocoon removes an
+// ephemeral box when the process that made it exits, and here that is the server, which
+// leaves its boxes running), then the directory.
+const WRAPPER = `
+bin=$1 dir=$4
+"$bin" serve --socket "$2" --log-file none </dev/null >/dev/null 2>"$3" & pid=$!
+finish() {
+  kill $pid 2>/dev/null; wait $pid
+  if [ -f "$dir/ephemeral" ]; then
+    while read -r id; do "$bin" rm -f "$id" >/dev/null 2>&1; done <"$dir/ephemeral"
+  fi
+  rm -rf "$dir"; exit 0
+}
+trap finish TERM INT HUP
+read -r _
+finish`;
 
 export class PrivateServer {
   constructor({ bin, env } = {}) {
@@ -111,6 +122,11 @@ export class PrivateServer {
       `cocoon serve (${bin}) did not start${exited ? '' : ` within ${START_TIMEOUT_MS / 1000} s`}` +
         (why ? `: ${why}` : exited?.error ? `: ${exited.error.message}` : ''),
     );
+  }
+
+  /** Notes an ephemeral box made through this server: it is removed when the server stops. */
+  noteEphemeral(id) {
+    if (this.dir && /^[0-9a-f]{12}$/.test(id)) fs.appendFileSync(path.join(this.dir, 'ephemeral'), id + '\n');
   }
 
   /** Stops the server (its shell kills it and removes the directory). */

@@ -193,24 +193,29 @@ describe('boxes', { skip }, () => {
     await client.close();
   });
 
-  it('stops its private server when the process is killed', async () => {
+  it('stops its private server when the process is killed, removing the ephemeral boxes it made', async () => {
     const script = `
       import { Box, Cocoon } from ${JSON.stringify(SDK)};
-      const box = await Box.create({ ephemeral: true, start: false });
-      console.log(JSON.stringify({ pid: process.pid, server: Cocoon.default().serverPid, box: box.id }));
+      const eph = await Box.create({ ephemeral: true });
+      const kept = await Box.create({ start: false });
+      console.log(JSON.stringify({ server: Cocoon.default().serverPid, eph: eph.id, kept: kept.id }));
       setInterval(() => {}, 1000);`;
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
     const line = await new Promise((resolve) => child.stdout.once('data', (d) => resolve(d.toString())));
-    const { server, box } = JSON.parse(line);
+    const { server, eph, kept } = JSON.parse(line);
     assert.ok(alive(server));
+    assert.equal((await Box.get(eph)).status, 'running');
     child.kill('SIGKILL');
     assert.ok(await until(() => !alive(server)), 'the server outlived a SIGKILLed process');
-    // The box outlives the server (boxes are libcocoon's): remove it.
-    const b = await Box.get(box);
-    await b.remove({ force: true });
+    assert.ok(
+      await until(() => Box.get(eph).then(() => false, (e) => e instanceof NotFoundError)),
+      'the running ephemeral box outlived the process that made it',
+    );
+    // A box that is not ephemeral stays (boxes are libcocoon's, not the server's).
+    await (await Box.get(kept)).remove({ force: true });
   });
 
-  it('lets a process end without close() (nothing keeps it alive) and stops the server', async () => {
+  it('lets a process end without close() (nothing keeps it alive), stopping the server and its ephemeral boxes', async () => {
     const script = `
       import { Box, Cocoon } from ${JSON.stringify(SDK)};
       const box = await Box.create({ ephemeral: true, start: false });
@@ -219,7 +224,7 @@ describe('boxes', { skip }, () => {
     assert.equal(r.status, 0, r.stderr);
     const { server, box } = JSON.parse(r.stdout);
     assert.ok(await until(() => !alive(server)));
-    await (await Box.get(box)).remove({ force: true });
+    await assert.rejects(Box.get(box), NotFoundError); // ephemeral: removed with the process
   });
 
   after(async () => {
