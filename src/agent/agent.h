@@ -135,14 +135,6 @@ struct spawn_result {
 void spawn_exec(const struct proto_exec *m, struct spawn_result *r, struct exec_trace *trace);
 void spawn_set_base_nofile(unsigned long soft);
 
-/* ---- splice_out.c ---- */
-struct agent;
-/* Sends up to max bytes waiting in the pipe fd as one frame of (stream, type) by
- * splice: bytes sent, 0 when this path does not apply now (little data, bytes queued
- * for the port, no splice: the caller copies), -1 when the frame's rest could not be
- * queued. */
-long splice_output(struct agent *a, int fd, uint32_t stream, uint16_t type, size_t max);
-
 /* ---- exec.c ---- */
 struct exec {
     struct exec *next;

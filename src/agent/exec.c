@@ -249,17 +249,6 @@ static int pump_output(struct agent *a, struct exec *e, int *fd, uint16_t type)
     size_t max = e->out_credit < PROTO_MAX_PAYLOAD ? (size_t)e->out_credit : PROTO_MAX_PAYLOAD;
     if (max == 0 || proto_conn_pending(&a->conn) >= AGENT_OUT_HIGH)
         return 0;
-    if (!e->tty) {
-        long sent = splice_output(a, *fd, e->stream, type, max);
-        if (sent != 0) {
-            if (sent < 0 && !a->send_failed_logged) {
-                agent_log("sending to host: the queue is full");
-                a->send_failed_logged = 1;
-            }
-            e->out_credit -= sent > 0 ? (uint64_t)sent : 0;
-            return sent > 0;
-        }
-    }
     proto_writer_begin(&agent_w, e->stream, type);
     ssize_t n = read(*fd, agent_w.buf + agent_w.len, max);
     if (n > 0) {

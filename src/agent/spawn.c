@@ -15,7 +15,6 @@
 #include <termios.h>
 #include <unistd.h>
 
-#define STDOUT_PIPE_SIZE (256 * 1024)
 
 extern char **environ;
 
@@ -197,10 +196,6 @@ void spawn_exec(const struct proto_exec *m, struct spawn_result *r, struct exec_
         fail(r, errno, "pipe", NULL);
         goto out;
     }
-    /* A command writing much output blocks, and the agent wakes, once per pipe-full:
-     * 256 KiB instead of 64 is four frames per wakeup (failure only costs speed). */
-    if (!m->tty)
-        (void)fcntl(out[0], F_SETPIPE_SZ, STDOUT_PIPE_SIZE);
     if (pipe2(rep, O_CLOEXEC) != 0) {
         fail(r, errno, "pipe", NULL);
         goto out;

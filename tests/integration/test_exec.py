@@ -123,9 +123,8 @@ def test_100mb_through_cat(vm, tmp_path):
         print(f"100 MB through `cat` both ways in {elapsed:.1f} s ({100 / elapsed:.1f} MB/s)")
 
 
-# Writes of every size on both streams, the host reading slowly at first: the agent
-# sends big pipe contents by splice (src/agent/splice_out.c) and small ones by copy, in
-# frames that must keep each stream's bytes whole and in order whatever the mix.
+# Writes of every size on both streams, the host reading slowly at first: each stream's
+# bytes must arrive whole and in order, across frame boundaries and stalled credits.
 MIXED_WRITER = r"""
 import os, hashlib, sys
 sizes = [1, 7, 4096, 5000, 8191, 8192, 8193, 65535, 65536, 65537, 70000, 262144, 300001, 3]
