@@ -155,10 +155,28 @@ static int bind_one(const struct source *s, char *err, size_t cap)
         return 0;
     }
     snprintf(src, sizeof(src), "/proc/self/fd/%d", s->fd);
+    if (make_target(JAIL_ROOT, s->b->path, s->dir) < 0) {
+        snprintf(err, cap, "jail: cannot bind %s into the jail: %s", s->b->path, strerror(errno));
+        return -1;
+    }
+    /* Recursive: in a user namespace a tree whose submounts are locked (a mount under
+     * /usr in the caller's namespace) cannot be bound without them (EINVAL). Its
+     * submounts then get the same locks as the top, in one call. */
+    struct mount_attr attr = {.attr_set = MOUNT_ATTR_NOSUID | (s->b->writable ? 0 : MOUNT_ATTR_RDONLY) |
+                                          (s->b->device ? 0 : MOUNT_ATTR_NODEV)};
+    if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) == 0) {
+        if (syscall(SYS_mount_setattr, AT_FDCWD, dst, AT_RECURSIVE, &attr, sizeof(attr)) == 0)
+            return 0;
+        if (errno != ENOSYS) {
+            snprintf(err, cap, "jail: cannot lock %s in the jail read-only: %s", s->b->path, strerror(errno));
+            return -1;
+        }
+        /* Before Linux 5.12: only a tree without submounts can be locked as a whole. */
+        umount2(dst, MNT_DETACH);
+    }
     unsigned long flags =
         MS_NOSUID | locked_flags(s->fd) | (s->b->writable ? 0 : MS_RDONLY) | (s->b->device ? 0 : MS_NODEV);
-    if (make_target(JAIL_ROOT, s->b->path, s->dir) < 0 || mount(src, dst, NULL, MS_BIND, NULL) < 0 ||
-        mount(NULL, dst, NULL, MS_BIND | MS_REMOUNT | flags, NULL) < 0) {
+    if (mount(src, dst, NULL, MS_BIND, NULL) < 0 || mount(NULL, dst, NULL, MS_BIND | MS_REMOUNT | flags, NULL) < 0) {
         snprintf(err, cap, "jail: cannot bind %s into the jail: %s", s->b->path, strerror(errno));
         return -1;
     }

@@ -147,3 +147,27 @@ def test_a_box_for_a_user_who_is_not_root(vm, tmp_path):
         assert not left, [open(os.path.join(reports, f)).read()[-2000:] for f in left]
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_mount_under_usr_is_bound_read_only(vm):
+    """A caller whose mount namespace has a mount under /usr (locked in the jail's user
+    namespace) still starts boxes: /usr is bound with its submounts, all read-only."""
+    vm.run("create", "--name", "sub", check=0)
+    target = "/usr/local/share/cocoon-jail-test"
+    script = (f"mkdir -p {target} && mount -t tmpfs -o size=1m cocoon-jail-test {target} && "
+              f"exec {os.path.join(BIN_DIR, 'cocoon')} start sub")
+    r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script], capture_output=True,
+                       timeout=300, env=vm._env(None))
+    try:
+        assert r.returncode == 0, decode(r.stderr)
+        monitor, _ = box_pids(vm, vm.box_dirs()[0])
+        with open(f"/proc/{monitor}/mountinfo") as f:
+            lines = [line.split() for line in f if f" {target} " in line]
+        assert lines, "the submount is not in the jail"
+        for fields in lines:
+            assert "ro" in fields[5].split(","), fields
+        assert decode(vm.run("exec", "sub", "--", "echo", "inside", check=0).stdout) == "inside\n"
+    finally:
+        vm.run("rm", "-f", "sub", check=0)
+        if os.path.isdir(target):
+            os.rmdir(target)
