@@ -4,9 +4,10 @@ vCPU threads entering KVM_RUN (wall and CPU, from the child's own log line) on t
 host's /dev/kvm, the child's RSS, and the nested lane's figures (boot to READY, RSS
 overhead beyond guest RAM) read from build/nested/console.txt of the last
 tests/nested/run.sh (which also boots the qemu backend for the boot comparison; env
-NESTED_CONSOLE names another console.txt). The start-up is measured twice, alternating:
-with the kernel's ELF segments copied into guest RAM (the default) and mapped from the
-file (COCOON_KVM_MAP_KERNEL=1). Usage: bench/kvm_backend.py [VMM] [RUNS]"""
+NESTED_CONSOLE names another console.txt). The start-up is measured alternating: the
+kernel's ELF segments and the initrd copied into guest RAM (the default), mapped from
+their files (COCOON_KVM_MAP_KERNEL=1), and BEFORE_VMM (a build of an older tree, its
+own default) when given. Usage: bench/kvm_backend.py [VMM] [RUNS] [BEFORE_VMM]"""
 import os
 import re
 import socket
@@ -31,27 +32,29 @@ def start_once(vmm, box, mapped=False):
         env["COCOON_KVM_MAP_KERNEL"] = "1"
     # The child's contract (src/monitor/backend.h): the agent channel on fd 3, the console
     # on fd 5 (no network here), the box directory and the kernel command line as arguments.
+    # Spawned directly (vfork and exec, as the monitor forks and execs it): no shell
+    # whose own start-up the child's CPU clock would count.
     a, b = socket.socketpair()
     con_r, con_w = os.pipe()
-    os.dup2(b.fileno(), 9)
-    os.dup2(con_w, 8)
-    p = subprocess.Popen(["/bin/sh", "-c", f'exec 3<&9 5<&8 9<&- 8<&-; exec {vmm} --kvm-run {box} "{CMDLINE}"'],
-                         pass_fds=(8, 9), stderr=subprocess.PIPE, env=env)
-    os.close(9)
-    os.close(8)
+    err_r, err_w = os.pipe()
+    acts = [(os.POSIX_SPAWN_DUP2, b.fileno(), 3), (os.POSIX_SPAWN_DUP2, con_w, 5), (os.POSIX_SPAWN_DUP2, err_w, 2)]
+    pid = os.posix_spawn(vmm, [vmm, "--kvm-run", box, CMDLINE], env, file_actions=acts)
+    os.close(err_w)
     os.close(con_w)
-    line = p.stderr.readline().decode()
+    b.close()
+    err = os.fdopen(err_r, "rb")
+    line = err.readline().decode()
     time.sleep(0.3)
     rss = None
     try:
-        with open(f"/proc/{p.pid}/status") as f:
+        with open(f"/proc/{pid}/status") as f:
             rss = int([x for x in f if x.startswith("VmRSS")][0].split()[1])
     except (OSError, IndexError):
         pass
-    p.kill()
-    p.wait()
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    err.close()
     a.close()
-    b.close()
     os.close(con_r)
     m = re.search(r"started ([0-9.]+) ms after exec \(CPU ([0-9.]+) ms\)", line)
     if not m:
@@ -81,8 +84,8 @@ def boot_comparison(text):
     out = ["Boot to agent READY, kvm backend vs qemu backend (QEMU 7.2 `-M microvm`, accel kvm), same guest",
            "kernel, initramfs, qcow2 disk, 1 vCPU, 256 MiB, both with XSAVE hidden from the guest, booted",
            f"alternately {len(runs['kvm'])} times each inside the nested lane's outer VM "
-           "(`tests/nested/run.sh`, then this script); the kvm backend both with the kernel copied into guest",
-           "RAM (the default) and mapped from its file (`COCOON_KVM_MAP_KERNEL=1`):", "",
+           "(`tests/nested/run.sh`, then this script); the kvm backend both with the kernel and initrd copied",
+           "into guest RAM (the default) and mapped from their files (`COCOON_KVM_MAP_KERNEL=1`):", "",
            "| measure (median) | " + " | ".join(names[be] for be in bes) + " | " +
            " | ".join(f"{be} / qemu" for be in bes if be != "qemu") + " |",
            "|---|" + "---|" * (2 * len(bes) - 1)]
@@ -103,10 +106,10 @@ def boot_comparison(text):
             f" here ({ratio:.2f} with the default)."]
     if "kvmmap" in med:
         mratio = med["kvmmap"][0] / med["kvm"][0]
-        out += [f"Mapping the kernel instead of copying it: {mratio:.2f}x the default's time to READY here. It starts",
-                "the VMM faster (table above), but the guest then takes a copy-on-write fault for every kernel page",
-                "it writes (its boot patches most of its text: alternatives, static keys); which wins varies",
-                "from run to run under nested TCG, so the copy stays the default."]
+        out += [f"Mapping the kernel and initrd instead of copying them: {mratio:.2f}x the default's time to READY",
+                "here. The guest then reaches those pages through 4 KiB host pages (an EPT fault for each page it",
+                "touches, where the copy sits in 2 MiB pages) and takes a copy-on-write fault for each one it",
+                "writes (the \"kernel pages\" row), so the copy stays the default."]
     return out
 
 
@@ -119,25 +122,39 @@ def main():
     with open(os.path.join(box, "config.json"), "w") as f:
         f.write('{"id": "bench", "kernel": "%s/vmlinux", "initrd": "%s/initramfs.cpio", "disk": "%s/disk.raw", '
                 '"disk_format": "raw", "backend": "kvm", "cpus": 1, "memory_mib": 256}' % (SHARE, SHARE, box))
-    res, base = [], []
-    for _ in range(runs):  # alternating, so both see the same load
-        res.append(start_once(vmm, box))
-        base.append(start_once(vmm, box, mapped=True))
+    before = sys.argv[3] if len(sys.argv) > 3 else None
+    sides = {"mapped": [], "copied": [], "before": []}
+    for _ in range(runs):  # alternating, so all see the same load
+        sides["copied"].append(start_once(vmm, box))
+        sides["mapped"].append(start_once(vmm, box, mapped=True))
+        if before:
+            sides["before"].append(start_once(before, box))
 
     def med(rs, i):
         return statistics.median(r[i] for r in rs if r[i])
-    wall, cpu, rss = med(res, 0), med(res, 1), med(res, 2)
-    bwall, bcpu, brss = med(base, 0), med(base, 1), med(base, 2)
-    lines = [f"Command: `bench/kvm_backend.py build/bin/cocoon-vmm {runs}` (this host's /dev/kvm is PVM: the",
+    cols = [("before", f"before (`{before}`, kernel copied)")] if before else []
+    cols += [("copied", "kernel and initrd copied (default)"),
+             ("mapped", "kernel and initrd mapped (`COCOON_KVM_MAP_KERNEL=1`)")]
+    rows = [(f"exec of the kvm child to vCPUs in KVM_RUN, wall (median of {runs})", 0, lambda v: f"{v:.1f} ms"),
+            ("same, CPU time of the child", 1, lambda v: f"{v:.1f} ms"),
+            ("child RSS 0.3 s after start", 2, lambda v: f"{v / 1024:.1f} MiB")]
+    lines = [f"Command: `bench/kvm_backend.py build/bin/cocoon-vmm {runs}{' ' + before if before else ''}` (this "
+             "host's /dev/kvm is PVM: the",
              "guest kernel does not get far, but everything up to the first KVM_RUN is the real path), then",
-             "`tests/nested/run.sh` for the real-guest figures. Start-up: the kernel's ELF segments copied",
-             "into guest RAM (default, pread) vs mapped from the file (`COCOON_KVM_MAP_KERNEL=1`), alternating.", "",
-             "| measure | kernel copied (default) | kernel mapped | copied / mapped |", "|---|---|---|---|",
-             f"| exec of the kvm child to vCPUs in KVM_RUN, wall (median of {runs}) | {wall:.1f} ms | {bwall:.1f} ms "
-             f"| {wall / bwall:.2f} |",
-             f"| same, CPU time of the child | {cpu:.1f} ms | {bcpu:.1f} ms | {cpu / bcpu:.2f} |",
-             f"| child RSS 0.3 s after start | {rss / 1024:.1f} MiB | {brss / 1024:.1f} MiB | {rss / brss:.2f} |",
-             "", "| nested lane | value |", "|---|---|"]
+             "`tests/nested/run.sh` for the real-guest figures. Start-up, alternating: the kernel's ELF segments",
+             "and the initrd copied into guest RAM (the default, pread), mapped from their files"
+             + (", and the build of main before this work (its default: copied)." if before else "."),
+             "The child is spawned directly (no shell), as the monitor forks and execs it.", "",
+             "| measure | " + " | ".join(n for _, n in cols) + " | " +
+             ("copied / before | " if before else "") + "mapped / copied |",
+             "|---|" + "---|" * (len(cols) + 1 + bool(before))]
+    for name, i, fmt in rows:
+        vals = {k: med(sides[k], i) for k, _ in cols}
+        lines.append(f"| {name} | " + " | ".join(fmt(vals[k]) for k, _ in cols) + " | " +
+                     (f"{vals['copied'] / vals['before']:.2f} | " if before else "") +
+                     f"{vals['mapped'] / vals['copied']:.2f} |")
+    lines += [
+        "", "| nested lane | value |", "|---|---|"]
     con = os.environ.get("NESTED_CONSOLE") or os.path.join(REPO, "build", "nested", "console.txt")
     cmp_lines = []
     if os.environ.get("NESTED_CONSOLE"):
@@ -160,6 +177,10 @@ def main():
         if start:
             lines.append("| nested lane: exec to KVM_RUN under TCG (not a performance figure) | " +
                          ", ".join(f"{w} ms (CPU {c} ms)" for w, c in start) + " |")
+        cow = re.findall(r"BENCH kernel pages (\w+): (\d+) KiB resident, of which (\d+) KiB copied on write", text)
+        if cow:
+            lines.append("| nested lane: kernel and initrd pages mapped from their files, resident at READY / of them "
+                         "copied on write by the guest | " + ", ".join(f"{b}: {r} / {c} KiB" for b, r, c in cow) + " |")
         fds = re.findall(r"NESTED: (\w+) ioeventfd: (\d+) virtio queue\(s\), irqfd: (\d+) device\(s\)", text)
         if fds:
             lines.append("| nested lane: virtio queues notifying through ioeventfd / devices interrupting through "

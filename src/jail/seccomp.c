@@ -68,9 +68,12 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
 
 static int install_handler(int fd, const char *role)
 {
-    for (int nr = 0; nr < MAX_NR; nr++)
-        if (!names[nr])
-            names[nr] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr); /* kept: the handler reads them */
+    /* once: a filter stacked on another one (the kvm VMM's roles) needs no second pass
+     * over the numbers that have no name */
+    static int names_resolved;
+    for (int nr = 0; nr < MAX_NR && !names_resolved; nr++)
+        names[nr] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr); /* kept: the handler reads them */
+    names_resolved = 1;
     report_fd = fd;
     role_name = role;
     /* The C library loads the time zone (/etc/localtime) on its first gmtime_r or

@@ -108,7 +108,9 @@ static int read_at(int fd, uint8_t *dst, uint64_t len, uint64_t off)
 }
 
 /* Copies each segment from fd with pread (no page faults on a source mapping), or with
- * vm->map_kernel maps it from the file where its layout allows (guest_mem__map_file). */
+ * vm->map_kernel maps it from the file where its layout allows (guest_mem__map_file).
+ * Guest RAM is fresh anonymous memory here (guest_mem__alloc), so each segment's bss
+ * is zero already: clearing it would only fault in (and zero) its pages on the host. */
 static int load_segments(struct kvm_vm *vm, const uint8_t *img, size_t len, int fd, uint64_t *kend, char *err,
                          size_t errcap)
 {
@@ -135,7 +137,6 @@ static int load_segments(struct kvm_vm *vm, const uint8_t *img, size_t len, int 
             vm->mapped_bytes += ph.p_filesz;
         else if (read_at(fd, dst, ph.p_filesz, ph.p_offset) < 0)
             memcpy(dst, img + ph.p_offset, ph.p_filesz);
-        memset(dst + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
         if (ph.p_paddr + ph.p_memsz > *kend)
             *kend = ph.p_paddr + ph.p_memsz;
         loaded++;
@@ -175,12 +176,15 @@ int kvm_boot__map_file_fd(const char *path, const uint8_t **img, size_t *len, ch
 
 static uint64_t low_end(const struct kvm_vm *vm) { return vm->mem.r[0].size; }
 
+/* The initrd is page aligned at the top of low RAM: copied, or with vm->map_kernel
+ * mapped from its file like the kernel (the copy where the mapping fails). */
 int kvm_boot__load_initrd(struct kvm_vm *vm, const char *path, uint64_t kend, uint64_t *paddr, uint64_t *size,
                           char *err, size_t errcap)
 {
     const uint8_t *img;
     size_t len;
-    if (kvm_boot__map_file(path, &img, &len, err, errcap) < 0)
+    int fd = kvm_boot__map_file_fd(path, &img, &len, err, errcap);
+    if (fd < 0)
         return -1;
     uint64_t top = low_end(vm);
     uint64_t at = len < top ? (top - len) & ~0xfffull : 0;
@@ -188,10 +192,15 @@ int kvm_boot__load_initrd(struct kvm_vm *vm, const char *path, uint64_t kend, ui
     if (!dst) {
         snprintf(err, errcap, "initrd %s (%zu bytes) does not fit in guest memory above the kernel", path, len);
         munmap((void *)img, len);
+        close(fd);
         return -1;
     }
-    memcpy(dst, img, len);
+    if (vm->map_kernel && guest_mem__map_file(&vm->mem, at, fd, 0, len) == 0)
+        vm->mapped_bytes += len;
+    else
+        memcpy(dst, img, len);
     munmap((void *)img, len);
+    close(fd);
     *paddr = at;
     *size = len;
     return 0;

@@ -21,7 +21,7 @@ struct kvm_machine_opts {
     uint64_t mem_bytes;
     int cpus;
     int hide_xsave;
-    int map_kernel;   /* map the kernel's segments from the file instead of copying (kvm_vm.h) */
+    int map_kernel;   /* map the kernel and initrd from their files instead of copying them (vm.h) */
     int no_hugepages; /* guest RAM on small pages only (kvm_mem.c) */
     /* Linux: kernel (ELF vmlinux with a PVH note), optional initrd, base command line */
     const char *kernel, *initrd, *cmdline;

@@ -90,12 +90,32 @@ stop() {
 
 ctl() { b=$1; shift; nestctl /boxes/$b/ctl.sock "$@"; }
 
-# measure NAME MEM_MIB: start-up and memory numbers of a running box (bench/RESULTS.md).
-measure() {
+# kvm_child NAME: sets child to the pid of the box's kvm VMM (empty if none)
+kvm_child() {
     child=
     for p in /proc/[0-9]*; do
         tr '\0' ' ' <$p/cmdline 2>/dev/null | grep -q -- "--kvm-run /boxes/$1 " && child=${p#/proc/}
     done
+}
+
+# kernel_pages NAME MEM_MIB: with COCOON_KVM_MAP_KERNEL=1, the kernel's and initrd's pages
+# mapped from their files (file VMAs inside guest RAM): resident, and of those the ones
+# the guest wrote (copied on write, now anonymous) (bench/RESULTS.md)
+kernel_pages() {
+    kvm_child $1
+    [ -n "$child" ] || return 0
+    base=$(grep -o 'guest RAM at 0x[0-9a-f]*' /boxes/$1/vmm.log | tail -1 | sed 's/.*0x//')
+    awk -v base="$base" -v mib=$2 -v name=$1 '
+        function hex(s,   i, v) { v = 0; for (i = 1; i <= length(s); i++) v = v * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1; return v }
+        /^[0-9a-f]+-[0-9a-f]+ / { split($1, r, "-"); lo = hex(r[1]); b = hex(base); file = lo >= b && lo < b + mib * 1048576 && NF >= 6 }
+        /^Rss:/ { if (file) rss += $2 }
+        /^Anonymous:/ { if (file) anon += $2 }
+        END { printf "BENCH kernel pages %s: %d KiB resident, of which %d KiB copied on write\n", name, rss, anon }' /proc/$child/smaps
+}
+
+# measure NAME MEM_MIB: start-up and memory numbers of a running box (bench/RESULTS.md).
+measure() {
+    kvm_child $1
     mon=$(eval echo \$PID_$1)
     [ -n "$child" ] || return 0
     total=$(awk '/^VmRSS/ {print $2}' /proc/$child/status)
@@ -321,6 +341,7 @@ if [ -x /usr/bin/qemu-system-x86_64 ]; then
             split=$(grep -o 'box ready in [0-9]* ms (.*)' /boxes/$b/vmm.log | tail -1 | sed 's/.*(\(.*\))/\1/')
             stall=$(grep -c 'Unable to read current time from RTC' /boxes/$b/console.log)
             echo "BENCH boot $be $i: ready_ms ${line#ok } wall_ms $ms ($split) rtc_stall=$stall"
+            [ $be = kvmmap ] && kernel_pages $b 256
             bench_stop $b
         done
     done
