@@ -415,6 +415,12 @@ class RemoteBox(BoxHandle):
             return self.stat(path).is_dir
         except NotFound:
             return None
+        except Unsupported:  # a server without the file operations: ask a shell
+            probe = 'if [ -d "$1" ]; then echo d; elif [ -e "$1" ] || [ -L "$1" ]; then echo f; fi'
+            out: List[bytes] = []
+            self.run(ExecRequest(argv=["/bin/sh", "-c", probe, "sh", path]), out.append, None)
+            kind = b"".join(out).strip()
+            return None if not kind else kind == b"d"
 
     def copy_to(self, host_path: str, box_path: str) -> None:
         from ._archive import tar_of
