@@ -464,6 +464,45 @@ int cocoon_file_write(cocoon_box *box, const char *path, const void *data, size_
  * than max bytes is refused with COCOON_E_INVALID. */
 int cocoon_file_read(cocoon_box *box, const char *path, void **data, size_t *len, size_t max, cocoon_error *err);
 
+/* ---- file operations on a running box ----
+ * Paths are absolute guest paths. Errors: COCOON_E_NOT_FOUND (ENOENT/ENOTDIR in the
+ * guest), COCOON_E_INVALID (a relative path, an existing name, a non-empty directory, a
+ * bound...), COCOON_E_PROTOCOL (the guest broke the protocol), COCOON_E_IO otherwise; the
+ * message names the path and the guest's reason ("/x: No such file or directory"). */
+enum cocoon_file_type {
+    COCOON_FILE_REGULAR = 1,
+    COCOON_FILE_DIRECTORY = 2,
+    COCOON_FILE_SYMLINK = 3,
+    COCOON_FILE_OTHER = 4
+};
+typedef struct cocoon_file_info {
+    char name[256];         /* the entry's name (list) or the last component of the path (stat) */
+    char link_target[1024]; /* symlinks: where it points, cut to 1023 bytes ("" otherwise) */
+    int type;               /* enum cocoon_file_type */
+    unsigned mode;          /* permission bits (07777) */
+    unsigned uid, gid;
+    uint64_t size;
+    long long mtime; /* unix seconds */
+    long mtime_nsec;
+} cocoon_file_info;
+/* stat does not follow a final symlink (lstat). */
+int cocoon_file_stat(cocoon_box *box, const char *path, cocoon_file_info *out, cocoon_error *err);
+/* The entries of a directory ("." and ".." left out), sorted by name (bytewise). At
+ * most 100000 entries and 64 MiB of answer (more: COCOON_E_INVALID naming the bound).
+ * Free with cocoon_file_list_free. */
+int cocoon_file_list(cocoon_box *box, const char *path, cocoon_file_info **out, size_t *count, cocoon_error *err);
+void cocoon_file_list_free(cocoon_file_info *list);
+#define COCOON_MKDIR_PARENTS 1u /* like mkdir -p: existing directories are fine */
+/* mode: permission bits, 0 for 0755 (missing parents get 0755). */
+int cocoon_file_mkdir(cocoon_box *box, const char *path, unsigned mode, unsigned flags, cocoon_error *err);
+#define COCOON_REMOVE_RECURSIVE 1u /* like rm -r; without it a non-empty directory is refused */
+/* A symlink is removed itself, never what it points to; rm -r does not follow symlinks,
+ * stays on one file system and goes at most 256 directory levels deep. */
+int cocoon_file_remove(cocoon_box *box, const char *path, unsigned flags, cocoon_error *err);
+/* rename(2) inside the box; COCOON_MOVE_NO_REPLACE refuses an existing destination. */
+#define COCOON_MOVE_NO_REPLACE 1u
+int cocoon_file_move(cocoon_box *box, const char *from, const char *to, unsigned flags, cocoon_error *err);
+
 /* ---- archive streams ----
  * A tar archive streamed into or out of a running box through callbacks, without
  * temporary files (what `cocoon cp -` and the REST server's /files use). Neither side

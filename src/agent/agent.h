@@ -196,6 +196,13 @@ struct exec *exec_adopt(struct agent *a, uint32_t stream, pid_t pid, int in_fd, 
 /* ---- files.c ---- */
 /* FILE_PUT / FILE_GET: forks the transfer child and adopts it as an exec stream. */
 void files_start(struct agent *a, uint32_t stream, uint16_t type, const uint8_t *p, size_t n);
+/* Runs run(rootfd, arg) in a forked child adopted as an exec on stream: its stdin (put)
+ * or its stdout (!put) is a pipe the exec table moves under credits, its stderr the
+ * diagnostics; it exits 0 when run returns. The child gets its own copy of arg. */
+typedef void (*files_child_fn)(int rootfd, const void *arg);
+void files_spawn(struct agent *a, uint32_t stream, int put, uint32_t window, files_child_fn run, const void *arg);
+/* FILE_OP (fsops.c): stat, list, mkdir, remove, move, run like a FILE_GET. */
+void fsops_start(struct agent *a, uint32_t stream, const uint8_t *p, size_t n);
 /* The transfer itself (also used by tests on the host): a tar stream from in_fd
  * extracted at path, or path archived to out_fd; resolved inside rootfd. */
 void files_put_run(int rootfd, const char *path, uint32_t flags, int in_fd);

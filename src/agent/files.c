@@ -1079,7 +1079,7 @@ void files_put_run(int rootfd, const char *path, uint32_t flags, int in_fd)
 
 /* ---- the agent side: a forked child registered as an exec ---- */
 
-static _Noreturn void child(uint16_t type, const struct proto_file *m, int in_r, int out_w, int err_w)
+static _Noreturn void child(files_child_fn run, const void *arg, int in_r, int out_w, int err_w)
 {
     for (int s = 1; s < NSIG; s++)
         signal(s, SIG_DFL);
@@ -1098,30 +1098,12 @@ static _Noreturn void child(uint16_t type, const struct proto_file *m, int in_r,
     int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0)
         die("/: %s", strerror(errno));
-    if (type == PROTO_FILE_PUT)
-        files_put_run(rootfd, m->path, m->flags, 0);
-    else
-        files_get_run(rootfd, m->path, m->flags, 1);
+    run(rootfd, arg);
     _exit(0);
 }
 
-void files_start(struct agent *a, uint32_t stream, uint16_t type, const uint8_t *p, size_t n)
+void files_spawn(struct agent *a, uint32_t stream, int put, uint32_t window, files_child_fn run, const void *arg)
 {
-    char msg[160];
-    if (!exec_may_start(a, stream, "too many running commands and transfers"))
-        return;
-    struct proto_file *m = malloc(sizeof(*m));
-    if (!m) {
-        exec_refuse(a, stream, ENOMEM, "out of memory");
-        return;
-    }
-    int rc = proto_decode_file(p, n, m);
-    if (rc != PROTO_OK) {
-        snprintf(msg, sizeof(msg), "malformed %s: %s", proto_type_name(type), proto_strerror(rc));
-        exec_refuse(a, stream, EINVAL, msg);
-        free(m);
-        return;
-    }
     int io[2] = {-1, -1}, err[2] = {-1, -1};
     if (pipe2(io, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
         int e = errno;
@@ -1130,19 +1112,15 @@ void files_start(struct agent *a, uint32_t stream, uint16_t type, const uint8_t 
                 close(io[i]);
         }
         exec_refuse(a, stream, e, "cannot create pipes");
-        free(m);
         return;
     }
-    int put = type == PROTO_FILE_PUT;
-    uint32_t window = m->window;
     struct cmd_cgroup cg;
     pid_t pid = cgroup_fork(&cg);
     if (pid == 0)
-        child(type, m, put ? io[0] : -1, put ? -1 : io[1], err[1]);
+        child(run, arg, put ? io[0] : -1, put ? -1 : io[1], err[1]);
     int fork_errno = errno;
     close(err[1]);
     close(put ? io[0] : io[1]);
-    free(m);
     int mine = put ? io[1] : io[0];
     if (pid < 0) {
         close(mine);
@@ -1160,4 +1138,37 @@ void files_start(struct agent *a, uint32_t stream, uint16_t type, const uint8_t 
         exec_refuse(a, stream, ENOMEM, "out of memory");
         cgroup_release(&cg);
     }
+}
+
+static void put_child(int rootfd, const void *arg)
+{
+    const struct proto_file *m = arg;
+    files_put_run(rootfd, m->path, m->flags, 0);
+}
+
+static void get_child(int rootfd, const void *arg)
+{
+    const struct proto_file *m = arg;
+    files_get_run(rootfd, m->path, m->flags, 1);
+}
+
+void files_start(struct agent *a, uint32_t stream, uint16_t type, const uint8_t *p, size_t n)
+{
+    char msg[160];
+    if (!exec_may_start(a, stream, "too many running commands and transfers"))
+        return;
+    struct proto_file *m = malloc(sizeof(*m));
+    if (!m) {
+        exec_refuse(a, stream, ENOMEM, "out of memory");
+        return;
+    }
+    int rc = proto_decode_file(p, n, m);
+    if (rc != PROTO_OK) {
+        snprintf(msg, sizeof(msg), "malformed %s: %s", proto_type_name(type), proto_strerror(rc));
+        exec_refuse(a, stream, EINVAL, msg);
+    } else {
+        int put = type == PROTO_FILE_PUT;
+        files_spawn(a, stream, put, m->window, put ? put_child : get_child, m);
+    }
+    free(m);
 }

@@ -210,7 +210,10 @@ static void on_frame(struct agent *a, const struct proto_header *h, const uint8_
         break;
     case PROTO_FILE_PUT:
     case PROTO_FILE_GET:
-        if (a->phase == PHASE_SERVING) {
+    case PROTO_FILE_OP:
+        if (a->phase == PHASE_SERVING && h->type == PROTO_FILE_OP) {
+            fsops_start(a, h->stream, p, h->len);
+        } else if (a->phase == PHASE_SERVING) {
             files_start(a, h->stream, h->type, p, h->len);
         } else {
             session_send_error(a, h->stream, a->phase == PHASE_HANDSHAKE ? EAGAIN : ESHUTDOWN,

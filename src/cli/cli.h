@@ -23,6 +23,7 @@ int cmd_logs(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_cp(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_fs(int argc, char **argv);
 int cmd_kill(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_load(int argc, char **argv);

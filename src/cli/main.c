@@ -30,6 +30,7 @@ static const char usage[] =
     "  inspect [--json] BOX...         show a box's configuration and state\n"
     "  logs [-f] [--net] BOX           show a box's console (kernel and agent) or network log\n"
     "  cp SRC DEST                     copy files: HOST_PATH BOX:PATH or BOX:PATH HOST_PATH\n"
+    "  fs ls|stat|mkdir|rm|mv BOX PATH list, inspect, make, remove or rename files in a running box\n"
     "  stats [--json] BOX              show a running box's cpu, memory, disk, processes\n"
     "  pull [--insecure] [-q] REF      fetch an image from a registry\n"
     "  login [-u USER] REGISTRY        store registry credentials (logout REGISTRY: forget them)\n"
@@ -60,15 +61,13 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"run", cmd_run},       {"exec", cmd_exec},       {"create", cmd_create},
-    {"start", cmd_start},   {"stop", cmd_stop},       {"rm", cmd_rm},
-    {"doctor", cmd_doctor}, {"version", cmd_version}, {"restart", cmd_restart},
-    {"ls", cmd_ls},         {"ps", cmd_ls},           {"inspect", cmd_inspect},
-    {"pull", cmd_pull},     {"load", cmd_load},       {"images", cmd_images},
-    {"rmi", cmd_rmi},       {"image", cmd_image},     {"kill", cmd_kill},
-    {"cp", cmd_cp},         {"stats", cmd_stats},     {"logs", cmd_logs},
-    {"login", cmd_login},   {"logout", cmd_logout},   {"serve", cmd_serve},
-    {NULL, NULL},
+    {"run", cmd_run},         {"exec", cmd_exec},   {"create", cmd_create}, {"start", cmd_start},
+    {"stop", cmd_stop},       {"rm", cmd_rm},       {"doctor", cmd_doctor}, {"version", cmd_version},
+    {"restart", cmd_restart}, {"ls", cmd_ls},       {"ps", cmd_ls},         {"inspect", cmd_inspect},
+    {"pull", cmd_pull},       {"load", cmd_load},   {"images", cmd_images}, {"rmi", cmd_rmi},
+    {"image", cmd_image},     {"kill", cmd_kill},   {"cp", cmd_cp},         {"stats", cmd_stats},
+    {"logs", cmd_logs},       {"login", cmd_login}, {"logout", cmd_logout}, {"serve", cmd_serve},
+    {"fs", cmd_fs},           {NULL, NULL},
 };
 
 int main(int argc, char **argv)

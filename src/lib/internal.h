@@ -252,6 +252,38 @@ int lib_xfer_credit(struct lib_xfer *x, uint32_t bytes);
 /* STARTED, CREDIT, STDERR, STDOUT (credited, dropped), ERROR, EXIT of x's stream. */
 int lib_xfer_handle(struct lib_xfer *x, const struct proto_header *h, const uint8_t *p);
 
+/* The guest's answer to a FILE_OP (fsops_reply.c): the bytes of its STDOUT, fed as they
+ * come, checked frame by frame against what a real agent sends and the protocol's
+ * bounds (entries, bytes, names, targets). */
+enum lib_fsop_expect {
+    FSOP_EXPECT_NONE = 0, /* REMOVE: no entry */
+    FSOP_EXPECT_ONE = 1,  /* STAT, MKDIR, MOVE: one entry without a name */
+    FSOP_EXPECT_LIST = 2  /* LIST: named entries, each name once */
+};
+struct lib_fsop_reply {
+    int expect;
+    uint8_t *buf; /* a frame not complete yet (PROTO_MAX_FRAME) */
+    size_t len;
+    uint64_t total; /* bytes fed */
+    cocoon_file_info *entries;
+    size_t count, cap;
+    int ended;     /* the END frame came */
+    int has_error; /* an ERROR came (error_code, error_msg: raw guest text) */
+    uint32_t error_code;
+    char error_msg[1024];
+    char why[256]; /* what the guest did wrong, when feed or finish returned -1 */
+};
+int lib_fsop_reply_init(struct lib_fsop_reply *r, int expect);
+/* 0, or -1 with r->why when the guest broke the protocol (the reply is dead then). */
+int lib_fsop_reply_feed(struct lib_fsop_reply *r, const uint8_t *p, size_t n);
+/* At the end of the stream: sorts a list by name; -1 with r->why for a partial frame or
+ * a name twice. */
+int lib_fsop_reply_finish(struct lib_fsop_reply *r);
+void lib_fsop_reply_free(struct lib_fsop_reply *r);
+/* One FILE_OP on x (fsops.c), its answer in r (initialised by the caller). shown names
+ * the path(s) in messages. 0, or -1 with x's err set. */
+int lib_fsop_xfer(struct lib_xfer *x, const struct proto_file_op *op, struct lib_fsop_reply *r, const char *shown);
+
 /* The tar stream of a transfer and its outcome (xfer_tar.c). */
 /* Opens x's stream: FILE_PUT or FILE_GET of path with PROTO_FILE_* flags. */
 int lib_xfer_open_stream(struct lib_xfer *x, uint16_t type, const char *path, uint32_t flags);

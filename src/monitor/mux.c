@@ -39,7 +39,7 @@ struct route {
     uint32_t client_id;
     struct client *c; /* NULL when the client has gone: output is drained and dropped */
     int started;
-    uint16_t kind;   /* the opening type: EXEC, FILE_PUT, FILE_GET, STATS */
+    uint16_t kind;   /* the opening type: EXEC, FILE_PUT, FILE_GET, FILE_OP, STATS */
     uint32_t pid;    /* from STARTED: the exec's process group in the guest */
     char cmd[256];   /* argv joined by spaces, clipped: what `cocoon kill --list` shows */
     uint32_t window; /* the stream's output window, added to its client's queue limit */
@@ -396,6 +396,16 @@ static int open_check(const struct proto_header *h, const uint8_t *p, char *cmd,
         free(f);
         return rc;
     }
+    if (h->type == PROTO_FILE_OP) {
+        struct proto_file_op *f = malloc(sizeof(*f));
+        if (!f)
+            return PROTO_E_NOMEM;
+        int rc = proto_decode_file_op(p, h->len, f);
+        if (rc == PROTO_OK)
+            *window = f->window;
+        free(f);
+        return rc;
+    }
     struct proto_exec ex;
     int rc = proto_decode_exec(p, h->len, &ex);
     if (rc != PROTO_OK)
@@ -421,7 +431,7 @@ static int client_exec(struct mux *m, struct client *c, const struct proto_heade
     }
     if (m->v->state != ST_RUNNING)
         return client_error(m, c, h->stream, ESHUTDOWN, "the box is stopping");
-    /* EXEC, FILE_PUT, FILE_GET and STATS open a stream the same way. */
+    /* EXEC, FILE_PUT, FILE_GET, FILE_OP and STATS open a stream the same way. */
     char cmd[sizeof(((struct route *)0)->cmd)];
     uint32_t window = 0;
     int rc = open_check(h, p, cmd, sizeof(cmd), &window);
@@ -469,6 +479,7 @@ static int client_stream_frame(struct mux *m, struct client *c, const struct pro
     case PROTO_EXEC:
     case PROTO_FILE_PUT:
     case PROTO_FILE_GET:
+    case PROTO_FILE_OP:
     case PROTO_STATS: return client_exec(m, c, h, p);
     case PROTO_STDIN: break;
     case PROTO_STDIN_EOF: rc = h->len == 0 ? PROTO_OK : PROTO_E_FIELD; break;

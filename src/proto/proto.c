@@ -74,6 +74,8 @@ const char *proto_type_name(unsigned type)
     case PROTO_FILE_GET: return "FILE_GET";
     case PROTO_STATS: return "STATS";
     case PROTO_STATS_REPLY: return "STATS_REPLY";
+    case PROTO_FILE_OP: return "FILE_OP";
+    case PROTO_FILE_ENTRIES: return "FILE_ENTRIES";
     default: return NULL;
     }
 }
@@ -762,6 +764,147 @@ int proto_decode_stats_reply(const uint8_t *p, size_t n, struct proto_stats *m)
 size_t proto_encode_stats_reply(struct proto_writer *w, uint32_t stream, const struct proto_stats *m)
 {
     return ENCODE(w, stream, PROTO_STATS_REPLY, stats_reply_fields, m);
+}
+
+/* FILE_OP */
+static const struct field file_op_fields[] = {
+    FIELD(struct proto_file_op, op, PT_OP, FIELD_U32, 1),
+    FIELD(struct proto_file_op, path, PT_PATH, FIELD_STR, 1),
+    FIELD(struct proto_file_op, path2, PT_PATH2, FIELD_STR, 0),
+    FIELD(struct proto_file_op, flags, PT_FLAGS, FIELD_U32, 0),
+    FIELD(struct proto_file_op, mode, PT_MODE, FIELD_U32, 0),
+    FIELD(struct proto_file_op, window, PT_WINDOW, FIELD_U32, 0),
+};
+
+int proto_decode_file_op(const uint8_t *p, size_t n, struct proto_file_op *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->window = PROTO_DEFAULT_WINDOW;
+    int rc = decode_fields(p, n, file_op_fields, FIELD_COUNT(file_op_fields), m, NULL);
+    if (rc != PROTO_OK)
+        return rc;
+    if (m->op < PROTO_FSOP_STAT || m->op > PROTO_FSOP_MOVE || m->path[0] != '/' || m->window == 0 ||
+        (m->flags & ~PROTO_FSOP_FLAGS_ALL) || m->mode > 07777 || (m->op == PROTO_FSOP_MOVE) != (m->path2[0] != 0) ||
+        (m->path2[0] && m->path2[0] != '/'))
+        return PROTO_E_FIELD;
+    return PROTO_OK;
+}
+
+size_t proto_encode_file_op(struct proto_writer *w, uint32_t stream, const struct proto_file_op *m)
+{
+    proto_writer_begin(w, stream, PROTO_FILE_OP);
+    proto_put_u32(w, PT_OP, m->op);
+    proto_put_str(w, PT_PATH, m->path);
+    if (m->path2[0])
+        proto_put_str(w, PT_PATH2, m->path2);
+    if (m->flags)
+        proto_put_u32(w, PT_FLAGS, m->flags);
+    if (m->mode)
+        proto_put_u32(w, PT_MODE, m->mode);
+    proto_put_u32(w, PT_WINDOW, m->window ? m->window : PROTO_DEFAULT_WINDOW);
+    return proto_writer_finish(w);
+}
+
+/* FILE_ENTRIES: each ENTRY's value is a TLV payload of the entry's fields (a table of
+ * its own, so a repeated field inside one entry is an error as anywhere else). The
+ * frame travels inside FILE_OP's STDOUT, on nominal stream 1. */
+struct entry_wire {
+    struct proto_file_entry e;
+    uint64_t mtime_sec; /* the int64 as sent */
+};
+static const struct field entry_fields[] = {
+    FIELD(struct entry_wire, e.name, PT_NAME, FIELD_STR, 0),
+    FIELD(struct entry_wire, e.type, PT_FILE_TYPE, FIELD_U32, 1),
+    FIELD(struct entry_wire, e.mode, PT_MODE, FIELD_U32, 0),
+    FIELD(struct entry_wire, e.uid, PT_UID, FIELD_U32, 0),
+    FIELD(struct entry_wire, e.gid, PT_GID, FIELD_U32, 0),
+    FIELD(struct entry_wire, e.size, PT_SIZE, FIELD_U64, 0),
+    FIELD(struct entry_wire, mtime_sec, PT_MTIME_SEC, FIELD_U64, 0),
+    FIELD(struct entry_wire, e.mtime_nsec, PT_MTIME_NSEC, FIELD_U32, 0),
+    FIELD(struct entry_wire, e.target, PT_PATH, FIELD_STR, 0),
+};
+static const struct field entries_fields[] = {
+    {.tag = PT_FLAGS, .kind = FIELD_U32, .required = 0, .size = 4, .offset = 0},
+};
+
+void proto_entries_begin(struct proto_writer *w) { proto_writer_begin(w, 1, PROTO_FILE_ENTRIES); }
+
+int proto_entries_add(struct proto_writer *w, const struct proto_file_entry *e)
+{
+    struct proto_writer *one = malloc(sizeof(*one)); /* the entry's own payload */
+    if (!one)
+        return 0;
+    struct entry_wire ew = {.e = *e, .mtime_sec = (uint64_t)e->mtime_sec};
+    proto_writer_begin(one, 0, 0);
+    for (size_t i = 0; i < FIELD_COUNT(entry_fields); i++)
+        if (entry_fields[i].kind != FIELD_STR || ((const char *)&ew + entry_fields[i].offset)[0])
+            encode_field(one, &entry_fields[i], &ew);
+    size_t n = one->len - PROTO_HEADER_SIZE;
+    /* room for this entry and the FLAGS field that ends the frame */
+    int fits = !one->overflow && w->len + 6 + n + 10 <= PROTO_MAX_FRAME;
+    if (fits)
+        put_field(w, PT_ENTRY, one->buf + PROTO_HEADER_SIZE, n);
+    free(one);
+    return fits;
+}
+
+size_t proto_entries_finish(struct proto_writer *w, uint32_t flags)
+{
+    proto_put_u32(w, PT_FLAGS, flags);
+    return proto_writer_finish(w);
+}
+
+static int entry_check(const struct proto_file_entry *e)
+{
+    const char *nm = e->name;
+    if (strchr(nm, '/') || !strcmp(nm, ".") || !strcmp(nm, ".."))
+        return PROTO_E_FIELD;
+    if (e->type < PROTO_FTYPE_REGULAR || e->type > PROTO_FTYPE_OTHER || e->mode > 07777 ||
+        e->mtime_nsec >= 1000000000u || (e->target[0] && e->type != PROTO_FTYPE_SYMLINK))
+        return PROTO_E_FIELD;
+    return PROTO_OK;
+}
+
+struct entries_decoding {
+    uint32_t flags; /* first: the table's FLAGS lands at offset 0 */
+    int stopped;
+    int (*each)(void *user, const struct proto_file_entry *e);
+    void *user;
+};
+
+static int entries_repeated(void *msg, const struct proto_field *f)
+{
+    struct entries_decoding *d = msg;
+    if (f->tag == PT_FLAGS)
+        return NOT_REPEATED;
+    if (f->tag != PT_ENTRY)
+        return PROTO_OK; /* unknown: skipped */
+    struct entry_wire ew;
+    int rc = DECODE(f->value, f->len, entry_fields, &ew);
+    if (rc != PROTO_OK)
+        return rc;
+    ew.e.mtime_sec = (int64_t)ew.mtime_sec;
+    if ((rc = entry_check(&ew.e)) != PROTO_OK)
+        return rc;
+    if (d->stopped)
+        return PROTO_OK;
+    int r = d->each(d->user, &ew.e);
+    if (r)
+        d->stopped = r;
+    return PROTO_OK;
+}
+
+int proto_decode_file_entries(const uint8_t *p, size_t n, int (*each)(void *user, const struct proto_file_entry *e),
+                              void *user, uint32_t *flags)
+{
+    struct entries_decoding d = {.each = each, .user = user};
+    int rc = decode_fields(p, n, entries_fields, FIELD_COUNT(entries_fields), &d, entries_repeated);
+    if (rc != PROTO_OK)
+        return rc;
+    if (d.flags & ~PROTO_FSOP_END)
+        return PROTO_E_FIELD;
+    *flags = d.flags;
+    return d.stopped;
 }
 
 /* VMM_EXECS: pairs arrive in order, a PID opens an entry, the CMD after it names it.

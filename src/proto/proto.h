@@ -48,10 +48,13 @@ enum proto_type {
     PROTO_VMM_EXECS = 34,       /* vmm->client: (EXEC_PID, EXEC_CMD)* pairs in order */
     PROTO_VMM_SIGNAL_EXEC = 35, /* client->vmm: PID (0: every exec), SIGNAL; answered by VMM_EXECS of those hit */
     /* file transfer and stats streams (opened like EXEC; docs/protocol.md "Files", "Stats") */
-    PROTO_FILE_PUT = 40,    /* host->guest: PATH, WINDOW, FLAGS; then a tar stream as STDIN */
-    PROTO_FILE_GET = 41,    /* host->guest: PATH, WINDOW, FLAGS; the guest answers a tar stream as STDOUT */
-    PROTO_STATS = 42,       /* host->guest: no fields; answered by STATS_REPLY (or ERROR) */
-    PROTO_STATS_REPLY = 43, /* guest->host: the STATS_* fields; the last frame of its stream */
+    PROTO_FILE_PUT = 40,     /* host->guest: PATH, WINDOW, FLAGS; then a tar stream as STDIN */
+    PROTO_FILE_GET = 41,     /* host->guest: PATH, WINDOW, FLAGS; the guest answers a tar stream as STDOUT */
+    PROTO_STATS = 42,        /* host->guest: no fields; answered by STATS_REPLY (or ERROR) */
+    PROTO_STATS_REPLY = 43,  /* guest->host: the STATS_* fields; the last frame of its stream */
+    PROTO_FILE_OP = 44,      /* host->guest: OP, PATH, PATH2, FLAGS, MODE, WINDOW; answered like FILE_GET, its STDOUT
+                                a sequence of FILE_ENTRIES frames (or an ERROR) (docs/protocol.md "File operations") */
+    PROTO_FILE_ENTRIES = 45, /* inside FILE_OP's STDOUT only: ENTRY* (nested), FLAGS (PROTO_FSOP_END on the last) */
     PROTO_TYPE_MAX = 63
 };
 
@@ -102,10 +105,21 @@ enum proto_tag {
     PT_LOAD1 = 52,          /* u32: load average x 1000 */
     PT_LOAD5 = 53,
     PT_LOAD15 = 54,
+    /* file operations (FILE_OP and the fields of one ENTRY) */
+    PT_OP = 55,         /* u32: PROTO_FSOP_* */
+    PT_PATH2 = 56,      /* string: MOVE's destination */
+    PT_NAME = 57,       /* ENTRY: string, one directory entry's name (absent in the answer to a path) */
+    PT_FILE_TYPE = 58,  /* ENTRY: u32, PROTO_FTYPE_* */
+    PT_UID = 59,        /* ENTRY: u32 */
+    PT_GID = 60,        /* ENTRY: u32 */
+    PT_SIZE = 61,       /* ENTRY: u64 bytes */
+    PT_MTIME_SEC = 62,  /* ENTRY: u64, an int64 of unix seconds */
+    PT_MTIME_NSEC = 63, /* ENTRY: u32 < 10^9; ENTRY's MODE is PT_MODE (07777), its link target PT_PATH */
     PT_TAG_MAX = 63,
     /* Repeated fields use tags above PT_TAG_MAX (decoders do not track them as scalars). */
     PT_EXEC_PID = 64,
-    PT_EXEC_CMD = 65
+    PT_EXEC_CMD = 65,
+    PT_ENTRY = 66 /* FILE_ENTRIES: one entry, its fields a TLV payload of their own */
 };
 
 struct proto_header {
@@ -240,6 +254,57 @@ struct proto_stats {
     uint64_t cpu_ns, mem_total, mem_available, mem_free, disk_total, disk_used, disk_available, uptime_ns;
     uint32_t cpus, procs, load1, load5, load15;
 };
+
+/* FILE_OP (docs/protocol.md "File operations"). Bounds both sides hold to. */
+enum proto_fsop {
+    PROTO_FSOP_STAT = 1,
+    PROTO_FSOP_LIST = 2,
+    PROTO_FSOP_MKDIR = 3,
+    PROTO_FSOP_REMOVE = 4,
+    PROTO_FSOP_MOVE = 5
+};
+#define PROTO_FSOP_PARENTS 1u    /* MKDIR: like mkdir -p */
+#define PROTO_FSOP_RECURSIVE 2u  /* REMOVE: like rm -r */
+#define PROTO_FSOP_NO_REPLACE 4u /* MOVE: refuse an existing destination */
+#define PROTO_FSOP_FLAGS_ALL (PROTO_FSOP_PARENTS | PROTO_FSOP_RECURSIVE | PROTO_FSOP_NO_REPLACE)
+#define PROTO_FSOP_END 1u                /* FILE_ENTRIES' FLAGS: the last frame of a successful answer */
+#define PROTO_FSOP_MAX_ENTRIES 100000u   /* entries of one LIST */
+#define PROTO_FSOP_MAX_BYTES (64u << 20) /* bytes of one answer (all its frames) */
+#define PROTO_FSOP_MAX_NAME 255u         /* bytes of an entry's name (NAME_MAX) */
+#define PROTO_FSOP_MAX_TARGET 1023u      /* bytes of a symlink target sent (longer ones are cut) */
+#define PROTO_FSOP_MAX_DEPTH 256u        /* directory levels REMOVE RECURSIVE goes down */
+enum proto_ftype { PROTO_FTYPE_REGULAR = 1, PROTO_FTYPE_DIRECTORY = 2, PROTO_FTYPE_SYMLINK = 3, PROTO_FTYPE_OTHER = 4 };
+struct proto_file_op {
+    uint32_t op;                  /* enum proto_fsop */
+    char path[PROTO_MAX_STRING];  /* absolute */
+    char path2[PROTO_MAX_STRING]; /* MOVE only, absolute */
+    uint32_t flags;               /* PROTO_FSOP_* bits */
+    uint32_t mode;                /* MKDIR: permission bits (07777) */
+    uint32_t window;              /* initial credit for the guest's STDOUT+STDERR; != 0 */
+};
+struct proto_file_entry {
+    char name[PROTO_FSOP_MAX_NAME + 1];     /* "" in the answer about a path itself */
+    char target[PROTO_FSOP_MAX_TARGET + 1]; /* symlinks */
+    uint32_t type;                          /* enum proto_ftype */
+    uint32_t mode;                          /* 07777 */
+    uint32_t uid, gid;
+    uint64_t size;
+    int64_t mtime_sec;
+    uint32_t mtime_nsec;
+};
+int proto_decode_file_op(const uint8_t *p, size_t n, struct proto_file_op *m);
+size_t proto_encode_file_op(struct proto_writer *w, uint32_t stream, const struct proto_file_op *m);
+/* FILE_ENTRIES: begin a frame, add entries while they fit (0 when this one did not: the
+ * frame is unchanged, finish it and begin another), finish with the END flag or not. */
+void proto_entries_begin(struct proto_writer *w);
+int proto_entries_add(struct proto_writer *w, const struct proto_file_entry *e);
+size_t proto_entries_finish(struct proto_writer *w, uint32_t flags);
+/* Decodes one FILE_ENTRIES payload, calling each() for every entry in order (a non-zero
+ * return stops it and is returned); every entry is checked first (a name without '/',
+ * not "." or "..", a known type, mode within 07777, nsec below 10^9). Returns PROTO_OK,
+ * a PROTO_E_* status, or the first non-zero each() returned (the rest is still checked). */
+int proto_decode_file_entries(const uint8_t *p, size_t n, int (*each)(void *user, const struct proto_file_entry *e),
+                              void *user, uint32_t *flags);
 
 int proto_decode_hello(const uint8_t *p, size_t n, struct proto_hello *m);
 int proto_decode_config(const uint8_t *p, size_t n, struct proto_config *m);

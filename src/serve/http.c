@@ -330,6 +330,11 @@ static const struct {
     {R_IMAGE_PULL, handle_image_pull, NULL, 0},
     {R_IMAGE_LOAD, handle_image_load, begin_image_load, 0},
     {R_IMAGE, handle_image, NULL, 0},
+    {R_FS_STAT, handle_fs, NULL, 0},
+    {R_FS_LIST, handle_fs, NULL, 0},
+    {R_FS_MKDIR, handle_fs, NULL, 0},
+    {R_FS_REMOVE, handle_fs, NULL, 0},
+    {R_FS_MOVE, handle_fs, NULL, 0},
 };
 
 static int handler_index(enum route_id id)

@@ -141,6 +141,21 @@ static int match_box(const struct segs *s, int i, struct route *out)
             return set(out, R_NET_STATS, M_GET);
         return -1;
     }
+    if (seg_is(s, j, "fs")) {
+        static const struct {
+            const char *word;
+            enum route_id id;
+            unsigned allowed;
+        } fs[] = {{"stat", R_FS_STAT, M_GET},
+                  {"list", R_FS_LIST, M_GET},
+                  {"mkdir", R_FS_MKDIR, M_POST},
+                  {"remove", R_FS_REMOVE, M_POST},
+                  {"move", R_FS_MOVE, M_POST}};
+        for (size_t k = 0; s->n == j + 2 && k < sizeof(fs) / sizeof(fs[0]); k++)
+            if (seg_is(s, j + 1, fs[k].word))
+                return set(out, fs[k].id, fs[k].allowed);
+        return -1;
+    }
     if (s->n != j + 1)
         return -1;
     static const struct {

@@ -34,6 +34,11 @@ enum route_id {
     R_IMAGE_PULL,  /* POST */
     R_IMAGE_LOAD,  /* POST */
     R_IMAGE,       /* GET, HEAD, DELETE */
+    R_FS_STAT,     /* GET */
+    R_FS_LIST,     /* GET */
+    R_FS_MKDIR,    /* POST */
+    R_FS_REMOVE,   /* POST */
+    R_FS_MOVE,     /* POST */
 };
 
 enum route_method { M_GET = 1, M_HEAD = 2, M_POST = 4, M_PUT = 8, M_DELETE = 16, M_OTHER = 32 };

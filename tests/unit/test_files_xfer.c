@@ -85,7 +85,7 @@ struct fake {
     size_t off, loop_from; /* after the end, start again at loop_from (0: stop sending) */
     int record;            /* keep what the client sends in `in` (its first 8 MiB) */
     struct forge in;
-    size_t hold_at;        /* when set: out beyond it only once the client sent STDIN_EOF */
+    size_t hold_at; /* when set: out beyond it only once the client sent STDIN_EOF */
     int got_eof;
     volatile int stop;
     pthread_t thread;
@@ -336,6 +336,80 @@ static void test_guest_text_escaped(void **state)
     int rc = lib_copy_to_xfer(x, src, "/g/dst", &err);
     fake_end(&f, x);
     assert_failed_with(rc, COCOON_E_NOT_FOUND, "copy to testbox:/g/dst: x: \\x1b[31mNo such file");
+}
+
+/* ---- file operations (src/lib/fsops.c) against a lying guest ---- */
+
+static int fsop(struct fake *f, int expect, struct lib_fsop_reply *r)
+{
+    struct lib_xfer *x = fake_start(f);
+    static struct proto_file_op op = {.op = PROTO_FSOP_LIST, .path = "/d"};
+    assert_int_equal(lib_fsop_reply_init(r, expect), 0);
+    int rc = lib_fsop_xfer(x, &op, r, "/d");
+    fake_end(f, x);
+    return rc;
+}
+
+static void out_entries(struct forge *f, const char *name, uint32_t flags)
+{
+    proto_entries_begin(&W);
+    struct proto_file_entry e = {.type = PROTO_FTYPE_REGULAR};
+    snprintf(e.name, sizeof(e.name), "%s", name);
+    if (name)
+        assert_true(proto_entries_add(&W, &e));
+    size_t n = proto_entries_finish(&W, flags);
+    static uint8_t copy[PROTO_MAX_FRAME]; /* out_data encodes into W */
+    memcpy(copy, W.buf, n);
+    out_data(f, PROTO_STDOUT, copy, n);
+}
+
+static void test_fsop_lies(void **state)
+{
+    struct lib_fsop_reply r;
+    /* honest: one entry, END, exit 0 */
+    struct fake f = {0};
+    hello_started(&f.out);
+    out_entries(&f.out, "a", PROTO_FSOP_END);
+    out_exit(&f.out, 0);
+    assert_int_equal(fsop(&f, FSOP_EXPECT_LIST, &r), 0);
+    assert_int_equal(r.count, 1);
+    lib_fsop_reply_free(&r);
+
+    /* a name with a slash: the guest broke the protocol, whatever its exit says */
+    memset(&f, 0, sizeof(f));
+    hello_started(&f.out);
+    out_entries(&f.out, "../../etc", PROTO_FSOP_END);
+    out_exit(&f.out, 0);
+    assert_failed_with(fsop(&f, FSOP_EXPECT_LIST, &r), COCOON_E_PROTOCOL,
+                       "/d: the guest broke the file-operation protocol: a malformed FILE_ENTRIES");
+    lib_fsop_reply_free(&r);
+
+    /* exit 0 without the last frame: the answer may be cut, so it is refused */
+    memset(&f, 0, sizeof(f));
+    hello_started(&f.out);
+    out_entries(&f.out, "a", 0);
+    out_exit(&f.out, 0);
+    assert_failed_with(fsop(&f, FSOP_EXPECT_LIST, &r), COCOON_E_PROTOCOL, "ended without its last frame");
+    lib_fsop_reply_free(&r);
+
+    /* the guest's errno picks the category, its text is escaped */
+    memset(&f, 0, sizeof(f));
+    hello_started(&f.out);
+    static uint8_t copy[PROTO_MAX_FRAME];
+    size_t n = proto_encode_error(&W, 1, ENOENT, "\x1b[31mNo such file or directory");
+    memcpy(copy, W.buf, n);
+    out_data(&f.out, PROTO_STDOUT, copy, n);
+    out_exit(&f.out, 1);
+    assert_failed_with(fsop(&f, FSOP_EXPECT_LIST, &r), COCOON_E_NOT_FOUND, "/d: \\x1b[31mNo such file or directory");
+    lib_fsop_reply_free(&r);
+
+    /* killed before it answered: the transfer's verdict */
+    memset(&f, 0, sizeof(f));
+    hello_started(&f.out);
+    struct proto_exit e = {.signal = 9};
+    frame(&f.out, proto_encode_exit(&W, 1, &e));
+    assert_failed_with(fsop(&f, FSOP_EXPECT_LIST, &r), COCOON_E_IO, "killed in the guest");
+    lib_fsop_reply_free(&r);
 }
 
 static void test_file_read(void **state)
@@ -639,6 +713,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_verdict_after_whole_archive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_ended_by_the_monitor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guest_text_escaped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fsop_lies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits_from_env_and_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tar_from_box, setup, teardown),

@@ -46,6 +46,11 @@ static void test_routes(void **state)
     expect_route(M_GET, "/v1/boxes/b/executions/e/output", R_EXEC_OUTPUT, "b", "e", NULL);
     expect_route(M_PUT, "/v1/boxes/b/files", R_FILES, "b", NULL, NULL);
     expect_route(M_GET, "/v1/boxes/b/network/logs", R_NET_LOGS, "b", NULL, NULL);
+    expect_route(M_GET, "/v1/boxes/b/fs/stat", R_FS_STAT, "b", NULL, NULL);
+    expect_route(M_GET, "/v1/boxes/b/fs/list", R_FS_LIST, "b", NULL, NULL);
+    expect_route(M_POST, "/v1/boxes/b/fs/mkdir", R_FS_MKDIR, "b", NULL, NULL);
+    expect_route(M_POST, "/v1/boxes/b/fs/remove", R_FS_REMOVE, "b", NULL, NULL);
+    expect_route(M_POST, "/v1/acme/boxes/b/fs/move", R_FS_MOVE, "b", NULL, NULL);
     expect_route(M_GET, "/v1/metrics", R_METRICS, NULL, NULL, NULL);
     expect_route(M_POST, "/v1/images/pull", R_IMAGE_PULL, NULL, NULL, NULL);
     expect_route(M_GET, "/v1/images/docker.io/library/python:3.12", R_IMAGE, NULL, NULL,
@@ -75,6 +80,9 @@ static void test_not_found(void **state)
     expect_none(M_GET, "/v1/boxes/a b");
     expect_none(M_GET, "/v1/boxes/a%2Fb");
     expect_none(M_GET, "/v1/boxes/b/unknown");
+    expect_none(M_GET, "/v1/boxes/b/fs");
+    expect_none(M_GET, "/v1/boxes/b/fs/chmod");
+    expect_none(M_GET, "/v1/boxes/b/fs/list/more");
     expect_none(M_GET, "/v1/boxes/b/executions/e/unknown");
     expect_none(M_GET, "/v1/boxes/b/executions/e/attach/more");
     expect_none(M_GET, "/v1/images/a//b");
