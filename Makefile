@@ -27,10 +27,10 @@ SAN_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
 BASE_CFLAGS := $(subst -O2,-O1,$(BASE_CFLAGS))
 endif
 # libcurl, libarchive and libext2fs (with their TLS, Kerberos, LDAP, XML and ICU
-# dependencies, ~15 ms of loading) are compiled against but not linked: libcocoon dlopens
-# them on first use (src/util/dynlib.h), so commands that never pull, load or copy files
-# start fast.
-HOST_PKGS := jansson libcurl libarchive ext2fs com_err sqlite3
+# dependencies, ~15 ms of loading) and libyaml are compiled against but not linked:
+# libcocoon dlopens them on first use (src/util/dynlib.h), so commands that never pull,
+# load, copy files or read a cocoon.yaml start fast.
+HOST_PKGS := jansson libcurl libarchive ext2fs com_err sqlite3 yaml-0.1
 LINK_PKGS := jansson sqlite3
 HOST_CFLAGS := $(BASE_CFLAGS) $(SAN_FLAGS) -fPIC $(shell $(PKG_CONFIG) --cflags $(HOST_PKGS) 2>/dev/null) $(CFLAGS)
 HOST_LIBS := $(shell $(PKG_CONFIG) --libs $(LINK_PKGS) 2>/dev/null) -lpthread -ldl
@@ -44,7 +44,7 @@ ILIB := $(BUILD)/lib/internal
 # Internal static libraries, one per part (src/<part>), built once and linked by the
 # library, the binaries, the unit tests, the fuzzers, tests/kvm and tests/nested. A
 # linker pulls from an archive only the objects a program needs.
-PARTS := util proto boxcfg net disk image jail kvm monitor lib serve
+PARTS := util proto boxcfg net disk image jail kvm monitor config lib serve
 src_of = $(wildcard src/$(1)/*.c) $(if $(filter kvm,$(1)),$(wildcard src/kvm/dev/*.c)) \
 	$(if $(filter serve,$(1)),src/serve/openapi_blob.S)
 obj_of = $(patsubst %.S,$(OBJ)/%.o,$(patsubst %.c,$(OBJ)/%.o,$(filter-out src/monitor/main.c src/serve/main.c,$(call src_of,$(1)))))
@@ -55,10 +55,10 @@ $(ILIB)/%.a:
 	$(Q)rm -f $@ && ar rcs $@ $^
 lib_of = $(foreach p,$(1),$(ILIB)/lib$(p).a)
 # What libcocoon is made of, and what the monitor is made of (in link order).
-LIB_PARTS := lib image disk boxcfg net jail proto util
+LIB_PARTS := lib config image disk boxcfg net jail proto util
 VMM_PARTS := monitor kvm jail boxcfg net disk proto util
 # Every part, dependents before what they use (the order a static link needs).
-ALL_ILIBS := $(call lib_of,serve lib monitor kvm image disk boxcfg net jail proto util)
+ALL_ILIBS := $(call lib_of,serve lib config monitor kvm image disk boxcfg net jail proto util)
 
 CLI_SRC := $(wildcard src/cli/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(OBJ)/%.o)
@@ -269,7 +269,7 @@ INST_INC := $(DESTDIR)$(PREFIX)/include
 INST_SHARE := $(DESTDIR)$(PREFIX)/share/cocoon
 GUEST_FILES := vmlinux initramfs.cpio cocoon-agent $(if $(filter 0,$(INSTALL_IMAGE)),,images/default.ext4)
 # pkg-config modules of what libcocoon.a links (Debian: libjansson-dev, libsqlite3-dev);
-# libcurl.so.4, libarchive.so.13 and libext2fs.so.2 are loaded at run time.
+# libcurl.so.4, libarchive.so.13, libext2fs.so.2 and libyaml-0.so.2 are loaded at run time.
 PC_REQUIRES := $(LINK_PKGS)
 
 # Written at install time: it names PREFIX.

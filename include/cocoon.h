@@ -602,6 +602,25 @@ int cocoon_box_net_stats(cocoon_box *box, cocoon_net_stats *out, cocoon_error *e
  * oldest first. With follow, keeps copying, across rotations, until the box stops. */
 int cocoon_box_net_logs(cocoon_box *box, int fd, int follow, cocoon_error *err);
 
+/* ---- config files ----
+ * cocoon.yaml describes boxes (docs/config.md): image or rootfs, cpus, memory, disk,
+ * env, workdir, user, ephemeral, network (mode, allow, deny, ports) and named scripts.
+ * cocoon_config_load reads and checks FILE strictly (unknown keys, wrong types,
+ * duplicate keys, anchors, aliases and tags are refused with "FILE:LINE:COL: message";
+ * only ${NAME} and ${NAME:-default} are substituted, from the environment) and gives
+ * the normalized JSON every front end uses:
+ *   {"file": "/abs/path/cocoon.yaml", "boxes": [{"name", "image", "rootfs", "cpus",
+ *    "memory_mib", "disk_bytes", "env", "workdir", "user", "ephemeral", "network":
+ *    {"mode", "rules", "ports"}, "scripts": {NAME: [argv...]}, "digest"}, ...]}
+ * in the file's order. Absent values are null (cpus, memory_mib, disk_bytes: 0, the
+ * default; ephemeral: false); network rules list the allow entries, then the deny ones,
+ * in cocoon_box_options.net_rules form; digest ("sha256:...") hashes the box's spec
+ * without its name and scripts. libyaml (libyaml-0.so.2) is loaded on first use: a host
+ * without it gets an error naming the package. Free *json_out with cocoon_free. */
+int cocoon_config_load(const char *path, char **json_out, cocoon_error *err);
+/* Frees memory libcocoon handed out as a plain pointer (cocoon_config_load's text). */
+void cocoon_free(void *p);
+
 #ifdef __cplusplus
 }
 #endif

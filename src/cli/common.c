@@ -11,6 +11,7 @@
 
 #include "boxcfg/contract.h"
 #include "cli/cli.h"
+#include "util/util.h"
 
 void cli_error(const char *fmt, ...)
 {
@@ -123,34 +124,10 @@ int cli_parse_uint(const char *s, const char *what, unsigned min, unsigned max, 
     return 0;
 }
 
-/* A number with a unit: "10G", "512m", "1.5GiB", "7" (the unit bare_unit). Returns the
- * unit as a power of 1024 (0: bytes ... 4: TiB) and *bytes, or -1 when s is not a
- * decimal number or its suffix is not one of B, K, M, G, T (+ B or iB, any case). */
-static int parse_scaled(const char *s, int bare_unit, double *bytes)
-{
-    static const char *const units[] = {"b", "k", "m", "g", "t"};
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    int unit = *end ? -1 : bare_unit;
-    for (int u = 0; u < 5 && unit < 0; u++) {
-        size_t l = strlen(units[u]);
-        if (!strncasecmp(end, units[u], l) &&
-            (!end[l] || (u && (!strcasecmp(end + l, "b") || !strcasecmp(end + l, "ib")))))
-            unit = u;
-    }
-    if (end == s || errno || unit < 0 || !isdigit((unsigned char)s[0]))
-        return -1;
-    *bytes = v;
-    for (int u = 0; u < unit; u++)
-        *bytes *= 1024;
-    return unit;
-}
-
 int cli_parse_memory(const char *s, unsigned *mib)
 {
     double bytes = 0;
-    int unit = parse_scaled(s, 2, &bytes); /* MiB without a unit; M or G only */
+    int unit = util_parse_scaled(s, 2, &bytes); /* MiB without a unit; M or G only */
     double total = bytes / (1024.0 * 1024);
     if (unit < 2 || unit > 3 || total < BOX_MEMORY_MIB_MIN || total > BOX_MEMORY_MIB_MAX) {
         cli_error("invalid --memory \"%s\": use a size like 512M or 1G, or a number of MiB (at least %u, at most 1T)",
@@ -180,7 +157,7 @@ int cli_parse_seconds(const char *s, unsigned *ms)
 int cli_parse_size(const char *s, const char *what, uint64_t *bytes)
 {
     double total = 0;
-    if (parse_scaled(s, 0, &total) < 0 || !(total >= 1) || total > (double)BOX_DISK_BYTES_MAX) {
+    if (util_parse_scaled(s, 0, &total) < 0 || !(total >= 1) || total > (double)BOX_DISK_BYTES_MAX) {
         cli_error("invalid %s \"%s\": use a size like 10G or 512M (at most 64T)", what, s);
         return -1;
     }

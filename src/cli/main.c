@@ -38,6 +38,10 @@ static const char usage[] =
     "  images [--json]                 list images\n"
     "  rmi IMAGE...                    remove images\n"
     "  image prune|inspect|ls|rm       manage images\n"
+    "  up [-f FILE] [--recreate] [NAME...]  create and start the boxes of cocoon.yaml\n"
+    "  down [-f FILE] [--keep] [NAME...]    stop and remove them (--keep: only stop)\n"
+    "  script BOX NAME [ARGS...]       run a script of the config file BOX was made from\n"
+    "  config [-f FILE] [--json]       check a config file and print what it describes\n"
     "  serve [--listen HOST:PORT]      serve the HTTP API (BoxLite's Box API v1 shape; see --help)\n"
     "  doctor [--fix] [--json]         check this host and the state (--fix: clean up)\n"
     "  version                         print the version\n"
@@ -61,13 +65,36 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"run", cmd_run},         {"exec", cmd_exec},   {"create", cmd_create}, {"start", cmd_start},
-    {"stop", cmd_stop},       {"rm", cmd_rm},       {"doctor", cmd_doctor}, {"version", cmd_version},
-    {"restart", cmd_restart}, {"ls", cmd_ls},       {"ps", cmd_ls},         {"inspect", cmd_inspect},
-    {"pull", cmd_pull},       {"load", cmd_load},   {"images", cmd_images}, {"rmi", cmd_rmi},
-    {"image", cmd_image},     {"kill", cmd_kill},   {"cp", cmd_cp},         {"stats", cmd_stats},
-    {"logs", cmd_logs},       {"login", cmd_login}, {"logout", cmd_logout}, {"serve", cmd_serve},
-    {"fs", cmd_fs},           {NULL, NULL},
+    {"run", cmd_run},
+    {"exec", cmd_exec},
+    {"create", cmd_create},
+    {"start", cmd_start},
+    {"stop", cmd_stop},
+    {"rm", cmd_rm},
+    {"doctor", cmd_doctor},
+    {"version", cmd_version},
+    {"restart", cmd_restart},
+    {"ls", cmd_ls},
+    {"ps", cmd_ls},
+    {"inspect", cmd_inspect},
+    {"pull", cmd_pull},
+    {"load", cmd_load},
+    {"images", cmd_images},
+    {"rmi", cmd_rmi},
+    {"image", cmd_image},
+    {"kill", cmd_kill},
+    {"cp", cmd_cp},
+    {"stats", cmd_stats},
+    {"logs", cmd_logs},
+    {"login", cmd_login},
+    {"logout", cmd_logout},
+    {"serve", cmd_serve},
+    {"config", cmd_config},
+    {"up", cmd_up},
+    {"down", cmd_down},
+    {"script", cmd_script},
+    {"fs", cmd_fs},
+    {NULL, NULL},
 };
 
 int main(int argc, char **argv)

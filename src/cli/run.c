@@ -9,6 +9,7 @@
 
 #include "boxcfg/contract.h"
 #include "cli/cli.h"
+#include "cli/confile.h"
 
 enum {
     OPT_IMAGE = 256,
@@ -28,7 +29,8 @@ enum {
     OPT_VMM,
     OPT_NET,
     OPT_ALLOW,
-    OPT_DENY
+    OPT_DENY,
+    OPT_CONFIG
 };
 
 static const struct option box_long[] = {
@@ -53,12 +55,14 @@ static const struct option box_long[] = {
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"interactive", no_argument, NULL, 'i'},
     {"tty", no_argument, NULL, 't'},
+    {"config", required_argument, NULL, OPT_CONFIG},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
 
 static const char run_help[] = "usage: cocoon run [OPTIONS] IMAGE [--] [CMD [ARG...]]\n"
                                "       cocoon run [OPTIONS] -- CMD [ARG...]     (the default image)\n"
+                               "       cocoon run --config FILE [OPTIONS] NAME [-- CMD [ARG...]]  (box NAME of FILE)\n"
                                "\n"
                                "Runs CMD in a new box, then stops the box and keeps it (see `cocoon ls -a`), or\n"
                                "removes it with --rm. Exits with CMD's exit code (128+N when killed by signal N,\n"
@@ -67,6 +71,10 @@ static const char run_help[] = "usage: cocoon run [OPTIONS] IMAGE [--] [CMD [ARG
                                "here is pulled first. The image's Env, WorkingDir and User apply unless --env,\n"
                                "--workdir or --user say otherwise.\n"
                                "\n"
+                               "  --config FILE     a new box made as box NAME of the config file FILE says\n"
+                               "                    (docs/config.md; its env, workdir and user apply too);\n"
+                               "                    unnamed unless --name; no other box option but --vmm\n"
+                               "                    and --accel\n"
                                "  --rm              remove the box afterwards (also when cocoon is killed)\n"
                                "  -d, --detach      start the box, print its id and leave it running (no CMD)\n"
                                "  --image NAME      image to boot (default: default); the same as the IMAGE operand\n"
@@ -124,6 +132,8 @@ struct parsed {
     const char *entrypoint;
     int has_cmd;             /* a command was given (else the image's default) */
     cocoon_command resolved; /* cmd with the image's config applied; owns what cmd points to */
+    const char *config;      /* --config FILE */
+    const char *box_opt;     /* the first option given that shapes the box (other than --name) */
 };
 
 static int is_box_opt(int c)
@@ -132,7 +142,7 @@ static int is_box_opt(int c)
            c == OPT_DISK || c == OPT_VMM || c == OPT_NET || c == OPT_ALLOW || c == OPT_DENY || c == 'p';
 }
 
-static int is_run_only(int c) { return c == OPT_RM || c == 'd' || c == OPT_ENTRYPOINT; }
+static int is_run_only(int c) { return c == OPT_RM || c == 'd' || c == OPT_ENTRYPOINT || c == OPT_CONFIG; }
 
 /* 0 ok, 1 help printed, -1 bad usage (message printed). */
 static int parse(enum kind k, int argc, char **argv, struct parsed *p)
@@ -172,7 +182,11 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
             cli_error("%s applies to a command, not to `cocoon create`", argv[optind - 1]);
             return -1;
         }
+        /* with --config the file shapes the box; its name and how it runs stay free */
+        if (is_box_opt(c) && c != OPT_NAME && c != OPT_VMM && c != OPT_ACCEL && !p->box_opt)
+            p->box_opt = argv[optind - 1];
         switch (c) {
+        case OPT_CONFIG: p->config = optarg; break;
         case OPT_IMAGE: p->box.image = optarg; break;
         case OPT_ROOTFS: p->box.rootfs = optarg; break;
         case OPT_NAME: p->box.name = optarg; break;
@@ -300,7 +314,7 @@ static int apply_image_config(cocoon_box *box, struct parsed *p, int run)
 
 /* `run IMAGE` / `create IMAGE` of an image that is not here: pulled now, with the
  * progress display, rather than quietly inside cocoon_box_create. */
-static int pull_if_missing(cocoon_runtime *rt, const char *image)
+int cli_pull_if_missing(cocoon_runtime *rt, const char *image)
 {
     if (!image || !strcmp(image, "default"))
         return 0;
@@ -347,14 +361,47 @@ static int take_image(struct parsed *p, int argc, char **argv)
     return 0;
 }
 
+/* --config FILE NAME: the box is NAME of FILE (its options from the file, the rest of
+ * the operands the command). 0, or -1 after printing why. */
+static int from_config(struct parsed *p, int argc, char **argv, json_t **cfg, json_t **spec_box,
+                       struct cli_spec_lists *lists)
+{
+    if (p->box_opt) {
+        cli_error("%s cannot be used with --config: the file describes the box", p->box_opt);
+        return -1;
+    }
+    int at = p->first_arg;
+    if (at >= argc || !strcmp(argv[at], "--")) {
+        cli_error("which box of %s? usage: cocoon run --config FILE NAME [-- CMD...]", p->config);
+        return -1;
+    }
+    if (!(*cfg = cli_config_load(p->config)))
+        return -1;
+    if (!(*spec_box = cli_config_box(*cfg, argv[at]))) {
+        cli_error("%s has no box \"%s\"", p->config, argv[at]);
+        return -1;
+    }
+    const char *name = p->box.name;
+    cli_config_box_options(*spec_box, &p->box, lists);
+    p->box.name = name;
+    p->rm = p->rm || p->box.ephemeral;
+    p->first_arg = at + 1;
+    return 0;
+}
+
 int cmd_run(int argc, char **argv)
 {
     struct parsed p;
     int rc = parse(KIND_RUN, argc, argv, &p);
-    if (rc == 0 && take_image(&p, argc, argv) < 0)
+    json_t *cfg = NULL, *spec_box = NULL;
+    struct cli_spec_lists lists = {0};
+    if (rc == 0 && p.config)
+        rc = from_config(&p, argc, argv, &cfg, &spec_box, &lists);
+    else if (rc == 0 && take_image(&p, argc, argv) < 0)
         rc = -1;
     if (rc != 0) {
         cli_cmd_free(&p.cmd);
+        json_decref(cfg);
         return rc > 0 ? 0 : CLI_EXIT_RUNTIME;
     }
     set_command(&p, argc, argv, p.first_arg);
@@ -375,10 +422,13 @@ int cmd_run(int argc, char **argv)
     int code;
     /* Attached: if this process dies the monitor stops the box (and removes it with --rm). */
     unsigned flags = p.detach ? COCOON_START_DETACHED : COCOON_START_ATTACHED;
-    if (pull_if_missing(rt, p.box.image) < 0) {
+    if (cli_pull_if_missing(rt, p.box.image) < 0) {
         code = CLI_EXIT_RUNTIME;
     } else if (cocoon_box_create(rt, &p.box, &box, &err) < 0) {
         code = cli_fail(&err);
+    } else if (spec_box && cli_box_spec_write(box, CONFIG_ORIGIN_RUN, cfg, spec_box) < 0) {
+        code = CLI_EXIT_RUNTIME;
+        p.rm = 1; /* never started: nothing worth keeping */
     } else if (!p.detach && apply_image_config(box, &p, 1) < 0) {
         code = CLI_EXIT_RUNTIME;
         p.rm = 1; /* never started: nothing worth keeping */
@@ -393,6 +443,8 @@ int cmd_run(int argc, char **argv)
         cocoon_box_close(box);
         cocoon_runtime_close(rt);
         parsed_free(&p);
+        cli_spec_lists_free(&lists);
+        json_decref(cfg);
         return 0;
     } else if (cli_signals_interrupted()) {
         code = 128 + cli_signals_interrupted();
@@ -400,6 +452,8 @@ int cmd_run(int argc, char **argv)
         code = cli_exec_in_box(box, &p.cmd);
     }
     parsed_free(&p);
+    cli_spec_lists_free(&lists);
+    json_decref(cfg);
     return finish(box, rt, p.rm, code);
 }
 
@@ -427,7 +481,7 @@ int cmd_create(int argc, char **argv)
         return rc;
     cocoon_error err;
     cocoon_box *box;
-    if (pull_if_missing(rt, p.box.image) < 0) {
+    if (cli_pull_if_missing(rt, p.box.image) < 0) {
         cocoon_runtime_close(rt);
         return CLI_EXIT_RUNTIME;
     }

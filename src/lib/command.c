@@ -109,6 +109,8 @@ int cocoon_box_command(cocoon_box *box, const cocoon_command_options *opts, coco
     int rc = row.image_id[0] ? cocoon_image_config_get(box->rt, row.image_id, &cfg, err) : 0; /* "": a rootfs */
     state_box_clear(&row);
     if (rc == 0)
+        rc = lib_config_spec_layer(box, &cfg, err); /* a box from a config file: its env, workdir, user */
+    if (rc == 0)
         rc = cocoon_image_command(&cfg, opts, out, err);
     cocoon_image_config_free(&cfg);
     return rc;

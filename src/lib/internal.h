@@ -140,6 +140,10 @@ int lib_config_read(const char *box_dir, struct box_config *c, cocoon_error *err
  * (either may be NULL; the result is never NULL but when out of memory). */
 char **lib_strv_join(const char *const *a, const char *const *b);
 void lib_strv_free(char **v);
+/* A box made from a config file (DIR/spec.json): the file's env (over the image's
+ * variables of the same names), workdir and user laid over the image's config. 0 also
+ * when the box has no such record. */
+int lib_config_spec_layer(const cocoon_box *box, cocoon_image_config *cfg, cocoon_error *err);
 
 /* Public options structs (options.c): dst holds the defaults (its type's _init); the
  * fields of src (NULL: none) that fit in src->size are copied over them. -1 with err

@@ -41,6 +41,10 @@ void util_tail_lines(const char *path, int lines, const char *sep, char *out, si
  * \xHH, \uHHHH), valid UTF-8 kept, at most cap - 1 bytes with "..." marking a cut.
  * len bytes of in are read (NULs included). Returns out. */
 char *util_escape_text(char *out, size_t cap, const void *in, size_t len);
+/* A number with a unit: "10G", "512m", "1.5GiB", "7" (the unit bare_unit). Returns the
+ * unit as a power of 1024 (0: bytes ... 4: TiB) and *bytes, or -1 when s is not a
+ * decimal number or its suffix is not one of B, K, M, G, T (+ B or iB, any case). */
+int util_parse_scaled(const char *s, int bare_unit, double *bytes);
 /* A count of at least 1 ("1000"; with suffixes, also "16G": K, M, G, T binary,
  * either case): 0 with *out, -1 when malformed, 0 or out of range. */
 /* Base64 of in into out, NUL-terminated: the length written, or -1 if it does not fit

@@ -13,7 +13,7 @@ import small_images
 from conftest import BIN_DIR, COCOON, decode
 
 LAZY = ("libcurl", "libarchive", "libext2fs", "libcom_err", "libssl", "libgnutls", "libxml2", "libicu", "libkrb5",
-        "libldap")
+        "libldap", "libyaml")
 LIBCOCOON = os.path.join(os.path.dirname(BIN_DIR), "lib", "libcocoon.so.0")
 
 

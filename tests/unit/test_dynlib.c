@@ -1,5 +1,5 @@
 /* Unit tests of the libraries loaded on first use (src/util/dynlib.c and the tables
- * dl_archive.c, dl_curl.c, dl_ext2fs.c): a missing library or symbol gives an error
+ * dl_archive.c, dl_curl.c, dl_ext2fs.c, dl_yaml.c): a missing library or symbol gives an error
  * naming what to install, the outcome is kept, and the real tables resolve every
  * function cocoon calls. */
 #include <setjmp.h>
@@ -16,6 +16,7 @@
 #include "util/dl_archive.h"
 #include "util/dl_curl.h"
 #include "util/dl_ext2fs.h"
+#include "util/dl_yaml.h"
 #include "util/dynlib.h"
 
 /* zlib is on every host cocoon builds on (libarchive, libcurl and sqlite need it). */
@@ -90,6 +91,10 @@ static void test_tables_resolve(void **state)
     assert_int_equal(dl_ext2fs_load(err, sizeof(err)), 0);
     assert_non_null(*sym_unix_io_manager);                            /* a data symbol: the variable's address */
     assert_string_equal(sym_error_message(ENOENT), strerror(ENOENT)); /* from libcom_err, found through it */
+    assert_int_equal(dl_yaml_load(err, sizeof(err)), 0);
+    yaml_parser_t parser;
+    assert_true(sym_yaml_parser_initialize(&parser));
+    sym_yaml_parser_delete(&parser);
 }
 
 int main(void)

@@ -1,0 +1,595 @@
+/* The config file's schema (docs/config.md): the tree from yaml_tree.c checked key by
+ * key, every value's type and range, and turned into the normalized JSON. Every refusal
+ * names FILE:LINE:COL of the node at fault; an unknown key gets the nearest known one
+ * as a hint. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <limits.h>
+
+#include "boxcfg/config.h"
+#include "config/config.h"
+#include "config/subst.h"
+#include "util/util.h"
+
+struct ctx {
+    const char *file;
+    char *err;
+    size_t errlen;
+    size_t budget; /* bytes substitutions may still add */
+    const char *base_dir;
+};
+
+static int fail(struct ctx *c, const struct cfg_node *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct ctx *c, const struct cfg_node *n, const char *fmt, ...)
+{
+    int k = snprintf(c->err, c->errlen, "%s:%u:%u: ", c->file, n->line, n->col);
+    va_list ap;
+    va_start(ap, fmt);
+    if (k >= 0 && (size_t)k < c->errlen)
+        vsnprintf(c->err + k, c->errlen - (size_t)k, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static const char *kind_name(const struct cfg_node *n)
+{
+    return n->kind == CFG_MAP ? "a mapping" : n->kind == CFG_SEQ ? "a list" : "a single value";
+}
+
+static int is_null(const struct cfg_node *n)
+{
+    return n->kind == CFG_SCALAR && n->plain &&
+           (!n->len || !strcmp(n->text, "~") || !strcmp(n->text, "null") || !strcmp(n->text, "Null") ||
+            !strcmp(n->text, "NULL"));
+}
+
+/* ---- "did you mean": the closest known key within a couple of edits ---- */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 32 || lb > 32)
+        return 99;
+    size_t row[33];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (row[j] + 1 < best)
+                best = row[j] + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+static int unknown_key(struct ctx *c, const struct cfg_node *key, const char *where, const char *const *known)
+{
+    const char *best = NULL;
+    size_t best_d = 99;
+    for (size_t i = 0; known[i]; i++) {
+        size_t d = edit_distance(key->text, known[i]);
+        size_t allowed = strlen(known[i]) <= 4 ? 1 : 2;
+        if (d <= allowed && d < best_d) {
+            best = known[i];
+            best_d = d;
+        }
+    }
+    if (best)
+        return fail(c, key, "unknown key \"%.100s\" %s (did you mean \"%s\"?)", key->text, where, best);
+    char list[512] = "";
+    for (size_t i = 0; known[i]; i++)
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", known[i]);
+    return fail(c, key, "unknown key \"%.100s\" %s (known keys: %s)", key->text, where, list);
+}
+
+/* ---- values ---- */
+
+/* A scalar's text after ${NAME} substitution (malloc'd), or NULL after fail(). */
+static char *text_of(struct ctx *c, const struct cfg_node *n, const char *what, size_t *len_out)
+{
+    if (n->kind != CFG_SCALAR) {
+        fail(c, n, "%s: expected a single value, got %s", what, kind_name(n));
+        return NULL;
+    }
+    if (is_null(n)) {
+        fail(c, n, "%s has no value (give one, or leave the key out)", what);
+        return NULL;
+    }
+    char why[512];
+    size_t len;
+    char *s = config_subst(n->text, n->len, &len, &c->budget, why, sizeof(why));
+    if (!s) {
+        fail(c, n, "%s: %s", what, why);
+        return NULL;
+    }
+    if (memchr(s, 0, len)) {
+        fail(c, n, "%s: holds a NUL character", what);
+        free(s);
+        return NULL;
+    }
+    if (len_out)
+        *len_out = len;
+    return s;
+}
+
+static json_t *string_value(struct ctx *c, const struct cfg_node *n, const char *what)
+{
+    char *s = text_of(c, n, what, NULL);
+    if (!s)
+        return NULL;
+    json_t *j = json_string(s);
+    if (!j)
+        fail(c, n, "%s: not valid UTF-8", what);
+    free(s);
+    return j;
+}
+
+/* Numbers and booleans are plain scalars: a quoted "2" is text, and said so. */
+static char *plain_text_of(struct ctx *c, const struct cfg_node *n, const char *what, const char *expected)
+{
+    char *s = text_of(c, n, what, NULL);
+    if (s && !n->plain) {
+        fail(c, n, "%s: expected %s, got the quoted text \"%.100s\" (write it without quotes)", what, expected, s);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static int uint_value(struct ctx *c, const struct cfg_node *n, const char *what, unsigned min, unsigned max,
+                      unsigned *out)
+{
+    char expected[96];
+    snprintf(expected, sizeof(expected), "a whole number from %u to %u", min, max);
+    char *s = plain_text_of(c, n, what, expected);
+    if (!s)
+        return -1;
+    unsigned long long v = 0;
+    int ok = *s != 0 && strlen(s) <= 12;
+    for (const char *p = s; ok && *p; p++)
+        ok = *p >= '0' && *p <= '9';
+    if (ok)
+        v = strtoull(s, NULL, 10);
+    int rc = ok && v >= min && v <= max ? 0 : fail(c, n, "%s: expected %s, got \"%.100s\"", what, expected, s);
+    free(s);
+    if (rc == 0)
+        *out = (unsigned)v;
+    return rc;
+}
+
+static int bool_value(struct ctx *c, const struct cfg_node *n, const char *what, int *out)
+{
+    char *s = plain_text_of(c, n, what, "true or false");
+    if (!s)
+        return -1;
+    int rc = 0;
+    if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE"))
+        *out = 1;
+    else if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE"))
+        *out = 0;
+    else
+        rc = fail(c, n, "%s: expected true or false, got \"%.100s\"", what, s);
+    free(s);
+    return rc;
+}
+
+/* memory: K/M/G/T (binary) or a bare number of MiB, a whole number of MiB in range. */
+static int memory_value(struct ctx *c, const struct cfg_node *n, unsigned *mib)
+{
+    char *s = text_of(c, n, "memory", NULL);
+    if (!s)
+        return -1;
+    double bytes = 0;
+    int unit = util_parse_scaled(s, 2, &bytes);
+    double m = bytes / (1024.0 * 1024);
+    int rc = 0;
+    if (unit < 1)
+        rc = fail(c, n, "memory: \"%.100s\" is not a size: use 512M, 2G or a number of MiB", s);
+    else if (m != (double)(unsigned long long)m)
+        rc = fail(c, n, "memory: \"%.100s\" is not a whole number of MiB", s);
+    else if (m < BOX_MEMORY_MIB_MIN || m > BOX_MEMORY_MIB_MAX)
+        rc = fail(c, n, "memory: %.100s is out of range: at least %u MiB, at most 1T", s, BOX_MEMORY_MIB_MIN);
+    else
+        *mib = (unsigned)m;
+    free(s);
+    return rc;
+}
+
+/* disk: K/M/G/T (binary) or a bare number of bytes, as --disk takes it. */
+static int disk_value(struct ctx *c, const struct cfg_node *n, uint64_t *bytes_out)
+{
+    char *s = text_of(c, n, "disk", NULL);
+    if (!s)
+        return -1;
+    double bytes = 0;
+    int rc = 0;
+    if (util_parse_scaled(s, 0, &bytes) < 0)
+        rc = fail(c, n, "disk: \"%.100s\" is not a size: use 4G, 512M or a number of bytes", s);
+    else if (!(bytes >= 1) || bytes > (double)BOX_DISK_BYTES_MAX)
+        rc = fail(c, n, "disk: %.100s is out of range: at most 64T", s);
+    else
+        *bytes_out = (uint64_t)bytes;
+    free(s);
+    return rc;
+}
+
+/* ---- env: a mapping {K: V} or a list ["K=V"] ---- */
+static int env_add(struct ctx *c, json_t *env, const struct cfg_node *at, const char *key, const char *value)
+{
+    if (!*key || strchr(key, '='))
+        return fail(c, at, "env: \"%.100s\" is not a variable name (not empty, no '=')", key);
+    if (json_object_get(env, key))
+        return fail(c, at, "env: %.100s is given twice", key);
+    if (json_object_size(env) >= CONFIG_ENV_MAX)
+        return fail(c, at, "env: more than %u variables", CONFIG_ENV_MAX);
+    json_t *v = json_string(value);
+    if (!v || json_object_set_new(env, key, v) < 0)
+        return fail(c, at, "env: %.100s is not valid UTF-8", key);
+    return 0;
+}
+
+static json_t *env_value(struct ctx *c, const struct cfg_node *n)
+{
+    if (n->kind == CFG_SCALAR)
+        return fail(c, n, "env: expected a mapping (KEY: value) or a list of \"KEY=value\", got %s",
+                    is_null(n) ? "no value" : kind_name(n)),
+               NULL;
+    json_t *env = json_object();
+    int rc = 0;
+    if (n->kind == CFG_MAP) {
+        for (size_t i = 0; i + 1 < n->n && rc == 0; i += 2) {
+            char *value = n->items[i + 1]->kind == CFG_SCALAR && !is_null(n->items[i + 1])
+                              ? text_of(c, n->items[i + 1], "env value", NULL)
+                              : NULL;
+            if (!value && n->items[i + 1]->kind == CFG_SCALAR && is_null(n->items[i + 1]))
+                rc = fail(c, n->items[i + 1], "env: %.100s has no value (write %.100s: \"\" for an empty one)",
+                          n->items[i]->text, n->items[i]->text);
+            else if (!value && n->items[i + 1]->kind != CFG_SCALAR)
+                rc = fail(c, n->items[i + 1], "env: %.100s: expected a single value, got %s", n->items[i]->text,
+                          kind_name(n->items[i + 1]));
+            else if (!value)
+                rc = -1;
+            else
+                rc = env_add(c, env, n->items[i], n->items[i]->text, value);
+            free(value);
+        }
+    } else {
+        for (size_t i = 0; i < n->n && rc == 0; i++) {
+            char *kv = text_of(c, n->items[i], "env entry", NULL);
+            char *eq = kv ? strchr(kv, '=') : NULL;
+            if (!kv)
+                rc = -1;
+            else if (!eq)
+                rc = fail(c, n->items[i], "env: \"%.100s\" is not KEY=value", kv);
+            else {
+                *eq = 0;
+                rc = env_add(c, env, n->items[i], kv, eq + 1);
+            }
+            free(kv);
+        }
+    }
+    if (rc < 0) {
+        json_decref(env);
+        return NULL;
+    }
+    return env;
+}
+
+/* ---- network ---- */
+static int rules_add(struct ctx *c, const struct cfg_node *list, const char *verb, const char *key,
+                     struct box_config *scratch, json_t *rules)
+{
+    if (list->kind != CFG_SEQ)
+        return fail(c, list, "network.%s: expected a list of rules like [\"api.example.com\"], got %s", key,
+                    is_null(list) ? "no value" : kind_name(list));
+    for (size_t i = 0; i < list->n; i++) {
+        char what[64];
+        snprintf(what, sizeof(what), "network.%s entry", key);
+        char *s = text_of(c, list->items[i], what, NULL);
+        if (!s)
+            return -1;
+        char rule[600], why[512];
+        snprintf(rule, sizeof(rule), "%s %.500s", verb, s);
+        free(s);
+        if (box_config_add_rule(scratch, rule, why, sizeof(why)) < 0)
+            return fail(c, list->items[i], "network.%s: %s", key, why);
+        json_t *js = json_string(rule);
+        if (!js)
+            return fail(c, list->items[i], "network.%s: not valid UTF-8", key);
+        json_array_append_new(rules, js);
+    }
+    return 0;
+}
+
+static json_t *network_value(struct ctx *c, const struct cfg_node *n)
+{
+    static const char *const known[] = {"mode", "allow", "deny", "block", "ports", NULL};
+    if (n->kind != CFG_MAP)
+        return fail(c, n, "network: expected a mapping (mode, allow, deny, ports), got %s",
+                    is_null(n) ? "no value" : kind_name(n)),
+               NULL;
+    struct box_config *scratch = calloc(1, sizeof(*scratch));
+    json_t *net = json_pack("{s:n, s:[], s:[]}", "mode", "rules", "ports");
+    json_t *deny = json_array();
+    const struct cfg_node *deny_key = NULL, *mode_node = NULL;
+    enum net_mode mode = NET_MODE_PUBLIC;
+    int rc = scratch && net && deny ? 0 : fail(c, n, "out of memory");
+    if (scratch)
+        box_config_defaults(scratch);
+    for (size_t i = 0; i + 1 < n->n && rc == 0; i += 2) {
+        const struct cfg_node *key = n->items[i], *value = n->items[i + 1];
+        const char *k = key->text;
+        if (!strcmp(k, "mode")) {
+            json_t *m = string_value(c, value, "network.mode");
+            if (!m)
+                rc = -1;
+            else if (box_net_mode_parse(json_string_value(m), &mode) < 0)
+                rc = fail(c, value, "network.mode: \"%.100s\" is not a mode: use %s", json_string_value(m),
+                          box_net_mode_choices());
+            else
+                json_object_set(net, "mode", m);
+            json_decref(m);
+            mode_node = value;
+        } else if (!strcmp(k, "allow")) {
+            rc = rules_add(c, value, "allow", k, scratch, json_object_get(net, "rules"));
+        } else if (!strcmp(k, "deny") || !strcmp(k, "block")) {
+            if (deny_key)
+                rc = fail(c, key, "network: deny and block are the same list: use one");
+            deny_key = key;
+            if (rc == 0)
+                rc = rules_add(c, value, "deny", k, scratch, deny);
+        } else if (!strcmp(k, "ports")) {
+            if (value->kind != CFG_SEQ) {
+                rc = fail(c, value, "network.ports: expected a list like [\"8080:80\"], got %s",
+                          is_null(value) ? "no value" : kind_name(value));
+                break;
+            }
+            for (size_t p = 0; p < value->n && rc == 0; p++) {
+                char why[512];
+                char *s = text_of(c, value->items[p], "network.ports entry", NULL);
+                if (!s)
+                    rc = -1;
+                else if (box_config_add_port(scratch, s, why, sizeof(why)) < 0)
+                    rc = fail(c, value->items[p], "network.ports: %s", why);
+                else if (json_array_append_new(json_object_get(net, "ports"), json_string(s)) < 0)
+                    rc = fail(c, value->items[p], "network.ports: not valid UTF-8");
+                free(s);
+            }
+        } else {
+            rc = unknown_key(c, key, "in network", known);
+        }
+    }
+    if (rc == 0)
+        json_array_extend(json_object_get(net, "rules"), deny); /* allow first, then deny: first match wins */
+    if (rc == 0 && mode == NET_MODE_NONE &&
+        (json_array_size(json_object_get(net, "rules")) || json_array_size(json_object_get(net, "ports"))))
+        rc = fail(c, mode_node, "network: mode none has no network: rules and ports need mode public or open");
+    free(scratch);
+    json_decref(deny);
+    if (rc < 0) {
+        json_decref(net);
+        return NULL;
+    }
+    return net;
+}
+
+/* ---- scripts: NAME: "shell text" | [argv...] ---- */
+static json_t *scripts_value(struct ctx *c, const struct cfg_node *n)
+{
+    if (n->kind != CFG_MAP)
+        return fail(c, n, "scripts: expected a mapping (NAME: command), got %s",
+                    is_null(n) ? "no value" : kind_name(n)),
+               NULL;
+    if (n->n / 2 > CONFIG_SCRIPTS_MAX)
+        return fail(c, n, "scripts: more than %u scripts", CONFIG_SCRIPTS_MAX), NULL;
+    json_t *scripts = json_object();
+    int rc = 0;
+    for (size_t i = 0; i + 1 < n->n && rc == 0; i += 2) {
+        const struct cfg_node *key = n->items[i], *value = n->items[i + 1];
+        if (!box_name_valid(key->text)) {
+            rc = fail(c, key, "script name \"%.100s\": use up to %u letters, digits, '.', '_' or '-'", key->text,
+                      BOX_NAME_MAX);
+            break;
+        }
+        char what[128];
+        snprintf(what, sizeof(what), "script %s", key->text);
+        json_t *argv = json_array();
+        if (value->kind == CFG_SEQ) {
+            if (!value->n)
+                rc = fail(c, value, "%s: an empty list (give the program and its arguments)", what);
+            if (value->n > CONFIG_ARGV_MAX)
+                rc = fail(c, value, "%s: more than %u words", what, CONFIG_ARGV_MAX);
+            for (size_t w = 0; w < value->n && rc == 0; w++) {
+                json_t *word = string_value(c, value->items[w], what);
+                rc = word ? json_array_append_new(argv, word) : -1;
+            }
+        } else if (value->kind == CFG_SCALAR) {
+            json_t *text = string_value(c, value, what);
+            if (!text)
+                rc = -1;
+            else if (!json_string_length(text))
+                rc = fail(c, value, "%s: an empty command", what);
+            else {
+                json_array_append_new(argv, json_string("/bin/sh"));
+                json_array_append_new(argv, json_string("-c"));
+                json_array_append(argv, text);
+            }
+            json_decref(text);
+        } else {
+            rc = fail(c, value, "%s: expected a command (text, run by /bin/sh -c) or a list (an argv), got %s", what,
+                      kind_name(value));
+        }
+        if (rc == 0)
+            json_object_set_new(scripts, key->text, argv);
+        else
+            json_decref(argv);
+    }
+    if (rc < 0) {
+        json_decref(scripts);
+        return NULL;
+    }
+    return scripts;
+}
+
+/* ---- one box ---- */
+static const char *const box_keys[] = {"image",   "rootfs", "cpus",      "memory",  "disk",    "env",
+                                       "workdir", "user",   "ephemeral", "network", "scripts", NULL};
+
+static json_t *new_box(const char *name)
+{
+    return json_pack("{s:s, s:n, s:n, s:i, s:i, s:I, s:n, s:n, s:n, s:b, s:n, s:n}", "name", name, "image", "rootfs",
+                     "cpus", 0, "memory_mib", 0, "disk_bytes", (json_int_t)0, "env", "workdir", "user", "ephemeral", 0,
+                     "network", "scripts");
+}
+
+static int box_field(struct ctx *c, json_t *box, const struct cfg_node *key, const struct cfg_node *value)
+{
+    const char *k = key->text;
+    json_t *v = NULL;
+    if (!strcmp(k, "image") || !strcmp(k, "rootfs") || !strcmp(k, "user")) {
+        v = string_value(c, value, k);
+        if (v && !json_string_length(v)) {
+            json_decref(v);
+            return fail(c, value, "%s: empty", k);
+        }
+        if (v && !strcmp(k, "rootfs") && json_string_value(v)[0] != '/' && c->base_dir) {
+            char path[PATH_MAX + 8];
+            if ((size_t)snprintf(path, sizeof(path), "%s/%s", c->base_dir, json_string_value(v)) >= sizeof(path)) {
+                json_decref(v);
+                return fail(c, value, "rootfs: the path is too long");
+            }
+            json_decref(v);
+            v = json_string(path);
+        }
+    } else if (!strcmp(k, "workdir")) {
+        v = string_value(c, value, k);
+        if (v && json_string_value(v)[0] != '/') {
+            fail(c, value, "workdir: \"%.100s\" must be an absolute path in the box", json_string_value(v));
+            json_decref(v);
+            return -1;
+        }
+    } else if (!strcmp(k, "cpus")) {
+        unsigned cpus = 0;
+        if (uint_value(c, value, k, BOX_CPUS_MIN, BOX_CPUS_MAX, &cpus) == 0)
+            v = json_integer(cpus);
+    } else if (!strcmp(k, "memory")) {
+        unsigned mib = 0;
+        if (memory_value(c, value, &mib) == 0)
+            v = json_integer(mib);
+        k = "memory_mib";
+    } else if (!strcmp(k, "disk")) {
+        uint64_t bytes = 0;
+        if (disk_value(c, value, &bytes) == 0)
+            v = json_integer((json_int_t)bytes);
+        k = "disk_bytes";
+    } else if (!strcmp(k, "ephemeral")) {
+        int b = 0;
+        if (bool_value(c, value, k, &b) == 0)
+            v = json_boolean(b);
+    } else if (!strcmp(k, "env")) {
+        v = env_value(c, value);
+    } else if (!strcmp(k, "network")) {
+        v = network_value(c, value);
+    } else if (!strcmp(k, "scripts")) {
+        v = scripts_value(c, value);
+    } else if (!strcmp(k, "secrets") || !strcmp(k, "volumes")) {
+        return fail(c, key, "%s are not supported yet (cocoon does not have them; remove the key)", k);
+    } else {
+        return unknown_key(c, key, "in a box", box_keys);
+    }
+    if (!v)
+        return -1;
+    json_object_set_new(box, k, v);
+    return 0;
+}
+
+static json_t *box_value(struct ctx *c, const struct cfg_node *name, const struct cfg_node *n)
+{
+    if (!box_name_valid(name->text))
+        return fail(c, name,
+                    "box name \"%.100s\": use up to %u letters, digits, '.', '_' or '-', not starting with '.' or '-'",
+                    name->text, BOX_NAME_MAX),
+               NULL;
+    json_t *box = new_box(name->text);
+    if (!box)
+        return fail(c, name, "out of memory"), NULL;
+    int rc = 0;
+    if (n->kind == CFG_MAP) {
+        const struct cfg_node *image = NULL, *rootfs = NULL;
+        for (size_t i = 0; i + 1 < n->n && rc == 0; i += 2) {
+            rc = box_field(c, box, n->items[i], n->items[i + 1]);
+            if (!strcmp(n->items[i]->text, "image"))
+                image = n->items[i];
+            if (!strcmp(n->items[i]->text, "rootfs"))
+                rootfs = n->items[i];
+        }
+        if (rc == 0 && image && rootfs)
+            rc = fail(c, image->line > rootfs->line ? image : rootfs, "box %s: give either image or rootfs, not both",
+                      name->text);
+    } else if (!is_null(n)) { /* "name:" alone: a box with every default */
+        rc = fail(c, n, "box %.100s: expected a mapping of its settings, got %s", name->text, kind_name(n));
+    }
+    char digest[80];
+    if (rc == 0 && config_box_digest(box, digest) < 0)
+        rc = fail(c, name, "out of memory");
+    if (rc < 0) {
+        json_decref(box);
+        return NULL;
+    }
+    json_object_set_new(box, "digest", json_string(digest));
+    return box;
+}
+
+json_t *cfg_normalize(const struct cfg_node *root, const char *file, const char *abs_path, const char *base_dir,
+                      char *err, size_t errlen)
+{
+    static const char *const top_keys[] = {"boxes", "sandboxes", NULL};
+    struct ctx c = {.file = file, .err = err, .errlen = errlen, .budget = CONFIG_EXPANDED_MAX, .base_dir = base_dir};
+    if (!root || is_null(root)) {
+        snprintf(err, errlen, "%s: the file is empty: describe boxes under \"boxes:\" (see docs/config.md)", file);
+        return NULL;
+    }
+    if (root->kind != CFG_MAP)
+        return fail(&c, root, "expected a mapping with \"boxes:\", got %s", kind_name(root)), NULL;
+    const struct cfg_node *boxes = NULL, *boxes_key = NULL;
+    for (size_t i = 0; i + 1 < root->n; i += 2) {
+        const struct cfg_node *key = root->items[i];
+        if (strcmp(key->text, "boxes") && strcmp(key->text, "sandboxes"))
+            return unknown_key(&c, key, "at the top", top_keys), NULL;
+        if (boxes)
+            return fail(&c, key, "boxes and sandboxes are the same list (first at line %u): use one", boxes_key->line),
+                   NULL;
+        boxes = root->items[i + 1];
+        boxes_key = key;
+    }
+    if (!boxes)
+        return fail(&c, root, "no \"boxes:\" in the file"), NULL;
+    if (boxes->kind != CFG_MAP || !boxes->n)
+        return fail(&c, boxes, "%s: expected a mapping of box names to their settings, got %s", boxes_key->text,
+                    boxes->kind == CFG_MAP ? "an empty one"
+                    : is_null(boxes)       ? "no value"
+                                           : kind_name(boxes)),
+               NULL;
+    if (boxes->n / 2 > CONFIG_BOXES_MAX)
+        return fail(&c, boxes, "more than %u boxes in one file", CONFIG_BOXES_MAX), NULL;
+    json_t *list = json_array();
+    for (size_t i = 0; i + 1 < boxes->n; i += 2) {
+        json_t *box = box_value(&c, boxes->items[i], boxes->items[i + 1]);
+        if (!box) {
+            json_decref(list);
+            return NULL;
+        }
+        json_array_append_new(list, box);
+    }
+    return json_pack("{s:s, s:o}", "file", abs_path, "boxes", list);
+}
