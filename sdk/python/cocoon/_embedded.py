@@ -103,7 +103,6 @@ class _Exec(ExecHandle):
         self.sink_error: Optional[BaseException] = None
         self.key = next(_keys)
         self.ptr = c_void_p()
-        self.cmd: Optional[C.Command] = None
         self.opts, self._keep = box._exec_options(req, self.key)
         self.stdin_bytes = req.stdin
         self.waited = False
@@ -172,6 +171,7 @@ class EmbeddedBox(BoxHandle):
         self.workdir: Optional[str] = d.get("workdir")
         self.user: Optional[str] = d.get("user")
         self.lock = threading.RLock()  # lifecycle calls of this handle
+        self._defaults: Optional[Tuple[Dict[str, str], Optional[str], Optional[str]]] = None
 
     # ---- lifecycle ----
     def info(self) -> BoxInfo:
@@ -211,25 +211,42 @@ class EmbeddedBox(BoxHandle):
             self.rt.close()
 
     # ---- exec ----
+    def _image_defaults(self):
+        """(env, cwd, user) the box's image (and its cocoon.yaml, if it came from one)
+        give every command, resolved once by cocoon_box_command (docker's rules; about
+        0.4 ms of database and file reads, too much to pay per exec)."""
+        if self._defaults is None:
+            copts = C.init_struct(C.CommandOptions, self.lib.command_options_init)
+            argv = C.cstr_array(["true"])
+            copts.argv = argv
+            copts.entrypoint = b""
+            cmd = C.Command()
+            err = C.Error()
+            _check(self.lib.box_command(self.ptr, byref(copts), byref(cmd), byref(err)), err)
+            try:
+                env: Dict[str, str] = {}
+                for kv in C.from_cstr_array(cmd.env):
+                    k, _, v = kv.partition("=")
+                    env[k] = v
+                self._defaults = (env, _s(cmd.cwd) if cmd.cwd else None, _s(cmd.user) if cmd.user else None)
+            finally:
+                self.lib.command_free(byref(cmd))
+        return self._defaults
+
     def _exec_options(self, req: ExecRequest, key: int):
-        """The cocoon_exec_options of a request, with the command resolved by docker's
-        rules against the box's image (cocoon_box_command, entrypoint ""), and what
-        must stay alive while it runs."""
-        env = dict(self.env)
+        """The cocoon_exec_options of a request and what must stay alive while it runs.
+        The command runs as given (cocoon_box_command's entrypoint ""); its environment
+        is the image's without the keys the box or the request set, then theirs; cwd and
+        user are the request's, else the box's, else the image's."""
+        img_env, img_cwd, img_user = self._image_defaults()
+        env = dict(img_env)
+        env.update(self.env)
         env.update(req.env)
-        copts = C.init_struct(C.CommandOptions, self.lib.command_options_init)
         argv = C.cstr_array(req.argv)
         envv = C.cstr_array([f"{k}={v}" for k, v in env.items()])
-        copts.argv = argv
-        copts.entrypoint = b""
-        copts.env = envv
-        cwd, user = _b(req.cwd or self.workdir), _b(req.user or self.user)
-        copts.cwd, copts.user = cwd, user
-        cmd = C.Command()
-        err = C.Error()
-        _check(self.lib.box_command(self.ptr, byref(copts), byref(cmd), byref(err)), err)
+        cwd, user = _b(req.cwd or self.workdir or img_cwd), _b(req.user or self.user or img_user)
         o = C.init_struct(C.ExecOptions, self.lib.exec_options_init)
-        o.argv, o.env, o.cwd, o.user = cmd.argv, cmd.env, cmd.cwd, cmd.user
+        o.argv, o.env, o.cwd, o.user = argv, envv, cwd, user
         o.tty = 1 if req.tty else 0
         if req.timeout:
             ms = int(req.timeout * 1000)
@@ -243,17 +260,17 @@ class EmbeddedBox(BoxHandle):
         o.on_stderr = _ON_STDERR
         o.user_data = key
         o.rows, o.cols = req.rows or 0, req.cols or 0
-        return o, [cmd, argv, envv, cwd, user, copts]
+        return o, [argv, envv, cwd, user]
 
     def _free_command(self, keep) -> None:
-        if keep and keep[0] is not None:
-            self.lib.command_free(byref(keep[0]))
-            keep[0] = None
+        keep.clear()
 
     def run(self, req: ExecRequest, on_stdout: Optional[Sink], on_stderr: Optional[Sink]) -> ExitInfo:
         noop: Sink = lambda _b: None  # noqa: E731
         ex = _Exec(self, req, (on_stdout or noop, on_stderr or noop))
         try:
+            if threading.current_thread() is threading.main_thread():
+                return self._run_interruptible(ex, req)
             if req.stdin is None and not req.interactive:
                 # one call: start + wait (the C API's fastest path)
                 _SINKS[ex.key] = ex
@@ -275,6 +292,42 @@ class EmbeddedBox(BoxHandle):
             return ex.wait()
         finally:
             ex.close()
+
+    @staticmethod
+    def _feed_and_wait(ex: "_Exec", req: ExecRequest) -> ExitInfo:
+        if req.stdin is not None or req.interactive:
+            if req.stdin:
+                ex.write(req.stdin)  # delivers output itself while nobody waits: no deadlock
+            ex.close_stdin()
+        return ex.wait()
+
+    def _run_interruptible(self, ex: "_Exec", req: ExecRequest) -> ExitInfo:
+        """run() on the main thread: the wait happens in a helper thread, so Ctrl-C
+        (KeyboardInterrupt, delivered to the main thread only between Python steps)
+        reaches the caller at once; the command is then killed before it propagates."""
+        ex.start()
+        out: List[object] = []
+
+        def wait() -> None:
+            try:
+                out.append(self._feed_and_wait(ex, req))
+            except BaseException as e:  # noqa: BLE001 - re-raised below
+                out.append(e)
+
+        t = threading.Thread(target=wait, name="cocoon-run")
+        t.start()
+        try:
+            t.join()
+        except BaseException:
+            try:
+                ex.signal(9)
+            except CocoonError:
+                pass
+            t.join()
+            raise
+        if isinstance(out[0], BaseException):
+            raise out[0]
+        return out[0]  # type: ignore[return-value]
 
     def exec_start(self, req: ExecRequest, on_stdout: Sink, on_stderr: Sink) -> ExecHandle:
         ex = _Exec(self, req, (on_stdout, on_stderr))

@@ -78,7 +78,7 @@ class Execution:
         self._done = threading.Event()
         sinks = (on_stdout or (lambda b: self._queue.put(OutputChunk("stdout", b))),
                  on_stderr or (lambda b: self._queue.put(OutputChunk("stderr", b))))
-        self._handle: ExecHandle = box._h.exec_start(req, sinks[0], sinks[1])
+        self._handle: ExecHandle = box._need().exec_start(req, sinks[0], sinks[1])
         self._thread = threading.Thread(target=self._pump, name="cocoon-exec", daemon=True)
         self._thread.start()
 
@@ -190,7 +190,7 @@ class Files:
     def read(self, path: str, *, max_bytes: int = _READ_MAX) -> bytes:
         """The bytes of a regular file (a symlink is followed inside the box); a file
         above max_bytes is refused with InvalidArgument."""
-        return self._box._h.read_file(path, max_bytes)
+        return self._box._need().read_file(path, max_bytes)
 
     def read_text(self, path: str, encoding: str = "utf-8", errors: str = "strict", *,
                   max_bytes: int = _READ_MAX) -> str:
@@ -198,62 +198,62 @@ class Files:
 
     def write(self, path: str, data: Union[bytes, bytearray, memoryview, str], *, mode: int = 0o644) -> None:
         """Creates or replaces the file at path with data (text goes as UTF-8)."""
-        self._box._h.write_file(path, _bytes(data) or b"", mode)
+        self._box._need().write_file(path, _bytes(data) or b"", mode)
 
     def write_text(self, path: str, text: str, encoding: str = "utf-8", *, mode: int = 0o644) -> None:
-        self._box._h.write_file(path, text.encode(encoding), mode)
+        self._box._need().write_file(path, text.encode(encoding), mode)
 
     def upload(self, local_path: Union[str, os.PathLike], box_path: str) -> None:
         """Copies a host file or tree into the box like `docker cp`: into box_path under
         its own name when box_path is an existing directory, else as box_path itself.
         Modes, mtimes and symlinks travel; files belong to root in the box."""
-        self._box._h.copy_to(os.fspath(local_path), box_path)
+        self._box._need().copy_to(os.fspath(local_path), box_path)
 
     def download(self, box_path: str, local_path: Union[str, os.PathLike]) -> None:
         """Copies a file or tree out of the box like `docker cp`, with everything the
         guest sends checked (no entry outside the copy, no symlink leading out, no
         setuid bits; see the README's "Files")."""
-        self._box._h.copy_from(box_path, os.fspath(local_path))
+        self._box._need().copy_from(box_path, os.fspath(local_path))
 
     def put_archive(self, box_dir: str, archive: Union[bytes, BinaryIO], *, overwrite: bool = True) -> None:
         """Extracts a plain tar archive (bytes or a readable binary file) into the
         existing directory box_dir, checked on the host first (cocoon_tar_to_box)."""
         reader = io.BytesIO(archive) if isinstance(archive, (bytes, bytearray, memoryview)) else archive
-        self._box._h.put_archive(box_dir, reader, overwrite)
+        self._box._need().put_archive(box_dir, reader, overwrite)
 
     def get_archive(self, box_path: str, writer: Optional[BinaryIO] = None, *, follow: bool = False) -> bytes:
         """A tar archive of box_path (its top entry named after its last component),
         written to writer or returned (cocoon_tar_from_box)."""
         buf = io.BytesIO() if writer is None else writer
-        self._box._h.get_archive(box_path, buf, follow)
+        self._box._need().get_archive(box_path, buf, follow)
         return buf.getvalue() if writer is None else b""  # type: ignore[union-attr]
 
     def stat(self, path: str) -> FileInfo:
         """What is at path (a final symlink is not followed)."""
-        return self._box._h.stat(path)
+        return self._box._need().stat(path)
 
     def exists(self, path: str) -> bool:
         try:
-            self._box._h.stat(path)
+            self._box._need().stat(path)
             return True
         except NotFound:
             return False
 
     def list(self, path: str) -> List[FileInfo]:
         """The entries of a directory, sorted by name."""
-        return self._box._h.listdir(path)
+        return self._box._need().listdir(path)
 
     def mkdir(self, path: str, *, parents: bool = False, mode: int = 0o755) -> None:
         """Makes a directory (parents=True: like mkdir -p, existing ones are fine)."""
-        self._box._h.mkdir(path, mode, parents)
+        self._box._need().mkdir(path, mode, parents)
 
     def remove(self, path: str, *, recursive: bool = False) -> None:
         """Removes a file, symlink or empty directory (recursive=True: like rm -r)."""
-        self._box._h.remove_path(path, recursive)
+        self._box._need().remove_path(path, recursive)
 
     def move(self, src: str, dst: str, *, replace: bool = True) -> None:
         """Renames inside the box (replace=False refuses an existing destination)."""
-        self._box._h.move(src, dst, replace)
+        self._box._need().move(src, dst, replace)
 
 
 class Box:
@@ -287,6 +287,7 @@ class Box:
             "accel": accel, "vmm": vmm, "boot_timeout": boot_timeout}
         self._h: BoxHandle = None  # type: ignore[assignment]
         self._created_here = False
+        self._closed = False
         self.files = Files(self)
         self._finalizer: Optional[weakref.finalize] = None
 
@@ -330,6 +331,7 @@ class Box:
         box._spec = None
         box._h = handle
         box._created_here = False
+        box._closed = False
         box.files = Files(box)
         box._finalizer = weakref.finalize(box, handle.close)
         return box
@@ -352,6 +354,8 @@ class Box:
     def _need(self) -> BoxHandle:
         if self._h is None:
             raise InvalidState("this box was described but not created yet: call start() (or use Box.create)")
+        if self._closed:
+            raise InvalidState(f"box {self._h.id}: this Box was closed or removed; open it again with Box.get")
         return self._h
 
     # ---- identity and state ----
@@ -361,7 +365,9 @@ class Box:
 
     @property
     def id(self) -> str:
-        return self._need().id
+        if self._h is None:
+            raise InvalidState("this box was described but not created yet: call start() (or use Box.create)")
+        return self._h.id
 
     @property
     def name(self) -> Optional[str]:
@@ -391,7 +397,7 @@ class Box:
                 self._cleanup_failed_start()
                 raise
             return self
-        self._h.start()
+        self._need().start()
         return self
 
     def stop(self, timeout: Optional[float] = None) -> None:
@@ -411,6 +417,7 @@ class Box:
     def close(self) -> None:
         """Releases the handle (the box keeps running unless it is ephemeral and this
         process made it: then it stops when the process exits)."""
+        self._closed = True
         if self._finalizer is not None:
             self._finalizer()
 
@@ -423,7 +430,7 @@ class Box:
         """Stops a box this object created (an ephemeral one is thus removed) and
         closes the handle; a box opened with Box.get is only closed."""
         try:
-            if self._created_here and self._h is not None:
+            if self._created_here and self._h is not None and not self._closed:
                 try:
                     self._h.stop(None)
                 except NotFound:

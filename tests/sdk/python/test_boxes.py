@@ -147,3 +147,17 @@ def test_stats_and_logs(box):
     assert s.disk_total > s.disk_used > 0 and s.processes > 0 and s.uptime_seconds > 0
     assert isinstance(box.logs(), str)
     assert box.network_stats().present
+
+
+def test_a_removed_or_closed_box_says_so(client):
+    with cocoon.Box.create(client=client) as box:
+        box.remove()
+        with pytest.raises(cocoon.InvalidState):
+            box.exec(["true"])
+        with pytest.raises(cocoon.InvalidState):
+            box.files.read("/etc/hostname")
+    other = cocoon.Box.create(client=client)
+    other.close()
+    with pytest.raises(cocoon.InvalidState):
+        other.stop()
+    cocoon.Box.get(other.id, client=client).remove()

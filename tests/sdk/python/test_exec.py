@@ -144,3 +144,32 @@ def test_run_code(box):
     assert box.run_code("echo $((2 + 3))", language="shell").stdout == "5\n"
     with pytest.raises(cocoon.InvalidArgument):
         box.run_code("x", language="cobol")
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_an_interrupt_stops_waiting_and_kills_the_command(box):
+    """Ctrl-C (here: SIGINT whose handler raises) during a collected exec reaches the
+    caller while the command runs, and the command is killed: it never gets to its end."""
+    import os
+    import signal
+
+    def handler(signo, frame):
+        raise _Interrupted()
+
+    old = signal.signal(signal.SIGINT, handler)
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    try:
+        timer.start()
+        with pytest.raises(_Interrupted):
+            box.exec(["sh", "-c", "rm -f /tmp/ended; sleep 30; touch /tmp/ended"])
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, old)
+    for _ in range(100):  # the kill travels to the box
+        if not [e for e in box.execs() if "sleep 30" in e.command]:
+            break
+    assert not box.files.exists("/tmp/ended")
+    assert box.exec(["echo", "still fine"]).stdout == "still fine\n"
