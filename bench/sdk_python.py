@@ -16,10 +16,8 @@ Usage: bench/sdk_python.py [--build build] [--rounds 15] [--per-round 20] [--res
 --results replaces the "Python SDK" section of that file.
 """
 import argparse
-import http.client
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,22 +28,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "bench"))
 sys.path.insert(0, os.path.join(REPO, "sdk", "python"))
 
+from serve_bench import UnixHTTP, pct  # noqa: E402 (after the path is set)
+
 TITLE = "## Python SDK (exec `true`: SDK vs C API, remote SDK vs raw REST)"
-
-
-class UnixHTTP(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("localhost")
-        self.unix_path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self.unix_path)
-
-
-def pct(values, q):
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
 def main():

@@ -582,16 +582,22 @@ class EmbeddedTransport(Transport):
             raise from_c(err.code, _s(err.message))
         return EmbeddedBox(rt, ptr)
 
-    def list_boxes(self) -> List[BoxInfo]:
-        out = ctypes.POINTER(C.BoxInfo)()
+    def _c_list(self, call, struct, convert, free) -> list:
+        """The items of a libcocoon call that hands out an array and its count, under
+        the runtime's lock, converted and the array freed."""
+        out = ctypes.POINTER(struct)()
         n = c_size_t()
         err = C.Error()
         with self.rt.lock:
-            _check(self.lib.box_list(self.rt.ptr, byref(out), byref(n), byref(err)), err)
+            _check(call(byref(out), byref(n), byref(err)), err)
         try:
-            return [_box_info(out[i]) for i in range(n.value)]
+            return [convert(out[i]) for i in range(n.value)]
         finally:
-            self.lib.box_list_free(out)
+            free(out)
+
+    def list_boxes(self) -> List[BoxInfo]:
+        return self._c_list(lambda *a: self.lib.box_list(self.rt.ptr, *a), C.BoxInfo, _box_info,
+                            self.lib.box_list_free)
 
     def pull(self, ref: str, insecure: bool, progress: Optional[Callable[[PullProgress], None]]) -> ImageInfo:
         o = C.init_struct(C.PullOptions, self.lib.pull_options_init)
@@ -621,26 +627,12 @@ class EmbeddedTransport(Transport):
         return _image_info(info)
 
     def load(self, path: str) -> List[ImageInfo]:
-        out = ctypes.POINTER(C.ImageInfo)()
-        n = c_size_t()
-        err = C.Error()
-        with self.rt.lock:
-            _check(self.lib.image_load(self.rt.ptr, os.fsencode(path), byref(out), byref(n), byref(err)), err)
-        try:
-            return [_image_info(out[i]) for i in range(n.value)]
-        finally:
-            self.lib.image_list_free(out)
+        return self._c_list(lambda *a: self.lib.image_load(self.rt.ptr, os.fsencode(path), *a), C.ImageInfo,
+                            _image_info, self.lib.image_list_free)
 
     def list_images(self) -> List[ImageInfo]:
-        out = ctypes.POINTER(C.ImageInfo)()
-        n = c_size_t()
-        err = C.Error()
-        with self.rt.lock:
-            _check(self.lib.image_list(self.rt.ptr, byref(out), byref(n), byref(err)), err)
-        try:
-            return [_image_info(out[i]) for i in range(n.value)]
-        finally:
-            self.lib.image_list_free(out)
+        return self._c_list(lambda *a: self.lib.image_list(self.rt.ptr, *a), C.ImageInfo, _image_info,
+                            self.lib.image_list_free)
 
     def get_image(self, ref: str) -> Tuple[ImageInfo, Optional[dict]]:
         import json
@@ -661,18 +653,6 @@ class EmbeddedTransport(Transport):
         err = C.Error()
         with self.rt.lock:
             _check(self.lib.image_remove(self.rt.ptr, ref.encode(), byref(err)), err)
-
-    def load_config(self, path: str) -> str:
-        if not self.lib.has("cocoon_config_load"):
-            raise Unsupported(f"this libcocoon ({self.lib.path}) has no cocoon_config_load: cocoon.yaml needs a newer "
-                              "cocoon")
-        out = c_void_p()
-        err = C.Error()
-        _check(self.lib.config_load(os.fsencode(path), byref(out), byref(err)), err)
-        try:
-            return ctypes.string_at(out).decode()
-        finally:
-            self.lib.free(out)
 
     def close(self) -> None:
         self.rt.close()
