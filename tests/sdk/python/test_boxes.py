@@ -161,3 +161,28 @@ def test_a_removed_or_closed_box_says_so(client):
     with pytest.raises(cocoon.InvalidState):
         other.stop()
     cocoon.Box.get(other.id, client=client).remove()
+
+
+def test_follow_logs_until_the_box_stops(client):
+    box = cocoon.Box.create(client=client)
+    try:
+        follow = box.logs(follow=True)
+        safety = threading.Timer(120, box.stop)  # a marker that never comes ends the follow, not the suite
+        safety.start()
+        box.exec(["sh", "-c", "echo '<2>sdk-marker' > /dev/kmsg"])  # a level the quiet console prints
+        seen = ""
+        for chunk in follow:
+            seen += chunk
+            if "sdk-marker" in seen:
+                break
+        assert "sdk-marker" in seen
+        follow.close()
+        safety.cancel()
+        rest = box.network_log(follow=True)
+        threading.Timer(0.5, box.stop).start()
+        assert isinstance("".join(rest), str)  # ends when the box stops
+    finally:
+        try:
+            box.remove(force=True)
+        except cocoon.CocoonError:
+            pass
