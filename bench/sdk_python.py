@@ -9,7 +9,10 @@ round) so the shared machine's noise hits every variant alike:
                ctypes) on one open Box, in this process;
   rest-raw     POST /v1/boxes/{id}/run {"command":"true"} with a bare http.client on a
                kept-alive unix-socket connection to `cocoon serve`;
-  sdk-remote   cocoon.Box.exec(["true"]) through the remote transport to the same server.
+  sdk-remote   cocoon.Box.exec(["true"]) through the remote transport to the same server;
+  ctypes       cocoon_box_run called through ctypes from this process with the minimal
+               options exec_many uses (no SDK code in the timed part): sdk / ctypes is
+               what the SDK's own code costs, ctypes / capi what a Python process costs.
 Goal: sdk / capi <= 1.1 (medians); sdk-remote / rest-raw is reported beside it.
 
 Usage: bench/sdk_python.py [--build build] [--rounds 15] [--per-round 20] [--results bench/RESULTS.md]
@@ -84,6 +87,23 @@ def main():
                 return out
             return run
 
+        import ctypes
+        from cocoon import _capi as C
+        lib = emb._h.lib
+        raw_opts = C.init_struct(C.ExecOptions, lib.exec_options_init)
+        raw_argv = C.cstr_array(["true"])
+        raw_opts.argv = raw_argv
+
+        def ctypes_raw():
+            out = []
+            for _ in range(args.per_round):
+                st, err = C.ExitStatus(), C.Error()
+                t = time.perf_counter()
+                rc = lib.box_run(emb._h.ptr, ctypes.byref(raw_opts), ctypes.byref(st), ctypes.byref(err))
+                out.append((time.perf_counter() - t) * 1e3)
+                assert rc == 0 and st.exit_code == 0, err.message
+            return out
+
         def rest_raw():
             out = []
             for _ in range(args.per_round):
@@ -95,7 +115,8 @@ def main():
                 assert resp.status == 200 and d["exit_code"] == 0, d
             return out
 
-        variants = {"capi": capi, "sdk": sdk_loop(emb), "rest-raw": rest_raw, "sdk-remote": sdk_loop(rem)}
+        variants = {"capi": capi, "sdk": sdk_loop(emb), "rest-raw": rest_raw, "sdk-remote": sdk_loop(rem),
+                    "ctypes": ctypes_raw}
         names = list(variants)
         for fn in variants.values():  # warm every path once
             fn()
@@ -127,6 +148,7 @@ def main():
         return f"| {k} | {what} | {statistics.median(s):.2f} ({pct(s, .25):.2f}–{pct(s, .75):.2f}) |"
 
     r1, r2 = ratio("sdk", "capi"), ratio("sdk-remote", "rest-raw")
+    r3, r4 = ratio("sdk", "ctypes"), ratio("ctypes", "capi")
     n = args.rounds * args.per_round
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     text = "\n".join([
@@ -139,11 +161,14 @@ def main():
         row("sdk", "`Box.exec([\"true\"])`, embedded transport (ctypes over libcocoon.so)"),
         row("rest-raw", "POST /run with a bare http.client, kept-alive unix socket"),
         row("sdk-remote", "`Box.exec([\"true\"])`, remote transport (same server)"),
+        row("ctypes", "cocoon_box_run through ctypes from the same Python process, exec_many's options"),
         "",
         "| ratio | medians | p25s | per round: median (min–max) | goal |",
         "|---|---|---|---|---|",
         f"| sdk / capi | **{r1[0]:.2f}** | {r1[1]:.2f} | {r1[4]:.2f} ({r1[2]:.2f}–{r1[3]:.2f}) | ≤ 1.1 |",
         f"| sdk-remote / rest-raw | **{r2[0]:.2f}** | {r2[1]:.2f} | {r2[4]:.2f} ({r2[2]:.2f}–{r2[3]:.2f}) | — |",
+        f"| sdk / ctypes (the SDK's code) | {r3[0]:.2f} | {r3[1]:.2f} | {r3[4]:.2f} ({r3[2]:.2f}–{r3[3]:.2f}) | — |",
+        f"| ctypes / capi (a Python process) | {r4[0]:.2f} | {r4[1]:.2f} | {r4[4]:.2f} ({r4[2]:.2f}–{r4[3]:.2f}) | — |",
         "",
         f"Command: `bench/sdk_python.py --build {args.build} --rounds {args.rounds} --per-round {args.per_round} "
         f"--results bench/RESULTS.md`. Date: {when}; load average {load0:.2f} at the start, {load1:.2f} at the end "
