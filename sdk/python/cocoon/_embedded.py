@@ -104,7 +104,10 @@ class _Exec(ExecHandle):
         self.key = next(_keys)
         self.ptr = c_void_p()
         self.opts, self._keep = box._exec_options(req, self.key)
-        self.stdin_bytes = req.stdin
+        if not req.interactive and req.stdin is not None:
+            self.pending_stdin, self.pending_eof = req.stdin, True
+        elif req.interactive and req.stdin:
+            self.pending_stdin = req.stdin
         self.waited = False
         self._freed = False
 

@@ -19,12 +19,13 @@ import urllib.parse
 from datetime import datetime, timezone
 from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple
 
-from ._transport import BoxHandle, ExecHandle, ExecRequest, ExitInfo, Sink, Transport
+from ._transport import BoxHandle, ExecHandle, ExecRequest, ExitInfo, Sink, Transport, feed
 from .errors import CocoonError, ExecError, InvalidArgument, NotFound, ResourceExhausted, Unsupported, from_rest
 from .types import BoxInfo, ExecInfo, FileInfo, ImageInfo, Network, NetworkStats, PullProgress, Stats
 
 RUN_OUTPUT_MAX = 16 << 20  # the server's bound on POST .../run output per stream
 STDIN_CHUNK = 1 << 20  # the server's bound on one POST .../stdin body
+INLINE_STDIN_MAX = 768 << 10  # stdin sent inside an exec request (base64: 1 MiB, the server's bound)
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -220,15 +221,15 @@ class _RemoteExec(ExecHandle):
         self.http = box.http
         self.sinks = sinks
         body = box._exec_body(req)
-        if not req.interactive:
-            body["stdin_base64"] = base64.b64encode(req.stdin or b"").decode()
+        if not req.interactive and len(req.stdin or b"") <= INLINE_STDIN_MAX:
+            body["stdin_base64"] = base64.b64encode(req.stdin or b"").decode()  # then EOF
+        else:  # stdin stays open: feed() sends what there is through the stdin route
+            self.pending_stdin, self.pending_eof = req.stdin or None, not req.interactive
         self.id = self.http.call("POST", f"/boxes/{box.id}/exec", body)["execution_id"]
         self.base = f"/boxes/{box.id}/executions/{self.id}"
         # The output stream is opened now: output waits for it on the server, and the
         # execution is tied to this consumer (it is killed when we go away).
         self.conn, self.resp = self.http.open("GET", self.base + "/output", reuse=False, timeout=None)
-        if req.interactive and req.stdin:
-            self.write(req.stdin)
 
     def write(self, data: bytes) -> None:
         data = bytes(data)
@@ -309,11 +310,11 @@ class RemoteBox(BoxHandle):
         return body
 
     def run(self, req: ExecRequest, on_stdout: Optional[Sink], on_stderr: Optional[Sink]) -> ExitInfo:
-        if req.tty or req.interactive or (req.stdin is not None and len(req.stdin) > (768 << 10)):
+        if req.tty or req.interactive or len(req.stdin or b"") > INLINE_STDIN_MAX:
             noop: Sink = lambda _b: None  # noqa: E731
             ex = _RemoteExec(self, req, (on_stdout or noop, on_stderr or noop))
-            if req.interactive:
-                ex.close_stdin()
+            ex.pending_eof = True
+            feed(ex)
             return ex.wait()
         body = self._exec_body(req)
         if req.stdin:

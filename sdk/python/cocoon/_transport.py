@@ -3,6 +3,7 @@ the public classes. The public API (Box, Execution, Images) is written once agai
 these two small interfaces."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -35,9 +36,13 @@ class ExitInfo:
 
 class ExecHandle:
     """A started command. wait() delivers the output to the sinks given at start and
-    returns its end; it raises ExecError when the command could not start."""
+    returns its end; it raises ExecError when the command could not start.
+    pending_stdin/pending_eof: what feed() must still send (stdin bytes given at start
+    that the transport did not send with the request, and whether to close stdin)."""
 
     id: object
+    pending_stdin: Optional[bytes] = None
+    pending_eof: bool = False
 
     def write(self, data: bytes) -> None:
         raise NotImplementedError
@@ -56,6 +61,28 @@ class ExecHandle:
 
     def close(self) -> None:
         pass
+
+
+def feed(handle: ExecHandle) -> None:
+    """Sends a handle's pending stdin from a thread of its own, so that the command's
+    output is read meanwhile (a command that answers as it reads cannot deadlock). A
+    command that ends before reading it all is not an error."""
+    data, eof = handle.pending_stdin, handle.pending_eof
+    handle.pending_stdin, handle.pending_eof = None, False
+    if not data and not eof:
+        return
+
+    def run() -> None:
+        from .errors import CocoonError
+        try:
+            if data:
+                handle.write(data)
+            if eof:
+                handle.close_stdin()
+        except CocoonError:
+            pass  # the command ended (or the box went) first: wait() says what happened
+
+    threading.Thread(target=run, name="cocoon-stdin", daemon=True).start()
 
 
 class BoxHandle:

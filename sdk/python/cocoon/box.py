@@ -11,7 +11,7 @@ import threading
 import weakref
 from typing import (Any, BinaryIO, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union)
 
-from ._transport import BoxHandle, ExecHandle, ExecRequest, ExitInfo
+from ._transport import BoxHandle, ExecHandle, ExecRequest, ExitInfo, feed
 from .client import Client, default_client
 from .errors import CocoonError, InvalidArgument, InvalidState, NotFound, Timeout
 from .types import (BoxInfo, ExecInfo, ExecResult, FileInfo, Network, NetworkStats, OutputChunk, Stats,
@@ -81,6 +81,7 @@ class Execution:
         self._handle: ExecHandle = box._need().exec_start(req, sinks[0], sinks[1])
         self._thread = threading.Thread(target=self._pump, name="cocoon-exec", daemon=True)
         self._thread.start()
+        feed(self._handle)
 
     def _pump(self) -> None:
         try:

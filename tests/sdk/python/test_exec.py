@@ -1,5 +1,6 @@
 """Commands through the SDK, on both transports: collected results, streams, stdin,
 env/cwd/user, timeouts, a TTY with resize, signals, many commands at once, typed errors."""
+import hashlib
 import threading
 
 import pytest
@@ -30,6 +31,10 @@ def test_stdin_env_cwd_user(box):
     assert box.exec(["tr", "a-z", "A-Z"], stdin="some input\n").stdout == "SOME INPUT\n"
     assert box.exec(["cat"], stdin=b"\x00\x01" * 100000).stdout_bytes == b"\x00\x01" * 100000
     assert box.exec(["cat"]).stdout == ""  # no stdin: EOF at once
+    big = bytes(range(256)) * 12288  # 3 MiB: more than one REST request body may carry
+    assert box.exec(["sha256sum"], stdin=big).stdout.split()[0] == hashlib.sha256(big).hexdigest()
+    ex = box.spawn(["wc", "-c"], stdin=big)
+    assert ex.wait().stdout.strip() == str(len(big))
     r = box.exec(["sh", "-c", "echo $GREETING; pwd; id -u"], env={"GREETING": "hi"}, cwd="/tmp", user="nobody")
     assert r.stdout.split() == ["hi", "/tmp", "65534"]
 
