@@ -234,6 +234,7 @@ test: setup
 	@tests/nested/run.sh
 	@scripts/run-integration build/asan
 	@scripts/test-sdk-js build/asan
+	@scripts/test-sdk-python build
 
 bench: all guest
 	@bench/run

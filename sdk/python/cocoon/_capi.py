@@ -1,0 +1,286 @@
+"""ctypes declarations of libcocoon (include/cocoon.h) and where the library is found.
+Only this file knows the C layouts; _embedded.py uses them."""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import threading
+from ctypes import (CFUNCTYPE, POINTER, Structure, c_char, c_char_p, c_double, c_int, c_long, c_longlong, c_size_t,
+                    c_uint, c_uint64, c_void_p)
+from typing import List, Optional
+
+from .errors import Unsupported
+
+PATH_MAX = 4096
+ERROR_MAX = 2048
+
+STDIN_NONE = -1
+STDIN_API = -2
+START_ATTACHED = 1
+START_DETACHED = 2
+TAR_NO_OVERWRITE = 1
+TAR_FOLLOW = 2
+MKDIR_PARENTS = 1
+REMOVE_RECURSIVE = 1
+MOVE_NO_REPLACE = 1
+
+output_fn = CFUNCTYPE(None, c_void_p, c_void_p, c_size_t)
+pull_progress_fn = CFUNCTYPE(None, c_void_p, c_char_p, c_uint64, c_uint64)
+read_fn = CFUNCTYPE(c_long, c_void_p, c_void_p, c_size_t)
+write_fn = CFUNCTYPE(c_int, c_void_p, c_void_p, c_size_t)
+notice_fn = CFUNCTYPE(None, c_void_p, c_char_p)
+
+
+class Error(Structure):
+    _fields_ = [("code", c_int), ("message", c_char * ERROR_MAX)]
+
+
+class RuntimeOptions(Structure):
+    _fields_ = [("size", c_size_t), ("home", c_char_p), ("share_dir", c_char_p), ("vmm", c_char_p)]
+
+
+class PullOptions(Structure):
+    _fields_ = [("size", c_size_t), ("insecure", c_int), ("quiet", c_int), ("auth_file", c_char_p),
+                ("progress", pull_progress_fn), ("user_data", c_void_p)]
+
+
+class ImageInfo(Structure):
+    _fields_ = [("id", c_char * 512), ("name", c_char * 1024), ("repository", c_char * 1024), ("tag", c_char * 256),
+                ("config_digest", c_char * 128), ("base_path", c_char * PATH_MAX), ("size", c_uint64),
+                ("created", c_longlong), ("boxes", c_uint), ("pulled", c_int)]
+
+
+class CommandOptions(Structure):
+    _fields_ = [("size", c_size_t), ("argv", POINTER(c_char_p)), ("entrypoint", c_char_p),
+                ("env", POINTER(c_char_p)), ("cwd", c_char_p), ("user", c_char_p)]
+
+
+class Command(Structure):
+    _fields_ = [("argv", POINTER(c_char_p)), ("env", POINTER(c_char_p)), ("cwd", c_char_p), ("user", c_char_p)]
+
+
+class BoxOptions(Structure):
+    _fields_ = [("size", c_size_t), ("name", c_char_p), ("image", c_char_p), ("rootfs", c_char_p), ("cpus", c_uint),
+                ("memory_mib", c_uint), ("accel", c_char_p), ("ephemeral", c_int), ("boot_timeout_ms", c_uint),
+                ("kernel", c_char_p), ("initrd", c_char_p), ("disk_size", c_uint64), ("vmm", c_char_p),
+                ("net", c_char_p), ("net_rules", POINTER(c_char_p)), ("net_ports", POINTER(c_char_p))]
+
+
+class BoxInfo(Structure):
+    _fields_ = [("id", c_char * 16), ("name", c_char * 128), ("image", c_char * 512), ("image_id", c_char * 512),
+                ("rootfs", c_char * PATH_MAX), ("status", c_char * 16), ("running", c_int), ("pid", c_int),
+                ("created", c_longlong), ("ephemeral", c_int), ("cpus", c_uint), ("memory_mib", c_uint),
+                ("accel", c_char * 16), ("dir", c_char * PATH_MAX), ("kernel", c_char * PATH_MAX),
+                ("initrd", c_char * PATH_MAX), ("disk_path", c_char * PATH_MAX), ("disk_format", c_char * 16),
+                ("disk_size", c_uint64), ("disk_used", c_uint64), ("ready_ms", c_int), ("boot_ms", c_longlong),
+                ("init_ms", c_longlong)]
+
+
+class ExecOptions(Structure):
+    _fields_ = [("size", c_size_t), ("argv", POINTER(c_char_p)), ("env", POINTER(c_char_p)), ("cwd", c_char_p),
+                ("user", c_char_p), ("tty", c_int), ("timeout_ms", c_uint), ("stdin_fd", c_int),
+                ("stdout_fd", c_int), ("stderr_fd", c_int), ("on_stdout", output_fn), ("on_stderr", output_fn),
+                ("user_data", c_void_p), ("rows", c_uint), ("cols", c_uint)]
+
+
+class ExitStatus(Structure):
+    _fields_ = [("exit_code", c_int), ("signal", c_int), ("timed_out", c_int)]
+
+
+class ExecInfo(Structure):
+    _fields_ = [("id", c_int), ("command", c_char * 1024)]
+
+
+class CopyOptions(Structure):
+    _fields_ = [("size", c_size_t), ("max_bytes", c_uint64), ("max_entries", c_uint64),
+                ("idle_timeout_ms", c_uint), ("timeout_ms", c_uint)]
+
+
+class Stats(Structure):
+    _fields_ = [("cpus", c_uint), ("cpu_seconds", c_double), ("mem_total", c_uint64), ("mem_used", c_uint64),
+                ("mem_available", c_uint64), ("mem_free", c_uint64), ("disk_total", c_uint64),
+                ("disk_used", c_uint64), ("disk_available", c_uint64), ("processes", c_uint),
+                ("uptime_seconds", c_double), ("load1", c_double), ("load5", c_double), ("load15", c_double)]
+
+
+NET_STAT_FIELDS = ["denied_total", "denied_tcp", "denied_udp", "denied_icmp", "denied_dns", "denied_tls",
+                   "tcp_connections", "udp_flows", "dns_queries", "dns_stripped", "frames_in", "frames_out",
+                   "bytes_in", "bytes_out", "dropped_malformed", "dns_truncated", "log_rotations", "reassembled",
+                   "dropped_fragment"]
+
+
+class NetStats(Structure):
+    _fields_ = [("present", c_int)] + [(n, c_uint64) for n in NET_STAT_FIELDS]
+
+
+class FileInfo(Structure):
+    """cocoon_file_info (file operations, /work FILEOPS interface)."""
+    _fields_ = [("name", c_char * 256), ("link_target", c_char * 1024), ("type", c_int), ("mode", c_uint),
+                ("uid", c_uint), ("gid", c_uint), ("size", c_uint64), ("mtime", c_longlong), ("mtime_nsec", c_long)]
+
+
+FILE_TYPES = {1: "file", 2: "directory", 3: "symlink", 4: "other"}
+
+# name: (restype, argtypes); functions missing from an older library are declared
+# only when present (lib.has(name) tells).
+_P = c_void_p
+_E = POINTER(Error)
+_SIGNATURES = {
+    "cocoon_version": (c_char_p, []),
+    "cocoon_runtime_options_init": (None, [POINTER(RuntimeOptions)]),
+    "cocoon_runtime_open": (c_int, [POINTER(RuntimeOptions), POINTER(_P), _E]),
+    "cocoon_runtime_close": (None, [_P]),
+    "cocoon_pull_options_init": (None, [POINTER(PullOptions)]),
+    "cocoon_image_pull": (c_int, [_P, c_char_p, POINTER(PullOptions), POINTER(ImageInfo), _E]),
+    "cocoon_image_load": (c_int, [_P, c_char_p, POINTER(POINTER(ImageInfo)), POINTER(c_size_t), _E]),
+    "cocoon_image_list": (c_int, [_P, POINTER(POINTER(ImageInfo)), POINTER(c_size_t), _E]),
+    "cocoon_image_list_free": (None, [POINTER(ImageInfo)]),
+    "cocoon_image_inspect": (c_int, [_P, c_char_p, POINTER(ImageInfo), POINTER(c_void_p), _E]),
+    "cocoon_image_remove": (c_int, [_P, c_char_p, _E]),
+    "cocoon_command_options_init": (None, [POINTER(CommandOptions)]),
+    "cocoon_box_command": (c_int, [_P, POINTER(CommandOptions), POINTER(Command), _E]),
+    "cocoon_command_free": (None, [POINTER(Command)]),
+    "cocoon_box_options_init": (None, [POINTER(BoxOptions)]),
+    "cocoon_box_create": (c_int, [_P, POINTER(BoxOptions), POINTER(_P), _E]),
+    "cocoon_box_open": (c_int, [_P, c_char_p, POINTER(_P), _E]),
+    "cocoon_box_id": (c_char_p, [_P]),
+    "cocoon_box_name": (c_char_p, [_P]),
+    "cocoon_box_start": (c_int, [_P, _E]),
+    "cocoon_box_start_flags": (c_int, [_P, c_uint, _E]),
+    "cocoon_box_is_running": (c_int, [_P]),
+    "cocoon_box_stop": (c_int, [_P, c_uint, _E]),
+    "cocoon_box_restart": (c_int, [_P, c_uint, _E]),
+    "cocoon_box_remove": (c_int, [_P, c_int, _E]),
+    "cocoon_box_close": (None, [_P]),
+    "cocoon_box_inspect": (c_int, [_P, POINTER(BoxInfo), _E]),
+    "cocoon_box_list": (c_int, [_P, POINTER(POINTER(BoxInfo)), POINTER(c_size_t), _E]),
+    "cocoon_box_list_free": (None, [POINTER(BoxInfo)]),
+    "cocoon_box_logs": (c_int, [_P, c_int, c_int, _E]),
+    "cocoon_exec_options_init": (None, [POINTER(ExecOptions)]),
+    "cocoon_exec_start": (c_int, [_P, POINTER(ExecOptions), POINTER(_P), _E]),
+    "cocoon_exec_write": (c_int, [_P, c_void_p, c_size_t, _E]),
+    "cocoon_exec_close_stdin": (c_int, [_P, _E]),
+    "cocoon_exec_signal": (c_int, [_P, c_int, _E]),
+    "cocoon_exec_resize": (c_int, [_P, c_uint, c_uint, _E]),
+    "cocoon_exec_id": (c_int, [_P]),
+    "cocoon_exec_wait": (c_int, [_P, POINTER(ExitStatus), _E]),
+    "cocoon_exec_free": (None, [_P]),
+    "cocoon_box_run": (c_int, [_P, POINTER(ExecOptions), POINTER(ExitStatus), _E]),
+    "cocoon_box_list_execs": (c_int, [_P, POINTER(POINTER(ExecInfo)), POINTER(c_size_t), _E]),
+    "cocoon_box_signal_exec": (c_int, [_P, c_int, c_int, POINTER(c_size_t), _E]),
+    "cocoon_copy_options_init": (None, [POINTER(CopyOptions)]),
+    "cocoon_copy_to_box": (c_int, [_P, c_char_p, c_char_p, _E]),
+    "cocoon_copy_from_box": (c_int, [_P, c_char_p, c_char_p, _E]),
+    "cocoon_file_write": (c_int, [_P, c_char_p, c_void_p, c_size_t, c_uint, _E]),
+    "cocoon_file_read": (c_int, [_P, c_char_p, POINTER(c_void_p), POINTER(c_size_t), c_size_t, _E]),
+    "cocoon_tar_to_box": (c_int, [_P, c_char_p, read_fn, c_void_p, c_uint, POINTER(CopyOptions), _E]),
+    "cocoon_tar_from_box": (c_int, [_P, c_char_p, write_fn, c_void_p, c_uint, POINTER(CopyOptions), _E]),
+    "cocoon_box_stats": (c_int, [_P, POINTER(Stats), _E]),
+    "cocoon_box_net_stats": (c_int, [_P, POINTER(NetStats), _E]),
+    "cocoon_box_net_logs": (c_int, [_P, c_int, c_int, _E]),
+    # file operations (FILEOPS interface)
+    "cocoon_file_stat": (c_int, [_P, c_char_p, POINTER(FileInfo), _E]),
+    "cocoon_file_list": (c_int, [_P, c_char_p, POINTER(POINTER(FileInfo)), POINTER(c_size_t), _E]),
+    "cocoon_file_list_free": (None, [POINTER(FileInfo)]),
+    "cocoon_file_mkdir": (c_int, [_P, c_char_p, c_uint, c_uint, _E]),
+    "cocoon_file_remove": (c_int, [_P, c_char_p, c_uint, _E]),
+    "cocoon_file_move": (c_int, [_P, c_char_p, c_char_p, c_uint, _E]),
+    # cocoon.yaml (CONFIG interface)
+    "cocoon_config_load": (c_int, [c_char_p, POINTER(c_void_p), _E]),
+    "cocoon_free": (None, [c_void_p]),
+}
+
+
+def candidates() -> List[str]:
+    """Where libcocoon is looked for, in order: $COCOON_LIB, a build tree around this
+    package (sdk/python/cocoon -> build/lib), then the system's loader."""
+    out = []
+    env = os.environ.get("COCOON_LIB")
+    if env:
+        out.append(env)
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(here)))
+    out.append(os.path.join(root, "build", "lib", "libcocoon.so"))
+    out.append("libcocoon.so.0")
+    found = ctypes.util.find_library("cocoon")
+    if found:
+        out.append(found)
+    return out
+
+
+class Lib:
+    """The loaded library with its functions declared."""
+
+    def __init__(self, path: Optional[str] = None):
+        tried = []
+        self.cdll = None
+        for p in [path] if path else candidates():
+            if os.sep in p and not os.path.exists(p):
+                tried.append(f"{p} (missing)")
+                continue
+            try:
+                self.cdll = ctypes.CDLL(p)
+                self.path = p
+                break
+            except OSError as e:
+                tried.append(f"{p} ({e})")
+        if self.cdll is None:
+            raise Unsupported("libcocoon not found: tried " + "; ".join(tried) +
+                              ". Build it (make all) and set COCOON_LIB=/path/to/libcocoon.so, install cocoon "
+                              "(make install), or use the remote transport (cocoon.Client(socket=...)).")
+        self._present = set()
+        for name, (res, args) in _SIGNATURES.items():
+            fn = getattr(self.cdll, name, None)
+            if fn is None:
+                continue
+            fn.restype = res
+            fn.argtypes = args
+            setattr(self, name[len("cocoon_"):], fn)
+            self._present.add(name)
+
+    def has(self, name: str) -> bool:
+        return name in self._present
+
+
+_lib: Optional[Lib] = None
+_lib_lock = threading.Lock()
+
+
+def lib() -> Lib:
+    """The process's libcocoon, loaded on first use."""
+    global _lib
+    with _lib_lock:
+        if _lib is None:
+            _lib = Lib()
+        return _lib
+
+
+def init_struct(cls, init_fn):
+    """An options struct filled by its *_options_init. The buffer is larger than our
+    declaration (a newer library's struct may be bigger and its init writes its own
+    size), and the size is then set to ours: the library reads only fields we know."""
+    buf = ctypes.create_string_buffer(ctypes.sizeof(cls) + 1024)
+    s = cls.from_buffer(buf)
+    init_fn(ctypes.byref(s))
+    s.size = ctypes.sizeof(cls)
+    s._keep = buf  # type: ignore[attr-defined]
+    return s
+
+
+def cstr_array(items) -> "ctypes.Array":
+    """A NULL-terminated char*[] of the given strings (kept alive by the array)."""
+    enc = [s.encode() if isinstance(s, str) else bytes(s) for s in items]
+    arr = (c_char_p * (len(enc) + 1))(*enc, None)
+    return arr
+
+
+def from_cstr_array(ptr) -> List[str]:
+    out = []
+    if not ptr:
+        return out
+    i = 0
+    while ptr[i] is not None:
+        out.append(ptr[i].decode("utf-8", "replace"))
+        i += 1
+    return out

@@ -1,0 +1,664 @@
+"""The embedded transport: libcocoon in this process through ctypes, no server. Each box
+object gets its own runtime and box handle (libcocoon's runtime is not shared between
+threads); exec, file and stats calls run on the box handle from any thread, as the C
+API allows, and every blocking call releases the GIL."""
+from __future__ import annotations
+
+import ctypes
+import itertools
+import os
+import tempfile
+import threading
+from ctypes import byref, c_size_t, c_void_p
+from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple
+
+from . import _capi as C
+from ._transport import BoxHandle, ExecHandle, ExecRequest, ExitInfo, Sink, Transport
+from .errors import CocoonError, ExecError, InvalidArgument, Unsupported, from_c
+from .types import BoxInfo, ExecInfo, FileInfo, ImageInfo, Network, NetworkStats, PullProgress, Stats
+
+
+def _s(b: bytes) -> str:
+    return b.decode("utf-8", "replace")
+
+
+def _b(s: Optional[str]) -> Optional[bytes]:
+    return None if s is None else s.encode()
+
+
+def _check(rc: int, err: C.Error) -> None:
+    if rc < 0:
+        raise from_c(err.code, _s(err.message))
+
+
+# Output of every running exec goes through these two C callbacks; user_data is a key
+# into _SINKS (a Python object cannot be handed to C safely as a pointer).
+_SINKS: Dict[int, "_Exec"] = {}
+_keys = itertools.count(1)
+
+
+def _deliver(key: int, index: int, data: int, length: int) -> None:
+    ex = _SINKS.get(key)
+    if ex is None or length == 0:
+        return
+    try:
+        ex.sinks[index](ctypes.string_at(data, length))
+    except BaseException as e:  # noqa: BLE001 - reported by wait()
+        if ex.sink_error is None:
+            ex.sink_error = e
+
+
+_ON_STDOUT = C.output_fn(lambda user, data, length: _deliver(user or 0, 0, data, length))
+_ON_STDERR = C.output_fn(lambda user, data, length: _deliver(user or 0, 1, data, length))
+
+
+def _box_info(i: C.BoxInfo) -> BoxInfo:
+    return BoxInfo(id=_s(i.id), name=_s(i.name) or None, status=_s(i.status), image=_s(i.image) or _s(i.rootfs),
+                   cpus=i.cpus, memory_mib=i.memory_mib, ephemeral=bool(i.ephemeral), created=str(i.created),
+                   image_id=_s(i.image_id), disk_size=i.disk_size, pid=i.pid or None)
+
+
+def _image_info(i: C.ImageInfo) -> ImageInfo:
+    return ImageInfo(id=_s(i.id), reference=_s(i.name), repository=_s(i.repository), tag=_s(i.tag), size=i.size,
+                     boxes=i.boxes, builtin=not i.pulled)
+
+
+def _file_info(f: C.FileInfo, path: str) -> FileInfo:
+    return FileInfo(name=_s(f.name), path=path, type=C.FILE_TYPES.get(f.type, "other"), mode=f.mode, uid=f.uid,
+                    gid=f.gid, size=f.size, mtime=f.mtime + f.mtime_nsec / 1e9,
+                    link_target=_s(f.link_target) if f.type == 3 else None)
+
+
+def _exit_info(st: C.ExitStatus) -> ExitInfo:
+    if st.signal:
+        return ExitInfo(128 + st.signal, st.signal, bool(st.timed_out))
+    return ExitInfo(st.exit_code, None, bool(st.timed_out))
+
+
+class _Runtime:
+    """A cocoon_runtime with the lock its users take (it holds one database handle)."""
+
+    def __init__(self, lib: C.Lib, home: Optional[str], share_dir: Optional[str], vmm: Optional[str]):
+        self.lib = lib
+        self.lock = threading.RLock()
+        opts = C.init_struct(C.RuntimeOptions, lib.runtime_options_init)
+        self._keep = [_b(home), _b(share_dir), _b(vmm)]
+        opts.home, opts.share_dir, opts.vmm = self._keep
+        ptr = c_void_p()
+        err = C.Error()
+        _check(lib.runtime_open(byref(opts), byref(ptr), byref(err)), err)
+        self.ptr = ptr
+
+    def close(self) -> None:
+        if self.ptr:
+            self.lib.runtime_close(self.ptr)
+            self.ptr = c_void_p()
+
+
+class _Exec(ExecHandle):
+    def __init__(self, box: "EmbeddedBox", req: ExecRequest, sinks: Tuple[Sink, Sink]):
+        self.box = box
+        self.lib = box.lib
+        self.sinks = sinks
+        self.sink_error: Optional[BaseException] = None
+        self.key = next(_keys)
+        self.ptr = c_void_p()
+        self.opts, self._keep = box._exec_options(req, self.key)
+        if not req.interactive and req.stdin is not None:
+            self.pending_stdin, self.pending_eof = req.stdin, True
+        elif req.interactive and req.stdin:
+            self.pending_stdin = req.stdin
+        self.waited = False
+        self._freed = False
+
+    def start(self) -> None:
+        _SINKS[self.key] = self
+        err = C.Error()
+        if self.lib.exec_start(self.box.ptr, byref(self.opts), byref(self.ptr), byref(err)) < 0:
+            _SINKS.pop(self.key, None)
+            raise from_c(err.code, _s(err.message))
+
+    @property
+    def id(self) -> int:  # type: ignore[override]
+        return self.lib.exec_id(self.ptr)
+
+    def write(self, data: bytes) -> None:
+        err = C.Error()
+        data = bytes(data)
+        _check(self.lib.exec_write(self.ptr, data, len(data), byref(err)), err)
+
+    def close_stdin(self) -> None:
+        err = C.Error()
+        _check(self.lib.exec_close_stdin(self.ptr, byref(err)), err)
+
+    def signal(self, signo: int) -> None:
+        err = C.Error()
+        _check(self.lib.exec_signal(self.ptr, int(signo), byref(err)), err)
+
+    def resize(self, rows: int, cols: int) -> None:
+        err = C.Error()
+        _check(self.lib.exec_resize(self.ptr, rows, cols, byref(err)), err)
+
+    def wait(self) -> ExitInfo:
+        st = C.ExitStatus()
+        err = C.Error()
+        try:
+            rc = self.lib.exec_wait(self.ptr, byref(st), byref(err))
+        finally:
+            self.waited = True
+            _SINKS.pop(self.key, None)
+        if rc < 0:
+            raise from_c(err.code, _s(err.message))
+        if self.sink_error is not None:
+            raise self.sink_error
+        return _exit_info(st)
+
+    def close(self) -> None:
+        if self._freed:
+            return
+        self._freed = True
+        _SINKS.pop(self.key, None)
+        if self.ptr:
+            self.lib.exec_free(self.ptr)
+        self.box._free_command(self._keep)
+
+
+class EmbeddedBox(BoxHandle):
+    def __init__(self, rt: _Runtime, ptr: c_void_p, defaults: Optional[dict] = None):
+        self.rt = rt
+        self.lib = rt.lib
+        self.ptr = ptr
+        self.id = _s(self.lib.box_id(ptr))
+        d = defaults or {}
+        self.env: Dict[str, str] = dict(d.get("env") or {})
+        self.workdir: Optional[str] = d.get("workdir")
+        self.user: Optional[str] = d.get("user")
+        self.lock = threading.RLock()  # lifecycle calls of this handle
+        self._defaults: Optional[Tuple[Dict[str, str], Optional[str], Optional[str]]] = None
+
+    # ---- lifecycle ----
+    def info(self) -> BoxInfo:
+        i = C.BoxInfo()
+        err = C.Error()
+        with self.rt.lock:
+            _check(self.lib.box_inspect(self.ptr, byref(i), byref(err)), err)
+        return _box_info(i)
+
+    def start(self) -> None:
+        err = C.Error()
+        with self.lock, self.rt.lock:
+            if self.lib.box_is_running(self.ptr):
+                return
+            _check(self.lib.box_start(self.ptr, byref(err)), err)
+
+    def stop(self, timeout: Optional[float]) -> None:
+        err = C.Error()
+        with self.lock, self.rt.lock:
+            _check(self.lib.box_stop(self.ptr, _stop_ms(timeout), byref(err)), err)
+
+    def restart(self, timeout: Optional[float]) -> None:
+        err = C.Error()
+        with self.lock, self.rt.lock:
+            _check(self.lib.box_restart(self.ptr, _stop_ms(timeout), byref(err)), err)
+
+    def remove(self, force: bool) -> None:
+        err = C.Error()
+        with self.lock, self.rt.lock:
+            _check(self.lib.box_remove(self.ptr, 1 if force else 0, byref(err)), err)
+
+    def close(self) -> None:
+        with self.lock:
+            if self.ptr:
+                self.lib.box_close(self.ptr)
+                self.ptr = c_void_p()
+            self.rt.close()
+
+    # ---- exec ----
+    def _image_defaults(self):
+        """(env, cwd, user) the box's image (and its cocoon.yaml, if it came from one)
+        give every command, resolved once by cocoon_box_command (docker's rules; about
+        0.4 ms of database and file reads, too much to pay per exec)."""
+        if self._defaults is None:
+            copts = C.init_struct(C.CommandOptions, self.lib.command_options_init)
+            argv = C.cstr_array(["true"])
+            copts.argv = argv
+            copts.entrypoint = b""
+            cmd = C.Command()
+            err = C.Error()
+            _check(self.lib.box_command(self.ptr, byref(copts), byref(cmd), byref(err)), err)
+            try:
+                env: Dict[str, str] = {}
+                for kv in C.from_cstr_array(cmd.env):
+                    k, _, v = kv.partition("=")
+                    env[k] = v
+                self._defaults = (env, _s(cmd.cwd) if cmd.cwd else None, _s(cmd.user) if cmd.user else None)
+            finally:
+                self.lib.command_free(byref(cmd))
+        return self._defaults
+
+    def _exec_options(self, req: ExecRequest, key: int):
+        """The cocoon_exec_options of a request and what must stay alive while it runs.
+        The command runs as given (cocoon_box_command's entrypoint ""); its environment
+        is the image's without the keys the box or the request set, then theirs; cwd and
+        user are the request's, else the box's, else the image's."""
+        img_env, img_cwd, img_user = self._image_defaults()
+        env = dict(img_env)
+        env.update(self.env)
+        env.update(req.env)
+        argv = C.cstr_array(req.argv)
+        envv = C.cstr_array([f"{k}={v}" for k, v in env.items()])
+        cwd, user = _b(req.cwd or self.workdir or img_cwd), _b(req.user or self.user or img_user)
+        o = C.init_struct(C.ExecOptions, self.lib.exec_options_init)
+        o.argv, o.env, o.cwd, o.user = argv, envv, cwd, user
+        o.tty = 1 if req.tty else 0
+        if req.timeout:
+            ms = int(req.timeout * 1000)
+            if ms <= 0 or ms > 0xFFFFFFFF:
+                raise InvalidArgument(f"timeout {req.timeout} s: must be above 0 and at most 4294967 s")
+            o.timeout_ms = ms
+        o.stdin_fd = C.STDIN_API if (req.interactive or req.stdin is not None) else C.STDIN_NONE
+        o.stdout_fd = -1
+        o.stderr_fd = -1
+        o.on_stdout = _ON_STDOUT
+        o.on_stderr = _ON_STDERR
+        o.user_data = key
+        o.rows, o.cols = req.rows or 0, req.cols or 0
+        return o, [argv, envv, cwd, user]
+
+    def _free_command(self, keep) -> None:
+        keep.clear()
+
+    def run(self, req: ExecRequest, on_stdout: Optional[Sink], on_stderr: Optional[Sink]) -> ExitInfo:
+        noop: Sink = lambda _b: None  # noqa: E731
+        ex = _Exec(self, req, (on_stdout or noop, on_stderr or noop))
+        try:
+            if threading.current_thread() is threading.main_thread():
+                return self._run_interruptible(ex, req)
+            if req.stdin is None and not req.interactive:
+                # one call: start + wait (the C API's fastest path)
+                _SINKS[ex.key] = ex
+                st = C.ExitStatus()
+                err = C.Error()
+                try:
+                    rc = self.lib.box_run(self.ptr, byref(ex.opts), byref(st), byref(err))
+                finally:
+                    _SINKS.pop(ex.key, None)
+                if rc < 0:
+                    raise from_c(err.code, _s(err.message))
+                if ex.sink_error is not None:
+                    raise ex.sink_error
+                return _exit_info(st)
+            ex.start()
+            if req.stdin:
+                ex.write(req.stdin)  # delivers output itself while nobody waits: no deadlock
+            ex.close_stdin()
+            return ex.wait()
+        finally:
+            ex.close()
+
+    @staticmethod
+    def _feed_and_wait(ex: "_Exec", req: ExecRequest) -> ExitInfo:
+        if req.stdin is not None or req.interactive:
+            if req.stdin:
+                ex.write(req.stdin)  # delivers output itself while nobody waits: no deadlock
+            ex.close_stdin()
+        return ex.wait()
+
+    def _run_interruptible(self, ex: "_Exec", req: ExecRequest) -> ExitInfo:
+        """run() on the main thread: the wait happens in a helper thread, so Ctrl-C
+        (KeyboardInterrupt, delivered to the main thread only between Python steps)
+        reaches the caller at once; the command is then killed before it propagates."""
+        ex.start()
+        out: List[object] = []
+
+        def wait() -> None:
+            try:
+                out.append(self._feed_and_wait(ex, req))
+            except BaseException as e:  # noqa: BLE001 - re-raised below
+                out.append(e)
+
+        t = threading.Thread(target=wait, name="cocoon-run")
+        t.start()
+        try:
+            t.join()
+        except BaseException:
+            try:
+                ex.signal(9)
+            except CocoonError:
+                pass
+            t.join()
+            raise
+        if isinstance(out[0], BaseException):
+            raise out[0]
+        return out[0]  # type: ignore[return-value]
+
+    def exec_start(self, req: ExecRequest, on_stdout: Sink, on_stderr: Sink) -> ExecHandle:
+        ex = _Exec(self, req, (on_stdout, on_stderr))
+        try:
+            ex.start()
+        except BaseException:
+            ex.close()
+            raise
+        return ex
+
+    def list_execs(self) -> List[ExecInfo]:
+        out = ctypes.POINTER(C.ExecInfo)()
+        n = c_size_t()
+        err = C.Error()
+        _check(self.lib.box_list_execs(self.ptr, byref(out), byref(n), byref(err)), err)
+        try:
+            return [ExecInfo(out[i].id, _s(out[i].command)) for i in range(n.value)]
+        finally:
+            _libc_free(out)
+
+    def signal_exec(self, exec_id: int, signo: int) -> int:
+        n = c_size_t()
+        err = C.Error()
+        _check(self.lib.box_signal_exec(self.ptr, exec_id, signo, byref(n), byref(err)), err)
+        return n.value
+
+    # ---- files ----
+    def read_file(self, path: str, max_bytes: int) -> bytes:
+        data = c_void_p()
+        n = c_size_t()
+        err = C.Error()
+        _check(self.lib.file_read(self.ptr, path.encode(), byref(data), byref(n), max_bytes, byref(err)), err)
+        try:
+            return ctypes.string_at(data, n.value)
+        finally:
+            _libc_free(data)
+
+    def write_file(self, path: str, data: bytes, mode: int) -> None:
+        err = C.Error()
+        data = bytes(data)
+        _check(self.lib.file_write(self.ptr, path.encode(), data, len(data), mode, byref(err)), err)
+
+    def put_archive(self, box_dir: str, reader: BinaryIO, overwrite: bool) -> None:
+        failure: List[BaseException] = []
+
+        def read(_user, buf, cap):
+            try:
+                chunk = reader.read(cap)
+            except BaseException as e:  # noqa: BLE001
+                failure.append(e)
+                return -1
+            if chunk:
+                ctypes.memmove(buf, chunk, len(chunk))
+            return len(chunk)
+
+        cb = C.read_fn(read)
+        err = C.Error()
+        rc = self.lib.tar_to_box(self.ptr, box_dir.encode(), cb, None, 0 if overwrite else C.TAR_NO_OVERWRITE, None,
+                                 byref(err))
+        if failure:
+            raise failure[0]
+        _check(rc, err)
+
+    def get_archive(self, path: str, writer: BinaryIO, follow: bool) -> None:
+        failure: List[BaseException] = []
+
+        def write(_user, data, length):
+            try:
+                writer.write(ctypes.string_at(data, length))
+                return 0
+            except BaseException as e:  # noqa: BLE001
+                failure.append(e)
+                return -1
+
+        cb = C.write_fn(write)
+        err = C.Error()
+        rc = self.lib.tar_from_box(self.ptr, path.encode(), cb, None, C.TAR_FOLLOW if follow else 0, None,
+                                   byref(err))
+        if failure:
+            raise failure[0]
+        _check(rc, err)
+
+    def copy_to(self, host_path: str, box_path: str) -> None:
+        err = C.Error()
+        _check(self.lib.copy_to_box(self.ptr, os.fsencode(host_path), box_path.encode(), byref(err)), err)
+
+    def copy_from(self, box_path: str, host_path: str) -> None:
+        err = C.Error()
+        _check(self.lib.copy_from_box(self.ptr, box_path.encode(), os.fsencode(host_path), byref(err)), err)
+
+    def _need(self, name: str) -> None:
+        if not self.lib.has(name):
+            raise Unsupported(f"this libcocoon ({self.lib.path}) has no {name}: file operations need a newer cocoon")
+
+    def stat(self, path: str) -> FileInfo:
+        self._need("cocoon_file_stat")
+        f = C.FileInfo()
+        err = C.Error()
+        _check(self.lib.file_stat(self.ptr, path.encode(), byref(f), byref(err)), err)
+        return _file_info(f, path)
+
+    def listdir(self, path: str) -> List[FileInfo]:
+        self._need("cocoon_file_list")
+        out = ctypes.POINTER(C.FileInfo)()
+        n = c_size_t()
+        err = C.Error()
+        _check(self.lib.file_list(self.ptr, path.encode(), byref(out), byref(n), byref(err)), err)
+        try:
+            base = path.rstrip("/")
+            return [_file_info(out[i], base + "/" + _s(out[i].name)) for i in range(n.value)]
+        finally:
+            self.lib.file_list_free(out)
+
+    def mkdir(self, path: str, mode: int, parents: bool) -> None:
+        self._need("cocoon_file_mkdir")
+        err = C.Error()
+        _check(self.lib.file_mkdir(self.ptr, path.encode(), mode, C.MKDIR_PARENTS if parents else 0, byref(err)),
+               err)
+
+    def remove_path(self, path: str, recursive: bool) -> None:
+        self._need("cocoon_file_remove")
+        err = C.Error()
+        _check(self.lib.file_remove(self.ptr, path.encode(), C.REMOVE_RECURSIVE if recursive else 0, byref(err)), err)
+
+    def move(self, src: str, dst: str, replace: bool) -> None:
+        self._need("cocoon_file_move")
+        err = C.Error()
+        _check(self.lib.file_move(self.ptr, src.encode(), dst.encode(), 0 if replace else C.MOVE_NO_REPLACE,
+                                  byref(err)), err)
+
+    # ---- observation ----
+    def stats(self) -> Stats:
+        s = C.Stats()
+        err = C.Error()
+        _check(self.lib.box_stats(self.ptr, byref(s), byref(err)), err)
+        return Stats(memory_used=s.mem_used, memory_total=s.mem_total, disk_used=s.disk_used,
+                     disk_total=s.disk_total, processes=s.processes, uptime_seconds=s.uptime_seconds, load1=s.load1,
+                     cpus=s.cpus, cpu_seconds=s.cpu_seconds, memory_available=s.mem_available,
+                     disk_available=s.disk_available, load5=s.load5, load15=s.load15)
+
+    def net_stats(self) -> NetworkStats:
+        s = C.NetStats()
+        err = C.Error()
+        _check(self.lib.box_net_stats(self.ptr, byref(s), byref(err)), err)
+        d = {n: getattr(s, n) for n in C.NET_STAT_FIELDS}
+        d["present"] = s.present
+        return NetworkStats.from_dict(d)
+
+    def logs(self, follow: bool, network: bool) -> Iterator[bytes]:
+        fn = self.lib.box_net_logs if network else self.lib.box_logs
+        if not follow:
+            with tempfile.TemporaryFile() as f:
+                err = C.Error()
+                with self.rt.lock:
+                    _check(fn(self.ptr, f.fileno(), 0, byref(err)), err)
+                f.seek(0)
+                data = f.read()
+            return iter([data] if data else [])
+        return _follow(fn, self.ptr)
+
+
+def _follow(fn, ptr) -> Iterator[bytes]:
+    """Chunks a log-copying call writes to a pipe from a thread, until it returns (the
+    box stopped). Leaving the loop early closes the pipe: the call then fails with EPIPE
+    and its thread ends."""
+    rfd, wfd = os.pipe()
+    result: List[CocoonError] = []
+
+    def pump():
+        err = C.Error()
+        try:
+            if fn(ptr, wfd, 1, byref(err)) < 0 and "pipe" not in _s(err.message).lower():
+                result.append(from_c(err.code, _s(err.message)))
+        finally:
+            os.close(wfd)
+
+    t = threading.Thread(target=pump, name="cocoon-logs", daemon=True)
+    t.start()
+    try:
+        while True:
+            chunk = os.read(rfd, 65536)
+            if not chunk:
+                break
+            yield chunk
+    finally:
+        os.close(rfd)
+    t.join()
+    if result:
+        raise result[0]
+
+
+_libc = ctypes.CDLL(None)
+_libc.free.argtypes = [c_void_p]
+_libc.free.restype = None
+
+
+def _libc_free(p) -> None:
+    _libc.free(p)
+
+
+def _stop_ms(timeout: Optional[float]) -> int:
+    if timeout is None:
+        return 0
+    return max(1, int(timeout * 1000))
+
+
+class EmbeddedTransport(Transport):
+    kind = "embedded"
+
+    def __init__(self, home: Optional[str] = None, share_dir: Optional[str] = None, vmm: Optional[str] = None,
+                 lib_path: Optional[str] = None):
+        self.lib = C.Lib(lib_path) if lib_path else C.lib()
+        self.home, self.share_dir, self.vmm = home, share_dir, vmm
+        self.rt = _Runtime(self.lib, home, share_dir, vmm)
+
+    def _new_runtime(self) -> _Runtime:
+        return _Runtime(self.lib, self.home, self.share_dir, self.vmm)
+
+    def create_box(self, spec: dict) -> EmbeddedBox:
+        net: Network = spec.get("network") or Network()
+        o = C.init_struct(C.BoxOptions, self.lib.box_options_init)
+        keep = [_b(spec.get("name")), _b(spec.get("image")), _b(spec.get("rootfs")), _b(spec.get("accel")),
+                _b(spec.get("vmm")), _b(net.mode)]
+        o.name, o.image, o.rootfs, o.accel, o.vmm, o.net = keep
+        o.cpus = spec.get("cpus") or 0
+        o.memory_mib = spec.get("memory_mib") or 0
+        o.disk_size = spec.get("disk_bytes") or 0
+        o.ephemeral = 1 if spec.get("ephemeral") else 0
+        if spec.get("boot_timeout"):
+            o.boot_timeout_ms = int(spec["boot_timeout"] * 1000)
+        rules, ports = net.all_rules(), list(net.ports)
+        if rules:
+            keep.append(C.cstr_array(rules))
+            o.net_rules = keep[-1]
+        if ports:
+            keep.append(C.cstr_array(ports))
+            o.net_ports = keep[-1]
+        rt = self._new_runtime()
+        ptr = c_void_p()
+        err = C.Error()
+        if self.lib.box_create(rt.ptr, byref(o), byref(ptr), byref(err)) < 0:
+            rt.close()
+            raise from_c(err.code, _s(err.message))
+        return EmbeddedBox(rt, ptr, spec)
+
+    def open_box(self, id_or_name: str) -> EmbeddedBox:
+        rt = self._new_runtime()
+        ptr = c_void_p()
+        err = C.Error()
+        if self.lib.box_open(rt.ptr, id_or_name.encode(), byref(ptr), byref(err)) < 0:
+            rt.close()
+            raise from_c(err.code, _s(err.message))
+        return EmbeddedBox(rt, ptr)
+
+    def _c_list(self, call, struct, convert, free) -> list:
+        """The items of a libcocoon call that hands out an array and its count, under
+        the runtime's lock, converted and the array freed."""
+        out = ctypes.POINTER(struct)()
+        n = c_size_t()
+        err = C.Error()
+        with self.rt.lock:
+            _check(call(byref(out), byref(n), byref(err)), err)
+        try:
+            return [convert(out[i]) for i in range(n.value)]
+        finally:
+            free(out)
+
+    def list_boxes(self) -> List[BoxInfo]:
+        return self._c_list(lambda *a: self.lib.box_list(self.rt.ptr, *a), C.BoxInfo, _box_info,
+                            self.lib.box_list_free)
+
+    def pull(self, ref: str, insecure: bool, progress: Optional[Callable[[PullProgress], None]]) -> ImageInfo:
+        o = C.init_struct(C.PullOptions, self.lib.pull_options_init)
+        o.insecure = 1 if insecure else 0
+        failure: List[BaseException] = []
+
+        def on_progress(_user, layer, done, total):
+            if progress is None or failure:
+                return
+            try:
+                progress(PullProgress(_s(layer or b""), done, total))
+            except BaseException as e:  # noqa: BLE001
+                failure.append(e)
+
+        cb = C.pull_progress_fn(on_progress)
+        if progress is not None:
+            o.progress = cb
+        else:
+            o.quiet = 1
+        info = C.ImageInfo()
+        err = C.Error()
+        with self.rt.lock:
+            rc = self.lib.image_pull(self.rt.ptr, ref.encode(), byref(o), byref(info), byref(err))
+        _check(rc, err)
+        if failure:
+            raise failure[0]
+        return _image_info(info)
+
+    def load(self, path: str) -> List[ImageInfo]:
+        return self._c_list(lambda *a: self.lib.image_load(self.rt.ptr, os.fsencode(path), *a), C.ImageInfo,
+                            _image_info, self.lib.image_list_free)
+
+    def list_images(self) -> List[ImageInfo]:
+        return self._c_list(lambda *a: self.lib.image_list(self.rt.ptr, *a), C.ImageInfo, _image_info,
+                            self.lib.image_list_free)
+
+    def get_image(self, ref: str) -> Tuple[ImageInfo, Optional[dict]]:
+        import json
+        info = C.ImageInfo()
+        cfg = c_void_p()
+        err = C.Error()
+        with self.rt.lock:
+            _check(self.lib.image_inspect(self.rt.ptr, ref.encode(), byref(info), byref(cfg), byref(err)), err)
+        config = None
+        if cfg:
+            try:
+                config = json.loads(ctypes.string_at(cfg).decode())
+            finally:
+                _libc_free(cfg)
+        return _image_info(info), config
+
+    def remove_image(self, ref: str) -> None:
+        err = C.Error()
+        with self.rt.lock:
+            _check(self.lib.image_remove(self.rt.ptr, ref.encode(), byref(err)), err)
+
+    def close(self) -> None:
+        self.rt.close()
+
+
+__all__ = ["EmbeddedTransport", "EmbeddedBox", "ExecError"]
