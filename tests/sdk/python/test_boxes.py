@@ -45,7 +45,7 @@ def test_lifecycle_of_a_kept_box(client):
         cocoon.Box.get(name, client=client)
 
 
-def test_ephemeral_box_goes_away_and_peer_style(client):
+def test_ephemeral_box_goes_away_and_peer_style_is_kept(client):
     with cocoon.Box.create(client=client, ephemeral=True) as box:
         box_id = box.id
         assert box.info().ephemeral
@@ -59,6 +59,9 @@ def test_ephemeral_box_goes_away_and_peer_style(client):
     assert box.run("echo hi from $(nproc) cpus").stdout == "hi from 2 cpus\n"
     box_id = box.id
     box.stop()
+    kept = cocoon.Box.get(box_id, client=client)  # kept by default, as the CLI's boxes
+    assert kept.status == "stopped" and not kept.info().ephemeral
+    kept.remove()
     with pytest.raises(cocoon.NotFound):
         cocoon.Box.get(box_id, client=client)
 
