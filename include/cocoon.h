@@ -317,6 +317,34 @@ int cocoon_box_inspect(cocoon_box *box, cocoon_box_info *info, cocoon_error *err
 /* Every box of the runtime, oldest first. Free with cocoon_box_list_free. */
 int cocoon_box_list(cocoon_runtime *rt, cocoon_box_info **out, size_t *count, cocoon_error *err);
 void cocoon_box_list_free(cocoon_box_info *list);
+/* ---- the main process ----
+ * A box may have a main process: started detached by the box's monitor each time the
+ * box boots, its stdout/stderr kept on the host (DIR/main.log, rotated above 4 MiB:
+ * at most about 8 MiB per box). When it ends, its exit code and time are recorded and
+ * the box stops, unless its restart policy runs it again: "no" (the default),
+ * "on-failure" or "on-failure:N" (at most N restarts), "always", "unless-stopped".
+ * Restarts wait 1 s, doubling to at most 60 s while the process keeps ending within
+ * 10 s of its start. A box stopped by the user is not restarted. */
+/* Sets (cmd, usually from cocoon_box_command) or, with cmd NULL, removes the box's
+ * main process; it takes effect at the box's next start. */
+int cocoon_box_set_main(cocoon_box *box, const cocoon_command *cmd, const char *restart, cocoon_error *err);
+typedef struct cocoon_main_status {
+    size_t size;               /* sizeof(cocoon_main_status): set by cocoon_main_status_init */
+    int present;               /* the box has a main process (the rest is empty without one) */
+    char command[256];         /* argv joined by spaces, clipped */
+    char restart[32];          /* the policy: "no", "on-failure:3", "always", "unless-stopped" */
+    char state[16];            /* "" (never started), starting, running, restarting, exited, stopped */
+    int pid;                   /* in the guest, while running */
+    int exit_code;             /* of the last run: its code, 128+N for signal N, -1 unknown */
+    int signal;                /* the signal that ended the last run, else 0 */
+    char error[256];           /* why the last run could not start ("" when it did) */
+    long long started_at;      /* unix time of the last start, 0 never */
+    long long finished_at;     /* unix time of the last end, 0 while running */
+    long long next_restart_ms; /* while restarting: unix time in ms of the next try */
+    unsigned restarts;         /* restarts in the current or last boot */
+} cocoon_main_status;
+void cocoon_main_status_init(cocoon_main_status *st);
+int cocoon_box_main_status(cocoon_box *box, cocoon_main_status *st, cocoon_error *err);
 /* Copies the box's console log (kernel and agent lines of the current or last boot) to
  * fd. With follow, keeps copying until the box stops. */
 int cocoon_box_logs(cocoon_box *box, int fd, int follow, cocoon_error *err);

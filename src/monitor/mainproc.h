@@ -1,0 +1,33 @@
+/* The box's main process, supervised by its monitor: started once the guest is ready,
+ * its output kept in DIR/main.log (rotated), its end recorded in DIR/main.state.json,
+ * restarted per its policy with back-off, or else the box stops (docs/internals.md,
+ * "Main process"). */
+#ifndef COCOON_MONITOR_MAINPROC_H
+#define COCOON_MONITOR_MAINPROC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/proto.h"
+
+/* Above this main.log becomes main.log.1: at most about twice this per box.
+ * COCOON_MAIN_LOG_MAX=BYTES in the monitor's environment changes it. */
+#define MAIN_LOG_DEFAULT_BYTES (4u * 1024 * 1024)
+#define MAIN_LOG_MIN_BYTES 4096u
+/* A line longer than this is logged in pieces of this size. */
+#define MAIN_LOG_LINE_MAX 16384u
+
+struct vmm;
+/* Reads DIR/main.json (none: no main process) and opens main.log; before the jail. */
+int mainproc_open(struct vmm *v, char *err, size_t cap);
+/* The guest is ready, or the back-off is over: the main process starts. */
+void mainproc_start(struct vmm *v);
+/* 1 when the box has a main process. */
+int mainproc_present(const struct vmm *v);
+/* A frame of the main process's stream (mux.c routes them here). */
+void mainproc_on_frame(struct vmm *v, uint32_t stream, const struct proto_header *h, const uint8_t *p);
+/* The monitor exits: a main process still running (or waiting to restart) is
+ * recorded as stopped; the log is closed. */
+void mainproc_close(struct vmm *v);
+
+#endif
