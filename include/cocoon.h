@@ -344,6 +344,19 @@ typedef struct cocoon_main_status {
     unsigned restarts;         /* restarts in the current or last boot */
 } cocoon_main_status;
 void cocoon_main_status_init(cocoon_main_status *st);
+/* The main process's output, kept in DIR/main.log with the time of each line. */
+typedef struct cocoon_logs_options {
+    size_t size;    /* sizeof(cocoon_logs_options): set by cocoon_logs_options_init */
+    int follow;     /* keep copying what comes until the box stops */
+    long long tail; /* only the last N lines; -1 (the default): all that is kept */
+    int timestamps; /* each line starts with its time (RFC 3339, UTC, microseconds) and a space */
+} cocoon_logs_options;
+void cocoon_logs_options_init(cocoon_logs_options *opts);
+/* Its stdout lines go to stdout_fd, its stderr lines to stderr_fd (may be the same fd);
+ * a box without a main process has no such output (nothing is copied). */
+int cocoon_box_main_logs(cocoon_box *box, int stdout_fd, int stderr_fd, const cocoon_logs_options *opts,
+                         cocoon_error *err);
+
 int cocoon_box_main_status(cocoon_box *box, cocoon_main_status *st, cocoon_error *err);
 /* Copies the box's console log (kernel and agent lines of the current or last boot) to
  * fd. With follow, keeps copying until the box stops. */

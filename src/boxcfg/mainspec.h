@@ -13,6 +13,8 @@
 #define MAIN_ARGV_MAX 4096u
 #define MAIN_ENV_MAX 4096u
 #define MAIN_RETRIES_MAX 1000000u
+/* main.log: a line of output longer than this is logged in pieces of this size. */
+#define MAIN_LOG_LINE_MAX 16384u
 
 /* Back-off between restarts: 1 s doubling to at most 60 s; a run of at least 10 s
  * resets it (a service that ran for a while and crashed is retried at once-ish). */

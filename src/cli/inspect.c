@@ -312,48 +312,80 @@ int cmd_inspect(int argc, char **argv)
 }
 
 struct logs_args {
-    int net, follow;
+    int net, console, follow;
+    cocoon_logs_options main;
 };
 
 static int print_logs(cocoon_box *box, int i, void *arg)
 {
+    (void)i;
     const struct logs_args *a = arg;
     cocoon_error err;
     fflush(stdout);
-    if ((a->net ? cocoon_box_net_logs(box, 1, a->follow, &err) : cocoon_box_logs(box, 1, a->follow, &err)) < 0)
-        return cli_fail(&err);
-    return 0;
+    cocoon_main_status m;
+    main_status_of(NULL, box, NULL, &m);
+    int rc;
+    if (a->net)
+        rc = cocoon_box_net_logs(box, 1, a->follow, &err);
+    else if (!a->console && m.present)
+        rc = cocoon_box_main_logs(box, 1, 2, &a->main, &err);
+    else if (a->main.tail >= 0 || a->main.timestamps)
+        return cli_usage_error("logs", m.present ? "--tail and --timestamps apply to the main process's output"
+                                                 : "this box has no main process: --tail and --timestamps apply "
+                                                   "to a main process's output");
+    else
+        rc = cocoon_box_logs(box, 1, a->follow, &err);
+    return rc < 0 ? cli_fail(&err) : 0;
 }
 
 int cmd_logs(int argc, char **argv)
 {
+    enum { OPT_CONSOLE = 256, OPT_TAIL, OPT_TIMESTAMPS, OPT_NET };
     static const struct option lo[] = {{"help", no_argument, NULL, 'h'},
                                        {"follow", no_argument, NULL, 'f'},
-                                       {"net", no_argument, NULL, 'n'},
+                                       {"net", no_argument, NULL, OPT_NET},
+                                       {"console", no_argument, NULL, OPT_CONSOLE},
+                                       {"tail", required_argument, NULL, OPT_TAIL},
+                                       {"timestamps", no_argument, NULL, OPT_TIMESTAMPS},
                                        {NULL, 0, NULL, 0}};
-    struct logs_args a = {0, 0};
+    struct logs_args a = {0};
+    cocoon_logs_options_init(&a.main);
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+hf", lo, NULL)) != -1) {
-        if (c == 'h') {
-            fputs("usage: cocoon logs [-f] [--net] BOX\n\nPrints the box's console: kernel messages and agent lines of "
-                  "its current or last boot. -f, --follow: keep printing until the box stops.\n"
-                  "--net: the network log instead: every denied connection or DNS query, with the rule\n"
-                  "that denied it.\n",
+    unsigned tail;
+    while ((c = getopt_long(argc, argv, "+hfn:t", lo, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            fputs("usage: cocoon logs [-f] [--tail N] [-t] [--console | --net] BOX\n\n"
+                  "Prints what the box's main process (`cocoon run -d`) wrote, stdout to stdout and\n"
+                  "stderr to stderr, across its restarts and the box's boots (kept on the host, the\n"
+                  "newest 4 to 8 MiB). A box without a main process shows its console instead.\n"
+                  "  -f, --follow      keep printing until the box stops\n"
+                  "  -n, --tail N      only the last N lines\n"
+                  "  -t, --timestamps  each line with its time (UTC)\n"
+                  "  --console         the console: kernel messages and agent lines of the current or\n"
+                  "                    last boot\n"
+                  "  --net             the network log: every denied connection or DNS query, with the\n"
+                  "                    rule that denied it\n",
                   stdout);
             return 0;
+        case 'f': a.follow = a.main.follow = 1; break;
+        case OPT_CONSOLE: a.console = 1; break;
+        case 't':
+        case OPT_TIMESTAMPS: a.main.timestamps = 1; break;
+        case OPT_NET: a.net = 1; break;
+        case 'n':
+        case OPT_TAIL:
+            if (cli_parse_uint(optarg, "--tail", 0, 1u << 30, &tail) < 0)
+                return CLI_EXIT_RUNTIME;
+            a.main.tail = tail;
+            break;
+        default: return cli_usage_error("logs", "unknown option");
         }
-        if (c == 'f') {
-            a.follow = 1;
-            continue;
-        }
-        if (c == 'n') {
-            a.net = 1;
-            continue;
-        }
-        return cli_usage_error("logs", "unknown option");
     }
+    if (a.net && a.console)
+        return cli_usage_error("logs", "--console or --net, not both");
     if (optind + 1 != argc)
         return cli_usage_error("logs", optind >= argc ? "which box?" : "one box at a time");
     return cli_each_box(argv + optind, 1, print_logs, &a);

@@ -212,6 +212,19 @@ void lib_stop_reason(const cocoon_box *box, char *out, size_t cap);
 /* A log rotated from path to old: old, then path, copied to out; then, while more(arg)
  * says so, what is appended to path, across rotations. 0 ok, 1 out went away, -1 error. */
 int lib_rotating_copy(const char *path, const char *old, int out, int (*more)(void *), void *arg);
+/* The same through a sink: put gets each piece read (non-zero: stop, the reader went
+ * away); watch_fd is polled while following to notice a reader that left. */
+struct lib_log_sink {
+    int (*put)(void *arg, const char *buf, size_t n);
+    void *arg;
+    int watch_fd;
+};
+int lib_rotating_read(const char *path, const char *old, const struct lib_log_sink *sink, int (*more)(void *),
+                      void *arg);
+/* more() for a box's logs: 1 while the box runs (box is a cocoon_box *). */
+int lib_box_running_cb(void *box);
+/* Writes all of n bytes: 0, or 1 when the fd no longer takes them. */
+int lib_write_all(int fd, const void *data, size_t n);
 
 /* A private control connection carrying one stream (files.c, stats.c): transfers and
  * stats do not share the box handle's pump, so they run beside execs on any thread. */
