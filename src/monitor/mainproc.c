@@ -1,5 +1,5 @@
 /* The main process of a box (mainproc.h): the monitor opens it as an exec of its own
- * (mux_open_own), writes what it prints to main.log as timestamped lines, records each
+ * (mux_open_own), writes what it prints to main.log as timestamped lines (outlog.c), records each
  * start and end in main.state.json, and on its end either restarts it after a back-off
  * (the monitor's timer, free while the box runs) or stops the box. */
 #include "monitor/mainproc.h"
@@ -14,31 +14,19 @@
 #include "boxcfg/mainspec.h"
 #include "monitor/monitor.h"
 #include "monitor/mux.h"
+#include "monitor/outlog.h"
 #include "util/log.h"
-#include "util/rotlog.h"
 #include "util/util.h"
 
 struct mainproc {
     struct main_spec spec;
-    struct rotlog log;
+    struct outlog log;
     int log_open;
     struct main_state st;
     uint32_t stream;       /* the agent's stream id while it runs, else 0 */
     uint64_t started_ns;   /* CLOCK_MONOTONIC at the last start */
     unsigned quick_deaths; /* ends in a row that came before MAIN_BACKOFF_RESET_MS */
-    char line[2][MAIN_LOG_LINE_MAX];
-    size_t line_len[2];
 };
-
-static uint64_t main_log_max_bytes(void)
-{
-    const char *e = getenv("COCOON_MAIN_LOG_MAX");
-    char *end;
-    unsigned long long v = e && *e ? strtoull(e, &end, 10) : 0;
-    if (!v || *end)
-        return MAIN_LOG_DEFAULT_BYTES;
-    return v < MAIN_LOG_MIN_BYTES ? MAIN_LOG_MIN_BYTES : v;
-}
 
 int mainproc_present(const struct vmm *v) { return v->main != NULL; }
 
@@ -64,7 +52,7 @@ int mainproc_open(struct vmm *v, char *err, size_t cap)
     mp->st.exit_code = -1;
     snprintf(mp->st.state, sizeof(mp->st.state), "starting");
     /* Kept across boots, as docker keeps a container's log: `logs` shows earlier runs. */
-    if (rotlog_open(&mp->log, v->dirfd, "main.log", main_log_max_bytes(), 0) < 0) {
+    if (outlog_open(&mp->log, v->dirfd, "main.log", 0) < 0) {
         snprintf(err, cap, "cannot open %s/main.log: %s", v->box_dir, strerror(errno));
         main_spec_free(&mp->spec);
         free(mp);
@@ -80,49 +68,6 @@ static void save_state(struct vmm *v)
 {
     if (main_state_write(v->dirfd, &v->main->st) < 0)
         vmm_log("cannot write main.state.json: %s", strerror(errno));
-}
-
-/* One record of main.log: "2026-12-03T14:40:00.123456Z stdout TEXT\n". */
-static void log_record(struct mainproc *mp, int err_stream, const char *text, size_t n)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    char head[64];
-    int hn =
-        snprintf(head, sizeof(head), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ %s ", tm.tm_year + 1900, tm.tm_mon + 1,
-                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000, err_stream ? "stderr" : "stdout");
-    char *rec = malloc((size_t)hn + n + 1);
-    if (!rec)
-        return;
-    memcpy(rec, head, (size_t)hn);
-    memcpy(rec + hn, text, n);
-    rec[(size_t)hn + n] = '\n';
-    rotlog_write(&mp->log, rec, (size_t)hn + n + 1); /* one write: a record is never split by a rotation */
-    free(rec);
-}
-
-static void log_output(struct mainproc *mp, int s, const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] == '\n' || mp->line_len[s] == sizeof(mp->line[s])) {
-            log_record(mp, s, mp->line[s], mp->line_len[s]);
-            mp->line_len[s] = 0;
-            if (p[i] == '\n')
-                continue;
-        }
-        mp->line[s][mp->line_len[s]++] = (char)p[i];
-    }
-}
-
-static void log_flush(struct mainproc *mp)
-{
-    for (int s = 0; s < 2; s++)
-        if (mp->line_len[s]) {
-            log_record(mp, s, mp->line[s], mp->line_len[s]);
-            mp->line_len[s] = 0;
-        }
 }
 
 void mainproc_start(struct vmm *v)
@@ -180,7 +125,7 @@ static void ended(struct vmm *v, int code, int sig, const char *error)
 {
     struct mainproc *mp = v->main;
     mp->stream = 0;
-    log_flush(mp);
+    outlog_flush(&mp->log);
     mp->st.exit_code = code;
     mp->st.signal = sig;
     mp->st.pid = 0;
@@ -188,7 +133,7 @@ static void ended(struct vmm *v, int code, int sig, const char *error)
     snprintf(mp->st.error, sizeof(mp->st.error), "%s", error ? error : "");
     snprintf(mp->st.state, sizeof(mp->st.state), "exited");
     if (error)
-        log_record(mp, 1, error, strlen(error));
+        outlog_note(&mp->log, error);
     vmm_log("main process: exited with %s %d%s%s", sig ? "signal" : "code", sig ? sig : code, error ? ": " : "",
             error ? error : "");
     if (v->state != ST_RUNNING) { /* the box is stopping: nothing restarts */
@@ -226,7 +171,7 @@ void mainproc_on_frame(struct vmm *v, uint32_t stream, const struct proto_header
         save_state(v);
         break;
     case PROTO_STDOUT:
-    case PROTO_STDERR: log_output(mp, h->type == PROTO_STDERR, p, h->len); break;
+    case PROTO_STDERR: outlog_write(&mp->log, h->type == PROTO_STDERR, p, h->len); break;
     case PROTO_EXIT:
         if (proto_decode_exit(p, h->len, &ex) == PROTO_OK)
             ended(v, ex.signal ? 128 + (int)ex.signal : ex.code, (int)ex.signal, NULL);
@@ -251,7 +196,6 @@ void mainproc_close(struct vmm *v)
     struct mainproc *mp = v->main;
     if (!mp)
         return;
-    log_flush(mp);
     if (strcmp(mp->st.state, "exited")) { /* still running, or waiting for its restart */
         snprintf(mp->st.state, sizeof(mp->st.state), "stopped");
         mp->st.pid = 0;
@@ -260,7 +204,7 @@ void mainproc_close(struct vmm *v)
         save_state(v);
     }
     if (mp->log_open)
-        rotlog_close(&mp->log);
+        outlog_close(&mp->log);
     main_spec_free(&mp->spec);
     free(mp);
     v->main = NULL;

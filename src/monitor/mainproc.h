@@ -11,10 +11,6 @@
 #include "boxcfg/mainspec.h"
 #include "proto/proto.h"
 
-/* Above this main.log becomes main.log.1: at most about twice this per box.
- * COCOON_MAIN_LOG_MAX=BYTES in the monitor's environment changes it. */
-#define MAIN_LOG_DEFAULT_BYTES (4u * 1024 * 1024)
-#define MAIN_LOG_MIN_BYTES 4096u
 
 struct vmm;
 /* Reads DIR/main.json (none: no main process) and opens main.log; before the jail. */
