@@ -416,6 +416,14 @@ typedef struct cocoon_exit_status {
 } cocoon_exit_status;
 
 int cocoon_exec_start(cocoon_box *box, const cocoon_exec_options *opts, cocoon_exec **out, cocoon_error *err);
+/* A detached exec: the box's monitor runs argv (with env, cwd, user and timeout_ms of
+ * opts; stdin closed, no terminal) and keeps its output, so it outlives the caller. *id
+ * is its id, its pid in the guest (cocoon_box_signal_exec, cocoon_box_list_execs).
+ * Its output (same bounds as a main process's) and its end stay until the box's next
+ * start, for the newest 64; at most 64 run at once. */
+int cocoon_exec_detached(cocoon_box *box, const cocoon_exec_options *opts, int *id, cocoon_error *err);
+int cocoon_box_exec_logs(cocoon_box *box, int id, int stdout_fd, int stderr_fd, const cocoon_logs_options *opts,
+                         cocoon_error *err);
 int cocoon_exec_write(cocoon_exec *ex, const void *data, size_t len, cocoon_error *err);
 int cocoon_exec_close_stdin(cocoon_exec *ex, cocoon_error *err);
 /* Sends signal signo (1..64) to the command's whole process group in the guest. */

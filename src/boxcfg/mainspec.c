@@ -268,6 +268,11 @@ int main_spec_write(int dirfd, const struct main_spec *s, char *err, size_t cap)
 
 int main_state_write(int dirfd, const struct main_state *st)
 {
+    return main_state_write_as(dirfd, "main.state.json", st);
+}
+
+int main_state_write_as(int dirfd, const char *name, const struct main_state *st)
+{
     json_t *o = json_pack("{s:s, s:i, s:i, s:i, s:s, s:I, s:I, s:I, s:i}", "state", st->state, "pid", st->pid,
                           "exit_code", st->exit_code, "signal", st->signal, "error", st->error, "started_at",
                           (json_int_t)st->started_at, "finished_at", (json_int_t)st->finished_at, "next_restart_ms",
@@ -278,7 +283,7 @@ int main_state_write(int dirfd, const struct main_state *st)
         errno = ENOMEM;
         return -1;
     }
-    int rc = write_at(dirfd, "main.state.json", text, strlen(text));
+    int rc = write_at(dirfd, name, text, strlen(text));
     free(text);
     return rc;
 }
@@ -325,13 +330,18 @@ int main_state_parse(const char *text, size_t len, struct main_state *st, char *
 
 int main_state_read(int dirfd, struct main_state *st, char *err, size_t cap)
 {
+    return main_state_read_as(dirfd, "main.state.json", st, err, cap);
+}
+
+int main_state_read_as(int dirfd, const char *name, struct main_state *st, char *err, size_t cap)
+{
     size_t len;
-    char *text = read_at(dirfd, "main.state.json", MAIN_STATE_FILE_MAX, &len);
+    char *text = read_at(dirfd, name, MAIN_STATE_FILE_MAX, &len);
     if (!text) {
         memset(st, 0, sizeof(*st));
         if (errno == ENOENT)
             return 0;
-        snprintf(err, cap, "cannot read main.state.json: %s", strerror(errno));
+        snprintf(err, cap, "cannot read %s: %s", name, strerror(errno));
         return -1;
     }
     int rc = main_state_parse(text, len, st, err, cap);

@@ -64,8 +64,11 @@ struct main_state {
 };
 /* "main.state.json": written by rename, so a reader never sees half of it. */
 int main_state_write(int dirfd, const struct main_state *st);
+/* The same record under another name (a detached exec's execs/<pid>.json). */
+int main_state_write_as(int dirfd, const char *name, const struct main_state *st);
 /* 1 read, 0 absent, -1 damaged (message in err). */
 int main_state_parse(const char *text, size_t len, struct main_state *st, char *err, size_t cap);
 int main_state_read(int dirfd, struct main_state *st, char *err, size_t cap);
+int main_state_read_as(int dirfd, const char *name, struct main_state *st, char *err, size_t cap);
 
 #endif

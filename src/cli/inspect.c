@@ -312,7 +312,7 @@ int cmd_inspect(int argc, char **argv)
 }
 
 struct logs_args {
-    int net, console, follow;
+    int net, console, follow, exec_id;
     cocoon_logs_options main;
 };
 
@@ -327,6 +327,8 @@ static int print_logs(cocoon_box *box, int i, void *arg)
     int rc;
     if (a->net)
         rc = cocoon_box_net_logs(box, 1, a->follow, &err);
+    else if (a->exec_id)
+        rc = cocoon_box_exec_logs(box, a->exec_id, 1, 2, &a->main, &err);
     else if (!a->console && m.present)
         rc = cocoon_box_main_logs(box, 1, 2, &a->main, &err);
     else if (a->main.tail >= 0 || a->main.timestamps)
@@ -340,13 +342,14 @@ static int print_logs(cocoon_box *box, int i, void *arg)
 
 int cmd_logs(int argc, char **argv)
 {
-    enum { OPT_CONSOLE = 256, OPT_TAIL, OPT_TIMESTAMPS, OPT_NET };
+    enum { OPT_CONSOLE = 256, OPT_TAIL, OPT_TIMESTAMPS, OPT_NET, OPT_EXEC };
     static const struct option lo[] = {{"help", no_argument, NULL, 'h'},
                                        {"follow", no_argument, NULL, 'f'},
                                        {"net", no_argument, NULL, OPT_NET},
                                        {"console", no_argument, NULL, OPT_CONSOLE},
                                        {"tail", required_argument, NULL, OPT_TAIL},
                                        {"timestamps", no_argument, NULL, OPT_TIMESTAMPS},
+                                       {"exec", required_argument, NULL, OPT_EXEC},
                                        {NULL, 0, NULL, 0}};
     struct logs_args a = {0};
     cocoon_logs_options_init(&a.main);
@@ -367,7 +370,8 @@ int cmd_logs(int argc, char **argv)
                   "  --console         the console: kernel messages and agent lines of the current or\n"
                   "                    last boot\n"
                   "  --net             the network log: every denied connection or DNS query, with the\n"
-                  "                    rule that denied it\n",
+                  "                    rule that denied it\n"
+                  "  --exec ID         the output of a detached exec (`cocoon exec -d`)\n",
                   stdout);
             return 0;
         case 'f': a.follow = a.main.follow = 1; break;
@@ -375,6 +379,11 @@ int cmd_logs(int argc, char **argv)
         case 't':
         case OPT_TIMESTAMPS: a.main.timestamps = 1; break;
         case OPT_NET: a.net = 1; break;
+        case OPT_EXEC:
+            if (cli_parse_uint(optarg, "--exec", 2, 1u << 30, &tail) < 0)
+                return CLI_EXIT_RUNTIME;
+            a.exec_id = (int)tail;
+            break;
         case 'n':
         case OPT_TAIL:
             if (cli_parse_uint(optarg, "--tail", 0, 1u << 30, &tail) < 0)
@@ -384,8 +393,8 @@ int cmd_logs(int argc, char **argv)
         default: return cli_usage_error("logs", "unknown option");
         }
     }
-    if (a.net && a.console)
-        return cli_usage_error("logs", "--console or --net, not both");
+    if (a.net + a.console + (a.exec_id > 0) > 1)
+        return cli_usage_error("logs", "one of --console, --net and --exec");
     if (optind + 1 != argc)
         return cli_usage_error("logs", optind >= argc ? "which box?" : "one box at a time");
     return cli_each_box(argv + optind, 1, print_logs, &a);

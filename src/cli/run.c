@@ -123,6 +123,9 @@ static const char exec_help[] = "usage: cocoon exec [OPTIONS] BOX [--] CMD [ARG.
                                 "at once. stdin is forwarded when it is not a terminal, or with -i.\n"
                                 "\n"
                                 "  --env K=V, --workdir DIR, --user U, --timeout S  (as for `cocoon run`)\n"
+                                "  -d, --detach      the box runs CMD without us: prints its id (its pid in the\n"
+                                "                    box) and returns; see `cocoon logs --exec ID BOX`,\n"
+                                "                    `cocoon kill --exec ID BOX`\n"
                                 "  -i, --interactive forward stdin even when it is a terminal\n"
                                 "  -t, --tty         give CMD a terminal; with -i our terminal is raw meanwhile\n"
                                 "                    (keys, Ctrl-C included, go to CMD; window size follows)\n"
@@ -193,7 +196,7 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
                 cli_error("unknown or incomplete option %s (see `cocoon %s --help`)", argv[optind - 1], argv[0]);
             return -1;
         }
-        if (k != KIND_RUN && is_run_only(c)) {
+        if (k != KIND_RUN && is_run_only(c) && !(k == KIND_EXEC && c == 'd')) {
             cli_error("%s applies to `cocoon run` only", argv[optind - 1]);
             return -1;
         }
@@ -564,10 +567,31 @@ int cmd_create(int argc, char **argv)
     return 0;
 }
 
+/* `exec -d`: the box's monitor runs the command and keeps its output; its id is printed. */
+static int exec_detached(cocoon_box *box, const struct cli_cmd *c)
+{
+    cocoon_exec_options o;
+    cocoon_exec_options_init(&o);
+    o.argv = c->argv;
+    o.env = c->env;
+    o.cwd = c->workdir;
+    o.user = c->user;
+    o.timeout_ms = c->timeout_ms;
+    int id;
+    cocoon_error err;
+    if (cocoon_exec_detached(box, &o, &id, &err) < 0)
+        return cli_fail(&err);
+    printf("%d\n", id);
+    return 0;
+}
+
 static int exec_in(cocoon_box *box, int i, void *parsed)
 {
+    (void)i;
     struct parsed *p = parsed;
-    return apply_image_config(box, p, 0) < 0 ? CLI_EXIT_RUNTIME : cli_exec_in_box(box, &p->cmd);
+    if (apply_image_config(box, p, 0) < 0)
+        return CLI_EXIT_RUNTIME;
+    return p->detach ? exec_detached(box, &p->cmd) : cli_exec_in_box(box, &p->cmd);
 }
 
 int cmd_exec(int argc, char **argv)
@@ -593,6 +617,12 @@ int cmd_exec(int argc, char **argv)
         return CLI_EXIT_RUNTIME;
     }
     set_command(&p, argc, argv, at);
+    if (p.detach && (p.cmd.tty || p.cmd.interactive)) {
+        cli_error("%s does not apply to a detached exec (-d): it has no stdin and no terminal",
+                  p.cmd.tty ? "-t" : "-i");
+        parsed_free(&p);
+        return CLI_EXIT_RUNTIME;
+    }
     cli_signals_init();
     int code = cli_each_box(&name, 1, exec_in, &p);
     parsed_free(&p);

@@ -223,6 +223,12 @@ int lib_rotating_read(const char *path, const char *old, const struct lib_log_si
                       void *arg);
 /* more() for a box's logs: 1 while the box runs (box is a cocoon_box *). */
 int lib_box_running_cb(void *box);
+/* An exec's options checked against the protocol's bounds; their counts. */
+int lib_exec_validate(const cocoon_exec_options *o, size_t *argc, size_t *envc, cocoon_error *err);
+/* The output of a command the monitor ran (main.log, execs/<id>.log: name relative to
+ * the box directory), as cocoon_box_main_logs gives it. */
+int lib_cmd_logs(cocoon_box *box, const char *name, int stdout_fd, int stderr_fd, const cocoon_logs_options *opts,
+                 cocoon_error *err);
 /* Writes all of n bytes: 0, or 1 when the fd no longer takes them. */
 int lib_write_all(int fd, const void *data, size_t n);
 

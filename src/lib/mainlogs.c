@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "boxcfg/mainspec.h"
+#include "util/util.h"
 
 /* A record is at most a line of MAIN_LOG_LINE_MAX plus its head; a longer line (a
  * damaged file) is passed on in pieces. */
@@ -82,12 +83,33 @@ int cocoon_box_main_logs(cocoon_box *box, int stdout_fd, int stderr_fd, const co
     lib_err_clear(err);
     if (!box)
         return lib_err(err, COCOON_E_INVALID, "cocoon_box_main_logs: NULL box");
+    return lib_cmd_logs(box, "main.log", stdout_fd, stderr_fd, opts, err);
+}
+
+int cocoon_box_exec_logs(cocoon_box *box, int id, int stdout_fd, int stderr_fd, const cocoon_logs_options *opts,
+                         cocoon_error *err)
+{
+    lib_err_clear(err);
+    if (!box)
+        return lib_err(err, COCOON_E_INVALID, "cocoon_box_exec_logs: NULL box");
+    char name[48];
+    snprintf(name, sizeof(name), "execs/%d.log", id);
+    char path[LIB_PATH_MAX];
+    if (id <= 0 || lib_path(path, sizeof(path), "%s/execs/%d.json", box->dir, id) < 0 || !util_file_exists(path))
+        return lib_err(err, COCOON_E_NOT_FOUND,
+                       "box %s: no detached exec %d (their output is kept until the box's next start)", box->id, id);
+    return lib_cmd_logs(box, name, stdout_fd, stderr_fd, opts, err);
+}
+
+int lib_cmd_logs(cocoon_box *box, const char *name, int stdout_fd, int stderr_fd, const cocoon_logs_options *opts,
+                 cocoon_error *err)
+{
     cocoon_logs_options o;
     if (LIB_OPTIONS(cocoon_logs_options, o, opts, err) < 0)
         return -1;
     char path[LIB_PATH_MAX], old[LIB_PATH_MAX];
-    if (lib_path(path, sizeof(path), "%s/main.log", box->dir) < 0 ||
-        lib_path(old, sizeof(old), "%s/main.log.1", box->dir) < 0)
+    if (lib_path(path, sizeof(path), "%s/%s", box->dir, name) < 0 ||
+        lib_path(old, sizeof(old), "%s/%s.1", box->dir, name) < 0)
         return lib_err(err, COCOON_E_INVALID, "box path too long");
     struct reader *r = calloc(1, sizeof(*r));
     if (!r)

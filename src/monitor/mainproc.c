@@ -155,11 +155,11 @@ static void ended(struct vmm *v, int code, int sig, const char *error)
     vmm_arm_timer(v, delay);
 }
 
-void mainproc_on_frame(struct vmm *v, uint32_t stream, const struct proto_header *h, const uint8_t *p)
+int mainproc_on_frame(struct vmm *v, uint32_t stream, const struct proto_header *h, const uint8_t *p)
 {
     struct mainproc *mp = v->main;
     if (!mp || stream != mp->stream)
-        return;
+        return 0;
     struct proto_started st;
     struct proto_exit ex;
     struct proto_error_msg em;
@@ -189,6 +189,7 @@ void mainproc_on_frame(struct vmm *v, uint32_t stream, const struct proto_header
         break;
     default: break;
     }
+    return 1;
 }
 
 void mainproc_close(struct vmm *v)

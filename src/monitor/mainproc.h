@@ -11,7 +11,6 @@
 #include "boxcfg/mainspec.h"
 #include "proto/proto.h"
 
-
 struct vmm;
 /* Reads DIR/main.json (none: no main process) and opens main.log; before the jail. */
 int mainproc_open(struct vmm *v, char *err, size_t cap);
@@ -19,8 +18,9 @@ int mainproc_open(struct vmm *v, char *err, size_t cap);
 void mainproc_start(struct vmm *v);
 /* 1 when the box has a main process. */
 int mainproc_present(const struct vmm *v);
-/* A frame of the main process's stream (mux.c routes them here). */
-void mainproc_on_frame(struct vmm *v, uint32_t stream, const struct proto_header *h, const uint8_t *p);
+/* A frame of an exec the monitor runs (mux.c routes them here): 1 when it was the
+ * main process's. */
+int mainproc_on_frame(struct vmm *v, uint32_t stream, const struct proto_header *h, const uint8_t *p);
 /* The monitor exits: a main process still running (or waiting to restart) is
  * recorded as stopped; the log is closed. */
 void mainproc_close(struct vmm *v);

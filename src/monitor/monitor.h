@@ -38,6 +38,7 @@ enum vmm_state { ST_BOOTING, ST_RUNNING, ST_STOPPING, ST_DONE, ST_COUNT };
 struct mux;
 struct console_log;
 struct mainproc;
+struct detached_set;
 
 struct vmm {
     struct box_config cfg;
@@ -78,10 +79,11 @@ struct vmm {
     int signals_seen;
 
     struct mux *mux;
-    struct net_glue *net;        /* NULL without networking (net_glue.c) */
-    struct console_log *console; /* the guest's serial console (console_log.c) */
-    struct mainproc *main;       /* the box's main process, NULL without one (mainproc.c) */
-    struct proto_writer agent_w; /* scratch for frames the monitor itself sends */
+    struct net_glue *net;          /* NULL without networking (net_glue.c) */
+    struct console_log *console;   /* the guest's serial console (console_log.c) */
+    struct mainproc *main;         /* the box's main process, NULL without one (mainproc.c) */
+    struct detached_set *detached; /* detached execs (detached.c) */
+    struct proto_writer agent_w;   /* scratch for frames the monitor itself sends */
 };
 
 /* loop.c */

@@ -17,6 +17,7 @@
 
 #include "proto/conn.h"
 #include "util/log.h"
+#include "monitor/detached.h"
 #include "monitor/mainproc.h"
 #include "monitor/monitor.h"
 
@@ -353,6 +354,8 @@ static int client_execs(struct mux *m, struct client *c, long target, uint32_t s
     return rc;
 }
 
+static int client_exec_detached(struct mux *m, struct client *c, const uint8_t *p, uint32_t n);
+
 static int client_session_frame(struct mux *m, struct client *c, const struct proto_header *h, const uint8_t *p)
 {
     uint32_t mode, timeout_ms, pid, signo;
@@ -363,6 +366,7 @@ static int client_session_frame(struct mux *m, struct client *c, const struct pr
             return client_error(m, c, 0, EINVAL, "malformed VMM_SIGNAL_EXEC"), FRAME_MALFORMED;
         return client_execs(m, c, pid, signo);
     case PROTO_PING: return client_ping(m, c, p, h->len);
+    case PROTO_VMM_EXEC_DETACHED: return client_exec_detached(m, c, p, h->len);
     case PROTO_SHUTDOWN:
         if (proto_decode_shutdown(p, h->len, &mode, &timeout_ms) != PROTO_OK)
             return client_error(m, c, 0, EINVAL, "malformed SHUTDOWN"), FRAME_MALFORMED;
@@ -688,7 +692,42 @@ static void own_frame(struct mux *m, int i, const struct proto_header *h, const 
     int last = h->type == PROTO_EXIT || (h->type == PROTO_ERROR && !r->started);
     if (last)
         route_remove(m, i);
-    mainproc_on_frame(m->v, agent_id, h, p);
+    if (!mainproc_on_frame(m->v, agent_id, h, p))
+        detached_on_frame(m->v, agent_id, h, p);
+}
+
+void mux_send_to(struct mux *m, uint64_t serial, const void *frame, size_t len)
+{
+    for (int i = 0; i < m->nclients; i++)
+        if (m->clients[i]->serial == serial) {
+            struct client *c = m->clients[i];
+            if (len == 0 || proto_conn_send(&c->conn, frame, len) < 0)
+                client_drop(m, c, "it does not read its answers (queue full)");
+            else
+                client_update_events(m, c);
+            return;
+        }
+}
+
+/* VMM_EXEC_DETACHED: the monitor runs the command itself; the client is answered once
+ * it started (detached.c). */
+static int client_exec_detached(struct mux *m, struct client *c, const uint8_t *p, uint32_t n)
+{
+    if (m->v->state != ST_RUNNING)
+        return client_error(m, c, 0, ESHUTDOWN, "the box is stopping");
+    struct proto_exec ex;
+    int rc = proto_decode_exec(p, n, &ex);
+    if (rc != PROTO_OK) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "malformed VMM_EXEC_DETACHED: %s", proto_strerror(rc));
+        client_error(m, c, 0, EINVAL, msg);
+        return FRAME_MALFORMED;
+    }
+    int code = 0;
+    char msg[160];
+    rc = detached_start(m->v, c->serial, &ex, &code, msg, sizeof(msg));
+    proto_exec_free(&ex);
+    return rc < 0 ? client_error(m, c, 0, code, msg) : 0;
 }
 
 uint32_t mux_open_own(struct mux *m, const struct proto_exec *ex)

@@ -44,9 +44,9 @@ enum proto_type {
     /* control socket only (client <-> cocoon-vmm, never forwarded to the guest) */
     PROTO_VMM_HELLO =
         32, /* vmm->client on connect: VERSION, BACKEND, ACCEL, BOX_ID, BOOT_NS, INIT_NS, READY_MS, KERNEL */
-    PROTO_VMM_LIST_EXECS = 33,  /* client->vmm: no fields; answered by VMM_EXECS */
-    PROTO_VMM_EXECS = 34,       /* vmm->client: (EXEC_PID, EXEC_CMD)* pairs in order */
-    PROTO_VMM_SIGNAL_EXEC = 35, /* client->vmm: PID (0: every exec), SIGNAL; answered by VMM_EXECS of those hit */
+    PROTO_VMM_LIST_EXECS = 33,    /* client->vmm: no fields; answered by VMM_EXECS */
+    PROTO_VMM_EXECS = 34,         /* vmm->client: (EXEC_PID, EXEC_CMD)* pairs in order */
+    PROTO_VMM_SIGNAL_EXEC = 35,   /* client->vmm: PID (0: every exec), SIGNAL; answered by VMM_EXECS of those hit */
     PROTO_VMM_EXEC_DETACHED = 36, /* client->vmm: EXEC's fields; the monitor runs it, keeping its output; answered
                                      by VMM_EXECS of it (its pid) once it started, or ERROR */
     /* file transfer and stats streams (opened like EXEC; docs/protocol.md "Files", "Stats") */

@@ -173,3 +173,37 @@ def test_bad_restart_policies_are_refused(vm):
     r = vm.run("run", "-d", "--restart", "on-failure:0", "--", "true")
     assert r.returncode == 125 and "on-failure:N" in decode(r.stderr), r
     assert decode(vm.run("ls", "-a", "-q", check=0).stdout) == ""  # nothing half-made is kept
+
+
+def test_exec_detached_outlives_the_cli_and_keeps_its_output(vm):
+    bound = 65536
+    box = run_d(vm, env={"COCOON_MAIN_LOG_MAX": str(bound)})  # the default image: a box with no main process
+    try:
+        r = vm.run("exec", "-d", box, "--", "sh", "-c", "echo a; echo b >&2; sleep 2; echo c; exit 4", check=0)
+        ident = decode(r.stdout).strip()
+        assert re.fullmatch(r"\d+", ident), r
+        # the CLI is gone, the command still runs under the monitor
+        assert ident in decode(vm.run("kill", "--list", box, check=0).stdout)
+        wait_for("the detached exec to end",
+                 lambda: ident not in decode(vm.run("kill", "--list", box, check=0).stdout))
+        r = vm.run("logs", "--exec", ident, box, check=0)
+        assert decode(r.stdout) == "a\nc\n" and decode(r.stderr) == "b\n", r
+        with open(os.path.join(box_dir(vm, box), "execs", f"{ident}.json")) as f:
+            assert json.load(f)["exit_code"] == 4
+        # a flood stays within its bound
+        flood = decode(vm.run("exec", "-d", box, "--", "sh", "-c", "yes 'flood line' | head -n 100000; echo end",
+                              check=0).stdout).strip()
+        wait_for("the flood to end", lambda: flood not in decode(vm.run("kill", "--list", box, check=0).stdout))
+        d = os.path.join(box_dir(vm, box), "execs")
+        size = sum(os.path.getsize(os.path.join(d, n)) for n in os.listdir(d) if n.startswith(flood + ".log"))
+        assert size <= 2 * bound + 20000, size
+        assert decode(vm.run("logs", "--exec", flood, "--tail", "1", box, check=0).stdout) == "end\n"
+        # bad cases
+        r = vm.run("exec", "-d", box, "--", "no-such-command")
+        assert r.returncode == 125 and "no-such-command" in decode(r.stderr), r
+        r = vm.run("exec", "-d", "-t", box, "--", "true")
+        assert r.returncode == 125 and "-t does not apply" in decode(r.stderr), r
+        r = vm.run("logs", "--exec", "99999", box)
+        assert r.returncode == 125 and "no detached exec 99999" in decode(r.stderr), r
+    finally:
+        vm.run("rm", "-f", box)
