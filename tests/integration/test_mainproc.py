@@ -207,3 +207,30 @@ def test_exec_detached_outlives_the_cli_and_keeps_its_output(vm):
         assert r.returncode == 125 and "no detached exec 99999" in decode(r.stderr), r
     finally:
         vm.run("rm", "-f", box)
+
+
+def test_up_brings_up_a_service_from_the_config_file(vm, tmp_path):
+    f = tmp_path / "cocoon.yaml"
+    f.write_text("boxes:\n"
+                 "  svc:\n"
+                 "    workdir: /tmp\n"
+                 "    env: {GREETING: hello}\n"
+                 "    command: echo \"$GREETING from $(pwd)\"; sleep 1000\n"
+                 "    restart: on-failure\n"
+                 "  crashy:\n"
+                 "    command: [sh, -c, \"echo boom; exit 7\"]\n")
+    try:
+        r = vm.run("up", "-f", str(f), check=0)
+        assert "svc: created and started" in decode(r.stdout), r
+        wait_for("the service's output", lambda: decode(vm.run("logs", "svc", check=0).stdout) == "hello from /tmp\n")
+        i = info(vm, "svc")
+        assert i["running"] and i["main"]["restart"] == "on-failure", i["main"]
+        i = stopped(vm, "crashy")
+        assert i["main"]["exit_code"] == 7 and i["main"]["restart"] == "no", i["main"]
+        # a changed command is a changed spec
+        f.write_text(f.read_text().replace("exit 7", "exit 8"))
+        r = vm.run("up", "-f", str(f))
+        assert r.returncode == 1 and "crashy: changed (command changed)" in decode(r.stdout), r
+    finally:
+        vm.run("down", "-f", str(f))
+        vm.run("rm", "-f", "svc", "crashy")
