@@ -571,12 +571,7 @@ int cmd_create(int argc, char **argv)
 static int exec_detached(cocoon_box *box, const struct cli_cmd *c)
 {
     cocoon_exec_options o;
-    cocoon_exec_options_init(&o);
-    o.argv = c->argv;
-    o.env = c->env;
-    o.cwd = c->workdir;
-    o.user = c->user;
-    o.timeout_ms = c->timeout_ms;
+    cli_exec_options(c, &o);
     int id;
     cocoon_error err;
     if (cocoon_exec_detached(box, &o, &id, &err) < 0)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "boxcfg/mainspec.h"
+#include "util/util.h"
 
 static int open_dir(const cocoon_box *box, cocoon_error *err)
 {
@@ -82,13 +83,7 @@ static int fill(cocoon_box *box, int dirfd, cocoon_main_status *out, cocoon_erro
         return rc < 0 ? lib_err(err, COCOON_E_IO, "box %s: %s", box->id, why) : 0;
     out->present = 1;
     main_restart_format(spec.restart, spec.max_retries, out->restart, sizeof(out->restart));
-    size_t used = 0;
-    for (size_t i = 0; spec.argv[i] && used + 1 < sizeof(out->command); i++) {
-        int n = snprintf(out->command + used, sizeof(out->command) - used, "%s%s", i ? " " : "", spec.argv[i]);
-        if (n < 0)
-            break;
-        used += (size_t)n < sizeof(out->command) - used ? (size_t)n : sizeof(out->command) - used - 1;
-    }
+    util_join_words(out->command, sizeof(out->command), spec.argv, MAIN_ARGV_MAX);
     main_spec_free(&spec);
     struct main_state st;
     rc = main_state_read(dirfd, &st, why, sizeof(why));

@@ -84,13 +84,7 @@ int detached_start(struct vmm *v, uint64_t serial, const struct proto_exec *ex, 
     slot->serial = serial;
     slot->st.exit_code = -1;
     snprintf(slot->st.state, sizeof(slot->st.state), "starting");
-    size_t used = 0;
-    for (size_t i = 0; i < ex->argc && used + 1 < sizeof(slot->cmd); i++) {
-        int n = snprintf(slot->cmd + used, sizeof(slot->cmd) - used, "%s%s", i ? " " : "", ex->argv[i]);
-        if (n < 0)
-            break;
-        used += (size_t)n < sizeof(slot->cmd) - used ? (size_t)n : sizeof(slot->cmd) - used - 1;
-    }
+    util_join_words(slot->cmd, sizeof(slot->cmd), ex->argv, ex->argc);
     return 0;
 }
 

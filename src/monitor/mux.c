@@ -17,6 +17,7 @@
 
 #include "proto/conn.h"
 #include "util/log.h"
+#include "util/util.h"
 #include "monitor/detached.h"
 #include "monitor/mainproc.h"
 #include "monitor/monitor.h"
@@ -411,13 +412,7 @@ static int open_check(const struct proto_header *h, const uint8_t *p, char *cmd,
     if (rc != PROTO_OK)
         return rc;
     *window = ex.window;
-    size_t used = 0;
-    for (size_t i = 0; i < ex.argc && used + 1 < cap; i++) {
-        int n = snprintf(cmd + used, cap - used, "%s%s", i ? " " : "", ex.argv[i]);
-        if (n < 0)
-            break;
-        used += (size_t)n < cap - used ? (size_t)n : cap - used - 1;
-    }
+    util_join_words(cmd, cap, ex.argv, ex.argc);
     proto_exec_free(&ex);
     return rc;
 }
@@ -753,13 +748,7 @@ uint32_t mux_open_own(struct mux *m, const struct proto_exec *ex)
     r->kind = PROTO_EXEC;
     r->window = ex->window;
     r->credit = ex->window;
-    size_t used = 0;
-    for (size_t i = 0; i < ex->argc && used + 1 < sizeof(r->cmd); i++) {
-        int n = snprintf(r->cmd + used, sizeof(r->cmd) - used, "%s%s", i ? " " : "", ex->argv[i]);
-        if (n < 0)
-            break;
-        used += (size_t)n < sizeof(r->cmd) - used ? (size_t)n : sizeof(r->cmd) - used - 1;
-    }
+    util_join_words(r->cmd, sizeof(r->cmd), ex->argv, ex->argc);
     vmm_cork_agent(m->v);
     agent_send_w(m, len);
     agent_send_w(m, proto_encode_data(&m->w, id, PROTO_STDIN_EOF, NULL, 0));

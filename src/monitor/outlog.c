@@ -7,14 +7,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/util.h"
+
 static uint64_t outlog_max_bytes(void)
 {
-    const char *e = getenv("COCOON_MAIN_LOG_MAX");
-    char *end;
-    unsigned long long v = e && *e ? strtoull(e, &end, 10) : 0;
-    if (!v || *end)
-        return OUTLOG_DEFAULT_BYTES;
-    return v < OUTLOG_MIN_BYTES ? OUTLOG_MIN_BYTES : v;
+    return util_env_bytes("COCOON_MAIN_LOG_MAX", OUTLOG_DEFAULT_BYTES, OUTLOG_MIN_BYTES);
 }
 
 int outlog_open(struct outlog *o, int dirfd, const char *name, int fresh)
