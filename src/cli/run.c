@@ -365,6 +365,10 @@ static int set_main(cocoon_runtime *rt, cocoon_box *box, struct parsed *p)
         }
         return 0;
     }
+    if (p->rm) {
+        cli_error("--rm does not apply to a detached main process (-d) yet: the box is kept, stopped, when it ends");
+        return -1;
+    }
     if (apply_image_config(box, p, 1) < 0)
         return -1;
     cocoon_error err;
@@ -472,7 +476,6 @@ int cmd_run(int argc, char **argv)
                       : p.cmd.tty         ? "-t"
                       : p.cmd.interactive ? "-i"
                       : p.cmd.timeout_ms  ? "--timeout"
-                      : p.rm              ? "--rm"
                                           : NULL;
     if (bad) {
         cli_error(p.detach ? "%s does not apply to a detached main process (-d)" : "%s applies with -d only", bad);
