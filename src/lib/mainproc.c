@@ -21,6 +21,35 @@ static int open_dir(const cocoon_box *box, cocoon_error *err)
     return fd;
 }
 
+/* The monitor sends the command as one EXEC: checked here, so that a start never fails
+ * on it. */
+static int fits_one_exec(const cocoon_command *cmd, cocoon_error *err)
+{
+    cocoon_exec_options o;
+    cocoon_exec_options_init(&o);
+    o.argv = (const char **)cmd->argv;
+    o.env = (const char **)cmd->env;
+    o.cwd = cmd->cwd;
+    o.user = cmd->user;
+    size_t argc, envc;
+    if (lib_exec_validate(&o, &argc, &envc, err) < 0)
+        return -1;
+    struct proto_exec ex = {.argv = cmd->argv, .argc = argc, .env = cmd->env, .envc = envc};
+    snprintf(ex.cwd, sizeof(ex.cwd), "%s", cmd->cwd ? cmd->cwd : "");
+    snprintf(ex.user, sizeof(ex.user), "%s", cmd->user ? cmd->user : "");
+    struct proto_writer *w = malloc(sizeof(*w));
+    if (!w)
+        return lib_err(err, COCOON_E_NOMEM, "out of memory");
+    size_t len = proto_encode_exec(w, 1, &ex);
+    free(w);
+    if (!len)
+        return lib_err(err, COCOON_E_INVALID,
+                       "the main process's arguments and environment are larger than one "
+                       "message allows (%u bytes)",
+                       (unsigned)PROTO_MAX_PAYLOAD);
+    return 0;
+}
+
 int cocoon_box_set_main(cocoon_box *box, const cocoon_command *cmd, const char *restart, cocoon_error *err)
 {
     lib_err_clear(err);
@@ -45,6 +74,8 @@ int cocoon_box_set_main(cocoon_box *box, const cocoon_command *cmd, const char *
     if (cmd && ((cmd->cwd && strlen(cmd->cwd) >= sizeof(spec.workdir)) ||
                 (cmd->user && strlen(cmd->user) >= sizeof(spec.user))))
         return lib_err(err, COCOON_E_INVALID, "the main process's working directory or user is too long");
+    if (cmd && fits_one_exec(cmd, err) < 0)
+        return -1;
     int dirfd = open_dir(box, err);
     if (dirfd < 0)
         return -1;

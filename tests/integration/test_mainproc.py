@@ -172,6 +172,8 @@ def test_bad_restart_policies_are_refused(vm):
     assert r.returncode == 125 and "--restart applies with -d only" in decode(r.stderr), r
     r = vm.run("run", "-d", "--restart", "on-failure:0", "--", "true")
     assert r.returncode == 125 and "on-failure:N" in decode(r.stderr), r
+    r = vm.run("run", "-d", "--", "echo", *(["y" * 4000] * 20))  # checked before the box starts, not at its boot
+    assert r.returncode == 125 and "larger than one message allows" in decode(r.stderr), r
     r = vm.run("run", "-d", "--rm", "--", "true")
     assert r.returncode == 125 and "--rm does not apply to a detached main process" in decode(r.stderr), r
     assert decode(vm.run("ls", "-a", "-q", check=0).stdout) == ""  # nothing half-made is kept
