@@ -419,8 +419,8 @@ int cocoon_exec_start(cocoon_box *box, const cocoon_exec_options *opts, cocoon_e
 /* A detached exec: the box's monitor runs argv (with env, cwd, user and timeout_ms of
  * opts; stdin closed, no terminal) and keeps its output, so it outlives the caller. *id
  * is its id, its pid in the guest (cocoon_box_signal_exec, cocoon_box_list_execs).
- * Its output (same bounds as a main process's) and its end stay until the box's next
- * start, for the newest 64; at most 64 run at once. */
+ * Its output (rotated above 1 MiB: at most about 2 MiB kept) and its end stay until the
+ * box's next start, for the newest 32; at most 64 run at once. */
 int cocoon_exec_detached(cocoon_box *box, const cocoon_exec_options *opts, int *id, cocoon_error *err);
 int cocoon_box_exec_logs(cocoon_box *box, int id, int stdout_fd, int stderr_fd, const cocoon_logs_options *opts,
                          cocoon_error *err);

@@ -163,7 +163,7 @@ int detached_on_frame(struct vmm *v, uint32_t stream, const struct proto_header 
         char name[32];
         snprintf(name, sizeof(name), "%d.log", x->st.pid);
         x->log = calloc(1, sizeof(*x->log));
-        if (x->log && outlog_open(x->log, d->dirfd, name, 1) < 0) {
+        if (x->log && outlog_open(x->log, d->dirfd, name, OUTLOG_EXEC, 1) < 0) {
             vmm_log("cannot open execs/%s: %s", name, strerror(errno));
             free(x->log);
             x->log = NULL;

@@ -1,6 +1,6 @@
 /* Detached execs (`cocoon exec -d`): commands a client asks the monitor to run and
  * keep, so they outlive the client. Their output goes to DIR/execs/<pid>.log (rotated
- * like main.log), their end to DIR/execs/<pid>.json; both stay until the box's next
+ * above 1 MiB), their end to DIR/execs/<pid>.json; both stay until the box's next
  * start, for the newest DETACHED_KEPT of them. */
 #ifndef COCOON_MONITOR_DETACHED_H
 #define COCOON_MONITOR_DETACHED_H
@@ -11,7 +11,7 @@
 #include "proto/proto.h"
 
 #define DETACHED_RUNNING_MAX 64 /* at once; more are refused (EAGAIN) */
-#define DETACHED_KEPT 64        /* finished ones whose files are kept; older ones are removed */
+#define DETACHED_KEPT 32        /* finished ones whose files are kept; older ones are removed */
 
 struct vmm;
 /* A fresh DIR/execs/ (a new boot keeps nothing of the last one's); before the jail. */

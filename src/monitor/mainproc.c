@@ -52,7 +52,7 @@ int mainproc_open(struct vmm *v, char *err, size_t cap)
     mp->st.exit_code = -1;
     snprintf(mp->st.state, sizeof(mp->st.state), "starting");
     /* Kept across boots, as docker keeps a container's log: `logs` shows earlier runs. */
-    if (outlog_open(&mp->log, v->dirfd, "main.log", 0) < 0) {
+    if (outlog_open(&mp->log, v->dirfd, "main.log", OUTLOG_MAIN, 0) < 0) {
         snprintf(err, cap, "cannot open %s/main.log: %s", v->box_dir, strerror(errno));
         main_spec_free(&mp->spec);
         free(mp);

@@ -9,15 +9,12 @@
 
 #include "util/util.h"
 
-static uint64_t outlog_max_bytes(void)
-{
-    return util_env_bytes("COCOON_MAIN_LOG_MAX", OUTLOG_DEFAULT_BYTES, OUTLOG_MIN_BYTES);
-}
-
-int outlog_open(struct outlog *o, int dirfd, const char *name, int fresh)
+int outlog_open(struct outlog *o, int dirfd, const char *name, enum outlog_kind kind, int fresh)
 {
     o->len[0] = o->len[1] = 0;
-    return rotlog_open(&o->log, dirfd, name, outlog_max_bytes(), fresh);
+    uint64_t max = kind == OUTLOG_MAIN ? util_env_bytes("COCOON_MAIN_LOG_MAX", OUTLOG_MAIN_BYTES, OUTLOG_MIN_BYTES)
+                                       : util_env_bytes("COCOON_EXEC_LOG_MAX", OUTLOG_EXEC_BYTES, OUTLOG_MIN_BYTES);
+    return rotlog_open(&o->log, dirfd, name, max, fresh);
 }
 
 static void record(struct outlog *o, int stream, const char *text, size_t n)

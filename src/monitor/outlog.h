@@ -10,10 +10,13 @@
 #include "boxcfg/mainspec.h"
 #include "util/rotlog.h"
 
-/* Above this a log becomes NAME.1: at most about twice this per log.
- * COCOON_MAIN_LOG_MAX=BYTES in the monitor's environment changes it. */
-#define OUTLOG_DEFAULT_BYTES (4u * 1024 * 1024)
+/* Above its bound a log becomes NAME.1: at most about twice the bound per log. The main
+ * process's is 4 MiB (COCOON_MAIN_LOG_MAX=BYTES in the monitor's environment changes
+ * it), a detached exec's 1 MiB (COCOON_EXEC_LOG_MAX): a box may keep many of those. */
+#define OUTLOG_MAIN_BYTES (4u * 1024 * 1024)
+#define OUTLOG_EXEC_BYTES (1u * 1024 * 1024)
 #define OUTLOG_MIN_BYTES 4096u
+enum outlog_kind { OUTLOG_MAIN, OUTLOG_EXEC };
 
 struct outlog {
     struct rotlog log;
@@ -21,8 +24,9 @@ struct outlog {
     size_t len[2];
 };
 
-/* Opens dirfd/name for appending (kept when `fresh` is 0). -1 with errno. */
-int outlog_open(struct outlog *o, int dirfd, const char *name, int fresh);
+/* Opens dirfd/name for appending (kept when `fresh` is 0), with the bound of its kind.
+ * -1 with errno. */
+int outlog_open(struct outlog *o, int dirfd, const char *name, enum outlog_kind kind, int fresh);
 /* Output of the command: stream 0 stdout, 1 stderr. */
 void outlog_write(struct outlog *o, int stream, const uint8_t *p, size_t n);
 /* One line of our own (a start failure), on stderr. */

@@ -181,7 +181,7 @@ def test_bad_restart_policies_are_refused(vm):
 
 def test_exec_detached_outlives_the_cli_and_keeps_its_output(vm):
     bound = 65536
-    box = run_d(vm, env={"COCOON_MAIN_LOG_MAX": str(bound)})  # the default image: a box with no main process
+    box = run_d(vm, env={"COCOON_EXEC_LOG_MAX": str(bound)})  # the default image: a box with no main process
     try:
         r = vm.run("exec", "-d", box, "--", "sh", "-c", "echo a; echo b >&2; sleep 2; echo c; exit 4", check=0)
         ident = decode(r.stdout).strip()
