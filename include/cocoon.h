@@ -317,6 +317,47 @@ int cocoon_box_inspect(cocoon_box *box, cocoon_box_info *info, cocoon_error *err
 /* Every box of the runtime, oldest first. Free with cocoon_box_list_free. */
 int cocoon_box_list(cocoon_runtime *rt, cocoon_box_info **out, size_t *count, cocoon_error *err);
 void cocoon_box_list_free(cocoon_box_info *list);
+/* ---- the main process ----
+ * A box may have a main process: started detached by the box's monitor each time the
+ * box boots, its stdout/stderr kept on the host (DIR/main.log, rotated above 4 MiB:
+ * at most about 8 MiB per box). When it ends, its exit code and time are recorded and
+ * the box stops, unless its restart policy runs it again: "no" (the default),
+ * "on-failure" or "on-failure:N" (at most N restarts), "always", "unless-stopped".
+ * Restarts wait 1 s, doubling to at most 60 s while the process keeps ending within
+ * 10 s of its start. A box stopped by the user is not restarted. */
+/* Sets (cmd, usually from cocoon_box_command) or, with cmd NULL, removes the box's
+ * main process; it takes effect at the box's next start. */
+int cocoon_box_set_main(cocoon_box *box, const cocoon_command *cmd, const char *restart, cocoon_error *err);
+typedef struct cocoon_main_status {
+    size_t size;               /* sizeof(cocoon_main_status): set by cocoon_main_status_init */
+    int present;               /* the box has a main process (the rest is empty without one) */
+    char command[256];         /* argv joined by spaces, clipped */
+    char restart[32];          /* the policy: "no", "on-failure:3", "always", "unless-stopped" */
+    char state[16];            /* "" (never started), starting, running, restarting, exited, stopped */
+    int pid;                   /* in the guest, while running */
+    int exit_code;             /* of the last run: its code, 128+N for signal N, -1 unknown */
+    int signal;                /* the signal that ended the last run, else 0 */
+    char error[256];           /* why the last run could not start ("" when it did) */
+    long long started_at;      /* unix time of the last start, 0 never */
+    long long finished_at;     /* unix time of the last end, 0 while running */
+    long long next_restart_ms; /* while restarting: unix time in ms of the next try */
+    unsigned restarts;         /* restarts in the current or last boot */
+} cocoon_main_status;
+void cocoon_main_status_init(cocoon_main_status *st);
+/* The main process's output, kept in DIR/main.log with the time of each line. */
+typedef struct cocoon_logs_options {
+    size_t size;    /* sizeof(cocoon_logs_options): set by cocoon_logs_options_init */
+    int follow;     /* keep copying what comes until the box stops */
+    long long tail; /* only the last N lines; -1 (the default): all that is kept */
+    int timestamps; /* each line starts with its time (RFC 3339, UTC, microseconds) and a space */
+} cocoon_logs_options;
+void cocoon_logs_options_init(cocoon_logs_options *opts);
+/* Its stdout lines go to stdout_fd, its stderr lines to stderr_fd (may be the same fd);
+ * a box without a main process has no such output (nothing is copied). */
+int cocoon_box_main_logs(cocoon_box *box, int stdout_fd, int stderr_fd, const cocoon_logs_options *opts,
+                         cocoon_error *err);
+
+int cocoon_box_main_status(cocoon_box *box, cocoon_main_status *st, cocoon_error *err);
 /* Copies the box's console log (kernel and agent lines of the current or last boot) to
  * fd. With follow, keeps copying until the box stops. */
 int cocoon_box_logs(cocoon_box *box, int fd, int follow, cocoon_error *err);
@@ -375,6 +416,14 @@ typedef struct cocoon_exit_status {
 } cocoon_exit_status;
 
 int cocoon_exec_start(cocoon_box *box, const cocoon_exec_options *opts, cocoon_exec **out, cocoon_error *err);
+/* A detached exec: the box's monitor runs argv (with env, cwd, user and timeout_ms of
+ * opts; stdin closed, no terminal) and keeps its output, so it outlives the caller. *id
+ * is its id, its pid in the guest (cocoon_box_signal_exec, cocoon_box_list_execs).
+ * Its output (rotated above 1 MiB: at most about 2 MiB kept) and its end stay until the
+ * box's next start, for the newest 32; at most 64 run at once. */
+int cocoon_exec_detached(cocoon_box *box, const cocoon_exec_options *opts, int *id, cocoon_error *err);
+int cocoon_box_exec_logs(cocoon_box *box, int id, int stdout_fd, int stderr_fd, const cocoon_logs_options *opts,
+                         cocoon_error *err);
 int cocoon_exec_write(cocoon_exec *ex, const void *data, size_t len, cocoon_error *err);
 int cocoon_exec_close_stdin(cocoon_exec *ex, cocoon_error *err);
 /* Sends signal signo (1..64) to the command's whole process group in the guest. */

@@ -80,6 +80,8 @@ struct cli_cmd {
 };
 int cli_cmd_add_env(struct cli_cmd *c, const char *kv);
 void cli_cmd_free(struct cli_cmd *c);
+/* The exec options of a command (argv, env, workdir, user, timeout; not its terminal). */
+void cli_exec_options(const struct cli_cmd *c, cocoon_exec_options *o);
 /* Runs the command with our stdio, returns the exit code to use (0-255). */
 int cli_exec_in_box(cocoon_box *box, const struct cli_cmd *c);
 

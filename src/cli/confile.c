@@ -179,6 +179,16 @@ static void print_box(json_t *box)
         printf("  %-10s %s\n", "user", string_or_null(box, "user"));
     if (json_is_true(json_object_get(box, "ephemeral")))
         printf("  %-10s %s\n", "ephemeral", "yes (removed when it stops)");
+    json_t *command = json_object_get(box, "command");
+    if (json_is_array(command)) {
+        size_t w;
+        json_t *word;
+        printf("  %-10s", "command");
+        json_array_foreach(command, w, word) print_word(json_string_value(word));
+        if (string_or_null(box, "restart"))
+            printf(" (restart %s)", string_or_null(box, "restart"));
+        printf("\n");
+    }
     json_object_foreach(json_object_get(box, "scripts"), key, v)
     {
         size_t w;

@@ -13,9 +13,60 @@
 
 static const char *image_label(const cocoon_box_info *b) { return b->rootfs[0] ? "(rootfs)" : b->image; }
 
-static json_t *info_json(const cocoon_box_info *b, int detailed)
+/* The box's main process as recorded; st->present 0 without one (or when it cannot be read). */
+static void main_status_of(cocoon_runtime *rt, cocoon_box *box, const char *id, cocoon_main_status *st)
+{
+    cocoon_main_status_init(st);
+    cocoon_error err;
+    cocoon_box *own = NULL;
+    if (!box && cocoon_box_open(rt, id, &own, &err) < 0)
+        return;
+    if (cocoon_box_main_status(box ? box : own, st, &err) < 0)
+        st->present = 0;
+    cocoon_box_close(own);
+}
+
+/* What STATUS says: "exited (3) 2 minutes ago", "restarting (2, next in 4 s)". */
+static void status_text(const cocoon_box_info *b, const cocoon_main_status *m, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", b->status);
+    if (!m->present)
+        return;
+    if (b->running && !strcmp(m->state, "restarting")) {
+        long long now_ms = (long long)time(NULL) * 1000;
+        long long in = m->next_restart_ms > now_ms ? (m->next_restart_ms - now_ms + 999) / 1000 : 0;
+        snprintf(out, cap, "restarting (%u, next in %lld s)", m->restarts + 1, in);
+    } else if (!b->running && !strcmp(m->state, "exited") && m->finished_at) {
+        char when[64];
+        cli_ago(m->finished_at, when, sizeof(when));
+        snprintf(out, cap, "exited (%d) %s", m->exit_code, when);
+    }
+}
+
+static json_t *main_json(const cocoon_main_status *m)
+{
+    if (!m->present)
+        return json_null();
+    json_t *o = json_object();
+    json_object_set_new(o, "command", json_string(m->command));
+    json_object_set_new(o, "restart", json_string(m->restart));
+    json_object_set_new(o, "state", json_string(m->state));
+    json_object_set_new(o, "pid", m->pid ? json_integer(m->pid) : json_null());
+    json_object_set_new(o, "exit_code", m->exit_code >= 0 ? json_integer(m->exit_code) : json_null());
+    json_object_set_new(o, "signal", m->signal ? json_integer(m->signal) : json_null());
+    json_object_set_new(o, "error", m->error[0] ? json_string(m->error) : json_null());
+    json_object_set_new(o, "started_at", m->started_at ? json_integer(m->started_at) : json_null());
+    json_object_set_new(o, "finished_at", m->finished_at ? json_integer(m->finished_at) : json_null());
+    json_object_set_new(o, "restarts", json_integer(m->restarts));
+    json_object_set_new(o, "next_restart_ms", m->next_restart_ms ? json_integer(m->next_restart_ms) : json_null());
+    return o;
+}
+
+static json_t *info_json(const cocoon_box_info *b, const cocoon_main_status *m, int detailed)
 {
     json_t *o = json_object();
+    char status[128];
+    status_text(b, m, status, sizeof(status));
     json_object_set_new(o, "id", json_string(b->id));
     json_object_set_new(o, "name", b->name[0] ? json_string(b->name) : json_null());
     json_object_set_new(o, "image", json_string(b->image));
@@ -25,6 +76,8 @@ static json_t *info_json(const cocoon_box_info *b, int detailed)
     json_object_set_new(o, "pid", b->pid ? json_integer(b->pid) : json_null());
     json_object_set_new(o, "created", json_integer(b->created));
     json_object_set_new(o, "ephemeral", json_boolean(b->ephemeral));
+    json_object_set_new(o, "status_text", json_string(status));
+    json_object_set_new(o, "main", main_json(m));
     if (!detailed)
         return o;
     json_t *cfg = json_object();
@@ -87,17 +140,34 @@ int cmd_ls(int argc, char **argv)
         cocoon_runtime_close(rt);
         return cli_fail(&err);
     }
+    cocoon_main_status *mains = calloc(n ? n : 1, sizeof(*mains));
+    if (!mains) {
+        cocoon_box_list_free(list);
+        cocoon_runtime_close(rt);
+        return CLI_EXIT_RUNTIME;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (all || list[i].running)
+            main_status_of(rt, NULL, list[i].id, &mains[i]);
     cocoon_runtime_close(rt);
     if (json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++)
             if (all || list[i].running)
-                json_array_append_new(arr, info_json(&list[i], 0));
+                json_array_append_new(arr, info_json(&list[i], &mains[i], 0));
         cocoon_box_list_free(list);
+        free(mains);
         return cli_print_json(arr);
     }
+    int width = 8; /* the STATUS column fits its longest entry */
+    for (size_t i = 0; i < n; i++) {
+        char status[128];
+        status_text(&list[i], &mains[i], status, sizeof(status));
+        if ((all || list[i].running) && (int)strlen(status) > width)
+            width = (int)strlen(status);
+    }
     if (!quiet)
-        printf("%-12s  %-20s  %-20s  %-8s  %s\n", "ID", "NAME", "IMAGE", "STATUS", "CREATED");
+        printf("%-12s  %-20s  %-20s  %-*s  %s\n", "ID", "NAME", "IMAGE", width, "STATUS", "CREATED");
     for (size_t i = 0; i < n; i++) {
         const cocoon_box_info *b = &list[i];
         if (!all && !b->running)
@@ -106,10 +176,13 @@ int cmd_ls(int argc, char **argv)
             printf("%s\n", b->id);
             continue;
         }
-        char when[64];
+        char when[64], status[128];
         cli_ago(b->created, when, sizeof(when));
-        printf("%-12s  %-20s  %-20s  %-8s  %s\n", b->id, b->name[0] ? b->name : "-", image_label(b), b->status, when);
+        status_text(b, &mains[i], status, sizeof(status));
+        printf("%-12s  %-20s  %-20s  %-*s  %s\n", b->id, b->name[0] ? b->name : "-", image_label(b), width, status,
+               when);
     }
+    free(mains);
     cocoon_box_list_free(list);
     return 0;
 }
@@ -122,8 +195,42 @@ static void human(uint64_t v, char *out, size_t cap)
         snprintf(out, cap, "%.1f MiB", (double)v / (1ull << 20));
 }
 
-static void print_text(const cocoon_box_info *b)
+static void print_main(const cocoon_main_status *m)
 {
+    if (!m->present)
+        return;
+    printf("main:        %s (restart %s)\n", m->command, m->restart);
+    printf("main state:  %s", m->state[0] ? m->state : "not started");
+    if (m->pid)
+        printf(", pid %d in the box", m->pid);
+    if (m->finished_at && m->exit_code >= 0)
+        printf(", exit code %d", m->exit_code);
+    if (m->signal)
+        printf(" (signal %d)", m->signal);
+    if (m->restarts)
+        printf(", %u restart%s", m->restarts, m->restarts == 1 ? "" : "s");
+    if (m->next_restart_ms) {
+        long long now_ms = (long long)time(NULL) * 1000;
+        printf(", next try in %lld s", m->next_restart_ms > now_ms ? (m->next_restart_ms - now_ms + 999) / 1000 : 0);
+    }
+    putchar('\n');
+    if (m->error[0])
+        printf("main error:  %s\n", m->error);
+    char when[64];
+    if (m->started_at) {
+        cli_ago(m->started_at, when, sizeof(when));
+        printf("main start:  %s\n", when);
+    }
+    if (m->finished_at) {
+        cli_ago(m->finished_at, when, sizeof(when));
+        printf("main end:    %s\n", when);
+    }
+}
+
+static void print_text(const cocoon_box_info *b, const cocoon_main_status *m)
+{
+    char status[128];
+    status_text(b, m, status, sizeof(status));
     char when[64], vs[32], used[32];
     cli_ago(b->created, when, sizeof(when));
     human(b->disk_size, vs, sizeof(vs));
@@ -134,7 +241,8 @@ static void print_text(const cocoon_box_info *b)
         printf("rootfs:      %s\n", b->rootfs);
     else
         printf("image:       %s (%s)\n", b->image, b->image_id);
-    printf("status:      %s\n", b->status);
+    printf("status:      %s\n", status);
+    print_main(m);
     if (b->pid)
         printf("pid:         %d (cocoon-vmm)\n", b->pid);
     if (b->ready_ms >= 0)
@@ -165,12 +273,14 @@ static int inspect_one(cocoon_box *box, int i, void *arg)
         free(info);
         return cli_fail(&err);
     }
+    cocoon_main_status m;
+    main_status_of(NULL, box, NULL, &m);
     if (in->json) {
-        json_array_append_new(in->arr, info_json(info, 1));
+        json_array_append_new(in->arr, info_json(info, &m, 1));
     } else {
         if (i > 0)
             putchar('\n');
-        print_text(info);
+        print_text(info, &m);
     }
     free(info);
     return 0;
@@ -202,48 +312,89 @@ int cmd_inspect(int argc, char **argv)
 }
 
 struct logs_args {
-    int net, follow;
+    int net, console, follow, exec_id;
+    cocoon_logs_options main;
 };
 
 static int print_logs(cocoon_box *box, int i, void *arg)
 {
+    (void)i;
     const struct logs_args *a = arg;
     cocoon_error err;
     fflush(stdout);
-    if ((a->net ? cocoon_box_net_logs(box, 1, a->follow, &err) : cocoon_box_logs(box, 1, a->follow, &err)) < 0)
-        return cli_fail(&err);
-    return 0;
+    cocoon_main_status m;
+    main_status_of(NULL, box, NULL, &m);
+    int rc;
+    if (a->net)
+        rc = cocoon_box_net_logs(box, 1, a->follow, &err);
+    else if (a->exec_id)
+        rc = cocoon_box_exec_logs(box, a->exec_id, 1, 2, &a->main, &err);
+    else if (!a->console && m.present)
+        rc = cocoon_box_main_logs(box, 1, 2, &a->main, &err);
+    else if (a->main.tail >= 0 || a->main.timestamps)
+        return cli_usage_error("logs", m.present ? "--tail and --timestamps apply to the main process's output"
+                                                 : "this box has no main process: --tail and --timestamps apply "
+                                                   "to a main process's output");
+    else
+        rc = cocoon_box_logs(box, 1, a->follow, &err);
+    return rc < 0 ? cli_fail(&err) : 0;
 }
 
 int cmd_logs(int argc, char **argv)
 {
+    enum { OPT_CONSOLE = 256, OPT_TAIL, OPT_TIMESTAMPS, OPT_NET, OPT_EXEC };
     static const struct option lo[] = {{"help", no_argument, NULL, 'h'},
                                        {"follow", no_argument, NULL, 'f'},
-                                       {"net", no_argument, NULL, 'n'},
+                                       {"net", no_argument, NULL, OPT_NET},
+                                       {"console", no_argument, NULL, OPT_CONSOLE},
+                                       {"tail", required_argument, NULL, OPT_TAIL},
+                                       {"timestamps", no_argument, NULL, OPT_TIMESTAMPS},
+                                       {"exec", required_argument, NULL, OPT_EXEC},
                                        {NULL, 0, NULL, 0}};
-    struct logs_args a = {0, 0};
+    struct logs_args a = {0};
+    cocoon_logs_options_init(&a.main);
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+hf", lo, NULL)) != -1) {
-        if (c == 'h') {
-            fputs("usage: cocoon logs [-f] [--net] BOX\n\nPrints the box's console: kernel messages and agent lines of "
-                  "its current or last boot. -f, --follow: keep printing until the box stops.\n"
-                  "--net: the network log instead: every denied connection or DNS query, with the rule\n"
-                  "that denied it.\n",
+    unsigned tail;
+    while ((c = getopt_long(argc, argv, "+hfn:t", lo, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            fputs("usage: cocoon logs [-f] [--tail N] [-t] [--console | --net] BOX\n\n"
+                  "Prints what the box's main process (`cocoon run -d`) wrote, stdout to stdout and\n"
+                  "stderr to stderr, across its restarts and the box's boots (kept on the host, the\n"
+                  "newest 4 to 8 MiB). A box without a main process shows its console instead.\n"
+                  "  -f, --follow      keep printing until the box stops\n"
+                  "  -n, --tail N      only the last N lines\n"
+                  "  -t, --timestamps  each line with its time (UTC)\n"
+                  "  --console         the console: kernel messages and agent lines of the current or\n"
+                  "                    last boot\n"
+                  "  --net             the network log: every denied connection or DNS query, with the\n"
+                  "                    rule that denied it\n"
+                  "  --exec ID         the output of a detached exec (`cocoon exec -d`)\n",
                   stdout);
             return 0;
+        case 'f': a.follow = a.main.follow = 1; break;
+        case OPT_CONSOLE: a.console = 1; break;
+        case 't':
+        case OPT_TIMESTAMPS: a.main.timestamps = 1; break;
+        case OPT_NET: a.net = 1; break;
+        case OPT_EXEC:
+            if (cli_parse_uint(optarg, "--exec", 2, 1u << 30, &tail) < 0)
+                return CLI_EXIT_RUNTIME;
+            a.exec_id = (int)tail;
+            break;
+        case 'n':
+        case OPT_TAIL:
+            if (cli_parse_uint(optarg, "--tail", 0, 1u << 30, &tail) < 0)
+                return CLI_EXIT_RUNTIME;
+            a.main.tail = tail;
+            break;
+        default: return cli_usage_error("logs", "unknown option");
         }
-        if (c == 'f') {
-            a.follow = 1;
-            continue;
-        }
-        if (c == 'n') {
-            a.net = 1;
-            continue;
-        }
-        return cli_usage_error("logs", "unknown option");
     }
+    if (a.net + a.console + (a.exec_id > 0) > 1)
+        return cli_usage_error("logs", "one of --console, --net and --exec");
     if (optind + 1 != argc)
         return cli_usage_error("logs", optind >= argc ? "which box?" : "one box at a time");
     return cli_each_box(argv + optind, 1, print_logs, &a);

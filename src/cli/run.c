@@ -30,7 +30,8 @@ enum {
     OPT_NET,
     OPT_ALLOW,
     OPT_DENY,
-    OPT_CONFIG
+    OPT_CONFIG,
+    OPT_RESTART
 };
 
 static const struct option box_long[] = {
@@ -56,6 +57,7 @@ static const struct option box_long[] = {
     {"interactive", no_argument, NULL, 'i'},
     {"tty", no_argument, NULL, 't'},
     {"config", required_argument, NULL, OPT_CONFIG},
+    {"restart", required_argument, NULL, OPT_RESTART},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -76,7 +78,12 @@ static const char run_help[] = "usage: cocoon run [OPTIONS] IMAGE [--] [CMD [ARG
                                "                    unnamed unless --name; no other box option but --vmm\n"
                                "                    and --accel\n"
                                "  --rm              remove the box afterwards (also when cocoon is killed)\n"
-                               "  -d, --detach      start the box, print its id and leave it running (no CMD)\n"
+                               "  -d, --detach      start the box with CMD (or the image's Entrypoint/Cmd) as its\n"
+                               "                    main process, print the box's id and return; the box stops\n"
+                               "                    when it ends (see `cocoon logs`, `cocoon ls`). Without CMD\n"
+                               "                    and an image with no command: a box that just runs\n"
+                               "  --restart POLICY  with -d: no (default), on-failure[:N], always or\n"
+                               "                    unless-stopped; restarts back off from 1 s to 60 s\n"
                                "  --image NAME      image to boot (default: default); the same as the IMAGE operand\n"
                                "  --entrypoint CMD  run CMD (with the ARGs) instead of the image's entrypoint\n"
                                "  --rootfs DIR      use a host directory as the root file system instead\n"
@@ -116,6 +123,9 @@ static const char exec_help[] = "usage: cocoon exec [OPTIONS] BOX [--] CMD [ARG.
                                 "at once. stdin is forwarded when it is not a terminal, or with -i.\n"
                                 "\n"
                                 "  --env K=V, --workdir DIR, --user U, --timeout S  (as for `cocoon run`)\n"
+                                "  -d, --detach      the box runs CMD without us: prints its id (its pid in the\n"
+                                "                    box) and returns; see `cocoon logs --exec ID BOX`,\n"
+                                "                    `cocoon kill --exec ID BOX`\n"
                                 "  -i, --interactive forward stdin even when it is a terminal\n"
                                 "  -t, --tty         give CMD a terminal; with -i our terminal is raw meanwhile\n"
                                 "                    (keys, Ctrl-C included, go to CMD; window size follows)\n"
@@ -128,7 +138,8 @@ struct parsed {
     cocoon_box_options box;
     struct cli_cmd cmd;
     int rm, detach;
-    int first_arg; /* index of the first operand */
+    const char *restart; /* --restart */
+    int first_arg;       /* index of the first operand */
     const char *entrypoint;
     int has_cmd;             /* a command was given (else the image's default) */
     cocoon_command resolved; /* cmd with the image's config applied; owns what cmd points to */
@@ -154,7 +165,10 @@ static const char *long_name(int c)
     return "an option";
 }
 
-static int is_run_only(int c) { return c == OPT_RM || c == 'd' || c == OPT_ENTRYPOINT || c == OPT_CONFIG; }
+static int is_run_only(int c)
+{
+    return c == OPT_RM || c == 'd' || c == OPT_ENTRYPOINT || c == OPT_CONFIG || c == OPT_RESTART;
+}
 
 /* 0 ok, 1 help printed, -1 bad usage (message printed). */
 static int parse(enum kind k, int argc, char **argv, struct parsed *p)
@@ -182,7 +196,7 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
                 cli_error("unknown or incomplete option %s (see `cocoon %s --help`)", argv[optind - 1], argv[0]);
             return -1;
         }
-        if (k != KIND_RUN && is_run_only(c)) {
+        if (k != KIND_RUN && is_run_only(c) && !(k == KIND_EXEC && c == 'd')) {
             cli_error("%s applies to `cocoon run` only", argv[optind - 1]);
             return -1;
         }
@@ -205,6 +219,7 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
         case OPT_RM: p->rm = 1; break;
         case OPT_ENTRYPOINT: p->entrypoint = optarg; break;
         case 'd': p->detach = 1; break;
+        case OPT_RESTART: p->restart = optarg; break;
         case OPT_DISK:
             if (cli_parse_size(optarg, "--disk", &p->box.disk_size) < 0)
                 return -1;
@@ -324,6 +339,46 @@ static int apply_image_config(cocoon_box *box, struct parsed *p, int run)
     return 0;
 }
 
+/* 1 when the box's image names a command of its own (Entrypoint or Cmd). */
+static int image_has_command(cocoon_runtime *rt, cocoon_box *box)
+{
+    cocoon_box_info info;
+    cocoon_image_config cfg;
+    cocoon_error err;
+    memset(&cfg, 0, sizeof(cfg));
+    if (cocoon_box_inspect(box, &info, &err) < 0 || !info.image_id[0] ||
+        cocoon_image_config_get(rt, info.image_id, &cfg, &err) < 0)
+        return 0;
+    int has = (cfg.entrypoint && cfg.entrypoint[0]) || (cfg.cmd && cfg.cmd[0]);
+    cocoon_image_config_free(&cfg);
+    return has;
+}
+
+/* `run -d`: CMD, or the image's own command, becomes the box's main process. An image
+ * without one (the default image) gives a box that just runs, as `run -d` always did. */
+static int set_main(cocoon_runtime *rt, cocoon_box *box, struct parsed *p)
+{
+    if (!p->has_cmd && !p->entrypoint && !image_has_command(rt, box)) {
+        if (p->restart) {
+            cli_error("--restart needs a main process: give a command (`cocoon run -d --restart always -- CMD`)");
+            return -1;
+        }
+        return 0;
+    }
+    if (p->rm) {
+        cli_error("--rm does not apply to a detached main process (-d) yet: the box is kept, stopped, when it ends");
+        return -1;
+    }
+    if (apply_image_config(box, p, 1) < 0)
+        return -1;
+    cocoon_error err;
+    if (cocoon_box_set_main(box, &p->resolved, p->restart, &err) < 0) {
+        cli_fail(&err);
+        return -1;
+    }
+    return 0;
+}
+
 /* `run IMAGE` / `create IMAGE` of an image that is not here: pulled now, with the
  * progress display, rather than quietly inside cocoon_box_create. */
 int cli_pull_if_missing(cocoon_runtime *rt, const char *image)
@@ -417,8 +472,13 @@ int cmd_run(int argc, char **argv)
         return rc > 0 ? 0 : CLI_EXIT_RUNTIME;
     }
     set_command(&p, argc, argv, p.first_arg);
-    if (p.detach && (p.has_cmd || p.entrypoint)) {
-        cli_error("-d starts a box without running a command in it; use `cocoon exec BOX -- CMD` afterwards");
+    const char *bad = !p.detach           ? (p.restart ? "--restart" : NULL)
+                      : p.cmd.tty         ? "-t"
+                      : p.cmd.interactive ? "-i"
+                      : p.cmd.timeout_ms  ? "--timeout"
+                                          : NULL;
+    if (bad) {
+        cli_error(p.detach ? "%s does not apply to a detached main process (-d)" : "%s applies with -d only", bad);
         cli_cmd_free(&p.cmd);
         return CLI_EXIT_RUNTIME;
     }
@@ -439,6 +499,9 @@ int cmd_run(int argc, char **argv)
     } else if (cocoon_box_create(rt, &p.box, &box, &err) < 0) {
         code = cli_fail(&err);
     } else if (spec_box && cli_box_spec_write(box, CONFIG_ORIGIN_RUN, cfg, spec_box) < 0) {
+        code = CLI_EXIT_RUNTIME;
+        p.rm = 1; /* never started: nothing worth keeping */
+    } else if (p.detach && set_main(rt, box, &p) < 0) {
         code = CLI_EXIT_RUNTIME;
         p.rm = 1; /* never started: nothing worth keeping */
     } else if (!p.detach && apply_image_config(box, &p, 1) < 0) {
@@ -507,10 +570,26 @@ int cmd_create(int argc, char **argv)
     return 0;
 }
 
+/* `exec -d`: the box's monitor runs the command and keeps its output; its id is printed. */
+static int exec_detached(cocoon_box *box, const struct cli_cmd *c)
+{
+    cocoon_exec_options o;
+    cli_exec_options(c, &o);
+    int id;
+    cocoon_error err;
+    if (cocoon_exec_detached(box, &o, &id, &err) < 0)
+        return cli_fail(&err);
+    printf("%d\n", id);
+    return 0;
+}
+
 static int exec_in(cocoon_box *box, int i, void *parsed)
 {
+    (void)i;
     struct parsed *p = parsed;
-    return apply_image_config(box, p, 0) < 0 ? CLI_EXIT_RUNTIME : cli_exec_in_box(box, &p->cmd);
+    if (apply_image_config(box, p, 0) < 0)
+        return CLI_EXIT_RUNTIME;
+    return p->detach ? exec_detached(box, &p->cmd) : cli_exec_in_box(box, &p->cmd);
 }
 
 int cmd_exec(int argc, char **argv)
@@ -536,6 +615,12 @@ int cmd_exec(int argc, char **argv)
         return CLI_EXIT_RUNTIME;
     }
     set_command(&p, argc, argv, at);
+    if (p.detach && (p.cmd.tty || p.cmd.interactive)) {
+        cli_error("%s does not apply to a detached exec (-d): it has no stdin and no terminal",
+                  p.cmd.tty ? "-t" : "-i");
+        parsed_free(&p);
+        return CLI_EXIT_RUNTIME;
+    }
     cli_signals_init();
     int code = cli_each_box(&name, 1, exec_in, &p);
     parsed_free(&p);

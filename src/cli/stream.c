@@ -59,15 +59,20 @@ int cli_window_size(unsigned *rows, unsigned *cols)
     return -1;
 }
 
+void cli_exec_options(const struct cli_cmd *c, cocoon_exec_options *o)
+{
+    cocoon_exec_options_init(o);
+    o->argv = c->argv;
+    o->env = c->env;
+    o->cwd = c->workdir;
+    o->user = c->user;
+    o->timeout_ms = c->timeout_ms;
+}
+
 int cli_exec_in_box(cocoon_box *box, const struct cli_cmd *c)
 {
     cocoon_exec_options o;
-    cocoon_exec_options_init(&o);
-    o.argv = c->argv;
-    o.env = c->env;
-    o.cwd = c->workdir;
-    o.user = c->user;
-    o.timeout_ms = c->timeout_ms;
+    cli_exec_options(c, &o);
     o.tty = c->tty;
     int in_tty = isatty(0);
     if (c->tty && c->interactive && !in_tty) {

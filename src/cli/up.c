@@ -60,6 +60,33 @@ static void not_ours(const char *name, json_t *spec, int damaged, const char *ve
             verb, name);
 }
 
+/* The box's `command` (and `restart`) of the file as its main process, with the box's
+ * env, workdir and user (spec.json, already written) and its image's. */
+static int set_main_from_spec(cocoon_box *box, json_t *spec_box)
+{
+    json_t *command = json_object_get(spec_box, "command");
+    if (!json_is_array(command))
+        return 0;
+    size_t n = json_array_size(command);
+    const char **argv = calloc(n + 1, sizeof(*argv));
+    if (!argv)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        argv[i] = json_string_value(json_array_get(command, i));
+    cocoon_command_options o;
+    cocoon_command_options_init(&o);
+    o.argv = argv;
+    cocoon_command cmd;
+    cocoon_error err;
+    int rc = cocoon_box_command(box, &o, &cmd, &err);
+    free(argv);
+    if (rc == 0) {
+        rc = cocoon_box_set_main(box, &cmd, json_string_value(json_object_get(spec_box, "restart")), &err);
+        cocoon_command_free(&cmd);
+    }
+    return rc < 0 ? cli_fail(&err), -1 : 0;
+}
+
 /* Creates, records and starts the box; a box that does not come up is removed, so the
  * next `up` starts over. */
 static int create_box(struct up_ctx *u, json_t *spec_box, const char *name)
@@ -76,6 +103,8 @@ static int create_box(struct up_ctx *u, json_t *spec_box, const char *name)
         rc = cli_fail(&err);
     cli_spec_lists_free(&lists);
     if (rc == 0 && cli_box_spec_write(box, CONFIG_ORIGIN_UP, u->cfg, spec_box) < 0)
+        rc = CLI_EXIT_RUNTIME;
+    if (rc == 0 && set_main_from_spec(box, spec_box) < 0)
         rc = CLI_EXIT_RUNTIME;
     if (rc == 0 && cocoon_box_start_flags(box, COCOON_START_DETACHED, &err) < 0)
         rc = cli_fail(&err);

@@ -11,6 +11,8 @@
 
 static const char *const spec_fields[] = {"image",   "rootfs", "cpus",      "memory_mib", "disk_bytes", "env",
                                           "workdir", "user",   "ephemeral", "network",    NULL};
+/* Fields added later count only when set, so a box made before them keeps its digest. */
+static const char *const spec_fields_if_set[] = {"command", "restart", NULL};
 
 int config_box_digest(const json_t *box, char out[80])
 {
@@ -18,6 +20,11 @@ int config_box_digest(const json_t *box, char out[80])
     for (size_t i = 0; spec_fields[i]; i++) {
         json_t *v = json_object_get(box, spec_fields[i]);
         json_object_set(spec, spec_fields[i], v ? v : json_null());
+    }
+    for (size_t i = 0; spec_fields_if_set[i]; i++) {
+        json_t *v = json_object_get(box, spec_fields_if_set[i]);
+        if (v && !json_is_null(v))
+            json_object_set(spec, spec_fields_if_set[i], v);
     }
     char *text = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(spec);
@@ -125,4 +132,7 @@ void config_box_diff(const json_t *old_box, const json_t *new_box, char *out, si
         say(&d, "network rules changed");
     if (!lists_equal(json_object_get(na, "ports"), json_object_get(nb, "ports")))
         say(&d, "network ports changed");
+    if (!lists_equal(json_object_get(a, "command"), json_object_get(b, "command")))
+        say(&d, "command changed");
+    scalar_change(&d, json_object_get(a, "restart"), json_object_get(b, "restart"), "restart", "");
 }

@@ -10,6 +10,7 @@
 #include <limits.h>
 
 #include "boxcfg/config.h"
+#include "boxcfg/mainspec.h"
 #include "config/config.h"
 #include "config/subst.h"
 #include "util/util.h"
@@ -381,6 +382,45 @@ static json_t *network_value(struct ctx *c, const struct cfg_node *n)
     return net;
 }
 
+/* ---- a command: "shell text" (run by /bin/sh -c) | [argv...] ---- */
+static json_t *command_value(struct ctx *c, const struct cfg_node *value, const char *what)
+{
+    json_t *argv = json_array();
+    int rc = argv ? 0 : fail(c, value, "out of memory");
+    if (rc < 0)
+        return NULL;
+    if (value->kind == CFG_SEQ) {
+        if (!value->n)
+            rc = fail(c, value, "%s: an empty list (give the program and its arguments)", what);
+        if (value->n > CONFIG_ARGV_MAX)
+            rc = fail(c, value, "%s: more than %u words", what, CONFIG_ARGV_MAX);
+        for (size_t w = 0; w < value->n && rc == 0; w++) {
+            json_t *word = string_value(c, value->items[w], what);
+            rc = word ? json_array_append_new(argv, word) : -1;
+        }
+    } else if (value->kind == CFG_SCALAR) {
+        json_t *text = string_value(c, value, what);
+        if (!text)
+            rc = -1;
+        else if (!json_string_length(text))
+            rc = fail(c, value, "%s: an empty command", what);
+        else {
+            json_array_append_new(argv, json_string("/bin/sh"));
+            json_array_append_new(argv, json_string("-c"));
+            json_array_append(argv, text);
+        }
+        json_decref(text);
+    } else {
+        rc = fail(c, value, "%s: expected a command (text, run by /bin/sh -c) or a list (an argv), got %s", what,
+                  kind_name(value));
+    }
+    if (rc < 0) {
+        json_decref(argv);
+        return NULL;
+    }
+    return argv;
+}
+
 /* ---- scripts: NAME: "shell text" | [argv...] ---- */
 static json_t *scripts_value(struct ctx *c, const struct cfg_node *n)
 {
@@ -401,36 +441,10 @@ static json_t *scripts_value(struct ctx *c, const struct cfg_node *n)
         }
         char what[128];
         snprintf(what, sizeof(what), "script %s", key->text);
-        json_t *argv = json_array();
-        if (value->kind == CFG_SEQ) {
-            if (!value->n)
-                rc = fail(c, value, "%s: an empty list (give the program and its arguments)", what);
-            if (value->n > CONFIG_ARGV_MAX)
-                rc = fail(c, value, "%s: more than %u words", what, CONFIG_ARGV_MAX);
-            for (size_t w = 0; w < value->n && rc == 0; w++) {
-                json_t *word = string_value(c, value->items[w], what);
-                rc = word ? json_array_append_new(argv, word) : -1;
-            }
-        } else if (value->kind == CFG_SCALAR) {
-            json_t *text = string_value(c, value, what);
-            if (!text)
-                rc = -1;
-            else if (!json_string_length(text))
-                rc = fail(c, value, "%s: an empty command", what);
-            else {
-                json_array_append_new(argv, json_string("/bin/sh"));
-                json_array_append_new(argv, json_string("-c"));
-                json_array_append(argv, text);
-            }
-            json_decref(text);
-        } else {
-            rc = fail(c, value, "%s: expected a command (text, run by /bin/sh -c) or a list (an argv), got %s", what,
-                      kind_name(value));
-        }
+        json_t *argv = command_value(c, value, what);
+        rc = argv ? 0 : -1;
         if (rc == 0)
             json_object_set_new(scripts, key->text, argv);
-        else
-            json_decref(argv);
     }
     if (rc < 0) {
         json_decref(scripts);
@@ -440,14 +454,14 @@ static json_t *scripts_value(struct ctx *c, const struct cfg_node *n)
 }
 
 /* ---- one box ---- */
-static const char *const box_keys[] = {"image",   "rootfs", "cpus",      "memory",  "disk",    "env",
-                                       "workdir", "user",   "ephemeral", "network", "scripts", NULL};
+static const char *const box_keys[] = {"image", "rootfs",    "cpus",    "memory",  "disk",    "env",     "workdir",
+                                       "user",  "ephemeral", "network", "scripts", "command", "restart", NULL};
 
 static json_t *new_box(const char *name)
 {
-    return json_pack("{s:s, s:n, s:n, s:i, s:i, s:I, s:n, s:n, s:n, s:b, s:n, s:n}", "name", name, "image", "rootfs",
-                     "cpus", 0, "memory_mib", 0, "disk_bytes", (json_int_t)0, "env", "workdir", "user", "ephemeral", 0,
-                     "network", "scripts");
+    return json_pack("{s:s, s:n, s:n, s:i, s:i, s:I, s:n, s:n, s:n, s:b, s:n, s:n, s:n, s:n}", "name", name, "image",
+                     "rootfs", "cpus", 0, "memory_mib", 0, "disk_bytes", (json_int_t)0, "env", "workdir", "user",
+                     "ephemeral", 0, "network", "scripts", "command", "restart");
 }
 
 static int box_field(struct ctx *c, json_t *box, const struct cfg_node *key, const struct cfg_node *value)
@@ -500,6 +514,17 @@ static int box_field(struct ctx *c, json_t *box, const struct cfg_node *key, con
         v = network_value(c, value);
     } else if (!strcmp(k, "scripts")) {
         v = scripts_value(c, value);
+    } else if (!strcmp(k, "command")) {
+        v = command_value(c, value, "command");
+    } else if (!strcmp(k, "restart")) {
+        v = string_value(c, value, k);
+        enum main_restart r;
+        unsigned n;
+        char why[256];
+        if (v && main_restart_parse(json_string_value(v), &r, &n, why, sizeof(why)) < 0) {
+            json_decref(v);
+            return fail(c, value, "%s", why);
+        }
     } else if (!strcmp(k, "secrets") || !strcmp(k, "volumes")) {
         return fail(c, key, "%s are not supported yet (cocoon does not have them; remove the key)", k);
     } else {
@@ -523,17 +548,21 @@ static json_t *box_value(struct ctx *c, const struct cfg_node *name, const struc
         return fail(c, name, "out of memory"), NULL;
     int rc = 0;
     if (n->kind == CFG_MAP) {
-        const struct cfg_node *image = NULL, *rootfs = NULL;
+        const struct cfg_node *image = NULL, *rootfs = NULL, *restart = NULL;
         for (size_t i = 0; i + 1 < n->n && rc == 0; i += 2) {
             rc = box_field(c, box, n->items[i], n->items[i + 1]);
             if (!strcmp(n->items[i]->text, "image"))
                 image = n->items[i];
             if (!strcmp(n->items[i]->text, "rootfs"))
                 rootfs = n->items[i];
+            if (!strcmp(n->items[i]->text, "restart"))
+                restart = n->items[i];
         }
         if (rc == 0 && image && rootfs)
             rc = fail(c, image->line > rootfs->line ? image : rootfs, "box %s: give either image or rootfs, not both",
                       name->text);
+        if (rc == 0 && restart && json_is_null(json_object_get(box, "command")))
+            rc = fail(c, restart, "box %s: restart needs a command (the box's main process)", name->text);
     } else if (!is_null(n)) { /* "name:" alone: a box with every default */
         rc = fail(c, n, "box %.100s: expected a mapping of its settings, got %s", name->text, kind_name(n));
     }

@@ -460,7 +460,7 @@ static int check_str(const char *s, size_t max, const char *what, cocoon_error *
     return 0;
 }
 
-static int validate(const cocoon_exec_options *o, size_t *argc, size_t *envc, cocoon_error *err)
+int lib_exec_validate(const cocoon_exec_options *o, size_t *argc, size_t *envc, cocoon_error *err)
 {
     if (!o->argv || !o->argv[0] || !o->argv[0][0])
         return lib_err(err, COCOON_E_INVALID, "no command given (argv is empty)");
@@ -560,7 +560,7 @@ int cocoon_exec_start(cocoon_box *box, const cocoon_exec_options *caller, cocoon
         return -1;
     const cocoon_exec_options *opts = &copy;
     size_t argc = 0, envc = 0;
-    if (validate(opts, &argc, &envc, err) < 0)
+    if (lib_exec_validate(opts, &argc, &envc, err) < 0)
         return -1;
     struct proto_exec *m = calloc(1, sizeof(*m));
     if (!m)

@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "util/util.h"
 
 /* Most entries one VMM_EXECS frame can carry (each is a pid and a clipped command). */
 #define EXECS_MAX (PROTO_MAX_PAYLOAD / 16)
@@ -114,4 +117,50 @@ int cocoon_box_signal_exec(cocoon_box *box, int id, int signo, size_t *signalled
     if (signalled)
         *signalled = n;
     return 0;
+}
+
+int cocoon_exec_detached(cocoon_box *box, const cocoon_exec_options *opts, int *id, cocoon_error *err)
+{
+    lib_err_clear(err);
+    if (!box || !opts || !id)
+        return lib_err(err, COCOON_E_INVALID, "cocoon_exec_detached: NULL argument");
+    *id = 0;
+    cocoon_exec_options o;
+    if (LIB_OPTIONS(cocoon_exec_options, o, opts, err) < 0)
+        return -1;
+    size_t argc, envc;
+    if (lib_exec_validate(&o, &argc, &envc, err) < 0)
+        return -1;
+    if (o.tty)
+        return lib_err(err, COCOON_E_INVALID, "a detached exec has no terminal");
+    struct proto_exec *m = calloc(1, sizeof(*m));
+    if (!m)
+        return lib_err(err, COCOON_E_NOMEM, "out of memory");
+    m->argv = (char **)o.argv;
+    m->argc = argc;
+    m->env = (char **)o.env;
+    m->envc = envc;
+    snprintf(m->cwd, sizeof(m->cwd), "%s", o.cwd ? o.cwd : "");
+    snprintf(m->user, sizeof(m->user), "%s", o.user ? o.user : "");
+    m->timeout_ms = o.timeout_ms;
+    m->window = PROTO_DEFAULT_WINDOW;
+    m->realtime_ns = util_now_ns(CLOCK_REALTIME);
+    struct lib_xfer *x = lib_xfer_open(box, err);
+    if (!x) {
+        free(m);
+        return -1;
+    }
+    size_t len = proto_encode_exec_detached(x->w, m);
+    free(m);
+    struct proto_exec_entry *e = NULL;
+    size_t n = 0;
+    int rc = len ? execs_request(box, x, len, &e, &n, err) : lib_err(err, COCOON_E_INVALID, "the command is too large");
+    lib_xfer_close(x);
+    if (rc == 0 && n != 1)
+        rc = lib_err(err, COCOON_E_PROTOCOL, "box %s: the monitor answered a detached exec with %zu entries", box->id,
+                     n);
+    if (rc == 0)
+        *id = (int)e[0].pid;
+    free(e);
+    return rc;
 }

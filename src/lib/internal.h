@@ -212,6 +212,25 @@ void lib_stop_reason(const cocoon_box *box, char *out, size_t cap);
 /* A log rotated from path to old: old, then path, copied to out; then, while more(arg)
  * says so, what is appended to path, across rotations. 0 ok, 1 out went away, -1 error. */
 int lib_rotating_copy(const char *path, const char *old, int out, int (*more)(void *), void *arg);
+/* The same through a sink: put gets each piece read (non-zero: stop, the reader went
+ * away); watch_fd is polled while following to notice a reader that left. */
+struct lib_log_sink {
+    int (*put)(void *arg, const char *buf, size_t n);
+    void *arg;
+    int watch_fd;
+};
+int lib_rotating_read(const char *path, const char *old, const struct lib_log_sink *sink, int (*more)(void *),
+                      void *arg);
+/* more() for a box's logs: 1 while the box runs (box is a cocoon_box *). */
+int lib_box_running_cb(void *box);
+/* An exec's options checked against the protocol's bounds; their counts. */
+int lib_exec_validate(const cocoon_exec_options *o, size_t *argc, size_t *envc, cocoon_error *err);
+/* The output of a command the monitor ran (main.log, execs/<id>.log: name relative to
+ * the box directory), as cocoon_box_main_logs gives it. */
+int lib_cmd_logs(cocoon_box *box, const char *name, int stdout_fd, int stderr_fd, const cocoon_logs_options *opts,
+                 cocoon_error *err);
+/* Writes all of n bytes: 0, or 1 when the fd no longer takes them. */
+int lib_write_all(int fd, const void *data, size_t n);
 
 /* A private control connection carrying one stream (files.c, stats.c): transfers and
  * stats do not share the box handle's pump, so they run beside execs on any thread. */

@@ -13,8 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Copies in from *off to its end to out. 0 ok, 1 the reader went away, -1 error. */
-static int drain(int in, off_t *off, int out)
+/* Passes in from *off to its end to the sink. 0 ok, 1 the reader went away, -1 error. */
+static int drain(int in, off_t *off, const struct lib_log_sink *sink)
 {
     char buf[65536];
     for (;;) {
@@ -23,17 +23,27 @@ static int drain(int in, off_t *off, int out)
             continue;
         if (n <= 0)
             return n < 0 ? -1 : 0;
-        for (ssize_t done = 0; done < n;) {
-            ssize_t w = write(out, buf + done, (size_t)(n - done));
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0)
-                return 1;
-            done += w;
-        }
+        if (sink->put(sink->arg, buf, (size_t)n) != 0)
+            return 1;
         *off += n;
     }
 }
+
+int lib_write_all(int fd, const void *data, size_t n)
+{
+    const char *p = data;
+    for (size_t done = 0; done < n;) {
+        ssize_t w = write(fd, p + done, n - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return 1;
+        done += (size_t)w;
+    }
+    return 0;
+}
+
+static int put_fd(void *arg, const char *buf, size_t n) { return lib_write_all(*(int *)arg, buf, n); }
 
 static int same_file(int fd, const struct stat *b)
 {
@@ -45,6 +55,13 @@ static int open_ro(const char *path) { return open(path, O_RDONLY | O_CLOEXEC | 
 
 int lib_rotating_copy(const char *path, const char *old, int out, int (*more)(void *), void *arg)
 {
+    struct lib_log_sink sink = {put_fd, &out, out};
+    return lib_rotating_read(path, old, &sink, more, arg);
+}
+
+int lib_rotating_read(const char *path, const char *old, const struct lib_log_sink *sink, int (*more)(void *),
+                      void *arg)
+{
     int cur = open_ro(path), rc = 0;
     int prev = open_ro(old);
     struct stat st;
@@ -54,7 +71,7 @@ int lib_rotating_copy(const char *path, const char *old, int out, int (*more)(vo
     }
     if (prev >= 0) {
         off_t z = 0;
-        rc = drain(prev, &z, out);
+        rc = drain(prev, &z, sink);
         close(prev);
     }
     off_t off = 0;
@@ -65,12 +82,12 @@ int lib_rotating_copy(const char *path, const char *old, int out, int (*more)(vo
             off = 0;
         }
         if (cur >= 0) {
-            if ((rc = drain(cur, &off, out)) != 0)
+            if ((rc = drain(cur, &off, sink)) != 0)
                 break;
             if (stat(path, &st) < 0 || !same_file(cur, &st)) {
                 /* Rotated: the writer moved to a new net.log after its last write here,
                  * so this file is complete; read the rest of it, then the new one. */
-                rc = drain(cur, &off, out);
+                rc = drain(cur, &off, sink);
                 close(cur);
                 cur = -1;
                 continue;
@@ -82,7 +99,7 @@ int lib_rotating_copy(const char *path, const char *old, int out, int (*more)(vo
             break;
         /* A follower whose reader left (a pipe or socket with nobody at the other end)
          * stops now, not at the next log line, which may never come. */
-        struct pollfd gone = {.fd = out};
+        struct pollfd gone = {.fd = sink->watch_fd};
         if (poll(&gone, 1, 0) == 1 && (gone.revents & (POLLERR | POLLHUP | POLLNVAL))) {
             rc = 1;
             break;
@@ -95,7 +112,7 @@ int lib_rotating_copy(const char *path, const char *old, int out, int (*more)(vo
     return rc;
 }
 
-static int box_running(void *box) { return lib_box_running(((cocoon_box *)box)->dir, NULL); }
+int lib_box_running_cb(void *box) { return lib_box_running(((cocoon_box *)box)->dir, NULL); }
 
 static int box_log_copy(cocoon_box *box, const char *name, int fd, int follow, cocoon_error *err)
 {
@@ -103,7 +120,7 @@ static int box_log_copy(cocoon_box *box, const char *name, int fd, int follow, c
     if (lib_path(path, sizeof(path), "%s/%s", box->dir, name) < 0 ||
         lib_path(old, sizeof(old), "%s/%s.1", box->dir, name) < 0)
         return lib_err(err, COCOON_E_INVALID, "box path too long");
-    if (lib_rotating_copy(path, old, fd, follow ? box_running : NULL, box) < 0)
+    if (lib_rotating_copy(path, old, fd, follow ? lib_box_running_cb : NULL, box) < 0)
         return lib_err(err, COCOON_E_IO, "cannot read %s: %s", path, strerror(errno));
     return 0;
 }

@@ -40,12 +40,7 @@ struct console_log {
 
 uint64_t console_log_max_bytes(void)
 {
-    const char *e = getenv("COCOON_CONSOLE_LOG_MAX");
-    char *end;
-    unsigned long long v = e && *e ? strtoull(e, &end, 10) : 0;
-    if (!v || *end)
-        return CONSOLE_LOG_DEFAULT_BYTES;
-    return v < CONSOLE_LOG_MIN_BYTES ? CONSOLE_LOG_MIN_BYTES : v;
+    return util_env_bytes("COCOON_CONSOLE_LOG_MAX", CONSOLE_LOG_DEFAULT_BYTES, CONSOLE_LOG_MIN_BYTES);
 }
 
 int console_log_open(struct vmm *v, int *child_end, char *err, size_t cap)

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "monitor/mainproc.h"
 #include "monitor/mux.h"
 #include "monitor/monitor.h"
 #include "util/log.h"
@@ -22,6 +23,7 @@
 #define KILL_WAIT_MS 5000
 #define SIGTERM_GUEST_MS 4000
 #define LIFELINE_GUEST_MS 2000
+#define MAIN_EXIT_GUEST_MS 10000
 
 const char *vmm_state_name(enum vmm_state s)
 {
@@ -80,6 +82,7 @@ static void kill_child_async(struct vmm *v)
 /* ---- actions ---- */
 
 typedef void (*action_fn)(struct vmm *v, const char *detail, uint32_t timeout_ms);
+static void stop_begin(struct vmm *v, const char *why, uint32_t timeout_ms, int kill_execs);
 
 static void became_ready(struct vmm *v, const char *detail, uint32_t timeout_ms)
 {
@@ -88,6 +91,22 @@ static void became_ready(struct vmm *v, const char *detail, uint32_t timeout_ms)
     vmm_arm_timer(v, 0);
     if (vmm_watch(v, v->listen_fd, EPOLLIN, &v->w_listen) < 0)
         handshake_fail(v, "cannot watch ctl.sock: %s", strerror(errno));
+    else
+        mainproc_start(v);
+}
+
+/* The main process's back-off is over (the timer is free while the box runs). */
+static void main_restart_due(struct vmm *v, const char *detail, uint32_t timeout_ms)
+{
+    (void)detail, (void)timeout_ms;
+    mainproc_start(v);
+}
+
+/* The main process ended for good: the box stops as if asked to, its other execs with it. */
+static void stop_on_main_exit(struct vmm *v, const char *detail, uint32_t timeout_ms)
+{
+    (void)timeout_ms;
+    stop_begin(v, detail, MAIN_EXIT_GUEST_MS, 1);
 }
 
 static void boot_child_exit(struct vmm *v, const char *detail, uint32_t timeout_ms)
@@ -218,6 +237,8 @@ static const action_fn table[ST_COUNT][EV_COUNT] = {
             [EV_LIFELINE] = stop_on_lifeline,
             [EV_SHUTDOWN] = stop_on_request,
             [EV_FATAL] = stop_hard,
+            [EV_TIMER] = main_restart_due,
+            [EV_MAIN_EXIT] = stop_on_main_exit,
         },
     [ST_STOPPING] =
         {

@@ -24,7 +24,9 @@
 #include "kvm/main.h"
 #include "monitor/console_log.h"
 #include "monitor/jail_probe.h"
+#include "monitor/detached.h"
 #include "monitor/jail_setup.h"
+#include "monitor/mainproc.h"
 #include "monitor/monitor.h"
 #include "monitor/mux.h"
 #include "monitor/net_glue.h"
@@ -309,6 +311,8 @@ static int block_signals(struct vmm *v)
 static void cleanup(struct vmm *v, int own_files)
 {
     net_glue_free(v);
+    mainproc_close(v);
+    detached_close(v);
     console_log_close(v);
     mux_free(v->mux);
     v->mux = NULL;
@@ -471,6 +475,10 @@ int main(int argc, char **argv)
         goto out;
     }
     vmm_log("%s", backend_why);
+    if (mainproc_open(v, cfgerr, sizeof(cfgerr)) < 0 || detached_open(v, cfgerr, sizeof(cfgerr)) < 0) {
+        rc = early_error(v, cfgerr);
+        goto out;
+    }
     raise_nofile(v);
     v->mux = mux_new(v);
     if (!v->mux || setup_loop(v, err, sizeof(err)) < 0 || bind_ctl(v, err, sizeof(err)) < 0 ||

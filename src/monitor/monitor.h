@@ -37,6 +37,8 @@ enum vmm_state { ST_BOOTING, ST_RUNNING, ST_STOPPING, ST_DONE, ST_COUNT };
 
 struct mux;
 struct console_log;
+struct mainproc;
+struct detached_set;
 
 struct vmm {
     struct box_config cfg;
@@ -77,9 +79,11 @@ struct vmm {
     int signals_seen;
 
     struct mux *mux;
-    struct net_glue *net;        /* NULL without networking (net_glue.c) */
-    struct console_log *console; /* the guest's serial console (console_log.c) */
-    struct proto_writer agent_w; /* scratch for frames the monitor itself sends */
+    struct net_glue *net;          /* NULL without networking (net_glue.c) */
+    struct console_log *console;   /* the guest's serial console (console_log.c) */
+    struct mainproc *main;         /* the box's main process, NULL without one (mainproc.c) */
+    struct detached_set *detached; /* detached execs (detached.c) */
+    struct proto_writer agent_w;   /* scratch for frames the monitor itself sends */
 };
 
 /* loop.c */
@@ -103,11 +107,12 @@ void vmm_uncork_agent(struct vmm *v);
 enum vmm_event {
     EV_READY,      /* the agent said READY */
     EV_CHILD_EXIT, /* the VMM child exited (v->child_status) */
-    EV_TIMER,      /* the boot or stop deadline passed */
+    EV_TIMER,      /* the boot or stop deadline passed, or a main process's back-off */
     EV_SIGNAL,     /* SIGTERM, SIGINT or SIGHUP */
     EV_LIFELINE,   /* the process that started the box is gone */
     EV_SHUTDOWN,   /* a control client asked for a stop */
     EV_FATAL,      /* the guest or the channel broke: stop hard */
+    EV_MAIN_EXIT,  /* the main process ended and its policy does not restart it */
     EV_COUNT
 };
 /* detail: why (the log and error messages say it); timeout_ms: the guest's time to

@@ -17,6 +17,9 @@
 
 #include "proto/conn.h"
 #include "util/log.h"
+#include "util/util.h"
+#include "monitor/detached.h"
+#include "monitor/mainproc.h"
 #include "monitor/monitor.h"
 
 /* What a client frame handler returns: the frame was handled, the client is gone
@@ -39,6 +42,7 @@ struct route {
     uint32_t client_id;
     struct client *c; /* NULL when the client has gone: output is drained and dropped */
     int started;
+    int own;         /* the monitor's own exec (mainproc.c): no client ever */
     uint16_t kind;   /* the opening type: EXEC, FILE_PUT, FILE_GET, FILE_OP, STATS */
     uint32_t pid;    /* from STARTED: the exec's process group in the guest */
     char cmd[256];   /* argv joined by spaces, clipped: what `cocoon kill --list` shows */
@@ -351,6 +355,8 @@ static int client_execs(struct mux *m, struct client *c, long target, uint32_t s
     return rc;
 }
 
+static int client_exec_detached(struct mux *m, struct client *c, const uint8_t *p, uint32_t n);
+
 static int client_session_frame(struct mux *m, struct client *c, const struct proto_header *h, const uint8_t *p)
 {
     uint32_t mode, timeout_ms, pid, signo;
@@ -361,6 +367,7 @@ static int client_session_frame(struct mux *m, struct client *c, const struct pr
             return client_error(m, c, 0, EINVAL, "malformed VMM_SIGNAL_EXEC"), FRAME_MALFORMED;
         return client_execs(m, c, pid, signo);
     case PROTO_PING: return client_ping(m, c, p, h->len);
+    case PROTO_VMM_EXEC_DETACHED: return client_exec_detached(m, c, p, h->len);
     case PROTO_SHUTDOWN:
         if (proto_decode_shutdown(p, h->len, &mode, &timeout_ms) != PROTO_OK)
             return client_error(m, c, 0, EINVAL, "malformed SHUTDOWN"), FRAME_MALFORMED;
@@ -405,13 +412,7 @@ static int open_check(const struct proto_header *h, const uint8_t *p, char *cmd,
     if (rc != PROTO_OK)
         return rc;
     *window = ex.window;
-    size_t used = 0;
-    for (size_t i = 0; i < ex.argc && used + 1 < cap; i++) {
-        int n = snprintf(cmd + used, cap - used, "%s%s", i ? " " : "", ex.argv[i]);
-        if (n < 0)
-            break;
-        used += (size_t)n < cap - used ? (size_t)n : cap - used - 1;
-    }
+    util_join_words(cmd, cap, ex.argv, ex.argc);
     proto_exec_free(&ex);
     return rc;
 }
@@ -669,6 +670,92 @@ static void agent_ignored_credit(struct mux *m, int i, const struct proto_header
                  "command was killed and its further output dropped");
 }
 
+/* A frame of the monitor's own exec: output is credited back at once (mainproc.c
+ * writes it to a bounded log, it never piles up here). */
+static void own_frame(struct mux *m, int i, const struct proto_header *h, const uint8_t *p)
+{
+    struct route *r = &m->routes[i];
+    uint32_t agent_id = r->agent_id;
+    if (h->type == PROTO_STARTED) {
+        struct proto_started st;
+        r->started = 1;
+        if (proto_decode_started(p, h->len, &st) == PROTO_OK)
+            r->pid = st.pid;
+    }
+    if ((h->type == PROTO_STDOUT || h->type == PROTO_STDERR) && h->len > 0)
+        agent_send_w(m, proto_encode_credit(&m->w, agent_id, h->len));
+    int last = h->type == PROTO_EXIT || (h->type == PROTO_ERROR && !r->started);
+    if (last)
+        route_remove(m, i);
+    if (!mainproc_on_frame(m->v, agent_id, h, p))
+        detached_on_frame(m->v, agent_id, h, p);
+}
+
+void mux_send_to(struct mux *m, uint64_t serial, const void *frame, size_t len)
+{
+    for (int i = 0; i < m->nclients; i++)
+        if (m->clients[i]->serial == serial) {
+            struct client *c = m->clients[i];
+            if (len == 0 || proto_conn_send(&c->conn, frame, len) < 0)
+                client_drop(m, c, "it does not read its answers (queue full)");
+            else
+                client_update_events(m, c);
+            return;
+        }
+}
+
+/* VMM_EXEC_DETACHED: the monitor runs the command itself; the client is answered once
+ * it started (detached.c). */
+static int client_exec_detached(struct mux *m, struct client *c, const uint8_t *p, uint32_t n)
+{
+    if (m->v->state != ST_RUNNING)
+        return client_error(m, c, 0, ESHUTDOWN, "the box is stopping");
+    struct proto_exec ex;
+    int rc = proto_decode_exec(p, n, &ex);
+    if (rc != PROTO_OK) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "malformed VMM_EXEC_DETACHED: %s", proto_strerror(rc));
+        client_error(m, c, 0, EINVAL, msg);
+        return FRAME_MALFORMED;
+    }
+    int code = 0;
+    char msg[160];
+    rc = detached_start(m->v, c->serial, &ex, &code, msg, sizeof(msg));
+    proto_exec_free(&ex);
+    return rc < 0 ? client_error(m, c, 0, code, msg) : 0;
+}
+
+uint32_t mux_open_own(struct mux *m, const struct proto_exec *ex)
+{
+    if (m->nroutes >= MUX_MAX_ROUTES)
+        return 0;
+    if (m->nroutes == m->routes_cap) {
+        int cap = m->routes_cap ? m->routes_cap * 2 : 64;
+        struct route *grown = realloc(m->routes, (size_t)cap * sizeof(*grown));
+        if (!grown)
+            return 0;
+        m->routes = grown;
+        m->routes_cap = cap;
+    }
+    uint32_t id = alloc_agent_id(m);
+    size_t len = proto_encode_exec(&m->w, id, ex);
+    if (len == 0)
+        return 0;
+    struct route *r = &m->routes[m->nroutes++];
+    memset(r, 0, sizeof(*r));
+    r->agent_id = id;
+    r->own = 1;
+    r->kind = PROTO_EXEC;
+    r->window = ex->window;
+    r->credit = ex->window;
+    util_join_words(r->cmd, sizeof(r->cmd), ex->argv, ex->argc);
+    vmm_cork_agent(m->v);
+    agent_send_w(m, len);
+    agent_send_w(m, proto_encode_data(&m->w, id, PROTO_STDIN_EOF, NULL, 0));
+    vmm_uncork_agent(m->v);
+    return id;
+}
+
 void mux_on_agent_frame(struct mux *m, const struct proto_header *h, const uint8_t *p)
 {
     if (h->stream == 0) {
@@ -688,6 +775,10 @@ void mux_on_agent_frame(struct mux *m, const struct proto_header *h, const uint8
         return;
     }
     struct route *r = &m->routes[i];
+    if (r->own) {
+        own_frame(m, i, h, p);
+        return;
+    }
     struct client *c = r->c;
     uint32_t client_id = r->client_id;
     /* EXIT ends the stream; so does an ERROR before STARTED (the exec never ran). */

@@ -25,6 +25,12 @@ void mux_on_listen(struct mux *m);
 void mux_on_client(struct mux *m, struct client *c, uint32_t events);
 /* A validated frame from the agent once the box is running. */
 void mux_on_agent_frame(struct mux *m, const struct proto_header *h, const uint8_t *payload);
+/* The monitor's own exec (the box's main process, mainproc.c): opened like a client's,
+ * with no client; its frames go to mainproc_on_frame. The agent's stream id, or 0 when
+ * it cannot be sent. */
+uint32_t mux_open_own(struct mux *m, const struct proto_exec *ex);
+/* Queues a frame to the client with this serial, if it is still connected. */
+void mux_send_to(struct mux *m, uint64_t serial, const void *frame, size_t len);
 /* SIGKILL every running exec (the caller is gone). */
 void mux_kill_all(struct mux *m);
 /* Clients are read only while the agent's outbound queue is short. */

@@ -70,6 +70,7 @@ const char *proto_type_name(unsigned type)
     case PROTO_VMM_LIST_EXECS: return "VMM_LIST_EXECS";
     case PROTO_VMM_EXECS: return "VMM_EXECS";
     case PROTO_VMM_SIGNAL_EXEC: return "VMM_SIGNAL_EXEC";
+    case PROTO_VMM_EXEC_DETACHED: return "VMM_EXEC_DETACHED";
     case PROTO_FILE_PUT: return "FILE_PUT";
     case PROTO_FILE_GET: return "FILE_GET";
     case PROTO_STATS: return "STATS";
@@ -86,7 +87,7 @@ int proto_type_is_session(unsigned type)
 {
     return type == PROTO_HELLO || type == PROTO_CONFIG || type == PROTO_READY || type == PROTO_SHUTDOWN ||
            type == PROTO_VMM_HELLO || type == PROTO_VMM_LIST_EXECS || type == PROTO_VMM_EXECS ||
-           type == PROTO_VMM_SIGNAL_EXEC;
+           type == PROTO_VMM_SIGNAL_EXEC || type == PROTO_VMM_EXEC_DETACHED;
 }
 
 int proto_type_is_data(unsigned type)
@@ -509,9 +510,9 @@ int proto_decode_exec(const uint8_t *p, size_t n, struct proto_exec *m)
 }
 
 /* Fields at their defaults are left out (rows and cols mean something with a tty only). */
-size_t proto_encode_exec(struct proto_writer *w, uint32_t stream, const struct proto_exec *m)
+static size_t encode_exec_as(struct proto_writer *w, uint32_t stream, uint16_t type, const struct proto_exec *m)
 {
-    proto_writer_begin(w, stream, PROTO_EXEC);
+    proto_writer_begin(w, stream, type);
     for (size_t i = 0; i < m->argc; i++)
         proto_put_str(w, PT_ARGV, m->argv[i]);
     for (size_t i = 0; i < m->envc; i++)
@@ -530,6 +531,16 @@ size_t proto_encode_exec(struct proto_writer *w, uint32_t stream, const struct p
     if (m->realtime_ns)
         proto_put_u64(w, PT_REALTIME_NS, m->realtime_ns);
     return proto_writer_finish(w);
+}
+
+size_t proto_encode_exec(struct proto_writer *w, uint32_t stream, const struct proto_exec *m)
+{
+    return encode_exec_as(w, stream, PROTO_EXEC, m);
+}
+
+size_t proto_encode_exec_detached(struct proto_writer *w, const struct proto_exec *m)
+{
+    return encode_exec_as(w, PROTO_STREAM_SESSION, PROTO_VMM_EXEC_DETACHED, m);
 }
 
 /* STARTED */

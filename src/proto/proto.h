@@ -44,9 +44,11 @@ enum proto_type {
     /* control socket only (client <-> cocoon-vmm, never forwarded to the guest) */
     PROTO_VMM_HELLO =
         32, /* vmm->client on connect: VERSION, BACKEND, ACCEL, BOX_ID, BOOT_NS, INIT_NS, READY_MS, KERNEL */
-    PROTO_VMM_LIST_EXECS = 33,  /* client->vmm: no fields; answered by VMM_EXECS */
-    PROTO_VMM_EXECS = 34,       /* vmm->client: (EXEC_PID, EXEC_CMD)* pairs in order */
-    PROTO_VMM_SIGNAL_EXEC = 35, /* client->vmm: PID (0: every exec), SIGNAL; answered by VMM_EXECS of those hit */
+    PROTO_VMM_LIST_EXECS = 33,    /* client->vmm: no fields; answered by VMM_EXECS */
+    PROTO_VMM_EXECS = 34,         /* vmm->client: (EXEC_PID, EXEC_CMD)* pairs in order */
+    PROTO_VMM_SIGNAL_EXEC = 35,   /* client->vmm: PID (0: every exec), SIGNAL; answered by VMM_EXECS of those hit */
+    PROTO_VMM_EXEC_DETACHED = 36, /* client->vmm: EXEC's fields; the monitor runs it, keeping its output; answered
+                                     by VMM_EXECS of it (its pid) once it started, or ERROR */
     /* file transfer and stats streams (opened like EXEC; docs/protocol.md "Files", "Stats") */
     PROTO_FILE_PUT = 40,     /* host->guest: PATH, WINDOW, FLAGS; then a tar stream as STDIN */
     PROTO_FILE_GET = 41,     /* host->guest: PATH, WINDOW, FLAGS; the guest answers a tar stream as STDOUT */
@@ -327,6 +329,8 @@ size_t proto_encode_hello(struct proto_writer *w, const struct proto_hello *m);
 size_t proto_encode_config(struct proto_writer *w, const struct proto_config *m);
 size_t proto_encode_ready(struct proto_writer *w, const struct proto_ready *m);
 size_t proto_encode_exec(struct proto_writer *w, uint32_t stream, const struct proto_exec *m);
+/* The same fields as a VMM_EXEC_DETACHED request (stream 0). */
+size_t proto_encode_exec_detached(struct proto_writer *w, const struct proto_exec *m);
 size_t proto_encode_started(struct proto_writer *w, uint32_t stream, const struct proto_started *m);
 size_t proto_encode_exit(struct proto_writer *w, uint32_t stream, const struct proto_exit *m);
 size_t proto_encode_error(struct proto_writer *w, uint32_t stream, uint32_t code, const char *message);

@@ -5,6 +5,7 @@
 #include "util/util.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Length of the valid UTF-8 sequence at p (at most n bytes) and its code point, or 0. */
@@ -111,4 +112,26 @@ int util_parse_count(const char *s, int suffixes, uint64_t *out)
         return -1;
     *out = v << shift;
     return 0;
+}
+
+void util_join_words(char *out, size_t cap, char *const *argv, size_t n)
+{
+    size_t used = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < n && argv[i] && used + 1 < cap; i++) {
+        int w = snprintf(out + used, cap - used, "%s%s", i ? " " : "", argv[i]);
+        if (w < 0)
+            break;
+        used += (size_t)w < cap - used ? (size_t)w : cap - used - 1;
+    }
+}
+
+uint64_t util_env_bytes(const char *name, uint64_t def, uint64_t min)
+{
+    const char *e = getenv(name);
+    char *end;
+    unsigned long long v = e && *e ? strtoull(e, &end, 10) : 0;
+    if (!v || *end)
+        return def;
+    return v < min ? min : v;
 }

@@ -29,6 +29,9 @@ static inline int util_is_hex(const char *s)
     return 1;
 }
 
+/* A command line as people read it: the first n words of argv (or up to a NULL) joined
+ * by spaces into out[cap], clipped (cap >= 1). */
+void util_join_words(char *out, size_t cap, char *const *argv, size_t n);
 /* Reads a whole file of at most max bytes (NUL-terminated). NULL with errno set. */
 char *util_read_file(const char *path, size_t max, size_t *len_out);
 /* The last cap - 1 bytes of a file (all of a shorter one) into buf, NUL-terminated:
@@ -54,6 +57,9 @@ int util_base64_encode(const void *in, size_t len, char *out, size_t cap);
  * not fit in cap. */
 int util_base64_decode(const char *in, size_t inlen, void *out, size_t cap, size_t *outlen);
 int util_parse_count(const char *s, int suffixes, uint64_t *out);
+/* A size bound from the environment (a log's rotation size, for tests): the variable as
+ * a plain number of bytes, at least min; def when unset or not a number. */
+uint64_t util_env_bytes(const char *name, uint64_t def, uint64_t min);
 /* SipHash-2-4 of len bytes under a 16-byte key (siphash.c): for hash tables keyed by
  * names from outside, with a random key so the sender cannot choose collisions. */
 uint64_t util_siphash(const uint8_t key[16], const void *data, size_t len);

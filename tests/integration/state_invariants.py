@@ -34,7 +34,10 @@ BOX_ID = re.compile(r"[0-9a-f]{12}")
 DIGEST_BASE = re.compile(r"[0-9a-f]{64}\.ext4")
 # Files a box directory may hold besides its disk and config.json (docs/internals.md).
 BOX_FILES = {"config.json", "disk.qcow2", "rootfs.ext4", "vmm.pid", "ctl.sock", "console.log", "vmm.log",
-             "net.log", "net.log.1", "net.stats.json"}
+             "net.log", "net.log.1", "net.stats.json",
+             # the main process and detached execs (src/monitor/mainproc.c, detached.c)
+             "main.json", "main.json.tmp", "main.state.json", "main.state.json.tmp", "main.log", "main.log.1",
+             "execs"}
 
 
 def db_rows(home, root=""):

@@ -93,7 +93,7 @@ static void test_reference_example(void **state)
         "\"/app\", \"user\": \"app\", \"ephemeral\": false, \"network\": {\"mode\": \"public\", \"rules\": [\"allow "
         "api.openai.com\", \"allow *.pypi.org\", \"allow 10.0.0.0/8:5432/tcp\", \"deny 169.254.169.254/32\"], "
         "\"ports\": [\"8080:80\"]}, \"scripts\": {\"test\": [\"/bin/sh\", \"-c\", \"pytest -q\"], \"build\": "
-        "[\"make\", \"-j2\"]}}]}",
+        "[\"make\", \"-j2\"]}, \"command\": null, \"restart\": null}]}",
         0, NULL);
     assert_non_null(want);
     const char *digest = json_string_value(json_object_get(first_box(cfg), "digest"));
@@ -322,10 +322,11 @@ static void test_box_refusals(void **state)
     refused("boxes:\n  web:\n    memroy: 1G\n",
             "c.yaml:3:5: unknown key \"memroy\" in a box (did you mean \"memory\"?)");
     refused("boxes:\n  web:\n    cpu: 2\n", "c.yaml:3:5: unknown key \"cpu\" in a box (did you mean \"cpus\"?)");
-    refused(
-        "boxes:\n  web:\n    command: x\n",
-        "c.yaml:3:5: unknown key \"command\" in a box (known keys: image, rootfs, cpus, memory, disk, env, workdir, "
-        "user, ephemeral, network, scripts)");
+    refused("boxes:\n  web:\n    comand: x\n",
+            "c.yaml:3:5: unknown key \"comand\" in a box (did you mean \"command\"?)");
+    refused("boxes:\n  web:\n    entrypoint: x\n",
+            "c.yaml:3:5: unknown key \"entrypoint\" in a box (known keys: image, rootfs, cpus, memory, disk, env, "
+            "workdir, user, ephemeral, network, scripts, command, restart)");
     refused("boxes:\n  web:\n    secrets: [OPENAI_API_KEY]\n",
             "c.yaml:3:5: secrets are not supported yet (cocoon does not have them; remove the key)");
     refused("boxes:\n  web:\n    volumes: [\"./a:/a\"]\n",
@@ -413,6 +414,45 @@ static void test_script_refusals(void **state)
                                                           "/bin/sh -c) or a list (an argv), got a mapping");
     refused("boxes:\n  web:\n    scripts: {t: [a, [b]]}\n",
             "c.yaml:3:22: script t: expected a single value, got a list");
+}
+
+static void test_command_and_restart(void **state)
+{
+    json_t *cfg = accepted("boxes:\n  web:\n    command: python3 -m http.server\n    restart: on-failure:3\n"
+                           "  api:\n    command: [uvicorn, app:app]\n");
+    json_t *web = first_box(cfg), *api = json_array_get(json_object_get(cfg, "boxes"), 1);
+    json_t *want = json_pack("[sss]", "/bin/sh", "-c", "python3 -m http.server");
+    assert_true(json_equal(json_object_get(web, "command"), want));
+    json_decref(want);
+    assert_string_equal(json_string_value(json_object_get(web, "restart")), "on-failure:3");
+    want = json_pack("[ss]", "uvicorn", "app:app");
+    assert_true(json_equal(json_object_get(api, "command"), want));
+    json_decref(want);
+    assert_true(json_is_null(json_object_get(api, "restart")));
+    /* a changed command or policy changes the spec, and says so */
+    json_t *other = accepted("boxes:\n  web:\n    command: python3 -m http.server 9000\n    restart: always\n");
+    char diff[256];
+    config_box_diff(web, first_box(other), diff, sizeof(diff));
+    assert_string_equal(diff, "command changed, restart on-failure:3 -> always");
+    assert_false(json_equal(json_object_get(web, "digest"), json_object_get(first_box(other), "digest")));
+    /* a box without them keeps the digest it had before these keys existed */
+    json_t *plain = accepted("boxes:\n  p:\n    cpus: 2\n");
+    json_t *box = json_deep_copy(first_box(plain));
+    json_object_del(box, "command");
+    json_object_del(box, "restart");
+    char before[80];
+    assert_int_equal(config_box_digest(box, before), 0);
+    assert_string_equal(before, json_string_value(json_object_get(first_box(plain), "digest")));
+    json_decref(box);
+    json_decref(plain);
+    json_decref(other);
+    json_decref(cfg);
+    refused("boxes:\n  web:\n    command: x\n    restart: sometimes\n",
+            "c.yaml:4:14: unknown restart policy \"sometimes\": use no, on-failure[:N], always or unless-stopped");
+    refused("boxes:\n  web:\n    restart: always\n",
+            "c.yaml:3:5: box web: restart needs a command (the box's main process)");
+    refused("boxes:\n  web:\n    command: []\n",
+            "c.yaml:3:14: command: an empty list (give the program and its arguments)");
 }
 
 static void test_digest_and_diff(void **state)
@@ -516,9 +556,9 @@ int main(void)
         cmocka_unit_test(test_yaml_refusals),      cmocka_unit_test(test_yaml_bounds),
         cmocka_unit_test(test_top_level_refusals), cmocka_unit_test(test_box_refusals),
         cmocka_unit_test(test_env_refusals),       cmocka_unit_test(test_network_refusals),
-        cmocka_unit_test(test_script_refusals),    cmocka_unit_test(test_digest_and_diff),
-        cmocka_unit_test(test_spec_record),        cmocka_unit_test(test_load_file),
-        cmocka_unit_test(test_public_api),
+        cmocka_unit_test(test_script_refusals),    cmocka_unit_test(test_command_and_restart),
+        cmocka_unit_test(test_digest_and_diff),    cmocka_unit_test(test_spec_record),
+        cmocka_unit_test(test_load_file),          cmocka_unit_test(test_public_api),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

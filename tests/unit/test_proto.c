@@ -198,6 +198,15 @@ static void test_roundtrip_exec(void **state)
     assert_true(out.realtime_ns == 1764190000123456789ull);
     proto_exec_free(&out);
     assert_null(out.argv);
+    /* the same fields as a detached exec asked of the monitor: on stream 0 */
+    n = proto_encode_exec_detached(&W, &in);
+    p = parse_w(n, 0, PROTO_VMM_EXEC_DETACHED, &plen);
+    assert_int_equal(proto_decode_exec(p, plen, &out), PROTO_OK);
+    assert_string_equal(out.argv[3], argv[3]);
+    assert_string_equal(out.user, "1000:1000");
+    proto_exec_free(&out);
+    assert_true(proto_type_is_session(PROTO_VMM_EXEC_DETACHED));
+    assert_string_equal(proto_type_name(PROTO_VMM_EXEC_DETACHED), "VMM_EXEC_DETACHED");
     assert_null(out.env);
 }
 
@@ -474,7 +483,7 @@ static void test_header_unknown_type(void **state)
 {
     uint8_t b[PROTO_HEADER_SIZE];
     struct proto_header h;
-    const uint16_t bad[] = {0, 8, 15, 26, 31, 36, 63, 64, 0xffff};
+    const uint16_t bad[] = {0, 8, 15, 26, 31, 37, 63, 64, 0xffff};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         hdr(b, 0, 1, bad[i], 1, 0);
         assert_int_equal(proto_header_decode(b, sizeof(b), &h), PROTO_E_TYPE);

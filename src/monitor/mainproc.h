@@ -1,0 +1,28 @@
+/* The box's main process, supervised by its monitor: started once the guest is ready,
+ * its output kept in DIR/main.log (rotated), its end recorded in DIR/main.state.json,
+ * restarted per its policy with back-off, or else the box stops (docs/internals.md,
+ * "Main process"). */
+#ifndef COCOON_MONITOR_MAINPROC_H
+#define COCOON_MONITOR_MAINPROC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "boxcfg/mainspec.h"
+#include "proto/proto.h"
+
+struct vmm;
+/* Reads DIR/main.json (none: no main process) and opens main.log; before the jail. */
+int mainproc_open(struct vmm *v, char *err, size_t cap);
+/* The guest is ready, or the back-off is over: the main process starts. */
+void mainproc_start(struct vmm *v);
+/* 1 when the box has a main process. */
+int mainproc_present(const struct vmm *v);
+/* A frame of an exec the monitor runs (mux.c routes them here): 1 when it was the
+ * main process's. */
+int mainproc_on_frame(struct vmm *v, uint32_t stream, const struct proto_header *h, const uint8_t *p);
+/* The monitor exits: a main process still running (or waiting to restart) is
+ * recorded as stopped; the log is closed. */
+void mainproc_close(struct vmm *v);
+
+#endif
