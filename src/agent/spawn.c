@@ -15,7 +15,6 @@
 #include <termios.h>
 #include <unistd.h>
 
-
 extern char **environ;
 
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -12,7 +12,6 @@
 #include "image/registry_int.h"
 #include "util/util.h"
 
-
 int reg_base64(const void *in, size_t len, char *out, size_t cap)
 {
     return util_base64_encode(in, len, out, cap) < 0 ? -1 : 0;
