@@ -406,6 +406,8 @@ static int find_image(cocoon_runtime *rt, const char *name, struct state_image *
     return lib_err(err, e.code, "%s", e.message);
 }
 
+static int find_tag(cocoon_runtime *rt, const char *name, char *tag, size_t cap);
+
 int cocoon_image_inspect(cocoon_runtime *rt, const char *name, cocoon_image_info *info, char **config_json,
                          cocoon_error *err)
 {
@@ -418,6 +420,12 @@ int cocoon_image_inspect(cocoon_runtime *rt, const char *name, cocoon_image_info
     if (find_image(rt, name, &row, err) < 0)
         return -1;
     int rc = fill_info(rt, row.id, info, err);
+    /* Asked by one of its names: that name, not whichever of them fill_info met first. */
+    char tag[sizeof(info->name)];
+    if (rc == 0 && find_tag(rt, name, tag, sizeof(tag))) {
+        snprintf(info->name, sizeof(info->name), "%s", tag);
+        split_name(tag, info->repository, sizeof(info->repository), info->tag, sizeof(info->tag));
+    }
     if (rc == 0 && config_json) {
         *config_json = row.config_json;
         row.config_json = NULL;

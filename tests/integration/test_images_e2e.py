@@ -428,6 +428,10 @@ def test_image_names_are_tags(vm, tmp_path):
     assert len({i["id"] for i in images_json(vm)}) == 1
     table = decode(vm.run("images", check=0).stdout)
     assert table.count("docker.io/library/bb") == 2 and "example.com/bb" in table, table
+    for asked, full in (("bb:1", "docker.io/library/bb:1"), ("bb:2", "docker.io/library/bb:2"),
+                        ("example.com/bb:3", "example.com/bb:3")):  # each name shows itself
+        shown = json.loads(decode(vm.run("image", "inspect", asked, check=0).stdout))[0]
+        assert (shown["name"], shown["tag"]) == (full, full.rsplit(":", 1)[1]), (asked, shown)
     r = vm.run("run", "--rm", "bb:1", check=0)  # a bare name reads as docker.io/library/bb
     assert decode(r.stdout) == "from-loaded\n"
     box = decode(vm.run("create", "bb:2", check=0).stdout).strip()
