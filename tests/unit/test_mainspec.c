@@ -115,7 +115,8 @@ static void test_spec_refusals(void **unused)
         assert_int_equal(main_spec_parse(bad[i], strlen(bad[i]), &s, why, sizeof(why)), -1);
     char user[400] = "{\"argv\":[\"x\"],\"user\":\"";
     memset(user + strlen(user), 'u', 300);
-    strcat(user, "\"}");
+    size_t ulen = strlen(user);
+    memcpy(user + ulen, "\"}", 3);
     assert_int_equal(main_spec_parse(user, strlen(user), &s, why, sizeof(why)), -1);
     assert_non_null(strstr(why, "\"user\""));
 }
