@@ -552,6 +552,44 @@ int cocoon_file_remove(cocoon_box *box, const char *path, unsigned flags, cocoon
 #define COCOON_MOVE_NO_REPLACE 1u
 int cocoon_file_move(cocoon_box *box, const char *from, const char *to, unsigned flags, cocoon_error *err);
 
+/* ---- code interpreter ----
+ * Stateful contexts inside a running box: a context keeps variables, imports and its
+ * working directory across runs. Languages: "python" (the default), "javascript"
+ * (Node) and "bash". Each language has a default context, made on first use; more are
+ * made with cocoon_code_context_create. What a run produces comes to on_event as it is
+ * produced, one JSON object per call (the shapes E2B's code interpreter streams):
+ *   {"type":"stdout","text":"..."}            {"type":"stderr","text":"..."}
+ *   {"type":"result","is_main_result":true,"text":"3","html":"...","png":"<base64>",
+ *    "json":{...}, ...}                       (only the forms the value has)
+ *   {"type":"error","name":"ZeroDivisionError","value":"division by zero","traceback":"..."}
+ *   {"type":"number_of_executions","execution_count":4}   (always last)
+ * A run whose code raised still returns 0 (the error is an event); the call fails only
+ * when the run could not happen: COCOON_E_NOT_FOUND (no such context),
+ * COCOON_E_INVALID (a bad language or option), COCOON_E_UNSUPPORTED (the box's image
+ * has no interpreter for the language: the message names what to install or the
+ * code-interpreter image), COCOON_E_STATE (box not running), COCOON_E_PROTOCOL. */
+typedef int (*cocoon_code_event_fn)(const char *json, size_t len, void *ctx); /* nonzero: interrupt the run */
+typedef struct cocoon_code_options {
+    size_t size;            /* sizeof(cocoon_code_options): set by cocoon_code_options_init */
+    const char *language;   /* NULL: "python"; ignored when context names one */
+    const char *context;    /* a context id; NULL: the language's default context */
+    const char *const *env; /* NULL-terminated "K=V" entries set for this run only */
+    uint32_t
+        timeout_ms; /* 0: none; on expiry the run is interrupted (Python: KeyboardInterrupt) and the context kept */
+    cocoon_code_event_fn on_event;
+    void *ctx;
+} cocoon_code_options;
+void cocoon_code_options_init(cocoon_code_options *opts);
+int cocoon_code_run(cocoon_box *box, const char *code, const cocoon_code_options *opts, cocoon_error *err);
+/* Contexts. *json_out (malloc'd, free with free()) is {"id","language","cwd"} for
+ * create and an array of those for list. cwd NULL: the box's working directory. */
+int cocoon_code_context_create(cocoon_box *box, const char *language, const char *cwd, char **json_out,
+                               cocoon_error *err);
+int cocoon_code_context_list(cocoon_box *box, char **json_out, cocoon_error *err);
+/* Restart: the context's interpreter starts afresh (state lost), same id. */
+int cocoon_code_context_restart(cocoon_box *box, const char *id, cocoon_error *err);
+int cocoon_code_context_remove(cocoon_box *box, const char *id, cocoon_error *err);
+
 /* ---- archive streams ----
  * A tar archive streamed into or out of a running box through callbacks, without
  * temporary files (what `cocoon cp -` and the REST server's /files use). Neither side
