@@ -4,7 +4,7 @@
  * Taking one, under the box lock and snapshots/.lock:
  *   1. snapshots/.creating-<id>/ gets the record and a hard link to the box's disk;
  *   2. it is renamed to snapshots/<id>/ (its layer still has two links: not committed);
- *   3. a new top layer over snapshots/<id>/disk.qcow2 is made as disk.qcow2.new;
+ *   3. a new top layer over snapshots/<id>/disk.qcow2 is made as snapshots/<id>/top.new;
  *   4. renamed over the box's disk.qcow2: the commit, after which the layer has one link.
  * So a snapshot whose layer has more than one link was interrupted before its commit:
  * it is never listed and the next snapshot command under the lock removes it (the
@@ -152,17 +152,20 @@ int lib_snap_find(cocoon_runtime *rt, const char *id_or_name, struct snap_record
                    id_or_name);
 }
 
-/* Removes what interrupted snapshot commands left: .creating-*, .removing-*, and
- * published directories whose layer still has a second link (step 2 above). Only
- * with snapshots/.lock held exclusively: then no snapshot command is at work. */
-void lib_snap_gc(cocoon_runtime *rt)
+/* What interrupted snapshot commands left: .creating-*, .removing-*, published
+ * directories whose layer still has a second link (step 2 above), and a new top layer
+ * (top.new) a snapshot or restore did not get to rename. Each goes to fn (may be NULL),
+ * and is removed when remove is set: only with snapshots/.lock held exclusively, when
+ * no snapshot command is at work. Returns how many there were. */
+unsigned lib_snap_garbage(cocoon_runtime *rt, int remove, void (*fn)(void *, const char *, int), void *arg)
 {
     char dir[LIB_PATH_MAX];
     if (lib_path(dir, sizeof(dir), "%s/snapshots", rt->home) < 0)
-        return;
+        return 0;
     DIR *d = opendir(dir);
     if (!d)
-        return;
+        return 0;
+    unsigned found = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         const char *n = e->d_name;
@@ -171,11 +174,24 @@ void lib_snap_gc(cocoon_runtime *rt)
         int doomed = !strncmp(n, ".creating-", 10) || !strncmp(n, ".removing-", 10);
         if (!doomed && snap_id_valid(n) && lib_snap_path(rt, n, "disk.qcow2", layer, sizeof(layer)) == 0)
             doomed = lstat(layer, &st) < 0 || st.st_nlink != 1;
-        if (doomed && lib_path(path, sizeof(path), "%s/%s", dir, n) == 0)
-            util_rm_rf(path);
+        if (doomed && lib_path(path, sizeof(path), "%s/%s", dir, n) == 0) {
+            found++;
+            int gone = remove && util_rm_rf(path) == 0;
+            if (fn)
+                fn(arg, path, gone);
+        } else if (snap_id_valid(n) && lib_snap_path(rt, n, "top.new", path, sizeof(path)) == 0 &&
+                   lstat(path, &st) == 0) {
+            found++;
+            int gone = remove && unlink(path) == 0;
+            if (fn)
+                fn(arg, path, gone);
+        }
     }
     closedir(d);
+    return found;
 }
+
+void lib_snap_gc(cocoon_runtime *rt) { lib_snap_garbage(rt, 1, NULL, NULL); }
 
 /* ---- who stands on what ---- */
 
@@ -417,17 +433,21 @@ static int lock_stopped(cocoon_box *box, const char *doing, cocoon_error *err)
     return lib_err(err, COCOON_E_IO, "cannot lock box %s: %s", box->id, strerror(errno));
 }
 
-/* Makes dir/disk.qcow2.new over layer and renames it over dir/disk.qcow2. */
-static int new_top(const char *dir, const char *layer, uint64_t vsize, const char *crash_point, cocoon_error *err)
+/* Makes a new top layer over the snapshot's layer as snapshots/<id>/top.new and renames
+ * it over the box's disk.qcow2 (a killed command leaves top.new to the collector). */
+static int new_top(cocoon_runtime *rt, const char *dir, const char *snap_id, uint64_t vsize, const char *crash_point,
+                   cocoon_error *err)
 {
-    char next[LIB_PATH_MAX], disk[LIB_PATH_MAX], why[512];
-    if (lib_path(next, sizeof(next), "%s/disk.qcow2.new", dir) < 0 ||
+    char next[LIB_PATH_MAX], disk[LIB_PATH_MAX], layer[LIB_PATH_MAX], why[512];
+    if (lib_snap_path(rt, snap_id, "top.new", next, sizeof(next)) < 0 ||
+        lib_snap_path(rt, snap_id, "disk.qcow2", layer, sizeof(layer)) < 0 ||
         lib_path(disk, sizeof(disk), "%s/disk.qcow2", dir) < 0)
         return lib_err(err, COCOON_E_INVALID, "box path too long");
-    unlink(next); /* left by an interrupted snapshot or restore */
+    unlink(next);
     int rc = qcow2_create(next, vsize, layer, "qcow2", 0, why, sizeof(why));
     if (rc < 0)
         return lib_err(err, COCOON_E_IO, "cannot create the box's new disk layer: %s", why);
+    chmod(next, 0644); /* as create makes a box disk */
     util_test_point(crash_point);
     if (rename(next, disk) < 0) {
         int e = errno;
@@ -549,7 +569,7 @@ static int snapshot_locked(cocoon_box *box, const char *asked, const struct box_
     if (rc == 0 && rename(tmp, final) < 0)
         rc = lib_err(err, COCOON_E_IO, "cannot rename %s: %s", tmp, strerror(errno));
     if (rc == 0)
-        rc = new_top(box->dir, layer, r.virtual_size, "SNAPSHOT_LAYER", err);
+        rc = new_top(rt, box->dir, r.id, r.virtual_size, "SNAPSHOT_LAYER", err);
     if (rc < 0) {
         util_rm_rf(tmp);
         util_rm_rf(final); /* not committed: the box's disk still has its own link */
@@ -613,11 +633,8 @@ int cocoon_snapshot_restore(cocoon_box *box, const char *id_or_name, cocoon_erro
                      "snapshot %s was taken of box %s, not of box %s: restore it onto that box, or export it and "
                      "import it as a new box",
                      r.name, r.box_id, box->id);
-    char layer[LIB_PATH_MAX];
-    if (rc == 0 && lib_snap_path(box->rt, r.id, "disk.qcow2", layer, sizeof(layer)) < 0)
-        rc = lib_err(err, COCOON_E_INVALID, "COCOON_HOME path too long");
     if (rc == 0)
-        rc = new_top(box->dir, layer, r.virtual_size, "RESTORE_LAYER", err);
+        rc = new_top(box->rt, box->dir, r.id, r.virtual_size, "RESTORE_LAYER", err);
     lib_snap_unlock(slock);
     close(lock);
     return rc;

@@ -16,7 +16,9 @@ int lib_snap_path(cocoon_runtime *rt, const char *id, const char *file, char *ou
 int lib_snap_all(cocoon_runtime *rt, struct snap_record **out, size_t *count, cocoon_error *err);
 /* By id, name or unique id prefix. */
 int lib_snap_find(cocoon_runtime *rt, const char *id_or_name, struct snap_record *out, cocoon_error *err);
-/* Removes what interrupted snapshot commands left; only under LOCK_EX. */
+/* What interrupted snapshot commands left, each reported to fn (path, removed) and
+ * removed when remove is set (only under LOCK_EX); their count. lib_snap_gc: removes. */
+unsigned lib_snap_garbage(cocoon_runtime *rt, int remove, void (*fn)(void *, const char *, int), void *arg);
 void lib_snap_gc(cocoon_runtime *rt);
 
 #endif
