@@ -197,8 +197,14 @@ static int export_to(struct export_src *s, const char *path, cocoon_error *err)
         return lib_err(err, COCOON_E_IO, "cannot create %s: %s", tmp, strerror(errno));
     struct archive *a = sym_archive_write_new();
     int rc = a ? 0 : lib_err(err, COCOON_E_NOMEM, "out of memory");
-    if (rc == 0 && (sym_archive_write_add_filter_zstd(a) != ARCHIVE_OK || sym_archive_write_set_format_pax(a) ||
-                    sym_archive_write_open_fd(a, fd) != ARCHIVE_OK))
+    /* zstd's own worker threads compress while this one reads, flattens and hashes
+     * (as `tar --zstd` gets from its zstd child); a libarchive without the option
+     * compresses in this thread. */
+    if (rc == 0 && sym_archive_write_add_filter_zstd(a) != ARCHIVE_OK)
+        rc = lib_err(err, COCOON_E_UNSUPPORTED, "this libarchive cannot write zstd: %s", sym_archive_error_string(a));
+    if (rc == 0)
+        sym_archive_write_set_filter_option(a, "zstd", "threads", "2");
+    if (rc == 0 && (sym_archive_write_set_format_pax(a) || sym_archive_write_open_fd(a, fd) != ARCHIVE_OK))
         rc = lib_err(err, COCOON_E_UNSUPPORTED, "cannot write a zstd tar archive: %s", sym_archive_error_string(a));
     if (rc == 0)
         rc = write_archive(a, s, err);

@@ -86,6 +86,7 @@
     X(archive_write_open_fd)                                                                                           \
     X(archive_write_set_bytes_in_last_block)                                                                           \
     X(archive_write_set_bytes_per_block)                                                                               \
+    X(archive_write_set_filter_option)                                                                                 \
     X(archive_write_set_format_pax)
 
 DL_ARCHIVE_SYMBOLS(DYNLIB_DECLARE)
