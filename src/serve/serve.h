@@ -155,7 +155,8 @@ int handle_exec_stdin(struct req *r);
 int handle_exec_attach(struct req *r);
 int handle_exec_output(struct req *r);
 int handle_files(struct req *r);
-int handle_fs(struct req *r); /* the fs/ routes (fsops.c) */
+int handle_fs(struct req *r);        /* the fs/ routes (fsops.c) */
+int handle_snapshots(struct req *r); /* the snapshots/ routes (snapshots.c) */
 int handle_images(struct req *r);
 int handle_image(struct req *r);
 int handle_image_pull(struct req *r);
