@@ -38,6 +38,20 @@ static int json_flag(int argc, char **argv, const char *cmd, int *json)
     return cli_simple_opts(argc, argv, cmd, snapshot_help, "json", 0, json);
 }
 
+static int create_in(cocoon_box *box, int i, void *arg)
+{
+    (void)i;
+    cocoon_snapshot_options o;
+    cocoon_snapshot_options_init(&o);
+    o.name = arg;
+    cocoon_snapshot_info info;
+    cocoon_error err;
+    if (cocoon_snapshot_create(box, &o, &info, &err) < 0)
+        return cli_fail(&err);
+    printf("%s\n", info.name);
+    return 0;
+}
+
 static int snap_create(int argc, char **argv)
 {
     static const struct option lo[] = {{"name", required_argument, NULL, 'n'}, {"help", no_argument, NULL, 'h'}, {0}};
@@ -56,27 +70,7 @@ static int snap_create(int argc, char **argv)
     }
     if (optind != argc - 1)
         return cli_usage_error("snapshot create", "give one box");
-    cocoon_runtime *rt;
-    if (cli_open_runtime(&rt) < 0)
-        return CLI_EXIT_RUNTIME;
-    cocoon_error err;
-    cocoon_box *box;
-    int rc = 0;
-    if (cocoon_box_open(rt, argv[optind], &box, &err) < 0) {
-        rc = cli_fail(&err);
-    } else {
-        cocoon_snapshot_options o;
-        cocoon_snapshot_options_init(&o);
-        o.name = name;
-        cocoon_snapshot_info info;
-        if (cocoon_snapshot_create(box, &o, &info, &err) < 0)
-            rc = cli_fail(&err);
-        else
-            printf("%s\n", info.name);
-        cocoon_box_close(box);
-    }
-    cocoon_runtime_close(rt);
-    return rc;
+    return cli_each_box(argv + optind, 1, create_in, (void *)name);
 }
 
 static int snap_ls(int argc, char **argv)
@@ -170,6 +164,13 @@ static int snap_rm(int argc, char **argv)
     return rc;
 }
 
+static int restore_in(cocoon_box *box, int i, void *arg)
+{
+    (void)i;
+    cocoon_error err;
+    return cocoon_snapshot_restore(box, arg, &err) < 0 ? cli_fail(&err) : 0;
+}
+
 static int snap_restore(int argc, char **argv)
 {
     int r = cli_simple_opts(argc, argv, "snapshot restore", snapshot_help, NULL, 0, NULL);
@@ -177,21 +178,7 @@ static int snap_restore(int argc, char **argv)
         return r;
     if (optind != argc - 2)
         return cli_usage_error("snapshot restore", "give a box and a snapshot");
-    cocoon_runtime *rt;
-    if (cli_open_runtime(&rt) < 0)
-        return CLI_EXIT_RUNTIME;
-    cocoon_error err;
-    cocoon_box *box;
-    int rc = 0;
-    if (cocoon_box_open(rt, argv[optind], &box, &err) < 0) {
-        rc = cli_fail(&err);
-    } else {
-        if (cocoon_snapshot_restore(box, argv[optind + 1], &err) < 0)
-            rc = cli_fail(&err);
-        cocoon_box_close(box);
-    }
-    cocoon_runtime_close(rt);
-    return rc;
+    return cli_each_box(argv + optind, 1, restore_in, argv[optind + 1]);
 }
 
 int cmd_snapshot(int argc, char **argv)

@@ -8,7 +8,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "image/image_int.h"
+
 const char *const bundle_member_names[BUNDLE_MEMBERS] = {"config.json", "disk.img", "manifest.json"};
+
+void bundle_sha256_hex(struct sha256 *h, char out[65])
+{
+    uint8_t raw[32];
+    sha256_final(h, raw);
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", raw[i]);
+}
 
 static int fail(char *err, size_t errcap, const char *what)
 {

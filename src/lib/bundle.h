@@ -43,6 +43,10 @@ struct bundle_manifest {
     struct bundle_file files[2]; /* config.json, disk.img */
 };
 
+struct sha256;
+/* Finishes h into 64 lowercase hex digits and a NUL. */
+void bundle_sha256_hex(struct sha256 *h, char out[65]);
+
 /* Parses and checks manifest.json; -1 with a message in err (an unknown version says
  * which cocoon wrote it). */
 int bundle_manifest_parse(const char *text, size_t len, struct bundle_manifest *m, char *err, size_t errcap);

@@ -55,14 +55,6 @@ static int put(struct archive *a, struct sha256 *h, const void *data, size_t len
     return 0;
 }
 
-static void hex_of(struct sha256 *h, char out[65])
-{
-    uint8_t raw[32];
-    sha256_final(h, raw);
-    for (int i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", raw[i]);
-}
-
 static int chunk_has_data(const uint8_t *p, size_t n)
 {
     static const uint8_t zero[CHUNK];
@@ -151,7 +143,7 @@ static int write_archive(struct archive *a, struct export_src *s, cocoon_error *
     if (rc < 0)
         return -1;
     s->m.files[BUNDLE_CONFIG].size = cfg_len;
-    hex_of(&h, s->m.files[BUNDLE_CONFIG].sha256);
+    bundle_sha256_hex(&h, s->m.files[BUNDLE_CONFIG].sha256);
 
     struct qcow2 *q = qcow2_open(s->disk, 0, why, sizeof(why));
     if (!q)
@@ -175,7 +167,7 @@ static int write_archive(struct archive *a, struct export_src *s, cocoon_error *
     if (rc < 0)
         return -1;
     s->m.files[BUNDLE_DISK].size = stream;
-    hex_of(&h, s->m.files[BUNDLE_DISK].sha256);
+    bundle_sha256_hex(&h, s->m.files[BUNDLE_DISK].sha256);
 
     char *manifest = bundle_manifest_json(&s->m);
     if (!manifest)

@@ -38,14 +38,6 @@ struct importer {
     struct bundle_disk_reader disk;
 };
 
-static void hex_of(struct sha256 *h, char out[65])
-{
-    uint8_t raw[32];
-    sha256_final(h, raw);
-    for (int i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", raw[i]);
-}
-
 static int refuse(cocoon_error *err, const char *path, const char *why)
 {
     return lib_err(err, COCOON_E_INVALID, "%s is not a cocoon export this cocoon can import: %s", path, why);
@@ -125,7 +117,7 @@ static int read_member(struct importer *im, int which, uint64_t size, cocoon_err
     }
     if (which != BUNDLE_MANIFEST) {
         im->size[which] = size;
-        hex_of(&h, im->sha[which]);
+        bundle_sha256_hex(&h, im->sha[which]);
     }
     return 0;
 }
