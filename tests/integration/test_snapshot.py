@@ -233,3 +233,22 @@ def test_kill_import(vm, tmp_path, point):
     else:  # its name is free
         vm.run("import", "--name", "imp", archive, check=0)
     inv.assert_clean(vm.home, "after the import")
+
+
+def test_kill_restore(vm):
+    """Killed after making the new layer, before renaming it over the box's disk: the
+    box keeps its current files; the stray layer is garbage doctor --fix removes."""
+    vm.run("create", "--name", "kr", check=0)
+    vm.run("snapshot", "create", "--name", "base", "kr", check=0)
+    vm.run("start", "kr", check=0)
+    sh(vm, "kr", "echo current > /root/r && sync")
+    vm.run("stop", "kr", check=0)
+    r = vm.run("snapshot", "restore", "kr", "base", env={"COCOON_TEST_CRASH_AT": "RESTORE_LAYER"})
+    assert r.returncode == KILLED, decode(r.stderr)
+    garbage = inv.assert_consistent(vm.home, "restore killed")
+    assert any("top.new" in g for g in garbage), garbage
+    inv.doctor_fix(vm)
+    inv.assert_clean(vm.home, "restore killed, then doctor --fix")
+    vm.run("start", "kr", check=0)
+    assert cat(vm, "kr", "/root/r") == "current"
+    vm.run("stop", "kr", check=0)
