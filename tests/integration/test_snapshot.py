@@ -111,6 +111,9 @@ def test_export_import_into_a_fresh_home(vm, tmp_path):
     assert out(sh(other, "copy", "sha256sum /srv/data/blob")) == want
     other.run("stop", "copy", check=0)
     inv.assert_clean(other.home, "after import")
+    # an imported box can be snapshotted and restored like any other
+    other.run("snapshot", "create", "--name", "of-copy", "copy", check=0)
+    other.run("snapshot", "restore", "copy", "of-copy", check=0)
     # a snapshot exports too, with the files as they were when it was taken
     vm.run("snapshot", "create", "--name", "es", "e1", check=0)
     vm.run("export", "es", str(tmp_path / "es.cocoon"), check=0)
