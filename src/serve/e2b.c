@@ -178,8 +178,9 @@ static void take_user(struct req *r, struct e2b_req *c)
             *colon = '\0';
         q = decoded;
     }
-    if (q && q[0] && strlen(q) < sizeof(c->user) && strspn(q, "abcdefghijklmnopqrstuvwxyz0123456789_-.") == strlen(q)) {
-        snprintf(c->user, sizeof(c->user), "%s", q);
+    size_t len = q ? strlen(q) : 0;
+    if (len > 0 && len < sizeof(c->user) && strspn(q, "abcdefghijklmnopqrstuvwxyz0123456789_-.") == len) {
+        memcpy(c->user, q, len + 1);
         c->has_user = 1;
     }
 }
