@@ -38,6 +38,8 @@ struct connect_frame {
 int connect_frame_next(const char *buf, size_t len, size_t *off, struct connect_frame *f, char *msg, size_t cap);
 /* [flags][length u32 BE][data] in a malloc'd buffer. */
 char *connect_frame_encode(unsigned flags, const char *data, size_t len, size_t *out_len);
+/* A stream's last message and its end ({}): the two envelopes in one buffer. */
+char *connect_frames_last(const char *data, size_t len, size_t *out_len);
 /* The request message as a JSON object: the body itself (unary, application/json) or
  * its one envelope (a server-streaming call, application/connect+json). NULL with msg. */
 json_t *connect_request_message(const char *body, size_t len, int enveloped, char *msg, size_t cap);

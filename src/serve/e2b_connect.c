@@ -55,6 +55,21 @@ char *connect_frame_encode(unsigned flags, const char *data, size_t len, size_t 
     return out;
 }
 
+char *connect_frames_last(const char *data, size_t len, size_t *out_len)
+{
+    size_t a, b;
+    char *one = connect_frame_encode(0, data, len, &a), *two = connect_frame_encode(CONNECT_FLAG_END, "{}", 2, &b);
+    char *both = one && two ? malloc(a + b) : NULL;
+    if (both) {
+        memcpy(both, one, a);
+        memcpy(both + a, two, b);
+        *out_len = a + b;
+    }
+    free(one);
+    free(two);
+    return both;
+}
+
 static json_t *parse_object(const char *data, size_t len, char *msg, size_t cap)
 {
     if (len == 0)

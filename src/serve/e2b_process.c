@@ -206,17 +206,8 @@ static char *end_frames(struct pstream *s, size_t *len)
     json_decref(ev);
     if (!text)
         return NULL;
-    size_t a, b;
-    char *one = frame_of(text, &a), *two = connect_frame_encode(CONNECT_FLAG_END, "{}", 2, &b);
+    char *both = connect_frames_last(text, strlen(text), len);
     free(text);
-    char *both = one && two ? malloc(a + b) : NULL;
-    if (both) {
-        memcpy(both, one, a);
-        memcpy(both + a, two, b);
-        *len = a + b;
-    }
-    free(one);
-    free(two);
     return both;
 }
 
@@ -616,18 +607,11 @@ static int stream_input(struct req *r)
         return -1;
     if (rc < 0)
         return op_answer(r, rc, &err);
-    size_t a, c;
-    char *one = connect_frame_encode(0, "{}", 2, &a), *two = connect_frame_encode(CONNECT_FLAG_END, "{}", 2, &c);
-    char *both = one && two ? malloc(a + c) : NULL;
-    if (both) {
-        memcpy(both, one, a);
-        memcpy(both + a, two, c);
-    }
-    free(one);
-    free(two);
+    size_t n = 0;
+    char *both = connect_frames_last("{}", 2, &n);
     if (!both)
         return e2b_error(r, 503, "resource_exhausted", "out of memory");
-    rc = serve_text(r, 200, "application/connect+json", both, a + c);
+    rc = serve_text(r, 200, "application/connect+json", both, n);
     free(both);
     return rc;
 }

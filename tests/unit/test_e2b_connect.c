@@ -42,6 +42,20 @@ static void test_encode_matches_wire(void **state)
     free(f);
 }
 
+static void test_last_frames(void **state)
+{
+    (void)state;
+    size_t n = 0;
+    char *f = connect_frames_last("{\"x\":1}", 7, &n);
+    assert_non_null(f);
+    char want[32];
+    size_t w = envelope(want, 0, "{\"x\":1}", 7);
+    w += envelope(want + w, CONNECT_FLAG_END, "{}", 2);
+    assert_int_equal(n, w);
+    assert_memory_equal(f, want, w);
+    free(f);
+}
+
 static void test_frames_back_to_back(void **state)
 {
     (void)state;
@@ -150,9 +164,13 @@ static void test_http_status(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_encode_matches_wire), cmocka_unit_test(test_frames_back_to_back),
-        cmocka_unit_test(test_every_cut_refused),   cmocka_unit_test(test_size_bound_and_compression),
-        cmocka_unit_test(test_request_message),     cmocka_unit_test(test_http_status),
+        cmocka_unit_test(test_encode_matches_wire),
+        cmocka_unit_test(test_last_frames),
+        cmocka_unit_test(test_frames_back_to_back),
+        cmocka_unit_test(test_every_cut_refused),
+        cmocka_unit_test(test_size_bound_and_compression),
+        cmocka_unit_test(test_request_message),
+        cmocka_unit_test(test_http_status),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
