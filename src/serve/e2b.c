@@ -3,6 +3,7 @@
  * plane, the sandbox's envdAccessToken as X-Access-Token for envd), their dispatch by
  * port and path, and errors in the shape each E2B client reads. */
 #include <microhttpd.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -284,4 +285,12 @@ json_t *e2b_body(struct req *r)
     if (!b)
         e2b_error(r, 400, "invalid_argument", "%s", msg);
     return b;
+}
+
+int e2b_client_left(int fd)
+{
+    if (fd < 0)
+        return 0;
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }

@@ -24,6 +24,8 @@ struct req;
 #define E2B_TIMEOUT_MAX_S 86400    /* E2B's longest */
 #define E2B_LIST_DEPTH_MAX 16      /* ListDir depth */
 #define E2B_LIST_ENTRIES_MAX 100000
+#define E2B_WATCH_POLL_MS 500       /* WatchDir lists the directory at most this often */
+#define E2B_WATCH_ENTRIES_MAX 10000 /* entries a watch follows */
 
 /* ---- the Connect protocol's envelopes (pure: the fuzzer drives them) ---- */
 #define CONNECT_FLAG_COMPRESSED 1u
@@ -74,6 +76,9 @@ const char *e2b_sandbox_id(struct req *r);
 const char *e2b_username(struct req *r);
 /* An absolute guest path: relative ones are under the user's home. */
 int e2b_abs_path(struct req *r, const char *path, char *out, size_t cap);
+/* The client of a streamed answer closed its side (the SDKs abort a stream they are
+ * done with): a producer waiting for events checks it (fd: serve_client_fd). */
+int e2b_client_left(int fd);
 /* The sandbox's box, running (booted if it was stopped). Answers on failure. */
 int e2b_open_box(struct req *r, cocoon_runtime **rt, cocoon_box **box);
 
@@ -91,6 +96,8 @@ void e2b_procs_forget(const char *sandbox_id);
 int e2b_handle_filesystem(struct req *r, const char *method);
 int e2b_handle_files(struct req *r);
 int e2b_begin_upload(struct req *r);
+/* WatchDir (e2b_watch.c), by polling: the guest has no inotify service. */
+int e2b_watch_dir(struct req *r);
 /* ---- code interpreter (e2b_code.c) ---- */
 int e2b_handle_code(struct req *r);
 

@@ -1,5 +1,5 @@
 /* envd's filesystem service (filesystem.Filesystem over Connect/JSON: Stat, MakeDir,
- * Move, ListDir, Remove; WatchDir answers unimplemented) and its plain HTTP /files
+ * Move, ListDir, Remove; WatchDir is e2b_watch.c) and its plain HTTP /files
  * (download; upload as multipart or octet-stream), on libcocoon's file operations.
  * File contents are held in memory, up to E2B_FILE_MAX bytes a request. */
 #include <errno.h>
@@ -159,12 +159,15 @@ static int fs_call(struct req *r, cocoon_box *box, const char *method, json_t *b
 
 int e2b_handle_filesystem(struct req *r, const char *method)
 {
-    if (strcmp(method, "WatchDir") == 0 || strcmp(method, "CreateWatcher") == 0 ||
-        strcmp(method, "GetWatcherEvents") == 0 || strcmp(method, "RemoveWatcher") == 0) {
-        e2b_set_style(r, strcmp(method, "WatchDir") == 0 ? E2B_STYLE_STREAM : E2B_STYLE_UNARY);
+    if (strcmp(method, "WatchDir") == 0) {
+        e2b_set_style(r, E2B_STYLE_STREAM);
+        return e2b_watch_dir(r);
+    }
+    if (strcmp(method, "CreateWatcher") == 0 || strcmp(method, "GetWatcherEvents") == 0 ||
+        strcmp(method, "RemoveWatcher") == 0) {
+        e2b_set_style(r, E2B_STYLE_UNARY);
         return e2b_error(r, 501, "unimplemented",
-                         "watching directories is not supported by cocoon's E2B front (the guest has no inotify "
-                         "service): list the directory again instead");
+                         "polled watchers are not supported by cocoon's E2B front: use WatchDir (files.watchDir)");
     }
     e2b_set_style(r, E2B_STYLE_UNARY);
     json_t *b = e2b_body(r);

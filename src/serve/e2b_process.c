@@ -4,7 +4,6 @@
  * server's registry (xreg): flow-controlled while a client streams it, keeping the
  * newest output when none does (E2B's processes outlive their stream). */
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -211,15 +210,6 @@ static char *end_frames(struct pstream *s, size_t *len)
     return both;
 }
 
-/* The client closed its side (the SDK's disconnect aborts the request). */
-static int client_left(int fd)
-{
-    if (fd < 0)
-        return 0;
-    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
-    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
-}
-
 static long pstream_produce(void *ctx, char *buf, size_t cap)
 {
     struct pstream *s = ctx;
@@ -236,7 +226,7 @@ static long pstream_produce(void *ctx, char *buf, size_t cap)
             int got = 0;
             for (int waited = 0; waited < KEEPALIVE_MS && got == 0; waited += HANGUP_CHECK_MS) {
                 got = xreg_take(s->e, &c, HANGUP_CHECK_MS);
-                if (got == 0 && client_left(s->client_fd))
+                if (got == 0 && e2b_client_left(s->client_fd))
                     return -1;
             }
             if (got == 1) {

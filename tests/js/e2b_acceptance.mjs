@@ -223,6 +223,28 @@ await check('files_missing', ['create'], async () => {
   await expectThrow(() => sbx.files.list('/tmp/e2b/none'), NotFoundError, 'list of a missing directory');
 });
 
+await check('watch_dir', ['create'], async () => {
+  await sbx.files.makeDir('/tmp/w/sub');
+  const events = [];
+  const handle = await sbx.files.watchDir('/tmp/w', (ev) => events.push(`${ev.type} ${ev.name}`), { recursive: true });
+  const waitFor = async (want) => {
+    const t0 = Date.now();
+    while (!events.includes(want)) {
+      expect(Date.now() - t0 < 20_000, `no ${show(want)} within 20 s; events: ${show(events)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  await sbx.files.write('/tmp/w/sub/f.txt', 'one');
+  await waitFor('create sub/f.txt');
+  await sbx.commands.run('echo more >> /tmp/w/sub/f.txt');
+  await waitFor('write sub/f.txt');
+  await sbx.files.remove('/tmp/w/sub/f.txt');
+  await waitFor('remove sub/f.txt');
+  await handle.stop();
+  await expectThrow(() => sbx.files.watchDir('/tmp/nowhere', () => {}), NotFoundError, 'watching a missing directory');
+  return events.join(', ');
+});
+
 await check('get_info', ['create'], async () => {
   const info = await sbx.getInfo();
   expectEq([info.sandboxId, info.templateId, info.state, info.metadata], [sbx.sandboxId, 'base', 'running', { suite: tag }],
