@@ -277,13 +277,21 @@ static int create(struct req *r, json_t *b)
     cocoon_box_options o;
     cocoon_box_options_init(&o);
     /* base: the default image. code-interpreter-v1: our code-interpreter image when it
-     * was built, else the default one. Any other name: a box of ./cocoon.yaml, else an
-     * image of that name. */
+     * was built, else the default one. Any other name: a box of ./cocoon.yaml, else a
+     * local image of that name. */
     if (strcmp(template_id, "code-interpreter-v1") == 0) {
         if (image_exists(rt, "code-interpreter"))
             o.image = "code-interpreter";
     } else if (strcmp(template_id, "base") != 0) {
         cfg = box_config(template_id);
+        /* Templates are local: an unknown name is not pulled from a registry. */
+        if (!cfg && !image_exists(rt, template_id)) {
+            rc = e2b_error(r, 404, "not_found",
+                           "template %s: there is no image of that name (cocoon pull it first) and no box of that "
+                           "name in the server's ./cocoon.yaml",
+                           template_id);
+            goto out;
+        }
         const char *image = cfg ? json_string_value(json_object_get(cfg, "image")) : NULL;
         o.image = image && image[0] ? image : (cfg ? NULL : template_id);
         if (cfg) {

@@ -18,7 +18,7 @@ for (const v of ['E2B_API_URL', 'E2B_SANDBOX_URL', 'E2B_API_KEY', 'E2B_NODE_MODU
 const load = async (pkg) => import(pathToFileURL(path.join(env.E2B_NODE_MODULES, pkg, 'dist', 'index.mjs')).href);
 const e2b = await load('e2b');
 const ci = await load('@e2b/code-interpreter');
-const { Sandbox, CommandExitError, NotFoundError, AuthenticationError } = e2b;
+const { Sandbox, SandboxError, CommandExitError, NotFoundError, AuthenticationError } = e2b;
 
 const BOOT_MS = 300_000; // a check that boots a box (QEMU without KVM is slow)
 const STEP_MS = 120_000;
@@ -78,6 +78,11 @@ async function expectThrow(fn, cls, what) {
 
 const tag = `acc${process.pid}`;
 let sbx = null;
+
+await check('unknown_template', [], async () => {
+  const e = await expectThrow(() => Sandbox.create('no-such-template'), SandboxError, 'a template that is no local image');
+  expect(/^404: template no-such-template: there is no image/.test(e.message), `the error: ${show(e.message)}`);
+});
 
 await check('wrong_key_refused', [], async () => {
   await expectThrow(() => Sandbox.create('base', { apiKey: 'not-the-token' }), AuthenticationError, 'create with a wrong key');
@@ -276,6 +281,18 @@ await check('ci_create', [], async () => {
   code = await ci.Sandbox.create({ timeoutMs: 600_000 });
   return code.sandboxId;
 }, BOOT_MS);
+
+await check('list_paging', ['create', 'ci_create'], async () => {
+  const pages = Sandbox.list({ limit: 1 });
+  const seen = [];
+  while (pages.hasNext) {
+    const page = await pages.nextItems();
+    expect(page.length <= 1, `a page of ${page.length} with limit 1`);
+    seen.push(...page.map((s) => s.sandboxId));
+    expect(seen.length <= 4, `pages do not end: ${show(seen)}`);
+  }
+  expectEq(seen.sort(), [sbx.sandboxId, code.sandboxId].sort(), 'every sandbox once over the pages');
+});
 
 await check('ci_state_across_calls', ['ci_create'], async () => {
   const a = await code.runCode('x = 40\nprint("set")');
