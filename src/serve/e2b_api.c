@@ -282,6 +282,9 @@ static int create(struct req *r, json_t *b)
     if (strcmp(template_id, "code-interpreter-v1") == 0) {
         if (image_exists(rt, "code-interpreter"))
             o.image = "code-interpreter";
+        else
+            fprintf(stderr, "cocoon serve: E2B template code-interpreter-v1: there is no code-interpreter image "
+                            "(make image), so the sandbox gets the default image\n");
     } else if (strcmp(template_id, "base") != 0) {
         cfg = box_config(template_id);
         /* Templates are local: an unknown name is not pulled from a registry. */
