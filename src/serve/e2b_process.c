@@ -35,7 +35,7 @@ struct proc {
 
 static pthread_mutex_t procs_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct proc *procs;
-static unsigned next_pid = 1000;
+static unsigned next_pid = 999; /* E2B pids start at 1000 */
 
 static void proc_free(struct proc *p)
 {
@@ -56,14 +56,16 @@ static int proc_finished(const struct proc *p)
     return finished;
 }
 
-/* A pid for a new process of sandbox, when it has room (finished ones are forgotten). */
-static struct proc *proc_add(const char *sandbox, json_t *config, const char *tag)
+/* A pid for a new process of sandbox, 0 when it has no room (finished ones are
+ * forgotten; one still starting, without its execution yet, is not finished). The
+ * entry is found again by its pid: a kill of the sandbox may drop it meanwhile. */
+static unsigned proc_add(const char *sandbox, json_t *config, const char *tag)
 {
     pthread_mutex_lock(&procs_lock);
     unsigned n = 0;
     for (struct proc **pp = &procs; *pp;) {
         struct proc *p = *pp;
-        if (strcmp(p->sandbox, sandbox) == 0 && proc_finished(p)) {
+        if (strcmp(p->sandbox, sandbox) == 0 && p->xid[0] && proc_finished(p)) {
             *pp = p->next;
             proc_free(p);
             continue;
@@ -72,23 +74,41 @@ static struct proc *proc_add(const char *sandbox, json_t *config, const char *ta
         pp = &p->next;
     }
     struct proc *p = n < E2B_PROCS_MAX ? calloc(1, sizeof(*p)) : NULL;
+    unsigned pid = 0;
     if (p) {
         snprintf(p->sandbox, sizeof(p->sandbox), "%s", sandbox);
         snprintf(p->tag, sizeof(p->tag), "%s", tag ? tag : "");
-        p->pid = next_pid++;
+        if (++next_pid < 1000)
+            next_pid = 1000; /* after wrapping */
+        p->pid = pid = next_pid;
         p->config = json_incref(config);
         p->next = procs;
         procs = p;
     }
     pthread_mutex_unlock(&procs_lock);
-    return p;
+    return pid;
 }
 
-static void proc_remove(struct proc *gone)
+/* The process pid of sandbox is execution xid now (0), or it was dropped (-1). */
+static int proc_set_exec(const char *sandbox, unsigned pid, const char *xid)
+{
+    int rc = -1;
+    pthread_mutex_lock(&procs_lock);
+    for (struct proc *p = procs; p; p = p->next)
+        if (p->pid == pid && strcmp(p->sandbox, sandbox) == 0) {
+            snprintf(p->xid, sizeof(p->xid), "%s", xid);
+            rc = 0;
+        }
+    pthread_mutex_unlock(&procs_lock);
+    return rc;
+}
+
+static void proc_remove(const char *sandbox, unsigned pid)
 {
     pthread_mutex_lock(&procs_lock);
     for (struct proc **pp = &procs; *pp; pp = &(*pp)->next)
-        if (*pp == gone) {
+        if ((*pp)->pid == pid && strcmp((*pp)->sandbox, sandbox) == 0) {
+            struct proc *gone = *pp;
             *pp = gone->next;
             proc_free(gone);
             break;
@@ -386,14 +406,14 @@ static int start(struct req *r, json_t *b)
     struct start_args a = {0};
     cocoon_runtime *rt = NULL;
     cocoon_box *box = NULL;
-    struct proc *p = NULL;
+    unsigned pid = 0;
     int rc = -1;
     if (parse_start(r, b, &a) < 0 || e2b_open_box(r, &rt, &box) < 0)
         goto out;
     json_t *config = json_deep_copy(json_object_get(b, "process"));
-    p = proc_add(e2b_sandbox_id(r), config, json_string_value(json_object_get(b, "tag")));
+    pid = proc_add(e2b_sandbox_id(r), config, json_string_value(json_object_get(b, "tag")));
     json_decref(config);
-    if (!p) {
+    if (!pid) {
         rc = e2b_error(r, 429, "resource_exhausted", "sandbox %s has %d processes: wait for some to end",
                        e2b_sandbox_id(r), E2B_PROCS_MAX);
         goto out;
@@ -439,17 +459,18 @@ static int start(struct req *r, json_t *b)
     rt = NULL;
     box = NULL; /* the execution owns them now */
     serve_count(&serve_counters.execs_started);
-    pthread_mutex_lock(&procs_lock);
-    snprintf(p->xid, sizeof(p->xid), "%s", e->id);
-    unsigned pid = p->pid;
-    pthread_mutex_unlock(&procs_lock);
-    p = NULL;
+    if (proc_set_exec(e2b_sandbox_id(r), pid, e->id) < 0) {
+        xreg_signal(e, SIGKILL, NULL); /* the sandbox was killed while it started */
+        xreg_put(e);
+        start_args_free(&a);
+        return e2b_error(r, 502, "unavailable", "sandbox %s was killed", e2b_sandbox_id(r));
+    }
     xreg_attach(e);
     start_args_free(&a);
     return stream_events(r, e, pid);
 out:
-    if (p)
-        proc_remove(p);
+    if (pid)
+        proc_remove(e2b_sandbox_id(r), pid);
     if (box || rt)
         serve_close_runtime_box(rt, box);
     start_args_free(&a);
