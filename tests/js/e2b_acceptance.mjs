@@ -106,6 +106,22 @@ await check('access_token_checked', ['create'], async () => {
   expectEq(good.status, 204, 'the envdAccessToken');
 });
 
+await check('envelope_bound', ['create'], async () => {
+  // A Connect envelope announcing more than the 1 MiB bound is refused before anything runs.
+  const head = new Uint8Array([0, 0, 0x20, 0, 0]); // 2 MiB announced
+  const r = await fetch(`${env.E2B_SANDBOX_URL}/process.Process/Start`, {
+    method: 'POST',
+    body: new Blob([head, '{"process":{"cmd":"true"}}']),
+    headers: { 'Content-Type': 'application/connect+json', 'E2b-Sandbox-Id': sbx.sandboxId,
+      'E2b-Sandbox-Port': '49983', 'X-Access-Token': sbx.envdAccessToken },
+  });
+  const bytes = new Uint8Array(await r.arrayBuffer());
+  expectEq([r.status, bytes[0]], [200, 2], 'an end-of-stream envelope');
+  const end = JSON.parse(new TextDecoder().decode(bytes.subarray(5)));
+  expect(end.error?.code === 'invalid_argument' && /larger than the 1048576-byte bound/.test(end.error.message),
+    `the error: ${show(end)}`);
+});
+
 await check('run_stdout_stderr', ['create'], async () => {
   const r = await sbx.commands.run('echo out; echo err >&2');
   expectEq([r.stdout, r.stderr, r.exitCode], ['out\n', 'err\n', 0], 'stdout, stderr, exit code');
