@@ -24,7 +24,7 @@ SCRIPT_TIMEOUT = float(os.environ.get("COCOON_E2B_TIMEOUT", "1800"))
 # What the script checks, in its order (a check it never reports is a failure).
 CHECKS = [
     "unknown_template", "wrong_key_refused", "create", "access_token_checked", "envelope_bound", "run_stdout_stderr", "run_env_cwd",
-    "run_exit_code_error", "run_streaming_callbacks", "background_wait", "background_list_kill", "stdin",
+    "run_exit_code_error", "run_streaming_callbacks", "background_wait", "background_list_kill", "stdin", "stream_input",
     "connect_to_process", "pty", "files_write_read", "files_binary", "files_write_many_relative",
     "files_list_exists_info", "files_makedir_rename_remove", "files_missing", "watch_dir", "get_info", "list", "connect",
     "ci_create", "list_paging", "ci_state_across_calls", "ci_exception", "ci_matplotlib_png", "ci_contexts", "kill",

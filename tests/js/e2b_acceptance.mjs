@@ -171,6 +171,31 @@ await check('stdin', ['create'], async () => {
   expectEq(r.stdout, 'hello stdin\nend\n', 'what cat read');
 });
 
+await check('stream_input', ['create'], async () => {
+  // process.Process/StreamInput (client streaming; the SDK has no caller for it): the
+  // envelopes a half-duplex Connect client sends, in one body.
+  const h = await sbx.commands.run('cat', { background: true, stdin: true });
+  const env1 = (obj) => {
+    const json = new TextEncoder().encode(JSON.stringify(obj));
+    const out = new Uint8Array(5 + json.length);
+    new DataView(out.buffer).setUint32(1, json.length);
+    out.set(json, 5);
+    return out;
+  };
+  const b64 = (t) => Buffer.from(t).toString('base64');
+  const r = await fetch(`${env.E2B_SANDBOX_URL}/process.Process/StreamInput`, {
+    method: 'POST',
+    body: new Blob([env1({ start: { process: { pid: h.pid } } }), env1({ data: { input: { stdin: b64('one ') } } }),
+      env1({ keepalive: {} }), env1({ data: { input: { stdin: b64('two\n') } } })]),
+    headers: { 'Content-Type': 'application/connect+json', 'E2b-Sandbox-Id': sbx.sandboxId,
+      'E2b-Sandbox-Port': '49983', 'X-Access-Token': sbx.envdAccessToken },
+  });
+  const bytes = new Uint8Array(await r.arrayBuffer());
+  expectEq([r.status, bytes[0], bytes[7]], [200, 0, 2], 'a message and the end of the stream');
+  await sbx.commands.closeStdin(h.pid);
+  expectEq((await h.wait()).stdout, 'one two\n', 'what cat read');
+});
+
 await check('connect_to_process', ['create'], async () => {
   const h = await sbx.commands.run('sleep 1; echo later', { background: true });
   await h.disconnect();
