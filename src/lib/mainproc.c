@@ -160,3 +160,44 @@ int cocoon_box_main_status(cocoon_box *box, cocoon_main_status *st, cocoon_error
     }
     return rc;
 }
+
+int cocoon_box_exec_status(cocoon_box *box, int id, cocoon_main_status *st, cocoon_error *err)
+{
+    lib_err_clear(err);
+    if (!box || !st)
+        return lib_err(err, COCOON_E_INVALID, "cocoon_box_exec_status: NULL argument");
+    if (st->size == 0 || st->size > LIB_OPTIONS_MAX_SIZE)
+        return lib_err(err, COCOON_E_INVALID, "cocoon_main_status: set its size with cocoon_main_status_init");
+    char name[48], why[512];
+    snprintf(name, sizeof(name), "execs/%d.json", id);
+    int dirfd = open_dir(box, err);
+    if (dirfd < 0)
+        return -1;
+    struct main_state rec;
+    int rc = id > 0 ? main_state_read_as(dirfd, name, &rec, why, sizeof(why)) : 0;
+    close(dirfd);
+    if (rc < 0)
+        return lib_err(err, COCOON_E_IO, "box %s: %s", box->id, why);
+    if (rc == 0)
+        return lib_err(err, COCOON_E_NOT_FOUND,
+                       "box %s: no detached exec %d (their records are kept until the box's next start)", box->id, id);
+    cocoon_main_status full;
+    cocoon_main_status_init(&full);
+    full.present = 1;
+    snprintf(full.restart, sizeof(full.restart), "no");
+    if (strcmp(rec.state, "exited") && !lib_box_running(box->dir, NULL)) {
+        snprintf(rec.state, sizeof(rec.state), "stopped"); /* its monitor is gone: so is the process */
+        rec.pid = 0;
+    }
+    snprintf(full.state, sizeof(full.state), "%s", rec.state);
+    snprintf(full.error, sizeof(full.error), "%s", rec.error);
+    full.pid = rec.pid;
+    full.exit_code = rec.exit_code;
+    full.signal = rec.signal;
+    full.started_at = rec.started_at;
+    full.finished_at = rec.finished_at;
+    size_t n = st->size < sizeof(full) ? st->size : sizeof(full);
+    full.size = st->size;
+    memcpy(st, &full, n);
+    return 0;
+}
