@@ -19,6 +19,8 @@
 
 struct reader {
     int out_fd, err_fd, timestamps;
+    int (*on_line)(void *user_data, int is_stderr, const char *time, const char *text, size_t len);
+    void *user_data;
     char since[32]; /* "" or the first time shown, as the records write it (same width: compared as text) */
     long long skip; /* records still to skip (--tail) */
     long long count;
@@ -51,17 +53,28 @@ static int emit(struct reader *r)
     char *line = r->rec;
     size_t n = r->len;
     const char *sp = memchr(line, ' ', n);
-    int fd = r->out_fd;
+    int fd = r->out_fd, is_err = 0;
+    char when[40] = "";
     if (sp && (size_t)(sp - line) + 8 <= n && (!memcmp(sp + 1, "stdout ", 7) || !memcmp(sp + 1, "stderr ", 7))) {
         size_t ts_len = (size_t)(sp - line);
-        fd = sp[4] == 'e' ? r->err_fd : r->out_fd;
+        is_err = sp[4] == 'e';
+        fd = is_err ? r->err_fd : r->out_fd;
         const char *text = sp + 8;
         size_t text_len = n - ts_len - 8;
+        if (r->on_line) {
+            if (ts_len < sizeof(when)) {
+                memcpy(when, line, ts_len);
+                when[ts_len] = '\0';
+            }
+            return r->on_line(r->user_data, is_err, when, text, text_len) != 0;
+        }
         if (r->timestamps && (lib_write_all(fd, line, ts_len) || lib_write_all(fd, " ", 1)))
             return 1;
         line = (char *)text;
         n = text_len;
     }
+    if (r->on_line)
+        return r->on_line(r->user_data, is_err, when, line, n) != 0;
     if (lib_write_all(fd, line, n) || lib_write_all(fd, "\n", 1))
         return 1;
     return 0;
@@ -141,6 +154,8 @@ int lib_cmd_logs(cocoon_box *box, const char *name, int stdout_fd, int stderr_fd
     r->out_fd = stdout_fd;
     r->err_fd = stderr_fd;
     r->timestamps = o.timestamps;
+    r->on_line = o.on_line;
+    r->user_data = o.user_data;
     if (o.since_us > 0)
         util_format_us(o.since_us, r->since, sizeof(r->since));
     struct lib_log_sink sink = {put, r, stdout_fd};
