@@ -103,6 +103,19 @@ void cocoon_main_status_init(cocoon_main_status *st)
     st->exit_code = -1;
 }
 
+static void copy_state(const struct main_state *st, cocoon_main_status *out)
+{
+    snprintf(out->state, sizeof(out->state), "%s", st->state);
+    snprintf(out->error, sizeof(out->error), "%s", st->error);
+    out->pid = st->pid;
+    out->exit_code = st->exit_code;
+    out->signal = st->signal;
+    out->started_at = st->started_at;
+    out->finished_at = st->finished_at;
+    out->next_restart_ms = st->next_restart_ms;
+    out->restarts = st->restarts;
+}
+
 /* What the monitor recorded, made true for a monitor that is gone: a run it did not
  * see end (the monitor was killed) counts as stopped. */
 static int fill(cocoon_box *box, int dirfd, cocoon_main_status *out, cocoon_error *err)
@@ -122,21 +135,17 @@ static int fill(cocoon_box *box, int dirfd, cocoon_main_status *out, cocoon_erro
         return lib_err(err, COCOON_E_IO, "box %s: %s", box->id, why);
     if (rc == 0)
         return 0;
-    if (strcmp(st.state, "exited") && strcmp(st.state, "stopped") && !lib_box_running(box->dir, NULL)) {
-        snprintf(st.state, sizeof(st.state), "stopped");
-        st.pid = 0;
-        st.next_restart_ms = 0;
-    }
-    snprintf(out->state, sizeof(out->state), "%s", st.state);
-    snprintf(out->error, sizeof(out->error), "%s", st.error);
-    out->pid = st.pid;
-    out->exit_code = st.exit_code;
-    out->signal = st.signal;
-    out->started_at = st.started_at;
-    out->finished_at = st.finished_at;
-    out->next_restart_ms = st.next_restart_ms;
-    out->restarts = st.restarts;
+    main_state_settle(&st, lib_box_running(box->dir, NULL));
+    copy_state(&st, out);
     return 0;
+}
+
+/* Hands full to a caller's struct of st->size bytes (an older caller's is smaller). */
+static void give(cocoon_main_status *st, cocoon_main_status *full)
+{
+    size_t n = st->size < sizeof(*full) ? st->size : sizeof(*full);
+    full->size = st->size;
+    memcpy(st, full, n);
 }
 
 int cocoon_box_main_status(cocoon_box *box, cocoon_main_status *st, cocoon_error *err)
@@ -153,11 +162,8 @@ int cocoon_box_main_status(cocoon_box *box, cocoon_main_status *st, cocoon_error
         return -1;
     int rc = fill(box, dirfd, &full, err);
     close(dirfd);
-    if (rc == 0) {
-        size_t n = st->size < sizeof(full) ? st->size : sizeof(full);
-        full.size = st->size;
-        memcpy(st, &full, n);
-    }
+    if (rc == 0)
+        give(st, &full);
     return rc;
 }
 
@@ -185,19 +191,8 @@ int cocoon_box_exec_status(cocoon_box *box, int id, cocoon_main_status *st, coco
     cocoon_main_status_init(&full);
     full.present = 1;
     snprintf(full.restart, sizeof(full.restart), "no");
-    if (strcmp(rec.state, "exited") && !lib_box_running(box->dir, NULL)) {
-        snprintf(rec.state, sizeof(rec.state), "stopped"); /* its monitor is gone: so is the process */
-        rec.pid = 0;
-    }
-    snprintf(full.state, sizeof(full.state), "%s", rec.state);
-    snprintf(full.error, sizeof(full.error), "%s", rec.error);
-    full.pid = rec.pid;
-    full.exit_code = rec.exit_code;
-    full.signal = rec.signal;
-    full.started_at = rec.started_at;
-    full.finished_at = rec.finished_at;
-    size_t n = st->size < sizeof(full) ? st->size : sizeof(full);
-    full.size = st->size;
-    memcpy(st, &full, n);
+    main_state_settle(&rec, lib_box_running(box->dir, NULL));
+    copy_state(&rec, &full);
+    give(st, &full);
     return 0;
 }

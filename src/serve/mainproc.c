@@ -170,12 +170,7 @@ json_t *main_status_json(const cocoon_box_info *info)
     util_join_words(words, sizeof(words), spec.argv, MAIN_ARGV_MAX);
     main_spec_free(&spec);
     if (main_state_read(dirfd, &st, why, sizeof(why)) > 0) {
-        /* A run its monitor did not see end (the monitor is gone) counts as stopped. */
-        if (strcmp(st.state, "exited") && strcmp(st.state, "stopped") && !info->running) {
-            snprintf(st.state, sizeof(st.state), "stopped");
-            st.pid = 0;
-            st.next_restart_ms = 0;
-        }
+        main_state_settle(&st, info->running);
         snprintf(m.state, sizeof(m.state), "%s", st.state);
         snprintf(m.error, sizeof(m.error), "%s", st.error);
         m.pid = st.pid;
@@ -426,40 +421,45 @@ static int stream_logs(struct req *r, struct log_job *job)
                         log_done);
 }
 
-int handle_box_logs(struct req *r)
+/* The common part of the logs routes: the query into a job for the route's box (and
+ * exec_id > 0: its detached exec), then tune(r, box, job) decides what to stream and
+ * may answer instead (-1). */
+static int log_route(struct req *r, int exec_id, int (*tune)(struct req *, cocoon_box *, struct log_job *, int))
 {
     struct log_job *job = calloc(1, sizeof(*job));
     if (!job)
         return serve_error(r, 503, "resource_exhausted", "out of memory");
-    int tuned = 0, console = serve_query_bool(r, "console");
-    if (console < 0) {
-        free(job);
-        return serve_error(r, 400, "invalid_argument", "console must be true or false");
-    }
-    if (log_query(r, job, &tuned) < 0) {
-        free(job);
-        return -1;
-    }
+    int tuned = 0;
     cocoon_runtime *rt;
     cocoon_box *box;
-    if (serve_open_runtime_box(r, &rt, &box) < 0) {
+    if (log_query(r, job, &tuned) < 0 || serve_open_runtime_box(r, &rt, &box) < 0) {
         free(job);
         return -1;
     }
-    cocoon_main_status m;
-    cocoon_main_status_init(&m);
-    cocoon_error err;
-    int rc = cocoon_box_main_status(box, &m, &err);
     snprintf(job->box, sizeof(job->box), "%s", cocoon_box_id(box));
+    job->exec_id = exec_id;
+    int rc = tune(r, box, job, tuned);
     serve_close_runtime_box(rt, box);
     if (rc < 0) {
         free(job);
-        return serve_cocoon_error(r, &err);
+        return -1;
     }
+    return stream_logs(r, job);
+}
+
+static int tune_main(struct req *r, cocoon_box *box, struct log_job *job, int tuned)
+{
+    int console = serve_query_bool(r, "console");
+    if (console < 0)
+        return serve_error(r, 400, "invalid_argument", "console must be true or false");
+    cocoon_main_status m;
+    cocoon_main_status_init(&m);
+    cocoon_error err;
+    if (cocoon_box_main_status(box, &m, &err) < 0)
+        return serve_cocoon_error(r, &err);
     /* The console is what a box without a main process shows (as `cocoon logs` does). */
     job->kind = console || !m.present ? LOG_CONSOLE : LOG_MAIN;
     if (job->kind == LOG_CONSOLE && tuned) {
-        free(job);
         if (console)
             return serve_error(r, 400, "invalid_argument",
                                "tail, since, timestamps, stream and format apply to the main process's output, "
@@ -469,8 +469,10 @@ int handle_box_logs(struct req *r)
                            "process's output (create the box with \"command\"; ?console=true is its console)",
                            r->route.box);
     }
-    return stream_logs(r, job);
+    return 0;
 }
+
+int handle_box_logs(struct req *r) { return log_route(r, 0, tune_main); }
 
 /* ---- detached execs ---- */
 
@@ -584,36 +586,20 @@ int handle_detached(struct req *r)
     return rc;
 }
 
-int handle_detached_logs(struct req *r)
+static int tune_detached(struct req *r, cocoon_box *box, struct log_job *job, int tuned)
 {
-    int id = detached_id(r);
-    if (id < 0)
-        return -1;
-    struct log_job *job = calloc(1, sizeof(*job));
-    if (!job)
-        return serve_error(r, 503, "resource_exhausted", "out of memory");
-    int tuned;
-    if (log_query(r, job, &tuned) < 0) {
-        free(job);
-        return -1;
-    }
-    cocoon_runtime *rt;
-    cocoon_box *box;
-    if (serve_open_runtime_box(r, &rt, &box) < 0) {
-        free(job);
-        return -1;
-    }
+    (void)tuned;
     cocoon_main_status m;
     cocoon_main_status_init(&m);
     cocoon_error err;
-    int rc = cocoon_box_exec_status(box, id, &m, &err);
-    snprintf(job->box, sizeof(job->box), "%s", cocoon_box_id(box));
-    serve_close_runtime_box(rt, box);
-    if (rc < 0) {
-        free(job);
+    if (cocoon_box_exec_status(box, job->exec_id, &m, &err) < 0)
         return serve_cocoon_error(r, &err);
-    }
     job->kind = LOG_DETACHED;
-    job->exec_id = id;
-    return stream_logs(r, job);
+    return 0;
+}
+
+int handle_detached_logs(struct req *r)
+{
+    int id = detached_id(r);
+    return id < 0 ? -1 : log_route(r, id, tune_detached);
 }
