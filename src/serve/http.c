@@ -335,9 +335,9 @@ static const struct {
     {R_FS_MKDIR, handle_fs, NULL, 0},
     {R_FS_REMOVE, handle_fs, NULL, 0},
     {R_FS_MOVE, handle_fs, NULL, 0},
-    {R_DETACHED_NEW, handle_detached_new, NULL, 0},
-    {R_DETACHED, handle_detached, NULL, 0},
-    {R_DETACHED_LOGS, handle_detached_logs, NULL, 0},
+    {R_DETACH_NEW, handle_detached_new, NULL, 0},
+    {R_DETACH, handle_detached, NULL, 0},
+    {R_DETACH_LOGS, handle_detached_logs, NULL, 0},
 };
 
 static int handler_index(enum route_id id)

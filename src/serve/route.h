@@ -39,9 +39,9 @@ enum route_id {
     R_FS_MKDIR,    /* POST */
     R_FS_REMOVE,   /* POST */
     R_FS_MOVE,     /* POST */
-    R_DETACHED_NEW,  /* POST: a detached exec the box's monitor runs (mainproc.c) */
-    R_DETACHED,      /* GET, DELETE */
-    R_DETACHED_LOGS, /* GET */
+    R_DETACH_NEW,  /* POST: a detached exec the box's monitor runs (mainproc.c) */
+    R_DETACH,      /* GET, DELETE */
+    R_DETACH_LOGS, /* GET */
 };
 
 enum route_method { M_GET = 1, M_HEAD = 2, M_POST = 4, M_PUT = 8, M_DELETE = 16, M_OTHER = 32 };

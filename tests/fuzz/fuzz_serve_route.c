@@ -44,11 +44,11 @@ static int ref_chars_ok(const char *s)
 static int route_has_box(enum route_id id)
 {
     return (id >= R_BOX && id <= R_NET_STATS) || (id >= R_FS_STAT && id <= R_FS_MOVE) ||
-           (id >= R_DETACHED_NEW && id <= R_DETACHED_LOGS);
+           (id >= R_DETACH_NEW && id <= R_DETACH_LOGS);
 }
 static int route_has_exec(enum route_id id)
 {
-    return (id >= R_EXEC && id <= R_EXEC_OUTPUT) || id == R_DETACHED || id == R_DETACHED_LOGS;
+    return (id >= R_EXEC && id <= R_EXEC_OUTPUT) || id == R_DETACH || id == R_DETACH_LOGS;
 }
 
 static void fuzz_route(enum route_method method, const char *path)

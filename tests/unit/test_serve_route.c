@@ -51,10 +51,10 @@ static void test_routes(void **state)
     expect_route(M_POST, "/v1/boxes/b/fs/mkdir", R_FS_MKDIR, "b", NULL, NULL);
     expect_route(M_POST, "/v1/boxes/b/fs/remove", R_FS_REMOVE, "b", NULL, NULL);
     expect_route(M_POST, "/v1/acme/boxes/b/fs/move", R_FS_MOVE, "b", NULL, NULL);
-    expect_route(M_POST, "/v1/boxes/b/detached", R_DETACHED_NEW, "b", NULL, NULL);
-    expect_route(M_GET, "/v1/boxes/b/detached/31", R_DETACHED, "b", "31", NULL);
-    expect_route(M_DELETE, "/v1/acme/boxes/b/detached/31", R_DETACHED, "b", "31", NULL);
-    expect_route(M_GET, "/v1/boxes/b/detached/31/logs", R_DETACHED_LOGS, "b", "31", NULL);
+    expect_route(M_POST, "/v1/boxes/b/detached", R_DETACH_NEW, "b", NULL, NULL);
+    expect_route(M_GET, "/v1/boxes/b/detached/31", R_DETACH, "b", "31", NULL);
+    expect_route(M_DELETE, "/v1/acme/boxes/b/detached/31", R_DETACH, "b", "31", NULL);
+    expect_route(M_GET, "/v1/boxes/b/detached/31/logs", R_DETACH_LOGS, "b", "31", NULL);
     expect_route(M_GET, "/v1/metrics", R_METRICS, NULL, NULL, NULL);
     expect_route(M_POST, "/v1/images/pull", R_IMAGE_PULL, NULL, NULL, NULL);
     expect_route(M_GET, "/v1/images/docker.io/library/python:3.12", R_IMAGE, NULL, NULL,
