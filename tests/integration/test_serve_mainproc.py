@@ -201,3 +201,14 @@ def test_detached_execs(api, svc):
     assert_error(api.get(f"/v1/boxes/{svc}/detached/12345678"), 404, "not_found")
     assert_error(api.get(f"/v1/boxes/{svc}/detached/abc"), 404, "not_found")
     assert_error(api.get(f"/v1/boxes/{svc}/detached/12345678/logs"), 404, "not_found")
+
+
+def test_entrypoint_takes_command_as_its_arguments(api):
+    """docker's rule: an entrypoint replaces the image's and runs with command as its arguments."""
+    r = api.post("/v1/boxes", {"name": "ep", "memory_mib": 128, "auto_start": True, "user": "nobody",
+                               "entrypoint": ["sh", "-c"], "cmd": ["echo via-entrypoint $(id -un); exit 0"]})
+    assert r.status == 201, r
+    assert r.data["main"]["command"] == "sh -c echo via-entrypoint $(id -un); exit 0", r.data["main"]
+    m = main_state(api, "ep", "exited")
+    assert m["exit_code"] == 0, m
+    assert api.get("/v1/boxes/ep/logs").body == b"via-entrypoint nobody\n"
