@@ -20,6 +20,7 @@
 #include "serve/http.h"
 #include "serve/serve.h"
 #include "serve/worker.h"
+#include "util/fd.h"
 #include "util/util.h"
 
 #define TAIL_MAX 1000000000ull
@@ -204,20 +205,6 @@ struct log_job {
     int fd; /* the worker's pipe (set in the worker) */
 };
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* The length of the valid UTF-8 sequence at p (RFC 3629: no overlong forms, no
  * surrogates, at most U+10FFFF), or 0. */
 static size_t utf8_len(const unsigned char *p, size_t n)
@@ -272,9 +259,9 @@ static int put_line(void *arg, int is_stderr, const char *when, const char *text
         return 0;
     if (!job->ndjson) {
         if (job->timestamps && when[0] &&
-            (write_all(job->fd, when, strlen(when)) < 0 || write_all(job->fd, " ", 1) < 0))
+            (util_write_all(job->fd, when, strlen(when)) < 0 || util_write_all(job->fd, " ", 1) < 0))
             return 1;
-        return write_all(job->fd, text, len) < 0 || write_all(job->fd, "\n", 1) < 0;
+        return util_write_all(job->fd, text, len) < 0 || util_write_all(job->fd, "\n", 1) < 0;
     }
     char *clean = utf8_clean(text, len);
     if (!clean)
@@ -284,7 +271,7 @@ static int put_line(void *arg, int is_stderr, const char *when, const char *text
     free(clean);
     char *s = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
     json_decref(rec);
-    int rc = !s || write_all(job->fd, s, strlen(s)) < 0 || write_all(job->fd, "\n", 1) < 0;
+    int rc = !s || util_write_all(job->fd, s, strlen(s)) < 0 || util_write_all(job->fd, "\n", 1) < 0;
     free(s);
     return rc;
 }

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from test_mainproc import wait_for
 from test_serve import Api, assert_error, module_home, module_server
 
 WAIT_S = 180  # bounds a hang only: a boot under TCG on a loaded host takes seconds
@@ -27,17 +28,6 @@ def server(home):
 @pytest.fixture(scope="module")
 def api(server):
     return Api(socket_path=server.socket)
-
-
-def wait_for(what, check, timeout=WAIT_S):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            pytest.fail(f"still waiting after {timeout} s for {what}")
-        time.sleep(0.3)
 
 
 def box(api, name):
