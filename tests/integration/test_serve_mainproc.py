@@ -5,7 +5,6 @@ status, output, kill), and the bad cases each refused with a clear 4xx that chan
 nothing. One home, one server, boxes shared by the tests in file order."""
 import json
 import os
-import time
 
 import pytest
 
