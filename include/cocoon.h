@@ -346,11 +346,24 @@ typedef struct cocoon_main_status {
 void cocoon_main_status_init(cocoon_main_status *st);
 /* The main process's output, kept in DIR/main.log with the time of each line. */
 typedef struct cocoon_logs_options {
-    size_t size;    /* sizeof(cocoon_logs_options): set by cocoon_logs_options_init */
-    int follow;     /* keep copying what comes until the box stops */
-    long long tail; /* only the last N lines; -1 (the default): all that is kept */
-    int timestamps; /* each line starts with its time (RFC 3339, UTC, microseconds) and a space */
+    size_t size;        /* sizeof(cocoon_logs_options): set by cocoon_logs_options_init */
+    int follow;         /* keep copying what comes until the box stops */
+    long long tail;     /* only the last N lines; -1 (the default): all that is kept */
+    int timestamps;     /* each line starts with its time (RFC 3339, UTC, microseconds) and a space */
+    long long since_us; /* only lines written at or after this unix time in microseconds; 0: all
+                           (cocoon_parse_since reads "10m", "2026-12-03T14:00:00Z"...). With tail:
+                           the last N of those. */
+    /* Set: each line goes to on_line instead of the fds: is_stderr, its time as recorded
+     * ("2026-12-03T14:36:54.705420Z", "" when unreadable) and its text without the
+     * newline. A non-zero return stops the copy. stdout_fd is still watched (may be -1):
+     * a follower stops when it is a pipe or socket whose reader went away. */
+    int (*on_line)(void *user_data, int is_stderr, const char *time, const char *text, size_t len);
+    void *user_data;
 } cocoon_logs_options;
+/* A time or duration as `cocoon logs --since` takes it: "2026-12-03T14:00:00Z" (RFC 3339),
+ * "2026-12-03", a unix time in seconds, or a duration back from now ("90s", "10m", "1h30m",
+ * "2d"). 0 with *unix_us, or COCOON_E_INVALID saying what is accepted. */
+int cocoon_parse_since(const char *text, long long *unix_us, cocoon_error *err);
 void cocoon_logs_options_init(cocoon_logs_options *opts);
 /* Its stdout lines go to stdout_fd, its stderr lines to stderr_fd (may be the same fd);
  * a box without a main process has no such output (nothing is copied). */
@@ -424,6 +437,11 @@ int cocoon_exec_start(cocoon_box *box, const cocoon_exec_options *opts, cocoon_e
 int cocoon_exec_detached(cocoon_box *box, const cocoon_exec_options *opts, int *id, cocoon_error *err);
 int cocoon_box_exec_logs(cocoon_box *box, int id, int stdout_fd, int stderr_fd, const cocoon_logs_options *opts,
                          cocoon_error *err);
+/* What became of detached exec id, in the main process's terms: state "running",
+ * "exited" or "stopped" (the box stopped under it), pid, exit_code, signal, started_at,
+ * finished_at, error (present set, command "" and restart "no"). COCOON_E_NOT_FOUND for
+ * an id with no record (never started detached, or gone with the box's next start). */
+int cocoon_box_exec_status(cocoon_box *box, int id, cocoon_main_status *st, cocoon_error *err);
 int cocoon_exec_write(cocoon_exec *ex, const void *data, size_t len, cocoon_error *err);
 int cocoon_exec_close_stdin(cocoon_exec *ex, cocoon_error *err);
 /* Sends signal signo (1..64) to the command's whole process group in the guest. */

@@ -138,7 +138,50 @@ export interface BoxCreateOptions {
   /** false: do not boot now (the first command boots it). Default true. */
   start?: boolean;
   idempotencyKey?: string;
+  /** The box's main process: run by the box at each boot (after the image's entrypoint), with env, workdir and user. */
+  command?: string[];
+  /** Its restart policy: 'no' (default), 'on-failure', 'on-failure:N', 'always', 'unless-stopped'. */
+  restart?: string;
   client?: Cocoon;
+}
+
+export type RunState = 'created' | 'starting' | 'running' | 'restarting' | 'exited' | 'stopped';
+
+/** A box's main process (Box.mainStatus) or a detached exec (Box.detachedStatus: with id and boxId). */
+export interface MainStatus {
+  state: RunState;
+  running: boolean;
+  pid: number | null;
+  exitCode: number | null;
+  signal: number | null;
+  error: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  /** Main process only. */
+  command?: string;
+  restart?: string;
+  restarts?: number;
+  nextRestartAt?: string | null;
+  /** Detached exec only. */
+  id?: number;
+  boxId?: string;
+}
+
+/** One line of output (without its newline), with the time the host received it. */
+export interface LogLine {
+  time: string | null;
+  stream: 'stdout' | 'stderr';
+  text: string;
+}
+
+export interface LogOptions {
+  /** Until the box stops (leave the loop to stop earlier). */
+  follow?: boolean;
+  /** Only the last N lines. */
+  tail?: number;
+  /** From this time on: "2026-12-03T14:00:00Z", "2026-12-03", a unix time, or a duration back from now ("10m"). */
+  since?: string;
+  stream?: 'stdout' | 'stderr';
 }
 
 export interface BoxInfo {
@@ -359,6 +402,15 @@ export class Box {
   networkStats(): Promise<NetworkStats>;
   logs(opts?: { follow?: false }): Promise<string>;
   logs(opts: { follow: true }): Promise<AsyncIterable<string>>;
+  /** The box's main process, or null without one. */
+  mainStatus(): Promise<MainStatus | null>;
+  /** The main process's output (InvalidStateError without one). */
+  mainLogs(opts?: LogOptions): AsyncIterable<LogLine>;
+  /** A command the box itself runs (no stdin, no terminal); resolves with its id. */
+  execDetached(cmd: Command, opts?: Pick<ExecOptions, 'shell' | 'args' | 'env' | 'cwd' | 'workdir' | 'user' | 'timeout'>): Promise<number>;
+  detachedStatus(id: number): Promise<MainStatus>;
+  detachedLogs(id: number, opts?: LogOptions): AsyncIterable<LogLine>;
+  killDetached(id: number, signal?: number): Promise<void>;
   networkLog(opts?: { follow?: false }): Promise<string>;
   networkLog(opts: { follow: true }): Promise<AsyncIterable<string>>;
 }

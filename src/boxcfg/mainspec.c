@@ -348,3 +348,12 @@ int main_state_read_as(int dirfd, const char *name, struct main_state *st, char 
     free(text);
     return rc;
 }
+
+void main_state_settle(struct main_state *st, int box_running)
+{
+    if (box_running || !strcmp(st->state, "exited") || !strcmp(st->state, "stopped"))
+        return;
+    snprintf(st->state, sizeof(st->state), "stopped");
+    st->pid = 0;
+    st->next_restart_ms = 0;
+}

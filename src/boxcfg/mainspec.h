@@ -70,5 +70,8 @@ int main_state_write_as(int dirfd, const char *name, const struct main_state *st
 int main_state_parse(const char *text, size_t len, struct main_state *st, char *err, size_t cap);
 int main_state_read(int dirfd, struct main_state *st, char *err, size_t cap);
 int main_state_read_as(int dirfd, const char *name, struct main_state *st, char *err, size_t cap);
+/* A run whose monitor is gone (the box is not running) cannot still run: one the
+ * record shows as not ended becomes "stopped", without pid or next try. */
+void main_state_settle(struct main_state *st, int box_running);
 
 #endif

@@ -331,10 +331,10 @@ static int print_logs(cocoon_box *box, int i, void *arg)
         rc = cocoon_box_exec_logs(box, a->exec_id, 1, 2, &a->main, &err);
     else if (!a->console && m.present)
         rc = cocoon_box_main_logs(box, 1, 2, &a->main, &err);
-    else if (a->main.tail >= 0 || a->main.timestamps)
-        return cli_usage_error("logs", m.present ? "--tail and --timestamps apply to the main process's output"
-                                                 : "this box has no main process: --tail and --timestamps apply "
-                                                   "to a main process's output");
+    else if (a->main.tail >= 0 || a->main.timestamps || a->main.since_us)
+        return cli_usage_error("logs", m.present ? "--tail, --since and --timestamps apply to the main process's output"
+                                                 : "this box has no main process: --tail, --since and --timestamps "
+                                                   "apply to a main process's output");
     else
         rc = cocoon_box_logs(box, 1, a->follow, &err);
     return rc < 0 ? cli_fail(&err) : 0;
@@ -342,7 +342,7 @@ static int print_logs(cocoon_box *box, int i, void *arg)
 
 int cmd_logs(int argc, char **argv)
 {
-    enum { OPT_CONSOLE = 256, OPT_TAIL, OPT_TIMESTAMPS, OPT_NET, OPT_EXEC };
+    enum { OPT_CONSOLE = 256, OPT_TAIL, OPT_TIMESTAMPS, OPT_NET, OPT_EXEC, OPT_SINCE };
     static const struct option lo[] = {{"help", no_argument, NULL, 'h'},
                                        {"follow", no_argument, NULL, 'f'},
                                        {"net", no_argument, NULL, OPT_NET},
@@ -350,6 +350,7 @@ int cmd_logs(int argc, char **argv)
                                        {"tail", required_argument, NULL, OPT_TAIL},
                                        {"timestamps", no_argument, NULL, OPT_TIMESTAMPS},
                                        {"exec", required_argument, NULL, OPT_EXEC},
+                                       {"since", required_argument, NULL, OPT_SINCE},
                                        {NULL, 0, NULL, 0}};
     struct logs_args a = {0};
     cocoon_logs_options_init(&a.main);
@@ -360,12 +361,14 @@ int cmd_logs(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "+hfn:t", lo, NULL)) != -1) {
         switch (c) {
         case 'h':
-            fputs("usage: cocoon logs [-f] [--tail N] [-t] [--console | --net] BOX\n\n"
+            fputs("usage: cocoon logs [-f] [--tail N] [--since TIME] [-t] [--console | --net] BOX\n\n"
                   "Prints what the box's main process (`cocoon run -d`) wrote, stdout to stdout and\n"
                   "stderr to stderr, across its restarts and the box's boots (kept on the host, the\n"
                   "newest 4 to 8 MiB). A box without a main process shows its console instead.\n"
                   "  -f, --follow      keep printing until the box stops\n"
                   "  -n, --tail N      only the last N lines\n"
+                  "  --since TIME      only lines from TIME on: 2026-12-03T14:00:00Z, 2026-12-03, a unix\n"
+                  "                    time, or a duration back from now (90s, 10m, 1h30m, 2d)\n"
                   "  -t, --timestamps  each line with its time (UTC)\n"
                   "  --console         the console: kernel messages and agent lines of the current or\n"
                   "                    last boot\n"
@@ -384,6 +387,14 @@ int cmd_logs(int argc, char **argv)
                 return CLI_EXIT_RUNTIME;
             a.exec_id = (int)tail;
             break;
+        case OPT_SINCE: {
+            cocoon_error err;
+            if (cocoon_parse_since(optarg, &a.main.since_us, &err) < 0)
+                return cli_usage_error("logs", err.message);
+            if (!a.main.since_us)
+                a.main.since_us = 1; /* the epoch itself: everything, but still "given" */
+            break;
+        }
         case 'n':
         case OPT_TAIL:
             if (cli_parse_uint(optarg, "--tail", 0, 1u << 30, &tail) < 0)

@@ -5,6 +5,8 @@
  * before the new one is opened. */
 #include "lib/internal.h"
 
+#include "util/fd.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -29,19 +31,7 @@ static int drain(int in, off_t *off, const struct lib_log_sink *sink)
     }
 }
 
-int lib_write_all(int fd, const void *data, size_t n)
-{
-    const char *p = data;
-    for (size_t done = 0; done < n;) {
-        ssize_t w = write(fd, p + done, n - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return 1;
-        done += (size_t)w;
-    }
-    return 0;
-}
+int lib_write_all(int fd, const void *data, size_t n) { return util_write_all(fd, data, n) < 0; }
 
 static int put_fd(void *arg, const char *buf, size_t n) { return lib_write_all(*(int *)arg, buf, n); }
 

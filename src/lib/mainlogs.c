@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "boxcfg/mainspec.h"
 #include "util/util.h"
@@ -18,6 +19,9 @@
 
 struct reader {
     int out_fd, err_fd, timestamps;
+    int (*on_line)(void *user_data, int is_stderr, const char *time, const char *text, size_t len);
+    void *user_data;
+    char since[32]; /* "" or the first time shown, as the records write it (same width: compared as text) */
     long long skip; /* records still to skip (--tail) */
     long long count;
     int counting; /* the first pass of --tail: only count */
@@ -25,8 +29,19 @@ struct reader {
     size_t len;
 };
 
+/* A record older than --since; one without a readable time (a damaged file) is kept. */
+static int too_old(const struct reader *r)
+{
+    size_t w = strlen(r->since);
+    if (!w || r->len <= w || r->rec[w] != ' ' || r->rec[w - 1] != 'Z')
+        return 0;
+    return memcmp(r->rec, r->since, w) < 0;
+}
+
 static int emit(struct reader *r)
 {
+    if (too_old(r))
+        return 0;
     if (r->counting) {
         r->count++;
         return 0;
@@ -38,17 +53,28 @@ static int emit(struct reader *r)
     char *line = r->rec;
     size_t n = r->len;
     const char *sp = memchr(line, ' ', n);
-    int fd = r->out_fd;
+    int fd = r->out_fd, is_err = 0;
+    char when[40] = "";
     if (sp && (size_t)(sp - line) + 8 <= n && (!memcmp(sp + 1, "stdout ", 7) || !memcmp(sp + 1, "stderr ", 7))) {
         size_t ts_len = (size_t)(sp - line);
-        fd = sp[4] == 'e' ? r->err_fd : r->out_fd;
+        is_err = sp[4] == 'e';
+        fd = is_err ? r->err_fd : r->out_fd;
         const char *text = sp + 8;
         size_t text_len = n - ts_len - 8;
+        if (r->on_line) {
+            if (ts_len < sizeof(when)) {
+                memcpy(when, line, ts_len);
+                when[ts_len] = '\0';
+            }
+            return r->on_line(r->user_data, is_err, when, text, text_len) != 0;
+        }
         if (r->timestamps && (lib_write_all(fd, line, ts_len) || lib_write_all(fd, " ", 1)))
             return 1;
         line = (char *)text;
         n = text_len;
     }
+    if (r->on_line)
+        return r->on_line(r->user_data, is_err, when, line, n) != 0;
     if (lib_write_all(fd, line, n) || lib_write_all(fd, "\n", 1))
         return 1;
     return 0;
@@ -101,6 +127,17 @@ int cocoon_box_exec_logs(cocoon_box *box, int id, int stdout_fd, int stderr_fd, 
     return lib_cmd_logs(box, name, stdout_fd, stderr_fd, opts, err);
 }
 
+int cocoon_parse_since(const char *text, long long *unix_us, cocoon_error *err)
+{
+    lib_err_clear(err);
+    char why[256];
+    if (!unix_us)
+        return lib_err(err, COCOON_E_INVALID, "cocoon_parse_since: NULL argument");
+    if (util_parse_since(text, (long long)(util_now_ns(CLOCK_REALTIME) / 1000), unix_us, why, sizeof(why)) < 0)
+        return lib_err(err, COCOON_E_INVALID, "%s", why);
+    return 0;
+}
+
 int lib_cmd_logs(cocoon_box *box, const char *name, int stdout_fd, int stderr_fd, const cocoon_logs_options *opts,
                  cocoon_error *err)
 {
@@ -117,6 +154,10 @@ int lib_cmd_logs(cocoon_box *box, const char *name, int stdout_fd, int stderr_fd
     r->out_fd = stdout_fd;
     r->err_fd = stderr_fd;
     r->timestamps = o.timestamps;
+    r->on_line = o.on_line;
+    r->user_data = o.user_data;
+    if (o.since_us > 0)
+        util_format_us(o.since_us, r->since, sizeof(r->since));
     struct lib_log_sink sink = {put, r, stdout_fd};
     int rc = 0;
     if (o.tail >= 0) { /* a first pass counts the records: the copy then skips all but the last N */

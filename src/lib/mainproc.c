@@ -103,6 +103,19 @@ void cocoon_main_status_init(cocoon_main_status *st)
     st->exit_code = -1;
 }
 
+static void copy_state(const struct main_state *st, cocoon_main_status *out)
+{
+    snprintf(out->state, sizeof(out->state), "%s", st->state);
+    snprintf(out->error, sizeof(out->error), "%s", st->error);
+    out->pid = st->pid;
+    out->exit_code = st->exit_code;
+    out->signal = st->signal;
+    out->started_at = st->started_at;
+    out->finished_at = st->finished_at;
+    out->next_restart_ms = st->next_restart_ms;
+    out->restarts = st->restarts;
+}
+
 /* What the monitor recorded, made true for a monitor that is gone: a run it did not
  * see end (the monitor was killed) counts as stopped. */
 static int fill(cocoon_box *box, int dirfd, cocoon_main_status *out, cocoon_error *err)
@@ -122,21 +135,17 @@ static int fill(cocoon_box *box, int dirfd, cocoon_main_status *out, cocoon_erro
         return lib_err(err, COCOON_E_IO, "box %s: %s", box->id, why);
     if (rc == 0)
         return 0;
-    if (strcmp(st.state, "exited") && strcmp(st.state, "stopped") && !lib_box_running(box->dir, NULL)) {
-        snprintf(st.state, sizeof(st.state), "stopped");
-        st.pid = 0;
-        st.next_restart_ms = 0;
-    }
-    snprintf(out->state, sizeof(out->state), "%s", st.state);
-    snprintf(out->error, sizeof(out->error), "%s", st.error);
-    out->pid = st.pid;
-    out->exit_code = st.exit_code;
-    out->signal = st.signal;
-    out->started_at = st.started_at;
-    out->finished_at = st.finished_at;
-    out->next_restart_ms = st.next_restart_ms;
-    out->restarts = st.restarts;
+    main_state_settle(&st, lib_box_running(box->dir, NULL));
+    copy_state(&st, out);
     return 0;
+}
+
+/* Hands full to a caller's struct of st->size bytes (an older caller's is smaller). */
+static void give(cocoon_main_status *st, cocoon_main_status *full)
+{
+    size_t n = st->size < sizeof(*full) ? st->size : sizeof(*full);
+    full->size = st->size;
+    memcpy(st, full, n);
 }
 
 int cocoon_box_main_status(cocoon_box *box, cocoon_main_status *st, cocoon_error *err)
@@ -153,10 +162,37 @@ int cocoon_box_main_status(cocoon_box *box, cocoon_main_status *st, cocoon_error
         return -1;
     int rc = fill(box, dirfd, &full, err);
     close(dirfd);
-    if (rc == 0) {
-        size_t n = st->size < sizeof(full) ? st->size : sizeof(full);
-        full.size = st->size;
-        memcpy(st, &full, n);
-    }
+    if (rc == 0)
+        give(st, &full);
     return rc;
+}
+
+int cocoon_box_exec_status(cocoon_box *box, int id, cocoon_main_status *st, cocoon_error *err)
+{
+    lib_err_clear(err);
+    if (!box || !st)
+        return lib_err(err, COCOON_E_INVALID, "cocoon_box_exec_status: NULL argument");
+    if (st->size == 0 || st->size > LIB_OPTIONS_MAX_SIZE)
+        return lib_err(err, COCOON_E_INVALID, "cocoon_main_status: set its size with cocoon_main_status_init");
+    char name[48], why[512];
+    snprintf(name, sizeof(name), "execs/%d.json", id);
+    int dirfd = open_dir(box, err);
+    if (dirfd < 0)
+        return -1;
+    struct main_state rec;
+    int rc = id > 0 ? main_state_read_as(dirfd, name, &rec, why, sizeof(why)) : 0;
+    close(dirfd);
+    if (rc < 0)
+        return lib_err(err, COCOON_E_IO, "box %s: %s", box->id, why);
+    if (rc == 0)
+        return lib_err(err, COCOON_E_NOT_FOUND,
+                       "box %s: no detached exec %d (their records are kept until the box's next start)", box->id, id);
+    cocoon_main_status full;
+    cocoon_main_status_init(&full);
+    full.present = 1;
+    snprintf(full.restart, sizeof(full.restart), "no");
+    main_state_settle(&rec, lib_box_running(box->dir, NULL));
+    copy_state(&rec, &full);
+    give(st, &full);
+    return 0;
 }

@@ -59,6 +59,7 @@ json_t *serve_box_json(const cocoon_box_info *info)
         return NULL;
     json_object_set_new(box, "name", info->name[0] ? json_string(info->name) : json_null());
     json_object_set_new(box, "pid", info->running ? json_integer(info->pid) : json_null());
+    json_object_set_new(box, "main", main_status_json(info));
     struct box_defaults d;
     if (box_defaults_read(info->dir, &d) == 0) {
         json_object_set_new(box, "labels", d.labels ? json_incref(d.labels) : json_object());
@@ -94,7 +95,7 @@ static const char *const create_keys[] = {
     "name",        "image",       "rootfs",    "rootfs_path", "cpus",  "memory_mib", "disk_size_gb", "disk_size_bytes",
     "env",         "working_dir", "user",      "entrypoint",  "cmd",   "network",    "detach",       "auto_stop",
     "auto_delete", "labels",      "ephemeral", "auto_start",  "accel", "vmm",        "ports",        "volumes",
-    "security",    NULL};
+    "security",    "command",     "restart",   NULL};
 
 #define LABELS_MAX 64
 
@@ -307,7 +308,8 @@ done:
 struct create_args {
     json_t *body;
     struct net_args net;
-    const char **top_ports, **entrypoint, **cmd;
+    const char **top_ports;
+    struct main_request main;
     char **owned_ports;
     int made; /* the box exists (box_id) */
     char box_id[64];
@@ -320,8 +322,7 @@ static void create_args_free(struct create_args *a)
     for (size_t i = 0; a->owned_ports && a->owned_ports[i]; i++)
         free(a->owned_ports[i]);
     free(a->owned_ports);
-    free(a->entrypoint);
-    free(a->cmd);
+    main_request_free(&a->main);
     json_decref(a->body);
 }
 
@@ -345,8 +346,7 @@ static int create_box(struct req *r, struct create_args *a, cocoon_runtime *rt)
         serve_get_bool(r, b, "auto_start", &auto_start) < 0 || serve_get_bool(r, b, "detach", &detach) < 0 ||
         get_flag_or_seconds(r, b, "auto_stop", &auto_stop) < 0 || serve_get_string(r, b, "accel", 16, &o.accel) < 0 ||
         serve_get_string(r, b, "vmm", 16, &o.vmm) < 0 || serve_get_string(r, b, "security", 32, &security) < 0 ||
-        serve_get_strings(r, b, "entrypoint", 256, &a->entrypoint) < 0 ||
-        serve_get_strings(r, b, "cmd", 4096, &a->cmd) < 0 || read_ports(r, b, &a->top_ports, &a->owned_ports) < 0 ||
+        main_request_parse(r, b, &a->main) < 0 || read_ports(r, b, &a->top_ports, &a->owned_ports) < 0 ||
         read_network(r, json_object_get(b, "network"), &o, &a->net) < 0 ||
         check_labels(r, json_object_get(b, "labels")) < 0)
         return -1;
@@ -375,10 +375,6 @@ static int create_box(struct req *r, struct create_args *a, cocoon_runtime *rt)
     if (serve_get_env(r, b, "env", &env) < 0)
         return -1;
     serve_free_env(env); /* validated here; stored as JSON below */
-    if ((a->entrypoint && a->entrypoint[0]) || (a->cmd && a->cmd[0]))
-        return serve_error(r, 501, "unsupported",
-                           "a box main process (entrypoint/cmd) is not supported yet: start commands with POST "
-                           "/v1/boxes/{id}/exec");
     o.cpus = (unsigned)cpus;
     o.memory_mib = (unsigned)mem;
     o.disk_size = disk_bytes ? disk_bytes : disk_gb << 30;
@@ -412,6 +408,11 @@ static int create_box(struct req *r, struct create_args *a, cocoon_runtime *rt)
             cocoon_box_close(box);
             return serve_cocoon_error(r, &err);
         }
+    }
+    if (main_request_apply(r, box, &a->main) < 0) { /* answered: the box goes, nothing changed */
+        cocoon_box_remove(box, 1, NULL);
+        cocoon_box_close(box);
+        return -1;
     }
     if (auto_start && cocoon_box_start_flags(box, COCOON_START_DETACHED, &err) < 0) {
         cocoon_box_close(box);
@@ -684,5 +685,4 @@ static int logs(struct req *r, int network)
     return serve_stream_fd(r, 200, "text/plain; charset=utf-8", fd);
 }
 
-int handle_box_logs(struct req *r) { return logs(r, 0); }
 int handle_net_logs(struct req *r) { return logs(r, 1); }

@@ -339,6 +339,9 @@ static const struct {
     {R_SNAPSHOTS, handle_snapshots, NULL, 0},
     {R_SNAPSHOT, handle_snapshots, NULL, 0},
     {R_SNAPSHOT_RESTORE, handle_snapshots, NULL, 0},
+    {R_DETACH_NEW, handle_detached_new, NULL, 0},
+    {R_DETACH, handle_detached, NULL, 0},
+    {R_DETACH_LOGS, handle_detached_logs, NULL, 0},
 };
 
 static int handler_index(enum route_id id)

@@ -132,6 +132,18 @@ static int match_box(const struct segs *s, int i, struct route *out)
             return set(out, R_BOX_EXECS, M_GET);
         return match_exec(s, j + 1, out);
     }
+    if (seg_is(s, j, "detached")) { /* detached execs: numeric ids (their pid in the box) */
+        if (s->n == j + 1)
+            return set(out, R_DETACH_NEW, M_POST);
+        if (!id_ok(s->p[j + 1], s->len[j + 1]))
+            return -1;
+        copy_seg(out->exec, sizeof(out->exec), s, j + 1);
+        if (s->n == j + 2)
+            return set(out, R_DETACH, M_GET | M_DELETE);
+        if (s->n == j + 3 && seg_is(s, j + 2, "logs"))
+            return set(out, R_DETACH_LOGS, M_GET);
+        return -1;
+    }
     if (seg_is(s, j, "network")) {
         if (s->n != j + 2)
             return -1;

@@ -42,6 +42,9 @@ enum route_id {
     R_SNAPSHOTS,        /* GET list, POST create */
     R_SNAPSHOT,         /* GET, DELETE */
     R_SNAPSHOT_RESTORE, /* POST */
+    R_DETACH_NEW,       /* POST: a detached exec the box's monitor runs (mainproc.c) */
+    R_DETACH,           /* GET, DELETE */
+    R_DETACH_LOGS,      /* GET */
 };
 
 enum route_method { M_GET = 1, M_HEAD = 2, M_POST = 4, M_PUT = 8, M_DELETE = 16, M_OTHER = 32 };

@@ -162,6 +162,22 @@ int handle_images(struct req *r);
 int handle_image(struct req *r);
 int handle_image_pull(struct req *r);
 int handle_image_load(struct req *r);
+/* A box's main process and detached execs (mainproc.c). */
+int handle_detached_new(struct req *r);
+int handle_detached(struct req *r); /* get, delete (kill) */
+int handle_detached_logs(struct req *r);
+/* The create body's main process: checked before the box is made, applied after. */
+struct main_request {
+    const char **command, **entrypoint; /* NULL-terminated (owned vectors), or NULL */
+    const char *restart;
+};
+int main_request_parse(struct req *r, json_t *body, struct main_request *m);
+/* Sets the main process of a new box from m and the box's env/working_dir/user; answers
+ * on failure. Nothing to do (0) when m asks for none. */
+int main_request_apply(struct req *r, cocoon_box *box, const struct main_request *m);
+void main_request_free(struct main_request *m);
+/* The Box object's "main": the main process's status, or null. */
+json_t *main_status_json(const cocoon_box_info *info);
 
 /* Body streaming routes: called on the first call for the request (before any body
  * arrived) to set r->body_fn; the handler above then runs once the body is complete. */

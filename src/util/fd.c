@@ -42,3 +42,18 @@ int util_epoll_set(int epfd, int op, int fd, uint32_t events, void *ptr)
     struct epoll_event e = {.events = events, .data.ptr = ptr};
     return epoll_ctl(epfd, op, fd, &e);
 }
+
+int util_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}

@@ -15,6 +15,9 @@ void util_fd_close(int *fd);
  * -1 with errno on an error. */
 ssize_t util_pread_full(int fd, void *buf, size_t len, uint64_t off);
 ssize_t util_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+/* write(2) of all len bytes across short writes and EINTR: 0, or -1 with errno (a
+ * reader that went away: EPIPE). */
+int util_write_all(int fd, const void *buf, size_t len);
 /* Registers fd on epfd (op EPOLL_CTL_ADD) or changes its registration (EPOLL_CTL_MOD):
  * events, with ptr as the data epoll_wait hands back. epoll_ctl's result. */
 int util_epoll_set(int epfd, int op, int fd, uint32_t events, void *ptr);

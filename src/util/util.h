@@ -57,6 +57,13 @@ int util_base64_encode(const void *in, size_t len, char *out, size_t cap);
  * not fit in cap. */
 int util_base64_decode(const char *in, size_t inlen, void *out, size_t cap, size_t *outlen);
 int util_parse_count(const char *s, int suffixes, uint64_t *out);
+/* The start of a log window (since.c): "2026-12-03T14:00:00Z" (RFC 3339, any zone
+ * offset), "2026-12-03", a unix time in seconds ("1764770400.5"), or a duration back
+ * from now_us ("90s", "10m", "1h30m", "2d"). 0 with *out_us (unix time in
+ * microseconds), -1 with a message in err. */
+int util_parse_since(const char *s, long long now_us, long long *out_us, char *err, size_t cap);
+/* unix_us as the logs write times: 2026-12-03T14:36:54.705420Z (27 characters). */
+void util_format_us(long long unix_us, char *out, size_t cap);
 /* A size bound from the environment (a log's rotation size, for tests): the variable as
  * a plain number of bytes, at least min; def when unset or not a number. */
 uint64_t util_env_bytes(const char *name, uint64_t def, uint64_t min);

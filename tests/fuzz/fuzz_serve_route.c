@@ -41,8 +41,15 @@ static int ref_chars_ok(const char *s)
     return 1;
 }
 
-static int route_has_box(enum route_id id) { return id >= R_BOX && id <= R_NET_STATS; }
-static int route_has_exec(enum route_id id) { return id >= R_EXEC && id <= R_EXEC_OUTPUT; }
+static int route_has_box(enum route_id id)
+{
+    return (id >= R_BOX && id <= R_NET_STATS) || (id >= R_FS_STAT && id <= R_FS_MOVE) ||
+           (id >= R_DETACH_NEW && id <= R_DETACH_LOGS);
+}
+static int route_has_exec(enum route_id id)
+{
+    return (id >= R_EXEC && id <= R_EXEC_OUTPUT) || id == R_DETACH || id == R_DETACH_LOGS;
+}
 
 static void fuzz_route(enum route_method method, const char *path)
 {

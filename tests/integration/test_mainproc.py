@@ -126,6 +126,13 @@ def test_crash_loop_backs_off_visibly_then_gives_up(vm):
             delays = re.findall(r"main process: restarting in (\d+) ms", f.read())
         assert delays == ["1000", "2000", "4000"], delays  # doubling from 1 s
         assert decode(vm.run("logs", "--tail", "2", box, check=0).stdout) == "run\n" * 2
+        # --since: from the third run's line on (its own time included), a duration, the future
+        third = decode(vm.run("logs", "--timestamps", box, check=0).stdout).splitlines()[2].split(" ")[0]
+        assert decode(vm.run("logs", "--since", third, box, check=0).stdout) == "run\n" * 2
+        assert decode(vm.run("logs", "--since", "1h", "--tail", "1", box, check=0).stdout) == "run\n"
+        assert decode(vm.run("logs", "--since", "2999-01-01", box, check=0).stdout) == ""
+        r = vm.run("logs", "--since", "yesterday", box)
+        assert r.returncode != 0 and "since" in decode(r.stderr) and decode(r.stdout) == "", r
     finally:
         vm.run("rm", "-f", box)
 

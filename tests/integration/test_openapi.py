@@ -205,7 +205,7 @@ def probe_paths(doc):
     out = []
     for template, item in doc.doc["paths"].items():
         concrete = "/v1" + template.replace("{box_id}", PROBE_BOX).replace("{exec_id}", PROBE_EXEC).replace(
-            "{image}", PROBE_IMAGE).replace("{snapshot}", "snap-probe")
+            "{image}", PROBE_IMAGE).replace("{snapshot}", "snap-probe").replace("{id}", "12345678")
         out.append(concrete)
         out.append("/v1/some-prefix" + concrete[3:])
     return out + ["/v1/nope", "/v2/boxes", "/v1", f"/v1/boxes/{PROBE_BOX}/nope",
@@ -265,6 +265,11 @@ def test_boxes_without_booting_match_the_document(cocoon):
         net = box_config(cocoon, b1["box_id"])["net"]
         assert net["rules"] == ["allow example.com", "allow 10.1.2.0/24", "deny *", "deny 0.0.0.0/0"], net
         assert net["ports"] == ["127.0.0.1:18080:80/udp", "18081:81"], net
+        assert b1["main"] is None
+        m1 = call(api, "POST", "/v1/boxes", expect=201,
+                  json={"name": "m1", "command": ["sleep", "1"], "entrypoint": [], "restart": "on-failure:2"}).json
+        assert (m1["main"]["state"], m1["main"]["command"], m1["main"]["exit_code"]) == ("created", "sleep 1", None)
+        call(api, "DELETE", f"/v1/boxes/{m1['box_id']}", expect=204)
         b2 = call(api, "POST", "/v1/boxes", json={}, expect=201).json
         assert b2["name"] is None and b2["labels"] == {} and "env" not in b2
         key = {"Idempotency-Key": "create-b3-once"}
@@ -297,8 +302,9 @@ def test_boxes_without_booting_match_the_document(cocoon):
         refused(api, "POST", "/v1/boxes", {"ports": [{"guest_port": 80, "host_port": 8080, "bogus": 1}]})
         refused(api, "POST", "/v1/boxes", {"network": {"allow_net": ["a.example"] * 63}})  # 65 rules
         refused(api, "POST", "/v1/boxes", {"volumes": [{"guest_path": "/data"}]}, 501, "unsupported")
-        refused(api, "POST", "/v1/boxes", {"cmd": ["sleep", "1"]}, 501, "unsupported")
-        refused(api, "POST", "/v1/boxes", {"entrypoint": ["sh"]}, 501, "unsupported")
+        refused(api, "POST", "/v1/boxes", {"cmd": ["sleep", "1"], "restart": "sometimes"})
+        refused(api, "POST", "/v1/boxes", {"entrypoint": ["sh"], "restart": "on-failure:0"})
+        refused(api, "POST", "/v1/boxes", {"command": "sleep 1"})
         refused(api, "POST", "/v1/boxes", {"auto_stop": True}, 501, "unsupported")
         refused(api, "POST", "/v1/boxes", {"auto_stop": 300}, 501, "unsupported")
         for raw in (b'{"name":', b"[1, 2]", b'{"name": "a", "name": "b"}', b"\x00"):
@@ -354,7 +360,7 @@ def test_boxes_without_booting_match_the_document(cocoon):
             "configured"
         runtime = call(api, "GET", "/v1/metrics", expect=200).json
         # refused creates (a bad field, a name in use) are not failures of the engine
-        assert (runtime["num_boxes"], runtime["boxes_created_total"], runtime["boxes_failed_total"]) == (3, 5, 0)
+        assert (runtime["num_boxes"], runtime["boxes_created_total"], runtime["boxes_failed_total"]) == (3, 6, 0)
 
         # images
         images = call(api, "GET", "/v1/images", expect=200).json["images"]
@@ -472,6 +478,50 @@ def test_api_against_document(vm):
             running = call(api, "GET", "/v1/boxes/api", expect=200).json
             assert running["status"] == "running" and isinstance(running["pid"], int)
             call(api, "POST", "/v1/boxes/api/start", expect=200)
+
+            # detached execs: start, status, output, kill; the box without a main process shows its console
+            d = call(api, "POST", "/v1/boxes/api/detached", expect=201,
+                     json={"command": "sh", "args": ["-c", "echo d-out; sleep 600"], "env": {"X": "1"}}).json
+            assert d["state"] == "running" and d["id"] == d["pid"], d
+            call(api, "GET", f"/v1/boxes/api/detached/{d['id']}", expect=200)
+            for _ in range(300):
+                if call(api, "GET", f"/v1/boxes/api/detached/{d['id']}/logs", expect=200).body == b"d-out\n":
+                    break
+                time.sleep(0.1)
+            call(api, "DELETE", f"/v1/boxes/api/detached/{d['id']}?signal=9", expect=204)
+            for _ in range(300):
+                d = call(api, "GET", f"/v1/boxes/api/detached/{d['id']}", expect=200).json
+                if d["state"] == "exited":
+                    break
+                time.sleep(0.1)
+            assert d["signal"] == 9, d
+            assert call(api, "GET", f"/v1/boxes/api/detached/{d['id']}/logs?format=ndjson",
+                        expect=200).body.startswith(b'{"time":')
+            call(api, "GET", f"/v1/boxes/api/detached/{d['id']}/logs?tail=1&timestamps=true", expect=200)
+            call(api, "GET", "/v1/boxes/api/logs", expect=200)
+            call(api, "GET", "/v1/boxes/api/logs?tail=1", expect=409)
+            call(api, "GET", "/v1/boxes/api/detached/0", expect=404)
+            call(api, "DELETE", f"/v1/boxes/api/detached/{d['id']}", expect=409)
+
+            # a main process: its status in the Box, its output as NDJSON and text
+            m = call(api, "POST", "/v1/boxes", expect=201,
+                     json={"name": "svc", "vmm": vm.backend, "auto_start": True, "restart": "unless-stopped",
+                           "command": ["sh", "-c", "echo started; echo warn >&2; sleep 600"]}).json
+            made.append(m["box_id"])
+            assert m["main"]["restart"] == "unless-stopped", m
+            for _ in range(300):
+                m = call(api, "GET", "/v1/boxes/svc", expect=200).json
+                if m["main"]["state"] == "running" and b"warn" in call(api, "GET", "/v1/boxes/svc/logs").body:
+                    break
+                time.sleep(0.1)
+            assert m["main"]["pid"] > 0, m
+            recs = call(api, "GET", "/v1/boxes/svc/logs?format=ndjson&since=1h", expect=200).body.splitlines()
+            assert sorted(json.loads(x)["stream"] for x in recs) == ["stderr", "stdout"], recs
+            assert call(api, "GET", "/v1/boxes/svc/logs?stream=stdout&tail=all", expect=200).body == b"started\n"
+            call(api, "GET", "/v1/boxes/svc/logs?console=true", expect=200)
+            call(api, "GET", "/v1/boxes/svc/logs?since=soon", expect=400)
+            stopped = call(api, "POST", "/v1/boxes/svc/stop", expect=200).json  # unless-stopped: it stays stopped
+            assert stopped["status"] == "stopped" and stopped["main"]["state"] in ("stopped", "exited"), stopped
 
             # run to completion
             r = call(api, "POST", "/v1/boxes/api/run", expect=200,

@@ -1,7 +1,7 @@
 /* Unit tests of a box's main process files (src/boxcfg/mainspec.c): the restart
  * policies' names both ways and their refusals, the back-off's doubling and cap,
  * main.json written and read back (and absent: no main process), its refusals, and
- * main.state.json as the monitor writes it. */
+ * main.state.json as the monitor writes it; `logs --since` words (src/util/since.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -145,6 +145,46 @@ static void test_state_written_and_read_back(void **unused)
     close(dfd);
 }
 
+static void test_since_words(void **unused)
+{
+    (void)unused;
+    const long long now = 1764770400LL * 1000000; /* 2025-12-03T14:00:00Z */
+    long long us = -1;
+    char ts[32];
+    assert_int_equal(util_parse_since("2025-12-03T14:00:00Z", now, &us, why, sizeof(why)), 0);
+    assert_true(us == now);
+    assert_int_equal(util_parse_since("2025-12-03T15:30:00.25+01:30", now, &us, why, sizeof(why)), 0);
+    assert_true(us == now + 250000);
+    assert_int_equal(util_parse_since("2025-12-03", now, &us, why, sizeof(why)), 0);
+    assert_true(us == now - 14LL * 3600 * 1000000);
+    assert_int_equal(util_parse_since("2024-02-29T00:00:00Z", now, &us, why, sizeof(why)), 0); /* a leap day */
+    util_format_us(us, ts, sizeof(ts));
+    assert_string_equal(ts, "2024-02-29T00:00:00.000000Z");
+    assert_int_equal(util_parse_since("1764770400.5", now, &us, why, sizeof(why)), 0);
+    assert_true(us == now + 500000);
+    assert_int_equal(util_parse_since("1h30m", now, &us, why, sizeof(why)), 0);
+    assert_true(us == now - 5400LL * 1000000);
+    assert_int_equal(util_parse_since("90s", now, &us, why, sizeof(why)), 0);
+    assert_true(us == now - 90LL * 1000000);
+    assert_int_equal(util_parse_since("500ms", now, &us, why, sizeof(why)), 0);
+    assert_true(us == now - 500000);
+    assert_int_equal(util_parse_since("1000000d", now, &us, why, sizeof(why)), 0); /* further back than 1970 */
+    assert_true(us == 0);
+    util_format_us(now + 705420, ts, sizeof(ts));
+    assert_string_equal(ts, "2025-12-03T14:00:00.705420Z");
+    static const char *const bad[] = {"",      "yesterday", "10",          "2025-13-01",       "2025-02-29",
+                                      "10x",   "1h30",      "-5m",         "2025-12-03T14:00", "2025-12-03T25:00Z",
+                                      "1.5.5", "m",         "2025-12-03T", "1969-12-31",       NULL};
+    for (int i = 0; bad[i]; i++) {
+        if (!strcmp(bad[i], "10")) /* a bare number is a unix time: fine */
+            continue;
+        assert_int_equal(util_parse_since(bad[i], now, &us, why, sizeof(why)), -1);
+        assert_true(why[0] != '\0');
+    }
+    assert_int_equal(util_parse_since("2025-12-03T14:00", now, &us, why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "zone"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -153,6 +193,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_spec_written_and_read_back, setup, teardown),
         cmocka_unit_test(test_spec_refusals),
         cmocka_unit_test_setup_teardown(test_state_written_and_read_back, setup, teardown),
+        cmocka_unit_test(test_since_words),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

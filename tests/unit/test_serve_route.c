@@ -51,6 +51,10 @@ static void test_routes(void **state)
     expect_route(M_POST, "/v1/boxes/b/fs/mkdir", R_FS_MKDIR, "b", NULL, NULL);
     expect_route(M_POST, "/v1/boxes/b/fs/remove", R_FS_REMOVE, "b", NULL, NULL);
     expect_route(M_POST, "/v1/acme/boxes/b/fs/move", R_FS_MOVE, "b", NULL, NULL);
+    expect_route(M_POST, "/v1/boxes/b/detached", R_DETACH_NEW, "b", NULL, NULL);
+    expect_route(M_GET, "/v1/boxes/b/detached/31", R_DETACH, "b", "31", NULL);
+    expect_route(M_DELETE, "/v1/acme/boxes/b/detached/31", R_DETACH, "b", "31", NULL);
+    expect_route(M_GET, "/v1/boxes/b/detached/31/logs", R_DETACH_LOGS, "b", "31", NULL);
     expect_route(M_GET, "/v1/metrics", R_METRICS, NULL, NULL, NULL);
     expect_route(M_POST, "/v1/boxes/b/snapshots", R_SNAPSHOTS, "b", NULL, NULL);
     expect_route(M_GET, "/v1/boxes/b/snapshots/s-1", R_SNAPSHOT, "b", NULL, NULL);
@@ -115,6 +119,12 @@ static void test_method_not_allowed(void **state)
     assert_string_equal(allow, "GET, HEAD, DELETE");
     assert_int_equal(route_match(M_GET, "/v1/boxes/b/exec", &r), -1);
     assert_int_equal(r.id, R_BOX_EXEC);
+    assert_int_equal(route_match(M_GET, "/v1/boxes/b/detached", &r), -1); /* POST only */
+    assert_int_equal(r.allowed, M_POST);
+    assert_int_equal(route_match(M_GET, "/v1/boxes/b/detached/31/logs/x", &r), -1);
+    assert_int_equal(r.id, R_NONE);
+    assert_int_equal(route_match(M_GET, "/v1/boxes/b/detached/../logs", &r), -1);
+    assert_int_equal(r.id, R_NONE);
     assert_int_equal(route_match(M_OTHER, "/v1/config", &r), -1);
     assert_int_equal(route_method("PATCH"), M_OTHER);
     assert_int_equal(route_method("get"), M_OTHER);

@@ -53,8 +53,22 @@ export function createBody(o) {
   const net = networkSpec(o.network);
   if (net) b.network = net;
   if (o.ports) b.ports = o.ports.map(portSpec);
+  if (o.command !== undefined && o.command !== null) {
+    if (!Array.isArray(o.command) || !o.command.every((a) => typeof a === 'string'))
+      throw new TypeError('command (the main process) is an argv array of strings');
+    b.command = [...o.command];
+  }
+  if (o.restart !== undefined && o.restart !== null) b.restart = String(o.restart);
   b.auto_start = o.start !== false;
   return b;
+}
+
+/** A MainStatus / DetachedExec of the API in the SDK's terms. */
+function mainStatus(m) {
+  if (!m) return null;
+  const s = camel(m);
+  s.running = m.state === 'running';
+  return s;
 }
 
 export class Box {
@@ -244,8 +258,8 @@ export class Box {
     return camel(await this._client.call('GET', this._path + '/network/stats'));
   }
 
-  async _log(route, follow) {
-    const res = await this._client.open('GET', this._path + route, { query: { follow: follow ? 'true' : undefined } });
+  async _log(route, follow, extra = {}) {
+    const res = await this._client.open('GET', this._path + route, { query: { ...extra, follow: follow ? 'true' : undefined } });
     if (follow) return textLines(res);
     const parts = [];
     for await (const c of res) parts.push(c);
@@ -254,7 +268,67 @@ export class Box {
 
   /** The console log (text); follow: true gives an async iterable of lines until the box stops. */
   logs({ follow = false } = {}) {
-    return this._log('/logs', follow);
+    return this._log('/logs', follow, { console: 'true' });
+  }
+
+  /** The box's main process (state, pid, exitCode, signal, restarts, ...), or null without one. */
+  async mainStatus() {
+    await this.refresh();
+    return mainStatus(this._raw.main);
+  }
+
+  async *_lines(route, { follow = false, tail, since, stream } = {}) {
+    const query = { format: 'ndjson', follow: follow ? 'true' : undefined, tail: tail === undefined ? undefined : String(tail), since, stream };
+    const res = await this._client.open('GET', this._path + route, { query });
+    try {
+      for await (const line of textLines(res)) {
+        if (!line.trim()) continue;
+        const r = JSON.parse(line);
+        yield { time: r.time ?? null, stream: r.stream, text: r.text };
+      }
+    } finally {
+      res.destroy();
+    }
+  }
+
+  /**
+   * The main process's output as an async iterable of {time, stream, text} lines, across
+   * its restarts: tail (last N), since ("2026-12-03T14:00:00Z", "10m"...), stream
+   * ('stdout' | 'stderr'), follow (until the box stops; leave the loop to stop earlier).
+   * InvalidStateError for a box without a main process.
+   */
+  mainLogs(opts = {}) {
+    return this._lines('/logs', opts);
+  }
+
+  /**
+   * Starts a command the box itself runs (no stdin, no terminal): it outlives this
+   * process. Resolves with its id (its pid in the box). cmd and options as exec's
+   * (env, cwd, user, timeout, shell).
+   */
+  async execDetached(cmd, opts = {}) {
+    const c = normalizeCommand(cmd, opts);
+    for (const k of ['tty', 'stdin', 'detach', 'cols', 'rows'])
+      if (c.opts[k]) throw new InvalidArgumentError(`execDetached: ${k} does not apply to a detached exec`, { code: 'invalid_argument' });
+    const { body } = execBody(c, { defaultStdin: null });
+    delete body.stdin_base64;
+    const j = await this._client.call('POST', this._path + '/detached', { json: body });
+    return j.id;
+  }
+
+  /** A detached exec's status (state, exitCode, signal, ...); NotFoundError for an unknown id. */
+  async detachedStatus(id) {
+    return mainStatus(await this._client.call('GET', `${this._path}/detached/${encodeURIComponent(id)}`));
+  }
+
+  /** A detached exec's output, as mainLogs. */
+  detachedLogs(id, opts = {}) {
+    return this._lines(`/detached/${encodeURIComponent(id)}/logs`, opts);
+  }
+
+  /** Signals a running detached exec's process group (default 9); InvalidStateError once it ended. */
+  async killDetached(id, signal = 9) {
+    await this._client.call('DELETE', `${this._path}/detached/${encodeURIComponent(id)}`, { query: { signal: String(signal) } });
   }
 
   /** The network log (one line per denied connection); follow as logs(). */

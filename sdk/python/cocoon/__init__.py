@@ -18,8 +18,8 @@ from .config import load_config
 from .errors import (AlreadyExists, BootError, CocoonError, CommandFailed, ExecError, HostIOError, ImageError,
                      InvalidArgument, InvalidState, NotFound, PermissionDenied, ProtocolError, ResourceExhausted,
                      Timeout, Unsupported, VMMError)
-from .types import (BoxInfo, BoxSpec, Config, ExecInfo, ExecResult, FileInfo, ImageInfo, Network, NetworkStats,
-                    OutputChunk, PullProgress, Stats, parse_memory_mib, parse_size)
+from .types import (BoxInfo, BoxSpec, Config, ExecInfo, ExecResult, FileInfo, ImageInfo, LogLine, MainStatus,
+                    Network, NetworkStats, OutputChunk, PullProgress, Stats, parse_memory_mib, parse_size)
 
 
 def images() -> Images:
@@ -33,5 +33,5 @@ __all__ = [
     "AlreadyExists", "BootError", "CocoonError", "CommandFailed", "ExecError", "HostIOError", "ImageError",
     "InvalidArgument", "InvalidState", "NotFound", "PermissionDenied", "ProtocolError", "ResourceExhausted",
     "Timeout", "Unsupported", "VMMError", "BoxInfo", "BoxSpec", "Config", "ExecInfo", "ExecResult", "FileInfo",
-    "ImageInfo", "Network", "NetworkStats", "OutputChunk", "PullProgress", "Stats", "parse_memory_mib", "parse_size",
+    "ImageInfo", "LogLine", "MainStatus", "Network", "NetworkStats", "OutputChunk", "PullProgress", "Stats", "parse_memory_mib", "parse_size",
 ]

@@ -30,6 +30,7 @@ pull_progress_fn = CFUNCTYPE(None, c_void_p, c_char_p, c_uint64, c_uint64)
 read_fn = CFUNCTYPE(c_long, c_void_p, c_void_p, c_size_t)
 write_fn = CFUNCTYPE(c_int, c_void_p, c_void_p, c_size_t)
 notice_fn = CFUNCTYPE(None, c_void_p, c_char_p)
+line_fn = CFUNCTYPE(c_int, c_void_p, c_int, c_char_p, POINTER(c_char), c_size_t)
 
 
 class Error(Structure):
@@ -82,6 +83,18 @@ class ExecOptions(Structure):
                 ("user", c_char_p), ("tty", c_int), ("timeout_ms", c_uint), ("stdin_fd", c_int),
                 ("stdout_fd", c_int), ("stderr_fd", c_int), ("on_stdout", output_fn), ("on_stderr", output_fn),
                 ("user_data", c_void_p), ("rows", c_uint), ("cols", c_uint)]
+
+
+class MainStatus(Structure):
+    _fields_ = [("size", c_size_t), ("present", c_int), ("command", c_char * 256), ("restart", c_char * 32),
+                ("state", c_char * 16), ("pid", c_int), ("exit_code", c_int), ("signal", c_int),
+                ("error", c_char * 256), ("started_at", c_longlong), ("finished_at", c_longlong),
+                ("next_restart_ms", c_longlong), ("restarts", c_uint)]
+
+
+class LogsOptions(Structure):
+    _fields_ = [("size", c_size_t), ("follow", c_int), ("tail", c_longlong), ("timestamps", c_int),
+                ("since_us", c_longlong), ("on_line", line_fn), ("user_data", c_void_p)]
 
 
 class ExitStatus(Structure):
@@ -179,6 +192,16 @@ _SIGNATURES = {
     "cocoon_box_stats": (c_int, [_P, POINTER(Stats), _E]),
     "cocoon_box_net_stats": (c_int, [_P, POINTER(NetStats), _E]),
     "cocoon_box_net_logs": (c_int, [_P, c_int, c_int, _E]),
+    # the main process and detached execs
+    "cocoon_box_set_main": (c_int, [_P, POINTER(Command), c_char_p, _E]),
+    "cocoon_main_status_init": (None, [POINTER(MainStatus)]),
+    "cocoon_box_main_status": (c_int, [_P, POINTER(MainStatus), _E]),
+    "cocoon_logs_options_init": (None, [POINTER(LogsOptions)]),
+    "cocoon_box_main_logs": (c_int, [_P, c_int, c_int, POINTER(LogsOptions), _E]),
+    "cocoon_parse_since": (c_int, [c_char_p, POINTER(c_longlong), _E]),
+    "cocoon_exec_detached": (c_int, [_P, POINTER(ExecOptions), POINTER(c_int), _E]),
+    "cocoon_box_exec_status": (c_int, [_P, c_int, POINTER(MainStatus), _E]),
+    "cocoon_box_exec_logs": (c_int, [_P, c_int, c_int, c_int, POINTER(LogsOptions), _E]),
     # file operations (FILEOPS interface)
     "cocoon_file_stat": (c_int, [_P, c_char_p, POINTER(FileInfo), _E]),
     "cocoon_file_list": (c_int, [_P, c_char_p, POINTER(POINTER(FileInfo)), POINTER(c_size_t), _E]),

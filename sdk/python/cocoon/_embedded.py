@@ -5,17 +5,20 @@ API allows, and every blocking call releases the GIL."""
 from __future__ import annotations
 
 import ctypes
+import datetime
 import itertools
 import os
+import queue
 import tempfile
 import threading
-from ctypes import byref, c_size_t, c_void_p
+from ctypes import byref, c_int, c_longlong, c_size_t, c_void_p
 from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple
 
 from . import _capi as C
 from ._transport import BoxHandle, ExecHandle, ExecRequest, ExitInfo, Sink, Transport
-from .errors import CocoonError, ExecError, InvalidArgument, Unsupported, from_c
-from .types import BoxInfo, ExecInfo, FileInfo, ImageInfo, Network, NetworkStats, PullProgress, Stats
+from .errors import CocoonError, ExecError, InvalidArgument, InvalidState, Unsupported, from_c
+from .types import (BoxInfo, ExecInfo, FileInfo, ImageInfo, LogLine, MainStatus, Network, NetworkStats, PullProgress,
+                    Stats)
 
 
 def _s(b: bytes) -> str:
@@ -357,6 +360,83 @@ class EmbeddedBox(BoxHandle):
         _check(self.lib.box_signal_exec(self.ptr, exec_id, signo, byref(n), byref(err)), err)
         return n.value
 
+    # ---- the main process and detached execs ----
+    def set_main(self, argv: List[str], restart: Optional[str]) -> None:
+        """The box's main process: argv after the image's entrypoint, with the box's
+        env, workdir and user (cocoon_box_command), and its restart policy."""
+        self._need_lib("cocoon_box_set_main")
+        copts = C.init_struct(C.CommandOptions, self.lib.command_options_init)
+        args = C.cstr_array(argv)
+        envv = C.cstr_array([f"{k}={v}" for k, v in self.env.items()])
+        cwd, user = _b(self.workdir), _b(self.user)
+        copts.argv, copts.env, copts.cwd, copts.user = args, envv, cwd, user
+        cmd = C.Command()
+        err = C.Error()
+        with self.rt.lock:
+            _check(self.lib.box_command(self.ptr, byref(copts), byref(cmd), byref(err)), err)
+            try:
+                _check(self.lib.box_set_main(self.ptr, byref(cmd), _b(restart), byref(err)), err)
+            finally:
+                self.lib.command_free(byref(cmd))
+
+    def _need_lib(self, name: str) -> None:
+        if not self.lib.has(name):
+            raise Unsupported(f"this libcocoon has no {name}: rebuild it (make all)")
+
+    def main_status(self) -> Optional[MainStatus]:
+        self._need_lib("cocoon_box_main_status")
+        st = C.init_struct(C.MainStatus, self.lib.main_status_init)
+        err = C.Error()
+        with self.rt.lock:
+            _check(self.lib.box_main_status(self.ptr, byref(st), byref(err)), err)
+        if not st.present:
+            return None
+        return _main_status(st)
+
+    def exec_detached(self, req: ExecRequest) -> int:
+        self._need_lib("cocoon_exec_detached")
+        o, keep = self._exec_options(req, 0)
+        o.stdin_fd = C.STDIN_NONE
+        ident = c_int()
+        err = C.Error()
+        _check(self.lib.exec_detached(self.ptr, byref(o), byref(ident), byref(err)), err)
+        keep.clear()
+        return ident.value
+
+    def detached_status(self, exec_id: int) -> MainStatus:
+        self._need_lib("cocoon_box_exec_status")
+        st = C.init_struct(C.MainStatus, self.lib.main_status_init)
+        err = C.Error()
+        _check(self.lib.box_exec_status(self.ptr, int(exec_id), byref(st), byref(err)), err)
+        out = _main_status(st)
+        out.id = int(exec_id)
+        return out
+
+    def kill_detached(self, exec_id: int, signo: int) -> None:
+        st = self.detached_status(exec_id)
+        if st.state != "running":
+            raise InvalidState(f"detached exec {exec_id} of box {self.id} is not running ({st.state})")
+        self.signal_exec(int(exec_id), signo)
+
+    def main_logs(self, follow: bool, tail: Optional[int], since: Optional[str], stream: Optional[str],
+                  exec_id: Optional[int] = None) -> Iterator[LogLine]:
+        self._need_lib("cocoon_box_main_logs")
+        if exec_id is None and self.main_status() is None:
+            raise InvalidState(f"box {self.id} has no main process: its console is box.logs(console=True)")
+        if exec_id is not None:
+            self.detached_status(exec_id)  # NotFound for an id with no record
+        o = C.init_struct(C.LogsOptions, self.lib.logs_options_init)
+        o.follow = 1 if follow else 0
+        o.tail = -1 if tail is None else int(tail)
+        if since is not None:
+            us = c_longlong()
+            err = C.Error()
+            _check(self.lib.parse_since(_b(since), byref(us), byref(err)), err)
+            o.since_us = us.value or 1
+        call = (lambda wfd, opts, err: self.lib.box_main_logs(self.ptr, wfd, wfd, opts, err)) if exec_id is None \
+            else (lambda wfd, opts, err: self.lib.box_exec_logs(self.ptr, int(exec_id), wfd, wfd, opts, err))
+        return _log_lines(call, o, stream)
+
     # ---- files ----
     def read_file(self, path: str, max_bytes: int) -> bytes:
         data = c_void_p()
@@ -492,6 +572,78 @@ class EmbeddedBox(BoxHandle):
         return _follow(fn, self.ptr)
 
 
+def _iso(t: int) -> Optional[str]:
+    if t <= 0:
+        return None
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _main_status(st) -> MainStatus:
+    return MainStatus(state=_s(st.state) or "created", pid=st.pid or None,
+                      exit_code=st.exit_code if st.exit_code >= 0 else None, signal=st.signal or None,
+                      error=_s(st.error) or None, started_at=_iso(st.started_at), finished_at=_iso(st.finished_at),
+                      command=_s(st.command), restart=_s(st.restart) or "no", restarts=st.restarts)
+
+
+def _log_lines(call, opts, stream: Optional[str]) -> Iterator[LogLine]:
+    """The lines a cocoon_box_*_logs call hands to its on_line callback, from a thread
+    of its own through a bounded queue. Leaving the loop early closes the pipe the call
+    watches: a follower then ends within its next check (0.2 s)."""
+    if stream not in (None, "stdout", "stderr"):
+        raise InvalidArgument(f"stream {stream!r}: stdout, stderr or None (both)")
+    q: "queue.Queue[object]" = queue.Queue(maxsize=1024)
+    gone = threading.Event()
+    rfd, wfd = os.pipe()
+
+    def on_line(_ud, is_err, when, text, n):
+        if gone.is_set():
+            return 1
+        name = "stderr" if is_err else "stdout"
+        if stream and name != stream:
+            return 0
+        line = LogLine(time=_s(when) or None, stream=name, text=ctypes.string_at(text, n).decode("utf-8", "replace"))
+        while not gone.is_set():
+            try:
+                q.put(line, timeout=0.2)
+                return 0
+            except queue.Full:
+                continue
+        return 1
+
+    cb = C.line_fn(on_line)
+    opts.on_line = cb
+    result: List[BaseException] = []
+
+    def pump():
+        err = C.Error()
+        try:
+            if call(wfd, byref(opts), byref(err)) < 0:
+                result.append(from_c(err.code, _s(err.message)))
+        finally:
+            os.close(wfd)
+            q.put(None)
+
+    t = threading.Thread(target=pump, name="cocoon-main-logs", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is None:
+                break
+            yield item  # type: ignore[misc]
+    finally:
+        gone.set()
+        os.close(rfd)
+        while t.is_alive():  # unblock a pump waiting on a full queue
+            try:
+                q.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        t.join()
+    if result:
+        raise result[0]
+
+
 def _follow(fn, ptr) -> Iterator[bytes]:
     """Chunks a log-copying call writes to a pipe from a thread, until it returns (the
     box stopped). Leaving the loop early closes the pipe: the call then fails with EPIPE
@@ -574,7 +726,15 @@ class EmbeddedTransport(Transport):
         if self.lib.box_create(rt.ptr, byref(o), byref(ptr), byref(err)) < 0:
             rt.close()
             raise from_c(err.code, _s(err.message))
-        return EmbeddedBox(rt, ptr, spec)
+        box = EmbeddedBox(rt, ptr, spec)
+        if spec.get("command"):
+            try:
+                box.set_main(list(spec["command"]), spec.get("restart"))
+            except BaseException:
+                box.remove(True)
+                box.close()
+                raise
+        return box
 
     def open_box(self, id_or_name: str) -> EmbeddedBox:
         rt = self._new_runtime()

@@ -21,7 +21,8 @@ from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple
 
 from ._transport import BoxHandle, ExecHandle, ExecRequest, ExitInfo, Sink, Transport, feed
 from .errors import CocoonError, ExecError, InvalidArgument, NotFound, ResourceExhausted, Unsupported, from_rest
-from .types import BoxInfo, ExecInfo, FileInfo, ImageInfo, Network, NetworkStats, PullProgress, Stats
+from .types import (BoxInfo, ExecInfo, FileInfo, ImageInfo, LogLine, MainStatus, Network, NetworkStats, PullProgress,
+                    Stats)
 
 RUN_OUTPUT_MAX = 16 << 20  # the server's bound on POST .../run output per stream
 STDIN_CHUNK = 1 << 20  # the server's bound on one POST .../stdin body
@@ -264,6 +265,12 @@ class _RemoteExec(ExecHandle):
         self.conn.close()
 
 
+def _main_status(d: dict) -> MainStatus:
+    return MainStatus(state=d["state"], pid=d.get("pid"), exit_code=d.get("exit_code"), signal=d.get("signal"),
+                      error=d.get("error"), started_at=d.get("started_at"), finished_at=d.get("finished_at"),
+                      command=d.get("command", ""), restart=d.get("restart", "no"), restarts=d.get("restarts", 0))
+
+
 class RemoteBox(BoxHandle):
     def __init__(self, http_: Http, info: dict):
         self.http = http_
@@ -480,8 +487,51 @@ class RemoteBox(BoxHandle):
     def net_stats(self) -> NetworkStats:
         return NetworkStats.from_dict(self.http.call("GET", f"/boxes/{self.id}/network/stats"))
 
+    # ---- the main process and detached execs ----
+    def main_status(self) -> Optional[MainStatus]:
+        m = self.http.call("GET", f"/boxes/{self.id}").get("main")
+        return _main_status(m) if m else None
+
+    def exec_detached(self, req: ExecRequest) -> int:
+        body = self._exec_body(req)
+        for key in ("tty", "cols", "rows", "stdin", "stdin_base64", "max_output_bytes", "detach"):
+            body.pop(key, None)
+        return int(self.http.call("POST", f"/boxes/{self.id}/detached", body)["id"])
+
+    def detached_status(self, exec_id: int) -> MainStatus:
+        d = self.http.call("GET", f"/boxes/{self.id}/detached/{int(exec_id)}")
+        st = _main_status(d)
+        st.id = d["id"]
+        return st
+
+    def kill_detached(self, exec_id: int, signo: int) -> None:
+        self.http.call("DELETE", f"/boxes/{self.id}/detached/{int(exec_id)}?signal={int(signo)}")
+
+    def main_logs(self, follow: bool, tail: Optional[int], since: Optional[str], stream: Optional[str],
+                  exec_id: Optional[int] = None) -> Iterator[LogLine]:
+        q = {"format": "ndjson"}
+        if follow:
+            q["follow"] = "true"
+        if tail is not None:
+            q["tail"] = str(int(tail))
+        if since is not None:
+            q["since"] = since
+        if stream is not None:
+            q["stream"] = stream
+        base = f"/boxes/{self.id}/logs" if exec_id is None else f"/boxes/{self.id}/detached/{int(exec_id)}/logs"
+        conn, resp = self.http.open("GET", base + "?" + urllib.parse.urlencode(q), reuse=False, timeout=None)
+
+        def lines() -> Iterator[LogLine]:
+            try:
+                for rec in _ndjson(resp):
+                    yield LogLine(rec.get("time"), rec["stream"], rec["text"])
+            finally:
+                conn.close()
+        return lines()
+
     def logs(self, follow: bool, network: bool) -> Iterator[bytes]:
-        route = f"/boxes/{self.id}/" + ("network/logs" if network else "logs") + ("?follow=true" if follow else "")
+        route = f"/boxes/{self.id}/" + ("network/logs" if network else "logs?console=true") + \
+            (("&" if not network else "?") + "follow=true" if follow else "")
         conn, resp = self.http.open("GET", route, reuse=False, timeout=None)
 
         def chunks() -> Iterator[bytes]:
@@ -519,6 +569,10 @@ class RemoteTransport(Transport):
         body["network"] = network
         if net.ports:
             body["ports"] = list(net.ports)
+        if spec.get("command"):
+            body["command"] = list(spec["command"])
+        if spec.get("restart"):
+            body["restart"] = spec["restart"]
         return RemoteBox(self.http, self.http.call("POST", "/boxes", body))
 
     def open_box(self, id_or_name: str) -> RemoteBox:

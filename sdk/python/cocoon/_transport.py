@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple
 
-from .types import BoxInfo, ExecInfo, FileInfo, ImageInfo, NetworkStats, PullProgress, Stats
+from .types import BoxInfo, ExecInfo, FileInfo, ImageInfo, LogLine, MainStatus, NetworkStats, PullProgress, Stats
 
 Sink = Callable[[bytes], None]
 
@@ -124,6 +124,14 @@ class BoxHandle:
     def stats(self) -> Stats: raise NotImplementedError
     def net_stats(self) -> NetworkStats: raise NotImplementedError
     def logs(self, follow: bool, network: bool) -> Iterator[bytes]: raise NotImplementedError
+
+    # the main process (set at create: spec["command"], spec["restart"]) and detached execs
+    def main_status(self) -> Optional[MainStatus]: raise NotImplementedError
+    def main_logs(self, follow: bool, tail: Optional[int], since: Optional[str], stream: Optional[str],
+                  exec_id: Optional[int] = None) -> Iterator[LogLine]: raise NotImplementedError
+    def exec_detached(self, req: ExecRequest) -> int: raise NotImplementedError
+    def detached_status(self, exec_id: int) -> MainStatus: raise NotImplementedError
+    def kill_detached(self, exec_id: int, signo: int) -> None: raise NotImplementedError
 
 
 class Transport:

@@ -11,13 +11,29 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Generator, List, Opt
 
 from .box import Box, Execution
 from .client import Client
-from .types import BoxInfo, ExecInfo, ExecResult, FileInfo, NetworkStats, OutputChunk, Stats
+from .types import BoxInfo, ExecInfo, ExecResult, FileInfo, LogLine, MainStatus, NetworkStats, OutputChunk, Stats
 
 T = TypeVar("T")
 
 
 async def _run(fn: Callable[..., T], *args: Any, **kw: Any) -> T:
     return await asyncio.to_thread(functools.partial(fn, *args, **kw))
+
+
+async def _aiter(it: Any) -> AsyncIterator[Any]:
+    """A blocking iterator's items, each fetched in a worker thread; leaving early
+    closes it (a log follower then stops)."""
+    end = object()
+    try:
+        while True:
+            item = await asyncio.to_thread(next, it, end)
+            if item is end:
+                return
+            yield item
+    finally:
+        close = getattr(it, "close", None)
+        if close:
+            await asyncio.to_thread(close)
 
 
 class _Creating:
@@ -228,7 +244,29 @@ class AsyncBox:
         return await _run(self.sync.network_stats)
 
     async def logs(self) -> str:
-        return await _run(self.sync.logs)  # type: ignore[return-value]
+        """The console log (use main_logs for a main process's output)."""
+        return await _run(self.sync.logs, console=True)  # type: ignore[return-value]
+
+    async def main_status(self) -> Optional[MainStatus]:
+        return await _run(self.sync.main_status)
+
+    async def main_logs(self, **kw: Any) -> AsyncIterator[LogLine]:
+        """As Box.main_logs (follow, tail, since, stream), an async iterator."""
+        async for line in _aiter(await _run(self.sync.main_logs, **kw)):
+            yield line
+
+    async def exec_detached(self, cmd: Any, **kw: Any) -> int:
+        return await _run(self.sync.exec_detached, cmd, **kw)
+
+    async def detached_status(self, exec_id: int) -> MainStatus:
+        return await _run(self.sync.detached_status, exec_id)
+
+    async def detached_logs(self, exec_id: int, **kw: Any) -> AsyncIterator[LogLine]:
+        async for line in _aiter(await _run(self.sync.detached_logs, exec_id, **kw)):
+            yield line
+
+    async def kill_detached(self, exec_id: int, signo: int = 9) -> None:
+        await _run(self.sync.kill_detached, exec_id, signo)
 
     async def network_log(self) -> str:
         return await _run(self.sync.network_log)  # type: ignore[return-value]

@@ -14,8 +14,8 @@ from typing import (Any, BinaryIO, Callable, Dict, Iterator, List, Mapping, Opti
 from ._transport import BoxHandle, ExecHandle, ExecRequest, ExitInfo, feed
 from .client import Client, default_client
 from .errors import CocoonError, InvalidArgument, InvalidState, NotFound, Timeout
-from .types import (BoxInfo, ExecInfo, ExecResult, FileInfo, Network, NetworkStats, OutputChunk, Stats,
-                    parse_memory_mib, parse_size)
+from .types import (BoxInfo, ExecInfo, ExecResult, FileInfo, LogLine, MainStatus, Network, NetworkStats, OutputChunk,
+                    Stats, parse_memory_mib, parse_size)
 
 Command = Union[str, Sequence[str]]
 OutputCallback = Callable[[bytes], Any]
@@ -276,8 +276,14 @@ class Box:
                  network: Union[Network, str, Mapping, None] = None, ports: Optional[Sequence[str]] = None,
                  name: Optional[str] = None, ephemeral: bool = False, rootfs: Optional[str] = None,
                  accel: Optional[str] = None, vmm: Optional[str] = None, boot_timeout: Optional[float] = None,
+                 command: Optional[Command] = None, restart: Optional[str] = None,
                  client: Optional[Client] = None):
         net = Network.coerce(network)
+        main = _argv(command, False) if command else None
+        if restart is not None and not isinstance(restart, str):
+            raise InvalidArgument(f"restart {restart!r}: a policy such as \"on-failure:3\" or \"always\"")
+        if restart and restart != "no" and not main:
+            raise InvalidArgument(f"restart {restart!r} needs a main process: give command=[...]")
         if ports:
             net = Network(net.mode, net.allow, net.deny, net.rules, list(net.ports) + list(ports))
         self._client = client
@@ -285,7 +291,7 @@ class Box:
             "image": image, "rootfs": rootfs, "cpus": cpus or 0, "memory_mib": parse_memory_mib(memory),
             "disk_bytes": parse_size(disk, 1 << 20) if disk is not None else 0, "env": dict(env or {}),
             "workdir": workdir, "user": user, "network": net, "name": name, "ephemeral": ephemeral,
-            "accel": accel, "vmm": vmm, "boot_timeout": boot_timeout}
+            "accel": accel, "vmm": vmm, "boot_timeout": boot_timeout, "command": main, "restart": restart}
         self._h: BoxHandle = None  # type: ignore[assignment]
         self._created_here = False
         self._closed = False
@@ -301,7 +307,11 @@ class Box:
         workdir, user (defaults of every command), network ("public", "none", "open",
         a dict {mode, allow, deny, ports} or a cocoon.Network), ports (["8080:80"]),
         name, ephemeral (default False), rootfs (a host directory instead of an image),
-        accel, vmm, boot_timeout (seconds). Raises AlreadyExists for a name in use."""
+        accel, vmm, boot_timeout (seconds), command (the box's main process: an argv list
+        or a string split like a shell would, run by the box each time it boots, after
+        the image's entrypoint, with env, workdir and user) and restart ("no",
+        "on-failure", "on-failure:N", "always", "unless-stopped"). Raises AlreadyExists
+        for a name in use, InvalidArgument for a bad restart policy."""
         box = cls(image, client=client, **options)
         box._create()
         if start:
@@ -529,10 +539,57 @@ class Box:
         """Counters of the box's network stack (denials, connections, bytes)."""
         return self._need().net_stats()
 
-    def logs(self, *, follow: bool = False) -> Union[str, Iterator[str]]:
-        """The console log (kernel and agent lines of the current or last boot); with
+    def logs(self, *, follow: bool = False, tail: Optional[int] = None, since: Optional[str] = None,
+             stream: Optional[str] = None, console: bool = False) -> Union[str, Iterator[str], Iterator[LogLine]]:
+        """What `cocoon logs` shows: for a box with a main process, its output as an
+        iterator of LogLine (see main_logs); else, or with console=True, the console log
+        (kernel and agent lines of the current or last boot) as text, or with
         follow=True an iterator of text chunks until the box stops."""
+        tuned = tail is not None or since is not None or stream is not None
+        if not console and (tuned or self.main_status() is not None):
+            return self.main_logs(follow=follow, tail=tail, since=since, stream=stream)
+        if tuned:
+            raise InvalidArgument("tail, since and stream apply to a main process's output, not to the console")
         return self._log(False, follow)
+
+    # ---- the main process and detached execs ----
+    def main_status(self) -> Optional[MainStatus]:
+        """The box's main process (state, exit code, restarts...), or None without one."""
+        return self._need().main_status()
+
+    def main_logs(self, *, follow: bool = False, tail: Optional[int] = None, since: Optional[str] = None,
+                  stream: Optional[str] = None) -> Iterator[LogLine]:
+        """The main process's output across its restarts and the box's boots, line by
+        line: the last `tail` lines, those from `since` on ("2026-12-03T14:00:00Z",
+        "2026-12-03", a unix time, or a duration back from now: "10m", "1h30m"), one
+        `stream` ("stdout" or "stderr"); follow=True goes on until the box stops (leave
+        the loop to stop earlier). InvalidState for a box without a main process."""
+        return self._need().main_logs(follow, tail, since, stream)
+
+    def exec_detached(self, cmd: Command, *, shell: bool = False, env: Optional[Mapping[str, str]] = None,
+                      cwd: Optional[str] = None, user: Optional[str] = None,
+                      timeout: Optional[float] = None) -> int:
+        """Starts a command the box itself runs (`cocoon exec -d`): no stdin, no
+        terminal; it outlives this process. Returns its id (its pid in the box) for
+        detached_status, detached_logs and kill_detached; its status and output stay
+        until the box's next start. The box starts first when it is not running."""
+        h = self._need()
+        if not self.running:
+            self.start()
+        return h.exec_detached(self._request(cmd, shell, env, cwd, user, timeout, False, None, False))
+
+    def detached_status(self, exec_id: int) -> MainStatus:
+        """A detached exec's status (MainStatus with .id); NotFound for an unknown id."""
+        return self._need().detached_status(exec_id)
+
+    def detached_logs(self, exec_id: int, *, follow: bool = False, tail: Optional[int] = None,
+                      since: Optional[str] = None, stream: Optional[str] = None) -> Iterator[LogLine]:
+        """A detached exec's output, as main_logs."""
+        return self._need().main_logs(follow, tail, since, stream, exec_id=exec_id)
+
+    def kill_detached(self, exec_id: int, signo: int = 9) -> None:
+        """Signals a running detached exec's process group (InvalidState when it ended)."""
+        self._need().kill_detached(exec_id, signo)
 
     def network_log(self, *, follow: bool = False) -> Union[str, Iterator[str]]:
         """The network log: every denied connection or DNS query with its rule."""

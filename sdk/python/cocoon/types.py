@@ -167,6 +167,41 @@ class ImageInfo:
 
 
 @dataclass
+class MainStatus:
+    """A box's main process (``Box.main_status()``) or a detached exec
+    (``Box.detached_status(id)``, where ``id`` is set): its state ("created" before it
+    first ran, "starting", "running", "restarting", "exited", "stopped" when the box
+    stopped under it), the exit code and signal of its last run (None before one
+    ended), why it could not start, and times as RFC 3339 UTC strings."""
+
+    state: str
+    pid: Optional[int] = None
+    exit_code: Optional[int] = None
+    signal: Optional[int] = None
+    error: Optional[str] = None
+    started_at: Optional[str] = None
+    finished_at: Optional[str] = None
+    command: str = ""
+    restart: str = "no"
+    restarts: int = 0
+    id: Optional[int] = None
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+
+@dataclass
+class LogLine:
+    """One line of a main process's or detached exec's output (without its newline),
+    with the time the host received it (RFC 3339 UTC, microseconds)."""
+
+    time: Optional[str]
+    stream: str
+    text: str
+
+
+@dataclass
 class PullProgress:
     """One progress report of a pull: bytes `done` of `total` for one layer."""
 

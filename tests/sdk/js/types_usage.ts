@@ -12,11 +12,28 @@ import {
   loadConfig,
   type FileInfo,
   type ImageInfo,
+  type LogLine,
+  type MainStatus,
 } from 'cocoon-sdk';
 
 async function main(): Promise<void> {
   const box = await Box.create({ image: 'default', cpus: 1, memory: '512M', env: { A: '1' }, network: 'none', name: 'x', ephemeral: true });
   const r: ExecResult = await box.exec(['echo', 'hi']);
+  const svc = await Box.create({ command: ['python3', '-m', 'http.server'], restart: 'on-failure:3' });
+  const ms: MainStatus | null = await svc.mainStatus();
+  const exited: boolean = ms !== null && ms.state === 'exited' && ms.exitCode === 0;
+  for await (const l of svc.mainLogs({ follow: true, tail: 10, since: '10m', stream: 'stderr' })) {
+    const line: LogLine = l;
+    const t: string = line.text;
+  }
+  const xid: number = await svc.execDetached(['sleep', '5'], { env: { A: '1' }, timeout: 10 });
+  const ds: MainStatus = await svc.detachedStatus(xid);
+  for await (const l of svc.detachedLogs(xid, { stream: 'stdout' })) l.time;
+  await svc.killDetached(xid, 15);
+  // @ts-expect-error: a detached exec has no stdin
+  await svc.execDetached(['cat'], { stdin: 'x' });
+  // @ts-expect-error: command is an argv array
+  await Box.create({ command: 'python3 app.py' });
   const code: number = r.exitCode;
   const out: string = r.stdout;
   const buf: Buffer = r.stdoutBuffer;
