@@ -74,7 +74,7 @@ static const struct command commands[] = {
     {"image", cmd_image},     {"kill", cmd_kill},   {"cp", cmd_cp},         {"stats", cmd_stats},
     {"logs", cmd_logs},       {"login", cmd_login}, {"logout", cmd_logout}, {"serve", cmd_serve},
     {"config", cmd_config},   {"up", cmd_up},       {"down", cmd_down},     {"script", cmd_script},
-    {"fs", cmd_fs},           {NULL, NULL},
+    {"fs", cmd_fs},           {"mcp", cmd_mcp},     {NULL, NULL},
 };
 
 int main(int argc, char **argv)
