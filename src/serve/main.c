@@ -262,6 +262,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "cocoon serve: stopping (signal %d); boxes keep running\n", (int)stopping);
     listener_stop(&unix_l);
     listener_stop(&tcp);
+    mcp_http_shutdown();
     if (unix_l.fd_valid)
         unlink(socket_path);
     /* Executions started over the API end with the server (their client connection to

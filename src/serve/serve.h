@@ -160,6 +160,9 @@ int handle_images(struct req *r);
 int handle_image(struct req *r);
 int handle_image_pull(struct req *r);
 int handle_image_load(struct req *r);
+int handle_mcp(struct req *r); /* mcp_http.c */
+/* Ends every MCP session (their boxes are removed unless kept): at the server's stop. */
+void mcp_http_shutdown(void);
 
 /* Body streaming routes: called on the first call for the request (before any body
  * arrived) to set r->body_fn; the handler above then runs once the body is complete. */
