@@ -8,10 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mcp/internal.h"
 #include "mcp/jsonrpc.h"
+
+#define EOF_GRACE_S 2
 
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -140,7 +143,17 @@ int mcp_stdio_run(const char *home)
     }
     free(line);
     log_line("stdin closed: ending the session");
-    mcp_session_interrupt(s); /* running calls are cancelled (their execs killed) */
+    /* Requests already read get EOF_GRACE_S to finish (a client that pipes its messages
+     * and closes stdin still gets its answers); then running calls are cancelled (their
+     * execs killed): the client is gone. */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += EOF_GRACE_S;
+    pthread_mutex_lock(&jobs_lock);
+    while (jobs_running && pthread_cond_timedwait(&jobs_done, &jobs_lock, &until) == 0)
+        ;
+    pthread_mutex_unlock(&jobs_lock);
+    mcp_session_interrupt(s);
     pthread_mutex_lock(&jobs_lock);
     while (jobs_running)
         pthread_cond_wait(&jobs_done, &jobs_lock);
