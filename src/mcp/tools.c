@@ -210,7 +210,7 @@ static int check_value(const char *key, json_t *v, json_t *prop, char *why, size
     const char *want = json_string_value(json_object_get(prop, "type"));
     const char *have = type_name(v);
     if (want && strcmp(want, have) != 0) {
-        snprintf(why, cap, "\"%s\" must be %s %s, not %s", key, strcmp(want, "integer") == 0 ? "an" : "a", want, have);
+        snprintf(why, cap, "\"%s\" must be %s %s, not %s", key, strchr("aeiou", want[0]) ? "an" : "a", want, have);
         return -1;
     }
     if (json_is_integer(v)) {
