@@ -33,6 +33,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t released = PTHREAD_COND_INITIALIZER;
 static struct http_session sessions[MCP_HTTP_SESSIONS_MAX];
 static pthread_once_t reaper_once = PTHREAD_ONCE_INIT;
+static int closed; /* the server is stopping: no new sessions */
 
 static void log_line(const char *line) { fprintf(stderr, "cocoon serve: mcp: %s\n", line); }
 
@@ -112,7 +113,7 @@ static int open_session(void)
         return -1;
     pthread_mutex_lock(&lock);
     int slot = -1;
-    for (int i = 0; i < MCP_HTTP_SESSIONS_MAX && slot < 0; i++)
+    for (int i = 0; !closed && i < MCP_HTTP_SESSIONS_MAX && slot < 0; i++)
         if (!sessions[i].s && !sessions[i].gone)
             slot = i;
     if (slot >= 0) {
@@ -154,6 +155,9 @@ static void release(int slot)
 
 void mcp_http_shutdown(void)
 {
+    pthread_mutex_lock(&lock);
+    closed = 1;
+    pthread_mutex_unlock(&lock);
     for (int i = 0; i < MCP_HTTP_SESSIONS_MAX; i++)
         end_slot(i);
 }
