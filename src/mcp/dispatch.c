@@ -88,7 +88,7 @@ static json_t *do_tools_call(struct mcp_call *c, json_t *params, int *code, char
     else if (mcp_check_args(t, args, bad, sizeof(bad)) < 0)
         result = tool_error("invalid arguments for %s: %s", t->name, bad);
     else
-        result = t->fn(c, args);
+        result = mcp_tool_run(t, c, args);
     json_decref(empty);
     return result ? result : tool_error("%s failed: out of memory", t->name);
 }

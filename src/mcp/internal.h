@@ -44,15 +44,23 @@ struct mcp_session {
     int ending;
 };
 
-/* A tool: its result (a CallToolResult object) for already schema-checked args. */
+/* A tool: its result (a CallToolResult object) for already schema-checked args. Most
+ * tools work on one box (args.box, opened for them) or on the runtime; a few need
+ * neither (long commands keep their own handles). Exactly one function is set. */
 typedef json_t *(*tool_fn)(struct mcp_call *c, json_t *args);
+typedef json_t *(*runtime_tool_fn)(struct mcp_call *c, json_t *args, cocoon_runtime *rt);
+typedef json_t *(*box_tool_fn)(struct mcp_call *c, json_t *args, cocoon_box *box);
 struct tool {
     const char *name;
     const char *title;
     const char *description;
     const char *input_schema; /* JSON with ' for " (descriptions use no apostrophes) */
     tool_fn fn;
+    runtime_tool_fn runtime_fn;
+    box_tool_fn box_fn;
 };
+/* Runs t with what it needs opened (the runtime, the box). */
+json_t *mcp_tool_run(const struct tool *t, struct mcp_call *c, json_t *args);
 extern const struct tool mcp_tools[];
 extern const size_t mcp_tool_count;
 const struct tool *mcp_tool_find(const char *name);
@@ -105,29 +113,29 @@ void call_progress(struct mcp_call *c, double done, double total, const char *me
 void longcmd_end_all(struct mcp_session *s);
 
 /* ---- tools (by file) ---- */
-json_t *tool_box_create(struct mcp_call *c, json_t *args);
-json_t *tool_box_list(struct mcp_call *c, json_t *args);
-json_t *tool_box_inspect(struct mcp_call *c, json_t *args);
-json_t *tool_box_start(struct mcp_call *c, json_t *args);
-json_t *tool_box_stop(struct mcp_call *c, json_t *args);
-json_t *tool_box_remove(struct mcp_call *c, json_t *args);
-json_t *tool_box_stats(struct mcp_call *c, json_t *args);
-json_t *tool_box_logs(struct mcp_call *c, json_t *args);
-json_t *tool_net_log(struct mcp_call *c, json_t *args);
-json_t *tool_image_pull(struct mcp_call *c, json_t *args);
-json_t *tool_image_list(struct mcp_call *c, json_t *args);
-json_t *tool_exec(struct mcp_call *c, json_t *args);
-json_t *tool_run_code(struct mcp_call *c, json_t *args);
+json_t *tool_box_create(struct mcp_call *c, json_t *args, cocoon_runtime *rt);
+json_t *tool_box_list(struct mcp_call *c, json_t *args, cocoon_runtime *rt);
+json_t *tool_box_inspect(struct mcp_call *c, json_t *args, cocoon_box *box);
+json_t *tool_box_start(struct mcp_call *c, json_t *args, cocoon_box *box);
+json_t *tool_box_stop(struct mcp_call *c, json_t *args, cocoon_box *box);
+json_t *tool_box_remove(struct mcp_call *c, json_t *args, cocoon_box *box);
+json_t *tool_box_stats(struct mcp_call *c, json_t *args, cocoon_box *box);
+json_t *tool_box_logs(struct mcp_call *c, json_t *args, cocoon_box *box);
+json_t *tool_net_log(struct mcp_call *c, json_t *args, cocoon_box *box);
+json_t *tool_image_pull(struct mcp_call *c, json_t *args, cocoon_runtime *rt);
+json_t *tool_image_list(struct mcp_call *c, json_t *args, cocoon_runtime *rt);
+json_t *tool_exec(struct mcp_call *c, json_t *args, cocoon_box *box);
+json_t *tool_run_code(struct mcp_call *c, json_t *args, cocoon_box *box);
 json_t *tool_exec_start(struct mcp_call *c, json_t *args);
 json_t *tool_exec_output(struct mcp_call *c, json_t *args);
 json_t *tool_exec_write_stdin(struct mcp_call *c, json_t *args);
 json_t *tool_exec_signal(struct mcp_call *c, json_t *args);
-json_t *tool_file_read(struct mcp_call *c, json_t *args);
-json_t *tool_file_write(struct mcp_call *c, json_t *args);
-json_t *tool_file_list(struct mcp_call *c, json_t *args);
-json_t *tool_file_stat(struct mcp_call *c, json_t *args);
-json_t *tool_file_mkdir(struct mcp_call *c, json_t *args);
-json_t *tool_file_remove(struct mcp_call *c, json_t *args);
+json_t *tool_file_read(struct mcp_call *c, json_t *args, cocoon_box *box);
+json_t *tool_file_write(struct mcp_call *c, json_t *args, cocoon_box *box);
+json_t *tool_file_list(struct mcp_call *c, json_t *args, cocoon_box *box);
+json_t *tool_file_stat(struct mcp_call *c, json_t *args, cocoon_box *box);
+json_t *tool_file_mkdir(struct mcp_call *c, json_t *args, cocoon_box *box);
+json_t *tool_file_remove(struct mcp_call *c, json_t *args, cocoon_box *box);
 json_t *tool_copy_to_box(struct mcp_call *c, json_t *args);
 json_t *tool_copy_from_box(struct mcp_call *c, json_t *args);
 

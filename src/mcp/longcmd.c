@@ -66,6 +66,19 @@ static void *wait_thread(void *p)
     return NULL;
 }
 
+/* What a command holds besides its exec and thread (a command that never started has
+ * only this). */
+static void longcmd_discard(struct longcmd *lc)
+{
+    cocoon_command_free(&lc->cmd);
+    mcp_close_box(lc->rt, lc->box);
+    free(lc->out[0].data);
+    free(lc->out[1].data);
+    pthread_mutex_destroy(&lc->lock);
+    pthread_cond_destroy(&lc->changed);
+    free(lc);
+}
+
 static void longcmd_free(struct longcmd *lc)
 {
     cocoon_error err;
@@ -76,13 +89,7 @@ static void longcmd_free(struct longcmd *lc)
         cocoon_exec_signal(lc->ex, SIGKILL, &err);
     pthread_join(lc->waiter, NULL);
     cocoon_exec_free(lc->ex);
-    cocoon_command_free(&lc->cmd);
-    mcp_close_box(lc->rt, lc->box);
-    free(lc->out[0].data);
-    free(lc->out[1].data);
-    pthread_mutex_destroy(&lc->lock);
-    pthread_cond_destroy(&lc->changed);
-    free(lc);
+    longcmd_discard(lc);
 }
 
 /* A slot for a new command (under s->lock): a free one, else the oldest finished one,
@@ -180,13 +187,7 @@ json_t *tool_exec_start(struct mcp_call *c, json_t *args)
     }
     return tool_ok(json_pack("{s:i, s:s}", "id", lc->id, "box", cocoon_box_id(lc->box)));
 failed:
-    cocoon_command_free(&lc->cmd);
-    mcp_close_box(lc->rt, lc->box);
-    free(lc->out[0].data);
-    free(lc->out[1].data);
-    pthread_mutex_destroy(&lc->lock);
-    pthread_cond_destroy(&lc->changed);
-    free(lc);
+    longcmd_discard(lc);
     return fail;
 }
 

@@ -57,7 +57,10 @@ static void *run_job(void *p)
  * excess one, so here only threads are bounded (a few more than that). */
 static void dispatch(struct mcp_session *s, char *line, size_t len)
 {
-    if (!mcp_message_is_request(line, len)) {
+    /* Until the session is initialized everything runs here, in order: a client that
+     * pipes its messages without waiting for answers must not see a request overtake
+     * its initialize (nor one sent before it pass as initialized). */
+    if (!mcp_message_is_request(line, len) || !mcp_session_protocol(s)[0]) {
         mcp_session_handle(s, line, len, emit_line, NULL);
         return;
     }

@@ -31,19 +31,22 @@ const struct tool mcp_tools[] = {
      "'env':{'type':'object','additionalProperties':{'type':'string'},'description':'Environment of every exec'},"
      "'keep':{'type':'boolean','description':'Keep the box after this session ends (default false)'},"
      "'start':{'type':'boolean','description':'Boot it now (default true)'}},'additionalProperties':false}",
-     tool_box_create},
+     NULL, tool_box_create, NULL},
     {"box_list", "List boxes", "Lists every box with its id, name, image and status.",
-     "{'type':'object','properties':{},'additionalProperties':false}", tool_box_list},
+     "{'type':'object','properties':{},'additionalProperties':false}", NULL, tool_box_list, NULL},
     {"box_inspect", "Inspect a box", "Shows a box: status, image, resources, disk, creation time.",
-     "{'type':'object','properties':{" BOX "},'required':['box'],'additionalProperties':false}", tool_box_inspect},
+     "{'type':'object','properties':{" BOX "},'required':['box'],'additionalProperties':false}", NULL, NULL,
+     tool_box_inspect},
     {"box_start", "Start a box", "Boots a stopped box and waits until it is ready for commands.",
-     "{'type':'object','properties':{" BOX "},'required':['box'],'additionalProperties':false}", tool_box_start},
+     "{'type':'object','properties':{" BOX "},'required':['box'],'additionalProperties':false}", NULL, NULL,
+     tool_box_start},
     {"box_stop", "Stop a box", "Shuts a box down (its disk is kept; box_start boots it again).",
      "{'type':'object','properties':{" BOX ",'timeout_s':{'type':'integer','minimum':1,'maximum':600}},"
      "'required':['box'],'additionalProperties':false}",
-     tool_box_stop},
+     NULL, NULL, tool_box_stop},
     {"box_remove", "Remove a box", "Deletes a box and its disk (a running box is stopped first).",
-     "{'type':'object','properties':{" BOX "},'required':['box'],'additionalProperties':false}", tool_box_remove},
+     "{'type':'object','properties':{" BOX "},'required':['box'],'additionalProperties':false}", NULL, NULL,
+     tool_box_remove},
     {"exec", "Run a command",
      "Runs a command in a running box to completion and returns its exit code, stdout and stderr (each cut to "
      "max_output_bytes, with a truncated flag). Give argv or command.",
@@ -53,13 +56,13 @@ const struct tool mcp_tools[] = {
      "'stdin':{'type':'string','maxLength':4194304,'description':'Text given on standard input'},"
      "'max_output_bytes':{'type':'integer','minimum':0,'maximum':4194304,'description':'Bytes of stdout and of "
      "stderr returned (default 65536)'}},'required':['box'],'additionalProperties':false}",
-     tool_exec},
+     NULL, NULL, tool_exec},
     {"exec_start", "Start a long command",
      "Starts a command in a running box without waiting for it; returns an id for exec_output, exec_write_stdin "
      "and exec_signal. Stdin stays open until exec_write_stdin with eof.",
      "{'type':'object','properties':{" BOX "," CMD_FIELDS
      "'timeout_s':{'type':'integer','minimum':1,'maximum':86400}},'required':['box'],'additionalProperties':false}",
-     tool_exec_start},
+     tool_exec_start, NULL, NULL},
     {"exec_output", "Read a long command's output",
      "Returns the output of an exec_start command after the given cursors (0: from the start), waiting up to "
      "wait_s for new output; exit status once it ended. Pass the returned cursors to the next call.",
@@ -68,18 +71,18 @@ const struct tool mcp_tools[] = {
      "'stderr_cursor':{'type':'integer','minimum':0,'description':'stderr byte offset already read'},"
      "'wait_s':{'type':'integer','minimum':0,'maximum':30,'description':'Wait for output or the end (default 0)'},"
      "'max_bytes':{'type':'integer','minimum':1,'maximum':1048576}},'required':['id'],'additionalProperties':false}",
-     tool_exec_output},
+     tool_exec_output, NULL, NULL},
     {"exec_write_stdin", "Write to a long command",
      "Writes text (or base64 data) to the stdin of an exec_start command; eof closes its stdin.",
      "{'type':'object','properties':{'id':{'type':'integer','minimum':1},"
      "'data':{'type':'string','maxLength':4194304},'base64':{'type':'boolean'},'eof':{'type':'boolean'}},"
      "'required':['id'],'additionalProperties':false}",
-     tool_exec_write_stdin},
+     tool_exec_write_stdin, NULL, NULL},
     {"exec_signal", "Signal a long command", "Sends a signal (default TERM) to an exec_start command's process group.",
      "{'type':'object','properties':{'id':{'type':'integer','minimum':1},"
      "'signal':{'type':'string','enum':['TERM','KILL','INT','HUP','QUIT','USR1','USR2','STOP','CONT']}},"
      "'required':['id'],'additionalProperties':false}",
-     tool_exec_signal},
+     tool_exec_signal, NULL, NULL},
     {"run_code", "Run code",
      "Runs code in a stateful interpreter context inside a running box (variables, imports and the working "
      "directory persist between calls). Returns stdout, stderr, results and errors.",
@@ -88,7 +91,7 @@ const struct tool mcp_tools[] = {
      "'context':{'type':'string','maxLength':128,'description':'A context id (default: the language default one)'},"
      "'timeout_s':{'type':'integer','minimum':1,'maximum':3600}},'required':['box','code'],"
      "'additionalProperties':false}",
-     tool_run_code},
+     NULL, NULL, tool_run_code},
     {"file_read", "Read a file", "Reads a file of a running box as text (or base64 when it is not UTF-8 text).",
      "{'type':'object','properties':{" BOX
      "," PATH("Absolute path in the box") ","
@@ -97,7 +100,7 @@ const struct tool mcp_tools[] = {
                                           "'base64':{'type':'boolean','description':'Return base64 "
                                           "always'}},'required':['box','path'],"
                                           "'additionalProperties':false}",
-     tool_file_read},
+     NULL, NULL, tool_file_read},
     {"file_write", "Write a file", "Creates or replaces a file of a running box with text or base64 content.",
      "{'type':'object','properties':{" BOX
      "," PATH("Absolute path in the box") ","
@@ -106,57 +109,58 @@ const struct tool mcp_tools[] = {
                                           "'mode':{'type':'integer','minimum':0,'maximum':4095,'description':'"
                                           "Permission bits (default 0644)'}},"
                                           "'required':['box','path','content'],'additionalProperties':false}",
-     tool_file_write},
+     NULL, NULL, tool_file_write},
     {"file_list", "List a directory", "Lists a directory of a running box (name, type, size, mode, mtime).",
      "{'type':'object','properties':{" BOX
      "," PATH("Absolute directory path in the box") "},"
                                                     "'required':['box','path'],'additionalProperties':false}",
-     tool_file_list},
+     NULL, NULL, tool_file_list},
     {"file_stat", "Stat a path",
      "Type, size, mode, owner and mtime of a path in a running box (symlinks not followed).",
      "{'type':'object','properties':{" BOX "," PATH("Absolute path in the box") "},'required':['box','path'],"
                                                                                 "'additionalProperties':false}",
-     tool_file_stat},
+     NULL, NULL, tool_file_stat},
     {"file_mkdir", "Make a directory", "Creates a directory in a running box (parents: like mkdir -p).",
      "{'type':'object','properties':{" BOX
      "," PATH("Absolute path in the box") ",'parents':{'type':'boolean'}},"
                                           "'required':['box','path'],'additionalProperties':false}",
-     tool_file_mkdir},
+     NULL, NULL, tool_file_mkdir},
     {"file_remove", "Remove a path", "Removes a file, symlink or directory (recursive for non-empty ones) in a box.",
      "{'type':'object','properties':{" BOX
      "," PATH("Absolute path in the box") ",'recursive':{'type':'boolean'}},"
                                           "'required':['box','path'],'additionalProperties':false}",
-     tool_file_remove},
+     NULL, NULL, tool_file_remove},
     {"copy_to_box", "Copy host files into a box",
      "Copies a host file or directory into a running box. Only host paths under the server's allowlist "
      "(COCOON_MCP_HOST_PATHS) are allowed.",
      "{'type':'object','properties':{" BOX ",'host_path':{'type':'string','minLength':1,'maxLength':4096},"
      "'box_path':{'type':'string','minLength':1,'maxLength':4096}},'required':['box','host_path','box_path'],"
      "'additionalProperties':false}",
-     tool_copy_to_box},
+     tool_copy_to_box, NULL, NULL},
     {"copy_from_box", "Copy files out of a box",
      "Copies a file or directory of a running box to the host. Only host paths under the server's allowlist "
      "(COCOON_MCP_HOST_PATHS) are allowed.",
      "{'type':'object','properties':{" BOX ",'box_path':{'type':'string','minLength':1,'maxLength':4096},"
      "'host_path':{'type':'string','minLength':1,'maxLength':4096}},'required':['box','box_path','host_path'],"
      "'additionalProperties':false}",
-     tool_copy_from_box},
+     tool_copy_from_box, NULL, NULL},
     {"image_pull", "Pull an image", "Pulls an OCI image from a registry (e.g. python:3.12) for box_create.",
      "{'type':'object','properties':{'image':{'type':'string','minLength':1,'maxLength':1024}},"
      "'required':['image'],'additionalProperties':false}",
-     tool_image_pull},
+     NULL, tool_image_pull, NULL},
     {"image_list", "List images", "Lists the images boxes can be created from.",
-     "{'type':'object','properties':{},'additionalProperties':false}", tool_image_list},
+     "{'type':'object','properties':{},'additionalProperties':false}", NULL, tool_image_list, NULL},
     {"box_stats", "Box statistics", "CPU, memory, disk, processes and network counters of a running box.",
-     "{'type':'object','properties':{" BOX "},'required':['box'],'additionalProperties':false}", tool_box_stats},
+     "{'type':'object','properties':{" BOX "},'required':['box'],'additionalProperties':false}", NULL, NULL,
+     tool_box_stats},
     {"box_logs", "Console log", "The end of a box's console log (kernel and agent lines of its current or last boot).",
      "{'type':'object','properties':{" BOX ",'max_bytes':{'type':'integer','minimum':1,'maximum':1048576}},"
      "'required':['box'],'additionalProperties':false}",
-     tool_box_logs},
+     NULL, NULL, tool_box_logs},
     {"net_log", "Network log", "The end of a box's network log: every denied connection or DNS query and its rule.",
      "{'type':'object','properties':{" BOX ",'max_bytes':{'type':'integer','minimum':1,'maximum':1048576}},"
      "'required':['box'],'additionalProperties':false}",
-     tool_net_log},
+     NULL, NULL, tool_net_log},
 };
 const size_t mcp_tool_count = sizeof(mcp_tools) / sizeof(mcp_tools[0]);
 
@@ -181,6 +185,28 @@ const struct tool *mcp_tool_find(const char *name)
         if (strcmp(mcp_tools[i].name, name) == 0)
             return &mcp_tools[i];
     return NULL;
+}
+
+json_t *mcp_tool_run(const struct tool *t, struct mcp_call *c, json_t *args)
+{
+    if (t->fn)
+        return t->fn(c, args);
+    cocoon_runtime *rt;
+    cocoon_error err;
+    if (mcp_runtime(c->s, &rt, &err) < 0)
+        return tool_cocoon_error("cannot open cocoon's state", &err);
+    json_t *result;
+    cocoon_box *box;
+    if (t->runtime_fn) {
+        result = t->runtime_fn(c, args, rt);
+    } else if (cocoon_box_open(rt, arg_str(args, "box", ""), &box, &err) < 0) {
+        result = tool_cocoon_error("cannot open the box", &err);
+    } else {
+        result = t->box_fn(c, args, box);
+        cocoon_box_close(box);
+    }
+    cocoon_runtime_close(rt);
+    return result;
 }
 
 json_t *mcp_tool_schema(const struct tool *t)

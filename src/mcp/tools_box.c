@@ -32,18 +32,14 @@ static json_t *inspect_result(cocoon_box *box)
     return tool_ok(mcp_box_json(&info));
 }
 
-json_t *tool_box_create(struct mcp_call *c, json_t *args)
+json_t *tool_box_create(struct mcp_call *c, json_t *args, cocoon_runtime *rt)
 {
-    cocoon_runtime *rt;
     cocoon_error err;
-    if (mcp_runtime(c->s, &rt, &err) < 0)
-        return tool_cocoon_error("cannot open cocoon's state", &err);
     int keep = arg_bool(args, "keep", 0);
     pthread_mutex_lock(&c->s->lock);
     int full = c->s->nboxes >= MCP_SESSION_BOXES_MAX;
     pthread_mutex_unlock(&c->s->lock);
     if (full && !keep) {
-        cocoon_runtime_close(rt);
         return tool_error("this session created %d boxes, the bound: remove some with box_remove first",
                           MCP_SESSION_BOXES_MAX);
     }
@@ -82,17 +78,13 @@ json_t *tool_box_create(struct mcp_call *c, json_t *args)
     }
     cocoon_box_close(box);
 out:
-    cocoon_runtime_close(rt);
     return result;
 }
 
-json_t *tool_box_list(struct mcp_call *c, json_t *args)
+json_t *tool_box_list(struct mcp_call *c, json_t *args, cocoon_runtime *rt)
 {
     (void)args;
-    cocoon_runtime *rt;
     cocoon_error err;
-    if (mcp_runtime(c->s, &rt, &err) < 0)
-        return tool_cocoon_error("cannot open cocoon's state", &err);
     cocoon_box_info *list;
     size_t n;
     json_t *result;
@@ -105,29 +97,17 @@ json_t *tool_box_list(struct mcp_call *c, json_t *args)
         cocoon_box_list_free(list);
         result = tool_ok(json_pack("{s:o}", "boxes", boxes));
     }
-    cocoon_runtime_close(rt);
     return result;
 }
 
-json_t *tool_box_inspect(struct mcp_call *c, json_t *args)
+json_t *tool_box_inspect(struct mcp_call *c, json_t *args, cocoon_box *box)
 {
-    cocoon_runtime *rt;
-    cocoon_box *box;
-    json_t *fail;
-    if (mcp_open_box(c, args, &rt, &box, &fail) < 0)
-        return fail;
     json_t *result = inspect_result(box);
-    mcp_close_box(rt, box);
     return result;
 }
 
-json_t *tool_box_start(struct mcp_call *c, json_t *args)
+json_t *tool_box_start(struct mcp_call *c, json_t *args, cocoon_box *box)
 {
-    cocoon_runtime *rt;
-    cocoon_box *box;
-    json_t *fail;
-    if (mcp_open_box(c, args, &rt, &box, &fail) < 0)
-        return fail;
     cocoon_error err;
     json_t *result;
     if (cocoon_box_is_running(box))
@@ -136,17 +116,11 @@ json_t *tool_box_start(struct mcp_call *c, json_t *args)
         result = tool_cocoon_error("the box did not start", &err);
     else
         result = inspect_result(box);
-    mcp_close_box(rt, box);
     return result;
 }
 
-json_t *tool_box_stop(struct mcp_call *c, json_t *args)
+json_t *tool_box_stop(struct mcp_call *c, json_t *args, cocoon_box *box)
 {
-    cocoon_runtime *rt;
-    cocoon_box *box;
-    json_t *fail;
-    if (mcp_open_box(c, args, &rt, &box, &fail) < 0)
-        return fail;
     cocoon_error err;
     json_t *result;
     char id[16];
@@ -155,17 +129,11 @@ json_t *tool_box_stop(struct mcp_call *c, json_t *args)
         result = tool_cocoon_error("cannot stop the box", &err);
     else
         result = tool_ok(json_pack("{s:s, s:s}", "id", id, "status", "stopped"));
-    mcp_close_box(rt, box);
     return result;
 }
 
-json_t *tool_box_remove(struct mcp_call *c, json_t *args)
+json_t *tool_box_remove(struct mcp_call *c, json_t *args, cocoon_box *box)
 {
-    cocoon_runtime *rt;
-    cocoon_box *box;
-    json_t *fail;
-    if (mcp_open_box(c, args, &rt, &box, &fail) < 0)
-        return fail;
     cocoon_error err;
     json_t *result;
     char id[16];
@@ -176,17 +144,11 @@ json_t *tool_box_remove(struct mcp_call *c, json_t *args)
         session_forget_box(c->s, id);
         result = tool_ok(json_pack("{s:s, s:b}", "id", id, "removed", 1));
     }
-    mcp_close_box(rt, box);
     return result;
 }
 
-json_t *tool_box_stats(struct mcp_call *c, json_t *args)
+json_t *tool_box_stats(struct mcp_call *c, json_t *args, cocoon_box *box)
 {
-    cocoon_runtime *rt;
-    cocoon_box *box;
-    json_t *fail;
-    if (mcp_open_box(c, args, &rt, &box, &fail) < 0)
-        return fail;
     cocoon_error err;
     cocoon_stats st;
     cocoon_net_stats ns;
@@ -208,18 +170,12 @@ json_t *tool_box_stats(struct mcp_call *c, json_t *args)
                                           "bytes_out", (json_int_t)ns.bytes_out));
         result = tool_ok(o);
     }
-    mcp_close_box(rt, box);
     return result;
 }
 
 /* A log the library writes to an fd, read back from a memory file: its last max bytes. */
-static json_t *log_tail(struct mcp_call *c, json_t *args, int network)
+static json_t *log_tail(json_t *args, cocoon_box *box, int network)
 {
-    cocoon_runtime *rt;
-    cocoon_box *box;
-    json_t *fail;
-    if (mcp_open_box(c, args, &rt, &box, &fail) < 0)
-        return fail;
     cocoon_error err;
     json_t *result;
     size_t max = (size_t)arg_int(args, "max_bytes", 65536);
@@ -242,12 +198,20 @@ static json_t *log_tail(struct mcp_call *c, json_t *args, int network)
     }
     if (fd >= 0)
         close(fd);
-    mcp_close_box(rt, box);
     return result;
 }
 
-json_t *tool_box_logs(struct mcp_call *c, json_t *args) { return log_tail(c, args, 0); }
-json_t *tool_net_log(struct mcp_call *c, json_t *args) { return log_tail(c, args, 1); }
+json_t *tool_box_logs(struct mcp_call *c, json_t *args, cocoon_box *box)
+{
+    (void)c;
+    return log_tail(args, box, 0);
+}
+
+json_t *tool_net_log(struct mcp_call *c, json_t *args, cocoon_box *box)
+{
+    (void)c;
+    return log_tail(args, box, 1);
+}
 
 struct pull_progress {
     struct mcp_call *c;
@@ -266,12 +230,9 @@ static void on_pull_progress(void *user, const char *layer, uint64_t done, uint6
     call_progress(p->c, (double)done, (double)total, msg);
 }
 
-json_t *tool_image_pull(struct mcp_call *c, json_t *args)
+json_t *tool_image_pull(struct mcp_call *c, json_t *args, cocoon_runtime *rt)
 {
-    cocoon_runtime *rt;
     cocoon_error err;
-    if (mcp_runtime(c->s, &rt, &err) < 0)
-        return tool_cocoon_error("cannot open cocoon's state", &err);
     cocoon_pull_options o;
     cocoon_pull_options_init(&o);
     struct pull_progress p = {.c = c};
@@ -287,17 +248,13 @@ json_t *tool_image_pull(struct mcp_call *c, json_t *args)
         result = tool_cocoon_error("cannot pull the image", &err);
     else
         result = tool_ok(mcp_image_json(&info));
-    cocoon_runtime_close(rt);
     return result;
 }
 
-json_t *tool_image_list(struct mcp_call *c, json_t *args)
+json_t *tool_image_list(struct mcp_call *c, json_t *args, cocoon_runtime *rt)
 {
     (void)args;
-    cocoon_runtime *rt;
     cocoon_error err;
-    if (mcp_runtime(c->s, &rt, &err) < 0)
-        return tool_cocoon_error("cannot open cocoon's state", &err);
     cocoon_image_info *list;
     size_t n;
     json_t *result;
@@ -310,6 +267,5 @@ json_t *tool_image_list(struct mcp_call *c, json_t *args)
         cocoon_image_list_free(list);
         result = tool_ok(json_pack("{s:o}", "images", images));
     }
-    cocoon_runtime_close(rt);
     return result;
 }

@@ -46,18 +46,12 @@ static json_t *exec_result(const cocoon_exit_status *st, struct capture *cap)
         cap[1].total > cap[1].len, "stdout_bytes", (json_int_t)cap[0].total, "stderr_bytes", (json_int_t)cap[1].total));
 }
 
-json_t *tool_exec(struct mcp_call *c, json_t *args)
+json_t *tool_exec(struct mcp_call *c, json_t *args, cocoon_box *box)
 {
-    cocoon_runtime *rt;
-    cocoon_box *box;
-    json_t *fail;
-    if (mcp_open_box(c, args, &rt, &box, &fail) < 0)
-        return fail;
     cocoon_command cmd = {0};
-    if (mcp_command(box, args, &cmd, &fail) < 0) {
-        mcp_close_box(rt, box);
+    json_t *fail;
+    if (mcp_command(box, args, &cmd, &fail) < 0)
         return fail;
-    }
     size_t max = (size_t)arg_int(args, "max_output_bytes", EXEC_OUTPUT_DEFAULT);
     struct capture cap[2] = {{.cap = max}, {.cap = max}};
     cap[0].data = malloc(max + 1);
@@ -96,7 +90,6 @@ json_t *tool_exec(struct mcp_call *c, json_t *args)
     free(cap[0].data);
     free(cap[1].data);
     cocoon_command_free(&cmd);
-    mcp_close_box(rt, box);
     return result;
 }
 
@@ -161,13 +154,8 @@ static json_t *joined(json_t *chunks)
     return s;
 }
 
-json_t *tool_run_code(struct mcp_call *c, json_t *args)
+json_t *tool_run_code(struct mcp_call *c, json_t *args, cocoon_box *box)
 {
-    cocoon_runtime *rt;
-    cocoon_box *box;
-    json_t *fail;
-    if (mcp_open_box(c, args, &rt, &box, &fail) < 0)
-        return fail;
     struct code_run run = {.c = c,
                            .stdout_text = json_array(),
                            .stderr_text = json_array(),
@@ -196,6 +184,5 @@ json_t *tool_run_code(struct mcp_call *c, json_t *args)
         if (result && !json_is_null(json_object_get(json_object_get(result, "structuredContent"), "error")))
             json_object_set_new(result, "isError", json_true());
     }
-    mcp_close_box(rt, box);
     return result;
 }

@@ -30,16 +30,8 @@ static json_t *info_json(const cocoon_file_info *f)
     return o;
 }
 
-#define WITH_BOX(c, args, rt, box)                                                                                     \
-    cocoon_runtime *rt;                                                                                                \
-    cocoon_box *box;                                                                                                   \
-    json_t *fail_;                                                                                                     \
-    if (mcp_open_box(c, args, &rt, &box, &fail_) < 0)                                                                  \
-        return fail_;
-
-json_t *tool_file_read(struct mcp_call *c, json_t *args)
+json_t *tool_file_read(struct mcp_call *c, json_t *args, cocoon_box *box)
 {
-    WITH_BOX(c, args, rt, box);
     const char *path = arg_str(args, "path", "");
     void *data;
     size_t len;
@@ -64,12 +56,12 @@ json_t *tool_file_read(struct mcp_call *c, json_t *args)
         }
         free(data);
     }
-    mcp_close_box(rt, box);
     return result;
 }
 
-json_t *tool_file_write(struct mcp_call *c, json_t *args)
+json_t *tool_file_write(struct mcp_call *c, json_t *args, cocoon_box *box)
 {
+    (void)c;
     const char *content = arg_str(args, "content", "");
     size_t len = strlen(content);
     void *decoded = NULL;
@@ -80,13 +72,7 @@ json_t *tool_file_write(struct mcp_call *c, json_t *args)
             return tool_error("\"content\" is not valid base64 (set base64: false to write text)");
         }
     }
-    cocoon_runtime *rt;
-    cocoon_box *box;
     json_t *result;
-    if (mcp_open_box(c, args, &rt, &box, &result) < 0) {
-        free(decoded);
-        return result;
-    }
     cocoon_error err;
     const char *path = arg_str(args, "path", "");
     if (cocoon_file_write(box, path, decoded ? decoded : content, len, (unsigned)arg_int(args, "mode", 0), &err) < 0)
@@ -94,13 +80,11 @@ json_t *tool_file_write(struct mcp_call *c, json_t *args)
     else
         result = tool_ok(json_pack("{s:s, s:I}", "path", path, "written", (json_int_t)len));
     free(decoded);
-    mcp_close_box(rt, box);
     return result;
 }
 
-json_t *tool_file_list(struct mcp_call *c, json_t *args)
+json_t *tool_file_list(struct mcp_call *c, json_t *args, cocoon_box *box)
 {
-    WITH_BOX(c, args, rt, box);
     cocoon_file_info *list;
     size_t n;
     cocoon_error err;
@@ -114,55 +98,53 @@ json_t *tool_file_list(struct mcp_call *c, json_t *args)
         cocoon_file_list_free(list);
         result = tool_ok(json_pack("{s:s, s:o}", "path", arg_str(args, "path", ""), "entries", entries));
     }
-    mcp_close_box(rt, box);
     return result;
 }
 
-json_t *tool_file_stat(struct mcp_call *c, json_t *args)
+json_t *tool_file_stat(struct mcp_call *c, json_t *args, cocoon_box *box)
 {
-    WITH_BOX(c, args, rt, box);
     cocoon_file_info f;
     cocoon_error err;
     json_t *result = cocoon_file_stat(box, arg_str(args, "path", ""), &f, &err) < 0
                          ? tool_cocoon_error("cannot stat the path", &err)
                          : tool_ok(info_json(&f));
-    mcp_close_box(rt, box);
     return result;
 }
 
-json_t *tool_file_mkdir(struct mcp_call *c, json_t *args)
+json_t *tool_file_mkdir(struct mcp_call *c, json_t *args, cocoon_box *box)
 {
-    WITH_BOX(c, args, rt, box);
     cocoon_error err;
     const char *path = arg_str(args, "path", "");
     unsigned flags = arg_bool(args, "parents", 0) ? COCOON_MKDIR_PARENTS : 0;
     json_t *result = cocoon_file_mkdir(box, path, 0, flags, &err) < 0
                          ? tool_cocoon_error("cannot make the directory", &err)
                          : tool_ok(json_pack("{s:s, s:b}", "path", path, "created", 1));
-    mcp_close_box(rt, box);
     return result;
 }
 
-json_t *tool_file_remove(struct mcp_call *c, json_t *args)
+json_t *tool_file_remove(struct mcp_call *c, json_t *args, cocoon_box *box)
 {
-    WITH_BOX(c, args, rt, box);
     cocoon_error err;
     const char *path = arg_str(args, "path", "");
     unsigned flags = arg_bool(args, "recursive", 0) ? COCOON_REMOVE_RECURSIVE : 0;
     json_t *result = cocoon_file_remove(box, path, flags, &err) < 0
                          ? tool_cocoon_error("cannot remove the path", &err)
                          : tool_ok(json_pack("{s:s, s:b}", "path", path, "removed", 1));
-    mcp_close_box(rt, box);
     return result;
 }
 
+/* The host path is checked before the box is opened: a refusal needs no box. */
 static json_t *copy(struct mcp_call *c, json_t *args, int to_box)
 {
     char host[PATH_MAX + 256], why[2048];
     const char *asked = arg_str(args, "host_path", "");
     if (mcp_host_path(asked, !to_box, host, sizeof(host), why, sizeof(why)) < 0)
         return tool_error("%s", why);
-    WITH_BOX(c, args, rt, box);
+    cocoon_runtime *rt;
+    cocoon_box *box;
+    json_t *fail;
+    if (mcp_open_box(c, args, &rt, &box, &fail) < 0)
+        return fail;
     cocoon_error err = {0};
     const char *box_path = arg_str(args, "box_path", "");
     int rc = to_box ? cocoon_copy_to_box(box, host, box_path, &err) : cocoon_copy_from_box(box, box_path, host, &err);

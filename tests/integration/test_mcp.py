@@ -10,8 +10,6 @@ bounds) are checked directly.
 """
 import json
 import os
-import shutil
-import signal
 import subprocess
 import time
 import urllib.error
@@ -21,9 +19,9 @@ import pytest
 
 from conftest import COCOON, REPO, Cocoon, kill_leftovers, vm_missing_reason
 from serve_client import ServeServer
+from test_serve_boxlite import node_modules  # the pinned npm packages, or a skip saying why
 
 SCRIPT = os.path.join(REPO, "tests", "js", "mcp_acceptance.cjs")
-NPM_DEPS = os.path.join(REPO, "scripts", "npm-deps")
 TOKEN = "mcp-test-token-" + "3b9e51c07a2d48f6"
 SCRIPT_TIMEOUT = 1200
 KEPT = "mcp-kept"
@@ -31,16 +29,6 @@ KEPT = "mcp-kept"
 CHECKS = ["initialize", "list_tools", "bad_arguments", "box_create", "box_list_inspect", "exec", "exec_long",
           "run_code", "files", "copies", "images", "stats_and_logs", "resources", "cancel", "stop_start_remove",
           "keep"]
-
-
-def node_modules():
-    if shutil.which("node") is None:
-        pytest.skip("skipped: node is not installed (scripts/setup)")
-    p = subprocess.run([NPM_DEPS], capture_output=True, text=True, timeout=900)
-    if p.returncode == 3:
-        pytest.skip("skipped: " + (p.stderr.strip() or "the npm registry cannot be reached"))
-    assert p.returncode == 0, f"scripts/npm-deps failed ({p.returncode}): {p.stderr[-3000:]}"
-    return p.stdout.strip().splitlines()[-1]
 
 
 def script_env(c, modules, **extra):
