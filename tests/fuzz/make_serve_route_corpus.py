@@ -27,6 +27,7 @@ GOOD = [
     (GET, "/v1/images"), (POST, "/v1/images/pull"), (POST, "/v1/images/load"),
     (GET, "/v1/images/docker.io/library/alpine:3.19"), (DELETE, "/v1/images/sha256:" + "ab" * 32),
     (GET, "/v1/tenant/boxes/dev"), (GET, "/v1/tenant/metrics"), (GET, "/v1/tenant/images"),
+    (POST, "/mcp"), (DELETE, "/mcp"), (GET, "/mcp"),
 ]
 
 BAD_PATHS = [
