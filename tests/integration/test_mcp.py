@@ -9,6 +9,7 @@ healthy) and the protocol faults (wrong jsonrpc, batches, huge ids, sessions, Or
 bounds) are checked directly.
 """
 import json
+import shutil
 import os
 import subprocess
 import time
@@ -313,3 +314,28 @@ def test_http_session_bound(cocoon):
         assert status == 503 and "maximum of MCP sessions" in body["error"]["message"]
         assert post(server.port, None, token=TOKEN, session=sessions[0], method="DELETE")[0] == 204
         assert post(server.port, initialize(), token=TOKEN)[0] == 200
+
+
+def test_stdio_image_pull_progress(cocoon, tmp_path):
+    """image_pull with a progress token sends notifications/progress before its result."""
+    import registry_fixture as rf
+    if not all(shutil.which(t) for t in ("docker-registry", "skopeo", "umoci")) or not os.path.exists(rf.BUSYBOX):
+        pytest.skip("skipped: docker-registry, skopeo, umoci and busybox-static are needed (scripts/setup)")
+    reg = rf.Registry(str(tmp_path))
+    try:
+        lay = str(tmp_path / "layout")
+        rf.build_layout(lay, "v1", {"etc/hello": os.urandom(3 << 20)})  # a layer big enough for progress
+        reg.push_layout(lay, "v1", "test/progress:v1")
+        env = dict(cocoon.env, COCOON_INSECURE_REGISTRIES=reg.host)
+        pull = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                "params": {"name": "image_pull", "arguments": {"image": f"{reg.host}/test/progress:v1"},
+                           "_meta": {"progressToken": "pull-1"}}}
+        answers, stderr = stdio_exchange(cocoon, [initialize(), pull], env=env)
+    finally:
+        reg.stop()
+    progress = [a for a in answers if a.get("method") == "notifications/progress"]
+    result = by_id(answers)["2"]
+    assert "result" in result and not result["result"].get("isError"), (result, stderr)
+    assert result["result"]["structuredContent"]["name"].endswith("test/progress:v1")
+    assert progress and all(p["params"]["progressToken"] == "pull-1" for p in progress), answers
+    assert answers.index(result) > answers.index(progress[-1])
