@@ -120,3 +120,11 @@ char *jrpc_dump(json_t *msg, size_t *len)
         *len = strlen(text);
     return text;
 }
+
+int jrpc_is_notification(const char *text, size_t len)
+{
+    /* jansson keeps insertion order: a notification is {"jsonrpc":"2.0","method":...,
+     * a response {"jsonrpc":"2.0","id":... */
+    static const char prefix[] = "{\"jsonrpc\":\"2.0\",\"method\":";
+    return len >= sizeof(prefix) - 1 && memcmp(text, prefix, sizeof(prefix) - 1) == 0;
+}

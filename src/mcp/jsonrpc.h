@@ -39,6 +39,9 @@ void jrpc_msg_free(struct jrpc_msg *m);
 json_t *jrpc_result(json_t *id, json_t *result); /* steals result */
 json_t *jrpc_error(json_t *id, int code, const char *message);
 json_t *jrpc_notification(const char *method, json_t *params); /* steals params */
+/* Whether text, made by jrpc_dump, is a notification (not a response): decided by how
+ * it starts, never by what a result contains. */
+int jrpc_is_notification(const char *text, size_t len);
 /* One line of compact JSON (no newline inside, none at the end), malloc'd; NULL on
  * failure. Steals msg. */
 char *jrpc_dump(json_t *msg, size_t *len);

@@ -13,6 +13,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "mcp/jsonrpc.h"
 #include "mcp/mcp.h"
 #include "serve/http.h"
 #include "serve/serve.h"
@@ -173,7 +174,7 @@ static void collect(void *ctx, const char *text, size_t len)
 {
     struct answer *a = ctx;
     /* JSON mode: one response; notifications made meanwhile (progress) are dropped. */
-    if (len > 40 && strstr(text, "\"method\":\"notifications/"))
+    if (jrpc_is_notification(text, len))
         return;
     char *copy = malloc(len + 1);
     if (!copy)

@@ -108,6 +108,23 @@ static void test_answers(void **state)
     json_decref(id);
 }
 
+/* HTTP answers in JSON keep the response and drop notifications: a result that holds
+ * "method":"notifications/..." (a run_code JSON value) is still the response. */
+static void test_notification_or_response(void **state)
+{
+    (void)state;
+    size_t len;
+    char *note = jrpc_dump(jrpc_notification("notifications/progress", json_pack("{s:i}", "progress", 1)), &len);
+    assert_true(jrpc_is_notification(note, len));
+    free(note);
+    json_t *id = json_integer(4);
+    char *resp = jrpc_dump(jrpc_result(id, json_pack("{s:{s:s}}", "json", "method", "notifications/x")), &len);
+    assert_non_null(strstr(resp, "\"method\":\"notifications/x\""));
+    assert_false(jrpc_is_notification(resp, len));
+    free(resp);
+    json_decref(id);
+}
+
 /* ---- a session, without boxes ---- */
 
 static char *last;
@@ -345,9 +362,11 @@ static void test_host_paths(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_classify),    cmocka_unit_test(test_faults),      cmocka_unit_test(test_answers),
-        cmocka_unit_test(test_negotiation), cmocka_unit_test(test_dispatch),    cmocka_unit_test(test_message_bound),
-        cmocka_unit_test(test_schemas),     cmocka_unit_test(test_text_repair), cmocka_unit_test(test_host_paths),
+        cmocka_unit_test(test_classify),      cmocka_unit_test(test_faults),
+        cmocka_unit_test(test_answers),       cmocka_unit_test(test_notification_or_response),
+        cmocka_unit_test(test_negotiation),   cmocka_unit_test(test_dispatch),
+        cmocka_unit_test(test_message_bound), cmocka_unit_test(test_schemas),
+        cmocka_unit_test(test_text_repair),   cmocka_unit_test(test_host_paths),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(last);
