@@ -1,17 +1,21 @@
 /* /mcp on `cocoon serve`: the MCP server over Streamable HTTP. A POST carries one
  * JSON-RPC message and gets its answer as application/json (a notification or a
- * client's response: 202); initialize opens a session whose id comes back in
+ * client's response: 202), or as text/event-stream when it asks for progress and the
+ * client accepts streams; initialize opens a session whose id comes back in
  * Mcp-Session-Id and must come with every later message; DELETE ends a session, and a
  * session idle for COCOON_MCP_SESSION_IDLE seconds (default 1800) ends by itself; ending
  * removes the boxes it created. GET (a server-initiated stream) is 405: the server sends
  * nothing unasked. The token is checked as on every route; an Origin that is not a
  * loopback one is refused (DNS rebinding). */
+#include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mcp/jsonrpc.h"
 #include "mcp/mcp.h"
@@ -232,6 +236,136 @@ static int answer_json(struct req *r, int slot, struct answer *a)
     return serve_queue_response(r, status, resp);
 }
 
+/* ---- text/event-stream answers ----
+ * A request that asks for progress (params._meta.progressToken) from a client that
+ * accepts text/event-stream is answered as a stream: its notifications as they come,
+ * then its response. A worker thread handles the message and writes the events into a
+ * pipe the response reads; a client that goes away closes the pipe (the call goes on:
+ * a disconnection is no cancellation). */
+
+struct stream_job {
+    int slot;
+    char *body;
+    size_t len;
+    int fd[2];
+    int refs; /* the worker and the response: the last one frees */
+};
+
+static pthread_mutex_t stream_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void stream_unref(struct stream_job *j)
+{
+    pthread_mutex_lock(&stream_lock);
+    int last = --j->refs == 0;
+    pthread_mutex_unlock(&stream_lock);
+    if (last) {
+        free(j->body);
+        free(j);
+    }
+}
+
+static int write_all(int fd, const char *data, size_t len)
+{
+    while (len) {
+        ssize_t n = write(fd, data, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static void emit_event(void *ctx, const char *text, size_t len)
+{
+    struct stream_job *j = ctx;
+    if (write_all(j->fd[1], "event: message\ndata: ", 21) == 0 && write_all(j->fd[1], text, len) == 0)
+        write_all(j->fd[1], "\n\n", 2);
+}
+
+static void *stream_worker(void *p)
+{
+    struct stream_job *j = p;
+    mcp_session_handle(sessions[j->slot].s, j->body, j->len, emit_event, j);
+    close(j->fd[1]);
+    release(j->slot);
+    stream_unref(j);
+    return NULL;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    struct stream_job *j = cls;
+    for (;;) {
+        ssize_t n = read(j->fd[0], buf, max);
+        if (n > 0)
+            return n;
+        if (n == 0)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (errno != EINTR)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+}
+
+static void stream_done(void *cls)
+{
+    struct stream_job *j = cls;
+    close(j->fd[0]);
+    stream_unref(j);
+}
+
+static int wants_stream(struct req *r, const char *body)
+{
+    const char *accept = serve_header(r, "Accept");
+    if (!accept || !strstr(accept, "text/event-stream"))
+        return 0;
+    json_t *msg = json_loadb(body, r->body_len, 0, NULL);
+    json_t *meta = json_object_get(json_object_get(msg, "params"), "_meta");
+    int yes = json_object_get(msg, "id") && json_object_get(meta, "progressToken");
+    json_decref(msg);
+    return yes;
+}
+
+/* Takes over the slot's reference (released by the worker). */
+static int answer_stream(struct req *r, int slot, const char *body, size_t len)
+{
+    struct stream_job *j = calloc(1, sizeof(*j));
+    char *copy = j ? malloc(len + 1) : NULL;
+    if (!copy || pipe2(j->fd, O_CLOEXEC) < 0) {
+        free(copy);
+        free(j);
+        release(slot);
+        return serve_error(r, 503, "resource_exhausted", "cannot make a stream for the answer");
+    }
+    memcpy(copy, body, len);
+    copy[len] = '\0';
+    *j = (struct stream_job){.slot = slot, .body = copy, .len = len, .fd = {j->fd[0], j->fd[1]}, .refs = 2};
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, j, stream_done);
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int started = resp && pthread_create(&t, &attr, stream_worker, j) == 0;
+    pthread_attr_destroy(&attr);
+    if (!started) {
+        close(j->fd[1]);
+        release(slot);
+        if (resp)
+            MHD_destroy_response(resp); /* runs stream_done */
+        else
+            stream_done(j);
+        stream_unref(j);
+        return serve_error(r, 503, "resource_exhausted", "cannot start the answer's worker");
+    }
+    MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+    MHD_add_response_header(resp, "Mcp-Session-Id", sessions[slot].id);
+    return serve_queue_response(r, 200, resp);
+}
+
 int handle_mcp(struct req *r)
 {
     if (!origin_ok(serve_header(r, "Origin")))
@@ -284,6 +418,8 @@ int handle_mcp(struct req *r)
             return rpc_refusal(r, 404, -32600,
                                "no MCP session with that Mcp-Session-Id (it ended or expired): initialize again");
     }
+    if (wants_stream(r, body))
+        return answer_stream(r, slot, body, r->body_len);
     struct answer a = {0};
     mcp_session_handle(sessions[slot].s, body, r->body_len, collect, &a);
     int rc = answer_json(r, slot, &a);

@@ -274,6 +274,25 @@ def post(port, message, token=None, session=None, headers=None, method="POST"):
         return e.code, dict(e.headers), parsed
 
 
+def post_stream(port, message, token, session):
+    """POST /mcp accepting an event stream: status, headers and the messages of its events."""
+    h = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+         "Authorization": f"Bearer {token}"}
+    if session:
+        h["Mcp-Session-Id"] = session
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/mcp", data=json.dumps(message).encode(), headers=h,
+                                 method="POST")
+    with urllib.request.urlopen(req, timeout=120) as r:
+        text = r.read().decode()
+        events = []
+        for block in text.split("\n\n"):
+            lines = block.split("\n")
+            if block.strip():
+                assert lines[0] == "event: message" and lines[1].startswith("data: "), text
+                events.append(json.loads(lines[1][6:]))
+        return r.status, dict(r.headers), events
+
+
 def test_http_protocol(cocoon):
     with ServeServer(cocoon, listen=True, token=TOKEN) as server:
         port = server.port
@@ -299,6 +318,12 @@ def test_http_protocol(cocoon):
         assert status == 200 and len(body["result"]["tools"]) == 25
         status, _, body = post(port, b'[{"jsonrpc":"2.0","id":1,"method":"ping"}]', token=TOKEN, session=sid)
         assert status == 200 and body["error"]["code"] == -32600
+        # a request asking for progress, from a client that takes streams: text/event-stream
+        listing = {"jsonrpc": "2.0", "id": 5, "method": "tools/list", "params": {"_meta": {"progressToken": 1}}}
+        status, headers, events = post_stream(port, listing, token=TOKEN, session=sid)
+        assert status == 200 and headers["Content-Type"] == "text/event-stream"
+        assert headers["Mcp-Session-Id"] == sid
+        assert len(events) == 1 and events[0]["id"] == 5 and len(events[0]["result"]["tools"]) == 25
         assert post(port, None, token=TOKEN, session=sid, method="DELETE")[0] == 204
         assert post(port, {"jsonrpc": "2.0", "id": 4, "method": "ping"}, token=TOKEN, session=sid)[0] == 404
 
@@ -317,7 +342,8 @@ def test_http_session_bound(cocoon):
 
 
 def test_stdio_image_pull_progress(cocoon, tmp_path):
-    """image_pull with a progress token sends notifications/progress before its result."""
+    """image_pull with a progress token sends notifications/progress before its result (over HTTP
+    as an event stream; the second pull finds the image stored and may have none)."""
     import registry_fixture as rf
     if not all(shutil.which(t) for t in ("docker-registry", "skopeo", "umoci")) or not os.path.exists(rf.BUSYBOX):
         pytest.skip("skipped: docker-registry, skopeo, umoci and busybox-static are needed (scripts/setup)")
@@ -331,6 +357,12 @@ def test_stdio_image_pull_progress(cocoon, tmp_path):
                 "params": {"name": "image_pull", "arguments": {"image": f"{reg.host}/test/progress:v1"},
                            "_meta": {"progressToken": "pull-1"}}}
         answers, stderr = stdio_exchange(cocoon, [initialize(), pull], env=env)
+        # the same over HTTP: the answer is an event stream, progress first
+        with ServeServer(cocoon, env=env, listen=True, token=TOKEN) as server:
+            _, headers, _ = post(server.port, initialize(), token=TOKEN)
+            status, _, events = post_stream(server.port, pull, TOKEN, headers["Mcp-Session-Id"])
+            assert status == 200 and events[-1]["id"] == 2 and not events[-1]["result"].get("isError"), events
+            assert len(events) >= 1 and all(e.get("method") == "notifications/progress" for e in events[:-1])
     finally:
         reg.stop()
     progress = [a for a in answers if a.get("method") == "notifications/progress"]
