@@ -30,27 +30,53 @@ static void emit_line(void *ctx, const char *text, size_t len)
 
 static void log_line(const char *line) { fprintf(stderr, "cocoon mcp: %s\n", line); }
 
+/* Request threads are joinable, each in a slot: the reader joins finished ones before
+ * it starts another, and every one before the process exits (a thread still in its
+ * exit path would otherwise leave its thread-local state, e.g. OpenSSL's, behind). */
+#define JOBS_MAX (MCP_INFLIGHT_MAX + 4)
+
 struct job {
     struct mcp_session *s;
     char *text;
     size_t len;
+    int slot;
 };
 
+static struct {
+    pthread_t thread;
+    int used, done;
+} jobs[JOBS_MAX];
 static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t jobs_done = PTHREAD_COND_INITIALIZER;
-static unsigned jobs_running;
 
 static void *run_job(void *p)
 {
     struct job *j = p;
     mcp_session_handle(j->s, j->text, j->len, emit_line, NULL);
-    free(j->text);
-    free(j);
     pthread_mutex_lock(&jobs_lock);
-    jobs_running--;
+    jobs[j->slot].done = 1;
     pthread_cond_broadcast(&jobs_done);
     pthread_mutex_unlock(&jobs_lock);
+    free(j->text);
+    free(j);
     return NULL;
+}
+
+/* Joins the finished threads (all of them with every_one); returns how many still run. */
+static unsigned reap_jobs(int every_one)
+{
+    unsigned running = 0;
+    for (int i = 0; i < JOBS_MAX; i++) {
+        pthread_mutex_lock(&jobs_lock);
+        int join = jobs[i].used && (jobs[i].done || every_one);
+        running += jobs[i].used && !jobs[i].done;
+        pthread_mutex_unlock(&jobs_lock);
+        if (join) {
+            pthread_join(jobs[i].thread, NULL);
+            jobs[i].used = 0;
+        }
+    }
+    return running;
 }
 
 /* A request on its own thread; the session's bound on calls in flight answers an
@@ -64,30 +90,23 @@ static void dispatch(struct mcp_session *s, char *line, size_t len)
         mcp_session_handle(s, line, len, emit_line, NULL);
         return;
     }
-    struct job *j = malloc(sizeof(*j));
-    char *copy = malloc(len + 1);
-    pthread_mutex_lock(&jobs_lock);
-    int room = jobs_running < MCP_INFLIGHT_MAX + 4;
-    if (room && j && copy)
-        jobs_running++;
-    pthread_mutex_unlock(&jobs_lock);
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (room && j && copy) {
+    reap_jobs(0);
+    int slot = -1;
+    for (int i = 0; i < JOBS_MAX && slot < 0; i++)
+        if (!jobs[i].used)
+            slot = i;
+    struct job *j = slot >= 0 ? malloc(sizeof(*j)) : NULL;
+    char *copy = j ? malloc(len + 1) : NULL;
+    if (copy) {
         memcpy(copy, line, len);
         copy[len] = '\0';
-        *j = (struct job){.s = s, .text = copy, .len = len};
-        if (pthread_create(&t, &attr, run_job, j) == 0) {
-            pthread_attr_destroy(&attr);
+        *j = (struct job){.s = s, .text = copy, .len = len, .slot = slot};
+        jobs[slot].done = 0;
+        if (pthread_create(&jobs[slot].thread, NULL, run_job, j) == 0) {
+            jobs[slot].used = 1;
             return;
         }
-        pthread_mutex_lock(&jobs_lock);
-        jobs_running--;
-        pthread_mutex_unlock(&jobs_lock);
     }
-    pthread_attr_destroy(&attr);
     free(j);
     free(copy);
     /* No thread: answer the request here, in order (it still gets its answer). */
@@ -153,14 +172,16 @@ int mcp_stdio_run(const char *home)
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += EOF_GRACE_S;
     pthread_mutex_lock(&jobs_lock);
-    while (jobs_running && pthread_cond_timedwait(&jobs_done, &jobs_lock, &until) == 0)
-        ;
+    for (;;) {
+        int running = 0;
+        for (int i = 0; i < JOBS_MAX; i++)
+            running += jobs[i].used && !jobs[i].done;
+        if (!running || pthread_cond_timedwait(&jobs_done, &jobs_lock, &until) != 0)
+            break;
+    }
     pthread_mutex_unlock(&jobs_lock);
     mcp_session_interrupt(s);
-    pthread_mutex_lock(&jobs_lock);
-    while (jobs_running)
-        pthread_cond_wait(&jobs_done, &jobs_lock);
-    pthread_mutex_unlock(&jobs_lock);
+    reap_jobs(1);
     mcp_session_end(s, log_line); /* long commands killed, boxes removed */
     return 0;
 }
