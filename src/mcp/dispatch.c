@@ -57,6 +57,11 @@ static json_t *do_tools_list(void)
         const struct tool *t = &mcp_tools[i];
         json_t *one = json_pack("{s:s, s:s, s:s, s:o}", "name", t->name, "title", t->title, "description",
                                 t->description, "inputSchema", mcp_tool_schema(t));
+        json_t *output = mcp_tool_output_schema(t);
+        if (one && output)
+            json_object_set_new(one, "outputSchema", output);
+        else
+            json_decref(output);
         json_array_append_new(tools, one);
     }
     return json_pack("{s:o}", "tools", tools);

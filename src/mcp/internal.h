@@ -66,6 +66,8 @@ extern const size_t mcp_tool_count;
 const struct tool *mcp_tool_find(const char *name);
 /* The schema of a tool as JSON (a new reference), cached. */
 json_t *mcp_tool_schema(const struct tool *t);
+/* Its outputSchema (a new reference), or NULL for a tool without one. */
+json_t *mcp_tool_output_schema(const struct tool *t);
 /* Checks args against the tool's schema's top level: required keys, no unknown ones,
  * types, integer ranges and enums. 0, or -1 with why. */
 int mcp_check_args(const struct tool *t, json_t *args, char *why, size_t cap);

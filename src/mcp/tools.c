@@ -164,19 +164,55 @@ const struct tool mcp_tools[] = {
 };
 const size_t mcp_tool_count = sizeof(mcp_tools) / sizeof(mcp_tools[0]);
 
+/* Output schemas of the tools whose structuredContent an agent reads most (the client
+ * checks results against them). */
+#define EXIT_FIELDS                                                                                                    \
+    "'exit_code':{'type':'integer','description':'The exit code, 128+N when signal N ended it'},"                      \
+    "'signal':{'type':'integer'},'timed_out':{'type':'boolean'},"
+static const struct {
+    const char *tool, *schema;
+} output_schemas[] = {
+    {"exec", "{'type':'object','properties':{" EXIT_FIELDS "'stdout':{'type':'string'},'stderr':{'type':'string'},"
+             "'stdout_truncated':{'type':'boolean'},'stderr_truncated':{'type':'boolean'},"
+             "'stdout_bytes':{'type':'integer'},'stderr_bytes':{'type':'integer'}},"
+             "'required':['exit_code','signal','timed_out','stdout','stderr','stdout_truncated','stderr_truncated']}"},
+    {"exec_output",
+     "{'type':'object','properties':{'id':{'type':'integer'},'stdout':{'type':'string'},'stderr':{'type':'string'},"
+     "'cursor':{'type':'integer'},'stderr_cursor':{'type':'integer'},'dropped_stdout':{'type':'integer'},"
+     "'dropped_stderr':{'type':'integer'},'running':{'type':'boolean'}," EXIT_FIELDS "'error':{'type':'string'}},"
+     "'required':['id','stdout','stderr','cursor','stderr_cursor','running']}"},
+};
+
 static json_t *schemas[sizeof(mcp_tools) / sizeof(mcp_tools[0])];
+static json_t *outputs[sizeof(mcp_tools) / sizeof(mcp_tools[0])];
 static pthread_once_t schemas_once = PTHREAD_ONCE_INIT;
+
+static json_t *load_quoted(const char *quoted)
+{
+    char *text = strdup(quoted);
+    for (char *p = text; p && *p; p++)
+        if (*p == '\'')
+            *p = '"';
+    json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    return j;
+}
 
 static void load_schemas(void)
 {
     for (size_t i = 0; i < mcp_tool_count; i++) {
-        char *text = strdup(mcp_tools[i].input_schema);
-        for (char *p = text; p && *p; p++)
-            if (*p == '\'')
-                *p = '"';
-        schemas[i] = text ? json_loads(text, 0, NULL) : NULL;
-        free(text);
+        schemas[i] = load_quoted(mcp_tools[i].input_schema);
+        for (size_t k = 0; k < sizeof(output_schemas) / sizeof(output_schemas[0]); k++)
+            if (strcmp(output_schemas[k].tool, mcp_tools[i].name) == 0)
+                outputs[i] = load_quoted(output_schemas[k].schema);
     }
+}
+
+json_t *mcp_tool_output_schema(const struct tool *t)
+{
+    pthread_once(&schemas_once, load_schemas);
+    json_t *s = outputs[t - mcp_tools];
+    return s ? json_incref(s) : NULL;
 }
 
 const struct tool *mcp_tool_find(const char *name)

@@ -80,6 +80,8 @@ async function checks(client, t) {
       assert(x.inputSchema && x.inputSchema.type === 'object' && x.inputSchema.properties, `${x.name}: no schema`);
       assert(x.description && x.description.length > 10, `${x.name}: no description`);
     }
+    const exec = tools.find((x) => x.name === 'exec');
+    assert(exec.outputSchema && exec.outputSchema.properties.exit_code, 'exec has no outputSchema');
     return `${tools.length} tools`;
   });
   await run('bad_arguments', async () => {
@@ -120,6 +122,8 @@ async function checks(client, t) {
     assert(c.stdout === 'xxxxxxxxxx' && c.stdout_truncated && c.stdout_bytes === 100000, show(c));
     const d = await ok(client, 'exec', { box, argv: ['sleep', '30'], timeout_s: 1 });
     assert(d.timed_out === true, show(d));
+    const u = await ok(client, 'exec', { box, command: 'id -un', user: 'nobody' });
+    assert(u.stdout === 'nobody\n', show(u));
     const e = await ok(client, 'exec', { box, argv: ['cat'], stdin: 'fed' });
     assert(e.stdout === 'fed', show(e));
     await fails(client, 'exec', { box }, /give either argv/);

@@ -267,6 +267,11 @@ static void test_schemas(void **state)
         if (!json_is_object(json_object_get(s, "properties")))
             fail_msg("%s: its schema does not load", mcp_tools[i].name);
         json_decref(s);
+        json_t *out = mcp_tool_output_schema(&mcp_tools[i]);
+        int want_output = strcmp(mcp_tools[i].name, "exec") == 0 || strcmp(mcp_tools[i].name, "exec_output") == 0;
+        if (want_output != (out != NULL) || (out && !json_is_object(json_object_get(out, "properties"))))
+            fail_msg("%s: its output schema is %s", mcp_tools[i].name, out ? "broken" : "missing");
+        json_decref(out);
     }
     expect_args("exec", "{\"box\":\"b\",\"argv\":[\"ls\"],\"env\":{\"A\":\"1\"},\"timeout_s\":3}", NULL);
     expect_args("exec", "{\"argv\":[\"ls\"]}", "missing required argument \"box\"");
