@@ -56,6 +56,7 @@ struct req {
     struct route route;
     int need_token; /* the listener wants the bearer token */
     int tcp;        /* it came over TCP (not the unix socket) */
+    int e2b;        /* the E2B-compatible front answers it (e2b.c) */
     uint64_t t0_ns;
     unsigned status; /* the answer's status, for the access log */
     int answered;

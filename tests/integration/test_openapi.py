@@ -368,7 +368,8 @@ def test_boxes_without_booting_match_the_document(cocoon):
         refused(api, "POST", "/v1/images/pull", {})
         r = api.request("POST", "/v1/images/load", body=b"not an archive",
                         headers={"Content-Type": "application/x-tar"})
-        assert r.status in (400, 500) and r.error_code(), r
+        # a file that is no archive is the caller's mistake (400), not the server's (500)
+        assert r.status == 400 and r.error_code() == "invalid_argument", r
 
         # remove
         call(api, "DELETE", "/v1/boxes/b1?force=perhaps", expect=400)
