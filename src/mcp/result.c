@@ -55,6 +55,8 @@ json_t *tool_ok(json_t *structured)
 
 json_t *mcp_text(const char *data, size_t len)
 {
+    if (len == 0)
+        return json_string(""); /* data may be NULL then (no output came) */
     json_t *s = json_stringn(data, len);
     if (s)
         return s;

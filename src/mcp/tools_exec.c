@@ -11,18 +11,33 @@
 #define EXEC_TIMEOUT_DEFAULT_S 300
 #define CODE_EVENTS_MAX (4u << 20) /* bytes of run_code events kept */
 
+/* Output kept up to max bytes (the rest only counted), in a buffer that grows with
+ * what comes: a large max_output_bytes costs memory only when the output is large. */
 struct capture {
     char *data;
-    size_t len, cap; /* cap: what is returned; the rest is counted */
+    size_t len, size, max;
     uint64_t total;
+    int failed; /* the buffer could not grow: what came after is only counted */
 };
 
 static void capture_add(struct capture *c, const char *data, size_t len)
 {
     c->total += len;
-    size_t room = c->cap - c->len;
-    size_t n = len < room ? len : room;
-    if (n) {
+    size_t n = len < c->max - c->len ? len : c->max - c->len;
+    if (n && !c->failed && c->len + n > c->size) {
+        size_t size = c->size ? c->size : 4096;
+        while (size < c->len + n)
+            size *= 2;
+        size = size < c->max ? size : c->max;
+        char *grown = realloc(c->data, size);
+        if (!grown)
+            c->failed = 1;
+        else {
+            c->data = grown;
+            c->size = size;
+        }
+    }
+    if (n && !c->failed) {
         memcpy(c->data + c->len, data, n);
         c->len += n;
     }
@@ -53,9 +68,7 @@ json_t *tool_exec(struct mcp_call *c, json_t *args, cocoon_box *box)
     if (mcp_command(box, args, &cmd, &fail) < 0)
         return fail;
     size_t max = (size_t)arg_int(args, "max_output_bytes", EXEC_OUTPUT_DEFAULT);
-    struct capture cap[2] = {{.cap = max}, {.cap = max}};
-    cap[0].data = malloc(max + 1);
-    cap[1].data = malloc(max + 1);
+    struct capture cap[2] = {{.max = max}, {.max = max}};
     const char *input = arg_str(args, "stdin", NULL);
     cocoon_exec_options o;
     mcp_exec_options(&cmd, &o);
@@ -68,9 +81,7 @@ json_t *tool_exec(struct mcp_call *c, json_t *args, cocoon_box *box)
     cocoon_exec *ex = NULL;
     cocoon_exit_status st;
     json_t *result;
-    if (!cap[0].data || !cap[1].data) {
-        result = tool_error("out of memory for %zu bytes of output", max);
-    } else if (cocoon_exec_start(box, &o, &ex, &err) < 0) {
+    if (cocoon_exec_start(box, &o, &ex, &err) < 0) {
         result = tool_cocoon_error("the command did not start", &err);
     } else {
         call_set_exec(c, ex);
@@ -84,6 +95,8 @@ json_t *tool_exec(struct mcp_call *c, json_t *args, cocoon_box *box)
             result = tool_error("the command was cancelled (killed)");
         else if (rc < 0)
             result = tool_cocoon_error("the command failed", &err);
+        else if (cap[0].failed || cap[1].failed)
+            result = tool_error("out of memory for the command's output (lower max_output_bytes)");
         else
             result = exec_result(&st, cap);
     }
