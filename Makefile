@@ -44,7 +44,7 @@ ILIB := $(BUILD)/lib/internal
 # Internal static libraries, one per part (src/<part>), built once and linked by the
 # library, the binaries, the unit tests, the fuzzers, tests/kvm and tests/nested. A
 # linker pulls from an archive only the objects a program needs.
-PARTS := util proto boxcfg net disk image jail kvm monitor config lib serve
+PARTS := util proto boxcfg net disk image jail kvm monitor config lib serve mcp
 src_of = $(wildcard src/$(1)/*.c) $(if $(filter kvm,$(1)),$(wildcard src/kvm/dev/*.c)) \
 	$(if $(filter serve,$(1)),src/serve/openapi_blob.S)
 obj_of = $(patsubst %.S,$(OBJ)/%.o,$(patsubst %.c,$(OBJ)/%.o,$(filter-out src/monitor/main.c src/serve/main.c,$(call src_of,$(1)))))
@@ -58,7 +58,7 @@ lib_of = $(foreach p,$(1),$(ILIB)/lib$(p).a)
 LIB_PARTS := lib config image disk boxcfg net jail proto util
 VMM_PARTS := monitor kvm jail boxcfg net disk proto util
 # Every part, dependents before what they use (the order a static link needs).
-ALL_ILIBS := $(call lib_of,serve lib config monitor kvm image disk boxcfg net jail proto util)
+ALL_ILIBS := $(call lib_of,serve mcp serve lib config monitor kvm image disk boxcfg net jail proto util)
 
 CLI_SRC := $(wildcard src/cli/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(OBJ)/%.o)
@@ -117,19 +117,22 @@ $(BUILD)/lib/libcocoon.so: $(call lib_of,$(LIB_PARTS)) src/lib/libcocoon.map
 		$(call lib_of,$(filter-out lib,$(LIB_PARTS))) $(HOST_LIBS)
 	$(Q)ln -sfn $(SONAME) $@
 
-$(BUILD)/bin/cocoon: $(CLI_OBJ) $(BUILD)/lib/libcocoon.a
+# `cocoon mcp` (src/mcp) is linked in: it needs only jansson, which the CLI has anyway,
+# and serve.json (src/serve/boxdefaults.c, no HTTP library) for a box's env.
+$(BUILD)/bin/cocoon: $(CLI_OBJ) $(ILIB)/libmcp.a $(ILIB)/libserve.a $(BUILD)/lib/libcocoon.a
 	@mkdir -p $(dir $@)
 	@echo '  LD      $@'
-	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/lib/libcocoon.a $(HOST_LIBS)
+	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $(CLI_OBJ) $(ILIB)/libmcp.a $(ILIB)/libserve.a $(BUILD)/lib/libcocoon.a $(HOST_LIBS)
 
 # `cocoon serve` is its own program (the CLI execs it) so that the HTTP server's libraries
 # (libmicrohttpd, GnuTLS) load only there, not in every short CLI command.
 SERVE_PKGS := libmicrohttpd libcrypto libarchive
 SERVE_LIBS := $(shell $(PKG_CONFIG) --libs $(SERVE_PKGS) 2>/dev/null)
-$(BUILD)/bin/cocoon-serve: $(OBJ)/src/serve/main.o $(ILIB)/libserve.a $(BUILD)/lib/libcocoon.a
+$(BUILD)/bin/cocoon-serve: $(OBJ)/src/serve/main.o $(ILIB)/libserve.a $(ILIB)/libmcp.a $(ILIB)/libserve.a \
+	$(BUILD)/lib/libcocoon.a
 	@mkdir -p $(dir $@)
 	@echo '  LD      $@'
-	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $^ $(SERVE_LIBS) $(HOST_LIBS)
+	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $+ $(SERVE_LIBS) $(HOST_LIBS)
 
 VMM_LIBS := $(shell $(PKG_CONFIG) --libs jansson libseccomp 2>/dev/null) -lpthread
 $(BUILD)/bin/cocoon-vmm: $(VMM_MAIN) $(call lib_of,$(VMM_PARTS))

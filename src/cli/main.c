@@ -48,6 +48,7 @@ static const char usage[] =
     "  script BOX NAME [ARGS...]       run a script of the config file BOX was made from\n"
     "  config [-f FILE] [--json]       check a config file and print what it describes\n"
     "  serve [--listen HOST:PORT]      serve the HTTP API (BoxLite's Box API v1 shape; see --help)\n"
+    "  mcp                             serve MCP (Model Context Protocol) on stdin/stdout for an agent\n"
     "  doctor [--fix] [--json]         check this host and the state (--fix: clean up)\n"
     "  version                         print the version\n"
     "  help [COMMAND]                  show help\n"
@@ -80,7 +81,8 @@ static const struct command commands[] = {
     {"login", cmd_login},   {"logout", cmd_logout},   {"serve", cmd_serve},
     {"config", cmd_config}, {"up", cmd_up},           {"down", cmd_down},
     {"script", cmd_script}, {"fs", cmd_fs},           {"snapshot", cmd_snapshot},
-    {"export", cmd_export}, {"import", cmd_import},   {NULL, NULL},
+    {"export", cmd_export}, {"import", cmd_import},   {"mcp", cmd_mcp},
+    {NULL, NULL},
 };
 
 int main(int argc, char **argv)

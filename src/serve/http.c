@@ -342,6 +342,7 @@ static const struct {
     {R_DETACH_NEW, handle_detached_new, NULL, 0},
     {R_DETACH, handle_detached, NULL, 0},
     {R_DETACH_LOGS, handle_detached_logs, NULL, 0},
+    {R_MCP, handle_mcp, NULL, 0},
 };
 
 static int handler_index(enum route_id id)

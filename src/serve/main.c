@@ -260,6 +260,7 @@ int main(int argc, char **argv)
     while (!stopping)
         pause();
     fprintf(stderr, "cocoon serve: stopping (signal %d); boxes keep running\n", (int)stopping);
+    mcp_http_shutdown(); /* first: it kills MCP calls' execs, which connection threads wait for */
     listener_stop(&unix_l);
     listener_stop(&tcp);
     if (unix_l.fd_valid)

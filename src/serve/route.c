@@ -222,6 +222,8 @@ static int match_image(const struct segs *s, int i, struct route *out)
 static int match_path(const char *path, struct route *out)
 {
     struct segs s;
+    if (path && split(path, &s) == 0 && s.n == 1 && seg_is(&s, 0, "mcp"))
+        return set(out, R_MCP, M_POST | M_DELETE); /* GET (a server stream) is 405: we send none */
     if (!path || split(path, &s) < 0 || s.n < 2 || !seg_is(&s, 0, "v1"))
         return -1;
     if (s.n == 2) {

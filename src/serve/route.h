@@ -45,6 +45,7 @@ enum route_id {
     R_DETACH_NEW,       /* POST: a detached exec the box's monitor runs (mainproc.c) */
     R_DETACH,           /* GET, DELETE */
     R_DETACH_LOGS,      /* GET */
+    R_MCP,              /* POST, DELETE: the MCP server (Streamable HTTP), outside /v1 */
 };
 
 enum route_method { M_GET = 1, M_HEAD = 2, M_POST = 4, M_PUT = 8, M_DELETE = 16, M_OTHER = 32 };

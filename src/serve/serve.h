@@ -178,6 +178,9 @@ int main_request_apply(struct req *r, cocoon_box *box, const struct main_request
 void main_request_free(struct main_request *m);
 /* The Box object's "main": the main process's status, or null. */
 json_t *main_status_json(const cocoon_box_info *info);
+int handle_mcp(struct req *r); /* mcp_http.c */
+/* Ends every MCP session (their boxes are removed unless kept): at the server's stop. */
+void mcp_http_shutdown(void);
 
 /* Body streaming routes: called on the first call for the request (before any body
  * arrived) to set r->body_fn; the handler above then runs once the body is complete. */

@@ -29,6 +29,7 @@ GOOD = [
     (GET, "/v1/tenant/boxes/dev"), (GET, "/v1/tenant/metrics"), (GET, "/v1/tenant/images"),
     (POST, "/v1/boxes/dev/detached"), (GET, "/v1/boxes/dev/detached/31"), (DELETE, "/v1/boxes/dev/detached/31"),
     (GET, "/v1/boxes/dev/detached/31/logs"),
+    (POST, "/mcp"), (DELETE, "/mcp"), (GET, "/mcp"),
 ]
 
 BAD_PATHS = [

@@ -73,6 +73,9 @@ static void test_routes(void **state)
     expect_route(M_GET, "/v1/acme/boxes", R_BOXES, NULL, NULL, NULL);
     expect_route(M_POST, "/v1/acme/boxes/b/exec", R_BOX_EXEC, "b", NULL, NULL);
     expect_route(M_GET, "/v1/acme/metrics", R_METRICS, NULL, NULL, NULL);
+    /* the MCP server, outside /v1 */
+    expect_route(M_POST, "/mcp", R_MCP, NULL, NULL, NULL);
+    expect_route(M_DELETE, "/mcp/", R_MCP, NULL, NULL, NULL);
 }
 
 static void expect_none(enum route_method m, const char *path)
@@ -101,6 +104,8 @@ static void test_not_found(void **state)
     expect_none(M_GET, "/v1/images/a//b");
     expect_none(M_GET, "/v1/images/../etc");
     expect_none(M_GET, "/v1/a/b/boxes"); /* one prefix segment only */
+    expect_none(M_POST, "/mcp/x");
+    expect_none(M_POST, "/v1/mcp");
     char longid[300];
     memset(longid, 'a', sizeof(longid));
     memcpy(longid, "/v1/boxes/", 10);
@@ -126,6 +131,10 @@ static void test_method_not_allowed(void **state)
     assert_int_equal(route_match(M_GET, "/v1/boxes/b/detached/../logs", &r), -1);
     assert_int_equal(r.id, R_NONE);
     assert_int_equal(route_match(M_OTHER, "/v1/config", &r), -1);
+    assert_int_equal(route_match(M_GET, "/mcp", &r), -1); /* no server-sent stream */
+    assert_int_equal(r.id, R_MCP);
+    route_allow_text(r.allowed, allow, sizeof(allow));
+    assert_string_equal(allow, "POST, DELETE");
     assert_int_equal(route_method("PATCH"), M_OTHER);
     assert_int_equal(route_method("get"), M_OTHER);
 }
