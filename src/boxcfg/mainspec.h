@@ -31,6 +31,8 @@ struct main_spec {
     char user[256];
     enum main_restart restart;
     unsigned max_retries; /* on-failure:N; 0: no limit */
+    int tty;              /* "tty": it runs on a terminal (`run -d -t`) */
+    int open_stdin;       /* "stdin": its stdin stays open for attachers (`run -d -i`) */
 };
 
 /* "no", "on-failure", "on-failure:N" (N 1..MAIN_RETRIES_MAX), "always", "unless-stopped".

@@ -37,6 +37,7 @@ int cmd_config(int argc, char **argv);
 int cmd_up(int argc, char **argv);
 int cmd_down(int argc, char **argv);
 int cmd_script(int argc, char **argv);
+int cmd_attach(int argc, char **argv);
 /* An image not here is pulled (with progress on a terminal); 0, or -1 after printing. */
 int cli_pull_if_missing(cocoon_runtime *rt, const char *image);
 /* Pulls ref (progress on a terminal unless quiet); announce: print digest and name on stdout. */
@@ -90,6 +91,11 @@ int cli_exec_in_box(cocoon_box *box, const struct cli_cmd *c);
 void cli_signals_init(void);
 void cli_signals_set_exec(cocoon_exec *ex);
 void cli_signals_set_tty(int tty); /* the current exec has a terminal: forward SIGWINCH */
+/* `cocoon attach`: signals go to the attachment (SIGWINCH resizes; the others detach,
+ * or with sig_proxy are sent to the main process). NULL: back to execs. */
+void cli_signals_set_attach(cocoon_attach *a, int sig_proxy);
+/* Our terminal in raw mode until cli_tty_restore (every key goes to the box). */
+void cli_tty_raw(void);
 /* Puts the terminal back as it was before raw mode (safe to call any time). */
 void cli_tty_restore(void);
 /* The local terminal's size (stdin, else stdout); -1 when neither is a terminal. */

@@ -23,6 +23,7 @@ static const char usage[] =
     "  create [OPTIONS] [IMAGE]        create a box (prints its id)\n"
     "  start BOX...                    boot boxes\n"
     "  exec [OPTIONS] BOX -- CMD...    run a command in a running box (-d: leave it running)\n"
+    "  attach [--detach-keys K] BOX    connect this terminal to a box's main process (-it boxes)\n"
     "  kill [--exec ID] [-s SIG] BOX   signal commands running in a box (--list: show them)\n"
     "  stop [--timeout S] BOX...       shut boxes down\n"
     "  restart [--timeout S] BOX...    stop and start boxes\n"
@@ -67,14 +68,14 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"run", cmd_run},         {"exec", cmd_exec},   {"create", cmd_create}, {"start", cmd_start},
-    {"stop", cmd_stop},       {"rm", cmd_rm},       {"doctor", cmd_doctor}, {"version", cmd_version},
-    {"restart", cmd_restart}, {"ls", cmd_ls},       {"ps", cmd_ls},         {"inspect", cmd_inspect},
-    {"pull", cmd_pull},       {"load", cmd_load},   {"images", cmd_images}, {"rmi", cmd_rmi},
-    {"image", cmd_image},     {"kill", cmd_kill},   {"cp", cmd_cp},         {"stats", cmd_stats},
-    {"logs", cmd_logs},       {"login", cmd_login}, {"logout", cmd_logout}, {"serve", cmd_serve},
-    {"config", cmd_config},   {"up", cmd_up},       {"down", cmd_down},     {"script", cmd_script},
-    {"fs", cmd_fs},           {NULL, NULL},
+    {"run", cmd_run},         {"exec", cmd_exec},     {"create", cmd_create}, {"start", cmd_start},
+    {"stop", cmd_stop},       {"rm", cmd_rm},         {"doctor", cmd_doctor}, {"version", cmd_version},
+    {"restart", cmd_restart}, {"ls", cmd_ls},         {"ps", cmd_ls},         {"inspect", cmd_inspect},
+    {"pull", cmd_pull},       {"load", cmd_load},     {"images", cmd_images}, {"rmi", cmd_rmi},
+    {"image", cmd_image},     {"kill", cmd_kill},     {"cp", cmd_cp},         {"stats", cmd_stats},
+    {"logs", cmd_logs},       {"login", cmd_login},   {"logout", cmd_logout}, {"serve", cmd_serve},
+    {"config", cmd_config},   {"up", cmd_up},         {"down", cmd_down},     {"script", cmd_script},
+    {"fs", cmd_fs},           {"attach", cmd_attach}, {NULL, NULL},
 };
 
 int main(int argc, char **argv)
