@@ -362,6 +362,19 @@ int cocoon_box_main_status(cocoon_box *box, cocoon_main_status *st, cocoon_error
  * fd. With follow, keeps copying until the box stops. */
 int cocoon_box_logs(cocoon_box *box, int fd, int follow, cocoon_error *err);
 
+/* ---- autostart after a host reboot ----
+ * A box whose main process has the restart policy "always" or "unless-stopped", and
+ * that was running when the host went down (not stopped by a user), is started again
+ * by cocoon_autostart. With COCOON_AUTOSTART_IF_REBOOTED it does so only when the host's
+ * boot id (/proc/sys/kernel/random/boot_id, or the file $COCOON_BOOT_ID_FILE names)
+ * differs from the one it recorded last in COCOON_HOME, and costs two small reads
+ * otherwise: `cocoon` runs it that way before every command, `cocoon serve` at start.
+ * A box that fails to boot is tried 3 times, 1 s then 2 s apart. report (may be NULL)
+ * gets one call per box tried: ok 1 started, 0 failed with message. */
+#define COCOON_AUTOSTART_IF_REBOOTED 1u
+typedef void (*cocoon_autostart_fn)(void *user, const char *box_id, const char *box_name, int ok, const char *message);
+int cocoon_autostart(cocoon_runtime *rt, unsigned flags, cocoon_autostart_fn report, void *user, cocoon_error *err);
+
 /* ---- attaching to the main process ----
  * cocoon_box_set_main_stdio: the main process runs on a terminal (tty) and/or keeps its
  * stdin open for attachers (open_stdin), like `docker run -d -t -i`; it takes effect at

@@ -38,6 +38,9 @@ int cmd_up(int argc, char **argv);
 int cmd_down(int argc, char **argv);
 int cmd_script(int argc, char **argv);
 int cmd_attach(int argc, char **argv);
+int cmd_autostart(int argc, char **argv);
+/* Starts boxes again once after a host reboot (autostart.c); quiet and cheap otherwise. */
+void cli_autostart_if_rebooted(void);
 /* An image not here is pulled (with progress on a terminal); 0, or -1 after printing. */
 int cli_pull_if_missing(cocoon_runtime *rt, const char *image);
 /* Pulls ref (progress on a terminal unless quiet); announce: print digest and name on stdout. */

@@ -45,6 +45,7 @@ static const char usage[] =
     "  down [-f FILE] [--keep] [NAME...]    stop and remove them (--keep: only stop)\n"
     "  script BOX NAME [ARGS...]       run a script of the config file BOX was made from\n"
     "  config [-f FILE] [--json]       check a config file and print what it describes\n"
+    "  autostart                       start the boxes that were serving before a host reboot\n"
     "  serve [--listen HOST:PORT]      serve the HTTP API (BoxLite's Box API v1 shape; see --help)\n"
     "  doctor [--fix] [--json]         check this host and the state (--fix: clean up)\n"
     "  version                         print the version\n"
@@ -68,14 +69,38 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"run", cmd_run},         {"exec", cmd_exec},     {"create", cmd_create}, {"start", cmd_start},
-    {"stop", cmd_stop},       {"rm", cmd_rm},         {"doctor", cmd_doctor}, {"version", cmd_version},
-    {"restart", cmd_restart}, {"ls", cmd_ls},         {"ps", cmd_ls},         {"inspect", cmd_inspect},
-    {"pull", cmd_pull},       {"load", cmd_load},     {"images", cmd_images}, {"rmi", cmd_rmi},
-    {"image", cmd_image},     {"kill", cmd_kill},     {"cp", cmd_cp},         {"stats", cmd_stats},
-    {"logs", cmd_logs},       {"login", cmd_login},   {"logout", cmd_logout}, {"serve", cmd_serve},
-    {"config", cmd_config},   {"up", cmd_up},         {"down", cmd_down},     {"script", cmd_script},
-    {"fs", cmd_fs},           {"attach", cmd_attach}, {NULL, NULL},
+    {"run", cmd_run},
+    {"exec", cmd_exec},
+    {"create", cmd_create},
+    {"start", cmd_start},
+    {"stop", cmd_stop},
+    {"rm", cmd_rm},
+    {"doctor", cmd_doctor},
+    {"version", cmd_version},
+    {"restart", cmd_restart},
+    {"ls", cmd_ls},
+    {"ps", cmd_ls},
+    {"inspect", cmd_inspect},
+    {"pull", cmd_pull},
+    {"load", cmd_load},
+    {"images", cmd_images},
+    {"rmi", cmd_rmi},
+    {"image", cmd_image},
+    {"kill", cmd_kill},
+    {"cp", cmd_cp},
+    {"stats", cmd_stats},
+    {"logs", cmd_logs},
+    {"login", cmd_login},
+    {"logout", cmd_logout},
+    {"serve", cmd_serve},
+    {"config", cmd_config},
+    {"up", cmd_up},
+    {"down", cmd_down},
+    {"script", cmd_script},
+    {"fs", cmd_fs},
+    {"attach", cmd_attach},
+    {"autostart", cmd_autostart},
+    {NULL, NULL},
 };
 
 int main(int argc, char **argv)
@@ -98,6 +123,10 @@ int main(int argc, char **argv)
         fputs(usage, stdout);
         return 0;
     }
+    /* After a host reboot, services come back before the first command runs (serve does
+     * it itself; autostart is the explicit form). */
+    if (strcmp(name, "version") && strcmp(name, "autostart") && strcmp(name, "serve"))
+        cli_autostart_if_rebooted();
     for (const struct command *c = commands; c->name; c++)
         if (!strcmp(c->name, name))
             return c->fn(argc - 1, argv + 1);
