@@ -483,6 +483,18 @@ int cocoon_exec_start(cocoon_box *box, const cocoon_exec_options *opts, cocoon_e
 int cocoon_exec_detached(cocoon_box *box, const cocoon_exec_options *opts, int *id, cocoon_error *err);
 int cocoon_box_exec_logs(cocoon_box *box, int id, int stdout_fd, int stderr_fd, const cocoon_logs_options *opts,
                          cocoon_error *err);
+/* The detached execs of the box's current or last boot, running and finished (the newest
+ * 32 finished ones are kept), oldest first. Free with free(). */
+typedef struct cocoon_detached_info {
+    int id;                /* its pid in the guest */
+    char command[256];     /* argv joined by spaces, clipped */
+    char state[16];        /* starting, running, exited, stopped (the box stopped under it) */
+    int exit_code;         /* exited: its code, 128+N for signal N; else -1 */
+    int signal;            /* the signal that ended it, else 0 */
+    long long started_at;  /* unix time */
+    long long finished_at; /* unix time, 0 while running */
+} cocoon_detached_info;
+int cocoon_box_detached_execs(cocoon_box *box, cocoon_detached_info **out, size_t *count, cocoon_error *err);
 int cocoon_exec_write(cocoon_exec *ex, const void *data, size_t len, cocoon_error *err);
 int cocoon_exec_close_stdin(cocoon_exec *ex, cocoon_error *err);
 /* Sends signal signo (1..64) to the command's whole process group in the guest. */

@@ -294,6 +294,10 @@ int main_state_write_as(int dirfd, const char *name, const struct main_state *st
                           "exit_code", st->exit_code, "signal", st->signal, "error", st->error, "started_at",
                           (json_int_t)st->started_at, "finished_at", (json_int_t)st->finished_at, "next_restart_ms",
                           (json_int_t)st->next_restart_ms, "restarts", (int)st->restarts);
+    if (o && st->command[0] && json_object_set_new(o, "command", json_string(st->command)) < 0) {
+        json_decref(o);
+        o = NULL;
+    }
     char *text = o ? json_dumps(o, 0) : NULL;
     json_decref(o);
     if (!text) {
@@ -326,7 +330,8 @@ int main_state_parse(const char *text, size_t len, struct main_state *st, char *
     int rc = json_is_object(o) ? 0 : -1;
     if (rc == 0)
         rc = str_field(o, "state", st->state, sizeof(st->state), err, cap) |
-             str_field(o, "error", st->error, sizeof(st->error), err, cap);
+             str_field(o, "error", st->error, sizeof(st->error), err, cap) |
+             str_field(o, "command", st->command, sizeof(st->command), err, cap);
     if (rc == 0)
         rc = int_field(o, "pid", 0, 1 << 30, &pid) | int_field(o, "exit_code", -1, 255, &code) |
              int_field(o, "signal", 0, 64, &sig) | int_field(o, "restarts", 0, 1 << 30, &restarts) |

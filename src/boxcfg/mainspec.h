@@ -63,6 +63,7 @@ struct main_state {
     long long finished_at;     /* unix time of the last end, 0 while running */
     long long next_restart_ms; /* unix time in ms of the next try while restarting, else 0 */
     unsigned restarts;         /* restarts so far in this boot */
+    char command[256];         /* a detached exec's argv joined by spaces, clipped ("" for the main process) */
 };
 /* "main.state.json": written by rename, so a reader never sees half of it. */
 int main_state_write(int dirfd, const struct main_state *st);

@@ -39,6 +39,9 @@ int cmd_down(int argc, char **argv);
 int cmd_script(int argc, char **argv);
 int cmd_attach(int argc, char **argv);
 int cmd_autostart(int argc, char **argv);
+/* `cocoon exec --ls [--json] BOX` (execls.c), and the JSON of a detached exec list. */
+int cli_exec_ls(int argc, char **argv);
+struct json_t *cli_detached_json(const cocoon_detached_info *list, size_t n);
 /* Starts boxes again once after a host reboot (autostart.c); quiet and cheap otherwise. */
 void cli_autostart_if_rebooted(void);
 /* An image not here is pulled (with progress on a terminal); 0, or -1 after printing. */

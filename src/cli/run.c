@@ -127,7 +127,8 @@ static const char exec_help[] = "usage: cocoon exec [OPTIONS] BOX [--] CMD [ARG.
                                 "  --env K=V, --workdir DIR, --user U, --timeout S  (as for `cocoon run`)\n"
                                 "  -d, --detach      the box runs CMD without us: prints its id (its pid in the\n"
                                 "                    box) and returns; see `cocoon logs --exec ID BOX`,\n"
-                                "                    `cocoon kill --exec ID BOX`\n"
+                                "                    `cocoon kill --exec ID BOX`; `cocoon exec --ls BOX` lists\n"
+                                "                    them with their state and exit code\n"
                                 "  -i, --interactive forward stdin even when it is a terminal\n"
                                 "  -t, --tty         give CMD a terminal; with -i our terminal is raw meanwhile\n"
                                 "                    (keys, Ctrl-C included, go to CMD; window size follows)\n"
@@ -599,6 +600,8 @@ static int exec_in(cocoon_box *box, int i, void *parsed)
 
 int cmd_exec(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], "--ls"))
+        return cli_exec_ls(argc, argv);
     struct parsed p;
     int rc = parse(KIND_EXEC, argc, argv, &p);
     if (rc != 0) {
