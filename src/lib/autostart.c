@@ -5,7 +5,9 @@
  * $COCOON_HOME/boot_id after each pass; the check is two small reads. */
 #include "lib/internal.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,18 +91,18 @@ static void sleep_ms(unsigned ms)
         ;
 }
 
-/* One candidate: started (with retries), or why not. */
-static void start_one(cocoon_runtime *rt, const cocoon_box_info *info, cocoon_autostart_fn report, void *user)
+/* One candidate (a directory of boxes/ with the mark): started (with retries), or why not. */
+static void start_one(cocoon_runtime *rt, const char *id, cocoon_autostart_fn report, void *user)
 {
-    char mark[LIB_PATH_MAX + 16];
-    snprintf(mark, sizeof(mark), "%s/" AUTOSTART_MARK, info->dir);
-    if (info->running || !util_file_exists(mark) || !policy_wants_running(info->dir))
+    char dir[LIB_PATH_MAX + NAME_MAX + 16];
+    snprintf(dir, sizeof(dir), "%s/boxes/%s", rt->home, id);
+    if (lib_box_running(dir, NULL) || !policy_wants_running(dir))
         return;
     cocoon_error err;
     cocoon_box *box;
-    if (cocoon_box_open(rt, info->id, &box, &err) < 0) {
+    if (cocoon_box_open(rt, id, &box, &err) < 0) {
         if (report)
-            report(user, info->id, info->name, 0, err.message);
+            report(user, id, "", 0, err.message);
         return;
     }
     unsigned delay = AUTOSTART_FIRST_DELAY_MS;
@@ -115,8 +117,29 @@ static void start_one(cocoon_runtime *rt, const cocoon_box_info *info, cocoon_au
             rc = 0; /* another caller started it meanwhile */
     }
     if (report)
-        report(user, info->id, info->name, rc == 0, rc == 0 ? "" : err.message);
+        report(user, id, cocoon_box_name(box), rc == 0, rc == 0 ? "" : err.message);
     cocoon_box_close(box);
+}
+
+/* Every box directory holding the mark: no database, no collection of leftovers, so a
+ * pass over a home without such boxes changes nothing. */
+static void start_marked(cocoon_runtime *rt, cocoon_autostart_fn report, void *user)
+{
+    char path[LIB_PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/boxes", rt->home);
+    DIR *d = opendir(path);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || strlen(e->d_name) >= sizeof(((cocoon_box_info *)0)->id))
+            continue;
+        char mark[LIB_PATH_MAX + NAME_MAX + 32];
+        snprintf(mark, sizeof(mark), "%s/%s/" AUTOSTART_MARK, path, e->d_name);
+        if (util_file_exists(mark))
+            start_one(rt, e->d_name, report, user);
+    }
+    closedir(d);
 }
 
 int cocoon_autostart(cocoon_runtime *rt, unsigned flags, cocoon_autostart_fn report, void *user, cocoon_error *err)
@@ -144,14 +167,9 @@ int cocoon_autostart(cocoon_runtime *rt, unsigned flags, cocoon_autostart_fn rep
     recorded_boot_id(rt, seen, sizeof(seen));
     int rc = 0;
     if (!(flags & COCOON_AUTOSTART_IF_REBOOTED) || strcmp(now, seen)) {
-        cocoon_box_info *list = NULL;
-        size_t n = 0;
-        rc = cocoon_box_list(rt, &list, &n, err);
-        for (size_t i = 0; rc == 0 && i < n; i++)
-            start_one(rt, &list[i], report, user);
-        cocoon_box_list_free(list);
+        start_marked(rt, report, user);
         snprintf(path, sizeof(path), "%s/boot_id", rt->home);
-        if (rc == 0 && now[0] && util_write_file_atomic(path, now, strlen(now)) < 0)
+        if (now[0] && util_write_file_atomic(path, now, strlen(now)) < 0)
             rc = lib_err(err, COCOON_E_IO, "cannot write %s: %s", path, strerror(errno));
     }
     close(lock);
