@@ -69,39 +69,32 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"run", cmd_run},
-    {"exec", cmd_exec},
-    {"create", cmd_create},
-    {"start", cmd_start},
-    {"stop", cmd_stop},
-    {"rm", cmd_rm},
-    {"doctor", cmd_doctor},
-    {"version", cmd_version},
-    {"restart", cmd_restart},
-    {"ls", cmd_ls},
-    {"ps", cmd_ls},
-    {"inspect", cmd_inspect},
-    {"pull", cmd_pull},
-    {"load", cmd_load},
-    {"images", cmd_images},
-    {"rmi", cmd_rmi},
-    {"image", cmd_image},
-    {"kill", cmd_kill},
-    {"cp", cmd_cp},
-    {"stats", cmd_stats},
-    {"logs", cmd_logs},
-    {"login", cmd_login},
-    {"logout", cmd_logout},
-    {"serve", cmd_serve},
-    {"config", cmd_config},
-    {"up", cmd_up},
-    {"down", cmd_down},
-    {"script", cmd_script},
-    {"fs", cmd_fs},
+    {"run", cmd_run},         {"exec", cmd_exec},   {"create", cmd_create}, {"start", cmd_start},
+    {"stop", cmd_stop},       {"rm", cmd_rm},       {"doctor", cmd_doctor}, {"version", cmd_version},
+    {"restart", cmd_restart}, {"ls", cmd_ls},       {"ps", cmd_ls},         {"inspect", cmd_inspect},
+    {"pull", cmd_pull},       {"load", cmd_load},   {"images", cmd_images}, {"rmi", cmd_rmi},
+    {"image", cmd_image},     {"kill", cmd_kill},   {"cp", cmd_cp},         {"stats", cmd_stats},
+    {"logs", cmd_logs},       {"login", cmd_login}, {"logout", cmd_logout}, {"serve", cmd_serve},
+    {"config", cmd_config},   {"up", cmd_up},       {"down", cmd_down},     {"script", cmd_script},
+    {"fs", cmd_fs},           {NULL, NULL},
+};
+/* Commands of the services work (attach.c, autostart.c), apart from the table above. */
+static const struct command service_commands[] = {
     {"attach", cmd_attach},
     {"autostart", cmd_autostart},
     {NULL, NULL},
 };
+
+static const struct command *find_command(const char *name)
+{
+    for (const struct command *c = commands; c->name; c++)
+        if (!strcmp(c->name, name))
+            return c;
+    for (const struct command *c = service_commands; c->name; c++)
+        if (!strcmp(c->name, name))
+            return c;
+    return NULL;
+}
 
 int main(int argc, char **argv)
 {
@@ -113,12 +106,10 @@ int main(int argc, char **argv)
     if (!strcmp(name, "--version") || !strcmp(name, "-V"))
         name = "version";
     if (!strcmp(name, "help") || !strcmp(name, "--help") || !strcmp(name, "-h")) {
-        if (argc > 2 && strcmp(name, "help") == 0) {
-            for (const struct command *c = commands; c->name; c++)
-                if (!strcmp(c->name, argv[2])) {
-                    char *args[] = {argv[2], "--help", NULL};
-                    return c->fn(2, args);
-                }
+        const struct command *c = argc > 2 && strcmp(name, "help") == 0 ? find_command(argv[2]) : NULL;
+        if (c) {
+            char *args[] = {argv[2], "--help", NULL};
+            return c->fn(2, args);
         }
         fputs(usage, stdout);
         return 0;
@@ -127,9 +118,9 @@ int main(int argc, char **argv)
      * it itself; autostart is the explicit form). */
     if (strcmp(name, "version") && strcmp(name, "autostart") && strcmp(name, "serve"))
         cli_autostart_if_rebooted();
-    for (const struct command *c = commands; c->name; c++)
-        if (!strcmp(c->name, name))
-            return c->fn(argc - 1, argv + 1);
+    const struct command *c = find_command(name);
+    if (c)
+        return c->fn(argc - 1, argv + 1);
     fprintf(stderr, "cocoon: unknown command \"%s\" (see `cocoon help`)\n", name);
     return 2;
 }
