@@ -74,3 +74,24 @@ def test_a_box_that_cannot_boot_again_is_reported_once(vm, tmp_path):
         assert not info(vm, "svc")["running"]
     finally:
         vm.run("rm", "-f", "svc")
+
+
+def test_serve_starts_them_as_it_starts(vm, tmp_path):
+    from test_serve import Server
+    boot_id = str(tmp_path / "boot_id")
+    with open(boot_id, "w") as f:
+        f.write("boot-one\n")
+    vm.env["COCOON_BOOT_ID_FILE"] = boot_id
+    server = None
+    try:
+        run_d(vm, "--name", "svc", "--restart", "unless-stopped", "--", "sleep", "1000")
+        vm.run("ls", check=0)  # the boot id is recorded
+        reboot(vm, boot_id, ["svc"], "boot-two")
+        server = Server(vm).start()
+        assert "the host restarted: started box svc again" in server.stderr(), server.stderr()
+        assert info(vm, "svc")["running"]
+        assert server.stop() == 0, server.stderr()
+    finally:
+        if server and server.proc.poll() is None:
+            server.kill()
+        vm.run("rm", "-f", "svc")
