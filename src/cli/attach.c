@@ -52,6 +52,8 @@ static int attach_to(cocoon_box *box, int i, void *arg)
     if (cocoon_attach_tty(a) && cocoon_attach_stdin(a) && isatty(0))
         cli_tty_raw();
     cli_signals_set_attach(a, g->sig_proxy);
+    if (cli_signals_interrupted()) /* a Ctrl-C while we connected: as if it came now */
+        g->sig_proxy ? cocoon_attach_signal(a, cli_signals_interrupted()) : cocoon_attach_detach(a);
     cocoon_attach_result res;
     int rc = cocoon_attach_wait(a, &res, &err);
     cli_signals_set_attach(NULL, 0);

@@ -68,6 +68,31 @@ def test_attach_forwards_stdin_to_two_attachers_and_detach_keys_leave_it_running
         assert "detached from cat" in decode(a.stderr.read())
         read_until(b.stdout.fileno(), b"two\n")
         assert info(vm, box)["main"]["state"] == "running"
+        # without a terminal, a Ctrl-C (SIGINT) detaches too: the main process runs on
+        c = attach(vm, "cat", "--no-stdin")
+        d = attach(vm, "cat")
+        try:
+            seen = b""
+            for _ in range(30):  # c is attached once it sees what d types
+                d.stdin.write(b"ping\n")
+                d.stdin.flush()
+                if select.select([c.stdout], [], [], 2)[0]:
+                    seen += os.read(c.stdout.fileno(), 65536)
+                    if b"ping\n" in seen:
+                        break
+            assert b"ping\n" in seen, seen
+            d.stdin.write(DETACH)
+            d.stdin.flush()
+            assert d.wait(timeout=60) == 0
+            c.send_signal(signal.SIGINT)
+            assert c.wait(timeout=60) == 0
+            assert "detached from cat" in decode(c.stderr.read())
+        finally:
+            for p in (c, d):
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        assert info(vm, box)["main"]["state"] == "running"
         # the main process ends: b prints how, and exits with its code
         vm.run("kill", "-s", "TERM", "cat", check=0)
         assert b.wait(timeout=60) == 128 + signal.SIGTERM
@@ -76,7 +101,7 @@ def test_attach_forwards_stdin_to_two_attachers_and_detach_keys_leave_it_running
         stopped(vm, box)
         r = vm.run("attach", "cat")
         assert r.returncode == 125 and "is not running" in decode(r.stderr), r
-        assert decode(vm.run("logs", "cat", check=0).stdout) == "before-attach\none\ntwo\n"
+        assert decode(vm.run("logs", "cat", check=0).stdout).startswith("before-attach\none\ntwo\nping\n")
     finally:
         for p in (a, b):
             if p and p.poll() is None:
