@@ -53,9 +53,14 @@ def test_attach_forwards_stdin_to_two_attachers_and_detach_keys_leave_it_running
     try:
         wait_for("the main process", lambda: info(vm, box)["main"]["state"] == "running")
         wait_for("its first line", lambda: "before-attach" in decode(vm.run("logs", "cat", check=0).stdout))
+        vmm_log = os.path.join(info(vm, box)["dir"], "vmm.log")
+
+        def attached():
+            with open(vmm_log) as f:
+                return f.read().count("attached to the main process")
         a = attach(vm, "cat")
         b = attach(vm, "cat", "--no-stdin")
-        # both are attached once a line typed into a reaches both
+        wait_for("both to be attached", lambda: attached() >= 2)
         a.stdin.write(b"one\n")
         a.stdin.flush()
         seen_a = read_until(a.stdout.fileno(), b"one\n")
@@ -69,21 +74,15 @@ def test_attach_forwards_stdin_to_two_attachers_and_detach_keys_leave_it_running
         read_until(b.stdout.fileno(), b"two\n")
         assert info(vm, box)["main"]["state"] == "running"
         # without a terminal, a Ctrl-C (SIGINT) detaches too: the main process runs on
+        before = attached()
         c = attach(vm, "cat", "--no-stdin")
         d = attach(vm, "cat")
         try:
-            seen = b""
-            for _ in range(30):  # c is attached once it sees what d types
-                d.stdin.write(b"ping\n")
-                d.stdin.flush()
-                if select.select([c.stdout], [], [], 2)[0]:
-                    seen += os.read(c.stdout.fileno(), 65536)
-                    if b"ping\n" in seen:
-                        break
-            assert b"ping\n" in seen, seen
-            d.stdin.write(DETACH)
+            wait_for("c and d to be attached", lambda: attached() - before >= 2)
+            d.stdin.write(b"three\n" + DETACH)
             d.stdin.flush()
             assert d.wait(timeout=60) == 0
+            read_until(c.stdout.fileno(), b"three\n")
             c.send_signal(signal.SIGINT)
             assert c.wait(timeout=60) == 0
             assert "detached from cat" in decode(c.stderr.read())
@@ -93,6 +92,17 @@ def test_attach_forwards_stdin_to_two_attachers_and_detach_keys_leave_it_running
                     p.kill()
                     p.wait()
         assert info(vm, box)["main"]["state"] == "running"
+        # at most 8 at once: b and 7 more, then a 9th is refused
+        before = attached()
+        more = [attach(vm, "cat", "--no-stdin") for _ in range(7)]
+        try:
+            wait_for("7 more attachers", lambda: attached() - before >= 7)
+            r = vm.run("attach", "--no-stdin", "cat")
+            assert r.returncode == 125 and "8 clients are already attached" in decode(r.stderr), r
+        finally:
+            for p in more:
+                p.kill()
+                p.wait()
         # the main process ends: b prints how, and exits with its code
         vm.run("kill", "-s", "TERM", "cat", check=0)
         assert b.wait(timeout=60) == 128 + signal.SIGTERM
@@ -101,7 +111,7 @@ def test_attach_forwards_stdin_to_two_attachers_and_detach_keys_leave_it_running
         stopped(vm, box)
         r = vm.run("attach", "cat")
         assert r.returncode == 125 and "is not running" in decode(r.stderr), r
-        assert decode(vm.run("logs", "cat", check=0).stdout).startswith("before-attach\none\ntwo\nping\n")
+        assert decode(vm.run("logs", "cat", check=0).stdout) == "before-attach\none\ntwo\nthree\n"
     finally:
         for p in (a, b):
             if p and p.poll() is None:
