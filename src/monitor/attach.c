@@ -110,24 +110,38 @@ void attach_client_gone(struct vmm *v, uint64_t serial)
         }
 }
 
+/* Room again for an attacher that had output skipped: the count goes out first. -1
+ * when the client is gone (the slot is freed). */
+static int tell_dropped(struct vmm *v, struct attacher *x)
+{
+    if (!x->dropped)
+        return 0;
+    struct proto_writer *w = &v->agent_w;
+    struct proto_attached note = {.dropped = x->dropped};
+    int rc = mux_send_bounded(v->mux, x->serial, w->buf, proto_encode_attached(w, x->stream, &note), ATTACH_QUEUE_MAX);
+    if (rc < 0) {
+        memset(x, 0, sizeof(*x));
+        return -1;
+    }
+    if (rc > 0)
+        x->dropped = 0;
+    return 0;
+}
+
+void attach_on_drained(struct vmm *v, uint64_t serial)
+{
+    for (int i = 0; v->attach && i < ATTACH_MAX; i++)
+        if (v->attach->a[i].serial == serial)
+            tell_dropped(v, &v->attach->a[i]);
+}
+
 void attach_output(struct vmm *v, uint16_t type, const uint8_t *p, size_t n)
 {
     for (int i = 0; v->attach && i < ATTACH_MAX; i++) {
         struct attacher *x = &v->attach->a[i];
-        if (!x->serial)
+        if (!x->serial || tell_dropped(v, x) < 0)
             continue;
         struct proto_writer *w = &v->agent_w;
-        if (x->dropped) { /* room again? the skipped count goes first */
-            struct proto_attached note = {.dropped = x->dropped};
-            int rc = mux_send_bounded(v->mux, x->serial, w->buf, proto_encode_attached(w, x->stream, &note),
-                                      ATTACH_QUEUE_MAX);
-            if (rc < 0) {
-                memset(x, 0, sizeof(*x));
-                continue;
-            }
-            if (rc > 0)
-                x->dropped = 0;
-        }
         int rc = x->dropped ? 0
                             : mux_send_bounded(v->mux, x->serial, w->buf, proto_encode_data(w, x->stream, type, p, n),
                                                ATTACH_QUEUE_MAX);

@@ -27,6 +27,9 @@ int attach_on_client_frame(struct vmm *v, uint64_t serial, const struct proto_he
 void attach_client_gone(struct vmm *v, uint64_t serial);
 /* The main process printed (type STDOUT or STDERR). */
 void attach_output(struct vmm *v, uint16_t type, const uint8_t *p, size_t n);
+/* The client's queue was written out: an attacher that had output skipped is told
+ * how much now, rather than with the next output (there may be none for a while). */
+void attach_on_drained(struct vmm *v, uint64_t serial);
 /* The main process ended (code, signal): every attacher gets its EXIT and is let go. */
 void attach_main_ended(struct vmm *v, int code, int signal);
 void attach_close(struct vmm *v);

@@ -581,6 +581,9 @@ void mux_on_client(struct mux *m, struct client *c, uint32_t events)
             return;
         }
         client_update_events(m, c);
+        attach_on_drained(m->v, c->serial);
+        if (c->w.dead) /* dropped while told about skipped output */
+            return;
     }
     if (m->v->agent_backlogged) {
         /* Not reading now; a hung-up client would report EPOLLHUP forever, so it goes. */
