@@ -375,6 +375,65 @@ int cocoon_box_main_status(cocoon_box *box, cocoon_main_status *st, cocoon_error
  * fd. With follow, keeps copying until the box stops. */
 int cocoon_box_logs(cocoon_box *box, int fd, int follow, cocoon_error *err);
 
+/* ---- autostart after a host reboot ----
+ * A box whose main process has the restart policy "always" or "unless-stopped", and
+ * that was running when the host went down (not stopped by a user), is started again
+ * by cocoon_autostart. With COCOON_AUTOSTART_IF_REBOOTED it does so only when the host's
+ * boot id (/proc/sys/kernel/random/boot_id, or the file $COCOON_BOOT_ID_FILE names)
+ * differs from the one it recorded last in COCOON_HOME, and costs two small reads
+ * otherwise: `cocoon` runs it that way before every command, `cocoon serve` at start.
+ * A box that fails to boot is tried 3 times, 1 s then 2 s apart. report (may be NULL)
+ * gets one call per box tried: ok 1 started, 0 failed with message. */
+#define COCOON_AUTOSTART_IF_REBOOTED 1u
+typedef void (*cocoon_autostart_fn)(void *user, const char *box_id, const char *box_name, int ok, const char *message);
+int cocoon_autostart(cocoon_runtime *rt, unsigned flags, cocoon_autostart_fn report, void *user, cocoon_error *err);
+
+/* ---- attaching to the main process ----
+ * cocoon_box_set_main_stdio: the main process runs on a terminal (tty) and/or keeps its
+ * stdin open for attachers (open_stdin), like `docker run -d -t -i`; it takes effect at
+ * the box's next start (call it after cocoon_box_set_main, which resets both).
+ *
+ * An attachment (`cocoon attach`) is a private connection to the box's monitor that
+ * receives the main process's output from the moment it attached, forwards stdin_fd to
+ * it when it was started with open stdin, and forwards resizes and signals. At most 8
+ * attachments per box; one that reads too slowly has output skipped (never the main
+ * process or its log held back) and is told how many bytes (notice_fd, result.dropped).
+ * It ends when the main process ends (result.ended, its exit code), when the detach
+ * keys are typed on stdin_fd, or on cocoon_attach_detach. */
+int cocoon_box_set_main_stdio(cocoon_box *box, int tty, int open_stdin, cocoon_error *err);
+typedef struct cocoon_attach cocoon_attach;
+typedef struct cocoon_attach_options {
+    size_t size;             /* sizeof(cocoon_attach_options): set by cocoon_attach_options_init */
+    int stdin_fd;            /* read and forwarded when the main process has open stdin; -1 (default): none */
+    int stdout_fd;           /* its stdout (everything, with a terminal); -1: dropped */
+    int stderr_fd;           /* its stderr; -1: dropped */
+    int notice_fd;           /* one line when output was skipped for us; -1 (default): none */
+    const char *detach_keys; /* NULL: "ctrl-p,ctrl-q"; "": none; docker's format ("ctrl-a,d") */
+    unsigned rows, cols;     /* our terminal's size, given to a main process on a terminal; 0: unchanged */
+} cocoon_attach_options;
+void cocoon_attach_options_init(cocoon_attach_options *opts);
+/* Attaches: fails with COCOON_E_STATE (and why) when the box or its main process is not
+ * running, COCOON_E_VMM when 8 clients are attached already. */
+int cocoon_attach_start(cocoon_box *box, const cocoon_attach_options *opts, cocoon_attach **out, cocoon_error *err);
+int cocoon_attach_tty(const cocoon_attach *a);   /* the main process has a terminal */
+int cocoon_attach_stdin(const cocoon_attach *a); /* stdin_fd is forwarded */
+int cocoon_attach_pid(const cocoon_attach *a);   /* the main process's pid in the guest */
+typedef struct cocoon_attach_result {
+    int ended; /* the main process ended: exit_code is its code, 128+N for signal N */
+    int exit_code;
+    int signal;       /* the signal that ended it, else 0 */
+    int detached;     /* the detach keys were typed, or cocoon_attach_detach was called */
+    uint64_t dropped; /* bytes of output skipped because we read too slowly */
+} cocoon_attach_result;
+/* Copies output (and stdin) until the attachment ends. -1 with err when the box stops
+ * or the connection breaks. */
+int cocoon_attach_wait(cocoon_attach *a, cocoon_attach_result *res, cocoon_error *err);
+/* From any thread, while cocoon_attach_wait runs: */
+void cocoon_attach_resize(cocoon_attach *a, unsigned rows, unsigned cols);
+void cocoon_attach_signal(cocoon_attach *a, int signo); /* to the main process */
+void cocoon_attach_detach(cocoon_attach *a);
+void cocoon_attach_free(cocoon_attach *a);
+
 /* ---- exec ----
  * Many execs may run at once on one box handle, each with its own streams.
  *
@@ -442,6 +501,18 @@ int cocoon_box_exec_logs(cocoon_box *box, int id, int stdout_fd, int stderr_fd, 
  * finished_at, error (present set, command "" and restart "no"). COCOON_E_NOT_FOUND for
  * an id with no record (never started detached, or gone with the box's next start). */
 int cocoon_box_exec_status(cocoon_box *box, int id, cocoon_main_status *st, cocoon_error *err);
+/* The detached execs of the box's current or last boot, running and finished (the newest
+ * 32 finished ones are kept), oldest first. Free with free(). */
+typedef struct cocoon_detached_info {
+    int id;                /* its pid in the guest */
+    char command[256];     /* argv joined by spaces, clipped */
+    char state[16];        /* starting, running, exited, stopped (the box stopped under it) */
+    int exit_code;         /* exited: its code, 128+N for signal N; else -1 */
+    int signal;            /* the signal that ended it, else 0 */
+    long long started_at;  /* unix time */
+    long long finished_at; /* unix time, 0 while running */
+} cocoon_detached_info;
+int cocoon_box_detached_execs(cocoon_box *box, cocoon_detached_info **out, size_t *count, cocoon_error *err);
 int cocoon_exec_write(cocoon_exec *ex, const void *data, size_t len, cocoon_error *err);
 int cocoon_exec_close_stdin(cocoon_exec *ex, cocoon_error *err);
 /* Sends signal signo (1..64) to the command's whole process group in the guest. */

@@ -76,8 +76,9 @@ char *main_spec_json(const struct main_spec *s)
 {
     char policy[32];
     main_restart_format(s->restart, s->max_retries, policy, sizeof(policy));
-    json_t *o = json_pack("{s:o?, s:o?, s:s, s:s, s:s}", "argv", strv_json(s->argv), "env", strv_json(s->env),
-                          "workdir", s->workdir, "user", s->user, "restart", policy);
+    json_t *o =
+        json_pack("{s:o?, s:o?, s:s, s:s, s:s, s:b, s:b}", "argv", strv_json(s->argv), "env", strv_json(s->env),
+                  "workdir", s->workdir, "user", s->user, "restart", policy, "tty", s->tty, "stdin", s->open_stdin);
     if (!o)
         return NULL;
     char *text = json_dumps(o, JSON_INDENT(2));
@@ -129,6 +130,18 @@ static int str_field(json_t *o, const char *key, char *out, size_t outcap, char 
     return 0;
 }
 
+/* An optional true/false (absent: false, as main.json files written before it). */
+static int bool_field(json_t *o, const char *key, int *out, char *err, size_t cap)
+{
+    json_t *f = json_object_get(o, key);
+    *out = f && json_is_true(f);
+    if (f && !json_is_boolean(f)) {
+        snprintf(err, cap, "\"%s\" must be true or false", key);
+        return -1;
+    }
+    return 0;
+}
+
 void main_spec_free(struct main_spec *s)
 {
     for (size_t i = 0; s->argv && s->argv[i]; i++)
@@ -171,6 +184,10 @@ int main_spec_parse(const char *text, size_t len, struct main_spec *s, char *err
         rc = str_field(o, "restart", policy, sizeof(policy), err, cap);
     if (rc == 0)
         rc = main_restart_parse(policy, &s->restart, &s->max_retries, err, cap);
+    if (rc == 0)
+        rc = bool_field(o, "tty", &s->tty, err, cap);
+    if (rc == 0)
+        rc = bool_field(o, "stdin", &s->open_stdin, err, cap);
     json_decref(o);
     if (rc < 0)
         main_spec_free(s);
@@ -277,6 +294,10 @@ int main_state_write_as(int dirfd, const char *name, const struct main_state *st
                           "exit_code", st->exit_code, "signal", st->signal, "error", st->error, "started_at",
                           (json_int_t)st->started_at, "finished_at", (json_int_t)st->finished_at, "next_restart_ms",
                           (json_int_t)st->next_restart_ms, "restarts", (int)st->restarts);
+    if (o && st->command[0] && json_object_set_new(o, "command", json_string(st->command)) < 0) {
+        json_decref(o);
+        o = NULL;
+    }
     char *text = o ? json_dumps(o, 0) : NULL;
     json_decref(o);
     if (!text) {
@@ -309,7 +330,8 @@ int main_state_parse(const char *text, size_t len, struct main_state *st, char *
     int rc = json_is_object(o) ? 0 : -1;
     if (rc == 0)
         rc = str_field(o, "state", st->state, sizeof(st->state), err, cap) |
-             str_field(o, "error", st->error, sizeof(st->error), err, cap);
+             str_field(o, "error", st->error, sizeof(st->error), err, cap) |
+             str_field(o, "command", st->command, sizeof(st->command), err, cap);
     if (rc == 0)
         rc = int_field(o, "pid", 0, 1 << 30, &pid) | int_field(o, "exit_code", -1, 255, &code) |
              int_field(o, "signal", 0, 64, &sig) | int_field(o, "restarts", 0, 1 << 30, &restarts) |

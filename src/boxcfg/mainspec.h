@@ -31,6 +31,8 @@ struct main_spec {
     char user[256];
     enum main_restart restart;
     unsigned max_retries; /* on-failure:N; 0: no limit */
+    int tty;              /* "tty": it runs on a terminal (`run -d -t`) */
+    int open_stdin;       /* "stdin": its stdin stays open for attachers (`run -d -i`) */
 };
 
 /* "no", "on-failure", "on-failure:N" (N 1..MAIN_RETRIES_MAX), "always", "unless-stopped".
@@ -61,6 +63,7 @@ struct main_state {
     long long finished_at;     /* unix time of the last end, 0 while running */
     long long next_restart_ms; /* unix time in ms of the next try while restarting, else 0 */
     unsigned restarts;         /* restarts so far in this boot */
+    char command[256];         /* a detached exec's argv joined by spaces, clipped ("" for the main process) */
 };
 /* "main.state.json": written by rename, so a reader never sees half of it. */
 int main_state_write(int dirfd, const struct main_state *st);

@@ -41,6 +41,13 @@ int cmd_script(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+int cmd_attach(int argc, char **argv);
+int cmd_autostart(int argc, char **argv);
+/* `cocoon exec --ls [--json] BOX` (execls.c), and the JSON of a detached exec list. */
+int cli_exec_ls(int argc, char **argv);
+struct json_t *cli_detached_json(const cocoon_detached_info *list, size_t n);
+/* Starts boxes again once after a host reboot (autostart.c); quiet and cheap otherwise. */
+void cli_autostart_if_rebooted(void);
 /* An image not here is pulled (with progress on a terminal); 0, or -1 after printing. */
 int cli_pull_if_missing(cocoon_runtime *rt, const char *image);
 /* Pulls ref (progress on a terminal unless quiet); announce: print digest and name on stdout. */
@@ -96,6 +103,11 @@ int cli_exec_in_box(cocoon_box *box, const struct cli_cmd *c);
 void cli_signals_init(void);
 void cli_signals_set_exec(cocoon_exec *ex);
 void cli_signals_set_tty(int tty); /* the current exec has a terminal: forward SIGWINCH */
+/* `cocoon attach`: signals go to the attachment (SIGWINCH resizes; the others detach,
+ * or with sig_proxy are sent to the main process). NULL: back to execs. */
+void cli_signals_set_attach(cocoon_attach *a, int sig_proxy);
+/* Our terminal in raw mode until cli_tty_restore (every key goes to the box). */
+void cli_tty_raw(void);
 /* Puts the terminal back as it was before raw mode (safe to call any time). */
 void cli_tty_restore(void);
 /* The local terminal's size (stdin, else stdout); -1 when neither is a terminal. */

@@ -275,13 +275,22 @@ static int inspect_one(cocoon_box *box, int i, void *arg)
     }
     cocoon_main_status m;
     main_status_of(NULL, box, NULL, &m);
+    cocoon_detached_info *execs = NULL;
+    size_t nexecs = 0;
+    cocoon_box_detached_execs(box, &execs, &nexecs, &err); /* none when unreadable */
     if (in->json) {
-        json_array_append_new(in->arr, info_json(info, &m, 1));
+        json_t *o = info_json(info, &m, 1);
+        json_object_set_new(o, "detached_execs", cli_detached_json(execs, nexecs));
+        json_array_append_new(in->arr, o);
     } else {
         if (i > 0)
             putchar('\n');
         print_text(info, &m);
+        if (nexecs)
+            printf("detached:    %zu exec%s (see `cocoon exec --ls %s`)\n", nexecs, nexecs == 1 ? "" : "s",
+                   info->name[0] ? info->name : info->id);
     }
+    free(execs);
     free(info);
     return 0;
 }

@@ -23,6 +23,7 @@ static const char usage[] =
     "  create [OPTIONS] [IMAGE]        create a box (prints its id)\n"
     "  start BOX...                    boot boxes\n"
     "  exec [OPTIONS] BOX -- CMD...    run a command in a running box (-d: leave it running)\n"
+    "  attach [--detach-keys K] BOX    connect this terminal to a box's main process (-it boxes)\n"
     "  kill [--exec ID] [-s SIG] BOX   signal commands running in a box (--list: show them)\n"
     "  stop [--timeout S] BOX...       shut boxes down\n"
     "  restart [--timeout S] BOX...    stop and start boxes\n"
@@ -47,6 +48,7 @@ static const char usage[] =
     "  down [-f FILE] [--keep] [NAME...]    stop and remove them (--keep: only stop)\n"
     "  script BOX NAME [ARGS...]       run a script of the config file BOX was made from\n"
     "  config [-f FILE] [--json]       check a config file and print what it describes\n"
+    "  autostart                       start the boxes that were serving before a host reboot\n"
     "  serve [--listen HOST:PORT]      serve the HTTP API (BoxLite's Box API v1 shape; see --help)\n"
     "  mcp                             serve MCP (Model Context Protocol) on stdin/stdout for an agent\n"
     "  doctor [--fix] [--json]         check this host and the state (--fix: clean up)\n"
@@ -84,6 +86,23 @@ static const struct command commands[] = {
     {"export", cmd_export}, {"import", cmd_import},   {"mcp", cmd_mcp},
     {NULL, NULL},
 };
+/* Commands of the services work (attach.c, autostart.c), apart from the table above. */
+static const struct command service_commands[] = {
+    {"attach", cmd_attach},
+    {"autostart", cmd_autostart},
+    {NULL, NULL},
+};
+
+static const struct command *find_command(const char *name)
+{
+    for (const struct command *c = commands; c->name; c++)
+        if (!strcmp(c->name, name))
+            return c;
+    for (const struct command *c = service_commands; c->name; c++)
+        if (!strcmp(c->name, name))
+            return c;
+    return NULL;
+}
 
 int main(int argc, char **argv)
 {
@@ -95,19 +114,21 @@ int main(int argc, char **argv)
     if (!strcmp(name, "--version") || !strcmp(name, "-V"))
         name = "version";
     if (!strcmp(name, "help") || !strcmp(name, "--help") || !strcmp(name, "-h")) {
-        if (argc > 2 && strcmp(name, "help") == 0) {
-            for (const struct command *c = commands; c->name; c++)
-                if (!strcmp(c->name, argv[2])) {
-                    char *args[] = {argv[2], "--help", NULL};
-                    return c->fn(2, args);
-                }
+        const struct command *c = argc > 2 && strcmp(name, "help") == 0 ? find_command(argv[2]) : NULL;
+        if (c) {
+            char *args[] = {argv[2], "--help", NULL};
+            return c->fn(2, args);
         }
         fputs(usage, stdout);
         return 0;
     }
-    for (const struct command *c = commands; c->name; c++)
-        if (!strcmp(c->name, name))
-            return c->fn(argc - 1, argv + 1);
+    /* After a host reboot, services come back before the first command runs (serve does
+     * it itself; autostart is the explicit form). */
+    if (strcmp(name, "version") && strcmp(name, "autostart") && strcmp(name, "serve"))
+        cli_autostart_if_rebooted();
+    const struct command *c = find_command(name);
+    if (c)
+        return c->fn(argc - 1, argv + 1);
     fprintf(stderr, "cocoon: unknown command \"%s\" (see `cocoon help`)\n", name);
     return 2;
 }

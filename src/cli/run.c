@@ -104,8 +104,10 @@ static const char run_help[] = "usage: cocoon run [OPTIONS] IMAGE [--] [CMD [ARG
                                "  --workdir DIR     working directory of CMD (default /)\n"
                                "  --user U          user: name, uid or uid:gid (default root)\n"
                                "  --timeout S       kill CMD after S seconds\n"
-                               "  -i, --interactive forward stdin even when it is a terminal\n"
-                               "  -t, --tty         give CMD a terminal\n";
+                               "  -i, --interactive forward stdin even when it is a terminal; with -d: keep the\n"
+                               "                    main process's stdin open for `cocoon attach`\n"
+                               "  -t, --tty         give CMD a terminal (with -d: the main process's, see\n"
+                               "                    `cocoon attach`)\n";
 
 static const char create_help[] = "usage: cocoon create [OPTIONS] [IMAGE]\n"
                                   "\n"
@@ -125,7 +127,8 @@ static const char exec_help[] = "usage: cocoon exec [OPTIONS] BOX [--] CMD [ARG.
                                 "  --env K=V, --workdir DIR, --user U, --timeout S  (as for `cocoon run`)\n"
                                 "  -d, --detach      the box runs CMD without us: prints its id (its pid in the\n"
                                 "                    box) and returns; see `cocoon logs --exec ID BOX`,\n"
-                                "                    `cocoon kill --exec ID BOX`\n"
+                                "                    `cocoon kill --exec ID BOX`; `cocoon exec --ls BOX` lists\n"
+                                "                    them with their state and exit code\n"
                                 "  -i, --interactive forward stdin even when it is a terminal\n"
                                 "  -t, --tty         give CMD a terminal; with -i our terminal is raw meanwhile\n"
                                 "                    (keys, Ctrl-C included, go to CMD; window size follows)\n"
@@ -359,6 +362,11 @@ static int image_has_command(cocoon_runtime *rt, cocoon_box *box)
 static int set_main(cocoon_runtime *rt, cocoon_box *box, struct parsed *p)
 {
     if (!p->has_cmd && !p->entrypoint && !image_has_command(rt, box)) {
+        if (p->cmd.tty || p->cmd.interactive) {
+            cli_error("%s with -d needs a main process: give a command (`cocoon run -d -it -- sh`)",
+                      p->cmd.tty ? "-t" : "-i");
+            return -1;
+        }
         if (p->restart) {
             cli_error("--restart needs a main process: give a command (`cocoon run -d --restart always -- CMD`)");
             return -1;
@@ -372,7 +380,9 @@ static int set_main(cocoon_runtime *rt, cocoon_box *box, struct parsed *p)
     if (apply_image_config(box, p, 1) < 0)
         return -1;
     cocoon_error err;
-    if (cocoon_box_set_main(box, &p->resolved, p->restart, &err) < 0) {
+    if (cocoon_box_set_main(box, &p->resolved, p->restart, &err) < 0 ||
+        ((p->cmd.tty || p->cmd.interactive) &&
+         cocoon_box_set_main_stdio(box, p->cmd.tty, p->cmd.interactive, &err) < 0)) {
         cli_fail(&err);
         return -1;
     }
@@ -472,11 +482,7 @@ int cmd_run(int argc, char **argv)
         return rc > 0 ? 0 : CLI_EXIT_RUNTIME;
     }
     set_command(&p, argc, argv, p.first_arg);
-    const char *bad = !p.detach           ? (p.restart ? "--restart" : NULL)
-                      : p.cmd.tty         ? "-t"
-                      : p.cmd.interactive ? "-i"
-                      : p.cmd.timeout_ms  ? "--timeout"
-                                          : NULL;
+    const char *bad = !p.detach ? (p.restart ? "--restart" : NULL) : p.cmd.timeout_ms ? "--timeout" : NULL;
     if (bad) {
         cli_error(p.detach ? "%s does not apply to a detached main process (-d)" : "%s applies with -d only", bad);
         cli_cmd_free(&p.cmd);
@@ -594,6 +600,8 @@ static int exec_in(cocoon_box *box, int i, void *parsed)
 
 int cmd_exec(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], "--ls"))
+        return cli_exec_ls(argc, argv);
     struct parsed p;
     int rc = parse(KIND_EXEC, argc, argv, &p);
     if (rc != 0) {

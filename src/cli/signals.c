@@ -15,6 +15,33 @@ static cocoon_exec *current;
 static int current_tty;
 static int interrupted;
 static uint64_t last_int_ns;
+static cocoon_attach *attachment;
+static int attach_sig_proxy;
+
+/* `cocoon attach` takes the signal: 1 when it did. Called under lock. */
+static int to_attachment(int sig)
+{
+    if (!attachment)
+        return 0;
+    unsigned rows, cols;
+    if (sig == SIGWINCH) {
+        if (cli_window_size(&rows, &cols) == 0)
+            cocoon_attach_resize(attachment, rows, cols);
+    } else if (attach_sig_proxy) {
+        cocoon_attach_signal(attachment, sig);
+    } else {
+        cocoon_attach_detach(attachment);
+    }
+    return 1;
+}
+
+void cli_signals_set_attach(cocoon_attach *a, int sig_proxy)
+{
+    pthread_mutex_lock(&lock);
+    attachment = a;
+    attach_sig_proxy = sig_proxy;
+    pthread_mutex_unlock(&lock);
+}
 
 static uint64_t now_ns(void)
 {
@@ -41,6 +68,10 @@ static void *forwarder(void *arg)
         if (sigwait(&set, &sig) != 0)
             continue;
         pthread_mutex_lock(&lock);
+        if (to_attachment(sig)) {
+            pthread_mutex_unlock(&lock);
+            continue;
+        }
         if (sig == SIGWINCH) {
             unsigned rows, cols;
             cocoon_error err;

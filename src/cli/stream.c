@@ -48,6 +48,8 @@ static void raw_mode(int on)
     pthread_mutex_unlock(&tty_lock);
 }
 
+void cli_tty_raw(void) { raw_mode(1); }
+
 int cli_window_size(unsigned *rows, unsigned *cols)
 {
     struct winsize ws;

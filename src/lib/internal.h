@@ -202,6 +202,11 @@ int lib_ctl_socket(cocoon_box *box, cocoon_error *err);
  * when out of descriptors) or a protocol error. */
 int lib_ctl_hello(cocoon_box *box, const struct proto_header *h, const uint8_t *p, struct proto_vmm_hello *hello,
                   cocoon_error *err);
+/* autostart.c: a box whose main process's policy is always or unless-stopped is marked
+ * when it starts (DIR/autostart) and unmarked when a user stops it: after a host
+ * reboot, the marked ones are started again. */
+void lib_autostart_mark(cocoon_box *box);
+void lib_autostart_clear(cocoon_box *box);
 /* cocoon_box_stop without removing an ephemeral box. */
 int lib_box_stop_only(cocoon_box *box, unsigned timeout_ms, cocoon_error *err);
 void lib_ctl_close(cocoon_box *box);

@@ -196,3 +196,28 @@ int cocoon_box_exec_status(cocoon_box *box, int id, cocoon_main_status *st, coco
     give(st, &full);
     return 0;
 }
+
+int cocoon_box_set_main_stdio(cocoon_box *box, int tty, int open_stdin, cocoon_error *err)
+{
+    lib_err_clear(err);
+    if (!box)
+        return lib_err(err, COCOON_E_INVALID, "cocoon_box_set_main_stdio: NULL box");
+    int dirfd = open_dir(box, err);
+    if (dirfd < 0)
+        return -1;
+    struct main_spec spec;
+    char why[512];
+    int rc = main_spec_read(dirfd, &spec, why, sizeof(why));
+    if (rc <= 0) {
+        close(dirfd);
+        return rc < 0 ? lib_err(err, COCOON_E_IO, "box %s: %s", box->id, why)
+                      : lib_err(err, COCOON_E_STATE, "box %s has no main process to give a terminal or stdin", box->id);
+    }
+    spec.tty = tty != 0;
+    spec.open_stdin = open_stdin != 0;
+    rc =
+        main_spec_write(dirfd, &spec, why, sizeof(why)) < 0 ? lib_err(err, COCOON_E_IO, "box %s: %s", box->id, why) : 0;
+    main_spec_free(&spec);
+    close(dirfd);
+    return rc;
+}

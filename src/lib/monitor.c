@@ -388,6 +388,8 @@ int cocoon_box_start_flags(cocoon_box *box, unsigned flags, cocoon_error *err)
         close(box->lifeline_fd);
         box->lifeline_fd = -1;
     }
+    if (rc == 0)
+        lib_autostart_mark(box);
     return rc;
 }
 
@@ -492,6 +494,7 @@ int cocoon_box_restart(cocoon_box *box, unsigned timeout_ms, cocoon_error *err)
 
 int lib_box_stop_only(cocoon_box *box, unsigned timeout_ms, cocoon_error *err)
 {
+    lib_autostart_clear(box); /* stopped by a user: not started again when the host comes back */
     if (!timeout_ms)
         timeout_ms = 10000;
     if (lib_box_running(box->dir, NULL) && (box->conn_ready || lib_ctl_connect(box, NULL) == 0)) {

@@ -85,6 +85,7 @@ int detached_start(struct vmm *v, uint64_t serial, const struct proto_exec *ex, 
     slot->st.exit_code = -1;
     snprintf(slot->st.state, sizeof(slot->st.state), "starting");
     util_join_words(slot->cmd, sizeof(slot->cmd), ex->argv, ex->argc);
+    memcpy(slot->st.command, slot->cmd, sizeof(slot->st.command)); /* `cocoon exec --ls` shows it */
     return 0;
 }
 

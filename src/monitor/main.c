@@ -24,6 +24,7 @@
 #include "kvm/main.h"
 #include "monitor/console_log.h"
 #include "monitor/jail_probe.h"
+#include "monitor/attach.h"
 #include "monitor/detached.h"
 #include "monitor/jail_setup.h"
 #include "monitor/mainproc.h"
@@ -313,6 +314,7 @@ static void cleanup(struct vmm *v, int own_files)
     net_glue_free(v);
     mainproc_close(v);
     detached_close(v);
+    attach_close(v);
     console_log_close(v);
     mux_free(v->mux);
     v->mux = NULL;

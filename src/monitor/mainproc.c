@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "boxcfg/mainspec.h"
+#include "monitor/attach.h"
 #include "monitor/monitor.h"
 #include "monitor/mux.h"
 #include "monitor/outlog.h"
@@ -26,6 +27,7 @@ struct mainproc {
     uint32_t stream;       /* the agent's stream id while it runs, else 0 */
     uint64_t started_ns;   /* CLOCK_MONOTONIC at the last start */
     unsigned quick_deaths; /* ends in a row that came before MAIN_BACKOFF_RESET_MS */
+    uint64_t stdin_credit; /* stdin bytes the agent takes now (STARTED's window plus its CREDITs) */
 };
 
 int mainproc_present(const struct vmm *v) { return v->main != NULL; }
@@ -84,13 +86,17 @@ void mainproc_start(struct vmm *v)
         ex.envc++;
     snprintf(ex.cwd, sizeof(ex.cwd), "%s", mp->spec.workdir);
     snprintf(ex.user, sizeof(ex.user), "%s", mp->spec.user);
+    ex.tty = mp->spec.tty ? 1u : 0u;
     ex.rows = 24;
     ex.cols = 80;
     ex.window = PROTO_DEFAULT_WINDOW;
     ex.realtime_ns = util_now_ns(CLOCK_REALTIME);
     if (mp->st.finished_at) /* not the first run of this boot */
         mp->st.restarts++;
-    mp->stream = mux_open_own(v->mux, &ex);
+    /* With -i its stdin stays open for attachers; with -t a terminal has no EOF to send
+     * (the agent would type ^D into it). */
+    mp->stream = mp->spec.open_stdin || mp->spec.tty ? mux_open_own_stdin(v->mux, &ex) : mux_open_own(v->mux, &ex);
+    mp->stdin_credit = 0;
     mp->started_ns = util_now_ns(CLOCK_MONOTONIC);
     mp->st.started_at = (long long)time(NULL);
     mp->st.finished_at = 0;
@@ -165,16 +171,29 @@ int mainproc_on_frame(struct vmm *v, uint32_t stream, const struct proto_header 
     struct proto_error_msg em;
     switch (h->type) {
     case PROTO_STARTED:
-        if (proto_decode_started(p, h->len, &st) == PROTO_OK)
+        if (proto_decode_started(p, h->len, &st) == PROTO_OK) {
             mp->st.pid = (int)st.pid;
+            mp->stdin_credit = st.window;
+        }
         snprintf(mp->st.state, sizeof(mp->st.state), "running");
         save_state(v);
         break;
     case PROTO_STDOUT:
-    case PROTO_STDERR: outlog_write(&mp->log, h->type == PROTO_STDERR, p, h->len); break;
+    case PROTO_STDERR:
+        outlog_write(&mp->log, h->type == PROTO_STDERR, p, h->len);
+        attach_output(v, h->type, p, h->len);
+        break;
+    case PROTO_CREDIT: {
+        uint32_t more;
+        if (proto_decode_u32_field(p, h->len, PT_BYTES, &more) == PROTO_OK && mp->stdin_credit + more <= UINT32_MAX)
+            mp->stdin_credit += more;
+        break;
+    }
     case PROTO_EXIT:
-        if (proto_decode_exit(p, h->len, &ex) == PROTO_OK)
+        if (proto_decode_exit(p, h->len, &ex) == PROTO_OK) {
+            attach_main_ended(v, ex.signal ? 0 : ex.code, (int)ex.signal);
             ended(v, ex.signal ? 128 + (int)ex.signal : ex.code, (int)ex.signal, NULL);
+        }
         break;
     case PROTO_ERROR:
         if (proto_decode_error(p, h->len, &em) != PROTO_OK)
@@ -182,6 +201,7 @@ int mainproc_on_frame(struct vmm *v, uint32_t stream, const struct proto_header 
         if (mp->st.pid == 0 && strcmp(mp->st.state, "running")) { /* it never ran */
             char why[sizeof(em.message) + 64];
             snprintf(why, sizeof(why), "cannot start the main process: %s", em.message);
+            attach_main_ended(v, em.code == ENOENT ? 127 : 126, 0);
             ended(v, em.code == ENOENT ? 127 : 126, 0, why);
         } else {
             vmm_log_guest("main process: the agent reported: %s", em.message);
@@ -190,6 +210,39 @@ int mainproc_on_frame(struct vmm *v, uint32_t stream, const struct proto_header 
     default: break;
     }
     return 1;
+}
+
+int mainproc_io(const struct vmm *v, struct mainproc_io *io, char *msg, size_t cap)
+{
+    const struct mainproc *mp = v->main;
+    memset(io, 0, sizeof(*io));
+    if (!mp) {
+        snprintf(msg, cap, "the box has no main process (start one with `cocoon run -d IMAGE CMD`)");
+        return -1;
+    }
+    if (!mp->stream || v->state != ST_RUNNING) {
+        if (!strcmp(mp->st.state, "restarting"))
+            snprintf(msg, cap, "the main process is waiting to restart (it exited with %s %d)",
+                     mp->st.signal ? "signal" : "code", mp->st.signal ? mp->st.signal : mp->st.exit_code);
+        else
+            snprintf(msg, cap, "the main process is not running (%s)", mp->st.state);
+        return -1;
+    }
+    io->stream = mp->stream;
+    io->pid = mp->st.pid;
+    io->tty = mp->spec.tty;
+    io->open_stdin = mp->spec.open_stdin;
+    return 0;
+}
+
+int mainproc_stdin(struct vmm *v, const uint8_t *p, size_t n)
+{
+    struct mainproc *mp = v->main;
+    if (!mp || !mp->stream || !mp->spec.open_stdin || n > mp->stdin_credit)
+        return -1;
+    mp->stdin_credit -= n;
+    vmm_send_agent(v, v->agent_w.buf, proto_encode_data(&v->agent_w, mp->stream, PROTO_STDIN, p, n));
+    return 0;
 }
 
 void mainproc_close(struct vmm *v)

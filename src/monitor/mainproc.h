@@ -21,6 +21,16 @@ int mainproc_present(const struct vmm *v);
 /* A frame of an exec the monitor runs (mux.c routes them here): 1 when it was the
  * main process's. */
 int mainproc_on_frame(struct vmm *v, uint32_t stream, const struct proto_header *h, const uint8_t *p);
+/* The running main process as attachers see it (attach.c): 0 with io filled while it
+ * runs (or is starting); -1 with why not in msg. */
+struct mainproc_io {
+    uint32_t stream; /* the agent's stream id */
+    int pid, tty, open_stdin;
+};
+int mainproc_io(const struct vmm *v, struct mainproc_io *io, char *msg, size_t cap);
+/* Input from an attacher for a main process started with open stdin: 0 sent, -1 when
+ * its stdin window is full (the guest did not take the earlier input yet). */
+int mainproc_stdin(struct vmm *v, const uint8_t *p, size_t n);
 /* The monitor exits: a main process still running (or waiting to restart) is
  * recorded as stopped; the log is closed. */
 void mainproc_close(struct vmm *v);

@@ -39,6 +39,7 @@ struct mux;
 struct console_log;
 struct mainproc;
 struct detached_set;
+struct attachers;
 
 struct vmm {
     struct box_config cfg;
@@ -83,6 +84,7 @@ struct vmm {
     struct console_log *console;   /* the guest's serial console (console_log.c) */
     struct mainproc *main;         /* the box's main process, NULL without one (mainproc.c) */
     struct detached_set *detached; /* detached execs (detached.c) */
+    struct attachers *attach;      /* clients attached to the main process (attach.c), NULL before the first */
     struct proto_writer agent_w;   /* scratch for frames the monitor itself sends */
 };
 

@@ -18,6 +18,7 @@
 #include "proto/conn.h"
 #include "util/log.h"
 #include "util/util.h"
+#include "monitor/attach.h"
 #include "monitor/detached.h"
 #include "monitor/mainproc.h"
 #include "monitor/monitor.h"
@@ -159,6 +160,7 @@ static void agent_send_w(struct mux *m, size_t len)
 
 static void client_free(struct mux *m, struct client *c)
 {
+    attach_client_gone(m->v, c->serial);
     vmm_unwatch(m->v, c->fd);
     close(c->fd);
     proto_conn_free(&c->conn);
@@ -420,7 +422,7 @@ static int open_check(const struct proto_header *h, const uint8_t *p, char *cmd,
 static int client_exec(struct mux *m, struct client *c, const struct proto_header *h, const uint8_t *p)
 {
     char msg[128];
-    if (route_by_client(m, c, h->stream) >= 0) {
+    if (route_by_client(m, c, h->stream) >= 0 || attach_is(m->v, c->serial, h->stream)) {
         snprintf(msg, sizeof(msg), "stream %u already has a running exec", h->stream);
         return client_error(m, c, h->stream, EBUSY, msg);
     }
@@ -464,6 +466,29 @@ static int client_exec(struct mux *m, struct client *c, const struct proto_heade
     return 0;
 }
 
+/* VMM_ATTACH: the client's stream carries the main process's output (attach.c). */
+static int client_attach(struct mux *m, struct client *c, const struct proto_header *h, const uint8_t *p)
+{
+    char msg[256];
+    if (route_by_client(m, c, h->stream) >= 0 || attach_is(m->v, c->serial, h->stream)) {
+        snprintf(msg, sizeof(msg), "stream %u is already in use", h->stream);
+        return client_error(m, c, h->stream, EBUSY, msg);
+    }
+    struct proto_attach a;
+    int rc = proto_decode_attach(p, h->len, &a);
+    if (rc != PROTO_OK) {
+        snprintf(msg, sizeof(msg), "malformed VMM_ATTACH: %s", proto_strerror(rc));
+        client_error(m, c, h->stream, EINVAL, msg);
+        return FRAME_MALFORMED;
+    }
+    if (m->v->state != ST_RUNNING)
+        return client_error(m, c, h->stream, ESHUTDOWN, "the box is stopping");
+    int code = 0;
+    if (attach_open(m->v, c->serial, h->stream, &a, &code, msg, sizeof(msg)) < 0)
+        return client_error(m, c, h->stream, code, msg);
+    return 0;
+}
+
 /* Later frames of a client's exec: checked, then relayed under the agent's id. */
 static int client_stream_frame(struct mux *m, struct client *c, const struct proto_header *h, const uint8_t *p)
 {
@@ -476,6 +501,7 @@ static int client_stream_frame(struct mux *m, struct client *c, const struct pro
     case PROTO_FILE_GET:
     case PROTO_FILE_OP:
     case PROTO_STATS: return client_exec(m, c, h, p);
+    case PROTO_VMM_ATTACH: return client_attach(m, c, h, p);
     case PROTO_STDIN: break;
     case PROTO_STDIN_EOF: rc = h->len == 0 ? PROTO_OK : PROTO_E_FIELD; break;
     case PROTO_SIGNAL:
@@ -494,6 +520,8 @@ static int client_stream_frame(struct mux *m, struct client *c, const struct pro
         client_error(m, c, h->stream, EINVAL, msg);
         return FRAME_MALFORMED;
     }
+    if (attach_on_client_frame(m->v, c->serial, h, p))
+        return 0;
     int i = route_by_client(m, c, h->stream);
     if (i < 0 && h->type == PROTO_CREDIT)
         return 0; /* credit for output read just before EXIT: the race is normal */
@@ -553,6 +581,9 @@ void mux_on_client(struct mux *m, struct client *c, uint32_t events)
             return;
         }
         client_update_events(m, c);
+        attach_on_drained(m->v, c->serial);
+        if (c->w.dead) /* dropped while told about skipped output */
+            return;
     }
     if (m->v->agent_backlogged) {
         /* Not reading now; a hung-up client would report EPOLLHUP forever, so it goes. */
@@ -725,7 +756,24 @@ static int client_exec_detached(struct mux *m, struct client *c, const uint8_t *
     return rc < 0 ? client_error(m, c, 0, code, msg) : 0;
 }
 
-uint32_t mux_open_own(struct mux *m, const struct proto_exec *ex)
+int mux_send_bounded(struct mux *m, uint64_t serial, const void *frame, size_t len, size_t limit)
+{
+    for (int i = 0; i < m->nclients; i++)
+        if (m->clients[i]->serial == serial) {
+            if (proto_conn_pending(&m->clients[i]->conn) > limit)
+                return 0;
+            mux_send_to(m, serial, frame, len);
+            return 1;
+        }
+    return -1;
+}
+
+static uint32_t open_own(struct mux *m, const struct proto_exec *ex, int close_stdin);
+
+uint32_t mux_open_own(struct mux *m, const struct proto_exec *ex) { return open_own(m, ex, 1); }
+uint32_t mux_open_own_stdin(struct mux *m, const struct proto_exec *ex) { return open_own(m, ex, 0); }
+
+static uint32_t open_own(struct mux *m, const struct proto_exec *ex, int close_stdin)
 {
     if (m->nroutes >= MUX_MAX_ROUTES)
         return 0;
@@ -751,7 +799,8 @@ uint32_t mux_open_own(struct mux *m, const struct proto_exec *ex)
     util_join_words(r->cmd, sizeof(r->cmd), ex->argv, ex->argc);
     vmm_cork_agent(m->v);
     agent_send_w(m, len);
-    agent_send_w(m, proto_encode_data(&m->w, id, PROTO_STDIN_EOF, NULL, 0));
+    if (close_stdin)
+        agent_send_w(m, proto_encode_data(&m->w, id, PROTO_STDIN_EOF, NULL, 0));
     vmm_uncork_agent(m->v);
     return id;
 }

@@ -29,6 +29,11 @@ void mux_on_agent_frame(struct mux *m, const struct proto_header *h, const uint8
  * with no client; its frames go to mainproc_on_frame. The agent's stream id, or 0 when
  * it cannot be sent. */
 uint32_t mux_open_own(struct mux *m, const struct proto_exec *ex);
+/* The same with the exec's stdin left open (a main process started with -i or -t). */
+uint32_t mux_open_own_stdin(struct mux *m, const struct proto_exec *ex);
+/* Queues a frame to the client with this serial unless more than limit bytes already
+ * wait for it: 1 queued, 0 skipped (it reads too slowly), -1 it is gone. */
+int mux_send_bounded(struct mux *m, uint64_t serial, const void *frame, size_t len, size_t limit);
 /* Queues a frame to the client with this serial, if it is still connected. */
 void mux_send_to(struct mux *m, uint64_t serial, const void *frame, size_t len);
 /* SIGKILL every running exec (the caller is gone). */

@@ -77,6 +77,8 @@ const char *proto_type_name(unsigned type)
     case PROTO_STATS_REPLY: return "STATS_REPLY";
     case PROTO_FILE_OP: return "FILE_OP";
     case PROTO_FILE_ENTRIES: return "FILE_ENTRIES";
+    case PROTO_VMM_ATTACH: return "VMM_ATTACH";
+    case PROTO_VMM_ATTACHED: return "VMM_ATTACHED";
     default: return NULL;
     }
 }
@@ -664,6 +666,46 @@ size_t proto_encode_signal_exec(struct proto_writer *w, uint32_t pid, uint32_t s
     proto_put_u32(w, PT_PID, pid);
     proto_put_u32(w, PT_SIGNAL, signal);
     return proto_writer_finish(w);
+}
+
+/* VMM_ATTACH: every field optional; unknown flags and sizes above 65535 are refused. */
+static const struct field attach_fields[] = {
+    FIELD(struct proto_attach, flags, PT_FLAGS, FIELD_U32, 0),
+    FIELD(struct proto_attach, rows, PT_ROWS, FIELD_U32, 0),
+    FIELD(struct proto_attach, cols, PT_COLS, FIELD_U32, 0),
+};
+
+int proto_decode_attach(const uint8_t *p, size_t n, struct proto_attach *m)
+{
+    int rc = DECODE(p, n, attach_fields, m);
+    if (rc == PROTO_OK && ((m->flags & ~PROTO_ATTACH_FLAGS_ALL) || m->rows > 65535 || m->cols > 65535))
+        rc = PROTO_E_FIELD;
+    return rc;
+}
+
+size_t proto_encode_attach(struct proto_writer *w, uint32_t stream, const struct proto_attach *m)
+{
+    return ENCODE(w, stream, PROTO_VMM_ATTACH, attach_fields, m);
+}
+
+static const struct field attached_fields[] = {
+    FIELD(struct proto_attached, pid, PT_PID, FIELD_U32, 0),
+    FIELD(struct proto_attached, tty, PT_TTY, FIELD_U32, 0),
+    FIELD(struct proto_attached, flags, PT_FLAGS, FIELD_U32, 0),
+    FIELD(struct proto_attached, dropped, PT_BYTES, FIELD_U64, 0),
+};
+
+int proto_decode_attached(const uint8_t *p, size_t n, struct proto_attached *m)
+{
+    int rc = DECODE(p, n, attached_fields, m);
+    if (rc == PROTO_OK && ((m->flags & ~PROTO_ATTACH_FLAGS_ALL) || m->tty > 1))
+        rc = PROTO_E_FIELD;
+    return rc;
+}
+
+size_t proto_encode_attached(struct proto_writer *w, uint32_t stream, const struct proto_attached *m)
+{
+    return ENCODE(w, stream, PROTO_VMM_ATTACHED, attached_fields, m);
 }
 
 size_t proto_encode_data(struct proto_writer *w, uint32_t stream, uint16_t type, const void *data, size_t n)

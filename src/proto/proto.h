@@ -57,6 +57,12 @@ enum proto_type {
     PROTO_FILE_OP = 44,      /* host->guest: OP, PATH, PATH2, FLAGS, MODE, WINDOW; answered like FILE_GET, its STDOUT
                                 a sequence of FILE_ENTRIES frames (or an ERROR) (docs/protocol.md "File operations") */
     PROTO_FILE_ENTRIES = 45, /* inside FILE_OP's STDOUT only: ENTRY* (nested), FLAGS (PROTO_FSOP_END on the last) */
+    /* attaching to the box's main process (control socket only; docs/protocol.md "Attach") */
+    PROTO_VMM_ATTACH = 46,   /* client->vmm, opens a stream: FLAGS (PROTO_ATTACH_*), ROWS, COLS; then the client
+                                may send STDIN, STDIN_EOF, RESIZE, SIGNAL on it */
+    PROTO_VMM_ATTACHED = 47, /* vmm->client on that stream: PID, TTY, FLAGS (PROTO_ATTACH_STDIN: stdin is open),
+                                BYTES (output dropped for this client since the last one); then STDOUT/STDERR and
+                                an EXIT when the main process ends */
     PROTO_TYPE_MAX = 63
 };
 
@@ -356,6 +362,22 @@ size_t proto_encode_vmm_execs(struct proto_writer *w, const struct proto_exec_en
 int proto_decode_vmm_execs(const uint8_t *p, size_t len, struct proto_exec_entry *e, size_t cap, size_t *n);
 size_t proto_encode_signal_exec(struct proto_writer *w, uint32_t pid, uint32_t signal);
 int proto_decode_signal_exec(const uint8_t *p, size_t n, uint32_t *pid, uint32_t *signal);
+
+/* VMM_ATTACH / VMM_ATTACHED */
+#define PROTO_ATTACH_STDIN 1u /* ATTACH: this client sends stdin; ATTACHED: the main process's stdin is open */
+#define PROTO_ATTACH_FLAGS_ALL PROTO_ATTACH_STDIN
+struct proto_attach {
+    uint32_t flags;      /* PROTO_ATTACH_* */
+    uint32_t rows, cols; /* the client's terminal (0: none), at most 65535 */
+};
+struct proto_attached {
+    uint32_t pid, tty, flags;
+    uint64_t dropped; /* bytes */
+};
+int proto_decode_attach(const uint8_t *p, size_t n, struct proto_attach *m);
+size_t proto_encode_attach(struct proto_writer *w, uint32_t stream, const struct proto_attach *m);
+int proto_decode_attached(const uint8_t *p, size_t n, struct proto_attached *m);
+size_t proto_encode_attached(struct proto_writer *w, uint32_t stream, const struct proto_attached *m);
 
 /* Which types may travel on which stream, and in which direction. */
 int proto_type_is_session(unsigned type);

@@ -60,6 +60,16 @@ static int fail(const char *fmt, ...)
     return 1;
 }
 
+static void autostart_report(void *user, const char *id, const char *name, int ok, const char *message)
+{
+    (void)user;
+    if (ok)
+        fprintf(stderr, "cocoon serve: the host restarted: started box %s again (its restart policy)\n",
+                name[0] ? name : id);
+    else
+        fprintf(stderr, "cocoon serve: the host restarted: box %s did not start: %s\n", name[0] ? name : id, message);
+}
+
 /* $COCOON_HOME as libcocoon resolves it (the runtime creates it when missing). */
 static int resolve_home(char *out, size_t cap)
 {
@@ -67,6 +77,9 @@ static int resolve_home(char *out, size_t cap)
     cocoon_error err;
     if (serve_runtime_open(&rt, &err) < 0)
         return fail("cannot open cocoon's state: %s", err.message);
+    /* After a host reboot, the boxes that served come back as the server starts. */
+    if (cocoon_autostart(rt, COCOON_AUTOSTART_IF_REBOOTED, autostart_report, NULL, &err) < 0)
+        fprintf(stderr, "cocoon serve: warning: starting boxes after the host's restart: %s\n", err.message);
     cocoon_host_info info;
     int rc = cocoon_host_probe(rt, &info, &err);
     if (rc == 0)

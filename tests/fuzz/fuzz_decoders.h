@@ -126,6 +126,18 @@ static void fuzz_decode_all(const uint8_t *p, size_t n)
     uint32_t spid, ssig;
     if (proto_decode_signal_exec(p, n, &spid, &ssig) == PROTO_OK)
         fuzz_check(ssig >= 1 && ssig <= 64);
+    /* VMM_ATTACH comes from any local client; VMM_ATTACHED from the monitor. */
+    struct proto_attach at, at2;
+    if (proto_decode_attach(p, n, &at) == PROTO_OK) {
+        fuzz_check(!(at.flags & ~PROTO_ATTACH_FLAGS_ALL) && at.rows <= 65535 && at.cols <= 65535);
+        size_t len = proto_encode_attach(&fuzz_w, 1, &at);
+        fuzz_check(len > 0 &&
+                   proto_decode_attach(fuzz_w.buf + PROTO_HEADER_SIZE, len - PROTO_HEADER_SIZE, &at2) == PROTO_OK);
+        fuzz_check(at2.flags == at.flags && at2.rows == at.rows && at2.cols == at.cols);
+    }
+    struct proto_attached ad;
+    if (proto_decode_attached(p, n, &ad) == PROTO_OK)
+        fuzz_check(ad.tty <= 1 && !(ad.flags & ~PROTO_ATTACH_FLAGS_ALL));
 
     /* The raw field walk must end cleanly or report truncation, never loop. */
     struct proto_reader r;

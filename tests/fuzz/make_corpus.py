@@ -21,6 +21,7 @@ VMM_HELLO = 32
  T_USER, T_TTY, T_ROWS, T_COLS, T_WINDOW, T_PID, T_SIGNAL, T_TIMED_OUT, T_BYTES, T_BACKEND,
  T_ACCEL, T_BOX_ID, T_READY_MS) = range(1, 30)
 FILE_PUT, FILE_GET, STATS, STATS_REPLY = 40, 41, 42, 43
+VMM_ATTACH, VMM_ATTACHED = 46, 47
 (T_PATH, T_FLAGS, T_CPU_NS, T_CPUS, T_MEM_TOTAL, T_MEM_AVAILABLE, T_MEM_FREE, T_DISK_TOTAL, T_DISK_USED,
  T_DISK_AVAILABLE, T_PROCS, T_UPTIME_NS, T_LOAD1, T_LOAD5, T_LOAD15) = range(40, 55)
 
@@ -136,6 +137,15 @@ INPUTS = {
     "bad-stats-reply-lies": frame(5, STATS_REPLY, u64(T_UPTIME_NS, 1) + u64(T_MEM_TOTAL, 1) +
                                   u64(T_MEM_AVAILABLE, 2) + field(T_CPU_NS, b"\1\2\3")),
     "bad-kernel-too-long": frame(0, HELLO, u32(T_VERSION_MIN, 1) + u32(T_VERSION_MAX, 1) + s(T_KERNEL, "k" * 200)),
+    # attach (a local client's request, the monitor's answer)
+    "attach-ok": frame(1, VMM_ATTACH, u32(T_FLAGS, 1) + u32(T_ROWS, 24) + u32(T_COLS, 80)),
+    "attached-ok": frame(1, VMM_ATTACHED, u32(T_PID, 42) + u32(T_TTY, 1) + u32(T_FLAGS, 1) + u64(T_BYTES, 1 << 40)),
+    "bad-attach-on-stream0": frame(0, VMM_ATTACH, u32(T_FLAGS, 1)),
+    "bad-attach-unknown-flag": frame(1, VMM_ATTACH, u32(T_FLAGS, 6)),
+    "bad-attach-rows-70000": frame(1, VMM_ATTACH, u32(T_ROWS, 70000)),
+    "bad-attach-flags-u16": frame(1, VMM_ATTACH, field(T_FLAGS, b"\x01\x00")),
+    "bad-attach-duplicate-flags": frame(1, VMM_ATTACH, u32(T_FLAGS, 1) + u32(T_FLAGS, 0)),
+    "bad-attached-tty-2": frame(1, VMM_ATTACHED, u32(T_TTY, 2)),
 }
 
 # Chunk-pattern seed bytes for fuzz_conn: 1-byte writes, header-sized splits, bursts.

@@ -83,6 +83,7 @@ static void test_spec_written_and_read_back(void **unused)
     snprintf(s.user, sizeof(s.user), "1000:1000");
     s.restart = MAIN_RESTART_ON_FAILURE;
     s.max_retries = 5;
+    s.tty = 1; /* `run -d -t`: read back, as attach needs it */
     assert_int_equal(main_spec_write(dfd, &s, why, sizeof(why)), 0);
     assert_int_equal(main_spec_read(dfd, &back, why, sizeof(why)), 1);
     for (int i = 0; argv[i]; i++)
@@ -93,6 +94,13 @@ static void test_spec_written_and_read_back(void **unused)
     assert_string_equal(back.user, "1000:1000");
     assert_int_equal(back.restart, MAIN_RESTART_ON_FAILURE);
     assert_int_equal(back.max_retries, 5);
+    assert_int_equal(back.tty, 1);
+    assert_int_equal(back.open_stdin, 0);
+    main_spec_free(&back);
+    /* written before -i/-t existed: neither */
+    const char *old = "{\"argv\":[\"x\"],\"restart\":\"no\"}";
+    assert_int_equal(main_spec_parse(old, strlen(old), &back, why, sizeof(why)), 0);
+    assert_int_equal(back.tty + back.open_stdin, 0);
     main_spec_free(&back);
     close(dfd);
 }
@@ -110,7 +118,9 @@ static void test_spec_refusals(void **unused)
                          "{\"argv\":[\"a\\u0000b\"]}",
                          "{\"argv\":[\"x\"],\"env\":{}}",
                          "{\"argv\":[\"x\"],\"restart\":\"sometimes\"}",
-                         "{\"argv\":[\"x\"],\"argv\":[\"y\"]}"};
+                         "{\"argv\":[\"x\"],\"argv\":[\"y\"]}",
+                         "{\"argv\":[\"x\"],\"tty\":1}",
+                         "{\"argv\":[\"x\"],\"stdin\":\"yes\"}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(main_spec_parse(bad[i], strlen(bad[i]), &s, why, sizeof(why)), -1);
     char user[400] = "{\"argv\":[\"x\"],\"user\":\"";

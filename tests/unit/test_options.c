@@ -43,6 +43,26 @@ static int load_exec(const cocoon_exec_options *caller, cocoon_exec_options *out
     return LIB_OPTIONS(cocoon_exec_options, *out, caller, err);
 }
 
+/* cocoon_attach_options: every fd defaults to -1 (none), never 0 (stdin). */
+static void test_attach_options(void **unused)
+{
+    (void)unused;
+    cocoon_attach_options caller, seen;
+    cocoon_error err;
+    memset(&caller, 0x55, sizeof(caller));
+    cocoon_attach_options_init(&caller);
+    assert_int_equal(caller.size, sizeof(caller));
+    assert_true(caller.stdin_fd == -1 && caller.stdout_fd == -1 && caller.stderr_fd == -1 && caller.notice_fd == -1);
+    assert_true(!caller.detach_keys && !caller.rows && !caller.cols);
+    caller.stdin_fd = 0;
+    caller.notice_fd = 2;
+    caller.size = offsetof(cocoon_attach_options, notice_fd); /* a header from before notice_fd */
+    cocoon_attach_options_init(&seen);
+    assert_int_equal(LIB_OPTIONS(cocoon_attach_options, seen, &caller, &err), 0);
+    assert_int_equal(seen.stdin_fd, 0);
+    assert_int_equal(seen.notice_fd, -1);
+}
+
 static void test_older_caller_gets_defaults(void **unused)
 {
     static const char *const argv[] = {"true", NULL};
@@ -122,6 +142,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_init_sets_size_and_defaults),
         cmocka_unit_test(test_older_caller_gets_defaults),
+        cmocka_unit_test(test_attach_options),
         cmocka_unit_test(test_newer_caller),
         cmocka_unit_test(test_uninitialised_refused),
     };
