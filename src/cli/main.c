@@ -28,6 +28,8 @@ static const char usage[] =
     "  restart [--timeout S] BOX...    stop and start boxes\n"
     "  rm [-f] BOX...                  remove boxes (-f: stop running ones first)\n"
     "  ls [-a] [--json]                list running boxes (-a: all)\n"
+    "  wait [--condition C] BOX...     wait for boxes' main processes to end (prints the exit\n"
+    "                                  code), or until they are healthy or running\n"
     "  inspect [--json] BOX...         show a box's configuration and state\n"
     "  logs [-f] [--tail N] [-t] BOX   show the output of a box's main process (--exec ID: of a\n"
     "                                  detached exec; --console: the console; --net: network log)\n"
@@ -74,7 +76,7 @@ static const struct command commands[] = {
     {"image", cmd_image},     {"kill", cmd_kill},   {"cp", cmd_cp},         {"stats", cmd_stats},
     {"logs", cmd_logs},       {"login", cmd_login}, {"logout", cmd_logout}, {"serve", cmd_serve},
     {"config", cmd_config},   {"up", cmd_up},       {"down", cmd_down},     {"script", cmd_script},
-    {"fs", cmd_fs},           {NULL, NULL},
+    {"fs", cmd_fs},           {"wait", cmd_wait},   {NULL, NULL},
 };
 
 int main(int argc, char **argv)

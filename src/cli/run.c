@@ -31,7 +31,14 @@ enum {
     OPT_ALLOW,
     OPT_DENY,
     OPT_CONFIG,
-    OPT_RESTART
+    OPT_RESTART,
+    OPT_HEALTH_CMD,
+    OPT_HEALTH_INTERVAL,
+    OPT_HEALTH_TIMEOUT,
+    OPT_HEALTH_RETRIES,
+    OPT_HEALTH_START_PERIOD,
+    OPT_HEALTH_ON_FAILURE,
+    OPT_NO_HEALTHCHECK
 };
 
 static const struct option box_long[] = {
@@ -58,6 +65,13 @@ static const struct option box_long[] = {
     {"tty", no_argument, NULL, 't'},
     {"config", required_argument, NULL, OPT_CONFIG},
     {"restart", required_argument, NULL, OPT_RESTART},
+    {"health-cmd", required_argument, NULL, OPT_HEALTH_CMD},
+    {"health-interval", required_argument, NULL, OPT_HEALTH_INTERVAL},
+    {"health-timeout", required_argument, NULL, OPT_HEALTH_TIMEOUT},
+    {"health-retries", required_argument, NULL, OPT_HEALTH_RETRIES},
+    {"health-start-period", required_argument, NULL, OPT_HEALTH_START_PERIOD},
+    {"health-on-failure", required_argument, NULL, OPT_HEALTH_ON_FAILURE},
+    {"no-healthcheck", no_argument, NULL, OPT_NO_HEALTHCHECK},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -84,6 +98,15 @@ static const char run_help[] = "usage: cocoon run [OPTIONS] IMAGE [--] [CMD [ARG
                                "                    and an image with no command: a box that just runs\n"
                                "  --restart POLICY  with -d: no (default), on-failure[:N], always or\n"
                                "                    unless-stopped; restarts back off from 1 s to 60 s\n"
+                               "  --health-cmd CMD  a health check: CMD runs in the box with /bin/sh -c every\n"
+                               "                    interval; exit 0 is healthy (see `cocoon ls`, `cocoon wait`)\n"
+                               "  --health-interval DUR, --health-timeout DUR  between checks, and the longest a\n"
+                               "                    check may take before it is killed (30s each; at least 1s)\n"
+                               "  --health-retries N  failures in a row that make the box unhealthy (3)\n"
+                               "  --health-start-period DUR  failures this long after the start do not count (0s)\n"
+                               "  --health-on-failure A  none (default: only report), restart (kill the main\n"
+                               "                    process: its restart policy applies) or stop (the box)\n"
+                               "  --no-healthcheck  no health check, not even the image's\n"
                                "  --image NAME      image to boot (default: default); the same as the IMAGE operand\n"
                                "  --entrypoint CMD  run CMD (with the ARGs) instead of the image's entrypoint\n"
                                "  --rootfs DIR      use a host directory as the root file system instead\n"
@@ -114,7 +137,10 @@ static const char create_help[] = "usage: cocoon create [OPTIONS] [IMAGE]\n"
                                   "\n"
                                   "  --image NAME, --rootfs DIR, --cpus N, --memory SIZE, --accel A, --name NAME,\n"
                                   "  --disk SIZE, --vmm V, --net MODE, --allow RULE, --deny RULE, -p PORTS\n"
-                                  "  (as for `cocoon run`)\n";
+                                  "  (as for `cocoon run`)\n"
+                                  "  --health-cmd CMD, --health-interval DUR, --health-timeout DUR,\n"
+                                  "  --health-retries N, --health-start-period DUR, --health-on-failure A,\n"
+                                  "  --no-healthcheck  (as for `cocoon run`: checked while the box runs)\n";
 
 static const char exec_help[] = "usage: cocoon exec [OPTIONS] BOX [--] CMD [ARG...]\n"
                                 "\n"
@@ -141,11 +167,14 @@ struct parsed {
     const char *restart; /* --restart */
     int first_arg;       /* index of the first operand */
     const char *entrypoint;
-    int has_cmd;             /* a command was given (else the image's default) */
-    cocoon_command resolved; /* cmd with the image's config applied; owns what cmd points to */
-    const char *config;      /* --config FILE */
-    const char *box_opt;     /* the first option given that shapes the box (other than --name) */
+    int has_cmd;              /* a command was given (else the image's default) */
+    cocoon_command resolved;  /* cmd with the image's config applied; owns what cmd points to */
+    const char *config;       /* --config FILE */
+    const char *box_opt;      /* the first option given that shapes the box (other than --name) */
+    struct cli_health health; /* --health-* */
 };
+
+static int is_health_opt(int c) { return c >= OPT_HEALTH_CMD && c <= OPT_NO_HEALTHCHECK; }
 
 static int is_box_opt(int c)
 {
@@ -199,6 +228,15 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
         if (k != KIND_RUN && is_run_only(c) && !(k == KIND_EXEC && c == 'd')) {
             cli_error("%s applies to `cocoon run` only", argv[optind - 1]);
             return -1;
+        }
+        if (k == KIND_EXEC && is_health_opt(c)) {
+            cli_error("%s applies to a new box (`cocoon run`, `cocoon create`)", argv[optind - 1]);
+            return -1;
+        }
+        if (is_health_opt(c)) {
+            if (cli_health_option(&p->health, long_name(c) + 2, optarg) < 0)
+                return -1;
+            continue;
         }
         if (k == KIND_EXEC && is_box_opt(c)) {
             cli_error("%s applies to a new box, not to `cocoon exec`", argv[optind - 1]);
@@ -504,6 +542,9 @@ int cmd_run(int argc, char **argv)
     } else if (p.detach && set_main(rt, box, &p) < 0) {
         code = CLI_EXIT_RUNTIME;
         p.rm = 1; /* never started: nothing worth keeping */
+    } else if (cli_health_apply(box, &p.health) < 0) {
+        code = CLI_EXIT_RUNTIME;
+        p.rm = 1; /* never started: nothing worth keeping */
     } else if (!p.detach && apply_image_config(box, &p, 1) < 0) {
         code = CLI_EXIT_RUNTIME;
         p.rm = 1; /* never started: nothing worth keeping */
@@ -563,6 +604,13 @@ int cmd_create(int argc, char **argv)
     if (cocoon_box_create(rt, &p.box, &box, &err) < 0) {
         cocoon_runtime_close(rt);
         return cli_fail(&err);
+    }
+    if (cli_health_apply(box, &p.health) < 0) {
+        if (cocoon_box_remove(box, 1, &err) < 0)
+            cli_fail(&err);
+        cocoon_box_close(box);
+        cocoon_runtime_close(rt);
+        return CLI_EXIT_RUNTIME;
     }
     printf("%s\n", cocoon_box_id(box));
     cocoon_box_close(box);

@@ -29,6 +29,8 @@ void mux_on_agent_frame(struct mux *m, const struct proto_header *h, const uint8
  * with no client; its frames go to mainproc_on_frame. The agent's stream id, or 0 when
  * it cannot be sent. */
 uint32_t mux_open_own(struct mux *m, const struct proto_exec *ex);
+/* Sends a signal to the process group of one of the monitor's own execs, if it still runs. */
+void mux_signal_own(struct mux *m, uint32_t agent_id, int sig);
 /* Queues a frame to the client with this serial, if it is still connected. */
 void mux_send_to(struct mux *m, uint64_t serial, const void *frame, size_t len);
 /* SIGKILL every running exec (the caller is gone). */

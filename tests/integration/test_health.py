@@ -1,0 +1,189 @@
+"""Health checks and `cocoon wait`: a check run by the box's monitor in the guest every
+interval (--health-*), its state in `ls`/`inspect`, a failing and a hanging check, and
+`wait` for the main process's exit code, for healthy, and on a box the user stops."""
+import json
+import re
+import subprocess
+import time
+
+import pytest
+
+from conftest import COCOON, decode
+
+WAIT_S = 120  # a boot under TCG on a loaded host takes seconds; this only bounds a hang
+
+
+def info(vm, box):
+    return json.loads(decode(vm.run("inspect", "--json", box, check=None).stdout))
+
+
+def wait_for(what, check, timeout=WAIT_S):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            pytest.fail(f"still waiting after {timeout} s for {what}")
+        time.sleep(0.3)
+
+
+def ls_line(vm, box):
+    for line in decode(vm.run("ls", "-a", check=None).stdout).splitlines():
+        if line.startswith(box[:12]):
+            return line
+    return ""
+
+
+def run_d(vm, *args):
+    r = vm.run("run", "-d", *args, check=None)
+    assert r.returncode == 0, decode(r.stderr)
+    return decode(r.stdout).strip()
+
+
+def health(vm, box):
+    return info(vm, box)["health"]
+
+
+def test_service_becomes_healthy_and_wait_returns(vm):
+    # healthy once the service made its file, a few seconds after the start
+    box = run_d(vm, "--health-cmd", "test -e /tmp/up", "--health-interval", "1s", "--health-retries", "100", "--",
+                "sh", "-c", "sleep 3; touch /tmp/up; exec sleep 600")
+    try:
+        assert re.fullmatch(r"[0-9a-f]{12}", box), box
+        r = vm.run("wait", "--condition", "healthy", "--timeout", "2m", box, check=None)
+        assert r.returncode == 0, decode(r.stderr)
+        h = health(vm, box)
+        assert h["status"] == "healthy"
+        assert h["failing_streak"] == 0
+        assert h["test"] == "/bin/sh -c test -e /tmp/up"
+        assert h["interval_ms"] == 1000 and h["retries"] == 100
+        assert h["log"] and h["log"][-1]["exit_code"] == 0
+        assert "running (healthy)" in ls_line(vm, box)
+        text = decode(vm.run("inspect", box).stdout)
+        assert "health now:  healthy" in text, text
+    finally:
+        vm.run("rm", "-f", box, check=None)
+
+
+def test_failing_check_makes_the_box_unhealthy(vm):
+    box = run_d(vm, "--health-cmd", "echo not ready; exit 3", "--health-interval", "1s", "--health-retries", "2",
+                "--", "sleep", "600")
+    try:
+        h = wait_for("unhealthy", lambda: (lambda h: h if h["status"] == "unhealthy" else None)(health(vm, box)))
+        assert h["failing_streak"] >= 2
+        last = h["log"][-1]
+        assert last["exit_code"] == 3 and last["output"] == "not ready\n"
+        assert 1 <= len(h["log"]) <= 5
+        assert "running (unhealthy)" in ls_line(vm, box)
+        # unhealthy only reports: the box and its main process go on
+        assert info(vm, box)["running"] and info(vm, box)["main"]["state"] == "running"
+        # many results later, five are kept
+        wait_for("five results", lambda: len(health(vm, box)["log"]) == 5)
+        time.sleep(2)
+        assert len(health(vm, box)["log"]) == 5
+        # wait for healthy gives up at its timeout (124), not before
+        r = vm.run("wait", "--condition", "healthy", "--timeout", "2s", box, check=None)
+        assert r.returncode == 124, decode(r.stderr)
+    finally:
+        vm.run("rm", "-f", box, check=None)
+
+
+def test_check_that_hangs_is_killed_and_counts_as_failed(vm):
+    box = run_d(vm, "--health-cmd", "sleep 1000", "--health-interval", "1s", "--health-timeout", "1s",
+                "--health-retries", "1", "--", "sleep", "600")
+    try:
+        h = wait_for("unhealthy", lambda: (lambda h: h if h["status"] == "unhealthy" else None)(health(vm, box)))
+        last = h["log"][-1]
+        assert last["exit_code"] == -1
+        assert "timed out after 1s" in last["output"], last
+        # the killed check ends, so later checks run (and fail) again
+        first = h["log"][-1]["start_ms"]
+        wait_for("a later check", lambda: health(vm, box)["log"][-1]["start_ms"] > first)
+    finally:
+        vm.run("rm", "-f", box, check=None)
+
+
+def test_output_flood_is_cut_to_4k_and_made_printable(vm):
+    box = run_d(vm, "--health-cmd", "head -c 100000 /dev/urandom; printf '\\001'; exit 1", "--health-interval",
+                "1s", "--", "sleep", "600")
+    try:
+        wait_for("a result", lambda: health(vm, box)["log"])
+        with open(f"{info(vm, box)['dir']}/health.state.json", "rb") as f:
+            raw = json.loads(f.read())
+        out = raw["log"][0]["output"]
+        assert len(out.encode()) <= 4096
+        assert all(c in "\n\t" or ord(c) >= 0x20 for c in out)
+    finally:
+        vm.run("rm", "-f", box, check=None)
+
+
+def test_wait_prints_the_main_process_exit_code(vm):
+    box = run_d(vm, "--", "sh", "-c", "sleep 2; exit 7")
+    try:
+        r = vm.run("wait", box, check=None)
+        assert r.returncode == 0, decode(r.stderr)
+        assert decode(r.stdout).strip() == "7"
+        # once ended, wait answers at once with the same code
+        r = vm.run("wait", box, check=None)
+        assert decode(r.stdout).strip() == "7"
+    finally:
+        vm.run("rm", "-f", box, check=None)
+
+
+def test_wait_on_a_box_the_user_stops(vm):
+    box = run_d(vm, "--health-cmd", "exit 1", "--health-interval", "1s", "--", "sleep", "600")
+    try:
+        waiter = subprocess.Popen([COCOON, "wait", box], env=vm.env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+        healthy = subprocess.Popen([COCOON, "wait", "--condition", "healthy", box], env=vm.env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(1)
+        assert waiter.poll() is None and healthy.poll() is None
+        vm.run("stop", box)
+        out, err = waiter.communicate(timeout=WAIT_S)
+        assert waiter.returncode == 0, err
+        # the guest's power-off ends it with SIGTERM (143); 137 when its end went unseen
+        assert out.decode().strip() == str(info(vm, box)["main"]["exit_code"] or 137)
+        assert out.decode().strip() in ("143", "137")
+        out, err = healthy.communicate(timeout=WAIT_S)
+        assert healthy.returncode == 125
+        assert b"stopped" in err and b"healthy" in err, err
+        # a stopped box shows no health
+        assert "(unhealthy)" not in ls_line(vm, box) and "(starting)" not in ls_line(vm, box)
+    finally:
+        vm.run("rm", "-f", box, check=None)
+
+
+def test_health_options_are_checked(vm):
+    for args, want in [
+        (["--health-interval", "500ms", "--health-cmd", "true"], "at least 1s"),
+        (["--health-timeout", "0s", "--health-cmd", "true"], "at least 1s"),
+        (["--health-interval", "soon", "--health-cmd", "true"], "expected a duration"),
+        (["--health-retries", "0", "--health-cmd", "true"], "--health-retries"),
+        (["--health-on-failure", "panic", "--health-cmd", "true"], "use none, restart or stop"),
+        (["--health-interval", "5s"], "need --health-cmd"),
+        (["--no-healthcheck", "--health-cmd", "true"], "contradict"),
+    ]:
+        r = vm.run("create", *args, check=None)
+        assert r.returncode == 125, (args, decode(r.stdout))
+        assert want in decode(r.stderr), (args, decode(r.stderr))
+    r = vm.run("exec", "--health-cmd", "true", "nobox", "--", "true", check=None)
+    assert r.returncode == 125 and "new box" in decode(r.stderr)
+    # nothing was left behind by the refusals
+    assert decode(vm.run("ls", "-a", "-q").stdout).strip() == ""
+
+
+def test_create_keeps_the_check_for_start(vm):
+    box = decode(vm.run("create", "--health-cmd", "true", "--health-interval", "1s").stdout).strip()
+    try:
+        h = health(vm, box)
+        assert h["test"] == "/bin/sh -c true" and h["status"] is None
+        vm.run("start", box)
+        r = vm.run("wait", "--condition", "healthy", "--timeout", "2m", box, check=None)
+        assert r.returncode == 0, decode(r.stderr)
+        # a box without a main process: wait returns 0 once it stops
+        vm.run("stop", box)
+        assert decode(vm.run("wait", box).stdout).strip() == "0"
+    finally:
+        vm.run("rm", "-f", box, check=None)
