@@ -79,6 +79,9 @@ struct cli_health {
 int cli_health_option(struct cli_health *h, const char *name, const char *arg);
 /* The box's health check as the options say; 0, or -1 after printing why. */
 int cli_health_apply(cocoon_box *box, const struct cli_health *h);
+/* The box's `healthcheck` of a config file (a normalized box, src/config); 0, or -1 after printing why. */
+struct json_t;
+int cli_health_from_spec(cocoon_box *box, struct json_t *spec_box);
 int cmd_wait(int argc, char **argv);
 
 /* What to run and how, shared by `run` and `exec`. */

@@ -2,6 +2,8 @@
  * `cocoon wait`, which blocks until a box's main process ends (printing its exit code,
  * as `docker wait` does) or until the box is healthy or running. */
 #include <getopt.h>
+#include <jansson.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -64,6 +66,36 @@ int cli_health_apply(cocoon_box *box, const struct cli_health *h)
         return -1;
     }
     return 0;
+}
+
+int cli_health_from_spec(cocoon_box *box, json_t *spec_box)
+{
+    json_t *hc = json_object_get(spec_box, "healthcheck");
+    json_t *argv = json_object_get(hc, "argv");
+    if (!json_is_array(argv))
+        return 0;
+    size_t n = json_array_size(argv);
+    const char **test = calloc(n + 1, sizeof(*test));
+    if (!test) {
+        cli_error("out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        test[i] = json_string_value(json_array_get(argv, i));
+    cocoon_health_options o;
+    cocoon_health_options_init(&o);
+    o.test = test;
+    o.interval_ms = (unsigned)json_integer_value(json_object_get(hc, "interval_ms"));
+    o.timeout_ms = (unsigned)json_integer_value(json_object_get(hc, "timeout_ms"));
+    o.start_period_ms = (unsigned)json_integer_value(json_object_get(hc, "start_period_ms"));
+    o.retries = (unsigned)json_integer_value(json_object_get(hc, "retries"));
+    o.on_failure = json_string_value(json_object_get(hc, "on_failure"));
+    cocoon_error err;
+    int rc = cocoon_box_set_health(box, &o, &err);
+    free(test);
+    if (rc < 0)
+        cli_fail(&err);
+    return rc;
 }
 
 static const char wait_help[] =

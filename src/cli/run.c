@@ -172,6 +172,7 @@ struct parsed {
     const char *config;       /* --config FILE */
     const char *box_opt;      /* the first option given that shapes the box (other than --name) */
     struct cli_health health; /* --health-* */
+    const char **config_argv; /* the config file box's command, when no command was given */
 };
 
 static int is_health_opt(int c) { return c >= OPT_HEALTH_CMD && c <= OPT_NO_HEALTHCHECK; }
@@ -346,6 +347,7 @@ static void parsed_free(struct parsed *p)
         p->cmd.env = NULL; /* the resolved command's own list */
     cli_cmd_free(&p->cmd);
     cocoon_command_free(&p->resolved);
+    free(p->config_argv);
 }
 
 /* The box's image config applied to the command, docker's way (cocoon_box_command):
@@ -494,6 +496,25 @@ static int from_config(struct parsed *p, int argc, char **argv, json_t **cfg, js
     return 0;
 }
 
+/* `run --config FILE NAME` without a command: the box's own `command`, if it has one
+ * (an argv, or /bin/sh -c TEXT), in place of the image's. */
+static int config_command(struct parsed *p, json_t *spec_box)
+{
+    json_t *command = json_object_get(spec_box, "command");
+    if (!json_is_array(command))
+        return 0;
+    size_t n = json_array_size(command);
+    if (!(p->config_argv = calloc(n + 1, sizeof(*p->config_argv)))) {
+        cli_error("out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        p->config_argv[i] = json_string_value(json_array_get(command, i));
+    p->cmd.argv = p->config_argv;
+    p->has_cmd = 1;
+    return 0;
+}
+
 int cmd_run(int argc, char **argv)
 {
     struct parsed p;
@@ -510,6 +531,11 @@ int cmd_run(int argc, char **argv)
         return rc > 0 ? 0 : CLI_EXIT_RUNTIME;
     }
     set_command(&p, argc, argv, p.first_arg);
+    if (spec_box && !p.has_cmd && config_command(&p, spec_box) < 0) {
+        parsed_free(&p);
+        json_decref(cfg);
+        return CLI_EXIT_RUNTIME;
+    }
     const char *bad = !p.detach           ? (p.restart ? "--restart" : NULL)
                       : p.cmd.tty         ? "-t"
                       : p.cmd.interactive ? "-i"
@@ -540,6 +566,9 @@ int cmd_run(int argc, char **argv)
         code = CLI_EXIT_RUNTIME;
         p.rm = 1; /* never started: nothing worth keeping */
     } else if (p.detach && set_main(rt, box, &p) < 0) {
+        code = CLI_EXIT_RUNTIME;
+        p.rm = 1; /* never started: nothing worth keeping */
+    } else if (spec_box && !p.health.given && !p.health.none && cli_health_from_spec(box, spec_box) < 0) {
         code = CLI_EXIT_RUNTIME;
         p.rm = 1; /* never started: nothing worth keeping */
     } else if (cli_health_apply(box, &p.health) < 0) {

@@ -187,3 +187,65 @@ def test_create_keeps_the_check_for_start(vm):
         assert decode(vm.run("wait", box).stdout).strip() == "0"
     finally:
         vm.run("rm", "-f", box, check=None)
+
+
+def write_config(tmp_path, text):
+    path = tmp_path / "cocoon.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_run_config_uses_the_box_command(vm, tmp_path):
+    # `run --config FILE NAME` without `-- CMD` runs the box's own command (it ran the
+    # image's default, /bin/sh, before)
+    path = write_config(tmp_path, "boxes:\n  svc:\n    command: echo from-the-file; exit 5\n")
+    r = vm.run("run", "--config", path, "--rm", "svc", check=None)
+    assert decode(r.stdout) == "from-the-file\n", decode(r.stderr)
+    assert r.returncode == 5
+    # a command on the line still wins
+    r = vm.run("run", "--config", path, "--rm", "svc", "--", "echo", "given", check=None)
+    assert decode(r.stdout) == "given\n" and r.returncode == 0
+
+
+def test_config_healthcheck_with_up_and_run(vm, tmp_path):
+    path = write_config(tmp_path, """boxes:
+  web:
+    command: sleep 600
+    healthcheck:
+      test: test -d /proc
+      interval: 1s
+      timeout: 2s
+      retries: 2
+      start_period: 0s
+""")
+    r = vm.run("up", "-f", path, check=None)
+    assert r.returncode == 0, decode(r.stderr)
+    try:
+        r = vm.run("wait", "--condition", "healthy", "--timeout", "2m", "web", check=None)
+        assert r.returncode == 0, decode(r.stderr)
+        h = health(vm, "web")
+        assert h["test"] == "/bin/sh -c test -d /proc"
+        assert h["interval_ms"] == 1000 and h["timeout_ms"] == 2000 and h["retries"] == 2
+    finally:
+        vm.run("down", "-f", path, check=None)
+    # run --config -d takes the check from the file too
+    box = run_d(vm, "--config", path, "web")
+    try:
+        assert health(vm, box)["interval_ms"] == 1000
+        assert info(vm, box)["main"]["command"] == "/bin/sh -c sleep 600"
+    finally:
+        vm.run("rm", "-f", box, check=None)
+
+
+def test_config_healthcheck_refusals(vm, tmp_path):
+    for body, want in [
+        ("healthcheck: {interval: 1s}", "give the check's command"),
+        ("healthcheck: {test: 'true', interval: 10ms}", "at least 1s"),
+        ("healthcheck: {test: 'true', interval: soon}", "expected a duration"),
+        ("healthcheck: {test: 'true', retries: 0}", "retries"),
+        ("healthcheck: {test: 'true', on_failure: panic}", "none, restart or stop"),
+        ("healthcheck: {test: 'true', every: 1s}", "every"),
+    ]:
+        path = write_config(tmp_path, f"boxes:\n  b:\n    {body}\n")
+        r = vm.run("config", "-f", path, check=None)
+        assert r.returncode != 0 and want in decode(r.stderr), (body, decode(r.stderr))
