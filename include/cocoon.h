@@ -405,7 +405,7 @@ int cocoon_box_health_status(cocoon_box *box, cocoon_health_status *st, cocoon_e
 
 /* What cocoon_box_wait waits for. */
 typedef enum cocoon_wait_condition {
-    COCOON_WAIT_EXITED = 0,  /* the main process ended for good, or the box stopped */
+    COCOON_WAIT_EXITED = 0,  /* the box stopped (as it does when its main process ends for good) */
     COCOON_WAIT_HEALTHY = 1, /* the health check passed (the box must have one and run) */
     COCOON_WAIT_RUNNING = 2  /* the box runs */
 } cocoon_wait_condition;

@@ -167,13 +167,13 @@ static int condition_holds(cocoon_box *box, cocoon_wait_condition c, int *code, 
     cocoon_main_status_init(&m);
     if (cocoon_box_main_status(box, &m, err) < 0)
         return -1;
-    if (m.present && !strcmp(m.state, "exited")) {
-        *code = m.exit_code < 0 ? 127 : m.exit_code;
-        return 1;
-    }
+    /* An end for good stops the box: waiting for that too lets `wait B && rm B` work. */
     if (running)
         return 0;
-    *code = m.present && m.started_at ? 137 : 0; /* the stop ended it, or there was none */
+    if (m.present && !strcmp(m.state, "exited"))
+        *code = m.exit_code < 0 ? 127 : m.exit_code;
+    else
+        *code = m.present && m.started_at ? 137 : 0; /* its end went unseen, or there was none */
     return 1;
 }
 

@@ -335,6 +335,7 @@ static const struct {
     {R_FS_MKDIR, handle_fs, NULL, 0},
     {R_FS_REMOVE, handle_fs, NULL, 0},
     {R_FS_MOVE, handle_fs, NULL, 0},
+    {R_BOX_WAIT, handle_box_wait, NULL, 0},
 };
 
 static int handler_index(enum route_id id)

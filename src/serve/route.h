@@ -39,6 +39,7 @@ enum route_id {
     R_FS_MKDIR,    /* POST */
     R_FS_REMOVE,   /* POST */
     R_FS_MOVE,     /* POST */
+    R_BOX_WAIT,    /* POST: blocks until the box's main process ends, or it is healthy or runs */
 };
 
 enum route_method { M_GET = 1, M_HEAD = 2, M_POST = 4, M_PUT = 8, M_DELETE = 16, M_OTHER = 32 };

@@ -249,3 +249,36 @@ def test_config_healthcheck_refusals(vm, tmp_path):
         path = write_config(tmp_path, f"boxes:\n  b:\n    {body}\n")
         r = vm.run("config", "-f", path, check=None)
         assert r.returncode != 0 and want in decode(r.stderr), (body, decode(r.stderr))
+
+
+def test_rest_health_and_wait(vm):
+    from openapi_check import check_request, check_response
+    from serve_client import ServeServer
+
+    box = run_d(vm, "--name", "svc", "--health-cmd", "test -e /tmp/up", "--health-interval", "1s", "--", "sh",
+                "-c", "sleep 2; touch /tmp/up; sleep 4; exit 9")
+    try:
+        with ServeServer(vm) as server:
+            api = server.client(check=check_response)
+            body = {"condition": "healthy", "timeout_seconds": 120}
+            r = api.request("POST", "/v1/boxes/svc/wait", json=body)
+            assert r.status == 200, r
+            check_request("POST", "/v1/boxes/svc/wait", body)
+            assert r.json == {"condition": "healthy", "exit_code": None}
+            h = api.request("GET", "/v1/boxes/svc").json["health"]
+            assert h["status"] == "healthy" and h["last"]["exit_code"] == 0 and h["interval_ms"] == 1000
+            # a short timeout on a condition that does not hold yet: 408
+            r = api.request("POST", "/v1/boxes/svc/wait", json={"condition": "exited", "timeout_seconds": 0.5})
+            assert r.status in (408, 200), r
+            if r.status == 408:
+                assert r.json["error"]["code"] == "timeout"
+                r = api.request("POST", "/v1/boxes/svc/wait", json={})
+            assert r.status == 200 and r.json == {"condition": "exited", "exit_code": 9}, r
+            # stopped: no health state, and waiting for healthy is refused
+            assert api.request("GET", "/v1/boxes/svc").json["health"]["status"] is None
+            r = api.request("POST", "/v1/boxes/svc/wait", json={"condition": "healthy"})
+            assert r.status == 409 and "stopped" in r.json["error"]["message"], r
+            r = api.request("POST", "/v1/boxes/svc/wait", json={"condition": "soon"})
+            assert r.status == 400, r
+    finally:
+        vm.run("rm", "-f", box, check=None)
