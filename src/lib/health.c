@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "boxcfg/healthspec.h"
+#include "image/image.h"
 #include "util/util.h"
 
 /* A look at the box's files even without an event: a monitor killed hard leaves no
@@ -82,6 +83,51 @@ int cocoon_box_set_health(cocoon_box *box, const cocoon_health_options *opts, co
         rc = lib_err(err, COCOON_E_IO, "box %s: %s", box->id, why);
     }
     close(dirfd);
+    return rc;
+}
+
+/* docker's durations are nanoseconds, 0 for its default; ours have bounds of their
+ * own, which an image's values are brought within rather than refused. */
+static uint32_t image_ms(uint64_t ns, uint32_t dflt, uint32_t min)
+{
+    if (ns == 0)
+        return dflt;
+    uint64_t ms = ns / 1000000u;
+    return ms < min ? min : ms > HEALTH_DURATION_MAX_MS ? HEALTH_DURATION_MAX_MS : (uint32_t)ms;
+}
+
+int lib_image_health_write(const char *dir, const char *config_json, cocoon_error *err)
+{
+    if (!config_json)
+        return 0;
+    struct image_config c;
+    char why[512];
+    if (image_config_parse(config_json, strlen(config_json), &c, why, sizeof(why)) < 0)
+        return lib_err(err, COCOON_E_PROTOCOL, "the image's config is invalid: %s", why);
+    char **t = c.health_test;
+    const char *shell[] = {"/bin/sh", "-c", t && t[0] && t[1] ? t[1] : "", NULL};
+    struct health_spec s = {0};
+    if (t && t[0] && !strcmp(t[0], "CMD") && t[1])
+        s.argv = t + 1;
+    else if (t && t[0] && !strcmp(t[0], "CMD-SHELL") && t[1] && t[1][0])
+        s.argv = (char **)shell;
+    int rc = 0;
+    if (s.argv) { /* else none, ["NONE"], or a form docker does not run either */
+        s.interval_ms = image_ms(c.health_interval_ns, HEALTH_INTERVAL_DEFAULT_MS, HEALTH_DURATION_MIN_MS);
+        s.timeout_ms = image_ms(c.health_timeout_ns, HEALTH_TIMEOUT_DEFAULT_MS, HEALTH_DURATION_MIN_MS);
+        s.start_period_ms = image_ms(c.health_start_period_ns, 0, 0);
+        s.retries = c.health_retries == 0                   ? HEALTH_RETRIES_DEFAULT
+                    : c.health_retries > HEALTH_RETRIES_MAX ? HEALTH_RETRIES_MAX
+                                                            : (unsigned)c.health_retries;
+        int dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dirfd < 0)
+            rc = lib_err(err, COCOON_E_IO, "%s: %s", dir, strerror(errno));
+        else if (health_spec_write(dirfd, &s, why, sizeof(why)) < 0)
+            rc = lib_err(err, COCOON_E_IO, "the image's health check: %s", why);
+        if (dirfd >= 0)
+            close(dirfd);
+    }
+    image_config_free(&c);
     return rc;
 }
 

@@ -397,4 +397,8 @@ typedef size_t (*lib_open_fn)(struct proto_writer *w, uint32_t stream, void *arg
 int lib_stream_start(cocoon_box *box, const cocoon_exec_options *opts, lib_open_fn encode, void *arg, cocoon_exec **out,
                      cocoon_error *err);
 
+/* health.c: the image's Healthcheck (its config JSON, may be NULL) as the new box's
+ * health.json in dir; an image without one, or with Test ["NONE"], writes nothing. */
+int lib_image_health_write(const char *dir, const char *config_json, cocoon_error *err);
+
 #endif

@@ -282,3 +282,41 @@ def test_rest_health_and_wait(vm):
             assert r.status == 400, r
     finally:
         vm.run("rm", "-f", box, check=None)
+
+
+def test_image_healthcheck_applies_unless_replaced(vm, tmp_path):
+    import small_images
+    if not small_images.available():
+        pytest.skip("skipped: no /bin/busybox on this host to build the test image")
+    checks = {
+        "hc/shell:1": {"Test": ["CMD-SHELL", "test -e /etc/image"], "Interval": 500_000_000, "Retries": 2},
+        "hc/argv:1": {"Test": ["CMD", "cat", "/etc/image"], "Interval": 2_000_000_000, "Timeout": 0},
+        "hc/none:1": {"Test": ["NONE"]},
+    }
+    for name, hc in checks.items():
+        tar = small_images.save_tarball(str(tmp_path / "img.tar"), name, config={"Healthcheck": hc})
+        vm.run("load", tar)
+    box = run_d(vm, "hc/shell:1", "sleep", "600")
+    try:
+        h = health(vm, box)
+        # 0.5 s is below our bound: brought up to 1 s
+        assert (h["test"], h["interval_ms"], h["timeout_ms"], h["retries"]) == (
+            "/bin/sh -c test -e /etc/image", 1000, 30000, 2)
+        r = vm.run("wait", "--condition", "healthy", "--timeout", "2m", box, check=None)
+        assert r.returncode == 0, decode(r.stderr)
+    finally:
+        vm.run("rm", "-f", box, check=None)
+    made = []
+    try:
+        made.append(decode(vm.run("create", "hc/argv:1").stdout).strip())
+        h = health(vm, made[-1])
+        assert (h["test"], h["interval_ms"], h["timeout_ms"]) == ("cat /etc/image", 2000, 30000)
+        made.append(decode(vm.run("create", "--no-healthcheck", "hc/argv:1").stdout).strip())
+        assert health(vm, made[-1]) is None
+        made.append(decode(vm.run("create", "--health-cmd", "true", "hc/argv:1").stdout).strip())
+        assert health(vm, made[-1])["test"] == "/bin/sh -c true"
+        made.append(decode(vm.run("create", "hc/none:1").stdout).strip())
+        assert health(vm, made[-1]) is None
+    finally:
+        for b in made:
+            vm.run("rm", "-f", b, check=None)
