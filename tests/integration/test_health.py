@@ -320,3 +320,23 @@ def test_image_healthcheck_applies_unless_replaced(vm, tmp_path):
     finally:
         for b in made:
             vm.run("rm", "-f", b, check=None)
+
+
+def test_on_failure_stop_and_restart(vm):
+    box = run_d(vm, "--health-cmd", "exit 1", "--health-interval", "1s", "--health-retries", "1",
+                "--health-on-failure", "stop", "--", "sleep", "600")
+    try:
+        r = vm.run("wait", "--timeout", "2m", box, check=None)
+        assert r.returncode == 0, decode(r.stderr)
+        assert not info(vm, box)["running"]
+        assert info(vm, box)["health"]["on_failure"] == "stop"
+    finally:
+        vm.run("rm", "-f", box, check=None)
+    # restart: the main process is killed and its policy starts it again
+    box = run_d(vm, "--restart", "always", "--health-cmd", "test -e /tmp/ok", "--health-interval", "1s",
+                "--health-retries", "1", "--health-on-failure", "restart", "--", "sleep", "600")
+    try:
+        wait_for("a restart", lambda: info(vm, box)["main"]["restarts"] >= 1)
+        assert info(vm, box)["running"]
+    finally:
+        vm.run("rm", "-f", box, check=None)
