@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "boxcfg/healthspec.h"
 #include "cli/cli.h"
 
 static const char *image_label(const cocoon_box_info *b) { return b->rootfs[0] ? "(rootfs)" : b->image; }
@@ -272,8 +273,12 @@ static void print_health(const cocoon_health_status *h)
 {
     if (!h->present)
         return;
-    printf("health:      %s (every %u s, timeout %u s, %u retries, start period %u s, on failure %s)\n", h->test,
-           h->interval_ms / 1000, h->timeout_ms / 1000, h->retries, h->start_period_ms / 1000, h->on_failure);
+    char every[32], timeout[32], start[32];
+    health_duration_format(h->interval_ms, every, sizeof(every));
+    health_duration_format(h->timeout_ms, timeout, sizeof(timeout));
+    health_duration_format(h->start_period_ms, start, sizeof(start));
+    printf("health:      %s (every %s, timeout %s, %u retries, start period %s, on failure %s)\n", h->test, every,
+           timeout, h->retries, start, h->on_failure);
     if (!h->status[0])
         return;
     printf("health now:  %s, %u failure%s in a row\n", h->status, h->failing_streak, h->failing_streak == 1 ? "" : "s");
@@ -284,8 +289,11 @@ static void print_health(const cocoon_health_status *h)
         size_t k = 0;
         for (const char *c = r->output; *c && k + 1 < sizeof(out); c++)
             out[k++] = *c == '\n' || *c == '\t' ? ' ' : *c; /* one line per result */
+        while (k > 0 && out[k - 1] == ' ')
+            k--;
         out[k] = 0;
-        printf("  check:     %s, exit %d, %lld ms: %s\n", when, r->exit_code, r->end_ms - r->start_ms, out);
+        printf("  check:     %s, exit %d, %lld ms%s%s\n", when, r->exit_code, r->end_ms - r->start_ms, k ? ": " : "",
+               out);
     }
 }
 
