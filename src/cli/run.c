@@ -531,6 +531,8 @@ int cmd_run(int argc, char **argv)
         return rc > 0 ? 0 : CLI_EXIT_RUNTIME;
     }
     set_command(&p, argc, argv, p.first_arg);
+    if (spec_box && p.detach && !p.restart)
+        p.restart = json_string_value(json_object_get(spec_box, "restart")); /* NULL: none */
     if (spec_box && !p.has_cmd && config_command(&p, spec_box) < 0) {
         parsed_free(&p);
         json_decref(cfg);

@@ -211,6 +211,7 @@ def test_config_healthcheck_with_up_and_run(vm, tmp_path):
     path = write_config(tmp_path, """boxes:
   web:
     command: sleep 600
+    restart: on-failure:2
     healthcheck:
       test: test -d /proc
       interval: 1s
@@ -233,6 +234,7 @@ def test_config_healthcheck_with_up_and_run(vm, tmp_path):
     try:
         assert health(vm, box)["interval_ms"] == 1000
         assert info(vm, box)["main"]["command"] == "/bin/sh -c sleep 600"
+        assert info(vm, box)["main"]["restart"] == "on-failure:2"
     finally:
         vm.run("rm", "-f", box, check=None)
 
