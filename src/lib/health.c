@@ -37,15 +37,6 @@ void cocoon_health_status_init(cocoon_health_status *st)
     st->size = sizeof(*st);
 }
 
-static int open_dir(const cocoon_box *box, cocoon_error *err)
-{
-    int fd = open(box->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        lib_err(err, errno == ENOENT ? COCOON_E_NOT_FOUND : COCOON_E_IO, "box directory %s: %s", box->dir,
-                strerror(errno));
-    return fd;
-}
-
 int cocoon_box_set_health(cocoon_box *box, const cocoon_health_options *opts, cocoon_error *err)
 {
     lib_err_clear(err);
@@ -72,7 +63,7 @@ int cocoon_box_set_health(cocoon_box *box, const cocoon_health_options *opts, co
             if (strlen(spec.argv[i]) > PROTO_MAX_PAYLOAD / 2)
                 return lib_err(err, COCOON_E_INVALID, "the health check's command is too long");
     }
-    int dirfd = open_dir(box, err);
+    int dirfd = lib_box_dirfd(box, err);
     if (dirfd < 0)
         return -1;
     int rc = 0;
@@ -169,26 +160,18 @@ static int fill(cocoon_box *box, int dirfd, cocoon_health_status *out, cocoon_er
     return 0;
 }
 
+static int fill_health(cocoon_box *box, int dirfd, void *full, cocoon_error *err)
+{
+    cocoon_health_status_init(full);
+    return fill(box, dirfd, full, err);
+}
+
 int cocoon_box_health_status(cocoon_box *box, cocoon_health_status *st, cocoon_error *err)
 {
     lib_err_clear(err);
     if (!box || !st)
         return lib_err(err, COCOON_E_INVALID, "cocoon_box_health_status: NULL argument");
-    if (st->size == 0 || st->size > LIB_OPTIONS_MAX_SIZE)
-        return lib_err(err, COCOON_E_INVALID, "cocoon_health_status: set its size with cocoon_health_status_init");
-    cocoon_health_status full;
-    cocoon_health_status_init(&full);
-    int dirfd = open_dir(box, err);
-    if (dirfd < 0)
-        return -1;
-    int rc = fill(box, dirfd, &full, err);
-    close(dirfd);
-    if (rc == 0) {
-        size_t n = st->size < sizeof(full) ? st->size : sizeof(full);
-        full.size = st->size;
-        memcpy(st, &full, n);
-    }
-    return rc;
+    return lib_status_get(st, sizeof(*st), "cocoon_health_status", fill_health, box, err);
 }
 
 /* One look: 1 when the condition holds (*code set for EXITED), 0 not yet, -1 error. */

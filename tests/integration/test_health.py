@@ -9,30 +9,7 @@ import time
 import pytest
 
 from conftest import COCOON, decode
-
-WAIT_S = 120  # a boot under TCG on a loaded host takes seconds; this only bounds a hang
-
-
-def info(vm, box):
-    return json.loads(decode(vm.run("inspect", "--json", box, check=None).stdout))
-
-
-def wait_for(what, check, timeout=WAIT_S):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            pytest.fail(f"still waiting after {timeout} s for {what}")
-        time.sleep(0.3)
-
-
-def ls_line(vm, box):
-    for line in decode(vm.run("ls", "-a", check=None).stdout).splitlines():
-        if line.startswith(box[:12]):
-            return line
-    return ""
+from test_mainproc import WAIT_S, info, ls_line, wait_for  # noqa: F401 (the same looks at a box)
 
 
 def run_d(vm, *args):
