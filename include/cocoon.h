@@ -371,6 +371,66 @@ int cocoon_box_main_logs(cocoon_box *box, int stdout_fd, int stderr_fd, const co
                          cocoon_error *err);
 
 int cocoon_box_main_status(cocoon_box *box, cocoon_main_status *st, cocoon_error *err);
+
+/* ---- health checks ----
+ * A box may have a health check, with or without a main process: its monitor runs the
+ * command in the guest (as an exec) every interval once the box runs, after the start
+ * period; a run longer than the timeout is killed and counts as failed. The box is
+ * "starting" until a run passes, "healthy" after one passes, "unhealthy" after
+ * `retries` failures in a row (failures in the start period do not count until the
+ * first pass). Being unhealthy changes nothing by itself (docker's way), unless
+ * on_failure says "restart" (the main process is killed; its restart policy decides)
+ * or "stop" (the box stops). */
+typedef struct cocoon_health_options {
+    size_t size;              /* sizeof(cocoon_health_options): set by cocoon_health_options_init */
+    const char *const *test;  /* the check's argv, run as is; or NULL and: */
+    const char *cmd;          /* shell text, run with /bin/sh -c */
+    unsigned interval_ms;     /* between the end of a run and the next (default 30000, at least 1000) */
+    unsigned timeout_ms;      /* a run longer than this is killed and fails (default 30000, at least 1000) */
+    unsigned start_period_ms; /* failures in this time after the start do not count (default 0) */
+    unsigned retries;         /* failures in a row that make the box unhealthy (default 3) */
+    const char *on_failure;   /* "none" (default), "restart" or "stop" */
+} cocoon_health_options;
+void cocoon_health_options_init(cocoon_health_options *opts);
+/* Sets or, with opts NULL, removes the box's health check; it takes effect at the
+ * box's next start. Durations are at most 24 h. */
+int cocoon_box_set_health(cocoon_box *box, const cocoon_health_options *opts, cocoon_error *err);
+typedef struct cocoon_health_result {
+    int exit_code;      /* the check's exit code; -1 when it timed out or could not start */
+    long long start_ms; /* unix time in ms */
+    long long end_ms;
+    char output[512]; /* its output, clipped (health.state.json keeps 4 KiB of it) */
+} cocoon_health_result;
+typedef struct cocoon_health_status {
+    size_t size;    /* sizeof(cocoon_health_status): set by cocoon_health_status_init */
+    int present;    /* the box has a health check (the rest is empty without one) */
+    char test[256]; /* the check's argv joined by spaces, clipped */
+    unsigned interval_ms, timeout_ms, start_period_ms, retries;
+    char on_failure[16];
+    char status[16];         /* "" (not checked since the box started), starting, healthy, unhealthy */
+    unsigned failing_streak; /* failures in a row */
+    unsigned nlog;           /* results in log, oldest first (at most 5) */
+    cocoon_health_result log[5];
+} cocoon_health_status;
+void cocoon_health_status_init(cocoon_health_status *st);
+/* The check and, while the box runs, its state ("" when the box is stopped). */
+int cocoon_box_health_status(cocoon_box *box, cocoon_health_status *st, cocoon_error *err);
+
+/* What cocoon_box_wait waits for. */
+typedef enum cocoon_wait_condition {
+    COCOON_WAIT_EXITED = 0,  /* the box stopped (as it does when its main process ends for good) */
+    COCOON_WAIT_HEALTHY = 1, /* the health check passed (the box must have one and run) */
+    COCOON_WAIT_RUNNING = 2  /* the box runs */
+} cocoon_wait_condition;
+/* Waits (without polling: inotify on the box directory) until the condition holds: 0.
+ * 1 when timeout_ms passed first (-1: no timeout). With COCOON_WAIT_EXITED, *exit_code
+ * (may be NULL) gets the main process's exit code (128+N for signal N: 143 when the
+ * box's stop ended it), 137 when the box stopped without its end being seen (its
+ * monitor was killed), or 0 for a box without one. COCOON_WAIT_HEALTHY fails
+ * with COCOON_E_STATE when the box is or becomes stopped first, and with
+ * COCOON_E_INVALID when it has no health check. */
+int cocoon_box_wait(cocoon_box *box, cocoon_wait_condition condition, int timeout_ms, int *exit_code,
+                    cocoon_error *err);
 /* Copies the box's console log (kernel and agent lines of the current or last boot) to
  * fd. With follow, keeps copying until the box stops. */
 int cocoon_box_logs(cocoon_box *box, int fd, int follow, cocoon_error *err);

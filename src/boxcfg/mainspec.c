@@ -196,7 +196,7 @@ int main_spec_parse(const char *text, size_t len, struct main_spec *s, char *err
 
 /* A small file of ours in the box directory, read whole: NULL with errno (ENOENT when
  * absent, EFBIG above max). */
-static char *read_at(int dirfd, const char *name, size_t max, size_t *len)
+char *boxfile_read_at(int dirfd, const char *name, size_t max, size_t *len)
 {
     int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
@@ -233,7 +233,7 @@ static char *read_at(int dirfd, const char *name, size_t max, size_t *len)
 }
 
 /* Replaced by rename: a reader sees the old file or the new one. */
-static int write_at(int dirfd, const char *name, const char *text, size_t len)
+int boxfile_write_at(int dirfd, const char *name, const char *text, size_t len)
 {
     char tmp[96];
     snprintf(tmp, sizeof(tmp), "%s.tmp", name);
@@ -257,7 +257,7 @@ int main_spec_read(int dirfd, struct main_spec *s, char *err, size_t cap)
 {
     size_t len;
     memset(s, 0, sizeof(*s));
-    char *text = read_at(dirfd, "main.json", MAIN_SPEC_FILE_MAX, &len);
+    char *text = boxfile_read_at(dirfd, "main.json", MAIN_SPEC_FILE_MAX, &len);
     if (!text) {
         if (errno == ENOENT)
             return 0;
@@ -276,7 +276,7 @@ int main_spec_write(int dirfd, const struct main_spec *s, char *err, size_t cap)
         snprintf(err, cap, "out of memory");
         return -1;
     }
-    int rc = write_at(dirfd, "main.json", text, strlen(text));
+    int rc = boxfile_write_at(dirfd, "main.json", text, strlen(text));
     free(text);
     if (rc < 0)
         snprintf(err, cap, "cannot write main.json: %s", strerror(errno));
@@ -304,7 +304,7 @@ int main_state_write_as(int dirfd, const char *name, const struct main_state *st
         errno = ENOMEM;
         return -1;
     }
-    int rc = write_at(dirfd, name, text, strlen(text));
+    int rc = boxfile_write_at(dirfd, name, text, strlen(text));
     free(text);
     return rc;
 }
@@ -358,7 +358,7 @@ int main_state_read(int dirfd, struct main_state *st, char *err, size_t cap)
 int main_state_read_as(int dirfd, const char *name, struct main_state *st, char *err, size_t cap)
 {
     size_t len;
-    char *text = read_at(dirfd, name, MAIN_STATE_FILE_MAX, &len);
+    char *text = boxfile_read_at(dirfd, name, MAIN_STATE_FILE_MAX, &len);
     if (!text) {
         memset(st, 0, sizeof(*st));
         if (errno == ENOENT)

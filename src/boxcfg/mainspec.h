@@ -77,4 +77,10 @@ int main_state_read_as(int dirfd, const char *name, struct main_state *st, char 
  * record shows as not ended becomes "stopped", without pid or next try. */
 void main_state_settle(struct main_state *st, int box_running);
 
+/* Small files of ours in a box directory (main.json, health.json and their states):
+ * read whole (NULL with errno: ENOENT absent, EFBIG above max), and replaced by rename
+ * so that a reader sees the old file or the new one. */
+char *boxfile_read_at(int dirfd, const char *name, size_t max, size_t *len);
+int boxfile_write_at(int dirfd, const char *name, const char *text, size_t len);
+
 #endif

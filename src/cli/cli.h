@@ -82,6 +82,21 @@ int cli_parse_seconds(const char *s, unsigned *ms);
 /* "10G", "512M", "1.5g", "3221225472": bytes (K/M/G/T are powers of 1024). */
 int cli_parse_size(const char *s, const char *what, uint64_t *bytes);
 
+/* --health-* options of `run` and `create` (health.c). */
+struct cli_health {
+    cocoon_health_options o;
+    int given; /* a --health-* option was given */
+    int none;  /* --no-healthcheck */
+};
+/* One option by its long name without "--" ("health-interval"): 0, or -1 after printing why. */
+int cli_health_option(struct cli_health *h, const char *name, const char *arg);
+/* The box's health check as the options say; 0, or -1 after printing why. */
+int cli_health_apply(cocoon_box *box, const struct cli_health *h);
+/* The box's `healthcheck` of a config file (a normalized box, src/config); 0, or -1 after printing why. */
+struct json_t;
+int cli_health_from_spec(cocoon_box *box, struct json_t *spec_box);
+int cmd_wait(int argc, char **argv);
+
 /* What to run and how, shared by `run` and `exec`. */
 struct cli_cmd {
     const char **argv;

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "boxcfg/healthspec.h"
 #include "cli/cli.h"
 
 static const char *image_label(const cocoon_box_info *b) { return b->rootfs[0] ? "(rootfs)" : b->image; }
@@ -26,10 +27,33 @@ static void main_status_of(cocoon_runtime *rt, cocoon_box *box, const char *id, 
     cocoon_box_close(own);
 }
 
-/* What STATUS says: "exited (3) 2 minutes ago", "restarting (2, next in 4 s)". */
-static void status_text(const cocoon_box_info *b, const cocoon_main_status *m, char *out, size_t cap)
+/* A box's main process and health check, as recorded. */
+struct box_state {
+    cocoon_main_status m;
+    cocoon_health_status h;
+};
+
+static void state_of(cocoon_runtime *rt, cocoon_box *box, const char *id, struct box_state *s)
 {
+    main_status_of(rt, box, id, &s->m);
+    cocoon_health_status_init(&s->h);
+    cocoon_error err;
+    cocoon_box *own = NULL;
+    if (!box && cocoon_box_open(rt, id, &own, &err) < 0)
+        return;
+    if (cocoon_box_health_status(box ? box : own, &s->h, &err) < 0)
+        s->h.present = 0;
+    cocoon_box_close(own);
+}
+
+/* What STATUS says: "exited (3) 2 minutes ago", "restarting (2, next in 4 s)",
+ * "running (healthy)". */
+static void status_text(const cocoon_box_info *b, const struct box_state *s, char *out, size_t cap)
+{
+    const cocoon_main_status *m = &s->m;
     snprintf(out, cap, "%s", b->status);
+    if (b->running && s->h.present && s->h.status[0])
+        snprintf(out, cap, "%s (%s)", b->status, s->h.status);
     if (!m->present)
         return;
     if (b->running && !strcmp(m->state, "restarting")) {
@@ -62,11 +86,28 @@ static json_t *main_json(const cocoon_main_status *m)
     return o;
 }
 
-static json_t *info_json(const cocoon_box_info *b, const cocoon_main_status *m, int detailed)
+static json_t *health_json(const cocoon_health_status *h)
 {
+    if (!h->present)
+        return json_null();
+    json_t *log = json_array();
+    for (unsigned i = 0; i < h->nlog && i < 5; i++)
+        json_array_append_new(log, json_pack("{s:i, s:I, s:I, s:s}", "exit_code", h->log[i].exit_code, "start_ms",
+                                             (json_int_t)h->log[i].start_ms, "end_ms", (json_int_t)h->log[i].end_ms,
+                                             "output", h->log[i].output));
+    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:o, s:I, s:o}", "test", h->test, "interval_ms",
+                     (json_int_t)h->interval_ms, "timeout_ms", (json_int_t)h->timeout_ms, "start_period_ms",
+                     (json_int_t)h->start_period_ms, "retries", (json_int_t)h->retries, "on_failure", h->on_failure,
+                     "status", h->status[0] ? json_string(h->status) : json_null(), "failing_streak",
+                     (json_int_t)h->failing_streak, "log", log);
+}
+
+static json_t *info_json(const cocoon_box_info *b, const struct box_state *s, int detailed)
+{
+    const cocoon_main_status *m = &s->m;
     json_t *o = json_object();
     char status[128];
-    status_text(b, m, status, sizeof(status));
+    status_text(b, s, status, sizeof(status));
     json_object_set_new(o, "id", json_string(b->id));
     json_object_set_new(o, "name", b->name[0] ? json_string(b->name) : json_null());
     json_object_set_new(o, "image", json_string(b->image));
@@ -78,6 +119,7 @@ static json_t *info_json(const cocoon_box_info *b, const cocoon_main_status *m, 
     json_object_set_new(o, "ephemeral", json_boolean(b->ephemeral));
     json_object_set_new(o, "status_text", json_string(status));
     json_object_set_new(o, "main", main_json(m));
+    json_object_set_new(o, "health", health_json(&s->h));
     if (!detailed)
         return o;
     json_t *cfg = json_object();
@@ -140,7 +182,7 @@ int cmd_ls(int argc, char **argv)
         cocoon_runtime_close(rt);
         return cli_fail(&err);
     }
-    cocoon_main_status *mains = calloc(n ? n : 1, sizeof(*mains));
+    struct box_state *mains = calloc(n ? n : 1, sizeof(*mains));
     if (!mains) {
         cocoon_box_list_free(list);
         cocoon_runtime_close(rt);
@@ -148,7 +190,7 @@ int cmd_ls(int argc, char **argv)
     }
     for (size_t i = 0; i < n; i++)
         if (all || list[i].running)
-            main_status_of(rt, NULL, list[i].id, &mains[i]);
+            state_of(rt, NULL, list[i].id, &mains[i]);
     cocoon_runtime_close(rt);
     if (json) {
         json_t *arr = json_array();
@@ -227,10 +269,39 @@ static void print_main(const cocoon_main_status *m)
     }
 }
 
-static void print_text(const cocoon_box_info *b, const cocoon_main_status *m)
+static void print_health(const cocoon_health_status *h)
 {
+    if (!h->present)
+        return;
+    char every[32], timeout[32], start[32];
+    health_duration_format(h->interval_ms, every, sizeof(every));
+    health_duration_format(h->timeout_ms, timeout, sizeof(timeout));
+    health_duration_format(h->start_period_ms, start, sizeof(start));
+    printf("health:      %s (every %s, timeout %s, %u retries, start period %s, on failure %s)\n", h->test, every,
+           timeout, h->retries, start, h->on_failure);
+    if (!h->status[0])
+        return;
+    printf("health now:  %s, %u failure%s in a row\n", h->status, h->failing_streak, h->failing_streak == 1 ? "" : "s");
+    for (unsigned i = 0; i < h->nlog && i < 5; i++) {
+        const cocoon_health_result *r = &h->log[i];
+        char when[64], out[96];
+        cli_ago(r->start_ms / 1000, when, sizeof(when));
+        size_t k = 0;
+        for (const char *c = r->output; *c && k + 1 < sizeof(out); c++)
+            out[k++] = *c == '\n' || *c == '\t' ? ' ' : *c; /* one line per result */
+        while (k > 0 && out[k - 1] == ' ')
+            k--;
+        out[k] = 0;
+        printf("  check:     %s, exit %d, %lld ms%s%s\n", when, r->exit_code, r->end_ms - r->start_ms, k ? ": " : "",
+               out);
+    }
+}
+
+static void print_text(const cocoon_box_info *b, const struct box_state *s)
+{
+    const cocoon_main_status *m = &s->m;
     char status[128];
-    status_text(b, m, status, sizeof(status));
+    status_text(b, s, status, sizeof(status));
     char when[64], vs[32], used[32];
     cli_ago(b->created, when, sizeof(when));
     human(b->disk_size, vs, sizeof(vs));
@@ -243,6 +314,7 @@ static void print_text(const cocoon_box_info *b, const cocoon_main_status *m)
         printf("image:       %s (%s)\n", b->image, b->image_id);
     printf("status:      %s\n", status);
     print_main(m);
+    print_health(&s->h);
     if (b->pid)
         printf("pid:         %d (cocoon-vmm)\n", b->pid);
     if (b->ready_ms >= 0)
@@ -273,24 +345,29 @@ static int inspect_one(cocoon_box *box, int i, void *arg)
         free(info);
         return cli_fail(&err);
     }
-    cocoon_main_status m;
-    main_status_of(NULL, box, NULL, &m);
+    struct box_state *s = malloc(sizeof(*s));
+    if (!s) {
+        free(info);
+        return CLI_EXIT_RUNTIME;
+    }
+    state_of(NULL, box, NULL, s);
     cocoon_detached_info *execs = NULL;
     size_t nexecs = 0;
     cocoon_box_detached_execs(box, &execs, &nexecs, &err); /* none when unreadable */
     if (in->json) {
-        json_t *o = info_json(info, &m, 1);
+        json_t *o = info_json(info, s, 1);
         json_object_set_new(o, "detached_execs", cli_detached_json(execs, nexecs));
         json_array_append_new(in->arr, o);
     } else {
         if (i > 0)
             putchar('\n');
-        print_text(info, &m);
+        print_text(info, s);
         if (nexecs)
             printf("detached:    %zu exec%s (see `cocoon exec --ls %s`)\n", nexecs, nexecs == 1 ? "" : "s",
                    info->name[0] ? info->name : info->id);
     }
     free(execs);
+    free(s);
     free(info);
     return 0;
 }

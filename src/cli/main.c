@@ -29,6 +29,8 @@ static const char usage[] =
     "  restart [--timeout S] BOX...    stop and start boxes\n"
     "  rm [-f] BOX...                  remove boxes (-f: stop running ones first)\n"
     "  ls [-a] [--json]                list running boxes (-a: all)\n"
+    "  wait [--condition C] BOX...     wait for boxes' main processes to end (prints the exit\n"
+    "                                  code), or until they are healthy or running\n"
     "  inspect [--json] BOX...         show a box's configuration and state\n"
     "  logs [-f] [--tail N] [-t] BOX   show the output of a box's main process (--exec ID: of a\n"
     "                                  detached exec; --console: the console; --net: network log)\n"
@@ -73,17 +75,40 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"run", cmd_run},       {"exec", cmd_exec},       {"create", cmd_create},
-    {"start", cmd_start},   {"stop", cmd_stop},       {"rm", cmd_rm},
-    {"doctor", cmd_doctor}, {"version", cmd_version}, {"restart", cmd_restart},
-    {"ls", cmd_ls},         {"ps", cmd_ls},           {"inspect", cmd_inspect},
-    {"pull", cmd_pull},     {"load", cmd_load},       {"images", cmd_images},
-    {"rmi", cmd_rmi},       {"image", cmd_image},     {"kill", cmd_kill},
-    {"cp", cmd_cp},         {"stats", cmd_stats},     {"logs", cmd_logs},
-    {"login", cmd_login},   {"logout", cmd_logout},   {"serve", cmd_serve},
-    {"config", cmd_config}, {"up", cmd_up},           {"down", cmd_down},
-    {"script", cmd_script}, {"fs", cmd_fs},           {"snapshot", cmd_snapshot},
-    {"export", cmd_export}, {"import", cmd_import},   {"mcp", cmd_mcp},
+    {"run", cmd_run},
+    {"exec", cmd_exec},
+    {"create", cmd_create},
+    {"start", cmd_start},
+    {"stop", cmd_stop},
+    {"rm", cmd_rm},
+    {"doctor", cmd_doctor},
+    {"version", cmd_version},
+    {"restart", cmd_restart},
+    {"ls", cmd_ls},
+    {"ps", cmd_ls},
+    {"inspect", cmd_inspect},
+    {"pull", cmd_pull},
+    {"load", cmd_load},
+    {"images", cmd_images},
+    {"rmi", cmd_rmi},
+    {"image", cmd_image},
+    {"kill", cmd_kill},
+    {"cp", cmd_cp},
+    {"stats", cmd_stats},
+    {"logs", cmd_logs},
+    {"login", cmd_login},
+    {"logout", cmd_logout},
+    {"serve", cmd_serve},
+    {"config", cmd_config},
+    {"up", cmd_up},
+    {"down", cmd_down},
+    {"script", cmd_script},
+    {"fs", cmd_fs},
+    {"snapshot", cmd_snapshot},
+    {"export", cmd_export},
+    {"import", cmd_import},
+    {"mcp", cmd_mcp},
+    {"wait", cmd_wait},
     {NULL, NULL},
 };
 /* Commands of the services work (attach.c, autostart.c), apart from the table above. */

@@ -31,7 +31,14 @@ enum {
     OPT_ALLOW,
     OPT_DENY,
     OPT_CONFIG,
-    OPT_RESTART
+    OPT_RESTART,
+    OPT_HEALTH_CMD,
+    OPT_HEALTH_INTERVAL,
+    OPT_HEALTH_TIMEOUT,
+    OPT_HEALTH_RETRIES,
+    OPT_HEALTH_START_PERIOD,
+    OPT_HEALTH_ON_FAILURE,
+    OPT_NO_HEALTHCHECK
 };
 
 static const struct option box_long[] = {
@@ -58,6 +65,13 @@ static const struct option box_long[] = {
     {"tty", no_argument, NULL, 't'},
     {"config", required_argument, NULL, OPT_CONFIG},
     {"restart", required_argument, NULL, OPT_RESTART},
+    {"health-cmd", required_argument, NULL, OPT_HEALTH_CMD},
+    {"health-interval", required_argument, NULL, OPT_HEALTH_INTERVAL},
+    {"health-timeout", required_argument, NULL, OPT_HEALTH_TIMEOUT},
+    {"health-retries", required_argument, NULL, OPT_HEALTH_RETRIES},
+    {"health-start-period", required_argument, NULL, OPT_HEALTH_START_PERIOD},
+    {"health-on-failure", required_argument, NULL, OPT_HEALTH_ON_FAILURE},
+    {"no-healthcheck", no_argument, NULL, OPT_NO_HEALTHCHECK},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -84,6 +98,15 @@ static const char run_help[] = "usage: cocoon run [OPTIONS] IMAGE [--] [CMD [ARG
                                "                    and an image with no command: a box that just runs\n"
                                "  --restart POLICY  with -d: no (default), on-failure[:N], always or\n"
                                "                    unless-stopped; restarts back off from 1 s to 60 s\n"
+                               "  --health-cmd CMD  a health check: CMD runs in the box with /bin/sh -c every\n"
+                               "                    interval; exit 0 is healthy (see `cocoon ls`, `cocoon wait`)\n"
+                               "  --health-interval DUR, --health-timeout DUR  between checks, and the longest a\n"
+                               "                    check may take before it is killed (30s each; at least 1s)\n"
+                               "  --health-retries N  failures in a row that make the box unhealthy (3)\n"
+                               "  --health-start-period DUR  failures this long after the start do not count (0s)\n"
+                               "  --health-on-failure A  none (default: only report), restart (kill the main\n"
+                               "                    process: its restart policy applies) or stop (the box)\n"
+                               "  --no-healthcheck  no health check, not even the image's\n"
                                "  --image NAME      image to boot (default: default); the same as the IMAGE operand\n"
                                "  --entrypoint CMD  run CMD (with the ARGs) instead of the image's entrypoint\n"
                                "  --rootfs DIR      use a host directory as the root file system instead\n"
@@ -116,7 +139,10 @@ static const char create_help[] = "usage: cocoon create [OPTIONS] [IMAGE]\n"
                                   "\n"
                                   "  --image NAME, --rootfs DIR, --cpus N, --memory SIZE, --accel A, --name NAME,\n"
                                   "  --disk SIZE, --vmm V, --net MODE, --allow RULE, --deny RULE, -p PORTS\n"
-                                  "  (as for `cocoon run`)\n";
+                                  "  (as for `cocoon run`)\n"
+                                  "  --health-cmd CMD, --health-interval DUR, --health-timeout DUR,\n"
+                                  "  --health-retries N, --health-start-period DUR, --health-on-failure A,\n"
+                                  "  --no-healthcheck  (as for `cocoon run`: checked while the box runs)\n";
 
 static const char exec_help[] = "usage: cocoon exec [OPTIONS] BOX [--] CMD [ARG...]\n"
                                 "\n"
@@ -144,11 +170,15 @@ struct parsed {
     const char *restart; /* --restart */
     int first_arg;       /* index of the first operand */
     const char *entrypoint;
-    int has_cmd;             /* a command was given (else the image's default) */
-    cocoon_command resolved; /* cmd with the image's config applied; owns what cmd points to */
-    const char *config;      /* --config FILE */
-    const char *box_opt;     /* the first option given that shapes the box (other than --name) */
+    int has_cmd;              /* a command was given (else the image's default) */
+    cocoon_command resolved;  /* cmd with the image's config applied; owns what cmd points to */
+    const char *config;       /* --config FILE */
+    const char *box_opt;      /* the first option given that shapes the box (other than --name) */
+    struct cli_health health; /* --health-* */
+    const char **config_argv; /* the config file box's command, when no command was given */
 };
+
+static int is_health_opt(int c) { return c >= OPT_HEALTH_CMD && c <= OPT_NO_HEALTHCHECK; }
 
 static int is_box_opt(int c)
 {
@@ -202,6 +232,15 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
         if (k != KIND_RUN && is_run_only(c) && !(k == KIND_EXEC && c == 'd')) {
             cli_error("%s applies to `cocoon run` only", argv[optind - 1]);
             return -1;
+        }
+        if (k == KIND_EXEC && is_health_opt(c)) {
+            cli_error("%s applies to a new box (`cocoon run`, `cocoon create`)", argv[optind - 1]);
+            return -1;
+        }
+        if (is_health_opt(c)) {
+            if (cli_health_option(&p->health, long_name(c) + 2, optarg) < 0)
+                return -1;
+            continue;
         }
         if (k == KIND_EXEC && is_box_opt(c)) {
             cli_error("%s applies to a new box, not to `cocoon exec`", argv[optind - 1]);
@@ -311,6 +350,7 @@ static void parsed_free(struct parsed *p)
         p->cmd.env = NULL; /* the resolved command's own list */
     cli_cmd_free(&p->cmd);
     cocoon_command_free(&p->resolved);
+    free(p->config_argv);
 }
 
 /* The box's image config applied to the command, docker's way (cocoon_box_command):
@@ -466,6 +506,25 @@ static int from_config(struct parsed *p, int argc, char **argv, json_t **cfg, js
     return 0;
 }
 
+/* `run --config FILE NAME` without a command: the box's own `command`, if it has one
+ * (an argv, or /bin/sh -c TEXT), in place of the image's. */
+static int config_command(struct parsed *p, json_t *spec_box)
+{
+    json_t *command = json_object_get(spec_box, "command");
+    if (!json_is_array(command))
+        return 0;
+    size_t n = json_array_size(command);
+    if (!(p->config_argv = calloc(n + 1, sizeof(*p->config_argv)))) {
+        cli_error("out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        p->config_argv[i] = json_string_value(json_array_get(command, i));
+    p->cmd.argv = p->config_argv;
+    p->has_cmd = 1;
+    return 0;
+}
+
 int cmd_run(int argc, char **argv)
 {
     struct parsed p;
@@ -482,6 +541,13 @@ int cmd_run(int argc, char **argv)
         return rc > 0 ? 0 : CLI_EXIT_RUNTIME;
     }
     set_command(&p, argc, argv, p.first_arg);
+    if (spec_box && p.detach && !p.restart)
+        p.restart = json_string_value(json_object_get(spec_box, "restart")); /* NULL: none */
+    if (spec_box && !p.has_cmd && config_command(&p, spec_box) < 0) {
+        parsed_free(&p);
+        json_decref(cfg);
+        return CLI_EXIT_RUNTIME;
+    }
     const char *bad = !p.detach ? (p.restart ? "--restart" : NULL) : p.cmd.timeout_ms ? "--timeout" : NULL;
     if (bad) {
         cli_error(p.detach ? "%s does not apply to a detached main process (-d)" : "%s applies with -d only", bad);
@@ -508,6 +574,12 @@ int cmd_run(int argc, char **argv)
         code = CLI_EXIT_RUNTIME;
         p.rm = 1; /* never started: nothing worth keeping */
     } else if (p.detach && set_main(rt, box, &p) < 0) {
+        code = CLI_EXIT_RUNTIME;
+        p.rm = 1; /* never started: nothing worth keeping */
+    } else if (spec_box && !p.health.given && !p.health.none && cli_health_from_spec(box, spec_box) < 0) {
+        code = CLI_EXIT_RUNTIME;
+        p.rm = 1; /* never started: nothing worth keeping */
+    } else if (cli_health_apply(box, &p.health) < 0) {
         code = CLI_EXIT_RUNTIME;
         p.rm = 1; /* never started: nothing worth keeping */
     } else if (!p.detach && apply_image_config(box, &p, 1) < 0) {
@@ -569,6 +641,13 @@ int cmd_create(int argc, char **argv)
     if (cocoon_box_create(rt, &p.box, &box, &err) < 0) {
         cocoon_runtime_close(rt);
         return cli_fail(&err);
+    }
+    if (cli_health_apply(box, &p.health) < 0) {
+        if (cocoon_box_remove(box, 1, &err) < 0)
+            cli_fail(&err);
+        cocoon_box_close(box);
+        cocoon_runtime_close(rt);
+        return CLI_EXIT_RUNTIME;
     }
     printf("%s\n", cocoon_box_id(box));
     cocoon_box_close(box);

@@ -106,6 +106,8 @@ static int create_box(struct up_ctx *u, json_t *spec_box, const char *name)
         rc = CLI_EXIT_RUNTIME;
     if (rc == 0 && set_main_from_spec(box, spec_box) < 0)
         rc = CLI_EXIT_RUNTIME;
+    if (rc == 0 && cli_health_from_spec(box, spec_box) < 0)
+        rc = CLI_EXIT_RUNTIME;
     if (rc == 0 && cocoon_box_start_flags(box, COCOON_START_DETACHED, &err) < 0)
         rc = cli_fail(&err);
     if (rc != 0 && box && cocoon_box_remove(box, 1, &err) < 0)

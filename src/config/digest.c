@@ -12,7 +12,7 @@
 static const char *const spec_fields[] = {"image",   "rootfs", "cpus",      "memory_mib", "disk_bytes", "env",
                                           "workdir", "user",   "ephemeral", "network",    NULL};
 /* Fields added later count only when set, so a box made before them keeps its digest. */
-static const char *const spec_fields_if_set[] = {"command", "restart", NULL};
+static const char *const spec_fields_if_set[] = {"command", "restart", "healthcheck", NULL};
 
 int config_box_digest(const json_t *box, char out[80])
 {
@@ -135,4 +135,7 @@ void config_box_diff(const json_t *old_box, const json_t *new_box, char *out, si
     if (!lists_equal(json_object_get(a, "command"), json_object_get(b, "command")))
         say(&d, "command changed");
     scalar_change(&d, json_object_get(a, "restart"), json_object_get(b, "restart"), "restart", "");
+    if (!json_equal(json_object_get(a, "healthcheck") ? json_object_get(a, "healthcheck") : json_null(),
+                    json_object_get(b, "healthcheck") ? json_object_get(b, "healthcheck") : json_null()))
+        say(&d, "healthcheck changed");
 }

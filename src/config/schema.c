@@ -10,6 +10,7 @@
 #include <limits.h>
 
 #include "boxcfg/config.h"
+#include "boxcfg/healthspec.h"
 #include "boxcfg/mainspec.h"
 #include "config/config.h"
 #include "config/subst.h"
@@ -421,6 +422,73 @@ static json_t *command_value(struct ctx *c, const struct cfg_node *value, const 
     return argv;
 }
 
+/* ---- healthcheck: {test|cmd, interval, timeout, retries, start_period, on_failure} ---- */
+static json_t *healthcheck_value(struct ctx *c, const struct cfg_node *n)
+{
+    static const char *const known[] = {"test",    "cmd",          "interval",   "timeout",
+                                        "retries", "start_period", "on_failure", NULL};
+    if (n->kind != CFG_MAP)
+        return fail(c, n, "healthcheck: expected a mapping (test, interval, timeout, retries, start_period), got %s",
+                    is_null(n) ? "no value" : kind_name(n)),
+               NULL;
+    struct health_spec s = {.interval_ms = HEALTH_INTERVAL_DEFAULT_MS,
+                            .timeout_ms = HEALTH_TIMEOUT_DEFAULT_MS,
+                            .retries = HEALTH_RETRIES_DEFAULT};
+    json_t *argv = NULL, *on_failure = NULL;
+    int rc = 0;
+    for (size_t i = 0; i + 1 < n->n && rc == 0; i += 2) {
+        const struct cfg_node *key = n->items[i], *value = n->items[i + 1];
+        const char *k = key->text;
+        char what[64], why[256];
+        snprintf(what, sizeof(what), "healthcheck.%s", k);
+        if (!strcmp(k, "test") || !strcmp(k, "cmd")) {
+            if (argv)
+                rc = fail(c, key, "healthcheck: test and cmd are the same command: give one");
+            else
+                rc = (argv = command_value(c, value, what)) ? 0 : -1;
+        } else if (!strcmp(k, "retries")) {
+            rc = uint_value(c, value, what, 1, HEALTH_RETRIES_MAX, &s.retries);
+        } else if (!strcmp(k, "on_failure")) {
+            enum health_on_failure f;
+            json_decref(on_failure);
+            on_failure = string_value(c, value, what);
+            rc = !on_failure ? -1
+                 : health_on_failure_parse(json_string_value(on_failure), &f, why, sizeof(why)) < 0
+                     ? fail(c, value, "%s: %s", what, why)
+                     : 0;
+        } else if (!strcmp(k, "interval") || !strcmp(k, "timeout") || !strcmp(k, "start_period")) {
+            char *text = text_of(c, value, what, NULL);
+            uint32_t ms = 0;
+            uint32_t *field = !strcmp(k, "interval")  ? &s.interval_ms
+                              : !strcmp(k, "timeout") ? &s.timeout_ms
+                                                      : &s.start_period_ms;
+            if (!text)
+                rc = -1;
+            else if (health_duration_parse(text, what, &ms, why, sizeof(why)) < 0)
+                rc = fail(c, value, "%s", why);
+            else if (field != &s.start_period_ms && ms < HEALTH_DURATION_MIN_MS)
+                rc = fail(c, value, "%s: at least 1s", what);
+            free(text);
+            *field = ms;
+        } else {
+            rc = unknown_key(c, key, "in healthcheck", known);
+        }
+    }
+    if (rc == 0 && !argv)
+        rc = fail(c, n, "healthcheck: give the check's command as test (text, run by /bin/sh -c, or a list)");
+    json_t *hc = NULL;
+    if (rc == 0)
+        hc = json_pack("{s:O, s:I, s:I, s:I, s:I, s:s}", "argv", argv, "interval_ms", (json_int_t)s.interval_ms,
+                       "timeout_ms", (json_int_t)s.timeout_ms, "start_period_ms", (json_int_t)s.start_period_ms,
+                       "retries", (json_int_t)s.retries, "on_failure",
+                       on_failure ? json_string_value(on_failure) : "none");
+    if (rc == 0 && !hc)
+        fail(c, n, "out of memory");
+    json_decref(argv);
+    json_decref(on_failure);
+    return hc;
+}
+
 /* ---- scripts: NAME: "shell text" | [argv...] ---- */
 static json_t *scripts_value(struct ctx *c, const struct cfg_node *n)
 {
@@ -454,14 +522,15 @@ static json_t *scripts_value(struct ctx *c, const struct cfg_node *n)
 }
 
 /* ---- one box ---- */
-static const char *const box_keys[] = {"image", "rootfs",    "cpus",    "memory",  "disk",    "env",     "workdir",
-                                       "user",  "ephemeral", "network", "scripts", "command", "restart", NULL};
+static const char *const box_keys[] = {"image",   "rootfs",  "cpus",    "memory",      "disk",
+                                       "env",     "workdir", "user",    "ephemeral",   "network",
+                                       "scripts", "command", "restart", "healthcheck", NULL};
 
 static json_t *new_box(const char *name)
 {
-    return json_pack("{s:s, s:n, s:n, s:i, s:i, s:I, s:n, s:n, s:n, s:b, s:n, s:n, s:n, s:n}", "name", name, "image",
-                     "rootfs", "cpus", 0, "memory_mib", 0, "disk_bytes", (json_int_t)0, "env", "workdir", "user",
-                     "ephemeral", 0, "network", "scripts", "command", "restart");
+    return json_pack("{s:s, s:n, s:n, s:i, s:i, s:I, s:n, s:n, s:n, s:b, s:n, s:n, s:n, s:n, s:n}", "name", name,
+                     "image", "rootfs", "cpus", 0, "memory_mib", 0, "disk_bytes", (json_int_t)0, "env", "workdir",
+                     "user", "ephemeral", 0, "network", "scripts", "command", "restart", "healthcheck");
 }
 
 static int box_field(struct ctx *c, json_t *box, const struct cfg_node *key, const struct cfg_node *value)
@@ -516,6 +585,8 @@ static int box_field(struct ctx *c, json_t *box, const struct cfg_node *key, con
         v = scripts_value(c, value);
     } else if (!strcmp(k, "command")) {
         v = command_value(c, value, "command");
+    } else if (!strcmp(k, "healthcheck")) {
+        v = healthcheck_value(c, value);
     } else if (!strcmp(k, "restart")) {
         v = string_value(c, value, k);
         enum main_restart r;

@@ -44,6 +44,11 @@ struct image_config {
     char *working_dir; /* NULL when absent */
     char *user;        /* NULL when absent: "name", "uid", "uid:gid", "name:group" */
     char architecture[32], os[32];
+    /* Healthcheck: Test (["CMD", argv...], ["CMD-SHELL", text], ["NONE"]; NULL when
+     * absent) and its numbers as given (nanoseconds; 0: the default). */
+    char **health_test;
+    uint64_t health_interval_ns, health_timeout_ns, health_start_period_ns;
+    uint64_t health_retries;
 };
 int image_config_parse(const char *json, size_t len, struct image_config *cfg, char *err, size_t errlen);
 void image_config_free(struct image_config *cfg);

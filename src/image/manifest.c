@@ -316,8 +316,8 @@ static int get_dup(json_t *obj, const char *key, char **out, char *err, size_t e
 
 void image_config_free(struct image_config *cfg)
 {
-    char **arrays[3] = {cfg->env, cfg->entrypoint, cfg->cmd};
-    for (int i = 0; i < 3; i++) {
+    char **arrays[4] = {cfg->env, cfg->entrypoint, cfg->cmd, cfg->health_test};
+    for (int i = 0; i < 4; i++) {
         for (char **p = arrays[i]; p && *p; p++)
             free(*p);
         free(arrays[i]);
@@ -325,6 +325,35 @@ void image_config_free(struct image_config *cfg)
     free(cfg->working_dir);
     free(cfg->user);
     memset(cfg, 0, sizeof(*cfg));
+}
+
+/* A non-negative integer field of Healthcheck; absent or null: 0 (docker's "default"). */
+static int get_u64(json_t *obj, const char *key, uint64_t *out, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = 0;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return img_err(err, errlen, "image config: Healthcheck.%s is not a whole number of at least 0", key);
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+static int get_healthcheck(json_t *c, struct image_config *cfg, char *err, size_t errlen)
+{
+    json_t *h = json_object_get(c, "Healthcheck");
+    if (!h || json_is_null(h))
+        return 0;
+    if (!json_is_object(h))
+        return img_err(err, errlen, "image config: Healthcheck is not an object");
+    if (get_str_array(h, "Test", &cfg->health_test, err, errlen) < 0 ||
+        get_u64(h, "Interval", &cfg->health_interval_ns, err, errlen) < 0 ||
+        get_u64(h, "Timeout", &cfg->health_timeout_ns, err, errlen) < 0 ||
+        get_u64(h, "StartPeriod", &cfg->health_start_period_ns, err, errlen) < 0 ||
+        get_u64(h, "Retries", &cfg->health_retries, err, errlen) < 0)
+        return -1;
+    return 0;
 }
 
 static int config_from(json_t *root, void *out, char *err, size_t errlen)
@@ -341,7 +370,7 @@ static int config_from(json_t *root, void *out, char *err, size_t errlen)
             get_str_array(c, "Entrypoint", &cfg->entrypoint, err, errlen) < 0 ||
             get_str_array(c, "Cmd", &cfg->cmd, err, errlen) < 0 ||
             get_dup(c, "WorkingDir", &cfg->working_dir, err, errlen) < 0 ||
-            get_dup(c, "User", &cfg->user, err, errlen) < 0)
+            get_dup(c, "User", &cfg->user, err, errlen) < 0 || get_healthcheck(c, cfg, err, errlen) < 0)
             return -1;
         for (char **e = cfg->env; e && *e; e++)
             if (!strchr(*e, '=') || **e == '=')

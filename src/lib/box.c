@@ -200,6 +200,8 @@ static int create(cocoon_runtime *rt, const cocoon_box_options *o, struct box_co
         rc = state_image_get_by_id(rt->state, c->image_id, &base, err);
     if (rc == 0)
         rc = make_disk(&base, c, disk_at_tmp, err);
+    if (rc == 0 && !c->rootfs[0])
+        rc = lib_image_health_write(tmp, base.config_json, err);
     state_image_clear(&base);
     util_test_point("CREATE_DISK");
     if (rc == 0)

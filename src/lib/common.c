@@ -160,3 +160,12 @@ int lib_run(const char *const argv[], char *out, size_t cap)
             return -1;
     return status;
 }
+
+int lib_box_dirfd(const cocoon_box *box, cocoon_error *err)
+{
+    int fd = open(box->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        lib_err(err, errno == ENOENT ? COCOON_E_NOT_FOUND : COCOON_E_IO, "box directory %s: %s", box->dir,
+                strerror(errno));
+    return fd;
+}

@@ -151,6 +151,14 @@ int lib_config_spec_layer(const cocoon_box *box, cocoon_image_config *cfg, cocoo
  * dst_size (fields of a newer header than this library). */
 #define LIB_OPTIONS_MAX_SIZE 4096u
 int lib_options_copy(void *dst, size_t dst_size, const void *src, const char *type, cocoon_error *err);
+/* A status struct the library fills (cocoon_main_status, cocoon_health_status): its
+ * size checked, fill called on a zeroed struct of full_size (its own _init done by
+ * fill) with the box directory open, and what fits the caller's size copied back. */
+/* The box's directory as an O_PATH fd (for the *at calls on its files), or -1 with err set. */
+int lib_box_dirfd(const cocoon_box *box, cocoon_error *err);
+typedef int (*lib_status_fill_fn)(cocoon_box *box, int dirfd, void *full, cocoon_error *err);
+int lib_status_get(void *st, size_t full_size, const char *type, lib_status_fill_fn fill, cocoon_box *box,
+                   cocoon_error *err);
 /* cocoon_box_options o; if (LIB_OPTIONS(cocoon_box_options, o, opts, err) < 0) ... */
 #define LIB_OPTIONS(type, local, src, err)                                                                             \
     (type##_init(&(local)), lib_options_copy(&(local), sizeof(local), (src), #type, (err)))
@@ -404,5 +412,9 @@ void lib_exec_detach_all(cocoon_box *box);
 typedef size_t (*lib_open_fn)(struct proto_writer *w, uint32_t stream, void *arg);
 int lib_stream_start(cocoon_box *box, const cocoon_exec_options *opts, lib_open_fn encode, void *arg, cocoon_exec **out,
                      cocoon_error *err);
+
+/* health.c: the image's Healthcheck (its config JSON, may be NULL) as the new box's
+ * health.json in dir; an image without one, or with Test ["NONE"], writes nothing. */
+int lib_image_health_write(const char *dir, const char *config_json, cocoon_error *err);
 
 #endif

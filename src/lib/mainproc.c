@@ -13,14 +13,6 @@
 #include "boxcfg/mainspec.h"
 #include "util/util.h"
 
-static int open_dir(const cocoon_box *box, cocoon_error *err)
-{
-    int fd = open(box->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        lib_err(err, COCOON_E_IO, "box directory %s: %s", box->dir, strerror(errno));
-    return fd;
-}
-
 /* The monitor sends the command as one EXEC: checked here, so that a start never fails
  * on it. */
 static int fits_one_exec(const cocoon_command *cmd, cocoon_error *err)
@@ -76,7 +68,7 @@ int cocoon_box_set_main(cocoon_box *box, const cocoon_command *cmd, const char *
         return lib_err(err, COCOON_E_INVALID, "the main process's working directory or user is too long");
     if (cmd && fits_one_exec(cmd, err) < 0)
         return -1;
-    int dirfd = open_dir(box, err);
+    int dirfd = lib_box_dirfd(box, err);
     if (dirfd < 0)
         return -1;
     int rc = 0;
@@ -148,23 +140,18 @@ static void give(cocoon_main_status *st, cocoon_main_status *full)
     memcpy(st, full, n);
 }
 
+static int fill_main(cocoon_box *box, int dirfd, void *full, cocoon_error *err)
+{
+    cocoon_main_status_init(full);
+    return fill(box, dirfd, full, err);
+}
+
 int cocoon_box_main_status(cocoon_box *box, cocoon_main_status *st, cocoon_error *err)
 {
     lib_err_clear(err);
     if (!box || !st)
         return lib_err(err, COCOON_E_INVALID, "cocoon_box_main_status: NULL argument");
-    if (st->size == 0 || st->size > LIB_OPTIONS_MAX_SIZE)
-        return lib_err(err, COCOON_E_INVALID, "cocoon_main_status: set its size with cocoon_main_status_init");
-    cocoon_main_status full;
-    cocoon_main_status_init(&full);
-    int dirfd = open_dir(box, err);
-    if (dirfd < 0)
-        return -1;
-    int rc = fill(box, dirfd, &full, err);
-    close(dirfd);
-    if (rc == 0)
-        give(st, &full);
-    return rc;
+    return lib_status_get(st, sizeof(*st), "cocoon_main_status", fill_main, box, err);
 }
 
 int cocoon_box_exec_status(cocoon_box *box, int id, cocoon_main_status *st, cocoon_error *err)
@@ -176,7 +163,7 @@ int cocoon_box_exec_status(cocoon_box *box, int id, cocoon_main_status *st, coco
         return lib_err(err, COCOON_E_INVALID, "cocoon_main_status: set its size with cocoon_main_status_init");
     char name[48], why[512];
     snprintf(name, sizeof(name), "execs/%d.json", id);
-    int dirfd = open_dir(box, err);
+    int dirfd = lib_box_dirfd(box, err);
     if (dirfd < 0)
         return -1;
     struct main_state rec;
@@ -202,7 +189,7 @@ int cocoon_box_set_main_stdio(cocoon_box *box, int tty, int open_stdin, cocoon_e
     lib_err_clear(err);
     if (!box)
         return lib_err(err, COCOON_E_INVALID, "cocoon_box_set_main_stdio: NULL box");
-    int dirfd = open_dir(box, err);
+    int dirfd = lib_box_dirfd(box, err);
     if (dirfd < 0)
         return -1;
     struct main_spec spec;

@@ -4,7 +4,9 @@
  * caller set them (rather than ignoring what was asked). */
 #include "lib/internal.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int lib_options_copy(void *dst, size_t dst_size, const void *src, const char *type, cocoon_error *err)
 {
@@ -28,4 +30,26 @@ int lib_options_copy(void *dst, size_t dst_size, const void *src, const char *ty
     memcpy((char *)dst + sizeof(caller), bytes + sizeof(caller),
            (caller < dst_size ? caller : dst_size) - sizeof(caller));
     return 0;
+}
+
+int lib_status_get(void *st, size_t full_size, const char *type, lib_status_fill_fn fill, cocoon_box *box,
+                   cocoon_error *err)
+{
+    size_t caller;
+    memcpy(&caller, st, sizeof(caller));
+    if (caller == 0 || caller > LIB_OPTIONS_MAX_SIZE)
+        return lib_err(err, COCOON_E_INVALID, "%s: set its size with %s_init", type, type);
+    void *full = calloc(1, full_size);
+    if (!full)
+        return lib_err(err, COCOON_E_NOMEM, "out of memory");
+    int dirfd = lib_box_dirfd(box, err);
+    int rc = dirfd < 0 ? -1 : fill(box, dirfd, full, err);
+    if (dirfd >= 0)
+        close(dirfd);
+    if (rc == 0) {
+        memcpy(full, &caller, sizeof(caller));
+        memcpy(st, full, caller < full_size ? caller : full_size);
+    }
+    free(full);
+    return rc;
 }

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "monitor/health.h"
 #include "monitor/mainproc.h"
 #include "monitor/mux.h"
 #include "monitor/monitor.h"
@@ -91,8 +92,10 @@ static void became_ready(struct vmm *v, const char *detail, uint32_t timeout_ms)
     vmm_arm_timer(v, 0);
     if (vmm_watch(v, v->listen_fd, EPOLLIN, &v->w_listen) < 0)
         handshake_fail(v, "cannot watch ctl.sock: %s", strerror(errno));
-    else
+    else {
         mainproc_start(v);
+        health_start(v);
+    }
 }
 
 /* The main process's back-off is over (the timer is free while the box runs). */
@@ -239,6 +242,7 @@ static const action_fn table[ST_COUNT][EV_COUNT] = {
             [EV_FATAL] = stop_hard,
             [EV_TIMER] = main_restart_due,
             [EV_MAIN_EXIT] = stop_on_main_exit,
+            [EV_UNHEALTHY] = stop_on_main_exit,
         },
     [ST_STOPPING] =
         {

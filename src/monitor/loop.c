@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "monitor/console_log.h"
+#include "monitor/health.h"
 #include "monitor/monitor.h"
 #include "monitor/mux.h"
 #include "monitor/net_glue.h"
@@ -262,6 +263,7 @@ int vmm_run(struct vmm *v)
             case W_CONSOLE: console_log_drain(v); break;
             case W_NET_LINK: net_glue_on_link(v, e); break;
             case W_NET_STACK: net_glue_on_stack(v); break;
+            case W_HEALTH: health_on_timer(v); break;
             case W_LIFELINE:
                 if (v->lifeline_fd >= 0)
                     on_lifeline(v);

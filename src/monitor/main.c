@@ -27,6 +27,7 @@
 #include "monitor/attach.h"
 #include "monitor/detached.h"
 #include "monitor/jail_setup.h"
+#include "monitor/health.h"
 #include "monitor/mainproc.h"
 #include "monitor/monitor.h"
 #include "monitor/mux.h"
@@ -313,6 +314,7 @@ static void cleanup(struct vmm *v, int own_files)
 {
     net_glue_free(v);
     mainproc_close(v);
+    health_close(v);
     detached_close(v);
     attach_close(v);
     console_log_close(v);
@@ -477,7 +479,8 @@ int main(int argc, char **argv)
         goto out;
     }
     vmm_log("%s", backend_why);
-    if (mainproc_open(v, cfgerr, sizeof(cfgerr)) < 0 || detached_open(v, cfgerr, sizeof(cfgerr)) < 0) {
+    if (mainproc_open(v, cfgerr, sizeof(cfgerr)) < 0 || health_open(v, cfgerr, sizeof(cfgerr)) < 0 ||
+        detached_open(v, cfgerr, sizeof(cfgerr)) < 0) {
         rc = early_error(v, cfgerr);
         goto out;
     }

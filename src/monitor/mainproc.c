@@ -5,6 +5,7 @@
 #include "monitor/mainproc.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 
 #include "boxcfg/mainspec.h"
 #include "monitor/attach.h"
+#include "monitor/health.h"
 #include "monitor/monitor.h"
 #include "monitor/mux.h"
 #include "monitor/outlog.h"
@@ -31,6 +33,15 @@ struct mainproc {
 };
 
 int mainproc_present(const struct vmm *v) { return v->main != NULL; }
+
+int mainproc_kill(struct vmm *v)
+{
+    if (!v->main || !v->main->stream)
+        return 0;
+    vmm_log("main process: killed, the box is unhealthy");
+    mux_signal_own(v->mux, v->main->stream, SIGKILL);
+    return 1;
+}
 
 int mainproc_open(struct vmm *v, char *err, size_t cap)
 {
@@ -110,6 +121,8 @@ void mainproc_start(struct vmm *v)
         return;
     }
     snprintf(mp->st.state, sizeof(mp->st.state), "starting");
+    if (mp->st.restarts)
+        health_main_restarted(v);
     vmm_log("main process: starting %s (run %u)", mp->spec.argv[0], mp->st.restarts + 1);
     save_state(v);
 }

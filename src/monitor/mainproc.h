@@ -16,6 +16,8 @@ struct vmm;
 int mainproc_open(struct vmm *v, char *err, size_t cap);
 /* The guest is ready, or the back-off is over: the main process starts. */
 void mainproc_start(struct vmm *v);
+/* Kills the running main process (its restart policy applies then): 1 when one ran. */
+int mainproc_kill(struct vmm *v);
 /* 1 when the box has a main process. */
 int mainproc_present(const struct vmm *v);
 /* A frame of an exec the monitor runs (mux.c routes them here): 1 when it was the

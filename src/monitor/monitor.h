@@ -25,7 +25,8 @@ enum watch_kind {
     W_CHILD_OUT,
     W_CONSOLE,
     W_NET_LINK,
-    W_NET_STACK
+    W_NET_STACK,
+    W_HEALTH
 };
 struct watch {
     enum watch_kind kind;
@@ -40,6 +41,7 @@ struct console_log;
 struct mainproc;
 struct detached_set;
 struct attachers;
+struct health;
 
 struct vmm {
     struct box_config cfg;
@@ -85,6 +87,7 @@ struct vmm {
     struct mainproc *main;         /* the box's main process, NULL without one (mainproc.c) */
     struct detached_set *detached; /* detached execs (detached.c) */
     struct attachers *attach;      /* clients attached to the main process (attach.c), NULL before the first */
+    struct health *health;         /* the box's health check, NULL without one (health.c) */
     struct proto_writer agent_w;   /* scratch for frames the monitor itself sends */
 };
 
@@ -115,6 +118,7 @@ enum vmm_event {
     EV_SHUTDOWN,   /* a control client asked for a stop */
     EV_FATAL,      /* the guest or the channel broke: stop hard */
     EV_MAIN_EXIT,  /* the main process ended and its policy does not restart it */
+    EV_UNHEALTHY,  /* the health check failed and --health-on-failure stop says the box stops */
     EV_COUNT
 };
 /* detail: why (the log and error messages say it); timeout_ms: the guest's time to

@@ -20,6 +20,7 @@
 #include "util/util.h"
 #include "monitor/attach.h"
 #include "monitor/detached.h"
+#include "monitor/health.h"
 #include "monitor/mainproc.h"
 #include "monitor/monitor.h"
 
@@ -718,7 +719,7 @@ static void own_frame(struct mux *m, int i, const struct proto_header *h, const 
     int last = h->type == PROTO_EXIT || (h->type == PROTO_ERROR && !r->started);
     if (last)
         route_remove(m, i);
-    if (!mainproc_on_frame(m->v, agent_id, h, p))
+    if (!mainproc_on_frame(m->v, agent_id, h, p) && !health_on_frame(m->v, agent_id, h, p))
         detached_on_frame(m->v, agent_id, h, p);
 }
 
@@ -803,6 +804,15 @@ static uint32_t open_own(struct mux *m, const struct proto_exec *ex, int close_s
         agent_send_w(m, proto_encode_data(&m->w, id, PROTO_STDIN_EOF, NULL, 0));
     vmm_uncork_agent(m->v);
     return id;
+}
+
+void mux_signal_own(struct mux *m, uint32_t agent_id, int sig)
+{
+    for (int i = 0; i < m->nroutes; i++)
+        if (m->routes[i].own && m->routes[i].agent_id == agent_id) {
+            agent_send_w(m, proto_encode_signal(&m->w, agent_id, (uint32_t)sig));
+            return;
+        }
 }
 
 void mux_on_agent_frame(struct mux *m, const struct proto_header *h, const uint8_t *p)

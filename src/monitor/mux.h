@@ -34,6 +34,8 @@ uint32_t mux_open_own_stdin(struct mux *m, const struct proto_exec *ex);
 /* Queues a frame to the client with this serial unless more than limit bytes already
  * wait for it: 1 queued, 0 skipped (it reads too slowly), -1 it is gone. */
 int mux_send_bounded(struct mux *m, uint64_t serial, const void *frame, size_t len, size_t limit);
+/* Sends a signal to the process group of one of the monitor's own execs, if it still runs. */
+void mux_signal_own(struct mux *m, uint32_t agent_id, int sig);
 /* Queues a frame to the client with this serial, if it is still connected. */
 void mux_send_to(struct mux *m, uint64_t serial, const void *frame, size_t len);
 /* SIGKILL every running exec (the caller is gone). */

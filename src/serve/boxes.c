@@ -60,6 +60,7 @@ json_t *serve_box_json(const cocoon_box_info *info)
     json_object_set_new(box, "name", info->name[0] ? json_string(info->name) : json_null());
     json_object_set_new(box, "pid", info->running ? json_integer(info->pid) : json_null());
     json_object_set_new(box, "main", main_status_json(info));
+    json_object_set_new(box, "health", serve_health_json(info->dir, info->running));
     struct box_defaults d;
     if (box_defaults_read(info->dir, &d) == 0) {
         json_object_set_new(box, "labels", d.labels ? json_incref(d.labels) : json_object());

@@ -343,6 +343,7 @@ static const struct {
     {R_DETACH, handle_detached, NULL, 0},
     {R_DETACH_LOGS, handle_detached_logs, NULL, 0},
     {R_MCP, handle_mcp, NULL, 0},
+    {R_BOX_WAIT, handle_box_wait, NULL, 0},
 };
 
 static int handler_index(enum route_id id)

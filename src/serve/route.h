@@ -46,6 +46,7 @@ enum route_id {
     R_DETACH,           /* GET, DELETE */
     R_DETACH_LOGS,      /* GET */
     R_MCP,              /* POST, DELETE: the MCP server (Streamable HTTP), outside /v1 */
+    R_BOX_WAIT,         /* POST: blocks until the box's main process ends, or it is healthy or runs */
 };
 
 enum route_method { M_GET = 1, M_HEAD = 2, M_POST = 4, M_PUT = 8, M_DELETE = 16, M_OTHER = 32 };

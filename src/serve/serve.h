@@ -158,6 +158,9 @@ int handle_exec_output(struct req *r);
 int handle_files(struct req *r);
 int handle_fs(struct req *r);        /* the fs/ routes (fsops.c) */
 int handle_snapshots(struct req *r); /* the snapshots/ routes (snapshots.c) */
+int handle_box_wait(struct req *r);  /* boxwait.c */
+/* A box's "health" field: its check and, while it runs, its state (boxwait.c). */
+json_t *serve_health_json(const char *dir, int running);
 int handle_images(struct req *r);
 int handle_image(struct req *r);
 int handle_image_pull(struct req *r);

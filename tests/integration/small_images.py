@@ -32,9 +32,9 @@ def _layers(tag, big=0):
     return [tar_bytes(base), tar_bytes(top)]
 
 
-def _config(tag, raws):
+def _config(tag, raws, extra=None):
     return json.dumps({"architecture": "amd64", "os": "linux",
-                       "config": {"Env": ["PATH=/bin"], "Cmd": ["cat", "/etc/image"]},
+                       "config": {"Env": ["PATH=/bin"], "Cmd": ["cat", "/etc/image"], **(extra or {})},
                        "rootfs": {"type": "layers",
                                   "diff_ids": ["sha256:" + hashlib.sha256(r).hexdigest() for r in raws]}},
                       sort_keys=True).encode()
@@ -65,10 +65,11 @@ def serve(fake, repo, tag, big=0):
     return f"{fake.host}/{repo}:{tag}"
 
 
-def save_tarball(path, name, big=0):
-    """A `docker save` tarball of a busybox image tagged name (e.g. "crash/load:1")."""
+def save_tarball(path, name, big=0, config=None):
+    """A `docker save` tarball of a busybox image tagged name (e.g. "crash/load:1");
+    config: more fields of the image's config (e.g. {"Healthcheck": {...}})."""
     raws = _layers(name, big)
-    config = _config(name, raws)
+    config = _config(name, raws, config)
     members = [("config.json", config)] + [(f"l{i}/layer.tar", r) for i, r in enumerate(raws)]
     members.append(("manifest.json", json.dumps([{"Config": "config.json", "RepoTags": [name],
                                                   "Layers": [f"l{i}/layer.tar" for i in range(len(raws))]}]).encode()))

@@ -93,7 +93,7 @@ static void test_reference_example(void **state)
         "\"/app\", \"user\": \"app\", \"ephemeral\": false, \"network\": {\"mode\": \"public\", \"rules\": [\"allow "
         "api.openai.com\", \"allow *.pypi.org\", \"allow 10.0.0.0/8:5432/tcp\", \"deny 169.254.169.254/32\"], "
         "\"ports\": [\"8080:80\"]}, \"scripts\": {\"test\": [\"/bin/sh\", \"-c\", \"pytest -q\"], \"build\": "
-        "[\"make\", \"-j2\"]}, \"command\": null, \"restart\": null}]}",
+        "[\"make\", \"-j2\"]}, \"command\": null, \"restart\": null, \"healthcheck\": null}]}",
         0, NULL);
     assert_non_null(want);
     const char *digest = json_string_value(json_object_get(first_box(cfg), "digest"));
@@ -326,7 +326,7 @@ static void test_box_refusals(void **state)
             "c.yaml:3:5: unknown key \"comand\" in a box (did you mean \"command\"?)");
     refused("boxes:\n  web:\n    entrypoint: x\n",
             "c.yaml:3:5: unknown key \"entrypoint\" in a box (known keys: image, rootfs, cpus, memory, disk, env, "
-            "workdir, user, ephemeral, network, scripts, command, restart)");
+            "workdir, user, ephemeral, network, scripts, command, restart, healthcheck)");
     refused("boxes:\n  web:\n    secrets: [OPENAI_API_KEY]\n",
             "c.yaml:3:5: secrets are not supported yet (cocoon does not have them; remove the key)");
     refused("boxes:\n  web:\n    volumes: [\"./a:/a\"]\n",
@@ -455,6 +455,48 @@ static void test_command_and_restart(void **state)
             "c.yaml:3:14: command: an empty list (give the program and its arguments)");
 }
 
+static void test_healthcheck(void **state)
+{
+    json_t *cfg = accepted("boxes:\n  web:\n    healthcheck:\n      test: curl -f localhost\n      interval: 1m30s\n"
+                           "      retries: 5\n      on_failure: stop\n"
+                           "  api:\n    healthcheck: {cmd: [pg_isready, -q], timeout: 2s}\n");
+    json_t *want =
+        json_pack("{s:[sss], s:i, s:i, s:i, s:i, s:s}", "argv", "/bin/sh", "-c", "curl -f localhost", "interval_ms",
+                  90000, "timeout_ms", 30000, "start_period_ms", 0, "retries", 5, "on_failure", "stop");
+    assert_true(json_equal(json_object_get(first_box(cfg), "healthcheck"), want));
+    json_decref(want);
+    json_decref(cfg);
+    /* a bare number is seconds; a check changes the digest and the diff says so */
+    json_t *a = accepted("boxes:\n  web:\n    healthcheck: {test: [true], timeout: 2}\n");
+    json_t *b = accepted("boxes:\n  web:\n    healthcheck: {test: [true], timeout: 3}\n");
+    json_t *plain = accepted("boxes:\n  web: {}\n");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(first_box(a), "healthcheck"), "timeout_ms")),
+                     2000);
+    char diff[256];
+    config_box_diff(first_box(a), first_box(b), diff, sizeof(diff));
+    assert_string_equal(diff, "healthcheck changed");
+    assert_false(json_equal(json_object_get(first_box(a), "digest"), json_object_get(first_box(b), "digest")));
+    /* a box without one keeps the digest it had before the key existed */
+    json_t *box = json_deep_copy(first_box(plain));
+    json_object_del(box, "healthcheck");
+    char before[80];
+    assert_int_equal(config_box_digest(box, before), 0);
+    assert_string_equal(before, json_string_value(json_object_get(first_box(plain), "digest")));
+    json_decref(box);
+    json_decref(plain);
+    json_decref(a);
+    json_decref(b);
+    refused("boxes:\n  web:\n    healthcheck: {interval: 1s}\n",
+            "c.yaml:3:18: healthcheck: give the check's command as test (text, run by /bin/sh -c, or a list)");
+    refused("boxes:\n  web:\n    healthcheck: {test: x, interval: 10ms}\n",
+            "c.yaml:3:38: healthcheck.interval: at least 1s");
+    refused("boxes:\n  web:\n    healthcheck: {test: x, cmd: y}\n",
+            "c.yaml:3:28: healthcheck: test and cmd are the same command: give one");
+    refused("boxes:\n  web:\n    healthcheck: true\n",
+            "c.yaml:3:18: healthcheck: expected a mapping (test, interval, timeout, retries, start_period), got a "
+            "single value");
+}
+
 static void test_digest_and_diff(void **state)
 {
     json_t *a = accepted("boxes:\n  web:\n    memory: 512\n    env: {A: 1, B: 2}\n    scripts: {t: x}\n");
@@ -557,8 +599,9 @@ int main(void)
         cmocka_unit_test(test_top_level_refusals), cmocka_unit_test(test_box_refusals),
         cmocka_unit_test(test_env_refusals),       cmocka_unit_test(test_network_refusals),
         cmocka_unit_test(test_script_refusals),    cmocka_unit_test(test_command_and_restart),
-        cmocka_unit_test(test_digest_and_diff),    cmocka_unit_test(test_spec_record),
-        cmocka_unit_test(test_load_file),          cmocka_unit_test(test_public_api),
+        cmocka_unit_test(test_healthcheck),        cmocka_unit_test(test_digest_and_diff),
+        cmocka_unit_test(test_spec_record),        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_public_api),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
