@@ -83,6 +83,12 @@ int snap_record_parse(const char *text, size_t len, struct snap_record *r, char 
         goto out;
     }
     r->created = (long long)json_integer_value(created);
+    json_t *us = json_object_get(root, "created_us");
+    if (us && (!json_is_integer(us) || json_integer_value(us) < 0)) {
+        snprintf(err, errcap, "snapshot record: \"created_us\" must be a positive integer");
+        goto out;
+    }
+    r->created_us = us ? (long long)json_integer_value(us) : 0;
     r->virtual_size = (uint64_t)json_integer_value(vsize);
     rc = 0;
 out:
@@ -92,9 +98,10 @@ out:
 
 char *snap_record_json(const struct snap_record *r)
 {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "id", r->id, "name", r->name, "box_id", r->box_id,
-                          "box_name", r->box_name, "parent", r->parent, "image", r->image, "created",
-                          (json_int_t)r->created, "virtual_size", (json_int_t)r->virtual_size);
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "id", r->id, "name", r->name, "box_id", r->box_id,
+                  "box_name", r->box_name, "parent", r->parent, "image", r->image, "created", (json_int_t)r->created,
+                  "created_us", (json_int_t)r->created_us, "virtual_size", (json_int_t)r->virtual_size);
     if (!o)
         return NULL;
     char *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -110,4 +117,13 @@ char *snap_record_json(const struct snap_record *r)
     out[n] = '\n';
     out[n + 1] = 0;
     return out;
+}
+
+int snap_record_before(const struct snap_record *a, const struct snap_record *b)
+{
+    if (a->created != b->created)
+        return a->created < b->created;
+    if (a->created_us && b->created_us && a->created_us != b->created_us)
+        return a->created_us < b->created_us;
+    return strcmp(a->id, b->id) < 0;
 }

@@ -15,11 +15,16 @@ struct snap_record {
     char name[SNAP_NAME_MAX];
     char box_id[16]; /* the box it was taken of (may be removed since) */
     char box_name[128];
-    char parent[16]; /* the snapshot its layer stands on, "" for the image base */
-    char image[512]; /* the image of the box, for people */
-    long long created;
+    char parent[16];      /* the snapshot its layer stands on, "" for the image base */
+    char image[512];      /* the image of the box, for people */
+    long long created;    /* unix seconds */
+    long long created_us; /* unix microseconds (0 in records written before it was kept) */
     uint64_t virtual_size;
 };
+
+/* 1 when a was taken before b: by time, to the microsecond when both records have it (two
+ * snapshots in one second keep their order), then by id so the order is stable. */
+int snap_record_before(const struct snap_record *a, const struct snap_record *b);
 
 /* 1 for a snapshot name: 1..63 bytes of letters, digits, '_', '.', '-', starting with
  * a letter or digit (so it never reads as an option or a path). */

@@ -110,11 +110,9 @@ int lib_snap_all(cocoon_runtime *rt, struct snap_record **out, size_t *count, co
         list[n++] = r;
     }
     closedir(d);
-    /* Oldest first; the id breaks ties so the order is stable. */
+    /* Oldest first (snap_record_before). */
     for (size_t i = 1; i < n; i++)
-        for (size_t j = i; j > 0 && (list[j - 1].created > list[j].created || (list[j - 1].created == list[j].created &&
-                                                                               strcmp(list[j - 1].id, list[j].id) > 0));
-             j--) {
+        for (size_t j = i; j > 0 && snap_record_before(&list[j], &list[j - 1]); j--) {
             struct snap_record t = list[j];
             list[j] = list[j - 1];
             list[j - 1] = t;
@@ -540,7 +538,10 @@ static int snapshot_locked(cocoon_box *box, const char *asked, const struct box_
     snprintf(r.box_id, sizeof(r.box_id), "%s", box->id);
     snprintf(r.box_name, sizeof(r.box_name), "%s", box->name);
     snprintf(r.image, sizeof(r.image), "%s", c->image);
-    r.created = (long long)time(NULL);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    r.created = (long long)now.tv_sec;
+    r.created_us = (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000;
 
     char tmp[LIB_PATH_MAX], final[LIB_PATH_MAX], path[LIB_PATH_MAX], layer[LIB_PATH_MAX];
     if (lib_path(tmp, sizeof(tmp), "%s/snapshots/.creating-%s", rt->home, r.id) < 0 ||

@@ -20,7 +20,7 @@ static char why[512];
 
 static void test_record_round_trip(void **unused)
 {
-    struct snap_record r = {.created = 1700000000, .virtual_size = 1 << 30}, back;
+    struct snap_record r = {.created = 1700000000, .created_us = 1700000000123456, .virtual_size = 1 << 30}, back;
     snprintf(r.id, sizeof(r.id), "0123456789ab");
     snprintf(r.name, sizeof(r.name), "before-upgrade.1");
     snprintf(r.box_id, sizeof(r.box_id), "ba5eba11c0de");
@@ -44,12 +44,33 @@ static void test_record_refusals(void **unused)
         "{\"id\":\"0123456789ab\",\"name\":\"a/b\",\"box_id\":\"0123456789ab\",\"created\":1,\"virtual_size\":9}",
         "{\"id\":\"0123456789ab\",\"name\":\"x\",\"box_id\":\"0123456789ab\",\"parent\":\"zz\",\"created\":1,"
         "\"virtual_size\":9}",
+        "{\"id\":\"0123456789ab\",\"name\":\"x\",\"box_id\":\"0123456789ab\",\"created\":1,\"created_us\":-5,"
+        "\"virtual_size\":9}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         why[0] = 0;
         assert_int_equal(snap_record_parse(bad[i], strlen(bad[i]), &r, why, sizeof(why)), -1);
         assert_non_null(strstr(why, "snapshot record"));
     }
+}
+
+/* Two snapshots taken in one second keep the order they were taken in, whatever their
+ * random ids (the list was ordered by id then, so the REST test saw them swapped). */
+static void test_order_within_a_second(void **unused)
+{
+    struct snap_record first = {.created = 1700000000, .created_us = 1700000000100000},
+                       second = {.created = 1700000000, .created_us = 1700000000900000}, old = {.created = 1700000000},
+                       older = {.created = 1699999999};
+    snprintf(first.id, sizeof(first.id), "ffffffffffff");
+    snprintf(second.id, sizeof(second.id), "000000000000");
+    snprintf(old.id, sizeof(old.id), "111111111111");
+    snprintf(older.id, sizeof(older.id), "999999999999");
+    assert_true(snap_record_before(&first, &second));
+    assert_false(snap_record_before(&second, &first));
+    assert_true(snap_record_before(&older, &first));
+    /* a record without microseconds: the id keeps the order stable */
+    assert_true(snap_record_before(&second, &old) != snap_record_before(&old, &second));
+    assert_false(snap_record_before(&first, &first));
 }
 
 static void test_names(void **unused)
@@ -213,6 +234,7 @@ int main(void)
         cmocka_unit_test(test_record_round_trip),
         cmocka_unit_test(test_record_refusals),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_order_within_a_second),
         cmocka_unit_test(test_manifest_round_trip),
         cmocka_unit_test(test_manifest_refusals),
         cmocka_unit_test(test_disk_stream),
