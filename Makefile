@@ -46,7 +46,7 @@ ILIB := $(BUILD)/lib/internal
 # linker pulls from an archive only the objects a program needs.
 PARTS := util proto boxcfg net disk image jail kvm monitor config lib serve
 src_of = $(wildcard src/$(1)/*.c) $(if $(filter kvm,$(1)),$(wildcard src/kvm/dev/*.c)) \
-	$(if $(filter serve,$(1)),src/serve/openapi_blob.S)
+	$(if $(filter serve,$(1)),src/serve/openapi_blob.S) $(if $(filter lib,$(1)),src/lib/code_blob.S)
 obj_of = $(patsubst %.S,$(OBJ)/%.o,$(patsubst %.c,$(OBJ)/%.o,$(filter-out src/monitor/main.c src/serve/main.c,$(call src_of,$(1)))))
 $(foreach p,$(PARTS),$(eval $(ILIB)/lib$(p).a: $(call obj_of,$(p))))
 $(ILIB)/%.a:
@@ -89,6 +89,12 @@ $(OBJ)/%.o: %.c
 
 # The OpenAPI document, built into cocoon-serve (served at GET /v1/openapi.yaml).
 $(OBJ)/src/serve/openapi_blob.o: src/serve/openapi_blob.S docs/openapi.yaml
+	@mkdir -p $(dir $@)
+	@echo '  AS      $<'
+	$(Q)$(CC) -c $< -o $@
+
+# The code interpreter's guest programs, built into libcocoon (written into boxes on use).
+$(OBJ)/src/lib/code_blob.o: src/lib/code_blob.S src/guest/code/ctx.py src/guest/code/ctx.js
 	@mkdir -p $(dir $@)
 	@echo '  AS      $<'
 	$(Q)$(CC) -c $< -o $@

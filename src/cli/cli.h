@@ -37,6 +37,7 @@ int cmd_config(int argc, char **argv);
 int cmd_up(int argc, char **argv);
 int cmd_down(int argc, char **argv);
 int cmd_script(int argc, char **argv);
+int cmd_code(int argc, char **argv);
 /* An image not here is pulled (with progress on a terminal); 0, or -1 after printing. */
 int cli_pull_if_missing(cocoon_runtime *rt, const char *image);
 /* Pulls ref (progress on a terminal unless quiet); announce: print digest and name on stdout. */

@@ -34,6 +34,8 @@ static const char usage[] =
     "  cp SRC DEST                     copy files: HOST_PATH BOX:PATH or BOX:PATH HOST_PATH\n"
     "  fs ls|stat|mkdir|rm|mv BOX PATH list, inspect, make, remove or rename files in a running box\n"
     "  stats [--json] BOX              show a running box's cpu, memory, disk, processes\n"
+    "  code [OPTIONS] BOX CODE|-       run code in a stateful Python/JavaScript/bash context\n"
+    "  code context ls|create|restart|rm  manage a box's code contexts\n"
     "  pull [--insecure] [-q] REF      fetch an image from a registry\n"
     "  login [-u USER] REGISTRY        store registry credentials (logout REGISTRY: forget them)\n"
     "  load FILE|DIR                   load a docker save tarball or an OCI layout\n"
@@ -74,7 +76,7 @@ static const struct command commands[] = {
     {"image", cmd_image},     {"kill", cmd_kill},   {"cp", cmd_cp},         {"stats", cmd_stats},
     {"logs", cmd_logs},       {"login", cmd_login}, {"logout", cmd_logout}, {"serve", cmd_serve},
     {"config", cmd_config},   {"up", cmd_up},       {"down", cmd_down},     {"script", cmd_script},
-    {"fs", cmd_fs},           {NULL, NULL},
+    {"fs", cmd_fs},           {"code", cmd_code},   {NULL, NULL},
 };
 
 int main(int argc, char **argv)
