@@ -335,6 +335,10 @@ static const struct {
     {R_FS_MKDIR, handle_fs, NULL, 0},
     {R_FS_REMOVE, handle_fs, NULL, 0},
     {R_FS_MOVE, handle_fs, NULL, 0},
+    {R_CODE, handle_code, NULL, 0},
+    {R_CODE_CONTEXTS, handle_code, NULL, 0},
+    {R_CODE_CONTEXT, handle_code, NULL, 0},
+    {R_CODE_CONTEXT_RESTART, handle_code, NULL, 0},
 };
 
 static int handler_index(enum route_id id)

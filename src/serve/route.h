@@ -39,6 +39,11 @@ enum route_id {
     R_FS_MKDIR,    /* POST */
     R_FS_REMOVE,   /* POST */
     R_FS_MOVE,     /* POST */
+
+    R_CODE,                 /* POST: a code-interpreter run (NDJSON) */
+    R_CODE_CONTEXTS,        /* GET list, POST create */
+    R_CODE_CONTEXT,         /* DELETE (the context id is in route.exec) */
+    R_CODE_CONTEXT_RESTART, /* POST */
 };
 
 enum route_method { M_GET = 1, M_HEAD = 2, M_POST = 4, M_PUT = 8, M_DELETE = 16, M_OTHER = 32 };

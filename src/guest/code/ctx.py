@@ -20,6 +20,7 @@ import uuid
 
 BASE = "/run/cocoon/code/ctx"
 CHUNK = 32 * 1024  # bytes of output per stdout/stderr event
+STUCK_TRIES = 5  # interrupts, a second apart, before a run that ignores them ends its context
 EXIT_NOT_FOUND = 3
 EXIT_UNSUPPORTED = 4
 LANGS = ("python", "javascript", "bash")
@@ -135,8 +136,8 @@ class Watch:
     """Interrupts the run (SIGINT to the target) on its timeout or when the host side of
     the connection closes; the context lives on."""
 
-    def __init__(self, conn, timeout_ms, interrupt):
-        self.conn, self.interrupt = conn, interrupt
+    def __init__(self, conn, timeout_ms, interrupt, stuck):
+        self.conn, self.interrupt, self.stuck = conn, interrupt, stuck
         self.done = threading.Event()
         self.timed_out = False
         self.deadline = time.monotonic() + timeout_ms / 1000.0 if timeout_ms else None
@@ -160,9 +161,14 @@ class Watch:
         if not self.done.wait(max(0.0, self.deadline - time.monotonic())):
             self.timed_out = True
             self.interrupt()
-            # code that catches KeyboardInterrupt and goes on is interrupted again
-            while not self.done.wait(1.0):
+            # code that catches KeyboardInterrupt and goes on is interrupted again, for a
+            # while; then the context gives up its state rather than hang forever
+            for _ in range(STUCK_TRIES):
+                if self.done.wait(1.0):
+                    return
                 self.interrupt()
+            if not self.done.wait(1.0):
+                self.stuck(self.conn)
 
     def stop(self):
         self.done.set()
@@ -260,6 +266,15 @@ class PythonContext:
     def interrupt(self):
         os.kill(os.getpid(), signal.SIGINT)
 
+    def give_up(self, conn):
+        """The code swallowed every interrupt: end this process (the next run starts the
+        context again, empty) and say so."""
+        conn.send({"type": "error", "name": "TimeoutError", "traceback": "",
+                   "value": "the code ignored %d interrupts after its timeout; the context was ended "
+                            "and starts again, empty, on the next run" % STUCK_TRIES})
+        conn.send({"type": "number_of_executions", "execution_count": self.count})
+        os._exit(3)
+
     def run(self, conn, req):
         self.count += 1
         markers = [new_marker() for _ in self.pumps]
@@ -269,7 +284,7 @@ class PythonContext:
         for k, v in (req.get("env") or {}).items():
             saved_env[k] = os.environ.get(k)
             os.environ[k] = v
-        watch = Watch(conn, req.get("timeout_ms") or 0, self.interrupt)
+        watch = Watch(conn, req.get("timeout_ms") or 0, self.interrupt, self.give_up)
         value, error = None, None
         try:
             self.running = True
@@ -355,6 +370,13 @@ class BashContext:
         except OSError:
             pass
 
+    def kill(self, conn):
+        """The command ignored every interrupt: bash goes with it (a new one starts)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+
     def run(self, conn, req):
         self.count += 1
         markers = [new_marker() for _ in self.pumps]
@@ -372,7 +394,7 @@ class BashContext:
             markers[0].decode().replace("\0", "\\0"),
             markers[1].decode().replace("\0", "\\0"),
         )
-        watch = Watch(conn, req.get("timeout_ms") or 0, self.interrupt)
+        watch = Watch(conn, req.get("timeout_ms") or 0, self.interrupt, self.kill)
         try:
             self.proc.stdin.write(line.encode())
             self.proc.stdin.flush()
