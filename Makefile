@@ -70,7 +70,7 @@ HOST_BINS := $(BUILD)/bin/cocoon $(BUILD)/bin/cocoon-vmm $(BUILD)/bin/cocoon-ser
 	$(BUILD)/lib/libcocoon.a
 GUEST_BINS := $(SHARE)/cocoon-agent $(SHARE)/initramfs.cpio
 
-.PHONY: all host agent guest kernel image demo test unit fuzz integration bench setup clean format check-format asan \
+.PHONY: all host agent guest kernel image code-image demo test unit fuzz integration bench setup clean format check-format asan \
 	kvm-tests nested-tools source-check install uninstall hostile
 all: host agent hostile
 
@@ -81,6 +81,10 @@ kernel:
 	@scripts/build-kernel $(SHARE)/vmlinux >/dev/null
 image:
 	@scripts/build-image $(SHARE)/images/default.ext4 >/dev/null
+# The code-interpreter image (python3 + numpy, pandas, matplotlib; nodejs): not part of
+# `guest`, built once and cached like the default image.
+code-image:
+	@scripts/build-code-image $(SHARE)/images/code-interpreter.ext4 >/dev/null
 
 $(OBJ)/%.o: %.c
 	@mkdir -p $(dir $@)

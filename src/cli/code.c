@@ -97,7 +97,7 @@ static int print_event(const char *text, size_t len, void *arg)
     } else if (type && strcmp(type, "error") == 0) {
         const char *tb = json_string_value(json_object_get(ev, "traceback"));
         if (tb && *tb)
-            fputs(tb, stderr);
+            fprintf(stderr, "%s%s", tb, tb[strlen(tb) - 1] == '\n' ? "" : "\n");
         else
             fprintf(stderr, "%s: %s\n", json_string_value(json_object_get(ev, "name")),
                     json_string_value(json_object_get(ev, "value")));

@@ -48,9 +48,17 @@ const sandbox = {
 sandbox.globalThis = sandbox;
 const context = vm.createContext(sandbox);
 
+// the stack without this file's and node's own frames: it starts in the user's cell
+function cellStack(stack) {
+  return String(stack || '')
+    .split('\n')
+    .filter((l) => !l.includes(__filename) && !/\(node:|at node:/.test(l))
+    .join('\n');
+}
+
 function errorEvent(e) {
   if (e && typeof e === 'object' && 'message' in e)
-    return { type: 'error', name: String(e.name || 'Error'), value: String(e.message), traceback: String(e.stack || '') };
+    return { type: 'error', name: String(e.name || 'Error'), value: String(e.message), traceback: cellStack(e.stack) };
   return { type: 'error', name: 'Error', value: util.inspect(e), traceback: '' };
 }
 
@@ -79,8 +87,15 @@ async function run(conn, req) {
       value = vm.runInContext(code, context, { filename: 'cell.js', timeout: ms || undefined });
     } catch (e) {
       // top-level await: run the cell as the body of an async function
-      if (!(e instanceof SyntaxError) || !/await/.test(String(e.message))) throw e;
-      value = vm.runInContext('(async () => {\n' + code + '\n})()', context, { filename: 'cell.js', timeout: ms || undefined });
+      if (!e || e.name !== 'SyntaxError' || !/await/.test(String(e.message))) throw e;
+      // one expression keeps its value; statements run as the function's body
+      let wrapped = '(async () => (\n' + code + '\n))()';
+      try {
+        new vm.Script(wrapped);
+      } catch (_) {
+        wrapped = '(async () => {\n' + code + '\n})()';
+      }
+      value = vm.runInContext(wrapped, context, { filename: 'cell.js', timeout: ms || undefined });
     }
     if (value && typeof value.then === 'function') value = await withTimeout(value, ms);
     if (value !== undefined) send(conn, { type: 'result', is_main_result: true, text: util.inspect(value) });
