@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/internal.h"
 #include "serve/serve.h"
 
 #define CODE_MAX (16u * 1024u * 1024u - 1024u)
@@ -47,18 +48,10 @@ static void run_unref(struct code_run *c)
     free(c);
 }
 
+/* 0, or nonzero when the reader (the response) is gone */
 static int write_line(int fd, const char *json, size_t len)
 {
-    while (len) {
-        ssize_t n = write(fd, json, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        json += n;
-        len -= (size_t)n;
-    }
-    return 0;
+    return lib_write_all(fd, json, len) != 0 || lib_write_all(fd, "\n", 1) != 0;
 }
 
 static int on_event(const char *json, size_t len, void *ctx)
@@ -69,7 +62,7 @@ static int on_event(const char *json, size_t len, void *ctx)
     pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->lock);
     /* a client that went away closed the read end: the run is interrupted */
-    return write_line(c->fd, json, len) < 0 || write_line(c->fd, "\n", 1) < 0;
+    return write_line(c->fd, json, len);
 }
 
 static void *run_thread(void *arg)
@@ -87,10 +80,8 @@ static void *run_thread(void *arg)
         json_t *ev = json_pack("{s:s,s:s,s:s,s:s}", "type", "error", "name", "CocoonError", "value", c->err.message,
                                "traceback", "");
         char *text = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
-        if (text) {
+        if (text)
             write_line(c->fd, text, strlen(text));
-            write_line(c->fd, "\n", 1);
-        }
         free(text);
         json_decref(ev);
     }
