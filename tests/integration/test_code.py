@@ -115,6 +115,8 @@ def test_bash_context(vm, boxes):
     box = boxes("ci")
     code(vm, box, "cd /tmp && export GREETING=hello && N=3", "-l", "bash")
     assert out(code(vm, box, "pwd; echo $GREETING $N", "-l", "bash")) == "/tmp\nhello 3\n"
+    # a command reading stdin gets EOF, not the context's own command stream
+    assert out(code(vm, box, "read line; echo \"got [$line] $?\"", "-l", "bash")) == "got [] 1\n"
     r = code(vm, box, "false", "-l", "bash", check=1)
     assert "exit status 1" in decode(r.stderr)
     r = code(vm, box, "sleep 100", "-l", "bash", "--timeout", "1", check=1)

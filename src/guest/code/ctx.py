@@ -387,7 +387,8 @@ class BashContext:
         with open(script, "w") as f:
             f.write(req.get("code", "") + "\n")
         envs = "".join("export %s=%s\n" % (k, shlex_quote(v)) for k, v in (req.get("env") or {}).items())
-        line = "%s. %s; echo $? > %s; printf '%s'; printf '%s' >&2\n" % (
+        # the script's stdin is not ours: bash reads its commands from that pipe
+        line = "%s. %s < /dev/null; echo $? > %s; printf '%s'; printf '%s' >&2\n" % (
             envs,
             script,
             status,
