@@ -552,6 +552,61 @@ int cocoon_file_remove(cocoon_box *box, const char *path, unsigned flags, cocoon
 #define COCOON_MOVE_NO_REPLACE 1u
 int cocoon_file_move(cocoon_box *box, const char *from, const char *to, unsigned flags, cocoon_error *err);
 
+/* ---- disk snapshots, export and import ----
+ * A snapshot freezes a stopped box's disk: its current top qcow2 layer becomes the
+ * snapshot's read-only layer and the box goes on in a new layer over it. A box can be
+ * restored (stopped) to one of its snapshots; a snapshot a box or another snapshot
+ * stands on cannot be removed. Records live in $COCOON_HOME/snapshots/<id>/. */
+#define COCOON_SNAPSHOT_DEPTH_MAX 14 /* snapshot layers under one box's disk */
+typedef struct cocoon_snapshot_options {
+    size_t size;      /* sizeof(cocoon_snapshot_options): set by cocoon_snapshot_options_init */
+    const char *name; /* unique among snapshots: letters, digits, '_', '.', '-'; NULL: "<box>-<n>" */
+} cocoon_snapshot_options;
+void cocoon_snapshot_options_init(cocoon_snapshot_options *opts);
+
+typedef struct cocoon_snapshot_info {
+    char id[16]; /* 12 hex digits */
+    char name[64];
+    char box_id[16]; /* the box it was taken of (it may have been removed since) */
+    char box_name[128];
+    char parent[16]; /* the snapshot it stands on, "" when it stands on the image */
+    char image[512];
+    long long created;     /* unix time */
+    uint64_t size;         /* bytes its layer takes on the host */
+    uint64_t virtual_size; /* bytes of the disk */
+    unsigned depth;        /* snapshots under it, itself included */
+    unsigned users;        /* boxes and snapshots standing on it */
+} cocoon_snapshot_info;
+
+/* Snapshots a stopped box's disk (a running box is refused: stop it first). */
+int cocoon_snapshot_create(cocoon_box *box, const cocoon_snapshot_options *opts, cocoon_snapshot_info *out,
+                           cocoon_error *err);
+/* Every snapshot (of the box named by box, or all when NULL), oldest first. Free with
+ * cocoon_snapshot_list_free. */
+int cocoon_snapshot_list(cocoon_runtime *rt, const char *box, cocoon_snapshot_info **out, size_t *count,
+                         cocoon_error *err);
+void cocoon_snapshot_list_free(cocoon_snapshot_info *list);
+/* A snapshot by id, name or unique id prefix. */
+int cocoon_snapshot_inspect(cocoon_runtime *rt, const char *id_or_name, cocoon_snapshot_info *out, cocoon_error *err);
+/* Refused (COCOON_E_STATE, naming them) while boxes or snapshots stand on it. */
+int cocoon_snapshot_remove(cocoon_runtime *rt, const char *id_or_name, cocoon_error *err);
+/* Replaces a stopped box's disk by a fresh layer over one of its snapshots: what the
+ * box wrote since is gone. */
+int cocoon_snapshot_restore(cocoon_box *box, const char *id_or_name, cocoon_error *err);
+
+/* Writes a stopped box, or a snapshot, to one file (zstd-compressed tar: the config,
+ * the disk flattened and sparse, a manifest with each member's sha256). */
+int cocoon_export(cocoon_runtime *rt, const char *box_or_snapshot, const char *path, cocoon_error *err);
+typedef struct cocoon_import_options {
+    size_t size;      /* sizeof(cocoon_import_options): set by cocoon_import_options_init */
+    const char *name; /* the new box's name; NULL: none */
+} cocoon_import_options;
+void cocoon_import_options_init(cocoon_import_options *opts);
+/* Makes a new (stopped) box from an export. Everything is verified before the box
+ * appears; a refused archive leaves nothing behind. */
+int cocoon_import(cocoon_runtime *rt, const char *path, const cocoon_import_options *opts, cocoon_box **out,
+                  cocoon_error *err);
+
 /* ---- code interpreter ----
  * Stateful contexts inside a running box: a context keeps variables, imports and its
  * working directory across runs. Languages: "python" (the default), "javascript"

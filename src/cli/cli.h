@@ -37,6 +37,9 @@ int cmd_config(int argc, char **argv);
 int cmd_up(int argc, char **argv);
 int cmd_down(int argc, char **argv);
 int cmd_script(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 int cmd_code(int argc, char **argv);
 /* An image not here is pulled (with progress on a terminal); 0, or -1 after printing. */
 int cli_pull_if_missing(cocoon_runtime *rt, const char *image);
@@ -64,6 +67,8 @@ int cli_usage_error(const char *cmd, const char *text);
  * optind at the first operand); else the command's exit code: 0 after printing help,
  * or a usage error. */
 int cli_simple_opts(int argc, char **argv, const char *cmd, const char *help, const char *flag, char letter, int *set);
+/* "1.5GB", "200.0MB", "12B" (powers of 1000, as docker prints sizes). */
+void cli_human_bytes(uint64_t b, char *out, size_t cap);
 int cli_parse_memory(const char *s, unsigned *mib);
 int cli_parse_uint(const char *s, const char *what, unsigned min, unsigned max, unsigned *out);
 int cli_parse_seconds(const char *s, unsigned *ms);

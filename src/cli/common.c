@@ -203,3 +203,15 @@ void cli_cmd_free(struct cli_cmd *c)
     free(c->env);
     c->env = NULL;
 }
+
+void cli_human_bytes(uint64_t b, char *out, size_t cap)
+{
+    if (b >= (1ull << 30))
+        snprintf(out, cap, "%.2fGB", (double)b / 1e9);
+    else if (b >= 1000000)
+        snprintf(out, cap, "%.1fMB", (double)b / 1e6);
+    else if (b >= 1000)
+        snprintf(out, cap, "%.1fkB", (double)b / 1e3);
+    else
+        snprintf(out, cap, "%lluB", (unsigned long long)b);
+}

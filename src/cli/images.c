@@ -12,18 +12,6 @@
 #include "cli/cli.h"
 #include "util/util.h"
 
-static void human_bytes(uint64_t b, char *out, size_t cap)
-{
-    if (b >= (1ull << 30))
-        snprintf(out, cap, "%.2fGB", (double)b / 1e9);
-    else if (b >= 1000000)
-        snprintf(out, cap, "%.1fMB", (double)b / 1e6);
-    else if (b >= 1000)
-        snprintf(out, cap, "%.1fkB", (double)b / 1e3);
-    else
-        snprintf(out, cap, "%lluB", (unsigned long long)b);
-}
-
 /* As docker images says it: "just now" under a minute. */
 static void ago(long long t, char *out, size_t cap)
 {
@@ -63,8 +51,8 @@ static void progress_draw(struct progress *p)
     uint64_t done = 0, total = 0;
     for (int i = 0; i < p->n; i++) {
         char a[32], b[32];
-        human_bytes(p->layer[i].done, a, sizeof(a));
-        human_bytes(p->layer[i].total, b, sizeof(b));
+        cli_human_bytes(p->layer[i].done, a, sizeof(a));
+        cli_human_bytes(p->layer[i].total, b, sizeof(b));
         const char *d = p->layer[i].digest;
         fprintf(stderr, "\r\033[K%.12s: %s %s/%s\n", !strncmp(d, "sha256:", 7) ? d + 7 : d,
                 p->layer[i].done >= p->layer[i].total ? "done       " : "downloading", a, b);
@@ -72,8 +60,8 @@ static void progress_draw(struct progress *p)
         total += p->layer[i].total;
     }
     char a[32], b[32];
-    human_bytes(done, a, sizeof(a));
-    human_bytes(total, b, sizeof(b));
+    cli_human_bytes(done, a, sizeof(a));
+    cli_human_bytes(total, b, sizeof(b));
     fprintf(stderr, "\r\033[Ktotal: %s/%s\n", a, b);
     p->drawn = p->n + 1;
     fflush(stderr);
@@ -263,7 +251,7 @@ static void print_images(const cocoon_image_info *list, size_t n, void *arg)
                 printf("%s\n", id);
                 continue;
             }
-            human_bytes(list[i].size, size, sizeof(size));
+            cli_human_bytes(list[i].size, size, sizeof(size));
             ago(list[i].created, when, sizeof(when));
             const char *tag = list[i].tag[0] ? list[i].tag : list[i].pulled ? "<none>" : "(built-in)";
             printf("%-40s  %-16s  %-14s  %-9s  %s\n", list[i].repository[0] ? list[i].repository : "<none>", tag, id,
@@ -361,7 +349,7 @@ static int image_prune(int argc, char **argv)
         rc = cli_fail(&err);
     else {
         char b[32];
-        human_bytes(freed, b, sizeof(b));
+        cli_human_bytes(freed, b, sizeof(b));
         printf("Deleted images: %zu\nTotal reclaimed space: %s\n", removed, b);
     }
     cocoon_runtime_close(rt);

@@ -42,6 +42,9 @@ static const char usage[] =
     "  images [--json]                 list images\n"
     "  rmi IMAGE...                    remove images\n"
     "  image prune|inspect|ls|rm       manage images\n"
+    "  snapshot create|ls|inspect|rm|restore  disk snapshots of stopped boxes\n"
+    "  export BOX|SNAPSHOT FILE        write a stopped box or a snapshot to one archive\n"
+    "  import [--name N] FILE          make a new box from an exported archive\n"
     "  up [-f FILE] [--recreate] [NAME...]  create and start the boxes of cocoon.yaml\n"
     "  down [-f FILE] [--keep] [NAME...]    stop and remove them (--keep: only stop)\n"
     "  script BOX NAME [ARGS...]       run a script of the config file BOX was made from\n"
@@ -69,14 +72,18 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"run", cmd_run},         {"exec", cmd_exec},   {"create", cmd_create}, {"start", cmd_start},
-    {"stop", cmd_stop},       {"rm", cmd_rm},       {"doctor", cmd_doctor}, {"version", cmd_version},
-    {"restart", cmd_restart}, {"ls", cmd_ls},       {"ps", cmd_ls},         {"inspect", cmd_inspect},
-    {"pull", cmd_pull},       {"load", cmd_load},   {"images", cmd_images}, {"rmi", cmd_rmi},
-    {"image", cmd_image},     {"kill", cmd_kill},   {"cp", cmd_cp},         {"stats", cmd_stats},
-    {"logs", cmd_logs},       {"login", cmd_login}, {"logout", cmd_logout}, {"serve", cmd_serve},
-    {"config", cmd_config},   {"up", cmd_up},       {"down", cmd_down},     {"script", cmd_script},
-    {"fs", cmd_fs},           {"code", cmd_code},   {NULL, NULL},
+    {"run", cmd_run},       {"exec", cmd_exec},       {"create", cmd_create},
+    {"start", cmd_start},   {"stop", cmd_stop},       {"rm", cmd_rm},
+    {"doctor", cmd_doctor}, {"version", cmd_version}, {"restart", cmd_restart},
+    {"ls", cmd_ls},         {"ps", cmd_ls},           {"inspect", cmd_inspect},
+    {"pull", cmd_pull},     {"load", cmd_load},       {"images", cmd_images},
+    {"rmi", cmd_rmi},       {"image", cmd_image},     {"kill", cmd_kill},
+    {"cp", cmd_cp},         {"stats", cmd_stats},     {"logs", cmd_logs},
+    {"login", cmd_login},   {"logout", cmd_logout},   {"serve", cmd_serve},
+    {"config", cmd_config}, {"up", cmd_up},           {"down", cmd_down},
+    {"script", cmd_script}, {"fs", cmd_fs},           {"snapshot", cmd_snapshot},
+    {"export", cmd_export}, {"import", cmd_import},   {"code", cmd_code},
+    {NULL, NULL},
 };
 
 int main(int argc, char **argv)

@@ -136,27 +136,16 @@ static int prepare(cocoon_runtime *rt, const cocoon_box_options *o, struct box_c
     return 0;
 }
 
-/* A box is built in boxes/.creating-<id> (disk, config.json) under the box lock,
- * renamed to boxes/<id>, and only then given its row: the row, which makes the box
- * visible and claims its name, always finds a complete directory. */
-static int create(cocoon_runtime *rt, const cocoon_box_options *o, struct box_config *c, cocoon_box **out,
-                  cocoon_error *err)
+/* A new box id and its building directory boxes/.creating-<id>, locked: the lock's fd,
+ * or -1 with err. dir receives the final path boxes/<id>. */
+int lib_box_begin(cocoon_runtime *rt, char id[16], char *dir, char *tmp, size_t cap, cocoon_error *err)
 {
-    struct state_image img;
-    if (prepare(rt, o, c, &img, err) < 0) {
-        state_image_clear(&img);
-        return -1;
-    }
-    state_image_clear(&img); /* only the scalar fields are used from here on */
-    lib_box_gc(rt);
-
-    char dir[LIB_PATH_MAX], tmp[LIB_PATH_MAX];
     /* The collector never sees the directory before its lock is taken (gc.c). */
     int gc = lib_gc_lock(rt, LOCK_SH);
     for (int tries = 0;; tries++) {
-        int rc = new_id(c->id, err);
-        if (rc == 0 && (lib_path(dir, sizeof(dir), "%s/boxes/%s", rt->home, c->id) < 0 ||
-                        lib_path(tmp, sizeof(tmp), "%s/boxes/.creating-%s", rt->home, c->id) < 0))
+        int rc = new_id(id, err);
+        if (rc == 0 && (lib_path(dir, cap, "%s/boxes/%s", rt->home, id) < 0 ||
+                        lib_path(tmp, cap, "%s/boxes/.creating-%s", rt->home, id) < 0))
             rc = lib_err(err, COCOON_E_INVALID, "COCOON_HOME path too long: %s", rt->home);
         errno = EEXIST;
         if (rc == 0 && !util_file_exists(dir) && mkdir(tmp, 0700) == 0)
@@ -175,6 +164,27 @@ static int create(cocoon_runtime *rt, const cocoon_box_options *o, struct box_co
         util_rm_rf(tmp);
         return lib_err(err, COCOON_E_IO, "cannot lock the new box directory %s: %s", tmp, strerror(lock_errno));
     }
+    return lock;
+}
+
+/* A box is built in boxes/.creating-<id> (disk, config.json) under the box lock,
+ * renamed to boxes/<id>, and only then given its row: the row, which makes the box
+ * visible and claims its name, always finds a complete directory. */
+static int create(cocoon_runtime *rt, const cocoon_box_options *o, struct box_config *c, cocoon_box **out,
+                  cocoon_error *err)
+{
+    struct state_image img;
+    if (prepare(rt, o, c, &img, err) < 0) {
+        state_image_clear(&img);
+        return -1;
+    }
+    state_image_clear(&img); /* only the scalar fields are used from here on */
+    lib_box_gc(rt);
+
+    char dir[LIB_PATH_MAX], tmp[LIB_PATH_MAX];
+    int lock = lib_box_begin(rt, c->id, dir, tmp, sizeof(dir), err);
+    if (lock < 0)
+        return -1;
     util_test_point("CREATE_BUILD");
     /* config.json names the final paths; the disk is made at its temporary one. */
     const char *disk_name = c->rootfs[0] ? "rootfs.ext4" : "disk.qcow2";

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "disk/qcow2.h"
+#include "lib/snapshot.h"
 #include "util/util.h"
 
 int lib_gc_lock(cocoon_runtime *rt, int how)
@@ -257,6 +258,24 @@ static void check_images(struct check *c)
     lib_store_unlock(lock);
 }
 
+static void snap_found(void *arg, const char *path, int removed)
+{
+    struct check *c = arg;
+    report(c, COCOON_CHECK_GARBAGE, removed, "cocoon doctor --fix removes it",
+           "%s: left by an interrupted snapshot command", path);
+}
+
+/* Snapshot directories and layers no snapshot command finished (snapshot.c). Fixed
+ * only when no snapshot command is at work (snapshots/.lock free). */
+static void check_snapshots(struct check *c)
+{
+    int lock = lib_snap_lock(c->rt, c->fix ? LOCK_EX | LOCK_NB : LOCK_SH | LOCK_NB, NULL);
+    if (lock < 0)
+        return; /* a snapshot command is at work: its files are not garbage */
+    lib_snap_garbage(c->rt, c->fix, snap_found, c);
+    lib_snap_unlock(lock);
+}
+
 int cocoon_state_check(cocoon_runtime *rt, unsigned flags, cocoon_check_fn fn, void *user, cocoon_error *err)
 {
     lib_err_clear(err);
@@ -271,5 +290,6 @@ int cocoon_state_check(cocoon_runtime *rt, unsigned flags, cocoon_check_fn fn, v
     check_box_dirs(&c);
     check_box_rows(&c);
     check_images(&c);
+    check_snapshots(&c);
     return c.left;
 }

@@ -314,6 +314,29 @@ done:
     return rc;
 }
 
+/* image_load says what went wrong in words only. A load fails either because the host
+ * could not do its part (a missing or unreadable file, a full disk, no memory: errno
+ * says so, as the failing call left it) or because the archive is not what it claims
+ * (not a tar, a bad manifest, a missing blob: no system call failed, or only a probe
+ * such as a stat of a blob not yet stored). The second is the caller's to fix. */
+static int load_error_kind(const char *path, int e)
+{
+    if (access(path, F_OK) != 0)
+        return COCOON_E_NOT_FOUND;
+    switch (e) {
+    case ENOSPC:
+    case EDQUOT:
+    case EIO:
+    case ENOMEM:
+    case EROFS:
+    case EMFILE:
+    case ENFILE:
+    case EACCES:
+    case EPERM: return COCOON_E_IO;
+    default: return COCOON_E_INVALID;
+    }
+}
+
 int cocoon_image_load(cocoon_runtime *rt, const char *path, cocoon_image_info **out, size_t *count, cocoon_error *err)
 {
     lib_err_clear(err);
@@ -331,9 +354,11 @@ int cocoon_image_load(cocoon_runtime *rt, const char *path, cocoon_image_info **
         return -1;
     struct image_loaded *imgs = NULL;
     size_t n = 0;
+    errno = 0;
     if (image_load(store, path, &imgs, &n, msg, sizeof(msg)) < 0) {
+        int kind = load_error_kind(path, errno);
         lib_store_unlock(lock);
-        return lib_err(err, access(path, F_OK) == 0 ? COCOON_E_IO : COCOON_E_NOT_FOUND, "loading %s: %s", path, msg);
+        return lib_err(err, kind, "loading %s: %s", path, msg);
     }
     util_test_point("LOAD_IMPORTED");
     cocoon_image_info *list = calloc(n ? n : 1, sizeof(*list));

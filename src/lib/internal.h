@@ -182,6 +182,9 @@ int lib_box_lock(const char *dir);
 /* Removes a box: its row, then its directory, under the box lock (box.c); refused
  * while a monitor or another command holds the lock. */
 int lib_box_destroy(cocoon_box *box, cocoon_error *err);
+/* A new box id and its building directory boxes/.creating-<id>, locked (box.c): the
+ * lock's fd, or -1 with err. dir receives the final path boxes/<id> (both cap bytes). */
+int lib_box_begin(cocoon_runtime *rt, char id[16], char *dir, char *tmp, size_t cap, cocoon_error *err);
 /* $COCOON_HOME/.gc.lock (gc.c): creates hold it LOCK_SH from their mkdir until they hold the
  * new directory's box lock; the collector holds it LOCK_EX. The fd, or -1 (then the
  * caller goes on without it). how may include LOCK_NB. */

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "serve/e2b.h"
 #include "serve/http.h"
 #include "serve/listen.h"
 #include "serve/serve.h"
@@ -335,6 +336,9 @@ static const struct {
     {R_FS_MKDIR, handle_fs, NULL, 0},
     {R_FS_REMOVE, handle_fs, NULL, 0},
     {R_FS_MOVE, handle_fs, NULL, 0},
+    {R_SNAPSHOTS, handle_snapshots, NULL, 0},
+    {R_SNAPSHOT, handle_snapshots, NULL, 0},
+    {R_SNAPSHOT_RESTORE, handle_snapshots, NULL, 0},
     {R_CODE, handle_code, NULL, 0},
     {R_CODE_CONTEXTS, handle_code, NULL, 0},
     {R_CODE_CONTEXT, handle_code, NULL, 0},
@@ -412,6 +416,13 @@ static int req_begin(struct req *r)
         return serve_error(r, 503, "resource_exhausted",
                            "%u connections are open, the server's limit (--max-connections): try again later",
                            serve_cfg.max_connections);
+    if (e2b_claims(r)) {
+        r->e2b = 1;
+        const char *refused = web_page_refusal(r);
+        if (refused)
+            return serve_error(r, 403, "permission_denied", "%s", refused);
+        return e2b_begin(r, token_ok(r));
+    }
     if (route_match(r->method, r->url, &r->route) < 0) {
         if (r->route.id == R_NONE)
             return serve_error(r, 404, "not_found", "no such endpoint: %s %s", r->method_text, r->url);
@@ -494,7 +505,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (r->answered)
         return MHD_YES;
-    if (r->body_too_big)
+    if (r->e2b)
+        e2b_handle(r);
+    else if (r->body_too_big)
         serve_error(r, 413, "invalid_argument", "the request body is larger than %u bytes", SERVE_JSON_MAX);
     else
         handlers[handler_index(r->route.id)].fn(r);

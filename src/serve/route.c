@@ -161,6 +161,18 @@ static int match_box(const struct segs *s, int i, struct route *out)
             return set(out, R_NET_STATS, M_GET);
         return -1;
     }
+    if (seg_is(s, j, "snapshots")) {
+        if (s->n == j + 1)
+            return set(out, R_SNAPSHOTS, M_GET | M_POST);
+        if (!id_ok(s->p[j + 1], s->len[j + 1]))
+            return -1;
+        copy_seg(out->snapshot, sizeof(out->snapshot), s, j + 1);
+        if (s->n == j + 2)
+            return set(out, R_SNAPSHOT, M_GET | M_DELETE);
+        if (s->n == j + 3 && seg_is(s, j + 2, "restore"))
+            return set(out, R_SNAPSHOT_RESTORE, M_POST);
+        return -1;
+    }
     if (seg_is(s, j, "fs")) {
         static const struct {
             const char *word;

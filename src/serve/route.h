@@ -12,33 +12,36 @@ enum route_id {
     R_OPENAPI,
     R_HEALTH,
     R_METRICS,
-    R_BOXES,       /* GET list, POST create */
-    R_BOX,         /* GET, HEAD, DELETE */
-    R_BOX_START,   /* POST */
-    R_BOX_STOP,    /* POST */
-    R_BOX_EXEC,    /* POST */
-    R_BOX_RUN,     /* POST: run to completion */
-    R_BOX_EXECS,   /* GET */
-    R_EXEC,        /* GET, DELETE */
-    R_EXEC_SIGNAL, /* POST */
-    R_EXEC_RESIZE, /* POST */
-    R_EXEC_STDIN,  /* POST */
-    R_EXEC_ATTACH, /* GET (WebSocket) */
-    R_EXEC_OUTPUT, /* GET (NDJSON) */
-    R_FILES,       /* GET, PUT */
-    R_BOX_METRICS, /* GET */
-    R_BOX_LOGS,    /* GET */
-    R_NET_LOGS,    /* GET */
-    R_NET_STATS,   /* GET */
-    R_IMAGES,      /* GET */
-    R_IMAGE_PULL,  /* POST */
-    R_IMAGE_LOAD,  /* POST */
-    R_IMAGE,       /* GET, HEAD, DELETE */
-    R_FS_STAT,     /* GET */
-    R_FS_LIST,     /* GET */
-    R_FS_MKDIR,    /* POST */
-    R_FS_REMOVE,   /* POST */
-    R_FS_MOVE,     /* POST */
+    R_BOXES,            /* GET list, POST create */
+    R_BOX,              /* GET, HEAD, DELETE */
+    R_BOX_START,        /* POST */
+    R_BOX_STOP,         /* POST */
+    R_BOX_EXEC,         /* POST */
+    R_BOX_RUN,          /* POST: run to completion */
+    R_BOX_EXECS,        /* GET */
+    R_EXEC,             /* GET, DELETE */
+    R_EXEC_SIGNAL,      /* POST */
+    R_EXEC_RESIZE,      /* POST */
+    R_EXEC_STDIN,       /* POST */
+    R_EXEC_ATTACH,      /* GET (WebSocket) */
+    R_EXEC_OUTPUT,      /* GET (NDJSON) */
+    R_FILES,            /* GET, PUT */
+    R_BOX_METRICS,      /* GET */
+    R_BOX_LOGS,         /* GET */
+    R_NET_LOGS,         /* GET */
+    R_NET_STATS,        /* GET */
+    R_IMAGES,           /* GET */
+    R_IMAGE_PULL,       /* POST */
+    R_IMAGE_LOAD,       /* POST */
+    R_IMAGE,            /* GET, HEAD, DELETE */
+    R_FS_STAT,          /* GET */
+    R_FS_LIST,          /* GET */
+    R_FS_MKDIR,         /* POST */
+    R_FS_REMOVE,        /* POST */
+    R_FS_MOVE,          /* POST */
+    R_SNAPSHOTS,        /* GET list, POST create */
+    R_SNAPSHOT,         /* GET, DELETE */
+    R_SNAPSHOT_RESTORE, /* POST */
 
     R_CODE,                 /* POST: a code-interpreter run (NDJSON) */
     R_CODE_CONTEXTS,        /* GET list, POST create */
@@ -56,6 +59,7 @@ struct route {
     unsigned allowed; /* methods the route takes (an Allow header on 405) */
     char box[ROUTE_ID_MAX];
     char exec[ROUTE_ID_MAX];
+    char snapshot[ROUTE_ID_MAX];
     char image[ROUTE_REF_MAX];
 };
 

@@ -56,6 +56,7 @@ struct req {
     struct route route;
     int need_token; /* the listener wants the bearer token */
     int tcp;        /* it came over TCP (not the unix socket) */
+    int e2b;        /* the E2B-compatible front answers it (e2b.c) */
     uint64_t t0_ns;
     unsigned status; /* the answer's status, for the access log */
     int answered;
@@ -156,7 +157,8 @@ int handle_exec_stdin(struct req *r);
 int handle_exec_attach(struct req *r);
 int handle_exec_output(struct req *r);
 int handle_files(struct req *r);
-int handle_fs(struct req *r); /* the fs/ routes (fsops.c) */
+int handle_fs(struct req *r);        /* the fs/ routes (fsops.c) */
+int handle_snapshots(struct req *r); /* the snapshots/ routes (snapshots.c) */
 int handle_images(struct req *r);
 int handle_image(struct req *r);
 int handle_image_pull(struct req *r);

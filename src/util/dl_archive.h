@@ -66,6 +66,7 @@
     X(archive_read_next_header)                                                                                        \
     X(archive_read_next_header2)                                                                                       \
     X(archive_read_open)                                                                                               \
+    X(archive_read_open_fd)                                                                                            \
     X(archive_read_open_filename)                                                                                      \
     X(archive_read_support_filter_all)                                                                                 \
     X(archive_read_support_filter_bzip2)                                                                               \
@@ -74,6 +75,7 @@
     X(archive_read_support_filter_zstd)                                                                                \
     X(archive_read_support_format_tar)                                                                                 \
     X(archive_set_error)                                                                                               \
+    X(archive_write_add_filter_zstd)                                                                                   \
     X(archive_write_close)                                                                                             \
     X(archive_write_data)                                                                                              \
     X(archive_write_finish_entry)                                                                                      \
@@ -81,8 +83,10 @@
     X(archive_write_header)                                                                                            \
     X(archive_write_new)                                                                                               \
     X(archive_write_open)                                                                                              \
+    X(archive_write_open_fd)                                                                                           \
     X(archive_write_set_bytes_in_last_block)                                                                           \
     X(archive_write_set_bytes_per_block)                                                                               \
+    X(archive_write_set_filter_option)                                                                                 \
     X(archive_write_set_format_pax)
 
 DL_ARCHIVE_SYMBOLS(DYNLIB_DECLARE)

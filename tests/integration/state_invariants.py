@@ -37,7 +37,9 @@ BOX_FILES = {"config.json", "disk.qcow2", "rootfs.ext4", "vmm.pid", "ctl.sock", 
              "net.log", "net.log.1", "net.stats.json",
              # the main process and detached execs (src/monitor/mainproc.c, detached.c)
              "main.json", "main.json.tmp", "main.state.json", "main.state.json.tmp", "main.log", "main.log.1",
-             "execs"}
+             "execs",
+             # an imported box's flattened base under its disk (src/lib/import.c)
+             "base.raw"}
 
 
 def db_rows(home, root=""):
@@ -288,6 +290,39 @@ def image_problems(home, rows, root=""):
     return problems, garbage
 
 
+def snapshot_problems(home, disks=True, root=""):
+    """(problems, garbage) of snapshots/ (src/lib/snapshot.c): a committed snapshot has
+    its record and a layer with one link that `qemu-img check` passes; an uncommitted
+    one (its layer still linked from the box), .creating-/.removing- directories and a
+    top.new left by a killed snapshot or restore are garbage."""
+    problems, garbage = [], []
+    snaps = root + os.path.join(home, "snapshots")
+    for e in sorted(os.listdir(snaps)) if os.path.isdir(snaps) else []:
+        path = os.path.join(snaps, e)
+        if e == ".lock":
+            continue
+        if e.startswith(".creating-") or e.startswith(".removing-"):
+            garbage.append(f"leftover {e} in snapshots/")
+            continue
+        if not BOX_ID.fullmatch(e) or not os.path.isdir(path):
+            problems.append(f"unexpected entry snapshots/{e}")
+            continue
+        layer = os.path.join(path, "disk.qcow2")
+        if not os.path.isfile(layer) or os.stat(layer).st_nlink != 1:
+            garbage.append(f"snapshot {e} was never committed")
+            continue
+        for f in ("snapshot.json", "config.json"):
+            if not os.path.isfile(os.path.join(path, f)):
+                problems.append(f"snapshot {e} has no {f}")
+        if os.path.exists(os.path.join(path, "top.new")):
+            garbage.append(f"snapshot {e}: a top.new left by a killed snapshot or restore")
+        if disks:
+            problem, _ = qcow2_check(layer, False)
+            if problem:
+                problems.append(problem)
+    return problems, garbage
+
+
 def check(home, disks=True, settle_s=10.0, root=""):
     """(problems, garbage) of a home once its processes settled: a QEMU whose monitor
     was just killed takes a moment to get its PDEATHSIG, so process problems are
@@ -309,6 +344,9 @@ def check(home, disks=True, settle_s=10.0, root=""):
     problems += p
     garbage = list(g)
     p, g = image_problems(home, rows, root)
+    problems += p
+    garbage += g
+    p, g = snapshot_problems(home, disks, root)
     problems += p
     garbage += g
     return problems, garbage

@@ -52,6 +52,15 @@ static void test_routes(void **state)
     expect_route(M_POST, "/v1/boxes/b/fs/remove", R_FS_REMOVE, "b", NULL, NULL);
     expect_route(M_POST, "/v1/acme/boxes/b/fs/move", R_FS_MOVE, "b", NULL, NULL);
     expect_route(M_GET, "/v1/metrics", R_METRICS, NULL, NULL, NULL);
+    expect_route(M_POST, "/v1/boxes/b/snapshots", R_SNAPSHOTS, "b", NULL, NULL);
+    expect_route(M_GET, "/v1/boxes/b/snapshots/s-1", R_SNAPSHOT, "b", NULL, NULL);
+    expect_route(M_POST, "/v1/boxes/b/snapshots/s-1/restore", R_SNAPSHOT_RESTORE, "b", NULL, NULL);
+    struct route snap;
+    assert_int_equal(route_match(M_DELETE, "/v1/boxes/b/snapshots/s-1", &snap), 0);
+    assert_string_equal(snap.snapshot, "s-1");
+    assert_int_equal(route_match(M_GET, "/v1/boxes/b/snapshots/..", &snap), -1);
+    assert_int_equal(route_match(M_GET, "/v1/boxes/b/snapshots/s/restore", &snap), -1); /* POST only */
+    assert_int_equal(snap.id, R_SNAPSHOT_RESTORE);
     expect_route(M_POST, "/v1/images/pull", R_IMAGE_PULL, NULL, NULL, NULL);
     expect_route(M_GET, "/v1/images/docker.io/library/python:3.12", R_IMAGE, NULL, NULL,
                  "docker.io/library/python:3.12");

@@ -1,0 +1,24 @@
+/* Snapshots inside libcocoon (snapshot.c): the lock, paths and records that export
+ * and import share with the snapshot commands. */
+#ifndef COCOON_LIB_SNAPSHOT_H
+#define COCOON_LIB_SNAPSHOT_H
+
+#include "lib/internal.h"
+#include "lib/snaprec.h"
+
+/* $COCOON_HOME/snapshots/.lock: create, restore and rm hold it LOCK_EX, export of a
+ * snapshot LOCK_SH. The fd, or -1 with err. */
+int lib_snap_lock(cocoon_runtime *rt, int how, cocoon_error *err);
+void lib_snap_unlock(int fd);
+/* snapshots/<id> (file NULL) or snapshots/<id>/<file>. */
+int lib_snap_path(cocoon_runtime *rt, const char *id, const char *file, char *out, size_t cap);
+/* Every committed snapshot, oldest first (free the array). */
+int lib_snap_all(cocoon_runtime *rt, struct snap_record **out, size_t *count, cocoon_error *err);
+/* By id, name or unique id prefix. */
+int lib_snap_find(cocoon_runtime *rt, const char *id_or_name, struct snap_record *out, cocoon_error *err);
+/* What interrupted snapshot commands left, each reported to fn (path, removed) and
+ * removed when remove is set (only under LOCK_EX); their count. lib_snap_gc: removes. */
+unsigned lib_snap_garbage(cocoon_runtime *rt, int remove, void (*fn)(void *, const char *, int), void *arg);
+void lib_snap_gc(cocoon_runtime *rt);
+
+#endif
