@@ -14,6 +14,7 @@ Usage: bench/code_bench.py [--build build] [--rounds 10] [--per-round 10] [--res
 import argparse
 import datetime
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -73,6 +74,7 @@ def main():
             ratios.append(statistics.median(got["run_code"]) / statistics.median(got["exec"]))
     finally:
         subprocess.run([cocoon, "rm", "-f", "bench"], env=env, capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
     load1 = os.getloadavg()[0]
 
     def q(v):
