@@ -2,10 +2,8 @@
 bash contexts in a running box, their events as they are produced, errors, timeouts
 that keep the context, context management, rich results in the code-interpreter image,
 and a hostile context answer refused cleanly."""
-import base64
 import json
 import os
-import subprocess
 import time
 
 import pytest
