@@ -46,7 +46,7 @@ ILIB := $(BUILD)/lib/internal
 # linker pulls from an archive only the objects a program needs.
 PARTS := util proto boxcfg net disk image jail kvm monitor config lib serve mcp
 src_of = $(wildcard src/$(1)/*.c) $(if $(filter kvm,$(1)),$(wildcard src/kvm/dev/*.c)) \
-	$(if $(filter serve,$(1)),src/serve/openapi_blob.S)
+	$(if $(filter serve,$(1)),src/serve/openapi_blob.S) $(if $(filter lib,$(1)),src/lib/code_blob.S)
 obj_of = $(patsubst %.S,$(OBJ)/%.o,$(patsubst %.c,$(OBJ)/%.o,$(filter-out src/monitor/main.c src/serve/main.c,$(call src_of,$(1)))))
 $(foreach p,$(PARTS),$(eval $(ILIB)/lib$(p).a: $(call obj_of,$(p))))
 $(ILIB)/%.a:
@@ -70,7 +70,7 @@ HOST_BINS := $(BUILD)/bin/cocoon $(BUILD)/bin/cocoon-vmm $(BUILD)/bin/cocoon-ser
 	$(BUILD)/lib/libcocoon.a
 GUEST_BINS := $(SHARE)/cocoon-agent $(SHARE)/initramfs.cpio
 
-.PHONY: all host agent guest kernel image demo test unit fuzz integration bench setup clean format check-format asan \
+.PHONY: all host agent guest kernel image code-image demo test unit fuzz integration bench setup clean format check-format asan \
 	kvm-tests nested-tools source-check install uninstall hostile
 all: host agent hostile
 
@@ -81,6 +81,10 @@ kernel:
 	@scripts/build-kernel $(SHARE)/vmlinux >/dev/null
 image:
 	@scripts/build-image $(SHARE)/images/default.ext4 >/dev/null
+# The code-interpreter image (python3 + numpy, pandas, matplotlib; nodejs): not part of
+# `guest`, built once and cached like the default image.
+code-image:
+	@scripts/build-code-image $(SHARE)/images/code-interpreter.ext4 >/dev/null
 
 $(OBJ)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -89,6 +93,12 @@ $(OBJ)/%.o: %.c
 
 # The OpenAPI document, built into cocoon-serve (served at GET /v1/openapi.yaml).
 $(OBJ)/src/serve/openapi_blob.o: src/serve/openapi_blob.S docs/openapi.yaml
+	@mkdir -p $(dir $@)
+	@echo '  AS      $<'
+	$(Q)$(CC) -c $< -o $@
+
+# The code interpreter's guest programs, built into libcocoon (written into boxes on use).
+$(OBJ)/src/lib/code_blob.o: src/lib/code_blob.S src/guest/code/ctx.py src/guest/code/ctx.js
 	@mkdir -p $(dir $@)
 	@echo '  AS      $<'
 	$(Q)$(CC) -c $< -o $@

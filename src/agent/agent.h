@@ -248,4 +248,7 @@ void session_reap(struct agent *a);
 /* Shutdown progress; returns a deadline to wake up for, or 0. */
 uint64_t session_tick(struct agent *a, uint64_t now);
 
+/* `cocoon-agent code-relay SOCKET` (relay.c): one code-interpreter run; exit status. */
+int agent_code_relay(const char *sock_path);
+
 #endif

@@ -86,10 +86,13 @@ static void raise_nofile(void)
     setrlimit(RLIMIT_NOFILE, &rl);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     static struct agent a;
     a.init_ns = clock_ns(CLOCK_BOOTTIME);
+    /* The same binary, exec'd by the host as /proc/1/exe, relays code-interpreter runs. */
+    if (getpid() != 1 && argc == 3 && strcmp(argv[1], "code-relay") == 0)
+        return agent_code_relay(argv[2]);
     if (getpid() != 1) {
         fprintf(stderr, "cocoon-agent: must run as PID 1 inside a cocoon guest\n");
         return 1;

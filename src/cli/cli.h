@@ -48,6 +48,7 @@ int cli_exec_ls(int argc, char **argv);
 struct json_t *cli_detached_json(const cocoon_detached_info *list, size_t n);
 /* Starts boxes again once after a host reboot (autostart.c); quiet and cheap otherwise. */
 void cli_autostart_if_rebooted(void);
+int cmd_code(int argc, char **argv);
 /* An image not here is pulled (with progress on a terminal); 0, or -1 after printing. */
 int cli_pull_if_missing(cocoon_runtime *rt, const char *image);
 /* Pulls ref (progress on a terminal unless quiet); announce: print digest and name on stdout. */

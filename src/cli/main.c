@@ -37,6 +37,8 @@ static const char usage[] =
     "  cp SRC DEST                     copy files: HOST_PATH BOX:PATH or BOX:PATH HOST_PATH\n"
     "  fs ls|stat|mkdir|rm|mv BOX PATH list, inspect, make, remove or rename files in a running box\n"
     "  stats [--json] BOX              show a running box's cpu, memory, disk, processes\n"
+    "  code [OPTIONS] BOX CODE|-       run code in a stateful Python/JavaScript/bash context\n"
+    "  code context ls|create|restart|rm  manage a box's code contexts\n"
     "  pull [--insecure] [-q] REF      fetch an image from a registry\n"
     "  login [-u USER] REGISTRY        store registry credentials (logout REGISTRY: forget them)\n"
     "  load FILE|DIR                   load a docker save tarball or an OCI layout\n"
@@ -75,41 +77,18 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"run", cmd_run},
-    {"exec", cmd_exec},
-    {"create", cmd_create},
-    {"start", cmd_start},
-    {"stop", cmd_stop},
-    {"rm", cmd_rm},
-    {"doctor", cmd_doctor},
-    {"version", cmd_version},
-    {"restart", cmd_restart},
-    {"ls", cmd_ls},
-    {"ps", cmd_ls},
-    {"inspect", cmd_inspect},
-    {"pull", cmd_pull},
-    {"load", cmd_load},
-    {"images", cmd_images},
-    {"rmi", cmd_rmi},
-    {"image", cmd_image},
-    {"kill", cmd_kill},
-    {"cp", cmd_cp},
-    {"stats", cmd_stats},
-    {"logs", cmd_logs},
-    {"login", cmd_login},
-    {"logout", cmd_logout},
-    {"serve", cmd_serve},
-    {"config", cmd_config},
-    {"up", cmd_up},
-    {"down", cmd_down},
-    {"script", cmd_script},
-    {"fs", cmd_fs},
-    {"snapshot", cmd_snapshot},
-    {"export", cmd_export},
-    {"import", cmd_import},
-    {"mcp", cmd_mcp},
-    {"wait", cmd_wait},
-    {NULL, NULL},
+    {"run", cmd_run},       {"exec", cmd_exec},       {"create", cmd_create},
+    {"start", cmd_start},   {"stop", cmd_stop},       {"rm", cmd_rm},
+    {"doctor", cmd_doctor}, {"version", cmd_version}, {"restart", cmd_restart},
+    {"ls", cmd_ls},         {"ps", cmd_ls},           {"inspect", cmd_inspect},
+    {"pull", cmd_pull},     {"load", cmd_load},       {"images", cmd_images},
+    {"rmi", cmd_rmi},       {"image", cmd_image},     {"kill", cmd_kill},
+    {"cp", cmd_cp},         {"stats", cmd_stats},     {"logs", cmd_logs},
+    {"login", cmd_login},   {"logout", cmd_logout},   {"serve", cmd_serve},
+    {"config", cmd_config}, {"up", cmd_up},           {"down", cmd_down},
+    {"script", cmd_script}, {"fs", cmd_fs},           {"snapshot", cmd_snapshot},
+    {"export", cmd_export}, {"import", cmd_import},   {"mcp", cmd_mcp},
+    {"wait", cmd_wait},     {"code", cmd_code},       {NULL, NULL},
 };
 /* Commands of the services work (attach.c, autostart.c), apart from the table above. */
 static const struct command service_commands[] = {

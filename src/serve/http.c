@@ -344,6 +344,10 @@ static const struct {
     {R_DETACH_LOGS, handle_detached_logs, NULL, 0},
     {R_MCP, handle_mcp, NULL, 0},
     {R_BOX_WAIT, handle_box_wait, NULL, 0},
+    {R_CODE, handle_code, NULL, 0},
+    {R_CODE_CONTEXTS, handle_code, NULL, 0},
+    {R_CODE_CONTEXT, handle_code, NULL, 0},
+    {R_CODE_CONTEXT_RESTART, handle_code, NULL, 0},
 };
 
 static int handler_index(enum route_id id)

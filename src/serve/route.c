@@ -118,6 +118,26 @@ static int match_exec(const struct segs *s, int i, struct route *out)
     return -1;
 }
 
+/* Routes under /v1/boxes/{box}/code, from segment i (after "code"); a context id rides
+ * in out->exec. */
+static int match_code(const struct segs *s, int i, struct route *out)
+{
+    if (s->n == i)
+        return set(out, R_CODE, M_POST);
+    if (!seg_is(s, i, "contexts"))
+        return -1;
+    if (s->n == i + 1)
+        return set(out, R_CODE_CONTEXTS, M_GET | M_POST);
+    if (!id_ok(s->p[i + 1], s->len[i + 1]))
+        return -1;
+    copy_seg(out->exec, sizeof(out->exec), s, i + 1);
+    if (s->n == i + 2)
+        return set(out, R_CODE_CONTEXT, M_DELETE);
+    if (s->n == i + 3 && seg_is(s, i + 2, "restart"))
+        return set(out, R_CODE_CONTEXT_RESTART, M_POST);
+    return -1;
+}
+
 /* Routes under /v1/boxes/{box}, from segment i (the box). */
 static int match_box(const struct segs *s, int i, struct route *out)
 {
@@ -180,6 +200,8 @@ static int match_box(const struct segs *s, int i, struct route *out)
                 return set(out, fs[k].id, fs[k].allowed);
         return -1;
     }
+    if (seg_is(s, j, "code"))
+        return match_code(s, j + 1, out);
     if (s->n != j + 1)
         return -1;
     static const struct {

@@ -12,41 +12,45 @@ enum route_id {
     R_OPENAPI,
     R_HEALTH,
     R_METRICS,
-    R_BOXES,            /* GET list, POST create */
-    R_BOX,              /* GET, HEAD, DELETE */
-    R_BOX_START,        /* POST */
-    R_BOX_STOP,         /* POST */
-    R_BOX_EXEC,         /* POST */
-    R_BOX_RUN,          /* POST: run to completion */
-    R_BOX_EXECS,        /* GET */
-    R_EXEC,             /* GET, DELETE */
-    R_EXEC_SIGNAL,      /* POST */
-    R_EXEC_RESIZE,      /* POST */
-    R_EXEC_STDIN,       /* POST */
-    R_EXEC_ATTACH,      /* GET (WebSocket) */
-    R_EXEC_OUTPUT,      /* GET (NDJSON) */
-    R_FILES,            /* GET, PUT */
-    R_BOX_METRICS,      /* GET */
-    R_BOX_LOGS,         /* GET */
-    R_NET_LOGS,         /* GET */
-    R_NET_STATS,        /* GET */
-    R_IMAGES,           /* GET */
-    R_IMAGE_PULL,       /* POST */
-    R_IMAGE_LOAD,       /* POST */
-    R_IMAGE,            /* GET, HEAD, DELETE */
-    R_FS_STAT,          /* GET */
-    R_FS_LIST,          /* GET */
-    R_FS_MKDIR,         /* POST */
-    R_FS_REMOVE,        /* POST */
-    R_FS_MOVE,          /* POST */
-    R_SNAPSHOTS,        /* GET list, POST create */
-    R_SNAPSHOT,         /* GET, DELETE */
-    R_SNAPSHOT_RESTORE, /* POST */
-    R_DETACH_NEW,       /* POST: a detached exec the box's monitor runs (mainproc.c) */
-    R_DETACH,           /* GET, DELETE */
-    R_DETACH_LOGS,      /* GET */
-    R_MCP,              /* POST, DELETE: the MCP server (Streamable HTTP), outside /v1 */
-    R_BOX_WAIT,         /* POST: blocks until the box's main process ends, or it is healthy or runs */
+    R_BOXES,                /* GET list, POST create */
+    R_BOX,                  /* GET, HEAD, DELETE */
+    R_BOX_START,            /* POST */
+    R_BOX_STOP,             /* POST */
+    R_BOX_EXEC,             /* POST */
+    R_BOX_RUN,              /* POST: run to completion */
+    R_BOX_EXECS,            /* GET */
+    R_EXEC,                 /* GET, DELETE */
+    R_EXEC_SIGNAL,          /* POST */
+    R_EXEC_RESIZE,          /* POST */
+    R_EXEC_STDIN,           /* POST */
+    R_EXEC_ATTACH,          /* GET (WebSocket) */
+    R_EXEC_OUTPUT,          /* GET (NDJSON) */
+    R_FILES,                /* GET, PUT */
+    R_BOX_METRICS,          /* GET */
+    R_BOX_LOGS,             /* GET */
+    R_NET_LOGS,             /* GET */
+    R_NET_STATS,            /* GET */
+    R_IMAGES,               /* GET */
+    R_IMAGE_PULL,           /* POST */
+    R_IMAGE_LOAD,           /* POST */
+    R_IMAGE,                /* GET, HEAD, DELETE */
+    R_FS_STAT,              /* GET */
+    R_FS_LIST,              /* GET */
+    R_FS_MKDIR,             /* POST */
+    R_FS_REMOVE,            /* POST */
+    R_FS_MOVE,              /* POST */
+    R_SNAPSHOTS,            /* GET list, POST create */
+    R_SNAPSHOT,             /* GET, DELETE */
+    R_SNAPSHOT_RESTORE,     /* POST */
+    R_DETACH_NEW,           /* POST: a detached exec the box's monitor runs (mainproc.c) */
+    R_DETACH,               /* GET, DELETE */
+    R_DETACH_LOGS,          /* GET */
+    R_MCP,                  /* POST, DELETE: the MCP server (Streamable HTTP), outside /v1 */
+    R_BOX_WAIT,             /* POST: blocks until the box's main process ends, or it is healthy or runs */
+    R_CODE,                 /* POST: a code-interpreter run (NDJSON) */
+    R_CODE_CONTEXTS,        /* GET list, POST create */
+    R_CODE_CONTEXT,         /* DELETE (the context id is in route.exec) */
+    R_CODE_CONTEXT_RESTART, /* POST */
 };
 
 enum route_method { M_GET = 1, M_HEAD = 2, M_POST = 4, M_PUT = 8, M_DELETE = 16, M_OTHER = 32 };

@@ -148,6 +148,7 @@ int handle_net_logs(struct req *r);
 int handle_net_stats(struct req *r);
 int handle_exec(struct req *r);
 int handle_run(struct req *r);
+int handle_code(struct req *r); /* run, contexts (code.c) */
 int handle_execs(struct req *r);
 int handle_exec_info(struct req *r); /* get, delete */
 int handle_exec_signal(struct req *r);

@@ -205,7 +205,8 @@ def probe_paths(doc):
     out = []
     for template, item in doc.doc["paths"].items():
         concrete = "/v1" + template.replace("{box_id}", PROBE_BOX).replace("{exec_id}", PROBE_EXEC).replace(
-            "{image}", PROBE_IMAGE).replace("{snapshot}", "snap-probe").replace("{id}", "12345678")
+            "{image}", PROBE_IMAGE).replace("{snapshot}", "snap-probe").replace("{id}", "12345678").replace(
+            "{context_id}", "python")
         out.append(concrete)
         out.append("/v1/some-prefix" + concrete[3:])
     return out + ["/v1/nope", "/v2/boxes", "/v1", f"/v1/boxes/{PROBE_BOX}/nope",
