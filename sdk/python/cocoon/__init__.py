@@ -13,6 +13,7 @@ from ._version import __version__
 from .aio import AsyncBox, AsyncExecution, AsyncFiles
 from .box import Box, Execution, Files
 from .client import Client, Images, default_client, set_default_client
+from .code import CodeContext, CodeError, CodeExecution, CodeFailed, Logs, Result
 from .compat import PythonSandbox, Sandbox
 from .config import load_config
 from .errors import (AlreadyExists, BootError, CocoonError, CommandFailed, ExecError, HostIOError, ImageError,
@@ -29,6 +30,7 @@ def images() -> Images:
 
 __all__ = [
     "__version__", "AsyncBox", "AsyncExecution", "AsyncFiles", "Box", "Execution", "Files", "Client", "Images",
+    "CodeContext", "CodeError", "CodeExecution", "CodeFailed", "Logs", "Result",
     "default_client", "set_default_client", "images", "Sandbox", "PythonSandbox", "load_config",
     "AlreadyExists", "BootError", "CocoonError", "CommandFailed", "ExecError", "HostIOError", "ImageError",
     "InvalidArgument", "InvalidState", "NotFound", "PermissionDenied", "ProtocolError", "ResourceExhausted",

@@ -31,6 +31,7 @@ read_fn = CFUNCTYPE(c_long, c_void_p, c_void_p, c_size_t)
 write_fn = CFUNCTYPE(c_int, c_void_p, c_void_p, c_size_t)
 notice_fn = CFUNCTYPE(None, c_void_p, c_char_p)
 line_fn = CFUNCTYPE(c_int, c_void_p, c_int, c_char_p, POINTER(c_char), c_size_t)
+code_event_fn = CFUNCTYPE(c_int, c_void_p, c_size_t, c_void_p)
 
 
 class Error(Structure):
@@ -95,6 +96,11 @@ class MainStatus(Structure):
 class LogsOptions(Structure):
     _fields_ = [("size", c_size_t), ("follow", c_int), ("tail", c_longlong), ("timestamps", c_int),
                 ("since_us", c_longlong), ("on_line", line_fn), ("user_data", c_void_p)]
+
+
+class CodeOptions(Structure):
+    _fields_ = [("size", c_size_t), ("language", c_char_p), ("context", c_char_p), ("env", POINTER(c_char_p)),
+                ("timeout_ms", c_uint), ("on_event", code_event_fn), ("ctx", c_void_p)]
 
 
 class ExitStatus(Structure):
@@ -212,6 +218,13 @@ _SIGNATURES = {
     # cocoon.yaml (CONFIG interface)
     "cocoon_config_load": (c_int, [c_char_p, POINTER(c_void_p), _E]),
     "cocoon_free": (None, [c_void_p]),
+    # the code interpreter
+    "cocoon_code_options_init": (None, [POINTER(CodeOptions)]),
+    "cocoon_code_run": (c_int, [_P, c_char_p, POINTER(CodeOptions), _E]),
+    "cocoon_code_context_create": (c_int, [_P, c_char_p, c_char_p, POINTER(c_void_p), _E]),
+    "cocoon_code_context_list": (c_int, [_P, POINTER(c_void_p), _E]),
+    "cocoon_code_context_restart": (c_int, [_P, c_char_p, _E]),
+    "cocoon_code_context_remove": (c_int, [_P, c_char_p, _E]),
 }
 
 

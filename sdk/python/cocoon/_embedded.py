@@ -7,6 +7,7 @@ from __future__ import annotations
 import ctypes
 import datetime
 import itertools
+import json
 import os
 import queue
 import tempfile
@@ -255,10 +256,7 @@ class EmbeddedBox(BoxHandle):
         o.argv, o.env, o.cwd, o.user = argv, envv, cwd, user
         o.tty = 1 if req.tty else 0
         if req.timeout:
-            ms = int(req.timeout * 1000)
-            if ms <= 0 or ms > 0xFFFFFFFF:
-                raise InvalidArgument(f"timeout {req.timeout} s: must be above 0 and at most 4294967 s")
-            o.timeout_ms = ms
+            o.timeout_ms = _timeout_ms(req.timeout)
         o.stdin_fd = C.STDIN_API if (req.interactive or req.stdin is not None) else C.STDIN_NONE
         o.stdout_fd = -1
         o.stderr_fd = -1
@@ -436,6 +434,61 @@ class EmbeddedBox(BoxHandle):
         call = (lambda wfd, opts, err: self.lib.box_main_logs(self.ptr, wfd, wfd, opts, err)) if exec_id is None \
             else (lambda wfd, opts, err: self.lib.box_exec_logs(self.ptr, int(exec_id), wfd, wfd, opts, err))
         return _log_lines(call, o, stream)
+
+    # ---- the code interpreter ----
+    def code_run(self, code: str, language: str, context: Optional[str], env: Dict[str, str],
+                 timeout: Optional[float], on_event: Callable[[dict], bool]) -> None:
+        self._need_lib("cocoon_code_run")
+        o = C.init_struct(C.CodeOptions, self.lib.code_options_init)
+        envv = C.cstr_array([f"{k}={v}" for k, v in env.items()]) if env else None
+        keep = [_b(language), _b(context), envv]
+        o.language, o.context = keep[0], keep[1]
+        if envv is not None:
+            o.env = envv
+        o.timeout_ms = _timeout_ms(timeout)
+
+        def deliver(data, length, _ctx) -> int:
+            # nonzero interrupts the run; nothing may escape into ctypes (it would
+            # print the exception and answer 0)
+            try:
+                return 0 if on_event(json.loads(ctypes.string_at(data, length))) else 1
+            except BaseException:  # noqa: BLE001 - the collector keeps the user's own errors
+                return 1
+
+        callback = C.code_event_fn(deliver)  # alive until the call returns
+        o.on_event = callback
+        err = C.Error()
+        rc = self.lib.code_run(self.ptr, code.encode(), byref(o), byref(err))
+        del keep, callback
+        _check(rc, err)
+
+    def _json_call(self, call) -> object:
+        out = c_void_p()
+        err = C.Error()
+        _check(call(byref(out), byref(err)), err)
+        try:
+            return json.loads(ctypes.string_at(out)) if out.value else None
+        finally:
+            _libc_free(out)
+
+    def code_context_create(self, language: str, cwd: Optional[str]) -> dict:
+        self._need_lib("cocoon_code_context_create")
+        return self._json_call(lambda out, err: self.lib.code_context_create(self.ptr, _b(language), _b(cwd), out,
+                                                                              err))  # type: ignore[return-value]
+
+    def code_context_list(self) -> List[dict]:
+        self._need_lib("cocoon_code_context_list")
+        return self._json_call(lambda out, err: self.lib.code_context_list(self.ptr, out, err)) or []  # type: ignore
+
+    def code_context_restart(self, context_id: str) -> None:
+        self._need_lib("cocoon_code_context_restart")
+        err = C.Error()
+        _check(self.lib.code_context_restart(self.ptr, context_id.encode(), byref(err)), err)
+
+    def code_context_remove(self, context_id: str) -> None:
+        self._need_lib("cocoon_code_context_remove")
+        err = C.Error()
+        _check(self.lib.code_context_remove(self.ptr, context_id.encode(), byref(err)), err)
 
     # ---- files ----
     def read_file(self, path: str, max_bytes: int) -> bytes:
@@ -681,6 +734,16 @@ _libc.free.restype = None
 
 def _libc_free(p) -> None:
     _libc.free(p)
+
+
+def _timeout_ms(timeout: Optional[float]) -> int:
+    """cocoon's uint32 milliseconds of a timeout in seconds (None or 0: none)."""
+    if not timeout:
+        return 0
+    ms = int(timeout * 1000)
+    if ms <= 0 or ms > 0xFFFFFFFF:
+        raise InvalidArgument(f"timeout {timeout} s: must be above 0 and at most 4294967 s")
+    return ms
 
 
 def _stop_ms(timeout: Optional[float]) -> int:

@@ -487,6 +487,40 @@ class RemoteBox(BoxHandle):
     def net_stats(self) -> NetworkStats:
         return NetworkStats.from_dict(self.http.call("GET", f"/boxes/{self.id}/network/stats"))
 
+    # ---- the code interpreter ----
+    def code_run(self, code: str, language: str, context: Optional[str], env: Dict[str, str],
+                 timeout: Optional[float], on_event: Callable[[dict], bool]) -> None:
+        body: dict = {"code": code, "language": language}
+        if context:
+            body["context"] = context
+        if env:
+            body["env"] = dict(env)
+        if timeout:
+            body["timeout_seconds"] = timeout
+        conn, resp = self.http.open("POST", f"/boxes/{self.id}/code", body, {"Accept": "application/x-ndjson"},
+                                    reuse=False, timeout=None)
+        try:  # closing the connection early interrupts the run on the server
+            for ev in _ndjson(resp):
+                if not on_event(ev):
+                    return
+        finally:
+            conn.close()
+
+    def code_context_create(self, language: str, cwd: Optional[str]) -> dict:
+        body: dict = {"language": language}
+        if cwd:
+            body["cwd"] = cwd
+        return self.http.call("POST", f"/boxes/{self.id}/code/contexts", body)
+
+    def code_context_list(self) -> List[dict]:
+        return self.http.call("GET", f"/boxes/{self.id}/code/contexts") or []
+
+    def code_context_restart(self, context_id: str) -> None:
+        self.http.call("POST", f"/boxes/{self.id}/code/contexts/{_q(context_id)}/restart")
+
+    def code_context_remove(self, context_id: str) -> None:
+        self.http.call("DELETE", f"/boxes/{self.id}/code/contexts/{_q(context_id)}")
+
     # ---- the main process and detached execs ----
     def main_status(self) -> Optional[MainStatus]:
         m = self.http.call("GET", f"/boxes/{self.id}").get("main")

@@ -133,6 +133,14 @@ class BoxHandle:
     def detached_status(self, exec_id: int) -> MainStatus: raise NotImplementedError
     def kill_detached(self, exec_id: int, signo: int) -> None: raise NotImplementedError
 
+    # the code interpreter: on_event gets each event (a dict) and returns False to interrupt
+    def code_run(self, code: str, language: str, context: Optional[str], env: Dict[str, str],
+                 timeout: Optional[float], on_event: Callable[[dict], bool]) -> None: raise NotImplementedError
+    def code_context_create(self, language: str, cwd: Optional[str]) -> dict: raise NotImplementedError
+    def code_context_list(self) -> List[dict]: raise NotImplementedError
+    def code_context_restart(self, context_id: str) -> None: raise NotImplementedError
+    def code_context_remove(self, context_id: str) -> None: raise NotImplementedError
+
 
 class Transport:
     """A connection to cocoon: boxes and images."""

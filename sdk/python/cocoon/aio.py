@@ -11,6 +11,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Generator, List, Opt
 
 from .box import Box, Execution
 from .client import Client
+from .code import CodeContext, CodeExecution
 from .types import BoxInfo, ExecInfo, ExecResult, FileInfo, LogLine, MainStatus, NetworkStats, OutputChunk, Stats
 
 T = TypeVar("T")
@@ -228,8 +229,21 @@ class AsyncBox:
     async def run(self, command: Any, **kw: Any) -> ExecResult:
         return await _run(self.sync.run, command, **kw)
 
-    async def run_code(self, code: str, **kw: Any) -> ExecResult:
-        return await _run(self.sync.run_code, code, **kw)
+    async def run_code(self, code: str, language: str = "python", **kw: Any) -> CodeExecution:
+        """Box.run_code; callbacks are called from a worker thread."""
+        return await _run(self.sync.run_code, code, language, **kw)
+
+    async def create_code_context(self, language: str = "python", cwd: Optional[str] = None) -> CodeContext:
+        return await _run(self.sync.create_code_context, language, cwd)
+
+    async def list_code_contexts(self) -> List[CodeContext]:
+        return await _run(self.sync.list_code_contexts)
+
+    async def restart_code_context(self, context: Any) -> None:
+        await _run(self.sync.restart_code_context, context)
+
+    async def remove_code_context(self, context: Any) -> None:
+        await _run(self.sync.remove_code_context, context)
 
     async def execs(self) -> List[ExecInfo]:
         return await _run(self.sync.execs)

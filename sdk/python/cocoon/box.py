@@ -13,6 +13,7 @@ from typing import (Any, BinaryIO, Callable, Dict, Iterator, List, Mapping, Opti
 
 from ._transport import BoxHandle, ExecHandle, ExecRequest, ExitInfo, feed
 from .client import Client, default_client
+from .code import CodeContext, CodeError, CodeExecution, Collector, Result, language_of
 from .errors import CocoonError, InvalidArgument, InvalidState, NotFound, Timeout
 from .types import (BoxInfo, ExecInfo, ExecResult, FileInfo, LogLine, MainStatus, Network, NetworkStats, OutputChunk,
                     Stats, parse_memory_mib, parse_size)
@@ -510,15 +511,43 @@ class Box:
         """The peers' spelling: a string runs under /bin/sh -c, a list as argv."""
         return self.exec(command, shell=isinstance(command, str), **kw)
 
-    def run_code(self, code: str, *, language: str = "python", **kw: Any) -> ExecResult:
-        """Runs a piece of code with an interpreter of the box ("python" runs python3,
-        "shell"/"sh"/"bash" /bin/sh or bash) until cocoon has a code interpreter of its
-        own; the code goes on stdin, so its size is not bounded by argv."""
-        interp = {"python": ["python3", "-"], "python3": ["python3", "-"], "shell": ["/bin/sh", "-s"],
-                  "sh": ["/bin/sh", "-s"], "bash": ["bash", "-s"]}.get(language)
-        if interp is None:
-            raise InvalidArgument(f"language {language!r}: python, shell, sh or bash")
-        return self.exec(interp, stdin=code, **kw)
+    def run_code(self, code: str, language: str = "python", *, context: Union[str, CodeContext, None] = None,
+                 env: Optional[Mapping[str, str]] = None, timeout: Optional[float] = None,
+                 on_stdout: Optional[Callable[[str], Any]] = None, on_stderr: Optional[Callable[[str], Any]] = None,
+                 on_result: Optional[Callable[[Result], Any]] = None,
+                 on_error: Optional[Callable[[CodeError], Any]] = None) -> CodeExecution:
+        """Runs code in a stateful context of the box (cocoon's code interpreter):
+        variables, imports and the working directory stay for the next run. language
+        "python" (default), "javascript" (Node; the code-interpreter image) or "bash"
+        ("shell", "sh", "py", "js" are aliases); context: a context id or CodeContext
+        (default: the language's default context). timeout (seconds) interrupts the
+        run (Python: KeyboardInterrupt, in .error) and keeps the context. The callbacks
+        get output text, results and the error as they come, from the calling thread
+        (embedded) or the reading one; one that raises interrupts the run and its
+        exception propagates. Returns a CodeExecution; code that raised is not an
+        exception (its .error; .check() raises)."""
+        lang = language_of(language)
+        ctx = context.id if isinstance(context, CodeContext) else context
+        col = Collector(on_stdout, on_stderr, on_result, on_error)
+        self._need().code_run(code, lang, ctx, {str(k): str(v) for k, v in (env or {}).items()}, timeout, col.event)
+        return col.finish(f"run_code in box {self.id}")
+
+    def create_code_context(self, language: str = "python", cwd: Optional[str] = None) -> CodeContext:
+        """A new code context (its own interpreter) of language, in cwd (default the
+        box's working directory)."""
+        return CodeContext.from_dict(self._need().code_context_create(language_of(language), cwd))
+
+    def list_code_contexts(self) -> List[CodeContext]:
+        """The box's code contexts (the default ones once used)."""
+        return [CodeContext.from_dict(d) for d in self._need().code_context_list()]
+
+    def restart_code_context(self, context: Union[str, CodeContext]) -> None:
+        """Starts a context's interpreter afresh (its state is lost; same id)."""
+        self._need().code_context_restart(context.id if isinstance(context, CodeContext) else context)
+
+    def remove_code_context(self, context: Union[str, CodeContext]) -> None:
+        """Ends a context's interpreter; its state is gone."""
+        self._need().code_context_remove(context.id if isinstance(context, CodeContext) else context)
 
     def execs(self) -> List[ExecInfo]:
         """The commands running in the box (embedded: started by any client, ids are
