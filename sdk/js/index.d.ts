@@ -371,6 +371,67 @@ export interface NetworkStats {
   droppedMalformed: number;
 }
 
+// ---- the code interpreter ----
+
+/** 'python', 'javascript' (Node; the code-interpreter image) or 'bash', and their aliases. */
+export type CodeLanguage = 'python' | 'python3' | 'py' | 'javascript' | 'js' | 'node' | 'bash' | 'shell' | 'sh';
+/** A value the code produced, in every form it has (png/jpeg: base64). */
+export class Result {
+  text?: string;
+  html?: string;
+  markdown?: string;
+  svg?: string;
+  png?: string;
+  jpeg?: string;
+  latex?: string;
+  json?: unknown;
+  javascript?: string;
+  /** The last expression's value (else a figure or other display). */
+  isMainResult: boolean;
+  /** Forms this SDK does not name. */
+  extra: Record<string, unknown>;
+  formats(): string[];
+  toString(): string;
+}
+/** The exception the code raised (the context is kept). */
+export class CodeError {
+  name: string;
+  value: string;
+  traceback: string;
+  toString(): string;
+}
+export class CodeExecution {
+  results: Result[];
+  logs: { stdout: string[]; stderr: string[] };
+  error: CodeError | null;
+  executionCount: number | null;
+  /** The main result's text. */
+  readonly text: string | undefined;
+  /** logs.stdout joined. */
+  readonly stdout: string;
+  readonly stderr: string;
+  toJSON(): { results: Result[]; logs: { stdout: string[]; stderr: string[] }; error: CodeError | null; executionCount: number | null };
+}
+export interface CodeContext {
+  id: string;
+  language: 'python' | 'javascript' | 'bash';
+  cwd: string;
+}
+export interface RunCodeOptions {
+  language?: CodeLanguage;
+  /** A context id or one from createCodeContext (default: the language's default context). */
+  context?: string | CodeContext;
+  /** Set for this run only. */
+  env?: Record<string, string | number>;
+  /** Interrupts the run (Python: KeyboardInterrupt in .error); the context stays. */
+  timeoutMs?: number;
+  onStdout?: (text: string) => void;
+  onStderr?: (text: string) => void;
+  onResult?: (result: Result) => void;
+  onError?: (error: CodeError) => void;
+  signal?: AbortSignal;
+}
+
 export class Box {
   /** Made by Box.create, Box.get and Box.list (not meant to be called directly). */
   constructor(client: Cocoon, info: unknown, opts?: { held?: boolean; owned?: boolean });
@@ -395,7 +456,13 @@ export class Box {
   [Symbol.asyncDispose](): Promise<void>;
   exec(cmd: Command, opts?: ExecOptions): Promise<ExecResult>;
   spawn(cmd: Command, opts?: ExecOptions): Promise<Execution>;
-  runCode(code: string, opts?: ExecOptions & { language?: 'python' | 'python3' | 'py' | 'shell' | 'sh' | 'bash' }): Promise<ExecResult>;
+  /** Code in a stateful context (cocoon's code interpreter); code that raised is .error, not a rejection. */
+  runCode(code: string, opts?: RunCodeOptions): Promise<CodeExecution>;
+  createCodeContext(opts?: { language?: CodeLanguage; cwd?: string }): Promise<CodeContext>;
+  listCodeContexts(): Promise<CodeContext[]>;
+  /** Its interpreter starts afresh (state lost), same id. */
+  restartCodeContext(context: string | CodeContext): Promise<void>;
+  removeCodeContext(context: string | CodeContext): Promise<void>;
   script(name: string, opts?: ExecOptions): Promise<ExecResult>;
   executions(): Promise<Array<Record<string, unknown>>>;
   stats(): Promise<BoxStats>;
@@ -418,7 +485,7 @@ export class Box {
 /** Aliases for people coming from other sandbox SDKs (an ephemeral Box; run = runCode; kill = remove). */
 export class Sandbox extends Box {
   static create<T extends typeof Box>(this: T, image?: string | BoxCreateOptions, opts?: BoxCreateOptions): Promise<InstanceType<T>>;
-  run(code: string, opts?: ExecOptions & { language?: 'python' | 'shell' | 'sh' | 'bash' }): Promise<ExecResult>;
+  run(code: string, opts?: RunCodeOptions): Promise<CodeExecution>;
   kill(): Promise<void>;
 }
 

@@ -3,11 +3,10 @@
 import { Cocoon } from './client.js';
 import { InvalidArgumentError, NotFoundError } from './errors.js';
 import { Execution, execBody, normalizeCommand } from './exec.js';
+import { contextOf, languageOf, runCode } from './code.js';
 import { boxFromConfig } from './config.js';
 import { Files } from './files.js';
 import { camel, parseMemoryMiB, parseSizeBytes, textLines } from './util.js';
-
-const RUN_CODE_INLINE_MAX = 100 << 10; // code passed as an argument (Linux caps one at 128 KiB)
 
 function portSpec(p) {
   if (typeof p === 'string') return p;
@@ -219,20 +218,42 @@ export class Box {
     return ex.wait();
   }
 
-  /** Runs code: language 'python' (default) or 'shell' (also 'sh', 'bash'). An ExecResult. */
+  /**
+   * Runs code in a stateful context of the box (cocoon's code interpreter): variables,
+   * imports and the working directory stay for the next run. Options: language
+   * ('python' default, 'javascript', 'bash'; 'shell', 'sh', 'py', 'js' are aliases),
+   * context (an id or a context from createCodeContext), env (this run only),
+   * timeoutMs (interrupts the run, keeping the context), onStdout/onStderr (text),
+   * onResult (a Result), onError (a CodeError) as they come, signal (an AbortSignal).
+   * A callback that throws interrupts the run and the promise rejects with its error.
+   * Resolves with a CodeExecution; code that raised is its .error, not a rejection.
+   */
   async runCode(code, opts = {}) {
-    const { language = 'python', ...rest } = opts;
-    const lang = String(language).toLowerCase();
-    const interp = { python: ['python3'], python3: ['python3'], py: ['python3'], shell: ['/bin/sh'], sh: ['/bin/sh'], bash: ['bash'] }[lang];
-    if (!interp) throw new InvalidArgumentError(`runCode: language "${language}" is not supported (python or shell)`, { code: 'invalid_argument' });
-    if (Buffer.byteLength(code) <= RUN_CODE_INLINE_MAX) return this.exec([...interp, '-c', code], rest);
-    const file = `/tmp/.cocoon-code-${process.pid}-${Date.now()}`;
-    await this.fs.writeFile(file, code, { mode: 0o600 });
-    try {
-      return await this.exec([...interp, file], rest);
-    } finally {
-      await this.fs.remove(file).catch(() => {});
-    }
+    return runCode(this._client, this._path, code, opts);
+  }
+
+  /** A new code context ({id, language, cwd}) of language, in cwd (default the box's working directory). */
+  async createCodeContext({ language = 'python', cwd } = {}) {
+    const body = { language: languageOf(language) };
+    if (cwd !== undefined) body.cwd = cwd;
+    return contextOf(await this._client.call('POST', this._path + '/code/contexts', { json: body }));
+  }
+
+  /** The box's code contexts (the default ones once used). */
+  async listCodeContexts() {
+    return ((await this._client.call('GET', this._path + '/code/contexts')) || []).map(contextOf);
+  }
+
+  /** Starts a context's interpreter afresh (its state is lost; same id). */
+  async restartCodeContext(context) {
+    const id = typeof context === 'object' && context !== null ? context.id : context;
+    await this._client.call('POST', `${this._path}/code/contexts/${encodeURIComponent(id)}/restart`);
+  }
+
+  /** Ends a context's interpreter; its state is gone. */
+  async removeCodeContext(context) {
+    const id = typeof context === 'object' && context !== null ? context.id : context;
+    await this._client.call('DELETE', `${this._path}/code/contexts/${encodeURIComponent(id)}`);
   }
 
   /** Runs a named script of the box's cocoon.yaml (a box made by fromConfig). An ExecResult. */

@@ -4,6 +4,7 @@
 export { Cocoon } from './client.js';
 export { Box } from './box.js';
 export { Execution, ExecResult } from './exec.js';
+export { CodeError, CodeExecution, Result } from './code.js';
 export { Files } from './files.js';
 export { Images, images } from './images.js';
 export { loadConfig } from './config.js';

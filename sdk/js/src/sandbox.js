@@ -12,7 +12,7 @@ export class Sandbox extends Box {
     return super.create(o);
   }
 
-  /** runCode(code, {language}) under the peers' name. */
+  /** runCode(code, opts) under the peers' name: a CodeExecution. */
   run(code, opts) {
     return this.runCode(code, opts);
   }

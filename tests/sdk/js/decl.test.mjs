@@ -77,3 +77,7 @@ const instanceFields = {
 };
 for (const n of Object.keys(sdk)) if (/Error$/.test(n) && n !== 'CocoonError') instanceFields[n] = instanceFields.CocoonError;
 instanceFields.Sandbox = instanceFields.Box;
+// the code interpreter's values (CodeError is data, not a CocoonError)
+instanceFields.CodeError = ['name', 'value', 'traceback'];
+instanceFields.Result = ['text', 'html', 'markdown', 'svg', 'png', 'jpeg', 'latex', 'json', 'javascript', 'isMainResult', 'extra'];
+instanceFields.CodeExecution = ['results', 'logs', 'error', 'executionCount'];

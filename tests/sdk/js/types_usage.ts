@@ -4,6 +4,10 @@ import {
   Box,
   Cocoon,
   ExecResult,
+  type CodeContext,
+  CodeError,
+  CodeExecution,
+  Result,
   Execution,
   NotFoundError,
   CocoonError,
@@ -69,7 +73,26 @@ async function main(): Promise<void> {
   const cfg = await loadConfig('cocoon.yaml');
   const b2: Box = await Box.fromConfig('cocoon.yaml', cfg.boxes[0].name);
   const sb: Sandbox = await Sandbox.create('python:3.12-slim');
-  const r2 = await sb.run('print(1)');
+  const r2: CodeExecution = await sb.run('print(1)');
+  const codeOut: string = r2.stdout + (r2.text ?? '');
+  const ctx: CodeContext = await sb.createCodeContext({ language: 'bash', cwd: '/tmp' });
+  const ce = await sb.runCode('x', {
+    language: 'python',
+    context: ctx,
+    timeoutMs: 1000,
+    env: { A: 1 },
+    onStdout: (t) => t.length,
+    onResult: (r: Result) => r.png,
+    onError: (e: CodeError) => e.traceback,
+    signal: new AbortController().signal,
+  });
+  const n: number | null = ce.executionCount;
+  const first: string[] = ce.logs.stdout.concat(ce.results[0].formats());
+  for (const c of await sb.listCodeContexts()) await sb.restartCodeContext(c.id);
+  await sb.removeCodeContext(ctx);
+  void codeOut, n, first;
+  // @ts-expect-error: a language cocoon does not have
+  await sb.runCode('x', { language: 'cobol' });
   await sb.kill();
   const boxes: Box[] = await Box.list({ status: 'running' });
   const client = new Cocoon({ url: 'http://127.0.0.1:8100', token: 't' });
