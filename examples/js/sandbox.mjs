@@ -1,5 +1,5 @@
 // The aliases for people coming from other sandbox SDKs: Sandbox.create(image) is an
-// ephemeral Box, sb.run(code) runs Python (runCode), sb.kill() removes it.
+// ephemeral Box, sb.run(code) runs Python (runCode: a CodeExecution), sb.kill() removes it.
 // Run: node examples/js/sandbox.mjs
 import { Sandbox } from '../../sdk/js/src/index.js';
 

@@ -156,6 +156,7 @@ export async function runCode(client, boxPath, code, opts = {}) {
     }
   } catch (e) {
     res.destroy(); // a callback threw, the caller aborted, or the stream broke
+    if (signal?.aborted) throw signal.reason ?? e; // as fetch does: an AbortError unless given another reason
     throw e;
   }
   if (failure) throw failure;

@@ -13,6 +13,7 @@ const expect = {
   'stream.mjs': /\[stdout\] tick 1\n\[stdout\] tick 2\n\[stdout\] tick 3\n\[stderr\] done\nexit 0\nPIPED THROUGH THE BOX\ncaught TERM\njob 1, job 2, job 3, job 4\n/,
   'files.mjs': /app.py says \{"sum": 45\}\ndownloaded: out.txt src\nout.txt: 10\n/,
   'sandbox.mjs': /^42\n$/,
+  'code.mjs': /^streamed: in \/tmp\ntext: 42 \| stdout: \["in \/tmp\\n"\] \| count: 2\nerror: ZeroDivisionError: division by zero\ntimeout: KeyboardInterrupt \| x is still 20\n\d+ entries in \/etc\n$/,
 };
 
 describe('examples/js', { skip: vmMissing() || false }, () => {
