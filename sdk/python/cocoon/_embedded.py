@@ -447,12 +447,15 @@ class EmbeddedBox(BoxHandle):
             o.env = envv
         o.timeout_ms = _timeout_ms(timeout)
 
+        caught: List[BaseException] = []
+
         def deliver(data, length, _ctx) -> int:
             # nonzero interrupts the run; nothing may escape into ctypes (it would
-            # print the exception and answer 0)
+            # print the exception and answer 0): it is raised once the run ended
             try:
                 return 0 if on_event(json.loads(ctypes.string_at(data, length))) else 1
-            except BaseException:  # noqa: BLE001 - the collector keeps the user's own errors
+            except BaseException as e:  # noqa: BLE001 - a Ctrl-C between two steps, say
+                caught.append(e)
                 return 1
 
         callback = C.code_event_fn(deliver)  # alive until the call returns
@@ -460,6 +463,8 @@ class EmbeddedBox(BoxHandle):
         err = C.Error()
         rc = self.lib.code_run(self.ptr, code.encode(), byref(o), byref(err))
         del keep, callback
+        if caught:
+            raise caught[0]
         _check(rc, err)
 
     def _json_call(self, call) -> object:
