@@ -157,9 +157,10 @@ int handle_exec_stdin(struct req *r);
 int handle_exec_attach(struct req *r);
 int handle_exec_output(struct req *r);
 int handle_files(struct req *r);
-int handle_fs(struct req *r);        /* the fs/ routes (fsops.c) */
-int handle_snapshots(struct req *r); /* the snapshots/ routes (snapshots.c) */
-int handle_box_wait(struct req *r);  /* boxwait.c */
+int handle_fs(struct req *r);         /* the fs/ routes (fsops.c) */
+int handle_snapshots(struct req *r);  /* the snapshots/ routes (snapshots.c) */
+int handle_box_wait(struct req *r);   /* boxwait.c */
+int handle_box_attach(struct req *r); /* mainattach.c: the main process over a WebSocket */
 /* A box's "health" field: its check and, while it runs, its state (boxwait.c). */
 json_t *serve_health_json(const char *dir, int running);
 int handle_images(struct req *r);

@@ -3,6 +3,7 @@ Box object's "main", GET /logs of the main process (tail, since, timestamps, str
 NDJSON, follow), followers that leave mid-stream, detached execs (/detached: start,
 status, output, kill), and the bad cases each refused with a clear 4xx that changes
 nothing. One home, one server, boxes shared by the tests in file order."""
+import asyncio
 import json
 import os
 
@@ -201,3 +202,90 @@ def test_entrypoint_takes_command_as_its_arguments(api):
     m = main_state(api, "ep", "exited")
     assert m["exit_code"] == 0, m
     assert api.get("/v1/boxes/ep/logs").body == b"via-entrypoint nobody\n"
+
+
+def ws_attach(server, name):
+    import websockets
+    return websockets.unix_connect(server.socket, f"ws://localhost/v1/boxes/{name}/attach", max_size=None)
+
+
+async def ws_read_until(ws, needle, channel=b"\x01"):
+    got = b""
+    while needle not in got:
+        frame = await ws.recv()
+        assert isinstance(frame, bytes) and frame[:1] in (b"\x01", b"\x02"), frame
+        if frame[:1] == channel:
+            got += frame[1:]
+    return got
+
+
+def test_attach_over_a_websocket(api, server, home):
+    """GET /boxes/{id}/attach: a `run -d -i` main process's output, stdin forwarded, a
+    client that leaves does not stop it, at most 8 at once, and the exit frame at its end."""
+    try:
+        import websockets
+    except ImportError:
+        pytest.skip("skipped: python3-websockets is not installed (scripts/setup installs it)")
+    script = ('echo ready; while read l; do echo "got $l"; echo "err $l" >&2; '
+              '[ "$l" = quit ] && exit 5; done')
+    home.run("run", "-d", "-i", "--name", "wsmain", "--", "sh", "-c", script)
+    main_state(api, "wsmain", "running")
+    wait_for("its first line", lambda: b"ready" in api.get("/v1/boxes/wsmain/logs").body)
+
+    async def leave_early():
+        async with ws_attach(server, "wsmain") as ws:
+            await ws.send(b"one\n")
+            await ws_read_until(ws, b"got one\n")
+            await ws_read_until(ws, b"err one\n", b"\x02")
+            await ws.send(json.dumps({"type": "resize", "cols": 0, "rows": 5}))
+            while True:  # a bad control message is answered, the session goes on
+                frame = await ws.recv()
+                if isinstance(frame, str):
+                    assert json.loads(frame) == {"type": "error",
+                                                 "message": "resize needs cols and rows from 1 to 65535"}
+                    break
+    asyncio.run(asyncio.wait_for(leave_early(), WAIT_S))
+    assert box(api, "wsmain")["main"]["state"] == "running"
+
+    async def too_many():
+        conns = []
+        while len(conns) < 8:  # the first client's slot frees once the monitor saw it leave
+            try:
+                conns.append(await ws_attach(server, "wsmain").__aenter__())
+            except websockets.exceptions.InvalidHandshake:
+                await asyncio.sleep(0.2)
+        try:
+            with pytest.raises(websockets.exceptions.InvalidHandshake) as refused:
+                await ws_attach(server, "wsmain").__aenter__()
+            e = refused.value  # InvalidStatusCode (websockets 10) or InvalidStatus (11 on)
+            assert getattr(e, "status_code", None) == 429 or e.response.status_code == 429, e
+        finally:
+            for ws in conns:
+                await ws.close()
+    asyncio.run(asyncio.wait_for(too_many(), WAIT_S))
+    assert box(api, "wsmain")["main"]["state"] == "running"
+
+    async def to_the_end():
+        frames = []
+        async with ws_attach(server, "wsmain") as ws:
+            await ws.send(b"two\n")
+            await ws_read_until(ws, b"got two\n")
+            await ws.send(b"quit\n")
+            async for message in ws:
+                frames.append(message)
+        return frames
+    frames = asyncio.run(asyncio.wait_for(to_the_end(), WAIT_S))
+    texts = [json.loads(f) for f in frames if isinstance(f, str)]
+    assert texts == [{"type": "exit", "exit_code": 5, "status": "completed"}], frames
+    assert b"got quit\n" in b"".join(f[1:] for f in frames if isinstance(f, bytes) and f[:1] == b"\x01")
+    assert main_state(api, "wsmain", "exited")["exit_code"] == 5
+
+    # refused as ordinary errors, before any upgrade
+    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+    assert_error(api.request("GET", "/v1/boxes/wsmain/attach", headers=upgrade), 409, "invalid_state")
+    assert api.post("/v1/boxes", {"name": "nomain", "memory_mib": 128, "auto_start": True}).status == 201
+    assert_error(api.request("GET", "/v1/boxes/nomain/attach", headers=upgrade), 409, "invalid_state",
+                 "main process")
+    assert_error(api.request("GET", "/v1/boxes/nosuchbox/attach", headers=upgrade), 404, "not_found")
+    assert_error(api.get("/v1/boxes/wsmain/attach"), 400, "invalid_argument", "WebSocket")
