@@ -289,3 +289,26 @@ def test_attach_over_a_websocket(api, server, home):
                  "main process")
     assert_error(api.request("GET", "/v1/boxes/nosuchbox/attach", headers=upgrade), 404, "not_found")
     assert_error(api.get("/v1/boxes/wsmain/attach"), 400, "invalid_argument", "WebSocket")
+
+
+def test_create_with_a_health_check(api, home):
+    """The create body's "health": the Box's health object shows it, POST /wait healthy
+    returns once it passed, and bad checks are refused without making a box."""
+    r = api.post("/v1/boxes", {"name": "hc", "memory_mib": 128, "auto_start": True,
+                               "command": ["sh", "-c", "sleep 1; touch /tmp/ok; exec sleep 600"],
+                               "health": {"cmd": "test -f /tmp/ok", "interval_seconds": 1, "retries": 2,
+                                          "timeout_seconds": 5, "start_period_seconds": 0}})
+    assert r.status == 201, r
+    h = r.data["health"]
+    assert (h["test"], h["interval_ms"], h["retries"], h["timeout_ms"]) == \
+        ("/bin/sh -c test -f /tmp/ok", 1000, 2, 5000), h
+    r = api.post("/v1/boxes/hc/wait", {"condition": "healthy", "timeout_seconds": WAIT_S}, timeout=WAIT_S + 30)
+    assert r.status == 200 and r.data == {"condition": "healthy", "exit_code": None}, r
+    assert box(api, "hc")["health"]["status"] == "healthy"
+    before = boxes(home)
+    for bad, word in (({"cmd": "true", "test": ["true"]}, "either"), ({}, "either"),
+                      ({"cmd": "true", "retries": 0}, "retries"), ({"cmd": "true", "every": 3}, "every"),
+                      ({"cmd": "true", "interval_seconds": -1}, "interval_seconds"),
+                      ({"cmd": "true", "on_failure": "explode"}, "explode"), ({"cmd": "true", "interval_seconds": 0.5}, "interval"), ("true", "health")):
+        assert_error(api.post("/v1/boxes", {"name": "hbad", "health": bad}), 400, "invalid_argument", word)
+    assert boxes(home) == before
