@@ -92,11 +92,14 @@ static int answer_box(struct req *r, cocoon_box *box, unsigned status)
 
 /* ---- create ---- */
 
+/* A table: clang-format would put one key per line. */
+/* clang-format off */
 static const char *const create_keys[] = {
-    "name",        "image",       "rootfs",    "rootfs_path", "cpus",  "memory_mib", "disk_size_gb", "disk_size_bytes",
-    "env",         "working_dir", "user",      "entrypoint",  "cmd",   "network",    "detach",       "auto_stop",
-    "auto_delete", "labels",      "ephemeral", "auto_start",  "accel", "vmm",        "ports",        "volumes",
-    "security",    "command",     "restart",   "health",      NULL};
+    "name",        "image",       "rootfs",    "rootfs_path", "cpus",    "memory_mib", "disk_size_gb", "disk_size_bytes",
+    "env",         "working_dir", "user",      "entrypoint",  "cmd",     "network",    "detach",       "auto_stop",
+    "auto_delete", "labels",      "ephemeral", "auto_start",  "accel",   "vmm",        "ports",        "volumes",
+    "security",    "command",     "restart",   "health",      "tty",     "open_stdin", NULL};
+/* clang-format on */
 
 #define LABELS_MAX 64
 

@@ -184,6 +184,7 @@ int handle_detached_logs(struct req *r);
 struct main_request {
     const char **command, **entrypoint; /* NULL-terminated (owned vectors), or NULL */
     const char *restart;
+    int tty, open_stdin; /* for attachers (GET .../attach), as `run -d -t -i` */
 };
 int main_request_parse(struct req *r, json_t *body, struct main_request *m);
 /* Sets the main process of a new box from m and the box's env/working_dir/user; answers

@@ -312,3 +312,22 @@ def test_create_with_a_health_check(api, home):
                       ({"cmd": "true", "on_failure": "explode"}, "explode"), ({"cmd": "true", "interval_seconds": 0.5}, "interval"), ("true", "health")):
         assert_error(api.post("/v1/boxes", {"name": "hbad", "health": bad}), 400, "invalid_argument", word)
     assert boxes(home) == before
+
+
+def test_attach_to_a_main_process_created_over_rest(api, server):
+    """"open_stdin" at create: the WebSocket's binary frames reach the main process."""
+    pytest.importorskip("websockets", reason="skipped: python3-websockets is not installed (scripts/setup installs it)")
+    assert_error(api.post("/v1/boxes", {"name": "nocmd", "open_stdin": True}), 400, "invalid_argument", "command")
+    assert_error(api.post("/v1/boxes", {"name": "nocmd", "tty": "yes", "command": ["cat"]}), 400,
+                 "invalid_argument", "tty")
+    r = api.post("/v1/boxes", {"name": "restin", "memory_mib": 128, "auto_start": True, "open_stdin": True,
+                               "command": ["sh", "-c", "while read l; do echo \"rest $l\"; done"]})
+    assert r.status == 201, r
+    main_state(api, "restin", "running")
+
+    async def talk():
+        async with ws_attach(server, "restin") as ws:
+            await ws.send(b"hi\n")
+            await ws_read_until(ws, b"rest hi\n")
+    asyncio.run(asyncio.wait_for(talk(), WAIT_S))
+    assert api.delete("/v1/boxes/restin?force=true").status in (200, 204)
