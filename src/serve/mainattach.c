@@ -17,6 +17,7 @@
 #include "serve/http.h"
 #include "serve/serve.h"
 #include "serve/ws.h"
+#include "serve/ws_attach.h"
 
 #define MAIN_ATTACH_PING_MS 3000
 #define MAIN_ATTACH_MESSAGE_MAX (1u << 20) /* one stdin or control message from the client */
@@ -182,38 +183,16 @@ static void forward_stdin(struct main_session *s, const uint8_t *p, size_t len)
 
 static void control_message(struct main_session *s, const struct ws_message *m)
 {
-    json_error_t jerr;
-    json_t *j = json_loadb((const char *)m->data, m->len, 0, &jerr);
-    const char *type = json_string_value(json_object_get(j, "type"));
-    const char *problem = NULL;
+    struct ws_control c;
     char why[128];
-    if (!type) {
-        problem = "a text message must be a JSON object with a \"type\"";
-    } else if (strcmp(type, "stdin_eof") == 0) {
+    if (ws_control_parse(m->data, m->len, &c, why, sizeof(why)) < 0)
+        send_json_text(s, json_pack("{s:s,s:s}", "type", "error", "message", why));
+    else if (c.type == WS_CONTROL_STDIN_EOF)
         close_fd(&s->in[1]); /* only our input ends: the main process's stdin stays open (docker's -i) */
-    } else if (strcmp(type, "resize") == 0) {
-        json_int_t cols = json_integer_value(json_object_get(j, "cols"));
-        json_int_t rows = json_integer_value(json_object_get(j, "rows"));
-        if (cols < 1 || cols > 65535 || rows < 1 || rows > 65535)
-            problem = "resize needs cols and rows from 1 to 65535";
-        else
-            cocoon_attach_resize(s->a, (unsigned)rows, (unsigned)cols);
-    } else if (strcmp(type, "signal") == 0) {
-        json_t *v = json_object_get(j, "sig");
-        if (!v)
-            v = json_object_get(j, "signal");
-        json_int_t sig = json_integer_value(v);
-        if (sig < 1 || sig > 64)
-            problem = "signal needs \"sig\" from 1 to 64";
-        else
-            cocoon_attach_signal(s->a, (int)sig);
-    } else {
-        snprintf(why, sizeof(why), "unknown message type \"%.60s\"", type);
-        problem = why;
-    }
-    if (problem)
-        send_json_text(s, json_pack("{s:s,s:s}", "type", "error", "message", problem));
-    json_decref(j);
+    else if (c.type == WS_CONTROL_RESIZE)
+        cocoon_attach_resize(s->a, c.rows, c.cols);
+    else
+        cocoon_attach_signal(s->a, c.sig);
 }
 
 static void *session_main(void *arg)
@@ -270,13 +249,7 @@ static void on_upgrade(void *cls, struct MHD_Connection *connection, void *con_c
     struct main_session *s = cls;
     s->fd = sock;
     s->urh = urh;
-    if (extra_in_size) {
-        s->extra = malloc(extra_in_size);
-        if (s->extra) {
-            memcpy(s->extra, extra_in, extra_in_size);
-            s->extra_len = extra_in_size;
-        }
-    }
+    ws_attach_copy_extra(extra_in, extra_in_size, &s->extra, &s->extra_len);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -317,18 +290,9 @@ static int start_attachment(struct req *r, struct main_session *s)
 
 int handle_box_attach(struct req *r)
 {
-    struct ws_upgrade_request up = {.method = r->method_text,
-                                    .upgrade = serve_header(r, "Upgrade"),
-                                    .connection = serve_header(r, "Connection"),
-                                    .version = serve_header(r, "Sec-WebSocket-Version"),
-                                    .key = serve_header(r, "Sec-WebSocket-Key")};
     char accept[WS_ACCEPT_SIZE];
-    const char *why = NULL;
-    int status = ws_upgrade_check(&up, accept, &why);
-    if (status != 0)
-        return serve_error(r, (unsigned)status, "invalid_argument",
-                           "attach is a WebSocket: %s (GET .../logs?follow=true streams without one)",
-                           why ? why : "not an upgrade request");
+    if (ws_attach_check(r, accept, "GET .../logs?follow=true streams the output without one") < 0)
+        return -1;
     struct main_session *s = calloc(1, sizeof(*s));
     if (!s)
         return serve_error(r, 503, "resource_exhausted", "out of memory");
@@ -339,12 +303,9 @@ int handle_box_attach(struct req *r)
         session_free(s);
         return -1;
     }
-    struct MHD_Response *resp = MHD_create_response_for_upgrade(on_upgrade, s);
-    if (!resp) {
+    if (ws_attach_answer(r, accept, on_upgrade, s) < 0) {
         session_free(s);
-        return serve_error(r, 503, "resource_exhausted", "cannot set up the WebSocket");
+        return -1;
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "websocket");
-    MHD_add_response_header(resp, "Sec-WebSocket-Accept", accept);
-    return serve_queue_response(r, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+    return 0;
 }
