@@ -39,6 +39,8 @@ struct main_session {
     cocoon_attach_result res;
     cocoon_error pump_err;
     int stop;            /* the reader ended: the writer stops */
+    int pump_done;       /* the attachment ended: nobody reads stdin any more */
+    int writer_done;     /* the writer ended (the client is gone, or all was sent) */
     int exit_sent;       /* the writer delivered everything and the exit frame */
     int idle_after_exit; /* seconds the reader waited since for the client to close */
 };
@@ -93,6 +95,7 @@ static void *pump(void *arg)
     s->pump_rc = rc;
     s->res = res;
     s->pump_err = err;
+    s->pump_done = 1;
     pthread_mutex_unlock(&s->lock);
     close_fd(&s->out[1]); /* the writer sees the end of both streams */
     close_fd(&s->err[1]);
@@ -100,9 +103,8 @@ static void *pump(void *arg)
 }
 
 /* Turns the pipes into frames, then sends how the attachment ended. */
-static void *writer(void *arg)
+static void write_frames(struct main_session *s)
 {
-    struct main_session *s = arg;
     struct pollfd pf[2] = {{s->out[0], POLLIN, 0}, {s->err[0], POLLIN, 0}};
     uint8_t buf[1 + MAIN_ATTACH_CHUNK];
     int broken = 0;
@@ -111,7 +113,7 @@ static void *writer(void *arg)
         if (n < 0 && errno != EINTR)
             break;
         if (session_stopping(s))
-            return NULL;
+            return;
         if (n == 0 && ws_send_ping(&s->ws, NULL, 0) < 0)
             break;
         for (int i = 0; i < 2 && n > 0; i++) {
@@ -139,7 +141,7 @@ static void *writer(void *arg)
     int stop = s->stop;
     pthread_mutex_unlock(&s->lock);
     if (broken || stop || res.detached)
-        return NULL;
+        return;
     if (rc < 0 || !res.ended) {
         /* The box stopped under us: why, and an exit frame only when the end is known. */
         send_json_text(
@@ -149,7 +151,7 @@ static void *writer(void *arg)
             s->exit_sent = 1;
             pthread_mutex_unlock(&s->lock);
         }
-        return NULL;
+        return;
     }
     json_t *exit = json_pack("{s:s,s:i,s:s}", "type", "exit", "exit_code", res.exit_code, "status", "completed");
     char *text = exit ? json_dumps(exit, JSON_COMPACT) : NULL;
@@ -160,14 +162,32 @@ static void *writer(void *arg)
         pthread_mutex_unlock(&s->lock);
     }
     free(text);
+}
+
+static void *writer(void *arg)
+{
+    struct main_session *s = arg;
+    write_frames(s);
+    pthread_mutex_lock(&s->lock);
+    s->writer_done = 1;
+    pthread_mutex_unlock(&s->lock);
     return NULL;
+}
+
+/* Stdin is still wanted: the client is there and the attachment reads it. */
+static int stdin_wanted(struct main_session *s)
+{
+    pthread_mutex_lock(&s->lock);
+    int wanted = !s->stop && !s->pump_done && !s->writer_done;
+    pthread_mutex_unlock(&s->lock);
+    return wanted;
 }
 
 /* Stdin bytes into the pipe the attachment reads; gives up (dropping them) when the
  * attachment stopped reading, so a client typing into an ended session never blocks. */
 static void forward_stdin(struct main_session *s, const uint8_t *p, size_t len)
 {
-    while (len && s->in[1] >= 0 && !session_stopping(s)) {
+    while (len && s->in[1] >= 0 && stdin_wanted(s)) {
         ssize_t n = write(s->in[1], p, len);
         if (n > 0) {
             p += n;

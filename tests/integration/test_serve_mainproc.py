@@ -331,3 +331,26 @@ def test_attach_to_a_main_process_created_over_rest(api, server):
             await ws_read_until(ws, b"rest hi\n")
     asyncio.run(asyncio.wait_for(talk(), WAIT_S))
     assert api.delete("/v1/boxes/restin?force=true").status in (200, 204)
+
+
+def test_attach_stdin_nobody_reads_holds_no_thread(api, server):
+    """A client types far more than a main process that never reads its stdin takes: the
+    exit frame still comes when it ends, and the session's threads go."""
+    pytest.importorskip("websockets", reason="skipped: python3-websockets is not installed (scripts/setup installs it)")
+    r = api.post("/v1/boxes", {"name": "deaf", "memory_mib": 128, "auto_start": True, "open_stdin": True,
+                               "command": ["sh", "-c", "while [ ! -e /tmp/stop ]; do sleep 0.2; done; exit 2"]})
+    assert r.status == 201, r
+    main_state(api, "deaf", "running")
+    task_dir = f"/proc/{server.pid}/task"
+    base = len(os.listdir(task_dir))
+
+    async def flood():
+        async with ws_attach(server, "deaf") as ws:
+            for _ in range(64):  # 4 MiB: more than the pipe, the attachment's queue and the sockets hold
+                await ws.send(b"x" * 65536)
+            assert api.post("/v1/boxes/deaf/run", {"command": "touch", "args": ["/tmp/stop"]}).status == 200
+            texts = [json.loads(m) async for m in ws if isinstance(m, str)]
+            assert texts == [{"type": "exit", "exit_code": 2, "status": "completed"}], texts
+    asyncio.run(asyncio.wait_for(flood(), WAIT_S))
+    wait_for("the session's threads to end", lambda: len(os.listdir(task_dir)) <= base)
+    api.delete("/v1/boxes/deaf?force=true")
