@@ -238,8 +238,10 @@ demo: setup
 
 # The whole suite: sanitizer build of the host code, unit + fuzz replay, short
 # coverage-guided fuzzing, then the integration suite and the JS SDK's suite on real boxes.
+# The code-interpreter image (numpy, pandas, matplotlib, node) is built for the tests of
+# rich results and E2B's runCode: ~8 minutes once, then cached by recipe hash.
 test: setup
-	$(MAKE) all guest nested-tools
+	$(MAKE) all guest nested-tools code-image
 	$(MAKE) BUILD=build/asan SANITIZE=1 host unit kvm-tests
 	@scripts/source-check
 	@scripts/fuzz-smoke

@@ -142,8 +142,43 @@ export interface BoxCreateOptions {
   command?: string[];
   /** Its restart policy: 'no' (default), 'on-failure', 'on-failure:N', 'always', 'unless-stopped'. */
   restart?: string;
+  /** A health check run in the box from its start (see Box.health, Box.wait). */
+  healthcheck?: HealthCheckOptions;
   client?: Cocoon;
 }
+
+export interface HealthCheckOptions {
+  /** Shell text (run with /bin/sh -c) or an argv array (run as is). */
+  cmd: string | string[];
+  /** Seconds between the end of a run and the next (default 30, at least 1). */
+  interval?: number;
+  /** Seconds a run may take before it is killed and fails (default 30, at least 1). */
+  timeout?: number;
+  /** Failures in a row that make the box unhealthy (default 3). */
+  retries?: number;
+  /** Seconds after the start in which failures do not count (default 0). */
+  startPeriod?: number;
+  /** What being unhealthy does: 'none' (default), 'restart' (the main process) or 'stop' (the box). */
+  onFailure?: 'none' | 'restart' | 'stop';
+}
+
+/** A box's health check (Box.health): as set at create, and its state while the box runs. */
+export interface HealthStatus {
+  test: string;
+  interval: number;
+  timeout: number;
+  retries: number;
+  startPeriod: number;
+  onFailure: string;
+  /** null while the box is stopped. */
+  status: 'starting' | 'healthy' | 'unhealthy' | null;
+  healthy: boolean;
+  failingStreak: number;
+  lastExitCode: number | null;
+  lastOutput: string | null;
+}
+
+export type WaitCondition = 'exited' | 'healthy' | 'running';
 
 export type RunState = 'created' | 'starting' | 'running' | 'restarting' | 'exited' | 'stopped';
 
@@ -471,6 +506,10 @@ export class Box {
   logs(opts: { follow: true }): Promise<AsyncIterable<string>>;
   /** The box's main process, or null without one. */
   mainStatus(): Promise<MainStatus | null>;
+  /** The health check and its status, or null for a box created without one. */
+  health(): Promise<HealthStatus | null>;
+  /** Until condition holds (default 'exited': resolves with the main process's exit code; else null). */
+  wait(opts?: { condition?: WaitCondition; timeoutMs?: number }): Promise<number | null>;
   /** The main process's output (InvalidStateError without one). */
   mainLogs(opts?: LogOptions): AsyncIterable<LogLine>;
   /** A command the box itself runs (no stdin, no terminal); resolves with its id. */

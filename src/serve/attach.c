@@ -19,6 +19,7 @@
 #include "serve/http.h"
 #include "serve/serve.h"
 #include "serve/ws.h"
+#include "serve/ws_attach.h"
 #include "serve/xreg.h"
 
 #define ATTACH_PING_MS 3000
@@ -101,46 +102,21 @@ static void *writer(void *arg)
 
 static void control_message(struct session *s, const struct ws_message *m)
 {
-    json_error_t jerr;
-    json_t *j = json_loadb((const char *)m->data, m->len, 0, &jerr);
-    const char *type = json_string_value(json_object_get(j, "type"));
+    struct ws_control c;
     cocoon_error err = {0};
-    int rc = 0;
-    if (!type) {
-        rc = -1;
-        snprintf(err.message, sizeof(err.message), "a text message must be a JSON object with a \"type\"");
-    } else if (strcmp(type, "stdin_eof") == 0) {
+    int rc = ws_control_parse(m->data, m->len, &c, err.message, sizeof(err.message));
+    if (rc == 0 && c.type == WS_CONTROL_STDIN_EOF) {
         rc = xreg_close_stdin(s->e, &err);
-    } else if (strcmp(type, "resize") == 0) {
-        json_int_t cols = json_integer_value(json_object_get(j, "cols"));
-        json_int_t rows = json_integer_value(json_object_get(j, "rows"));
-        if (cols < 1 || cols > 65535 || rows < 1 || rows > 65535) {
-            rc = -1;
-            snprintf(err.message, sizeof(err.message), "resize needs cols and rows from 1 to 65535");
-        } else {
-            rc = xreg_resize(s->e, (unsigned)rows, (unsigned)cols, &err);
+    } else if (rc == 0 && c.type == WS_CONTROL_RESIZE) {
+        rc = xreg_resize(s->e, c.rows, c.cols, &err);
+    } else if (rc == 0) {
+        if (c.sig == 9) {
+            pthread_mutex_lock(&s->e->lock);
+            s->e->killed = !s->e->done;
+            pthread_mutex_unlock(&s->e->lock);
         }
-    } else if (strcmp(type, "signal") == 0) {
-        json_t *v = json_object_get(j, "sig");
-        if (!v)
-            v = json_object_get(j, "signal");
-        json_int_t sig = json_integer_value(v);
-        if (sig < 1 || sig > 64) {
-            rc = -1;
-            snprintf(err.message, sizeof(err.message), "signal needs \"sig\" from 1 to 64");
-        } else {
-            if (sig == 9) {
-                pthread_mutex_lock(&s->e->lock);
-                s->e->killed = !s->e->done;
-                pthread_mutex_unlock(&s->e->lock);
-            }
-            rc = xreg_signal(s->e, (int)sig, &err);
-        }
-    } else {
-        rc = -1;
-        snprintf(err.message, sizeof(err.message), "unknown message type \"%.60s\"", type);
+        rc = xreg_signal(s->e, c.sig, &err);
     }
-    json_decref(j);
     if (rc < 0 && err.code != COCOON_E_STATE) {
         json_t *msg = json_pack("{s:s,s:s}", "type", "error", "message", err.message);
         char *text = json_dumps(msg, JSON_COMPACT);
@@ -204,13 +180,7 @@ static void on_upgrade(void *cls, struct MHD_Connection *connection, void *con_c
     struct session *s = cls;
     s->fd = sock;
     s->urh = urh;
-    if (extra_in_size) {
-        s->extra = malloc(extra_in_size);
-        if (s->extra) {
-            memcpy(s->extra, extra_in, extra_in_size);
-            s->extra_len = extra_in_size;
-        }
-    }
+    ws_attach_copy_extra(extra_in, extra_in_size, &s->extra, &s->extra_len);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -228,18 +198,9 @@ static void on_upgrade(void *cls, struct MHD_Connection *connection, void *con_c
 
 int handle_exec_attach(struct req *r)
 {
-    struct ws_upgrade_request up = {.method = r->method_text,
-                                    .upgrade = serve_header(r, "Upgrade"),
-                                    .connection = serve_header(r, "Connection"),
-                                    .version = serve_header(r, "Sec-WebSocket-Version"),
-                                    .key = serve_header(r, "Sec-WebSocket-Key")};
     char accept[WS_ACCEPT_SIZE];
-    const char *why = NULL;
-    int status = ws_upgrade_check(&up, accept, &why);
-    if (status != 0)
-        return serve_error(r, (unsigned)status, "invalid_argument",
-                           "attach is a WebSocket: %s (GET .../output streams NDJSON without one)",
-                           why ? why : "not an upgrade request");
+    if (ws_attach_check(r, accept, "GET .../output streams NDJSON without one") < 0)
+        return -1;
     struct xentry *e = exec_from_route(r);
     if (!e)
         return -1;
@@ -248,17 +209,20 @@ int handle_exec_attach(struct req *r)
         return serve_error(r, 409, "invalid_state", "execution %s is already attached to another client", e->id);
     }
     struct session *s = calloc(1, sizeof(*s));
-    struct MHD_Response *resp = s ? MHD_create_response_for_upgrade(on_upgrade, s) : NULL;
-    if (!resp) {
-        free(s);
+    if (!s) {
         xreg_detach(e, 0);
         xreg_put(e);
-        return serve_error(r, 503, "resource_exhausted", "cannot set up the WebSocket");
+        return serve_error(r, 503, "resource_exhausted", "out of memory");
     }
     s->e = e;
     s->fd = -1;
     pthread_mutex_init(&s->lock, NULL);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "websocket");
-    MHD_add_response_header(resp, "Sec-WebSocket-Accept", accept);
-    return serve_queue_response(r, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+    if (ws_attach_answer(r, accept, on_upgrade, s) < 0) {
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+        xreg_detach(e, 0);
+        xreg_put(e);
+        return -1;
+    }
+    return 0;
 }

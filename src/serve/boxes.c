@@ -92,11 +92,14 @@ static int answer_box(struct req *r, cocoon_box *box, unsigned status)
 
 /* ---- create ---- */
 
+/* A table: clang-format would put one key per line. */
+/* clang-format off */
 static const char *const create_keys[] = {
-    "name",        "image",       "rootfs",    "rootfs_path", "cpus",  "memory_mib", "disk_size_gb", "disk_size_bytes",
-    "env",         "working_dir", "user",      "entrypoint",  "cmd",   "network",    "detach",       "auto_stop",
-    "auto_delete", "labels",      "ephemeral", "auto_start",  "accel", "vmm",        "ports",        "volumes",
-    "security",    "command",     "restart",   NULL};
+    "name",        "image",       "rootfs",    "rootfs_path", "cpus",    "memory_mib", "disk_size_gb", "disk_size_bytes",
+    "env",         "working_dir", "user",      "entrypoint",  "cmd",     "network",    "detach",       "auto_stop",
+    "auto_delete", "labels",      "ephemeral", "auto_start",  "accel",   "vmm",        "ports",        "volumes",
+    "security",    "command",     "restart",   "health",      "tty",     "open_stdin", NULL};
+/* clang-format on */
 
 #define LABELS_MAX 64
 
@@ -311,6 +314,7 @@ struct create_args {
     struct net_args net;
     const char **top_ports;
     struct main_request main;
+    struct health_request health;
     char **owned_ports;
     int made; /* the box exists (box_id) */
     char box_id[64];
@@ -324,6 +328,7 @@ static void create_args_free(struct create_args *a)
         free(a->owned_ports[i]);
     free(a->owned_ports);
     main_request_free(&a->main);
+    health_request_free(&a->health);
     json_decref(a->body);
 }
 
@@ -347,7 +352,8 @@ static int create_box(struct req *r, struct create_args *a, cocoon_runtime *rt)
         serve_get_bool(r, b, "auto_start", &auto_start) < 0 || serve_get_bool(r, b, "detach", &detach) < 0 ||
         get_flag_or_seconds(r, b, "auto_stop", &auto_stop) < 0 || serve_get_string(r, b, "accel", 16, &o.accel) < 0 ||
         serve_get_string(r, b, "vmm", 16, &o.vmm) < 0 || serve_get_string(r, b, "security", 32, &security) < 0 ||
-        main_request_parse(r, b, &a->main) < 0 || read_ports(r, b, &a->top_ports, &a->owned_ports) < 0 ||
+        main_request_parse(r, b, &a->main) < 0 || health_request_parse(r, b, &a->health) < 0 ||
+        read_ports(r, b, &a->top_ports, &a->owned_ports) < 0 ||
         read_network(r, json_object_get(b, "network"), &o, &a->net) < 0 ||
         check_labels(r, json_object_get(b, "labels")) < 0)
         return -1;
@@ -410,7 +416,8 @@ static int create_box(struct req *r, struct create_args *a, cocoon_runtime *rt)
             return serve_cocoon_error(r, &err);
         }
     }
-    if (main_request_apply(r, box, &a->main) < 0) { /* answered: the box goes, nothing changed */
+    if (main_request_apply(r, box, &a->main) < 0 ||
+        health_request_apply(r, box, &a->health) < 0) { /* answered: the box goes, nothing changed */
         cocoon_box_remove(box, 1, NULL);
         cocoon_box_close(box);
         return -1;

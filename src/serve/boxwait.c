@@ -54,6 +54,66 @@ json_t *serve_health_json(const char *dir, int running)
     return h ? h : json_null();
 }
 
+#define HEALTH_DURATION_MAX_S (24 * 3600)
+
+void health_request_free(struct health_request *h)
+{
+    free(h->test);
+    memset(h, 0, sizeof(*h));
+}
+
+static int get_ms(struct req *r, json_t *o, const char *key, unsigned *ms)
+{
+    double s = -1;
+    if (serve_get_seconds(r, o, key, HEALTH_DURATION_MAX_S, &s) < 0)
+        return -1;
+    if (s >= 0)
+        *ms = (unsigned)(s * 1000.0);
+    return 0;
+}
+
+int health_request_parse(struct req *r, json_t *b, struct health_request *h)
+{
+    memset(h, 0, sizeof(*h));
+    cocoon_health_options_init(&h->opts);
+    json_t *o = json_object_get(b, "health");
+    if (!o || json_is_null(o))
+        return 0;
+    if (!json_is_object(o))
+        return serve_error(r, 400, "invalid_argument", "field \"health\" must be an object (test or cmd, ...)");
+    static const char *const keys[] = {"test",    "cmd",        "interval_seconds",     "timeout_seconds",
+                                       "retries", "on_failure", "start_period_seconds", NULL};
+    uint64_t retries = 0;
+    if (serve_only_keys(r, o, keys) < 0 || serve_get_strings(r, o, "test", 256, &h->test) < 0 ||
+        serve_get_string(r, o, "cmd", 4000, &h->opts.cmd) < 0 ||
+        get_ms(r, o, "interval_seconds", &h->opts.interval_ms) < 0 ||
+        get_ms(r, o, "timeout_seconds", &h->opts.timeout_ms) < 0 ||
+        get_ms(r, o, "start_period_seconds", &h->opts.start_period_ms) < 0 ||
+        serve_get_uint(r, o, "retries", 1, 1000, &retries) < 0 ||
+        serve_get_string(r, o, "on_failure", 16, &h->opts.on_failure) < 0)
+        return -1;
+    if (h->test && !h->test[0]) {
+        free(h->test);
+        h->test = NULL;
+    }
+    if (!h->test == !h->opts.cmd)
+        return serve_error(r, 400, "invalid_argument",
+                           "field \"health\" needs either \"test\" (an argv) or \"cmd\" (shell text)");
+    if (retries)
+        h->opts.retries = (unsigned)retries;
+    h->opts.test = h->test;
+    h->present = 1;
+    return 0;
+}
+
+int health_request_apply(struct req *r, cocoon_box *box, const struct health_request *h)
+{
+    cocoon_error err;
+    if (h->present && cocoon_box_set_health(box, &h->opts, &err) < 0)
+        return serve_cocoon_error(r, &err); /* bad durations or on_failure: a 400 */
+    return 0;
+}
+
 int handle_box_wait(struct req *r)
 {
     json_t *b = serve_body_object(r);

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lib/internal.h"
+#include "util/fd.h"
 #include "serve/serve.h"
 
 #define CODE_MAX (16u * 1024u * 1024u - 1024u)
@@ -51,7 +51,7 @@ static void run_unref(struct code_run *c)
 /* 0, or nonzero when the reader (the response) is gone */
 static int write_line(int fd, const char *json, size_t len)
 {
-    return lib_write_all(fd, json, len) != 0 || lib_write_all(fd, "\n", 1) != 0;
+    return util_write_all(fd, json, len) != 0 || util_write_all(fd, "\n", 1) != 0;
 }
 
 static int on_event(const char *json, size_t len, void *ctx)

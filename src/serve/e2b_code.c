@@ -10,6 +10,7 @@
 #include "serve/e2b.h"
 #include "serve/serve.h"
 #include "serve/worker.h"
+#include "util/fd.h"
 
 struct run_job {
     cocoon_runtime *rt;
@@ -29,25 +30,11 @@ static void job_free(void *p)
     free(j);
 }
 
-static int write_all(int fd, const char *data, size_t len)
-{
-    while (len) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* One event, one line; a reader that left interrupts the run. */
 static int on_event(const char *json, size_t len, void *ctx)
 {
     int fd = (int)(intptr_t)ctx;
-    return write_all(fd, json, len) < 0 || write_all(fd, "\n", 1) < 0;
+    return util_write_all(fd, json, len) < 0 || util_write_all(fd, "\n", 1) < 0;
 }
 
 static void run(void *arg, int fd)

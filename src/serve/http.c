@@ -348,6 +348,7 @@ static const struct {
     {R_CODE_CONTEXTS, handle_code, NULL, 0},
     {R_CODE_CONTEXT, handle_code, NULL, 0},
     {R_CODE_CONTEXT_RESTART, handle_code, NULL, 0},
+    {R_BOX_ATTACH, handle_box_attach, NULL, 0},
 };
 
 static int handler_index(enum route_id id)

@@ -42,7 +42,8 @@ int main_request_parse(struct req *r, json_t *b, struct main_request *m)
     if (serve_get_strings(r, b, "command", MAIN_ARGV_MAX, &m->command) < 0 ||
         serve_get_strings(r, b, "cmd", MAIN_ARGV_MAX, &cmd) < 0 ||
         serve_get_strings(r, b, "entrypoint", MAIN_ARGV_MAX, &m->entrypoint) < 0 ||
-        serve_get_string(r, b, "restart", 64, &m->restart) < 0) {
+        serve_get_string(r, b, "restart", 64, &m->restart) < 0 || serve_get_bool(r, b, "tty", &m->tty) < 0 ||
+        serve_get_bool(r, b, "open_stdin", &m->open_stdin) < 0) {
         free(cmd);
         return -1;
     }
@@ -66,6 +67,9 @@ int main_request_parse(struct req *r, json_t *b, struct main_request *m)
     char why[256];
     if (m->restart && main_restart_parse(m->restart, &policy, &retries, why, sizeof(why)) < 0)
         return serve_error(r, 400, "invalid_argument", "field \"restart\": %s", why);
+    if ((m->tty || m->open_stdin) && !m->command && !m->entrypoint)
+        return serve_error(r, 400, "invalid_argument",
+                           "fields \"tty\" and \"open_stdin\" are for a main process: give \"command\"");
     if (m->restart && policy != MAIN_RESTART_NO && !m->command && !m->entrypoint)
         return serve_error(r, 400, "invalid_argument",
                            "field \"restart\" needs a main process: give \"command\" (and \"entrypoint\")");
@@ -114,7 +118,8 @@ int main_request_apply(struct req *r, cocoon_box *box, const struct main_request
     else if (cocoon_box_command(box, &co, &cmd, &err) < 0)
         rc = serve_cocoon_error(r, &err);
     else {
-        if (cocoon_box_set_main(box, &cmd, m->restart, &err) < 0)
+        if (cocoon_box_set_main(box, &cmd, m->restart, &err) < 0 ||
+            ((m->tty || m->open_stdin) && cocoon_box_set_main_stdio(box, m->tty, m->open_stdin, &err) < 0))
             rc = serve_cocoon_error(r, &err);
         cocoon_command_free(&cmd);
     }

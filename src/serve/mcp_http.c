@@ -21,6 +21,7 @@
 #include "mcp/mcp.h"
 #include "serve/http.h"
 #include "serve/serve.h"
+#include "util/fd.h"
 #include "util/util.h"
 
 #define SESSION_ID_LEN 32
@@ -264,25 +265,11 @@ static void stream_unref(struct stream_job *j)
     }
 }
 
-static int write_all(int fd, const char *data, size_t len)
-{
-    while (len) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static void emit_event(void *ctx, const char *text, size_t len)
 {
     struct stream_job *j = ctx;
-    if (write_all(j->fd[1], "event: message\ndata: ", 21) == 0 && write_all(j->fd[1], text, len) == 0)
-        write_all(j->fd[1], "\n\n", 2);
+    if (util_write_all(j->fd[1], "event: message\ndata: ", 21) == 0 && util_write_all(j->fd[1], text, len) == 0)
+        util_write_all(j->fd[1], "\n\n", 2);
 }
 
 static void *stream_worker(void *p)

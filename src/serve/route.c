@@ -215,7 +215,8 @@ static int match_box(const struct segs *s, int i, struct route *out)
                {"files", R_FILES, M_GET | M_PUT | M_HEAD},
                {"metrics", R_BOX_METRICS, M_GET},
                {"logs", R_BOX_LOGS, M_GET},
-               {"wait", R_BOX_WAIT, M_POST}};
+               {"wait", R_BOX_WAIT, M_POST},
+               {"attach", R_BOX_ATTACH, M_GET}};
     for (size_t k = 0; k < sizeof(sub) / sizeof(sub[0]); k++)
         if (seg_is(s, j, sub[k].word))
             return set(out, sub[k].id, sub[k].allowed);

@@ -51,6 +51,7 @@ enum route_id {
     R_CODE_CONTEXTS,        /* GET list, POST create */
     R_CODE_CONTEXT,         /* DELETE (the context id is in route.exec) */
     R_CODE_CONTEXT_RESTART, /* POST */
+    R_BOX_ATTACH,           /* GET (WebSocket): the box's main process (mainattach.c) */
 };
 
 enum route_method { M_GET = 1, M_HEAD = 2, M_POST = 4, M_PUT = 8, M_DELETE = 16, M_OTHER = 32 };

@@ -157,11 +157,21 @@ int handle_exec_stdin(struct req *r);
 int handle_exec_attach(struct req *r);
 int handle_exec_output(struct req *r);
 int handle_files(struct req *r);
-int handle_fs(struct req *r);        /* the fs/ routes (fsops.c) */
-int handle_snapshots(struct req *r); /* the snapshots/ routes (snapshots.c) */
-int handle_box_wait(struct req *r);  /* boxwait.c */
+int handle_fs(struct req *r);         /* the fs/ routes (fsops.c) */
+int handle_snapshots(struct req *r);  /* the snapshots/ routes (snapshots.c) */
+int handle_box_wait(struct req *r);   /* boxwait.c */
+int handle_box_attach(struct req *r); /* mainattach.c: the main process over a WebSocket */
 /* A box's "health" field: its check and, while it runs, its state (boxwait.c). */
 json_t *serve_health_json(const char *dir, int running);
+/* The create body's "health": checked before the box is made, applied after. */
+struct health_request {
+    int present;
+    const char **test; /* owned vector (strings belong to the body), or NULL with cmd */
+    cocoon_health_options opts;
+};
+int health_request_parse(struct req *r, json_t *body, struct health_request *h);
+int health_request_apply(struct req *r, cocoon_box *box, const struct health_request *h);
+void health_request_free(struct health_request *h);
 int handle_images(struct req *r);
 int handle_image(struct req *r);
 int handle_image_pull(struct req *r);
@@ -174,6 +184,7 @@ int handle_detached_logs(struct req *r);
 struct main_request {
     const char **command, **entrypoint; /* NULL-terminated (owned vectors), or NULL */
     const char *restart;
+    int tty, open_stdin; /* for attachers (GET .../attach), as `run -d -t -i` */
 };
 int main_request_parse(struct req *r, json_t *body, struct main_request *m);
 /* Sets the main process of a new box from m and the box's env/working_dir/user; answers

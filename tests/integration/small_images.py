@@ -65,10 +65,11 @@ def serve(fake, repo, tag, big=0):
     return f"{fake.host}/{repo}:{tag}"
 
 
-def save_tarball(path, name, big=0, config=None):
+def save_tarball(path, name, big=0, config=None, layers=None):
     """A `docker save` tarball of a busybox image tagged name (e.g. "crash/load:1");
-    config: more fields of the image's config (e.g. {"Healthcheck": {...}})."""
-    raws = _layers(name, big)
+    config: more fields of the image's config (e.g. {"Healthcheck": {...}}); layers:
+    more layers on top (lists of layers.D/F/L entries)."""
+    raws = _layers(name, big) + [tar_bytes(entries) for entries in (layers or [])]
     config = _config(name, raws, config)
     members = [("config.json", config)] + [(f"l{i}/layer.tar", r) for i, r in enumerate(raws)]
     members.append(("manifest.json", json.dumps([{"Config": "config.json", "RepoTags": [name],

@@ -9,13 +9,12 @@ line per check; each check is reported here as its own test. A check the server 
 """
 import json
 import os
-import signal
 import subprocess
 
 import pytest
 
-from conftest import REPO, Cocoon, kill_leftovers, vm_missing_reason
-from test_serve_boxlite import SERVE, free_port, node_modules, wait_until_serving
+from conftest import REPO, vm_missing_reason
+from test_serve_boxlite import SERVE, node_modules, tcp_serve
 
 SCRIPT = os.path.join(REPO, "tests", "js", "e2b_acceptance.mjs")
 TOKEN = "e2b-acceptance-" + "93b1c0d27a4e58f6"
@@ -73,48 +72,12 @@ def e2b_run(tmp_path_factory):
     assert os.access(SERVE, os.X_OK), f"{SERVE} is not built (make all)"
     modules = node_modules()
     tmp = tmp_path_factory.mktemp("e2b")
-    home = str(tmp / "home")
-    os.makedirs(home, mode=0o700)
-    c = Cocoon(home, tmp)
-    token_file = tmp / "token"
-    token_file.write_text(TOKEN + "\n")
-    token_file.chmod(0o600)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = str(tmp / "serve.log")
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([SERVE, "--listen", f"127.0.0.1:{port}", "--token-file", str(token_file)],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=c.env)
-    run = None
-    try:
-        wait_until_serving(url, proc, log_path)
-        run = run_script(url, modules)
-        run.boxes_at_end = c.run("ls", "-a", "-q", timeout=60).stdout.decode().split()
-    finally:
-        problems = []
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                if proc.wait(timeout=60) != 0:
-                    problems.append(f"cocoon-serve exited {proc.returncode} on SIGTERM")
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                problems.append("cocoon-serve still running 60 s after SIGTERM (killed)")
-        else:
-            problems.append(f"cocoon-serve died during the run (exit {proc.returncode})")
-        ids = c.run("ls", "-a", "-q", timeout=60).stdout.decode().split()
-        if ids:
-            c.run("rm", "-f", *ids, timeout=180)
-        left = kill_leftovers(home)
-        if left:
-            problems.append("box processes left running (killed): " +
-                            "; ".join(f"{pid} {cmd[:200]}" for pid, (_, cmd) in left.items()))
-        problems += ["sanitizer report:\n" + r for r in c.sanitizer_reports()]
-        if run is not None:
-            with open(log_path, errors="replace") as f:
-                run.server_log = f.read()
-            run.problems = problems
+    # the script kills one sandbox and lets the other expire: boxes left are checked
+    # by test_e2b_leaves_nothing_behind (boxes_at_end), before the cleanup removes them
+    with tcp_serve(tmp, TOKEN, report_boxes_left=False) as served:
+        run = run_script(served.url, modules)
+        run.boxes_at_end = served.c.run("ls", "-a", "-q", timeout=60).stdout.decode().split()
+    run.server_log, run.problems = served.server_log, served.problems
     return run
 
 

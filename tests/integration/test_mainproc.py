@@ -10,6 +10,7 @@ import urllib.request
 
 import pytest
 
+import small_images
 from conftest import decode
 
 WAIT_S = 120  # a boot under TCG on a loaded host takes seconds; this only bounds a hang
@@ -82,6 +83,63 @@ def test_web_service_serves_on_loopback_and_logs_requests(vm):
         assert "cocoon-agent" in decode(vm.run("logs", "--console", "web", check=0).stdout)
     finally:
         vm.run("rm", "-f", "web")
+
+
+def test_image_own_command_serves_follows_and_restarts(vm, tmp_path):
+    """Issue 19's acceptance: `run -d -p HOST:PORT IMAGE` with no command serves from the
+    image's own Cmd, the host reaches it, `logs -f` shows each request as it comes, and
+    a service that crashes is started again by its policy and serves again."""
+    if not small_images.available():
+        pytest.skip("skipped: /bin/busybox is not installed (busybox-static)")
+    from layers import D, F, L
+    web = [D("bin"), L("bin/httpd", "busybox"), L("bin/kill", "busybox"), D("www"),
+           F("www/index.html", b"served by the image's own command\n"), F("www/followed.html", b"f\n")]
+    tar = small_images.save_tarball(str(tmp_path / "web.tar"), "svc/web:1", layers=[web],
+                                    config={"Cmd": ["httpd", "-f", "-vv", "-p", "80", "-h", "/www"]})
+    vm.run("load", tar)
+    port = 18081
+    box = run_d(vm, "-p", f"{port}:80", "--restart", "on-failure", "--name", "imgweb", "svc/web:1")
+    follow = None
+    try:
+        assert re.fullmatch(r"[0-9a-f]{12}", box), box
+
+        def fetch(path="/"):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+                    return r.status == 200 and r.read()
+            except OSError:
+                return None
+        assert wait_for("the image's server to answer", fetch) == b"served by the image's own command\n"
+        assert info(vm, "imgweb")["main"]["command"] == "httpd -f -vv -p 80 -h /www"
+        # logs -f: a request made after it started shows up while it runs
+        follow = vm.popen("logs", "-f", "imgweb")
+        os.set_blocking(follow.stderr.fileno(), False)
+        seen = b""
+
+        def request_logged():
+            nonlocal seen
+            fetch("/followed.html")  # (busybox httpd logs the path without its query)
+            try:
+                seen += follow.stderr.read() or b""
+            except (BlockingIOError, TypeError):
+                pass
+            return b"url:/followed.html" in seen
+        wait_for("the request in `logs -f`", request_logged)
+        assert follow.poll() is None, "logs -f ended while the service runs"
+        # the service crashes (SIGKILL from inside the box): on-failure starts it again
+        pid = info(vm, "imgweb")["main"]["pid"]
+        vm.run("exec", "imgweb", "--", "kill", "-9", str(pid))
+        restarted = wait_for("the restart", lambda: (lambda m: m if m["restarts"] >= 1 and m["state"] == "running"
+                                                   else None)(info(vm, "imgweb")["main"]))
+        assert restarted["pid"] != pid, restarted
+        assert wait_for("the restarted server to answer", fetch)
+        assert info(vm, "imgweb")["running"]
+    finally:
+        if follow:
+            follow.kill()
+            follow.communicate()
+        vm.run("rm", "-f", "imgweb")
+        vm.run("rmi", "svc/web:1", check=0)
 
 
 def test_exit_code_is_recorded_and_the_box_stops(vm):

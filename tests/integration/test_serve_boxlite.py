@@ -8,6 +8,7 @@ also run against tests/integration/boxlite_double.py, a stand-in server that ans
 way BoxLite's own reference server does: when a check fails there, the script or the
 client changed, not cocoon.
 """
+import contextlib
 import json
 import os
 import shutil
@@ -106,35 +107,38 @@ def wait_until_serving(url, proc, log_path, deadline_s=60):
     pytest.fail(f"cocoon-serve did not answer GET /v1/config within {deadline_s} s")
 
 
-@pytest.fixture(scope="module")
-def serve_run(tmp_path_factory):
-    """Runs the script once against a cocoon-serve over a fresh COCOON_HOME; after it,
-    the server is stopped, any box left is removed, and leftovers are recorded."""
-    reason = vm_missing_reason()
-    if reason:
-        pytest.skip(f"skipped: {reason}")
-    assert os.access(SERVE, os.X_OK), f"{SERVE} is not built (make all)"
-    modules = node_modules()
-    tmp = tmp_path_factory.mktemp("boxlite")
+class ServedRun:
+    """What tcp_serve leaves for the test: the server's URL and home while it runs; its
+    log and the problems found at its stop once it ended."""
+
+    def __init__(self, c, home, url):
+        self.c, self.home, self.url = c, home, url
+        self.server_log, self.problems = "", []
+
+
+@contextlib.contextmanager
+def tcp_serve(tmp, token, report_boxes_left=True):
+    """A cocoon-serve on a loopback TCP port with token over a fresh COCOON_HOME in tmp.
+    At the end it is stopped with SIGTERM (a non-zero exit, a hang or an earlier death is
+    a problem), any box left is removed (a problem when report_boxes_left), processes of
+    boxes left running are killed (a problem) and sanitizer reports collected."""
     home = str(tmp / "home")
     os.makedirs(home, mode=0o700)
     c = Cocoon(home, tmp)
     token_file = tmp / "token"
-    token_file.write_text(TOKEN + "\n")
+    token_file.write_text(token + "\n")
     token_file.chmod(0o600)
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    served = ServedRun(c, home, f"http://127.0.0.1:{port}")
     log_path = str(tmp / "serve.log")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([SERVE, "--listen", f"127.0.0.1:{port}", "--token-file", str(token_file)],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=c.env)
-    run = None
     try:
-        wait_until_serving(url, proc, log_path)
-        results, stdout, stderr = run_script(url, modules, tmp / "client")
-        run = Run(results, stdout, stderr)
+        wait_until_serving(served.url, proc, log_path)
+        yield served
     finally:
-        problems = []
+        problems = served.problems
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -149,7 +153,8 @@ def serve_run(tmp_path_factory):
             problems.append(f"cocoon-serve died during the run (exit {proc.returncode})")
         ids = c.run("ls", "-a", "-q", timeout=60).stdout.decode().split()
         if ids:
-            problems.append(f"boxes left after the run (removed): {ids}")
+            if report_boxes_left:
+                problems.append(f"boxes left after the run (removed): {ids}")
             c.run("rm", "-f", *ids, timeout=180)
         left = kill_leftovers(home)
         if left:
@@ -157,10 +162,23 @@ def serve_run(tmp_path_factory):
                             "; ".join(f"{pid} {cmd[:200]}" for pid, (_, cmd) in left.items()))
         problems += ["sanitizer report:\n" + r for r in c.sanitizer_reports()]
         with open(log_path, errors="replace") as f:
-            server_log = f.read()
-        if run is not None:
-            run.server_log = server_log
-            run.problems = problems
+            served.server_log = f.read()
+
+
+@pytest.fixture(scope="module")
+def serve_run(tmp_path_factory):
+    """Runs the script once against a cocoon-serve over a fresh COCOON_HOME; after it,
+    the server is stopped, any box left is removed, and leftovers are recorded."""
+    reason = vm_missing_reason()
+    if reason:
+        pytest.skip(f"skipped: {reason}")
+    assert os.access(SERVE, os.X_OK), f"{SERVE} is not built (make all)"
+    modules = node_modules()
+    tmp = tmp_path_factory.mktemp("boxlite")
+    with tcp_serve(tmp, TOKEN) as served:
+        results, stdout, stderr = run_script(served.url, modules, tmp / "client")
+        run = Run(results, stdout, stderr)
+    run.server_log, run.problems = served.server_log, served.problems
     return run
 
 

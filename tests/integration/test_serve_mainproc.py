@@ -3,6 +3,7 @@ Box object's "main", GET /logs of the main process (tail, since, timestamps, str
 NDJSON, follow), followers that leave mid-stream, detached execs (/detached: start,
 status, output, kill), and the bad cases each refused with a clear 4xx that changes
 nothing. One home, one server, boxes shared by the tests in file order."""
+import asyncio
 import json
 import os
 
@@ -201,3 +202,155 @@ def test_entrypoint_takes_command_as_its_arguments(api):
     m = main_state(api, "ep", "exited")
     assert m["exit_code"] == 0, m
     assert api.get("/v1/boxes/ep/logs").body == b"via-entrypoint nobody\n"
+
+
+def ws_attach(server, name):
+    import websockets
+    return websockets.unix_connect(server.socket, f"ws://localhost/v1/boxes/{name}/attach", max_size=None)
+
+
+async def ws_read_until(ws, needle, channel=b"\x01"):
+    got = b""
+    while needle not in got:
+        frame = await ws.recv()
+        assert isinstance(frame, bytes) and frame[:1] in (b"\x01", b"\x02"), frame
+        if frame[:1] == channel:
+            got += frame[1:]
+    return got
+
+
+def test_attach_over_a_websocket(api, server, home):
+    """GET /boxes/{id}/attach: a `run -d -i` main process's output, stdin forwarded, a
+    client that leaves does not stop it, at most 8 at once, and the exit frame at its end."""
+    try:
+        import websockets
+    except ImportError:
+        pytest.skip("skipped: python3-websockets is not installed (scripts/setup installs it)")
+    script = ('echo ready; while read l; do echo "got $l"; echo "err $l" >&2; '
+              '[ "$l" = quit ] && exit 5; done')
+    home.run("run", "-d", "-i", "--name", "wsmain", "--", "sh", "-c", script)
+    main_state(api, "wsmain", "running")
+    wait_for("its first line", lambda: b"ready" in api.get("/v1/boxes/wsmain/logs").body)
+
+    async def leave_early():
+        async with ws_attach(server, "wsmain") as ws:
+            await ws.send(b"one\n")
+            await ws_read_until(ws, b"got one\n")
+            await ws_read_until(ws, b"err one\n", b"\x02")
+            await ws.send(json.dumps({"type": "resize", "cols": 0, "rows": 5}))
+            while True:  # a bad control message is answered, the session goes on
+                frame = await ws.recv()
+                if isinstance(frame, str):
+                    assert json.loads(frame) == {"type": "error",
+                                                 "message": "resize needs cols and rows from 1 to 65535"}
+                    break
+    asyncio.run(asyncio.wait_for(leave_early(), WAIT_S))
+    assert box(api, "wsmain")["main"]["state"] == "running"
+
+    async def too_many():
+        conns = []
+        while len(conns) < 8:  # the first client's slot frees once the monitor saw it leave
+            try:
+                conns.append(await ws_attach(server, "wsmain").__aenter__())
+            except websockets.exceptions.InvalidHandshake:
+                await asyncio.sleep(0.2)
+        try:
+            with pytest.raises(websockets.exceptions.InvalidHandshake) as refused:
+                await ws_attach(server, "wsmain").__aenter__()
+            e = refused.value  # InvalidStatusCode (websockets 10) or InvalidStatus (11 on)
+            assert getattr(e, "status_code", None) == 429 or e.response.status_code == 429, e
+        finally:
+            for ws in conns:
+                await ws.close()
+    asyncio.run(asyncio.wait_for(too_many(), WAIT_S))
+    assert box(api, "wsmain")["main"]["state"] == "running"
+
+    async def to_the_end():
+        frames = []
+        async with ws_attach(server, "wsmain") as ws:
+            await ws.send(b"two\n")
+            await ws_read_until(ws, b"got two\n")
+            await ws.send(b"quit\n")
+            async for message in ws:
+                frames.append(message)
+        return frames
+    frames = asyncio.run(asyncio.wait_for(to_the_end(), WAIT_S))
+    texts = [json.loads(f) for f in frames if isinstance(f, str)]
+    assert texts == [{"type": "exit", "exit_code": 5, "status": "completed"}], frames
+    assert b"got quit\n" in b"".join(f[1:] for f in frames if isinstance(f, bytes) and f[:1] == b"\x01")
+    assert main_state(api, "wsmain", "exited")["exit_code"] == 5
+
+    # refused as ordinary errors, before any upgrade
+    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+    assert_error(api.request("GET", "/v1/boxes/wsmain/attach", headers=upgrade), 409, "invalid_state")
+    assert api.post("/v1/boxes", {"name": "nomain", "memory_mib": 128, "auto_start": True}).status == 201
+    assert_error(api.request("GET", "/v1/boxes/nomain/attach", headers=upgrade), 409, "invalid_state",
+                 "main process")
+    assert_error(api.request("GET", "/v1/boxes/nosuchbox/attach", headers=upgrade), 404, "not_found")
+    assert_error(api.get("/v1/boxes/wsmain/attach"), 400, "invalid_argument", "WebSocket")
+
+
+def test_create_with_a_health_check(api, home):
+    """The create body's "health": the Box's health object shows it, POST /wait healthy
+    returns once it passed, and bad checks are refused without making a box."""
+    r = api.post("/v1/boxes", {"name": "hc", "memory_mib": 128, "auto_start": True,
+                               "command": ["sh", "-c", "sleep 1; touch /tmp/ok; exec sleep 600"],
+                               "health": {"cmd": "test -f /tmp/ok", "interval_seconds": 1, "retries": 2,
+                                          "timeout_seconds": 5, "start_period_seconds": 0}})
+    assert r.status == 201, r
+    h = r.data["health"]
+    assert (h["test"], h["interval_ms"], h["retries"], h["timeout_ms"]) == \
+        ("/bin/sh -c test -f /tmp/ok", 1000, 2, 5000), h
+    r = api.post("/v1/boxes/hc/wait", {"condition": "healthy", "timeout_seconds": WAIT_S}, timeout=WAIT_S + 30)
+    assert r.status == 200 and r.data == {"condition": "healthy", "exit_code": None}, r
+    assert box(api, "hc")["health"]["status"] == "healthy"
+    before = boxes(home)
+    for bad, word in (({"cmd": "true", "test": ["true"]}, "either"), ({}, "either"),
+                      ({"cmd": "true", "retries": 0}, "retries"), ({"cmd": "true", "every": 3}, "every"),
+                      ({"cmd": "true", "interval_seconds": -1}, "interval_seconds"),
+                      ({"cmd": "true", "on_failure": "explode"}, "explode"), ({"cmd": "true", "interval_seconds": 0.5}, "interval"), ("true", "health")):
+        assert_error(api.post("/v1/boxes", {"name": "hbad", "health": bad}), 400, "invalid_argument", word)
+    assert boxes(home) == before
+
+
+def test_attach_to_a_main_process_created_over_rest(api, server):
+    """"open_stdin" at create: the WebSocket's binary frames reach the main process."""
+    pytest.importorskip("websockets", reason="skipped: python3-websockets is not installed (scripts/setup installs it)")
+    assert_error(api.post("/v1/boxes", {"name": "nocmd", "open_stdin": True}), 400, "invalid_argument", "command")
+    assert_error(api.post("/v1/boxes", {"name": "nocmd", "tty": "yes", "command": ["cat"]}), 400,
+                 "invalid_argument", "tty")
+    r = api.post("/v1/boxes", {"name": "restin", "memory_mib": 128, "auto_start": True, "open_stdin": True,
+                               "command": ["sh", "-c", "while read l; do echo \"rest $l\"; done"]})
+    assert r.status == 201, r
+    main_state(api, "restin", "running")
+
+    async def talk():
+        async with ws_attach(server, "restin") as ws:
+            await ws.send(b"hi\n")
+            await ws_read_until(ws, b"rest hi\n")
+    asyncio.run(asyncio.wait_for(talk(), WAIT_S))
+    assert api.delete("/v1/boxes/restin?force=true").status in (200, 204)
+
+
+def test_attach_stdin_nobody_reads_holds_no_thread(api, server):
+    """A client types far more than a main process that never reads its stdin takes: the
+    exit frame still comes when it ends, and the session's threads go."""
+    pytest.importorskip("websockets", reason="skipped: python3-websockets is not installed (scripts/setup installs it)")
+    r = api.post("/v1/boxes", {"name": "deaf", "memory_mib": 128, "auto_start": True, "open_stdin": True,
+                               "command": ["sh", "-c", "while [ ! -e /tmp/stop ]; do sleep 0.2; done; exit 2"]})
+    assert r.status == 201, r
+    main_state(api, "deaf", "running")
+    task_dir = f"/proc/{server.pid}/task"
+    base = len(os.listdir(task_dir))
+
+    async def flood():
+        async with ws_attach(server, "deaf") as ws:
+            for _ in range(64):  # 4 MiB: more than the pipe, the attachment's queue and the sockets hold
+                await ws.send(b"x" * 65536)
+            assert api.post("/v1/boxes/deaf/run", {"command": "touch", "args": ["/tmp/stop"]}).status == 200
+            texts = [json.loads(m) async for m in ws if isinstance(m, str)]
+            assert texts == [{"type": "exit", "exit_code": 2, "status": "completed"}], texts
+    asyncio.run(asyncio.wait_for(flood(), WAIT_S))
+    wait_for("the session's threads to end", lambda: len(os.listdir(task_dir)) <= base)
+    api.delete("/v1/boxes/deaf?force=true")

@@ -1,7 +1,7 @@
 // A box (a microVM sandbox) over the REST API: create, get, list, start, stop, remove,
 // commands (exec collected, spawn streamed, runCode), files (box.fs), stats and logs.
 import { Cocoon } from './client.js';
-import { InvalidArgumentError, NotFoundError } from './errors.js';
+import { InvalidArgumentError, NotFoundError, TimeoutError } from './errors.js';
 import { Execution, execBody, normalizeCommand } from './exec.js';
 import { contextOf, languageOf, runCode } from './code.js';
 import { boxFromConfig } from './config.js';
@@ -58,8 +58,59 @@ export function createBody(o) {
     b.command = [...o.command];
   }
   if (o.restart !== undefined && o.restart !== null) b.restart = String(o.restart);
+  if (o.healthcheck !== undefined && o.healthcheck !== null) b.health = healthBody(o.healthcheck);
   b.auto_start = o.start !== false;
   return b;
+}
+
+const HEALTH_KEYS = ['cmd', 'interval', 'timeout', 'retries', 'startPeriod', 'onFailure'];
+const WAIT_CONDITIONS = ['exited', 'healthy', 'running'];
+const WAIT_STEP_S = 3600; // the server's longest wait
+
+function badHealth(why) {
+  return new InvalidArgumentError(`healthcheck: ${why}`, { code: 'invalid_argument' });
+}
+
+/** The create body's "health" of Box.create's healthcheck {cmd, interval, timeout, retries, startPeriod, onFailure}. */
+export function healthBody(hc) {
+  if (typeof hc !== 'object' || Array.isArray(hc)) throw badHealth('an object such as {cmd: "curl -f localhost", interval: 5}');
+  const extra = Object.keys(hc).filter((k) => !HEALTH_KEYS.includes(k));
+  if (extra.length) throw badHealth(`unknown key "${extra[0]}" (known: ${HEALTH_KEYS.join(', ')})`);
+  const b = {};
+  if (typeof hc.cmd === 'string' && hc.cmd.trim()) b.cmd = hc.cmd;
+  else if (Array.isArray(hc.cmd) && hc.cmd.length && hc.cmd.every((a) => typeof a === 'string')) b.test = [...hc.cmd];
+  else throw badHealth('cmd is shell text or an argv array');
+  for (const [key, field] of [['interval', 'interval_seconds'], ['timeout', 'timeout_seconds'], ['startPeriod', 'start_period_seconds']]) {
+    const v = hc[key];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'number' || !(v >= 0 && v <= 86400)) throw badHealth(`${key} is seconds from 0 to 86400, not ${JSON.stringify(v)}`);
+    b[field] = v;
+  }
+  if (hc.retries !== undefined && hc.retries !== null) {
+    if (!Number.isInteger(hc.retries) || hc.retries < 1 || hc.retries > 1000) throw badHealth(`retries is from 1 to 1000, not ${JSON.stringify(hc.retries)}`);
+    b.retries = hc.retries;
+  }
+  if (hc.onFailure !== undefined && hc.onFailure !== null) b.on_failure = String(hc.onFailure);
+  return b;
+}
+
+/** A box's "health" of the API in the SDK's terms (durations in seconds). */
+function healthStatus(h) {
+  if (!h) return null;
+  const last = h.last || {};
+  return {
+    test: h.test,
+    interval: h.interval_ms / 1000,
+    timeout: h.timeout_ms / 1000,
+    retries: h.retries,
+    startPeriod: (h.start_period_ms || 0) / 1000,
+    onFailure: h.on_failure || 'none',
+    status: h.status ?? null,
+    healthy: h.status === 'healthy',
+    failingStreak: h.failing_streak || 0,
+    lastExitCode: last.exit_code ?? null,
+    lastOutput: last.output ?? null,
+  };
 }
 
 /** A MainStatus / DetachedExec of the API in the SDK's terms. */
@@ -85,7 +136,8 @@ export class Box {
   /**
    * Creates a box and boots it (start: false leaves it configured: it boots on the
    * first exec). Options: image, cpus, memory ("512M"), disk ("4G"), env, workdir,
-   * user, name, ephemeral, labels, network, ports, rootfs, client.
+   * user, name, ephemeral, labels, network, ports, rootfs, client, command, restart,
+   * healthcheck ({cmd, interval, timeout, retries, startPeriod, onFailure}; seconds).
    */
   static async create(opts = {}) {
     if (typeof opts === 'string') opts = { image: opts };
@@ -296,6 +348,38 @@ export class Box {
   async mainStatus() {
     await this.refresh();
     return mainStatus(this._raw.main);
+  }
+
+  /**
+   * The box's health check (created with healthcheck) and, while it runs, its status
+   * ('starting' | 'healthy' | 'unhealthy'; null when stopped), or null without one.
+   */
+  async health() {
+    await this.refresh();
+    return healthStatus(this._raw.health);
+  }
+
+  /**
+   * Resolves when condition holds: 'exited' (the default: the main process ended for
+   * good and the box stopped; resolves with its exit code, 0 without a main process),
+   * 'healthy' (the health check passed: null) or 'running' (null). Rejects with
+   * TimeoutError after timeoutMs (default: no limit), InvalidArgumentError for healthy
+   * without a check, InvalidStateError when the box stops before it is healthy.
+   */
+  async wait({ condition = 'exited', timeoutMs } = {}) {
+    if (!WAIT_CONDITIONS.includes(condition))
+      throw new InvalidArgumentError(`condition "${condition}": exited, healthy or running`, { code: 'invalid_argument' });
+    let left = timeoutMs === undefined || timeoutMs === null ? null : Math.max(0, timeoutMs) / 1000;
+    for (;;) {
+      const step = left === null ? WAIT_STEP_S : Math.min(left, WAIT_STEP_S);
+      try {
+        const j = await this._client.call('POST', this._path + '/wait', { json: { condition, timeout_seconds: step } });
+        return j.exit_code ?? null;
+      } catch (e) {
+        if (!(e instanceof TimeoutError)) throw e;
+        if (left !== null && (left -= step) <= 0) throw e;
+      }
+    }
   }
 
   async *_lines(route, { follow = false, tail, since, stream } = {}) {

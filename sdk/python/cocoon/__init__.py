@@ -19,7 +19,7 @@ from .config import load_config
 from .errors import (AlreadyExists, BootError, CocoonError, CommandFailed, ExecError, HostIOError, ImageError,
                      InvalidArgument, InvalidState, NotFound, PermissionDenied, ProtocolError, ResourceExhausted,
                      Timeout, Unsupported, VMMError)
-from .types import (BoxInfo, BoxSpec, Config, ExecInfo, ExecResult, FileInfo, ImageInfo, LogLine, MainStatus,
+from .types import (BoxInfo, BoxSpec, Config, ExecInfo, ExecResult, FileInfo, ImageInfo, HealthStatus, LogLine, MainStatus,
                     Network, NetworkStats, OutputChunk, PullProgress, Stats, parse_memory_mib, parse_size)
 
 
@@ -35,5 +35,5 @@ __all__ = [
     "AlreadyExists", "BootError", "CocoonError", "CommandFailed", "ExecError", "HostIOError", "ImageError",
     "InvalidArgument", "InvalidState", "NotFound", "PermissionDenied", "ProtocolError", "ResourceExhausted",
     "Timeout", "Unsupported", "VMMError", "BoxInfo", "BoxSpec", "Config", "ExecInfo", "ExecResult", "FileInfo",
-    "ImageInfo", "LogLine", "MainStatus", "Network", "NetworkStats", "OutputChunk", "PullProgress", "Stats", "parse_memory_mib", "parse_size",
+    "ImageInfo", "HealthStatus", "LogLine", "MainStatus", "Network", "NetworkStats", "OutputChunk", "PullProgress", "Stats", "parse_memory_mib", "parse_size",
 ]

@@ -93,6 +93,22 @@ class MainStatus(Structure):
                 ("next_restart_ms", c_longlong), ("restarts", c_uint)]
 
 
+class HealthOptions(Structure):
+    _fields_ = [("size", c_size_t), ("test", POINTER(c_char_p)), ("cmd", c_char_p), ("interval_ms", c_uint),
+                ("timeout_ms", c_uint), ("start_period_ms", c_uint), ("retries", c_uint), ("on_failure", c_char_p)]
+
+
+class HealthResult(Structure):
+    _fields_ = [("exit_code", c_int), ("start_ms", c_longlong), ("end_ms", c_longlong), ("output", c_char * 512)]
+
+
+class HealthStatus(Structure):
+    _fields_ = [("size", c_size_t), ("present", c_int), ("test", c_char * 256), ("interval_ms", c_uint),
+                ("timeout_ms", c_uint), ("start_period_ms", c_uint), ("retries", c_uint),
+                ("on_failure", c_char * 16), ("status", c_char * 16), ("failing_streak", c_uint),
+                ("nlog", c_uint), ("log", HealthResult * 5)]
+
+
 class LogsOptions(Structure):
     _fields_ = [("size", c_size_t), ("follow", c_int), ("tail", c_longlong), ("timestamps", c_int),
                 ("since_us", c_longlong), ("on_line", line_fn), ("user_data", c_void_p)]
@@ -201,6 +217,11 @@ _SIGNATURES = {
     # the main process and detached execs
     "cocoon_box_set_main": (c_int, [_P, POINTER(Command), c_char_p, _E]),
     "cocoon_main_status_init": (None, [POINTER(MainStatus)]),
+    "cocoon_health_options_init": (None, [POINTER(HealthOptions)]),
+    "cocoon_box_set_health": (c_int, [_P, POINTER(HealthOptions), _E]),
+    "cocoon_health_status_init": (None, [POINTER(HealthStatus)]),
+    "cocoon_box_health_status": (c_int, [_P, POINTER(HealthStatus), _E]),
+    "cocoon_box_wait": (c_int, [_P, c_int, c_int, POINTER(c_int), _E]),
     "cocoon_box_main_status": (c_int, [_P, POINTER(MainStatus), _E]),
     "cocoon_logs_options_init": (None, [POINTER(LogsOptions)]),
     "cocoon_box_main_logs": (c_int, [_P, c_int, c_int, POINTER(LogsOptions), _E]),

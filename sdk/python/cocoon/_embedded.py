@@ -16,9 +16,9 @@ from ctypes import byref, c_int, c_longlong, c_size_t, c_void_p
 from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple
 
 from . import _capi as C
-from ._transport import BoxHandle, ExecHandle, ExecRequest, ExitInfo, Sink, Transport
-from .errors import CocoonError, ExecError, InvalidArgument, InvalidState, Unsupported, from_c
-from .types import (BoxInfo, ExecInfo, FileInfo, ImageInfo, LogLine, MainStatus, Network, NetworkStats, PullProgress,
+from ._transport import BoxHandle, ExecHandle, ExecRequest, ExitInfo, Sink, Transport, wait_condition
+from .errors import CocoonError, ExecError, InvalidArgument, InvalidState, Timeout, Unsupported, from_c
+from .types import (BoxInfo, ExecInfo, FileInfo, HealthStatus, ImageInfo, LogLine, MainStatus, Network, NetworkStats, PullProgress,
                     Stats)
 
 
@@ -410,6 +410,50 @@ class EmbeddedBox(BoxHandle):
         out.id = int(exec_id)
         return out
 
+    # ---- the health check and waiting ----
+    def set_health(self, hc: dict) -> None:
+        """Box.create's healthcheck (normalized by health_spec) as cocoon_box_set_health."""
+        self._need_lib("cocoon_box_set_health")
+        o = C.init_struct(C.HealthOptions, self.lib.health_options_init)
+        keep = [C.cstr_array(hc["test"]) if hc["test"] else None, _b(hc["cmd"]), _b(hc["on_failure"])]
+        o.test, o.cmd, o.on_failure = keep
+        for key in ("interval", "timeout", "start_period"):
+            if hc[key] is not None:
+                setattr(o, key + "_ms", int(hc[key] * 1000))
+        if hc["retries"] is not None:
+            o.retries = hc["retries"]
+        err = C.Error()
+        _check(self.lib.box_set_health(self.ptr, byref(o), byref(err)), err)
+
+    def health(self) -> Optional[HealthStatus]:
+        self._need_lib("cocoon_box_health_status")
+        st = C.init_struct(C.HealthStatus, self.lib.health_status_init)
+        err = C.Error()
+        _check(self.lib.box_health_status(self.ptr, byref(st), byref(err)), err)
+        if not st.present:
+            return None
+        last = st.log[st.nlog - 1] if st.nlog else None
+        status = _s(st.status) or ("starting" if self.lib.box_is_running(self.ptr) else None)
+        return HealthStatus(test=_s(st.test), interval=st.interval_ms / 1000, timeout=st.timeout_ms / 1000,
+                            retries=st.retries, start_period=st.start_period_ms / 1000,
+                            on_failure=_s(st.on_failure) or "none", status=status,
+                            failing_streak=st.failing_streak if status else 0,
+                            last_exit_code=last.exit_code if last and status else None,
+                            last_output=_s(last.output) if last and status else None)
+
+    def wait(self, condition: str, timeout: Optional[float]) -> Optional[int]:
+        """cocoon_box_wait: it blocks on inotify, not on the box's channel (no lock)."""
+        self._need_lib("cocoon_box_wait")
+        cond = wait_condition(condition)
+        code = c_int(0)
+        err = C.Error()
+        ms = -1 if timeout is None else max(0, int(timeout * 1000))
+        rc = self.lib.box_wait(self.ptr, cond, ms, byref(code), byref(err))
+        _check(rc, err)
+        if rc == 1:
+            raise Timeout(f"box {self.id} was not {condition} within {timeout} s")
+        return code.value if condition == "exited" else None
+
     def kill_detached(self, exec_id: int, signo: int) -> None:
         st = self.detached_status(exec_id)
         if st.state != "running":
@@ -798,6 +842,13 @@ class EmbeddedTransport(Transport):
         if spec.get("command"):
             try:
                 box.set_main(list(spec["command"]), spec.get("restart"))
+            except BaseException:
+                box.remove(True)
+                box.close()
+                raise
+        if spec.get("healthcheck"):
+            try:
+                box.set_health(spec["healthcheck"])
             except BaseException:
                 box.remove(True)
                 box.close()

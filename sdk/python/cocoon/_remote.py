@@ -19,9 +19,10 @@ import urllib.parse
 from datetime import datetime, timezone
 from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple
 
-from ._transport import BoxHandle, ExecHandle, ExecRequest, ExitInfo, Sink, Transport, feed
-from .errors import CocoonError, ExecError, InvalidArgument, NotFound, ResourceExhausted, Unsupported, from_rest
-from .types import (BoxInfo, ExecInfo, FileInfo, ImageInfo, LogLine, MainStatus, Network, NetworkStats, PullProgress,
+from ._transport import BoxHandle, ExecHandle, ExecRequest, ExitInfo, Sink, Transport, feed, wait_condition
+from .errors import (CocoonError, ExecError, InvalidArgument, NotFound, ResourceExhausted, Timeout, Unsupported,
+                     from_rest)
+from .types import (BoxInfo, ExecInfo, FileInfo, HealthStatus, ImageInfo, LogLine, MainStatus, Network, NetworkStats, PullProgress,
                     Stats)
 
 RUN_OUTPUT_MAX = 16 << 20  # the server's bound on POST .../run output per stream
@@ -263,6 +264,21 @@ class _RemoteExec(ExecHandle):
 
     def close(self) -> None:
         self.conn.close()
+
+
+WAIT_STEP_S = 3600.0  # the server's longest wait
+
+
+def _health_body(hc: dict) -> dict:
+    """A health_spec dict as the create body's "health"."""
+    body: dict = {"test": hc["test"]} if hc["test"] else {"cmd": hc["cmd"]}
+    for key in ("interval", "timeout", "start_period"):
+        if hc[key] is not None:
+            body[key + "_seconds"] = hc[key]
+    for key in ("retries", "on_failure"):
+        if hc[key] is not None:
+            body[key] = hc[key]
+    return body
 
 
 def _main_status(d: dict) -> MainStatus:
@@ -538,6 +554,40 @@ class RemoteBox(BoxHandle):
         st.id = d["id"]
         return st
 
+    # ---- the health check and waiting ----
+    def health(self) -> Optional[HealthStatus]:
+        h = self.http.call("GET", f"/boxes/{self.id}").get("health")
+        if not h:
+            return None
+        last = h.get("last") or {}
+        return HealthStatus(test=h["test"], interval=h["interval_ms"] / 1000, timeout=h["timeout_ms"] / 1000,
+                            retries=h["retries"], start_period=h.get("start_period_ms", 0) / 1000,
+                            on_failure=h.get("on_failure", "none"), status=h.get("status"),
+                            failing_streak=h.get("failing_streak", 0), last_exit_code=last.get("exit_code"),
+                            last_output=last.get("output"))
+
+    def wait(self, condition: str, timeout: Optional[float]) -> Optional[int]:
+        """POST /wait, in steps of at most the server's hour when there is no timeout."""
+        wait_condition(condition)
+        while True:
+            step = WAIT_STEP_S if timeout is None else min(max(timeout, 0.0), WAIT_STEP_S)
+            try:
+                conn, resp = self.http.open("POST", f"/boxes/{self.id}/wait",
+                                            {"condition": condition, "timeout_seconds": step}, reuse=False,
+                                            timeout=step + 60)
+            except CocoonError as e:
+                if e.code != "timeout":
+                    raise
+                if timeout is None:
+                    continue
+                timeout -= step
+                if timeout > 0:
+                    continue
+                raise Timeout(e.message) from None
+            data = json.loads(resp.read())
+            self.http.release(conn, resp)
+            return data.get("exit_code")
+
     def kill_detached(self, exec_id: int, signo: int) -> None:
         self.http.call("DELETE", f"/boxes/{self.id}/detached/{int(exec_id)}?signal={int(signo)}")
 
@@ -607,6 +657,8 @@ class RemoteTransport(Transport):
             body["command"] = list(spec["command"])
         if spec.get("restart"):
             body["restart"] = spec["restart"]
+        if spec.get("healthcheck"):
+            body["health"] = _health_body(spec["healthcheck"])
         return RemoteBox(self.http, self.http.call("POST", "/boxes", body))
 
     def open_box(self, id_or_name: str) -> RemoteBox:

@@ -7,9 +7,52 @@ import threading
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple
 
-from .types import BoxInfo, ExecInfo, FileInfo, ImageInfo, LogLine, MainStatus, NetworkStats, PullProgress, Stats
+from .errors import InvalidArgument
+from .types import (BoxInfo, ExecInfo, FileInfo, HealthStatus, ImageInfo, LogLine, MainStatus, NetworkStats,
+                    PullProgress, Stats)
 
 Sink = Callable[[bytes], None]
+
+WAIT_CONDITIONS = ("exited", "healthy", "running")
+_HEALTH_KEYS = ("cmd", "interval", "timeout", "retries", "start_period", "on_failure")
+
+
+def health_spec(hc) -> Optional[dict]:
+    """Box.create's healthcheck={cmd, interval, timeout, retries, start_period,
+    on_failure} checked and normalized: cmd a string (run with /bin/sh -c) or an argv
+    list (run as is); durations in seconds."""
+    if hc is None:
+        return None
+    if not isinstance(hc, dict):
+        raise InvalidArgument(f"healthcheck {hc!r}: a dict such as {{'cmd': 'curl -f localhost', 'interval': 5}}")
+    extra = sorted(set(hc) - set(_HEALTH_KEYS))
+    if extra:
+        raise InvalidArgument(f"healthcheck: unknown key {extra[0]!r} (known: {', '.join(_HEALTH_KEYS)})")
+    cmd = hc.get("cmd")
+    if isinstance(cmd, str) and cmd.strip():
+        out: dict = {"cmd": cmd, "test": None}
+    elif isinstance(cmd, (list, tuple)) and cmd and all(isinstance(a, str) for a in cmd):
+        out = {"cmd": None, "test": list(cmd)}
+    else:
+        raise InvalidArgument("healthcheck needs cmd: shell text or an argv list")
+    for key in ("interval", "timeout", "start_period"):
+        v = hc.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or v > 86400):
+            raise InvalidArgument(f"healthcheck {key} {v!r}: seconds from 0 to 86400")
+        out[key] = v
+    retries = hc.get("retries")
+    if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int) or not 1 <= retries <= 1000):
+        raise InvalidArgument(f"healthcheck retries {retries!r}: from 1 to 1000")
+    out["retries"] = retries
+    out["on_failure"] = hc.get("on_failure")
+    return out
+
+
+def wait_condition(condition: str) -> int:
+    """The index of a wait condition (cocoon_wait_condition's value)."""
+    if condition not in WAIT_CONDITIONS:
+        raise InvalidArgument(f"condition {condition!r}: exited, healthy or running")
+    return WAIT_CONDITIONS.index(condition)
 
 
 @dataclass
@@ -140,6 +183,10 @@ class BoxHandle:
     def code_context_list(self) -> List[dict]: raise NotImplementedError
     def code_context_restart(self, context_id: str) -> None: raise NotImplementedError
     def code_context_remove(self, context_id: str) -> None: raise NotImplementedError
+
+    # the health check (set at create: spec["healthcheck"], see health_spec) and waiting
+    def health(self) -> Optional[HealthStatus]: raise NotImplementedError
+    def wait(self, condition: str, timeout: Optional[float]) -> Optional[int]: raise NotImplementedError
 
 
 class Transport:

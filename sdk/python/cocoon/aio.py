@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Generator, List, Opt
 from .box import Box, Execution
 from .client import Client
 from .code import CodeContext, CodeExecution
-from .types import BoxInfo, ExecInfo, ExecResult, FileInfo, LogLine, MainStatus, NetworkStats, OutputChunk, Stats
+from .types import BoxInfo, ExecInfo, ExecResult, FileInfo, HealthStatus, LogLine, MainStatus, NetworkStats, OutputChunk, Stats
 
 T = TypeVar("T")
 
@@ -268,6 +268,14 @@ class AsyncBox:
         """As Box.main_logs (follow, tail, since, stream), an async iterator."""
         async for line in _aiter(await _run(self.sync.main_logs, **kw)):
             yield line
+
+    async def health(self) -> Optional[HealthStatus]:
+        return await _run(self.sync.health)
+
+    async def wait(self, condition: str = "exited", timeout: Optional[float] = None) -> Optional[int]:
+        """As Box.wait, in a worker thread (cancelling the await leaves that thread
+        waiting until the condition or the timeout)."""
+        return await _run(self.sync.wait, condition, timeout)
 
     async def exec_detached(self, cmd: Any, **kw: Any) -> int:
         return await _run(self.sync.exec_detached, cmd, **kw)

@@ -11,11 +11,11 @@ import threading
 import weakref
 from typing import (Any, BinaryIO, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union)
 
-from ._transport import BoxHandle, ExecHandle, ExecRequest, ExitInfo, feed
+from ._transport import BoxHandle, ExecHandle, ExecRequest, ExitInfo, feed, health_spec
 from .client import Client, default_client
 from .code import CodeContext, CodeError, CodeExecution, Collector, Result, language_of
 from .errors import CocoonError, InvalidArgument, InvalidState, NotFound, Timeout
-from .types import (BoxInfo, ExecInfo, ExecResult, FileInfo, LogLine, MainStatus, Network, NetworkStats, OutputChunk,
+from .types import (BoxInfo, ExecInfo, ExecResult, FileInfo, HealthStatus, LogLine, MainStatus, Network, NetworkStats, OutputChunk,
                     Stats, parse_memory_mib, parse_size)
 
 Command = Union[str, Sequence[str]]
@@ -278,7 +278,7 @@ class Box:
                  name: Optional[str] = None, ephemeral: bool = False, rootfs: Optional[str] = None,
                  accel: Optional[str] = None, vmm: Optional[str] = None, boot_timeout: Optional[float] = None,
                  command: Optional[Command] = None, restart: Optional[str] = None,
-                 client: Optional[Client] = None):
+                 healthcheck: Optional[Mapping[str, Any]] = None, client: Optional[Client] = None):
         net = Network.coerce(network)
         main = _argv(command, False) if command else None
         if restart is not None and not isinstance(restart, str):
@@ -292,7 +292,8 @@ class Box:
             "image": image, "rootfs": rootfs, "cpus": cpus or 0, "memory_mib": parse_memory_mib(memory),
             "disk_bytes": parse_size(disk, 1 << 20) if disk is not None else 0, "env": dict(env or {}),
             "workdir": workdir, "user": user, "network": net, "name": name, "ephemeral": ephemeral,
-            "accel": accel, "vmm": vmm, "boot_timeout": boot_timeout, "command": main, "restart": restart}
+            "accel": accel, "vmm": vmm, "boot_timeout": boot_timeout, "command": main, "restart": restart,
+            "healthcheck": health_spec(dict(healthcheck) if isinstance(healthcheck, Mapping) else healthcheck)}
         self._h: BoxHandle = None  # type: ignore[assignment]
         self._created_here = False
         self._closed = False
@@ -311,8 +312,11 @@ class Box:
         accel, vmm, boot_timeout (seconds), command (the box's main process: an argv list
         or a string split like a shell would, run by the box each time it boots, after
         the image's entrypoint, with env, workdir and user) and restart ("no",
-        "on-failure", "on-failure:N", "always", "unless-stopped"). Raises AlreadyExists
-        for a name in use, InvalidArgument for a bad restart policy."""
+        "on-failure", "on-failure:N", "always", "unless-stopped"), healthcheck (a dict
+        {cmd, interval, timeout, retries, start_period, on_failure}: cmd shell text or
+        an argv list, durations in seconds; see health() and wait()). Raises
+        AlreadyExists for a name in use, InvalidArgument for a bad restart policy or
+        health check."""
         box = cls(image, client=client, **options)
         box._create()
         if start:
@@ -594,6 +598,20 @@ class Box:
         `stream` ("stdout" or "stderr"); follow=True goes on until the box stops (leave
         the loop to stop earlier). InvalidState for a box without a main process."""
         return self._need().main_logs(follow, tail, since, stream)
+
+    # ---- the health check and waiting ----
+    def health(self) -> Optional[HealthStatus]:
+        """The box's health check and, while it runs, its status ("starting",
+        "healthy", "unhealthy"), or None for a box created without healthcheck."""
+        return self._need().health()
+
+    def wait(self, condition: str = "exited", timeout: Optional[float] = None) -> Optional[int]:
+        """Blocks until the box's main process ended for good and the box stopped
+        ("exited": returns its exit code, 128+N for signal N, 0 without a main
+        process), its health check passed ("healthy": None; InvalidArgument without a
+        check, InvalidState when the box stops first) or it runs ("running": None).
+        Raises cocoon.Timeout after timeout seconds (None: no limit)."""
+        return self._need().wait(condition, timeout)
 
     def exec_detached(self, cmd: Command, *, shell: bool = False, env: Optional[Mapping[str, str]] = None,
                       cwd: Optional[str] = None, user: Optional[str] = None,

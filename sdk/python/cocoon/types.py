@@ -192,6 +192,29 @@ class MainStatus:
 
 
 @dataclass
+class HealthStatus:
+    """A box's health check (``Box.health()``): the check as set at create (durations in
+    seconds) and, while the box runs, its state: status "starting", "healthy" or
+    "unhealthy" (None when the box is stopped), failures in a row, and the last run's
+    exit code and output."""
+
+    test: str
+    interval: float
+    timeout: float
+    retries: int
+    start_period: float = 0.0
+    on_failure: str = "none"
+    status: Optional[str] = None
+    failing_streak: int = 0
+    last_exit_code: Optional[int] = None
+    last_output: Optional[str] = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.status == "healthy"
+
+
+@dataclass
 class LogLine:
     """One line of a main process's or detached exec's output (without its newline),
     with the time the host received it (RFC 3339 UTC, microseconds)."""

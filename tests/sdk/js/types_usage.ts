@@ -18,6 +18,7 @@ import {
   type ImageInfo,
   type LogLine,
   type MainStatus,
+  type HealthStatus,
 } from 'cocoon-sdk';
 
 async function main(): Promise<void> {
@@ -25,6 +26,11 @@ async function main(): Promise<void> {
   const r: ExecResult = await box.exec(['echo', 'hi']);
   const svc = await Box.create({ command: ['python3', '-m', 'http.server'], restart: 'on-failure:3' });
   const ms: MainStatus | null = await svc.mainStatus();
+  const web = await Box.create({ command: ['sh', '-c', 'sleep 9'], healthcheck: { cmd: 'true', interval: 1, retries: 2, startPeriod: 0, onFailure: 'restart' } });
+  const hs: HealthStatus | null = await web.health();
+  const healthy: boolean = hs !== null && hs.healthy && hs.status === 'healthy' && hs.lastExitCode === 0;
+  await web.wait({ condition: 'healthy', timeoutMs: 60_000 });
+  const waited: number | null = await web.wait();
   const exited: boolean = ms !== null && ms.state === 'exited' && ms.exitCode === 0;
   for await (const l of svc.mainLogs({ follow: true, tail: 10, since: '10m', stream: 'stderr' })) {
     const line: LogLine = l;
