@@ -22,7 +22,10 @@ static void test_parse_docker_specs(void **unused)
     assert_int_equal(k.seq[0], 0x10);
     assert_int_equal(k.seq[1], 0x11);
     assert_int_equal(detach_keys_parse("ctrl-a,d", &k, err, sizeof(err)), 0);
-    assert_memory_equal(k.seq, "\x01" "d", 2);
+    assert_memory_equal(k.seq,
+                        "\x01"
+                        "d",
+                        2);
     assert_int_equal(detach_keys_parse("ctrl-@,ctrl-[,ctrl-\\,ctrl-],ctrl-^,ctrl-_,CTRL-Z", &k, err, sizeof(err)), 0);
     assert_memory_equal(k.seq, "\x00\x1b\x1c\x1d\x1e\x1f\x1a", 7);
     assert_int_equal(detach_keys_parse("", &k, err, sizeof(err)), 0);
