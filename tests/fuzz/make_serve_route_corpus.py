@@ -30,6 +30,14 @@ GOOD = [
     (POST, "/v1/boxes/dev/detached"), (GET, "/v1/boxes/dev/detached/31"), (DELETE, "/v1/boxes/dev/detached/31"),
     (GET, "/v1/boxes/dev/detached/31/logs"),
     (POST, "/mcp"), (DELETE, "/mcp"), (GET, "/mcp"),
+    (GET, "/v1/boxes/dev/snapshots"), (DELETE, "/v1/boxes/dev/snapshots/before-1.0"),
+    (POST, "/v1/boxes/dev/snapshots/s1/restore"), (POST, "/v1/boxes/dev/wait"),
+    (POST, "/v1/boxes/dev/code"), (GET, "/v1/boxes/dev/code/contexts"),
+    (DELETE, "/v1/boxes/dev/code/contexts/python"), (POST, "/v1/boxes/dev/code/contexts/c1/restart"),
+    (GET, "/v1/boxes/dev/attach"),
+    # found by fuzz-smoke: the main process's attach under a tenant prefix, a route the
+    # target's table of which routes name a box did not know yet
+    (GET, "/v1/nant/boxes/decutione1/attach"),
 ]
 
 BAD_PATHS = [
