@@ -12,15 +12,16 @@ AsyncBox is the asyncio flavour. See docs/sdk-python.md.
 from ._version import __version__
 from .aio import AsyncBox, AsyncExecution, AsyncFiles
 from .box import Box, Execution, Files
-from .client import Client, Images, default_client, set_default_client
+from .client import Client, Images, Snapshots, default_client, set_default_client
 from .code import CodeContext, CodeError, CodeExecution, CodeFailed, Logs, Result
 from .compat import PythonSandbox, Sandbox
 from .config import load_config
-from .errors import (AlreadyExists, BootError, CocoonError, CommandFailed, ExecError, HostIOError, ImageError,
-                     InvalidArgument, InvalidState, NotFound, PermissionDenied, ProtocolError, ResourceExhausted,
-                     Timeout, Unsupported, VMMError)
+from .errors import (AlreadyExists, BootError, BoxRunning, CocoonError, CommandFailed, ExecError, HostIOError,
+                     ImageError, InvalidArgument, InvalidState, NotFound, PermissionDenied, ProtocolError,
+                     ResourceExhausted, SnapshotInUse, SnapshotNotFound, Timeout, Unsupported, VMMError)
 from .types import (BoxInfo, BoxSpec, Config, ExecInfo, ExecResult, FileInfo, ImageInfo, HealthStatus, LogLine, MainStatus,
-                    Network, NetworkStats, OutputChunk, PullProgress, Stats, parse_memory_mib, parse_size)
+                    Network, NetworkStats, OutputChunk, PullProgress, Snapshot, Stats, parse_memory_mib,
+                    parse_size)
 
 
 def images() -> Images:
@@ -29,11 +30,11 @@ def images() -> Images:
 
 
 __all__ = [
-    "__version__", "AsyncBox", "AsyncExecution", "AsyncFiles", "Box", "Execution", "Files", "Client", "Images",
+    "__version__", "AsyncBox", "AsyncExecution", "AsyncFiles", "Box", "Execution", "Files", "Client", "Images", "Snapshots",
     "CodeContext", "CodeError", "CodeExecution", "CodeFailed", "Logs", "Result",
     "default_client", "set_default_client", "images", "Sandbox", "PythonSandbox", "load_config",
     "AlreadyExists", "BootError", "CocoonError", "CommandFailed", "ExecError", "HostIOError", "ImageError",
     "InvalidArgument", "InvalidState", "NotFound", "PermissionDenied", "ProtocolError", "ResourceExhausted",
-    "Timeout", "Unsupported", "VMMError", "BoxInfo", "BoxSpec", "Config", "ExecInfo", "ExecResult", "FileInfo",
+    "Timeout", "Unsupported", "VMMError", "BoxRunning", "SnapshotInUse", "SnapshotNotFound", "Snapshot", "BoxInfo", "BoxSpec", "Config", "ExecInfo", "ExecResult", "FileInfo",
     "ImageInfo", "HealthStatus", "LogLine", "MainStatus", "Network", "NetworkStats", "OutputChunk", "PullProgress", "Stats", "parse_memory_mib", "parse_size",
 ]

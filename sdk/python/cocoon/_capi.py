@@ -155,6 +155,20 @@ class FileInfo(Structure):
                 ("uid", c_uint), ("gid", c_uint), ("size", c_uint64), ("mtime", c_longlong), ("mtime_nsec", c_long)]
 
 
+class SnapshotOptions(Structure):
+    _fields_ = [("size", c_size_t), ("name", c_char_p)]
+
+
+class SnapshotInfo(Structure):
+    _fields_ = [("id", c_char * 16), ("name", c_char * 64), ("box_id", c_char * 16), ("box_name", c_char * 128),
+                ("parent", c_char * 16), ("image", c_char * 512), ("created", c_longlong), ("size", c_uint64),
+                ("virtual_size", c_uint64), ("depth", c_uint), ("users", c_uint)]
+
+
+class ImportOptions(Structure):
+    _fields_ = [("size", c_size_t), ("name", c_char_p)]
+
+
 FILE_TYPES = {1: "file", 2: "directory", 3: "symlink", 4: "other"}
 
 # name: (restype, argtypes); functions missing from an older library are declared
@@ -246,6 +260,17 @@ _SIGNATURES = {
     "cocoon_code_context_list": (c_int, [_P, POINTER(c_void_p), _E]),
     "cocoon_code_context_restart": (c_int, [_P, c_char_p, _E]),
     "cocoon_code_context_remove": (c_int, [_P, c_char_p, _E]),
+    # disk snapshots, export and import
+    "cocoon_snapshot_options_init": (None, [POINTER(SnapshotOptions)]),
+    "cocoon_snapshot_create": (c_int, [_P, POINTER(SnapshotOptions), POINTER(SnapshotInfo), _E]),
+    "cocoon_snapshot_list": (c_int, [_P, c_char_p, POINTER(POINTER(SnapshotInfo)), POINTER(c_size_t), _E]),
+    "cocoon_snapshot_list_free": (None, [POINTER(SnapshotInfo)]),
+    "cocoon_snapshot_inspect": (c_int, [_P, c_char_p, POINTER(SnapshotInfo), _E]),
+    "cocoon_snapshot_remove": (c_int, [_P, c_char_p, _E]),
+    "cocoon_snapshot_restore": (c_int, [_P, c_char_p, _E]),
+    "cocoon_export": (c_int, [_P, c_char_p, c_char_p, _E]),
+    "cocoon_import_options_init": (None, [POINTER(ImportOptions)]),
+    "cocoon_import": (c_int, [_P, c_char_p, POINTER(ImportOptions), POINTER(_P), _E]),
 }
 
 

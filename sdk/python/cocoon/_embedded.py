@@ -19,7 +19,7 @@ from . import _capi as C
 from ._transport import BoxHandle, ExecHandle, ExecRequest, ExitInfo, Sink, Transport, wait_condition
 from .errors import CocoonError, ExecError, InvalidArgument, InvalidState, Timeout, Unsupported, from_c
 from .types import (BoxInfo, ExecInfo, FileInfo, HealthStatus, ImageInfo, LogLine, MainStatus, Network, NetworkStats, PullProgress,
-                    Stats)
+                    Snapshot, Stats)
 
 
 def _s(b: bytes) -> str:
@@ -661,6 +661,31 @@ class EmbeddedBox(BoxHandle):
         d["present"] = s.present
         return NetworkStats.from_dict(d)
 
+    # ---- disk snapshots and export (the box stopped) ----
+    def snapshot_create(self, name: Optional[str]) -> Snapshot:
+        self._need_lib("cocoon_snapshot_create")
+        o = C.init_struct(C.SnapshotOptions, self.lib.snapshot_options_init)
+        keep = _b(name)
+        o.name = keep
+        info = C.SnapshotInfo()
+        err = C.Error()
+        with self.lock, self.rt.lock:
+            _check(self.lib.snapshot_create(self.ptr, byref(o), byref(info), byref(err)), err)
+        return _snapshot(info)
+
+    def snapshot_list(self) -> List[Snapshot]:
+        return _snapshot_list(self.rt, self.id)
+
+    def snapshot_restore(self, ref: str) -> Snapshot:
+        self._need_lib("cocoon_snapshot_restore")
+        err = C.Error()
+        with self.lock, self.rt.lock:
+            _check(self.lib.snapshot_restore(self.ptr, ref.encode(), byref(err)), err)
+        return _snapshot_inspect(self.rt, ref)
+
+    def export(self, path: str) -> None:
+        _export(self.rt, self.id, path)
+
     def logs(self, follow: bool, network: bool) -> Iterator[bytes]:
         fn = self.lib.box_net_logs if network else self.lib.box_logs
         if not follow:
@@ -672,6 +697,46 @@ class EmbeddedBox(BoxHandle):
                 data = f.read()
             return iter([data] if data else [])
         return _follow(fn, self.ptr)
+
+
+def _snapshot(i: C.SnapshotInfo) -> Snapshot:
+    return Snapshot(id=_s(i.id), name=_s(i.name), box_id=_s(i.box_id), box_name=_s(i.box_name) or None,
+                    parent=_s(i.parent) or None, image=_s(i.image), created=i.created, size=i.size,
+                    virtual_size=i.virtual_size, depth=i.depth, users=i.users)
+
+
+def _need_snapshots(lib: C.Lib) -> None:
+    if not lib.has("cocoon_snapshot_list"):
+        raise Unsupported(f"this libcocoon ({lib.path}) has no snapshots, export or import: it needs a newer cocoon")
+
+
+def _snapshot_list(rt: _Runtime, box: Optional[str]) -> List[Snapshot]:
+    _need_snapshots(rt.lib)
+    out = ctypes.POINTER(C.SnapshotInfo)()
+    n = c_size_t()
+    err = C.Error()
+    with rt.lock:
+        _check(rt.lib.snapshot_list(rt.ptr, _b(box), byref(out), byref(n), byref(err)), err)
+    try:
+        return [_snapshot(out[i]) for i in range(n.value)]
+    finally:
+        rt.lib.snapshot_list_free(out)
+
+
+def _snapshot_inspect(rt: _Runtime, ref: str) -> Snapshot:
+    _need_snapshots(rt.lib)
+    info = C.SnapshotInfo()
+    err = C.Error()
+    with rt.lock:
+        _check(rt.lib.snapshot_inspect(rt.ptr, ref.encode(), byref(info), byref(err)), err)
+    return _snapshot(info)
+
+
+def _export(rt: _Runtime, what: str, path: str) -> None:
+    _need_snapshots(rt.lib)
+    err = C.Error()
+    with rt.lock:
+        _check(rt.lib.export(rt.ptr, what.encode(), os.fsencode(path), byref(err)), err)
 
 
 def _iso(t: int) -> Optional[str]:
@@ -935,6 +1000,34 @@ class EmbeddedTransport(Transport):
         err = C.Error()
         with self.rt.lock:
             _check(self.lib.image_remove(self.rt.ptr, ref.encode(), byref(err)), err)
+
+    def list_snapshots(self, box: Optional[str]) -> List[Snapshot]:
+        return _snapshot_list(self.rt, box)
+
+    def get_snapshot(self, ref: str) -> Snapshot:
+        return _snapshot_inspect(self.rt, ref)
+
+    def remove_snapshot(self, ref: str) -> None:
+        _need_snapshots(self.lib)
+        err = C.Error()
+        with self.rt.lock:
+            _check(self.lib.snapshot_remove(self.rt.ptr, ref.encode(), byref(err)), err)
+
+    def export(self, box_or_snapshot: str, path: str) -> None:
+        _export(self.rt, box_or_snapshot, path)
+
+    def import_box(self, path: str, name: Optional[str]) -> EmbeddedBox:
+        _need_snapshots(self.lib)
+        o = C.init_struct(C.ImportOptions, self.lib.import_options_init)
+        keep = _b(name)
+        o.name = keep
+        rt = self._new_runtime()
+        ptr = c_void_p()
+        err = C.Error()
+        if getattr(self.lib, "import")(rt.ptr, os.fsencode(path), byref(o), byref(ptr), byref(err)) < 0:
+            rt.close()
+            raise from_c(err.code, _s(err.message))
+        return EmbeddedBox(rt, ptr)
 
     def close(self) -> None:
         self.rt.close()

@@ -20,10 +20,10 @@ from datetime import datetime, timezone
 from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple
 
 from ._transport import BoxHandle, ExecHandle, ExecRequest, ExitInfo, Sink, Transport, feed, wait_condition
-from .errors import (CocoonError, ExecError, InvalidArgument, NotFound, ResourceExhausted, Timeout, Unsupported,
-                     from_rest)
+from .errors import (CocoonError, ExecError, InvalidArgument, NotFound, ResourceExhausted, SnapshotNotFound, Timeout,
+                     Unsupported, from_rest)
 from .types import (BoxInfo, ExecInfo, FileInfo, HealthStatus, ImageInfo, LogLine, MainStatus, Network, NetworkStats, PullProgress,
-                    Stats)
+                    Snapshot, Stats)
 
 RUN_OUTPUT_MAX = 16 << 20  # the server's bound on POST .../run output per stream
 STDIN_CHUNK = 1 << 20  # the server's bound on one POST .../stdin body
@@ -79,6 +79,18 @@ def _image_info(d: dict) -> ImageInfo:
 def _file_info(d: dict) -> FileInfo:
     return FileInfo(name=d["name"], path=d.get("path", ""), type=d["type"], mode=d["mode"], uid=d["uid"],
                     gid=d["gid"], size=d["size"], mtime=_parse_time(d.get("mtime")), link_target=d.get("link_target"))
+
+
+def _snapshot(d: dict) -> Snapshot:
+    return Snapshot(id=d["id"], name=d.get("name", ""), box_id=d.get("box_id", ""), box_name=d.get("box_name"),
+                    parent=d.get("parent"), image=d.get("image", ""), created=d.get("created_at", 0),
+                    size=d.get("size_bytes", 0), virtual_size=d.get("virtual_size_bytes", 0),
+                    depth=d.get("depth", 0), users=d.get("users", 0))
+
+
+def _not_served(what: str, where: str) -> Unsupported:
+    return Unsupported(f"{what} is not supported by this server ({where}): its REST API has no route for it yet; "
+                       "use the embedded transport (cocoon.Client()) or the CLI on the server's host")
 
 
 def _q(s: str) -> str:
@@ -630,6 +642,20 @@ class RemoteBox(BoxHandle):
         return chunks()
 
 
+    # ---- disk snapshots (GET/POST /boxes/{id}/snapshots...) ----
+    def snapshot_create(self, name: Optional[str]) -> Snapshot:
+        return _snapshot(self.http.call("POST", f"/boxes/{self.id}/snapshots", {"name": name} if name else {}))
+
+    def snapshot_list(self) -> List[Snapshot]:
+        return [_snapshot(d) for d in self.http.call("GET", f"/boxes/{self.id}/snapshots")["snapshots"]]
+
+    def snapshot_restore(self, ref: str) -> Snapshot:
+        return _snapshot(self.http.call("POST", f"/boxes/{self.id}/snapshots/{_q(ref)}/restore"))
+
+    def export(self, path: str) -> None:
+        raise _not_served("export", self.http.where())
+
+
 class RemoteTransport(Transport):
     kind = "remote"
 
@@ -706,6 +732,39 @@ class RemoteTransport(Transport):
 
     def remove_image(self, ref: str) -> None:
         self.http.call("DELETE", f"/images/{_q(ref)}")
+
+    # The REST API names snapshots under their box: a snapshot is found by asking each
+    # box (one whose box was removed is out of reach here).
+    def list_snapshots(self, box: Optional[str]) -> List[Snapshot]:
+        if box is not None:
+            return self.open_box(box).snapshot_list()
+        out: List[Snapshot] = []
+        for b in self.list_boxes():
+            try:
+                out += RemoteBox(self.http, {"box_id": b.id}).snapshot_list()
+            except NotFound:
+                pass  # removed meanwhile
+        return sorted(out, key=lambda s: s.created)
+
+    def get_snapshot(self, ref: str) -> Snapshot:
+        for b in self.list_boxes():
+            try:
+                return _snapshot(self.http.call("GET", f"/boxes/{b.id}/snapshots/{_q(ref)}"))
+            except NotFound:
+                continue
+        raise SnapshotNotFound(f"no snapshot with id or name \"{ref}\" among the boxes of {self.http.where()} "
+                               "(a snapshot whose box was removed is reachable only on the server's host: "
+                               "`cocoon snapshot ls`)")
+
+    def remove_snapshot(self, ref: str) -> None:
+        s = self.get_snapshot(ref)
+        self.http.call("DELETE", f"/boxes/{s.box_id}/snapshots/{s.id}")
+
+    def export(self, box_or_snapshot: str, path: str) -> None:
+        raise _not_served("export", self.http.where())
+
+    def import_box(self, path: str, name: Optional[str]) -> RemoteBox:
+        raise _not_served("import", self.http.where())
 
     def close(self) -> None:
         self.http.close()

@@ -9,7 +9,7 @@ from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple
 
 from .errors import InvalidArgument
 from .types import (BoxInfo, ExecInfo, FileInfo, HealthStatus, ImageInfo, LogLine, MainStatus, NetworkStats,
-                    PullProgress, Stats)
+                    PullProgress, Snapshot, Stats)
 
 Sink = Callable[[bytes], None]
 
@@ -188,6 +188,12 @@ class BoxHandle:
     def health(self) -> Optional[HealthStatus]: raise NotImplementedError
     def wait(self, condition: str, timeout: Optional[float]) -> Optional[int]: raise NotImplementedError
 
+    # disk snapshots of the stopped box, and its export to one file
+    def snapshot_create(self, name: Optional[str]) -> Snapshot: raise NotImplementedError
+    def snapshot_list(self) -> List[Snapshot]: raise NotImplementedError
+    def snapshot_restore(self, ref: str) -> Snapshot: raise NotImplementedError
+    def export(self, path: str) -> None: raise NotImplementedError
+
 
 class Transport:
     """A connection to cocoon: boxes and images."""
@@ -204,4 +210,11 @@ class Transport:
     def list_images(self) -> List[ImageInfo]: raise NotImplementedError
     def get_image(self, ref: str) -> Tuple[ImageInfo, Optional[dict]]: raise NotImplementedError
     def remove_image(self, ref: str) -> None: raise NotImplementedError
+
+    # snapshots of every box (box: only those of one box), export and import
+    def list_snapshots(self, box: Optional[str]) -> List[Snapshot]: raise NotImplementedError
+    def get_snapshot(self, ref: str) -> Snapshot: raise NotImplementedError
+    def remove_snapshot(self, ref: str) -> None: raise NotImplementedError
+    def export(self, box_or_snapshot: str, path: str) -> None: raise NotImplementedError
+    def import_box(self, path: str, name: Optional[str]) -> BoxHandle: raise NotImplementedError
     def close(self) -> None: pass

@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Generator, List, Opt
 from .box import Box, Execution
 from .client import Client
 from .code import CodeContext, CodeExecution
-from .types import BoxInfo, ExecInfo, ExecResult, FileInfo, HealthStatus, LogLine, MainStatus, NetworkStats, OutputChunk, Stats
+from .types import BoxInfo, ExecInfo, ExecResult, FileInfo, HealthStatus, LogLine, MainStatus, NetworkStats, OutputChunk, Snapshot, Stats
 
 T = TypeVar("T")
 
@@ -203,6 +203,18 @@ class AsyncBox:
 
     async def close(self) -> None:
         await _run(self.sync.close)
+
+    async def snapshot(self, name: Optional[str] = None) -> Snapshot:
+        return await _run(self.sync.snapshot, name)
+
+    async def snapshots(self) -> List[Snapshot]:
+        return await _run(self.sync.snapshots)
+
+    async def restore(self, snapshot: Union[str, Snapshot]) -> Snapshot:
+        return await _run(self.sync.restore, snapshot)
+
+    async def export(self, path: Union[str, os.PathLike]) -> None:
+        await _run(self.sync.export, path)
 
     async def __aenter__(self) -> "AsyncBox":
         if self.sync._h is None:

@@ -16,7 +16,7 @@ from .client import Client, default_client
 from .code import CodeContext, CodeError, CodeExecution, Collector, Result, language_of
 from .errors import CocoonError, InvalidArgument, InvalidState, NotFound, Timeout
 from .types import (BoxInfo, ExecInfo, ExecResult, FileInfo, HealthStatus, LogLine, MainStatus, Network, NetworkStats, OutputChunk,
-                    Stats, parse_memory_mib, parse_size)
+                    Snapshot, Stats, parse_memory_mib, parse_size)
 
 Command = Union[str, Sequence[str]]
 OutputCallback = Callable[[bytes], Any]
@@ -456,6 +456,29 @@ class Box:
 
     def __repr__(self) -> str:
         return f"<cocoon.Box {self._h.id if self._h is not None else '(not created)'}>"
+
+    # ---- disk snapshots and export (of the stopped box) ----
+    def snapshot(self, name: Optional[str] = None) -> Snapshot:
+        """Freezes the stopped box's disk as a snapshot (name: unique among snapshots,
+        letters, digits, '_', '.', '-'; default "<box>-<n>") and goes on in a new layer
+        over it. BoxRunning while the box runs; a box stands on at most 14 snapshots."""
+        return self._need().snapshot_create(name)
+
+    def snapshots(self) -> List[Snapshot]:
+        """The snapshots taken of this box, oldest first."""
+        return self._need().snapshot_list()
+
+    def restore(self, snapshot: Union[str, Snapshot]) -> Snapshot:
+        """Puts the stopped box's disk back to one of its snapshots (an id, name, id
+        prefix or Snapshot): what it wrote since is gone. Returns the snapshot.
+        BoxRunning while it runs, SnapshotNotFound for none of its snapshots."""
+        return self._need().snapshot_restore(snapshot.id if isinstance(snapshot, Snapshot) else snapshot)
+
+    def export(self, path: Union[str, os.PathLike]) -> None:
+        """Writes the stopped box to one file (zstd tar: config, flattened sparse disk,
+        manifest of digests) that Client.import_box makes a new box of, here or on
+        another host. BoxRunning while it runs."""
+        self._need().export(os.fspath(path))
 
     # ---- commands ----
     def _request(self, cmd: Command, shell: bool, env: Optional[Mapping[str, str]], cwd: Optional[str],

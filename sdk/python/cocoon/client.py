@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING, Callable, List, Optional
+from typing import TYPE_CHECKING, Callable, List, Optional, Union
 
 from ._transport import Transport
 from .errors import InvalidArgument
-from .types import BoxInfo, ImageInfo, PullProgress
+from .types import BoxInfo, ImageInfo, PullProgress, Snapshot
 
 if TYPE_CHECKING:  # pragma: no cover
     from .box import Box
@@ -56,6 +56,7 @@ class Client:
             from ._embedded import EmbeddedTransport
             self._transport = EmbeddedTransport(home=home, share_dir=share_dir, vmm=vmm, lib_path=lib)
         self.images = Images(self)
+        self.snapshots = Snapshots(self)
 
     @classmethod
     def remote(cls, socket: Optional[str] = None, *, url: Optional[str] = None, token: Optional[str] = None,
@@ -86,6 +87,13 @@ class Client:
     def boxes(self) -> List[BoxInfo]:
         """Every box, oldest first."""
         return self._transport.list_boxes()
+
+    def import_box(self, path: Union[str, os.PathLike], name: Optional[str] = None) -> "Box":
+        """A new, stopped box made from a file of Box.export (or `cocoon export`), with
+        name (default none). The archive is verified whole first: a corrupt,
+        truncated or foreign one raises InvalidArgument and leaves nothing behind."""
+        from .box import Box
+        return Box._wrap(self, self._transport.import_box(os.fspath(path), name))
 
     def close(self) -> None:
         self._transport.close()
@@ -140,6 +148,33 @@ class Images:
     def remove(self, ref: str) -> None:
         """Forgets the image and deletes its base (InvalidState while a box uses it)."""
         self._client._transport.remove_image(ref)
+
+
+class Snapshots:
+    """The disk snapshots a client sees: ``client.snapshots.list()``. A box takes and
+    restores its own (Box.snapshot, Box.restore); these find, export and remove them.
+    Remote: only snapshots of boxes that still exist are reachable."""
+
+    def __init__(self, client: Client):
+        self._client = client
+
+    def list(self, box: Optional[str] = None) -> List[Snapshot]:
+        """Every snapshot (of one box: its id, name or id prefix), oldest first."""
+        return self._client._transport.list_snapshots(box)
+
+    def get(self, snapshot: str) -> Snapshot:
+        """One snapshot by id, name or unique id prefix (SnapshotNotFound otherwise)."""
+        return self._client._transport.get_snapshot(snapshot)
+
+    def remove(self, snapshot: Union[str, Snapshot]) -> None:
+        """Deletes a snapshot (SnapshotInUse while a box or snapshot stands on it)."""
+        self._client._transport.remove_snapshot(snapshot.id if isinstance(snapshot, Snapshot) else snapshot)
+
+    def export(self, snapshot: Union[str, Snapshot], path: Union[str, os.PathLike]) -> None:
+        """Writes a snapshot to one file, as Box.export does a box (Client.import_box
+        makes a new box of it)."""
+        self._client._transport.export(snapshot.id if isinstance(snapshot, Snapshot) else snapshot,
+                                       os.fspath(path))
 
 
 _default: Optional[Client] = None

@@ -2,6 +2,7 @@
 transports (libcocoon's COCOON_E_* codes and the REST API's error codes map here)."""
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,10 +40,23 @@ class InvalidState(CocoonError):
     code = "invalid_state"
 
 
+class SnapshotNotFound(NotFound):
+    """No snapshot with that id, name or id prefix (among the box's, for a box's call)."""
+
+
 class AlreadyExists(InvalidState):
     """A name already taken (409 already_exists; libcocoon says it as COCOON_E_STATE)."""
 
     code = "already_exists"
+
+
+class BoxRunning(InvalidState):
+    """The box runs and the call needs it stopped: snapshot, restore, export
+    (COCOON_E_STATE / 409 invalid_state saying "is running")."""
+
+
+class SnapshotInUse(InvalidState):
+    """A snapshot a box or another snapshot stands on cannot be removed (409)."""
 
 
 class Unsupported(CocoonError):
@@ -164,11 +178,24 @@ def exec_exit_code(message: str) -> int:
     return 127 if "No such file or directory" in message or "not found" in message else 126
 
 
+def _refined(cls: type, message: str) -> type:
+    """The narrower class a message names (the C API and the REST API say these
+    refusals with the same words)."""
+    if cls is InvalidState:
+        if "already in use" in message:
+            return AlreadyExists
+        if message.startswith("snapshot ") and " is in use by " in message:
+            return SnapshotInUse
+        if re.search(r"\bis running\b", message):
+            return BoxRunning
+    if cls is NotFound and re.search(r"\bno snapshot\b", message):
+        return SnapshotNotFound
+    return cls
+
+
 def from_c(code: int, message: str) -> CocoonError:
     """The exception for a libcocoon error."""
-    cls = _BY_C_CODE.get(code, CocoonError)
-    if cls is InvalidState and "already in use" in message:
-        cls = AlreadyExists
+    cls = _refined(_BY_C_CODE.get(code, CocoonError), message)
     if cls is ExecError:
         return ExecError(message, exec_exit_code(message))
     return cls(message)
@@ -181,6 +208,8 @@ def from_rest(status: int, code: str, message: str) -> CocoonError:
         cls = {400: InvalidArgument, 404: NotFound, 409: InvalidState, 501: Unsupported,
                401: PermissionDenied, 403: PermissionDenied, 429: ResourceExhausted,
                503: ResourceExhausted, 507: HostIOError}.get(status, CocoonError)
+    if cls in (InvalidState, NotFound):
+        cls = _refined(cls, message)
     if cls is ExecError:
         return ExecError(message, exec_exit_code(message), code)
     return cls(message, code or None)

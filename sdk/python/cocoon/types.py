@@ -167,6 +167,24 @@ class ImageInfo:
 
 
 @dataclass
+class Snapshot:
+    """A disk snapshot of a stopped box (what `cocoon snapshot ls` shows): the box's
+    disk as it was, a read-only layer the box (and later snapshots) stand on."""
+
+    id: str  # 12 hex digits
+    name: str
+    box_id: str  # the box it was taken of (it may have been removed since)
+    box_name: Optional[str]
+    parent: Optional[str]  # the snapshot it stands on; None when it stands on the image
+    image: str
+    created: int  # unix seconds
+    size: int  # bytes its layer takes on the host
+    virtual_size: int  # bytes of the disk
+    depth: int  # snapshots under the box's disk at this one, itself included
+    users: int  # boxes and snapshots standing on it (it cannot be removed while above 0)
+
+
+@dataclass
 class MainStatus:
     """A box's main process (``Box.main_status()``) or a detached exec
     (``Box.detached_status(id)``, where ``id`` is set): its state ("created" before it

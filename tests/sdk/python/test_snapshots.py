@@ -1,0 +1,110 @@
+"""Disk snapshots, export and import through the SDK, on both transports. One box per
+transport (of a small busybox image when /bin/busybox is here, so exports are small),
+created without booting: snapshots, restores and exports need a stopped box. It boots
+once, for the refusals a running box gets. The data a restore or an import brings back
+is checked end to end by tests/integration/test_snapshot.py; these check the SDK's
+calls, values and typed errors."""
+import os
+
+import pytest
+
+import cocoon
+import small_images
+
+IMAGE = "sdk/snap:1"
+
+
+@pytest.fixture(scope="module")
+def stopped(client, tmp_path_factory):
+    """A stopped box (never booted) and the image it was made of."""
+    image = None
+    if small_images.available():
+        tarball = small_images.save_tarball(str(tmp_path_factory.mktemp("img") / "snap.tar"), IMAGE)
+        image = client.images.load(tarball)[0].reference
+    b = cocoon.Box.create(image, client=client, start=False, memory="256M")
+    yield b
+    try:
+        b.remove(force=True)
+    except cocoon.CocoonError:
+        pass
+
+
+def test_snapshot_list_restore_remove(client, stopped):
+    first = stopped.snapshot("sdk-first")
+    assert isinstance(first, cocoon.Snapshot)
+    assert (first.name, first.box_id, first.parent, first.depth, first.users) == ("sdk-first", stopped.id, None, 1, 1)
+    assert first.virtual_size > 0 and first.created > 0 and first.image
+    second = stopped.snapshot()
+    assert second.name.startswith(stopped.id) and second.parent == first.id and second.depth == 2
+    assert [s.id for s in stopped.snapshots()] == [first.id, second.id]
+    assert [s.id for s in client.snapshots.list(stopped.id)] == [first.id, second.id]
+    assert {first.id, second.id} <= {s.id for s in client.snapshots.list()}
+    got = client.snapshots.get("sdk-first")
+    assert got.id == first.id and got.users == 2  # second and the box (through second) stand on it
+    with pytest.raises(cocoon.AlreadyExists):
+        stopped.snapshot("sdk-first")
+
+    # second and the box stand on first: it stays
+    with pytest.raises(cocoon.SnapshotInUse, match="in use by") as e:
+        client.snapshots.remove(first)
+    assert isinstance(e.value, cocoon.InvalidState)
+    assert stopped.restore("sdk-first").id == first.id
+    client.snapshots.remove(second)  # nothing stands on it since the restore
+    assert [s.id for s in stopped.snapshots()] == [first.id]
+
+    with pytest.raises(cocoon.SnapshotNotFound) as e:
+        stopped.restore(second.id)
+    assert isinstance(e.value, cocoon.NotFound)
+    with pytest.raises(cocoon.SnapshotNotFound):
+        client.snapshots.get("no-such-snapshot")
+    with pytest.raises(cocoon.SnapshotNotFound):
+        client.snapshots.remove("no-such-snapshot")
+
+
+def test_refused_while_running(client, stopped, tmp_path):
+    stopped.start()
+    try:
+        with pytest.raises(cocoon.BoxRunning, match="stop it"):
+            stopped.snapshot("while-running")
+        with pytest.raises(cocoon.BoxRunning):
+            stopped.restore("sdk-first")
+        if client.transport == "embedded":
+            with pytest.raises(cocoon.BoxRunning):
+                stopped.export(tmp_path / "running.cocoon")
+    finally:
+        stopped.stop()
+    assert "while-running" not in [s.name for s in stopped.snapshots()]
+
+
+def test_export_import(client, stopped, tmp_path):
+    archive = tmp_path / "box.cocoon"
+    if client.transport == "remote":
+        for call in (lambda: stopped.export(archive), lambda: client.import_box(archive),
+                     lambda: client.snapshots.export("sdk-first", archive)):
+            with pytest.raises(cocoon.Unsupported, match="not supported by this server"):
+                call()
+        return
+    stopped.export(archive)
+    assert archive.stat().st_size > 0
+    assert not [f for f in os.listdir(tmp_path) if ".partial-" in f]
+    imported = client.import_box(archive, name="sdk-imported")
+    try:
+        info = imported.info()
+        assert imported.id != stopped.id and info.name == "sdk-imported" and info.status != "running"
+        assert info.image == stopped.info().image
+        # a snapshot exports too; an import without a name has none
+        client.snapshots.export("sdk-first", tmp_path / "snap.cocoon")
+        other = client.import_box(tmp_path / "snap.cocoon")
+        assert other.info().name is None
+        other.remove()
+    finally:
+        imported.remove()
+    # a truncated archive is refused and leaves no box behind
+    before = {b.id for b in client.boxes()}
+    data = archive.read_bytes()
+    (tmp_path / "cut.cocoon").write_bytes(data[: len(data) // 2])
+    with pytest.raises(cocoon.InvalidArgument):
+        client.import_box(tmp_path / "cut.cocoon", name="sdk-cut")
+    assert {b.id for b in client.boxes()} == before
+    with pytest.raises(cocoon.NotFound):
+        client.import_box(tmp_path / "missing.cocoon")
