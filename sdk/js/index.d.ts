@@ -50,6 +50,12 @@ export class InternalError extends CocoonError {}
 export class TimeoutError extends CocoonError {}
 /** The server could not be reached or started, or it broke the protocol. */
 export class ConnectionError extends CocoonError {}
+/** The box runs and the call needs it stopped (snapshot, restore, export). */
+export class BoxRunningError extends InvalidStateError {}
+/** A snapshot a box or another snapshot stands on cannot be removed. */
+export class SnapshotInUseError extends InvalidStateError {}
+/** No snapshot with that id, name or id prefix. */
+export class SnapshotNotFoundError extends NotFoundError {}
 export function errorClass(code: string): typeof CocoonError;
 export function makeError(status: number, envelope: unknown, fallback?: string): CocoonError;
 
@@ -519,6 +525,16 @@ export class Box {
   killDetached(id: number, signal?: number): Promise<void>;
   networkLog(opts?: { follow?: false }): Promise<string>;
   networkLog(opts: { follow: true }): Promise<AsyncIterable<string>>;
+  /** Freezes the stopped box's disk as a snapshot (BoxRunningError while it runs). */
+  snapshot(opts?: { name?: string } | string): Promise<Snapshot>;
+  /** The snapshots taken of this box, oldest first. */
+  snapshots(): Promise<Snapshot[]>;
+  /** Puts the stopped box's disk back to one of its snapshots; resolves with it. */
+  restore(snapshot: string | Snapshot): Promise<Snapshot>;
+  /** Writes the stopped box to one file (this server has no route for it yet: UnsupportedError). */
+  export(path: string): Promise<void>;
+  /** A new, stopped box from a file of export (this server has no route for it yet: UnsupportedError). */
+  static import<T extends typeof Box>(this: T, path: string, opts?: { name?: string; client?: Cocoon }): Promise<InstanceType<T>>;
 }
 
 /** Aliases for people coming from other sandbox SDKs (an ephemeral Box; run = runCode; kill = remove). */
@@ -560,6 +576,38 @@ export class Images {
 }
 /** The images of the default client. */
 export const images: Images;
+
+// ---- disk snapshots ----
+
+export interface Snapshot {
+  id: string;
+  name: string;
+  /** The box it was taken of (it may have been removed since). */
+  boxId: string;
+  boxName?: string;
+  /** The snapshot it stands on; null when it stands on the image. */
+  parent?: string | null;
+  image: string;
+  /** Unix seconds. */
+  createdAt: number;
+  /** Bytes its layer takes on the host. */
+  sizeBytes: number;
+  virtualSizeBytes: number;
+  /** Snapshots under the box's disk at this one, itself included (at most 14). */
+  depth: number;
+  /** Boxes and snapshots standing on it (it cannot be removed while above 0). */
+  users: number;
+}
+export class Snapshots {
+  constructor(client?: Cocoon);
+  list(opts?: { box?: string }): Promise<Snapshot[]>;
+  get(snapshot: string | Snapshot): Promise<Snapshot>;
+  remove(snapshot: string | Snapshot): Promise<void>;
+  /** Writes a snapshot to one file (this server has no route for it yet: UnsupportedError). */
+  export(snapshot: string | Snapshot, path: string): Promise<void>;
+}
+/** The snapshots of the default client. */
+export const snapshots: Snapshots;
 
 // ---- cocoon.yaml ----
 

@@ -6,6 +6,7 @@ import { Execution, execBody, normalizeCommand } from './exec.js';
 import { contextOf, languageOf, runCode } from './code.js';
 import { boxFromConfig } from './config.js';
 import { Files } from './files.js';
+import { boxSnapshots, notServed, snapshotRef } from './snapshots.js';
 import { camel, parseMemoryMiB, parseSizeBytes, textLines } from './util.js';
 
 function portSpec(p) {
@@ -239,6 +240,39 @@ export class Box {
     } finally {
       this._release();
     }
+  }
+
+  /**
+   * Freezes the stopped box's disk as a snapshot ({name} or a name: unique among
+   * snapshots; default "<box>-<n>") and goes on in a new layer over it. BoxRunningError while it runs.
+   */
+  async snapshot(opts = {}) {
+    const name = typeof opts === 'string' ? opts : opts.name;
+    return camel(await this._client.call('POST', this._path + '/snapshots', { json: name ? { name } : {} }));
+  }
+
+  /** The snapshots taken of this box, oldest first. */
+  async snapshots() {
+    return boxSnapshots(this._client, this.id);
+  }
+
+  /**
+   * Puts the stopped box's disk back to one of its snapshots (an id, name, id prefix or
+   * snapshot object): what it wrote since is gone. Resolves with the snapshot.
+   */
+  async restore(snapshot) {
+    const ref = encodeURIComponent(snapshotRef(snapshot));
+    return camel(await this._client.call('POST', `${this._path}/snapshots/${ref}/restore`));
+  }
+
+  /** Writes the stopped box to one file (not served over REST yet: UnsupportedError). */
+  async export(path) {
+    throw notServed('export', this._client);
+  }
+
+  /** A new, stopped box from a file of export (not served over REST yet: UnsupportedError). */
+  static async import(path, { name, client } = {}) {
+    throw notServed('import', client || Cocoon.default());
   }
 
   /** Starts a command and returns its Execution (output streamed; see exec.js). */

@@ -27,6 +27,12 @@ export class ResourceExhaustedError extends CocoonError {}
 export class StorageError extends CocoonError {}
 export class InternalError extends CocoonError {}
 export class TimeoutError extends CocoonError {}
+/** The box runs and the call needs it stopped (snapshot, restore, export). */
+export class BoxRunningError extends InvalidStateError {}
+/** A snapshot a box or another snapshot stands on cannot be removed. */
+export class SnapshotInUseError extends InvalidStateError {}
+/** No snapshot with that id, name or id prefix (among the box's, for a box's call). */
+export class SnapshotNotFoundError extends NotFoundError {}
 /** The server could not be reached, started, or it broke the protocol. */
 export class ConnectionError extends CocoonError {}
 
@@ -53,11 +59,21 @@ export function errorClass(code) {
   return BY_CODE[code] || CocoonError;
 }
 
+/** The narrower class a message names (the server says these refusals in words). */
+function refined(Cls, message) {
+  if (Cls === InvalidStateError) {
+    if (/^snapshot .* is in use by /.test(message)) return SnapshotInUseError;
+    if (/\bis running\b/.test(message)) return BoxRunningError;
+  }
+  if (Cls === NotFoundError && /\bno snapshot\b/.test(message)) return SnapshotNotFoundError;
+  return Cls;
+}
+
 /** An error from an envelope's fields (a status without an envelope counts as internal). */
 export function makeError(status, envelope, fallback) {
   const e = envelope && typeof envelope === 'object' ? envelope : {};
   const code = typeof e.code === 'string' ? e.code : status === 404 ? 'not_found' : 'internal';
   const message = typeof e.message === 'string' && e.message ? e.message : fallback || `HTTP ${status}`;
-  const Cls = errorClass(code);
+  const Cls = refined(errorClass(code), message);
   return new Cls(message, { code, status, type: typeof e.type === 'string' ? e.type : '' });
 }

@@ -7,6 +7,7 @@ export { Execution, ExecResult } from './exec.js';
 export { CodeError, CodeExecution, Result } from './code.js';
 export { Files } from './files.js';
 export { Images, images } from './images.js';
+export { Snapshots, snapshots } from './snapshots.js';
 export { loadConfig } from './config.js';
 export { Sandbox } from './sandbox.js';
 export * from './errors.js';

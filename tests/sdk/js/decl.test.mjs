@@ -74,6 +74,7 @@ const instanceFields = {
   Files: ['box'],
   Cocoon: ['token'],
   Images: [],
+  Snapshots: [],
 };
 for (const n of Object.keys(sdk)) if (/Error$/.test(n) && n !== 'CocoonError') instanceFields[n] = instanceFields.CocoonError;
 instanceFields.Sandbox = instanceFields.Box;

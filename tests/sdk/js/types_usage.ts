@@ -14,6 +14,9 @@ import {
   Sandbox,
   images,
   loadConfig,
+  snapshots,
+  Snapshots,
+  type Snapshot,
   type FileInfo,
   type ImageInfo,
   type LogLine,
@@ -116,6 +119,13 @@ async function main(): Promise<void> {
     await using disposable = await Box.create({ ephemeral: true });
     void disposable;
   }
+  const snap: Snapshot = await box.snapshot({ name: 'before' });
+  const restored: Snapshot = await box.restore(snap);
+  const all: Snapshot[] = await snapshots.list({ box: box.id });
+  await new Snapshots(client).remove(snap.id);
+  void [restored.depth, all, (await box.snapshots())[0].createdAt];
+  // @ts-expect-error: a snapshot's name is a string
+  await box.snapshot({ name: 3 });
   // @ts-expect-error: memory is a size string or a number
   await Box.create({ memory: true });
   // @ts-expect-error: exec takes an argv array, not a number

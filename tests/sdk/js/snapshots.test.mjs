@@ -1,0 +1,75 @@
+// Disk snapshots through the JS SDK: one box (of a small busybox image when /bin/busybox
+// is here), created without booting; it boots once, for the refusals a running box
+// gets. Snapshot, list, get, restore, remove and their typed errors; export and import,
+// which this server has no route for yet, reject with UnsupportedError. (The data a
+// restore brings back is checked end to end by tests/integration/test_snapshot.py.)
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { HERE, SDK, tmpdir, vmMissing } from './helpers.mjs';
+
+const { Box, Snapshots, snapshots, Cocoon, images, BoxRunningError, InvalidStateError, NotFoundError,
+  SnapshotInUseError, SnapshotNotFoundError, UnsupportedError } = await import(SDK);
+
+describe('snapshots', { skip: vmMissing() || false }, () => {
+  let dir, box;
+  before(async () => {
+    dir = tmpdir('cocoon-js-snap-');
+    let image;
+    if (fs.existsSync('/bin/busybox')) {
+      const tar = path.join(dir, 'snap.tar');
+      const r = spawnSync('python3', [path.join(HERE, 'image_fixture.py'), 'save', tar, 'jssdk/snap:1'], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      image = (await images.load(tar))[0].reference;
+    }
+    box = await Box.create({ image, memory: 256, start: false });
+  });
+  after(async () => {
+    await box?.remove({ force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('takes, lists, gets, restores and removes snapshots, with typed refusals', async () => {
+    const first = await box.snapshot({ name: 'js-first' });
+    assert.equal(first.name, 'js-first');
+    assert.equal(first.boxId, box.id);
+    assert.equal(first.depth, 1);
+    assert.ok(first.virtualSizeBytes > 0 && first.createdAt > 0);
+    const second = await box.snapshot();
+    assert.equal(second.parent, first.id);
+    assert.ok(second.name.startsWith(box.id), second.name);
+    assert.deepEqual((await box.snapshots()).map((s) => s.id), [first.id, second.id]);
+    assert.deepEqual((await snapshots.list({ box: box.id })).map((s) => s.id), [first.id, second.id]);
+    assert.ok((await new Snapshots(Cocoon.default()).list()).some((s) => s.id === second.id));
+    assert.equal((await snapshots.get('js-first')).users, 2); // second, and the box through it
+    await assert.rejects(box.snapshot('js-first'), (e) => e instanceof InvalidStateError && /already in use/.test(e.message));
+
+    const inUse = await snapshots.remove(first).catch((e) => e);
+    assert.ok(inUse instanceof SnapshotInUseError && inUse instanceof InvalidStateError, String(inUse));
+    assert.equal((await box.restore('js-first')).id, first.id);
+    await snapshots.remove(second.id); // nothing stands on it since the restore
+    assert.deepEqual((await box.snapshots()).map((s) => s.id), [first.id]);
+
+    const gone = await box.restore(second).catch((e) => e);
+    assert.ok(gone instanceof SnapshotNotFoundError && gone instanceof NotFoundError, String(gone));
+    await assert.rejects(snapshots.get('no-such-snapshot'), SnapshotNotFoundError);
+    await assert.rejects(snapshots.remove('no-such-snapshot'), SnapshotNotFoundError);
+  });
+
+  it('refuses a running box, and says export and import are not served', async () => {
+    await box.start();
+    try {
+      await assert.rejects(box.snapshot({ name: 'while-running' }), BoxRunningError);
+      await assert.rejects(box.restore('js-first'), BoxRunningError);
+    } finally {
+      await box.stop();
+    }
+    assert.ok(!(await box.snapshots()).some((s) => s.name === 'while-running'));
+    const file = path.join(dir, 'box.cocoon');
+    for (const p of [box.export(file), Box.import(file, { name: 'x' }), snapshots.export('js-first', file)])
+      await assert.rejects(p, (e) => e instanceof UnsupportedError && /not supported by this server/.test(e.message));
+    assert.ok(!fs.existsSync(file));
+  });
+});
