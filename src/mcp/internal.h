@@ -99,6 +99,8 @@ void mcp_close_box(cocoon_runtime *rt, cocoon_box *box);
 /* Records a box the session created (removed at its end unless keep). */
 int session_add_box(struct mcp_session *s, const char *id, int keep);
 void session_forget_box(struct mcp_session *s, const char *id);
+/* 1 when the session holds MCP_SESSION_BOXES_MAX boxes (it may create no more). */
+int session_boxes_full(struct mcp_session *s);
 
 /* Calls in flight (session.c): begin fails when MCP_INFLIGHT_MAX are or the session ends. */
 int session_call_begin(struct mcp_session *s, struct mcp_call *c);
@@ -140,6 +142,12 @@ json_t *tool_file_mkdir(struct mcp_call *c, json_t *args, cocoon_box *box);
 json_t *tool_file_remove(struct mcp_call *c, json_t *args, cocoon_box *box);
 json_t *tool_copy_to_box(struct mcp_call *c, json_t *args);
 json_t *tool_copy_from_box(struct mcp_call *c, json_t *args);
+json_t *tool_snapshot_create(struct mcp_call *c, json_t *args, cocoon_box *box);
+json_t *tool_snapshot_list(struct mcp_call *c, json_t *args, cocoon_runtime *rt);
+json_t *tool_snapshot_restore(struct mcp_call *c, json_t *args);
+json_t *tool_snapshot_remove(struct mcp_call *c, json_t *args, cocoon_runtime *rt);
+json_t *tool_box_export(struct mcp_call *c, json_t *args);
+json_t *tool_box_import(struct mcp_call *c, json_t *args);
 
 /* Resources (resources.c): the result of resources/list, templates/list and read, or
  * NULL with a JSON-RPC error code and message. */
@@ -150,6 +158,7 @@ json_t *mcp_resource_read(struct mcp_session *s, const char *uri, int *code, cha
 /* Box and image objects shared by tools and resources. */
 json_t *mcp_box_json(const cocoon_box_info *info);
 json_t *mcp_image_json(const cocoon_image_info *info);
+json_t *mcp_snapshot_json(const cocoon_snapshot_info *info);
 
 /* Host paths for copies (hostpath.c): resolves path inside the allowlist
  * COCOON_MCP_HOST_PATHS. for_write: the path may not exist yet (its parent must).

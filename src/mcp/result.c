@@ -29,8 +29,9 @@ json_t *tool_error(const char *fmt, ...)
 static const char *hint_of(int code)
 {
     switch (code) {
-    case COCOON_E_NOT_FOUND: return " (box_list and image_list show what exists)";
-    case COCOON_E_STATE: return " (box_inspect shows the box's status; box_start boots a stopped box)";
+    case COCOON_E_NOT_FOUND: return " (box_list, snapshot_list and image_list show what exists)";
+    case COCOON_E_STATE:
+        return " (box_inspect shows the box's status; box_start boots a stopped box, box_stop stops a running one)";
     case COCOON_E_UNSUPPORTED: return " (not possible on this host or with this image)";
     case COCOON_E_BOOT: return " (box_logs shows the guest's console)";
     default: return "";

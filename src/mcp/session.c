@@ -57,6 +57,14 @@ int session_add_box(struct mcp_session *s, const char *id, int keep)
     return rc;
 }
 
+int session_boxes_full(struct mcp_session *s)
+{
+    pthread_mutex_lock(&s->lock);
+    int full = s->nboxes >= MCP_SESSION_BOXES_MAX;
+    pthread_mutex_unlock(&s->lock);
+    return full;
+}
+
 void session_forget_box(struct mcp_session *s, const char *id)
 {
     pthread_mutex_lock(&s->lock);

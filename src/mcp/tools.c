@@ -144,6 +144,47 @@ const struct tool mcp_tools[] = {
      "'host_path':{'type':'string','minLength':1,'maxLength':4096}},'required':['box','box_path','host_path'],"
      "'additionalProperties':false}",
      tool_copy_from_box, NULL, NULL},
+    {"snapshot_create", "Snapshot a stopped box",
+     "Freezes the disk of a stopped box as a named snapshot (a read-only layer); the box goes on in a new layer over "
+     "it. "
+     "A running box is refused: box_stop it first. snapshot_restore puts the box back to it.",
+     "{'type':'object','properties':{" BOX ",'name':{'type':'string','minLength':1,'maxLength':63,"
+     "'pattern':'^[A-Za-z0-9._-]+$','description':'Unique among snapshots (default: the box id and a number)'}},"
+     "'required':['box'],'additionalProperties':false}",
+     NULL, NULL, tool_snapshot_create},
+    {"snapshot_list", "List snapshots", "Lists disk snapshots, oldest first: of one box, or of all boxes.",
+     "{'type':'object','properties':{'box':{'type':'string','maxLength':64,'description':'Only the snapshots of this "
+     "box (id, name or unique id prefix)'}},'additionalProperties':false}",
+     NULL, tool_snapshot_list, NULL},
+    {"snapshot_restore", "Restore a snapshot",
+     "Puts the disk of a stopped box back to one of its snapshots: what the box wrote since is gone. A running box is "
+     "refused: box_stop it first.",
+     "{'type':'object','properties':{" BOX ",'snapshot':{'type':'string','minLength':1,'maxLength':64,"
+     "'description':'Snapshot id, name or unique id prefix'}},'required':['box','snapshot'],"
+     "'additionalProperties':false}",
+     tool_snapshot_restore, NULL, NULL},
+    {"snapshot_remove", "Remove a snapshot",
+     "Deletes a snapshot. Refused while a box or another snapshot stands on it (the message names them).",
+     "{'type':'object','properties':{'snapshot':{'type':'string','minLength':1,'maxLength':64,"
+     "'description':'Snapshot id, name or unique id prefix'}},'required':['snapshot'],'additionalProperties':false}",
+     NULL, tool_snapshot_remove, NULL},
+    {"box_export", "Export a box to a host file",
+     "Writes a stopped box, or a snapshot, to one archive file on the host (zstd tar with per-file digests) that "
+     "box_import makes a new box of. Only host paths under the server allowlist (COCOON_MCP_HOST_PATHS) are allowed.",
+     "{'type':'object','properties':{'source':{'type':'string','minLength':1,'maxLength':64,'description':'A box "
+     "or a snapshot: id, name or unique id prefix'},'host_path':{'type':'string','minLength':1,'maxLength':4096,"
+     "'description':'The archive to write (replaced when it exists)'}},'required':['source','host_path'],"
+     "'additionalProperties':false}",
+     tool_box_export, NULL, NULL},
+    {"box_import", "Import a box from a host file",
+     "Makes a new stopped box from an archive of box_export (verified whole first: a damaged one is refused and "
+     "leaves nothing). Only host paths under the server allowlist (COCOON_MCP_HOST_PATHS) are allowed. Like "
+     "box_create, the box is removed when this session ends unless keep is true.",
+     "{'type':'object','properties':{'host_path':{'type':'string','minLength':1,'maxLength':4096},"
+     "'name':{'type':'string','minLength':1,'maxLength':64,'pattern':'^[A-Za-z0-9._-]+$','description':'Optional "
+     "unique name'},'keep':{'type':'boolean','description':'Keep the box after this session ends (default false)'}},"
+     "'required':['host_path'],'additionalProperties':false}",
+     tool_box_import, NULL, NULL},
     {"image_pull", "Pull an image", "Pulls an OCI image from a registry (e.g. python:3.12) for box_create.",
      "{'type':'object','properties':{'image':{'type':'string','minLength':1,'maxLength':1024}},"
      "'required':['image'],'additionalProperties':false}",

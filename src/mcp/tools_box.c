@@ -36,10 +36,7 @@ json_t *tool_box_create(struct mcp_call *c, json_t *args, cocoon_runtime *rt)
 {
     cocoon_error err;
     int keep = arg_bool(args, "keep", 0);
-    pthread_mutex_lock(&c->s->lock);
-    int full = c->s->nboxes >= MCP_SESSION_BOXES_MAX;
-    pthread_mutex_unlock(&c->s->lock);
-    if (full && !keep) {
+    if (!keep && session_boxes_full(c->s)) {
         return tool_error("this session created %d boxes, the bound: remove some with box_remove first",
                           MCP_SESSION_BOXES_MAX);
     }

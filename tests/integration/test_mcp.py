@@ -28,7 +28,7 @@ SCRIPT_TIMEOUT = 1200
 KEPT = "mcp-kept"
 
 CHECKS = ["initialize", "list_tools", "bad_arguments", "box_create", "box_list_inspect", "exec", "exec_long",
-          "run_code", "files", "copies", "images", "stats_and_logs", "resources", "cancel", "stop_start_remove",
+          "run_code", "files", "copies", "snapshots", "export_import", "images", "stats_and_logs", "resources", "cancel", "stop_start_remove",
           "keep"]
 
 
@@ -242,14 +242,19 @@ def test_stdio_message_bound(cocoon):
     assert ids["3"]["result"] == {}
 
 
-def test_stdio_copies_refused_without_allowlist(cocoon):
+def test_stdio_copies_refused_without_allowlist(cocoon, tmp_path):
     env = dict(cocoon.env)
     env.pop("COCOON_MCP_HOST_PATHS", None)
-    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-            "params": {"name": "copy_to_box", "arguments": {"box": "x", "host_path": "/etc", "box_path": "/"}}}
-    answers, _ = stdio_exchange(cocoon, [initialize(), call], env=env)
-    r = by_id(answers)["2"]["result"]
-    assert r["isError"] and "COCOON_MCP_HOST_PATHS" in r["content"][0]["text"]
+    calls = [("copy_to_box", {"box": "x", "host_path": "/etc", "box_path": "/"}),
+             ("box_export", {"source": "x", "host_path": str(tmp_path / "x.cocoon")}),
+             ("box_import", {"host_path": "/etc/passwd"})]
+    answers, _ = stdio_exchange(cocoon, [initialize()] + [
+        {"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": name, "arguments": args}}
+        for i, (name, args) in enumerate(calls, 2)], env=env)
+    for i, (name, _) in enumerate(calls, 2):
+        r = by_id(answers)[str(i)]["result"]
+        assert r["isError"] and "COCOON_MCP_HOST_PATHS" in r["content"][0]["text"], (name, r)
+    assert not [f for f in os.listdir(tmp_path) if f.startswith("x.cocoon")]
 
 
 def post(port, message, token=None, session=None, headers=None, method="POST"):
@@ -315,7 +320,7 @@ def test_http_protocol(cocoon):
         assert post(port, note, token=TOKEN, session=sid)[0] == 202
         status, _, body = post(port, {"jsonrpc": "2.0", "id": 3, "method": "tools/list"}, token=TOKEN, session=sid,
                                headers={"MCP-Protocol-Version": "2025-11-25"})
-        assert status == 200 and len(body["result"]["tools"]) == 25
+        assert status == 200 and len(body["result"]["tools"]) == 31
         status, _, body = post(port, b'[{"jsonrpc":"2.0","id":1,"method":"ping"}]', token=TOKEN, session=sid)
         assert status == 200 and body["error"]["code"] == -32600
         # a request asking for progress, from a client that takes streams: text/event-stream
@@ -323,7 +328,7 @@ def test_http_protocol(cocoon):
         status, headers, events = post_stream(port, listing, token=TOKEN, session=sid)
         assert status == 200 and headers["Content-Type"] == "text/event-stream"
         assert headers["Mcp-Session-Id"] == sid
-        assert len(events) == 1 and events[0]["id"] == 5 and len(events[0]["result"]["tools"]) == 25
+        assert len(events) == 1 and events[0]["id"] == 5 and len(events[0]["result"]["tools"]) == 31
         assert post(port, None, token=TOKEN, session=sid, method="DELETE")[0] == 204
         assert post(port, {"jsonrpc": "2.0", "id": 4, "method": "ping"}, token=TOKEN, session=sid)[0] == 404
 

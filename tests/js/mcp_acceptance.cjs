@@ -74,7 +74,8 @@ async function checks(client, t) {
     const want = ['box_create', 'box_list', 'box_inspect', 'box_start', 'box_stop', 'box_remove', 'exec', 'exec_start',
       'exec_output', 'exec_write_stdin', 'exec_signal', 'run_code', 'file_read', 'file_write', 'file_list',
       'file_stat', 'file_mkdir', 'file_remove', 'copy_to_box', 'copy_from_box', 'image_pull', 'image_list',
-      'box_stats', 'box_logs', 'net_log'];
+      'box_stats', 'box_logs', 'net_log', 'snapshot_create', 'snapshot_list', 'snapshot_restore', 'snapshot_remove',
+      'box_export', 'box_import'];
     for (const w of want) assert(tools.find((x) => x.name === w), `missing tool ${w}`);
     for (const x of tools) {
       assert(x.inputSchema && x.inputSchema.type === 'object' && x.inputSchema.properties, `${x.name}: no schema`);
@@ -198,6 +199,47 @@ async function checks(client, t) {
       /outside the directories/);
     await fails(client, 'copy_from_box', { box, box_path: '/etc/hostname', host_path: 'relative/x' }, /absolute/);
     assert(!fs.existsSync(path.join(env.MCP_OUTSIDE, 'x')), 'a copy escaped the allowlist');
+  });
+  // Snapshots need a stopped box: one made without booting (cheap), plus the running one for the refusal.
+  let stopped;
+  await run('snapshots', async () => {
+    await fails(client, 'snapshot_create', { box }, /is running.*stop it/);
+    stopped = (await ok(client, 'box_create', { start: false, memory_mib: 256 })).id;
+    const s1 = await ok(client, 'snapshot_create', { box: stopped, name: 'mcp-s1' });
+    assert(s1.name === 'mcp-s1' && s1.box_id === stopped && s1.depth === 1 && !s1.parent, show(s1));
+    const s2 = await ok(client, 'snapshot_create', { box: stopped });
+    assert(s2.parent === s1.id && s2.depth === 2, show(s2));
+    const mine = await ok(client, 'snapshot_list', { box: stopped });
+    assert(mine.snapshots.map((x) => x.id).join() === [s1.id, s2.id].join(), show(mine));
+    assert((await ok(client, 'snapshot_list', {})).snapshots.length >= 2, 'snapshot_list {} lists them');
+    await fails(client, 'snapshot_create', { box: stopped, name: 'mcp-s1' }, /already in use/);
+    await fails(client, 'snapshot_remove', { snapshot: 'mcp-s1' }, /in use by/);
+    const r = await ok(client, 'snapshot_restore', { box: stopped, snapshot: 'mcp-s1' });
+    assert(r.id === s1.id, show(r));
+    const gone = await ok(client, 'snapshot_remove', { snapshot: s2.id });
+    assert(gone.removed === true && gone.id === s2.id, show(gone));
+    await fails(client, 'snapshot_restore', { box: stopped, snapshot: s2.id }, /no snapshot.*snapshot_list/);
+    await fails(client, 'snapshot_restore', { box, snapshot: 'mcp-s1' }, /is running/);
+    await fails(client, 'snapshot_remove', {}, /missing required argument "snapshot"/);
+  });
+  await run('export_import', async () => {
+    if (!env.MCP_ALLOWED || !stopped) return { skipped: 'no MCP_ALLOWED directory given, or no stopped box' };
+    const archive = path.join(env.MCP_ALLOWED, 'box.cocoon');
+    await fails(client, 'box_export', { source: stopped, host_path: path.join(env.MCP_OUTSIDE, 'x.cocoon') },
+      /outside the directories/);
+    await fails(client, 'box_import', { host_path: path.join(env.MCP_OUTSIDE, 'secret') }, /outside the directories/);
+    fs.writeFileSync(path.join(env.MCP_ALLOWED, 'junk.cocoon'), 'not an archive\n');
+    await fails(client, 'box_import', { host_path: path.join(env.MCP_ALLOWED, 'junk.cocoon') }, /not a cocoon export/);
+    await fails(client, 'box_export', { source: box, host_path: archive }, /is running/);
+    assert(!fs.existsSync(path.join(env.MCP_OUTSIDE, 'x.cocoon')) && !fs.existsSync(archive), 'a refused export wrote');
+    // The round trip is the same code over either transport: once (over stdio) is enough.
+    if (env.MCP_TRANSPORT === 'http') return 'refusals (the round trip is checked over stdio)';
+    const e = await ok(client, 'box_export', { source: 'mcp-s1', host_path: archive });
+    assert(e.size_bytes > 0 && e.size_bytes === fs.statSync(archive).size, show(e));
+    const b = await ok(client, 'box_import', { host_path: archive, name: 'mcp-imported' });
+    assert(b.name === 'mcp-imported' && b.running === false && b.id !== stopped, show(b));
+    await ok(client, 'box_remove', { box: b.id });
+    return e;
   });
   await run('images', async () => {
     const l = await ok(client, 'image_list', {});
