@@ -743,6 +743,27 @@ int cocoon_snapshot_remove(cocoon_runtime *rt, const char *id_or_name, cocoon_er
  * box wrote since is gone. */
 int cocoon_snapshot_restore(cocoon_box *box, const char *id_or_name, cocoon_error *err);
 
+/* Clones: new boxes whose disks are copy-on-write layers over a snapshot's read-only
+ * layer. Cloning a stopped box freezes its disk into a snapshot first (as
+ * cocoon_snapshot_create, named "<box>-<n>"), or reuses the snapshot its disk stands on
+ * when nothing was written since; a running box is refused. Each clone is a new box
+ * (new id, name and hostname; the source's config, health check and main process
+ * copied), stopped; the source is untouched and its snapshot counts as in use while a
+ * clone stands on it. All or nothing: on failure no clone is left. */
+#define COCOON_CLONE_MAX 256 /* clones made by one call */
+typedef struct cocoon_clone_options {
+    size_t size;      /* sizeof(cocoon_clone_options): set by cocoon_clone_options_init */
+    const char *name; /* the new box's name (NAME-1..NAME-N when count > 1); NULL: "<source>-clone-<k>", the
+                         smallest free k */
+    unsigned count;   /* boxes to make, 1..COCOON_CLONE_MAX; 0 means 1 */
+} cocoon_clone_options;
+void cocoon_clone_options_init(cocoon_clone_options *opts);
+/* Clones the box or snapshot named by source (box first, as cocoon_export). ids (may be
+ * NULL) receives the new boxes' ids, count entries; snapshot (may be NULL) the id of
+ * the snapshot they stand on. */
+int cocoon_box_clone(cocoon_runtime *rt, const char *source, const cocoon_clone_options *opts, char (*ids)[16],
+                     char snapshot[16], cocoon_error *err);
+
 /* Writes a stopped box, or a snapshot, to one file (zstd-compressed tar: the config,
  * the disk flattened and sparse, a manifest with each member's sha256). */
 int cocoon_export(cocoon_runtime *rt, const char *box_or_snapshot, const char *path, cocoon_error *err);

@@ -55,6 +55,8 @@ struct qcow2_check_result {
     uint64_t corruptions;    /* refcount lower than the references, bad entries */
     uint64_t leaks;          /* refcount higher than the references */
     uint64_t allocated;      /* guest clusters with data in this image */
+    uint64_t mapped;         /* L2 entries that are not empty (data, zero-flagged or compressed): with none,
+                                every read falls through to the backing file */
     uint64_t total_clusters; /* guest clusters in the virtual disk */
     uint64_t image_end;      /* end of the last used host cluster */
     int skipped;             /* 1 when internal snapshots/bitmaps were not walked */

@@ -61,6 +61,7 @@ static void walk_l2(struct walk *w, uint64_t l1i, uint64_t l2off)
     for (uint64_t i = 0; i < q->l2_entries; i++) {
         uint64_t e = q2_be64(tab + i * 8), guest = ((l1i * q->l2_entries) + i) << q->cluster_bits, host;
         int zero;
+        w->res->mapped += e != 0;
         if (e & QCOW2_OFLAG_COMPRESSED) {
             unsigned x = 62 - (q->cluster_bits - 8);
             uint64_t hoff = e & ((1ull << x) - 1);

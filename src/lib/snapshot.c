@@ -417,16 +417,15 @@ int cocoon_snapshot_inspect(cocoon_runtime *rt, const char *id_or_name, cocoon_s
     return rc;
 }
 
-/* The box lock of a stopped box, or -1 with a message saying why not. */
-static int lock_stopped(cocoon_box *box, const char *doing, cocoon_error *err)
+int lib_snap_lock_stopped(cocoon_box *box, const char *doing, cocoon_error *err)
 {
     int lock = lib_box_lock(box->dir);
     if (lock >= 0)
         return lock;
     if (errno == EWOULDBLOCK)
         return lib_err(err, COCOON_E_STATE,
-                       "box %s is running (or busy): stop it before %s (snapshots of running boxes are not "
-                       "supported yet)",
+                       "box %s is running (or busy): stop it before %s (running boxes cannot be snapshotted or "
+                       "cloned yet)",
                        box->id, doing);
     return lib_err(err, COCOON_E_IO, "cannot lock box %s: %s", box->id, strerror(errno));
 }
@@ -503,7 +502,7 @@ static int pick_name(const struct snap_record *all, size_t n, const cocoon_box *
 }
 
 static int snapshot_locked(cocoon_box *box, const char *asked, const struct box_config *c, cocoon_snapshot_info *out,
-                           cocoon_error *err)
+                           struct snap_record *rec_out, cocoon_error *err)
 {
     cocoon_runtime *rt = box->rt;
     struct snap_record *all = NULL, r;
@@ -578,6 +577,8 @@ static int snapshot_locked(cocoon_box *box, const char *asked, const struct box_
     }
     chmod(layer, 0400); /* read-only from now on */
     util_test_point("SNAPSHOT_COMMITTED");
+    if (rec_out)
+        *rec_out = r;
     if (out) {
         struct holders hs = {0};
         fill_info(rt, &r, &hs, out);
@@ -597,7 +598,7 @@ int cocoon_snapshot_create(cocoon_box *box, const cocoon_snapshot_options *opts,
         return -1;
     if (box->problem[0])
         return lib_err(err, COCOON_E_STATE, "box %s cannot be snapshotted: %s", box->id, box->problem);
-    int lock = lock_stopped(box, "taking a snapshot", err);
+    int lock = lib_snap_lock_stopped(box, "taking a snapshot", err);
     if (lock < 0)
         return -1;
     struct box_config *c = malloc(sizeof(*c));
@@ -609,7 +610,7 @@ int cocoon_snapshot_create(cocoon_box *box, const cocoon_snapshot_options *opts,
                      box->id);
     int slock = rc == 0 ? lib_snap_lock(box->rt, LOCK_EX, err) : -1;
     if (slock >= 0)
-        rc = snapshot_locked(box, o.name, c, out, err);
+        rc = snapshot_locked(box, o.name, c, out, NULL, err);
     else
         rc = -1;
     lib_snap_unlock(slock);
@@ -618,12 +619,36 @@ int cocoon_snapshot_create(cocoon_box *box, const cocoon_snapshot_options *opts,
     return rc;
 }
 
+int lib_snap_for_clone(cocoon_box *box, const struct box_config *c, struct snap_record *out, int *made,
+                       cocoon_error *err)
+{
+    char disk[LIB_PATH_MAX], why[512], under[16] = "";
+    *made = 0;
+    if (lib_path(disk, sizeof(disk), "%s/disk.qcow2", box->dir) < 0)
+        return lib_err(err, COCOON_E_INVALID, "box path too long");
+    struct qcow2 *q = qcow2_open(disk, 0, why, sizeof(why));
+    if (!q)
+        return lib_err(err, COCOON_E_IO, "cannot read box %s's disk: %s", box->id, why);
+    const char *chain[QCOW2_MAX_CHAIN];
+    struct qcow2_check_result res;
+    if (qcow2_chain_paths(q, chain, QCOW2_MAX_CHAIN) > 0 && qcow2_check(q, &res, why, sizeof(why)) == 0 &&
+        res.mapped == 0 && res.corruptions == 0)
+        snap_of_path(box->rt, chain[0], under);
+    qcow2_close(q, NULL, 0);
+    /* Nothing written since the snapshot under it: the clones share that one, so cloning
+     * an unchanged box again does not deepen its chain. */
+    if (under[0] && lib_snap_find(box->rt, under, out, NULL) == 0)
+        return 0;
+    *made = 1;
+    return snapshot_locked(box, NULL, c, NULL, out, err);
+}
+
 int cocoon_snapshot_restore(cocoon_box *box, const char *id_or_name, cocoon_error *err)
 {
     lib_err_clear(err);
     if (!box || !id_or_name)
         return lib_err(err, COCOON_E_INVALID, "cocoon_snapshot_restore: NULL argument");
-    int lock = lock_stopped(box, "restoring a snapshot", err);
+    int lock = lib_snap_lock_stopped(box, "restoring a snapshot", err);
     if (lock < 0)
         return -1;
     int slock = lib_snap_lock(box->rt, LOCK_EX, err);

@@ -20,5 +20,13 @@ int lib_snap_find(cocoon_runtime *rt, const char *id_or_name, struct snap_record
  * removed when remove is set (only under LOCK_EX); their count. lib_snap_gc: removes. */
 unsigned lib_snap_garbage(cocoon_runtime *rt, int remove, void (*fn)(void *, const char *, int), void *arg);
 void lib_snap_gc(cocoon_runtime *rt);
+/* The box lock of a stopped box, or -1 with a message saying why not ("stop it before
+ * <doing>"). */
+int lib_snap_lock_stopped(cocoon_box *box, const char *doing, cocoon_error *err);
+/* With the box lock and snapshots/.lock (LOCK_EX) held: the snapshot clones of the box
+ * stand on. The one its disk already stands on when its top layer is empty (*made 0),
+ * else a new snapshot of it (*made 1). */
+int lib_snap_for_clone(cocoon_box *box, const struct box_config *c, struct snap_record *out, int *made,
+                       cocoon_error *err);
 
 #endif

@@ -78,7 +78,7 @@ json_t *serve_box_json(const cocoon_box_info *info)
 }
 
 /* Answers with the box's current state (after create, start, stop). */
-static int answer_box(struct req *r, cocoon_box *box, unsigned status)
+int serve_answer_box(struct req *r, cocoon_box *box, unsigned status)
 {
     cocoon_box_info info;
     cocoon_error err;
@@ -427,7 +427,7 @@ static int create_box(struct req *r, struct create_args *a, cocoon_runtime *rt)
         return serve_cocoon_error(r, &err);
     }
     snprintf(r->location, sizeof(r->location), "/v1/boxes/%s", cocoon_box_id(box));
-    int rc = answer_box(r, box, 201);
+    int rc = serve_answer_box(r, box, 201);
     a->made = 1;
     snprintf(a->box_id, sizeof(a->box_id), "%s", cocoon_box_id(box));
     cocoon_box_close(box);
@@ -524,7 +524,7 @@ int handle_boxes(struct req *r)
             cocoon_error err;
             if (cocoon_box_open(rt, earlier, &box, &err) == 0) {
                 snprintf(r->location, sizeof(r->location), "/v1/boxes/%s", cocoon_box_id(box));
-                rc = answer_box(r, box, 201);
+                rc = serve_answer_box(r, box, 201);
                 cocoon_box_close(box);
             } else {
                 rc = serve_error(r, 409, "invalid_state",
@@ -572,7 +572,7 @@ int handle_box(struct req *r)
     } else if (r->method == M_HEAD) {
         rc = serve_empty(r, 204);
     } else {
-        rc = answer_box(r, box, 200);
+        rc = serve_answer_box(r, box, 200);
     }
     serve_close_runtime_box(rt, box);
     return rc;
@@ -589,7 +589,7 @@ int handle_box_start(struct req *r)
     if (!cocoon_box_is_running(box) && cocoon_box_start_flags(box, COCOON_START_DETACHED, &err) < 0)
         rc = serve_cocoon_error(r, &err);
     else
-        rc = answer_box(r, box, 200);
+        rc = serve_answer_box(r, box, 200);
     serve_close_runtime_box(rt, box);
     return rc;
 }
@@ -642,7 +642,7 @@ int handle_box_stop(struct req *r)
         json_object_set_new(j, "status", json_string("stopped"));
         rc = serve_json(r, 200, j);
     } else {
-        rc = answer_box(r, box, 200);
+        rc = serve_answer_box(r, box, 200);
     }
     serve_close_runtime_box(rt, box);
     return rc;

@@ -17,8 +17,8 @@ extern const char cocoon_openapi_yaml_end[];
 int handle_config(struct req *r)
 {
     json_t *caps =
-        json_pack("{s:b,s:b,s:b,s:b,s:b,s:b,s:b,s:b,s:b,s:b,s:b}", "snapshots_enabled", 0, "clone_enabled", 0,
-                  "export_enabled", 0, "import_enabled", 0, "volumes_enabled", 0, "tunnels_enabled", 0,
+        json_pack("{s:b,s:b,s:b,s:b,s:b,s:b,s:b,s:b,s:b,s:b,s:b}", "snapshots_enabled", 1, "clone_enabled", 1,
+                  "export_enabled", 1, "import_enabled", 1, "volumes_enabled", 0, "tunnels_enabled", 0,
                   "websocket_attach", 1, "ndjson_output", 1, "run_to_completion", 1, "image_pull", 1, "image_load", 1);
     json_object_set_new(caps, "max_cpus", json_integer(64));
     json_object_set_new(caps, "tty_enabled", json_true());

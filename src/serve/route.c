@@ -141,6 +141,8 @@ static int match_code(const struct segs *s, int i, struct route *out)
 /* Routes under /v1/boxes/{box}, from segment i (the box). */
 static int match_box(const struct segs *s, int i, struct route *out)
 {
+    if (s->n == i + 1 && seg_is(s, i, "import")) /* a box named "import" is reached by its id */
+        return set(out, R_BOX_IMPORT, M_POST);
     if (!id_ok(s->p[i], s->len[i]))
         return -1;
     copy_seg(out->box, sizeof(out->box), s, i);
@@ -216,7 +218,9 @@ static int match_box(const struct segs *s, int i, struct route *out)
                {"metrics", R_BOX_METRICS, M_GET},
                {"logs", R_BOX_LOGS, M_GET},
                {"wait", R_BOX_WAIT, M_POST},
-               {"attach", R_BOX_ATTACH, M_GET}};
+               {"attach", R_BOX_ATTACH, M_GET},
+               {"clone", R_BOX_CLONE, M_POST},
+               {"export", R_BOX_EXPORT, M_POST}};
     for (size_t k = 0; k < sizeof(sub) / sizeof(sub[0]); k++)
         if (seg_is(s, j, sub[k].word))
             return set(out, sub[k].id, sub[k].allowed);

@@ -52,6 +52,9 @@ enum route_id {
     R_CODE_CONTEXT,         /* DELETE (the context id is in route.exec) */
     R_CODE_CONTEXT_RESTART, /* POST */
     R_BOX_ATTACH,           /* GET (WebSocket): the box's main process (mainattach.c) */
+    R_BOX_CLONE,            /* POST: a new box over a snapshot of this one (boxcopy.c) */
+    R_BOX_EXPORT,           /* POST: the box (or one of its snapshots) as an archive */
+    R_BOX_IMPORT,           /* POST /v1/boxes/import: a new box from an archive (no box parameter) */
 };
 
 enum route_method { M_GET = 1, M_HEAD = 2, M_POST = 4, M_PUT = 8, M_DELETE = 16, M_OTHER = 32 };

@@ -161,6 +161,9 @@ int handle_fs(struct req *r);         /* the fs/ routes (fsops.c) */
 int handle_snapshots(struct req *r);  /* the snapshots/ routes (snapshots.c) */
 int handle_box_wait(struct req *r);   /* boxwait.c */
 int handle_box_attach(struct req *r); /* mainattach.c: the main process over a WebSocket */
+int handle_box_clone(struct req *r);  /* boxcopy.c: clone, export, import */
+int handle_box_export(struct req *r);
+int handle_box_import(struct req *r);
 /* A box's "health" field: its check and, while it runs, its state (boxwait.c). */
 json_t *serve_health_json(const char *dir, int running);
 /* The create body's "health": checked before the box is made, applied after. */
@@ -201,6 +204,7 @@ void mcp_http_shutdown(void);
  * arrived) to set r->body_fn; the handler above then runs once the body is complete. */
 int begin_files_upload(struct req *r);
 int begin_image_load(struct req *r);
+int begin_box_import(struct req *r);
 
 /* The execution registry (execs.c). */
 void execs_init(void);
@@ -210,5 +214,7 @@ unsigned execs_active(void);
 
 /* The Box object of the API for one box. */
 json_t *serve_box_json(const cocoon_box_info *info);
+/* Answers with the Box object of box's current state (boxes.c). */
+int serve_answer_box(struct req *r, cocoon_box *box, unsigned status);
 
 #endif

@@ -42,23 +42,31 @@ static int spool_chunk(void *ctx, const char *data, size_t len)
     return 0;
 }
 
+int spool_tmp_file(const char *prefix, char *path, size_t cap)
+{
+    const char *home = serve_cfg.home ? serve_cfg.home : getenv("COCOON_HOME");
+    char dir[COCOON_PATH_MAX - 64];
+    snprintf(dir, sizeof(dir), "%s/tmp", home && *home ? home : "/tmp");
+    util_mkdir_p(dir, 0700);
+    int n = snprintf(path, cap, "%s/%s-XXXXXX", dir, prefix);
+    if (n < 0 || (size_t)n >= cap) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return mkostemp(path, O_CLOEXEC);
+}
+
 int spool_begin(struct req *r)
 {
     struct spool *u = calloc(1, sizeof(*u));
     if (!u)
         return serve_error(r, 503, "resource_exhausted", "out of memory");
-    u->fd = -1;
-    const char *home = serve_cfg.home ? serve_cfg.home : getenv("COCOON_HOME");
-    char dir[COCOON_PATH_MAX - 64];
-    snprintf(dir, sizeof(dir), "%s/tmp", home && *home ? home : "/tmp");
-    util_mkdir_p(dir, 0700);
-    snprintf(u->path, sizeof(u->path), "%s/upload-XXXXXX", dir);
-    u->fd = mkostemp(u->path, O_CLOEXEC);
+    u->fd = spool_tmp_file("upload", u->path, sizeof(u->path));
     if (u->fd < 0) {
+        int e = errno;
         u->path[0] = '\0';
         spool_free(u);
-        return serve_error(r, 500, "internal", "cannot create a temporary file for the upload in %s: %s", dir,
-                           strerror(errno));
+        return serve_error(r, 500, "internal", "cannot create a temporary file for the upload: %s", strerror(e));
     }
     r->handler_state = u;
     r->handler_free = spool_free;

@@ -4,6 +4,7 @@
 #ifndef COCOON_SERVE_SPOOL_H
 #define COCOON_SERVE_SPOOL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cocoon.h"
@@ -17,6 +18,9 @@ struct spool {
     int too_big, failed;
 };
 
+/* A new private file $COCOON_HOME/tmp/<prefix>-XXXXXX (path receives its name): its fd,
+ * or -1 with errno. */
+int spool_tmp_file(const char *prefix, char *path, size_t cap);
 /* The body-streaming step: sets the request up to spool its body (answers 500 on failure). */
 int spool_begin(struct req *r);
 /* After the body: the spool, or NULL after answering 413 (too big), 507 (the disk

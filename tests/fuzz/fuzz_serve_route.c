@@ -42,9 +42,12 @@ static int ref_chars_ok(const char *s)
 }
 
 /* Which routes carry which parameter: every route past R_BOX names a box except the
- * image routes and /mcp (a route added to route.h must be placed here too, or the
+ * image routes, /mcp and POST /v1/boxes/import (a route added to route.h must be placed here too, or the
  * target aborts on its first match). */
-static int route_has_box(enum route_id id) { return id >= R_BOX && !(id >= R_IMAGES && id <= R_IMAGE) && id != R_MCP; }
+static int route_has_box(enum route_id id)
+{
+    return id >= R_BOX && !(id >= R_IMAGES && id <= R_IMAGE) && id != R_MCP && id != R_BOX_IMPORT;
+}
 static int route_has_exec(enum route_id id) /* an execution, detached exec or code context */
 {
     return (id >= R_EXEC && id <= R_EXEC_OUTPUT) || id == R_DETACH || id == R_DETACH_LOGS || id == R_CODE_CONTEXT ||

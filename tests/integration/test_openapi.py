@@ -243,7 +243,7 @@ def test_boxes_without_booting_match_the_document(cocoon):
     with ServeServer(cocoon) as server:
         api = server.client(check=check_response)
         config = call(api, "GET", "/v1/config", expect=200).json
-        assert config["auth_required"] is False and config["capabilities"]["snapshots_enabled"] is False
+        assert config["auth_required"] is False and config["capabilities"]["snapshots_enabled"] is True
         call(api, "HEAD", "/v1/config", expect=200)
         assert call(api, "GET", "/v1/me", expect=200).json["path_prefix"] is None
         call(api, "GET", "/v1/health", expect=200)
