@@ -165,6 +165,10 @@ class SnapshotInfo(Structure):
                 ("virtual_size", c_uint64), ("depth", c_uint), ("users", c_uint)]
 
 
+class CloneOptions(Structure):
+    _fields_ = [("size", c_size_t), ("name", c_char_p), ("count", c_uint)]
+
+
 class ImportOptions(Structure):
     _fields_ = [("size", c_size_t), ("name", c_char_p)]
 
@@ -268,6 +272,8 @@ _SIGNATURES = {
     "cocoon_snapshot_inspect": (c_int, [_P, c_char_p, POINTER(SnapshotInfo), _E]),
     "cocoon_snapshot_remove": (c_int, [_P, c_char_p, _E]),
     "cocoon_snapshot_restore": (c_int, [_P, c_char_p, _E]),
+    "cocoon_clone_options_init": (None, [POINTER(CloneOptions)]),
+    "cocoon_box_clone": (c_int, [_P, c_char_p, POINTER(CloneOptions), c_void_p, c_void_p, _E]),
     "cocoon_export": (c_int, [_P, c_char_p, c_char_p, _E]),
     "cocoon_import_options_init": (None, [POINTER(ImportOptions)]),
     "cocoon_import": (c_int, [_P, c_char_p, POINTER(ImportOptions), POINTER(_P), _E]),

@@ -17,7 +17,8 @@ from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple
 
 from . import _capi as C
 from ._transport import BoxHandle, ExecHandle, ExecRequest, ExitInfo, Sink, Transport, wait_condition
-from .errors import CocoonError, ExecError, InvalidArgument, InvalidState, Timeout, Unsupported, from_c
+from .errors import (CocoonError, ExecError, InvalidArgument, InvalidState, SnapshotNotFound, Timeout, Unsupported,
+                     from_c)
 from .types import (BoxInfo, ExecInfo, FileInfo, HealthStatus, ImageInfo, LogLine, MainStatus, Network, NetworkStats, PullProgress,
                     Snapshot, Stats)
 
@@ -85,6 +86,7 @@ class _Runtime:
     def __init__(self, lib: C.Lib, home: Optional[str], share_dir: Optional[str], vmm: Optional[str]):
         self.lib = lib
         self.lock = threading.RLock()
+        self.args = (home, share_dir, vmm)  # for another runtime of the same cocoon
         opts = C.init_struct(C.RuntimeOptions, lib.runtime_options_init)
         self._keep = [_b(home), _b(share_dir), _b(vmm)]
         opts.home, opts.share_dir, opts.vmm = self._keep
@@ -683,8 +685,36 @@ class EmbeddedBox(BoxHandle):
             _check(self.lib.snapshot_restore(self.ptr, ref.encode(), byref(err)), err)
         return _snapshot_inspect(self.rt, ref)
 
-    def export(self, path: str) -> None:
-        _export(self.rt, self.id, path)
+    def _source(self, snapshot: Optional[str]) -> str:
+        """The box's id, or the id of one of its snapshots (as the REST API, a snapshot
+        of another box is not found here)."""
+        if snapshot is None:
+            return self.id
+        s = _snapshot_inspect(self.rt, snapshot)
+        if s.box_id != self.id:
+            raise SnapshotNotFound(f"box {self.id} has no snapshot \"{snapshot}\" (it is one of box {s.box_id})")
+        return s.id
+
+    def export(self, path: str, snapshot: Optional[str] = None) -> None:
+        _export(self.rt, self._source(snapshot), path)
+
+    def clone(self, name: Optional[str], snapshot: Optional[str]) -> "EmbeddedBox":
+        self._need_lib("cocoon_box_clone")
+        source = self._source(snapshot)
+        o = C.init_struct(C.CloneOptions, self.lib.clone_options_init)
+        keep = _b(name)
+        o.name = keep
+        o.count = 1
+        ids = (ctypes.c_char * 16 * 1)()
+        err = C.Error()
+        with self.rt.lock:
+            _check(self.lib.box_clone(self.rt.ptr, source.encode(), byref(o), ids, None, byref(err)), err)
+        rt = _Runtime(self.lib, *self.rt.args)
+        ptr = c_void_p()
+        if self.lib.box_open(rt.ptr, ids[0].value, byref(ptr), byref(err)) < 0:
+            rt.close()
+            raise from_c(err.code, _s(err.message))
+        return EmbeddedBox(rt, ptr)
 
     def logs(self, follow: bool, network: bool) -> Iterator[bytes]:
         fn = self.lib.box_net_logs if network else self.lib.box_logs
@@ -1013,8 +1043,8 @@ class EmbeddedTransport(Transport):
         with self.rt.lock:
             _check(self.lib.snapshot_remove(self.rt.ptr, ref.encode(), byref(err)), err)
 
-    def export(self, box_or_snapshot: str, path: str) -> None:
-        _export(self.rt, box_or_snapshot, path)
+    def export_snapshot(self, ref: str, path: str) -> None:
+        _export(self.rt, _snapshot_inspect(self.rt, ref).id, path)
 
     def import_box(self, path: str, name: Optional[str]) -> EmbeddedBox:
         _need_snapshots(self.lib)

@@ -20,8 +20,8 @@ from datetime import datetime, timezone
 from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple
 
 from ._transport import BoxHandle, ExecHandle, ExecRequest, ExitInfo, Sink, Transport, feed, wait_condition
-from .errors import (CocoonError, ExecError, InvalidArgument, NotFound, ResourceExhausted, SnapshotNotFound, Timeout,
-                     Unsupported, from_rest)
+from .errors import (CocoonError, ExecError, HostIOError, InvalidArgument, NotFound, ResourceExhausted,
+                     SnapshotNotFound, Timeout, Unsupported, from_rest)
 from .types import (BoxInfo, ExecInfo, FileInfo, HealthStatus, ImageInfo, LogLine, MainStatus, Network, NetworkStats, PullProgress,
                     Snapshot, Stats)
 
@@ -86,11 +86,6 @@ def _snapshot(d: dict) -> Snapshot:
                     parent=d.get("parent"), image=d.get("image", ""), created=d.get("created_at", 0),
                     size=d.get("size_bytes", 0), virtual_size=d.get("virtual_size_bytes", 0),
                     depth=d.get("depth", 0), users=d.get("users", 0))
-
-
-def _not_served(what: str, where: str) -> Unsupported:
-    return Unsupported(f"{what} is not supported by this server ({where}): its REST API has no route for it yet; "
-                       "use the embedded transport (cocoon.Client()) or the CLI on the server's host")
 
 
 def _q(s: str) -> str:
@@ -652,8 +647,34 @@ class RemoteBox(BoxHandle):
     def snapshot_restore(self, ref: str) -> Snapshot:
         return _snapshot(self.http.call("POST", f"/boxes/{self.id}/snapshots/{_q(ref)}/restore"))
 
-    def export(self, path: str) -> None:
-        raise _not_served("export", self.http.where())
+    def export(self, path: str, snapshot: Optional[str] = None) -> None:
+        """POST .../export: the archive streamed into path (written beside it and renamed
+        into place once whole, as `cocoon export` does)."""
+        conn, resp = self.http.open("POST", f"/boxes/{self.id}/export", {"snapshot": snapshot} if snapshot else {},
+                                    reuse=False, timeout=None)
+        partial = f"{path}.partial-{os.getpid()}"
+        try:
+            with open(partial, "wb") as f:
+                while True:
+                    chunk = resp.read(1 << 20)
+                    if not chunk:
+                        break
+                    f.write(chunk)
+            if resp.length:  # bytes the Content-Length promised that never came
+                raise CocoonError(f"export of box {self.id}: the server's answer ended {resp.length} bytes early")
+            os.replace(partial, path)
+        except BaseException:
+            try:
+                os.unlink(partial)
+            except OSError:
+                pass
+            raise
+        finally:
+            conn.close()
+
+    def clone(self, name: Optional[str], snapshot: Optional[str]) -> "RemoteBox":
+        body = {k: v for k, v in (("name", name), ("snapshot", snapshot)) if v}
+        return RemoteBox(self.http, self.http.call("POST", f"/boxes/{self.id}/clone", body))
 
 
 class RemoteTransport(Transport):
@@ -760,11 +781,25 @@ class RemoteTransport(Transport):
         s = self.get_snapshot(ref)
         self.http.call("DELETE", f"/boxes/{s.box_id}/snapshots/{s.id}")
 
-    def export(self, box_or_snapshot: str, path: str) -> None:
-        raise _not_served("export", self.http.where())
+    def export_snapshot(self, ref: str, path: str) -> None:
+        s = self.get_snapshot(ref)
+        RemoteBox(self.http, {"box_id": s.box_id}).export(path, s.id)
 
     def import_box(self, path: str, name: Optional[str]) -> RemoteBox:
-        raise _not_served("import", self.http.where())
+        """POST /boxes/import: the archive uploaded as the body (the server spools it
+        within its --max-upload and verifies it whole)."""
+        try:
+            size = os.path.getsize(path)
+        except OSError as e:
+            raise (NotFound if isinstance(e, FileNotFoundError) else HostIOError)(
+                f"cannot open {path}: {e.strerror}") from None
+        route = "/boxes/import" + (f"?name={_q(name)}" if name else "")
+        with open(path, "rb") as f:
+            conn, resp = self.http.open("POST", route, f, {"Content-Type": "application/octet-stream",
+                                                           "Content-Length": str(size)}, reuse=False, timeout=None)
+            data = resp.read()
+            conn.close()
+        return RemoteBox(self.http, json.loads(data))
 
     def close(self) -> None:
         self.http.close()

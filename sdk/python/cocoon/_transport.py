@@ -188,11 +188,13 @@ class BoxHandle:
     def health(self) -> Optional[HealthStatus]: raise NotImplementedError
     def wait(self, condition: str, timeout: Optional[float]) -> Optional[int]: raise NotImplementedError
 
-    # disk snapshots of the stopped box, and its export to one file
+    # disk snapshots of the stopped box, its export to one file (snapshot: one of its
+    # snapshots instead), and its clone (a new stopped box over a snapshot of it)
     def snapshot_create(self, name: Optional[str]) -> Snapshot: raise NotImplementedError
     def snapshot_list(self) -> List[Snapshot]: raise NotImplementedError
     def snapshot_restore(self, ref: str) -> Snapshot: raise NotImplementedError
-    def export(self, path: str) -> None: raise NotImplementedError
+    def export(self, path: str, snapshot: Optional[str] = None) -> None: raise NotImplementedError
+    def clone(self, name: Optional[str], snapshot: Optional[str]) -> "BoxHandle": raise NotImplementedError
 
 
 class Transport:
@@ -215,6 +217,6 @@ class Transport:
     def list_snapshots(self, box: Optional[str]) -> List[Snapshot]: raise NotImplementedError
     def get_snapshot(self, ref: str) -> Snapshot: raise NotImplementedError
     def remove_snapshot(self, ref: str) -> None: raise NotImplementedError
-    def export(self, box_or_snapshot: str, path: str) -> None: raise NotImplementedError
+    def export_snapshot(self, ref: str, path: str) -> None: raise NotImplementedError
     def import_box(self, path: str, name: Optional[str]) -> BoxHandle: raise NotImplementedError
     def close(self) -> None: pass

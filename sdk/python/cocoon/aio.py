@@ -213,8 +213,11 @@ class AsyncBox:
     async def restore(self, snapshot: Union[str, Snapshot]) -> Snapshot:
         return await _run(self.sync.restore, snapshot)
 
-    async def export(self, path: Union[str, os.PathLike]) -> None:
-        await _run(self.sync.export, path)
+    async def export(self, path: Union[str, os.PathLike], **kw: Any) -> None:
+        await _run(self.sync.export, path, **kw)
+
+    async def clone(self, name: Optional[str] = None, **kw: Any) -> "AsyncBox":
+        return AsyncBox(await _run(self.sync.clone, name, **kw))
 
     async def __aenter__(self) -> "AsyncBox":
         if self.sync._h is None:

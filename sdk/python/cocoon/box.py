@@ -457,7 +457,7 @@ class Box:
     def __repr__(self) -> str:
         return f"<cocoon.Box {self._h.id if self._h is not None else '(not created)'}>"
 
-    # ---- disk snapshots and export (of the stopped box) ----
+    # ---- disk snapshots, export and clones (of the stopped box) ----
     def snapshot(self, name: Optional[str] = None) -> Snapshot:
         """Freezes the stopped box's disk as a snapshot (name: unique among snapshots,
         letters, digits, '_', '.', '-'; default "<box>-<n>") and goes on in a new layer
@@ -474,11 +474,20 @@ class Box:
         BoxRunning while it runs, SnapshotNotFound for none of its snapshots."""
         return self._need().snapshot_restore(snapshot.id if isinstance(snapshot, Snapshot) else snapshot)
 
-    def export(self, path: Union[str, os.PathLike]) -> None:
-        """Writes the stopped box to one file (zstd tar: config, flattened sparse disk,
-        manifest of digests) that Client.import_box makes a new box of, here or on
-        another host. BoxRunning while it runs."""
-        self._need().export(os.fspath(path))
+    def export(self, path: Union[str, os.PathLike], *, snapshot: Union[str, Snapshot, None] = None) -> None:
+        """Writes the stopped box (or one of its snapshots) to one file (zstd tar:
+        config, flattened sparse disk, manifest of digests) that Client.import_box makes
+        a new box of, here or on another host. BoxRunning while it runs (export a
+        snapshot of it instead). Remote: the server streams the archive here."""
+        self._need().export(os.fspath(path), snapshot.id if isinstance(snapshot, Snapshot) else snapshot)
+
+    def clone(self, name: Optional[str] = None, *, snapshot: Union[str, Snapshot, None] = None) -> "Box":
+        """A new, stopped box over a copy-on-write layer of this stopped box's disk
+        (frozen into a snapshot first, or the one it stands on when nothing was written
+        since), or of one of its snapshots. name defaults to "<box>-clone-<k>". The new
+        box has its own id, name and hostname and this box's config."""
+        h = self._need().clone(name, snapshot.id if isinstance(snapshot, Snapshot) else snapshot)
+        return Box._wrap(self.client, h)
 
     # ---- commands ----
     def _request(self, cmd: Command, shell: bool, env: Optional[Mapping[str, str]], cwd: Optional[str],

@@ -153,7 +153,8 @@ class Images:
 class Snapshots:
     """The disk snapshots a client sees: ``client.snapshots.list()``. A box takes and
     restores its own (Box.snapshot, Box.restore); these find, export and remove them.
-    Remote: only snapshots of boxes that still exist are reachable."""
+    Remote: the REST API names snapshots under their box, so only snapshots of boxes
+    that still exist are reachable."""
 
     def __init__(self, client: Client):
         self._client = client
@@ -173,8 +174,8 @@ class Snapshots:
     def export(self, snapshot: Union[str, Snapshot], path: Union[str, os.PathLike]) -> None:
         """Writes a snapshot to one file, as Box.export does a box (Client.import_box
         makes a new box of it)."""
-        self._client._transport.export(snapshot.id if isinstance(snapshot, Snapshot) else snapshot,
-                                       os.fspath(path))
+        self._client._transport.export_snapshot(snapshot.id if isinstance(snapshot, Snapshot) else snapshot,
+                                                os.fspath(path))
 
 
 _default: Optional[Client] = None

@@ -1,9 +1,9 @@
-"""Disk snapshots, export and import through the SDK, on both transports. One box per
-transport (of a small busybox image when /bin/busybox is here, so exports are small),
-created without booting: snapshots, restores and exports need a stopped box. It boots
-once, for the refusals a running box gets. The data a restore or an import brings back
-is checked end to end by tests/integration/test_snapshot.py; these check the SDK's
-calls, values and typed errors."""
+"""Disk snapshots, clones, export and import through the SDK, on both transports. One
+box per transport (of a small busybox image when /bin/busybox is here, so exports are
+small), created without booting: snapshots, restores, clones and exports need a stopped
+box. It boots once, for the refusals a running box gets. The data a restore, a clone or
+an import brings back is checked end to end by tests/integration/test_snapshot.py and
+test_clone.py; these check the SDK's calls, values and typed errors."""
 import os
 
 import pytest
@@ -68,22 +68,35 @@ def test_refused_while_running(client, stopped, tmp_path):
             stopped.snapshot("while-running")
         with pytest.raises(cocoon.BoxRunning):
             stopped.restore("sdk-first")
-        if client.transport == "embedded":
-            with pytest.raises(cocoon.BoxRunning):
-                stopped.export(tmp_path / "running.cocoon")
+        with pytest.raises(cocoon.BoxRunning):
+            stopped.export(tmp_path / "running.cocoon")
+        with pytest.raises(cocoon.BoxRunning):
+            stopped.clone()
     finally:
         stopped.stop()
     assert "while-running" not in [s.name for s in stopped.snapshots()]
+    assert not os.listdir(tmp_path)
+
+
+def test_clone(client, stopped):
+    twin = stopped.clone("sdk-twin")
+    try:
+        info = twin.info()
+        assert twin.id != stopped.id and info.name == "sdk-twin" and info.status != "running"
+        assert info.image == stopped.info().image
+        other = stopped.clone(snapshot="sdk-first")
+        assert other.name == "sdk-first-clone-1", other.name  # "<source>-clone-<k>", the smallest free k
+        other.remove()
+        with pytest.raises(cocoon.SnapshotNotFound):
+            stopped.clone(snapshot="no-such-snapshot")
+        with pytest.raises(cocoon.AlreadyExists):
+            stopped.clone("sdk-twin")
+    finally:
+        twin.remove()
 
 
 def test_export_import(client, stopped, tmp_path):
     archive = tmp_path / "box.cocoon"
-    if client.transport == "remote":
-        for call in (lambda: stopped.export(archive), lambda: client.import_box(archive),
-                     lambda: client.snapshots.export("sdk-first", archive)):
-            with pytest.raises(cocoon.Unsupported, match="not supported by this server"):
-                call()
-        return
     stopped.export(archive)
     assert archive.stat().st_size > 0
     assert not [f for f in os.listdir(tmp_path) if ".partial-" in f]
@@ -92,8 +105,9 @@ def test_export_import(client, stopped, tmp_path):
         info = imported.info()
         assert imported.id != stopped.id and info.name == "sdk-imported" and info.status != "running"
         assert info.image == stopped.info().image
-        # a snapshot exports too; an import without a name has none
+        # a snapshot exports too (by the client or its box); an import without a name has none
         client.snapshots.export("sdk-first", tmp_path / "snap.cocoon")
+        stopped.export(tmp_path / "snap2.cocoon", snapshot="sdk-first")
         other = client.import_box(tmp_path / "snap.cocoon")
         assert other.info().name is None
         other.remove()
@@ -103,8 +117,10 @@ def test_export_import(client, stopped, tmp_path):
     before = {b.id for b in client.boxes()}
     data = archive.read_bytes()
     (tmp_path / "cut.cocoon").write_bytes(data[: len(data) // 2])
-    with pytest.raises(cocoon.InvalidArgument):
+    with pytest.raises(cocoon.InvalidArgument, match="cut.cocoon|archive|export"):
         client.import_box(tmp_path / "cut.cocoon", name="sdk-cut")
     assert {b.id for b in client.boxes()} == before
     with pytest.raises(cocoon.NotFound):
         client.import_box(tmp_path / "missing.cocoon")
+    with pytest.raises(cocoon.SnapshotNotFound):
+        stopped.export(tmp_path / "none.cocoon", snapshot="no-such-snapshot")
