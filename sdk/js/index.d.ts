@@ -531,9 +531,11 @@ export class Box {
   snapshots(): Promise<Snapshot[]>;
   /** Puts the stopped box's disk back to one of its snapshots; resolves with it. */
   restore(snapshot: string | Snapshot): Promise<Snapshot>;
-  /** Writes the stopped box to one file (this server has no route for it yet: UnsupportedError). */
-  export(path: string): Promise<void>;
-  /** A new, stopped box from a file of export (this server has no route for it yet: UnsupportedError). */
+  /** Writes the stopped box (or one of its snapshots) to one file that Box.import makes a new box of. */
+  export(path: string, opts?: { snapshot?: string | Snapshot }): Promise<void>;
+  /** A new, stopped box over a copy-on-write layer of this stopped box's disk (or one of its snapshots). */
+  clone(opts?: { name?: string; snapshot?: string | Snapshot }): Promise<this>;
+  /** A new, stopped box from a file of export (verified whole first). */
   static import<T extends typeof Box>(this: T, path: string, opts?: { name?: string; client?: Cocoon }): Promise<InstanceType<T>>;
 }
 
@@ -603,7 +605,7 @@ export class Snapshots {
   list(opts?: { box?: string }): Promise<Snapshot[]>;
   get(snapshot: string | Snapshot): Promise<Snapshot>;
   remove(snapshot: string | Snapshot): Promise<void>;
-  /** Writes a snapshot to one file (this server has no route for it yet: UnsupportedError). */
+  /** Writes a snapshot to one file, as Box.export does a box. */
   export(snapshot: string | Snapshot, path: string): Promise<void>;
 }
 /** The snapshots of the default client. */

@@ -6,7 +6,7 @@ import { Execution, execBody, normalizeCommand } from './exec.js';
 import { contextOf, languageOf, runCode } from './code.js';
 import { boxFromConfig } from './config.js';
 import { Files } from './files.js';
-import { boxSnapshots, notServed, snapshotRef } from './snapshots.js';
+import { boxSnapshots, exportTo, importFrom, snapshotRef } from './snapshots.js';
 import { camel, parseMemoryMiB, parseSizeBytes, textLines } from './util.js';
 
 function portSpec(p) {
@@ -265,14 +265,32 @@ export class Box {
     return camel(await this._client.call('POST', `${this._path}/snapshots/${ref}/restore`));
   }
 
-  /** Writes the stopped box to one file (not served over REST yet: UnsupportedError). */
-  async export(path) {
-    throw notServed('export', this._client);
+  /**
+   * Writes the stopped box (or, with {snapshot}, one of its snapshots) to one file (zstd
+   * tar: config, flattened sparse disk, manifest of digests) that Box.import makes a new
+   * box of, here or on another host. BoxRunningError while it runs.
+   */
+  async export(path, { snapshot } = {}) {
+    await exportTo(this._client, this.id, path, snapshotRef(snapshot));
   }
 
-  /** A new, stopped box from a file of export (not served over REST yet: UnsupportedError). */
+  /**
+   * A new, stopped box over a copy-on-write layer of this stopped box's disk (frozen
+   * into a snapshot first, or the one it stands on when nothing was written since), or
+   * of one of its snapshots ({snapshot}). name defaults to "<source>-clone-<k>".
+   */
+  async clone({ name, snapshot } = {}) {
+    const json = {};
+    if (name) json.name = name;
+    if (snapshot) json.snapshot = snapshotRef(snapshot);
+    const info = await this._client.call('POST', this._path + '/clone', { json });
+    return new this.constructor(this._client, info, { held: true });
+  }
+
+  /** A new, stopped box from a file of export (name: its name; default none). The archive is verified whole first. */
   static async import(path, { name, client } = {}) {
-    throw notServed('import', client || Cocoon.default());
+    const c = client || Cocoon.default();
+    return new this(c, await importFrom(c, path, name), { held: true });
   }
 
   /** Starts a command and returns its Execution (output streamed; see exec.js). */

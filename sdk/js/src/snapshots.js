@@ -1,23 +1,40 @@
 // Disk snapshots over the REST API (GET/POST /boxes/{id}/snapshots, GET/DELETE
 // .../snapshots/{snapshot}, POST .../restore): a box takes and restores its own
-// (box.snapshot, box.restore); Snapshots finds and removes them across boxes. The
-// API names a snapshot under its box, so one whose box was removed is out of reach
-// here. Export and import have no route in this server yet: they reject with
-// UnsupportedError.
+// (box.snapshot, box.restore); Snapshots finds, exports and removes them across
+// boxes. The API names a snapshot under its box, so one whose box was removed is out
+// of reach here. Also the archive transfers: POST /boxes/{id}/export (streamed into a
+// file) and POST /boxes/import (a file uploaded).
+import fs from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import { Cocoon } from './client.js';
-import { NotFoundError, SnapshotNotFoundError, UnsupportedError } from './errors.js';
+import { NotFoundError, SnapshotNotFoundError } from './errors.js';
 import { camel } from './util.js';
 
 /** The snapshot id of a snapshot object, an id, a name or an id prefix. */
 export const snapshotRef = (s) => (s && typeof s === 'object' ? s.id : s);
 
-/** The error of a call the server has no route for. */
-export function notServed(what, client) {
-  return new UnsupportedError(
-    `${what} is not supported by this server (${client.address || 'private cocoon serve'}): its REST API has no ` +
-      'route for it yet; use the Python SDK embedded or the CLI on the server\'s host',
-    { code: 'unsupported', status: 0 },
-  );
+/**
+ * POST /boxes/{id}/export ({snapshot} for one of its snapshots): the archive written
+ * beside path and renamed into place once whole, as `cocoon export` does.
+ */
+export async function exportTo(client, boxId, path, snapshot) {
+  const json = snapshot ? { snapshot } : {};
+  const res = await client.open('POST', `/boxes/${encodeURIComponent(boxId)}/export`, { json });
+  const partial = `${path}.partial-${process.pid}`;
+  try {
+    await pipeline(res, fs.createWriteStream(partial, { mode: 0o600 }));
+    await fs.promises.rename(partial, path);
+  } catch (e) {
+    await fs.promises.rm(partial, { force: true });
+    throw e;
+  }
+}
+
+/** POST /boxes/import: a file of export uploaded; the new (stopped) box's info. */
+export async function importFrom(client, path, name) {
+  const { size } = await fs.promises.stat(path);
+  const headers = { 'Content-Type': 'application/octet-stream', 'Content-Length': size };
+  return client.call('POST', '/boxes/import', { query: { name }, body: fs.createReadStream(path), headers });
 }
 
 const boxPath = (id) => `/boxes/${encodeURIComponent(id)}/snapshots`;
@@ -78,9 +95,10 @@ export class Snapshots {
     await this._client.call('DELETE', `${boxPath(s.boxId)}/${s.id}`);
   }
 
-  /** Writes a snapshot to one file (not served over REST yet: UnsupportedError). */
+  /** Writes a snapshot to one file, as box.export does a box (Box.import makes a new box of it). */
   async export(snapshot, path) {
-    throw notServed('export', this._client);
+    const s = await this.get(snapshot);
+    await exportTo(this._client, s.boxId, path, s.id);
   }
 }
 

@@ -1,8 +1,9 @@
-// Disk snapshots through the JS SDK: one box (of a small busybox image when /bin/busybox
-// is here), created without booting; it boots once, for the refusals a running box
-// gets. Snapshot, list, get, restore, remove and their typed errors; export and import,
-// which this server has no route for yet, reject with UnsupportedError. (The data a
-// restore brings back is checked end to end by tests/integration/test_snapshot.py.)
+// Disk snapshots, clones, export and import through the JS SDK: one box (of a small
+// busybox image when /bin/busybox is here, so exports are small), created without
+// booting; it boots once, for the refusals a running box gets. Snapshot, list, get,
+// restore, remove, clone, export, import and their typed errors. (The data a restore, a
+// clone or an import brings back is checked end to end by tests/integration/
+// test_snapshot.py and test_clone.py.)
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -10,8 +11,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { HERE, SDK, tmpdir, vmMissing } from './helpers.mjs';
 
-const { Box, Snapshots, snapshots, Cocoon, images, BoxRunningError, InvalidStateError, NotFoundError,
-  SnapshotInUseError, SnapshotNotFoundError, UnsupportedError } = await import(SDK);
+const { Box, Snapshots, snapshots, Cocoon, images, BoxRunningError, InvalidArgumentError, InvalidStateError, NotFoundError,
+  SnapshotInUseError, SnapshotNotFoundError } = await import(SDK);
 
 describe('snapshots', { skip: vmMissing() || false }, () => {
   let dir, box;
@@ -58,18 +59,56 @@ describe('snapshots', { skip: vmMissing() || false }, () => {
     await assert.rejects(snapshots.remove('no-such-snapshot'), SnapshotNotFoundError);
   });
 
-  it('refuses a running box, and says export and import are not served', async () => {
+  it('refuses a running box', async () => {
     await box.start();
     try {
       await assert.rejects(box.snapshot({ name: 'while-running' }), BoxRunningError);
       await assert.rejects(box.restore('js-first'), BoxRunningError);
+      await assert.rejects(box.clone(), BoxRunningError);
+      await assert.rejects(box.export(path.join(dir, 'running.cocoon')), BoxRunningError);
     } finally {
       await box.stop();
     }
     assert.ok(!(await box.snapshots()).some((s) => s.name === 'while-running'));
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('running')), []);
+  });
+
+  it('clones the box or one of its snapshots', async () => {
+    const twin = await box.clone({ name: 'js-twin' });
+    try {
+      assert.notEqual(twin.id, box.id);
+      assert.equal(twin.name, 'js-twin');
+      assert.notEqual(twin.status, 'running');
+      const other = await box.clone({ snapshot: 'js-first' });
+      assert.equal(other.name, 'js-first-clone-1');
+      await other.remove();
+      await assert.rejects(box.clone({ snapshot: 'no-such-snapshot' }), SnapshotNotFoundError);
+    } finally {
+      await twin.remove();
+    }
+  });
+
+  it('exports the box and a snapshot, imports them, and refuses a damaged archive', async () => {
     const file = path.join(dir, 'box.cocoon');
-    for (const p of [box.export(file), Box.import(file, { name: 'x' }), snapshots.export('js-first', file)])
-      await assert.rejects(p, (e) => e instanceof UnsupportedError && /not supported by this server/.test(e.message));
-    assert.ok(!fs.existsSync(file));
+    await box.export(file);
+    assert.ok(fs.statSync(file).size > 0);
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('.partial-')), []);
+    const copy = await Box.import(file, { name: 'js-imported' });
+    try {
+      assert.equal(copy.name, 'js-imported');
+      assert.notEqual(copy.id, box.id);
+      await snapshots.export('js-first', path.join(dir, 'snap.cocoon'));
+      const fromSnap = await Box.import(path.join(dir, 'snap.cocoon'));
+      assert.equal(fromSnap.name, null);
+      await fromSnap.remove();
+    } finally {
+      await copy.remove();
+    }
+    const before = (await Box.list()).map((b) => b.id).sort();
+    const data = fs.readFileSync(file);
+    fs.writeFileSync(path.join(dir, 'cut.cocoon'), data.subarray(0, data.length >> 1));
+    await assert.rejects(Box.import(path.join(dir, 'cut.cocoon'), { name: 'js-cut' }), InvalidArgumentError);
+    assert.deepEqual((await Box.list()).map((b) => b.id).sort(), before);
+    await assert.rejects(box.export(path.join(dir, 'none.cocoon'), { snapshot: 'no-such-snapshot' }), SnapshotNotFoundError);
   });
 });

@@ -123,7 +123,10 @@ async function main(): Promise<void> {
   const restored: Snapshot = await box.restore(snap);
   const all: Snapshot[] = await snapshots.list({ box: box.id });
   await new Snapshots(client).remove(snap.id);
-  void [restored.depth, all, (await box.snapshots())[0].createdAt];
+  const twin: Box = await box.clone({ name: 'twin', snapshot: snap });
+  await box.export('/tmp/box.cocoon', { snapshot: 'before' });
+  const imported: Box = await Box.import('/tmp/box.cocoon', { name: 'copy' });
+  void [restored.depth, all, (await box.snapshots())[0].createdAt, twin, imported];
   // @ts-expect-error: a snapshot's name is a string
   await box.snapshot({ name: 3 });
   // @ts-expect-error: memory is a size string or a number
