@@ -148,6 +148,7 @@ json_t *tool_snapshot_restore(struct mcp_call *c, json_t *args);
 json_t *tool_snapshot_remove(struct mcp_call *c, json_t *args, cocoon_runtime *rt);
 json_t *tool_box_export(struct mcp_call *c, json_t *args);
 json_t *tool_box_import(struct mcp_call *c, json_t *args);
+json_t *tool_box_clone(struct mcp_call *c, json_t *args);
 
 /* Resources (resources.c): the result of resources/list, templates/list and read, or
  * NULL with a JSON-RPC error code and message. */

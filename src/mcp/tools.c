@@ -168,6 +168,18 @@ const struct tool mcp_tools[] = {
      "{'type':'object','properties':{'snapshot':{'type':'string','minLength':1,'maxLength':64,"
      "'description':'Snapshot id, name or unique id prefix'}},'required':['snapshot'],'additionalProperties':false}",
      NULL, tool_snapshot_remove, NULL},
+    {"box_clone", "Clone a stopped box",
+     "Makes a new stopped box over a copy-on-write layer of a stopped box disk (frozen into a snapshot first, or "
+     "the one it stands on when nothing was written since), or of one of its snapshots. The clone has its own id, "
+     "name and hostname and the config of its source. Like box_create, it is removed when this session ends unless "
+     "keep is true.",
+     "{'type':'object','properties':{" BOX ",'name':{'type':'string','minLength':1,'maxLength':64,"
+     "'pattern':'^[A-Za-z0-9._-]+$','description':'Optional unique name (default: the source name and -clone-N)'},"
+     "'snapshot':{'type':'string','minLength':1,'maxLength':64,'description':'Clone this snapshot of the box "
+     "instead (id, name or unique id prefix)'},"
+     "'keep':{'type':'boolean','description':'Keep the box after this session ends (default false)'}},"
+     "'required':['box'],'additionalProperties':false}",
+     tool_box_clone, NULL, NULL},
     {"box_export", "Export a box to a host file",
      "Writes a stopped box, or a snapshot, to one archive file on the host (zstd tar with per-file digests) that "
      "box_import makes a new box of. Only host paths under the server allowlist (COCOON_MCP_HOST_PATHS) are allowed.",

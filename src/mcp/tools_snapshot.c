@@ -1,8 +1,10 @@
-/* Snapshot tools: disk snapshots of stopped boxes (create, list, restore, remove) and
- * export and import of a box as one archive at a host path inside the allowlist
- * COCOON_MCP_HOST_PATHS (the same rule as the host copy tools). */
+/* Snapshot tools: disk snapshots of stopped boxes (create, list, restore, remove),
+ * clones (new boxes over a snapshot), and export and import of a box as one archive at
+ * a host path inside the allowlist COCOON_MCP_HOST_PATHS (the rule of the host copy
+ * tools). Boxes made here belong to the session, as box_create's, unless kept. */
 #include <limits.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "mcp/internal.h"
@@ -99,6 +101,59 @@ json_t *tool_box_export(struct mcp_call *c, json_t *args)
     return result;
 }
 
+/* The new box of a clone or an import: recorded in the session unless kept, answered
+ * as box_inspect answers. */
+static json_t *new_box(struct mcp_call *c, cocoon_runtime *rt, const char *id, int keep)
+{
+    if (!keep)
+        session_add_box(c->s, id, 0);
+    cocoon_box *box;
+    cocoon_box_info info;
+    cocoon_error err;
+    if (cocoon_box_open(rt, id, &box, &err) < 0)
+        return tool_cocoon_error("cannot open the new box", &err);
+    json_t *result = cocoon_box_inspect(box, &info, &err) < 0 ? tool_cocoon_error("cannot inspect the new box", &err)
+                                                              : tool_ok(mcp_box_json(&info));
+    cocoon_box_close(box);
+    return result;
+}
+
+/* A snapshot named for a clone must be one of the box's, as over REST. */
+json_t *tool_box_clone(struct mcp_call *c, json_t *args)
+{
+    int keep = arg_bool(args, "keep", 0);
+    if (!keep && session_boxes_full(c->s))
+        return tool_error("this session created %d boxes, the bound: remove some with box_remove first",
+                          MCP_SESSION_BOXES_MAX);
+    cocoon_runtime *rt;
+    cocoon_box *box;
+    json_t *result;
+    if (mcp_open_box(c, args, &rt, &box, &result) < 0)
+        return result;
+    char source[16], ids[1][16];
+    snprintf(source, sizeof(source), "%s", cocoon_box_id(box));
+    const char *snapshot = arg_str(args, "snapshot", NULL);
+    cocoon_snapshot_info s;
+    cocoon_error err;
+    result = NULL;
+    if (snapshot && cocoon_snapshot_inspect(rt, snapshot, &s, &err) < 0)
+        result = tool_cocoon_error("cannot clone", &err);
+    else if (snapshot && strcmp(s.box_id, source))
+        result = tool_error("cannot clone: box %s has no snapshot \"%s\" (snapshot_list with box shows its own)",
+                            source, snapshot);
+    else if (snapshot)
+        snprintf(source, sizeof(source), "%s", s.id);
+    cocoon_clone_options o;
+    cocoon_clone_options_init(&o);
+    o.name = arg_str(args, "name", NULL);
+    if (!result && cocoon_box_clone(rt, source, &o, ids, NULL, &err) < 0)
+        result = tool_cocoon_error("cannot clone", &err);
+    else if (!result)
+        result = new_box(c, rt, ids[0], keep);
+    mcp_close_box(rt, box);
+    return result;
+}
+
 json_t *tool_box_import(struct mcp_call *c, json_t *args)
 {
     char host[PATH_MAX + 256], why[2048];
@@ -116,16 +171,14 @@ json_t *tool_box_import(struct mcp_call *c, json_t *args)
     cocoon_import_options_init(&o);
     o.name = arg_str(args, "name", NULL);
     cocoon_box *box;
-    cocoon_box_info info;
     json_t *result;
     if (cocoon_import(rt, host, &o, &box, &err) < 0) {
         result = tool_cocoon_error("cannot import the archive", &err);
     } else {
-        if (!keep)
-            session_add_box(c->s, cocoon_box_id(box), 0);
-        result = cocoon_box_inspect(box, &info, &err) < 0 ? tool_cocoon_error("cannot inspect the new box", &err)
-                                                          : tool_ok(mcp_box_json(&info));
+        char id[16];
+        snprintf(id, sizeof(id), "%s", cocoon_box_id(box));
         cocoon_box_close(box);
+        result = new_box(c, rt, id, keep);
     }
     cocoon_runtime_close(rt);
     return result;

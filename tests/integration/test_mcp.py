@@ -320,7 +320,7 @@ def test_http_protocol(cocoon):
         assert post(port, note, token=TOKEN, session=sid)[0] == 202
         status, _, body = post(port, {"jsonrpc": "2.0", "id": 3, "method": "tools/list"}, token=TOKEN, session=sid,
                                headers={"MCP-Protocol-Version": "2025-11-25"})
-        assert status == 200 and len(body["result"]["tools"]) == 31
+        assert status == 200 and len(body["result"]["tools"]) == 32
         status, _, body = post(port, b'[{"jsonrpc":"2.0","id":1,"method":"ping"}]', token=TOKEN, session=sid)
         assert status == 200 and body["error"]["code"] == -32600
         # a request asking for progress, from a client that takes streams: text/event-stream
@@ -328,7 +328,7 @@ def test_http_protocol(cocoon):
         status, headers, events = post_stream(port, listing, token=TOKEN, session=sid)
         assert status == 200 and headers["Content-Type"] == "text/event-stream"
         assert headers["Mcp-Session-Id"] == sid
-        assert len(events) == 1 and events[0]["id"] == 5 and len(events[0]["result"]["tools"]) == 31
+        assert len(events) == 1 and events[0]["id"] == 5 and len(events[0]["result"]["tools"]) == 32
         assert post(port, None, token=TOKEN, session=sid, method="DELETE")[0] == 204
         assert post(port, {"jsonrpc": "2.0", "id": 4, "method": "ping"}, token=TOKEN, session=sid)[0] == 404
 

@@ -75,7 +75,7 @@ async function checks(client, t) {
       'exec_output', 'exec_write_stdin', 'exec_signal', 'run_code', 'file_read', 'file_write', 'file_list',
       'file_stat', 'file_mkdir', 'file_remove', 'copy_to_box', 'copy_from_box', 'image_pull', 'image_list',
       'box_stats', 'box_logs', 'net_log', 'snapshot_create', 'snapshot_list', 'snapshot_restore', 'snapshot_remove',
-      'box_export', 'box_import'];
+      'box_clone', 'box_export', 'box_import'];
     for (const w of want) assert(tools.find((x) => x.name === w), `missing tool ${w}`);
     for (const x of tools) {
       assert(x.inputSchema && x.inputSchema.type === 'object' && x.inputSchema.properties, `${x.name}: no schema`);
@@ -221,6 +221,15 @@ async function checks(client, t) {
     await fails(client, 'snapshot_restore', { box: stopped, snapshot: s2.id }, /no snapshot.*snapshot_list/);
     await fails(client, 'snapshot_restore', { box, snapshot: 'mcp-s1' }, /is running/);
     await fails(client, 'snapshot_remove', {}, /missing required argument "snapshot"/);
+    // clones: of the box (it stands on mcp-s1 with nothing written since: reused), of a snapshot
+    const twin = await ok(client, 'box_clone', { box: stopped, name: 'mcp-twin' });
+    assert(twin.name === 'mcp-twin' && twin.running === false && twin.id !== stopped, show(twin));
+    const c2 = await ok(client, 'box_clone', { box: stopped, snapshot: 'mcp-s1' });
+    assert(c2.name === 'mcp-s1-clone-1', show(c2));
+    await fails(client, 'box_clone', { box, name: 'mcp-never' }, /is running/);
+    await fails(client, 'box_clone', { box: twin.id, snapshot: 'mcp-s1' }, /has no snapshot/);
+    await fails(client, 'snapshot_remove', { snapshot: 'mcp-s1' }, /in use by/);
+    await ok(client, 'box_remove', { box: c2.id });
   });
   await run('export_import', async () => {
     if (!env.MCP_ALLOWED || !stopped) return { skipped: 'no MCP_ALLOWED directory given, or no stopped box' };
