@@ -19,6 +19,16 @@ json_t *mcp_snapshot_json(const cocoon_snapshot_info *s)
                      (int)s->depth, "users", (int)s->users);
 }
 
+/* A failure of these tools, with a hint that fits snapshots (result.c's fits boxes). */
+static json_t *snap_error(const char *doing, const cocoon_error *err)
+{
+    const char *hint = err->code == COCOON_E_NOT_FOUND ? " (snapshot_list and box_list show what exists)"
+                       : err->code == COCOON_E_STATE
+                           ? " (box_stop stops a running box; snapshot_list shows how many stand on each snapshot)"
+                           : "";
+    return tool_error("%s: %s%s", doing, err->message[0] ? err->message : "failed", hint);
+}
+
 json_t *tool_snapshot_create(struct mcp_call *c, json_t *args, cocoon_box *box)
 {
     (void)c;
@@ -28,7 +38,7 @@ json_t *tool_snapshot_create(struct mcp_call *c, json_t *args, cocoon_box *box)
     cocoon_snapshot_info info;
     cocoon_error err;
     if (cocoon_snapshot_create(box, &o, &info, &err) < 0)
-        return tool_cocoon_error("cannot snapshot the box", &err);
+        return snap_error("cannot snapshot the box", &err);
     return tool_ok(mcp_snapshot_json(&info));
 }
 
@@ -39,7 +49,7 @@ json_t *tool_snapshot_list(struct mcp_call *c, json_t *args, cocoon_runtime *rt)
     size_t n;
     cocoon_error err;
     if (cocoon_snapshot_list(rt, arg_str(args, "box", NULL), &list, &n, &err) < 0)
-        return tool_cocoon_error("cannot list snapshots", &err);
+        return snap_error("cannot list snapshots", &err);
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr, mcp_snapshot_json(&list[i]));
@@ -59,9 +69,9 @@ json_t *tool_snapshot_restore(struct mcp_call *c, json_t *args)
     cocoon_snapshot_info info;
     const char *snapshot = arg_str(args, "snapshot", "");
     if (cocoon_snapshot_restore(box, snapshot, &err) < 0)
-        result = tool_cocoon_error("cannot restore the snapshot", &err);
+        result = snap_error("cannot restore the snapshot", &err);
     else if (cocoon_snapshot_inspect(rt, snapshot, &info, &err) < 0)
-        result = tool_cocoon_error("the box was restored, but the snapshot cannot be read back", &err);
+        result = snap_error("the box was restored, but the snapshot cannot be read back", &err);
     else
         result = tool_ok(mcp_snapshot_json(&info));
     mcp_close_box(rt, box);
@@ -75,7 +85,7 @@ json_t *tool_snapshot_remove(struct mcp_call *c, json_t *args, cocoon_runtime *r
     cocoon_error err;
     const char *snapshot = arg_str(args, "snapshot", "");
     if (cocoon_snapshot_inspect(rt, snapshot, &info, &err) < 0 || cocoon_snapshot_remove(rt, info.id, &err) < 0)
-        return tool_cocoon_error("cannot remove the snapshot", &err);
+        return snap_error("cannot remove the snapshot", &err);
     return tool_ok(json_pack("{s:s, s:s, s:b}", "id", info.id, "name", info.name, "removed", 1));
 }
 
@@ -93,7 +103,7 @@ json_t *tool_box_export(struct mcp_call *c, json_t *args)
     json_t *result;
     struct stat st;
     if (cocoon_export(rt, what, host, &err) < 0)
-        result = tool_cocoon_error("cannot export", &err);
+        result = snap_error("cannot export", &err);
     else
         result = tool_ok(json_pack("{s:s, s:s, s:I}", "source", what, "host_path", host, "size_bytes",
                                    (json_int_t)(stat(host, &st) == 0 ? st.st_size : 0)));
@@ -111,8 +121,8 @@ static json_t *new_box(struct mcp_call *c, cocoon_runtime *rt, const char *id, i
     cocoon_box_info info;
     cocoon_error err;
     if (cocoon_box_open(rt, id, &box, &err) < 0)
-        return tool_cocoon_error("cannot open the new box", &err);
-    json_t *result = cocoon_box_inspect(box, &info, &err) < 0 ? tool_cocoon_error("cannot inspect the new box", &err)
+        return snap_error("cannot open the new box", &err);
+    json_t *result = cocoon_box_inspect(box, &info, &err) < 0 ? snap_error("cannot inspect the new box", &err)
                                                               : tool_ok(mcp_box_json(&info));
     cocoon_box_close(box);
     return result;
@@ -137,7 +147,7 @@ json_t *tool_box_clone(struct mcp_call *c, json_t *args)
     cocoon_error err;
     result = NULL;
     if (snapshot && cocoon_snapshot_inspect(rt, snapshot, &s, &err) < 0)
-        result = tool_cocoon_error("cannot clone", &err);
+        result = snap_error("cannot clone", &err);
     else if (snapshot && strcmp(s.box_id, source))
         result = tool_error("cannot clone: box %s has no snapshot \"%s\" (snapshot_list with box shows its own)",
                             source, snapshot);
@@ -147,7 +157,7 @@ json_t *tool_box_clone(struct mcp_call *c, json_t *args)
     cocoon_clone_options_init(&o);
     o.name = arg_str(args, "name", NULL);
     if (!result && cocoon_box_clone(rt, source, &o, ids, NULL, &err) < 0)
-        result = tool_cocoon_error("cannot clone", &err);
+        result = snap_error("cannot clone", &err);
     else if (!result)
         result = new_box(c, rt, ids[0], keep);
     mcp_close_box(rt, box);
@@ -173,7 +183,7 @@ json_t *tool_box_import(struct mcp_call *c, json_t *args)
     cocoon_box *box;
     json_t *result;
     if (cocoon_import(rt, host, &o, &box, &err) < 0) {
-        result = tool_cocoon_error("cannot import the archive", &err);
+        result = snap_error("cannot import the archive", &err);
     } else {
         char id[16];
         snprintf(id, sizeof(id), "%s", cocoon_box_id(box));

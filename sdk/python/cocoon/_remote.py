@@ -656,11 +656,14 @@ class RemoteBox(BoxHandle):
         try:
             with open(partial, "wb") as f:
                 while True:
-                    chunk = resp.read(1 << 20)
+                    try:
+                        chunk = resp.read(1 << 20)
+                    except (http.client.HTTPException, OSError) as e:  # a chunked answer cut short
+                        raise CocoonError(f"export of box {self.id}: the server's answer broke off: {e!r}") from None
                     if not chunk:
                         break
                     f.write(chunk)
-            if resp.length:  # bytes the Content-Length promised that never came
+            if resp.length:  # bytes a Content-Length promised that never came
                 raise CocoonError(f"export of box {self.id}: the server's answer ended {resp.length} bytes early")
             os.replace(partial, path)
         except BaseException:

@@ -75,3 +75,48 @@ def test_extraction_refuses_entries_outside_and_skips_escaping_links(tmp_path):
                             ("top/up", "sym", "../../x"), ("top/in", "sym", "ok")]), "top", str(tmp_path))
     assert (tmp_path / "top" / "ok").read_bytes() == b"fine"
     assert sorted(p.name for p in (tmp_path / "top").iterdir()) == ["in", "ok"]
+
+
+def test_snapshot_error_classes():
+    """The refusals of snapshots, clones and exports come as typed errors from either
+    transport's words (libcocoon's and the REST API's messages are the same)."""
+    running = "box 0123456789ab is running (or busy): stop it before taking a snapshot"
+    assert type(errors.from_c(7, running)) is cocoon.BoxRunning
+    assert type(errors.from_rest(409, "invalid_state", running)) is cocoon.BoxRunning
+    in_use = "snapshot s1 is in use by 1 box or snapshot (box 0123456789ab): remove it first"
+    assert type(errors.from_c(7, in_use)) is cocoon.SnapshotInUse
+    assert isinstance(errors.from_rest(409, "invalid_state", in_use), cocoon.InvalidState)
+    for where, e in (("c", errors.from_c(2, 'no snapshot with id or name "x"')),
+                     ("rest", errors.from_rest(404, "not_found", 'box 0123456789ab has no snapshot "x"'))):
+        assert type(e) is cocoon.SnapshotNotFound and isinstance(e, cocoon.NotFound), where
+    assert type(errors.from_c(2, 'no box with id or name "x"')) is cocoon.NotFound
+    assert type(errors.from_c(7, 'snapshot name "a" is already in use by snapshot 0123456789ab')) is cocoon.AlreadyExists
+
+
+def test_remote_export_broken_off(tmp_path):
+    """An export whose answer breaks off mid-stream raises, and leaves neither the file
+    nor its partial beside it."""
+    import socket
+    import threading
+    from cocoon._remote import Http, RemoteBox
+
+    path = str(tmp_path / "s.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+
+    def serve():
+        conn, _ = srv.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n4\r\nzstd\r\n")
+        conn.close()
+
+    t = threading.Thread(target=serve)
+    t.start()
+    out = tmp_path / "box.cocoon"
+    with pytest.raises(cocoon.CocoonError, match="broke off"):
+        RemoteBox(Http(socket_path=path), {"box_id": "0123456789ab"}).export(str(out))
+    t.join()
+    srv.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.sock"]
