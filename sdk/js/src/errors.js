@@ -63,7 +63,7 @@ export function errorClass(code) {
 function refined(Cls, message) {
   if (Cls === InvalidStateError) {
     if (/^snapshot .* is in use by /.test(message)) return SnapshotInUseError;
-    if (/\bis running\b/.test(message)) return BoxRunningError;
+    if (/^box \S.*\bis running\b/.test(message)) return BoxRunningError;
   }
   if (Cls === NotFoundError && /\bno snapshot\b/.test(message)) return SnapshotNotFoundError;
   return Cls;

@@ -186,7 +186,7 @@ def _refined(cls: type, message: str) -> type:
             return AlreadyExists
         if message.startswith("snapshot ") and " is in use by " in message:
             return SnapshotInUse
-        if re.search(r"\bis running\b", message):
+        if re.match(r"box \S.*\bis running\b", message):
             return BoxRunning
     if cls is NotFound and re.search(r"\bno snapshot\b", message):
         return SnapshotNotFound

@@ -90,6 +90,8 @@ def test_snapshot_error_classes():
                      ("rest", errors.from_rest(404, "not_found", 'box 0123456789ab has no snapshot "x"'))):
         assert type(e) is cocoon.SnapshotNotFound and isinstance(e, cocoon.NotFound), where
     assert type(errors.from_c(2, 'no box with id or name "x"')) is cocoon.NotFound
+    busy = "the image store is busy (a pull or load is running)"  # not a box
+    assert type(errors.from_c(7, busy)) is cocoon.InvalidState
     assert type(errors.from_c(7, 'snapshot name "a" is already in use by snapshot 0123456789ab')) is cocoon.AlreadyExists
 
 
@@ -107,7 +109,12 @@ def test_remote_export_broken_off(tmp_path):
 
     def serve():
         conn, _ = srv.accept()
-        conn.recv(65536)
+        request = b""
+        while not request.endswith(b"\r\n\r\n{}"):  # the whole request (its body is {}), then a cut answer
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            request += chunk
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
                      b"Transfer-Encoding: chunked\r\n\r\n4\r\nzstd\r\n")
         conn.close()
