@@ -749,7 +749,8 @@ int cocoon_snapshot_restore(cocoon_box *box, const char *id_or_name, cocoon_erro
  * when nothing was written since; a running box is refused. Each clone is a new box
  * (new id, name and hostname; the source's config, health check and main process
  * copied), stopped; the source is untouched and its snapshot counts as in use while a
- * clone stands on it. All or nothing: on failure no clone is left. */
+ * clone stands on it. All or nothing on failure: no clone is left (a process killed
+ * midway leaves the clones finished before, each whole, and none half made). */
 #define COCOON_CLONE_MAX 256 /* clones made by one call */
 typedef struct cocoon_clone_options {
     size_t size;      /* sizeof(cocoon_clone_options): set by cocoon_clone_options_init */

@@ -167,6 +167,31 @@ int lib_box_begin(cocoon_runtime *rt, char id[16], char *dir, char *tmp, size_t 
     return lock;
 }
 
+int lib_box_publish(const char *tmp, const char *dir, const struct box_config *c, cocoon_error *err)
+{
+    if (lib_config_write(tmp, c, err) < 0)
+        return -1;
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_NOREPLACE) < 0)
+        return lib_err(err, COCOON_E_IO, "cannot rename %s to %s: %s", tmp, dir, strerror(errno));
+    return 0;
+}
+
+int lib_box_insert_row(cocoon_runtime *rt, const struct box_config *c, cocoon_error *err)
+{
+    struct state_box row;
+    memset(&row, 0, sizeof(row));
+    snprintf(row.id, sizeof(row.id), "%.*s", (int)sizeof(row.id) - 1, c->id); /* 12 hex digits */
+    snprintf(row.name, sizeof(row.name), "%s", c->name);
+    snprintf(row.image_ref, sizeof(row.image_ref), "%s", c->image);
+    snprintf(row.image_id, sizeof(row.image_id), "%s", c->image_id);
+    row.created_at = c->created;
+    row.ephemeral = c->ephemeral;
+    row.config_json = box_config_json(c);
+    int rc = row.config_json ? state_box_insert(rt->state, &row, err) : lib_err(err, COCOON_E_NOMEM, "out of memory");
+    state_box_clear(&row);
+    return rc;
+}
+
 /* A box is built in boxes/.creating-<id> (disk, config.json) under the box lock,
  * renamed to boxes/<id>, and only then given its row: the row, which makes the box
  * visible and claims its name, always finds a complete directory. */
@@ -205,26 +230,14 @@ static int create(cocoon_runtime *rt, const cocoon_box_options *o, struct box_co
     state_image_clear(&base);
     util_test_point("CREATE_DISK");
     if (rc == 0)
-        rc = lib_config_write(tmp, c, err);
-    if (rc == 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_NOREPLACE) < 0)
-        rc = lib_err(err, COCOON_E_IO, "cannot rename %s to %s: %s", tmp, dir, strerror(errno));
+        rc = lib_box_publish(tmp, dir, c, err);
     if (rc < 0) {
         util_rm_rf(tmp);
         close(lock);
         return -1;
     }
     util_test_point("CREATE_PUBLISH");
-    struct state_box row;
-    memset(&row, 0, sizeof(row));
-    snprintf(row.id, sizeof(row.id), "%.*s", (int)sizeof(row.id) - 1, c->id); /* 12 hex digits */
-    snprintf(row.name, sizeof(row.name), "%s", c->name);
-    snprintf(row.image_ref, sizeof(row.image_ref), "%s", c->image);
-    snprintf(row.image_id, sizeof(row.image_id), "%s", c->image_id);
-    row.created_at = c->created;
-    row.ephemeral = c->ephemeral;
-    row.config_json = box_config_json(c);
-    rc = row.config_json ? state_box_insert(rt->state, &row, err) : lib_err(err, COCOON_E_NOMEM, "out of memory");
-    state_box_clear(&row);
+    rc = lib_box_insert_row(rt, c, err);
     cocoon_box *b = rc == 0 ? box_alloc(rt, c, dir) : NULL;
     if (!b) {
         if (rc == 0) {

@@ -133,9 +133,7 @@ static int make_one(cocoon_runtime *rt, const struct clone_src *s, const char *n
     if (rc == 0)
         rc = copy_side_file(s->box_dir, tmp, "main.json", err);
     if (rc == 0)
-        rc = lib_config_write(tmp, c, err);
-    if (rc == 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_NOREPLACE) < 0)
-        rc = lib_err(err, COCOON_E_IO, "cannot rename %s to %s: %s", tmp, dir, strerror(errno));
+        rc = lib_box_publish(tmp, dir, c, err);
     if (rc < 0) {
         util_rm_rf(tmp);
         close(lock);
@@ -143,16 +141,7 @@ static int make_one(cocoon_runtime *rt, const struct clone_src *s, const char *n
         return -1;
     }
     util_test_point("CLONE_PUBLISH");
-    struct state_box row;
-    memset(&row, 0, sizeof(row));
-    snprintf(row.id, sizeof(row.id), "%s", id);
-    snprintf(row.name, sizeof(row.name), "%s", c->name);
-    snprintf(row.image_ref, sizeof(row.image_ref), "%s", c->image);
-    snprintf(row.image_id, sizeof(row.image_id), "%s", c->image_id);
-    row.created_at = c->created;
-    row.config_json = box_config_json(c);
-    rc = row.config_json ? state_box_insert(rt->state, &row, err) : lib_err(err, COCOON_E_NOMEM, "out of memory");
-    state_box_clear(&row);
+    rc = lib_box_insert_row(rt, c, err);
     if (rc < 0)
         util_rm_rf(dir); /* no row: still ours under the lock */
     else

@@ -261,17 +261,8 @@ static int import_into(cocoon_runtime *rt, struct importer *im, const char *id, 
         rc = lib_err(err, COCOON_E_INVALID, "box path too long");
     if (rc == 0 && qcow2_create(c->disk, m.virtual_size, final_base, "raw", 0, why, sizeof(why)) < 0)
         rc = lib_err(err, COCOON_E_IO, "creating the box disk: %s", why);
-    if (rc == 0) {
-        struct state_box row;
-        memset(&row, 0, sizeof(row));
-        snprintf(row.id, sizeof(row.id), "%s", id);
-        snprintf(row.name, sizeof(row.name), "%s", c->name);
-        snprintf(row.image_ref, sizeof(row.image_ref), "%s", c->image);
-        row.created_at = c->created;
-        row.config_json = box_config_json(c);
-        rc = row.config_json ? state_box_insert(rt->state, &row, err) : lib_err(err, COCOON_E_NOMEM, "out of memory");
-        state_box_clear(&row);
-    }
+    if (rc == 0)
+        rc = lib_box_insert_row(rt, c, err); /* image_id "" and not ephemeral: new_config */
     free(c);
     return rc;
 }

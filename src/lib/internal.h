@@ -193,6 +193,12 @@ int lib_box_destroy(cocoon_box *box, cocoon_error *err);
 /* A new box id and its building directory boxes/.creating-<id>, locked (box.c): the
  * lock's fd, or -1 with err. dir receives the final path boxes/<id> (both cap bytes). */
 int lib_box_begin(cocoon_runtime *rt, char id[16], char *dir, char *tmp, size_t cap, cocoon_error *err);
+/* The built box's config.json written into tmp, then tmp renamed to dir (never over
+ * an existing one): the box's files are in place, its row not yet (box.c). */
+int lib_box_publish(const char *tmp, const char *dir, const struct box_config *c, cocoon_error *err);
+/* The row of a published box, from its config: the commit that makes it visible and
+ * claims its name (box.c). */
+int lib_box_insert_row(cocoon_runtime *rt, const struct box_config *c, cocoon_error *err);
 /* $COCOON_HOME/.gc.lock (gc.c): creates hold it LOCK_SH from their mkdir until they hold the
  * new directory's box lock; the collector holds it LOCK_EX. The fd, or -1 (then the
  * caller goes on without it). how may include LOCK_NB. */

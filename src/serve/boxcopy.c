@@ -74,17 +74,6 @@ static int clone_box(struct req *r, cocoon_runtime *rt, cocoon_box *box)
     return rc;
 }
 
-int handle_box_clone(struct req *r)
-{
-    cocoon_runtime *rt;
-    cocoon_box *box;
-    if (serve_open_runtime_box(r, &rt, &box) < 0)
-        return -1;
-    int rc = clone_box(r, rt, box);
-    serve_close_runtime_box(rt, box);
-    return rc;
-}
-
 static int export_box(struct req *r, cocoon_runtime *rt, cocoon_box *box)
 {
     static const char *const keys[] = {"snapshot", NULL};
@@ -122,16 +111,21 @@ static int export_box(struct req *r, cocoon_runtime *rt, cocoon_box *box)
     return serve_stream_fd(r, 200, "application/octet-stream", fd);
 }
 
-int handle_box_export(struct req *r)
+/* fn on the route's box (answered 404 when there is none). */
+static int on_box(struct req *r, int (*fn)(struct req *, cocoon_runtime *, cocoon_box *))
 {
     cocoon_runtime *rt;
     cocoon_box *box;
     if (serve_open_runtime_box(r, &rt, &box) < 0)
         return -1;
-    int rc = export_box(r, rt, box);
+    int rc = fn(r, rt, box);
     serve_close_runtime_box(rt, box);
     return rc;
 }
+
+int handle_box_clone(struct req *r) { return on_box(r, clone_box); }
+
+int handle_box_export(struct req *r) { return on_box(r, export_box); }
 
 int begin_box_import(struct req *r) { return spool_begin(r); }
 

@@ -9,11 +9,12 @@
 
 static json_t *snapshot_json(const cocoon_snapshot_info *s)
 {
-    return json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s, s:I, s:I, s:I, s:i, s:i}", "id", s->id, "name", s->name,
+    /* container_disk_bytes: BoxLite's client requires it (its boxes have a second disk). */
+    return json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s, s:I, s:I, s:I, s:I, s:i, s:i}", "id", s->id, "name", s->name,
                      "box_id", s->box_id, "box_name", s->box_name[0] ? s->box_name : NULL, "parent",
                      s->parent[0] ? s->parent : NULL, "image", s->image, "created_at", (json_int_t)s->created,
-                     "size_bytes", (json_int_t)s->size, "virtual_size_bytes", (json_int_t)s->virtual_size, "depth",
-                     (int)s->depth, "users", (int)s->users);
+                     "size_bytes", (json_int_t)s->size, "container_disk_bytes", (json_int_t)s->size,
+                     "virtual_size_bytes", (json_int_t)s->virtual_size, "depth", (int)s->depth, "users", (int)s->users);
 }
 
 static int answer_list(struct req *r, cocoon_runtime *rt, cocoon_box *box)

@@ -17,9 +17,14 @@ import subprocess
 import pytest
 
 import state_invariants as inv
-from conftest import decode, sh
+from conftest import REPO, decode, sh
 from openapi_check import check_response
 from serve_client import ServeServer
+from test_serve_boxlite import TOKEN, node_modules, tcp_serve
+
+BOXLITE_SCRIPT = os.path.join(REPO, "tests", "js", "boxlite_clone.mjs")
+BOXLITE_CHECKS = ["create", "clone_named", "clone_unnamed", "clone_taken_name_refused", "export", "import",
+                  "import_corrupt_refused", "snapshot_create_list", "snapshot_get_restore_remove", "cleanup"]
 
 KILLED = -signal.SIGKILL
 
@@ -200,3 +205,26 @@ def test_rest_clone_export_import(cocoon, tmp_path):
     for s in reversed(snapshots(c)):
         c.run("snapshot", "rm", s["id"], check=0)
     inv.assert_clean(c.home, "after REST clone, export and import")
+
+
+def test_boxlite_client_clone_export_import(tmp_path):
+    """BoxLite's published client (cloneBox, export, importBox, snapshot.*) against a
+    cocoon-serve on loopback TCP with a token, on boxes that never boot."""
+    modules = node_modules()
+    scratch = tmp_path / "client"
+    scratch.mkdir()
+    with tcp_serve(tmp_path, TOKEN) as served:
+        env = dict(os.environ, BOXLITE_URL=served.url, BOXLITE_TOKEN=TOKEN, BOXLITE_NODE_MODULES=modules,
+                   BOXLITE_TMP=str(scratch))
+        p = subprocess.run(["node", BOXLITE_SCRIPT], capture_output=True, text=True, env=env, timeout=600)
+    results = {}
+    for line in p.stdout.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        results[rec.get("check")] = rec
+    failed = [f"{n}: {results[n]['detail']}" if n in results else f"{n}: never reported" for n in BOXLITE_CHECKS
+              if not results.get(n, {}).get("ok")]
+    assert not failed and not served.problems, "\n".join(failed + served.problems) + \
+        f"\nclient stderr: {p.stderr[-2000:]}\nserver log: {served.server_log[-2000:]}"

@@ -369,6 +369,34 @@ static void test_discard(void **state)
     free(exp);
 }
 
+static uint64_t mapped(const char *img)
+{
+    struct qcow2 *q = open_ok(img, 0);
+    struct qcow2_check_result r;
+    assert_int_equal(qcow2_check(q, &r, err, sizeof(err)), 0);
+    close_ok(q);
+    return r.mapped;
+}
+
+/* mapped counts every entry that hides the backing file, a zero-flagged one (a discard
+ * of backed data) included: clone reuses a snapshot only for a layer with none. */
+static void test_mapped_entries(void **state)
+{
+    const char *base = P("base.raw"), *img = P("m.qcow2");
+    make_raw(base, 1 << 20, 3);
+    assert_int_equal(qcow2_create(img, 0, base, "raw", 0, err, sizeof(err)), 0);
+    assert_int_equal(mapped(img), 0);
+    struct qcow2 *q = open_ok(img, 1);
+    assert_int_equal(qcow2_discard(q, 2 * 65536, 65536, err, sizeof(err)), 0);
+    close_ok(q);
+    assert_int_equal(mapped(img), 1); /* reads zeros where the base has data */
+    q = open_ok(img, 1);
+    uint8_t w[10] = {1};
+    assert_int_equal(qcow2_write(q, 5 * 65536, w, sizeof(w), err, sizeof(err)), 0);
+    close_ok(q);
+    assert_int_equal(mapped(img), 2);
+}
+
 /* Random writes of random sizes against an in-memory model, with reopens. */
 static void test_random_model(void **state)
 {
@@ -572,6 +600,7 @@ int main(void)
         cmocka_unit_test(test_two_tib),
         cmocka_unit_test(test_reftable_growth),
         cmocka_unit_test(test_discard),
+        cmocka_unit_test(test_mapped_entries),
         cmocka_unit_test(test_random_model),
         cmocka_unit_test(test_corrupt_headers),
         cmocka_unit_test(test_corrupt_l1_l2),

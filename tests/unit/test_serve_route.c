@@ -65,6 +65,17 @@ static void test_routes(void **state)
     assert_int_equal(route_match(M_GET, "/v1/boxes/b/snapshots/..", &snap), -1);
     assert_int_equal(route_match(M_GET, "/v1/boxes/b/snapshots/s/restore", &snap), -1); /* POST only */
     assert_int_equal(snap.id, R_SNAPSHOT_RESTORE);
+    expect_route(M_POST, "/v1/boxes/b/clone", R_BOX_CLONE, "b", NULL, NULL);
+    expect_route(M_POST, "/v1/acme/boxes/b/export/", R_BOX_EXPORT, "b", NULL, NULL);
+    expect_route(M_POST, "/v1/boxes/import", R_BOX_IMPORT, NULL, NULL, NULL);
+    expect_route(M_POST, "/v1/acme/boxes/import/", R_BOX_IMPORT, NULL, NULL, NULL);
+    expect_route(M_POST, "/v1/boxes/import/clone", R_BOX_CLONE, "import", NULL, NULL); /* a box named import */
+    struct route copy;
+    assert_int_equal(route_match(M_GET, "/v1/boxes/b/export", &copy), -1); /* POST only: 405 */
+    assert_int_equal(copy.id, R_BOX_EXPORT);
+    assert_int_equal(route_match(M_GET, "/v1/boxes/import", &copy), -1);
+    assert_int_equal(copy.id, R_BOX_IMPORT);
+    assert_int_equal(copy.allowed, M_POST);
     expect_route(M_POST, "/v1/images/pull", R_IMAGE_PULL, NULL, NULL, NULL);
     expect_route(M_GET, "/v1/images/docker.io/library/python:3.12", R_IMAGE, NULL, NULL,
                  "docker.io/library/python:3.12");
