@@ -592,8 +592,9 @@ export interface Snapshot {
   image: string;
   /** Unix seconds. */
   createdAt: number;
-  /** Bytes its layer takes on the host. */
+  /** Bytes its layer takes on the host (containerDiskBytes, for BoxLite's client, says the same). */
   sizeBytes: number;
+  containerDiskBytes?: number;
   virtualSizeBytes: number;
   /** Snapshots under the box's disk at this one, itself included (at most 14). */
   depth: number;

@@ -9,7 +9,8 @@
 
 #include "mcp/internal.h"
 
-/* The REST API's Snapshot shape (docs/openapi.yaml), so an agent sees one shape. */
+/* The REST API's Snapshot fields (docs/openapi.yaml; not BoxLite's container_disk_bytes, a
+ * copy of size_bytes), so an agent sees the same names. */
 json_t *mcp_snapshot_json(const cocoon_snapshot_info *s)
 {
     return json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s, s:I, s:I, s:I, s:i, s:i}", "id", s->id, "name", s->name,
