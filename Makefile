@@ -70,7 +70,7 @@ HOST_BINS := $(BUILD)/bin/cocoon $(BUILD)/bin/cocoon-vmm $(BUILD)/bin/cocoon-ser
 	$(BUILD)/lib/libcocoon.a
 GUEST_BINS := $(SHARE)/cocoon-agent $(SHARE)/initramfs.cpio
 
-.PHONY: all host agent guest kernel image code-image demo test unit fuzz integration bench setup clean format check-format asan \
+.PHONY: all host agent guest kernel image code-image demo test unit unit-bins fuzz integration bench setup clean format check-format asan \
 	kvm-tests nested-tools source-check install uninstall hostile
 all: host agent hostile
 
@@ -226,8 +226,9 @@ $(BUILD)/nested/nestctl: tests/nested/nestctl.c $(call lib_of,proto)
 	@echo '  LD      $@ (static)'
 	$(Q)$(CC) $(HOST_CFLAGS) -static -o $@ $^
 
-unit: $(UNIT_BINS) $(FUZZ_REPLAY)
+unit: unit-bins
 	@scripts/run-unit $(BUILD)
+unit-bins: $(UNIT_BINS) $(FUZZ_REPLAY)
 
 setup:
 	@scripts/setup
@@ -237,19 +238,12 @@ demo: setup
 	@scripts/demo $(BUILD)
 
 # The whole suite: sanitizer build of the host code, unit + fuzz replay, short
-# coverage-guided fuzzing, then the integration suite and the JS SDK's suite on real boxes.
-# The code-interpreter image (numpy, pandas, matplotlib, node) is built for the tests of
-# rich results and E2B's runCode: ~8 minutes once, then cached by recipe hash.
+# coverage-guided fuzzing, the kvm and nested lanes, then the integration suite and the
+# SDKs' suites on real boxes, in parallel lanes (scripts/test-all says how, and prints
+# what each part took). The code-interpreter image (numpy, pandas, matplotlib, node) is
+# built for the tests of rich results and E2B's runCode: ~8 minutes once, then cached.
 test: setup
-	$(MAKE) all guest nested-tools code-image
-	$(MAKE) BUILD=build/asan SANITIZE=1 host unit kvm-tests
-	@scripts/source-check
-	@scripts/fuzz-smoke
-	@BUILD=build/asan tests/kvm/run.sh
-	@tests/nested/run.sh
-	@scripts/run-integration build/asan
-	@scripts/test-sdk-js build/asan
-	@scripts/test-sdk-python build
+	@scripts/test-all
 
 bench: all guest
 	@bench/run

@@ -13,7 +13,7 @@ race lost to another worker, e.g. "is already running", is such a message), neve
 signal it was not sent, never hang. Each worker's sequence of commands comes from a
 generator seeded with COCOON_CONCURRENCY_SEED + worker number; the seed is in every
 failure message. The interleaving is the machine's, so a replay repeats the commands,
-not always their timing. COCOON_CONCURRENCY_SECONDS bounds the run (default 75)."""
+not always their timing. COCOON_CONCURRENCY_SECONDS bounds the run (default 45)."""
 import os
 import random
 import signal
@@ -29,7 +29,7 @@ import state_invariants as inv
 from conftest import decode
 
 SEED = int(os.environ.get("COCOON_CONCURRENCY_SEED", random.randrange(1 << 30)))
-SECONDS = float(os.environ.get("COCOON_CONCURRENCY_SECONDS", "75"))
+SECONDS = float(os.environ.get("COCOON_CONCURRENCY_SECONDS", "45"))
 WORKERS = 4
 NAMES = ["n1", "n2", "n3"]
 OP_TIMEOUT = 150  # no command may take longer, whatever the others do

@@ -21,7 +21,7 @@ import pytest
 from conftest import COCOON, decode
 
 BLOCK = bytes((i * 131 + (i >> 9)) & 0xFF for i in range(1 << 20 | 1))  # 1 MiB + 1: misalignment shows
-TRANSFER_MB = int(os.environ.get("COCOON_NET_TRANSFER_MB", "1024"))
+TRANSFER_MB = int(os.environ.get("COCOON_NET_TRANSFER_MB", "256"))
 
 
 def pattern(n):
