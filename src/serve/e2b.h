@@ -48,6 +48,11 @@ json_t *connect_request_message(const char *body, size_t len, int enveloped, cha
 /* The HTTP status Connect gives an error code ("not_found" → 404). */
 unsigned connect_http_status(const char *code);
 
+/* A stopping server: finishes the sandbox removal under way (at most
+ * E2B_SHUTDOWN_WAIT_S) and removes the sandboxes whose timeout has passed. */
+#define E2B_SHUTDOWN_WAIT_S 60
+void e2b_shutdown(void);
+
 /* ---- request glue (e2b.c) ---- */
 /* The request is E2B's: a sandbox header, or a control-plane path. */
 int e2b_claims(struct req *r);

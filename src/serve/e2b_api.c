@@ -37,6 +37,7 @@ struct sandbox {
 };
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t table_shrank = PTHREAD_COND_INITIALIZER; /* a sandbox left the table */
 static struct sandbox *table[E2B_SANDBOXES_MAX];
 static size_t table_len;
 static pthread_once_t reaper_once = PTHREAD_ONCE_INIT;
@@ -65,8 +66,30 @@ static void unlink_locked(struct sandbox *s)
         if (table[i] == s) {
             memmove(&table[i], &table[i + 1], (table_len - i - 1) * sizeof(table[0]));
             table_len--;
+            pthread_cond_broadcast(&table_shrank);
             return;
         }
+}
+
+/* The sandbox id once any removal of it under way has ended: a sandbox being removed
+ * (killed, or its timeout passed) is answered "not found" only when its box is gone, so
+ * that a client told 404 never sees the box any more. Waits at most E2B_SHUTDOWN_WAIT_S. */
+static struct sandbox *find_settled_locked(const char *id)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += E2B_SHUTDOWN_WAIT_S;
+    for (;;) {
+        int being_removed = 0;
+        for (size_t i = 0; i < table_len; i++)
+            if (strcmp(table[i]->id, id) == 0) {
+                if (!table[i]->removing)
+                    return table[i];
+                being_removed = 1;
+            }
+        if (!being_removed || pthread_cond_timedwait(&table_shrank, &table_lock, &until) != 0)
+            return NULL;
+    }
 }
 
 int e2b_sandbox_auth(const char *id, const char *token, int *known)
@@ -115,30 +138,69 @@ static void remove_box(struct sandbox *s)
     s->rt = NULL;
 }
 
-/* The sandbox timeout is real: a box whose end of life passed is removed. */
+/* The sandbox timeout is real: a box whose end of life passed is removed. The reaper
+ * says when a removal is under way, so that a stopping server finishes it (a server
+ * killed halfway through would leave an expired sandbox's box behind). */
+static int reaper_removing, reaper_stopped;
+
+/* An expired sandbox, marked as being removed; NULL when none. Under table_lock. */
+static struct sandbox *take_expired_locked(long long now)
+{
+    for (size_t i = 0; i < table_len; i++)
+        if (!table[i]->removing && table[i]->end_at <= now) {
+            table[i]->removing = 1;
+            return table[i];
+        }
+    return NULL;
+}
+
+static void reap(struct sandbox *victim)
+{
+    util_test_point("E2B_REAP");
+    remove_box(victim);
+    pthread_mutex_lock(&table_lock);
+    unlink_locked(victim);
+    pthread_mutex_unlock(&table_lock);
+    sandbox_free(victim);
+}
+
 static void *reaper(void *arg)
 {
     (void)arg;
     for (;;) {
         sleep(1);
-        long long now = time(NULL);
         pthread_mutex_lock(&table_lock);
-        struct sandbox *victim = NULL;
-        for (size_t i = 0; i < table_len && !victim; i++)
-            if (!table[i]->removing && table[i]->end_at <= now) {
-                victim = table[i];
-                victim->removing = 1;
-            }
+        struct sandbox *victim = reaper_stopped ? NULL : take_expired_locked(time(NULL));
+        reaper_removing = victim != NULL;
         pthread_mutex_unlock(&table_lock);
         if (!victim)
             continue;
-        remove_box(victim);
+        reap(victim);
         pthread_mutex_lock(&table_lock);
-        unlink_locked(victim);
+        reaper_removing = 0;
+        pthread_cond_broadcast(&table_shrank);
         pthread_mutex_unlock(&table_lock);
-        sandbox_free(victim);
     }
     return NULL;
+}
+
+void e2b_shutdown(void)
+{
+    pthread_mutex_lock(&table_lock);
+    reaper_stopped = 1;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += E2B_SHUTDOWN_WAIT_S;
+    while (reaper_removing && pthread_cond_timedwait(&table_shrank, &table_lock, &until) == 0)
+        ;
+    /* Sandboxes whose timeout passed while nobody reaped them go now, as they would have. */
+    struct sandbox *victim;
+    while ((victim = take_expired_locked(time(NULL))) != NULL) {
+        pthread_mutex_unlock(&table_lock);
+        reap(victim);
+        pthread_mutex_lock(&table_lock);
+    }
+    pthread_mutex_unlock(&table_lock);
 }
 
 static void reaper_start(void)
@@ -456,7 +518,7 @@ static int list(struct req *r)
 static int kill_sandbox(struct req *r, const char *id)
 {
     pthread_mutex_lock(&table_lock);
-    struct sandbox *s = find_locked(id);
+    struct sandbox *s = find_settled_locked(id);
     if (s)
         s->removing = 1;
     pthread_mutex_unlock(&table_lock);
@@ -500,7 +562,7 @@ static int one(struct req *r, const char *id, const char *action, json_t *b)
     if (b && get_timeout(r, b, &timeout) < 0)
         return -1;
     pthread_mutex_lock(&table_lock);
-    struct sandbox *s = find_locked(id);
+    struct sandbox *s = find_settled_locked(id);
     json_t *answer = NULL;
     int status = 200;
     if (s && strcmp(action, "get") == 0) {

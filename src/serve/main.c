@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "serve/e2b.h"
 #include "serve/http.h"
 #include "serve/listen.h"
 #include "serve/serve.h"
@@ -276,6 +277,7 @@ int main(int argc, char **argv)
     mcp_http_shutdown(); /* first: it kills MCP calls' execs, which connection threads wait for */
     listener_stop(&unix_l);
     listener_stop(&tcp);
+    e2b_shutdown(); /* after the listeners: no request may start a sandbox any more */
     if (unix_l.fd_valid)
         unlink(socket_path);
     /* Executions started over the API end with the server (their client connection to

@@ -10,6 +10,9 @@ line per check; each check is reported here as its own test. A check the server 
 import json
 import os
 import subprocess
+import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -96,3 +99,34 @@ def test_e2b_leaves_nothing_behind(e2b_run):
     SIGTERM, no sanitizer reports, no VM of the test's home still runs."""
     assert not e2b_run.boxes_at_end, f"boxes left after the script: {e2b_run.boxes_at_end}" + e2b_run.context()
     assert not e2b_run.problems, "\n".join(e2b_run.problems) + e2b_run.context()
+
+
+def test_expired_sandbox_answers_not_found_only_once_its_box_is_gone(tmp_path):
+    """The sandbox timeout removes the box; a client told 404 for it (as the SDK's wait
+    for the end is) must not find the box any more. The reaper is slowed down by 3 s
+    (COCOON_TEST_DELAY_E2B_REAP) so that the window where it used to answer 404 while
+    the box was still there is wide; the server then stops with no box left."""
+    reason = vm_missing_reason()
+    if reason:
+        pytest.skip(f"skipped: {reason}")
+
+    def call(url, method, path, body=None):
+        req = urllib.request.Request(url + path, method=method, headers={"X-API-KEY": TOKEN, "Content-Type": "application/json"},
+                                     data=json.dumps(body).encode() if body is not None else None)
+        try:
+            with urllib.request.urlopen(req, timeout=120) as resp:
+                return resp.status, json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, None
+
+    with tcp_serve(tmp_path, TOKEN, extra_env={"COCOON_TEST_DELAY_E2B_REAP": "3000"}) as served:
+        status, made = call(served.url, "POST", "/v2/sandboxes", {"templateID": "base", "timeout": 1})
+        assert status == 201, (status, made)
+        sid = made["sandboxID"]
+        deadline = time.monotonic() + 120
+        while call(served.url, "GET", f"/sandboxes/{sid}")[0] == 200:
+            assert time.monotonic() < deadline, "the sandbox outlived its 1 s timeout by 2 minutes"
+            time.sleep(0.2)
+        assert call(served.url, "GET", f"/sandboxes/{sid}")[0] == 404
+        left = served.c.run("ls", "-a", "-q", timeout=60).stdout.decode().split()
+        assert left == [], f"the sandbox answered 404 while its box was still there: {left}"

@@ -117,7 +117,7 @@ class ServedRun:
 
 
 @contextlib.contextmanager
-def tcp_serve(tmp, token, report_boxes_left=True):
+def tcp_serve(tmp, token, report_boxes_left=True, extra_env=None):
     """A cocoon-serve on a loopback TCP port with token over a fresh COCOON_HOME in tmp.
     At the end it is stopped with SIGTERM (a non-zero exit, a hang or an earlier death is
     a problem), any box left is removed (a problem when report_boxes_left), processes of
@@ -133,7 +133,8 @@ def tcp_serve(tmp, token, report_boxes_left=True):
     log_path = str(tmp / "serve.log")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([SERVE, "--listen", f"127.0.0.1:{port}", "--token-file", str(token_file)],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=c.env)
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                env=dict(c.env, **(extra_env or {})))
     try:
         wait_until_serving(served.url, proc, log_path)
         yield served
