@@ -296,7 +296,7 @@ static unsigned users_of(const struct holders *hs, const char *path, char *names
 }
 
 /* The snapshot a layer stands on, from its chain: its directory's id, or "". */
-static void snap_of_path(cocoon_runtime *rt, const char *path, char id[16])
+void lib_snap_of_path(cocoon_runtime *rt, const char *path, char id[16])
 {
     char prefix[LIB_PATH_MAX];
     id[0] = 0;
@@ -318,7 +318,7 @@ static unsigned snap_depth(cocoon_runtime *rt, const struct holder *h)
     unsigned d = 0;
     for (int i = 0; i < h->n; i++) {
         char id[16];
-        snap_of_path(rt, h->chain[i], id);
+        lib_snap_of_path(rt, h->chain[i], id);
         d += id[0] != 0;
     }
     return d;
@@ -525,12 +525,12 @@ static int snapshot_locked(cocoon_box *box, const char *asked, const struct box_
     r.virtual_size = qcow2_virtual_size(q);
     unsigned depth = snap_depth(rt, &self);
     if (self.n > 0)
-        snap_of_path(rt, self.chain[0], r.parent);
+        lib_snap_of_path(rt, self.chain[0], r.parent);
     qcow2_close(q, NULL, 0);
     if (depth >= COCOON_SNAPSHOT_DEPTH_MAX || self.n + 2 > QCOW2_MAX_CHAIN)
         return lib_err(err, COCOON_E_STATE,
-                       "box %s already stands on %u snapshots, the most a disk chain may hold (%d): export the box "
-                       "and import it (that flattens its disk), or restore an older snapshot",
+                       "box %s already stands on %u snapshots, the most a disk chain may hold (%d): compact its disk "
+                       "(`cocoon snapshot compact`), or restore an older snapshot",
                        box->id, depth, COCOON_SNAPSHOT_DEPTH_MAX);
     if (new_snap_id(rt, r.id, err) < 0)
         return -1;
@@ -633,7 +633,7 @@ int lib_snap_for_clone(cocoon_box *box, const struct box_config *c, struct snap_
     struct qcow2_check_result res;
     if (qcow2_chain_paths(q, chain, QCOW2_MAX_CHAIN) > 0 && qcow2_check(q, &res, why, sizeof(why)) == 0 &&
         res.mapped == 0 && res.corruptions == 0)
-        snap_of_path(box->rt, chain[0], under);
+        lib_snap_of_path(box->rt, chain[0], under);
     qcow2_close(q, NULL, 0);
     /* Nothing written since the snapshot under it: the clones share that one, so cloning
      * an unchanged box again does not deepen its chain. */

@@ -12,6 +12,8 @@ int lib_snap_lock(cocoon_runtime *rt, int how, cocoon_error *err);
 void lib_snap_unlock(int fd);
 /* snapshots/<id> (file NULL) or snapshots/<id>/<file>. */
 int lib_snap_path(cocoon_runtime *rt, const char *id, const char *file, char *out, size_t cap);
+/* The snapshot whose layer is path (snapshots/<id>/disk.qcow2): its id, or "". */
+void lib_snap_of_path(cocoon_runtime *rt, const char *path, char id[16]);
 /* Every committed snapshot, oldest first (free the array). */
 int lib_snap_all(cocoon_runtime *rt, struct snap_record **out, size_t *count, cocoon_error *err);
 /* By id, name or unique id prefix. */
