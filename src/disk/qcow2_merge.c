@@ -2,8 +2,8 @@
  * the guest view of a top image and the images under it, written cluster by cluster
  * into a fresh image over the file below them. Only what the merged layers map is
  * copied: data clusters with their data, and zero clusters (or data that is all zeros)
- * as zero-flagged clusters when a base could show through, so the result stays sparse
- * and reads exactly as the chain did. */
+ * as zero-flagged clusters where the base may hold data (not over a hole of a raw
+ * base), so the result stays sparse and reads exactly as the chain did. */
 #include "disk/qcow2_int.h"
 #include "util/util.h"
 
@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum cstate { C_UNMAPPED, C_ZERO, C_DATA };
 
@@ -47,6 +48,18 @@ static int all_zero(const uint8_t *p, size_t n)
         if (p[i])
             return 0;
     return 1;
+}
+
+/* 1 when the base below the merged layers certainly reads as zeros in [off, off+n): a
+ * hole of a raw base, or past its end. A qcow2 base is not looked into (0). */
+static int base_is_hole(const struct qcow2 *last, uint64_t off, uint64_t n)
+{
+    if (last->bkind == QB_NONE || off >= last->bsize)
+        return 1;
+    if (last->bkind != QB_RAW)
+        return 0;
+    off_t data = lseek(last->bfd, (off_t)off, SEEK_DATA);
+    return data < 0 ? errno == ENXIO : (uint64_t)data >= off + n;
 }
 
 /* The merged layers top, top->bq, ... (levels below top) into their array; the file
@@ -111,7 +124,7 @@ int qcow2_merge(struct qcow2 *top, int levels, const char *out, struct qcow2_mer
             if ((rc = qcow2_write(dst, off, buf, n, err, errlen)) == 0)
                 res->data_clusters++;
             util_test_point("QCOW2_MERGE");
-        } else if (base) { /* zeros that hide the base's data */
+        } else if (!base_is_hole(last, off, n)) { /* zeros that hide the base's data */
             if ((rc = qcow2_discard(dst, off, n, err, errlen)) == 0)
                 res->zero_clusters++;
         }

@@ -202,6 +202,35 @@ static void test_merge_zeros_hide_base(void **state)
     free(model);
 }
 
+/* Zeros over a hole of a sparse raw base need no cluster: only the zeros over its data
+ * are kept. */
+static void test_merge_zeros_over_holes_left_out(void **state)
+{
+    (void)state;
+    uint8_t *model = calloc(1, DISK), c[CS];
+    int fd = open(P("sparse.raw"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, DISK), 0);
+    fill(c, CS, 9);
+    assert_int_equal(pwrite(fd, c, CS, 5 * CS), (ssize_t)CS); /* data in cluster 5 only */
+    close(fd);
+    assert_int_equal(qcow2_create(P("s1.qcow2"), 0, P("sparse.raw"), "raw", CB, err, sizeof(err)), 0);
+    struct qcow2 *q = open_ok(P("s1.qcow2"), 1);
+    assert_int_equal(qcow2_discard(q, 0, DISK, err, sizeof(err)), 0); /* the guest trimmed it all */
+    close_ok(q);
+    assert_int_equal(qcow2_create(P("s2.qcow2"), 0, P("s1.qcow2"), "qcow2", CB, err, sizeof(err)), 0);
+    struct qcow2 *top = open_ok(P("s2.qcow2"), 0);
+    struct qcow2_merge_result res;
+    assert_int_equal(qcow2_merge(top, 1, P("sm.qcow2"), &res, err, sizeof(err)), 0);
+    close_ok(top);
+    assert_int_equal(res.zero_clusters, 1);
+    assert_int_equal(res.data_clusters, 0);
+    struct qcow2_check_result r;
+    expect_view(P("sm.qcow2"), model, &r);
+    assert_int_equal(r.mapped, 1);
+    free(model);
+}
+
 /* Merging only the top two of three layers keeps the third as the base (qcow2), and a
  * chain with no base at all leaves zeros out entirely. */
 static void test_merge_partial_and_no_base(void **state)
@@ -264,9 +293,8 @@ static void test_merge_cluster_size_mismatch(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_merge_fourteen_layers),
-        cmocka_unit_test(test_merge_zeros_hide_base),
-        cmocka_unit_test(test_merge_partial_and_no_base),
+        cmocka_unit_test(test_merge_fourteen_layers),           cmocka_unit_test(test_merge_zeros_hide_base),
+        cmocka_unit_test(test_merge_zeros_over_holes_left_out), cmocka_unit_test(test_merge_partial_and_no_base),
         cmocka_unit_test(test_merge_cluster_size_mismatch),
     };
     return run_tests_with_fixture(tests, setup, teardown);
