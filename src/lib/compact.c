@@ -99,25 +99,19 @@ int cocoon_box_compact(cocoon_box *box, const cocoon_compact_options *opts, coco
         return -1;
     if (box->problem[0])
         return lib_err(err, COCOON_E_STATE, "box %s cannot be compacted: %s", box->id, box->problem);
-    int lock = lib_snap_lock_stopped(box, "compacting its disk", err);
-    if (lock < 0)
-        return -1;
     struct box_config *c = malloc(sizeof(*c));
-    int rc = c ? lib_config_read(box->dir, c, err) : lib_err(err, COCOON_E_NOMEM, "out of memory");
-    if (rc == 0 && strcmp(c->disk_format, "qcow2"))
-        rc = lib_err(err, COCOON_E_UNSUPPORTED,
-                     "box %s has a raw disk (made with --rootfs): it has no layers to compact", box->id);
+    if (!c)
+        return lib_err(err, COCOON_E_NOMEM, "out of memory");
+    int lock = lib_snap_lock_qcow2(box, "compacting its disk", "it has no layers to compact", c, err);
     free(c);
     /* Shared: snapshots cannot be removed or collected while their layers are read. */
-    int slock = rc == 0 ? lib_snap_lock(box->rt, LOCK_SH, err) : -1;
+    int slock = lock >= 0 ? lib_snap_lock(box->rt, LOCK_SH, err) : -1;
     cocoon_compact_info info;
     memset(&info, 0, sizeof(info));
-    if (slock >= 0)
-        rc = compact_locked(box, &info, err);
-    else
-        rc = -1;
+    int rc = slock >= 0 ? compact_locked(box, &info, err) : -1;
     lib_snap_unlock(slock);
-    close(lock);
+    if (lock >= 0)
+        close(lock);
     if (rc == 0 && out)
         *out = info;
     return rc;

@@ -430,6 +430,22 @@ int lib_snap_lock_stopped(cocoon_box *box, const char *doing, cocoon_error *err)
     return lib_err(err, COCOON_E_IO, "cannot lock box %s: %s", box->id, strerror(errno));
 }
 
+int lib_snap_lock_qcow2(cocoon_box *box, const char *doing, const char *raw_why, struct box_config *c,
+                        cocoon_error *err)
+{
+    int lock = lib_snap_lock_stopped(box, doing, err);
+    if (lock < 0)
+        return -1;
+    int rc = lib_config_read(box->dir, c, err);
+    if (rc == 0 && strcmp(c->disk_format, "qcow2"))
+        rc = lib_err(err, COCOON_E_UNSUPPORTED, "box %s has a raw disk (made with --rootfs): %s", box->id, raw_why);
+    if (rc < 0) {
+        close(lock);
+        return -1;
+    }
+    return lock;
+}
+
 /* Makes a new top layer over the snapshot's layer as snapshots/<id>/top.new and renames
  * it over the box's disk.qcow2 (a killed command leaves top.new to the collector). */
 static int new_top(cocoon_runtime *rt, const char *dir, const char *snap_id, uint64_t vsize, const char *crash_point,
@@ -598,24 +614,17 @@ int cocoon_snapshot_create(cocoon_box *box, const cocoon_snapshot_options *opts,
         return -1;
     if (box->problem[0])
         return lib_err(err, COCOON_E_STATE, "box %s cannot be snapshotted: %s", box->id, box->problem);
-    int lock = lib_snap_lock_stopped(box, "taking a snapshot", err);
-    if (lock < 0)
-        return -1;
     struct box_config *c = malloc(sizeof(*c));
-    int rc = c ? lib_config_read(box->dir, c, err) : lib_err(err, COCOON_E_NOMEM, "out of memory");
-    if (rc == 0 && strcmp(c->disk_format, "qcow2"))
-        rc = lib_err(err, COCOON_E_UNSUPPORTED,
-                     "box %s has a raw disk (made with --rootfs): snapshots need a qcow2 disk (a box made from an "
-                     "image)",
-                     box->id);
-    int slock = rc == 0 ? lib_snap_lock(box->rt, LOCK_EX, err) : -1;
-    if (slock >= 0)
-        rc = snapshot_locked(box, o.name, c, out, NULL, err);
-    else
-        rc = -1;
+    if (!c)
+        return lib_err(err, COCOON_E_NOMEM, "out of memory");
+    int lock =
+        lib_snap_lock_qcow2(box, "taking a snapshot", "snapshots need a qcow2 disk (a box made from an image)", c, err);
+    int slock = lock >= 0 ? lib_snap_lock(box->rt, LOCK_EX, err) : -1;
+    int rc = slock >= 0 ? snapshot_locked(box, o.name, c, out, NULL, err) : -1;
     lib_snap_unlock(slock);
     free(c);
-    close(lock);
+    if (lock >= 0)
+        close(lock);
     return rc;
 }
 

@@ -25,6 +25,11 @@ void lib_snap_gc(cocoon_runtime *rt);
 /* The box lock of a stopped box, or -1 with a message saying why not ("stop it before
  * <doing>"). */
 int lib_snap_lock_stopped(cocoon_box *box, const char *doing, cocoon_error *err);
+/* lib_snap_lock_stopped, then the box's config read into c and its disk checked to be
+ * qcow2 (else COCOON_E_UNSUPPORTED: "box ID has a raw disk (made with --rootfs): <raw_why>").
+ * The lock, or -1 (not held) with err. */
+int lib_snap_lock_qcow2(cocoon_box *box, const char *doing, const char *raw_why, struct box_config *c,
+                        cocoon_error *err);
 /* With the box lock and snapshots/.lock (LOCK_EX) held: the snapshot clones of the box
  * stand on. The one its disk already stands on when its top layer is empty (*made 0),
  * else a new snapshot of it (*made 1). */

@@ -120,11 +120,16 @@ def test_compact_fourteen_layers_without_boot(home, tmp_path):
     inv.assert_clean(home.home, "after compact and removing the old snapshots")
 
 
-def test_compact_refusals(home):
+def test_compact_refusals(home, tmp_path):
     r = home.run("snapshot", "compact", "nosuchbox")
     assert r.returncode != 0 and "no box" in decode(r.stderr), decode(r.stderr)
     r = home.run("snapshot", "compact")
     assert r.returncode != 0 and "give one box" in decode(r.stderr), decode(r.stderr)
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    home.run("create", "--name", "raw", "--rootfs", str(root), check=0)
+    r = home.run("snapshot", "compact", "raw")
+    assert r.returncode != 0 and "raw disk" in decode(r.stderr), decode(r.stderr)
 
 
 @pytest.mark.parametrize("point", ["QCOW2_MERGE:2", "COMPACT_BUILT", "COMPACT_RENAMED"])
