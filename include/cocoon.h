@@ -743,6 +743,30 @@ int cocoon_snapshot_remove(cocoon_runtime *rt, const char *id_or_name, cocoon_er
  * box wrote since is gone. */
 int cocoon_snapshot_restore(cocoon_box *box, const char *id_or_name, cocoon_error *err);
 
+/* Compacting: a stopped box's disk chain (its top layer and the snapshot layers under
+ * it) rewritten as one layer over its image (or imported base), with the same contents.
+ * The snapshots stay; the box no longer stands on them, so they can be removed. */
+typedef struct cocoon_compact_options {
+    size_t size; /* sizeof(cocoon_compact_options): set by cocoon_compact_options_init */
+} cocoon_compact_options;
+void cocoon_compact_options_init(cocoon_compact_options *opts);
+
+typedef struct cocoon_compact_info {
+    unsigned layers_before;                       /* qcow2 layers over the base: the top and its snapshots */
+    unsigned layers_after;                        /* 1 */
+    uint64_t bytes_before;                        /* host bytes those layers took */
+    uint64_t bytes_after;                         /* host bytes of the new layer */
+    uint64_t data_clusters;                       /* clusters written with data */
+    uint64_t zero_clusters;                       /* clusters written as zeros (hiding data in the base) */
+    char released[COCOON_SNAPSHOT_DEPTH_MAX][16]; /* ids of the snapshots it no longer stands on */
+    unsigned nreleased;
+} cocoon_compact_info;
+/* Atomic: a kill at any point leaves the box's disk as it was or compacted. A box
+ * standing on no snapshot is left alone (layers_before == layers_after == 1). Refused
+ * for a running box (COCOON_E_STATE) and a raw disk (COCOON_E_UNSUPPORTED). */
+int cocoon_box_compact(cocoon_box *box, const cocoon_compact_options *opts, cocoon_compact_info *out,
+                       cocoon_error *err);
+
 /* Clones: new boxes whose disks are copy-on-write layers over a snapshot's read-only
  * layer. Cloning a stopped box freezes its disk into a snapshot first (as
  * cocoon_snapshot_create, named "<box>-<n>"), or reuses the snapshot its disk stands on

@@ -531,6 +531,8 @@ export class Box {
   snapshots(): Promise<Snapshot[]>;
   /** Puts the stopped box's disk back to one of its snapshots; resolves with it. */
   restore(snapshot: string | Snapshot): Promise<Snapshot>;
+  /** Merges the stopped box's disk layers into one over its image (BoxRunningError while it runs). */
+  compact(): Promise<CompactResult>;
   /** Writes the stopped box (or one of its snapshots) to one file that Box.import makes a new box of. */
   export(path: string, opts?: { snapshot?: string | Snapshot }): Promise<void>;
   /** A new, stopped box over a copy-on-write layer of this stopped box's disk (or one of its snapshots). */
@@ -580,6 +582,20 @@ export class Images {
 export const images: Images;
 
 // ---- disk snapshots ----
+
+/** What Box.compact merged. */
+export interface CompactResult {
+  /** qcow2 layers over the image before: the top and its snapshots' layers (1: nothing to do). */
+  layersBefore: number;
+  layersAfter: number;
+  bytesBefore: number;
+  bytesAfter: number;
+  dataClusters: number;
+  /** Clusters written as zeros (hiding data of the image). */
+  zeroClusters: number;
+  /** Ids of the snapshots the box no longer stands on. */
+  released: string[];
+}
 
 export interface Snapshot {
   id: string;

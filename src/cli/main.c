@@ -45,7 +45,7 @@ static const char usage[] =
     "  images [--json]                 list images\n"
     "  rmi IMAGE...                    remove images\n"
     "  image prune|inspect|ls|rm       manage images\n"
-    "  snapshot create|ls|inspect|rm|restore  disk snapshots of stopped boxes\n"
+    "  snapshot create|ls|inspect|rm|restore|compact  disk snapshots of stopped boxes\n"
     "  export BOX|SNAPSHOT FILE        write a stopped box or a snapshot to one archive\n"
     "  import [--name N] FILE          make a new box from an exported archive\n"
     "  clone [--name N] [-n COUNT] BOX|SNAPSHOT  new boxes on a copy-on-write copy of a disk\n"

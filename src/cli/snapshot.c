@@ -1,4 +1,4 @@
-/* `cocoon snapshot create|ls|inspect|rm|restore`, `cocoon export` and `cocoon import`:
+/* `cocoon snapshot create|ls|inspect|rm|restore|compact`, `cocoon export` and `cocoon import`:
  * disk snapshots of stopped boxes and boxes carried as one file, over the snapshot
  * and export functions of cocoon.h. */
 #include <getopt.h>
@@ -21,9 +21,11 @@ static const char snapshot_help[] =
     "  rm SNAPSHOT...               remove snapshots (refused while a box or snapshot uses one)\n"
     "  restore BOX SNAPSHOT         put a stopped box back to a snapshot of it (what it wrote\n"
     "                               since is lost)\n"
+    "  compact BOX                  merge a stopped box's disk layers into one over its image\n"
+    "                               (its snapshots stay, no longer used by it)\n"
     "\n"
     "SNAPSHOT is an id, a unique id prefix or a name. A box stands on at most 14 snapshots;\n"
-    "export and import it to flatten its disk.\n";
+    "compact it to stand on none.\n";
 
 static json_t *info_json(const cocoon_snapshot_info *s)
 {
@@ -181,13 +183,53 @@ static int snap_restore(int argc, char **argv)
     return cli_each_box(argv + optind, 1, restore_in, argv[optind + 1]);
 }
 
+static int compact_in(cocoon_box *box, int i, void *arg)
+{
+    (void)i;
+    (void)arg;
+    cocoon_compact_options o;
+    cocoon_compact_options_init(&o);
+    cocoon_compact_info info;
+    cocoon_error err;
+    if (cocoon_box_compact(box, &o, &info, &err) < 0)
+        return cli_fail(&err);
+    char before[32], after[32];
+    cli_human_bytes(info.bytes_before, before, sizeof(before));
+    cli_human_bytes(info.bytes_after, after, sizeof(after));
+    const char *name = cocoon_box_name(box);
+    if (info.layers_before == info.layers_after) {
+        printf("box %s%s%s%s: already one layer over its image (%s), nothing to do\n", cocoon_box_id(box),
+               name[0] ? " (" : "", name, name[0] ? ")" : "", after);
+        return 0;
+    }
+    printf("box %s%s%s%s: %u layers (%s) -> %u layer over its image (%s): %llu clusters of data, %llu of zeros\n",
+           cocoon_box_id(box), name[0] ? " (" : "", name, name[0] ? ")" : "", info.layers_before, before,
+           info.layers_after, after, (unsigned long long)info.data_clusters, (unsigned long long)info.zero_clusters);
+    printf("no longer stands on %u snapshot%s:", info.nreleased, info.nreleased == 1 ? "" : "s");
+    for (unsigned k = 0; k < info.nreleased; k++)
+        printf(" %s", info.released[k]);
+    printf("\n");
+    return 0;
+}
+
+static int snap_compact(int argc, char **argv)
+{
+    int r = cli_simple_opts(argc, argv, "snapshot compact", snapshot_help, NULL, 0, NULL);
+    if (r >= 0)
+        return r;
+    if (optind != argc - 1)
+        return cli_usage_error("snapshot compact", "give one box");
+    return cli_each_box(argv + optind, 1, compact_in, NULL);
+}
+
 int cmd_snapshot(int argc, char **argv)
 {
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } subs[] = {{"create", snap_create}, {"ls", snap_ls},           {"list", snap_ls}, {"inspect", snap_inspect},
-                {"rm", snap_rm},         {"restore", snap_restore}, {NULL, NULL}};
+    } subs[] = {{"create", snap_create},   {"ls", snap_ls}, {"list", snap_ls},
+                {"inspect", snap_inspect}, {"rm", snap_rm}, {"restore", snap_restore},
+                {"compact", snap_compact}, {NULL, NULL}};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(snapshot_help, argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_EXIT_RUNTIME : 0;
@@ -195,7 +237,7 @@ int cmd_snapshot(int argc, char **argv)
     for (int i = 0; subs[i].name; i++)
         if (!strcmp(argv[1], subs[i].name))
             return subs[i].fn(argc - 1, argv + 1);
-    return cli_usage_error("snapshot", "unknown subcommand (create, ls, inspect, rm, restore)");
+    return cli_usage_error("snapshot", "unknown subcommand (create, ls, inspect, rm, restore, compact)");
 }
 
 static const char export_help[] = "usage: cocoon export BOX|SNAPSHOT FILE\n"

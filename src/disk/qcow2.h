@@ -67,4 +67,20 @@ struct qcow2_check_result {
  * describes the first problem found in err. */
 int qcow2_check(struct qcow2 *q, struct qcow2_check_result *res, char *err, size_t errlen);
 
+/* What qcow2_merge wrote. */
+struct qcow2_merge_result {
+    unsigned layers;        /* images merged, top included */
+    uint64_t data_clusters; /* clusters copied with their data */
+    uint64_t zero_clusters; /* zero-flagged clusters (zeros over a base that may hold data) */
+};
+
+/* Writes the guest view of top and the `levels` qcow2 images below it into a new image
+ * at out (refused if out exists; the caller removes it on failure), whose backing file
+ * is the one below them (none when they are the whole chain), in the same format.
+ * Clusters no merged image maps are left out (the base shows through, as before);
+ * zeros over a base become zero-flagged clusters. The merged images must share one
+ * cluster size. out is flushed and closed. */
+int qcow2_merge(struct qcow2 *top, int levels, const char *out, struct qcow2_merge_result *res, char *err,
+                size_t errlen);
+
 #endif

@@ -157,18 +157,10 @@ static int lock_box_source(cocoon_box *box, struct clone_src *s, cocoon_error *e
 {
     if (box->problem[0])
         return lib_err(err, COCOON_E_STATE, "box %s cannot be cloned: %s", box->id, box->problem);
-    int lock = lib_snap_lock_stopped(box, "cloning it", err);
+    int lock =
+        lib_snap_lock_qcow2(box, "cloning it", "clones need a qcow2 disk (a box made from an image)", &s->c, err);
     if (lock < 0)
         return -1;
-    int rc = lib_config_read(box->dir, &s->c, err);
-    if (rc == 0 && strcmp(s->c.disk_format, "qcow2"))
-        rc = lib_err(err, COCOON_E_UNSUPPORTED,
-                     "box %s has a raw disk (made with --rootfs): clones need a qcow2 disk (a box made from an image)",
-                     box->id);
-    if (rc < 0) {
-        close(lock);
-        return -1;
-    }
     snprintf(s->box_dir, sizeof(s->box_dir), "%s", box->dir);
     snprintf(s->base, sizeof(s->base), "%.63s", box->name[0] ? box->name : box->id);
     return lock;

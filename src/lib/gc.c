@@ -181,6 +181,24 @@ static void check_disk(struct check *c, const char *id, const char *disk)
     qcow2_close(q, NULL, 0);
 }
 
+/* disk.compact, left in a box's directory by a `snapshot compact` killed before its
+ * rename: garbage once nobody holds the box's lock (a compact at work holds it). */
+static void check_compact_leftover(struct check *c, const char *dir)
+{
+    char tmp[LIB_PATH_MAX];
+    struct stat st;
+    if (lib_path(tmp, sizeof(tmp), "%s/disk.compact", dir) < 0 || lstat(tmp, &st) < 0)
+        return;
+    int lock = lib_box_lock(dir);
+    if (lock < 0)
+        return;
+    int rc = c->fix ? unlink(tmp) : -1;
+    report(c, COCOON_CHECK_GARBAGE, rc == 0,
+           c->fix ? (rc == 0 ? "removed" : "cannot remove it") : "`cocoon doctor --fix` removes it",
+           "%s: left by an interrupted `cocoon snapshot compact`", tmp);
+    close(lock);
+}
+
 /* Rows against directories: a row whose directory is gone (its ephemeral box was
  * removed by its monitor) goes; a damaged box is reported. */
 static void check_box_rows(struct check *c)
@@ -206,6 +224,7 @@ static void check_box_rows(struct check *c)
                    rows[i].name[0] ? " (" : "", rows[i].name, rows[i].name[0] ? ")" : "");
             continue;
         }
+        check_compact_leftover(c, dir);
         char rm[64];
         snprintf(rm, sizeof(rm), "remove it: cocoon rm -f %s", id);
         if (lib_config_read(dir, cfg, &why) < 0) {

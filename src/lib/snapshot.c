@@ -296,7 +296,7 @@ static unsigned users_of(const struct holders *hs, const char *path, char *names
 }
 
 /* The snapshot a layer stands on, from its chain: its directory's id, or "". */
-static void snap_of_path(cocoon_runtime *rt, const char *path, char id[16])
+void lib_snap_of_path(cocoon_runtime *rt, const char *path, char id[16])
 {
     char prefix[LIB_PATH_MAX];
     id[0] = 0;
@@ -318,7 +318,7 @@ static unsigned snap_depth(cocoon_runtime *rt, const struct holder *h)
     unsigned d = 0;
     for (int i = 0; i < h->n; i++) {
         char id[16];
-        snap_of_path(rt, h->chain[i], id);
+        lib_snap_of_path(rt, h->chain[i], id);
         d += id[0] != 0;
     }
     return d;
@@ -430,6 +430,22 @@ int lib_snap_lock_stopped(cocoon_box *box, const char *doing, cocoon_error *err)
     return lib_err(err, COCOON_E_IO, "cannot lock box %s: %s", box->id, strerror(errno));
 }
 
+int lib_snap_lock_qcow2(cocoon_box *box, const char *doing, const char *raw_why, struct box_config *c,
+                        cocoon_error *err)
+{
+    int lock = lib_snap_lock_stopped(box, doing, err);
+    if (lock < 0)
+        return -1;
+    int rc = lib_config_read(box->dir, c, err);
+    if (rc == 0 && strcmp(c->disk_format, "qcow2"))
+        rc = lib_err(err, COCOON_E_UNSUPPORTED, "box %s has a raw disk (made with --rootfs): %s", box->id, raw_why);
+    if (rc < 0) {
+        close(lock);
+        return -1;
+    }
+    return lock;
+}
+
 /* Makes a new top layer over the snapshot's layer as snapshots/<id>/top.new and renames
  * it over the box's disk.qcow2 (a killed command leaves top.new to the collector). */
 static int new_top(cocoon_runtime *rt, const char *dir, const char *snap_id, uint64_t vsize, const char *crash_point,
@@ -525,12 +541,12 @@ static int snapshot_locked(cocoon_box *box, const char *asked, const struct box_
     r.virtual_size = qcow2_virtual_size(q);
     unsigned depth = snap_depth(rt, &self);
     if (self.n > 0)
-        snap_of_path(rt, self.chain[0], r.parent);
+        lib_snap_of_path(rt, self.chain[0], r.parent);
     qcow2_close(q, NULL, 0);
     if (depth >= COCOON_SNAPSHOT_DEPTH_MAX || self.n + 2 > QCOW2_MAX_CHAIN)
         return lib_err(err, COCOON_E_STATE,
-                       "box %s already stands on %u snapshots, the most a disk chain may hold (%d): export the box "
-                       "and import it (that flattens its disk), or restore an older snapshot",
+                       "box %s already stands on %u snapshots, the most a disk chain may hold (%d): compact its disk "
+                       "(`cocoon snapshot compact`), or restore an older snapshot",
                        box->id, depth, COCOON_SNAPSHOT_DEPTH_MAX);
     if (new_snap_id(rt, r.id, err) < 0)
         return -1;
@@ -598,24 +614,17 @@ int cocoon_snapshot_create(cocoon_box *box, const cocoon_snapshot_options *opts,
         return -1;
     if (box->problem[0])
         return lib_err(err, COCOON_E_STATE, "box %s cannot be snapshotted: %s", box->id, box->problem);
-    int lock = lib_snap_lock_stopped(box, "taking a snapshot", err);
-    if (lock < 0)
-        return -1;
     struct box_config *c = malloc(sizeof(*c));
-    int rc = c ? lib_config_read(box->dir, c, err) : lib_err(err, COCOON_E_NOMEM, "out of memory");
-    if (rc == 0 && strcmp(c->disk_format, "qcow2"))
-        rc = lib_err(err, COCOON_E_UNSUPPORTED,
-                     "box %s has a raw disk (made with --rootfs): snapshots need a qcow2 disk (a box made from an "
-                     "image)",
-                     box->id);
-    int slock = rc == 0 ? lib_snap_lock(box->rt, LOCK_EX, err) : -1;
-    if (slock >= 0)
-        rc = snapshot_locked(box, o.name, c, out, NULL, err);
-    else
-        rc = -1;
+    if (!c)
+        return lib_err(err, COCOON_E_NOMEM, "out of memory");
+    int lock =
+        lib_snap_lock_qcow2(box, "taking a snapshot", "snapshots need a qcow2 disk (a box made from an image)", c, err);
+    int slock = lock >= 0 ? lib_snap_lock(box->rt, LOCK_EX, err) : -1;
+    int rc = slock >= 0 ? snapshot_locked(box, o.name, c, out, NULL, err) : -1;
     lib_snap_unlock(slock);
     free(c);
-    close(lock);
+    if (lock >= 0)
+        close(lock);
     return rc;
 }
 
@@ -633,7 +642,7 @@ int lib_snap_for_clone(cocoon_box *box, const struct box_config *c, struct snap_
     struct qcow2_check_result res;
     if (qcow2_chain_paths(q, chain, QCOW2_MAX_CHAIN) > 0 && qcow2_check(q, &res, why, sizeof(why)) == 0 &&
         res.mapped == 0 && res.corruptions == 0)
-        snap_of_path(box->rt, chain[0], under);
+        lib_snap_of_path(box->rt, chain[0], under);
     qcow2_close(q, NULL, 0);
     /* Nothing written since the snapshot under it: the clones share that one, so cloning
      * an unchanged box again does not deepen its chain. */

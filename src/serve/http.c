@@ -352,6 +352,7 @@ static const struct {
     {R_BOX_CLONE, handle_box_clone, NULL, 0},
     {R_BOX_EXPORT, handle_box_export, NULL, 0},
     {R_BOX_IMPORT, handle_box_import, begin_box_import, 0},
+    {R_BOX_COMPACT, handle_snapshots, NULL, 0},
 };
 
 static int handler_index(enum route_id id)

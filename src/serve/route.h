@@ -55,6 +55,7 @@ enum route_id {
     R_BOX_CLONE,            /* POST: a new box over a snapshot of this one (boxcopy.c) */
     R_BOX_EXPORT,           /* POST: the box (or one of its snapshots) as an archive */
     R_BOX_IMPORT,           /* POST /v1/boxes/import: a new box from an archive (no box parameter) */
+    R_BOX_COMPACT,          /* POST: the box's disk layers merged into one (snapshots.c) */
 };
 
 enum route_method { M_GET = 1, M_HEAD = 2, M_POST = 4, M_PUT = 8, M_DELETE = 16, M_OTHER = 32 };

@@ -158,7 +158,7 @@ int handle_exec_attach(struct req *r);
 int handle_exec_output(struct req *r);
 int handle_files(struct req *r);
 int handle_fs(struct req *r);         /* the fs/ routes (fsops.c) */
-int handle_snapshots(struct req *r);  /* the snapshots/ routes (snapshots.c) */
+int handle_snapshots(struct req *r);  /* the snapshots/ routes and compact (snapshots.c) */
 int handle_box_wait(struct req *r);   /* boxwait.c */
 int handle_box_attach(struct req *r); /* mainattach.c: the main process over a WebSocket */
 int handle_box_clone(struct req *r);  /* boxcopy.c: clone, export, import */

@@ -1,8 +1,9 @@
 /* Snapshot routes of `cocoon serve` (docs/openapi.yaml "snapshots"): GET and POST
  * /v1/boxes/{id}/snapshots (list, create {name}), GET and DELETE
- * /v1/boxes/{id}/snapshots/{snapshot}, POST .../{snapshot}/restore. A snapshot is
- * named under its box: one of another box answers 404 here. The box must be stopped
- * for create and restore (409 otherwise), as for the CLI. */
+ * /v1/boxes/{id}/snapshots/{snapshot}, POST .../{snapshot}/restore, and POST
+ * /v1/boxes/{id}/compact. A snapshot is named under its box: one of another box
+ * answers 404 here. The box must be stopped for create, restore and compact (409
+ * otherwise), as for the CLI. */
 #include <string.h>
 
 #include "serve/serve.h"
@@ -55,6 +56,26 @@ static int answer_create(struct req *r, cocoon_box *box)
     return rc;
 }
 
+static int answer_compact(struct req *r, cocoon_box *box)
+{
+    cocoon_compact_options o;
+    cocoon_compact_options_init(&o);
+    cocoon_compact_info info;
+    cocoon_error err;
+    if (cocoon_box_compact(box, &o, &info, &err) < 0)
+        return serve_cocoon_error(r, &err);
+    json_t *released = json_array();
+    for (unsigned i = 0; released && i < info.nreleased; i++)
+        json_array_append_new(released, json_string(info.released[i]));
+    json_t *j = released ? json_pack("{s:i, s:i, s:I, s:I, s:I, s:I, s:o}", "layers_before", (int)info.layers_before,
+                                     "layers_after", (int)info.layers_after, "bytes_before",
+                                     (json_int_t)info.bytes_before, "bytes_after", (json_int_t)info.bytes_after,
+                                     "data_clusters", (json_int_t)info.data_clusters, "zero_clusters",
+                                     (json_int_t)info.zero_clusters, "released", released)
+                         : NULL;
+    return j ? serve_json(r, 200, j) : serve_error(r, 503, "resource_exhausted", "out of memory");
+}
+
 /* The route's snapshot, when it is one of the route's box; else answered 404. */
 static int find(struct req *r, cocoon_runtime *rt, cocoon_box *box, cocoon_snapshot_info *out)
 {
@@ -75,7 +96,9 @@ int handle_snapshots(struct req *r)
     cocoon_snapshot_info s;
     cocoon_error err;
     int rc;
-    if (r->route.id == R_SNAPSHOTS)
+    if (r->route.id == R_BOX_COMPACT)
+        rc = answer_compact(r, box);
+    else if (r->route.id == R_SNAPSHOTS)
         rc = r->method == M_POST ? answer_create(r, box) : answer_list(r, rt, box);
     else if ((rc = find(r, rt, box, &s)) < 0)
         ;

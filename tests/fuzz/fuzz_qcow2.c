@@ -1,6 +1,7 @@
 /* Fuzz target: the input is a qcow2 image file. It is opened read-only and read at
- * a few places, checked, then opened writable and written to, so hostile headers,
- * L1/L2 tables and refcount structures meet both the mapping and the allocator.
+ * a few places, checked, merged into a new image (qcow2_merge, when small enough), then
+ * opened writable and written to, so hostile headers, L1/L2 tables and refcount
+ * structures meet the mapping, the merge and the allocator.
  * Any error is fine; a crash, a sanitizer report or a wild access is not. */
 #include <stddef.h>
 #include <stdint.h>
@@ -47,6 +48,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!q)
             continue;
         exercise(q, writable);
+        /* the merge walks every cluster: only images of at most 4096 clusters */
+        if (!writable && qcow2_virtual_size(q) / qcow2_cluster_size(q) <= 4096) {
+            char out[256];
+            struct qcow2_merge_result res;
+            const char *tmp = getenv("TMPDIR");
+            snprintf(out, sizeof(out), "%s/cocoon-fuzz-merge-%d.qcow2", tmp && *tmp ? tmp : "/tmp", (int)getpid());
+            unlink(out);
+            qcow2_merge(q, 0, out, &res, err, sizeof(err));
+            unlink(out);
+        }
         qcow2_close(q, err, sizeof(err));
     }
     close(fd);

@@ -795,6 +795,12 @@ def test_snapshots_against_document(cocoon):
         assert call(api, "POST", f"{snaps}/first/restore", expect=200).json["id"] == s1["id"]
         call(api, "DELETE", f"{snaps}/sa-1", expect=204)  # nothing stands on it after the restore
         call(api, "DELETE", f"{snaps}/first", expect=409)  # the box does
+        done = call(api, "POST", f"/v1/boxes/{a}/compact", expect=200).json
+        assert done["layers_before"] == 2 and done["layers_after"] == 1 and done["released"] == [s1["id"]], done
+        assert call(api, "POST", f"/v1/boxes/{a}/compact", expect=200).json["released"] == []
+        call(api, "POST", f"/v1/boxes/{PROBE_BOX}/compact", expect=404)
+        call(api, "DELETE", f"{snaps}/first", expect=204)  # the compacted box no longer stands on it
+        s1 = call(api, "POST", snaps, json={"name": "first"}, expect=201).json
         call(api, "DELETE", f"/v1/boxes/{a}", expect=204)
         call(api, "DELETE", f"/v1/boxes/{b}/snapshots/first", expect=404)
     r = cocoon.run("snapshot", "rm", "first")

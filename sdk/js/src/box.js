@@ -266,6 +266,16 @@ export class Box {
   }
 
   /**
+   * Merges the stopped box's disk layers (its top and the snapshots under it) into one
+   * layer over its image, with the same contents: its snapshots stay, no longer used by
+   * it. Resolves with {layersBefore, layersAfter, bytesBefore, bytesAfter, dataClusters,
+   * zeroClusters, released}. BoxRunningError while it runs.
+   */
+  async compact() {
+    return camel(await this._client.call('POST', this._path + '/compact'));
+  }
+
+  /**
    * Writes the stopped box (or, with {snapshot}, one of its snapshots) to one file (zstd
    * tar: config, flattened sparse disk, manifest of digests) that Box.import makes a new
    * box of, here or on another host. BoxRunningError while it runs.

@@ -165,6 +165,16 @@ class SnapshotInfo(Structure):
                 ("virtual_size", c_uint64), ("depth", c_uint), ("users", c_uint)]
 
 
+class CompactOptions(Structure):
+    _fields_ = [("size", c_size_t)]
+
+
+class CompactInfo(Structure):
+    _fields_ = [("layers_before", c_uint), ("layers_after", c_uint), ("bytes_before", c_uint64),
+                ("bytes_after", c_uint64), ("data_clusters", c_uint64), ("zero_clusters", c_uint64),
+                ("released", c_char * 16 * 14), ("nreleased", c_uint)]
+
+
 class CloneOptions(Structure):
     _fields_ = [("size", c_size_t), ("name", c_char_p), ("count", c_uint)]
 
@@ -272,6 +282,8 @@ _SIGNATURES = {
     "cocoon_snapshot_inspect": (c_int, [_P, c_char_p, POINTER(SnapshotInfo), _E]),
     "cocoon_snapshot_remove": (c_int, [_P, c_char_p, _E]),
     "cocoon_snapshot_restore": (c_int, [_P, c_char_p, _E]),
+    "cocoon_compact_options_init": (None, [POINTER(CompactOptions)]),
+    "cocoon_box_compact": (c_int, [_P, POINTER(CompactOptions), POINTER(CompactInfo), _E]),
     "cocoon_clone_options_init": (None, [POINTER(CloneOptions)]),
     "cocoon_box_clone": (c_int, [_P, c_char_p, POINTER(CloneOptions), c_void_p, c_void_p, _E]),
     "cocoon_export": (c_int, [_P, c_char_p, c_char_p, _E]),

@@ -685,6 +685,18 @@ class EmbeddedBox(BoxHandle):
             _check(self.lib.snapshot_restore(self.ptr, ref.encode(), byref(err)), err)
         return _snapshot_inspect(self.rt, ref)
 
+    def compact(self) -> Dict[str, object]:
+        self._need_lib("cocoon_box_compact")
+        o = C.init_struct(C.CompactOptions, self.lib.compact_options_init)
+        info = C.CompactInfo()
+        err = C.Error()
+        with self.lock, self.rt.lock:
+            _check(self.lib.box_compact(self.ptr, byref(o), byref(info), byref(err)), err)
+        d: Dict[str, object] = {n: getattr(info, n) for n in ("layers_before", "layers_after", "bytes_before",
+                                                             "bytes_after", "data_clusters", "zero_clusters")}
+        d["released"] = [_s(info.released[i].value) for i in range(info.nreleased)]
+        return d
+
     def _source(self, snapshot: Optional[str]) -> str:
         """The box's id, or the id of one of its snapshots (as the REST API, a snapshot
         of another box is not found here)."""

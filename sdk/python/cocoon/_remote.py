@@ -647,6 +647,9 @@ class RemoteBox(BoxHandle):
     def snapshot_restore(self, ref: str) -> Snapshot:
         return _snapshot(self.http.call("POST", f"/boxes/{self.id}/snapshots/{_q(ref)}/restore"))
 
+    def compact(self) -> Dict[str, object]:
+        return self.http.call("POST", f"/boxes/{self.id}/compact")
+
     def export(self, path: str, snapshot: Optional[str] = None) -> None:
         """POST .../export: the archive streamed into path (written beside it and renamed
         into place once whole, as `cocoon export` does)."""

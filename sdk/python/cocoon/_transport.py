@@ -193,6 +193,7 @@ class BoxHandle:
     def snapshot_create(self, name: Optional[str]) -> Snapshot: raise NotImplementedError
     def snapshot_list(self) -> List[Snapshot]: raise NotImplementedError
     def snapshot_restore(self, ref: str) -> Snapshot: raise NotImplementedError
+    def compact(self) -> Dict[str, object]: raise NotImplementedError
     def export(self, path: str, snapshot: Optional[str] = None) -> None: raise NotImplementedError
     def clone(self, name: Optional[str], snapshot: Optional[str]) -> "BoxHandle": raise NotImplementedError
 

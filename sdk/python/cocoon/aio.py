@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-from typing import Any, AsyncIterator, Awaitable, Callable, Generator, List, Optional, TypeVar, Union
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Generator, List, Optional, TypeVar, Union
 
 from .box import Box, Execution
 from .client import Client
@@ -212,6 +212,9 @@ class AsyncBox:
 
     async def restore(self, snapshot: Union[str, Snapshot]) -> Snapshot:
         return await _run(self.sync.restore, snapshot)
+
+    async def compact(self) -> Dict[str, Any]:
+        return await _run(self.sync.compact)
 
     async def export(self, path: Union[str, os.PathLike], **kw: Any) -> None:
         await _run(self.sync.export, path, **kw)

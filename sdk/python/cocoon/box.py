@@ -474,6 +474,14 @@ class Box:
         BoxRunning while it runs, SnapshotNotFound for none of its snapshots."""
         return self._need().snapshot_restore(snapshot.id if isinstance(snapshot, Snapshot) else snapshot)
 
+    def compact(self) -> Dict[str, Any]:
+        """Merges the stopped box's disk layers (its top and the snapshots under it) into
+        one layer over its image, with the same contents: its snapshots stay but it no
+        longer stands on them. Returns layers_before/after, bytes_before/after,
+        data_clusters, zero_clusters and released (the snapshot ids it left).
+        BoxRunning while it runs."""
+        return dict(self._need().compact())
+
     def export(self, path: Union[str, os.PathLike], *, snapshot: Union[str, Snapshot, None] = None) -> None:
         """Writes the stopped box (or one of its snapshots) to one file (zstd tar:
         config, flattened sparse disk, manifest of digests) that Client.import_box makes

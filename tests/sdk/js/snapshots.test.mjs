@@ -52,6 +52,9 @@ describe('snapshots', { skip: vmMissing() || false }, () => {
     assert.equal((await box.restore('js-first')).id, first.id);
     await snapshots.remove(second.id); // nothing stands on it since the restore
     assert.deepEqual((await box.snapshots()).map((s) => s.id), [first.id]);
+    const done = await box.compact(); // the box stood on first: one layer over the image now
+    assert.deepEqual([done.layersBefore, done.layersAfter, done.released], [2, 1, [first.id]]);
+    assert.equal((await snapshots.get('js-first')).users, 0);
 
     const gone = await box.restore(second).catch((e) => e);
     assert.ok(gone instanceof SnapshotNotFoundError && gone instanceof NotFoundError, String(gone));
@@ -65,6 +68,7 @@ describe('snapshots', { skip: vmMissing() || false }, () => {
       await assert.rejects(box.snapshot({ name: 'while-running' }), BoxRunningError);
       await assert.rejects(box.restore('js-first'), BoxRunningError);
       await assert.rejects(box.clone(), BoxRunningError);
+      await assert.rejects(box.compact(), BoxRunningError);
       await assert.rejects(box.export(path.join(dir, 'running.cocoon')), BoxRunningError);
     } finally {
       await box.stop();

@@ -16,6 +16,7 @@ import {
   loadConfig,
   snapshots,
   Snapshots,
+  type CompactResult,
   type Snapshot,
   type FileInfo,
   type ImageInfo,
@@ -121,6 +122,8 @@ async function main(): Promise<void> {
   }
   const snap: Snapshot = await box.snapshot({ name: 'before' });
   const restored: Snapshot = await box.restore(snap);
+  const merged: CompactResult = await box.compact();
+  void merged.released;
   const all: Snapshot[] = await snapshots.list({ box: box.id });
   await new Snapshots(client).remove(snap.id);
   const twin: Box = await box.clone({ name: 'twin', snapshot: snap });

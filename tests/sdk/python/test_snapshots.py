@@ -52,6 +52,11 @@ def test_snapshot_list_restore_remove(client, stopped):
     client.snapshots.remove(second)  # nothing stands on it since the restore
     assert [s.id for s in stopped.snapshots()] == [first.id]
 
+    done = stopped.compact()  # the box stands on first: one layer over the image after
+    assert (done["layers_before"], done["layers_after"], done["released"]) == (2, 1, [first.id]), done
+    assert client.snapshots.get("sdk-first").users == 0
+    assert stopped.compact()["released"] == []  # nothing left to merge
+
     with pytest.raises(cocoon.SnapshotNotFound) as e:
         stopped.restore(second.id)
     assert isinstance(e.value, cocoon.NotFound)
@@ -72,6 +77,8 @@ def test_refused_while_running(client, stopped, tmp_path):
             stopped.export(tmp_path / "running.cocoon")
         with pytest.raises(cocoon.BoxRunning):
             stopped.clone()
+        with pytest.raises(cocoon.BoxRunning):
+            stopped.compact()
     finally:
         stopped.stop()
     assert "while-running" not in [s.name for s in stopped.snapshots()]
