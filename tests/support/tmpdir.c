@@ -15,3 +15,12 @@ int test_tmpdir(char *out, size_t cap, const char *prefix)
     }
     return mkdtemp(out) ? 0 : -1;
 }
+
+const char *test_tmp_path(const char *dir, const char *name)
+{
+    static char bufs[4][512];
+    static int k;
+    char *b = bufs[k++ % 4];
+    snprintf(b, sizeof(bufs[0]), "%s/%s", dir, name);
+    return b;
+}

@@ -9,4 +9,7 @@
  * out[cap]. 0, or -1 (with errno set) when it cannot be made or its name does not fit. */
 int test_tmpdir(char *out, size_t cap, const char *prefix);
 
+/* "dir/name" in one of four rotating buffers, so that a call may name several paths. */
+const char *test_tmp_path(const char *dir, const char *name);
+
 #endif

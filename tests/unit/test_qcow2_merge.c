@@ -28,14 +28,7 @@
 static char dir[256];
 static char err[512];
 
-static const char *P(const char *name)
-{
-    static char bufs[4][512];
-    static int k;
-    char *b = bufs[k++ % 4];
-    snprintf(b, 512, "%s/%s", dir, name);
-    return b;
-}
+static const char *P(const char *name) { return test_tmp_path(dir, name); }
 
 static int setup(void **state)
 {
