@@ -61,9 +61,29 @@ def _finish(r: ExecResult, timeout: Optional[float], check: bool) -> ExecResult:
 
 
 class _Output:
-    """Output that comes as OutputChunk objects through self._queue (None: the end)."""
+    """A started handle (an exec or an attachment) whose wait() runs in a thread of its
+    own, its output coming as OutputChunk objects through self._queue (None: the end)
+    unless callbacks take it. self._ended: what wait() returned; self._error: what it raised."""
 
-    _queue: "queue.Queue[Optional[OutputChunk]]"
+    def _begin(self, start: Callable[[OutputCallback, OutputCallback], Any], on_stdout: Optional[OutputCallback],
+               on_stderr: Optional[OutputCallback], thread_name: str) -> None:
+        self._queue: "queue.Queue[Optional[OutputChunk]]" = queue.Queue()
+        self._ended: Any = None
+        self._error: Optional[BaseException] = None
+        self._done = threading.Event()
+        self._handle = start(on_stdout or (lambda b: self._queue.put(OutputChunk("stdout", b))),
+                             on_stderr or (lambda b: self._queue.put(OutputChunk("stderr", b))))
+        self._thread = threading.Thread(target=self._pump, name=thread_name, daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        try:
+            self._ended = self._handle.wait()
+        except BaseException as e:  # noqa: BLE001 - raised by wait()
+            self._error = e
+        finally:
+            self._queue.put(None)
+            self._done.set()
 
     def __iter__(self) -> Iterator[OutputChunk]:
         while True:
@@ -98,28 +118,12 @@ class Execution(_Output):
     def __init__(self, box: "Box", req: ExecRequest, on_stdout: Optional[OutputCallback],
                  on_stderr: Optional[OutputCallback]):
         self._req = req
-        self._queue: "queue.Queue[Optional[OutputChunk]]" = queue.Queue()
         self._out: List[bytes] = []
         self._err: List[bytes] = []
         self._result: Optional[ExecResult] = None
-        self._error: Optional[BaseException] = None
-        self._exit: Optional[ExitInfo] = None
-        self._done = threading.Event()
-        sinks = (on_stdout or (lambda b: self._queue.put(OutputChunk("stdout", b))),
-                 on_stderr or (lambda b: self._queue.put(OutputChunk("stderr", b))))
-        self._handle: ExecHandle = box._need().exec_start(req, sinks[0], sinks[1])
-        self._thread = threading.Thread(target=self._pump, name="cocoon-exec", daemon=True)
-        self._thread.start()
+        self._handle: ExecHandle
+        self._begin(lambda out, err: box._need().exec_start(req, out, err), on_stdout, on_stderr, "cocoon-exec")
         feed(self._handle)
-
-    def _pump(self) -> None:
-        try:
-            self._exit = self._handle.wait()
-        except BaseException as e:  # noqa: BLE001 - raised by wait()
-            self._error = e
-        finally:
-            self._queue.put(None)
-            self._done.set()
 
     @property
     def id(self) -> Any:
@@ -173,8 +177,8 @@ class Execution(_Output):
             self._handle.close()
             if self._error is not None:
                 raise self._error
-            assert self._exit is not None
-            self._result = _result(self._exit, b"".join(self._out), b"".join(self._err))
+            assert isinstance(self._ended, ExitInfo)
+            self._result = _result(self._ended, b"".join(self._out), b"".join(self._err))
         return _finish(self._result, self._req.timeout, check)
 
     def __enter__(self) -> "Execution":
@@ -197,24 +201,9 @@ class Attachment(_Output):
 
     def __init__(self, box: "Box", rows: int, cols: int, on_stdout: Optional[OutputCallback],
                  on_stderr: Optional[OutputCallback]):
-        self._queue: "queue.Queue[Optional[OutputChunk]]" = queue.Queue()
-        self._end: Optional[AttachEnd] = None
-        self._error: Optional[BaseException] = None
-        self._done = threading.Event()
-        sinks = (on_stdout or (lambda b: self._queue.put(OutputChunk("stdout", b))),
-                 on_stderr or (lambda b: self._queue.put(OutputChunk("stderr", b))))
-        self._handle: AttachHandle = box._need().attach(int(rows), int(cols), sinks[0], sinks[1])
-        self._thread = threading.Thread(target=self._pump, name="cocoon-attach", daemon=True)
-        self._thread.start()
-
-    def _pump(self) -> None:
-        try:
-            self._end = self._handle.wait()
-        except BaseException as e:  # noqa: BLE001 - raised by wait()
-            self._error = e
-        finally:
-            self._queue.put(None)
-            self._done.set()
+        self._handle: AttachHandle
+        self._begin(lambda out, err: box._need().attach(int(rows), int(cols), out, err), on_stdout, on_stderr,
+                    "cocoon-attach")
 
     @property
     def attached(self) -> bool:
@@ -266,8 +255,8 @@ class Attachment(_Output):
         self._handle.close()
         if self._error is not None:
             raise self._error
-        assert self._end is not None
-        return self._end.exit_code
+        assert isinstance(self._ended, AttachEnd)
+        return self._ended.exit_code
 
     def __enter__(self) -> "Attachment":
         return self
