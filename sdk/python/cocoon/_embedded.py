@@ -233,6 +233,8 @@ class _Attach(AttachHandle):
         with self._stdin_lock:
             if self._stdin_w is None:
                 raise InvalidState("this attachment's stdin is closed (close_stdin was called)")
+            if not self.stdin:
+                return  # no open stdin: the library never reads the pipe (the server drops such input too)
             view = memoryview(bytes(data))
             while view:
                 try:

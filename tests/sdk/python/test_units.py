@@ -171,3 +171,41 @@ def test_websocket_client_frames():
     with pytest.raises(cocoon.ProtocolError, match="Accept"):
         ws.handshake(a, "/v1/boxes/x/attach", {"Host": "localhost"})
     a.close(), b.close()
+
+
+def test_embedded_attach_drops_input_without_open_stdin():
+    """A main process without open stdin: libcocoon never reads the attachment's stdin
+    pipe, so write() drops the bytes (as the server does) instead of blocking forever
+    once the pipe is full. A stand-in for libcocoon, no box."""
+    import threading
+    from types import SimpleNamespace
+
+    from cocoon._embedded import _Attach
+
+    class Lib:
+        def attach_options_init(self, opts):
+            pass
+
+        def attach_start(self, box, opts, out, err):
+            return 0
+
+        def attach_tty(self, ptr):
+            return 0
+
+        def attach_stdin(self, ptr):
+            return 0  # no open stdin
+
+        def attach_free(self, ptr):
+            pass
+
+    a = _Attach(SimpleNamespace(lib=Lib(), ptr=None), 0, 0, (lambda b: None, lambda b: None))
+    try:
+        t = threading.Thread(target=a.write, args=(b"x" * (1 << 20),), daemon=True)
+        t.start()
+        t.join(30)  # bounds a hang only
+        assert not t.is_alive(), "write() blocked on a pipe nobody reads"
+    finally:
+        for fd in a._write_ends + (a._stdin_r,):  # as wait() does: the readers end, a blocked write fails
+            a._close_fd(fd)
+        t.join()
+        a.close()
