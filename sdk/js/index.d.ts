@@ -148,6 +148,10 @@ export interface BoxCreateOptions {
   command?: string[];
   /** Its restart policy: 'no' (default), 'on-failure', 'on-failure:N', 'always', 'unless-stopped'. */
   restart?: string;
+  /** The main process runs on a terminal (its output is stdout only; attachers may resize it), as `cocoon run -d -t`. */
+  tty?: boolean;
+  /** The main process keeps its stdin open for attachers (Box.attach), as `cocoon run -d -i`. */
+  openStdin?: boolean;
   /** A health check run in the box from its start (see Box.health, Box.wait). */
   healthcheck?: HealthCheckOptions;
   client?: Cocoon;
@@ -335,6 +339,34 @@ export class Execution implements AsyncIterable<OutputEvent> {
   info(): Promise<ExecutionInfoRaw>;
 }
 
+export interface AttachOptions {
+  /** The terminal size given to a main process on a terminal (both, 1-65535; default: unchanged). */
+  cols?: number;
+  rows?: number;
+  /** Output to these callbacks instead of the async iterator. */
+  onStdout?: (data: Buffer) => void;
+  onStderr?: (data: Buffer) => void;
+}
+
+/** An attachment to a box's main process (Box.attach); its output from the moment it attached. */
+export class Attachment implements AsyncIterable<OutputEvent> {
+  readonly box: Box;
+  /** Still attached: the main process runs and detach() was not called. */
+  readonly attached: boolean;
+  [Symbol.asyncIterator](): AsyncIterator<OutputEvent>;
+  /** To the main process's stdin (dropped unless created with openStdin); InvalidStateError once it ended. */
+  write(data: string | Buffer | Uint8Array): void;
+  /** Ends this attachment's input; the main process's stdin stays open for others. */
+  closeStdin(): void;
+  resize(cols: number, rows: number): void;
+  /** A number 1-64 or a name ('SIGTERM', 'TERM'). */
+  signal(sig: number | string): void;
+  /** Leaves the main process running; wait() then resolves with null. */
+  detach(): void;
+  /** The main process's exit code (128+N for signal N), or null after detach(); InvalidStateError when the box stopped. */
+  wait(): Promise<number | null>;
+}
+
 export type FileType = 'file' | 'directory' | 'symlink' | 'other';
 export interface FileInfo {
   name: string;
@@ -520,6 +552,8 @@ export class Box {
   mainLogs(opts?: LogOptions): AsyncIterable<LogLine>;
   /** A command the box itself runs (no stdin, no terminal); resolves with its id. */
   execDetached(cmd: Command, opts?: Pick<ExecOptions, 'shell' | 'args' | 'env' | 'cwd' | 'workdir' | 'user' | 'timeout'>): Promise<number>;
+  /** Attaches to the running main process (InvalidStateError when not running, ResourceExhaustedError at 8 attachers). */
+  attach(opts?: AttachOptions): Promise<Attachment>;
   detachedStatus(id: number): Promise<MainStatus>;
   detachedLogs(id: number, opts?: LogOptions): AsyncIterable<LogLine>;
   killDetached(id: number, signal?: number): Promise<void>;

@@ -1,5 +1,6 @@
 // A box (a microVM sandbox) over the REST API: create, get, list, start, stop, remove,
 // commands (exec collected, spawn streamed, runCode), files (box.fs), stats and logs.
+import { attach } from './attach.js';
 import { Cocoon } from './client.js';
 import { InvalidArgumentError, NotFoundError, TimeoutError } from './errors.js';
 import { Execution, execBody, normalizeCommand } from './exec.js';
@@ -59,6 +60,10 @@ export function createBody(o) {
     b.command = [...o.command];
   }
   if (o.restart !== undefined && o.restart !== null) b.restart = String(o.restart);
+  if ((o.tty || o.openStdin) && !b.command)
+    throw new InvalidArgumentError('tty and openStdin are for a main process: give command: [...]', { code: 'invalid_argument' });
+  if (o.tty) b.tty = true;
+  if (o.openStdin) b.open_stdin = true;
   if (o.healthcheck !== undefined && o.healthcheck !== null) b.health = healthBody(o.healthcheck);
   b.auto_start = o.start !== false;
   return b;
@@ -137,8 +142,9 @@ export class Box {
   /**
    * Creates a box and boots it (start: false leaves it configured: it boots on the
    * first exec). Options: image, cpus, memory ("512M"), disk ("4G"), env, workdir,
-   * user, name, ephemeral, labels, network, ports, rootfs, client, command, restart,
-   * healthcheck ({cmd, interval, timeout, retries, startPeriod, onFailure}; seconds).
+   * user, name, ephemeral, labels, network, ports, rootfs, client, command, restart, tty
+   * and openStdin (the main process on a terminal / with stdin open for attach(), as
+   * `cocoon run -d -t -i`), healthcheck ({cmd, interval, timeout, retries, startPeriod, onFailure}; seconds).
    */
   static async create(opts = {}) {
     if (typeof opts === 'string') opts = { image: opts };
@@ -481,6 +487,18 @@ export class Box {
     delete body.stdin_base64;
     const j = await this._client.call('POST', this._path + '/detached', { json: body });
     return j.id;
+  }
+
+  /**
+   * Attaches to the running main process (`cocoon attach`): resolves with an Attachment
+   * giving its output from now on (async iterator or onStdout/onStderr callbacks), its
+   * stdin (created with openStdin), its terminal (tty: true) sized cols x rows when given,
+   * signals, detach() and wait() for its exit code. Rejects with InvalidStateError when
+   * the box or its main process is not running (or it has none), ResourceExhaustedError
+   * when 8 clients are attached.
+   */
+  attach(opts = {}) {
+    return attach(this, opts);
   }
 
   /** A detached exec's status (state, exitCode, signal, ...); NotFoundError for an unknown id. */

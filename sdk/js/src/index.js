@@ -2,6 +2,7 @@
 // over cocoon's REST API, on a private `cocoon serve` unless given a URL. Types are in
 // ../index.d.ts; docs/sdk-js.md is the guide.
 export { Cocoon } from './client.js';
+export { Attachment } from './attach.js';
 export { Box } from './box.js';
 export { Execution, ExecResult } from './exec.js';
 export { CodeError, CodeExecution, Result } from './code.js';

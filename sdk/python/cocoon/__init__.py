@@ -10,8 +10,8 @@ the default) and remote (`cocoon serve` over its unix socket or a URL + token).
 AsyncBox is the asyncio flavour. See docs/sdk-python.md.
 """
 from ._version import __version__
-from .aio import AsyncBox, AsyncExecution, AsyncFiles
-from .box import Box, Execution, Files
+from .aio import AsyncAttachment, AsyncBox, AsyncExecution, AsyncFiles
+from .box import Attachment, Box, Execution, Files
 from .client import Client, Images, Snapshots, default_client, set_default_client
 from .code import CodeContext, CodeError, CodeExecution, CodeFailed, Logs, Result
 from .compat import PythonSandbox, Sandbox
@@ -30,7 +30,8 @@ def images() -> Images:
 
 
 __all__ = [
-    "__version__", "AsyncBox", "AsyncExecution", "AsyncFiles", "Box", "Execution", "Files", "Client", "Images", "Snapshots",
+    "__version__", "AsyncAttachment", "AsyncBox", "AsyncExecution", "AsyncFiles", "Attachment", "Box", "Execution",
+    "Files", "Client", "Images", "Snapshots",
     "CodeContext", "CodeError", "CodeExecution", "CodeFailed", "Logs", "Result",
     "default_client", "set_default_client", "images", "Sandbox", "PythonSandbox", "load_config",
     "AlreadyExists", "BootError", "CocoonError", "CommandFailed", "ExecError", "HostIOError", "ImageError",

@@ -93,6 +93,16 @@ class MainStatus(Structure):
                 ("next_restart_ms", c_longlong), ("restarts", c_uint)]
 
 
+class AttachOptions(Structure):
+    _fields_ = [("size", c_size_t), ("stdin_fd", c_int), ("stdout_fd", c_int), ("stderr_fd", c_int),
+                ("notice_fd", c_int), ("detach_keys", c_char_p), ("rows", c_uint), ("cols", c_uint)]
+
+
+class AttachResult(Structure):
+    _fields_ = [("ended", c_int), ("exit_code", c_int), ("signal", c_int), ("detached", c_int),
+                ("dropped", c_uint64)]
+
+
 class HealthOptions(Structure):
     _fields_ = [("size", c_size_t), ("test", POINTER(c_char_p)), ("cmd", c_char_p), ("interval_ms", c_uint),
                 ("timeout_ms", c_uint), ("start_period_ms", c_uint), ("retries", c_uint), ("on_failure", c_char_p)]
@@ -245,6 +255,16 @@ _SIGNATURES = {
     # the main process and detached execs
     "cocoon_box_set_main": (c_int, [_P, POINTER(Command), c_char_p, _E]),
     "cocoon_main_status_init": (None, [POINTER(MainStatus)]),
+    "cocoon_box_set_main_stdio": (c_int, [_P, c_int, c_int, _E]),
+    "cocoon_attach_options_init": (None, [POINTER(AttachOptions)]),
+    "cocoon_attach_start": (c_int, [_P, POINTER(AttachOptions), POINTER(_P), _E]),
+    "cocoon_attach_tty": (c_int, [_P]),
+    "cocoon_attach_stdin": (c_int, [_P]),
+    "cocoon_attach_wait": (c_int, [_P, POINTER(AttachResult), _E]),
+    "cocoon_attach_resize": (None, [_P, c_uint, c_uint]),
+    "cocoon_attach_signal": (None, [_P, c_int]),
+    "cocoon_attach_detach": (None, [_P]),
+    "cocoon_attach_free": (None, [_P]),
     "cocoon_health_options_init": (None, [POINTER(HealthOptions)]),
     "cocoon_box_set_health": (c_int, [_P, POINTER(HealthOptions), _E]),
     "cocoon_health_status_init": (None, [POINTER(HealthStatus)]),

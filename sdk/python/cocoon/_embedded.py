@@ -16,9 +16,10 @@ from ctypes import byref, c_int, c_longlong, c_size_t, c_void_p
 from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple
 
 from . import _capi as C
-from ._transport import BoxHandle, ExecHandle, ExecRequest, ExitInfo, Sink, Transport, wait_condition
-from .errors import (CocoonError, ExecError, InvalidArgument, InvalidState, SnapshotNotFound, Timeout, Unsupported,
-                     from_c)
+from ._transport import (AttachEnd, AttachHandle, BoxHandle, ExecHandle, ExecRequest, ExitInfo, Sink, Transport,
+                         wait_condition)
+from .errors import (CocoonError, ExecError, InvalidArgument, InvalidState, ResourceExhausted, SnapshotNotFound,
+                     Timeout, Unsupported, from_c)
 from .types import (BoxInfo, ExecInfo, FileInfo, HealthStatus, ImageInfo, LogLine, MainStatus, Network, NetworkStats, PullProgress,
                     Snapshot, Stats)
 
@@ -167,6 +168,118 @@ class _Exec(ExecHandle):
         if self.ptr:
             self.lib.exec_free(self.ptr)
         self.box._free_command(self._keep)
+
+
+class _Attach(AttachHandle):
+    """cocoon_attach over pipes: the library writes the main process's output into two
+    pipes a reader thread each turns into sink calls, and reads our stdin from a third
+    (its write end closed = our input ended). cocoon_attach_wait runs in wait()."""
+
+    def __init__(self, box: "EmbeddedBox", rows: int, cols: int, sinks: Tuple[Sink, Sink]):
+        self.lib = box.lib
+        self.ptr = c_void_p()
+        self.sinks = sinks
+        self.sink_error: Optional[BaseException] = None
+        self._fds: List[int] = []
+        self._stdin_w: Optional[int] = None
+        self._stdin_lock = threading.Lock()
+        try:
+            out_r, out_w = self._pipe()
+            err_r, err_w = self._pipe()
+            in_r, self._stdin_w = self._pipe()
+            self._stdin_r = in_r
+            o = C.init_struct(C.AttachOptions, self.lib.attach_options_init)
+            o.stdin_fd, o.stdout_fd, o.stderr_fd = in_r, out_w, err_w
+            o.detach_keys = b""  # every byte written is input; detach() leaves
+            o.rows, o.cols = rows, cols
+            err = C.Error()
+            if self.lib.attach_start(box.ptr, byref(o), byref(self.ptr), byref(err)) < 0:
+                if err.code == 5 and b"already attached" in err.message:  # COCOON_E_VMM: all 8 slots taken
+                    raise ResourceExhausted(_s(err.message))
+                raise from_c(err.code, _s(err.message))
+        except BaseException:
+            self.close()
+            raise
+        self.tty = bool(self.lib.attach_tty(self.ptr))
+        self.stdin = bool(self.lib.attach_stdin(self.ptr))
+        self._write_ends = (out_w, err_w)
+        self._readers = [threading.Thread(target=self._read, args=(fd, i), name="cocoon-attach-out", daemon=True)
+                         for i, fd in enumerate((out_r, err_r))]
+        for t in self._readers:
+            t.start()
+
+    def _pipe(self) -> Tuple[int, int]:
+        r, w = os.pipe2(os.O_CLOEXEC)
+        self._fds += [r, w]
+        return r, w
+
+    def _close_fd(self, fd: Optional[int]) -> None:
+        if fd is not None and fd in self._fds:
+            self._fds.remove(fd)
+            os.close(fd)
+
+    def _read(self, fd: int, index: int) -> None:
+        while True:
+            data = os.read(fd, 65536)
+            if not data:
+                return
+            try:
+                self.sinks[index](data)
+            except BaseException as e:  # noqa: BLE001 - reported by wait()
+                if self.sink_error is None:
+                    self.sink_error = e
+
+    def write(self, data: bytes) -> None:
+        with self._stdin_lock:
+            if self._stdin_w is None:
+                raise InvalidState("this attachment's stdin is closed (close_stdin was called)")
+            if not self.stdin:
+                return  # no open stdin: the library never reads the pipe (the server drops such input too)
+            view = memoryview(bytes(data))
+            while view:
+                try:
+                    view = view[os.write(self._stdin_w, view):]
+                except BrokenPipeError:
+                    raise InvalidState("the attachment ended: its stdin is closed") from None
+
+    def close_stdin(self) -> None:
+        with self._stdin_lock:
+            fd, self._stdin_w = self._stdin_w, None
+            self._close_fd(fd)
+
+    def resize(self, rows: int, cols: int) -> None:
+        self.lib.attach_resize(self.ptr, rows, cols)
+
+    def signal(self, signo: int) -> None:
+        self.lib.attach_signal(self.ptr, signo)
+
+    def detach(self) -> None:
+        self.lib.attach_detach(self.ptr)
+
+    def wait(self) -> AttachEnd:
+        res = C.AttachResult()
+        err = C.Error()
+        rc = self.lib.attach_wait(self.ptr, byref(res), byref(err))
+        # The library reads and writes no more: the readers see the end, a write() fails
+        # at once instead of filling a pipe nobody drains.
+        for fd in self._write_ends + (self._stdin_r,):
+            self._close_fd(fd)
+        for t in self._readers:
+            t.join()
+        if rc < 0:
+            raise from_c(err.code, _s(err.message))
+        if self.sink_error is not None:
+            raise self.sink_error
+        return AttachEnd(res.exit_code if res.ended else None, bool(res.detached))
+
+    def close(self) -> None:
+        if self.ptr:
+            self.lib.attach_free(self.ptr)
+            self.ptr = c_void_p()
+        with self._stdin_lock:
+            self._stdin_w = None
+            for fd in list(self._fds):
+                self._close_fd(fd)
 
 
 class EmbeddedBox(BoxHandle):
@@ -378,6 +491,16 @@ class EmbeddedBox(BoxHandle):
                 _check(self.lib.box_set_main(self.ptr, byref(cmd), _b(restart), byref(err)), err)
             finally:
                 self.lib.command_free(byref(cmd))
+
+    def set_main_stdio(self, tty: bool, open_stdin: bool) -> None:
+        self._need_lib("cocoon_box_set_main_stdio")
+        err = C.Error()
+        with self.rt.lock:
+            _check(self.lib.box_set_main_stdio(self.ptr, int(tty), int(open_stdin), byref(err)), err)
+
+    def attach(self, rows: int, cols: int, on_stdout: Sink, on_stderr: Sink) -> AttachHandle:
+        self._need_lib("cocoon_attach_start")
+        return _Attach(self, rows, cols, (on_stdout, on_stderr))
 
     def _need_lib(self, name: str) -> None:
         if not self.lib.has(name):
@@ -949,6 +1072,8 @@ class EmbeddedTransport(Transport):
         if spec.get("command"):
             try:
                 box.set_main(list(spec["command"]), spec.get("restart"))
+                if spec.get("tty") or spec.get("open_stdin"):
+                    box.set_main_stdio(bool(spec.get("tty")), bool(spec.get("open_stdin")))
             except BaseException:
                 box.remove(True)
                 box.close()

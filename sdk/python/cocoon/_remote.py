@@ -19,9 +19,11 @@ import urllib.parse
 from datetime import datetime, timezone
 from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple
 
-from ._transport import BoxHandle, ExecHandle, ExecRequest, ExitInfo, Sink, Transport, feed, wait_condition
-from .errors import (CocoonError, ExecError, HostIOError, InvalidArgument, NotFound, ResourceExhausted,
-                     SnapshotNotFound, Timeout, Unsupported, from_rest)
+from . import _websocket as ws
+from ._transport import (AttachEnd, AttachHandle, BoxHandle, ExecHandle, ExecRequest, ExitInfo, Sink, Transport, feed,
+                         wait_condition)
+from .errors import (CocoonError, ExecError, HostIOError, InvalidArgument, InvalidState, NotFound, ProtocolError,
+                     ResourceExhausted, SnapshotNotFound, Timeout, Unsupported, from_rest)
 from .types import (BoxInfo, ExecInfo, FileInfo, HealthStatus, ImageInfo, LogLine, MainStatus, Network, NetworkStats, PullProgress,
                     Snapshot, Stats)
 
@@ -271,6 +273,96 @@ class _RemoteExec(ExecHandle):
 
     def close(self) -> None:
         self.conn.close()
+
+
+ATTACH_STDIN_CHUNK = 64 << 10  # bytes per binary message (the server takes up to 1 MiB)
+
+
+class _RemoteAttach(AttachHandle):
+    """GET /boxes/{id}/attach: the WebSocket of the main process (docs/openapi.yaml,
+    attachBox). Refusals (no main process, not running, 8 attached) come before the
+    upgrade as ordinary error answers; leaving (a close frame) only detaches."""
+
+    def __init__(self, box: "RemoteBox", rows: int, cols: int, sinks: Tuple[Sink, Sink]):
+        self.sinks = sinks
+        self.where = f"box {box.id}"
+        path = f"{box.http.prefix}/boxes/{_q(box.id)}/attach"
+        conn = box.http._new(None)
+        try:
+            conn.connect()
+            headers = box.http._headers(None)
+            if "Host" not in headers:
+                headers["Host"] = f"{conn.host}:{conn.port}"
+            status, _, body, reader = ws.handshake(conn.sock, path, headers)
+        except OSError as e:
+            conn.close()
+            if isinstance(e, CocoonError):
+                raise
+            raise CocoonError(f"GET {path} on {box.http.where()}: {e}") from None
+        except BaseException:
+            conn.close()
+            raise
+        if status != 101:
+            conn.close()
+            raise Http.error(status, body, f"GET {path}")
+        self.ws = ws.WebSocket(conn.sock, reader)
+        self._detached = False
+        if rows and cols:
+            self.resize(rows, cols)
+
+    def _send(self, fn, *args) -> None:
+        try:
+            fn(*args)
+        except ws.Closed:
+            raise InvalidState(f"{self.where}: the attachment ended") from None
+
+    def write(self, data: bytes) -> None:
+        data = bytes(data)
+        for i in range(0, len(data), ATTACH_STDIN_CHUNK):
+            self._send(self.ws.send_binary, data[i:i + ATTACH_STDIN_CHUNK])
+
+    def close_stdin(self) -> None:
+        self._send(self.ws.send_text, json.dumps({"type": "stdin_eof"}))
+
+    def resize(self, rows: int, cols: int) -> None:
+        self._send(self.ws.send_text, json.dumps({"type": "resize", "rows": int(rows), "cols": int(cols)}))
+
+    def signal(self, signo: int) -> None:
+        self._send(self.ws.send_text, json.dumps({"type": "signal", "sig": int(signo)}))
+
+    def detach(self) -> None:
+        self._detached = True
+        self.ws.send_close()
+
+    def wait(self) -> AttachEnd:
+        exit_code: Optional[int] = None
+        why = "the server ended the attachment"
+        try:
+            while True:
+                op, data = self.ws.recv()
+                if op == ws.OP_BINARY and data and data[0] in (1, 2):
+                    if len(data) > 1:
+                        self.sinks[data[0] - 1](data[1:])
+                elif op == ws.OP_TEXT:
+                    msg = json.loads(data)
+                    if msg.get("type") == "exit":
+                        exit_code = int(msg["exit_code"])
+                    elif msg.get("type") == "error":
+                        why = str(msg.get("message"))
+        except ws.Closed:
+            pass
+        except (ValueError, KeyError, TypeError) as e:
+            raise ProtocolError(f"{self.where}: a malformed attach message: {e}") from None
+        finally:
+            self.ws.close()
+        if exit_code is not None:
+            return AttachEnd(exit_code, False)
+        if self._detached:
+            return AttachEnd(None, True)
+        raise InvalidState(f"{self.where}: {why}")
+
+    def close(self) -> None:
+        self.ws.close()
 
 
 WAIT_STEP_S = 3600.0  # the server's longest wait
@@ -555,6 +647,9 @@ class RemoteBox(BoxHandle):
             body.pop(key, None)
         return int(self.http.call("POST", f"/boxes/{self.id}/detached", body)["id"])
 
+    def attach(self, rows: int, cols: int, on_stdout: Sink, on_stderr: Sink) -> AttachHandle:
+        return _RemoteAttach(self, rows, cols, (on_stdout, on_stderr))
+
     def detached_status(self, exec_id: int) -> MainStatus:
         d = self.http.call("GET", f"/boxes/{self.id}/detached/{int(exec_id)}")
         st = _main_status(d)
@@ -710,6 +805,9 @@ class RemoteTransport(Transport):
             body["command"] = list(spec["command"])
         if spec.get("restart"):
             body["restart"] = spec["restart"]
+        for key in ("tty", "open_stdin"):
+            if spec.get(key):
+                body[key] = True
         if spec.get("healthcheck"):
             body["health"] = _health_body(spec["healthcheck"])
         return RemoteBox(self.http, self.http.call("POST", "/boxes", body))

@@ -128,6 +128,45 @@ def feed(handle: ExecHandle) -> None:
     threading.Thread(target=run, name="cocoon-stdin", daemon=True).start()
 
 
+@dataclass
+class AttachEnd:
+    """How an attachment ended: the main process's end (exit_code, 128+N for signal
+    N) or our detach (exit_code None)."""
+    exit_code: Optional[int]
+    detached: bool
+
+
+class AttachHandle:
+    """An attachment to the box's main process. wait() delivers its output to the sinks
+    given at start until the main process ends or detach() is called; it raises
+    InvalidState when the box stopped under it. The other calls may come from any
+    thread while wait() runs."""
+
+    tty: bool = False
+    stdin: bool = False  # our input reaches the main process (it was started with open stdin)
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def close_stdin(self) -> None:
+        raise NotImplementedError
+
+    def resize(self, rows: int, cols: int) -> None:
+        raise NotImplementedError
+
+    def signal(self, signo: int) -> None:
+        raise NotImplementedError
+
+    def detach(self) -> None:
+        raise NotImplementedError
+
+    def wait(self) -> AttachEnd:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
 class BoxHandle:
     """One box as a transport sees it."""
 
@@ -173,6 +212,8 @@ class BoxHandle:
     def main_logs(self, follow: bool, tail: Optional[int], since: Optional[str], stream: Optional[str],
                   exec_id: Optional[int] = None) -> Iterator[LogLine]: raise NotImplementedError
     def exec_detached(self, req: ExecRequest) -> int: raise NotImplementedError
+    def attach(self, rows: int, cols: int, on_stdout: Sink, on_stderr: Sink) -> AttachHandle:
+        raise NotImplementedError
     def detached_status(self, exec_id: int) -> MainStatus: raise NotImplementedError
     def kill_detached(self, exec_id: int, signo: int) -> None: raise NotImplementedError
 

@@ -9,7 +9,7 @@ import functools
 import os
 from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Generator, List, Optional, TypeVar, Union
 
-from .box import Box, Execution
+from .box import Attachment, Box, Execution
 from .client import Client
 from .code import CodeContext, CodeExecution
 from .types import BoxInfo, ExecInfo, ExecResult, FileInfo, HealthStatus, LogLine, MainStatus, NetworkStats, OutputChunk, Snapshot, Stats
@@ -102,6 +102,45 @@ class AsyncExecution:
         return await _run(self.sync.wait, check=check)
 
     async def __aenter__(self) -> "AsyncExecution":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await _run(self.sync.__exit__, *exc)
+
+
+class AsyncAttachment:
+    """An attachment to the main process (AsyncBox.attach): ``async for chunk in a``,
+    ``await a.write(...)``, ``await a.detach()``, ``await a.wait()``."""
+
+    def __init__(self, a: Attachment):
+        self.sync = a
+
+    @property
+    def attached(self) -> bool:
+        return self.sync.attached
+
+    def __aiter__(self) -> AsyncIterator[OutputChunk]:
+        return _aiter(iter(self.sync))
+
+    async def write(self, data: Union[bytes, str]) -> None:
+        await _run(self.sync.write, data)
+
+    async def close_stdin(self) -> None:
+        await _run(self.sync.close_stdin)
+
+    async def resize(self, rows: int, cols: int) -> None:
+        await _run(self.sync.resize, rows, cols)
+
+    async def signal(self, signo: int) -> None:
+        await _run(self.sync.signal, signo)
+
+    async def detach(self) -> None:
+        await _run(self.sync.detach)
+
+    async def wait(self, timeout: Optional[float] = None) -> Optional[int]:
+        return await _run(self.sync.wait, timeout)
+
+    async def __aenter__(self) -> "AsyncAttachment":
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -297,6 +336,10 @@ class AsyncBox:
 
     async def exec_detached(self, cmd: Any, **kw: Any) -> int:
         return await _run(self.sync.exec_detached, cmd, **kw)
+
+    async def attach(self, **kw: Any) -> AsyncAttachment:
+        """Box.attach: the main process's output, stdin, terminal, signals and end."""
+        return AsyncAttachment(await _run(self.sync.attach, **kw))
 
     async def detached_status(self, exec_id: int) -> MainStatus:
         return await _run(self.sync.detached_status, exec_id)

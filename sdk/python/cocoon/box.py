@@ -11,7 +11,7 @@ import threading
 import weakref
 from typing import (Any, BinaryIO, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union)
 
-from ._transport import BoxHandle, ExecHandle, ExecRequest, ExitInfo, feed, health_spec
+from ._transport import AttachEnd, AttachHandle, BoxHandle, ExecHandle, ExecRequest, ExitInfo, feed, health_spec
 from .client import Client, default_client
 from .code import CodeContext, CodeError, CodeExecution, Collector, Result, language_of
 from .errors import CocoonError, InvalidArgument, InvalidState, NotFound, Timeout
@@ -60,47 +60,30 @@ def _finish(r: ExecResult, timeout: Optional[float], check: bool) -> ExecResult:
     return r
 
 
-class Execution:
-    """A running command (Box.spawn). Iterate it for its output as OutputChunk objects
-    (or give callbacks to spawn), write to its stdin, signal or resize it, and wait()
-    for its ExecResult. The output is delivered once: what iteration or the callbacks
-    took is not in wait()'s result; what nobody took is. Use it as a context manager to
-    kill it if it still runs when the block ends."""
+class _Output:
+    """A started handle (an exec or an attachment) whose wait() runs in a thread of its
+    own, its output coming as OutputChunk objects through self._queue (None: the end)
+    unless callbacks take it. self._ended: what wait() returned; self._error: what it raised."""
 
-    def __init__(self, box: "Box", req: ExecRequest, on_stdout: Optional[OutputCallback],
-                 on_stderr: Optional[OutputCallback]):
-        self._req = req
+    def _begin(self, start: Callable[[OutputCallback, OutputCallback], Any], on_stdout: Optional[OutputCallback],
+               on_stderr: Optional[OutputCallback], thread_name: str) -> None:
         self._queue: "queue.Queue[Optional[OutputChunk]]" = queue.Queue()
-        self._out: List[bytes] = []
-        self._err: List[bytes] = []
-        self._result: Optional[ExecResult] = None
+        self._ended: Any = None
         self._error: Optional[BaseException] = None
-        self._exit: Optional[ExitInfo] = None
         self._done = threading.Event()
-        sinks = (on_stdout or (lambda b: self._queue.put(OutputChunk("stdout", b))),
-                 on_stderr or (lambda b: self._queue.put(OutputChunk("stderr", b))))
-        self._handle: ExecHandle = box._need().exec_start(req, sinks[0], sinks[1])
-        self._thread = threading.Thread(target=self._pump, name="cocoon-exec", daemon=True)
+        self._handle = start(on_stdout or (lambda b: self._queue.put(OutputChunk("stdout", b))),
+                             on_stderr or (lambda b: self._queue.put(OutputChunk("stderr", b))))
+        self._thread = threading.Thread(target=self._pump, name=thread_name, daemon=True)
         self._thread.start()
-        feed(self._handle)
 
     def _pump(self) -> None:
         try:
-            self._exit = self._handle.wait()
+            self._ended = self._handle.wait()
         except BaseException as e:  # noqa: BLE001 - raised by wait()
             self._error = e
         finally:
             self._queue.put(None)
             self._done.set()
-
-    @property
-    def id(self) -> Any:
-        """The execution's id: the guest pid (embedded) or the server's execution id."""
-        return self._handle.id
-
-    @property
-    def running(self) -> bool:
-        return not self._done.is_set()
 
     def __iter__(self) -> Iterator[OutputChunk]:
         while True:
@@ -123,6 +106,33 @@ class Execution:
         for rest in pending.values():
             if rest:
                 yield rest.decode("utf-8", "replace")
+
+
+class Execution(_Output):
+    """A running command (Box.spawn). Iterate it for its output as OutputChunk objects
+    (or give callbacks to spawn), write to its stdin, signal or resize it, and wait()
+    for its ExecResult. The output is delivered once: what iteration or the callbacks
+    took is not in wait()'s result; what nobody took is. Use it as a context manager to
+    kill it if it still runs when the block ends."""
+
+    def __init__(self, box: "Box", req: ExecRequest, on_stdout: Optional[OutputCallback],
+                 on_stderr: Optional[OutputCallback]):
+        self._req = req
+        self._out: List[bytes] = []
+        self._err: List[bytes] = []
+        self._result: Optional[ExecResult] = None
+        self._handle: ExecHandle
+        self._begin(lambda out, err: box._need().exec_start(req, out, err), on_stdout, on_stderr, "cocoon-exec")
+        feed(self._handle)
+
+    @property
+    def id(self) -> Any:
+        """The execution's id: the guest pid (embedded) or the server's execution id."""
+        return self._handle.id
+
+    @property
+    def running(self) -> bool:
+        return not self._done.is_set()
 
     def write(self, data: StdinData) -> None:
         """Sends bytes (or text, as UTF-8) to the command's stdin (spawn(stdin=True))."""
@@ -167,8 +177,8 @@ class Execution:
             self._handle.close()
             if self._error is not None:
                 raise self._error
-            assert self._exit is not None
-            self._result = _result(self._exit, b"".join(self._out), b"".join(self._err))
+            assert isinstance(self._ended, ExitInfo)
+            self._result = _result(self._ended, b"".join(self._out), b"".join(self._err))
         return _finish(self._result, self._req.timeout, check)
 
     def __enter__(self) -> "Execution":
@@ -176,6 +186,83 @@ class Execution:
 
     def __exit__(self, *exc) -> None:
         self.kill()
+        try:
+            self.wait()
+        except CocoonError:
+            pass
+
+
+class Attachment(_Output):
+    """An attachment to the box's main process (Box.attach), like `cocoon attach`:
+    iterate it for the main process's output from the moment it attached (OutputChunk
+    objects; a main process on a terminal has only "stdout"), write to its stdin (when
+    it was created with open_stdin=True), resize its terminal, signal it, detach() and
+    wait() for its exit code. Leaving a `with` block detaches: the main process runs on."""
+
+    def __init__(self, box: "Box", rows: int, cols: int, on_stdout: Optional[OutputCallback],
+                 on_stderr: Optional[OutputCallback]):
+        self._handle: AttachHandle
+        self._begin(lambda out, err: box._need().attach(int(rows), int(cols), out, err), on_stdout, on_stderr,
+                    "cocoon-attach")
+
+    @property
+    def attached(self) -> bool:
+        """Still attached: the main process runs and detach() was not called."""
+        return not self._done.is_set()
+
+    def write(self, data: StdinData) -> None:
+        """Sends bytes (or text, as UTF-8) to the main process's stdin; dropped when it
+        was not created with open_stdin=True. InvalidState once the attachment ended."""
+        if self._done.is_set():
+            raise InvalidState("the attachment ended: nothing reads its stdin any more")
+        self._handle.write(_bytes(data) or b"")
+
+    def close_stdin(self) -> None:
+        """Ends this attachment's input; the main process's stdin stays open for other
+        attachers (docker's -i)."""
+        if not self._done.is_set():
+            self._handle.close_stdin()
+
+    def resize(self, rows: int, cols: int) -> None:
+        """The terminal size of a main process created with tty=True (it gets SIGWINCH)."""
+        rows, cols = int(rows), int(cols)
+        if not (1 <= rows <= 65535 and 1 <= cols <= 65535):
+            raise InvalidArgument(f"terminal size {rows}x{cols}: rows and cols from 1 to 65535")
+        if not self._done.is_set():
+            self._handle.resize(rows, cols)
+
+    def signal(self, signo: int) -> None:
+        """Sends a signal (1..64) to the main process."""
+        signo = int(signo)
+        if not 1 <= signo <= 64:
+            raise InvalidArgument(f"signal {signo}: from 1 to 64")
+        if not self._done.is_set():
+            self._handle.signal(signo)
+
+    def detach(self) -> None:
+        """Leaves the main process running; wait() then returns None."""
+        if not self._done.is_set():
+            self._handle.detach()
+
+    def wait(self, timeout: Optional[float] = None) -> Optional[int]:
+        """Waits until the main process ended (its exit code, 128+N for signal N; its
+        restart policy then decides what happens next) or detach() was called (None).
+        Output nobody iterated is dropped. Raises InvalidState when the box stopped
+        under the attachment, TimeoutError when `timeout` seconds passed."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"still attached after {timeout} s of waiting")
+        self._thread.join()
+        self._handle.close()
+        if self._error is not None:
+            raise self._error
+        assert isinstance(self._ended, AttachEnd)
+        return self._ended.exit_code
+
+    def __enter__(self) -> "Attachment":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.detach()
         try:
             self.wait()
         except CocoonError:
@@ -277,14 +364,17 @@ class Box:
                  network: Union[Network, str, Mapping, None] = None, ports: Optional[Sequence[str]] = None,
                  name: Optional[str] = None, ephemeral: bool = False, rootfs: Optional[str] = None,
                  accel: Optional[str] = None, vmm: Optional[str] = None, boot_timeout: Optional[float] = None,
-                 command: Optional[Command] = None, restart: Optional[str] = None,
-                 healthcheck: Optional[Mapping[str, Any]] = None, client: Optional[Client] = None):
+                 command: Optional[Command] = None, restart: Optional[str] = None, tty: bool = False,
+                 open_stdin: bool = False, healthcheck: Optional[Mapping[str, Any]] = None,
+                 client: Optional[Client] = None):
         net = Network.coerce(network)
         main = _argv(command, False) if command else None
         if restart is not None and not isinstance(restart, str):
             raise InvalidArgument(f"restart {restart!r}: a policy such as \"on-failure:3\" or \"always\"")
         if restart and restart != "no" and not main:
             raise InvalidArgument(f"restart {restart!r} needs a main process: give command=[...]")
+        if (tty or open_stdin) and not main:
+            raise InvalidArgument("tty and open_stdin are for a main process: give command=[...]")
         if ports:
             net = Network(net.mode, net.allow, net.deny, net.rules, list(net.ports) + list(ports))
         self._client = client
@@ -293,6 +383,7 @@ class Box:
             "disk_bytes": parse_size(disk, 1 << 20) if disk is not None else 0, "env": dict(env or {}),
             "workdir": workdir, "user": user, "network": net, "name": name, "ephemeral": ephemeral,
             "accel": accel, "vmm": vmm, "boot_timeout": boot_timeout, "command": main, "restart": restart,
+            "tty": bool(tty), "open_stdin": bool(open_stdin),
             "healthcheck": health_spec(dict(healthcheck) if isinstance(healthcheck, Mapping) else healthcheck)}
         self._h: BoxHandle = None  # type: ignore[assignment]
         self._created_here = False
@@ -312,7 +403,9 @@ class Box:
         accel, vmm, boot_timeout (seconds), command (the box's main process: an argv list
         or a string split like a shell would, run by the box each time it boots, after
         the image's entrypoint, with env, workdir and user) and restart ("no",
-        "on-failure", "on-failure:N", "always", "unless-stopped"), healthcheck (a dict
+        "on-failure", "on-failure:N", "always", "unless-stopped"), tty and open_stdin
+        (the main process runs on a terminal / keeps its stdin open for attach(), as
+        `cocoon run -d -t -i`), healthcheck (a dict
         {cmd, interval, timeout, retries, start_period, on_failure}: cmd shell text or
         an argv list, durations in seconds; see health() and wait()). Raises
         AlreadyExists for a name in use, InvalidArgument for a bad restart policy or
@@ -664,6 +757,19 @@ class Box:
         if not self.running:
             self.start()
         return h.exec_detached(self._request(cmd, shell, env, cwd, user, timeout, False, None, False))
+
+    def attach(self, *, rows: int = 0, cols: int = 0, on_stdout: Optional[OutputCallback] = None,
+               on_stderr: Optional[OutputCallback] = None) -> Attachment:
+        """Attaches to the running main process (`cocoon attach`) and returns its
+        Attachment: its output from now on (the past is in main_logs), its stdin when
+        the box was created with open_stdin=True, its terminal (tty=True) sized rows x
+        cols when given. on_stdout/on_stderr receive the output (from a thread of the
+        SDK) instead of iteration. Raises InvalidState when the box or its main process
+        is not running (or it has none), ResourceExhausted when 8 clients are attached."""
+        for v in (rows, cols):
+            if not 0 <= int(v) <= 65535:
+                raise InvalidArgument(f"terminal size {rows}x{cols}: rows and cols from 1 to 65535 (0: unchanged)")
+        return Attachment(self, rows, cols, on_stdout, on_stderr)
 
     def detached_status(self, exec_id: int) -> MainStatus:
         """A detached exec's status (MainStatus with .id); NotFound for an unknown id."""

@@ -70,6 +70,7 @@ const instanceFields = {
   CocoonError: ['code', 'status', 'type', 'message', 'name', 'stack', 'cause'],
   Box: ['fs', 'scripts'],
   Execution: ['id', 'box'],
+  Attachment: ['box'],
   ExecResult: ['executionId', 'exitCode', 'signal', 'status', 'timedOut', 'durationMs', 'errorMessage', 'outputDroppedBytes', 'stdout', 'stderr', 'stdoutBuffer', 'stderrBuffer'],
   Files: ['box'],
   Cocoon: ['token'],

@@ -1,6 +1,7 @@
 // Compiled (not run) by decl.test.mjs with tsc --strict: the SDK's declarations type
 // the documented uses, and refuse wrong ones (each @ts-expect-error must be an error).
 import {
+  Attachment,
   Box,
   Cocoon,
   ExecResult,
@@ -44,6 +45,18 @@ async function main(): Promise<void> {
   const ds: MainStatus = await svc.detachedStatus(xid);
   for await (const l of svc.detachedLogs(xid, { stream: 'stdout' })) l.time;
   await svc.killDetached(xid, 15);
+  const sh = await Box.create({ command: ['sh'], tty: true, openStdin: true });
+  const att: Attachment = await sh.attach({ cols: 80, rows: 24, onStderr: (b: Buffer) => b.length });
+  att.write('echo hi\n');
+  att.resize(100, 30);
+  att.signal('SIGINT');
+  att.closeStdin();
+  for await (const ev of att) ev.data.length;
+  att.detach();
+  const attached: boolean = att.attached;
+  const attachedExit: number | null = await att.wait();
+  // @ts-expect-error: tty is a boolean
+  await Box.create({ command: ['sh'], tty: 'yes' });
   // @ts-expect-error: a detached exec has no stdin
   await svc.execDetached(['cat'], { stdin: 'x' });
   // @ts-expect-error: command is an argv array

@@ -1,5 +1,5 @@
 """Pieces of the SDK that need no box: sizes, the network spec, error mapping, the
-remote transport's time parser and extraction checks."""
+remote transport's time parser, extraction checks and WebSocket frames."""
 import io
 import tarfile
 
@@ -127,3 +127,85 @@ def test_remote_export_broken_off(tmp_path):
     t.join()
     srv.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.sock"]
+
+
+def test_websocket_client_frames():
+    """The remote attach's WebSocket client against hand-made server frames: a
+    fragmented message is joined, a ping is answered, a close ends it; a frame above
+    the bound and a bad handshake answer are refused."""
+    import socket
+    import struct
+
+    from cocoon import _websocket as ws
+
+    def frame(op, data, fin=True):
+        n = len(data)
+        head = bytes([(0x80 if fin else 0) | op])
+        head += bytes([n]) if n < 126 else bytes([126]) + struct.pack("!H", n) if n < 65536 else \
+            bytes([127]) + struct.pack("!Q", n)
+        return head + data
+
+    a, b = socket.socketpair()
+    w = ws.WebSocket(a, a.makefile("rb"))
+    b.sendall(frame(ws.OP_BINARY, b"\x01he", fin=False) + frame(ws.OP_PING, b"p") + frame(ws.OP_CONT, b"llo")
+              + frame(ws.OP_TEXT, b'{"type":"exit"}') + frame(ws.OP_CLOSE, struct.pack("!H", 1000)))
+    assert w.recv() == (ws.OP_BINARY, b"\x01hello")
+    assert w.recv() == (ws.OP_TEXT, b'{"type":"exit"}')
+    with pytest.raises(ws.Closed):
+        w.recv()
+    b.settimeout(5)
+    got = b.recv(100)
+    assert got[0] == 0x80 | ws.OP_PONG and got[1] == 0x80 | 1  # masked, as a client must
+    assert got[2 + 4 + 1] == 0x80 | ws.OP_CLOSE
+    a.close(), b.close()
+
+    a, b = socket.socketpair()
+    w = ws.WebSocket(a, a.makefile("rb"))
+    b.sendall(bytes([0x82, 127]) + struct.pack("!Q", ws.MESSAGE_MAX + 1))
+    with pytest.raises(cocoon.ProtocolError, match="at most"):
+        w.recv()
+    a.close(), b.close()
+
+    a, b = socket.socketpair()
+    b.sendall(b"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: wrong\r\n\r\n")
+    with pytest.raises(cocoon.ProtocolError, match="Accept"):
+        ws.handshake(a, "/v1/boxes/x/attach", {"Host": "localhost"})
+    a.close(), b.close()
+
+
+def test_embedded_attach_drops_input_without_open_stdin():
+    """A main process without open stdin: libcocoon never reads the attachment's stdin
+    pipe, so write() drops the bytes (as the server does) instead of blocking forever
+    once the pipe is full. A stand-in for libcocoon, no box."""
+    import threading
+    from types import SimpleNamespace
+
+    from cocoon._embedded import _Attach
+
+    class Lib:
+        def attach_options_init(self, opts):
+            pass
+
+        def attach_start(self, box, opts, out, err):
+            return 0
+
+        def attach_tty(self, ptr):
+            return 0
+
+        def attach_stdin(self, ptr):
+            return 0  # no open stdin
+
+        def attach_free(self, ptr):
+            pass
+
+    a = _Attach(SimpleNamespace(lib=Lib(), ptr=None), 0, 0, (lambda b: None, lambda b: None))
+    try:
+        t = threading.Thread(target=a.write, args=(b"x" * (1 << 20),), daemon=True)
+        t.start()
+        t.join(30)  # bounds a hang only
+        assert not t.is_alive(), "write() blocked on a pipe nobody reads"
+    finally:
+        for fd in a._write_ends + (a._stdin_r,):  # as wait() does: the readers end, a blocked write fails
+            a._close_fd(fd)
+        t.join()
+        a.close()
