@@ -21,6 +21,9 @@
 #include "util/log.h"
 #include "util/util.h"
 
+#define MAIN_EARLY_STDIN_MAX (64u * 1024u)   /* attacher input held until STARTED */
+#define MAIN_EARLY_STDIN_CHUNK (16u * 1024u) /* per STDIN frame when it goes */
+
 struct mainproc {
     struct main_spec spec;
     struct outlog log;
@@ -30,6 +33,11 @@ struct mainproc {
     uint64_t started_ns;   /* CLOCK_MONOTONIC at the last start */
     unsigned quick_deaths; /* ends in a row that came before MAIN_BACKOFF_RESET_MS */
     uint64_t stdin_credit; /* stdin bytes the agent takes now (STARTED's window plus its CREDITs) */
+    int started;           /* the agent said STARTED for this run: stdin goes straight to it */
+    /* Attacher input that came before STARTED (an attach right after `run -d`): the agent
+     * grants no window until then, so it waits here, bounded, and goes at STARTED. */
+    uint8_t early_stdin[MAIN_EARLY_STDIN_MAX];
+    size_t early_len;
 };
 
 int mainproc_present(const struct vmm *v) { return v->main != NULL; }
@@ -108,6 +116,8 @@ void mainproc_start(struct vmm *v)
      * (the agent would type ^D into it). */
     mp->stream = mp->spec.open_stdin || mp->spec.tty ? mux_open_own_stdin(v->mux, &ex) : mux_open_own(v->mux, &ex);
     mp->stdin_credit = 0;
+    mp->started = 0;
+    mp->early_len = 0;
     mp->started_ns = util_now_ns(CLOCK_MONOTONIC);
     mp->st.started_at = (long long)time(NULL);
     mp->st.finished_at = 0;
@@ -125,6 +135,23 @@ void mainproc_start(struct vmm *v)
         health_main_restarted(v);
     vmm_log("main process: starting %s (run %u)", mp->spec.argv[0], mp->st.restarts + 1);
     save_state(v);
+}
+
+/* The input that waited for STARTED, within the window the agent just granted (what
+ * does not fit is dropped, as input past the window always is). */
+static void send_early_stdin(struct vmm *v, struct mainproc *mp)
+{
+    size_t n = mp->early_len < mp->stdin_credit ? mp->early_len : (size_t)mp->stdin_credit;
+    if (n < mp->early_len)
+        vmm_log("main process: %zu bytes of early attacher input dropped: past its stdin window", mp->early_len - n);
+    for (size_t off = 0; off < n;) {
+        size_t chunk = n - off < MAIN_EARLY_STDIN_CHUNK ? n - off : MAIN_EARLY_STDIN_CHUNK;
+        vmm_send_agent(v, v->agent_w.buf,
+                       proto_encode_data(&v->agent_w, mp->stream, PROTO_STDIN, mp->early_stdin + off, chunk));
+        off += chunk;
+    }
+    mp->stdin_credit -= n;
+    mp->early_len = 0;
 }
 
 /* 1 when the policy wants another run after this end. */
@@ -188,6 +215,8 @@ int mainproc_on_frame(struct vmm *v, uint32_t stream, const struct proto_header 
             mp->st.pid = (int)st.pid;
             mp->stdin_credit = st.window;
         }
+        mp->started = 1;
+        send_early_stdin(v, mp);
         snprintf(mp->st.state, sizeof(mp->st.state), "running");
         save_state(v);
         break;
@@ -251,7 +280,16 @@ int mainproc_io(const struct vmm *v, struct mainproc_io *io, char *msg, size_t c
 int mainproc_stdin(struct vmm *v, const uint8_t *p, size_t n)
 {
     struct mainproc *mp = v->main;
-    if (!mp || !mp->stream || !mp->spec.open_stdin || n > mp->stdin_credit)
+    if (!mp || !mp->stream || !mp->spec.open_stdin)
+        return -1;
+    if (!mp->started) {
+        if (n > sizeof(mp->early_stdin) - mp->early_len)
+            return -1;
+        memcpy(mp->early_stdin + mp->early_len, p, n);
+        mp->early_len += n;
+        return 0;
+    }
+    if (n > mp->stdin_credit)
         return -1;
     mp->stdin_credit -= n;
     vmm_send_agent(v, v->agent_w.buf, proto_encode_data(&v->agent_w, mp->stream, PROTO_STDIN, p, n));

@@ -30,8 +30,9 @@ struct mainproc_io {
     int pid, tty, open_stdin;
 };
 int mainproc_io(const struct vmm *v, struct mainproc_io *io, char *msg, size_t cap);
-/* Input from an attacher for a main process started with open stdin: 0 sent, -1 when
- * its stdin window is full (the guest did not take the earlier input yet). */
+/* Input from an attacher for a main process started with open stdin: 0 sent (or held,
+ * up to 64 KiB, until the agent says the process started), -1 when its stdin window is
+ * full (the guest did not take the earlier input yet). */
 int mainproc_stdin(struct vmm *v, const uint8_t *p, size_t n);
 /* The monitor exits: a main process still running (or waiting to restart) is
  * recorded as stopped; the log is closed. */

@@ -77,6 +77,12 @@ def shell(client, tmp_path_factory):
         image = client.images.load(tarball)[0].reference
     box = Box.create(image, client=client, memory="256M", command=["sh"], tty=True, open_stdin=True)
     try:
+        # At once, while the main process may still be starting: input written then waits
+        # in the monitor for the agent's STARTED (it used to be dropped).
+        with box.attach() as early:
+            reader = Reader(early)
+            early.write("echo early $((6*7))\n")
+            box.early_output = wait_for("the early line's answer", lambda: b"early 42" in reader.data and reader.data)
         wait_for("the main process to run", lambda: (box.main_status() or cocoon.MainStatus("")).running)
         yield box
     finally:
