@@ -617,7 +617,7 @@ int cocoon_exec_wait(cocoon_exec *ex, cocoon_exit_status *status, cocoon_error *
             give_up_locked(box, ex);
             break;
         }
-        if (box->pumping) { /* another thread reads the socket and routes our frames */
+        if (box->pumping || box->pump_wanted) { /* another thread reads the socket and routes our frames */
             pthread_cond_wait(&box->cond, &box->lock);
             continue;
         }
@@ -664,7 +664,7 @@ int cocoon_exec_write(cocoon_exec *ex, const void *data, size_t len, cocoon_erro
              * credit our stdin. */
             if (!ex->waiting && drain_locked(box, ex))
                 continue;
-            if (box->pumping) {
+            if (box->pumping || box->pump_wanted) {
                 pthread_cond_wait(&box->cond, &box->lock);
                 continue;
             }

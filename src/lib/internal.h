@@ -83,6 +83,8 @@ struct cocoon_box {
     pthread_mutex_t lock; /* send side of conn, credits, exec list, pumping flag */
     pthread_cond_t cond;
     int pumping;
+    int pump_wanted; /* threads waiting to take the pump for good (a stop): waiters of execs
+                      * yield it to them instead of taking it again */
     uint32_t next_stream;
     struct cocoon_exec *execs;
     int wake_fd, wake_open; /* eventfd that interrupts the pump's poll (exec.c) */

@@ -415,12 +415,17 @@ int cocoon_box_is_running(cocoon_box *box)
 
 /* ---- stop ---- */
 
-/* Takes the right to read the control connection (see exec.c's pump). */
+/* Takes the right to read the control connection (see exec.c's pump). A thread waiting
+ * for an exec gives the pump back every PUMP_POLL_MS and would take it again at once,
+ * before this thread wakes: pump_wanted makes it step aside (a stop used to wait for
+ * such a waiter's command to end). */
 static void pump_acquire(cocoon_box *box)
 {
     pthread_mutex_lock(&box->lock);
+    box->pump_wanted++;
     while (box->pumping)
         pthread_cond_wait(&box->cond, &box->lock);
+    box->pump_wanted--;
     box->pumping = 1;
     pthread_mutex_unlock(&box->lock);
 }

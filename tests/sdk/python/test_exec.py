@@ -2,6 +2,7 @@
 env/cwd/user, timeouts, a TTY with resize, signals, many commands at once, typed errors."""
 import hashlib
 import threading
+import time
 
 import pytest
 
@@ -178,3 +179,32 @@ def test_an_interrupt_stops_waiting_and_kills_the_command(box):
             break
     assert not box.files.exists("/tmp/ended")
     assert box.exec(["echo", "still fine"]).stdout == "still fine\n"
+
+
+def test_stop_while_another_thread_waits_for_a_command(client):
+    """A stop from one thread while another waits for a long command: the stop goes
+    through (the waiter used to take the library's pump back every half second and the
+    stop waited for the command's end: a hang when it never ended) and the waiter is
+    told the box stopped. The 120 s bounds a hang only."""
+    box = cocoon.Box.create(client=client, memory="256M")
+    try:
+        run = box.spawn(["sleep", "150"])
+        ended = []
+        waiter = threading.Thread(target=lambda: ended.append(_outcome(run.wait)), daemon=True)
+        waiter.start()
+        time.sleep(1)  # the waiter is in the library's wait by now (either way the stop must pass)
+        stopper = threading.Thread(target=box.stop, daemon=True)
+        stopper.start()
+        stopper.join(120)
+        assert not stopper.is_alive(), "box.stop() hung while another thread waited for a command"
+        waiter.join(120)
+        assert ended, "the waiter never returned after the stop"
+    finally:
+        box.remove(force=True)
+
+
+def _outcome(fn):
+    try:
+        return fn()
+    except cocoon.CocoonError as e:
+        return e
