@@ -424,7 +424,6 @@ class EmbeddedBox(BoxHandle):
         """run() on the main thread: the wait happens in a helper thread, so Ctrl-C
         (KeyboardInterrupt, delivered to the main thread only between Python steps)
         reaches the caller at once; the command is then killed before it propagates."""
-        ex.start()
         out: List[object] = []
 
         def wait() -> None:
@@ -434,15 +433,19 @@ class EmbeddedBox(BoxHandle):
                 out.append(e)
 
         t = threading.Thread(target=wait, name="cocoon-run")
-        t.start()
+        # One try from the start: a Ctrl-C that lands while the command starts, or just
+        # after, kills it too (else it ran to its end with nobody waiting).
         try:
+            ex.start()
+            t.start()
             t.join()
         except BaseException:
             try:
                 ex.signal(9)
             except CocoonError:
-                pass
-            t.join()
+                pass  # it never started, or has ended
+            if t.ident is not None:
+                t.join()
             raise
         if isinstance(out[0], BaseException):
             raise out[0]
