@@ -311,6 +311,31 @@ static int rules_add(struct ctx *c, const struct cfg_node *list, const char *ver
     return 0;
 }
 
+/* A list of published ports ("8080:80", "127.0.0.1:8080:80/udp"), checked as the CLI's
+ * -p checks them, appended to out. what names the key in messages. */
+static int ports_add(struct ctx *c, const struct cfg_node *value, const char *what, struct box_config *scratch,
+                     json_t *out)
+{
+    if (value->kind != CFG_SEQ)
+        return fail(c, value, "%s: expected a list like [\"8080:80\"], got %s", what,
+                    is_null(value) ? "no value" : kind_name(value));
+    for (size_t p = 0; p < value->n; p++) {
+        char why[512];
+        int rc = 0;
+        char *s = text_of(c, value->items[p], "a ports entry", NULL);
+        if (!s)
+            return -1;
+        if (box_config_add_port(scratch, s, why, sizeof(why)) < 0)
+            rc = fail(c, value->items[p], "%s: %s", what, why);
+        else if (json_array_append_new(out, json_string(s)) < 0)
+            rc = fail(c, value->items[p], "%s: not valid UTF-8", what);
+        free(s);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static json_t *network_value(struct ctx *c, const struct cfg_node *n)
 {
     static const char *const known[] = {"mode", "allow", "deny", "block", "ports", NULL};
@@ -349,22 +374,7 @@ static json_t *network_value(struct ctx *c, const struct cfg_node *n)
             if (rc == 0)
                 rc = rules_add(c, value, "deny", k, scratch, deny);
         } else if (!strcmp(k, "ports")) {
-            if (value->kind != CFG_SEQ) {
-                rc = fail(c, value, "network.ports: expected a list like [\"8080:80\"], got %s",
-                          is_null(value) ? "no value" : kind_name(value));
-                break;
-            }
-            for (size_t p = 0; p < value->n && rc == 0; p++) {
-                char why[512];
-                char *s = text_of(c, value->items[p], "network.ports entry", NULL);
-                if (!s)
-                    rc = -1;
-                else if (box_config_add_port(scratch, s, why, sizeof(why)) < 0)
-                    rc = fail(c, value->items[p], "network.ports: %s", why);
-                else if (json_array_append_new(json_object_get(net, "ports"), json_string(s)) < 0)
-                    rc = fail(c, value->items[p], "network.ports: not valid UTF-8");
-                free(s);
-            }
+            rc = ports_add(c, value, "network.ports", scratch, json_object_get(net, "ports"));
         } else {
             rc = unknown_key(c, key, "in network", known);
         }
@@ -522,9 +532,9 @@ static json_t *scripts_value(struct ctx *c, const struct cfg_node *n)
 }
 
 /* ---- one box ---- */
-static const char *const box_keys[] = {"image",   "rootfs",  "cpus",    "memory",      "disk",
-                                       "env",     "workdir", "user",    "ephemeral",   "network",
-                                       "scripts", "command", "restart", "healthcheck", NULL};
+static const char *const box_keys[] = {"image",   "rootfs",      "cpus",      "memory",  "disk",    "env",
+                                       "workdir", "user",        "ephemeral", "network", "scripts", "command",
+                                       "restart", "healthcheck", "ports",     NULL};
 
 static json_t *new_box(const char *name)
 {
@@ -607,6 +617,41 @@ static int box_field(struct ctx *c, json_t *box, const struct cfg_node *key, con
     return 0;
 }
 
+/* A box's own "ports:" (compose's place for them) joins network.ports; the whole list is
+ * checked again so both places together stay within the box's limit. */
+static int box_ports(struct ctx *c, json_t *box, const struct cfg_node *value)
+{
+    json_t *net = json_object_get(box, "network");
+    if (json_is_null(net) || !net) {
+        net = json_pack("{s:n, s:[], s:[]}", "mode", "rules", "ports");
+        if (!net || json_object_set_new(box, "network", net) < 0)
+            return fail(c, value, "out of memory");
+    }
+    const char *mode = json_string_value(json_object_get(net, "mode"));
+    if (mode && !strcmp(mode, "none"))
+        return fail(c, value, "ports: the box has network mode none: published ports need mode public or open");
+    struct box_config *scratch = calloc(1, sizeof(*scratch));
+    if (!scratch)
+        return fail(c, value, "out of memory");
+    box_config_defaults(scratch);
+    json_t *list = json_object_get(net, "ports");
+    int rc = 0;
+    size_t i;
+    json_t *p;
+    json_array_foreach(list, i, p)
+    {
+        char why[512];
+        if (box_config_add_port(scratch, json_string_value(p), why, sizeof(why)) < 0) {
+            rc = fail(c, value, "ports: %s", why);
+            break;
+        }
+    }
+    if (rc == 0)
+        rc = ports_add(c, value, "ports", scratch, list);
+    free(scratch);
+    return rc;
+}
+
 static json_t *box_value(struct ctx *c, const struct cfg_node *name, const struct cfg_node *n)
 {
     if (!box_name_valid(name->text))
@@ -619,9 +664,12 @@ static json_t *box_value(struct ctx *c, const struct cfg_node *name, const struc
         return fail(c, name, "out of memory"), NULL;
     int rc = 0;
     if (n->kind == CFG_MAP) {
-        const struct cfg_node *image = NULL, *rootfs = NULL, *restart = NULL;
+        const struct cfg_node *image = NULL, *rootfs = NULL, *restart = NULL, *ports = NULL;
         for (size_t i = 0; i + 1 < n->n && rc == 0; i += 2) {
-            rc = box_field(c, box, n->items[i], n->items[i + 1]);
+            if (!strcmp(n->items[i]->text, "ports"))
+                ports = n->items[i + 1]; /* merged into network once network (in any order) is read */
+            else
+                rc = box_field(c, box, n->items[i], n->items[i + 1]);
             if (!strcmp(n->items[i]->text, "image"))
                 image = n->items[i];
             if (!strcmp(n->items[i]->text, "rootfs"))
@@ -632,6 +680,8 @@ static json_t *box_value(struct ctx *c, const struct cfg_node *name, const struc
         if (rc == 0 && image && rootfs)
             rc = fail(c, image->line > rootfs->line ? image : rootfs, "box %s: give either image or rootfs, not both",
                       name->text);
+        if (rc == 0 && ports)
+            rc = box_ports(c, box, ports);
         if (rc == 0 && restart && json_is_null(json_object_get(box, "command")))
             rc = fail(c, restart, "box %s: restart needs a command (the box's main process)", name->text);
     } else if (!is_null(n)) { /* "name:" alone: a box with every default */

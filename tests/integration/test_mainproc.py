@@ -284,14 +284,24 @@ def test_up_brings_up_a_service_from_the_config_file(vm, tmp_path):
                  "  svc:\n"
                  "    workdir: /tmp\n"
                  "    env: {GREETING: hello}\n"
-                 "    command: echo \"$GREETING from $(pwd)\"; sleep 1000\n"
+                 "    command: echo \"$GREETING from $(pwd)\"; exec python3 -m http.server 8000\n"
+                 "    ports: [\"127.0.0.1:18083:8000\"]\n"
                  "    restart: on-failure\n"
                  "  crashy:\n"
                  "    command: [sh, -c, \"echo boom; exit 7\"]\n")
     try:
         r = vm.run("up", "-f", str(f), check=0)
         assert "svc: created and started" in decode(r.stdout), r
-        wait_for("the service's output", lambda: decode(vm.run("logs", "svc", check=0).stdout) == "hello from /tmp\n")
+        wait_for("the service's output",
+                 lambda: decode(vm.run("logs", "svc", check=0).stdout).startswith("hello from /tmp\n"))
+
+        def fetch():  # the box's own ports: (compose's place) are published
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:18083/", timeout=5) as r:
+                    return r.status == 200 and r.read()
+            except OSError:
+                return None
+        assert b"Directory listing" in wait_for("the service to answer on its published port", fetch)
         i = info(vm, "svc")
         assert i["running"] and i["main"]["restart"] == "on-failure", i["main"]
         i = stopped(vm, "crashy")

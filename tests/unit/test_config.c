@@ -326,7 +326,7 @@ static void test_box_refusals(void **state)
             "c.yaml:3:5: unknown key \"comand\" in a box (did you mean \"command\"?)");
     refused("boxes:\n  web:\n    entrypoint: x\n",
             "c.yaml:3:5: unknown key \"entrypoint\" in a box (known keys: image, rootfs, cpus, memory, disk, env, "
-            "workdir, user, ephemeral, network, scripts, command, restart, healthcheck)");
+            "workdir, user, ephemeral, network, scripts, command, restart, healthcheck, ports)");
     refused("boxes:\n  web:\n    secrets: [OPENAI_API_KEY]\n",
             "c.yaml:3:5: secrets are not supported yet (cocoon does not have them; remove the key)");
     refused("boxes:\n  web:\n    volumes: [\"./a:/a\"]\n",
@@ -414,6 +414,35 @@ static void test_script_refusals(void **state)
                                                           "/bin/sh -c) or a list (an argv), got a mapping");
     refused("boxes:\n  web:\n    scripts: {t: [a, [b]]}\n",
             "c.yaml:3:22: script t: expected a single value, got a list");
+}
+
+/* compose's place for published ports: a box's own ports: joins network.ports */
+static void test_box_ports(void **state)
+{
+    json_t *cfg =
+        accepted("boxes:\n  web:\n    ports: [\"8080:80\"]\n    command: nginx\n"
+                 "  api:\n    ports: [\"9000:9000\"]\n    network: {allow: [a.com], ports: [\"9001:9001\"]}\n");
+    json_t *web = first_box(cfg), *api = json_array_get(json_object_get(cfg, "boxes"), 1);
+    json_t *want = json_pack("[s]", "8080:80");
+    assert_true(json_equal(json_object_get(json_object_get(web, "network"), "ports"), want));
+    json_decref(want);
+    assert_true(json_is_null(json_object_get(json_object_get(web, "network"), "mode")));
+    want = json_pack("[ss]", "9001:9001", "9000:9000");
+    assert_true(json_equal(json_object_get(json_object_get(api, "network"), "ports"), want));
+    json_decref(want);
+    /* the same box written with network.ports has the same spec */
+    json_t *same = accepted("boxes:\n  web:\n    network: {ports: [\"8080:80\"]}\n    command: nginx\n");
+    assert_true(json_equal(json_object_get(web, "digest"), json_object_get(first_box(same), "digest")));
+    json_decref(same);
+    json_decref(cfg);
+    refused("boxes:\n  web:\n    ports: \"8080:80\"\n",
+            "c.yaml:3:12: ports: expected a list like [\"8080:80\"], got a single value");
+    refused("boxes:\n  web:\n    ports: [\"80800:80\"]\n",
+            "c.yaml:3:13: ports: published port \"80800:80\": ports must be 1-65535");
+    refused("boxes:\n  web:\n    network: {mode: none}\n    ports: [\"8080:80\"]\n",
+            "c.yaml:4:12: ports: the box has network mode none: published ports need mode public or open");
+    refused("boxes:\n  web:\n    prots: [\"8080:80\"]\n",
+            "c.yaml:3:5: unknown key \"prots\" in a box (did you mean \"ports\"?)");
 }
 
 static void test_command_and_restart(void **state)
@@ -601,7 +630,7 @@ int main(void)
         cmocka_unit_test(test_script_refusals),    cmocka_unit_test(test_command_and_restart),
         cmocka_unit_test(test_healthcheck),        cmocka_unit_test(test_digest_and_diff),
         cmocka_unit_test(test_spec_record),        cmocka_unit_test(test_load_file),
-        cmocka_unit_test(test_public_api),
+        cmocka_unit_test(test_public_api),         cmocka_unit_test(test_box_ports),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
