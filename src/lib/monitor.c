@@ -363,6 +363,15 @@ int cocoon_box_start_flags(cocoon_box *box, unsigned flags, cocoon_error *err)
     } else if (!strncmp(line, "ok", 2)) {
         box->ready_ms = atoi(line + 2);
         util_test_point("START_READY");
+        /* An rm killed between deleting the row and moving the directory aside lets a
+         * monitor that waited for the box lock run a box nobody lists: it is stopped
+         * here, and the directory left is garbage the collector takes. */
+        cocoon_error row_err;
+        if (state_box_get(box->rt->state, box->id, NULL, &row_err) < 0 && row_err.code == COCOON_E_NOT_FOUND) {
+            kill_monitor(box);
+            rc = lib_err(err, COCOON_E_NOT_FOUND, "box %s was removed (by another command) while it was starting",
+                         box->id);
+        }
     } else {
         const char *msg = !strncmp(line, "error ", 6) ? line + 6 : line;
         /* Another start won the race for the box lock: that monitor runs the box. */

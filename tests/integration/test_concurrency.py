@@ -284,6 +284,28 @@ def test_start_says_when_another_command_stopped_the_box(vm):
     inv.assert_clean(vm.home, "a start whose box was stopped at once")
 
 
+def test_start_stops_a_monitor_whose_row_an_rm_deleted(vm):
+    """An rm killed between deleting a box's row and moving its directory aside let a
+    start that waited for the box lock run the box with no row (a monitor nobody lists:
+    seen once in the random suite). The start checks the row once the box is ready;
+    here the row is deleted as that rm would have, while the start waits after ready."""
+    import sqlite3
+    box = decode(vm.run("create", "--name", "unlisted", check=0).stdout).strip()
+    start = vm.popen("start", "unlisted", env={"COCOON_TEST_DELAY_START_READY": "3000"})
+    deadline = time.monotonic() + 60
+    while decode(vm.run("ls", "-q", check=0).stdout).strip() == "" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    db = sqlite3.connect(os.path.join(vm.home, "cocoon.db"), timeout=30)
+    with db:
+        db.execute("DELETE FROM boxes WHERE id = ?", (box,))
+    db.close()
+    out, err = start.communicate(timeout=120)
+    assert start.returncode == 125 and "was removed" in decode(err), (start.returncode, decode(err))
+    assert not inv.find_box_processes(vm.home), inv.find_box_processes(vm.home)
+    inv.doctor_fix(vm)
+    inv.assert_clean(vm.home, "a start whose row an rm deleted")
+
+
 def test_rm_during_rm_says_busy(vm):
     """A second rm while the first holds the box's lock used to be told only that the box
     "is running: stop it first"; it is told another command may be at work on it."""
