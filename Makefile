@@ -3,6 +3,9 @@
 # `make demo` sets up the machine and runs a real sandbox; `make test` runs everything.
 # A sanitizer build of the host code lives in build/asan (make SANITIZE=1 BUILD=build/asan).
 
+# `make` alone means `make all` (the first rule below is a library's).
+.DEFAULT_GOAL := all
+
 BUILD ?= build
 SANITIZE ?=
 CC ?= gcc

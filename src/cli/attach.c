@@ -83,10 +83,10 @@ int cmd_attach(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct attach_args g = {0};
-    optind = 1;
+    optind = 0;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+", longs, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
         switch (c) {
         case OPT_HELP: fputs(attach_help, stdout); return 0;
         case OPT_DETACH_KEYS: g.keys = optarg; break;

@@ -52,10 +52,10 @@ static int stop_like(int argc, char **argv, int restart)
                                        {NULL, 0, NULL, 0}};
     const char *cmd = restart ? "restart" : "stop";
     struct stop_args a = {.timeout_ms = 10000, .restart = restart};
-    optind = 1;
+    optind = 0;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+ht:", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "ht:", lo, NULL)) != -1) {
         if (c == 'h') {
             printf("usage: cocoon %s [--timeout S] BOX...\n\n%s cleanly; after S seconds (default 10) a box "
                    "that has not shut down is killed.\n",

@@ -54,10 +54,13 @@ int cli_simple_opts(int argc, char **argv, const char *cmd, const char *help, co
 {
     /* without a flag its entry, name NULL, ends the table */
     const struct option lo[] = {{"help", no_argument, NULL, 'h'}, {flag, no_argument, NULL, 1}, {NULL, 0, NULL, 0}};
-    char shorts[4] = {'+', 'h', letter, 0};
+    char shorts[3] = {'h', letter, 0};
     if (set)
         *set = 0;
-    optind = 1;
+    /* 0: glibc starts afresh (its ordering too) and permutes: flags may follow the box
+     * name, as docker users write them. Commands that run a command (run, exec, code,
+     * cp) keep "+" so the command's own flags stay its own. */
+    optind = 0;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {

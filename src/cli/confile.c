@@ -213,9 +213,9 @@ int cmd_config(int argc, char **argv)
                                        {NULL, 0, NULL, 0}};
     const char *file = NULL;
     int as_json = 0, c;
-    optind = 1;
+    optind = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+hf:", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hf:", lo, NULL)) != -1) {
         if (c == 'h') {
             fputs(config_help, stdout);
             return 0;

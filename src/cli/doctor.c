@@ -80,10 +80,10 @@ int cmd_doctor(int argc, char **argv)
     static const struct option lo[] = {
         {"help", no_argument, NULL, 'h'}, {"json", no_argument, NULL, 'j'}, {"fix", no_argument, NULL, 'f'}, {0}};
     struct findings fs = {0};
-    optind = 1;
+    optind = 0;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         if (c == 'h') {
             fputs(help, stdout);
             return 0;

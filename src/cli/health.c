@@ -140,10 +140,10 @@ int cmd_wait(int argc, char **argv)
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     struct wait_args a = {.cond = COCOON_WAIT_EXITED, .timeout_ms = -1};
-    optind = 1;
+    optind = 0;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+", longs, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
         if (c == 'h') {
             fputs(wait_help, stdout);
             return 0;

@@ -137,9 +137,9 @@ int cmd_pull(int argc, char **argv)
     static const struct option longs[] = {
         {"insecure", no_argument, NULL, 'k'}, {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {0}};
     int insecure = 0, quiet = 0, c;
-    optind = 1;
+    optind = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+qh", longs, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "qh", longs, NULL)) != -1) {
         switch (c) {
         case 'k': insecure = 1; break;
         case 'q': quiet = 1; break;

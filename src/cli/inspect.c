@@ -153,10 +153,10 @@ int cmd_ls(int argc, char **argv)
                                        {"quiet", no_argument, NULL, 'q'},
                                        {NULL, 0, NULL, 0}};
     int all = 0, json = 0, quiet = 0;
-    optind = 1;
+    optind = 0;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+haq", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "haq", lo, NULL)) != -1) {
         switch (c) {
         case 'h':
             fputs("usage: cocoon ls [-a] [-q] [--json]\n\nLists running boxes. -a, --all: stopped ones too; "
@@ -440,11 +440,11 @@ int cmd_logs(int argc, char **argv)
                                        {NULL, 0, NULL, 0}};
     struct logs_args a = {0};
     cocoon_logs_options_init(&a.main);
-    optind = 1;
+    optind = 0;
     opterr = 0;
     int c;
     unsigned tail;
-    while ((c = getopt_long(argc, argv, "+hfn:t", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hfn:t", lo, NULL)) != -1) {
         switch (c) {
         case 'h':
             fputs("usage: cocoon logs [-f] [--tail N] [--since TIME] [-t] [--console | --net] BOX\n\n"

@@ -83,10 +83,10 @@ int cmd_kill(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct kill_args k = {.signo = SIGKILL};
-    optind = 1;
+    optind = 0;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+s:", longs, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:", longs, NULL)) != -1) {
         switch (c) {
         case OPT_HELP: fputs(kill_help, stdout); return 0;
         case OPT_LIST: k.list = 1; break;

@@ -109,8 +109,8 @@ int cmd_login(int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     char user[256] = "";
     int from_stdin = 0, c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "+u:h", opts, NULL)) != -1) {
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "u:h", opts, NULL)) != -1) {
         if (c == 'u')
             snprintf(user, sizeof(user), "%s", optarg);
         else if (c == 'P')

@@ -58,10 +58,10 @@ static int snap_create(int argc, char **argv)
 {
     static const struct option lo[] = {{"name", required_argument, NULL, 'n'}, {"help", no_argument, NULL, 'h'}, {0}};
     const char *name = NULL;
-    optind = 1;
+    optind = 0;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+n:h", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "n:h", lo, NULL)) != -1) {
         if (c == 'h') {
             fputs(snapshot_help, stdout);
             return 0;
@@ -273,10 +273,10 @@ int cmd_import(int argc, char **argv)
     static const struct option lo[] = {{"name", required_argument, NULL, 'n'}, {"help", no_argument, NULL, 'h'}, {0}};
     cocoon_import_options o;
     cocoon_import_options_init(&o);
-    optind = 1;
+    optind = 0;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+n:h", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "n:h", lo, NULL)) != -1) {
         if (c == 'h') {
             fputs(import_help, stdout);
             return 0;

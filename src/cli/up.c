@@ -193,12 +193,12 @@ static int parse_opts(int argc, char **argv, const char *cmd, const char *help, 
                                 {"file", required_argument, NULL, 'f'},
                                 {flag, no_argument, NULL, 1},
                                 {NULL, 0, NULL, 0}};
-    optind = 1;
+    optind = 0;
     opterr = 0;
     int c;
     *file = NULL;
     *set = 0;
-    while ((c = getopt_long(argc, argv, "+hf:", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hf:", lo, NULL)) != -1) {
         if (c == 'h') {
             fputs(help, stdout);
             return 0;
