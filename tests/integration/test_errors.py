@@ -99,3 +99,24 @@ def test_bad_box_values_are_usage_errors(cocoon):
         err = assert_clear_error(r, words)
         assert args[0] in err, err
     assert cocoon.box_dirs() == []
+
+
+def test_flags_may_follow_the_box_name(vm):
+    """Docker habits: options after the box in commands that run no command (no boot)."""
+    vm.run("create", "--name", "flagged")
+    try:
+        r = vm.run("snapshot", "create", "flagged", "--name", "after-the-box")
+        assert r.returncode == 0 and decode(r.stdout).strip() == "after-the-box", decode(r.stderr)
+        r = vm.run("snapshot", "ls", "flagged", "--json")
+        assert r.returncode == 0 and '"after-the-box"' in decode(r.stdout), decode(r.stderr)
+        r = vm.run("stop", "flagged", "-t", "1")
+        assert r.returncode == 0, decode(r.stderr)
+        r = vm.run("logs", "flagged", "--tail", "1")
+        assert "no box" not in decode(r.stderr), decode(r.stderr)
+        # exec keeps the command's own flags: `-t` after the box belongs to the command
+        r = vm.run("exec", "flagged", "-t")
+        assert r.returncode != 0 and "not running" in decode(r.stderr), decode(r.stderr)
+    finally:
+        r = vm.run("rm", "flagged", "-f")
+        assert r.returncode == 0, decode(r.stderr)
+        vm.run("snapshot", "rm", "after-the-box")
