@@ -77,6 +77,7 @@ struct tcp_conn {
     int dns;                      /* DNS over TCP, answered by the DNS proxy (no host socket) */
     struct dns_stream dns_stream; /* its queries in flight */
     int dns_busy;                 /* the stream is being read: answers only queue */
+    struct tls_conn *tls;         /* intercepted TLS (tls_proxy.c), NULL: spliced */
     struct tcp_conn *hnext, *next, *prev, *ack_next;
 };
 

@@ -1,0 +1,304 @@
+"""TLS interception (--tls-intercept) through cocoon's network stack, on real boxes.
+
+All traffic stays on this machine: a network namespace (cocoon-tls-PID) holds an HTTPS
+server on 198.18.100.10:443 (198.18.0.0/15, the benchmarking range: a veth pair with
+198.18.100.1/24 on the host side)
+whose certificates come from a test CA of the test's own, and a small resolver on
+127.0.0.1 answers api.example.com, plain.example.com and bad.example.com with that
+address (the box's DNS is pointed at it with COCOON_DNS_UPSTREAM). The monitor trusts
+the test CA for upstreams through COCOON_TLS_EXTRA_CA. bad.example.com gets a
+self-signed certificate: no store trusts it. The boxes run --net open (the range is
+no public address). The default image has python3, not curl: python is the client.
+"""
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import threading
+
+import pytest
+
+from conftest import decode
+
+NS_ADDR, NS_HOST = "198.18.100.10", "198.18.100.1"
+
+SERVER = r"""
+import json, socket, ssl, sys, threading
+d, addr = sys.argv[1], sys.argv[2]
+good = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+good.load_cert_chain(d + "/api.pem", d + "/api.key")
+bad = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+bad.load_cert_chain(d + "/bad.pem", d + "/bad.key")
+def on_sni(sock, name, ctx):
+    if name == "bad.example.com":
+        sock.context = bad
+good.sni_callback = on_sni
+log = open(d + "/requests.jsonl", "a")
+lock = threading.Lock()
+def serve(f, w, scheme):
+    while True:
+        line = f.readline()
+        if not line:
+            return
+        method, target, _ = line.decode("latin-1").split(" ", 2)
+        headers = []
+        while True:
+            h = f.readline().decode("latin-1")
+            if h in ("\r\n", "\n", ""):
+                break
+            k, v = h.split(":", 1)
+            headers.append([k.strip(), v.strip()])
+        n = int(dict((k.lower(), v) for k, v in headers).get("content-length", "0"))
+        body = f.read(n).decode("latin-1") if n else ""
+        rec = {"scheme": scheme, "method": method, "target": target, "headers": headers, "body": body}
+        with lock:
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+        out = json.dumps(rec).encode()
+        close = dict((k.lower(), v.lower()) for k, v in headers).get("connection") == "close"
+        w(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n"
+          % (len(out), b"Connection: close\r\n" if close else b"") + out)
+        if close:
+            return
+def tls_conn(c):
+    try:
+        with good.wrap_socket(c, server_side=True) as t:
+            serve(t.makefile("rb"), t.sendall, "https")
+    except Exception:
+        c.close()
+def plain_conn(c):
+    with c:
+        try:
+            serve(c.makefile("rb"), c.sendall, "http")
+        except Exception:
+            pass
+def listen(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, port))
+    s.listen(64)
+    return s
+def loop(s, fn):
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=fn, args=(c,), daemon=True).start()
+tls, plain = listen(443), listen(80)
+threading.Thread(target=loop, args=(plain, plain_conn), daemon=True).start()
+print("ready", flush=True)
+loop(tls, tls_conn)
+"""
+
+
+def _sh(*cmd, check=True):
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=check, timeout=60)
+
+
+def make_certs(d):
+    """A test CA and api.example.com's certificate from it; bad.example.com self-signed."""
+    _sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+        "-subj", "/CN=cocoon test CA", "-keyout", f"{d}/ca.key", "-out", f"{d}/ca.pem",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+    _sh("openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-subj", "/CN=api.example.com", "-keyout", f"{d}/api.key", "-out", f"{d}/api.csr")
+    with open(f"{d}/ext.cnf", "w") as f:
+        f.write("subjectAltName=DNS:api.example.com,DNS:plain.example.com\nextendedKeyUsage=serverAuth\n")
+    _sh("openssl", "x509", "-req", "-in", f"{d}/api.csr", "-CA", f"{d}/ca.pem", "-CAkey", f"{d}/ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", f"{d}/ext.cnf", "-out", f"{d}/api.pem")
+    _sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+        "-subj", "/CN=bad.example.com", "-addext", "subjectAltName=DNS:bad.example.com",
+        "-keyout", f"{d}/bad.key", "-out", f"{d}/bad.pem")
+
+
+def dns_server(answers, stop):
+    """A resolver on 127.0.0.1: answers (name -> IPv4) to A queries, NXDOMAIN else."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.settimeout(0.2)
+    seen = []
+
+    def serve():
+        while not stop.is_set():
+            try:
+                q, peer = s.recvfrom(4096)
+            except socket.timeout:
+                continue
+            qid = struct.unpack("!H", q[:2])[0]
+            off, labels = 12, []
+            while q[off]:
+                labels.append(q[off + 1:off + 1 + q[off]].decode(errors="replace"))
+                off += 1 + q[off]
+            qtype = struct.unpack("!H", q[off + 1:off + 3])[0]
+            name = ".".join(labels).lower()
+            seen.append(name)
+            ip = answers.get(name)
+            ans = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton(ip) if ip and qtype == 1 else b""
+            hdr = struct.pack("!HHHHHH", qid, 0x8180 | (0 if ip else 3), 1, 1 if ans else 0, 0, 0)
+            s.sendto(hdr + q[12:off + 5] + ans, peer)
+        s.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return s.getsockname()[1], seen
+
+
+@pytest.fixture
+def upstream(tmp_path):
+    """The namespace with the HTTPS server; yields (dir with ca.pem and requests.jsonl,
+    resolver port, names the resolver was asked)."""
+    if os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("openssl"):
+        pytest.skip("skipped: needs root, ip and openssl to create a network namespace")
+    ns = f"cocoon-tls-{os.getpid()}"
+    veth = f"cctls{os.getpid() % 100000}"
+    r = _sh("ip", "netns", "add", ns, check=False)
+    if r.returncode:
+        pytest.skip(f"skipped: ip netns add is impossible here: {decode(r.stderr).strip()}")
+    d = str(tmp_path / "upstream")
+    os.makedirs(d)
+    server, stop = None, threading.Event()
+    try:
+        make_certs(d)
+        _sh("ip", "link", "add", veth, "type", "veth", "peer", "name", veth + "n")
+        _sh("ip", "link", "set", veth + "n", "netns", ns)
+        _sh("ip", "addr", "add", f"{NS_HOST}/24", "dev", veth)
+        _sh("ip", "link", "set", veth, "up")
+        _sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{NS_ADDR}/24", "dev", veth + "n")
+        _sh("ip", "netns", "exec", ns, "ip", "link", "set", veth + "n", "up")
+        _sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        with open(f"{d}/server.py", "w") as f:
+            f.write(SERVER)
+        server = subprocess.Popen(["ip", "netns", "exec", ns, "python3", f"{d}/server.py", d, NS_ADDR],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert server.stdout.readline().strip() == b"ready", decode(server.stderr.read())
+        port, seen = dns_server({n: NS_ADDR for n in ("api.example.com", "plain.example.com", "bad.example.com")},
+                                stop)
+        yield d, port, seen
+    finally:
+        stop.set()
+        if server:
+            server.kill()
+            server.wait(10)
+        _sh("ip", "link", "del", veth, check=False)
+        _sh("ip", "netns", "del", ns, check=False)
+
+
+def diagnostics(vm, box):
+    """What the box's network and monitor said, for assertion messages."""
+    bdir = [n for n in vm.box_dirs() if box.startswith(n) or n.startswith(box)]
+    text = "\n--- net.log:\n" + decode(vm.run("logs", "--net", box).stdout)
+    if bdir:
+        try:
+            with open(os.path.join(vm.boxes_dir(), bdir[0], "vmm.log"), errors="replace") as f:
+                text += "\n--- vmm.log:\n" + f.read()[-3000:]
+        except OSError:
+            pass
+    return text
+
+
+def requests_seen(d):
+    try:
+        with open(f"{d}/requests.jsonl") as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+CLIENT = r"""
+import json, os, socket, ssl, sys, urllib.request
+def issuer(host, cadata=None):
+    ctx = ssl.create_default_context(cadata=cadata) if cadata else ssl.create_default_context()
+    ctx.set_alpn_protocols(["h2", "http/1.1"])  # interception answers http/1.1 only
+    try:
+        with socket.create_connection((host, 443), timeout=20) as s:
+            with ctx.wrap_socket(s, server_hostname=host) as t:
+                cert = t.getpeercert()
+                iss = dict(x[0] for x in cert["issuer"])["commonName"]
+                t.sendall(b"GET /probe HTTP/1.1\r\nHost: " + host.encode() + b"\r\nConnection: close\r\n\r\n")
+                data = b""
+                while True:
+                    b = t.recv(65536)
+                    if not b:
+                        break
+                    data += b
+                return "ok issuer=%s alpn=%s status=%s" % (iss, t.selected_alpn_protocol(), data.split(b" ")[1].decode())
+    except Exception as e:
+        return "error %s %s" % (type(e).__name__, e)
+def get(url, **headers):
+    try:
+        req = urllib.request.Request(url, headers=headers)
+        with urllib.request.urlopen(req, timeout=20) as r:
+            return "ok " + json.dumps(json.loads(r.read()))
+    except Exception as e:
+        return "error %s %s" % (type(e).__name__, e)
+"""
+
+
+def test_tls_interception(vm, upstream):
+    """An intercepted host is reached through a leaf of the box CA (the guest trusts it
+    through its bundle and SSL_CERT_FILE), keep-alive and a large body included; a host
+    not listed is spliced untouched (the guest sees the upstream's own certificate); an
+    upstream whose certificate no store trusts fails the guest's connection (logged);
+    the CA's key stays in the box directory, 0600."""
+    d, dport, _ = upstream
+    env = {"COCOON_DNS_UPSTREAM": f"127.0.0.1:{dport}", "COCOON_TLS_EXTRA_CA": f"{d}/ca.pem"}
+    box = decode(vm.run("run", "-d", "--net", "open", "--tls-intercept", "api.example.com", "--tls-intercept",
+                        "bad.example.com", env=env, check=0).stdout).strip()
+    try:
+        with open(f"{d}/ca.pem") as f:
+            test_ca = f.read()
+        r = vm.run("exec", box, "--", "python3", "-c", CLIENT + f"""
+big = "x" * 300000
+print("intercepted", issuer("api.example.com"))
+print("spliced", issuer("plain.example.com", cadata={test_ca!r}))
+print("urllib", get("https://api.example.com/v1/models", X_Test="1"))
+import http.client
+c = http.client.HTTPSConnection("api.example.com", timeout=20)
+for i in range(3):
+    c.request("POST", "/echo/%d" % i, body=big if i == 1 else "small", headers={{"Content-Type": "text/plain"}})
+    r = c.getresponse()
+    body = json.loads(r.read())
+    print("keepalive", i, r.status, len(body["body"]))
+print("bad", get("https://bad.example.com/"))
+print("env", os.environ.get("SSL_CERT_FILE"), os.environ.get("REQUESTS_CA_BUNDLE"), os.environ.get("NODE_EXTRA_CA_CERTS"))
+""", timeout=300)
+        out = decode(r.stdout) + diagnostics(vm, box)
+        assert "intercepted ok issuer=cocoon box" in out and "alpn=http/1.1 status=200" in out, out
+        assert "spliced ok issuer=cocoon test CA" in out, out
+        assert 'urllib ok {"scheme": "https", "method": "GET", "target": "/v1/models"' in out, out
+        assert "keepalive 0 200 5" in out and "keepalive 1 200 300000" in out and "keepalive 2 200 5" in out, out
+        assert "bad error" in out and "bad ok" not in out, out
+        assert "env /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt " \
+               "/etc/ssl/certs/cocoon-box-ca.pem" in out, out
+        seen = requests_seen(d)
+        assert any(q["target"] == "/v1/models" and ["x_test", "1"] in [[k.lower(), v] for k, v in q["headers"]]
+                   for q in seen), seen
+        assert not any(q["target"] == "/" for q in seen), seen  # bad.example.com never got a request
+
+        log = decode(vm.run("logs", "--net", box, check=0).stdout)
+        assert "deny tls" in log and "upstream certificate not trusted for bad.example.com" in log, log
+
+        # the key: host only, 0600; the guest has the certificate, byte for byte
+        bdir = os.path.join(vm.boxes_dir(), [n for n in vm.box_dirs() if box.startswith(n) or n.startswith(box)][0])
+        st = os.stat(os.path.join(bdir, "tls-ca.key"))
+        assert st.st_mode & 0o777 == 0o600, oct(st.st_mode)
+        with open(os.path.join(bdir, "tls-ca.pem")) as f:
+            ca = f.read()
+        r = vm.run("exec", box, "--", "sh", "-c",
+                   "cat /etc/ssl/certs/cocoon-box-ca.pem; grep -c 'cocoon box interception CA' "
+                   "/etc/ssl/certs/ca-certificates.crt; grep -rl 'PRIVATE KEY' /etc/ssl 2>/dev/null | wc -l",
+                   check=0)
+        out = decode(r.stdout)
+        assert out.startswith(ca) and out[len(ca):].split() == ["1", "0"], out
+
+        # a restart installs the same CA again without appending it twice
+        vm.run("stop", box, check=0)
+        vm.run("start", box, env=env, check=0)
+        r = vm.run("exec", box, "--", "grep", "-c", "cocoon box interception CA", "/etc/ssl/certs/ca-certificates.crt",
+                   check=0)
+        assert decode(r.stdout).strip() == "1", decode(r.stdout)
+        out2 = decode(vm.run("exec", box, "--", "python3", "-c", CLIENT + """
+print("again", issuer("api.example.com"))
+""", check=0).stdout)
+        assert "again ok issuer=cocoon box" in out2, out2
+    finally:
+        vm.run("rm", "-f", box)
