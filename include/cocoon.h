@@ -238,7 +238,8 @@ void cocoon_command_free(cocoon_command *cmd);
 typedef struct cocoon_secret {
     const char *name;  /* an environment variable name */
     const char *hosts; /* "api.example.com,*.example.com" */
-    const char *value; /* NULL: read from the environment at each start */
+    const char *value; /* NULL: read at each start from the environment, else from file */
+    const char *file;  /* an absolute path holding the value (one trailing line end dropped), or NULL */
 } cocoon_secret;
 
 typedef struct cocoon_box_options {
@@ -961,6 +962,10 @@ int cocoon_box_net_stats(cocoon_box *box, cocoon_net_stats *out, cocoon_error *e
  * that denied it; the latest ~2 MiB: the monitor rotates net.log to net.log.1) to fd,
  * oldest first. With follow, keeps copying, across rotations, until the box stops. */
 int cocoon_box_net_logs(cocoon_box *box, int fd, int follow, cocoon_error *err);
+/* The box's TLS interception as JSON: {"tls_intercept": [HOST...], "secrets": [{"name",
+ * "hosts": [...], "placeholder"}...], "header_rules": ["HOST:Name=Value"...]}: names,
+ * hosts and placeholders only (values are never stored). Free with cocoon_free. */
+int cocoon_box_tls_json(cocoon_box *box, char **json_out, cocoon_error *err);
 
 /* ---- config files ----
  * cocoon.yaml describes boxes (docs/config.md): image or rootfs, cpus, memory, disk,

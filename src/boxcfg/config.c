@@ -224,6 +224,13 @@ static int parse_secrets(json_t *net, struct box_config *c, char *err, size_t er
         }
         if (net_secret_add(&c->net, name, NULL, ph, err, errcap) < 0)
             return -1;
+        const char *file = json_string_value(json_object_get(x, "file"));
+        if (file && (file[0] != '/' || strlen(file) >= sizeof(c->net.secrets[0].file))) {
+            snprintf(err, errcap, "\"net.secrets\": secret %s's file must be an absolute path", name);
+            return -1;
+        }
+        if (file)
+            snprintf(c->net.secrets[c->net.nsecrets - 1].file, sizeof(c->net.secrets[0].file), "%s", file);
         size_t k;
         json_array_foreach(hosts, k, h)
         {
@@ -444,8 +451,11 @@ static json_t *net_json(const struct net_config *n)
             json_t *hosts = json_array();
             for (int k = 0; hosts && k < n->secrets[i].nhosts; k++)
                 json_array_append_new(hosts, json_string(n->secrets[i].hosts[k]));
-            json_array_append_new(a, json_pack("{s:s, s:o, s:s}", "name", n->secrets[i].name, "hosts", hosts,
-                                               "placeholder", n->secrets[i].placeholder));
+            json_t *o = json_pack("{s:s, s:o, s:s}", "name", n->secrets[i].name, "hosts", hosts, "placeholder",
+                                  n->secrets[i].placeholder);
+            if (o && n->secrets[i].file[0])
+                json_object_set_new(o, "file", json_string(n->secrets[i].file)); /* where, never what */
+            json_array_append_new(a, o);
         }
         json_object_set_new(net, "secrets", a);
     }

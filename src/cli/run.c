@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "boxcfg/contract.h"
 #include "cli/cli.h"
@@ -227,32 +228,17 @@ static int is_run_only(int c)
     return c == OPT_RM || c == 'd' || c == OPT_ENTRYPOINT || c == OPT_CONFIG || c == OPT_RESTART;
 }
 
-/* The value of secret name from the file path (one trailing line end dropped), kept for
- * the life of the command; NULL with a message printed. */
-static const char *cli_read_secret_file(const char *name, const char *path)
+/* The absolute path of secret name's file (read at each start: the value is never
+ * stored); NULL with a message printed when it cannot be read now. */
+static const char *cli_secret_file(const char *name, const char *path)
 {
-    FILE *f = fopen(path, "re");
-    if (!f) {
+    static char paths[NET_MAX_SECRETS][PATH_MAX];
+    static int n;
+    if (n >= NET_MAX_SECRETS || !realpath(path, paths[n]) || access(paths[n], R_OK) < 0) {
         cli_error("--secret %s=@file:%s: %s", name, path, strerror(errno));
         return NULL;
     }
-    char *buf = malloc(NET_SECRET_VALUE_MAX + 2);
-    size_t n = buf ? fread(buf, 1, NET_SECRET_VALUE_MAX + 1, f) : 0;
-    fclose(f);
-    if (!buf)
-        return NULL;
-    if (n && buf[n - 1] == '\n')
-        n--;
-    if (n && buf[n - 1] == '\r')
-        n--;
-    buf[n] = 0;
-    char why[160];
-    if (!net_secret_value_ok(buf, n, why, sizeof(why))) {
-        cli_error("--secret %s=@file:%s: %s", name, path, why);
-        free(buf);
-        return NULL;
-    }
-    return buf; /* (freed at exit: the process is short-lived) */
+    return paths[n++];
 }
 
 /* 0 ok, 1 help printed, -1 bad usage (message printed). */
@@ -352,7 +338,7 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
             memcpy(secret_names[nsecrets], optarg, nl);
             secret_names[nsecrets][nl] = 0;
             secrets[nsecrets].name = secret_names[nsecrets];
-            if (eq && !(secrets[nsecrets].value = cli_read_secret_file(secret_names[nsecrets], eq + 7)))
+            if (eq && !(secrets[nsecrets].file = cli_secret_file(secret_names[nsecrets], eq + 7)))
                 return -1;
             secrets[++nsecrets].name = NULL;
             p->box.secrets = secrets;

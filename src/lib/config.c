@@ -34,6 +34,10 @@ static int options_net(const cocoon_box_options *o, struct box_config *c, cocoon
             return lib_err(err, COCOON_E_INVALID, "%s", why);
         if (sc->value && !net_secret_value_ok(sc->value, strlen(sc->value), why, sizeof(why)))
             return lib_err(err, COCOON_E_INVALID, "secret %s: %s", sc->name, why);
+        if (sc->file && (sc->file[0] != '/' || strlen(sc->file) >= sizeof(c->net.secrets[0].file)))
+            return lib_err(err, COCOON_E_INVALID, "secret %s: the file needs an absolute path", sc->name);
+        if (sc->file)
+            snprintf(c->net.secrets[c->net.nsecrets - 1].file, sizeof(c->net.secrets[0].file), "%s", sc->file);
         if (!c->net.secrets[c->net.nsecrets - 1].nhosts)
             return lib_err(err, COCOON_E_INVALID,
                            "secret %s has no host to go to: give one (--secret-host %s=api.example.com)", sc->name,

@@ -143,9 +143,11 @@ int lib_config_read(const char *box_dir, struct box_config *c, cocoon_error *err
 /* secrets.c: the values of a box's secrets, in memory only. */
 int lib_secrets_keep(cocoon_box *b, const cocoon_secret *s, cocoon_error *err);
 void lib_secrets_forget(cocoon_box *b);
-/* A pipe's read end holding the "NAME=VALUE" lines for the monitor (*fd_out -1: the box
- * has no secrets). -1 with err when a value is missing or bad. */
-int lib_secrets_pipe(cocoon_box *b, int *fd_out, cocoon_error *err);
+/* A pipe's read end holding the "NAME=VALUE" lines for the monitor, and the environment
+ * for the monitor: ours without the secrets' variables (*fd_out -1, *env_out NULL: the
+ * box has no secrets). -1 with err when a value is missing or bad. */
+int lib_secrets_pipe(cocoon_box *b, int *fd_out, char ***env_out, cocoon_error *err);
+void lib_secrets_env_free(char **env);
 
 /* NULL-terminated string arrays (command.c): a malloc'd copy of a's entries then b's
  * (either may be NULL; the result is never NULL but when out of memory). */

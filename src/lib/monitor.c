@@ -216,7 +216,8 @@ int lib_ctl_send(cocoon_box *box, const void *frame, size_t len, cocoon_error *e
 
 /* ---- start ---- */
 
-static void child_exec(const char *vmm, char *const argv[], int ready_w, int life_r, int sec_r, int devnull)
+static void child_exec(const char *vmm, char *const argv[], char *const envp[], int ready_w, int life_r, int sec_r,
+                       int devnull)
 {
     /* Only async-signal-safe calls here: the caller may be multi-threaded. */
     if (setsid() < 0) {
@@ -250,7 +251,10 @@ static void child_exec(const char *vmm, char *const argv[], int ready_w, int lif
     if (syscall(SYS_close_range, first, ~0u, 0) < 0)
         for (int fd = (int)first; fd < 4096; fd++)
             close(fd);
-    execv(vmm, argv);
+    if (envp)
+        execve(vmm, argv, envp); /* without the secrets' variables */
+    else
+        execv(vmm, argv);
     static const char msg[] = "error cannot execute cocoon-vmm\n";
     ssize_t w = write(3, msg, sizeof(msg) - 1);
     (void)w;
@@ -322,7 +326,8 @@ int cocoon_box_start_flags(cocoon_box *box, unsigned flags, cocoon_error *err)
         return lib_err(err, COCOON_E_IO, "pipe: %s", strerror(errno));
     }
     int sec = -1;
-    if (lib_secrets_pipe(box, &sec, err) < 0) {
+    char **envp = NULL;
+    if (lib_secrets_pipe(box, &sec, &envp, err) < 0) {
         close(ready[0]);
         close(ready[1]);
         if (life[0] >= 0) {
@@ -345,8 +350,9 @@ int cocoon_box_start_flags(cocoon_box *box, unsigned flags, cocoon_error *err)
     argv[argc] = NULL;
     pid_t pid = devnull >= 0 ? fork() : -1;
     if (pid == 0)
-        child_exec(box->vmm_path, argv, ready[1], life[0], sec, devnull);
+        child_exec(box->vmm_path, argv, envp, ready[1], life[0], sec, devnull);
     int fork_errno = errno;
+    lib_secrets_env_free(envp);
     if (sec >= 0)
         close(sec);
     close(ready[1]);

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,9 +64,56 @@ static const char *kept(const cocoon_box *b, const char *name, size_t *len)
     return NULL;
 }
 
-int lib_secrets_pipe(cocoon_box *b, int *fd_out, cocoon_error *err)
+extern char **environ;
+
+/* A secret's value from its file: one trailing line end dropped; -1 with errno. */
+static int read_value_file(const char *path, char *buf, size_t cap, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, cap - 1);
+    int e = errno;
+    close(fd);
+    if (n < 0) {
+        errno = e;
+        return -1;
+    }
+    if (n && buf[n - 1] == '\n')
+        n--;
+    if (n && buf[n - 1] == '\r')
+        n--;
+    buf[n] = 0;
+    *len = (size_t)n;
+    return 0;
+}
+
+void lib_secrets_env_free(char **env) { free(env); }
+
+/* environ without the secrets' own variables (names: the box's secrets). */
+static char **env_without(const struct net_config *n)
+{
+    size_t count = 0;
+    while (environ[count])
+        count++;
+    char **env = calloc(count + 1, sizeof(char *));
+    size_t k = 0;
+    for (size_t i = 0; env && i < count; i++) {
+        int drop = 0;
+        for (int s = 0; s < n->nsecrets && !drop; s++) {
+            size_t nl = strlen(n->secrets[s].name);
+            drop = !strncmp(environ[i], n->secrets[s].name, nl) && environ[i][nl] == '=';
+        }
+        if (!drop)
+            env[k++] = environ[i];
+    }
+    return env;
+}
+
+int lib_secrets_pipe(cocoon_box *b, int *fd_out, char ***env_out, cocoon_error *err)
 {
     *fd_out = -1;
+    *env_out = NULL;
     struct box_config *c = malloc(sizeof(*c));
     if (!c)
         return lib_err(err, COCOON_E_NOMEM, "out of memory");
@@ -75,11 +123,13 @@ int lib_secrets_pipe(cocoon_box *b, int *fd_out, cocoon_error *err)
     }
     int rc = 0, fds[2] = {-1, -1};
     char *buf = NULL;
+    static char filebuf[NET_SECRET_VALUE_MAX + 2];
     size_t off = 0;
     if (!c->net.nsecrets)
         goto out;
     buf = malloc(SECRETS_PIPE_MAX);
-    if (!buf) {
+    *env_out = env_without(&c->net);
+    if (!buf || !*env_out) {
         rc = lib_err(err, COCOON_E_NOMEM, "out of memory");
         goto out;
     }
@@ -90,6 +140,14 @@ int lib_secrets_pipe(cocoon_box *b, int *fd_out, cocoon_error *err)
         if (!v && (v = getenv(name)))
             vl = strlen(v);
         char why[160];
+        if (!v && c->net.secrets[i].file[0]) {
+            if (read_value_file(c->net.secrets[i].file, filebuf, sizeof(filebuf), &vl) < 0) {
+                rc = lib_err(err, COCOON_E_INVALID, "secret %s: cannot read %s: %s", name, c->net.secrets[i].file,
+                             strerror(errno));
+                goto out;
+            }
+            v = filebuf;
+        }
         if (!v) {
             rc = lib_err(err, COCOON_E_INVALID,
                          "box %s needs the value of its secret %s: set %s in the environment of the start (values "
@@ -130,10 +188,48 @@ int lib_secrets_pipe(cocoon_box *b, int *fd_out, cocoon_error *err)
     close(fds[1]);
     *fd_out = fds[0];
 out:
+    explicit_bzero(filebuf, sizeof(filebuf));
+    if (rc < 0) {
+        free(*env_out);
+        *env_out = NULL;
+    }
     if (buf) {
         explicit_bzero(buf, SECRETS_PIPE_MAX);
         free(buf);
     }
     free(c);
     return rc;
+}
+
+int cocoon_box_tls_json(cocoon_box *box, char **json_out, cocoon_error *err)
+{
+    lib_err_clear(err);
+    if (!box || !json_out)
+        return lib_err(err, COCOON_E_INVALID, "cocoon_box_tls_json: NULL argument");
+    *json_out = NULL;
+    struct box_config *c = malloc(sizeof(*c));
+    if (!c)
+        return lib_err(err, COCOON_E_NOMEM, "out of memory");
+    if (lib_config_read(box->dir, c, err) < 0) {
+        free(c);
+        return -1;
+    }
+    const struct net_config *n = &c->net;
+    json_t *root = json_pack("{s:[], s:[], s:[]}", "tls_intercept", "secrets", "header_rules");
+    for (int i = 0; root && i < n->ntls_intercept; i++)
+        json_array_append_new(json_object_get(root, "tls_intercept"), json_string(n->tls_intercept[i]));
+    for (int i = 0; root && i < n->nsecrets; i++) {
+        json_t *hosts = json_array();
+        for (int k = 0; hosts && k < n->secrets[i].nhosts; k++)
+            json_array_append_new(hosts, json_string(n->secrets[i].hosts[k]));
+        json_array_append_new(json_object_get(root, "secrets"),
+                              json_pack("{s:s, s:o, s:s}", "name", n->secrets[i].name, "hosts", hosts, "placeholder",
+                                        n->secrets[i].placeholder));
+    }
+    for (int i = 0; root && i < n->nheader_rules; i++)
+        json_array_append_new(json_object_get(root, "header_rules"), json_string(n->header_rules[i].text));
+    free(c);
+    *json_out = root ? json_dumps(root, JSON_COMPACT) : NULL;
+    json_decref(root);
+    return *json_out ? 0 : lib_err(err, COCOON_E_NOMEM, "out of memory");
 }

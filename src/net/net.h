@@ -33,6 +33,7 @@ struct net_secret {
     char hosts[NET_SECRET_HOSTS][254]; /* "api.example.com", "*.example.com" */
     int nhosts;
     char placeholder[NET_SECRET_PLACEHOLDER];
+    char file[512]; /* where its value is read at each start, when not in the environment ("": nowhere) */
 };
 
 /* A request header set (added, or replacing the guest's) toward host. */

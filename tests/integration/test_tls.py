@@ -302,3 +302,105 @@ print("again", issuer("api.example.com"))
         assert "again ok issuer=cocoon box" in out2, out2
     finally:
         vm.run("rm", "-f", box)
+
+
+SECRET = "sk-test-REAL-7d1f0c2b9e"
+FILE_SECRET = "file-REAL-41c9aa03"
+
+SECRET_CLIENT = CLIENT + r"""
+import base64, glob, re
+key = os.environ["OPENAI_API_KEY"]
+print("placeholder", key, bool(re.fullmatch(r"cocoon-secret-OPENAI_API_KEY-[0-9a-f]{32}", key)))
+print("bearer", get("https://api.example.com/bearer", Authorization="Bearer " + key))
+print("basic", get("https://api.example.com/basic",
+                   Authorization="Basic " + base64.b64encode(("user:" + key).encode()).decode()))
+print("rule", get("https://api.example.com/rule", X_Injected="guest value"))
+def raw(host, sni, req):
+    ctx = ssl.create_default_context()
+    try:
+        with socket.create_connection((host, 443), timeout=20) as s:
+            with ctx.wrap_socket(s, server_hostname=sni) as t:
+                t.sendall(req.encode())
+                data = t.recv(65536)
+                return "ok " + data.decode(errors="replace").split("\r\n")[0] if data else "error closed"
+    except Exception as e:
+        return "error %s %s" % (type(e).__name__, e)
+print("fronting", raw("api.example.com", "api.example.com",
+                      "GET /front HTTP/1.1\r\nHost: plain.example.com\r\nX-Key: " + key + "\r\n\r\n"))
+print("body", raw("api.example.com", "api.example.com",
+                  "POST /body HTTP/1.1\r\nHost: api.example.com\r\nContent-Length: %d\r\n\r\nk=%s" % (len(key) + 2, key)))
+print("query", get("https://api.example.com/q?k=" + key))
+leaks = 0
+for p in glob.glob("/proc/[0-9]*/environ"):
+    try:
+        leaks += b"REAL" in open(p, "rb").read()
+    except OSError:
+        pass
+print("environ-leaks", leaks)
+"""
+
+
+def test_secrets(vm, upstream, tmp_path):
+    """The real key reaches the server in a header and in Basic credentials, and a
+    header rule adds a file secret, while the guest only ever holds the placeholder
+    (env, /proc/*/environ); the fronted, body and query uses are refused and logged;
+    no host-side file of the box (nor the state database) holds a value; a later
+    start reads the value from the environment again."""
+    d, dport, _ = upstream
+    keyfile = tmp_path / "key.txt"
+    keyfile.write_text(FILE_SECRET + "\n")
+    env = {"COCOON_DNS_UPSTREAM": f"127.0.0.1:{dport}", "COCOON_TLS_EXTRA_CA": f"{d}/ca.pem",
+           "OPENAI_API_KEY": SECRET}
+    box = decode(vm.run("run", "-d", "--net", "open", "--secret", "OPENAI_API_KEY", "--secret-host",
+                        "OPENAI_API_KEY=api.example.com,*.api.example.com", "--secret", f"FILEKEY=@file:{keyfile}",
+                        "--secret-host", "FILEKEY=api.example.com", "--header-rule",
+                        "api.example.com:X-Injected=from the host {{FILEKEY}}", env=env, check=0).stdout).strip()
+    try:
+        out = decode(vm.run("exec", box, "--", "python3", "-c", SECRET_CLIENT, timeout=300).stdout)
+        out += diagnostics(vm, box)
+        assert "placeholder cocoon-secret-OPENAI_API_KEY-" in out and " True\n" in out, out
+        seen = {q["target"]: dict(q["headers"]) for q in requests_seen(d)}
+        assert seen["/bearer"]["Authorization"] == "Bearer " + SECRET, seen
+        import base64
+        assert base64.b64decode(seen["/basic"]["Authorization"][6:]).decode() == "user:" + SECRET, seen
+        assert seen["/rule"]["X-Injected"] == "from the host " + FILE_SECRET, seen
+        assert "bearer ok" in out and "basic ok" in out and "rule ok" in out, out
+        for what in ("fronting", "body", "query"):
+            assert f"\n{what} error" in out, out
+        assert "/front" not in seen and "/body" not in seen and not any(t.startswith("/q") for t in seen), seen
+        assert "environ-leaks 0" in out, out
+        log = decode(vm.run("logs", "--net", box).stdout)
+        assert "secret OPENAI_API_KEY in a request header to api.example.com: the Host header is not the TLS " \
+               "server name" in log, log
+        assert "secret OPENAI_API_KEY in a request body to api.example.com" in log, log
+        assert "secret OPENAI_API_KEY in the request target to api.example.com" in log, log
+
+        info = decode(vm.run("inspect", box).stdout)
+        assert "OPENAI_API_KEY" in info and "api.example.com" in info and "REAL" not in info, info
+
+        # a later start needs the value again, from its environment
+        vm.run("stop", box, check=0)
+        r = vm.run("start", box, env={k: v for k, v in env.items() if k != "OPENAI_API_KEY"})
+        assert r.returncode != 0 and "set OPENAI_API_KEY in the environment" in decode(r.stderr), decode(r.stderr)
+        vm.run("start", box, env=env, check=0)
+        out = decode(vm.run("exec", box, "--", "python3", "-c", CLIENT + """
+print("bearer", get("https://api.example.com/again", Authorization="Bearer " + os.environ["OPENAI_API_KEY"]))
+""").stdout)
+        assert "bearer ok" in out, out
+        seen = {q["target"]: dict(q["headers"]) for q in requests_seen(d)}
+        assert seen["/again"]["Authorization"] == "Bearer " + SECRET, seen
+        vm.run("stop", box, check=0)
+
+        # no file of ours holds a value: the box directory (disk included) and the state
+        for root, _, files in os.walk(vm.home):
+            for name in files:
+                path = os.path.join(root, name)
+                try:
+                    with open(path, "rb") as f:
+                        data = f.read()
+                except OSError:
+                    continue
+                for value in (SECRET, FILE_SECRET):
+                    assert value.encode() not in data, f"{value} found in {path}"
+    finally:
+        vm.run("rm", "-f", box)
