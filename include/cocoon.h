@@ -273,6 +273,8 @@ typedef struct cocoon_box_options {
                                          box) and re-originated, verified, to the real host */
     const char *tls_ca;               /* a PEM file of CAs trusted for intercepted upstreams besides the
                                          host's store (NULL: none) */
+    const char *const *tls_bypass;    /* NULL-terminated hosts a box with secrets does not intercept (every
+                                         other host's TLS is, so that no placeholder leaves unseen) */
     const cocoon_secret *secrets;     /* ended by an entry whose name is NULL (NULL: none) */
     const char *const *header_rules;  /* NULL-terminated "HOST:Name=Value": the header set (added or replaced)
                                          on HTTPS requests to HOST; {{NAME}} in Value stands for secret NAME's

@@ -51,6 +51,11 @@ static int add_tls_host(struct box_config *c, const char *text, char *err, size_
     return net_tls_host_add(&c->net, text, err, errcap);
 }
 
+static int add_tls_bypass(struct box_config *c, const char *text, char *err, size_t errcap)
+{
+    return net_tls_bypass_add(&c->net, text, err, errcap);
+}
+
 int box_config_add_port(struct box_config *c, const char *text, char *err, size_t errcap)
 {
     if (c->net.nports >= BOX_NET_PORTS_MAX) {
@@ -267,6 +272,7 @@ static int parse_net(json_t *root, struct box_config *c, char *err, size_t errca
     if (add_strings(c, o, "rules", "strings: \"allow RULE\" or \"deny RULE\"", box_config_add_rule, err, errcap) < 0 ||
         add_strings(c, o, "ports", "strings like \"8080:80\"", box_config_add_port, err, errcap) < 0 ||
         add_strings(c, o, "tls_intercept", "host names or *.DOMAIN", add_tls_host, err, errcap) < 0 ||
+        add_strings(c, o, "tls_bypass", "host names or *.DOMAIN", add_tls_bypass, err, errcap) < 0 ||
         get_str(o, "tls_ca", 0, n->tls_extra_ca, sizeof(n->tls_extra_ca), err, errcap) < 0 ||
         add_strings(c, o, "header_rules", "strings: \"HOST:Name=Value\"", add_header_rule, err, errcap) < 0 ||
         parse_secrets(o, c, err, errcap) < 0)
@@ -436,6 +442,12 @@ static json_t *net_json(const struct net_config *n)
         for (int i = 0; a && i < n->ntls_intercept; i++)
             json_array_append_new(a, json_string(n->tls_intercept[i]));
         json_object_set_new(net, "tls_intercept", a);
+    }
+    if (net && n->ntls_bypass) {
+        json_t *a = json_array();
+        for (int i = 0; a && i < n->ntls_bypass; i++)
+            json_array_append_new(a, json_string(n->tls_bypass[i]));
+        json_object_set_new(net, "tls_bypass", a);
     }
     if (net && n->tls_extra_ca[0])
         json_object_set_new(net, "tls_ca", json_string(n->tls_extra_ca));

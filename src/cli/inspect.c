@@ -341,6 +341,7 @@ static void print_tls(const json_t *t)
     size_t i;
     json_t *x;
     json_array_foreach(json_object_get(t, "tls_intercept"), i, x) printf("intercept:   %s\n", json_string_value(x));
+    json_array_foreach(json_object_get(t, "tls_bypass"), i, x) printf("tls bypass:  %s\n", json_string_value(x));
     json_array_foreach(json_object_get(t, "secrets"), i, x)
     {
         printf("secret:      %s ->", json_string_value(json_object_get(x, "name")));

@@ -44,6 +44,7 @@ enum {
     OPT_NO_HEALTHCHECK,
     OPT_TLS_INTERCEPT,
     OPT_TLS_CA,
+    OPT_TLS_BYPASS,
     OPT_SECRET,
     OPT_SECRET_HOST,
     OPT_HEADER_RULE
@@ -62,6 +63,7 @@ static const struct option box_long[] = {
     {"publish", required_argument, NULL, 'p'},
     {"tls-intercept", required_argument, NULL, OPT_TLS_INTERCEPT},
     {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+    {"tls-bypass", required_argument, NULL, OPT_TLS_BYPASS},
     {"secret", required_argument, NULL, OPT_SECRET},
     {"secret-host", required_argument, NULL, OPT_SECRET_HOST},
     {"header-rule", required_argument, NULL, OPT_HEADER_RULE},
@@ -145,6 +147,7 @@ static const char run_help[] = "usage: cocoon run [OPTIONS] IMAGE [--] [CMD [ARG
                                "                    request headers to the secret's hosts only (never stored:\n"
                                "                    `cocoon start` reads $NAME again)\n"
                                "  --secret-host NAME=HOST[,HOST...]  where secret NAME may go (*.DOMAIN too)\n"
+                               "  --tls-bypass HOST a box with secrets intercepts TLS to every host but these\n"
                                "  --header-rule HOST:Name=Value  set this header on HTTPS requests to HOST\n"
                                "                    ({{NAME}} in Value: secret NAME's value)\n"
                                "  --env K=V         set an environment variable (repeatable)\n"
@@ -208,7 +211,8 @@ static int is_box_opt(int c)
 {
     return c == OPT_IMAGE || c == OPT_ROOTFS || c == OPT_CPUS || c == OPT_MEMORY || c == OPT_ACCEL || c == OPT_NAME ||
            c == OPT_DISK || c == OPT_VMM || c == OPT_NET || c == OPT_ALLOW || c == OPT_DENY || c == 'p' ||
-           c == OPT_TLS_INTERCEPT || c == OPT_TLS_CA || c == OPT_SECRET || c == OPT_SECRET_HOST || c == OPT_HEADER_RULE;
+           c == OPT_TLS_INTERCEPT || c == OPT_TLS_CA || c == OPT_TLS_BYPASS || c == OPT_SECRET ||
+           c == OPT_SECRET_HOST || c == OPT_HEADER_RULE;
 }
 
 /* "--cpus" for OPT_CPUS: how an option is named in a message, whatever form was typed. */
@@ -256,6 +260,8 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
     static const char *rules[BOX_NET_RULES_MAX + 1], *ports[BOX_NET_PORTS_MAX + 1];
     static const char *tls_hosts[NET_MAX_TLS_HOSTS + 1], *header_rules[NET_MAX_HEADER_RULES + 1];
     static cocoon_secret secrets[NET_MAX_SECRETS + 1];
+    static const char *bypass[NET_MAX_TLS_HOSTS + 1];
+    size_t nbypass = 0;
     static char secret_names[NET_MAX_SECRETS][NET_SECRET_NAME], secret_hosts[NET_MAX_SECRETS][1024];
     static const char *secret_host_specs[NET_MAX_SECRETS * NET_SECRET_HOSTS];
     size_t nrules = 0, nports = 0, ntls = 0, nsecrets = 0, nsecret_hosts = 0, nheader = 0;
@@ -359,6 +365,15 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
             header_rules[nheader++] = optarg;
             header_rules[nheader] = NULL;
             p->box.header_rules = header_rules;
+            break;
+        case OPT_TLS_BYPASS:
+            if (nbypass >= NET_MAX_TLS_HOSTS) {
+                cli_error("too many --tls-bypass hosts (at most %d)", NET_MAX_TLS_HOSTS);
+                return -1;
+            }
+            bypass[nbypass++] = optarg;
+            bypass[nbypass] = NULL;
+            p->box.tls_bypass = bypass;
             break;
         case OPT_TLS_INTERCEPT:
             if (ntls >= NET_MAX_TLS_HOSTS) {

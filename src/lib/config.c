@@ -23,6 +23,9 @@ static int options_net(const cocoon_box_options *o, struct box_config *c, cocoon
     for (size_t i = 0; o->tls_intercept && o->tls_intercept[i]; i++)
         if (net_tls_host_add(&c->net, o->tls_intercept[i], why, sizeof(why)) < 0)
             return lib_err(err, COCOON_E_INVALID, "%s", why);
+    for (size_t i = 0; o->tls_bypass && o->tls_bypass[i]; i++)
+        if (net_tls_bypass_add(&c->net, o->tls_bypass[i], why, sizeof(why)) < 0)
+            return lib_err(err, COCOON_E_INVALID, "%s", why);
     if (o->tls_ca && *o->tls_ca) {
         if (o->tls_ca[0] != '/' || strlen(o->tls_ca) >= sizeof(c->net.tls_extra_ca))
             return lib_err(err, COCOON_E_INVALID, "--tls-ca needs an absolute path (got \"%s\")", o->tls_ca);

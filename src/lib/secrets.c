@@ -215,7 +215,9 @@ int cocoon_box_tls_json(cocoon_box *box, char **json_out, cocoon_error *err)
         return -1;
     }
     const struct net_config *n = &c->net;
-    json_t *root = json_pack("{s:[], s:[], s:[]}", "tls_intercept", "secrets", "header_rules");
+    json_t *root = json_pack("{s:[], s:[], s:[], s:[]}", "tls_intercept", "tls_bypass", "secrets", "header_rules");
+    for (int i = 0; root && i < n->ntls_bypass; i++)
+        json_array_append_new(json_object_get(root, "tls_bypass"), json_string(n->tls_bypass[i]));
     for (int i = 0; root && i < n->ntls_intercept; i++)
         json_array_append_new(json_object_get(root, "tls_intercept"), json_string(n->tls_intercept[i]));
     for (int i = 0; root && i < n->nsecrets; i++) {

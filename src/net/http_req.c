@@ -17,9 +17,10 @@
 
 #include "net/policy.h"
 
-void http_filter_init(struct http_filter *f)
+void http_filter_init(struct http_filter *f, int scan_only)
 {
-    f->state = HS_HEAD;
+    f->scan_only = scan_only;
+    f->state = scan_only ? HS_OPAQUE : HS_HEAD;
     f->after = HS_HEAD;
     f->head_len = f->out_len = f->out_off = f->line_len = f->carry_len = 0;
     f->body_left = 0;
@@ -429,6 +430,10 @@ static int scan_body(struct http_filter *f, const struct http_scope *sc, const u
         int k = find_secret(sc, buf, all);
         if (k >= 0) {
             char what[200];
+            if (f->scan_only) {
+                snprintf(what, sizeof(what), "secret %s in TLS to %s", sc->cfg->secrets[k].name, sc->sni);
+                return failf(f, what, "not one of the secret's hosts");
+            }
             snprintf(what, sizeof(what), "secret %s in a request body to %s", sc->cfg->secrets[k].name, sc->sni);
             return failf(f, what, "placeholders go in headers only");
         }

@@ -50,10 +50,13 @@ struct http_filter {
     uint8_t carry[160]; /* the end of the previous body bytes: placeholders split across reads */
     size_t carry_len;
     unsigned requests;
+    int scan_only;
     char why[320]; /* set when it fails */
 };
 
-void http_filter_init(struct http_filter *f);
+/* scan_only: the stream is not parsed, only scanned for placeholders (a host that is no
+ * secret's and has no header rule: any protocol passes). */
+void http_filter_init(struct http_filter *f, int scan_only);
 /* Feeds in[0..n): what may pass is appended to out (at most outcap - *outlen bytes).
  * *used: the bytes of in taken (less than n when out is full). 0, or -1 when the
  * stream must stop (f->why says why: a placeholder where it may not go, a malformed

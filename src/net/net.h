@@ -101,6 +101,8 @@ struct net_config {
      * upstreams besides the host's store ("": none). */
     char tls_intercept[NET_MAX_TLS_HOSTS][254];
     int ntls_intercept;
+    char tls_bypass[NET_MAX_TLS_HOSTS][254]; /* a box with secrets intercepts every host but these */
+    int ntls_bypass;
     char tls_extra_ca[NET_TLS_CA_PATH];
     struct net_secret secrets[NET_MAX_SECRETS];
     int nsecrets;
@@ -198,6 +200,8 @@ const char *net_stack_tls_ca_pem(const struct net_stack *s);
 void net_stack_tls_free(struct net_stack *s);
 /* "HOST" or "*.DOMAIN" for --tls-intercept, added to c; -1 with a message in err. */
 int net_tls_host_add(struct net_config *c, const char *host, char *err, size_t errcap);
+/* The same for --tls-bypass (a box with secrets intercepts TLS to every other host). */
+int net_tls_bypass_add(struct net_config *c, const char *host, char *err, size_t errcap);
 /* A secret NAME (an environment variable name) with its hosts ("a.example.com,*.b.org")
  * and placeholder (NULL: a new random one), added to c; -1 with a message in err. */
 int net_secret_add(struct net_config *c, const char *name, const char *hosts, const char *placeholder, char *err,

@@ -159,21 +159,31 @@ int net_rule_parse(const char *text, int allow, struct net_rule *r, char *err, s
     return 0;
 }
 
-int net_tls_host_add(struct net_config *c, const char *host, char *err, size_t errcap)
+static int tls_host_add(char list[][254], int *n, const char *host, const char *what, char *err, size_t errcap)
 {
-    if (!net_domain_valid(host) || !strcmp(host, "*") || strlen(host) >= sizeof(c->tls_intercept[0])) {
-        snprintf(err, errcap, "TLS interception host \"%s\" must be a host name or *.DOMAIN", host);
+    if (!net_domain_valid(host) || !strcmp(host, "*") || strlen(host) >= 254) {
+        snprintf(err, errcap, "%s host \"%s\" must be a host name or *.DOMAIN", what, host);
         return -1;
     }
-    if (c->ntls_intercept >= NET_MAX_TLS_HOSTS) {
-        snprintf(err, errcap, "too many TLS interception hosts (at most %d)", NET_MAX_TLS_HOSTS);
+    if (*n >= NET_MAX_TLS_HOSTS) {
+        snprintf(err, errcap, "too many %s hosts (at most %d)", what, NET_MAX_TLS_HOSTS);
         return -1;
     }
-    char *d = c->tls_intercept[c->ntls_intercept++];
-    snprintf(d, sizeof(c->tls_intercept[0]), "%s", host);
+    char *d = list[(*n)++];
+    snprintf(d, 254, "%s", host);
     for (; *d; d++)
         *d = (char)tolower((unsigned char)*d);
     return 0;
+}
+
+int net_tls_host_add(struct net_config *c, const char *host, char *err, size_t errcap)
+{
+    return tls_host_add(c->tls_intercept, &c->ntls_intercept, host, "TLS interception", err, errcap);
+}
+
+int net_tls_bypass_add(struct net_config *c, const char *host, char *err, size_t errcap)
+{
+    return tls_host_add(c->tls_bypass, &c->ntls_bypass, host, "TLS bypass", err, errcap);
 }
 
 int net_port_parse(const char *text, struct net_port *p, char *err, size_t errcap)

@@ -18,12 +18,14 @@
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "net/secret_scan.h"
 #include "net/sni.h"
 #include "net/tls_proxy.h"
 
@@ -317,6 +319,34 @@ static int window_opened(const struct tcp_conn *c)
 
 static void dns_input(struct net_stack *s, struct tcp_conn *c, uint64_t now);
 
+/* A box with secrets: a placeholder in what a connection that is not intercepted sends
+ * (plain HTTP, any TCP) stops it. Bytes already scanned stay in the ring until written,
+ * so only the new ones (after scanned) are looked at. -1: c was reset (logged). */
+static int scan_plain(struct net_stack *s, struct tcp_conn *c)
+{
+    struct iovec iov[2];
+    int cnt = ring_iov_data(&c->to_host, iov);
+    size_t skip = c->scanned;
+    for (int i = 0; i < cnt; i++) {
+        size_t off = skip < iov[i].iov_len ? skip : iov[i].iov_len;
+        skip -= off;
+        int k = secret_scan_stream(&s->cfg, c->scan_carry, &c->scan_len, (const uint8_t *)iov[i].iov_base + off,
+                                   iov[i].iov_len - off);
+        if (k >= 0) {
+            char why[200];
+            snprintf(why, sizeof(why), "secret %s's placeholder in a connection that is not intercepted TLS",
+                     s->cfg.secrets[k].name);
+            struct verdict v = {0, -1, why};
+            s->st.denied_secret++;
+            net_log_deny(s, "tcp", s->cfg.guest_ip, c->gport, c->rip, c->rport, &v);
+            reset_conn(s, c);
+            return -1;
+        }
+    }
+    c->scanned = c->to_host.len;
+    return 0;
+}
+
 /* An intercepted connection moves what it can (tls_proxy.c), then sends what that put
  * in the ring toward the guest and opens the window it freed. */
 static void tls_service(struct net_stack *s, struct tcp_conn *c, int readable, uint64_t now)
@@ -348,6 +378,8 @@ static void flush_to_host(struct net_stack *s, struct tcp_conn *c, int wupdate, 
         tls_service(s, c, 0, now);
         return;
     }
+    if (s->cfg.nsecrets && scan_plain(s, c) < 0)
+        return;
     while (c->to_host.len) {
         struct iovec iov[2];
         int cnt = ring_iov_data(&c->to_host, iov);
@@ -361,6 +393,7 @@ static void flush_to_host(struct net_stack *s, struct tcp_conn *c, int wupdate, 
             return;
         }
         ring_drop(&c->to_host, (size_t)n);
+        c->scanned = c->scanned > (size_t)n ? c->scanned - (size_t)n : 0;
     }
     if (wupdate && c->state == TS_ESTABLISHED && !c->in_ack_list && window_opened(c))
         send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0); /* window update */
@@ -571,6 +604,13 @@ static void check_sni(struct net_stack *s, struct tcp_conn *c, uint64_t now)
         }
     }
     if (!v.allow) {
+        s->st.denied_sni++;
+        net_log_deny(s, "tls", s->cfg.guest_ip, c->gport, c->rip, c->rport, &v);
+        reset_conn(s, c);
+        return;
+    }
+    if (rc != 1 && s->cfg.nsecrets && s->tls) {
+        v = (struct verdict){0, -1, "TLS without a server name in a box with secrets (nothing to intercept it as)"};
         s->st.denied_sni++;
         net_log_deny(s, "tls", s->cfg.guest_ip, c->gport, c->rip, c->rport, &v);
         reset_conn(s, c);

@@ -48,10 +48,29 @@ struct tls_conn {
     char why[320];
 };
 
+/* 1 when name is one of a secret's hosts or has a header rule: its requests are parsed
+ * (http_req.c); other intercepted hosts' streams are only scanned for placeholders. */
+static int tls_filtered(const struct net_stack *s, const char *name)
+{
+    for (int i = 0; i < s->cfg.nsecrets; i++)
+        for (int k = 0; k < s->cfg.secrets[i].nhosts; k++)
+            if (policy_domain_match(s->cfg.secrets[i].hosts[k], name))
+                return 1;
+    for (int i = 0; i < s->cfg.nheader_rules; i++)
+        if (policy_domain_match(s->cfg.header_rules[i].host, name))
+            return 1;
+    return 0;
+}
+
 int tls_wants(const struct net_stack *s, const char *name)
 {
     if (!s->tls)
         return 0;
+    for (int i = 0; i < s->cfg.ntls_bypass; i++)
+        if (policy_domain_match(s->cfg.tls_bypass[i], name))
+            return 0;
+    if (s->cfg.nsecrets)
+        return 1; /* a placeholder must not leave unseen: every other host is intercepted */
     for (int i = 0; i < s->cfg.ntls_intercept; i++)
         if (policy_domain_match(s->cfg.tls_intercept[i], name))
             return 1;
@@ -135,7 +154,7 @@ struct tls_conn *tls_conn_new(struct net_stack *s, struct tcp_conn *c, const cha
         if (s->cfg.nsecrets || s->cfg.nheader_rules) {
             t->http = malloc(sizeof(*t->http));
             if (t->http)
-                http_filter_init(t->http);
+                http_filter_init(t->http, !tls_filtered(s, name));
             t->scope.sni = t->name;
             t->scope.pinned = policy_is_pinned(&s->pol, name, c->rip, now);
             t->scope.cfg = &s->cfg;

@@ -37,9 +37,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const char *const values[] = {"sk-real-value", "other-value"};
     struct http_scope sc = {.sni = "api.example.com", .pinned = data[0] & 1, .cfg = &cfg, .values = values};
     size_t step = 1 + (data[0] >> 1) * 37, room = 1 + (size_t)data[1] * 64;
+    int scan_only = data[1] == 0xfe; /* a host that is no secret's: scanned only */
     data += 2;
     size -= 2;
-    http_filter_init(&f);
+    http_filter_init(&f, scan_only);
     size_t off = 0, outlen = 0;
     int stuck = 0;
     while (off < size && stuck < 3) {

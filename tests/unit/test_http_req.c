@@ -35,7 +35,7 @@ static void make_cfg(void)
 static int run(const char *sni, int pinned, const char *text, size_t step, size_t room, char *out, size_t cap)
 {
     struct http_scope sc = {.sni = sni, .pinned = pinned, .cfg = &cfg, .values = values};
-    http_filter_init(&f);
+    http_filter_init(&f, 0);
     size_t n = strlen(text), off = 0, outlen = 0;
     while (off < n || f.state == HS_EMIT) {
         size_t k = n - off < step ? n - off : step, used = 0;
@@ -100,7 +100,7 @@ static void test_refusals(void **state)
     struct http_scope sc = {.sni = "api.example.com", .pinned = 1, .cfg = &cfg, .values = none};
     snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: api.example.com\r\nX-K: " PH "\r\n\r\n");
     size_t used = 0, outlen = 0;
-    http_filter_init(&f);
+    http_filter_init(&f, 0);
     assert_int_equal(http_filter_run(&f, &sc, (const uint8_t *)req, strlen(req), &used, (uint8_t *)out, 4096, &outlen),
                      -1);
     static const char *const smuggles[] = {
