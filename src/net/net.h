@@ -206,6 +206,8 @@ int net_tls_bypass_add(struct net_config *c, const char *host, char *err, size_t
  * and placeholder (NULL: a new random one), added to c; -1 with a message in err. */
 int net_secret_add(struct net_config *c, const char *name, const char *hosts, const char *placeholder, char *err,
                    size_t errcap);
+/* A secret's name: an environment variable name (letters, digits, _; no leading digit). */
+int net_secret_name_valid(const char *name);
 /* Adds hosts to the secret NAME of c ("NAME=host[,host...]", --secret-host). */
 int net_secret_hosts_add(struct net_config *c, const char *spec, char *err, size_t errcap);
 /* "HOST:Name=Value" (--header-rule) added to c; -1 with a message in err. */

@@ -10,7 +10,7 @@
 
 #include "net/policy.h"
 
-static int valid_env_name(const char *n)
+int net_secret_name_valid(const char *n)
 {
     if (!*n || strlen(n) >= NET_SECRET_NAME || isdigit((unsigned char)*n))
         return 0;
@@ -66,7 +66,7 @@ static int secret_hosts(struct net_secret *s, const char *hosts, char *err, size
 int net_secret_add(struct net_config *c, const char *name, const char *hosts, const char *placeholder, char *err,
                    size_t errcap)
 {
-    if (!valid_env_name(name)) {
+    if (!net_secret_name_valid(name)) {
         snprintf(err, errcap, "secret name \"%s\" must be an environment variable name (letters, digits, _)", name);
         return -1;
     }

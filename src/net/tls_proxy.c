@@ -193,11 +193,15 @@ void tls_conn_free(struct net_stack *s, struct tls_conn *t)
     net_mem_release(s, TLS_CONN_CHARGE);
 }
 
-/* Logs "WHAT NAME: DETAIL" as the denial of c; returns -1 (c is to be reset). */
+/* Logs "WHAT NAME: DETAIL" (what NULL: DETAIL) as the denial of c; returns -1 (c is to
+ * be reset). */
 static int fail(struct net_stack *s, struct tcp_conn *c, const char *what, const char *detail)
 {
     struct tls_conn *t = c->tls;
-    snprintf(t->why, sizeof(t->why), "%s %s: %s", what, t->name, detail);
+    if (what)
+        snprintf(t->why, sizeof(t->why), "%s %s: %s", what, t->name, detail);
+    else
+        snprintf(t->why, sizeof(t->why), "%s", detail);
     struct verdict v = {0, -1, t->why};
     net_log_deny(s, "tls", s->cfg.guest_ip, c->gport, c->rip, c->rport, &v);
     s->st.denied_sni++;
@@ -302,7 +306,7 @@ static int relay_filtered(struct net_stack *s, struct tcp_conn *c)
         if (http_filter_run(t->http, &t->scope, t->raw + t->raw_off, t->raw_len - t->raw_off, &used, t->up,
                             sizeof(t->up), &t->up_len) < 0) {
             s->st.denied_secret++;
-            return fail(s, c, "HTTP to", t->http->why);
+            return fail(s, c, NULL, t->http->why);
         }
         t->raw_off += used;
         progress |= used > 0 || t->up_len > before;
