@@ -23,6 +23,7 @@ import pytest
 from conftest import decode
 
 NS_ADDR, NS_HOST = "198.18.100.10", "198.18.100.1"
+NS_ADDR2 = "198.18.100.11"  # the same server, an address no resolver of the box ever gave
 
 SERVER = r"""
 import json, socket, ssl, sys, threading
@@ -77,7 +78,7 @@ def plain_conn(c):
 def listen(port):
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((addr, port))
+    s.bind(("0.0.0.0", port))  # (inside the namespace: its two addresses only)
     s.listen(64)
     return s
 def loop(s, fn):
@@ -163,6 +164,7 @@ def upstream(tmp_path):
         _sh("ip", "addr", "add", f"{NS_HOST}/24", "dev", veth)
         _sh("ip", "link", "set", veth, "up")
         _sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{NS_ADDR}/24", "dev", veth + "n")
+        _sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{NS_ADDR2}/24", "dev", veth + "n")
         _sh("ip", "netns", "exec", ns, "ip", "link", "set", veth + "n", "up")
         _sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
         with open(f"{d}/server.py", "w") as f:
@@ -327,6 +329,9 @@ def raw(host, sni, req):
         return "error %s %s" % (type(e).__name__, e)
 print("fronting", raw("api.example.com", "api.example.com",
                       "GET /front HTTP/1.1\r\nHost: plain.example.com\r\nX-Key: " + key + "\r\n\r\n"))
+# the right name at an address no DNS answer of the box gave (another resolver's)
+print("unpinned", raw("198.18.100.11", "api.example.com",
+                      "GET /unpinned HTTP/1.1\r\nHost: api.example.com\r\nX-Key: " + key + "\r\n\r\n"))
 print("body", raw("api.example.com", "api.example.com",
                   "POST /body HTTP/1.1\r\nHost: api.example.com\r\nContent-Length: %d\r\n\r\nk=%s" % (len(key) + 2, key)))
 print("query", get("https://api.example.com/q?k=" + key))
@@ -369,7 +374,9 @@ print("environ-leaks", leaks)
 def test_secrets(vm, upstream, tmp_path):
     """The real key reaches the server in a header and in Basic credentials, and a
     header rule adds a file secret, while the guest only ever holds the placeholder
-    (env, /proc/*/environ); the fronted, body and query uses are refused and logged;
+    (env, /proc/*/environ); the fronted, body, query and unpinned-address uses, and
+    exfiltration to another HTTPS host, plain HTTP, a DNS name, UDP and QUIC are refused
+    and logged;
     no host-side file of the box (nor the state database) holds a value; a later
     start reads the value from the environment again."""
     d, dport, _ = upstream
@@ -392,9 +399,10 @@ def test_secrets(vm, upstream, tmp_path):
         assert base64.b64decode(seen["/basic"]["Authorization"][6:]).decode() == "user:" + SECRET, seen
         assert seen["/rule"]["X-Injected"] == "from the host " + FILE_SECRET, seen
         assert "bearer ok" in out and "basic ok" in out and "rule ok" in out, out
-        for what in ("fronting", "body", "query"):
+        for what in ("fronting", "body", "query", "unpinned"):
             assert f"\n{what} error" in out, out
-        assert "/front" not in seen and "/body" not in seen and not any(t.startswith("/q") for t in seen), seen
+        assert "/front" not in seen and "/body" not in seen and "/unpinned" not in seen, seen
+        assert not any(t.startswith("/q") for t in seen), seen
         assert "environ-leaks 0" in out, out
         assert "other-ok ok HTTP/1.1 200" in out and "\nother error" in out, out
         assert "plain-ok ok HTTP/1.1 200" in out and "\nplain error" in out, out
@@ -405,6 +413,8 @@ def test_secrets(vm, upstream, tmp_path):
                "server name" in log, log
         assert "secret OPENAI_API_KEY in a request body to api.example.com" in log, log
         assert "secret OPENAI_API_KEY in the request target to api.example.com" in log, log
+        assert f"-> {NS_ADDR2}:443 rule=\"secret OPENAI_API_KEY in a request header to api.example.com: the address " \
+               "is not this box's DNS answer for the host" in log, log
         assert "secret OPENAI_API_KEY in TLS to plain.example.com: not one of the secret's hosts" in log, log
         assert ":80 rule=\"secret OPENAI_API_KEY's placeholder in a connection that is not intercepted TLS" in log, log
         assert "exfil.example" in log and "secret OPENAI_API_KEY's placeholder in a DNS name" in log, log
