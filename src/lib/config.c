@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int options_net(const cocoon_box_options *o, struct box_config *c, cocoon_error *err)
@@ -37,6 +38,11 @@ static int options_net(const cocoon_box_options *o, struct box_config *c, cocoon
             return lib_err(err, COCOON_E_INVALID, "%s", why);
         if (sc->value && !net_secret_value_ok(sc->value, strlen(sc->value), why, sizeof(why)))
             return lib_err(err, COCOON_E_INVALID, "secret %s: %s", sc->name, why);
+        if (!sc->value && !sc->file && !getenv(sc->name))
+            return lib_err(err, COCOON_E_INVALID,
+                           "secret %s has no value: set %s in the environment (or give a file: --secret "
+                           "%s=@file:PATH); values are never stored",
+                           sc->name, sc->name, sc->name);
         if (sc->file && (sc->file[0] != '/' || strlen(sc->file) >= sizeof(c->net.secrets[0].file)))
             return lib_err(err, COCOON_E_INVALID, "secret %s: the file needs an absolute path", sc->name);
         if (sc->file)
