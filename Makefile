@@ -147,7 +147,7 @@ $(BUILD)/bin/cocoon-serve: $(OBJ)/src/serve/main.o $(ILIB)/libserve.a $(ILIB)/li
 	@echo '  LD      $@'
 	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $+ $(SERVE_LIBS) $(HOST_LIBS)
 
-VMM_LIBS := $(shell $(PKG_CONFIG) --libs jansson libseccomp 2>/dev/null) -lpthread
+VMM_LIBS := $(shell $(PKG_CONFIG) --libs jansson libseccomp libssl libcrypto 2>/dev/null) -lpthread
 $(BUILD)/bin/cocoon-vmm: $(VMM_MAIN) $(call lib_of,$(VMM_PARTS))
 	@mkdir -p $(dir $@)
 	@echo '  LD      $@'
@@ -186,7 +186,7 @@ $(TEST_SUPPORT): $(patsubst %.c,$(OBJ)/%.o,$(wildcard tests/support/*.c))
 	@echo '  AR      $@'
 	$(Q)rm -f $@ && ar rcs $@ $^
 # tests/unit/test_unpack.c reads the images it makes back with libext2fs itself.
-TEST_LIBS := $(TEST_SUPPORT) $(ALL_ILIBS) $(SERVE_LIBS) $(HOST_LIBS) $(shell $(PKG_CONFIG) --libs ext2fs com_err 2>/dev/null) \
+TEST_LIBS := $(TEST_SUPPORT) $(ALL_ILIBS) $(SERVE_LIBS) $(shell $(PKG_CONFIG) --libs libssl 2>/dev/null) $(HOST_LIBS) $(shell $(PKG_CONFIG) --libs ext2fs com_err 2>/dev/null) \
 	-lseccomp
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)

@@ -228,6 +228,20 @@ int cocoon_box_command(cocoon_box *box, const cocoon_command_options *opts, coco
 void cocoon_command_free(cocoon_command *cmd);
 
 /* ---- boxes ---- */
+/* A secret (docs/security.md "Secrets"): inside the box the variable `name` holds a
+ * placeholder ("cocoon-secret-NAME-<32 hex digits>", random per box); cocoon's network
+ * stack puts the value in its place only in request headers (Basic credentials
+ * included) of HTTPS requests to one of `hosts` whose address came from the box's own
+ * DNS lookup. The value is never written anywhere: it is handed to the box's monitor
+ * in memory at each start, from `value` (kept by the box handle that created the box)
+ * or else from the environment variable `name` of the process that starts the box. */
+typedef struct cocoon_secret {
+    const char *name;  /* an environment variable name */
+    const char *hosts; /* "api.example.com,*.example.com" */
+    const char *value; /* NULL: read at each start from the environment, else from file */
+    const char *file;  /* an absolute path holding the value (one trailing line end dropped), or NULL */
+} cocoon_secret;
+
 typedef struct cocoon_box_options {
     size_t size;                  /* sizeof(cocoon_box_options): set by cocoon_box_options_init */
     const char *name;             /* optional: up to 64 letters, digits, '.', '_' or '-' */
@@ -253,6 +267,18 @@ typedef struct cocoon_box_options {
                                  "allow *.example.org", "allow 10.1.2.0/24:5432/tcp", "deny 1.2.3.4",
                                  "allow host:8080" (the host's loopback as host.cocoon.internal) */
     const char *const *net_ports; /* NULL-terminated published ports: "8080:80", "127.0.0.1:5353:53/udp" */
+    /* TLS interception, secrets and header rules (docs/security.md "Secrets") */
+    const char *const *tls_intercept; /* NULL-terminated hosts ("api.example.com", "*.example.org") whose TLS
+                                         is ended by cocoon with the box CA's certificate (trusted inside the
+                                         box) and re-originated, verified, to the real host */
+    const char *tls_ca;               /* a PEM file of CAs trusted for intercepted upstreams besides the
+                                         host's store (NULL: none) */
+    const char *const *tls_bypass;    /* NULL-terminated hosts a box with secrets does not intercept (every
+                                         other host's TLS is, so that no placeholder leaves unseen) */
+    const cocoon_secret *secrets;     /* ended by an entry whose name is NULL (NULL: none) */
+    const char *const *header_rules;  /* NULL-terminated "HOST:Name=Value": the header set (added or replaced)
+                                         on HTTPS requests to HOST; {{NAME}} in Value stands for secret NAME's
+                                         value, under that secret's conditions */
 } cocoon_box_options;
 /* Fills the defaults: the default image, 1 CPU, 512 MiB, backend and accel auto, network public. */
 void cocoon_box_options_init(cocoon_box_options *opts);
@@ -938,6 +964,10 @@ int cocoon_box_net_stats(cocoon_box *box, cocoon_net_stats *out, cocoon_error *e
  * that denied it; the latest ~2 MiB: the monitor rotates net.log to net.log.1) to fd,
  * oldest first. With follow, keeps copying, across rotations, until the box stops. */
 int cocoon_box_net_logs(cocoon_box *box, int fd, int follow, cocoon_error *err);
+/* The box's TLS interception as JSON: {"tls_intercept": [HOST...], "secrets": [{"name",
+ * "hosts": [...], "placeholder"}...], "header_rules": ["HOST:Name=Value"...]}: names,
+ * hosts and placeholders only (values are never stored). Free with cocoon_free. */
+int cocoon_box_tls_json(cocoon_box *box, char **json_out, cocoon_error *err);
 
 /* ---- config files ----
  * cocoon.yaml describes boxes (docs/config.md): image or rootfs, cpus, memory, disk,

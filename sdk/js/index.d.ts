@@ -154,6 +154,15 @@ export interface BoxCreateOptions {
   openStdin?: boolean;
   /** A health check run in the box from its start (see Box.health, Box.wait). */
   healthcheck?: HealthCheckOptions;
+  /** Secrets the box never sees: {NAME: host or [hosts]}. Inside the box $NAME holds a placeholder; cocoon puts
+   * the value (from the server's environment, at each start) in HTTPS request headers to those hosts only. */
+  secrets?: Record<string, string | string[]>;
+  /** 'HOST:Name=Value': a header set on HTTPS requests to HOST ({{NAME}}: secret NAME's value). */
+  headerRules?: string[];
+  /** Hosts whose TLS cocoon intercepts with the box's own CA. */
+  tlsIntercept?: string[];
+  /** Hosts a box with secrets does not intercept. */
+  tlsBypass?: string[];
   client?: Cocoon;
 }
 

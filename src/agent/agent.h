@@ -223,6 +223,12 @@ void clock_follow_host(uint64_t host_ns, uint64_t tolerance_ns);
 /* /etc/hosts: adds localhost and hostname lines when missing. */
 void guestcfg_apply(const char *hostname);
 
+/* trust.c: BOX_TRUST, the box's TLS interception CA installed into the image's trust
+ * bundles, and the variables every command gets (the CA's paths, secret placeholders). */
+void trust_apply(struct agent *a, const uint8_t *p, size_t n);
+/* The BOX_ENV entries, NULL-terminated (empty before BOX_TRUST). */
+char *const *trust_env(void);
+
 /* ---- session.c ---- */
 enum agent_phase { PHASE_HANDSHAKE, PHASE_SERVING, PHASE_SHUTDOWN };
 struct agent {

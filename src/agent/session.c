@@ -196,6 +196,7 @@ static void on_frame(struct agent *a, const struct proto_header *h, const uint8_
         break;
     }
     case PROTO_CONFIG: on_config(a, p, h->len); break;
+    case PROTO_BOX_TRUST: trust_apply(a, p, h->len); break;
     case PROTO_SHUTDOWN: start_shutdown(a, p, h->len, now); break;
     case PROTO_EXEC:
         if (a->phase == PHASE_SERVING) {

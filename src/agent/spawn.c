@@ -46,12 +46,26 @@ struct env_extra {
 /* The EXEC env plus what a login would have set; strings stay owned by m and x. */
 static char **build_env(const struct proto_exec *m, const struct user_cred *c, struct env_extra *x)
 {
-    char **env = calloc(m->envc + 5, sizeof(char *));
+    char *const *box = trust_env(); /* the box's own variables (BOX_TRUST) */
+    size_t nbox = 0;
+    while (box[nbox])
+        nbox++;
+    char **env = calloc(m->envc + nbox + 5, sizeof(char *));
     if (!env)
         return NULL;
     size_t n = 0;
     for (size_t i = 0; i < m->envc; i++)
         env[n++] = m->env[i];
+    for (size_t i = 0; i < nbox; i++) {
+        size_t k = (size_t)(strchr(box[i], '=') - box[i]);
+        char key[256];
+        if (k >= sizeof(key))
+            continue;
+        memcpy(key, box[i], k);
+        key[k] = 0;
+        if (!env_has(m->env, key))
+            env[n++] = box[i];
+    }
     if (!env_has(m->env, "PATH"))
         env[n++] = DEFAULT_PATH;
     if (!env_has(m->env, "HOME")) {

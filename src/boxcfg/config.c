@@ -46,6 +46,16 @@ int box_config_add_rule(struct box_config *c, const char *text, char *err, size_
     return 0;
 }
 
+static int add_tls_host(struct box_config *c, const char *text, char *err, size_t errcap)
+{
+    return net_tls_host_add(&c->net, text, err, errcap);
+}
+
+static int add_tls_bypass(struct box_config *c, const char *text, char *err, size_t errcap)
+{
+    return net_tls_bypass_add(&c->net, text, err, errcap);
+}
+
 int box_config_add_port(struct box_config *c, const char *text, char *err, size_t errcap)
 {
     if (c->net.nports >= BOX_NET_PORTS_MAX) {
@@ -193,6 +203,55 @@ static int add_strings(struct box_config *c, json_t *net, const char *key, const
     return 0;
 }
 
+static int add_header_rule(struct box_config *c, const char *text, char *err, size_t errcap)
+{
+    return net_header_rule_add(&c->net, text, err, errcap);
+}
+
+/* "secrets": [{"name": "OPENAI_API_KEY", "hosts": ["api.openai.com"], "placeholder": "cocoon-secret-..."}]:
+ * names, hosts and placeholders only: values are never in config.json. */
+static int parse_secrets(json_t *net, struct box_config *c, char *err, size_t errcap)
+{
+    json_t *a = json_object_get(net, "secrets"), *x;
+    size_t i;
+    if (a && !json_is_array(a)) {
+        snprintf(err, errcap, "\"net.secrets\" must be an array");
+        return -1;
+    }
+    json_array_foreach(a, i, x)
+    {
+        const char *name = json_string_value(json_object_get(x, "name"));
+        const char *ph = json_string_value(json_object_get(x, "placeholder"));
+        json_t *hosts = json_object_get(x, "hosts"), *h;
+        if (!name || !ph || (hosts && !json_is_array(hosts))) {
+            snprintf(err, errcap, "\"net.secrets\" entries have a name, a placeholder and hosts");
+            return -1;
+        }
+        if (net_secret_add(&c->net, name, NULL, ph, err, errcap) < 0)
+            return -1;
+        const char *file = json_string_value(json_object_get(x, "file"));
+        if (file && (file[0] != '/' || strlen(file) >= sizeof(c->net.secrets[0].file))) {
+            snprintf(err, errcap, "\"net.secrets\": secret %s's file must be an absolute path", name);
+            return -1;
+        }
+        if (file)
+            snprintf(c->net.secrets[c->net.nsecrets - 1].file, sizeof(c->net.secrets[0].file), "%s", file);
+        size_t k;
+        json_array_foreach(hosts, k, h)
+        {
+            char spec[NET_SECRET_NAME + 260];
+            if (!json_is_string(h) || strlen(json_string_value(h)) > 253) {
+                snprintf(err, errcap, "\"net.secrets\" hosts are strings");
+                return -1;
+            }
+            snprintf(spec, sizeof(spec), "%s=%s", name, json_string_value(h));
+            if (net_secret_hosts_add(&c->net, spec, err, errcap) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 static int parse_net(json_t *root, struct box_config *c, char *err, size_t errcap)
 {
     struct net_config *n = &c->net;
@@ -211,7 +270,12 @@ static int parse_net(json_t *root, struct box_config *c, char *err, size_t errca
     }
     n->mode = mode;
     if (add_strings(c, o, "rules", "strings: \"allow RULE\" or \"deny RULE\"", box_config_add_rule, err, errcap) < 0 ||
-        add_strings(c, o, "ports", "strings like \"8080:80\"", box_config_add_port, err, errcap) < 0)
+        add_strings(c, o, "ports", "strings like \"8080:80\"", box_config_add_port, err, errcap) < 0 ||
+        add_strings(c, o, "tls_intercept", "host names or *.DOMAIN", add_tls_host, err, errcap) < 0 ||
+        add_strings(c, o, "tls_bypass", "host names or *.DOMAIN", add_tls_bypass, err, errcap) < 0 ||
+        get_str(o, "tls_ca", 0, n->tls_extra_ca, sizeof(n->tls_extra_ca), err, errcap) < 0 ||
+        add_strings(c, o, "header_rules", "strings: \"HOST:Name=Value\"", add_header_rule, err, errcap) < 0 ||
+        parse_secrets(o, c, err, errcap) < 0)
         return -1;
     json_t *a = json_object_get(o, "dns_upstream"), *x;
     size_t i;
@@ -373,6 +437,40 @@ static json_t *net_json(const struct net_config *n)
     }
     if (net && n->refuse_nxdomain)
         json_object_set_new(net, "dns_refuse", json_string("nxdomain"));
+    if (net && n->ntls_intercept) {
+        json_t *a = json_array();
+        for (int i = 0; a && i < n->ntls_intercept; i++)
+            json_array_append_new(a, json_string(n->tls_intercept[i]));
+        json_object_set_new(net, "tls_intercept", a);
+    }
+    if (net && n->ntls_bypass) {
+        json_t *a = json_array();
+        for (int i = 0; a && i < n->ntls_bypass; i++)
+            json_array_append_new(a, json_string(n->tls_bypass[i]));
+        json_object_set_new(net, "tls_bypass", a);
+    }
+    if (net && n->tls_extra_ca[0])
+        json_object_set_new(net, "tls_ca", json_string(n->tls_extra_ca));
+    if (net && n->nheader_rules) {
+        json_t *a = json_array();
+        for (int i = 0; a && i < n->nheader_rules; i++)
+            json_array_append_new(a, json_string(n->header_rules[i].text));
+        json_object_set_new(net, "header_rules", a);
+    }
+    if (net && n->nsecrets) {
+        json_t *a = json_array();
+        for (int i = 0; a && i < n->nsecrets; i++) {
+            json_t *hosts = json_array();
+            for (int k = 0; hosts && k < n->secrets[i].nhosts; k++)
+                json_array_append_new(hosts, json_string(n->secrets[i].hosts[k]));
+            json_t *o = json_pack("{s:s, s:o, s:s}", "name", n->secrets[i].name, "hosts", hosts, "placeholder",
+                                  n->secrets[i].placeholder);
+            if (o && n->secrets[i].file[0])
+                json_object_set_new(o, "file", json_string(n->secrets[i].file)); /* where, never what */
+            json_array_append_new(a, o);
+        }
+        json_object_set_new(net, "secrets", a);
+    }
     return net;
 }
 

@@ -74,6 +74,39 @@ static const char **strings_of(json_t *list)
 
 static const char *string_or_null(json_t *box, const char *key) { return json_string_value(json_object_get(box, key)); }
 
+/* "secrets": [{"name", "hosts": [...] or null}] into lists->secrets; a secret without
+ * hosts goes where the box's "allow DOMAIN" rules let it. */
+static void config_secrets(json_t *secrets, struct cli_spec_lists *lists)
+{
+    lists->secrets = NULL;
+    lists->secret_hosts = NULL;
+    size_t n = json_array_size(secrets), i;
+    if (!n)
+        return;
+    lists->secrets = calloc(n + 1, sizeof(*lists->secrets));
+    lists->secret_hosts = calloc(n, 1024);
+    if (!lists->secrets || !lists->secret_hosts)
+        return;
+    json_t *s;
+    json_array_foreach(secrets, i, s)
+    {
+        char *h = lists->secret_hosts + i * 1024;
+        size_t k, len = 0;
+        json_t *x, *hosts = json_object_get(s, "hosts");
+        json_array_foreach(hosts, k, x) len +=
+            (size_t)snprintf(h + len, len < 1024 ? 1024 - len : 0, "%s%s", len ? "," : "", json_string_value(x));
+        for (size_t r = 0; json_is_null(hosts) && lists->rules && lists->rules[r]; r++) {
+            const char *rule = lists->rules[r];
+            if (strncmp(rule, "allow ", 6) || strpbrk(rule + 6, "/:") ||
+                !strpbrk(rule + 6, "abcdefghijklmnopqrstuvwxyz"))
+                continue; /* a CIDR, a port or the host alias: no name to give a secret to */
+            len += (size_t)snprintf(h + len, len < 1024 ? 1024 - len : 0, "%s%s", len ? "," : "", rule + 6);
+        }
+        lists->secrets[i].name = json_string_value(json_object_get(s, "name"));
+        lists->secrets[i].hosts = h;
+    }
+}
+
 void cli_config_box_options(json_t *box, cocoon_box_options *o, struct cli_spec_lists *lists)
 {
     json_t *net = json_object_get(box, "network");
@@ -88,13 +121,19 @@ void cli_config_box_options(json_t *box, cocoon_box_options *o, struct cli_spec_
     lists->ports = json_array_size(json_object_get(net, "ports")) ? strings_of(json_object_get(net, "ports")) : NULL;
     o->net_rules = lists->rules;
     o->net_ports = lists->ports;
+    config_secrets(json_object_get(box, "secrets"), lists);
+    o->secrets = lists->secrets;
 }
 
 void cli_spec_lists_free(struct cli_spec_lists *lists)
 {
     free(lists->rules);
     free(lists->ports);
+    free(lists->secrets);
+    free(lists->secret_hosts);
     lists->rules = lists->ports = NULL;
+    lists->secrets = NULL;
+    lists->secret_hosts = NULL;
 }
 
 json_t *cli_box_spec(cocoon_box *box, int *damaged)

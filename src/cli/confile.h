@@ -22,6 +22,8 @@ int cli_config_selected(char **names, int n, const char *name);
 /* A box's spec as cocoon_box_options (name aside); the strings stay the JSON's. */
 struct cli_spec_lists {
     const char **rules, **ports;
+    cocoon_secret *secrets; /* from "secrets" (hosts NULL there: the allow rules' domains) */
+    char *secret_hosts;
 };
 void cli_config_box_options(json_t *box, cocoon_box_options *o, struct cli_spec_lists *lists);
 void cli_spec_lists_free(struct cli_spec_lists *lists);

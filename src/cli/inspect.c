@@ -334,6 +334,25 @@ struct inspection {
     json_t *arr;
 };
 
+/* TLS interception, secrets (names, hosts, placeholders: never values) and header
+ * rules, as text lines; nothing when the box has none. */
+static void print_tls(const json_t *t)
+{
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(t, "tls_intercept"), i, x) printf("intercept:   %s\n", json_string_value(x));
+    json_array_foreach(json_object_get(t, "tls_bypass"), i, x) printf("tls bypass:  %s\n", json_string_value(x));
+    json_array_foreach(json_object_get(t, "secrets"), i, x)
+    {
+        printf("secret:      %s ->", json_string_value(json_object_get(x, "name")));
+        size_t k;
+        json_t *h;
+        json_array_foreach(json_object_get(x, "hosts"), k, h) printf("%s %s", k ? "," : "", json_string_value(h));
+        printf(" (in the box: %s)\n", json_string_value(json_object_get(x, "placeholder")));
+    }
+    json_array_foreach(json_object_get(t, "header_rules"), i, x) printf("header rule: %s\n", json_string_value(x));
+}
+
 static int inspect_one(cocoon_box *box, int i, void *arg)
 {
     struct inspection *in = arg;
@@ -354,18 +373,26 @@ static int inspect_one(cocoon_box *box, int i, void *arg)
     cocoon_detached_info *execs = NULL;
     size_t nexecs = 0;
     cocoon_box_detached_execs(box, &execs, &nexecs, &err); /* none when unreadable */
+    char *tls_text = NULL;
+    json_t *tls = cocoon_box_tls_json(box, &tls_text, &err) == 0 ? json_loads(tls_text, 0, NULL) : NULL;
+    cocoon_free(tls_text);
     if (in->json) {
         json_t *o = info_json(info, s, 1);
         json_object_set_new(o, "detached_execs", cli_detached_json(execs, nexecs));
+        if (tls)
+            json_object_set(o, "tls", tls);
         json_array_append_new(in->arr, o);
     } else {
         if (i > 0)
             putchar('\n');
         print_text(info, s);
+        if (tls)
+            print_tls(tls);
         if (nexecs)
             printf("detached:    %zu exec%s (see `cocoon exec --ls %s`)\n", nexecs, nexecs == 1 ? "" : "s",
                    info->name[0] ? info->name : info->id);
     }
+    json_decref(tls);
     free(execs);
     free(s);
     free(info);

@@ -2,10 +2,13 @@
  * command, and the run lifecycle: create, start, exec, then stop the box and keep it
  * (like docker), or remove it with --rm (ephemeral: removed whatever happened, even
  * when this process is killed); -d leaves it running instead. */
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "boxcfg/contract.h"
 #include "cli/cli.h"
@@ -38,7 +41,13 @@ enum {
     OPT_HEALTH_RETRIES,
     OPT_HEALTH_START_PERIOD,
     OPT_HEALTH_ON_FAILURE,
-    OPT_NO_HEALTHCHECK
+    OPT_NO_HEALTHCHECK,
+    OPT_TLS_INTERCEPT,
+    OPT_TLS_CA,
+    OPT_TLS_BYPASS,
+    OPT_SECRET,
+    OPT_SECRET_HOST,
+    OPT_HEADER_RULE
 };
 
 static const struct option box_long[] = {
@@ -52,6 +61,12 @@ static const struct option box_long[] = {
     {"allow", required_argument, NULL, OPT_ALLOW},
     {"deny", required_argument, NULL, OPT_DENY},
     {"publish", required_argument, NULL, 'p'},
+    {"tls-intercept", required_argument, NULL, OPT_TLS_INTERCEPT},
+    {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+    {"tls-bypass", required_argument, NULL, OPT_TLS_BYPASS},
+    {"secret", required_argument, NULL, OPT_SECRET},
+    {"secret-host", required_argument, NULL, OPT_SECRET_HOST},
+    {"header-rule", required_argument, NULL, OPT_HEADER_RULE},
     {"name", required_argument, NULL, OPT_NAME},
     {"disk", required_argument, NULL, OPT_DISK},
     {"rm", no_argument, NULL, OPT_RM},
@@ -123,6 +138,18 @@ static const char run_help[] = "usage: cocoon run [OPTIONS] IMAGE [--] [CMD [ARG
                                "  --allow RULE      allow DOMAIN, *.DOMAIN, CIDR[:PORT][/tcp|/udp] or host:PORT\n"
                                "  --deny RULE       deny the same; rules are checked in order, first match wins\n"
                                "  -p, --publish [IP:]HOST_PORT:GUEST_PORT[/udp]  forward a host port into the box\n"
+                               "  --tls-intercept HOST  end TLS to HOST (or *.DOMAIN) in cocoon with a certificate\n"
+                               "                    of the box's own CA (trusted inside the box) and re-originate\n"
+                               "                    it, verified, to the real host (repeatable)\n"
+                               "  --tls-ca FILE     PEM CAs trusted for intercepted upstreams besides the host's\n"
+                               "  --secret NAME[=@file:PATH]  the box's $NAME holds a placeholder; cocoon puts the\n"
+                               "                    value (from our $NAME, or the file) in its place in HTTPS\n"
+                               "                    request headers to the secret's hosts only (never stored:\n"
+                               "                    `cocoon start` reads $NAME again)\n"
+                               "  --secret-host NAME=HOST[,HOST...]  where secret NAME may go (*.DOMAIN too)\n"
+                               "  --tls-bypass HOST a box with secrets intercepts TLS to every host but these\n"
+                               "  --header-rule HOST:Name=Value  set this header on HTTPS requests to HOST\n"
+                               "                    ({{NAME}} in Value: secret NAME's value)\n"
                                "  --env K=V         set an environment variable (repeatable)\n"
                                "  --workdir DIR     working directory of CMD (default /)\n"
                                "  --user U          user: name, uid or uid:gid (default root)\n"
@@ -138,8 +165,10 @@ static const char create_help[] = "usage: cocoon create [OPTIONS] [IMAGE]\n"
                                   "is written to its disk stays until `cocoon rm`.\n"
                                   "\n"
                                   "  --image NAME, --rootfs DIR, --cpus N, --memory SIZE, --accel A, --name NAME,\n"
-                                  "  --disk SIZE, --vmm V, --net MODE, --allow RULE, --deny RULE, -p PORTS\n"
-                                  "  (as for `cocoon run`)\n"
+                                  "  --disk SIZE, --vmm V, --net MODE, --allow RULE, --deny RULE, -p PORTS,\n"
+                                  "  --secret NAME, --secret-host NAME=HOSTS, --header-rule RULE, --tls-intercept\n"
+                                  "  HOST, --tls-bypass HOST, --tls-ca FILE  (as for `cocoon run`; a secret's value\n"
+                                  "  is read again from $NAME at every start)\n"
                                   "  --health-cmd CMD, --health-interval DUR, --health-timeout DUR,\n"
                                   "  --health-retries N, --health-start-period DUR, --health-on-failure A,\n"
                                   "  --no-healthcheck  (as for `cocoon run`: checked while the box runs)\n";
@@ -183,7 +212,9 @@ static int is_health_opt(int c) { return c >= OPT_HEALTH_CMD && c <= OPT_NO_HEAL
 static int is_box_opt(int c)
 {
     return c == OPT_IMAGE || c == OPT_ROOTFS || c == OPT_CPUS || c == OPT_MEMORY || c == OPT_ACCEL || c == OPT_NAME ||
-           c == OPT_DISK || c == OPT_VMM || c == OPT_NET || c == OPT_ALLOW || c == OPT_DENY || c == 'p';
+           c == OPT_DISK || c == OPT_VMM || c == OPT_NET || c == OPT_ALLOW || c == OPT_DENY || c == 'p' ||
+           c == OPT_TLS_INTERCEPT || c == OPT_TLS_CA || c == OPT_TLS_BYPASS || c == OPT_SECRET ||
+           c == OPT_SECRET_HOST || c == OPT_HEADER_RULE;
 }
 
 /* "--cpus" for OPT_CPUS: how an option is named in a message, whatever form was typed. */
@@ -203,6 +234,19 @@ static int is_run_only(int c)
     return c == OPT_RM || c == 'd' || c == OPT_ENTRYPOINT || c == OPT_CONFIG || c == OPT_RESTART;
 }
 
+/* The absolute path of secret name's file (read at each start: the value is never
+ * stored); NULL with a message printed when it cannot be read now. */
+static const char *cli_secret_file(const char *name, const char *path)
+{
+    static char paths[NET_MAX_SECRETS][PATH_MAX];
+    static int n;
+    if (n >= NET_MAX_SECRETS || !realpath(path, paths[n]) || access(paths[n], R_OK) < 0) {
+        cli_error("--secret %s=@file:%s: %s", name, path, strerror(errno));
+        return NULL;
+    }
+    return paths[n++];
+}
+
 /* 0 ok, 1 help printed, -1 bad usage (message printed). */
 static int parse(enum kind k, int argc, char **argv, struct parsed *p)
 {
@@ -216,7 +260,13 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
     /* rules keep their command-line order across --allow and --deny */
     static char rule_text[BOX_NET_RULES_MAX][NET_RULE_TEXT + 16];
     static const char *rules[BOX_NET_RULES_MAX + 1], *ports[BOX_NET_PORTS_MAX + 1];
-    size_t nrules = 0, nports = 0;
+    static const char *tls_hosts[NET_MAX_TLS_HOSTS + 1], *header_rules[NET_MAX_HEADER_RULES + 1];
+    static cocoon_secret secrets[NET_MAX_SECRETS + 1];
+    static const char *bypass[NET_MAX_TLS_HOSTS + 1];
+    size_t nbypass = 0;
+    static char secret_names[NET_MAX_SECRETS][NET_SECRET_NAME], secret_hosts[NET_MAX_SECRETS][1024];
+    static const char *secret_host_specs[NET_MAX_SECRETS * NET_SECRET_HOSTS];
+    size_t nrules = 0, nports = 0, ntls = 0, nsecrets = 0, nsecret_hosts = 0, nheader = 0;
     while ((c = getopt_long(argc, argv, "+itdp:", box_long, NULL)) != -1) {
         if (c == OPT_HELP) {
             fputs(help, stdout);
@@ -280,6 +330,71 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
             rules[++nrules] = NULL;
             p->box.net_rules = rules;
             break;
+        case OPT_SECRET: {
+            if (nsecrets >= NET_MAX_SECRETS) {
+                cli_error("too many secrets (at most %d)", NET_MAX_SECRETS);
+                return -1;
+            }
+            const char *eq = strchr(optarg, '=');
+            size_t nl = eq ? (size_t)(eq - optarg) : strlen(optarg);
+            if (nl == 0 || nl >= NET_SECRET_NAME || (eq && strncmp(eq + 1, "@file:", 6))) {
+                cli_error("--secret %s: use --secret NAME (the value from $NAME) or --secret NAME=@file:PATH; a "
+                          "value is never given on the command line",
+                          eq ? "NAME=..." : optarg);
+                return -1;
+            }
+            memcpy(secret_names[nsecrets], optarg, nl);
+            secret_names[nsecrets][nl] = 0;
+            secrets[nsecrets].name = secret_names[nsecrets];
+            if (eq && !(secrets[nsecrets].file = cli_secret_file(secret_names[nsecrets], eq + 7)))
+                return -1;
+            secrets[++nsecrets].name = NULL;
+            p->box.secrets = secrets;
+            break;
+        }
+        case OPT_SECRET_HOST:
+            if (nsecret_hosts >= sizeof(secret_host_specs) / sizeof(secret_host_specs[0])) {
+                cli_error("too many --secret-host options");
+                return -1;
+            }
+            secret_host_specs[nsecret_hosts++] = optarg;
+            break;
+        case OPT_HEADER_RULE:
+            if (nheader >= NET_MAX_HEADER_RULES) {
+                cli_error("too many header rules (at most %d)", NET_MAX_HEADER_RULES);
+                return -1;
+            }
+            header_rules[nheader++] = optarg;
+            header_rules[nheader] = NULL;
+            p->box.header_rules = header_rules;
+            break;
+        case OPT_TLS_BYPASS:
+            if (nbypass >= NET_MAX_TLS_HOSTS) {
+                cli_error("too many --tls-bypass hosts (at most %d)", NET_MAX_TLS_HOSTS);
+                return -1;
+            }
+            bypass[nbypass++] = optarg;
+            bypass[nbypass] = NULL;
+            p->box.tls_bypass = bypass;
+            break;
+        case OPT_TLS_INTERCEPT:
+            if (ntls >= NET_MAX_TLS_HOSTS) {
+                cli_error("too many --tls-intercept hosts (at most %d)", NET_MAX_TLS_HOSTS);
+                return -1;
+            }
+            tls_hosts[ntls++] = optarg;
+            tls_hosts[ntls] = NULL;
+            p->box.tls_intercept = tls_hosts;
+            break;
+        case OPT_TLS_CA: {
+            static char ca_path[PATH_MAX];
+            if (!realpath(optarg, ca_path)) {
+                cli_error("--tls-ca %s: %s", optarg, strerror(errno));
+                return -1;
+            }
+            p->box.tls_ca = ca_path;
+            break;
+        }
         case 'p':
             if (nports >= BOX_NET_PORTS_MAX) {
                 cli_error("too many published ports (at most %d)", BOX_NET_PORTS_MAX);
@@ -331,6 +446,27 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
     if (p->box.image && p->box.rootfs) {
         cli_error("--image and --rootfs cannot be used together");
         return -1;
+    }
+    /* --secret-host NAME=HOSTS, in any order with --secret NAME */
+    for (size_t i = 0; i < nsecret_hosts; i++) {
+        const char *eq = strchr(secret_host_specs[i], '=');
+        size_t at = nsecrets;
+        for (size_t j = 0; eq && j < nsecrets; j++)
+            if (strlen(secret_names[j]) == (size_t)(eq - secret_host_specs[i]) &&
+                !strncmp(secret_names[j], secret_host_specs[i], (size_t)(eq - secret_host_specs[i])))
+                at = j;
+        if (at == nsecrets) {
+            cli_error("--secret-host %s: use NAME=HOST[,HOST...] for a secret given with --secret NAME",
+                      secret_host_specs[i]);
+            return -1;
+        }
+        size_t have = strlen(secret_hosts[at]);
+        if (have + strlen(eq + 1) + 2 > sizeof(secret_hosts[at])) {
+            cli_error("--secret-host %s: too many hosts", secret_host_specs[i]);
+            return -1;
+        }
+        snprintf(secret_hosts[at] + have, sizeof(secret_hosts[at]) - have, "%s%s", have ? "," : "", eq + 1);
+        secrets[at].hosts = secret_hosts[at];
     }
     p->first_arg = optind;
     return 0;

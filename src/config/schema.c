@@ -14,6 +14,7 @@
 #include "boxcfg/mainspec.h"
 #include "config/config.h"
 #include "config/subst.h"
+#include "net/policy.h"
 #include "util/util.h"
 
 struct ctx {
@@ -531,10 +532,58 @@ static json_t *scripts_value(struct ctx *c, const struct cfg_node *n)
     return scripts;
 }
 
+/* ---- secrets: [NAME...] (hosts from the box's allow rules) or {NAME: HOST | [HOSTS]} ---- */
+static int secret_host(struct ctx *c, const struct cfg_node *h, json_t *hosts)
+{
+    if (h->kind != CFG_SCALAR || !net_domain_valid(h->text) || !strcmp(h->text, "*"))
+        return fail(c, h, "secrets: a host is a host name or *.DOMAIN");
+    if (json_array_size(hosts) >= NET_SECRET_HOSTS)
+        return fail(c, h, "secrets: at most %d hosts per secret", NET_SECRET_HOSTS);
+    json_array_append_new(hosts, json_string(h->text));
+    return 0;
+}
+
+static json_t *secrets_value(struct ctx *c, const struct cfg_node *n)
+{
+    if (n->kind == CFG_SCALAR)
+        return fail(c, n, "secrets: expected a list of names or a mapping NAME: hosts, got %s",
+                    is_null(n) ? "no value" : kind_name(n)),
+               NULL;
+    int map = n->kind == CFG_MAP;
+    size_t count = map ? n->n / 2 : n->n;
+    if (count > NET_MAX_SECRETS)
+        return fail(c, n, "secrets: at most %d", NET_MAX_SECRETS), NULL;
+    json_t *out = json_array();
+    for (size_t i = 0; out && i < count; i++) {
+        const struct cfg_node *name = map ? n->items[2 * i] : n->items[i], *v = map ? n->items[2 * i + 1] : NULL;
+        if (name->kind != CFG_SCALAR || !net_secret_name_valid(name->text)) {
+            fail(c, name, "secrets: \"%.64s\" must be an environment variable name", name->text);
+            json_decref(out);
+            return NULL;
+        }
+        json_t *hosts = v && !is_null(v) ? json_array() : json_null();
+        int rc = 0;
+        if (v && v->kind == CFG_SCALAR && !is_null(v))
+            rc = secret_host(c, v, hosts);
+        else if (v && v->kind == CFG_SEQ)
+            for (size_t k = 0; k < v->n && rc == 0; k++)
+                rc = secret_host(c, v->items[k], hosts);
+        else if (v && v->kind == CFG_MAP)
+            rc = fail(c, v, "secrets: %s: expected a host or a list of hosts", name->text);
+        if (rc < 0) {
+            json_decref(hosts);
+            json_decref(out);
+            return NULL;
+        }
+        json_array_append_new(out, json_pack("{s:s, s:o}", "name", name->text, "hosts", hosts));
+    }
+    return out;
+}
+
 /* ---- one box ---- */
 static const char *const box_keys[] = {"image",   "rootfs",      "cpus",      "memory",  "disk",    "env",
                                        "workdir", "user",        "ephemeral", "network", "scripts", "command",
-                                       "restart", "healthcheck", "ports",     NULL};
+                                       "restart", "healthcheck", "ports",     "secrets", NULL};
 
 static json_t *new_box(const char *name)
 {
@@ -606,7 +655,9 @@ static int box_field(struct ctx *c, json_t *box, const struct cfg_node *key, con
             json_decref(v);
             return fail(c, value, "%s", why);
         }
-    } else if (!strcmp(k, "secrets") || !strcmp(k, "volumes")) {
+    } else if (!strcmp(k, "secrets")) {
+        v = secrets_value(c, value);
+    } else if (!strcmp(k, "volumes")) {
         return fail(c, key, "%s are not supported yet (cocoon does not have them; remove the key)", k);
     } else {
         return unknown_key(c, key, "in a box", box_keys);

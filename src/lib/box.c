@@ -250,6 +250,10 @@ static int create(cocoon_runtime *rt, const cocoon_box_options *o, struct box_co
     }
     util_test_point("CREATE_ROW");
     close(lock);
+    if (lib_secrets_keep(b, o->secrets, err) < 0) {
+        cocoon_box_close(b);
+        return -1;
+    }
     *out = b;
     return 0;
 }
@@ -443,5 +447,6 @@ void cocoon_box_close(cocoon_box *box)
         close(box->lifeline_fd);
     pthread_mutex_destroy(&box->lock);
     pthread_cond_destroy(&box->cond);
+    lib_secrets_forget(box);
     free(box);
 }

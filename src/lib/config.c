@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int options_net(const cocoon_box_options *o, struct box_config *c, cocoon_error *err)
@@ -20,6 +21,44 @@ static int options_net(const cocoon_box_options *o, struct box_config *c, cocoon
     for (size_t i = 0; o->net_ports && o->net_ports[i]; i++)
         if (box_config_add_port(c, o->net_ports[i], why, sizeof(why)) < 0)
             return lib_err(err, COCOON_E_INVALID, "%s", why);
+    for (size_t i = 0; o->tls_intercept && o->tls_intercept[i]; i++)
+        if (net_tls_host_add(&c->net, o->tls_intercept[i], why, sizeof(why)) < 0)
+            return lib_err(err, COCOON_E_INVALID, "%s", why);
+    for (size_t i = 0; o->tls_bypass && o->tls_bypass[i]; i++)
+        if (net_tls_bypass_add(&c->net, o->tls_bypass[i], why, sizeof(why)) < 0)
+            return lib_err(err, COCOON_E_INVALID, "%s", why);
+    if (o->tls_ca && *o->tls_ca) {
+        if (o->tls_ca[0] != '/' || strlen(o->tls_ca) >= sizeof(c->net.tls_extra_ca))
+            return lib_err(err, COCOON_E_INVALID, "--tls-ca needs an absolute path (got \"%s\")", o->tls_ca);
+        snprintf(c->net.tls_extra_ca, sizeof(c->net.tls_extra_ca), "%s", o->tls_ca);
+    }
+    for (size_t i = 0; o->secrets && o->secrets[i].name; i++) {
+        const cocoon_secret *sc = &o->secrets[i];
+        if (net_secret_add(&c->net, sc->name, sc->hosts, NULL, why, sizeof(why)) < 0)
+            return lib_err(err, COCOON_E_INVALID, "%s", why);
+        if (sc->value && !net_secret_value_ok(sc->value, strlen(sc->value), why, sizeof(why)))
+            return lib_err(err, COCOON_E_INVALID, "secret %s: %s", sc->name, why);
+        if (!sc->value && !sc->file && !getenv(sc->name))
+            return lib_err(err, COCOON_E_INVALID,
+                           "secret %s has no value: set %s in the environment (or give a file: --secret "
+                           "%s=@file:PATH); values are never stored",
+                           sc->name, sc->name, sc->name);
+        if (sc->file && (sc->file[0] != '/' || strlen(sc->file) >= sizeof(c->net.secrets[0].file)))
+            return lib_err(err, COCOON_E_INVALID, "secret %s: the file needs an absolute path", sc->name);
+        if (sc->file)
+            snprintf(c->net.secrets[c->net.nsecrets - 1].file, sizeof(c->net.secrets[0].file), "%s", sc->file);
+        if (!c->net.secrets[c->net.nsecrets - 1].nhosts)
+            return lib_err(err, COCOON_E_INVALID,
+                           "secret %s has no host to go to: give one (--secret-host %s=api.example.com)", sc->name,
+                           sc->name);
+    }
+    for (size_t i = 0; o->header_rules && o->header_rules[i]; i++)
+        if (net_header_rule_add(&c->net, o->header_rules[i], why, sizeof(why)) < 0)
+            return lib_err(err, COCOON_E_INVALID, "%s", why);
+    if (mode == NET_MODE_NONE && (c->net.nsecrets || c->net.nheader_rules))
+        return lib_err(err, COCOON_E_INVALID, "secrets and header rules need --net public or --net open");
+    if (mode == NET_MODE_NONE && c->net.ntls_intercept)
+        return lib_err(err, COCOON_E_INVALID, "TLS interception needs --net public or --net open");
     if (mode == NET_MODE_NONE && (c->net.nrules || c->net.nports))
         return lib_err(err, COCOON_E_INVALID, "network rules and published ports need --net public or --net open");
     return 0;

@@ -88,6 +88,8 @@ struct cocoon_box {
     uint32_t next_stream;
     struct cocoon_exec *execs;
     int wake_fd, wake_open; /* eventfd that interrupts the pump's poll (exec.c) */
+    char *secret_lines;     /* "NAME=VALUE\n" of the secrets given at create (secrets.c), or NULL */
+    size_t secret_len;
 };
 
 /* errors */
@@ -137,6 +139,15 @@ uint64_t lib_image_sweep(cocoon_runtime *rt, int remove, void (*fn)(void *, cons
 int lib_config_from_options(const cocoon_box_options *o, struct box_config *c, cocoon_error *err);
 int lib_config_write(const char *box_dir, const struct box_config *c, cocoon_error *err);
 int lib_config_read(const char *box_dir, struct box_config *c, cocoon_error *err);
+
+/* secrets.c: the values of a box's secrets, in memory only. */
+int lib_secrets_keep(cocoon_box *b, const cocoon_secret *s, cocoon_error *err);
+void lib_secrets_forget(cocoon_box *b);
+/* A pipe's read end holding the "NAME=VALUE" lines for the monitor, and the environment
+ * for the monitor: ours without the secrets' variables (*fd_out -1, *env_out NULL: the
+ * box has no secrets). -1 with err when a value is missing or bad. */
+int lib_secrets_pipe(cocoon_box *b, int *fd_out, char ***env_out, cocoon_error *err);
+void lib_secrets_env_free(char **env);
 
 /* NULL-terminated string arrays (command.c): a malloc'd copy of a's entries then b's
  * (either may be NULL; the result is never NULL but when out of memory). */

@@ -216,7 +216,8 @@ int lib_ctl_send(cocoon_box *box, const void *frame, size_t len, cocoon_error *e
 
 /* ---- start ---- */
 
-static void child_exec(const char *vmm, char *const argv[], int ready_w, int life_r, int devnull)
+static void child_exec(const char *vmm, char *const argv[], char *const envp[], int ready_w, int life_r, int sec_r,
+                       int devnull)
 {
     /* Only async-signal-safe calls here: the caller may be multi-threaded. */
     if (setsid() < 0) {
@@ -235,20 +236,25 @@ static void child_exec(const char *vmm, char *const argv[], int ready_w, int lif
         sigaction(s, &dfl, NULL);
     int a = fcntl(ready_w, F_DUPFD, 10);
     int b = life_r >= 0 ? fcntl(life_r, F_DUPFD, 10) : -1;
+    int sr = sec_r >= 0 ? fcntl(sec_r, F_DUPFD, 10) : -1;
     int n = fcntl(devnull, F_DUPFD, 10);
-    if (a < 0 || n < 0 || (life_r >= 0 && b < 0))
+    if (a < 0 || n < 0 || (life_r >= 0 && b < 0) || (sec_r >= 0 && sr < 0))
         _exit(126);
     dup2(n, 0);
     dup2(n, 1);
     dup2(n, 2);
     dup2(a, 3);
-    if (b >= 0)
-        dup2(b, 4);
-    unsigned first = b >= 0 ? 5 : 4;
+    dup2(b >= 0 ? b : n, 4);
+    if (sr >= 0)
+        dup2(sr, 5); /* the secrets' pipe: --secrets-fd 5 */
+    unsigned first = sr >= 0 ? 6 : 5;
     if (syscall(SYS_close_range, first, ~0u, 0) < 0)
         for (int fd = (int)first; fd < 4096; fd++)
             close(fd);
-    execv(vmm, argv);
+    if (envp)
+        execve(vmm, argv, envp); /* without the secrets' variables */
+    else
+        execv(vmm, argv);
     static const char msg[] = "error cannot execute cocoon-vmm\n";
     ssize_t w = write(3, msg, sizeof(msg) - 1);
     (void)w;
@@ -319,14 +325,36 @@ int cocoon_box_start_flags(cocoon_box *box, unsigned flags, cocoon_error *err)
         close(ready[1]);
         return lib_err(err, COCOON_E_IO, "pipe: %s", strerror(errno));
     }
+    int sec = -1;
+    char **envp = NULL;
+    if (lib_secrets_pipe(box, &sec, &envp, err) < 0) {
+        close(ready[0]);
+        close(ready[1]);
+        if (life[0] >= 0) {
+            close(life[0]);
+            close(life[1]);
+        }
+        return -1;
+    }
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-    char *argv[] = {box->vmm_path, "--box-dir", box->dir, "--ready-fd", "3", "--lifeline-fd", "4", NULL};
-    if (!attach)
-        argv[5] = NULL;
+    char *argv[10] = {box->vmm_path, "--box-dir", box->dir, "--ready-fd", "3"};
+    int argc = 5;
+    if (attach) {
+        argv[argc++] = "--lifeline-fd";
+        argv[argc++] = "4";
+    }
+    if (sec >= 0) {
+        argv[argc++] = "--secrets-fd";
+        argv[argc++] = "5";
+    }
+    argv[argc] = NULL;
     pid_t pid = devnull >= 0 ? fork() : -1;
     if (pid == 0)
-        child_exec(box->vmm_path, argv, ready[1], life[0], devnull);
+        child_exec(box->vmm_path, argv, envp, ready[1], life[0], sec, devnull);
     int fork_errno = errno;
+    lib_secrets_env_free(envp);
+    if (sec >= 0)
+        close(sec);
     close(ready[1]);
     if (life[0] >= 0)
         close(life[0]);

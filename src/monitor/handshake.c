@@ -15,6 +15,7 @@
 #include "util/util.h"
 #include "util/log.h"
 #include "monitor/monitor.h"
+#include "monitor/net_glue.h"
 
 void vmm_ready_line(struct vmm *v, const char *fmt, ...)
 {
@@ -158,6 +159,7 @@ static void on_hello(struct vmm *v, const struct proto_header *h, const uint8_t 
     snprintf(cfg.hostname, sizeof(cfg.hostname), "%s", v->cfg.hostname);
     struct proto_writer *w = &v->agent_w;
     vmm_send_agent(v, w->buf, proto_encode_config(w, &cfg));
+    net_glue_send_trust(v);
     v->boot_stage = 1;
 }
 

@@ -39,7 +39,8 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: cocoon-vmm --box-dir DIR [--ready-fd N] [--lifeline-fd N]\n"
+    fprintf(f, "usage: cocoon-vmm --box-dir DIR [--ready-fd N] [--lifeline-fd N] [--secrets-fd N]\n"
+               "(--secrets-fd: NAME=VALUE lines of the box's secrets, read once at start, never stored)\n"
                "\n"
                "Runs one cocoon box: starts its microVM from DIR/config.json, serves\n"
                "DIR/ctl.sock, and stops the guest on SHUTDOWN, SIGTERM or when the lifeline fd\n"
@@ -61,12 +62,18 @@ static int parse_fd(const char *s, int *out)
 /* Descriptors the caller leaked to us would stay open for the box's whole life (a
  * caller's captured stdout pipe would never see EOF), so everything but stdio and the
  * two fds we were given is closed first. */
-static void close_inherited(int keep1, int keep2)
+static void close_inherited(int keep1, int keep2, int keep3)
 {
-    int lo = keep1 < keep2 ? keep1 : keep2, hi = keep1 < keep2 ? keep2 : keep1;
+    int keep[3] = {keep1, keep2, keep3};
+    for (int i = 0; i < 3; i++) /* sorted */
+        for (int k = i + 1; k < 3; k++)
+            if (keep[k] < keep[i]) {
+                int x = keep[i];
+                keep[i] = keep[k];
+                keep[k] = x;
+            }
     int from = 3;
-    int keep[2] = {lo, hi};
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         if (keep[i] < from)
             continue;
         if (keep[i] > from)
@@ -391,6 +398,7 @@ int main(int argc, char **argv)
     static const struct option opts[] = {{"box-dir", required_argument, NULL, 'd'},
                                          {"ready-fd", required_argument, NULL, 'r'},
                                          {"lifeline-fd", required_argument, NULL, 'l'},
+                                         {"secrets-fd", required_argument, NULL, 's'},
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, 'V'},
                                          {"jail-probe", required_argument, NULL, 'j'},
@@ -402,7 +410,8 @@ int main(int argc, char **argv)
     if (!v)
         return 1;
     v->t_start = util_now_ns(CLOCK_MONOTONIC);
-    v->ready_fd = v->lifeline_fd = v->dirfd = v->parent_dirfd = v->pid_fd = v->epfd = v->sigfd = v->timerfd = -1;
+    v->ready_fd = v->lifeline_fd = v->secrets_fd = v->dirfd = v->parent_dirfd = v->pid_fd = v->epfd = v->sigfd =
+        v->timerfd = -1;
     v->listen_fd = v->agent_fd = v->child_out_fd = -1;
     const char *dir = NULL, *probe = NULL;
     int c, rc = 1;
@@ -412,9 +421,13 @@ int main(int argc, char **argv)
         case 'j': probe = optarg; break;
         case 'r':
         case 'l':
-            if (parse_fd(optarg, c == 'r' ? &v->ready_fd : &v->lifeline_fd) < 0) {
+        case 's':
+            if (parse_fd(optarg, c == 'r' ? &v->ready_fd : c == 'l' ? &v->lifeline_fd : &v->secrets_fd) < 0) {
                 fprintf(stderr, "cocoon-vmm: --%s %s is not an open file descriptor\n",
-                        c == 'r' ? "ready-fd" : "lifeline-fd", optarg);
+                        c == 'r'   ? "ready-fd"
+                        : c == 'l' ? "lifeline-fd"
+                                   : "secrets-fd",
+                        optarg);
                 free(v);
                 return 2;
             }
@@ -440,7 +453,9 @@ int main(int argc, char **argv)
         free(v);
         return 2;
     }
-    close_inherited(v->ready_fd, v->lifeline_fd);
+    close_inherited(v->ready_fd, v->lifeline_fd, v->secrets_fd);
+    if (v->secrets_fd >= 0)
+        util_set_cloexec(v->secrets_fd, 1);
     if (v->ready_fd >= 0)
         util_set_cloexec(v->ready_fd, 1);
     if (v->lifeline_fd >= 0) {

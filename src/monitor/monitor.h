@@ -52,6 +52,7 @@ struct vmm {
     char ctl_path[108];
     int pid_fd; /* vmm.pid, locked for our lifetime */
     int ready_fd, lifeline_fd;
+    int secrets_fd; /* NAME=VALUE lines of the box's secrets (read and closed by net_glue_start), or -1 */
     int epfd, sigfd, timerfd, listen_fd;
     struct watch w_signal, w_timer, w_agent, w_listen, w_lifeline, w_child_out;
 

@@ -203,22 +203,79 @@ int net_glue_prepare(struct vmm *v, int *child_end, char *err, size_t cap)
     return 0;
 }
 
+#define SECRETS_MAX (64u * 1024) /* what libcocoon writes into the pipe at most */
+
+/* The secrets' values from the pipe libcocoon filled ("NAME=VALUE" lines), into the
+ * stack's memory only; the buffer is wiped. */
+static int take_secrets(struct vmm *v, struct net_stack *st, char *err, size_t cap)
+{
+    if (v->secrets_fd < 0)
+        return 0;
+    char *buf = malloc(SECRETS_MAX + 1);
+    size_t len = 0;
+    while (buf && len < SECRETS_MAX) {
+        ssize_t n = read(v->secrets_fd, buf + len, SECRETS_MAX - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    close(v->secrets_fd);
+    v->secrets_fd = -1;
+    if (!buf) {
+        snprintf(err, cap, "out of memory");
+        return -1;
+    }
+    int rc = 0, n = 0;
+    char *p = buf, *end = buf + len;
+    while (p < end && rc == 0) {
+        char *nl = memchr(p, '\n', (size_t)(end - p)), *eq = memchr(p, '=', (size_t)(end - p));
+        if (!nl || !eq || eq > nl) {
+            snprintf(err, cap, "malformed secrets from libcocoon");
+            rc = -1;
+            break;
+        }
+        *eq = 0;
+        if (net_stack_secret_value(st, p, eq + 1, (size_t)(nl - eq - 1)) < 0) {
+            snprintf(err, cap, "secret %.64s: not one of the box's secrets, or a bad value", p);
+            rc = -1;
+        }
+        n++;
+        p = nl + 1;
+    }
+    explicit_bzero(buf, SECRETS_MAX + 1);
+    free(buf);
+    if (rc == 0 && n)
+        vmm_log("network: %d secret value(s) received (kept in memory only)", n);
+    return rc;
+}
+
 int net_glue_start(struct vmm *v, char *err, size_t cap)
 {
     struct net_glue *g = v->net;
-    if (!g)
+    if (!g) {
+        if (v->secrets_fd >= 0)
+            close(v->secrets_fd); /* no network: nowhere for a secret to go */
+        v->secrets_fd = -1;
         return 0;
+    }
     g->rbuf = malloc(RBUF_CAP);
     g->log_fd = openat(v->dirfd, "net.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
     struct net_config c = v->cfg.net;
     net_config_log(&c, g->log_fd, v->dirfd);
     net_config_upstream_from_env(&c);
+    const char *extra_ca = getenv("COCOON_TLS_EXTRA_CA"); /* tests trust their own CA this way */
+    if (extra_ca && *extra_ca && !c.tls_extra_ca[0])
+        snprintf(c.tls_extra_ca, sizeof(c.tls_extra_ca), "%s", extra_ca);
     g->stack = g->rbuf ? net_stack_new(&c, queue_frame, g, err, cap) : NULL;
     if (!g->stack) {
         if (!g->rbuf)
             snprintf(err, cap, "out of memory");
         return -1;
     }
+    if (net_stack_tls_setup(g->stack, v->dirfd, v->cfg.id, err, cap) < 0 || take_secrets(v, g->stack, err, cap) < 0)
+        return -1;
     if (vmm_watch(v, g->fd, EPOLLIN, &g->w_link) < 0 ||
         vmm_watch(v, net_stack_fd(g->stack), EPOLLIN, &g->w_stack) < 0) {
         snprintf(err, cap, "epoll_ctl: %s", strerror(errno));
@@ -231,6 +288,29 @@ int net_glue_start(struct vmm *v, char *err, size_t cap)
             in_effect->max_dns, (unsigned long long)(in_effect->mem_budget >> 20));
     maybe_write_stats(v, 1);
     return 0;
+}
+
+void net_glue_send_trust(struct vmm *v)
+{
+    struct net_glue *g = v->net;
+    const char *pem = g && g->stack ? net_stack_tls_ca_pem(g->stack) : NULL;
+    if (!pem)
+        return;
+    struct proto_writer *w = &v->agent_w;
+    proto_writer_begin(w, PROTO_STREAM_SESSION, PROTO_BOX_TRUST);
+    proto_put_str(w, PT_TRUST_CA, pem);
+    const struct net_config *nc = net_stack_config(g->stack);
+    for (int i = 0; i < nc->nsecrets; i++) {
+        char kv[NET_SECRET_NAME + NET_SECRET_PLACEHOLDER + 2];
+        snprintf(kv, sizeof(kv), "%s=%s", nc->secrets[i].name, nc->secrets[i].placeholder);
+        proto_put_str(w, PT_BOX_ENV, kv); /* the placeholder, never the value */
+    }
+    size_t len = proto_writer_finish(w);
+    if (len)
+        vmm_send_agent(v, w->buf, len);
+    vmm_log("network: TLS interception of %d host pattern(s), %d secret(s), %d header rule(s); box CA sent to the "
+            "guest",
+            nc->ntls_intercept, nc->nsecrets, nc->nheader_rules);
 }
 
 void net_glue_free(struct vmm *v)

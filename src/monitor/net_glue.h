@@ -18,5 +18,8 @@ int net_glue_start(struct vmm *v, char *err, size_t cap);
 void net_glue_on_link(struct vmm *v, uint32_t events);
 void net_glue_on_stack(struct vmm *v);
 void net_glue_free(struct vmm *v);
+/* Sends the agent BOX_TRUST (the box CA, the variables of every command) when the box
+ * intercepts TLS; nothing otherwise. Right after CONFIG. */
+void net_glue_send_trust(struct vmm *v);
 
 #endif

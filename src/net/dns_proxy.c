@@ -2,6 +2,7 @@
  * to the upstream resolver, the answer filtered and pinned (dns.c), sized for UDP
  * clients, and DNS over TCP's framing. Answers leave through each query's callback. */
 #include "net/dns_proxy.h"
+#include "net/secret_scan.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -94,6 +95,13 @@ void dns_proxy_query(struct net_stack *s, const struct dns_client *from, const u
         return;
     }
     struct verdict v = policy_check_name(&s->pol, q.name);
+    char why[200];
+    int k = v.allow ? secret_scan_name(&s->cfg, q.name) : -1;
+    if (k >= 0) {
+        snprintf(why, sizeof(why), "secret %s's placeholder in a DNS name", s->cfg.secrets[k].name);
+        v = (struct verdict){0, -1, why};
+        s->st.denied_secret++;
+    }
     if (!v.allow) {
         char what[300];
         snprintf(what, sizeof(what), "dns%s %s", from->over_tcp ? "/tcp" : "", q.name);

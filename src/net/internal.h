@@ -20,6 +20,7 @@
 
 struct reasm;
 struct tcp_conn;
+struct tls_box;
 struct flow;
 struct dns_query;
 
@@ -83,6 +84,10 @@ struct net_stack {
     int ndelack;                 /* connections with a delayed ACK pending */
     uint64_t mem_used, mem_peak; /* bytes allocated, charged to cfg.mem_budget (budget.c) */
     unsigned noted;              /* limits already explained in net.log (budget.c) */
+    /* TLS interception and secrets (tls_proxy.c) */
+    struct tls_box *tls;                  /* NULL when the box has none */
+    int ntls;                             /* intercepted connections open */
+    char *secret_values[NET_MAX_SECRETS]; /* cfg.secrets[i]'s value (net_stack_secret_value), wiped at free */
 };
 
 /* ---- stack.c ---- */

@@ -14,6 +14,35 @@
 #define NET_MAX_UPSTREAMS 4
 #define NET_RULE_TEXT 256
 #define NET_PORT_TEXT 64
+#define NET_MAX_TLS_HOSTS 32
+#define NET_TLS_CA_PATH 1024
+#define NET_MAX_SECRETS 16
+#define NET_SECRET_HOSTS 4
+#define NET_SECRET_NAME 64
+#define NET_SECRET_PLACEHOLDER 128
+#define NET_SECRET_VALUE_MAX 4096
+#define NET_MAX_HEADER_RULES 16
+#define NET_HEADER_NAME 64
+#define NET_HEADER_VALUE 512
+
+/* A secret: the variable name the box sees, the hosts its value may go to, and the
+ * placeholder the box holds instead (docs/security.md "Secrets"). The value itself is
+ * never part of a config: net_stack_secret_value gives it to a running stack. */
+struct net_secret {
+    char name[NET_SECRET_NAME];
+    char hosts[NET_SECRET_HOSTS][254]; /* "api.example.com", "*.example.com" */
+    int nhosts;
+    char placeholder[NET_SECRET_PLACEHOLDER];
+    char file[512]; /* where its value is read at each start, when not in the environment ("": nowhere) */
+};
+
+/* A request header set (added, or replacing the guest's) toward host. */
+struct net_header_rule {
+    char host[254];
+    char name[NET_HEADER_NAME];
+    char value[NET_HEADER_VALUE];
+    char text[254 + NET_HEADER_NAME + NET_HEADER_VALUE + 4]; /* as written */
+};
 
 enum net_mode { NET_MODE_NONE = 0, NET_MODE_PUBLIC = 1, NET_MODE_OPEN = 2 };
 enum net_rule_kind { NET_RULE_CIDR, NET_RULE_DOMAIN, NET_RULE_HOST };
@@ -66,6 +95,19 @@ struct net_config {
     int log_fd;             /* denials are appended here (net.log); -1: nowhere */
     int log_dirfd;          /* the directory holding net.log, to rotate it; -1: never rotated */
     uint64_t log_max_bytes; /* net.log becomes net.log.1 above this; 0: NET_LOG_DEFAULT_BYTES */
+    /* TLS interception (docs/network.md "TLS interception"): port 443 connections whose
+     * ClientHello names one of these ("api.example.com", "*.example.org") end in the
+     * monitor and are re-originated; tls_extra_ca: a PEM file of CAs trusted for the
+     * upstreams besides the host's store ("": none). */
+    char tls_intercept[NET_MAX_TLS_HOSTS][254];
+    int ntls_intercept;
+    char tls_bypass[NET_MAX_TLS_HOSTS][254]; /* a box with secrets intercepts every host but these */
+    int ntls_bypass;
+    char tls_extra_ca[NET_TLS_CA_PATH];
+    struct net_secret secrets[NET_MAX_SECRETS];
+    int nsecrets;
+    struct net_header_rule header_rules[NET_MAX_HEADER_RULES];
+    int nheader_rules;
 };
 
 #define NET_LOG_DEFAULT_BYTES (1024u * 1024) /* so at most about 2 MiB of log per box */
@@ -83,6 +125,7 @@ struct net_stats {
     uint64_t denied_tcp, denied_udp, denied_icmp, denied_dns, denied_sni;
     uint64_t tcp_opened, tcp_refused_limit, tcp_retransmits;
     uint64_t udp_flows, dns_queries, dns_stripped, dns_truncated, log_rotations;
+    uint64_t denied_secret; /* intercepted requests stopped by the secrets filter */
 };
 
 /* Fills the defaults: mode public, 10.0.2.15/24, gateway 10.0.2.2 (also the host
@@ -146,6 +189,34 @@ const struct net_stats *net_stack_stats(const struct net_stack *s);
 /* The configuration in effect: the caps as fitted under RLIMIT_NOFILE (net_stack_new
  * lowers them, with a note in net.log, when the process may not open enough). */
 const struct net_config *net_stack_config(const struct net_stack *s);
+
+/* TLS interception: loads (creating it when absent) the box CA in dirfd and the host's
+ * trust store, before any jail. Nothing to do (0) when cfg names no host to intercept.
+ * -1 with a message in err. */
+int net_stack_tls_setup(struct net_stack *s, int dirfd, const char *box_id, char *err, size_t cap);
+/* The box CA's certificate (PEM) for the guest's trust store; NULL without interception. */
+const char *net_stack_tls_ca_pem(const struct net_stack *s);
+/* Frees what net_stack_tls_setup made (net_stack_free does it too). */
+void net_stack_tls_free(struct net_stack *s);
+/* "HOST" or "*.DOMAIN" for --tls-intercept, added to c; -1 with a message in err. */
+int net_tls_host_add(struct net_config *c, const char *host, char *err, size_t errcap);
+/* The same for --tls-bypass (a box with secrets intercepts TLS to every other host). */
+int net_tls_bypass_add(struct net_config *c, const char *host, char *err, size_t errcap);
+/* A secret NAME (an environment variable name) with its hosts ("a.example.com,*.b.org")
+ * and placeholder (NULL: a new random one), added to c; -1 with a message in err. */
+int net_secret_add(struct net_config *c, const char *name, const char *hosts, const char *placeholder, char *err,
+                   size_t errcap);
+/* A secret's name: an environment variable name (letters, digits, _; no leading digit). */
+int net_secret_name_valid(const char *name);
+/* Adds hosts to the secret NAME of c ("NAME=host[,host...]", --secret-host). */
+int net_secret_hosts_add(struct net_config *c, const char *spec, char *err, size_t errcap);
+/* "HOST:Name=Value" (--header-rule) added to c; -1 with a message in err. */
+int net_header_rule_add(struct net_config *c, const char *text, char *err, size_t errcap);
+/* Whether value may be a secret's value: 1 to NET_SECRET_VALUE_MAX printable bytes
+ * (no CR, LF or NUL). 0 with the reason in err. */
+int net_secret_value_ok(const char *value, size_t len, char *err, size_t errcap);
+/* Gives the running stack the value of its secret name (copied; wiped at free). */
+int net_stack_secret_value(struct net_stack *s, const char *name, const char *value, size_t len);
 
 /* 1 when ip (host byte order) is a public address, 0 for what the public mode refuses
  * (loopback, private ranges, CGNAT, link-local, multicast, reserved). */

@@ -60,7 +60,7 @@ static int parse_u16(const char *s, size_t n, uint16_t *out)
     return 0;
 }
 
-static int valid_domain(const char *d)
+int net_domain_valid(const char *d)
 {
     size_t n = strlen(d), label = 0;
     if (!strcmp(d, "*"))
@@ -141,7 +141,7 @@ int net_rule_parse(const char *text, int allow, struct net_rule *r, char *err, s
         r->addr = ntohl(a.s_addr) & r->mask;
         return 0;
     }
-    if (slash || !valid_domain(buf)) {
+    if (slash || !net_domain_valid(buf)) {
         snprintf(err, errcap,
                  "rule \"%s\": expected an IPv4 address or CIDR, a domain (api.example.com, *.example.org), "
                  "or host, optionally followed by :PORT and /tcp or /udp",
@@ -157,6 +157,33 @@ int net_rule_parse(const char *text, int allow, struct net_rule *r, char *err, s
     }
     memcpy(r->domain, buf, strlen(buf) + 1);
     return 0;
+}
+
+static int tls_host_add(char list[][254], int *n, const char *host, const char *what, char *err, size_t errcap)
+{
+    if (!net_domain_valid(host) || !strcmp(host, "*") || strlen(host) >= 254) {
+        snprintf(err, errcap, "%s host \"%s\" must be a host name or *.DOMAIN", what, host);
+        return -1;
+    }
+    if (*n >= NET_MAX_TLS_HOSTS) {
+        snprintf(err, errcap, "too many %s hosts (at most %d)", what, NET_MAX_TLS_HOSTS);
+        return -1;
+    }
+    char *d = list[(*n)++];
+    snprintf(d, 254, "%s", host);
+    for (; *d; d++)
+        *d = (char)tolower((unsigned char)*d);
+    return 0;
+}
+
+int net_tls_host_add(struct net_config *c, const char *host, char *err, size_t errcap)
+{
+    return tls_host_add(c->tls_intercept, &c->ntls_intercept, host, "TLS interception", err, errcap);
+}
+
+int net_tls_bypass_add(struct net_config *c, const char *host, char *err, size_t errcap)
+{
+    return tls_host_add(c->tls_bypass, &c->ntls_bypass, host, "TLS bypass", err, errcap);
 }
 
 int net_port_parse(const char *text, struct net_port *p, char *err, size_t errcap)
@@ -385,6 +412,16 @@ void policy_pin(struct policy *p, const char *name, uint32_t ip, uint32_t ttl_s,
     snprintf(pn->name, sizeof(pn->name), "%s", name);
     pn->ip = ip;
     pn->expires = now + ttl;
+}
+
+int policy_is_pinned(const struct policy *p, const char *name, uint32_t ip, uint64_t now)
+{
+    for (int i = 0; i < p->npins; i++) {
+        const struct pin *pn = &p->pins[i];
+        if (pn->ip == ip && pn->expires >= now && !strcasecmp(pn->name, name))
+            return 1;
+    }
+    return 0;
 }
 
 int policy_rule_is_domain(const struct policy *p, int rule)

@@ -54,6 +54,10 @@ int policy_strip_answer(const struct policy *p, uint32_t ip);
 void policy_pin(struct policy *p, const char *name, uint32_t ip, uint32_t ttl_s, uint64_t now);
 /* "*" / "*.example.org" / "example.org" against a lowercase name without trailing dot. */
 int policy_domain_match(const char *pattern, const char *name);
+/* "example.org", "*.example.org" or "*": labels of letters, digits, '-', '_'. */
+int net_domain_valid(const char *d);
+/* 1 when this box's DNS lookup of name answered ip (a pin that has not expired). */
+int policy_is_pinned(const struct policy *p, const char *name, uint32_t ip, uint64_t now);
 /* Does the rule that decided a connection need the TLS SNI checked? */
 int policy_rule_is_domain(const struct policy *p, int rule);
 

@@ -399,6 +399,7 @@ void net_stack_free(struct net_stack *s)
     if (!s)
         return;
     tcp_free_all(s);
+    net_stack_tls_free(s);
     flow_free_all(s);
     dns_proxy_free_all(s);
     for (int i = 0; i < s->nlisteners; i++) {

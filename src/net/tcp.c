@@ -18,13 +18,16 @@
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "net/secret_scan.h"
 #include "net/sni.h"
+#include "net/tls_proxy.h"
 
 #define SEQ_LT(a, b) ((int32_t)((a) - (b)) < 0)
 #define SEQ_LE(a, b) ((int32_t)((a) - (b)) <= 0)
@@ -127,6 +130,8 @@ static void conn_free(struct net_stack *s, struct tcp_conn *c, int abort_host)
         close(c->fd);
         c->fd = -1;
     }
+    tls_conn_free(s, c->tls);
+    c->tls = NULL;
     ring_free(s, &c->to_guest);
     ring_free(s, &c->to_host);
     net_bury(s, c);
@@ -215,6 +220,8 @@ static void update_events(struct net_stack *s, struct tcp_conn *c)
     uint32_t want = 0;
     if (c->connecting)
         want = EPOLLOUT;
+    else if (c->tls)
+        want = c->state == TS_ESTABLISHED ? tls_conn_events(c) : 0;
     else {
         if (!c->host_eof && c->to_guest.len < c->to_guest.cap && !s->link_blocked && c->state == TS_ESTABLISHED)
             want |= EPOLLIN | EPOLLRDHUP;
@@ -283,7 +290,8 @@ static void maybe_finish(struct net_stack *s, struct tcp_conn *c)
 {
     if (c->state == TS_CLOSED)
         return;
-    if (c->guest_fin && !c->to_host.len && !c->host_shut && c->fd >= 0 && !c->connecting && !c->sni_wait) {
+    if (c->guest_fin && !c->to_host.len && !c->host_shut && c->fd >= 0 && !c->connecting && !c->sni_wait &&
+        (!c->tls || tls_conn_up_idle(c))) {
         shutdown(c->fd, SHUT_WR);
         c->host_shut = 1;
     }
@@ -311,6 +319,50 @@ static int window_opened(const struct tcp_conn *c)
 
 static void dns_input(struct net_stack *s, struct tcp_conn *c, uint64_t now);
 
+/* A box with secrets: a placeholder in what a connection that is not intercepted sends
+ * (plain HTTP, any TCP) stops it. Bytes already scanned stay in the ring until written,
+ * so only the new ones (after scanned) are looked at. -1: c was reset (logged). */
+static int scan_plain(struct net_stack *s, struct tcp_conn *c)
+{
+    struct iovec iov[2];
+    int cnt = ring_iov_data(&c->to_host, iov);
+    size_t skip = c->scanned;
+    for (int i = 0; i < cnt; i++) {
+        size_t off = skip < iov[i].iov_len ? skip : iov[i].iov_len;
+        skip -= off;
+        int k = secret_scan_stream(&s->cfg, c->scan_carry, &c->scan_len, (const uint8_t *)iov[i].iov_base + off,
+                                   iov[i].iov_len - off);
+        if (k >= 0) {
+            char why[200];
+            snprintf(why, sizeof(why), "secret %s's placeholder in a connection that is not intercepted TLS",
+                     s->cfg.secrets[k].name);
+            struct verdict v = {0, -1, why};
+            s->st.denied_secret++;
+            net_log_deny(s, "tcp", s->cfg.guest_ip, c->gport, c->rip, c->rport, &v);
+            reset_conn(s, c);
+            return -1;
+        }
+    }
+    c->scanned = c->to_host.len;
+    return 0;
+}
+
+/* An intercepted connection moves what it can (tls_proxy.c), then sends what that put
+ * in the ring toward the guest and opens the window it freed. */
+static void tls_service(struct net_stack *s, struct tcp_conn *c, int readable, uint64_t now)
+{
+    if (tls_conn_pump(s, c, readable) < 0) {
+        reset_conn(s, c);
+        return;
+    }
+    if (c->state == TS_ESTABLISHED && !c->in_ack_list && window_opened(c))
+        send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0); /* window update */
+    tcp_output(s, c, now);
+    maybe_finish(s, c);
+    if (c->state != TS_CLOSED)
+        update_events(s, c);
+}
+
 /* Writes the in-order guest bytes to the host (a DNS stream's go to the proxy); with
  * wupdate, opens the window when room appears (otherwise the caller's ACK, at the
  * batch's end, carries it). */
@@ -321,6 +373,12 @@ static void flush_to_host(struct net_stack *s, struct tcp_conn *c, int wupdate, 
         return;
     }
     if (c->fd < 0 || c->connecting || c->sni_wait)
+        return;
+    if (c->tls) {
+        tls_service(s, c, 0, now);
+        return;
+    }
+    if (s->cfg.nsecrets && scan_plain(s, c) < 0)
         return;
     while (c->to_host.len) {
         struct iovec iov[2];
@@ -335,6 +393,7 @@ static void flush_to_host(struct net_stack *s, struct tcp_conn *c, int wupdate, 
             return;
         }
         ring_drop(&c->to_host, (size_t)n);
+        c->scanned = c->scanned > (size_t)n ? c->scanned - (size_t)n : 0;
     }
     if (wupdate && c->state == TS_ESTABLISHED && !c->in_ack_list && window_opened(c))
         send_seg(s, c, c->snd_nxt, TCPF_ACK, 0, 0); /* window update */
@@ -514,7 +573,7 @@ static void new_conn(struct net_stack *s, const struct pkt_ip *ip, const struct 
         send_synack(s, c, now);
         return;
     }
-    if (t->dport == 443 && policy_rule_is_domain(&s->pol, v.rule)) {
+    if (t->dport == 443 && (policy_rule_is_domain(&s->pol, v.rule) || s->tls)) {
         c->sni_wait = 1; /* accept first, connect once the ClientHello names an allowed host */
         c->sni_rule = v.rule;
         send_synack(s, c, now);
@@ -533,12 +592,15 @@ static void check_sni(struct net_stack *s, struct tcp_conn *c, uint64_t now)
     int rc = sni_parse(hello, n, name, sizeof(name));
     if (rc == 0 && n < TCP_SNI_MAX && !c->guest_fin)
         return;
-    struct verdict v = {0, c->sni_rule, "TLS without a server name on a domain rule"};
-    if (rc == 1) {
-        v = policy_check_ip(&s->pol, c->rip, c->rport, NET_PROTO_TCP, name, now);
-        if (!policy_rule_is_domain(&s->pol, v.rule) && v.allow) {
-            v.allow = 0; /* the SNI must be a name this box resolved to this address */
-            v.why = "TLS server name does not match the domain rule's DNS answers";
+    struct verdict v = {1, c->sni_rule, NULL};
+    if (policy_rule_is_domain(&s->pol, c->sni_rule)) {
+        v = (struct verdict){0, c->sni_rule, "TLS without a server name on a domain rule"};
+        if (rc == 1) {
+            v = policy_check_ip(&s->pol, c->rip, c->rport, NET_PROTO_TCP, name, now);
+            if (!policy_rule_is_domain(&s->pol, v.rule) && v.allow) {
+                v.allow = 0; /* the SNI must be a name this box resolved to this address */
+                v.why = "TLS server name does not match the domain rule's DNS answers";
+            }
         }
     }
     if (!v.allow) {
@@ -547,7 +609,18 @@ static void check_sni(struct net_stack *s, struct tcp_conn *c, uint64_t now)
         reset_conn(s, c);
         return;
     }
+    if (rc != 1 && s->cfg.nsecrets && s->tls) {
+        v = (struct verdict){0, -1, "TLS without a server name in a box with secrets (nothing to intercept it as)"};
+        s->st.denied_sni++;
+        net_log_deny(s, "tls", s->cfg.guest_ip, c->gport, c->rip, c->rport, &v);
+        reset_conn(s, c);
+        return;
+    }
     c->sni_wait = 0;
+    if (rc == 1 && tls_wants(s, name) && !(c->tls = tls_conn_new(s, c, name, now))) {
+        reset_conn(s, c);
+        return;
+    }
     if (host_connect(s, c, now) < 0)
         reset_conn(s, c);
 }
@@ -736,6 +809,10 @@ void tcp_input(struct net_stack *s, const struct pkt_ip *ip, uint64_t now)
     on_data(s, c, &t, now);
     if (c->state == TS_CLOSED)
         return;
+    if (c->tls && c->fd >= 0 && !c->connecting) {
+        tls_service(s, c, 0, now); /* the ACK may have made room toward the guest */
+        return;
+    }
     tcp_output(s, c, now);
     maybe_finish(s, c);
 }
@@ -781,6 +858,16 @@ void tcp_on_event(struct net_stack *s, struct tcp_conn *c, uint32_t ev, uint64_t
         return;
     if (c->connecting) {
         on_connected(s, c, ev, now);
+        return;
+    }
+    if (c->tls) {
+        int err = 0;
+        socklen_t el = sizeof(err);
+        if ((ev & EPOLLERR) && getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err) {
+            reset_conn(s, c);
+            return;
+        }
+        tls_service(s, c, (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0, now);
         return;
     }
     if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {

@@ -77,6 +77,10 @@ struct tcp_conn {
     int dns;                      /* DNS over TCP, answered by the DNS proxy (no host socket) */
     struct dns_stream dns_stream; /* its queries in flight */
     int dns_busy;                 /* the stream is being read: answers only queue */
+    struct tls_conn *tls;         /* intercepted TLS (tls_proxy.c), NULL: spliced */
+    uint8_t scan_carry[128];      /* a box with secrets: the end of what was scanned (secret_scan.h) */
+    size_t scan_len;
+    size_t scanned; /* bytes at the head of to_host already scanned */
     struct tcp_conn *hnext, *next, *prev, *ack_next;
 };
 

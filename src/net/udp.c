@@ -6,10 +6,12 @@
 #include "net/internal.h"
 
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "net/dns_proxy.h"
+#include "net/secret_scan.h"
 #include "net/flow.h"
 
 int udp_send_to_guest(struct net_stack *s, uint32_t src, uint16_t sport, uint16_t dport, const void *data, size_t len)
@@ -62,6 +64,16 @@ void udp_input(struct net_stack *s, const struct pkt_ip *ip, uint64_t now)
         return;
     }
     struct verdict v = net_egress_check(s, dst, u.dport, NET_PROTO_UDP, now);
+    char why[200];
+    int k = v.allow && s->cfg.nsecrets ? secret_scan(&s->cfg, u.data, u.len) : -1;
+    if (v.allow && s->cfg.nsecrets && u.dport == 443) {
+        /* QUIC would carry requests past the interception: clients fall back to TCP */
+        v = (struct verdict){0, -1, "QUIC (UDP 443) is blocked in a box with secrets"};
+    } else if (k >= 0) {
+        snprintf(why, sizeof(why), "secret %s's placeholder in a UDP datagram", s->cfg.secrets[k].name);
+        v = (struct verdict){0, -1, why};
+        s->st.denied_secret++;
+    }
     if (!v.allow) {
         s->st.denied_udp++;
         net_log_deny(s, "udp", ip->src, u.sport, dst, u.dport, &v);

@@ -79,6 +79,7 @@ const char *proto_type_name(unsigned type)
     case PROTO_FILE_ENTRIES: return "FILE_ENTRIES";
     case PROTO_VMM_ATTACH: return "VMM_ATTACH";
     case PROTO_VMM_ATTACHED: return "VMM_ATTACHED";
+    case PROTO_BOX_TRUST: return "BOX_TRUST";
     default: return NULL;
     }
 }
@@ -89,7 +90,7 @@ int proto_type_is_session(unsigned type)
 {
     return type == PROTO_HELLO || type == PROTO_CONFIG || type == PROTO_READY || type == PROTO_SHUTDOWN ||
            type == PROTO_VMM_HELLO || type == PROTO_VMM_LIST_EXECS || type == PROTO_VMM_EXECS ||
-           type == PROTO_VMM_SIGNAL_EXEC || type == PROTO_VMM_EXEC_DETACHED;
+           type == PROTO_VMM_SIGNAL_EXEC || type == PROTO_VMM_EXEC_DETACHED || type == PROTO_BOX_TRUST;
 }
 
 int proto_type_is_data(unsigned type)

@@ -63,6 +63,9 @@ enum proto_type {
     PROTO_VMM_ATTACHED = 47, /* vmm->client on that stream: PID, TTY, FLAGS (PROTO_ATTACH_STDIN: stdin is open),
                                 BYTES (output dropped for this client since the last one); then STDOUT/STDERR and
                                 an EXIT when the main process ends */
+    /* the box's TLS interception (docs/protocol.md "Box trust") */
+    PROTO_BOX_TRUST = 56, /* host->guest, after CONFIG: TRUST_CA (PEM, the box CA to install), BOX_ENV* (set in
+                             every command's environment unless the command sets the name itself) */
     PROTO_TYPE_MAX = 63
 };
 
@@ -127,7 +130,9 @@ enum proto_tag {
     /* Repeated fields use tags above PT_TAG_MAX (decoders do not track them as scalars). */
     PT_EXEC_PID = 64,
     PT_EXEC_CMD = 65,
-    PT_ENTRY = 66 /* FILE_ENTRIES: one entry, its fields a TLV payload of their own */
+    PT_ENTRY = 66,    /* FILE_ENTRIES: one entry, its fields a TLV payload of their own */
+    PT_TRUST_CA = 70, /* BOX_TRUST: string, a PEM certificate */
+    PT_BOX_ENV = 71   /* BOX_TRUST: repeated, "KEY=VALUE" */
 };
 
 struct proto_header {

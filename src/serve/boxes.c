@@ -98,7 +98,8 @@ static const char *const create_keys[] = {
     "name",        "image",       "rootfs",    "rootfs_path", "cpus",    "memory_mib", "disk_size_gb", "disk_size_bytes",
     "env",         "working_dir", "user",      "entrypoint",  "cmd",     "network",    "detach",       "auto_stop",
     "auto_delete", "labels",      "ephemeral", "auto_start",  "accel",   "vmm",        "ports",        "volumes",
-    "security",    "command",     "restart",   "health",      "tty",     "open_stdin", NULL};
+    "security",    "command",     "restart",   "health",      "tty",     "open_stdin", "secrets",    "header_rules",
+    "tls_intercept", "tls_bypass", NULL};
 /* clang-format on */
 
 #define LABELS_MAX 64
@@ -318,7 +319,48 @@ struct create_args {
     char **owned_ports;
     int made; /* the box exists (box_id) */
     char box_id[64];
+    const char **header_rules, **tls_intercept, **tls_bypass;
+    cocoon_secret *secrets; /* names and hosts: values come from the server's environment */
+    char *secret_hosts;
 };
+
+/* "secrets": [{"name": NAME, "hosts": [HOST...]}]: never a value (each start reads
+ * $NAME from the server's environment, as `cocoon start` does from its caller's). */
+static int read_secrets(struct req *r, json_t *list, struct create_args *a)
+{
+    if (!list || json_is_null(list))
+        return 0;
+    size_t n = json_array_size(list), i;
+    if (!json_is_array(list) || n > 16)
+        return serve_error(r, 400, "invalid_argument", "secrets: a list of at most 16 {name, hosts}");
+    a->secrets = calloc(n + 1, sizeof(*a->secrets));
+    a->secret_hosts = calloc(n ? n : 1, 1024);
+    if (!a->secrets || !a->secret_hosts)
+        return serve_error(r, 503, "resource_exhausted", "out of memory");
+    json_t *s;
+    json_array_foreach(list, i, s)
+    {
+        static const char *const keys[] = {"name", "hosts", NULL};
+        const char **hosts = NULL;
+        if (!json_is_object(s) || serve_only_keys(r, s, keys) < 0 ||
+            serve_get_string(r, s, "name", 63, &a->secrets[i].name) < 0 ||
+            serve_get_strings(r, s, "hosts", 4, &hosts) < 0) {
+            free(hosts);
+            return r->answered ? -1 : serve_error(r, 400, "invalid_argument", "secrets: entries are {name, hosts}");
+        }
+        if (!a->secrets[i].name) {
+            free(hosts);
+            return serve_error(r, 400, "invalid_argument", "secrets: an entry without a name");
+        }
+        char *h = a->secret_hosts + i * 1024;
+        size_t len = 0;
+        for (size_t k = 0; hosts && hosts[k]; k++)
+            len += (size_t)snprintf(h + len, len < 1024 ? 1024 - len : 0, "%s%s", len ? "," : "", hosts[k]);
+        free(hosts);
+        a->secrets[i].hosts = h;
+    }
+    return 0;
+}
 
 static void create_args_free(struct create_args *a)
 {
@@ -327,6 +369,11 @@ static void create_args_free(struct create_args *a)
     for (size_t i = 0; a->owned_ports && a->owned_ports[i]; i++)
         free(a->owned_ports[i]);
     free(a->owned_ports);
+    free(a->header_rules);
+    free(a->tls_intercept);
+    free(a->tls_bypass);
+    free(a->secrets);
+    free(a->secret_hosts);
     main_request_free(&a->main);
     health_request_free(&a->health);
     json_decref(a->body);
@@ -355,8 +402,16 @@ static int create_box(struct req *r, struct create_args *a, cocoon_runtime *rt)
         main_request_parse(r, b, &a->main) < 0 || health_request_parse(r, b, &a->health) < 0 ||
         read_ports(r, b, &a->top_ports, &a->owned_ports) < 0 ||
         read_network(r, json_object_get(b, "network"), &o, &a->net) < 0 ||
-        check_labels(r, json_object_get(b, "labels")) < 0)
+        check_labels(r, json_object_get(b, "labels")) < 0 ||
+        serve_get_strings(r, b, "header_rules", 16, &a->header_rules) < 0 ||
+        serve_get_strings(r, b, "tls_intercept", 32, &a->tls_intercept) < 0 ||
+        serve_get_strings(r, b, "tls_bypass", 32, &a->tls_bypass) < 0 ||
+        read_secrets(r, json_object_get(b, "secrets"), a) < 0)
         return -1;
+    o.header_rules = a->header_rules;
+    o.tls_intercept = a->tls_intercept;
+    o.tls_bypass = a->tls_bypass;
+    o.secrets = a->secrets;
     if (rootfs_path && o.rootfs)
         return serve_error(r, 400, "invalid_argument", "give either \"rootfs\" or \"rootfs_path\", not both");
     if (rootfs_path)

@@ -100,10 +100,20 @@ def test_peers_form_and_secrets(cocoon, tmp_path):
         sandboxes:
           code-runner:
             image: python:3.12-slim
+            network:
+              allow: [api.openai.com]
             secrets: [OPENAI_API_KEY]
         """, "secrets.yaml")
-    r = cocoon.run("up", "-f", secrets, check=125)
-    assert decode(r.stderr) == (f"cocoon: {secrets}:4:5: secrets are not supported yet (cocoon does not have them; "
+    r = cocoon.run("config", "-f", secrets, "--json", check=0)
+    assert json.loads(decode(r.stdout))["boxes"][0]["secrets"] == [{"name": "OPENAI_API_KEY", "hosts": None}]
+    volumes = write(tmp_path, """\
+        sandboxes:
+          code-runner:
+            image: python:3.12-slim
+            volumes: ["./a:/a"]
+        """, "volumes.yaml")
+    r = cocoon.run("up", "-f", volumes, check=125)
+    assert decode(r.stderr) == (f"cocoon: {volumes}:4:5: volumes are not supported yet (cocoon does not have them; "
                                 "remove the key)\n")
     assert cocoon.box_dirs() == []  # nothing was made
 

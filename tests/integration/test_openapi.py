@@ -387,6 +387,32 @@ def test_boxes_without_booting_match_the_document(cocoon):
     assert not cocoon.box_dirs()
 
 
+def test_secrets_in_a_create_match_the_document(cocoon):
+    """A create names secrets and their hosts (never a value: the server's environment
+    has it), header rules and TLS hosts; config.json keeps names, hosts and the
+    placeholder only; a value in the body, or no value in the environment, is refused."""
+    env = dict(cocoon.env, COCOON_T_KEY="sk-rest-REAL-77")
+    with ServeServer(cocoon, env=env) as server:
+        api = server.client(check=check_response)
+        b = call(api, "POST", "/v1/boxes", expect=201,
+                 json={"secrets": [{"name": "COCOON_T_KEY", "hosts": ["api.example.com", "*.example.org"]}],
+                       "header_rules": ["api.example.com:X-Org=acme"], "tls_intercept": ["x.example.com"],
+                       "tls_bypass": ["pypi.org"]}).json
+        cfg = box_config(cocoon, b["box_id"])
+        net = cfg["net"]
+        assert [(x["name"], x["hosts"]) for x in net["secrets"]] == [("COCOON_T_KEY",
+                                                                      ["api.example.com", "*.example.org"])], net
+        assert net["secrets"][0]["placeholder"].startswith("cocoon-secret-COCOON_T_KEY-"), net
+        assert (net["header_rules"], net["tls_intercept"], net["tls_bypass"]) == (
+            ["api.example.com:X-Org=acme"], ["x.example.com"], ["pypi.org"]), net
+        assert "sk-rest-REAL-77" not in json.dumps(cfg)
+        refused(api, "POST", "/v1/boxes", {"secrets": [{"name": "COCOON_T_KEY", "value": "sk-inline"}]})
+        refused(api, "POST", "/v1/boxes", {"secrets": [{"name": "1BAD", "hosts": ["a.example.com"]}]})
+        r = api.request("POST", "/v1/boxes", json={"secrets": [{"name": "COCOON_T_ABSENT", "hosts": ["a.example.com"]}]})
+        assert (r.status, r.error_code()) == (400, "invalid_argument"), r
+        call(api, "DELETE", f"/v1/boxes/{b['box_id']}", expect=204)
+
+
 def test_images_against_document(cocoon, tmp_path):
     """Pull (whole and as NDJSON progress) from a loopback registry, load a `docker
     save` tarball, inspect, list and remove: every answer as the document says."""

@@ -313,6 +313,23 @@ static void test_top_level_refusals(void **state)
                                   "list");
 }
 
+static void test_secrets(void **state)
+{
+    (void)state;
+    json_t *cfg = accepted("boxes:\n  a:\n    secrets: [K1]\n  b:\n    secrets:\n      K2: x.example.com\n"
+                           "      K3: [y.example.com, \"*.z.example.com\"]\n      K4:\n");
+    json_t *boxes = json_object_get(cfg, "boxes");
+    char *a = json_dumps(json_object_get(json_array_get(boxes, 0), "secrets"), JSON_COMPACT);
+    char *b = json_dumps(json_object_get(json_array_get(boxes, 1), "secrets"), JSON_COMPACT);
+    assert_string_equal(a, "[{\"name\":\"K1\",\"hosts\":null}]");
+    assert_string_equal(
+        b, "[{\"name\":\"K2\",\"hosts\":[\"x.example.com\"]},{\"name\":\"K3\",\"hosts\":[\"y.example.com\","
+           "\"*.z.example.com\"]},{\"name\":\"K4\",\"hosts\":null}]");
+    free(a);
+    free(b);
+    json_decref(cfg);
+}
+
 static void test_box_refusals(void **state)
 {
     refused("boxes:\n  -web: {}\n", "c.yaml:2:3: box name \"-web\": use up to 64 letters, digits, '.', '_' or '-', not "
@@ -326,9 +343,14 @@ static void test_box_refusals(void **state)
             "c.yaml:3:5: unknown key \"comand\" in a box (did you mean \"command\"?)");
     refused("boxes:\n  web:\n    entrypoint: x\n",
             "c.yaml:3:5: unknown key \"entrypoint\" in a box (known keys: image, rootfs, cpus, memory, disk, env, "
-            "workdir, user, ephemeral, network, scripts, command, restart, healthcheck, ports)");
-    refused("boxes:\n  web:\n    secrets: [OPENAI_API_KEY]\n",
-            "c.yaml:3:5: secrets are not supported yet (cocoon does not have them; remove the key)");
+            "workdir, user, ephemeral, network, scripts, command, restart, healthcheck, ports, secrets)");
+    refused("boxes:\n  web:\n    secrets: OPENAI_API_KEY\n",
+            "c.yaml:3:14: secrets: expected a list of names or a mapping NAME: hosts, got a single value");
+    refused("boxes:\n  web:\n    secrets: [1KEY]\n",
+            "c.yaml:3:15: secrets: \"1KEY\" must be an environment variable name");
+    refused("boxes:\n  web:\n    secrets: {KEY: \"*\"}\n", "c.yaml:3:20: secrets: a host is a host name or *.DOMAIN");
+    refused("boxes:\n  web:\n    secrets: {KEY: {a: b}}\n",
+            "c.yaml:3:20: secrets: KEY: expected a host or a list of hosts");
     refused("boxes:\n  web:\n    volumes: [\"./a:/a\"]\n",
             "c.yaml:3:5: volumes are not supported yet (cocoon does not have them; remove the key)");
     refused("boxes:\n  web:\n    image: x\n    rootfs: /d\n",
@@ -621,16 +643,27 @@ static void test_public_api(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reference_example),  cmocka_unit_test(test_defaults_are_null),
-        cmocka_unit_test(test_peers_spelling),     cmocka_unit_test(test_values),
-        cmocka_unit_test(test_substitution),       cmocka_unit_test(test_substitution_bounds),
-        cmocka_unit_test(test_yaml_refusals),      cmocka_unit_test(test_yaml_bounds),
-        cmocka_unit_test(test_top_level_refusals), cmocka_unit_test(test_box_refusals),
-        cmocka_unit_test(test_env_refusals),       cmocka_unit_test(test_network_refusals),
-        cmocka_unit_test(test_script_refusals),    cmocka_unit_test(test_command_and_restart),
-        cmocka_unit_test(test_healthcheck),        cmocka_unit_test(test_digest_and_diff),
-        cmocka_unit_test(test_spec_record),        cmocka_unit_test(test_load_file),
-        cmocka_unit_test(test_public_api),         cmocka_unit_test(test_box_ports),
+        cmocka_unit_test(test_reference_example),
+        cmocka_unit_test(test_defaults_are_null),
+        cmocka_unit_test(test_peers_spelling),
+        cmocka_unit_test(test_values),
+        cmocka_unit_test(test_substitution),
+        cmocka_unit_test(test_substitution_bounds),
+        cmocka_unit_test(test_yaml_refusals),
+        cmocka_unit_test(test_yaml_bounds),
+        cmocka_unit_test(test_top_level_refusals),
+        cmocka_unit_test(test_box_refusals),
+        cmocka_unit_test(test_secrets),
+        cmocka_unit_test(test_env_refusals),
+        cmocka_unit_test(test_network_refusals),
+        cmocka_unit_test(test_script_refusals),
+        cmocka_unit_test(test_command_and_restart),
+        cmocka_unit_test(test_healthcheck),
+        cmocka_unit_test(test_digest_and_diff),
+        cmocka_unit_test(test_spec_record),
+        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_public_api),
+        cmocka_unit_test(test_box_ports),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

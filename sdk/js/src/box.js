@@ -65,6 +65,11 @@ export function createBody(o) {
   if (o.tty) b.tty = true;
   if (o.openStdin) b.open_stdin = true;
   if (o.healthcheck !== undefined && o.healthcheck !== null) b.health = healthBody(o.healthcheck);
+  // secrets: {NAME: host | [hosts]}, names and hosts only: the server's environment has the values
+  if (o.secrets) b.secrets = Object.entries(o.secrets).map(([name, h]) => ({ name, hosts: Array.isArray(h) ? [...h] : [String(h)] }));
+  if (o.headerRules) b.header_rules = [...o.headerRules];
+  if (o.tlsIntercept) b.tls_intercept = [...o.tlsIntercept];
+  if (o.tlsBypass) b.tls_bypass = [...o.tlsBypass];
   b.auto_start = o.start !== false;
   return b;
 }

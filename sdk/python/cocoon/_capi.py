@@ -62,11 +62,17 @@ class Command(Structure):
     _fields_ = [("argv", POINTER(c_char_p)), ("env", POINTER(c_char_p)), ("cwd", c_char_p), ("user", c_char_p)]
 
 
+class Secret(Structure):
+    _fields_ = [("name", c_char_p), ("hosts", c_char_p), ("value", c_char_p), ("file", c_char_p)]
+
+
 class BoxOptions(Structure):
     _fields_ = [("size", c_size_t), ("name", c_char_p), ("image", c_char_p), ("rootfs", c_char_p), ("cpus", c_uint),
                 ("memory_mib", c_uint), ("accel", c_char_p), ("ephemeral", c_int), ("boot_timeout_ms", c_uint),
                 ("kernel", c_char_p), ("initrd", c_char_p), ("disk_size", c_uint64), ("vmm", c_char_p),
-                ("net", c_char_p), ("net_rules", POINTER(c_char_p)), ("net_ports", POINTER(c_char_p))]
+                ("net", c_char_p), ("net_rules", POINTER(c_char_p)), ("net_ports", POINTER(c_char_p)),
+                ("tls_intercept", POINTER(c_char_p)), ("tls_ca", c_char_p), ("tls_bypass", POINTER(c_char_p)),
+                ("secrets", POINTER(Secret)), ("header_rules", POINTER(c_char_p))]
 
 
 class BoxInfo(Structure):

@@ -1065,6 +1065,18 @@ class EmbeddedTransport(Transport):
         if ports:
             keep.append(C.cstr_array(ports))
             o.net_ports = keep[-1]
+        for field in ("tls_intercept", "tls_bypass", "header_rules"):
+            if spec.get(field):
+                keep.append(C.cstr_array(list(spec[field])))
+                setattr(o, field, keep[-1])
+        secrets = spec.get("secrets") or {}
+        if secrets:  # names and hosts: the values come from this process's environment at each start
+            arr = (C.Secret * (len(secrets) + 1))()
+            for i, (sname, hosts) in enumerate(secrets.items()):
+                keep.extend([_b(sname), _b(",".join(hosts))])
+                arr[i].name, arr[i].hosts = keep[-2], keep[-1]
+            keep.append(arr)
+            o.secrets = arr
         rt = self._new_runtime()
         ptr = c_void_p()
         err = C.Error()

@@ -810,6 +810,11 @@ class RemoteTransport(Transport):
                 body[key] = True
         if spec.get("healthcheck"):
             body["health"] = _health_body(spec["healthcheck"])
+        for key in ("tls_intercept", "tls_bypass", "header_rules"):
+            if spec.get(key):
+                body[key] = list(spec[key])
+        if spec.get("secrets"):  # names and hosts: the server's environment has the values
+            body["secrets"] = [{"name": n, "hosts": list(h)} for n, h in spec["secrets"].items()]
         return RemoteBox(self.http, self.http.call("POST", "/boxes", body))
 
     def open_box(self, id_or_name: str) -> RemoteBox:

@@ -366,7 +366,9 @@ class Box:
                  accel: Optional[str] = None, vmm: Optional[str] = None, boot_timeout: Optional[float] = None,
                  command: Optional[Command] = None, restart: Optional[str] = None, tty: bool = False,
                  open_stdin: bool = False, healthcheck: Optional[Mapping[str, Any]] = None,
-                 client: Optional[Client] = None):
+                 secrets: Optional[Mapping[str, Union[str, Sequence[str]]]] = None,
+                 header_rules: Optional[Sequence[str]] = None, tls_intercept: Optional[Sequence[str]] = None,
+                 tls_bypass: Optional[Sequence[str]] = None, client: Optional[Client] = None):
         net = Network.coerce(network)
         main = _argv(command, False) if command else None
         if restart is not None and not isinstance(restart, str):
@@ -384,7 +386,10 @@ class Box:
             "workdir": workdir, "user": user, "network": net, "name": name, "ephemeral": ephemeral,
             "accel": accel, "vmm": vmm, "boot_timeout": boot_timeout, "command": main, "restart": restart,
             "tty": bool(tty), "open_stdin": bool(open_stdin),
-            "healthcheck": health_spec(dict(healthcheck) if isinstance(healthcheck, Mapping) else healthcheck)}
+            "healthcheck": health_spec(dict(healthcheck) if isinstance(healthcheck, Mapping) else healthcheck),
+            "secrets": {str(k): ([v] if isinstance(v, str) else list(v)) for k, v in (secrets or {}).items()},
+            "header_rules": list(header_rules or []), "tls_intercept": list(tls_intercept or []),
+            "tls_bypass": list(tls_bypass or [])}
         self._h: BoxHandle = None  # type: ignore[assignment]
         self._created_here = False
         self._closed = False
@@ -407,7 +412,11 @@ class Box:
         (the main process runs on a terminal / keeps its stdin open for attach(), as
         `cocoon run -d -t -i`), healthcheck (a dict
         {cmd, interval, timeout, retries, start_period, on_failure}: cmd shell text or
-        an argv list, durations in seconds; see health() and wait()). Raises
+        an argv list, durations in seconds; see health() and wait()), secrets ({NAME:
+        host or [hosts]}: inside the box $NAME holds a placeholder, cocoon puts the value
+        in HTTPS request headers to those hosts only; the value is read from this
+        process's environment, or the server's, at each start), header_rules
+        (["HOST:Name=Value"]), tls_intercept and tls_bypass (host lists). Raises
         AlreadyExists for a name in use, InvalidArgument for a bad restart policy or
         health check."""
         box = cls(image, client=client, **options)

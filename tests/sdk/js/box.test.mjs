@@ -13,6 +13,8 @@ import { BIN_DIR, SDK, tmpdir, vmMissing } from './helpers.mjs';
 const sdk = await import(SDK);
 const { Box, Cocoon, Sandbox, NotFoundError, AlreadyExistsError, InvalidArgumentError, AuthError, InvalidStateError } = sdk;
 const skip = vmMissing() || false;
+// a secret's value, in the environment the private server inherits (it starts on first use)
+process.env.COCOON_JS_T_KEY ??= 'sk-js-REAL-2718';
 
 function alive(pid) {
   try {
@@ -126,6 +128,17 @@ describe('boxes', { skip }, () => {
       assert.match(await box.networkLog(), /192\.0\.2\.1/);
     } finally {
       await box.kill();
+    }
+  });
+
+  it('keeps a secret out of the box: the box holds a placeholder', async () => {
+    const box = await Box.create({ ephemeral: true, network: 'open', secrets: { COCOON_JS_T_KEY: 'api.example.com' },
+      headerRules: ['api.example.com:X-Org=acme'], tlsBypass: ['pypi.org'] });
+    try {
+      const out = (await box.exec(['sh', '-c', 'echo $COCOON_JS_T_KEY; cat /proc/*/environ 2>/dev/null | grep -c REAL'])).stdout;
+      assert.match(out, /^cocoon-secret-COCOON_JS_T_KEY-[0-9a-f]{32}\n0\n$/);
+    } finally {
+      await box.remove({ force: true });
     }
   });
 

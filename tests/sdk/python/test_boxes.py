@@ -189,3 +189,22 @@ def test_follow_logs_until_the_box_stops(client):
             box.remove(force=True)
         except cocoon.CocoonError:
             pass
+
+
+os.environ.setdefault("COCOON_SDK_T_KEY", "sk-sdk-REAL-5150")  # (before the remote server starts: it inherits it)
+
+
+def test_secrets_stay_out_of_the_box(client):
+    """secrets={NAME: hosts}: the box's $NAME is a placeholder, the value (this process's
+    environment, or the server's) never enters it."""
+    box = cocoon.Box.create(client=client, ephemeral=True, network="open",
+                            secrets={"COCOON_SDK_T_KEY": "api.example.com"},
+                            header_rules=["api.example.com:X-Org=acme"], tls_bypass=["pypi.org"])
+    try:
+        out = box.exec(["sh", "-c", "echo $COCOON_SDK_T_KEY; grep -c cocoon /etc/ssl/certs/ca-certificates.crt"]).stdout
+        key, marks = out.split()
+        assert key.startswith("cocoon-secret-COCOON_SDK_T_KEY-") and len(key) == len("cocoon-secret-COCOON_SDK_T_KEY-") + 32
+        assert int(marks) >= 1  # the box CA is in the bundle
+        assert "REAL" not in box.exec(["sh", "-c", "cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n'"]).stdout
+    finally:
+        box.remove(force=True)
