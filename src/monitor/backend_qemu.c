@@ -166,6 +166,11 @@ static int build_argv(struct child_plan *p, const struct box_config *cfg, const 
     rc |= child_plan_add(p, "virtserialport,chardev=agent,name=cocoon.agent");
     rc |= child_plan_add(p, "-device");
     rc |= child_plan_add(p, "virtio-rng-device");
+    /* QMP on a socket the monitor made (qmp.c): live snapshots */
+    rc |= child_plan_add(p, "-chardev");
+    rc |= child_plan_add(p, "socket,id=qmp,fd=%d", CHILD_QMP_FD);
+    rc |= child_plan_add(p, "-mon");
+    rc |= child_plan_add(p, "chardev=qmp,mode=control");
     if (jail_wanted()) {
         /* QEMU's own system call filter, on top of the jail it runs in */
         rc |= child_plan_add(p, "-sandbox");
