@@ -97,8 +97,12 @@ void freeze_on_restored(struct agent *a, const uint8_t *p, size_t n)
     }
     clock_follow_host(r.realtime_ns, 0);
     reseed(r.seed);
-    memset(&r, 0, sizeof(r));
-    freeze_thaw(a);
+    memset(r.seed, 0, sizeof(r.seed));
+    freeze_thaw(a); /* first: /etc/hosts is written below */
+    if (r.hostname[0] && sethostname(r.hostname, strlen(r.hostname)) != 0)
+        agent_log("sethostname %s: %s", r.hostname, strerror(errno));
+    if (r.hostname[0])
+        guestcfg_apply(r.hostname);
     size_t forgotten = exec_forget_all(a);
     if (a->phase == PHASE_HANDSHAKE)
         a->phase = PHASE_SERVING;

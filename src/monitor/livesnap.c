@@ -40,6 +40,7 @@ struct livesnap {
     uint64_t client; /* serial of the client that asked */
     int waiting;     /* FREEZE sent, FROZEN awaited */
     int memory;      /* a fork's capture: memory and device state too (memory.next) */
+    int captured;    /* this QEMU's memory was captured once already */
     unsigned nodes;  /* node names made so far */
 };
 
@@ -189,6 +190,7 @@ static void switch_layer(struct vmm *v, int quiesced, const char *note)
             vmm_fatal(v, "live snapshot: %s", err);
             return;
         }
+        s->captured = 1;
         vmm_log("live snapshot: memory and device state saved in %llu ms",
                 (unsigned long long)((util_now_ns(CLOCK_MONOTONIC) - tm) / 1000000u));
         util_test_point("LIVESNAP_MEMORY");
@@ -263,6 +265,16 @@ int livesnap_request(struct vmm *v, uint64_t serial, const struct proto_snapshot
     int memory = (req->flags & PROTO_SNAPSHOT_MEMORY) != 0;
     if (memory && (fstatat(v->dirfd, LIVESNAP_MEMORY, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))) {
         snprintf(err, cap, "the memory file %s is missing from the box directory", LIVESNAP_MEMORY);
+        return -1;
+    }
+    if (memory && v->livesnap && v->livesnap->captured) {
+        /* QEMU 7.2 here: the second migration's `cont` fails to take an image lock back
+         * ("Failed to get write lock") and the box could not go on; refused instead. */
+        *code = EBUSY;
+        snprintf(err, cap,
+                 "box %s was forked already since it started: restart it (cocoon restart) to fork it again, or fork "
+                 "one of its children",
+                 v->cfg.id);
         return -1;
     }
     uint32_t mute = memory ? PROTO_FREEZE_MUTE : 0;
@@ -371,7 +383,13 @@ int livesnap_restore_begin(struct vmm *v, char *err, size_t cap)
         json_decref(ret);
         if (running)
             break;
-        if (strcmp(seen, "inmigrate") && strcmp(seen, "prelaunch") && strcmp(seen, "paused")) {
+        /* The capture was taken of a paused VM, and a migration's destination ends in
+         * the source's run state: loaded, it waits paused for us. */
+        if ((!strcmp(seen, "paused") || !strcmp(seen, "postmigrate")) &&
+            qmp_command(&v->qmp, "cont", NULL, -1, NULL, QMP_TIMEOUT_MS, err, cap) < 0)
+            return -1;
+        if (strcmp(seen, "inmigrate") && strcmp(seen, "prelaunch") && strcmp(seen, "paused") &&
+            strcmp(seen, "postmigrate")) {
             snprintf(err, cap, "QEMU is in state \"%s\" instead of running the restored guest", seen);
             return -1;
         }
@@ -383,6 +401,7 @@ int livesnap_restore_begin(struct vmm *v, char *err, size_t cap)
     }
     vmm_log("memory snapshot loaded in %llu ms", (unsigned long long)((util_now_ns(CLOCK_MONOTONIC) - t0) / 1000000u));
     struct proto_restored r = {.realtime_ns = util_now_ns(CLOCK_REALTIME)};
+    snprintf(r.hostname, sizeof(r.hostname), "%s", v->cfg.hostname);
     if (getrandom(r.seed, sizeof(r.seed), 0) != (ssize_t)sizeof(r.seed)) {
         snprintf(err, cap, "getrandom: %s", strerror(errno));
         return -1;

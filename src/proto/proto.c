@@ -738,6 +738,7 @@ size_t proto_encode_freeze(struct proto_writer *w, uint32_t timeout_ms, uint32_t
  * PT_TAG_MAX, so it is counted here rather than by the scalar decoder). */
 static const struct field restored_fields[] = {
     FIELD(struct proto_restored, realtime_ns, PT_REALTIME_NS, FIELD_U64, 1),
+    FIELD(struct proto_restored, hostname, PT_HOSTNAME, FIELD_STR, 0),
 };
 
 int proto_decode_restored(const uint8_t *p, size_t n, struct proto_restored *m)
@@ -765,6 +766,8 @@ size_t proto_encode_restored(struct proto_writer *w, const struct proto_restored
 {
     proto_writer_begin(w, PROTO_STREAM_SESSION, PROTO_RESTORED);
     proto_put_u64(w, PT_REALTIME_NS, m->realtime_ns);
+    if (m->hostname[0])
+        proto_put_str(w, PT_HOSTNAME, m->hostname);
     for (int i = 0; i < 4; i++)
         proto_put_u64(w, PT_SEED, m->seed[i]);
     return proto_writer_finish(w);

@@ -70,9 +70,9 @@ enum proto_type {
     PROTO_FREEZE = 53,       /* host->guest: TIMEOUT_MS; > 0: sync and freeze the root file system, thawed by the
                                 agent itself after that long at most; 0: thaw. Answered by FROZEN */
     PROTO_FROZEN = 54,       /* guest->host: MODE (1 frozen, 0 thawed), CODE (0 or an errno), MESSAGE */
-    PROTO_RESTORED = 55,     /* host->guest: REALTIME_NS*, SEED (4 x u64); the guest was restored from a memory
-                                snapshot (a fork): it steps its clock, reseeds its RNG, thaws, forgets its exec
-                                streams and answers READY */
+    PROTO_RESTORED = 55, /* host->guest: REALTIME_NS*, SEED (4 x u64), HOSTNAME; the guest was restored from a memory
+                            snapshot (a fork): it steps its clock, reseeds its RNG, thaws, forgets its exec
+                            streams and answers READY */
     PROTO_TYPE_MAX = 63
 };
 
@@ -416,6 +416,7 @@ size_t proto_encode_freeze(struct proto_writer *w, uint32_t timeout_ms, uint32_t
 struct proto_restored {
     uint64_t realtime_ns;
     uint64_t seed[4];
+    char hostname[64]; /* the new box's, "" to keep */
 };
 int proto_decode_restored(const uint8_t *p, size_t n, struct proto_restored *m);
 size_t proto_encode_restored(struct proto_writer *w, const struct proto_restored *m);

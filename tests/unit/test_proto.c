@@ -1342,8 +1342,8 @@ static void test_snapshot_messages(void **state)
     assert_int_equal(b.code, 1);
     assert_string_equal(b.message, "why not");
     tlv_reset();
-    tlv_u32(&T, PT_FLAGS, 1);
-    assert_int_equal(proto_decode_vmm_snapshot(T.buf, T.len, &b), PROTO_E_FIELD); /* no flags defined */
+    tlv_u32(&T, PT_FLAGS, 2);
+    assert_int_equal(proto_decode_vmm_snapshot(T.buf, T.len, &b), PROTO_E_FIELD); /* only MEMORY is defined */
     tlv_reset();
     tlv_u32(&T, PT_TIMEOUT_MS, PROTO_FREEZE_MAX_MS + 1);
     assert_int_equal(proto_decode_vmm_snapshot(T.buf, T.len, &b), PROTO_E_FIELD);
