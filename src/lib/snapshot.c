@@ -562,7 +562,11 @@ static int live_switch(cocoon_box *box, const struct snap_record *r, int memory,
             struct proto_error_msg e;
             if (proto_decode_error(p, h.len, &e) != PROTO_OK)
                 snprintf(e.message, sizeof(e.message), "malformed ERROR");
-            rc = lib_err(err, e.code == EOPNOTSUPP ? COCOON_E_UNSUPPORTED : COCOON_E_VMM, "%s", e.message);
+            rc = lib_err(err,
+                         e.code == EOPNOTSUPP                  ? COCOON_E_UNSUPPORTED
+                         : e.code == EBUSY || e.code == EAGAIN ? COCOON_E_STATE
+                                                               : COCOON_E_VMM,
+                         "%s", e.message);
         } else if (h.type == PROTO_VMM_SNAPSHOT) {
             struct proto_snapshot a;
             rc = proto_decode_vmm_snapshot(p, h.len, &a) == PROTO_OK

@@ -18,6 +18,8 @@ import pytest
 
 import state_invariants as inv
 from conftest import decode, sh
+from openapi_check import check_response
+from serve_client import ServeServer
 
 KILLED = -signal.SIGKILL
 FORK_N = int(os.environ.get("COCOON_TEST_FORK_N", "20"))
@@ -96,6 +98,18 @@ def test_fork_children_go_on_from_the_parents_memory(vm):
         assert rnd[0] != rnd[1]
     # the parent's exec session is not the child's: `kill --list` of a child shows none
     assert "counter.py" not in out(vm.run("kill", "--list", names[0], check=None))
+
+    # over REST: POST /v1/boxes/{id}/fork (a child forks too), checked against docs/openapi.yaml
+    if FORK_N > 1:
+        with ServeServer(vm) as server:
+            api = server.client(check=check_response)
+            r = api.request("POST", f"/v1/boxes/{names[1]}/fork", json={"name": "viarest", "count": 1})
+            assert r.status == 201, r.json
+            assert [b["name"] for b in r.json["boxes"]] == ["viarest"] and r.json["snapshot"]
+            assert r.json["boxes"][0]["status"] == "running"
+            r = api.request("POST", f"/v1/boxes/{names[1]}/fork", json={"count": 1})
+            assert r.status == 409, r.json  # forked already in this run
+        assert drive(vm, "viarest", "show") == "4"  # names[1] was at 4 when it was forked
 
     # refusals: a second fork of the same run, a stopped box
     r = vm.run("fork", "par")
