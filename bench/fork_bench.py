@@ -135,10 +135,10 @@ def main():
             f"Fork of {a.n}: `cocoon fork -n {a.n}` took {fork_n_s:.1f} s (children restored one after another). "
             f"Memory of the {a.n} children's QEMUs: PSS {pss:.0f} MiB in all (RSS {rss:.0f} MiB) against "
             f"{a.n} x {ram_mib} MiB = {a.n * ram_mib} MiB of guest RAM, {100 * pss / (a.n * ram_mib):.0f}%; "
-            f"the parent's QEMU {parent_pss:.0f} MiB. Under TCG each child reads the state file into its own "
-            "anonymous memory: pages are not shared between children (no copy-on-write mapping of the file as "
-            "the kvm backend's design has); what keeps the sum low is that a child only holds what the guest "
-            "had touched.", "",
+            f"the parent's QEMU {parent_pss:.0f} MiB. On the qemu backend each child's QEMU loads the state "
+            "file into its own anonymous guest RAM, so nothing is shared between children (no copy-on-write "
+            "mapping of one memory file, which is the kvm backend's design): the sum is N times what one QEMU "
+            "holds, here about the whole guest RAM each.", "",
             f"Command: `bench/fork_bench.py --runs {a.runs} --n {a.n}` (build/bin, 2 shared cores).",
         ]
         body = "\n".join(lines)

@@ -696,8 +696,8 @@ static int snapshot_locked(cocoon_box *box, const char *asked, const struct box_
     if (rc == 0 && live) {
         rc = live_switch(box, &r, live == 2, err);
         struct stat st;
-        if (rc == -2 && lstat(layer, &st) == 0 && st.st_nlink == 1)
-            rc = 0; /* the monitor committed; only its answer was lost */
+        if (rc < 0 && lstat(layer, &st) == 0 && st.st_nlink == 1)
+            rc = 0; /* the monitor committed (the box's disk stands on the layer): whatever it said after */
         else if (rc == -2) {
             struct lib_monitor m;
             int state = lib_monitor_probe(box->dir, &m);

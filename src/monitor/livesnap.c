@@ -40,7 +40,6 @@ struct livesnap {
     uint64_t client; /* serial of the client that asked */
     int waiting;     /* FREEZE sent, FROZEN awaited */
     int memory;      /* a fork's capture: memory and device state too (memory.next) */
-    int captured;    /* this QEMU's memory was captured once already */
     unsigned nodes;  /* node names made so far */
 };
 
@@ -190,7 +189,6 @@ static void switch_layer(struct vmm *v, int quiesced, const char *note)
             vmm_fatal(v, "live snapshot: %s", err);
             return;
         }
-        s->captured = 1;
         vmm_log("live snapshot: memory and device state saved in %llu ms",
                 (unsigned long long)((util_now_ns(CLOCK_MONOTONIC) - tm) / 1000000u));
         util_test_point("LIVESNAP_MEMORY");
@@ -216,7 +214,15 @@ out:
     }
     char e3[600];
     if (paused && qmp(v, "cont", NULL, e3, sizeof(e3)) < 0) {
-        answer_error(v, client, EIO, "QEMU did not resume the box after the snapshot");
+        if (rc == 0) { /* committed: the snapshot is whole, only the box cannot go on */
+            struct proto_snapshot a = {.code = 0};
+            snprintf(a.message, sizeof(a.message), "the snapshot was taken, but QEMU did not resume the box");
+            size_t len = proto_encode_vmm_snapshot(&reply_w, &a);
+            if (len)
+                mux_send_to(v->mux, client, reply_w.buf, len);
+        } else {
+            answer_error(v, client, EIO, "QEMU did not resume the box after a failed snapshot");
+        }
         vmm_fatal(v, "live snapshot: the box could not be resumed: %s", e3);
         return;
     }
@@ -267,13 +273,15 @@ int livesnap_request(struct vmm *v, uint64_t serial, const struct proto_snapshot
         snprintf(err, cap, "the memory file %s is missing from the box directory", LIVESNAP_MEMORY);
         return -1;
     }
-    if (memory && v->livesnap && v->livesnap->captured) {
-        /* QEMU 7.2 here: the second migration's `cont` fails to take an image lock back
-         * ("Failed to get write lock") and the box could not go on; refused instead. */
+    if (memory && v->livesnap && v->livesnap->nodes) {
+        /* QEMU 7.2 here: a migration's `cont` on a QEMU whose disk was switched to a new
+         * layer before (a live snapshot or a fork earlier in this run) fails to take an
+         * image lock back ("Failed to get write lock") and the box could not go on: the
+         * capture is refused instead, before anything is touched. */
         *code = EBUSY;
         snprintf(err, cap,
-                 "box %s was forked already since it started: restart it (cocoon restart) to fork it again, or fork "
-                 "one of its children",
+                 "box %s was snapshotted live or forked already since it started: restart it (cocoon restart) to fork "
+                 "it, or fork one of its children",
                  v->cfg.id);
         return -1;
     }

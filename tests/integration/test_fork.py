@@ -114,6 +114,11 @@ def test_fork_children_go_on_from_the_parents_memory(vm):
     # refusals: a second fork of the same run, a stopped box
     r = vm.run("fork", "par")
     assert r.returncode != 0 and "forked already" in decode(r.stderr), decode(r.stderr)
+    if FORK_N > 2:  # a live disk snapshot earlier in the run refuses a fork too, and the box runs on
+        vm.run("snapshot", "create", names[2], check=0)
+        r = vm.run("fork", names[2])
+        assert r.returncode != 0 and "snapshotted live or forked already" in decode(r.stderr), decode(r.stderr)
+        assert drive(vm, names[2], "show") == "3"
     vm.run("create", "--name", "cold", check=0)
     r = vm.run("fork", "cold")
     assert r.returncode != 0 and "not running" in decode(r.stderr), decode(r.stderr)
