@@ -131,3 +131,23 @@ def test_export_import(client, stopped, tmp_path):
         client.import_box(tmp_path / "missing.cocoon")
     with pytest.raises(cocoon.SnapshotNotFound):
         stopped.export(tmp_path / "none.cocoon", snapshot="no-such-snapshot")
+
+
+def test_fork(client, stopped):
+    """Box.fork on a running box (qemu backend): children that run, refusals typed."""
+    stopped.start()
+    kids = []
+    try:
+        kids = stopped.fork(2)
+        assert len(kids) == 2 and len({k.id for k in kids}) == 2
+        for k in kids:
+            assert k.running and k.id != stopped.id
+            assert k.run(["sh", "-c", "hostname"]).stdout.strip() == f"cocoon-{k.id[:6]}"
+        with pytest.raises(cocoon.InvalidState, match="forked already"):
+            stopped.fork()
+    finally:
+        for k in kids:
+            k.remove(force=True)
+        stopped.stop()
+    with pytest.raises(cocoon.InvalidState, match="not running"):
+        stopped.fork()
