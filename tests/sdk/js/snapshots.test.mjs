@@ -92,6 +92,26 @@ describe('snapshots', { skip: vmMissing() || false }, () => {
     }
   });
 
+  it('forks a running box', async () => {
+    await box.start();
+    let kids = [];
+    try {
+      kids = await box.fork({ count: 2 });
+      assert.equal(kids.length, 2);
+      for (const k of kids) {
+        assert.notEqual(k.id, box.id);
+        assert.equal(k.status, 'running');
+        const r = await k.exec(['cat', '/proc/sys/kernel/hostname']);
+        assert.equal(r.stdout.trim(), `cocoon-${k.id.slice(0, 6)}`);
+      }
+      await assert.rejects(box.fork(), (e) => e instanceof InvalidStateError && /forked already/.test(e.message));
+    } finally {
+      for (const k of kids) await k.remove({ force: true });
+      await box.stop();
+    }
+    await assert.rejects(box.fork(), InvalidStateError);
+  });
+
   it('exports the box and a snapshot, imports them, and refuses a damaged archive', async () => {
     const file = path.join(dir, 'box.cocoon');
     await box.export(file);
