@@ -143,3 +143,21 @@ def test_fork_children_go_on_from_the_parents_memory(vm):
         vm.run("rm", "-f", n, check=0)
     inv.doctor_fix(vm)
     inv.assert_clean(vm.home, "after the forks were removed")
+
+
+def test_fork_monitor_killed_during_the_capture(vm):
+    """The monitor killed while QEMU writes the memory (one boot): the box is gone, its
+    disk the old layer and whole, no snapshot and no child is visible; doctor --fix
+    leaves nothing behind."""
+    if vm.backend != "qemu":
+        pytest.skip("skipped: forks are a qemu backend feature")
+    vm.run("create", "--name", "mk", check=0)
+    vm.run("start", "mk", check=0, env={"COCOON_TEST_CRASH_AT": "LIVESNAP_MEMORY"})
+    sh(vm, "mk", "echo kept > /root/kept")
+    r = vm.run("fork", "-n", "2", "mk")
+    assert r.returncode != 0, decode(r.stdout)
+    assert set(boxes(vm)) == {"mk"} and boxes(vm)["mk"]["status"] != "running"
+    assert json.loads(out(vm.run("snapshot", "ls", "--json", check=0))) == []
+    inv.assert_consistent(vm.home, "fork with its monitor killed during the capture")
+    inv.doctor_fix(vm)
+    inv.assert_clean(vm.home, "fork with its monitor killed, then doctor --fix")
