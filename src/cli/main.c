@@ -79,19 +79,25 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"run", cmd_run},       {"exec", cmd_exec},       {"create", cmd_create},
-    {"start", cmd_start},   {"stop", cmd_stop},       {"rm", cmd_rm},
-    {"doctor", cmd_doctor}, {"version", cmd_version}, {"restart", cmd_restart},
-    {"ls", cmd_ls},         {"ps", cmd_ls},           {"inspect", cmd_inspect},
-    {"pull", cmd_pull},     {"load", cmd_load},       {"images", cmd_images},
-    {"rmi", cmd_rmi},       {"image", cmd_image},     {"kill", cmd_kill},
-    {"cp", cmd_cp},         {"stats", cmd_stats},     {"logs", cmd_logs},
-    {"login", cmd_login},   {"logout", cmd_logout},   {"serve", cmd_serve},
-    {"config", cmd_config}, {"up", cmd_up},           {"down", cmd_down},
-    {"script", cmd_script}, {"fs", cmd_fs},           {"snapshot", cmd_snapshot},
-    {"export", cmd_export}, {"import", cmd_import},   {"mcp", cmd_mcp},
-    {"wait", cmd_wait},     {"code", cmd_code},       {"clone", cmd_clone}, {"fork", cmd_fork},
-    {NULL, NULL},
+    {"run", cmd_run},         {"exec", cmd_exec},
+    {"create", cmd_create},   {"start", cmd_start},
+    {"stop", cmd_stop},       {"rm", cmd_rm},
+    {"doctor", cmd_doctor},   {"version", cmd_version},
+    {"restart", cmd_restart}, {"ls", cmd_ls},
+    {"ps", cmd_ls},           {"inspect", cmd_inspect},
+    {"pull", cmd_pull},       {"load", cmd_load},
+    {"images", cmd_images},   {"rmi", cmd_rmi},
+    {"image", cmd_image},     {"kill", cmd_kill},
+    {"cp", cmd_cp},           {"stats", cmd_stats},
+    {"logs", cmd_logs},       {"login", cmd_login},
+    {"logout", cmd_logout},   {"serve", cmd_serve},
+    {"config", cmd_config},   {"up", cmd_up},
+    {"down", cmd_down},       {"script", cmd_script},
+    {"fs", cmd_fs},           {"snapshot", cmd_snapshot},
+    {"export", cmd_export},   {"import", cmd_import},
+    {"mcp", cmd_mcp},         {"wait", cmd_wait},
+    {"code", cmd_code},       {"clone", cmd_clone},
+    {"fork", cmd_fork},       {NULL, NULL},
 };
 /* Commands of the services work (attach.c, autostart.c), apart from the table above. */
 static const struct command service_commands[] = {
