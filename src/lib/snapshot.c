@@ -180,7 +180,7 @@ static int of_running_box(cocoon_runtime *rt, const char *dir, int remove)
     lib_monitor_done(&m);
     if (state == LIB_MON_RUNNING)
         return 1;
-    if (remove && lib_path(path, sizeof(path), "%s/boxes/%s/" LIVESNAP_NEXT, rt->home, r.box_id) == 0)
+    if (remove && lib_path(path, sizeof(path), "%s/boxes/%s/" LIVESNAP_NEXT_FMT, rt->home, r.box_id, r.id) == 0)
         unlink(path);
     if (remove && lib_path(path, sizeof(path), "%s/boxes/%s/" LIVESNAP_MEMORY, rt->home, r.box_id) == 0)
         unlink(path);
@@ -517,7 +517,7 @@ static int new_top(cocoon_runtime *rt, const char *dir, const char *snap_id, uin
 static int live_switch(cocoon_box *box, const struct snap_record *r, int memory, cocoon_error *err)
 {
     char next[LIB_PATH_MAX], layer[LIB_PATH_MAX], why[512], mem[LIB_PATH_MAX], mem_link[LIB_PATH_MAX];
-    if (lib_path(next, sizeof(next), "%s/" LIVESNAP_NEXT, box->dir) < 0 ||
+    if (lib_path(next, sizeof(next), "%s/" LIVESNAP_NEXT_FMT, box->dir, r->id) < 0 ||
         lib_path(mem_link, sizeof(mem_link), "%s/" LIVESNAP_MEMORY, box->dir) < 0 ||
         lib_snap_path(box->rt, r->id, "disk.qcow2", layer, sizeof(layer)) < 0 ||
         lib_snap_path(box->rt, r->id, LIB_SNAP_MEMORY, mem, sizeof(mem)) < 0)
@@ -548,6 +548,7 @@ static int live_switch(cocoon_box *box, const struct snap_record *r, int memory,
     struct proto_snapshot req;
     memset(&req, 0, sizeof(req));
     req.flags = memory ? PROTO_SNAPSHOT_MEMORY : 0;
+    snprintf(req.path, sizeof(req.path), LIVESNAP_NEXT_FMT, r->id);
     int rc = lib_xfer_send(x, proto_encode_vmm_snapshot(x->w, &req)) < 0 ? -2 : 1;
     while (rc == 1) {
         struct proto_header h;
@@ -705,7 +706,7 @@ static int snapshot_locked(cocoon_box *box, const char *asked, const struct box_
             if (state != LIB_MON_STOPPED)
                 return -1; /* the monitor may still commit: the collector decides once the box stops */
             char next[LIB_PATH_MAX];
-            if (lib_path(next, sizeof(next), "%s/" LIVESNAP_NEXT, box->dir) == 0)
+            if (lib_path(next, sizeof(next), "%s/" LIVESNAP_NEXT_FMT, box->dir, r.id) == 0)
                 unlink(next);
             if (lib_path(next, sizeof(next), "%s/" LIVESNAP_MEMORY, box->dir) == 0)
                 unlink(next);

@@ -1,11 +1,11 @@
 /* Live disk snapshots on the qemu backend (livesnap.h, docs/internals.md "Live
  * snapshots"). libcocoon has published snapshots/<id>/ with a second link to the box's
- * disk.qcow2 (not committed yet) and made disk.next.qcow2 in the box directory, whose
+ * disk.qcow2 (not committed yet) and made disk.next-<id>.qcow2 in the box directory, whose
  * backing file is that layer. Here:
  *   1. FREEZE to the agent (sync + FIFREEZE, thawed by the agent itself at a deadline);
- *   2. QMP stop; blockdev-add of disk.next.qcow2 with no backing; blockdev-snapshot
+ *   2. QMP stop; blockdev-add of disk.next-<id>.qcow2 with no backing; blockdev-snapshot
  *      puts it over the running top, which becomes its backing node;
- *   3. disk.next.qcow2 is renamed over disk.qcow2: the commit (the old layer keeps
+ *   3. disk.next-<id>.qcow2 is renamed over disk.qcow2: the commit (the old layer keeps
  *      only the snapshot's link);
  *   4. QMP cont, THAW, and the answer.
  * A monitor killed before 3 takes QEMU with it before the guest wrote to the new layer
@@ -40,6 +40,7 @@ struct livesnap {
     uint64_t client; /* serial of the client that asked */
     int waiting;     /* FREEZE sent, FROZEN awaited */
     int memory;      /* a fork's capture: memory and device state too (memory.next) */
+    char next[64];   /* the new layer's file: disk.next-<snapshot id>.qcow2 */
     unsigned nodes;  /* node names made so far */
 };
 
@@ -170,9 +171,8 @@ static void switch_layer(struct vmm *v, int quiesced, const char *note)
     if (qmp(v, "stop", NULL, err, sizeof(err)) < 0)
         goto out;
     paused = 1;
-    json_t *add =
-        json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s}, s:n}", "driver", "qcow2", "node-name", node, "discard", "unmap",
-                  "file", "driver", "file", "filename", LIVESNAP_NEXT, "discard", "unmap", "backing");
+    json_t *add = json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s}, s:n}", "driver", "qcow2", "node-name", node, "discard",
+                            "unmap", "file", "driver", "file", "filename", s->next, "discard", "unmap", "backing");
     if (qmp(v, "blockdev-add", add, err, sizeof(err)) < 0)
         goto out;
     added = 1;
@@ -193,9 +193,9 @@ static void switch_layer(struct vmm *v, int quiesced, const char *note)
                 (unsigned long long)((util_now_ns(CLOCK_MONOTONIC) - tm) / 1000000u));
         util_test_point("LIVESNAP_MEMORY");
     }
-    if (renameat(v->dirfd, LIVESNAP_NEXT, v->dirfd, "disk.qcow2") < 0) {
+    if (renameat(v->dirfd, s->next, v->dirfd, "disk.qcow2") < 0) {
         /* QEMU writes the new layer, the box's file names the old: the box cannot go on */
-        snprintf(err, sizeof(err), "cannot rename %s to disk.qcow2: %s", LIVESNAP_NEXT, strerror(errno));
+        snprintf(err, sizeof(err), "cannot rename %s to disk.qcow2: %s", s->next, strerror(errno));
         answer_error(v, client, EIO, err);
         vmm_fatal(v, "live snapshot: %s", err);
         return;
@@ -264,25 +264,17 @@ int livesnap_request(struct vmm *v, uint64_t serial, const struct proto_snapshot
         snprintf(err, cap, "another snapshot of box %s is under way", v->cfg.id);
         return -1;
     }
-    if (fstatat(v->dirfd, LIVESNAP_NEXT, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, cap, "the new disk layer %s is missing from the box directory", LIVESNAP_NEXT);
+    if (!livesnap_next_name_ok(req->path)) {
+        snprintf(err, cap, "the new disk layer's name \"%.80s\" is not disk.next-<snapshot id>.qcow2", req->path);
+        return -1;
+    }
+    if (fstatat(v->dirfd, req->path, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, cap, "the new disk layer %s is missing from the box directory", req->path);
         return -1;
     }
     int memory = (req->flags & PROTO_SNAPSHOT_MEMORY) != 0;
     if (memory && (fstatat(v->dirfd, LIVESNAP_MEMORY, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))) {
         snprintf(err, cap, "the memory file %s is missing from the box directory", LIVESNAP_MEMORY);
-        return -1;
-    }
-    if (memory && v->livesnap && v->livesnap->nodes) {
-        /* QEMU 7.2 here: a migration's `cont` on a QEMU whose disk was switched to a new
-         * layer before (a live snapshot or a fork earlier in this run) fails to take an
-         * image lock back ("Failed to get write lock") and the box could not go on: the
-         * capture is refused instead, before anything is touched. */
-        *code = EBUSY;
-        snprintf(err, cap,
-                 "box %s was snapshotted live or forked already since it started: restart it (cocoon restart) to fork "
-                 "it, or fork one of its children",
-                 v->cfg.id);
         return -1;
     }
     uint32_t mute = memory ? PROTO_FREEZE_MUTE : 0;
@@ -294,6 +286,7 @@ int livesnap_request(struct vmm *v, uint64_t serial, const struct proto_snapshot
     }
     s->client = serial;
     s->waiting = 1;
+    snprintf(s->next, sizeof(s->next), "%s", req->path);
     s->memory = memory;
     uint32_t ms = req->timeout_ms ? req->timeout_ms : FREEZE_DEFAULT_MS;
     vmm_log("live snapshot asked by client %llu: freezing the guest's file system (at most %u ms)",

@@ -9,8 +9,29 @@
 #include "proto/proto.h"
 
 /* The new top layer libcocoon makes in the box directory before it asks (its backing
- * file is the snapshot's layer); renamed over disk.qcow2 by the monitor, the commit. */
-#define LIVESNAP_NEXT "disk.next.qcow2"
+ * file is the snapshot's layer), disk.next-<snapshot id>.qcow2; renamed over
+ * disk.qcow2 by the monitor, the commit. A name of its own per snapshot: QEMU reopens
+ * the running top read-only by its file name when a later snapshot puts a layer over
+ * it, and that name must then name no file at all (the reopen fails, harmlessly)
+ * rather than another snapshot's new layer. */
+#define LIVESNAP_NEXT_PREFIX "disk.next-"
+#define LIVESNAP_NEXT_SUFFIX ".qcow2"
+#define LIVESNAP_NEXT_FMT LIVESNAP_NEXT_PREFIX "%.12s" LIVESNAP_NEXT_SUFFIX
+/* 1 when name is disk.next-<12 lowercase hex digits>.qcow2. */
+static inline int livesnap_next_name_ok(const char *name)
+{
+    const char *p = name;
+    for (const char *q = LIVESNAP_NEXT_PREFIX; *q; q++, p++)
+        if (*p != *q)
+            return 0;
+    for (int i = 0; i < 12; i++, p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return 0;
+    for (const char *q = LIVESNAP_NEXT_SUFFIX; *q; q++, p++)
+        if (*p != *q)
+            return 0;
+    return *p == 0;
+}
 
 /* A fork's memory and device state, linked into a new box's directory by libcocoon:
  * its monitor starts QEMU from it (and removes the link first: a later start is a cold

@@ -2,6 +2,7 @@
  * the backend's VMM child with the agent channel, the network link and the console,
  * runs the event loop, and cleans up after the guest is gone. The start contract with
  * libcocoon is in docs/internals.md. `cocoon-vmm --kvm-run` is the kvm backend's child. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -240,7 +241,15 @@ static int start_child(struct vmm *v, char *err, size_t cap)
             vmm_log("live snapshots are not available: cannot create their timer");
     }
     /* a live snapshot the monitor did not finish (livesnap.c) left its new layer */
-    unlinkat(v->dirfd, LIVESNAP_NEXT, 0);
+    int scan = openat(v->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = scan >= 0 ? fdopendir(scan) : NULL;
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (livesnap_next_name_ok(e->d_name))
+            unlinkat(v->dirfd, e->d_name, 0);
+    if (d)
+        closedir(d);
+    else if (scan >= 0)
+        close(scan);
     unlinkat(v->dirfd, LIVESNAP_MEMORY, 0);
     v->agent_fd = sv[0];
     v->child_out_fd = outp[0];

@@ -678,6 +678,7 @@ static const struct field snapshot_fields[] = {
     FIELD(struct proto_snapshot, timeout_ms, PT_TIMEOUT_MS, FIELD_U32, 0),
     FIELD(struct proto_snapshot, code, PT_CODE, FIELD_U32, 0),
     FIELD(struct proto_snapshot, message, PT_MESSAGE, FIELD_STR, 0),
+    FIELD(struct proto_snapshot, path, PT_PATH, FIELD_STR, 0),
 };
 
 int proto_decode_vmm_snapshot(const uint8_t *p, size_t n, struct proto_snapshot *m)

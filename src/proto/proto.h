@@ -64,12 +64,13 @@ enum proto_type {
                                 BYTES (output dropped for this client since the last one); then STDOUT/STDERR and
                                 an EXIT when the main process ends */
     /* live snapshots (docs/protocol.md "Live snapshots") */
-    PROTO_VMM_SNAPSHOT = 52, /* client->vmm: FLAGS, TIMEOUT_MS (how long the guest may stay frozen); the monitor
-                                switches the box's disk to the new layer disk.next.qcow2 the client made and answers
-                                VMM_SNAPSHOT: CODE (1: the guest was quiesced, 0: not), MESSAGE (why not); or ERROR */
-    PROTO_FREEZE = 53,       /* host->guest: TIMEOUT_MS; > 0: sync and freeze the root file system, thawed by the
-                                agent itself after that long at most; 0: thaw. Answered by FROZEN */
-    PROTO_FROZEN = 54,       /* guest->host: MODE (1 frozen, 0 thawed), CODE (0 or an errno), MESSAGE */
+    PROTO_VMM_SNAPSHOT =
+        52,              /* client->vmm: FLAGS, TIMEOUT_MS (how long the guest may stay frozen); the monitor
+                            switches the box's disk to the new layer disk.next-<id>.qcow2 the client made and answers
+                            VMM_SNAPSHOT: CODE (1: the guest was quiesced, 0: not), MESSAGE (why not); or ERROR */
+    PROTO_FREEZE = 53,   /* host->guest: TIMEOUT_MS; > 0: sync and freeze the root file system, thawed by the
+                            agent itself after that long at most; 0: thaw. Answered by FROZEN */
+    PROTO_FROZEN = 54,   /* guest->host: MODE (1 frozen, 0 thawed), CODE (0 or an errno), MESSAGE */
     PROTO_RESTORED = 55, /* host->guest: REALTIME_NS*, SEED (4 x u64), HOSTNAME; the guest was restored from a memory
                             snapshot (a fork): it steps its clock, reseeds its RNG, thaws, forgets its exec
                             streams and answers READY */
@@ -399,6 +400,7 @@ struct proto_snapshot {
     uint32_t timeout_ms; /* request: freeze timeout; 0: the default */
     uint32_t code;       /* answer: 1 when the guest was quiesced */
     char message[256];   /* answer: why it was not */
+    char path[64];       /* request: the new layer's file in the box directory (disk.next-<snapshot id>.qcow2) */
 };
 int proto_decode_vmm_snapshot(const uint8_t *p, size_t n, struct proto_snapshot *m);
 size_t proto_encode_vmm_snapshot(struct proto_writer *w, const struct proto_snapshot *m);

@@ -107,18 +107,11 @@ def test_fork_children_go_on_from_the_parents_memory(vm):
             assert r.status == 201, r.json
             assert [b["name"] for b in r.json["boxes"]] == ["viarest"] and r.json["snapshot"]
             assert r.json["boxes"][0]["status"] == "running"
-            r = api.request("POST", f"/v1/boxes/{names[1]}/fork", json={"count": 1})
-            assert r.status == 409, r.json  # forked already in this run
+            r = api.request("POST", f"/v1/boxes/cold-never/fork", json={"count": 1})
+            assert r.status == 404, r.json
         assert drive(vm, "viarest", "show") == "4"  # names[1] was at 4 when it was forked
 
-    # refusals: a second fork of the same run, a stopped box
-    r = vm.run("fork", "par")
-    assert r.returncode != 0 and "forked already" in decode(r.stderr), decode(r.stderr)
-    if FORK_N > 2:  # a live disk snapshot earlier in the run refuses a fork too, and the box runs on
-        vm.run("snapshot", "create", names[2], check=0)
-        r = vm.run("fork", names[2])
-        assert r.returncode != 0 and "snapshotted live or forked already" in decode(r.stderr), decode(r.stderr)
-        assert drive(vm, names[2], "show") == "3"
+    # refusals: a stopped box
     vm.run("create", "--name", "cold", check=0)
     r = vm.run("fork", "cold")
     assert r.returncode != 0 and "not running" in decode(r.stderr), decode(r.stderr)
@@ -139,6 +132,17 @@ def test_fork_children_go_on_from_the_parents_memory(vm):
     assert all(boxes(vm)[n]["status"] == "stopped" for n in made)
     inv.assert_consistent(vm.home, "fork killed before its children started")
 
+    # a second fork of the same run, and one after a live disk snapshot: each layer keeps
+    # a file name of its own while QEMU runs (livesnap.h), so they work as the first did.
+    # (Last: QEMU then holds the layers it added read-write, so `qemu-img check` of them
+    # needs -U while these boxes run, which the state checks above do not pass.)
+    assert out(vm.run("fork", "--name", "again", "par", check=0))
+    assert drive(vm, "again", "show") == "4" and drive(vm, "par") == "5"
+    if FORK_N > 2:
+        vm.run("snapshot", "create", names[2], check=0)
+        assert drive(vm, names[2]) == "4"
+        vm.run("fork", "--name", "after-snap", names[2], check=0)
+        assert drive(vm, "after-snap", "show") == "4" and drive(vm, names[2], "show") == "4"
     for n in list(boxes(vm)):
         vm.run("rm", "-f", n, check=0)
     inv.doctor_fix(vm)

@@ -308,8 +308,7 @@ export class Box {
    * capture (file system frozen, VM paused, disk snapshotted live, memory saved), then
    * `count` children started from it, named "<name>-1..N" (default "<snapshot>-fork-<k>").
    * Each has its own id, name, hostname and disk layer; its clock is set and its RNG
-   * reseeded. InvalidStateError for a stopped box or one forked (or snapshotted live)
-   * already in this run.
+   * reseeded. InvalidStateError for a stopped box.
    */
   async fork({ count = 1, name } = {}) {
     const json = { count };

@@ -596,8 +596,7 @@ class Box:
         then count children started from it, named "<name>-1..N" ("<snapshot>-fork-<k>"
         by default). Each has its own id, name, hostname and disk layer; its clock is set
         and its RNG reseeded; the parent's exec sessions and network connections are not
-        carried over. A refusal (a stopped box, one forked or snapshotted live already
-        in this run) raises InvalidState."""
+        carried over. A stopped box raises InvalidState."""
         return [Box._wrap(self.client, h) for h in self._need().fork(count, name)]
 
     # ---- commands ----
