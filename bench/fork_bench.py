@@ -84,6 +84,7 @@ def main():
             c(*cmd)
         return (time.monotonic() - t) * 1000
 
+    load_before = os.getloadavg()[0]
     try:
         c("create", "--name", "src")
         c("start", "src")
@@ -139,7 +140,9 @@ def main():
             "file into its own anonymous guest RAM, so nothing is shared between children (no copy-on-write "
             "mapping of one memory file, which is the kvm backend's design): the sum is N times what one QEMU "
             "holds, here about the whole guest RAM each.", "",
-            f"Command: `bench/fork_bench.py --runs {a.runs} --n {a.n}` (build/bin, 2 shared cores).",
+            f"Command: `bench/fork_bench.py --runs {a.runs} --n {a.n}` (build/bin, 2 shared cores; load average "
+            f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after: the machine is shared, so times are noisy, "
+            "the ratio less so).",
         ]
         body = "\n".join(lines)
         print(body)
