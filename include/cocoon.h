@@ -753,7 +753,11 @@ typedef struct cocoon_snapshot_info {
     unsigned users;        /* boxes and snapshots standing on it */
 } cocoon_snapshot_info;
 
-/* Snapshots a stopped box's disk (a running box is refused: stop it first). */
+/* Snapshots a box's disk. A running box on the qemu backend is snapshotted live: the
+ * guest's root file system is synced and frozen (the agent thaws it by itself within
+ * 30 s should the host go away), QEMU paused and switched to a new top layer, then the
+ * box goes on; the kvm backend refuses a running box (COCOON_E_UNSUPPORTED: stop it
+ * first). */
 int cocoon_snapshot_create(cocoon_box *box, const cocoon_snapshot_options *opts, cocoon_snapshot_info *out,
                            cocoon_error *err);
 /* Every snapshot (of the box named by box, or all when NULL), oldest first. Free with
@@ -814,6 +818,29 @@ void cocoon_clone_options_init(cocoon_clone_options *opts);
  * the snapshot they stand on. */
 int cocoon_box_clone(cocoon_runtime *rt, const char *source, const cocoon_clone_options *opts, char (*ids)[16],
                      char snapshot[16], cocoon_error *err);
+
+/* Forks (qemu backend): one capture of a running box, N new boxes that go on from it.
+ * The box is quiesced (its file system synced and frozen), paused, its disk snapshotted
+ * live and its memory and device state saved into the snapshot (snapshots/<id>/
+ * memory.state, the guest's RAM size), then it goes on. Each child is a new box (id,
+ * name, hostname, MAC in its config; the guest-visible MAC of the migrated network
+ * device stays the parent's, harmless as each box has its own network stack) with its
+ * own disk layer over the snapshot; it starts from the saved state (QEMU -incoming):
+ * its clock is stepped, its RNG reseeded, its root file system thawed, and the parent's
+ * exec streams forgotten (their processes run on, their output is dropped). Open
+ * network connections are not carried over. A later start of a child is a cold boot. */
+#define COCOON_FORK_MAX 64 /* children of one fork */
+typedef struct cocoon_fork_options {
+    size_t size;      /* sizeof(cocoon_fork_options): set by cocoon_fork_options_init */
+    const char *name; /* children's names: NAME-1..NAME-N (NAME when count is 1); NULL: "<snapshot>-fork" */
+    unsigned count;   /* children, 1..COCOON_FORK_MAX; 0 means 1 */
+} cocoon_fork_options;
+void cocoon_fork_options_init(cocoon_fork_options *opts);
+/* Forks the running box. ids (may be NULL) receives the children's ids, count entries;
+ * snapshot (may be NULL) the capture's snapshot id. Children that were made but could
+ * not start stay as stopped boxes (a start is then a cold boot); the error names them. */
+int cocoon_box_fork(cocoon_box *box, const cocoon_fork_options *opts, char (*ids)[16], char snapshot[16],
+                    cocoon_error *err);
 
 /* Writes a stopped box, or a snapshot, to one file (zstd-compressed tar: the config,
  * the disk flattened and sparse, a manifest with each member's sha256). */

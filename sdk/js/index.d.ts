@@ -580,6 +580,8 @@ export class Box {
   export(path: string, opts?: { snapshot?: string | Snapshot }): Promise<void>;
   /** A new, stopped box over a copy-on-write layer of this stopped box's disk (or one of its snapshots). */
   clone(opts?: { name?: string; snapshot?: string | Snapshot }): Promise<this>;
+  /** New running boxes that go on from this running box's state (qemu backend): one capture, count children. */
+  fork(opts?: { count?: number; name?: string }): Promise<this[]>;
   /** A new, stopped box from a file of export (verified whole first). */
   static import<T extends typeof Box>(this: T, path: string, opts?: { name?: string; client?: Cocoon }): Promise<InstanceType<T>>;
 }

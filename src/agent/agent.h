@@ -152,6 +152,7 @@ struct exec {
     int in_eof;     /* the host sent STDIN_EOF */
     int in_discard; /* the child closed its stdin: swallow further input */
     int exited, status;
+    int orphan; /* its host stream is gone (the guest was restored in a fork): output is read and dropped, no EXIT */
     uint64_t deadline; /* CLOCK_MONOTONIC ns, 0 = no timeout */
     int timed_out;
     uint64_t killed_at;
@@ -243,6 +244,8 @@ struct agent {
     int send_failed_logged;
     struct exec *execs;
     size_t nexecs;
+    uint64_t thaw_at; /* the root file system is frozen (freeze.c) until then at most; 0: not frozen */
+    int muted;        /* FREEZE with MUTE: nothing is sent until THAW or RESTORED (freeze.c) */
 };
 /* The one frame builder: the agent is single-threaded and sends each frame at once. */
 extern struct proto_writer agent_w;
@@ -253,6 +256,21 @@ void session_on_readable(struct agent *a, uint64_t now);
 void session_reap(struct agent *a);
 /* Shutdown progress; returns a deadline to wake up for, or 0. */
 uint64_t session_tick(struct agent *a, uint64_t now);
+
+/* ---- freeze.c ---- */
+/* FREEZE from the host: sync and freeze the root file system (TIMEOUT_MS > 0), or thaw
+ * it (0); answered by FROZEN. */
+void freeze_on_request(struct agent *a, const uint8_t *p, size_t n, uint64_t now);
+/* Thaws a root file system frozen past its deadline (the host went away); returns the
+ * deadline to wake up for, or 0. */
+uint64_t freeze_tick(struct agent *a, uint64_t now);
+/* Thaws the root file system now (a shutdown must not sync a frozen one), and unmutes. */
+void freeze_thaw(struct agent *a);
+/* RESTORED: the guest runs again from a memory snapshot, in a new box (a fork). */
+void freeze_on_restored(struct agent *a, const uint8_t *p, size_t n);
+/* exec.c: every exec stream is forgotten (the host that opened it is another box's):
+ * processes run on, their output is read and dropped, no EXIT is sent. */
+size_t exec_forget_all(struct agent *a);
 
 /* `cocoon-agent code-relay SOCKET` (relay.c): one code-interpreter run; exit status. */
 int agent_code_relay(const char *sock_path);

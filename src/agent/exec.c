@@ -246,6 +246,17 @@ void exec_on_resize(struct exec *e, uint32_t rows, uint32_t cols)
 /* One read of at most the credit, straight into the frame buffer. 1 when it read data. */
 static int pump_output(struct agent *a, struct exec *e, int *fd, uint16_t type)
 {
+    if (a->muted)
+        return 0; /* a snapshot is being taken: FROZEN was the last frame */
+    if (e->orphan) {
+        static uint8_t sink[16384];
+        ssize_t n = read(*fd, sink, sizeof(sink));
+        if (n > 0)
+            return 1;
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            close_fd(fd);
+        return 0;
+    }
     size_t max = e->out_credit < PROTO_MAX_PAYLOAD ? (size_t)e->out_credit : PROTO_MAX_PAYLOAD;
     if (max == 0 || proto_conn_pending(&a->conn) >= AGENT_OUT_HIGH)
         return 0;
@@ -302,7 +313,8 @@ static void finish(struct agent *a, struct exec *e)
     } else if (WIFSIGNALED(e->status)) {
         sig = (uint32_t)WTERMSIG(e->status); /* CODE stays 0: docs/protocol.md, EXIT */
     }
-    send_exit(a, e->stream, code, sig, (uint32_t)e->timed_out);
+    if (!e->orphan)
+        send_exit(a, e->stream, code, sig, (uint32_t)e->timed_out);
     trace_mark(&e->trace, TRACE_EXIT);
     exec_free(a, e);
 }
@@ -312,6 +324,8 @@ static uint64_t earliest(uint64_t a, uint64_t b) { return !a ? b : !b ? a : a < 
 uint64_t exec_tick(struct agent *a, uint64_t now)
 {
     uint64_t next = 0;
+    if (a->muted)
+        return 0; /* no EXIT may leave now; THAW or RESTORED ends it within seconds */
     struct exec *e = a->execs;
     while (e) {
         struct exec *following = e->next;
@@ -343,7 +357,20 @@ size_t exec_poll_add(struct agent *a, struct pollfd *fds, struct poll_slot *slot
 {
     size_t n = 0;
     int out_ok = proto_conn_pending(&a->conn) < AGENT_OUT_HIGH;
+    if (a->muted)
+        return 0;
     for (struct exec *e = a->execs; e && n + 3 <= cap; e = e->next) {
+        if (e->orphan) { /* drained whatever the credit */
+            if (e->out_fd >= 0) {
+                fds[n] = (struct pollfd){.fd = e->out_fd, .events = POLLIN};
+                slots[n++] = (struct poll_slot){e, 1};
+            }
+            if (e->err_fd >= 0) {
+                fds[n] = (struct pollfd){.fd = e->err_fd, .events = POLLIN};
+                slots[n++] = (struct poll_slot){e, 2};
+            }
+            continue;
+        }
         /* Only fds we want events from: a hung-up pipe we cannot read (no credit)
          * would otherwise report POLLHUP forever and spin the loop. */
         if (e->in_fd >= 0 && e->in_len > 0) {
@@ -379,6 +406,19 @@ void exec_poll_handle(struct agent *a, struct pollfd *fds, struct poll_slot *slo
         else if (slots[i].which == 2 && e->err_fd == fds[i].fd)
             pump_output(a, e, &e->err_fd, PROTO_STDERR);
     }
+}
+
+size_t exec_forget_all(struct agent *a)
+{
+    size_t n = 0;
+    for (struct exec *e = a->execs; e; e = e->next)
+        if (!e->orphan) {
+            e->orphan = 1;
+            e->stream = 0; /* stream 0 is never an exec's: the new host's ids never meet it */
+            e->deadline = 0;
+            n++;
+        }
+    return n;
 }
 
 struct exec *exec_adopt(struct agent *a, uint32_t stream, pid_t pid, int in_fd, int out_fd, int err_fd, uint32_t window,

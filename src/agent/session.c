@@ -106,6 +106,8 @@ static void start_shutdown(struct agent *a, const uint8_t *p, size_t n, uint64_t
     if (timeout_ms > SHUTDOWN_MAX_MS)
         timeout_ms = SHUTDOWN_MAX_MS;
     agent_log("shutdown requested (grace %u ms)", timeout_ms);
+    if (a->thaw_at)
+        freeze_thaw(a); /* the commands' last writes must not block on a frozen disk */
     a->phase = PHASE_SHUTDOWN;
     a->shutdown_deadline = now + (uint64_t)timeout_ms * NS_PER_MS;
     kill(-1, SIGTERM); /* every process but us */
@@ -114,6 +116,8 @@ static void start_shutdown(struct agent *a, const uint8_t *p, size_t n, uint64_t
 
 static void finish_shutdown(struct agent *a)
 {
+    if (a->thaw_at)
+        freeze_thaw(a);
     kill(-1, SIGKILL);
     /* Give queued frames (EXITs of killed commands) a moment to reach the host. */
     for (int i = 0; i < 20 && proto_conn_pending(&a->conn) > 0; i++) {
@@ -127,8 +131,9 @@ static void finish_shutdown(struct agent *a)
 
 uint64_t session_tick(struct agent *a, uint64_t now)
 {
+    uint64_t thaw = freeze_tick(a, now);
     if (a->phase != PHASE_SHUTDOWN)
-        return 0;
+        return thaw;
     if ((a->no_children && a->nexecs == 0) || now >= a->shutdown_deadline)
         finish_shutdown(a);
     return a->shutdown_deadline;
@@ -222,6 +227,8 @@ static void on_frame(struct agent *a, const struct proto_header *h, const uint8_
         }
         break;
     case PROTO_STATS: stats_reply(a, h->stream, p, h->len); break;
+    case PROTO_FREEZE: freeze_on_request(a, p, h->len, now); break;
+    case PROTO_RESTORED: freeze_on_restored(a, p, h->len); break;
     case PROTO_STDIN:
     case PROTO_STDIN_EOF:
     case PROTO_CREDIT:

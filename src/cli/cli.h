@@ -42,6 +42,7 @@ int cmd_snapshot(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_clone(int argc, char **argv);
+int cmd_fork(int argc, char **argv);
 int cmd_attach(int argc, char **argv);
 int cmd_autostart(int argc, char **argv);
 /* `cocoon exec --ls [--json] BOX` (execls.c), and the JSON of a detached exec list. */

@@ -45,10 +45,11 @@ static const char usage[] =
     "  images [--json]                 list images\n"
     "  rmi IMAGE...                    remove images\n"
     "  image prune|inspect|ls|rm       manage images\n"
-    "  snapshot create|ls|inspect|rm|restore|compact  disk snapshots of stopped boxes\n"
+    "  snapshot create|ls|inspect|rm|restore|compact  disk snapshots (live for running boxes)\n"
     "  export BOX|SNAPSHOT FILE        write a stopped box or a snapshot to one archive\n"
     "  import [--name N] FILE          make a new box from an exported archive\n"
     "  clone [--name N] [-n COUNT] BOX|SNAPSHOT  new boxes on a copy-on-write copy of a disk\n"
+    "  fork [--name N] [-n COUNT] BOX  new running boxes that go on from a running box's state\n"
     "  up [-f FILE] [--recreate] [NAME...]  create and start the boxes of cocoon.yaml\n"
     "  down [-f FILE] [--keep] [NAME...]    stop and remove them (--keep: only stop)\n"
     "  script BOX NAME [ARGS...]       run a script of the config file BOX was made from\n"
@@ -78,19 +79,25 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"run", cmd_run},       {"exec", cmd_exec},       {"create", cmd_create},
-    {"start", cmd_start},   {"stop", cmd_stop},       {"rm", cmd_rm},
-    {"doctor", cmd_doctor}, {"version", cmd_version}, {"restart", cmd_restart},
-    {"ls", cmd_ls},         {"ps", cmd_ls},           {"inspect", cmd_inspect},
-    {"pull", cmd_pull},     {"load", cmd_load},       {"images", cmd_images},
-    {"rmi", cmd_rmi},       {"image", cmd_image},     {"kill", cmd_kill},
-    {"cp", cmd_cp},         {"stats", cmd_stats},     {"logs", cmd_logs},
-    {"login", cmd_login},   {"logout", cmd_logout},   {"serve", cmd_serve},
-    {"config", cmd_config}, {"up", cmd_up},           {"down", cmd_down},
-    {"script", cmd_script}, {"fs", cmd_fs},           {"snapshot", cmd_snapshot},
-    {"export", cmd_export}, {"import", cmd_import},   {"mcp", cmd_mcp},
-    {"wait", cmd_wait},     {"code", cmd_code},       {"clone", cmd_clone},
-    {NULL, NULL},
+    {"run", cmd_run},         {"exec", cmd_exec},
+    {"create", cmd_create},   {"start", cmd_start},
+    {"stop", cmd_stop},       {"rm", cmd_rm},
+    {"doctor", cmd_doctor},   {"version", cmd_version},
+    {"restart", cmd_restart}, {"ls", cmd_ls},
+    {"ps", cmd_ls},           {"inspect", cmd_inspect},
+    {"pull", cmd_pull},       {"load", cmd_load},
+    {"images", cmd_images},   {"rmi", cmd_rmi},
+    {"image", cmd_image},     {"kill", cmd_kill},
+    {"cp", cmd_cp},           {"stats", cmd_stats},
+    {"logs", cmd_logs},       {"login", cmd_login},
+    {"logout", cmd_logout},   {"serve", cmd_serve},
+    {"config", cmd_config},   {"up", cmd_up},
+    {"down", cmd_down},       {"script", cmd_script},
+    {"fs", cmd_fs},           {"snapshot", cmd_snapshot},
+    {"export", cmd_export},   {"import", cmd_import},
+    {"mcp", cmd_mcp},         {"wait", cmd_wait},
+    {"code", cmd_code},       {"clone", cmd_clone},
+    {"fork", cmd_fork},       {NULL, NULL},
 };
 /* Commands of the services work (attach.c, autostart.c), apart from the table above. */
 static const struct command service_commands[] = {

@@ -25,7 +25,11 @@
 
 #include "disk/qcow2.h"
 #include "lib/snapshot.h"
+#include "monitor/livesnap.h"
 #include "util/util.h"
+
+/* How long a live snapshot may take, the guest's freeze included. */
+#define LIVESNAP_WAIT_MS 120000u
 
 int lib_snap_lock(cocoon_runtime *rt, int how, cocoon_error *err)
 {
@@ -155,6 +159,34 @@ int lib_snap_find(cocoon_runtime *rt, const char *id_or_name, struct snap_record
  * (top.new) a snapshot or restore did not get to rename. Each goes to fn (may be NULL),
  * and is removed when remove is set: only with snapshots/.lock held exclusively, when
  * no snapshot command is at work. Returns how many there were. */
+/* An unfinished snapshot of a running box may be a live one its monitor is still
+ * committing (the command that asked was killed): it is left alone until the box
+ * stops. 1 when dir's record names a box whose monitor runs; 0 otherwise, and then the
+ * new layer a killed live snapshot left in that box's directory goes too (remove). */
+static int of_running_box(cocoon_runtime *rt, const char *dir, int remove)
+{
+    char path[LIB_PATH_MAX], why[256];
+    struct snap_record r;
+    size_t len;
+    if (lib_path(path, sizeof(path), "%s/snapshot.json", dir) < 0)
+        return 0;
+    char *text = util_read_file(path, SNAP_RECORD_MAX, &len);
+    int ok = text && snap_record_parse(text, len, &r, why, sizeof(why)) == 0;
+    free(text);
+    if (!ok || lib_path(path, sizeof(path), "%s/boxes/%s", rt->home, r.box_id) < 0)
+        return 0;
+    struct lib_monitor m;
+    int state = lib_monitor_probe(path, &m);
+    lib_monitor_done(&m);
+    if (state == LIB_MON_RUNNING)
+        return 1;
+    if (remove && lib_path(path, sizeof(path), "%s/boxes/%s/" LIVESNAP_NEXT_FMT, rt->home, r.box_id, r.id) == 0)
+        unlink(path);
+    if (remove && lib_path(path, sizeof(path), "%s/boxes/%s/" LIVESNAP_MEMORY, rt->home, r.box_id) == 0)
+        unlink(path);
+    return 0;
+}
+
 unsigned lib_snap_garbage(cocoon_runtime *rt, int remove, void (*fn)(void *, const char *, int), void *arg)
 {
     char dir[LIB_PATH_MAX];
@@ -172,6 +204,9 @@ unsigned lib_snap_garbage(cocoon_runtime *rt, int remove, void (*fn)(void *, con
         int doomed = !strncmp(n, ".creating-", 10) || !strncmp(n, ".removing-", 10);
         if (!doomed && snap_id_valid(n) && lib_snap_path(rt, n, "disk.qcow2", layer, sizeof(layer)) == 0)
             doomed = lstat(layer, &st) < 0 || st.st_nlink != 1;
+        if (doomed && lib_path(path, sizeof(path), "%s/%s", dir, n) == 0 && strncmp(n, ".removing-", 10) &&
+            of_running_box(rt, path, remove))
+            continue;
         if (doomed && lib_path(path, sizeof(path), "%s/%s", dir, n) == 0) {
             found++;
             int gone = remove && util_rm_rf(path) == 0;
@@ -424,8 +459,8 @@ int lib_snap_lock_stopped(cocoon_box *box, const char *doing, cocoon_error *err)
         return lock;
     if (errno == EWOULDBLOCK)
         return lib_err(err, COCOON_E_STATE,
-                       "box %s is running (or busy): stop it before %s (running boxes cannot be snapshotted or "
-                       "cloned yet)",
+                       "box %s is running (or busy): stop it before %s (or take a snapshot of the running box and "
+                       "use that)",
                        box->id, doing);
     return lib_err(err, COCOON_E_IO, "cannot lock box %s: %s", box->id, strerror(errno));
 }
@@ -475,6 +510,81 @@ static int new_top(cocoon_runtime *rt, const char *dir, const char *snap_id, uin
     return 0;
 }
 
+/* A running box (qemu backend): its new top layer is made as disk.next.qcow2 in the box
+ * directory and the monitor switches QEMU to it and renames it over disk.qcow2 (the
+ * commit; monitor/livesnap.c). 0 committed; -1 refused, nothing committed; -2 the
+ * answer was lost (the monitor may still commit: the caller looks at the layer). */
+static int live_switch(cocoon_box *box, const struct snap_record *r, int memory, cocoon_error *err)
+{
+    char next[LIB_PATH_MAX], layer[LIB_PATH_MAX], why[512], mem[LIB_PATH_MAX], mem_link[LIB_PATH_MAX];
+    if (lib_path(next, sizeof(next), "%s/" LIVESNAP_NEXT_FMT, box->dir, r->id) < 0 ||
+        lib_path(mem_link, sizeof(mem_link), "%s/" LIVESNAP_MEMORY, box->dir) < 0 ||
+        lib_snap_path(box->rt, r->id, "disk.qcow2", layer, sizeof(layer)) < 0 ||
+        lib_snap_path(box->rt, r->id, LIB_SNAP_MEMORY, mem, sizeof(mem)) < 0)
+        return lib_err(err, COCOON_E_INVALID, "box path too long");
+    unlink(next);
+    unlink(mem_link);
+    if (qcow2_create(next, r->virtual_size, layer, "qcow2", 0, why, sizeof(why)) < 0)
+        return lib_err(err, COCOON_E_IO, "cannot create the box's new disk layer: %s", why);
+    chmod(next, 0644);
+    if (memory) { /* the monitor writes the memory through a link in the box directory (QEMU is jailed there) */
+        int fd = open(mem, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 || link(mem, mem_link) < 0) {
+            int e = errno;
+            if (fd >= 0)
+                close(fd);
+            unlink(next);
+            return lib_err(err, COCOON_E_IO, "cannot make the memory snapshot's file %s: %s", mem, strerror(e));
+        }
+        close(fd);
+    }
+    util_test_point("LIVESNAP_LINKED");
+    struct lib_xfer *x = lib_xfer_open(box, err);
+    if (!x) {
+        unlink(next);
+        return -1;
+    }
+    lib_xfer_set_timeouts(x, LIVESNAP_WAIT_MS, LIVESNAP_WAIT_MS);
+    struct proto_snapshot req;
+    memset(&req, 0, sizeof(req));
+    req.flags = memory ? PROTO_SNAPSHOT_MEMORY : 0;
+    snprintf(req.path, sizeof(req.path), LIVESNAP_NEXT_FMT, r->id);
+    int rc = lib_xfer_send(x, proto_encode_vmm_snapshot(x->w, &req)) < 0 ? -2 : 1;
+    while (rc == 1) {
+        struct proto_header h;
+        const uint8_t *p;
+        if (lib_xfer_next(x, &h, &p, 1) < 0) {
+            rc = -2;
+            break;
+        }
+        if (h.stream != 0)
+            continue;
+        if (h.type == PROTO_ERROR) {
+            struct proto_error_msg e;
+            if (proto_decode_error(p, h.len, &e) != PROTO_OK)
+                snprintf(e.message, sizeof(e.message), "malformed ERROR");
+            rc = lib_err(err,
+                         e.code == EOPNOTSUPP                  ? COCOON_E_UNSUPPORTED
+                         : e.code == EBUSY || e.code == EAGAIN ? COCOON_E_STATE
+                                                               : COCOON_E_VMM,
+                         "%s", e.message);
+        } else if (h.type == PROTO_VMM_SNAPSHOT) {
+            struct proto_snapshot a;
+            rc = proto_decode_vmm_snapshot(p, h.len, &a) == PROTO_OK
+                     ? 0
+                     : lib_err(err, COCOON_E_PROTOCOL, "box %s: malformed snapshot answer from the monitor", box->id);
+        }
+    }
+    lib_xfer_close(x);
+    if (rc == -1)
+        unlink(next);
+    if (rc != -2)
+        unlink(mem_link); /* the snapshot's own link stays (removed with it when refused) */
+    if (rc == 0 && memory)
+        chmod(mem, 0400);
+    return rc;
+}
+
 static int new_snap_id(cocoon_runtime *rt, char id[16], cocoon_error *err)
 {
     for (int tries = 0; tries < 16; tries++) {
@@ -517,8 +627,8 @@ static int pick_name(const struct snap_record *all, size_t n, const cocoon_box *
     }
 }
 
-static int snapshot_locked(cocoon_box *box, const char *asked, const struct box_config *c, cocoon_snapshot_info *out,
-                           struct snap_record *rec_out, cocoon_error *err)
+static int snapshot_locked(cocoon_box *box, const char *asked, const struct box_config *c, int live,
+                           cocoon_snapshot_info *out, struct snap_record *rec_out, cocoon_error *err)
 {
     cocoon_runtime *rt = box->rt;
     struct snap_record *all = NULL, r;
@@ -584,8 +694,26 @@ static int snapshot_locked(cocoon_box *box, const char *asked, const struct box_
     util_test_point("SNAPSHOT_LINKED");
     if (rc == 0 && rename(tmp, final) < 0)
         rc = lib_err(err, COCOON_E_IO, "cannot rename %s: %s", tmp, strerror(errno));
-    if (rc == 0)
+    if (rc == 0 && live) {
+        rc = live_switch(box, &r, live == 2, err);
+        struct stat st;
+        if (rc < 0 && lstat(layer, &st) == 0 && st.st_nlink == 1)
+            rc = 0; /* the monitor committed (the box's disk stands on the layer): whatever it said after */
+        else if (rc == -2) {
+            struct lib_monitor m;
+            int state = lib_monitor_probe(box->dir, &m);
+            lib_monitor_done(&m);
+            if (state != LIB_MON_STOPPED)
+                return -1; /* the monitor may still commit: the collector decides once the box stops */
+            char next[LIB_PATH_MAX];
+            if (lib_path(next, sizeof(next), "%s/" LIVESNAP_NEXT_FMT, box->dir, r.id) == 0)
+                unlink(next);
+            if (lib_path(next, sizeof(next), "%s/" LIVESNAP_MEMORY, box->dir) == 0)
+                unlink(next);
+        }
+    } else if (rc == 0) {
         rc = new_top(rt, box->dir, r.id, r.virtual_size, "SNAPSHOT_LAYER", err);
+    }
     if (rc < 0) {
         util_rm_rf(tmp);
         util_rm_rf(final); /* not committed: the box's disk still has its own link */
@@ -617,14 +745,57 @@ int cocoon_snapshot_create(cocoon_box *box, const cocoon_snapshot_options *opts,
     struct box_config *c = malloc(sizeof(*c));
     if (!c)
         return lib_err(err, COCOON_E_NOMEM, "out of memory");
-    int lock =
-        lib_snap_lock_qcow2(box, "taking a snapshot", "snapshots need a qcow2 disk (a box made from an image)", c, err);
-    int slock = lock >= 0 ? lib_snap_lock(box->rt, LOCK_EX, err) : -1;
-    int rc = slock >= 0 ? snapshot_locked(box, o.name, c, out, NULL, err) : -1;
+    struct lib_monitor m;
+    int running = lib_monitor_probe(box->dir, &m) == LIB_MON_RUNNING;
+    lib_monitor_done(&m);
+    int lock = -1;
+    if (running) { /* a live snapshot: the monitor holds the box; it does the switch */
+        int rc = lib_config_read(box->dir, c, err);
+        if (rc == 0 && strcmp(c->disk_format, "qcow2"))
+            rc = lib_err(err, COCOON_E_UNSUPPORTED,
+                         "box %s has a raw disk (made with --rootfs): snapshots need a qcow2 disk (a box made from an "
+                         "image)",
+                         box->id);
+        if (rc < 0) {
+            free(c);
+            return -1;
+        }
+    } else {
+        lock = lib_snap_lock_qcow2(box, "taking a snapshot", "snapshots need a qcow2 disk (a box made from an image)",
+                                   c, err);
+    }
+    int slock = lock >= 0 || running ? lib_snap_lock(box->rt, LOCK_EX, err) : -1;
+    int rc = slock >= 0 ? snapshot_locked(box, o.name, c, running, out, NULL, err) : -1;
     lib_snap_unlock(slock);
     free(c);
     if (lock >= 0)
         close(lock);
+    return rc;
+}
+
+int lib_snap_create_live(cocoon_box *box, int memory, struct snap_record *out, cocoon_error *err)
+{
+    struct lib_monitor m;
+    int running = lib_monitor_probe(box->dir, &m) == LIB_MON_RUNNING;
+    lib_monitor_done(&m);
+    if (!running)
+        return lib_err(err, COCOON_E_STATE,
+                       "box %s is not running: a fork captures a running box (for a stopped one, use cocoon clone)",
+                       box->id);
+    struct box_config *c = malloc(sizeof(*c));
+    if (!c)
+        return lib_err(err, COCOON_E_NOMEM, "out of memory");
+    int rc = lib_config_read(box->dir, c, err);
+    if (rc == 0 && strcmp(c->disk_format, "qcow2"))
+        rc = lib_err(err, COCOON_E_UNSUPPORTED, "box %s has a raw disk (made with --rootfs): forks need a qcow2 disk",
+                     box->id);
+    int slock = rc == 0 ? lib_snap_lock(box->rt, LOCK_EX, err) : -1;
+    if (slock >= 0)
+        rc = snapshot_locked(box, NULL, c, memory ? 2 : 1, NULL, out, err);
+    else
+        rc = -1;
+    lib_snap_unlock(slock);
+    free(c);
     return rc;
 }
 
@@ -649,7 +820,7 @@ int lib_snap_for_clone(cocoon_box *box, const struct box_config *c, struct snap_
     if (under[0] && lib_snap_find(box->rt, under, out, NULL) == 0)
         return 0;
     *made = 1;
-    return snapshot_locked(box, NULL, c, NULL, out, err);
+    return snapshot_locked(box, NULL, c, 0, NULL, out, err);
 }
 
 int cocoon_snapshot_restore(cocoon_box *box, const char *id_or_name, cocoon_error *err)

@@ -35,5 +35,10 @@ int lib_snap_lock_qcow2(cocoon_box *box, const char *doing, const char *raw_why,
  * else a new snapshot of it (*made 1). */
 int lib_snap_for_clone(cocoon_box *box, const struct box_config *c, struct snap_record *out, int *made,
                        cocoon_error *err);
+/* A live snapshot of a running box (qemu backend), with its memory and device state in
+ * snapshots/<id>/memory.state when memory is set (a fork's capture). Takes the locks. */
+int lib_snap_create_live(cocoon_box *box, int memory, struct snap_record *out, cocoon_error *err);
+/* A fork's memory and device state in its snapshot's directory. */
+#define LIB_SNAP_MEMORY "memory.state"
 
 #endif

@@ -18,6 +18,10 @@
 #define CHILD_NET_FD 4
 /* The guest's serial console: the monitor writes it to console.log, bounded. */
 #define CHILD_CONSOLE_FD 5
+/* QEMU's QMP socket (qemu backend only): the monitor keeps the other end (qmp.c). */
+#define CHILD_QMP_FD 6
+/* A fork's saved memory and device state (`-incoming fd:7`, qemu backend only). */
+#define CHILD_INCOMING_FD 7
 #define CHILD_MAX_ARGS 64
 #define KERNEL_CMDLINE_MAX 1024
 
@@ -66,6 +70,8 @@ int kernel_cmdline(char *out, size_t cap, const struct backend *b, const struct 
 /* The child's ends of its channels, placed at the fds above. */
 struct child_fds {
     int agent, net, console;  /* net -1: no network device */
+    int qmp;                  /* -1: none (the kvm backend) */
+    int incoming;             /* -1: a cold boot */
     int out;                  /* the child's stdout and stderr */
     int jail;                 /* lock the child in (jail_child) before exec */
     unsigned long long fsize; /* its RLIMIT_FSIZE then */

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "disk/qcow2.h"
 #include "jail/jail.h"
 #include "util/util.h"
 
@@ -108,6 +109,38 @@ static const char *box_relative(const char *path, const char *box_dir)
     return path;
 }
 
+/* ",file.locking=off,backing.file.locking=off,..." for the disk and every file under it.
+ * The box lock already keeps a second writer out; QEMU's own image locks would make a
+ * fork's capture fail to resume the box (livesnap.c): a migration's end drops the
+ * locks and `cont` takes them again, while the fork's children (other QEMUs) read the
+ * same backing files and forbid writers. */
+static void locking_off(const struct box_config *cfg, char *out, size_t cap)
+{
+    int levels = 0;
+    out[0] = 0;
+    if (!strcmp(cfg->disk_format, "qcow2")) {
+        char why[256];
+        const char *chain[QCOW2_MAX_CHAIN];
+        struct qcow2 *q = qcow2_open(cfg->disk, 0, why, sizeof(why));
+        if (q) {
+            levels = qcow2_chain_paths(q, chain, QCOW2_MAX_CHAIN);
+            qcow2_close(q, NULL, 0);
+        }
+    }
+    size_t o = 0;
+    for (int i = 0; i <= levels; i++) {
+        char one[QCOW2_MAX_CHAIN * 8 + 32] = ",";
+        for (int j = 0; j < i; j++)
+            strcat(one, "backing.");
+        strcat(one, "file.locking=off");
+        size_t l = strlen(one);
+        if (o + l >= cap)
+            break;
+        memcpy(out + o, one, l + 1);
+        o += l;
+    }
+}
+
 static int build_argv(struct child_plan *p, const struct box_config *cfg, const char *box_dir, const char *cmdline,
                       char *err, size_t errcap)
 {
@@ -153,9 +186,11 @@ static int build_argv(struct child_plan *p, const struct box_config *cfg, const 
     /* werror/rerror=report: a host I/O error (a full disk under the box) reaches the
      * guest as EIO. QEMU's default (enospc) would pause the VM, and every command in
      * it would hang with no way to end it. */
-    rc |=
-        child_plan_add(p, "id=root,file=%s,format=%s,if=none,cache=writeback,discard=unmap,werror=report,rerror=report",
-                       disk, cfg->disk_format);
+    char locks[QCOW2_MAX_CHAIN * 24 + 32];
+    locking_off(cfg, locks, sizeof(locks));
+    rc |= child_plan_add(
+        p, "id=root,file=%s,format=%s,if=none,cache=writeback,discard=unmap,werror=report,rerror=report%s", disk,
+        cfg->disk_format, locks);
     rc |= child_plan_add(p, "-device");
     rc |= child_plan_add(p, "virtio-blk-device,drive=root");
     rc |= child_plan_add(p, "-chardev");
@@ -166,6 +201,11 @@ static int build_argv(struct child_plan *p, const struct box_config *cfg, const 
     rc |= child_plan_add(p, "virtserialport,chardev=agent,name=cocoon.agent");
     rc |= child_plan_add(p, "-device");
     rc |= child_plan_add(p, "virtio-rng-device");
+    /* QMP on a socket the monitor made (qmp.c): live snapshots */
+    rc |= child_plan_add(p, "-chardev");
+    rc |= child_plan_add(p, "socket,id=qmp,fd=%d", CHILD_QMP_FD);
+    rc |= child_plan_add(p, "-mon");
+    rc |= child_plan_add(p, "chardev=qmp,mode=control");
     if (jail_wanted()) {
         /* QEMU's own system call filter, on top of the jail it runs in */
         rc |= child_plan_add(p, "-sandbox");

@@ -98,22 +98,27 @@ static void child_exec(const struct child_plan *p, pid_t parent, int dirfd, cons
     close(alive[0]);
     if (fchdir(dirfd) < 0)
         _exit(127);
-    int src[3] = {fds->agent, fds->net, fds->console}, dst[3] = {CHILD_AGENT_FD, CHILD_NET_FD, CHILD_CONSOLE_FD};
-    for (int i = 0; i < 3; i++)
+    int src[5] = {fds->agent, fds->net, fds->console, fds->qmp, fds->incoming},
+        dst[5] = {CHILD_AGENT_FD, CHILD_NET_FD, CHILD_CONSOLE_FD, CHILD_QMP_FD, CHILD_INCOMING_FD};
+    for (int i = 0; i < 5; i++)
         if (src[i] >= 0 && (src[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 16)) < 0)
             _exit(127);
     int out = fcntl(fds->out, F_DUPFD_CLOEXEC, 16);
     if (out < 0 || dup2(null_fd, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
         _exit(127);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 5; i++)
         if (src[i] >= 0 && (dup2(src[i], dst[i]) < 0 || fcntl(dst[i], F_SETFD, 0) < 0))
             _exit(127);
-    if (syscall(SYS_close_range, CHILD_CONSOLE_FD + 1, ~0u, 0) < 0) {
-        for (int fd = CHILD_CONSOLE_FD + 1; fd < 65536; fd++)
+    if (syscall(SYS_close_range, CHILD_INCOMING_FD + 1, ~0u, 0) < 0) {
+        for (int fd = CHILD_INCOMING_FD + 1; fd < 65536; fd++)
             close(fd);
     }
     if (src[1] < 0)
         close(CHILD_NET_FD); /* no network: the number stays free */
+    if (src[3] < 0)
+        close(CHILD_QMP_FD);
+    if (src[4] < 0)
+        close(CHILD_INCOMING_FD);
     if (fds->jail && jail_child(fds->fsize) < 0)
         _exit(126);
     execv(p->bin, p->argv);

@@ -4,6 +4,7 @@
  * nothing polls on a timeout. What an event means for the box is lifecycle.c's call. */
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -14,6 +15,7 @@
 
 #include "monitor/console_log.h"
 #include "monitor/health.h"
+#include "monitor/livesnap.h"
 #include "monitor/monitor.h"
 #include "monitor/mux.h"
 #include "monitor/net_glue.h"
@@ -21,6 +23,7 @@
 
 /* Clients stop being read above HIGH bytes queued to the agent, resume below LOW. */
 #define AGENT_QUEUE_HIGH (1024u * 1024)
+#define HELD_MAX (16u * 1024 * 1024) /* frames held during a memory capture (vmm_hold_agent) */
 #define AGENT_QUEUE_LOW (256u * 1024)
 
 int vmm_watch(struct vmm *v, int fd, uint32_t events, struct watch *w)
@@ -60,6 +63,19 @@ void vmm_send_agent(struct vmm *v, const void *frame, size_t len)
 {
     if (v->agent_fd < 0 || v->state == ST_DONE)
         return; /* the child is going away: nothing more reaches the guest */
+    if (v->agent_hold && len) {
+        uint8_t *grown = v->held_len + len <= HELD_MAX ? realloc(v->held, v->held_len + len) : NULL;
+        if (!grown) {
+            vmm_fatal(v, "too many frames for the guest held during a snapshot");
+            return;
+        }
+        v->held = grown;
+        memcpy(v->held + v->held_len, frame, len);
+        v->held_len += len;
+        if (!v->agent_backlogged && v->mux)
+            mux_set_backlogged(v->mux, 1); /* clients wait until the capture is over */
+        return;
+    }
     if (len == 0 || proto_conn_send(&v->agent, frame, len) < 0) {
         int queue_full = len && errno == ENOBUFS;
         vmm_fatal(v,
@@ -74,6 +90,22 @@ void vmm_send_agent(struct vmm *v, const void *frame, size_t len)
 }
 
 void vmm_cork_agent(struct vmm *v) { proto_conn_cork(&v->agent); }
+
+void vmm_hold_agent(struct vmm *v, int hold)
+{
+    if (hold) {
+        v->agent_hold = 1;
+        return;
+    }
+    v->agent_hold = 0;
+    uint8_t *held = v->held;
+    size_t len = v->held_len;
+    v->held = NULL;
+    v->held_len = 0;
+    if (len)
+        vmm_send_agent(v, held, len);
+    free(held);
+}
 
 void vmm_uncork_agent(struct vmm *v)
 {
@@ -264,6 +296,7 @@ int vmm_run(struct vmm *v)
             case W_NET_LINK: net_glue_on_link(v, e); break;
             case W_NET_STACK: net_glue_on_stack(v); break;
             case W_HEALTH: health_on_timer(v); break;
+            case W_LIVESNAP: livesnap_on_timer(v); break;
             case W_LIFELINE:
                 if (v->lifeline_fd >= 0)
                     on_lifeline(v);

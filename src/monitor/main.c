@@ -2,6 +2,7 @@
  * the backend's VMM child with the agent channel, the network link and the console,
  * runs the event loop, and cleans up after the guest is gone. The start contract with
  * libcocoon is in docs/internals.md. `cocoon-vmm --kvm-run` is the kvm backend's child. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -27,6 +28,7 @@
 #include "monitor/attach.h"
 #include "monitor/detached.h"
 #include "monitor/jail_setup.h"
+#include "monitor/livesnap.h"
 #include "monitor/health.h"
 #include "monitor/mainproc.h"
 #include "monitor/monitor.h"
@@ -225,11 +227,37 @@ static int setup_loop(struct vmm *v, char *err, size_t cap)
 static int start_child(struct vmm *v, char *err, size_t cap)
 {
     int sv[2], outp[2];
-    struct child_fds fds = {.agent = -1, .net = -1, .console = -1};
+    struct child_fds fds = {.agent = -1, .net = -1, .console = -1, .qmp = -1, .incoming = v->restore_fd};
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 || pipe2(outp, O_CLOEXEC) < 0) {
         snprintf(err, cap, "cannot create the agent channel: %s", strerror(errno));
         return -1;
     }
+    if (v->backend == &backend_qemu) {
+        int qv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qv) < 0) {
+            snprintf(err, cap, "cannot create the QMP channel: %s", strerror(errno));
+            close(sv[0]);
+            close(sv[1]);
+            close(outp[0]);
+            close(outp[1]);
+            return -1;
+        }
+        qmp_init(&v->qmp, qv[0]);
+        fds.qmp = qv[1];
+        if (livesnap_open(v) < 0)
+            vmm_log("live snapshots are not available: cannot create their timer");
+    }
+    /* a live snapshot the monitor did not finish (livesnap.c) left its new layer */
+    int scan = openat(v->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = scan >= 0 ? fdopendir(scan) : NULL;
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (livesnap_next_name_ok(e->d_name))
+            unlinkat(v->dirfd, e->d_name, 0);
+    if (d)
+        closedir(d);
+    else if (scan >= 0)
+        close(scan);
+    unlinkat(v->dirfd, LIVESNAP_MEMORY, 0);
     v->agent_fd = sv[0];
     v->child_out_fd = outp[0];
     fds.agent = sv[1];
@@ -272,6 +300,12 @@ out:
     /* the child has its ends now (or never will) */
     close(fds.agent);
     close(fds.out);
+    if (fds.qmp >= 0)
+        close(fds.qmp);
+    if (v->restore_fd >= 0) {
+        close(v->restore_fd);
+        v->restore_fd = -1;
+    }
     if (fds.console >= 0)
         close(fds.console);
     if (fds.net >= 0)
@@ -334,6 +368,9 @@ static void cleanup(struct vmm *v, int own_files)
     proto_conn_free(&v->agent);
     if (v->child_out_fd >= 0)
         close(v->child_out_fd);
+    qmp_close(&v->qmp);
+    livesnap_close(v);
+    free(v->held);
     if (own_files && v->dirfd >= 0) {
         unlinkat(v->dirfd, "ctl.sock", 0);
         unlinkat(v->dirfd, "vmm.pid", 0);
@@ -413,6 +450,8 @@ int main(int argc, char **argv)
     v->ready_fd = v->lifeline_fd = v->secrets_fd = v->dirfd = v->parent_dirfd = v->pid_fd = v->epfd = v->sigfd =
         v->timerfd = -1;
     v->listen_fd = v->agent_fd = v->child_out_fd = -1;
+    qmp_init(&v->qmp, -1);
+    v->restore_fd = -1;
     const char *dir = NULL, *probe = NULL;
     int c, rc = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -494,6 +533,7 @@ int main(int argc, char **argv)
         goto out;
     }
     vmm_log("%s", backend_why);
+    livesnap_restore_prepare(v);
     if (mainproc_open(v, cfgerr, sizeof(cfgerr)) < 0 || health_open(v, cfgerr, sizeof(cfgerr)) < 0 ||
         detached_open(v, cfgerr, sizeof(cfgerr)) < 0) {
         rc = early_error(v, cfgerr);
@@ -511,6 +551,8 @@ int main(int argc, char **argv)
     util_test_point("MONITOR_CHILD");
     vmm_arm_timer(v, v->cfg.boot_timeout_ms);
     v->state = ST_BOOTING;
+    if (v->restoring && livesnap_restore_begin(v, err, sizeof(err)) < 0)
+        handshake_fail(v, "the fork could not be restored from its memory snapshot: %s", err);
     if (vmm_run(v) < 0)
         v->failed = 1;
     util_test_point("MONITOR_EXIT");

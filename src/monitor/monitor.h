@@ -11,6 +11,7 @@
 
 #include "boxcfg/config.h"
 #include "monitor/backend.h"
+#include "monitor/qmp.h"
 #include "proto/conn.h"
 #include "proto/proto.h"
 
@@ -26,7 +27,8 @@ enum watch_kind {
     W_CONSOLE,
     W_NET_LINK,
     W_NET_STACK,
-    W_HEALTH
+    W_HEALTH,
+    W_LIVESNAP
 };
 struct watch {
     enum watch_kind kind;
@@ -42,6 +44,7 @@ struct mainproc;
 struct detached_set;
 struct attachers;
 struct health;
+struct livesnap;
 
 struct vmm {
     struct box_config cfg;
@@ -90,6 +93,13 @@ struct vmm {
     struct attachers *attach;      /* clients attached to the main process (attach.c), NULL before the first */
     struct health *health;         /* the box's health check, NULL without one (health.c) */
     struct proto_writer agent_w;   /* scratch for frames the monitor itself sends */
+    struct qmp qmp;                /* QEMU's machine protocol (qemu backend; fd -1 otherwise) */
+    struct livesnap *livesnap;     /* live snapshots (livesnap.c), NULL on the kvm backend */
+    uint8_t *held;                 /* frames to the agent held back during a memory capture (vmm_hold_agent) */
+    size_t held_len;
+    int agent_hold;
+    int restoring;  /* the child starts from a fork's memory state */
+    int restore_fd; /* a fork's memory state to start from (livesnap.c), -1: a cold boot */
 };
 
 /* loop.c */
@@ -106,6 +116,9 @@ void vmm_send_agent(struct vmm *v, const void *frame, size_t len);
 /* Frames sent to the agent between these two leave in one write (one wakeup of QEMU
  * and of the guest for a client's EXEC and STDIN_EOF). */
 void vmm_cork_agent(struct vmm *v);
+/* While held, frames to the agent are kept aside (the guest's memory is being captured
+ * and must not hold half a frame); released in order afterwards. */
+void vmm_hold_agent(struct vmm *v, int hold);
 void vmm_uncork_agent(struct vmm *v);
 
 /* lifecycle.c: every event that changes the box's life goes through here, and what it

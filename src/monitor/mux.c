@@ -21,6 +21,7 @@
 #include "monitor/attach.h"
 #include "monitor/detached.h"
 #include "monitor/health.h"
+#include "monitor/livesnap.h"
 #include "monitor/mainproc.h"
 #include "monitor/monitor.h"
 
@@ -379,6 +380,16 @@ static int client_session_frame(struct mux *m, struct client *c, const struct pr
         vmm_log("client %llu asked for a shutdown (timeout %u ms)", (unsigned long long)c->serial, timeout_ms);
         vmm_event(m->v, EV_SHUTDOWN, "SHUTDOWN from a control client", timeout_ms ? timeout_ms : 10000);
         return 0;
+    case PROTO_VMM_SNAPSHOT: {
+        struct proto_snapshot req;
+        char why[512];
+        int code;
+        if (proto_decode_vmm_snapshot(p, h->len, &req) != PROTO_OK)
+            return client_error(m, c, 0, EINVAL, "malformed VMM_SNAPSHOT"), FRAME_MALFORMED;
+        if (livesnap_request(m->v, c->serial, &req, &code, why, sizeof(why)) < 0)
+            return client_error(m, c, 0, code, why);
+        return 0;
+    }
     case PROTO_PONG: return 0;
     case PROTO_ERROR: vmm_log("client %llu sent an ERROR on stream 0", (unsigned long long)c->serial); return 0;
     default: {
@@ -650,6 +661,15 @@ static void agent_session_frame(struct mux *m, const struct proto_header *h, con
             }
         return;
     case PROTO_PING: agent_send_w(m, proto_encode_data(&m->w, 0, PROTO_PONG, p, h->len)); return;
+    case PROTO_FROZEN: {
+        struct proto_frozen f;
+        if ((rc = proto_decode_frozen(p, h->len, &f)) != PROTO_OK) {
+            agent_malformed(m, h, rc);
+            return;
+        }
+        livesnap_on_frozen(m->v, &f);
+        return;
+    }
     case PROTO_ERROR:
         if ((rc = proto_decode_error(p, h->len, &em)) != PROTO_OK) {
             agent_malformed(m, h, rc);

@@ -79,6 +79,10 @@ const char *proto_type_name(unsigned type)
     case PROTO_FILE_ENTRIES: return "FILE_ENTRIES";
     case PROTO_VMM_ATTACH: return "VMM_ATTACH";
     case PROTO_VMM_ATTACHED: return "VMM_ATTACHED";
+    case PROTO_VMM_SNAPSHOT: return "VMM_SNAPSHOT";
+    case PROTO_FREEZE: return "FREEZE";
+    case PROTO_FROZEN: return "FROZEN";
+    case PROTO_RESTORED: return "RESTORED";
     case PROTO_BOX_TRUST: return "BOX_TRUST";
     default: return NULL;
     }
@@ -90,7 +94,8 @@ int proto_type_is_session(unsigned type)
 {
     return type == PROTO_HELLO || type == PROTO_CONFIG || type == PROTO_READY || type == PROTO_SHUTDOWN ||
            type == PROTO_VMM_HELLO || type == PROTO_VMM_LIST_EXECS || type == PROTO_VMM_EXECS ||
-           type == PROTO_VMM_SIGNAL_EXEC || type == PROTO_VMM_EXEC_DETACHED || type == PROTO_BOX_TRUST;
+           type == PROTO_VMM_SIGNAL_EXEC || type == PROTO_VMM_EXEC_DETACHED || type == PROTO_VMM_SNAPSHOT ||
+           type == PROTO_FREEZE || type == PROTO_FROZEN || type == PROTO_RESTORED || type == PROTO_BOX_TRUST;
 }
 
 int proto_type_is_data(unsigned type)
@@ -666,6 +671,107 @@ size_t proto_encode_signal_exec(struct proto_writer *w, uint32_t pid, uint32_t s
     proto_writer_begin(w, PROTO_STREAM_SESSION, PROTO_VMM_SIGNAL_EXEC);
     proto_put_u32(w, PT_PID, pid);
     proto_put_u32(w, PT_SIGNAL, signal);
+    return proto_writer_finish(w);
+}
+
+static const struct field snapshot_fields[] = {
+    FIELD(struct proto_snapshot, flags, PT_FLAGS, FIELD_U32, 0),
+    FIELD(struct proto_snapshot, timeout_ms, PT_TIMEOUT_MS, FIELD_U32, 0),
+    FIELD(struct proto_snapshot, code, PT_CODE, FIELD_U32, 0),
+    FIELD(struct proto_snapshot, message, PT_MESSAGE, FIELD_STR, 0),
+    FIELD(struct proto_snapshot, path, PT_PATH, FIELD_STR, 0),
+};
+
+int proto_decode_vmm_snapshot(const uint8_t *p, size_t n, struct proto_snapshot *m)
+{
+    int rc = DECODE(p, n, snapshot_fields, m);
+    if (rc == PROTO_OK && ((m->flags & ~PROTO_SNAPSHOT_MEMORY) || m->timeout_ms > PROTO_FREEZE_MAX_MS || m->code > 1))
+        rc = PROTO_E_FIELD;
+    return rc;
+}
+
+size_t proto_encode_vmm_snapshot(struct proto_writer *w, const struct proto_snapshot *m)
+{
+    return ENCODE(w, PROTO_STREAM_SESSION, PROTO_VMM_SNAPSHOT, snapshot_fields, m);
+}
+
+static const struct field frozen_fields[] = {
+    FIELD(struct proto_frozen, mode, PT_MODE, FIELD_U32, 1),
+    FIELD(struct proto_frozen, code, PT_CODE, FIELD_U32, 0),
+    FIELD(struct proto_frozen, message, PT_MESSAGE, FIELD_STR, 0),
+};
+
+int proto_decode_frozen(const uint8_t *p, size_t n, struct proto_frozen *m)
+{
+    int rc = DECODE(p, n, frozen_fields, m);
+    if (rc == PROTO_OK && m->mode > 1)
+        rc = PROTO_E_FIELD;
+    return rc;
+}
+
+size_t proto_encode_frozen(struct proto_writer *w, const struct proto_frozen *m)
+{
+    return ENCODE(w, PROTO_STREAM_SESSION, PROTO_FROZEN, frozen_fields, m);
+}
+
+static const struct field freeze_fields[] = {
+    FIELD(struct shutdown_msg, timeout_ms, PT_TIMEOUT_MS, FIELD_U32, 1),
+    FIELD(struct shutdown_msg, mode, PT_FLAGS, FIELD_U32, 0),
+};
+
+int proto_decode_freeze(const uint8_t *p, size_t n, uint32_t *timeout_ms, uint32_t *flags)
+{
+    struct shutdown_msg v;
+    int rc = DECODE(p, n, freeze_fields, &v);
+    *timeout_ms = v.timeout_ms;
+    *flags = v.mode;
+    if (rc == PROTO_OK && (*timeout_ms > PROTO_FREEZE_MAX_MS || (*flags & ~PROTO_FREEZE_MUTE)))
+        rc = PROTO_E_FIELD;
+    return rc;
+}
+
+size_t proto_encode_freeze(struct proto_writer *w, uint32_t timeout_ms, uint32_t flags)
+{
+    struct shutdown_msg v = {.timeout_ms = timeout_ms, .mode = flags};
+    return ENCODE(w, PROTO_STREAM_SESSION, PROTO_FREEZE, freeze_fields, &v);
+}
+
+/* RESTORED: REALTIME_NS once (required), SEED exactly four times (a repeated tag, above
+ * PT_TAG_MAX, so it is counted here rather than by the scalar decoder). */
+static const struct field restored_fields[] = {
+    FIELD(struct proto_restored, realtime_ns, PT_REALTIME_NS, FIELD_U64, 1),
+    FIELD(struct proto_restored, hostname, PT_HOSTNAME, FIELD_STR, 0),
+};
+
+int proto_decode_restored(const uint8_t *p, size_t n, struct proto_restored *m)
+{
+    int rc = DECODE(p, n, restored_fields, m);
+    if (rc != PROTO_OK)
+        return rc;
+    struct proto_reader r;
+    struct proto_field f;
+    size_t seeds = 0;
+    proto_reader_init(&r, p, n);
+    while ((rc = proto_next_field(&r, &f)) == PROTO_OK) {
+        if (f.tag != PT_SEED)
+            continue;
+        if (seeds == 4 || proto_field_u64(&f, &m->seed[seeds]) != PROTO_OK)
+            return PROTO_E_FIELD;
+        seeds++;
+    }
+    if (rc != PROTO_NEED_MORE)
+        return rc;
+    return seeds == 4 ? PROTO_OK : PROTO_E_FIELD;
+}
+
+size_t proto_encode_restored(struct proto_writer *w, const struct proto_restored *m)
+{
+    proto_writer_begin(w, PROTO_STREAM_SESSION, PROTO_RESTORED);
+    proto_put_u64(w, PT_REALTIME_NS, m->realtime_ns);
+    if (m->hostname[0])
+        proto_put_str(w, PT_HOSTNAME, m->hostname);
+    for (int i = 0; i < 4; i++)
+        proto_put_u64(w, PT_SEED, m->seed[i]);
     return proto_writer_finish(w);
 }
 

@@ -63,6 +63,17 @@ enum proto_type {
     PROTO_VMM_ATTACHED = 47, /* vmm->client on that stream: PID, TTY, FLAGS (PROTO_ATTACH_STDIN: stdin is open),
                                 BYTES (output dropped for this client since the last one); then STDOUT/STDERR and
                                 an EXIT when the main process ends */
+    /* live snapshots (docs/protocol.md "Live snapshots") */
+    PROTO_VMM_SNAPSHOT =
+        52,              /* client->vmm: FLAGS, TIMEOUT_MS (how long the guest may stay frozen); the monitor
+                            switches the box's disk to the new layer disk.next-<id>.qcow2 the client made and answers
+                            VMM_SNAPSHOT: CODE (1: the guest was quiesced, 0: not), MESSAGE (why not); or ERROR */
+    PROTO_FREEZE = 53,   /* host->guest: TIMEOUT_MS; > 0: sync and freeze the root file system, thawed by the
+                            agent itself after that long at most; 0: thaw. Answered by FROZEN */
+    PROTO_FROZEN = 54,   /* guest->host: MODE (1 frozen, 0 thawed), CODE (0 or an errno), MESSAGE */
+    PROTO_RESTORED = 55, /* host->guest: REALTIME_NS*, SEED (4 x u64), HOSTNAME; the guest was restored from a memory
+                            snapshot (a fork): it steps its clock, reseeds its RNG, thaws, forgets its exec
+                            streams and answers READY */
     /* the box's TLS interception (docs/protocol.md "Box trust") */
     PROTO_BOX_TRUST = 56, /* host->guest, after CONFIG: TRUST_CA (PEM, the box CA to install), BOX_ENV* (set in
                              every command's environment unless the command sets the name itself) */
@@ -131,6 +142,7 @@ enum proto_tag {
     PT_EXEC_PID = 64,
     PT_EXEC_CMD = 65,
     PT_ENTRY = 66,    /* FILE_ENTRIES: one entry, its fields a TLV payload of their own */
+    PT_SEED = 67,     /* RESTORED: u64, four of them: 32 random bytes for the guest's RNG */
     PT_TRUST_CA = 70, /* BOX_TRUST: string, a PEM certificate */
     PT_BOX_ENV = 71   /* BOX_TRUST: repeated, "KEY=VALUE" */
 };
@@ -383,6 +395,38 @@ int proto_decode_attach(const uint8_t *p, size_t n, struct proto_attach *m);
 size_t proto_encode_attach(struct proto_writer *w, uint32_t stream, const struct proto_attach *m);
 int proto_decode_attached(const uint8_t *p, size_t n, struct proto_attached *m);
 size_t proto_encode_attached(struct proto_writer *w, uint32_t stream, const struct proto_attached *m);
+
+/* VMM_SNAPSHOT (both ways) and FROZEN; every field optional. */
+#define PROTO_FREEZE_MAX_MS 60000u /* the longest a guest stays frozen */
+#define PROTO_SNAPSHOT_MEMORY 1u   /* VMM_SNAPSHOT: also the memory and device state, to memory.next (a fork) */
+#define PROTO_FREEZE_MUTE 1u       /* FREEZE: after FROZEN the agent sends nothing until THAW or RESTORED */
+struct proto_snapshot {
+    uint32_t flags;      /* request: PROTO_SNAPSHOT_* */
+    uint32_t timeout_ms; /* request: freeze timeout; 0: the default */
+    uint32_t code;       /* answer: 1 when the guest was quiesced */
+    char message[256];   /* answer: why it was not */
+    char path[64];       /* request: the new layer's file in the box directory (disk.next-<snapshot id>.qcow2) */
+};
+int proto_decode_vmm_snapshot(const uint8_t *p, size_t n, struct proto_snapshot *m);
+size_t proto_encode_vmm_snapshot(struct proto_writer *w, const struct proto_snapshot *m);
+struct proto_frozen {
+    uint32_t mode; /* 1: frozen, 0: thawed */
+    uint32_t code; /* 0, or the errno of a failure */
+    char message[256];
+};
+int proto_decode_frozen(const uint8_t *p, size_t n, struct proto_frozen *m);
+size_t proto_encode_frozen(struct proto_writer *w, const struct proto_frozen *m);
+/* FREEZE: TIMEOUT_MS, required, at most PROTO_FREEZE_MAX_MS; FLAGS (PROTO_FREEZE_*). */
+int proto_decode_freeze(const uint8_t *p, size_t n, uint32_t *timeout_ms, uint32_t *flags);
+size_t proto_encode_freeze(struct proto_writer *w, uint32_t timeout_ms, uint32_t flags);
+/* RESTORED */
+struct proto_restored {
+    uint64_t realtime_ns;
+    uint64_t seed[4];
+    char hostname[64]; /* the new box's, "" to keep */
+};
+int proto_decode_restored(const uint8_t *p, size_t n, struct proto_restored *m);
+size_t proto_encode_restored(struct proto_writer *w, const struct proto_restored *m);
 
 /* Which types may travel on which stream, and in which direction. */
 int proto_type_is_session(unsigned type);

@@ -3,10 +3,13 @@
  * POST /v1/boxes/{id}/export ({snapshot?}: the archive `cocoon export` writes, made in
  * $COCOON_HOME/tmp and streamed), POST /v1/boxes/import?name= (the archive as the body,
  * spooled within --max-upload and checked whole by cocoon_import: a bad one is 400 and
- * leaves nothing). BoxLite's client calls the three as cloneBox, export and importBox. */
+ * leaves nothing). BoxLite's client calls the three as cloneBox, export and importBox.
+ * POST /v1/boxes/{id}/fork ({count?, name?}: a running box's capture and that many new
+ * running boxes that go on from it, 201 {snapshot, boxes: [Box]}; cocoon_box_fork). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -111,6 +114,49 @@ static int export_box(struct req *r, cocoon_runtime *rt, cocoon_box *box)
     return serve_stream_fd(r, 200, "application/octet-stream", fd);
 }
 
+static int fork_box(struct req *r, cocoon_runtime *rt, cocoon_box *box)
+{
+    static const char *const keys[] = {"name", "count", NULL};
+    json_t *b = serve_body_object(r);
+    if (!b)
+        return -1;
+    cocoon_fork_options o;
+    cocoon_fork_options_init(&o);
+    uint64_t count = 1;
+    int rc = serve_only_keys(r, b, keys) < 0 || serve_get_string(r, b, "name", 64, &o.name) < 0 ||
+                     serve_get_uint(r, b, "count", 1, COCOON_FORK_MAX, &count) < 0
+                 ? -1
+                 : 0;
+    o.count = (unsigned)count;
+    char(*ids)[16] = rc == 0 ? calloc(count, sizeof(*ids)) : NULL;
+    char snap[16] = "";
+    cocoon_error err;
+    if (rc == 0 && !ids)
+        rc = serve_error(r, 500, "internal", "out of memory");
+    if (rc == 0 && cocoon_box_fork(box, &o, ids, snap, &err) < 0)
+        rc = make_error(r, &err);
+    json_t *list = rc == 0 ? json_array() : NULL;
+    for (unsigned i = 0; rc == 0 && i < count; i++) {
+        cocoon_box *child;
+        cocoon_box_info info;
+        if (cocoon_box_open(rt, ids[i], &child, &err) < 0) {
+            rc = serve_cocoon_error(r, &err);
+            break;
+        }
+        if (cocoon_box_inspect(child, &info, &err) == 0)
+            json_array_append_new(list, serve_box_json(&info));
+        cocoon_box_close(child);
+        serve_count(&serve_counters.boxes_created);
+    }
+    free(ids);
+    json_decref(b);
+    if (rc < 0) {
+        json_decref(list);
+        return -1;
+    }
+    return serve_json(r, 201, json_pack("{s:s, s:o}", "snapshot", snap, "boxes", list));
+}
+
 /* fn on the route's box (answered 404 when there is none). */
 static int on_box(struct req *r, int (*fn)(struct req *, cocoon_runtime *, cocoon_box *))
 {
@@ -126,6 +172,8 @@ static int on_box(struct req *r, int (*fn)(struct req *, cocoon_runtime *, cocoo
 int handle_box_clone(struct req *r) { return on_box(r, clone_box); }
 
 int handle_box_export(struct req *r) { return on_box(r, export_box); }
+
+int handle_box_fork(struct req *r) { return on_box(r, fork_box); }
 
 int begin_box_import(struct req *r) { return spool_begin(r); }
 

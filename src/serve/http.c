@@ -350,6 +350,7 @@ static const struct {
     {R_CODE_CONTEXT_RESTART, handle_code, NULL, 0},
     {R_BOX_ATTACH, handle_box_attach, NULL, 0},
     {R_BOX_CLONE, handle_box_clone, NULL, 0},
+    {R_BOX_FORK, handle_box_fork, NULL, 0},
     {R_BOX_EXPORT, handle_box_export, NULL, 0},
     {R_BOX_IMPORT, handle_box_import, begin_box_import, 0},
     {R_BOX_COMPACT, handle_snapshots, NULL, 0},

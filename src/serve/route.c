@@ -220,6 +220,7 @@ static int match_box(const struct segs *s, int i, struct route *out)
                {"wait", R_BOX_WAIT, M_POST},
                {"attach", R_BOX_ATTACH, M_GET},
                {"clone", R_BOX_CLONE, M_POST},
+               {"fork", R_BOX_FORK, M_POST},
                {"export", R_BOX_EXPORT, M_POST},
                {"compact", R_BOX_COMPACT, M_POST}};
     for (size_t k = 0; k < sizeof(sub) / sizeof(sub[0]); k++)

@@ -53,6 +53,7 @@ enum route_id {
     R_CODE_CONTEXT_RESTART, /* POST */
     R_BOX_ATTACH,           /* GET (WebSocket): the box's main process (mainattach.c) */
     R_BOX_CLONE,            /* POST: a new box over a snapshot of this one (boxcopy.c) */
+    R_BOX_FORK,             /* POST: new running boxes from a capture of this running one (boxcopy.c) */
     R_BOX_EXPORT,           /* POST: the box (or one of its snapshots) as an archive */
     R_BOX_IMPORT,           /* POST /v1/boxes/import: a new box from an archive (no box parameter) */
     R_BOX_COMPACT,          /* POST: the box's disk layers merged into one (snapshots.c) */

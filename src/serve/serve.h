@@ -161,7 +161,8 @@ int handle_fs(struct req *r);         /* the fs/ routes (fsops.c) */
 int handle_snapshots(struct req *r);  /* the snapshots/ routes and compact (snapshots.c) */
 int handle_box_wait(struct req *r);   /* boxwait.c */
 int handle_box_attach(struct req *r); /* mainattach.c: the main process over a WebSocket */
-int handle_box_clone(struct req *r);  /* boxcopy.c: clone, export, import */
+int handle_box_clone(struct req *r);  /* boxcopy.c: clone, export, import, fork */
+int handle_box_fork(struct req *r);
 int handle_box_export(struct req *r);
 int handle_box_import(struct req *r);
 /* A box's "health" field: its check and, while it runs, its state (boxwait.c). */

@@ -138,6 +138,29 @@ static void fuzz_decode_all(const uint8_t *p, size_t n)
     struct proto_attached ad;
     if (proto_decode_attached(p, n, &ad) == PROTO_OK)
         fuzz_check(ad.tty <= 1 && !(ad.flags & ~PROTO_ATTACH_FLAGS_ALL));
+    /* Live snapshots: VMM_SNAPSHOT from any local client, FREEZE from the host, FROZEN
+     * from the guest. */
+    struct proto_snapshot sn, sn2;
+    if (proto_decode_vmm_snapshot(p, n, &sn) == PROTO_OK) {
+        fuzz_check(!(sn.flags & ~PROTO_SNAPSHOT_MEMORY) && sn.timeout_ms <= PROTO_FREEZE_MAX_MS && sn.code <= 1);
+        size_t len = proto_encode_vmm_snapshot(&fuzz_w, &sn);
+        fuzz_check(len > 0 && proto_decode_vmm_snapshot(fuzz_w.buf + PROTO_HEADER_SIZE, len - PROTO_HEADER_SIZE,
+                                                        &sn2) == PROTO_OK);
+        fuzz_check(sn2.timeout_ms == sn.timeout_ms && !strcmp(sn2.message, sn.message));
+    }
+    uint32_t fz, fzf;
+    if (proto_decode_freeze(p, n, &fz, &fzf) == PROTO_OK)
+        fuzz_check(fz <= PROTO_FREEZE_MAX_MS && !(fzf & ~PROTO_FREEZE_MUTE));
+    struct proto_restored rs, rs2;
+    if (proto_decode_restored(p, n, &rs) == PROTO_OK) {
+        size_t len = proto_encode_restored(&fuzz_w, &rs);
+        fuzz_check(len > 0 &&
+                   proto_decode_restored(fuzz_w.buf + PROTO_HEADER_SIZE, len - PROTO_HEADER_SIZE, &rs2) == PROTO_OK);
+        fuzz_check(!memcmp(&rs, &rs2, sizeof(rs)));
+    }
+    struct proto_frozen fr;
+    if (proto_decode_frozen(p, n, &fr) == PROTO_OK)
+        fuzz_check(fr.mode <= 1 && strlen(fr.message) < sizeof(fr.message));
 
     /* The raw field walk must end cleanly or report truncation, never loop. */
     struct proto_reader r;

@@ -22,6 +22,8 @@ VMM_HELLO = 32
  T_ACCEL, T_BOX_ID, T_READY_MS) = range(1, 30)
 FILE_PUT, FILE_GET, STATS, STATS_REPLY = 40, 41, 42, 43
 VMM_ATTACH, VMM_ATTACHED = 46, 47
+VMM_SNAPSHOT, FREEZE, FROZEN, RESTORED = 52, 53, 54, 55
+T_SEED = 67
 (T_PATH, T_FLAGS, T_CPU_NS, T_CPUS, T_MEM_TOTAL, T_MEM_AVAILABLE, T_MEM_FREE, T_DISK_TOTAL, T_DISK_USED,
  T_DISK_AVAILABLE, T_PROCS, T_UPTIME_NS, T_LOAD1, T_LOAD5, T_LOAD15) = range(40, 55)
 
@@ -146,6 +148,23 @@ INPUTS = {
     "bad-attach-flags-u16": frame(1, VMM_ATTACH, field(T_FLAGS, b"\x01\x00")),
     "bad-attach-duplicate-flags": frame(1, VMM_ATTACH, u32(T_FLAGS, 1) + u32(T_FLAGS, 0)),
     "bad-attached-tty-2": frame(1, VMM_ATTACHED, u32(T_TTY, 2)),
+    # live snapshots and forks (docs/protocol.md "Live snapshots", "Forks")
+    "snapshot-memory": frame(0, VMM_SNAPSHOT, u32(T_FLAGS, 1) + u32(T_TIMEOUT_MS, 30000)),
+    "snapshot-answer": frame(0, VMM_SNAPSHOT, u32(T_CODE, 0) + s(T_MESSAGE, "the agent did not answer")),
+    "bad-snapshot-flag-2": frame(0, VMM_SNAPSHOT, u32(T_FLAGS, 2)),
+    "bad-snapshot-timeout": frame(0, VMM_SNAPSHOT, u32(T_TIMEOUT_MS, 60001)),
+    "bad-snapshot-on-stream1": frame(1, VMM_SNAPSHOT),
+    "freeze-mute": frame(0, FREEZE, u32(T_TIMEOUT_MS, 30000) + u32(T_FLAGS, 1)),
+    "bad-freeze-no-timeout": frame(0, FREEZE, u32(T_FLAGS, 1)),
+    "bad-freeze-flag-4": frame(0, FREEZE, u32(T_TIMEOUT_MS, 1) + u32(T_FLAGS, 4)),
+    "frozen-ok": frame(0, FROZEN, u32(T_MODE, 1)),
+    "bad-frozen-mode-2": frame(0, FROZEN, u32(T_MODE, 2) + u32(T_CODE, 5)),
+    "restored-ok": frame(0, RESTORED, u64(T_REALTIME_NS, 1 << 60) + s(T_HOSTNAME, "cocoon-abcdef")
+                         + b"".join(u64(T_SEED, i) for i in range(4))),
+    "bad-restored-three-seeds": frame(0, RESTORED, u64(T_REALTIME_NS, 1) + b"".join(u64(T_SEED, i) for i in range(3))),
+    "bad-restored-five-seeds": frame(0, RESTORED, u64(T_REALTIME_NS, 1) + b"".join(u64(T_SEED, i) for i in range(5))),
+    "bad-restored-seed-u32": frame(0, RESTORED, u64(T_REALTIME_NS, 1) + b"".join(u32(T_SEED, i) for i in range(4))),
+    "bad-restored-no-clock": frame(0, RESTORED, b"".join(u64(T_SEED, i) for i in range(4))),
 }
 
 # Chunk-pattern seed bytes for fuzz_conn: 1-byte writes, header-sized splits, bursts.

@@ -1329,9 +1329,72 @@ static void test_stats_reply_invalid(void **state)
     assert_int_equal(proto_decode_stats_reply(T.buf, T.len, &s), PROTO_E_FIELD); /* duplicate */
 }
 
+/* Live snapshots: VMM_SNAPSHOT, FREEZE and FROZEN round trips and refusals. */
+static void test_snapshot_messages(void **state)
+{
+    (void)state;
+    struct proto_snapshot a = {.timeout_ms = 5000, .code = 1}, b;
+    snprintf(a.message, sizeof(a.message), "why not");
+    size_t len = proto_encode_vmm_snapshot(&W, &a);
+    assert_true(len > 0);
+    assert_int_equal(proto_decode_vmm_snapshot(W.buf + PROTO_HEADER_SIZE, len - PROTO_HEADER_SIZE, &b), PROTO_OK);
+    assert_int_equal(b.timeout_ms, 5000);
+    assert_int_equal(b.code, 1);
+    assert_string_equal(b.message, "why not");
+    tlv_reset();
+    tlv_u32(&T, PT_FLAGS, 2);
+    assert_int_equal(proto_decode_vmm_snapshot(T.buf, T.len, &b), PROTO_E_FIELD); /* only MEMORY is defined */
+    tlv_reset();
+    tlv_u32(&T, PT_TIMEOUT_MS, PROTO_FREEZE_MAX_MS + 1);
+    assert_int_equal(proto_decode_vmm_snapshot(T.buf, T.len, &b), PROTO_E_FIELD);
+    uint32_t ms, fl;
+    len = proto_encode_freeze(&W, 1234, PROTO_FREEZE_MUTE);
+    assert_int_equal(proto_decode_freeze(W.buf + PROTO_HEADER_SIZE, len - PROTO_HEADER_SIZE, &ms, &fl), PROTO_OK);
+    assert_int_equal(ms, 1234);
+    assert_int_equal(fl, PROTO_FREEZE_MUTE);
+    assert_int_equal(proto_decode_freeze(NULL, 0, &ms, &fl), PROTO_E_FIELD); /* TIMEOUT_MS is required */
+    tlv_reset();
+    tlv_u32(&T, PT_TIMEOUT_MS, PROTO_FREEZE_MAX_MS + 1);
+    assert_int_equal(proto_decode_freeze(T.buf, T.len, &ms, &fl), PROTO_E_FIELD);
+    tlv_reset();
+    tlv_u32(&T, PT_TIMEOUT_MS, 1);
+    tlv_u32(&T, PT_FLAGS, 2);
+    assert_int_equal(proto_decode_freeze(T.buf, T.len, &ms, &fl), PROTO_E_FIELD); /* unknown flag */
+    struct proto_restored rs = {.realtime_ns = 99, .seed = {1, 2, 3, 4}}, rs2;
+    len = proto_encode_restored(&W, &rs);
+    assert_int_equal(proto_decode_restored(W.buf + PROTO_HEADER_SIZE, len - PROTO_HEADER_SIZE, &rs2), PROTO_OK);
+    assert_memory_equal(&rs, &rs2, sizeof(rs));
+    tlv_reset();
+    tlv_u64(&T, PT_REALTIME_NS, 1);
+    tlv_u64(&T, PT_SEED, 1);
+    assert_int_equal(proto_decode_restored(T.buf, T.len, &rs2), PROTO_E_FIELD); /* one seed of four */
+    for (int i = 0; i < 4; i++)
+        tlv_u64(&T, PT_SEED, 1);
+    assert_int_equal(proto_decode_restored(T.buf, T.len, &rs2), PROTO_E_FIELD); /* five */
+    tlv_reset();
+    for (int i = 0; i < 4; i++)
+        tlv_u32(&T, PT_SEED, 1);
+    tlv_u64(&T, PT_REALTIME_NS, 1);
+    assert_int_equal(proto_decode_restored(T.buf, T.len, &rs2), PROTO_E_FIELD); /* seeds of 4 bytes */
+    struct proto_frozen f = {.mode = 1}, g;
+    len = proto_encode_frozen(&W, &f);
+    assert_int_equal(proto_decode_frozen(W.buf + PROTO_HEADER_SIZE, len - PROTO_HEADER_SIZE, &g), PROTO_OK);
+    assert_int_equal(g.mode, 1);
+    assert_int_equal(proto_decode_frozen(NULL, 0, &g), PROTO_E_FIELD); /* MODE is required */
+    tlv_reset();
+    tlv_u32(&T, PT_MODE, 2);
+    assert_int_equal(proto_decode_frozen(T.buf, T.len, &g), PROTO_E_FIELD);
+    /* session messages only */
+    struct proto_header h;
+    uint8_t hdr[PROTO_HEADER_SIZE];
+    proto_header_encode(hdr, 0, 3, PROTO_FREEZE);
+    assert_int_equal(proto_header_decode(hdr, sizeof(hdr), &h), PROTO_E_STREAM);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_snapshot_messages),
         cmocka_unit_test(test_roundtrip_hello),
         cmocka_unit_test(test_roundtrip_config),
         cmocka_unit_test(test_roundtrip_ready),

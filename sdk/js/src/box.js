@@ -308,6 +308,20 @@ export class Box {
     return new this.constructor(this._client, info, { held: true });
   }
 
+  /**
+   * New running boxes that go on from this running box's state (qemu backend): one
+   * capture (file system frozen, VM paused, disk snapshotted live, memory saved), then
+   * `count` children started from it, named "<name>-1..N" (default "<snapshot>-fork-<k>").
+   * Each has its own id, name, hostname and disk layer; its clock is set and its RNG
+   * reseeded. InvalidStateError for a stopped box.
+   */
+  async fork({ count = 1, name } = {}) {
+    const json = { count };
+    if (name) json.name = name;
+    const answer = await this._client.call('POST', this._path + '/fork', { json });
+    return answer.boxes.map((info) => new this.constructor(this._client, info, { held: true }));
+  }
+
   /** A new, stopped box from a file of export (name: its name; default none). The archive is verified whole first. */
   static async import(path, { name, client } = {}) {
     const c = client || Cocoon.default();

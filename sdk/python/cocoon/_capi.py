@@ -195,6 +195,10 @@ class CloneOptions(Structure):
     _fields_ = [("size", c_size_t), ("name", c_char_p), ("count", c_uint)]
 
 
+class ForkOptions(Structure):
+    _fields_ = [("size", c_size_t), ("name", c_char_p), ("count", c_uint)]
+
+
 class ImportOptions(Structure):
     _fields_ = [("size", c_size_t), ("name", c_char_p)]
 
@@ -312,6 +316,8 @@ _SIGNATURES = {
     "cocoon_box_compact": (c_int, [_P, POINTER(CompactOptions), POINTER(CompactInfo), _E]),
     "cocoon_clone_options_init": (None, [POINTER(CloneOptions)]),
     "cocoon_box_clone": (c_int, [_P, c_char_p, POINTER(CloneOptions), c_void_p, c_void_p, _E]),
+    "cocoon_fork_options_init": (None, [POINTER(ForkOptions)]),
+    "cocoon_box_fork": (c_int, [_P, POINTER(ForkOptions), c_void_p, c_void_p, _E]),
     "cocoon_export": (c_int, [_P, c_char_p, c_char_p, _E]),
     "cocoon_import_options_init": (None, [POINTER(ImportOptions)]),
     "cocoon_import": (c_int, [_P, c_char_p, POINTER(ImportOptions), POINTER(_P), _E]),

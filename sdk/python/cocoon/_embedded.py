@@ -854,6 +854,26 @@ class EmbeddedBox(BoxHandle):
             raise from_c(err.code, _s(err.message))
         return EmbeddedBox(rt, ptr)
 
+    def fork(self, count: int, name: Optional[str]) -> list:
+        self._need_lib("cocoon_box_fork")
+        o = C.init_struct(C.ForkOptions, self.lib.fork_options_init)
+        keep = _b(name)
+        o.name = keep
+        o.count = count
+        ids = (ctypes.c_char * 16 * count)()
+        err = C.Error()
+        with self.rt.lock:
+            _check(self.lib.box_fork(self.ptr, byref(o), ids, None, byref(err)), err)
+        out = []
+        for i in range(count):
+            rt = _Runtime(self.lib, *self.rt.args)
+            ptr = c_void_p()
+            if self.lib.box_open(rt.ptr, ids[i].value, byref(ptr), byref(err)) < 0:
+                rt.close()
+                raise from_c(err.code, _s(err.message))
+            out.append(EmbeddedBox(rt, ptr))
+        return out
+
     def logs(self, follow: bool, network: bool) -> Iterator[bytes]:
         fn = self.lib.box_net_logs if network else self.lib.box_logs
         if not follow:

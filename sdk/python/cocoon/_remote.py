@@ -777,6 +777,13 @@ class RemoteBox(BoxHandle):
         body = {k: v for k, v in (("name", name), ("snapshot", snapshot)) if v}
         return RemoteBox(self.http, self.http.call("POST", f"/boxes/{self.id}/clone", body))
 
+    def fork(self, count: int, name: Optional[str]) -> list:
+        body: dict = {"count": count}
+        if name:
+            body["name"] = name
+        answer = self.http.call("POST", f"/boxes/{self.id}/fork", body)
+        return [RemoteBox(self.http, b) for b in answer["boxes"]]
+
 
 class RemoteTransport(Transport):
     kind = "remote"

@@ -238,6 +238,8 @@ class BoxHandle:
     def export(self, path: str, snapshot: Optional[str] = None) -> None: raise NotImplementedError
     def clone(self, name: Optional[str], snapshot: Optional[str]) -> "BoxHandle": raise NotImplementedError
 
+    def fork(self, count: int, name: Optional[str]) -> List["BoxHandle"]: raise NotImplementedError
+
 
 class Transport:
     """A connection to cocoon: boxes and images."""

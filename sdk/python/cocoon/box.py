@@ -599,6 +599,15 @@ class Box:
         h = self._need().clone(name, snapshot.id if isinstance(snapshot, Snapshot) else snapshot)
         return Box._wrap(self.client, h)
 
+    def fork(self, count: int = 1, name: Optional[str] = None) -> List["Box"]:
+        """New running boxes that go on from this running box's state (qemu backend):
+        one capture (file system frozen, VM paused, disk snapshotted live, memory saved),
+        then count children started from it, named "<name>-1..N" ("<snapshot>-fork-<k>"
+        by default). Each has its own id, name, hostname and disk layer; its clock is set
+        and its RNG reseeded; the parent's exec sessions and network connections are not
+        carried over. A stopped box raises InvalidState."""
+        return [Box._wrap(self.client, h) for h in self._need().fork(count, name)]
+
     # ---- commands ----
     def _request(self, cmd: Command, shell: bool, env: Optional[Mapping[str, str]], cwd: Optional[str],
                  user: Optional[str], timeout: Optional[float], tty: bool, stdin: Optional[bytes],

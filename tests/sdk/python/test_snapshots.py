@@ -67,11 +67,11 @@ def test_snapshot_list_restore_remove(client, stopped):
 
 
 def test_refused_while_running(client, stopped, tmp_path):
+    # (a snapshot of a running box is taken live on the qemu backend:
+    # tests/integration/test_live_snapshot.py)
     stopped.start()
     try:
         with pytest.raises(cocoon.BoxRunning, match="stop it"):
-            stopped.snapshot("while-running")
-        with pytest.raises(cocoon.BoxRunning):
             stopped.restore("sdk-first")
         with pytest.raises(cocoon.BoxRunning):
             stopped.export(tmp_path / "running.cocoon")
@@ -131,3 +131,23 @@ def test_export_import(client, stopped, tmp_path):
         client.import_box(tmp_path / "missing.cocoon")
     with pytest.raises(cocoon.SnapshotNotFound):
         stopped.export(tmp_path / "none.cocoon", snapshot="no-such-snapshot")
+
+
+def test_fork(client, stopped):
+    """Box.fork on a running box (qemu backend): children that run, refusals typed."""
+    stopped.start()
+    kids = []
+    try:
+        kids = stopped.fork(2)
+        assert len(kids) == 2 and len({k.id for k in kids}) == 2
+        for k in kids:
+            assert k.running and k.id != stopped.id
+            assert k.run(["sh", "-c", "hostname"]).stdout.strip() == f"cocoon-{k.id[:6]}"
+        kids += stopped.fork()  # again, in the same run
+        assert len(kids) == 3 and kids[2].running
+    finally:
+        for k in kids:
+            k.remove(force=True)
+        stopped.stop()
+    with pytest.raises(cocoon.InvalidState, match="not running"):
+        stopped.fork()
