@@ -129,11 +129,14 @@ static void locking_off(const struct box_config *cfg, char *out, size_t cap)
     }
     size_t o = 0;
     for (int i = 0; i <= levels; i++) {
-        char one[QCOW2_MAX_CHAIN * 8 + 32] = ",";
-        for (int j = 0; j < i; j++)
-            strcat(one, "backing.");
-        strcat(one, "file.locking=off");
-        size_t l = strlen(one);
+        char one[QCOW2_MAX_CHAIN * 8 + 32];
+        size_t l = 0;
+        one[l++] = ',';
+        for (int j = 0; j < i && l + 8 < sizeof(one); j++, l += 8)
+            memcpy(one + l, "backing.", 8);
+        l += (size_t)snprintf(one + l, sizeof(one) - l, "file.locking=off");
+        if (l >= sizeof(one))
+            break;
         if (o + l >= cap)
             break;
         memcpy(out + o, one, l + 1);
