@@ -363,7 +363,8 @@ print("environ-leaks", leaks)
 
 
 def test_secrets(vm, upstream, tmp_path):
-    """The real key reaches the server in a header and in Basic credentials, and a
+    """The real key reaches the server in a header and in Basic credentials (from python,
+    and from curl after a restart), and a
     header rule adds a file secret, while the guest only ever holds the placeholder
     (env, /proc/*/environ); the fronted, body, query and unpinned-address uses, and
     exfiltration to another HTTPS host, plain HTTP, a DNS name, UDP and QUIC are refused
@@ -429,6 +430,14 @@ print("bearer", get("https://api.example.com/again", Authorization="Bearer " + o
         assert decode(r.stdout).strip() == "1", decode(r.stdout)
         seen = {q["target"]: dict(q["headers"]) for q in requests_seen(d)}
         assert seen["/again"]["Authorization"] == "Bearer " + SECRET, seen
+        # curl (the image's, trusting the box CA through the system bundle) the same way
+        r = vm.run("exec", box, "--", "sh", "-c",
+                   'curl -sS -H "Authorization: Bearer $OPENAI_API_KEY" https://api.example.com/curl-bearer && '
+                   'curl -sS -u "user:$OPENAI_API_KEY" https://api.example.com/curl-basic')
+        assert r.returncode == 0, decode(r.stderr)
+        seen = {q["target"]: dict(q["headers"]) for q in requests_seen(d)}
+        assert seen["/curl-bearer"]["Authorization"] == "Bearer " + SECRET, seen
+        assert base64.b64decode(seen["/curl-basic"]["Authorization"][6:]).decode() == "user:" + SECRET, seen
         vm.run("stop", box, check=0)
 
         # no file of ours holds a value: the box directory (disk included) and the state
