@@ -26,6 +26,7 @@ void http_filter_init(struct http_filter *f, int scan_only)
     f->body_left = 0;
     f->requests = 0;
     f->why[0] = 0;
+    f->violation = 0;
 }
 
 void http_placeholder(const char *name, const uint8_t rnd[16], char *out, size_t cap)
@@ -40,6 +41,14 @@ static int failf(struct http_filter *f, const char *what, const char *detail)
 {
     snprintf(f->why, sizeof(f->why), "%s%s%s", what, detail ? ": " : "", detail ? detail : "");
     f->state = HS_FAILED;
+    return -1;
+}
+
+/* A secret where it may not go: the stream stops as a violation (net_secret_violation). */
+static int fail_secret(struct http_filter *f, const char *what, const char *detail)
+{
+    failf(f, what, detail);
+    f->violation = 1;
     return -1;
 }
 
@@ -231,7 +240,7 @@ static int put_value(struct http_filter *f, struct wbuf *w, const struct http_sc
         if (*no) {
             char what[200];
             snprintf(what, sizeof(what), "secret %s in a request header to %s", sc->cfg->secrets[i].name, sc->sni);
-            return failf(f, what, no);
+            return fail_secret(f, what, no);
         }
     }
     if (kd >= 0) {
@@ -274,7 +283,7 @@ static int put_rule_value(struct http_filter *f, struct wbuf *w, const struct ht
             if (*no) {
                 char what[200];
                 snprintf(what, sizeof(what), "secret %s in a header rule toward %s", sc->cfg->secrets[k].name, sc->sni);
-                return failf(f, what, no);
+                return fail_secret(f, what, no);
             }
             puts_(w, sc->values[k]);
         }
@@ -308,7 +317,7 @@ static int process_head(struct http_filter *f, const struct http_scope *sc)
     if (k >= 0) {
         char what[200];
         snprintf(what, sizeof(what), "secret %s in the request target to %s", sc->cfg->secrets[k].name, sc->sni);
-        return failf(f, what, "placeholders go in headers only");
+        return fail_secret(f, what, "placeholders go in headers only");
     }
     /* headers */
     struct hdr h[HTTP_MAX_HEADERS];
@@ -405,7 +414,7 @@ static int process_head(struct http_filter *f, const struct http_scope *sc)
     if (k >= 0) {
         char what[200];
         snprintf(what, sizeof(what), "secret %s in the request head to %s", sc->cfg->secrets[k].name, sc->sni);
-        return failf(f, what, "placeholders go in header values only");
+        return fail_secret(f, what, "placeholders go in header values only");
     }
     f->out_len = w.len;
     f->out_off = 0;
@@ -432,10 +441,10 @@ static int scan_body(struct http_filter *f, const struct http_scope *sc, const u
             char what[200];
             if (f->scan_only) {
                 snprintf(what, sizeof(what), "secret %s in TLS to %s", sc->cfg->secrets[k].name, sc->sni);
-                return failf(f, what, "not one of the secret's hosts");
+                return fail_secret(f, what, "not one of the secret's hosts");
             }
             snprintf(what, sizeof(what), "secret %s in a request body to %s", sc->cfg->secrets[k].name, sc->sni);
-            return failf(f, what, "placeholders go in headers only");
+            return fail_secret(f, what, "placeholders go in headers only");
         }
         size_t keep = all < sizeof(f->carry) ? all : sizeof(f->carry);
         memmove(f->carry, buf + all - keep, keep);
@@ -534,7 +543,7 @@ int http_filter_run(struct http_filter *f, const struct http_scope *sc, const ui
             if (k >= 0) {
                 char what[200];
                 snprintf(what, sizeof(what), "secret %s in a chunk line to %s", sc->cfg->secrets[k].name, sc->sni);
-                return failf(f, what, "placeholders go in headers only");
+                return fail_secret(f, what, "placeholders go in headers only");
             }
             memcpy(out + *outlen, f->line, ll);
             *outlen += ll;

@@ -51,6 +51,7 @@ struct http_filter {
     size_t carry_len;
     unsigned requests;
     int scan_only;
+    int violation; /* the failure is a secret's placeholder where it may not go (not a bad request) */
     char why[320]; /* set when it fails */
 };
 
