@@ -184,6 +184,7 @@ void tls_conn_free(struct net_stack *s, struct tls_conn *t)
     BIO_free(t->srv_net);
     BIO_free(t->cli_net);
     if (t->http) {
+        http_filter_free(t->http);
         OPENSSL_cleanse(t->http, sizeof(*t->http));
         free(t->http);
     }
