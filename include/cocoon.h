@@ -279,6 +279,13 @@ typedef struct cocoon_box_options {
     const char *const *header_rules;  /* NULL-terminated "HOST:Name=Value": the header set (added or replaced)
                                          on HTTPS requests to HOST; {{NAME}} in Value stands for secret NAME's
                                          value, under that secret's conditions */
+    const char *secret_violation;     /* what a placeholder going where it may not does (the connection is
+                                         always refused and closed): "block" (counted only), NULL or
+                                         "block-and-log" (also a net.log line), "block-and-stop-box" (the
+                                         box's monitor also stops the box) */
+    const char *const *secret_in;     /* NULL-terminated "NAME=headers,query,body": where secret NAME's value
+                                         may go besides headers (always): "query" (the request target's query,
+                                         percent-encoded), "body" (the request body, its length rewritten) */
 } cocoon_box_options;
 /* Fills the defaults: the default image, 1 CPU, 512 MiB, backend and accel auto, network public. */
 void cocoon_box_options_init(cocoon_box_options *opts);

@@ -248,6 +248,21 @@ static int parse_secrets(json_t *net, struct box_config *c, char *err, size_t er
             if (net_secret_hosts_add(&c->net, spec, err, errcap) < 0)
                 return -1;
         }
+        json_t *in = json_object_get(x, "in");
+        if (in && !json_is_array(in)) {
+            snprintf(err, errcap, "\"net.secrets\": secret %s's \"in\" is a list of headers, query, body", name);
+            return -1;
+        }
+        json_array_foreach(in, k, h)
+        {
+            unsigned bit;
+            const char *w = json_string_value(h);
+            if (!w || net_secret_in_word(w, strlen(w), &bit) < 0) {
+                snprintf(err, errcap, "\"net.secrets\": secret %s's \"in\" is a list of headers, query, body", name);
+                return -1;
+            }
+            c->net.secrets[c->net.nsecrets - 1].in |= bit;
+        }
     }
     return 0;
 }
@@ -295,6 +310,13 @@ static int parse_net(json_t *root, struct box_config *c, char *err, size_t errca
     }
     json_t *r = json_object_get(o, "dns_refuse");
     n->refuse_nxdomain = json_is_string(r) && !strcmp(json_string_value(r), "nxdomain");
+    json_t *sv = json_object_get(o, "secret_violation");
+    char why[160];
+    if (sv && (!json_is_string(sv) ||
+               net_secret_violation_parse(json_string_value(sv), &n->secret_violation, why, sizeof(why)) < 0)) {
+        snprintf(err, errcap, "\"net.secret_violation\" must be block, block-and-log or block-and-stop-box");
+        return -1;
+    }
     return 0;
 }
 
@@ -449,6 +471,8 @@ static json_t *net_json(const struct net_config *n)
             json_array_append_new(a, json_string(n->tls_bypass[i]));
         json_object_set_new(net, "tls_bypass", a);
     }
+    if (net && n->secret_violation != NET_SV_BLOCK_AND_LOG)
+        json_object_set_new(net, "secret_violation", json_string(net_secret_violation_name(n->secret_violation)));
     if (net && n->tls_extra_ca[0])
         json_object_set_new(net, "tls_ca", json_string(n->tls_extra_ca));
     if (net && n->nheader_rules) {
@@ -467,6 +491,15 @@ static json_t *net_json(const struct net_config *n)
                                   n->secrets[i].placeholder);
             if (o && n->secrets[i].file[0])
                 json_object_set_new(o, "file", json_string(n->secrets[i].file)); /* where, never what */
+            if (o && n->secrets[i].in) {
+                json_t *in = json_array();
+                json_array_append_new(in, json_string("headers"));
+                if (n->secrets[i].in & NET_SECRET_IN_QUERY)
+                    json_array_append_new(in, json_string("query"));
+                if (n->secrets[i].in & NET_SECRET_IN_BODY)
+                    json_array_append_new(in, json_string("body"));
+                json_object_set_new(o, "in", in);
+            }
             json_array_append_new(a, o);
         }
         json_object_set_new(net, "secrets", a);

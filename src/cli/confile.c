@@ -80,11 +80,20 @@ static void config_secrets(json_t *secrets, struct cli_spec_lists *lists)
 {
     lists->secrets = NULL;
     lists->secret_hosts = NULL;
+    lists->secret_in = NULL;
+    lists->secret_in_text = NULL;
     size_t n = json_array_size(secrets), i;
     if (!n)
         return;
     lists->secrets = calloc(n + 1, sizeof(*lists->secrets));
     lists->secret_hosts = calloc(n, 1024);
+    lists->secret_in = calloc(n + 1, sizeof(*lists->secret_in));
+    lists->secret_in_text = calloc(n, 128);
+    if (!lists->secret_in_text) {
+        free(lists->secret_in);
+        lists->secret_in = NULL;
+    }
+    size_t nin = 0;
     if (!lists->secrets || !lists->secret_hosts)
         return;
     json_t *s;
@@ -104,6 +113,15 @@ static void config_secrets(json_t *secrets, struct cli_spec_lists *lists)
         }
         lists->secrets[i].name = json_string_value(json_object_get(s, "name"));
         lists->secrets[i].hosts = h;
+        /* "in": [WHERE...] as "NAME=WHERE,WHERE" */
+        json_t *in = json_object_get(s, "in");
+        if (json_array_size(in) && lists->secret_in) {
+            char *spec = lists->secret_in_text + i * 128;
+            len = (size_t)snprintf(spec, 128, "%s=", lists->secrets[i].name ? lists->secrets[i].name : "");
+            json_array_foreach(in, k, x) len +=
+                (size_t)snprintf(spec + len, len < 128 ? 128 - len : 0, "%s%s", k ? "," : "", json_string_value(x));
+            lists->secret_in[nin++] = spec;
+        }
     }
 }
 
@@ -123,6 +141,8 @@ void cli_config_box_options(json_t *box, cocoon_box_options *o, struct cli_spec_
     o->net_ports = lists->ports;
     config_secrets(json_object_get(box, "secrets"), lists);
     o->secrets = lists->secrets;
+    o->secret_violation = string_or_null(box, "secret_violation");
+    o->secret_in = lists->secret_in;
 }
 
 void cli_spec_lists_free(struct cli_spec_lists *lists)
@@ -131,6 +151,10 @@ void cli_spec_lists_free(struct cli_spec_lists *lists)
     free(lists->ports);
     free(lists->secrets);
     free(lists->secret_hosts);
+    free(lists->secret_in);
+    free(lists->secret_in_text);
+    lists->secret_in = NULL;
+    lists->secret_in_text = NULL;
     lists->rules = lists->ports = NULL;
     lists->secrets = NULL;
     lists->secret_hosts = NULL;

@@ -24,6 +24,8 @@ struct cli_spec_lists {
     const char **rules, **ports;
     cocoon_secret *secrets; /* from "secrets" (hosts NULL there: the allow rules' domains) */
     char *secret_hosts;
+    const char **secret_in; /* "NAME=query,body" for the secrets with "in" */
+    char *secret_in_text;
 };
 void cli_config_box_options(json_t *box, cocoon_box_options *o, struct cli_spec_lists *lists);
 void cli_spec_lists_free(struct cli_spec_lists *lists);

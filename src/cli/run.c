@@ -47,7 +47,9 @@ enum {
     OPT_TLS_BYPASS,
     OPT_SECRET,
     OPT_SECRET_HOST,
-    OPT_HEADER_RULE
+    OPT_HEADER_RULE,
+    OPT_SECRET_VIOLATION,
+    OPT_SECRET_IN
 };
 
 static const struct option box_long[] = {
@@ -67,6 +69,8 @@ static const struct option box_long[] = {
     {"secret", required_argument, NULL, OPT_SECRET},
     {"secret-host", required_argument, NULL, OPT_SECRET_HOST},
     {"header-rule", required_argument, NULL, OPT_HEADER_RULE},
+    {"secret-violation", required_argument, NULL, OPT_SECRET_VIOLATION},
+    {"secret-in", required_argument, NULL, OPT_SECRET_IN},
     {"name", required_argument, NULL, OPT_NAME},
     {"disk", required_argument, NULL, OPT_DISK},
     {"rm", no_argument, NULL, OPT_RM},
@@ -147,9 +151,14 @@ static const char run_help[] = "usage: cocoon run [OPTIONS] IMAGE [--] [CMD [ARG
                                "                    request headers to the secret's hosts only (never stored:\n"
                                "                    `cocoon start` reads $NAME again)\n"
                                "  --secret-host NAME=HOST[,HOST...]  where secret NAME may go (*.DOMAIN too)\n"
+                               "  --secret-in NAME=headers,query,body  where else secret NAME's value may go:\n"
+                               "                    the query (percent-encoded), the body (length rewritten)\n"
                                "  --tls-bypass HOST a box with secrets intercepts TLS to every host but these\n"
                                "  --header-rule HOST:Name=Value  set this header on HTTPS requests to HOST\n"
                                "                    ({{NAME}} in Value: secret NAME's value)\n"
+                               "  --secret-violation A  a placeholder going where it may not is refused and the\n"
+                               "                    connection closed; A: block (counted only), block-and-log\n"
+                               "                    (default: also in net.log), block-and-stop-box (the box stops)\n"
                                "  --env K=V         set an environment variable (repeatable)\n"
                                "  --workdir DIR     working directory of CMD (default /)\n"
                                "  --user U          user: name, uid or uid:gid (default root)\n"
@@ -167,8 +176,9 @@ static const char create_help[] = "usage: cocoon create [OPTIONS] [IMAGE]\n"
                                   "  --image NAME, --rootfs DIR, --cpus N, --memory SIZE, --accel A, --name NAME,\n"
                                   "  --disk SIZE, --vmm V, --net MODE, --allow RULE, --deny RULE, -p PORTS,\n"
                                   "  --secret NAME, --secret-host NAME=HOSTS, --header-rule RULE, --tls-intercept\n"
-                                  "  HOST, --tls-bypass HOST, --tls-ca FILE  (as for `cocoon run`; a secret's value\n"
-                                  "  is read again from $NAME at every start)\n"
+                                  "  HOST, --tls-bypass HOST, --tls-ca FILE, --secret-in NAME=WHERE,\n"
+                                  "  --secret-violation A  (as for\n"
+                                  "  `cocoon run`; a secret's value is read again from $NAME at every start)\n"
                                   "  --health-cmd CMD, --health-interval DUR, --health-timeout DUR,\n"
                                   "  --health-retries N, --health-start-period DUR, --health-on-failure A,\n"
                                   "  --no-healthcheck  (as for `cocoon run`: checked while the box runs)\n";
@@ -214,7 +224,7 @@ static int is_box_opt(int c)
     return c == OPT_IMAGE || c == OPT_ROOTFS || c == OPT_CPUS || c == OPT_MEMORY || c == OPT_ACCEL || c == OPT_NAME ||
            c == OPT_DISK || c == OPT_VMM || c == OPT_NET || c == OPT_ALLOW || c == OPT_DENY || c == 'p' ||
            c == OPT_TLS_INTERCEPT || c == OPT_TLS_CA || c == OPT_TLS_BYPASS || c == OPT_SECRET ||
-           c == OPT_SECRET_HOST || c == OPT_HEADER_RULE;
+           c == OPT_SECRET_HOST || c == OPT_HEADER_RULE || c == OPT_SECRET_VIOLATION || c == OPT_SECRET_IN;
 }
 
 /* "--cpus" for OPT_CPUS: how an option is named in a message, whatever form was typed. */
@@ -262,8 +272,8 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
     static const char *rules[BOX_NET_RULES_MAX + 1], *ports[BOX_NET_PORTS_MAX + 1];
     static const char *tls_hosts[NET_MAX_TLS_HOSTS + 1], *header_rules[NET_MAX_HEADER_RULES + 1];
     static cocoon_secret secrets[NET_MAX_SECRETS + 1];
-    static const char *bypass[NET_MAX_TLS_HOSTS + 1];
-    size_t nbypass = 0;
+    static const char *bypass[NET_MAX_TLS_HOSTS + 1], *secret_in[NET_MAX_SECRETS + 1];
+    size_t nbypass = 0, nsecret_in = 0;
     static char secret_names[NET_MAX_SECRETS][NET_SECRET_NAME], secret_hosts[NET_MAX_SECRETS][1024];
     static const char *secret_host_specs[NET_MAX_SECRETS * NET_SECRET_HOSTS];
     size_t nrules = 0, nports = 0, ntls = 0, nsecrets = 0, nsecret_hosts = 0, nheader = 0;
@@ -368,6 +378,25 @@ static int parse(enum kind k, int argc, char **argv, struct parsed *p)
             header_rules[nheader] = NULL;
             p->box.header_rules = header_rules;
             break;
+        case OPT_SECRET_IN:
+            if (nsecret_in >= NET_MAX_SECRETS) {
+                cli_error("too many --secret-in options (at most %d)", NET_MAX_SECRETS);
+                return -1;
+            }
+            secret_in[nsecret_in++] = optarg;
+            secret_in[nsecret_in] = NULL;
+            p->box.secret_in = secret_in;
+            break;
+        case OPT_SECRET_VIOLATION: {
+            int action;
+            char why[160];
+            if (net_secret_violation_parse(optarg, &action, why, sizeof(why)) < 0) {
+                cli_error("--secret-violation: %s", why);
+                return -1;
+            }
+            p->box.secret_violation = optarg;
+            break;
+        }
         case OPT_TLS_BYPASS:
             if (nbypass >= NET_MAX_TLS_HOSTS) {
                 cli_error("too many --tls-bypass hosts (at most %d)", NET_MAX_TLS_HOSTS);

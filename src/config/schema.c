@@ -561,29 +561,60 @@ static json_t *secrets_value(struct ctx *c, const struct cfg_node *n)
             json_decref(out);
             return NULL;
         }
-        json_t *hosts = v && !is_null(v) ? json_array() : json_null();
+        /* NAME: {hosts: HOSTS, in: [headers, query, body]} names where else the value may go */
+        const struct cfg_node *in = NULL;
         int rc = 0;
-        if (v && v->kind == CFG_SCALAR && !is_null(v))
+        if (v && v->kind == CFG_MAP) {
+            const struct cfg_node *m = v;
+            v = NULL;
+            for (size_t k = 0; k + 1 < m->n && rc == 0; k += 2) {
+                if (!strcmp(m->items[k]->text, "hosts"))
+                    v = m->items[k + 1];
+                else if (!strcmp(m->items[k]->text, "in"))
+                    in = m->items[k + 1];
+                else
+                    rc = fail(c, m->items[k], "secrets: %s: unknown key \"%.40s\" (hosts, in)", name->text,
+                              m->items[k]->text);
+            }
+        }
+        json_t *hosts = v && !is_null(v) ? json_array() : json_null();
+        if (rc == 0 && v && v->kind == CFG_SCALAR && !is_null(v))
             rc = secret_host(c, v, hosts);
-        else if (v && v->kind == CFG_SEQ)
+        else if (rc == 0 && v && v->kind == CFG_SEQ)
             for (size_t k = 0; k < v->n && rc == 0; k++)
                 rc = secret_host(c, v->items[k], hosts);
-        else if (v && v->kind == CFG_MAP)
+        else if (rc == 0 && v && v->kind == CFG_MAP)
             rc = fail(c, v, "secrets: %s: expected a host or a list of hosts", name->text);
+        json_t *where = json_array();
+        for (size_t k = 0; in && rc == 0 && k < (in->kind == CFG_SEQ ? in->n : 1); k++) {
+            const struct cfg_node *w = in->kind == CFG_SEQ ? in->items[k] : in;
+            unsigned bit;
+            if (w->kind != CFG_SCALAR || net_secret_in_word(w->text, strlen(w->text), &bit) < 0)
+                rc = fail(c, w, "secrets: %s: in: expected headers, query or body", name->text);
+            else
+                json_array_append_new(where, json_string(w->text));
+        }
         if (rc < 0) {
+            json_decref(where);
             json_decref(hosts);
             json_decref(out);
             return NULL;
         }
-        json_array_append_new(out, json_pack("{s:s, s:o}", "name", name->text, "hosts", hosts));
+        json_t *entry = json_pack("{s:s, s:o}", "name", name->text, "hosts", hosts);
+        if (entry && json_array_size(where))
+            json_object_set_new(entry, "in", where);
+        else
+            json_decref(where);
+        json_array_append_new(out, entry);
     }
     return out;
 }
 
 /* ---- one box ---- */
-static const char *const box_keys[] = {"image",   "rootfs",      "cpus",      "memory",  "disk",    "env",
-                                       "workdir", "user",        "ephemeral", "network", "scripts", "command",
-                                       "restart", "healthcheck", "ports",     "secrets", NULL};
+static const char *const box_keys[] = {"image",   "rootfs",           "cpus",    "memory",      "disk",
+                                       "env",     "workdir",          "user",    "ephemeral",   "network",
+                                       "scripts", "command",          "restart", "healthcheck", "ports",
+                                       "secrets", "secret_violation", NULL};
 
 static json_t *new_box(const char *name)
 {
@@ -657,6 +688,14 @@ static int box_field(struct ctx *c, json_t *box, const struct cfg_node *key, con
         }
     } else if (!strcmp(k, "secrets")) {
         v = secrets_value(c, value);
+    } else if (!strcmp(k, "secret_violation")) {
+        v = string_value(c, value, k);
+        int action;
+        char why[160];
+        if (v && net_secret_violation_parse(json_string_value(v), &action, why, sizeof(why)) < 0) {
+            json_decref(v);
+            return fail(c, value, "secret_violation: %s", why);
+        }
     } else if (!strcmp(k, "volumes")) {
         return fail(c, key, "%s are not supported yet (cocoon does not have them; remove the key)", k);
     } else {

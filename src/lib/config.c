@@ -52,6 +52,12 @@ static int options_net(const cocoon_box_options *o, struct box_config *c, cocoon
                            "secret %s has no host to go to: give one (--secret-host %s=api.example.com)", sc->name,
                            sc->name);
     }
+    for (size_t i = 0; o->secret_in && o->secret_in[i]; i++)
+        if (net_secret_in_set(&c->net, o->secret_in[i], why, sizeof(why)) < 0)
+            return lib_err(err, COCOON_E_INVALID, "%s", why);
+    if (o->secret_violation && *o->secret_violation &&
+        net_secret_violation_parse(o->secret_violation, &c->net.secret_violation, why, sizeof(why)) < 0)
+        return lib_err(err, COCOON_E_INVALID, "%s", why);
     for (size_t i = 0; o->header_rules && o->header_rules[i]; i++)
         if (net_header_rule_add(&c->net, o->header_rules[i], why, sizeof(why)) < 0)
             return lib_err(err, COCOON_E_INVALID, "%s", why);

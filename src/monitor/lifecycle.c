@@ -112,6 +112,15 @@ static void stop_on_main_exit(struct vmm *v, const char *detail, uint32_t timeou
     stop_begin(v, detail, MAIN_EXIT_GUEST_MS, 1);
 }
 
+/* A secret went where it may not (--secret-violation block-and-stop-box): the network is
+ * already cut (net_stack_stop_wanted); the box stops with its execs, the guest given a
+ * short while to power off. */
+static void stop_on_violation(struct vmm *v, const char *detail, uint32_t timeout_ms)
+{
+    (void)timeout_ms;
+    stop_begin(v, detail, LIFELINE_GUEST_MS, 1);
+}
+
 static void boot_child_exit(struct vmm *v, const char *detail, uint32_t timeout_ms)
 {
     (void)detail, (void)timeout_ms;
@@ -232,6 +241,7 @@ static const action_fn table[ST_COUNT][EV_COUNT] = {
             [EV_SIGNAL] = boot_abort,
             [EV_LIFELINE] = boot_abort,
             [EV_FATAL] = boot_abort,
+            [EV_SECRET_VIOLATION] = boot_abort,
         },
     [ST_RUNNING] =
         {
@@ -243,6 +253,7 @@ static const action_fn table[ST_COUNT][EV_COUNT] = {
             [EV_TIMER] = main_restart_due,
             [EV_MAIN_EXIT] = stop_on_main_exit,
             [EV_UNHEALTHY] = stop_on_main_exit,
+            [EV_SECRET_VIOLATION] = stop_on_violation,
         },
     [ST_STOPPING] =
         {

@@ -124,15 +124,16 @@ void vmm_uncork_agent(struct vmm *v);
 /* lifecycle.c: every event that changes the box's life goes through here, and what it
  * does depends only on (state, event). */
 enum vmm_event {
-    EV_READY,      /* the agent said READY */
-    EV_CHILD_EXIT, /* the VMM child exited (v->child_status) */
-    EV_TIMER,      /* the boot or stop deadline passed, or a main process's back-off */
-    EV_SIGNAL,     /* SIGTERM, SIGINT or SIGHUP */
-    EV_LIFELINE,   /* the process that started the box is gone */
-    EV_SHUTDOWN,   /* a control client asked for a stop */
-    EV_FATAL,      /* the guest or the channel broke: stop hard */
-    EV_MAIN_EXIT,  /* the main process ended and its policy does not restart it */
-    EV_UNHEALTHY,  /* the health check failed and --health-on-failure stop says the box stops */
+    EV_READY,            /* the agent said READY */
+    EV_CHILD_EXIT,       /* the VMM child exited (v->child_status) */
+    EV_TIMER,            /* the boot or stop deadline passed, or a main process's back-off */
+    EV_SIGNAL,           /* SIGTERM, SIGINT or SIGHUP */
+    EV_LIFELINE,         /* the process that started the box is gone */
+    EV_SHUTDOWN,         /* a control client asked for a stop */
+    EV_FATAL,            /* the guest or the channel broke: stop hard */
+    EV_MAIN_EXIT,        /* the main process ended and its policy does not restart it */
+    EV_UNHEALTHY,        /* the health check failed and --health-on-failure stop says the box stops */
+    EV_SECRET_VIOLATION, /* a secret went where it may not and --secret-violation block-and-stop-box */
     EV_COUNT
 };
 /* detail: why (the log and error messages say it); timeout_ms: the guest's time to

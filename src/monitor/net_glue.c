@@ -41,6 +41,7 @@ struct net_glue {
     int want_out, congested;
     struct net_stats written; /* as last written to net.stats.json */
     uint64_t written_at;      /* ms, CLOCK_MONOTONIC */
+    int stop_sent;            /* the stack's wish to stop the box was passed on */
 };
 
 #define STATS_EVERY_MS 1000
@@ -70,6 +71,18 @@ static void maybe_write_stats(struct vmm *v, int force)
         return;
     }
     net_stack_wake_in(g->stack, (unsigned)(g->written_at + STATS_EVERY_MS - now));
+}
+
+/* A secret violation under block-and-stop-box: the box stops (once). */
+static void maybe_stop(struct vmm *v)
+{
+    struct net_glue *g = v->net;
+    const char *why = g->stack ? net_stack_stop_wanted(g->stack) : NULL;
+    if (!why || g->stop_sent)
+        return;
+    g->stop_sent = 1;
+    maybe_write_stats(v, 1);
+    vmm_event(v, EV_SECRET_VIOLATION, why, 0);
 }
 
 static int queue_frame(void *user, const uint8_t *frame, size_t len)
@@ -166,6 +179,7 @@ void net_glue_on_link(struct vmm *v, uint32_t events)
     if (g->fd >= 0)
         flush_out(v);
     maybe_write_stats(v, 0);
+    maybe_stop(v);
 }
 
 void net_glue_on_stack(struct vmm *v)
@@ -177,6 +191,7 @@ void net_glue_on_stack(struct vmm *v)
     if (g->fd >= 0)
         flush_out(v);
     maybe_write_stats(v, 0);
+    maybe_stop(v);
 }
 
 int net_glue_prepare(struct vmm *v, int *child_end, char *err, size_t cap)

@@ -100,13 +100,15 @@ void dns_proxy_query(struct net_stack *s, const struct dns_client *from, const u
     if (k >= 0) {
         snprintf(why, sizeof(why), "secret %s's placeholder in a DNS name", s->cfg.secrets[k].name);
         v = (struct verdict){0, -1, why};
-        s->st.denied_secret++;
     }
     if (!v.allow) {
         char what[300];
         snprintf(what, sizeof(what), "dns%s %s", from->over_tcp ? "/tcp" : "", q.name);
         s->st.denied_dns++;
-        net_log_deny(s, what, from->guest, from->port, from->server, 53, &v);
+        if (k >= 0) /* counted, logged and acted on as --secret-violation says */
+            net_secret_violation(s, what, from->port, from->server, 53, why);
+        else
+            net_log_deny(s, what, from->guest, from->port, from->server, 53, &v);
         size_t n = dns_build_error(data, &q, s->cfg.refuse_nxdomain ? DNS_RCODE_NXDOMAIN : DNS_RCODE_REFUSED, out,
                                    sizeof(out));
         reply(s, from, answer, limit, n ? out : NULL, n, now);

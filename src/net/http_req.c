@@ -5,7 +5,10 @@
  * A secret's placeholder becomes its value only in a header (Basic credentials
  * decoded and encoded again) of a request whose Host is the TLS server name, when
  * that name is one of the secret's hosts and the destination came from this box's own
- * DNS answer for it; anywhere else (the request target, a body, another host) the
+ * DNS answer for it; in the query and the body too when the secret asks (--secret-in:
+ * the query gets the value percent-encoded; a Content-Length body of at most
+ * HTTP_BODY_MAX is buffered and its length rewritten, a chunked one re-chunked as it
+ * streams); anywhere else (the path, another host, a body not asked for) the
  * connection stops. */
 #include "net/http_req.h"
 
@@ -26,6 +29,26 @@ void http_filter_init(struct http_filter *f, int scan_only)
     f->body_left = 0;
     f->requests = 0;
     f->why[0] = 0;
+    f->violation = 0;
+    f->body_swap = f->host_ok = 0;
+    f->body = f->emit = NULL;
+    f->body_len = f->pend_len = 0;
+}
+
+static void wipe_free(uint8_t **p, size_t n)
+{
+    if (*p) {
+        explicit_bzero(*p, n);
+        free(*p);
+        *p = NULL;
+    }
+}
+
+void http_filter_free(struct http_filter *f)
+{
+    wipe_free(&f->body, HTTP_BODY_MAX);
+    wipe_free(&f->emit, f->out_len);
+    explicit_bzero(f->pend, sizeof(f->pend));
 }
 
 void http_placeholder(const char *name, const uint8_t rnd[16], char *out, size_t cap)
@@ -40,6 +63,14 @@ static int failf(struct http_filter *f, const char *what, const char *detail)
 {
     snprintf(f->why, sizeof(f->why), "%s%s%s", what, detail ? ": " : "", detail ? detail : "");
     f->state = HS_FAILED;
+    return -1;
+}
+
+/* A secret where it may not go: the stream stops as a violation (net_secret_violation). */
+static int fail_secret(struct http_filter *f, const char *what, const char *detail)
+{
+    failf(f, what, detail);
+    f->violation = 1;
     return -1;
 }
 
@@ -87,13 +118,15 @@ struct wbuf {
     int over;
 };
 
+/* A wbuf whose p is NULL only counts. */
 static void put(struct wbuf *w, const void *d, size_t n)
 {
     if (w->over || n > w->cap - w->len) {
         w->over = 1;
         return;
     }
-    memcpy(w->p + w->len, d, n);
+    if (w->p)
+        memcpy(w->p + w->len, d, n);
     w->len += n;
 }
 
@@ -123,6 +156,85 @@ static void put_replaced(struct wbuf *w, const struct http_scope *sc, const uint
             i++;
         }
     }
+}
+
+/* The value percent-encoded (RFC 3986: all but unreserved characters), for a query. */
+static void put_pct(struct wbuf *w, const char *v)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *v; v++) {
+        unsigned char c = (unsigned char)*v;
+        if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+            put(w, v, 1);
+        } else {
+            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+            put(w, e, 3);
+        }
+    }
+}
+
+/* Why secret k may not go in place (NET_SECRET_IN_QUERY or _BODY) of this request ("": it may). */
+static const char *place_refusal(const struct http_scope *sc, int k, int host_ok, unsigned place)
+{
+    if (!(sc->cfg->secrets[k].in & place))
+        return place == NET_SECRET_IN_QUERY ? "placeholders go in headers only (--secret-in NAME=query lets it in)"
+                                            : "placeholders go in headers only (--secret-in NAME=body lets it in)";
+    return secret_refusal(sc, k, host_ok);
+}
+
+/* The placeholder of a secret at p[0..n): its index with *len, -1 when none starts there;
+ * *partial when p (to its end, n short of a placeholder) may be one's beginning. */
+static int placeholder_at(const struct http_scope *sc, const uint8_t *p, size_t n, size_t *len, int *partial)
+{
+    *partial = 0;
+    if (p[0] != 'c')
+        return -1;
+    for (int k = 0; k < sc->cfg->nsecrets; k++) {
+        const char *ph = sc->cfg->secrets[k].placeholder;
+        size_t pl = strlen(ph);
+        if (!pl)
+            continue;
+        if (n >= pl && !memcmp(p, ph, pl)) {
+            *len = pl;
+            return k;
+        }
+        if (n < pl && !memcmp(p, ph, n))
+            *partial = 1;
+    }
+    return -1;
+}
+
+/* Body bytes b[0..n) into w with the placeholders of secrets that may go in this body
+ * replaced by their values; any other placeholder fails the stream. Unless last, the
+ * bytes that may begin a placeholder are not taken: *taken says how many were. */
+static int swap_bytes(struct http_filter *f, const struct http_scope *sc, const uint8_t *b, size_t n, int last,
+                      struct wbuf *w, size_t *taken)
+{
+    size_t i = 0, from = 0;
+    while (i < n) {
+        size_t hl = 0;
+        int partial;
+        int k = placeholder_at(sc, b + i, n - i, &hl, &partial);
+        if (k >= 0) {
+            const char *no = place_refusal(sc, k, f->host_ok, NET_SECRET_IN_BODY);
+            if (*no) {
+                char what[200];
+                snprintf(what, sizeof(what), "secret %s in a request body to %s", sc->cfg->secrets[k].name, sc->sni);
+                return fail_secret(f, what, no);
+            }
+            put(w, b + from, i - from);
+            puts_(w, sc->values[k]);
+            i += hl;
+            from = i;
+            continue;
+        }
+        if (partial && !last)
+            break;
+        i++;
+    }
+    put(w, b + from, i - from);
+    *taken = i;
+    return 0;
 }
 
 /* ---- Basic credentials ---- */
@@ -231,7 +343,7 @@ static int put_value(struct http_filter *f, struct wbuf *w, const struct http_sc
         if (*no) {
             char what[200];
             snprintf(what, sizeof(what), "secret %s in a request header to %s", sc->cfg->secrets[i].name, sc->sni);
-            return failf(f, what, no);
+            return fail_secret(f, what, no);
         }
     }
     if (kd >= 0) {
@@ -274,7 +386,7 @@ static int put_rule_value(struct http_filter *f, struct wbuf *w, const struct ht
             if (*no) {
                 char what[200];
                 snprintf(what, sizeof(what), "secret %s in a header rule toward %s", sc->cfg->secrets[k].name, sc->sni);
-                return failf(f, what, no);
+                return fail_secret(f, what, no);
             }
             puts_(w, sc->values[k]);
         }
@@ -293,6 +405,7 @@ static int process_head(struct http_filter *f, const struct http_scope *sc)
     size_t ll = (size_t)(eol - p);
     if (ll && p[ll - 1] == '\r')
         ll--;
+    size_t ll_first = ll;
     const uint8_t *sp1 = memchr(p, ' ', ll), *sp2 = sp1 ? memchr(sp1 + 1, ' ', ll - (size_t)(sp1 + 1 - p)) : NULL;
     if (!sp1 || !sp2 || sp1 == p || sp2 == sp1 + 1 || (size_t)(p + ll - (sp2 + 1)) != 8 ||
         memcmp(sp2 + 1, "HTTP/1.", 7) || (sp2[8] != '0' && sp2[8] != '1'))
@@ -304,12 +417,9 @@ static int process_head(struct http_filter *f, const struct http_scope *sc)
         if (*q <= 0x20 || *q == 0x7f)
             return failf(f, "malformed request target", NULL);
     int connect = sp1 - p == 7 && !memcmp(p, "CONNECT", 7);
-    int k = find_secret(sc, sp1 + 1, (size_t)(sp2 - sp1 - 1));
-    if (k >= 0) {
-        char what[200];
-        snprintf(what, sizeof(what), "secret %s in the request target to %s", sc->cfg->secrets[k].name, sc->sni);
-        return failf(f, what, "placeholders go in headers only");
-    }
+    const uint8_t *target = sp1 + 1;
+    size_t target_len = (size_t)(sp2 - sp1 - 1);
+    int k;
     /* headers */
     struct hdr h[HTTP_MAX_HEADERS];
     int nh = 0, hosts = 0, host_ok = 0, chunked = 0, upgrade = 0, has_len = 0;
@@ -372,16 +482,49 @@ static int process_head(struct http_filter *f, const struct http_scope *sc)
         return failf(f, hosts ? "more than one Host header" : "no Host header", NULL);
     if (chunked && has_len)
         return failf(f, "both Content-Length and Transfer-Encoding", NULL);
-    /* the rewritten head */
+    /* Content-Length bodies up to HTTP_BODY_MAX are buffered when a secret may go in
+     * this request's body (its hosts, pinned, Host = SNI, --secret-in NAME=body);
+     * chunked ones are re-chunked as they stream. */
+    f->host_ok = host_ok;
+    f->body_swap = 0;
+    for (int i = 0; !connect && !upgrade && (chunked || clen) && i < sc->cfg->nsecrets; i++)
+        if (!*place_refusal(sc, i, host_ok, NET_SECRET_IN_BODY))
+            f->body_swap = 1;
+    if (f->body_swap && !chunked && clen > HTTP_BODY_MAX)
+        f->body_swap = 0; /* streamed: a placeholder in it is refused */
+    /* the rewritten head: the request line, its query's placeholders replaced when they may */
     struct wbuf w = {f->out, 0, sizeof(f->out), 0};
-    const uint8_t *rl = f->head;
-    put(&w, rl, (size_t)(memchr(rl, '\n', f->head_len) - (const void *)rl));
-    if (w.len && w.p[w.len - 1] == '\r')
-        w.len--;
+    put(&w, f->head, (size_t)(target - f->head));
+    const uint8_t *query = memchr(target, '?', target_len);
+    for (size_t i = 0, from = 0; i <= target_len; i++) {
+        size_t hl = 0;
+        int partial;
+        if (i == target_len) {
+            put(&w, target + from, i - from);
+            break;
+        }
+        k = placeholder_at(sc, target + i, target_len - i, &hl, &partial);
+        if (k < 0)
+            continue;
+        const char *no = !query || target + i < query ? "placeholders go in headers only"
+                                                      : place_refusal(sc, k, host_ok, NET_SECRET_IN_QUERY);
+        if (*no) {
+            char what[200];
+            snprintf(what, sizeof(what), "secret %s in the request target to %s", sc->cfg->secrets[k].name, sc->sni);
+            return fail_secret(f, what, no);
+        }
+        put(&w, target + from, i - from);
+        put_pct(&w, sc->values[k]);
+        from = i + hl;
+        i += hl - 1;
+    }
+    put(&w, sp2, (size_t)(f->head + ll_first - sp2));
     puts_(&w, "\r\n");
     for (int i = 0; i < nh; i++) {
         if (host_ok && rule_for(sc, &h[i]))
             continue; /* replaced by the rule below */
+        if (f->body_swap && !chunked && name_is(&h[i], "content-length"))
+            continue; /* written once the values are in the body */
         put(&w, h[i].name, h[i].nlen);
         puts_(&w, ": ");
         if (put_value(f, &w, sc, &h[i], host_ok) < 0)
@@ -398,14 +541,15 @@ static int process_head(struct http_filter *f, const struct http_scope *sc)
             return -1;
         puts_(&w, "\r\n");
     }
-    puts_(&w, "\r\n");
+    if (!(f->body_swap && !chunked))
+        puts_(&w, "\r\n"); /* (a buffered body's head ends with its Content-Length) */
     if (w.over)
         return failf(f, "request header block too large once rewritten", NULL);
     k = find_secret(sc, w.p, w.len); /* left anywhere else (a header's name...) */
     if (k >= 0) {
         char what[200];
         snprintf(what, sizeof(what), "secret %s in the request head to %s", sc->cfg->secrets[k].name, sc->sni);
-        return failf(f, what, "placeholders go in header values only");
+        return fail_secret(f, what, "placeholders go in header values only");
     }
     f->out_len = w.len;
     f->out_off = 0;
@@ -413,9 +557,102 @@ static int process_head(struct http_filter *f, const struct http_scope *sc)
     f->head_len = 0;
     f->carry_len = 0;
     f->body_left = clen;
+    f->pend_len = 0;
+    if (f->body_swap && !chunked) {
+        if (!(f->body = malloc(HTTP_BODY_MAX)))
+            return failf(f, "out of memory for a request body", NULL);
+        f->body_len = 0;
+        f->state = HS_BODY_BUF;
+        return 0;
+    }
     f->state = HS_EMIT;
     f->after = connect || upgrade ? HS_OPAQUE : chunked ? HS_CHUNK_SIZE : clen ? HS_BODY : HS_HEAD;
     return 0;
+}
+
+/* The buffered body is complete: the head (in f->out, without its end) with the body's
+ * new Content-Length, then the body with the values in, are emitted from f->emit. */
+static int finish_buffered(struct http_filter *f, const struct http_scope *sc)
+{
+    struct wbuf count = {NULL, 0, HTTP_BODY_OUT_MAX, 0};
+    size_t taken;
+    if (swap_bytes(f, sc, f->body, f->body_len, 1, &count, &taken) < 0)
+        return -1;
+    if (count.over)
+        return failf(f, "request body larger than 1 MiB once the secrets are in", NULL);
+    char cl[48];
+    int cn = snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n\r\n", count.len);
+    size_t total = f->out_len + (size_t)cn + count.len;
+    if (!(f->emit = malloc(total)))
+        return failf(f, "out of memory for a request body", NULL);
+    memcpy(f->emit, f->out, f->out_len);
+    memcpy(f->emit + f->out_len, cl, (size_t)cn);
+    struct wbuf w = {f->emit + f->out_len + cn, 0, count.len, 0};
+    swap_bytes(f, sc, f->body, f->body_len, 1, &w, &taken);
+    wipe_free(&f->body, HTTP_BODY_MAX);
+    f->out_len = total;
+    f->out_off = 0;
+    f->state = HS_EMIT;
+    f->after = HS_HEAD;
+    return 0;
+}
+
+/* Chunk data p[0..n) of a body that gets values: what can be decided (f->pend first) as
+ * a new chunk in f->out, emitted next; last: the body ends (nothing held back, then the
+ * last chunk's "0" line; the trailers pass after it). */
+static int rechunk(struct http_filter *f, const struct http_scope *sc, const uint8_t *p, size_t n, int last)
+{
+    uint8_t buf[sizeof(f->pend) + 4096];
+    memcpy(buf, f->pend, f->pend_len);
+    if (n)
+        memcpy(buf + f->pend_len, p, n);
+    size_t all = f->pend_len + n, taken = 0;
+    /* the chunk-size line goes before the data once the size is known */
+    struct wbuf w = {f->out + 24, 0, sizeof(f->out) - 24 - 2 - 3, 0};
+    if (swap_bytes(f, sc, buf, all, last, &w, &taken) < 0)
+        return -1;
+    if (w.over)
+        return failf(f, "request body chunk too large once the secrets are in", NULL);
+    f->pend_len = all - taken;
+    memcpy(f->pend, buf + taken, f->pend_len);
+    explicit_bzero(buf, sizeof(buf));
+    size_t at = 24;
+    if (w.len) {
+        char size[24];
+        int sn = snprintf(size, sizeof(size), "%zx\r\n", w.len);
+        at = 24 - (size_t)sn;
+        memcpy(f->out + at, size, (size_t)sn);
+        memcpy(f->out + 24 + w.len, "\r\n", 2);
+        w.len += 2;
+    }
+    if (last) {
+        memcpy(f->out + 24 + w.len, "0\r\n", 3);
+        w.len += 3;
+    }
+    f->out_off = at;
+    f->out_len = 24 + w.len;
+    f->after = f->state;
+    f->state = HS_EMIT;
+    return 0;
+}
+
+/* How much chunk data rechunk may take at once so that its output fits f->out even if
+ * every placeholder in it became the longest value. */
+static size_t rechunk_piece(const struct http_filter *f, const struct http_scope *sc)
+{
+    size_t maxv = 1, minpl = NET_SECRET_PLACEHOLDER;
+    for (int k = 0; k < sc->cfg->nsecrets; k++) {
+        size_t pl = strlen(sc->cfg->secrets[k].placeholder);
+        size_t vl = sc->values && sc->values[k] ? strlen(sc->values[k]) : 0;
+        if (pl && pl < minpl)
+            minpl = pl;
+        if (vl > maxv)
+            maxv = vl;
+    }
+    size_t piece = 4096, room = sizeof(f->out) - 64;
+    while (piece > 1 && ((f->pend_len + piece) / minpl + 1) * maxv + f->pend_len + piece > room)
+        piece /= 2;
+    return piece;
 }
 
 /* Body or opaque bytes: placeholders are refused (split ones through the carry). */
@@ -432,10 +669,14 @@ static int scan_body(struct http_filter *f, const struct http_scope *sc, const u
             char what[200];
             if (f->scan_only) {
                 snprintf(what, sizeof(what), "secret %s in TLS to %s", sc->cfg->secrets[k].name, sc->sni);
-                return failf(f, what, "not one of the secret's hosts");
+                return fail_secret(f, what, "not one of the secret's hosts");
             }
             snprintf(what, sizeof(what), "secret %s in a request body to %s", sc->cfg->secrets[k].name, sc->sni);
-            return failf(f, what, "placeholders go in headers only");
+            const char *no = place_refusal(sc, k, f->host_ok, NET_SECRET_IN_BODY);
+            if (!*no)
+                no = f->state == HS_OPAQUE ? "bytes after an upgrade are not rewritten"
+                                           : "a Content-Length body larger than 64 KiB is not rewritten";
+            return fail_secret(f, what, no);
         }
         size_t keep = all < sizeof(f->carry) ? all : sizeof(f->carry);
         memmove(f->carry, buf + all - keep, keep);
@@ -457,11 +698,12 @@ int http_filter_run(struct http_filter *f, const struct http_scope *sc, const ui
         size_t room = outcap - *outlen;
         if (f->state == HS_EMIT) {
             size_t k = f->out_len - f->out_off < room ? f->out_len - f->out_off : room;
-            memcpy(out + *outlen, f->out + f->out_off, k);
+            memcpy(out + *outlen, (f->emit ? f->emit : f->out) + f->out_off, k);
             *outlen += k;
             f->out_off += k;
             if (f->out_off < f->out_len)
                 break;
+            wipe_free(&f->emit, f->out_len);
             f->line_len = 0;
             f->state = f->after;
             continue;
@@ -493,8 +735,33 @@ int http_filter_run(struct http_filter *f, const struct http_scope *sc, const ui
                 return -1;
             break;
         }
-        case HS_BODY:
+        case HS_BODY_BUF: {
+            size_t k = avail < f->body_left ? avail : (size_t)f->body_left;
+            memcpy(f->body + f->body_len, p, k);
+            f->body_len += k;
+            f->body_left -= k;
+            i += k;
+            if (!f->body_left && finish_buffered(f, sc) < 0)
+                return -1;
+            break;
+        }
         case HS_CHUNK_DATA:
+            if (f->body_swap) {
+                size_t k = rechunk_piece(f, sc);
+                if (k > avail)
+                    k = avail;
+                if (k > f->body_left)
+                    k = (size_t)f->body_left;
+                f->body_left -= k;
+                i += k;
+                if (!f->body_left)
+                    f->state = HS_CHUNK_CRLF;
+                if (rechunk(f, sc, p, k, 0) < 0)
+                    return -1;
+                break;
+            }
+            /* fall through */
+        case HS_BODY:
         case HS_OPAQUE: {
             size_t k = avail < room ? avail : room;
             if (f->state != HS_OPAQUE && f->body_left < k)
@@ -534,10 +801,13 @@ int http_filter_run(struct http_filter *f, const struct http_scope *sc, const ui
             if (k >= 0) {
                 char what[200];
                 snprintf(what, sizeof(what), "secret %s in a chunk line to %s", sc->cfg->secrets[k].name, sc->sni);
-                return failf(f, what, "placeholders go in headers only");
+                return fail_secret(f, what, "placeholders go in headers only");
             }
-            memcpy(out + *outlen, f->line, ll);
-            *outlen += ll;
+            int own_framing = f->body_swap && f->state != HS_TRAILER; /* re-chunked: new size lines */
+            if (!own_framing) {
+                memcpy(out + *outlen, f->line, ll);
+                *outlen += ll;
+            }
             f->line_len = 0;
             if (f->state == HS_CHUNK_CRLF) {
                 if (ll != 2)
@@ -557,6 +827,8 @@ int http_filter_run(struct http_filter *f, const struct http_scope *sc, const ui
                     return failf(f, "malformed chunk size", NULL);
                 f->body_left = size;
                 f->state = size ? HS_CHUNK_DATA : HS_TRAILER;
+                if (!size && f->body_swap && rechunk(f, sc, NULL, 0, 1) < 0) /* the rest, then "0" */
+                    return -1;
             } else if (ll == 2) {
                 f->state = HS_HEAD; /* the empty line after the trailers: the request is complete */
             }

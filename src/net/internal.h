@@ -88,6 +88,8 @@ struct net_stack {
     struct tls_box *tls;                  /* NULL when the box has none */
     int ntls;                             /* intercepted connections open */
     char *secret_values[NET_MAX_SECRETS]; /* cfg.secrets[i]'s value (net_stack_secret_value), wiped at free */
+    int stop_wanted;                      /* a secret violation stops the box (net_stack_stop_wanted) */
+    char stop_why[400];
 };
 
 /* ---- stack.c ---- */
@@ -179,6 +181,11 @@ void net_fit_fds(struct net_stack *s);
 void net_log_deny(struct net_stack *s, const char *what, uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport,
                   const struct verdict *v);
 /* "TIME note TEXT", the same way. */
+/* A secret's placeholder went where it may not (why): counted, logged as the denial of
+ * what SPORT -> DST:DPORT unless cfg.secret_violation is NET_SV_BLOCK, and under
+ * NET_SV_BLOCK_AND_STOP the box is to stop. The caller closes the connection. */
+void net_secret_violation(struct net_stack *s, const char *what, uint16_t sport, uint32_t dst, uint16_t dport,
+                          const char *why);
 void net_log_note(struct net_stack *s, const char *text);
 /* ip (host byte order) as dotted text in buf (INET_ADDRSTRLEN bytes); returns buf. */
 const char *net_ip_text(uint32_t ip, char *buf);

@@ -34,7 +34,14 @@ struct net_secret {
     int nhosts;
     char placeholder[NET_SECRET_PLACEHOLDER];
     char file[512]; /* where its value is read at each start, when not in the environment ("": nowhere) */
+    unsigned in;    /* NET_SECRET_IN_*: where else than headers the value may be put (--secret-in) */
 };
+
+/* Where a secret's placeholder becomes its value besides request headers (and Basic
+ * credentials), which always may: the request target's query (percent-encoded) and
+ * the request body (Content-Length rewritten, chunked bodies re-chunked). */
+#define NET_SECRET_IN_QUERY 1u
+#define NET_SECRET_IN_BODY 2u
 
 /* A request header set (added, or replacing the guest's) toward host. */
 struct net_header_rule {
@@ -108,7 +115,16 @@ struct net_config {
     int nsecrets;
     struct net_header_rule header_rules[NET_MAX_HEADER_RULES];
     int nheader_rules;
+    int secret_violation; /* enum net_secret_violation: what a placeholder going where it may not does */
 };
+
+/* What a secret's placeholder going where it may not go does (--secret-violation): the
+ * connection is always refused and closed, and counted (denied_secret); LOG (the
+ * default) also writes the net.log line; STOP also has the monitor stop the box. */
+enum net_secret_violation { NET_SV_BLOCK_AND_LOG = 0, NET_SV_BLOCK = 1, NET_SV_BLOCK_AND_STOP = 2 };
+/* "block", "block-and-log", "block-and-stop-box" into *out; -1 (err says the choices). */
+int net_secret_violation_parse(const char *text, int *out, char *err, size_t errcap);
+const char *net_secret_violation_name(int v);
 
 #define NET_LOG_DEFAULT_BYTES (1024u * 1024) /* so at most about 2 MiB of log per box */
 /* Per box, against a guest that opens all it can: the bytes of everything the stack
@@ -186,6 +202,9 @@ void net_stack_wake_in(struct net_stack *s, unsigned ms);
 void net_stack_link_ready(struct net_stack *s);
 /* The stack's counters, owned by s and updated in place. */
 const struct net_stats *net_stack_stats(const struct net_stack *s);
+/* Why the box must stop (a secret violation under NET_SV_BLOCK_AND_STOP), NULL while it
+ * need not. Once set the stack drops every frame from the guest. */
+const char *net_stack_stop_wanted(const struct net_stack *s);
 /* The configuration in effect: the caps as fitted under RLIMIT_NOFILE (net_stack_new
  * lowers them, with a note in net.log, when the process may not open enough). */
 const struct net_config *net_stack_config(const struct net_stack *s);
@@ -208,6 +227,10 @@ int net_secret_add(struct net_config *c, const char *name, const char *hosts, co
                    size_t errcap);
 /* A secret's name: an environment variable name (letters, digits, _; no leading digit). */
 int net_secret_name_valid(const char *name);
+/* "NAME=headers,query,body" (--secret-in): where secret NAME's value may go. */
+int net_secret_in_set(struct net_config *c, const char *spec, char *err, size_t errcap);
+/* One place ("query", "body", "headers") into *bit (0 for headers: always); -1 if unknown. */
+int net_secret_in_word(const char *word, size_t len, unsigned *bit);
 /* Adds hosts to the secret NAME of c ("NAME=host[,host...]", --secret-host). */
 int net_secret_hosts_add(struct net_config *c, const char *spec, char *err, size_t errcap);
 /* "HOST:Name=Value" (--header-rule) added to c; -1 with a message in err. */

@@ -93,3 +93,21 @@ void net_log_note(struct net_stack *s, const char *text)
     if (n > 0)
         log_line(s, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
+
+void net_secret_violation(struct net_stack *s, const char *what, uint16_t sport, uint32_t dst, uint16_t dport,
+                          const char *why)
+{
+    s->st.denied_secret++;
+    int stop = s->cfg.secret_violation == NET_SV_BLOCK_AND_STOP;
+    if (s->cfg.secret_violation != NET_SV_BLOCK) {
+        char text[360];
+        snprintf(text, sizeof(text), "%.300s%s", why, stop && !s->stop_wanted ? "; the box is stopped" : "");
+        struct verdict v = {0, -1, text};
+        net_log_deny(s, what, s->cfg.guest_ip, sport, dst, dport, &v);
+    }
+    if (stop && !s->stop_wanted) {
+        s->stop_wanted = 1;
+        snprintf(s->stop_why, sizeof(s->stop_why), "secret violation (--secret-violation block-and-stop-box): %.300s",
+                 why);
+    }
+}

@@ -171,3 +171,60 @@ int net_secret_value_ok(const char *value, size_t len, char *err, size_t errcap)
         }
     return 1;
 }
+
+static const char *const violation_names[] = {
+    [NET_SV_BLOCK_AND_LOG] = "block-and-log", [NET_SV_BLOCK] = "block", [NET_SV_BLOCK_AND_STOP] = "block-and-stop-box"};
+
+const char *net_secret_violation_name(int v)
+{
+    return v >= 0 && v < (int)(sizeof(violation_names) / sizeof(violation_names[0])) ? violation_names[v] : "?";
+}
+
+int net_secret_violation_parse(const char *text, int *out, char *err, size_t errcap)
+{
+    for (int i = 0; i < (int)(sizeof(violation_names) / sizeof(violation_names[0])); i++)
+        if (!strcmp(text, violation_names[i])) {
+            *out = i;
+            return 0;
+        }
+    snprintf(err, errcap, "secret violation action \"%.60s\": use block, block-and-log or block-and-stop-box", text);
+    return -1;
+}
+
+int net_secret_in_word(const char *w, size_t n, unsigned *bit)
+{
+    if (n == 7 && !strncmp(w, "headers", 7))
+        *bit = 0;
+    else if (n == 5 && !strncmp(w, "query", 5))
+        *bit = NET_SECRET_IN_QUERY;
+    else if (n == 4 && !strncmp(w, "body", 4))
+        *bit = NET_SECRET_IN_BODY;
+    else
+        return -1;
+    return 0;
+}
+
+int net_secret_in_set(struct net_config *c, const char *spec, char *err, size_t errcap)
+{
+    const char *eq = strchr(spec, '=');
+    struct net_secret *s = eq ? secret_named(c, spec, (size_t)(eq - spec)) : NULL;
+    if (!s) {
+        snprintf(err, errcap,
+                 "--secret-in \"%.100s\": use NAME=headers,query,body for a secret given with --secret NAME", spec);
+        return -1;
+    }
+    unsigned in = 0;
+    for (const char *p = eq + 1; *p;) {
+        size_t n = strcspn(p, ",");
+        unsigned bit;
+        if (net_secret_in_word(p, n, &bit) < 0) {
+            snprintf(err, errcap, "--secret-in %s: \"%.*s\" is not a place: use headers, query or body", s->name,
+                     (int)(n < 40 ? n : 40), p);
+            return -1;
+        }
+        in |= bit;
+        p += n + (p[n] == ',');
+    }
+    s->in = in;
+    return 0;
+}

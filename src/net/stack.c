@@ -276,6 +276,10 @@ void net_input_frame_at(struct net_stack *s, const uint8_t *f, size_t n, uint64_
     static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     s->st.frames_in++;
     s->st.bytes_in += n;
+    if (s->stop_wanted) { /* a secret violation: the box is cut off while it stops */
+        s->st.dropped_other++;
+        return;
+    }
     if (n < ETH_HDR || n > sizeof(s->frame)) {
         s->st.dropped_malformed++;
         return;
@@ -499,5 +503,7 @@ void net_stack_link_ready(struct net_stack *s)
 }
 
 const struct net_stats *net_stack_stats(const struct net_stack *s) { return &s->st; }
+
+const char *net_stack_stop_wanted(const struct net_stack *s) { return s->stop_wanted ? s->stop_why : NULL; }
 
 const struct net_config *net_stack_config(const struct net_stack *s) { return &s->cfg; }

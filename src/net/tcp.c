@@ -336,9 +336,7 @@ static int scan_plain(struct net_stack *s, struct tcp_conn *c)
             char why[200];
             snprintf(why, sizeof(why), "secret %s's placeholder in a connection that is not intercepted TLS",
                      s->cfg.secrets[k].name);
-            struct verdict v = {0, -1, why};
-            s->st.denied_secret++;
-            net_log_deny(s, "tcp", s->cfg.guest_ip, c->gport, c->rip, c->rport, &v);
+            net_secret_violation(s, "tcp", c->gport, c->rip, c->rport, why);
             reset_conn(s, c);
             return -1;
         }

@@ -184,6 +184,7 @@ void tls_conn_free(struct net_stack *s, struct tls_conn *t)
     BIO_free(t->srv_net);
     BIO_free(t->cli_net);
     if (t->http) {
+        http_filter_free(t->http);
         OPENSSL_cleanse(t->http, sizeof(*t->http));
         free(t->http);
     }
@@ -305,8 +306,13 @@ static int relay_filtered(struct net_stack *s, struct tcp_conn *c)
         size_t used = 0, before = t->up_len;
         if (http_filter_run(t->http, &t->scope, t->raw + t->raw_off, t->raw_len - t->raw_off, &used, t->up,
                             sizeof(t->up), &t->up_len) < 0) {
-            s->st.denied_secret++;
-            return fail(s, c, NULL, t->http->why);
+            if (!t->http->violation) {
+                s->st.denied_secret++; /* a request the filter cannot read safely */
+                return fail(s, c, NULL, t->http->why);
+            }
+            net_secret_violation(s, "tls", c->gport, c->rip, c->rport, t->http->why);
+            ERR_clear_error();
+            return -1;
         }
         t->raw_off += used;
         progress |= used > 0 || t->up_len > before;

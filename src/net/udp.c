@@ -72,11 +72,13 @@ void udp_input(struct net_stack *s, const struct pkt_ip *ip, uint64_t now)
     } else if (k >= 0) {
         snprintf(why, sizeof(why), "secret %s's placeholder in a UDP datagram", s->cfg.secrets[k].name);
         v = (struct verdict){0, -1, why};
-        s->st.denied_secret++;
     }
     if (!v.allow) {
         s->st.denied_udp++;
-        net_log_deny(s, "udp", ip->src, u.sport, dst, u.dport, &v);
+        if (k >= 0 && u.dport != 443) /* counted, logged and acted on as --secret-violation says */
+            net_secret_violation(s, "udp", u.sport, dst, u.dport, why);
+        else
+            net_log_deny(s, "udp", ip->src, u.sport, dst, u.dport, &v);
         return;
     }
     uint32_t cip = dst == s->cfg.host_alias_ip ? 0x7f000001 : dst;

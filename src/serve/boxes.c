@@ -99,7 +99,7 @@ static const char *const create_keys[] = {
     "env",         "working_dir", "user",      "entrypoint",  "cmd",     "network",    "detach",       "auto_stop",
     "auto_delete", "labels",      "ephemeral", "auto_start",  "accel",   "vmm",        "ports",        "volumes",
     "security",    "command",     "restart",   "health",      "tty",     "open_stdin", "secrets",    "header_rules",
-    "tls_intercept", "tls_bypass", NULL};
+    "tls_intercept", "tls_bypass", "secret_violation", NULL};
 /* clang-format on */
 
 #define LABELS_MAX 64
@@ -322,6 +322,8 @@ struct create_args {
     const char **header_rules, **tls_intercept, **tls_bypass;
     cocoon_secret *secrets; /* names and hosts: values come from the server's environment */
     char *secret_hosts;
+    const char **secret_in; /* "NAME=query,body" for entries with "in" */
+    char *secret_in_text;
 };
 
 /* "secrets": [{"name": NAME, "hosts": [HOST...]}]: never a value (each start reads
@@ -335,21 +337,26 @@ static int read_secrets(struct req *r, json_t *list, struct create_args *a)
         return serve_error(r, 400, "invalid_argument", "secrets: a list of at most 16 {name, hosts}");
     a->secrets = calloc(n + 1, sizeof(*a->secrets));
     a->secret_hosts = calloc(n ? n : 1, 1024);
-    if (!a->secrets || !a->secret_hosts)
+    a->secret_in = calloc(n + 1, sizeof(*a->secret_in));
+    a->secret_in_text = calloc(n ? n : 1, 128);
+    size_t nin = 0;
+    if (!a->secrets || !a->secret_hosts || !a->secret_in || !a->secret_in_text)
         return serve_error(r, 503, "resource_exhausted", "out of memory");
     json_t *s;
     json_array_foreach(list, i, s)
     {
-        static const char *const keys[] = {"name", "hosts", NULL};
-        const char **hosts = NULL;
+        static const char *const keys[] = {"name", "hosts", "in", NULL};
+        const char **hosts = NULL, **in = NULL;
         if (!json_is_object(s) || serve_only_keys(r, s, keys) < 0 ||
             serve_get_string(r, s, "name", 63, &a->secrets[i].name) < 0 ||
-            serve_get_strings(r, s, "hosts", 4, &hosts) < 0) {
+            serve_get_strings(r, s, "hosts", 4, &hosts) < 0 || serve_get_strings(r, s, "in", 3, &in) < 0) {
             free(hosts);
+            free(in);
             return r->answered ? -1 : serve_error(r, 400, "invalid_argument", "secrets: entries are {name, hosts}");
         }
         if (!a->secrets[i].name) {
             free(hosts);
+            free(in);
             return serve_error(r, 400, "invalid_argument", "secrets: an entry without a name");
         }
         char *h = a->secret_hosts + i * 1024;
@@ -358,6 +365,14 @@ static int read_secrets(struct req *r, json_t *list, struct create_args *a)
             len += (size_t)snprintf(h + len, len < 1024 ? 1024 - len : 0, "%s%s", len ? "," : "", hosts[k]);
         free(hosts);
         a->secrets[i].hosts = h;
+        if (in && in[0]) { /* "NAME=WHERE,WHERE": the words are checked by cocoon_box_create */
+            char *spec = a->secret_in_text + i * 128;
+            len = (size_t)snprintf(spec, 128, "%s=", a->secrets[i].name);
+            for (size_t k = 0; in[k]; k++)
+                len += (size_t)snprintf(spec + len, len < 128 ? 128 - len : 0, "%s%.10s", k ? "," : "", in[k]);
+            a->secret_in[nin++] = spec;
+        }
+        free(in);
     }
     return 0;
 }
@@ -374,6 +389,8 @@ static void create_args_free(struct create_args *a)
     free(a->tls_bypass);
     free(a->secrets);
     free(a->secret_hosts);
+    free(a->secret_in);
+    free(a->secret_in_text);
     main_request_free(&a->main);
     health_request_free(&a->health);
     json_decref(a->body);
@@ -406,12 +423,14 @@ static int create_box(struct req *r, struct create_args *a, cocoon_runtime *rt)
         serve_get_strings(r, b, "header_rules", 16, &a->header_rules) < 0 ||
         serve_get_strings(r, b, "tls_intercept", 32, &a->tls_intercept) < 0 ||
         serve_get_strings(r, b, "tls_bypass", 32, &a->tls_bypass) < 0 ||
+        serve_get_string(r, b, "secret_violation", 32, &o.secret_violation) < 0 ||
         read_secrets(r, json_object_get(b, "secrets"), a) < 0)
         return -1;
     o.header_rules = a->header_rules;
     o.tls_intercept = a->tls_intercept;
     o.tls_bypass = a->tls_bypass;
     o.secrets = a->secrets;
+    o.secret_in = a->secret_in;
     if (rootfs_path && o.rootfs)
         return serve_error(r, 400, "invalid_argument", "give either \"rootfs\" or \"rootfs_path\", not both");
     if (rootfs_path)

@@ -28,6 +28,9 @@ static void setup(void)
     net_header_rule_add(&cfg, "api.example.com:X-Api-Key={{KEY}}", err, sizeof(err));
 }
 
+/* KEY may go in the query and the body when the second byte's low bit says so. */
+static void set_in(int all) { cfg.secrets[0].in = all ? NET_SECRET_IN_QUERY | NET_SECRET_IN_BODY : 0; }
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 2)
@@ -38,6 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct http_scope sc = {.sni = "api.example.com", .pinned = data[0] & 1, .cfg = &cfg, .values = values};
     size_t step = 1 + (data[0] >> 1) * 37, room = 1 + (size_t)data[1] * 64;
     int scan_only = data[1] == 0xfe; /* a host that is no secret's: scanned only */
+    set_in(data[1] & 1);
     data += 2;
     size -= 2;
     http_filter_init(&f, scan_only);
@@ -57,5 +61,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         stuck = used || outlen > before ? 0 : stuck + 1;
         off += used;
     }
+    http_filter_free(&f);
     return 0;
 }

@@ -17,6 +17,7 @@ import socket
 import struct
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -451,5 +452,69 @@ print("bearer", get("https://api.example.com/again", Authorization="Bearer " + o
                     continue
                 for value in (SECRET, FILE_SECRET):
                     assert value.encode() not in data, f"{value} found in {path}"
+    finally:
+        vm.run("rm", "-f", box)
+
+
+def test_secret_violation_stops_box(vm, upstream):
+    """--secret-violation block-and-stop-box: the placeholder sent to a host that is not
+    the secret's is refused, net.log says so and that the box is stopped, and the box's
+    monitor stops it (vmm.log names the violation). First, --secret-in puts the value in
+    a query and a JSON body."""
+    d, dport, _ = upstream
+    env = {"COCOON_DNS_UPSTREAM": f"127.0.0.1:{dport}", "COCOON_TLS_EXTRA_CA": f"{d}/ca.pem",
+           "OPENAI_API_KEY": SECRET}
+    box = decode(vm.run("run", "-d", "--net", "open", "--secret", "OPENAI_API_KEY", "--secret-host",
+                        "OPENAI_API_KEY=api.example.com", "--secret-in", "OPENAI_API_KEY=headers,query,body",
+                        "--secret-violation", "block-and-stop-box", env=env, check=0).stdout).strip()
+    try:
+        r = vm.run("exec", box, "--", "python3", "-u", "-c", SECRET_CLIENT.split("def raw", 1)[0] + """
+def raw(host, sni, req):
+    ctx = ssl.create_default_context()
+    try:
+        with socket.create_connection((host, 443), timeout=20) as s:
+            with ctx.wrap_socket(s, server_hostname=sni) as t:
+                t.sendall(req.encode())
+                data = t.recv(65536)
+                return "ok " + data.decode(errors="replace").split("\\r\\n")[0] if data else "error closed"
+    except Exception as e:
+        return "error %s %s" % (type(e).__name__, e)
+print("query", get("https://api.example.com/q2?k=" + key + "&x=1"), flush=True)
+try:
+    req = urllib.request.Request("https://api.example.com/json", data=json.dumps({"key": key}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=20) as resp:
+        print("json ok", resp.status, flush=True)
+except Exception as e:
+    print("json error", type(e).__name__, e, flush=True)
+print("other", raw("plain.example.com", "plain.example.com",
+                   "GET /stop-other HTTP/1.1\\r\\nHost: plain.example.com\\r\\nX-Key: " + key + "\\r\\n\\r\\n"), flush=True)
+""", timeout=120)
+        out = decode(r.stdout) + decode(r.stderr)
+        # the box stops on its own
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            info = json.loads(decode(vm.run("inspect", "--json", box, check=0).stdout) or "{}")
+            if info.get("running") is False:
+                break
+            time.sleep(0.5)
+        out += diagnostics(vm, box)
+        assert "bearer ok" in out and "query ok" in out and "json ok 200" in out, out
+        # --secret-in: the real value in the query and in a JSON body (read by its Content-Length)
+        seen = {q["target"]: q for q in requests_seen(d)}
+        assert f"/q2?k={SECRET}&x=1" in seen, seen
+        assert json.loads(seen["/json"]["body"]) == {"key": SECRET}, seen
+        assert dict((k.lower(), v) for k, v in seen["/json"]["headers"])["content-length"] == \
+            str(len(seen["/json"]["body"])), seen
+        assert "\nother ok" not in out, out
+        assert info.get("running") is False, out
+        why = "secret OPENAI_API_KEY in TLS to plain.example.com: not one of the secret's hosts"
+        log = decode(vm.run("logs", "--net", box).stdout)
+        assert why + "; the box is stopped" in log, log
+        bdir = [n for n in vm.box_dirs() if box.startswith(n) or n.startswith(box)][0]
+        with open(os.path.join(vm.boxes_dir(), bdir, "vmm.log"), errors="replace") as f:
+            vlog = f.read()
+        assert "stopping the box: secret violation (--secret-violation block-and-stop-box): " + why in vlog, vlog
+        assert "/stop-other" not in {q["target"] for q in requests_seen(d)}
     finally:
         vm.run("rm", "-f", box)

@@ -328,6 +328,20 @@ static void test_secrets(void **state)
     free(a);
     free(b);
     json_decref(cfg);
+    /* where else a value may go, and what a violation does */
+    cfg = accepted("boxes:\n  a:\n    secret_violation: block-and-stop-box\n    secrets:\n"
+                   "      K5: {hosts: x.example.com, in: [headers, query, body]}\n");
+    json_t *box = json_array_get(json_object_get(cfg, "boxes"), 0);
+    a = json_dumps(json_object_get(box, "secrets"), JSON_COMPACT);
+    assert_string_equal(a, "[{\"name\":\"K5\",\"hosts\":[\"x.example.com\"],\"in\":[\"headers\",\"query\",\"body\"]}]");
+    assert_string_equal(json_string_value(json_object_get(box, "secret_violation")), "block-and-stop-box");
+    free(a);
+    json_decref(cfg);
+    refused("boxes:\n  web:\n    secrets: {K: {hosts: a.example.com, in: [cookie]}}\n",
+            "c.yaml:3:46: secrets: K: in: expected headers, query or body");
+    refused("boxes:\n  web:\n    secret_violation: stop\n",
+            "c.yaml:3:23: secret_violation: secret violation action \"stop\": use block, block-and-log or "
+            "block-and-stop-box");
 }
 
 static void test_box_refusals(void **state)
@@ -341,16 +355,16 @@ static void test_box_refusals(void **state)
     refused("boxes:\n  web:\n    cpu: 2\n", "c.yaml:3:5: unknown key \"cpu\" in a box (did you mean \"cpus\"?)");
     refused("boxes:\n  web:\n    comand: x\n",
             "c.yaml:3:5: unknown key \"comand\" in a box (did you mean \"command\"?)");
-    refused("boxes:\n  web:\n    entrypoint: x\n",
-            "c.yaml:3:5: unknown key \"entrypoint\" in a box (known keys: image, rootfs, cpus, memory, disk, env, "
-            "workdir, user, ephemeral, network, scripts, command, restart, healthcheck, ports, secrets)");
+    refused(
+        "boxes:\n  web:\n    entrypoint: x\n",
+        "c.yaml:3:5: unknown key \"entrypoint\" in a box (known keys: image, rootfs, cpus, memory, disk, env, "
+        "workdir, user, ephemeral, network, scripts, command, restart, healthcheck, ports, secrets, secret_violation)");
     refused("boxes:\n  web:\n    secrets: OPENAI_API_KEY\n",
             "c.yaml:3:14: secrets: expected a list of names or a mapping NAME: hosts, got a single value");
     refused("boxes:\n  web:\n    secrets: [1KEY]\n",
             "c.yaml:3:15: secrets: \"1KEY\" must be an environment variable name");
     refused("boxes:\n  web:\n    secrets: {KEY: \"*\"}\n", "c.yaml:3:20: secrets: a host is a host name or *.DOMAIN");
-    refused("boxes:\n  web:\n    secrets: {KEY: {a: b}}\n",
-            "c.yaml:3:20: secrets: KEY: expected a host or a list of hosts");
+    refused("boxes:\n  web:\n    secrets: {KEY: {a: b}}\n", "c.yaml:3:21: secrets: KEY: unknown key \"a\" (hosts, in)");
     refused("boxes:\n  web:\n    volumes: [\"./a:/a\"]\n",
             "c.yaml:3:5: volumes are not supported yet (cocoon does not have them; remove the key)");
     refused("boxes:\n  web:\n    image: x\n    rootfs: /d\n",
