@@ -77,6 +77,14 @@ int cli_usage_error(const char *cmd, const char *text);
  * optind at the first operand); else the command's exit code: 0 after printing help,
  * or a usage error. */
 int cli_simple_opts(int argc, char **argv, const char *cmd, const char *help, const char *flag, char letter, int *set);
+/* Options of clone and fork: --name NAME, -n/--count COUNT (1..max), --help, and one
+ * operand (what names it in the usage error). -1 once parsed (optind at the operand);
+ * else the command's exit code. */
+int cli_name_count_opts(int argc, char **argv, const char *cmd, const char *help, const char *what, unsigned max,
+                        const char **name, unsigned *count);
+/* Room for count box ids (what clone and fork print) and the runtime; -1 after saying
+ * why (nothing left to free then). */
+int cli_open_with_ids(unsigned count, char (**ids)[16], cocoon_runtime **rt);
 /* "1.5GB", "200.0MB", "12B" (powers of 1000, as docker prints sizes). */
 void cli_human_bytes(uint64_t b, char *out, size_t cap);
 int cli_parse_memory(const char *s, unsigned *mib);

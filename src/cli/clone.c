@@ -1,9 +1,9 @@
 /* `cocoon clone`: new boxes from a stopped box or a snapshot, each a copy-on-write
  * layer over the snapshot's read-only layer (cocoon_box_clone). Prints the new ids. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 
@@ -23,41 +23,17 @@ static const char clone_help[] = "usage: cocoon clone [--name NAME] [-n COUNT] B
 
 int cmd_clone(int argc, char **argv)
 {
-    static const struct option lo[] = {{"name", required_argument, NULL, 'N'},
-                                       {"count", required_argument, NULL, 'n'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {0}};
     cocoon_clone_options o;
     cocoon_clone_options_init(&o);
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "n:h", lo, NULL)) != -1) {
-        if (c == 'h') {
-            fputs(clone_help, stdout);
-            return 0;
-        }
-        if (c == 'N')
-            o.name = optarg;
-        else if (c == 'n') {
-            if (cli_parse_uint(optarg, "count", 1, COCOON_CLONE_MAX, &o.count) < 0)
-                return CLI_EXIT_RUNTIME;
-        } else
-            return cli_usage_error("clone", "unknown option or missing value");
-    }
-    if (optind != argc - 1)
-        return cli_usage_error("clone", "give one box or snapshot");
+    int parsed = cli_name_count_opts(argc, argv, "clone", clone_help, "give one box or snapshot", COCOON_CLONE_MAX,
+                                     &o.name, &o.count);
+    if (parsed >= 0)
+        return parsed;
     unsigned count = o.count ? o.count : 1;
-    char(*ids)[16] = calloc(count, sizeof(*ids));
-    if (!ids) {
-        cli_error("out of memory");
-        return CLI_EXIT_RUNTIME;
-    }
+    char(*ids)[16];
     cocoon_runtime *rt;
-    if (cli_open_runtime(&rt) < 0) {
-        free(ids);
+    if (cli_open_with_ids(count, &ids, &rt) < 0)
         return CLI_EXIT_RUNTIME;
-    }
     cocoon_error err;
     int rc = 0;
     if (cocoon_box_clone(rt, argv[optind], &o, ids, NULL, &err) < 0)

@@ -77,6 +77,49 @@ int cli_simple_opts(int argc, char **argv, const char *cmd, const char *help, co
     return -1;
 }
 
+int cli_name_count_opts(int argc, char **argv, const char *cmd, const char *help, const char *what, unsigned max,
+                        const char **name, unsigned *count)
+{
+    static const struct option lo[] = {{"name", required_argument, NULL, 'N'},
+                                       {"count", required_argument, NULL, 'n'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {0}};
+    optind = 0;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "n:h", lo, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(help, stdout);
+            return 0;
+        }
+        if (c == 'N')
+            *name = optarg;
+        else if (c == 'n') {
+            if (cli_parse_uint(optarg, "count", 1, max, count) < 0)
+                return CLI_EXIT_RUNTIME;
+        } else
+            return cli_usage_error(cmd, "unknown option or missing value");
+    }
+    if (optind != argc - 1)
+        return cli_usage_error(cmd, what);
+    return -1;
+}
+
+int cli_open_with_ids(unsigned count, char (**ids)[16], cocoon_runtime **rt)
+{
+    *ids = calloc(count ? count : 1, sizeof(**ids));
+    if (!*ids) {
+        cli_error("out of memory");
+        return -1;
+    }
+    if (cli_open_runtime(rt) < 0) {
+        free(*ids);
+        *ids = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 static void print_notice(void *user, const char *message) { fprintf(stderr, "cocoon: %s\n", message); }
 
 int cli_open_runtime(cocoon_runtime **rt)

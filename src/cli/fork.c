@@ -1,9 +1,9 @@
 /* `cocoon fork`: one capture of a running box (disk and memory), new running boxes
  * that go on from it (cocoon_box_fork, qemu backend). Prints the new ids. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 
@@ -24,41 +24,17 @@ static const char fork_help[] = "usage: cocoon fork [--name NAME] [-n COUNT] BOX
 
 int cmd_fork(int argc, char **argv)
 {
-    static const struct option lo[] = {{"name", required_argument, NULL, 'N'},
-                                       {"count", required_argument, NULL, 'n'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {0}};
     cocoon_fork_options o;
     cocoon_fork_options_init(&o);
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "n:h", lo, NULL)) != -1) {
-        if (c == 'h') {
-            fputs(fork_help, stdout);
-            return 0;
-        }
-        if (c == 'N')
-            o.name = optarg;
-        else if (c == 'n') {
-            if (cli_parse_uint(optarg, "count", 1, COCOON_FORK_MAX, &o.count) < 0)
-                return CLI_EXIT_RUNTIME;
-        } else
-            return cli_usage_error("fork", "unknown option or missing value");
-    }
-    if (optind != argc - 1)
-        return cli_usage_error("fork", "give one running box");
+    int parsed =
+        cli_name_count_opts(argc, argv, "fork", fork_help, "give one running box", COCOON_FORK_MAX, &o.name, &o.count);
+    if (parsed >= 0)
+        return parsed;
     unsigned count = o.count ? o.count : 1;
-    char(*ids)[16] = calloc(count, sizeof(*ids));
-    if (!ids) {
-        cli_error("out of memory");
-        return CLI_EXIT_RUNTIME;
-    }
+    char(*ids)[16];
     cocoon_runtime *rt;
-    if (cli_open_runtime(&rt) < 0) {
-        free(ids);
+    if (cli_open_with_ids(count, &ids, &rt) < 0)
         return CLI_EXIT_RUNTIME;
-    }
     cocoon_error err;
     cocoon_box *box = NULL;
     int rc = 0;
