@@ -74,14 +74,7 @@ int tls_wants(const struct net_stack *s, const char *name)
     for (int i = 0; i < s->cfg.ntls_intercept; i++)
         if (policy_domain_match(s->cfg.tls_intercept[i], name))
             return 1;
-    for (int i = 0; i < s->cfg.nsecrets; i++)
-        for (int k = 0; k < s->cfg.secrets[i].nhosts; k++)
-            if (policy_domain_match(s->cfg.secrets[i].hosts[k], name))
-                return 1;
-    for (int i = 0; i < s->cfg.nheader_rules; i++)
-        if (policy_domain_match(s->cfg.header_rules[i].host, name))
-            return 1;
-    return 0;
+    return tls_filtered(s, name); /* hosts with header rules */
 }
 
 int net_stack_secret_value(struct net_stack *s, const char *name, const char *value, size_t len)
