@@ -226,10 +226,10 @@ $(BUILD)/nested/cocoon-vmm: $(VMM_MAIN) $(call lib_of,$(VMM_PARTS))
 	@mkdir -p $(dir $@)
 	@echo '  LD      $@ (static)'
 	$(Q)$(CC) $(HOST_CFLAGS) -static -Wl,--no-warnings -o $@ $^ -ljansson -lseccomp -lssl -lcrypto -ldl -lpthread
-$(BUILD)/nested/nestctl: tests/nested/nestctl.c $(call lib_of,proto)
+$(BUILD)/nested/nestctl: tests/nested/nestctl.c $(call lib_of,disk proto util)
 	@mkdir -p $(dir $@)
 	@echo '  LD      $@ (static)'
-	$(Q)$(CC) $(HOST_CFLAGS) -static -o $@ $^
+	$(Q)$(CC) $(HOST_CFLAGS) -static -o $@ $^ -lpthread
 
 unit: unit-bins
 	@scripts/run-unit $(BUILD)

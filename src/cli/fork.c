@@ -7,20 +7,22 @@
 
 #include "cli/cli.h"
 
-static const char fork_help[] = "usage: cocoon fork [--name NAME] [-n COUNT] BOX\n"
-                                "\n"
-                                "Captures the running BOX once (its file system is synced and frozen, the VM paused,\n"
-                                "its disk snapshotted and its memory saved; then it goes on) and starts COUNT new\n"
-                                "boxes that continue from that moment: processes, open files and memory as they were.\n"
-                                "Prints their ids, one a line. Each child has its own id, name, hostname and disk\n"
-                                "layer; its clock is set and its random generator reseeded; the parent's open network\n"
-                                "connections and exec sessions are not carried over (its processes run on). The\n"
-                                "capture is a snapshot (`cocoon snapshot ls`), in use while children stand on it.\n"
-                                "qemu backend only; under TCG each child reads the whole saved RAM (no sharing).\n"
-                                "\n"
-                                "  --name NAME   the children's names: NAME-1 .. NAME-COUNT (NAME with one child)\n"
-                                "                (default: <snapshot>-fork-K)\n"
-                                "  -n COUNT      children to start (1-64)\n";
+static const char fork_help[] =
+    "usage: cocoon fork [--name NAME] [-n COUNT] BOX\n"
+    "\n"
+    "Captures the running BOX once (its file system is synced and frozen, the VM paused,\n"
+    "its disk snapshotted and its memory saved; then it goes on) and starts COUNT new\n"
+    "boxes that continue from that moment: processes, open files and memory as they were.\n"
+    "Prints their ids, one a line. Each child has its own id, name, hostname and disk\n"
+    "layer; its clock is set and its random generator reseeded; the parent's open network\n"
+    "connections and exec sessions are not carried over (its processes run on). The\n"
+    "capture is a snapshot (`cocoon snapshot ls`), in use while children stand on it.\n"
+    "Both backends: on the kvm backend children map the saved RAM and share its pages until\n"
+    "they write them; on the qemu backend each child's QEMU reads the whole saved RAM.\n"
+    "\n"
+    "  --name NAME   the children's names: NAME-1 .. NAME-COUNT (NAME with one child)\n"
+    "                (default: <snapshot>-fork-K)\n"
+    "  -n COUNT      children to start (1-64)\n";
 
 int cmd_fork(int argc, char **argv)
 {

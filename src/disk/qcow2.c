@@ -274,6 +274,8 @@ int qcow2_create(const char *path, uint64_t virtual_size, const char *backing, c
 
 /* ---- open ---- */
 
+static int open_layer(const char *path, int fd, int writable, int depth, struct qcow2 *below, struct qcow2 **out,
+                      char *err, size_t errlen);
 static int open_chain(const char *path, int writable, int depth, struct qcow2 **out, char *err, size_t errlen);
 
 #define BAD(...) q2_fail(err, errlen, -EUCLEAN, __VA_ARGS__)
@@ -524,12 +526,19 @@ static int clear_autoclear(struct qcow2 *q, char *err, size_t errlen)
     return 0;
 }
 
-static int open_chain(const char *path, int writable, int depth, struct qcow2 **out, char *err, size_t errlen)
+/* One image and what lies below it: its backing file opened by name, or `below` (an
+ * open chain the new image goes on top of; its header must name a backing file). fd >= 0
+ * is the image already open (owned from here on); else path is opened. */
+static int open_layer(const char *path, int fd, int writable, int depth, struct qcow2 *below, struct qcow2 **out,
+                      char *err, size_t errlen)
 {
     *out = NULL;
     struct qcow2 *q = calloc(1, sizeof(*q));
-    if (!q)
+    if (!q) {
+        if (fd >= 0)
+            close(fd);
         return q2_fail(err, errlen, -ENOMEM, "out of memory");
+    }
     pthread_mutex_init(&q->lock, NULL);
     q->fd = q->bfd = -1;
     q->writable = writable;
@@ -537,9 +546,18 @@ static int open_chain(const char *path, int writable, int depth, struct qcow2 **
     q->path = strdup(path);
     uint8_t *h = NULL;
     int rc = -ENOMEM;
+    if (fd >= 0) {
+        q->fd = fd;
+        if ((rc = fd_size(fd, &q->file_size)) < 0) {
+            q2_fail(err, errlen, rc, "%s: not a regular file or block device", path);
+            goto fail;
+        }
+        rc = -ENOMEM;
+    }
     if (!q->path)
         goto fail;
-    q->fd = open_image_file(path, writable, &q->file_size, err, errlen);
+    if (q->fd < 0)
+        q->fd = open_image_file(path, writable, &q->file_size, err, errlen);
     if (q->fd < 0) {
         rc = q->fd;
         goto fail;
@@ -566,7 +584,15 @@ static int open_chain(const char *path, int writable, int depth, struct qcow2 **
     if ((rc = load_tables(q, err, errlen)) < 0)
         goto fail;
     q->end = (q->file_size + q->cs - 1) & ~(q->cs - 1);
-    if (bname[0] && (rc = open_backing(q, bname, bfmt, err, errlen)) < 0)
+    if (below && !bname[0]) {
+        rc = q2_fail(err, errlen, -EINVAL, "%s: has no backing file, so it cannot go on top of %s", path, below->path);
+        goto fail;
+    }
+    if (below && (!(q->bpath = resolve_backing(path, bname)) || (bfmt[0] && strcmp(bfmt, "qcow2")))) {
+        rc = q->bpath ? q2_fail(err, errlen, -EINVAL, "%s: its backing format is %s, not qcow2", path, bfmt) : -ENOMEM;
+        goto fail;
+    }
+    if (!below && bname[0] && (rc = open_backing(q, bname, bfmt, err, errlen)) < 0)
         goto fail;
     if ((rc = clear_autoclear(q, err, errlen)) < 0)
         goto fail;
@@ -583,10 +609,49 @@ fail:
     return rc;
 }
 
+static int open_chain(const char *path, int writable, int depth, struct qcow2 **out, char *err, size_t errlen)
+{
+    return open_layer(path, -1, writable, depth, NULL, out, err, errlen);
+}
+
 struct qcow2 *qcow2_open(const char *path, int writable, char *err, size_t errlen)
 {
     struct qcow2 *q;
     open_chain(path, writable, 0, &q, err, errlen);
+    return q;
+}
+
+struct qcow2 *qcow2_open_over(int fd, const char *name, struct qcow2 *below, char *err, size_t errlen)
+{
+    if (qcow2_chain_depth(below) + 1 > QCOW2_MAX_CHAIN) {
+        close(fd);
+        q2_fail(err, errlen, -ELOOP, "%s: the backing chain would be deeper than %d images", name, QCOW2_MAX_CHAIN);
+        return NULL;
+    }
+    /* the image below stops taking writes: everything it holds goes to its file first */
+    if (below->writable) {
+        pthread_mutex_lock(&below->lock);
+        int rc = q2_writeback(below, err, errlen);
+        pthread_mutex_unlock(&below->lock);
+        if (rc < 0) {
+            close(fd);
+            return NULL;
+        }
+    }
+    struct qcow2 *q;
+    if (open_layer(name, fd, 1, 0, below, &q, err, errlen) < 0)
+        return NULL;
+    if (q->size != below->size) {
+        q2_fail(err, errlen, -EINVAL, "%s: its size (%" PRIu64 " bytes) is not that of the image below (%" PRIu64 ")",
+                name, q->size, below->size);
+        q->writable = 0;
+        free_q(q);
+        return NULL;
+    }
+    below->writable = 0;
+    q->bq = below;
+    q->bkind = QB_QCOW2;
+    q->bsize = below->size;
     return q;
 }
 

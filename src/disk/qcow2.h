@@ -30,6 +30,15 @@ int qcow2_create(const char *path, uint64_t virtual_size, const char *backing, c
  * NULL on failure, with the reason in err. */
 struct qcow2 *qcow2_open(const char *path, int writable, char *err, size_t errlen);
 
+/* Opens the image on fd (writable; the fd is the image's from here on, closed on
+ * failure too), named name in messages, on top of the open chain `below`, which becomes
+ * its backing image: flushed first, read-only after. The header of the new image must
+ * name a qcow2 backing file (which file it names is not opened: `below` is used) and
+ * have the same virtual size. On
+ * failure `below` is untouched and still the caller's. A live disk snapshot's switch to a
+ * new layer, where the process cannot open files by name. */
+struct qcow2 *qcow2_open_over(int fd, const char *name, struct qcow2 *below, char *err, size_t errlen);
+
 /* Byte-granular I/O inside [0, virtual size). Calls on one handle are serialized by
  * an internal lock, so several threads may share it. */
 int qcow2_read(struct qcow2 *q, uint64_t offset, void *buf, size_t len, char *err, size_t errlen);

@@ -219,13 +219,17 @@ static int allow_monitor(scmp_filter_ctx ctx, pid_t child)
 }
 
 /* The kvm VMM: KVM's run loop and the ioctls a running machine uses (interrupt lines,
- * irqfd and ioeventfd teardown), eventfd writes (irqfd, wake-ups), and device I/O on
- * descriptors opened before the filter. No file opens, no sockets, no new processes. */
+ * irqfd and ioeventfd teardown, reading its state for a snapshot), eventfd writes
+ * (irqfd, wake-ups), and device I/O on descriptors opened before the filter or passed
+ * by the monitor. No file opens, no sockets, no new processes. */
 static int allow_kvm(scmp_filter_ctx ctx)
 {
     int rc = 0;
-    static const unsigned long ioctls[] = {KVM_RUN,   KVM_IRQ_LINE,  KVM_IRQ_LINE_STATUS,
-                                           KVM_IRQFD, KVM_IOEVENTFD, KVM_SET_SIGNAL_MASK};
+    static const unsigned long ioctls[] = {
+        KVM_RUN, KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, KVM_IRQFD, KVM_IOEVENTFD, KVM_SET_SIGNAL_MASK,
+        /* a full snapshot of the paused machine (kvm/cpustate.c): reads only */
+        KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_FPU, KVM_GET_XSAVE, KVM_GET_XCRS, KVM_GET_MSRS, KVM_GET_MP_STATE,
+        KVM_GET_LAPIC, KVM_GET_VCPU_EVENTS, KVM_GET_DEBUGREGS, KVM_GET_IRQCHIP, KVM_GET_PIT2, KVM_GET_CLOCK};
     for (size_t i = 0; i < sizeof(ioctls) / sizeof(ioctls[0]); i++)
         rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, ioctls[i]));
     rc |= ALLOW(eventfd2);

@@ -7,6 +7,9 @@
 #include <string.h>
 
 #include "jail/jail.h"
+#include "kvm/snapfile.h"
+#include "util/util.h"
+#include <stdlib.h>
 
 static uint64_t slot_base(int slot) { return VIRTIO_MMIO_BASE + (uint64_t)slot * VIRTIO_MMIO_SIZE; }
 
@@ -76,20 +79,54 @@ int kvm_machine__create(struct kvm_machine *m, const struct kvm_machine_opts *o,
 {
     memset(m, 0, sizeof(*m));
     m->blk.raw_fd = -1;
+    m->ctl.fd = m->ctl.pending_fd = -1;
     if (kvm_vm__create(&m->vm, o->mem_bytes, !o->no_hugepages, o->cpus, err, errcap) < 0)
         return -1;
     m->vm.hide_xsave = o->hide_xsave;
     m->vm.map_kernel = o->map_kernel;
+    /* a restore: the saved RAM goes in place first (devices check their rings against
+     * it), the boot is skipped, and the saved state is set once the vCPUs exist */
+    struct snapfile_info info;
+    uint8_t *state = NULL;
+    uint64_t t0 = util_now_ns(CLOCK_MONOTONIC);
+    if (o->restore_fd >= 0) {
+        if (o->flat) {
+            snprintf(err, errcap, "a micro-guest cannot start from a snapshot");
+            return -1;
+        }
+        if (kvm_snapfile__open(o->restore_fd, (uint32_t)o->cpus, o->mem_bytes, &info, &state, err, errcap) < 0)
+            return -1;
+        m->vm.restoring = 1;
+        if (kvm_snapfile__map_ram(m, o->restore_fd, &info, err, errcap) < 0)
+            goto fail;
+    }
     if (kvm_io__start(&m->vm, err, errcap) < 0 || add_devices(m, o, err, errcap) < 0 ||
         build_cmdline(m, o->cmdline, err, errcap) < 0)
-        return -1;
-    int rc = o->flat ? kvm_boot__flat(&m->vm, o->flat, o->flat_gpa, o->flat_mode, err, errcap)
+        goto fail;
+    int rc = 0;
+    if (!m->vm.restoring) {
+        rc = o->flat ? kvm_boot__flat(&m->vm, o->flat, o->flat_gpa, o->flat_mode, err, errcap)
                      : kvm_boot__pvh(&m->vm, o->kernel, o->initrd, m->cmdline, err, errcap);
-    if (rc == 0 && !o->flat)
-        rc = kvm_boot__mptable(&m->vm, o->cpus, err, errcap);
-    if (rc < 0)
-        return -1;
-    return kvm_vcpu__create_all(&m->vm, err, errcap);
+        if (rc == 0 && !o->flat)
+            rc = kvm_boot__mptable(&m->vm, o->cpus, err, errcap);
+    }
+    if (rc < 0 || kvm_vcpu__create_all(&m->vm, err, errcap) < 0)
+        goto fail;
+    if (state) {
+        if (kvm_snapfile__restore(m, state, info.state_len, err, errcap) < 0)
+            goto fail;
+        free(state);
+        m->restore_ms = (double)(util_now_ns(CLOCK_MONOTONIC) - t0) / 1e6;
+    }
+    if (o->control_fd >= 0) {
+        if (kvm_control__start(&m->ctl, m, o->control_fd, err, errcap) < 0)
+            return -1;
+        m->has_ctl = 1;
+    }
+    return 0;
+fail:
+    free(state);
+    return -1;
 }
 
 int kvm_machine__start(struct kvm_machine *m, char *err, size_t errcap)
@@ -119,6 +156,7 @@ void kvm_machine__destroy(struct kvm_machine *m)
         kvm_vm__request_stop(&m->vm, VM_STOP_REQUEST, "destroy");
     kvm_vcpu__join_all(&m->vm);
     kvm_io__stop(&m->vm);
+    kvm_control__close(&m->ctl);
     if (m->has_rng)
         virtio_mmio__close(&m->rng.t);
     if (m->has_blk)

@@ -9,6 +9,8 @@
 #include "kvm/dev/legacy.h"
 #include "kvm/dev/virtio.h"
 #include "kvm/boot.h"
+#include "kvm/control.h"
+#include "kvm/snap.h"
 #include "kvm/vm.h"
 
 #define KVM_SLOT_RNG 0
@@ -38,6 +40,8 @@ struct kvm_machine_opts {
     uint8_t mac[6]; /* virtio-net's MAC */
     int ioeventfd;  /* virtio notifications through KVM_IOEVENTFD where KVM has it */
     int irqfd;      /* virtio interrupts through KVM_IRQFD where KVM has it */
+    int control_fd; /* the monitor's QMP-subset channel (control.h); -1: none */
+    int restore_fd; /* a full snapshot (snapfile.h) to start from instead of booting; -1: boot */
 };
 
 struct kvm_machine {
@@ -52,6 +56,9 @@ struct kvm_machine {
     int ioeventfds; /* queues whose notifications go through an ioeventfd */
     int irqfds;     /* devices whose interrupt goes through an irqfd */
     char cmdline[4096];
+    struct kvm_control ctl;
+    int has_ctl;
+    double restore_ms; /* a restore's time from the file's header to the state set */
 };
 
 /* Builds the machine of o (VM, memory, devices, boot state, vCPUs not yet running).
@@ -72,5 +79,11 @@ void kvm_machine__destroy(struct kvm_machine *m);
  * A forbidden call ends the process with a line on report_fd. -1 with a message. */
 int kvm_machine__lock_down(struct kvm_machine *m, int report_fd, char *err, size_t errcap);
 int kvm_machine__lock_roles(struct kvm_machine *m, int report_fd, char *err, size_t errcap);
+
+/* Device state of a full snapshot (devstate.c): every device the machine has, saved on
+ * the I/O thread with the vCPUs paused; loaded after the devices were created on the
+ * restored RAM and before the vCPUs first run. -1 with err set. */
+int kvm_devstate__save(struct kvm_machine *m, struct snap_w *w, char *err, size_t errcap);
+int kvm_devstate__load(struct kvm_machine *m, struct snap_r *r, char *err, size_t errcap);
 
 #endif

@@ -54,6 +54,14 @@ int kvm_run_main(const char *box_dir, const char *cmdline)
     util_set_cloexec(CHILD_CONSOLE_FD, 1);
     if (has_net)
         util_set_cloexec(CHILD_NET_FD, 1);
+    /* the monitor's control channel (QMP subset, control.h) and, for a fork, the full
+     * snapshot to start from: present or not, as the monitor placed them */
+    int control_fd = fcntl(CHILD_QMP_FD, F_GETFD) >= 0 ? CHILD_QMP_FD : -1;
+    int restore_fd = fcntl(CHILD_INCOMING_FD, F_GETFD) >= 0 ? CHILD_INCOMING_FD : -1;
+    if (control_fd >= 0)
+        util_set_cloexec(control_fd, 1);
+    if (restore_fd >= 0)
+        util_set_cloexec(restore_fd, 1);
     if (cfg.cpus > KVM_VM_MAX_CPUS)
         return fail("%d vCPUs asked, the kvm backend has at most %d", cfg.cpus, KVM_VM_MAX_CPUS);
     struct kvm_machine_opts o = {
@@ -73,6 +81,8 @@ int kvm_run_main(const char *box_dir, const char *cmdline)
         .net_fd = has_net ? CHILD_NET_FD : -1,
         .ioeventfd = !env_on("COCOON_KVM_NO_IOEVENTFD"),
         .irqfd = !env_on("COCOON_KVM_NO_IRQFD"),
+        .control_fd = control_fd,
+        .restore_fd = restore_fd,
     };
     memcpy(o.mac, cfg.net.guest_mac, sizeof(o.mac));
     int jail = jail_wanted();
@@ -89,13 +99,20 @@ int kvm_run_main(const char *box_dir, const char *cmdline)
         kvm_machine__destroy(&m);
         return 1;
     }
+    if (restore_fd >= 0) {
+        close(restore_fd); /* the RAM mapping keeps the file */
+        vmm_log("kvm: restored from a full snapshot in %.2f ms (%u saved MSRs not taken by this host)", m.restore_ms,
+                m.vm.msrs_refused);
+    }
     vmm_log("kvm: %d vCPU(s), %d MiB, vCPUs started %.2f ms after exec (CPU %.2f ms); kernel entered by %s, "
             "%.1f MiB of kernel and initrd mapped from their files; guest RAM at %p; ioeventfd: %d virtio queue(s), "
             "irqfd: %d device(s); "
             "cmdline: %s",
             cfg.cpus, cfg.memory_mib, (double)(t1 - t0) / 1e6, (double)cpu / 1e6,
-            m.vm.boot.mode == BOOT_PVH32 ? "PVH" : "the bzImage 64-bit entry", (double)m.vm.mapped_bytes / 1048576.0,
-            (void *)m.vm.mem.r[0].hva, m.ioeventfds, m.irqfds, m.cmdline);
+            m.vm.restoring                 ? "a restore"
+            : m.vm.boot.mode == BOOT_PVH32 ? "PVH"
+                                           : "the bzImage 64-bit entry",
+            (double)m.vm.mapped_bytes / 1048576.0, (void *)m.vm.mem.r[0].hva, m.ioeventfds, m.irqfds, m.cmdline);
     int rc = 1;
     enum kvm_stop_reason why = kvm_machine__wait(&m, -1);
     if (why == VM_STOP_RESET) {

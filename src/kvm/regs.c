@@ -187,7 +187,7 @@ int kvm_regs__setup(struct kvm_vm *vm, struct kvm_vcpu *c, char *err, size_t err
         snprintf(err, errcap, "KVM_SET_FPU on vCPU %d: %s", c->id, strerror(errno));
         return -1;
     }
-    if (c->id != 0)
-        return 0; /* application processors wait for INIT/SIPI from the guest */
+    if (c->id != 0 || vm->restoring)
+        return 0; /* application processors wait for INIT/SIPI; a restored vCPU gets its saved state */
     return setup_sregs(vm, c, err, errcap);
 }

@@ -1,7 +1,9 @@
 /* Creating and tearing down the KVM VM: /dev/kvm checks, in-kernel irqchip and PIT,
  * guest memory slots, interrupt lines, and the stop request every part may raise. */
 #include "kvm/vm.h"
+#include "kvm/cpustate.h"
 #include "util/fd.h"
+#include <stdlib.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -86,7 +88,9 @@ int kvm_vm__create(struct kvm_vm *vm, uint64_t mem_bytes, int hugepages, int ncp
     vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (vm->stop_efd < 0)
         return fail(err, errcap, "eventfd");
-    return 0;
+    vm->has_xsave = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE) > 0;
+    vm->has_xcrs = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0;
+    return kvm_cpustate__msr_list(vm, err, errcap);
 }
 
 void kvm_vm__destroy(struct kvm_vm *vm)
@@ -102,6 +106,8 @@ void kvm_vm__destroy(struct kvm_vm *vm)
         c->fd = -1;
     }
     guest_mem__free(&vm->mem);
+    free(vm->msr_idx);
+    vm->msr_idx = NULL;
     util_fd_close(&vm->vm_fd);
     util_fd_close(&vm->kvm_fd);
     util_fd_close(&vm->stop_efd);

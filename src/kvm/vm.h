@@ -61,6 +61,12 @@ struct kvm_vm {
      * READY is slower mapped (bench/RESULTS.md), so copying is the default. */
     int map_kernel;
     uint64_t mapped_bytes; /* kernel and initrd bytes mapped from their files, not copied */
+    /* full snapshots (cpustate.c, snapfile.c) */
+    int restoring;           /* started from a saved state: no boot tables, no boot registers */
+    int has_xsave, has_xcrs; /* KVM_CAP_XSAVE, KVM_CAP_XCRS */
+    uint32_t *msr_idx;       /* KVM's MSR list, read before the system call filter */
+    uint32_t n_msr_idx;
+    uint32_t msrs_refused; /* saved MSRs the new VM did not take (logged) */
     struct kvm_boot_state boot;
 
     pthread_mutex_t lock; /* guards the fields below */

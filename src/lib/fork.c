@@ -1,9 +1,9 @@
-/* Forks of running boxes (cocoon.h "forks", qemu backend): one live capture of the box,
- * disk and memory (snapshot.c, monitor/livesnap.c), then clones of that snapshot
- * (clone.c), each given a link to the saved memory so that its monitor starts QEMU
- * from it (`-incoming`) instead of booting. A kill leaves whole boxes or none: clones
- * are made as clone.c makes them, and a clone whose start did not happen is a stopped
- * box whose next start is a cold boot from its disk. */
+/* Forks of running boxes (cocoon.h "forks"): one live capture of the box, disk and
+ * memory (snapshot.c, monitor/livesnap.c), then clones of that snapshot (clone.c), each
+ * given a link to the saved memory so that its monitor starts the VMM from it (QEMU's
+ * `-incoming`, or the kvm VMM's restore, src/kvm/snapfile.h) instead of booting. A kill leaves whole boxes or none:
+ * clones are made as clone.c makes them, and a clone whose start did not happen is a stopped box whose next start is a
+ * cold boot from its disk. */
 #include "lib/internal.h"
 
 #include <errno.h>

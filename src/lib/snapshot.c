@@ -510,7 +510,7 @@ static int new_top(cocoon_runtime *rt, const char *dir, const char *snap_id, uin
     return 0;
 }
 
-/* A running box (qemu backend): its new top layer is made as disk.next.qcow2 in the box
+/* A running box: its new top layer is made as disk.next.qcow2 in the box
  * directory and the monitor switches QEMU to it and renames it over disk.qcow2 (the
  * commit; monitor/livesnap.c). 0 committed; -1 refused, nothing committed; -2 the
  * answer was lost (the monitor may still commit: the caller looks at the layer). */

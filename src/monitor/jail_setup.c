@@ -18,6 +18,7 @@
  * well under 1/32 of the data) and for the logs the monitor rotates. */
 #define DISK_SLACK(size) ((size) / 32 + (64ull << 20))
 #define MONITOR_FSIZE (64ull << 20)
+#define MEMORY_FILE_SLACK (32ull << 20)
 
 static int under_system_dir(const char *path)
 {
@@ -47,6 +48,11 @@ static int add_disk_chain(struct jail_plan *p, const struct box_config *cfg, cha
         rc = jail_plan_add(p, chain[i], 0, 0);
     uint64_t size = qcow2_virtual_size(q);
     p->child_fsize = size + DISK_SLACK(size);
+    /* a fork's capture writes the guest's RAM to memory.state, plus the device state
+     * (QEMU's stream) or our header, state and alignment (src/kvm/snapfile.h) */
+    uint64_t mem_file = ((uint64_t)cfg->memory_mib << 20) + MEMORY_FILE_SLACK;
+    if (p->child_fsize < mem_file)
+        p->child_fsize = mem_file;
     qcow2_close(q, NULL, 0);
     if (rc < 0)
         snprintf(err, cap, "the disk's backing chain is too long for the jail");

@@ -1,7 +1,8 @@
-/* Live disk snapshots on the qemu backend (livesnap.h, docs/internals.md "Live
- * snapshots"). libcocoon has published snapshots/<id>/ with a second link to the box's
- * disk.qcow2 (not committed yet) and made disk.next-<id>.qcow2 in the box directory, whose
- * backing file is that layer. Here:
+/* Live snapshots on both backends (livesnap.h, docs/internals.md "Live snapshots"):
+ * QEMU's QMP, or the kvm VMM's subset of it (src/kvm/control.h), where step 2's layer
+ * switch is one x-cocoon-disk-overlay on an fd and step 2b's memory is our own file. libcocoon has published
+ * snapshots/<id>/ with a second link to the box's disk.qcow2 (not committed yet) and made disk.next-<id>.qcow2 in the
+ * box directory, whose backing file is that layer. Here:
  *   1. FREEZE to the agent (sync + FIFREEZE, thawed by the agent itself at a deadline);
  *   2. QMP stop; blockdev-add of disk.next-<id>.qcow2 with no backing; blockdev-snapshot
  *      puts it over the running top, which becomes its backing node;
@@ -120,8 +121,13 @@ static int capture_memory(struct vmm *v, char *err, size_t cap)
         qmp_command(&v->qmp, "getfd", json_pack("{s:s}", "fdname", "cocoonmem"), fd, NULL, QMP_TIMEOUT_MS, err, cap);
     if (rc == 0)
         qmp(v, "migrate-set-parameters", json_pack("{s:I}", "max-bandwidth", (json_int_t)1 << 40), err, cap);
-    if (rc == 0)
-        rc = qmp(v, "migrate", json_pack("{s:s}", "uri", "fd:cocoonmem"), err, cap);
+    /* QEMU answers at once and works in the background; the kvm VMM answers when the
+     * file is written */
+    if (rc == 0 && qmp_command(&v->qmp, "migrate", json_pack("{s:s}", "uri", "fd:cocoonmem"), -1, NULL,
+                               v->backend == &backend_kvm ? MIGRATE_MAX_MS : QMP_TIMEOUT_MS, err, cap) < 0) {
+        vmm_log("QMP migrate: %s", err);
+        rc = -1;
+    }
     uint64_t deadline = util_now_ns(CLOCK_MONOTONIC) + (uint64_t)MIGRATE_MAX_MS * 1000000u;
     while (rc == 0) {
         json_t *ret = NULL;
@@ -156,6 +162,23 @@ static int capture_memory(struct vmm *v, char *err, size_t cap)
     return rc;
 }
 
+/* The kvm VMM opens no files: the new layer goes to it as an fd, and it puts the layer
+ * over its disk (src/kvm/dev/blk_overlay.c). */
+static int kvm_overlay(struct vmm *v, const char *next, char *err, size_t cap)
+{
+    int fd = openat(v->dirfd, next, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, cap, "cannot open %s: %s", next, strerror(errno));
+        return -1;
+    }
+    int rc =
+        qmp_command(&v->qmp, "getfd", json_pack("{s:s}", "fdname", "cocoondisk"), fd, NULL, QMP_TIMEOUT_MS, err, cap);
+    close(fd);
+    if (rc == 0)
+        rc = qmp(v, "x-cocoon-disk-overlay", json_pack("{s:s}", "fdname", "cocoondisk"), err, cap);
+    return rc;
+}
+
 /* Steps 2 to 4. quiesced: the guest's file system is frozen; note: why not. */
 static void switch_layer(struct vmm *v, int quiesced, const char *note)
 {
@@ -171,14 +194,20 @@ static void switch_layer(struct vmm *v, int quiesced, const char *note)
     if (qmp(v, "stop", NULL, err, sizeof(err)) < 0)
         goto out;
     paused = 1;
-    json_t *add = json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s}, s:n}", "driver", "qcow2", "node-name", node, "discard",
-                            "unmap", "file", "driver", "file", "filename", s->next, "discard", "unmap", "backing");
-    if (qmp(v, "blockdev-add", add, err, sizeof(err)) < 0)
-        goto out;
-    added = 1;
-    if (qmp(v, "blockdev-snapshot", json_pack("{s:s, s:s}", "node", "root", "overlay", node), err, sizeof(err)) < 0)
-        goto out;
-    added = 0; /* in use now: never deleted */
+    if (v->backend == &backend_kvm) {
+        if (kvm_overlay(v, s->next, err, sizeof(err)) < 0)
+            goto out;
+    } else {
+        json_t *add =
+            json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s}, s:n}", "driver", "qcow2", "node-name", node, "discard",
+                      "unmap", "file", "driver", "file", "filename", s->next, "discard", "unmap", "backing");
+        if (qmp(v, "blockdev-add", add, err, sizeof(err)) < 0)
+            goto out;
+        added = 1;
+        if (qmp(v, "blockdev-snapshot", json_pack("{s:s, s:s}", "node", "root", "overlay", node), err, sizeof(err)) < 0)
+            goto out;
+        added = 0; /* in use now: never deleted */
+    }
     util_test_point("LIVESNAP_SWITCHED");
     if (s->memory) {
         uint64_t tm = util_now_ns(CLOCK_MONOTONIC);
@@ -354,12 +383,9 @@ void livesnap_restore_prepare(struct vmm *v)
     if (fd < 0)
         return;
     unlinkat(v->dirfd, LIVESNAP_RESTORE, 0); /* once: a later start is a cold boot */
-    if (v->backend != &backend_qemu) {
-        vmm_log("ignoring %s: the %s backend cannot start from a memory snapshot", LIVESNAP_RESTORE, v->backend->name);
-        close(fd);
-        return;
-    }
-    if (child_plan_add(&v->plan, "-incoming") < 0 || child_plan_add(&v->plan, "fd:%d", CHILD_INCOMING_FD) < 0) {
+    /* the kvm VMM finds the snapshot on CHILD_INCOMING_FD by itself (src/kvm/main.c) */
+    if (v->backend == &backend_qemu &&
+        (child_plan_add(&v->plan, "-incoming") < 0 || child_plan_add(&v->plan, "fd:%d", CHILD_INCOMING_FD) < 0)) {
         vmm_log("cannot restore the fork's memory (command line full): a cold boot");
         close(fd);
         return;

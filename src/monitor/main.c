@@ -232,7 +232,7 @@ static int start_child(struct vmm *v, char *err, size_t cap)
         snprintf(err, cap, "cannot create the agent channel: %s", strerror(errno));
         return -1;
     }
-    if (v->backend == &backend_qemu) {
+    { /* QMP: QEMU's, or the kvm VMM's subset of it (src/kvm/control.h) */
         int qv[2];
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qv) < 0) {
             snprintf(err, cap, "cannot create the QMP channel: %s", strerror(errno));

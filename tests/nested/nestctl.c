@@ -16,6 +16,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "disk/qcow2.h"
 #include "proto/proto.h"
 
 static uint8_t inbuf[4 * PROTO_MAX_FRAME];
@@ -154,6 +155,42 @@ static int do_shutdown(int fd)
     return 0;
 }
 
+/* A live snapshot (VMM_SNAPSHOT): the new layer NEXT (disk.next-<id>.qcow2, made with
+ * mkoverlay) and, with "memory", the memory and device state into memory.next. Prints
+ * the answer: "quiesced" or "not quiesced: why"; exit 1 on an error. */
+static int do_snapshot(int fd, const char *next, int memory)
+{
+    struct proto_snapshot req = {.flags = memory ? PROTO_SNAPSHOT_MEMORY : 0};
+    if (strlen(next) >= sizeof(req.path))
+        die("layer name too long");
+    snprintf(req.path, sizeof(req.path), "%s", next);
+    size_t n = proto_encode_vmm_snapshot(&w, &req);
+    if (!n)
+        die("cannot encode VMM_SNAPSHOT");
+    send_all(fd, w.buf, n);
+    struct proto_header h;
+    const uint8_t *p;
+    while (next_frame(fd, &h, &p)) {
+        if (h.type == PROTO_VMM_SNAPSHOT) {
+            struct proto_snapshot a;
+            if (proto_decode_vmm_snapshot(p, h.len, &a) != PROTO_OK)
+                die("bad VMM_SNAPSHOT answer");
+            if (a.code)
+                printf("quiesced\n");
+            else
+                printf("not quiesced: %s\n", a.message);
+            return 0;
+        }
+        if (h.type == PROTO_ERROR) {
+            struct proto_error_msg m;
+            if (proto_decode_error(p, h.len, &m) == PROTO_OK)
+                fprintf(stderr, "nestctl: snapshot: %s\n", m.message);
+            return 1;
+        }
+    }
+    return die("ctl.sock closed before the snapshot's answer");
+}
+
 /* The upstream resolver of the lane's DNS check: one question per query, answered
  * from argv; just enough DNS (RFC 1035 4.1) for the stack's forwarding. */
 static int do_dns(int port, int n, char **pairs)
@@ -211,9 +248,19 @@ static int do_dns(int port, int n, char **pairs)
 int main(int argc, char **argv)
 {
     if (argc < 3)
-        return die("usage: nestctl SOCK hello|exec ARGV...|shutdown, or nestctl dns PORT NAME=IP...");
+        return die(
+            "usage: nestctl SOCK hello|exec ARGV...|shutdown|snapshot NEXT [memory], nestctl dns PORT NAME=IP..., "
+            "or nestctl mkoverlay BACKING NEW");
     if (!strcmp(argv[1], "dns"))
         return do_dns(atoi(argv[2]), argc - 3, argv + 3);
+    if (!strcmp(argv[1], "mkoverlay") && argc == 4) { /* mkoverlay BACKING NEW: a qcow2 layer */
+        char err[512];
+        if (qcow2_create(argv[3], 0, argv[2], "qcow2", 0, err, sizeof(err)) < 0) {
+            fprintf(stderr, "nestctl: mkoverlay: %s\n", err);
+            return 1;
+        }
+        return 0;
+    }
     int fd = connect_to(argv[1]);
     if (!strcmp(argv[2], "hello"))
         return do_hello(fd);
@@ -221,5 +268,7 @@ int main(int argc, char **argv)
         return do_exec(fd, argc - 3, argv + 3);
     if (!strcmp(argv[2], "shutdown"))
         return do_shutdown(fd);
+    if (!strcmp(argv[2], "snapshot") && argc >= 4)
+        return do_snapshot(fd, argv[3], argc > 4 && !strcmp(argv[4], "memory"));
     return die("unknown command");
 }

@@ -174,6 +174,102 @@ core() {
     [ "$got" = persist-42 ] && pass "disk-persists[$be]" || fail "disk-persists[$be]: got '$got'"
 }
 
+bench_stop() { # quiet unless the box does not shut down cleanly
+    timeout 30 nestctl /boxes/$1/ctl.sock shutdown || { kill $(eval echo \$PID_$1); echo "--- $1 console.log"; tail -8 /boxes/$1/console.log; }
+    eval "wait \$PID_$1"
+    rc=$?
+    [ $rc = 0 ] || { fail "stop-$1: cocoon-vmm exit $rc"; tail -8 /boxes/$1/vmm.log; }
+    rm -rf /boxes/$1
+}
+
+# Full snapshots and forks on the kvm backend: a box holds state in RAM only (a shell
+# counter driven through a FIFO, a file on a tmpfs), is captured live once (a new disk
+# layer, plus memory and device state into one file) the way libcocoon does it
+# (snapshots/<id>/ holds a link to the old layer; memory.next, then memory.restore, link
+# to its memory.state), and FORK_N boxes start from that capture: each has the parent's
+# RAM state, goes on on its own, and the parent goes on too.
+ms_since() { awk -v a=$1 -v b=$(cut -d' ' -f1 /proc/uptime) 'BEGIN {printf "%d", (b - a) * 1000}'; }
+DRIVE='rm -f /tmp/state; echo inc >/tmp/ctl; i=0; while [ ! -e /tmp/state ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; cat /tmp/state'
+drive() { ctl $1 exec sh -c "$DRIVE"; }
+FORK_N=${FORK_N:-4}
+snap_fork() {
+    mkbox fsrc 1 "" kvm
+    boot fsrc || return 1
+    ctl fsrc exec echo first >/dev/null
+    cold_ms=$(ms_since $T0)
+    ctl fsrc exec sh -c 'mkdir -p /mnt/ram && mount -t tmpfs tmpfs /mnt/ram && echo ram-$RANDOM$RANDOM >/mnt/ram/secret &&
+        mkfifo /tmp/ctl && echo "n=0; while :; do read c </tmp/ctl; [ \"\$c\" = inc ] || continue; n=\$((n+1)); echo \$n >/tmp/s.new; mv /tmp/s.new /tmp/state; done" >/counter.sh &&
+        (setsid sh /counter.sh </dev/null >/dev/null 2>&1 &)'
+    secret=$(ctl fsrc exec cat /mnt/ram/secret)
+    c=$(drive fsrc; drive fsrc; drive fsrc)
+    [ "$(echo $c)" = "1 2 3" ] || { fail "fork-setup[kvm]: the counter in the parent said '$c'"; return 1; }
+    sid=0123456789ab
+    mkdir -p /snaps/$sid
+    ln /boxes/fsrc/disk.qcow2 /snaps/$sid/disk.qcow2
+    nestctl mkoverlay /snaps/$sid/disk.qcow2 /boxes/fsrc/disk.next-$sid.qcow2 || { fail "fork-snapshot[kvm]: mkoverlay"; return 1; }
+    : >/snaps/$sid/memory.state
+    ln /snaps/$sid/memory.state /boxes/fsrc/memory.next
+    t=$(cut -d' ' -f1 /proc/uptime)
+    ans=$(ctl fsrc snapshot disk.next-$sid.qcow2 memory)
+    rc=$?
+    snap_ms=$(ms_since $t)
+    rm -f /boxes/fsrc/memory.next
+    if [ $rc = 0 ] && [ "$ans" = quiesced ] && [ ! -e /boxes/fsrc/disk.next-$sid.qcow2 ]; then
+        pass "fork-snapshot[kvm]: live capture in $snap_ms ms ($(grep -o 'memory and device state saved in.*' /boxes/fsrc/vmm.log | tail -1))"
+    else
+        fail "fork-snapshot[kvm]: rc $rc, answer '$ans'"; tail -5 /boxes/fsrc/vmm.log; return 1
+    fi
+    c=$(drive fsrc)
+    [ "$c" = 4 ] && pass "fork-parent-goes-on[kvm]: counter 4 after the capture" || fail "fork-parent-goes-on[kvm]: counter '$c'"
+    i=1 ok=0 restore_sum=0
+    while [ $i -le $FORK_N ]; do
+        k=fk$i
+        mkbox $k 1 "" kvm
+        rm -f /boxes/$k/disk.qcow2
+        nestctl mkoverlay /snaps/$sid/disk.qcow2 /boxes/$k/disk.qcow2
+        ln /snaps/$sid/memory.state /boxes/$k/memory.restore
+        if boot $k; then
+            ctl $k exec echo first >/dev/null
+            r_ms=$(ms_since $T0)
+            restore_sum=$((restore_sum + r_ms))
+            echo "BENCH fork restore $k: ${r_ms} ms to the first exec (cold boot of the parent: ${cold_ms} ms)"
+            grep -q 'restored from a full snapshot' /boxes/$k/vmm.log || fail "fork-restored-$k: $(grep -o 'kernel entered by [^;]*' /boxes/$k/vmm.log)"
+            got=$(ctl $k exec cat /mnt/ram/secret)
+            c=$(drive $k)
+            gt=$(ctl $k exec date +%s) ht=$(date +%s)
+            d=$((ht - gt)); [ $d -lt 0 ] && d=$((-d))
+            if [ "$got" = "$secret" ] && [ "$c" = 4 ] && [ $d -le 2 ]; then ok=$((ok + 1)); else
+                fail "fork-child-$k: secret '$got' (want '$secret'), counter '$c' (want 4), clock off by $d s"; tail -5 /boxes/$k/vmm.log; fi
+        fi
+        i=$((i + 1))
+    done
+    [ $ok = $FORK_N ] && pass "fork-children[kvm]: $FORK_N children restored with the parent's RAM state (tmpfs secret, counter 3 -> 4 each), clocks stepped"
+    # they diverge: a second step in child 1 only, then child 2 and the parent
+    a=$(drive fk1) b=$(drive fk2) p=$(drive fsrc)
+    [ "$a $b $p" = "5 5 5" ] && pass "fork-independent[kvm]: child 1, child 2 and the parent each at 5" ||
+        fail "fork-independent[kvm]: '$a' '$b' '$p' (want 5 5 5)"
+    ctl fk1 exec sh -c 'echo only-fk1 >/mnt/ram/mine'
+    m=$(ctl fk2 exec cat /mnt/ram/mine 2>/dev/null)
+    [ -z "$m" ] && pass "fork-private-ram[kvm]: a write in one child is not seen by another" || fail "fork-private-ram[kvm]: fk2 sees '$m'"
+    # memory: the children's guest RAM is the snapshot file's pages, shared until written
+    rss=0 pss=0
+    i=1
+    while [ $i -le $FORK_N ]; do
+        kvm_child fk$i
+        [ -n "$child" ] && set -- $(awk '/^Rss:/ {r = $2} /^Pss:/ {p = $2} END {print r + 0, p + 0}' /proc/$child/smaps_rollup) &&
+            rss=$((rss + $1)) pss=$((pss + $2))
+        i=$((i + 1))
+    done
+    echo "BENCH fork memory: $FORK_N children of 256 MiB: Rss sum ${rss} KiB, Pss sum ${pss} KiB, shared $(awk -v r=$rss -v p=$pss 'BEGIN {if (r) printf "%.0f", 100 * (1 - p / r); else print 0}')%"
+    echo "BENCH fork ratio: restore to first exec $((restore_sum / FORK_N)) ms mean vs cold boot ${cold_ms} ms"
+    i=1
+    while [ $i -le $FORK_N ]; do bench_stop fk$i; i=$((i + 1)); done
+    bench_stop fsrc
+    rm -rf /snaps
+}
+# NESTED_ONLY=fork (tests/nested/run.sh): only the snapshot and fork checks
+case "$(cat /proc/cmdline)" in *nested_only=fork*) snap_fork; finish ;; esac
+
 mkbox box1 1
 mkbox box2 2 public
 # box2's network: the outer VM's port 8080 allowed as the host alias, 8081 not, and
@@ -322,13 +418,6 @@ fi
 # same nested /dev/kvm (the outer CPU shows svm, so accel auto picks kvm). Wall is from
 # starting cocoon-vmm to its ready line, ready_ms is the monitor's own figure. Only when
 # run.sh put QEMU in (the default; NESTED_QEMU=0 leaves it out).
-bench_stop() { # quiet unless the box does not shut down cleanly
-    timeout 30 nestctl /boxes/$1/ctl.sock shutdown || { kill $(eval echo \$PID_$1); echo "--- $1 console.log"; tail -8 /boxes/$1/console.log; }
-    eval "wait \$PID_$1"
-    rc=$?
-    [ $rc = 0 ] || { fail "stop-$1: cocoon-vmm exit $rc"; tail -8 /boxes/$1/vmm.log; }
-    rm -rf /boxes/$1
-}
 if [ -x /usr/bin/qemu-system-x86_64 ]; then
     for i in 1 2 3; do
         for be in kvm kvmmap qemu; do
@@ -348,4 +437,5 @@ if [ -x /usr/bin/qemu-system-x86_64 ]; then
 else
     echo "NESTED: no QEMU in the outer VM (NESTED_QEMU=0): qemu-backend checks and comparison skipped"
 fi
+snap_fork
 finish

@@ -6,7 +6,8 @@
 # that tests/nested/outer-init.sh prints. Prints "skipped: <reason>" and exits 0 when
 # the lane cannot run here. Env: BUILD (default build), NESTED_TIMEOUT (s, default 300),
 # QEMU goes into the outer VM too, for the same checks on the qemu backend and the
-# boot-to-READY comparison (NESTED_QEMU=0 leaves it out).
+# boot-to-READY comparison (NESTED_QEMU=0 leaves it out). NESTED_ONLY=fork runs only
+# the full-snapshot and fork checks.
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -32,7 +33,7 @@ make -s BUILD="$BUILD" nested-tools >"$B/build.log" 2>&1 || { tail -20 "$B/build
 rm -rf "$B/disk" "$B/root"
 mkdir -p "$B/disk/bin" "$B/disk/etc" "$B/disk/root"
 cp "$BUSYBOX" "$B/disk/bin/busybox"
-for a in sh echo cat head yes sync nproc ls sleep true false date; do ln -s busybox "$B/disk/bin/$a"; done
+for a in sh echo cat head yes sync nproc ls sleep true false date mkfifo mv rm setsid mount mkdir; do ln -s busybox "$B/disk/bin/$a"; done
 echo 'root:x:0:0:root:/root:/bin/sh' >"$B/disk/etc/passwd"
 echo 'root:x:0:' >"$B/disk/etc/group"
 rm -f "$B/base.raw"
@@ -94,7 +95,7 @@ run_outer() {
     timeout "${NESTED_TIMEOUT:-300}" qemu-system-x86_64 -accel tcg -cpu EPYC,+svm,+npt -M microvm -m 3G -smp 1 \
         -nodefaults -no-user-config -nographic -no-reboot -serial stdio \
         -kernel "$VMLINUZ" -initrd "$B/outer.cpio" \
-        -append "console=ttyS0 panic=-1 rdinit=/init tsc=reliable tsc_early_khz=$TSC_KHZ" </dev/null >"$B/console.txt" 2>&1 &
+        -append "console=ttyS0 panic=-1 rdinit=/init tsc=reliable tsc_early_khz=$TSC_KHZ${NESTED_ONLY:+ nested_only=$NESTED_ONLY}" </dev/null >"$B/console.txt" 2>&1 &
     qpid=$!
     i=0
     while [ $i -lt 90 ] && kill -0 $qpid 2>/dev/null; do

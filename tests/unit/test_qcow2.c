@@ -582,6 +582,55 @@ static void test_chain_depth_limit(void **state)
     expect_refused(orphan, 0, "nothere");
 }
 
+/* A live snapshot's layer switch (qcow2_open_over): writes after it land in the new
+ * layer, the old one keeps what it had and stays clean; a layer of another size or with
+ * no backing file is refused and leaves the old one as it was, writable. */
+static void test_open_over(void **state)
+{
+    (void)state;
+    const char *low = P("low.qcow2"), *next = P("next.qcow2"), *big = P("big.qcow2"), *alone = P("alone.qcow2");
+    uint8_t a[4096], b[4096], r[4096];
+    pattern(a, sizeof(a), 0, 1);
+    pattern(b, sizeof(b), 0, 2);
+    assert_int_equal(qcow2_create(low, 1 << 20, NULL, NULL, 0, err, sizeof(err)), 0);
+    struct qcow2 *q = open_ok(low, 1);
+    assert_int_equal(qcow2_write(q, 0, a, sizeof(a), err, sizeof(err)), 0);
+
+    assert_int_equal(qcow2_create(alone, 1 << 20, NULL, NULL, 0, err, sizeof(err)), 0);
+    assert_null(qcow2_open_over(open(alone, O_RDWR | O_CLOEXEC), alone, q, err, sizeof(err)));
+    assert_non_null(strstr(err, "no backing file"));
+    assert_int_equal(qcow2_create(big, 2 << 20, low, "qcow2", 0, err, sizeof(err)), 0);
+    assert_null(qcow2_open_over(open(big, O_RDWR | O_CLOEXEC), big, q, err, sizeof(err)));
+    assert_non_null(strstr(err, "size"));
+    assert_int_equal(qcow2_write(q, 8192, b, sizeof(b), err, sizeof(err)), 0); /* still writable */
+
+    assert_int_equal(qcow2_create(next, 0, low, "qcow2", 0, err, sizeof(err)), 0);
+    struct qcow2 *top = qcow2_open_over(open(next, O_RDWR | O_CLOEXEC), next, q, err, sizeof(err));
+    if (!top)
+        fail_msg("open over: %s", err);
+    assert_int_equal(qcow2_chain_depth(top), 1);
+    assert_int_equal(qcow2_write(top, 0, b, sizeof(b), err, sizeof(err)), 0);
+    assert_int_equal(qcow2_read(top, 8192, r, sizeof(r), err, sizeof(err)), 0);
+    assert_memory_equal(r, b, sizeof(b));
+    close_ok(top); /* and the layer below with it */
+
+    struct qcow2_check_result res;
+    const char *files[] = {low, next};
+    const uint8_t *at0[] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        struct qcow2 *c = open_ok(files[i], 0);
+        assert_int_equal(qcow2_read(c, 0, r, sizeof(r), err, sizeof(err)), 0);
+        assert_memory_equal(r, at0[i], sizeof(r));
+        assert_int_equal(qcow2_read(c, 8192, r, sizeof(r), err, sizeof(err)), 0);
+        assert_memory_equal(r, b, sizeof(r));
+        memset(&res, 0, sizeof(res));
+        assert_int_equal(qcow2_check(c, &res, err, sizeof(err)), 0);
+        assert_int_equal(res.corruptions, 0);
+        assert_int_equal(res.leaks, 0);
+        close_ok(c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -598,6 +647,7 @@ int main(void)
         cmocka_unit_test(test_corrupt_headers),
         cmocka_unit_test(test_corrupt_l1_l2),
         cmocka_unit_test(test_chain_depth_limit),
+        cmocka_unit_test(test_open_over),
     };
     return run_tests_with_fixture(tests, setup, teardown);
 }
