@@ -80,9 +80,24 @@ void kvm_machine__destroy(struct kvm_machine *m);
 int kvm_machine__lock_down(struct kvm_machine *m, int report_fd, char *err, size_t errcap);
 int kvm_machine__lock_roles(struct kvm_machine *m, int report_fd, char *err, size_t errcap);
 
-/* Device state of a full snapshot (devstate.c): every device the machine has, saved on
- * the I/O thread with the vCPUs paused; loaded after the devices were created on the
- * restored RAM and before the vCPUs first run. -1 with err set. */
+/* The devices' saved state (devstate.c, over kvm/snap.h): one section tagged DEVS with
+ * the set of devices and one section per device the machine has. Save with every vCPU
+ * paused, on the I/O thread (no device callback runs): -1 with err set when a device
+ * cannot be saved now (the agent channel mid-frame: try again), the disk's metadata
+ * cannot be written or the writer ran out of room (w then ends in a partial section:
+ * discard it). Load from a reader over the stream that holds the DEVS section (it is found
+ * among r's top-level sections) into a machine just created with the same devices,
+ * whose guest memory holds the restored RAM, after the irqchip state is restored and
+ * before the vCPUs start: -1 with err set when the state is
+ * malformed or does not fit this machine (another set of devices, another disk size);
+ * the machine is then unusable (destroy it). */
+#define KVM_SNAP_TAG_DEVS SNAP_TAG('D', 'E', 'V', 'S')
+#define KVM_SNAP_TAG_UART SNAP_TAG('u', 'a', 'r', 't')
+#define KVM_SNAP_TAG_RESET SNAP_TAG('r', 's', 't', ' ')
+#define KVM_SNAP_TAG_RNG SNAP_TAG('v', 'r', 'n', 'g')
+#define KVM_SNAP_TAG_BLK SNAP_TAG('v', 'b', 'l', 'k')
+#define KVM_SNAP_TAG_CON SNAP_TAG('v', 'c', 'o', 'n')
+#define KVM_SNAP_TAG_NET SNAP_TAG('v', 'n', 'e', 't')
 int kvm_devstate__save(struct kvm_machine *m, struct snap_w *w, char *err, size_t errcap);
 int kvm_devstate__load(struct kvm_machine *m, struct snap_r *r, char *err, size_t errcap);
 

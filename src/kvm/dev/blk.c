@@ -10,6 +10,7 @@
 
 #include "disk/qcow2.h"
 #include "kvm/dev/virtio.h"
+#include "kvm/snap.h"
 
 enum { T_IN = 0, T_OUT = 1, T_FLUSH = 4, T_GET_ID = 8, T_DISCARD = 11, T_WRITE_ZEROES = 13 };
 enum { S_OK = 0, S_IOERR = 1, S_UNSUPP = 2 };
@@ -244,4 +245,51 @@ void virtio_blk__close(struct virtio_blk *b)
         close(b->raw_fd);
     b->qcow = NULL;
     b->raw_fd = -1;
+}
+
+/* Saved state: the transport and the disk's shape. Requests are served whole within a
+ * notification, so no chain is ever held; the disk itself is not in the state (the
+ * restored process opens the box's disk), only checked to be the same size. qcow2
+ * metadata held in memory is written first, so the process that opens the image next
+ * sees every write the guest was told was done. */
+int virtio_blk__save(struct virtio_blk *b, struct snap_w *w, char *err, size_t errcap)
+{
+    pthread_mutex_lock(&b->t.lock);
+    if (b->qcow && qcow2_flush(b->qcow, err, errcap) < 0) {
+        pthread_mutex_unlock(&b->t.lock);
+        return -1;
+    }
+    virtio_mmio__save_held(&b->t, w, 0);
+    snap_w__u64(w, b->capacity_bytes);
+    snap_w__u8(w, (uint8_t)(b->read_only != 0));
+    pthread_mutex_unlock(&b->t.lock);
+    if (w->oom) {
+        snprintf(err, errcap, "virtio-blk: the saved state is out of room");
+        return -1;
+    }
+    return 0;
+}
+
+int virtio_blk__load(struct virtio_blk *b, struct snap_r *r, char *err, size_t errcap)
+{
+    pthread_mutex_lock(&b->t.lock);
+    int rc = virtio_mmio__load_held(&b->t, r);
+    if (rc == 0) {
+        uint64_t cap = snap_r__u64(r);
+        uint8_t ro = snap_r__u8(r);
+        if (r->bad)
+            rc = -1;
+        else if (cap != b->capacity_bytes)
+            rc = snap_r__fail(r, "virtio-blk: the disk has %llu bytes, the saved state's had %llu",
+                              (unsigned long long)b->capacity_bytes, (unsigned long long)cap);
+        else if (ro != (b->read_only != 0))
+            rc = snap_r__fail(r, "virtio-blk: the disk is %s, the saved state's was %s",
+                              b->read_only ? "read-only" : "writable", ro ? "read-only" : "writable");
+    }
+    if (rc == 0)
+        virtio_mmio__resume_held(&b->t);
+    pthread_mutex_unlock(&b->t.lock);
+    if (rc < 0)
+        snprintf(err, errcap, "%s", r->why);
+    return rc;
 }

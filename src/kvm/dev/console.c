@@ -2,6 +2,7 @@
  * bytes are relayed to and from a stream socket by the I/O thread. Port 0 (the
  * console port) is never added: the kernel console is the 8250 UART. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -10,6 +11,7 @@
 #include <fcntl.h>
 
 #include "kvm/dev/virtio.h"
+#include "kvm/snap.h"
 #include "util/log.h"
 
 #define F_MULTIPORT (1ull << 1)
@@ -281,4 +283,88 @@ int virtio_console__init(struct virtio_console *c, struct dev_host *host, uint64
         c->host_closed = 1;
     }
     return virtio_mmio__init(&c->t, host, base, irq, &con_ops, c);
+}
+
+/* Saved state. The held chains are host pointers: each is the one its queue popped
+ * last (pump_rx and pump_tx pop only when they hold none), so it is handed back to the
+ * avail ring instead (last_avail saved one lower) and popped again after the restore.
+ * A transmit chain partly written cannot be: its first bytes already left on the old
+ * socket, the restored device would send them twice into the agent's frame stream. */
+static int held(const struct virtio_console *c, int have, const struct virtq_chain *ch, uint32_t qi)
+{
+    const struct virtq *q = &c->t.q[qi];
+    return have && q->ready && ch->gen == q->gen;
+}
+
+int virtio_console__save(struct virtio_console *c, struct snap_w *w, char *err, size_t errcap)
+{
+    pthread_mutex_lock(&c->t.lock);
+    int rx = held(c, c->rx_have, &c->rx_chain, Q_RX1), tx = held(c, c->tx_have, &c->tx_chain, Q_TX1);
+    if (tx && c->tx_off > 0) {
+        pthread_mutex_unlock(&c->t.lock);
+        snprintf(err, errcap, "the agent channel is mid-frame; try again");
+        return -1;
+    }
+    virtio_mmio__save_held(&c->t, w, (rx ? 1u << Q_RX1 : 0) | (tx ? 1u << Q_TX1 : 0));
+    snap_w__u8(w, (uint8_t)(c->guest_open != 0));
+    snap_w__u8(w, (uint8_t)(c->host_closed != 0)); /* what the guest was told, see load */
+    snap_w__u32(w, (uint32_t)c->nctrl);
+    for (int i = 0; i < c->nctrl; i++) {
+        snap_w__u32(w, c->ctrl_len[i]);
+        snap_w__bytes(w, c->ctrl[i], c->ctrl_len[i]);
+    }
+    pthread_mutex_unlock(&c->t.lock);
+    if (w->oom) {
+        snprintf(err, errcap, "virtio-console: the saved state is out of room");
+        return -1;
+    }
+    return 0;
+}
+
+static int load_held(struct virtio_console *c, struct snap_r *r)
+{
+    if (virtio_mmio__load_held(&c->t, r) < 0)
+        return -1;
+    uint8_t open = snap_r__u8(r), was_closed = snap_r__u8(r);
+    uint32_t n = snap_r__u32(r);
+    if (r->bad)
+        return -1;
+    if (open > 1 || was_closed > 1)
+        return snap_r__fail(r, "virtio-console: a port flag is neither 0 nor 1");
+    if (n > VCON_CTRL_PENDING)
+        return snap_r__fail(r, "virtio-console: %u control messages pending, at most %d", n, VCON_CTRL_PENDING);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t len = snap_r__u32(r);
+        if (r->bad)
+            return -1;
+        if (len < 8 || len > sizeof(c->ctrl[0]))
+            return snap_r__fail(r, "virtio-console: a control message of %u bytes", len);
+        if (snap_r__bytes(r, c->ctrl[i], len) < 0)
+            return -1;
+        c->ctrl_len[i] = len;
+    }
+    c->nctrl = (int)n;
+    c->guest_open = open;
+    c->rx_have = c->tx_have = 0;
+    c->tx_off = 0;
+    /* The agent socket is this process's own: when its state differs from what the
+     * guest was last told, tell it (PORT_OPEN for a port it does not know yet is
+     * ignored by the driver; PORT_READY then says the truth). */
+    if (was_closed != (c->host_closed != 0))
+        queue_ctrl(c, VCON_AGENT_PORT, PORT_OPEN, c->host_closed ? 0 : 1, NULL);
+    return 0;
+}
+
+int virtio_console__load(struct virtio_console *c, struct snap_r *r, char *err, size_t errcap)
+{
+    pthread_mutex_lock(&c->t.lock);
+    int rc = load_held(c, r);
+    if (rc == 0) {
+        virtio_mmio__resume_held(&c->t); /* also flushes the control messages */
+        rearm(c);                        /* watch the new agent socket as the restored state needs */
+    }
+    pthread_mutex_unlock(&c->t.lock);
+    if (rc < 0)
+        snprintf(err, errcap, "%s", r->why);
+    return rc;
 }

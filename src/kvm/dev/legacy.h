@@ -4,6 +4,7 @@
 #define COCOON_KVM_DEV_LEGACY_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kvm/dev/host.h"
@@ -33,11 +34,20 @@ struct uart {
  * within the budget above. -1 when the ports are taken. */
 int uart__init(struct uart *u, struct dev_host *host, int out_fd);
 
+/* Saved state (kvm/snap.h): the registers; load into a device freshly initialised. -1
+ * with err set (a state out of range is refused). */
+struct snap_w;
+struct snap_r;
+int uart__save(struct uart *u, struct snap_w *w, char *err, size_t errcap);
+int uart__load(struct uart *u, struct snap_r *r, char *err, size_t errcap);
+
 struct reset_dev {
     struct dev_host *host;
     uint8_t cf9;
 };
 /* Places the i8042 and 0xcf9 reset ports; a reset asks host->ops->reset. */
 int reset__init(struct reset_dev *r, struct dev_host *host);
+int reset__save(struct reset_dev *r, struct snap_w *w, char *err, size_t errcap);
+int reset__load(struct reset_dev *r, struct snap_r *sr, char *err, size_t errcap);
 
 #endif

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "kvm/dev/virtio.h"
+#include "kvm/snap.h"
 #include "util/log.h"
 
 #define F_MAC (1ull << 5)
@@ -280,4 +281,33 @@ void virtio_net__close(struct virtio_net *n)
     free(n->ibuf);
     free(n->obuf);
     n->ibuf = n->obuf = NULL;
+}
+
+/* Saved state: the transport only. Frames are popped and pushed within one call, so no
+ * chain is held. Frames buffered between the link and the rings are dropped (the
+ * parent's connections are not carried over), the link's state is the new process's,
+ * and the MAC is the new configuration's: a fork gets a MAC of its own. */
+int virtio_net__save(struct virtio_net *n, struct snap_w *w, char *err, size_t errcap)
+{
+    if (virtio_mmio__save(&n->t, w) < 0) {
+        snprintf(err, errcap, "virtio-net: the saved state is out of room");
+        return -1;
+    }
+    return 0;
+}
+
+int virtio_net__load(struct virtio_net *n, struct snap_r *r, char *err, size_t errcap)
+{
+    pthread_mutex_lock(&n->t.lock);
+    int rc = virtio_mmio__load_held(&n->t, r);
+    if (rc == 0) {
+        n->olen = n->ooff = n->ilen = 0;
+        n->rx_blocked = 0;
+        virtio_mmio__resume_held(&n->t);
+        rearm(n);
+    }
+    pthread_mutex_unlock(&n->t.lock);
+    if (rc < 0)
+        snprintf(err, errcap, "%s", r->why);
+    return rc;
 }

@@ -3,6 +3,10 @@
  * register at 0xcf9. The monitor treats a reset as the guest shutting down. */
 #include "kvm/dev/legacy.h"
 
+#include <stdio.h>
+
+#include "kvm/snap.h"
+
 #define I8042_DATA 0x60
 #define I8042_CMD 0x64
 #define I8042_CMD_RESET 0xfe
@@ -41,4 +45,30 @@ int reset__init(struct reset_dev *r, struct dev_host *host)
     if (host->ops->map_pio(host, I8042_DATA, 5, i8042_access, r) < 0)
         return -1;
     return host->ops->map_pio(host, RST_CTRL, 1, cf9_access, r);
+}
+
+/* Saved state: the 0xcf9 register (its reset-type bits). */
+int reset__save(struct reset_dev *r, struct snap_w *w, char *err, size_t errcap)
+{
+    snap_w__u8(w, r->cf9);
+    if (w->oom) {
+        snprintf(err, errcap, "reset: the saved state is out of room");
+        return -1;
+    }
+    return 0;
+}
+
+int reset__load(struct reset_dev *r, struct snap_r *sr, char *err, size_t errcap)
+{
+    uint8_t cf9 = snap_r__u8(sr);
+    if (sr->bad) {
+        snprintf(err, errcap, "reset: %s", sr->why);
+        return -1;
+    }
+    if (cf9 & ~0x0au) {
+        snprintf(err, errcap, "reset: saved port 0xcf9 value 0x%x out of range", cf9);
+        return -1;
+    }
+    r->cf9 = cf9;
+    return 0;
 }

@@ -1,8 +1,10 @@
 /* virtio-rng: every buffer the driver offers on queue 0 is filled (all of its
  * writable bytes, capped per request) from the host's getrandom(2). */
+#include <stdio.h>
 #include <sys/random.h>
 
 #include "kvm/dev/virtio.h"
+#include "kvm/snap.h"
 
 #define RNG_MAX_PER_REQ 4096
 
@@ -40,4 +42,20 @@ int virtio_rng__init(struct virtio_rng *r, struct dev_host *host, uint64_t base,
 {
     r->bytes = 0;
     return virtio_mmio__init(&r->t, host, base, irq, &rng_ops, r);
+}
+
+/* Saved state: the transport only (buffers are filled within a notification, no chain
+ * is ever held). */
+int virtio_rng__save(struct virtio_rng *r, struct snap_w *w, char *err, size_t errcap)
+{
+    if (virtio_mmio__save(&r->t, w) < 0) {
+        snprintf(err, errcap, "virtio-rng: the saved state is out of room");
+        return -1;
+    }
+    return 0;
+}
+
+int virtio_rng__load(struct virtio_rng *r, struct snap_r *sr, char *err, size_t errcap)
+{
+    return virtio_mmio__load(&r->t, sr, err, errcap);
 }

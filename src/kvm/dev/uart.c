@@ -4,9 +4,12 @@
 #include "kvm/dev/legacy.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "kvm/snap.h"
 
 enum { THR = 0, IER = 1, IIR = 2, LCR = 3, MCR = 4, LSR = 5, MSR = 6, SCR = 7 };
 #define LCR_DLAB 0x80
@@ -145,4 +148,53 @@ int uart__init(struct uart *u, struct dev_host *host, int out_fd)
     u->last_refill_ns = now_ns();
     pthread_mutex_init(&u->lock, NULL);
     return host->ops->map_pio(host, UART_COM1_PORT, 8, uart_access, u);
+}
+
+/* Saved state: the registers. The output budget starts afresh in the new process. */
+int uart__save(struct uart *u, struct snap_w *w, char *err, size_t errcap)
+{
+    pthread_mutex_lock(&u->lock);
+    uint8_t regs[] = {u->ier,
+                      u->lcr,
+                      u->mcr,
+                      u->scr,
+                      u->dll,
+                      u->dlm,
+                      u->fcr,
+                      (uint8_t)(u->thre_pending != 0),
+                      (uint8_t)(u->irq_level != 0)};
+    pthread_mutex_unlock(&u->lock);
+    snap_w__bytes(w, regs, sizeof(regs));
+    if (w->oom) {
+        snprintf(err, errcap, "uart: the saved state is out of room");
+        return -1;
+    }
+    return 0;
+}
+
+int uart__load(struct uart *u, struct snap_r *r, char *err, size_t errcap)
+{
+    uint8_t regs[9];
+    if (snap_r__bytes(r, regs, sizeof(regs)) < 0) {
+        snprintf(err, errcap, "uart: %s", r->why);
+        return -1;
+    }
+    if ((regs[0] & ~0x0fu) || (regs[2] & ~0x1fu) || regs[7] > 1 || regs[8] > 1) {
+        snprintf(err, errcap, "uart: a saved register is out of range");
+        return -1;
+    }
+    pthread_mutex_lock(&u->lock);
+    u->ier = regs[0];
+    u->lcr = regs[1];
+    u->mcr = regs[2];
+    u->scr = regs[3];
+    u->dll = regs[4];
+    u->dlm = regs[5];
+    u->fcr = regs[6];
+    u->thre_pending = regs[7];
+    /* the line follows the registers; the new process's line starts low */
+    u->irq_level = 0;
+    update_irq(u);
+    pthread_mutex_unlock(&u->lock);
+    return 0;
 }

@@ -9,6 +9,15 @@
 
 #include "kvm/dev/virtio_mmio.h"
 
+/* Saved state (kvm/snap.h) of each device: save with every vCPU paused and no device
+ * callback running; load into a device freshly initialised (as at a cold boot) over the
+ * restored guest memory, before the vCPUs and the I/O thread start (it may serve what
+ * the driver left available and raise the interrupt: restore the irqchip first). -1
+ * with err set: a save that cannot be made now (the console mid-frame), or a state
+ * refused (the device is then unusable: destroy the machine). */
+struct snap_w;
+struct snap_r;
+
 /* virtio-rng (device id 4): fills the driver's buffers from getrandom(2). */
 struct virtio_rng {
     struct virtio_mmio t;
@@ -16,6 +25,8 @@ struct virtio_rng {
 };
 /* Places the device at base with interrupt irq. -1 when the address range is taken. */
 int virtio_rng__init(struct virtio_rng *r, struct dev_host *host, uint64_t base, int irq);
+int virtio_rng__save(struct virtio_rng *r, struct snap_w *w, char *err, size_t errcap);
+int virtio_rng__load(struct virtio_rng *r, struct snap_r *sr, char *err, size_t errcap);
 
 /* virtio-blk (device id 2) over a qcow2 image (src/disk/qcow2.h) or a raw file. */
 struct qcow2;
@@ -32,6 +43,9 @@ int virtio_blk__init(struct virtio_blk *b, struct dev_host *host, uint64_t base,
                      const char *format, int read_only, char *err, size_t errcap);
 /* Closes the disk (flushing qcow2 metadata); after the I/O thread and vCPUs stopped. */
 void virtio_blk__close(struct virtio_blk *b);
+/* The disk is not in the state; its size and read-only flag must be the saved ones. */
+int virtio_blk__save(struct virtio_blk *b, struct snap_w *w, char *err, size_t errcap);
+int virtio_blk__load(struct virtio_blk *b, struct snap_r *r, char *err, size_t errcap);
 
 /* virtio-console (device id 3) with VIRTIO_CONSOLE_F_MULTIPORT: port 1 is named
  * "cocoon.agent" and is connected to a stream socket (one end of a socketpair). */
@@ -59,6 +73,12 @@ struct virtio_console {
 /* fd: the host end of the agent channel (made non-blocking; the device watches it,
  * the caller keeps ownership); -1 for a port that is closed from the start. -1 on error. */
 int virtio_console__init(struct virtio_console *c, struct dev_host *host, uint64_t base, int irq, int fd);
+/* A held chain is saved as not yet popped (popped again after the restore); a transmit
+ * chain partly written fails the save ("mid-frame; try again"). Pending control
+ * messages and the guest's port state are kept; the agent socket is the new process's
+ * (the guest is told when its state differs from what it was told). */
+int virtio_console__save(struct virtio_console *c, struct snap_w *w, char *err, size_t errcap);
+int virtio_console__load(struct virtio_console *c, struct snap_r *r, char *err, size_t errcap);
 
 /* virtio-net (device id 1): one receive and one transmit queue, no offloads, no
  * mergeable buffers (the 12-byte virtio 1.x header, num_buffers = 1), MAC and link
@@ -87,5 +107,9 @@ int virtio_net__init(struct virtio_net *n, struct dev_host *host, uint64_t base,
                      char *err, size_t errcap);
 /* After the I/O thread stopped (no more callbacks). */
 void virtio_net__close(struct virtio_net *n);
+/* Frames buffered between the link and the rings are not saved (dropped); the MAC and
+ * the link are the new process's. */
+int virtio_net__save(struct virtio_net *n, struct snap_w *w, char *err, size_t errcap);
+int virtio_net__load(struct virtio_net *n, struct snap_r *r, char *err, size_t errcap);
 
 #endif

@@ -11,6 +11,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "kvm/snap.h"
 #include "util/log.h"
 
 enum {
@@ -357,4 +358,176 @@ int virtio_mmio__cmdline(const struct virtio_mmio *t, char *cmdline, size_t cap)
     size_t n = strlen(cmdline);
     int w = snprintf(cmdline + n, cap - n, "%svirtio_mmio.device=4K@0x%" PRIx64 ":%d", n ? " " : "", t->base, t->irq);
     return w < 0 || (size_t)w >= cap - n ? -1 : 0;
+}
+
+/* Saved state (snap.h). The transport's part of a device section: registers, then every
+ * queue. Host pointers (ring mappings, held chains) are never saved: a ready queue is
+ * enabled again against the restored guest memory, which checks its layout as a
+ * driver's QueueReady would. */
+#define SNAP_VERSION 1
+#define STATUS_KNOWN 0xffu /* what write_status can leave in the register */
+
+void virtio_mmio__save_held(struct virtio_mmio *t, struct snap_w *w, uint32_t rewind)
+{
+    snap_w__u32(w, SNAP_VERSION);
+    snap_w__u32(w, t->ops->device_id);
+    snap_w__u32(w, t->ops->num_queues);
+    snap_w__u32(w, t->status);
+    snap_w__u32(w, t->dev_feat_sel);
+    snap_w__u32(w, t->drv_feat_sel);
+    snap_w__u32(w, t->queue_sel);
+    snap_w__u32(w, t->int_status);
+    snap_w__u32(w, t->config_gen);
+    snap_w__u64(w, t->drv_features);
+    for (uint32_t i = 0; i < t->ops->num_queues; i++) {
+        const struct virtq *q = &t->q[i];
+        /* a held chain is given back to the avail ring: the restored device pops it again */
+        uint16_t last = (uint16_t)(q->last_avail - ((rewind >> i) & 1));
+        snap_w__u16(w, q->size);
+        snap_w__u8(w, (uint8_t)(q->ready != 0));
+        snap_w__u8(w, (uint8_t)(q->indirect_ok != 0));
+        snap_w__u8(w, (uint8_t)(q->broken != 0));
+        snap_w__u16(w, q->num);
+        snap_w__u16(w, last);
+        snap_w__u16(w, q->used_idx);
+        snap_w__u64(w, q->desc_gpa);
+        snap_w__u64(w, q->avail_gpa);
+        snap_w__u64(w, q->used_gpa);
+    }
+}
+
+struct saved_queue {
+    uint16_t size, num, last_avail, used_idx;
+    uint8_t ready, indirect_ok, broken;
+    uint64_t desc, avail, used;
+};
+
+static int load_queue(struct virtio_mmio *t, uint32_t i, struct snap_r *r)
+{
+    struct saved_queue s;
+    s.size = snap_r__u16(r);
+    s.ready = snap_r__u8(r);
+    s.indirect_ok = snap_r__u8(r);
+    s.broken = snap_r__u8(r);
+    s.num = snap_r__u16(r);
+    s.last_avail = snap_r__u16(r);
+    s.used_idx = snap_r__u16(r);
+    s.desc = snap_r__u64(r);
+    s.avail = snap_r__u64(r);
+    s.used = snap_r__u64(r);
+    if (r->bad)
+        return -1;
+    if (s.ready > 1 || s.indirect_ok > 1 || s.broken > 1)
+        return snap_r__fail(r, "%s: queue %u has a flag that is neither 0 nor 1", t->ops->name, i);
+    if (s.ready) {
+        if (s.size == 0 || s.size > VIRTQ_MAX_SIZE || (s.size & (s.size - 1)) || s.num != s.size)
+            return snap_r__fail(r, "%s: queue %u has size %u (num %u): not a power of two within %u", t->ops->name, i,
+                                s.size, s.num, VIRTQ_MAX_SIZE);
+        if ((uint16_t)(s.last_avail - s.used_idx) > s.num)
+            return snap_r__fail(r, "%s: queue %u has %u buffers in flight, more than its size %u", t->ops->name, i,
+                                (uint16_t)(s.last_avail - s.used_idx), s.num);
+    } else if (s.num != 0) {
+        return snap_r__fail(r, "%s: queue %u is off but has a size in use", t->ops->name, i);
+    }
+    struct virtq *q = &t->q[i];
+    virtq__reset(q);
+    q->size = s.size;
+    q->desc_gpa = s.desc;
+    q->avail_gpa = s.avail;
+    q->used_gpa = s.used;
+    q->indirect_ok = s.indirect_ok;
+    if (s.ready && virtq__enable(q, t->host->mem) < 0) {
+        const char *why = q->why ? q->why : "?";
+        virtq__reset(q);
+        return snap_r__fail(r, "%s: queue %u cannot be restored: %s", t->ops->name, i, why);
+    }
+    if (s.ready && !s.broken) {
+        /* the rings are in the restored memory: they must agree with the indexes (else
+         * the memory is another snapshot's, and the first pop would break the queue) */
+        uint16_t avail;
+        memcpy(&avail, q->avail + 2, 2);
+        if ((uint16_t)(avail - s.last_avail) > s.num) {
+            virtq__reset(q);
+            return snap_r__fail(r,
+                                "%s: queue %u: the driver's avail index %u is more than %u past the saved %u: "
+                                "guest memory does not match the device state",
+                                t->ops->name, i, avail, s.num, s.last_avail);
+        }
+    }
+    q->last_avail = s.last_avail;
+    q->used_idx = s.used_idx;
+    q->broken = s.broken;
+    if (s.broken)
+        q->why = "malformed before the snapshot";
+    return 0;
+}
+
+int virtio_mmio__load_held(struct virtio_mmio *t, struct snap_r *r)
+{
+    uint32_t version = snap_r__u32(r), id = snap_r__u32(r), nq = snap_r__u32(r);
+    uint32_t status = snap_r__u32(r), dfs = snap_r__u32(r), drfs = snap_r__u32(r), qsel = snap_r__u32(r);
+    uint32_t ints = snap_r__u32(r), gen = snap_r__u32(r);
+    uint64_t feat = snap_r__u64(r);
+    if (r->bad)
+        return -1;
+    if (version != SNAP_VERSION)
+        return snap_r__fail(r, "%s: saved state version %u, this build reads %u", t->ops->name, version, SNAP_VERSION);
+    if (id != t->ops->device_id)
+        return snap_r__fail(r, "%s: the saved state is of virtio device %u, this one is %u", t->ops->name, id,
+                            t->ops->device_id);
+    if (nq != t->ops->num_queues)
+        return snap_r__fail(r, "%s: the saved state has %u queues, the device %u", t->ops->name, nq,
+                            t->ops->num_queues);
+    if (status & ~STATUS_KNOWN)
+        return snap_r__fail(r, "%s: device status 0x%x out of range", t->ops->name, status);
+    if (ints & ~3u)
+        return snap_r__fail(r, "%s: interrupt status 0x%x out of range", t->ops->name, ints);
+    if ((status & VIRTIO_STATUS_FEATURES_OK) && ((feat & ~offered(t)) || !(feat & VIRTIO_F_VERSION_1)))
+        return snap_r__fail(r,
+                            "%s: the driver's features 0x%llx are not all offered by this device (0x%llx): was "
+                            "it configured differently?",
+                            t->ops->name, (unsigned long long)feat, (unsigned long long)offered(t));
+    t->status = status;
+    t->dev_feat_sel = dfs;
+    t->drv_feat_sel = drfs;
+    t->queue_sel = qsel;
+    t->int_status = ints;
+    t->config_gen = gen;
+    t->drv_features = feat;
+    for (uint32_t i = 0; i < nq; i++)
+        if (load_queue(t, i, r) < 0)
+            return -1;
+    return 0;
+}
+
+void virtio_mmio__resume_held(struct virtio_mmio *t)
+{
+    /* A notification still in the old process's ioeventfd is lost: serve what the
+     * driver left available, as a notification would (a spurious one is harmless). */
+    for (uint32_t i = 0; i < t->ops->num_queues; i++)
+        if (virtq__has_avail(&t->q[i]))
+            queue_notify(t, i);
+    /* The new irqchip may not hold the interrupt the driver has not acknowledged yet. */
+    if (t->int_status)
+        raise_irq(t);
+}
+
+int virtio_mmio__save(struct virtio_mmio *t, struct snap_w *w)
+{
+    pthread_mutex_lock(&t->lock);
+    virtio_mmio__save_held(t, w, 0);
+    pthread_mutex_unlock(&t->lock);
+    return w->oom ? -1 : 0;
+}
+
+int virtio_mmio__load(struct virtio_mmio *t, struct snap_r *r, char *err, size_t errcap)
+{
+    pthread_mutex_lock(&t->lock);
+    int rc = virtio_mmio__load_held(t, r);
+    if (rc == 0)
+        virtio_mmio__resume_held(t);
+    pthread_mutex_unlock(&t->lock);
+    if (rc < 0)
+        snprintf(err, errcap, "%s", r->why);
+    return rc;
 }

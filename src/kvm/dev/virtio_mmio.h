@@ -95,6 +95,27 @@ int virtio_mmio__use_ioeventfd(struct virtio_mmio *t);
 int virtio_mmio__use_irqfd(struct virtio_mmio *t);
 /* Closes the eventfds; after the I/O thread stopped. */
 void virtio_mmio__close(struct virtio_mmio *t);
+/* Saved state (kvm/snap.h). Lock held: appends the registers and every queue. A queue
+ * whose bit is set in rewind holds the chain the device popped from it last and has not
+ * given back: its last_avail is saved one lower, so the restored device pops that chain
+ * again from the driver's avail ring (host pointers are never saved). */
+struct snap_w;
+struct snap_r;
+void virtio_mmio__save_held(struct virtio_mmio *t, struct snap_w *w, uint32_t rewind);
+/* Lock held: reads what save_held wrote into a transport freshly initialised (as at a
+ * cold boot) over the restored guest memory; every value is checked, ready queues are
+ * enabled again (their layout checked against guest memory). -1 with r's reason set;
+ * the device is then unusable (destroy the machine). */
+int virtio_mmio__load_held(struct virtio_mmio *t, struct snap_r *r);
+/* Lock held, after load_held and the device's own state: serves what the driver left
+ * available (a notification may have been lost with the old process's ioeventfd) and
+ * raises the interrupt again when one is pending. */
+void virtio_mmio__resume_held(struct virtio_mmio *t);
+/* The same with the lock taken, for a device without state of its own. -1 when the
+ * writer ran out of room; -1 with err set when the state is refused. */
+int virtio_mmio__save(struct virtio_mmio *t, struct snap_w *w);
+int virtio_mmio__load(struct virtio_mmio *t, struct snap_r *r, char *err, size_t errcap);
+
 /* Appends " virtio_mmio.device=4K@0x...:irq" for this device to a command line. */
 int virtio_mmio__cmdline(const struct virtio_mmio *t, char *cmdline, size_t cap);
 
