@@ -60,6 +60,14 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
     put(line, sizeof(line), &n, nr >= 0 && nr < MAX_NR && names[nr] ? names[nr] : "?");
     put(line, sizeof(line), &n, " (");
     put(line, sizeof(line), &n, num);
+    /* where: the calling instruction, for addr2line on the binary (a bug report's lead) */
+    char at[2 + 16 + 1] = "0x";
+    uintptr_t a = (uintptr_t)si->si_call_addr;
+    for (int i = 0; i < 16; i++)
+        at[2 + i] = "0123456789abcdef"[(a >> (60 - 4 * i)) & 0xf];
+    at[18] = 0;
+    put(line, sizeof(line), &n, " at ");
+    put(line, sizeof(line), &n, at);
     put(line, sizeof(line), &n, "); the box is stopped (seccomp)\n");
     ssize_t w = write(report_fd, line, n);
     (void)w;

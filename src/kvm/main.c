@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,6 +44,11 @@ int kvm_run_main(const char *box_dir, const char *cmdline)
     char err[PATH_MAX * 2];
     uint64_t t0 = util_now_ns(CLOCK_MONOTONIC);
     signal(SIGPIPE, SIG_IGN); /* a channel the monitor closed is an error to handle, not a death */
+    /* One malloc arena: glibc shrinking a thread's own arena reads
+     * /proc/sys/vm/overcommit_memory the first time, an open our system call filter
+     * forbids (seen when the I/O thread's allocations for a live snapshot's disk layer
+     * were freed at exit). The main arena gives memory back with brk instead. */
+    mallopt(M_ARENA_MAX, 1);
     if (box_config_load(box_dir, &cfg, err, sizeof(err)) < 0)
         return fail("%s", err);
     int has_net = cfg.net.mode != NET_MODE_NONE;

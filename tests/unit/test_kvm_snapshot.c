@@ -19,6 +19,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <poll.h>
+#include <pthread.h>
+
+#include "disk/qcow2.h"
 #include "kvm/control.h"
 #include "kvm/machine.h"
 #include "kvm/snap.h"
@@ -290,13 +294,111 @@ static void test_control_commands(void **state)
     close(peer);
 }
 
+/* ---- the channel end to end: the monitor's QMP client against the server on a thread
+ * standing in for the I/O thread, fds passed with SCM_RIGHTS, a real qcow2 disk ---- */
+
+static struct dev_io_entry *watched;
+static int watch_fd = -1;
+static int fake_watch(struct dev_host *h, int fd, uint32_t ev, struct dev_io_entry *e)
+{
+    (void)h, (void)ev;
+    watched = e;
+    watch_fd = fd;
+    return 0;
+}
+static void fake_unwatch(struct dev_host *h, int fd)
+{
+    (void)h, (void)fd;
+    watched = NULL;
+}
+static const struct dev_host_ops fake_ops = {.watch = fake_watch, .unwatch = fake_unwatch};
+static volatile int io_stop;
+
+static void *io_loop(void *arg)
+{
+    (void)arg;
+    while (!io_stop) {
+        struct pollfd p = {.fd = watch_fd, .events = POLLIN};
+        if (watched && poll(&p, 1, 20) > 0 && watched)
+            watched->fn(watched->ctx, POLLIN);
+    }
+    return NULL;
+}
+
+static void test_control_channel(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/cocoon-ctl-XXXXXX", low[64], next[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(low, sizeof(low), "%s/low.qcow2", dir);
+    snprintf(next, sizeof(next), "%s/next.qcow2", dir);
+    assert_int_equal(qcow2_create(low, 1 << 20, NULL, NULL, 0, err, sizeof(err)), 0);
+    assert_int_equal(qcow2_create(next, 0, low, "qcow2", 0, err, sizeof(err)), 0);
+    memset(&m, 0, sizeof(m));
+    pthread_mutex_init(&m.vm.lock, NULL);
+    pthread_cond_init(&m.vm.cond, NULL);
+    m.vm.host.ops = &fake_ops;
+    m.has_blk = 1;
+    m.blk.raw_fd = -1;
+    pthread_mutex_init(&m.blk.t.lock, NULL);
+    m.blk.qcow = qcow2_open(low, 1, err, sizeof(err));
+    assert_non_null(m.blk.qcow);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(kvm_control__start(&c, &m, sv[0], err, sizeof(err)), 0);
+    io_stop = 0;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, io_loop, NULL), 0);
+
+    struct qmp q;
+    qmp_init(&q, sv[1]);
+    json_t *ret = NULL;
+    assert_int_equal(qmp_command(&q, "query-status", NULL, -1, &ret, 5000, err, sizeof(err)), 0);
+    assert_string_equal(json_string_value(json_object_get(ret, "status")), "running");
+    json_decref(ret);
+    assert_int_equal(qmp_command(&q, "stop", NULL, -1, NULL, 5000, err, sizeof(err)), 0);
+    int fd = open(next, O_RDWR | O_CLOEXEC);
+    assert_int_equal(
+        qmp_command(&q, "getfd", json_pack("{s:s}", "fdname", "cocoondisk"), fd, NULL, 5000, err, sizeof(err)), 0);
+    close(fd);
+    assert_int_equal(qmp_command(&q, "x-cocoon-disk-overlay", json_pack("{s:s}", "fdname", "cocoondisk"), -1, NULL,
+                                 5000, err, sizeof(err)),
+                     0);
+    assert_int_equal(qmp_command(&q, "cont", NULL, -1, NULL, 5000, err, sizeof(err)), 0);
+    uint8_t b[4096];
+    memset(b, 0x5a, sizeof(b));
+    assert_int_equal(qcow2_write(m.blk.qcow, 0, b, sizeof(b), err, sizeof(err)), 0);
+    /* the fd went with getfd and was used once: a second overlay has none */
+    assert_int_equal(qmp_command(&q, "stop", NULL, -1, NULL, 5000, err, sizeof(err)), 0);
+    assert_int_equal(qmp_command(&q, "x-cocoon-disk-overlay", json_pack("{s:s}", "fdname", "cocoondisk"), -1, NULL,
+                                 5000, err, sizeof(err)),
+                     -1);
+    assert_non_null(strstr(err, "getfd first"));
+    io_stop = 1;
+    pthread_join(t, NULL);
+    qmp_close(&q);
+    kvm_control__close(&c);
+    assert_int_equal(qcow2_close(m.blk.qcow, err, sizeof(err)), 0);
+    /* the write is in the new layer, the old one never saw it */
+    struct qcow2 *l = qcow2_open(low, 0, err, sizeof(err)), *n = qcow2_open(next, 0, err, sizeof(err));
+    uint8_t r[4096];
+    assert_int_equal(qcow2_read(n, 0, r, sizeof(r), err, sizeof(err)), 0);
+    assert_memory_equal(r, b, sizeof(r));
+    assert_int_equal(qcow2_read(l, 0, r, sizeof(r), err, sizeof(err)), 0);
+    assert_int_equal(r[0], 0);
+    qcow2_close(l, NULL, 0);
+    qcow2_close(n, NULL, 0);
+    unlink(low);
+    unlink(next);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_stream_round_trip),
-        cmocka_unit_test(test_stream_limit),
-        cmocka_unit_test(test_snapfile_checks),
-        cmocka_unit_test(test_control_commands),
+        cmocka_unit_test(test_stream_round_trip), cmocka_unit_test(test_stream_limit),
+        cmocka_unit_test(test_snapfile_checks),   cmocka_unit_test(test_control_commands),
+        cmocka_unit_test(test_control_channel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
