@@ -1,4 +1,4 @@
-"""Forks of running boxes on the qemu backend (`cocoon fork`, src/lib/fork.c,
+"""Forks of running boxes, either backend (`cocoon fork`, src/lib/fork.c,
 src/monitor/livesnap.c): one capture of a running box's disk and memory, N new boxes
 that go on from it. A Python process in the parent holds state in memory (a counter and
 an open file), started with `exec -d` and driven through a FIFO; each child continues
@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 
-import pytest
 
 import state_invariants as inv
 from conftest import decode, sh
@@ -59,8 +58,6 @@ def boxes(vm):
 
 
 def test_fork_children_go_on_from_the_parents_memory(vm):
-    if vm.backend != "qemu":
-        pytest.skip("skipped: forks are a qemu backend feature")
     vm.run("create", "--name", "par", check=0)
     vm.run("start", "par", check=0)
     script = base64.b64encode(COUNTER.encode()).decode()
@@ -153,8 +150,6 @@ def test_fork_monitor_killed_during_the_capture(vm):
     """The monitor killed while QEMU writes the memory (one boot): the box is gone, its
     disk the old layer and whole, no snapshot and no child is visible; doctor --fix
     leaves nothing behind."""
-    if vm.backend != "qemu":
-        pytest.skip("skipped: forks are a qemu backend feature")
     vm.run("create", "--name", "mk", check=0)
     vm.run("start", "mk", check=0, env={"COCOON_TEST_CRASH_AT": "LIVESNAP_MEMORY"})
     sh(vm, "mk", "echo kept > /root/kept")

@@ -191,84 +191,109 @@ bench_stop() { # quiet unless the box does not shut down cleanly
 ms_since() { awk -v a=$1 -v b=$(cut -d' ' -f1 /proc/uptime) 'BEGIN {printf "%d", (b - a) * 1000}'; }
 DRIVE='rm -f /tmp/state; echo inc >/tmp/ctl; i=0; while [ ! -e /tmp/state ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; cat /tmp/state'
 drive() { ctl $1 exec sh -c "$DRIVE"; }
-FORK_N=${FORK_N:-4}
+# children per fork: 8, or fork_n=N on the outer kernel's command line (NESTED_FORK_N)
+FORK_N=$(sed -n 's/.*fork_n=\([0-9]*\).*/\1/p' /proc/cmdline)
+FORK_N=${FORK_N:-8}
+# vmm_child NAME: child= the pid of the box's VMM (the kvm VMM or QEMU: the monitor's child)
+vmm_child() {
+    mon=$(eval echo \$PID_$1)
+    child=$(cut -d' ' -f1 /proc/$mon/task/$mon/children 2>/dev/null)
+}
+# snap_fork BACKEND N: the checks above on one backend with N children; box names carry
+# the backend (kvmsrc, kvmk1..., qemusrc, qemuk1...)
 snap_fork() {
-    mkbox fsrc 1 "" kvm
-    boot fsrc || return 1
-    ctl fsrc exec echo first >/dev/null
+    be=$1 n=$2 src=${1}src
+    # the baseline, same run: cold boots of the same box to its first exec
+    for i in 1 2 3; do
+        mkbox ${be}cold 1 "" $be
+        boot ${be}cold || continue
+        ctl ${be}cold exec echo first >/dev/null
+        echo "BENCH fork cold[$be] $i: $(ms_since $T0) ms to the first exec"
+        bench_stop ${be}cold
+    done
+    mkbox $src 1 "" $be
+    boot $src || return 1
+    ctl $src exec echo first >/dev/null
     cold_ms=$(ms_since $T0)
-    ctl fsrc exec sh -c 'mkdir -p /mnt/ram && mount -t tmpfs tmpfs /mnt/ram && echo ram-$RANDOM$RANDOM >/mnt/ram/secret &&
+    ctl $src exec sh -c 'mkdir -p /mnt/ram && mount -t tmpfs tmpfs /mnt/ram && echo ram-$RANDOM$RANDOM >/mnt/ram/secret &&
         mkfifo /tmp/ctl && echo "n=0; while :; do read c </tmp/ctl; [ \"\$c\" = inc ] || continue; n=\$((n+1)); echo \$n >/tmp/s.new; mv /tmp/s.new /tmp/state; done" >/counter.sh &&
         (setsid sh /counter.sh </dev/null >/dev/null 2>&1 &)'
-    secret=$(ctl fsrc exec cat /mnt/ram/secret)
-    c=$(drive fsrc; drive fsrc; drive fsrc)
-    [ "$(echo $c)" = "1 2 3" ] || { fail "fork-setup[kvm]: the counter in the parent said '$c'"; return 1; }
+    secret=$(ctl $src exec cat /mnt/ram/secret)
+    c=$(drive $src; drive $src; drive $src)
+    [ "$(echo $c)" = "1 2 3" ] || { fail "fork-setup[$be]: the counter in the parent said '$c'"; return 1; }
     sid=0123456789ab
+    rm -rf /snaps
     mkdir -p /snaps/$sid
-    ln /boxes/fsrc/disk.qcow2 /snaps/$sid/disk.qcow2
-    nestctl mkoverlay /snaps/$sid/disk.qcow2 /boxes/fsrc/disk.next-$sid.qcow2 || { fail "fork-snapshot[kvm]: mkoverlay"; return 1; }
+    ln /boxes/$src/disk.qcow2 /snaps/$sid/disk.qcow2
+    nestctl mkoverlay /snaps/$sid/disk.qcow2 /boxes/$src/disk.next-$sid.qcow2 || { fail "fork-snapshot[$be]: mkoverlay"; return 1; }
     : >/snaps/$sid/memory.state
-    ln /snaps/$sid/memory.state /boxes/fsrc/memory.next
+    ln /snaps/$sid/memory.state /boxes/$src/memory.next
     t=$(cut -d' ' -f1 /proc/uptime)
-    ans=$(ctl fsrc snapshot disk.next-$sid.qcow2 memory)
+    ans=$(ctl $src snapshot disk.next-$sid.qcow2 memory)
     rc=$?
     snap_ms=$(ms_since $t)
-    rm -f /boxes/fsrc/memory.next
-    if [ $rc = 0 ] && [ "$ans" = quiesced ] && [ ! -e /boxes/fsrc/disk.next-$sid.qcow2 ]; then
-        pass "fork-snapshot[kvm]: live capture in $snap_ms ms ($(grep -o 'memory and device state saved in.*' /boxes/fsrc/vmm.log | tail -1))"
+    rm -f /boxes/$src/memory.next
+    if [ $rc = 0 ] && [ "$ans" = quiesced ] && [ ! -e /boxes/$src/disk.next-$sid.qcow2 ]; then
+        pass "fork-snapshot[$be]: live capture in $snap_ms ms ($(grep -o 'memory and device state saved in [0-9.]* ms' /boxes/$src/vmm.log | tail -1))"
     else
-        fail "fork-snapshot[kvm]: rc $rc, answer '$ans'"; tail -5 /boxes/fsrc/vmm.log; return 1
+        fail "fork-snapshot[$be]: rc $rc, answer '$ans'"; tail -5 /boxes/$src/vmm.log; return 1
     fi
-    c=$(drive fsrc)
-    [ "$c" = 4 ] && pass "fork-parent-goes-on[kvm]: counter 4 after the capture" || fail "fork-parent-goes-on[kvm]: counter '$c'"
-    i=1 ok=0 restore_sum=0
-    while [ $i -le $FORK_N ]; do
-        k=fk$i
-        mkbox $k 1 "" kvm
+    c=$(drive $src)
+    [ "$c" = 4 ] && pass "fork-parent-goes-on[$be]: counter 4 after the capture" || fail "fork-parent-goes-on[$be]: counter '$c'"
+    i=1 ok=0
+    while [ $i -le $n ]; do
+        k=${be}k$i
+        mkbox $k 1 "" $be
         rm -f /boxes/$k/disk.qcow2
         nestctl mkoverlay /snaps/$sid/disk.qcow2 /boxes/$k/disk.qcow2
         ln /snaps/$sid/memory.state /boxes/$k/memory.restore
         if boot $k; then
             ctl $k exec echo first >/dev/null
             r_ms=$(ms_since $T0)
-            restore_sum=$((restore_sum + r_ms))
-            echo "BENCH fork restore $k: ${r_ms} ms to the first exec (cold boot of the parent: ${cold_ms} ms)"
-            grep -q 'restored from a full snapshot' /boxes/$k/vmm.log || fail "fork-restored-$k: $(grep -o 'kernel entered by [^;]*' /boxes/$k/vmm.log)"
+            echo "BENCH fork restore[$be] $k: ${r_ms} ms to the first exec (cold boot of the parent: ${cold_ms} ms;" \
+                "$(grep -o 'box ready in [0-9]* ms' /boxes/$k/vmm.log | tail -1);" \
+                "$(grep -o 'restored from a full snapshot in [0-9.]* ms\|memory snapshot loaded in [0-9]* ms' /boxes/$k/vmm.log | tail -1))"
             got=$(ctl $k exec cat /mnt/ram/secret)
             c=$(drive $k)
             gt=$(ctl $k exec date +%s) ht=$(date +%s)
             d=$((ht - gt)); [ $d -lt 0 ] && d=$((-d))
             if [ "$got" = "$secret" ] && [ "$c" = 4 ] && [ $d -le 2 ]; then ok=$((ok + 1)); else
-                fail "fork-child-$k: secret '$got' (want '$secret'), counter '$c' (want 4), clock off by $d s"; tail -5 /boxes/$k/vmm.log; fi
+                fail "fork-child[$be] $k: secret '$got' (want '$secret'), counter '$c' (want 4), clock off by $d s"; tail -5 /boxes/$k/vmm.log; fi
         fi
         i=$((i + 1))
     done
-    [ $ok = $FORK_N ] && pass "fork-children[kvm]: $FORK_N children restored with the parent's RAM state (tmpfs secret, counter 3 -> 4 each), clocks stepped"
+    [ -n "${FORK_LOG:-}" ] && sed "s/^/NESTED: ${be}k2 /" /boxes/${be}k2/vmm.log | cut -c1-220
+    [ $ok = $n ] && pass "fork-children[$be]: $n children restored with the parent's RAM state (tmpfs secret, counter 3 -> 4 each), clocks stepped"
     # they diverge: a second step in child 1 only, then child 2 and the parent
-    a=$(drive fk1) b=$(drive fk2) p=$(drive fsrc)
-    [ "$a $b $p" = "5 5 5" ] && pass "fork-independent[kvm]: child 1, child 2 and the parent each at 5" ||
-        fail "fork-independent[kvm]: '$a' '$b' '$p' (want 5 5 5)"
-    ctl fk1 exec sh -c 'echo only-fk1 >/mnt/ram/mine'
-    m=$(ctl fk2 exec cat /mnt/ram/mine 2>/dev/null)
-    [ -z "$m" ] && pass "fork-private-ram[kvm]: a write in one child is not seen by another" || fail "fork-private-ram[kvm]: fk2 sees '$m'"
-    # memory: the children's guest RAM is the snapshot file's pages, shared until written
+    a=$(drive ${be}k1) b=$(drive ${be}k2) p=$(drive $src)
+    [ "$a $b $p" = "5 5 5" ] && pass "fork-independent[$be]: child 1, child 2 and the parent each at 5" ||
+        fail "fork-independent[$be]: '$a' '$b' '$p' (want 5 5 5)"
+    ctl ${be}k1 exec sh -c 'echo only-k1 >/mnt/ram/mine'
+    m=$(ctl ${be}k2 exec cat /mnt/ram/mine 2>/dev/null)
+    [ -z "$m" ] && pass "fork-private-ram[$be]: a write in one child is not seen by another" || fail "fork-private-ram[$be]: child 2 sees '$m'"
+    # memory: on the kvm backend the children's guest RAM is the snapshot file's pages,
+    # shared until written; QEMU loads the file into each child's own RAM
     rss=0 pss=0
     i=1
-    while [ $i -le $FORK_N ]; do
-        kvm_child fk$i
+    while [ $i -le $n ]; do
+        vmm_child ${be}k$i
         [ -n "$child" ] && set -- $(awk '/^Rss:/ {r = $2} /^Pss:/ {p = $2} END {print r + 0, p + 0}' /proc/$child/smaps_rollup) &&
             rss=$((rss + $1)) pss=$((pss + $2))
         i=$((i + 1))
     done
-    echo "BENCH fork memory: $FORK_N children of 256 MiB: Rss sum ${rss} KiB, Pss sum ${pss} KiB, shared $(awk -v r=$rss -v p=$pss 'BEGIN {if (r) printf "%.0f", 100 * (1 - p / r); else print 0}')%"
-    echo "BENCH fork ratio: restore to first exec $((restore_sum / FORK_N)) ms mean vs cold boot ${cold_ms} ms"
+    echo "BENCH fork memory[$be]: $n children of 256 MiB: Rss sum ${rss} KiB, Pss sum ${pss} KiB"
     i=1
-    while [ $i -le $FORK_N ]; do bench_stop fk$i; i=$((i + 1)); done
-    bench_stop fsrc
+    while [ $i -le $n ]; do bench_stop ${be}k$i; i=$((i + 1)); done
+    bench_stop $src
     rm -rf /snaps
 }
 # NESTED_ONLY=fork (tests/nested/run.sh): only the snapshot and fork checks
-case "$(cat /proc/cmdline)" in *nested_only=fork*) snap_fork; finish ;; esac
+forks() {
+    snap_fork kvm $FORK_N
+    # the peer on the same machine: QEMU (accel kvm on the nested /dev/kvm), 4 children
+    [ -x /usr/bin/qemu-system-x86_64 ] && snap_fork qemu 4
+}
+case "$(cat /proc/cmdline)" in *nested_only=fork*) FORK_LOG=1; forks; finish ;; esac
 
 mkbox box1 1
 mkbox box2 2 public
@@ -437,5 +462,5 @@ if [ -x /usr/bin/qemu-system-x86_64 ]; then
 else
     echo "NESTED: no QEMU in the outer VM (NESTED_QEMU=0): qemu-backend checks and comparison skipped"
 fi
-snap_fork
+forks
 finish

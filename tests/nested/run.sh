@@ -7,7 +7,7 @@
 # the lane cannot run here. Env: BUILD (default build), NESTED_TIMEOUT (s, default 300),
 # QEMU goes into the outer VM too, for the same checks on the qemu backend and the
 # boot-to-READY comparison (NESTED_QEMU=0 leaves it out). NESTED_ONLY=fork runs only
-# the full-snapshot and fork checks.
+# the full-snapshot and fork checks; NESTED_FORK_N=N forks N children (default 8).
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -95,7 +95,7 @@ run_outer() {
     timeout "${NESTED_TIMEOUT:-300}" qemu-system-x86_64 -accel tcg -cpu EPYC,+svm,+npt -M microvm -m 3G -smp 1 \
         -nodefaults -no-user-config -nographic -no-reboot -serial stdio \
         -kernel "$VMLINUZ" -initrd "$B/outer.cpio" \
-        -append "console=ttyS0 panic=-1 rdinit=/init tsc=reliable tsc_early_khz=$TSC_KHZ${NESTED_ONLY:+ nested_only=$NESTED_ONLY}" </dev/null >"$B/console.txt" 2>&1 &
+        -append "console=ttyS0 panic=-1 rdinit=/init tsc=reliable tsc_early_khz=$TSC_KHZ${NESTED_ONLY:+ nested_only=$NESTED_ONLY}${NESTED_FORK_N:+ fork_n=$NESTED_FORK_N}" </dev/null >"$B/console.txt" 2>&1 &
     qpid=$!
     i=0
     while [ $i -lt 90 ] && kill -0 $qpid 2>/dev/null; do
