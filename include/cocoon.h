@@ -760,11 +760,10 @@ typedef struct cocoon_snapshot_info {
     unsigned users;        /* boxes and snapshots standing on it */
 } cocoon_snapshot_info;
 
-/* Snapshots a box's disk. A running box on the qemu backend is snapshotted live: the
+/* Snapshots a box's disk. A running box is snapshotted live, on either backend: the
  * guest's root file system is synced and frozen (the agent thaws it by itself within
- * 30 s should the host go away), QEMU paused and switched to a new top layer, then the
- * box goes on; the kvm backend refuses a running box (COCOON_E_UNSUPPORTED: stop it
- * first). */
+ * 30 s should the host go away), the VMM paused and switched to a new top layer, then
+ * the box goes on. */
 int cocoon_snapshot_create(cocoon_box *box, const cocoon_snapshot_options *opts, cocoon_snapshot_info *out,
                            cocoon_error *err);
 /* Every snapshot (of the box named by box, or all when NULL), oldest first. Free with
@@ -826,13 +825,14 @@ void cocoon_clone_options_init(cocoon_clone_options *opts);
 int cocoon_box_clone(cocoon_runtime *rt, const char *source, const cocoon_clone_options *opts, char (*ids)[16],
                      char snapshot[16], cocoon_error *err);
 
-/* Forks (qemu backend): one capture of a running box, N new boxes that go on from it.
+/* Forks (either backend): one capture of a running box, N new boxes that go on from it.
  * The box is quiesced (its file system synced and frozen), paused, its disk snapshotted
  * live and its memory and device state saved into the snapshot (snapshots/<id>/
  * memory.state, the guest's RAM size), then it goes on. Each child is a new box (id,
  * name, hostname, MAC in its config; the guest-visible MAC of the migrated network
  * device stays the parent's, harmless as each box has its own network stack) with its
- * own disk layer over the snapshot; it starts from the saved state (QEMU -incoming):
+ * own disk layer over the snapshot; it starts from the saved state (QEMU -incoming, or
+ * the kvm VMM mapping the saved RAM privately, shared by the children until written):
  * its clock is stepped, its RNG reseeded, its root file system thawed, and the parent's
  * exec streams forgotten (their processes run on, their output is dropped). Open
  * network connections are not carried over. A later start of a child is a cold boot. */

@@ -146,7 +146,7 @@ const struct tool mcp_tools[] = {
      tool_copy_from_box, NULL, NULL},
     {"snapshot_create", "Snapshot a box's disk",
      "Freezes the disk of a box as a named snapshot (a read-only layer); the box goes on in a new layer over it. "
-     "A running box (qemu backend) is snapshotted live: its file system is synced and frozen for a moment. "
+     "A running box is snapshotted live: its file system is synced and frozen for a moment. "
      "snapshot_restore puts the (stopped) box back to it.",
      "{'type':'object','properties':{" BOX ",'name':{'type':'string','minLength':1,'maxLength':63,"
      "'pattern':'^[A-Za-z0-9._-]+$','description':'Unique among snapshots (default: the box id and a number)'}},"

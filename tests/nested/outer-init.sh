@@ -199,19 +199,24 @@ vmm_child() {
     mon=$(eval echo \$PID_$1)
     child=$(cut -d' ' -f1 /proc/$mon/task/$mon/children 2>/dev/null)
 }
+# fork_box NAME BACKEND: a box with a network that reaches the outer VM's port 8090
+fork_box() {
+    mkbox $1 1 public $2
+    sed -i 's|"net": {"mode": "public"}|"net": {"mode": "public", "rules": ["allow host:8090"]}|' /boxes/$1/config.json
+}
 # snap_fork BACKEND N: the checks above on one backend with N children; box names carry
 # the backend (kvmsrc, kvmk1..., qemusrc, qemuk1...)
 snap_fork() {
     be=$1 n=$2 src=${1}src
     # the baseline, same run: cold boots of the same box to its first exec
     for i in 1 2 3; do
-        mkbox ${be}cold 1 "" $be
+        fork_box ${be}cold $be
         boot ${be}cold || continue
         ctl ${be}cold exec echo first >/dev/null
         echo "BENCH fork cold[$be] $i: $(ms_since $T0) ms to the first exec"
         bench_stop ${be}cold
     done
-    mkbox $src 1 "" $be
+    fork_box $src $be
     boot $src || return 1
     ctl $src exec echo first >/dev/null
     cold_ms=$(ms_since $T0)
@@ -243,7 +248,7 @@ snap_fork() {
     i=1 ok=0
     while [ $i -le $n ]; do
         k=${be}k$i
-        mkbox $k 1 "" $be
+        fork_box $k $be
         rm -f /boxes/$k/disk.qcow2
         nestctl mkoverlay /snaps/$sid/disk.qcow2 /boxes/$k/disk.qcow2
         ln /snaps/$sid/memory.state /boxes/$k/memory.restore
@@ -268,6 +273,10 @@ snap_fork() {
     a=$(drive ${be}k1) b=$(drive ${be}k2) p=$(drive $src)
     [ "$a $b $p" = "5 5 5" ] && pass "fork-independent[$be]: child 1, child 2 and the parent each at 5" ||
         fail "fork-independent[$be]: '$a' '$b' '$p' (want 5 5 5)"
+    # the network device goes on in the child, over the child's own network stack
+    got=$(ctl ${be}k2 exec sh -c '/bin/busybox wget -q -O - http://10.0.2.2:8090/blob | /bin/busybox sha256sum' | cut -d' ' -f1)
+    [ "$got" = "$FORK_BLOB" ] && pass "fork-network[$be]: 256 KiB from the host through the child's restored virtio-net" ||
+        fail "fork-network[$be]: hash '$got', want '$FORK_BLOB'"
     ctl ${be}k1 exec sh -c 'echo only-k1 >/mnt/ram/mine'
     m=$(ctl ${be}k2 exec cat /mnt/ram/mine 2>/dev/null)
     [ -z "$m" ] && pass "fork-private-ram[$be]: a write in one child is not seen by another" || fail "fork-private-ram[$be]: child 2 sees '$m'"
@@ -289,6 +298,10 @@ snap_fork() {
 }
 # NESTED_ONLY=fork (tests/nested/run.sh): only the snapshot and fork checks
 forks() {
+    mkdir -p /tmp/www8090
+    dd if=/dev/urandom of=/tmp/www8090/blob bs=64k count=4 2>/dev/null
+    FORK_BLOB=$(sha256sum </tmp/www8090/blob | cut -d' ' -f1)
+    httpd -p 127.0.0.1:8090 -h /tmp/www8090
     snap_fork kvm $FORK_N
     # the peer on the same machine: QEMU (accel kvm on the nested /dev/kvm), 4 children
     [ -x /usr/bin/qemu-system-x86_64 ] && snap_fork qemu 4
