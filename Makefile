@@ -218,7 +218,7 @@ kvm-tests: $(BUILD)/tests/kvm-microguest
 $(BUILD)/tests/kvm-microguest: tests/kvm/kvm-microguest.c $(call lib_of,kvm jail boxcfg net disk proto util)
 	@mkdir -p $(dir $@)
 	@echo '  LD      $@'
-	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $^ -lseccomp -lssl -lcrypto -lpthread
+	$(Q)$(CC) $(HOST_CFLAGS) -o $@ $^ -ljansson -lseccomp -lssl -lcrypto -lpthread
 nested-tools: $(BUILD)/nested/cocoon-vmm $(BUILD)/nested/nestctl
 # ld warns that libcrypto's dlopen/getaddrinfo need glibc's shared objects at run time:
 # the nested lane never reaches them (no TLS interception there), so the warnings are off.

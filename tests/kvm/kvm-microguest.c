@@ -94,7 +94,8 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    struct kvm_machine_opts o = {.mem_bytes = 64ull << 20, .cpus = 1, .console_fd = 1, .agent_fd = -1, .control_fd = -1, .restore_fd = -1};
+    struct kvm_machine_opts o = {
+        .mem_bytes = 64ull << 20, .cpus = 1, .console_fd = 1, .agent_fd = -1, .control_fd = -1, .restore_fd = -1};
     const char *mode = "long", *console = NULL;
     int timeout_ms = 60000, pause_cycles = 0, agent = 0, seccomp = 0;
     long long uart_cap = -1;
