@@ -204,6 +204,28 @@ fork_box() {
     mkbox $1 1 public $2
     sed -i 's|"net": {"mode": "public"}|"net": {"mode": "public", "rules": ["allow host:8090"]}|' /boxes/$1/config.json
 }
+# capture BOX SID: a live capture of BOX with its memory into /snaps/SID, as libcocoon
+# makes one; sets rc, ans (the answer) and snap_ms
+capture() {
+    mkdir -p /snaps/$2
+    ln /boxes/$1/disk.qcow2 /snaps/$2/disk.qcow2
+    nestctl mkoverlay /snaps/$2/disk.qcow2 /boxes/$1/disk.next-$2.qcow2 || { rc=1 ans=mkoverlay; return; }
+    : >/snaps/$2/memory.state
+    ln /snaps/$2/memory.state /boxes/$1/memory.next
+    t=$(cut -d' ' -f1 /proc/uptime)
+    ans=$(ctl $1 snapshot disk.next-$2.qcow2 memory)
+    rc=$?
+    snap_ms=$(ms_since $t)
+    rm -f /boxes/$1/memory.next
+}
+# child BE NAME SID: a box made from /snaps/SID, booted from its memory
+child() {
+    fork_box $2 $1
+    rm -f /boxes/$2/disk.qcow2
+    nestctl mkoverlay /snaps/$3/disk.qcow2 /boxes/$2/disk.qcow2
+    ln /snaps/$3/memory.state /boxes/$2/memory.restore
+    boot $2
+}
 # snap_fork BACKEND N: the checks above on one backend with N children; box names carry
 # the backend (kvmsrc, kvmk1..., qemusrc, qemuk1...)
 snap_fork() {
@@ -228,16 +250,7 @@ snap_fork() {
     [ "$(echo $c)" = "1 2 3" ] || { fail "fork-setup[$be]: the counter in the parent said '$c'"; return 1; }
     sid=0123456789ab
     rm -rf /snaps
-    mkdir -p /snaps/$sid
-    ln /boxes/$src/disk.qcow2 /snaps/$sid/disk.qcow2
-    nestctl mkoverlay /snaps/$sid/disk.qcow2 /boxes/$src/disk.next-$sid.qcow2 || { fail "fork-snapshot[$be]: mkoverlay"; return 1; }
-    : >/snaps/$sid/memory.state
-    ln /snaps/$sid/memory.state /boxes/$src/memory.next
-    t=$(cut -d' ' -f1 /proc/uptime)
-    ans=$(ctl $src snapshot disk.next-$sid.qcow2 memory)
-    rc=$?
-    snap_ms=$(ms_since $t)
-    rm -f /boxes/$src/memory.next
+    capture $src $sid
     if [ $rc = 0 ] && [ "$ans" = quiesced ] && [ ! -e /boxes/$src/disk.next-$sid.qcow2 ]; then
         pass "fork-snapshot[$be]: live capture in $snap_ms ms ($(grep -o 'memory and device state saved in [0-9.]* ms' /boxes/$src/vmm.log | tail -1))"
     else
@@ -248,11 +261,7 @@ snap_fork() {
     i=1 ok=0
     while [ $i -le $n ]; do
         k=${be}k$i
-        fork_box $k $be
-        rm -f /boxes/$k/disk.qcow2
-        nestctl mkoverlay /snaps/$sid/disk.qcow2 /boxes/$k/disk.qcow2
-        ln /snaps/$sid/memory.state /boxes/$k/memory.restore
-        if boot $k; then
+        if child $be $k $sid; then
             ctl $k exec echo first >/dev/null
             r_ms=$(ms_since $T0)
             echo "BENCH fork restore[$be] $k: ${r_ms} ms to the first exec (cold boot of the parent: ${cold_ms} ms;" \
@@ -280,6 +289,16 @@ snap_fork() {
     ctl ${be}k1 exec sh -c 'echo only-k1 >/mnt/ram/mine'
     m=$(ctl ${be}k2 exec cat /mnt/ram/mine 2>/dev/null)
     [ -z "$m" ] && pass "fork-private-ram[$be]: a write in one child is not seen by another" || fail "fork-private-ram[$be]: child 2 sees '$m'"
+    # a fork of a fork: child 1 (at 5) captured in turn; its child goes on from 5
+    capture ${be}k1 0123456789ac
+    if [ $rc = 0 ] && child $be ${be}g1 0123456789ac; then
+        c=$(drive ${be}g1) got=$(ctl ${be}g1 exec cat /mnt/ram/mine)
+        [ "$c $got" = "6 only-k1" ] && pass "fork-of-a-fork[$be]: a child's own child goes on from the child's state (counter 6, its file)" ||
+            fail "fork-of-a-fork[$be]: counter '$c', file '$got' (want 6 only-k1)"
+        bench_stop ${be}g1
+    else
+        fail "fork-of-a-fork[$be]: capture rc $rc ($ans)"
+    fi
     # memory: on the kvm backend the children's guest RAM is the snapshot file's pages,
     # shared until written; QEMU loads the file into each child's own RAM
     rss=0 pss=0
