@@ -142,7 +142,7 @@ static int capture_memory(struct vmm *v, char *err, size_t cap)
             break;
         }
         if (!strcmp(status, "failed") || !strcmp(status, "cancelled")) {
-            snprintf(err, cap, "QEMU could not save the memory: %.300s",
+            snprintf(err, cap, "%s could not save the memory: %.300s", v->backend->child,
                      json_is_string(e) ? json_string_value(e) : status);
             rc = -1;
         } else if (util_now_ns(CLOCK_MONOTONIC) > deadline) {
@@ -245,12 +245,15 @@ out:
     if (paused && qmp(v, "cont", NULL, e3, sizeof(e3)) < 0) {
         if (rc == 0) { /* committed: the snapshot is whole, only the box cannot go on */
             struct proto_snapshot a = {.code = 0};
-            snprintf(a.message, sizeof(a.message), "the snapshot was taken, but QEMU did not resume the box");
+            snprintf(a.message, sizeof(a.message), "the snapshot was taken, but %s did not resume the box",
+                     v->backend->child);
             size_t len = proto_encode_vmm_snapshot(&reply_w, &a);
             if (len)
                 mux_send_to(v->mux, client, reply_w.buf, len);
         } else {
-            answer_error(v, client, EIO, "QEMU did not resume the box after a failed snapshot");
+            char why[160];
+            snprintf(why, sizeof(why), "%s did not resume the box after a failed snapshot", v->backend->child);
+            answer_error(v, client, EIO, why);
         }
         vmm_fatal(v, "live snapshot: the box could not be resumed: %s", e3);
         return;
@@ -417,11 +420,11 @@ int livesnap_restore_begin(struct vmm *v, char *err, size_t cap)
             return -1;
         if (strcmp(seen, "inmigrate") && strcmp(seen, "prelaunch") && strcmp(seen, "paused") &&
             strcmp(seen, "postmigrate")) {
-            snprintf(err, cap, "QEMU is in state \"%s\" instead of running the restored guest", seen);
+            snprintf(err, cap, "%s is in state \"%s\" instead of running the restored guest", v->backend->child, seen);
             return -1;
         }
         if (util_now_ns(CLOCK_MONOTONIC) > deadline) {
-            snprintf(err, cap, "QEMU did not finish loading the memory snapshot in time");
+            snprintf(err, cap, "%s did not finish loading the memory snapshot in time", v->backend->child);
             return -1;
         }
         usleep(10000);

@@ -243,6 +243,7 @@ static int start_child(struct vmm *v, char *err, size_t cap)
             return -1;
         }
         qmp_init(&v->qmp, qv[0]);
+        v->qmp.peer = v->backend->child;
         fds.qmp = qv[1];
         if (livesnap_open(v) < 0)
             vmm_log("live snapshots are not available: cannot create their timer");

@@ -5,6 +5,7 @@
 #include "monitor/qmp.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -83,6 +84,7 @@ void qmp_init(struct qmp *q, int fd)
     memset(q, 0, sizeof(*q));
     q->fd = fd;
     q->next_id = 1;
+    q->peer = "QEMU";
 }
 
 void qmp_close(struct qmp *q)
@@ -101,10 +103,16 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static int fail(struct qmp *q, char *err, size_t cap, const char *what)
+static int fail(struct qmp *q, char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int fail(struct qmp *q, char *err, size_t cap, const char *fmt, ...)
 {
     q->broken = 1;
-    snprintf(err, cap, "the QMP channel to QEMU broke: %s", what);
+    char what[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    snprintf(err, cap, "the QMP channel to %s broke: %s", q->peer, what);
     return -1;
 }
 
@@ -121,7 +129,7 @@ static int read_line(struct qmp *q, char **line, size_t *len, uint64_t deadline,
             return 1;
         }
         if (q->len >= QMP_LINE_MAX)
-            return fail(q, err, cap, "QEMU sent a line longer than 64 KiB");
+            return fail(q, err, cap, "%s sent a line longer than 64 KiB", q->peer);
         uint64_t now = now_ms();
         int wait = deadline > now ? (int)(deadline - now) : 0;
         struct pollfd pf = {.fd = q->fd, .events = POLLIN};
@@ -129,19 +137,19 @@ static int read_line(struct qmp *q, char **line, size_t *len, uint64_t deadline,
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            return fail(q, err, cap, strerror(errno));
+            return fail(q, err, cap, "%s", strerror(errno));
         if (n == 0) {
             if (deadline == 0)
                 return 0;
-            return fail(q, err, cap, "QEMU did not answer in time");
+            return fail(q, err, cap, "%s did not answer in time", q->peer);
         }
         ssize_t r = recv(q->fd, q->buf + q->len, QMP_LINE_MAX - q->len, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         if (r < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
         if (r < 0)
-            return fail(q, err, cap, strerror(errno));
+            return fail(q, err, cap, "%s", strerror(errno));
         if (r == 0)
-            return fail(q, err, cap, "QEMU closed it");
+            return fail(q, err, cap, "%s closed it", q->peer);
         q->len += (size_t)r;
     }
 }
@@ -183,7 +191,7 @@ static int send_all(struct qmp *q, const char *text, size_t n, int pass_fd, char
             continue;
         }
         if (w < 0)
-            return fail(q, err, cap, strerror(errno));
+            return fail(q, err, cap, "%s", strerror(errno));
         off += (size_t)w;
     }
     return 0;
@@ -233,13 +241,13 @@ static int run(struct qmp *q, const char *cmd, json_t *args, int pass_fd, json_t
         enum qmp_kind k = qmp_parse_line(line, len, ret ? &r : NULL, &id, msg, sizeof(msg));
         consume(q, len);
         if (k == QMP_BAD)
-            return fail(q, err, cap, "QEMU sent a line that is not a QMP message");
+            return fail(q, err, cap, "%s sent a line that is not a QMP message", q->peer);
         if ((k != QMP_RETURN && k != QMP_ERROR) || id != want) {
             json_decref(r);
             continue; /* an event, or a late answer to an earlier command */
         }
         if (k == QMP_ERROR) {
-            snprintf(err, cap, "QEMU refused %s: %s", cmd, msg);
+            snprintf(err, cap, "%s refused %s: %s", q->peer, cmd, msg);
             return -1;
         }
         if (ret)
@@ -258,7 +266,7 @@ static int negotiate(struct qmp *q, uint64_t deadline, char *err, size_t cap)
     enum qmp_kind k = qmp_parse_line(line, len, NULL, NULL, NULL, 0);
     consume(q, len);
     if (k != QMP_GREETING)
-        return fail(q, err, cap, "QEMU's first line is not a QMP greeting");
+        return fail(q, err, cap, "the first line of %s is not a QMP greeting", q->peer);
     if (run(q, "qmp_capabilities", NULL, -1, NULL, deadline, err, cap) < 0)
         return -1;
     q->negotiated = 1;
@@ -272,7 +280,10 @@ int qmp_command(struct qmp *q, const char *cmd, json_t *args, int pass_fd, json_
         *ret = NULL;
     if (q->fd < 0 || q->broken) {
         json_decref(args);
-        snprintf(err, cap, q->fd < 0 ? "this box's VMM has no QMP channel" : "the QMP channel to QEMU is broken");
+        if (q->fd < 0)
+            snprintf(err, cap, "this box's VMM has no QMP channel");
+        else
+            snprintf(err, cap, "the QMP channel to %s is broken", q->peer);
         return -1;
     }
     if (!q->buf && !(q->buf = malloc(QMP_LINE_MAX + 1))) {

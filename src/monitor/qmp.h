@@ -29,7 +29,8 @@ enum qmp_kind {
 enum qmp_kind qmp_parse_line(const char *line, size_t len, json_t **ret, long long *id, char *msg, size_t cap);
 
 struct qmp {
-    int fd; /* the monitor's end of the socketpair; -1: no QMP channel */
+    int fd;           /* the monitor's end of the socketpair; -1: no QMP channel */
+    const char *peer; /* who answers, for messages: "QEMU" (qmp_init's), or "the kvm VMM" */
     int negotiated, broken;
     long long next_id;
     char *buf; /* QMP_LINE_MAX + 1 bytes */
