@@ -5,7 +5,9 @@ boots of the box to its first exec (the baseline of the same run), the capture o
 running box, N children each restored to its first exec, and the children's VMM
 memory (Rss, Pss). Reads build/nested/console.txt (or NESTED_CONSOLE, several files
 joined by ':' to pool runs) and writes the "Forks on the kvm backend" section of
-bench/RESULTS.md. Usage: bench/kvm_fork.py [COMMAND-THAT-PRODUCED-THE-RUNS]"""
+bench/RESULTS.md. NESTED_CONSOLE_MANY names the console.txt of one run with many children
+(NESTED_FORK_N=100), reported on its own: its restores run while up to 99 boxes are up.
+Usage: bench/kvm_fork.py [COMMAND-THAT-PRODUCED-THE-RUNS]"""
 import os
 import re
 import statistics
@@ -70,6 +72,22 @@ def main():
              "not met here: about half of a restore is the guest's own work after it (the agent's RESTORED handling, "
              "then the first exec), where each first touch of a guest page is a nested page fault under TCG, and the "
              "children's RAM is mapped in 4 KiB pages from the file where a cold boot's is on 2 MiB pages.\n\n")
+    many = os.environ.get("NESTED_CONSOLE_MANY")
+    if many:
+        t = open(many, errors="replace").read()
+        rs = [int(x) for x in re.findall(r"^BENCH fork restore\[kvm\] \S+: (\d+) ms", t, re.M)]
+        mm = re.findall(r"^BENCH fork memory\[kvm\]: (\d+) children of 256 MiB: Rss sum (\d+) KiB, Pss sum (\d+) KiB", t, re.M)
+        if rs and mm:
+            n, rss, pss = map(int, mm[0])
+            q = quartiles(rs)
+            body += ("Fork of %d from one snapshot (kvm backend, one run: `NESTED_ONLY=fork NESTED_FORK_N=%d "
+                     "tests/nested/run.sh`): the children restored one after another, %.1f s in all to their first "
+                     "execs (each %d ms median, p25-p75 %d-%d, with the others running); their VMMs' Pss sum %d MiB "
+                     "against %d x 256 MiB = %d MiB of guest RAM: **%.1f%%** (%.0f%% not duplicated); of what they "
+                     "have resident (Rss sum %d MiB), %.0f%% is shared.\n\n" % (
+                         n, n, sum(rs) / 1000.0, q[1], q[0], q[2], pss // 1024, n, n * 256,
+                         100.0 * pss / (n * GUEST_KIB), 100 - 100.0 * pss / (n * GUEST_KIB), rss // 1024,
+                         100.0 * (1 - pss / rss)))
     body += "Command: `%s`, then `bench/kvm_fork.py` (%d run(s) pooled).\n" % (
         sys.argv[1] if len(sys.argv) > 1 else "NESTED_ONLY=fork tests/nested/run.sh", len(paths))
     replace_section(os.path.join(REPO, "bench", "RESULTS.md"), "## Forks on the kvm backend (nested lane)", body)
