@@ -199,9 +199,10 @@ vmm_child() {
     mon=$(eval echo \$PID_$1)
     child=$(cut -d' ' -f1 /proc/$mon/task/$mon/children 2>/dev/null)
 }
-# fork_box NAME BACKEND: a box with a network that reaches the outer VM's port 8090
+# fork_box NAME BACKEND: a box (FORK_CPUS vCPUs, default 1) with a network that reaches
+# the outer VM's port 8090
 fork_box() {
-    mkbox $1 1 public $2
+    mkbox $1 ${FORK_CPUS:-1} public $2
     sed -i 's|"net": {"mode": "public"}|"net": {"mode": "public", "rules": ["allow host:8090"]}|' /boxes/$1/config.json
 }
 # capture BOX SID: a live capture of BOX with its memory into /snaps/SID, as libcocoon
@@ -282,6 +283,14 @@ snap_fork() {
     a=$(drive ${be}k1) b=$(drive ${be}k2) p=$(drive $src)
     [ "$a $b $p" = "5 5 5" ] && pass "fork-independent[$be]: child 1, child 2 and the parent each at 5" ||
         fail "fork-independent[$be]: '$a' '$b' '$p' (want 5 5 5)"
+    # every vCPU runs in the child: two busy loops move the second CPU's time on
+    if [ "${FORK_CPUS:-1}" = 2 ]; then
+        t=$(ctl ${be}k2 exec sh -c 'a=$(/bin/busybox awk "/^cpu1 /{print \$2 + \$4}" /proc/stat); yes >/dev/null & p1=$!; yes >/dev/null & p2=$!;
+            sleep 1; kill $p1 $p2; b=$(/bin/busybox awk "/^cpu1 /{print \$2 + \$4}" /proc/stat); echo $((b - a))')
+        n=$(ctl ${be}k2 exec nproc)
+        [ "$n" = 2 ] && [ "${t:-0}" -gt 20 ] && pass "fork-vcpus[$be]: both vCPUs run in the child (cpu1 +$t ticks in 1 s)" ||
+            fail "fork-vcpus[$be]: nproc '$n', cpu1 ticks '$t'"
+    fi
     # the network device goes on in the child, over the child's own network stack
     got=$(ctl ${be}k2 exec sh -c '/bin/busybox wget -q -O - http://10.0.2.2:8090/blob | /bin/busybox sha256sum' | cut -d' ' -f1)
     [ "$got" = "$FORK_BLOB" ] && pass "fork-network[$be]: 256 KiB from the host through the child's restored virtio-net" ||
@@ -321,7 +330,7 @@ forks() {
     dd if=/dev/urandom of=/tmp/www8090/blob bs=64k count=4 2>/dev/null
     FORK_BLOB=$(sha256sum </tmp/www8090/blob | cut -d' ' -f1)
     httpd -p 127.0.0.1:8090 -h /tmp/www8090
-    snap_fork kvm $FORK_N
+    FORK_CPUS=2 snap_fork kvm $FORK_N # two vCPUs: every vCPU's state goes across
     # the peer on the same machine: QEMU (accel kvm on the nested /dev/kvm), 4 children
     [ -x /usr/bin/qemu-system-x86_64 ] && snap_fork qemu 4
 }
