@@ -63,7 +63,7 @@ def main():
         body += ("kvm-backend restore / qemu-backend restore (medians, same runs): **%.2fx**.\n\n"
                  % (statistics.median(restore["kvm"]) / statistics.median(restore["qemu"])))
     body += ("Where: the nested lane, a QEMU-TCG outer VM with an emulated SVM CPU on this 2-core host, our VMM and "
-             "QEMU 7.2 (accel kvm) both on its nested /dev/kvm; guests of 1 vCPU and 256 MiB; the parent holds a shell "
+             "QEMU 7.2 (accel kvm) both on its nested /dev/kvm; guests of 2 vCPUs and 256 MiB; the parent holds a shell "
              "counter and a tmpfs file; each child is checked to have both (tests/nested/outer-init.sh). Restore is "
              "from starting the box's monitor to the answer of its first exec; the cold boot the same, on a box of the "
              "same config, three per run. Memory: the sum over the children of their VMM process's Pss (guest RAM and "

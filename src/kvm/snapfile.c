@@ -5,9 +5,11 @@
 #include "kvm/snapfile.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -64,17 +66,62 @@ static int page_is_zero(const uint8_t *p)
     return 1;
 }
 
-/* RAM region by region at ram_off + (its offset in the flat RAM image), runs of
- * non-zero pages written, zero pages left as holes. */
-static int save_ram(struct kvm_vm *vm, int fd, uint64_t ram_off, uint64_t *written, char *err, size_t cap)
+/* Whether a page is certainly zero without reading it: a restored VM's page with
+ * nothing resident (no copy the guest or a device wrote, no page-cache page) whose place
+ * in the file it was restored from is a hole. Reading such a page would fill the hole
+ * with a page of zeros in the page cache, mapped by this process alone: a capture of a
+ * restored box would cost as much memory as its RAM. mincore cannot tell a page written
+ * and then swapped out from one never touched, so this holds only on a host without
+ * swap (vm->host_swap, read at start); elsewhere every page is read. */
+struct hole_probe {
+    int src_fd;
+    uint64_t src_off;  /* the region's first byte in the source file */
+    uint64_t hole_end; /* [.., hole_end) of the source is known to be a hole */
+    uint64_t data_end; /* [.., data_end) of the source is known to hold data */
+    uint8_t vec[512];  /* mincore of the pages from vec_off */
+    uint64_t vec_off, vec_len;
+};
+
+static int untouched_hole(struct hole_probe *h, uint8_t *base, uint64_t size, uint64_t off)
+{
+    if (h->src_fd < 0)
+        return 0;
+    uint64_t pos = h->src_off + off;
+    if (pos < h->data_end)
+        return 0;
+    if (pos >= h->hole_end) {
+        off_t d = lseek(h->src_fd, (off_t)pos, SEEK_DATA);
+        if (d < 0 && errno != ENXIO)
+            return 0;
+        if (d == (off_t)pos) {
+            off_t e = lseek(h->src_fd, d, SEEK_HOLE);
+            h->data_end = e > d ? (uint64_t)e : pos + PAGE;
+            return 0;
+        }
+        h->hole_end = d < 0 ? UINT64_MAX : (uint64_t)d;
+    }
+    if (off < h->vec_off || off >= h->vec_off + h->vec_len) {
+        uint64_t n = (size - off) / PAGE < sizeof(h->vec) ? (size - off) / PAGE : sizeof(h->vec);
+        if (mincore(base + off, n * PAGE, h->vec) < 0) {
+            h->vec_len = 0;
+            return 0;
+        }
+        h->vec_off = off;
+        h->vec_len = n * PAGE;
+    }
+    return !(h->vec[(off - h->vec_off) / PAGE] & 1);
+}
+
+int kvm_snapfile__write_ram(struct kvm_vm *vm, int fd, uint64_t ram_off, uint64_t *written, char *err, size_t cap)
 {
     uint64_t flat = 0;
     *written = 0;
     for (int i = 0; i < vm->mem.n; i++) {
         const struct guest_region *g = &vm->mem.r[i];
+        struct hole_probe hp = {.src_fd = vm->host_swap ? -1 : vm->snap_src_fd, .src_off = vm->snap_src_off + flat};
         uint64_t run = 0, run_len = 0;
         for (uint64_t off = 0; off <= g->size; off += PAGE) {
-            int data = off < g->size && !page_is_zero(g->hva + off);
+            int data = off < g->size && !untouched_hole(&hp, g->hva, g->size, off) && !page_is_zero(g->hva + off);
             if (data) {
                 if (!run_len)
                     run = off;
@@ -140,7 +187,7 @@ int kvm_snapfile__save(struct kvm_machine *m, int fd, struct snapfile_info *info
         snprintf(err, cap, "cannot write the saved state: %s", strerror(errno ? errno : EIO));
         goto out;
     }
-    if (save_ram(vm, fd, info->ram_off, &info->ram_written, err, cap) < 0)
+    if (kvm_snapfile__write_ram(vm, fd, info->ram_off, &info->ram_written, err, cap) < 0)
         goto out;
     if (ftruncate(fd, (off_t)(info->ram_off + ram)) < 0 || fdatasync(fd) < 0 ||
         pwrite_all(fd, hdr, sizeof(hdr), 0) < 0 || fdatasync(fd) < 0) {
@@ -227,6 +274,8 @@ int kvm_snapfile__map_ram(struct kvm_machine *m, int fd, const struct snapfile_i
         }
         flat += g->size;
     }
+    vm->snap_src_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    vm->snap_src_off = info->ram_off;
     return 0;
 }
 

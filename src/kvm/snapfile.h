@@ -30,6 +30,11 @@ struct snapfile_info {
  * I/O thread with every vCPU paused. -1 with err set (the file is then incomplete: the
  * caller throws it away). */
 int kvm_snapfile__save(struct kvm_machine *m, int fd, struct snapfile_info *info, char *err, size_t cap);
+/* Guest RAM into fd at ram_off: region by region at their offsets in the flat RAM
+ * image, runs of non-zero pages written, zero pages left as holes (a restored machine's
+ * untouched holes are not even read: snapfile.c). -1 with err set. */
+struct kvm_vm;
+int kvm_snapfile__write_ram(struct kvm_vm *vm, int fd, uint64_t ram_off, uint64_t *written, char *err, size_t cap);
 /* Reads and checks the header and the state stream of fd: *state gets a malloc'd copy
  * (free it), for a box of ncpus vCPUs and mem_bytes of RAM. -1 with err set when the file
  * is not such a snapshot, is cut short, or was made for another shape of box. */

@@ -14,6 +14,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #define KVM_TSS_ADDR 0xfffbd000ull /* three pages in the MMIO hole, for Intel real mode */
@@ -45,6 +46,9 @@ int kvm_vm__create(struct kvm_vm *vm, uint64_t mem_bytes, int hugepages, int ncp
     memset(vm, 0, sizeof(*vm));
     kvm_vm__init_host(vm);
     vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->io_epfd = vm->io_wake_efd = vm->io_call_efd = -1;
+    vm->snap_src_fd = -1;
+    struct sysinfo si;
+    vm->host_swap = sysinfo(&si) < 0 || si.totalswap > 0; /* unknown counts as swap */
     for (int i = 0; i < KVM_VM_MAX_CPUS; i++)
         vm->vcpus[i].fd = -1;
     pthread_mutex_init(&vm->lock, NULL);
@@ -108,6 +112,7 @@ void kvm_vm__destroy(struct kvm_vm *vm)
     guest_mem__free(&vm->mem);
     free(vm->msr_idx);
     vm->msr_idx = NULL;
+    util_fd_close(&vm->snap_src_fd);
     util_fd_close(&vm->vm_fd);
     util_fd_close(&vm->kvm_fd);
     util_fd_close(&vm->stop_efd);

@@ -67,6 +67,10 @@ struct kvm_vm {
     uint32_t *msr_idx;       /* KVM's MSR list, read before the system call filter */
     uint32_t n_msr_idx;
     uint32_t msrs_refused; /* saved MSRs the new VM did not take (logged) */
+    /* a restored VM's RAM file, kept for a later capture (snapfile.c: pages never touched
+     * in the file's holes are zero without reading them, on a host without swap); -1 */
+    int snap_src_fd, host_swap;
+    uint64_t snap_src_off;
     struct kvm_boot_state boot;
 
     pthread_mutex_t lock; /* guards the fields below */

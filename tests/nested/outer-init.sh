@@ -277,38 +277,7 @@ snap_fork() {
         fi
         i=$((i + 1))
     done
-    [ -n "${FORK_LOG:-}" ] && sed "s/^/NESTED: ${be}k2 /" /boxes/${be}k2/vmm.log | cut -c1-220
-    [ $ok = $n ] && pass "fork-children[$be]: $n children restored with the parent's RAM state (tmpfs secret, counter 3 -> 4 each), clocks stepped"
-    # they diverge: a second step in child 1 only, then child 2 and the parent
-    a=$(drive ${be}k1) b=$(drive ${be}k2) p=$(drive $src)
-    [ "$a $b $p" = "5 5 5" ] && pass "fork-independent[$be]: child 1, child 2 and the parent each at 5" ||
-        fail "fork-independent[$be]: '$a' '$b' '$p' (want 5 5 5)"
-    # every vCPU runs in the child: two busy loops move the second CPU's time on
-    if [ "${FORK_CPUS:-1}" = 2 ]; then
-        t=$(ctl ${be}k2 exec sh -c 'a=$(/bin/busybox awk "/^cpu1 /{print \$2 + \$4}" /proc/stat); yes >/dev/null & p1=$!; yes >/dev/null & p2=$!;
-            sleep 1; kill $p1 $p2; b=$(/bin/busybox awk "/^cpu1 /{print \$2 + \$4}" /proc/stat); echo $((b - a))')
-        n=$(ctl ${be}k2 exec nproc)
-        [ "$n" = 2 ] && [ "${t:-0}" -gt 20 ] && pass "fork-vcpus[$be]: both vCPUs run in the child (cpu1 +$t ticks in 1 s)" ||
-            fail "fork-vcpus[$be]: nproc '$n', cpu1 ticks '$t'"
-    fi
-    # the network device goes on in the child, over the child's own network stack
-    got=$(ctl ${be}k2 exec sh -c '/bin/busybox wget -q -O - http://10.0.2.2:8090/blob | /bin/busybox sha256sum' | cut -d' ' -f1)
-    [ "$got" = "$FORK_BLOB" ] && pass "fork-network[$be]: 256 KiB from the host through the child's restored virtio-net" ||
-        fail "fork-network[$be]: hash '$got', want '$FORK_BLOB'"
-    ctl ${be}k1 exec sh -c 'echo only-k1 >/mnt/ram/mine'
-    m=$(ctl ${be}k2 exec cat /mnt/ram/mine 2>/dev/null)
-    [ -z "$m" ] && pass "fork-private-ram[$be]: a write in one child is not seen by another" || fail "fork-private-ram[$be]: child 2 sees '$m'"
-    # a fork of a fork: child 1 (at 5) captured in turn; its child goes on from 5
-    capture ${be}k1 0123456789ac
-    if [ $rc = 0 ] && child $be ${be}g1 0123456789ac; then
-        c=$(drive ${be}g1) got=$(ctl ${be}g1 exec cat /mnt/ram/mine)
-        [ "$c $got" = "6 only-k1" ] && pass "fork-of-a-fork[$be]: a child's own child goes on from the child's state (counter 6, its file)" ||
-            fail "fork-of-a-fork[$be]: counter '$c', file '$got' (want 6 only-k1)"
-        bench_stop ${be}g1
-    else
-        fail "fork-of-a-fork[$be]: capture rc $rc ($ans)"
-    fi
-    # memory: on the kvm backend the children's guest RAM is the snapshot file's pages,
+    # memory, right after the restores: on the kvm backend the children's guest RAM is the snapshot file's pages,
     # shared until written; QEMU loads the file into each child's own RAM
     rss=0 pss=0
     i=1
@@ -319,6 +288,46 @@ snap_fork() {
         i=$((i + 1))
     done
     echo "BENCH fork memory[$be]: $n children of 256 MiB: Rss sum ${rss} KiB, Pss sum ${pss} KiB"
+    [ -n "${FORK_LOG:-}" ] && sed "s/^/NESTED: ${be}k2 /" /boxes/${be}k2/vmm.log | cut -c1-220
+    [ $ok = $n ] && pass "fork-children[$be]: $n children restored with the parent's RAM state (tmpfs secret, counter 3 -> 4 each), clocks stepped"
+    # they diverge: a second step in child 1 only, then child 2 and the parent
+    a=$(drive ${be}k1) b=$(drive ${be}k2) p=$(drive $src)
+    [ "$a $b $p" = "5 5 5" ] && pass "fork-independent[$be]: child 1, child 2 and the parent each at 5" ||
+        fail "fork-independent[$be]: '$a' '$b' '$p' (want 5 5 5)"
+    # every vCPU runs in the child: two busy loops move the second CPU's time on
+    if [ "${FORK_CPUS:-1}" = 2 ]; then
+        t=$(ctl ${be}k2 exec sh -c 'a=$(/bin/busybox awk "/^cpu1 /{print \$2 + \$4}" /proc/stat); yes >/dev/null & p1=$!; yes >/dev/null & p2=$!;
+            sleep 1; kill $p1 $p2; b=$(/bin/busybox awk "/^cpu1 /{print \$2 + \$4}" /proc/stat); echo $((b - a))')
+        np=$(ctl ${be}k2 exec nproc)
+        [ "$np" = 2 ] && [ "${t:-0}" -gt 20 ] && pass "fork-vcpus[$be]: both vCPUs run in the child (cpu1 +$t ticks in 1 s)" ||
+            fail "fork-vcpus[$be]: nproc '$np', cpu1 ticks '$t'"
+    fi
+    # the network device goes on in the child, over the child's own network stack
+    got=$(ctl ${be}k2 exec sh -c '/bin/busybox wget -q -O - http://10.0.2.2:8090/blob | /bin/busybox sha256sum' | cut -d' ' -f1)
+    [ "$got" = "$FORK_BLOB" ] && pass "fork-network[$be]: 256 KiB from the host through the child's restored virtio-net" ||
+        fail "fork-network[$be]: hash '$got', want '$FORK_BLOB'"
+    ctl ${be}k1 exec sh -c 'echo only-k1 >/mnt/ram/mine'
+    m=$(ctl ${be}k2 exec cat /mnt/ram/mine 2>/dev/null)
+    [ -z "$m" ] && pass "fork-private-ram[$be]: a write in one child is not seen by another" || fail "fork-private-ram[$be]: child 2 sees '$m'"
+    # a fork of a fork: child 1 (at 5) captured in turn; its child goes on from 5
+    vmm_child ${be}k1
+    rss0=$(awk '/^Rss:/ {print $2}' /proc/$child/smaps_rollup)
+    capture ${be}k1 0123456789ac
+    rss1=$(awk '/^Rss:/ {print $2}' /proc/$child/smaps_rollup)
+    # the capture reads only what the restored guest touched in its file's holes: a
+    # restored box's capture does not map its whole RAM
+    if [ $be = kvm ]; then
+        [ $((rss1 - rss0)) -lt 65536 ] && pass "fork-capture-restored[kvm]: the child's VMM grew ${rss0} -> ${rss1} KiB in its capture" ||
+            fail "fork-capture-restored[kvm]: the child's VMM grew ${rss0} -> ${rss1} KiB in its capture (its RAM is 256 MiB)"
+    fi
+    if [ $rc = 0 ] && child $be ${be}g1 0123456789ac; then
+        c=$(drive ${be}g1) got=$(ctl ${be}g1 exec cat /mnt/ram/mine)
+        [ "$c $got" = "6 only-k1" ] && pass "fork-of-a-fork[$be]: a child's own child goes on from the child's state (counter 6, its file)" ||
+            fail "fork-of-a-fork[$be]: counter '$c', file '$got' (want 6 only-k1)"
+        bench_stop ${be}g1
+    else
+        fail "fork-of-a-fork[$be]: capture rc $rc ($ans)"
+    fi
     i=1
     while [ $i -le $n ]; do bench_stop ${be}k$i; i=$((i + 1)); done
     bench_stop $src
@@ -330,8 +339,9 @@ forks() {
     dd if=/dev/urandom of=/tmp/www8090/blob bs=64k count=4 2>/dev/null
     FORK_BLOB=$(sha256sum </tmp/www8090/blob | cut -d' ' -f1)
     httpd -p 127.0.0.1:8090 -h /tmp/www8090
-    FORK_CPUS=2 snap_fork kvm $FORK_N # two vCPUs: every vCPU's state goes across
-    # the peer on the same machine: QEMU (accel kvm on the nested /dev/kvm), 4 children
+    FORK_CPUS=2 # two vCPUs: every vCPU's state goes across
+    snap_fork kvm $FORK_N
+    # the peer on the same machine, same box: QEMU (accel kvm on the nested /dev/kvm), 4 children
     [ -x /usr/bin/qemu-system-x86_64 ] && snap_fork qemu 4
 }
 case "$(cat /proc/cmdline)" in *nested_only=fork*) FORK_LOG=1; forks; finish ;; esac
