@@ -163,6 +163,10 @@ export interface BoxCreateOptions {
   tlsIntercept?: string[];
   /** Hosts a box with secrets does not intercept. */
   tlsBypass?: string[];
+  /** {NAME: ['query', 'body']}: where else than headers secret NAME's value may go. */
+  secretIn?: Record<string, string | string[]>;
+  /** What a placeholder sent where it may not does: 'block', 'block-and-log' (the default) or 'block-and-stop-box'. */
+  secretViolation?: 'block' | 'block-and-log' | 'block-and-stop-box';
   client?: Cocoon;
 }
 

@@ -66,7 +66,14 @@ export function createBody(o) {
   if (o.openStdin) b.open_stdin = true;
   if (o.healthcheck !== undefined && o.healthcheck !== null) b.health = healthBody(o.healthcheck);
   // secrets: {NAME: host | [hosts]}, names and hosts only: the server's environment has the values
-  if (o.secrets) b.secrets = Object.entries(o.secrets).map(([name, h]) => ({ name, hosts: Array.isArray(h) ? [...h] : [String(h)] }));
+  // secretIn: {NAME: ['query', 'body']}, where else than headers a secret's value may go
+  const where = o.secretIn || {};
+  for (const n of Object.keys(where))
+    if (!o.secrets || !(n in o.secrets))
+      throw new InvalidArgumentError(`secretIn names ${n}, not among the secrets`, { code: 'invalid_argument' });
+  if (o.secrets) b.secrets = Object.entries(o.secrets).map(([name, h]) => ({ name, hosts: Array.isArray(h) ? [...h] : [String(h)],
+    ...(where[name] ? { in: Array.isArray(where[name]) ? [...where[name]] : [String(where[name])] } : {}) }));
+  if (o.secretViolation) b.secret_violation = String(o.secretViolation);
   if (o.headerRules) b.header_rules = [...o.headerRules];
   if (o.tlsIntercept) b.tls_intercept = [...o.tlsIntercept];
   if (o.tlsBypass) b.tls_bypass = [...o.tlsBypass];

@@ -72,7 +72,8 @@ class BoxOptions(Structure):
                 ("kernel", c_char_p), ("initrd", c_char_p), ("disk_size", c_uint64), ("vmm", c_char_p),
                 ("net", c_char_p), ("net_rules", POINTER(c_char_p)), ("net_ports", POINTER(c_char_p)),
                 ("tls_intercept", POINTER(c_char_p)), ("tls_ca", c_char_p), ("tls_bypass", POINTER(c_char_p)),
-                ("secrets", POINTER(Secret)), ("header_rules", POINTER(c_char_p))]
+                ("secrets", POINTER(Secret)), ("header_rules", POINTER(c_char_p)), ("secret_violation", c_char_p),
+                ("secret_in", POINTER(c_char_p))]
 
 
 class BoxInfo(Structure):

@@ -1097,6 +1097,12 @@ class EmbeddedTransport(Transport):
                 arr[i].name, arr[i].hosts = keep[-2], keep[-1]
             keep.append(arr)
             o.secrets = arr
+        if spec.get("secret_in"):
+            keep.append(C.cstr_array([f"{n}={','.join(w)}" for n, w in spec["secret_in"].items()]))
+            o.secret_in = keep[-1]
+        if spec.get("secret_violation"):
+            keep.append(_b(spec["secret_violation"]))
+            o.secret_violation = keep[-1]
         rt = self._new_runtime()
         ptr = c_void_p()
         err = C.Error()

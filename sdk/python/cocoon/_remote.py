@@ -821,7 +821,11 @@ class RemoteTransport(Transport):
             if spec.get(key):
                 body[key] = list(spec[key])
         if spec.get("secrets"):  # names and hosts: the server's environment has the values
-            body["secrets"] = [{"name": n, "hosts": list(h)} for n, h in spec["secrets"].items()]
+            where = spec.get("secret_in") or {}
+            body["secrets"] = [dict({"name": n, "hosts": list(h)}, **({"in": list(where[n])} if n in where else {}))
+                               for n, h in spec["secrets"].items()]
+        if spec.get("secret_violation"):
+            body["secret_violation"] = spec["secret_violation"]
         return RemoteBox(self.http, self.http.call("POST", "/boxes", body))
 
     def open_box(self, id_or_name: str) -> RemoteBox:

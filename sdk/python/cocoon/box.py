@@ -368,7 +368,8 @@ class Box:
                  open_stdin: bool = False, healthcheck: Optional[Mapping[str, Any]] = None,
                  secrets: Optional[Mapping[str, Union[str, Sequence[str]]]] = None,
                  header_rules: Optional[Sequence[str]] = None, tls_intercept: Optional[Sequence[str]] = None,
-                 tls_bypass: Optional[Sequence[str]] = None, client: Optional[Client] = None):
+                 tls_bypass: Optional[Sequence[str]] = None, secret_violation: Optional[str] = None,
+                 secret_in: Optional[Mapping[str, Sequence[str]]] = None, client: Optional[Client] = None):
         net = Network.coerce(network)
         main = _argv(command, False) if command else None
         if restart is not None and not isinstance(restart, str):
@@ -379,6 +380,10 @@ class Box:
             raise InvalidArgument("tty and open_stdin are for a main process: give command=[...]")
         if ports:
             net = Network(net.mode, net.allow, net.deny, net.rules, list(net.ports) + list(ports))
+        secret_in = {str(k): ([v] if isinstance(v, str) else list(v)) for k, v in (secret_in or {}).items()}
+        unknown = sorted(set(secret_in) - set(secrets or {}))
+        if unknown:
+            raise InvalidArgument(f"secret_in names {', '.join(unknown)}, not among the secrets")
         self._client = client
         self._spec: Optional[Dict[str, Any]] = {
             "image": image, "rootfs": rootfs, "cpus": cpus or 0, "memory_mib": parse_memory_mib(memory),
@@ -389,7 +394,7 @@ class Box:
             "healthcheck": health_spec(dict(healthcheck) if isinstance(healthcheck, Mapping) else healthcheck),
             "secrets": {str(k): ([v] if isinstance(v, str) else list(v)) for k, v in (secrets or {}).items()},
             "header_rules": list(header_rules or []), "tls_intercept": list(tls_intercept or []),
-            "tls_bypass": list(tls_bypass or [])}
+            "tls_bypass": list(tls_bypass or []), "secret_violation": secret_violation, "secret_in": secret_in}
         self._h: BoxHandle = None  # type: ignore[assignment]
         self._created_here = False
         self._closed = False
@@ -416,7 +421,10 @@ class Box:
         host or [hosts]}: inside the box $NAME holds a placeholder, cocoon puts the value
         in HTTPS request headers to those hosts only; the value is read from this
         process's environment, or the server's, at each start), header_rules
-        (["HOST:Name=Value"]), tls_intercept and tls_bypass (host lists). Raises
+        (["HOST:Name=Value"]), tls_intercept and tls_bypass (host lists), secret_in ({NAME:
+        ["query", "body"]}: where else than headers a secret's value may go) and
+        secret_violation ("block", "block-and-log", the default, or "block-and-stop-box":
+        what a placeholder sent where it may not does). Raises
         AlreadyExists for a name in use, InvalidArgument for a bad restart policy or
         health check."""
         box = cls(image, client=client, **options)

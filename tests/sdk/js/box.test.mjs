@@ -142,6 +142,22 @@ describe('boxes', { skip }, () => {
     }
   });
 
+  it('passes secretIn and secretViolation into the box config', async () => {
+    const base = { start: false, ephemeral: true, secrets: { COCOON_JS_T_KEY: 'api.example.com' } };
+    await assert.rejects(Box.create({ ...base, secretIn: { COCOON_JS_T_KEY: ['cookies'] } }), InvalidArgumentError);
+    await assert.rejects(Box.create({ ...base, secretViolation: 'explode' }), InvalidArgumentError);
+    await assert.rejects(Box.create({ ...base, secretIn: { OTHER: ['query'] } }), /not among the secrets/);
+    const box = await Box.create({ ...base, secretIn: { COCOON_JS_T_KEY: ['query', 'body'] }, secretViolation: 'block-and-stop-box' });
+    try {
+      const cfg = JSON.parse(fs.readFileSync(path.join(process.env.COCOON_HOME, 'boxes', box.id, 'config.json'), 'utf8'));
+      assert.equal(cfg.net.secret_violation, 'block-and-stop-box');
+      const entry = cfg.net.secrets.find((x) => x.name === 'COCOON_JS_T_KEY');
+      assert.deepEqual([...entry.in].sort(), ['body', 'headers', 'query']);
+    } finally {
+      await box.remove({ force: true });
+    }
+  });
+
   it('publishes a port on the host loopback', async () => {
     const port = await freePort();
     const box = await Box.create({ ephemeral: true, ports: [`127.0.0.1:${port}:8000`] });

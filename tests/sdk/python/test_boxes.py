@@ -2,6 +2,7 @@
 start keeping the disk, remove, ephemeral boxes, the peers' style, network policy and
 published ports (loopback only), stats and logs."""
 import http.server
+import json
 import os
 import socket
 import threading
@@ -192,6 +193,28 @@ def test_follow_logs_until_the_box_stops(client):
 
 
 os.environ.setdefault("COCOON_SDK_T_KEY", "sk-sdk-REAL-5150")  # (before the remote server starts: it inherits it)
+
+
+def test_secret_in_and_violation_reach_the_box(client, homes):
+    """secret_in and secret_violation reach the box's network config on both transports:
+    checked words are refused by cocoon, a name that is not a secret by the SDK."""
+    base = dict(client=client, start=False, ephemeral=True, secrets={"COCOON_SDK_T_KEY": "api.example.com"})
+    with pytest.raises(cocoon.InvalidArgument, match="cookies|headers, query, body"):
+        cocoon.Box.create(secret_in={"COCOON_SDK_T_KEY": ["cookies"]}, **base)
+    with pytest.raises(cocoon.InvalidArgument, match="block"):
+        cocoon.Box.create(secret_violation="explode", **base)
+    with pytest.raises(cocoon.InvalidArgument, match="not among the secrets"):
+        cocoon.Box.create(secret_in={"OTHER": ["query"]}, **base)
+    box = cocoon.Box.create(secret_in={"COCOON_SDK_T_KEY": ["query", "body"]}, secret_violation="block-and-stop-box",
+                            **base)
+    try:
+        with open(os.path.join(homes[client.transport], "boxes", box.id, "config.json")) as f:
+            net = json.load(f)["net"]
+        assert net["secret_violation"] == "block-and-stop-box", net
+        entry = [x for x in net["secrets"] if x["name"] == "COCOON_SDK_T_KEY"][0]
+        assert sorted(entry.get("in", [])) == ["body", "headers", "query"], entry
+    finally:
+        box.remove(force=True)
 
 
 def test_secrets_stay_out_of_the_box(client):
