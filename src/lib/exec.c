@@ -589,6 +589,20 @@ int cocoon_exec_start(cocoon_box *box, const cocoon_exec_options *caller, cocoon
     return rc;
 }
 
+/* Waits for a broadcast on box->cond, at most PUMP_POLL_MS: the waiter then checks again
+ * whether its command ended or the box's connection closed. A wait with no bound hung a
+ * waiter whose box another thread stopped and closed (its wake-up was missed): the
+ * library must not hang on a lost signal. */
+static void wait_a_while_locked(cocoon_box *box)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)PUMP_POLL_MS * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_cond_timedwait(&box->cond, &box->lock, &ts);
+}
+
 int cocoon_exec_wait(cocoon_exec *ex, cocoon_exit_status *status, cocoon_error *err)
 {
     lib_err_clear(err);
@@ -604,7 +618,7 @@ int cocoon_exec_wait(cocoon_exec *ex, cocoon_exit_status *status, cocoon_error *
         if (drain_locked(box, ex))
             continue;
         if (ex->delivering) { /* cocoon_exec_write on another thread delivers our output */
-            pthread_cond_wait(&box->cond, &box->lock);
+            wait_a_while_locked(box);
             continue;
         }
         if (ex->finished)
@@ -618,7 +632,7 @@ int cocoon_exec_wait(cocoon_exec *ex, cocoon_exit_status *status, cocoon_error *
             break;
         }
         if (box->pumping || box->pump_wanted) { /* another thread reads the socket and routes our frames */
-            pthread_cond_wait(&box->cond, &box->lock);
+            wait_a_while_locked(box);
             continue;
         }
         box->pumping = 1;
