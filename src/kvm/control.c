@@ -25,7 +25,6 @@ static void send_line(struct kvm_control *c, json_t *o)
     if (!s)
         return;
     size_t len = strlen(s), off = 0;
-    s[len] = 0;
     while (off < len) {
         ssize_t n = write(c->fd, s + off, len - off);
         if (n > 0) {

@@ -15,47 +15,12 @@
 
 #include "kvm/cpustate.h"
 #include "kvm/machine.h"
+#include "util/fd.h"
 #include "util/util.h"
 
 #define PAGE 4096u
 /* not a secret: it turns the hash into a checksum that a random change does not meet */
 static const uint8_t hash_key[16] = "cocoon-kvm-state";
-
-static int pwrite_all(int fd, const void *p, size_t len, uint64_t off)
-{
-    const uint8_t *b = p;
-    while (len) {
-        ssize_t n = pwrite(fd, b, len, (off_t)off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        b += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
-    }
-    return 0;
-}
-
-static int pread_all(int fd, void *p, size_t len, uint64_t off)
-{
-    uint8_t *b = p;
-    while (len) {
-        ssize_t n = pread(fd, b, len, (off_t)off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        if (n == 0) {
-            errno = 0;
-            return -1; /* end of file */
-        }
-        b += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
-    }
-    return 0;
-}
 
 static int page_is_zero(const uint8_t *p)
 {
@@ -130,8 +95,8 @@ int kvm_snapfile__write_ram(struct kvm_vm *vm, int fd, uint64_t ram_off, uint64_
                     continue;
             }
             if (run_len) {
-                if (pwrite_all(fd, g->hva + run, run_len, ram_off + flat + run) < 0) {
-                    snprintf(err, cap, "cannot write the guest's memory: %s", strerror(errno ? errno : EIO));
+                if (util_pwrite_all(fd, g->hva + run, run_len, ram_off + flat + run) < 0) {
+                    snprintf(err, cap, "cannot write the guest's memory: %s", strerror(errno));
                     return -1;
                 }
                 *written += run_len;
@@ -183,15 +148,15 @@ int kvm_snapfile__save(struct kvm_machine *m, int fd, struct snapfile_info *info
     memcpy(hdr, h.buf, h.len);
     snap_w__free(&h);
     /* the header last: a file cut short anywhere has no valid magic */
-    if (ftruncate(fd, 0) < 0 || pwrite_all(fd, w.buf, w.len, info->state_off) < 0) {
-        snprintf(err, cap, "cannot write the saved state: %s", strerror(errno ? errno : EIO));
+    if (ftruncate(fd, 0) < 0 || util_pwrite_all(fd, w.buf, w.len, info->state_off) < 0) {
+        snprintf(err, cap, "cannot write the saved state: %s", strerror(errno));
         goto out;
     }
     if (kvm_snapfile__write_ram(vm, fd, info->ram_off, &info->ram_written, err, cap) < 0)
         goto out;
     if (ftruncate(fd, (off_t)(info->ram_off + ram)) < 0 || fdatasync(fd) < 0 ||
-        pwrite_all(fd, hdr, sizeof(hdr), 0) < 0 || fdatasync(fd) < 0) {
-        snprintf(err, cap, "cannot finish the snapshot file: %s", strerror(errno ? errno : EIO));
+        util_pwrite_all(fd, hdr, sizeof(hdr), 0) < 0 || fdatasync(fd) < 0) {
+        snprintf(err, cap, "cannot finish the snapshot file: %s", strerror(errno));
         goto out;
     }
     rc = 0;
@@ -211,7 +176,7 @@ int kvm_snapfile__open(int fd, uint32_t ncpus, uint64_t mem_bytes, struct snapfi
         snprintf(err, cap, "the memory snapshot is not a regular file");
         return -1;
     }
-    if (pread_all(fd, hdr, sizeof(hdr), 0) < 0 || memcmp(hdr, SNAPFILE_MAGIC, 16) != 0) {
+    if (util_pread_all(fd, hdr, sizeof(hdr), 0) < 0 || memcmp(hdr, SNAPFILE_MAGIC, 16) != 0) {
         snprintf(err, cap,
                  "the memory snapshot is not a kvm-backend state (bad header): it may be cut short, or "
                  "from the qemu backend");
@@ -252,7 +217,8 @@ int kvm_snapfile__open(int fd, uint32_t ncpus, uint64_t mem_bytes, struct snapfi
         snprintf(err, cap, "out of memory for the saved state");
         return -1;
     }
-    if (pread_all(fd, s, info->state_len, info->state_off) < 0 || util_siphash(hash_key, s, info->state_len) != hash) {
+    if (util_pread_all(fd, s, info->state_len, info->state_off) < 0 ||
+        util_siphash(hash_key, s, info->state_len) != hash) {
         free(s);
         snprintf(err, cap, "the memory snapshot's saved state does not match its checksum: the file is damaged");
         return -1;

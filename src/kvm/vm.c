@@ -1,21 +1,22 @@
 /* Creating and tearing down the KVM VM: /dev/kvm checks, in-kernel irqchip and PIT,
  * guest memory slots, interrupt lines, and the stop request every part may raise. */
 #include "kvm/vm.h"
-#include "kvm/cpustate.h"
-#include "util/fd.h"
-#include <stdlib.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
+
+#include "kvm/cpustate.h"
+#include "util/fd.h"
 
 #define KVM_TSS_ADDR 0xfffbd000ull /* three pages in the MMIO hole, for Intel real mode */
 #define KVM_IDENTITY_MAP_ADDR 0xfffbc000ull

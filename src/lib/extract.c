@@ -25,6 +25,7 @@
 
 #include "lib/internal.h"
 #include "lib/tar_policy.h"
+#include "util/fd.h"
 #include "util/util.h"
 
 #define STAGE_TOP "t" /* the copy's name inside the staging directory */
@@ -182,21 +183,6 @@ static int reader_failed(struct ex *x, const struct tar_reader *r)
     return fail(x, COCOON_E_PROTOCOL, "the guest sent a bad archive: %s", r->err);
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n, uint64_t off)
-{
-    while (n > 0) {
-        ssize_t w = pwrite(fd, p, n, (off_t)off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-        off += (uint64_t)w;
-    }
-    return 0;
-}
-
 static int put_file(struct ex *x, struct tar_reader *r, int pfd, const char *base, const char *rel,
                     const struct tar_entry *e)
 {
@@ -215,7 +201,7 @@ static int put_file(struct ex *x, struct tar_reader *r, int pfd, const char *bas
     uint64_t off;
     int rc, d;
     while ((d = tar_data(r, &data, &len, &off)) == 1)
-        if (write_all(fd, data, len, off) < 0)
+        if (util_pwrite_all(fd, data, len, off) < 0)
             break;
     if (d < 0)
         rc = reader_failed(x, r);

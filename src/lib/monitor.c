@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "boxcfg/mainspec.h"
 #include "util/util.h"
 
 static uint64_t now_ms(void) { return util_now_ns(CLOCK_MONOTONIC) / 1000000u; }
@@ -292,6 +293,21 @@ static int read_ready_line(int fd, uint64_t deadline, char *line, size_t cap)
     }
 }
 
+/* A box whose main process ended (a `true`, a command that is not there) stops on its
+ * own, maybe before we connect: that start succeeded, and the main process's record
+ * (written by this boot's monitor, which removed the last boot's) says how it ended. */
+static int main_process_ended(cocoon_box *box)
+{
+    struct main_state st;
+    char why[256];
+    int dirfd = open(box->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0)
+        return 0;
+    int rc = main_state_read(dirfd, &st, why, sizeof(why));
+    close(dirfd);
+    return rc > 0 && !strcmp(st.state, "exited");
+}
+
 int cocoon_box_start(cocoon_box *box, cocoon_error *err) { return cocoon_box_start_flags(box, 0, err); }
 
 int cocoon_box_start_flags(cocoon_box *box, unsigned flags, cocoon_error *err)
@@ -409,7 +425,7 @@ int cocoon_box_start_flags(cocoon_box *box, unsigned flags, cocoon_error *err)
             rc = lib_err(err, COCOON_E_BOOT, "box %s failed to boot: %s", box->id, msg);
     }
     cocoon_error why;
-    if (rc == 0 && lib_ctl_connect(box, &why) < 0) {
+    if (rc == 0 && lib_ctl_connect(box, &why) < 0 && !main_process_ended(box)) {
         /* Once ready, a monitor takes connections until its stop begins. */
         if (why.code == COCOON_E_STATE || !lib_box_running(box->dir, NULL))
             rc = lib_err(err, COCOON_E_STATE,

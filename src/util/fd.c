@@ -37,6 +37,25 @@ ssize_t util_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
     return transfer(fd, NULL, buf, len, off);
 }
 
+static int all_or_error(ssize_t moved, size_t len)
+{
+    if (moved == (ssize_t)len)
+        return 0;
+    if (moved >= 0)
+        errno = EIO;
+    return -1;
+}
+
+int util_pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+    return all_or_error(transfer(fd, buf, NULL, len, off), len);
+}
+
+int util_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+    return all_or_error(transfer(fd, NULL, buf, len, off), len);
+}
+
 int util_epoll_set(int epfd, int op, int fd, uint32_t events, void *ptr)
 {
     struct epoll_event e = {.events = events, .data.ptr = ptr};

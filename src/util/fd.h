@@ -15,6 +15,10 @@ void util_fd_close(int *fd);
  * -1 with errno on an error. */
 ssize_t util_pread_full(int fd, void *buf, size_t len, uint64_t off);
 ssize_t util_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+/* The same, all or nothing: 0 when all len bytes moved, else -1 with errno (EIO for a
+ * file that ends early or a write that makes no progress). */
+int util_pread_all(int fd, void *buf, size_t len, uint64_t off);
+int util_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 /* write(2) of all len bytes across short writes and EINTR: 0, or -1 with errno (a
  * reader that went away: EPIPE). */
 int util_write_all(int fd, const void *buf, size_t len);

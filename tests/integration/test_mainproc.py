@@ -158,7 +158,10 @@ def test_exit_code_is_recorded_and_the_box_stops(vm):
 
 def test_main_process_that_exits_at_once_or_cannot_start(vm):
     quick = run_d(vm, "--", "true")
-    missing = run_d(vm, "--", "no-such-command")
+    # the CLI waits after the box is ready, so the box has stopped by the time it
+    # connects: that start still succeeded (it used to say "stopped again")
+    missing = run_d(vm, "--", "no-such-command", env={"COCOON_TEST_DELAY_START_READY": "5000"})
+    assert re.fullmatch(r"[0-9a-f]{12}", missing), missing
     try:
         assert stopped(vm, quick)["main"]["exit_code"] == 0
         i = stopped(vm, missing)
