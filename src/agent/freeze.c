@@ -95,19 +95,24 @@ void freeze_on_restored(struct agent *a, const uint8_t *p, size_t n)
         session_send_error(a, PROTO_STREAM_SESSION, EINVAL, "malformed RESTORED");
         return;
     }
+    /* The child must not serve anything with its parent's clock or RNG: both come
+     * first. Thawing the file system and writing /etc/hosts cost disk writes (into a
+     * fresh layer: slow) and follow READY, overlapping the host's way to the first
+     * request; this loop reads no request before they are done. */
     clock_follow_host(r.realtime_ns, 0);
     reseed(r.seed);
     memset(r.seed, 0, sizeof(r.seed));
-    freeze_thaw(a); /* first: /etc/hosts is written below */
     if (r.hostname[0] && sethostname(r.hostname, strlen(r.hostname)) != 0)
         agent_log("sethostname %s: %s", r.hostname, strerror(errno));
-    if (r.hostname[0])
-        guestcfg_apply(r.hostname);
     size_t forgotten = exec_forget_all(a);
+    a->muted = 0;
     if (a->phase == PHASE_HANDSHAKE)
         a->phase = PHASE_SERVING;
     struct proto_ready rd = {.boot_ns = clock_ns(CLOCK_BOOTTIME), .init_ns = a->init_ns};
     session_send(a, proto_encode_ready(&agent_w, &rd));
+    freeze_thaw(a); /* before /etc/hosts is written */
+    if (r.hostname[0])
+        guestcfg_apply(r.hostname);
     agent_log("restored from a snapshot: clock stepped, RNG reseeded, %zu exec stream(s) of the parent forgotten",
               forgotten);
 }

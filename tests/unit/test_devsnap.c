@@ -112,6 +112,21 @@ static void console_busy(struct host_fake *f, struct virtio_console *c, struct v
     assert_int_equal(c->tx_off, 0);
 }
 
+/* Saves c, then loads the state into c2: a console of a new host g (a clone of f) on a
+ * new socket pair tv; r is left at the end of what the load read. */
+static void console_reload(struct virtio_console *c, struct host_fake *f, struct virtio_console *c2,
+                           struct host_fake *g, int tv[2], struct snap_w *w, struct snap_r *r)
+{
+    char err[256] = "";
+    snap_w__init(w);
+    assert_int_equal(virtio_console__save(c, w, err, sizeof(err)), 0);
+    clone_host(g, f);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, tv), 0);
+    assert_int_equal(virtio_console__init(c2, &g->host, BASE, 5, tv[0]), 0);
+    snap_r__init(r, w->buf, w->len);
+    assert_int_equal(virtio_console__load(c2, r, err, sizeof(err)), 0);
+}
+
 static void test_console_continues_after_restore(void **state)
 {
     (void)state;
@@ -119,19 +134,10 @@ static void test_console_continues_after_restore(void **state)
     static struct virtio_console c, c2;
     struct vdrv d;
     int sv[2], tv[2];
-    char err[256] = "";
     console_busy(&f, &c, &d, sv);
-
     struct snap_w w;
-    snap_w__init(&w);
-    assert_int_equal(virtio_console__save(&c, &w, err, sizeof(err)), 0);
-
-    clone_host(&g, &f);
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, tv), 0);
-    assert_int_equal(virtio_console__init(&c2, &g.host, BASE, 5, tv[0]), 0);
     struct snap_r r;
-    snap_r__init(&r, w.buf, w.len);
-    assert_int_equal(virtio_console__load(&c2, &r, err, sizeof(err)), 0);
+    console_reload(&c, &f, &c2, &g, tv, &w, &r);
     assert_int_equal(r.off, r.len);
     struct vdrv d2 = moved(&d, &g);
     assert_true(c2.guest_open);
@@ -203,18 +209,11 @@ static void test_console_tells_the_guest_its_new_host_side(void **state)
     static struct virtio_console c, c2;
     struct vdrv d;
     int sv[2], tv[2];
-    char err[256] = "";
     console_busy(&f, &c, &d, sv);
     c.host_closed = 1;
     struct snap_w w;
-    snap_w__init(&w);
-    assert_int_equal(virtio_console__save(&c, &w, err, sizeof(err)), 0);
-    clone_host(&g, &f);
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, tv), 0);
-    assert_int_equal(virtio_console__init(&c2, &g.host, BASE, 5, tv[0]), 0);
     struct snap_r r;
-    snap_r__init(&r, w.buf, w.len);
-    assert_int_equal(virtio_console__load(&c2, &r, err, sizeof(err)), 0);
+    console_reload(&c, &f, &c2, &g, tv, &w, &r);
     assert_int_equal(c2.nctrl, 3);
     uint16_t ev, val;
     memcpy(&ev, c2.ctrl[2] + 4, 2);

@@ -425,27 +425,48 @@ class EmbeddedBox(BoxHandle):
         (KeyboardInterrupt, delivered to the main thread only between Python steps)
         reaches the caller at once; the command is then killed before it propagates."""
         out: List[object] = []
+        # The caller frees ex when run() returns, so once the helper has begun it must
+        # be waited for, interrupt or not. Not with Thread.join: a join that an
+        # exception interrupts marks the thread stopped while it still runs (CPython
+        # 3.11), and later joins return at once; `done` is ours. An interrupt inside
+        # t.start() can come before the helper begins: it then finds `abandoned` and
+        # leaves ex alone.
+        lock = threading.Lock()
+        done = threading.Event()
+        state = {"running": False, "abandoned": False}
 
         def wait() -> None:
+            with lock:
+                if state["abandoned"]:
+                    return
+                state["running"] = True
             try:
                 out.append(self._feed_and_wait(ex, req))
             except BaseException as e:  # noqa: BLE001 - re-raised below
                 out.append(e)
+            finally:
+                done.set()
 
-        t = threading.Thread(target=wait, name="cocoon-run")
+        t = threading.Thread(target=wait, name="cocoon-run", daemon=True)
         # One try from the start: a Ctrl-C that lands while the command starts, or just
         # after, kills it too (else it ran to its end with nobody waiting).
         try:
             ex.start()
             t.start()
-            t.join()
+            done.wait()
         except BaseException:
+            with lock:
+                state["abandoned"] = True
+                running = state["running"]
             try:
                 ex.signal(9)
             except CocoonError:
                 pass  # it never started, or has ended
-            if t.ident is not None:
-                t.join()
+            while running and not done.is_set():
+                try:
+                    done.wait()  # the killed command ends at once; a second Ctrl-C waits too
+                except BaseException:  # noqa: BLE001 - the first interrupt is the one raised
+                    pass
             raise
         if isinstance(out[0], BaseException):
             raise out[0]

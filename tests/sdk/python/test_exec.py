@@ -181,6 +181,31 @@ def test_an_interrupt_stops_waiting_and_kills_the_command(box):
     assert box.exec(["echo", "still fine"]).stdout == "still fine\n"
 
 
+def test_an_interrupt_while_the_waiter_starts_leaves_the_command_to_it(box, transport, monkeypatch):
+    """A Ctrl-C that lands inside Thread.start() of the embedded run's waiter, before the
+    thread is known to have started (its ident still None): the waiter must not be left
+    using a command the caller frees (it was: a crash in a later exec, seen in CI)."""
+    if transport != "embedded":
+        pytest.skip("the waiter thread is the embedded transport's")
+    import cocoon._embedded as embedded
+
+    class StartInterrupted(threading.Thread):
+        @property
+        def ident(self):  # as if the interrupt came before the thread set it
+            return None
+
+        def start(self):
+            super().start()
+            raise _Interrupted()
+
+    monkeypatch.setattr(embedded.threading, "Thread", StartInterrupted)
+    with pytest.raises(_Interrupted):
+        box.exec(["sh", "-c", "sleep 30; echo late"])
+    monkeypatch.undo()
+    for _ in range(3):
+        assert box.exec(["echo", "still fine"]).stdout == "still fine\n"
+
+
 def test_stop_while_another_thread_waits_for_a_command(client):
     """A stop from one thread while another waits for a long command: the stop goes
     through (the waiter used to take the library's pump back every half second and the
