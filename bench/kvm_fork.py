@@ -70,7 +70,8 @@ def main():
              "the VMM itself), against N times the guest's RAM (what N private copies would hold); and 1 - Pss/Rss, "
              "the part of what the children have resident that they share. The goal of 0.1x restore / cold boot is "
              "not met here: about half of a restore is the guest's own work after it (the agent's RESTORED handling, "
-             "then the first exec), where each first touch of a guest page is a nested page fault under TCG, and the "
+             "then the first exec; the agent answers READY before its disk writes, the thaw and /etc/hosts, but the "
+             "first exec waits for them), where each first touch of a guest page is a nested page fault under TCG, and the "
              "children's RAM is mapped in 4 KiB pages from the file where a cold boot's is on 2 MiB pages.\n\n")
     many = os.environ.get("NESTED_CONSOLE_MANY")
     if many:
